@@ -1,0 +1,1 @@
+"""refundflow: serverless refund automation (the shared package of every Lambda function)."""

@@ -1,0 +1,613 @@
+"""The single refunds table: refund state, its hash-chained audit trail, refundable balances,
+first-seen markers for inbound deliveries and the task tokens of waiting workflows.
+
+Every status change is one TransactWriteItems: the new state (conditioned on the version we read),
+the next audit entry (conditioned on not existing) and any extra items, such as the balance
+reservation, so concurrent requests can never over-refund and the trail can never fork.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from refundflow.adapters.aws import client as aws_client
+from refundflow.audit import GENESIS_HASH, entry_hash
+from refundflow.errors import (
+    ConcurrentModification,
+    GuardUnavailable,
+    IdempotencyConflict,
+    IllegalTransition,
+    InsufficientRefundableAmount,
+    NotFound,
+    RefundflowError,
+    TransientError,
+)
+from refundflow.models import AuditEntry, PaymentProvider, Refund, RefundableBalance
+from refundflow.money import Money
+from refundflow.ports import ProviderPayment
+from refundflow.status import RefundStatus, can_transition
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+_TRANSIENT_CODES = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+    "TransactionInProgressException",
+    "LimitExceededException",
+}
+SOURCE_MARKER_RETENTION = timedelta(days=400)
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal; every number we store is an integer."""
+    if isinstance(value, Decimal):
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _to_item(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: _serializer.serialize(value) for key, value in values.items() if value is not None}
+
+
+def _from_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: _plain(_deserializer.deserialize(value)) for key, value in item.items()}
+
+
+def customer_key(email: str) -> str:
+    """A pseudonymous key for a customer's refund history (the index never holds the address)."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class TransactItem:
+    """One extra item of a status-change transaction and the error to raise if its condition fails."""
+
+    operation: dict[str, Any]
+    on_condition_failed: Callable[[], RefundflowError] = field(
+        default=lambda: ConcurrentModification("a related item changed concurrently")
+    )
+
+
+@dataclass(frozen=True)
+class Change:
+    refund: Refund
+    entry: AuditEntry
+
+
+@dataclass(frozen=True)
+class CreateOutcome:
+    refund: Refund
+    created: bool
+    duplicate_delivery: bool
+
+
+class RefundRepository:
+    """Typed access to the refunds table. Raises GuardUnavailable when the store cannot be reached."""
+
+    def __init__(self, table_name: str, dynamodb: Any | None = None, now: Callable[[], datetime] | None = None):
+        self.table_name = table_name
+        self._dynamodb = dynamodb
+        self._now = now or (lambda: datetime.now(UTC))
+
+    @property
+    def dynamodb(self) -> Any:
+        if self._dynamodb is None:
+            self._dynamodb = aws_client("dynamodb")
+        return self._dynamodb
+
+    # ------------------------------------------------------------------ calls
+
+    def _call(self, operation: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.dynamodb, operation)(**kwargs)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code in _TRANSIENT_CODES:
+                raise TransientError(f"DynamoDB {operation}: {code}", code="store_busy") from error
+            if code in {"ConditionalCheckFailedException", "TransactionCanceledException"}:
+                raise
+            raise GuardUnavailable(f"DynamoDB {operation} failed: {code}") from error
+        except BotoCoreError as error:
+            raise GuardUnavailable(f"DynamoDB unreachable during {operation}: {error}") from error
+
+    def _transact(self, items: Sequence[TransactItem], token: str | None = None) -> None:
+        kwargs: dict[str, Any] = {"TransactItems": [item.operation for item in items]}
+        if token:
+            kwargs["ClientRequestToken"] = token[:36]
+        try:
+            self._call("transact_write_items", **kwargs)
+        except ClientError as error:
+            reasons = error.response.get("CancellationReasons") or []
+            for item, reason in zip(items, reasons, strict=False):
+                if reason.get("Code") == "ConditionalCheckFailed":
+                    raise item.on_condition_failed() from error
+            if any(reason.get("Code") in {"TransactionConflict", "ThrottlingError"} for reason in reasons):
+                raise TransientError("DynamoDB transaction conflict", code="store_busy") from error
+            raise ConcurrentModification("transaction cancelled") from error
+
+    # ------------------------------------------------------------------ refunds
+
+    @staticmethod
+    def _state_item(refund: Refund) -> dict[str, Any]:
+        document = refund.model_dump(mode="json")
+        index = {
+            "pk": f"REFUND#{refund.refund_id}",
+            "sk": "STATE",
+            "gsi1pk": f"STATUS#{refund.status.value}",
+            "gsi1sk": f"{document['updated_at']}#{refund.refund_id}",
+            "gsi2pk": f"PAYMENT#{refund.payment.provider.value}#{refund.payment.payment_id}",
+            "gsi2sk": f"{document['created_at']}#{refund.refund_id}",
+            "gsi3pk": (
+                f"TICKET#{refund.source.system}#{refund.source.ticket_id}" if refund.source.ticket_id else None
+            ),
+            "gsi3sk": f"{document['created_at']}#{refund.refund_id}" if refund.source.ticket_id else None,
+            "gsi4pk": f"CUSTOMER#{customer_key(refund.customer.email)}",
+            "gsi4sk": f"{document['created_at']}#{refund.refund_id}",
+            "entity": "refund",
+        }
+        return _to_item({**document, **index})
+
+    @staticmethod
+    def _refund_from(item: dict[str, Any]) -> Refund:
+        values = _from_item(item)
+        return Refund.model_validate({key: values[key] for key in Refund.model_fields if key in values})
+
+    def _audit_entry(
+        self,
+        refund: Refund,
+        *,
+        entry_type: str,
+        actor: str,
+        at: datetime,
+        from_status: RefundStatus | None,
+        details: dict[str, Any],
+    ) -> AuditEntry:
+        prev_hash = refund.audit_head or GENESIS_HASH
+        fields = {
+            "refund_id": refund.refund_id,
+            "seq": refund.audit_seq + 1,
+            "at": at,
+            "type": entry_type,
+            "actor": actor,
+            "from_status": from_status,
+            "to_status": refund.status,
+            "details": details,
+            "prev_hash": prev_hash,
+        }
+        partial = AuditEntry.model_validate({**fields, "hash": "0" * 64})
+        digest = entry_hash(prev_hash, partial.model_dump(mode="json"))
+        return partial.model_copy(update={"hash": digest})
+
+    def _entry_put(self, entry: AuditEntry) -> TransactItem:
+        document = entry.model_dump(mode="json")
+        return TransactItem(
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": _to_item(
+                        {
+                            **document,
+                            "pk": f"REFUND#{entry.refund_id}",
+                            "sk": f"EVENT#{document['at']}#{entry.seq:06d}",
+                            "entity": "audit",
+                        }
+                    ),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            lambda: ConcurrentModification("audit entry already written"),
+        )
+
+    def _timestamp(self, refund: Refund | None) -> datetime:
+        now = self._now()
+        # Audit timestamps never go backwards, even across Lambdas with skewed clocks.
+        if refund is not None and refund.updated_at >= now:
+            return refund.updated_at + timedelta(milliseconds=1)
+        return now
+
+    def create(
+        self,
+        refund: Refund,
+        *,
+        actor: str,
+        delivery: tuple[str, str] | None,
+        details: dict[str, Any] | None = None,
+    ) -> CreateOutcome:
+        """Store a new refund with its first audit entry and the delivery's first-seen marker.
+
+        A delivery seen before, or a refund that already exists, returns the stored refund with
+        ``created=False``: nothing is written twice.
+        """
+        at = self._timestamp(None)
+        draft = refund.model_copy(update={"created_at": at, "updated_at": at, "version": 1, "audit_seq": 0})
+        entry = self._audit_entry(
+            draft, entry_type="RefundRequested", actor=actor, at=at, from_status=None, details=details or {}
+        )
+        stored = draft.model_copy(update={"audit_seq": 1, "audit_head": entry.hash})
+        # The delivery marker goes first: when both conditions fail, a redelivery is what happened.
+        items = [self._delivery_marker(delivery[0], delivery[1], refund.refund_id, at)] if delivery else []
+        items += [
+            TransactItem(
+                {
+                    "Put": {
+                        "TableName": self.table_name,
+                        "Item": self._state_item(stored),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                lambda: _RefundExists(),
+            ),
+            self._entry_put(entry),
+        ]
+        try:
+            self._transact(items)
+        except _DeliverySeen:
+            assert delivery is not None
+            first_refund_id = self.delivery_refund_id(*delivery)
+            if first_refund_id != refund.refund_id:
+                raise IdempotencyConflict(
+                    f"delivery id {delivery[1]} was already used for another refund request"
+                ) from None
+            return CreateOutcome(self.get(refund.refund_id), created=False, duplicate_delivery=True)
+        except _RefundExists:
+            if delivery is not None:
+                self.mark_delivery(delivery[0], delivery[1], refund.refund_id)
+            return CreateOutcome(self.get(refund.refund_id), created=False, duplicate_delivery=False)
+        return CreateOutcome(stored, created=True, duplicate_delivery=False)
+
+    def get(self, refund_id: str) -> Refund:
+        """Raises: NotFound."""
+        found = self.find(refund_id)
+        if found is None:
+            raise NotFound(f"refund {refund_id} does not exist")
+        return found
+
+    def find(self, refund_id: str) -> Refund | None:
+        response = self._call(
+            "get_item",
+            TableName=self.table_name,
+            Key=_to_item({"pk": f"REFUND#{refund_id}", "sk": "STATE"}),
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return self._refund_from(item) if item else None
+
+    def transition(
+        self,
+        refund: Refund,
+        to: RefundStatus,
+        *,
+        actor: str,
+        details: dict[str, Any] | None = None,
+        changes: dict[str, Any] | None = None,
+        extra: Iterable[TransactItem] = (),
+    ) -> Change:
+        """Move ``refund`` to ``to`` atomically with its audit entry and ``extra`` items.
+
+        Raises:
+            IllegalTransition: the state model does not allow this change.
+            ConcurrentModification: the refund changed since it was read.
+            GuardUnavailable, TransientError: the store could not be written.
+        """
+        if not can_transition(refund.status, to):
+            raise IllegalTransition(f"{refund.refund_id}: {refund.status} -> {to} is not allowed")
+        return self._write(refund, to, f"StatusChanged:{to.value}", actor, details or {}, changes or {}, extra)
+
+    def record(
+        self,
+        refund: Refund,
+        entry_type: str,
+        *,
+        actor: str,
+        details: dict[str, Any] | None = None,
+        changes: dict[str, Any] | None = None,
+        extra: Iterable[TransactItem] = (),
+    ) -> Change:
+        """Append an audit entry (and apply ``changes``) without changing the status."""
+        return self._write(refund, refund.status, entry_type, actor, details or {}, changes or {}, extra)
+
+    def _write(
+        self,
+        refund: Refund,
+        to: RefundStatus,
+        entry_type: str,
+        actor: str,
+        details: dict[str, Any],
+        changes: dict[str, Any],
+        extra: Iterable[TransactItem],
+    ) -> Change:
+        at = self._timestamp(refund)
+        moved = refund.evolve(**changes, status=to, updated_at=at)
+        entry = self._audit_entry(moved, entry_type=entry_type, actor=actor, at=at, from_status=refund.status, details=details)
+        stored = moved.evolve(version=refund.version + 1, audit_seq=entry.seq, audit_head=entry.hash)
+        state_put = TransactItem(
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": self._state_item(stored),
+                    "ConditionExpression": "version = :version",
+                    "ExpressionAttributeValues": _to_item({":version": refund.version}),
+                }
+            },
+            lambda: ConcurrentModification(f"refund {refund.refund_id} changed since version {refund.version}"),
+        )
+        self._transact([state_put, self._entry_put(entry), *extra])
+        return Change(stored, entry)
+
+    def timeline(self, refund_id: str) -> list[AuditEntry]:
+        entries: list[AuditEntry] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": _to_item({":pk": f"REFUND#{refund_id}", ":prefix": "EVENT#"}),
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self._call("query", **kwargs)
+            for item in response.get("Items", []):
+                values = _from_item(item)
+                entries.append(AuditEntry.model_validate({k: values[k] for k in AuditEntry.model_fields if k in values}))
+            if "LastEvaluatedKey" not in response:
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return sorted(entries, key=lambda entry: entry.seq)
+
+    def list_by_status(self, status: RefundStatus, limit: int = 50) -> list[Refund]:
+        response = self._call(
+            "query",
+            TableName=self.table_name,
+            IndexName="by-status",
+            KeyConditionExpression="gsi1pk = :pk",
+            ExpressionAttributeValues=_to_item({":pk": f"STATUS#{status.value}"}),
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [self._refund_from(item) for item in response.get("Items", [])]
+
+    def customer_history(self, email: str, since: datetime) -> list[Refund]:
+        """The customer's refunds created at or after ``since`` (for velocity rules)."""
+        refunds: list[Refund] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": "by-customer",
+            "KeyConditionExpression": "gsi4pk = :pk AND gsi4sk >= :since",
+            "ExpressionAttributeValues": _to_item(
+                {":pk": f"CUSTOMER#{customer_key(email)}", ":since": since.isoformat().replace("+00:00", "Z")}
+            ),
+        }
+        while True:
+            response = self._call("query", **kwargs)
+            refunds.extend(self._refund_from(item) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return refunds
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    # ------------------------------------------------------------------ refundable balances
+
+    @staticmethod
+    def _balance_key(provider: PaymentProvider, payment_id: str) -> dict[str, Any]:
+        return _to_item({"pk": f"PAYMENT#{provider.value}#{payment_id}", "sk": "LEDGER"})
+
+    def get_balance(self, provider: PaymentProvider, payment_id: str) -> RefundableBalance | None:
+        response = self._call(
+            "get_item", TableName=self.table_name, Key=self._balance_key(provider, payment_id), ConsistentRead=True
+        )
+        item = response.get("Item")
+        if not item:
+            return None
+        values = _from_item(item)
+        currency = values["currency"]
+        return RefundableBalance(
+            provider=provider,
+            payment_id=payment_id,
+            captured=Money.of(values["captured"], currency),
+            refunded=Money.of(values["refunded"], currency),
+            reserved=Money.of(values["reserved"], currency),
+            remaining=Money.of(values["remaining"], currency),
+        )
+
+    def open_balance(self, payment: ProviderPayment) -> RefundableBalance:
+        """The payment's balance, created from the provider's figures the first time it is seen.
+
+        Refunds made at the provider outside refundflow before that moment are not refundable again.
+        """
+        existing = self.get_balance(payment.provider, payment.payment_id)
+        if existing is not None:
+            return existing
+        remaining = max(payment.captured.minor_units - payment.refunded.minor_units, 0)
+        try:
+            self._call(
+                "put_item",
+                TableName=self.table_name,
+                Item=_to_item(
+                    {
+                        "pk": f"PAYMENT#{payment.provider.value}#{payment.payment_id}",
+                        "sk": "LEDGER",
+                        "entity": "balance",
+                        "currency": payment.captured.currency,
+                        "captured": payment.captured.minor_units,
+                        "refunded": payment.refunded.minor_units,
+                        "reserved": 0,
+                        "remaining": remaining,
+                        "opened_at": self._now().isoformat(),
+                    }
+                ),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError:
+            pass  # opened concurrently: the stored figures win
+        balance = self.get_balance(payment.provider, payment.payment_id)
+        assert balance is not None
+        return balance
+
+    def _balance_update(
+        self, refund: Refund, expression: str, condition: str, amount: Money, error: Callable[[], RefundflowError]
+    ) -> TransactItem:
+        return TransactItem(
+            {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": self._balance_key(refund.payment.provider, refund.payment.payment_id),
+                    "UpdateExpression": expression,
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeValues": _to_item({":amount": amount.minor_units, ":currency": amount.currency}),
+                }
+            },
+            error,
+        )
+
+    def reserve(self, refund: Refund, amount: Money) -> TransactItem:
+        """Take ``amount`` out of the remaining balance; fails if less remains (no arithmetic in
+        conditions, hence ``remaining`` kept as its own attribute)."""
+        return self._balance_update(
+            refund,
+            "SET remaining = remaining - :amount, reserved = reserved + :amount",
+            "attribute_exists(pk) AND remaining >= :amount AND currency = :currency",
+            amount,
+            lambda: InsufficientRefundableAmount(
+                f"{amount} exceeds what remains refundable on {refund.payment.provider}/{refund.payment.payment_id}"
+            ),
+        )
+
+    def release(self, refund: Refund, amount: Money) -> TransactItem:
+        """Give a held reservation back (exactly once: the refund's own state guards it)."""
+        return self._balance_update(
+            refund,
+            "SET remaining = remaining + :amount, reserved = reserved - :amount",
+            "reserved >= :amount AND currency = :currency",
+            amount,
+            lambda: IllegalTransition("releasing more than is reserved"),
+        )
+
+    def consume(self, refund: Refund, amount: Money) -> TransactItem:
+        """Turn a held reservation into a refunded amount once the provider confirmed the refund."""
+        return self._balance_update(
+            refund,
+            "SET refunded = refunded + :amount, reserved = reserved - :amount",
+            "reserved >= :amount AND currency = :currency",
+            amount,
+            lambda: IllegalTransition("consuming more than is reserved"),
+        )
+
+    def unconsume(self, refund: Refund, amount: Money) -> TransactItem:
+        """A refund that had succeeded was reversed by the provider: the amount is refundable again."""
+        return self._balance_update(
+            refund,
+            "SET refunded = refunded - :amount, remaining = remaining + :amount",
+            "refunded >= :amount AND currency = :currency",
+            amount,
+            lambda: IllegalTransition("reversing more than was refunded"),
+        )
+
+    # ------------------------------------------------------------------ inbound deliveries
+
+    def _delivery_marker(self, platform: str, event_id: str, refund_id: str, at: datetime) -> TransactItem:
+        return TransactItem(
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": _to_item(
+                        {
+                            "pk": f"SOURCE#{platform}#{event_id}",
+                            "sk": "SOURCE",
+                            "entity": "delivery",
+                            "refund_id": refund_id,
+                            "first_seen_at": at.isoformat(),
+                            "expires_at": int((at + SOURCE_MARKER_RETENTION).timestamp()),
+                        }
+                    ),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            lambda: _DeliverySeen(),
+        )
+
+    def mark_delivery(self, platform: str, event_id: str, refund_id: str) -> bool:
+        """Record an inbound delivery id; False if it was seen before (a redelivery or replay)."""
+        try:
+            self._transact([self._delivery_marker(platform, event_id, refund_id, self._now())])
+        except _DeliverySeen:
+            return False
+        return True
+
+    def delivery_refund_id(self, platform: str, event_id: str) -> str | None:
+        response = self._call(
+            "get_item",
+            TableName=self.table_name,
+            Key=_to_item({"pk": f"SOURCE#{platform}#{event_id}", "sk": "SOURCE"}),
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return str(_from_item(item)["refund_id"]) if item else None
+
+    # ------------------------------------------------------------------ task tokens of waiting workflows
+
+    def put_wait_token(self, refund_id: str, kind: str, token: str) -> None:
+        self._call(
+            "put_item",
+            TableName=self.table_name,
+            Item=_to_item(
+                {
+                    "pk": f"REFUND#{refund_id}",
+                    "sk": f"WAIT#{kind}",
+                    "entity": "wait",
+                    "token": token,
+                    "stored_at": self._now().isoformat(),
+                }
+            ),
+        )
+
+    def take_wait_token(self, refund_id: str, kind: str) -> str | None:
+        """Remove and return the stored token: only one caller ever gets it."""
+        try:
+            response = self._call(
+                "delete_item",
+                TableName=self.table_name,
+                Key=_to_item({"pk": f"REFUND#{refund_id}", "sk": f"WAIT#{kind}"}),
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError:
+            return None
+        item = response.get("Attributes")
+        return str(_from_item(item)["token"]) if item else None
+
+    def peek_wait_token(self, refund_id: str, kind: str) -> str | None:
+        response = self._call(
+            "get_item",
+            TableName=self.table_name,
+            Key=_to_item({"pk": f"REFUND#{refund_id}", "sk": f"WAIT#{kind}"}),
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return str(_from_item(item)["token"]) if item else None
+
+
+class _DeliverySeen(RefundflowError):
+    code = "delivery_seen"
+
+    def __init__(self) -> None:
+        super().__init__("delivery seen before")
+
+
+class _RefundExists(RefundflowError):
+    code = "refund_exists"
+
+    def __init__(self) -> None:
+        super().__init__("refund exists")

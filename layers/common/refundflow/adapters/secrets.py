@@ -1,0 +1,38 @@
+"""Secrets from Secrets Manager through Powertools parameters (cached; never logged)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities import parameters
+
+from refundflow import settings
+from refundflow.errors import ConfigurationError
+
+
+def get_json_secret(name: str, *, force_fetch: bool = False) -> dict[str, Any]:
+    """The secret ``name`` parsed as a JSON object, cached for SECRETS_CACHE_SECONDS.
+
+    Raises:
+        ConfigurationError: the secret is missing or not a JSON object.
+    """
+    max_age = settings.load(settings.SecretsSettings).secrets_cache_seconds
+    try:
+        value = parameters.get_secret(name, transform="json", max_age=max_age, force_fetch=force_fetch)
+    except parameters.exceptions.GetParameterError as error:
+        raise ConfigurationError(f"secret {name} could not be read") from error
+    except parameters.exceptions.TransformParameterError as error:
+        raise ConfigurationError(f"secret {name} is not JSON") from error
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"secret {name} is not a JSON object")
+    return value
+
+
+def put_json_secret(name: str, value: dict[str, Any]) -> None:
+    """Store a new version of a JSON secret (rotated OAuth refresh tokens)."""
+    from refundflow.adapters.aws import client
+
+    import json
+
+    client("secretsmanager").put_secret_value(SecretId=name, SecretString=json.dumps(value))
+    parameters.get_secret(name, transform="json", force_fetch=True)

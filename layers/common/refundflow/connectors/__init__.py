@@ -1,0 +1,1 @@
+"""Platform connectors: one adapter per platform behind the ports in refundflow.ports."""

@@ -1,0 +1,276 @@
+"""The models refundflow owns: strict, frozen, no unknown fields (a client cannot mass-assign)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from refundflow.money import Money
+from refundflow.status import RefundStatus
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+
+def _valid_email(value: str) -> str:
+    local, _, domain = value.rpartition("@")
+    if not local or "." not in domain or any(ch.isspace() for ch in value) or domain.startswith("."):
+        raise ValueError("not a valid e-mail address")
+    return value
+
+
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-/#]+$")]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_valid_email)]
+
+
+class PaymentProvider(StrEnum):
+    STRIPE = "stripe"
+    PAYPAL = "paypal"
+    SQUARE = "square"
+    AMAZON_PAY = "amazon_pay"
+    ADYEN = "adyen"
+    BRAINTREE = "braintree"
+    KLARNA = "klarna"
+    MOLLIE = "mollie"
+    CHARGEBEE = "chargebee"
+    SHOPIFY = "shopify"
+    WOOCOMMERCE = "woocommerce"
+
+
+class BooksSystem(StrEnum):
+    XERO = "xero"
+    QUICKBOOKS = "quickbooks"
+    NETSUITE = "netsuite"
+    SAP = "sap"
+    DYNAMICS = "dynamics"
+    ZOHO_BOOKS = "zoho_books"
+
+
+class RefundReason(StrEnum):
+    PRODUCT_RETURN = "product_return"
+    DAMAGED = "damaged"
+    WRONG_ITEM = "wrong_item"
+    NOT_AS_DESCRIBED = "not_as_described"
+    NOT_RECEIVED = "not_received"
+    DELIVERY_FAILED = "delivery_failed"
+    CHANGED_MIND = "changed_mind"
+    DUPLICATE_CHARGE = "duplicate_charge"
+    FRAUDULENT = "fraudulent"
+    GOODWILL = "goodwill"
+    OTHER = "other"
+
+
+class ReturnStatus(StrEnum):
+    NOT_REQUIRED = "not_required"
+    REQUESTED = "requested"
+    IN_TRANSIT = "in_transit"
+    RECEIVED = "received"
+    DELIVERY_FAILED = "delivery_failed"
+
+
+class PaymentReference(StrictModel):
+    provider: PaymentProvider
+    payment_id: Identifier = Field(description="The provider's payment object id (Stripe: pi_… or ch_…).")
+
+
+class InvoiceReference(StrictModel):
+    system: BooksSystem
+    invoice_id: Identifier = Field(description="The books system's invoice id (Xero: InvoiceID).")
+
+
+class OrderItem(StrictModel):
+    sku: Identifier
+    description: ShortText | None = None
+    category: Identifier | None = None
+    quantity: int = Field(ge=1, le=100_000)
+    unit_price: Money | None = None
+    final_sale: bool = False
+
+
+class OrderInfo(StrictModel):
+    order_id: Identifier
+    platform: Identifier | None = None
+    placed_at: datetime | None = None
+    delivered_at: datetime | None = None
+    items: list[OrderItem] = Field(default_factory=list, max_length=500)
+
+
+class ReturnInfo(StrictModel):
+    status: ReturnStatus
+    received_at: datetime | None = None
+    tracking_reference: Identifier | None = None
+
+
+class CustomerContact(StrictModel):
+    email: Email
+    name: ShortText | None = None
+    customer_id: Identifier | None = None
+    locale: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")] | None = None
+
+
+class SourceReference(StrictModel):
+    system: Identifier = Field(description="The system that asked for the refund, e.g. returns-portal.")
+    reference: Identifier = Field(description="Its id for this refund request (RMA, ticket, case).")
+    ticket_id: Identifier | None = None
+
+
+class RefundLine(StrictModel):
+    """A line being refunded; lines become the credit note's lines."""
+
+    description: ShortText
+    sku: Identifier | None = None
+    category: Identifier | None = None
+    quantity: int = Field(default=1, ge=1, le=100_000)
+    amount: Money = Field(description="Gross amount of the line (quantity included), minor units.")
+
+
+class Adjustment(StrictModel):
+    """A deduction the policy applied (restocking fee, shipping deduction, cap)."""
+
+    kind: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")]
+    description: ShortText
+    amount: Money
+
+
+class PolicyDecisionRecord(StrictModel):
+    outcome: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")]
+    policy_version: ShortText
+    rule_id: ShortText
+    reason_code: ShortText | None = None
+    required_role: ShortText | None = None
+    adjustments: list[Adjustment] = Field(default_factory=list)
+    explanation: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+class ApprovalRecord(StrictModel):
+    decision: Annotated[str, StringConstraints(pattern=r"^(approve|reject)$")]
+    approver: ShortText
+    role: ShortText
+    channel: ShortText
+    decided_at: datetime
+    note: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+class ReservationState(StrEnum):
+    HELD = "HELD"
+    RELEASED = "RELEASED"
+    CONSUMED = "CONSUMED"
+
+
+class Reservation(StrictModel):
+    amount: Money
+    state: ReservationState
+
+
+class CreditDocument(StrictModel):
+    """What the books hold for a refund: the credit note and how it was settled."""
+
+    system: BooksSystem
+    credit_note_id: ShortText
+    credit_note_number: ShortText | None = None
+    total: Money
+    allocated_to_invoice: Money
+    cash_refunded: Money
+    allocation_id: ShortText | None = None
+    payment_id: ShortText | None = None
+
+
+class FailureRecord(StrictModel):
+    code: ShortText
+    message: Annotated[str, StringConstraints(max_length=2000)]
+    platform: ShortText | None = None
+
+
+class Refund(StrictModel):
+    """The refund's current state (the ``STATE`` item)."""
+
+    refund_id: str
+    status: RefundStatus
+    version: int = Field(ge=1)
+    created_at: datetime
+    updated_at: datetime
+    payment: PaymentReference
+    requested_amount: Money | None = None
+    amount: Money | None = None
+    reason: RefundReason
+    customer: CustomerContact
+    source: SourceReference
+    source_platform: ShortText
+    order: OrderInfo | None = None
+    invoice: InvoiceReference | None = None
+    return_info: ReturnInfo | None = None
+    lines: list[RefundLine] = Field(default_factory=list)
+    note: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    request_fingerprint: str
+    correlation_id: str
+    policy: PolicyDecisionRecord | None = None
+    approval: ApprovalRecord | None = None
+    reservation: Reservation | None = None
+    provider_refund_id: str | None = None
+    provider_status: str | None = None
+    credit_document: CreditDocument | None = None
+    attention_reason: str | None = None
+    failure: FailureRecord | None = None
+    audit_seq: int = 0
+    audit_head: str = ""
+
+    @property
+    def currency(self) -> str | None:
+        if self.amount is not None:
+            return self.amount.currency
+        return self.requested_amount.currency if self.requested_amount else None
+
+    def evolve(self, **changes: Any) -> Refund:
+        """A copy with ``changes`` applied and validated (the model is frozen)."""
+        return Refund.model_validate({**self.model_dump(), **changes})
+
+
+class AuditEntry(StrictModel):
+    """One entry of the append-only, hash-chained audit trail."""
+
+    refund_id: str
+    seq: int = Field(ge=1)
+    at: datetime
+    type: ShortText
+    actor: ShortText
+    from_status: RefundStatus | None = None
+    to_status: RefundStatus | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+    prev_hash: str
+    hash: str
+
+
+class RefundableBalance(StrictModel):
+    """The ``PAYMENT#…/LEDGER`` item: how much of a captured payment can still be refunded."""
+
+    provider: PaymentProvider
+    payment_id: str
+    captured: Money
+    refunded: Money
+    reserved: Money
+    remaining: Money
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RefundableBalance:
+        if self.captured.minor_units < 0 or self.remaining.minor_units < 0:
+            raise ValueError("captured and remaining must not be negative")
+        return self
+
+
+class WorkflowInput(StrictModel):
+    """What every step of the state machine receives: the refund it works on, nothing else."""
+
+    refund_id: Annotated[str, StringConstraints(pattern=r"^rf_[0-9a-f]{32}$")]
+
+
+class StepResult(StrictModel):
+    """What a step hands back to the state machine to route on."""
+
+    refund_id: str
+    status: RefundStatus
+    outcome: Annotated[str, StringConstraints(pattern=r"^[A-Z_]{1,40}$")]

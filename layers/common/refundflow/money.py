@@ -1,0 +1,165 @@
+"""Money as an integer count of minor units plus an ISO 4217 currency code.
+
+No floats anywhere: conversions to and from the decimal strings that platforms use go through
+``decimal.Decimal`` with the currency's exponent, and refuse any value that would lose precision.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, StrictInt
+
+# ISO 4217 minor-unit exponents of the active codes (List One, amendment 179). Hand-kept because no
+# maintained PyPI package ships exponents without pulling in a locale database; a test checks the
+# spot values that matter most (JPY 0, EUR 2, KWD 3, CLF 4).
+_EXPONENT_0 = "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF"
+_EXPONENT_3 = "BHD IQD JOD KWD LYD OMR TND"
+_EXPONENT_4 = "CLF UYW"
+_EXPONENT_2 = (
+    "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BOV BRL BSD BTN BWP BYN BZD "
+    "CAD CDF CHE CHF CHW CNY COP COU CRC CUP CVE CZK DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS "
+    "GIP GMD GTQ GYD HKD HNL HTG HUF IDR ILS INR IRR JMD KES KGS KHR KPW KYD KZT LAK LBP LKR LRD LSL "
+    "MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD PAB PEN PGK "
+    "PHP PKR PLN QAR RON RSD RUB SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS "
+    "TMT TOP TRY TTD TWD TZS UAH USD USN UYU UZS VED VES WST XCD XCG YER ZAR ZMW ZWG"
+)
+
+CURRENCY_EXPONENTS: dict[str, int] = {
+    **dict.fromkeys(_EXPONENT_2.split(), 2),
+    **dict.fromkeys(_EXPONENT_0.split(), 0),
+    **dict.fromkeys(_EXPONENT_3.split(), 3),
+    **dict.fromkeys(_EXPONENT_4.split(), 4),
+}
+
+
+class MoneyError(ValueError):
+    """A money value or conversion that cannot be represented exactly."""
+
+
+def _known_currency(code: str) -> str:
+    if code not in CURRENCY_EXPONENTS:
+        raise MoneyError(f"unknown ISO 4217 currency code {code!r}")
+    return code
+
+
+CurrencyCode = Annotated[str, AfterValidator(_known_currency)]
+
+
+def exponent(currency: str) -> int:
+    """The number of minor-unit digits of an ISO 4217 currency."""
+    return CURRENCY_EXPONENTS[_known_currency(currency)]
+
+
+class Money(BaseModel):
+    """An exact amount: ``minor_units`` of ``currency`` (1999 EUR is 19.99 EUR, 1999 JPY is 1999 yen)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    minor_units: StrictInt
+    currency: CurrencyCode
+
+    @classmethod
+    def of(cls, amount: int, currency: str) -> Money:
+        return cls(minor_units=amount, currency=currency)
+
+    @classmethod
+    def zero(cls, currency: str) -> Money:
+        return cls(minor_units=0, currency=currency)
+
+    @classmethod
+    def from_decimal_string(cls, value: str, currency: str) -> Money:
+        """Parse a platform's decimal string ("19.99", "1000", "0.125") exactly.
+
+        Raises:
+            MoneyError: the string is not a plain decimal number, or has more fractional digits
+                than the currency allows (a platform value we would otherwise silently round).
+        """
+        digits = exponent(currency)
+        text = value.strip()
+        if not text or any(ch not in "0123456789.-" for ch in text):
+            raise MoneyError(f"{value!r} is not a decimal amount")
+        try:
+            number = Decimal(text)
+        except InvalidOperation as error:
+            raise MoneyError(f"{value!r} is not a decimal amount") from error
+        scaled = number.scaleb(digits)
+        if scaled != scaled.to_integral_value():
+            raise MoneyError(f"{value!r} has more than {digits} decimals for {currency}")
+        return cls(minor_units=int(scaled), currency=currency)
+
+    @classmethod
+    def from_major_units(cls, value: Decimal | int, currency: str) -> Money:
+        """Exact conversion of a major-unit Decimal (as accounting APIs return) to minor units."""
+        return cls.from_decimal_string(str(value), currency)
+
+    def to_decimal(self) -> Decimal:
+        return Decimal(self.minor_units).scaleb(-exponent(self.currency))
+
+    def to_decimal_string(self) -> str:
+        """The amount in major units with exactly the currency's number of decimals ("19.90", "1000")."""
+        digits = exponent(self.currency)
+        return f"{self.to_decimal():.{digits}f}"
+
+    def _same_currency(self, other: Money) -> None:
+        if other.currency != self.currency:
+            raise MoneyError(f"currency mismatch: {self.currency} vs {other.currency}")
+
+    def __add__(self, other: Money) -> Money:
+        self._same_currency(other)
+        return Money(minor_units=self.minor_units + other.minor_units, currency=self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        self._same_currency(other)
+        return Money(minor_units=self.minor_units - other.minor_units, currency=self.currency)
+
+    def __lt__(self, other: Money) -> bool:
+        self._same_currency(other)
+        return self.minor_units < other.minor_units
+
+    def __le__(self, other: Money) -> bool:
+        self._same_currency(other)
+        return self.minor_units <= other.minor_units
+
+    def __gt__(self, other: Money) -> bool:
+        self._same_currency(other)
+        return self.minor_units > other.minor_units
+
+    def __ge__(self, other: Money) -> bool:
+        self._same_currency(other)
+        return self.minor_units >= other.minor_units
+
+    def is_positive(self) -> bool:
+        return self.minor_units > 0
+
+    def min(self, other: Money) -> Money:
+        return self if self <= other else other
+
+    def percentage(self, basis_points: int) -> Money:
+        """``basis_points`` / 10000 of this amount, rounded half-even to a whole minor unit."""
+        share = (Decimal(self.minor_units) * Decimal(basis_points) / Decimal(10_000)).quantize(
+            Decimal(1), rounding=ROUND_HALF_EVEN
+        )
+        return Money(minor_units=int(share), currency=self.currency)
+
+    def allocate(self, weights: list[int]) -> list[Money]:
+        """Split into parts proportional to ``weights`` that add up exactly (largest remainder).
+
+        Raises:
+            MoneyError: no weights, a negative weight, weights that sum to zero, or a negative amount.
+        """
+        if not weights or any(weight < 0 for weight in weights) or sum(weights) == 0:
+            raise MoneyError("allocation needs non-negative weights with a positive sum")
+        if self.minor_units < 0:
+            raise MoneyError("only a non-negative amount can be allocated")
+        total = sum(weights)
+        shares = [self.minor_units * weight // total for weight in weights]
+        remainders = [self.minor_units * weight % total for weight in weights]
+        leftover = self.minor_units - sum(shares)
+        for index in sorted(range(len(weights)), key=lambda i: (-remainders[i], i))[:leftover]:
+            shares[index] += 1
+        return [Money(minor_units=share, currency=self.currency) for share in shares]
+
+    def __str__(self) -> str:
+        return f"{self.to_decimal_string()} {self.currency}"

@@ -1,0 +1,59 @@
+"""The one Logger, Tracer and Metrics of refundflow, with personal data and card numbers masked."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+SERVICE = "refundflow"
+
+_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+_DIGIT_RUN = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+_SECRET_VALUE = re.compile(r"\b(sk|rk|whsec|pk)_(live|test)?_?[A-Za-z0-9]{6,}")
+
+
+def _luhn_valid(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def _mask_card(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group(0))
+    if 13 <= len(digits) <= 19 and _luhn_valid(digits):
+        return f"[card ****{digits[-4:]}]"
+    return match.group(0)
+
+
+def redact_text(text: str) -> str:
+    """Mask e-mail addresses (keep first letter and domain), Luhn-valid card numbers and API keys."""
+    text = _DIGIT_RUN.sub(_mask_card, text)
+    text = _EMAIL.sub(r"\1***@\2", text)
+    return _SECRET_VALUE.sub(r"\1_[redacted]", text)
+
+
+def redact(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {key: redact(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(item) for item in value]
+    return value
+
+
+class RedactingFormatter(LambdaPowertoolsFormatter):
+    def serialize(self, log: dict[str, Any]) -> str:
+        return super().serialize(redact(log))
+
+
+logger = Logger(service=SERVICE, logger_formatter=RedactingFormatter())
+tracer = Tracer(service=SERVICE)
+metrics = Metrics(namespace="Refundflow", service=SERVICE)

@@ -1,0 +1,100 @@
+"""Settings from the environment, parsed once per model at first use. Nothing else reads os.environ."""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cache
+from typing import Annotated, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from refundflow.errors import ConfigurationError
+
+
+def _json_object(value: object) -> object:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+class EnvModel(BaseModel):
+    """A group of settings; field aliases are the environment variable names."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+
+class CoreSettings(EnvModel):
+    refunds_table_name: str = Field(alias="REFUNDS_TABLE_NAME")
+    event_bus_name: str = Field(default="refunds", alias="EVENT_BUS_NAME")
+
+
+class IntakeSettings(EnvModel):
+    refund_workflow_arn: str = Field(alias="REFUND_WORKFLOW_ARN")
+    refund_requests_secret_name: str = Field(alias="REFUND_REQUESTS_SECRET_NAME")
+    max_body_bytes: int = Field(default=65_536, alias="MAX_WEBHOOK_BODY_BYTES")
+
+
+class IdempotencySettings(EnvModel):
+    idempotency_table_name: str = Field(alias="IDEMPOTENCY_TABLE_NAME")
+
+
+class SecretsSettings(EnvModel):
+    secrets_cache_seconds: int = Field(default=300, alias="SECRETS_CACHE_SECONDS")
+
+
+class ConnectorSettings(EnvModel):
+    connect_timeout_seconds: float = Field(default=3.05, alias="CONNECTOR_CONNECT_TIMEOUT_SECONDS")
+    read_timeout_seconds: float = Field(default=15.0, alias="CONNECTOR_READ_TIMEOUT_SECONDS")
+    max_network_retries: int = Field(default=2, alias="CONNECTOR_MAX_NETWORK_RETRIES")
+
+
+class StripeSettings(EnvModel):
+    stripe_secret_name: str = Field(alias="STRIPE_SECRET_NAME")
+    stripe_api_base: str = Field(default="https://api.stripe.com", alias="STRIPE_API_BASE")
+    stripe_api_version: str | None = Field(default=None, alias="STRIPE_API_VERSION")
+    webhook_tolerance_seconds: int = Field(default=300, alias="STRIPE_WEBHOOK_TOLERANCE_SECONDS")
+
+
+class XeroSettings(EnvModel):
+    xero_secret_name: str = Field(alias="XERO_SECRET_NAME")
+    xero_api_base: str = Field(default="https://api.xero.com/api.xro/2.0", alias="XERO_API_BASE")
+    xero_identity_base: str = Field(default="https://identity.xero.com", alias="XERO_IDENTITY_BASE")
+    refund_account_code: str = Field(default="200", alias="XERO_REFUND_ACCOUNT_CODE")
+    payment_account_code: str = Field(default="090", alias="XERO_PAYMENT_ACCOUNT_CODE")
+
+
+class PolicySettings(EnvModel):
+    auto_approve_limits: Annotated[dict[str, int], BeforeValidator(_json_object)] = Field(
+        default_factory=lambda: {"EUR": 50_000, "USD": 50_000, "GBP": 50_000, "JPY": 50_000, "KWD": 150_000},
+        alias="AUTO_APPROVE_LIMITS",
+        description="Per currency, the largest refund (minor units) approved without a person.",
+    )
+
+
+class NotifySettings(EnvModel):
+    sender_email: str = Field(alias="NOTIFY_SENDER_EMAIL")
+    ops_email: str | None = Field(default=None, alias="NOTIFY_OPS_EMAIL")
+    email_configuration_set: str | None = Field(default=None, alias="NOTIFY_CONFIGURATION_SET")
+    customer_queue_arn: str | None = Field(default=None, alias="CUSTOMER_NOTIFICATIONS_QUEUE_ARN")
+    ops_queue_arn: str | None = Field(default=None, alias="OPS_NOTIFICATIONS_QUEUE_ARN")
+
+
+M = TypeVar("M", bound=EnvModel)
+
+
+@cache
+def load(model: type[M]) -> M:
+    """Parse ``model`` from the environment once (call ``load.cache_clear()`` in tests).
+
+    Raises:
+        ConfigurationError: a required variable is missing or malformed.
+    """
+    try:
+        return model.model_validate(dict(os.environ))
+    except ValidationError as error:
+        missing = ", ".join(
+            str(model.model_fields[str(err["loc"][0])].alias or err["loc"][0])
+            if err["loc"] and str(err["loc"][0]) in model.model_fields
+            else str(err["loc"])
+            for err in error.errors()
+        )
+        raise ConfigurationError(f"{model.__name__}: invalid or missing {missing}") from error

@@ -1,0 +1,330 @@
+"""What every sandbox simulator shares: routing, fault injection, idempotency replay and outbound
+webhooks. A simulator is a WSGI app mounted by the local stack under ``/_sandbox/<platform>``.
+
+Control routes every simulator has (JSON in, JSON out), under its own mount point:
+- ``POST /_control/faults``: add a fault rule (see :class:`FaultRule`)
+- ``DELETE /_control/faults``: clear the fault rules
+- ``POST /_control/reset``: forget every object, key, fault and delivery
+- ``GET /_control/requests``: the requests received (method, path, headers, body), oldest first
+- ``GET /_control/deliveries``: the webhooks sent back, with the answers they got
+- ``POST /_control/webhook-endpoint``: ``{"url": ..., "secret": ...}`` where to send webhooks
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import queue
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+Handler = Callable[..., Response]
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json", headers=headers)
+
+
+def new_id(prefix: str, length: int = 24) -> str:
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    return prefix + "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+@dataclass
+class FaultRule:
+    """Make matching requests fail or stall.
+
+    - ``method`` / ``path``: HTTP method (or ``*``) and a regex searched in the path below the mount.
+    - ``status`` + ``body``: answer with this instead of the platform's answer.
+    - ``when``: ``before`` answers without doing the work; ``after`` does the work, then answers
+      with the fault (the client sees an error, but the effect happened: an unknown outcome).
+    - ``delay_seconds``: sleep before answering (to trigger client read timeouts).
+    - ``times``: how many matching requests the rule applies to (``-1``: until cleared).
+    """
+
+    method: str = "*"
+    path: str = ".*"
+    status: int | None = 500
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    when: str = "before"
+    delay_seconds: float = 0.0
+    times: int = 1
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method in {"*", method}) and re.search(self.path, path) is not None
+
+
+@dataclass
+class Delivery:
+    url: str
+    event_id: str
+    event_type: str
+    attempts: int = 0
+    last_status: int | None = None
+    delivered: bool = False
+
+
+class WebhookSender:
+    """Sends signed webhooks on a background thread, retrying failures a few times like a platform."""
+
+    def __init__(self, sign: Callable[[bytes, str], dict[str, str]], retries: int = 3, backoff: float = 0.2) -> None:
+        self._sign = sign
+        self._retries = retries
+        self._backoff = backoff
+        self.url: str | None = None
+        self.secret: str | None = None
+        self.deliveries: list[Delivery] = []
+        self._queue: queue.Queue[tuple[Delivery, bytes, float]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def configure(self, url: str | None, secret: str | None) -> None:
+        self.url, self.secret = url, secret
+
+    def send(self, event_id: str, event_type: str, body: bytes, delay_seconds: float = 0.0) -> None:
+        if not self.url or not self.secret:
+            return
+        delivery = Delivery(url=self.url, event_id=event_id, event_type=event_type)
+        with self._lock:
+            self.deliveries.append(delivery)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="webhook-sender", daemon=True)
+                self._thread.start()
+        self._queue.put((delivery, body, time.monotonic() + delay_seconds))
+
+    def _run(self) -> None:
+        while True:
+            delivery, body, not_before = self._queue.get()
+            wait = not_before - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            for attempt in range(self._retries + 1):
+                delivery.attempts = attempt + 1
+                try:
+                    assert self.secret is not None
+                    headers = {"Content-Type": "application/json", **self._sign(body, self.secret)}
+                    answer = requests.post(delivery.url, data=body, headers=headers, timeout=10)
+                    delivery.last_status = answer.status_code
+                    if 200 <= answer.status_code < 300:
+                        delivery.delivered = True
+                        break
+                except requests.RequestException:
+                    delivery.last_status = None
+                time.sleep(self._backoff * (2**attempt))
+            self._queue.task_done()
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._queue.unfinished_tasks == 0:
+                return True
+            time.sleep(0.01)
+        return False
+
+    def reset(self) -> None:
+        with self._lock:
+            self.deliveries.clear()
+
+
+@dataclass
+class StoredResponse:
+    fingerprint: str
+    status: int
+    body: Any
+    headers: dict[str, str]
+    created_at: float
+
+
+class IdempotencyStore:
+    """Saved first responses per key, with in-flight detection, for platforms that replay them."""
+
+    def __init__(self) -> None:
+        self._responses: dict[tuple[str, str], StoredResponse] = {}
+        self._in_flight: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def fingerprint(*parts: Any) -> str:
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+    def begin(self, scope: str, key: str) -> StoredResponse | None | bool:
+        """The saved response, None to go ahead, or False if the same key is being processed."""
+        with self._lock:
+            stored = self._responses.get((scope, key))
+            if stored is not None:
+                return stored
+            if (scope, key) in self._in_flight:
+                return False
+            self._in_flight.add((scope, key))
+            return None
+
+    def finish(self, scope: str, key: str, stored: StoredResponse | None) -> None:
+        with self._lock:
+            self._in_flight.discard((scope, key))
+            if stored is not None:
+                self._responses[(scope, key)] = stored
+
+    def expire_older_than(self, seconds: float) -> None:
+        cutoff = time.time() - seconds
+        with self._lock:
+            for key in [key for key, value in self._responses.items() if value.created_at < cutoff]:
+                del self._responses[key]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._responses.clear()
+            self._in_flight.clear()
+
+
+class Simulator:
+    """Base class: subclasses register routes with :meth:`route` in ``__init__``."""
+
+    name = "simulator"
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._rules: list[Rule] = []
+        self._handlers: dict[str, Handler] = {}
+        self.faults: list[FaultRule] = []
+        self.requests_seen: list[dict[str, Any]] = []
+        self.idempotency = IdempotencyStore()
+        self.webhooks = WebhookSender(self.sign_webhook)
+        self._map: Map | None = None
+        self.route("/_control/faults", self._add_fault, methods=["POST"])
+        self.route("/_control/faults", self._clear_faults, methods=["DELETE"])
+        self.route("/_control/reset", self._reset, methods=["POST"])
+        self.route("/_control/requests", self._list_requests, methods=["GET"])
+        self.route("/_control/deliveries", self._list_deliveries, methods=["GET"])
+        self.route("/_control/webhook-endpoint", self._set_webhook_endpoint, methods=["POST"])
+
+    # ---------------------------------------------------------------- to override
+
+    def sign_webhook(self, body: bytes, secret: str) -> dict[str, str]:
+        """The platform's signature headers for an outbound webhook."""
+        return {}
+
+    def reset_state(self) -> None:
+        """Forget every platform object (called by ``/_control/reset``)."""
+
+    # ---------------------------------------------------------------- routing
+
+    def route(self, path: str, handler: Handler, methods: list[str]) -> None:
+        endpoint = f"{handler.__name__}:{','.join(methods)}:{path}"
+        self._rules.append(Rule(path, endpoint=endpoint, methods=methods))
+        self._handlers[endpoint] = handler
+        self._map = None
+
+    @property
+    def url_map(self) -> Map:
+        if self._map is None:
+            self._map = Map(self._rules, strict_slashes=False)
+        return self._map
+
+    def add_fault(self, rule: FaultRule) -> None:
+        with self.lock:
+            self.faults.append(rule)
+
+    def _take_fault(self, method: str, path: str) -> FaultRule | None:
+        if path.startswith("/_control"):
+            return None
+        with self.lock:
+            for rule in self.faults:
+                if rule.matches(method, path) and rule.times != 0:
+                    if rule.times > 0:
+                        rule.times -= 1
+                    return rule
+        return None
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        request = Request(environ)
+        response = self.dispatch(request)
+        return response(environ, start_response)
+
+    def dispatch(self, request: Request) -> Response:
+        path = request.path
+        body = request.get_data()
+        if not path.startswith("/_control"):
+            with self.lock:
+                self.requests_seen.append(
+                    {
+                        "method": request.method,
+                        "path": path,
+                        "query": request.query_string.decode(),
+                        "headers": dict(request.headers),
+                        "body": body.decode("utf-8", "replace"),
+                    }
+                )
+        fault = self._take_fault(request.method, path)
+        if fault is not None and fault.delay_seconds:
+            time.sleep(fault.delay_seconds)
+        if fault is not None and fault.when == "before" and fault.status is not None:
+            return self._fault_response(fault)
+        try:
+            adapter = self.url_map.bind_to_environ(request.environ)
+            endpoint, arguments = adapter.match(path, method=request.method)
+            response = self._handlers[endpoint](request, **arguments)
+        except MethodNotAllowed:
+            response = self.not_found(request)
+        except NotFound:
+            response = self.not_found(request)
+        except HTTPException as error:
+            response = json_response({"error": error.description}, error.code or 500)
+        if fault is not None and fault.when == "after" and fault.status is not None:
+            return self._fault_response(fault)
+        return response
+
+    def not_found(self, request: Request) -> Response:
+        return json_response({"error": f"no route {request.method} {request.path}"}, 404)
+
+    @staticmethod
+    def _fault_response(fault: FaultRule) -> Response:
+        body = fault.body if fault.body is not None else {"error": "simulated fault"}
+        return json_response(body, fault.status or 500, headers=fault.headers)
+
+    # ---------------------------------------------------------------- control routes
+
+    def _add_fault(self, request: Request) -> Response:
+        payload = request.get_json(force=True) or {}
+        allowed = set(FaultRule.__dataclass_fields__)
+        unknown = set(payload) - allowed
+        if unknown:
+            return json_response({"error": f"unknown fault fields {sorted(unknown)}"}, 400)
+        self.add_fault(FaultRule(**payload))
+        return json_response({"faults": len(self.faults)}, 201)
+
+    def _clear_faults(self, request: Request) -> Response:
+        with self.lock:
+            self.faults.clear()
+        return json_response({"faults": 0})
+
+    def _reset(self, request: Request) -> Response:
+        with self.lock:
+            self.faults.clear()
+            self.requests_seen.clear()
+            self.idempotency.reset()
+            self.webhooks.reset()
+            self.reset_state()
+        return json_response({"reset": True})
+
+    def _list_requests(self, request: Request) -> Response:
+        with self.lock:
+            return json_response({"requests": list(self.requests_seen)})
+
+    def _list_deliveries(self, request: Request) -> Response:
+        return json_response({"deliveries": [vars(delivery) for delivery in self.webhooks.deliveries]})
+
+    def _set_webhook_endpoint(self, request: Request) -> Response:
+        payload = request.get_json(force=True) or {}
+        self.webhooks.configure(payload.get("url"), payload.get("secret"))
+        return json_response({"url": self.webhooks.url})
