@@ -68,7 +68,10 @@ class ProviderEvent(StrictModel):
     event_id: str
     event_type: str
     occurred_at: datetime
-    refunds: list[ProviderRefund] = Field(default_factory=list)
+    refunds: list[ProviderRefund] = Field(
+        default_factory=list, description="Refund objects the event carries (may be empty, e.g. charge.refunded)."
+    )
+    payment_id: str | None = Field(default=None, description="The payment the event is about, when known.")
 
 
 class RefundProvider(ABC):
