@@ -48,7 +48,8 @@ class FaultRule:
     - ``status`` + ``body``: answer with this instead of the platform's answer.
     - ``when``: ``before`` answers without doing the work; ``after`` does the work, then answers
       with the fault (the client sees an error, but the effect happened: an unknown outcome).
-    - ``delay_seconds``: sleep before answering (to trigger client read timeouts).
+    - ``delay_seconds``: sleep before answering (to trigger client read timeouts); with ``after`` the
+      work is done first, so the client times out on a request that took effect.
     - ``times``: how many matching requests the rule applies to (``-1``: until cleared).
     """
 
@@ -158,7 +159,7 @@ class IdempotencyStore:
     def fingerprint(*parts: Any) -> str:
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
-    def begin(self, scope: str, key: str) -> StoredResponse | None | bool:
+    def begin(self, scope: str, key: str) -> StoredResponse | bool | None:
         """The saved response, None to go ahead, or False if the same key is being processed."""
         with self._lock:
             stored = self._responses.get((scope, key))
@@ -266,10 +267,10 @@ class Simulator:
                     }
                 )
         fault = self._take_fault(request.method, path)
-        if fault is not None and fault.delay_seconds:
+        if fault is not None and fault.when == "before" and fault.delay_seconds:
             time.sleep(fault.delay_seconds)
         if fault is not None and fault.when == "before" and fault.status is not None:
-            return self._fault_response(fault)
+            return self.fault_response(fault)
         try:
             adapter = self.url_map.bind_to_environ(request.environ)
             endpoint, arguments = adapter.match(path, method=request.method)
@@ -280,15 +281,17 @@ class Simulator:
             response = self.not_found(request)
         except HTTPException as error:
             response = json_response({"error": error.description}, error.code or 500)
+        if fault is not None and fault.when == "after" and fault.delay_seconds:
+            time.sleep(fault.delay_seconds)
         if fault is not None and fault.when == "after" and fault.status is not None:
-            return self._fault_response(fault)
+            return self.fault_response(fault)
         return response
 
     def not_found(self, request: Request) -> Response:
         return json_response({"error": f"no route {request.method} {request.path}"}, 404)
 
-    @staticmethod
-    def _fault_response(fault: FaultRule) -> Response:
+    def fault_response(self, fault: FaultRule) -> Response:
+        """The answer to a faulted request; platforms override it to answer in their error shape."""
         body = fault.body if fault.body is not None else {"error": "simulated fault"}
         return json_response(body, fault.status or 500, headers=fault.headers)
 

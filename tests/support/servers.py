@@ -14,7 +14,9 @@ from werkzeug.serving import make_server
 def serve_wsgi(app: Callable[..., Any], host: str = "127.0.0.1") -> Iterator[str]:
     """Run ``app`` in a background thread; yields its base URL (``http://127.0.0.1:<port>``)."""
     server = make_server(host, 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="test-wsgi", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="test-wsgi", daemon=True
+    )
     thread.start()
     try:
         yield f"http://{host}:{server.server_port}"

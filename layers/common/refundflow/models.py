@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -129,6 +129,17 @@ class RefundLine(StrictModel):
     amount: Money = Field(description="Gross amount of the line (quantity included), minor units.")
 
 
+class SourceApprover(StrictModel):
+    """A person who already approved the refund where it was asked for (a help desk's team lead).
+
+    A claim from an authenticated source, not a decision: the policy decides whether that person's
+    role is enough for this refund, and the audit trail records who it was."""
+
+    id: Identifier
+    role: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+    name: ShortText | None = None
+
+
 class Adjustment(StrictModel):
     """A deduction the policy applied (restocking fee, shipping deduction, cap)."""
 
@@ -165,6 +176,7 @@ class ReservationState(StrEnum):
 class Reservation(StrictModel):
     amount: Money
     state: ReservationState
+    day: date = Field(description="UTC day the amount was reserved on (the per-day total it counts in).")
 
 
 class CreditDocument(StrictModel):
@@ -206,6 +218,7 @@ class Refund(StrictModel):
     return_info: ReturnInfo | None = None
     lines: list[RefundLine] = Field(default_factory=list)
     note: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    approved_by: SourceApprover | None = None
     request_fingerprint: str
     correlation_id: str
     policy: PolicyDecisionRecord | None = None
@@ -215,6 +228,7 @@ class Refund(StrictModel):
     provider_status: str | None = None
     credit_document: CreditDocument | None = None
     attention_reason: str | None = None
+    books_attempts: int = Field(default=0, ge=0)
     failure: FailureRecord | None = None
     audit_seq: int = 0
     audit_head: str = ""
@@ -262,10 +276,37 @@ class RefundableBalance(StrictModel):
         return self
 
 
-class WorkflowInput(StrictModel):
-    """What every step of the state machine receives: the refund it works on, nothing else."""
+RefundId = Annotated[str, StringConstraints(pattern=r"^rf_[0-9a-f]{32}$")]
 
-    refund_id: Annotated[str, StringConstraints(pattern=r"^rf_[0-9a-f]{32}$")]
+
+class StepInput(StrictModel):
+    """What a workflow step receives: the refund it works on."""
+
+    refund_id: RefundId
+
+
+class ProviderStepInput(StepInput):
+    """A payment-provider step: which of the provider function's operations to run."""
+
+    operation: Literal["look_up_payment", "refund", "poll_refund"]
+
+
+class StateError(StrictModel):
+    """The error a Step Functions Catch hands over (``ResultPath: $.error``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    error: str = Field(alias="Error")
+    cause: str = Field(default="", alias="Cause")
+
+
+class FailureStepInput(StepInput):
+    error: StateError
+
+
+class WaitStepInput(StepInput):
+    wait_for: Literal["approval", "refund_outcome"]
+    task_token: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
 
 
 class StepResult(StrictModel):
@@ -274,3 +315,4 @@ class StepResult(StrictModel):
     refund_id: str
     status: RefundStatus
     outcome: Annotated[str, StringConstraints(pattern=r"^[A-Z_]{1,40}$")]
+    provider: PaymentProvider

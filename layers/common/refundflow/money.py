@@ -6,7 +6,7 @@ No floats anywhere: conversions to and from the decimal strings that platforms u
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import MAX_PREC, Context, Decimal, InvalidOperation
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StrictInt
@@ -32,6 +32,10 @@ CURRENCY_EXPONENTS: dict[str, int] = {
     **dict.fromkeys(_EXPONENT_3.split(), 3),
     **dict.fromkeys(_EXPONENT_4.split(), 4),
 }
+
+
+# Shifting the decimal point must never round: the default context keeps only 28 digits.
+_EXACT = Context(prec=MAX_PREC)
 
 
 class MoneyError(ValueError):
@@ -84,18 +88,25 @@ class Money(BaseModel):
             number = Decimal(text)
         except InvalidOperation as error:
             raise MoneyError(f"{value!r} is not a decimal amount") from error
-        scaled = number.scaleb(digits)
-        if scaled != scaled.to_integral_value():
+        scaled = number.scaleb(digits, context=_EXACT)
+        if scaled != scaled.to_integral_value(context=_EXACT):
             raise MoneyError(f"{value!r} has more than {digits} decimals for {currency}")
         return cls(minor_units=int(scaled), currency=currency)
 
     @classmethod
     def from_major_units(cls, value: Decimal | int, currency: str) -> Money:
-        """Exact conversion of a major-unit Decimal (as accounting APIs return) to minor units."""
-        return cls.from_decimal_string(str(value), currency)
+        """Exact conversion of a major-unit Decimal (as accounting APIs return) to minor units.
+
+        Raises:
+            MoneyError: a float or bool (never exact), or more decimals than the currency allows.
+        """
+        if isinstance(value, bool) or not isinstance(value, Decimal | int):
+            raise MoneyError(f"{value!r} is not a Decimal or an int: floats are never money")
+        # Fixed-point notation: a normalised Decimal prints as "1E+2".
+        return cls.from_decimal_string(format(value, "f"), currency)
 
     def to_decimal(self) -> Decimal:
-        return Decimal(self.minor_units).scaleb(-exponent(self.currency))
+        return Decimal(self.minor_units).scaleb(-exponent(self.currency), context=_EXACT)
 
     def to_decimal_string(self) -> str:
         """The amount in major units with exactly the currency's number of decimals ("19.90", "1000")."""
@@ -138,10 +149,11 @@ class Money(BaseModel):
 
     def percentage(self, basis_points: int) -> Money:
         """``basis_points`` / 10000 of this amount, rounded half-even to a whole minor unit."""
-        share = (Decimal(self.minor_units) * Decimal(basis_points) / Decimal(10_000)).quantize(
-            Decimal(1), rounding=ROUND_HALF_EVEN
-        )
-        return Money(minor_units=int(share), currency=self.currency)
+        # Integer arithmetic: Decimal division would round (or fail) beyond 28 digits.
+        share, remainder = divmod(self.minor_units * basis_points, 10_000)
+        if 2 * remainder > 10_000 or (2 * remainder == 10_000 and share % 2):
+            share += 1
+        return Money(minor_units=share, currency=self.currency)
 
     def allocate(self, weights: list[int]) -> list[Money]:
         """Split into parts proportional to ``weights`` that add up exactly (largest remainder).

@@ -12,7 +12,8 @@ SERVICE = "refundflow"
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 _DIGIT_RUN = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
-_SECRET_VALUE = re.compile(r"\b(sk|rk|whsec|pk)_(live|test)?_?[A-Za-z0-9]{6,}")
+# Base64 secrets (whsec_…) hold "+", "/" and "=": stopping at them would leak the rest of the key.
+_SECRET_VALUE = re.compile(r"\b(sk|rk|whsec|pk)_(live|test)?_?[A-Za-z0-9+/=]{6,}")
 
 
 def _luhn_valid(digits: str) -> bool:
@@ -50,8 +51,10 @@ def redact(value: Any) -> Any:
 
 
 class RedactingFormatter(LambdaPowertoolsFormatter):
-    def serialize(self, log: dict[str, Any]) -> str:
-        return super().serialize(redact(log))
+    """Powertools' JSON formatter, with every value redacted before it is written."""
+
+    def serialize(self, log: Any) -> str:
+        return super().serialize(redact(log) if isinstance(log, dict) else log)
 
 
 logger = Logger(service=SERVICE, logger_formatter=RedactingFormatter())

@@ -94,10 +94,11 @@ class RefundProvider(ABC):
         """Refund ``request.amount`` of the payment, idempotently under ``request.idempotency_key``.
 
         Raises:
-            TransientError: 5xx, 429 or a connection failure before the request was sent: retry
-                with the same key.
-            OutcomeUnknownError: the request may have been processed (read timeout): call
-                ``find_refund`` before any retry.
+            TransientError: 429, a concurrent use of the key, or a connection failure before the
+                request was sent: retry with the same key.
+            OutcomeUnknownError: the request may have been processed (read timeout, or a 5xx the
+                provider may have answered after starting the work): call ``find_refund`` before
+                any retry.
             AlreadyDoneError: the payment is already fully refunded.
             RejectedError: a final refusal (over-refund, invalid payment, key reused with other
                 parameters), with the provider's reason.

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from functools import cache
-from typing import Annotated, TypeVar
+from typing import TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from refundflow.errors import ConfigurationError
-
-
-def _json_object(value: object) -> object:
-    return json.loads(value) if isinstance(value, str) else value
 
 
 class EnvModel(BaseModel):
@@ -33,6 +28,18 @@ class IntakeSettings(EnvModel):
     max_body_bytes: int = Field(default=65_536, alias="MAX_WEBHOOK_BODY_BYTES")
 
 
+class WorkflowTimingSettings(EnvModel):
+    """The Standard workflow's waits; passed in each execution's input."""
+
+    refund_outcome_wait_seconds: int = Field(default=3600, ge=1, alias="REFUND_OUTCOME_WAIT_SECONDS")
+    books_retry_wait_seconds: int = Field(default=900, ge=1, alias="BOOKS_RETRY_WAIT_SECONDS")
+    approval_escalation_seconds: int = Field(default=86_400, ge=1, alias="APPROVAL_ESCALATION_SECONDS")
+
+
+class FailureSettings(EnvModel):
+    max_books_attempts: int = Field(default=96, ge=1, alias="MAX_BOOKS_ATTEMPTS")
+
+
 class IdempotencySettings(EnvModel):
     idempotency_table_name: str = Field(alias="IDEMPOTENCY_TABLE_NAME")
 
@@ -43,8 +50,9 @@ class SecretsSettings(EnvModel):
 
 class ConnectorSettings(EnvModel):
     connect_timeout_seconds: float = Field(default=3.05, alias="CONNECTOR_CONNECT_TIMEOUT_SECONDS")
-    read_timeout_seconds: float = Field(default=15.0, alias="CONNECTOR_READ_TIMEOUT_SECONDS")
-    max_network_retries: int = Field(default=2, alias="CONNECTOR_MAX_NETWORK_RETRIES")
+    # Worst case per call: (connect + read) x (1 + retries) + backoff, well inside the 60 s Lambda timeout.
+    read_timeout_seconds: float = Field(default=10.0, alias="CONNECTOR_READ_TIMEOUT_SECONDS")
+    max_network_retries: int = Field(default=1, alias="CONNECTOR_MAX_NETWORK_RETRIES")
 
 
 class StripeSettings(EnvModel):
@@ -62,16 +70,16 @@ class XeroSettings(EnvModel):
     payment_account_code: str = Field(default="090", alias="XERO_PAYMENT_ACCOUNT_CODE")
 
 
-class PolicySettings(EnvModel):
-    auto_approve_limits: Annotated[dict[str, int], BeforeValidator(_json_object)] = Field(
-        default_factory=lambda: {"EUR": 50_000, "USD": 50_000, "GBP": 50_000, "JPY": 50_000, "KWD": 150_000},
-        alias="AUTO_APPROVE_LIMITS",
-        description="Per currency, the largest refund (minor units) approved without a person.",
-    )
+class ApprovalSettings(EnvModel):
+    """Where the approver's role (and an optional refund binding) sit in the JWT's claims."""
+
+    role_claim: str = Field(default="refundflow:role", alias="APPROVER_ROLE_CLAIM")
+    refund_claim: str = Field(default="refundflow:refund_id", alias="APPROVER_REFUND_CLAIM")
 
 
 class NotifySettings(EnvModel):
     sender_email: str = Field(alias="NOTIFY_SENDER_EMAIL")
+    template_prefix: str = Field(default="refundflow", alias="NOTIFY_TEMPLATE_PREFIX")
     ops_email: str | None = Field(default=None, alias="NOTIFY_OPS_EMAIL")
     email_configuration_set: str | None = Field(default=None, alias="NOTIFY_CONFIGURATION_SET")
     customer_queue_arn: str | None = Field(default=None, alias="CUSTOMER_NOTIFICATIONS_QUEUE_ARN")

@@ -33,10 +33,11 @@ ALLOWED_TRANSITIONS: dict[RefundStatus, frozenset[RefundStatus]] = {
     S.REFUND_PENDING: frozenset({S.REFUNDED, S.FAILED, S.NEEDS_ATTENTION}),
     # NEEDS_ATTENTION from here: money moved but the books are not updated yet, or the provider
     # reversed a refund that had looked successful.
-    S.REFUNDED: frozenset({S.INVOICE_UPDATED, S.NEEDS_ATTENTION}),
+    # COMPLETED straight from REFUNDED: a refund without an invoice reference has no books to update.
+    S.REFUNDED: frozenset({S.INVOICE_UPDATED, S.COMPLETED, S.NEEDS_ATTENTION}),
     S.INVOICE_UPDATED: frozenset({S.COMPLETED, S.NEEDS_ATTENTION}),
     S.COMPLETED: frozenset({S.SETTLED, S.NEEDS_ATTENTION}),
-    S.NEEDS_ATTENTION: frozenset({S.REFUNDED, S.FAILED, S.INVOICE_UPDATED, S.COMPLETED}),
+    S.NEEDS_ATTENTION: frozenset({S.REFUND_PENDING, S.REFUNDED, S.FAILED, S.INVOICE_UPDATED, S.COMPLETED}),
     S.SETTLED: frozenset({S.NEEDS_ATTENTION}),
     S.REJECTED: frozenset(),
     S.FAILED: frozenset(),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -154,9 +154,7 @@ class RefundRepository:
             "gsi1sk": f"{document['updated_at']}#{refund.refund_id}",
             "gsi2pk": f"PAYMENT#{refund.payment.provider.value}#{refund.payment.payment_id}",
             "gsi2sk": f"{document['created_at']}#{refund.refund_id}",
-            "gsi3pk": (
-                f"TICKET#{refund.source.system}#{refund.source.ticket_id}" if refund.source.ticket_id else None
-            ),
+            "gsi3pk": (f"TICKET#{refund.source.system}#{refund.source.ticket_id}" if refund.source.ticket_id else None),
             "gsi3sk": f"{document['created_at']}#{refund.refund_id}" if refund.source.ticket_id else None,
             "gsi4pk": f"CUSTOMER#{customer_key(refund.customer.email)}",
             "gsi4sk": f"{document['created_at']}#{refund.refund_id}",
@@ -335,7 +333,9 @@ class RefundRepository:
     ) -> Change:
         at = self._timestamp(refund)
         moved = refund.evolve(**changes, status=to, updated_at=at)
-        entry = self._audit_entry(moved, entry_type=entry_type, actor=actor, at=at, from_status=refund.status, details=details)
+        entry = self._audit_entry(
+            moved, entry_type=entry_type, actor=actor, at=at, from_status=refund.status, details=details
+        )
         stored = moved.evolve(version=refund.version + 1, audit_seq=entry.seq, audit_head=entry.hash)
         state_put = TransactItem(
             {
@@ -363,7 +363,9 @@ class RefundRepository:
             response = self._call("query", **kwargs)
             for item in response.get("Items", []):
                 values = _from_item(item)
-                entries.append(AuditEntry.model_validate({k: values[k] for k in AuditEntry.model_fields if k in values}))
+                entries.append(
+                    AuditEntry.model_validate({k: values[k] for k in AuditEntry.model_fields if k in values})
+                )
             if "LastEvaluatedKey" not in response:
                 break
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
@@ -467,7 +469,9 @@ class RefundRepository:
                     "Key": self._balance_key(refund.payment.provider, refund.payment.payment_id),
                     "UpdateExpression": expression,
                     "ConditionExpression": condition,
-                    "ExpressionAttributeValues": _to_item({":amount": amount.minor_units, ":currency": amount.currency}),
+                    "ExpressionAttributeValues": _to_item(
+                        {":amount": amount.minor_units, ":currency": amount.currency}
+                    ),
                 }
             },
             error,
@@ -514,6 +518,46 @@ class RefundRepository:
             "refunded >= :amount AND currency = :currency",
             amount,
             lambda: IllegalTransition("reversing more than was refunded"),
+        )
+
+    def refunds_for_payment(self, provider: PaymentProvider, payment_id: str) -> list[Refund]:
+        response = self._call(
+            "query",
+            TableName=self.table_name,
+            IndexName="by-payment",
+            KeyConditionExpression="gsi2pk = :pk",
+            ExpressionAttributeValues=_to_item({":pk": f"PAYMENT#{provider.value}#{payment_id}"}),
+        )
+        return [self._refund_from(item) for item in response.get("Items", [])]
+
+    # ------------------------------------------------------------------ daily totals (per-day caps)
+
+    @staticmethod
+    def _daily_key(currency: str, day: date) -> dict[str, Any]:
+        return _to_item({"pk": f"TOTALS#{currency}", "sk": f"DAY#{day.isoformat()}"})
+
+    def daily_total(self, currency: str, day: date) -> Money:
+        """What was reserved for refunds on ``day`` (UTC) in ``currency``, releases deducted."""
+        response = self._call("get_item", TableName=self.table_name, Key=self._daily_key(currency, day))
+        item = response.get("Item")
+        return Money.of(int(_from_item(item).get("reserved", 0)) if item else 0, currency)
+
+    def add_to_daily_total(self, amount: Money, day: date) -> TransactItem:
+        return TransactItem(
+            {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": self._daily_key(amount.currency, day),
+                    "UpdateExpression": "ADD reserved :amount SET entity = :entity, expires_at = :expires",
+                    "ExpressionAttributeValues": _to_item(
+                        {
+                            ":amount": amount.minor_units,
+                            ":entity": "daily_total",
+                            ":expires": int(datetime.combine(day, datetime.min.time(), UTC).timestamp()) + 400 * 86_400,
+                        }
+                    ),
+                }
+            }
         )
 
     # ------------------------------------------------------------------ inbound deliveries

@@ -30,9 +30,9 @@ def get_json_secret(name: str, *, force_fetch: bool = False) -> dict[str, Any]:
 
 def put_json_secret(name: str, value: dict[str, Any]) -> None:
     """Store a new version of a JSON secret (rotated OAuth refresh tokens)."""
-    from refundflow.adapters.aws import client
-
     import json
+
+    from refundflow.adapters.aws import client
 
     client("secretsmanager").put_secret_value(SecretId=name, SecretString=json.dumps(value))
     parameters.get_secret(name, transform="json", force_fetch=True)

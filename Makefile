@@ -1,0 +1,102 @@
+# refundflow: `make demo` and `make test` do everything on a fresh machine (Python 3.11+, no Docker).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+PIP_FLAGS := --quiet --disable-pip-version-check
+export AWS_DEFAULT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY := 0
+export PYTHONDONTWRITEBYTECODE := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo local test check lint format typecheck unit integration contract e2e statelint \
+	sam-validate sam-build openapi openapi-check diagrams diagrams-check benchmarks policy-check aws-e2e clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-16s %s\n", $$1, $$2}'
+
+# ------------------------------------------------------------------ set-up (idempotent, re-runs when pins change)
+$(BIN)/.installed: requirements-dev.txt constraints.txt layers/common/requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install $(PIP_FLAGS) -r requirements-dev.txt -c constraints.txt
+	$(BIN)/pip install $(PIP_FLAGS) --no-deps -e .
+	touch $@
+
+$(SAM_VENV)/.installed: requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install $(PIP_FLAGS) -r requirements-sam.txt
+	touch $@
+
+setup: $(BIN)/.installed $(SAM_VENV)/.installed ## create .venv (project) and .venv-sam (SAM CLI)
+
+# ------------------------------------------------------------------ the two commands
+demo: $(BIN)/.installed ## run every refund scenario on the local stack and print the timelines
+	$(BIN)/python -m local.demo
+
+test: setup check ## every test and gate (all but the AWS end-to-end suite)
+
+check: lint typecheck statelint sam-validate openapi-check diagrams-check unit integration contract e2e sam-build ## all gates
+
+# ------------------------------------------------------------------ local stack
+local: $(BIN)/.installed ## the local stack in the foreground on http://127.0.0.1:$${REFUNDFLOW_PORT:-3000}
+	$(BIN)/python -m local
+
+policy-check: $(BIN)/.installed ## evaluate a policy file against the samples: make policy-check FILE=my-policy.yaml
+	$(BIN)/python -m refundflow.policy check $(or $(FILE),layers/common/refundflow/policy/default_policy.yaml) \
+		--samples events/policy --expect
+
+benchmarks: $(BIN)/.installed ## print the benchmark figures as JSON
+	$(BIN)/python -m benchmarks
+
+# ------------------------------------------------------------------ gates
+lint: $(BIN)/.installed ## ruff lint + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(BIN)/.installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: $(BIN)/.installed ## mypy --strict on the shared package
+	$(BIN)/mypy
+
+unit: $(BIN)/.installed
+	$(BIN)/python -m pytest tests/unit -q
+
+integration: $(BIN)/.installed
+	$(BIN)/python -m pytest tests/integration -q
+
+contract: $(BIN)/.installed
+	$(BIN)/python -m pytest tests/contract -q
+
+e2e: $(BIN)/.installed ## the whole workflow on the local stack, over HTTP
+	$(BIN)/python -m pytest tests/e2e -q
+
+aws-e2e: $(BIN)/.installed ## against a deployed stack (needs REFUNDFLOW_API_URL and AWS credentials)
+	$(BIN)/python -m pytest tests/aws -q
+
+statelint: $(BIN)/.installed ## statelint on both state machines (placeholders replaced)
+	$(BIN)/python -m local.tools statelint
+
+sam-validate: $(SAM_VENV)/.installed ## sam validate --lint (cfn-lint)
+	$(SAM) validate --lint --template template.yaml
+
+sam-build: $(SAM_VENV)/.installed ## sam build without Docker (makefile builds, arm64 wheels)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(SAM) build --template template.yaml --parallel
+
+openapi: $(BIN)/.installed ## regenerate docs/openapi.json from the handlers' models
+	$(BIN)/python -m local.tools openapi --write
+
+openapi-check: $(BIN)/.installed
+	$(BIN)/python -m local.tools openapi --check
+
+diagrams: $(BIN)/.installed ## regenerate the state-machine diagrams in README.md from the ASL
+	$(BIN)/python -m local.tools diagrams --write
+
+diagrams-check: $(BIN)/.installed
+	$(BIN)/python -m local.tools diagrams --check
+
+clean:
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,64 @@
+"""Invoked by API Gateway (HTTP API, JWT-authorised) for POST /refunds/{refund_id}/approval."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from refundflow import http_api, settings, wiring
+from refundflow.api import ApprovalRequestBody, ApprovalResult
+from refundflow.domain.approval import ApproverIdentity, decide_approval
+from refundflow.observability import logger, tracer
+from refundflow.policy import active_policy
+
+router = APIGatewayHttpRouter()
+
+
+@router.post(
+    "/refunds/<refund_id>/approval",
+    summary="Approve or reject a refund that waits for a person (JWT: approver role claim, single-use jti)",
+    responses=http_api.documented(200, "Decision recorded", ApprovalResult, 401, 403, 404, 409, 422),
+    tags=["approvals"],
+)
+def approve_refund(
+    refund_id: Annotated[str, Path(pattern=r"^rf_[0-9a-f]{32}$")], body: Annotated[ApprovalRequestBody, Body()]
+) -> Response[ApprovalResult]:
+    config = settings.load(settings.ApprovalSettings)
+    claims = router.current_event.request_context.authorizer.jwt_claim or {}
+    approver = ApproverIdentity(
+        subject=str(claims.get("sub", "")),
+        role=claims.get(config.role_claim),
+        token_id=claims.get("jti"),
+        bound_refund_id=claims.get(config.refund_claim),
+    )
+    logger.append_keys(refund_id=refund_id, approver=approver.subject, approver_role=approver.role)
+    refund = decide_approval(
+        refund_id,
+        body.decision,
+        body.note,
+        approver,
+        journal=wiring.journal(),
+        policy=active_policy().select().policy,
+        callbacks=wiring.callbacks(),
+    )
+    result = ApprovalResult(
+        refund_id=refund_id,
+        status=refund.status,
+        decision=body.decision,
+        approver=approver.subject,
+        role=str(approver.role),
+    )
+    return http_api.json_response(200, result)
+
+
+app = http_api.build_app(router)
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

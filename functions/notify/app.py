@@ -1,0 +1,41 @@
+"""Invoked by the SQS event sources of the customer and ops notification queues (fed by EventBridge rules)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from refundflow import settings, wiring
+from refundflow.domain.notifications import Channel, notify
+from refundflow.events import RefundEvent
+from refundflow.observability import logger, tracer
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def _channel(queue_arn: str) -> Channel:
+    config = settings.load(settings.NotifySettings)
+    return {config.customer_queue_arn: Channel.CUSTOMER, config.ops_queue_arn: Channel.OPS}[queue_arn]
+
+
+def handle_record(record: SQSRecord) -> None:
+    envelope = json.loads(record.body)
+    event = RefundEvent.model_validate({**envelope["detail"], "detail_type": envelope["detail-type"]})
+    logger.append_keys(refund_id=event.refund_id, event_id=event.event_id)
+    notify(
+        event,
+        _channel(record.event_source_arn),
+        repository=wiring.repository(),
+        mailer=wiring.mailer(),
+        ops_email=settings.load(settings.NotifySettings).ops_email,
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)

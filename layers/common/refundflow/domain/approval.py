@@ -1,0 +1,122 @@
+"""Human approval: a person whose role the policy names decides on a PENDING_APPROVAL refund, once;
+and the workflow's EscalateApproval step hands an unanswered request to the next role, or rejects it
+as expired after the last one.
+
+What makes an approval count: the refund is still waiting (not decided, not expired); the approver's
+role is the role the policy (or the last escalation) asked for, or above; the token was minted for
+this refund if it names one; and the token has not been used before (its ``jti`` is spent on first use).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import Field
+
+from refundflow.domain.journal import Journal, step_result
+from refundflow.domain.waiting import WaitFor, resume_waiting
+from refundflow.errors import AuthenticationFailed, Forbidden, IdempotencyConflict, IllegalTransition
+from refundflow.events import APPROVAL_ESCALATED
+from refundflow.models import ApprovalRecord, FailureRecord, Refund, StepResult, StrictModel
+from refundflow.policy import Policy
+from refundflow.ports import TaskCallbacks
+from refundflow.status import RefundStatus
+
+APPROVAL_TOKENS = "approval-token"
+
+
+class ApproverIdentity(StrictModel):
+    """Who is deciding, from the claims API Gateway's JWT authorizer verified."""
+
+    subject: str = Field(min_length=1, max_length=256)
+    role: str | None
+    token_id: str | None = Field(description="The JWT's jti: spent on first use.")
+    bound_refund_id: str | None = Field(default=None, description="The refund the token was minted for, if any.")
+
+
+def decide_approval(
+    refund_id: str,
+    decision: Literal["approve", "reject"],
+    note: str | None,
+    approver: ApproverIdentity,
+    *,
+    journal: Journal,
+    policy: Policy,
+    callbacks: TaskCallbacks,
+    now: Callable[[], datetime] | None = None,
+) -> Refund:
+    """Record an approver's decision and resume the waiting workflow.
+
+    Raises:
+        NotFound: no such refund.
+        AuthenticationFailed: the token has no ``jti`` (single use cannot be enforced).
+        Forbidden: the token is for another refund, or the role is below the one required.
+        IllegalTransition: the refund is not waiting for approval (decided, expired, never needed one).
+        IdempotencyConflict: this token was used before.
+        ConcurrentModification: another decision landed at the same moment (the first one wins).
+    """
+    repository = journal.repository
+    refund = repository.get(refund_id)
+    if not approver.token_id:
+        raise AuthenticationFailed("the token has no jti claim, so it cannot be held to a single use", code="token_without_jti")
+    if approver.bound_refund_id and approver.bound_refund_id != refund_id:
+        raise Forbidden("this token was issued for another refund", code="token_for_other_refund")
+    if refund.status is not RefundStatus.PENDING_APPROVAL or refund.policy is None:
+        raise IllegalTransition(
+            f"refund {refund_id} is {refund.status.value}, not waiting for approval", code="not_pending_approval"
+        )
+    required = refund.policy.required_role
+    if not policy.role_satisfies(approver.role, required):
+        raise Forbidden(
+            f"role {approver.role or 'none'} may not decide this refund; it needs {required} or above",
+            code="role_not_allowed",
+        )
+    if not repository.mark_delivery(APPROVAL_TOKENS, approver.token_id, refund_id):
+        raise IdempotencyConflict("this approval token was already used", code="token_already_used")
+    decided_at = (now or (lambda: datetime.now(UTC)))()
+    record = ApprovalRecord(
+        decision=decision, approver=approver.subject, role=str(approver.role), channel="api", decided_at=decided_at, note=note
+    )
+    changes: dict[str, object] = {"approval": record}
+    if decision == "reject":
+        changes["failure"] = FailureRecord(code="rejected_by_approver", message=note or f"rejected by {approver.subject}")
+    refund = journal.move(
+        refund,
+        RefundStatus.APPROVED if decision == "approve" else RefundStatus.REJECTED,
+        actor=f"approver:{approver.subject}",
+        details={"decision": decision, "role": approver.role, "required_role": required, "token_id": approver.token_id, "note": note},
+        changes=changes,
+    )
+    resume_waiting(refund, WaitFor.APPROVAL, repository=repository, callbacks=callbacks)
+    return refund
+
+
+def escalate_approval(refund_id: str, *, journal: Journal, policy: Policy) -> StepResult:
+    """No decision in time: ask the next role up, or reject as expired when there is none."""
+    refund = journal.repository.get(refund_id)
+    if refund.status is not RefundStatus.PENDING_APPROVAL or refund.policy is None:
+        return step_result(refund)
+    current = refund.policy.required_role or policy.lowest_role
+    roles = list(policy.roles)
+    position = roles.index(current) if current in roles else len(roles) - 1
+    if position + 1 >= len(roles):
+        refund = journal.move(
+            refund,
+            RefundStatus.REJECTED,
+            actor="step:EscalateApproval",
+            details={"reason": "approval_expired", "last_role": current},
+            changes={"failure": FailureRecord(code="approval_expired", message=f"no decision by {current} or above in time")},
+        )
+        return step_result(refund)
+    escalated = roles[position + 1]
+    refund = journal.note(
+        refund,
+        "ApprovalEscalated",
+        actor="step:EscalateApproval",
+        details={"from_role": current, "to_role": escalated},
+        changes={"policy": refund.policy.model_copy(update={"required_role": escalated})},
+        event=APPROVAL_ESCALATED,
+    )
+    return step_result(refund)

@@ -1,0 +1,61 @@
+"""Workflow step UpdateInvoice: the credit document in the books, then the refund is complete."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from refundflow.domain.journal import BOOKS_REJECTED, BOOKS_UPDATE_FAILED, Journal, step_result
+from refundflow.models import BooksSystem, StepResult
+from refundflow.ports import CreditBooking, Ledger
+from refundflow.status import RefundStatus
+
+S = RefundStatus
+
+
+def update_invoice(refund_id: str, *, journal: Journal, ledger_for: Callable[[BooksSystem], Ledger]) -> StepResult:
+    """Record the refund in the books (credit note linked to the invoice, cash refund), exactly once,
+    then complete the refund. A refund without an invoice reference completes without books.
+
+    Raises:
+        TransientError: the books could not be reached; retried, then the refund waits and tries again.
+        RejectedError, NotFound: the books refuse the document; the refund needs a person.
+    """
+    refund = journal.repository.get(refund_id)
+    if refund.status is S.INVOICE_UPDATED:
+        return step_result(journal.move(refund, S.COMPLETED, actor="step:UpdateInvoice"))
+    retrying = refund.status is S.NEEDS_ATTENTION and refund.attention_reason in {BOOKS_UPDATE_FAILED, BOOKS_REJECTED}
+    if refund.status is not S.REFUNDED and not retrying:
+        return step_result(refund)
+    if refund.invoice is None:
+        refund = journal.move(
+            refund, S.COMPLETED, actor="step:UpdateInvoice", details={"books": "no invoice reference: nothing to book"}
+        )
+        return step_result(refund)
+    assert refund.amount is not None
+    booking = CreditBooking(
+        refund_id=refund.refund_id,
+        invoice=refund.invoice,
+        amount=refund.amount,
+        lines=refund.lines if sum(line.amount.minor_units for line in refund.lines) == refund.amount.minor_units else [],
+        customer=refund.customer,
+        booking_date=datetime.now(UTC).date(),
+        reference=refund.refund_id,
+        payment_provider=refund.payment.provider,
+    )
+    ledger = ledger_for(refund.invoice.system)
+    document = ledger.record_refund(booking)
+    refund = journal.move(
+        refund,
+        S.INVOICE_UPDATED,
+        actor=f"books:{refund.invoice.system.value}",
+        details={
+            "credit_note_id": document.credit_note_id,
+            "credit_note_number": document.credit_note_number,
+            "allocated_to_invoice": document.allocated_to_invoice.model_dump(mode="json"),
+            "cash_refunded": document.cash_refunded.model_dump(mode="json"),
+        },
+        changes={"credit_document": document, "attention_reason": None, "failure": None},
+    )
+    refund = journal.move(refund, S.COMPLETED, actor="step:UpdateInvoice")
+    return step_result(refund)

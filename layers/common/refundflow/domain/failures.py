@@ -1,0 +1,81 @@
+"""The workflow's catch path: decide what an error means for the refund, given how far it got.
+
+Before the provider was asked, nothing moved: release a held reservation (exactly once) and reject
+or fail the refund. While the provider's answer is unknown, money may have moved: keep the
+reservation and look again. After the money moved, a books failure never undoes the refund: the
+refund needs attention and the books update is retried."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from refundflow.domain.journal import BOOKS_REJECTED, BOOKS_UPDATE_FAILED, OUTCOME_UNKNOWN, Journal, step_result
+from refundflow.domain.payments import release_items
+from refundflow.models import FailureRecord, StepResult
+from refundflow.status import RefundStatus
+
+S = RefundStatus
+# Errors that mean "this request cannot be granted": a decision (REJECTED), not a breakdown.
+REJECTING_ERRORS = frozenset(
+    {"PolicyViolation", "InsufficientRefundableAmount", "InvalidRequest", "IdempotencyConflict", "NotFound", "UnsupportedProvider"}
+)
+# Errors after which the books will not accept the document without a person fixing something.
+BOOKS_FINAL_ERRORS = frozenset({"RejectedError", "NotFound", "InvalidRequest", "IllegalTransition"})
+BEFORE_SUBMISSION = frozenset({S.RECEIVED, S.VALIDATED, S.PENDING_APPROVAL, S.APPROVED})
+BOOKS_PHASE = frozenset({S.REFUNDED, S.INVOICE_UPDATED})
+_OUR_MESSAGE = re.compile(r"^(?:\[(?P<platform>[^\]]+)\] )?(?P<code>[a-z][a-z0-9_]*): (?P<message>.*)$", re.DOTALL)
+
+
+def describe_error(error_name: str, cause: str) -> FailureRecord:
+    """Turn a Step Functions error (name + cause, usually a Lambda error JSON) into a failure record."""
+    message = cause
+    try:
+        parsed = json.loads(cause)
+        if isinstance(parsed, dict):
+            message = str(parsed.get("errorMessage") or cause)
+    except (ValueError, TypeError):
+        pass
+    match = _OUR_MESSAGE.match(message)
+    if match:
+        return FailureRecord(code=match["code"], message=match["message"][:2000], platform=match["platform"])
+    code = re.sub(r"(?<!^)(?=[A-Z])", "_", error_name.replace("States.", "states_").replace(".", "_")).lower()
+    return FailureRecord(code=code[:256] or "unknown_error", message=(message or error_name)[:2000])
+
+
+def handle_failure(refund_id: str, error_name: str, cause: str, *, journal: Journal, max_books_attempts: int) -> StepResult:
+    refund = journal.repository.get(refund_id)
+    failure = describe_error(error_name, cause)
+    actor = "step:HandleFailure"
+    details: dict[str, object] = {"error": error_name, "code": failure.code, "message": failure.message[:500]}
+    if refund.status in BEFORE_SUBMISSION:
+        target = S.REJECTED if error_name in REJECTING_ERRORS else S.FAILED
+        changes, extra = release_items(journal, refund)
+        refund = journal.move(refund, target, actor=actor, details=details, changes={**changes, "failure": failure}, extra=extra)
+        return step_result(refund)
+    if refund.status is S.REFUND_SUBMITTED:
+        if error_name == "RejectedError":
+            changes, extra = release_items(journal, refund)
+            refund = journal.move(refund, S.FAILED, actor=actor, details=details, changes={**changes, "failure": failure}, extra=extra)
+        else:
+            refund = journal.move(
+                refund, S.NEEDS_ATTENTION, actor=actor, details=details, changes={"attention_reason": OUTCOME_UNKNOWN, "failure": failure}
+            )
+        return step_result(refund)
+    books_attention = refund.status is S.NEEDS_ATTENTION and refund.attention_reason in {BOOKS_UPDATE_FAILED, BOOKS_REJECTED}
+    if refund.status in BOOKS_PHASE or books_attention:
+        attempts = refund.books_attempts + 1
+        final = error_name in BOOKS_FINAL_ERRORS or attempts >= max_books_attempts
+        changes = {
+            "attention_reason": BOOKS_REJECTED if final else BOOKS_UPDATE_FAILED,
+            "books_attempts": attempts,
+            "failure": failure,
+        }
+        details = {**details, "books_attempts": attempts, "will_retry": not final}
+        if refund.status is S.NEEDS_ATTENTION:
+            refund = journal.note(refund, "BooksUpdateFailed", actor=actor, details=details, changes=changes)
+        else:
+            refund = journal.move(refund, S.NEEDS_ATTENTION, actor=actor, details=details, changes=changes)
+        return step_result(refund)
+    # Waiting for the provider, or already final: nothing to undo here.
+    return step_result(refund)

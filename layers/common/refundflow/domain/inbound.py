@@ -1,0 +1,30 @@
+"""Verified provider webhooks: apply each delivery once, then resume any workflow waiting on it."""
+
+from __future__ import annotations
+
+from refundflow.domain.journal import Journal
+from refundflow.domain.payments import apply_provider_event
+from refundflow.domain.waiting import WaitFor, resume_waiting
+from refundflow.ports import ProviderEvent, RefundProvider, TaskCallbacks
+
+
+def accept_provider_event(
+    event: ProviderEvent, *, journal: Journal, provider: RefundProvider | None, callbacks: TaskCallbacks
+) -> bool:
+    """Apply a verified provider event; returns True if the delivery was seen before (and ignored).
+
+    The delivery is marked as seen only after it was applied, so a failure here (answered 5xx) lets
+    the provider's retry apply it; applying is idempotent, so a concurrent duplicate is harmless.
+
+    Raises:
+        GuardUnavailable, TransientError: the store or the workflow could not be reached (answer 5xx).
+    """
+    repository = journal.repository
+    platform = event.provider.value
+    if repository.delivery_refund_id(platform, event.event_id) is not None:
+        return True
+    touched = apply_provider_event(event, journal=journal, provider=provider)
+    for refund in touched:
+        resume_waiting(refund, WaitFor.REFUND_OUTCOME, repository=repository, callbacks=callbacks)
+    repository.mark_delivery(platform, event.event_id, touched[0].refund_id if touched else "-")
+    return False

@@ -1,0 +1,133 @@
+"""Accepting a refund request: store it once, start its workflow once, whatever the redeliveries."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from refundflow.adapters.dynamodb import RefundRepository
+from refundflow.api import RefundRequestBody
+from refundflow.audit import canonical_json
+from refundflow.domain.journal import Journal
+from refundflow.errors import IdempotencyConflict
+from refundflow.ids import derive_refund_id
+from refundflow.models import Refund
+from refundflow.ports import WorkflowStarter
+from refundflow.settings import WorkflowTimingSettings
+from refundflow.status import RefundStatus
+
+GENERIC_SOURCE = "refund-requests"
+
+
+@dataclass(frozen=True)
+class WorkflowTiming:
+    """Waits of the Standard workflow, passed in each execution's input (visible in its history)."""
+
+    refund_outcome_wait_seconds: int
+    books_retry_wait_seconds: int
+    approval_escalation_seconds: int
+
+    def as_input(self) -> dict[str, int]:
+        return {
+            "refund_outcome_wait_seconds": self.refund_outcome_wait_seconds,
+            "books_retry_wait_seconds": self.books_retry_wait_seconds,
+            "approval_escalation_seconds": self.approval_escalation_seconds,
+        }
+
+
+def timing_from(config: WorkflowTimingSettings) -> WorkflowTiming:
+    return WorkflowTiming(
+        refund_outcome_wait_seconds=config.refund_outcome_wait_seconds,
+        books_retry_wait_seconds=config.books_retry_wait_seconds,
+        approval_escalation_seconds=config.approval_escalation_seconds,
+    )
+
+
+@dataclass(frozen=True)
+class Accepted:
+    refund: Refund
+    duplicate: bool
+
+
+def request_fingerprint(body: RefundRequestBody) -> str:
+    return hashlib.sha256(canonical_json(body.model_dump(mode="json", by_alias=True)).encode()).hexdigest()
+
+
+def accept_refund_request(
+    body: RefundRequestBody,
+    *,
+    delivery_id: str,
+    journal: Journal,
+    starter: WorkflowStarter,
+    timing: WorkflowTiming,
+    correlation_id: str | None = None,
+) -> Accepted:
+    """Store the request as a RECEIVED refund and start its workflow, exactly once.
+
+    The refund id is derived from the source system and its reference, so a redelivery, or the same
+    request sent again under another delivery id, lands on the same refund and starts nothing new.
+
+    Raises:
+        IdempotencyConflict: the same refund (or delivery id) arrived before with other content.
+        GuardUnavailable, TransientError: the store could not be reached; nothing was started.
+    """
+    repository: RefundRepository = journal.repository
+    refund_id = derive_refund_id(GENERIC_SOURCE, f"{body.source.system}:{body.source.reference}")
+    fingerprint = request_fingerprint(body)
+    now = datetime.now(UTC)
+    draft = Refund(
+        refund_id=refund_id,
+        status=RefundStatus.RECEIVED,
+        version=1,
+        created_at=now,
+        updated_at=now,
+        payment=body.payment,
+        requested_amount=body.requested_amount,
+        reason=body.reason,
+        customer=body.customer,
+        source=body.source,
+        source_platform=GENERIC_SOURCE,
+        order=body.order,
+        invoice=body.invoice,
+        return_info=body.return_info,
+        lines=body.lines,
+        note=body.note,
+        approved_by=body.approved_by,
+        request_fingerprint=fingerprint,
+        correlation_id=correlation_id or str(uuid.uuid4()),
+    )
+    outcome = repository.create(
+        draft,
+        actor=f"{GENERIC_SOURCE}:{body.source.system}",
+        delivery=(GENERIC_SOURCE, delivery_id),
+        details=_request_summary(body, delivery_id),
+    )
+    refund = outcome.refund
+    if not outcome.created and refund.request_fingerprint != fingerprint:
+        raise IdempotencyConflict(
+            f"refund request {body.source.system}/{body.source.reference} was already received with other content"
+        )
+    if outcome.created:
+        journal.republish(refund)
+    # Start on first sight, and again while the refund has not moved: a crash between storing and
+    # starting heals on the next delivery (the execution name makes the start idempotent).
+    if outcome.created or refund.status is RefundStatus.RECEIVED:
+        starter.start(refund.refund_id, {"refund_id": refund.refund_id, "timing": timing.as_input()})
+    return Accepted(refund=refund, duplicate=not outcome.created)
+
+
+def _request_summary(body: RefundRequestBody, delivery_id: str) -> dict[str, Any]:
+    """What the audit trail keeps of the request: references and amounts, no contact details."""
+    return {
+        "delivery_id": delivery_id,
+        "payment": body.payment.model_dump(mode="json"),
+        "requested_amount": body.requested_amount.model_dump(mode="json") if body.requested_amount else "full",
+        "reason": body.reason.value,
+        "source": body.source.model_dump(mode="json"),
+        "invoice": body.invoice.model_dump(mode="json") if body.invoice else None,
+        "lines": len(body.lines),
+        "approved_by": body.approved_by.model_dump(mode="json") if body.approved_by else None,
+    }

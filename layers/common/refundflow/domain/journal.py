@@ -1,0 +1,97 @@
+"""Every status change goes through here: one transaction (state + audit entry + extra items), then
+its event on the bus. Steps re-run after a crash find their work done and publish the event again,
+so events are at-least-once and consumers deduplicate on ``event_id``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from refundflow.adapters.dynamodb import RefundRepository, TransactItem
+from refundflow.events import EVENT_FOR_STATUS, RefundEvent
+from refundflow.models import Refund, StepResult
+from refundflow.ports import EventPublisher
+from refundflow.status import RefundStatus
+
+# Why a refund needs a person; BOOKS_UPDATE_FAILED is retried automatically, OUTCOME_UNKNOWN is polled.
+BOOKS_UPDATE_FAILED = "books_update_failed"
+BOOKS_REJECTED = "books_rejected"
+OUTCOME_UNKNOWN = "provider_outcome_unknown"
+PROVIDER_REVERSED = "provider_reversed_refund"
+
+
+class Journal:
+    def __init__(self, repository: RefundRepository, publisher: EventPublisher) -> None:
+        self.repository = repository
+        self.publisher = publisher
+
+    def move(
+        self,
+        refund: Refund,
+        to: RefundStatus,
+        *,
+        actor: str,
+        details: dict[str, Any] | None = None,
+        changes: dict[str, Any] | None = None,
+        extra: Iterable[TransactItem] = (),
+        event_details: dict[str, Any] | None = None,
+    ) -> Refund:
+        """Change the status, append the audit entry, then publish the status's event (with
+        ``event_details`` when the audit details are too much for the bus).
+
+        Raises:
+            IllegalTransition, ConcurrentModification, GuardUnavailable, TransientError.
+        """
+        change = self.repository.transition(refund, to, actor=actor, details=details, changes=changes, extra=extra)
+        published = details or {} if event_details is None else event_details
+        self._publish(change.refund, EVENT_FOR_STATUS[to], change.entry.seq, published)
+        return change.refund
+
+    def note(
+        self,
+        refund: Refund,
+        entry_type: str,
+        *,
+        actor: str,
+        details: dict[str, Any] | None = None,
+        changes: dict[str, Any] | None = None,
+        extra: Iterable[TransactItem] = (),
+        event: str | None = None,
+    ) -> Refund:
+        """Append an audit entry without a status change; publish ``event`` if given."""
+        change = self.repository.record(refund, entry_type, actor=actor, details=details, changes=changes, extra=extra)
+        if event:
+            self._publish(change.refund, event, change.entry.seq, details or {})
+        return change.refund
+
+    def republish(self, refund: Refund) -> None:
+        """Publish the current status's event for the latest audit entry (after a create, or when a
+        step re-runs after its change was committed: the same ``event_id`` comes out again)."""
+        self._publish(refund, EVENT_FOR_STATUS[refund.status], refund.audit_seq, {})
+
+    def _publish(self, refund: Refund, detail_type: str, seq: int, details: dict[str, Any]) -> None:
+        self.publisher.publish([RefundEvent.for_refund(refund, detail_type, seq=seq, details=details)])
+
+
+def outcome_of(refund: Refund) -> str:
+    """The word the state machine routes on, derived from the refund's status."""
+    status = refund.status
+    if status is RefundStatus.NEEDS_ATTENTION:
+        if refund.attention_reason == BOOKS_UPDATE_FAILED:
+            return "BOOKS_RETRY"
+        if refund.attention_reason == OUTCOME_UNKNOWN:
+            return "REFUND_PENDING"
+        return "NEEDS_ATTENTION"
+    return {
+        RefundStatus.PENDING_APPROVAL: "APPROVAL_REQUIRED",
+        RefundStatus.SETTLED: "COMPLETED",
+    }.get(status, status.value)
+
+
+def step_result(refund: Refund, outcome: str | None = None) -> StepResult:
+    return StepResult(
+        refund_id=refund.refund_id,
+        status=refund.status,
+        outcome=outcome or outcome_of(refund),
+        provider=refund.payment.provider,
+    )

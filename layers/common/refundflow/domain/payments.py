@@ -1,0 +1,308 @@
+"""Everything that touches the payment provider and the refundable balance: workflow steps
+LookUp<Provider>Payment, ReserveAmount, RefundWith<Provider> and Poll<Provider>Refund, and the
+provider's webhooks. The provider is always called with the idempotency key derived from the refund
+id, and a retry after an unknown outcome looks the refund up before sending anything again."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from refundflow.adapters.dynamodb import TransactItem
+from refundflow.domain.journal import OUTCOME_UNKNOWN, PROVIDER_REVERSED, Journal, step_result
+from refundflow.errors import (
+    AlreadyDoneError,
+    ConcurrentModification,
+    IllegalTransition,
+    PolicyViolation,
+)
+from refundflow.ids import idempotency_key
+from refundflow.models import FailureRecord, Refund, Reservation, ReservationState, StepResult
+from refundflow.money import Money
+from refundflow.observability import logger
+from refundflow.ports import ProviderEvent, ProviderRefund, ProviderRefundRequest, ProviderRefundStatus, RefundProvider
+from refundflow.status import RefundStatus
+
+S = RefundStatus
+# A refund whose provider outcome is still open: the statuses a provider webhook may resolve.
+AWAITING_PROVIDER = frozenset({S.REFUND_SUBMITTED, S.REFUND_PENDING})
+MONEY_OUT = frozenset({S.REFUNDED, S.INVOICE_UPDATED, S.COMPLETED, S.SETTLED})
+
+
+def _awaiting_provider(refund: Refund) -> bool:
+    return refund.status in AWAITING_PROVIDER or (
+        refund.status is S.NEEDS_ATTENTION and refund.attention_reason == OUTCOME_UNKNOWN
+    )
+
+
+def refund_key(refund: Refund) -> str:
+    return idempotency_key(refund.refund_id, "refund")
+
+
+# ---------------------------------------------------------------------------- LookUp<Provider>Payment
+
+
+def look_up_payment(refund_id: str, *, journal: Journal, provider: RefundProvider) -> StepResult:
+    """Read the payment at the provider, open its refundable balance and fix the amount asked for.
+
+    Raises:
+        NotFound: the provider does not know the payment.
+        PolicyViolation: currency mismatch, or nothing left to refund.
+        TransientError, RejectedError: from the provider.
+    """
+    repository = journal.repository
+    refund = repository.get(refund_id)
+    if refund.status is not S.VALIDATED or refund.amount is not None:
+        return step_result(refund)
+    payment = provider.get_payment(refund.payment.payment_id)
+    requested = refund.requested_amount
+    if requested is not None and requested.currency != payment.captured.currency:
+        raise PolicyViolation(
+            f"refund in {requested.currency} for a payment in {payment.captured.currency}", code="currency_mismatch"
+        )
+    balance = repository.open_balance(payment)
+    if requested is None and not balance.remaining.is_positive():
+        raise PolicyViolation("nothing is left to refund on this payment", code="nothing_to_refund")
+    amount = requested or balance.remaining
+    refund = journal.note(
+        refund,
+        "PaymentLookedUp",
+        actor=f"provider:{provider.provider.value}",
+        details={
+            "captured": balance.captured.model_dump(mode="json"),
+            "refunded": balance.refunded.model_dump(mode="json"),
+            "reserved": balance.reserved.model_dump(mode="json"),
+            "remaining": balance.remaining.model_dump(mode="json"),
+            "amount": amount.model_dump(mode="json"),
+        },
+        changes={"amount": amount},
+    )
+    return step_result(refund, "PAYMENT_FOUND")
+
+
+# ---------------------------------------------------------------------------- ReserveAmount
+
+
+def reserve_amount(refund_id: str, *, journal: Journal, today: Callable[[], datetime] | None = None) -> StepResult:
+    """Take the approved amount out of the payment's remaining balance, in one transaction with the
+    refund's audit entry: two concurrent refunds can never both get the last euro.
+
+    Raises:
+        InsufficientRefundableAmount: less remains than the refund needs (nothing is reserved).
+        IllegalTransition: the refund has no amount to reserve.
+    """
+    repository = journal.repository
+    refund = repository.get(refund_id)
+    if refund.status is not S.APPROVED or refund.reservation is not None:
+        return step_result(refund, "RESERVED" if refund.reservation else None)
+    if refund.amount is None:
+        raise IllegalTransition(f"{refund_id}: no amount to reserve")
+    day = (today or (lambda: datetime.now(UTC)))().date()
+    refund = journal.note(
+        refund,
+        "AmountReserved",
+        actor="step:ReserveAmount",
+        details={"amount": refund.amount.model_dump(mode="json")},
+        changes={"reservation": Reservation(amount=refund.amount, state=ReservationState.HELD, day=day)},
+        extra=[repository.reserve(refund, refund.amount), repository.add_to_daily_total(refund.amount, day)],
+    )
+    return step_result(refund, "RESERVED")
+
+
+def release_items(journal: Journal, refund: Refund) -> tuple[dict[str, object], list[TransactItem]]:
+    """The changes and items that give a held reservation back (exactly once: the refund's version
+    condition makes a second release impossible)."""
+    reservation = refund.reservation
+    if reservation is None or reservation.state is not ReservationState.HELD:
+        return {}, []
+    repository = journal.repository
+    negative = Money.of(-reservation.amount.minor_units, reservation.amount.currency)
+    return (
+        {"reservation": reservation.model_copy(update={"state": ReservationState.RELEASED})},
+        [repository.release(refund, reservation.amount), repository.add_to_daily_total(negative, reservation.day)],
+    )
+
+
+# ---------------------------------------------------------------------------- RefundWith<Provider>
+
+
+def issue_refund(refund_id: str, *, journal: Journal, provider: RefundProvider) -> StepResult:
+    """Submit the refund to the provider (once), or resume a submission whose outcome is unknown.
+
+    Raises:
+        TransientError: retry the step; the same idempotency key is used.
+        OutcomeUnknownError: retry the step; it looks the refund up before sending again.
+        RejectedError: the provider refused; the catch path fails the refund and releases the amount.
+        IllegalTransition: no reservation is held.
+    """
+    refund = journal.repository.get(refund_id)
+    if refund.status is S.APPROVED:
+        if refund.reservation is None or refund.reservation.state is not ReservationState.HELD:
+            raise IllegalTransition(f"{refund_id}: refund attempted without a held reservation")
+        refund = journal.move(
+            refund,
+            S.REFUND_SUBMITTED,
+            actor=f"provider:{provider.provider.value}",
+            details={"idempotency_key": refund_key(refund), "amount": _money(refund.amount)},
+        )
+        return _submit(refund, journal=journal, provider=provider, first_attempt=True)
+    if refund.status is S.REFUND_SUBMITTED or (_awaiting_provider(refund) and not refund.provider_refund_id):
+        return _submit(refund, journal=journal, provider=provider, first_attempt=False)
+    return step_result(refund)
+
+
+def poll_refund(refund_id: str, *, journal: Journal, provider: RefundProvider) -> StepResult:
+    """No webhook came in time: ask the provider where the refund stands (or finish submitting it)."""
+    refund = journal.repository.get(refund_id)
+    if not _awaiting_provider(refund):
+        return step_result(refund)
+    if refund.provider_refund_id is None:
+        return _submit(refund, journal=journal, provider=provider, first_attempt=False)
+    return apply_provider_refund(refund, provider.get_refund(refund.provider_refund_id), journal=journal)
+
+
+def _submit(refund: Refund, *, journal: Journal, provider: RefundProvider, first_attempt: bool) -> StepResult:
+    assert refund.amount is not None
+    existing: ProviderRefund | None = None
+    if refund.provider_refund_id:
+        existing = provider.get_refund(refund.provider_refund_id)
+    elif not first_attempt:
+        existing = provider.find_refund(refund.refund_id, refund.payment.payment_id)
+    if existing is None:
+        request = ProviderRefundRequest(
+            refund_id=refund.refund_id,
+            payment_id=refund.payment.payment_id,
+            amount=refund.amount,
+            reason=refund.reason,
+            idempotency_key=refund_key(refund),
+            metadata={"refund_id": refund.refund_id, "source_reference": refund.source.reference},
+        )
+        try:
+            existing = provider.create_refund(request)
+        except AlreadyDoneError as error:
+            existing = provider.find_refund(refund.refund_id, refund.payment.payment_id)
+            if existing is None:
+                return _refunded_elsewhere(refund, journal=journal, reason=str(error))
+    return apply_provider_refund(refund, existing, journal=journal)
+
+
+def _refunded_elsewhere(refund: Refund, *, journal: Journal, reason: str) -> StepResult:
+    """The provider says the payment is already fully refunded, not by us: the customer has the
+    money back, so the refund counts as done (and is booked), with the reason on record."""
+    changes, extra = _consume_items(journal, refund)
+    refund = journal.move(
+        refund,
+        S.REFUNDED,
+        actor=f"provider:{refund.payment.provider.value}",
+        details={"already_refunded_at_provider": True, "provider_message": reason},
+        changes={**changes, "provider_status": "already_refunded"},
+        extra=extra,
+    )
+    return step_result(refund)
+
+
+def _consume_items(journal: Journal, refund: Refund) -> tuple[dict[str, object], list[TransactItem]]:
+    reservation = refund.reservation
+    if reservation is None or reservation.state is not ReservationState.HELD:
+        return {}, []
+    return (
+        {"reservation": reservation.model_copy(update={"state": ReservationState.CONSUMED})},
+        [journal.repository.consume(refund, reservation.amount)],
+    )
+
+
+def apply_provider_refund(refund: Refund, provider_refund: ProviderRefund, *, journal: Journal) -> StepResult:
+    """Move the refund to what the provider reports. Only forward moves are applied, so late or
+    out-of-order webhooks change nothing; a concurrent writer makes us re-read and re-apply."""
+    for _ in range(3):
+        try:
+            return step_result(_apply_once(refund, provider_refund, journal=journal))
+        except ConcurrentModification:
+            refund = journal.repository.get(refund.refund_id)
+    raise ConcurrentModification(f"{refund.refund_id}: could not apply the provider's outcome")
+
+
+def _apply_once(refund: Refund, provider_refund: ProviderRefund, *, journal: Journal) -> Refund:
+    actor = f"provider:{provider_refund.provider.value}"
+    known = {
+        "provider_refund_id": provider_refund.provider_refund_id,
+        "provider_status": provider_refund.status.value,
+    }
+    details = {**known, "amount": _money(provider_refund.amount)}
+    status = provider_refund.status
+    if status is ProviderRefundStatus.SUCCEEDED and _awaiting_provider(refund):
+        if refund.amount is not None and provider_refund.amount != refund.amount:
+            details["expected_amount"] = _money(refund.amount)
+            logger.warning("provider refunded another amount", extra={"refund_id": refund.refund_id})
+        changes, extra = _consume_items(journal, refund)
+        return journal.move(
+            refund, S.REFUNDED, actor=actor, details=details, changes={**known, **changes, "attention_reason": None}, extra=extra
+        )
+    if status is ProviderRefundStatus.PENDING and (
+        refund.status is S.REFUND_SUBMITTED or (refund.status is S.NEEDS_ATTENTION and _awaiting_provider(refund))
+    ):
+        return journal.move(
+            refund, S.REFUND_PENDING, actor=actor, details=details, changes={**known, "attention_reason": None}
+        )
+    if status in {ProviderRefundStatus.FAILED, ProviderRefundStatus.CANCELED}:
+        failure = FailureRecord(
+            code=provider_refund.failure_reason or f"refund_{status.value}",
+            message=f"{provider_refund.provider.value} reports the refund {status.value}",
+            platform=provider_refund.provider.value,
+        )
+        if _awaiting_provider(refund):
+            changes, extra = release_items(journal, refund)
+            return journal.move(
+                refund, S.FAILED, actor=actor, details=details, changes={**known, **changes, "failure": failure}, extra=extra
+            )
+        if refund.status in MONEY_OUT and refund.provider_refund_id == provider_refund.provider_refund_id:
+            # The refund had succeeded and was reversed: the money is back with the merchant.
+            assert refund.amount is not None
+            return journal.move(
+                refund,
+                S.NEEDS_ATTENTION,
+                actor=actor,
+                details=details,
+                changes={**known, "failure": failure, "attention_reason": PROVIDER_REVERSED},
+                extra=[journal.repository.unconsume(refund, refund.amount)],
+            )
+    return refund
+
+
+def _money(amount: Money | None) -> dict[str, object] | None:
+    return amount.model_dump(mode="json") if amount else None
+
+
+# ---------------------------------------------------------------------------- provider webhooks
+
+
+def apply_provider_event(event: ProviderEvent, *, journal: Journal, provider: RefundProvider | None) -> list[Refund]:
+    """Apply a verified provider webhook to the refunds it is about; returns the refunds it touched.
+
+    Refunds not made by refundflow are ignored (they show up in reconciliation). When the event
+    carries no refund objects (``charge.refunded`` in current API versions) and a provider client is
+    given, our open refunds on that payment are looked up at the provider.
+    """
+    repository = journal.repository
+    touched: list[Refund] = []
+    for provider_refund in event.refunds:
+        refund = repository.find(provider_refund.refund_id) if provider_refund.refund_id else None
+        if refund is None:
+            logger.info("provider refund not made by refundflow", extra={"provider_refund_id": provider_refund.provider_refund_id})
+            continue
+        apply_provider_refund(refund, provider_refund, journal=journal)
+        touched.append(repository.get(refund.refund_id))
+    if not event.refunds and event.payment_id and provider is not None:
+        for refund in repository.refunds_for_payment(event.provider, event.payment_id):
+            if not _awaiting_provider(refund):
+                continue
+            found = (
+                provider.get_refund(refund.provider_refund_id)
+                if refund.provider_refund_id
+                else provider.find_refund(refund.refund_id, refund.payment.payment_id)
+            )
+            if found is not None:
+                apply_provider_refund(refund, found, journal=journal)
+                touched.append(repository.get(refund.refund_id))
+    return touched
+

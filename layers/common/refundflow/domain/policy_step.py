@@ -1,0 +1,99 @@
+"""Workflow step EvaluatePolicy: gather the facts, let the policy in force decide, record why."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from refundflow.domain.journal import Journal, step_result
+from refundflow.errors import IllegalTransition
+from refundflow.models import ApprovalRecord, FailureRecord, StepResult
+from refundflow.observability import logger
+from refundflow.policy import ActivePolicy, Approver, PolicyDecision, build_policy_input
+from refundflow.status import RefundStatus
+
+APPROVED_AT_SOURCE = "approved_at_source"
+HISTORY_DAYS = 365
+_OUTCOME_STATUS = {
+    "approve": RefundStatus.APPROVED,
+    "require_approval": RefundStatus.PENDING_APPROVAL,
+    "reject": RefundStatus.REJECTED,
+}
+
+
+def evaluate_policy(
+    refund_id: str, *, journal: Journal, policy: ActivePolicy, now: Callable[[], datetime] | None = None
+) -> StepResult:
+    """Approve, ask for approval by a role, or reject; the audit entry keeps the policy version, the
+    matching rule, the inputs the policy saw and the outcome.
+
+    Raises:
+        IllegalTransition: the payment was not looked up yet (no amount or balance).
+    """
+    repository = journal.repository
+    refund = repository.get(refund_id)
+    if refund.status is not RefundStatus.VALIDATED:
+        return step_result(refund)
+    balance = repository.get_balance(refund.payment.provider, refund.payment.payment_id)
+    if refund.amount is None or balance is None:
+        raise IllegalTransition(f"{refund_id}: policy evaluated before the payment was looked up")
+    at = (now or (lambda: datetime.now(UTC)))()
+    history = [
+        earlier
+        for earlier in repository.customer_history(refund.customer.email, at - timedelta(days=HISTORY_DAYS))
+        if earlier.refund_id != refund.refund_id
+    ]
+    approver = Approver(id=refund.approved_by.id, role=refund.approved_by.role) if refund.approved_by else None
+    facts = build_policy_input(
+        refund,
+        remaining=balance.remaining,
+        customer_history=history,
+        refunded_today=repository.daily_total(refund.amount.currency, at.date()),
+        now=at,
+        approver=approver,
+    )
+    decision = policy.decide(facts)
+    if decision.flags:
+        logger.warning("policy decision flagged", extra={"flags": list(decision.flags), "rule_id": decision.rule_id})
+    target = _OUTCOME_STATUS[decision.outcome]
+    changes: dict[str, Any] = {"policy": decision.to_record()}
+    if decision.final_amount is not None:
+        changes["amount"] = decision.final_amount
+    if target is RefundStatus.REJECTED:
+        changes["failure"] = FailureRecord(code=decision.reason_code or "rejected_by_policy", message=decision.explanation[:2000])
+    if APPROVED_AT_SOURCE in decision.flags and refund.approved_by is not None:
+        changes["approval"] = ApprovalRecord(
+            decision="approve",
+            approver=refund.approved_by.id,
+            role=refund.approved_by.role,
+            channel=f"source:{refund.source.system}",
+            decided_at=at,
+        )
+    summary = _summary(decision)
+    refund = journal.move(
+        refund,
+        target,
+        actor=f"policy:{decision.policy_version}",
+        details={**summary, "inputs": decision.inputs, "evaluated_rules": [trace.model_dump(mode="json") for trace in decision.evaluated_rules]},
+        changes=changes,
+        event_details=summary,
+    )
+    return step_result(refund)
+
+
+def _summary(decision: PolicyDecision) -> dict[str, Any]:
+    return {
+        "policy_version": decision.policy_version,
+        "policy_digest": decision.policy_digest,
+        "policy_source": decision.policy_source,
+        "rule_id": decision.rule_id,
+        "outcome": decision.outcome,
+        "reason_code": decision.reason_code,
+        "required_role": decision.required_role,
+        "requested_amount": decision.requested_amount.model_dump(mode="json") if decision.requested_amount else None,
+        "final_amount": decision.final_amount.model_dump(mode="json") if decision.final_amount else None,
+        "adjustments": [adjustment.model_dump(mode="json") for adjustment in decision.adjustments],
+        "flags": list(decision.flags),
+        "explanation": decision.explanation[:2000],
+    }

@@ -1,0 +1,37 @@
+"""What the status API shows of a refund: its state and its verified audit timeline."""
+
+from __future__ import annotations
+
+from refundflow.adapters.dynamodb import RefundRepository
+from refundflow.api import RefundView
+from refundflow.audit import verify_chain
+
+
+def refund_view(refund_id: str, *, repository: RefundRepository) -> RefundView:
+    """Raises: NotFound."""
+    refund = repository.get(refund_id)
+    timeline = repository.timeline(refund_id)
+    return RefundView(
+        refund_id=refund.refund_id,
+        status=refund.status,
+        created_at=refund.created_at,
+        updated_at=refund.updated_at,
+        requested_amount=refund.requested_amount,
+        amount=refund.amount,
+        reason=refund.reason,
+        payment=refund.payment,
+        source=refund.source,
+        order_id=refund.order.order_id if refund.order else None,
+        invoice=refund.invoice,
+        return_info=refund.return_info,
+        customer=refund.customer,
+        policy=refund.policy,
+        approval=refund.approval,
+        provider_refund_id=refund.provider_refund_id,
+        provider_status=refund.provider_status,
+        credit_document=refund.credit_document,
+        attention_reason=refund.attention_reason,
+        failure=refund.failure,
+        timeline=timeline,
+        audit=verify_chain(timeline, expected_head=refund.audit_head),
+    )

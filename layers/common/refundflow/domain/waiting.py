@@ -1,0 +1,55 @@
+"""Parking a workflow on a task token and resuming it (approval, provider outcome).
+
+The token is stored before the refund is re-read, and taken with an atomic delete, so whichever side
+comes second (the answer or the wait) resumes the workflow, and only one of them does."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+
+from refundflow.adapters.dynamodb import RefundRepository
+from refundflow.domain.journal import OUTCOME_UNKNOWN, step_result
+from refundflow.errors import TransientError
+from refundflow.models import Refund
+from refundflow.ports import TaskCallbacks
+from refundflow.status import RefundStatus
+
+
+class WaitFor(StrEnum):
+    APPROVAL = "approval"
+    REFUND_OUTCOME = "refund_outcome"
+
+
+_STILL_WAITING: dict[WaitFor, Callable[[Refund], bool]] = {
+    WaitFor.APPROVAL: lambda refund: refund.status is RefundStatus.PENDING_APPROVAL,
+    WaitFor.REFUND_OUTCOME: lambda refund: refund.status in {RefundStatus.REFUND_SUBMITTED, RefundStatus.REFUND_PENDING}
+    or (refund.status is RefundStatus.NEEDS_ATTENTION and refund.attention_reason == OUTCOME_UNKNOWN),
+}
+
+
+def register_wait(
+    refund_id: str, wait_for: WaitFor, task_token: str, *, repository: RefundRepository, callbacks: TaskCallbacks
+) -> bool:
+    """Store the token of a workflow that now waits; resume it at once if the answer is already in.
+    Returns True if it was resumed here."""
+    repository.put_wait_token(refund_id, wait_for.value, task_token)
+    return resume_waiting(repository.get(refund_id), wait_for, repository=repository, callbacks=callbacks)
+
+
+def resume_waiting(refund: Refund, wait_for: WaitFor, *, repository: RefundRepository, callbacks: TaskCallbacks) -> bool:
+    """Resume the workflow waiting on ``refund`` if it no longer has to wait. Returns True if resumed.
+
+    Raises:
+        TransientError: the workflow could not be told; the token is put back for the next try.
+    """
+    if _STILL_WAITING[wait_for](refund):
+        return False
+    token = repository.take_wait_token(refund.refund_id, wait_for.value)
+    if token is None:
+        return False
+    try:
+        return callbacks.succeed(token, step_result(refund).model_dump(mode="json"))
+    except TransientError:
+        repository.put_wait_token(refund.refund_id, wait_for.value, token)
+        raise

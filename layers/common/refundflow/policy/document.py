@@ -1,0 +1,150 @@
+"""The policy document: what a YAML policy file may say, checked field by field (unknown fields rejected)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from refundflow.money import CurrencyCode
+from refundflow.policy.inputs import INT64_MAX, RoleName
+
+Outcome = Literal["approve", "require_approval", "reject"]
+OUTCOMES: tuple[Outcome, ...] = ("approve", "require_approval", "reject")
+
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+ReasonCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Expression = Annotated[str, StringConstraints(min_length=1)]
+BasisPoints = Annotated[int, Field(ge=0, le=10_000, description="1/100 of a percent: 1500 is 15 %.")]
+MinorAmount = Annotated[int, Field(ge=0, le=INT64_MAX)]
+PerCurrency = dict[CurrencyCode, MinorAmount]
+
+
+class DocumentModel(BaseModel):
+    # strict: a quoted "1500" where an integer is expected is a mistake, not something to coerce
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class AdjustmentBase(DocumentModel):
+    description: Text
+    when: Expression | None = Field(default=None, description="CEL; the adjustment applies only when true.")
+
+
+class RestockingFee(AdjustmentBase):
+    """A fee per refunded line: a share of the line's amount, or a fixed amount per unit."""
+
+    kind: Literal["restocking_fee"]
+    categories: Annotated[list[Name], Field(min_length=1)] | None = Field(
+        default=None, description="Lines in these categories; every line when omitted."
+    )
+    basis_points: BasisPoints | None = None
+    per_unit: PerCurrency | None = None
+
+    @model_validator(mode="after")
+    def _one_rate(self) -> RestockingFee:
+        if (self.basis_points is None) == (self.per_unit is None):
+            raise ValueError("a restocking_fee needs exactly one of basis_points or per_unit")
+        return self
+
+
+class ShippingDeduction(AdjustmentBase):
+    """A fixed amount kept once per refund (the return label)."""
+
+    kind: Literal["shipping_deduction"]
+    amount: PerCurrency
+
+
+class PartialRefundCap(AdjustmentBase):
+    """The refund is at most a share of the requested amount and/or a fixed maximum."""
+
+    kind: Literal["partial_refund_cap"]
+    basis_points: BasisPoints | None = None
+    max: PerCurrency | None = None
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> PartialRefundCap:
+        if self.basis_points is None and self.max is None:
+            raise ValueError("a partial_refund_cap needs basis_points, max or both")
+        return self
+
+
+AdjustmentSpec = Annotated[RestockingFee | ShippingDeduction | PartialRefundCap, Field(discriminator="kind")]
+
+
+class OutcomeSpec(DocumentModel):
+    description: Text
+    outcome: Outcome
+    role: RoleName | None = Field(default=None, description="require_approval: this role or above approves.")
+    reason_code: ReasonCode | None = None
+    adjustments: list[Name | AdjustmentSpec] = Field(
+        default_factory=list, description="Names of the document's adjustments, or adjustments written inline."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OutcomeSpec:
+        if self.outcome == "require_approval" and self.role is None:
+            raise ValueError("require_approval needs a role")
+        if self.outcome != "require_approval" and self.role is not None:
+            raise ValueError(f"role is only meaningful with require_approval, not {self.outcome}")
+        if self.outcome == "reject" and self.reason_code is None:
+            raise ValueError("reject needs a reason_code")
+        if self.outcome == "reject" and self.adjustments:
+            raise ValueError("a rejected refund pays nothing: reject takes no adjustments")
+        return self
+
+
+class RuleSpec(OutcomeSpec):
+    id: Name
+    when: Expression
+
+
+class PolicyDocument(DocumentModel):
+    version: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")]
+    description: Annotated[str, StringConstraints(max_length=2000)] = ""
+    currencies: Annotated[list[CurrencyCode], Field(min_length=1)] = Field(
+        description="Currencies the policy was written for; a refund in another one goes to the highest role."
+    )
+    roles: Annotated[list[RoleName], Field(min_length=1)] = Field(description="Ascending authority.")
+    params: dict[Name, object] = Field(default_factory=dict)
+    adjustments: dict[Name, AdjustmentSpec] = Field(default_factory=dict)
+    rules: list[RuleSpec] = Field(default_factory=list)
+    default: OutcomeSpec
+
+    @field_validator("currencies", "roles")
+    @classmethod
+    def _unique(cls, values: list[str]) -> list[str]:
+        duplicates = sorted({value for value in values if values.count(value) > 1})
+        if duplicates:
+            raise ValueError(f"listed more than once: {', '.join(duplicates)}")
+        return values
+
+    @field_validator("params")
+    @classmethod
+    def _plain_values(cls, params: dict[str, object]) -> dict[str, object]:
+        for name, value in params.items():
+            _check_param(f"params.{name}", value)
+        return params
+
+
+def _check_param(path: str, value: object) -> None:
+    """Params are integers, strings, booleans, lists and maps: no floats (money is minor units), no nulls."""
+    if isinstance(value, bool | str):
+        return
+    if isinstance(value, int):
+        if not -INT64_MAX <= value <= INT64_MAX:
+            raise ValueError(f"{path}: {value} does not fit a 64-bit CEL integer")
+        return
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_param(f"{path}[{index}]", item)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{path}: key {key!r} is not a string (quote it)")
+            _check_param(f"{path}.{key}", item)
+        return
+    if isinstance(value, float):
+        raise ValueError(f"{path}: {value} is a float; use integers (minor units, basis points, days)")
+    raise ValueError(f"{path}: {type(value).__name__} values are not allowed")

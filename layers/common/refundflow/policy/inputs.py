@@ -1,0 +1,292 @@
+"""What a policy sees: the facts about one refund, flattened into CEL-friendly integers, strings and lists.
+
+``build_policy_input`` is pure: the EvaluatePolicy step gathers the refund, the payment's remaining
+refundable amount, the customer's earlier refunds and the merchant's refunds of the day, and this module
+turns them into a ``PolicyInput``. The same object is what the decision records as its inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, Field, StringConstraints
+
+from refundflow.errors import InvalidRequest
+from refundflow.models import Identifier, Refund, ReturnStatus, StrictModel
+from refundflow.money import CurrencyCode, Money
+from refundflow.status import RefundStatus
+
+INT64_MAX = 2**63 - 1
+# CEL integers are signed 64-bit; anything outside would fail inside the expression, not here.
+MinorUnits = Annotated[int, Field(ge=-INT64_MAX, le=INT64_MAX)]
+Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
+RoleName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+
+VELOCITY_WINDOWS_DAYS = (7, 30, 90, 365)
+# Earlier refunds that never paid anything do not count towards a customer's velocity.
+NOT_COUNTED = frozenset({RefundStatus.REJECTED, RefundStatus.FAILED})
+
+
+class Approver(StrictModel):
+    """A person who already approved the refund where it was requested (a help desk agent, a team lead)."""
+
+    id: Identifier
+    role: RoleName
+
+
+class CustomerRefundSummary(StrictModel):
+    """The part of an earlier refund that velocity needs (what the repository's customer index returns)."""
+
+    refund_id: str
+    status: RefundStatus
+    created_at: datetime
+    amount: Money
+
+    @classmethod
+    def of(cls, refund: Refund) -> CustomerRefundSummary:
+        amount = refund.amount or refund.requested_amount
+        if amount is None:
+            raise InvalidRequest(f"earlier refund {refund.refund_id} has no amount")
+        return cls(refund_id=refund.refund_id, status=refund.status, created_at=refund.created_at, amount=amount)
+
+
+class Facts(StrictModel):
+    """Facts are built by code, never parsed from a client: strict types, no coercion."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class LineFacts(Facts):
+    sku: str | None = None
+    category: str | None = None
+    quantity: Count
+    amount: MinorUnits
+    final_sale: bool
+
+
+class RefundFacts(Facts):
+    id: str
+    amount: MinorUnits = Field(description="What is to be refunded, minor units of ``currency``.")
+    currency: CurrencyCode
+    reason: str
+    requested_full: bool = Field(description="The refund asks for everything the payment still has refundable.")
+    lines: list[LineFacts]
+    categories: list[str] = Field(description="Distinct categories of the refunded lines, sorted.")
+    includes_final_sale: bool
+    source_platform: str
+
+
+class ItemFacts(Facts):
+    sku: str
+    category: str | None = None
+    quantity: Count
+    unit_price: MinorUnits | None = None
+    final_sale: bool
+
+
+class OrderFacts(Facts):
+    present: bool
+    id: str | None = None
+    delivered: bool
+    days_since_delivery: Count | None = Field(default=None, description="Whole days; absent until delivered.")
+    items: list[ItemFacts] = Field(default_factory=list)
+    categories: list[str] = Field(default_factory=list)
+    has_final_sale_items: bool
+
+
+class ReturnFacts(Facts):
+    status: str = Field(description="A ReturnStatus value, or ``none`` when the refund has no return.")
+    received: bool
+    days_since_received: Count | None = None
+
+
+class WindowFacts(Facts):
+    count: Count
+    amount: MinorUnits = Field(description="Sum of the counted refunds in the refund's currency.")
+
+
+class CustomerFacts(Facts):
+    id: str | None = None
+    refunds_total: Count
+    last_7_days: WindowFacts
+    last_30_days: WindowFacts
+    last_90_days: WindowFacts
+    last_365_days: WindowFacts
+
+
+class PaymentFacts(Facts):
+    provider: str
+    remaining: MinorUnits
+
+
+class MerchantFacts(Facts):
+    refunded_today: MinorUnits
+
+
+class ApproverFacts(Facts):
+    present: bool
+    id: str | None = None
+    role: str | None = None
+
+
+class PolicyInput(Facts):
+    """Everything a policy may look at. Field names are the CEL variable names (``return`` is a reserved
+    word in CEL, hence ``return_info``); ``None`` fields are absent in CEL, so rules test them with ``has()``.
+    """
+
+    refund: RefundFacts
+    order: OrderFacts
+    return_info: ReturnFacts
+    customer: CustomerFacts
+    payment: PaymentFacts
+    merchant: MerchantFacts
+    approver: ApproverFacts
+    evaluated_at: datetime = Field(description="The ``now`` the facts were computed for (not visible to CEL).")
+
+    @property
+    def currency(self) -> str:
+        return self.refund.currency
+
+    @property
+    def amount(self) -> Money:
+        return Money.of(self.refund.amount, self.refund.currency)
+
+    def activation(self) -> dict[str, Any]:
+        """The CEL variables (without ``params``): JSON types only, absent instead of null."""
+        return self.model_dump(mode="json", exclude_none=True, exclude={"evaluated_at"})
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-safe copy for the audit trail."""
+        return self.model_dump(mode="json")
+
+
+def _whole_days(later: datetime, earlier: datetime) -> int:
+    return max(0, (later - earlier) // timedelta(days=1))
+
+
+def _same_currency(name: str, money: Money, currency: str) -> int:
+    if money.currency != currency:
+        raise InvalidRequest(f"{name} is in {money.currency}, the refund in {currency}", code="currency_mismatch")
+    return money.minor_units
+
+
+def _customer_facts(
+    refund: Refund, history: Sequence[Refund | CustomerRefundSummary], currency: str, now: datetime
+) -> CustomerFacts:
+    summaries = [
+        item if isinstance(item, CustomerRefundSummary) else CustomerRefundSummary.of(item) for item in history
+    ]
+    counted = [
+        summary
+        for summary in summaries
+        if summary.refund_id != refund.refund_id and summary.status not in NOT_COUNTED and summary.created_at <= now
+    ]
+    windows: dict[str, WindowFacts] = {}
+    for days in VELOCITY_WINDOWS_DAYS:
+        since = now - timedelta(days=days)
+        inside = [summary for summary in counted if summary.created_at > since]
+        windows[f"last_{days}_days"] = WindowFacts(
+            count=len(inside),
+            # Other currencies count as refunds but cannot be added up without an exchange rate.
+            amount=sum(summary.amount.minor_units for summary in inside if summary.amount.currency == currency),
+        )
+    return CustomerFacts(id=refund.customer.customer_id, refunds_total=len(counted), **windows)
+
+
+def build_policy_input(
+    refund: Refund,
+    *,
+    remaining: Money,
+    customer_history: Sequence[Refund | CustomerRefundSummary],
+    refunded_today: Money,
+    now: datetime,
+    approver: Approver | None = None,
+) -> PolicyInput:
+    """The facts a policy decides on, computed for ``now``.
+
+    ``customer_history`` is the customer's earlier refunds (full refunds or summaries); rejected and failed
+    ones, the refund itself and refunds dated after ``now`` do not count. ``remaining`` is the payment's
+    remaining refundable amount and ``refunded_today`` the merchant's refunds of the day, both in the
+    refund's currency.
+
+    Raises:
+        InvalidRequest: the refund has no positive amount, ``now`` has no time zone, or an amount is in
+            another currency than the refund.
+    """
+    if now.tzinfo is None:
+        raise InvalidRequest("now must be time-zone aware")
+    money = refund.amount or refund.requested_amount
+    if money is None or not money.is_positive():
+        raise InvalidRequest(f"refund {refund.refund_id} has no positive amount", code="invalid_amount")
+    currency = money.currency
+    remaining_units = _same_currency("remaining", remaining, currency)
+    refunded_today_units = _same_currency("refunded_today", refunded_today, currency)
+
+    order = refund.order
+    items = [
+        ItemFacts(
+            sku=item.sku,
+            category=item.category,
+            quantity=item.quantity,
+            unit_price=item.unit_price.minor_units if item.unit_price else None,
+            final_sale=item.final_sale,
+        )
+        for item in (order.items if order else [])
+    ]
+    final_sale_skus = {item.sku for item in items if item.final_sale}
+    lines = [
+        LineFacts(
+            sku=line.sku,
+            category=line.category,
+            quantity=line.quantity,
+            amount=_same_currency(f"line {line.description!r}", line.amount, currency),
+            final_sale=line.sku is not None and line.sku in final_sale_skus,
+        )
+        for line in refund.lines
+    ]
+    delivered_at = order.delivered_at if order else None
+    delivered = delivered_at is not None and delivered_at <= now
+    order_facts = OrderFacts(
+        present=order is not None,
+        id=order.order_id if order else None,
+        delivered=delivered,
+        days_since_delivery=_whole_days(now, delivered_at) if delivered and delivered_at else None,
+        items=items,
+        categories=sorted({item.category for item in items if item.category}),
+        has_final_sale_items=bool(final_sale_skus),
+    )
+
+    info = refund.return_info
+    received = info is not None and info.status is ReturnStatus.RECEIVED
+    return_facts = ReturnFacts(
+        status=info.status.value if info else "none",
+        received=received,
+        days_since_received=_whole_days(now, info.received_at) if info and received and info.received_at else None,
+    )
+
+    # Without lines the refund covers the order as a whole, final-sale items included.
+    includes_final_sale = any(line.final_sale for line in lines) if lines else order_facts.has_final_sale_items
+    return PolicyInput(
+        refund=RefundFacts(
+            id=refund.refund_id,
+            amount=money.minor_units,
+            currency=currency,
+            reason=refund.reason.value,
+            requested_full=money.minor_units == remaining_units,
+            lines=lines,
+            categories=sorted({line.category for line in lines if line.category}),
+            includes_final_sale=includes_final_sale,
+            source_platform=refund.source_platform,
+        ),
+        order=order_facts,
+        return_info=return_facts,
+        customer=_customer_facts(refund, customer_history, currency, now),
+        payment=PaymentFacts(provider=refund.payment.provider.value, remaining=remaining_units),
+        merchant=MerchantFacts(refunded_today=refunded_today_units),
+        approver=ApproverFacts(present=True, id=approver.id, role=approver.role)
+        if approver
+        else ApproverFacts(present=False),
+        evaluated_at=now,
+    )

@@ -1,0 +1,43 @@
+"""``make local``: the local stack in the foreground on http://127.0.0.1:$REFUNDFLOW_PORT (default 3000)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+from local.stack import (
+    REFUND_REQUESTS_SIGNING_SECRET,
+    STRIPE_WEBHOOK_SECRET,
+    LocalSettings,
+    LocalStack,
+)
+
+
+def main() -> int:
+    stack = LocalStack(LocalSettings.from_environment()).start()
+    print(
+        f"""refundflow local stack
+  API             {stack.api_url}   (POST /refund-requests, POST /webhooks/stripe, GET /refunds/{{refund_id}},
+                                     POST /refunds/{{refund_id}}/approval)
+  Stripe sandbox  {stack.api_url}/_sandbox/stripe/v1/...
+  Xero sandbox    {stack.api_url}/_sandbox/xero/api.xro/2.0/...
+  Approver tokens POST {stack.api_url}/_local/issuer/token {{"sub": "lee", "role": "team_lead"}}
+  AWS (moto)      {stack.aws_endpoint}   (aws --endpoint-url {stack.aws_endpoint} ...)
+  signing secret  {REFUND_REQUESTS_SIGNING_SECRET}   (Standard Webhooks, POST /refund-requests)
+  Stripe webhooks {STRIPE_WEBHOOK_SECRET}
+Ctrl-C stops it; all state is in memory.""",
+        flush=True,
+    )
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

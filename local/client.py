@@ -1,0 +1,209 @@
+"""An integrator's view of the local stack, over HTTP only: sign and post refund requests, read refunds,
+approve them with a locally minted JWT, and set up payments and invoices through the sandboxes' own
+APIs (Stripe's /v1 with the sandbox key, Xero's accounting API with an OAuth2 token). The demo and the
+end-to-end tests use it; nothing here reaches into the stack's memory."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import requests
+from standardwebhooks.webhooks import Webhook
+
+from local.stack import (
+    REFUND_REQUESTS_SIGNING_SECRET,
+    STRIPE_API_KEY,
+    XERO_CLIENT_ID,
+    XERO_CLIENT_SECRET,
+    XERO_REFRESH_TOKEN,
+    XERO_TENANT_ID,
+)
+from refundflow.connectors.xero import dump_json
+
+TERMINAL = {"COMPLETED", "SETTLED", "REJECTED", "FAILED"}
+JSON = {"Content-Type": "application/json"}
+
+
+class RefundflowClient:
+    def __init__(self, api_url: str, signing_secret: str = REFUND_REQUESTS_SIGNING_SECRET, timeout: float = 30) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.webhook = Webhook(signing_secret)
+        self.http = requests.Session()
+        self.timeout = timeout
+
+    # ------------------------------------------------------------------ refundflow's API
+
+    def signed_headers(self, body: str, delivery_id: str | None = None, at: datetime | None = None) -> dict[str, str]:
+        delivery_id = delivery_id or f"msg_{uuid.uuid4().hex}"
+        at = at or datetime.now(UTC)
+        return {
+            "content-type": "application/json",
+            "webhook-id": delivery_id,
+            "webhook-timestamp": str(int(at.timestamp())),
+            "webhook-signature": self.webhook.sign(delivery_id, at, body),
+        }
+
+    def request_refund(self, request: dict[str, Any], *, delivery_id: str | None = None) -> requests.Response:
+        body = json.dumps(request)
+        return self.http.post(
+            f"{self.api_url}/refund-requests",
+            data=body,
+            headers=self.signed_headers(body, delivery_id),
+            timeout=self.timeout,
+        )
+
+    def post_raw(self, path: str, body: bytes | str, headers: dict[str, str]) -> requests.Response:
+        return self.http.post(f"{self.api_url}{path}", data=body, headers=headers, timeout=self.timeout)
+
+    def refund(self, refund_id: str) -> dict[str, Any]:
+        response = self.http.get(f"{self.api_url}/refunds/{refund_id}", timeout=self.timeout)
+        response.raise_for_status()
+        document: dict[str, Any] = response.json()
+        return document
+
+    def wait_for(self, refund_id: str, statuses: set[str], timeout: float = 45.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            refund = self.refund(refund_id)
+            if refund["status"] in statuses:
+                return refund
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{refund_id} is {refund['status']}, not {sorted(statuses)}, after {timeout}s")
+            time.sleep(0.1)
+
+    def approver_token(self, subject: str, role: str, *, refund_id: str | None = None, ttl_seconds: int = 900) -> str:
+        payload: dict[str, Any] = {"sub": subject, "role": role, "ttl_seconds": ttl_seconds}
+        if refund_id:
+            payload["refund_id"] = refund_id
+        response = self.http.post(f"{self.api_url}/_local/issuer/token", json=payload, timeout=self.timeout)
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+    def decide(self, refund_id: str, token: str, decision: str, note: str | None = None) -> requests.Response:
+        body: dict[str, Any] = {"decision": decision}
+        if note:
+            body["note"] = note
+        return self.http.post(
+            f"{self.api_url}/refunds/{refund_id}/approval",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=self.timeout,
+        )
+
+    # ------------------------------------------------------------------ Stripe sandbox (Stripe's API)
+
+    def stripe(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self.http.request(
+            method, f"{self.api_url}/_sandbox/stripe{path}", auth=(STRIPE_API_KEY, ""), timeout=self.timeout, **kwargs
+        )
+
+    def create_payment(self, minor_units: int, currency: str, payment_method: str = "pm_card_visa") -> str:
+        response = self.stripe(
+            "POST",
+            "/v1/payment_intents",
+            data={
+                "amount": minor_units,
+                "currency": currency.lower(),
+                "confirm": "true",
+                "payment_method": payment_method,
+            },
+        )
+        response.raise_for_status()
+        return str(response.json()["id"])
+
+    def stripe_refunds(self, payment_intent: str) -> list[dict[str, Any]]:
+        response = self.stripe("GET", "/v1/refunds", params={"payment_intent": payment_intent, "limit": 100})
+        response.raise_for_status()
+        refunds: list[dict[str, Any]] = response.json()["data"]
+        return refunds
+
+    # ------------------------------------------------------------------ Xero sandbox (Xero's API)
+
+    def _xero_token(self) -> str:
+        if not hasattr(self, "_xero_access"):
+            self._xero_refresh = XERO_REFRESH_TOKEN
+        response = self.http.post(
+            f"{self.api_url}/_sandbox/xero/identity/connect/token",
+            data={"grant_type": "refresh_token", "refresh_token": self._xero_refresh},
+            auth=(XERO_CLIENT_ID, XERO_CLIENT_SECRET),
+            timeout=self.timeout,
+        )
+        response.raise_for_status()
+        grant = response.json()
+        self._xero_refresh = grant["refresh_token"]
+        self._xero_access: str = grant["access_token"]
+        return self._xero_access
+
+    def xero(
+        self, method: str, path: str, headers_extra: dict[str, str] | None = None, **kwargs: Any
+    ) -> requests.Response:
+        """Xero's accounting API; amounts go through the connector's exact serialiser (no floats)."""
+        token = getattr(self, "_xero_access", None) or self._xero_token()
+        for _ in range(2):
+            headers = {
+                "Authorization": f"Bearer {token}",
+                "xero-tenant-id": XERO_TENANT_ID,
+                "Accept": "application/json",
+            }
+            response = self.http.request(
+                method,
+                f"{self.api_url}/_sandbox/xero/api.xro/2.0{path}",
+                headers={**headers, **(headers_extra or {})},
+                timeout=self.timeout,
+                **kwargs,
+            )
+            if response.status_code != 401:
+                return response
+            token = self._xero_token()
+        return response
+
+    def create_invoice(
+        self, customer: str, description: str, amount: Decimal, currency: str, *, paid: bool
+    ) -> dict[str, Any]:
+        """A sales invoice in Xero for ``amount`` (major units, tax inclusive), paid into account 090 if ``paid``."""
+        contact = self.xero("PUT", "/Contacts", json={"Contacts": [{"Name": customer}]})
+        contact.raise_for_status()
+        contact_id = contact.json()["Contacts"][0]["ContactID"]
+        invoice = {
+            "Type": "ACCREC",
+            "Contact": {"ContactID": contact_id},
+            "CurrencyCode": currency,
+            "Status": "AUTHORISED",
+            "LineAmountTypes": "Inclusive",
+            "Date": datetime.now(UTC).date().isoformat(),
+            "DueDate": datetime.now(UTC).date().isoformat(),
+            "LineItems": [
+                {
+                    "Description": description,
+                    "Quantity": 1,
+                    "UnitAmount": amount,
+                    "AccountCode": "200",
+                    "TaxType": "OUTPUT2",
+                }
+            ],
+        }
+        created = self.xero("PUT", "/Invoices", data=dump_json({"Invoices": [invoice]}), headers_extra=JSON)
+        created.raise_for_status()
+        document: dict[str, Any] = created.json()["Invoices"][0]
+        if paid:
+            payment = {
+                "Invoice": {"InvoiceID": document["InvoiceID"]},
+                "Account": {"Code": "090"},
+                "Amount": amount,
+                "Date": datetime.now(UTC).date().isoformat(),
+            }
+            self.xero(
+                "PUT", "/Payments", data=dump_json({"Payments": [payment]}), headers_extra=JSON
+            ).raise_for_status()
+        return document
+
+    def credit_notes(self, refund_id: str) -> list[dict[str, Any]]:
+        response = self.xero("GET", "/CreditNotes", params={"where": f'Reference.StartsWith("{refund_id}")'})
+        response.raise_for_status()
+        notes: list[dict[str, Any]] = response.json().get("CreditNotes", [])
+        return notes

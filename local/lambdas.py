@@ -1,0 +1,116 @@
+"""Runs the functions of template.yaml in this process, the way Lambda would: one module per
+function folder, a Lambda context, and errors reported as Lambda reports them (``errorType`` is the
+exception's class name: the name the state machine retries and catches)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import threading
+import time
+import traceback
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from local.cfn import Stack
+
+
+@dataclass
+class LambdaContext:
+    function_name: str
+    memory_limit_in_mb: int = 256
+    timeout_seconds: int = 30
+    aws_request_id: str = ""
+    invoked_function_arn: str = ""
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+    function_version: str = "$LATEST"
+
+    def __post_init__(self) -> None:
+        self._deadline = time.monotonic() + self.timeout_seconds
+        self.aws_request_id = self.aws_request_id or str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(int((self._deadline - time.monotonic()) * 1000), 0)
+
+
+class FunctionError(Exception):
+    def __init__(self, payload: dict[str, Any]) -> None:
+        super().__init__(payload.get("errorMessage", ""))
+        self.payload = payload
+
+
+_module_lock = threading.Lock()
+
+
+def load_handler_module(folder: Path, unique_name: str) -> ModuleType:
+    """Import ``folder/app.py`` under a unique module name (every function's module is called app)."""
+    spec = importlib.util.spec_from_file_location(unique_name, folder / "app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class LocalFunctions:
+    """The template's functions, loaded lazily, invoked in-process, with invocation counts."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self._by_name: dict[str, str] = {}
+        for logical_id in stack.of_type("AWS::Serverless::Function"):
+            self._by_name[stack.physical_name(logical_id)] = logical_id
+            self._by_name[stack.arn(logical_id)] = logical_id
+            self._by_name[logical_id] = logical_id
+        self._modules: dict[str, ModuleType] = {}
+        self.invocations: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+
+    def logical_id(self, name_or_arn: str) -> str:
+        key = name_or_arn.split(":$LATEST")[0]
+        if key not in self._by_name:
+            raise KeyError(f"no function {name_or_arn} in template.yaml")
+        return self._by_name[key]
+
+    def module(self, logical_id: str) -> ModuleType:
+        with _module_lock:
+            if logical_id not in self._modules:
+                folder = self.stack.function_folder(logical_id)
+                self._modules[logical_id] = load_handler_module(folder, f"refundflow_fn_{folder.name}")
+            return self._modules[logical_id]
+
+    def invoke(self, name_or_arn: str, event: Any) -> Any:
+        """Run the handler; raises FunctionError with Lambda's error payload when it raises."""
+        logical_id = self.logical_id(name_or_arn)
+        properties = self.stack.resources[logical_id]["Properties"]
+        context = LambdaContext(
+            function_name=self.stack.physical_name(logical_id),
+            timeout_seconds=int(properties.get("Timeout", 30)),
+            invoked_function_arn=self.stack.arn(logical_id),
+        )
+        self.invocations[logical_id] += 1
+        try:
+            return self.module(logical_id).lambda_handler(event, context)
+        except Exception as error:
+            self.errors[logical_id] += 1
+            raise FunctionError(
+                {
+                    "errorMessage": str(error),
+                    "errorType": type(error).__name__,
+                    "requestId": context.aws_request_id,
+                    "stackTrace": traceback.format_exception(error)[-6:],
+                }
+            ) from error
+
+    def invoke_json(self, name_or_arn: str, body: bytes) -> tuple[bytes, bool]:
+        """Moto's Lambda invoke in bytes: (payload, function_error)."""
+        event = json.loads(body) if body else {}
+        try:
+            return json.dumps(self.invoke(name_or_arn, event)).encode(), False
+        except FunctionError as error:
+            return json.dumps(error.payload).encode(), True

@@ -1,0 +1,569 @@
+"""Fakes for the domain's ports, moto tables built from template.yaml, and test-data builders.
+
+Fakes record what they were asked and behave like the platforms they stand in for where it matters
+to the domain: the provider replays a known idempotency key, the workflow starter starts one
+execution per name, a task token resumes a workflow only once.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import boto3
+from botocore.exceptions import EndpointConnectionError
+from moto import mock_aws
+
+from local.cfn import Stack
+from refundflow.adapters.dynamodb import RefundRepository
+from refundflow.api import RefundRequestBody
+from refundflow.domain.intake import Accepted, WorkflowTiming, accept_refund_request
+from refundflow.domain.journal import Journal
+from refundflow.domain.payments import look_up_payment, reserve_amount
+from refundflow.domain.validation import validate_refund
+from refundflow.errors import (
+    AlreadyDoneError,
+    InvalidRequest,
+    NotFound,
+    OutcomeUnknownError,
+    RejectedError,
+    TransientError,
+)
+from refundflow.events import RefundEvent
+from refundflow.ids import derive_refund_id
+from refundflow.models import BooksSystem, CreditDocument, PaymentProvider, Refund
+from refundflow.status import RefundStatus
+from refundflow.money import Money
+from refundflow.ports import (
+    CreditBooking,
+    EventPublisher,
+    Ledger,
+    Mailer,
+    ProviderEvent,
+    ProviderPayment,
+    ProviderRefund,
+    ProviderRefundRequest,
+    ProviderRefundStatus,
+    RefundProvider,
+    TaskCallbacks,
+    WorkflowStarter,
+)
+
+REGION = "us-east-1"
+STACK_NAME = "refundflow-test"
+
+# ---------------------------------------------------------------------------- DynamoDB from template.yaml
+
+
+@dataclass(frozen=True)
+class Tables:
+    client: Any
+    refunds_table: str
+    idempotency_table: str
+
+
+def create_tables(client: Any, stack: Stack | None = None) -> Tables:
+    """Create RefundsTable and IdempotencyTable with the template's own properties."""
+    stack = stack or Stack.from_template(STACK_NAME)
+    for logical_id in ("RefundsTable", "IdempotencyTable"):
+        properties = stack.resolve(stack.resources[logical_id]["Properties"])
+        arguments = {
+            key: properties[key]
+            for key in (
+                "AttributeDefinitions",
+                "KeySchema",
+                "GlobalSecondaryIndexes",
+                "LocalSecondaryIndexes",
+                "BillingMode",
+            )
+            if key in properties
+        }
+        name = stack.physical_name(logical_id)
+        client.create_table(TableName=name, **arguments)
+        if properties.get("TimeToLiveSpecification"):
+            client.update_time_to_live(TableName=name, TimeToLiveSpecification=properties["TimeToLiveSpecification"])
+    return Tables(client, stack.physical_name("RefundsTable"), stack.physical_name("IdempotencyTable"))
+
+
+@functools.cache
+def _stack() -> Stack:
+    return Stack.from_template(STACK_NAME)
+
+
+@functools.cache
+def _session() -> boto3.session.Session:
+    # One session for the whole run: building a client from a fresh session costs 50-150 ms.
+    return boto3.session.Session(region_name=REGION)
+
+
+@contextmanager
+def moto_tables() -> Iterator[Tables]:
+    """In-memory DynamoDB (moto) holding the template's tables; every use starts empty."""
+    with mock_aws():
+        yield create_tables(_session().client("dynamodb"), _stack())
+
+
+class SerializedClient:
+    """A DynamoDB client whose calls run one at a time.
+
+    DynamoDB applies each request (a TransactWriteItems included) atomically; moto's in-memory backend
+    does not under threads (a failed transaction restores a snapshot of the whole table). Serialising
+    each call restores the service's per-request atomicity while threads still race between their
+    reads and their conditional writes, which is the race the guards exist for.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+        if not callable(method):
+            return method
+
+        def serialized(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return method(*args, **kwargs)
+
+        return serialized
+
+
+class UnreachableDynamoDB:
+    """A DynamoDB client for a store that cannot be reached: every call fails to connect."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        def unreachable(**kwargs: Any) -> Any:
+            self.calls.append(name)
+            raise EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+        return unreachable
+
+
+class SteppingClock:
+    """A clock for the repository that can be set, and otherwise advances 1 ms per reading."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.current = start or datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+        self._lock = threading.Lock()
+
+    def set(self, moment: datetime) -> None:
+        self.current = moment
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            self.current += timedelta(milliseconds=1)
+            return self.current
+
+
+# ---------------------------------------------------------------------------- payment provider
+
+
+class Outcome(StrEnum):
+    """What the fake provider does with the next ``create_refund`` call."""
+
+    SUCCEEDED = "succeeded"
+    PENDING = "pending"
+    FAILED = "failed"
+    TRANSIENT = "transient"  # 503 before anything happened: nothing created
+    UNKNOWN_AFTER_CREATE = "unknown_after_create"  # read timeout after the provider created the refund
+    UNKNOWN_BEFORE_CREATE = "unknown_before_create"  # read timeout, the request never got processed
+    ALREADY_DONE = "already_done"  # the payment is already fully refunded
+    REJECTED = "rejected"  # a final 4xx
+
+
+@dataclass
+class ProviderCall:
+    method: str
+    arguments: dict[str, Any]
+
+
+class FakeRefundProvider(RefundProvider):
+    """A recording payment provider with Stripe-like idempotency: a known key replays its refund, the
+    same key with other parameters is refused."""
+
+    provider = PaymentProvider.STRIPE
+
+    def __init__(self, outcomes: list[Outcome] | None = None) -> None:
+        self.outcomes: list[Outcome] = list(outcomes or [])
+        self.payments: dict[str, ProviderPayment] = {}
+        self.refunds: dict[str, ProviderRefund] = {}
+        self.calls: list[ProviderCall] = []
+        self._by_key: dict[str, tuple[ProviderRefundRequest, str]] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.RLock()
+
+    # -------------------------------------------------------------- setup and inspection
+
+    def add_payment(self, payment_id: str, captured: Money, refunded: Money | None = None) -> None:
+        self.payments[payment_id] = ProviderPayment(
+            provider=self.provider,
+            payment_id=payment_id,
+            captured=captured,
+            refunded=refunded or Money.zero(captured.currency),
+            status="succeeded",
+        )
+
+    def calls_to(self, method: str) -> list[ProviderCall]:
+        return [call for call in self.calls if call.method == method]
+
+    @property
+    def method_sequence(self) -> list[str]:
+        return [call.method for call in self.calls]
+
+    @property
+    def idempotency_keys(self) -> list[str]:
+        return [call.arguments["request"].idempotency_key for call in self.calls_to("create_refund")]
+
+    def settle(self, provider_refund_id: str, status: ProviderRefundStatus, failure_reason: str | None = None) -> ProviderRefund:
+        """The refund changes state at the provider (what a later webhook or poll reports)."""
+        with self._lock:
+            updated = self.refunds[provider_refund_id].model_copy(
+                update={"status": status, "failure_reason": failure_reason}
+            )
+            self.refunds[provider_refund_id] = updated
+            return updated
+
+    def only_refund(self) -> ProviderRefund:
+        assert len(self.refunds) == 1, f"expected exactly one refund at the provider, found {len(self.refunds)}"
+        return next(iter(self.refunds.values()))
+
+    # -------------------------------------------------------------- the port
+
+    def _record(self, method: str, **arguments: Any) -> None:
+        self.calls.append(ProviderCall(method, arguments))
+
+    def get_payment(self, payment_id: str) -> ProviderPayment:
+        with self._lock:
+            self._record("get_payment", payment_id=payment_id)
+            if payment_id not in self.payments:
+                raise NotFound(f"no payment {payment_id}", platform="stripe")
+            return self.payments[payment_id]
+
+    def create_refund(self, request: ProviderRefundRequest) -> ProviderRefund:
+        with self._lock:
+            self._record("create_refund", request=request)
+            replay = self._by_key.get(request.idempotency_key)
+            if replay is not None:
+                first, provider_refund_id = replay
+                if first.amount != request.amount or first.payment_id != request.payment_id:
+                    raise RejectedError("idempotency key reused with other parameters", code="idempotency_error")
+                return self.refunds[provider_refund_id]
+            outcome = self.outcomes.pop(0) if self.outcomes else Outcome.SUCCEEDED
+            if outcome is Outcome.TRANSIENT:
+                raise TransientError("503 service unavailable", platform="stripe")
+            if outcome is Outcome.UNKNOWN_BEFORE_CREATE:
+                raise OutcomeUnknownError("read timed out", platform="stripe")
+            if outcome is Outcome.ALREADY_DONE:
+                raise AlreadyDoneError("charge already refunded", code="charge_already_refunded", platform="stripe")
+            if outcome is Outcome.REJECTED:
+                raise RejectedError("amount exceeds refundable", code="invalid_request", platform="stripe")
+            status = {
+                Outcome.SUCCEEDED: ProviderRefundStatus.SUCCEEDED,
+                Outcome.PENDING: ProviderRefundStatus.PENDING,
+                Outcome.FAILED: ProviderRefundStatus.FAILED,
+                Outcome.UNKNOWN_AFTER_CREATE: ProviderRefundStatus.SUCCEEDED,
+            }[outcome]
+            created = ProviderRefund(
+                provider=self.provider,
+                provider_refund_id=f"re_{next(self._ids):04d}",
+                payment_id=request.payment_id,
+                amount=request.amount,
+                status=status,
+                refund_id=request.refund_id,
+                failure_reason="declined" if status is ProviderRefundStatus.FAILED else None,
+            )
+            self.refunds[created.provider_refund_id] = created
+            self._by_key[request.idempotency_key] = (request, created.provider_refund_id)
+            if outcome is Outcome.UNKNOWN_AFTER_CREATE:
+                raise OutcomeUnknownError("read timed out after sending", platform="stripe")
+            return created
+
+    def get_refund(self, provider_refund_id: str) -> ProviderRefund:
+        with self._lock:
+            self._record("get_refund", provider_refund_id=provider_refund_id)
+            if provider_refund_id not in self.refunds:
+                raise NotFound(f"no refund {provider_refund_id}", platform="stripe")
+            return self.refunds[provider_refund_id]
+
+    def find_refund(self, refund_id: str, payment_id: str) -> ProviderRefund | None:
+        with self._lock:
+            self._record("find_refund", refund_id=refund_id, payment_id=payment_id)
+            return next(
+                (r for r in self.refunds.values() if r.refund_id == refund_id and r.payment_id == payment_id), None
+            )
+
+    def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> ProviderEvent:
+        raise InvalidRequest("the fake provider receives events as ProviderEvent objects, see provider_event()")
+
+
+_event_ids = itertools.count(1)
+
+
+def provider_event(*refunds: ProviderRefund, event_id: str | None = None, payment_id: str | None = None) -> ProviderEvent:
+    """A verified provider webhook carrying ``refunds``."""
+    return ProviderEvent(
+        provider=PaymentProvider.STRIPE,
+        event_id=event_id or f"evt_{next(_event_ids):06d}",
+        event_type="refund.updated",
+        occurred_at=datetime.now(UTC),
+        refunds=list(refunds),
+        payment_id=payment_id,
+    )
+
+
+# ---------------------------------------------------------------------------- books
+
+
+class FakeLedger(Ledger):
+    """Books that record one credit document per refund; ``failures`` are raised by the next calls."""
+
+    def __init__(self, failures: list[Exception] | None = None) -> None:
+        self.failures: list[Exception] = list(failures or [])
+        self.documents: dict[str, CreditDocument] = {}
+        self.record_calls: list[CreditBooking] = []
+
+    def record_refund(self, booking: CreditBooking) -> CreditDocument:
+        self.record_calls.append(booking)
+        if self.failures:
+            raise self.failures.pop(0)
+        existing = self.documents.get(booking.refund_id)
+        if existing is not None:
+            return existing
+        document = CreditDocument(
+            system=booking.invoice.system,
+            credit_note_id=f"cn-{len(self.documents) + 1}",
+            credit_note_number=f"CN-{len(self.documents) + 1:04d}",
+            total=booking.amount,
+            allocated_to_invoice=booking.amount,
+            cash_refunded=booking.amount,
+        )
+        self.documents[booking.refund_id] = document
+        return document
+
+    def find_credit_document(self, booking: CreditBooking) -> CreditDocument | None:
+        return self.documents.get(booking.refund_id)
+
+    def ledger_for(self, system: BooksSystem) -> Ledger:
+        return self
+
+
+# ---------------------------------------------------------------------------- AWS-side ports
+
+
+class RecordingPublisher(EventPublisher):
+    def __init__(self) -> None:
+        self.events: list[RefundEvent] = []
+        self._lock = threading.Lock()
+
+    def publish(self, events: list[RefundEvent]) -> None:
+        with self._lock:
+            self.events.extend(events)
+
+    @property
+    def detail_types(self) -> list[str]:
+        return [event.detail_type for event in self.events]
+
+    def for_refund(self, refund_id: str) -> list[str]:
+        return [event.detail_type for event in self.events if event.refund_id == refund_id]
+
+
+class FakeWorkflowStarter(WorkflowStarter):
+    """Step Functions Standard: a name already used does not start a second execution."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.executions: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def start(self, refund_id: str, payload: Mapping[str, Any]) -> str:
+        with self._lock:
+            self.calls.append((refund_id, dict(payload)))
+            self.executions.setdefault(refund_id, dict(payload))
+            return f"arn:aws:states:us-east-1:123456789012:execution:refund-workflow:{refund_id}"
+
+
+class FakeTaskCallbacks(TaskCallbacks):
+    """Step Functions task tokens: each resumes its workflow once; later uses are refused (False)."""
+
+    def __init__(self, transient_failures: int = 0) -> None:
+        self.succeeded: list[tuple[str, dict[str, Any]]] = []
+        self.failed: list[tuple[str, str, str]] = []
+        self.attempts: list[str] = []
+        self.transient_failures = transient_failures
+        self._used: set[str] = set()
+        self._lock = threading.Lock()
+
+    def _use(self, task_token: str) -> bool:
+        self.attempts.append(task_token)
+        if self.transient_failures:
+            self.transient_failures -= 1
+            raise TransientError("states:SendTaskSuccess throttled")
+        if task_token in self._used:
+            return False
+        self._used.add(task_token)
+        return True
+
+    def succeed(self, task_token: str, output: Mapping[str, Any]) -> bool:
+        with self._lock:
+            if not self._use(task_token):
+                return False
+            self.succeeded.append((task_token, dict(output)))
+            return True
+
+    def fail(self, task_token: str, error: str, cause: str) -> bool:
+        with self._lock:
+            if not self._use(task_token):
+                return False
+            self.failed.append((task_token, error, cause))
+            return True
+
+
+class FakeMailer(Mailer):
+    def __init__(self, failures: int = 0) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.failures = failures
+
+    def send(self, *, to: str, template: str, data: Mapping[str, Any], idempotency_key: str) -> str:
+        if self.failures:
+            self.failures -= 1
+            raise TransientError("SES throttled")
+        self.sent.append({"to": to, "template": template, "data": dict(data), "idempotency_key": idempotency_key})
+        return f"msg-{len(self.sent)}"
+
+
+# ---------------------------------------------------------------------------- the domain's wiring in tests
+
+TIMING = WorkflowTiming(refund_outcome_wait_seconds=3600, books_retry_wait_seconds=900, approval_escalation_seconds=86_400)
+
+
+@dataclass
+class World:
+    """A repository on moto plus fakes for every other port."""
+
+    repository: RefundRepository
+    tables: Tables
+    clock: SteppingClock
+    publisher: RecordingPublisher = field(default_factory=RecordingPublisher)
+    provider: FakeRefundProvider = field(default_factory=FakeRefundProvider)
+    ledger: FakeLedger = field(default_factory=FakeLedger)
+    starter: FakeWorkflowStarter = field(default_factory=FakeWorkflowStarter)
+    callbacks: FakeTaskCallbacks = field(default_factory=FakeTaskCallbacks)
+    mailer: FakeMailer = field(default_factory=FakeMailer)
+
+    @property
+    def journal(self) -> Journal:
+        return Journal(self.repository, self.publisher)
+
+    # -------------------------------------------------------------- driving the workflow's steps
+
+    def accept(self, body: RefundRequestBody, delivery_id: str = "dlv-1") -> Accepted:
+        return accept_refund_request(
+            body, delivery_id=delivery_id, journal=self.journal, starter=self.starter, timing=TIMING
+        )
+
+    def approve(self, refund_id: str, amount: Money | None = None) -> Refund:
+        """What the policy step (not under test here) does when it approves: APPROVED with the amount."""
+        refund = self.repository.get(refund_id)
+        return self.journal.move(
+            refund, RefundStatus.APPROVED, actor="tests:policy", changes={"amount": amount or refund.amount}
+        )
+
+    def reserved(self, body: RefundRequestBody, delivery_id: str = "dlv-1", amount: Money | None = None) -> str:
+        """Accept, validate, look up the payment, approve and reserve: the refund is ready to be paid."""
+        refund_id = self.accept(body, delivery_id).refund.refund_id
+        validate_refund(refund_id, journal=self.journal)
+        look_up_payment(refund_id, journal=self.journal, provider=self.provider)
+        self.approve(refund_id, amount)
+        reserve_amount(refund_id, journal=self.journal)
+        return refund_id
+
+    def balance(self, payment_id: str) -> dict[str, int]:
+        found = self.repository.get_balance(PaymentProvider.STRIPE, payment_id)
+        assert found is not None
+        return {
+            "captured": found.captured.minor_units,
+            "refunded": found.refunded.minor_units,
+            "reserved": found.reserved.minor_units,
+            "remaining": found.remaining.minor_units,
+        }
+
+
+@contextmanager
+def world(*, serialized: bool = False) -> Iterator[World]:
+    with moto_tables() as tables:
+        client = SerializedClient(tables.client) if serialized else tables.client
+        clock = SteppingClock()
+        repository = RefundRepository(tables.refunds_table, dynamodb=client, now=clock)
+        yield World(repository=repository, tables=tables, clock=clock)
+
+
+# ---------------------------------------------------------------------------- test data
+
+
+def refund_request_body(
+    *,
+    reference: str = "RMA-1001",
+    payment_id: str = "pi_3Pabc",
+    amount: int | None = 2_500,
+    currency: str = "EUR",
+    email: str = "jane.doe@example.com",
+    invoice_id: str | None = "inv-1001",
+    ticket_id: str | None = "T-77",
+    **overrides: Any,
+) -> RefundRequestBody:
+    document: dict[str, Any] = {
+        "payment": {"provider": "stripe", "payment_id": payment_id},
+        "reason": "product_return",
+        "customer": {"email": email, "name": "Jane Doe"},
+        "source": {"system": "returns-portal", "reference": reference, "ticket_id": ticket_id},
+        "order": {"order_id": f"ORD-{reference}"},
+    }
+    if amount is not None:
+        document["amount"] = {"minor_units": amount, "currency": currency}
+    if invoice_id is not None:
+        document["invoice"] = {"system": "xero", "invoice_id": invoice_id}
+    document.update(overrides)
+    return RefundRequestBody.model_validate(document)
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+def a_refund(
+    source_reference: str = "RMA-1",
+    *,
+    payment_id: str = "pi_1",
+    email: str = "jane.doe@example.com",
+    amount: Money | None = None,
+    ticket_id: str | None = "T-1",
+) -> Refund:
+    """A RECEIVED refund as intake would store it (the repository sets times and version)."""
+    moment = datetime(2025, 3, 1, tzinfo=UTC)
+    return Refund.model_validate(
+        {
+            "refund_id": derive_refund_id("tests", source_reference),
+            "status": "RECEIVED",
+            "version": 1,
+            "created_at": moment,
+            "updated_at": moment,
+            "payment": {"provider": "stripe", "payment_id": payment_id},
+            "requested_amount": amount.model_dump() if amount else None,
+            "reason": "product_return",
+            "customer": {"email": email},
+            "source": {"system": "returns-portal", "reference": source_reference, "ticket_id": ticket_id},
+            "source_platform": "tests",
+            "request_fingerprint": "f" * 64,
+            "correlation_id": "corr-1",
+        }
+    )
