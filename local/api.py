@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -51,6 +52,7 @@ class LocalApi:
                 rules.append(Rule(path.replace("{", "<").replace("}", ">"), endpoint=endpoint, methods=[method]))
                 self.routes[endpoint] = (logical_id, path, authorizer)
         self.url_map = Map(rules, strict_slashes=True)
+        self._resolver_lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
@@ -80,7 +82,10 @@ class LocalApi:
                 return Response(json.dumps({"message": "Unauthorized"}), status=401, mimetype="application/json")
         event = self.event_for(request, str(endpoint), path_parameters, claims)
         try:
-            result = self.functions.invoke(logical_id, event)
+            # Powertools keeps the current request on a class attribute (one request per Lambda process),
+            # so API handlers run one at a time here; the workflow's steps still run concurrently.
+            with self._resolver_lock:
+                result = self.functions.invoke(logical_id, event)
         except FunctionError as error:
             # What API Gateway answers when the function fails; the local log says why.
             log.error("%s failed: %s: %s", logical_id, error.payload["errorType"], error.payload["errorMessage"])

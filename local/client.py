@@ -6,6 +6,7 @@ end-to-end tests use it; nothing here reaches into the stack's memory."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -33,8 +34,11 @@ class RefundflowClient:
     def __init__(self, api_url: str, signing_secret: str = REFUND_REQUESTS_SIGNING_SECRET, timeout: float = 30) -> None:
         self.api_url = api_url.rstrip("/")
         self.webhook = Webhook(signing_secret)
-        self.http = requests.Session()
+        self.http = requests  # no shared Session: scenarios run on several threads
         self.timeout = timeout
+        self._xero_lock = threading.Lock()
+        self._xero_refresh = XERO_REFRESH_TOKEN
+        self._xero_access: str | None = None
 
     # ------------------------------------------------------------------ refundflow's API
 
@@ -124,26 +128,28 @@ class RefundflowClient:
 
     # ------------------------------------------------------------------ Xero sandbox (Xero's API)
 
-    def _xero_token(self) -> str:
-        if not hasattr(self, "_xero_access"):
-            self._xero_refresh = XERO_REFRESH_TOKEN
-        response = self.http.post(
-            f"{self.api_url}/_sandbox/xero/identity/connect/token",
-            data={"grant_type": "refresh_token", "refresh_token": self._xero_refresh},
-            auth=(XERO_CLIENT_ID, XERO_CLIENT_SECRET),
-            timeout=self.timeout,
-        )
-        response.raise_for_status()
-        grant = response.json()
-        self._xero_refresh = grant["refresh_token"]
-        self._xero_access: str = grant["access_token"]
-        return self._xero_access
+    def _xero_token(self, stale: str | None = None) -> str:
+        """An access token (Xero rotates the refresh token on every use, so one refresh at a time)."""
+        with self._xero_lock:
+            if self._xero_access and self._xero_access != stale:
+                return self._xero_access
+            response = self.http.post(
+                f"{self.api_url}/_sandbox/xero/identity/connect/token",
+                data={"grant_type": "refresh_token", "refresh_token": self._xero_refresh},
+                auth=(XERO_CLIENT_ID, XERO_CLIENT_SECRET),
+                timeout=self.timeout,
+            )
+            response.raise_for_status()
+            grant = response.json()
+            self._xero_refresh = grant["refresh_token"]
+            self._xero_access = str(grant["access_token"])
+            return self._xero_access
 
     def xero(
         self, method: str, path: str, headers_extra: dict[str, str] | None = None, **kwargs: Any
     ) -> requests.Response:
         """Xero's accounting API; amounts go through the connector's exact serialiser (no floats)."""
-        token = getattr(self, "_xero_access", None) or self._xero_token()
+        token = self._xero_token()
         for _ in range(2):
             headers = {
                 "Authorization": f"Bearer {token}",
@@ -159,7 +165,7 @@ class RefundflowClient:
             )
             if response.status_code != 401:
                 return response
-            token = self._xero_token()
+            token = self._xero_token(stale=token)
         return response
 
     def create_invoice(

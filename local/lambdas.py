@@ -58,7 +58,12 @@ def load_handler_module(folder: Path, unique_name: str) -> ModuleType:
 
 
 class LocalFunctions:
-    """The template's functions, loaded lazily, invoked in-process, with invocation counts."""
+    """The template's functions, invoked in-process, with invocation and cold-start counts.
+
+    Like Lambda, a function handles one event at a time per execution environment: each concurrent
+    invocation gets an idle copy of the handler module (a "container"), and a new copy is loaded (a
+    cold start) when every copy is busy. Module-level state (a resolver's current event) stays
+    per-container, as it does in Lambda."""
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
@@ -67,8 +72,9 @@ class LocalFunctions:
             self._by_name[stack.physical_name(logical_id)] = logical_id
             self._by_name[stack.arn(logical_id)] = logical_id
             self._by_name[logical_id] = logical_id
-        self._modules: dict[str, ModuleType] = {}
+        self._idle: dict[str, list[ModuleType]] = {}
         self.invocations: Counter[str] = Counter()
+        self.cold_starts: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
 
     def logical_id(self, name_or_arn: str) -> str:
@@ -77,12 +83,19 @@ class LocalFunctions:
             raise KeyError(f"no function {name_or_arn} in template.yaml")
         return self._by_name[key]
 
-    def module(self, logical_id: str) -> ModuleType:
+    def _acquire(self, logical_id: str) -> ModuleType:
         with _module_lock:
-            if logical_id not in self._modules:
-                folder = self.stack.function_folder(logical_id)
-                self._modules[logical_id] = load_handler_module(folder, f"refundflow_fn_{folder.name}")
-            return self._modules[logical_id]
+            idle = self._idle.setdefault(logical_id, [])
+            if idle:
+                return idle.pop()
+            self.cold_starts[logical_id] += 1
+            number = self.cold_starts[logical_id]
+        folder = self.stack.function_folder(logical_id)
+        return load_handler_module(folder, f"refundflow_fn_{folder.name}_{number}")
+
+    def _release(self, logical_id: str, module: ModuleType) -> None:
+        with _module_lock:
+            self._idle[logical_id].append(module)
 
     def invoke(self, name_or_arn: str, event: Any) -> Any:
         """Run the handler; raises FunctionError with Lambda's error payload when it raises."""
@@ -94,8 +107,10 @@ class LocalFunctions:
             invoked_function_arn=self.stack.arn(logical_id),
         )
         self.invocations[logical_id] += 1
+        module: ModuleType | None = None
         try:
-            return self.module(logical_id).lambda_handler(event, context)
+            module = self._acquire(logical_id)
+            return module.lambda_handler(event, context)
         except Exception as error:
             self.errors[logical_id] += 1
             raise FunctionError(
@@ -106,6 +121,9 @@ class LocalFunctions:
                     "stackTrace": traceback.format_exception(error)[-6:],
                 }
             ) from error
+        finally:
+            if module is not None:
+                self._release(logical_id, module)
 
     def invoke_json(self, name_or_arn: str, body: bytes) -> tuple[bytes, bool]:
         """Moto's Lambda invoke in bytes: (payload, function_error)."""

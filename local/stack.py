@@ -98,6 +98,8 @@ class LocalStack:
     def start(self) -> LocalStack:
         moto_patches.check_moto_version()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        # moto logs every Fail state an execution reaches (RefundFailed is an outcome, not a crash).
+        logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
         from moto.server import ThreadedMotoServer
 
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.settings.aws_port, verbose=False)

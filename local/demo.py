@@ -1,0 +1,280 @@
+"""``make demo``: the refund workflow's scenarios on the local stack, driven over HTTP like an integrator.
+
+Each scenario sets up a payment in the Stripe sandbox and an invoice in the Xero sandbox through their
+own APIs, posts a signed refund request, acts where a person or an outage would, and checks where the
+refund ends. The timelines are printed; the exit code is 0 only if every scenario ended as expected.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from local.client import TERMINAL, RefundflowClient
+from local.stack import LocalSettings, LocalStack
+
+
+@dataclass
+class Outcome:
+    name: str
+    expected: str
+    refund_ids: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def check(self, condition: bool, problem: str) -> None:
+        if not condition:
+            self.problems.append(problem)
+
+
+class Demo:
+    def __init__(self, client: RefundflowClient) -> None:
+        self.client = client
+        self.run_id = uuid.uuid4().hex[:6]
+
+    # ------------------------------------------------------------------ building blocks
+
+    def request(
+        self,
+        name: str,
+        payment_id: str,
+        invoice_id: str | None,
+        *,
+        amount: int | None,
+        currency: str = "EUR",
+        reason: str = "damaged",
+        reference: str | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "payment": {"provider": "stripe", "payment_id": payment_id},
+            "reason": reason,
+            "customer": {"email": f"{name}.{self.run_id}@example.com", "name": name.replace("-", " ").title()},
+            "source": {"system": "returns-portal", "reference": reference or f"RMA-{name}-{self.run_id}"},
+            "order": {"order_id": f"ORD-{name}-{self.run_id}"},
+        }
+        if amount is not None:
+            body["amount"] = {"minor_units": amount, "currency": currency}
+        if invoice_id:
+            body["invoice"] = {"system": "xero", "invoice_id": invoice_id}
+        return body
+
+    def paid_order(self, name: str, minor_units: int, payment_method: str = "pm_card_visa") -> tuple[str, str]:
+        payment = self.client.create_payment(minor_units, "EUR", payment_method)
+        invoice = self.client.create_invoice(
+            f"{name} {self.run_id}", f"Order {name}", Decimal(minor_units) / 100, "EUR", paid=True
+        )
+        return payment, str(invoice["InvoiceID"])
+
+    def submit(self, outcome: Outcome, body: dict[str, Any], **kwargs: Any) -> str:
+        response = self.client.request_refund(body, **kwargs)
+        if response.status_code != 202:
+            raise RuntimeError(f"refund request answered {response.status_code}: {response.text}")
+        refund_id = str(response.json()["refund_id"])
+        outcome.refund_ids.append(refund_id)
+        return refund_id
+
+    # ------------------------------------------------------------------ scenarios (issue 2)
+
+    def full_refund(self) -> Outcome:
+        outcome = Outcome("full refund", "COMPLETED, one Stripe refund of 45.00, a credit note of 45.00")
+        payment, invoice = self.paid_order("full", 4500)
+        refund_id = self.submit(outcome, self.request("full", payment, invoice, amount=None))
+        refund = self.client.wait_for(refund_id, TERMINAL)
+        outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']}")
+        stripe_refunds = self.client.stripe_refunds(payment)
+        outcome.check([r["amount"] for r in stripe_refunds] == [4500], f"Stripe refunds {stripe_refunds}")
+        notes = self.client.credit_notes(refund_id)
+        outcome.check(len(notes) == 1 and Decimal(str(notes[0]["Total"])) == Decimal("45.00"), f"credit notes {notes}")
+        return outcome
+
+    def partial_then_over_remainder(self) -> list[Outcome]:
+        partial = Outcome("partial refund", "COMPLETED, 30.00 of 80.00 refunded")
+        over = Outcome("second partial above the remainder", "REJECTED (exceeds_refundable_amount), nothing paid")
+        payment, invoice = self.paid_order("partial", 8000)
+        first = self.submit(partial, self.request("partial", payment, invoice, amount=3000))
+        refund = self.client.wait_for(first, TERMINAL)
+        partial.check(refund["status"] == "COMPLETED", f"ended {refund['status']}")
+        second = self.submit(over, self.request("partial-2", payment, invoice, amount=6000))
+        refund = self.client.wait_for(second, TERMINAL)
+        over.check(refund["status"] == "REJECTED", f"ended {refund['status']}")
+        over.check((refund.get("failure") or {}).get("code") == "exceeds_refundable_amount", f"failure {refund.get('failure')}")
+        amounts = [r["amount"] for r in self.client.stripe_refunds(payment)]
+        over.check(amounts == [3000], f"Stripe refunds on the payment: {amounts}")
+        return [partial, over]
+
+    def same_delivery_twice(self) -> Outcome:
+        outcome = Outcome("the same delivery twice", "one refund id, the second answer is a duplicate, one Stripe refund")
+        payment, invoice = self.paid_order("twice", 2500)
+        body = self.request("twice", payment, invoice, amount=None)
+        delivery = f"msg_{uuid.uuid4().hex}"
+        first = self.client.request_refund(body, delivery_id=delivery)
+        second = self.client.request_refund(body, delivery_id=delivery)
+        outcome.check(first.status_code == second.status_code == 202, f"answers {first.status_code}/{second.status_code}")
+        refund_id = str(first.json()["refund_id"])
+        outcome.refund_ids.append(refund_id)
+        outcome.check(second.json()["refund_id"] == refund_id, "the redelivery got another refund id")
+        outcome.check(second.json()["duplicate"] is True, "the redelivery was not flagged as a duplicate")
+        refund = self.client.wait_for(refund_id, TERMINAL)
+        outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']}")
+        outcome.check(len(self.client.stripe_refunds(payment)) == 1, "more than one Stripe refund")
+        return outcome
+
+    def pending_then_succeeded(self) -> Outcome:
+        outcome = Outcome("Stripe pending, then succeeded by webhook", "REFUND_PENDING, then COMPLETED")
+        payment, invoice = self.paid_order("pending-ok", 4000, "pm_card_pendingRefund")
+        refund_id = self.submit(outcome, self.request("pending-ok", payment, invoice, amount=None))
+        refund = self.client.wait_for(refund_id, TERMINAL)
+        statuses = [entry["to_status"] for entry in refund["timeline"]]
+        outcome.check("REFUND_PENDING" in statuses, f"never pending: {statuses}")
+        outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']}")
+        return outcome
+
+    def pending_then_failed(self) -> Outcome:
+        outcome = Outcome("Stripe pending, then failed", "REFUND_PENDING, then FAILED, no credit note, amount released")
+        payment, invoice = self.paid_order("pending-fail", 3500, "pm_card_pendingRefundFail")
+        refund_id = self.submit(outcome, self.request("pending-fail", payment, invoice, amount=None))
+        refund = self.client.wait_for(refund_id, TERMINAL)
+        statuses = [entry["to_status"] for entry in refund["timeline"]]
+        outcome.check("REFUND_PENDING" in statuses, f"never pending: {statuses}")
+        outcome.check(refund["status"] == "FAILED", f"ended {refund['status']}")
+        outcome.check(not self.client.credit_notes(refund_id), "a credit note was booked for a failed refund")
+        # The failed refund gave its amount back: a new request for "everything left" gets all 35.00 again.
+        body = self.request("pending-fail", payment, None, amount=None, reference=f"RMA-again-{self.run_id}")
+        again = self.client.wait_for(self.submit(outcome, body), {"REFUND_PENDING", *TERMINAL})
+        outcome.check((again.get("amount") or {}).get("minor_units") == 3500, f"second refund amount {again.get('amount')}")
+        return outcome
+
+    def books_down_after_money_moved(self) -> Outcome:
+        outcome = Outcome("Xero unavailable after the money moved", "NEEDS_ATTENTION, then COMPLETED once Xero is back")
+        payment, invoice = self.paid_order("books-down", 2000)
+        fault = {"method": "PUT", "path": "^/api\\.xro/2\\.0/CreditNotes$", "status": 503, "times": -1}
+        self.client.http.post(f"{self.client.api_url}/_sandbox/xero/_control/faults", json=fault, timeout=10).raise_for_status()
+        try:
+            refund_id = self.submit(outcome, self.request("books-down", payment, invoice, amount=None))
+            attention = self.client.wait_for(refund_id, {"NEEDS_ATTENTION", *TERMINAL}, timeout=60)
+            outcome.check(attention["status"] == "NEEDS_ATTENTION", f"reached {attention['status']} instead")
+            outcome.check(len(self.client.stripe_refunds(payment)) == 1, "the money did not move first")
+        finally:
+            self.client.http.delete(f"{self.client.api_url}/_sandbox/xero/_control/faults", timeout=10)
+        refund = self.client.wait_for(refund_id, TERMINAL, timeout=60)
+        outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']}")
+        outcome.check(len(self.client.credit_notes(refund_id)) == 1, "not exactly one credit note")
+        return outcome
+
+    # ------------------------------------------------------------------ scenarios (issue 3)
+
+    def approved_by_team_lead(self) -> Outcome:
+        outcome = Outcome(
+            "approval by a team lead", "PENDING_APPROVAL; an agent is refused (403); a team lead approves; COMPLETED"
+        )
+        payment, invoice = self.paid_order("approval", 75000)
+        refund_id = self.submit(outcome, self.request("approval", payment, invoice, amount=None))
+        pending = self.client.wait_for(refund_id, {"PENDING_APPROVAL", *TERMINAL})
+        outcome.check(pending["status"] == "PENDING_APPROVAL", f"reached {pending['status']}")
+        outcome.check((pending.get("policy") or {}).get("required_role") == "team_lead", f"policy {pending.get('policy')}")
+        agent = self.client.decide(refund_id, self.client.approver_token("avery.agent", "agent"), "approve")
+        outcome.check(agent.status_code == 403, f"an agent's approval answered {agent.status_code}")
+        token = self.client.approver_token("lee.lead", "team_lead", refund_id=refund_id)
+        approved = self.client.decide(refund_id, token, "approve", "customer is a regular, parcel photographed")
+        outcome.check(approved.status_code == 200, f"approval answered {approved.status_code}: {approved.text}")
+        again = self.client.decide(refund_id, token, "approve")
+        outcome.check(again.status_code == 409, f"a second use of the token answered {again.status_code}")
+        refund = self.client.wait_for(refund_id, TERMINAL)
+        outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']}")
+        outcome.check((refund.get("approval") or {}).get("approver") == "lee.lead", f"approval {refund.get('approval')}")
+        outcome.check(len(self.client.stripe_refunds(payment)) == 1, "not exactly one Stripe refund")
+        return outcome
+
+    def rejected_by_approver(self) -> Outcome:
+        outcome = Outcome("rejection by an approver", "PENDING_APPROVAL, then REJECTED; nothing paid, nothing booked")
+        payment, invoice = self.paid_order("rejection", 12000)
+        refund_id = self.submit(outcome, self.request("rejection", payment, invoice, amount=None))
+        pending = self.client.wait_for(refund_id, {"PENDING_APPROVAL", *TERMINAL})
+        outcome.check(pending["status"] == "PENDING_APPROVAL", f"reached {pending['status']}")
+        token = self.client.approver_token("avery.agent", "agent")
+        decided = self.client.decide(refund_id, token, "reject", "item was used; outside policy")
+        outcome.check(decided.status_code == 200, f"rejection answered {decided.status_code}: {decided.text}")
+        refund = self.client.wait_for(refund_id, TERMINAL)
+        outcome.check(refund["status"] == "REJECTED", f"ended {refund['status']}")
+        outcome.check(not self.client.stripe_refunds(payment), "money moved for a rejected refund")
+        outcome.check(not self.client.credit_notes(refund_id), "a credit note was booked for a rejected refund")
+        return outcome
+
+    def scenarios(self) -> list[Callable[[], Outcome | list[Outcome]]]:
+        """Independent scenarios, run concurrently."""
+        return [
+            self.full_refund,
+            self.partial_then_over_remainder,
+            self.same_delivery_twice,
+            self.pending_then_succeeded,
+            self.pending_then_failed,
+            self.approved_by_team_lead,
+            self.rejected_by_approver,
+        ]
+
+    def exclusive_scenarios(self) -> list[Callable[[], Outcome | list[Outcome]]]:
+        """Scenarios that take a sandbox down for everyone: run alone, after the others."""
+        return [self.books_down_after_money_moved]
+
+
+def run_all(scenarios: list[Callable[[], Outcome | list[Outcome]]], workers: int) -> list[Outcome]:
+    results: list[Outcome] = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(scenario) for scenario in scenarios]
+        for scenario, future in zip(scenarios, futures, strict=True):
+            try:
+                produced = future.result(timeout=180)
+            except Exception as error:  # noqa: BLE001 - a scenario that blew up is a failed scenario
+                produced = Outcome(scenario.__name__, "no exception", problems=[f"{type(error).__name__}: {error}"])
+            results.extend(produced if isinstance(produced, list) else [produced])
+    return results
+
+
+def print_timeline(client: RefundflowClient, refund_id: str) -> None:
+    refund = client.refund(refund_id)
+    amount = refund.get("amount") or refund.get("requested_amount") or {}
+    money = f"{Decimal(amount['minor_units']) / 100:.2f} {amount['currency']}" if amount else "full amount"
+    print(f"    {refund_id}  {money}  -> {refund['status']}  (audit chain {'intact' if refund['audit']['intact'] else 'BROKEN'})")
+    start = datetime.fromisoformat(refund["timeline"][0]["at"].replace("Z", "+00:00"))
+    for entry in refund["timeline"]:
+        at = datetime.fromisoformat(entry["at"].replace("Z", "+00:00"))
+        label = entry["type"].replace("StatusChanged:", "-> ")
+        detail = entry["details"].get("rule_id") or entry["details"].get("code") or entry["details"].get("decision") or ""
+        print(f"      +{(at - start).total_seconds():6.2f}s  {label:<28} {entry['actor']:<32} {detail}")
+
+
+def main() -> int:
+    started = time.monotonic()
+    settings = LocalSettings(api_port=0, aws_port=0, refund_outcome_wait_seconds=3, books_retry_wait_seconds=2)
+    with LocalStack(settings) as stack:
+        client = RefundflowClient(stack.api_url)
+        demo = Demo(client)
+        print(f"refundflow demo: local stack at {stack.api_url} (moto at {stack.aws_endpoint})\n")
+        results = run_all(demo.scenarios(), workers=4) + run_all(demo.exclusive_scenarios(), workers=1)
+        failed = 0
+        for outcome in results:
+            ok = not outcome.problems
+            failed += not ok
+            print(f"[{'ok' if ok else 'FAILED'}] {outcome.name}: expected {outcome.expected}")
+            for refund_id in dict.fromkeys(outcome.refund_ids):
+                print_timeline(client, refund_id)
+            for note in outcome.notes:
+                print(f"    note: {note}")
+            for problem in outcome.problems:
+                print(f"    problem: {problem}")
+            print()
+        counts = dict(stack.functions.invocations)
+    print(f"{len(results) - failed}/{len(results)} scenarios ended as expected in {time.monotonic() - started:.1f}s")
+    print(f"Lambda invocations: {counts}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
