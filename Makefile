@@ -18,7 +18,7 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-16s %s\n", $$1, $$2}'
 
 # ------------------------------------------------------------------ set-up (idempotent, re-runs when pins change)
-$(BIN)/.installed: requirements-dev.txt constraints.txt layers/common/requirements.txt pyproject.toml
+$(BIN)/.installed: requirements-dev.txt constraints.txt layers/common/requirements.txt layers/common/requirements-nodeps.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install $(PIP_FLAGS) -r requirements-dev.txt -c constraints.txt
 	$(BIN)/pip install $(PIP_FLAGS) --no-deps -e .

@@ -39,7 +39,6 @@ from refundflow.errors import (
 from refundflow.events import RefundEvent
 from refundflow.ids import derive_refund_id
 from refundflow.models import BooksSystem, CreditDocument, PaymentProvider, Refund
-from refundflow.status import RefundStatus
 from refundflow.money import Money
 from refundflow.ports import (
     CreditBooking,
@@ -55,6 +54,7 @@ from refundflow.ports import (
     TaskCallbacks,
     WorkflowStarter,
 )
+from refundflow.status import RefundStatus
 
 REGION = "us-east-1"
 STACK_NAME = "refundflow-test"
@@ -224,7 +224,9 @@ class FakeRefundProvider(RefundProvider):
     def idempotency_keys(self) -> list[str]:
         return [call.arguments["request"].idempotency_key for call in self.calls_to("create_refund")]
 
-    def settle(self, provider_refund_id: str, status: ProviderRefundStatus, failure_reason: str | None = None) -> ProviderRefund:
+    def settle(
+        self, provider_refund_id: str, status: ProviderRefundStatus, failure_reason: str | None = None
+    ) -> ProviderRefund:
         """The refund changes state at the provider (what a later webhook or poll reports)."""
         with self._lock:
             updated = self.refunds[provider_refund_id].model_copy(
@@ -309,7 +311,9 @@ class FakeRefundProvider(RefundProvider):
 _event_ids = itertools.count(1)
 
 
-def provider_event(*refunds: ProviderRefund, event_id: str | None = None, payment_id: str | None = None) -> ProviderEvent:
+def provider_event(
+    *refunds: ProviderRefund, event_id: str | None = None, payment_id: str | None = None
+) -> ProviderEvent:
     """A verified provider webhook carrying ``refunds``."""
     return ProviderEvent(
         provider=PaymentProvider.STRIPE,
@@ -443,7 +447,9 @@ class FakeMailer(Mailer):
 
 # ---------------------------------------------------------------------------- the domain's wiring in tests
 
-TIMING = WorkflowTiming(refund_outcome_wait_seconds=3600, books_retry_wait_seconds=900, approval_escalation_seconds=86_400)
+TIMING = WorkflowTiming(
+    refund_outcome_wait_seconds=3600, books_retry_wait_seconds=900, approval_escalation_seconds=86_400
+)
 
 
 @dataclass

@@ -89,7 +89,9 @@ def test_idempotency_key_names_the_refund_and_operation() -> None:
 
 
 @given(source=part, operation=st.sampled_from(["refund", "credit_note", "payment"]), limit=st.integers(8, 64))
-def test_shortened_idempotency_keys_fit_the_limit_and_stay_deterministic(source: str, operation: str, limit: int) -> None:
+def test_shortened_idempotency_keys_fit_the_limit_and_stay_deterministic(
+    source: str, operation: str, limit: int
+) -> None:
     # GIVEN a platform with a short key limit (Amazon Pay 32, Square 45)
     refund_id = derive_refund_id("shop", source)
     # WHEN the key is made twice THEN it fits and is the same both times

@@ -83,7 +83,9 @@ def test_trailing_zeros_beyond_the_exponent_are_the_same_amount(amount: int, cur
     assert Money.from_decimal_string(text, currency) == Money.of(amount, currency)
 
 
-@pytest.mark.parametrize("text", ["", " ", "1e3", "1E+3", "NaN", "Infinity", "1,00", "+1.00", "0x10", "1.2.3", "--1", "١٢"])
+@pytest.mark.parametrize(
+    "text", ["", " ", "1e3", "1E+3", "NaN", "Infinity", "1,00", "+1.00", "0x10", "1.2.3", "--1", "١٢"]
+)
 def test_non_decimal_strings_are_rejected(text: str) -> None:
     # GIVEN a string that is not a plain decimal number WHEN parsed THEN it is refused
     with pytest.raises(MoneyError):
@@ -92,7 +94,13 @@ def test_non_decimal_strings_are_rejected(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "currency", "minor"),
-    [("19.99", "EUR", 1999), ("1000", "JPY", 1000), ("0.125", "KWD", 125), ("1.2345", "CLF", 12345), ("-0.05", "EUR", -5)],
+    [
+        ("19.99", "EUR", 1999),
+        ("1000", "JPY", 1000),
+        ("0.125", "KWD", 125),
+        ("1.2345", "CLF", 12345),
+        ("-0.05", "EUR", -5),
+    ],
 )
 def test_decimal_string_spot_values(text: str, currency: str, minor: int) -> None:
     # GIVEN a platform's decimal string WHEN parsed THEN the minor units follow the currency's exponent
@@ -119,7 +127,9 @@ def test_minor_units_accept_only_integers(value: object) -> None:
         Money(minor_units=value, currency="EUR")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("document", ['{"minor_units": 1.5, "currency": "EUR"}', '{"minor_units": 1999.0, "currency": "EUR"}'])
+@pytest.mark.parametrize(
+    "document", ['{"minor_units": 1.5, "currency": "EUR"}', '{"minor_units": 1999.0, "currency": "EUR"}']
+)
 def test_json_with_a_float_amount_is_rejected(document: str) -> None:
     # GIVEN a client's JSON with a float amount WHEN parsed THEN it is refused
     with pytest.raises(ValidationError):
@@ -194,8 +204,12 @@ def test_allocate_adds_up_exactly_and_stays_proportional(amount: int, currency: 
             assert part.minor_units == 0
 
 
-@given(amount=st.integers(min_value=0, max_value=10**30), currency=currencies, ways=st.integers(min_value=1, max_value=50))
-def test_allocate_between_equal_weights_differs_by_at_most_one_minor_unit(amount: int, currency: str, ways: int) -> None:
+@given(
+    amount=st.integers(min_value=0, max_value=10**30), currency=currencies, ways=st.integers(min_value=1, max_value=50)
+)
+def test_allocate_between_equal_weights_differs_by_at_most_one_minor_unit(
+    amount: int, currency: str, ways: int
+) -> None:
     # GIVEN an amount split equally WHEN allocated THEN the parts differ by at most one minor unit
     parts = [part.minor_units for part in Money.of(amount, currency).allocate([1] * ways)]
     assert max(parts) - min(parts) <= 1
@@ -224,7 +238,9 @@ def test_allocate_gives_the_leftover_to_the_largest_remainders() -> None:
 
 
 @given(amount=st.integers(min_value=0, max_value=10**30), currency=currencies, basis_points=st.integers(0, 10_000))
-def test_percentage_never_exceeds_the_amount_and_rounds_half_even(amount: int, currency: str, basis_points: int) -> None:
+def test_percentage_never_exceeds_the_amount_and_rounds_half_even(
+    amount: int, currency: str, basis_points: int
+) -> None:
     # GIVEN a fee of at most 100 % of an amount
     fee = Money.of(amount, currency).percentage(basis_points)
     # WHEN computed THEN it is within [0, amount] and is the exact share rounded half-even

@@ -127,7 +127,8 @@ def test_api_keys_and_webhook_secrets_are_masked_completely(secret: str) -> None
     for fragment in re.split(r"[+/=]", value):
         if len(fragment) >= 4:
             assert fragment not in redacted, redacted
-    assert redacted.startswith("calling with key=") and redacted.endswith(" now")
+    assert redacted.startswith("calling with key=")
+    assert redacted.endswith(" now")
 
 
 def test_nested_log_documents_are_redacted() -> None:
@@ -192,7 +193,9 @@ def signed(
     }
 
 
-def rejection(headers: dict[str, str], body: bytes = BODY, secrets: tuple[str, ...] = (SECRET,)) -> AuthenticationFailed:
+def rejection(
+    headers: dict[str, str], body: bytes = BODY, secrets: tuple[str, ...] = (SECRET,)
+) -> AuthenticationFailed:
     with pytest.raises(AuthenticationFailed) as caught:
         verify_standard_webhook(headers, body, list(secrets))
     return caught.value

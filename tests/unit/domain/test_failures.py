@@ -9,13 +9,14 @@ import pytest
 
 from refundflow.domain.books import update_invoice
 from refundflow.domain.failures import describe_error, handle_failure
-from refundflow.domain.payments import issue_refund, poll_refund
+from refundflow.domain.payments import apply_provider_event, issue_refund, poll_refund
 from refundflow.domain.validation import validate_refund
 from refundflow.errors import NotFound, OutcomeUnknownError, PolicyViolation, RejectedError, TransientError
 from refundflow.models import ReservationState
 from refundflow.money import Money
+from refundflow.ports import ProviderRefundStatus
 from refundflow.status import RefundStatus
-from tests.support.fakes import Outcome, World, refund_request_body, today
+from tests.support.fakes import Outcome, World, provider_event, refund_request_body, today
 
 S = RefundStatus
 PAYMENT = "pi_3Pabc"
@@ -88,8 +89,12 @@ def test_before_submission_a_decision_rejects_and_a_breakdown_fails(
     assert env.publisher.for_refund(refund_id)[-1] == ("RefundRejected" if expected is S.REJECTED else "RefundFailed")
 
 
-@pytest.mark.parametrize(("error", "expected"), [(PolicyViolation("daily cap reached"), S.REJECTED), ("States.Timeout", S.FAILED)])
-def test_before_submission_a_held_reservation_is_released(paid: World, error: Exception | str, expected: RefundStatus) -> None:
+@pytest.mark.parametrize(
+    ("error", "expected"), [(PolicyViolation("daily cap reached"), S.REJECTED), ("States.Timeout", S.FAILED)]
+)
+def test_before_submission_a_held_reservation_is_released(
+    paid: World, error: Exception | str, expected: RefundStatus
+) -> None:
     env = paid
     # GIVEN an approved refund holding 25.00 of the payment and of today's total
     refund_id = env.reserved(refund_request_body())
@@ -100,7 +105,8 @@ def test_before_submission_a_held_reservation_is_released(paid: World, error: Ex
     # THEN the reservation goes back to the payment and to the day's total, and the provider was never asked
     refund = env.repository.get(refund_id)
     assert refund.status is expected
-    assert refund.reservation is not None and refund.reservation.state is ReservationState.RELEASED
+    assert refund.reservation is not None
+    assert refund.reservation.state is ReservationState.RELEASED
     assert env.balance(PAYMENT) == {"captured": 10_000, "refunded": 0, "reserved": 0, "remaining": 10_000}
     assert env.repository.daily_total("EUR", today()) == eur(0)
     assert env.provider.calls_to("create_refund") == []
@@ -114,7 +120,11 @@ def test_the_failure_record_keeps_the_platform_and_code_of_our_errors(paid: Worl
     # WHEN its failure is read THEN code, platform and message are ours, not the Lambda envelope
     failure = env.repository.get(refund_id).failure
     assert failure is not None
-    assert (failure.code, failure.platform, failure.message) == ("return_not_received", "shopify", "return not received yet")
+    assert (failure.code, failure.platform, failure.message) == (
+        "return_not_received",
+        "shopify",
+        "return not received yet",
+    )
 
 
 def test_describe_error_falls_back_to_the_error_name_for_foreign_errors() -> None:
@@ -149,8 +159,13 @@ def test_an_unknown_outcome_after_submission_needs_attention_and_keeps_the_reser
     outcome = fail(env, refund_id, OutcomeUnknownError("read timed out", platform="stripe"))
     # THEN money may have moved: NEEDS_ATTENTION, routed to polling, the reservation still held
     refund = env.repository.get(refund_id)
-    assert (refund.status, refund.attention_reason, outcome) == (S.NEEDS_ATTENTION, "provider_outcome_unknown", "REFUND_PENDING")
-    assert refund.reservation is not None and refund.reservation.state is ReservationState.HELD
+    assert (refund.status, refund.attention_reason, outcome) == (
+        S.NEEDS_ATTENTION,
+        "provider_outcome_unknown",
+        "REFUND_PENDING",
+    )
+    assert refund.reservation is not None
+    assert refund.reservation.state is ReservationState.HELD
     assert env.balance(PAYMENT)["reserved"] == 2_500
     # AND polling finds the refund the provider did make, without creating another
     assert poll_refund(refund_id, journal=env.journal, provider=env.provider).outcome == "REFUNDED"
@@ -203,7 +218,11 @@ def test_books_down_after_the_money_moved_needs_attention_then_recovers(paid: Wo
     outcome = fail(env, refund_id, raised.value)
     # THEN the refund is paid but not booked: NEEDS_ATTENTION, routed to an automatic books retry
     refund = env.repository.get(refund_id)
-    assert (refund.status, refund.attention_reason, outcome) == (S.NEEDS_ATTENTION, "books_update_failed", "BOOKS_RETRY")
+    assert (refund.status, refund.attention_reason, outcome) == (
+        S.NEEDS_ATTENTION,
+        "books_update_failed",
+        "BOOKS_RETRY",
+    )
     assert refund.books_attempts == 1
     # AND when the books are back, the retry books it once and completes the refund (R11)
     result = update_invoice(refund_id, journal=env.journal, ledger_for=env.ledger.ledger_for)
@@ -245,3 +264,22 @@ def test_books_refusing_the_document_need_a_person_at_once(paid: World, error: E
     refund = env.repository.get(refund_id)
     assert (refund.attention_reason, refund.books_attempts) == ("books_rejected", 1)
     assert env.balance(PAYMENT)["refunded"] == 2_500
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Known bug: a provider reversal is applied only in REFUNDED/INVOICE_UPDATED/COMPLETED/SETTLED "
+    "(payments.MONEY_OUT); while the refund waits for a books retry (NEEDS_ATTENTION) the reversal is ignored, "
+    "the amount stays 'refunded' and the books retry later books a credit note for money that went back.",
+)
+def test_a_reversal_while_the_books_are_retried_makes_the_amount_refundable_again(paid: World) -> None:
+    env = paid
+    # GIVEN a refunded refund waiting for a books retry
+    refund_id = refunded(env)
+    fail(env, refund_id, "TransientError")
+    # WHEN the provider reports that the refund was reversed
+    reversed_refund = env.provider.settle(env.provider.only_refund().provider_refund_id, ProviderRefundStatus.FAILED)
+    apply_provider_event(provider_event(reversed_refund), journal=env.journal, provider=env.provider)
+    # THEN the amount is refundable again and the books are no longer retried
+    assert env.balance(PAYMENT)["remaining"] == 10_000
+    assert env.repository.get(refund_id).attention_reason == "provider_reversed_refund"

@@ -38,7 +38,9 @@ def approve(env: World, refund: Refund) -> Refund:
 def test_a_wait_registered_before_the_answer_is_resumed_by_the_answer(env: World) -> None:
     # GIVEN a workflow that parks on its token while the approval is outstanding
     refund = awaiting_approval(env)
-    assert not register_wait(refund.refund_id, WaitFor.APPROVAL, "token-1", repository=env.repository, callbacks=env.callbacks)
+    assert not register_wait(
+        refund.refund_id, WaitFor.APPROVAL, "token-1", repository=env.repository, callbacks=env.callbacks
+    )
     assert env.callbacks.succeeded == []
     # WHEN the approval comes and resumes the waiting workflow, and the resume is repeated
     approved = approve(env, refund)
@@ -55,7 +57,9 @@ def test_a_wait_registered_after_the_answer_is_resumed_at_once(env: World) -> No
     approved = approve(env, refund)
     assert not resume_waiting(approved, WaitFor.APPROVAL, repository=env.repository, callbacks=env.callbacks)
     # WHEN the workflow parks
-    resumed = register_wait(refund.refund_id, WaitFor.APPROVAL, "token-1", repository=env.repository, callbacks=env.callbacks)
+    resumed = register_wait(
+        refund.refund_id, WaitFor.APPROVAL, "token-1", repository=env.repository, callbacks=env.callbacks
+    )
     # THEN it is resumed at once, exactly once, and no token is left behind
     assert resumed
     assert [token for token, _ in env.callbacks.succeeded] == ["token-1"]
@@ -73,7 +77,13 @@ def test_a_wait_and_its_answer_racing_resume_the_workflow_exactly_once(trial: in
         def park(refund: Refund) -> None:
             barrier.wait()
             try:
-                register_wait(refund.refund_id, WaitFor.APPROVAL, f"token-{refund.refund_id}", repository=env.repository, callbacks=env.callbacks)
+                register_wait(
+                    refund.refund_id,
+                    WaitFor.APPROVAL,
+                    f"token-{refund.refund_id}",
+                    repository=env.repository,
+                    callbacks=env.callbacks,
+                )
             except Exception as error:  # pragma: no cover - reported below
                 errors.append(error)
 
@@ -124,7 +134,9 @@ def test_a_workflow_still_waiting_is_not_resumed(env: World) -> None:
 
 
 def event_of(env: World, refund_id: str, detail_type: str) -> RefundEvent:
-    return next(event for event in env.publisher.events if event.refund_id == refund_id and event.detail_type == detail_type)
+    return next(
+        event for event in env.publisher.events if event.refund_id == refund_id and event.detail_type == detail_type
+    )
 
 
 @pytest.fixture
@@ -142,7 +154,8 @@ def test_the_customer_is_told_once_per_event(issued: tuple[World, RefundEvent]) 
     first = notify(event, Channel.CUSTOMER, repository=env.repository, mailer=env.mailer, ops_email=OPS)
     second = notify(event, Channel.CUSTOMER, repository=env.repository, mailer=env.mailer, ops_email=OPS)
     # THEN one e-mail went to the address on the refund, with the amount and the order reference
-    assert first is not None and second is None
+    assert first is not None
+    assert second is None
     (mail,) = env.mailer.sent
     assert (mail["to"], mail["template"]) == ("jane.doe@example.com", "refund-issued")
     assert (mail["data"]["amount"], mail["data"]["reference"]) == ("25.00 EUR", "ORD-RMA-1001")

@@ -33,7 +33,7 @@ def test_default_policy_meets_every_sample_expectation() -> None:
     assert "16 samples, all expectations met" in out
     assert "above_auto_approve_limit_restocking: require_approval by agent [rule above_auto_approve_limit]" in out
     assert "200.00 EUR -> 164.05 EUR" in out
-    assert "Policy 2025.11.1: rule 'goodwill' matched" in out
+    assert "Policy 2026.11.1: rule 'goodwill' matched" in out
 
 
 def test_invalid_policy_file_exits_1_and_lists_the_problems(tmp_path: Path) -> None:

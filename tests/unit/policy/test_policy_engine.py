@@ -19,7 +19,7 @@ def test_decision_records_policy_version_rule_and_the_inputs_it_saw(default_poli
     # WHEN the default policy decides
     decision = default_policy.decide(facts)
     # THEN the decision says which version and rule decided, on exactly these inputs, JSON-safe
-    assert (decision.policy_version, decision.rule_id, decision.outcome) == ("2025.11.1", "auto_approve", "approve")
+    assert (decision.policy_version, decision.rule_id, decision.outcome) == ("2026.11.1", "auto_approve", "approve")
     assert decision.policy_source == "packaged:default_policy.yaml"
     assert len(decision.policy_digest) == 64
     assert decision.inputs == facts.snapshot()
@@ -39,7 +39,7 @@ def test_record_carries_outcome_role_and_adjustments_for_the_refund_state(defaul
         "require_approval",
         "agent",
         "above_auto_approve_limit",
-        "2025.11.1",
+        "2026.11.1",
     )
     assert [(item.kind, item.amount) for item in record.adjustments] == [
         ("restocking_fee", Money.of(3_000, "EUR")),

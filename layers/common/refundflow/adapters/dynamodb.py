@@ -385,13 +385,16 @@ class RefundRepository:
 
     def customer_history(self, email: str, since: datetime) -> list[Refund]:
         """The customer's refunds created at or after ``since`` (for velocity rules)."""
+        # Sort keys hold UTC with "Z" and, when non-zero, microseconds: compare in UTC with all six
+        # fraction digits ("." sorts before "Z", so a bare second would skip that second's refunds).
+        moment = (since if since.tzinfo else since.replace(tzinfo=UTC)).astimezone(UTC)
         refunds: list[Refund] = []
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "IndexName": "by-customer",
             "KeyConditionExpression": "gsi4pk = :pk AND gsi4sk >= :since",
             "ExpressionAttributeValues": _to_item(
-                {":pk": f"CUSTOMER#{customer_key(email)}", ":since": since.isoformat().replace("+00:00", "Z")}
+                {":pk": f"CUSTOMER#{customer_key(email)}", ":since": moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
             ),
         }
         while True:
