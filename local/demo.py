@@ -104,19 +104,25 @@ class Demo:
         second = self.submit(over, self.request("partial-2", payment, invoice, amount=6000))
         refund = self.client.wait_for(second, TERMINAL)
         over.check(refund["status"] == "REJECTED", f"ended {refund['status']}")
-        over.check((refund.get("failure") or {}).get("code") == "exceeds_refundable_amount", f"failure {refund.get('failure')}")
+        over.check(
+            (refund.get("failure") or {}).get("code") == "exceeds_refundable_amount", f"failure {refund.get('failure')}"
+        )
         amounts = [r["amount"] for r in self.client.stripe_refunds(payment)]
         over.check(amounts == [3000], f"Stripe refunds on the payment: {amounts}")
         return [partial, over]
 
     def same_delivery_twice(self) -> Outcome:
-        outcome = Outcome("the same delivery twice", "one refund id, the second answer is a duplicate, one Stripe refund")
+        outcome = Outcome(
+            "the same delivery twice", "one refund id, the second answer is a duplicate, one Stripe refund"
+        )
         payment, invoice = self.paid_order("twice", 2500)
         body = self.request("twice", payment, invoice, amount=None)
         delivery = f"msg_{uuid.uuid4().hex}"
         first = self.client.request_refund(body, delivery_id=delivery)
         second = self.client.request_refund(body, delivery_id=delivery)
-        outcome.check(first.status_code == second.status_code == 202, f"answers {first.status_code}/{second.status_code}")
+        outcome.check(
+            first.status_code == second.status_code == 202, f"answers {first.status_code}/{second.status_code}"
+        )
         refund_id = str(first.json()["refund_id"])
         outcome.refund_ids.append(refund_id)
         outcome.check(second.json()["refund_id"] == refund_id, "the redelivery got another refund id")
@@ -148,14 +154,18 @@ class Demo:
         # The failed refund gave its amount back: a new request for "everything left" gets all 35.00 again.
         body = self.request("pending-fail", payment, None, amount=None, reference=f"RMA-again-{self.run_id}")
         again = self.client.wait_for(self.submit(outcome, body), {"REFUND_PENDING", *TERMINAL})
-        outcome.check((again.get("amount") or {}).get("minor_units") == 3500, f"second refund amount {again.get('amount')}")
+        outcome.check(
+            (again.get("amount") or {}).get("minor_units") == 3500, f"second refund amount {again.get('amount')}"
+        )
         return outcome
 
     def books_down_after_money_moved(self) -> Outcome:
         outcome = Outcome("Xero unavailable after the money moved", "NEEDS_ATTENTION, then COMPLETED once Xero is back")
         payment, invoice = self.paid_order("books-down", 2000)
         fault = {"method": "PUT", "path": "^/api\\.xro/2\\.0/CreditNotes$", "status": 503, "times": -1}
-        self.client.http.post(f"{self.client.api_url}/_sandbox/xero/_control/faults", json=fault, timeout=10).raise_for_status()
+        self.client.http.post(
+            f"{self.client.api_url}/_sandbox/xero/_control/faults", json=fault, timeout=10
+        ).raise_for_status()
         try:
             refund_id = self.submit(outcome, self.request("books-down", payment, invoice, amount=None))
             attention = self.client.wait_for(refund_id, {"NEEDS_ATTENTION", *TERMINAL}, timeout=60)
@@ -178,7 +188,9 @@ class Demo:
         refund_id = self.submit(outcome, self.request("approval", payment, invoice, amount=None))
         pending = self.client.wait_for(refund_id, {"PENDING_APPROVAL", *TERMINAL})
         outcome.check(pending["status"] == "PENDING_APPROVAL", f"reached {pending['status']}")
-        outcome.check((pending.get("policy") or {}).get("required_role") == "team_lead", f"policy {pending.get('policy')}")
+        outcome.check(
+            (pending.get("policy") or {}).get("required_role") == "team_lead", f"policy {pending.get('policy')}"
+        )
         agent = self.client.decide(refund_id, self.client.approver_token("avery.agent", "agent"), "approve")
         outcome.check(agent.status_code == 403, f"an agent's approval answered {agent.status_code}")
         token = self.client.approver_token("lee.lead", "team_lead", refund_id=refund_id)
@@ -188,7 +200,9 @@ class Demo:
         outcome.check(again.status_code == 409, f"a second use of the token answered {again.status_code}")
         refund = self.client.wait_for(refund_id, TERMINAL)
         outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']}")
-        outcome.check((refund.get("approval") or {}).get("approver") == "lee.lead", f"approval {refund.get('approval')}")
+        outcome.check(
+            (refund.get("approval") or {}).get("approver") == "lee.lead", f"approval {refund.get('approval')}"
+        )
         outcome.check(len(self.client.stripe_refunds(payment)) == 1, "not exactly one Stripe refund")
         return outcome
 
@@ -231,7 +245,7 @@ def run_all(scenarios: list[Callable[[], Outcome | list[Outcome]]], workers: int
         for scenario, future in zip(scenarios, futures, strict=True):
             try:
                 produced = future.result(timeout=180)
-            except Exception as error:  # noqa: BLE001 - a scenario that blew up is a failed scenario
+            except Exception as error:
                 produced = Outcome(scenario.__name__, "no exception", problems=[f"{type(error).__name__}: {error}"])
             results.extend(produced if isinstance(produced, list) else [produced])
     return results
@@ -241,12 +255,15 @@ def print_timeline(client: RefundflowClient, refund_id: str) -> None:
     refund = client.refund(refund_id)
     amount = refund.get("amount") or refund.get("requested_amount") or {}
     money = f"{Decimal(amount['minor_units']) / 100:.2f} {amount['currency']}" if amount else "full amount"
-    print(f"    {refund_id}  {money}  -> {refund['status']}  (audit chain {'intact' if refund['audit']['intact'] else 'BROKEN'})")
+    chain = "intact" if refund["audit"]["intact"] else "BROKEN"
+    print(f"    {refund_id}  {money}  -> {refund['status']}  (audit chain {chain})")
     start = datetime.fromisoformat(refund["timeline"][0]["at"].replace("Z", "+00:00"))
     for entry in refund["timeline"]:
         at = datetime.fromisoformat(entry["at"].replace("Z", "+00:00"))
         label = entry["type"].replace("StatusChanged:", "-> ")
-        detail = entry["details"].get("rule_id") or entry["details"].get("code") or entry["details"].get("decision") or ""
+        detail = (
+            entry["details"].get("rule_id") or entry["details"].get("code") or entry["details"].get("decision") or ""
+        )
         print(f"      +{(at - start).total_seconds():6.2f}s  {label:<28} {entry['actor']:<32} {detail}")
 
 

@@ -51,7 +51,8 @@ _module_lock = threading.Lock()
 def load_handler_module(folder: Path, unique_name: str) -> ModuleType:
     """Import ``folder/app.py`` under a unique module name (every function's module is called app)."""
     spec = importlib.util.spec_from_file_location(unique_name, folder / "app.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -380,6 +380,14 @@ class RecordingPublisher(EventPublisher):
     def for_refund(self, refund_id: str) -> list[str]:
         return [event.detail_type for event in self.events if event.refund_id == refund_id]
 
+    def distinct(self, refund_id: str | None = None) -> list[tuple[str, str]]:
+        """(event_id, detail type) once each, in first-published order: what a deduplicating consumer sees."""
+        seen: dict[str, str] = {}
+        for event in self.events:
+            if refund_id is None or event.refund_id == refund_id:
+                seen.setdefault(event.event_id, event.detail_type)
+        return list(seen.items())
+
 
 class FakeWorkflowStarter(WorkflowStarter):
     """Step Functions Standard: a name already used does not start a second execution."""

@@ -232,6 +232,7 @@ class Refund(StrictModel):
     failure: FailureRecord | None = None
     audit_seq: int = 0
     audit_head: str = ""
+    status_seq: int = Field(default=0, description="Audit sequence number of the latest status change.")
 
     @property
     def currency(self) -> str | None:

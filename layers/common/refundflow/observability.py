@@ -11,7 +11,7 @@ from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 SERVICE = "refundflow"
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-_DIGIT_RUN = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+_DIGIT_RUN = re.compile(r"(?<!\d)(?:\d[ .-]{0,2}){12,18}\d(?!\d)")
 # Base64 secrets (whsec_…) hold "+", "/" and "=": stopping at them would leak the rest of the key.
 _SECRET_VALUE = re.compile(r"\b(sk|rk|whsec|pk)_(live|test)?_?[A-Za-z0-9+/=]{6,}")
 

@@ -266,12 +266,6 @@ def test_books_refusing_the_document_need_a_person_at_once(paid: World, error: E
     assert env.balance(PAYMENT)["refunded"] == 2_500
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Known bug: a provider reversal is applied only in REFUNDED/INVOICE_UPDATED/COMPLETED/SETTLED "
-    "(payments.MONEY_OUT); while the refund waits for a books retry (NEEDS_ATTENTION) the reversal is ignored, "
-    "the amount stays 'refunded' and the books retry later books a credit note for money that went back.",
-)
 def test_a_reversal_while_the_books_are_retried_makes_the_amount_refundable_again(paid: World) -> None:
     env = paid
     # GIVEN a refunded refund waiting for a books retry

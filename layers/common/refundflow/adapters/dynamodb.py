@@ -8,6 +8,7 @@ reservation, so concurrent requests can never over-refund and the trail can neve
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -238,7 +239,7 @@ class RefundRepository:
         entry = self._audit_entry(
             draft, entry_type="RefundRequested", actor=actor, at=at, from_status=None, details=details or {}
         )
-        stored = draft.model_copy(update={"audit_seq": 1, "audit_head": entry.hash})
+        stored = draft.model_copy(update={"audit_seq": 1, "audit_head": entry.hash, "status_seq": 1})
         # The delivery marker goes first: when both conditions fail, a redelivery is what happened.
         items = [self._delivery_marker(delivery[0], delivery[1], refund.refund_id, at)] if delivery else []
         items += [
@@ -306,7 +307,9 @@ class RefundRepository:
         """
         if not can_transition(refund.status, to):
             raise IllegalTransition(f"{refund.refund_id}: {refund.status} -> {to} is not allowed")
-        return self._write(refund, to, f"StatusChanged:{to.value}", actor, details or {}, changes or {}, extra)
+        return self._write(
+            refund, to, f"StatusChanged:{to.value}", actor, details or {}, changes or {}, extra, status_change=True
+        )
 
     def record(
         self,
@@ -330,13 +333,20 @@ class RefundRepository:
         details: dict[str, Any],
         changes: dict[str, Any],
         extra: Iterable[TransactItem],
+        *,
+        status_change: bool = False,
     ) -> Change:
         at = self._timestamp(refund)
         moved = refund.evolve(**changes, status=to, updated_at=at)
         entry = self._audit_entry(
             moved, entry_type=entry_type, actor=actor, at=at, from_status=refund.status, details=details
         )
-        stored = moved.evolve(version=refund.version + 1, audit_seq=entry.seq, audit_head=entry.hash)
+        stored = moved.evolve(
+            version=refund.version + 1,
+            audit_seq=entry.seq,
+            audit_head=entry.hash,
+            status_seq=entry.seq if status_change else refund.status_seq,
+        )
         state_put = TransactItem(
             {
                 "Put": {
@@ -437,7 +447,7 @@ class RefundRepository:
         if existing is not None:
             return existing
         remaining = max(payment.captured.minor_units - payment.refunded.minor_units, 0)
-        try:
+        with contextlib.suppress(ClientError):  # opened concurrently: the stored figures win
             self._call(
                 "put_item",
                 TableName=self.table_name,
@@ -456,8 +466,6 @@ class RefundRepository:
                 ),
                 ConditionExpression="attribute_not_exists(pk)",
             )
-        except ClientError:
-            pass  # opened concurrently: the stored figures win
         balance = self.get_balance(payment.provider, payment.payment_id)
         assert balance is not None
         return balance

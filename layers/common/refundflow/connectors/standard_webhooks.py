@@ -6,7 +6,7 @@ from __future__ import annotations
 import binascii
 from collections.abc import Mapping, Sequence
 
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook, WebhookVerificationError
 
 from refundflow.errors import AuthenticationFailed, ConfigurationError
 
@@ -27,10 +27,16 @@ def verify_standard_webhook(headers: Mapping[str, str], raw_body: bytes, secrets
     missing = [name for name in REQUIRED_HEADERS if not lowered.get(name)]
     if missing:
         raise AuthenticationFailed(f"missing header(s): {', '.join(missing)}", code="signature_missing")
-    problem = "no matching signature"
+    verifiers = []
     for secret in secrets:
         try:
-            Webhook(secret).verify(raw_body, lowered, json_parse=False)
+            verifiers.append(Webhook(secret))
+        except (EmptyWebhookSecretError, ValueError, binascii.Error) as error:
+            raise ConfigurationError("a configured signing secret is empty or not base64 (whsec_...)") from error
+    problem = "no matching signature"
+    for verifier in verifiers:
+        try:
+            verifier.verify(raw_body, lowered, json_parse=False)
             return lowered["webhook-id"]
         except WebhookVerificationError as error:
             problem = str(error)

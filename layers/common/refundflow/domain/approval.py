@@ -60,7 +60,9 @@ def decide_approval(
     repository = journal.repository
     refund = repository.get(refund_id)
     if not approver.token_id:
-        raise AuthenticationFailed("the token has no jti claim, so it cannot be held to a single use", code="token_without_jti")
+        raise AuthenticationFailed(
+            "the token has no jti claim, so it cannot be held to a single use", code="token_without_jti"
+        )
     if approver.bound_refund_id and approver.bound_refund_id != refund_id:
         raise Forbidden("this token was issued for another refund", code="token_for_other_refund")
     if refund.status is not RefundStatus.PENDING_APPROVAL or refund.policy is None:
@@ -77,16 +79,29 @@ def decide_approval(
         raise IdempotencyConflict("this approval token was already used", code="token_already_used")
     decided_at = (now or (lambda: datetime.now(UTC)))()
     record = ApprovalRecord(
-        decision=decision, approver=approver.subject, role=str(approver.role), channel="api", decided_at=decided_at, note=note
+        decision=decision,
+        approver=approver.subject,
+        role=str(approver.role),
+        channel="api",
+        decided_at=decided_at,
+        note=note,
     )
     changes: dict[str, object] = {"approval": record}
     if decision == "reject":
-        changes["failure"] = FailureRecord(code="rejected_by_approver", message=note or f"rejected by {approver.subject}")
+        changes["failure"] = FailureRecord(
+            code="rejected_by_approver", message=note or f"rejected by {approver.subject}"
+        )
     refund = journal.move(
         refund,
         RefundStatus.APPROVED if decision == "approve" else RefundStatus.REJECTED,
         actor=f"approver:{approver.subject}",
-        details={"decision": decision, "role": approver.role, "required_role": required, "token_id": approver.token_id, "note": note},
+        details={
+            "decision": decision,
+            "role": approver.role,
+            "required_role": required,
+            "token_id": approver.token_id,
+            "note": note,
+        },
         changes=changes,
     )
     resume_waiting(refund, WaitFor.APPROVAL, repository=repository, callbacks=callbacks)
@@ -97,7 +112,7 @@ def escalate_approval(refund_id: str, *, journal: Journal, policy: Policy) -> St
     """No decision in time: ask the next role up, or reject as expired when there is none."""
     refund = journal.repository.get(refund_id)
     if refund.status is not RefundStatus.PENDING_APPROVAL or refund.policy is None:
-        return step_result(refund)
+        return journal.replay(refund)
     current = refund.policy.required_role or policy.lowest_role
     roles = list(policy.roles)
     position = roles.index(current) if current in roles else len(roles) - 1
@@ -107,7 +122,9 @@ def escalate_approval(refund_id: str, *, journal: Journal, policy: Policy) -> St
             RefundStatus.REJECTED,
             actor="step:EscalateApproval",
             details={"reason": "approval_expired", "last_role": current},
-            changes={"failure": FailureRecord(code="approval_expired", message=f"no decision by {current} or above in time")},
+            changes={
+                "failure": FailureRecord(code="approval_expired", message=f"no decision by {current} or above in time")
+            },
         )
         return step_result(refund)
     escalated = roles[position + 1]

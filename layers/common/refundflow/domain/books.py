@@ -26,7 +26,7 @@ def update_invoice(refund_id: str, *, journal: Journal, ledger_for: Callable[[Bo
         return step_result(journal.move(refund, S.COMPLETED, actor="step:UpdateInvoice"))
     retrying = refund.status is S.NEEDS_ATTENTION and refund.attention_reason in {BOOKS_UPDATE_FAILED, BOOKS_REJECTED}
     if refund.status is not S.REFUNDED and not retrying:
-        return step_result(refund)
+        return journal.replay(refund)
     if refund.invoice is None:
         refund = journal.move(
             refund, S.COMPLETED, actor="step:UpdateInvoice", details={"books": "no invoice reference: nothing to book"}
@@ -37,7 +37,9 @@ def update_invoice(refund_id: str, *, journal: Journal, ledger_for: Callable[[Bo
         refund_id=refund.refund_id,
         invoice=refund.invoice,
         amount=refund.amount,
-        lines=refund.lines if sum(line.amount.minor_units for line in refund.lines) == refund.amount.minor_units else [],
+        lines=refund.lines
+        if sum(line.amount.minor_units for line in refund.lines) == refund.amount.minor_units
+        else [],
         customer=refund.customer,
         booking_date=datetime.now(UTC).date(),
         reference=refund.refund_id,

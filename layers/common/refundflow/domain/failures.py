@@ -18,7 +18,14 @@ from refundflow.status import RefundStatus
 S = RefundStatus
 # Errors that mean "this request cannot be granted": a decision (REJECTED), not a breakdown.
 REJECTING_ERRORS = frozenset(
-    {"PolicyViolation", "InsufficientRefundableAmount", "InvalidRequest", "IdempotencyConflict", "NotFound", "UnsupportedProvider"}
+    {
+        "PolicyViolation",
+        "InsufficientRefundableAmount",
+        "InvalidRequest",
+        "IdempotencyConflict",
+        "NotFound",
+        "UnsupportedProvider",
+    }
 )
 # Errors after which the books will not accept the document without a person fixing something.
 BOOKS_FINAL_ERRORS = frozenset({"RejectedError", "NotFound", "InvalidRequest", "IllegalTransition"})
@@ -39,11 +46,14 @@ def describe_error(error_name: str, cause: str) -> FailureRecord:
     match = _OUR_MESSAGE.match(message)
     if match:
         return FailureRecord(code=match["code"], message=match["message"][:2000], platform=match["platform"])
-    code = re.sub(r"(?<!^)(?=[A-Z])", "_", error_name.replace("States.", "states_").replace(".", "_")).lower()
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", error_name.replace(".", "_"))
+    code = re.sub(r"_+", "_", words).strip("_").lower()
     return FailureRecord(code=code[:256] or "unknown_error", message=(message or error_name)[:2000])
 
 
-def handle_failure(refund_id: str, error_name: str, cause: str, *, journal: Journal, max_books_attempts: int) -> StepResult:
+def handle_failure(
+    refund_id: str, error_name: str, cause: str, *, journal: Journal, max_books_attempts: int
+) -> StepResult:
     refund = journal.repository.get(refund_id)
     failure = describe_error(error_name, cause)
     actor = "step:HandleFailure"
@@ -51,18 +61,29 @@ def handle_failure(refund_id: str, error_name: str, cause: str, *, journal: Jour
     if refund.status in BEFORE_SUBMISSION:
         target = S.REJECTED if error_name in REJECTING_ERRORS else S.FAILED
         changes, extra = release_items(journal, refund)
-        refund = journal.move(refund, target, actor=actor, details=details, changes={**changes, "failure": failure}, extra=extra)
+        refund = journal.move(
+            refund, target, actor=actor, details=details, changes={**changes, "failure": failure}, extra=extra
+        )
         return step_result(refund)
     if refund.status is S.REFUND_SUBMITTED:
         if error_name == "RejectedError":
             changes, extra = release_items(journal, refund)
-            refund = journal.move(refund, S.FAILED, actor=actor, details=details, changes={**changes, "failure": failure}, extra=extra)
+            refund = journal.move(
+                refund, S.FAILED, actor=actor, details=details, changes={**changes, "failure": failure}, extra=extra
+            )
         else:
             refund = journal.move(
-                refund, S.NEEDS_ATTENTION, actor=actor, details=details, changes={"attention_reason": OUTCOME_UNKNOWN, "failure": failure}
+                refund,
+                S.NEEDS_ATTENTION,
+                actor=actor,
+                details=details,
+                changes={"attention_reason": OUTCOME_UNKNOWN, "failure": failure},
             )
         return step_result(refund)
-    books_attention = refund.status is S.NEEDS_ATTENTION and refund.attention_reason in {BOOKS_UPDATE_FAILED, BOOKS_REJECTED}
+    books_attention = refund.status is S.NEEDS_ATTENTION and refund.attention_reason in {
+        BOOKS_UPDATE_FAILED,
+        BOOKS_REJECTED,
+    }
     if refund.status in BOOKS_PHASE or books_attention:
         attempts = refund.books_attempts + 1
         final = error_name in BOOKS_FINAL_ERRORS or attempts >= max_books_attempts

@@ -110,7 +110,8 @@ def accept_refund_request(
         raise IdempotencyConflict(
             f"refund request {body.source.system}/{body.source.reference} was already received with other content"
         )
-    if outcome.created:
+    # The first delivery's event may have failed to publish after the refund was stored.
+    if outcome.created or refund.status is RefundStatus.RECEIVED:
         journal.republish(refund)
     # Start on first sight, and again while the refund has not moved: a crash between storing and
     # starting heals on the next delivery (the execution name makes the start idempotent).

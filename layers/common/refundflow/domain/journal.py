@@ -18,6 +18,7 @@ BOOKS_UPDATE_FAILED = "books_update_failed"
 BOOKS_REJECTED = "books_rejected"
 OUTCOME_UNKNOWN = "provider_outcome_unknown"
 PROVIDER_REVERSED = "provider_reversed_refund"
+AMOUNT_MISMATCH = "provider_amount_mismatch"
 
 
 class Journal:
@@ -65,9 +66,15 @@ class Journal:
         return change.refund
 
     def republish(self, refund: Refund) -> None:
-        """Publish the current status's event for the latest audit entry (after a create, or when a
-        step re-runs after its change was committed: the same ``event_id`` comes out again)."""
-        self._publish(refund, EVENT_FOR_STATUS[refund.status], refund.audit_seq, {})
+        """Publish the event of the refund's latest status change again, under the same ``event_id``."""
+        self._publish(refund, EVENT_FOR_STATUS[refund.status], refund.status_seq or refund.audit_seq, {})
+
+    def replay(self, refund: Refund, outcome: str | None = None) -> StepResult:
+        """A step found its work already done (a retry after a crash or a failed publish): its status
+        event may never have reached the bus, so it goes out again (consumers deduplicate on
+        ``event_id``), and the step reports where the refund stands."""
+        self.republish(refund)
+        return step_result(refund, outcome)
 
     def _publish(self, refund: Refund, detail_type: str, seq: int, details: dict[str, Any]) -> None:
         self.publisher.publish([RefundEvent.for_refund(refund, detail_type, seq=seq, details=details)])

@@ -47,7 +47,12 @@ def notify(
         refund = repository.get(event.refund_id)
         reference = refund.order.order_id if refund.order else refund.source.reference
         recipient = refund.customer.email
-        data = {"name": refund.customer.name or "there", "amount": amount, "reference": reference, "refund_id": refund.refund_id}
+        data = {
+            "name": refund.customer.name or "there",
+            "amount": amount,
+            "reference": reference,
+            "refund_id": refund.refund_id,
+        }
     else:
         if not ops_email:
             return None
@@ -59,6 +64,8 @@ def notify(
             "status": event.status.value,
             "details": json.dumps(event.details, sort_keys=True, default=str)[:4000],
         }
-    message_id = mailer.send(to=recipient, template=template, data=data, idempotency_key=f"{event.event_id}:{channel.value}")
+    message_id = mailer.send(
+        to=recipient, template=template, data=data, idempotency_key=f"{event.event_id}:{channel.value}"
+    )
     repository.mark_delivery(marker, event.event_id, event.refund_id)
     return message_id

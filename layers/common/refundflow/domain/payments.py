@@ -9,7 +9,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from refundflow.adapters.dynamodb import TransactItem
-from refundflow.domain.journal import OUTCOME_UNKNOWN, PROVIDER_REVERSED, Journal, step_result
+from refundflow.domain.journal import (
+    AMOUNT_MISMATCH,
+    BOOKS_REJECTED,
+    BOOKS_UPDATE_FAILED,
+    OUTCOME_UNKNOWN,
+    PROVIDER_REVERSED,
+    Journal,
+    step_result,
+)
 from refundflow.errors import (
     AlreadyDoneError,
     ConcurrentModification,
@@ -27,6 +35,13 @@ S = RefundStatus
 # A refund whose provider outcome is still open: the statuses a provider webhook may resolve.
 AWAITING_PROVIDER = frozenset({S.REFUND_SUBMITTED, S.REFUND_PENDING})
 MONEY_OUT = frozenset({S.REFUNDED, S.INVOICE_UPDATED, S.COMPLETED, S.SETTLED})
+
+
+def _money_out(refund: Refund) -> bool:
+    """The provider confirmed the refund (and nothing has reversed it yet)."""
+    return refund.status in MONEY_OUT or (
+        refund.status is S.NEEDS_ATTENTION and refund.attention_reason in {BOOKS_UPDATE_FAILED, BOOKS_REJECTED}
+    )
 
 
 def _awaiting_provider(refund: Refund) -> bool:
@@ -53,7 +68,7 @@ def look_up_payment(refund_id: str, *, journal: Journal, provider: RefundProvide
     repository = journal.repository
     refund = repository.get(refund_id)
     if refund.status is not S.VALIDATED or refund.amount is not None:
-        return step_result(refund)
+        return journal.replay(refund)
     payment = provider.get_payment(refund.payment.payment_id)
     requested = refund.requested_amount
     if requested is not None and requested.currency != payment.captured.currency:
@@ -94,7 +109,7 @@ def reserve_amount(refund_id: str, *, journal: Journal, today: Callable[[], date
     repository = journal.repository
     refund = repository.get(refund_id)
     if refund.status is not S.APPROVED or refund.reservation is not None:
-        return step_result(refund, "RESERVED" if refund.reservation else None)
+        return journal.replay(refund, "RESERVED" if refund.reservation else None)
     if refund.amount is None:
         raise IllegalTransition(f"{refund_id}: no amount to reserve")
     day = (today or (lambda: datetime.now(UTC)))().date()
@@ -148,14 +163,14 @@ def issue_refund(refund_id: str, *, journal: Journal, provider: RefundProvider) 
         return _submit(refund, journal=journal, provider=provider, first_attempt=True)
     if refund.status is S.REFUND_SUBMITTED or (_awaiting_provider(refund) and not refund.provider_refund_id):
         return _submit(refund, journal=journal, provider=provider, first_attempt=False)
-    return step_result(refund)
+    return journal.replay(refund)
 
 
 def poll_refund(refund_id: str, *, journal: Journal, provider: RefundProvider) -> StepResult:
     """No webhook came in time: ask the provider where the refund stands (or finish submitting it)."""
     refund = journal.repository.get(refund_id)
     if not _awaiting_provider(refund):
-        return step_result(refund)
+        return journal.replay(refund)
     if refund.provider_refund_id is None:
         return _submit(refund, journal=journal, provider=provider, first_attempt=False)
     return apply_provider_refund(refund, provider.get_refund(refund.provider_refund_id), journal=journal)
@@ -232,11 +247,24 @@ def _apply_once(refund: Refund, provider_refund: ProviderRefund, *, journal: Jou
     status = provider_refund.status
     if status is ProviderRefundStatus.SUCCEEDED and _awaiting_provider(refund):
         if refund.amount is not None and provider_refund.amount != refund.amount:
-            details["expected_amount"] = _money(refund.amount)
-            logger.warning("provider refunded another amount", extra={"refund_id": refund.refund_id})
+            # Cannot happen with an idempotency key bound to the amount; if it does, a person decides
+            # what the books and the balance should say (the reservation stays held).
+            logger.error("provider refunded another amount", extra={"refund_id": refund.refund_id})
+            return journal.move(
+                refund,
+                S.NEEDS_ATTENTION,
+                actor=actor,
+                details={**details, "expected_amount": _money(refund.amount)},
+                changes={**known, "attention_reason": AMOUNT_MISMATCH},
+            )
         changes, extra = _consume_items(journal, refund)
         return journal.move(
-            refund, S.REFUNDED, actor=actor, details=details, changes={**known, **changes, "attention_reason": None}, extra=extra
+            refund,
+            S.REFUNDED,
+            actor=actor,
+            details=details,
+            changes={**known, **changes, "attention_reason": None},
+            extra=extra,
         )
     if status is ProviderRefundStatus.PENDING and (
         refund.status is S.REFUND_SUBMITTED or (refund.status is S.NEEDS_ATTENTION and _awaiting_provider(refund))
@@ -253,19 +281,31 @@ def _apply_once(refund: Refund, provider_refund: ProviderRefund, *, journal: Jou
         if _awaiting_provider(refund):
             changes, extra = release_items(journal, refund)
             return journal.move(
-                refund, S.FAILED, actor=actor, details=details, changes={**known, **changes, "failure": failure}, extra=extra
-            )
-        if refund.status in MONEY_OUT and refund.provider_refund_id == provider_refund.provider_refund_id:
-            # The refund had succeeded and was reversed: the money is back with the merchant.
-            assert refund.amount is not None
-            return journal.move(
                 refund,
-                S.NEEDS_ATTENTION,
+                S.FAILED,
                 actor=actor,
                 details=details,
-                changes={**known, "failure": failure, "attention_reason": PROVIDER_REVERSED},
-                extra=[journal.repository.unconsume(refund, refund.amount)],
+                changes={**known, **changes, "failure": failure},
+                extra=extra,
             )
+        if _money_out(refund) and refund.provider_refund_id == provider_refund.provider_refund_id:
+            # The refund had succeeded and was reversed: the money is back with the merchant, the
+            # amount is refundable again, and no books update is attempted until a person looks.
+            assert refund.amount is not None
+            reversal = {
+                "changes": {**known, "failure": failure, "attention_reason": PROVIDER_REVERSED},
+                "extra": [journal.repository.unconsume(refund, refund.amount)],
+            }
+            if refund.status is S.NEEDS_ATTENTION:
+                return journal.note(
+                    refund,
+                    "ProviderReversedRefund",
+                    actor=actor,
+                    details=details,
+                    event="RefundNeedsAttention",
+                    **reversal,
+                )
+            return journal.move(refund, S.NEEDS_ATTENTION, actor=actor, details=details, **reversal)
     return refund
 
 
@@ -288,7 +328,10 @@ def apply_provider_event(event: ProviderEvent, *, journal: Journal, provider: Re
     for provider_refund in event.refunds:
         refund = repository.find(provider_refund.refund_id) if provider_refund.refund_id else None
         if refund is None:
-            logger.info("provider refund not made by refundflow", extra={"provider_refund_id": provider_refund.provider_refund_id})
+            logger.info(
+                "provider refund not made by refundflow",
+                extra={"provider_refund_id": provider_refund.provider_refund_id},
+            )
             continue
         apply_provider_refund(refund, provider_refund, journal=journal)
         touched.append(repository.get(refund.refund_id))
@@ -305,4 +348,3 @@ def apply_provider_event(event: ProviderEvent, *, journal: Journal, provider: Re
                 apply_provider_refund(refund, found, journal=journal)
                 touched.append(repository.get(refund.refund_id))
     return touched
-

@@ -34,7 +34,7 @@ def evaluate_policy(
     repository = journal.repository
     refund = repository.get(refund_id)
     if refund.status is not RefundStatus.VALIDATED:
-        return step_result(refund)
+        return journal.replay(refund)
     balance = repository.get_balance(refund.payment.provider, refund.payment.payment_id)
     if refund.amount is None or balance is None:
         raise IllegalTransition(f"{refund_id}: policy evaluated before the payment was looked up")
@@ -61,7 +61,9 @@ def evaluate_policy(
     if decision.final_amount is not None:
         changes["amount"] = decision.final_amount
     if target is RefundStatus.REJECTED:
-        changes["failure"] = FailureRecord(code=decision.reason_code or "rejected_by_policy", message=decision.explanation[:2000])
+        changes["failure"] = FailureRecord(
+            code=decision.reason_code or "rejected_by_policy", message=decision.explanation[:2000]
+        )
     if APPROVED_AT_SOURCE in decision.flags and refund.approved_by is not None:
         changes["approval"] = ApprovalRecord(
             decision="approve",
@@ -75,7 +77,11 @@ def evaluate_policy(
         refund,
         target,
         actor=f"policy:{decision.policy_version}",
-        details={**summary, "inputs": decision.inputs, "evaluated_rules": [trace.model_dump(mode="json") for trace in decision.evaluated_rules]},
+        details={
+            **summary,
+            "inputs": decision.inputs,
+            "evaluated_rules": [trace.model_dump(mode="json") for trace in decision.evaluated_rules],
+        },
         changes=changes,
         event_details=summary,
     )

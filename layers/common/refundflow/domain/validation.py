@@ -19,9 +19,11 @@ def validate_refund(refund_id: str, *, journal: Journal) -> StepResult:
     """
     refund = journal.repository.get(refund_id)
     if refund.status is not RefundStatus.RECEIVED:
-        return step_result(refund)
+        return journal.replay(refund)
     if refund.payment.provider not in PAYMENT_PROVIDERS:
-        raise InvalidRequest(f"no connector for payment provider {refund.payment.provider}", code="provider_not_supported")
+        raise InvalidRequest(
+            f"no connector for payment provider {refund.payment.provider}", code="provider_not_supported"
+        )
     if refund.invoice is not None and refund.invoice.system not in BOOKS_SYSTEMS:
         raise InvalidRequest(f"no connector for books system {refund.invoice.system}", code="books_not_supported")
     currencies = {line.amount.currency for line in refund.lines}
@@ -33,6 +35,9 @@ def validate_refund(refund_id: str, *, journal: Journal) -> StepResult:
         refund,
         RefundStatus.VALIDATED,
         actor="step:ValidateRefund",
-        details={"provider": refund.payment.provider.value, "books": refund.invoice.system.value if refund.invoice else None},
+        details={
+            "provider": refund.payment.provider.value,
+            "books": refund.invoice.system.value if refund.invoice else None,
+        },
     )
     return step_result(refund)

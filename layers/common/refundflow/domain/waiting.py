@@ -23,8 +23,10 @@ class WaitFor(StrEnum):
 
 _STILL_WAITING: dict[WaitFor, Callable[[Refund], bool]] = {
     WaitFor.APPROVAL: lambda refund: refund.status is RefundStatus.PENDING_APPROVAL,
-    WaitFor.REFUND_OUTCOME: lambda refund: refund.status in {RefundStatus.REFUND_SUBMITTED, RefundStatus.REFUND_PENDING}
-    or (refund.status is RefundStatus.NEEDS_ATTENTION and refund.attention_reason == OUTCOME_UNKNOWN),
+    WaitFor.REFUND_OUTCOME: lambda refund: (
+        refund.status in {RefundStatus.REFUND_SUBMITTED, RefundStatus.REFUND_PENDING}
+        or (refund.status is RefundStatus.NEEDS_ATTENTION and refund.attention_reason == OUTCOME_UNKNOWN)
+    ),
 }
 
 
@@ -37,7 +39,9 @@ def register_wait(
     return resume_waiting(repository.get(refund_id), wait_for, repository=repository, callbacks=callbacks)
 
 
-def resume_waiting(refund: Refund, wait_for: WaitFor, *, repository: RefundRepository, callbacks: TaskCallbacks) -> bool:
+def resume_waiting(
+    refund: Refund, wait_for: WaitFor, *, repository: RefundRepository, callbacks: TaskCallbacks
+) -> bool:
     """Resume the workflow waiting on ``refund`` if it no longer has to wait. Returns True if resumed.
 
     Raises:
