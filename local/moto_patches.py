@@ -7,11 +7,18 @@
 2. The same integration polls the child execution every 0.5 s; locally 20 ms is plenty.
 3. Lambda: moto's docker-less backend echoes the payload. We route invocations to the functions
    of template.yaml, run in-process, and report their exceptions the way Lambda does.
+4. DynamoDB: moto backs up *every table a transaction touches* with a deep copy before it runs
+   (slower with every item stored) and is not thread-safe while it does (a concurrent write breaks
+   the copy: "dictionary changed size during iteration"). Requests are serialised, as DynamoDB's own
+   isolation would order them, and a transaction backs up only the items it touches.
 """
 
 from __future__ import annotations
 
+import copy
+import threading
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import moto
@@ -85,3 +92,62 @@ def check_moto_version() -> None:
             f"the local stack's moto patches were written for moto {PINNED_MOTO}, found {moto.__version__}: "
             "re-check local/moto_patches.py and its tests before upgrading"
         )
+
+
+_DYNAMODB_LOCK = threading.RLock()
+
+
+def patch_dynamodb() -> None:
+    import moto.dynamodb.models as models
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(DynamoDBBackend, "_refundflow_patched", False):
+        return
+    real_deepcopy = copy.deepcopy
+
+    def deepcopy_but_tables(value: Any, memo: dict[int, Any] | None = None) -> Any:
+        return value if isinstance(value, Table) else real_deepcopy(value, memo)
+
+    models.copy = SimpleNamespace(deepcopy=deepcopy_but_tables)  # type: ignore[attr-defined]
+    original_transact = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        touched: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
+        for entry in transact_items:
+            _, operation = next(iter(entry.items()))
+            name = operation.get("TableName")
+            if not name or name not in self.tables:
+                continue
+            table = self.tables[name]
+            if "Key" in operation:
+                key = operation["Key"]
+            else:
+                attributes = operation.get("Item", {})
+                key = {table.hash_key_attr: attributes.get(table.hash_key_attr)}
+                if table.range_key_attr is not None:
+                    key[table.range_key_attr] = attributes.get(table.range_key_attr)
+            try:
+                current = self.get_item(name, key)
+            except Exception:
+                continue
+            touched.append((name, key, current.to_json()["Attributes"] if current else None))
+        try:
+            original_transact(self, transact_items)
+        except Exception:
+            for name, key, attributes in reversed(touched):
+                if attributes is None:
+                    self.delete_item(name, key)
+                else:
+                    self.put_item(name, attributes)
+            raise
+
+    def call_action(handler: Any) -> Any:
+        with _DYNAMODB_LOCK:
+            return original_call_action(handler)
+
+    original_call_action = DynamoHandler.call_action
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+    DynamoDBBackend._refundflow_patched = True  # type: ignore[attr-defined]

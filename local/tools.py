@@ -121,8 +121,9 @@ def mermaid(definition: dict[str, Any]) -> str:
             continue
         if "Next" in state:
             lines.append(f"  {name} --> {state['Next']}")
+        stops = "stopped or error" if "startExecution" in str(state.get("Resource", "")) else "error"
         for catch in state.get("Catch", []):
-            errors = ", ".join(catch["ErrorEquals"]).replace("States.ALL", "error").replace("States.", "")
+            errors = ", ".join(catch["ErrorEquals"]).replace("States.ALL", stops).replace("States.", "")
             lines.append(f"  {name} --> {catch['Next']}: {errors}")
         if state.get("End") or kind in {"Succeed", "Fail"}:
             lines.append(f"  {name} --> [*]")

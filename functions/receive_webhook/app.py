@@ -30,7 +30,8 @@ SIGNED_REQUEST_BODIES = {"/refund-requests": RefundRequestBody}
 )
 def create_refund_request() -> Response[RefundAccepted]:
     intake = settings.load(settings.IntakeSettings)
-    raw = http_api.raw_body(router.current_event, max_bytes=intake.max_body_bytes)
+    # Signature first: an empty or forged body is unauthenticated (401) before it is malformed (400).
+    raw = http_api.raw_body(router.current_event, max_bytes=intake.max_body_bytes, allow_empty=True)
     secrets = get_json_secret(intake.refund_requests_secret_name).get("signing_secrets", [])
     delivery_id = verify_standard_webhook(router.current_event.headers, raw, secrets)
     body = http_api.parse_body(RefundRequestBody, raw)
@@ -61,7 +62,8 @@ def create_refund_request() -> Response[RefundAccepted]:
 def stripe_webhook() -> Response[WebhookAck]:
     from refundflow.connectors.stripe import stripe_provider  # only this route pays for the Stripe SDK import
 
-    raw = http_api.raw_body(router.current_event, max_bytes=settings.load(settings.IntakeSettings).max_body_bytes)
+    max_bytes = settings.load(settings.IntakeSettings).max_body_bytes
+    raw = http_api.raw_body(router.current_event, max_bytes=max_bytes, allow_empty=True)
     provider = stripe_provider()
     event = provider.parse_webhook(router.current_event.headers, raw)
     logger.append_keys(provider_event_id=event.event_id, provider_event_type=event.event_type)

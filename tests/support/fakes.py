@@ -581,3 +581,32 @@ def a_refund(
             "correlation_id": "corr-1",
         }
     )
+
+
+class FailingStateWrites:
+    """A DynamoDB client whose next ``failures`` transactions that write a refund's state fail with ``code``
+    (before anything is applied, as DynamoDB does); every other call goes through."""
+
+    def __init__(self, client: Any, failures: int = 1, code: str = "ThrottlingException") -> None:
+        self._client = client
+        self.failures = failures
+        self.code = code
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+        if name != "transact_write_items":
+            return method
+
+        def transact(**kwargs: Any) -> Any:
+            writes_state = any(
+                item.get("Put", {}).get("Item", {}).get("sk") == {"S": "STATE"} for item in kwargs["TransactItems"]
+            )
+            if self.failures and writes_state:
+                # A local import keeps this later addition from touching the import block above.
+                from botocore.exceptions import ClientError
+
+                self.failures -= 1
+                raise ClientError({"Error": {"Code": self.code, "Message": "injected"}}, "TransactWriteItems")
+            return method(**kwargs)
+
+        return transact

@@ -123,11 +123,16 @@ def parse_body(model: type[M], raw: bytes) -> M:
         raise invalid from error
 
 
-def raw_body(event: APIGatewayProxyEventV2, *, max_bytes: int, json_only: bool = True) -> bytes:
+def raw_body(
+    event: APIGatewayProxyEventV2, *, max_bytes: int, json_only: bool = True, allow_empty: bool = False
+) -> bytes:
     """The request body exactly as sent (signatures are computed over it), after size and type checks.
 
+    ``allow_empty`` leaves an empty body to the signature check of a signed route: a forged delivery
+    is then refused as unauthenticated (401), whatever its body.
+
     Raises:
-        PayloadTooLarge, UnsupportedMediaType, InvalidRequest (empty body).
+        PayloadTooLarge, UnsupportedMediaType, InvalidRequest (empty body, unless allowed).
     """
     content_type = (event.headers or {}).get("content-type", "")
     if json_only and content_type.split(";")[0].strip().lower() != "application/json":
@@ -136,7 +141,7 @@ def raw_body(event: APIGatewayProxyEventV2, *, max_bytes: int, json_only: bool =
     data = body.encode("utf-8") if isinstance(body, str) else body
     if len(data) > max_bytes:
         raise PayloadTooLarge(f"the body is {len(data)} bytes; the limit is {max_bytes}")
-    if not data:
+    if not data and not allow_empty:
         raise InvalidRequest("the body is empty", code="empty_body")
     return data
 

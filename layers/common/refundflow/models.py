@@ -245,6 +245,22 @@ class Refund(StrictModel):
         return Refund.model_validate({**self.model_dump(), **changes})
 
 
+class CustomerRefundSummary(StrictModel):
+    """The part of an earlier refund that velocity needs (what the repository's customer index returns)."""
+
+    refund_id: str
+    status: RefundStatus
+    created_at: datetime
+    amount: Money
+
+    @classmethod
+    def of(cls, refund: Refund) -> CustomerRefundSummary:
+        amount = refund.amount or refund.requested_amount
+        if amount is None:
+            raise ValueError(f"earlier refund {refund.refund_id} has no amount")
+        return cls(refund_id=refund.refund_id, status=refund.status, created_at=refund.created_at, amount=amount)
+
+
 class AuditEntry(StrictModel):
     """One entry of the append-only, hash-chained audit trail."""
 

@@ -26,11 +26,19 @@ def _luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _card_digits(candidate: str) -> str | None:
+    digits = re.sub(r"\D", "", candidate)
+    return digits if 13 <= len(digits) <= 19 and _luhn_valid(digits) else None
+
+
 def _mask_card(match: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", match.group(0))
-    if 13 <= len(digits) <= 19 and _luhn_valid(digits):
-        return f"[card ****{digits[-4:]}]"
-    return match.group(0)
+    digits = _card_digits(match.group(0))
+    return f"[card ****{digits[-4:]}]" if digits else match.group(0)
+
+
+def contains_card_number(text: str) -> bool:
+    """True if ``text`` holds a Luhn-valid run of 13 to 19 digits (spaces, dots or dashes allowed between)."""
+    return any(_card_digits(match.group(0)) for match in _DIGIT_RUN.finditer(text))
 
 
 def redact_text(text: str) -> str:

@@ -154,12 +154,16 @@ def test_transition_writes_state_and_audit_entry_together_and_bumps_the_version(
     refund = env.repository.create(a_refund("RMA-1"), actor="shop", delivery=None).refund
     # WHEN it is validated with a change and details
     change = env.repository.transition(
-        refund, S.VALIDATED, actor="step:ValidateRefund", details={"provider": "stripe"}, changes={"note": "checked"}
+        refund,
+        S.VALIDATED,
+        actor="step:ValidateRefund",
+        details={"provider": "stripe"},
+        changes={"provider_status": "checked"},
     )
     # THEN the stored state and the new audit entry agree, and the version went up by one
     stored = env.repository.get(refund.refund_id)
     assert stored == change.refund
-    assert (stored.status, stored.version, stored.note) == (S.VALIDATED, 2, "checked")
+    assert (stored.status, stored.version, stored.provider_status) == (S.VALIDATED, 2, "checked")
     entry = env.repository.timeline(refund.refund_id)[-1]
     assert entry == change.entry
     assert (entry.seq, entry.from_status, entry.to_status, entry.actor) == (
@@ -485,10 +489,15 @@ def test_wait_tokens_are_kept_per_kind(env: World) -> None:
 def test_customer_history_finds_a_customers_refunds_since_a_moment(env: World) -> None:
     # GIVEN two refunds of one customer a month apart, and one of another customer
     env.clock.set(datetime(2025, 2, 1, tzinfo=UTC))
-    older = env.repository.create(a_refund("RMA-1", email="jane.doe@example.com"), actor="shop", delivery=None).refund
+    amount = Money.of(1_000, "EUR")
+    older = env.repository.create(
+        a_refund("RMA-1", email="jane.doe@example.com", amount=amount), actor="shop", delivery=None
+    ).refund
     env.clock.set(datetime(2025, 3, 1, tzinfo=UTC))
-    newer = env.repository.create(a_refund("RMA-2", email="jane.doe@example.com"), actor="shop", delivery=None).refund
-    env.repository.create(a_refund("RMA-3", email="john@example.com"), actor="shop", delivery=None)
+    newer = env.repository.create(
+        a_refund("RMA-2", email="jane.doe@example.com", amount=amount), actor="shop", delivery=None
+    ).refund
+    env.repository.create(a_refund("RMA-3", email="john@example.com", amount=amount), actor="shop", delivery=None)
     # WHEN her history is read (address written differently)
     recent = env.repository.customer_history(" Jane.Doe@Example.com ", since=datetime(2025, 2, 15, tzinfo=UTC))
     everything = env.repository.customer_history("jane.doe@example.com", since=datetime(2025, 1, 1, tzinfo=UTC))
@@ -509,7 +518,7 @@ def test_customer_history_finds_a_customers_refunds_since_a_moment(env: World) -
 def test_customer_history_compares_moments_not_their_spelling(env: World, since: datetime, included: bool) -> None:
     # GIVEN a refund created at 12:00:00.001 UTC
     env.clock.set(datetime(2025, 3, 1, 12, 0, tzinfo=UTC))
-    refund = env.repository.create(a_refund("RMA-1"), actor="shop", delivery=None).refund
+    refund = env.repository.create(a_refund("RMA-1", amount=Money.of(1_000, "EUR")), actor="shop", delivery=None).refund
     assert refund.created_at == datetime(2025, 3, 1, 12, 0, 0, 1_000, tzinfo=UTC)
     # WHEN the history is asked since a moment given in another zone or without fractions
     found = env.repository.customer_history("jane.doe@example.com", since=since)

@@ -31,7 +31,7 @@ from refundflow.errors import (
     RefundflowError,
     TransientError,
 )
-from refundflow.models import AuditEntry, PaymentProvider, Refund, RefundableBalance
+from refundflow.models import AuditEntry, CustomerRefundSummary, PaymentProvider, Refund, RefundableBalance
 from refundflow.money import Money
 from refundflow.ports import ProviderPayment
 from refundflow.status import RefundStatus, can_transition
@@ -50,6 +50,48 @@ _TRANSIENT_CODES = {
     "LimitExceededException",
 }
 SOURCE_MARKER_RETENTION = timedelta(days=400)
+# What the STATE item holds (everything that changes, plus copies its indexes and velocity need);
+# the rest of the refund is the REQUEST item, written once.
+_STATE_FIELDS = {
+    "refund_id",
+    "status",
+    "version",
+    "updated_at",
+    "created_at",
+    "payment",
+    "requested_amount",
+    "amount",
+    "policy",
+    "approval",
+    "reservation",
+    "provider_refund_id",
+    "provider_status",
+    "credit_document",
+    "attention_reason",
+    "books_attempts",
+    "failure",
+    "audit_seq",
+    "audit_head",
+    "status_seq",
+}
+_REQUEST_FIELDS = {
+    "refund_id",
+    "created_at",
+    "payment",
+    "requested_amount",
+    "reason",
+    "customer",
+    "source",
+    "source_platform",
+    "order",
+    "invoice",
+    "return_info",
+    "lines",
+    "note",
+    "approved_by",
+    "request_fingerprint",
+    "correlation_id",
+}
 
 
 def _plain(value: Any) -> Any:
@@ -147,25 +189,45 @@ class RefundRepository:
 
     @staticmethod
     def _state_item(refund: Refund) -> dict[str, Any]:
-        document = refund.model_dump(mode="json")
+        """The ``STATE`` item: what changes over the refund's life, kept small (every status change
+        rewrites it in a transaction, billed per KB), plus the copies its indexes need."""
+        document = refund.model_dump(mode="json", include=_STATE_FIELDS)
+        if document.get("policy"):
+            document["policy"]["explanation"] = None  # kept in the policy's audit entry
+        created = refund.created_at.isoformat().replace("+00:00", "Z")
         index = {
             "pk": f"REFUND#{refund.refund_id}",
             "sk": "STATE",
             "gsi1pk": f"STATUS#{refund.status.value}",
             "gsi1sk": f"{document['updated_at']}#{refund.refund_id}",
             "gsi2pk": f"PAYMENT#{refund.payment.provider.value}#{refund.payment.payment_id}",
-            "gsi2sk": f"{document['created_at']}#{refund.refund_id}",
-            "gsi3pk": (f"TICKET#{refund.source.system}#{refund.source.ticket_id}" if refund.source.ticket_id else None),
-            "gsi3sk": f"{document['created_at']}#{refund.refund_id}" if refund.source.ticket_id else None,
+            "gsi2sk": f"{created}#{refund.refund_id}",
             "gsi4pk": f"CUSTOMER#{customer_key(refund.customer.email)}",
-            "gsi4sk": f"{document['created_at']}#{refund.refund_id}",
+            "gsi4sk": f"{created}#{refund.refund_id}",
             "entity": "refund",
         }
         return _to_item({**document, **index})
 
     @staticmethod
-    def _refund_from(item: dict[str, Any]) -> Refund:
-        values = _from_item(item)
+    def _request_item(refund: Refund) -> dict[str, Any]:
+        """The ``REQUEST`` item: what was asked for, written once when the refund is created."""
+        document = refund.model_dump(mode="json", include=_REQUEST_FIELDS)
+        created = document["created_at"]
+        ticket = refund.source.ticket_id
+        index = {
+            "pk": f"REFUND#{refund.refund_id}",
+            "sk": "REQUEST",
+            "gsi3pk": f"TICKET#{refund.source.system}#{ticket}" if ticket else None,
+            "gsi3sk": f"{created}#{refund.refund_id}" if ticket else None,
+            "entity": "refund_request",
+        }
+        return _to_item({**document, **index})
+
+    @staticmethod
+    def _refund_from(items: Iterable[dict[str, Any]]) -> Refund:
+        values: dict[str, Any] = {}
+        for item in sorted(items, key=lambda item: item["sk"]["S"]):  # REQUEST first, STATE wins
+            values.update(_from_item(item))
         return Refund.model_validate({key: values[key] for key in Refund.model_fields if key in values})
 
     def _audit_entry(
@@ -253,6 +315,16 @@ class RefundRepository:
                 },
                 lambda: _RefundExists(),
             ),
+            TransactItem(
+                {
+                    "Put": {
+                        "TableName": self.table_name,
+                        "Item": self._request_item(stored),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                lambda: _RefundExists(),
+            ),
             self._entry_put(entry),
         ]
         try:
@@ -279,14 +351,20 @@ class RefundRepository:
         return found
 
     def find(self, refund_id: str) -> Refund | None:
+        # REQUEST and STATE are the only items of a refund whose sort keys lie between those two.
         response = self._call(
-            "get_item",
+            "query",
             TableName=self.table_name,
-            Key=_to_item({"pk": f"REFUND#{refund_id}", "sk": "STATE"}),
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :request AND :state",
+            ExpressionAttributeValues=_to_item(
+                {":pk": f"REFUND#{refund_id}", ":request": "REQUEST", ":state": "STATE"}
+            ),
             ConsistentRead=True,
         )
-        item = response.get("Item")
-        return self._refund_from(item) if item else None
+        items = response.get("Items", [])
+        if not any(item["sk"]["S"] == "STATE" for item in items):
+            return None
+        return self._refund_from(items)
 
     def transition(
         self,
@@ -336,6 +414,9 @@ class RefundRepository:
         *,
         status_change: bool = False,
     ) -> Change:
+        frozen = set(changes) - _STATE_FIELDS
+        if frozen:
+            raise IllegalTransition(f"{refund.refund_id}: {sorted(frozen)} were fixed when the refund was requested")
         at = self._timestamp(refund)
         moved = refund.evolve(**changes, status=to, updated_at=at)
         entry = self._audit_entry(
@@ -381,6 +462,10 @@ class RefundRepository:
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         return sorted(entries, key=lambda entry: entry.seq)
 
+    def _refunds(self, state_items: Iterable[dict[str, Any]]) -> list[Refund]:
+        refunds = [self.find(str(_from_item(item)["refund_id"])) for item in state_items]
+        return [refund for refund in refunds if refund is not None]
+
     def list_by_status(self, status: RefundStatus, limit: int = 50) -> list[Refund]:
         response = self._call(
             "query",
@@ -391,14 +476,15 @@ class RefundRepository:
             ScanIndexForward=False,
             Limit=limit,
         )
-        return [self._refund_from(item) for item in response.get("Items", [])]
+        return self._refunds(response.get("Items", []))
 
-    def customer_history(self, email: str, since: datetime) -> list[Refund]:
-        """The customer's refunds created at or after ``since`` (for velocity rules)."""
+    def customer_history(self, email: str, since: datetime) -> list[CustomerRefundSummary]:
+        """The customer's refunds created at or after ``since`` (for velocity rules), from the index
+        alone: status, amount and time are on the STATE item."""
         # Sort keys hold UTC with "Z" and, when non-zero, microseconds: compare in UTC with all six
         # fraction digits ("." sorts before "Z", so a bare second would skip that second's refunds).
         moment = (since if since.tzinfo else since.replace(tzinfo=UTC)).astimezone(UTC)
-        refunds: list[Refund] = []
+        summaries: list[CustomerRefundSummary] = []
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "IndexName": "by-customer",
@@ -409,9 +495,21 @@ class RefundRepository:
         }
         while True:
             response = self._call("query", **kwargs)
-            refunds.extend(self._refund_from(item) for item in response.get("Items", []))
+            for item in response.get("Items", []):
+                values = _from_item(item)
+                amount = values.get("amount") or values.get("requested_amount")
+                if amount is None:
+                    continue  # asked for "everything left" and not looked up yet: no amount to count
+                summaries.append(
+                    CustomerRefundSummary(
+                        refund_id=values["refund_id"],
+                        status=values["status"],
+                        created_at=values["created_at"],
+                        amount=Money.model_validate(amount),
+                    )
+                )
             if "LastEvaluatedKey" not in response:
-                return refunds
+                return summaries
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     # ------------------------------------------------------------------ refundable balances
@@ -539,7 +637,7 @@ class RefundRepository:
             KeyConditionExpression="gsi2pk = :pk",
             ExpressionAttributeValues=_to_item({":pk": f"PAYMENT#{provider.value}#{payment_id}"}),
         )
-        return [self._refund_from(item) for item in response.get("Items", [])]
+        return self._refunds(response.get("Items", []))
 
     # ------------------------------------------------------------------ daily totals (per-day caps)
 
@@ -573,6 +671,14 @@ class RefundRepository:
 
     # ------------------------------------------------------------------ inbound deliveries
 
+    def spend_once(
+        self, platform: str, event_id: str, refund_id: str, error: Callable[[], RefundflowError]
+    ) -> TransactItem:
+        """A first-seen marker to write in the same transaction as what it guards (a single-use token):
+        if the transaction fails, nothing is spent; if the marker exists, ``error`` is raised."""
+        marker = self._delivery_marker(platform, event_id, refund_id, self._now())
+        return TransactItem(marker.operation, error)
+
     def _delivery_marker(self, platform: str, event_id: str, refund_id: str, at: datetime) -> TransactItem:
         return TransactItem(
             {
@@ -596,10 +702,13 @@ class RefundRepository:
 
     def mark_delivery(self, platform: str, event_id: str, refund_id: str) -> bool:
         """Record an inbound delivery id; False if it was seen before (a redelivery or replay)."""
+        put = self._delivery_marker(platform, event_id, refund_id, self._now()).operation["Put"]
         try:
-            self._transact([self._delivery_marker(platform, event_id, refund_id, self._now())])
-        except _DeliverySeen:
-            return False
+            self._call("put_item", **put)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
         return True
 
     def delivery_refund_id(self, platform: str, event_id: str) -> str | None:

@@ -65,6 +65,10 @@ def decide_approval(
         )
     if approver.bound_refund_id and approver.bound_refund_id != refund_id:
         raise Forbidden("this token was issued for another refund", code="token_for_other_refund")
+    # A spent token is refused as spent, also on the refund it decided, before the status could tell its
+    # holder where the refund stands now; the marker written with the decision still settles races.
+    if repository.delivery_refund_id(APPROVAL_TOKENS, approver.token_id) is not None:
+        raise IdempotencyConflict("this approval token was already used", code="token_already_used")
     if refund.status is not RefundStatus.PENDING_APPROVAL or refund.policy is None:
         raise IllegalTransition(
             f"refund {refund_id} is {refund.status.value}, not waiting for approval", code="not_pending_approval"
@@ -75,8 +79,13 @@ def decide_approval(
             f"role {approver.role or 'none'} may not decide this refund; it needs {required} or above",
             code="role_not_allowed",
         )
-    if not repository.mark_delivery(APPROVAL_TOKENS, approver.token_id, refund_id):
-        raise IdempotencyConflict("this approval token was already used", code="token_already_used")
+    token_id = approver.token_id
+    spend_token = repository.spend_once(
+        APPROVAL_TOKENS,
+        token_id,
+        refund_id,
+        lambda: IdempotencyConflict("this approval token was already used", code="token_already_used"),
+    )
     decided_at = (now or (lambda: datetime.now(UTC)))()
     record = ApprovalRecord(
         decision=decision,
@@ -103,6 +112,7 @@ def decide_approval(
             "note": note,
         },
         changes=changes,
+        extra=[spend_token],  # the token is spent with the decision, or not at all
     )
     resume_waiting(refund, WaitFor.APPROVAL, repository=repository, callbacks=callbacks)
     return refund
@@ -111,9 +121,10 @@ def decide_approval(
 def escalate_approval(refund_id: str, *, journal: Journal, policy: Policy) -> StepResult:
     """No decision in time: ask the next role up, or reject as expired when there is none."""
     refund = journal.repository.get(refund_id)
-    if refund.status is not RefundStatus.PENDING_APPROVAL or refund.policy is None:
+    decision = refund.policy
+    if refund.status is not RefundStatus.PENDING_APPROVAL or decision is None:
         return journal.replay(refund)
-    current = refund.policy.required_role or policy.lowest_role
+    current = decision.required_role or policy.lowest_role
     roles = list(policy.roles)
     position = roles.index(current) if current in roles else len(roles) - 1
     if position + 1 >= len(roles):
@@ -133,7 +144,7 @@ def escalate_approval(refund_id: str, *, journal: Journal, policy: Policy) -> St
         "ApprovalEscalated",
         actor="step:EscalateApproval",
         details={"from_role": current, "to_role": escalated},
-        changes={"policy": refund.policy.model_copy(update={"required_role": escalated})},
+        changes={"policy": decision.model_copy(update={"required_role": escalated})},
         event=APPROVAL_ESCALATED,
     )
     return step_result(refund)

@@ -29,6 +29,7 @@ REJECTING_ERRORS = frozenset(
 )
 # Errors after which the books will not accept the document without a person fixing something.
 BOOKS_FINAL_ERRORS = frozenset({"RejectedError", "NotFound", "InvalidRequest", "IllegalTransition"})
+CHILD_STOPPED = "RefundSteps."
 BEFORE_SUBMISSION = frozenset({S.RECEIVED, S.VALIDATED, S.PENDING_APPROVAL, S.APPROVED})
 BOOKS_PHASE = frozenset({S.REFUNDED, S.INVOICE_UPDATED})
 _OUR_MESSAGE = re.compile(r"^(?:\[(?P<platform>[^\]]+)\] )?(?P<code>[a-z][a-z0-9_]*): (?P<message>.*)$", re.DOTALL)
@@ -51,10 +52,34 @@ def describe_error(error_name: str, cause: str) -> FailureRecord:
     return FailureRecord(code=code[:256] or "unknown_error", message=(message or error_name)[:2000])
 
 
+def unwrap_child_failure(error_name: str, cause: str) -> tuple[str, str]:
+    """An Express child that ended in Fail surfaces in the parent as ``States.TaskFailed`` whose cause
+    is the child's DescribeExecution (as JSON); the child's own error and cause are what count."""
+    if error_name != "States.TaskFailed":
+        return error_name, cause
+    try:
+        described = json.loads(cause)
+    except (ValueError, TypeError):
+        return error_name, cause
+    if not isinstance(described, dict):
+        return error_name, cause
+    inner_error = described.get("Error") or described.get("error")
+    inner_cause = described.get("Cause") or described.get("cause") or ""
+    return (str(inner_error), str(inner_cause)) if inner_error else (error_name, cause)
+
+
 def handle_failure(
     refund_id: str, error_name: str, cause: str, *, journal: Journal, max_books_attempts: int
 ) -> StepResult:
+    """Resolve where the refund stands after the workflow stopped or failed, and undo what must be undone.
+
+    The child workflow stops on purpose (error ``RefundSteps.<OUTCOME>``) whenever a refund is not
+    completed straight through: then the refund's status already says what happens next.
+    """
     refund = journal.repository.get(refund_id)
+    error_name, cause = unwrap_child_failure(error_name, cause)
+    if error_name.startswith(CHILD_STOPPED):
+        return step_result(refund)
     failure = describe_error(error_name, cause)
     actor = "step:HandleFailure"
     details: dict[str, object] = {"error": error_name, "code": failure.code, "message": failure.message[:500]}

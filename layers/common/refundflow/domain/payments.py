@@ -292,20 +292,19 @@ def _apply_once(refund: Refund, provider_refund: ProviderRefund, *, journal: Jou
             # The refund had succeeded and was reversed: the money is back with the merchant, the
             # amount is refundable again, and no books update is attempted until a person looks.
             assert refund.amount is not None
-            reversal = {
-                "changes": {**known, "failure": failure, "attention_reason": PROVIDER_REVERSED},
-                "extra": [journal.repository.unconsume(refund, refund.amount)],
-            }
+            changes = {**known, "failure": failure, "attention_reason": PROVIDER_REVERSED}
+            extra = [journal.repository.unconsume(refund, refund.amount)]
             if refund.status is S.NEEDS_ATTENTION:
                 return journal.note(
                     refund,
                     "ProviderReversedRefund",
                     actor=actor,
                     details=details,
+                    changes=changes,
+                    extra=extra,
                     event="RefundNeedsAttention",
-                    **reversal,
                 )
-            return journal.move(refund, S.NEEDS_ATTENTION, actor=actor, details=details, **reversal)
+            return journal.move(refund, S.NEEDS_ATTENTION, actor=actor, details=details, changes=changes, extra=extra)
     return refund
 
 

@@ -39,6 +39,8 @@ def evaluate_policy(
     if refund.amount is None or balance is None:
         raise IllegalTransition(f"{refund_id}: policy evaluated before the payment was looked up")
     at = (now or (lambda: datetime.now(UTC)))()
+    # The repository leaves out earlier requests that never got an amount (turned away before their
+    # payment was looked up): nothing of them was reserved or paid.
     history = [
         earlier
         for earlier in repository.customer_history(refund.customer.email, at - timedelta(days=HISTORY_DAYS))

@@ -11,6 +11,12 @@ def refund_view(refund_id: str, *, repository: RefundRepository) -> RefundView:
     """Raises: NotFound."""
     refund = repository.get(refund_id)
     timeline = repository.timeline(refund_id)
+    policy = refund.policy
+    if policy is not None and policy.explanation is None:
+        # The state keeps the decision lean; its explanation is in the policy's audit entry.
+        decided = [entry for entry in timeline if entry.details.get("rule_id") == policy.rule_id]
+        if decided and isinstance(decided[-1].details.get("explanation"), str):
+            policy = policy.model_copy(update={"explanation": decided[-1].details["explanation"]})
     return RefundView(
         refund_id=refund.refund_id,
         status=refund.status,
@@ -25,7 +31,7 @@ def refund_view(refund_id: str, *, repository: RefundRepository) -> RefundView:
         invoice=refund.invoice,
         return_info=refund.return_info,
         customer=refund.customer,
-        policy=refund.policy,
+        policy=policy,
         approval=refund.approval,
         provider_refund_id=refund.provider_refund_id,
         provider_status=refund.provider_status,

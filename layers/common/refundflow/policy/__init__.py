@@ -4,6 +4,7 @@ The EvaluatePolicy step builds a ``PolicyInput`` with ``build_policy_input`` and
 to ``decide`` it; the approval step checks an approver with ``Policy.role_satisfies``.
 """
 
+from refundflow.models import CustomerRefundSummary
 from refundflow.policy.adjustments import AppliedAdjustment
 from refundflow.policy.engine import (
     InvalidPolicy,
@@ -13,7 +14,7 @@ from refundflow.policy.engine import (
     load_default_policy,
     load_policy,
 )
-from refundflow.policy.inputs import Approver, CustomerRefundSummary, PolicyInput, build_policy_input
+from refundflow.policy.inputs import Approver, PolicyInput, build_policy_input
 from refundflow.policy.source import ActivePolicy, PolicySelection, PolicySourceSettings, active_policy
 
 __all__ = [

@@ -19,6 +19,7 @@ from pydantic import Field, StringConstraints, ValidationError
 from refundflow.ids import derive_refund_id
 from refundflow.models import (
     CustomerContact,
+    CustomerRefundSummary,
     OrderInfo,
     PaymentReference,
     Refund,
@@ -30,7 +31,7 @@ from refundflow.models import (
 )
 from refundflow.money import Money
 from refundflow.policy.engine import InvalidPolicy, PolicyDecision, load_policy
-from refundflow.policy.inputs import Approver, CustomerRefundSummary, PolicyInput, build_policy_input
+from refundflow.policy.inputs import Approver, PolicyInput, build_policy_input
 from refundflow.status import RefundStatus
 
 EXIT_OK, EXIT_INVALID_POLICY, EXIT_SAMPLES_FAILED = 0, 1, 2

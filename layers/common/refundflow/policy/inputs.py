@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, StringConstraints
 
 from refundflow.errors import InvalidRequest
-from refundflow.models import Identifier, Refund, ReturnStatus, StrictModel
+from refundflow.models import CustomerRefundSummary, Identifier, Refund, ReturnStatus, StrictModel
 from refundflow.money import CurrencyCode, Money
 from refundflow.status import RefundStatus
 
@@ -34,22 +34,6 @@ class Approver(StrictModel):
 
     id: Identifier
     role: RoleName
-
-
-class CustomerRefundSummary(StrictModel):
-    """The part of an earlier refund that velocity needs (what the repository's customer index returns)."""
-
-    refund_id: str
-    status: RefundStatus
-    created_at: datetime
-    amount: Money
-
-    @classmethod
-    def of(cls, refund: Refund) -> CustomerRefundSummary:
-        amount = refund.amount or refund.requested_amount
-        if amount is None:
-            raise InvalidRequest(f"earlier refund {refund.refund_id} has no amount")
-        return cls(refund_id=refund.refund_id, status=refund.status, created_at=refund.created_at, amount=amount)
 
 
 class Facts(StrictModel):

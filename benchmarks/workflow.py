@@ -1,0 +1,211 @@
+"""Per refund on the local stack: state transitions (Standard and Express), Lambda invocations,
+DynamoDB read/write units, events, queue messages, e-mails, and the list-price cost derived from them;
+plus the whole-workflow throughput on this machine. Prints JSON.
+
+Usage: python -m benchmarks.workflow [--refunds N] [--concurrency C]
+
+Counts are measured (the real ASL on moto's interpreter, the real handlers, metered boto3 calls).
+Durations on AWS cannot be measured here: the cost model assumes a warm Lambda duration
+(``--lambda-ms``) and derives the Express child's duration from the Lambda steps it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from typing import Any
+
+from benchmarks.meters import Meter
+from local.cfn import Stack
+from local.client import TERMINAL, RefundflowClient
+from local.stack import LocalSettings, LocalStack
+
+# us-east-1 list prices (USD), from the services' public pricing pages:
+# aws.amazon.com/step-functions/pricing, /lambda/pricing, /dynamodb/pricing/on-demand, /eventbridge/pricing,
+# /sqs/pricing, /api-gateway/pricing (HTTP APIs), /ses/pricing, /secrets-manager/pricing.
+PRICES = {
+    "standard_transition": 0.025 / 1_000,
+    "express_request": 1.00 / 1_000_000,
+    "express_gb_second": 0.00001667,
+    "lambda_request": 0.20 / 1_000_000,
+    "lambda_arm64_gb_second": 0.0000133334,
+    "dynamodb_write_unit": 0.625 / 1_000_000,
+    "dynamodb_read_unit": 0.125 / 1_000_000,
+    "eventbridge_event": 1.00 / 1_000_000,
+    "sqs_request": 0.40 / 1_000_000,
+    "http_api_request": 1.00 / 1_000_000,
+    "ses_email": 0.10 / 1_000,
+    "secrets_manager_call": 0.05 / 10_000,
+}
+LAMBDA_MEMORY_GB = 0.25  # template.yaml Globals MemorySize 256
+EXPRESS_MEMORY_GB = 0.0625  # billed in 64 MB steps; the child holds a few KB of state
+EXPRESS_OVERHEAD_MS = 50
+# The functions the Express child runs on the straight-through path (their time is the child's duration).
+EXPRESS_STEP_FUNCTIONS = {
+    "ValidateRefundFunction",
+    "RefundStripeFunction",
+    "EvaluatePolicyFunction",
+    "ReserveAmountFunction",
+    "UpdateInvoiceFunction",
+    "HandleFailureFunction",
+}
+
+
+def rule_detail_types(stack: Stack) -> set[str]:
+    types: set[str] = set()
+    for rule in stack.of_type("AWS::Events::Rule").values():
+        types.update(rule["Properties"]["EventPattern"].get("detail-type", []))
+    return types
+
+
+class Bench:
+    def __init__(self, stack: LocalStack, meter: Meter) -> None:
+        self.stack = stack
+        self.client = RefundflowClient(stack.api_url)
+        self.meter = meter
+        self.run_id = uuid.uuid4().hex[:6]
+
+    def prepare(self, index: int) -> dict[str, Any]:
+        """A paid order (Stripe payment + paid Xero invoice) and its refund request: set-up, not metered."""
+        payment = self.client.create_payment(2500, "EUR")
+        invoice = self.client.create_invoice(f"Bench {index} {self.run_id}", "Item", Decimal("25.00"), "EUR", paid=True)
+        return {
+            "payment": {"provider": "stripe", "payment_id": payment},
+            "reason": "damaged",
+            "customer": {"email": f"bench{index}.{self.run_id}@example.com"},
+            "source": {"system": "bench", "reference": f"B-{self.run_id}-{index}"},
+            "invoice": {"system": "xero", "invoice_id": invoice["InvoiceID"]},
+        }
+
+    def run_one(self, body: dict[str, Any]) -> str:
+        response = self.client.request_refund(body)
+        response.raise_for_status()
+        refund_id = str(response.json()["refund_id"])
+        described = self.stack.wait_for_execution(refund_id, timeout=120)
+        if described["status"] != "SUCCEEDED":
+            raise RuntimeError(f"{refund_id}: execution {described['status']}")
+        return refund_id
+
+    def transitions(self, refund_id: str) -> tuple[int, int, int]:
+        """(Standard state entries, Express executions, Express state entries) of one refund."""
+        sfn = self.stack.client("stepfunctions")
+        history = self.stack.execution_history(refund_id)
+        standard = sum(1 for event in history if event["type"].endswith("StateEntered"))
+        children = [
+            json.loads(event["taskSubmittedEventDetails"]["output"])["ExecutionArn"]
+            for event in history
+            if event["type"] == "TaskSubmitted"
+            and event["taskSubmittedEventDetails"]["resource"].startswith("startExecution")
+        ]
+        express = 0
+        for arn in children:
+            child = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+            express += sum(1 for event in child if event["type"].endswith("StateEntered"))
+        return standard, len(children), express
+
+
+def cost(per_refund: dict[str, float], lambda_ms: float) -> dict[str, float]:
+    lambda_gb_s = per_refund["lambda_invocations"] * lambda_ms / 1000 * LAMBDA_MEMORY_GB
+    express_ms = (
+        per_refund["express_lambda_invocations"] * lambda_ms + per_refund["express_executions"] * EXPRESS_OVERHEAD_MS
+    )
+    items = {
+        "step_functions_standard": per_refund["standard_state_transitions"] * PRICES["standard_transition"],
+        "step_functions_express": per_refund["express_executions"] * PRICES["express_request"]
+        + express_ms / 1000 * EXPRESS_MEMORY_GB * PRICES["express_gb_second"],
+        "lambda": per_refund["lambda_invocations"] * PRICES["lambda_request"]
+        + lambda_gb_s * PRICES["lambda_arm64_gb_second"],
+        "dynamodb": per_refund["dynamodb_write_units"] * PRICES["dynamodb_write_unit"]
+        + per_refund["dynamodb_read_units"] * PRICES["dynamodb_read_unit"],
+        "eventbridge": per_refund["events_put"] * PRICES["eventbridge_event"],
+        "sqs": per_refund["queue_messages"] * 3 * PRICES["sqs_request"],
+        "api_gateway": per_refund["api_requests"] * PRICES["http_api_request"],
+        "secrets_manager": per_refund["secrets_manager_calls"] * PRICES["secrets_manager_call"],
+    }
+    workflow = sum(items.values())
+    email = per_refund["emails_sent"] * PRICES["ses_email"]
+    return {
+        **{key: round(value, 10) for key, value in items.items()},
+        "total_without_email": round(workflow, 10),
+        "ses_email": round(email, 10),
+        "total_with_email": round(workflow + email, 10),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.workflow")
+    parser.add_argument("--refunds", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--lambda-ms", type=float, default=120.0, help="assumed warm Lambda duration on AWS")
+    args = parser.parse_args(argv)
+    meter = Meter().start()
+    with LocalStack(LocalSettings(api_port=0, aws_port=0)) as stack:
+        bench = Bench(stack, meter)
+        bench.run_one(bench.prepare(-1))  # warm-up: imports and cold starts are not steady-state cost
+        time.sleep(2)
+        bodies = [bench.prepare(index) for index in range(args.refunds)]
+        invocations_before = dict(stack.functions.invocations)
+        meter.reset()
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+            refund_ids = list(pool.map(bench.run_one, bodies))
+        elapsed = time.monotonic() - started
+        for refund_id in refund_ids:
+            bench.client.wait_for(refund_id, TERMINAL)
+        time.sleep(3)  # let the notifier drain its queues: notifications are part of a refund's cost
+        usage = meter.snapshot()
+        invocations = {
+            name: count - invocations_before.get(name, 0)
+            for name, count in stack.functions.invocations.items()
+            if count - invocations_before.get(name, 0)
+        }
+        transitions = [bench.transitions(refund_id) for refund_id in refund_ids]
+        statuses = {bench.client.refund(refund_id)["status"] for refund_id in refund_ids}
+        routed = rule_detail_types(stack.stack)
+    n = len(refund_ids)
+    express_lambda = sum(count for name, count in invocations.items() if name in EXPRESS_STEP_FUNCTIONS)
+    routed_messages = sum(count for detail_type, count in usage["detail_types"].items() if detail_type in routed)
+    per_refund = {
+        "standard_state_transitions": sum(t[0] for t in transitions) / n,
+        "express_executions": sum(t[1] for t in transitions) / n,
+        "express_state_transitions": sum(t[2] for t in transitions) / n,
+        "lambda_invocations": sum(invocations.values()) / n,
+        "express_lambda_invocations": express_lambda / n,
+        "dynamodb_read_units": usage["dynamodb_read_units"] / n,
+        "dynamodb_write_units": usage["dynamodb_write_units"] / n,
+        "events_put": usage["events_put"] / n,
+        "queue_messages": routed_messages / n,
+        "emails_sent": usage["emails_sent"] / n,
+        "api_requests": invocations.get("ReceiveWebhookFunction", 0) / n,
+        "secrets_manager_calls": usage["calls"].get("secretsmanager:GetSecretValue", 0) / n,
+    }
+    result = {
+        "benchmark": "workflow",
+        "refunds": n,
+        "concurrency": args.concurrency,
+        "final_statuses": sorted(statuses),
+        "per_refund": {key: round(value, 3) for key, value in per_refund.items()},
+        "lambda_invocations_by_function": {name: round(count / n, 3) for name, count in sorted(invocations.items())},
+        "aws_calls_per_refund": {name: round(count / n, 3) for name, count in sorted(usage["calls"].items())},
+        "cost_per_refund_usd": cost(per_refund, args.lambda_ms),
+        "cost_assumptions": {
+            "region": "us-east-1 list prices",
+            "lambda_ms_per_invocation": args.lambda_ms,
+            "lambda_memory_gb": LAMBDA_MEMORY_GB,
+            "express_memory_gb": EXPRESS_MEMORY_GB,
+            "sqs_requests_per_message": 3,
+            "routed_detail_types": sorted(routed),
+        },
+        "local_throughput_refunds_per_minute": round(n / elapsed * 60, 1),
+        "local_seconds_per_refund_wall": round(elapsed / n, 3),
+    }
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1:]), indent=2))
