@@ -1,5 +1,5 @@
-"""The three places where moto 5.2.5 needs help to run our real definitions, each small and tested
-(tests/integration/test_local_moto_patches.py) so a moto upgrade that changes them fails loudly.
+"""The places where moto 5.2.5 needs help to run our real definitions, each small and tested
+(tests/integration/local/test_moto_patches.py) so a moto upgrade that changes them fails loudly.
 
 1. ``states:startExecution.sync:2``: moto's interpreter hands the task's PascalCase parameters
    (``StateMachineArn``, ``Input``) to boto3 unchanged and returns boto3's camelCase response
@@ -11,6 +11,9 @@
    (slower with every item stored) and is not thread-safe while it does (a concurrent write breaks
    the copy: "dictionary changed size during iteration"). Requests are serialised, as DynamoDB's own
    isolation would order them, and a transaction backs up only the items it touches.
+5. Task tokens: moto accepts SendTaskSuccess/SendTaskFailure again for a token whose task already
+   resumed (a later answer can even replace the first one before the workflow reads it), and
+   SendTaskFailure for a finished execution. AWS answers ``TaskTimedOut``: the task is closed.
 """
 
 from __future__ import annotations
@@ -151,3 +154,30 @@ def patch_dynamodb() -> None:
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
     DynamoHandler.call_action = call_action  # type: ignore[method-assign]
     DynamoDBBackend._refundflow_patched = True  # type: ignore[attr-defined]
+
+
+_TOKEN_LOCK = threading.Lock()
+
+
+def refuse_spent_task_tokens() -> None:
+    """A task token answers once: a second SendTaskSuccess/Failure gets ``TaskTimedOut``, as on AWS."""
+    from moto.stepfunctions.parser.api import TaskTimedOut
+    from moto.stepfunctions.parser.asl.eval.callback import callback
+
+    closed = "Task Timed Out: the task of this token is already closed"
+
+    manager = callback.CallbackPoolManager
+    if getattr(manager, "_refundflow_patched", False):
+        return
+    original_notify = manager.notify
+
+    def notify(self: Any, callback_id: str, outcome: Any) -> bool:
+        with _TOKEN_LOCK:
+            endpoint = self.get(callback_id)
+            if endpoint is not None and endpoint.consumer_error is None and endpoint.get_outcome() is not None:
+                raise TaskTimedOut(closed, exception_type="TaskTimedOut")
+            answered: bool = original_notify(self, callback_id, outcome)
+            return answered
+
+    manager.notify = notify  # type: ignore[method-assign]
+    manager._refundflow_patched = True  # type: ignore[attr-defined]

@@ -115,6 +115,7 @@ class LocalStack:
         ).raise_for_status()
         moto_patches.patch_nested_executions()
         moto_patches.patch_dynamodb()
+        moto_patches.refuse_spent_task_tokens()
         moto_patches.route_lambda_invocations(self.functions.invoke_json)
         self._create_resources()
         self._start_simulators_and_api()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -27,22 +26,9 @@ from refundflow.ids import derive_refund_id
 from refundflow.models import BooksSystem, CustomerContact, InvoiceReference, PaymentProvider, RefundLine
 from refundflow.money import Money
 from refundflow.ports import CreditBooking
-from tests.support.servers import serve_wsgi
+from tests.support.clocks import FakeClock
 
 BOOKING_DATE = date(2026, 5, 1)
-
-
-class FakeClock:
-    """Wall-clock seconds that tests move forward; shared by the simulator and the connector."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class SecretBackend:
@@ -69,32 +55,6 @@ class SecretView:
         self.backend.value = dict(value)
         self.backend.versions.append(dict(value))
         self.cache = dict(value)
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[FakeClock, XeroSimulator, str]]:
-    """One simulator server per module (starting and stopping one costs half a second); reset per test."""
-    clock = FakeClock()
-    sim = XeroSimulator(clock=clock)
-    with serve_wsgi(sim) as url:
-        yield clock, sim, url
-
-
-@pytest.fixture
-def clock(served: tuple[FakeClock, XeroSimulator, str]) -> FakeClock:
-    served[0].now = time.time()
-    return served[0]
-
-
-@pytest.fixture
-def sim(served: tuple[FakeClock, XeroSimulator, str], clock: FakeClock) -> XeroSimulator:
-    assert requests.post(f"{served[2]}/_control/reset", timeout=5).status_code == 200
-    return served[1]
-
-
-@pytest.fixture
-def base_url(served: tuple[FakeClock, XeroSimulator, str], sim: XeroSimulator) -> str:
-    return served[2]
 
 
 @pytest.fixture

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -21,46 +19,9 @@ from local.simulators.xero import (
     XeroSimulator,
 )
 from refundflow.connectors.xero import dump_json
-from tests.support.servers import serve_wsgi
+from tests.support.clocks import FakeClock
 
 API = "/api.xro/2.0"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[FakeClock, XeroSimulator, str]]:
-    """One simulator server per module (starting and stopping one costs half a second); reset per test."""
-    clock = FakeClock()
-    sim = XeroSimulator(clock=clock)
-    with serve_wsgi(sim) as url:
-        yield clock, sim, url
-
-
-@pytest.fixture
-def clock(served: tuple[FakeClock, XeroSimulator, str]) -> FakeClock:
-    served[0].now = time.time()
-    return served[0]
-
-
-@pytest.fixture
-def sim(served: tuple[FakeClock, XeroSimulator, str], clock: FakeClock) -> XeroSimulator:
-    assert requests.post(f"{served[2]}/_control/reset", timeout=5).status_code == 200
-    return served[1]
-
-
-@pytest.fixture
-def base_url(served: tuple[FakeClock, XeroSimulator, str], sim: XeroSimulator) -> str:
-    return served[2]
 
 
 def refresh(base_url: str, refresh_token: str, *, secret: str = DEFAULT_CLIENT_SECRET) -> requests.Response:

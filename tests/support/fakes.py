@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 import boto3
+import pytest
 from botocore.exceptions import EndpointConnectionError
 from moto import mock_aws
 
@@ -610,3 +611,17 @@ class FailingStateWrites:
             return method(**kwargs)
 
         return transact
+
+
+@pytest.fixture
+def env() -> Iterator[World]:
+    """The refunds table on moto (built from template.yaml) with fakes for every other port."""
+    with world() as built:
+        yield built
+
+
+@pytest.fixture
+def threaded_env() -> Iterator[World]:
+    """For tests with threads: each DynamoDB request is applied atomically, as the service does."""
+    with world(serialized=True) as built:
+        yield built
