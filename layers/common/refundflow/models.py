@@ -23,7 +23,7 @@ def _valid_email(value: str) -> str:
     return value
 
 
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-/#]+$")]
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@+\-/#]+$")]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_valid_email)]
 
