@@ -19,6 +19,8 @@ OPERATIONS: dict[str, Callable[..., StepResult]] = {
     "refund": payments.issue_refund,
     "poll_refund": payments.poll_refund,
 }
+# Only the money-moving call is held to one run at a time (and replayed); a poll must see fresh news.
+GUARDED = {"refund"}
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -27,8 +29,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     task = ProviderStepInput.model_validate(event)
     logger.append_keys(refund_id=task.refund_id, operation=task.operation)
     operation = OPERATIONS[task.operation]
-    return run_once(
-        f"{task.refund_id}:stripe:{task.operation}",
-        lambda: operation(task.refund_id, journal=wiring.journal(), provider=stripe_provider()).model_dump(mode="json"),
-        context,
-    )
+
+    def run() -> dict[str, Any]:
+        return operation(task.refund_id, journal=wiring.journal(), provider=stripe_provider()).model_dump(mode="json")
+
+    if task.operation in GUARDED:
+        return run_once(f"{task.refund_id}:stripe:{task.operation}", run, context)
+    return run()

@@ -415,3 +415,38 @@ def test_a_broken_policy_override_lets_the_packaged_default_decide_and_says_so(p
     assert details["explanation"].startswith("policy_fallback:")
     assert details["policy_source"] == "packaged:default_policy.yaml"
     assert env.publisher.events[-1].details["flags"] == ["policy_fallback"]
+
+
+FULL_FEE_POLICY = """
+version: "fee.1"
+currencies: [EUR]
+roles: [agent, team_lead, finance]
+adjustments:
+  keep_everything:
+    kind: partial_refund_cap
+    description: A goodwill cap of nothing at all
+    basis_points: 0
+rules:
+  - id: capped_goodwill
+    description: Goodwill needs an agent, after the cap
+    when: refund.reason == 'goodwill'
+    outcome: require_approval
+    role: agent
+    reason_code: goodwill
+    adjustments: [keep_everything]
+default:
+  description: Everything else is approved
+  outcome: approve
+"""
+
+
+def test_a_refund_with_nothing_left_after_deductions_is_rejected_not_sent_for_approval(paid: World) -> None:
+    env = paid
+    # GIVEN a policy whose deductions leave nothing of a goodwill refund
+    refund_id = looked_up(env, reason="goodwill", amount=2_000)
+    # WHEN the policy decides
+    result = evaluate(env, refund_id, policy_from(FULL_FEE_POLICY))
+    # THEN nobody is asked to approve a refund of zero: it is rejected with its own reason, nothing reserved
+    refund = env.repository.get(refund_id)
+    assert (result.status, refund.failure and refund.failure.code) == (S.REJECTED, "nothing_left_after_deductions")
+    assert env.balance(PAYMENT)["reserved"] == 0

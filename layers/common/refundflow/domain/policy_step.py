@@ -14,6 +14,7 @@ from refundflow.policy import ActivePolicy, Approver, PolicyDecision, build_poli
 from refundflow.status import RefundStatus
 
 APPROVED_AT_SOURCE = "approved_at_source"
+NOTHING_LEFT = "nothing_left_after_deductions"
 HISTORY_DAYS = 365
 _OUTCOME_STATUS = {
     "approve": RefundStatus.APPROVED,
@@ -58,6 +59,16 @@ def evaluate_policy(
     decision = policy.decide(facts)
     if decision.flags:
         logger.warning("policy decision flagged", extra={"flags": list(decision.flags), "rule_id": decision.rule_id})
+    if decision.outcome != "reject" and decision.final_amount is not None and not decision.final_amount.is_positive():
+        # Deductions ate the whole amount: there is nothing to pay, so nobody should be asked to approve it.
+        decision = decision.model_copy(
+            update={
+                "outcome": "reject",
+                "reason_code": NOTHING_LEFT,
+                "required_role": None,
+                "explanation": f"{decision.explanation} Nothing is left to refund after the deductions.",
+            }
+        )
     target = _OUTCOME_STATUS[decision.outcome]
     changes: dict[str, Any] = {"policy": decision.to_record()}
     if decision.final_amount is not None:
