@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from refundflow import http_api, settings, wiring
 from refundflow.api import ApprovalRequestBody, ApprovalResult
 from refundflow.domain.approval import ApproverIdentity, decide_approval
-from refundflow.observability import logger, tracer
+from refundflow.observability import logger, metrics, tracer
 from refundflow.policy import active_policy
 
 router = APIGatewayHttpRouter()
@@ -60,5 +60,6 @@ app = http_api.build_app(router)
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)
 @tracer.capture_lambda_handler
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from refundflow import http_api, wiring
 from refundflow.api import RefundView
 from refundflow.domain.views import refund_view
-from refundflow.observability import logger, tracer
+from refundflow.observability import logger, metrics, tracer
 
 router = APIGatewayHttpRouter()
 
@@ -33,5 +33,6 @@ app = http_api.build_app(router)
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)
 @tracer.capture_lambda_handler
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -14,7 +14,7 @@ from refundflow.api import RefundAccepted, RefundRequestBody, WebhookAck
 from refundflow.connectors.standard_webhooks import verify_standard_webhook
 from refundflow.domain.inbound import accept_provider_event
 from refundflow.domain.intake import accept_refund_request, timing_from
-from refundflow.observability import logger, tracer
+from refundflow.observability import logger, metrics, tracer
 
 router = APIGatewayHttpRouter()
 # Verified on the raw body before parsing, so the resolver does not parse them: documented for OpenAPI.
@@ -76,5 +76,6 @@ app = http_api.build_app(router)
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)
 @tracer.capture_lambda_handler
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -12,7 +12,7 @@ from refundflow.adapters.idempotency import run_once
 from refundflow.connectors.stripe import stripe_provider
 from refundflow.domain import payments
 from refundflow.models import ProviderStepInput, StepResult
-from refundflow.observability import logger, tracer
+from refundflow.observability import logger, metrics, tracer
 
 OPERATIONS: dict[str, Callable[..., StepResult]] = {
     "look_up_payment": payments.look_up_payment,
@@ -25,6 +25,7 @@ GUARDED = {"refund"}
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     task = ProviderStepInput.model_validate(event)
     logger.append_keys(refund_id=task.refund_id, operation=task.operation)

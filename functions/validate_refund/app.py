@@ -9,11 +9,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from refundflow import wiring
 from refundflow.domain.validation import validate_refund
 from refundflow.models import StepInput
-from refundflow.observability import logger, tracer
+from refundflow.observability import logger, metrics, tracer
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     task = StepInput.model_validate(event)
     logger.append_keys(refund_id=task.refund_id)
