@@ -12,8 +12,8 @@
    the copy: "dictionary changed size during iteration"). Requests are serialised, as DynamoDB's own
    isolation would order them, and a transaction backs up only the items it touches.
 5. Task tokens: moto accepts SendTaskSuccess/SendTaskFailure again for a token whose task already
-   resumed (a later answer can even replace the first one before the workflow reads it), and
-   SendTaskFailure for a finished execution. AWS answers ``TaskTimedOut``: the task is closed.
+   resumed (a later answer can even replace the first one before the workflow reads it) or timed
+   out, and SendTaskFailure for a finished execution. AWS answers ``TaskTimedOut``: the task is closed.
 """
 
 from __future__ import annotations
@@ -162,6 +162,8 @@ _TOKEN_LOCK = threading.Lock()
 def refuse_spent_task_tokens() -> None:
     """A task token answers once: a second SendTaskSuccess/Failure gets ``TaskTimedOut``, as on AWS."""
     from moto.stepfunctions.parser.api import TaskTimedOut
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import EvalTimeoutError
+    from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
     from moto.stepfunctions.parser.asl.eval.callback import callback
 
     closed = "Task Timed Out: the task of this token is already closed"
@@ -170,14 +172,28 @@ def refuse_spent_task_tokens() -> None:
     if getattr(manager, "_refundflow_patched", False):
         return
     original_notify = manager.notify
+    original_evaluate = ExecutionState._evaluate_with_timeout
+
+    def evaluate_with_timeout(self: Any, env: Any) -> None:
+        try:
+            original_evaluate(self, env)
+        except EvalTimeoutError:
+            # The state timed out: its task is closed, and so is its token, before any Catch moves on.
+            token = (env.states.context_object.context_object_data.get("Task") or {}).get("Token")
+            with _TOKEN_LOCK:
+                endpoint = env.callback_pool_manager.get(token) if token else None
+                if endpoint is not None and endpoint.consumer_error is None:
+                    endpoint.report(callback.CallbackConsumerTimeout())
+            raise
 
     def notify(self: Any, callback_id: str, outcome: Any) -> bool:
         with _TOKEN_LOCK:
             endpoint = self.get(callback_id)
-            if endpoint is not None and endpoint.consumer_error is None and endpoint.get_outcome() is not None:
+            if endpoint is not None and (endpoint.consumer_error is not None or endpoint.get_outcome() is not None):
                 raise TaskTimedOut(closed, exception_type="TaskTimedOut")
             answered: bool = original_notify(self, callback_id, outcome)
             return answered
 
+    ExecutionState._evaluate_with_timeout = evaluate_with_timeout  # type: ignore[method-assign]
     manager.notify = notify  # type: ignore[method-assign]
     manager._refundflow_patched = True  # type: ignore[attr-defined]

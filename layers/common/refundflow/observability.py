@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -64,6 +65,9 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
     def serialize(self, log: Any) -> str:
         return super().serialize(redact(log) if isinstance(log, dict) else log)
 
+
+# Steps that change nothing (a replay, a poll with no news) have no metric to publish: not worth a warning.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger(service=SERVICE, logger_formatter=RedactingFormatter())
 tracer = Tracer(service=SERVICE)

@@ -1,0 +1,117 @@
+"""R16, after every other end-to-end test: what the suite left behind holds no card numbers anywhere,
+and customer e-mail addresses only where they belong (the refund's own record), never in events,
+queues, dead-letter queues, ops e-mails or logs."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from boto3.dynamodb.types import TypeDeserializer
+
+from local.stack import LocalStack
+from tests.e2e.conftest import Observed
+
+pytestmark = pytest.mark.after_suite
+
+# A primary account number as scanners look for one: 13 to 19 digits (spaces or dashes between groups)
+# standing alone, with a card network's leading digit, and a valid Luhn check digit.
+_PAN_CANDIDATE = re.compile(r"(?<![0-9A-Za-z_])[2-6](?:[ -]?\d){12,18}(?![0-9A-Za-z_])")
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+# Numbers the suite tried to smuggle in (and that must have been refused everywhere).
+SEEDED_CARDS = ("4242424242424242", "5555555555554444")
+# The refund's own items (its request and its current state): where its customer's address belongs.
+OWN = {"REQUEST", "STATE"}
+QUEUES = (
+    "CustomerNotificationsQueue",
+    "CustomerNotificationsDeadLetterQueue",
+    "OpsNotificationsQueue",
+    "OpsNotificationsDeadLetterQueue",
+)
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char) * (2 if index % 2 else 1)
+        total += value - 9 if value > 9 else value
+    return total % 10 == 0
+
+
+def card_numbers(text: str) -> list[str]:
+    found = [re.sub(r"\D", "", match.group(0)) for match in _PAN_CANDIDATE.finditer(text)]
+    squeezed = re.sub(r"[ -]", "", text)
+    return [digits for digits in found if luhn_valid(digits)] + [card for card in SEEDED_CARDS if card in squeezed]
+
+
+def as_text(value: Any) -> str:
+    return json.dumps(value, default=str, sort_keys=True)
+
+
+def table_items(stack: LocalStack, logical_id: str) -> list[dict[str, Any]]:
+    deserializer = TypeDeserializer()
+    pages = stack.client("dynamodb").get_paginator("scan").paginate(TableName=stack.stack.physical_name(logical_id))
+    return [
+        {key: deserializer.deserialize(value) for key, value in item.items()}
+        for page in pages
+        for item in page.get("Items", [])
+    ]
+
+
+def queue_messages(stack: LocalStack, logical_id: str) -> list[str]:
+    sqs = stack.client("sqs")
+    url = sqs.get_queue_url(QueueName=stack.stack.physical_name(logical_id))["QueueUrl"]
+    bodies: dict[str, str] = {}
+    for _ in range(100):
+        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30).get("Messages", [])
+        if not batch:
+            break
+        bodies.update({message["MessageId"]: message["Body"] for message in batch})
+    return list(bodies.values())
+
+
+def test_no_card_numbers_and_no_customer_emails_outside_the_refund_record(
+    observed: Observed, stack: LocalStack, sent_emails: Any
+) -> None:
+    # GIVEN everything the suite left: both tables, the bus events, the queues and DLQs, ops mail and logs
+    refunds = table_items(stack, "RefundsTable")
+    idempotency = table_items(stack, "IdempotencyTable")
+    events = observed.bus_events()
+    messages = {logical_id: queue_messages(stack, logical_id) for logical_id in QUEUES}
+    ops_mail = sent_emails(to="ops@example.com")
+    logs = list(observed.log_lines)
+    if not refunds:
+        pytest.skip("nothing to scan: this test reads what the rest of the end-to-end suite left behind")
+    assert events, "refunds were made, but no event was seen on the bus"
+    assert logs, "refunds were made, but nothing was logged"
+    records = [item for item in refunds if str(item.get("pk", "")).startswith("REFUND#") and item.get("sk") in OWN]
+    customers = {item["customer"]["email"] for item in records if isinstance(item.get("customer"), dict)}
+    assert customers, "refunds without customers: the scan would prove nothing"
+
+    places: dict[str, list[str]] = {
+        "refund records": [as_text(item) for item in records],
+        "other refunds-table items": [as_text(item) for item in refunds if item not in records],
+        "idempotency records": [as_text(item) for item in idempotency],
+        "bus events": [as_text(event) for event in events],
+        **{f"queue {name}": bodies for name, bodies in messages.items()},
+        "ops e-mails": [as_text(mail["data"]) for mail in ops_mail],
+        "logs": logs,
+    }
+
+    # THEN no card number is stored, published, queued, mailed or logged anywhere
+    cards = {where: found for where, texts in places.items() if (found := [c for t in texts for c in card_numbers(t)])}
+    assert cards == {}
+
+    # AND customer e-mail addresses appear only in the refund records they belong to
+    leaks = {
+        where: sorted({address for text in texts for address in _EMAIL.findall(text) if address in customers})
+        for where, texts in places.items()
+        if where != "refund records"
+    }
+    assert {where: found for where, found in leaks.items() if found} == {}
+
+    # AND the events carry what consumers need without contact details
+    assert all(event["detail"].get("refund_id", "").startswith("rf_") for event in events)
+    assert not any("customer" in event["detail"] for event in events)

@@ -1,0 +1,379 @@
+"""The local stack's moto patches (local/moto_patches.py), checked on the stack's own moto with tiny
+state machines, so a moto upgrade that changes what they rely on fails here, not in a refund:
+
+- ``states:startExecution.sync:2`` runs a child EXPRESS workflow to completion and hands the parent
+  AWS's PascalCase answer (``$.Output`` parsed, ``$.Status``); a child that fails surfaces as
+  ``States.TaskFailed`` with the child's own error and cause inside (what HandleFailure unwraps);
+- a Lambda task's error, raised by one of template.yaml's functions run in-process, is caught by its
+  ``errorType`` name (the names the real workflows retry and catch);
+- ``.waitForTaskToken`` resumes on ``SendTaskSuccess`` and refuses a second use of the token;
+- DynamoDB transactions are all-or-nothing and isolated under concurrent requests (the guard that
+  keeps two refunds from reserving the same euro).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from local.stack import LocalStack
+from tests.e2e.harness import acquire_stack, release_stack
+
+ROLE = "arn:aws:iam::123456789012:role/refundflow-moto-patch-check"
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    yield acquire_stack()
+    release_stack()
+
+
+def machine(stack: LocalStack, definition: dict[str, Any], kind: str = "STANDARD") -> str:
+    name = f"patch-check-{uuid.uuid4().hex[:10]}"
+    created = stack.client("stepfunctions").create_state_machine(
+        name=name, definition=json.dumps(definition), roleArn=ROLE, type=kind
+    )
+    return str(created["stateMachineArn"])
+
+
+def run(stack: LocalStack, state_machine_arn: str, payload: dict[str, Any], timeout: float = 20.0) -> dict[str, Any]:
+    sfn = stack.client("stepfunctions")
+    execution_arn = sfn.start_execution(stateMachineArn=state_machine_arn, input=json.dumps(payload))["executionArn"]
+    return finished(stack, execution_arn, timeout)
+
+
+def finished(stack: LocalStack, execution_arn: str, timeout: float = 20.0) -> dict[str, Any]:
+    sfn = stack.client("stepfunctions")
+    deadline = time.monotonic() + timeout
+    while True:
+        described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+        if described["status"] != "RUNNING":
+            return described
+        assert time.monotonic() < deadline, f"{execution_arn} still running after {timeout}s"
+        time.sleep(0.05)
+
+
+def entered_states(stack: LocalStack, execution_arn: str) -> list[str]:
+    history = stack.client("stepfunctions").get_execution_history(executionArn=execution_arn, maxResults=1000)
+    return [
+        event["stateEnteredEventDetails"]["name"] for event in history["events"] if "stateEnteredEventDetails" in event
+    ]
+
+
+def sync_parent(child_arn: str) -> dict[str, Any]:
+    return {
+        "StartAt": "RunChild",
+        "States": {
+            "RunChild": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::states:startExecution.sync:2",
+                "Parameters": {
+                    "StateMachineArn": child_arn,
+                    "Name.$": "States.Format('child-{}', States.UUID())",
+                    "Input": {"value.$": "$.value"},
+                },
+                "ResultSelector": {
+                    "answer.$": "$.Output.answer",
+                    "echo.$": "$.Output.echo",
+                    "status.$": "$.Status",
+                    "child.$": "$.ExecutionArn",
+                },
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "ChildFailed"}],
+                "End": True,
+            },
+            "ChildFailed": {"Type": "Pass", "End": True},
+        },
+    }
+
+
+def test_sync_child_express_execution_answers_in_pascal_case(stack: LocalStack) -> None:
+    # GIVEN an EXPRESS child that answers, and a STANDARD parent that runs it with startExecution.sync:2
+    child = machine(
+        stack,
+        {
+            "StartAt": "Answer",
+            "States": {"Answer": {"Type": "Pass", "Parameters": {"answer": 42, "echo.$": "$.value"}, "End": True}},
+        },
+        kind="EXPRESS",
+    )
+    parent = machine(stack, sync_parent(child))
+    # WHEN the parent runs
+    described = run(stack, parent, {"value": "hello"})
+    # THEN it waited for the child and read its parsed output and status under AWS's PascalCase names
+    assert described["status"] == "SUCCEEDED", described
+    output = json.loads(described["output"])
+    assert (output["answer"], output["echo"], output["status"]) == (42, "hello", "SUCCEEDED")
+    assert ":child-" in output["child"]
+
+
+def test_failed_sync_child_surfaces_as_task_failed_with_its_own_error_inside(stack: LocalStack) -> None:
+    # GIVEN an EXPRESS child that ends in a Fail state with its own error name and cause
+    failing = {
+        "StartAt": "Stop",
+        "States": {"Stop": {"Type": "Fail", "Error": "RefundSteps.PROBE", "Cause": "stopped on purpose"}},
+    }
+    parent = machine(stack, sync_parent(machine(stack, failing, kind="EXPRESS")))
+    # WHEN the parent runs it
+    described = run(stack, parent, {"value": "x"})
+    # THEN the parent catches States.TaskFailed whose cause is the child's description, error and cause included
+    assert described["status"] == "SUCCEEDED", described
+    error = json.loads(described["output"])["error"]
+    assert error["Error"] == "States.TaskFailed"
+    child = json.loads(error["Cause"])
+    assert (child["Status"], child["Error"], child["Cause"]) == ("FAILED", "RefundSteps.PROBE", "stopped on purpose")
+    assert entered_states(stack, described["executionArn"]) == ["RunChild", "ChildFailed"]
+
+
+def test_lambda_error_is_caught_by_its_error_type_name(stack: LocalStack) -> None:
+    # GIVEN a task that runs template.yaml's ValidateRefund function for a refund that does not exist
+    function_arn = stack.stack.arn("ValidateRefundFunction")
+    definition = {
+        "StartAt": "Validate",
+        "States": {
+            "Validate": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": function_arn, "Payload": {"refund_id.$": "$.refund_id"}},
+                "Catch": [
+                    {"ErrorEquals": ["TransientError"], "ResultPath": "$.error", "Next": "WrongCatch"},
+                    {"ErrorEquals": ["NotFound"], "ResultPath": "$.error", "Next": "CaughtByName"},
+                    {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "WrongCatch"},
+                ],
+                "End": True,
+            },
+            "CaughtByName": {"Type": "Pass", "End": True},
+            "WrongCatch": {"Type": "Fail", "Error": "WrongCatch"},
+        },
+    }
+    invocations = stack.functions.invocations["ValidateRefundFunction"]
+    # WHEN it runs
+    described = run(stack, machine(stack, definition), {"refund_id": f"rf_{uuid.uuid4().hex}"})
+    # THEN the function really ran in-process, and its exception's class name is the error the Catch matched
+    assert stack.functions.invocations["ValidateRefundFunction"] == invocations + 1
+    assert described["status"] == "SUCCEEDED", described
+    error = json.loads(described["output"])["error"]
+    assert error["Error"] == "NotFound"
+    assert json.loads(error["Cause"])["errorType"] == "NotFound"
+    assert entered_states(stack, described["executionArn"]) == ["Validate", "CaughtByName"]
+
+
+def test_task_token_resumes_once_and_is_refused_afterwards(stack: LocalStack) -> None:
+    # GIVEN a workflow parked on .waitForTaskToken (its token handed out through a queue), then holding 2 s
+    sqs = stack.client("sqs")
+    queue = sqs.create_queue(QueueName=f"patch-check-tokens-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    definition = {
+        "StartAt": "Park",
+        "States": {
+            "Park": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                "Parameters": {"QueueUrl": queue, "MessageBody": {"token.$": "$$.Task.Token"}},
+                "TimeoutSeconds": 60,
+                "Next": "Hold",
+            },
+            "Hold": {"Type": "Wait", "Seconds": 2, "End": True},
+        },
+    }
+    sfn = stack.client("stepfunctions")
+    execution_arn = sfn.start_execution(stateMachineArn=machine(stack, definition), input="{}")["executionArn"]
+    token = _token_from(stack, queue)
+    assert sfn.describe_execution(executionArn=execution_arn)["status"] == "RUNNING"
+    # WHEN the answer comes
+    sfn.send_task_success(taskToken=token, output=json.dumps({"decision": "approve"}))
+    # THEN a second answer on the same token is refused at once, while the workflow still runs
+    with pytest.raises(sfn.exceptions.TaskTimedOut):
+        sfn.send_task_success(taskToken=token, output=json.dumps({"decision": "reject"}))
+    with pytest.raises(sfn.exceptions.TaskTimedOut):
+        sfn.send_task_failure(taskToken=token, error="Late", cause="too late")
+    # AND the workflow resumed with the first answer only
+    described = finished(stack, execution_arn)
+    assert described["status"] == "SUCCEEDED", described
+    assert json.loads(described["output"]) == {"decision": "approve"}
+    # AND the token stays refused once the execution is over
+    with pytest.raises((sfn.exceptions.TaskTimedOut, sfn.exceptions.InvalidToken)):
+        sfn.send_task_failure(taskToken=token, error="Late", cause="too late")
+
+
+def test_token_of_a_timed_out_task_is_refused(stack: LocalStack) -> None:
+    # GIVEN a task that waited 1 s for its token, timed out, and was caught (the workflow goes on)
+    sqs = stack.client("sqs")
+    queue = sqs.create_queue(QueueName=f"patch-check-timeout-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    definition = {
+        "StartAt": "Park",
+        "States": {
+            "Park": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                "Parameters": {"QueueUrl": queue, "MessageBody": {"token.$": "$$.Task.Token"}},
+                "TimeoutSeconds": 1,
+                "Catch": [{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.error", "Next": "Poll"}],
+                "End": True,
+            },
+            "Poll": {"Type": "Wait", "Seconds": 3, "End": True},
+        },
+    }
+    sfn = stack.client("stepfunctions")
+    execution_arn = sfn.start_execution(stateMachineArn=machine(stack, definition), input="{}")["executionArn"]
+    token = _token_from(stack, queue)
+
+    def caught() -> bool:
+        return "Poll" in entered_states(stack, execution_arn)
+
+    deadline = time.monotonic() + 10
+    while not caught():
+        assert time.monotonic() < deadline, "the task never timed out"
+        time.sleep(0.05)
+    # WHEN the answer comes late, while the workflow has moved on
+    # THEN it is refused: the task is closed (what lets a late webhook know it resumed nothing)
+    with pytest.raises(sfn.exceptions.TaskTimedOut):
+        sfn.send_task_success(taskToken=token, output=json.dumps({"late": True}))
+    described = finished(stack, execution_arn)
+    assert described["status"] == "SUCCEEDED", described
+    assert json.loads(described["output"])["error"]["Error"] == "States.Timeout"
+
+
+# ---------------------------------------------------------------------------- DynamoDB transactions
+
+
+@pytest.fixture
+def ledger(stack: LocalStack) -> str:
+    """A scratch table with one balance of 100 to reserve from."""
+    name = f"patch-check-ledger-{uuid.uuid4().hex[:8]}"
+    dynamodb = stack.client("dynamodb")
+    dynamodb.create_table(
+        TableName=name,
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.put_item(TableName=name, Item={"pk": {"S": "BALANCE"}, "remaining": {"N": "100"}})
+    return name
+
+
+def reservation(table: str, key: str, amount: int, *, missing_ok: bool = True) -> list[dict[str, Any]]:
+    """Take ``amount`` from the balance and record it, in one transaction (what ReserveAmount does)."""
+    return [
+        {
+            "Update": {
+                "TableName": table,
+                "Key": {"pk": {"S": "BALANCE"}},
+                "UpdateExpression": "SET remaining = remaining - :amount",
+                "ConditionExpression": "remaining >= :amount",
+                "ExpressionAttributeValues": {":amount": {"N": str(amount)}},
+            }
+        },
+        {
+            "Put": {
+                "TableName": table,
+                "Item": {"pk": {"S": key}, "amount": {"N": str(amount)}},
+                **({"ConditionExpression": "attribute_not_exists(pk)"} if missing_ok else {}),
+            }
+        },
+    ]
+
+
+def test_concurrent_conditional_transactions_never_overdraw(stack: LocalStack, ledger: str) -> None:
+    # GIVEN a balance of 100, and twenty clients that each want to reserve 30 at the same moment
+    barrier = threading.Barrier(20)
+    outcomes: list[bool] = []
+
+    def reserve(index: int) -> None:
+        dynamodb = stack.client("dynamodb")
+        barrier.wait(timeout=10)
+        try:
+            dynamodb.transact_write_items(TransactItems=reservation(ledger, f"RESERVATION#{index}", 30))
+            outcomes.append(True)
+        except dynamodb.exceptions.TransactionCanceledException:
+            outcomes.append(False)
+
+    # WHEN they all run
+    threads = [threading.Thread(target=reserve, args=(index,)) for index in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    # THEN exactly three got their 30, the balance says 10, and only their three records exist
+    assert outcomes.count(True) == 3
+    assert len(outcomes) == 20
+    items = stack.client("dynamodb").scan(TableName=ledger)["Items"]
+    balance = next(item for item in items if item["pk"]["S"] == "BALANCE")
+    assert balance["remaining"]["N"] == "10"
+    assert len([item for item in items if item["pk"]["S"].startswith("RESERVATION#")]) == 3
+
+
+def test_transactions_stay_whole_while_other_writes_hit_the_table(stack: LocalStack, ledger: str) -> None:
+    # GIVEN a table with a few hundred items, clients reserving 1 at a time, and others adding items meanwhile
+    dynamodb = stack.client("dynamodb")
+    for batch in range(16):
+        dynamodb.batch_write_item(
+            RequestItems={
+                ledger: [
+                    {"PutRequest": {"Item": {"pk": {"S": f"OLD#{batch}#{index}"}, "pad": {"S": "x" * 200}}}}
+                    for index in range(25)
+                ]
+            }
+        )
+    failures: list[str] = []
+    committed: list[int] = []
+
+    def reserve(worker: int) -> None:
+        dynamodb = stack.client("dynamodb")
+        for attempt in range(12):
+            try:
+                dynamodb.transact_write_items(TransactItems=reservation(ledger, f"RESERVATION#{worker}#{attempt}", 1))
+                committed.append(1)
+            except Exception as error:  # a 500 from moto is the failure this patch prevents
+                failures.append(f"{type(error).__name__}: {str(error)[:120]}")
+
+    def write(worker: int) -> None:
+        dynamodb = stack.client("dynamodb")
+        for index in range(40):
+            dynamodb.put_item(TableName=ledger, Item={"pk": {"S": f"OTHER#{worker}#{index}"}, "pad": {"S": "x" * 200}})
+
+    # WHEN both kinds of writes run at once
+    threads = [threading.Thread(target=reserve, args=(index,)) for index in range(6)]
+    threads += [threading.Thread(target=write, args=(index,)) for index in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    # THEN every transaction committed whole: no server error, and the balance matches the records
+    assert failures == []
+    items = stack.client("dynamodb").scan(TableName=ledger)["Items"]
+    balance = next(item for item in items if item["pk"]["S"] == "BALANCE")
+    reserved = [item for item in items if item["pk"]["S"].startswith("RESERVATION#")]
+    assert len(reserved) == len(committed) == 72
+    assert int(balance["remaining"]["N"]) == 100 - 72
+
+
+def test_cancelled_transaction_leaves_no_partial_write(stack: LocalStack, ledger: str) -> None:
+    # GIVEN a transaction whose second item is fine but whose first item's condition fails
+    dynamodb = stack.client("dynamodb")
+    items = reservation(ledger, "RESERVATION#too-big", 150)
+    # WHEN it is written
+    with pytest.raises(dynamodb.exceptions.TransactionCanceledException):
+        dynamodb.transact_write_items(TransactItems=items)
+    # THEN nothing of it happened: the record does not exist and the balance is untouched
+    assert "Item" not in dynamodb.get_item(TableName=ledger, Key={"pk": {"S": "RESERVATION#too-big"}})
+    assert dynamodb.get_item(TableName=ledger, Key={"pk": {"S": "BALANCE"}})["Item"]["remaining"]["N"] == "100"
+    # AND when the first item passes but the second fails, the first is rolled back too
+    dynamodb.put_item(TableName=ledger, Item={"pk": {"S": "RESERVATION#taken"}, "amount": {"N": "1"}})
+    with pytest.raises(dynamodb.exceptions.TransactionCanceledException):
+        dynamodb.transact_write_items(TransactItems=reservation(ledger, "RESERVATION#taken", 40))
+    assert dynamodb.get_item(TableName=ledger, Key={"pk": {"S": "BALANCE"}})["Item"]["remaining"]["N"] == "100"
+
+
+def _token_from(stack: LocalStack, queue: str) -> str:
+    sqs = stack.client("sqs")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        messages = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages", [])
+        if messages:
+            return str(json.loads(messages[0]["Body"])["token"])
+    raise AssertionError("the parked task never sent its token")
