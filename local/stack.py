@@ -40,6 +40,22 @@ XERO_REFRESH_TOKEN = "refundflow-local-refresh-token"
 XERO_TENANT_ID = "8f2c1c1e-5b7d-4c1a-9d2e-0c0ffee00001"
 
 
+def forget_process_caches() -> None:
+    """Clients, settings and secrets the handlers cached point at the previous stack: drop them all."""
+    from aws_lambda_powertools.utilities import parameters
+
+    from refundflow import wiring
+    from refundflow.adapters import aws, idempotency
+    from refundflow.connectors.stripe import stripe_provider
+    from refundflow.connectors.xero import xero_ledger
+    from refundflow.policy import active_policy
+
+    for cached in (aws.client, idempotency._store, idempotency._config, stripe_provider, xero_ledger, active_policy):
+        cached.cache_clear()
+    parameters.clear_caches()
+    wiring.reset()
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -130,6 +146,11 @@ class LocalStack:
             poller.join(timeout=3)
         if self._moto is not None:
             self._moto.stop()
+            # moto's backends are process-wide: forget them, so another stack can start in this process.
+            from moto.moto_api._internal.models import moto_api_backend
+
+            moto_api_backend.reset()
+        forget_process_caches()
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -154,13 +175,10 @@ class LocalStack:
         environment.setdefault("POWERTOOLS_LOG_LEVEL", os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"))
         os.environ.update(environment)
         os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("REFUNDFLOW_LOG_LEVEL", "WARNING")
-        from refundflow import wiring
-        from refundflow.adapters import aws
         from refundflow.observability import logger
 
         logger.setLevel(os.environ["POWERTOOLS_LOG_LEVEL"])
-        aws.client.cache_clear()
-        wiring.reset()
+        forget_process_caches()
 
     # ------------------------------------------------------------------ clients
 

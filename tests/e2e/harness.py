@@ -28,7 +28,7 @@ from typing import Any
 import requests
 
 from local.client import TERMINAL, RefundflowClient
-from local.stack import STRIPE_WEBHOOK_SECRET, LocalSettings, LocalStack
+from local.stack import STRIPE_WEBHOOK_SECRET, LocalSettings, LocalStack, forget_process_caches
 from refundflow import settings as refundflow_settings
 from refundflow.ids import derive_refund_id
 
@@ -72,22 +72,7 @@ def release_stack() -> None:
             os.environ.clear()
             os.environ.update(_lease["environment"])
             _lease["stack"] = None
-            _forget_process_caches()
-
-
-def _forget_process_caches() -> None:
-    """Clients and secrets cached by the handlers point at the stopped stack: drop them all."""
-    from aws_lambda_powertools.utilities import parameters
-
-    from refundflow import wiring
-    from refundflow.adapters import aws, idempotency
-    from refundflow.connectors.stripe import stripe_provider
-    from refundflow.connectors.xero import xero_ledger
-
-    for cached in (aws.client, idempotency._store, idempotency._config, stripe_provider, xero_ledger):
-        cached.cache_clear()
-    parameters.clear_caches()
-    wiring.reset()
+            forget_process_caches()
 
 
 @contextmanager

@@ -9,6 +9,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from refundflow import settings
 from refundflow.adapters.dynamodb import RefundRepository, TransactItem
 from refundflow.events import EVENT_FOR_STATUS, RefundEvent
 from refundflow.models import Refund, StepResult
@@ -82,7 +83,8 @@ class Journal:
     def _publish(self, refund: Refund, detail_type: str, seq: int, details: dict[str, Any]) -> None:
         self.publisher.publish([RefundEvent.for_refund(refund, detail_type, seq=seq, details=details)])
         # One CloudWatch metric per event type (RefundCompleted, RefundNeedsAttention, ...): what ops alarm on.
-        metrics.add_metric(name=detail_type, unit=MetricUnit.Count, value=1)
+        if not settings.load(settings.CoreSettings).metrics_disabled:
+            metrics.add_metric(name=detail_type, unit=MetricUnit.Count, value=1)
 
 
 def outcome_of(refund: Refund) -> str:
