@@ -553,13 +553,19 @@ class StripeSimulator(Simulator):
             return 200, body
 
     def _get_charge(self, call: Call, charge_id: str) -> tuple[int, dict[str, Any]]:
+        return self._get_one(call, self.charges, charge_id, "charge")
+
+    def _get_one(
+        self, call: Call, objects: dict[str, dict[str, Any]], object_id: str, noun: str
+    ) -> tuple[int, dict[str, Any]]:
+        """GET of one object by id, as Stripe answers it (404 resource_missing when unknown)."""
         _only(call.params, {"expand"})
         _expand(call.params, set())
         with self.lock:
-            charge = self.charges.get(charge_id)
-            if charge is None:
-                raise ApiError(404, f"No such charge: '{charge_id}'", code="resource_missing", param="id")
-            return 200, copy.deepcopy(charge)
+            found = objects.get(object_id)
+            if found is None:
+                raise ApiError(404, f"No such {noun}: '{object_id}'", code="resource_missing", param="id")
+            return 200, copy.deepcopy(found)
 
     # ---------------------------------------------------------------- refunds
 
@@ -662,13 +668,7 @@ class StripeSimulator(Simulator):
         return charge
 
     def _get_refund(self, call: Call, refund_id: str) -> tuple[int, dict[str, Any]]:
-        _only(call.params, {"expand"})
-        _expand(call.params, set())
-        with self.lock:
-            refund = self.refunds.get(refund_id)
-            if refund is None:
-                raise ApiError(404, f"No such refund: '{refund_id}'", code="resource_missing", param="id")
-            return 200, copy.deepcopy(refund)
+        return self._get_one(call, self.refunds, refund_id, "refund")
 
     def _list_refunds(self, call: Call) -> tuple[int, dict[str, Any]]:
         params = call.params

@@ -591,6 +591,13 @@ def test_pending_refund_then_failed_gives_the_amount_back(
     assert events[-1].refunds[0].failure_reason == "expired_or_canceled_card"
 
 
+def wait_for_status(provider: StripeRefundProvider, refund_id: str, status: ProviderRefundStatus) -> None:
+    deadline = time.monotonic() + 2
+    while provider.get_refund(refund_id).status is not status:
+        assert time.monotonic() < deadline, f"refund never became {status.value}"
+        time.sleep(0.02)
+
+
 def test_refund_fail_card_fails_after_looking_successful(
     provider: StripeRefundProvider, simulator: StripeSimulator, base_url: str, receiver: WebhookReceiver
 ) -> None:
@@ -603,10 +610,7 @@ def test_refund_fail_card_fails_after_looking_successful(
 
     # THEN the refund first succeeded, then failed without anyone touching it
     assert refund.status is ProviderRefundStatus.SUCCEEDED
-    deadline = time.monotonic() + 2
-    while provider.get_refund(refund.provider_refund_id).status is not ProviderRefundStatus.FAILED:
-        assert time.monotonic() < deadline, "refund never failed"
-        time.sleep(0.02)
+    wait_for_status(provider, refund.provider_refund_id, ProviderRefundStatus.FAILED)
     types = [event.event_type for event in delivered_events(simulator, receiver, provider, 4)]
     assert types == ["refund.created", "charge.refunded", "refund.updated", "refund.failed"]
 
@@ -623,7 +627,4 @@ def test_pending_refund_card_succeeds_on_its_own(
 
     # THEN it starts pending and ends succeeded
     assert refund.status is ProviderRefundStatus.PENDING
-    deadline = time.monotonic() + 2
-    while provider.get_refund(refund.provider_refund_id).status is not ProviderRefundStatus.SUCCEEDED:
-        assert time.monotonic() < deadline, "refund never settled"
-        time.sleep(0.02)
+    wait_for_status(provider, refund.provider_refund_id, ProviderRefundStatus.SUCCEEDED)
