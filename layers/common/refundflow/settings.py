@@ -20,6 +20,9 @@ class EnvModel(BaseModel):
 class CoreSettings(EnvModel):
     refunds_table_name: str = Field(alias="REFUNDS_TABLE_NAME")
     event_bus_name: str = Field(default="refunds", alias="EVENT_BUS_NAME")
+
+
+class MetricsSettings(EnvModel):
     # Powertools' own switch; when set, metrics are not even collected (its buffer would never flush).
     metrics_disabled: bool = Field(default=False, alias="POWERTOOLS_METRICS_DISABLED")
 

@@ -559,3 +559,21 @@ def test_an_event_lost_to_a_bus_outage_is_published_when_the_step_is_retried(pai
     issue_refund(refund_id, journal=env.journal, provider=env.provider)
     # THEN RefundIssued reaches the bus (at least once)
     assert "RefundIssued" in env.publisher.for_refund(refund_id)
+
+
+def test_every_published_event_is_also_counted_as_a_metric(env: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN metrics enabled (as in Lambda)
+    from refundflow import settings
+    from refundflow.observability import metrics
+
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    settings.load.cache_clear()
+    metrics.clear_metrics()
+    try:
+        # WHEN a refund request is accepted and validated
+        refund_id = env.accept(refund_request_body(), "dlv-metrics").refund.refund_id
+        validate_refund(refund_id, journal=env.journal)
+        # THEN each event published is a count in the metric of the same name
+        assert {"RefundRequested", "RefundValidated"} <= set(metrics.metric_set)
+    finally:
+        metrics.clear_metrics()

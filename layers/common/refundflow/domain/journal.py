@@ -83,7 +83,7 @@ class Journal:
     def _publish(self, refund: Refund, detail_type: str, seq: int, details: dict[str, Any]) -> None:
         self.publisher.publish([RefundEvent.for_refund(refund, detail_type, seq=seq, details=details)])
         # One CloudWatch metric per event type (RefundCompleted, RefundNeedsAttention, ...): what ops alarm on.
-        if not settings.load(settings.CoreSettings).metrics_disabled:
+        if not settings.load(settings.MetricsSettings).metrics_disabled:
             metrics.add_metric(name=detail_type, unit=MetricUnit.Count, value=1)
 
 
