@@ -106,6 +106,7 @@ def test_email_addresses_keep_only_their_first_letter_and_domain() -> None:
 # Made-up keys, assembled so that no live-looking key sits in the source (secret scanners).
 LIVE = "sk_" + "live_"
 
+
 @pytest.mark.parametrize(
     "secret",
     [
