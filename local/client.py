@@ -25,8 +25,9 @@ from local.stack import (
     XERO_TENANT_ID,
 )
 from refundflow.connectors.xero import dump_json
+from refundflow.status import TERMINAL_STATUSES
 
-TERMINAL = {"COMPLETED", "SETTLED", "REJECTED", "FAILED"}
+TERMINAL = {status.value for status in TERMINAL_STATUSES}
 JSON = {"Content-Type": "application/json"}
 
 

@@ -4,6 +4,7 @@ error, body limits and content-type checks, and JSON answers from models."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -96,10 +97,15 @@ def json_response(status: int, model: M) -> Response[M]:
     return Response(status_code=status, content_type="application/json", body=model)
 
 
-def _validation_errors(error: ValidationError) -> list[dict[str, Any]]:
+def field_problems(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Pydantic's (or the resolver's) validation errors as the problem document's ``errors``."""
     return [
-        {"field": ".".join(str(part) for part in item["loc"]) or "body", "problem": item["msg"], "type": item["type"]}
-        for item in error.errors(include_url=False, include_input=False)
+        {
+            "field": ".".join(str(part) for part in item.get("loc", ())) or "body",
+            "problem": item.get("msg", ""),
+            "type": item.get("type", ""),
+        }
+        for item in items
     ]
 
 
@@ -119,7 +125,7 @@ def parse_body(model: type[M], raw: bytes) -> M:
         return model.model_validate(document)
     except ValidationError as error:
         invalid = InvalidRequest(f"the body does not match {model.__name__}", code="validation_failed")
-        invalid.errors = _validation_errors(error)  # type: ignore[attr-defined]
+        invalid.errors = field_problems(error.errors(include_url=False, include_input=False))  # type: ignore[attr-defined]
         raise invalid from error
 
 
@@ -179,14 +185,7 @@ def build_app(*routers: APIGatewayHttpRouter, enable_validation: bool = True) ->
 
     @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
     def _invalid(error: RequestValidationError) -> Response[str]:
-        errors = [
-            {
-                "field": ".".join(str(part) for part in item.get("loc", ())),
-                "problem": item.get("msg", ""),
-                "type": item.get("type", ""),
-            }
-            for item in error.errors()
-        ]
+        errors = field_problems(error.errors())
         return problem(422, "validation_failed", "Unprocessable Content", "the request is not valid", errors)
 
     @app.not_found

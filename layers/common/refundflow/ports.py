@@ -218,8 +218,3 @@ class Mailer(ABC):
         Raises:
             TransientError: the mail service did not accept the message.
         """
-
-
-class Clock(ABC):
-    @abstractmethod
-    def now(self) -> datetime: ...

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_lambda_powertools.utilities import parameters
 
 from refundflow import settings
+from refundflow.adapters.aws import client
 from refundflow.errors import ConfigurationError
 
 
@@ -29,10 +31,6 @@ def get_json_secret(name: str, *, force_fetch: bool = False) -> dict[str, Any]:
 
 
 def put_json_secret(name: str, value: dict[str, Any]) -> None:
-    """Store a new version of a JSON secret (rotated OAuth refresh tokens)."""
-    import json
-
-    from refundflow.adapters.aws import client
-
+    """Store a new version of a JSON secret (rotated OAuth refresh tokens), then refresh the cache."""
     client("secretsmanager").put_secret_value(SecretId=name, SecretString=json.dumps(value))
     parameters.get_secret(name, transform="json", force_fetch=True)

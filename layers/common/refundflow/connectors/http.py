@@ -18,7 +18,6 @@ from refundflow.errors import OutcomeUnknownError, TransientError
 from refundflow.observability import logger
 
 _WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-REDACTED_HEADERS = {"authorization", "cookie", "x-api-key", "xero-tenant-id"}
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from typing import Any
 from refundflow.adapters.dynamodb import RefundRepository
 from refundflow.api import RefundRequestBody
 from refundflow.audit import canonical_json
-from refundflow.connectors.registry import BOOKS_SYSTEMS, PAYMENT_PROVIDERS
+from refundflow.connectors.registry import ensure_deployed
 from refundflow.domain.journal import Journal
-from refundflow.errors import IdempotencyConflict, InvalidRequest
+from refundflow.errors import IdempotencyConflict
 from refundflow.ids import derive_refund_id
 from refundflow.models import Refund
 from refundflow.ports import WorkflowStarter
@@ -76,7 +76,7 @@ def accept_refund_request(
         IdempotencyConflict: the same refund (or delivery id) arrived before with other content.
         GuardUnavailable, TransientError: the store could not be reached; nothing was started.
     """
-    _check_deployed_connectors(body)
+    ensure_deployed(body.payment, body.invoice)
     repository: RefundRepository = journal.repository
     refund_id = derive_refund_id(GENERIC_SOURCE, f"{body.source.system}:{body.source.reference}")
     fingerprint = request_fingerprint(body)
@@ -121,19 +121,6 @@ def accept_refund_request(
     if outcome.created or refund.status is RefundStatus.RECEIVED:
         starter.start(refund.refund_id, {"refund_id": refund.refund_id, "timing": timing.as_input()})
     return Accepted(refund=refund, duplicate=not outcome.created)
-
-
-def _check_deployed_connectors(body: RefundRequestBody) -> None:
-    """Refuse at the door what this deployment cannot carry out (ValidateRefund checks again)."""
-    if body.payment.provider not in PAYMENT_PROVIDERS:
-        raise InvalidRequest(
-            f"no connector for payment provider {body.payment.provider.value} is deployed",
-            code="provider_not_supported",
-        )
-    if body.invoice is not None and body.invoice.system not in BOOKS_SYSTEMS:
-        raise InvalidRequest(
-            f"no connector for books system {body.invoice.system.value} is deployed", code="books_not_supported"
-        )
 
 
 def _request_summary(body: RefundRequestBody, delivery_id: str) -> dict[str, Any]:

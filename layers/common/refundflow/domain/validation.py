@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from refundflow.connectors.registry import BOOKS_SYSTEMS, PAYMENT_PROVIDERS
+from refundflow.connectors.registry import ensure_deployed
 from refundflow.domain.journal import Journal, step_result
 from refundflow.errors import InvalidRequest
 from refundflow.models import StepResult
@@ -20,12 +20,7 @@ def validate_refund(refund_id: str, *, journal: Journal) -> StepResult:
     refund = journal.repository.get(refund_id)
     if refund.status is not RefundStatus.RECEIVED:
         return journal.replay(refund)
-    if refund.payment.provider not in PAYMENT_PROVIDERS:
-        raise InvalidRequest(
-            f"no connector for payment provider {refund.payment.provider}", code="provider_not_supported"
-        )
-    if refund.invoice is not None and refund.invoice.system not in BOOKS_SYSTEMS:
-        raise InvalidRequest(f"no connector for books system {refund.invoice.system}", code="books_not_supported")
+    ensure_deployed(refund.payment, refund.invoice)  # checked at intake too; a deployment may have changed
     currencies = {line.amount.currency for line in refund.lines}
     if refund.requested_amount is not None:
         currencies.add(refund.requested_amount.currency)
