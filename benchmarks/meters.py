@@ -18,6 +18,8 @@ from typing import Any
 
 import boto3
 
+UPDATED_ITEM_BYTES = 200
+
 
 def attribute_value_size(value: dict[str, Any]) -> int:
     ((kind, content),) = value.items()
@@ -65,7 +67,6 @@ class Meter:
     detail_types: Counter[str] = field(default_factory=Counter)
     emails_sent: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _item_sizes: dict[tuple[str, str], int] = field(default_factory=dict)
     _consistent: dict[int, bool] = field(default_factory=dict)
 
     def start(self) -> Meter:
@@ -124,12 +125,13 @@ class Meter:
         if operation == "PutItem":
             self.write_units += write_units(item_size(params["Item"]))
         elif operation in {"UpdateItem", "DeleteItem"}:
-            # Billed on the larger of the item before and after; our updated items are small.
-            self.write_units += write_units(self._item_sizes.get((params["TableName"], str(params["Key"])), 200))
+            # Billed on the larger of the item before and after; the items we update (balances, daily
+            # totals, idempotency records) are a few hundred bytes: one unit.
+            self.write_units += write_units(UPDATED_ITEM_BYTES)
         elif operation == "TransactWriteItems":
             for entry in params["TransactItems"]:
                 ((kind, body),) = entry.items()
-                size = item_size(body["Item"]) if kind == "Put" else 200
+                size = item_size(body["Item"]) if kind == "Put" else UPDATED_ITEM_BYTES
                 self.write_units += write_units(size, transactional=True)
 
     def _after(self, model: Any, parsed: dict[str, Any], **kwargs: Any) -> None:

@@ -227,11 +227,17 @@ def _consume_items(journal: Journal, refund: Refund) -> tuple[dict[str, object],
 
 
 def apply_provider_refund(refund: Refund, provider_refund: ProviderRefund, *, journal: Journal) -> StepResult:
-    """Move the refund to what the provider reports. Only forward moves are applied, so late or
-    out-of-order webhooks change nothing; a concurrent writer makes us re-read and re-apply."""
+    """Move the refund to what the provider reports (see ``settle_with_provider``)."""
+    return step_result(settle_with_provider(refund, provider_refund, journal=journal))
+
+
+def settle_with_provider(refund: Refund, provider_refund: ProviderRefund, *, journal: Journal) -> Refund:
+    """Move the refund to what the provider reports and return it as stored. Only forward moves are
+    applied, so late or out-of-order webhooks change nothing; a concurrent writer makes us re-read and
+    re-apply."""
     for _ in range(3):
         try:
-            return step_result(_apply_once(refund, provider_refund, journal=journal))
+            return _apply_once(refund, provider_refund, journal=journal)
         except ConcurrentModification:
             refund = journal.repository.get(refund.refund_id)
     raise ConcurrentModification(f"{refund.refund_id}: could not apply the provider's outcome")
@@ -332,8 +338,7 @@ def apply_provider_event(event: ProviderEvent, *, journal: Journal, provider: Re
                 extra={"provider_refund_id": provider_refund.provider_refund_id},
             )
             continue
-        apply_provider_refund(refund, provider_refund, journal=journal)
-        touched.append(repository.get(refund.refund_id))
+        touched.append(settle_with_provider(refund, provider_refund, journal=journal))
     if not event.refunds and event.payment_id and provider is not None:
         for refund in repository.refunds_for_payment(event.provider, event.payment_id):
             if not _awaiting_provider(refund):
@@ -344,6 +349,5 @@ def apply_provider_event(event: ProviderEvent, *, journal: Journal, provider: Re
                 else provider.find_refund(refund.refund_id, refund.payment.payment_id)
             )
             if found is not None:
-                apply_provider_refund(refund, found, journal=journal)
-                touched.append(repository.get(refund.refund_id))
+                touched.append(settle_with_provider(refund, found, journal=journal))
     return touched
