@@ -11,6 +11,7 @@ import pytest
 from refundflow import settings
 
 ROOT = Path(__file__).resolve().parent.parent
+# The official API specs, beside the repository; tests/contract/conftest.py decides what their absence means.
 CONTRACTS = ROOT.parent / "shared" / "contracts"
 
 # Tests never talk to real AWS: fake credentials and a fixed region for every boto3 client.
@@ -28,10 +29,3 @@ def _fresh_settings() -> Iterator[None]:
     settings.load.cache_clear()
     yield
     settings.load.cache_clear()
-
-
-@pytest.fixture
-def contracts_dir() -> Path:
-    if not CONTRACTS.is_dir():
-        pytest.skip(f"official API specs not found at {CONTRACTS} (clone outside the shared setup)")
-    return CONTRACTS
