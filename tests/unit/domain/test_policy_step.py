@@ -16,6 +16,7 @@ from refundflow.errors import IllegalTransition
 from refundflow.models import ApprovalRecord, StepResult
 from refundflow.money import Money
 from refundflow.policy import ActivePolicy, PolicySourceSettings, load_default_policy, load_policy
+from refundflow.policy.document import SourceTrust
 from refundflow.status import RefundStatus
 from tests.support.fakes import World, refund_request_body
 
@@ -52,6 +53,15 @@ def eur(minor: int) -> Money:
 def packaged_policy() -> ActivePolicy:
     """The packaged default, whatever the environment says about an override."""
     return ActivePolicy(source_settings=PolicySourceSettings(POLICY_PARAMETER_NAME=None))
+
+
+def trusting_returns_portal() -> ActivePolicy:
+    """The packaged default, with the returns portal (the test requests' source) allowed agent and team_lead."""
+    trust = {"returns-portal": SourceTrust(may_assert_roles=["agent", "team_lead"])}
+    return ActivePolicy(
+        source_settings=PolicySourceSettings(POLICY_PARAMETER_NAME=None),
+        packaged=lambda: load_default_policy().with_sources(trust),
+    )
 
 
 def policy_from(text: str) -> ActivePolicy:
@@ -313,8 +323,8 @@ def test_a_help_desk_approver_with_a_sufficient_role_approves_at_once(paid: Worl
     refund_id = looked_up(
         env, reason="product_return", amount=2_500, approved_by={"id": "zd-4711", "role": "team_lead"}
     )
-    # WHEN the policy is evaluated
-    result = evaluate(env, refund_id)
+    # WHEN the policy, which lets that source assert team_lead, is evaluated
+    result = evaluate(env, refund_id, trusting_returns_portal())
     # THEN it is approved, and the approval is recorded as the help desk's
     assert result.status is S.APPROVED
     refund = env.repository.get(refund_id)
@@ -331,13 +341,58 @@ def test_a_help_desk_approver_below_the_required_role_still_needs_approval(paid:
     # GIVEN a 600.00 EUR refund (a team lead must approve) approved in the help desk by an agent
     refund_id = looked_up(env, reason="damaged", amount=60_000, approved_by={"id": "zd-42", "role": "agent"})
     # WHEN the policy is evaluated
-    result = evaluate(env, refund_id)
+    result = evaluate(env, refund_id, trusting_returns_portal())
     # THEN it still waits for a team lead, and no approval is recorded
     assert result.status is S.PENDING_APPROVAL
     refund = env.repository.get(refund_id)
     assert refund.policy is not None
     assert refund.policy.required_role == "team_lead"
     assert refund.approval is None
+
+
+def test_a_finance_claim_from_a_source_allowed_nothing_does_not_pay_a_fraud_claim(paid: World) -> None:
+    env = paid
+    # GIVEN the issue's attack: a signed 9,000.00 EUR fraud claim saying finance approved it at the source
+    refund_id = looked_up(env, reason="fraudulent", amount=900_000, approved_by={"id": "nobody", "role": "finance"})
+    # WHEN the packaged policy (no source may assert anything) is evaluated
+    result = evaluate(env, refund_id)
+    # THEN the refund waits for finance, no approval is recorded, and the audit trail keeps the ignored claim
+    assert result.status is S.PENDING_APPROVAL
+    refund = env.repository.get(refund_id)
+    assert refund.approval is None
+    assert refund.policy is not None
+    assert (refund.policy.rule_id, refund.policy.required_role) == ("fraud_claim", "finance")
+    details = env.repository.timeline(refund_id)[-1].details
+    assert "source_approval_not_honoured" in details["flags"]
+    assert details["source_approval"] == {
+        "approver_id": "nobody",
+        "role": "finance",
+        "source": "returns-portal",
+        "honoured": False,
+        "verdict": "source_may_not_assert_role",
+        "detail": details["source_approval"]["detail"],
+        "non_waivable_rules": [],
+    }
+    assert "not honoured" in details["source_approval"]["detail"]
+
+
+def test_a_trusted_claim_does_not_waive_customer_velocity(paid: World) -> None:
+    env = paid
+    # GIVEN a customer with three completed refunds in the last 30 days
+    for number in range(3):
+        earlier = looked_up(env, reference=f"RMA-V{number}", reason="damaged", amount=1_000)
+        evaluate(env, earlier)
+    # WHEN a fourth arrives with a team lead claim from a source the policy lets assert team_lead
+    claim = {"id": "lee", "role": "team_lead"}
+    refund_id = looked_up(env, reference="RMA-V3", reason="damaged", amount=1_000, approved_by=claim)
+    result = evaluate(env, refund_id, trusting_returns_portal())
+    # THEN velocity still holds it for a person
+    assert result.status is S.PENDING_APPROVAL
+    refund = env.repository.get(refund_id)
+    assert refund.policy is not None
+    assert refund.policy.rule_id == "customer_velocity"
+    assert refund.approval is None
+    assert env.repository.timeline(refund_id)[-1].details["source_approval"]["verdict"] == "rule_not_waivable"
 
 
 # ---------------------------------------------------------------- re-runs, order of steps, policy source

@@ -30,10 +30,10 @@ def test_default_policy_meets_every_sample_expectation() -> None:
     code, out, _ = run("check", str(DEFAULT_POLICY), "--samples", str(SAMPLES), "--expect")
     # THEN it passes and prints each decision with its rule, amount and explanation
     assert code == EXIT_OK
-    assert "16 samples, all expectations met" in out
+    assert "18 samples, all expectations met" in out
     assert "above_auto_approve_limit_restocking: require_approval by agent [rule above_auto_approve_limit]" in out
     assert "200.00 EUR -> 164.05 EUR" in out
-    assert "Policy 2026.11.1: rule 'goodwill' matched" in out
+    assert "Policy 2026.12.1: rule 'goodwill' matched" in out
 
 
 def test_invalid_policy_file_exits_1_and_lists_the_problems(tmp_path: Path) -> None:

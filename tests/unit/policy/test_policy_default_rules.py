@@ -29,7 +29,7 @@ def test_sample_refund_gets_the_expected_decision(default_policy: Policy, sample
     # GIVEN a sample refund with its expected decision
     assert sample.expect is not None
     # WHEN the default policy decides it
-    decision = default_policy.decide(sample.policy_input())
+    decision = sample.policy_for(default_policy).decide(sample.policy_input())
     # THEN outcome, rule and final amount are the expected ones
     assert (decision.outcome, decision.rule_id) == (sample.expect.outcome, sample.expect.rule_id)
     if sample.expect.final_minor_units is not None:
@@ -38,7 +38,7 @@ def test_sample_refund_gets_the_expected_decision(default_policy: Policy, sample
 
 def test_samples_hit_every_rule_of_the_default_policy(default_policy: Policy) -> None:
     # GIVEN the sample refunds
-    hit = {default_policy.decide(sample.policy_input()).rule_id for sample in _samples()}
+    hit = {sample.policy_for(default_policy).decide(sample.policy_input()).rule_id for sample in _samples()}
     # THEN together they exercise every rule and the default
     assert hit == {rule.id for rule in default_policy.rules} | {"default"}
 
@@ -133,16 +133,28 @@ def test_return_must_be_received_for_reasons_that_need_it(
     assert decide(default_policy, reason=reason, return_status=status)[1] == expected_rule
 
 
-def test_agent_who_approved_at_the_help_desk_satisfies_return_not_received(default_policy: Policy) -> None:
-    # GIVEN a return still in transit that an agent already approved in the help desk
+def test_agent_who_approved_at_a_trusted_help_desk_satisfies_return_not_received(trusting_policy: Policy) -> None:
+    # GIVEN a return still in transit that an agent already approved in a help desk the policy trusts
+    outcome = decide(
+        trusting_policy,
+        reason=RefundReason.PRODUCT_RETURN,
+        return_status=ReturnStatus.IN_TRANSIT,
+        approver=Approver(id="agent-1", role="agent", source="helpdesk"),
+    )
+    # THEN no further approval is needed
+    assert outcome == ("approve", "return_not_received")
+
+
+def test_the_default_policy_trusts_no_source(default_policy: Policy) -> None:
+    # GIVEN the same refund and claim, decided by the packaged policy (no sources: listed)
     outcome = decide(
         default_policy,
         reason=RefundReason.PRODUCT_RETURN,
         return_status=ReturnStatus.IN_TRANSIT,
-        approver=Approver(id="agent-1", role="agent"),
+        approver=Approver(id="agent-1", role="agent", source="helpdesk"),
     )
-    # THEN no further approval is needed
-    assert outcome == ("approve", "return_not_received")
+    # THEN the claim is ignored: an agent approves through refundflow
+    assert outcome == ("require_approval", "return_not_received")
 
 
 def test_daily_cap_counts_what_the_merchant_refunded_today(default_policy: Policy) -> None:

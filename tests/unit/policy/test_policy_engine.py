@@ -19,7 +19,7 @@ def test_decision_records_policy_version_rule_and_the_inputs_it_saw(default_poli
     # WHEN the default policy decides
     decision = default_policy.decide(facts)
     # THEN the decision says which version and rule decided, on exactly these inputs, JSON-safe
-    assert (decision.policy_version, decision.rule_id, decision.outcome) == ("2026.11.1", "auto_approve", "approve")
+    assert (decision.policy_version, decision.rule_id, decision.outcome) == ("2026.12.1", "auto_approve", "approve")
     assert decision.policy_source == "packaged:default_policy.yaml"
     assert len(decision.policy_digest) == 64
     assert decision.inputs == facts.snapshot()
@@ -39,7 +39,7 @@ def test_record_carries_outcome_role_and_adjustments_for_the_refund_state(defaul
         "require_approval",
         "agent",
         "above_auto_approve_limit",
-        "2026.11.1",
+        "2026.12.1",
     )
     assert [(item.kind, item.amount) for item in record.adjustments] == [
         ("restocking_fee", Money.of(3_000, "EUR")),
@@ -91,24 +91,28 @@ def test_role_order_is_the_documents_order() -> None:
     assert not policy.role_satisfies("finance", "agent")
 
 
-def test_approver_at_source_with_enough_authority_turns_approval_into_approve(default_policy: Policy) -> None:
-    facts = make_facts(make_refund(60_000), approver=Approver(id="lead-1", role="finance"))
-    decision = default_policy.decide(facts)
+def test_approver_at_source_with_enough_authority_turns_approval_into_approve(trusting_policy: Policy) -> None:
+    facts = make_facts(make_refund(60_000), approver=Approver(id="lead-1", role="finance", source="helpdesk"))
+    decision = trusting_policy.decide(facts)
     assert (decision.outcome, decision.rule_id, decision.required_role) == ("approve", "above_agent_limit", "team_lead")
     assert "approved_at_source" in decision.flags
     assert "lead-1" in decision.explanation
+    assert decision.source_approval is not None
+    assert decision.source_approval.verdict == "honoured"
 
 
-def test_approver_at_source_without_enough_authority_still_needs_approval(default_policy: Policy) -> None:
-    facts = make_facts(make_refund(60_000), approver=Approver(id="agent-9", role="agent"))
-    decision = default_policy.decide(facts)
+def test_approver_at_source_without_enough_authority_still_needs_approval(trusting_policy: Policy) -> None:
+    facts = make_facts(make_refund(60_000), approver=Approver(id="agent-9", role="agent", source="helpdesk"))
+    decision = trusting_policy.decide(facts)
     assert (decision.outcome, decision.required_role) == ("require_approval", "team_lead")
     assert "does not satisfy team_lead" in decision.explanation
 
 
-def test_approver_at_source_cannot_overturn_a_rejection(default_policy: Policy) -> None:
-    facts = make_facts(make_refund(2_000), remaining=1_000, approver=Approver(id="cfo", role="finance"))
-    assert default_policy.decide(facts).outcome == "reject"
+def test_approver_at_source_cannot_overturn_a_rejection(trusting_policy: Policy) -> None:
+    facts = make_facts(
+        make_refund(2_000), remaining=1_000, approver=Approver(id="cfo", role="finance", source="helpdesk")
+    )
+    assert trusting_policy.decide(facts).outcome == "reject"
 
 
 FRAGILE_RULES = [
@@ -128,7 +132,7 @@ def test_rule_that_fails_at_runtime_never_approves() -> None:
     # GIVEN a rule that fails for this refund, followed by a rule that would approve it
     policy = load_policy(policy_text(rules=FRAGILE_RULES), source="test")
     # WHEN a refund of 7 is decided, even with a finance approver at the source
-    decision = policy.decide(make_facts(make_refund(7), approver=Approver(id="cfo", role="finance")))
+    decision = policy.decide(make_facts(make_refund(7), approver=Approver(id="cfo", role="finance", source="x")))
     # THEN the highest role must approve it, and the decision names the failing rule
     assert (decision.outcome, decision.required_role, decision.reason_code, decision.rule_id) == (
         "require_approval",

@@ -108,8 +108,8 @@ def test_requested_full_means_everything_still_refundable() -> None:
 
 def test_approver_is_absent_or_present_with_id_and_role() -> None:
     assert make_facts().activation()["approver"] == {"present": False}
-    present = make_facts(approver=Approver(id="agent-1", role="agent")).activation()["approver"]
-    assert present == {"present": True, "id": "agent-1", "role": "agent"}
+    present = make_facts(approver=Approver(id="agent-1", role="agent", source="helpdesk")).activation()["approver"]
+    assert present == {"present": True, "id": "agent-1", "role": "agent", "source": "helpdesk"}
 
 
 def test_activation_hides_the_evaluation_time_and_absent_values() -> None:

@@ -30,7 +30,7 @@ def problems_of(text: str) -> list[str]:
 
 
 def test_packaged_default_policy_loads(default_policy: Policy) -> None:
-    assert default_policy.version == "2026.11.1"
+    assert default_policy.version == "2026.12.1"
     assert default_policy.roles == ("agent", "team_lead", "finance")
     assert len(default_policy.rules) == 13
 

@@ -42,7 +42,7 @@ def test_without_a_parameter_the_packaged_default_decides() -> None:
     decision = active(store, name=None).decide(make_facts())
     # THEN the packaged policy decides and SSM is never asked
     assert (decision.policy_version, decision.policy_source, decision.flags) == (
-        "2026.11.1",
+        "2026.12.1",
         "packaged:default_policy.yaml",
         [],
     )

@@ -47,7 +47,10 @@ def evaluate_policy(
         for earlier in repository.customer_history(refund.customer.email, at - timedelta(days=HISTORY_DAYS))
         if earlier.refund_id != refund.refund_id
     ]
-    approver = Approver(id=refund.approved_by.id, role=refund.approved_by.role) if refund.approved_by else None
+    # The claim is the request's source's: intake refused any request whose source.system was not the
+    # source whose secret verified it. The policy's sources: section decides whether it is honoured.
+    claim = refund.approved_by
+    approver = Approver(id=claim.id, role=claim.role, source=refund.source.system) if claim else None
     facts = build_policy_input(
         refund,
         remaining=balance.remaining,
@@ -94,6 +97,7 @@ def evaluate_policy(
             **summary,
             "inputs": decision.inputs,
             "evaluated_rules": [trace.model_dump(mode="json") for trace in decision.evaluated_rules],
+            "source_approval": decision.source_approval.model_dump(mode="json") if decision.source_approval else None,
         },
         changes=changes,
         event_details=summary,

@@ -11,6 +11,7 @@ from refundflow.policy.engine import (
     Policy,
     PolicyDecision,
     RuleTrace,
+    SourceApprovalCheck,
     load_default_policy,
     load_policy,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "PolicySelection",
     "PolicySourceSettings",
     "RuleTrace",
+    "SourceApprovalCheck",
     "active_policy",
     "build_policy_input",
     "load_default_policy",

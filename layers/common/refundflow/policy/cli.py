@@ -30,7 +30,8 @@ from refundflow.models import (
     StrictModel,
 )
 from refundflow.money import Money
-from refundflow.policy.engine import InvalidPolicy, PolicyDecision, load_policy
+from refundflow.policy.document import SourceTrust
+from refundflow.policy.engine import InvalidPolicy, Policy, PolicyDecision, load_policy
 from refundflow.policy.inputs import Approver, PolicyInput, build_policy_input
 from refundflow.status import RefundStatus
 
@@ -69,7 +70,20 @@ class PolicySample(StrictModel):
     description: str = ""
     refund: SampleRefund
     context: SampleContext
+    policy_sources: dict[str, SourceTrust] | None = Field(
+        default=None,
+        description="Decide this sample with this sources: section instead of the policy file's (to show what a "
+        "source's allowance does; the rules and not_waivable_by_source stay the file's).",
+    )
     expect: SampleExpectation | None = None
+
+    def policy_for(self, policy: Policy) -> Policy:
+        """The policy this sample is decided with.
+
+        Raises:
+            InvalidPolicy: ``policy_sources`` names a role the policy does not have.
+        """
+        return policy if self.policy_sources is None else policy.with_sources(self.policy_sources)
 
     def policy_input(self) -> PolicyInput:
         request, context = self.refund, self.context
@@ -162,8 +176,8 @@ def check(policy_file: Path, samples_dir: Path | None, *, expect: bool, out: Tex
     failures = 0
     for sample in samples:
         try:
-            decision = policy.decide(sample.policy_input())
-        except (ValueError, ValidationError) as error:
+            decision = sample.policy_for(policy).decide(sample.policy_input())
+        except (ValueError, ValidationError, InvalidPolicy) as error:
             print(f"invalid sample {sample.name}: {error}", file=err)
             failures += 1
             continue

@@ -16,6 +16,8 @@ Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 ReasonCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Expression = Annotated[str, StringConstraints(min_length=1)]
+# The characters of a refund request's source.system (models.Identifier).
+SourceName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:@+\-/#]{1,128}$")]
 BasisPoints = Annotated[int, Field(ge=0, le=10_000, description="1/100 of a percent: 1500 is 15 %.")]
 MinorAmount = Annotated[int, Field(ge=0, le=INT64_MAX)]
 PerCurrency = dict[CurrencyCode, MinorAmount]
@@ -99,6 +101,15 @@ class RuleSpec(OutcomeSpec):
     when: Expression
 
 
+class SourceTrust(DocumentModel):
+    """What one source system (named as in the signing-secret document) may assert about a refund."""
+
+    may_assert_roles: list[RoleName] = Field(
+        default_factory=list,
+        description="Roles an approved_by claim from this source may carry and be honoured; none when empty.",
+    )
+
+
 class PolicyDocument(DocumentModel):
     version: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")]
     description: Annotated[str, StringConstraints(max_length=2000)] = ""
@@ -110,6 +121,16 @@ class PolicyDocument(DocumentModel):
     adjustments: dict[Name, AdjustmentSpec] = Field(default_factory=dict)
     rules: list[RuleSpec] = Field(default_factory=list)
     default: OutcomeSpec
+    sources: dict[SourceName, SourceTrust] = Field(
+        default_factory=dict,
+        description="Source systems whose approved_by claims may stand for a human approval; a source not "
+        "listed may assert nothing.",
+    )
+    not_waivable_by_source: list[Name] = Field(
+        default_factory=list,
+        description="Rule ids (or 'default') that no approved_by claim satisfies: a person approves through "
+        "POST /refunds/{id}/approval, whatever the source may assert.",
+    )
 
     @field_validator("currencies", "roles")
     @classmethod

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -24,8 +25,9 @@ from refundflow.policy.document import (
     PolicyDocument,
     RestockingFee,
     ShippingDeduction,
+    SourceTrust,
 )
-from refundflow.policy.inputs import PolicyInput
+from refundflow.policy.inputs import ApproverFacts, PolicyInput
 from refundflow.policy.references import Shape, check_references, shape_of_model, shape_of_value
 from refundflow.policy.synthetic import synthetic_inputs
 
@@ -34,6 +36,8 @@ CURRENCY_RULE_ID = "currency_not_in_policy"
 INPUTS_RULE_ID = "policy_inputs"
 EVALUATION_ERROR = "policy_evaluation_error"
 NOTHING_TO_REFUND = "nothing_to_refund_after_adjustments"
+APPROVED_AT_SOURCE = "approved_at_source"
+SOURCE_APPROVAL_NOT_HONOURED = "source_approval_not_honoured"
 PACKAGED_SOURCE = "packaged:default_policy.yaml"
 _EXPLANATION_LIMIT = 2000
 _MAX_DOCUMENT_CHARS = 256 * 1024
@@ -65,6 +69,24 @@ class RuleTrace(StrictModel):
     matched: bool
 
 
+class SourceApprovalCheck(StrictModel):
+    """What became of an ``approved_by`` claim: honoured (it stands for the human approval) or not, and why.
+
+    ``verdict`` is one of: ``honoured``; ``source_may_not_assert_role`` (the policy's ``sources:`` does not
+    let that source assert that role); ``rule_not_waivable`` (the deciding rule is in
+    ``not_waivable_by_source``); ``non_waivable_rule_applies`` (a later non-waivable rule matches too);
+    ``role_too_low`` (the role does not satisfy the rule's); ``no_approval_needed`` (approve or reject).
+    """
+
+    approver_id: str
+    role: str
+    source: str
+    honoured: bool
+    verdict: str
+    detail: str
+    non_waivable_rules: list[str] = Field(default_factory=list)
+
+
 class PolicyDecision(StrictModel):
     """What the policy decided for one refund, why, and on which facts."""
 
@@ -82,6 +104,9 @@ class PolicyDecision(StrictModel):
     evaluated_rules: list[RuleTrace] = Field(default_factory=list)
     flags: list[str] = Field(default_factory=list, description="policy_fallback, policy_evaluation_error, …")
     inputs: dict[str, Any] = Field(description="The PolicyInput the decision was made on, JSON-safe.")
+    source_approval: SourceApprovalCheck | None = Field(
+        default=None, description="The approved_by claim the refund carried, and whether it was honoured."
+    )
 
     def to_record(self) -> PolicyDecisionRecord:
         explanation = self.explanation
@@ -149,6 +174,23 @@ class Policy:
     def lowest_role(self) -> str:
         return self.document.roles[0]
 
+    def source_may_assert(self, source: str | None, role: str | None) -> bool:
+        """True when ``sources:`` lets ``source`` assert ``role``; a source not listed may assert nothing."""
+        trust = self.document.sources.get(source or "")
+        return trust is not None and role in trust.may_assert_roles
+
+    def with_sources(self, sources: Mapping[str, SourceTrust]) -> Policy:
+        """This policy with another ``sources:`` section (to try allowances with ``policy check`` samples).
+
+        Raises:
+            InvalidPolicy: a source names a role the policy does not have.
+        """
+        document = self.document.model_copy(update={"sources": dict(sources)})
+        problems = _source_problems(document)
+        if problems:
+            raise InvalidPolicy(self.source, problems)
+        return dataclasses.replace(self, document=document, source=f"{self.source} (sources replaced)")
+
     def role_satisfies(self, role: str | None, required_role: str | None) -> bool:
         """True when ``role`` is ``required_role`` or above it; an unknown role satisfies nothing."""
         roles = self.document.roles
@@ -171,9 +213,15 @@ class Policy:
                 trace=[],
             )
         trace: list[RuleTrace] = []
+        claim = facts.approver
+        if claim.present and not self.source_may_assert(claim.source, claim.role):
+            # A claim the source may not make is not a fact: no rule gets to see it.
+            seen = facts.model_copy(update={"approver": ApproverFacts(present=False)})
+        else:
+            seen = facts
         try:
             try:
-                activation = cel_runtime.context(self._variables(facts))
+                activation = cel_runtime.context(self._variables(seen))
             except cel_runtime.CelEvaluationError as error:
                 raise _EvaluationError(INPUTS_RULE_ID, "the inputs", str(error)) from error
             for rule in self.rules:
@@ -233,14 +281,14 @@ class Policy:
             except KeyError as error:
                 raise _EvaluationError(rule.id, f"rule '{rule.id}'", f"no adjustment amount for {error}") from error
             final, applied, notes = result.final, result.applied, result.notes
-        approver = facts.approver
-        if outcome == "require_approval" and approver.present:
-            if self.role_satisfies(approver.role, role):
+        check = self._judge_claim(rule, outcome, role, facts.approver, activation)
+        if check is not None:
+            notes.append(check.detail)
+            if check.honoured:
                 outcome = "approve"
-                flags.append("approved_at_source")
-                notes.append(f"{approver.id} ({approver.role}) already approved at the source, which satisfies {role}.")
-            else:
-                notes.append(f"{approver.id} ({approver.role}) approved at the source but does not satisfy {role}.")
+                flags.append(APPROVED_AT_SOURCE)
+            elif check.verdict != "no_approval_needed":
+                flags.append(SOURCE_APPROVAL_NOT_HONOURED)
         if outcome == "approve" and final is not None and not final.is_positive():
             outcome, role, reason_code = "require_approval", self.lowest_role, NOTHING_TO_REFUND
             flags.append(NOTHING_TO_REFUND)
@@ -251,7 +299,7 @@ class Policy:
             policy_version=self.version,
             policy_digest=self.digest,
             policy_source=self.source,
-            required_role=role if outcome == "require_approval" or "approved_at_source" in flags else None,
+            required_role=role if outcome == "require_approval" or APPROVED_AT_SOURCE in flags else None,
             reason_code=reason_code,
             requested_amount=requested,
             final_amount=final,
@@ -260,7 +308,70 @@ class Policy:
             evaluated_rules=trace,
             flags=flags,
             inputs=facts.snapshot(),
+            source_approval=check,
         )
+
+    def _judge_claim(
+        self, rule: _Rule, outcome: str, role: str | None, claim: ApproverFacts, activation: Any
+    ) -> SourceApprovalCheck | None:
+        """Whether an approved_by claim stands for the approval ``rule`` requires. It does only when its
+        source may assert its role, the role satisfies the rule's, and neither the rule nor any later rule
+        that also matches is in ``not_waivable_by_source``: first-match order must not let a waivable
+        rule hide a non-waivable one (a return not yet received that also trips customer velocity)."""
+        if not claim.present or claim.id is None or claim.role is None:
+            return None
+        source = claim.source or "unknown"
+        who = f"The approved_by claim {claim.id} ({claim.role}) from source {source}"
+
+        def verdict(honoured: bool, code: str, detail: str, rules: Sequence[str] = ()) -> SourceApprovalCheck:
+            return SourceApprovalCheck(
+                approver_id=claim.id or "",
+                role=claim.role or "",
+                source=source,
+                honoured=honoured,
+                verdict=code,
+                detail=detail,
+                non_waivable_rules=list(rules),
+            )
+
+        if outcome != "require_approval":
+            return verdict(False, "no_approval_needed", f"{who} was not needed ({outcome}).")
+        if not self.source_may_assert(claim.source, claim.role):
+            trust = self.document.sources.get(source)
+            allowed = ", ".join(trust.may_assert_roles) if trust and trust.may_assert_roles else "no role"
+            return verdict(
+                False,
+                "source_may_not_assert_role",
+                f"{who} was not honoured: the policy lets {source} assert {allowed}; approval by {role} is required.",
+            )
+        not_waivable = set(self.document.not_waivable_by_source)
+        if rule.id in not_waivable:
+            return verdict(
+                False,
+                "rule_not_waivable",
+                f"{who} was not honoured: rule '{rule.id}' is not waivable by a source approval; "
+                f"approval by {role} through refundflow is required.",
+                [rule.id],
+            )
+        if not self.role_satisfies(claim.role, role):
+            return verdict(False, "role_too_low", f"{who} was not honoured: {claim.role} does not satisfy {role}.")
+        ids = [item.id for item in self.rules]
+        later = self.rules[ids.index(rule.id) + 1 :] if rule.id in ids else ()
+        applying = [
+            other.id
+            for other in later
+            if other.id in not_waivable
+            and self._test(other.condition, activation, other.id, f"rule '{other.id}' (not waivable)")
+        ]
+        if applying:
+            return verdict(
+                False,
+                "non_waivable_rule_applies",
+                f"{who} was not honoured: {', '.join(applying)} also applies and is not waivable by a source "
+                f"approval; approval by {role} through refundflow is required.",
+                applying,
+            )
+        return verdict(True, "honoured", f"{who} was honoured: it satisfies {role}.")
 
     def _explain(
         self,
@@ -385,8 +496,29 @@ def _fixed_maps(spec: AdjustmentSpec) -> Iterable[tuple[str, dict[str, int]]]:
         yield "max", spec.max
 
 
-def _consistency_problems(document: PolicyDocument) -> list[str]:
+def _source_problems(document: PolicyDocument) -> list[str]:
+    """Problems of the ``sources:`` section and the ``not_waivable_by_source`` list, naming the source or rule."""
     problems: list[str] = []
+    for name, trust in document.sources.items():
+        for role in sorted(set(trust.may_assert_roles)):
+            if role not in document.roles:
+                problems.append(
+                    f"sources.{name}: may_assert_roles names unknown role '{role}' (roles: {', '.join(document.roles)})"
+                )
+            elif trust.may_assert_roles.count(role) > 1:
+                problems.append(f"sources.{name}: may_assert_roles lists '{role}' more than once")
+    known = [rule.id for rule in document.rules] + [DEFAULT_RULE_ID]
+    listed = document.not_waivable_by_source
+    for rule_id in sorted(set(listed)):
+        if rule_id not in known:
+            problems.append(f"not_waivable_by_source: unknown rule '{rule_id}' (rules: {', '.join(known)})")
+        elif listed.count(rule_id) > 1:
+            problems.append(f"not_waivable_by_source: rule '{rule_id}' is listed more than once")
+    return problems
+
+
+def _consistency_problems(document: PolicyDocument) -> list[str]:
+    problems: list[str] = _source_problems(document)
     seen: set[str] = set()
     for rule in document.rules:
         if rule.id in seen:

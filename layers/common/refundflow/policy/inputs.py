@@ -30,10 +30,13 @@ NOT_COUNTED = frozenset({RefundStatus.REJECTED, RefundStatus.FAILED})
 
 
 class Approver(StrictModel):
-    """A person who already approved the refund where it was requested (a help desk agent, a team lead)."""
+    """A claim that a person already approved the refund where it was requested (a help desk agent, a team
+    lead), made by ``source``: the system whose secret verified the request. The policy's ``sources:``
+    section says which roles that source may assert; a claim outside it is ignored (and recorded)."""
 
     id: Identifier
     role: RoleName
+    source: Identifier
 
 
 class Facts(StrictModel):
@@ -110,9 +113,12 @@ class MerchantFacts(Facts):
 
 
 class ApproverFacts(Facts):
+    """An approved_by claim. Rules see it only when its source may assert its role (else it is absent)."""
+
     present: bool
     id: str | None = None
     role: str | None = None
+    source: str | None = Field(default=None, description="The source system that made the claim.")
 
 
 class PolicyInput(Facts):
@@ -269,7 +275,7 @@ def build_policy_input(
         customer=_customer_facts(refund, customer_history, currency, now),
         payment=PaymentFacts(provider=refund.payment.provider.value, remaining=remaining_units),
         merchant=MerchantFacts(refunded_today=refunded_today_units),
-        approver=ApproverFacts(present=True, id=approver.id, role=approver.role)
+        approver=ApproverFacts(present=True, id=approver.id, role=approver.role, source=approver.source)
         if approver
         else ApproverFacts(present=False),
         evaluated_at=now,

@@ -73,7 +73,7 @@ def _complete(currency: str, reason: str, role: str) -> PolicyInput:
         ),
         payment=PaymentFacts(provider="stripe", remaining=20_000),
         merchant=MerchantFacts(refunded_today=50_000),
-        approver=ApproverFacts(present=True, id="approver-1", role=role),
+        approver=ApproverFacts(present=True, id="approver-1", role=role, source="synthetic-source"),
         evaluated_at=_NOW,
     )
 
@@ -134,7 +134,7 @@ def _extreme(currency: str, reason: str, role: str) -> PolicyInput:
         ),
         payment=PaymentFacts(provider="adyen", remaining=1),
         merchant=MerchantFacts(refunded_today=_HUGE),
-        approver=ApproverFacts(present=True, id="approver-2", role=role),
+        approver=ApproverFacts(present=True, id="approver-2", role=role, source="synthetic-source"),
         evaluated_at=_NOW,
     )
 
