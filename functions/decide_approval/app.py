@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -16,17 +16,19 @@ from refundflow.observability import logger, metrics, tracer
 from refundflow.policy import active_policy
 
 router = APIGatewayHttpRouter()
+# Parsed by the handler (strict JSON, card check, then the model), so documented for OpenAPI here.
+REQUEST_BODIES = {"/refunds/{refund_id}/approval": ApprovalRequestBody}
 
 
 @router.post(
     "/refunds/<refund_id>/approval",
     summary="Approve or reject a refund that waits for a person (JWT: approver role claim, single-use jti)",
-    responses=http_api.documented(200, "Decision recorded", ApprovalResult, 401, 403, 404, 409, 422),
+    description="Body: ApprovalRequestBody.",
+    responses=http_api.documented(200, "Decision recorded", ApprovalResult, 400, 401, 403, 404, 409, 413, 415, 422),
     tags=["approvals"],
 )
-def approve_refund(
-    refund_id: Annotated[str, Path(pattern=r"^rf_[0-9a-f]{32}$")], body: Annotated[ApprovalRequestBody, Body()]
-) -> Response[ApprovalResult]:
+def approve_refund(refund_id: Annotated[str, Path(pattern=r"^rf_[0-9a-f]{32}$")]) -> Response[ApprovalResult]:
+    body = http_api.parse_body(ApprovalRequestBody, http_api.raw_body(router.current_event))
     config = settings.load(settings.ApprovalSettings)
     claims = router.current_event.request_context.authorizer.jwt_claim or {}
     approver = ApproverIdentity(

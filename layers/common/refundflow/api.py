@@ -25,7 +25,6 @@ from refundflow.models import (
     SourceReference,
 )
 from refundflow.money import Money
-from refundflow.observability import contains_card_number
 from refundflow.status import RefundStatus
 
 
@@ -70,16 +69,6 @@ class RefundRequestBody(BaseModel):
                 raise ValueError(f"lines add up to {total} minor units but amount is {self.amount.minor_units}")
         return self
 
-    @model_validator(mode="after")
-    def _no_card_numbers(self) -> RefundRequestBody:
-        texts = [self.note, self.customer.name, *(line.description for line in self.lines)]
-        if self.order is not None:
-            texts.extend(item.description for item in self.order.items)
-        if self.approved_by is not None:
-            texts.append(self.approved_by.name)
-        _refuse_card_numbers(texts)
-        return self
-
     @property
     def requested_amount(self) -> Money | None:
         if self.amount is not None:
@@ -87,12 +76,6 @@ class RefundRequestBody(BaseModel):
         if self.lines:
             return Money.of(sum(line.amount.minor_units for line in self.lines), self.lines[0].amount.currency)
         return None
-
-
-def _refuse_card_numbers(texts: list[str | None]) -> None:
-    """Card data is never accepted (PCI DSS): free text holding a card number is refused, not stored."""
-    if any(text and contains_card_number(text) for text in texts):
-        raise ValueError("free text must not contain a card number: refunds need only the provider's payment id")
 
 
 class Link(BaseModel):
@@ -118,11 +101,6 @@ class ApprovalRequestBody(BaseModel):
 
     decision: Literal["approve", "reject"]
     note: Annotated[str, StringConstraints(max_length=1000)] | None = None
-
-    @model_validator(mode="after")
-    def _no_card_numbers(self) -> ApprovalRequestBody:
-        _refuse_card_numbers([self.note])
-        return self
 
 
 class ApprovalResult(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 from typing import Any
@@ -9,61 +10,89 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
+from refundflow import carddata
+
 SERVICE = "refundflow"
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-_DIGIT_RUN = re.compile(r"(?<!\d)(?:\d[ .-]{0,2}){12,18}\d(?!\d)")
-# Base64 secrets (whsec_…) hold "+", "/" and "=": stopping at them would leak the rest of the key.
-_SECRET_VALUE = re.compile(r"\b(sk|rk|whsec|pk)_(live|test)?_?[A-Za-z0-9+/=]{6,}")
+# Base64 secrets (whsec_…) hold "+", "/" and "=": stopping at them would leak the rest of the key. Keys are
+# found inside identifiers too (STRIPE_KEY_sk_live_…): with live/test or whsec_ anywhere, bare at a boundary.
+_SECRET_VALUE = re.compile(
+    r"(?:(sk|rk|pk)_(?:live|test)_[A-Za-z0-9+/=_]{4,}"
+    r"|(whsec)_[A-Za-z0-9+/=]{4,}"
+    r"|(?<![A-Za-z0-9])(sk|rk|pk)_[A-Za-z0-9]{10,}[A-Za-z0-9+/=_]*)"
+)
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
+_AUTH_SCHEME = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+# Values under these keys are secrets whatever they look like (compared lower-case, "-" read as "_").
+_SECRET_KEYS = frozenset(
+    {
+        "authorization",
+        "proxy_authorization",
+        "cookie",
+        "set_cookie",
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "api_key",
+        "apikey",
+        "x_api_key",
+        "private_key",
+        "signing_key",
+    }
+)
+_SECRET_KEY_ENDINGS = ("_token", "_secret", "_secrets", "_password", "_api_key", "_apikey", "_private_key")
+REDACTED = "[redacted]"
 
 
-def _luhn_valid(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = int(char)
-        if index % 2:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return total % 10 == 0
+def _secret_key(key: str) -> bool:
+    name = key.lower().replace("-", "_")
+    return name in _SECRET_KEYS or name.endswith(_SECRET_KEY_ENDINGS)
 
 
-def _card_digits(candidate: str) -> str | None:
-    digits = re.sub(r"\D", "", candidate)
-    return digits if 13 <= len(digits) <= 19 and _luhn_valid(digits) else None
-
-
-def _mask_card(match: re.Match[str]) -> str:
-    digits = _card_digits(match.group(0))
-    return f"[card ****{digits[-4:]}]" if digits else match.group(0)
-
-
-def contains_card_number(text: str) -> bool:
-    """True if ``text`` holds a Luhn-valid run of 13 to 19 digits (spaces, dots or dashes allowed between)."""
-    return any(_card_digits(match.group(0)) for match in _DIGIT_RUN.finditer(text))
+def _mask_secret(match: re.Match[str]) -> str:
+    prefix = next(group for group in match.groups() if group)
+    return f"{prefix}_{REDACTED}"
 
 
 def redact_text(text: str) -> str:
-    """Mask e-mail addresses (keep first letter and domain), Luhn-valid card numbers and API keys."""
-    text = _DIGIT_RUN.sub(_mask_card, text)
-    text = _EMAIL.sub(r"\1***@\2", text)
-    return _SECRET_VALUE.sub(r"\1_[redacted]", text)
+    """Mask card numbers and security codes, e-mail addresses (first letter and domain kept), JWTs,
+    ``Bearer``/``Basic`` credentials and API keys or webhook secrets."""
+    text = carddata.mask_text(text)
+    text = _JWT.sub("[jwt redacted]", text)
+    text = _AUTH_SCHEME.sub(lambda match: f"{match.group(1)} {REDACTED}", text)
+    text = _SECRET_VALUE.sub(_mask_secret, text)
+    return _EMAIL.sub(r"\1***@\2", text)
 
 
 def redact(value: Any) -> Any:
+    """A JSON-like value with every string redacted and the values under secret-named keys replaced."""
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, dict):
-        return {key: redact(item) for key, item in value.items()}
+        return {
+            redact_text(str(key)): REDACTED if _secret_key(str(key)) and item is not None else redact(item)
+            for key, item in value.items()
+        }
     if isinstance(value, list | tuple):
         return [redact(item) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool) and carddata.find_in_text(str(value)):
+        return carddata.mask_text(str(value))
     return value
 
 
 class RedactingFormatter(LambdaPowertoolsFormatter):
-    """Powertools' JSON formatter, with every value redacted before it is written."""
+    """Powertools' JSON formatter, redacting what it wrote: whatever was logged (a message, ``extra=``
+    values that are models, dataclasses or exceptions) is redacted as the text it became."""
 
     def serialize(self, log: Any) -> str:
-        return super().serialize(redact(log) if isinstance(log, dict) else log)
+        written = super().serialize(log)
+        try:
+            document = json.loads(written)
+        except ValueError:
+            return redact_text(written)
+        return self.json_serializer(redact(document))
 
 
 # Steps that change nothing (a replay, a poll with no news) have no metric to publish: not worth a warning.

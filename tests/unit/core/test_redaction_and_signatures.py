@@ -65,14 +65,18 @@ def test_luhn_valid_card_numbers_are_masked(card: str) -> None:
 
 
 @given(
+    issuer=st.sampled_from(["4", "51", "55", "2221", "2720", "34", "37", "6011", "65", "36", "3528", "62", "50", "67"]),
     payload=st.text(alphabet="0123456789", min_size=12, max_size=18),
-    separator=st.sampled_from(["", " ", "-"]),
+    separator=st.sampled_from(["", " ", "-", "_", ".", "/", "\u00a0"]),
 )
-def test_every_luhn_valid_number_of_card_length_is_masked(payload: str, separator: str) -> None:
-    # GIVEN any 13-19 digit number that passes Luhn WHEN redacted THEN it does not survive
+def test_every_luhn_valid_number_of_card_length_with_an_issuer_prefix_is_masked(
+    issuer: str, payload: str, separator: str
+) -> None:
+    # GIVEN any 13-19 digit number with a card issuer's prefix that passes Luhn WHEN redacted THEN it does not survive
+    payload = (issuer + payload)[: len(payload)]
     card = payload + luhn_check_digit(payload)
     redacted = redact_text(f"pan={with_separators(card, separator)};")
-    assert card not in re.sub(r"[ -]", "", redacted)
+    assert card not in re.sub(r"[ ._/\u00a0-]", "", redacted)
     assert f"****{card[-4:]}" in redacted
 
 

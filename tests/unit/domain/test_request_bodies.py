@@ -156,12 +156,20 @@ def test_an_empty_body_is_refused() -> None:
     assert raised.value.code == "empty_body"
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b'{"a": 1', b"\xff\xfe{}", b"NaN-ish"])
-def test_invalid_json_is_refused(raw: bytes) -> None:
-    # GIVEN a body that is not JSON (or not UTF-8) WHEN parsed THEN a 400 with code invalid_json
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        (b"{not json", "invalid_json"),
+        (b'{"a": 1', "invalid_json"),
+        (b"\xff\xfe{}", "invalid_encoding"),
+        (b"NaN-ish", "invalid_json"),
+    ],
+)
+def test_invalid_json_is_refused(raw: bytes, code: str) -> None:
+    # GIVEN a body that is not JSON (or not UTF-8) WHEN parsed THEN a 400 saying which
     with pytest.raises(InvalidRequest) as raised:
         http_api.parse_body(RefundRequestBody, raw)
-    assert raised.value.code == "invalid_json"
+    assert raised.value.code == code
 
 
 @pytest.mark.parametrize("raw", [b"[]", b'"refund"', b"42", b"null", b"true"])
