@@ -19,6 +19,7 @@ import time
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from secrets import token_bytes
 from typing import Any
 
 import boto3
@@ -285,6 +286,11 @@ class LocalStack:
 
     def _secret_values(self) -> dict[str, dict[str, Any]]:
         return {
+            # A fresh audit MAC key per stack start (refundflow.audit; never a fixed value in the code).
+            "AuditKeySecretName": {
+                "keys": {"local-1": base64.b64encode(token_bytes(32)).decode()},
+                "current": "local-1",
+            },
             "RefundRequestsSecretName": {"signing_secrets": [REFUND_REQUESTS_SIGNING_SECRET]},
             "StripeSecretName": {"api_key": STRIPE_API_KEY, "webhook_secrets": [STRIPE_WEBHOOK_SECRET]},
             "XeroSecretName": {

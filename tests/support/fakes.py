@@ -25,6 +25,7 @@ from moto import mock_aws
 from local.cfn import Stack
 from refundflow.adapters.dynamodb import RefundRepository
 from refundflow.api import RefundRequestBody
+from refundflow.audit import AuditKeys
 from refundflow.domain.intake import Accepted, WorkflowTiming, accept_refund_request
 from refundflow.domain.journal import Journal
 from refundflow.domain.payments import look_up_payment, reserve_amount
@@ -513,12 +514,18 @@ class World:
         }
 
 
+# The audit MAC key the tests sign and verify with (the stacks read theirs from Secrets Manager).
+TEST_AUDIT_KEYS = AuditKeys(keys={"test-1": bytes(range(32))}, current="test-1")
+
+
 @contextmanager
 def world(*, serialized: bool = False) -> Iterator[World]:
     with moto_tables() as tables:
         client = SerializedClient(tables.client) if serialized else tables.client
         clock = SteppingClock()
-        repository = RefundRepository(tables.refunds_table, dynamodb=client, now=clock)
+        repository = RefundRepository(
+            tables.refunds_table, dynamodb=client, now=clock, audit_keys=lambda: TEST_AUDIT_KEYS
+        )
         yield World(repository=repository, tables=tables, clock=clock)
 
 

@@ -262,7 +262,9 @@ class CustomerRefundSummary(StrictModel):
 
 
 class AuditEntry(StrictModel):
-    """One entry of the append-only, hash-chained audit trail."""
+    """One entry of the append-only, keyed audit chain (refundflow.audit). ``hash`` is the entry's MAC under
+    ``scheme`` ``hmac-sha256-v2`` with key ``key_id``; entries stored before the keyed scheme have no
+    scheme field and read as ``sha256-v1`` (plain SHA-256 chain)."""
 
     refund_id: str
     seq: int = Field(ge=1)
@@ -274,6 +276,8 @@ class AuditEntry(StrictModel):
     details: dict[str, Any] = Field(default_factory=dict)
     prev_hash: str
     hash: str
+    scheme: ShortText = "sha256-v1"
+    key_id: ShortText | None = None
 
 
 class RefundableBalance(StrictModel):

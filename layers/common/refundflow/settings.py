@@ -49,6 +49,12 @@ class IdempotencySettings(EnvModel):
     idempotency_table_name: str = Field(alias="IDEMPOTENCY_TABLE_NAME")
 
 
+class AuditSettings(EnvModel):
+    """The Secrets Manager secret holding the audit chain's MAC keys (refundflow.audit.AuditKeys)."""
+
+    audit_key_secret_name: str = Field(alias="AUDIT_KEY_SECRET_NAME")
+
+
 class SecretsSettings(EnvModel):
     secrets_cache_seconds: int = Field(default=300, alias="SECRETS_CACHE_SECONDS")
 

@@ -28,7 +28,7 @@ from refundflow.models import PaymentProvider, Refund
 from refundflow.money import Money
 from refundflow.ports import ProviderPayment
 from refundflow.status import RefundStatus
-from tests.support.fakes import UnreachableDynamoDB, World, a_refund, world
+from tests.support.fakes import TEST_AUDIT_KEYS, UnreachableDynamoDB, World, a_refund, world
 
 S = RefundStatus
 STRIPE = PaymentProvider.STRIPE
@@ -175,7 +175,9 @@ def test_transition_writes_state_and_audit_entry_together_and_bumps_the_version(
     assert entry.details == {"provider": "stripe"}
     assert entry.prev_hash == refund.audit_head
     assert stored.audit_head == entry.hash
-    assert verify_chain(env.repository.timeline(refund.refund_id), expected_head=stored.audit_head).intact
+    assert verify_chain(
+        env.repository.timeline(refund.refund_id), expected_head=stored.audit_head, keys=TEST_AUDIT_KEYS
+    ).intact
 
 
 def test_record_appends_an_audit_entry_without_changing_the_status(env: World) -> None:
@@ -186,7 +188,9 @@ def test_record_appends_an_audit_entry_without_changing_the_status(env: World) -
     stored = env.repository.get(refund.refund_id)
     assert (stored.status, stored.amount, stored.version) == (S.VALIDATED, eur(500), 3)
     assert change.entry.type == "PaymentLookedUp"
-    assert verify_chain(env.repository.timeline(refund.refund_id), expected_head=stored.audit_head).intact
+    assert verify_chain(
+        env.repository.timeline(refund.refund_id), expected_head=stored.audit_head, keys=TEST_AUDIT_KEYS
+    ).intact
 
 
 def test_audit_timestamps_never_go_backwards_even_with_a_clock_behind(env: World) -> None:
@@ -554,7 +558,7 @@ def test_refunds_are_listed_by_status_and_by_payment(env: World) -> None:
 def test_an_unreachable_store_fails_closed() -> None:
     # GIVEN a repository whose DynamoDB cannot be reached
     client = UnreachableDynamoDB()
-    repository = RefundRepository("refunds", dynamodb=client)
+    repository = RefundRepository("refunds", dynamodb=client, audit_keys=lambda: TEST_AUDIT_KEYS)
     refund = a_refund("RMA-1")
     payment = ProviderPayment(
         provider=STRIPE, payment_id="pi_1", captured=eur(100), refunded=eur(0), status="succeeded"

@@ -362,7 +362,12 @@ def test_an_approval_before_the_workflow_parked_is_picked_up_when_it_parks(env: 
 def test_a_decision_that_could_not_be_written_leaves_the_token_usable(env: World) -> None:
     # GIVEN a refund waiting for an agent, and a store that throttles the decision's write once
     refund_id = pending(env, "agent")
-    flaky = RefundRepository(env.tables.refunds_table, dynamodb=FailingStateWrites(env.tables.client), now=env.clock)
+    flaky = RefundRepository(
+        env.tables.refunds_table,
+        dynamodb=FailingStateWrites(env.tables.client),
+        now=env.clock,
+        audit_keys=env.repository.audit_keys,
+    )
     with pytest.raises(TransientError):
         decide(env, refund_id, approver("agent"), journal=Journal(flaky, env.publisher))
     assert env.repository.get(refund_id).status is S.PENDING_APPROVAL

@@ -43,6 +43,7 @@ from refundflow.money import Money
 from refundflow.ports import ProviderRefundStatus
 from refundflow.status import RefundStatus
 from tests.support.fakes import (
+    TEST_AUDIT_KEYS,
     TIMING,
     FakeRefundProvider,
     FakeWorkflowStarter,
@@ -118,7 +119,9 @@ def test_a_refund_goes_from_request_to_completed_with_its_events_in_order(paid: 
     assert refund.reservation is not None
     assert refund.reservation.state is ReservationState.CONSUMED
     assert env.balance(PAYMENT) == {"captured": 10_000, "refunded": 10_000, "reserved": 0, "remaining": 0}
-    assert verify_chain(env.repository.timeline(refund_id), expected_head=refund.audit_head).intact
+    assert verify_chain(
+        env.repository.timeline(refund_id), expected_head=refund.audit_head, keys=TEST_AUDIT_KEYS
+    ).intact
     assert list(env.starter.executions) == [refund_id]
 
 
@@ -510,7 +513,10 @@ def test_stale_and_out_of_order_events_change_nothing(paid: World) -> None:
 def test_no_money_moves_when_the_guard_store_is_unreachable() -> None:
     # GIVEN a store that cannot be reached, and a provider that would pay
     provider, starter = FakeRefundProvider(), FakeWorkflowStarter()
-    journal = Journal(RefundRepository("refunds", dynamodb=UnreachableDynamoDB()), RecordingPublisher())
+    journal = Journal(
+        RefundRepository("refunds", dynamodb=UnreachableDynamoDB(), audit_keys=lambda: TEST_AUDIT_KEYS),
+        RecordingPublisher(),
+    )
     refund_id = "rf_" + "1" * 32
     # WHEN a request arrives, or any money step runs
     steps = [

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from refundflow.adapters.dynamodb import _from_item, _to_item
+from refundflow.audit import GENESIS_HASH, entry_hash
 from refundflow.domain.payments import issue_refund
 from refundflow.domain.views import refund_view
 from refundflow.errors import NotFound
+from refundflow.models import AuditEntry
 from refundflow.money import Money
 from refundflow.status import RefundStatus
 from tests.support.fakes import World, refund_request_body
@@ -26,7 +31,7 @@ def audit_keys(env: World, refund_id: str) -> list[dict[str, dict[str, str]]]:
     items = env.tables.client.query(
         TableName=env.tables.refunds_table,
         KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-        ExpressionAttributeValues={":pk": {"S": f"REFUND#{refund_id}"}, ":prefix": {"S": "EVENT#"}},
+        ExpressionAttributeValues={":pk": {"S": f"AUDIT#{refund_id}"}, ":prefix": {"S": "EVENT#"}},
     )["Items"]
     return [{"pk": item["pk"], "sk": item["sk"]} for item in items]
 
@@ -79,3 +84,93 @@ def test_the_view_of_an_unknown_refund_is_not_found(env: World) -> None:
     # GIVEN no such refund WHEN its view is read THEN NotFound (the API answers 404)
     with pytest.raises(NotFound):
         refund_view("rf_" + "0" * 32, repository=env.repository)
+
+
+# ---------------------------------------------------------------- the keyed chain (issue 6.6)
+
+
+def stored_entries(env: World, partition: str) -> list[dict[str, Any]]:
+    items = env.tables.client.query(
+        TableName=env.tables.refunds_table,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+        ExpressionAttributeValues={":pk": {"S": partition}, ":prefix": {"S": "EVENT#"}},
+    )["Items"]
+    return sorted((_from_item(item) for item in items), key=lambda item: item["seq"])
+
+
+def set_head(env: World, refund_id: str, head: str) -> None:
+    env.tables.client.update_item(
+        TableName=env.tables.refunds_table,
+        Key={"pk": {"S": f"REFUND#{refund_id}"}, "sk": {"S": "STATE"}},
+        UpdateExpression="SET audit_head = :head",
+        ExpressionAttributeValues={":head": {"S": head}},
+    )
+
+
+def rechain(items: list[dict[str, Any]], *, legacy: bool) -> str:
+    """Recompute every entry's plain SHA-256 hash in place (what a forger without the key can do)."""
+    previous = GENESIS_HASH
+    for item in items:
+        if legacy:
+            item.pop("scheme", None)
+            item.pop("key_id", None)
+        item["prev_hash"] = previous
+        entry = AuditEntry.model_validate({key: item[key] for key in AuditEntry.model_fields if key in item})
+        item["hash"] = previous = entry_hash(previous, entry.model_dump(mode="json"))
+    return previous
+
+
+def put_all(env: World, items: list[dict[str, Any]]) -> None:
+    for item in items:
+        env.tables.client.put_item(TableName=env.tables.refunds_table, Item=_to_item(item))
+
+
+def test_audit_entries_live_in_their_own_partition(env: World, refunded: str) -> None:
+    # GIVEN a refunded refund THEN its audit entries are under AUDIT#<id>, none under the refund's partition
+    assert [item["seq"] for item in stored_entries(env, f"AUDIT#{refunded}")] == list(range(1, 8))
+    assert stored_entries(env, f"REFUND#{refunded}") == []
+    assert {item["scheme"] for item in stored_entries(env, f"AUDIT#{refunded}")} == {"hmac-sha256-v2"}
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["keeps-keyed-label", "relabels-as-legacy"])
+def test_entry_five_rewritten_with_recomputed_hashes_and_head_is_not_intact(
+    env: World, refunded: str, legacy: bool
+) -> None:
+    # GIVEN someone with table write access rewrites entry 5 (another approver, another note), recomputes
+    # every hash after it and the head stored on the refund
+    items = stored_entries(env, f"AUDIT#{refunded}")
+    items[4]["actor"] = "approver:mallory"
+    items[4]["details"] = {"note": "approved, trust me"}
+    tail = items[4:] if not legacy else items
+    put_all(env, items)
+    head = rechain(items, legacy=legacy)
+    put_all(env, tail)
+    set_head(env, refunded, head)
+    # WHEN the view is read THEN the chain is not intact
+    audit = refund_view(refunded, repository=env.repository).audit
+    assert not audit.intact
+    assert audit.broken_at_seq == (5 if not legacy else 1)
+
+
+def test_a_trail_stored_before_the_keyed_scheme_verifies_as_not_keyed_and_goes_on_keyed(
+    env: World, refunded: str
+) -> None:
+    # GIVEN a trail as the previous release stored it: plain SHA-256 entries in the refund's own partition
+    items = stored_entries(env, f"AUDIT#{refunded}")
+    for item in items:
+        env.tables.client.delete_item(
+            TableName=env.tables.refunds_table, Key=_to_item({"pk": item["pk"], "sk": item["sk"]})
+        )
+        item["pk"] = f"REFUND#{refunded}"
+    head = rechain(items, legacy=True)
+    put_all(env, items)
+    set_head(env, refunded, head)
+    # WHEN the view is read THEN it is intact, and says it is not keyed
+    view = refund_view(refunded, repository=env.repository)
+    assert (view.audit.intact, view.audit.keyed, view.audit.entries) == (True, False, 7)
+    # AND a later change appends a keyed entry in the audit partition that links to the old head
+    env.repository.record(env.repository.get(refunded), "NoteAdded", actor="tests")
+    view = refund_view(refunded, repository=env.repository)
+    assert (view.audit.intact, view.audit.keyed, view.audit.entries) == (True, False, 8)
+    assert view.timeline[-1].prev_hash == head
+    assert [item["seq"] for item in stored_entries(env, f"AUDIT#{refunded}")] == [8]

@@ -1,5 +1,8 @@
-"""The single refunds table: refund state, its hash-chained audit trail, refundable balances,
+"""The single refunds table: refund state, its keyed audit chain, refundable balances,
 first-seen markers for inbound deliveries and the task tokens of waiting workflows.
+
+Audit entries live in their own partition, ``AUDIT#<refund_id>`` / ``EVENT#<at>#<seq>``, so IAM can deny
+UpdateItem and DeleteItem on them to every role (``dynamodb:LeadingKeys`` sees partition keys only).
 
 Every status change is one TransactWriteItems: the new state (conditioned on the version we read),
 the next audit entry (conditioned on not existing) and any extra items, such as the balance
@@ -20,7 +23,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from refundflow.adapters.aws import client as aws_client
-from refundflow.audit import GENESIS_HASH, entry_hash
+from refundflow.audit import GENESIS_HASH, AuditKeys
 from refundflow.errors import (
     ConcurrentModification,
     GuardUnavailable,
@@ -144,10 +147,29 @@ class CreateOutcome:
 class RefundRepository:
     """Typed access to the refunds table. Raises GuardUnavailable when the store cannot be reached."""
 
-    def __init__(self, table_name: str, dynamodb: Any | None = None, now: Callable[[], datetime] | None = None):
+    def __init__(
+        self,
+        table_name: str,
+        dynamodb: Any | None = None,
+        now: Callable[[], datetime] | None = None,
+        audit_keys: Callable[[], AuditKeys] | None = None,
+    ):
         self.table_name = table_name
         self._dynamodb = dynamodb
         self._now = now or (lambda: datetime.now(UTC))
+        self._audit_keys = audit_keys
+
+    def audit_keys(self) -> AuditKeys:
+        """The keys audit entries are signed and verified with (Secrets Manager, cached, unless injected).
+
+        Raises:
+            ConfigurationError: no audit key secret, or a malformed one.
+        """
+        if self._audit_keys is None:
+            from refundflow.adapters.audit_keys import audit_keys_from_secret
+
+            self._audit_keys = audit_keys_from_secret
+        return self._audit_keys()
 
     @property
     def dynamodb(self) -> Any:
@@ -252,9 +274,7 @@ class RefundRepository:
             "details": details,
             "prev_hash": prev_hash,
         }
-        partial = AuditEntry.model_validate({**fields, "hash": "0" * 64})
-        digest = entry_hash(prev_hash, partial.model_dump(mode="json"))
-        return partial.model_copy(update={"hash": digest})
+        return self.audit_keys().seal(fields)
 
     def _entry_put(self, entry: AuditEntry) -> TransactItem:
         document = entry.model_dump(mode="json")
@@ -265,7 +285,7 @@ class RefundRepository:
                     "Item": _to_item(
                         {
                             **document,
-                            "pk": f"REFUND#{entry.refund_id}",
+                            "pk": f"AUDIT#{entry.refund_id}",
                             "sk": f"EVENT#{document['at']}#{entry.seq:06d}",
                             "entity": "audit",
                         }
@@ -443,11 +463,27 @@ class RefundRepository:
         return Change(stored, entry)
 
     def timeline(self, refund_id: str) -> list[AuditEntry]:
+        return self.audit_trail(refund_id)[0]
+
+    def audit_trail(self, refund_id: str) -> tuple[list[AuditEntry], int | None]:
+        """The refund's audit entries in order, and the first sequence number stored in its ``AUDIT#``
+        partition (from there on every entry must be keyed: only the keyed scheme writes there).
+
+        One Query on ``AUDIT#<id>``, plus the refund's own partition when the trail began before audit entries
+        moved (its first entries are still under ``REFUND#``)."""
+        keyed_partition = self._entries(f"AUDIT#{refund_id}")
+        entries = list(keyed_partition)
+        if not any(entry.seq == 1 for entry in entries):
+            entries += self._entries(f"REFUND#{refund_id}")
+        first_keyed = min((entry.seq for entry in keyed_partition), default=None)
+        return sorted(entries, key=lambda entry: entry.seq), first_keyed
+
+    def _entries(self, partition: str) -> list[AuditEntry]:
         entries: list[AuditEntry] = []
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": _to_item({":pk": f"REFUND#{refund_id}", ":prefix": "EVENT#"}),
+            "ExpressionAttributeValues": _to_item({":pk": partition, ":prefix": "EVENT#"}),
             "ConsistentRead": True,
         }
         while True:
@@ -458,9 +494,8 @@ class RefundRepository:
                     AuditEntry.model_validate({k: values[k] for k in AuditEntry.model_fields if k in values})
                 )
             if "LastEvaluatedKey" not in response:
-                break
+                return entries
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        return sorted(entries, key=lambda entry: entry.seq)
 
     def _refunds(self, state_items: Iterable[dict[str, Any]]) -> list[Refund]:
         refunds = [self.find(str(_from_item(item)["refund_id"])) for item in state_items]

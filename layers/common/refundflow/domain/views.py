@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from refundflow.adapters.dynamodb import RefundRepository
 from refundflow.api import RefundView
-from refundflow.audit import verify_chain
+from refundflow.audit import LEGACY_SCHEME, verify_chain
 
 
 def refund_view(refund_id: str, *, repository: RefundRepository) -> RefundView:
     """Raises: NotFound."""
     refund = repository.get(refund_id)
-    timeline = repository.timeline(refund_id)
+    timeline, keyed_from_seq = repository.audit_trail(refund_id)
+    # The audit key is read only for trails that have keyed entries (cached: no call per view).
+    keys = repository.audit_keys() if any(entry.scheme != LEGACY_SCHEME for entry in timeline) else None
     policy = refund.policy
     if policy is not None and policy.explanation is None:
         # The state keeps the decision lean; its explanation is in the policy's audit entry.
@@ -39,5 +41,5 @@ def refund_view(refund_id: str, *, repository: RefundRepository) -> RefundView:
         attention_reason=refund.attention_reason,
         failure=refund.failure,
         timeline=timeline,
-        audit=verify_chain(timeline, expected_head=refund.audit_head),
+        audit=verify_chain(timeline, expected_head=refund.audit_head, keys=keys, keyed_from_seq=keyed_from_seq),
     )
