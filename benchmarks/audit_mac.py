@@ -70,7 +70,7 @@ class SecretReads:
                     self.count += 1
             return original(provider, name, **options)
 
-        SecretsProvider._get = counted  # type: ignore[method-assign]
+        SecretsProvider._get = counted  # type: ignore[method-assign,assignment]
         return self
 
     def __exit__(self, *exc: object) -> None:
