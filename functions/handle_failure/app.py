@@ -18,11 +18,13 @@ from refundflow.observability import logger, metrics, tracer
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     task = FailureStepInput.model_validate(event)
     logger.append_keys(refund_id=task.refund_id, error=task.error.error)
+    failures = settings.load(settings.FailureSettings)
     result = handle_failure(
         task.refund_id,
         task.error.error,
         task.error.cause,
         journal=wiring.journal(),
-        max_books_attempts=settings.load(settings.FailureSettings).max_books_attempts,
+        max_books_attempts=failures.max_books_attempts,
+        max_lookup_attempts=failures.max_lookup_attempts,
     )
     return result.model_dump(mode="json")

@@ -247,11 +247,35 @@ class FakeRefundProvider(RefundProvider):
         self.calls.append(ProviderCall(method, arguments))
 
     def get_payment(self, payment_id: str) -> ProviderPayment:
+    def refund_outside(self, payment_id: str, amount: Money) -> ProviderRefund:
+        """Someone refunds the payment at the provider, outside refundflow (the dashboard, another tool)."""
+        with self._lock:
+            made = ProviderRefund(
+                provider=self.provider,
+                provider_refund_id=f"re_outside_{next(self._ids):04d}",
+                payment_id=payment_id,
+                amount=amount,
+                status=ProviderRefundStatus.SUCCEEDED,
+            )
+            self.refunds[made.provider_refund_id] = made
+            return made
+
+    def _refunded(self, payment_id: str) -> Money:
+        """What the provider counts as refunded on the payment: every refund that did not fail, by anyone."""
+        payment = self.payments[payment_id]
+        live = {ProviderRefundStatus.SUCCEEDED, ProviderRefundStatus.PENDING}
+        made = sum(
+            refund.amount.minor_units
+            for refund in self.refunds.values()
+            if refund.payment_id == payment_id and refund.status in live
+        )
+        return Money.of(payment.refunded.minor_units + made, payment.captured.currency)
+
         with self._lock:
             self._record("get_payment", payment_id=payment_id)
             if payment_id not in self.payments:
                 raise NotFound(f"no payment {payment_id}", platform="stripe")
-            return self.payments[payment_id]
+            return self.payments[payment_id].model_copy(update={"refunded": self._refunded(payment_id)})
 
     def create_refund(self, request: ProviderRefundRequest) -> ProviderRefund:
         with self._lock:
@@ -272,6 +296,15 @@ class FakeRefundProvider(RefundProvider):
             if outcome is Outcome.REJECTED:
                 raise RejectedError("amount exceeds refundable", code="invalid_request", platform="stripe")
             status = {
+            if request.payment_id in self.payments:
+                payment = self.payments[request.payment_id]
+                left = payment.captured.minor_units - self._refunded(request.payment_id).minor_units
+                if left <= 0:
+                    raise AlreadyDoneError("charge already refunded", code="charge_already_refunded", platform="stripe")
+                if request.amount.minor_units > left:
+                    raise RejectedError(
+                        "amount exceeds refundable", code="amount_exceeds_refundable", platform="stripe"
+                    )
                 Outcome.SUCCEEDED: ProviderRefundStatus.SUCCEEDED,
                 Outcome.PENDING: ProviderRefundStatus.PENDING,
                 Outcome.FAILED: ProviderRefundStatus.FAILED,

@@ -1,12 +1,29 @@
-"""The error vocabulary. Class names are the error names the state machine retries and catches."""
+"""The error vocabulary. Class names are the error names the state machine retries and catches.
+
+Every subclass registers itself by name, so the catch path (``handle_failure``), which only receives a
+name, can classify an error by what it *is* (``issubclass``), not by how it is spelled: a connector's
+``StripeAmountError`` is a ``RejectedError``. Errors that can leave a workflow step must be defined
+here or in a module of ``ERROR_MODULES`` (pure modules, cheap to import).
+"""
 
 from __future__ import annotations
+
+import importlib
+
+# Modules that define RefundflowError subclasses a workflow step can raise, imported when a name is not
+# known yet (a catch-path Lambda does not import the connectors themselves).
+ERROR_MODULES = ("refundflow.connectors.stripe_amounts", "refundflow.connectors.xero_amounts")
+_BY_NAME: dict[str, type[RefundflowError]] = {}
 
 
 class RefundflowError(Exception):
     """Base of every error refundflow raises on purpose. ``code`` is stable and machine-readable."""
 
     code = "refundflow_error"
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        _BY_NAME.setdefault(cls.__name__, cls)
 
     def __init__(self, message: str, *, code: str | None = None, platform: str | None = None) -> None:
         super().__init__(message)
@@ -18,6 +35,24 @@ class RefundflowError(Exception):
     def __str__(self) -> str:
         prefix = f"[{self.platform}] " if self.platform else ""
         return f"{prefix}{self.code}: {self.message}"
+
+
+_BY_NAME[RefundflowError.__name__] = RefundflowError
+
+
+def error_class(name: str) -> type[RefundflowError] | None:
+    """The RefundflowError class an error name stands for (a Lambda ``errorType``, a Step Functions
+    error name), or None for names that are not ours (``States.Timeout``, ``Lambda.Unknown``...)."""
+    if name not in _BY_NAME:
+        for module in ERROR_MODULES:
+            importlib.import_module(module)
+    return _BY_NAME.get(name)
+
+
+def is_kind(name: str, *kinds: type[RefundflowError]) -> bool:
+    """Whether the error named ``name`` is one of ``kinds`` or a subclass of one."""
+    found = error_class(name)
+    return found is not None and issubclass(found, kinds)
 
 
 class TransientError(RefundflowError):
@@ -71,6 +106,12 @@ class InvalidRequest(RefundflowError):
     """Input that can never succeed as given: a client error with a precise reason."""
 
     code = "invalid_request"
+
+
+class UnsupportedProvider(InvalidRequest):
+    """No workflow branch for this payment provider (the state machines' ``UnsupportedProvider`` state)."""
+
+    code = "provider_not_supported"
 
 
 class IdempotencyConflict(RefundflowError):

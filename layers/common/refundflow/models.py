@@ -229,6 +229,7 @@ class Refund(StrictModel):
     credit_document: CreditDocument | None = None
     attention_reason: str | None = None
     books_attempts: int = Field(default=0, ge=0)
+    lookup_attempts: int = Field(default=0, ge=0, description="Payment look-ups that found the provider unreachable.")
     failure: FailureRecord | None = None
     audit_seq: int = 0
     audit_head: str = ""

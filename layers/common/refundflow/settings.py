@@ -43,6 +43,8 @@ class WorkflowTimingSettings(EnvModel):
 
 class FailureSettings(EnvModel):
     max_books_attempts: int = Field(default=96, ge=1, alias="MAX_BOOKS_ATTEMPTS")
+    # Payment look-ups that found the provider unreachable, BooksRetryWaitSeconds apart, before FAILED.
+    max_lookup_attempts: int = Field(default=24, ge=1, alias="MAX_LOOKUP_ATTEMPTS")
 
 
 class IdempotencySettings(EnvModel):

@@ -68,7 +68,7 @@ def refunded(env: World) -> str:
         (PolicyViolation("too many refunds this month", code="velocity"), S.REJECTED),
         ("InsufficientRefundableAmount", S.REJECTED),
         ("InvalidRequest", S.REJECTED),
-        (TransientError("Stripe unavailable", platform="stripe"), S.FAILED),
+        (RejectedError("payment not captured", code="payment_not_captured", platform="stripe"), S.FAILED),
         ("States.Timeout", S.FAILED),
         ("Lambda.ServiceException", S.FAILED),
     ],

@@ -342,18 +342,24 @@ def test_a_retry_after_a_lost_request_sends_it_again_with_the_same_key(paid: Wor
     assert env.repository.get(refund_id).status is S.REFUNDED
 
 
-def test_a_payment_already_refunded_elsewhere_counts_as_refunded(paid: World) -> None:
+def test_a_payment_refunded_elsewhere_meanwhile_fails_and_is_neither_refunded_nor_booked(paid: World) -> None:
     env = paid
-    # GIVEN the provider says the charge was already refunded, and holds no refund of ours
-    env.provider.outcomes = [Outcome.ALREADY_DONE]
+    # GIVEN a reserved refund, and the payment then refunded in full at the provider by someone else
     refund_id = env.reserved(refund_request_body())
-    # WHEN the refund is issued
-    issue_refund(refund_id, journal=env.journal, provider=env.provider)
-    # THEN the customer has the money: REFUNDED, with the reason on record and the reservation consumed
+    env.provider.refund_outside(PAYMENT, eur(10_000))
+    # WHEN the refund is issued THEN the provider's "already refunded" is a refusal, not our success
+    with pytest.raises(RejectedError) as refused:
+        issue_refund(refund_id, journal=env.journal, provider=env.provider)
+    assert refused.value.code == "nothing_refundable"
+    handle_failure(refund_id, type(refused.value).__name__, "", journal=env.journal, max_books_attempts=3)
+    # AND the catch path fails it and gives the reservation back: nothing refunded by us, nothing booked
     refund = env.repository.get(refund_id)
-    assert (refund.status, refund.provider_status) == (S.REFUNDED, "already_refunded")
-    assert env.balance(PAYMENT) == {"captured": 10_000, "refunded": 2_500, "reserved": 0, "remaining": 7_500}
-    assert env.provider.refunds == {}
+    assert refund.status is S.FAILED
+    assert refund.reservation is not None
+    assert refund.reservation.state is ReservationState.RELEASED
+    assert refund.credit_document is None
+    assert env.ledger.record_calls == []
+    assert [r.refund_id for r in env.provider.refunds.values()] == [None]
 
 
 def test_a_refund_the_provider_rejects_fails_and_gives_the_amount_back(paid: World) -> None:
@@ -494,13 +500,13 @@ def test_stale_and_out_of_order_events_change_nothing(paid: World) -> None:
     refund_id = pending_refund(env)
     provider_refund = env.provider.only_refund()
     succeeded = env.provider.settle(provider_refund.provider_refund_id, ProviderRefundStatus.SUCCEEDED)
-    apply_provider_event(provider_event(succeeded), journal=env.journal, provider=None)
+    apply_provider_event(provider_event(succeeded), journal=env.journal, provider=env.provider)
     settled = env.repository.get(refund_id)
     published = len(env.publisher.events)
     # WHEN late events arrive: the old "pending", "succeeded" again, and a refund refundflow did not make
     stranger = succeeded.model_copy(update={"provider_refund_id": "re_dashboard", "refund_id": None})
     for late in (provider_refund, succeeded, stranger):
-        apply_provider_event(provider_event(late), journal=env.journal, provider=None)
+        apply_provider_event(provider_event(late), journal=env.journal, provider=env.provider)
     # THEN nothing is written or published
     assert env.repository.get(refund_id) == settled
     assert len(env.publisher.events) == published

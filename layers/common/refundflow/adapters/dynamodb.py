@@ -72,6 +72,7 @@ _STATE_FIELDS = {
     "credit_document",
     "attention_reason",
     "books_attempts",
+    "lookup_attempts",
     "failure",
     "audit_seq",
     "audit_head",
@@ -602,6 +603,44 @@ class RefundRepository:
         balance = self.get_balance(payment.provider, payment.payment_id)
         assert balance is not None
         return balance
+
+    def limit_to_provider(self, payment: ProviderPayment) -> RefundableBalance:
+        """The payment's balance (opened if new), never above what the provider still holds.
+
+        ``captured - refunded at the provider`` bounds what anyone can still refund. When less is left
+        there than ``remaining`` says, the difference was refunded outside refundflow: it moves from
+        ``remaining`` to ``refunded`` (under a condition on the value read, so concurrent look-ups
+        count it once). Our own refunds in flight are counted by the provider too, which can only make
+        the bound higher than what is truly left, never lower.
+
+        Raises:
+            ConcurrentModification: the balance kept changing while it was being limited.
+        """
+        for _ in range(5):
+            balance = self.open_balance(payment)
+            ceiling = max(payment.captured.minor_units - payment.refunded.minor_units, 0)
+            excess = balance.remaining.minor_units - ceiling
+            if excess <= 0:
+                return balance
+            try:
+                self._call(
+                    "update_item",
+                    TableName=self.table_name,
+                    Key=self._balance_key(payment.provider, payment.payment_id),
+                    UpdateExpression="SET remaining = :ceiling, refunded = refunded + :excess",
+                    ConditionExpression="remaining = :seen AND currency = :currency",
+                    ExpressionAttributeValues=_to_item(
+                        {
+                            ":ceiling": ceiling,
+                            ":excess": excess,
+                            ":seen": balance.remaining.minor_units,
+                            ":currency": balance.captured.currency,
+                        }
+                    ),
+                )
+            except ClientError:
+                continue  # changed since read: read again
+        raise ConcurrentModification(f"balance of {payment.provider}/{payment.payment_id} kept changing")
 
     def _balance_update(
         self, refund: Refund, expression: str, condition: str, amount: Money, error: Callable[[], RefundflowError]

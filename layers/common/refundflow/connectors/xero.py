@@ -28,6 +28,7 @@ from typing import Any
 
 from refundflow import settings
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
+from refundflow.connectors.xero_amounts import to_xero_amount
 from refundflow.errors import (
     ConfigurationError,
     NotFound,
@@ -37,16 +38,13 @@ from refundflow.errors import (
 )
 from refundflow.ids import idempotency_key, is_refund_id
 from refundflow.models import BooksSystem, CreditDocument
-from refundflow.money import Money, MoneyError, exponent
+from refundflow.money import Money, MoneyError
 from refundflow.ports import CreditBooking, Ledger
 
 PLATFORM = "xero"
 IDEMPOTENCY_KEY_MAX_LENGTH = 128
 # Xero keeps an idempotency key, and the answer it gave, for six minutes from the first call.
 XERO_IDEMPOTENCY_WINDOW_SECONDS = 360.0
-# Xero stores line totals, totals, allocations and payments with two decimals: a three-decimal currency
-# (KWD) can only be booked when its last digit is zero, otherwise Xero would round it silently.
-XERO_AMOUNT_DECIMALS = 2
 # Refresh a little before Xero's 30-minute access tokens expire, so a call never starts with a dying token.
 TOKEN_EXPIRY_MARGIN_SECONDS = 120.0
 
@@ -60,24 +58,6 @@ SecretSaver = Callable[[dict[str, Any]], None]
 
 
 # ---------------------------------------------------------------- exact amounts and JSON
-
-
-def to_xero_amount(money: Money) -> Decimal:
-    """``money`` in major units, exactly, as Xero stores it (at most two decimals).
-
-    Raises:
-        RejectedError: the amount has a non-zero digit beyond Xero's two decimals (e.g. 1.235 KWD).
-    """
-    digits = min(exponent(money.currency), XERO_AMOUNT_DECIMALS)
-    value = money.to_decimal()
-    quantized = value.quantize(Decimal(1).scaleb(-digits))
-    if quantized != value:
-        raise RejectedError(
-            f"{money} cannot be booked in Xero, which keeps {XERO_AMOUNT_DECIMALS} decimals",
-            code="xero_precision",
-            platform=PLATFORM,
-        )
-    return quantized
 
 
 def from_xero_amount(value: Any, currency: str) -> Money:

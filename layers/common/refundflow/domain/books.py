@@ -6,7 +6,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from refundflow.domain.journal import BOOKS_REJECTED, BOOKS_UPDATE_FAILED, Journal, step_result
-from refundflow.models import BooksSystem, StepResult
+from refundflow.errors import ConcurrentModification
+from refundflow.models import BooksSystem, CreditDocument, Refund, StepResult
+from refundflow.observability import logger
 from refundflow.ports import CreditBooking, Ledger
 from refundflow.status import RefundStatus
 
@@ -17,6 +19,9 @@ def update_invoice(refund_id: str, *, journal: Journal, ledger_for: Callable[[Bo
     """Record the refund in the books (credit note linked to the invoice, cash refund), exactly once,
     then complete the refund. A refund without an invoice reference completes without books.
 
+    Whatever the books create is recorded on the refund, even if the refund moved on while the books
+    were called (a reversal by the provider, news from a webhook).
+
     Raises:
         TransientError: the books could not be reached; retried, then the refund waits and tries again.
         RejectedError, NotFound: the books refuse the document; the refund needs a person.
@@ -24,8 +29,7 @@ def update_invoice(refund_id: str, *, journal: Journal, ledger_for: Callable[[Bo
     refund = journal.repository.get(refund_id)
     if refund.status is S.INVOICE_UPDATED:
         return step_result(journal.move(refund, S.COMPLETED, actor="step:UpdateInvoice"))
-    retrying = refund.status is S.NEEDS_ATTENTION and refund.attention_reason in {BOOKS_UPDATE_FAILED, BOOKS_REJECTED}
-    if refund.status is not S.REFUNDED and not retrying:
+    if refund.status is not S.REFUNDED and not _books_retrying(refund):
         return journal.replay(refund)
     if refund.invoice is None:
         refund = journal.move(
@@ -47,17 +51,49 @@ def update_invoice(refund_id: str, *, journal: Journal, ledger_for: Callable[[Bo
     )
     ledger = ledger_for(refund.invoice.system)
     document = ledger.record_refund(booking)
-    refund = journal.move(
-        refund,
-        S.INVOICE_UPDATED,
-        actor=f"books:{refund.invoice.system.value}",
-        details={
-            "credit_note_id": document.credit_note_id,
-            "credit_note_number": document.credit_note_number,
-            "allocated_to_invoice": document.allocated_to_invoice.model_dump(mode="json"),
-            "cash_refunded": document.cash_refunded.model_dump(mode="json"),
-        },
-        changes={"credit_document": document, "attention_reason": None, "failure": None},
-    )
+    refund = _record_document(refund, document, journal=journal)
+    if refund.status is not S.INVOICE_UPDATED:
+        return journal.replay(refund)
     refund = journal.move(refund, S.COMPLETED, actor="step:UpdateInvoice")
     return step_result(refund)
+
+
+def _record_document(refund: Refund, document: CreditDocument, *, journal: Journal) -> Refund:
+    """Store what the books created, whatever happened to the refund meanwhile (a webhook may have
+    moved it to NEEDS_ATTENTION while the books were called): the document exists in the books, so
+    our record of it must too. A refund still in the books phase moves to INVOICE_UPDATED; any other
+    keeps its status and gets the document through an audit entry."""
+    assert refund.invoice is not None
+    details = {
+        "credit_note_id": document.credit_note_id,
+        "credit_note_number": document.credit_note_number,
+        "allocated_to_invoice": document.allocated_to_invoice.model_dump(mode="json"),
+        "cash_refunded": document.cash_refunded.model_dump(mode="json"),
+    }
+    actor = f"books:{refund.invoice.system.value}"
+    for _ in range(5):
+        try:
+            if refund.status is S.REFUNDED or _books_retrying(refund):
+                return journal.move(
+                    refund,
+                    S.INVOICE_UPDATED,
+                    actor=actor,
+                    details=details,
+                    changes={"credit_document": document, "attention_reason": None, "failure": None},
+                )
+            if refund.credit_document == document:
+                return refund
+            logger.warning(
+                "credit document created while the refund moved on",
+                extra={"refund_id": refund.refund_id, "status": refund.status.value},
+            )
+            return journal.note(
+                refund, "CreditDocumentRecorded", actor=actor, details=details, changes={"credit_document": document}
+            )
+        except ConcurrentModification:
+            refund = journal.repository.get(refund.refund_id)
+    raise ConcurrentModification(f"{refund.refund_id}: could not record credit note {document.credit_note_id}")
+
+
+def _books_retrying(refund: Refund) -> bool:
+    return refund.status is S.NEEDS_ATTENTION and refund.attention_reason in {BOOKS_UPDATE_FAILED, BOOKS_REJECTED}

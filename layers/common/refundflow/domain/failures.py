@@ -1,7 +1,11 @@
 """The workflow's catch path: decide what an error means for the refund, given how far it got.
 
-Before the provider was asked, nothing moved: release a held reservation (exactly once) and reject
-or fail the refund. While the provider's answer is unknown, money may have moved: keep the
+Errors arrive by name (a Lambda ``errorType``); they are classified by their class in
+:mod:`refundflow.errors` and its hierarchy, so a connector's subclass of ``RejectedError`` is a
+rejection. Before the provider was asked, nothing moved: release a held reservation (exactly once)
+and reject or fail the refund; a provider that cannot be reached for the payment's look-up is asked
+again later (``LOOKUP_RETRY``: the Standard parent waits, then runs the steps again), a bounded
+number of times. While the provider's answer is unknown, money may have moved: keep the
 reservation and look again. After the money moved, a books failure never undoes the refund: the
 refund needs attention and the books update is retried."""
 
@@ -12,23 +16,36 @@ import re
 
 from refundflow.domain.journal import BOOKS_REJECTED, BOOKS_UPDATE_FAILED, OUTCOME_UNKNOWN, Journal, step_result
 from refundflow.domain.payments import release_items
-from refundflow.models import FailureRecord, StepResult
+from refundflow.errors import (
+    IdempotencyConflict,
+    IllegalTransition,
+    InsufficientRefundableAmount,
+    InvalidRequest,
+    NotFound,
+    PolicyViolation,
+    RefundflowError,
+    RejectedError,
+    TransientError,
+    is_kind,
+)
+from refundflow.models import FailureRecord, Refund, StepResult
 from refundflow.status import RefundStatus
 
 S = RefundStatus
 # Errors that mean "this request cannot be granted": a decision (REJECTED), not a breakdown.
-REJECTING_ERRORS = frozenset(
-    {
-        "PolicyViolation",
-        "InsufficientRefundableAmount",
-        "InvalidRequest",
-        "IdempotencyConflict",
-        "NotFound",
-        "UnsupportedProvider",
-    }
+REJECTING_ERRORS: tuple[type[RefundflowError], ...] = (
+    PolicyViolation,
+    InsufficientRefundableAmount,
+    InvalidRequest,  # UnsupportedProvider, amount_not_representable, ...
+    IdempotencyConflict,
+    NotFound,
 )
 # Errors after which the books will not accept the document without a person fixing something.
-BOOKS_FINAL_ERRORS = frozenset({"RejectedError", "NotFound", "InvalidRequest", "IllegalTransition"})
+BOOKS_FINAL_ERRORS: tuple[type[RefundflowError], ...] = (RejectedError, NotFound, InvalidRequest, IllegalTransition)
+# The payment look-up could not reach the provider: the parent waits and runs the steps again.
+LOOKUP_RETRY = "LOOKUP_RETRY"
+PROVIDER_UNAVAILABLE = "provider_unavailable"
+DEFAULT_MAX_LOOKUP_ATTEMPTS = 24
 CHILD_STOPPED = "RefundSteps."
 BEFORE_SUBMISSION = frozenset({S.RECEIVED, S.VALIDATED, S.PENDING_APPROVAL, S.APPROVED})
 BOOKS_PHASE = frozenset({S.REFUNDED, S.INVOICE_UPDATED})
@@ -69,7 +86,13 @@ def unwrap_child_failure(error_name: str, cause: str) -> tuple[str, str]:
 
 
 def handle_failure(
-    refund_id: str, error_name: str, cause: str, *, journal: Journal, max_books_attempts: int
+    refund_id: str,
+    error_name: str,
+    cause: str,
+    *,
+    journal: Journal,
+    max_books_attempts: int,
+    max_lookup_attempts: int = DEFAULT_MAX_LOOKUP_ATTEMPTS,
 ) -> StepResult:
     """Resolve where the refund stands after the workflow stopped or failed, and undo what must be undone.
 
@@ -79,19 +102,23 @@ def handle_failure(
     refund = journal.repository.get(refund_id)
     error_name, cause = unwrap_child_failure(error_name, cause)
     if error_name.startswith(CHILD_STOPPED):
+        if error_name == CHILD_STOPPED + LOOKUP_RETRY and _lookup_to_retry(refund):
+            return step_result(refund, LOOKUP_RETRY)
         return step_result(refund)
     failure = describe_error(error_name, cause)
     actor = "step:HandleFailure"
     details: dict[str, object] = {"error": error_name, "code": failure.code, "message": failure.message[:500]}
     if refund.status in BEFORE_SUBMISSION:
-        target = S.REJECTED if error_name in REJECTING_ERRORS else S.FAILED
+        if refund.status is S.VALIDATED and refund.amount is None and is_kind(error_name, TransientError):
+            return _lookup_failed(refund, failure, details, journal=journal, max_attempts=max_lookup_attempts)
+        target = S.REJECTED if is_kind(error_name, *REJECTING_ERRORS) else S.FAILED
         changes, extra = release_items(journal, refund)
         refund = journal.move(
             refund, target, actor=actor, details=details, changes={**changes, "failure": failure}, extra=extra
         )
         return step_result(refund)
     if refund.status is S.REFUND_SUBMITTED:
-        if error_name == "RejectedError":
+        if is_kind(error_name, RejectedError):
             changes, extra = release_items(journal, refund)
             refund = journal.move(
                 refund, S.FAILED, actor=actor, details=details, changes={**changes, "failure": failure}, extra=extra
@@ -111,7 +138,7 @@ def handle_failure(
     }
     if refund.status in BOOKS_PHASE or books_attention:
         attempts = refund.books_attempts + 1
-        final = error_name in BOOKS_FINAL_ERRORS or attempts >= max_books_attempts
+        final = is_kind(error_name, *BOOKS_FINAL_ERRORS) or attempts >= max_books_attempts
         changes = {
             "attention_reason": BOOKS_REJECTED if final else BOOKS_UPDATE_FAILED,
             "books_attempts": attempts,
@@ -124,4 +151,40 @@ def handle_failure(
             refund = journal.move(refund, S.NEEDS_ATTENTION, actor=actor, details=details, changes=changes)
         return step_result(refund)
     # Waiting for the provider, or already final: nothing to undo here.
+    return step_result(refund)
+
+
+def _lookup_to_retry(refund: Refund) -> bool:
+    return refund.status is S.VALIDATED and refund.amount is None and refund.lookup_attempts > 0
+
+
+def _lookup_failed(
+    refund: Refund, failure: FailureRecord, details: dict[str, object], *, journal: Journal, max_attempts: int
+) -> StepResult:
+    """The provider could not be reached to look the payment up (after the step's own retries).
+    Nothing is reserved yet and nothing moved: try again later, up to ``max_attempts`` times, then
+    fail the refund with ``provider_unavailable`` (a new request can be sent once the provider is back)."""
+    attempts = refund.lookup_attempts + 1
+    actor = "step:HandleFailure"
+    if attempts < max_attempts:
+        refund = journal.note(
+            refund,
+            "PaymentLookupFailed",
+            actor=actor,
+            details={**details, "lookup_attempts": attempts, "will_retry": True},
+            changes={"lookup_attempts": attempts, "failure": failure},
+        )
+        return step_result(refund, LOOKUP_RETRY)
+    gave_up = FailureRecord(
+        code=PROVIDER_UNAVAILABLE,
+        message=f"the payment could not be looked up in {attempts} attempts; last error: {failure.message}"[:2000],
+        platform=failure.platform,
+    )
+    refund = journal.move(
+        refund,
+        S.FAILED,
+        actor=actor,
+        details={**details, "lookup_attempts": attempts, "will_retry": False},
+        changes={"lookup_attempts": attempts, "failure": gave_up},
+    )
     return step_result(refund)

@@ -9,15 +9,20 @@ from refundflow.ports import ProviderEvent, RefundProvider, TaskCallbacks
 
 
 def accept_provider_event(
-    event: ProviderEvent, *, journal: Journal, provider: RefundProvider | None, callbacks: TaskCallbacks
+    event: ProviderEvent, *, journal: Journal, provider: RefundProvider, callbacks: TaskCallbacks
 ) -> bool:
     """Apply a verified provider event; returns True if the delivery was seen before (and ignored).
+
+    A signature proves who could have sent a delivery, not that what it says is true: before any
+    outcome that changes money or books is applied, the refund is read from ``provider`` and what
+    the provider says is applied (see ``apply_provider_event``).
 
     The delivery is marked as seen only after it was applied, so a failure here (answered 5xx) lets
     the provider's retry apply it; applying is idempotent, so a concurrent duplicate is harmless.
 
     Raises:
-        GuardUnavailable, TransientError: the store or the workflow could not be reached (answer 5xx).
+        GuardUnavailable, TransientError: the store, the provider or the workflow could not be reached
+            (answer 5xx: nothing was applied, the provider delivers again).
     """
     repository = journal.repository
     platform = event.provider.value

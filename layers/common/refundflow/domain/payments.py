@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from refundflow.adapters.dynamodb import TransactItem
+from refundflow.connectors.registry import ensure_representable
 from refundflow.domain.journal import (
     AMOUNT_MISMATCH,
     BOOKS_REJECTED,
@@ -22,7 +23,9 @@ from refundflow.errors import (
     AlreadyDoneError,
     ConcurrentModification,
     IllegalTransition,
+    NotFound,
     PolicyViolation,
+    RejectedError,
 )
 from refundflow.ids import idempotency_key
 from refundflow.models import FailureRecord, Refund, Reservation, ReservationState, StepResult
@@ -35,6 +38,8 @@ S = RefundStatus
 # A refund whose provider outcome is still open: the statuses a provider webhook may resolve.
 AWAITING_PROVIDER = frozenset({S.REFUND_SUBMITTED, S.REFUND_PENDING})
 MONEY_OUT = frozenset({S.REFUNDED, S.INVOICE_UPDATED, S.COMPLETED, S.SETTLED})
+# Nothing of the payment is left to refund: everything captured is refunded (by us or outside) or reserved.
+NOTHING_REFUNDABLE = "nothing_refundable"
 
 
 def _money_out(refund: Refund) -> bool:
@@ -60,9 +65,13 @@ def refund_key(refund: Refund) -> str:
 def look_up_payment(refund_id: str, *, journal: Journal, provider: RefundProvider) -> StepResult:
     """Read the payment at the provider, open its refundable balance and fix the amount asked for.
 
+    The provider's own refunded amount bounds what remains: money refunded outside refundflow (in the
+    provider's dashboard, by another tool) is never refunded again, and never booked.
+
     Raises:
         NotFound: the provider does not know the payment.
-        PolicyViolation: currency mismatch, or nothing left to refund.
+        PolicyViolation: currency mismatch, or nothing left to refund (``nothing_refundable``).
+        InvalidRequest: the amount cannot be represented by the provider or the books.
         TransientError, RejectedError: from the provider.
     """
     repository = journal.repository
@@ -75,10 +84,15 @@ def look_up_payment(refund_id: str, *, journal: Journal, provider: RefundProvide
         raise PolicyViolation(
             f"refund in {requested.currency} for a payment in {payment.captured.currency}", code="currency_mismatch"
         )
-    balance = repository.open_balance(payment)
-    if requested is None and not balance.remaining.is_positive():
-        raise PolicyViolation("nothing is left to refund on this payment", code="nothing_to_refund")
+    balance = repository.limit_to_provider(payment)
+    if not balance.remaining.is_positive():
+        raise PolicyViolation(
+            f"nothing is left to refund on this payment: {payment.refunded} of {payment.captured} captured is "
+            f"refunded at {payment.provider.value}, the rest is reserved by other refunds",
+            code=NOTHING_REFUNDABLE,
+        )
     amount = requested or balance.remaining
+    ensure_representable(amount, refund.payment, refund.invoice)
     refund = journal.note(
         refund,
         "PaymentLookedUp",
@@ -86,11 +100,12 @@ def look_up_payment(refund_id: str, *, journal: Journal, provider: RefundProvide
         details={
             "captured": balance.captured.model_dump(mode="json"),
             "refunded": balance.refunded.model_dump(mode="json"),
+            "refunded_at_provider": payment.refunded.model_dump(mode="json"),
             "reserved": balance.reserved.model_dump(mode="json"),
             "remaining": balance.remaining.model_dump(mode="json"),
             "amount": amount.model_dump(mode="json"),
         },
-        changes={"amount": amount},
+        changes={"amount": amount, **({"failure": None} if refund.lookup_attempts else {})},
     )
     return step_result(refund, "PAYMENT_FOUND")
 
@@ -104,6 +119,7 @@ def reserve_amount(refund_id: str, *, journal: Journal, today: Callable[[], date
 
     Raises:
         InsufficientRefundableAmount: less remains than the refund needs (nothing is reserved).
+        InvalidRequest: the amount cannot be represented by the provider or the books (nothing is reserved).
         IllegalTransition: the refund has no amount to reserve.
     """
     repository = journal.repository
@@ -112,6 +128,8 @@ def reserve_amount(refund_id: str, *, journal: Journal, today: Callable[[], date
         return journal.replay(refund, "RESERVED" if refund.reservation else None)
     if refund.amount is None:
         raise IllegalTransition(f"{refund_id}: no amount to reserve")
+    # The policy may have adjusted the amount (fees, caps): check it again before anything is held.
+    ensure_representable(refund.amount, refund.payment, refund.invoice)
     day = (today or (lambda: datetime.now(UTC)))().date()
     refund = journal.note(
         refund,
@@ -147,7 +165,8 @@ def issue_refund(refund_id: str, *, journal: Journal, provider: RefundProvider) 
     Raises:
         TransientError: retry the step; the same idempotency key is used.
         OutcomeUnknownError: retry the step; it looks the refund up before sending again.
-        RejectedError: the provider refused; the catch path fails the refund and releases the amount.
+        RejectedError: the provider refused, or the payment was already fully refunded outside
+            refundflow (``nothing_refundable``); the catch path fails the refund and releases the amount.
         IllegalTransition: no reservation is held.
     """
     refund = journal.repository.get(refund_id)
@@ -197,23 +216,16 @@ def _submit(refund: Refund, *, journal: Journal, provider: RefundProvider, first
         except AlreadyDoneError as error:
             existing = provider.find_refund(refund.refund_id, refund.payment.payment_id)
             if existing is None:
-                return _refunded_elsewhere(refund, journal=journal, reason=str(error))
+                # Fully refunded, but not by us (between our look-up and now): this refund moved no
+                # money, so it is neither refunded nor booked; the catch path fails it and releases
+                # the reservation, and the next look-up sees the provider's figures.
+                raise RejectedError(
+                    f"the payment is already fully refunded at {refund.payment.provider.value}, not by refundflow: "
+                    f"{error.message}",
+                    code=NOTHING_REFUNDABLE,
+                    platform=error.platform,
+                ) from error
     return apply_provider_refund(refund, existing, journal=journal)
-
-
-def _refunded_elsewhere(refund: Refund, *, journal: Journal, reason: str) -> StepResult:
-    """The provider says the payment is already fully refunded, not by us: the customer has the
-    money back, so the refund counts as done (and is booked), with the reason on record."""
-    changes, extra = _consume_items(journal, refund)
-    refund = journal.move(
-        refund,
-        S.REFUNDED,
-        actor=f"provider:{refund.payment.provider.value}",
-        details={"already_refunded_at_provider": True, "provider_message": reason},
-        changes={**changes, "provider_status": "already_refunded"},
-        extra=extra,
-    )
-    return step_result(refund)
 
 
 def _consume_items(journal: Journal, refund: Refund) -> tuple[dict[str, object], list[TransactItem]]:
@@ -321,33 +333,52 @@ def _money(amount: Money | None) -> dict[str, object] | None:
 # ---------------------------------------------------------------------------- provider webhooks
 
 
-def apply_provider_event(event: ProviderEvent, *, journal: Journal, provider: RefundProvider | None) -> list[Refund]:
+def apply_provider_event(event: ProviderEvent, *, journal: Journal, provider: RefundProvider) -> list[Refund]:
     """Apply a verified provider webhook to the refunds it is about; returns the refunds it touched.
 
-    Refunds not made by refundflow are ignored (they show up in reconciliation). When the event
-    carries no refund objects (``charge.refunded`` in current API versions) and a provider client is
-    given, our open refunds on that payment are looked up at the provider.
+    A delivery is news, not truth: anyone holding the signing secret can sign one, and providers
+    deliver out of order and retry for days. So the event only says *which* of our refunds to look
+    at; each one is read from the provider (by the provider refund id we stored, or found by our
+    reference) and what the provider says is applied. An older event arriving after a newer one
+    reads the same current truth, and only forward moves are applied.
+
+    Refunds not made by refundflow are ignored (they show up in reconciliation). An event that
+    carries no refund objects (``charge.refunded`` in current API versions) looks at our refunds on
+    that payment whose outcome is still open.
+
+    Raises:
+        TransientError: the provider could not be read now (nothing was applied; answer 5xx so
+            the provider delivers again).
     """
     repository = journal.repository
-    touched: list[Refund] = []
-    for provider_refund in event.refunds:
-        refund = repository.find(provider_refund.refund_id) if provider_refund.refund_id else None
+    candidates: dict[str, Refund] = {}
+    for news in event.refunds:
+        refund = repository.find(news.refund_id) if news.refund_id else None
         if refund is None:
-            logger.info(
-                "provider refund not made by refundflow",
-                extra={"provider_refund_id": provider_refund.provider_refund_id},
-            )
+            logger.info("provider refund not made by refundflow", extra={"provider_refund_id": news.provider_refund_id})
             continue
-        touched.append(settle_with_provider(refund, provider_refund, journal=journal))
-    if not event.refunds and event.payment_id and provider is not None:
+        if _awaiting_provider(refund) or _money_out(refund):
+            candidates.setdefault(refund.refund_id, refund)
+    if not event.refunds and event.payment_id:
         for refund in repository.refunds_for_payment(event.provider, event.payment_id):
-            if not _awaiting_provider(refund):
-                continue
-            found = (
-                provider.get_refund(refund.provider_refund_id)
-                if refund.provider_refund_id
-                else provider.find_refund(refund.refund_id, refund.payment.payment_id)
-            )
-            if found is not None:
-                touched.append(settle_with_provider(refund, found, journal=journal))
+            if _awaiting_provider(refund):
+                candidates.setdefault(refund.refund_id, refund)
+    touched: list[Refund] = []
+    for refund in candidates.values():
+        truth = _read_at_provider(refund, provider)
+        if truth is not None:
+            touched.append(settle_with_provider(refund, truth, journal=journal))
     return touched
+
+
+def _read_at_provider(refund: Refund, provider: RefundProvider) -> ProviderRefund | None:
+    """Our refund as the provider holds it now, or None if the provider has none."""
+    if not refund.provider_refund_id:
+        return provider.find_refund(refund.refund_id, refund.payment.payment_id)
+    try:
+        return provider.get_refund(refund.provider_refund_id)
+    except NotFound:
+        # The id came from the provider's own answer: a provider that no longer knows it (another
+        # account's key?) is for a person to look at; the refund is left as it is.
+        logger.error("provider does not know our refund", extra={"refund_id": refund.refund_id})
+        return None

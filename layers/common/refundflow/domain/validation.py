@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from refundflow.connectors.registry import ensure_deployed
+from refundflow.connectors.registry import AMOUNT_NOT_REPRESENTABLE, BOOKS_RULES, ensure_deployed, ensure_representable
 from refundflow.domain.journal import Journal, step_result
 from refundflow.errors import InvalidRequest
 from refundflow.models import StepResult
@@ -13,8 +13,10 @@ def validate_refund(refund_id: str, *, journal: Journal) -> StepResult:
     """Check that the stored request can be carried out by this deployment and mark it VALIDATED.
 
     Raises:
-        InvalidRequest: no connector for the payment provider or the books system (the catch path
-            rejects the refund with this reason).
+        InvalidRequest: no connector for the payment provider or the books system, mixed currencies,
+            or an amount the provider or the books cannot represent exactly (``amount_not_representable``,
+            e.g. 3.333 KWD at Stripe); the catch path rejects the refund with this reason, before
+            anything is reserved.
         NotFound: the refund does not exist.
     """
     refund = journal.repository.get(refund_id)
@@ -26,6 +28,14 @@ def validate_refund(refund_id: str, *, journal: Journal) -> StepResult:
         currencies.add(refund.requested_amount.currency)
     if len(currencies) > 1:
         raise InvalidRequest(f"mixed currencies {sorted(currencies)}", code="currency_mismatch")
+    line_amounts = [line.amount for line in refund.lines]
+    if refund.requested_amount is not None:
+        ensure_representable(refund.requested_amount, refund.payment, refund.invoice, books_only=line_amounts)
+    elif refund.invoice is not None:
+        # The amount is known after the look-up (checked there); the lines only go to the books.
+        problem = next(filter(None, map(BOOKS_RULES[refund.invoice.system], line_amounts)), None)
+        if problem:
+            raise InvalidRequest(problem, code=AMOUNT_NOT_REPRESENTABLE)
     refund = journal.move(
         refund,
         RefundStatus.VALIDATED,
