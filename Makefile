@@ -12,7 +12,8 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
 .PHONY: help setup demo local test check lint format typecheck unit integration contract e2e statelint \
-	sam-validate sam-build openapi openapi-check diagrams diagrams-check benchmarks policy-check aws-e2e clean
+	sam-validate sam-build bundle-check openapi openapi-check diagrams diagrams-check benchmarks policy-check aws-e2e \
+	clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-16s %s\n", $$1, $$2}'
@@ -37,7 +38,8 @@ demo: $(BIN)/.installed ## run every refund scenario on the local stack and prin
 
 test: setup check ## every test and gate (all but the AWS end-to-end suite)
 
-check: lint typecheck statelint sam-validate openapi-check diagrams-check unit integration contract e2e sam-build ## all gates
+check: lint typecheck statelint sam-validate openapi-check diagrams-check unit integration contract e2e sam-build \
+	bundle-check ## all gates
 
 # ------------------------------------------------------------------ local stack
 local: $(BIN)/.installed ## the local stack in the foreground on http://127.0.0.1:$${REFUNDFLOW_PORT:-3000}
@@ -83,8 +85,28 @@ statelint: $(BIN)/.installed ## statelint on both state machines (placeholders r
 sam-validate: $(SAM_VENV)/.installed ## sam validate --lint (cfn-lint)
 	$(SAM) validate --lint --template template.yaml
 
-sam-build: $(SAM_VENV)/.installed ## sam build without Docker (makefile builds, arm64 wheels)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(SAM) build --template template.yaml --parallel
+# Every function and the layer build with their Makefile (no Docker), pip pinned to constraints.txt. Not cached:
+# sam's cache key is the CodeUri folder alone, blind to constraints.txt and to WHEEL_PLATFORM.
+SAM_BUILD = PATH="$(CURDIR)/$(BIN):$$PATH" REFUNDFLOW_CONSTRAINTS="$(CURDIR)/constraints.txt" \
+	$(SAM) build --template template.yaml --parallel --no-cached
+
+sam-build: $(SAM_VENV)/.installed $(BIN)/.installed ## sam build without Docker (makefile builds, arm64 wheels)
+	$(SAM_BUILD)
+
+# What the Lambda python3.13 runtime puts on the path besides the function and its layers (never shipped).
+LAMBDA_RUNTIME := .aws-sam/lambda-runtime
+$(LAMBDA_RUNTIME)/.installed: constraints.txt
+	rm -rf $(LAMBDA_RUNTIME)
+	$(BIN)/pip install $(PIP_FLAGS) -c constraints.txt --target $(LAMBDA_RUNTIME) --no-compile --only-binary=:all: \
+		--implementation cp --python-version 3.13 boto3 botocore s3transfer jmespath urllib3 python-dateutil six
+	touch $@
+
+# The shipped wheels are aarch64 and cannot be imported here: build the same Makefiles for this host
+# (its own folder: sam keeps build.toml beside the build dir), compare both, import from the host build.
+bundle-check: sam-build $(LAMBDA_RUNTIME)/.installed ## every handler imports from its sam build in Python 3.13
+	mkdir -p .aws-sam/host && WHEEL_PLATFORM=manylinux2014_$(shell uname -m) $(SAM_BUILD) --build-dir .aws-sam/host/build \
+		--cache-dir .aws-sam/host/cache > .aws-sam/host.log 2>&1 || { cat .aws-sam/host.log; exit 1; }
+	$(BIN)/python -m local.tools bundle-check $(if $(LAMBDA_PYTHON),--python $(LAMBDA_PYTHON))
 
 openapi: $(BIN)/.installed ## regenerate docs/openapi.json from the handlers' models
 	$(BIN)/python -m local.tools openapi --write

@@ -5,14 +5,20 @@
   signed request bodies the handlers parse themselves after verifying the signature.
 - diagrams: the Mermaid state diagrams in README.md, generated from the ASL so they cannot drift.
 ``--write`` regenerates; ``--check`` fails when the committed file differs from what would be made.
+- bundle-check: what ``sam build`` made imports and is pinned (see ``run_bundle_check``).
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
+import os
+import re
+import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +69,7 @@ def openapi_document() -> dict[str, Any]:
         module = load_handler_module(folder, f"refundflow_openapi_{folder.name}")
         app.include_router(module.router)
         signed_bodies.update(getattr(module, "SIGNED_REQUEST_BODIES", {}))
+        signed_bodies.update(getattr(module, "REQUEST_BODIES", {}))
     document: dict[str, Any] = json.loads(
         app.get_openapi_json_schema(
             title="refundflow API",
@@ -160,15 +167,156 @@ def run_diagrams(write: bool) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ bundle check
+
+# Runs in the Lambda interpreter with -I -S (no site-packages, no PYTHON* variables): argv is the handler
+# ("app.lambda_handler") and the folders Lambda puts on the path, in Lambda's order.
+_IMPORT_PROBE = """
+import importlib, sys
+handler, *folders = sys.argv[1:]
+sys.path[:0] = folders
+module_name, _, attribute = handler.rpartition(".")
+if not callable(getattr(importlib.import_module(module_name), attribute)):
+    raise SystemExit(f"{handler} is not callable")
+"""
+
+
+def canonical_name(name: str) -> str:
+    """A distribution's name as PEP 503 compares them (PyYAML, pyyaml and py_yaml are one)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def distributions(folder: Path) -> dict[str, str]:
+    """The distributions pip installed into a bundle folder: canonical name -> version."""
+    found: dict[str, str] = {}
+    for info in folder.glob("*.dist-info"):
+        name, version = info.name.removesuffix(".dist-info").rsplit("-", 1)
+        found[canonical_name(name)] = version
+    return found
+
+
+def constraint_pins(path: Path) -> dict[str, str]:
+    """``name==version`` lines of a constraints file: canonical name -> version."""
+    pins: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        requirement = line.split("#", 1)[0].strip()
+        if requirement:
+            name, _, version = requirement.partition("==")
+            pins[canonical_name(name)] = version
+    return pins
+
+
+def bundle_problems(shipped: Path, host: Path, pins: dict[str, str]) -> list[str]:
+    """Why a shipped bundle folder is not the host-platform one, or ships something not pinned to constraints."""
+    problems: list[str] = []
+    ours, theirs = distributions(shipped), distributions(host)
+    for name in sorted(ours.keys() | theirs.keys()):
+        if ours.get(name) != theirs.get(name):
+            problems.append(f"{name} {ours.get(name, 'missing')} shipped, {theirs.get(name, 'missing')} on the host")
+        elif pins.get(name) != ours[name]:
+            problems.append(f"{name} {ours[name]} is not the version constraints.txt pins ({pins.get(name, 'none')})")
+    return problems
+
+
+def import_problem(python: str, handler: str, folders: list[Path], environment: dict[str, str]) -> str | None:
+    """Import a handler in a clean interpreter with only ``folders`` (and the stdlib) on its path."""
+    command = [python, "-I", "-S", "-c", _IMPORT_PROBE, handler, *map(str, folders)]
+    result = subprocess.run(command, env=environment, capture_output=True, text=True, check=False, timeout=120)
+    if result.returncode == 0:
+        return None
+    lines = (result.stderr or result.stdout).strip().splitlines()
+    return lines[-1] if lines else f"exit status {result.returncode}"
+
+
+def lambda_python(requested: str | None) -> str | None:
+    """The absolute path of a Python 3.13 (Lambda's runtime version): the one asked for, else any found."""
+    home_versions = sorted(glob.glob(str(Path.home() / ".pyenv/versions/3.13*/bin/python3.13")))
+    for candidate in [requested] if requested else ["python3.13", *home_versions]:
+        try:
+            result = subprocess.run(
+                [candidate, "-c", "import sys; print(sys.version_info[:2] == (3, 13), sys.executable)"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        except FileNotFoundError:
+            continue
+        is_313, _, executable = result.stdout.strip().partition(" ")
+        if result.returncode == 0 and is_313 == "True":
+            return executable
+    return None
+
+
+def run_bundle_check(shipped: Path, host: Path, runtime: Path, requested_python: str | None) -> int:
+    """Check what ``sam build`` made, honestly, on a host that cannot run the shipped aarch64 wheels.
+
+    - the shipped build and a build of the same Makefiles for this host's platform hold the same
+      distributions, each at the version constraints.txt pins;
+    - every function's handler imports from the host build in a clean Python 3.13 with nothing on its path
+      but what Lambda gives it: the function folder, its layers' python/ and ``runtime`` (what the Lambda
+      runtime provides: boto3 and its dependencies at the pinned versions).
+    """
+    stack = Stack.from_template("refundflow")
+    pins = constraint_pins(ROOT / "constraints.txt")
+    functions = stack.of_type("AWS::Serverless::Function")
+    # a Python layer's packages are under python/ in its zip (Lambda puts /opt/python on the path)
+    folders = {logical_id: Path(logical_id, "python") for logical_id in stack.of_type("AWS::Serverless::LayerVersion")}
+    folders.update({logical_id: Path(logical_id) for logical_id in functions})
+    problems = [
+        f"{logical_id}: {problem}"
+        for logical_id, folder in folders.items()
+        for problem in bundle_problems(shipped / folder, host / folder, pins)
+    ]
+    python = lambda_python(requested_python)
+    if python is None:
+        message = "no Python 3.13 found (set LAMBDA_PYTHON): the handlers' imports were NOT checked"
+        if os.environ.get("CI") == "true":
+            problems.append(message)
+        else:
+            print(f"bundle-check: SKIPPED imports: {message}", file=sys.stderr)
+    else:
+        function_globals = stack.template.get("Globals", {}).get("Function", {})
+
+        def check(logical_id: str) -> str | None:
+            properties = {**function_globals, **functions[logical_id]["Properties"]}
+            layer_ids = [layer["Ref"] for layer in properties.get("Layers", [])]
+            path = [host / folders[logical_id], *(host / folders[layer_id] for layer_id in layer_ids), runtime]
+            environment = {
+                **stack.function_environment(logical_id),
+                "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+                "AWS_LAMBDA_FUNCTION_NAME": stack.physical_name(logical_id),
+                "AWS_REGION": stack.region,
+                "LAMBDA_TASK_ROOT": str(host / logical_id),
+            }
+            problem = import_problem(python, properties["Handler"], path, environment)
+            return f"{logical_id}: {properties['Handler']} does not import: {problem}" if problem else None
+
+        with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+            problems += [problem for problem in pool.map(check, sorted(functions)) if problem]
+    for problem in problems:
+        print(f"bundle-check: {problem}", file=sys.stderr)
+    imported = "" if python is None else f", every handler imports in {python}"
+    if not problems:
+        print(f"bundle-check: {len(folders)} artefacts pinned and alike on both platforms{imported}")
+    return 1 if problems else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.tools")
-    parser.add_argument("tool", choices=["statelint", "openapi", "diagrams"])
+    parser.add_argument("tool", choices=["statelint", "openapi", "diagrams", "bundle-check"])
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true")
     mode.add_argument("--check", action="store_true")
+    bundles = parser.add_argument_group("bundle-check")
+    bundles.add_argument("--shipped", type=Path, default=ROOT / ".aws-sam/build", help="the build that is deployed")
+    bundles.add_argument("--host", type=Path, default=ROOT / ".aws-sam/host/build", help="the same for this host")
+    bundles.add_argument("--runtime", type=Path, default=ROOT / ".aws-sam/lambda-runtime", help="Lambda's own packages")
+    bundles.add_argument("--python", help="a Python 3.13 interpreter (default: python3.13 or pyenv's)")
     args = parser.parse_args(argv)
     if args.tool == "statelint":
         return run_statelint()
+    if args.tool == "bundle-check":
+        return run_bundle_check(args.shipped, args.host, args.runtime, args.python)
     if args.tool == "openapi":
         return run_openapi(write=args.write)
     return run_diagrams(write=args.write)
