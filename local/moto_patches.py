@@ -174,10 +174,15 @@ def refuse_spent_task_tokens() -> None:
     original_notify = manager.notify
     original_evaluate = ExecutionState._evaluate_with_timeout
 
+    # moto times a callback task out twice over the same TimeoutSeconds: the state's timer (EvalTimeoutError)
+    # and the task's own wait for its token (CallbackTimeoutError, HeartbeatTimeoutError), on another thread.
+    # Which one fires first is up to the scheduler (a heartbeat timeout is always the task's own): all close it.
+    timed_out = (EvalTimeoutError, callback.CallbackTimeoutError, callback.HeartbeatTimeoutError)
+
     def evaluate_with_timeout(self: Any, env: Any) -> None:
         try:
             original_evaluate(self, env)
-        except EvalTimeoutError:
+        except timed_out:
             # The state timed out: its task is closed, and so is its token, before any Catch moves on.
             token = (env.states.context_object.context_object_data.get("Task") or {}).get("Token")
             with _TOKEN_LOCK:

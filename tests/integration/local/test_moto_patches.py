@@ -200,42 +200,72 @@ def test_task_token_resumes_once_and_is_refused_afterwards(stack: LocalStack) ->
         sfn.send_task_failure(taskToken=token, error="Late", cause="too late")
 
 
-def test_token_of_a_timed_out_task_is_refused(stack: LocalStack) -> None:
-    # GIVEN a task that waited 1 s for its token, timed out, and was caught (the workflow goes on)
+@pytest.mark.parametrize(
+    "timeouts",
+    [
+        {"TimeoutSeconds": 1},
+        # moto's own wait for the token times out here, not the state's timer (what a busy machine also causes)
+        {"TimeoutSeconds": 300, "HeartbeatSeconds": 1},
+    ],
+    ids=["task-timeout", "heartbeat-timeout"],
+)
+def test_token_of_a_timed_out_task_is_refused(stack: LocalStack, timeouts: dict[str, int]) -> None:
+    # GIVEN a task that waited 1 s for its token (or a heartbeat), timed out, and was caught; the workflow went on
+    # to a second task that hands its own token out and waits for the test (state, not time: no race with a
+    # busy machine)
     sqs = stack.client("sqs")
-    queue = sqs.create_queue(QueueName=f"patch-check-timeout-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    suffix = uuid.uuid4().hex[:8]
+    parked = sqs.create_queue(QueueName=f"patch-check-timeout-{suffix}")["QueueUrl"]
+    moved_on = sqs.create_queue(QueueName=f"patch-check-moved-on-{suffix}")["QueueUrl"]
     definition = {
         "StartAt": "Park",
         "States": {
             "Park": {
                 "Type": "Task",
                 "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
-                "Parameters": {"QueueUrl": queue, "MessageBody": {"token.$": "$$.Task.Token"}},
-                "TimeoutSeconds": 1,
-                "Catch": [{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.error", "Next": "Poll"}],
+                "Parameters": {"QueueUrl": parked, "MessageBody": {"token.$": "$$.Task.Token"}},
+                **timeouts,
+                "Catch": [
+                    {
+                        "ErrorEquals": ["States.HeartbeatTimeout", "States.Timeout"],
+                        "ResultPath": "$.error",
+                        "Next": "MovedOn",
+                    }
+                ],
                 "End": True,
             },
-            "Poll": {"Type": "Wait", "Seconds": 3, "End": True},
+            "MovedOn": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                "Parameters": {
+                    "QueueUrl": moved_on,
+                    "MessageBody": {"token.$": "$$.Task.Token", "error.$": "$.error.Error"},
+                },
+                "TimeoutSeconds": 300,
+                "End": True,
+            },
         },
     }
     sfn = stack.client("stepfunctions")
     execution_arn = sfn.start_execution(stateMachineArn=machine(stack, definition), input="{}")["executionArn"]
-    token = _token_from(stack, queue)
-
-    def caught() -> bool:
-        return "Poll" in entered_states(stack, execution_arn)
-
-    deadline = time.monotonic() + 10
-    while not caught():
-        assert time.monotonic() < deadline, "the task never timed out"
-        time.sleep(0.05)
-    # WHEN the answer comes late, while the workflow has moved on
+    token = _token_from(stack, parked)
+    # (the second token only exists once the first task timed out and its Catch moved on)
+    moved_on_message = _message_from(stack, moved_on, timeout=60)
+    # (AWS names a missed heartbeat States.HeartbeatTimeout, moto States.Timeout: both are timeouts)
+    assert moved_on_message["error"] in {"States.Timeout", "States.HeartbeatTimeout"}
+    assert sfn.describe_execution(executionArn=execution_arn)["status"] == "RUNNING"
+    # WHEN the answer to the first task comes late, while the workflow has moved on and still runs
     # THEN it is refused: the task is closed (what lets a late webhook know it resumed nothing)
     with pytest.raises(sfn.exceptions.TaskTimedOut):
         sfn.send_task_success(taskToken=token, output=json.dumps({"late": True}))
-    described = finished(stack, execution_arn)
+    with pytest.raises(sfn.exceptions.TaskTimedOut):
+        sfn.send_task_failure(taskToken=token, error="Late", cause="too late")
+    # AND the workflow goes on with the answers it is really waiting for, not the late one
+    sfn.send_task_success(taskToken=moved_on_message["token"], output=json.dumps({"resumed": "MovedOn"}))
+    described = finished(stack, execution_arn, timeout=60)
     assert described["status"] == "SUCCEEDED", described
-    assert json.loads(described["output"])["error"]["Error"] == "States.Timeout"
+    assert json.loads(described["output"]) == {"resumed": "MovedOn"}
+    assert entered_states(stack, execution_arn) == ["Park", "MovedOn"]
 
 
 # ---------------------------------------------------------------------------- DynamoDB transactions
@@ -369,11 +399,16 @@ def test_cancelled_transaction_leaves_no_partial_write(stack: LocalStack, ledger
     assert dynamodb.get_item(TableName=ledger, Key={"pk": {"S": "BALANCE"}})["Item"]["remaining"]["N"] == "100"
 
 
-def _token_from(stack: LocalStack, queue: str) -> str:
+def _message_from(stack: LocalStack, queue: str, timeout: float = 20.0) -> dict[str, Any]:
     sqs = stack.client("sqs")
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         messages = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages", [])
         if messages:
-            return str(json.loads(messages[0]["Body"])["token"])
-    raise AssertionError("the parked task never sent its token")
+            body: dict[str, Any] = json.loads(messages[0]["Body"])
+            return body
+    raise AssertionError(f"no message on {queue} within {timeout}s")
+
+
+def _token_from(stack: LocalStack, queue: str) -> str:
+    return str(_message_from(stack, queue)["token"])
