@@ -6,7 +6,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from refundflow.money import Money
 from refundflow.status import RefundStatus
@@ -95,14 +95,14 @@ class OrderItem(StrictModel):
 class OrderInfo(StrictModel):
     order_id: Identifier
     platform: Identifier | None = None
-    placed_at: datetime | None = None
-    delivered_at: datetime | None = None
+    placed_at: AwareDatetime | None = None
+    delivered_at: AwareDatetime | None = None
     items: list[OrderItem] = Field(default_factory=list, max_length=500)
 
 
 class ReturnInfo(StrictModel):
     status: ReturnStatus
-    received_at: datetime | None = None
+    received_at: AwareDatetime | None = None
     tracking_reference: Identifier | None = None
 
 
