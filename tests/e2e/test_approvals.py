@@ -82,6 +82,10 @@ def test_approval_without_a_valid_token_is_refused_before_the_function_runs(
     )
     # THEN every attempt is answered 401 by the authorizer, the function never runs, nothing moves
     assert {reason: answer.status_code for reason, answer in answers.items()} == dict.fromkeys(answers, 401)
+    # AND each answer is a problem document (the local authorizer's; API Gateway's own cannot be one)
+    for answer in answers.values():
+        assert_problem(answer, 401, "unauthorized")
+        assert answer.headers["WWW-Authenticate"] == "Bearer"
     assert stack.functions.invocations["DecideApprovalFunction"] == runs_before
     assert client.refund(refund_id)["status"] == "PENDING_APPROVAL"
     assert client.stripe_refunds(payment_id) == []
@@ -105,15 +109,21 @@ def test_role_below_the_required_one_is_forbidden(client: E2EClient, orders: Ord
     assert orders.settle(refund_id)["status"] == "COMPLETED"
 
 
-def test_token_bound_to_another_refund_is_forbidden(client: E2EClient, orders: Orders) -> None:
+def test_token_bound_to_another_refund_gets_the_same_404_as_an_unknown_refund(
+    client: E2EClient, orders: Orders
+) -> None:
     # GIVEN two refunds waiting for a team lead, and a team lead token minted for the first one only
     first, _ = pending(orders, client, TEAM_LEAD_AMOUNT, "bound-a")
     second, second_payment = pending(orders, client, TEAM_LEAD_AMOUNT, "bound-b")
     token = client.approver_token("lee.lead", "team_lead", refund_id=first)
-    # WHEN it is used on the second refund
+    # WHEN it is used on the second refund, and on a refund id that does not exist
     answer = client.decide(second, token, "approve")
-    # THEN it is forbidden, and the token is still good for its own refund
-    assert_problem(answer, 403, "token_for_other_refund")
+    unknown_id = "rf_" + "0" * 32
+    unknown = client.decide(unknown_id, token, "approve")
+    # THEN both are the same 404: the answer does not tell the token's holder that the second refund exists
+    assert_problem(answer, 404, "not_found")
+    assert answer.json() == {**unknown.json(), "detail": unknown.json()["detail"].replace(unknown_id, second)}
+    # AND the token is still good for its own refund
     assert client.refund(second)["status"] == "PENDING_APPROVAL"
     assert client.stripe_refunds(second_payment) == []
     assert client.decide(first, token, "reject", "wrong customer").status_code == 200
@@ -128,8 +138,8 @@ def test_approval_token_is_single_use_even_on_another_refund(client: E2EClient, 
     # WHEN the token approves the first refund, then is presented again for the second
     assert client.decide(first, token, "approve").status_code == 200
     replay = client.decide(second, token, "approve")
-    # THEN the second use is a conflict: the token was spent, and the second refund still waits
-    assert_problem(replay, 409, "token_already_used")
+    # THEN the second use is a 401: the token was spent, and the second refund still waits
+    assert_problem(replay, 401, "token_spent")
     assert client.refund(second)["status"] == "PENDING_APPROVAL"
     assert client.stripe_refunds(second_payment) == []
     assert orders.settle(first)["status"] == "COMPLETED"
@@ -165,7 +175,7 @@ def test_two_approvers_at_once_one_wins_and_money_moves_once(client: E2EClient, 
     decisions = [entry for entry in refund["timeline"] if entry["type"] == "StatusChanged:APPROVED"]
     assert len(decisions) == 1
     # AND the winning token, presented again, is refused as spent
-    assert_problem(client.decide(refund_id, tokens[winner], "approve"), 409, "token_already_used")
+    assert_problem(client.decide(refund_id, tokens[winner], "approve"), 401, "token_spent")
 
 
 # ---------------------------------------------------------------------------- escalation and expiry

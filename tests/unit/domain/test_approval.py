@@ -20,8 +20,8 @@ from refundflow.errors import (
     AuthenticationFailed,
     ConcurrentModification,
     Forbidden,
-    IdempotencyConflict,
     IllegalTransition,
+    NotFound,
     TransientError,
 )
 from refundflow.models import ApprovalRecord, Refund
@@ -208,17 +208,50 @@ def test_an_approver_below_the_required_role_is_forbidden_and_nothing_is_written
     assert not token_spent(env, "jti-1")
 
 
-def test_a_token_minted_for_another_refund_is_forbidden(env: World) -> None:
+def test_a_token_minted_for_another_refund_gets_the_answer_of_a_refund_that_does_not_exist(env: World) -> None:
     # GIVEN two refunds waiting for an agent, and a token bound to the second
     refund_id = pending(env, "agent", "RMA-1")
     other_id = pending(env, "agent", "RMA-2")
     before = Snapshot(env, refund_id)
-    # WHEN it is used on the first THEN it is refused, and nothing is written or spent
-    with pytest.raises(Forbidden) as refused:
+    # WHEN it is used on the first
+    with pytest.raises(NotFound) as not_yours:
         decide(env, refund_id, approver("finance", bound_refund_id=other_id))
-    assert refused.value.code == "token_for_other_refund"
+    # THEN the answer is word for word the one for a refund id that does not exist: it tells nothing
+    unknown_id = "rf_" + "f" * 32
+    with pytest.raises(NotFound) as unknown:
+        decide(env, unknown_id, approver("finance", bound_refund_id=other_id))
+    assert (not_yours.value.code, not_yours.value.message.replace(refund_id, "ID")) == (
+        unknown.value.code,
+        unknown.value.message.replace(unknown_id, "ID"),
+    )
+    # AND nothing is written or spent
     assert before.unchanged(env)
     assert not token_spent(env, "jti-1")
+
+
+class NoRefundReads:
+    """A repository that fails the test if the refund is read."""
+
+    def __init__(self, repository: RefundRepository) -> None:
+        self._repository = repository
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "get":
+            raise AssertionError("the refund was read before the caller was checked")
+        return getattr(self._repository, name)
+
+
+@pytest.mark.parametrize("role", [None, "intern", ""])
+def test_a_caller_without_an_approver_role_is_refused_before_the_refund_is_read(env: World, role: str | None) -> None:
+    # GIVEN a refund waiting for an agent, and a repository that must not be asked for it
+    refund_id = pending(env, "agent")
+    journal = Journal(NoRefundReads(env.repository), env.publisher)  # type: ignore[arg-type]
+    # WHEN a caller with no role the policy knows decides, on that refund or on one that does not exist
+    for target in (refund_id, "rf_" + "e" * 32):
+        with pytest.raises(Forbidden) as refused:
+            decide(env, target, approver(role), journal=journal)
+        # THEN both are the same 403, given before anything about a refund was looked at
+        assert refused.value.code == "role_not_allowed"
 
 
 @pytest.mark.parametrize("token_id", [None, ""])
@@ -238,10 +271,10 @@ def test_a_token_used_once_is_refused_on_the_same_refund(env: World) -> None:
     refund_id = pending(env, "agent")
     decide(env, refund_id, approver("agent", "jti-1"))
     before = Snapshot(env, refund_id)
-    # WHEN the same token is presented again, to reject it THEN it is refused as used, and nothing changes
-    with pytest.raises(IdempotencyConflict) as refused:
+    # WHEN the same token is presented again, to reject it THEN it is a 401 as spent, and nothing changes
+    with pytest.raises(AuthenticationFailed) as refused:
         decide(env, refund_id, approver("agent", "jti-1"), "reject")
-    assert refused.value.code == "token_already_used"
+    assert refused.value.code == "token_spent"
     assert before.unchanged(env)
 
 
@@ -252,10 +285,10 @@ def test_a_token_used_once_is_refused_on_another_refund(env: World) -> None:
     park(env, second, "task-token-2")
     decide(env, first, approver("agent", "jti-1"))
     before = Snapshot(env, second)
-    # WHEN the same token is used on the second THEN it is refused, and the second still waits
-    with pytest.raises(IdempotencyConflict) as refused:
+    # WHEN the same token is used on the second THEN it is refused as spent, and the second still waits
+    with pytest.raises(AuthenticationFailed) as refused:
         decide(env, second, approver("agent", "jti-1"))
-    assert refused.value.code == "token_already_used"
+    assert refused.value.code == "token_spent"
     assert before.unchanged(env)
     assert env.repository.peek_wait_token(second, WaitFor.APPROVAL.value) == "task-token-2"
     assert env.repository.delivery_refund_id(APPROVAL_TOKENS, "jti-1") == first

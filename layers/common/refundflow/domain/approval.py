@@ -17,7 +17,7 @@ from pydantic import Field
 
 from refundflow.domain.journal import Journal, step_result
 from refundflow.domain.waiting import WaitFor, resume_waiting
-from refundflow.errors import AuthenticationFailed, Forbidden, IdempotencyConflict, IllegalTransition
+from refundflow.errors import AuthenticationFailed, Forbidden, IllegalTransition, NotFound
 from refundflow.events import APPROVAL_ESCALATED
 from refundflow.models import ApprovalRecord, FailureRecord, Refund, StepResult, StrictModel
 from refundflow.policy import Policy
@@ -49,26 +49,33 @@ def decide_approval(
 ) -> Refund:
     """Record an approver's decision and resume the waiting workflow.
 
+    Who may ask is settled from the token alone, before the refund is read: a caller without an
+    approver role, or holding a spent token, learns nothing about any refund. A refund that does not
+    exist and a refund the token was not minted for are the same answer.
+
     Raises:
-        NotFound: no such refund.
-        AuthenticationFailed: the token has no ``jti`` (single use cannot be enforced).
-        Forbidden: the token is for another refund, or the role is below the one required.
+        AuthenticationFailed: the token has no ``jti`` (single use cannot be enforced), or was used before
+            (``token_spent``).
+        Forbidden: the token carries no approver role the policy knows, or a role below the one required.
+        NotFound: no such refund, or the token is bound to another one (the same answer for both).
         IllegalTransition: the refund is not waiting for approval (decided, expired, never needed one).
-        IdempotencyConflict: this token was used before.
         ConcurrentModification: another decision landed at the same moment (the first one wins).
     """
     repository = journal.repository
-    refund = repository.get(refund_id)
     if not approver.token_id:
         raise AuthenticationFailed(
             "the token has no jti claim, so it cannot be held to a single use", code="token_without_jti"
         )
-    if approver.bound_refund_id and approver.bound_refund_id != refund_id:
-        raise Forbidden("this token was issued for another refund", code="token_for_other_refund")
-    # A spent token is refused as spent, also on the refund it decided, before the status could tell its
-    # holder where the refund stands now; the marker written with the decision still settles races.
+    if approver.role is None or approver.role not in policy.roles:
+        raise Forbidden(f"role {approver.role or 'none'} is not an approver role", code="role_not_allowed")
     if repository.delivery_refund_id(APPROVAL_TOKENS, approver.token_id) is not None:
-        raise IdempotencyConflict("this approval token was already used", code="token_already_used")
+        raise _token_spent()
+    if approver.bound_refund_id and approver.bound_refund_id != refund_id:
+        raise _no_such_refund(refund_id)
+    try:
+        refund = repository.get(refund_id)
+    except NotFound as error:
+        raise _no_such_refund(refund_id) from error
     if refund.status is not RefundStatus.PENDING_APPROVAL or refund.policy is None:
         raise IllegalTransition(
             f"refund {refund_id} is {refund.status.value}, not waiting for approval", code="not_pending_approval"
@@ -76,16 +83,11 @@ def decide_approval(
     required = refund.policy.required_role
     if not policy.role_satisfies(approver.role, required):
         raise Forbidden(
-            f"role {approver.role or 'none'} may not decide this refund; it needs {required} or above",
+            f"role {approver.role} may not decide this refund; it needs {required} or above",
             code="role_not_allowed",
         )
     token_id = approver.token_id
-    spend_token = repository.spend_once(
-        APPROVAL_TOKENS,
-        token_id,
-        refund_id,
-        lambda: IdempotencyConflict("this approval token was already used", code="token_already_used"),
-    )
+    spend_token = repository.spend_once(APPROVAL_TOKENS, token_id, refund_id, _token_spent)
     decided_at = (now or (lambda: datetime.now(UTC)))()
     record = ApprovalRecord(
         decision=decision,
@@ -116,6 +118,15 @@ def decide_approval(
     )
     resume_waiting(refund, WaitFor.APPROVAL, repository=repository, callbacks=callbacks)
     return refund
+
+
+def _token_spent() -> AuthenticationFailed:
+    return AuthenticationFailed("this approval token was already used", code="token_spent")
+
+
+def _no_such_refund(refund_id: str) -> NotFound:
+    # Word for word what the repository says of a refund that does not exist (GET /refunds/{id} too).
+    return NotFound(f"refund {refund_id} does not exist")
 
 
 def escalate_approval(refund_id: str, *, journal: Journal, policy: Policy) -> StepResult:
