@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 
 from werkzeug.routing import Map, Rule
@@ -24,7 +25,8 @@ log = logging.getLogger("refundflow.local")
 
 
 def _problem(status: int, code: str, detail: str) -> Response:
-    body = {"type": "about:blank", "title": code.replace("_", " "), "status": status, "detail": detail, "code": code}
+    title = HTTPStatus(status).phrase
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, "code": code}
     return Response(json.dumps(body), status=status, mimetype="application/problem+json")
 
 
@@ -78,8 +80,13 @@ class LocalApi:
         if authorizer not in (None, "AWS_IAM"):
             claims = self.issuer.authorize(request.headers.get("Authorization", ""))
             if claims is None:
-                # What API Gateway's JWT authorizer answers, before any function runs.
-                return Response(json.dumps({"message": "Unauthorized"}), status=401, mimetype="application/json")
+                # Before any function runs, as API Gateway's JWT authorizer does. On AWS its answer is its own
+                # {"message": "Unauthorized"} (HTTP APIs cannot customise it); here it is a problem document.
+                response = _problem(
+                    401, "unauthorized", "a valid bearer token is required (signature, issuer, audience, expiry)"
+                )
+                response.headers["WWW-Authenticate"] = "Bearer"
+                return response
         event = self.event_for(request, str(endpoint), path_parameters, claims)
         try:
             # Powertools keeps the current request on a class attribute (one request per Lambda process),

@@ -239,3 +239,21 @@ def test_internal_errors_do_not_leak_their_details() -> None:
     answer = answer_for(ConfigurationError("secret arn:aws:secretsmanager:…:stripe-key is missing"))
     assert answer["statusCode"] == 500
     assert "secretsmanager" not in answer["body"]
+
+
+@pytest.mark.parametrize(
+    "error", [RuntimeError("boom at arn:aws:secretsmanager:eu-west-1"), KeyError("x"), RecursionError()]
+)
+def test_an_unexpected_exception_is_a_500_problem_document_that_tells_nothing(error: Exception) -> None:
+    # GIVEN a route that fails with an exception nobody expected WHEN the request is resolved
+    answer = answer_for(error)
+    # THEN the answer is a problem document like every other error, not Powertools' default, and says nothing more
+    assert answer["statusCode"] == 500
+    assert answer["headers"]["Content-Type"] == "application/problem+json"
+    assert json.loads(answer["body"]) == {
+        "type": "about:blank",
+        "title": "Internal Server Error",
+        "status": 500,
+        "detail": "internal error",
+        "code": "internal_error",
+    }
