@@ -70,7 +70,6 @@ def openapi_document() -> dict[str, Any]:
         app.include_router(module.router)
         signed_bodies.update(getattr(module, "SIGNED_REQUEST_BODIES", {}))
         signed_bodies.update(getattr(module, "REQUEST_BODIES", {}))
-        signed_bodies.update(getattr(module, "REQUEST_BODIES", {}))
     document: dict[str, Any] = json.loads(
         app.get_openapi_json_schema(
             title="refundflow API",
