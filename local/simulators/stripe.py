@@ -9,6 +9,11 @@ Mounted by the local stack at ``/_sandbox/stripe``; the ``stripe`` SDK works aga
   the endpoint began (errors and 500s included; parameter validation failures are not saved) and
   replayed with ``Idempotent-Replayed: true``; other parameters or another endpoint under the same
   key are a 400 ``idempotency_error``; a key still in flight is a 409; keys expire after 24 h;
+- ``Stripe-Should-Retry`` (which the SDKs obey before their own rules: docs.stripe.com/error-low-level,
+  stripe-python ``_should_retry``): ``true`` on the 409 of a key still in flight (the first request will
+  finish; the retry then gets its answer); ``false`` on a 500 saved under an idempotency key, first and
+  replayed (a retry would only replay the same 500); nothing elsewhere, where the SDK's own rules apply.
+  A fault rule sends it when its ``headers`` say so (``{"Stripe-Should-Retry": "false"}`` on a 503);
 - refunds: partial and repeated until the captured amount is used up, 400 ``charge_already_refunded``
   once it is, the over-refund 400 (``param=amount``, no code, Stripe's message), ``amount_refunded``
   and ``refunded`` on the charge kept right, failed and canceled refunds give their amount back;
@@ -59,6 +64,7 @@ except ImportError:  # pragma: no cover - the simulator does not need the SDK
     SDK_API_VERSION = "2026-10-28.endive"
 
 DEFAULT_API_KEY = "sk_test_refundflow_simulator"
+SHOULD_RETRY = "Stripe-Should-Retry"
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
@@ -412,7 +418,7 @@ class StripeSimulator(Simulator):
                 "Try again once it has finished.",
                 code="idempotency_key_in_use",
             )
-            return json_response(error.body, 409, headers)
+            return json_response(error.body, 409, {**headers, SHOULD_RETRY: "true"})
         if isinstance(state, StoredResponse):
             return self._replay(state, call.api_key, key, endpoint, fingerprint, headers)
         stored: StoredResponse | None = None
@@ -424,7 +430,7 @@ class StripeSimulator(Simulator):
                     self._key_endpoints[(call.api_key, key)] = endpoint
         finally:
             self.idempotency.finish(call.api_key, key, stored)
-        return json_response(body, status, headers)
+        return json_response(body, status, {**headers, **_saved_answer_advice(status)})
 
     def _replay(
         self, stored: StoredResponse, api_key: str, key: str, endpoint: str, fingerprint: str, headers: dict[str, str]
@@ -445,7 +451,11 @@ class StripeSimulator(Simulator):
                 )
             error = ApiError(400, message, type_="idempotency_error")
             return json_response(error.body, 400, headers)
-        return json_response(stored.body, stored.status, {**headers, "Idempotent-Replayed": "true"})
+        return json_response(
+            stored.body,
+            stored.status,
+            {**headers, "Idempotent-Replayed": "true", **_saved_answer_advice(stored.status)},
+        )
 
     # ---------------------------------------------------------------- payment intents and charges
 
@@ -818,6 +828,13 @@ class StripeSimulator(Simulator):
                     "refunds": list(self.refunds.values()),
                 }
             )
+
+
+def _saved_answer_advice(status: int) -> dict[str, str]:
+    """A 5xx saved under an idempotency key is all a retry with that key would get back: Stripe says
+    ``Stripe-Should-Retry: false`` (stripe-python expects "the stripe-should-retry header to be false in most
+    cases when a 500 is returned, since our idempotency framework would typically replay it anyway")."""
+    return {SHOULD_RETRY: "false"} if status >= 500 else {}
 
 
 # ---------------------------------------------------------------- parameter checks

@@ -446,6 +446,69 @@ def test_sdk_retries_5xx_with_our_key_and_refunds_once(simulator: StripeSimulato
     assert len(simulator.refunds_of(payment)) == 1
 
 
+LOCK_TIMEOUT = {
+    "error": {
+        "type": "invalid_request_error",
+        "code": "lock_timeout",
+        "message": "This object cannot be accessed right now because another API request or Stripe process is "
+        "currently accessing it. If you see this error intermittently, retry the request.",
+    }
+}
+
+
+def control_requests(base_url: str, method: str, path: str) -> list[dict[str, Any]]:
+    """What the simulator received, read from its ``requests`` control route (as a test of the stack would)."""
+    seen: list[dict[str, Any]] = requests.get(f"{base_url}/_control/requests", timeout=5).json()["requests"]
+    return [item for item in seen if item["method"] == method and item["path"] == path]
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "should_retry", "requests_made", "outcome"),
+    [
+        # the SDK's own rule retries a 5xx ...
+        (503, None, None, 2, "refunded"),
+        # ... unless Stripe says a retry is useless (a 5xx its idempotency layer would only replay)
+        (503, None, "false", 1, "unknown"),
+        # the SDK's own rule never retries a 429 ...
+        (429, LOCK_TIMEOUT, None, 1, "transient"),
+        # ... unless Stripe says a retry will work (an object lock that will be released)
+        (429, LOCK_TIMEOUT, "true", 2, "refunded"),
+    ],
+    ids=["5xx", "5xx-should-retry-false", "lock-timeout", "lock-timeout-should-retry-true"],
+)
+def test_sdk_obeys_stripe_should_retry_before_its_own_rules(
+    simulator: StripeSimulator,
+    base_url: str,
+    status: int,
+    body: dict[str, Any] | None,
+    should_retry: str | None,
+    requests_made: int,
+    outcome: str,
+) -> None:
+    # GIVEN an SDK allowed two retries, and Stripe failing the next refund request, with or without advice
+    provider = make_provider(base_url, max_network_retries=2, http_client=FastRetryClient(timeout=(1.0, 2.0)))
+    payment = pay(base_url)
+    headers = {"Stripe-Should-Retry": should_retry} if should_retry else {}
+    simulator.add_fault(FaultRule(method="POST", path="^/v1/refunds$", status=status, body=body, headers=headers))
+    request = refund_request(payment, 2_000)
+
+    # WHEN one create_refund call is made
+    result = "refunded"
+    try:
+        provider.create_refund(request)
+    except OutcomeUnknownError:
+        result = "unknown"
+    except TransientError:
+        result = "transient"
+
+    # THEN the SDK sent as many requests as the header (or, without one, its own rule) allows, all under our key
+    posts = control_requests(base_url, "POST", "/v1/refunds")
+    assert len(posts) == requests_made
+    assert {post["headers"].get("Idempotency-Key") for post in posts} == {request.idempotency_key}
+    assert result == outcome
+    assert len(simulator.refunds_of(payment)) == (1 if outcome == "refunded" else 0)
+
+
 def test_permanent_refusal_is_not_retried(simulator: StripeSimulator, base_url: str) -> None:
     # GIVEN an SDK allowed retries, and an over-refund (a 400)
     provider = make_provider(base_url, max_network_retries=2, http_client=FastRetryClient(timeout=(1.0, 2.0)))
@@ -498,9 +561,21 @@ def test_timeout_after_processing_is_an_unknown_outcome_and_no_second_refund_fol
     assert found is not None
     assert found.refund_id == request.refund_id
     simulator.processing_delay_seconds = 0.0
-    time.sleep(0.3)  # let the first request finish, so its key is no longer in flight
-    assert provider.create_refund(request).provider_refund_id == found.provider_refund_id
+    assert replay_once_the_key_is_free(provider, request).provider_refund_id == found.provider_refund_id
     assert len(simulator.refunds_of(payment)) == 1
+
+
+def replay_once_the_key_is_free(provider: StripeRefundProvider, request: ProviderRefundRequest) -> ProviderRefund:
+    """Retry while Stripe says the first request under the key is still running (409 ``idempotency_key_in_use``,
+    which Stripe answers with ``Stripe-Should-Retry: true``), within a generous bound: no fixed sleep."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return provider.create_refund(request)
+        except TransientError as error:
+            if error.code != "idempotency_key_in_use" or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def test_find_refund_pages_through_all_refunds_of_the_payment(simulator: StripeSimulator, base_url: str) -> None:

@@ -337,29 +337,73 @@ def test_idempotency_keys_are_scoped_per_api_key(simulator: StripeSimulator, url
 
 
 def test_same_key_while_the_first_request_is_in_flight_is_409(simulator: StripeSimulator, url: str) -> None:
-    # GIVEN a refund request that takes 0.3 s to answer
+    # GIVEN a refund request whose work is done and whose answer is held back for 3 s (its key in flight)
     intent = pay(url)
-    simulator.processing_delay_seconds = 0.3
+    simulator.processing_delay_seconds = 3.0
     data = {"payment_intent": intent["id"], "amount": "100"}
     answers: dict[str, requests.Response] = {}
     first = threading.Thread(
         target=lambda: answers.setdefault("first", post(url, "/v1/refunds", data, idempotency="key-6"))
     )
     first.start()
-    time.sleep(0.1)
+    deadline = time.monotonic() + 30
+    while not simulator.refunds_of(intent["id"]):  # the work is done: the answer is being held
+        assert time.monotonic() < deadline, "the first request never reached the simulator"
+        time.sleep(0.01)
 
     # WHEN the same key arrives meanwhile
     concurrent = post(url, "/v1/refunds", data, idempotency="key-6")
-    first.join(timeout=5)
+    first.join(timeout=30)
     simulator.processing_delay_seconds = 0.0
     later = post(url, "/v1/refunds", data, idempotency="key-6")
 
-    # THEN the second gets 409, the first its refund, and a later retry the replay of that one
+    # THEN the second gets 409, telling the SDK a retry will work once the first is done
     assert concurrent.status_code == 409
     assert concurrent.json()["error"]["code"] == "idempotency_key_in_use"
+    assert concurrent.headers["Stripe-Should-Retry"] == "true"
+    # AND the first gets its refund, and a later retry the replay of that one
     assert answers["first"].status_code == 200
+    assert "Stripe-Should-Retry" not in answers["first"].headers
     assert later.json()["id"] == answers["first"].json()["id"]
     assert len(simulator.refunds_of(intent["id"])) == 1
+
+
+def test_a_500_saved_under_a_key_says_a_retry_is_useless_first_and_on_replay(
+    simulator: StripeSimulator, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a refund endpoint that breaks inside (Stripe's own 500, saved by its idempotency layer)
+    intent = pay(url)
+
+    def broken(params: dict[str, Any]) -> dict[str, Any]:
+        raise RuntimeError("internal failure")
+
+    monkeypatch.setattr(simulator, "_charge_to_refund", broken)
+    data = {"payment_intent": intent["id"], "amount": "100"}
+
+    # WHEN the request is made, and made again with its key
+    first = post(url, "/v1/refunds", data, idempotency="key-500")
+    again = post(url, "/v1/refunds", data, idempotency="key-500")
+
+    # THEN both are the same 500, and both tell the SDK not to retry (a retry would only replay it)
+    assert (first.status_code, again.status_code) == (500, 500)
+    assert first.headers["Stripe-Should-Retry"] == again.headers["Stripe-Should-Retry"] == "false"
+    assert again.headers["Idempotent-Replayed"] == "true"
+    # AND a request without a key (nothing saved) leaves the decision to the SDK's own rules
+    unkeyed = post(url, "/v1/refunds", data)
+    assert unkeyed.status_code == 500
+    assert "Stripe-Should-Retry" not in unkeyed.headers
+
+
+def test_a_fault_rule_can_send_stripe_should_retry(simulator: StripeSimulator, url: str) -> None:
+    # GIVEN a fault rule that answers 503 with Stripe's advice not to retry
+    intent = pay(url)
+    rule = {"method": "POST", "path": "^/v1/refunds$", "status": 503, "headers": {"Stripe-Should-Retry": "false"}}
+    assert requests.post(f"{url}/_control/faults", json=rule, timeout=5).status_code == 201
+    # WHEN the next refund request comes / THEN it carries the header, in Stripe's error shape
+    answer = post(url, "/v1/refunds", {"payment_intent": intent["id"], "amount": "100"}, idempotency="key-f")
+    assert answer.status_code == 503
+    assert answer.headers["Stripe-Should-Retry"] == "false"
+    assert answer.json()["error"]["type"] == "api_error"
 
 
 def test_fault_after_the_work_keeps_the_saved_success_for_the_retry(simulator: StripeSimulator, url: str) -> None:
