@@ -151,3 +151,31 @@ def test_a_stripe_outage_during_the_payment_look_up_is_waited_out(client: E2ECli
     assert entry_types(refund).count("PaymentLookupFailed") >= 1
     assert [r["amount"] for r in client.stripe_refunds(order.payment_id)] == [1800]
     assert len(client.credit_notes(refund_id)) == 1
+
+
+def test_a_webhook_while_stripe_cannot_be_read_answers_503_and_applies_on_redelivery(
+    client: E2EClient, orders: Orders
+) -> None:
+    # GIVEN a refund Stripe holds pending, then settles, its webhooks not reaching refundflow
+    order = orders.paid(2100, payment_method="pm_card_pendingRefund", invoice=False, name="unreadable")
+    with client.stripe_webhooks_stopped():
+        refund_id = orders.submit(Orders.request(order))
+        held = client.hold_stripe_refund(order.payment_id)
+        pending = client.wait_for(refund_id, {"REFUND_PENDING"})
+        client.control("stripe", "POST", f"/refunds/{held['id']}/status", json={"status": "succeeded"})
+        event = refund_event_for(client, refund_id, order, "succeeded")
+        # WHEN its "succeeded" event arrives while Stripe answers every read of the refund with 503
+        unreadable = {"method": "GET", "path": f"^/v1/refunds/{held['id']}", "status": 503, "times": -1}
+        with client.faults("stripe", unreadable):
+            first = client.post_stripe_event(event)
+            # THEN the delivery is answered 503 (Stripe delivers it again) and nothing was applied
+            assert first.status_code == 503, first.text
+            assert first.headers["content-type"].startswith("application/problem+json")
+            assert client.refund(refund_id)["status"] == "REFUND_PENDING"
+            assert "REFUNDED" not in statuses(client.refund(refund_id))
+        # AND Stripe's redelivery of the same event, once the refund can be read, is applied
+        again = client.post_stripe_event(event)
+        refund = orders.settle(refund_id)
+    assert (again.status_code, again.json()["duplicate"]) == (200, False)
+    assert refund["status"] == "COMPLETED", refund["failure"]
+    assert pending["status"] == "REFUND_PENDING"
