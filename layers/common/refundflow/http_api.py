@@ -126,7 +126,8 @@ MAX_JSON_DEPTH = 32
 MAX_JSON_INTEGER = 2**53 - 1
 DEFAULT_MAX_BODY_BYTES = 65_536
 _BYTE_ORDER_MARKS = (b"\xef\xbb\xbf", b"\xfe\xff", b"\xff\xfe", b"\x00\x00\xfe\xff")
-_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _DELIVERY_ID = re.compile(r"^[\x21-\x7e]{1,256}$")
 
@@ -147,14 +148,15 @@ def _invalid(message: str, code: str, errors: list[dict[str, Any]] | None = None
 
 
 def _json_depth_exceeds(text: str, limit: int) -> bool:
+    if text.count("[") + text.count("{") <= limit:
+        return False
     depth = 0
-    for token in _STRING_OR_BRACKET.finditer(text):
-        char = token.group(0)
+    for char in _NOT_A_BRACKET.sub("", _STRING.sub("", text)):
         if char in "[{":
             depth += 1
             if depth > limit:
                 return True
-        elif char in "]}":
+        else:
             depth -= 1
     return False
 

@@ -21,6 +21,8 @@ from moto import mock_aws
 from local.cfn import Stack
 from local.lambdas import LambdaContext, load_handler_module
 from local.stack import forget_process_caches
+from refundflow import http_api
+from refundflow.errors import InvalidRequest
 from tests.support.api_events import http_api_event, standard_webhook_headers
 from tests.support.fakes import REGION, create_tables, refund_request_body
 
@@ -304,3 +306,13 @@ def test_a_malformed_path_parameter_is_a_422(api: Api) -> None:
     )
     answer = api._call(api.decide, "DecideApprovalFunction", event)
     assert problem_of(answer)["status"] == 422
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    # GIVEN a body 32 levels deep whose strings hold many brackets and escaped quotes
+    body = '{"a": ' * 31 + '{"note": "[[[[{{{{\\"[[[[' + "[" * 100 + '"}' + "}" * 31
+    # WHEN decoded THEN it is read (only real nesting counts), and one more level is refused
+    assert http_api.decode_json(body.encode())
+    with pytest.raises(InvalidRequest) as raised:
+        http_api.decode_json(('{"a": ' * 32 + '{"b": 1}' + "}" * 32).encode())
+    assert raised.value.code == "json_too_deep"
