@@ -246,7 +246,6 @@ class FakeRefundProvider(RefundProvider):
     def _record(self, method: str, **arguments: Any) -> None:
         self.calls.append(ProviderCall(method, arguments))
 
-    def get_payment(self, payment_id: str) -> ProviderPayment:
     def refund_outside(self, payment_id: str, amount: Money) -> ProviderRefund:
         """Someone refunds the payment at the provider, outside refundflow (the dashboard, another tool)."""
         with self._lock:
@@ -271,6 +270,7 @@ class FakeRefundProvider(RefundProvider):
         )
         return Money.of(payment.refunded.minor_units + made, payment.captured.currency)
 
+    def get_payment(self, payment_id: str) -> ProviderPayment:
         with self._lock:
             self._record("get_payment", payment_id=payment_id)
             if payment_id not in self.payments:
@@ -295,7 +295,6 @@ class FakeRefundProvider(RefundProvider):
                 raise AlreadyDoneError("charge already refunded", code="charge_already_refunded", platform="stripe")
             if outcome is Outcome.REJECTED:
                 raise RejectedError("amount exceeds refundable", code="invalid_request", platform="stripe")
-            status = {
             if request.payment_id in self.payments:
                 payment = self.payments[request.payment_id]
                 left = payment.captured.minor_units - self._refunded(request.payment_id).minor_units
@@ -305,6 +304,7 @@ class FakeRefundProvider(RefundProvider):
                     raise RejectedError(
                         "amount exceeds refundable", code="amount_exceeds_refundable", platform="stripe"
                     )
+            status = {
                 Outcome.SUCCEEDED: ProviderRefundStatus.SUCCEEDED,
                 Outcome.PENDING: ProviderRefundStatus.PENDING,
                 Outcome.FAILED: ProviderRefundStatus.FAILED,
