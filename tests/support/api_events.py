@@ -64,3 +64,10 @@ def http_api_event(
     if path_parameters:
         event["pathParameters"] = path_parameters
     return event
+
+
+def stripe_signature_header(body: bytes, secret: str, *, timestamp: int | None = None) -> dict[str, str]:
+    """``Stripe-Signature`` as Stripe computes it: hex HMAC-SHA256 with the secret over ``"<t>." + body``."""
+    at = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), str(at).encode() + b"." + body, hashlib.sha256).hexdigest()
+    return {"stripe-signature": f"t={at},v1={digest}"}

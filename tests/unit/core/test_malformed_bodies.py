@@ -23,11 +23,12 @@ from local.lambdas import LambdaContext, load_handler_module
 from local.stack import forget_process_caches
 from refundflow import http_api
 from refundflow.errors import InvalidRequest
-from tests.support.api_events import http_api_event, standard_webhook_headers
+from tests.support.api_events import http_api_event, standard_webhook_headers, stripe_signature_header
 from tests.support.fakes import REGION, create_tables, refund_request_body
 
 SOURCE = "returns-portal"
 SECRET = "whsec_" + base64.b64encode(b"malformed-bodies-test-signing-secret").decode()
+STRIPE_WEBHOOK_SECRET = "whsec_malformedBodiesTestStripeEndpointSecret"
 REFUND_ID = "rf_" + "0123456789abcdef" * 2
 APPROVER = {"sub": "lee", "jti": "jti-malformed", "refundflow:role": "finance", "iss": "t", "aud": "t"}
 
@@ -51,6 +52,12 @@ class Api:
         headers = standard_webhook_headers(body, SECRET, delivery_id=delivery_id) if signed else {}
         return self._call(
             self.receive, "ReceiveWebhookFunction", http_api_event("POST", "/refund-requests", body, headers)
+        )
+
+    def stripe_webhook(self, body: bytes) -> dict[str, Any]:
+        headers = stripe_signature_header(body, STRIPE_WEBHOOK_SECRET)
+        return self._call(
+            self.receive, "ReceiveWebhookFunction", http_api_event("POST", "/webhooks/stripe", body, headers)
         )
 
     def approval(self, body: bytes) -> dict[str, Any]:
@@ -84,6 +91,10 @@ def api() -> Iterator[Api]:
         session.client("secretsmanager").create_secret(
             Name=environment["REFUND_REQUESTS_SECRET_NAME"],
             SecretString=json.dumps({"sources": {SOURCE: {"signing_secrets": [SECRET]}}}),
+        )
+        session.client("secretsmanager").create_secret(
+            Name=environment["STRIPE_SECRET_NAME"],
+            SecretString=json.dumps({"api_key": "sk_test_malformed", "webhook_secrets": [STRIPE_WEBHOOK_SECRET]}),
         )
         os.environ.update(environment)
         forget_process_caches()
@@ -217,6 +228,14 @@ def test_no_malformed_approval_gets_a_5xx_or_stores_anything(api: Api, body: byt
     assert api.stored_items() == 0
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=malformed)
+def test_no_malformed_stripe_webhook_gets_a_5xx_or_stores_anything(api: Api, body: bytes) -> None:
+    # GIVEN a malformed body signed with the Stripe endpoint's secret WHEN posted THEN a 4xx, nothing stored
+    problem_of(api.stripe_webhook(body))
+    assert api.stored_items() == 0
+
+
 @settings(max_examples=60, deadline=None)
 @given(body=malformed)
 def test_an_unsigned_malformed_body_is_unauthenticated_first(api: Api, body: bytes) -> None:
@@ -316,3 +335,9 @@ def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
     with pytest.raises(InvalidRequest) as raised:
         http_api.decode_json(('{"a": ' * 32 + '{"b": 1}' + "}" * 32).encode())
     assert raised.value.code == "json_too_deep"
+
+
+@pytest.mark.parametrize("body", [b"{}", b"\xff\xfe{", ("[" * 5_000).encode(), b'{"id": "evt_1", "id": "evt_2"}'])
+def test_a_signed_stripe_event_that_is_no_event_is_a_400(api: Api, body: bytes) -> None:
+    # GIVEN bytes that are not a Stripe event, signed with the endpoint's secret WHEN posted THEN 400, not 401 or 5xx
+    assert problem_of(api.stripe_webhook(body))["status"] == 400
