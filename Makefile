@@ -76,8 +76,8 @@ contract: $(BIN)/.installed
 e2e: $(BIN)/.installed ## the whole workflow on the local stack, over HTTP
 	$(BIN)/python -m pytest tests/e2e -q
 
-aws-e2e: $(BIN)/.installed ## against a deployed stack (needs REFUNDFLOW_API_URL and AWS credentials)
-	$(BIN)/python -m pytest tests/aws -q
+aws-e2e: $(BIN)/.installed ## against a deployed stack (README: Deploying to AWS, step 5)
+	$(BIN)/python -m pytest tests/aws -q -rs
 
 statelint: $(BIN)/.installed ## statelint on both state machines (placeholders replaced)
 	$(BIN)/python -m local.tools statelint
