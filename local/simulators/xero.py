@@ -13,6 +13,15 @@ Mounted by the local stack at ``/_sandbox/xero`` with Xero's own paths below it:
   ``Elements[].ValidationErrors``; unknown ids answer 404 with Xero's plain-text body. Amounts are exact
   decimals (two decimals, as Xero stores them), dates come back as ``/Date(ms+0000)/``.
 
+Where Xero does not refuse but books something other than the client meant, the simulator does the same:
+a credit note or invoice without ``Date`` is dated today, without ``Status`` is a DRAFT, without ``CurrencyCode``
+is in the base currency, without ``LineAmountTypes`` is tax-exclusive; a line without ``TaxType`` takes its
+account's; a payment without ``Date`` is dated today and without ``Reference`` has none; and properties Xero does
+not know are dropped without a word (a misspelt ``Date`` is simply absent). Every document records what was
+booked, which fields Xero filled in (``defaulted``) and which properties it dropped (``ignored``):
+``GET /_control/booked`` (and :meth:`XeroSimulator.booked`) lists them, so tests can assert the books, not only
+the HTTP status. Allocations need ``Date`` (Xero refuses them without one).
+
 State is kept per instance. ``clock`` is injectable so tests can move time (token expiry, grace periods,
 idempotency windows). Helpers seed contacts, invoices and payments for tests and the demo.
 """
@@ -72,6 +81,67 @@ _ACCOUNTS = [
     ("820", "GST", "CURRLIAB", "NONE", False, "LIABILITY", "GST"),
     ("855", "Payment Provider Clearing", "CURRLIAB", "NONE", True, "LIABILITY", ""),
 ]
+
+
+# The properties Xero reads when it creates each object (developer.xero.com/documentation/api/accounting/...):
+# anything else in a request is dropped silently, and recorded here as ``ignored``.
+_DOCUMENT_FIELDS = {
+    "Type",
+    "Contact",
+    "Date",
+    "DueDate",
+    "Status",
+    "LineAmountTypes",
+    "LineItems",
+    "CurrencyCode",
+    "CurrencyRate",
+    "Reference",
+    "BrandingThemeID",
+    "SentToContact",
+}
+_INVOICE_FIELDS = _DOCUMENT_FIELDS | {"InvoiceID", "InvoiceNumber", "Url", "ExpectedPaymentDate", "PlannedPaymentDate"}
+_CREDIT_NOTE_FIELDS = _DOCUMENT_FIELDS | {"CreditNoteID", "CreditNoteNumber", "Allocations", "Payments"}
+_LINE_FIELDS = {
+    "LineItemID",
+    "Description",
+    "Quantity",
+    "UnitAmount",
+    "ItemCode",
+    "AccountCode",
+    "AccountID",
+    "TaxType",
+    "TaxAmount",
+    "LineAmount",
+    "Tracking",
+    "DiscountRate",
+    "DiscountAmount",
+}
+_PAYMENT_FIELDS = {
+    "PaymentID",
+    "Invoice",
+    "CreditNote",
+    "Prepayment",
+    "Overpayment",
+    "InvoiceNumber",
+    "CreditNoteNumber",
+    "Account",
+    "Code",
+    "Date",
+    "CurrencyRate",
+    "Amount",
+    "BankAmount",
+    "Reference",
+    "IsReconciled",
+}
+_ALLOCATION_FIELDS = {"AllocationID", "Invoice", "CreditNote", "Prepayment", "Overpayment", "Amount", "Date"}
+
+
+def _ignored(raw: Mapping[str, Any], known: set[str], prefix: str = "") -> list[str]:
+    return [f"{prefix}{key}" for key in raw if key not in known]
+
+
+def _defaulted(raw: Mapping[str, Any], fields: Iterable[str], prefix: str = "") -> list[str]:
+    return [f"{prefix}{field}" for field in fields if raw.get(field) in (None, "")]
 
 
 class _RefusedError(Exception):
@@ -256,6 +326,7 @@ class XeroSimulator(Simulator):
         self.route(f"{API}/Payments", self._api(self._create_payments), methods=["PUT", "POST"])
         self.route(f"{API}/Payments/<payment_id>", self._api(self._get_payment), methods=["GET"])
         self.route("/_control/seed", self._seed_control, methods=["POST"])
+        self.route("/_control/booked", self._booked_control, methods=["GET"])
 
     # ---------------------------------------------------------------- state
 
@@ -403,6 +474,50 @@ class XeroSimulator(Simulator):
 
     def _seed_control(self, request: Request) -> Response:
         return _xero_json(self.seed_demo(), 201)
+
+    def booked(self) -> list[dict[str, Any]]:
+        """Every credit note as booked: its fields, its lines, the allocations and payments made against it, and
+        for each what Xero filled in because it was not sent (``defaulted``) and what it dropped (``ignored``)."""
+        with self.lock:
+            return [self._booking(note) for note in self.credit_notes.values()]
+
+    def _booking(self, note: dict[str, Any]) -> dict[str, Any]:
+        payments = [self.payments[pid] for pid in note["Payments"]]
+        return {
+            "CreditNoteID": note["CreditNoteID"],
+            "CreditNoteNumber": note["CreditNoteNumber"],
+            "Type": note["Type"],
+            "Status": note["Status"],
+            "Contact": note["Contact"],
+            "Date": note["Date"].isoformat(),
+            "CurrencyCode": note["CurrencyCode"],
+            "LineAmountTypes": note["LineAmountTypes"],
+            "Reference": note["Reference"],
+            "Total": note["Total"],
+            "LineItems": [
+                {key: line[key] for key in ("Description", "Quantity", "UnitAmount", "AccountCode", "TaxType")}
+                | {"LineAmount": line["LineAmount"], "TaxAmount": line["TaxAmount"]}
+                for line in note["LineItems"]
+            ],
+            "Allocations": [dict(item) for item in note["Booked"]["allocations"]],
+            "Payments": [
+                {
+                    "PaymentID": payment["PaymentID"],
+                    "Account": self.accounts[payment["Account"]]["Code"],
+                    "Date": payment["Date"].isoformat(),
+                    "Amount": payment["Amount"],
+                    "Reference": payment["Reference"],
+                    "defaulted": list(payment["Booked"]["defaulted"]),
+                    "ignored": list(payment["Booked"]["ignored"]),
+                }
+                for payment in payments
+            ],
+            "defaulted": list(note["Booked"]["defaulted"]),
+            "ignored": list(note["Booked"]["ignored"]),
+        }
+
+    def _booked_control(self, request: Request) -> Response:
+        return _xero_json({"CreditNotes": self.booked()})
 
     # ---------------------------------------------------------------- identity
 
@@ -742,9 +857,11 @@ class XeroSimulator(Simulator):
 
     # ---------------------------------------------------------------- invoices and credit notes (documents)
 
-    def _document_common(self, raw: Mapping[str, Any], kinds: set[str], unitdp: int) -> dict[str, Any]:
+    def _document_common(self, raw: Mapping[str, Any], kinds: set[str], unitdp: int, known: set[str]) -> dict[str, Any]:
         """Fields invoices and credit notes share, validated as Xero does; raises ``_RefusedError``."""
         errors: list[str] = []
+        defaulted = _defaulted(raw, ("Date", "Status", "CurrencyCode", "LineAmountTypes", "Reference"))
+        ignored = _ignored(raw, known)
         kind = raw.get("Type")
         if kind not in kinds:
             errors.append(f"Type must be one of {', '.join(sorted(kinds))}")
@@ -772,6 +889,11 @@ class XeroSimulator(Simulator):
             lines = self._lines(raw.get("LineItems"), str(line_amount_types), unitdp)
         except _RefusedError as invalid:
             errors.extend(invalid.messages)
+        for index, line in enumerate(raw.get("LineItems") or []):
+            if isinstance(line, Mapping):
+                prefix = f"LineItems[{index}]."
+                defaulted += _defaulted(line, ("Quantity", "AccountCode", "TaxType"), prefix)
+                ignored += _ignored(line, _LINE_FIELDS, prefix)
         if status == "AUTHORISED" and not lines:
             errors.append("A document must have at least one line item to be approved")
         if errors:
@@ -793,6 +915,7 @@ class XeroSimulator(Simulator):
             "Total": total,
             "Reference": raw.get("Reference") or "",
             "UpdatedDateUTC": self._now(),
+            "Booked": {"defaulted": defaulted, "ignored": ignored, "allocations": []},
         }
 
     def _lines(self, raw_lines: Any, line_amount_types: str, unitdp: int) -> list[dict[str, Any]]:
@@ -870,7 +993,7 @@ class XeroSimulator(Simulator):
         self._new_invoice(raw, unitdp=4)
 
     def _new_invoice(self, raw: Mapping[str, Any], unitdp: int) -> dict[str, Any]:
-        document = self._document_common(raw, {"ACCREC", "ACCPAY"}, unitdp)
+        document = self._document_common(raw, {"ACCREC", "ACCPAY"}, unitdp, _INVOICE_FIELDS)
         number = raw.get("InvoiceNumber")
         if number and any(
             i["InvoiceNumber"] == number and i["Type"] == document["Type"] for i in self.invoices.values()
@@ -952,7 +1075,7 @@ class XeroSimulator(Simulator):
         self._new_credit_note(raw, unitdp=4)
 
     def _new_credit_note(self, raw: Mapping[str, Any], unitdp: int) -> dict[str, Any]:
-        document = self._document_common(raw, {"ACCRECCREDIT", "ACCPAYCREDIT"}, unitdp)
+        document = self._document_common(raw, {"ACCRECCREDIT", "ACCPAYCREDIT"}, unitdp, _CREDIT_NOTE_FIELDS)
         if raw.get("Allocations") or raw.get("Payments"):
             raise _RefusedError(
                 ["Allocations and payments cannot be created with the credit note: add them afterwards"]
@@ -1011,7 +1134,7 @@ class XeroSimulator(Simulator):
             return self._not_found()
         raw_items = self._body(request, "Allocations")
         # Validate all, then apply all: a refused batch changes nothing.
-        plans: list[tuple[dict[str, Any], Decimal, date]] = []
+        plans: list[tuple[dict[str, Any], Decimal, date, list[str]]] = []
         remaining = note["RemainingCredit"]
         failures = []
         pending_due: dict[str, Decimal] = {}
@@ -1023,10 +1146,12 @@ class XeroSimulator(Simulator):
                 continue
             remaining -= amount
             pending_due[invoice["InvoiceID"]] = pending_due.get(invoice["InvoiceID"], invoice["AmountDue"]) - amount
-            plans.append((invoice, amount, day))
+            plans.append((invoice, amount, day, _ignored(raw, _ALLOCATION_FIELDS)))
         if failures:
             return self._validation_error(failures)
-        created = [self._apply_allocation(note, invoice, amount, day) for invoice, amount, day in plans]
+        created = [
+            self._apply_allocation(note, invoice, amount, day, ignored) for invoice, amount, day, ignored in plans
+        ]
         return self._envelope("Allocations", created)
 
     def _check_allocation(
@@ -1071,9 +1196,19 @@ class XeroSimulator(Simulator):
         return invoice, amount, day
 
     def _apply_allocation(
-        self, note: dict[str, Any], invoice: dict[str, Any], amount: Decimal, day: date
+        self, note: dict[str, Any], invoice: dict[str, Any], amount: Decimal, day: date, ignored: list[str]
     ) -> dict[str, Any]:
         allocation_id = str(uuid.uuid4())
+        note["Booked"]["allocations"].append(
+            {
+                "AllocationID": allocation_id,
+                "Invoice": invoice["InvoiceID"],
+                "Amount": amount,
+                "Date": day.isoformat(),
+                "defaulted": [],
+                "ignored": ignored,
+            }
+        )
         now = self._now()
         note["RemainingCredit"] -= amount
         note["UpdatedDateUTC"] = now
@@ -1214,6 +1349,7 @@ class XeroSimulator(Simulator):
             "Status": "AUTHORISED",
             "IsReconciled": bool(raw.get("IsReconciled", False)),
             "UpdatedDateUTC": now,
+            "Booked": {"defaulted": _defaulted(raw, ("Date", "Reference")), "ignored": _ignored(raw, _PAYMENT_FIELDS)},
         }
         self.payments[payment_id] = payment
         return payment
