@@ -9,6 +9,7 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -96,7 +97,7 @@ def api() -> Iterator[Api]:
             Name=environment["STRIPE_SECRET_NAME"],
             SecretString=json.dumps({"api_key": "sk_test_malformed", "webhook_secrets": [STRIPE_WEBHOOK_SECRET]}),
         )
-        os.environ.update(environment)
+        os.environ.update(environment, STRIPE_API_BASE="http://127.0.0.1:9")  # nothing leaves the machine
         forget_process_caches()
         try:
             yield Api(
@@ -341,3 +342,13 @@ def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
 def test_a_signed_stripe_event_that_is_no_event_is_a_400(api: Api, body: bytes) -> None:
     # GIVEN bytes that are not a Stripe event, signed with the endpoint's secret WHEN posted THEN 400, not 401 or 5xx
     assert problem_of(api.stripe_webhook(body))["status"] == 400
+
+
+def test_a_signed_stripe_event_with_an_oversized_id_is_a_400(api: Api) -> None:
+    # GIVEN a well-formed Stripe event whose id (the key of its first-seen marker) is 5,000 characters long
+    event = json.loads((Path(__file__).parents[3] / "events" / "stripe_refund_updated.json").read_text())
+    event["id"] = "evt_" + "x" * 5_000
+    # WHEN it is posted, signed THEN it is refused as a bad delivery id, never a 5xx, nothing stored
+    problem = problem_of(api.stripe_webhook(json.dumps(event).encode()))
+    assert (problem["status"], problem["code"]) == (400, "invalid_delivery_id")
+    assert api.stored_items() == 0
