@@ -3,12 +3,12 @@ parsed JSON documents. One detector for the inbound check (every body, every str
 log redaction.
 
 A card number is any 13-19 digit window of a run of digit groups, starting and ending between groups,
-that carries a card issuer's prefix and passes the Luhn check. Groups are digits split by separators
-(spaces of every kind, ``-``, ``_``, ``/``, ``.``, zero-width characters), so ``4242 4242 4242 4242 123``,
-``4242424242424242 123`` and ``4242_4242_4242_4242`` are found; letters and other punctuation end a
-run, so UUIDs, ISO dates and order references are not, nor is a longer number whose first 13 digits
-happen to pass (a number is read whole between separators). A security code is a CVV/CVC/CSC/CID
-keyword followed by 3 or 4 digits.
+that carries a card issuer's prefix, has a length that issuer uses and passes the Luhn check. Groups
+are digits split by separators (spaces of every kind, ``-``, ``_``, ``/``, ``.``, zero-width
+characters), so ``4242 4242 4242 4242 123``, ``4242424242424242 123`` and ``4242_4242_4242_4242`` are
+found; letters and other punctuation end a run, so UUIDs, ISO dates and order references are not, nor
+is a longer number whose first 16 digits happen to pass (a number is read whole between separators).
+A security code is a CVV/CVC/CSC/CID keyword followed by 3 or 4 digits.
 """
 
 from __future__ import annotations
@@ -31,25 +31,28 @@ _SECURITY_CODE = re.compile(
 _CVV_KEY = re.compile(rf"^{_CVV_WORD}$", re.IGNORECASE)
 _SECURITY_CODE_VALUE = re.compile(r"^\s*\d{3,4}\s*$")
 
-# Issuer identification number ranges (inclusive, compared on the same number of leading digits).
-_ISSUER_RANGES: tuple[tuple[str, str], ...] = (
-    ("4", "4"),  # Visa
-    ("51", "55"),  # Mastercard
-    ("2221", "2720"),  # Mastercard 2-series
-    ("2200", "2204"),  # Mir
-    ("34", "34"),  # American Express
-    ("37", "37"),
-    ("300", "305"),  # Diners Club
-    ("3095", "3095"),
-    ("36", "36"),
-    ("38", "39"),
-    ("3528", "3589"),  # JCB
-    ("353", "353"),  # RuPay
-    ("356", "356"),
-    ("50", "50"),  # Maestro, Verve, RuPay
-    ("56", "69"),  # Maestro, Discover (6011, 644-649, 65), UnionPay (62), RuPay (60)
-    ("81", "82"),  # UnionPay, RuPay
-    ("9792", "9792"),  # Troy
+# Issuer identification number ranges (inclusive, compared on the same number of leading digits) and the
+# lengths their card numbers have. Maestro's 12-15 digit numbers are left out: they are rare, and 13-digit
+# platform ids starting with 5 or 6 (Shopify orders) are not.
+_ANY_LENGTH = frozenset(range(16, 20))
+_ISSUERS: tuple[tuple[str, str, frozenset[int]], ...] = (
+    ("4", "4", frozenset({13, 16, 19})),  # Visa
+    ("51", "55", frozenset({16})),  # Mastercard
+    ("2221", "2720", frozenset({16})),  # Mastercard 2-series
+    ("2200", "2204", _ANY_LENGTH),  # Mir
+    ("34", "34", frozenset({15})),  # American Express
+    ("37", "37", frozenset({15})),
+    ("300", "305", frozenset(range(14, 20))),  # Diners Club
+    ("3095", "3095", frozenset(range(14, 20))),
+    ("36", "36", frozenset(range(14, 20))),
+    ("38", "39", frozenset(range(14, 20))),
+    ("3528", "3589", _ANY_LENGTH),  # JCB
+    ("353", "353", frozenset({16})),  # RuPay
+    ("356", "356", frozenset({16})),
+    ("50", "50", _ANY_LENGTH),  # Maestro, Verve, RuPay
+    ("56", "69", _ANY_LENGTH),  # Maestro, Discover (6011, 644-649, 65), UnionPay (62), RuPay (60)
+    ("81", "82", _ANY_LENGTH),  # UnionPay, RuPay
+    ("9792", "9792", frozenset({16})),  # Troy
 )
 
 Kind = Literal["card_number", "card_security_code"]
@@ -85,9 +88,10 @@ def _luhn_valid(digits: list[int]) -> bool:
     return total % 10 == 0
 
 
-def _has_issuer_prefix(digits: list[int]) -> bool:
+def _issued(digits: list[int]) -> bool:
+    """A card issuer's prefix, and a length that issuer's numbers have."""
     head = "".join(str(value) for value in digits[:4])
-    return any(low <= head[: len(low)] <= high for low, high in _ISSUER_RANGES)
+    return any(low <= head[: len(low)] <= high and len(digits) in lengths for low, high, lengths in _ISSUERS)
 
 
 def card_number_spans(text: str) -> Iterator[Span]:
@@ -103,7 +107,7 @@ def card_number_spans(text: str) -> Iterator[Span]:
                 digits.extend(values)
                 if len(digits) > 19:
                     break
-                if len(digits) >= 13 and _has_issuer_prefix(digits) and _luhn_valid(digits):
+                if len(digits) >= 13 and _issued(digits) and _luhn_valid(digits):
                     last4 = "".join(str(value) for value in digits[-4:])  # the longest number that passes
             if last4:
                 # to the end of the run: digits typed after a card number (expiry, code) go with it

@@ -95,6 +95,39 @@ def test_a_number_passing_luhn_without_an_issuer_prefix_is_not_a_card() -> None:
     assert carddata.find_in_text("4000000000000002") == "card_number"
 
 
+def luhn_completed(payload: str) -> str:
+    """``payload`` with the check digit that makes it pass Luhn (independent of the code under test)."""
+    for digit in "0123456789":
+        number = payload + digit
+        total = sum(
+            (2 * int(char) - 9 if 2 * int(char) > 9 else 2 * int(char)) if index % 2 else int(char)
+            for index, char in enumerate(reversed(number))
+        )
+        if total % 10 == 0:
+            return number
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "550000000000",  # 13 digits from 55: Mastercard numbers have 16
+        "630000012345",  # 13 digits from 63 (Shopify-style order ids): Maestro's short numbers are left out
+        "4000000000000",  # 14 digits from 4: Visa numbers have 13, 16 or 19
+    ],
+)
+def test_a_luhn_valid_number_of_a_length_the_issuer_does_not_use_is_not_a_card(payload: str) -> None:
+    # GIVEN a number with an issuer's prefix that passes Luhn but has another length WHEN checked THEN no card
+    assert carddata.find_in_text(luhn_completed(payload)) is None
+
+
+def test_the_same_prefixes_at_their_issuers_lengths_are_cards() -> None:
+    # GIVEN numbers with those prefixes at their issuers' lengths (Mastercard 16, Maestro 16, Visa 13, Amex 15)
+    for payload in ("550000000000000", "630000012345678", "400000000000", "37000000000000"):
+        # WHEN checked THEN each is a card number
+        assert carddata.find_in_text(luhn_completed(payload)) == "card_number", payload
+
+
 def test_masking_keeps_the_last_four_digits_and_drops_what_follows() -> None:
     # GIVEN a card number followed by its expiry and code WHEN masked THEN only the last four digits remain
     masked = carddata.mask_text("paid with 4242 4242 4242 4242 12/28 cvv 123, thanks")
