@@ -12,12 +12,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from refundflow.domain.books import update_invoice
 from refundflow.domain.failures import LOOKUP_RETRY, handle_failure
 from refundflow.domain.inbound import accept_provider_event
 from refundflow.domain.journal import PROVIDER_REVERSED
-from refundflow.domain.payments import issue_refund, look_up_payment, reserve_amount
+from refundflow.domain.payments import issue_refund, look_up_payment, poll_refund, reserve_amount
 from refundflow.domain.validation import validate_refund
 from refundflow.errors import (
     InsufficientRefundableAmount,
@@ -32,7 +34,7 @@ from refundflow.models import BooksSystem, CreditDocument, PaymentProvider, Rese
 from refundflow.money import Money
 from refundflow.ports import CreditBooking, Ledger, ProviderRefund, ProviderRefundStatus
 from refundflow.status import RefundStatus
-from tests.support.fakes import FakeRefundProvider, Outcome, World, provider_event, refund_request_body
+from tests.support.fakes import FakeRefundProvider, Outcome, World, provider_event, refund_request_body, world
 
 S = RefundStatus
 PAYMENT = "pi_3Pabc"
@@ -496,3 +498,67 @@ def test_a_fake_provider_counts_every_live_refund_as_refunded() -> None:
     provider.add_payment(PAYMENT, eur(10_000))
     provider.refund_outside(PAYMENT, eur(1_000))
     assert provider.get_payment(PAYMENT).refunded == eur(1_000)
+
+
+# ---------------------------------------------------------------- the bound, under any mix of refunds
+
+_step = st.one_of(
+    st.tuples(st.just("ours"), st.integers(1, 6_000), st.booleans()),
+    st.tuples(st.just("outside"), st.integers(1, 6_000), st.just(False)),
+    st.tuples(st.just("settle"), st.just(0), st.just(False)),
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(steps=st.lists(_step, min_size=1, max_size=7))
+def test_whatever_was_refunded_and_by_whom_the_provider_is_never_asked_for_more_than_it_holds(
+    steps: list[tuple[str, int, bool]],
+) -> None:
+    # GIVEN a 100.00 payment and any sequence of our refunds (paid at once or left pending), refunds made
+    # outside refundflow, and pending refunds settling
+    with world() as env:
+        env.provider.add_payment(PAYMENT, eur(10_000))
+        pending: list[str] = []
+        for index, (kind, amount, stays_pending) in enumerate(steps):
+            at_provider = env.provider.get_payment(PAYMENT)
+            held_there = at_provider.captured.minor_units - at_provider.refunded.minor_units
+            if kind == "outside":
+                if amount <= held_there:
+                    env.provider.refund_outside(PAYMENT, eur(amount))
+                continue
+            if kind == "settle":
+                for refund_id in pending:
+                    refund = env.repository.get(refund_id)
+                    assert refund.provider_refund_id is not None
+                    env.provider.settle(refund.provider_refund_id, ProviderRefundStatus.SUCCEEDED)
+                    poll_refund(refund_id, journal=env.journal, provider=env.provider)
+                pending.clear()
+                continue
+            # WHEN refundflow is asked for a refund
+            body = refund_request_body(reference=f"RMA-{index}", amount=amount)
+            refund_id = env.accept(body, f"dlv-{index}").refund.refund_id
+            validate_refund(refund_id, journal=env.journal)
+            try:
+                look_up_payment(refund_id, journal=env.journal, provider=env.provider)
+            except PolicyViolation:
+                assert held_there == 0 or env.balance(PAYMENT)["remaining"] == 0
+                continue
+            # THEN the look-up leaves exactly what the provider still holds as refundable
+            assert env.balance(PAYMENT)["remaining"] == held_there
+            env.approve(refund_id)
+            try:
+                reserve_amount(refund_id, journal=env.journal)
+            except InsufficientRefundableAmount:
+                assert amount > held_there
+                continue
+            env.provider.outcomes = [Outcome.PENDING if stays_pending else Outcome.SUCCEEDED]
+            # AND whatever was reserved, the provider accepts: it is never asked for more than it holds
+            issue_refund(refund_id, journal=env.journal, provider=env.provider)
+            if stays_pending:
+                pending.append(refund_id)
+        at_provider = env.provider.get_payment(PAYMENT)
+        assert at_provider.refunded.minor_units <= at_provider.captured.minor_units
+        # AND what is still reserved is exactly our refunds still pending at the provider
+        if pending:
+            held = [env.repository.get(refund_id).amount for refund_id in pending]
+            assert env.balance(PAYMENT)["reserved"] == sum(money.minor_units for money in held if money)
