@@ -86,11 +86,13 @@ def look_up_payment(refund_id: str, *, journal: Journal, provider: RefundProvide
         )
     balance = repository.limit_to_provider(payment)
     if not balance.remaining.is_positive():
-        raise PolicyViolation(
-            f"nothing is left to refund on this payment: {payment.refunded} of {payment.captured} captured is "
-            f"refunded at {payment.provider.value}, the rest is reserved by other refunds",
-            code=NOTHING_REFUNDABLE,
+        where = payment.provider.value
+        why = (
+            f"all {payment.captured} captured is already refunded at {where}"
+            if payment.refunded >= payment.captured
+            else f"{payment.refunded} of {payment.captured} is refunded at {where}, the rest by refunds under way"
         )
+        raise PolicyViolation(f"nothing is left to refund on this payment: {why}", code=NOTHING_REFUNDABLE)
     amount = requested or balance.remaining
     ensure_representable(amount, refund.payment, refund.invoice)
     refund = journal.note(
