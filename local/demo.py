@@ -178,6 +178,29 @@ class Demo:
         outcome.check(len(self.client.credit_notes(refund_id)) == 1, "not exactly one credit note")
         return outcome
 
+    def refund_against_unpaid_invoice(self) -> Outcome:
+        outcome = Outcome(
+            "refund against an unpaid invoice",
+            "COMPLETED; the credit note of 15.00 is allocated to the invoice, which owes 25.00 of 40.00; no cash out",
+        )
+        payment = self.client.create_payment(4000, "EUR", "pm_card_visa")
+        invoice = self.client.create_invoice(
+            f"unpaid {self.run_id}", "Order unpaid", Decimal("40.00"), "EUR", paid=False
+        )
+        invoice_id = str(invoice["InvoiceID"])
+        refund_id = self.submit(outcome, self.request("unpaid", payment, invoice_id, amount=1500))
+        refund = self.client.wait_for(refund_id, TERMINAL)
+        outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']}")
+        notes = self.client.credit_notes(refund_id)
+        outcome.check(len(notes) == 1, f"credit notes {notes}")
+        if len(notes) == 1:
+            allocations = [(a["Invoice"]["InvoiceID"], Decimal(str(a["Amount"]))) for a in notes[0]["Allocations"]]
+            outcome.check(allocations == [(invoice_id, Decimal("15.00"))], f"allocations {allocations}")
+            outcome.check(not notes[0]["Payments"], f"cash paid out in the books: {notes[0]['Payments']}")
+        owed = self.client.xero("GET", f"/Invoices/{invoice_id}").json()["Invoices"][0]["AmountDue"]
+        outcome.check(Decimal(str(owed)) == Decimal("25.00"), f"the invoice owes {owed}")
+        return outcome
+
     # ------------------------------------------------------------------ scenarios (issue 3)
 
     def approved_by_team_lead(self) -> Outcome:
@@ -229,6 +252,7 @@ class Demo:
             self.same_delivery_twice,
             self.pending_then_succeeded,
             self.pending_then_failed,
+            self.refund_against_unpaid_invoice,
             self.approved_by_team_lead,
             self.rejected_by_approver,
         ]

@@ -411,3 +411,59 @@ def test_amount_with_more_than_two_decimals_is_refused(
     assert answer.status_code == 400
     assert any("more than 2 decimal places" in message for message in messages(answer))
     assert sim.all_credit_notes() == []
+
+
+def test_what_xero_fills_in_or_drops_is_booked_as_xero_would_and_recorded(
+    base_url: str, token: str, customer: dict[str, Any], sim: XeroSimulator, clock: FakeClock
+) -> None:
+    # GIVEN a credit note whose date is misspelt, and whose line has no tax type (the org's "today" is fixed)
+    body = credit_note_body(customer["ContactID"])
+    note = body["CreditNotes"][0]
+    note["Dat"] = note.pop("Date")
+    del note["LineAmountTypes"]
+    # WHEN it is created, then paid out without a date or a reference
+    answer = call(base_url, token, "PUT", "/CreditNotes", body)
+    assert answer.status_code == 200, answer.text
+    created = answer.json()["CreditNotes"][0]
+    payment = {
+        "Payments": [
+            {"CreditNote": {"CreditNoteID": created["CreditNoteID"]}, "Account": {"Code": "090"}, "Amount": 30}
+        ]
+    }
+    assert call(base_url, token, "PUT", "/Payments", payment).status_code == 200
+    # THEN Xero accepted both, and booked what it would: today's date, tax-exclusive lines with the account's
+    # tax type (so 30.00 plus 15 % tax), a payment dated today with no reference
+    today = sim._today().isoformat()
+    [booked] = sim.booked()
+    assert (booked["Date"], booked["LineAmountTypes"], booked["LineItems"][0]["TaxType"]) == (
+        today,
+        "Exclusive",
+        "OUTPUT2",
+    )
+    assert booked["Total"] == Decimal("34.50")
+    [paid] = booked["Payments"]
+    assert (paid["Date"], paid["Reference"]) == (today, "")
+    # AND the record says what Xero filled in and what it dropped, for tests to hold the client to
+    assert booked["defaulted"] == ["Date", "LineAmountTypes", "LineItems[0].TaxType"]
+    assert booked["ignored"] == ["Dat"]
+    assert (paid["defaulted"], paid["ignored"]) == (["Date", "Reference"], [])
+    # AND the control route serves the same record
+    served = json.loads(requests.get(f"{base_url}/_control/booked", timeout=5).content, parse_float=Decimal)
+    assert served["CreditNotes"] == [booked]
+
+
+def test_allocation_without_a_date_is_refused(
+    base_url: str, token: str, customer: dict[str, Any], sim: XeroSimulator
+) -> None:
+    # GIVEN an unpaid invoice and an authorised credit note for the same customer
+    invoice = sim.add_invoice(customer["ContactID"], [("Lamp", 1, "30.00", "200", "OUTPUT2")])
+    note = call(base_url, token, "PUT", "/CreditNotes", credit_note_body(customer["ContactID"])).json()["CreditNotes"][
+        0
+    ]
+    # WHEN it is allocated without a date
+    body = {"Allocations": [{"Invoice": {"InvoiceID": invoice["InvoiceID"]}, "Amount": 30}]}
+    answer = call(base_url, token, "PUT", f"/CreditNotes/{note['CreditNoteID']}/Allocations", body)
+    # THEN Xero refuses it (the spec requires Amount, Invoice and Date) and nothing is allocated
+    assert answer.status_code == 400
+    assert "Date is required" in messages(answer)
+    assert sim.invoice(invoice["InvoiceID"])["AmountDue"] == Decimal("30.00")
