@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -433,7 +434,7 @@ def test_what_xero_fills_in_or_drops_is_booked_as_xero_would_and_recorded(
     assert call(base_url, token, "PUT", "/Payments", payment).status_code == 200
     # THEN Xero accepted both, and booked what it would: today's date, tax-exclusive lines with the account's
     # tax type (so 30.00 plus 15 % tax), a payment dated today with no reference
-    today = sim._today().isoformat()
+    today = datetime.fromtimestamp(clock.now, UTC).date().isoformat()
     [booked] = sim.booked()
     assert (booked["Date"], booked["LineAmountTypes"], booked["LineItems"][0]["TaxType"]) == (
         today,
@@ -457,9 +458,8 @@ def test_allocation_without_a_date_is_refused(
 ) -> None:
     # GIVEN an unpaid invoice and an authorised credit note for the same customer
     invoice = sim.add_invoice(customer["ContactID"], [("Lamp", 1, "30.00", "200", "OUTPUT2")])
-    note = call(base_url, token, "PUT", "/CreditNotes", credit_note_body(customer["ContactID"])).json()["CreditNotes"][
-        0
-    ]
+    created = call(base_url, token, "PUT", "/CreditNotes", credit_note_body(customer["ContactID"]))
+    note = created.json()["CreditNotes"][0]
     # WHEN it is allocated without a date
     body = {"Allocations": [{"Invoice": {"InvoiceID": invoice["InvoiceID"]}, "Amount": 30}]}
     answer = call(base_url, token, "PUT", f"/CreditNotes/{note['CreditNoteID']}/Allocations", body)
