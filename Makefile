@@ -61,7 +61,7 @@ format: $(BIN)/.installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-typecheck: $(BIN)/.installed ## mypy --strict on the shared package
+typecheck: $(BIN)/.installed ## mypy --strict on the shared package, functions/, local/ and benchmarks/ (pyproject.toml)
 	$(BIN)/mypy
 
 unit: $(BIN)/.installed

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 }
             )
             headers = client.signed_headers(body)
-            builder = EnvironBuilder(method="POST", path="/refund-requests", data=body, headers=headers)
+            builder = EnvironBuilder(method="POST", path="/refund-requests", data=body, headers=list(headers.items()))
             return LocalApi.event_for(builder.get_request(), "POST /refund-requests", {}, None)
 
         events = [event(index) for index in range(args.requests + 5)]
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 if response["statusCode"] != 202:
                     raise RuntimeError(response)
         finally:
-            wiring.workflow = real_workflow  # type: ignore[method-assign]
+            wiring.workflow = real_workflow
     samples.sort()
     return {
         "benchmark": "webhook_receive",

@@ -87,7 +87,7 @@ class LocalApi:
                 )
                 response.headers["WWW-Authenticate"] = "Bearer"
                 return response
-        event = self.event_for(request, str(endpoint), path_parameters, claims)
+        event = self.event_for(request, str(endpoint), dict(path_parameters), claims)
         try:
             # Powertools keeps the current request on a class attribute (one request per Lambda process),
             # so API handlers run one at a time here; the workflow's steps still run concurrently.

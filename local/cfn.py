@@ -177,7 +177,7 @@ class Stack:
     def definition(self, logical_id: str) -> str:
         """A state machine's ASL with its DefinitionSubstitutions applied (moto does not apply them)."""
         properties = self.resources[logical_id]["Properties"]
-        text = (ROOT / properties["DefinitionUri"]).read_text()
+        text: str = (ROOT / properties["DefinitionUri"]).read_text()
         for key, value in properties.get("DefinitionSubstitutions", {}).items():
             text = text.replace("${" + key + "}", str(self.resolve(value)))
         leftover = re.findall(r"\$\{([A-Za-z0-9]+)\}", text)

@@ -70,7 +70,7 @@ def patch_nested_executions() -> None:
     service._normalise_parameters = normalise_parameters  # type: ignore[method-assign]
     service._normalise_response = normalise_response  # type: ignore[method-assign]
     service._refundflow_patched = True  # type: ignore[attr-defined]
-    callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = 0.02  # type: ignore[attr-defined]
+    callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = 0.02  # type: ignore[misc]
 
 
 def route_lambda_invocations(invoke_json: Callable[[str, bytes], tuple[bytes, bool]]) -> None:
@@ -86,7 +86,7 @@ def route_lambda_invocations(invoke_json: Callable[[str, bytes], tuple[bytes, bo
             response_headers["x-amz-function-error"] = "Unhandled"
         return payload
 
-    LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign,assignment]
+    LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
 
 
 def check_moto_version() -> None:
@@ -113,7 +113,7 @@ def patch_dynamodb() -> None:
     def deepcopy_but_tables(value: Any, memo: dict[int, Any] | None = None) -> Any:
         return value if isinstance(value, Table) else real_deepcopy(value, memo)
 
-    models.copy = SimpleNamespace(deepcopy=deepcopy_but_tables)  # type: ignore[attr-defined]
+    models.copy = SimpleNamespace(deepcopy=deepcopy_but_tables)  # type: ignore[attr-defined,assignment]
     original_transact = DynamoDBBackend.transact_write_items
 
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:

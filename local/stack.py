@@ -53,7 +53,7 @@ def forget_process_caches() -> None:
 
     for cached in (aws.client, idempotency._store, idempotency._config, stripe_provider, xero_ledger, active_policy):
         cached.cache_clear()
-    parameters.clear_caches()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
     wiring.reset()
 
 

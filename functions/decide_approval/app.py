@@ -15,7 +15,7 @@ from refundflow.domain.approval import ApproverIdentity, decide_approval
 from refundflow.observability import logger, metrics, tracer
 from refundflow.policy import active_policy
 
-router = APIGatewayHttpRouter()
+router = APIGatewayHttpRouter()  # type: ignore[no-untyped-call]
 # Parsed by the handler (strict JSON, card check, then the model), so documented for OpenAPI here.
 REQUEST_BODIES = {"/refunds/{refund_id}/approval": ApprovalRequestBody}
 

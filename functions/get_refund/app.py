@@ -14,7 +14,7 @@ from refundflow.api import RefundView
 from refundflow.domain.views import refund_view
 from refundflow.observability import logger, metrics, tracer
 
-router = APIGatewayHttpRouter()
+router = APIGatewayHttpRouter()  # type: ignore[no-untyped-call]
 
 
 @router.get(

@@ -16,7 +16,7 @@ from refundflow.domain.inbound import accept_provider_event
 from refundflow.domain.intake import accept_refund_request, timing_from
 from refundflow.observability import logger, metrics, tracer
 
-router = APIGatewayHttpRouter()
+router = APIGatewayHttpRouter()  # type: ignore[no-untyped-call]
 # Verified on the raw body before parsing, so the resolver does not parse them: documented for OpenAPI.
 SIGNED_REQUEST_BODIES = {"/refund-requests": RefundRequestBody}
 
@@ -47,7 +47,7 @@ def create_refund_request() -> Response[RefundAccepted]:
         "refund request accepted", extra={"refund_id": accepted.refund.refund_id, "duplicate": accepted.duplicate}
     )
     refund = accepted.refund
-    links = {"self": {"href": f"/refunds/{refund.refund_id}"}}
+    links: dict[str, Any] = {"self": {"href": f"/refunds/{refund.refund_id}"}}
     return http_api.json_response(
         202, RefundAccepted(refund_id=refund.refund_id, status=refund.status, duplicate=accepted.duplicate, links=links)
     )

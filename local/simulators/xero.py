@@ -607,7 +607,7 @@ class XeroSimulator(Simulator):
 
     @staticmethod
     def _problem(status: int, title: str, detail: str) -> Response:
-        body = {
+        body: dict[str, Any] = {
             "Type": None,
             "Title": title,
             "Status": status,

@@ -10,13 +10,16 @@ import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import ServiceError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, ValidationError
 
 from refundflow import carddata
@@ -73,9 +76,9 @@ _PROBLEM_DESCRIPTIONS = {
 }
 
 
-def documented(success: int, description: str, model: type[BaseModel], *problems: int) -> dict[int, dict[str, Any]]:
+def documented(success: int, description: str, model: type[BaseModel], *problems: int) -> dict[int, OpenAPIResponse]:
     """OpenAPI ``responses`` for a route: its success model and the problem documents it may return."""
-    responses: dict[int, dict[str, Any]] = {
+    responses: dict[int, OpenAPIResponse] = {
         success: {"description": description, "content": {"application/json": {"model": model}}}
     }
     for status in problems:
