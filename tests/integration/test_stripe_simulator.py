@@ -501,7 +501,7 @@ def test_refund_events_are_signed_stripe_events(simulator: StripeSimulator, url:
 
         # WHEN a refund is made under an idempotency key
         refund = post(url, "/v1/refunds", {"payment_intent": intent["id"], "amount": "100"}, idempotency="key-8").json()
-        assert simulator.webhooks.wait_idle(timeout=5)
+        assert simulator.webhooks.wait_idle(timeout=30)
 
     # THEN refund.created and charge.refunded arrive as event objects, each signed as Stripe documents
     events = []
