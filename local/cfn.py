@@ -79,7 +79,7 @@ class Stack:
         """The name the local stack gives a resource: its explicit name property, else stack-logicalId."""
         resource = self.resources[logical_id]
         properties = resource.get("Properties", {})
-        for key in ("Name", "TableName", "QueueName", "FunctionName", "LayerName"):
+        for key in ("Name", "TableName", "QueueName", "FunctionName", "LayerName", "LogGroupName"):
             if key in properties:
                 return str(self.resolve(properties[key]))
         if resource["Type"] == "AWS::SES::Template":
@@ -170,6 +170,24 @@ class Stack:
         globals_env = self.template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
         own = self.resources[logical_id]["Properties"].get("Environment", {}).get("Variables", {})
         return {key: str(self.resolve(value)) for key, value in {**globals_env, **own}.items()}
+
+    def queue_event_sources(self) -> list[tuple[str, str, int]]:
+        """(function logical id, queue ARN, batch size) of every SQS event source: the template's
+        ``AWS::Lambda::EventSourceMapping`` resources and any SAM ``SQS`` event of a function."""
+        sources: list[tuple[str, str, int]] = []
+        for mapping in self.of_type("AWS::Lambda::EventSourceMapping").values():
+            properties = mapping["Properties"]
+            target = properties["FunctionName"]
+            logical_id = target["Ref"] if isinstance(target, dict) and "Ref" in target else str(target)
+            queue_arn = str(self.resolve(properties["EventSourceArn"]))
+            if queue_arn.startswith(f"arn:aws:sqs:{self.region}:"):
+                sources.append((logical_id, queue_arn, int(properties.get("BatchSize", 10))))
+        for logical_id, resource in self.of_type("AWS::Serverless::Function").items():
+            for event in resource["Properties"].get("Events", {}).values():
+                if event["Type"] == "SQS":
+                    queue_arn = str(self.resolve(event["Properties"]["Queue"]))
+                    sources.append((logical_id, queue_arn, int(event["Properties"].get("BatchSize", 10))))
+        return sources
 
     def function_folder(self, logical_id: str) -> Path:
         return ROOT / str(self.resources[logical_id]["Properties"]["CodeUri"])

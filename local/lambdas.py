@@ -1,6 +1,9 @@
 """Runs the functions of template.yaml in this process, the way Lambda would: one module per
 function folder, a Lambda context, and errors reported as Lambda reports them (``errorType`` is the
-exception's class name: the name the state machine retries and catches)."""
+exception's class name: the name the state machine retries and catches).
+
+Every AWS API call a function makes while it runs is recorded (``LocalFunctions.aws_calls``), whichever
+boto3 session or client makes it: the least-privilege test checks each against the function's IAM."""
 
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from botocore.client import BaseClient
 
 from local.cfn import Stack
 
@@ -48,6 +53,39 @@ class FunctionError(Exception):
 _module_lock = threading.Lock()
 
 
+@dataclass(frozen=True)
+class AwsCall:
+    """One AWS API call made by a function: botocore's service name and operation, and its parameters."""
+
+    function: str
+    service: str
+    operation: str
+    params: dict[str, Any]
+
+
+class _Running(threading.local):
+    """The function running on this thread (a handler runs on the thread that invoked it)."""
+
+    def __init__(self) -> None:
+        self.stack: list[tuple[LocalFunctions, str]] = []
+
+
+_running = _Running()
+_original_api_call = BaseClient._make_api_call  # type: ignore[attr-defined]
+
+
+def _recording_api_call(client: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
+    if _running.stack:
+        functions, logical_id = _running.stack[-1]
+        call = AwsCall(logical_id, client.meta.service_model.service_name, operation_name, dict(api_params))
+        with _module_lock:
+            functions.aws_calls.append(call)
+    return _original_api_call(client, operation_name, api_params)
+
+
+BaseClient._make_api_call = _recording_api_call  # type: ignore[attr-defined]
+
+
 def load_handler_module(folder: Path, unique_name: str) -> ModuleType:
     """Import ``folder/app.py`` under a unique module name (every function's module is called app)."""
     spec = importlib.util.spec_from_file_location(unique_name, folder / "app.py")
@@ -77,6 +115,7 @@ class LocalFunctions:
         self.invocations: Counter[str] = Counter()
         self.cold_starts: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
+        self.aws_calls: list[AwsCall] = []
 
     def logical_id(self, name_or_arn: str) -> str:
         key = name_or_arn.split(":$LATEST")[0]
@@ -109,6 +148,7 @@ class LocalFunctions:
         )
         self.invocations[logical_id] += 1
         module: ModuleType | None = None
+        _running.stack.append((self, logical_id))
         try:
             module = self._acquire(logical_id)
             return module.lambda_handler(event, context)
@@ -123,6 +163,7 @@ class LocalFunctions:
                 }
             ) from error
         finally:
+            _running.stack.pop()
             if module is not None:
                 self._release(logical_id, module)
 

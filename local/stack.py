@@ -326,17 +326,12 @@ class LocalStack:
     # ------------------------------------------------------------------ SQS event sources
 
     def _start_queue_pollers(self) -> None:
-        for logical_id, resource in self.stack.of_type("AWS::Serverless::Function").items():
-            for event in resource["Properties"].get("Events", {}).values():
-                if event["Type"] != "SQS":
-                    continue
-                queue_arn = str(self.stack.resolve(event["Properties"]["Queue"]))
-                batch = int(event["Properties"].get("BatchSize", 10))
-                poller = threading.Thread(
-                    target=self._poll_queue, args=(logical_id, queue_arn, batch), name=f"sqs-{logical_id}", daemon=True
-                )
-                poller.start()
-                self._pollers.append(poller)
+        for logical_id, queue_arn, batch in self.stack.queue_event_sources():
+            poller = threading.Thread(
+                target=self._poll_queue, args=(logical_id, queue_arn, batch), name=f"sqs-{logical_id}", daemon=True
+            )
+            poller.start()
+            self._pollers.append(poller)
 
     def _poll_queue(self, function_id: str, queue_arn: str, batch: int) -> None:
         """What a Lambda SQS event source mapping does, with partial batch responses: failed

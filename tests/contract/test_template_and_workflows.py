@@ -14,6 +14,7 @@ import pytest
 
 from local.cfn import ROOT, Stack
 from refundflow import errors
+from tests.support.iam import POLICY_TEMPLATES, Request, allowed, function_statements
 
 STACK = Stack.from_template("refundflow")
 MACHINES = STACK.of_type("AWS::Serverless::StateMachine")
@@ -163,3 +164,181 @@ def test_the_readme_documents_both_commands() -> None:
     readme = Path(ROOT / "README.md").read_text()
     assert "make demo" in readme
     assert "make test" in readme
+
+
+# ---------------------------------------------------------------- least privilege (issue 6.7)
+
+REFUNDS_TABLE_ARN = STACK.arn("RefundsTable")
+API_FUNCTIONS = {"ReceiveWebhookFunction", "GetRefundFunction", "DecideApprovalFunction"}
+# The functions that take a waiting workflow's task token (DeleteItem on REFUND#<id>/WAIT#<kind>).
+TOKEN_TAKERS = {"ReceiveWebhookFunction", "DecideApprovalFunction", "RegisterWaitFunction"}
+# The indexes each function queries (RefundRepository.refunds_for_payment, customer_history).
+INDEXES = {"ReceiveWebhookFunction": {"by-payment"}, "EvaluatePolicyFunction": {"by-customer"}}
+# SAM event types that attach an AWS managed policy with Resource "*" to the function's role.
+PULL_EVENTS = {"SQS", "Kinesis", "DynamoDB", "MSK", "MQ", "SelfManagedKafka", "DocumentDB"}
+
+
+def dynamodb_request(operation: str, pk: str) -> Request:
+    return Request(f"dynamodb:{operation}", REFUNDS_TABLE_ARN, {"dynamodb:LeadingKeys": [pk]})
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_no_function_has_a_crud_read_or_managed_policy(logical_id: str) -> None:
+    policies = FUNCTIONS[logical_id]["Properties"].get("Policies", [])
+    # THEN every entry is an inline statement list or a resource-scoped SAM template this suite knows
+    assert all(isinstance(policy, dict) for policy in policies), "managed policies grant more than we check"
+    names = {name for policy in policies for name in policy}
+    assert names <= {"Statement", *POLICY_TEMPLATES}, names
+    assert not {"DynamoDBCrudPolicy", "DynamoDBReadPolicy", "DynamoDBWritePolicy"} & names
+    # AND no event source that makes SAM attach a managed policy with Resource "*"
+    events = {event["Type"] for event in FUNCTIONS[logical_id]["Properties"].get("Events", {}).values()}
+    assert not events & PULL_EVENTS
+    assert "Role" not in FUNCTIONS[logical_id]["Properties"]
+    # AND no inline statement on Resource "*" (X-Ray and the basic execution role come from SAM itself)
+    for statement in function_statements(STACK, logical_id):
+        assert "*" not in statement.resources, statement
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_no_function_may_update_or_delete_an_audit_entry(logical_id: str) -> None:
+    statements = function_statements(STACK, logical_id)
+    for operation in ("UpdateItem", "DeleteItem"):
+        assert not allowed(statements, dynamodb_request(operation, "AUDIT#rf_" + "0" * 32)), operation
+    # AND the denial is explicit, so no later Allow can grant it back
+    denies = [statement for statement in statements if statement.effect == "Deny"]
+    assert any(
+        {"dynamodb:UpdateItem", "dynamodb:DeleteItem"} <= set(statement.actions)
+        and statement.condition == {"ForAnyValue:StringLike": {"dynamodb:LeadingKeys": ["AUDIT#*"]}}
+        for statement in denies
+    )
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_delete_only_where_the_wait_token_is_taken_and_indexes_only_where_queried(logical_id: str) -> None:
+    statements = function_statements(STACK, logical_id)
+    may_delete = allowed(statements, dynamodb_request("DeleteItem", "REFUND#rf_1"))
+    assert may_delete == (logical_id in TOKEN_TAKERS)
+    granted = {
+        resource.rsplit("/index/", 1)[1]
+        for statement in statements
+        if statement.effect == "Allow"
+        for resource in statement.resources
+        if resource.startswith(REFUNDS_TABLE_ARN + "/index/")
+    }
+    assert granted == INDEXES.get(logical_id, set())
+
+
+def test_notify_polls_its_two_queues_and_sends_only_from_the_sender_address() -> None:
+    statements = function_statements(STACK, "NotifyFunction")
+    queues = {STACK.arn("CustomerNotificationsQueue"), STACK.arn("OpsNotificationsQueue")}
+    sqs = [statement for statement in statements if any(action.startswith("sqs:") for action in statement.actions)]
+    assert {resource for statement in sqs for resource in statement.resources} == queues
+    assert allowed(statements, Request("sqs:ReceiveMessage", STACK.arn("OpsNotificationsQueue")))
+    assert not allowed(statements, Request("sqs:ReceiveMessage", STACK.arn("OpsNotificationsDeadLetterQueue")))
+    # AND SES only for templated mail whose From is the configured sender
+    sender = STACK.parameters["NotificationSenderEmail"]
+    identity = f"arn:aws:ses:{STACK.region}:{STACK.account_id}:identity/{sender}"
+    ses = [statement for statement in statements if any(action.startswith("ses:") for action in statement.actions)]
+    assert [statement.actions for statement in ses] == [("ses:SendTemplatedEmail",)]
+    assert allowed(statements, Request("ses:SendTemplatedEmail", identity, {"ses:FromAddress": [sender]}))
+    assert not allowed(
+        statements, Request("ses:SendTemplatedEmail", identity, {"ses:FromAddress": ["mallory@example.com"]})
+    )
+    # AND its queues are wired by event source mappings, not by SAM events
+    mappings = STACK.of_type("AWS::Lambda::EventSourceMapping").values()
+    assert {str(STACK.resolve(mapping["Properties"]["EventSourceArn"])) for mapping in mappings} == queues
+    assert {(logical_id, arn) for logical_id, arn, _ in STACK.queue_event_sources()} == {
+        ("NotifyFunction", arn) for arn in queues
+    }
+
+
+# ---------------------------------------------------------------- operations (issue 6.7)
+
+
+def test_api_access_logs_go_to_a_log_group_with_retention_and_say_who_asked_what() -> None:
+    (api,) = STACK.of_type("AWS::Serverless::HttpApi").values()
+    settings = api["Properties"]["AccessLogSettings"]
+    assert settings["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    assert "RetentionInDays" in STACK.resources["ApiAccessLogGroup"]["Properties"]
+    record = json.loads(settings["Format"])
+    assert {
+        "$context.requestId",
+        "$context.identity.sourceIp",
+        "$context.routeKey",
+        "$context.status",
+        "$context.authorizer.error",
+        "$context.integrationErrorMessage",
+    } <= set(record.values())
+
+
+def test_every_route_is_throttled() -> None:
+    (api,) = STACK.of_type("AWS::Serverless::HttpApi").values()
+    properties = api["Properties"]
+    default = properties["DefaultRouteSettings"]
+    assert default["ThrottlingBurstLimit"] > 0
+    assert default["ThrottlingRateLimit"] > 0
+    routes = {
+        f"{event['Properties']['Method'].upper()} {event['Properties']['Path']}"
+        for resource in FUNCTIONS.values()
+        for event in resource["Properties"].get("Events", {}).values()
+        if event["Type"] == "HttpApi"
+    }
+    assert set(properties["RouteSettings"]) == routes
+    for route, limits in properties["RouteSettings"].items():
+        assert 0 < limits["ThrottlingRateLimit"] <= default["ThrottlingRateLimit"], route
+        assert 0 < limits["ThrottlingBurstLimit"] <= default["ThrottlingBurstLimit"], route
+
+
+@pytest.mark.parametrize("logical_id", sorted(API_FUNCTIONS))
+def test_api_functions_have_reserved_concurrency_from_a_parameter(logical_id: str) -> None:
+    reserved = FUNCTIONS[logical_id]["Properties"]["ReservedConcurrentExecutions"]
+    parameter = STACK.template["Parameters"][reserved["Ref"]]
+    assert parameter["Type"] == "Number"
+    assert parameter["Default"] >= 1
+
+
+def test_every_function_and_workflow_logs_to_a_declared_group_with_retention() -> None:
+    groups = STACK.of_type("AWS::Logs::LogGroup")
+    assert all("RetentionInDays" in group["Properties"] for group in groups.values())
+    names = {STACK.resolve(group["Properties"]["LogGroupName"]) for group in groups.values()}
+    for logical_id in FUNCTIONS:
+        assert f"/aws/lambda/{STACK.physical_name(logical_id)}" in names, logical_id
+    for logical_id, machine in MACHINES.items():
+        logging_config = machine["Properties"]["Logging"]
+        # THEN errors are logged, without the execution data (refund contents stay out of the logs)
+        assert (logging_config["Level"], logging_config["IncludeExecutionData"]) == ("ERROR", False), logical_id
+        (destination,) = logging_config["Destinations"]
+        group = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+        assert group in groups, logical_id
+
+
+def test_every_url_parameter_must_be_https() -> None:
+    parameters = STACK.template["Parameters"]
+    urls = {name for name, spec in parameters.items() if str(spec.get("Default", "")).startswith("http")}
+    assert {"StripeApiBase", "XeroApiBase", "XeroIdentityBase", "ApproverJwtIssuer"} <= urls
+    for name in urls:
+        assert parameters[name].get("AllowedPattern") == "^https://", name
+        assert re.match(parameters[name]["AllowedPattern"], parameters[name]["Default"]), name
+
+
+# The functions that append audit entries (they sign them); GetRefundFunction verifies them.
+AUDIT_WRITERS = {
+    "ReceiveWebhookFunction",
+    "ValidateRefundFunction",
+    "EvaluatePolicyFunction",
+    "ReserveAmountFunction",
+    "RefundStripeFunction",
+    "UpdateInvoiceFunction",
+    "HandleFailureFunction",
+    "DecideApprovalFunction",
+    "EscalateApprovalFunction",
+}
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_only_the_audit_writers_and_the_status_api_may_read_the_audit_key(logical_id: str) -> None:
+    name = STACK.parameters["AuditKeySecretName"]
+    secret = f"arn:aws:secretsmanager:{STACK.region}:{STACK.account_id}:secret:{name}-AbCdEf"
+    may_read = allowed(function_statements(STACK, logical_id), Request("secretsmanager:GetSecretValue", secret))
+    assert may_read == (logical_id in AUDIT_WRITERS | {"GetRefundFunction"})
+    assert STACK.function_environment(logical_id)["AUDIT_KEY_SECRET_NAME"] == name
