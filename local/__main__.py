@@ -8,7 +8,8 @@ import sys
 import threading
 
 from local.stack import (
-    REFUND_REQUESTS_SIGNING_SECRET,
+    SOURCE_ROLES,
+    SOURCE_SIGNING_SECRETS,
     STRIPE_WEBHOOK_SECRET,
     LocalSettings,
     LocalStack,
@@ -17,6 +18,10 @@ from local.stack import (
 
 def main() -> int:
     stack = LocalStack(LocalSettings.from_environment()).start()
+    sources = "\n".join(
+        f"    {name:<15} {secrets[0]}   (may assert: {', '.join(SOURCE_ROLES.get(name, [])) or 'nothing'})"
+        for name, secrets in SOURCE_SIGNING_SECRETS.items()
+    )
     print(
         f"""refundflow local stack
   API             {stack.api_url}   (POST /refund-requests, POST /webhooks/stripe, GET /refunds/{{refund_id}},
@@ -25,7 +30,8 @@ def main() -> int:
   Xero sandbox    {stack.api_url}/_sandbox/xero/api.xro/2.0/...
   Approver tokens POST {stack.api_url}/_local/issuer/token {{"sub": "lee", "role": "team_lead"}}
   AWS (moto)      {stack.aws_endpoint}   (aws --endpoint-url {stack.aws_endpoint} ...)
-  signing secret  {REFUND_REQUESTS_SIGNING_SECRET}   (Standard Webhooks, POST /refund-requests)
+  Signing secrets of the source systems (Standard Webhooks, POST /refund-requests; source.system must match):
+{sources}
   Stripe webhooks {STRIPE_WEBHOOK_SECRET}
 Ctrl-C stops it; all state is in memory.""",
         flush=True,

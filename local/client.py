@@ -9,6 +9,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -17,7 +18,7 @@ import requests
 from standardwebhooks.webhooks import Webhook
 
 from local.stack import (
-    REFUND_REQUESTS_SIGNING_SECRET,
+    SOURCE_SIGNING_SECRETS,
     STRIPE_API_KEY,
     XERO_CLIENT_ID,
     XERO_CLIENT_SECRET,
@@ -29,12 +30,19 @@ from refundflow.status import TERMINAL_STATUSES
 
 TERMINAL = {status.value for status in TERMINAL_STATUSES}
 JSON = {"Content-Type": "application/json"}
+DEFAULT_SOURCE = "returns-portal"
 
 
 class RefundflowClient:
-    def __init__(self, api_url: str, signing_secret: str = REFUND_REQUESTS_SIGNING_SECRET, timeout: float = 30) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        signing_secrets: Mapping[str, Sequence[str]] = SOURCE_SIGNING_SECRETS,
+        timeout: float = 30,
+    ) -> None:
         self.api_url = api_url.rstrip("/")
-        self.webhook = Webhook(signing_secret)
+        # Each source system signs with its own (first, i.e. current) secret.
+        self.webhooks = {source: Webhook(secrets[0]) for source, secrets in signing_secrets.items()}
         self.http = requests  # no shared Session: scenarios run on several threads
         self.timeout = timeout
         self._xero_lock = threading.Lock()
@@ -43,22 +51,36 @@ class RefundflowClient:
 
     # ------------------------------------------------------------------ refundflow's API
 
-    def signed_headers(self, body: str, delivery_id: str | None = None, at: datetime | None = None) -> dict[str, str]:
+    def signed_headers(
+        self, body: str, delivery_id: str | None = None, at: datetime | None = None, *, source: str | None = None
+    ) -> dict[str, str]:
+        """Standard Webhooks headers for ``body``, signed with the secret of ``source`` (by default the source
+        system the body names, else the returns portal), as that source system would sign it."""
         delivery_id = delivery_id or f"msg_{uuid.uuid4().hex}"
         at = at or datetime.now(UTC)
+        webhook = self.webhooks[source or self._named_source(body)]
         return {
             "content-type": "application/json",
             "webhook-id": delivery_id,
             "webhook-timestamp": str(int(at.timestamp())),
-            "webhook-signature": self.webhook.sign(delivery_id, at, body),
+            "webhook-signature": webhook.sign(delivery_id, at, body),
         }
 
-    def request_refund(self, request: dict[str, Any], *, delivery_id: str | None = None) -> requests.Response:
+    def _named_source(self, body: str) -> str:
+        try:
+            named = json.loads(body)["source"]["system"]
+        except (ValueError, TypeError, KeyError):
+            return DEFAULT_SOURCE
+        return named if isinstance(named, str) and named in self.webhooks else DEFAULT_SOURCE
+
+    def request_refund(
+        self, request: dict[str, Any], *, delivery_id: str | None = None, source: str | None = None
+    ) -> requests.Response:
         body = json.dumps(request)
         return self.http.post(
             f"{self.api_url}/refund-requests",
             data=body,
-            headers=self.signed_headers(body, delivery_id),
+            headers=self.signed_headers(body, delivery_id, source=source),
             timeout=self.timeout,
         )
 

@@ -31,8 +31,28 @@ from local.cfn import Stack
 from local.lambdas import LocalFunctions
 
 STACK_NAME = "refundflow-local"
+
+
+def _local_signing_secret(label: str) -> str:
+    """A Standard Webhooks secret (whsec_ + base64 of 32 bytes) that is the same on every run."""
+    return "whsec_" + base64.b64encode(f"refundflow-local-{label}".ljust(32, "!")[:32].encode()).decode()
+
+
 # The local stack's credentials: sandbox values, documented in the README, never real ones.
-REFUND_REQUESTS_SIGNING_SECRET = "whsec_" + base64.b64encode(b"refundflow-local-signing-secret!").decode()
+# Each source system that posts refund requests locally has its own signing secrets (the help desk two,
+# as during a rotation): the demo and the e2e suite use the returns portal and the help desk, the README's
+# curl session "curl", the benchmarks "bench".
+SOURCE_SIGNING_SECRETS: dict[str, tuple[str, ...]] = {
+    "returns-portal": (_local_signing_secret("returns-portal"),),
+    "helpdesk": (_local_signing_secret("helpdesk"), _local_signing_secret("helpdesk-previous")),
+    "curl": (_local_signing_secret("curl"),),
+    "bench": (_local_signing_secret("bench"),),
+}
+# Which roles each local source may assert in approved_by: the local policy's sources: section (the
+# packaged policy trusts no source). The help desk stands for a help desk whose group-to-role mapping is
+# trusted up to team lead; the others assert nothing.
+SOURCE_ROLES: dict[str, list[str]] = {"returns-portal": [], "helpdesk": ["agent", "team_lead"], "curl": [], "bench": []}
+LOCAL_POLICY_PARAMETER = "/refundflow/local/policy"
 STRIPE_API_KEY = "sk_test_refundflow_local"
 STRIPE_WEBHOOK_SECRET = "whsec_refundflow_local_stripe"
 XERO_CLIENT_ID = "refundflow-local-client"
@@ -108,6 +128,7 @@ class LocalStack:
             "BooksRetryWaitSeconds": str(self.settings.books_retry_wait_seconds),
             "ApprovalEscalationSeconds": str(self.settings.approval_escalation_seconds),
             "ApproverJwtIssuer": f"{self.api_url}/_local/issuer",
+            "PolicyParameterName": LOCAL_POLICY_PARAMETER,
             **self.settings.extra_parameters,
         }
 
@@ -257,6 +278,10 @@ class LocalStack:
         secrets = self.client("secretsmanager")
         for parameter, value in self._secret_values().items():
             secrets.create_secret(Name=stack.parameters[parameter], SecretString=json.dumps(value))
+        if stack.parameters.get("PolicyParameterName") == LOCAL_POLICY_PARAMETER:
+            self.client("ssm").put_parameter(
+                Name=LOCAL_POLICY_PARAMETER, Value=local_policy_text(), Type="String", Tier="Advanced"
+            )
 
         iam = self.client("iam")
         role = iam.create_role(RoleName=f"{stack.name}-local", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
@@ -291,7 +316,7 @@ class LocalStack:
                 "keys": {"local-1": base64.b64encode(token_bytes(32)).decode()},
                 "current": "local-1",
             },
-            "RefundRequestsSecretName": {"signing_secrets": [REFUND_REQUESTS_SIGNING_SECRET]},
+            "RefundRequestsSecretName": refund_request_secret_document(),
             "StripeSecretName": {"api_key": STRIPE_API_KEY, "webhook_secrets": [STRIPE_WEBHOOK_SECRET]},
             "XeroSecretName": {
                 "client_id": XERO_CLIENT_ID,
@@ -414,3 +439,30 @@ class LocalStack:
 
     def env(self) -> Mapping[str, str]:
         return dict(os.environ)
+
+
+def refund_request_secret_document(sources: Mapping[str, tuple[str, ...]] = SOURCE_SIGNING_SECRETS) -> dict[str, Any]:
+    """The RefundRequestsSecretName secret: each source system's own signing secrets."""
+    return {"sources": {name: {"signing_secrets": list(secrets)} for name, secrets in sources.items()}}
+
+
+def local_policy_text() -> str:
+    """The packaged default policy with the local sources' allowances: what the local stack decides with
+    (through the PolicyParameterName override, as a deployment would). Checked before it is used."""
+    import yaml
+
+    from refundflow.policy import load_policy
+    from refundflow.policy.engine import PACKAGED_SOURCE
+
+    document = yaml.safe_load(load_default_policy_text())
+    document["version"] = f"{document['version']}-local"
+    document["sources"] = {name: {"may_assert_roles": roles} for name, roles in SOURCE_ROLES.items()}
+    text = yaml.safe_dump(document, sort_keys=False)
+    load_policy(text, source=f"local ({PACKAGED_SOURCE} + local sources)")
+    return text
+
+
+def load_default_policy_text() -> str:
+    from importlib import resources
+
+    return resources.files("refundflow.policy").joinpath("default_policy.yaml").read_text(encoding="utf-8")

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from refundflow import http_api, settings, wiring
 from refundflow.adapters.secrets import get_json_secret
 from refundflow.api import RefundAccepted, RefundRequestBody, WebhookAck
-from refundflow.connectors.standard_webhooks import verify_standard_webhook
+from refundflow.connectors.standard_webhooks import SigningSources, verify_source_delivery
 from refundflow.domain.inbound import accept_provider_event
 from refundflow.domain.intake import accept_refund_request, timing_from
 from refundflow.observability import logger, metrics, tracer
@@ -25,19 +25,23 @@ SIGNED_REQUEST_BODIES = {"/refund-requests": RefundRequestBody}
     "/refund-requests",
     summary="Ask for a refund (Standard Webhooks signed)",
     description="Body: RefundRequestBody. Answers 202 with the refund id; a redelivery answers the same id.",
-    responses=http_api.documented(202, "Accepted (or redelivered)", RefundAccepted, 400, 401, 409, 413, 415, 503),
+    responses=http_api.documented(202, "Accepted (or redelivered)", RefundAccepted, 400, 401, 403, 409, 413, 415, 503),
     tags=["triggers"],
 )
 def create_refund_request() -> Response[RefundAccepted]:
     intake = settings.load(settings.IntakeSettings)
     # Signature first: an empty or forged body is unauthenticated (401) before it is malformed (400).
     raw = http_api.raw_body(router.current_event, max_bytes=intake.max_body_bytes, allow_empty=True)
-    secrets = get_json_secret(intake.refund_requests_secret_name).get("signing_secrets", [])
-    delivery_id = verify_standard_webhook(router.current_event.headers, raw, secrets)
+    # Read through the secrets cache (SECRETS_CACHE_SECONDS): a revoked secret stops working without a cold start.
+    name = intake.refund_requests_secret_name
+    sources = SigningSources.from_secret(name, get_json_secret(name))
+    verified = verify_source_delivery(router.current_event.headers, raw, sources)
+    delivery_id = http_api.delivery_id(verified.delivery_id)
     body = http_api.parse_body(RefundRequestBody, raw)
     logger.append_keys(delivery_id=delivery_id, source_reference=body.source.reference)
     accepted = accept_refund_request(
         body,
+        source=verified.source,
         delivery_id=delivery_id,
         journal=wiring.journal(),
         starter=wiring.workflow(),
@@ -66,6 +70,7 @@ def stripe_webhook() -> Response[WebhookAck]:
     raw = http_api.raw_body(router.current_event, max_bytes=max_bytes, allow_empty=True)
     provider = stripe_provider()
     event = provider.parse_webhook(router.current_event.headers, raw)
+    http_api.delivery_id(event.event_id)  # the key of its first-seen marker: bounded like a webhook-id
     logger.append_keys(provider_event_id=event.event_id, provider_event_type=event.event_type)
     duplicate = accept_provider_event(event, journal=wiring.journal(), provider=provider, callbacks=wiring.callbacks())
     return http_api.json_response(200, WebhookAck(duplicate=duplicate))

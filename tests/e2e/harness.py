@@ -219,11 +219,17 @@ class E2EClient(RefundflowClient):
     # ------------------------------------------------------------------ refundflow's API, raw
 
     def post_signed(
-        self, body: bytes | str, *, headers: dict[str, str] | None = None, path: str = "/refund-requests"
+        self,
+        body: bytes | str,
+        *,
+        headers: dict[str, str] | None = None,
+        path: str = "/refund-requests",
+        source: str | None = None,
     ) -> requests.Response:
-        """A delivery signed over ``body`` with the refund-requests secret; ``headers`` override the signed ones."""
+        """A delivery signed over ``body`` with a source system's secret (``source``, by default the one the body
+        names, else the returns portal's); ``headers`` override the signed ones."""
         text = body.decode() if isinstance(body, bytes) else body
-        signed = self.signed_headers(text)
+        signed = self.signed_headers(text, source=source)
         return self.post_raw(path, body, {**signed, **(headers or {})})
 
     def post_stripe_event(

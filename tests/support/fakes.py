@@ -26,6 +26,7 @@ from local.cfn import Stack
 from refundflow.adapters.dynamodb import RefundRepository
 from refundflow.api import RefundRequestBody
 from refundflow.audit import AuditKeys
+from refundflow.connectors.standard_webhooks import VerifiedSource
 from refundflow.domain.intake import Accepted, WorkflowTiming, accept_refund_request
 from refundflow.domain.journal import Journal
 from refundflow.domain.payments import look_up_payment, reserve_amount
@@ -517,7 +518,12 @@ class World:
 
     def accept(self, body: RefundRequestBody, delivery_id: str = "dlv-1") -> Accepted:
         return accept_refund_request(
-            body, delivery_id=delivery_id, journal=self.journal, starter=self.starter, timing=TIMING
+            body,
+            source=VerifiedSource(body.source.system),
+            delivery_id=delivery_id,
+            journal=self.journal,
+            starter=self.starter,
+            timing=TIMING,
         )
 
     def approve(self, refund_id: str, amount: Money | None = None) -> Refund:

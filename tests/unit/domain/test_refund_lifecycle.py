@@ -11,6 +11,7 @@ import pytest
 
 from refundflow.adapters.dynamodb import RefundRepository
 from refundflow.audit import verify_chain
+from refundflow.connectors.standard_webhooks import VerifiedSource
 from refundflow.domain.books import update_invoice
 from refundflow.domain.failures import handle_failure
 from refundflow.domain.inbound import accept_provider_event
@@ -527,7 +528,12 @@ def test_no_money_moves_when_the_guard_store_is_unreachable() -> None:
     # WHEN a request arrives, or any money step runs
     steps = [
         lambda: accept_refund_request(
-            refund_request_body(), delivery_id="dlv-1", journal=journal, starter=starter, timing=TIMING
+            refund_request_body(),
+            source=VerifiedSource("returns-portal"),
+            delivery_id="dlv-1",
+            journal=journal,
+            starter=starter,
+            timing=TIMING,
         ),
         lambda: look_up_payment(refund_id, journal=journal, provider=provider),
         lambda: reserve_amount(refund_id, journal=journal),

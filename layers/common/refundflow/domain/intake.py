@@ -12,8 +12,9 @@ from refundflow.adapters.dynamodb import RefundRepository
 from refundflow.api import RefundRequestBody
 from refundflow.audit import canonical_json
 from refundflow.connectors.registry import ensure_deployed
+from refundflow.connectors.standard_webhooks import VerifiedSource
 from refundflow.domain.journal import Journal
-from refundflow.errors import IdempotencyConflict
+from refundflow.errors import Forbidden, IdempotencyConflict
 from refundflow.ids import derive_refund_id
 from refundflow.models import Refund
 from refundflow.ports import WorkflowStarter
@@ -60,6 +61,7 @@ def request_fingerprint(body: RefundRequestBody) -> str:
 def accept_refund_request(
     body: RefundRequestBody,
     *,
+    source: VerifiedSource,
     delivery_id: str,
     journal: Journal,
     starter: WorkflowStarter,
@@ -71,11 +73,21 @@ def accept_refund_request(
     The refund id is derived from the source system and its reference, so a redelivery, or the same
     request sent again under another delivery id, lands on the same refund and starts nothing new.
 
+    ``source`` is the system whose secret verified the delivery (every trigger passes the one it
+    verified): the body's ``source.system`` must name it, so that an ``approved_by`` claim is always the
+    claim of a known source, which the policy's ``sources:`` section trusts with some roles or none.
+
     Raises:
+        Forbidden: ``source.system`` is not the source whose secret signed the delivery (source_mismatch).
         InvalidRequest: no connector for the payment provider or books system (nothing is stored).
         IdempotencyConflict: the same refund (or delivery id) arrived before with other content.
         GuardUnavailable, TransientError: the store could not be reached; nothing was started.
     """
+    if body.source.system != source.name:
+        raise Forbidden(
+            f"source.system {body.source.system!r} is not the source whose secret signed this delivery",
+            code="source_mismatch",
+        )
     ensure_deployed(body.payment, body.invoice)
     repository: RefundRepository = journal.repository
     refund_id = derive_refund_id(GENERIC_SOURCE, f"{body.source.system}:{body.source.reference}")
@@ -106,7 +118,7 @@ def accept_refund_request(
         draft,
         actor=f"{GENERIC_SOURCE}:{body.source.system}",
         delivery=(GENERIC_SOURCE, delivery_id),
-        details=_request_summary(body, delivery_id),
+        details={**_request_summary(body, delivery_id), "verified_source": source.name},
     )
     refund = outcome.refund
     if not outcome.created and refund.request_fingerprint != fingerprint:
