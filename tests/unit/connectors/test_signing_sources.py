@@ -4,6 +4,8 @@ delivery attributed to the one source whose secret verified it (issue 6, items 1
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import uuid
@@ -118,3 +120,18 @@ def test_malformed_secret_documents_are_refused_at_load(value: dict[str, Any], p
     with pytest.raises(ConfigurationError) as caught:
         SigningSources.from_secret("s", value)
     assert problem in caught.value.message
+
+
+def test_a_body_that_is_not_utf8_is_verified_on_its_bytes() -> None:
+    # GIVEN a help desk delivery whose body is not UTF-8, signed over its raw bytes
+    raw = b'{"note": "\xff\xfe caf\xe9"}'
+    headers = signed(HELPDESK)
+    msg_id, stamp = headers["webhook-id"], headers["webhook-timestamp"]
+    key = base64.b64decode(HELPDESK.removeprefix("whsec_"))
+    digest = hmac.new(key, f"{msg_id}.{stamp}.".encode() + raw, hashlib.sha256).digest()
+    headers["webhook-signature"] = "v1," + base64.b64encode(digest).decode()
+    # WHEN verified THEN it is the help desk's (the body is refused later as malformed, 400, not as unsigned)
+    assert verify_source_delivery(headers, raw, SOURCES).source.name == "helpdesk"
+    # AND a forged one is still unauthenticated
+    with pytest.raises(AuthenticationFailed):
+        verify_source_delivery(signed(new_secret()), raw, SOURCES)
