@@ -26,7 +26,7 @@ from typing import Any
 
 import moto
 
-PINNED_MOTO = "5.2.5"
+PINNED_MOTO = "5.2.6"
 
 
 def _camel(key: str) -> str:
