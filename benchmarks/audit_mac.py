@@ -27,7 +27,7 @@ from aws_lambda_powertools.utilities.parameters.secrets import SecretsProvider
 
 from benchmarks.meters import Meter
 from benchmarks.workflow import Bench
-from local.stack import LocalSettings, LocalStack
+from local.stack import DevStack, LocalSettings
 from refundflow import settings
 from refundflow.adapters.audit_keys import audit_keys_from_secret
 from refundflow.audit import canonical_json, entry_mac
@@ -85,7 +85,7 @@ def per_entry_ms(samples: list[float]) -> dict[str, float]:
     }
 
 
-def kms_latency(stack: LocalStack, messages: list[bytes], repeats: int) -> tuple[list[float], list[float]]:
+def kms_latency(stack: DevStack, messages: list[bytes], repeats: int) -> tuple[list[float], list[float]]:
     kms = stack.client("kms")
     key_id = kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]["KeyId"]
     generate: list[float] = []
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
 
     meter = Meter().start()
-    with LocalStack(LocalSettings(api_port=0, aws_port=0)) as stack:
+    with DevStack(LocalSettings(api_port=0, aws_port=0)) as stack:
         bench = Bench(stack, meter)
         secret_name = settings.load(settings.AuditSettings).audit_key_secret_name
         bodies = [bench.prepare(index) for index in range(args.refunds)]

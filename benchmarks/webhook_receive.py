@@ -19,7 +19,7 @@ from typing import Any
 
 from local.api import LocalApi
 from local.client import RefundflowClient
-from local.stack import LocalSettings, LocalStack
+from local.stack import DevStack, LocalSettings
 from refundflow import wiring
 from refundflow.ports import WorkflowStarter
 
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.webhook_receive")
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args(argv)
-    with LocalStack(LocalSettings(api_port=0, aws_port=0)) as stack:
+    with DevStack(LocalSettings(api_port=0, aws_port=0)) as stack:
         client = RefundflowClient(stack.api_url)
         payment = client.create_payment(10_000_000, "EUR")
         from werkzeug.test import EnvironBuilder

@@ -23,7 +23,7 @@ from typing import Any
 from benchmarks.meters import Meter
 from local.cfn import Stack
 from local.client import RefundflowClient
-from local.stack import LocalSettings, LocalStack
+from local.stack import DevStack, LocalSettings
 
 # us-east-1 list prices (USD), from the services' public pricing pages:
 # aws.amazon.com/step-functions/pricing, /lambda/pricing, /dynamodb/pricing/on-demand, /eventbridge/pricing,
@@ -64,7 +64,7 @@ def rule_detail_types(stack: Stack) -> set[str]:
 
 
 class Bench:
-    def __init__(self, stack: LocalStack, meter: Meter) -> None:
+    def __init__(self, stack: DevStack, meter: Meter) -> None:
         self.stack = stack
         self.client = RefundflowClient(stack.api_url)
         self.meter = meter
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--lambda-ms", type=float, default=120.0, help="assumed warm Lambda duration on AWS")
     args = parser.parse_args(argv)
     meter = Meter().start()
-    with LocalStack(LocalSettings(api_port=0, aws_port=0)) as stack:
+    with DevStack(LocalSettings(api_port=0, aws_port=0)) as stack:
         bench = Bench(stack, meter)
         bench.run_one(bench.prepare(-1))  # warm-up: imports and cold starts are not steady-state cost
         time.sleep(2)

@@ -11,13 +11,13 @@ from local.stack import (
     SOURCE_ROLES,
     SOURCE_SIGNING_SECRETS,
     STRIPE_WEBHOOK_SECRET,
+    DevStack,
     LocalSettings,
-    LocalStack,
 )
 
 
 def main() -> int:
-    stack = LocalStack(LocalSettings.from_environment()).start()
+    stack = DevStack(LocalSettings.from_environment()).start()
     sources = "\n".join(
         f"    {name:<15} {secrets[0]}   (may assert: {', '.join(SOURCE_ROLES.get(name, [])) or 'nothing'})"
         for name, secrets in SOURCE_SIGNING_SECRETS.items()

@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from local.client import TERMINAL, RefundflowClient
-from local.stack import LocalSettings, LocalStack
+from local.stack import DevStack, LocalSettings
 
 
 @dataclass
@@ -297,7 +297,7 @@ def print_timeline(client: RefundflowClient, refund_id: str) -> None:
 def main() -> int:
     started = time.monotonic()
     settings = LocalSettings(api_port=0, aws_port=0, refund_outcome_wait_seconds=3, books_retry_wait_seconds=2)
-    with LocalStack(settings) as stack:
+    with DevStack(settings) as stack:
         client = RefundflowClient(stack.api_url)
         demo = Demo(client)
         print(f"refundflow demo: local stack at {stack.api_url} (moto at {stack.aws_endpoint})\n")

@@ -68,10 +68,10 @@ def forget_process_caches() -> None:
     from refundflow import wiring
     from refundflow.adapters import aws, idempotency
     from refundflow.connectors.stripe import stripe_provider
-    from refundflow.connectors.xero import xero_ledger
+    from refundflow.connectors.xero import xero_books
     from refundflow.policy import active_policy
 
-    for cached in (aws.client, idempotency._store, idempotency._config, stripe_provider, xero_ledger, active_policy):
+    for cached in (aws.client, idempotency._store, idempotency._config, stripe_provider, xero_books, active_policy):
         cached.cache_clear()
     parameters.clear_caches()  # type: ignore[no-untyped-call]
     wiring.reset()
@@ -96,14 +96,14 @@ class LocalSettings:
     def from_environment(cls) -> LocalSettings:
         return cls(
             api_port=int(os.environ.get("REFUNDFLOW_PORT", "3000")),
-            aws_port=int(os.environ.get("REFUNDFLOW_AWS_PORT", "4566")),
+            aws_port=int(os.environ.get("REFUNDFLOW_AWS_PORT", "4750")),
             refund_outcome_wait_seconds=int(os.environ.get("REFUNDFLOW_REFUND_OUTCOME_WAIT_SECONDS", "4")),
             books_retry_wait_seconds=int(os.environ.get("REFUNDFLOW_BOOKS_RETRY_WAIT_SECONDS", "2")),
             approval_escalation_seconds=int(os.environ.get("REFUNDFLOW_APPROVAL_ESCALATION_SECONDS", "3600")),
         )
 
 
-class LocalStack:
+class DevStack:
     def __init__(self, settings: LocalSettings | None = None) -> None:
         self.settings = settings or LocalSettings()
         self.api_port = self.settings.api_port or free_port()
@@ -134,7 +134,7 @@ class LocalStack:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> LocalStack:
+    def start(self) -> DevStack:
         moto_patches.check_moto_version()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         # moto logs every Fail state an execution reaches (RefundFailed is an outcome, not a crash).
@@ -174,7 +174,7 @@ class LocalStack:
             moto_api_backend.reset()
         forget_process_caches()
 
-    def __enter__(self) -> LocalStack:
+    def __enter__(self) -> DevStack:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

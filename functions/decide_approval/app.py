@@ -43,7 +43,7 @@ def approve_refund(refund_id: Annotated[str, Path(pattern=r"^rf_[0-9a-f]{32}$")]
         body.decision,
         body.note,
         approver,
-        journal=wiring.journal(),
+        recorder=wiring.recorder(),
         policy=active_policy().select().policy,
         callbacks=wiring.callbacks(),
     )

@@ -20,4 +20,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     task = StepInput.model_validate(event)
     logger.append_keys(refund_id=task.refund_id)
     policy = active_policy().select().policy
-    return escalate_approval(task.refund_id, journal=wiring.journal(), policy=policy).model_dump(mode="json")
+    return escalate_approval(task.refund_id, recorder=wiring.recorder(), policy=policy).model_dump(mode="json")

@@ -19,4 +19,4 @@ from refundflow.policy import active_policy
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     task = StepInput.model_validate(event)
     logger.append_keys(refund_id=task.refund_id)
-    return evaluate_policy(task.refund_id, journal=wiring.journal(), policy=active_policy()).model_dump(mode="json")
+    return evaluate_policy(task.refund_id, recorder=wiring.recorder(), policy=active_policy()).model_dump(mode="json")

@@ -23,7 +23,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         task.refund_id,
         task.error.error,
         task.error.cause,
-        journal=wiring.journal(),
+        recorder=wiring.recorder(),
         max_books_attempts=failures.max_books_attempts,
         max_lookup_attempts=failures.max_lookup_attempts,
     )

@@ -43,7 +43,7 @@ def create_refund_request() -> Response[RefundAccepted]:
         body,
         source=verified.source,
         delivery_id=delivery_id,
-        journal=wiring.journal(),
+        recorder=wiring.recorder(),
         starter=wiring.workflow(),
         timing=timing_from(settings.load(settings.WorkflowTimingSettings)),
     )
@@ -72,7 +72,9 @@ def stripe_webhook() -> Response[WebhookAck]:
     event = provider.parse_webhook(router.current_event.headers, raw)
     http_api.delivery_id(event.event_id)  # the key of its first-seen marker: bounded like a webhook-id
     logger.append_keys(provider_event_id=event.event_id, provider_event_type=event.event_type)
-    duplicate = accept_provider_event(event, journal=wiring.journal(), provider=provider, callbacks=wiring.callbacks())
+    duplicate = accept_provider_event(
+        event, recorder=wiring.recorder(), provider=provider, callbacks=wiring.callbacks()
+    )
     return http_api.json_response(200, WebhookAck(duplicate=duplicate))
 
 

@@ -32,7 +32,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     operation = OPERATIONS[task.operation]
 
     def run() -> dict[str, Any]:
-        return operation(task.refund_id, journal=wiring.journal(), provider=stripe_provider()).model_dump(mode="json")
+        return operation(task.refund_id, recorder=wiring.recorder(), provider=stripe_provider()).model_dump(mode="json")
 
     if task.operation in GUARDED:
         return run_once(f"{task.refund_id}:stripe:{task.operation}", run, context)

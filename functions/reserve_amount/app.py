@@ -18,4 +18,4 @@ from refundflow.observability import logger, metrics, tracer
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     task = StepInput.model_validate(event)
     logger.append_keys(refund_id=task.refund_id)
-    return reserve_amount(task.refund_id, journal=wiring.journal()).model_dump(mode="json")
+    return reserve_amount(task.refund_id, recorder=wiring.recorder()).model_dump(mode="json")

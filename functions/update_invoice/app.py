@@ -21,7 +21,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.append_keys(refund_id=task.refund_id)
     return run_once(
         f"{task.refund_id}:books",
-        lambda: update_invoice(task.refund_id, journal=wiring.journal(), ledger_for=wiring.ledger_for).model_dump(
+        lambda: update_invoice(task.refund_id, recorder=wiring.recorder(), books_for=wiring.books_for).model_dump(
             mode="json"
         ),
         context,

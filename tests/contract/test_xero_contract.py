@@ -1,4 +1,4 @@
-"""Every request XeroLedger sends, validated against Xero's official OpenAPI spec (xero-accounting.yaml).
+"""Every request XeroBooks sends, validated against Xero's official OpenAPI spec (xero-accounting.yaml).
 
 The connector is driven against the Xero simulator through the refund scenarios; the simulator records each
 request it received, which is rebuilt with Xero's real server URL and validated by openapi-core. The official
@@ -44,7 +44,7 @@ from local.simulators.xero import (
     XeroSimulator,
 )
 from refundflow.connectors.http import HttpClient
-from refundflow.connectors.xero import XeroLedger, XeroTokenSource
+from refundflow.connectors.xero import XeroBooks, XeroTokenSource
 from refundflow.errors import TransientError
 from refundflow.ids import derive_refund_id, idempotency_key
 from refundflow.models import BooksSystem, CustomerContact, InvoiceReference, PaymentProvider, RefundLine
@@ -246,7 +246,7 @@ def recorded() -> Iterator[Recorded]:
             save_secret=store.save,
             http=HttpClient(platform="xero", base_url=f"{url}/identity", timeout=(2.0, 5.0)),
         )
-        ledger = XeroLedger(
+        books = XeroBooks(
             tokens=tokens,
             api_base=f"{url}/api.xro/2.0",
             http=HttpClient(platform="xero", base_url=f"{url}/api.xro/2.0", timeout=(2.0, 5.0)),
@@ -282,26 +282,26 @@ def recorded() -> Iterator[Recorded]:
         # paid invoice: credit note + cash refund
         paid = _booking(invoice(("Walnut desk", 1, "249.00"), paid=True), 24900)
         expect(paid, "0", "249.00", ("Refund RMA-2001", "249.00"))
-        assert ledger.find_credit_document(paid) is None
-        ledger.record_refund(paid)
-        ledger.find_credit_document(paid)
+        assert books.find_credit_document(paid) is None
+        books.record_refund(paid)
+        books.find_credit_document(paid)
         # amount due: allocation, then cash for the rest; with a crash after the allocation and a retry
         partly = _booking(invoice(("Bookshelf", 1, "200.00"), paid="150.00"), 12000)
         expect(partly, "50.00", "70.00", ("Refund RMA-2001", "120.00"))
         sim.add_fault(FaultRule(method="PUT", path="/Allocations$", status=502, when="after"))
         with pytest.raises(TransientError):
-            ledger.record_refund(partly)
-        ledger.record_refund(partly)
+            books.record_refund(partly)
+        books.record_refund(partly)
         # line-level partial refund of an unpaid invoice: all of it allocated, nothing paid out
         lines = [
             RefundLine(description="Desk lamp", quantity=2, amount=Money.of(7900, "USD")),
             RefundLine(description="Plug", quantity=3, amount=Money.of(1000, "USD")),
         ]
         unpaid = _booking(invoice(("Desk lamp", 2, "39.50"), ("Plug", 3, "3.34")), 8900, lines)
-        ledger.record_refund(expect(unpaid, "89.00", "0", ("Desk lamp", "79.00"), ("Plug", "10.00")))
+        books.record_refund(expect(unpaid, "89.00", "0", ("Desk lamp", "79.00"), ("Plug", "10.00")))
         # revoked access token: 401, refresh, repeat; then a rate limit
         sim.revoke_access_tokens()
-        ledger.record_refund(
+        books.record_refund(
             expect(_booking(invoice(("Chair", 1, "80.00"), paid=True), 8000), "0", "80.00", ("Refund", "80.00"))
         )
         sim.add_fault(FaultRule(method="GET", path="/Invoices/", status=429, headers={"Retry-After": "1"}, body={}))
@@ -309,8 +309,8 @@ def recorded() -> Iterator[Recorded]:
             _booking(invoice(("Stool", 1, "20.00"), paid=True), 2000), "0", "20.00", ("Refund", "20.00")
         )
         with pytest.raises(TransientError):
-            ledger.record_refund(rate_limited)
-        ledger.record_refund(rate_limited)
+            books.record_refund(rate_limited)
+        books.record_refund(rate_limited)
 
         seen = requests.get(f"{url}/_control/requests", timeout=5).json()["requests"]
         yield Recorded(sim, url, seen, expected)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from local.stack import LocalStack
+from local.stack import DevStack
 from tests.e2e.harness import ACCOUNT_ID, E2EClient, Orders, acquire_stack, release_stack
 
 EVENT_TAP = "refundflow-e2e-event-tap"
@@ -52,7 +52,7 @@ class _Collect(logging.Handler):
 class Observed:
     """What the suite saw go by: log lines and bus events."""
 
-    stack: LocalStack
+    stack: DevStack
     log_lines: list[str] = field(default_factory=list)
     tap_url: str = ""
 
@@ -100,7 +100,7 @@ def observed() -> Iterator[Observed]:
         release_stack()
 
 
-def _event_tap(stack: LocalStack) -> str:
+def _event_tap(stack: DevStack) -> str:
     """A queue that receives a copy of every refundflow event on the bus (an integrator's audit tap)."""
     sqs = stack.client("sqs")
     url = sqs.create_queue(QueueName=EVENT_TAP)["QueueUrl"]
@@ -113,12 +113,12 @@ def _event_tap(stack: LocalStack) -> str:
 
 
 @pytest.fixture
-def stack(observed: Observed) -> LocalStack:
+def stack(observed: Observed) -> DevStack:
     return observed.stack
 
 
 @pytest.fixture
-def client(stack: LocalStack) -> E2EClient:
+def client(stack: DevStack) -> E2EClient:
     return E2EClient(stack.api_url)
 
 
@@ -128,7 +128,7 @@ def orders(client: E2EClient) -> Orders:
 
 
 @pytest.fixture
-def sent_emails(stack: LocalStack) -> Any:
+def sent_emails(stack: DevStack) -> Any:
     """The e-mails SES accepted, as moto's SES keeps them: ``sent_emails(to=...)``."""
     from moto.ses.models import ses_backends
 

@@ -28,7 +28,7 @@ from typing import Any
 import requests
 
 from local.client import TERMINAL, RefundflowClient
-from local.stack import STRIPE_WEBHOOK_SECRET, LocalSettings, LocalStack, forget_process_caches
+from local.stack import STRIPE_WEBHOOK_SECRET, DevStack, LocalSettings, forget_process_caches
 from refundflow import settings as refundflow_settings
 from refundflow.ids import derive_refund_id
 
@@ -44,14 +44,14 @@ _lease_lock = threading.Lock()
 _lease: dict[str, Any] = {"stack": None, "users": 0, "environment": None}
 
 
-def acquire_stack() -> LocalStack:
+def acquire_stack() -> DevStack:
     """The process's local stack, started on first use."""
     with _lease_lock:
         if _lease["stack"] is None:
             _lease["environment"] = dict(os.environ)
-            _lease["stack"] = LocalStack(LocalSettings(api_port=0, aws_port=0, **E2E_SETTINGS)).start()
+            _lease["stack"] = DevStack(LocalSettings(api_port=0, aws_port=0, **E2E_SETTINGS)).start()
         _lease["users"] += 1
-        stack: LocalStack = _lease["stack"]
+        stack: DevStack = _lease["stack"]
         return stack
 
 
@@ -62,7 +62,7 @@ def release_stack() -> None:
         _lease["users"] -= 1
         if _lease["users"] > 0 or _lease["stack"] is None:
             return
-        stack: LocalStack = _lease["stack"]
+        stack: DevStack = _lease["stack"]
         try:
             stack.stop()
         finally:

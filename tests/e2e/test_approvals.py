@@ -12,14 +12,14 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from local.identity import ROLE_CLAIM, LocalIssuer
-from local.stack import LocalStack
+from local.stack import DevStack
 from tests.e2e.harness import E2EClient, Orders, environment, eventually
 
 TEAM_LEAD_AMOUNT = 75_000  # 750.00 EUR: above the agent limit, within the team lead's
 AGENT_AMOUNT = 12_000  # 120.00 EUR: above the automatic limit, within the agent's
 
 
-def issuer_of(stack: LocalStack) -> LocalIssuer:
+def issuer_of(stack: DevStack) -> LocalIssuer:
     """The local identity provider (to mint the tokens its HTTP endpoint will not: other audiences)."""
     issuer: LocalIssuer = stack._api.app.issuer
     return issuer
@@ -48,7 +48,7 @@ def required_role_is(refund: dict[str, Any], role: str) -> dict[str, Any] | None
 
 
 def test_approval_without_a_valid_token_is_refused_before_the_function_runs(
-    client: E2EClient, orders: Orders, stack: LocalStack
+    client: E2EClient, orders: Orders, stack: DevStack
 ) -> None:
     # GIVEN a refund waiting for a team lead
     refund_id, payment_id = pending(orders, client, TEAM_LEAD_AMOUNT, "no-token")

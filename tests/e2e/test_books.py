@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from local.stack import LocalStack
+from local.stack import DevStack
 from tests.e2e.harness import E2EClient, Orders, eventually
 
 REFUND_ACCOUNT = "200"  # XeroRefundAccountCode on the local stack (the template's default)
@@ -128,7 +128,7 @@ def test_refund_against_an_unpaid_invoice_is_allocated_to_what_it_owes(client: E
 
 
 def test_books_refusing_the_credit_note_for_good_needs_attention_after_paying_once(
-    client: E2EClient, orders: Orders, stack: LocalStack, sent_emails: object
+    client: E2EClient, orders: Orders, stack: DevStack, sent_emails: object
 ) -> None:
     # GIVEN a paid order whose refund names an invoice Xero does not have
     order = orders.paid(2300, invoice=False, name="books-refused")
@@ -162,7 +162,7 @@ def test_books_refusing_the_credit_note_for_good_needs_attention_after_paying_on
     assert len(ops) == 1
 
 
-def test_credit_note_whose_answer_is_lost_is_booked_once(client: E2EClient, orders: Orders, stack: LocalStack) -> None:
+def test_credit_note_whose_answer_is_lost_is_booked_once(client: E2EClient, orders: Orders, stack: DevStack) -> None:
     # GIVEN Xero stores the credit note but the answers to the first two writes are lost (503 after the work)
     order = orders.paid(1700, name="books-lost")
     attempts_before = stack.functions.invocations["UpdateInvoiceFunction"]

@@ -9,7 +9,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from local.stack import LocalStack
+from local.stack import DevStack
 from tests.e2e.harness import E2EClient, Orders
 
 
@@ -25,9 +25,7 @@ def _all_at_once(count: int, call: Any) -> list[Any]:
         return list(pool.map(run, range(count)))
 
 
-def test_fifty_identical_deliveries_at_once_make_one_refund(
-    client: E2EClient, orders: Orders, stack: LocalStack
-) -> None:
+def test_fifty_identical_deliveries_at_once_make_one_refund(client: E2EClient, orders: Orders, stack: DevStack) -> None:
     # GIVEN one signed delivery (same webhook-id, timestamp, signature and body)
     order = orders.paid(4200, name="flood")
     body = json.dumps(Orders.request(order))

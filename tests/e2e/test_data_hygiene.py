@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
-from local.stack import LocalStack
+from local.stack import DevStack
 from tests.e2e.conftest import Observed
 
 pytestmark = pytest.mark.after_suite
@@ -50,7 +50,7 @@ def as_text(value: Any) -> str:
     return json.dumps(value, default=str, sort_keys=True)
 
 
-def table_items(stack: LocalStack, logical_id: str) -> list[dict[str, Any]]:
+def table_items(stack: DevStack, logical_id: str) -> list[dict[str, Any]]:
     deserializer = TypeDeserializer()
     pages = stack.client("dynamodb").get_paginator("scan").paginate(TableName=stack.stack.physical_name(logical_id))
     return [
@@ -60,7 +60,7 @@ def table_items(stack: LocalStack, logical_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def queue_messages(stack: LocalStack, logical_id: str) -> list[str]:
+def queue_messages(stack: DevStack, logical_id: str) -> list[str]:
     sqs = stack.client("sqs")
     url = sqs.get_queue_url(QueueName=stack.stack.physical_name(logical_id))["QueueUrl"]
     bodies: dict[str, str] = {}
@@ -73,7 +73,7 @@ def queue_messages(stack: LocalStack, logical_id: str) -> list[str]:
 
 
 def test_no_card_numbers_and_no_customer_emails_outside_the_refund_record(
-    observed: Observed, stack: LocalStack, sent_emails: Any
+    observed: Observed, stack: DevStack, sent_emails: Any
 ) -> None:
     # GIVEN everything the suite left: both tables, the bus events, the queues and DLQs, ops mail and logs
     refunds = table_items(stack, "RefundsTable")

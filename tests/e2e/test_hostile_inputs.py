@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from local.stack import SOURCE_SIGNING_SECRETS, LocalStack
+from local.stack import SOURCE_SIGNING_SECRETS, DevStack
 from tests.e2e.harness import E2EClient, Orders, PaidOrder, would_be_refund_id
 from tests.e2e.test_approvals import AGENT_AMOUNT, pending
 from tests.e2e.test_intake import assert_nothing_stored, assert_problem
@@ -62,7 +62,7 @@ def set_at(document: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     ],
 )
 def test_card_data_in_any_field_is_refused_and_never_stored(
-    client: E2EClient, stack: LocalStack, order: PaidOrder, field: str, value: str
+    client: E2EClient, stack: DevStack, order: PaidOrder, field: str, value: str
 ) -> None:
     # GIVEN a refund request carrying card data in one field
     request = Orders.request(order, amount=3000)
@@ -104,7 +104,7 @@ def test_invalid_utf8_without_a_signature_is_a_401_problem(client: E2EClient) ->
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32", "utf-8-sig"])
 def test_a_signed_body_in_another_encoding_is_refused_and_pays_nothing(
-    client: E2EClient, stack: LocalStack, order: PaidOrder, encoding: str
+    client: E2EClient, stack: DevStack, order: PaidOrder, encoding: str
 ) -> None:
     # GIVEN a valid refund request, signed, but encoded as UTF-16/32 or with a byte order mark
     request = Orders.request(order)
@@ -133,7 +133,7 @@ def test_a_signed_body_in_another_encoding_is_refused_and_pays_nothing(
     ],
 )
 def test_json_that_rfc_8259_does_not_allow_is_refused(
-    client: E2EClient, stack: LocalStack, order: PaidOrder, mutate: Any, code: str
+    client: E2EClient, stack: DevStack, order: PaidOrder, mutate: Any, code: str
 ) -> None:
     # GIVEN a signed request with duplicate keys, a lone surrogate, 2,000 levels of nesting, 1e400 or NaN
     request = Orders.request(order)
@@ -145,7 +145,7 @@ def test_json_that_rfc_8259_does_not_allow_is_refused(
 
 @pytest.mark.parametrize("path", ["order.delivered_at", "return.received_at"])
 def test_a_date_time_without_an_offset_is_refused_at_the_door(
-    client: E2EClient, stack: LocalStack, order: PaidOrder, path: str
+    client: E2EClient, stack: DevStack, order: PaidOrder, path: str
 ) -> None:
     # GIVEN a request whose delivery or return date has no UTC offset
     request = Orders.request(order)
@@ -159,7 +159,7 @@ def test_a_date_time_without_an_offset_is_refused_at_the_door(
 
 @pytest.mark.parametrize("delivery_id", ["m" * 5_000, "msg with spaces"])
 def test_an_oversized_or_unprintable_delivery_id_is_a_400_not_a_503(
-    client: E2EClient, stack: LocalStack, order: PaidOrder, delivery_id: str
+    client: E2EClient, stack: DevStack, order: PaidOrder, delivery_id: str
 ) -> None:
     # GIVEN a correctly signed delivery whose webhook-id is 5,000 characters long, or has spaces
     request = Orders.request(order)

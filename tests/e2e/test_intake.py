@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from local.stack import LocalStack
+from local.stack import DevStack
 from tests.e2e.harness import E2EClient, Orders, PaidOrder, would_be_refund_id
 
 PROBLEM_JSON = "application/problem+json"
 
 
-def assert_nothing_stored(client: E2EClient, stack: LocalStack, request: dict[str, Any]) -> None:
+def assert_nothing_stored(client: E2EClient, stack: DevStack, request: dict[str, Any]) -> None:
     refund_id = would_be_refund_id(request)
     assert client.refund_or_none(refund_id) is None, f"{refund_id} was stored"
     sfn = stack.client("stepfunctions")
@@ -48,7 +48,7 @@ def order(orders: Orders) -> PaidOrder:
 
 
 def test_delivery_with_a_flipped_body_byte_is_refused_and_nothing_stored(
-    client: E2EClient, stack: LocalStack, order: PaidOrder
+    client: E2EClient, stack: DevStack, order: PaidOrder
 ) -> None:
     # GIVEN a correctly signed delivery asking for 15.00
     request = Orders.request(order, amount=1500)
@@ -64,7 +64,7 @@ def test_delivery_with_a_flipped_body_byte_is_refused_and_nothing_stored(
     assert_nothing_stored(client, stack, request)
 
 
-def test_delivery_signed_with_another_secret_is_refused(client: E2EClient, stack: LocalStack, order: PaidOrder) -> None:
+def test_delivery_signed_with_another_secret_is_refused(client: E2EClient, stack: DevStack, order: PaidOrder) -> None:
     # GIVEN a delivery signed with a secret refundflow does not hold
     request = Orders.request(order)
     body = json.dumps(request)
@@ -86,7 +86,7 @@ def test_delivery_signed_with_another_secret_is_refused(client: E2EClient, stack
 
 @pytest.mark.parametrize("missing", ["webhook-id", "webhook-timestamp", "webhook-signature"])
 def test_delivery_without_a_signature_header_is_refused(
-    client: E2EClient, stack: LocalStack, order: PaidOrder, missing: str
+    client: E2EClient, stack: DevStack, order: PaidOrder, missing: str
 ) -> None:
     # GIVEN a signed delivery with one of the three Standard Webhooks headers left out
     request = Orders.request(order)
@@ -115,7 +115,7 @@ def test_empty_delivery_is_refused_as_unauthenticated(client: E2EClient) -> None
 # dated far enough ahead that no scheduling delay brings it inside. The exact edges are unit-tested on a fixed clock.
 @pytest.mark.parametrize("skew_seconds", [-301, 400], ids=["301s-old", "400s-ahead"])
 def test_delivery_signed_outside_the_five_minute_window_is_refused(
-    client: E2EClient, stack: LocalStack, order: PaidOrder, skew_seconds: int
+    client: E2EClient, stack: DevStack, order: PaidOrder, skew_seconds: int
 ) -> None:
     # GIVEN a delivery with a valid signature over a timestamp 301 s in the past or 400 s in the future
     request = Orders.request(order)
@@ -148,7 +148,7 @@ def test_json_that_is_not_an_object_is_a_400_problem(client: E2EClient) -> None:
     assert_problem(response, 400, "invalid_json")
 
 
-def test_wrong_content_type_is_a_415_problem(client: E2EClient, stack: LocalStack, order: PaidOrder) -> None:
+def test_wrong_content_type_is_a_415_problem(client: E2EClient, stack: DevStack, order: PaidOrder) -> None:
     # GIVEN a valid, signed request sent as form data
     request = Orders.request(order)
     # WHEN it is posted with another content type
@@ -158,7 +158,7 @@ def test_wrong_content_type_is_a_415_problem(client: E2EClient, stack: LocalStac
     assert_nothing_stored(client, stack, request)
 
 
-def test_oversized_body_is_a_413_problem(client: E2EClient, stack: LocalStack, order: PaidOrder) -> None:
+def test_oversized_body_is_a_413_problem(client: E2EClient, stack: DevStack, order: PaidOrder) -> None:
     # GIVEN a signed request padded past 64 KiB
     request = Orders.request(order, note="x" * 500)
     body = json.dumps(request)
@@ -190,7 +190,7 @@ def test_unknown_route_is_a_404_problem(client: E2EClient, order: PaidOrder) -> 
     ],
 )
 def test_client_cannot_mass_assign_refundflow_fields(
-    client: E2EClient, stack: LocalStack, order: PaidOrder, field_name: str, value: Any
+    client: E2EClient, stack: DevStack, order: PaidOrder, field_name: str, value: Any
 ) -> None:
     # GIVEN a signed request that also tries to set a field only refundflow may set
     request = Orders.request(order, **{field_name: value})
@@ -203,7 +203,7 @@ def test_client_cannot_mass_assign_refundflow_fields(
 
 
 def test_client_cannot_smuggle_a_refundable_amount_inside_the_amount(
-    client: E2EClient, stack: LocalStack, order: PaidOrder
+    client: E2EClient, stack: DevStack, order: PaidOrder
 ) -> None:
     # GIVEN an amount object carrying an extra "refundable" field
     request = Orders.request(order)
@@ -227,7 +227,7 @@ def test_client_cannot_smuggle_a_refundable_amount_inside_the_amount(
     ids=["negative", "zero", "unknown-currency", "fractional-minor-units"],
 )
 def test_invalid_amount_is_a_400_problem(
-    client: E2EClient, stack: LocalStack, order: PaidOrder, amount: dict[str, Any], field_hint: str
+    client: E2EClient, stack: DevStack, order: PaidOrder, amount: dict[str, Any], field_hint: str
 ) -> None:
     # GIVEN a signed request with an amount no refund can have
     request = Orders.request(order)
@@ -240,7 +240,7 @@ def test_invalid_amount_is_a_400_problem(
     assert_nothing_stored(client, stack, request)
 
 
-def test_unknown_payment_provider_is_a_400_problem(client: E2EClient, stack: LocalStack, order: PaidOrder) -> None:
+def test_unknown_payment_provider_is_a_400_problem(client: E2EClient, stack: DevStack, order: PaidOrder) -> None:
     # GIVEN a request naming a payment provider refundflow has never heard of
     request = Orders.request(order)
     request["payment"] = {"provider": "acme_pay", "payment_id": "ap_123"}
@@ -253,7 +253,7 @@ def test_unknown_payment_provider_is_a_400_problem(client: E2EClient, stack: Loc
 
 
 def test_provider_without_a_deployed_connector_is_a_400_problem(
-    client: E2EClient, stack: LocalStack, order: PaidOrder
+    client: E2EClient, stack: DevStack, order: PaidOrder
 ) -> None:
     # GIVEN a request for a provider refundflow knows but this deployment has no connector for
     request = Orders.request(order)
@@ -266,7 +266,7 @@ def test_provider_without_a_deployed_connector_is_a_400_problem(
 
 
 def test_card_number_in_free_text_is_refused_and_never_stored(
-    client: E2EClient, stack: LocalStack, order: PaidOrder
+    client: E2EClient, stack: DevStack, order: PaidOrder
 ) -> None:
     # GIVEN a help desk that pastes the customer's card number into the note
     request = Orders.request(order, note="customer paid with 4242 4242 4242 4242, exp 12/34")

@@ -12,7 +12,7 @@ from collections import defaultdict
 
 import pytest
 
-from local.stack import LocalStack
+from local.stack import DevStack
 from tests.e2e.harness import E2EClient, Orders
 from tests.support.iam import Requests, allowed, function_statements
 
@@ -32,7 +32,7 @@ STRAIGHT_THROUGH = {
 
 
 def test_every_aws_call_a_function_made_is_allowed_by_its_iam(
-    stack: LocalStack, client: E2EClient, orders: Orders
+    stack: DevStack, client: E2EClient, orders: Orders
 ) -> None:
     # GIVEN at least one straight-through refund read back through the status API, after the rest of the suite
     order = orders.paid(1500, name="least-privilege")
@@ -54,7 +54,7 @@ def test_every_aws_call_a_function_made_is_allowed_by_its_iam(
     assert set(used) >= STRAIGHT_THROUGH
 
 
-def test_the_checker_refuses_what_a_function_may_not_do(stack: LocalStack) -> None:
+def test_the_checker_refuses_what_a_function_may_not_do(stack: DevStack) -> None:
     # GIVEN the evaluator used above WHEN asked about calls outside the statements THEN it refuses them
     requests = Requests(stack.stack)
     table = stack.stack.physical_name("RefundsTable")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from local.stack import LocalStack
+from local.stack import DevStack
 from tests.e2e.harness import E2EClient, Orders, eventually
 
 ISSUED = "refundflow-local-refund-issued"
@@ -18,12 +18,12 @@ COMPLETED = "refundflow-local-refund-completed"
 OPS = "ops@example.com"
 
 
-def queue_url(stack: LocalStack, logical_id: str) -> str:
+def queue_url(stack: DevStack, logical_id: str) -> str:
     sqs = stack.client("sqs")
     return str(sqs.get_queue_url(QueueName=stack.stack.physical_name(logical_id))["QueueUrl"])
 
 
-def messages_about(stack: LocalStack, url: str, refund_id: str) -> list[dict[str, Any]]:
+def messages_about(stack: DevStack, url: str, refund_id: str) -> list[dict[str, Any]]:
     """Messages in a queue that concern ``refund_id`` (read and left there: visible again at once)."""
     sqs = stack.client("sqs")
     found: dict[str, dict[str, Any]] = {}
@@ -39,7 +39,7 @@ def messages_about(stack: LocalStack, url: str, refund_id: str) -> list[dict[str
     return list(found.values())
 
 
-def redrive(stack: LocalStack, dead_letters: str, source: str) -> int:
+def redrive(stack: DevStack, dead_letters: str, source: str) -> int:
     """What an operator's redrive does: move every message from the DLQ back to its source queue."""
     sqs = stack.client("sqs")
     moved = 0
@@ -99,7 +99,7 @@ def test_approval_request_reaches_ops(orders: Orders, client: E2EClient, sent_em
 
 
 @pytest.fixture
-def mail_outage(stack: LocalStack) -> Iterator[Any]:
+def mail_outage(stack: DevStack) -> Iterator[Any]:
     """SES refuses to send (the sender identity is gone) until ``restore()`` is called."""
     ses = stack.client("ses")
     sender = stack.stack.parameters["NotificationSenderEmail"]
@@ -119,7 +119,7 @@ def mail_outage(stack: LocalStack) -> Iterator[Any]:
 
 
 def test_notifications_outlive_a_mail_outage_through_the_dlq_and_a_redrive(
-    orders: Orders, stack: LocalStack, sent_emails: Any, mail_outage: Any
+    orders: Orders, stack: DevStack, sent_emails: Any, mail_outage: Any
 ) -> None:
     # GIVEN SES refuses every message
     order = orders.paid(1600, invoice=False, name="mail-outage")

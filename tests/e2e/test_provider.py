@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from local.stack import LocalStack
+from local.stack import DevStack
 from tests.e2e.harness import E2EClient, Orders, environment, eventually, stripe_refund_event, stripe_signature
 
 CREATE_REFUND = {"method": "POST", "path": "^/v1/refunds$"}
@@ -173,7 +173,7 @@ def test_refund_goes_through_after_transient_stripe_errors(client: E2EClient, or
 
 
 def test_refund_for_a_payment_stripe_does_not_know_is_rejected_without_retries(
-    client: E2EClient, orders: Orders, stack: LocalStack
+    client: E2EClient, orders: Orders, stack: DevStack
 ) -> None:
     # GIVEN a request naming a PaymentIntent that does not exist at Stripe
     order = orders.paid(1000, invoice=False, name="unknown-payment")
@@ -221,11 +221,11 @@ def test_refund_stripe_refuses_for_good_fails_once_and_gives_the_amount_back(cli
 # ---------------------------------------------------------------------------- what a failure gives back
 
 
-def ledger(stack: LocalStack, payment_id: str) -> dict[str, int]:
-    """The payment's balance item (``PAYMENT#stripe#<id>`` / ``LEDGER``), read from the table."""
+def books(stack: DevStack, payment_id: str) -> dict[str, int]:
+    """The payment's balance item (``PAYMENT#stripe#<id>`` / ``REFUNDABLE``), read from the table."""
     item = stack.client("dynamodb").get_item(
         TableName=stack.env()["REFUNDS_TABLE_NAME"],
-        Key={"pk": {"S": f"PAYMENT#stripe#{payment_id}"}, "sk": {"S": "LEDGER"}},
+        Key={"pk": {"S": f"PAYMENT#stripe#{payment_id}"}, "sk": {"S": "REFUNDABLE"}},
         ConsistentRead=True,
     )["Item"]
     return {name: int(item[name]["N"]) for name in ("captured", "refunded", "reserved", "remaining")}
@@ -237,14 +237,14 @@ def stripe_deliveries_done(client: E2EClient) -> bool:
 
 
 def test_refund_stripe_reports_failed_gives_its_reservation_back_exactly_once(
-    client: E2EClient, orders: Orders, stack: LocalStack
+    client: E2EClient, orders: Orders, stack: DevStack
 ) -> None:
     # GIVEN a refund of all 26.00 that Stripe holds pending, its amount reserved on the payment's balance
     order = orders.paid(2600, payment_method="pm_card_pendingRefund", invoice=False, name="failed-later")
     refund_id = orders.submit(Orders.request(order))
     stripe_refund = client.hold_stripe_refund(order.payment_id)
     client.wait_for(refund_id, {"REFUND_PENDING"})
-    assert ledger(stack, order.payment_id) == {"captured": 2600, "refunded": 0, "reserved": 2600, "remaining": 0}
+    assert books(stack, order.payment_id) == {"captured": 2600, "refunded": 0, "reserved": 2600, "remaining": 0}
     # WHEN Stripe reports it failed (refund.updated and refund.failed), and the failure arrives once more
     client.control("stripe", "POST", f"/refunds/{stripe_refund['id']}/status", json={"status": "failed"})
     failed = orders.settle(refund_id)
@@ -257,17 +257,17 @@ def test_refund_stripe_reports_failed_gives_its_reservation_back_exactly_once(
     # was captured, nothing reserved)
     assert failed["status"] == "FAILED", failed
     assert [entry["to_status"] for entry in client.refund(refund_id)["timeline"]].count("FAILED") == 1
-    assert ledger(stack, order.payment_id) == {"captured": 2600, "refunded": 0, "reserved": 0, "remaining": 2600}
+    assert books(stack, order.payment_id) == {"captured": 2600, "refunded": 0, "reserved": 0, "remaining": 2600}
     # AND a new request for "everything left" can use it: all 26.00, paid, and the balance is used up
     retried = orders.settle(orders.submit(Orders.request(order)))
     assert retried["status"] == "COMPLETED", retried["failure"]
     assert retried["amount"] == {"minor_units": 2600, "currency": "EUR"}
-    assert ledger(stack, order.payment_id)["remaining"] == 0
+    assert books(stack, order.payment_id)["remaining"] == 0
     assert [item["status"] for item in client.stripe_refunds(order.payment_id)] == ["succeeded", "failed"]
 
 
 def test_stripe_event_signed_in_the_future_is_refused_and_changes_nothing(
-    client: E2EClient, orders: Orders, stack: LocalStack
+    client: E2EClient, orders: Orders, stack: DevStack
 ) -> None:
     # GIVEN a refund Stripe holds pending (its own webhooks not reaching refundflow)
     order = orders.paid(1900, payment_method="pm_card_pendingRefund", invoice=False, name="future-signed")
@@ -275,7 +275,7 @@ def test_stripe_event_signed_in_the_future_is_refused_and_changes_nothing(
         refund_id = orders.submit(Orders.request(order))
         stripe_refund = client.hold_stripe_refund(order.payment_id)
         pending = client.wait_for(refund_id, {"REFUND_PENDING"})
-        balance = ledger(stack, order.payment_id)
+        balance = books(stack, order.payment_id)
         # WHEN a genuine-looking "it failed" event arrives, signed with the endpoint's own secret but dated
         # ten minutes ahead (a captured signature kept for later, or a skewed signer)
         event = stripe_refund_event(refund_id=refund_id, payment_id=order.payment_id, status="failed", amount=1900)
@@ -287,7 +287,7 @@ def test_stripe_event_signed_in_the_future_is_refused_and_changes_nothing(
         assert answer.headers["content-type"].startswith("application/problem+json")
         assert "future" in answer.json()["detail"]
         assert client.refund(refund_id)["timeline"] == pending["timeline"]
-        assert ledger(stack, order.payment_id) == balance
+        assert books(stack, order.payment_id) == balance
         # AND the same event signed now is accepted (the refusal was the date, not the event)
         client.control("stripe", "POST", f"/refunds/{stripe_refund['id']}/status", json={"status": "failed"})
         accepted = client.post_stripe_event(event)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from local.stack import LocalStack
+from local.stack import DevStack
 from tests.e2e.harness import E2EClient, Orders, PaidOrder, stripe_refund_event
 
 
@@ -114,7 +114,7 @@ def test_a_payment_refunded_at_stripe_by_someone_else_is_rejected_and_never_book
 
 
 def test_an_amount_stripe_cannot_represent_is_rejected_before_anything_is_reserved(
-    client: E2EClient, orders: Orders, stack: LocalStack
+    client: E2EClient, orders: Orders, stack: DevStack
 ) -> None:
     # GIVEN a captured 10.000 KWD payment
     payment_id = client.create_payment(10_000, "KWD")
@@ -131,7 +131,7 @@ def test_an_amount_stripe_cannot_represent_is_rejected_before_anything_is_reserv
     assert "AmountReserved" not in entry_types(refund)
     table = stack.env()["REFUNDS_TABLE_NAME"]
     balance = stack.client("dynamodb").get_item(
-        TableName=table, Key={"pk": {"S": f"PAYMENT#stripe#{payment_id}"}, "sk": {"S": "LEDGER"}}
+        TableName=table, Key={"pk": {"S": f"PAYMENT#stripe#{payment_id}"}, "sk": {"S": "REFUNDABLE"}}
     )
     assert "Item" not in balance
     assert client.stripe_requests("GET", payment_id) == []

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from local.stack import SOURCE_SIGNING_SECRETS, LocalStack, refund_request_secret_document
+from local.stack import SOURCE_SIGNING_SECRETS, DevStack, refund_request_secret_document
 from tests.e2e.harness import E2EClient, Orders, environment, would_be_refund_id
 
 WAITING_OR_FINAL = {"PENDING_APPROVAL", "COMPLETED", "REJECTED", "FAILED"}
@@ -49,7 +49,7 @@ def signed_with(secret: str, body: str) -> dict[str, str]:
 
 
 @contextmanager
-def secret_document(stack: LocalStack, document: dict[str, Any]) -> Iterator[None]:
+def secret_document(stack: DevStack, document: dict[str, Any]) -> Iterator[None]:
     """The refund-request secret replaced for the block and read without caching (SECRETS_CACHE_SECONDS=0),
     then put back. Entering drops the secrets the process cached: what their TTL running out does."""
     from aws_lambda_powertools.utilities import parameters
@@ -160,7 +160,7 @@ def test_both_secrets_of_a_rotating_source_are_accepted(client: E2EClient, order
         assert answer.status_code == 202, answer.text
 
 
-def test_a_revoked_secret_stops_working_without_a_restart(client: E2EClient, stack: LocalStack, orders: Orders) -> None:
+def test_a_revoked_secret_stops_working_without_a_restart(client: E2EClient, stack: DevStack, orders: Orders) -> None:
     # GIVEN the help desk's previous secret removed from the secret (rotation finished)
     current, previous = SOURCE_SIGNING_SECRETS["helpdesk"]
     revoked = {**SOURCE_SIGNING_SECRETS, "helpdesk": (current,)}
@@ -183,7 +183,7 @@ def test_a_revoked_secret_stops_working_without_a_restart(client: E2EClient, sta
     ],
 )
 def test_a_refused_secret_document_fails_closed_as_an_operator_error(
-    client: E2EClient, stack: LocalStack, orders: Orders, document: dict[str, Any], why: str
+    client: E2EClient, stack: DevStack, orders: Orders, document: dict[str, Any], why: str
 ) -> None:
     # GIVEN the refund-request secret configured with {why}
     order = orders.paid(1500, invoice=False, name="bad-secret")

@@ -1,4 +1,4 @@
-"""XeroLedger against the Xero simulator over HTTP: credit note, allocation, cash refund, exactly once."""
+"""XeroBooks against the Xero simulator over HTTP: credit note, allocation, cash refund, exactly once."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from local.simulators.xero import (
     XeroSimulator,
 )
 from refundflow.connectors.http import HttpClient
-from refundflow.connectors.xero import XeroLedger, XeroTokenSource
+from refundflow.connectors.xero import XeroBooks, XeroTokenSource
 from refundflow.errors import NotFound, RejectedError, TransientError
 from refundflow.ids import derive_refund_id
 from refundflow.models import BooksSystem, CustomerContact, InvoiceReference, PaymentProvider, RefundLine
@@ -89,9 +89,9 @@ def make_ledger(
     read_timeout: float = 5.0,
     refund_account_code: str = "200",
     payment_account_code: str = "090",
-) -> XeroLedger:
+) -> XeroBooks:
     timeout = (2.0, read_timeout)
-    return XeroLedger(
+    return XeroBooks(
         tokens=make_tokens(base_url, view, clock, timeout),
         api_base=f"{base_url}/api.xro/2.0",
         refund_account_code=refund_account_code,
@@ -101,7 +101,7 @@ def make_ledger(
 
 
 @pytest.fixture
-def ledger(base_url: str, secret: SecretBackend, clock: FakeClock) -> XeroLedger:
+def books(base_url: str, secret: SecretBackend, clock: FakeClock) -> XeroBooks:
     return make_ledger(base_url, SecretView(secret), clock)
 
 
@@ -153,13 +153,13 @@ def writes(sim: XeroSimulator, path_suffix: str) -> int:
 # ---------------------------------------------------------------- the accounting flow
 
 
-def test_paid_invoice_gets_credit_note_and_cash_refund(sim: XeroSimulator, ledger: XeroLedger) -> None:
+def test_paid_invoice_gets_credit_note_and_cash_refund(sim: XeroSimulator, books: XeroBooks) -> None:
     # GIVEN a fully paid invoice of 115.00 USD (GST inclusive)
     invoice = new_invoice(sim, [("Walnut desk", 1, "115.00")], paid=True)
     booking = make_booking(invoice["InvoiceID"], 11500)
 
     # WHEN the refund is recorded
-    document = ledger.record_refund(booking)
+    document = books.record_refund(booking)
 
     # THEN an authorised, tax-inclusive credit note was paid out in cash from account 090, nothing allocated
     note = sim.credit_note(document.credit_note_id)
@@ -187,12 +187,12 @@ def test_paid_invoice_gets_credit_note_and_cash_refund(sim: XeroSimulator, ledge
     assert document.credit_note_number == note["CreditNoteNumber"]
 
 
-def test_unpaid_invoice_is_settled_by_allocation_without_cash(sim: XeroSimulator, ledger: XeroLedger) -> None:
+def test_unpaid_invoice_is_settled_by_allocation_without_cash(sim: XeroSimulator, books: XeroBooks) -> None:
     # GIVEN an invoice of 79.00 USD nobody has paid yet
     invoice = new_invoice(sim, [("Desk lamp", 2, "39.50")])
 
     # WHEN the whole amount is refunded
-    document = ledger.record_refund(make_booking(invoice["InvoiceID"], 7900))
+    document = books.record_refund(make_booking(invoice["InvoiceID"], 7900))
 
     # THEN the credit note is allocated to the invoice, which is now paid off, and no cash moved
     after = sim.invoice(invoice["InvoiceID"])
@@ -207,13 +207,13 @@ def test_unpaid_invoice_is_settled_by_allocation_without_cash(sim: XeroSimulator
 
 
 def test_partly_paid_invoice_gets_allocation_for_amount_due_and_cash_for_the_rest(
-    sim: XeroSimulator, ledger: XeroLedger
+    sim: XeroSimulator, books: XeroBooks
 ) -> None:
     # GIVEN a 200.00 invoice of which 150.00 was paid (50.00 still due)
     invoice = new_invoice(sim, [("Bookshelf", 1, "200.00")], paid="150.00")
 
     # WHEN 120.00 is refunded
-    document = ledger.record_refund(make_booking(invoice["InvoiceID"], 12000))
+    document = books.record_refund(make_booking(invoice["InvoiceID"], 12000))
 
     # THEN 50.00 is allocated (never more than the amount due) and 70.00 is refunded in cash
     assert document.allocated_to_invoice == Money.of(5000, "USD")
@@ -222,13 +222,13 @@ def test_partly_paid_invoice_gets_allocation_for_amount_due_and_cash_for_the_res
     assert sim.credit_note(document.credit_note_id)["RemainingCredit"] == 0
 
 
-def test_partial_refunds_of_one_paid_invoice_make_one_credit_note_each(sim: XeroSimulator, ledger: XeroLedger) -> None:
+def test_partial_refunds_of_one_paid_invoice_make_one_credit_note_each(sim: XeroSimulator, books: XeroBooks) -> None:
     # GIVEN a paid invoice of 249.00
     invoice = new_invoice(sim, [("Walnut desk", 1, "249.00")], paid=True)
 
     # WHEN two different partial refunds are recorded
-    first = ledger.record_refund(make_booking(invoice["InvoiceID"], 4900))
-    second = ledger.record_refund(make_booking(invoice["InvoiceID"], 2500))
+    first = books.record_refund(make_booking(invoice["InvoiceID"], 4900))
+    second = books.record_refund(make_booking(invoice["InvoiceID"], 2500))
 
     # THEN each has its own credit note paid out in cash for exactly its amount
     assert first.credit_note_id != second.credit_note_id
@@ -237,7 +237,7 @@ def test_partial_refunds_of_one_paid_invoice_make_one_credit_note_each(sim: Xero
     assert sorted(note["Total"] for note in sim.all_credit_notes()) == [Decimal("25.00"), Decimal("49.00")]
 
 
-def test_refund_lines_become_credit_note_lines(sim: XeroSimulator, ledger: XeroLedger) -> None:
+def test_refund_lines_become_credit_note_lines(sim: XeroSimulator, books: XeroBooks) -> None:
     # GIVEN a paid invoice with a desk and two lamps, and a refund of the desk, both lamps and 3 plugs at 10.00
     invoice = new_invoice(
         sim, [("Walnut desk", 1, "249.00"), ("Desk lamp", 2, "39.50"), ("Plug", 3, "3.34")], paid=True
@@ -249,7 +249,7 @@ def test_refund_lines_become_credit_note_lines(sim: XeroSimulator, ledger: XeroL
     ]
 
     # WHEN the refund is recorded line by line
-    document = ledger.record_refund(make_booking(invoice["InvoiceID"], 33800, lines=lines))
+    document = books.record_refund(make_booking(invoice["InvoiceID"], 33800, lines=lines))
 
     # THEN the credit note repeats the lines with exact unit prices; an indivisible line is booked as one unit
     note = sim.credit_note(document.credit_note_id)
@@ -265,7 +265,7 @@ def test_refund_lines_become_credit_note_lines(sim: XeroSimulator, ledger: XeroL
 
 
 def test_lines_that_do_not_add_up_to_the_refund_are_refused_before_any_write(
-    sim: XeroSimulator, ledger: XeroLedger
+    sim: XeroSimulator, books: XeroBooks
 ) -> None:
     # GIVEN a refund whose lines add up to less than its amount
     invoice = new_invoice(sim, [("Walnut desk", 1, "249.00")], paid=True)
@@ -273,7 +273,7 @@ def test_lines_that_do_not_add_up_to_the_refund_are_refused_before_any_write(
 
     # WHEN it is recorded / THEN it is refused and Xero was not even asked
     with pytest.raises(RejectedError) as refused:
-        ledger.record_refund(make_booking(invoice["InvoiceID"], 24900, lines=lines))
+        books.record_refund(make_booking(invoice["InvoiceID"], 24900, lines=lines))
     assert refused.value.code == "lines_mismatch"
     assert sim.requests_seen == []
 
@@ -287,26 +287,26 @@ def test_lines_that_do_not_add_up_to_the_refund_are_refused_before_any_write(
     ],
 )
 def test_amounts_are_booked_exactly_in_the_invoice_currency(
-    sim: XeroSimulator, ledger: XeroLedger, currency: str, unit: str, refund_minor: int, expected_total: Decimal
+    sim: XeroSimulator, books: XeroBooks, currency: str, unit: str, refund_minor: int, expected_total: Decimal
 ) -> None:
     # GIVEN a paid invoice in a zero-, two- or three-decimal currency
     invoice = new_invoice(sim, [("Item", 1, unit)], currency=currency, paid=True)
 
     # WHEN a partial refund is recorded
-    document = ledger.record_refund(make_booking(invoice["InvoiceID"], refund_minor, currency))
+    document = books.record_refund(make_booking(invoice["InvoiceID"], refund_minor, currency))
 
     # THEN Xero holds exactly that amount and the document reports it in minor units
     assert sim.credit_note(document.credit_note_id)["Total"] == expected_total
     assert document.cash_refunded == Money.of(refund_minor, currency)
 
 
-def test_kwd_amount_xero_would_round_is_refused_before_any_write(sim: XeroSimulator, ledger: XeroLedger) -> None:
+def test_kwd_amount_xero_would_round_is_refused_before_any_write(sim: XeroSimulator, books: XeroBooks) -> None:
     # GIVEN a KWD refund with a third decimal Xero cannot store
     invoice = new_invoice(sim, [("Item", 1, "12.500")], currency="KWD", paid=True)
 
     # WHEN it is recorded / THEN it is refused instead of silently rounded, and nothing was sent
     with pytest.raises(RejectedError) as refused:
-        ledger.record_refund(make_booking(invoice["InvoiceID"], 1255, "KWD"))
+        books.record_refund(make_booking(invoice["InvoiceID"], 1255, "KWD"))
     assert refused.value.code == "xero_precision"
     assert sim.requests_seen == []
 
@@ -316,7 +316,7 @@ def test_kwd_amount_xero_would_round_is_refused_before_any_write(sim: XeroSimula
 
 @pytest.mark.parametrize("crash_after", ["/CreditNotes$", "/Allocations$", "/Payments$"])
 def test_crash_between_steps_then_retry_completes_without_duplicates(
-    sim: XeroSimulator, ledger: XeroLedger, crash_after: str
+    sim: XeroSimulator, books: XeroBooks, crash_after: str
 ) -> None:
     # GIVEN a 200.00 invoice with 50.00 due (so the refund needs a credit note, an allocation and a payment)
     invoice = new_invoice(sim, [("Bookshelf", 1, "200.00")], paid="150.00")
@@ -326,8 +326,8 @@ def test_crash_between_steps_then_retry_completes_without_duplicates(
 
     # WHEN the first attempt fails and the step is retried
     with pytest.raises(TransientError):
-        ledger.record_refund(booking)
-    document = ledger.record_refund(booking)
+        books.record_refund(booking)
+    document = books.record_refund(booking)
 
     # THEN the refund is fully booked, and no credit note, allocation or payment was created twice
     assert document.allocated_to_invoice == Money.of(5000, "USD")
@@ -340,14 +340,14 @@ def test_crash_between_steps_then_retry_completes_without_duplicates(
     assert writes(sim, "/Payments") == 1
 
 
-def test_calling_again_after_success_changes_nothing(sim: XeroSimulator, ledger: XeroLedger) -> None:
+def test_calling_again_after_success_changes_nothing(sim: XeroSimulator, books: XeroBooks) -> None:
     # GIVEN a refund already recorded
     invoice = new_invoice(sim, [("Bookshelf", 1, "200.00")], paid="150.00")
     booking = make_booking(invoice["InvoiceID"], 12000)
-    first = ledger.record_refund(booking)
+    first = books.record_refund(booking)
 
     # WHEN the step runs again (redelivery, redrive)
-    again = ledger.record_refund(booking)
+    again = books.record_refund(booking)
 
     # THEN the same document comes back and no write was sent the second time
     assert again == first
@@ -358,18 +358,18 @@ def test_write_timeout_is_transient_and_the_retry_finds_what_was_created(
     sim: XeroSimulator, base_url: str, secret: SecretBackend, clock: FakeClock
 ) -> None:
     # GIVEN Xero that takes longer than our read timeout to create the credit note
-    ledger = make_ledger(base_url, SecretView(secret), clock, read_timeout=0.3)
+    books = make_ledger(base_url, SecretView(secret), clock, read_timeout=0.3)
     invoice = new_invoice(sim, [("Walnut desk", 1, "249.00")], paid=True)
     booking = make_booking(invoice["InvoiceID"], 24900)
     sim.add_fault(FaultRule(method="PUT", path="/CreditNotes$", status=None, delay_seconds=0.6))
 
     # WHEN the call times out after sending
     with pytest.raises(TransientError) as unknown:
-        ledger.record_refund(booking)
+        books.record_refund(booking)
     deadline = time.monotonic() + 30  # the delayed write lands after our timeout: wait for it, generously
     while not sim.all_credit_notes() and time.monotonic() < deadline:
         time.sleep(0.02)
-    document = ledger.record_refund(booking)
+    document = books.record_refund(booking)
 
     # THEN it was reported as retryable, and the retry completed the refund on the one credit note
     assert unknown.value.code == "xero_outcome_unknown"
@@ -377,16 +377,16 @@ def test_write_timeout_is_transient_and_the_retry_finds_what_was_created(
     assert document.cash_refunded == Money.of(24900, "USD")
 
 
-def test_same_refund_with_a_different_amount_is_refused(sim: XeroSimulator, ledger: XeroLedger) -> None:
+def test_same_refund_with_a_different_amount_is_refused(sim: XeroSimulator, books: XeroBooks) -> None:
     # GIVEN a refund booked for 49.00
     invoice = new_invoice(sim, [("Walnut desk", 1, "249.00")], paid=True)
     booking = make_booking(invoice["InvoiceID"], 4900)
-    ledger.record_refund(booking)
+    books.record_refund(booking)
 
     # WHEN the same refund comes back asking for 59.00
     changed = booking.model_copy(update={"amount": Money.of(5900, "USD")})
     with pytest.raises(RejectedError) as refused:
-        ledger.record_refund(changed)
+        books.record_refund(changed)
 
     # THEN it is refused with a clear error and nothing more was written
     assert refused.value.code == "credit_note_conflict"
@@ -394,17 +394,15 @@ def test_same_refund_with_a_different_amount_is_refused(sim: XeroSimulator, ledg
     assert writes(sim, "/Payments") == 1
 
 
-def test_find_credit_document_returns_none_before_and_the_document_after(
-    sim: XeroSimulator, ledger: XeroLedger
-) -> None:
+def test_find_credit_document_returns_none_before_and_the_document_after(sim: XeroSimulator, books: XeroBooks) -> None:
     # GIVEN a refund not yet booked
     invoice = new_invoice(sim, [("Desk lamp", 2, "39.50")])
     booking = make_booking(invoice["InvoiceID"], 7900)
 
     # WHEN it is looked up before and after booking
-    before = ledger.find_credit_document(booking)
-    recorded = ledger.record_refund(booking)
-    after = ledger.find_credit_document(booking)
+    before = books.find_credit_document(booking)
+    recorded = books.record_refund(booking)
+    after = books.find_credit_document(booking)
 
     # THEN there is nothing before and the same document after
     assert before is None
@@ -442,16 +440,16 @@ def test_books_failure_after_money_moved_is_fixed_by_a_later_retry(
 
 
 def test_expired_access_token_is_refreshed_and_the_rotated_token_persisted(
-    sim: XeroSimulator, ledger: XeroLedger, secret: SecretBackend, clock: FakeClock
+    sim: XeroSimulator, books: XeroBooks, secret: SecretBackend, clock: FakeClock
 ) -> None:
     # GIVEN a connector that already holds an access token
     invoice = new_invoice(sim, [("Desk lamp", 2, "39.50")], paid=True)
-    ledger.record_refund(make_booking(invoice["InvoiceID"], 3950))
+    books.record_refund(make_booking(invoice["InvoiceID"], 3950))
     first_rotation = secret.value["refresh_token"]
 
     # WHEN 31 minutes pass (Xero access tokens live 30) and another refund is booked
     clock.advance(31 * 60)
-    ledger.record_refund(make_booking(invoice["InvoiceID"], 3950))
+    books.record_refund(make_booking(invoice["InvoiceID"], 3950))
 
     # THEN the token was refreshed before use (no call was repeated after a 401), and each rotation was stored
     assert len(sim.token_grants) == 2
@@ -464,16 +462,16 @@ def test_expired_access_token_is_refreshed_and_the_rotated_token_persisted(
 
 
 def test_401_refreshes_the_token_once_and_repeats_the_call(
-    sim: XeroSimulator, ledger: XeroLedger, secret: SecretBackend
+    sim: XeroSimulator, books: XeroBooks, secret: SecretBackend
 ) -> None:
     # GIVEN a connector with a cached access token that Xero has since revoked
     invoice = new_invoice(sim, [("Desk lamp", 2, "39.50")], paid=True)
     booking = make_booking(invoice["InvoiceID"], 3950)
-    assert ledger.find_credit_document(booking) is None
+    assert books.find_credit_document(booking) is None
     sim.revoke_access_tokens()
 
     # WHEN the refund is booked
-    document = ledger.record_refund(booking)
+    document = books.record_refund(booking)
 
     # THEN one refresh happened, the call was repeated with the new token, and the rotation was stored
     assert document.cash_refunded == Money.of(3950, "USD")
@@ -511,12 +509,12 @@ def test_refresh_token_refused_for_good_asks_for_reconnection(
 ) -> None:
     # GIVEN a stored refresh token Xero does not know (revoked app connection)
     secret.value["refresh_token"] = "revoked-token"
-    ledger = make_ledger(base_url, SecretView(secret), clock)
+    books = make_ledger(base_url, SecretView(secret), clock)
     invoice = new_invoice(sim, [("Desk lamp", 2, "39.50")], paid=True)
 
     # WHEN a refund is booked / THEN it is refused with a reconnect code and no accounting call was made
     with pytest.raises(RejectedError) as refused:
-        ledger.record_refund(make_booking(invoice["InvoiceID"], 3950))
+        books.record_refund(make_booking(invoice["InvoiceID"], 3950))
     assert refused.value.code == "xero_reconnect_required"
     assert not any(seen["path"].startswith("/api.xro") for seen in sim.requests_seen)
 
@@ -585,7 +583,7 @@ def test_failure_to_store_the_rotated_token_is_transient_and_the_next_refresh_st
 )
 def test_rate_limit_and_outage_are_transient_and_a_retry_succeeds(
     sim: XeroSimulator,
-    ledger: XeroLedger,
+    books: XeroBooks,
     status: int,
     headers: dict[str, str],
     code: str,
@@ -598,8 +596,8 @@ def test_rate_limit_and_outage_are_transient_and_a_retry_succeeds(
 
     # WHEN the refund is booked, then retried
     with pytest.raises(TransientError) as transient:
-        ledger.record_refund(booking)
-    document = ledger.record_refund(booking)
+        books.record_refund(booking)
+    document = books.record_refund(booking)
 
     # THEN the failure is transient with Xero's Retry-After, and the retry books the refund once
     assert transient.value.code == code
@@ -608,35 +606,35 @@ def test_rate_limit_and_outage_are_transient_and_a_retry_succeeds(
     assert len(sim.all_credit_notes()) == 1
 
 
-def test_unknown_invoice_is_not_found(sim: XeroSimulator, ledger: XeroLedger) -> None:
+def test_unknown_invoice_is_not_found(sim: XeroSimulator, books: XeroBooks) -> None:
     # GIVEN an invoice id Xero does not know
     booking = make_booking(str(uuid.uuid4()), 1000)
 
     # WHEN the refund is booked / THEN NotFound, and nothing was written
     with pytest.raises(NotFound):
-        ledger.record_refund(booking)
+        books.record_refund(booking)
     assert writes(sim, "") == 0
 
 
-def test_currency_mismatch_is_rejected(sim: XeroSimulator, ledger: XeroLedger) -> None:
+def test_currency_mismatch_is_rejected(sim: XeroSimulator, books: XeroBooks) -> None:
     # GIVEN a EUR invoice and a USD refund
     invoice = new_invoice(sim, [("Walnut desk", 1, "249.00")], currency="EUR", paid=True)
 
     # WHEN the refund is booked / THEN it is rejected before any write
     with pytest.raises(RejectedError) as refused:
-        ledger.record_refund(make_booking(invoice["InvoiceID"], 24900, "USD"))
+        books.record_refund(make_booking(invoice["InvoiceID"], 24900, "USD"))
     assert refused.value.code == "currency_mismatch"
     assert writes(sim, "") == 0
 
 
-def test_draft_invoice_is_rejected(sim: XeroSimulator, ledger: XeroLedger) -> None:
+def test_draft_invoice_is_rejected(sim: XeroSimulator, books: XeroBooks) -> None:
     # GIVEN an invoice still in DRAFT
     contact = sim.add_contact("Draft Customer")
     invoice = sim.add_invoice(contact["ContactID"], [("Desk", 1, "10.00")], status="DRAFT")
 
     # WHEN a refund is booked against it / THEN it is rejected
     with pytest.raises(RejectedError) as refused:
-        ledger.record_refund(make_booking(invoice["InvoiceID"], 1000))
+        books.record_refund(make_booking(invoice["InvoiceID"], 1000))
     assert refused.value.code == "invoice_status"
 
 
@@ -644,12 +642,12 @@ def test_xero_validation_messages_reach_the_rejection(
     sim: XeroSimulator, base_url: str, secret: SecretBackend, clock: FakeClock
 ) -> None:
     # GIVEN a connector configured with a refund account code the organisation does not have
-    ledger = make_ledger(base_url, SecretView(secret), clock, refund_account_code="999")
+    books = make_ledger(base_url, SecretView(secret), clock, refund_account_code="999")
     invoice = new_invoice(sim, [("Walnut desk", 1, "249.00")], paid=True)
 
     # WHEN the refund is booked / THEN Xero's 400 ValidationException message is in the RejectedError
     with pytest.raises(RejectedError) as refused:
-        ledger.record_refund(make_booking(invoice["InvoiceID"], 24900))
+        books.record_refund(make_booking(invoice["InvoiceID"], 24900))
     assert refused.value.code == "xero_validation"
     assert "Account code '999' is not a valid code" in refused.value.message
 
@@ -657,12 +655,12 @@ def test_xero_validation_messages_reach_the_rejection(
 def test_wrong_tenant_is_forbidden(sim: XeroSimulator, base_url: str, secret: SecretBackend, clock: FakeClock) -> None:
     # GIVEN a secret naming an organisation the app is not connected to
     secret.value["tenant_id"] = str(uuid.uuid4())
-    ledger = make_ledger(base_url, SecretView(secret), clock)
+    books = make_ledger(base_url, SecretView(secret), clock)
     invoice = new_invoice(sim, [("Walnut desk", 1, "249.00")], paid=True)
 
     # WHEN a refund is booked / THEN Xero's 403 is a final rejection
     with pytest.raises(RejectedError) as refused:
-        ledger.record_refund(make_booking(invoice["InvoiceID"], 24900))
+        books.record_refund(make_booking(invoice["InvoiceID"], 24900))
     assert refused.value.code == "xero_forbidden"
 
 
@@ -679,15 +677,15 @@ def test_connections_lists_the_connected_tenant(base_url: str, secret: SecretBac
     assert [connection["tenantId"] for connection in answer.json()] == [tokens.tenant_id] == [DEFAULT_TENANT_ID]
 
 
-def test_refund_id_that_could_break_the_where_filter_is_refused(sim: XeroSimulator, ledger: XeroLedger) -> None:
+def test_refund_id_that_could_break_the_where_filter_is_refused(sim: XeroSimulator, books: XeroBooks) -> None:
     # GIVEN a booking whose refund id is not one of ours (a quote would end Xero's filter string)
     invoice = new_invoice(sim, [("Walnut desk", 1, "249.00")], paid=True)
     booking = make_booking(invoice["InvoiceID"], 24900).model_copy(update={"refund_id": 'rf_x") OR Type!=("'})
 
     # WHEN it is booked or looked up / THEN both are refused before any call to Xero
     with pytest.raises(RejectedError) as refused:
-        ledger.record_refund(booking)
+        books.record_refund(booking)
     with pytest.raises(RejectedError):
-        ledger.find_credit_document(booking)
+        books.find_credit_document(booking)
     assert refused.value.code == "bad_refund_id"
     assert sim.requests_seen == []

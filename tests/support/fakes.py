@@ -28,8 +28,8 @@ from refundflow.api import RefundRequestBody
 from refundflow.audit import AuditKeys
 from refundflow.connectors.standard_webhooks import VerifiedSource
 from refundflow.domain.intake import Accepted, WorkflowTiming, accept_refund_request
-from refundflow.domain.journal import Journal
 from refundflow.domain.payments import look_up_payment, reserve_amount
+from refundflow.domain.recorder import RefundRecorder
 from refundflow.domain.validation import validate_refund
 from refundflow.errors import (
     AlreadyDoneError,
@@ -44,9 +44,9 @@ from refundflow.ids import derive_refund_id
 from refundflow.models import BooksSystem, CreditDocument, PaymentProvider, Refund
 from refundflow.money import Money
 from refundflow.ports import (
+    BooksConnector,
     CreditBooking,
     EventPublisher,
-    Ledger,
     Mailer,
     ProviderEvent,
     ProviderPayment,
@@ -364,7 +364,7 @@ def provider_event(
 # ---------------------------------------------------------------------------- books
 
 
-class FakeLedger(Ledger):
+class FakeLedger(BooksConnector):
     """Books that record one credit document per refund; ``failures`` are raised by the next calls."""
 
     def __init__(self, failures: list[Exception] | None = None) -> None:
@@ -393,7 +393,7 @@ class FakeLedger(Ledger):
     def find_credit_document(self, booking: CreditBooking) -> CreditDocument | None:
         return self.documents.get(booking.refund_id)
 
-    def ledger_for(self, system: BooksSystem) -> Ledger:
+    def books_for(self, system: BooksSystem) -> BooksConnector:
         return self
 
 
@@ -505,14 +505,14 @@ class World:
     clock: SteppingClock
     publisher: RecordingPublisher = field(default_factory=RecordingPublisher)
     provider: FakeRefundProvider = field(default_factory=FakeRefundProvider)
-    ledger: FakeLedger = field(default_factory=FakeLedger)
+    books: FakeLedger = field(default_factory=FakeLedger)
     starter: FakeWorkflowStarter = field(default_factory=FakeWorkflowStarter)
     callbacks: FakeTaskCallbacks = field(default_factory=FakeTaskCallbacks)
     mailer: FakeMailer = field(default_factory=FakeMailer)
 
     @property
-    def journal(self) -> Journal:
-        return Journal(self.repository, self.publisher)
+    def recorder(self) -> RefundRecorder:
+        return RefundRecorder(self.repository, self.publisher)
 
     # -------------------------------------------------------------- driving the workflow's steps
 
@@ -521,7 +521,7 @@ class World:
             body,
             source=VerifiedSource(body.source.system),
             delivery_id=delivery_id,
-            journal=self.journal,
+            recorder=self.recorder,
             starter=self.starter,
             timing=TIMING,
         )
@@ -529,17 +529,17 @@ class World:
     def approve(self, refund_id: str, amount: Money | None = None) -> Refund:
         """What the policy step (not under test here) does when it approves: APPROVED with the amount."""
         refund = self.repository.get(refund_id)
-        return self.journal.move(
+        return self.recorder.move(
             refund, RefundStatus.APPROVED, actor="tests:policy", changes={"amount": amount or refund.amount}
         )
 
     def reserved(self, body: RefundRequestBody, delivery_id: str = "dlv-1", amount: Money | None = None) -> str:
         """Accept, validate, look up the payment, approve and reserve: the refund is ready to be paid."""
         refund_id = self.accept(body, delivery_id).refund.refund_id
-        validate_refund(refund_id, journal=self.journal)
-        look_up_payment(refund_id, journal=self.journal, provider=self.provider)
+        validate_refund(refund_id, recorder=self.recorder)
+        look_up_payment(refund_id, recorder=self.recorder, provider=self.provider)
         self.approve(refund_id, amount)
-        reserve_amount(refund_id, journal=self.journal)
+        reserve_amount(refund_id, recorder=self.recorder)
         return refund_id
 
     def balance(self, payment_id: str) -> dict[str, int]:

@@ -282,7 +282,7 @@ class AuditEntry(StrictModel):
 
 
 class RefundableBalance(StrictModel):
-    """The ``PAYMENT#…/LEDGER`` item: how much of a captured payment can still be refunded."""
+    """The ``PAYMENT#…/REFUNDABLE`` item: how much of a captured payment can still be refunded."""
 
     provider: PaymentProvider
     payment_id: str

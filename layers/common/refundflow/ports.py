@@ -146,7 +146,7 @@ class CreditBooking(StrictModel):
     payment_provider: PaymentProvider
 
 
-class Ledger(ABC):
+class BooksConnector(ABC):
     """An accounting system that records a refund as a credit document linked to the invoice."""
 
     @abstractmethod

@@ -12,10 +12,10 @@ from refundflow.adapters.dynamodb import RefundRepository
 from refundflow.adapters.eventbridge import EventBridgePublisher
 from refundflow.adapters.ses import SesMailer
 from refundflow.adapters.stepfunctions import StepFunctionsCallbacks, StepFunctionsWorkflow
-from refundflow.domain.journal import Journal
+from refundflow.domain.recorder import RefundRecorder
 from refundflow.errors import ConfigurationError
 from refundflow.models import BooksSystem
-from refundflow.ports import Ledger
+from refundflow.ports import BooksConnector
 
 
 @cache
@@ -24,9 +24,9 @@ def repository() -> RefundRepository:
 
 
 @cache
-def journal() -> Journal:
+def recorder() -> RefundRecorder:
     core = settings.load(settings.CoreSettings)
-    return Journal(repository(), EventBridgePublisher(core.event_bus_name))
+    return RefundRecorder(repository(), EventBridgePublisher(core.event_bus_name))
 
 
 @cache
@@ -47,21 +47,21 @@ def mailer() -> SesMailer:
     )
 
 
-def ledger_for(system: BooksSystem) -> Ledger:
+def books_for(system: BooksSystem) -> BooksConnector:
     """The books connector for ``system``.
 
     Raises:
         ConfigurationError: no connector for that books system in this release.
     """
     if system is BooksSystem.XERO:
-        from refundflow.connectors.xero import xero_ledger
+        from refundflow.connectors.xero import xero_books
 
-        return xero_ledger()
+        return xero_books()
     raise ConfigurationError(f"no books connector for {system}")
 
 
 def reset() -> None:
     """Forget every cached adapter and setting (tests, and the local stack after reconfiguring)."""
-    for factory in (repository, journal, workflow, callbacks, mailer):
+    for factory in (repository, recorder, workflow, callbacks, mailer):
         factory.cache_clear()
     settings.load.cache_clear()

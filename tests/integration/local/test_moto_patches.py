@@ -22,19 +22,19 @@ from typing import Any
 
 import pytest
 
-from local.stack import LocalStack
+from local.stack import DevStack
 from tests.e2e.harness import acquire_stack, release_stack
 
 ROLE = "arn:aws:iam::123456789012:role/refundflow-moto-patch-check"
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
+def stack() -> Iterator[DevStack]:
     yield acquire_stack()
     release_stack()
 
 
-def machine(stack: LocalStack, definition: dict[str, Any], kind: str = "STANDARD") -> str:
+def machine(stack: DevStack, definition: dict[str, Any], kind: str = "STANDARD") -> str:
     name = f"patch-check-{uuid.uuid4().hex[:10]}"
     created = stack.client("stepfunctions").create_state_machine(
         name=name, definition=json.dumps(definition), roleArn=ROLE, type=kind
@@ -42,13 +42,13 @@ def machine(stack: LocalStack, definition: dict[str, Any], kind: str = "STANDARD
     return str(created["stateMachineArn"])
 
 
-def run(stack: LocalStack, state_machine_arn: str, payload: dict[str, Any], timeout: float = 20.0) -> dict[str, Any]:
+def run(stack: DevStack, state_machine_arn: str, payload: dict[str, Any], timeout: float = 20.0) -> dict[str, Any]:
     sfn = stack.client("stepfunctions")
     execution_arn = sfn.start_execution(stateMachineArn=state_machine_arn, input=json.dumps(payload))["executionArn"]
     return finished(stack, execution_arn, timeout)
 
 
-def finished(stack: LocalStack, execution_arn: str, timeout: float = 20.0) -> dict[str, Any]:
+def finished(stack: DevStack, execution_arn: str, timeout: float = 20.0) -> dict[str, Any]:
     sfn = stack.client("stepfunctions")
     deadline = time.monotonic() + timeout
     while True:
@@ -59,7 +59,7 @@ def finished(stack: LocalStack, execution_arn: str, timeout: float = 20.0) -> di
         time.sleep(0.05)
 
 
-def entered_states(stack: LocalStack, execution_arn: str) -> list[str]:
+def entered_states(stack: DevStack, execution_arn: str) -> list[str]:
     history = stack.client("stepfunctions").get_execution_history(executionArn=execution_arn, maxResults=1000)
     return [
         event["stateEnteredEventDetails"]["name"] for event in history["events"] if "stateEnteredEventDetails" in event
@@ -92,7 +92,7 @@ def sync_parent(child_arn: str) -> dict[str, Any]:
     }
 
 
-def test_sync_child_express_execution_answers_in_pascal_case(stack: LocalStack) -> None:
+def test_sync_child_express_execution_answers_in_pascal_case(stack: DevStack) -> None:
     # GIVEN an EXPRESS child that answers, and a STANDARD parent that runs it with startExecution.sync:2
     child = machine(
         stack,
@@ -112,7 +112,7 @@ def test_sync_child_express_execution_answers_in_pascal_case(stack: LocalStack) 
     assert ":child-" in output["child"]
 
 
-def test_failed_sync_child_surfaces_as_task_failed_with_its_own_error_inside(stack: LocalStack) -> None:
+def test_failed_sync_child_surfaces_as_task_failed_with_its_own_error_inside(stack: DevStack) -> None:
     # GIVEN an EXPRESS child that ends in a Fail state with its own error name and cause
     failing = {
         "StartAt": "Stop",
@@ -130,7 +130,7 @@ def test_failed_sync_child_surfaces_as_task_failed_with_its_own_error_inside(sta
     assert entered_states(stack, described["executionArn"]) == ["RunChild", "ChildFailed"]
 
 
-def test_lambda_error_is_caught_by_its_error_type_name(stack: LocalStack) -> None:
+def test_lambda_error_is_caught_by_its_error_type_name(stack: DevStack) -> None:
     # GIVEN a task that runs template.yaml's ValidateRefund function for a refund that does not exist
     function_arn = stack.stack.arn("ValidateRefundFunction")
     definition = {
@@ -163,7 +163,7 @@ def test_lambda_error_is_caught_by_its_error_type_name(stack: LocalStack) -> Non
     assert entered_states(stack, described["executionArn"]) == ["Validate", "CaughtByName"]
 
 
-def test_task_token_resumes_once_and_is_refused_afterwards(stack: LocalStack) -> None:
+def test_task_token_resumes_once_and_is_refused_afterwards(stack: DevStack) -> None:
     # GIVEN a workflow parked on .waitForTaskToken (its token handed out through a queue), then holding 2 s
     sqs = stack.client("sqs")
     queue = sqs.create_queue(QueueName=f"patch-check-tokens-{uuid.uuid4().hex[:8]}")["QueueUrl"]
@@ -209,7 +209,7 @@ def test_task_token_resumes_once_and_is_refused_afterwards(stack: LocalStack) ->
     ],
     ids=["task-timeout", "heartbeat-timeout"],
 )
-def test_token_of_a_timed_out_task_is_refused(stack: LocalStack, timeouts: dict[str, int]) -> None:
+def test_token_of_a_timed_out_task_is_refused(stack: DevStack, timeouts: dict[str, int]) -> None:
     # GIVEN a task that waited 1 s for its token (or a heartbeat), timed out, and was caught; the workflow went on
     # to a second task that hands its own token out and waits for the test (state, not time: no race with a
     # busy machine)
@@ -272,9 +272,9 @@ def test_token_of_a_timed_out_task_is_refused(stack: LocalStack, timeouts: dict[
 
 
 @pytest.fixture
-def ledger(stack: LocalStack) -> str:
+def books(stack: DevStack) -> str:
     """A scratch table with one balance of 100 to reserve from."""
-    name = f"patch-check-ledger-{uuid.uuid4().hex[:8]}"
+    name = f"patch-check-books-{uuid.uuid4().hex[:8]}"
     dynamodb = stack.client("dynamodb")
     dynamodb.create_table(
         TableName=name,
@@ -308,7 +308,7 @@ def reservation(table: str, key: str, amount: int, *, missing_ok: bool = True) -
     ]
 
 
-def test_concurrent_conditional_transactions_never_overdraw(stack: LocalStack, ledger: str) -> None:
+def test_concurrent_conditional_transactions_never_overdraw(stack: DevStack, books: str) -> None:
     # GIVEN a balance of 100, and twenty clients that each want to reserve 30 at the same moment
     barrier = threading.Barrier(20)
     outcomes: list[bool] = []
@@ -317,7 +317,7 @@ def test_concurrent_conditional_transactions_never_overdraw(stack: LocalStack, l
         dynamodb = stack.client("dynamodb")
         barrier.wait(timeout=10)
         try:
-            dynamodb.transact_write_items(TransactItems=reservation(ledger, f"RESERVATION#{index}", 30))
+            dynamodb.transact_write_items(TransactItems=reservation(books, f"RESERVATION#{index}", 30))
             outcomes.append(True)
         except dynamodb.exceptions.TransactionCanceledException:
             outcomes.append(False)
@@ -331,19 +331,19 @@ def test_concurrent_conditional_transactions_never_overdraw(stack: LocalStack, l
     # THEN exactly three got their 30, the balance says 10, and only their three records exist
     assert outcomes.count(True) == 3
     assert len(outcomes) == 20
-    items = stack.client("dynamodb").scan(TableName=ledger)["Items"]
+    items = stack.client("dynamodb").scan(TableName=books)["Items"]
     balance = next(item for item in items if item["pk"]["S"] == "BALANCE")
     assert balance["remaining"]["N"] == "10"
     assert len([item for item in items if item["pk"]["S"].startswith("RESERVATION#")]) == 3
 
 
-def test_transactions_stay_whole_while_other_writes_hit_the_table(stack: LocalStack, ledger: str) -> None:
+def test_transactions_stay_whole_while_other_writes_hit_the_table(stack: DevStack, books: str) -> None:
     # GIVEN a table with a few hundred items, clients reserving 1 at a time, and others adding items meanwhile
     dynamodb = stack.client("dynamodb")
     for batch in range(16):
         dynamodb.batch_write_item(
             RequestItems={
-                ledger: [
+                books: [
                     {"PutRequest": {"Item": {"pk": {"S": f"OLD#{batch}#{index}"}, "pad": {"S": "x" * 200}}}}
                     for index in range(25)
                 ]
@@ -356,7 +356,7 @@ def test_transactions_stay_whole_while_other_writes_hit_the_table(stack: LocalSt
         dynamodb = stack.client("dynamodb")
         for attempt in range(12):
             try:
-                dynamodb.transact_write_items(TransactItems=reservation(ledger, f"RESERVATION#{worker}#{attempt}", 1))
+                dynamodb.transact_write_items(TransactItems=reservation(books, f"RESERVATION#{worker}#{attempt}", 1))
                 committed.append(1)
             except Exception as error:  # a 500 from moto is the failure this patch prevents
                 failures.append(f"{type(error).__name__}: {str(error)[:120]}")
@@ -364,7 +364,7 @@ def test_transactions_stay_whole_while_other_writes_hit_the_table(stack: LocalSt
     def write(worker: int) -> None:
         dynamodb = stack.client("dynamodb")
         for index in range(40):
-            dynamodb.put_item(TableName=ledger, Item={"pk": {"S": f"OTHER#{worker}#{index}"}, "pad": {"S": "x" * 200}})
+            dynamodb.put_item(TableName=books, Item={"pk": {"S": f"OTHER#{worker}#{index}"}, "pad": {"S": "x" * 200}})
 
     # WHEN both kinds of writes run at once
     threads = [threading.Thread(target=reserve, args=(index,)) for index in range(6)]
@@ -375,31 +375,31 @@ def test_transactions_stay_whole_while_other_writes_hit_the_table(stack: LocalSt
         thread.join(timeout=60)
     # THEN every transaction committed whole: no server error, and the balance matches the records
     assert failures == []
-    items = stack.client("dynamodb").scan(TableName=ledger)["Items"]
+    items = stack.client("dynamodb").scan(TableName=books)["Items"]
     balance = next(item for item in items if item["pk"]["S"] == "BALANCE")
     reserved = [item for item in items if item["pk"]["S"].startswith("RESERVATION#")]
     assert len(reserved) == len(committed) == 72
     assert int(balance["remaining"]["N"]) == 100 - 72
 
 
-def test_cancelled_transaction_leaves_no_partial_write(stack: LocalStack, ledger: str) -> None:
+def test_cancelled_transaction_leaves_no_partial_write(stack: DevStack, books: str) -> None:
     # GIVEN a transaction whose second item is fine but whose first item's condition fails
     dynamodb = stack.client("dynamodb")
-    items = reservation(ledger, "RESERVATION#too-big", 150)
+    items = reservation(books, "RESERVATION#too-big", 150)
     # WHEN it is written
     with pytest.raises(dynamodb.exceptions.TransactionCanceledException):
         dynamodb.transact_write_items(TransactItems=items)
     # THEN nothing of it happened: the record does not exist and the balance is untouched
-    assert "Item" not in dynamodb.get_item(TableName=ledger, Key={"pk": {"S": "RESERVATION#too-big"}})
-    assert dynamodb.get_item(TableName=ledger, Key={"pk": {"S": "BALANCE"}})["Item"]["remaining"]["N"] == "100"
+    assert "Item" not in dynamodb.get_item(TableName=books, Key={"pk": {"S": "RESERVATION#too-big"}})
+    assert dynamodb.get_item(TableName=books, Key={"pk": {"S": "BALANCE"}})["Item"]["remaining"]["N"] == "100"
     # AND when the first item passes but the second fails, the first is rolled back too
-    dynamodb.put_item(TableName=ledger, Item={"pk": {"S": "RESERVATION#taken"}, "amount": {"N": "1"}})
+    dynamodb.put_item(TableName=books, Item={"pk": {"S": "RESERVATION#taken"}, "amount": {"N": "1"}})
     with pytest.raises(dynamodb.exceptions.TransactionCanceledException):
-        dynamodb.transact_write_items(TransactItems=reservation(ledger, "RESERVATION#taken", 40))
-    assert dynamodb.get_item(TableName=ledger, Key={"pk": {"S": "BALANCE"}})["Item"]["remaining"]["N"] == "100"
+        dynamodb.transact_write_items(TransactItems=reservation(books, "RESERVATION#taken", 40))
+    assert dynamodb.get_item(TableName=books, Key={"pk": {"S": "BALANCE"}})["Item"]["remaining"]["N"] == "100"
 
 
-def _message_from(stack: LocalStack, queue: str, timeout: float = 20.0) -> dict[str, Any]:
+def _message_from(stack: DevStack, queue: str, timeout: float = 20.0) -> dict[str, Any]:
     sqs = stack.client("sqs")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -410,5 +410,5 @@ def _message_from(stack: LocalStack, queue: str, timeout: float = 20.0) -> dict[
     raise AssertionError(f"no message on {queue} within {timeout}s")
 
 
-def _token_from(stack: LocalStack, queue: str) -> str:
+def _token_from(stack: DevStack, queue: str) -> str:
     return str(_message_from(stack, queue)["token"])

@@ -11,9 +11,9 @@ import pytest
 
 from refundflow.adapters.dynamodb import RefundRepository
 from refundflow.domain.approval import APPROVAL_TOKENS, ApproverIdentity, decide_approval, escalate_approval
-from refundflow.domain.journal import Journal
 from refundflow.domain.payments import look_up_payment
 from refundflow.domain.policy_step import evaluate_policy
+from refundflow.domain.recorder import RefundRecorder
 from refundflow.domain.validation import validate_refund
 from refundflow.domain.waiting import WaitFor, register_wait
 from refundflow.errors import (
@@ -49,11 +49,11 @@ def pending(env: World, required_role: str = "agent", reference: str = "RMA-1001
     env.provider.add_payment(payment_id, Money.of(1_000_000, "EUR"))
     body = refund_request_body(reference=reference, payment_id=payment_id, **NEEDS_ROLE[required_role])
     refund_id = env.accept(body, f"dlv-{reference}").refund.refund_id
-    validate_refund(refund_id, journal=env.journal)
-    look_up_payment(refund_id, journal=env.journal, provider=env.provider)
+    validate_refund(refund_id, recorder=env.recorder)
+    look_up_payment(refund_id, recorder=env.recorder, provider=env.provider)
     evaluate_policy(
         refund_id,
-        journal=env.journal,
+        recorder=env.recorder,
         policy=ActivePolicy(source_settings=PolicySourceSettings(POLICY_PARAMETER_NAME=None)),
         now=lambda: EVALUATED_AT,
     )
@@ -76,14 +76,14 @@ def decide(
     who: ApproverIdentity,
     decision: Literal["approve", "reject"] = "approve",
     note: str | None = None,
-    journal: Journal | None = None,
+    recorder: RefundRecorder | None = None,
 ) -> Refund:
     return decide_approval(
         refund_id,
         decision,
         note,
         who,
-        journal=journal or env.journal,
+        recorder=recorder or env.recorder,
         policy=POLICY,
         callbacks=env.callbacks,
         now=lambda: DECIDED_AT,
@@ -96,7 +96,7 @@ def park(env: World, refund_id: str, token: str = TASK_TOKEN) -> bool:
 
 
 def escalate(env: World, refund_id: str) -> Any:
-    return escalate_approval(refund_id, journal=env.journal, policy=POLICY)
+    return escalate_approval(refund_id, recorder=env.recorder, policy=POLICY)
 
 
 def token_spent(env: World, token_id: str) -> bool:
@@ -245,11 +245,11 @@ class NoRefundReads:
 def test_a_caller_without_an_approver_role_is_refused_before_the_refund_is_read(env: World, role: str | None) -> None:
     # GIVEN a refund waiting for an agent, and a repository that must not be asked for it
     refund_id = pending(env, "agent")
-    journal = Journal(NoRefundReads(env.repository), env.publisher)  # type: ignore[arg-type]
+    recorder = RefundRecorder(NoRefundReads(env.repository), env.publisher)  # type: ignore[arg-type]
     # WHEN a caller with no role the policy knows decides, on that refund or on one that does not exist
     for target in (refund_id, "rf_" + "e" * 32):
         with pytest.raises(Forbidden) as refused:
-            decide(env, target, approver(role), journal=journal)
+            decide(env, target, approver(role), recorder=recorder)
         # THEN both are the same 403, given before anything about a refund was looked at
         assert refused.value.code == "role_not_allowed"
 
@@ -325,11 +325,11 @@ def test_deciding_a_refund_that_never_needed_approval_is_an_illegal_transition(e
     # GIVEN a small refund the policy approved on its own
     env.provider.add_payment("pi_small", Money.of(10_000, "EUR"))
     refund_id = env.accept(refund_request_body(payment_id="pi_small", reason="damaged"), "dlv-1").refund.refund_id
-    validate_refund(refund_id, journal=env.journal)
-    look_up_payment(refund_id, journal=env.journal, provider=env.provider)
+    validate_refund(refund_id, recorder=env.recorder)
+    look_up_payment(refund_id, recorder=env.recorder, provider=env.provider)
     evaluate_policy(
         refund_id,
-        journal=env.journal,
+        recorder=env.recorder,
         policy=ActivePolicy(source_settings=PolicySourceSettings(POLICY_PARAMETER_NAME=None)),
         now=lambda: EVALUATED_AT,
     )
@@ -402,7 +402,7 @@ def test_a_decision_that_could_not_be_written_leaves_the_token_usable(env: World
         audit_keys=env.repository.audit_keys,
     )
     with pytest.raises(TransientError):
-        decide(env, refund_id, approver("agent"), journal=Journal(flaky, env.publisher))
+        decide(env, refund_id, approver("agent"), recorder=RefundRecorder(flaky, env.publisher))
     assert env.repository.get(refund_id).status is S.PENDING_APPROVAL
     # WHEN the approver retries with the same token THEN the approval lands
     assert decide(env, refund_id, approver("agent")).status is S.APPROVED

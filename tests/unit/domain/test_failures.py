@@ -41,20 +41,20 @@ def paid(env: World) -> World:
 def fail(env: World, refund_id: str, error: Exception | str, max_books_attempts: int = MAX_BOOKS_ATTEMPTS) -> str:
     name = error if isinstance(error, str) else type(error).__name__
     cause = "" if isinstance(error, str) else lambda_cause(error)
-    return handle_failure(refund_id, name, cause, journal=env.journal, max_books_attempts=max_books_attempts).outcome
+    return handle_failure(refund_id, name, cause, recorder=env.recorder, max_books_attempts=max_books_attempts).outcome
 
 
 def submitted_with_unknown_outcome(env: World) -> str:
     env.provider.outcomes = [Outcome.UNKNOWN_AFTER_CREATE]
     refund_id = env.reserved(refund_request_body())
     with pytest.raises(OutcomeUnknownError):
-        issue_refund(refund_id, journal=env.journal, provider=env.provider)
+        issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
     return refund_id
 
 
 def refunded(env: World) -> str:
     refund_id = env.reserved(refund_request_body())
-    issue_refund(refund_id, journal=env.journal, provider=env.provider)
+    issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
     assert env.repository.get(refund_id).status is S.REFUNDED
     return refund_id
 
@@ -79,7 +79,7 @@ def test_before_submission_a_decision_rejects_and_a_breakdown_fails(
     env = paid
     # GIVEN a validated refund that never reached the provider
     refund_id = env.accept(refund_request_body()).refund.refund_id
-    validate_refund(refund_id, journal=env.journal)
+    validate_refund(refund_id, recorder=env.recorder)
     # WHEN a step fails with a policy-type error or a breakdown
     outcome = fail(env, refund_id, error)
     # THEN the refund is REJECTED or FAILED with the error on record, and its event is published
@@ -143,7 +143,7 @@ def test_a_provider_rejection_after_submission_fails_and_releases(paid: World) -
     env.provider.outcomes = [Outcome.REJECTED]
     refund_id = env.reserved(refund_request_body())
     with pytest.raises(RejectedError) as raised:
-        issue_refund(refund_id, journal=env.journal, provider=env.provider)
+        issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
     # WHEN the catch path handles the rejection
     outcome = fail(env, refund_id, raised.value)
     # THEN the refund failed and the amount is refundable again
@@ -168,7 +168,7 @@ def test_an_unknown_outcome_after_submission_needs_attention_and_keeps_the_reser
     assert refund.reservation.state is ReservationState.HELD
     assert env.balance(PAYMENT)["reserved"] == 2_500
     # AND polling finds the refund the provider did make, without creating another
-    assert poll_refund(refund_id, journal=env.journal, provider=env.provider).outcome == "REFUNDED"
+    assert poll_refund(refund_id, recorder=env.recorder, provider=env.provider).outcome == "REFUNDED"
     assert len(env.provider.calls_to("create_refund")) == 1
     assert env.balance(PAYMENT) == {"captured": 10_000, "refunded": 2_500, "reserved": 0, "remaining": 7_500}
     assert env.repository.get(refund_id).attention_reason is None
@@ -179,7 +179,7 @@ def test_an_error_while_waiting_for_the_provider_changes_nothing(paid: World) ->
     # GIVEN a pending refund at the provider
     env.provider.outcomes = [Outcome.PENDING]
     refund_id = env.reserved(refund_request_body())
-    issue_refund(refund_id, journal=env.journal, provider=env.provider)
+    issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
     pending = env.repository.get(refund_id)
     # WHEN a poll fails THEN the refund keeps waiting with its reservation
     assert fail(env, refund_id, "TransientError") == "REFUND_PENDING"
@@ -211,9 +211,9 @@ def test_books_down_after_the_money_moved_needs_attention_then_recovers(paid: Wo
     env = paid
     # GIVEN a refunded refund and books that are down
     refund_id = refunded(env)
-    env.ledger.failures = [TransientError("Xero 503", platform="xero")]
+    env.books.failures = [TransientError("Xero 503", platform="xero")]
     with pytest.raises(TransientError) as raised:
-        update_invoice(refund_id, journal=env.journal, ledger_for=env.ledger.ledger_for)
+        update_invoice(refund_id, recorder=env.recorder, books_for=env.books.books_for)
     # WHEN the catch path handles it
     outcome = fail(env, refund_id, raised.value)
     # THEN the refund is paid but not booked: NEEDS_ATTENTION, routed to an automatic books retry
@@ -225,11 +225,11 @@ def test_books_down_after_the_money_moved_needs_attention_then_recovers(paid: Wo
     )
     assert refund.books_attempts == 1
     # AND when the books are back, the retry books it once and completes the refund (R11)
-    result = update_invoice(refund_id, journal=env.journal, ledger_for=env.ledger.ledger_for)
+    result = update_invoice(refund_id, recorder=env.recorder, books_for=env.books.books_for)
     refund = env.repository.get(refund_id)
     assert (result.outcome, refund.attention_reason) == ("COMPLETED", None)
     assert env.publisher.for_refund(refund_id)[-3:] == ["RefundNeedsAttention", "InvoiceUpdated", "RefundCompleted"]
-    assert len(env.ledger.documents) == 1
+    assert len(env.books.documents) == 1
     assert env.balance(PAYMENT)["refunded"] == 2_500  # the money was never given back
 
 
@@ -237,11 +237,11 @@ def test_books_attempts_exhausted_need_a_person(paid: World) -> None:
     env = paid
     # GIVEN a refunded refund whose books stay down, with two attempts allowed
     refund_id = refunded(env)
-    env.ledger.failures = [TransientError("Xero 503"), TransientError("Xero 503")]
+    env.books.failures = [TransientError("Xero 503"), TransientError("Xero 503")]
     outcomes = []
     for _ in range(2):
         with pytest.raises(TransientError):
-            update_invoice(refund_id, journal=env.journal, ledger_for=env.ledger.ledger_for)
+            update_invoice(refund_id, recorder=env.recorder, books_for=env.books.books_for)
         outcomes.append(fail(env, refund_id, "TransientError", max_books_attempts=2))
     # WHEN the second attempt fails THEN the refund stops retrying and waits for a person
     refund = env.repository.get(refund_id)
@@ -256,9 +256,9 @@ def test_books_refusing_the_document_need_a_person_at_once(paid: World, error: E
     env = paid
     # GIVEN a refunded refund whose books refuse the credit note for good
     refund_id = refunded(env)
-    env.ledger.failures = [error]
+    env.books.failures = [error]
     with pytest.raises(type(error)):
-        update_invoice(refund_id, journal=env.journal, ledger_for=env.ledger.ledger_for)
+        update_invoice(refund_id, recorder=env.recorder, books_for=env.books.books_for)
     # WHEN the catch path handles it THEN no automatic retry: NEEDS_ATTENTION for a person
     assert fail(env, refund_id, error) == "NEEDS_ATTENTION"
     refund = env.repository.get(refund_id)
@@ -273,7 +273,7 @@ def test_a_reversal_while_the_books_are_retried_makes_the_amount_refundable_agai
     fail(env, refund_id, "TransientError")
     # WHEN the provider reports that the refund was reversed
     reversed_refund = env.provider.settle(env.provider.only_refund().provider_refund_id, ProviderRefundStatus.FAILED)
-    apply_provider_event(provider_event(reversed_refund), journal=env.journal, provider=env.provider)
+    apply_provider_event(provider_event(reversed_refund), recorder=env.recorder, provider=env.provider)
     # THEN the amount is refundable again and the books are no longer retried
     assert env.balance(PAYMENT)["remaining"] == 10_000
     assert env.repository.get(refund_id).attention_reason == "provider_reversed_refund"

@@ -22,7 +22,7 @@ def test_a_body_naming_another_source_than_the_signer_is_forbidden_and_nothing_s
             body,
             source=VerifiedSource("helpdesk"),
             delivery_id="dlv-spoof",
-            journal=env.journal,
+            recorder=env.recorder,
             starter=env.starter,
             timing=TIMING,
         )
@@ -41,7 +41,7 @@ def test_the_verified_source_is_recorded_with_the_request(env: World) -> None:
         body,
         source=VerifiedSource("returns-portal"),
         delivery_id="dlv-ok",
-        journal=env.journal,
+        recorder=env.recorder,
         starter=env.starter,
         timing=TIMING,
     )

@@ -72,15 +72,15 @@ def policy_from(text: str) -> ActivePolicy:
 
 
 def evaluate(env: World, refund_id: str, policy: ActivePolicy | None = None) -> StepResult:
-    return evaluate_policy(refund_id, journal=env.journal, policy=policy or packaged_policy(), now=lambda: NOW)
+    return evaluate_policy(refund_id, recorder=env.recorder, policy=policy or packaged_policy(), now=lambda: NOW)
 
 
 def looked_up(env: World, reference: str = "RMA-1001", payment_id: str = PAYMENT, **fields: Any) -> str:
     """Accept, validate and look up the payment: the refund is ready for the policy."""
     body = refund_request_body(reference=reference, payment_id=payment_id, **fields)
     refund_id = env.accept(body, f"dlv-{reference}").refund.refund_id
-    validate_refund(refund_id, journal=env.journal)
-    look_up_payment(refund_id, journal=env.journal, provider=env.provider)
+    validate_refund(refund_id, recorder=env.recorder)
+    look_up_payment(refund_id, recorder=env.recorder, provider=env.provider)
     return refund_id
 
 
@@ -287,7 +287,7 @@ def reserved_on(env: World, reference: str, amount: int, day: datetime) -> None:
     env.provider.add_payment(payment_id, eur(amount))
     refund_id = looked_up(env, reference=reference, payment_id=payment_id, reason="damaged", amount=amount)
     env.approve(refund_id)
-    reserve_amount(refund_id, journal=env.journal, today=lambda: day)
+    reserve_amount(refund_id, recorder=env.recorder, today=lambda: day)
 
 
 @pytest.mark.parametrize(
@@ -428,7 +428,7 @@ def test_evaluating_before_the_payment_was_looked_up_is_an_illegal_transition(pa
     env = paid
     # GIVEN a validated refund whose payment was not looked up
     refund_id = env.accept(refund_request_body(reason="damaged"), "dlv-1").refund.refund_id
-    validate_refund(refund_id, journal=env.journal)
+    validate_refund(refund_id, recorder=env.recorder)
     published = list(env.publisher.events)
     # WHEN the policy is evaluated THEN it refuses, and the refund stays as it was
     with pytest.raises(IllegalTransition):

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from refundflow.domain.books import update_invoice
 from refundflow.domain.failures import LOOKUP_RETRY, handle_failure
 from refundflow.domain.inbound import accept_provider_event
-from refundflow.domain.journal import PROVIDER_REVERSED
 from refundflow.domain.payments import issue_refund, look_up_payment, poll_refund, reserve_amount
+from refundflow.domain.recorder import PROVIDER_REVERSED
 from refundflow.domain.validation import validate_refund
 from refundflow.errors import (
     InsufficientRefundableAmount,
@@ -32,7 +32,7 @@ from refundflow.errors import (
 )
 from refundflow.models import BooksSystem, CreditDocument, PaymentProvider, ReservationState
 from refundflow.money import Money
-from refundflow.ports import CreditBooking, Ledger, ProviderRefund, ProviderRefundStatus
+from refundflow.ports import BooksConnector, CreditBooking, ProviderRefund, ProviderRefundStatus
 from refundflow.status import RefundStatus
 from tests.support.fakes import FakeRefundProvider, Outcome, World, provider_event, refund_request_body, world
 
@@ -54,8 +54,8 @@ def paid(env: World) -> World:
 
 def completed(env: World, reference: str = "RMA-1", amount: int | None = 4_000) -> str:
     refund_id = env.reserved(refund_request_body(reference=reference, amount=amount), f"dlv-{reference}")
-    issue_refund(refund_id, journal=env.journal, provider=env.provider)
-    update_invoice(refund_id, journal=env.journal, ledger_for=env.ledger.ledger_for)
+    issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
+    update_invoice(refund_id, recorder=env.recorder, books_for=env.books.books_for)
     assert env.repository.get(refund_id).status is S.COMPLETED
     return refund_id
 
@@ -72,7 +72,7 @@ def lies(truth: ProviderRefund, status: ProviderRefundStatus, **changes: object)
 
 def deliver(env: World, refund: ProviderRefund, event_id: str | None = None) -> bool:
     event = provider_event(refund, event_id=event_id)
-    return accept_provider_event(event, journal=env.journal, provider=env.provider, callbacks=env.callbacks)
+    return accept_provider_event(event, recorder=env.recorder, provider=env.provider, callbacks=env.callbacks)
 
 
 # ---------------------------------------------------------------- webhooks are news, not truth
@@ -98,7 +98,7 @@ def test_a_signed_refund_failed_for_a_refund_that_succeeded_changes_nothing(paid
     rest = completed(env, reference="RMA-2", amount=None)
     assert env.repository.get(rest).amount == eur(6_000)
     assert sorted(r.amount.minor_units for r in env.provider.refunds.values()) == [4_000, 6_000]
-    assert [document.total for document in env.ledger.documents.values()] == [eur(4_000), eur(6_000)]
+    assert [document.total for document in env.books.documents.values()] == [eur(4_000), eur(6_000)]
 
 
 def test_a_delivery_naming_another_provider_refund_is_checked_against_the_one_we_stored(paid: World) -> None:
@@ -134,7 +134,7 @@ def test_an_older_event_after_a_newer_one_does_not_move_the_refund_back(paid: Wo
     # GIVEN a pending refund
     env.provider.outcomes = [Outcome.PENDING]
     refund_id = env.reserved(refund_request_body())
-    issue_refund(refund_id, journal=env.journal, provider=env.provider)
+    issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
     pending = env.provider.only_refund()
     # WHEN the provider settles it, the newer "succeeded" arrives, then the older "failed" of a previous
     # attempt and an older "pending"
@@ -156,7 +156,7 @@ def test_a_delivery_saying_succeeded_for_a_refund_still_pending_at_the_provider_
     # GIVEN a pending refund
     env.provider.outcomes = [Outcome.PENDING]
     refund_id = env.reserved(refund_request_body())
-    issue_refund(refund_id, journal=env.journal, provider=env.provider)
+    issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
     before = env.repository.get(refund_id)
     # WHEN a delivery claims it succeeded while the provider still has it pending
     deliver(env, lies(env.provider.only_refund(), ProviderRefundStatus.SUCCEEDED))
@@ -172,7 +172,7 @@ def test_a_delivery_while_the_provider_is_unreachable_changes_nothing_and_can_be
     # GIVEN a pending refund that the provider settled, and a provider that cannot be read right now
     env.provider.outcomes = [Outcome.PENDING]
     refund_id = env.reserved(refund_request_body())
-    issue_refund(refund_id, journal=env.journal, provider=env.provider)
+    issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
     before = env.repository.get(refund_id)
     succeeded = env.provider.settle(env.provider.only_refund().provider_refund_id, ProviderRefundStatus.SUCCEEDED)
 
@@ -199,16 +199,16 @@ def test_a_payment_refunded_in_full_outside_is_rejected_as_nothing_refundable(pa
     env.provider.refund_outside(PAYMENT, eur(10_000))
     for reference, amount in (("RMA-all", None), ("RMA-some", 4_000)):
         refund_id = env.accept(refund_request_body(reference=reference, amount=amount), f"dlv-{reference}")
-        validate_refund(refund_id.refund.refund_id, journal=env.journal)
+        validate_refund(refund_id.refund.refund_id, recorder=env.recorder)
         # WHEN a request for everything, or for 40.00, is looked up
         with pytest.raises(PolicyViolation) as refused:
-            look_up_payment(refund_id.refund.refund_id, journal=env.journal, provider=env.provider)
+            look_up_payment(refund_id.refund.refund_id, recorder=env.recorder, provider=env.provider)
         assert refused.value.code == "nothing_refundable"
         handle_failure(
             refund_id.refund.refund_id,
             "PolicyViolation",
             cause(refused.value),
-            journal=env.journal,
+            recorder=env.recorder,
             max_books_attempts=3,
         )
         # THEN it is REJECTED before any reservation: no refund, no credit note
@@ -216,7 +216,7 @@ def test_a_payment_refunded_in_full_outside_is_rejected_as_nothing_refundable(pa
         assert (refund.status, refund.failure and refund.failure.code) == (S.REJECTED, "nothing_refundable")
         assert refund.reservation is None
     assert env.provider.calls_to("create_refund") == []
-    assert env.ledger.record_calls == []
+    assert env.books.record_calls == []
     assert env.balance(PAYMENT) == {"captured": 10_000, "refunded": 10_000, "reserved": 0, "remaining": 0}
 
 
@@ -228,14 +228,14 @@ def test_a_payment_refunded_outside_after_our_first_refund_is_not_refunded_or_bo
     env.provider.refund_outside(PAYMENT, eur(6_000))
     # WHEN a request for "everything left" arrives
     refund_id = env.accept(refund_request_body(reference="RMA-2", amount=None), "dlv-2").refund.refund_id
-    validate_refund(refund_id, journal=env.journal)
+    validate_refund(refund_id, recorder=env.recorder)
     with pytest.raises(PolicyViolation) as refused:
-        look_up_payment(refund_id, journal=env.journal, provider=env.provider)
+        look_up_payment(refund_id, recorder=env.recorder, provider=env.provider)
     # THEN nothing is refundable: the balance now counts the outside refund, and nothing is reserved or paid
     assert refused.value.code == "nothing_refundable"
     assert env.balance(PAYMENT) == {"captured": 10_000, "refunded": 10_000, "reserved": 0, "remaining": 0}
     assert len(env.provider.calls_to("create_refund")) == 1
-    assert len(env.ledger.documents) == 1
+    assert len(env.books.documents) == 1
 
 
 def test_a_partial_refund_outside_reduces_what_can_be_reserved(paid: World) -> None:
@@ -245,13 +245,13 @@ def test_a_partial_refund_outside_reduces_what_can_be_reserved(paid: World) -> N
     env.provider.refund_outside(PAYMENT, eur(5_000))
     # WHEN a request for 30.00 is looked up and approved
     over = env.accept(refund_request_body(reference="RMA-over", amount=3_000), "dlv-over").refund.refund_id
-    validate_refund(over, journal=env.journal)
-    look_up_payment(over, journal=env.journal, provider=env.provider)
+    validate_refund(over, recorder=env.recorder)
+    look_up_payment(over, recorder=env.recorder, provider=env.provider)
     env.approve(over)
     # THEN only 10.00 remains: the reservation is refused and the provider is never asked
     assert env.balance(PAYMENT)["remaining"] == 1_000
     with pytest.raises(InsufficientRefundableAmount):
-        reserve_amount(over, journal=env.journal)
+        reserve_amount(over, recorder=env.recorder)
     assert len(env.provider.calls_to("create_refund")) == 1
     # AND a request for "everything left" refunds exactly the 10.00
     rest = completed(env, reference="RMA-rest", amount=None)
@@ -264,7 +264,7 @@ def test_our_own_pending_refund_is_not_mistaken_for_an_outside_refund(paid: Worl
     # GIVEN a refund of 30.00 of ours still pending at the provider (counted there as refunded)
     env.provider.outcomes = [Outcome.PENDING]
     first = env.reserved(refund_request_body(reference="RMA-p", amount=3_000), "dlv-p")
-    issue_refund(first, journal=env.journal, provider=env.provider)
+    issue_refund(first, recorder=env.recorder, provider=env.provider)
     # WHEN another request for 70.00 is looked up and reserved
     second = env.reserved(refund_request_body(reference="RMA-q", amount=7_000), "dlv-q")
     # THEN the 70.00 is reserved: the pending 30.00 is counted once, not twice
@@ -275,7 +275,7 @@ def test_our_own_pending_refund_is_not_mistaken_for_an_outside_refund(paid: Worl
 # ---------------------------------------------------------------- the books' document is always recorded
 
 
-class RacingLedger(Ledger):
+class RacingLedger(BooksConnector):
     """Books that create the document while a webhook moves the refund on (between create and record)."""
 
     def __init__(self, env: World, refund_id: str) -> None:
@@ -285,7 +285,7 @@ class RacingLedger(Ledger):
 
     def record_refund(self, booking: CreditBooking) -> CreditDocument:
         refund = self.env.repository.get(self.refund_id)
-        self.env.journal.move(
+        self.env.recorder.move(
             refund, S.NEEDS_ATTENTION, actor="tests:webhook", changes={"attention_reason": PROVIDER_REVERSED}
         )
         document = CreditDocument(
@@ -307,13 +307,13 @@ def test_a_credit_note_created_while_a_webhook_moved_the_refund_is_recorded(paid
     env = paid
     # GIVEN a refunded refund, and books that create the credit note just as a webhook moves the refund
     refund_id = env.reserved(refund_request_body())
-    issue_refund(refund_id, journal=env.journal, provider=env.provider)
-    ledger = RacingLedger(env, refund_id)
+    issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
+    books = RacingLedger(env, refund_id)
     # WHEN the books step runs
-    result = update_invoice(refund_id, journal=env.journal, ledger_for=lambda system: ledger)
+    result = update_invoice(refund_id, recorder=env.recorder, books_for=lambda system: books)
     # THEN the document the books created is on the refund, and the webhook's status stands
     refund = env.repository.get(refund_id)
-    assert refund.credit_document == ledger.created[0]
+    assert refund.credit_document == books.created[0]
     assert (refund.status, refund.attention_reason, result.status) == (
         S.NEEDS_ATTENTION,
         PROVIDER_REVERSED,
@@ -331,9 +331,9 @@ def test_an_amount_stripe_cannot_represent_is_rejected_before_anything_is_reserv
     refund_id = env.accept(refund_request_body(amount=3_333, currency="KWD", invoice_id=None)).refund.refund_id
     # WHEN it is validated
     with pytest.raises(InvalidRequest) as refused:
-        validate_refund(refund_id, journal=env.journal)
+        validate_refund(refund_id, recorder=env.recorder)
     handle_failure(
-        refund_id, type(refused.value).__name__, cause(refused.value), journal=env.journal, max_books_attempts=3
+        refund_id, type(refused.value).__name__, cause(refused.value), recorder=env.recorder, max_books_attempts=3
     )
     # THEN it is rejected with a reason naming the currency and Stripe's rule; nothing was asked or reserved
     refund = env.repository.get(refund_id)
@@ -356,7 +356,7 @@ def test_an_amount_or_line_the_books_cannot_represent_is_rejected_in_validation(
     refund_id = env.accept(body).refund.refund_id
     # WHEN validated THEN the books' rule refuses it, naming Xero
     with pytest.raises(InvalidRequest, match="Xero") as refused:
-        validate_refund(refund_id, journal=env.journal)
+        validate_refund(refund_id, recorder=env.recorder)
     assert refused.value.code == "amount_not_representable"
 
 
@@ -364,12 +364,12 @@ def test_an_amount_the_policy_adjusted_to_an_unrepresentable_one_is_not_reserved
     # GIVEN a KWD request approved at 3.333 KWD (a percentage fee taken off)
     env.provider.add_payment(PAYMENT, Money.of(10_000, "KWD"))
     refund_id = env.accept(refund_request_body(amount=3_920, currency="KWD", invoice_id=None)).refund.refund_id
-    validate_refund(refund_id, journal=env.journal)
-    look_up_payment(refund_id, journal=env.journal, provider=env.provider)
+    validate_refund(refund_id, recorder=env.recorder)
+    look_up_payment(refund_id, recorder=env.recorder, provider=env.provider)
     env.approve(refund_id, Money.of(3_333, "KWD"))
     # WHEN the amount is to be reserved THEN it is refused and nothing is held
     with pytest.raises(InvalidRequest, match="amount_not_representable"):
-        reserve_amount(refund_id, journal=env.journal)
+        reserve_amount(refund_id, recorder=env.recorder)
     assert env.repository.get(refund_id).reservation is None
     assert env.balance(PAYMENT)["reserved"] == 0
 
@@ -408,10 +408,10 @@ def test_a_subclass_of_rejected_error_after_submission_fails_and_releases(paid: 
     env.provider.outcomes = [Outcome.UNKNOWN_BEFORE_CREATE]
     refund_id = env.reserved(refund_request_body())
     with pytest.raises(OutcomeUnknownError):
-        issue_refund(refund_id, journal=env.journal, provider=env.provider)
+        issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
     assert env.repository.get(refund_id).status is S.REFUND_SUBMITTED
     # WHEN the catch path gets its name
-    handle_failure(refund_id, "ChargeDisputed", "", journal=env.journal, max_books_attempts=3)
+    handle_failure(refund_id, "ChargeDisputed", "", recorder=env.recorder, max_books_attempts=3)
     # THEN it is a rejection: FAILED and the reservation released (not NEEDS_ATTENTION holding it)
     refund = env.repository.get(refund_id)
     assert refund.status is S.FAILED
@@ -423,9 +423,9 @@ def test_the_stripe_amount_error_name_is_known_to_the_catch_path_as_a_rejection(
     # GIVEN the name Step Functions hands over for the Stripe connector's amount refusal
     assert error_class("StripeAmountError") is not None
     refund_id = env.reserved(refund_request_body())
-    env.journal.move(env.repository.get(refund_id), S.REFUND_SUBMITTED, actor="tests")
+    env.recorder.move(env.repository.get(refund_id), S.REFUND_SUBMITTED, actor="tests")
     # WHEN handled after submission THEN FAILED and released
-    handle_failure(refund_id, "StripeAmountError", "", journal=env.journal, max_books_attempts=3)
+    handle_failure(refund_id, "StripeAmountError", "", recorder=env.recorder, max_books_attempts=3)
     assert env.repository.get(refund_id).status is S.FAILED
     assert env.balance(PAYMENT)["reserved"] == 0
 
@@ -433,9 +433,9 @@ def test_the_stripe_amount_error_name_is_known_to_the_catch_path_as_a_rejection(
 def test_a_subclass_of_a_policy_violation_rejects(paid: World) -> None:
     env = paid
     refund_id = env.accept(refund_request_body()).refund.refund_id
-    validate_refund(refund_id, journal=env.journal)
+    validate_refund(refund_id, recorder=env.recorder)
     # WHEN the catch path gets a subclass of PolicyViolation THEN the refund is REJECTED, not FAILED
-    handle_failure(refund_id, "PolicyCapReached", "", journal=env.journal, max_books_attempts=3)
+    handle_failure(refund_id, "PolicyCapReached", "", recorder=env.recorder, max_books_attempts=3)
     assert env.repository.get(refund_id).status is S.REJECTED
 
 
@@ -449,10 +449,10 @@ class StripeOutage(TransientError):
 def test_an_unreachable_provider_during_look_up_is_asked_again_later_then_completes(paid: World) -> None:
     env = paid
     refund_id = env.accept(refund_request_body()).refund.refund_id
-    validate_refund(refund_id, journal=env.journal)
+    validate_refund(refund_id, recorder=env.recorder)
     # WHEN the look-up fails with a transient error (a subclass, as a connector may raise), twice
     outcomes = [
-        handle_failure(refund_id, name, "", journal=env.journal, max_books_attempts=3, max_lookup_attempts=5).outcome
+        handle_failure(refund_id, name, "", recorder=env.recorder, max_books_attempts=3, max_lookup_attempts=5).outcome
         for name in ("TransientError", "StripeOutage")
     ]
     # THEN the refund waits to be looked up again: still VALIDATED, nothing reserved, attempts counted
@@ -461,12 +461,12 @@ def test_an_unreachable_provider_during_look_up_is_asked_again_later_then_comple
     assert (refund.status, refund.lookup_attempts, refund.reservation) == (S.VALIDATED, 2, None)
     # AND the parent, resolving the child's stop, routes it to the wait as well
     stopped = handle_failure(
-        refund_id, "RefundSteps.LOOKUP_RETRY", "", journal=env.journal, max_books_attempts=3, max_lookup_attempts=5
+        refund_id, "RefundSteps.LOOKUP_RETRY", "", recorder=env.recorder, max_books_attempts=3, max_lookup_attempts=5
     )
     assert stopped.outcome == LOOKUP_RETRY
     # AND when the provider is back, the steps run again from validation and the look-up goes through
-    assert validate_refund(refund_id, journal=env.journal).status is S.VALIDATED
-    assert look_up_payment(refund_id, journal=env.journal, provider=env.provider).outcome == "PAYMENT_FOUND"
+    assert validate_refund(refund_id, recorder=env.recorder).status is S.VALIDATED
+    assert look_up_payment(refund_id, recorder=env.recorder, provider=env.provider).outcome == "PAYMENT_FOUND"
     refund = env.repository.get(refund_id)
     assert (refund.amount, refund.failure) == (eur(2_500), None)
 
@@ -474,11 +474,11 @@ def test_an_unreachable_provider_during_look_up_is_asked_again_later_then_comple
 def test_a_provider_unreachable_for_too_long_fails_the_refund_with_a_clear_reason(paid: World) -> None:
     env = paid
     refund_id = env.accept(refund_request_body()).refund.refund_id
-    validate_refund(refund_id, journal=env.journal)
+    validate_refund(refund_id, recorder=env.recorder)
     # WHEN the look-up finds the provider unreachable three times, with three attempts allowed
     outcomes = [
         handle_failure(
-            refund_id, "TransientError", "", journal=env.journal, max_books_attempts=3, max_lookup_attempts=3
+            refund_id, "TransientError", "", recorder=env.recorder, max_books_attempts=3, max_lookup_attempts=3
         ).outcome
         for _ in range(3)
     ]
@@ -488,7 +488,7 @@ def test_a_provider_unreachable_for_too_long_fails_the_refund_with_a_clear_reaso
     assert refund.failure is not None
     assert refund.failure.code == "provider_unavailable"
     assert env.publisher.for_refund(refund_id)[-1] == "RefundFailed"
-    resolved = handle_failure(refund_id, "RefundSteps.LOOKUP_RETRY", "", journal=env.journal, max_books_attempts=3)
+    resolved = handle_failure(refund_id, "RefundSteps.LOOKUP_RETRY", "", recorder=env.recorder, max_books_attempts=3)
     assert resolved.outcome == "FAILED"
 
 
@@ -531,15 +531,15 @@ def test_whatever_was_refunded_and_by_whom_the_provider_is_never_asked_for_more_
                     refund = env.repository.get(refund_id)
                     assert refund.provider_refund_id is not None
                     env.provider.settle(refund.provider_refund_id, ProviderRefundStatus.SUCCEEDED)
-                    poll_refund(refund_id, journal=env.journal, provider=env.provider)
+                    poll_refund(refund_id, recorder=env.recorder, provider=env.provider)
                 pending.clear()
                 continue
             # WHEN refundflow is asked for a refund
             body = refund_request_body(reference=f"RMA-{index}", amount=amount)
             refund_id = env.accept(body, f"dlv-{index}").refund.refund_id
-            validate_refund(refund_id, journal=env.journal)
+            validate_refund(refund_id, recorder=env.recorder)
             try:
-                look_up_payment(refund_id, journal=env.journal, provider=env.provider)
+                look_up_payment(refund_id, recorder=env.recorder, provider=env.provider)
             except PolicyViolation:
                 assert held_there == 0 or env.balance(PAYMENT)["remaining"] == 0
                 continue
@@ -547,13 +547,13 @@ def test_whatever_was_refunded_and_by_whom_the_provider_is_never_asked_for_more_
             assert env.balance(PAYMENT)["remaining"] == held_there
             env.approve(refund_id)
             try:
-                reserve_amount(refund_id, journal=env.journal)
+                reserve_amount(refund_id, recorder=env.recorder)
             except InsufficientRefundableAmount:
                 assert amount > held_there
                 continue
             env.provider.outcomes = [Outcome.PENDING if stays_pending else Outcome.SUCCEEDED]
             # AND whatever was reserved, the provider accepts: it is never asked for more than it holds
-            issue_refund(refund_id, journal=env.journal, provider=env.provider)
+            issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
             if stays_pending:
                 pending.append(refund_id)
         at_provider = env.provider.get_payment(PAYMENT)

@@ -16,7 +16,6 @@ from refundflow.domain.books import update_invoice
 from refundflow.domain.failures import handle_failure
 from refundflow.domain.inbound import accept_provider_event
 from refundflow.domain.intake import accept_refund_request
-from refundflow.domain.journal import Journal
 from refundflow.domain.payments import (
     apply_provider_event,
     issue_refund,
@@ -25,6 +24,7 @@ from refundflow.domain.payments import (
     release_items,
     reserve_amount,
 )
+from refundflow.domain.recorder import RefundRecorder
 from refundflow.domain.validation import validate_refund
 from refundflow.domain.waiting import WaitFor, register_wait
 from refundflow.errors import (
@@ -74,8 +74,8 @@ def paid(env: World) -> World:
 
 def pay(env: World, refund_id: str) -> None:
     """Issue the refund and update the books (the provider answers as configured)."""
-    issue_refund(refund_id, journal=env.journal, provider=env.provider)
-    update_invoice(refund_id, journal=env.journal, ledger_for=env.ledger.ledger_for)
+    issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
+    update_invoice(refund_id, recorder=env.recorder, books_for=env.books.books_for)
 
 
 # ---------------------------------------------------------------- the happy path
@@ -88,12 +88,12 @@ def test_a_refund_goes_from_request_to_completed_with_its_events_in_order(paid: 
     refund_id = accepted.refund.refund_id
     # WHEN every step runs
     outcomes = [
-        validate_refund(refund_id, journal=env.journal).outcome,
-        look_up_payment(refund_id, journal=env.journal, provider=env.provider).outcome,
+        validate_refund(refund_id, recorder=env.recorder).outcome,
+        look_up_payment(refund_id, recorder=env.recorder, provider=env.provider).outcome,
         env.approve(refund_id).status.value,
-        reserve_amount(refund_id, journal=env.journal).outcome,
-        issue_refund(refund_id, journal=env.journal, provider=env.provider).outcome,
-        update_invoice(refund_id, journal=env.journal, ledger_for=env.ledger.ledger_for).outcome,
+        reserve_amount(refund_id, recorder=env.recorder).outcome,
+        issue_refund(refund_id, recorder=env.recorder, provider=env.provider).outcome,
+        update_invoice(refund_id, recorder=env.recorder, books_for=env.books.books_for).outcome,
     ]
     # THEN the refund is complete, each step reported where it stands, and the events came in order
     assert outcomes == ["VALIDATED", "PAYMENT_FOUND", "APPROVED", "RESERVED", "REFUNDED", "COMPLETED"]
@@ -114,8 +114,8 @@ def test_a_refund_goes_from_request_to_completed_with_its_events_in_order(paid: 
     assert call.arguments["request"].amount == eur(10_000)
     assert call.arguments["request"].idempotency_key == idempotency_key(refund_id, "refund")
     assert refund.provider_refund_id == env.provider.only_refund().provider_refund_id
-    assert list(env.ledger.documents) == [refund_id]
-    assert refund.credit_document == env.ledger.documents[refund_id]
+    assert list(env.books.documents) == [refund_id]
+    assert refund.credit_document == env.books.documents[refund_id]
     # AND the money is accounted for: consumed reservation, nothing left to refund
     assert refund.reservation is not None
     assert refund.reservation.state is ReservationState.CONSUMED
@@ -148,15 +148,15 @@ def test_steps_run_again_after_completion_change_nothing(paid: World) -> None:
     done = env.repository.get(refund_id)
     published = env.publisher.distinct(refund_id)
     # WHEN the state machine re-runs its steps (a redrive, a retried Lambda)
-    validate_refund(refund_id, journal=env.journal)
-    look_up_payment(refund_id, journal=env.journal, provider=env.provider)
-    reserve_amount(refund_id, journal=env.journal)
+    validate_refund(refund_id, recorder=env.recorder)
+    look_up_payment(refund_id, recorder=env.recorder, provider=env.provider)
+    reserve_amount(refund_id, recorder=env.recorder)
     pay(env, refund_id)
-    poll_refund(refund_id, journal=env.journal, provider=env.provider)
+    poll_refund(refund_id, recorder=env.recorder, provider=env.provider)
     # THEN no money moves again, no document is created again, and nothing is written; events may be
     # published again, but only under ids already sent (consumers deduplicate on event_id)
     assert len(env.provider.calls_to("create_refund")) == 1
-    assert len(env.ledger.record_calls) == 1
+    assert len(env.books.record_calls) == 1
     assert env.repository.get(refund_id) == done
     assert env.publisher.distinct(refund_id) == published
 
@@ -168,7 +168,7 @@ def test_a_refund_without_an_invoice_completes_without_books(paid: World) -> Non
     # WHEN paid THEN it completes straight from REFUNDED and the books are not asked
     pay(env, refund_id)
     assert env.repository.get(refund_id).status is S.COMPLETED
-    assert env.ledger.record_calls == []
+    assert env.books.record_calls == []
     assert "InvoiceUpdated" not in env.publisher.for_refund(refund_id)
 
 
@@ -185,12 +185,12 @@ def test_successive_partial_refunds_until_nothing_is_left(paid: World) -> None:
     assert env.balance(PAYMENT) == {"captured": 10_000, "refunded": 5_000, "reserved": 0, "remaining": 5_000}
     # WHEN a third asks for 60.00
     third = env.accept(refund_request_body(reference="RMA-C", amount=6_000), "dlv-c").refund.refund_id
-    validate_refund(third, journal=env.journal)
-    look_up_payment(third, journal=env.journal, provider=env.provider)
+    validate_refund(third, recorder=env.recorder)
+    look_up_payment(third, recorder=env.recorder, provider=env.provider)
     env.approve(third)
     with pytest.raises(InsufficientRefundableAmount):
-        reserve_amount(third, journal=env.journal)
-    handle_failure(third, "InsufficientRefundableAmount", "", journal=env.journal, max_books_attempts=3)
+        reserve_amount(third, recorder=env.recorder)
+    handle_failure(third, "InsufficientRefundableAmount", "", recorder=env.recorder, max_books_attempts=3)
     # THEN it is rejected without reaching the provider, and a refund of the rest (no amount) takes what remains
     assert env.repository.get(third).status is S.REJECTED
     assert [c.arguments["request"].amount for c in env.provider.calls_to("create_refund")] == [eur(3_000), eur(2_000)]
@@ -214,10 +214,10 @@ def test_a_payment_in_another_currency_is_a_policy_violation(paid: World) -> Non
     env = paid
     # GIVEN a request in USD for a EUR payment
     refund_id = env.accept(refund_request_body(currency="USD")).refund.refund_id
-    validate_refund(refund_id, journal=env.journal)
+    validate_refund(refund_id, recorder=env.recorder)
     # WHEN the payment is looked up THEN the refund is refused before any balance is touched
     with pytest.raises(PolicyViolation):
-        look_up_payment(refund_id, journal=env.journal, provider=env.provider)
+        look_up_payment(refund_id, recorder=env.recorder, provider=env.provider)
     assert env.repository.get_balance(env.provider.provider, PAYMENT) is None
 
 
@@ -237,10 +237,10 @@ def test_the_same_refund_key_with_another_amount_is_refused_and_never_paid(paid:
     assert env.repository.get(original.refund_id).requested_amount == eur(2_500)
     assert len(env.starter.executions) == 1
     assert env.publisher.for_refund(original.refund_id) == ["RefundRequested"]
-    validate_refund(original.refund_id, journal=env.journal)
-    look_up_payment(original.refund_id, journal=env.journal, provider=env.provider)
+    validate_refund(original.refund_id, recorder=env.recorder)
+    look_up_payment(original.refund_id, recorder=env.recorder, provider=env.provider)
     env.approve(original.refund_id)
-    reserve_amount(original.refund_id, journal=env.journal)
+    reserve_amount(original.refund_id, recorder=env.recorder)
     pay(env, original.refund_id)
     assert [c.arguments["request"].amount for c in env.provider.calls_to("create_refund")] == [eur(2_500)]
 
@@ -279,7 +279,7 @@ def test_the_same_delivery_days_later_changes_nothing(paid: World) -> None:
     env = paid
     # GIVEN a refund accepted and already being worked on
     refund_id = env.accept(refund_request_body(), "dlv-1").refund.refund_id
-    validate_refund(refund_id, journal=env.journal)
+    validate_refund(refund_id, recorder=env.recorder)
     stored = env.repository.get(refund_id)
     starts, published = len(env.starter.calls), len(env.publisher.events)
     # WHEN the same delivery comes again 1 h, 25 h and 72 h later
@@ -314,10 +314,10 @@ def test_a_retry_after_an_unknown_outcome_finds_the_refund_instead_of_paying_aga
     env.provider.outcomes = [Outcome.UNKNOWN_AFTER_CREATE]
     refund_id = env.reserved(refund_request_body())
     with pytest.raises(OutcomeUnknownError):
-        issue_refund(refund_id, journal=env.journal, provider=env.provider)
+        issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
     assert env.repository.get(refund_id).status is S.REFUND_SUBMITTED
     # WHEN the step is retried
-    result = issue_refund(refund_id, journal=env.journal, provider=env.provider)
+    result = issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
     # THEN it looked the refund up first and sent nothing new: one refund at the provider (R9)
     assert result.outcome == "REFUNDED"
     assert env.provider.method_sequence[-2:] == ["create_refund", "find_refund"]
@@ -333,9 +333,9 @@ def test_a_retry_after_a_lost_request_sends_it_again_with_the_same_key(paid: Wor
     env.provider.outcomes = [first]
     refund_id = env.reserved(refund_request_body())
     with pytest.raises((OutcomeUnknownError, TransientError)):
-        issue_refund(refund_id, journal=env.journal, provider=env.provider)
+        issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
     # WHEN the step is retried
-    issue_refund(refund_id, journal=env.journal, provider=env.provider)
+    issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
     # THEN it looked first, found nothing, and sent the same request under the same key: one refund (R9)
     assert env.provider.method_sequence[-3:] == ["create_refund", "find_refund", "create_refund"]
     assert env.provider.idempotency_keys == [idempotency_key(refund_id, "refund")] * 2
@@ -350,16 +350,16 @@ def test_a_payment_refunded_elsewhere_meanwhile_fails_and_is_neither_refunded_no
     env.provider.refund_outside(PAYMENT, eur(10_000))
     # WHEN the refund is issued THEN the provider's "already refunded" is a refusal, not our success
     with pytest.raises(RejectedError) as refused:
-        issue_refund(refund_id, journal=env.journal, provider=env.provider)
+        issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
     assert refused.value.code == "nothing_refundable"
-    handle_failure(refund_id, type(refused.value).__name__, "", journal=env.journal, max_books_attempts=3)
+    handle_failure(refund_id, type(refused.value).__name__, "", recorder=env.recorder, max_books_attempts=3)
     # AND the catch path fails it and gives the reservation back: nothing refunded by us, nothing booked
     refund = env.repository.get(refund_id)
     assert refund.status is S.FAILED
     assert refund.reservation is not None
     assert refund.reservation.state is ReservationState.RELEASED
     assert refund.credit_document is None
-    assert env.ledger.record_calls == []
+    assert env.books.record_calls == []
     assert [r.refund_id for r in env.provider.refunds.values()] == [None]
 
 
@@ -369,9 +369,9 @@ def test_a_refund_the_provider_rejects_fails_and_gives_the_amount_back(paid: Wor
     env.provider.outcomes = [Outcome.REJECTED]
     refund_id = env.reserved(refund_request_body())
     with pytest.raises(RejectedError):
-        issue_refund(refund_id, journal=env.journal, provider=env.provider)
+        issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
     # WHEN the catch path handles it
-    handle_failure(refund_id, "RejectedError", "", journal=env.journal, max_books_attempts=3)
+    handle_failure(refund_id, "RejectedError", "", recorder=env.recorder, max_books_attempts=3)
     # THEN the refund failed and the amount is refundable again
     assert env.repository.get(refund_id).status is S.FAILED
     assert env.balance(PAYMENT) == {"captured": 10_000, "refunded": 0, "reserved": 0, "remaining": 10_000}
@@ -381,12 +381,12 @@ def test_a_refund_is_never_sent_without_a_held_reservation(paid: World) -> None:
     env = paid
     # GIVEN an approved refund whose reservation step did not run
     refund_id = env.accept(refund_request_body()).refund.refund_id
-    validate_refund(refund_id, journal=env.journal)
-    look_up_payment(refund_id, journal=env.journal, provider=env.provider)
+    validate_refund(refund_id, recorder=env.recorder)
+    look_up_payment(refund_id, recorder=env.recorder, provider=env.provider)
     env.approve(refund_id)
     # WHEN the refund step runs THEN it refuses and the provider is never asked
     with pytest.raises(IllegalTransition, match="without a held reservation"):
-        issue_refund(refund_id, journal=env.journal, provider=env.provider)
+        issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
     assert env.provider.calls_to("create_refund") == []
 
 
@@ -396,7 +396,7 @@ def test_a_refund_is_never_sent_without_a_held_reservation(paid: World) -> None:
 def pending_refund(env: World) -> str:
     env.provider.outcomes = [Outcome.PENDING]
     refund_id = env.reserved(refund_request_body())
-    result = issue_refund(refund_id, journal=env.journal, provider=env.provider)
+    result = issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
     assert result.outcome == "REFUND_PENDING"
     return refund_id
 
@@ -412,7 +412,7 @@ def test_a_pending_refund_that_succeeds_is_refunded_and_resumes_its_workflow_onc
     succeeded = env.provider.settle(env.provider.only_refund().provider_refund_id, ProviderRefundStatus.SUCCEEDED)
     event = provider_event(succeeded)
     duplicates = [
-        accept_provider_event(e, journal=env.journal, provider=env.provider, callbacks=env.callbacks)
+        accept_provider_event(e, recorder=env.recorder, provider=env.provider, callbacks=env.callbacks)
         for e in (event, event, provider_event(succeeded))
     ]
     # THEN the refund is REFUNDED, the reservation consumed, and the workflow resumed exactly once
@@ -435,10 +435,10 @@ def test_a_pending_refund_that_fails_releases_its_reservation_exactly_once(paid:
     failed = env.provider.settle(
         env.provider.only_refund().provider_refund_id, ProviderRefundStatus.FAILED, "expired_card"
     )
-    accept_provider_event(provider_event(failed), journal=env.journal, provider=env.provider, callbacks=env.callbacks)
-    accept_provider_event(provider_event(failed), journal=env.journal, provider=env.provider, callbacks=env.callbacks)
-    poll_refund(refund_id, journal=env.journal, provider=env.provider)
-    handle_failure(refund_id, "RejectedError", "", journal=env.journal, max_books_attempts=3)
+    accept_provider_event(provider_event(failed), recorder=env.recorder, provider=env.provider, callbacks=env.callbacks)
+    accept_provider_event(provider_event(failed), recorder=env.recorder, provider=env.provider, callbacks=env.callbacks)
+    poll_refund(refund_id, recorder=env.recorder, provider=env.provider)
+    handle_failure(refund_id, "RejectedError", "", recorder=env.recorder, max_books_attempts=3)
     # THEN the refund failed with the provider's reason, and the amount was given back once
     refund = env.repository.get(refund_id)
     assert refund.status is S.FAILED
@@ -449,7 +449,7 @@ def test_a_pending_refund_that_fails_releases_its_reservation_exactly_once(paid:
     assert env.balance(PAYMENT) == {"captured": 10_000, "refunded": 0, "reserved": 0, "remaining": 10_000}
     assert [output["outcome"] for _, output in env.callbacks.succeeded] == ["FAILED"]
     # AND there is nothing left that could release it a second time
-    assert release_items(env.journal, refund) == ({}, [])
+    assert release_items(env.recorder, refund) == ({}, [])
 
 
 def test_a_pending_refund_is_settled_by_polling_when_no_webhook_comes(paid: World) -> None:
@@ -458,7 +458,7 @@ def test_a_pending_refund_is_settled_by_polling_when_no_webhook_comes(paid: Worl
     refund_id = pending_refund(env)
     env.provider.settle(env.provider.only_refund().provider_refund_id, ProviderRefundStatus.SUCCEEDED)
     # WHEN the workflow polls THEN the refund is REFUNDED
-    assert poll_refund(refund_id, journal=env.journal, provider=env.provider).outcome == "REFUNDED"
+    assert poll_refund(refund_id, recorder=env.recorder, provider=env.provider).outcome == "REFUNDED"
     assert env.balance(PAYMENT)["refunded"] == 2_500
 
 
@@ -468,7 +468,7 @@ def test_a_webhook_without_refund_objects_is_resolved_through_the_provider(paid:
     refund_id = pending_refund(env)
     env.provider.settle(env.provider.only_refund().provider_refund_id, ProviderRefundStatus.SUCCEEDED)
     # WHEN it is applied
-    touched = apply_provider_event(provider_event(payment_id=PAYMENT), journal=env.journal, provider=env.provider)
+    touched = apply_provider_event(provider_event(payment_id=PAYMENT), recorder=env.recorder, provider=env.provider)
     # THEN the open refund on that payment is fetched and settled
     assert [refund.refund_id for refund in touched] == [refund_id]
     assert env.repository.get(refund_id).status is S.REFUNDED
@@ -483,11 +483,11 @@ def test_a_refund_reversed_after_success_needs_attention_and_is_refundable_again
     # WHEN the provider later reports the same refund failed (the money went back to the merchant)
     reversed_refund = env.provider.settle(env.provider.only_refund().provider_refund_id, ProviderRefundStatus.FAILED)
     accept_provider_event(
-        provider_event(reversed_refund), journal=env.journal, provider=env.provider, callbacks=env.callbacks
+        provider_event(reversed_refund), recorder=env.recorder, provider=env.provider, callbacks=env.callbacks
     )
     # THEN a person is needed, and the 25.00 is refundable again (once, even if the news repeats)
     accept_provider_event(
-        provider_event(reversed_refund), journal=env.journal, provider=env.provider, callbacks=env.callbacks
+        provider_event(reversed_refund), recorder=env.recorder, provider=env.provider, callbacks=env.callbacks
     )
     refund = env.repository.get(refund_id)
     assert (refund.status, refund.attention_reason) == (S.NEEDS_ATTENTION, "provider_reversed_refund")
@@ -501,13 +501,13 @@ def test_stale_and_out_of_order_events_change_nothing(paid: World) -> None:
     refund_id = pending_refund(env)
     provider_refund = env.provider.only_refund()
     succeeded = env.provider.settle(provider_refund.provider_refund_id, ProviderRefundStatus.SUCCEEDED)
-    apply_provider_event(provider_event(succeeded), journal=env.journal, provider=env.provider)
+    apply_provider_event(provider_event(succeeded), recorder=env.recorder, provider=env.provider)
     settled = env.repository.get(refund_id)
     published = len(env.publisher.events)
     # WHEN late events arrive: the old "pending", "succeeded" again, and a refund refundflow did not make
     stranger = succeeded.model_copy(update={"provider_refund_id": "re_dashboard", "refund_id": None})
     for late in (provider_refund, succeeded, stranger):
-        apply_provider_event(provider_event(late), journal=env.journal, provider=env.provider)
+        apply_provider_event(provider_event(late), recorder=env.recorder, provider=env.provider)
     # THEN nothing is written or published
     assert env.repository.get(refund_id) == settled
     assert len(env.publisher.events) == published
@@ -520,7 +520,7 @@ def test_stale_and_out_of_order_events_change_nothing(paid: World) -> None:
 def test_no_money_moves_when_the_guard_store_is_unreachable() -> None:
     # GIVEN a store that cannot be reached, and a provider that would pay
     provider, starter = FakeRefundProvider(), FakeWorkflowStarter()
-    journal = Journal(
+    recorder = RefundRecorder(
         RefundRepository("refunds", dynamodb=UnreachableDynamoDB(), audit_keys=lambda: TEST_AUDIT_KEYS),
         RecordingPublisher(),
     )
@@ -531,14 +531,14 @@ def test_no_money_moves_when_the_guard_store_is_unreachable() -> None:
             refund_request_body(),
             source=VerifiedSource("returns-portal"),
             delivery_id="dlv-1",
-            journal=journal,
+            recorder=recorder,
             starter=starter,
             timing=TIMING,
         ),
-        lambda: look_up_payment(refund_id, journal=journal, provider=provider),
-        lambda: reserve_amount(refund_id, journal=journal),
-        lambda: issue_refund(refund_id, journal=journal, provider=provider),
-        lambda: poll_refund(refund_id, journal=journal, provider=provider),
+        lambda: look_up_payment(refund_id, recorder=recorder, provider=provider),
+        lambda: reserve_amount(refund_id, recorder=recorder),
+        lambda: issue_refund(refund_id, recorder=recorder, provider=provider),
+        lambda: poll_refund(refund_id, recorder=recorder, provider=provider),
     ]
     for step in steps:
         with pytest.raises(GuardUnavailable):
@@ -571,10 +571,10 @@ def test_an_event_lost_to_a_bus_outage_is_published_when_the_step_is_retried(pai
     env.publisher = BusDownOnce("RefundIssued")
     refund_id = env.reserved(refund_request_body())
     with pytest.raises(TransientError):
-        issue_refund(refund_id, journal=env.journal, provider=env.provider)
+        issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
     assert env.repository.get(refund_id).status is S.REFUNDED
     # WHEN the state machine retries the step
-    issue_refund(refund_id, journal=env.journal, provider=env.provider)
+    issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
     # THEN RefundIssued reaches the bus (at least once)
     assert "RefundIssued" in env.publisher.for_refund(refund_id)
 
@@ -590,7 +590,7 @@ def test_every_published_event_is_also_counted_as_a_metric(env: World, monkeypat
     try:
         # WHEN a refund request is accepted and validated
         refund_id = env.accept(refund_request_body(), "dlv-metrics").refund.refund_id
-        validate_refund(refund_id, journal=env.journal)
+        validate_refund(refund_id, recorder=env.recorder)
         # THEN each event published is a count in the metric of the same name
         assert {"RefundRequested", "RefundValidated"} <= set(metrics.metric_set)
     finally:

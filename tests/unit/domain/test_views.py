@@ -23,7 +23,7 @@ S = RefundStatus
 def refunded(env: World) -> str:
     env.provider.add_payment("pi_3Pabc", Money.of(10_000, "EUR"))
     refund_id = env.reserved(refund_request_body())
-    issue_refund(refund_id, journal=env.journal, provider=env.provider)
+    issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
     return refund_id
 
 

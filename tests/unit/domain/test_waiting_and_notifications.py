@@ -24,12 +24,12 @@ OPS = "ops@shop.example"
 
 def awaiting_approval(env: World, reference: str = "RMA-1001") -> Refund:
     refund_id = env.accept(refund_request_body(reference=reference), f"dlv-{reference}").refund.refund_id
-    validate_refund(refund_id, journal=env.journal)
-    return env.journal.move(env.repository.get(refund_id), S.PENDING_APPROVAL, actor="tests:policy")
+    validate_refund(refund_id, recorder=env.recorder)
+    return env.recorder.move(env.repository.get(refund_id), S.PENDING_APPROVAL, actor="tests:policy")
 
 
 def approve(env: World, refund: Refund) -> Refund:
-    return env.journal.move(env.repository.get(refund.refund_id), S.APPROVED, actor="approver:alice")
+    return env.recorder.move(env.repository.get(refund.refund_id), S.APPROVED, actor="approver:alice")
 
 
 # ---------------------------------------------------------------- register_wait / resume_waiting
@@ -144,7 +144,7 @@ def issued(env: World) -> tuple[World, RefundEvent]:
     """A refund of 25.00 EUR issued to Jane, with its RefundIssued event."""
     env.provider.add_payment("pi_3Pabc", Money.of(10_000, "EUR"))
     refund_id = env.reserved(refund_request_body(email="jane.doe@example.com"))
-    issue_refund(refund_id, journal=env.journal, provider=env.provider)
+    issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
     return env, event_of(env, refund_id, "RefundIssued")
 
 

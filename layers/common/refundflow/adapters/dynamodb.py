@@ -552,7 +552,7 @@ class RefundRepository:
 
     @staticmethod
     def _balance_key(provider: PaymentProvider, payment_id: str) -> dict[str, Any]:
-        return _to_item({"pk": f"PAYMENT#{provider.value}#{payment_id}", "sk": "LEDGER"})
+        return _to_item({"pk": f"PAYMENT#{provider.value}#{payment_id}", "sk": "REFUNDABLE"})
 
     def get_balance(self, provider: PaymentProvider, payment_id: str) -> RefundableBalance | None:
         response = self._call(
@@ -588,7 +588,7 @@ class RefundRepository:
                 Item=_to_item(
                     {
                         "pk": f"PAYMENT#{payment.provider.value}#{payment.payment_id}",
-                        "sk": "LEDGER",
+                        "sk": "REFUNDABLE",
                         "entity": "balance",
                         "currency": payment.captured.currency,
                         "captured": payment.captured.minor_units,

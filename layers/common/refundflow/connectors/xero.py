@@ -39,7 +39,7 @@ from refundflow.errors import (
 from refundflow.ids import idempotency_key, is_refund_id
 from refundflow.models import BooksSystem, CreditDocument
 from refundflow.money import Money, MoneyError
-from refundflow.ports import CreditBooking, Ledger
+from refundflow.ports import BooksConnector, CreditBooking
 
 PLATFORM = "xero"
 IDEMPOTENCY_KEY_MAX_LENGTH = 128
@@ -250,10 +250,10 @@ def _oauth_error(response: HttpResponse) -> str | None:
     return error if isinstance(error, str) else None
 
 
-# ---------------------------------------------------------------- the ledger
+# ---------------------------------------------------------------- the books
 
 
-class XeroLedger(Ledger):
+class XeroBooks(BooksConnector):
     """The refund's credit note, its allocation to the invoice and its cash refund, in one Xero organisation."""
 
     def __init__(
@@ -705,8 +705,8 @@ def _sum(values: Iterable[Any], currency: str) -> Money:
 
 
 @cache
-def xero_ledger() -> XeroLedger:
-    """The process-wide Xero ledger, from ``XeroSettings`` and the Xero secret (built on first use).
+def xero_books() -> XeroBooks:
+    """The process-wide Xero books, from ``XeroSettings`` and the Xero secret (built on first use).
 
     Raises:
         ConfigurationError: XERO_SECRET_NAME is missing.
@@ -723,7 +723,7 @@ def xero_ledger() -> XeroLedger:
         put_json_secret(name, value)
 
     tokens = XeroTokenSource(identity_base=config.xero_identity_base, load_secret=load_secret, save_secret=save_secret)
-    return XeroLedger(
+    return XeroBooks(
         tokens=tokens,
         api_base=config.xero_api_base,
         refund_account_code=config.refund_account_code,

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from refundflow.domain.journal import Journal, step_result
+from refundflow.domain.recorder import RefundRecorder, step_result
 from refundflow.domain.waiting import WaitFor, resume_waiting
 from refundflow.errors import AuthenticationFailed, Forbidden, IllegalTransition, NotFound
 from refundflow.events import APPROVAL_ESCALATED
@@ -42,7 +42,7 @@ def decide_approval(
     note: str | None,
     approver: ApproverIdentity,
     *,
-    journal: Journal,
+    recorder: RefundRecorder,
     policy: Policy,
     callbacks: TaskCallbacks,
     now: Callable[[], datetime] | None = None,
@@ -61,7 +61,7 @@ def decide_approval(
         IllegalTransition: the refund is not waiting for approval (decided, expired, never needed one).
         ConcurrentModification: another decision landed at the same moment (the first one wins).
     """
-    repository = journal.repository
+    repository = recorder.repository
     if not approver.token_id:
         raise AuthenticationFailed(
             "the token has no jti claim, so it cannot be held to a single use", code="token_without_jti"
@@ -102,7 +102,7 @@ def decide_approval(
         changes["failure"] = FailureRecord(
             code="rejected_by_approver", message=note or f"rejected by {approver.subject}"
         )
-    refund = journal.move(
+    refund = recorder.move(
         refund,
         RefundStatus.APPROVED if decision == "approve" else RefundStatus.REJECTED,
         actor=f"approver:{approver.subject}",
@@ -129,17 +129,17 @@ def _no_such_refund(refund_id: str) -> NotFound:
     return NotFound(f"refund {refund_id} does not exist")
 
 
-def escalate_approval(refund_id: str, *, journal: Journal, policy: Policy) -> StepResult:
+def escalate_approval(refund_id: str, *, recorder: RefundRecorder, policy: Policy) -> StepResult:
     """No decision in time: ask the next role up, or reject as expired when there is none."""
-    refund = journal.repository.get(refund_id)
+    refund = recorder.repository.get(refund_id)
     decision = refund.policy
     if refund.status is not RefundStatus.PENDING_APPROVAL or decision is None:
-        return journal.replay(refund)
+        return recorder.replay(refund)
     current = decision.required_role or policy.lowest_role
     roles = list(policy.roles)
     position = roles.index(current) if current in roles else len(roles) - 1
     if position + 1 >= len(roles):
-        refund = journal.move(
+        refund = recorder.move(
             refund,
             RefundStatus.REJECTED,
             actor="step:EscalateApproval",
@@ -150,7 +150,7 @@ def escalate_approval(refund_id: str, *, journal: Journal, policy: Policy) -> St
         )
         return step_result(refund)
     escalated = roles[position + 1]
-    refund = journal.note(
+    refund = recorder.note(
         refund,
         "ApprovalEscalated",
         actor="step:EscalateApproval",

@@ -5,17 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from refundflow.domain.journal import BOOKS_REJECTED, BOOKS_UPDATE_FAILED, Journal, step_result
+from refundflow.domain.recorder import BOOKS_REJECTED, BOOKS_UPDATE_FAILED, RefundRecorder, step_result
 from refundflow.errors import ConcurrentModification
 from refundflow.models import BooksSystem, CreditDocument, Refund, StepResult
 from refundflow.observability import logger
-from refundflow.ports import CreditBooking, Ledger
+from refundflow.ports import BooksConnector, CreditBooking
 from refundflow.status import RefundStatus
 
 S = RefundStatus
 
 
-def update_invoice(refund_id: str, *, journal: Journal, ledger_for: Callable[[BooksSystem], Ledger]) -> StepResult:
+def update_invoice(
+    refund_id: str, *, recorder: RefundRecorder, books_for: Callable[[BooksSystem], BooksConnector]
+) -> StepResult:
     """Record the refund in the books (credit note linked to the invoice, cash refund), exactly once,
     then complete the refund. A refund without an invoice reference completes without books.
 
@@ -26,13 +28,13 @@ def update_invoice(refund_id: str, *, journal: Journal, ledger_for: Callable[[Bo
         TransientError: the books could not be reached; retried, then the refund waits and tries again.
         RejectedError, NotFound: the books refuse the document; the refund needs a person.
     """
-    refund = journal.repository.get(refund_id)
+    refund = recorder.repository.get(refund_id)
     if refund.status is S.INVOICE_UPDATED:
-        return step_result(journal.move(refund, S.COMPLETED, actor="step:UpdateInvoice"))
+        return step_result(recorder.move(refund, S.COMPLETED, actor="step:UpdateInvoice"))
     if refund.status is not S.REFUNDED and not _books_retrying(refund):
-        return journal.replay(refund)
+        return recorder.replay(refund)
     if refund.invoice is None:
-        refund = journal.move(
+        refund = recorder.move(
             refund, S.COMPLETED, actor="step:UpdateInvoice", details={"books": "no invoice reference: nothing to book"}
         )
         return step_result(refund)
@@ -49,16 +51,16 @@ def update_invoice(refund_id: str, *, journal: Journal, ledger_for: Callable[[Bo
         reference=refund.refund_id,
         payment_provider=refund.payment.provider,
     )
-    ledger = ledger_for(refund.invoice.system)
-    document = ledger.record_refund(booking)
-    refund = _record_document(refund, document, journal=journal)
+    books = books_for(refund.invoice.system)
+    document = books.record_refund(booking)
+    refund = _record_document(refund, document, recorder=recorder)
     if refund.status is not S.INVOICE_UPDATED:
-        return journal.replay(refund)
-    refund = journal.move(refund, S.COMPLETED, actor="step:UpdateInvoice")
+        return recorder.replay(refund)
+    refund = recorder.move(refund, S.COMPLETED, actor="step:UpdateInvoice")
     return step_result(refund)
 
 
-def _record_document(refund: Refund, document: CreditDocument, *, journal: Journal) -> Refund:
+def _record_document(refund: Refund, document: CreditDocument, *, recorder: RefundRecorder) -> Refund:
     """Store what the books created, whatever happened to the refund meanwhile (a webhook may have
     moved it to NEEDS_ATTENTION while the books were called): the document exists in the books, so
     our record of it must too. A refund still in the books phase moves to INVOICE_UPDATED; any other
@@ -74,7 +76,7 @@ def _record_document(refund: Refund, document: CreditDocument, *, journal: Journ
     for _ in range(5):
         try:
             if refund.status is S.REFUNDED or _books_retrying(refund):
-                return journal.move(
+                return recorder.move(
                     refund,
                     S.INVOICE_UPDATED,
                     actor=actor,
@@ -87,11 +89,11 @@ def _record_document(refund: Refund, document: CreditDocument, *, journal: Journ
                 "credit document created while the refund moved on",
                 extra={"refund_id": refund.refund_id, "status": refund.status.value},
             )
-            return journal.note(
+            return recorder.note(
                 refund, "CreditDocumentRecorded", actor=actor, details=details, changes={"credit_document": document}
             )
         except ConcurrentModification:
-            refund = journal.repository.get(refund.refund_id)
+            refund = recorder.repository.get(refund.refund_id)
     raise ConcurrentModification(f"{refund.refund_id}: could not record credit note {document.credit_note_id}")
 
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import re
 
-from refundflow.domain.journal import BOOKS_REJECTED, BOOKS_UPDATE_FAILED, OUTCOME_UNKNOWN, Journal, step_result
 from refundflow.domain.payments import release_items
+from refundflow.domain.recorder import BOOKS_REJECTED, BOOKS_UPDATE_FAILED, OUTCOME_UNKNOWN, RefundRecorder, step_result
 from refundflow.errors import (
     IdempotencyConflict,
     IllegalTransition,
@@ -90,7 +90,7 @@ def handle_failure(
     error_name: str,
     cause: str,
     *,
-    journal: Journal,
+    recorder: RefundRecorder,
     max_books_attempts: int,
     max_lookup_attempts: int = DEFAULT_MAX_LOOKUP_ATTEMPTS,
 ) -> StepResult:
@@ -99,7 +99,7 @@ def handle_failure(
     The child workflow stops on purpose (error ``RefundSteps.<OUTCOME>``) whenever a refund is not
     completed straight through: then the refund's status already says what happens next.
     """
-    refund = journal.repository.get(refund_id)
+    refund = recorder.repository.get(refund_id)
     error_name, cause = unwrap_child_failure(error_name, cause)
     if error_name.startswith(CHILD_STOPPED):
         if error_name == CHILD_STOPPED + LOOKUP_RETRY and _lookup_to_retry(refund):
@@ -110,21 +110,21 @@ def handle_failure(
     details: dict[str, object] = {"error": error_name, "code": failure.code, "message": failure.message[:500]}
     if refund.status in BEFORE_SUBMISSION:
         if refund.status is S.VALIDATED and refund.amount is None and is_kind(error_name, TransientError):
-            return _lookup_failed(refund, failure, details, journal=journal, max_attempts=max_lookup_attempts)
+            return _lookup_failed(refund, failure, details, recorder=recorder, max_attempts=max_lookup_attempts)
         target = S.REJECTED if is_kind(error_name, *REJECTING_ERRORS) else S.FAILED
-        changes, extra = release_items(journal, refund)
-        refund = journal.move(
+        changes, extra = release_items(recorder, refund)
+        refund = recorder.move(
             refund, target, actor=actor, details=details, changes={**changes, "failure": failure}, extra=extra
         )
         return step_result(refund)
     if refund.status is S.REFUND_SUBMITTED:
         if is_kind(error_name, RejectedError):
-            changes, extra = release_items(journal, refund)
-            refund = journal.move(
+            changes, extra = release_items(recorder, refund)
+            refund = recorder.move(
                 refund, S.FAILED, actor=actor, details=details, changes={**changes, "failure": failure}, extra=extra
             )
         else:
-            refund = journal.move(
+            refund = recorder.move(
                 refund,
                 S.NEEDS_ATTENTION,
                 actor=actor,
@@ -146,9 +146,9 @@ def handle_failure(
         }
         details = {**details, "books_attempts": attempts, "will_retry": not final}
         if refund.status is S.NEEDS_ATTENTION:
-            refund = journal.note(refund, "BooksUpdateFailed", actor=actor, details=details, changes=changes)
+            refund = recorder.note(refund, "BooksUpdateFailed", actor=actor, details=details, changes=changes)
         else:
-            refund = journal.move(refund, S.NEEDS_ATTENTION, actor=actor, details=details, changes=changes)
+            refund = recorder.move(refund, S.NEEDS_ATTENTION, actor=actor, details=details, changes=changes)
         return step_result(refund)
     # Waiting for the provider, or already final: nothing to undo here.
     return step_result(refund)
@@ -159,7 +159,7 @@ def _lookup_to_retry(refund: Refund) -> bool:
 
 
 def _lookup_failed(
-    refund: Refund, failure: FailureRecord, details: dict[str, object], *, journal: Journal, max_attempts: int
+    refund: Refund, failure: FailureRecord, details: dict[str, object], *, recorder: RefundRecorder, max_attempts: int
 ) -> StepResult:
     """The provider could not be reached to look the payment up (after the step's own retries).
     Nothing is reserved yet and nothing moved: try again later, up to ``max_attempts`` times, then
@@ -167,7 +167,7 @@ def _lookup_failed(
     attempts = refund.lookup_attempts + 1
     actor = "step:HandleFailure"
     if attempts < max_attempts:
-        refund = journal.note(
+        refund = recorder.note(
             refund,
             "PaymentLookupFailed",
             actor=actor,
@@ -180,7 +180,7 @@ def _lookup_failed(
         message=f"the payment could not be looked up in {attempts} attempts; last error: {failure.message}"[:2000],
         platform=failure.platform,
     )
-    refund = journal.move(
+    refund = recorder.move(
         refund,
         S.FAILED,
         actor=actor,

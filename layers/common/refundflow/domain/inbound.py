@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from refundflow.domain.journal import Journal
 from refundflow.domain.payments import apply_provider_event
+from refundflow.domain.recorder import RefundRecorder
 from refundflow.domain.waiting import WaitFor, resume_waiting
 from refundflow.ports import ProviderEvent, RefundProvider, TaskCallbacks
 
 
 def accept_provider_event(
-    event: ProviderEvent, *, journal: Journal, provider: RefundProvider, callbacks: TaskCallbacks
+    event: ProviderEvent, *, recorder: RefundRecorder, provider: RefundProvider, callbacks: TaskCallbacks
 ) -> bool:
     """Apply a verified provider event; returns True if the delivery was seen before (and ignored).
 
@@ -24,11 +24,11 @@ def accept_provider_event(
         GuardUnavailable, TransientError: the store, the provider or the workflow could not be reached
             (answer 5xx: nothing was applied, the provider delivers again).
     """
-    repository = journal.repository
+    repository = recorder.repository
     platform = event.provider.value
     if repository.delivery_refund_id(platform, event.event_id) is not None:
         return True
-    touched = apply_provider_event(event, journal=journal, provider=provider)
+    touched = apply_provider_event(event, recorder=recorder, provider=provider)
     for refund in touched:
         resume_waiting(refund, WaitFor.REFUND_OUTCOME, repository=repository, callbacks=callbacks)
     repository.mark_delivery(platform, event.event_id, touched[0].refund_id if touched else "-")

@@ -13,7 +13,7 @@ from refundflow.api import RefundRequestBody
 from refundflow.audit import canonical_json
 from refundflow.connectors.registry import ensure_deployed
 from refundflow.connectors.standard_webhooks import VerifiedSource
-from refundflow.domain.journal import Journal
+from refundflow.domain.recorder import RefundRecorder
 from refundflow.errors import Forbidden, IdempotencyConflict
 from refundflow.ids import derive_refund_id
 from refundflow.models import Refund
@@ -63,7 +63,7 @@ def accept_refund_request(
     *,
     source: VerifiedSource,
     delivery_id: str,
-    journal: Journal,
+    recorder: RefundRecorder,
     starter: WorkflowStarter,
     timing: WorkflowTiming,
     correlation_id: str | None = None,
@@ -89,7 +89,7 @@ def accept_refund_request(
             code="source_mismatch",
         )
     ensure_deployed(body.payment, body.invoice)
-    repository: RefundRepository = journal.repository
+    repository: RefundRepository = recorder.repository
     refund_id = derive_refund_id(GENERIC_SOURCE, f"{body.source.system}:{body.source.reference}")
     fingerprint = request_fingerprint(body)
     now = datetime.now(UTC)
@@ -127,7 +127,7 @@ def accept_refund_request(
         )
     # The first delivery's event may have failed to publish after the refund was stored.
     if outcome.created or refund.status is RefundStatus.RECEIVED:
-        journal.republish(refund)
+        recorder.republish(refund)
     # Start on first sight, and again while the refund has not moved: a crash between storing and
     # starting heals on the next delivery (the execution name makes the start idempotent).
     if outcome.created or refund.status is RefundStatus.RECEIVED:

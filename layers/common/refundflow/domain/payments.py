@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 
 from refundflow.adapters.dynamodb import TransactItem
 from refundflow.connectors.registry import ensure_representable
-from refundflow.domain.journal import (
+from refundflow.domain.recorder import (
     AMOUNT_MISMATCH,
     BOOKS_REJECTED,
     BOOKS_UPDATE_FAILED,
     OUTCOME_UNKNOWN,
     PROVIDER_REVERSED,
-    Journal,
+    RefundRecorder,
     step_result,
 )
 from refundflow.errors import (
@@ -62,7 +62,7 @@ def refund_key(refund: Refund) -> str:
 # ---------------------------------------------------------------------------- LookUp<Provider>Payment
 
 
-def look_up_payment(refund_id: str, *, journal: Journal, provider: RefundProvider) -> StepResult:
+def look_up_payment(refund_id: str, *, recorder: RefundRecorder, provider: RefundProvider) -> StepResult:
     """Read the payment at the provider, open its refundable balance and fix the amount asked for.
 
     The provider's own refunded amount bounds what remains: money refunded outside refundflow (in the
@@ -74,10 +74,10 @@ def look_up_payment(refund_id: str, *, journal: Journal, provider: RefundProvide
         InvalidRequest: the amount cannot be represented by the provider or the books.
         TransientError, RejectedError: from the provider.
     """
-    repository = journal.repository
+    repository = recorder.repository
     refund = repository.get(refund_id)
     if refund.status is not S.VALIDATED or refund.amount is not None:
-        return journal.replay(refund)
+        return recorder.replay(refund)
     payment = provider.get_payment(refund.payment.payment_id)
     requested = refund.requested_amount
     if requested is not None and requested.currency != payment.captured.currency:
@@ -95,7 +95,7 @@ def look_up_payment(refund_id: str, *, journal: Journal, provider: RefundProvide
         raise PolicyViolation(f"nothing is left to refund on this payment: {why}", code=NOTHING_REFUNDABLE)
     amount = requested or balance.remaining
     ensure_representable(amount, refund.payment, refund.invoice)
-    refund = journal.note(
+    refund = recorder.note(
         refund,
         "PaymentLookedUp",
         actor=f"provider:{provider.provider.value}",
@@ -115,7 +115,9 @@ def look_up_payment(refund_id: str, *, journal: Journal, provider: RefundProvide
 # ---------------------------------------------------------------------------- ReserveAmount
 
 
-def reserve_amount(refund_id: str, *, journal: Journal, today: Callable[[], datetime] | None = None) -> StepResult:
+def reserve_amount(
+    refund_id: str, *, recorder: RefundRecorder, today: Callable[[], datetime] | None = None
+) -> StepResult:
     """Take the approved amount out of the payment's remaining balance, in one transaction with the
     refund's audit entry: two concurrent refunds can never both get the last euro.
 
@@ -124,16 +126,16 @@ def reserve_amount(refund_id: str, *, journal: Journal, today: Callable[[], date
         InvalidRequest: the amount cannot be represented by the provider or the books (nothing is reserved).
         IllegalTransition: the refund has no amount to reserve.
     """
-    repository = journal.repository
+    repository = recorder.repository
     refund = repository.get(refund_id)
     if refund.status is not S.APPROVED or refund.reservation is not None:
-        return journal.replay(refund, "RESERVED" if refund.reservation else None)
+        return recorder.replay(refund, "RESERVED" if refund.reservation else None)
     if refund.amount is None:
         raise IllegalTransition(f"{refund_id}: no amount to reserve")
     # The policy may have adjusted the amount (fees, caps): check it again before anything is held.
     ensure_representable(refund.amount, refund.payment, refund.invoice)
     day = (today or (lambda: datetime.now(UTC)))().date()
-    refund = journal.note(
+    refund = recorder.note(
         refund,
         "AmountReserved",
         actor="step:ReserveAmount",
@@ -144,13 +146,13 @@ def reserve_amount(refund_id: str, *, journal: Journal, today: Callable[[], date
     return step_result(refund, "RESERVED")
 
 
-def release_items(journal: Journal, refund: Refund) -> tuple[dict[str, object], list[TransactItem]]:
+def release_items(recorder: RefundRecorder, refund: Refund) -> tuple[dict[str, object], list[TransactItem]]:
     """The changes and items that give a held reservation back (exactly once: the refund's version
     condition makes a second release impossible)."""
     reservation = refund.reservation
     if reservation is None or reservation.state is not ReservationState.HELD:
         return {}, []
-    repository = journal.repository
+    repository = recorder.repository
     negative = Money.of(-reservation.amount.minor_units, reservation.amount.currency)
     return (
         {"reservation": reservation.model_copy(update={"state": ReservationState.RELEASED})},
@@ -161,7 +163,7 @@ def release_items(journal: Journal, refund: Refund) -> tuple[dict[str, object], 
 # ---------------------------------------------------------------------------- RefundWith<Provider>
 
 
-def issue_refund(refund_id: str, *, journal: Journal, provider: RefundProvider) -> StepResult:
+def issue_refund(refund_id: str, *, recorder: RefundRecorder, provider: RefundProvider) -> StepResult:
     """Submit the refund to the provider (once), or resume a submission whose outcome is unknown.
 
     Raises:
@@ -171,33 +173,33 @@ def issue_refund(refund_id: str, *, journal: Journal, provider: RefundProvider) 
             refundflow (``nothing_refundable``); the catch path fails the refund and releases the amount.
         IllegalTransition: no reservation is held.
     """
-    refund = journal.repository.get(refund_id)
+    refund = recorder.repository.get(refund_id)
     if refund.status is S.APPROVED:
         if refund.reservation is None or refund.reservation.state is not ReservationState.HELD:
             raise IllegalTransition(f"{refund_id}: refund attempted without a held reservation")
-        refund = journal.move(
+        refund = recorder.move(
             refund,
             S.REFUND_SUBMITTED,
             actor=f"provider:{provider.provider.value}",
             details={"idempotency_key": refund_key(refund), "amount": _money(refund.amount)},
         )
-        return _submit(refund, journal=journal, provider=provider, first_attempt=True)
+        return _submit(refund, recorder=recorder, provider=provider, first_attempt=True)
     if refund.status is S.REFUND_SUBMITTED or (_awaiting_provider(refund) and not refund.provider_refund_id):
-        return _submit(refund, journal=journal, provider=provider, first_attempt=False)
-    return journal.replay(refund)
+        return _submit(refund, recorder=recorder, provider=provider, first_attempt=False)
+    return recorder.replay(refund)
 
 
-def poll_refund(refund_id: str, *, journal: Journal, provider: RefundProvider) -> StepResult:
+def poll_refund(refund_id: str, *, recorder: RefundRecorder, provider: RefundProvider) -> StepResult:
     """No webhook came in time: ask the provider where the refund stands (or finish submitting it)."""
-    refund = journal.repository.get(refund_id)
+    refund = recorder.repository.get(refund_id)
     if not _awaiting_provider(refund):
-        return journal.replay(refund)
+        return recorder.replay(refund)
     if refund.provider_refund_id is None:
-        return _submit(refund, journal=journal, provider=provider, first_attempt=False)
-    return apply_provider_refund(refund, provider.get_refund(refund.provider_refund_id), journal=journal)
+        return _submit(refund, recorder=recorder, provider=provider, first_attempt=False)
+    return provider_outcome_step(refund, provider.get_refund(refund.provider_refund_id), recorder=recorder)
 
 
-def _submit(refund: Refund, *, journal: Journal, provider: RefundProvider, first_attempt: bool) -> StepResult:
+def _submit(refund: Refund, *, recorder: RefundRecorder, provider: RefundProvider, first_attempt: bool) -> StepResult:
     assert refund.amount is not None
     existing: ProviderRefund | None = None
     if refund.provider_refund_id:
@@ -227,37 +229,37 @@ def _submit(refund: Refund, *, journal: Journal, provider: RefundProvider, first
                     code=NOTHING_REFUNDABLE,
                     platform=error.platform,
                 ) from error
-    return apply_provider_refund(refund, existing, journal=journal)
+    return provider_outcome_step(refund, existing, recorder=recorder)
 
 
-def _consume_items(journal: Journal, refund: Refund) -> tuple[dict[str, object], list[TransactItem]]:
+def _consume_items(recorder: RefundRecorder, refund: Refund) -> tuple[dict[str, object], list[TransactItem]]:
     reservation = refund.reservation
     if reservation is None or reservation.state is not ReservationState.HELD:
         return {}, []
     return (
         {"reservation": reservation.model_copy(update={"state": ReservationState.CONSUMED})},
-        [journal.repository.consume(refund, reservation.amount)],
+        [recorder.repository.consume(refund, reservation.amount)],
     )
 
 
-def apply_provider_refund(refund: Refund, provider_refund: ProviderRefund, *, journal: Journal) -> StepResult:
-    """Move the refund to what the provider reports (see ``settle_with_provider``)."""
-    return step_result(settle_with_provider(refund, provider_refund, journal=journal))
+def provider_outcome_step(refund: Refund, provider_refund: ProviderRefund, *, recorder: RefundRecorder) -> StepResult:
+    """Move the refund to what the provider reports (see ``apply_provider_outcome``)."""
+    return step_result(apply_provider_outcome(refund, provider_refund, recorder=recorder))
 
 
-def settle_with_provider(refund: Refund, provider_refund: ProviderRefund, *, journal: Journal) -> Refund:
+def apply_provider_outcome(refund: Refund, provider_refund: ProviderRefund, *, recorder: RefundRecorder) -> Refund:
     """Move the refund to what the provider reports and return it as stored. Only forward moves are
     applied, so late or out-of-order webhooks change nothing; a concurrent writer makes us re-read and
     re-apply."""
     for _ in range(3):
         try:
-            return _apply_once(refund, provider_refund, journal=journal)
+            return _apply_once(refund, provider_refund, recorder=recorder)
         except ConcurrentModification:
-            refund = journal.repository.get(refund.refund_id)
+            refund = recorder.repository.get(refund.refund_id)
     raise ConcurrentModification(f"{refund.refund_id}: could not apply the provider's outcome")
 
 
-def _apply_once(refund: Refund, provider_refund: ProviderRefund, *, journal: Journal) -> Refund:
+def _apply_once(refund: Refund, provider_refund: ProviderRefund, *, recorder: RefundRecorder) -> Refund:
     actor = f"provider:{provider_refund.provider.value}"
     known = {
         "provider_refund_id": provider_refund.provider_refund_id,
@@ -270,15 +272,15 @@ def _apply_once(refund: Refund, provider_refund: ProviderRefund, *, journal: Jou
             # Cannot happen with an idempotency key bound to the amount; if it does, a person decides
             # what the books and the balance should say (the reservation stays held).
             logger.error("provider refunded another amount", extra={"refund_id": refund.refund_id})
-            return journal.move(
+            return recorder.move(
                 refund,
                 S.NEEDS_ATTENTION,
                 actor=actor,
                 details={**details, "expected_amount": _money(refund.amount)},
                 changes={**known, "attention_reason": AMOUNT_MISMATCH},
             )
-        changes, extra = _consume_items(journal, refund)
-        return journal.move(
+        changes, extra = _consume_items(recorder, refund)
+        return recorder.move(
             refund,
             S.REFUNDED,
             actor=actor,
@@ -289,7 +291,7 @@ def _apply_once(refund: Refund, provider_refund: ProviderRefund, *, journal: Jou
     if status is ProviderRefundStatus.PENDING and (
         refund.status is S.REFUND_SUBMITTED or (refund.status is S.NEEDS_ATTENTION and _awaiting_provider(refund))
     ):
-        return journal.move(
+        return recorder.move(
             refund, S.REFUND_PENDING, actor=actor, details=details, changes={**known, "attention_reason": None}
         )
     if status in {ProviderRefundStatus.FAILED, ProviderRefundStatus.CANCELED}:
@@ -299,8 +301,8 @@ def _apply_once(refund: Refund, provider_refund: ProviderRefund, *, journal: Jou
             platform=provider_refund.provider.value,
         )
         if _awaiting_provider(refund):
-            changes, extra = release_items(journal, refund)
-            return journal.move(
+            changes, extra = release_items(recorder, refund)
+            return recorder.move(
                 refund,
                 S.FAILED,
                 actor=actor,
@@ -313,9 +315,9 @@ def _apply_once(refund: Refund, provider_refund: ProviderRefund, *, journal: Jou
             # amount is refundable again, and no books update is attempted until a person looks.
             assert refund.amount is not None
             changes = {**known, "failure": failure, "attention_reason": PROVIDER_REVERSED}
-            extra = [journal.repository.unconsume(refund, refund.amount)]
+            extra = [recorder.repository.unconsume(refund, refund.amount)]
             if refund.status is S.NEEDS_ATTENTION:
-                return journal.note(
+                return recorder.note(
                     refund,
                     "ProviderReversedRefund",
                     actor=actor,
@@ -324,7 +326,7 @@ def _apply_once(refund: Refund, provider_refund: ProviderRefund, *, journal: Jou
                     extra=extra,
                     event="RefundNeedsAttention",
                 )
-            return journal.move(refund, S.NEEDS_ATTENTION, actor=actor, details=details, changes=changes, extra=extra)
+            return recorder.move(refund, S.NEEDS_ATTENTION, actor=actor, details=details, changes=changes, extra=extra)
     return refund
 
 
@@ -335,7 +337,7 @@ def _money(amount: Money | None) -> dict[str, object] | None:
 # ---------------------------------------------------------------------------- provider webhooks
 
 
-def apply_provider_event(event: ProviderEvent, *, journal: Journal, provider: RefundProvider) -> list[Refund]:
+def apply_provider_event(event: ProviderEvent, *, recorder: RefundRecorder, provider: RefundProvider) -> list[Refund]:
     """Apply a verified provider webhook to the refunds it is about; returns the refunds it touched.
 
     A delivery is news, not truth: anyone holding the signing secret can sign one, and providers
@@ -352,7 +354,7 @@ def apply_provider_event(event: ProviderEvent, *, journal: Journal, provider: Re
         TransientError: the provider could not be read now (nothing was applied; answer 5xx so
             the provider delivers again).
     """
-    repository = journal.repository
+    repository = recorder.repository
     candidates: dict[str, Refund] = {}
     for news in event.refunds:
         refund = repository.find(news.refund_id) if news.refund_id else None
@@ -369,7 +371,7 @@ def apply_provider_event(event: ProviderEvent, *, journal: Journal, provider: Re
     for refund in candidates.values():
         truth = _read_at_provider(refund, provider)
         if truth is not None:
-            touched.append(settle_with_provider(refund, truth, journal=journal))
+            touched.append(apply_provider_outcome(refund, truth, recorder=recorder))
     return touched
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from refundflow.domain.journal import Journal, step_result
+from refundflow.domain.recorder import RefundRecorder, step_result
 from refundflow.errors import IllegalTransition
 from refundflow.models import ApprovalRecord, FailureRecord, StepResult
 from refundflow.observability import logger
@@ -24,7 +24,7 @@ _OUTCOME_STATUS = {
 
 
 def evaluate_policy(
-    refund_id: str, *, journal: Journal, policy: ActivePolicy, now: Callable[[], datetime] | None = None
+    refund_id: str, *, recorder: RefundRecorder, policy: ActivePolicy, now: Callable[[], datetime] | None = None
 ) -> StepResult:
     """Approve, ask for approval by a role, or reject; the audit entry keeps the policy version, the
     matching rule, the inputs the policy saw and the outcome.
@@ -32,10 +32,10 @@ def evaluate_policy(
     Raises:
         IllegalTransition: the payment was not looked up yet (no amount or balance).
     """
-    repository = journal.repository
+    repository = recorder.repository
     refund = repository.get(refund_id)
     if refund.status is not RefundStatus.VALIDATED:
-        return journal.replay(refund)
+        return recorder.replay(refund)
     balance = repository.get_balance(refund.payment.provider, refund.payment.payment_id)
     if refund.amount is None or balance is None:
         raise IllegalTransition(f"{refund_id}: policy evaluated before the payment was looked up")
@@ -89,7 +89,7 @@ def evaluate_policy(
             decided_at=at,
         )
     summary = _summary(decision)
-    refund = journal.move(
+    refund = recorder.move(
         refund,
         target,
         actor=f"policy:{decision.policy_version}",

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from refundflow.connectors.registry import AMOUNT_NOT_REPRESENTABLE, BOOKS_RULES, ensure_deployed, ensure_representable
-from refundflow.domain.journal import Journal, step_result
+from refundflow.domain.recorder import RefundRecorder, step_result
 from refundflow.errors import InvalidRequest
 from refundflow.models import StepResult
 from refundflow.status import RefundStatus
 
 
-def validate_refund(refund_id: str, *, journal: Journal) -> StepResult:
+def validate_refund(refund_id: str, *, recorder: RefundRecorder) -> StepResult:
     """Check that the stored request can be carried out by this deployment and mark it VALIDATED.
 
     Raises:
@@ -19,9 +19,9 @@ def validate_refund(refund_id: str, *, journal: Journal) -> StepResult:
             anything is reserved.
         NotFound: the refund does not exist.
     """
-    refund = journal.repository.get(refund_id)
+    refund = recorder.repository.get(refund_id)
     if refund.status is not RefundStatus.RECEIVED:
-        return journal.replay(refund)
+        return recorder.replay(refund)
     ensure_deployed(refund.payment, refund.invoice)  # checked at intake too; a deployment may have changed
     currencies = {line.amount.currency for line in refund.lines}
     if refund.requested_amount is not None:
@@ -36,7 +36,7 @@ def validate_refund(refund_id: str, *, journal: Journal) -> StepResult:
         problem = next(filter(None, map(BOOKS_RULES[refund.invoice.system], line_amounts)), None)
         if problem:
             raise InvalidRequest(problem, code=AMOUNT_NOT_REPRESENTABLE)
-    refund = journal.move(
+    refund = recorder.move(
         refund,
         RefundStatus.VALIDATED,
         actor="step:ValidateRefund",

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from enum import StrEnum
 
 from refundflow.adapters.dynamodb import RefundRepository
-from refundflow.domain.journal import OUTCOME_UNKNOWN, step_result
+from refundflow.domain.recorder import OUTCOME_UNKNOWN, step_result
 from refundflow.errors import TransientError
 from refundflow.models import Refund
 from refundflow.ports import TaskCallbacks

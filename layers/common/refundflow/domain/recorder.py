@@ -25,7 +25,7 @@ PROVIDER_REVERSED = "provider_reversed_refund"
 AMOUNT_MISMATCH = "provider_amount_mismatch"
 
 
-class Journal:
+class RefundRecorder:
     def __init__(self, repository: RefundRepository, publisher: EventPublisher) -> None:
         self.repository = repository
         self.publisher = publisher
