@@ -1,0 +1,340 @@
+"""The platform catalog (``refundflow/platforms/catalog.yaml``): which platforms this release carries, their
+roles, capabilities, settings and secrets, and where their code lives (by convention, never by a list).
+
+Light on purpose: intake and ValidateRefund load it on their cold start, so only pydantic and PyYAML are
+imported here; a platform's own package (its SDK, its HTTP client) is imported by the helpers on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+from collections.abc import Callable, Mapping
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from refundflow.errors import ConfigurationError, InvalidRequest, UnsupportedProvider
+
+if TYPE_CHECKING:
+    from refundflow.money import Money
+
+Role = Literal["payment", "books", "ticket", "trigger", "settlement"]
+NAME_PATTERN = r"^[a-z][a-z0-9_]{1,20}$"
+ROLE_FUNCTION_PREFIX: Mapping[str, str] = {"payment": "refund", "books": "books"}
+"""Deployed function names are ``<stack>-<prefix>-<name>``: one invoke policy per role on the prefix."""
+WEBHOOKS_SECRET_FOLDER = "webhooks/"
+
+
+class CatalogModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IdempotencySupport(CatalogModel):
+    carrier: Literal["header", "body", "none"]
+    name: str | None = Field(default=None, description="Header or field name; None when carrier is none.")
+    key_lifetime_hours: float | None = Field(
+        default=None, gt=0, description="How long the platform remembers a key (None: not documented / forever)."
+    )
+
+    @model_validator(mode="after")
+    def _named(self) -> IdempotencySupport:
+        if (self.carrier == "none") != (self.name is None):
+            raise ValueError("idempotency: a header or body carrier needs a name, carrier none has none")
+        return self
+
+
+class CurrencyRules(CatalogModel):
+    amount_format: Literal["minor_units", "decimal_string"] = "minor_units"
+    exponents: dict[str, int] = Field(default_factory=dict, description="The platform's exponent where not ISO's.")
+    refused: dict[str, str] = Field(default_factory=dict, description="Currency -> why the platform cannot carry it.")
+    multiple_of: dict[str, int] = Field(default_factory=dict, description="Currency -> step in the platform's unit.")
+    max_minor_units: int | None = Field(default=None, gt=0)
+
+
+class PaymentEntry(CatalogModel):
+    idempotency: IdempotencySupport
+    find_by_reference: bool
+    outcome: Literal["pollable", "webhook_only"]
+    void_before_settlement: bool = False
+    partial_refunds: bool = True
+    currencies: CurrencyRules = Field(default_factory=CurrencyRules)
+    locator: dict[str, list[str]] = Field(
+        default_factory=dict, description="Provider-owned locator keys and their allowed values (empty: any)."
+    )
+
+
+class BooksEntry(CatalogModel):
+    document_kinds: list[Literal["credit_note", "credit_memo", "refund_receipt", "customer_refund"]] = Field(
+        min_length=1
+    )
+    find_by_reference: bool
+    idempotency: IdempotencySupport
+    currencies: CurrencyRules = Field(default_factory=CurrencyRules)
+
+
+class InboundEntry(CatalogModel):
+    verification: str = Field(min_length=1, description="The platform's scheme, in words (README table).")
+    requirements: list[str] = Field(
+        default_factory=list, description="pip requirements intake needs to verify (pinned in constraints.txt)."
+    )
+
+
+class SettingEntry(CatalogModel):
+    env: str = Field(pattern=r"^[A-Z][A-Z0-9_]{2,63}$")
+    parameter: str = Field(pattern=r"^[A-Z][A-Za-z0-9]{2,63}$")
+    default: str
+    local: str | None = Field(
+        default=None, description="The local stack's value: {sandbox} is its simulators' base, {api} its API."
+    )
+    https: bool = Field(default=False, description="An https:// URL (the template refuses anything else).")
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _https_default(self) -> SettingEntry:
+        if self.https and not self.default.startswith("https://"):
+            raise ValueError(f"{self.env}: an https setting needs an https:// default")
+        return self
+
+
+class SecretsEntry(CatalogModel):
+    api: list[str] = Field(default_factory=list, description="Keys of <SecretsPrefix><name> (its function only).")
+    verification: list[str] = Field(
+        default_factory=list, description="Keys of <SecretsPrefix>webhooks/<name> (intake only)."
+    )
+    rotated_in_place: bool = Field(default=False, description="Its function writes its API secret back (OAuth2).")
+
+
+class Platform(CatalogModel):
+    name: str = Field(pattern=NAME_PATTERN)
+    title: str = Field(min_length=1)
+    roles: list[Role] = Field(min_length=1)
+    client: str = Field(min_length=1, description="SDK or shared HTTP client, and why (README table).")
+    docs: str = Field(pattern=r"^https://")
+    requirements: list[str] = Field(default_factory=list, description="Its own function's pip requirements.")
+    payment: PaymentEntry | None = None
+    books: BooksEntry | None = None
+    inbound: InboundEntry | None = None
+    settings: list[SettingEntry] = Field(default_factory=list)
+    secrets: SecretsEntry = Field(default_factory=SecretsEntry)
+    simulator: str | None = Field(default=None, pattern=r"^local\.simulators\.[a-z0-9_]+:[A-Za-z][A-Za-z0-9_]*$")
+    timeout_seconds: int = Field(default=60, ge=3, le=900, description="Its function's Lambda timeout.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Platform:
+        if len(set(self.roles)) != len(self.roles):
+            raise ValueError(f"{self.name}: a role is listed twice")
+        for role in ("payment", "books"):
+            if (role in self.roles) != (getattr(self, role) is not None):
+                raise ValueError(f"{self.name}: the {role} record is required with the {role} role, and only then")
+        if self.secrets.verification and self.inbound is None:
+            raise ValueError(f"{self.name}: verification secrets without an inbound section")
+        if self.inbound is not None and not self.secrets.verification:
+            raise ValueError(f"{self.name}: an inbound section needs its verification secret keys")
+        return self
+
+    # ------------------------------------------------------------------ conventions
+
+    @property
+    def camel(self) -> str:
+        """``amazon_pay`` -> ``AmazonPay`` (logical ids in the template)."""
+        return "".join(part.capitalize() for part in self.name.split("_"))
+
+    def function_name(self, role: str, stack: str) -> str:
+        """The deployed function of ``role`` (``<stack>-refund-stripe``, ``<stack>-books-xero``)."""
+        return f"{stack}-{ROLE_FUNCTION_PREFIX[role]}-{self.name}"
+
+    def logical_id(self, role: str) -> str:
+        """``RefundStripeFunction``, ``BooksXeroFunction``."""
+        return f"{ROLE_FUNCTION_PREFIX[role].capitalize()}{self.camel}Function"
+
+    @property
+    def function_roles(self) -> list[str]:
+        """The roles this platform has a function for (payment, books)."""
+        return [role for role in self.roles if role in ROLE_FUNCTION_PREFIX]
+
+    def api_secret_name(self, prefix: str) -> str:
+        return f"{prefix}{self.name}"
+
+    def verification_secret_name(self, prefix: str) -> str:
+        return f"{prefix}{WEBHOOKS_SECRET_FOLDER}{self.name}"
+
+
+class Catalog(CatalogModel):
+    platforms: list[Platform] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Catalog:
+        for what, values in (
+            ("name", [entry.name for entry in self.platforms]),
+            ("camel-cased name", [entry.camel for entry in self.platforms]),
+            ("setting env", [setting.env for entry in self.platforms for setting in entry.settings]),
+            ("setting parameter", [setting.parameter for entry in self.platforms for setting in entry.settings]),
+        ):
+            duplicates = sorted({value for value in values if values.count(value) > 1})
+            if duplicates:
+                raise ValueError(f"catalog: duplicate {what} {duplicates}")
+        return self
+
+    def by_name(self) -> dict[str, Platform]:
+        return {entry.name: entry for entry in self.platforms}
+
+
+# ---------------------------------------------------------------------- loading
+
+
+def parse(text: str, *, source: str = "catalog.yaml") -> Catalog:
+    """A catalog from YAML text (tests and tools load their own).
+
+    Raises:
+        ConfigurationError: not valid YAML, or an entry breaks the schema (the message names it).
+    """
+    loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        document = yaml.load(text, Loader=loader)  # noqa: S506 - a SafeLoader
+        return Catalog.model_validate(document)
+    except (yaml.YAMLError, ValueError) as error:
+        raise ConfigurationError(f"{source}: {error}") from error
+
+
+def load_path(path: Path) -> Catalog:
+    return parse(path.read_text(encoding="utf-8"), source=str(path))
+
+
+@cache
+def catalog() -> Catalog:
+    """The packaged catalog, parsed once per process."""
+    text = resources.files("refundflow.platforms").joinpath("catalog.yaml").read_text(encoding="utf-8")
+    return parse(text)
+
+
+def platforms() -> list[Platform]:
+    return list(catalog().platforms)
+
+
+def names(role: Role | None = None) -> list[str]:
+    return [entry.name for entry in catalog().platforms if role is None or role in entry.roles]
+
+
+def platform(name: str) -> Platform:
+    """The entry for ``name``.
+
+    Raises:
+        InvalidRequest: ``platform_not_supported``, no such platform in this release.
+    """
+    found = catalog().by_name().get(name)
+    if found is None:
+        raise InvalidRequest(f"no platform {name!r} is deployed", code="platform_not_supported")
+    return found
+
+
+def payment_platforms() -> list[Platform]:
+    return [entry for entry in catalog().platforms if "payment" in entry.roles]
+
+
+def books_platforms() -> list[Platform]:
+    return [entry for entry in catalog().platforms if "books" in entry.roles]
+
+
+def payment_platform(name: str) -> Platform:
+    """Raises:
+    UnsupportedProvider: ``provider_not_supported``, no payment connector for ``name`` is deployed."""
+    found = catalog().by_name().get(name)
+    if found is None or found.payment is None:
+        raise UnsupportedProvider(
+            f"no connector for payment provider {name} is deployed", code="provider_not_supported"
+        )
+    return found
+
+
+def books_platform(name: str) -> Platform:
+    """Raises:
+    InvalidRequest: ``books_not_supported``, no books connector for ``name`` is deployed."""
+    found = catalog().by_name().get(name)
+    if found is None or found.books is None:
+        raise InvalidRequest(f"no connector for books system {name} is deployed", code="books_not_supported")
+    return found
+
+
+def inbound_platform(name: str) -> Platform:
+    """Raises:
+    InvalidRequest: ``platform_not_supported``, ``name`` sends us no webhooks in this release."""
+    found = catalog().by_name().get(name)
+    if found is None or found.inbound is None:
+        raise InvalidRequest(f"no webhook endpoint for {name!r}", code="platform_not_supported")
+    return found
+
+
+# ---------------------------------------------------------------------- capabilities (the ports' models)
+
+
+def payment_capabilities(name: str) -> Any:
+    """``refundflow.ports.PaymentCapabilities`` built from the entry's payment record.
+
+    Raises:
+        UnsupportedProvider: not a payment platform of this release.
+    """
+    from refundflow import ports
+
+    record = payment_platform(name).payment
+    assert record is not None
+    models: Any = ports
+    return models.PaymentCapabilities.model_validate(record.model_dump())
+
+
+def books_capabilities(name: str) -> Any:
+    """``refundflow.ports.BooksCapabilities`` built from the entry's books record.
+
+    Raises:
+        InvalidRequest: ``books_not_supported``.
+    """
+    from refundflow import ports
+
+    record = books_platform(name).books
+    assert record is not None
+    models: Any = ports
+    return models.BooksCapabilities.model_validate(record.model_dump())
+
+
+# ---------------------------------------------------------------------- code by convention
+
+
+def _module(name: str, part: str) -> Any:
+    if not re.match(NAME_PATTERN, name):
+        raise ConfigurationError(f"not a platform name: {name!r}")
+    try:
+        return importlib.import_module(f"refundflow.platforms.{name}.{part}")
+    except ModuleNotFoundError as error:
+        if error.name in {f"refundflow.platforms.{name}", f"refundflow.platforms.{name}.{part}"}:
+            raise ConfigurationError(f"platform {name} has no {part} module") from error
+        raise
+
+
+def connector(name: str) -> Any:
+    """The platform's connector (``refundflow.platforms.<name>.connector:connector()``, cached by it):
+    a RefundProvider or a BooksConnector."""
+    platform(name)
+    return _module(name, "connector").connector()
+
+
+def inbound(name: str) -> Any:
+    """The platform's InboundPlatform (``refundflow.platforms.<name>.inbound:inbound()``)."""
+    inbound_platform(name)
+    return _module(name, "inbound").inbound()
+
+
+def representable(name: str) -> Callable[[Money], str | None] | None:
+    """The platform's own exactness rule (``refundflow.platforms.<name>.amounts:representable``), or None when
+    it has none (the currency profile's rule applies)."""
+    platform(name)
+    if importlib.util.find_spec(f"refundflow.platforms.{name}") is None:
+        return None
+    if importlib.util.find_spec(f"refundflow.platforms.{name}.amounts") is None:
+        return None
+    rule: Callable[[Money], str | None] = _module(name, "amounts").representable
+    return rule

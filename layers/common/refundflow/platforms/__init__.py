@@ -1,0 +1,1 @@
+"""One package per platform (``refundflow.platforms.<name>``), listed in ``catalog.yaml`` beside this file."""
