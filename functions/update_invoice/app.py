@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from refundflow import wiring
 from refundflow.adapters.idempotency import run_once
 from refundflow.domain.books import update_invoice
-from refundflow.models import StepInput
+from refundflow.models import BooksSystem, StepInput
 from refundflow.observability import logger, metrics, tracer
 
 
@@ -21,8 +21,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.append_keys(refund_id=task.refund_id)
     return run_once(
         f"{task.refund_id}:books",
-        lambda: update_invoice(task.refund_id, recorder=wiring.recorder(), books_for=wiring.books_for).model_dump(
-            mode="json"
-        ),
+        lambda: update_invoice(
+            task.refund_id, recorder=wiring.recorder(), books=wiring.books_for(BooksSystem.XERO)
+        ).model_dump(mode="json"),
         context,
     )

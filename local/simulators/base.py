@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import requests
@@ -29,6 +30,30 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 Handler = Callable[..., Response]
+
+
+def exact_json(value: Any) -> str:
+    """JSON text where ``Decimal`` values are written as exact JSON numbers (the way Xero writes amounts).
+
+    The simulators' own writer: they never import connector code, so a conversion bug in a connector is
+    not mirrored by the simulator it is tested against.
+
+    Raises:
+        TypeError: a float or another type with no exact JSON form.
+    """
+    if value is None or isinstance(value, bool | str):
+        return json.dumps(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise TypeError(f"{value} is not a JSON number")
+        return format(value, "f")
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(str(key))}:{exact_json(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(exact_json(item) for item in value) + "]"
+    raise TypeError(f"{type(value).__name__} has no exact JSON form")
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -41,8 +41,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from local.simulators.base import IdempotencyStore, Simulator, StoredResponse
-from refundflow.connectors.xero import dump_json
+from local.simulators.base import IdempotencyStore, Simulator, StoredResponse, exact_json
 from refundflow.money import CURRENCY_EXPONENTS
 
 # Defaults the local stack puts in its Xero secret (nothing here is a real credential).
@@ -167,7 +166,7 @@ class _AccessToken:
 
 
 def _xero_json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(dump_json(body), status=status, mimetype="application/json", headers=headers)
+    return Response(exact_json(body), status=status, mimetype="application/json", headers=headers)
 
 
 def _ms(moment: datetime) -> int:

@@ -44,11 +44,11 @@ from local.simulators.xero import (
     XeroSimulator,
 )
 from refundflow.connectors.http import HttpClient
-from refundflow.connectors.xero import XeroBooks, XeroTokenSource
 from refundflow.errors import TransientError
 from refundflow.ids import derive_refund_id, idempotency_key
 from refundflow.models import BooksSystem, CustomerContact, InvoiceReference, PaymentProvider, RefundLine
 from refundflow.money import Money
+from refundflow.platforms.xero.connector import XeroBooks, XeroTokenSource
 from refundflow.ports import CreditBooking
 from tests.support.servers import serve_wsgi
 
@@ -57,9 +57,9 @@ ACCOUNTING = "/api.xro/2.0/"
 IDENTITY_TOKEN_PATH = "/identity/connect/token"
 IDENTITY_FORM_FIELDS = {"grant_type", "refresh_token", "client_id", "client_secret"}
 KEY_OPERATIONS = {
-    "/CreditNotes": "xero-creditnote",
-    "/Allocations": "xero-allocation",
-    "/Payments": "xero-payment",
+    "/CreditNotes": "creditnote",
+    "/Allocations": "allocation",
+    "/Payments": "payment",
 }
 
 # openapi-core does not implement OAuth2 security schemes and says so with a warning; the bearer header and the
@@ -221,8 +221,9 @@ class Recorded:
 
 
 def _booking(invoice_id: str, minor: int, lines: list[RefundLine] | None = None) -> CreditBooking:
+    booking_id = derive_refund_id("contract", uuid.uuid4().hex)
     return CreditBooking(
-        refund_id=derive_refund_id("contract", uuid.uuid4().hex),
+        refund_id=booking_id,
         invoice=InvoiceReference(system=BooksSystem.XERO, invoice_id=invoice_id),
         amount=Money.of(minor, "USD"),
         lines=lines or [],
@@ -230,6 +231,8 @@ def _booking(invoice_id: str, minor: int, lines: list[RefundLine] | None = None)
         booking_date=date(2026, 5, 1),
         reference="RMA-2001",
         payment_provider=PaymentProvider.STRIPE,
+        idempotency_key=idempotency_key(booking_id, "books"),
+        external_reference=booking_id,
     )
 
 
@@ -283,25 +286,25 @@ def recorded() -> Iterator[Recorded]:
         paid = _booking(invoice(("Walnut desk", 1, "249.00"), paid=True), 24900)
         expect(paid, "0", "249.00", ("Refund RMA-2001", "249.00"))
         assert books.find_credit_document(paid) is None
-        books.record_refund(paid)
+        books.record_credit(paid)
         books.find_credit_document(paid)
         # amount due: allocation, then cash for the rest; with a crash after the allocation and a retry
         partly = _booking(invoice(("Bookshelf", 1, "200.00"), paid="150.00"), 12000)
         expect(partly, "50.00", "70.00", ("Refund RMA-2001", "120.00"))
         sim.add_fault(FaultRule(method="PUT", path="/Allocations$", status=502, when="after"))
         with pytest.raises(TransientError):
-            books.record_refund(partly)
-        books.record_refund(partly)
+            books.record_credit(partly)
+        books.record_credit(partly)
         # line-level partial refund of an unpaid invoice: all of it allocated, nothing paid out
         lines = [
             RefundLine(description="Desk lamp", quantity=2, amount=Money.of(7900, "USD")),
             RefundLine(description="Plug", quantity=3, amount=Money.of(1000, "USD")),
         ]
         unpaid = _booking(invoice(("Desk lamp", 2, "39.50"), ("Plug", 3, "3.34")), 8900, lines)
-        books.record_refund(expect(unpaid, "89.00", "0", ("Desk lamp", "79.00"), ("Plug", "10.00")))
+        books.record_credit(expect(unpaid, "89.00", "0", ("Desk lamp", "79.00"), ("Plug", "10.00")))
         # revoked access token: 401, refresh, repeat; then a rate limit
         sim.revoke_access_tokens()
-        books.record_refund(
+        books.record_credit(
             expect(_booking(invoice(("Chair", 1, "80.00"), paid=True), 8000), "0", "80.00", ("Refund", "80.00"))
         )
         sim.add_fault(FaultRule(method="GET", path="/Invoices/", status=429, headers={"Retry-After": "1"}, body={}))
@@ -309,8 +312,8 @@ def recorded() -> Iterator[Recorded]:
             _booking(invoice(("Stool", 1, "20.00"), paid=True), 2000), "0", "20.00", ("Refund", "20.00")
         )
         with pytest.raises(TransientError):
-            books.record_refund(rate_limited)
-        books.record_refund(rate_limited)
+            books.record_credit(rate_limited)
+        books.record_credit(rate_limited)
 
         seen = requests.get(f"{url}/_control/requests", timeout=5).json()["requests"]
         yield Recorded(sim, url, seen, expected)
@@ -402,13 +405,13 @@ def test_every_create_carries_a_derived_idempotency_key_within_xeros_limit(
     writes = [request for request in _accounting(seen) if request["method"] in {"PUT", "POST"}]
     assert writes
 
-    # THEN each has an Idempotency-Key of at most 128 characters, derived from the refund id and the operation
+    # THEN each has an Idempotency-Key of at most 128 characters: the booking's key (from the refund id) and the step
     for request in writes:
         key = _header(request, "Idempotency-Key") or ""
         operation = next(op for suffix, op in KEY_OPERATIONS.items() if request["path"].endswith(suffix))
         refund_id = key.split(":")[0]
         assert 0 < len(key) <= 128
-        assert key == idempotency_key(refund_id, operation, max_length=128)
+        assert key == f"{idempotency_key(refund_id, 'books')}:{operation}"
     # AND reads never carry one
     assert all(
         _header(request, "Idempotency-Key") is None for request in _accounting(seen) if request["method"] == "GET"

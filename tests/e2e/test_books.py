@@ -177,7 +177,7 @@ def test_credit_note_whose_answer_is_lost_is_booked_once(client: E2EClient, orde
     assert len(client.stripe_refunds(order.payment_id)) == 1
     [note] = client.credit_notes(refund_id)
     assert Decimal(str(note["Total"])) == Decimal("17.00")
-    assert refund["credit_document"]["credit_note_id"] == note["CreditNoteID"]
+    assert refund["credit_document"]["document_id"] == note["CreditNoteID"]
     seen = client.control("xero", "GET", "/requests").json()["requests"]
     writes = [item for item in seen if item["method"] == "PUT" and item["path"].endswith("/CreditNotes")]
     assert len([item for item in writes if refund_id in item["body"]]) == 1

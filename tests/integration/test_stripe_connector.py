@@ -14,7 +14,6 @@ from werkzeug.wrappers import Request, Response
 
 from local.simulators.base import FaultRule
 from local.simulators.stripe import StripeSimulator
-from refundflow.connectors.stripe import StripeRefundProvider
 from refundflow.errors import (
     AlreadyDoneError,
     NotFound,
@@ -23,8 +22,10 @@ from refundflow.errors import (
     TransientError,
 )
 from refundflow.ids import derive_refund_id, idempotency_key
-from refundflow.models import RefundReason
+from refundflow.models import PaymentProvider, PaymentReference, RefundReason
 from refundflow.money import Money
+from refundflow.platforms.stripe.connector import StripeRefundProvider
+from refundflow.platforms.stripe.inbound import StripeInbound
 from refundflow.ports import ProviderRefund, ProviderRefundRequest, ProviderRefundStatus
 from tests.support.servers import serve_wsgi
 
@@ -86,10 +87,16 @@ def receiver(servers: tuple[StripeSimulator, str, WebhookReceiver], simulator: S
     return servers[2]
 
 
+def ref(payment_id: str) -> PaymentReference:
+    return PaymentReference(provider=PaymentProvider.STRIPE, payment_id=payment_id)
+
+
+ANY_PAYMENT = ref("pi_any")
+
+
 def make_provider(base_url: str, **overrides: Any) -> StripeRefundProvider:
     options: dict[str, Any] = {
         "api_key": API_KEY,
-        "webhook_secrets": [WEBHOOK_SECRET],
         "api_base": base_url,
         "timeout": (1.0, 2.0),
         "max_network_retries": 0,
@@ -135,7 +142,7 @@ def refund_request(
     refund_id = derive_refund_id("test", payment_id, key)
     return ProviderRefundRequest(
         refund_id=refund_id,
-        payment_id=payment_id,
+        payment=ref(payment_id),
         amount=Money.of(amount, currency),
         reason=reason,
         idempotency_key=idempotency_key(refund_id, "refund"),
@@ -164,7 +171,7 @@ def test_full_refund_moves_the_whole_captured_amount(
     assert (refund.amount, refund.payment_id, refund.refund_id) == (Money.of(10_000, "EUR"), payment, request.refund_id)
     [stored] = simulator.refunds_of(payment)
     assert (stored["amount"], stored["currency"], stored["reason"]) == (10_000, "eur", "requested_by_customer")
-    after = provider.get_payment(payment)
+    after = provider.get_payment(ref(payment))
     assert (after.captured, after.refunded) == (Money.of(10_000, "EUR"), Money.of(10_000, "EUR"))
     assert simulator.charges[simulator.payment_intents[payment]["latest_charge"]]["refunded"] is True
 
@@ -178,7 +185,7 @@ def test_partial_refund_leaves_the_rest_refundable(provider: StripeRefundProvide
 
     # THEN
     assert refund.amount == Money.of(3_000, "EUR")
-    assert provider.get_payment(payment).refunded == Money.of(3_000, "EUR")
+    assert provider.get_payment(ref(payment)).refunded == Money.of(3_000, "EUR")
 
 
 def test_two_successive_partial_refunds_add_up(
@@ -194,7 +201,7 @@ def test_two_successive_partial_refunds_add_up(
     # THEN both exist and the payment is fully refunded
     assert first.provider_refund_id != second.provider_refund_id
     assert [refund["amount"] for refund in simulator.refunds_of(payment)] == [3_000, 7_000]
-    assert provider.get_payment(payment).refunded == Money.of(10_000, "EUR")
+    assert provider.get_payment(ref(payment)).refunded == Money.of(10_000, "EUR")
 
 
 def test_refund_of_a_charge_id_works_like_a_payment_intent(
@@ -208,7 +215,7 @@ def test_refund_of_a_charge_id_works_like_a_payment_intent(
 
     # THEN Stripe names the PaymentIntent, and the charge's numbers follow
     assert refund.amount == Money.of(2_500, "EUR")
-    assert provider.get_payment(charge).refunded == Money.of(2_500, "EUR")
+    assert provider.get_payment(ref(charge)).refunded == Money.of(2_500, "EUR")
 
 
 def test_zero_decimal_refund_sends_yen_as_is(
@@ -315,9 +322,9 @@ def test_unknown_payment_is_not_found(provider: StripeRefundProvider) -> None:
     # GIVEN ids Stripe never issued
     # WHEN / THEN reading it says NotFound, refunding it is a final refusal
     with pytest.raises(NotFound):
-        provider.get_payment("pi_doesnotexist")
+        provider.get_payment(ref("pi_doesnotexist"))
     with pytest.raises(NotFound):
-        provider.get_payment("ch_doesnotexist")
+        provider.get_payment(ref("ch_doesnotexist"))
     with pytest.raises(RejectedError) as rejected:
         provider.create_refund(refund_request("pi_doesnotexist", 100))
     assert rejected.value.code == "resource_missing"
@@ -329,14 +336,14 @@ def test_uncaptured_payment_is_refused(provider: StripeRefundProvider, base_url:
 
     # WHEN / THEN
     with pytest.raises(RejectedError) as rejected:
-        provider.get_payment(payment)
+        provider.get_payment(ref(payment))
     assert rejected.value.code == "payment_not_captured"
 
 
 def test_unknown_refund_is_not_found(provider: StripeRefundProvider) -> None:
     # GIVEN / WHEN / THEN
     with pytest.raises(NotFound):
-        provider.get_refund("re_doesnotexist")
+        provider.get_refund("re_doesnotexist", ANY_PAYMENT)
 
 
 # ---------------------------------------------------------------- idempotency
@@ -391,7 +398,7 @@ def create_like_the_workflow(
             seen.append(f"transient:{error.code}:{error.retry_after_seconds}")
         except OutcomeUnknownError:
             seen.append("unknown")
-            found = provider.find_refund(request.refund_id, request.payment_id)
+            found = provider.find_refund(request.refund_id, ref(request.payment_id))
             if found is not None:
                 return found, seen
     raise AssertionError(f"no refund after {seen}")
@@ -536,7 +543,7 @@ def test_refund_processed_then_500_is_an_unknown_outcome_that_find_refund_resolv
         provider.create_refund(request)
 
     # THEN find_refund sees it, and a retry with the same key replays it: one refund at Stripe
-    found = provider.find_refund(request.refund_id, payment)
+    found = provider.find_refund(request.refund_id, ref(payment))
     assert found is not None
     assert (found.amount, found.refund_id) == (Money.of(2_500, "EUR"), request.refund_id)
     assert provider.create_refund(request).provider_refund_id == found.provider_refund_id
@@ -557,7 +564,7 @@ def test_timeout_after_processing_is_an_unknown_outcome_and_no_second_refund_fol
         provider.create_refund(request)
 
     # THEN the refund is found by our reference, and the retry after the answer is a replay
-    found = provider.find_refund(request.refund_id, payment)
+    found = provider.find_refund(request.refund_id, ref(payment))
     assert found is not None
     assert found.refund_id == request.refund_id
     simulator.processing_delay_seconds = 0.0
@@ -586,7 +593,7 @@ def test_find_refund_pages_through_all_refunds_of_the_payment(simulator: StripeS
     created = [provider.create_refund(request) for request in requests_made]
 
     # WHEN the oldest is looked up (it is on the last page: Stripe lists newest first)
-    found = provider.find_refund(requests_made[0].refund_id, payment)
+    found = provider.find_refund(requests_made[0].refund_id, ref(payment))
 
     # THEN it is found
     assert found == created[0]
@@ -602,8 +609,8 @@ def test_find_refund_answers_none_when_nothing_was_created(provider: StripeRefun
     provider.create_refund(refund_request(payment, 1_000, key="other"))
 
     # WHEN / THEN our reference is not there, and an unknown payment has nothing either
-    assert provider.find_refund(derive_refund_id("test", payment, "ours"), payment) is None
-    assert provider.find_refund("rf_0", "pi_doesnotexist") is None
+    assert provider.find_refund(derive_refund_id("test", payment, "ours"), ref(payment)) is None
+    assert provider.find_refund("rf_0", ref("pi_doesnotexist")) is None
 
 
 # ---------------------------------------------------------------- async outcomes and webhooks
@@ -614,7 +621,8 @@ def delivered_events(
 ) -> list[Any]:
     assert simulator.webhooks.wait_idle(timeout=30)
     assert len(receiver.deliveries) == count
-    return [provider.parse_webhook(headers, body) for headers, body in receiver.deliveries]
+    inbound, secret = StripeInbound(), {"webhook_secrets": [WEBHOOK_SECRET]}
+    return [event for headers, body in receiver.deliveries for event in inbound.verify(headers, body, secret).events]
 
 
 def test_pending_refund_then_succeeded_is_announced_by_signed_webhooks(
@@ -635,10 +643,10 @@ def test_pending_refund_then_succeeded_is_announced_by_signed_webhooks(
     # THEN the refund went pending -> succeeded, and every webhook verifies and tells the story
     assert refund.status is ProviderRefundStatus.PENDING
     assert answer.status_code == 200
-    assert provider.get_refund(refund.provider_refund_id).status is ProviderRefundStatus.SUCCEEDED
+    assert provider.get_refund(refund.provider_refund_id, ANY_PAYMENT).status is ProviderRefundStatus.SUCCEEDED
     events = delivered_events(simulator, receiver, provider, 3)
     assert [event.event_type for event in events] == ["refund.created", "charge.refunded", "refund.updated"]
-    assert [event.payment_id for event in events] == [payment] * 3
+    assert [event.payment and event.payment.payment_id for event in events] == [payment] * 3
     assert events[0].refunds[0].status is ProviderRefundStatus.PENDING
     assert events[2].refunds[0].status is ProviderRefundStatus.SUCCEEDED
     assert events[2].refunds[0].refund_id == refund.refund_id
@@ -658,9 +666,9 @@ def test_pending_refund_then_failed_gives_the_amount_back(
     simulator.set_refund_status(refund.provider_refund_id, "failed", "expired_or_canceled_card")
 
     # THEN it is failed with its reason, the charge counts it no longer, and refund.failed is signed
-    failed = provider.get_refund(refund.provider_refund_id)
+    failed = provider.get_refund(refund.provider_refund_id, ANY_PAYMENT)
     assert (failed.status, failed.failure_reason) == (ProviderRefundStatus.FAILED, "expired_or_canceled_card")
-    assert provider.get_payment(payment).refunded == Money.zero("EUR")
+    assert provider.get_payment(ref(payment)).refunded == Money.zero("EUR")
     events = delivered_events(simulator, receiver, provider, 4)
     assert [event.event_type for event in events][-2:] == ["refund.updated", "refund.failed"]
     assert events[-1].refunds[0].failure_reason == "expired_or_canceled_card"
@@ -668,7 +676,7 @@ def test_pending_refund_then_failed_gives_the_amount_back(
 
 def wait_for_status(provider: StripeRefundProvider, refund_id: str, status: ProviderRefundStatus) -> None:
     deadline = time.monotonic() + 30  # a bound, not a pace: a busy machine may fire the simulator's timer late
-    while provider.get_refund(refund_id).status is not status:
+    while provider.get_refund(refund_id, ANY_PAYMENT).status is not status:
         assert time.monotonic() < deadline, f"refund never became {status.value}"
         time.sleep(0.02)
 

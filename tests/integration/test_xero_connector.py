@@ -20,11 +20,11 @@ from local.simulators.xero import (
     XeroSimulator,
 )
 from refundflow.connectors.http import HttpClient
-from refundflow.connectors.xero import XeroBooks, XeroTokenSource
 from refundflow.errors import NotFound, RejectedError, TransientError
-from refundflow.ids import derive_refund_id
+from refundflow.ids import derive_refund_id, idempotency_key
 from refundflow.models import BooksSystem, CustomerContact, InvoiceReference, PaymentProvider, RefundLine
 from refundflow.money import Money
+from refundflow.platforms.xero.connector import XeroBooks, XeroTokenSource
 from refundflow.ports import CreditBooking
 from tests.support.clocks import FakeClock
 
@@ -113,8 +113,9 @@ def make_booking(
     lines: list[RefundLine] | None = None,
     refund_id: str | None = None,
 ) -> CreditBooking:
+    booking_id = refund_id or derive_refund_id("tests", uuid.uuid4().hex)
     return CreditBooking(
-        refund_id=refund_id or derive_refund_id("tests", uuid.uuid4().hex),
+        refund_id=booking_id,
         invoice=InvoiceReference(system=BooksSystem.XERO, invoice_id=invoice_id),
         amount=Money.of(minor_units, currency),
         lines=lines or [],
@@ -122,6 +123,8 @@ def make_booking(
         booking_date=BOOKING_DATE,
         reference="RMA-1001",
         payment_provider=PaymentProvider.STRIPE,
+        idempotency_key=idempotency_key(booking_id, "books"),
+        external_reference=booking_id,
     )
 
 
@@ -159,10 +162,10 @@ def test_paid_invoice_gets_credit_note_and_cash_refund(sim: XeroSimulator, books
     booking = make_booking(invoice["InvoiceID"], 11500)
 
     # WHEN the refund is recorded
-    document = books.record_refund(booking)
+    document = books.record_credit(booking)
 
     # THEN an authorised, tax-inclusive credit note was paid out in cash from account 090, nothing allocated
-    note = sim.credit_note(document.credit_note_id)
+    note = sim.credit_note(document.document_id)
     assert note["Type"] == "ACCRECCREDIT"
     assert note["LineAmountTypes"] == "Inclusive"
     assert note["Total"] == Decimal("115.00")
@@ -184,7 +187,7 @@ def test_paid_invoice_gets_credit_note_and_cash_refund(sim: XeroSimulator, books
     assert document.allocated_to_invoice == Money.zero("USD")
     assert document.payment_id == payment["PaymentID"]
     assert document.allocation_id is None
-    assert document.credit_note_number == note["CreditNoteNumber"]
+    assert document.number == note["CreditNoteNumber"]
 
 
 def test_unpaid_invoice_is_settled_by_allocation_without_cash(sim: XeroSimulator, books: XeroBooks) -> None:
@@ -192,7 +195,7 @@ def test_unpaid_invoice_is_settled_by_allocation_without_cash(sim: XeroSimulator
     invoice = new_invoice(sim, [("Desk lamp", 2, "39.50")])
 
     # WHEN the whole amount is refunded
-    document = books.record_refund(make_booking(invoice["InvoiceID"], 7900))
+    document = books.record_credit(make_booking(invoice["InvoiceID"], 7900))
 
     # THEN the credit note is allocated to the invoice, which is now paid off, and no cash moved
     after = sim.invoice(invoice["InvoiceID"])
@@ -213,13 +216,13 @@ def test_partly_paid_invoice_gets_allocation_for_amount_due_and_cash_for_the_res
     invoice = new_invoice(sim, [("Bookshelf", 1, "200.00")], paid="150.00")
 
     # WHEN 120.00 is refunded
-    document = books.record_refund(make_booking(invoice["InvoiceID"], 12000))
+    document = books.record_credit(make_booking(invoice["InvoiceID"], 12000))
 
     # THEN 50.00 is allocated (never more than the amount due) and 70.00 is refunded in cash
     assert document.allocated_to_invoice == Money.of(5000, "USD")
     assert document.cash_refunded == Money.of(7000, "USD")
     assert sim.invoice(invoice["InvoiceID"])["Status"] == "PAID"
-    assert sim.credit_note(document.credit_note_id)["RemainingCredit"] == 0
+    assert sim.credit_note(document.document_id)["RemainingCredit"] == 0
 
 
 def test_partial_refunds_of_one_paid_invoice_make_one_credit_note_each(sim: XeroSimulator, books: XeroBooks) -> None:
@@ -227,11 +230,11 @@ def test_partial_refunds_of_one_paid_invoice_make_one_credit_note_each(sim: Xero
     invoice = new_invoice(sim, [("Walnut desk", 1, "249.00")], paid=True)
 
     # WHEN two different partial refunds are recorded
-    first = books.record_refund(make_booking(invoice["InvoiceID"], 4900))
-    second = books.record_refund(make_booking(invoice["InvoiceID"], 2500))
+    first = books.record_credit(make_booking(invoice["InvoiceID"], 4900))
+    second = books.record_credit(make_booking(invoice["InvoiceID"], 2500))
 
     # THEN each has its own credit note paid out in cash for exactly its amount
-    assert first.credit_note_id != second.credit_note_id
+    assert first.document_id != second.document_id
     assert first.cash_refunded == Money.of(4900, "USD")
     assert second.cash_refunded == Money.of(2500, "USD")
     assert sorted(note["Total"] for note in sim.all_credit_notes()) == [Decimal("25.00"), Decimal("49.00")]
@@ -249,10 +252,10 @@ def test_refund_lines_become_credit_note_lines(sim: XeroSimulator, books: XeroBo
     ]
 
     # WHEN the refund is recorded line by line
-    document = books.record_refund(make_booking(invoice["InvoiceID"], 33800, lines=lines))
+    document = books.record_credit(make_booking(invoice["InvoiceID"], 33800, lines=lines))
 
     # THEN the credit note repeats the lines with exact unit prices; an indivisible line is booked as one unit
-    note = sim.credit_note(document.credit_note_id)
+    note = sim.credit_note(document.document_id)
     booked = [(line["Description"], line["Quantity"], line["UnitAmount"]) for line in note["LineItems"]]
     assert booked == [
         ("Walnut desk", 1, Decimal("249.00")),
@@ -273,7 +276,7 @@ def test_lines_that_do_not_add_up_to_the_refund_are_refused_before_any_write(
 
     # WHEN it is recorded / THEN it is refused and Xero was not even asked
     with pytest.raises(RejectedError) as refused:
-        books.record_refund(make_booking(invoice["InvoiceID"], 24900, lines=lines))
+        books.record_credit(make_booking(invoice["InvoiceID"], 24900, lines=lines))
     assert refused.value.code == "lines_mismatch"
     assert sim.requests_seen == []
 
@@ -293,10 +296,10 @@ def test_amounts_are_booked_exactly_in_the_invoice_currency(
     invoice = new_invoice(sim, [("Item", 1, unit)], currency=currency, paid=True)
 
     # WHEN a partial refund is recorded
-    document = books.record_refund(make_booking(invoice["InvoiceID"], refund_minor, currency))
+    document = books.record_credit(make_booking(invoice["InvoiceID"], refund_minor, currency))
 
     # THEN Xero holds exactly that amount and the document reports it in minor units
-    assert sim.credit_note(document.credit_note_id)["Total"] == expected_total
+    assert sim.credit_note(document.document_id)["Total"] == expected_total
     assert document.cash_refunded == Money.of(refund_minor, currency)
 
 
@@ -306,8 +309,8 @@ def test_kwd_amount_xero_would_round_is_refused_before_any_write(sim: XeroSimula
 
     # WHEN it is recorded / THEN it is refused instead of silently rounded, and nothing was sent
     with pytest.raises(RejectedError) as refused:
-        books.record_refund(make_booking(invoice["InvoiceID"], 1255, "KWD"))
-    assert refused.value.code == "xero_precision"
+        books.record_credit(make_booking(invoice["InvoiceID"], 1255, "KWD"))
+    assert refused.value.code == "amount_not_representable"
     assert sim.requests_seen == []
 
 
@@ -326,8 +329,8 @@ def test_crash_between_steps_then_retry_completes_without_duplicates(
 
     # WHEN the first attempt fails and the step is retried
     with pytest.raises(TransientError):
-        books.record_refund(booking)
-    document = books.record_refund(booking)
+        books.record_credit(booking)
+    document = books.record_credit(booking)
 
     # THEN the refund is fully booked, and no credit note, allocation or payment was created twice
     assert document.allocated_to_invoice == Money.of(5000, "USD")
@@ -344,10 +347,10 @@ def test_calling_again_after_success_changes_nothing(sim: XeroSimulator, books: 
     # GIVEN a refund already recorded
     invoice = new_invoice(sim, [("Bookshelf", 1, "200.00")], paid="150.00")
     booking = make_booking(invoice["InvoiceID"], 12000)
-    first = books.record_refund(booking)
+    first = books.record_credit(booking)
 
     # WHEN the step runs again (redelivery, redrive)
-    again = books.record_refund(booking)
+    again = books.record_credit(booking)
 
     # THEN the same document comes back and no write was sent the second time
     assert again == first
@@ -365,11 +368,11 @@ def test_write_timeout_is_transient_and_the_retry_finds_what_was_created(
 
     # WHEN the call times out after sending
     with pytest.raises(TransientError) as unknown:
-        books.record_refund(booking)
+        books.record_credit(booking)
     deadline = time.monotonic() + 30  # the delayed write lands after our timeout: wait for it, generously
     while not sim.all_credit_notes() and time.monotonic() < deadline:
         time.sleep(0.02)
-    document = books.record_refund(booking)
+    document = books.record_credit(booking)
 
     # THEN it was reported as retryable, and the retry completed the refund on the one credit note
     assert unknown.value.code == "xero_outcome_unknown"
@@ -381,12 +384,12 @@ def test_same_refund_with_a_different_amount_is_refused(sim: XeroSimulator, book
     # GIVEN a refund booked for 49.00
     invoice = new_invoice(sim, [("Walnut desk", 1, "249.00")], paid=True)
     booking = make_booking(invoice["InvoiceID"], 4900)
-    books.record_refund(booking)
+    books.record_credit(booking)
 
     # WHEN the same refund comes back asking for 59.00
     changed = booking.model_copy(update={"amount": Money.of(5900, "USD")})
     with pytest.raises(RejectedError) as refused:
-        books.record_refund(changed)
+        books.record_credit(changed)
 
     # THEN it is refused with a clear error and nothing more was written
     assert refused.value.code == "credit_note_conflict"
@@ -401,7 +404,7 @@ def test_find_credit_document_returns_none_before_and_the_document_after(sim: Xe
 
     # WHEN it is looked up before and after booking
     before = books.find_credit_document(booking)
-    recorded = books.record_refund(booking)
+    recorded = books.record_credit(booking)
     after = books.find_credit_document(booking)
 
     # THEN there is nothing before and the same document after
@@ -420,12 +423,12 @@ def test_books_failure_after_money_moved_is_fixed_by_a_later_retry(
     # WHEN the refund is booked and refused at the payment step, then retried with the configuration fixed,
     # first inside Xero's six-minute idempotency window and then after it
     with pytest.raises(RejectedError) as refused:
-        misconfigured.record_refund(booking)
+        misconfigured.record_credit(booking)
     fixed_ledger = make_ledger(base_url, SecretView(secret), clock)
     with pytest.raises(TransientError) as too_soon:
-        fixed_ledger.record_refund(booking)
+        fixed_ledger.record_credit(booking)
     clock.advance(6 * 60 + 1)
-    fixed = fixed_ledger.record_refund(booking)
+    fixed = fixed_ledger.record_credit(booking)
 
     # THEN the refusal carries Xero's message; the changed payment under the same key waits out the window
     # (retryable, with Retry-After), and the later retry completes on the one credit note
@@ -444,12 +447,12 @@ def test_expired_access_token_is_refreshed_and_the_rotated_token_persisted(
 ) -> None:
     # GIVEN a connector that already holds an access token
     invoice = new_invoice(sim, [("Desk lamp", 2, "39.50")], paid=True)
-    books.record_refund(make_booking(invoice["InvoiceID"], 3950))
+    books.record_credit(make_booking(invoice["InvoiceID"], 3950))
     first_rotation = secret.value["refresh_token"]
 
     # WHEN 31 minutes pass (Xero access tokens live 30) and another refund is booked
     clock.advance(31 * 60)
-    books.record_refund(make_booking(invoice["InvoiceID"], 3950))
+    books.record_credit(make_booking(invoice["InvoiceID"], 3950))
 
     # THEN the token was refreshed before use (no call was repeated after a 401), and each rotation was stored
     assert len(sim.token_grants) == 2
@@ -471,7 +474,7 @@ def test_401_refreshes_the_token_once_and_repeats_the_call(
     sim.revoke_access_tokens()
 
     # WHEN the refund is booked
-    document = books.record_refund(booking)
+    document = books.record_credit(booking)
 
     # THEN one refresh happened, the call was repeated with the new token, and the rotation was stored
     assert document.cash_refunded == Money.of(3950, "USD")
@@ -488,12 +491,12 @@ def test_invalid_grant_after_another_lambda_rotated_rereads_the_secret(
     ledger_a = make_ledger(base_url, view_a, clock)
     ledger_b = make_ledger(base_url, view_b, clock)
     invoice = new_invoice(sim, [("Desk lamp", 2, "39.50")], paid=True)
-    ledger_a.record_refund(make_booking(invoice["InvoiceID"], 3950))
+    ledger_a.record_credit(make_booking(invoice["InvoiceID"], 3950))
     # AND the grace period of the old refresh token is over
     clock.advance(31 * 60)
 
     # WHEN the other Lambda, still holding the old token in its cache, books a refund
-    document = ledger_b.record_refund(make_booking(invoice["InvoiceID"], 3950))
+    document = ledger_b.record_credit(make_booking(invoice["InvoiceID"], 3950))
 
     # THEN Xero's invalid_grant made it re-read the secret and refresh with the rotated token, which it stored
     rotated_by_a = secret.versions[1]["refresh_token"]
@@ -514,7 +517,7 @@ def test_refresh_token_refused_for_good_asks_for_reconnection(
 
     # WHEN a refund is booked / THEN it is refused with a reconnect code and no accounting call was made
     with pytest.raises(RejectedError) as refused:
-        books.record_refund(make_booking(invoice["InvoiceID"], 3950))
+        books.record_credit(make_booking(invoice["InvoiceID"], 3950))
     assert refused.value.code == "xero_reconnect_required"
     assert not any(seen["path"].startswith("/api.xro") for seen in sim.requests_seen)
 
@@ -596,8 +599,8 @@ def test_rate_limit_and_outage_are_transient_and_a_retry_succeeds(
 
     # WHEN the refund is booked, then retried
     with pytest.raises(TransientError) as transient:
-        books.record_refund(booking)
-    document = books.record_refund(booking)
+        books.record_credit(booking)
+    document = books.record_credit(booking)
 
     # THEN the failure is transient with Xero's Retry-After, and the retry books the refund once
     assert transient.value.code == code
@@ -612,7 +615,7 @@ def test_unknown_invoice_is_not_found(sim: XeroSimulator, books: XeroBooks) -> N
 
     # WHEN the refund is booked / THEN NotFound, and nothing was written
     with pytest.raises(NotFound):
-        books.record_refund(booking)
+        books.record_credit(booking)
     assert writes(sim, "") == 0
 
 
@@ -622,7 +625,7 @@ def test_currency_mismatch_is_rejected(sim: XeroSimulator, books: XeroBooks) -> 
 
     # WHEN the refund is booked / THEN it is rejected before any write
     with pytest.raises(RejectedError) as refused:
-        books.record_refund(make_booking(invoice["InvoiceID"], 24900, "USD"))
+        books.record_credit(make_booking(invoice["InvoiceID"], 24900, "USD"))
     assert refused.value.code == "currency_mismatch"
     assert writes(sim, "") == 0
 
@@ -634,7 +637,7 @@ def test_draft_invoice_is_rejected(sim: XeroSimulator, books: XeroBooks) -> None
 
     # WHEN a refund is booked against it / THEN it is rejected
     with pytest.raises(RejectedError) as refused:
-        books.record_refund(make_booking(invoice["InvoiceID"], 1000))
+        books.record_credit(make_booking(invoice["InvoiceID"], 1000))
     assert refused.value.code == "invoice_status"
 
 
@@ -647,7 +650,7 @@ def test_xero_validation_messages_reach_the_rejection(
 
     # WHEN the refund is booked / THEN Xero's 400 ValidationException message is in the RejectedError
     with pytest.raises(RejectedError) as refused:
-        books.record_refund(make_booking(invoice["InvoiceID"], 24900))
+        books.record_credit(make_booking(invoice["InvoiceID"], 24900))
     assert refused.value.code == "xero_validation"
     assert "Account code '999' is not a valid code" in refused.value.message
 
@@ -660,7 +663,7 @@ def test_wrong_tenant_is_forbidden(sim: XeroSimulator, base_url: str, secret: Se
 
     # WHEN a refund is booked / THEN Xero's 403 is a final rejection
     with pytest.raises(RejectedError) as refused:
-        books.record_refund(make_booking(invoice["InvoiceID"], 24900))
+        books.record_credit(make_booking(invoice["InvoiceID"], 24900))
     assert refused.value.code == "xero_forbidden"
 
 
@@ -680,11 +683,13 @@ def test_connections_lists_the_connected_tenant(base_url: str, secret: SecretBac
 def test_refund_id_that_could_break_the_where_filter_is_refused(sim: XeroSimulator, books: XeroBooks) -> None:
     # GIVEN a booking whose refund id is not one of ours (a quote would end Xero's filter string)
     invoice = new_invoice(sim, [("Walnut desk", 1, "249.00")], paid=True)
-    booking = make_booking(invoice["InvoiceID"], 24900).model_copy(update={"refund_id": 'rf_x") OR Type!=("'})
+    booking = make_booking(invoice["InvoiceID"], 24900).model_copy(
+        update={"refund_id": 'rf_x") OR Type!=("', "external_reference": 'rf_x") OR Type!=("'}
+    )
 
     # WHEN it is booked or looked up / THEN both are refused before any call to Xero
     with pytest.raises(RejectedError) as refused:
-        books.record_refund(booking)
+        books.record_credit(booking)
     with pytest.raises(RejectedError):
         books.find_credit_document(booking)
     assert refused.value.code == "bad_refund_id"

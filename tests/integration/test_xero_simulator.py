@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 
+from local.simulators.base import exact_json
 from local.simulators.xero import (
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
@@ -19,7 +20,6 @@ from local.simulators.xero import (
     NOT_FOUND_TEXT,
     XeroSimulator,
 )
-from refundflow.connectors.xero import dump_json
 from tests.support.clocks import FakeClock
 
 API = "/api.xro/2.0"
@@ -44,7 +44,7 @@ def token(base_url: str) -> str:
 def call(base_url: str, token: str, method: str, path: str, body: Any = None, **headers: str) -> requests.Response:
     merged = {"Authorization": f"Bearer {token}", "xero-tenant-id": DEFAULT_TENANT_ID, "Accept": "application/json"}
     merged.update({name.replace("_", "-"): value for name, value in headers.items()})
-    data = dump_json(body) if body is not None else None
+    data = exact_json(body) if body is not None else None
     if data is not None:
         merged["Content-Type"] = "application/json"
     return requests.request(method, f"{base_url}{API}{path}", data=data, headers=merged, timeout=5)

@@ -27,27 +27,31 @@ from refundflow.adapters.dynamodb import RefundRepository
 from refundflow.api import RefundRequestBody
 from refundflow.audit import AuditKeys
 from refundflow.connectors.standard_webhooks import VerifiedSource
+from refundflow.currencies import CurrencyProfile
 from refundflow.domain.intake import Accepted, WorkflowTiming, accept_refund_request
 from refundflow.domain.payments import look_up_payment, reserve_amount
 from refundflow.domain.recorder import RefundRecorder
 from refundflow.domain.validation import validate_refund
 from refundflow.errors import (
     AlreadyDoneError,
-    InvalidRequest,
     NotFound,
     OutcomeUnknownError,
     RejectedError,
     TransientError,
+    UnsupportedOperation,
 )
 from refundflow.events import RefundEvent
 from refundflow.ids import derive_refund_id
-from refundflow.models import BooksSystem, CreditDocument, PaymentProvider, Refund
+from refundflow.models import CreditDocument, CreditDocumentKind, PaymentProvider, PaymentReference, Refund
 from refundflow.money import Money
 from refundflow.ports import (
+    BooksCapabilities,
     BooksConnector,
     CreditBooking,
     EventPublisher,
+    IdempotencySupport,
     Mailer,
+    PaymentCapabilities,
     ProviderEvent,
     ProviderPayment,
     ProviderRefund,
@@ -190,13 +194,44 @@ class ProviderCall:
     arguments: dict[str, Any]
 
 
-class FakeRefundProvider(RefundProvider):
-    """A recording payment provider with Stripe-like idempotency: a known key replays its refund, the
-    same key with other parameters is refused."""
+class Shape(StrEnum):
+    """The shapes of payment platform the domain must handle (ports v2 capabilities)."""
 
+    SYNCHRONOUS = "synchronous"  # Stripe-like: idempotency key, find by our reference, pollable
+    WEBHOOK_ONLY = "webhook_only"  # Adyen-like: idempotency key, no find, outcome only by webhook
+    FIND_FIRST = "find_first"  # no idempotency key: find by our reference before any resend
+    VOID_FIRST = "void_first"  # Braintree-like: an unsettled payment is voided instead of refunded
+
+
+def capabilities_of(shape: Shape) -> PaymentCapabilities:
+    header = IdempotencySupport(carrier="header", name="Idempotency-Key", key_lifetime_hours=24)
+    return {
+        Shape.SYNCHRONOUS: PaymentCapabilities(idempotency=header, find_by_reference=True, outcome="pollable"),
+        Shape.WEBHOOK_ONLY: PaymentCapabilities(
+            idempotency=header.model_copy(update={"key_lifetime_hours": 744}),
+            find_by_reference=False,
+            outcome="webhook_only",
+        ),
+        Shape.FIND_FIRST: PaymentCapabilities(
+            idempotency=IdempotencySupport(carrier="none"), find_by_reference=True, outcome="pollable"
+        ),
+        Shape.VOID_FIRST: PaymentCapabilities(
+            idempotency=header, find_by_reference=True, outcome="pollable", void_before_settlement=True
+        ),
+    }[shape]
+
+
+class FakeRefundProvider(RefundProvider):
+    """A recording payment provider of a given ``shape``. With an idempotency key it replays a known key
+    and refuses the same key with other parameters (Stripe-like); without one every create is a new refund.
+    A webhook-only provider answers every create with a pending refund and cannot be polled or searched."""
+
+    name = "stripe"
     provider = PaymentProvider.STRIPE
 
-    def __init__(self, outcomes: list[Outcome] | None = None) -> None:
+    def __init__(self, outcomes: list[Outcome] | None = None, *, shape: Shape = Shape.SYNCHRONOUS) -> None:
+        self.shape = shape
+        self._capabilities = capabilities_of(shape)
         self.outcomes: list[Outcome] = list(outcomes or [])
         self.payments: dict[str, ProviderPayment] = {}
         self.refunds: dict[str, ProviderRefund] = {}
@@ -205,15 +240,22 @@ class FakeRefundProvider(RefundProvider):
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
 
+    @property
+    def capabilities(self) -> PaymentCapabilities:
+        return self._capabilities
+
     # -------------------------------------------------------------- setup and inspection
 
-    def add_payment(self, payment_id: str, captured: Money, refunded: Money | None = None) -> None:
+    def add_payment(
+        self, payment_id: str, captured: Money, refunded: Money | None = None, *, settled: bool = True
+    ) -> None:
         self.payments[payment_id] = ProviderPayment(
             provider=self.provider,
             payment_id=payment_id,
             captured=captured,
             refunded=refunded or Money.zero(captured.currency),
             status="succeeded",
+            settled=settled,
         )
 
     def calls_to(self, method: str) -> list[ProviderCall]:
@@ -271,8 +313,9 @@ class FakeRefundProvider(RefundProvider):
         )
         return Money.of(payment.refunded.minor_units + made, payment.captured.currency)
 
-    def get_payment(self, payment_id: str) -> ProviderPayment:
+    def get_payment(self, payment: PaymentReference) -> ProviderPayment:
         with self._lock:
+            payment_id = payment.payment_id
             self._record("get_payment", payment_id=payment_id)
             if payment_id not in self.payments:
                 raise NotFound(f"no payment {payment_id}", platform="stripe")
@@ -281,7 +324,8 @@ class FakeRefundProvider(RefundProvider):
     def create_refund(self, request: ProviderRefundRequest) -> ProviderRefund:
         with self._lock:
             self._record("create_refund", request=request)
-            replay = self._by_key.get(request.idempotency_key)
+            keyed = self._capabilities.idempotency.supported
+            replay = self._by_key.get(request.idempotency_key) if keyed else None
             if replay is not None:
                 first, provider_refund_id = replay
                 if first.amount != request.amount or first.payment_id != request.payment_id:
@@ -296,6 +340,7 @@ class FakeRefundProvider(RefundProvider):
                 raise AlreadyDoneError("charge already refunded", code="charge_already_refunded", platform="stripe")
             if outcome is Outcome.REJECTED:
                 raise RejectedError("amount exceeds refundable", code="invalid_request", platform="stripe")
+            method = "refund"
             if request.payment_id in self.payments:
                 payment = self.payments[request.payment_id]
                 left = payment.captured.minor_units - self._refunded(request.payment_id).minor_units
@@ -305,12 +350,16 @@ class FakeRefundProvider(RefundProvider):
                     raise RejectedError(
                         "amount exceeds refundable", code="amount_exceeds_refundable", platform="stripe"
                     )
+                if self._capabilities.void_before_settlement and not payment.settled:
+                    method = "void"
             status = {
                 Outcome.SUCCEEDED: ProviderRefundStatus.SUCCEEDED,
                 Outcome.PENDING: ProviderRefundStatus.PENDING,
                 Outcome.FAILED: ProviderRefundStatus.FAILED,
                 Outcome.UNKNOWN_AFTER_CREATE: ProviderRefundStatus.SUCCEEDED,
             }[outcome]
+            if self._capabilities.outcome == "webhook_only" and status is not ProviderRefundStatus.FAILED:
+                status = ProviderRefundStatus.PENDING  # the outcome only ever comes by webhook
             created = ProviderRefund(
                 provider=self.provider,
                 provider_refund_id=f"re_{next(self._ids):04d}",
@@ -319,29 +368,33 @@ class FakeRefundProvider(RefundProvider):
                 status=status,
                 refund_id=request.refund_id,
                 failure_reason="declined" if status is ProviderRefundStatus.FAILED else None,
+                method=method,
             )
             self.refunds[created.provider_refund_id] = created
-            self._by_key[request.idempotency_key] = (request, created.provider_refund_id)
+            if keyed:
+                self._by_key[request.idempotency_key] = (request, created.provider_refund_id)
             if outcome is Outcome.UNKNOWN_AFTER_CREATE:
                 raise OutcomeUnknownError("read timed out after sending", platform="stripe")
             return created
 
-    def get_refund(self, provider_refund_id: str) -> ProviderRefund:
+    def get_refund(self, provider_refund_id: str, payment: PaymentReference) -> ProviderRefund:
         with self._lock:
             self._record("get_refund", provider_refund_id=provider_refund_id)
+            if self._capabilities.outcome != "pollable":
+                raise UnsupportedOperation("a webhook-only provider cannot be polled")
             if provider_refund_id not in self.refunds:
                 raise NotFound(f"no refund {provider_refund_id}", platform="stripe")
             return self.refunds[provider_refund_id]
 
-    def find_refund(self, refund_id: str, payment_id: str) -> ProviderRefund | None:
+    def find_refund(self, refund_id: str, payment: PaymentReference) -> ProviderRefund | None:
         with self._lock:
+            payment_id = payment.payment_id
             self._record("find_refund", refund_id=refund_id, payment_id=payment_id)
+            if not self._capabilities.find_by_reference:
+                raise UnsupportedOperation("this provider cannot find a refund by our reference")
             return next(
                 (r for r in self.refunds.values() if r.refund_id == refund_id and r.payment_id == payment_id), None
             )
-
-    def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> ProviderEvent:
-        raise InvalidRequest("the fake provider receives events as ProviderEvent objects, see provider_event()")
 
 
 _event_ids = itertools.count(1)
@@ -357,7 +410,7 @@ def provider_event(
         event_type="refund.updated",
         occurred_at=datetime.now(UTC),
         refunds=list(refunds),
-        payment_id=payment_id,
+        payment=PaymentReference(provider=PaymentProvider.STRIPE, payment_id=payment_id) if payment_id else None,
     )
 
 
@@ -365,36 +418,51 @@ def provider_event(
 
 
 class FakeLedger(BooksConnector):
-    """Books that record one credit document per refund; ``failures`` are raised by the next calls."""
+    """Books that record one credit document per external reference; ``failures`` are raised by the next
+    calls. ``find_by_reference`` false: books that can only rely on the idempotency key."""
 
-    def __init__(self, failures: list[Exception] | None = None) -> None:
+    name = "xero"
+
+    def __init__(self, failures: list[Exception] | None = None, *, find_by_reference: bool = True) -> None:
         self.failures: list[Exception] = list(failures or [])
         self.documents: dict[str, CreditDocument] = {}
         self.record_calls: list[CreditBooking] = []
+        self.find_calls: list[CreditBooking] = []
+        self._capabilities = BooksCapabilities(
+            document_kinds=[CreditDocumentKind.CREDIT_NOTE],
+            find_by_reference=find_by_reference,
+            idempotency=IdempotencySupport(carrier="header", name="Idempotency-Key", key_lifetime_hours=0.1),
+            currencies=CurrencyProfile(),
+        )
 
-    def record_refund(self, booking: CreditBooking) -> CreditDocument:
+    @property
+    def capabilities(self) -> BooksCapabilities:
+        return self._capabilities
+
+    def record_credit(self, booking: CreditBooking) -> CreditDocument:
         self.record_calls.append(booking)
         if self.failures:
             raise self.failures.pop(0)
-        existing = self.documents.get(booking.refund_id)
+        existing = self.documents.get(booking.external_reference)
         if existing is not None:
             return existing
         document = CreditDocument(
             system=booking.invoice.system,
-            credit_note_id=f"cn-{len(self.documents) + 1}",
-            credit_note_number=f"CN-{len(self.documents) + 1:04d}",
+            document_id=f"cn-{len(self.documents) + 1}",
+            number=f"CN-{len(self.documents) + 1:04d}",
             total=booking.amount,
             allocated_to_invoice=booking.amount,
-            cash_refunded=booking.amount,
+            cash_refunded=Money.zero(booking.amount.currency),
+            external_reference=booking.external_reference,
         )
-        self.documents[booking.refund_id] = document
+        self.documents[booking.external_reference] = document
         return document
 
     def find_credit_document(self, booking: CreditBooking) -> CreditDocument | None:
-        return self.documents.get(booking.refund_id)
-
-    def books_for(self, system: BooksSystem) -> BooksConnector:
-        return self
+        self.find_calls.append(booking)
+        if not self._capabilities.find_by_reference:
+            raise UnsupportedOperation("these books cannot find a document by reference")
+        return self.documents.get(booking.external_reference)
 
 
 # ---------------------------------------------------------------------------- AWS-side ports

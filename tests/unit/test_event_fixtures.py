@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from refundflow.api import RefundRequestBody
-from refundflow.connectors.stripe import StripeRefundProvider
 from refundflow.domain.failures import CHILD_STOPPED, unwrap_child_failure
 from refundflow.events import RefundEvent
 from refundflow.models import FailureStepInput, ProviderStepInput, StepInput, WaitStepInput
+from refundflow.platforms.stripe.inbound import StripeInbound
 from refundflow.ports import ProviderRefundStatus
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -57,9 +57,11 @@ def test_the_stripe_sample_event_parses_once_signed() -> None:
     secret = "whsec_fixture"
     stamp = int(time.time())
     signature = hmac.new(secret.encode(), f"{stamp}.".encode() + raw, hashlib.sha256).hexdigest()
-    provider = StripeRefundProvider(api_key="sk_test_fixture", webhook_secrets=[secret])
-    # WHEN the connector verifies and parses it THEN it is a succeeded refund of our refund id
-    event = provider.parse_webhook({"Stripe-Signature": f"t={stamp},v1={signature}"}, raw)
+    # WHEN Stripe's inbound port verifies and parses it THEN it is a succeeded refund of our refund id
+    delivery = StripeInbound().verify(
+        {"Stripe-Signature": f"t={stamp},v1={signature}"}, raw, {"webhook_secrets": [secret]}
+    )
+    (event,) = delivery.events
     (refund,) = event.refunds
     assert (refund.status, refund.refund_id, refund.amount.minor_units) == (
         ProviderRefundStatus.SUCCEEDED,

@@ -2,8 +2,9 @@
 
 Every subclass registers itself by name, so the catch path (``handle_failure``), which only receives a
 name, can classify an error by what it *is* (``issubclass``), not by how it is spelled: a connector's
-``StripeAmountError`` is a ``RejectedError``. Errors that can leave a workflow step must be defined
-here or in a module of ``ERROR_MODULES`` (pure modules, cheap to import).
+``AmountNotRepresentable`` is a ``RejectedError``. Errors that can leave a workflow step must be defined
+here or in a module of ``ERROR_MODULES`` (pure modules, cheap to import). Platform connectors raise
+these classes (never their own subclasses), so the catch path needs no platform code.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import importlib
 
 # Modules that define RefundflowError subclasses a workflow step can raise, imported when a name is not
 # known yet (a catch-path Lambda does not import the connectors themselves).
-ERROR_MODULES = ("refundflow.connectors.stripe_amounts", "refundflow.connectors.xero_amounts")
+ERROR_MODULES: tuple[str, ...] = ()
 _BY_NAME: dict[str, type[RefundflowError]] = {}
 
 
@@ -76,6 +77,19 @@ class RejectedError(RefundflowError):
     """The platform refused the request for good (4xx). Final, carries the platform's reason."""
 
     code = "rejected"
+
+
+class AmountNotRepresentable(RejectedError):
+    """An amount or currency a platform cannot carry exactly (``refundflow.currencies``): refused, never
+    rounded. Codes: ``amount_not_representable``, ``currency_not_supported``, or the platform's own."""
+
+    code = "amount_not_representable"
+
+
+class UnsupportedOperation(RefundflowError):
+    """The platform has no such operation (its capabilities say so): a caller that asks anyway is a bug."""
+
+    code = "unsupported_operation"
 
 
 class AlreadyDoneError(RefundflowError):

@@ -73,9 +73,21 @@ class ReturnStatus(StrEnum):
     DELIVERY_FAILED = "delivery_failed"
 
 
+LocatorKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+
+
 class PaymentReference(StrictModel):
     provider: PaymentProvider
-    payment_id: Identifier = Field(description="The provider's payment object id (Stripe: pi_… or ch_…).")
+    payment_id: Identifier = Field(
+        description="The provider's payment object id (Stripe: pi_… or ch_…; PayPal: the capture id): the object "
+        "the refundable balance is kept on."
+    )
+    locator: dict[LocatorKey, Identifier] = Field(
+        default_factory=dict,
+        max_length=8,
+        description="Provider-owned parts that say what payment_id is (PayPal {kind: sale} for a v1 sale id; "
+        "Shopify {transaction_id: ...}); keys and values are checked against the platform's catalog entry.",
+    )
 
 
 class InvoiceReference(StrictModel):
@@ -179,17 +191,46 @@ class Reservation(StrictModel):
     day: date = Field(description="UTC day the amount was reserved on (the per-day total it counts in).")
 
 
+class CreditDocumentKind(StrEnum):
+    CREDIT_NOTE = "credit_note"
+    CREDIT_MEMO = "credit_memo"
+    REFUND_RECEIPT = "refund_receipt"
+    CUSTOMER_REFUND = "customer_refund"
+
+
+class CreditDocumentState(StrEnum):
+    POSTED = "posted"
+    PENDING = "pending"
+
+
 class CreditDocument(StrictModel):
-    """What the books hold for a refund: the credit note and how it was settled."""
+    """What the books hold for a refund: the credit document (credit note, credit memo, refund receipt or
+    customer refund) and how it was settled (allocated to the invoice, paid out from the clearing account)."""
 
     system: BooksSystem
-    credit_note_id: ShortText
-    credit_note_number: ShortText | None = None
+    kind: CreditDocumentKind = CreditDocumentKind.CREDIT_NOTE
+    state: CreditDocumentState = CreditDocumentState.POSTED
+    document_id: ShortText
+    number: ShortText | None = None
     total: Money
     allocated_to_invoice: Money
     cash_refunded: Money
     allocation_id: ShortText | None = None
     payment_id: ShortText | None = None
+    external_reference: ShortText | None = Field(
+        default=None, description="Our reference on the document (the refund id), as the books hold it."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stored_before_v2(cls, data: Any) -> Any:
+        """Refunds stored before the general credit document named its id ``credit_note_id``."""
+        if isinstance(data, dict) and "credit_note_id" in data:
+            data = dict(data)
+            data["document_id"] = data.pop("credit_note_id")
+            data.setdefault("number", data.pop("credit_note_number", None))
+            data.pop("credit_note_number", None)
+        return data
 
 
 class FailureRecord(StrictModel):
@@ -338,3 +379,6 @@ class StepResult(StrictModel):
     status: RefundStatus
     outcome: Annotated[str, StringConstraints(pattern=r"^[A-Z_]{1,40}$")]
     provider: PaymentProvider
+    books: BooksSystem | None = Field(
+        default=None, description="The invoice's books system (the books function to call), None without invoice."
+    )

@@ -1,26 +1,92 @@
-"""The ports the domain talks through. Adapters implement them; tests inject fakes or moto-backed ones."""
+"""The ports the domain talks through. Adapters and platform connectors implement them; tests inject fakes.
+
+Ports v2 (the platform kit): a connector declares what its platform can do (``PaymentCapabilities`` /
+``BooksCapabilities``, built from the platform's catalog entry) and the domain acts on that record, never
+on a platform's name. Inbound webhooks have a port of their own (``InboundPlatform``), separate from the
+API connector: intake holds only verification secrets, a platform's function only its API credentials.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import Field
 
+from refundflow.currencies import CurrencyProfile
+from refundflow.errors import RefundflowError
 from refundflow.events import RefundEvent
 from refundflow.models import (
+    AuditEntry,
     CreditDocument,
+    CreditDocumentKind,
     CustomerContact,
+    CustomerRefundSummary,
     InvoiceReference,
     PaymentProvider,
+    PaymentReference,
+    Refund,
+    RefundableBalance,
     RefundLine,
     RefundReason,
     StrictModel,
 )
 from refundflow.money import Money
+from refundflow.status import RefundStatus
+
+# ---------------------------------------------------------------- capabilities
+
+
+class IdempotencySupport(StrictModel):
+    """How a platform takes an idempotency key, and how long it remembers one."""
+
+    carrier: Literal["header", "body", "none"]
+    name: str | None = Field(default=None, description="Header or field name; None when carrier is none.")
+    key_lifetime_hours: float | None = Field(
+        default=None, gt=0, description="How long the platform remembers a key (None: not documented / forever)."
+    )
+
+    @property
+    def supported(self) -> bool:
+        return self.carrier != "none"
+
+    def key_alive(self, since: datetime, now: datetime) -> bool:
+        """Whether a key first sent at ``since`` is still remembered at ``now``."""
+        if not self.supported:
+            return False
+        if self.key_lifetime_hours is None:
+            return True
+        return (now - since).total_seconds() < self.key_lifetime_hours * 3600
+
+
+class PaymentCapabilities(StrictModel):
+    """What a payment platform can do; the domain acts on it (never on the platform's name)."""
+
+    idempotency: IdempotencySupport
+    find_by_reference: bool = Field(description="Our refund can be found at the platform by our reference.")
+    outcome: Literal["pollable", "webhook_only"] = Field(
+        description="pollable: get_refund reads the outcome; webhook_only: only a webhook tells it."
+    )
+    void_before_settlement: bool = Field(default=False, description="The platform voids an unsettled payment.")
+    partial_refunds: bool = True
+    payment_lookup: bool = Field(
+        default=True, description="get_payment can read the payment's captured and refunded amounts."
+    )
+    currencies: CurrencyProfile = Field(default_factory=CurrencyProfile)
+    locator: dict[str, list[str]] = Field(
+        default_factory=dict, description="Provider-owned locator keys and their allowed values (empty: any)."
+    )
+
+
+class BooksCapabilities(StrictModel):
+    document_kinds: list[CreditDocumentKind] = Field(min_length=1)
+    find_by_reference: bool
+    idempotency: IdempotencySupport
+    currencies: CurrencyProfile = Field(default_factory=CurrencyProfile)
+
 
 # ---------------------------------------------------------------- payment providers
 
@@ -33,6 +99,7 @@ class ProviderPayment(StrictModel):
     captured: Money = Field(description="Amount captured (what can be refunded at most).")
     refunded: Money = Field(description="Amount already refunded at the provider, by anyone.")
     status: str
+    settled: bool = Field(default=True, description="False while a void (not a refund) would reverse it.")
 
 
 class ProviderRefundStatus(StrEnum):
@@ -43,12 +110,16 @@ class ProviderRefundStatus(StrEnum):
 
 
 class ProviderRefundRequest(StrictModel):
-    refund_id: str
-    payment_id: str
+    refund_id: str = Field(description="Our refund id: the merchant reference the platform echoes back.")
+    payment: PaymentReference
     amount: Money
     reason: RefundReason
     idempotency_key: str
     metadata: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def payment_id(self) -> str:
+        return self.payment.payment_id
 
 
 class ProviderRefund(StrictModel):
@@ -59,10 +130,12 @@ class ProviderRefund(StrictModel):
     status: ProviderRefundStatus
     refund_id: str | None = Field(default=None, description="Our refund id, when the provider echoes it.")
     failure_reason: str | None = None
+    method: Literal["refund", "void"] = Field(default="refund", description="void: reversed before settlement.")
 
 
 class ProviderEvent(StrictModel):
-    """A verified inbound provider webhook, reduced to what the domain needs."""
+    """A verified inbound provider webhook, reduced to what the domain needs. News, not truth: the
+    platform's function reads the truth before applying anything."""
 
     provider: PaymentProvider
     event_id: str
@@ -71,62 +144,109 @@ class ProviderEvent(StrictModel):
     refunds: list[ProviderRefund] = Field(
         default_factory=list, description="Refund objects the event carries (may be empty, e.g. charge.refunded)."
     )
-    payment_id: str | None = Field(default=None, description="The payment the event is about, when known.")
+    payment: PaymentReference | None = Field(default=None, description="The payment the event is about, when known.")
 
 
 class RefundProvider(ABC):
-    """A payment platform that can refund a captured payment."""
+    """A payment platform that can refund a captured payment. ``capabilities`` says which of the optional
+    operations exist (the others raise ``UnsupportedOperation``)."""
 
-    provider: ClassVar[PaymentProvider]
+    name: ClassVar[str]
+
+    @property
+    @abstractmethod
+    def capabilities(self) -> PaymentCapabilities:
+        """What the platform can do (its catalog entry's payment record)."""
 
     @abstractmethod
-    def get_payment(self, payment_id: str) -> ProviderPayment:
-        """The payment's captured and refunded amounts.
+    def get_payment(self, payment: PaymentReference) -> ProviderPayment:
+        """The payment's captured and refunded amounts (only when ``capabilities.payment_lookup``).
 
         Raises:
             NotFound: the provider does not know the payment.
             TransientError: the provider could not answer now.
             RejectedError: any other final refusal (e.g. a payment that was never captured).
+            UnsupportedOperation: the platform cannot read a payment.
         """
 
     @abstractmethod
     def create_refund(self, request: ProviderRefundRequest) -> ProviderRefund:
-        """Refund ``request.amount`` of the payment, idempotently under ``request.idempotency_key``.
+        """Refund ``request.amount`` of the payment, idempotently under ``request.idempotency_key`` where the
+        platform takes one. A platform that voids before settlement answers with ``method="void"``.
 
         Raises:
             TransientError: 429, a concurrent use of the key, or a connection failure before the
                 request was sent: retry with the same key.
             OutcomeUnknownError: the request may have been processed (read timeout, or a 5xx the
-                provider may have answered after starting the work): call ``find_refund`` before
-                any retry.
+                provider may have answered after starting the work).
             AlreadyDoneError: the payment is already fully refunded.
             RejectedError: a final refusal (over-refund, invalid payment, key reused with other
                 parameters), with the provider's reason.
         """
 
     @abstractmethod
-    def get_refund(self, provider_refund_id: str) -> ProviderRefund:
-        """The refund's current state at the provider.
+    def get_refund(self, provider_refund_id: str, payment: PaymentReference) -> ProviderRefund:
+        """The refund's current state at the provider (only when ``capabilities.outcome`` is pollable).
 
         Raises:
-            NotFound, TransientError, RejectedError.
+            NotFound, TransientError, RejectedError; UnsupportedOperation for webhook-only platforms.
         """
 
     @abstractmethod
-    def find_refund(self, refund_id: str, payment_id: str) -> ProviderRefund | None:
-        """Our refund at the provider, found by our reference, or None if it was never created.
+    def find_refund(self, refund_id: str, payment: PaymentReference) -> ProviderRefund | None:
+        """Our refund at the provider, found by our reference, or None if it was never created (only when
+        ``capabilities.find_by_reference``).
 
         Raises:
-            TransientError.
+            TransientError; UnsupportedOperation when the platform cannot find by reference.
         """
 
+
+# ---------------------------------------------------------------- inbound webhooks
+
+
+class InboundAnswer(StrictModel):
+    """What the platform expects back for an accepted delivery (Adyen ``[accepted]``, Stripe a JSON ack)."""
+
+    status: int = 200
+    content_type: str = "application/json"
+    body: str = '{"received": true}'
+
+
+class InboundDelivery(StrictModel):
+    """One verified delivery: every event it carries (a batch may carry several) and the answer."""
+
+    events: list[ProviderEvent] = Field(default_factory=list)
+    answer: InboundAnswer = Field(default_factory=InboundAnswer)
+
+
+class InboundPlatform(ABC):
+    """Verifies a platform's webhook deliveries. Holds no API credentials and calls no platform API for
+    money: verification secrets come in per call (``<SecretsPrefix>webhooks/<name>``)."""
+
+    name: ClassVar[str]
+
     @abstractmethod
-    def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> ProviderEvent:
-        """Verify an inbound webhook on its raw body and reduce it to a ProviderEvent.
+    def verify(self, headers: Mapping[str, str], raw_body: bytes, secret: Mapping[str, Any]) -> InboundDelivery:
+        """Verify a delivery on its raw body and reduce it to events. A delivery that verifies for some
+        items only is refused whole.
 
         Raises:
             AuthenticationFailed: missing, malformed, stale or wrong signature.
-            InvalidRequest: a verified body that is not a well-formed event.
+            InvalidRequest: a verified body that is not a well-formed delivery.
+        """
+
+
+class NewsForwarder(ABC):
+    """Hands a verified event to the platform's own function (``operation: apply_news``), which reads the
+    truth from the platform with its API credentials and applies it."""
+
+    @abstractmethod
+    def forward(self, platform: str, event: ProviderEvent) -> None:
+        """Deliver ``event`` to ``platform``'s function and wait until it was applied.
+
+        Raises:
+            TransientError: not applied (answer 5xx so the platform delivers again).
         """
 
 
@@ -143,30 +263,199 @@ class CreditBooking(StrictModel):
     customer: CustomerContact
     booking_date: date
     reference: str
-    payment_provider: PaymentProvider
+    payment_provider: PaymentProvider = Field(
+        description="Whose clearing account paid the cash refund (with the amount's currency)."
+    )
+    idempotency_key: str = Field(description="Passed in by the domain; the same on every retry of this booking.")
+    external_reference: str = Field(description="Our reference on the document, found again by find_credit_document.")
+
+    @property
+    def currency(self) -> str:
+        return self.amount.currency
 
 
 class BooksConnector(ABC):
     """An accounting system that records a refund as a credit document linked to the invoice."""
 
+    name: ClassVar[str]
+
+    @property
     @abstractmethod
-    def record_refund(self, booking: CreditBooking) -> CreditDocument:
-        """Create (exactly once) the credit note linked to the invoice and the cash refund payment.
+    def capabilities(self) -> BooksCapabilities:
+        """What the books can do (its catalog entry's books record)."""
+
+    @abstractmethod
+    def record_credit(self, booking: CreditBooking) -> CreditDocument:
+        """Create the credit document linked to the invoice and the cash refund from the clearing account of
+        ``booking.payment_provider`` in ``booking.currency``, under ``booking.idempotency_key``.
 
         Raises:
             TransientError: the books could not be reached or were rate-limited: retry later.
             RejectedError: the books refuse the document for good (unknown invoice, closed period,
-                currency mismatch), with their validation messages.
+                currency mismatch, no clearing account for that provider and currency).
             NotFound: the invoice does not exist.
         """
 
     @abstractmethod
     def find_credit_document(self, booking: CreditBooking) -> CreditDocument | None:
-        """The credit document already recorded for this refund, found by our reference.
+        """The credit document already recorded for this booking, found by ``booking.external_reference``
+        (only when ``capabilities.find_by_reference``).
 
         Raises:
-            TransientError.
+            TransientError; UnsupportedOperation when the books cannot find by reference.
         """
+
+
+# ---------------------------------------------------------------- the refund store
+
+
+class StoreWrite(Protocol):
+    """An opaque item written in the same transaction as a refund's change (a balance move, a daily total,
+    a single-use marker). Only the store that made it can write it."""
+
+
+class StoredChange(Protocol):
+    @property
+    def refund(self) -> Refund: ...
+
+    @property
+    def entry(self) -> AuditEntry: ...
+
+
+class CreatedRefund(Protocol):
+    @property
+    def refund(self) -> Refund: ...
+
+    @property
+    def created(self) -> bool: ...
+
+    @property
+    def duplicate_delivery(self) -> bool: ...
+
+
+class RefundStore(ABC):
+    """Everything the domain uses of the refunds table (adapter: ``adapters.dynamodb.RefundRepository``).
+
+    Raises GuardUnavailable when the store cannot be reached."""
+
+    @abstractmethod
+    def audit_keys(self) -> Any:
+        """The keys audit entries are signed and verified with."""
+
+    @abstractmethod
+    def create(
+        self, refund: Refund, *, actor: str, delivery: tuple[str, str] | None, details: dict[str, Any] | None = None
+    ) -> CreatedRefund:
+        """Store a new refund, its first audit entry and the delivery's first-seen marker (once)."""
+
+    @abstractmethod
+    def get(self, refund_id: str) -> Refund:
+        """Raises: NotFound."""
+
+    @abstractmethod
+    def find(self, refund_id: str) -> Refund | None: ...
+
+    @abstractmethod
+    def transition(
+        self,
+        refund: Refund,
+        to: RefundStatus,
+        *,
+        actor: str,
+        details: dict[str, Any] | None = None,
+        changes: dict[str, Any] | None = None,
+        extra: Iterable[StoreWrite] = (),
+    ) -> StoredChange:
+        """Move ``refund`` to ``to`` atomically with its audit entry and ``extra`` writes.
+
+        Raises:
+            IllegalTransition, ConcurrentModification, GuardUnavailable, TransientError.
+        """
+
+    @abstractmethod
+    def record(
+        self,
+        refund: Refund,
+        entry_type: str,
+        *,
+        actor: str,
+        details: dict[str, Any] | None = None,
+        changes: dict[str, Any] | None = None,
+        extra: Iterable[StoreWrite] = (),
+    ) -> StoredChange:
+        """Append an audit entry (and apply ``changes``) without changing the status."""
+
+    @abstractmethod
+    def timeline(self, refund_id: str) -> list[AuditEntry]: ...
+
+    @abstractmethod
+    def audit_trail(self, refund_id: str) -> tuple[list[AuditEntry], int | None]: ...
+
+    @abstractmethod
+    def list_by_status(self, status: RefundStatus, limit: int = 50) -> list[Refund]: ...
+
+    @abstractmethod
+    def customer_history(self, email: str, since: datetime) -> list[CustomerRefundSummary]: ...
+
+    @abstractmethod
+    def get_balance(self, provider: PaymentProvider, payment_id: str) -> RefundableBalance | None: ...
+
+    @abstractmethod
+    def open_balance(self, payment: ProviderPayment) -> RefundableBalance: ...
+
+    @abstractmethod
+    def widen_balance(self, provider: PaymentProvider, payment_id: str, remaining_at_least: Money) -> RefundableBalance:
+        """For a platform that cannot read payments: open the balance with ``remaining_at_least`` captured, or
+        raise what an open balance says was captured so that at least that much remains (the platform
+        refuses an over-refund itself)."""
+
+    @abstractmethod
+    def limit_to_provider(self, payment: ProviderPayment) -> RefundableBalance:
+        """Open or update the payment's refundable balance from the provider's figures."""
+
+    @abstractmethod
+    def reserve(self, refund: Refund, amount: Money) -> StoreWrite: ...
+
+    @abstractmethod
+    def release(self, refund: Refund, amount: Money) -> StoreWrite: ...
+
+    @abstractmethod
+    def consume(self, refund: Refund, amount: Money) -> StoreWrite: ...
+
+    @abstractmethod
+    def unconsume(self, refund: Refund, amount: Money) -> StoreWrite: ...
+
+    @abstractmethod
+    def refunds_for_payment(self, provider: PaymentProvider, payment_id: str) -> list[Refund]: ...
+
+    @abstractmethod
+    def daily_total(self, currency: str, day: date) -> Money: ...
+
+    @abstractmethod
+    def add_to_daily_total(self, amount: Money, day: date) -> StoreWrite: ...
+
+    @abstractmethod
+    def spend_once(
+        self, platform: str, event_id: str, refund_id: str, error: Callable[[], RefundflowError]
+    ) -> StoreWrite:
+        """A first-seen marker written with what it guards (a single-use token)."""
+
+    @abstractmethod
+    def mark_delivery(self, platform: str, event_id: str, refund_id: str) -> bool:
+        """Record an inbound delivery id; False if it was seen before."""
+
+    @abstractmethod
+    def delivery_refund_id(self, platform: str, event_id: str) -> str | None: ...
+
+    @abstractmethod
+    def put_wait_token(self, refund_id: str, kind: str, token: str) -> None: ...
+
+    @abstractmethod
+    def take_wait_token(self, refund_id: str, kind: str) -> str | None:
+        """Remove and return the stored token: only one caller ever gets it."""
+
+    @abstractmethod
+    def peek_wait_token(self, refund_id: str, kind: str) -> str | None: ...
 
 
 # ---------------------------------------------------------------- AWS-side ports

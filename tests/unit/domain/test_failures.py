@@ -213,7 +213,7 @@ def test_books_down_after_the_money_moved_needs_attention_then_recovers(paid: Wo
     refund_id = refunded(env)
     env.books.failures = [TransientError("Xero 503", platform="xero")]
     with pytest.raises(TransientError) as raised:
-        update_invoice(refund_id, recorder=env.recorder, books_for=env.books.books_for)
+        update_invoice(refund_id, recorder=env.recorder, books=env.books)
     # WHEN the catch path handles it
     outcome = fail(env, refund_id, raised.value)
     # THEN the refund is paid but not booked: NEEDS_ATTENTION, routed to an automatic books retry
@@ -225,7 +225,7 @@ def test_books_down_after_the_money_moved_needs_attention_then_recovers(paid: Wo
     )
     assert refund.books_attempts == 1
     # AND when the books are back, the retry books it once and completes the refund (R11)
-    result = update_invoice(refund_id, recorder=env.recorder, books_for=env.books.books_for)
+    result = update_invoice(refund_id, recorder=env.recorder, books=env.books)
     refund = env.repository.get(refund_id)
     assert (result.outcome, refund.attention_reason) == ("COMPLETED", None)
     assert env.publisher.for_refund(refund_id)[-3:] == ["RefundNeedsAttention", "InvoiceUpdated", "RefundCompleted"]
@@ -241,7 +241,7 @@ def test_books_attempts_exhausted_need_a_person(paid: World) -> None:
     outcomes = []
     for _ in range(2):
         with pytest.raises(TransientError):
-            update_invoice(refund_id, recorder=env.recorder, books_for=env.books.books_for)
+            update_invoice(refund_id, recorder=env.recorder, books=env.books)
         outcomes.append(fail(env, refund_id, "TransientError", max_books_attempts=2))
     # WHEN the second attempt fails THEN the refund stops retrying and waits for a person
     refund = env.repository.get(refund_id)
@@ -258,7 +258,7 @@ def test_books_refusing_the_document_need_a_person_at_once(paid: World, error: E
     refund_id = refunded(env)
     env.books.failures = [error]
     with pytest.raises(type(error)):
-        update_invoice(refund_id, recorder=env.recorder, books_for=env.books.books_for)
+        update_invoice(refund_id, recorder=env.recorder, books=env.books)
     # WHEN the catch path handles it THEN no automatic retry: NEEDS_ATTENTION for a person
     assert fail(env, refund_id, error) == "NEEDS_ATTENTION"
     refund = env.repository.get(refund_id)

@@ -30,11 +30,19 @@ from refundflow.errors import (
     TransientError,
     error_class,
 )
-from refundflow.models import BooksSystem, CreditDocument, PaymentProvider, ReservationState
+from refundflow.models import BooksSystem, CreditDocument, PaymentProvider, PaymentReference, ReservationState
 from refundflow.money import Money
-from refundflow.ports import BooksConnector, CreditBooking, ProviderRefund, ProviderRefundStatus
+from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking, ProviderRefund, ProviderRefundStatus
 from refundflow.status import RefundStatus
-from tests.support.fakes import FakeRefundProvider, Outcome, World, provider_event, refund_request_body, world
+from tests.support.fakes import (
+    FakeLedger,
+    FakeRefundProvider,
+    Outcome,
+    World,
+    provider_event,
+    refund_request_body,
+    world,
+)
 
 S = RefundStatus
 PAYMENT = "pi_3Pabc"
@@ -55,7 +63,7 @@ def paid(env: World) -> World:
 def completed(env: World, reference: str = "RMA-1", amount: int | None = 4_000) -> str:
     refund_id = env.reserved(refund_request_body(reference=reference, amount=amount), f"dlv-{reference}")
     issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
-    update_invoice(refund_id, recorder=env.recorder, books_for=env.books.books_for)
+    update_invoice(refund_id, recorder=env.recorder, books=env.books)
     assert env.repository.get(refund_id).status is S.COMPLETED
     return refund_id
 
@@ -176,7 +184,7 @@ def test_a_delivery_while_the_provider_is_unreachable_changes_nothing_and_can_be
     before = env.repository.get(refund_id)
     succeeded = env.provider.settle(env.provider.only_refund().provider_refund_id, ProviderRefundStatus.SUCCEEDED)
 
-    def unreachable(provider_refund_id: str) -> ProviderRefund:
+    def unreachable(provider_refund_id: str, payment: object) -> ProviderRefund:
         raise TransientError("Stripe answered 503", platform="stripe")
 
     # WHEN its webhook arrives THEN the delivery fails (answered 503) and nothing changed
@@ -283,15 +291,21 @@ class RacingLedger(BooksConnector):
         self.refund_id = refund_id
         self.created: list[CreditDocument] = []
 
-    def record_refund(self, booking: CreditBooking) -> CreditDocument:
+    name = "xero"
+
+    @property
+    def capabilities(self) -> BooksCapabilities:
+        return FakeLedger().capabilities
+
+    def record_credit(self, booking: CreditBooking) -> CreditDocument:
         refund = self.env.repository.get(self.refund_id)
         self.env.recorder.move(
             refund, S.NEEDS_ATTENTION, actor="tests:webhook", changes={"attention_reason": PROVIDER_REVERSED}
         )
         document = CreditDocument(
             system=BooksSystem.XERO,
-            credit_note_id="cn-raced",
-            credit_note_number="CN-0001",
+            document_id="cn-raced",
+            number="CN-0001",
             total=booking.amount,
             allocated_to_invoice=booking.amount,
             cash_refunded=booking.amount,
@@ -310,7 +324,7 @@ def test_a_credit_note_created_while_a_webhook_moved_the_refund_is_recorded(paid
     issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
     books = RacingLedger(env, refund_id)
     # WHEN the books step runs
-    result = update_invoice(refund_id, recorder=env.recorder, books_for=lambda system: books)
+    result = update_invoice(refund_id, recorder=env.recorder, books=books)
     # THEN the document the books created is on the refund, and the webhook's status stands
     refund = env.repository.get(refund_id)
     assert refund.credit_document == books.created[0]
@@ -418,14 +432,14 @@ def test_a_subclass_of_rejected_error_after_submission_fails_and_releases(paid: 
     assert env.balance(PAYMENT)["reserved"] == 0
 
 
-def test_the_stripe_amount_error_name_is_known_to_the_catch_path_as_a_rejection(paid: World) -> None:
+def test_the_amount_error_name_is_known_to_the_catch_path_as_a_rejection(paid: World) -> None:
     env = paid
-    # GIVEN the name Step Functions hands over for the Stripe connector's amount refusal
-    assert error_class("StripeAmountError") is not None
+    # GIVEN the name Step Functions hands over for a platform's amount refusal (its currency profile's)
+    assert error_class("AmountNotRepresentable") is not None
     refund_id = env.reserved(refund_request_body())
     env.recorder.move(env.repository.get(refund_id), S.REFUND_SUBMITTED, actor="tests")
     # WHEN handled after submission THEN FAILED and released
-    handle_failure(refund_id, "StripeAmountError", "", recorder=env.recorder, max_books_attempts=3)
+    handle_failure(refund_id, "AmountNotRepresentable", "", recorder=env.recorder, max_books_attempts=3)
     assert env.repository.get(refund_id).status is S.FAILED
     assert env.balance(PAYMENT)["reserved"] == 0
 
@@ -497,7 +511,9 @@ def test_a_fake_provider_counts_every_live_refund_as_refunded() -> None:
     provider = FakeRefundProvider()
     provider.add_payment(PAYMENT, eur(10_000))
     provider.refund_outside(PAYMENT, eur(1_000))
-    assert provider.get_payment(PAYMENT).refunded == eur(1_000)
+    assert provider.get_payment(PaymentReference(provider=PaymentProvider.STRIPE, payment_id=PAYMENT)).refunded == eur(
+        1_000
+    )
 
 
 # ---------------------------------------------------------------- the bound, under any mix of refunds
@@ -520,7 +536,9 @@ def test_whatever_was_refunded_and_by_whom_the_provider_is_never_asked_for_more_
         env.provider.add_payment(PAYMENT, eur(10_000))
         pending: list[str] = []
         for index, (kind, amount, stays_pending) in enumerate(steps):
-            at_provider = env.provider.get_payment(PAYMENT)
+            at_provider = env.provider.get_payment(
+                PaymentReference(provider=PaymentProvider.STRIPE, payment_id=PAYMENT)
+            )
             held_there = at_provider.captured.minor_units - at_provider.refunded.minor_units
             if kind == "outside":
                 if amount <= held_there:
@@ -556,7 +574,7 @@ def test_whatever_was_refunded_and_by_whom_the_provider_is_never_asked_for_more_
             issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
             if stays_pending:
                 pending.append(refund_id)
-        at_provider = env.provider.get_payment(PAYMENT)
+        at_provider = env.provider.get_payment(PaymentReference(provider=PaymentProvider.STRIPE, payment_id=PAYMENT))
         assert at_provider.refunded.minor_units <= at_provider.captured.minor_units
         # AND what is still reserved is exactly our refunds still pending at the provider
         if pending:

@@ -75,7 +75,7 @@ def paid(env: World) -> World:
 def pay(env: World, refund_id: str) -> None:
     """Issue the refund and update the books (the provider answers as configured)."""
     issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
-    update_invoice(refund_id, recorder=env.recorder, books_for=env.books.books_for)
+    update_invoice(refund_id, recorder=env.recorder, books=env.books)
 
 
 # ---------------------------------------------------------------- the happy path
@@ -93,7 +93,7 @@ def test_a_refund_goes_from_request_to_completed_with_its_events_in_order(paid: 
         env.approve(refund_id).status.value,
         reserve_amount(refund_id, recorder=env.recorder).outcome,
         issue_refund(refund_id, recorder=env.recorder, provider=env.provider).outcome,
-        update_invoice(refund_id, recorder=env.recorder, books_for=env.books.books_for).outcome,
+        update_invoice(refund_id, recorder=env.recorder, books=env.books).outcome,
     ]
     # THEN the refund is complete, each step reported where it stands, and the events came in order
     assert outcomes == ["VALIDATED", "PAYMENT_FOUND", "APPROVED", "RESERVED", "REFUNDED", "COMPLETED"]

@@ -36,7 +36,7 @@ from refundflow.errors import (
 )
 from refundflow.models import AuditEntry, CustomerRefundSummary, PaymentProvider, Refund, RefundableBalance
 from refundflow.money import Money
-from refundflow.ports import ProviderPayment
+from refundflow.ports import ProviderPayment, RefundStore, StoreWrite
 from refundflow.status import RefundStatus, can_transition
 
 _serializer = TypeSerializer()
@@ -132,6 +132,13 @@ class TransactItem:
     )
 
 
+def _own(item: StoreWrite) -> TransactItem:
+    """A write this store made (the port keeps them opaque); anything else is a programming error."""
+    if not isinstance(item, TransactItem):
+        raise TypeError(f"not a write of this store: {item!r}")
+    return item
+
+
 @dataclass(frozen=True)
 class Change:
     refund: Refund
@@ -145,7 +152,7 @@ class CreateOutcome:
     duplicate_delivery: bool
 
 
-class RefundRepository:
+class RefundRepository(RefundStore):
     """Typed access to the refunds table. Raises GuardUnavailable when the store cannot be reached."""
 
     def __init__(
@@ -395,7 +402,7 @@ class RefundRepository:
         actor: str,
         details: dict[str, Any] | None = None,
         changes: dict[str, Any] | None = None,
-        extra: Iterable[TransactItem] = (),
+        extra: Iterable[StoreWrite] = (),
     ) -> Change:
         """Move ``refund`` to ``to`` atomically with its audit entry and ``extra`` items.
 
@@ -418,7 +425,7 @@ class RefundRepository:
         actor: str,
         details: dict[str, Any] | None = None,
         changes: dict[str, Any] | None = None,
-        extra: Iterable[TransactItem] = (),
+        extra: Iterable[StoreWrite] = (),
     ) -> Change:
         """Append an audit entry (and apply ``changes``) without changing the status."""
         return self._write(refund, refund.status, entry_type, actor, details or {}, changes or {}, extra)
@@ -431,7 +438,7 @@ class RefundRepository:
         actor: str,
         details: dict[str, Any],
         changes: dict[str, Any],
-        extra: Iterable[TransactItem],
+        extra: Iterable[StoreWrite],
         *,
         status_change: bool = False,
     ) -> Change:
@@ -460,7 +467,7 @@ class RefundRepository:
             },
             lambda: ConcurrentModification(f"refund {refund.refund_id} changed since version {refund.version}"),
         )
-        self._transact([state_put, self._entry_put(entry), *extra])
+        self._transact([state_put, self._entry_put(entry), *(_own(item) for item in extra)])
         return Change(stored, entry)
 
     def timeline(self, refund_id: str) -> list[AuditEntry]:
@@ -603,6 +610,46 @@ class RefundRepository:
         balance = self.get_balance(payment.provider, payment.payment_id)
         assert balance is not None
         return balance
+
+    def widen_balance(self, provider: PaymentProvider, payment_id: str, remaining_at_least: Money) -> RefundableBalance:
+        """Open the balance of a payment the platform cannot read with ``remaining_at_least`` captured, or raise
+        its captured amount so that at least that much remains (under a condition on the value read).
+
+        Raises:
+            ConcurrentModification: the balance kept changing while it was being widened.
+        """
+        opening = ProviderPayment(
+            provider=provider,
+            payment_id=payment_id,
+            captured=remaining_at_least,
+            refunded=Money.zero(remaining_at_least.currency),
+            status="not_read",
+        )
+        for _ in range(5):
+            balance = self.open_balance(opening)
+            if balance.captured.currency != remaining_at_least.currency:
+                return balance  # the caller refuses the currency mismatch
+            missing = remaining_at_least.minor_units - balance.remaining.minor_units
+            if missing <= 0:
+                return balance
+            try:
+                self._call(
+                    "update_item",
+                    TableName=self.table_name,
+                    Key=self._balance_key(provider, payment_id),
+                    UpdateExpression="SET captured = captured + :missing, remaining = remaining + :missing",
+                    ConditionExpression="remaining = :seen AND currency = :currency",
+                    ExpressionAttributeValues=_to_item(
+                        {
+                            ":missing": missing,
+                            ":seen": balance.remaining.minor_units,
+                            ":currency": balance.captured.currency,
+                        }
+                    ),
+                )
+            except ClientError:
+                continue
+        raise ConcurrentModification(f"balance of {provider}/{payment_id} kept changing")
 
     def limit_to_provider(self, payment: ProviderPayment) -> RefundableBalance:
         """The payment's balance (opened if new), never above what the provider still holds.

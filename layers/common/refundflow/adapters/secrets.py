@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from aws_lambda_powertools.utilities import parameters
+from pydantic import Field
 
 from refundflow import settings
 from refundflow.adapters.aws import client
@@ -34,3 +35,34 @@ def put_json_secret(name: str, value: dict[str, Any]) -> None:
     """Store a new version of a JSON secret (rotated OAuth refresh tokens), then refresh the cache."""
     client("secretsmanager").put_secret_value(SecretId=name, SecretString=json.dumps(value))
     parameters.get_secret(name, transform="json", force_fetch=True)
+
+
+class _SecretsPrefix(settings.EnvModel):
+    secrets_prefix: str | None = Field(default=None, alias="SECRETS_PREFIX")
+    # The single secret per platform of deployments made before the platform kit (read until SECRETS_PREFIX is set).
+    stripe_secret_name: str | None = Field(default=None, alias="STRIPE_SECRET_NAME")
+    xero_secret_name: str | None = Field(default=None, alias="XERO_SECRET_NAME")
+
+
+def platform_secret_name(platform: str, *, verification: bool = False) -> str:
+    """The name of a platform's secret, by the catalog's convention: ``<SecretsPrefix><name>`` for its API
+    credentials (its own function only), ``<SecretsPrefix>webhooks/<name>`` for webhook verification
+    (intake only).
+
+    Until a deployment sets SECRETS_PREFIX, the platform's single older secret named by
+    ``<NAME>_SECRET_NAME`` (e.g. STRIPE_SECRET_NAME) is read for both.
+
+    Raises:
+        ConfigurationError: neither SECRETS_PREFIX nor the older variable is set.
+    """
+    from refundflow import catalog
+
+    entry = catalog.platform(platform)
+    names = settings.load(_SecretsPrefix)
+    if names.secrets_prefix is not None:
+        prefix = names.secrets_prefix
+        return entry.verification_secret_name(prefix) if verification else entry.api_secret_name(prefix)
+    legacy = getattr(names, f"{platform}_secret_name", None)
+    if not isinstance(legacy, str) or not legacy:
+        raise ConfigurationError(f"SECRETS_PREFIX is not set: no secret for {platform}")
+    return legacy

@@ -1,13 +1,18 @@
-"""Workflow step UpdateInvoice: the credit document in the books, then the refund is complete."""
+"""Workflow step UpdateInvoice: the credit document in the books, then the refund is complete.
+
+The domain passes the books an explicit idempotency key and external reference (both derived from the
+refund id, the same on every attempt), and, when the books can find a document by that reference, looks
+for it before any re-create: a retry never books twice, whatever the books' key lifetime.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from refundflow.domain.recorder import BOOKS_REJECTED, BOOKS_UPDATE_FAILED, RefundRecorder, step_result
 from refundflow.errors import ConcurrentModification
-from refundflow.models import BooksSystem, CreditDocument, Refund, StepResult
+from refundflow.ids import idempotency_key
+from refundflow.models import CreditDocument, CreditDocumentState, Refund, StepResult
 from refundflow.observability import logger
 from refundflow.ports import BooksConnector, CreditBooking
 from refundflow.status import RefundStatus
@@ -15,10 +20,8 @@ from refundflow.status import RefundStatus
 S = RefundStatus
 
 
-def update_invoice(
-    refund_id: str, *, recorder: RefundRecorder, books_for: Callable[[BooksSystem], BooksConnector]
-) -> StepResult:
-    """Record the refund in the books (credit note linked to the invoice, cash refund), exactly once,
+def update_invoice(refund_id: str, *, recorder: RefundRecorder, books: BooksConnector) -> StepResult:
+    """Record the refund in the books (credit document linked to the invoice, cash refund), exactly once,
     then complete the refund. A refund without an invoice reference completes without books.
 
     Whatever the books create is recorded on the refund, even if the refund moved on while the books
@@ -38,8 +41,20 @@ def update_invoice(
             refund, S.COMPLETED, actor="step:UpdateInvoice", details={"books": "no invoice reference: nothing to book"}
         )
         return step_result(refund)
+    booking = credit_booking(refund)
+    document = _existing_document(refund, booking, books) or books.record_credit(booking)
+    refund = _record_document(refund, document, recorder=recorder)
+    if refund.status is not S.INVOICE_UPDATED:
+        return recorder.replay(refund)
+    refund = recorder.move(refund, S.COMPLETED, actor="step:UpdateInvoice")
+    return step_result(refund)
+
+
+def credit_booking(refund: Refund) -> CreditBooking:
+    """What the books must record for ``refund`` (the same key and reference on every attempt)."""
     assert refund.amount is not None
-    booking = CreditBooking(
+    assert refund.invoice is not None
+    return CreditBooking(
         refund_id=refund.refund_id,
         invoice=refund.invoice,
         amount=refund.amount,
@@ -50,14 +65,25 @@ def update_invoice(
         booking_date=datetime.now(UTC).date(),
         reference=refund.refund_id,
         payment_provider=refund.payment.provider,
+        idempotency_key=idempotency_key(refund.refund_id, "books"),
+        external_reference=refund.refund_id,
     )
-    books = books_for(refund.invoice.system)
-    document = books.record_refund(booking)
-    refund = _record_document(refund, document, recorder=recorder)
-    if refund.status is not S.INVOICE_UPDATED:
-        return recorder.replay(refund)
-    refund = recorder.move(refund, S.COMPLETED, actor="step:UpdateInvoice")
-    return step_result(refund)
+
+
+def _existing_document(refund: Refund, booking: CreditBooking, books: BooksConnector) -> CreditDocument | None:
+    """A complete document already in the books for this refund (found by our reference), looked up
+    before any re-create when the books can find one; None to (re-)record."""
+    if not books.capabilities.find_by_reference:
+        return None
+    found = books.find_credit_document(booking)
+    if found is None:
+        return None
+    settled = found.allocated_to_invoice + found.cash_refunded
+    if found.state is CreditDocumentState.POSTED and settled == found.total:
+        logger.info("credit document found in the books, not recorded again", extra={"refund_id": refund.refund_id})
+        return found
+    # Recorded but not settled yet (a crash between steps): recording again resumes it.
+    return None
 
 
 def _record_document(refund: Refund, document: CreditDocument, *, recorder: RefundRecorder) -> Refund:
@@ -67,8 +93,9 @@ def _record_document(refund: Refund, document: CreditDocument, *, recorder: Refu
     keeps its status and gets the document through an audit entry."""
     assert refund.invoice is not None
     details = {
-        "credit_note_id": document.credit_note_id,
-        "credit_note_number": document.credit_note_number,
+        "kind": document.kind.value,
+        "document_id": document.document_id,
+        "number": document.number,
         "allocated_to_invoice": document.allocated_to_invoice.model_dump(mode="json"),
         "cash_refunded": document.cash_refunded.model_dump(mode="json"),
     }
@@ -94,7 +121,7 @@ def _record_document(refund: Refund, document: CreditDocument, *, recorder: Refu
             )
         except ConcurrentModification:
             refund = recorder.repository.get(refund.refund_id)
-    raise ConcurrentModification(f"{refund.refund_id}: could not record credit note {document.credit_note_id}")
+    raise ConcurrentModification(f"{refund.refund_id}: could not record credit document {document.document_id}")
 
 
 def _books_retrying(refund: Refund) -> bool:

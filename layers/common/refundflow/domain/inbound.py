@@ -1,35 +1,77 @@
-"""Verified provider webhooks: apply each delivery once, then resume any workflow waiting on it."""
+"""Inbound platform news (webhooks), in two halves:
+
+- intake (``forward_delivery``): a delivery already verified by the platform's ``InboundPlatform`` is split
+  into its events; each new one is handed to the platform's own function through a ``NewsForwarder`` and
+  marked seen only after that function applied it. Intake holds no API credentials and calls no platform.
+- the platform's function (``apply_news``): reads the truth from the platform with its own credentials,
+  applies it (``payments.apply_provider_event``) and resumes a workflow waiting on the outcome.
+"""
 
 from __future__ import annotations
 
 from refundflow.domain.payments import apply_provider_event
 from refundflow.domain.recorder import RefundRecorder
 from refundflow.domain.waiting import WaitFor, resume_waiting
-from refundflow.ports import ProviderEvent, RefundProvider, TaskCallbacks
+from refundflow.models import Refund
+from refundflow.observability import logger
+from refundflow.ports import InboundDelivery, NewsForwarder, ProviderEvent, RefundProvider, TaskCallbacks
+
+
+def forward_delivery(
+    delivery: InboundDelivery, *, platform: str, recorder: RefundRecorder, forwarder: NewsForwarder
+) -> bool:
+    """Forward each event of a verified delivery not seen before; returns True when every event was a
+    duplicate (or the delivery carried none).
+
+    An event is marked seen only after its platform function applied it, so a failure here (answered
+    5xx) leaves it unseen and the platform's retry forwards it again; applying is idempotent, so a
+    concurrent duplicate is harmless.
+
+    Raises:
+        TransientError: an event could not be forwarded (nothing more is marked seen).
+        GuardUnavailable: the store could not be reached.
+    """
+    repository = recorder.repository
+    duplicate = True
+    for event in delivery.events:
+        if repository.delivery_refund_id(platform, event.event_id) is not None:
+            continue
+        duplicate = False
+        forwarder.forward(platform, event)
+        repository.mark_delivery(platform, event.event_id, "-")
+        logger.info("provider news forwarded", extra={"platform": platform, "provider_event_id": event.event_id})
+    return duplicate
+
+
+def apply_news(
+    event: ProviderEvent, *, recorder: RefundRecorder, provider: RefundProvider, callbacks: TaskCallbacks
+) -> list[Refund]:
+    """Apply one forwarded event in the platform's own function: read the truth, apply it, resume any
+    workflow waiting on a refund it settled. Returns the refunds it touched.
+
+    Raises:
+        TransientError: the platform, the store or the workflow could not be reached (the intake answers
+            5xx and the platform delivers again).
+    """
+    touched = apply_provider_event(event, recorder=recorder, provider=provider)
+    for refund in touched:
+        resume_waiting(refund, WaitFor.REFUND_OUTCOME, repository=recorder.repository, callbacks=callbacks)
+    return touched
 
 
 def accept_provider_event(
     event: ProviderEvent, *, recorder: RefundRecorder, provider: RefundProvider, callbacks: TaskCallbacks
 ) -> bool:
-    """Apply a verified provider event; returns True if the delivery was seen before (and ignored).
-
-    A signature proves who could have sent a delivery, not that what it says is true: before any
-    outcome that changes money or books is applied, the refund is read from ``provider`` and what
-    the provider says is applied (see ``apply_provider_event``).
-
-    The delivery is marked as seen only after it was applied, so a failure here (answered 5xx) lets
-    the provider's retry apply it; applying is idempotent, so a concurrent duplicate is harmless.
+    """Intake and platform function in one process (the path before the generic webhook route): apply a
+    verified event once; returns True if it was seen before (and ignored).
 
     Raises:
-        GuardUnavailable, TransientError: the store, the provider or the workflow could not be reached
-            (answer 5xx: nothing was applied, the provider delivers again).
+        GuardUnavailable, TransientError: as ``apply_news``; nothing is marked seen.
     """
     repository = recorder.repository
     platform = event.provider.value
     if repository.delivery_refund_id(platform, event.event_id) is not None:
         return True
-    touched = apply_provider_event(event, recorder=recorder, provider=provider)
-    for refund in touched:
-        resume_waiting(refund, WaitFor.REFUND_OUTCOME, repository=repository, callbacks=callbacks)
+    touched = apply_news(event, recorder=recorder, provider=provider, callbacks=callbacks)
     repository.mark_delivery(platform, event.event_id, touched[0].refund_id if touched else "-")
     return False

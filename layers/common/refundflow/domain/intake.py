@@ -8,16 +8,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from refundflow.adapters.dynamodb import RefundRepository
 from refundflow.api import RefundRequestBody
 from refundflow.audit import canonical_json
-from refundflow.connectors.registry import ensure_deployed
 from refundflow.connectors.standard_webhooks import VerifiedSource
+from refundflow.domain.deployment import ensure_deployed
 from refundflow.domain.recorder import RefundRecorder
 from refundflow.errors import Forbidden, IdempotencyConflict
 from refundflow.ids import derive_refund_id
 from refundflow.models import Refund
-from refundflow.ports import WorkflowStarter
+from refundflow.ports import RefundStore, WorkflowStarter
 from refundflow.settings import WorkflowTimingSettings
 from refundflow.status import RefundStatus
 
@@ -89,7 +88,7 @@ def accept_refund_request(
             code="source_mismatch",
         )
     ensure_deployed(body.payment, body.invoice)
-    repository: RefundRepository = recorder.repository
+    repository: RefundStore = recorder.repository
     refund_id = derive_refund_id(GENERIC_SOURCE, f"{body.source.system}:{body.source.reference}")
     fingerprint = request_fingerprint(body)
     now = datetime.now(UTC)

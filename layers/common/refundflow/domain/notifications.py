@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 
-from refundflow.adapters.dynamodb import RefundRepository
 from refundflow.events import RefundEvent
-from refundflow.ports import Mailer
+from refundflow.ports import Mailer, RefundStore
 
 
 class Channel(StrEnum):
@@ -28,7 +27,7 @@ OPS_TEMPLATE = "ops-alert"
 
 
 def notify(
-    event: RefundEvent, channel: Channel, *, repository: RefundRepository, mailer: Mailer, ops_email: str | None
+    event: RefundEvent, channel: Channel, *, repository: RefundStore, mailer: Mailer, ops_email: str | None
 ) -> str | None:
     """Send what ``channel`` sends for ``event``; returns the message id, or None when nothing was due.
 

@@ -1,20 +1,29 @@
-"""Everything that touches the payment provider and the refundable balance: workflow steps
-LookUp<Provider>Payment, ReserveAmount, RefundWith<Provider> and Poll<Provider>Refund, and the
-provider's webhooks. The provider is always called with the idempotency key derived from the refund
-id, and a retry after an unknown outcome looks the refund up before sending anything again."""
+"""Everything that touches the payment provider and the refundable balance: workflow steps LookUpPayment,
+ReserveAmount, RefundWithProvider and PollRefund, and the provider's news (webhooks).
+
+The domain acts on the provider's capabilities (``RefundProvider.capabilities``), never on its name:
+- the refund goes out under an idempotency key derived from the refund id where the platform takes one;
+- after an unknown outcome, a platform that can find our refund by reference is asked before anything is
+  sent again; one that cannot is sent the same request under the same key while the platform still
+  remembers the key (``key_lifetime_hours`` since REFUND_SUBMITTED); otherwise a person decides
+  (NEEDS_ATTENTION ``outcome_unknown``): nothing is ever sent twice blind;
+- a webhook-only platform is never polled: when its outcome does not come within the workflow's bounded
+  wait, the refund needs a person (``outcome_not_reported``), and late news still resolves it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from refundflow.adapters.dynamodb import TransactItem
-from refundflow.connectors.registry import ensure_representable
+from refundflow.domain.deployment import ensure_representable
 from refundflow.domain.recorder import (
     AMOUNT_MISMATCH,
     BOOKS_REJECTED,
     BOOKS_UPDATE_FAILED,
+    OUTCOME_NOT_REPORTED,
     OUTCOME_UNKNOWN,
+    OUTCOME_UNRESOLVED,
     PROVIDER_REVERSED,
     RefundRecorder,
     step_result,
@@ -23,7 +32,9 @@ from refundflow.errors import (
     AlreadyDoneError,
     ConcurrentModification,
     IllegalTransition,
+    InvalidRequest,
     NotFound,
+    OutcomeUnknownError,
     PolicyViolation,
     RejectedError,
 )
@@ -31,8 +42,19 @@ from refundflow.ids import idempotency_key
 from refundflow.models import FailureRecord, Refund, Reservation, ReservationState, StepResult
 from refundflow.money import Money
 from refundflow.observability import logger
-from refundflow.ports import ProviderEvent, ProviderRefund, ProviderRefundRequest, ProviderRefundStatus, RefundProvider
+from refundflow.ports import (
+    PaymentCapabilities,
+    ProviderEvent,
+    ProviderPayment,
+    ProviderRefund,
+    ProviderRefundRequest,
+    ProviderRefundStatus,
+    RefundProvider,
+    StoreWrite,
+)
 from refundflow.status import RefundStatus
+
+Clock = Callable[[], datetime]
 
 S = RefundStatus
 # A refund whose provider outcome is still open: the statuses a provider webhook may resolve.
@@ -49,9 +71,13 @@ def _money_out(refund: Refund) -> bool:
     )
 
 
+# Attention reasons under which the provider's outcome is still open: news may resolve them.
+OPEN_OUTCOME_REASONS = frozenset({OUTCOME_UNKNOWN, OUTCOME_UNRESOLVED, OUTCOME_NOT_REPORTED})
+
+
 def _awaiting_provider(refund: Refund) -> bool:
     return refund.status in AWAITING_PROVIDER or (
-        refund.status is S.NEEDS_ATTENTION and refund.attention_reason == OUTCOME_UNKNOWN
+        refund.status is S.NEEDS_ATTENTION and refund.attention_reason in OPEN_OUTCOME_REASONS
     )
 
 
@@ -66,20 +92,26 @@ def look_up_payment(refund_id: str, *, recorder: RefundRecorder, provider: Refun
     """Read the payment at the provider, open its refundable balance and fix the amount asked for.
 
     The provider's own refunded amount bounds what remains: money refunded outside refundflow (in the
-    provider's dashboard, by another tool) is never refunded again, and never booked.
+    provider's dashboard, by another tool) is never refunded again, and never booked. A platform that
+    cannot read a payment (``payment_lookup`` false) is not asked: the amount must be given, and the
+    platform's own rule refuses an over-refund.
 
     Raises:
         NotFound: the provider does not know the payment.
         PolicyViolation: currency mismatch, or nothing left to refund (``nothing_refundable``).
-        InvalidRequest: the amount cannot be represented by the provider or the books.
+        InvalidRequest: the amount cannot be represented by the provider or the books, or no amount was
+            given for a platform that cannot read payments (``amount_required``).
         TransientError, RejectedError: from the provider.
     """
     repository = recorder.repository
     refund = repository.get(refund_id)
     if refund.status is not S.VALIDATED or refund.amount is not None:
         return recorder.replay(refund)
-    payment = provider.get_payment(refund.payment.payment_id)
     requested = refund.requested_amount
+    if provider.capabilities.payment_lookup:
+        payment = provider.get_payment(refund.payment)
+    else:
+        payment = _payment_from_our_books(refund, recorder=recorder)
     if requested is not None and requested.currency != payment.captured.currency:
         raise PolicyViolation(
             f"refund in {requested.currency} for a payment in {payment.captured.currency}", code="currency_mismatch"
@@ -94,11 +126,16 @@ def look_up_payment(refund_id: str, *, recorder: RefundRecorder, provider: Refun
         )
         raise PolicyViolation(f"nothing is left to refund on this payment: {why}", code=NOTHING_REFUNDABLE)
     amount = requested or balance.remaining
+    if not provider.capabilities.partial_refunds and amount != balance.remaining:
+        raise PolicyViolation(
+            f"{provider.name} refunds a payment in full only ({balance.remaining}), not {amount}",
+            code="partial_refund_not_supported",
+        )
     ensure_representable(amount, refund.payment, refund.invoice)
     refund = recorder.note(
         refund,
         "PaymentLookedUp",
-        actor=f"provider:{provider.provider.value}",
+        actor=f"provider:{provider.name}",
         details={
             "captured": balance.captured.model_dump(mode="json"),
             "refunded": balance.refunded.model_dump(mode="json"),
@@ -106,10 +143,35 @@ def look_up_payment(refund_id: str, *, recorder: RefundRecorder, provider: Refun
             "reserved": balance.reserved.model_dump(mode="json"),
             "remaining": balance.remaining.model_dump(mode="json"),
             "amount": amount.model_dump(mode="json"),
+            **({} if provider.capabilities.payment_lookup else {"payment_read": False}),
         },
         changes={"amount": amount, **({"failure": None} if refund.lookup_attempts else {})},
     )
     return step_result(refund, "PAYMENT_FOUND")
+
+
+def _payment_from_our_books(refund: Refund, *, recorder: RefundRecorder) -> ProviderPayment:
+    """What we know of a payment the platform cannot read: the balance we keep, widened to the amount asked
+    for (the platform refuses an over-refund itself), or the amount asked for when the payment is new.
+
+    Raises:
+        InvalidRequest: ``amount_required``.
+    """
+    requested = refund.requested_amount
+    if requested is None:
+        raise InvalidRequest(
+            f"{refund.payment.provider.value} payments cannot be read: the refund needs an amount",
+            code="amount_required",
+        )
+    repository = recorder.repository
+    balance = repository.widen_balance(refund.payment.provider, refund.payment.payment_id, requested)
+    return ProviderPayment(
+        provider=refund.payment.provider,
+        payment_id=refund.payment.payment_id,
+        captured=balance.captured,
+        refunded=balance.refunded,
+        status="not_read",
+    )
 
 
 # ---------------------------------------------------------------------------- ReserveAmount
@@ -146,7 +208,7 @@ def reserve_amount(
     return step_result(refund, "RESERVED")
 
 
-def release_items(recorder: RefundRecorder, refund: Refund) -> tuple[dict[str, object], list[TransactItem]]:
+def release_items(recorder: RefundRecorder, refund: Refund) -> tuple[dict[str, object], list[StoreWrite]]:
     """The changes and items that give a held reservation back (exactly once: the refund's version
     condition makes a second release impossible)."""
     reservation = refund.reservation
@@ -163,12 +225,15 @@ def release_items(recorder: RefundRecorder, refund: Refund) -> tuple[dict[str, o
 # ---------------------------------------------------------------------------- RefundWith<Provider>
 
 
-def issue_refund(refund_id: str, *, recorder: RefundRecorder, provider: RefundProvider) -> StepResult:
+def issue_refund(
+    refund_id: str, *, recorder: RefundRecorder, provider: RefundProvider, now: Clock | None = None
+) -> StepResult:
     """Submit the refund to the provider (once), or resume a submission whose outcome is unknown.
 
     Raises:
         TransientError: retry the step; the same idempotency key is used.
-        OutcomeUnknownError: retry the step; it looks the refund up before sending again.
+        OutcomeUnknownError: retry the step; it finds the refund (or resends under the same, still
+            remembered key) before sending anything again.
         RejectedError: the provider refused, or the payment was already fully refunded outside
             refundflow (``nothing_refundable``); the catch path fails the refund and releases the amount.
         IllegalTransition: no reservation is held.
@@ -180,59 +245,140 @@ def issue_refund(refund_id: str, *, recorder: RefundRecorder, provider: RefundPr
         refund = recorder.move(
             refund,
             S.REFUND_SUBMITTED,
-            actor=f"provider:{provider.provider.value}",
+            actor=f"provider:{provider.name}",
             details={"idempotency_key": refund_key(refund), "amount": _money(refund.amount)},
         )
-        return _submit(refund, recorder=recorder, provider=provider, first_attempt=True)
+        return _send(refund, recorder=recorder, provider=provider)
     if refund.status is S.REFUND_SUBMITTED or (_awaiting_provider(refund) and not refund.provider_refund_id):
-        return _submit(refund, recorder=recorder, provider=provider, first_attempt=False)
+        return _resume(refund, recorder=recorder, provider=provider, now=now)
     return recorder.replay(refund)
 
 
-def poll_refund(refund_id: str, *, recorder: RefundRecorder, provider: RefundProvider) -> StepResult:
-    """No webhook came in time: ask the provider where the refund stands (or finish submitting it)."""
+def poll_refund(
+    refund_id: str, *, recorder: RefundRecorder, provider: RefundProvider, now: Clock | None = None
+) -> StepResult:
+    """No news came within the workflow's wait: ask the provider where the refund stands (or finish
+    submitting it). A webhook-only provider cannot be asked: the refund needs a person
+    (``outcome_not_reported``), and news arriving later still resolves it."""
     refund = recorder.repository.get(refund_id)
     if not _awaiting_provider(refund):
         return recorder.replay(refund)
     if refund.provider_refund_id is None:
-        return _submit(refund, recorder=recorder, provider=provider, first_attempt=False)
-    return provider_outcome_step(refund, provider.get_refund(refund.provider_refund_id), recorder=recorder)
+        return _resume(refund, recorder=recorder, provider=provider, now=now)
+    if provider.capabilities.outcome == "webhook_only":
+        return step_result(_needs_person(refund, OUTCOME_NOT_REPORTED, recorder=recorder, provider=provider))
+    truth = provider.get_refund(refund.provider_refund_id, refund.payment)
+    return provider_outcome_step(refund, truth, recorder=recorder)
 
 
-def _submit(refund: Refund, *, recorder: RefundRecorder, provider: RefundProvider, first_attempt: bool) -> StepResult:
+def _request(refund: Refund) -> ProviderRefundRequest:
     assert refund.amount is not None
-    existing: ProviderRefund | None = None
+    return ProviderRefundRequest(
+        refund_id=refund.refund_id,
+        payment=refund.payment,
+        amount=refund.amount,
+        reason=refund.reason,
+        idempotency_key=refund_key(refund),
+        metadata={"refund_id": refund.refund_id, "source_reference": refund.source.reference},
+    )
+
+
+def _send(refund: Refund, *, recorder: RefundRecorder, provider: RefundProvider) -> StepResult:
+    """Send the refund. An unknown outcome on a platform that can neither find the refund nor take a key
+    goes straight to a person: a retry could refund twice."""
+    capabilities = provider.capabilities
+    try:
+        created = provider.create_refund(_request(refund))
+    except AlreadyDoneError as error:
+        found = provider.find_refund(refund.refund_id, refund.payment) if capabilities.find_by_reference else None
+        if found is None:
+            # Fully refunded, but not by us (between our look-up and now): this refund moved no
+            # money, so it is neither refunded nor booked; the catch path fails it and releases
+            # the reservation, and the next look-up sees the provider's figures.
+            raise RejectedError(
+                f"the payment is already fully refunded at {refund.payment.provider.value}, not by refundflow: "
+                f"{error.message}",
+                code=NOTHING_REFUNDABLE,
+                platform=error.platform,
+            ) from error
+        created = found
+    except OutcomeUnknownError as error:
+        if not capabilities.find_by_reference and not capabilities.idempotency.supported:
+            logger.error(
+                "refund outcome unknown at a platform that cannot find or dedupe it",
+                extra={"refund_id": refund.refund_id},
+            )
+            return step_result(
+                _needs_person(refund, OUTCOME_UNRESOLVED, recorder=recorder, provider=provider, why=error.message)
+            )
+        raise
+    return provider_outcome_step(refund, created, recorder=recorder)
+
+
+def _resume(refund: Refund, *, recorder: RefundRecorder, provider: RefundProvider, now: Clock | None) -> StepResult:
+    """A submission whose outcome is unknown: read it, find it, or resend under the same key, by what the
+    platform can do."""
+    capabilities = provider.capabilities
     if refund.provider_refund_id:
-        existing = provider.get_refund(refund.provider_refund_id)
-    elif not first_attempt:
-        existing = provider.find_refund(refund.refund_id, refund.payment.payment_id)
-    if existing is None:
-        request = ProviderRefundRequest(
-            refund_id=refund.refund_id,
-            payment_id=refund.payment.payment_id,
-            amount=refund.amount,
-            reason=refund.reason,
-            idempotency_key=refund_key(refund),
-            metadata={"refund_id": refund.refund_id, "source_reference": refund.source.reference},
+        if capabilities.outcome == "webhook_only":
+            return recorder.replay(refund)
+        return provider_outcome_step(
+            refund, provider.get_refund(refund.provider_refund_id, refund.payment), recorder=recorder
         )
-        try:
-            existing = provider.create_refund(request)
-        except AlreadyDoneError as error:
-            existing = provider.find_refund(refund.refund_id, refund.payment.payment_id)
-            if existing is None:
-                # Fully refunded, but not by us (between our look-up and now): this refund moved no
-                # money, so it is neither refunded nor booked; the catch path fails it and releases
-                # the reservation, and the next look-up sees the provider's figures.
-                raise RejectedError(
-                    f"the payment is already fully refunded at {refund.payment.provider.value}, not by refundflow: "
-                    f"{error.message}",
-                    code=NOTHING_REFUNDABLE,
-                    platform=error.platform,
-                ) from error
-    return provider_outcome_step(refund, existing, recorder=recorder)
+    if capabilities.find_by_reference:
+        found = provider.find_refund(refund.refund_id, refund.payment)
+        if found is not None:
+            return provider_outcome_step(refund, found, recorder=recorder)
+        # Never created (the platform says so): sending now cannot refund twice.
+        return _send(refund, recorder=recorder, provider=provider)
+    if _key_remembered(refund, capabilities, recorder=recorder, now=now):
+        return _send(refund, recorder=recorder, provider=provider)
+    return step_result(
+        _needs_person(
+            refund,
+            OUTCOME_UNRESOLVED,
+            recorder=recorder,
+            provider=provider,
+            why="the platform cannot find the refund by our reference and no longer remembers the key",
+        )
+    )
 
 
-def _consume_items(recorder: RefundRecorder, refund: Refund) -> tuple[dict[str, object], list[TransactItem]]:
+def _key_remembered(
+    refund: Refund, capabilities: PaymentCapabilities, *, recorder: RefundRecorder, now: Clock | None
+) -> bool:
+    """Whether the platform still remembers the idempotency key sent since the refund was submitted."""
+    if not capabilities.idempotency.supported:
+        return False
+    submitted = next(
+        (
+            entry.at
+            for entry in reversed(recorder.repository.timeline(refund.refund_id))
+            if entry.to_status is S.REFUND_SUBMITTED and entry.from_status is not S.REFUND_SUBMITTED
+        ),
+        None,
+    )
+    if submitted is None:
+        return False
+    return capabilities.idempotency.key_alive(submitted, (now or (lambda: datetime.now(UTC)))())
+
+
+def _needs_person(
+    refund: Refund, reason: str, *, recorder: RefundRecorder, provider: RefundProvider, why: str | None = None
+) -> Refund:
+    """Stop at a person, keeping the reservation held (money may have moved)."""
+    actor = f"provider:{provider.name}"
+    details = {"reason": reason, **({"why": why[:500]} if why else {})}
+    if refund.status is S.NEEDS_ATTENTION:
+        if refund.attention_reason == reason:
+            return refund
+        return recorder.note(
+            refund, "OutcomeNeedsPerson", actor=actor, details=details, changes={"attention_reason": reason}
+        )
+    return recorder.move(refund, S.NEEDS_ATTENTION, actor=actor, details=details, changes={"attention_reason": reason})
+
+
+def _consume_items(recorder: RefundRecorder, refund: Refund) -> tuple[dict[str, object], list[StoreWrite]]:
     reservation = refund.reservation
     if reservation is None or reservation.state is not ReservationState.HELD:
         return {}, []
@@ -261,11 +407,13 @@ def apply_provider_outcome(refund: Refund, provider_refund: ProviderRefund, *, r
 
 def _apply_once(refund: Refund, provider_refund: ProviderRefund, *, recorder: RefundRecorder) -> Refund:
     actor = f"provider:{provider_refund.provider.value}"
-    known = {
+    known: dict[str, object] = {
         "provider_refund_id": provider_refund.provider_refund_id,
         "provider_status": provider_refund.status.value,
     }
     details = {**known, "amount": _money(provider_refund.amount)}
+    if provider_refund.method == "void":
+        details["method"] = "void"
     status = provider_refund.status
     if status is ProviderRefundStatus.SUCCEEDED and _awaiting_provider(refund):
         if refund.amount is not None and provider_refund.amount != refund.amount:
@@ -280,7 +428,7 @@ def _apply_once(refund: Refund, provider_refund: ProviderRefund, *, recorder: Re
                 changes={**known, "attention_reason": AMOUNT_MISMATCH},
             )
         changes, extra = _consume_items(recorder, refund)
-        return recorder.move(
+        refunded = recorder.move(
             refund,
             S.REFUNDED,
             actor=actor,
@@ -288,6 +436,12 @@ def _apply_once(refund: Refund, provider_refund: ProviderRefund, *, recorder: Re
             changes={**known, **changes, "attention_reason": None},
             extra=extra,
         )
+        if refunded.invoice is None:
+            # No invoice, no books: the refund is complete here (the workflow has no books step for it).
+            return recorder.move(
+                refunded, S.COMPLETED, actor=actor, details={"books": "no invoice reference: nothing to book"}
+            )
+        return refunded
     if status is ProviderRefundStatus.PENDING and (
         refund.status is S.REFUND_SUBMITTED or (refund.status is S.NEEDS_ATTENTION and _awaiting_provider(refund))
     ):
@@ -334,53 +488,67 @@ def _money(amount: Money | None) -> dict[str, object] | None:
     return amount.model_dump(mode="json") if amount else None
 
 
-# ---------------------------------------------------------------------------- provider webhooks
+# ---------------------------------------------------------------------------- provider news (webhooks)
 
 
 def apply_provider_event(event: ProviderEvent, *, recorder: RefundRecorder, provider: RefundProvider) -> list[Refund]:
-    """Apply a verified provider webhook to the refunds it is about; returns the refunds it touched.
+    """Apply a verified provider event to the refunds it is about; returns the refunds it touched.
 
     A delivery is news, not truth: anyone holding the signing secret can sign one, and providers
     deliver out of order and retry for days. So the event only says *which* of our refunds to look
     at; each one is read from the provider (by the provider refund id we stored, or found by our
-    reference) and what the provider says is applied. An older event arriving after a newer one
-    reads the same current truth, and only forward moves are applied.
+    reference) and what the provider says is applied. A webhook-only provider cannot be read: there the
+    verified news is the only account of the outcome, and it is applied as told. Only forward moves are
+    applied, so an older event arriving after a newer one changes nothing.
 
     Refunds not made by refundflow are ignored (they show up in reconciliation). An event that
     carries no refund objects (``charge.refunded`` in current API versions) looks at our refunds on
     that payment whose outcome is still open.
 
     Raises:
-        TransientError: the provider could not be read now (nothing was applied; answer 5xx so
-            the provider delivers again).
+        TransientError: the provider could not be read now (nothing was applied; the delivery is retried).
     """
     repository = recorder.repository
-    candidates: dict[str, Refund] = {}
+    candidates: dict[str, tuple[Refund, ProviderRefund | None]] = {}
     for news in event.refunds:
         refund = repository.find(news.refund_id) if news.refund_id else None
         if refund is None:
             logger.info("provider refund not made by refundflow", extra={"provider_refund_id": news.provider_refund_id})
             continue
+        if refund.payment.provider is not event.provider:
+            logger.warning("news about a refund of another provider", extra={"refund_id": refund.refund_id})
+            continue
         if _awaiting_provider(refund) or _money_out(refund):
-            candidates.setdefault(refund.refund_id, refund)
-    if not event.refunds and event.payment_id:
-        for refund in repository.refunds_for_payment(event.provider, event.payment_id):
+            candidates.setdefault(refund.refund_id, (refund, news))
+    if not event.refunds and event.payment is not None:
+        for refund in repository.refunds_for_payment(event.provider, event.payment.payment_id):
             if _awaiting_provider(refund):
-                candidates.setdefault(refund.refund_id, refund)
+                candidates.setdefault(refund.refund_id, (refund, None))
     touched: list[Refund] = []
-    for refund in candidates.values():
-        truth = _read_at_provider(refund, provider)
+    for refund, told in candidates.values():
+        truth = _read_at_provider(refund, provider, told)
         if truth is not None:
             touched.append(apply_provider_outcome(refund, truth, recorder=recorder))
     return touched
 
 
-def _read_at_provider(refund: Refund, provider: RefundProvider) -> ProviderRefund | None:
-    """Our refund as the provider holds it now, or None if the provider has none."""
+def _read_at_provider(refund: Refund, provider: RefundProvider, news: ProviderRefund | None) -> ProviderRefund | None:
+    """Our refund as the provider holds it now, or None if the provider has none (or cannot say)."""
+    capabilities = provider.capabilities
+    if capabilities.outcome == "webhook_only":
+        if news is None or (refund.provider_refund_id and news.provider_refund_id != refund.provider_refund_id):
+            return None
+        return news
     if not refund.provider_refund_id:
-        return provider.find_refund(refund.refund_id, refund.payment.payment_id)
+        if capabilities.find_by_reference:
+            return provider.find_refund(refund.refund_id, refund.payment)
+        if news is None:
+            return None
+        # Read the refund the news names; it is ours only if the platform echoes our reference on it.
+        truth = provider.get_refund(news.provider_refund_id, refund.payment)
+        return truth if truth.refund_id == refund.refund_id else None
     try:
-        return provider.get_refund(refund.provider_refund_id)
+        return provider.get_refund(refund.provider_refund_id, refund.payment)
     except NotFound:
         # The id came from the provider's own answer: a provider that no longer knows it (another
         # account's key?) is for a person to look at; the refund is left as it is.

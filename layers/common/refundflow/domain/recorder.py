@@ -10,23 +10,27 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from refundflow import settings
-from refundflow.adapters.dynamodb import RefundRepository, TransactItem
 from refundflow.events import EVENT_FOR_STATUS, RefundEvent
 from refundflow.models import Refund, StepResult
 from refundflow.observability import metrics
-from refundflow.ports import EventPublisher
+from refundflow.ports import EventPublisher, RefundStore, StoreWrite
 from refundflow.status import RefundStatus
 
 # Why a refund needs a person; BOOKS_UPDATE_FAILED is retried automatically, OUTCOME_UNKNOWN is polled.
 BOOKS_UPDATE_FAILED = "books_update_failed"
 BOOKS_REJECTED = "books_rejected"
 OUTCOME_UNKNOWN = "provider_outcome_unknown"
+# The outcome is unknown and cannot be resolved without a person: the platform can neither find the refund
+# by our reference nor still remember the idempotency key (a resend could refund twice).
+OUTCOME_UNRESOLVED = "outcome_unknown"
+# A webhook-only platform did not report the outcome within the workflow's wait (it cannot be polled).
+OUTCOME_NOT_REPORTED = "outcome_not_reported"
 PROVIDER_REVERSED = "provider_reversed_refund"
 AMOUNT_MISMATCH = "provider_amount_mismatch"
 
 
 class RefundRecorder:
-    def __init__(self, repository: RefundRepository, publisher: EventPublisher) -> None:
+    def __init__(self, repository: RefundStore, publisher: EventPublisher) -> None:
         self.repository = repository
         self.publisher = publisher
 
@@ -38,7 +42,7 @@ class RefundRecorder:
         actor: str,
         details: dict[str, Any] | None = None,
         changes: dict[str, Any] | None = None,
-        extra: Iterable[TransactItem] = (),
+        extra: Iterable[StoreWrite] = (),
         event_details: dict[str, Any] | None = None,
     ) -> Refund:
         """Change the status, append the audit entry, then publish the status's event (with
@@ -60,7 +64,7 @@ class RefundRecorder:
         actor: str,
         details: dict[str, Any] | None = None,
         changes: dict[str, Any] | None = None,
-        extra: Iterable[TransactItem] = (),
+        extra: Iterable[StoreWrite] = (),
         event: str | None = None,
     ) -> Refund:
         """Append an audit entry without a status change; publish ``event`` if given."""
@@ -108,4 +112,5 @@ def step_result(refund: Refund, outcome: str | None = None) -> StepResult:
         status=refund.status,
         outcome=outcome or outcome_of(refund),
         provider=refund.payment.provider,
+        books=refund.invoice.system if refund.invoice else None,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from refundflow.connectors.registry import AMOUNT_NOT_REPRESENTABLE, BOOKS_RULES, ensure_deployed, ensure_representable
+from refundflow.domain.deployment import ensure_books_representable, ensure_deployed, ensure_representable
 from refundflow.domain.recorder import RefundRecorder, step_result
 from refundflow.errors import InvalidRequest
 from refundflow.models import StepResult
@@ -33,9 +33,7 @@ def validate_refund(refund_id: str, *, recorder: RefundRecorder) -> StepResult:
         ensure_representable(refund.requested_amount, refund.payment, refund.invoice, books_only=line_amounts)
     elif refund.invoice is not None:
         # The amount is known after the look-up (checked there); the lines only go to the books.
-        problem = next(filter(None, map(BOOKS_RULES[refund.invoice.system], line_amounts)), None)
-        if problem:
-            raise InvalidRequest(problem, code=AMOUNT_NOT_REPRESENTABLE)
+        ensure_books_representable(line_amounts, refund.invoice)
     refund = recorder.move(
         refund,
         RefundStatus.VALIDATED,

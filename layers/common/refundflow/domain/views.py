@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from refundflow.adapters.dynamodb import RefundRepository
 from refundflow.api import RefundView
 from refundflow.audit import LEGACY_SCHEME, verify_chain
+from refundflow.ports import RefundStore
 
 
-def refund_view(refund_id: str, *, repository: RefundRepository) -> RefundView:
+def refund_view(refund_id: str, *, repository: RefundStore) -> RefundView:
     """Raises: NotFound."""
     refund = repository.get(refund_id)
     timeline, keyed_from_seq = repository.audit_trail(refund_id)

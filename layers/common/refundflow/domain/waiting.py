@@ -8,11 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import StrEnum
 
-from refundflow.adapters.dynamodb import RefundRepository
-from refundflow.domain.recorder import OUTCOME_UNKNOWN, step_result
+from refundflow.domain.recorder import OUTCOME_NOT_REPORTED, OUTCOME_UNKNOWN, OUTCOME_UNRESOLVED, step_result
 from refundflow.errors import TransientError
 from refundflow.models import Refund
-from refundflow.ports import TaskCallbacks
+from refundflow.ports import RefundStore, TaskCallbacks
 from refundflow.status import RefundStatus
 
 
@@ -21,17 +20,18 @@ class WaitFor(StrEnum):
     REFUND_OUTCOME = "refund_outcome"
 
 
+_OPEN_OUTCOME = frozenset({OUTCOME_UNKNOWN, OUTCOME_UNRESOLVED, OUTCOME_NOT_REPORTED})
 _STILL_WAITING: dict[WaitFor, Callable[[Refund], bool]] = {
     WaitFor.APPROVAL: lambda refund: refund.status is RefundStatus.PENDING_APPROVAL,
     WaitFor.REFUND_OUTCOME: lambda refund: (
         refund.status in {RefundStatus.REFUND_SUBMITTED, RefundStatus.REFUND_PENDING}
-        or (refund.status is RefundStatus.NEEDS_ATTENTION and refund.attention_reason == OUTCOME_UNKNOWN)
+        or (refund.status is RefundStatus.NEEDS_ATTENTION and refund.attention_reason in _OPEN_OUTCOME)
     ),
 }
 
 
 def register_wait(
-    refund_id: str, wait_for: WaitFor, task_token: str, *, repository: RefundRepository, callbacks: TaskCallbacks
+    refund_id: str, wait_for: WaitFor, task_token: str, *, repository: RefundStore, callbacks: TaskCallbacks
 ) -> bool:
     """Store the token of a workflow that now waits; resume it at once if the answer is already in.
     Returns True if it was resumed here."""
@@ -39,9 +39,7 @@ def register_wait(
     return resume_waiting(repository.get(refund_id), wait_for, repository=repository, callbacks=callbacks)
 
 
-def resume_waiting(
-    refund: Refund, wait_for: WaitFor, *, repository: RefundRepository, callbacks: TaskCallbacks
-) -> bool:
+def resume_waiting(refund: Refund, wait_for: WaitFor, *, repository: RefundStore, callbacks: TaskCallbacks) -> bool:
     """Resume the workflow waiting on ``refund`` if it no longer has to wait. Returns True if resumed.
 
     Raises:

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from refundflow.connectors.xero import dump_json, from_xero_amount, load_json, to_xero_amount
 from refundflow.errors import RejectedError
 from refundflow.money import Money
+from refundflow.platforms.xero.connector import dump_json, from_xero_amount, load_json, to_xero_amount
 
 CURRENCIES = ["JPY", "EUR", "KWD"]
 JSON_NUMBER = re.compile(r"^-?(0|[1-9]\d*)(\.\d+)?$")
@@ -90,7 +90,7 @@ def test_kwd_amount_with_a_third_decimal_is_refused_rather_than_rounded(minor: i
     # WHEN it is prepared for Xero / THEN it is refused with a precise code
     with pytest.raises(RejectedError) as refused:
         to_xero_amount(money)
-    assert refused.value.code == "xero_precision"
+    assert refused.value.code == "amount_not_representable"
 
 
 @given(minor=st.integers(min_value=1, max_value=10**9), digits=st.integers(min_value=1, max_value=9))

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from refundflow.connectors.stripe import StripeAmountError, from_stripe_amount, to_stripe_amount
+from refundflow.errors import AmountNotRepresentable as StripeAmountError
 from refundflow.money import CURRENCY_EXPONENTS, Money
+from refundflow.platforms.stripe.payloads import from_stripe_amount, to_stripe_amount
 
 amounts = st.integers(min_value=0, max_value=10**12)
 # Currencies where Stripe's unit is ISO 4217's minor unit: passed through untouched.

@@ -1,4 +1,5 @@
-"""Stripe webhook verification and event parsing (R6, R7, R8): no network, a fixed clock."""
+"""Stripe webhook verification and event parsing (R6, R7, R8) through its InboundPlatform: no network, a fixed
+clock, the verification secret passed in per call."""
 
 from __future__ import annotations
 
@@ -6,16 +7,17 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from refundflow.connectors.stripe import StripeRefundProvider
 from refundflow.errors import AuthenticationFailed, InvalidRequest
 from refundflow.models import PaymentProvider
 from refundflow.money import Money
-from refundflow.ports import ProviderRefundStatus
+from refundflow.platforms.stripe.inbound import StripeInbound
+from refundflow.ports import ProviderEvent, ProviderRefundStatus
 
 NOW = 1_800_000_000
 SECRET = "whsec_current_0123456789abcdef"
@@ -28,13 +30,22 @@ def sign(body: bytes, secret: str = SECRET, timestamp: int = NOW) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-def provider(secrets: list[str] | None = None, tolerance: int = 300) -> StripeRefundProvider:
-    return StripeRefundProvider(
-        api_key="sk_test_unit",
-        webhook_secrets=secrets or [SECRET],
-        tolerance_seconds=tolerance,
-        now=lambda: float(NOW),
-    )
+class Receiver:
+    """Stripe's InboundPlatform with the verification secret a deployment would pass in."""
+
+    def __init__(self, secrets: list[str], tolerance: int) -> None:
+        self.inbound = StripeInbound(tolerance_seconds=tolerance, now=lambda: float(NOW))
+        self.secret = {"webhook_secrets": secrets}
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> ProviderEvent:
+        delivery = self.inbound.verify(headers, body, self.secret)
+        assert len(delivery.events) == 1
+        assert delivery.answer.status == 200
+        return delivery.events[0]
+
+
+def provider(secrets: list[str] | None = None, tolerance: int = 300) -> Receiver:
+    return Receiver(secrets or [SECRET], tolerance)
 
 
 def refund_object(**overrides: Any) -> dict[str, Any]:
@@ -88,7 +99,8 @@ def test_parse_webhook_accepts_a_correctly_signed_event() -> None:
     assert event.provider is PaymentProvider.STRIPE
     assert (event.event_id, event.event_type) == ("evt_123", "refund.updated")
     assert event.occurred_at == datetime.fromtimestamp(NOW - 2, tz=UTC)
-    assert event.payment_id == "pi_123"
+    assert event.payment is not None
+    assert event.payment.payment_id == "pi_123"
     [refund] = event.refunds
     assert refund.provider_refund_id == "re_123"
     assert refund.amount == Money.of(1250, "EUR")
@@ -316,7 +328,8 @@ def test_refund_of_a_charge_without_payment_intent_names_the_charge() -> None:
     event = provider().parse_webhook({"Stripe-Signature": sign(body)}, body)
 
     # THEN
-    assert event.payment_id == "ch_123"
+    assert event.payment is not None
+    assert event.payment.payment_id == "ch_123"
     assert event.refunds[0].payment_id == "ch_123"
 
 
@@ -346,7 +359,8 @@ def test_charge_refunded_without_refund_list_names_the_payment_only() -> None:
 
     # THEN the payment is known, the refunds must be fetched
     assert event.event_type == "charge.refunded"
-    assert event.payment_id == "pi_123"
+    assert event.payment is not None
+    assert event.payment.payment_id == "pi_123"
     assert event.refunds == []
 
 
@@ -372,7 +386,11 @@ def test_other_event_types_carry_no_refunds() -> None:
     event = provider().parse_webhook({"Stripe-Signature": sign(body)}, body)
 
     # THEN it is verified and passed on, empty
-    assert (event.event_type, event.refunds, event.payment_id) == ("payment_intent.succeeded", [], "pi_999")
+    assert (event.event_type, event.refunds, event.payment and event.payment.payment_id) == (
+        "payment_intent.succeeded",
+        [],
+        "pi_999",
+    )
 
 
 def test_customer_event_has_neither_refunds_nor_payment() -> None:
@@ -383,4 +401,4 @@ def test_customer_event_has_neither_refunds_nor_payment() -> None:
     event = provider().parse_webhook({"Stripe-Signature": sign(body)}, body)
 
     # THEN
-    assert (event.refunds, event.payment_id) == ([], None)
+    assert (event.refunds, event.payment) == ([], None)

@@ -1,0 +1,1 @@
+"""Stripe: payment platform (refunds through the official SDK) and inbound webhooks (Stripe-Signature)."""

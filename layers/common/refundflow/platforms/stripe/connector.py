@@ -1,0 +1,425 @@
+"""Stripe as a RefundProvider, through the official ``stripe`` SDK (``StripeClient``).
+
+Facts this module relies on, checked against Stripe's public docs and the SDK (see the docstrings
+below for each one):
+- ``POST /v1/refunds`` takes ``payment_intent`` or ``charge``, ``amount`` in the currency's smallest
+  unit as Stripe defines it, ``reason`` (``duplicate`` | ``fraudulent`` | ``requested_by_customer``),
+  ``metadata`` and an ``Idempotency-Key`` header (docs.stripe.com/api/refunds/create).
+- A POST with an idempotency key has its first response saved once the endpoint began executing,
+  500s included, and replayed for retries; other parameters under the same key are an
+  ``idempotency_error`` (docs.stripe.com/api/idempotent_requests).
+
+Webhook verification is in ``inbound.py`` (no SDK there); amounts go through Stripe's currency profile
+(``payloads.py``); the connector never converts money itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from typing import Any, ClassVar, NoReturn
+
+import stripe
+from pydantic import Field
+from stripe.params import RefundCreateParams, RefundListParams
+
+from refundflow import settings
+from refundflow.errors import (
+    AlreadyDoneError,
+    ConfigurationError,
+    NotFound,
+    OutcomeUnknownError,
+    RefundflowError,
+    RejectedError,
+    TransientError,
+)
+from refundflow.models import PaymentProvider, PaymentReference, RefundReason
+from refundflow.observability import logger
+from refundflow.platforms.stripe.payloads import (
+    FINAL_FAILURES,
+    PLATFORM,
+    StripeCharge,
+    StripeRefund,
+    capabilities,
+    from_stripe_amount,
+    parse,
+    provider_refund,
+    refund_status,
+    to_stripe_amount,
+)
+from refundflow.ports import (
+    PaymentCapabilities,
+    ProviderPayment,
+    ProviderRefund,
+    ProviderRefundRequest,
+    RefundProvider,
+)
+
+DEFAULT_API_BASE = "https://api.stripe.com"
+
+# Stripe knows three reasons; "fraudulent" also puts the card on the account's block lists, so only
+# a fraud refund says so. Refunds we make on the merchant's own initiative carry no reason.
+_REASONS: dict[RefundReason, str | None] = {
+    RefundReason.DUPLICATE_CHARGE: "duplicate",
+    RefundReason.FRAUDULENT: "fraudulent",
+    RefundReason.PRODUCT_RETURN: "requested_by_customer",
+    RefundReason.DAMAGED: "requested_by_customer",
+    RefundReason.WRONG_ITEM: "requested_by_customer",
+    RefundReason.NOT_AS_DESCRIBED: "requested_by_customer",
+    RefundReason.NOT_RECEIVED: "requested_by_customer",
+    RefundReason.DELIVERY_FAILED: "requested_by_customer",
+    RefundReason.CHANGED_MIND: "requested_by_customer",
+    RefundReason.GOODWILL: None,
+    RefundReason.OTHER: None,
+}
+
+# The over-refund error carries no `code` at Stripe: it is a 400 `invalid_request_error` with
+# `param=amount` and the message "Refund amount ($X) is greater than unrefunded amount on charge
+# ($Y)" (observed in public integrations, e.g. edx/commerce-coordinator#360; Stripe's error-code
+# page documents no code for it). `amount_too_large` is documented, but for "greater than the maximum
+# amount allowed", so it is accepted here as the same refusal without being relied upon.
+_OVER_REFUND_MESSAGE = re.compile(r"greater than (the )?(unrefunded|charge) amount", re.IGNORECASE)
+
+
+def stripe_reason(reason: RefundReason) -> str | None:
+    return _REASONS[reason]
+
+
+# ---------------------------------------------------------------- the provider
+
+
+class StripeRefundProvider(RefundProvider):
+    """Refunds and refund look-ups for one Stripe account."""
+
+    name: ClassVar[str] = PLATFORM
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        api_base: str = DEFAULT_API_BASE,
+        stripe_version: str | None = None,
+        timeout: tuple[float, float] | None = None,
+        max_network_retries: int | None = None,
+        client: stripe.StripeClient | None = None,
+        http_client: stripe.HTTPClient | None = None,
+        list_page_size: int = 100,
+    ) -> None:
+        """Configure the provider; the SDK client is built on first use.
+
+        ``timeout`` (connect, read) and ``max_network_retries`` default to ConnectorSettings. The
+        SDK's own retries reuse our idempotency key, so they can never refund twice.
+
+        Raises:
+            ConfigurationError: no API key.
+        """
+        if not api_key:
+            raise ConfigurationError("Stripe API key is empty", platform=PLATFORM)
+        self._api_key = api_key
+        self._api_base = api_base.rstrip("/")
+        self._stripe_version = stripe_version
+        self._timeout = timeout
+        self._max_network_retries = max_network_retries
+        self._client = client
+        self._http_client = http_client
+        self._page_size = list_page_size
+
+    @property
+    def capabilities(self) -> PaymentCapabilities:
+        return capabilities()
+
+    @property
+    def client(self) -> stripe.StripeClient:
+        if self._client is None:
+            config = settings.load(settings.ConnectorSettings)
+            timeout = self._timeout or (config.connect_timeout_seconds, config.read_timeout_seconds)
+            retries = self._max_network_retries
+            self._client = stripe.StripeClient(
+                self._api_key,
+                base_addresses={"api": self._api_base},
+                stripe_version=self._stripe_version,
+                max_network_retries=config.max_network_retries if retries is None else retries,
+                http_client=self._http_client or stripe.RequestsClient(timeout=timeout),
+            )
+        return self._client
+
+    # ---------------------------------------------------------------- payments
+
+    def get_payment(self, payment: PaymentReference) -> ProviderPayment:
+        """The payment's captured and already refunded amounts (PaymentIntent via its latest charge).
+
+        Raises:
+            NotFound: Stripe does not know the PaymentIntent or Charge.
+            TransientError: Stripe could not answer now (429, 5xx, network).
+            RejectedError: not a ``pi_``/``ch_`` id, a payment that has not succeeded or was not
+                captured, a currency Stripe amounts cannot express exactly, or bad credentials.
+        """
+        payment_id = payment.payment_id
+        status, charge = self._load_charge(payment_id)
+        if status != "succeeded" or charge is None or charge.status != "succeeded" or not charge.captured:
+            raise RejectedError(
+                f"payment {payment_id} is not a succeeded, captured payment (status {status})",
+                code="payment_not_captured",
+                platform=PLATFORM,
+            )
+        return ProviderPayment(
+            provider=PaymentProvider.STRIPE,
+            payment_id=payment_id,
+            captured=from_stripe_amount(charge.amount_captured, charge.currency),
+            refunded=from_stripe_amount(charge.amount_refunded, charge.currency),
+            status=charge.status,
+        )
+
+    def _load_charge(self, payment_id: str) -> tuple[str, StripeCharge | None]:
+        """The payment's status and its charge (the PaymentIntent's latest charge, expanded)."""
+        try:
+            if payment_id.startswith("pi_"):
+                intent = self.client.v1.payment_intents.retrieve(payment_id, {"expand": ["latest_charge"]})
+                data = intent.to_dict()
+                latest = data.get("latest_charge")
+                charge = parse(StripeCharge, latest, on_error=TransientError) if isinstance(latest, dict) else None
+                return str(data.get("status")), charge
+            if payment_id.startswith("ch_"):
+                charge = parse(
+                    StripeCharge, self.client.v1.charges.retrieve(payment_id).to_dict(), on_error=TransientError
+                )
+                return charge.status, charge
+        except stripe.StripeError as error:
+            raise _map_error(error, write=False) from error
+        raise RejectedError(
+            f"{payment_id!r} is neither a PaymentIntent (pi_) nor a Charge (ch_) id",
+            code="invalid_payment_id",
+            platform=PLATFORM,
+        )
+
+    # ---------------------------------------------------------------- refunds
+
+    def create_refund(self, request: ProviderRefundRequest) -> ProviderRefund:
+        """``POST /v1/refunds`` for exactly ``request.amount``, under ``request.idempotency_key``.
+
+        The payment's currency is checked first: Stripe's refund has no currency of its own and
+        would refund the same number in the charge's currency.
+
+        Raises:
+            TransientError: 409 (the same key is still being processed), 429, or a failure of the
+                read before the refund was sent: retry with the same key.
+            OutcomeUnknownError: a 5xx or a network failure after sending (Stripe saves a 500 once
+                the endpoint began, so the refund may exist): ``find_refund`` before any retry.
+            AlreadyDoneError: ``charge_already_refunded``.
+            RejectedError: over-refund (``amount_exceeds_refundable``), a key reused with other
+                parameters (``idempotency_key_reused``), unknown payment (``resource_missing``),
+                currency mismatch, an amount Stripe cannot express, bad credentials
+                (``provider_authentication_failed``), any other 4xx with Stripe's code and message.
+        """
+        if not request.amount.is_positive():
+            raise RejectedError(
+                f"refund amount {request.amount} is not positive", code="invalid_amount", platform=PLATFORM
+            )
+        amount, currency = to_stripe_amount(request.amount)
+        try:
+            _, charge = self._load_charge(request.payment_id)
+        except NotFound as error:
+            raise RejectedError(error.message, code="resource_missing", platform=PLATFORM) from error
+        if charge is not None and charge.currency.lower() != currency:
+            raise RejectedError(
+                f"refund in {request.amount.currency} for a payment in {charge.currency.upper()}",
+                code="currency_mismatch",
+                platform=PLATFORM,
+            )
+        # Our refund_id wins over caller metadata: find_refund depends on it.
+        params: RefundCreateParams = {
+            "amount": amount,
+            "metadata": {**request.metadata, "refund_id": request.refund_id},
+        }
+        if request.payment_id.startswith("pi_"):
+            params["payment_intent"] = request.payment_id
+        else:
+            params["charge"] = request.payment_id
+        reason = stripe_reason(request.reason)
+        if reason is not None:
+            params["reason"] = reason
+        try:
+            refund = self.client.v1.refunds.create(params, {"idempotency_key": request.idempotency_key})
+        except stripe.StripeError as error:
+            mapped = _map_error(error, write=True)
+            if isinstance(mapped, NotFound):  # the payment named in the body: a final refusal here
+                mapped = RejectedError(mapped.message, code="resource_missing", platform=PLATFORM)
+            raise mapped from error
+        except Exception as error:
+            # The SDK can fail on an answer it cannot read (a proxy's error page, an error body of
+            # another shape). The request was sent: only find_refund can tell what happened.
+            raise OutcomeUnknownError(f"unreadable answer to POST /v1/refunds: {error!r}", platform=PLATFORM) from error
+        result = provider_refund(parse(StripeRefund, refund.to_dict(), on_error=OutcomeUnknownError))
+        logger.info(
+            "stripe refund created",
+            extra={
+                "refund_id": request.refund_id,
+                "provider_refund_id": result.provider_refund_id,
+                "status": result.status,
+            },
+        )
+        return result
+
+    def get_refund(self, provider_refund_id: str, payment: PaymentReference) -> ProviderRefund:
+        """``GET /v1/refunds/{id}``.
+
+        Raises:
+            NotFound: no such refund.
+            TransientError: Stripe could not answer now.
+            RejectedError: bad credentials or another final refusal.
+        """
+        try:
+            refund = self.client.v1.refunds.retrieve(provider_refund_id)
+        except stripe.StripeError as error:
+            raise _map_error(error, write=False) from error
+        return provider_refund(parse(StripeRefund, refund.to_dict(), on_error=TransientError))
+
+    def find_refund(self, refund_id: str, payment: PaymentReference) -> ProviderRefund | None:
+        """Our refund among the payment's refunds (every page), by ``metadata.refund_id``.
+
+        When several match (a failed attempt and its successor), the newest one that did not fail
+        or get canceled wins: that is the one moving the money.
+
+        Raises:
+            TransientError: Stripe could not answer now.
+            RejectedError: bad credentials or another final refusal.
+        """
+        matches = [
+            refund
+            for refund in self._list_refunds(payment.payment_id)
+            if (refund.metadata or {}).get("refund_id") == refund_id
+        ]
+        if not matches:
+            return None
+        if len(matches) > 1:
+            logger.warning(
+                "several Stripe refunds carry one refund_id", extra={"refund_id": refund_id, "count": len(matches)}
+            )
+        live = [refund for refund in matches if refund_status(refund.status) not in FINAL_FAILURES]
+        return provider_refund((live or matches)[0])
+
+    def _list_refunds(self, payment_id: str) -> Iterator[StripeRefund]:
+        params: RefundListParams = {"limit": self._page_size}
+        if payment_id.startswith("pi_"):
+            params["payment_intent"] = payment_id
+        else:
+            params["charge"] = payment_id
+        try:
+            page = self.client.v1.refunds.list(params)
+            for refund in page.auto_paging_iter():
+                yield parse(StripeRefund, refund.to_dict(), on_error=TransientError)
+        except stripe.StripeError as error:
+            mapped = _map_error(error, write=False)
+            if isinstance(mapped, NotFound):
+                return  # an unknown payment has no refunds: nothing was ever created for it
+            raise mapped from error
+
+
+# ---------------------------------------------------------------- errors
+
+
+def _retry_after(error: stripe.StripeError) -> float | None:
+    headers = error.headers or {}
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _map_error(error: stripe.StripeError, *, write: bool) -> RefundflowError:
+    """Stripe's failure in our vocabulary. ``write``: the call may have moved money."""
+    status = error.http_status
+    code = error.code or (error.error.code if error.error is not None else None)
+    message = error.user_message or str(error)
+    if isinstance(error, stripe.APIConnectionError):
+        # The SDK already retried with the same key. After sending, the refund may exist.
+        if write:
+            return OutcomeUnknownError(f"no answer from Stripe: {message}", platform=PLATFORM)
+        return TransientError(f"no answer from Stripe: {message}", platform=PLATFORM)
+    if isinstance(error, stripe.IdempotencyError):
+        return RejectedError(message, code="idempotency_key_reused", platform=PLATFORM)
+    if status == 409:
+        # Another request with this key is still being processed; its result will be replayed.
+        return TransientError(
+            message, code=code or "idempotency_key_in_use", platform=PLATFORM, retry_after_seconds=_retry_after(error)
+        )
+    if isinstance(error, stripe.RateLimitError) or status == 429:
+        # Stripe's rate limiter runs before the idempotency layer: nothing happened.
+        return TransientError(message, code="rate_limited", platform=PLATFORM, retry_after_seconds=_retry_after(error))
+    if isinstance(error, stripe.AuthenticationError):
+        return RejectedError(message, code="provider_authentication_failed", platform=PLATFORM)
+    if isinstance(error, stripe.PermissionError):
+        return RejectedError(message, code="provider_permission_denied", platform=PLATFORM)
+    if status is None or status >= 500:
+        if write:
+            return OutcomeUnknownError(f"Stripe answered {status}: {message}", platform=PLATFORM)
+        return TransientError(
+            f"Stripe answered {status}: {message}", platform=PLATFORM, retry_after_seconds=_retry_after(error)
+        )
+    if code == "charge_already_refunded":
+        return AlreadyDoneError(message, code=code, platform=PLATFORM)
+    if code == "resource_missing" or status == 404:
+        return NotFound(message, code="resource_missing", platform=PLATFORM)
+    param = getattr(error, "param", None)
+    if code == "amount_too_large" or (code is None and param == "amount" and _OVER_REFUND_MESSAGE.search(message)):
+        return RejectedError(message, code="amount_exceeds_refundable", platform=PLATFORM)
+    return RejectedError(message, code=code or "invalid_request_error", platform=PLATFORM)
+
+
+# ---------------------------------------------------------------- factory
+
+
+class StripeSettings(settings.EnvModel):
+    """Stripe's own settings (its catalog entry's ``settings``, set on its function only)."""
+
+    api_base: str = Field(default=DEFAULT_API_BASE, alias="STRIPE_API_BASE")
+    api_version: str | None = Field(default=None, alias="STRIPE_API_VERSION")
+
+
+class _StripeProviderFactory:
+    """``connector()``: one provider per process, built again when the secret changes. The secret is read
+    through the secrets cache on every call (SECRETS_CACHE_SECONDS), so a revoked API key stops working
+    without a cold start."""
+
+    def __init__(self) -> None:
+        self._built: tuple[str, StripeRefundProvider] | None = None
+
+    def __call__(self) -> StripeRefundProvider:
+        """The process's StripeRefundProvider, from StripeSettings and Stripe's API secret
+        (``<SecretsPrefix>stripe`` = ``{"api_key": "sk_…"}``).
+
+        Raises:
+            ConfigurationError: missing settings, or a secret of another shape.
+        """
+        from refundflow.adapters.secrets import get_json_secret, platform_secret_name
+
+        config = settings.load(StripeSettings)
+        name = platform_secret_name(PLATFORM)
+        secret = get_json_secret(name)
+        version = hashlib.sha256(repr((config, name, sorted(secret.items()))).encode()).hexdigest()
+        built = self._built
+        if built is not None and built[0] == version:
+            return built[1]
+        provider = _build_stripe_provider(config, name, secret)
+        self._built = (version, provider)
+        return provider
+
+    def cache_clear(self) -> None:
+        self._built = None
+
+
+connector = _StripeProviderFactory()
+
+
+def _build_stripe_provider(config: StripeSettings, name: str, secret: dict[str, Any]) -> StripeRefundProvider:
+    """Raises: ConfigurationError: a secret of another shape."""
+    api_key = secret.get("api_key")
+    if not isinstance(api_key, str) or not api_key.startswith(("sk_", "rk_")):
+        _bad_secret(name, "api_key must be a secret or restricted key (sk_/rk_)")
+    return StripeRefundProvider(api_key=api_key, api_base=config.api_base, stripe_version=config.api_version)
+
+
+def _bad_secret(name: str, why: str) -> NoReturn:
+    raise ConfigurationError(f"secret {name}: {why}", platform=PLATFORM)
