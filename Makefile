@@ -11,7 +11,7 @@ export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo local test check lint format typecheck unit integration contract e2e statelint \
+.PHONY: help setup demo local test check lint format typecheck layers unit integration contract e2e statelint \
 	sam-validate sam-build bundle-check openapi openapi-check diagrams diagrams-check benchmarks policy-check aws-e2e \
 	clean
 
@@ -38,7 +38,7 @@ demo: $(BIN)/.installed ## run every refund scenario on the local stack and prin
 
 test: setup check ## every test and gate (all but the AWS end-to-end suite)
 
-check: lint typecheck statelint sam-validate openapi-check diagrams-check unit integration contract e2e sam-build \
+check: lint typecheck layers statelint sam-validate openapi-check diagrams-check unit integration contract e2e sam-build \
 	bundle-check ## all gates
 
 # ------------------------------------------------------------------ local stack
@@ -64,8 +64,11 @@ format: $(BIN)/.installed
 typecheck: $(BIN)/.installed ## mypy --strict on the shared package, functions/, local/ and benchmarks/ (pyproject.toml)
 	$(BIN)/mypy
 
+layers: $(BIN)/.installed ## import-linter contracts: the domain imports ports only, platforms stay apart (pyproject.toml)
+	PYTHONPATH=layers/common $(BIN)/lint-imports
+
 unit: $(BIN)/.installed
-	$(BIN)/python -m pytest tests/unit -q
+	$(BIN)/python -m pytest tests/unit tests/platforms -q
 
 integration: $(BIN)/.installed
 	$(BIN)/python -m pytest tests/integration -q

@@ -382,3 +382,53 @@ class StepResult(StrictModel):
     books: BooksSystem | None = Field(
         default=None, description="The invoice's books system (the books function to call), None without invoice."
     )
+
+
+class RefundRequestBody(BaseModel):
+    """``POST /refund-requests``: ask for a refund. Amounts are minor units; nothing here sets what is refundable."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    payment: PaymentReference
+    amount: Money | None = Field(
+        default=None, description="Refund this much (minor units). Omit it to refund everything still refundable."
+    )
+    reason: RefundReason
+    customer: CustomerContact
+    source: SourceReference
+    order: OrderInfo | None = None
+    invoice: InvoiceReference | None = Field(
+        default=None, description="The invoice to credit in the books; without it no credit note is booked."
+    )
+    return_info: ReturnInfo | None = Field(default=None, alias="return")
+    lines: list[RefundLine] = Field(default_factory=list, max_length=200)
+    note: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    approved_by: SourceApprover | None = Field(
+        default=None,
+        description="Who already approved this where it was asked for; the policy decides if that role is enough.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent_amounts(self) -> RefundRequestBody:
+        if self.amount is not None and self.amount.minor_units <= 0:
+            raise ValueError("amount.minor_units must be positive")
+        currencies = {line.amount.currency for line in self.lines}
+        if self.amount is not None:
+            currencies.add(self.amount.currency)
+        if len(currencies) > 1:
+            raise ValueError(f"lines and amount must share one currency, got {sorted(currencies)}")
+        if any(line.amount.minor_units <= 0 for line in self.lines):
+            raise ValueError("every line amount must be positive")
+        if self.lines and self.amount is not None:
+            total = sum(line.amount.minor_units for line in self.lines)
+            if total != self.amount.minor_units:
+                raise ValueError(f"lines add up to {total} minor units but amount is {self.amount.minor_units}")
+        return self
+
+    @property
+    def requested_amount(self) -> Money | None:
+        if self.amount is not None:
+            return self.amount
+        if self.lines:
+            return Money.of(sum(line.amount.minor_units for line in self.lines), self.lines[0].amount.currency)
+        return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Literal, Protocol
@@ -456,6 +457,17 @@ class RefundStore(ABC):
 
     @abstractmethod
     def peek_wait_token(self, refund_id: str, kind: str) -> str | None: ...
+
+
+# ---------------------------------------------------------------- refund requests
+
+
+@dataclass(frozen=True)
+class VerifiedSource:
+    """The source system whose signing secret verified a delivery. What it may assert (an approver's role)
+    is the policy's ``sources:`` section, looked up by ``name`` when the refund is decided."""
+
+    name: str
 
 
 # ---------------------------------------------------------------- AWS-side ports

@@ -20,20 +20,13 @@ from typing import Any
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook, WebhookVerificationError
 
 from refundflow.errors import AuthenticationFailed, ConfigurationError
+from refundflow.ports import VerifiedSource
 
 REQUIRED_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 SECRET_PREFIX = "whsec_"
 MIN_SECRET_BYTES = 24
 # The same characters as a request's source.system (models.Identifier).
 SOURCE_NAME = re.compile(r"^[A-Za-z0-9_.:@+\-/#]{1,128}$")
-
-
-@dataclass(frozen=True)
-class VerifiedSource:
-    """The source system whose signing secret verified a delivery. What it may assert (an approver's role)
-    is the policy's ``sources:`` section, looked up by ``name`` when the refund is decided."""
-
-    name: str
 
 
 @dataclass(frozen=True)

@@ -8,15 +8,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from refundflow.api import RefundRequestBody
 from refundflow.audit import canonical_json
-from refundflow.connectors.standard_webhooks import VerifiedSource
 from refundflow.domain.deployment import ensure_deployed
 from refundflow.domain.recorder import RefundRecorder
 from refundflow.errors import Forbidden, IdempotencyConflict
 from refundflow.ids import derive_refund_id
-from refundflow.models import Refund
-from refundflow.ports import RefundStore, WorkflowStarter
+from refundflow.models import Refund, RefundRequestBody
+from refundflow.ports import RefundStore, VerifiedSource, WorkflowStarter
 from refundflow.settings import WorkflowTimingSettings
 from refundflow.status import RefundStatus
 

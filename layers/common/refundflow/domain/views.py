@@ -2,9 +2,56 @@
 
 from __future__ import annotations
 
-from refundflow.api import RefundView
-from refundflow.audit import LEGACY_SCHEME, verify_chain
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from refundflow.audit import LEGACY_SCHEME, ChainVerification, verify_chain
+from refundflow.models import (
+    ApprovalRecord,
+    AuditEntry,
+    CreditDocument,
+    CustomerContact,
+    FailureRecord,
+    InvoiceReference,
+    PaymentReference,
+    PolicyDecisionRecord,
+    RefundReason,
+    ReturnInfo,
+    SourceReference,
+)
+from refundflow.money import Money
 from refundflow.ports import RefundStore
+from refundflow.status import RefundStatus
+
+
+class RefundView(BaseModel):
+    """``GET /refunds/{refund_id}``: status, amounts, references and the verified audit timeline."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    refund_id: str
+    status: RefundStatus
+    created_at: datetime
+    updated_at: datetime
+    requested_amount: Money | None
+    amount: Money | None
+    reason: RefundReason
+    payment: PaymentReference
+    source: SourceReference
+    order_id: str | None
+    invoice: InvoiceReference | None
+    return_info: ReturnInfo | None
+    customer: CustomerContact
+    policy: PolicyDecisionRecord | None
+    approval: ApprovalRecord | None
+    provider_refund_id: str | None
+    provider_status: str | None
+    credit_document: CreditDocument | None
+    attention_reason: str | None
+    failure: FailureRecord | None
+    timeline: list[AuditEntry]
+    audit: ChainVerification
 
 
 def refund_view(refund_id: str, *, repository: RefundStore) -> RefundView:
