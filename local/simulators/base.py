@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import requests
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
@@ -211,6 +211,77 @@ class IdempotencyStore:
         with self._lock:
             self._responses.clear()
             self._in_flight.clear()
+
+
+# ---------------------------------------------------------------- the conformance suites' control of a sandbox
+
+SANDBOX_FAULTS = ("transient", "server_error", "timeout_after_commit")
+"""``transient``: a 429/503 answered before any work; ``server_error``: a 500 answered before any work (a platform
+that cannot tell may still be read as an unknown outcome by its connector); ``timeout_after_commit``: the work is
+done, the answer comes ``timeout_fault_seconds`` later (a client read timeout on a request that took effect)."""
+
+
+@runtime_checkable
+class PaymentSandbox(Protocol):
+    """What a payment simulator offers the conformance suite (tests/conformance/payment_suite.py) and the local
+    stack, beyond its platform's own API. Amounts are ISO 4217 minor units; the sandbox converts them to its
+    platform's unit itself (never with connector code)."""
+
+    timeout_fault_seconds: float
+
+    def local_secrets(self) -> dict[str, dict[str, Any]]:
+        """``{"api": <its function's API secret>, "verification": <intake's webhook verification secret>}``."""
+        ...
+
+    def seed_payment(self, amount_minor: int, currency: str, *, settled: bool = True) -> dict[str, Any]:
+        """A captured payment (``settled`` false: not settled yet, where the platform distinguishes it).
+        Returns ``{"provider": <name>, "payment_id": ..., "locator": {...}}``, a PaymentReference's fields."""
+        ...
+
+    def settle_refund(self, provider_refund_id: str, succeeded: bool) -> dict[str, Any]:
+        """Decide a refund the platform holds open (sending its webhook where the platform sends one)."""
+        ...
+
+    def inject_fault(self, operation: str, fault: str) -> None:
+        """Make the next ``operation`` (``create_refund``, ``get_refund``, ``get_payment``, ``find_refund``: those
+        the platform has) fail with ``fault`` (one of ``SANDBOX_FAULTS``).
+
+        Raises:
+            ValueError: an operation the platform does not have, or an unknown fault.
+        """
+        ...
+
+    def refunds(self) -> list[dict[str, Any]]:
+        """Every refund the platform holds, oldest first (the platform's own objects, copies)."""
+        ...
+
+
+@runtime_checkable
+class BooksSandbox(Protocol):
+    """What a books simulator offers the books conformance suite (tests/conformance/books_suite.py) and the
+    local stack. Amounts are ISO 4217 minor units, converted by the sandbox itself."""
+
+    timeout_fault_seconds: float
+
+    def local_secrets(self) -> dict[str, dict[str, Any]]:
+        """``{"api": <its function's API secret>, "verification": {...}}``."""
+        ...
+
+    def seed_invoice(self, amount_minor: int, currency: str, *, paid: bool = False) -> str:
+        """A sales invoice of one line for a customer, optionally paid in full; returns its id."""
+        ...
+
+    def documents(self) -> list[dict[str, Any]]:
+        """Every credit document the books hold (the platform's own objects, copies)."""
+        ...
+
+    def inject_fault(self, operation: str, fault: str) -> None:
+        """Make the next ``operation`` (``record_credit``: the document's create) fail with ``fault``.
+
+        Raises:
+            ValueError: an unknown operation or fault.
+        """
+        ...
 
 
 class Simulator:

@@ -64,6 +64,7 @@ except ImportError:  # pragma: no cover - the simulator does not need the SDK
     SDK_API_VERSION = "2026-10-28.endive"
 
 DEFAULT_API_KEY = "sk_test_refundflow_simulator"
+DEFAULT_WEBHOOK_SECRET = "whsec_refundflow_simulator"
 SHOULD_RETRY = "Stripe-Should-Retry"
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
@@ -225,6 +226,7 @@ class StripeSimulator(Simulator):
         refund_fail_after_seconds: float | None = 2.0,
         processing_delay_seconds: float = 0.0,
         idempotency_ttl_seconds: float = IDEMPOTENCY_TTL_SECONDS,
+        timeout_fault_seconds: float = 3.0,
         now: Callable[[], float] = time.time,
     ) -> None:
         """``*_seconds`` set when ``pm_card_pendingRefund`` refunds succeed and ``pm_card_refundFail``
@@ -235,10 +237,11 @@ class StripeSimulator(Simulator):
         self.refund_fail_after_seconds = refund_fail_after_seconds
         self.processing_delay_seconds = processing_delay_seconds
         self.idempotency_ttl_seconds = idempotency_ttl_seconds
+        self.timeout_fault_seconds = timeout_fault_seconds
         self._now = now
         self.payment_intents: dict[str, dict[str, Any]] = {}
         self.charges: dict[str, dict[str, Any]] = {}
-        self.refunds: dict[str, dict[str, Any]] = {}
+        self.refund_objects: dict[str, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
         self._order: dict[str, int] = {}
         self._sequence = itertools.count()
@@ -273,7 +276,7 @@ class StripeSimulator(Simulator):
             self._timers.clear()
             self.payment_intents.clear()
             self.charges.clear()
-            self.refunds.clear()
+            self.refund_objects.clear()
             self.events.clear()
             self._order.clear()
             self._key_endpoints.clear()
@@ -300,13 +303,91 @@ class StripeSimulator(Simulator):
         )
         return json_response({"error": {"message": message, "type": "invalid_request_error"}}, 404)
 
+    # ---------------------------------------------------------------- PaymentSandbox (conformance control)
+
+    def local_secrets(self) -> dict[str, dict[str, Any]]:
+        """What the local stack seeds: the function's API secret and intake's verification secret."""
+        return {
+            "api": {"api_key": sorted(self.api_keys)[0]},
+            "verification": {"webhook_secrets": [self.webhooks.secret or DEFAULT_WEBHOOK_SECRET]},
+        }
+
+    def seed_payment(
+        self, amount_minor: int, currency: str, *, settled: bool = True, behaviour: str = SUCCEED
+    ) -> dict[str, Any]:
+        """A succeeded PaymentIntent of ``amount_minor`` ISO 4217 minor units (held in Stripe's unit). Stripe
+        has no unsettled-payment void, so ``settled`` changes nothing. ``behaviour``: how its refunds go
+        (``succeed``, ``pending_then_succeed``, ``succeed_then_fail``, ``pending_then_fail``).
+
+        Returns ``{"provider": "stripe", "payment_id": <pi_...>, "locator": {}}``.
+
+        Raises:
+            ValueError: an amount Stripe's unit cannot hold, an unknown behaviour.
+        """
+        methods = {value: key for key, value in reversed(TEST_PAYMENT_METHODS.items())}
+        if behaviour not in methods or behaviour == DECLINE:
+            raise ValueError(f"unknown behaviour {behaviour!r}")
+        params = {
+            "amount": str(_to_stripe_units(amount_minor, currency)),
+            "currency": currency.lower(),
+            "payment_method": methods[behaviour],
+            "confirm": "true",
+        }
+        try:
+            _, intent = self._create_payment_intent(Call("seed", new_id("req_", 14), None, params, write=True))
+        except ApiError as error:
+            raise ValueError(error.body["error"]["message"]) from error
+        return {"provider": "stripe", "payment_id": intent["id"], "locator": {}}
+
+    def settle_refund(self, provider_refund_id: str, succeeded: bool) -> dict[str, Any]:
+        """Decide a pending refund now (or fail a succeeded one, as a card network may): its events follow.
+
+        Raises:
+            KeyError: no such refund.
+            ValueError: a transition Stripe refunds do not make.
+        """
+        return self.set_refund_status(provider_refund_id, "succeeded" if succeeded else "failed", None)
+
+    def inject_fault(self, operation: str, fault: str) -> None:
+        """``operation``: ``create_refund``, ``get_refund``, ``find_refund`` (the refund list) or ``get_payment``.
+
+        Raises:
+            ValueError: an unknown operation or fault.
+        """
+        paths = {
+            "create_refund": ("POST", r"^/v1/refunds$"),
+            "get_refund": ("GET", r"^/v1/refunds/[^/]+$"),
+            "find_refund": ("GET", r"^/v1/refunds$"),
+            "get_payment": ("GET", r"^/v1/(payment_intents|charges)/[^/]+$"),
+        }
+        if operation not in paths:
+            raise ValueError(f"unknown operation {operation!r}")
+        method, path = paths[operation]
+        rules = {
+            "transient": FaultRule(method=method, path=path, status=429),
+            "server_error": FaultRule(method=method, path=path, status=500),
+            "timeout_after_commit": FaultRule(
+                method=method, path=path, status=None, when="after", delay_seconds=self.timeout_fault_seconds
+            ),
+        }
+        if fault not in rules:
+            raise ValueError(f"unknown fault {fault!r}")
+        self.add_fault(rules[fault])
+
+    def refunds(self) -> list[dict[str, Any]]:
+        """Every refund held, oldest first (copies)."""
+        with self.lock:
+            return copy.deepcopy(sorted(self.refund_objects.values(), key=lambda refund: self._order[refund["id"]]))
+
     # ---------------------------------------------------------------- test helpers
 
     def refunds_of(self, payment_id: str) -> list[dict[str, Any]]:
         """The refunds of a PaymentIntent or Charge, oldest first (copies)."""
         with self.lock:
             found = [
-                refund for refund in self.refunds.values() if payment_id in (refund["payment_intent"], refund["charge"])
+                refund
+                for refund in self.refund_objects.values()
+                if payment_id in (refund["payment_intent"], refund["charge"])
             ]
             return copy.deepcopy(sorted(found, key=lambda refund: self._order[refund["id"]]))
 
@@ -318,7 +399,7 @@ class StripeSimulator(Simulator):
             ValueError: a transition Stripe refunds do not make.
         """
         with self.lock:
-            refund = self.refunds[refund_id]
+            refund = self.refund_objects[refund_id]
             if status not in _TRANSITIONS.get(refund["status"], set()):
                 raise ValueError(f"refund {refund_id} cannot go from {refund['status']} to {status}")
             if status == "failed" and (failure_reason or "unknown") not in _FAILURE_REASONS:
@@ -632,7 +713,7 @@ class StripeSimulator(Simulator):
                 "status": status,
                 "transfer_reversal": None,
             }
-            self.refunds[refund["id"]] = refund
+            self.refund_objects[refund["id"]] = refund
             self._order[refund["id"]] = next(self._sequence)
             self._recount(charge)
             self._emit("refund.created", refund, None, call)
@@ -678,7 +759,7 @@ class StripeSimulator(Simulator):
         return charge
 
     def _get_refund(self, call: Call, refund_id: str) -> tuple[int, dict[str, Any]]:
-        return self._get_one(call, self.refunds, refund_id, "refund")
+        return self._get_one(call, self.refund_objects, refund_id, "refund")
 
     def _list_refunds(self, call: Call) -> tuple[int, dict[str, Any]]:
         params = call.params
@@ -700,7 +781,7 @@ class StripeSimulator(Simulator):
         with self.lock:
             found = [
                 refund
-                for refund in self.refunds.values()
+                for refund in self.refund_objects.values()
                 if params.get("charge") in (None, refund["charge"])
                 and params.get("payment_intent") in (None, refund["payment_intent"])
             ]
@@ -723,7 +804,7 @@ class StripeSimulator(Simulator):
     def _cancel_refund(self, call: Call, refund_id: str) -> tuple[int, dict[str, Any]]:
         _only(call.params, {"expand"})
         with self.lock:
-            refund = self.refunds.get(refund_id)
+            refund = self.refund_objects.get(refund_id)
             if refund is None:
                 raise ApiError(404, f"No such refund: '{refund_id}'", code="resource_missing", param="refund")
             if refund["status"] != "requires_action":
@@ -740,7 +821,7 @@ class StripeSimulator(Simulator):
     def _recount(self, charge: dict[str, Any]) -> None:
         refunded = sum(
             refund["amount"]
-            for refund in self.refunds.values()
+            for refund in self.refund_objects.values()
             if refund["charge"] == charge["id"] and refund["status"] in _ACTIVE
         )
         charge["amount_refunded"] = refunded
@@ -764,7 +845,7 @@ class StripeSimulator(Simulator):
     def _later(self, delay: float, refund_id: str, expected: str, status: str) -> None:
         def fire() -> None:
             with self.lock:
-                refund = self.refunds.get(refund_id)
+                refund = self.refund_objects.get(refund_id)
                 if refund is not None and refund["status"] == expected:
                     self._transition(refund, status, "unknown" if status == "failed" else None, None)
 
@@ -825,7 +906,7 @@ class StripeSimulator(Simulator):
                 {
                     "payment_intents": list(self.payment_intents.values()),
                     "charges": list(self.charges.values()),
-                    "refunds": list(self.refunds.values()),
+                    "refunds": list(self.refund_objects.values()),
                 }
             )
 
@@ -907,6 +988,22 @@ def _expand(params: dict[str, Any], allowed: set[str]) -> set[str]:
         if item not in allowed:
             raise ApiError(400, f"This property cannot be expanded ({item}).", param="expand", save=False)
     return set(items)
+
+
+def _to_stripe_units(amount_minor: int, currency: str) -> int:
+    """ISO 4217 minor units as Stripe's unit, by Stripe's currency page (MGA whole ariary, ISK hundredths).
+
+    Raises:
+        ValueError: an amount Stripe's unit cannot hold (a fraction of an ariary).
+    """
+    code = currency.lower()
+    if code == "mga":
+        if amount_minor % 100:
+            raise ValueError(f"{amount_minor} MGA minor units are not whole ariary, Stripe's MGA unit")
+        return amount_minor // 100
+    if code == "isk":
+        return amount_minor * 100
+    return amount_minor
 
 
 def _granularity(amount: int, currency: str) -> None:

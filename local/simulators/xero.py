@@ -41,7 +41,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from local.simulators.base import IdempotencyStore, Simulator, StoredResponse, exact_json
+from local.simulators.base import FaultRule, IdempotencyStore, Simulator, StoredResponse, exact_json
 from refundflow.money import CURRENCY_EXPONENTS
 
 # Defaults the local stack puts in its Xero secret (nothing here is a real credential).
@@ -289,8 +289,10 @@ class XeroSimulator(Simulator):
         clock: Callable[[], float] = time.time,
         access_token_seconds: int = ACCESS_TOKEN_SECONDS,
         refresh_grace_seconds: int = REFRESH_TOKEN_GRACE_SECONDS,
+        timeout_fault_seconds: float = 3.0,
     ) -> None:
         super().__init__()
+        self.timeout_fault_seconds = timeout_fault_seconds
         self.client_id = client_id
         self.client_secret = client_secret
         self.initial_refresh_token = refresh_token
@@ -434,6 +436,56 @@ class XeroSimulator(Simulator):
             "paid_invoice_id": paid["InvoiceID"],
             "unpaid_invoice_id": unpaid["InvoiceID"],
         }
+
+    # ---------------------------------------------------------------- BooksSandbox (conformance control)
+
+    def local_secrets(self) -> dict[str, dict[str, Any]]:
+        """What the local stack seeds: the function's API secret (Xero sends no webhooks refundflow reads)."""
+        return {"api": dict(self.initial_secret()), "verification": {}}
+
+    def seed_invoice(self, amount_minor: int, currency: str, *, paid: bool = False) -> str:
+        """An AUTHORISED sales invoice of one line of ``amount_minor`` ISO minor units (Xero keeps two decimals:
+        the amount must fit them), paid in full when ``paid``; returns its InvoiceID.
+
+        Raises:
+            ValueError: an amount with a digit beyond Xero's two decimals, a currency the organisation lacks.
+        """
+        digits = {"JPY": 0, "KWD": 3, "BHD": 3, "JOD": 3, "OMR": 3, "TND": 3}.get(currency, 2)
+        value = Decimal(amount_minor).scaleb(-digits)
+        if value != value.quantize(Decimal("0.01")):
+            raise ValueError(f"{value} {currency} has more than Xero's two decimals")
+        if currency not in self.currencies:
+            raise ValueError(f"the organisation has no {currency}")
+        contact = self.add_contact(f"Customer {uuid.uuid4().hex[:8]}", "customer@example.com")
+        invoice = self.add_invoice(contact["ContactID"], [("Goods", 1, value, "200", "OUTPUT2")], currency=currency)
+        if paid:
+            self.pay_invoice(invoice["InvoiceID"])
+        return str(invoice["InvoiceID"])
+
+    def documents(self) -> list[dict[str, Any]]:
+        """Every credit note held, as the API shows it."""
+        return self.all_credit_notes()
+
+    def inject_fault(self, operation: str, fault: str) -> None:
+        """``operation``: ``record_credit`` (``PUT /CreditNotes``); ``fault``: ``transient`` (503, nothing done),
+        ``server_error`` (500, nothing done), ``timeout_after_commit`` (created, answered too late).
+
+        Raises:
+            ValueError: an unknown operation or fault.
+        """
+        if operation != "record_credit":
+            raise ValueError(f"unknown operation {operation!r}")
+        path = r"^/api\.xro/2\.0/CreditNotes$"
+        rules = {
+            "transient": FaultRule(method="PUT", path=path, status=503),
+            "server_error": FaultRule(method="PUT", path=path, status=500),
+            "timeout_after_commit": FaultRule(
+                method="PUT", path=path, status=None, when="after", delay_seconds=self.timeout_fault_seconds
+            ),
+        }
+        if fault not in rules:
+            raise ValueError(f"unknown fault {fault!r}")
+        self.add_fault(rules[fault])
 
     def invoice(self, invoice_id: str) -> dict[str, Any]:
         with self.lock:

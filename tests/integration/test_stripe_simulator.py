@@ -532,7 +532,7 @@ def test_reset_forgets_objects_keys_and_faults(simulator: StripeSimulator, url: 
     # THEN the payment is gone and nothing is injected any more
     assert get(url, f"/v1/payment_intents/{intent['id']}").status_code == 404
     assert get(url, "/v1/charges/ch_x").status_code == 404
-    assert simulator.refunds == {}
+    assert simulator.refund_objects == {}
 
 
 # ---------------------------------------------------------------- form encoding

@@ -23,3 +23,36 @@ def serve_wsgi(app: Callable[..., Any], host: str = "127.0.0.1") -> Iterator[str
     finally:
         server.shutdown()
         thread.join(timeout=5)
+
+
+class DeliveryRecorder:
+    """A webhook endpoint for tests: records every delivery (headers, raw body) and answers ``answer``."""
+
+    def __init__(self, answer: tuple[int, str, str] = (200, "application/json", "{}")) -> None:
+        self.deliveries: list[tuple[dict[str, str], bytes]] = []
+        self.answer = answer
+        self._condition = threading.Condition()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        from werkzeug.wrappers import Request, Response
+
+        request = Request(environ)
+        with self._condition:
+            self.deliveries.append((dict(request.headers), request.get_data()))
+            self._condition.notify_all()
+        status, content_type, body = self.answer
+        return Response(body, status=status, mimetype=content_type)(environ, start_response)
+
+    def wait_until(self, found: Callable[[list[tuple[dict[str, str], bytes]]], bool], timeout: float = 30.0) -> None:
+        """Wait until ``found`` holds for the deliveries so far (a bound on the wait, not a pace).
+
+        Raises:
+            AssertionError: not within ``timeout`` seconds.
+        """
+        with self._condition:
+            if not self._condition.wait_for(lambda: found(list(self.deliveries)), timeout=timeout):
+                raise AssertionError(f"the expected webhook did not arrive within {timeout} s ({len(self.deliveries)})")
+
+    def clear(self) -> None:
+        with self._condition:
+            self.deliveries.clear()
