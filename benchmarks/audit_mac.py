@@ -32,22 +32,11 @@ from refundflow import settings
 from refundflow.adapters.audit_keys import audit_keys_from_secret
 from refundflow.audit import canonical_json, entry_mac
 from refundflow.models import AuditEntry
+from tests.support.iam import AUDIT_WRITERS
 
 PRICES = {
     "kms_request": 0.03 / 10_000,  # aws.amazon.com/kms/pricing: GenerateMac and VerifyMac are requests
     "secrets_manager_call": 0.05 / 10_000,  # aws.amazon.com/secrets-manager/pricing: per 10,000 API calls
-}
-# The functions that write audit entries (they hold the key) and GetRefund (verifies with it).
-AUDIT_WRITERS = {
-    "ReceiveWebhookFunction",
-    "ValidateRefundFunction",
-    "EvaluatePolicyFunction",
-    "ReserveAmountFunction",
-    "RefundStripeFunction",
-    "UpdateInvoiceFunction",
-    "HandleFailureFunction",
-    "DecideApprovalFunction",
-    "EscalateApprovalFunction",
 }
 
 

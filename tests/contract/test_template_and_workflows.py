@@ -14,7 +14,7 @@ import pytest
 
 from local.cfn import ROOT, Stack
 from refundflow import errors
-from tests.support.iam import POLICY_TEMPLATES, Request, allowed, function_statements
+from tests.support.iam import AUDIT_WRITERS, POLICY_TEMPLATES, Request, allowed, function_statements
 
 STACK = Stack.from_template("refundflow")
 MACHINES = STACK.of_type("AWS::Serverless::StateMachine")
@@ -319,20 +319,6 @@ def test_every_url_parameter_must_be_https() -> None:
     for name in urls:
         assert parameters[name].get("AllowedPattern") == "^https://", name
         assert re.match(parameters[name]["AllowedPattern"], parameters[name]["Default"]), name
-
-
-# The functions that append audit entries (they sign them); GetRefundFunction verifies them.
-AUDIT_WRITERS = {
-    "ReceiveWebhookFunction",
-    "ValidateRefundFunction",
-    "EvaluatePolicyFunction",
-    "ReserveAmountFunction",
-    "RefundStripeFunction",
-    "UpdateInvoiceFunction",
-    "HandleFailureFunction",
-    "DecideApprovalFunction",
-    "EscalateApprovalFunction",
-}
 
 
 @pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))

@@ -13,6 +13,22 @@ from typing import Any
 
 from local.cfn import Stack
 
+# The functions that append audit entries (they hold the audit key and sign with it); GetRefundFunction only
+# verifies. One list for the least-privilege contract test and the audit-MAC benchmark.
+AUDIT_WRITERS = frozenset(
+    {
+        "ReceiveWebhookFunction",
+        "ValidateRefundFunction",
+        "EvaluatePolicyFunction",
+        "ReserveAmountFunction",
+        "RefundStripeFunction",
+        "UpdateInvoiceFunction",
+        "HandleFailureFunction",
+        "DecideApprovalFunction",
+        "EscalateApprovalFunction",
+    }
+)
+
 # SAM policy templates (github.com/aws/serverless-application-model, policy_templates.json): their actions and
 # the resource they grant them on, from the template's parameters.
 POLICY_TEMPLATES: dict[str, tuple[list[str], str]] = {

@@ -3,8 +3,6 @@ and books that fail after the money moved (R11)."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from refundflow.domain.books import update_invoice
@@ -13,29 +11,13 @@ from refundflow.domain.payments import apply_provider_event, issue_refund, poll_
 from refundflow.domain.validation import validate_refund
 from refundflow.errors import NotFound, OutcomeUnknownError, PolicyViolation, RejectedError, TransientError
 from refundflow.models import ReservationState
-from refundflow.money import Money
 from refundflow.ports import ProviderRefundStatus
 from refundflow.status import RefundStatus
+from tests.support.domain import PAYMENT, eur, lambda_cause
 from tests.support.fakes import Outcome, World, provider_event, refund_request_body, today
 
 S = RefundStatus
-PAYMENT = "pi_3Pabc"
 MAX_BOOKS_ATTEMPTS = 3
-
-
-def eur(minor: int) -> Money:
-    return Money.of(minor, "EUR")
-
-
-def lambda_cause(error: Exception) -> str:
-    """The Cause Step Functions hands to a Catch for a Lambda that raised ``error``."""
-    return json.dumps({"errorMessage": str(error), "errorType": type(error).__name__, "stackTrace": []})
-
-
-@pytest.fixture
-def paid(env: World) -> World:
-    env.provider.add_payment(PAYMENT, eur(10_000))
-    return env
 
 
 def fail(env: World, refund_id: str, error: Exception | str, max_books_attempts: int = MAX_BOOKS_ATTEMPTS) -> str:

@@ -19,7 +19,6 @@ from refundflow.domain.validation import validate_refund
 from refundflow.domain.waiting import WaitFor, register_wait
 from refundflow.errors import InvalidRequest, OutcomeUnknownError, TransientError
 from refundflow.models import PaymentProvider, PaymentReference
-from refundflow.money import Money
 from refundflow.ports import (
     IdempotencySupport,
     InboundDelivery,
@@ -29,6 +28,7 @@ from refundflow.ports import (
     ProviderRefundStatus,
 )
 from refundflow.status import RefundStatus
+from tests.support.domain import PAYMENT, eur
 from tests.support.fakes import (
     FakeLedger,
     FakeRefundProvider,
@@ -40,12 +40,7 @@ from tests.support.fakes import (
 )
 
 S = RefundStatus
-PAYMENT = "pi_3Pabc"
 ALL_SHAPES = list(Shape)
-
-
-def eur(minor: int) -> Money:
-    return Money.of(minor, "EUR")
 
 
 def shaped(env: World, shape: Shape, outcomes: list[Outcome] | None = None, *, settled: bool = True) -> World:

@@ -34,6 +34,7 @@ from refundflow.models import BooksSystem, CreditDocument, PaymentProvider, Paym
 from refundflow.money import Money
 from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking, ProviderRefund, ProviderRefundStatus
 from refundflow.status import RefundStatus
+from tests.support.domain import PAYMENT, eur, lambda_cause
 from tests.support.fakes import (
     FakeLedger,
     FakeRefundProvider,
@@ -45,19 +46,7 @@ from tests.support.fakes import (
 )
 
 S = RefundStatus
-PAYMENT = "pi_3Pabc"
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def eur(minor: int) -> Money:
-    return Money.of(minor, "EUR")
-
-
-@pytest.fixture
-def paid(env: World) -> World:
-    """A captured payment of 100.00 EUR at the provider."""
-    env.provider.add_payment(PAYMENT, eur(10_000))
-    return env
 
 
 def completed(env: World, reference: str = "RMA-1", amount: int | None = 4_000) -> str:
@@ -66,11 +55,6 @@ def completed(env: World, reference: str = "RMA-1", amount: int | None = 4_000) 
     update_invoice(refund_id, recorder=env.recorder, books=env.books)
     assert env.repository.get(refund_id).status is S.COMPLETED
     return refund_id
-
-
-def cause(error: Exception) -> str:
-    """The Cause Step Functions hands to a Catch for a Lambda that raised ``error``."""
-    return json.dumps({"errorMessage": str(error), "errorType": type(error).__name__, "stackTrace": []})
 
 
 def lies(truth: ProviderRefund, status: ProviderRefundStatus, **changes: object) -> ProviderRefund:
@@ -215,7 +199,7 @@ def test_a_payment_refunded_in_full_outside_is_rejected_as_nothing_refundable(pa
         handle_failure(
             refund_id.refund.refund_id,
             "PolicyViolation",
-            cause(refused.value),
+            lambda_cause(refused.value),
             recorder=env.recorder,
             max_books_attempts=3,
         )
@@ -347,7 +331,11 @@ def test_an_amount_stripe_cannot_represent_is_rejected_before_anything_is_reserv
     with pytest.raises(InvalidRequest) as refused:
         validate_refund(refund_id, recorder=env.recorder)
     handle_failure(
-        refund_id, type(refused.value).__name__, cause(refused.value), recorder=env.recorder, max_books_attempts=3
+        refund_id,
+        type(refused.value).__name__,
+        lambda_cause(refused.value),
+        recorder=env.recorder,
+        max_books_attempts=3,
     )
     # THEN it is rejected with a reason naming the currency and Stripe's rule; nothing was asked or reserved
     refund = env.repository.get(refund_id)

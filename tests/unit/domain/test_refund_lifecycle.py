@@ -40,9 +40,9 @@ from refundflow.errors import (
 from refundflow.events import RefundEvent
 from refundflow.ids import idempotency_key
 from refundflow.models import ReservationState
-from refundflow.money import Money
 from refundflow.ports import ProviderRefundStatus
 from refundflow.status import RefundStatus
+from tests.support.domain import PAYMENT, eur
 from tests.support.fakes import (
     TEST_AUDIT_KEYS,
     TIMING,
@@ -58,18 +58,6 @@ from tests.support.fakes import (
 )
 
 S = RefundStatus
-PAYMENT = "pi_3Pabc"
-
-
-def eur(minor: int) -> Money:
-    return Money.of(minor, "EUR")
-
-
-@pytest.fixture
-def paid(env: World) -> World:
-    """A captured payment of 100.00 EUR at the provider."""
-    env.provider.add_payment(PAYMENT, eur(10_000))
-    return env
 
 
 def pay(env: World, refund_id: str) -> None:
