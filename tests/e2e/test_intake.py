@@ -14,6 +14,8 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from local.stack import DevStack
+from refundflow import catalog
+from refundflow.models import PaymentProvider
 from tests.e2e.harness import E2EClient, Orders, PaidOrder, would_be_refund_id
 
 PROBLEM_JSON = "application/problem+json"
@@ -257,7 +259,8 @@ def test_provider_without_a_deployed_connector_is_a_400_problem(
 ) -> None:
     # GIVEN a request for a provider refundflow knows but this deployment has no connector for
     request = Orders.request(order)
-    request["payment"] = {"provider": "paypal", "payment_id": "PAYID-LOCAL-1"}
+    missing = next(provider for provider in PaymentProvider if provider.value not in catalog.names("payment"))
+    request["payment"] = {"provider": missing.value, "payment_id": "PAY-LOCAL-1"}
     # WHEN it is posted
     response = client.request_refund(request)
     # THEN it is refused at the door with a clear reason, and no workflow is started for it
