@@ -312,6 +312,10 @@ class StripeSimulator(Simulator):
             "verification": {"webhook_secrets": [self.webhooks.secret or DEFAULT_WEBHOOK_SECRET]},
         }
 
+    def send_webhooks_to(self, url: str) -> None:
+        """Where events go (the stack's ``{api}/webhooks/stripe``), signed with the current endpoint secret."""
+        self.webhooks.configure(url, self.local_secrets()["verification"]["webhook_secrets"][0])
+
     def seed_payment(
         self, amount_minor: int, currency: str, *, settled: bool = True, behaviour: str = SUCCEED
     ) -> dict[str, Any]:

@@ -78,3 +78,22 @@ def test_the_simulator_holds_seeded_amounts_in_stripes_unit(harness: PaymentHarn
     assert (amounts[mga["payment_id"]], amounts[isk["payment_id"]]) == (1_500, 50_000)
     with pytest.raises(ValueError, match=re.escape("whole ariary")):
         harness.sandbox.seed_payment(150_050, "MGA")
+
+
+def test_send_webhooks_to_delivers_events_signed_with_the_local_verification_secret() -> None:
+    # GIVEN a simulator told where to send its events (as the local stack does for every inbound platform)
+    receiver = DeliveryRecorder()
+    with serve_wsgi(receiver) as receiver_url:
+        simulator = StripeSimulator([API_KEY], webhook_secret=WEBHOOK_SECRET, pending_refund_settle_seconds=None)
+        simulator.send_webhooks_to(f"{receiver_url}/webhooks/stripe")
+        with serve_wsgi(simulator) as url:
+            payment = simulator.seed_payment(10_000, "EUR")
+            connector = StripeRefundProvider(api_key=API_KEY, api_base=url, timeout=(1.0, 2.0), max_network_retries=0)
+            harness = PaymentHarness(
+                name="stripe", connector=connector, sandbox=simulator, inbound=StripeInbound(), receiver=receiver
+            )
+            made = connector.create_refund(harness.request(harness.pay(5_000), 1_000))
+            # THEN its events arrive there and verify with the secret intake is given
+            harness.wait_for_news(made.provider_refund_id, made.status)
+            assert payment["payment_id"].startswith("pi_")
+            simulator.webhooks.wait_idle(timeout=10)
