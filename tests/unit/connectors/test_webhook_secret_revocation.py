@@ -21,10 +21,10 @@ from moto import mock_aws
 from standardwebhooks.webhooks import Webhook
 
 from refundflow import settings
-from refundflow.adapters.secrets import get_json_secret
+from refundflow.adapters.secrets import get_json_secret, platform_secret_name
 from refundflow.connectors.standard_webhooks import SigningSources, verify_source_delivery
-from refundflow.connectors.stripe import stripe_provider
 from refundflow.errors import AuthenticationFailed
+from refundflow.platforms.stripe.inbound import StripeInbound
 
 BODY = b'{"id": "evt_1", "object": "event", "type": "x", "created": 1, "data": {"object": {}}}'
 TTL = 60
@@ -48,11 +48,9 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
     monkeypatch.setattr(base, "datetime", moved)
     monkeypatch.setenv("SECRETS_CACHE_SECONDS", str(TTL))
     settings.load.cache_clear()
-    stripe_provider.cache_clear()
     with mock_aws():
         yield moved
     settings.load.cache_clear()
-    stripe_provider.cache_clear()
 
 
 def whsec() -> str:
@@ -98,20 +96,27 @@ def stripe_signed(secret: str) -> dict[str, str]:
     return {"Stripe-Signature": f"t={timestamp},v1={digest}"}
 
 
+def stripe_delivery(headers: dict[str, str]) -> int:
+    """What intake does for POST /webhooks/stripe: the verification secret through the cache, then the delivery."""
+    secret = get_json_secret(platform_secret_name("stripe", verification=True))
+    return len(StripeInbound().verify(headers, BODY, secret).events)
+
+
 def test_a_revoked_stripe_webhook_secret_stops_working_once_the_cache_expires(
     clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    name = f"refundflow/stripe/{uuid.uuid4().hex}"
-    monkeypatch.setenv("STRIPE_SECRET_NAME", name)
+    prefix = f"refundflow/{uuid.uuid4().hex}/"
+    monkeypatch.setenv("SECRETS_PREFIX", prefix)
+    settings.load.cache_clear()
+    name = f"{prefix}webhooks/stripe"
     secrets = boto3.client("secretsmanager")
-    # GIVEN the Stripe endpoint's secret in use by a warm process, then rolled in Secrets Manager
-    secrets.create_secret(Name=name, SecretString=json.dumps({"api_key": "sk_test_1", "webhook_secrets": ["whsec_a"]}))
-    assert stripe_provider().parse_webhook(stripe_signed("whsec_a"), BODY)
-    rolled = {"api_key": "sk_test_1", "webhook_secrets": ["whsec_b"]}
-    secrets.put_secret_value(SecretId=name, SecretString=json.dumps(rolled))
+    # GIVEN the Stripe endpoint's verification secret in use by a warm intake, then rolled in Secrets Manager
+    secrets.create_secret(Name=name, SecretString=json.dumps({"webhook_secrets": ["whsec_a"]}))
+    assert stripe_delivery(stripe_signed("whsec_a")) == 1
+    secrets.put_secret_value(SecretId=name, SecretString=json.dumps({"webhook_secrets": ["whsec_b"]}))
     # WHEN the cache expires
     clock.at += timedelta(seconds=TTL + 1)
     # THEN the old secret is refused and the new one accepted, without a cold start
     with pytest.raises(AuthenticationFailed):
-        stripe_provider().parse_webhook(stripe_signed("whsec_a"), BODY)
-    assert stripe_provider().parse_webhook(stripe_signed("whsec_b"), BODY)
+        stripe_delivery(stripe_signed("whsec_a"))
+    assert stripe_delivery(stripe_signed("whsec_b")) == 1
