@@ -32,6 +32,7 @@ from refundflow.errors import (
     AlreadyDoneError,
     AmountNotRepresentable,
     AuthenticationFailed,
+    InvalidRequest,
     OutcomeUnknownError,
     RejectedError,
     TransientError,
@@ -328,6 +329,11 @@ class PaymentSuite:
         forged = body.replace(b"2500", b"9500", 1) if b"2500" in body else body[:-1] + bytes([body[-1] ^ 1])
         with pytest.raises(AuthenticationFailed):
             harness.inbound.verify(headers, forged, harness.verification_secret)
+
+    def test_an_empty_body_under_real_signature_headers_is_refused(self, harness: PaymentHarness) -> None:
+        _, (headers, _body) = self._settled_news(harness)
+        with pytest.raises((AuthenticationFailed, InvalidRequest)):
+            harness.inbound.verify(headers, b"", harness.verification_secret)
 
     def test_a_delivery_signed_with_another_secret_is_refused(self, harness: PaymentHarness) -> None:
         _, (headers, body) = self._settled_news(harness)
