@@ -73,6 +73,13 @@ class TransientError(RefundflowError):
         self.retry_after_seconds = retry_after_seconds
 
 
+class PaymentNotKnown(TransientError):
+    """A platform that cannot be read has not told us about the payment yet (no payment news recorded): the
+    look-up is tried again later, and the refund is rejected ``payment_not_known`` if the news never comes."""
+
+    code = "payment_not_known"
+
+
 class RejectedError(RefundflowError):
     """The platform refused the request for good (4xx). Final, carries the platform's reason."""
 

@@ -146,6 +146,11 @@ class ProviderEvent(StrictModel):
         default_factory=list, description="Refund objects the event carries (may be empty, e.g. charge.refunded)."
     )
     payment: PaymentReference | None = Field(default=None, description="The payment the event is about, when known.")
+    payments: list[ProviderPayment] = Field(
+        default_factory=list,
+        description="News of captured (and refunded) amounts, from platforms that cannot be read "
+        "(payment_lookup false): recorded on the payment's refundable balance, the only source of it there.",
+    )
 
 
 class RefundProvider(ABC):
@@ -405,10 +410,10 @@ class RefundStore(ABC):
     def open_balance(self, payment: ProviderPayment) -> RefundableBalance: ...
 
     @abstractmethod
-    def widen_balance(self, provider: PaymentProvider, payment_id: str, remaining_at_least: Money) -> RefundableBalance:
-        """For a platform that cannot read payments: open the balance with ``remaining_at_least`` captured, or
-        raise what an open balance says was captured so that at least that much remains (the platform
-        refuses an over-refund itself)."""
+    def record_payment_news(self, payment: ProviderPayment) -> RefundableBalance:
+        """Record what a platform that cannot be read told us of a payment: open its balance from the news, or
+        raise the captured amount to it (captured never goes down, so never below refunded + reserved), and
+        move what the news counts as refunded outside refundflow out of ``remaining``."""
 
     @abstractmethod
     def limit_to_provider(self, payment: ProviderPayment) -> RefundableBalance:

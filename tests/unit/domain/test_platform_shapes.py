@@ -13,11 +13,17 @@ import pytest
 from refundflow.domain.books import update_invoice
 from refundflow.domain.failures import handle_failure
 from refundflow.domain.inbound import apply_news, forward_delivery
-from refundflow.domain.payments import issue_refund, look_up_payment, poll_refund
+from refundflow.domain.payments import issue_refund, look_up_payment, poll_refund, reserve_amount
 from refundflow.domain.recorder import OUTCOME_NOT_REPORTED, OUTCOME_UNRESOLVED
 from refundflow.domain.validation import validate_refund
 from refundflow.domain.waiting import WaitFor, register_wait
-from refundflow.errors import InvalidRequest, OutcomeUnknownError, TransientError
+from refundflow.errors import (
+    InsufficientRefundableAmount,
+    InvalidRequest,
+    OutcomeUnknownError,
+    PaymentNotKnown,
+    TransientError,
+)
 from refundflow.models import PaymentProvider, PaymentReference
 from refundflow.ports import (
     IdempotencySupport,
@@ -28,7 +34,7 @@ from refundflow.ports import (
     ProviderRefundStatus,
 )
 from refundflow.status import RefundStatus
-from tests.support.domain import PAYMENT, eur
+from tests.support.domain import PAYMENT, eur, lambda_cause
 from tests.support.fakes import (
     FakeLedger,
     FakeRefundProvider,
@@ -364,29 +370,108 @@ def test_books_that_cannot_find_rely_on_the_key(env: World) -> None:
 
 
 def blind(env: World) -> World:
+    """A webhook-only platform that cannot read payments (Adyen): its news is the only account of them."""
     env = shaped(env, Shape.WEBHOOK_ONLY)
     env.provider._capabilities = env.provider.capabilities.model_copy(update={"payment_lookup": False})
     return env
 
 
-def test_a_platform_that_cannot_read_payments_is_not_asked_and_the_amount_asked_for_is_reserved(env: World) -> None:
-    env = blind(env)
-    # GIVEN two requests on one payment the platform cannot read
-    first = env.reserved(refund_request_body(amount=2_500, reference="RMA-1"))
-    second = env.reserved(refund_request_body(amount=4_000, reference="RMA-2"), delivery_id="dlv-2")
-    # THEN the platform was never asked for the payment, and each amount is reserved as asked
-    assert not env.provider.calls_to("get_payment")
-    assert [env.repository.get(refund_id).reservation is not None for refund_id in (first, second)] == [True, True]
-    assert env.balance(PAYMENT)["reserved"] == 6_500
+def payment_news(env: World, captured: int, refunded: int = 0) -> None:
+    """The platform's verified news of the payment (an AUTHORISATION or CAPTURE notification)."""
+    news = env.provider.payments[PAYMENT].model_copy(update={"captured": eur(captured), "refunded": eur(refunded)})
+    event = provider_event().model_copy(update={"payments": [news]})
+    apply_news(event, recorder=env.recorder, provider=env.provider, callbacks=env.callbacks)
 
 
-def test_a_platform_that_cannot_read_payments_needs_the_amount(env: World) -> None:
-    env = blind(env)
-    refund_id = env.accept(refund_request_body(amount=None)).refund.refund_id
+def looked_up(env: World, amount: int | None, reference: str = "RMA-1") -> str:
+    refund_id = env.accept(refund_request_body(amount=amount, reference=reference), f"dlv-{reference}").refund.refund_id
     validate_refund(refund_id, recorder=env.recorder)
-    with pytest.raises(InvalidRequest) as refused:
+    look_up_payment(refund_id, recorder=env.recorder, provider=env.provider)
+    return refund_id
+
+
+def test_a_platform_that_cannot_be_read_is_not_asked_and_its_news_bounds_the_refund(env: World) -> None:
+    env = blind(env)
+    # GIVEN the platform reported a capture of 60.00
+    payment_news(env, 6_000)
+    # WHEN a refund of 40.00 is looked up and reserved THEN the platform was never asked, and the news is the bound
+    first = env.reserved(refund_request_body(amount=4_000, reference="RMA-1"), delivery_id="dlv-1")
+    assert not env.provider.calls_to("get_payment")
+    assert env.balance(PAYMENT) == {"captured": 6_000, "refunded": 0, "reserved": 4_000, "remaining": 2_000}
+    # AND a request for more than is left does not widen what is refundable: it cannot be reserved
+    second = looked_up(env, 3_000, reference="RMA-2")
+    env.approve(second)
+    with pytest.raises(InsufficientRefundableAmount):
+        reserve_amount(second, recorder=env.recorder)
+    assert env.balance(PAYMENT)["captured"] == 6_000
+    assert env.repository.get(first).reservation is not None
+
+
+def test_without_payment_news_the_look_up_waits_then_the_refund_is_rejected_payment_not_known(env: World) -> None:
+    env = blind(env)
+    # GIVEN no news of the payment, whatever the request asks for
+    refund_id = env.accept(refund_request_body(amount=2_500)).refund.refund_id
+    validate_refund(refund_id, recorder=env.recorder)
+    # WHEN it is looked up THEN the look-up is retried later (a transient error), nothing opened
+    with pytest.raises(PaymentNotKnown) as unknown:
         look_up_payment(refund_id, recorder=env.recorder, provider=env.provider)
-    assert refused.value.code == "amount_required"
+    assert env.repository.get_balance(PaymentProvider.STRIPE, PAYMENT) is None
+    result = handle_failure(
+        refund_id,
+        "PaymentNotKnown",
+        lambda_cause(unknown.value),
+        recorder=env.recorder,
+        max_books_attempts=3,
+        max_lookup_attempts=2,
+    )
+    assert result.outcome == "LOOKUP_RETRY"
+    # AND when the news never comes the refund is rejected payment_not_known
+    with pytest.raises(PaymentNotKnown) as again:
+        look_up_payment(refund_id, recorder=env.recorder, provider=env.provider)
+    handle_failure(
+        refund_id,
+        "PaymentNotKnown",
+        lambda_cause(again.value),
+        recorder=env.recorder,
+        max_books_attempts=3,
+        max_lookup_attempts=2,
+    )
+    refund = env.repository.get(refund_id)
+    assert refund.status is S.REJECTED
+    assert refund.failure is not None
+    assert refund.failure.code == "payment_not_known"
+
+
+def test_payment_news_arriving_while_the_look_up_waits_lets_it_through(env: World) -> None:
+    env = blind(env)
+    refund_id = env.accept(refund_request_body(amount=2_500)).refund.refund_id
+    validate_refund(refund_id, recorder=env.recorder)
+    with pytest.raises(PaymentNotKnown):
+        look_up_payment(refund_id, recorder=env.recorder, provider=env.provider)
+    # WHEN the capture is reported, then the look-up runs again
+    payment_news(env, 10_000)
+    result = look_up_payment(refund_id, recorder=env.recorder, provider=env.provider)
+    # THEN it finds the payment from the news
+    assert result.outcome == "PAYMENT_FOUND"
+    assert env.repository.get(refund_id).amount == eur(2_500)
+
+
+def test_payment_news_only_ever_raises_what_was_captured(env: World) -> None:
+    env = blind(env)
+    payment_news(env, 10_000)
+    env.reserved(refund_request_body(amount=4_000))
+    # WHEN older news reports a smaller capture THEN nothing shrinks (reserved money stays covered)
+    payment_news(env, 3_000)
+    assert env.balance(PAYMENT) == {"captured": 10_000, "refunded": 0, "reserved": 4_000, "remaining": 6_000}
+    # AND a later, larger capture raises it
+    payment_news(env, 12_000)
+    assert env.balance(PAYMENT)["remaining"] == 8_000
+
+
+def test_a_platform_that_can_be_read_ignores_payment_news(env: World) -> None:
+    env = shaped(env, Shape.SYNCHRONOUS)
+    payment_news(env, 99_999)
+    assert env.repository.get_balance(PaymentProvider.STRIPE, PAYMENT) is None
 
 
 # ---------------------------------------------------------------- locators

@@ -611,45 +611,39 @@ class RefundRepository(RefundStore):
         assert balance is not None
         return balance
 
-    def widen_balance(self, provider: PaymentProvider, payment_id: str, remaining_at_least: Money) -> RefundableBalance:
-        """Open the balance of a payment the platform cannot read with ``remaining_at_least`` captured, or raise
-        its captured amount so that at least that much remains (under a condition on the value read).
+    def record_payment_news(self, payment: ProviderPayment) -> RefundableBalance:
+        """Open the balance from a platform's payment news, or raise its captured amount to the news (under a
+        condition on the value read); then bound ``remaining`` by what the news counts as refunded.
 
         Raises:
-            ConcurrentModification: the balance kept changing while it was being widened.
+            ConcurrentModification: the balance kept changing while it was being updated.
         """
-        opening = ProviderPayment(
-            provider=provider,
-            payment_id=payment_id,
-            captured=remaining_at_least,
-            refunded=Money.zero(remaining_at_least.currency),
-            status="not_read",
-        )
         for _ in range(5):
-            balance = self.open_balance(opening)
-            if balance.captured.currency != remaining_at_least.currency:
-                return balance  # the caller refuses the currency mismatch
-            missing = remaining_at_least.minor_units - balance.remaining.minor_units
+            balance = self.open_balance(payment)
+            if balance.captured.currency != payment.captured.currency:
+                return balance  # a look-up refuses the currency mismatch
+            missing = payment.captured.minor_units - balance.captured.minor_units
             if missing <= 0:
-                return balance
+                # Older news of a smaller capture changes nothing; its refunded count still bounds what is left.
+                return self.limit_to_provider(payment.model_copy(update={"captured": balance.captured}))
             try:
                 self._call(
                     "update_item",
                     TableName=self.table_name,
-                    Key=self._balance_key(provider, payment_id),
+                    Key=self._balance_key(payment.provider, payment.payment_id),
                     UpdateExpression="SET captured = captured + :missing, remaining = remaining + :missing",
-                    ConditionExpression="remaining = :seen AND currency = :currency",
+                    ConditionExpression="captured = :seen AND currency = :currency",
                     ExpressionAttributeValues=_to_item(
                         {
                             ":missing": missing,
-                            ":seen": balance.remaining.minor_units,
+                            ":seen": balance.captured.minor_units,
                             ":currency": balance.captured.currency,
                         }
                     ),
                 )
             except ClientError:
                 continue
-        raise ConcurrentModification(f"balance of {provider}/{payment_id} kept changing")
+        raise ConcurrentModification(f"balance of {payment.provider}/{payment.payment_id} kept changing")
 
     def limit_to_provider(self, payment: ProviderPayment) -> RefundableBalance:
         """The payment's balance (opened if new), never above what the provider still holds.

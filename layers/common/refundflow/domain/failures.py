@@ -22,6 +22,7 @@ from refundflow.errors import (
     InsufficientRefundableAmount,
     InvalidRequest,
     NotFound,
+    PaymentNotKnown,
     PolicyViolation,
     RefundflowError,
     RejectedError,
@@ -175,14 +176,20 @@ def _lookup_failed(
             changes={"lookup_attempts": attempts, "failure": failure},
         )
         return step_result(refund, LOOKUP_RETRY)
+    unknown = failure.code == PaymentNotKnown.code
     gave_up = FailureRecord(
-        code=PROVIDER_UNAVAILABLE,
-        message=f"the payment could not be looked up in {attempts} attempts; last error: {failure.message}"[:2000],
+        code=PaymentNotKnown.code if unknown else PROVIDER_UNAVAILABLE,
+        message=(
+            f"the platform never reported the payment in {attempts} look-ups: {failure.message}"
+            if unknown
+            else f"the payment could not be looked up in {attempts} attempts; last error: {failure.message}"
+        )[:2000],
         platform=failure.platform,
     )
     refund = recorder.move(
         refund,
-        S.FAILED,
+        # A payment the platform never told us of is a request we cannot grant (REJECTED), not a breakdown.
+        S.REJECTED if unknown else S.FAILED,
         actor=actor,
         details={**details, "lookup_attempts": attempts, "will_retry": False},
         changes={"lookup_attempts": attempts, "failure": gave_up},

@@ -32,9 +32,9 @@ from refundflow.errors import (
     AlreadyDoneError,
     ConcurrentModification,
     IllegalTransition,
-    InvalidRequest,
     NotFound,
     OutcomeUnknownError,
+    PaymentNotKnown,
     PolicyViolation,
     RejectedError,
 )
@@ -93,14 +93,15 @@ def look_up_payment(refund_id: str, *, recorder: RefundRecorder, provider: Refun
 
     The provider's own refunded amount bounds what remains: money refunded outside refundflow (in the
     provider's dashboard, by another tool) is never refunded again, and never booked. A platform that
-    cannot read a payment (``payment_lookup`` false) is not asked: the amount must be given, and the
-    platform's own rule refuses an over-refund.
+    cannot be read (``payment_lookup`` false) is not asked: what its verified news reported of the payment
+    (recorded by ``apply_news``) is the only source, never the amount the request asks for.
 
     Raises:
         NotFound: the provider does not know the payment.
         PolicyViolation: currency mismatch, or nothing left to refund (``nothing_refundable``).
-        InvalidRequest: the amount cannot be represented by the provider or the books, or no amount was
-            given for a platform that cannot read payments (``amount_required``).
+        InvalidRequest: the amount cannot be represented by the provider or the books.
+        PaymentNotKnown: a platform that cannot be read has not reported the payment yet (a TransientError:
+            the look-up is retried later, then the refund is rejected ``payment_not_known``).
         TransientError, RejectedError: from the provider.
     """
     repository = recorder.repository
@@ -111,7 +112,7 @@ def look_up_payment(refund_id: str, *, recorder: RefundRecorder, provider: Refun
     if provider.capabilities.payment_lookup:
         payment = provider.get_payment(refund.payment)
     else:
-        payment = _payment_from_our_books(refund, recorder=recorder)
+        payment = _payment_from_news(refund, recorder=recorder)
     if requested is not None and requested.currency != payment.captured.currency:
         raise PolicyViolation(
             f"refund in {requested.currency} for a payment in {payment.captured.currency}", code="currency_mismatch"
@@ -143,34 +144,33 @@ def look_up_payment(refund_id: str, *, recorder: RefundRecorder, provider: Refun
             "reserved": balance.reserved.model_dump(mode="json"),
             "remaining": balance.remaining.model_dump(mode="json"),
             "amount": amount.model_dump(mode="json"),
-            **({} if provider.capabilities.payment_lookup else {"payment_read": False}),
+            **({} if provider.capabilities.payment_lookup else {"from_payment_news": True}),
         },
         changes={"amount": amount, **({"failure": None} if refund.lookup_attempts else {})},
     )
     return step_result(refund, "PAYMENT_FOUND")
 
 
-def _payment_from_our_books(refund: Refund, *, recorder: RefundRecorder) -> ProviderPayment:
-    """What we know of a payment the platform cannot read: the balance we keep, widened to the amount asked
-    for (the platform refuses an over-refund itself), or the amount asked for when the payment is new.
+def _payment_from_news(refund: Refund, *, recorder: RefundRecorder) -> ProviderPayment:
+    """What a platform that cannot be read has told us of the payment (its news, recorded on the balance):
+    never the amount the request asks for.
 
     Raises:
-        InvalidRequest: ``amount_required``.
+        PaymentNotKnown: no news of the payment yet (the look-up is tried again later).
     """
-    requested = refund.requested_amount
-    if requested is None:
-        raise InvalidRequest(
-            f"{refund.payment.provider.value} payments cannot be read: the refund needs an amount",
-            code="amount_required",
+    reference = refund.payment
+    balance = recorder.repository.get_balance(reference.provider, reference.payment_id)
+    if balance is None:
+        raise PaymentNotKnown(
+            f"{reference.provider.value} has not reported payment {reference.payment_id} yet",
+            platform=reference.provider.value,
         )
-    repository = recorder.repository
-    balance = repository.widen_balance(refund.payment.provider, refund.payment.payment_id, requested)
     return ProviderPayment(
-        provider=refund.payment.provider,
-        payment_id=refund.payment.payment_id,
+        provider=reference.provider,
+        payment_id=reference.payment_id,
         captured=balance.captured,
         refunded=balance.refunded,
-        status="not_read",
+        status="reported",
     )
 
 
@@ -509,6 +509,12 @@ def apply_provider_event(event: ProviderEvent, *, recorder: RefundRecorder, prov
         TransientError: the provider could not be read now (nothing was applied; the delivery is retried).
     """
     repository = recorder.repository
+    if not provider.capabilities.payment_lookup:
+        # The platform cannot be read: its verified news is the only account of what was captured. A platform
+        # that can be read is read at the look-up instead, so its payment news changes nothing.
+        for payment in event.payments:
+            if payment.provider is event.provider:
+                repository.record_payment_news(payment)
     candidates: dict[str, tuple[Refund, ProviderRefund | None]] = {}
     for news in event.refunds:
         refund = repository.find(news.refund_id) if news.refund_id else None
