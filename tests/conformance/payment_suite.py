@@ -231,6 +231,22 @@ class PaymentSuite:
             with pytest.raises(UnsupportedOperation):
                 harness.connector.get_refund(made.provider_refund_id, payment)
 
+    def test_a_platform_that_cannot_be_read_reports_its_captures_by_webhook(self, harness: PaymentHarness) -> None:
+        if harness.connector.capabilities.payment_lookup:
+            pytest.skip("the payment is read from the platform")
+        # GIVEN a payment captured at a platform that cannot be read
+        payment = harness.pay(10_000)
+
+        # THEN its verified news reports the capture: the only source of what is refundable there
+        def reported(deliveries: list[Delivery]) -> bool:
+            return any(
+                news.payment_id == payment.payment_id and news.captured == Money.of(10_000, harness.currency)
+                for event in harness.events(deliveries)
+                for news in event.payments
+            )
+
+        harness.receiver.wait_until(reported)
+
     def test_get_payment_answers_only_where_declared(self, harness: PaymentHarness) -> None:
         payment = harness.pay(10_000)
         if harness.connector.capabilities.payment_lookup:
