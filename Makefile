@@ -11,9 +11,9 @@ export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo local test check lint format typecheck layers unit integration contract e2e statelint \
-	sam-validate sam-build bundle-check openapi openapi-check diagrams diagrams-check benchmarks policy-check aws-e2e \
-	clean
+.PHONY: help setup demo local test check lint format typecheck unit integration contract e2e statelint \
+	sam-validate sam-build bundle-check openapi openapi-check diagrams diagrams-check platforms platforms-check layers \
+	benchmarks policy-check aws-e2e clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-16s %s\n", $$1, $$2}'
@@ -38,8 +38,8 @@ demo: $(BIN)/.installed ## run every refund scenario on the local stack and prin
 
 test: setup check ## every test and gate (all but the AWS end-to-end suite)
 
-check: lint typecheck layers statelint sam-validate openapi-check diagrams-check unit integration contract e2e sam-build \
-	bundle-check ## all gates
+check: lint typecheck layers platforms-check statelint sam-validate openapi-check diagrams-check unit integration contract \
+	e2e sam-build bundle-check ## all gates
 
 # ------------------------------------------------------------------ local stack
 local: $(BIN)/.installed ## the local stack in the foreground on http://127.0.0.1:$${REFUNDFLOW_PORT:-3000}
@@ -110,6 +110,12 @@ bundle-check: sam-build $(LAMBDA_RUNTIME)/.installed ## every handler imports fr
 	mkdir -p .aws-sam/host && WHEEL_PLATFORM=manylinux2014_$(shell uname -m) $(SAM_BUILD) --build-dir .aws-sam/host/build \
 		--cache-dir .aws-sam/host/cache > .aws-sam/host.log 2>&1 || { cat .aws-sam/host.log; exit 1; }
 	$(BIN)/python -m local.tools bundle-check $(if $(LAMBDA_PYTHON),--python $(LAMBDA_PYTHON))
+
+platforms: $(BIN)/.installed ## regenerate what differs only by platform (template blocks, builds, README table) from the catalog
+	$(BIN)/python -m tools.platforms --write
+
+platforms-check: $(BIN)/.installed ## fail when the generated platform artefacts differ from the catalog
+	$(BIN)/python -m tools.platforms --check
 
 openapi: $(BIN)/.installed ## regenerate docs/openapi.json from the handlers' models
 	$(BIN)/python -m local.tools openapi --write

@@ -4,7 +4,10 @@ Lambda zips built by ``sam build`` ship no .pyc (the layer is built with ``--no-
 CPython 3.13 cannot be made here), so the figure that matches a cold start is the one *without* a
 bytecode cache; the *with* figure is a warm-disk reference. The interpreter's own start-up is excluded.
 
-Usage: python -m benchmarks.cold_imports [--runs N]
+Platform functions come from the catalog: each is measured with its own ``PLATFORM`` and with its platform's
+connector module imported too (what its first invocation loads: its SDK or the shared HTTP client).
+
+Usage: python -m benchmarks.cold_imports [--runs N] [--role payment|books]
 """
 
 from __future__ import annotations
@@ -20,22 +23,28 @@ from pathlib import Path
 from typing import Any
 
 from local.cfn import Stack
+from refundflow import catalog
 
 PROBE = """
-import importlib.util, json, sys, time
+import importlib, importlib.util, json, sys, time
 started = time.perf_counter()
 spec = importlib.util.spec_from_file_location("app", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
+for extra in sys.argv[2:]:
+    importlib.import_module(extra)
 print(json.dumps({"ms": (time.perf_counter() - started) * 1000, "modules": len(sys.modules)}))
 """
 
 
-def measure(app: Path, *, bytecode: bool, runs: int) -> dict[str, float]:
+def measure(
+    app: Path, *, bytecode: bool, runs: int, environment: dict[str, str] | None = None, extra: tuple[str, ...] = ()
+) -> dict[str, float]:
     samples = []
     modules = 0
+    own = environment or {}
     for _ in range(runs):
-        environment = {**os.environ, "POWERTOOLS_TRACE_DISABLED": "true", "AWS_DEFAULT_REGION": "us-east-1"}
+        environment = {**os.environ, **own, "POWERTOOLS_TRACE_DISABLED": "true", "AWS_DEFAULT_REGION": "us-east-1"}
         with tempfile.TemporaryDirectory() as cache:
             if not bytecode:
                 environment["PYTHONPYCACHEPREFIX"] = cache  # an empty cache: every module is compiled
@@ -44,7 +53,11 @@ def measure(app: Path, *, bytecode: bool, runs: int) -> dict[str, float]:
                 environment.pop("PYTHONPYCACHEPREFIX", None)
                 environment.pop("PYTHONDONTWRITEBYTECODE", None)
             output = subprocess.run(
-                [sys.executable, "-c", PROBE, str(app)], capture_output=True, text=True, env=environment, check=True
+                [sys.executable, "-c", PROBE, str(app), *extra],
+                capture_output=True,
+                text=True,
+                env=environment,
+                check=True,
             ).stdout
         result = json.loads(output.strip().splitlines()[-1])
         samples.append(result["ms"])
@@ -55,16 +68,33 @@ def measure(app: Path, *, bytecode: bool, runs: int) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.cold_imports")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--role", choices=["payment", "books"], help="only the platform functions of this role")
     args = parser.parse_args(argv)
     stack = Stack.from_template("refundflow")
+    platform_functions = {
+        entry.logical_id(role): (entry, role) for entry in catalog.platforms() for role in entry.function_roles
+    }
     results: dict[str, Any] = {}
     for logical_id in sorted(stack.of_type("AWS::Serverless::Function")):
+        platform = platform_functions.get(logical_id)
+        if args.role and (platform is None or platform[1] != args.role):
+            continue
         app = stack.function_folder(logical_id) / "app.py"
-        measure(app, bytecode=True, runs=1)  # fill the cache for the warm figure
-        results[app.parent.name] = {
-            "no_bytecode_cache": measure(app, bytecode=False, runs=max(args.runs // 2, 2)),
-            "bytecode_cache": measure(app, bytecode=True, runs=args.runs),
+        environment = {"PLATFORM": platform[0].name} if platform else {}
+        name = platform[0].function_name(platform[1], "<stack>") if platform else app.parent.name
+        measure(app, bytecode=True, runs=1, environment=environment)  # fill the cache for the warm figure
+        results[name] = {
+            "no_bytecode_cache": measure(app, bytecode=False, runs=max(args.runs // 2, 2), environment=environment),
+            "bytecode_cache": measure(app, bytecode=True, runs=args.runs, environment=environment),
         }
+        if platform:
+            connector = (f"refundflow.platforms.{platform[0].name}.connector",)
+            results[name]["with_connector"] = {
+                "no_bytecode_cache": measure(
+                    app, bytecode=False, runs=max(args.runs // 2, 2), environment=environment, extra=connector
+                ),
+                "bytecode_cache": measure(app, bytecode=True, runs=args.runs, environment=environment, extra=connector),
+            }
     return {"benchmark": "cold_imports", "python": sys.version.split()[0], "functions": results}
 
 

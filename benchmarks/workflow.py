@@ -24,6 +24,7 @@ from benchmarks.meters import Meter
 from local.cfn import Stack
 from local.client import RefundflowClient
 from local.stack import DevStack, LocalSettings
+from refundflow import catalog
 
 # us-east-1 list prices (USD), from the services' public pricing pages:
 # aws.amazon.com/step-functions/pricing, /lambda/pricing, /dynamodb/pricing/on-demand, /eventbridge/pricing,
@@ -48,11 +49,10 @@ EXPRESS_OVERHEAD_MS = 50
 # The functions the Express child runs on the straight-through path (their time is the child's duration).
 EXPRESS_STEP_FUNCTIONS = {
     "ValidateRefundFunction",
-    "RefundStripeFunction",
     "EvaluatePolicyFunction",
     "ReserveAmountFunction",
-    "UpdateInvoiceFunction",
     "HandleFailureFunction",
+    *(entry.logical_id(role) for entry in catalog.platforms() for role in entry.function_roles),
 }
 
 

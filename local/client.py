@@ -17,15 +17,8 @@ from typing import Any
 import requests
 from standardwebhooks.webhooks import Webhook
 
-from local.stack import (
-    SOURCE_SIGNING_SECRETS,
-    STRIPE_API_KEY,
-    XERO_CLIENT_ID,
-    XERO_CLIENT_SECRET,
-    XERO_REFRESH_TOKEN,
-    XERO_TENANT_ID,
-)
-from refundflow.connectors.xero import dump_json
+from local.stack import SOURCE_SIGNING_SECRETS, platform_secrets
+from refundflow.platforms.xero.connector import dump_json
 from refundflow.status import TERMINAL_STATUSES
 
 TERMINAL = {status.value for status in TERMINAL_STATUSES}
@@ -46,7 +39,7 @@ class RefundflowClient:
         self.http = requests  # no shared Session: scenarios run on several threads
         self.timeout = timeout
         self._xero_lock = threading.Lock()
-        self._xero_refresh = XERO_REFRESH_TOKEN
+        self._xero_refresh = str(platform_secrets("xero")["api"]["refresh_token"])
         self._xero_access: str | None = None
 
     # ------------------------------------------------------------------ refundflow's API
@@ -126,7 +119,11 @@ class RefundflowClient:
 
     def stripe(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         return self.http.request(
-            method, f"{self.api_url}/_sandbox/stripe{path}", auth=(STRIPE_API_KEY, ""), timeout=self.timeout, **kwargs
+            method,
+            f"{self.api_url}/_sandbox/stripe{path}",
+            auth=(platform_secrets("stripe")["api"]["api_key"], ""),
+            timeout=self.timeout,
+            **kwargs,
         )
 
     def create_payment(self, minor_units: int, currency: str, payment_method: str = "pm_card_visa") -> str:
@@ -159,7 +156,7 @@ class RefundflowClient:
             response = self.http.post(
                 f"{self.api_url}/_sandbox/xero/identity/connect/token",
                 data={"grant_type": "refresh_token", "refresh_token": self._xero_refresh},
-                auth=(XERO_CLIENT_ID, XERO_CLIENT_SECRET),
+                auth=(platform_secrets("xero")["api"]["client_id"], platform_secrets("xero")["api"]["client_secret"]),
                 timeout=self.timeout,
             )
             response.raise_for_status()
@@ -176,7 +173,7 @@ class RefundflowClient:
         for _ in range(2):
             headers = {
                 "Authorization": f"Bearer {token}",
-                "xero-tenant-id": XERO_TENANT_ID,
+                "xero-tenant-id": platform_secrets("xero")["api"]["tenant_id"],
                 "Accept": "application/json",
             }
             response = self.http.request(

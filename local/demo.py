@@ -1,37 +1,30 @@
 """``make demo``: the refund workflow's scenarios on the local stack, driven over HTTP like an integrator.
 
-Each scenario sets up a payment in the Stripe sandbox and an invoice in the Xero sandbox through their
-own APIs, posts a signed refund request, acts where a person or an outage would, and checks where the
-refund ends. The timelines are printed; the exit code is 0 only if every scenario ended as expected.
+The workflow scenarios set up a payment in the Stripe sandbox and an invoice in the Xero sandbox (the
+reference platforms) through their own APIs, post a signed refund request, act where a person or an outage
+would, and check where the refund ends. Then every platform of the catalog whose simulator module offers
+``DEMO_SCENARIOS`` (local/scenarios.py) runs its own. The timelines are printed; the exit code is 0 only if
+every scenario ended as expected.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from local.client import TERMINAL, RefundflowClient
+from local.scenarios import Outcome, Scenario, ScenarioContext
 from local.stack import DevStack, LocalSettings
+from refundflow import catalog
 
-
-@dataclass
-class Outcome:
-    name: str
-    expected: str
-    refund_ids: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def check(self, condition: bool, problem: str) -> None:
-        if not condition:
-            self.problems.append(problem)
+Runnable = Callable[[], "Outcome | list[Outcome]"]
 
 
 class Demo:
@@ -247,7 +240,7 @@ class Demo:
         outcome.check(not self.client.credit_notes(refund_id), "a credit note was booked for a rejected refund")
         return outcome
 
-    def scenarios(self) -> list[Callable[[], Outcome | list[Outcome]]]:
+    def scenarios(self) -> list[Runnable]:
         """Independent scenarios, run concurrently."""
         return [
             self.full_refund,
@@ -260,12 +253,36 @@ class Demo:
             self.rejected_by_approver,
         ]
 
-    def exclusive_scenarios(self) -> list[Callable[[], Outcome | list[Outcome]]]:
+    def exclusive_scenarios(self) -> list[Runnable]:
         """Scenarios that take a sandbox down for everyone: run alone, after the others."""
         return [self.books_down_after_money_moved]
 
 
-def run_all(scenarios: list[Callable[[], Outcome | list[Outcome]]], workers: int) -> list[Outcome]:
+def platform_scenarios(stack: DevStack, client: RefundflowClient) -> tuple[list[Runnable], list[Runnable]]:
+    """(shared, exclusive) scenarios of every catalog platform whose simulator module has DEMO_SCENARIOS."""
+    shared: list[Runnable] = []
+    exclusive: list[Runnable] = []
+    for entry in catalog.platforms():
+        if entry.simulator is None or entry.name not in stack.simulators:
+            continue
+        module = importlib.import_module(entry.simulator.partition(":")[0])
+        scenarios: list[Scenario] = list(getattr(module, "DEMO_SCENARIOS", []))
+        for scenario in scenarios:
+            context = ScenarioContext(client, entry.name, stack.simulators[entry.name])
+            runnable = _bound(scenario, context)
+            (exclusive if scenario.exclusive else shared).append(runnable)
+    return shared, exclusive
+
+
+def _bound(scenario: Scenario, context: ScenarioContext) -> Runnable:
+    def run() -> Outcome:
+        return scenario(context)
+
+    run.__name__ = f"{context.platform}: {scenario.name}"
+    return run
+
+
+def run_all(scenarios: list[Runnable], workers: int) -> list[Outcome]:
     results: list[Outcome] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(scenario) for scenario in scenarios]
@@ -301,7 +318,9 @@ def main() -> int:
         client = RefundflowClient(stack.api_url)
         demo = Demo(client)
         print(f"refundflow demo: local stack at {stack.api_url} (moto at {stack.aws_endpoint})\n")
-        results = run_all(demo.scenarios(), workers=4) + run_all(demo.exclusive_scenarios(), workers=1)
+        shared, exclusive = platform_scenarios(stack, client)
+        results = run_all([*demo.scenarios(), *shared], workers=4)
+        results += run_all([*demo.exclusive_scenarios(), *exclusive], workers=1)
         failed = 0
         for outcome in results:
             ok = not outcome.problems

@@ -2,6 +2,9 @@
 function folder, a Lambda context, and errors reported as Lambda reports them (``errorType`` is the
 exception's class name: the name the state machine retries and catches).
 
+Variables whose value differs between functions (a platform function's ``PLATFORM``) cannot all live in this
+process's environment: each function's own values are set while its module loads, which is when it reads them.
+
 Every AWS API call a function makes while it runs is recorded (``LocalFunctions.aws_calls``), whichever
 boto3 session or client makes it: the least-privilege test checks each against the function's IAM."""
 
@@ -9,11 +12,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import threading
 import time
 import traceback
 import uuid
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -86,14 +91,44 @@ def _recording_api_call(client: BaseClient, operation_name: str, api_params: dic
 BaseClient._make_api_call = _recording_api_call  # type: ignore[attr-defined]
 
 
-def load_handler_module(folder: Path, unique_name: str) -> ModuleType:
-    """Import ``folder/app.py`` under a unique module name (every function's module is called app)."""
+_environment_lock = threading.Lock()
+
+
+def load_handler_module(folder: Path, unique_name: str, environment: Mapping[str, str] | None = None) -> ModuleType:
+    """Import ``folder/app.py`` under a unique module name (every function's module is called app), with
+    ``environment`` set while it loads (and the previous values back afterwards)."""
     spec = importlib.util.spec_from_file_location(unique_name, folder / "app.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    with _environment_lock:
+        saved = {name: os.environ.get(name) for name in environment or {}}
+        os.environ.update(environment or {})
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
     return module
+
+
+def own_environments(stack: Stack) -> dict[str, dict[str, str]]:
+    """Per function, the variables whose value differs between the template's functions (``PLATFORM``)."""
+    environments = {
+        logical_id: stack.function_environment(logical_id) for logical_id in stack.of_type("AWS::Serverless::Function")
+    }
+    values: dict[str, set[str]] = {}
+    for environment in environments.values():
+        for name, value in environment.items():
+            values.setdefault(name, set()).add(value)
+    conflicting = {name for name, seen in values.items() if len(seen) > 1}
+    return {
+        logical_id: {name: value for name, value in environment.items() if name in conflicting}
+        for logical_id, environment in environments.items()
+    }
 
 
 class LocalFunctions:
@@ -116,6 +151,7 @@ class LocalFunctions:
         self.cold_starts: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self.aws_calls: list[AwsCall] = []
+        self._own_environment = own_environments(stack)
 
     def logical_id(self, name_or_arn: str) -> str:
         key = name_or_arn.split(":$LATEST")[0]
@@ -131,7 +167,7 @@ class LocalFunctions:
             self.cold_starts[logical_id] += 1
             number = self.cold_starts[logical_id]
         folder = self.stack.function_folder(logical_id)
-        return load_handler_module(folder, f"refundflow_fn_{folder.name}_{number}")
+        return load_handler_module(folder, f"refundflow_fn_{logical_id}_{number}", self._own_environment[logical_id])
 
     def _release(self, logical_id: str, module: ModuleType) -> None:
         with _module_lock:

@@ -4,21 +4,29 @@ moto (threaded server) plays DynamoDB, Step Functions, EventBridge, SQS, Secrets
 the resources come from template.yaml; the functions run in-process; the real ASL runs on moto's
 interpreter; an HTTP server maps the template's API routes to the handlers (API Gateway v2 events)
 and serves the sandbox simulators under /_sandbox/<platform>. Only configuration differs from AWS.
+
+Platforms come from the catalog (refundflow/platforms/catalog.yaml): each entry's simulator is built and
+mounted, its secrets seeded from the simulator's ``local_secrets()``, its settings given their ``local``
+values and its webhooks pointed at ``/webhooks/<name>``. Nothing here names a platform.
 """
 
 from __future__ import annotations
 
 import base64
+import importlib
+import inspect
 import io
 import json
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from secrets import token_bytes
 from typing import Any
 
@@ -28,7 +36,8 @@ from botocore.config import Config
 
 from local import moto_patches
 from local.cfn import Stack
-from local.lambdas import LocalFunctions
+from local.lambdas import LocalFunctions, own_environments
+from refundflow import catalog
 
 STACK_NAME = "refundflow-local"
 
@@ -53,12 +62,6 @@ SOURCE_SIGNING_SECRETS: dict[str, tuple[str, ...]] = {
 # trusted up to team lead; the others assert nothing.
 SOURCE_ROLES: dict[str, list[str]] = {"returns-portal": [], "helpdesk": ["agent", "team_lead"], "curl": [], "bench": []}
 LOCAL_POLICY_PARAMETER = "/refundflow/local/policy"
-STRIPE_API_KEY = "sk_test_refundflow_local"
-STRIPE_WEBHOOK_SECRET = "whsec_refundflow_local_stripe"
-XERO_CLIENT_ID = "refundflow-local-client"
-XERO_CLIENT_SECRET = "refundflow-local-client-secret"
-XERO_REFRESH_TOKEN = "refundflow-local-refresh-token"
-XERO_TENANT_ID = "8f2c1c1e-5b7d-4c1a-9d2e-0c0ffee00001"
 
 
 def forget_process_caches() -> None:
@@ -67,14 +70,53 @@ def forget_process_caches() -> None:
 
     from refundflow import wiring
     from refundflow.adapters import aws, idempotency
-    from refundflow.connectors.stripe import stripe_provider
-    from refundflow.connectors.xero import xero_books
     from refundflow.policy import active_policy
 
-    for cached in (aws.client, idempotency._store, idempotency._config, stripe_provider, xero_books, active_policy):
+    for cached in (aws.client, idempotency._store, idempotency._config, active_policy):
         cached.cache_clear()
+    # Each platform package's cached factories (connector(), inbound()), for the packages loaded so far.
+    for entry in catalog.platforms():
+        for part in ("connector", "inbound"):
+            module = sys.modules.get(f"refundflow.platforms.{entry.name}.{part}")
+            factory = getattr(module, part, None)
+            if factory is not None and hasattr(factory, "cache_clear"):
+                factory.cache_clear()
     parameters.clear_caches()  # type: ignore[no-untyped-call]
     wiring.reset()
+
+
+def simulator_class(entry: catalog.Platform) -> Any:
+    """The catalog entry's simulator class (``local.simulators.<name>:<Class>``)."""
+    assert entry.simulator is not None
+    module_name, _, class_name = entry.simulator.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def build_simulator(entry: catalog.Platform, public_url: str | None = None) -> Any:
+    """The entry's simulator with its own fixed local credentials; told where it is served (``public_url``) when
+    it asks (a sandbox whose signed webhooks name one of its own URLs, e.g. a certificate's)."""
+    cls = simulator_class(entry)
+    if public_url is not None and "public_url" in inspect.signature(cls).parameters:
+        return cls(public_url=public_url)
+    return cls()
+
+
+@cache
+def platform_secrets(name: str) -> dict[str, dict[str, Any]]:
+    """The local credentials of platform ``name``'s simulator (``{"api": {...}, "verification": {...}}``): what
+    the stack seeds into its secrets, and what an integrator's client uses to call the sandbox."""
+    secrets: dict[str, dict[str, Any]] = build_simulator(catalog.platform(name)).local_secrets()
+    return secrets
+
+
+def local_settings(sandbox: str, api: str) -> dict[str, str]:
+    """Every platform setting's template parameter with its catalog ``local`` value."""
+    return {
+        setting.parameter: setting.local.format(sandbox=sandbox, api=api)
+        for entry in catalog.platforms()
+        for setting in entry.settings
+        if setting.local is not None
+    }
 
 
 def free_port() -> int:
@@ -119,11 +161,8 @@ class DevStack:
         self._session = boto3.session.Session()
 
     def _parameters(self) -> dict[str, str]:
-        sandbox = f"{self.api_url}/_sandbox"
         return {
-            "StripeApiBase": f"{sandbox}/stripe",
-            "XeroApiBase": f"{sandbox}/xero/api.xro/2.0",
-            "XeroIdentityBase": f"{sandbox}/xero/identity",
+            **local_settings(f"{self.api_url}/_sandbox", self.api_url),
             "RefundOutcomeWaitSeconds": str(self.settings.refund_outcome_wait_seconds),
             "BooksRetryWaitSeconds": str(self.settings.books_retry_wait_seconds),
             "ApprovalEscalationSeconds": str(self.settings.approval_escalation_seconds),
@@ -155,8 +194,9 @@ class DevStack:
         moto_patches.patch_dynamodb()
         moto_patches.refuse_spent_task_tokens()
         moto_patches.route_lambda_invocations(self.functions.invoke_json)
+        self._build_simulators()
         self._create_resources()
-        self._start_simulators_and_api()
+        self._start_api()
         self._start_queue_pollers()
         return self
 
@@ -192,8 +232,12 @@ class DevStack:
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_DEV": "false",
         }
+        # Variables that differ between functions (PLATFORM) are set by LocalFunctions while each module loads.
+        own = {name for variables in own_environments(self.stack).values() for name in variables}
         for logical_id in self.stack.of_type("AWS::Serverless::Function"):
-            environment.update(self.stack.function_environment(logical_id))
+            environment.update(
+                {name: value for name, value in self.stack.function_environment(logical_id).items() if name not in own}
+            )
         environment.setdefault("POWERTOOLS_LOG_LEVEL", os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"))
         os.environ.update(environment)
         os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("REFUNDFLOW_LOG_LEVEL", "WARNING")
@@ -276,8 +320,8 @@ class DevStack:
             ses.create_template(Template=stack.resolve(resource["Properties"]["Template"]))
 
         secrets = self.client("secretsmanager")
-        for parameter, value in self._secret_values().items():
-            secrets.create_secret(Name=stack.parameters[parameter], SecretString=json.dumps(value))
+        for name, value in self._secret_values().items():
+            secrets.create_secret(Name=name, SecretString=json.dumps(value))
         if stack.parameters.get("PolicyParameterName") == LOCAL_POLICY_PARAMETER:
             self.client("ssm").put_parameter(
                 Name=LOCAL_POLICY_PARAMETER, Value=local_policy_text(), Type="String", Tier="Advanced"
@@ -310,40 +354,47 @@ class DevStack:
             )
 
     def _secret_values(self) -> dict[str, dict[str, Any]]:
-        return {
+        """Secret name -> value: the stack's own, then each platform's from its simulator (API credentials under
+        <prefix><name>, webhook verification under <prefix>webhooks/<name>)."""
+        parameters = self.stack.parameters
+        values: dict[str, dict[str, Any]] = {
             # A fresh audit MAC key per stack start (refundflow.audit; never a fixed value in the code).
-            "AuditKeySecretName": {
+            parameters["AuditKeySecretName"]: {
                 "keys": {"local-1": base64.b64encode(token_bytes(32)).decode()},
                 "current": "local-1",
             },
-            "RefundRequestsSecretName": refund_request_secret_document(),
-            "StripeSecretName": {"api_key": STRIPE_API_KEY, "webhook_secrets": [STRIPE_WEBHOOK_SECRET]},
-            "XeroSecretName": {
-                "client_id": XERO_CLIENT_ID,
-                "client_secret": XERO_CLIENT_SECRET,
-                "refresh_token": XERO_REFRESH_TOKEN,
-                "tenant_id": XERO_TENANT_ID,
-            },
+            parameters["RefundRequestsSecretName"]: refund_request_secret_document(),
         }
+        prefix = parameters["SecretsPrefix"]
+        for entry in catalog.platforms():
+            simulator = self.simulators.get(entry.name)
+            if simulator is None:
+                continue
+            secrets = simulator.local_secrets()
+            if entry.secrets.api:
+                values[entry.api_secret_name(prefix)] = dict(secrets["api"])
+            if entry.secrets.verification:
+                values[entry.verification_secret_name(prefix)] = dict(secrets["verification"])
+        return values
 
     # ------------------------------------------------------------------ HTTP API and simulators
 
-    def _start_simulators_and_api(self) -> None:
+    def _build_simulators(self) -> None:
+        """One simulator per catalog platform that has one, with its own local credentials; platforms that send
+        webhooks send them to this stack's /webhooks/<name>."""
+        for entry in catalog.platforms():
+            if entry.simulator is None:
+                continue
+            simulator = build_simulator(entry, f"{self.api_url}/_sandbox/{entry.name}")
+            if entry.inbound is not None:
+                simulator.send_webhooks_to(f"{self.api_url}/webhooks/{entry.name}")
+            self.simulators[entry.name] = simulator
+
+    def _start_api(self) -> None:
         from werkzeug.serving import make_server
 
         from local.api import LocalApi
-        from local.simulators.stripe import StripeSimulator
-        from local.simulators.xero import XeroSimulator
 
-        stripe = StripeSimulator(api_keys=[STRIPE_API_KEY])
-        stripe.webhooks.configure(f"{self.api_url}/webhooks/stripe", STRIPE_WEBHOOK_SECRET)
-        xero = XeroSimulator(
-            client_id=XERO_CLIENT_ID,
-            client_secret=XERO_CLIENT_SECRET,
-            refresh_token=XERO_REFRESH_TOKEN,
-            tenant_id=XERO_TENANT_ID,
-        )
-        self.simulators = {"stripe": stripe, "xero": xero}
         app = LocalApi(self.stack, self.functions, self.simulators)
         self._api = make_server("127.0.0.1", self.api_port, app, threaded=True)
         threading.Thread(target=self._api.serve_forever, name="local-api", daemon=True).start()

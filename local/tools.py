@@ -173,11 +173,13 @@ def run_diagrams(write: bool) -> int:
 # ("app.lambda_handler") and the folders Lambda puts on the path, in Lambda's order.
 _IMPORT_PROBE = """
 import importlib, sys
-handler, *folders = sys.argv[1:]
+handler, also, *folders = sys.argv[1:]
 sys.path[:0] = folders
 module_name, _, attribute = handler.rpartition(".")
 if not callable(getattr(importlib.import_module(module_name), attribute)):
     raise SystemExit(f"{handler} is not callable")
+for name in filter(None, also.split(",")):
+    importlib.import_module(name)
 """
 
 
@@ -218,9 +220,12 @@ def bundle_problems(shipped: Path, host: Path, pins: dict[str, str]) -> list[str
     return problems
 
 
-def import_problem(python: str, handler: str, folders: list[Path], environment: dict[str, str]) -> str | None:
-    """Import a handler in a clean interpreter with only ``folders`` (and the stdlib) on its path."""
-    command = [python, "-I", "-S", "-c", _IMPORT_PROBE, handler, *map(str, folders)]
+def import_problem(
+    python: str, handler: str, folders: list[Path], environment: dict[str, str], also: tuple[str, ...] = ()
+) -> str | None:
+    """Import a handler in a clean interpreter with only ``folders`` (and the stdlib) on its path, then the
+    modules ``also`` (what the handler imports on first use: a platform's connector and its SDK)."""
+    command = [python, "-I", "-S", "-c", _IMPORT_PROBE, handler, ",".join(also), *map(str, folders)]
     result = subprocess.run(command, env=environment, capture_output=True, text=True, check=False, timeout=120)
     if result.returncode == 0:
         return None
@@ -245,6 +250,22 @@ def lambda_python(requested: str | None) -> str | None:
         if result.returncode == 0 and is_313 == "True":
             return executable
     return None
+
+
+def first_use_imports(logical_id: str) -> tuple[str, ...]:
+    """The modules a function imports on its first invocation rather than at load, from the catalog: a platform
+    function's connector (its SDK or the shared HTTP client), intake's inbound modules (what verification needs)."""
+    from refundflow import catalog
+
+    modules = [
+        f"refundflow.platforms.{entry.name}.connector"
+        for entry in catalog.platforms()
+        for role in entry.function_roles
+        if entry.logical_id(role) == logical_id
+    ]
+    if logical_id == "ReceiveWebhookFunction":
+        modules += [f"refundflow.platforms.{entry.name}.inbound" for entry in catalog.platforms() if entry.inbound]
+    return tuple(modules)
 
 
 def run_bundle_check(shipped: Path, host: Path, runtime: Path, requested_python: str | None) -> int:
@@ -288,7 +309,7 @@ def run_bundle_check(shipped: Path, host: Path, runtime: Path, requested_python:
                 "AWS_REGION": stack.region,
                 "LAMBDA_TASK_ROOT": str(host / logical_id),
             }
-            problem = import_problem(python, properties["Handler"], path, environment)
+            problem = import_problem(python, properties["Handler"], path, environment, first_use_imports(logical_id))
             return f"{logical_id}: {properties['Handler']} does not import: {problem}" if problem else None
 
         with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:

@@ -1,4 +1,5 @@
-"""Invoked by API Gateway (HTTP API) for POST /refund-requests and POST /webhooks/stripe."""
+"""Invoked by API Gateway (HTTP API) for POST /refund-requests and POST /webhooks/{platform}: verifies, never
+calls a platform's API (it holds no API credentials), starts workflows and forwards platform news."""
 
 from __future__ import annotations
 
@@ -8,17 +9,19 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from refundflow import http_api, settings, wiring
-from refundflow.adapters.secrets import get_json_secret
+from refundflow import catalog, http_api, settings, wiring
+from refundflow.adapters.secrets import get_json_secret, platform_secret_name
 from refundflow.api import RefundAccepted, RefundRequestBody, WebhookAck
 from refundflow.connectors.standard_webhooks import SigningSources, verify_source_delivery
-from refundflow.domain.inbound import accept_provider_event
+from refundflow.domain.inbound import forward_delivery
 from refundflow.domain.intake import accept_refund_request, timing_from
+from refundflow.errors import InvalidRequest, NotFound
 from refundflow.observability import logger, metrics, tracer
 
 router = APIGatewayHttpRouter()  # type: ignore[no-untyped-call]
 # Verified on the raw body before parsing, so the resolver does not parse them: documented for OpenAPI.
 SIGNED_REQUEST_BODIES = {"/refund-requests": RefundRequestBody}
+DUPLICATE_HEADER = "Refundflow-Duplicate-Delivery"
 
 
 @router.post(
@@ -58,24 +61,40 @@ def create_refund_request() -> Response[RefundAccepted]:
 
 
 @router.post(
-    "/webhooks/stripe",
-    summary="Stripe webhook endpoint (Stripe-Signature verified)",
-    responses=http_api.documented(200, "Processed (or a duplicate delivery)", WebhookAck, 400, 401, 413, 415, 503),
-    tags=["provider webhooks"],
+    "/webhooks/<platform>",
+    summary="A platform's webhook endpoint (verified with that platform's scheme; the answer is the platform's)",
+    description=(
+        "One route for every platform of the catalog that sends webhooks (README, Platforms). The delivery is "
+        "verified on the raw body with the platform's own scheme and its verification secret; each new event is "
+        "forwarded to the platform's own function, which reads the truth from the platform before anything moves, "
+        "and only then marked seen (a failed forward is a 503: the platform delivers again). A delivery is refused "
+        "whole when any of its items fails verification. The body is the platform's expected answer; header "
+        "Refundflow-Duplicate-Delivery says whether every event had been seen before. Unknown platform: 404."
+    ),
+    responses=http_api.documented(200, "Accepted (or a duplicate delivery)", WebhookAck, 400, 401, 404, 413, 415, 503),
+    tags=["platform webhooks"],
 )
-def stripe_webhook() -> Response[WebhookAck]:
-    from refundflow.connectors.stripe import stripe_provider  # only this route pays for the Stripe SDK import
-
+def platform_webhook(platform: str) -> Response[Any]:
+    try:
+        entry = catalog.inbound_platform(platform)
+    except InvalidRequest as unknown:
+        raise NotFound(unknown.message, code="platform_not_found") from unknown
     max_bytes = settings.load(settings.IntakeSettings).max_body_bytes
     raw = http_api.raw_body(router.current_event, max_bytes=max_bytes, allow_empty=True)
-    provider = stripe_provider()
-    event = provider.parse_webhook(router.current_event.headers, raw)
-    http_api.delivery_id(event.event_id)  # the key of its first-seen marker: bounded like a webhook-id
-    logger.append_keys(provider_event_id=event.event_id, provider_event_type=event.event_type)
-    duplicate = accept_provider_event(
-        event, recorder=wiring.recorder(), provider=provider, callbacks=wiring.callbacks()
+    # Its verification secret only, through the secrets cache: a revoked secret stops working without a cold start.
+    secret = get_json_secret(platform_secret_name(entry.name, verification=True))
+    delivery = catalog.inbound(entry.name).verify(router.current_event.headers, raw, secret)
+    for event in delivery.events:
+        http_api.delivery_id(event.event_id)  # the key of its first-seen marker: bounded like a webhook-id
+    logger.append_keys(platform=entry.name, provider_event_ids=[event.event_id for event in delivery.events])
+    duplicate = forward_delivery(
+        delivery, platform=entry.name, recorder=wiring.recorder(), forwarder=wiring.news_forwarder()
     )
-    return http_api.json_response(200, WebhookAck(duplicate=duplicate))
+    logger.info("platform webhook accepted", extra={"events": len(delivery.events), "duplicate": duplicate})
+    answer = delivery.answer
+    # The platform's own answer; whether it was a redelivery is ours to tell, in a header it ignores.
+    headers = {DUPLICATE_HEADER: "true" if duplicate else "false"}
+    return Response(status_code=answer.status, content_type=answer.content_type, body=answer.body, headers=headers)
 
 
 app = http_api.build_app(router)

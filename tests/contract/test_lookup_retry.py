@@ -35,7 +35,7 @@ def test_the_parent_waits_then_runs_the_steps_again_on_a_lookup_retry() -> None:
 
 def test_the_child_look_up_retries_transient_errors_then_hands_them_to_the_catch_path() -> None:
     # GIVEN the Express child's Stripe look-up
-    lookup = states("RefundStepsStateMachine")["LookUpStripePayment"]
+    lookup = states("RefundStepsStateMachine")["LookUpPayment"]
     # THEN transient errors are retried in place, and what is left goes to HandleFailure (which decides
     # between LOOKUP_RETRY and FAILED)
     retried = {name for retry in lookup["Retry"] for name in retry["ErrorEquals"]}

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from local.cfn import ROOT, Stack
-from refundflow import errors
+from refundflow import catalog, errors
 from tests.support.iam import AUDIT_WRITERS, POLICY_TEMPLATES, Request, allowed, function_statements
 
 STACK = Stack.from_template("refundflow")
@@ -50,22 +50,72 @@ def test_every_placeholder_has_a_substitution_and_every_substitution_is_used(log
     assert used == declared
 
 
+PLATFORM_FUNCTIONS = {
+    entry.logical_id(role): (entry, role) for entry in catalog.platforms() for role in entry.function_roles
+}
+COMPUTED_NAME = re.compile(
+    r"^States\.Format\('arn:aws:lambda:[^:]+:\d+:function:(?P<prefix>[A-Za-z0-9-]+-)\{\}', \$\.\w+\.(\w+)\)$"
+)
+
+
+def invoke_prefixes(logical_id: str) -> set[str]:
+    """The function-name prefixes a state machine's role may invoke (statements on ``...:function:<prefix>*``)."""
+    prefixes = set()
+    for policy in MACHINES[logical_id]["Properties"]["Policies"]:
+        for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+            if statement["Action"] == "lambda:InvokeFunction":
+                for resource in statement["Resource"]:
+                    arn = str(STACK.resolve(resource))
+                    assert arn.endswith("*"), arn
+                    prefixes.add(arn.rsplit(":function:", 1)[1].removesuffix("*"))
+    return prefixes
+
+
 @pytest.mark.parametrize("logical_id", sorted(MACHINES))
 def test_a_workflow_may_invoke_exactly_the_functions_it_calls(logical_id: str) -> None:
-    # GIVEN the functions the ASL's tasks name
-    called = {
-        arn.rsplit(":", 1)[1]
-        for state in states(logical_id).values()
-        for arn in [str(state.get("Parameters", {}).get("FunctionName", ""))]
-        if arn
+    # GIVEN the functions the ASL's tasks name, and the name prefixes of the platform tasks' computed names
+    tasks = [state.get("Parameters", {}) for state in states(logical_id).values()]
+    called = {str(task["FunctionName"]).rsplit(":", 1)[1] for task in tasks if "FunctionName" in task}
+    computed = {
+        match["prefix"]
+        for task in tasks
+        if "FunctionName.$" in task
+        for match in [COMPUTED_NAME.match(str(task["FunctionName.$"]))]
+        if match or pytest.fail(f"not a computed platform function name: {task['FunctionName.$']}")
     }
     allowed = {
         STACK.physical_name(str(policy["LambdaInvokePolicy"]["FunctionName"]["Ref"]))
         for policy in MACHINES[logical_id]["Properties"]["Policies"]
         if isinstance(policy, dict) and "LambdaInvokePolicy" in policy
     }
-    # THEN the state machine's role may invoke those and no others
+    # THEN the state machine's role may invoke those functions and those prefixes, and no others
     assert called == allowed
+    assert computed == invoke_prefixes(logical_id)
+
+
+def test_the_functions_a_platform_prefix_reaches_are_exactly_the_catalog_platforms_functions() -> None:
+    # GIVEN every prefix a workflow (or intake) may invoke
+    prefixes = {prefix for logical_id in MACHINES for prefix in invoke_prefixes(logical_id)}
+    assert prefixes == {f"{STACK.name}-refund-", f"{STACK.name}-books-"}
+    # THEN the functions whose names start with one are the catalog's platform functions, named by convention
+    reachable = {
+        logical_id
+        for logical_id in FUNCTIONS
+        if any(STACK.physical_name(logical_id).startswith(prefix) for prefix in prefixes)
+    }
+    assert reachable == set(PLATFORM_FUNCTIONS)
+    for logical_id, (entry, role) in PLATFORM_FUNCTIONS.items():
+        assert STACK.physical_name(logical_id) == entry.function_name(role, STACK.name)
+        assert STACK.function_environment(logical_id)["PLATFORM"] == entry.name
+
+
+def test_no_state_branches_on_a_platform_name() -> None:
+    names = {entry.name for entry in catalog.platforms()}
+    for logical_id in MACHINES:
+        for name, state in states(logical_id).items():
+            assert not any(platform.lower() in name.lower() for platform in names), name
+            for choice in state.get("Choices", []):
+                assert choice.get("StringEquals") not in names, (logical_id, name)
 
 
 @pytest.mark.parametrize("logical_id", sorted(MACHINES))
@@ -118,9 +168,16 @@ def test_every_function_has_its_handler_build_and_requirements() -> None:
     for logical_id in FUNCTIONS:
         folder = STACK.function_folder(logical_id)
         assert (folder / "app.py").is_file(), logical_id
-        assert (folder / "requirements.txt").is_file(), logical_id
-        assert "build-%" in (folder / "Makefile").read_text(), logical_id
         assert FUNCTIONS[logical_id]["Metadata"]["BuildMethod"] == "makefile", logical_id
+        makefile = (folder / "Makefile").read_text()
+        if logical_id in PLATFORM_FUNCTIONS:
+            # one shared handler per role; the build target installs that platform's own requirements
+            entry, _role = PLATFORM_FUNCTIONS[logical_id]
+            assert f"build-{logical_id}: PLATFORM_REQUIREMENTS := requirements-{entry.name}.txt" in makefile
+            assert (folder / f"requirements-{entry.name}.txt").is_file(), logical_id
+        else:
+            assert (folder / "requirements.txt").is_file(), logical_id
+            assert "build-%" in makefile, logical_id
 
 
 def test_functions_run_python_313_on_arm64() -> None:
@@ -170,10 +227,15 @@ def test_the_readme_documents_both_commands() -> None:
 
 REFUNDS_TABLE_ARN = STACK.arn("RefundsTable")
 API_FUNCTIONS = {"ReceiveWebhookFunction", "GetRefundFunction", "DecideApprovalFunction"}
-# The functions that take a waiting workflow's task token (DeleteItem on REFUND#<id>/WAIT#<kind>).
-TOKEN_TAKERS = {"ReceiveWebhookFunction", "DecideApprovalFunction", "RegisterWaitFunction"}
+PAYMENT_FUNCTIONS = {logical_id for logical_id, (_, role) in PLATFORM_FUNCTIONS.items() if role == "payment"}
+# The functions that take a waiting workflow's task token (DeleteItem on REFUND#<id>/WAIT#<kind>): a payment
+# platform's function resumes the workflow its webhook news concerns.
+TOKEN_TAKERS = {"DecideApprovalFunction", "RegisterWaitFunction", *PAYMENT_FUNCTIONS}
 # The indexes each function queries (RefundRepository.refunds_for_payment, customer_history).
-INDEXES = {"ReceiveWebhookFunction": {"by-payment"}, "EvaluatePolicyFunction": {"by-customer"}}
+INDEXES = {
+    "EvaluatePolicyFunction": {"by-customer"},
+    **{logical_id: {"by-payment"} for logical_id in PAYMENT_FUNCTIONS},
+}
 # SAM event types that attach an AWS managed policy with Resource "*" to the function's role.
 PULL_EVENTS = {"SQS", "Kinesis", "DynamoDB", "MSK", "MQ", "SelfManagedKafka", "DocumentDB"}
 
@@ -315,7 +377,8 @@ def test_every_function_and_workflow_logs_to_a_declared_group_with_retention() -
 def test_every_url_parameter_must_be_https() -> None:
     parameters = STACK.template["Parameters"]
     urls = {name for name, spec in parameters.items() if str(spec.get("Default", "")).startswith("http")}
-    assert {"StripeApiBase", "XeroApiBase", "XeroIdentityBase", "ApproverJwtIssuer"} <= urls
+    https_settings = {setting.parameter for entry in catalog.platforms() for setting in entry.settings if setting.https}
+    assert https_settings | {"ApproverJwtIssuer"} <= urls
     for name in urls:
         assert parameters[name].get("AllowedPattern") == "^https://", name
         assert re.match(parameters[name]["AllowedPattern"], parameters[name]["Default"]), name
@@ -328,3 +391,51 @@ def test_only_the_audit_writers_and_the_status_api_may_read_the_audit_key(logica
     may_read = allowed(function_statements(STACK, logical_id), Request("secretsmanager:GetSecretValue", secret))
     assert may_read == (logical_id in AUDIT_WRITERS | {"GetRefundFunction"})
     assert STACK.function_environment(logical_id)["AUDIT_KEY_SECRET_NAME"] == name
+
+
+# ---------------------------------------------------------------- platforms: secrets by direction, news forwarding
+
+
+def secret_arn(name: str) -> str:
+    return f"arn:aws:secretsmanager:{STACK.region}:{STACK.account_id}:secret:{name}-AbCdEf"
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_api_credentials_only_in_their_platform_s_function_verification_secrets_only_in_intake(logical_id: str) -> None:
+    statements = function_statements(STACK, logical_id)
+    prefix = STACK.parameters["SecretsPrefix"]
+    for entry in catalog.platforms():
+        own = PLATFORM_FUNCTIONS.get(logical_id, (None, None))[0] is entry
+        may_read_api = allowed(
+            statements, Request("secretsmanager:GetSecretValue", secret_arn(entry.api_secret_name(prefix)))
+        )
+        assert may_read_api == own, entry.name
+        verification = secret_arn(entry.verification_secret_name(prefix))
+        may_read_verification = allowed(statements, Request("secretsmanager:GetSecretValue", verification))
+        assert may_read_verification == (logical_id == "ReceiveWebhookFunction"), entry.name
+        may_write_api = allowed(
+            statements, Request("secretsmanager:PutSecretValue", secret_arn(entry.api_secret_name(prefix)))
+        )
+        assert may_write_api == (own and entry.secrets.rotated_in_place), entry.name
+    if logical_id in PLATFORM_FUNCTIONS:
+        assert STACK.function_environment(logical_id)["SECRETS_PREFIX"] == prefix
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_only_intake_forwards_news_and_only_to_payment_platform_functions(logical_id: str) -> None:
+    statements = function_statements(STACK, logical_id)
+    for target in FUNCTIONS:
+        may_invoke = allowed(statements, Request("lambda:InvokeFunction", STACK.arn(target)))
+        assert may_invoke == (logical_id == "ReceiveWebhookFunction" and target in PAYMENT_FUNCTIONS), target
+    if logical_id == "ReceiveWebhookFunction":
+        assert STACK.function_environment(logical_id)["PLATFORM_FUNCTION_PREFIX"] == f"{STACK.name}-"
+
+
+def test_one_webhook_route_serves_every_platform() -> None:
+    paths = {
+        event["Properties"]["Path"]
+        for resource in FUNCTIONS.values()
+        for event in resource["Properties"].get("Events", {}).values()
+        if event["Type"] == "HttpApi" and event["Properties"]["Path"].startswith("/webhooks")
+    }
+    assert paths == {"/webhooks/{platform}"}

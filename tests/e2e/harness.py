@@ -28,11 +28,12 @@ from typing import Any
 import requests
 
 from local.client import TERMINAL, RefundflowClient
-from local.stack import STRIPE_WEBHOOK_SECRET, DevStack, LocalSettings, forget_process_caches
-from refundflow import settings as refundflow_settings
+from local.stack import DevStack, LocalSettings, forget_process_caches, platform_secrets
 from refundflow.ids import derive_refund_id
 
 ACCOUNT_ID = "123456789012"
+# The Stripe sandbox's webhook signing secret (what the local stack seeds into refundflow/webhooks/stripe).
+STRIPE_WEBHOOK_SECRET: str = platform_secrets("stripe")["verification"]["webhook_secrets"][0]
 # The e2e stack's waits: short enough for polling and books retries to happen inside a test.
 E2E_SETTINGS = {
     "refund_outcome_wait_seconds": 2,
@@ -79,12 +80,9 @@ def release_stack() -> None:
 def environment(**values: str) -> Iterator[None]:
     """Run with some settings changed for the handlers of this process (they read them at first use,
     so the cached settings and the connectors built from them are dropped on the way in and out)."""
-    from refundflow.connectors.stripe import stripe_provider
-
     before = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
-    refundflow_settings.load.cache_clear()
-    stripe_provider.cache_clear()
+    forget_process_caches()
     try:
         yield
     finally:
@@ -93,8 +91,7 @@ def environment(**values: str) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        refundflow_settings.load.cache_clear()
-        stripe_provider.cache_clear()
+        forget_process_caches()
 
 
 def would_be_refund_id(request: dict[str, Any]) -> str:

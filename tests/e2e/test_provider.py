@@ -66,7 +66,7 @@ def test_signed_event_for_a_refund_refundflow_never_made_is_acknowledged_and_ign
     )
     # THEN both are acknowledged (Stripe must stop retrying) and nothing changes
     assert (first.status_code, second.status_code) == (200, 200), (first.text, second.text)
-    assert first.json()["duplicate"] is False
+    assert first.headers["Refundflow-Duplicate-Delivery"] == "false"
     assert client.refund_or_none(unknown_refund_id) is None
     assert client.refund(refund_id)["timeline"] == before["timeline"]
 
@@ -89,7 +89,10 @@ def test_the_same_stripe_event_twice_is_acknowledged_as_a_duplicate(client: E2EC
         refund = orders.settle(refund_id)
     # THEN the first is applied, the second acknowledged as a duplicate, and the refund failed once
     assert first.status_code == second.status_code == 200
-    assert (first.json()["duplicate"], second.json()["duplicate"]) == (False, True)
+    assert (first.headers["Refundflow-Duplicate-Delivery"], second.headers["Refundflow-Duplicate-Delivery"]) == (
+        "false",
+        "true",
+    )
     assert refund["status"] == "FAILED"
     assert refund["failure"]["platform"] == "stripe"
     assert [entry["to_status"] for entry in refund["timeline"]].count("FAILED") == 1

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local.cfn import Stack
+from refundflow import catalog
 
 # The functions that append audit entries (they hold the audit key and sign with it); GetRefundFunction only
 # verifies. One list for the least-privilege contract test and the audit-MAC benchmark.
@@ -21,8 +22,7 @@ AUDIT_WRITERS = frozenset(
         "ValidateRefundFunction",
         "EvaluatePolicyFunction",
         "ReserveAmountFunction",
-        "RefundStripeFunction",
-        "UpdateInvoiceFunction",
+        *(entry.logical_id(role) for entry in catalog.platforms() for role in entry.function_roles),
         "HandleFailureFunction",
         "DecideApprovalFunction",
         "EscalateApprovalFunction",
@@ -196,6 +196,10 @@ class Requests:
         if service == "sqs":
             name = str(params["QueueUrl"]).rsplit("/", 1)[-1]
             return [Request(action, self._arn("sqs", name))]
+        if service == "lambda" and operation == "Invoke":
+            function = str(params["FunctionName"])
+            arn = function if function.startswith("arn:") else self._arn("lambda", f"function:{function}")
+            return [Request("lambda:InvokeFunction", arn)]
         raise NotImplementedError(f"no IAM mapping for {service}:{operation}")
 
     def _dynamodb(self, operation: str, params: Mapping[str, Any]) -> list[Request]:

@@ -63,6 +63,7 @@ class PaymentEntry(CatalogModel):
     outcome: Literal["pollable", "webhook_only"]
     void_before_settlement: bool = False
     partial_refunds: bool = True
+    payment_lookup: bool = Field(default=True, description="get_payment can read the payment's amounts.")
     currencies: CurrencyRules = Field(default_factory=CurrencyRules)
     locator: dict[str, list[str]] = Field(
         default_factory=dict, description="Provider-owned locator keys and their allowed values (empty: any)."

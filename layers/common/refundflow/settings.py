@@ -68,19 +68,24 @@ class ConnectorSettings(EnvModel):
     max_network_retries: int = Field(default=1, alias="CONNECTOR_MAX_NETWORK_RETRIES")
 
 
-class StripeSettings(EnvModel):
-    stripe_secret_name: str = Field(alias="STRIPE_SECRET_NAME")
-    stripe_api_base: str = Field(default="https://api.stripe.com", alias="STRIPE_API_BASE")
-    stripe_api_version: str | None = Field(default=None, alias="STRIPE_API_VERSION")
-    webhook_tolerance_seconds: int = Field(default=300, alias="STRIPE_WEBHOOK_TOLERANCE_SECONDS")
+class PlatformSettings(EnvModel):
+    """Where the platforms' functions are (intake forwards news to them). Their secrets: adapters.secrets."""
+
+    # "<stack>-": a platform's functions are <prefix>refund-<name> and <prefix>books-<name>.
+    platform_function_prefix: str = Field(alias="PLATFORM_FUNCTION_PREFIX")
 
 
-class XeroSettings(EnvModel):
-    xero_secret_name: str = Field(alias="XERO_SECRET_NAME")
-    xero_api_base: str = Field(default="https://api.xero.com/api.xro/2.0", alias="XERO_API_BASE")
-    xero_identity_base: str = Field(default="https://identity.xero.com", alias="XERO_IDENTITY_BASE")
-    refund_account_code: str = Field(default="200", alias="XERO_REFUND_ACCOUNT_CODE")
-    payment_account_code: str = Field(default="090", alias="XERO_PAYMENT_ACCOUNT_CODE")
+def own_platform() -> str:
+    """The catalog name of the platform a platform function serves (its ``PLATFORM`` variable). Read once, when
+    the handler module loads, and not cached here: the local stack runs every platform's function in one process.
+
+    Raises:
+        ConfigurationError: PLATFORM is not set (not a platform function).
+    """
+    value = os.environ.get("PLATFORM", "")
+    if not value:
+        raise ConfigurationError("PLATFORM is not set: only a platform function knows its platform")
+    return value
 
 
 class ApprovalSettings(EnvModel):

@@ -1,4 +1,5 @@
-"""Cached factories for the adapters a handler needs: built on first use, once per process.
+"""Cached factories for the adapters a handler needs: built on first use, once per process. Platforms come from
+the catalog (``refundflow.platforms.<name>``), never from a list here.
 
 Tests inject their own by calling ``reset()`` after changing the environment, or by passing ports to
 the domain functions directly."""
@@ -7,15 +8,15 @@ from __future__ import annotations
 
 from functools import cache
 
-from refundflow import settings
+from refundflow import catalog, settings
 from refundflow.adapters.dynamodb import RefundRepository
 from refundflow.adapters.eventbridge import EventBridgePublisher
+from refundflow.adapters.news import LambdaNewsForwarder
 from refundflow.adapters.ses import SesMailer
 from refundflow.adapters.stepfunctions import StepFunctionsCallbacks, StepFunctionsWorkflow
 from refundflow.domain.recorder import RefundRecorder
-from refundflow.errors import ConfigurationError
-from refundflow.models import BooksSystem
-from refundflow.ports import BooksConnector
+from refundflow.errors import ConfigurationError, InvalidRequest
+from refundflow.ports import BooksConnector, RefundProvider
 
 
 @cache
@@ -47,21 +48,52 @@ def mailer() -> SesMailer:
     )
 
 
-def books_for(system: BooksSystem) -> BooksConnector:
-    """The books connector for ``system``.
+@cache
+def news_forwarder() -> LambdaNewsForwarder:
+    return LambdaNewsForwarder(settings.load(settings.PlatformSettings).platform_function_prefix)
+
+
+def provider(name: str) -> RefundProvider:
+    """The payment platform ``name``'s connector (its package's cached ``connector()``).
 
     Raises:
-        ConfigurationError: no connector for that books system in this release.
+        UnsupportedProvider: not a payment platform of the catalog.
+        ConfigurationError: its package does not provide a RefundProvider.
     """
-    if system is BooksSystem.XERO:
-        from refundflow.connectors.xero import xero_books
+    catalog.payment_platform(name)
+    found = catalog.connector(name)
+    if not isinstance(found, RefundProvider):
+        raise ConfigurationError(f"refundflow.platforms.{name}.connector() is not a RefundProvider")
+    return found
 
-        return xero_books()
-    raise ConfigurationError(f"no books connector for {system}")
+
+def books(name: str) -> BooksConnector:
+    """The books platform ``name``'s connector.
+
+    Raises:
+        InvalidRequest: ``books_not_supported``, not a books platform of the catalog.
+        ConfigurationError: its package does not provide a BooksConnector.
+    """
+    catalog.books_platform(name)
+    found = catalog.connector(name)
+    if not isinstance(found, BooksConnector):
+        raise ConfigurationError(f"refundflow.platforms.{name}.connector() is not a BooksConnector")
+    return found
+
+
+def ensure_own_platform(own: str, asked: str) -> None:
+    """A platform function only acts for its own platform (a misrouted call is refused, not served with the
+    wrong credentials).
+
+    Raises:
+        InvalidRequest: ``wrong_platform``.
+    """
+    if own != asked:
+        raise InvalidRequest(f"this is {own}'s function, not {asked}'s", code="wrong_platform")
 
 
 def reset() -> None:
     """Forget every cached adapter and setting (tests, and the local stack after reconfiguring)."""
-    for factory in (repository, recorder, workflow, callbacks, mailer):
+    for factory in (repository, recorder, workflow, callbacks, mailer, news_forwarder):
         factory.cache_clear()
     settings.load.cache_clear()

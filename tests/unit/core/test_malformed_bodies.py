@@ -57,9 +57,15 @@ class Api:
 
     def stripe_webhook(self, body: bytes) -> dict[str, Any]:
         headers = stripe_signature_header(body, STRIPE_WEBHOOK_SECRET)
-        return self._call(
-            self.receive, "ReceiveWebhookFunction", http_api_event("POST", "/webhooks/stripe", body, headers)
+        event = http_api_event(
+            "POST",
+            "/webhooks/stripe",
+            body,
+            headers,
+            route="/webhooks/{platform}",
+            path_parameters={"platform": "stripe"},
         )
+        return self._call(self.receive, "ReceiveWebhookFunction", event)
 
     def approval(self, body: bytes) -> dict[str, Any]:
         path = f"/refunds/{REFUND_ID}/approval"
@@ -93,11 +99,12 @@ def api() -> Iterator[Api]:
             Name=environment["REFUND_REQUESTS_SECRET_NAME"],
             SecretString=json.dumps({"sources": {SOURCE: {"signing_secrets": [SECRET]}}}),
         )
+        # Intake reads only the verification secret; it never calls Stripe (a verified event is forwarded).
         session.client("secretsmanager").create_secret(
-            Name=environment["STRIPE_SECRET_NAME"],
-            SecretString=json.dumps({"api_key": "sk_test_malformed", "webhook_secrets": [STRIPE_WEBHOOK_SECRET]}),
+            Name=f"{environment['SECRETS_PREFIX']}webhooks/stripe",
+            SecretString=json.dumps({"webhook_secrets": [STRIPE_WEBHOOK_SECRET]}),
         )
-        os.environ.update(environment, STRIPE_API_BASE="http://127.0.0.1:9")  # nothing leaves the machine
+        os.environ.update(environment)
         forget_process_caches()
         try:
             yield Api(

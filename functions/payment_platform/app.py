@@ -1,0 +1,55 @@
+"""Every payment platform's own function, ``<stack>-refund-<name>`` (one per payment platform of the catalog, its
+``PLATFORM`` in the environment, its own SDK, secret and IAM): the workflows' LookUpPayment, RefundWithProvider
+and PollRefundOutcome states, and the news the intake function forwards from the platform's webhooks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from refundflow import settings, wiring
+from refundflow.adapters.idempotency import run_once
+from refundflow.adapters.news import APPLY_NEWS
+from refundflow.domain import inbound, payments
+from refundflow.models import ProviderStepInput, StepResult
+from refundflow.observability import logger, metrics, tracer
+from refundflow.ports import ProviderEvent
+
+PLATFORM = settings.own_platform()
+OPERATIONS: dict[str, Callable[..., StepResult]] = {
+    "look_up_payment": payments.look_up_payment,
+    "refund": payments.issue_refund,
+    "poll_refund": payments.poll_refund,
+}
+
+# Only the money-moving call is held to one run at a time (and replayed); a poll must see fresh news.
+GUARDED = {"refund"}
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(platform=PLATFORM)
+    if event.get("operation") == APPLY_NEWS:
+        # What refundflow.adapters.news sends: {"operation": "apply_news", "platform", "event": ProviderEvent}.
+        wiring.ensure_own_platform(PLATFORM, str(event.get("platform")))
+        news = ProviderEvent.model_validate(event.get("event"))
+        logger.append_keys(provider_event_id=news.event_id, provider_event_type=news.event_type)
+        touched = inbound.apply_news(
+            news, recorder=wiring.recorder(), provider=wiring.provider(PLATFORM), callbacks=wiring.callbacks()
+        )
+        return {"platform": PLATFORM, "event_id": news.event_id, "refunds": [refund.refund_id for refund in touched]}
+    task = ProviderStepInput.model_validate(event)
+    logger.append_keys(refund_id=task.refund_id, operation=task.operation)
+    operation = OPERATIONS[task.operation]
+
+    def run() -> dict[str, Any]:
+        provider = wiring.provider(PLATFORM)
+        return operation(task.refund_id, recorder=wiring.recorder(), provider=provider).model_dump(mode="json")
+
+    if task.operation in GUARDED:
+        return run_once(f"{task.refund_id}:{PLATFORM}:{task.operation}", run, context)
+    return run()

@@ -1,0 +1,167 @@
+"""Demo scenarios per platform. A simulator module may offer ``DEMO_SCENARIOS: list[Scenario]``; `make demo`
+finds them through the catalog (``simulator: local.simulators.<name>:<Class>``) and runs them beside the
+workflow scenarios, so a new platform brings its own demo without an edit to local/demo.py.
+
+``payment_scenarios`` builds the usual ones for a payment platform from its sandbox's conformance controls
+(``PaymentSandbox`` in local/simulators/base.py: ``seed_payment``, ``settle_refund``, ``inject_fault``,
+``refunds``): a full refund, a partial one, an asynchronous success and a late failure (for sandboxes that
+hold a refund open until told), and an answer lost after the platform made the refund.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from local.client import TERMINAL, RefundflowClient
+
+
+@dataclass
+class Outcome:
+    name: str
+    expected: str
+    refund_ids: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def check(self, condition: bool, problem: str) -> None:
+        if not condition:
+            self.problems.append(problem)
+
+
+@dataclass(frozen=True)
+class ScenarioContext:
+    """What a scenario works with: the integrator's client, the platform's sandbox (in this process) and a run
+    id that keeps its references apart from other runs."""
+
+    client: RefundflowClient
+    platform: str
+    simulator: Any
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+
+    def request(
+        self, name: str, payment: Mapping[str, Any], *, amount: int | None = None, currency: str = "EUR"
+    ) -> dict[str, Any]:
+        """A refund request for ``payment`` (a seeded payment's ``{"provider", "payment_id", "locator"}``)."""
+        reference = {key: value for key, value in payment.items() if key != "locator" or value}
+        body: dict[str, Any] = {
+            "payment": {**reference, "provider": self.platform},
+            "reason": "damaged",
+            "customer": {"email": f"{name}.{self.run_id}@example.com", "name": name.replace("-", " ").title()},
+            "source": {"system": "returns-portal", "reference": f"RMA-{self.platform}-{name}-{self.run_id}"},
+        }
+        if amount is not None:
+            body["amount"] = {"minor_units": amount, "currency": currency}
+        return body
+
+    def submit(self, outcome: Outcome, body: dict[str, Any]) -> str:
+        response = self.client.request_refund(body)
+        if response.status_code != 202:
+            raise RuntimeError(f"refund request answered {response.status_code}: {response.text}")
+        refund_id = str(response.json()["refund_id"])
+        outcome.refund_ids.append(refund_id)
+        return refund_id
+
+    def platform_refunds(self, provider_refund_id: str | None) -> list[dict[str, Any]]:
+        """The sandbox's refund objects that name ``provider_refund_id`` (none when it is None)."""
+        if provider_refund_id is None:
+            return []
+        found: list[dict[str, Any]] = [
+            refund for refund in self.simulator.refunds() if provider_refund_id in json.dumps(refund, default=str)
+        ]
+        return found
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One demo scenario; ``exclusive`` ones change the sandbox for everyone (faults) and run alone."""
+
+    name: str
+    expected: str
+    run: Callable[[ScenarioContext, Outcome], None]
+    exclusive: bool = False
+
+    def __call__(self, context: ScenarioContext) -> Outcome:
+        outcome = Outcome(f"{context.platform}: {self.name}", self.expected)
+        self.run(context, outcome)
+        return outcome
+
+
+def payment_scenarios(
+    platform: str,
+    *,
+    currency: str = "EUR",
+    amount_minor: int = 4500,
+    async_seed: Mapping[str, Any] | None = None,
+    unknown_outcome: str | None = "COMPLETED",
+) -> list[Scenario]:
+    """The usual scenarios of a payment platform. ``async_seed``: the ``seed_payment`` keywords whose refunds
+    stay open until ``settle_refund`` (None: no asynchronous scenarios). ``unknown_outcome``: where a refund ends
+    when its answer is lost after the platform made it (its capabilities decide: COMPLETED when it can find
+    or resend safely, NEEDS_ATTENTION otherwise; None: not demonstrated)."""
+
+    def full(context: ScenarioContext, outcome: Outcome) -> None:
+        payment = context.simulator.seed_payment(amount_minor, currency)
+        refund = context.client.wait_for(context.submit(outcome, context.request("full", payment)), TERMINAL)
+        outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']}")
+        outcome.check((refund.get("amount") or {}).get("minor_units") == amount_minor, f"amount {refund.get('amount')}")
+        held = context.platform_refunds(refund.get("provider_refund_id"))
+        outcome.check(len(held) == 1, f"{len(held)} refunds at {platform} for {refund.get('provider_refund_id')}")
+
+    def partial(context: ScenarioContext, outcome: Outcome) -> None:
+        payment = context.simulator.seed_payment(amount_minor, currency)
+        part = amount_minor // 3
+        body = context.request("partial", payment, amount=part, currency=currency)
+        refund = context.client.wait_for(context.submit(outcome, body), TERMINAL)
+        outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']}")
+        outcome.check((refund.get("amount") or {}).get("minor_units") == part, f"amount {refund.get('amount')}")
+
+    def settled_later(succeeded: bool) -> Callable[[ScenarioContext, Outcome], None]:
+        def run(context: ScenarioContext, outcome: Outcome) -> None:
+            payment = context.simulator.seed_payment(amount_minor, currency, **dict(async_seed or {}))
+            name = "async-ok" if succeeded else "late-fail"
+            refund_id = context.submit(outcome, context.request(name, payment))
+            pending = context.client.wait_for(refund_id, {"REFUND_PENDING", *TERMINAL})
+            outcome.check(pending["status"] == "REFUND_PENDING", f"reached {pending['status']}, not REFUND_PENDING")
+            if pending["status"] == "REFUND_PENDING" and pending.get("provider_refund_id"):
+                context.simulator.settle_refund(pending["provider_refund_id"], succeeded)
+            refund = context.client.wait_for(refund_id, TERMINAL | {"NEEDS_ATTENTION"})
+            expected = "COMPLETED" if succeeded else "FAILED"
+            outcome.check(refund["status"] == expected, f"ended {refund['status']}")
+
+        return run
+
+    def answer_lost(context: ScenarioContext, outcome: Outcome) -> None:
+        payment = context.simulator.seed_payment(amount_minor, currency)
+        context.simulator.inject_fault("create_refund", "timeout_after_commit")
+        refund_id = context.submit(outcome, context.request("answer-lost", payment))
+        refund = context.client.wait_for(refund_id, TERMINAL | {"NEEDS_ATTENTION"}, timeout=90)
+        outcome.check(refund["status"] == unknown_outcome, f"ended {refund['status']}")
+        held = context.platform_refunds(refund.get("provider_refund_id"))
+        if refund["status"] == "COMPLETED":
+            outcome.check(len(held) == 1, f"{len(held)} refunds at {platform}: paid more than once?")
+
+    scenarios = [
+        Scenario("full refund", f"COMPLETED, one refund of the whole payment at {platform}", full),
+        Scenario("partial refund", "COMPLETED for a third of the payment", partial),
+    ]
+    if async_seed is not None:
+        scenarios += [
+            Scenario(
+                "asynchronous success", "REFUND_PENDING, then COMPLETED when the platform says so", settled_later(True)
+            ),
+            Scenario("late failure", "REFUND_PENDING, then FAILED, amount released", settled_later(False)),
+        ]
+    if unknown_outcome is not None:
+        scenarios.append(
+            Scenario(
+                "answer lost after the refund was made",
+                f"{unknown_outcome}; never a second refund at the platform",
+                answer_lost,
+                exclusive=True,
+            )
+        )
+    return scenarios
