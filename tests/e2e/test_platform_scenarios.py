@@ -1,0 +1,41 @@
+"""Every payment platform of the catalog, end to end on the local stack through the kit: its simulator built and
+wired by the stack from the catalog, its function reached by the computed name, its money checked at the
+sandbox. The scenarios are the platform's own DEMO_SCENARIOS when its simulator module has them, else the usual
+full and partial refunds (local/scenarios.py): a new platform is covered here without an edit."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from local.scenarios import Scenario, ScenarioContext, payment_scenarios
+from local.stack import DevStack
+from refundflow import catalog
+from tests.e2e.harness import E2EClient
+
+
+def platform_scenarios() -> list[tuple[str, Scenario]]:
+    found = []
+    for entry in catalog.payment_platforms():
+        assert entry.simulator is not None, entry.name
+        module = importlib.import_module(entry.simulator.partition(":")[0])
+        scenarios = getattr(module, "DEMO_SCENARIOS", None) or payment_scenarios(entry.name, unknown_outcome=None)
+        found += [(entry.name, scenario) for scenario in scenarios]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("platform", "scenario"), platform_scenarios(), ids=lambda value: value if isinstance(value, str) else value.name
+)
+def test_each_payment_platform_refunds_end_to_end_on_the_kit(
+    stack: DevStack, client: E2EClient, platform: str, scenario: Scenario
+) -> None:
+    # GIVEN the platform's sandbox as the local stack built it from the catalog
+    context = ScenarioContext(client, platform, stack.simulators[platform])
+    # WHEN the scenario runs through the API, the workflow and the platform's own function
+    outcome = scenario(context)
+    # THEN it ends where the scenario expects, with the money checked at the platform
+    assert outcome.refund_ids, outcome
+    assert outcome.problems == [], (outcome.expected, outcome.problems)
+    assert stack.functions.invocations[catalog.platform(platform).logical_id("payment")] > 0
