@@ -1213,3 +1213,55 @@ def _validate_v1_refund(body: dict[str, Any]) -> None:
             Decimal(total)
         except InvalidOperation:
             raise ApiError(400, name="VALIDATION_ERROR", field="amount.total", v1=True) from None
+
+
+# ---------------------------------------------------------------- demo scenarios (make demo)
+
+
+def __getattr__(name: str) -> Any:
+    """``DEMO_SCENARIOS``, built when the demo asks (it needs the local client, not the simulator's users)."""
+    if name == "DEMO_SCENARIOS":
+        return _demo_scenarios()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _demo_scenarios() -> list[Any]:
+    """The usual payment scenarios (full, partial, asynchronous success, late failure), a v1 sale refund, and an
+    answer lost after PayPal made the refund: a 500 after the work, so the connector cannot tell, and the workflow
+    resends under the same PayPal-Request-Id (PayPal cannot find a refund by our id) and gets the refund made."""
+    from local.client import TERMINAL
+    from local.scenarios import Outcome, Scenario, ScenarioContext, payment_scenarios
+
+    def sale(context: ScenarioContext, outcome: Outcome) -> None:
+        payment = context.simulator.seed_payment(3_000, "USD", kind="sale")
+        refund_id = context.submit(outcome, context.request("sale", payment, amount=1_250, currency="USD"))
+        refund = context.client.wait_for(refund_id, TERMINAL)
+        outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']}")
+        held = [item for item in context.simulator.refunds() if item.get("invoice_number") == refund_id]
+        outcome.check(
+            [(item["sale_id"], item["amount"]) for item in held]
+            == [(payment["payment_id"], {"total": "12.50", "currency": "USD"})],
+            f"PayPal v1 refunds for {refund_id}: {held}",
+        )
+
+    def answer_lost(context: ScenarioContext, outcome: Outcome) -> None:
+        payment = context.simulator.seed_payment(4_500, "EUR")
+        context.simulator.add_fault(
+            FaultRule(method="POST", path=r"^/v2/payments/captures/[^/]+/refund$", status=500, when="after")
+        )
+        refund_id = context.submit(outcome, context.request("answer-lost", payment))
+        refund = context.client.wait_for(refund_id, TERMINAL | {"NEEDS_ATTENTION"}, timeout=90)
+        outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']}")
+        ours = [item for item in context.simulator.refunds() if item.get("custom_id") == refund_id]
+        outcome.check(len(ours) == 1, f"{len(ours)} PayPal refunds carry {refund_id}: paid more than once?")
+
+    return [
+        *payment_scenarios("paypal", async_seed={"behaviour": MANUAL}, unknown_outcome=None),
+        Scenario("v1 sale refund", "COMPLETED, one v1 refund of 12.50 USD on the sale", sale),
+        Scenario(
+            "answer lost after PayPal refunded (500 after the work)",
+            "COMPLETED by resending under the same PayPal-Request-Id; one refund at PayPal",
+            answer_lost,
+            exclusive=True,
+        ),
+    ]
