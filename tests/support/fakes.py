@@ -28,6 +28,7 @@ from refundflow.api import RefundRequestBody
 from refundflow.audit import AuditKeys
 from refundflow.connectors.standard_webhooks import VerifiedSource
 from refundflow.currencies import CurrencyProfile
+from refundflow.domain.inbound import apply_news, forward_delivery
 from refundflow.domain.intake import Accepted, WorkflowTiming, accept_refund_request
 from refundflow.domain.payments import look_up_payment, reserve_amount
 from refundflow.domain.recorder import RefundRecorder
@@ -50,7 +51,9 @@ from refundflow.ports import (
     CreditBooking,
     EventPublisher,
     IdempotencySupport,
+    InboundDelivery,
     Mailer,
+    NewsForwarder,
     PaymentCapabilities,
     ProviderEvent,
     ProviderPayment,
@@ -609,6 +612,19 @@ class World:
         self.approve(refund_id, amount)
         reserve_amount(refund_id, recorder=self.recorder)
         return refund_id
+
+    def deliver(self, event: ProviderEvent) -> bool:
+        """A verified webhook through both halves: intake dedupes and forwards it, the platform function
+        (here in process) reads the truth and applies it. True when it was a duplicate."""
+        provider, recorder, callbacks = self.provider, self.recorder, self.callbacks
+
+        class InProcess(NewsForwarder):
+            def forward(self, platform: str, forwarded: ProviderEvent) -> None:
+                apply_news(forwarded, recorder=recorder, provider=provider, callbacks=callbacks)
+
+        return forward_delivery(
+            InboundDelivery(events=[event]), platform=event.provider.value, recorder=recorder, forwarder=InProcess()
+        )
 
     def balance(self, payment_id: str) -> dict[str, int]:
         found = self.repository.get_balance(PaymentProvider.STRIPE, payment_id)

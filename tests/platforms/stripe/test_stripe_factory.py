@@ -90,9 +90,8 @@ def test_factory_refuses_a_secret_of_another_shape(prefix: str, secret: dict[str
 
 
 def test_factory_without_a_secrets_prefix_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    # GIVEN neither SECRETS_PREFIX nor the older STRIPE_SECRET_NAME in the environment
+    # GIVEN no SECRETS_PREFIX in the environment
     monkeypatch.delenv("SECRETS_PREFIX", raising=False)
-    monkeypatch.delenv("STRIPE_SECRET_NAME", raising=False)
     settings.load.cache_clear()
     connector.cache_clear()
 

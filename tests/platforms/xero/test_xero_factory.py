@@ -15,7 +15,6 @@ from refundflow.platforms.xero.connector import XeroBooks, connector, parse_clea
 
 @pytest.fixture(autouse=True)
 def _fresh_factory(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("XERO_SECRET_NAME", raising=False)
     settings.load.cache_clear()
     connector.cache_clear()
     yield
@@ -56,7 +55,7 @@ def test_a_malformed_clearing_account_list_is_refused(text: str) -> None:
 
 
 def test_factory_without_a_secrets_prefix_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    # GIVEN neither SECRETS_PREFIX nor the older XERO_SECRET_NAME / WHEN the books is built / THEN it is refused
+    # GIVEN no SECRETS_PREFIX / WHEN the books is built / THEN it is refused
     monkeypatch.delenv("SECRETS_PREFIX", raising=False)
     with pytest.raises(ConfigurationError, match="SECRETS_PREFIX"):
         connector()

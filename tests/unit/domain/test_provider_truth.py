@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 
 from refundflow.domain.books import update_invoice
 from refundflow.domain.failures import LOOKUP_RETRY, handle_failure
-from refundflow.domain.inbound import accept_provider_event
 from refundflow.domain.payments import issue_refund, look_up_payment, poll_refund, reserve_amount
 from refundflow.domain.recorder import PROVIDER_REVERSED
 from refundflow.domain.validation import validate_refund
@@ -64,7 +63,7 @@ def lies(truth: ProviderRefund, status: ProviderRefundStatus, **changes: object)
 
 def deliver(env: World, refund: ProviderRefund, event_id: str | None = None) -> bool:
     event = provider_event(refund, event_id=event_id)
-    return accept_provider_event(event, recorder=env.recorder, provider=env.provider, callbacks=env.callbacks)
+    return env.deliver(event)
 
 
 # ---------------------------------------------------------------- webhooks are news, not truth

@@ -14,7 +14,6 @@ from refundflow.audit import verify_chain
 from refundflow.connectors.standard_webhooks import VerifiedSource
 from refundflow.domain.books import update_invoice
 from refundflow.domain.failures import handle_failure
-from refundflow.domain.inbound import accept_provider_event
 from refundflow.domain.intake import accept_refund_request
 from refundflow.domain.payments import (
     apply_provider_event,
@@ -399,10 +398,7 @@ def test_a_pending_refund_that_succeeds_is_refunded_and_resumes_its_workflow_onc
     # WHEN the provider's webhook says it succeeded (and is delivered twice, and re-sent under a new id)
     succeeded = env.provider.settle(env.provider.only_refund().provider_refund_id, ProviderRefundStatus.SUCCEEDED)
     event = provider_event(succeeded)
-    duplicates = [
-        accept_provider_event(e, recorder=env.recorder, provider=env.provider, callbacks=env.callbacks)
-        for e in (event, event, provider_event(succeeded))
-    ]
+    duplicates = [env.deliver(e) for e in (event, event, provider_event(succeeded))]
     # THEN the refund is REFUNDED, the reservation consumed, and the workflow resumed exactly once
     assert duplicates == [False, True, False]
     refund = env.repository.get(refund_id)
@@ -423,8 +419,8 @@ def test_a_pending_refund_that_fails_releases_its_reservation_exactly_once(paid:
     failed = env.provider.settle(
         env.provider.only_refund().provider_refund_id, ProviderRefundStatus.FAILED, "expired_card"
     )
-    accept_provider_event(provider_event(failed), recorder=env.recorder, provider=env.provider, callbacks=env.callbacks)
-    accept_provider_event(provider_event(failed), recorder=env.recorder, provider=env.provider, callbacks=env.callbacks)
+    env.deliver(provider_event(failed))
+    env.deliver(provider_event(failed))
     poll_refund(refund_id, recorder=env.recorder, provider=env.provider)
     handle_failure(refund_id, "RejectedError", "", recorder=env.recorder, max_books_attempts=3)
     # THEN the refund failed with the provider's reason, and the amount was given back once
@@ -470,13 +466,9 @@ def test_a_refund_reversed_after_success_needs_attention_and_is_refundable_again
     assert env.balance(PAYMENT)["remaining"] == 7_500
     # WHEN the provider later reports the same refund failed (the money went back to the merchant)
     reversed_refund = env.provider.settle(env.provider.only_refund().provider_refund_id, ProviderRefundStatus.FAILED)
-    accept_provider_event(
-        provider_event(reversed_refund), recorder=env.recorder, provider=env.provider, callbacks=env.callbacks
-    )
+    env.deliver(provider_event(reversed_refund))
     # THEN a person is needed, and the 25.00 is refundable again (once, even if the news repeats)
-    accept_provider_event(
-        provider_event(reversed_refund), recorder=env.recorder, provider=env.provider, callbacks=env.callbacks
-    )
+    env.deliver(provider_event(reversed_refund))
     refund = env.repository.get(refund_id)
     assert (refund.status, refund.attention_reason) == (S.NEEDS_ATTENTION, "provider_reversed_refund")
     assert env.balance(PAYMENT) == {"captured": 10_000, "refunded": 0, "reserved": 0, "remaining": 10_000}

@@ -38,10 +38,7 @@ def put_json_secret(name: str, value: dict[str, Any]) -> None:
 
 
 class _SecretsPrefix(settings.EnvModel):
-    secrets_prefix: str | None = Field(default=None, alias="SECRETS_PREFIX")
-    # The single secret per platform of deployments made before the platform kit (read until SECRETS_PREFIX is set).
-    stripe_secret_name: str | None = Field(default=None, alias="STRIPE_SECRET_NAME")
-    xero_secret_name: str | None = Field(default=None, alias="XERO_SECRET_NAME")
+    secrets_prefix: str = Field(alias="SECRETS_PREFIX")
 
 
 def platform_secret_name(platform: str, *, verification: bool = False) -> str:
@@ -49,20 +46,11 @@ def platform_secret_name(platform: str, *, verification: bool = False) -> str:
     credentials (its own function only), ``<SecretsPrefix>webhooks/<name>`` for webhook verification
     (intake only).
 
-    Until a deployment sets SECRETS_PREFIX, the platform's single older secret named by
-    ``<NAME>_SECRET_NAME`` (e.g. STRIPE_SECRET_NAME) is read for both.
-
     Raises:
-        ConfigurationError: neither SECRETS_PREFIX nor the older variable is set.
+        ConfigurationError: SECRETS_PREFIX is not set; not a platform of the catalog.
     """
     from refundflow import catalog
 
     entry = catalog.platform(platform)
-    names = settings.load(_SecretsPrefix)
-    if names.secrets_prefix is not None:
-        prefix = names.secrets_prefix
-        return entry.verification_secret_name(prefix) if verification else entry.api_secret_name(prefix)
-    legacy = getattr(names, f"{platform}_secret_name", None)
-    if not isinstance(legacy, str) or not legacy:
-        raise ConfigurationError(f"SECRETS_PREFIX is not set: no secret for {platform}")
-    return legacy
+    prefix = settings.load(_SecretsPrefix).secrets_prefix
+    return entry.verification_secret_name(prefix) if verification else entry.api_secret_name(prefix)

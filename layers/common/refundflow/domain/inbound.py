@@ -57,21 +57,3 @@ def apply_news(
     for refund in touched:
         resume_waiting(refund, WaitFor.REFUND_OUTCOME, repository=recorder.repository, callbacks=callbacks)
     return touched
-
-
-def accept_provider_event(
-    event: ProviderEvent, *, recorder: RefundRecorder, provider: RefundProvider, callbacks: TaskCallbacks
-) -> bool:
-    """Intake and platform function in one process (the path before the generic webhook route): apply a
-    verified event once; returns True if it was seen before (and ignored).
-
-    Raises:
-        GuardUnavailable, TransientError: as ``apply_news``; nothing is marked seen.
-    """
-    repository = recorder.repository
-    platform = event.provider.value
-    if repository.delivery_refund_id(platform, event.event_id) is not None:
-        return True
-    touched = apply_news(event, recorder=recorder, provider=provider, callbacks=callbacks)
-    repository.mark_delivery(platform, event.event_id, touched[0].refund_id if touched else "-")
-    return False
