@@ -362,6 +362,8 @@ class PayPalSimulator(Simulator):
         self.route("/_control/objects", self._control_objects, methods=["GET"])
         self.route("/_control/events", self._control_events, methods=["GET"])
         self.route("/_control/certificate", self._control_certificate, methods=["GET"])
+        # Bind the routes now: the base builds its Map on first use, and two first requests at once race on it.
+        _ = self.url_map
 
     # ---------------------------------------------------------------- base hooks
 
