@@ -14,7 +14,7 @@ from refundflow.domain.books import update_invoice
 from refundflow.domain.failures import handle_failure
 from refundflow.domain.inbound import apply_news, forward_delivery
 from refundflow.domain.payments import issue_refund, look_up_payment, poll_refund, reserve_amount
-from refundflow.domain.recorder import OUTCOME_NOT_REPORTED, OUTCOME_UNRESOLVED
+from refundflow.domain.recorder import BOOKS_PENDING, OUTCOME_NOT_REPORTED, OUTCOME_UNRESOLVED
 from refundflow.domain.validation import validate_refund
 from refundflow.domain.waiting import WaitFor, register_wait
 from refundflow.errors import (
@@ -174,10 +174,16 @@ def test_a_webhook_only_outcome_that_never_comes_is_not_polled_and_late_news_sti
         OUTCOME_NOT_REPORTED,
         "NEEDS_ATTENTION",
     )
-    # AND the webhook arriving later still moves the money's record on
+    # AND the webhook arriving later still moves the money's record on; as no workflow will book it, a person
+    # is told (books_pending), and a books run (a redrive) books it and completes the refund
     settle_by_news(env, refund_id)
-    assert env.repository.get(refund_id).status is S.REFUNDED
+    refund = env.repository.get(refund_id)
+    assert (refund.status, refund.attention_reason) == (S.NEEDS_ATTENTION, BOOKS_PENDING)
     assert env.balance(PAYMENT)["refunded"] == 2_500
+    assert env.publisher.for_refund(refund_id)[-1] == "RefundNeedsAttention"
+    update_invoice(refund_id, recorder=env.recorder, books=env.books)
+    assert env.repository.get(refund_id).status is S.COMPLETED
+    assert len(env.books.documents) == 1
 
 
 def test_webhook_only_news_resumes_the_waiting_workflow(env: World) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from refundflow.domain.recorder import BOOKS_REJECTED, BOOKS_UPDATE_FAILED, RefundRecorder, step_result
+from refundflow.domain.recorder import BOOKS_PENDING, BOOKS_REJECTED, BOOKS_UPDATE_FAILED, RefundRecorder, step_result
 from refundflow.errors import ConcurrentModification
 from refundflow.ids import idempotency_key
 from refundflow.models import CreditDocument, CreditDocumentState, Refund, StepResult
@@ -125,4 +125,8 @@ def _record_document(refund: Refund, document: CreditDocument, *, recorder: Refu
 
 
 def _books_retrying(refund: Refund) -> bool:
-    return refund.status is S.NEEDS_ATTENTION and refund.attention_reason in {BOOKS_UPDATE_FAILED, BOOKS_REJECTED}
+    return refund.status is S.NEEDS_ATTENTION and refund.attention_reason in {
+        BOOKS_UPDATE_FAILED,
+        BOOKS_REJECTED,
+        BOOKS_PENDING,
+    }

@@ -15,7 +15,14 @@ import json
 import re
 
 from refundflow.domain.payments import release_items
-from refundflow.domain.recorder import BOOKS_REJECTED, BOOKS_UPDATE_FAILED, OUTCOME_UNKNOWN, RefundRecorder, step_result
+from refundflow.domain.recorder import (
+    BOOKS_PENDING,
+    BOOKS_REJECTED,
+    BOOKS_UPDATE_FAILED,
+    OUTCOME_UNKNOWN,
+    RefundRecorder,
+    step_result,
+)
 from refundflow.errors import (
     IdempotencyConflict,
     IllegalTransition,
@@ -136,6 +143,7 @@ def handle_failure(
     books_attention = refund.status is S.NEEDS_ATTENTION and refund.attention_reason in {
         BOOKS_UPDATE_FAILED,
         BOOKS_REJECTED,
+        BOOKS_PENDING,
     }
     if refund.status in BOOKS_PHASE or books_attention:
         attempts = refund.books_attempts + 1

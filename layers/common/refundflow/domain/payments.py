@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from refundflow.domain.deployment import ensure_representable
 from refundflow.domain.recorder import (
     AMOUNT_MISMATCH,
+    BOOKS_PENDING,
     BOOKS_REJECTED,
     BOOKS_UPDATE_FAILED,
     OUTCOME_NOT_REPORTED,
@@ -67,7 +68,8 @@ NOTHING_REFUNDABLE = "nothing_refundable"
 def _money_out(refund: Refund) -> bool:
     """The provider confirmed the refund (and nothing has reversed it yet)."""
     return refund.status in MONEY_OUT or (
-        refund.status is S.NEEDS_ATTENTION and refund.attention_reason in {BOOKS_UPDATE_FAILED, BOOKS_REJECTED}
+        refund.status is S.NEEDS_ATTENTION
+        and refund.attention_reason in {BOOKS_UPDATE_FAILED, BOOKS_REJECTED, BOOKS_PENDING}
     )
 
 
@@ -440,6 +442,15 @@ def _apply_once(refund: Refund, provider_refund: ProviderRefund, *, recorder: Re
             # No invoice, no books: the refund is complete here (the workflow has no books step for it).
             return recorder.move(
                 refunded, S.COMPLETED, actor=actor, details={"books": "no invoice reference: nothing to book"}
+            )
+        if refund.attention_reason == OUTCOME_NOT_REPORTED:
+            # The workflow stopped waiting before this news came: no books step will run for it by itself.
+            return recorder.move(
+                refunded,
+                S.NEEDS_ATTENTION,
+                actor=actor,
+                details={"books": "the money moved after the workflow stopped waiting: book it or redrive"},
+                changes={"attention_reason": BOOKS_PENDING},
             )
         return refunded
     if status is ProviderRefundStatus.PENDING and (

@@ -25,6 +25,8 @@ OUTCOME_UNKNOWN = "provider_outcome_unknown"
 OUTCOME_UNRESOLVED = "outcome_unknown"
 # A webhook-only platform did not report the outcome within the workflow's wait (it cannot be polled).
 OUTCOME_NOT_REPORTED = "outcome_not_reported"
+# The money moved after the workflow stopped waiting for it (late news): the books step has not run.
+BOOKS_PENDING = "books_pending"
 PROVIDER_REVERSED = "provider_reversed_refund"
 AMOUNT_MISMATCH = "provider_amount_mismatch"
 
