@@ -313,7 +313,7 @@ def print_timeline(client: RefundflowClient, refund_id: str) -> None:
 
 def main() -> int:
     started = time.monotonic()
-    settings = LocalSettings(api_port=0, aws_port=0, refund_outcome_wait_seconds=3, books_retry_wait_seconds=2)
+    settings = LocalSettings(api_port=0, aws_port=0, refund_outcome_wait_seconds=10, books_retry_wait_seconds=2)
     with DevStack(settings) as stack:
         client = RefundflowClient(stack.api_url)
         demo = Demo(client)

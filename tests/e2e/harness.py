@@ -36,7 +36,7 @@ ACCOUNT_ID = "123456789012"
 STRIPE_WEBHOOK_SECRET: str = platform_secrets("stripe")["verification"]["webhook_secrets"][0]
 # The e2e stack's waits: short enough for polling and books retries to happen inside a test.
 E2E_SETTINGS = {
-    "refund_outcome_wait_seconds": 2,
+    "refund_outcome_wait_seconds": 5,
     "books_retry_wait_seconds": 1,
     "approval_escalation_seconds": 3600,
 }
