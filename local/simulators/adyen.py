@@ -79,7 +79,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import requests
 from werkzeug.wrappers import Request, Response
@@ -212,6 +212,9 @@ class AdyenSimulator(Simulator):
     """Adyen's refund surface: accepts refunds as ``received``, tells the outcome by signed notification."""
 
     name = "adyen"
+    FAULT_OPERATIONS: ClassVar[Mapping[str, tuple[str, str]]] = {
+        "create_refund": ("POST", r"^/checkout/v71/payments/[^/]+/refunds$"),
+    }
 
     def __init__(
         self,
@@ -334,24 +337,6 @@ class AdyenSimulator(Simulator):
     def settle_refund(self, provider_refund_id: str, succeeded: bool, reason: str | None = None) -> dict[str, Any]:
         """Decide a received refund now (REFUND success true/false) and notify."""
         return self.decide(provider_refund_id, REFUND, succeeded, reason)
-
-    def inject_fault(self, operation: str, fault: str) -> None:
-        """``operation``: ``create_refund``; ``fault``: ``transient`` (429, nothing done), ``server_error``
-        (500, nothing done), ``timeout_after_commit`` (the refund is made, the answer comes after
-        ``timeout_fault_seconds``: a client read timeout on a request that took effect)."""
-        if operation != "create_refund":
-            raise ValueError(f"unknown operation {operation!r}")
-        path = r"^/checkout/v71/payments/[^/]+/refunds$"
-        rules = {
-            "transient": FaultRule(method="POST", path=path, status=429),
-            "server_error": FaultRule(method="POST", path=path, status=500),
-            "timeout_after_commit": FaultRule(
-                method="POST", path=path, status=None, when="after", delay_seconds=self.timeout_fault_seconds
-            ),
-        }
-        if fault not in rules:
-            raise ValueError(f"unknown fault {fault!r}")
-        self.add_fault(rules[fault])
 
     def refunds(self) -> list[dict[str, Any]]:
         """Every refund held, oldest first (copies)."""

@@ -19,10 +19,10 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import requests
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
@@ -324,13 +324,42 @@ class Simulator:
 
     @property
     def url_map(self) -> Map:
-        if self._map is None:
-            self._map = Map(self._rules, strict_slashes=False)
-        return self._map
+        # Built once under the lock: two first requests at once would both bind the same Rule objects.
+        with self.lock:
+            if self._map is None:
+                self._map = Map(self._rules, strict_slashes=False)
+            return self._map
 
     def add_fault(self, rule: FaultRule) -> None:
         with self.lock:
             self.faults.append(rule)
+
+    # The operations the conformance suites may fault, as the platform's (method, path pattern); a simulator
+    # declares its own, and ``inject_fault`` turns one of ``SANDBOX_FAULTS`` into a fault rule on it.
+    FAULT_OPERATIONS: ClassVar[Mapping[str, tuple[str, str]]] = {}
+    TRANSIENT_STATUS: ClassVar[int] = 429
+
+    def inject_fault(self, operation: str, fault: str) -> None:
+        """Make the next ``operation`` (a key of ``FAULT_OPERATIONS``) fail with ``fault``: ``transient``
+        (``TRANSIENT_STATUS``, refused before any work), ``server_error`` (500, nothing done, but a client cannot
+        tell), ``timeout_after_commit`` (the work is done, the answer comes ``timeout_fault_seconds`` later).
+
+        Raises:
+            ValueError: an operation the platform does not have, or an unknown fault.
+        """
+        if operation not in self.FAULT_OPERATIONS:
+            raise ValueError(f"unknown operation {operation!r}")
+        method, path = self.FAULT_OPERATIONS[operation]
+        if fault == "transient":
+            rule = FaultRule(method=method, path=path, status=self.TRANSIENT_STATUS)
+        elif fault == "server_error":
+            rule = FaultRule(method=method, path=path, status=500)
+        elif fault == "timeout_after_commit":
+            delay = float(getattr(self, "timeout_fault_seconds", 1.0))
+            rule = FaultRule(method=method, path=path, status=None, when="after", delay_seconds=delay)
+        else:
+            raise ValueError(f"unknown fault {fault!r}")
+        self.add_fault(rule)
 
     def _take_fault(self, method: str, path: str) -> FaultRule | None:
         if path.startswith("/_control"):

@@ -86,7 +86,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
 from cryptography import x509
@@ -308,6 +308,12 @@ class PayPalSimulator(Simulator):
     """PayPal's refund surface: OAuth tokens, v2 capture refunds, v1 sale refunds, RSA-signed webhooks."""
 
     name = "paypal"
+    FAULT_OPERATIONS: ClassVar[Mapping[str, tuple[str, str]]] = {
+        "create_refund": ("POST", r"^/v(2/payments/captures|1/payments/sale)/[^/]+/refund$"),
+        "get_refund": ("GET", r"^/v(2/payments/refunds|1/payments/refund)/[^/]+$"),
+        "get_payment": ("GET", r"^/v(2/payments/captures|1/payments/sale)/[^/]+$"),
+        "token": ("POST", r"^/v1/oauth2/token$"),
+    }
 
     def __init__(
         self,
@@ -521,31 +527,6 @@ class PayPalSimulator(Simulator):
                 raise ValueError(f"refund {provider_refund_id} is {_status(refund)}, not PENDING")
             self._decide(refund, succeeded)
             return copy.deepcopy(refund)
-
-    def inject_fault(self, operation: str, fault: str) -> None:
-        """``operation``: ``create_refund``, ``get_refund``, ``get_payment`` or ``token``; ``fault``: ``transient``
-        (429 ``RATE_LIMIT_REACHED``, refused before any work), ``server_error`` (500, nothing done, but a client
-        cannot tell), ``timeout_after_commit`` (the work is done, the
-        answer comes ``timeout_fault_seconds`` later: a client read timeout on a request that took effect)."""
-        paths = {
-            "create_refund": ("POST", r"^/v(2/payments/captures|1/payments/sale)/[^/]+/refund$"),
-            "get_refund": ("GET", r"^/v(2/payments/refunds|1/payments/refund)/[^/]+$"),
-            "get_payment": ("GET", r"^/v(2/payments/captures|1/payments/sale)/[^/]+$"),
-            "token": ("POST", r"^/v1/oauth2/token$"),
-        }
-        if operation not in paths:
-            raise ValueError(f"unknown operation {operation!r}")
-        method, path = paths[operation]
-        rules = {
-            "transient": FaultRule(method=method, path=path, status=429),
-            "server_error": FaultRule(method=method, path=path, status=500),
-            "timeout_after_commit": FaultRule(
-                method=method, path=path, status=None, when="after", delay_seconds=self.timeout_fault_seconds
-            ),
-        }
-        if fault not in rules:
-            raise ValueError(f"unknown fault {fault!r}")
-        self.add_fault(rules[fault])
 
     def refunds(self) -> list[dict[str, Any]]:
         """Every refund held (v2 and v1 shapes), oldest first (copies)."""

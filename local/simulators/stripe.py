@@ -47,10 +47,10 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from werkzeug.wrappers import Request, Response
 
@@ -214,6 +214,12 @@ class StripeSimulator(Simulator):
     """Stripe's refund surface with state, idempotency, async outcomes and signed webhooks."""
 
     name = "stripe"
+    FAULT_OPERATIONS: ClassVar[Mapping[str, tuple[str, str]]] = {
+        "create_refund": ("POST", r"^/v1/refunds$"),
+        "get_refund": ("GET", r"^/v1/refunds/[^/]+$"),
+        "find_refund": ("GET", r"^/v1/refunds$"),
+        "get_payment": ("GET", r"^/v1/(payment_intents|charges)/[^/]+$"),
+    }
 
     def __init__(
         self,
@@ -351,32 +357,6 @@ class StripeSimulator(Simulator):
             ValueError: a transition Stripe refunds do not make.
         """
         return self.set_refund_status(provider_refund_id, "succeeded" if succeeded else "failed", None)
-
-    def inject_fault(self, operation: str, fault: str) -> None:
-        """``operation``: ``create_refund``, ``get_refund``, ``find_refund`` (the refund list) or ``get_payment``.
-
-        Raises:
-            ValueError: an unknown operation or fault.
-        """
-        paths = {
-            "create_refund": ("POST", r"^/v1/refunds$"),
-            "get_refund": ("GET", r"^/v1/refunds/[^/]+$"),
-            "find_refund": ("GET", r"^/v1/refunds$"),
-            "get_payment": ("GET", r"^/v1/(payment_intents|charges)/[^/]+$"),
-        }
-        if operation not in paths:
-            raise ValueError(f"unknown operation {operation!r}")
-        method, path = paths[operation]
-        rules = {
-            "transient": FaultRule(method=method, path=path, status=429),
-            "server_error": FaultRule(method=method, path=path, status=500),
-            "timeout_after_commit": FaultRule(
-                method=method, path=path, status=None, when="after", delay_seconds=self.timeout_fault_seconds
-            ),
-        }
-        if fault not in rules:
-            raise ValueError(f"unknown fault {fault!r}")
-        self.add_fault(rules[fault])
 
     def refunds(self) -> list[dict[str, Any]]:
         """Every refund held, oldest first (copies)."""

@@ -37,11 +37,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from werkzeug.wrappers import Request, Response
 
-from local.simulators.base import FaultRule, IdempotencyStore, Simulator, StoredResponse, exact_json
+from local.simulators.base import IdempotencyStore, Simulator, StoredResponse, exact_json
 from refundflow.money import CURRENCY_EXPONENTS
 
 # Defaults the local stack puts in its Xero secret (nothing here is a real credential).
@@ -275,6 +275,10 @@ class XeroSimulator(Simulator):
     """A stateful Xero organisation with one OAuth2 app connected to it."""
 
     name = "xero"
+    FAULT_OPERATIONS: ClassVar[Mapping[str, tuple[str, str]]] = {
+        "record_credit": ("PUT", r"^/api\.xro/2\.0/CreditNotes$"),
+    }
+    TRANSIENT_STATUS: ClassVar[int] = 503
 
     def __init__(
         self,
@@ -465,27 +469,6 @@ class XeroSimulator(Simulator):
     def documents(self) -> list[dict[str, Any]]:
         """Every credit note held, as the API shows it."""
         return self.all_credit_notes()
-
-    def inject_fault(self, operation: str, fault: str) -> None:
-        """``operation``: ``record_credit`` (``PUT /CreditNotes``); ``fault``: ``transient`` (503, nothing done),
-        ``server_error`` (500, nothing done), ``timeout_after_commit`` (created, answered too late).
-
-        Raises:
-            ValueError: an unknown operation or fault.
-        """
-        if operation != "record_credit":
-            raise ValueError(f"unknown operation {operation!r}")
-        path = r"^/api\.xro/2\.0/CreditNotes$"
-        rules = {
-            "transient": FaultRule(method="PUT", path=path, status=503),
-            "server_error": FaultRule(method="PUT", path=path, status=500),
-            "timeout_after_commit": FaultRule(
-                method="PUT", path=path, status=None, when="after", delay_seconds=self.timeout_fault_seconds
-            ),
-        }
-        if fault not in rules:
-            raise ValueError(f"unknown fault {fault!r}")
-        self.add_fault(rules[fault])
 
     def invoice(self, invoice_id: str) -> dict[str, Any]:
         with self.lock:

@@ -13,7 +13,7 @@ from moto import mock_aws
 
 from refundflow import settings
 from refundflow.errors import ConfigurationError
-from refundflow.platforms.adyen.connector import AdyenRefundProvider, _built, connector
+from refundflow.platforms.adyen.connector import AdyenRefundProvider, connector
 
 
 @pytest.fixture
@@ -23,10 +23,10 @@ def prefix(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("SECRETS_PREFIX", value)
     monkeypatch.setenv("ADYEN_API_BASE", "http://127.0.0.1:9/_sandbox/adyen/checkout/v71")
     settings.load.cache_clear()
-    _built.cache_clear()
+    connector.cache_clear()
     with mock_aws():
         yield value
-    _built.cache_clear()
+    connector.cache_clear()
     settings.load.cache_clear()
 
 

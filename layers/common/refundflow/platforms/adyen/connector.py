@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from functools import cache
 from typing import Any, ClassVar, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from refundflow import catalog, settings
+from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import (
@@ -251,27 +251,21 @@ def _raise_for(response: HttpResponse) -> NoReturn:
 # ---------------------------------------------------------------- factory
 
 
-@cache
-def _built(api_base: str, api_key: str, merchant_account: str) -> AdyenRefundProvider:
-    return AdyenRefundProvider(api_key=api_key, merchant_account=merchant_account, api_base=api_base)
-
-
-def connector() -> AdyenRefundProvider:
-    """The process's provider, from ADYEN_API_BASE and the platform's API secret
-    ``{"api_key": ..., "merchant_account": ...}`` (read through the secrets cache on every call, so a
-    rotated key is used without a cold start).
+def _build(config: AdyenSettings, secret_name: str, secret: Mapping[str, Any]) -> AdyenRefundProvider:
+    """From ADYEN_API_BASE and the API secret ``{"api_key": ..., "merchant_account": ...}``.
 
     Raises:
-        ConfigurationError: missing settings, or a secret of another shape.
+        ConfigurationError: a secret of another shape.
     """
-    from refundflow.adapters.secrets import get_json_secret, platform_secret_name
-
-    config = settings.load(AdyenSettings)
-    secret_name = platform_secret_name(PLATFORM)
-    secret = get_json_secret(secret_name)
     api_key, merchant_account = secret.get("api_key"), secret.get("merchant_account")
     if not isinstance(api_key, str) or not api_key or not isinstance(merchant_account, str) or not merchant_account:
         raise ConfigurationError(
             f"secret {secret_name}: api_key and merchant_account must be non-empty strings", platform=PLATFORM
         )
-    return _built(config.adyen_api_base, api_key, merchant_account)
+    return AdyenRefundProvider(api_key=api_key, merchant_account=merchant_account, api_base=config.adyen_api_base)
+
+
+connector: SecretBoundConnector[AdyenSettings, AdyenRefundProvider] = SecretBoundConnector(
+    PLATFORM, AdyenSettings, _build
+)
+"""The process's provider (see refundflow.connectors.factory: a rotated key is used without a cold start)."""

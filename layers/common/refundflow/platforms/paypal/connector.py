@@ -27,7 +27,6 @@ profile (``amounts.py``); webhook verification is in ``inbound.py`` (intake, no 
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -36,6 +35,7 @@ from typing import Any, ClassVar, NoReturn
 from pydantic import Field
 
 from refundflow import settings
+from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
 from refundflow.errors import (
     AlreadyDoneError,
@@ -398,42 +398,7 @@ class PayPalSettings(settings.EnvModel):
     api_base: str = Field(default=DEFAULT_API_BASE, alias="PAYPAL_API_BASE")
 
 
-class _PayPalProviderFactory:
-    """``connector()``: one provider per process (so its token is reused), built again when the secret changes.
-    The secret is read through the secrets cache on every call, so a rotated client secret is picked up without a
-    cold start."""
-
-    def __init__(self) -> None:
-        self._built: tuple[str, PayPalRefundProvider] | None = None
-
-    def __call__(self) -> PayPalRefundProvider:
-        """The process's PayPalRefundProvider, from PayPalSettings and ``<SecretsPrefix>paypal`` =
-        ``{"client_id": ..., "client_secret": ...}``.
-
-        Raises:
-            ConfigurationError: missing settings, or a secret of another shape.
-        """
-        from refundflow.adapters.secrets import get_json_secret, platform_secret_name
-
-        config = settings.load(PayPalSettings)
-        name = platform_secret_name(PLATFORM)
-        secret = get_json_secret(name)
-        version = hashlib.sha256(repr((config, name, sorted(secret.items()))).encode()).hexdigest()
-        built = self._built
-        if built is not None and built[0] == version:
-            return built[1]
-        provider = _build(config, name, secret)
-        self._built = (version, provider)
-        return provider
-
-    def cache_clear(self) -> None:
-        self._built = None
-
-
-connector = _PayPalProviderFactory()
-
-
-def _build(config: PayPalSettings, name: str, secret: dict[str, Any]) -> PayPalRefundProvider:
+def _build(config: PayPalSettings, name: str, secret: Mapping[str, Any]) -> PayPalRefundProvider:
     """Raises: ConfigurationError: a secret of another shape."""
     client_id, client_secret = secret.get("client_id"), secret.get("client_secret")
     if not isinstance(client_id, str) or not client_id or not isinstance(client_secret, str) or not client_secret:
@@ -443,3 +408,10 @@ def _build(config: PayPalSettings, name: str, secret: dict[str, Any]) -> PayPalR
 
 def _bad_secret(name: str, why: str) -> NoReturn:
     raise ConfigurationError(f"secret {name}: {why}", platform=PLATFORM)
+
+
+connector: SecretBoundConnector[PayPalSettings, PayPalRefundProvider] = SecretBoundConnector(
+    PLATFORM, PayPalSettings, _build
+)
+"""The process's PayPalRefundProvider, built from PayPalSettings and its API secret (``<SecretsPrefix>{PLATFORM}``),
+again when either changes (see refundflow.connectors.factory)."""

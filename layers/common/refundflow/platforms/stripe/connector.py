@@ -15,9 +15,8 @@ Webhook verification is in ``inbound.py`` (no SDK there); amounts go through Str
 
 from __future__ import annotations
 
-import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar, NoReturn
 
 import stripe
@@ -25,6 +24,7 @@ from pydantic import Field
 from stripe.params import RefundCreateParams, RefundListParams
 
 from refundflow import settings
+from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.errors import (
     AlreadyDoneError,
     ConfigurationError,
@@ -378,42 +378,7 @@ class StripeSettings(settings.EnvModel):
     api_version: str | None = Field(default=None, alias="STRIPE_API_VERSION")
 
 
-class _StripeProviderFactory:
-    """``connector()``: one provider per process, built again when the secret changes. The secret is read
-    through the secrets cache on every call (SECRETS_CACHE_SECONDS), so a revoked API key stops working
-    without a cold start."""
-
-    def __init__(self) -> None:
-        self._built: tuple[str, StripeRefundProvider] | None = None
-
-    def __call__(self) -> StripeRefundProvider:
-        """The process's StripeRefundProvider, from StripeSettings and Stripe's API secret
-        (``<SecretsPrefix>stripe`` = ``{"api_key": "sk_…"}``).
-
-        Raises:
-            ConfigurationError: missing settings, or a secret of another shape.
-        """
-        from refundflow.adapters.secrets import get_json_secret, platform_secret_name
-
-        config = settings.load(StripeSettings)
-        name = platform_secret_name(PLATFORM)
-        secret = get_json_secret(name)
-        version = hashlib.sha256(repr((config, name, sorted(secret.items()))).encode()).hexdigest()
-        built = self._built
-        if built is not None and built[0] == version:
-            return built[1]
-        provider = _build_stripe_provider(config, name, secret)
-        self._built = (version, provider)
-        return provider
-
-    def cache_clear(self) -> None:
-        self._built = None
-
-
-connector = _StripeProviderFactory()
-
-
-def _build_stripe_provider(config: StripeSettings, name: str, secret: dict[str, Any]) -> StripeRefundProvider:
+def _build_stripe_provider(config: StripeSettings, name: str, secret: Mapping[str, Any]) -> StripeRefundProvider:
     """Raises: ConfigurationError: a secret of another shape."""
     api_key = secret.get("api_key")
     if not isinstance(api_key, str) or not api_key.startswith(("sk_", "rk_")):
@@ -423,3 +388,10 @@ def _build_stripe_provider(config: StripeSettings, name: str, secret: dict[str, 
 
 def _bad_secret(name: str, why: str) -> NoReturn:
     raise ConfigurationError(f"secret {name}: {why}", platform=PLATFORM)
+
+
+connector: SecretBoundConnector[StripeSettings, StripeRefundProvider] = SecretBoundConnector(
+    PLATFORM, StripeSettings, _build_stripe_provider
+)
+"""The process's StripeRefundProvider, built from StripeSettings and its API secret (``<SecretsPrefix>{PLATFORM}``),
+again when either changes (see refundflow.connectors.factory)."""
