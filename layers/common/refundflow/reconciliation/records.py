@@ -1,0 +1,113 @@
+"""What every settlement and bank parser yields: one small record per line, amounts in integer minor units.
+
+Records are slotted dataclasses, not pydantic models: a settlement file has millions of lines and a model
+per line would cost more than the parsing. ``money`` gives the line's amount as a :class:`Money` where the
+rest of refundflow needs one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+
+from refundflow.money import CURRENCY_EXPONENTS, Money
+
+
+class LineKind(StrEnum):
+    """What a settlement line is, across providers."""
+
+    CHARGE = "charge"
+    REFUND = "refund"
+    # A refund the provider could not deliver after it had looked done (Stripe refund_failure,
+    # Adyen RefundedReversed, PayPal's refund reversal): the money came back to the merchant.
+    REFUND_FAILURE = "refund_failure"
+    FEE = "fee"
+    PAYOUT = "payout"
+    OTHER = "other"
+
+
+class Direction(StrEnum):
+    CREDIT = "credit"
+    DEBIT = "debit"
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementLine:
+    """One line of a provider's settlement report.
+
+    ``amount`` is the gross magnitude (always >= 0) in minor units of ``currency``; ``net`` is the signed
+    effect on the merchant's provider balance after ``fee`` (what a payout adds up). ``line_id`` is the
+    provider's own id of the line (unique within a report, so a repeat is a duplicate line); ``reference``
+    is what matches one of our refunds (the provider refund id) or, for a payout line, the payout id.
+    """
+
+    source: str
+    line_no: int
+    line_id: str
+    kind: LineKind
+    reference: str
+    amount: int
+    currency: str
+    fee: int
+    net: int
+    booked_on: date | None
+    payout_id: str | None = None
+    description: str = ""
+
+    @property
+    def money(self) -> Money:
+        return Money.of(self.amount, self.currency)
+
+
+@dataclass(frozen=True, slots=True)
+class BankLine:
+    """One entry of a bank statement: ``amount`` >= 0 minor units, ``direction`` says which way.
+    ``text`` gathers the references and remittance information a payout id can be found in."""
+
+    source: str
+    line_no: int
+    line_id: str
+    direction: Direction
+    amount: int
+    currency: str
+    booked_on: date | None
+    text: str
+
+    @property
+    def money(self) -> Money:
+        return Money.of(self.amount, self.currency)
+
+
+class SettlementFormatError(ValueError):
+    """The file is not what its parser reads: a missing column, a bad amount, an unknown currency."""
+
+
+def currency_exponent(code: str, *, where: str) -> int:
+    try:
+        return CURRENCY_EXPONENTS[code]
+    except KeyError:
+        raise SettlementFormatError(f"{where}: unknown currency {code!r}") from None
+
+
+def decimal_to_minor(text: str, currency: str, *, where: str) -> int:
+    """Exact conversion of a report's decimal string ("-10.00", "1,234.50", "1000") to minor units.
+
+    String arithmetic, no Decimal and no float: this runs once per line of files with millions of lines.
+
+    Raises:
+        SettlementFormatError: not a plain decimal, or more decimals than the currency has.
+    """
+    digits = currency_exponent(currency, where=where)
+    value = text.strip().replace(",", "")
+    negative = value.startswith("-")
+    if negative or value.startswith("+"):
+        value = value[1:]
+    whole, _, fraction = value.partition(".")
+    if (not whole and not fraction) or not (whole or "0").isdigit() or (fraction and not fraction.isdigit()):
+        raise SettlementFormatError(f"{where}: {text!r} is not a decimal amount")
+    fraction = fraction.rstrip("0")
+    if len(fraction) > digits:
+        raise SettlementFormatError(f"{where}: {text!r} has more than {digits} decimals for {currency}")
+    minor = int((whole or "0") + fraction.ljust(digits, "0"))
+    return -minor if negative else minor
