@@ -9,7 +9,7 @@ API connector: intake holds only verification secrets, a platform's function onl
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -19,7 +19,7 @@ from pydantic import Field
 
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import RefundflowError
-from refundflow.events import RefundEvent
+from refundflow.events import ReconciliationEvent, RefundEvent
 from refundflow.models import (
     AuditEntry,
     CreditDocument,
@@ -480,7 +480,7 @@ class VerifiedSource:
 
 class EventPublisher(ABC):
     @abstractmethod
-    def publish(self, events: list[RefundEvent]) -> None:
+    def publish(self, events: Sequence[RefundEvent | ReconciliationEvent]) -> None:
         """Put the events on the bus (at-least-once; consumers deduplicate on ``event_id``).
 
         Raises:
