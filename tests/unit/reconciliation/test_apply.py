@@ -171,3 +171,30 @@ def test_refunds_are_found_by_provider_refund_id(paid: World) -> None:
     assert list(found) == [refund.provider_refund_id]
     entry = found[refund.provider_refund_id or ""]
     assert (entry.refund_id, entry.status, entry.amount) == (refund.refund_id, RefundStatus.COMPLETED, refund.amount)
+
+
+def test_a_mismatch_of_no_refund_reaches_ops_once(paid: World) -> None:
+    from refundflow.domain.notifications import notify_ops_of_mismatch
+
+    # GIVEN a fee-only line published as a mismatch
+    fee = SettlementLine(
+        source="stripe",
+        line_no=3,
+        line_id="txn_fee",
+        kind=LineKind.FEE,
+        reference="fee_1",
+        amount=0,
+        currency="EUR",
+        fee=150,
+        net=-150,
+        booked_on=None,
+    )
+    run_file(paid, [fee])
+    (event,) = [e for e in paid.publisher.events if isinstance(e, ReconciliationEvent)]
+    # WHEN the ops queue delivers it twice
+    for _ in range(2):
+        notify_ops_of_mismatch(event, repository=paid.repository, mailer=paid.mailer, ops_email="ops@example.com")
+    # THEN ops got one e-mail naming the class and the line
+    (sent,) = paid.mailer.sent
+    assert (sent["to"], sent["data"]["status"]) == ("ops@example.com", "fee_only")
+    assert "txn_fee" in sent["data"]["details"]
