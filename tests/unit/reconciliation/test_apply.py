@@ -198,3 +198,25 @@ def test_a_mismatch_of_no_refund_reaches_ops_once(paid: World) -> None:
     (sent,) = paid.mailer.sent
     assert (sent["to"], sent["data"]["status"]) == ("ops@example.com", "fee_only")
     assert "txn_fee" in sent["data"]["details"]
+
+
+def test_a_line_repeated_in_another_batch_is_a_duplicate_and_reruns_stay_idle(paid: World) -> None:
+    from dataclasses import replace as copy_with
+
+    from refundflow.reconciliation.run import Reconciler
+
+    refund = completed_refund(paid, "RMA-7")
+    first = refund_line("txn_1", refund.provider_refund_id, 2_500)
+    repeated = copy_with(first, line_no=40)  # the same provider line id again, further down the file
+    run = Run(file="settlement/stripe/c.csv", correlation_id="c", source="stripe")
+
+    def batch(lines):
+        # each Distributed Map batch has its own matcher: only the markers know the other batches
+        return Reconciler(run, paid.repository, paid.recorder, paid.publisher).match_batch(lines)
+
+    for _ in range(2):
+        outcomes = [applied.outcome for applied in batch([first]) + batch([repeated])]
+    assert outcomes == [Outcome.ALREADY_DONE, Outcome.ALREADY_DONE]
+    assert paid.repository.get(refund.refund_id).status is RefundStatus.SETTLED
+    mismatches = [e for e in paid.repository.timeline(refund.refund_id) if e.type == RECONCILIATION_MISMATCH]
+    assert [(e.details["match_class"], e.details["line_no"]) for e in mismatches] == [("duplicate_line", 40)]

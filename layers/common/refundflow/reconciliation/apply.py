@@ -77,8 +77,21 @@ def expected_refunds(repository: RefundRepository, references: Iterable[str]) ->
 
 
 def _marker_key(finding: Finding, run: Run) -> str:
-    # Line keys are the provider's line ids; a missing refund or a payout total is per file.
-    return finding.key if finding.line_no is not None and "#" in finding.key else f"{run.file}#{finding.key}"
+    # Line keys are the provider's line ids; a missing refund or a payout total is per file; a duplicate
+    # line gets a marker of its own occurrence, so a re-run finds it and the original's marker stays.
+    key = finding.key if finding.line_no is not None and "#" in finding.key else f"{run.file}#{finding.key}"
+    if finding.match_class is MatchClass.DUPLICATE_LINE:
+        return f"{key}#dup#{run.file}#{finding.line_no}"
+    return key
+
+
+def _same_occurrence(marker: ReconciliationMarker | None, finding: Finding, run: Run) -> bool:
+    return marker is not None and (marker.file, marker.line_no) == (run.file, finding.line_no)
+
+
+def _as_duplicate(finding: Finding, first: ReconciliationMarker) -> Finding:
+    where = f"{first.file} line {first.line_no}"
+    return replace(finding, match_class=MatchClass.DUPLICATE_LINE, difference=0, detail=f"first seen in {where}")
 
 
 def _details(finding: Finding, run: Run) -> dict[str, Any]:
@@ -157,10 +170,10 @@ def _settle(
         except MarkerExists:
             pass
     settled_by = repository.get_reconciliation_marker(settled_key)
-    if settled_by is not None and settled_by.line_key == _marker_key(finding, run):
-        return Applied(finding, Outcome.ALREADY_DONE)
     if settled_by is not None:
-        duplicate = replace(finding, match_class=MatchClass.DUPLICATE_LINE, detail=f"settled by {settled_by.line_key}")
+        if _same_occurrence(settled_by, finding, run) and settled_by.line_key == _marker_key(finding, run):
+            return Applied(finding, Outcome.ALREADY_DONE)
+        duplicate = _as_duplicate(finding, settled_by)
         return _note_mismatch(duplicate, refund, run, repository=repository, recorder=recorder)
     # Matched while the refund is not COMPLETED yet (books pending, needs attention): record that the
     # money settled, without a status change; the refund settles when a later file matches it again.
@@ -173,7 +186,10 @@ def _settle(
             extra=[repository.reconciliation_marker(_marker(finding, run), lambda: MarkerExists("seen"))],
         )
     except MarkerExists:
-        return Applied(finding, Outcome.ALREADY_DONE)
+        first = repository.get_reconciliation_marker(_marker_key(finding, run))
+        if first is None or _same_occurrence(first, finding, run):
+            return Applied(finding, Outcome.ALREADY_DONE)
+        return _note_mismatch(_as_duplicate(finding, first), refund, run, repository=repository, recorder=recorder)
     return Applied(finding, Outcome.RECORDED)
 
 
@@ -191,6 +207,9 @@ def _note_mismatch(
             event=RECONCILIATION_MISMATCH,
         )
     except MarkerExists:
+        first = repository.get_reconciliation_marker(_marker_key(finding, run))
+        if first is not None and not _same_occurrence(first, finding, run):
+            return _note_mismatch(_as_duplicate(finding, first), refund, run, repository=repository, recorder=recorder)
         outcome = Outcome.ALREADY_DONE
         refund = repository.get(refund.refund_id)
     if finding.match_class is MatchClass.LATE_FAILURE and refund.status in (
@@ -211,8 +230,11 @@ def _note_mismatch(
 
 def _publish_unowned(finding: Finding, run: Run, *, repository: RefundRepository, publisher: EventPublisher) -> Applied:
     marker = _marker(finding, run)
-    if repository.get_reconciliation_marker(marker.key) is not None:
-        return Applied(finding, Outcome.ALREADY_DONE)
+    first = repository.get_reconciliation_marker(marker.key)
+    if first is not None:
+        if _same_occurrence(first, finding, run):
+            return Applied(finding, Outcome.ALREADY_DONE)
+        return _publish_unowned(_as_duplicate(finding, first), run, repository=repository, publisher=publisher)
     # Event first, marker second: a crash in between publishes again under the same event_id.
     publisher.publish(
         [
@@ -230,6 +252,5 @@ def _publish_unowned(finding: Finding, run: Run, *, repository: RefundRepository
             )
         ]
     )
-    if not repository.put_reconciliation_marker(marker):
-        return Applied(finding, Outcome.ALREADY_DONE)
+    repository.put_reconciliation_marker(marker)
     return Applied(finding, Outcome.RECORDED)

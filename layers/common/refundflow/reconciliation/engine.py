@@ -260,3 +260,29 @@ class BankMatcher:
             for reference, (amount, currency) in sorted(self.payouts.items())
             if reference not in self.found
         ]
+
+
+def matcher_state(matcher: SettlementMatcher) -> dict[str, object]:
+    """What a batch's matcher learnt that the run's summary needs (JSON-ready): the refund references it
+    saw, and per payout the net of its lines and the amount announced."""
+    return {
+        "refunds_seen": sorted(matcher.seen_refunds),
+        "payouts": {
+            reference: {"currency": payout.currency, "lines_net": payout.lines_net, "announced": payout.announced}
+            for reference, payout in sorted(matcher.payouts.items())
+        },
+    }
+
+
+def absorb_state(matcher: SettlementMatcher, state: Mapping[str, object]) -> None:
+    """Add a batch's :func:`matcher_state` to ``matcher`` (the summary merges every batch this way)."""
+    seen = state.get("refunds_seen", [])
+    payouts = state.get("payouts", {})
+    assert isinstance(seen, list)
+    assert isinstance(payouts, dict)
+    matcher.seen_refunds.update(str(reference) for reference in seen)
+    for reference, values in payouts.items():
+        payout = matcher._payout(str(reference), str(values["currency"]))
+        payout.lines_net += int(values["lines_net"])
+        if values.get("announced") is not None:
+            payout.announced = int(values["announced"])

@@ -111,3 +111,48 @@ def decimal_to_minor(text: str, currency: str, *, where: str) -> int:
         raise SettlementFormatError(f"{where}: {text!r} has more than {digits} decimals for {currency}")
     minor = int((whole or "0") + fraction.ljust(digits, "0"))
     return -minor if negative else minor
+
+
+def line_to_json(line: SettlementLine) -> dict[str, object]:
+    """One JSON Lines record of the converted settlement (what each Distributed Map batch receives)."""
+    return {
+        "source": line.source,
+        "line_no": line.line_no,
+        "line_id": line.line_id,
+        "kind": line.kind.value,
+        "reference": line.reference,
+        "amount": line.amount,
+        "currency": line.currency,
+        "fee": line.fee,
+        "net": line.net,
+        "booked_on": line.booked_on.isoformat() if line.booked_on else None,
+        "payout_id": line.payout_id,
+    }
+
+
+def line_from_json(record: dict[str, object]) -> SettlementLine:
+    """Raises: SettlementFormatError: a record that is not one :func:`line_to_json` wrote."""
+    try:
+        booked = record.get("booked_on")
+        payout = record.get("payout_id")
+        return SettlementLine(
+            source=str(record["source"]),
+            line_no=int(str(record["line_no"])),
+            line_id=str(record["line_id"]),
+            kind=LineKind(str(record["kind"])),
+            reference=str(record["reference"]),
+            amount=_int(record["amount"]),
+            currency=str(record["currency"]),
+            fee=_int(record["fee"]),
+            net=_int(record["net"]),
+            booked_on=date.fromisoformat(str(booked)) if booked else None,
+            payout_id=str(payout) if payout else None,
+        )
+    except (KeyError, ValueError, TypeError) as error:
+        raise SettlementFormatError(f"not a settlement line record: {error}") from error
+
+
+def _int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SettlementFormatError(f"{value!r} is not an integer amount")
+    return value
