@@ -10,7 +10,7 @@ A :class:`BankMatcher` matches bank statement lines to the payouts a settlement 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from refundflow.reconciliation.records import BankLine, Direction, LineKind, SettlementLine
@@ -104,7 +104,9 @@ class SettlementMatcher:
             refund = self.refunds.get(line.reference)
             return self._finding(line, MatchClass.LATE_FAILURE, refund, detail="the provider reversed the refund")
         if kind is LineKind.FEE or (line.amount == 0 and line.fee):
-            return self._finding(line, MatchClass.FEE_ONLY, detail="a fee with no refund or payment")
+            return replace(
+                self._finding(line, MatchClass.FEE_ONLY, detail="a fee with no refund or payment"), amount=abs(line.fee)
+            )
         if kind is LineKind.PAYOUT:
             payout = self._payout(line.reference, line.currency)
             payout.announced = line.amount

@@ -42,6 +42,14 @@ class Summary:
             self.amounts.setdefault(name, Counter())[finding.currency] += finding.amount
         self.outcomes[applied.outcome.value] += 1
 
+    def merge(self, other: dict[str, Any]) -> None:
+        """Add another summary's :meth:`as_dict` (a batch's) to this one."""
+        self.lines += int(other.get("lines", 0))
+        self.counts.update({name: int(count) for name, count in other.get("counts", {}).items()})
+        for name, per in other.get("amounts_minor_units", {}).items():
+            self.amounts.setdefault(name, Counter()).update({cur: int(amount) for cur, amount in per.items()})
+        self.outcomes.update({name: int(count) for name, count in other.get("outcomes", {}).items()})
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "lines": self.lines,
