@@ -2,7 +2,9 @@
 
 - ``matched``: the refund moves ``COMPLETED -> SETTLED`` (audit entry, ``RefundSettled``) in one transaction
   with two first-seen markers: the line's and the refund's "settled by" marker. A re-run of the same file
-  finds the markers and changes nothing; another line settling the same refund is a ``duplicate_line``.
+  finds the markers and changes nothing (so does the same provider line id delivered again in another
+  report); another line settling the same refund, or a line id repeated within one file, is a
+  ``duplicate_line``.
 - any other class of one of our refunds: an audit entry ``ReconciliationMismatch`` on the refund's
   timeline, written with the line's marker, and the ``ReconciliationMismatch`` event (ops' rule routes it);
   a ``late_failure`` also moves a completed or settled refund to ``NEEDS_ATTENTION``.
@@ -86,7 +88,10 @@ def _marker_key(finding: Finding, run: Run) -> str:
 
 
 def _same_occurrence(marker: ReconciliationMarker | None, finding: Finding, run: Run) -> bool:
-    return marker is not None and (marker.file, marker.line_no) == (run.file, finding.line_no)
+    """Whether ``marker`` recorded this very line: the same line of the same file (a re-run), or the same
+    provider line id delivered again in another file (reports overlap: a re-delivery, not a second line).
+    Only a line id repeated within one file is a duplicate line."""
+    return marker is not None and (marker.file != run.file or marker.line_no == finding.line_no)
 
 
 def _as_duplicate(finding: Finding, first: ReconciliationMarker) -> Finding:
