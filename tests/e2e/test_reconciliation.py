@@ -4,6 +4,8 @@ stack); the refund becomes SETTLED, once; a line that does not match reaches ops
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import uuid
 from typing import Any
@@ -102,3 +104,48 @@ def test_mismatches_reach_ops_with_their_class(
         what="the ops alert about the outside refund",
     )
     assert about_outside["data"]["status"] == "unexpected_in_settlement"
+
+
+def test_cli_reconciles_settlement_and_bank_statement_with_a_report(
+    orders: Orders, client: E2EClient, stack: DevStack, tmp_path: Any
+) -> None:
+    from local.reconcile import run
+
+    # GIVEN a completed refund, the Stripe report that settles it in a payout, and the bank statement crediting
+    # that payout one cent short
+    refund = completed(orders, client, 2_700, "cli")
+    payout = f"po_cli_{uuid.uuid4().hex[:10]}"
+    settlement = tmp_path / "stripe_settlement.csv"
+    settlement.write_text(
+        HEADER
+        + refund_row(f"txn_{uuid.uuid4().hex[:12]}", refund["provider_refund_id"], 2_700).replace("po_e2e", payout)
+        + f"txn_{uuid.uuid4().hex[:12]},2026-11-28 09:00:00,2026-11-30 00:00:00,eur,100.00,0.00,100.00,charge,"
+        f"ch_cli,Order,{payout},2026-12-01 00:00:00\n"
+        + f"txn_{uuid.uuid4().hex[:12]},2026-12-01 00:00:00,2026-12-01 00:00:00,eur,-73.00,0.00,-73.00,payout,"
+        f"{payout},STRIPE PAYOUT,,\n"
+    )
+    bank = tmp_path / "statement.xml"
+    bank.write_text(
+        '<?xml version="1.0"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"><BkToCstmrStmt><Stmt>'
+        '<Ntry><Amt Ccy="EUR">72.99</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>'
+        f"<BookgDt><Dt>2026-12-01</Dt></BookgDt><AcctSvcrRef>B-{payout}</AcctSvcrRef>"
+        f"<AddtlNtryInf>STRIPE PAYOUT {payout}</AddtlNtryInf></Ntry></Stmt></BkToCstmrStmt></Document>"
+    )
+    output = io.StringIO()
+    # WHEN finance runs the CLI against the local stack
+    status = run(
+        [str(settlement), "--bank", str(bank), "--endpoint", stack.aws_endpoint, "--report-dir", str(tmp_path)],
+        out=output,
+    )
+    # THEN the refund is SETTLED and the payout's bank credit is one cent short
+    assert status == 0
+    assert client.refund(refund["refund_id"])["status"] == "SETTLED"
+    rows = list(csv.DictReader((tmp_path / "stripe_settlement.csv.reconciliation.csv").open()))
+    classes = {row["class"] for row in rows}
+    assert {"matched", "payout_amount_differs", "not_reconciled"} <= classes
+    [short] = [row for row in rows if row["class"] == "payout_amount_differs"]
+    assert (short["reference"], short["difference_minor_units"], short["amount"]) == (payout, "-1", "72.99")
+    summary = (tmp_path / "stripe_settlement.csv.summary.txt").read_text()
+    assert "payout_amount_differs" in summary
+    assert "27.00 EUR" in summary
+    assert output.getvalue().startswith("Reconciliation of stripe_settlement.csv (stripe)")
