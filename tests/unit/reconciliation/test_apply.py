@@ -201,13 +201,11 @@ def test_a_mismatch_of_no_refund_reaches_ops_once(paid: World) -> None:
 
 
 def test_a_line_repeated_in_another_batch_is_a_duplicate_and_reruns_stay_idle(paid: World) -> None:
-    from dataclasses import replace as copy_with
-
     from refundflow.reconciliation.run import Reconciler
 
     refund = completed_refund(paid, "RMA-7")
     first = refund_line("txn_1", refund.provider_refund_id, 2_500)
-    repeated = copy_with(first, line_no=40)  # the same provider line id again, further down the file
+    repeated = first._replace(line_no=40)  # the same provider line id again, further down the file
     run = Run(file="settlement/stripe/c.csv", correlation_id="c", source="stripe")
 
     def batch(lines):

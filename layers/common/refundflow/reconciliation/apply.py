@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -96,7 +96,7 @@ def _same_occurrence(marker: ReconciliationMarker | None, finding: Finding, run:
 
 def _as_duplicate(finding: Finding, first: ReconciliationMarker) -> Finding:
     where = f"{first.file} line {first.line_no}"
-    return replace(finding, match_class=MatchClass.DUPLICATE_LINE, difference=0, detail=f"first seen in {where}")
+    return finding._replace(match_class=MatchClass.DUPLICATE_LINE, difference=0, detail=f"first seen in {where}")
 
 
 def _details(finding: Finding, run: Run) -> dict[str, Any]:

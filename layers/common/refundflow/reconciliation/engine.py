@@ -10,8 +10,9 @@ A :class:`BankMatcher` matches bank statement lines to the payouts a settlement 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 from refundflow.reconciliation.records import BankLine, Direction, LineKind, SettlementLine
 
@@ -48,8 +49,7 @@ class ExpectedRefund:
     status: str
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(NamedTuple):
     """The class of one line (or of a refund / payout no line matched). ``difference`` is in minor units
     (settlement minus ours) for amount and payout differences."""
 
@@ -104,12 +104,13 @@ class SettlementMatcher:
             refund = self.refunds.get(line.reference)
             return self._finding(line, MatchClass.LATE_FAILURE, refund, detail="the provider reversed the refund")
         if kind is LineKind.FEE or (line.amount == 0 and line.fee):
-            return replace(
-                self._finding(line, MatchClass.FEE_ONLY, detail="a fee with no refund or payment"), amount=abs(line.fee)
+            return self._finding(line, MatchClass.FEE_ONLY, detail="a fee with no refund or payment")._replace(
+                amount=abs(line.fee)
             )
         if kind is LineKind.PAYOUT:
             payout = self._payout(line.reference, line.currency)
-            payout.announced = line.amount
+            # What the payout takes out of the provider balance: the net of the lines it settles.
+            payout.announced = -line.net
             payout.line_no = line.line_no
         return self._finding(line, MatchClass.NOT_RECONCILED)
 
@@ -215,8 +216,6 @@ class BankMatcher:
         if key in self.seen_lines:
             return self._finding(line, MatchClass.DUPLICATE_LINE, line.line_id, detail="line seen before")
         self.seen_lines.add(key)
-        if line.direction is not Direction.CREDIT:
-            return self._finding(line, MatchClass.NOT_RECONCILED, line.line_id)
         text = line.text.lower()
         reference = next((original for lowered, original in self._lowered.items() if lowered in text), None)
         if reference is None:
@@ -227,9 +226,11 @@ class BankMatcher:
         self.found.add(reference)
         if currency != line.currency:
             return self._finding(line, MatchClass.CURRENCY_DIFFERS, reference, detail=f"payout in {currency}")
-        if amount != line.amount:
+        # A payout credits the bank; one whose lines came to less than nothing debits it.
+        signed = line.amount if line.direction is Direction.CREDIT else -line.amount
+        if amount != signed:
             return self._finding(
-                line, MatchClass.PAYOUT_AMOUNT_DIFFERS, reference, difference=line.amount - amount, detail="amount"
+                line, MatchClass.PAYOUT_AMOUNT_DIFFERS, reference, difference=signed - amount, detail="amount"
             )
         return self._finding(line, MatchClass.MATCHED, reference)
 

@@ -46,6 +46,13 @@ def _date(text: str) -> date | None:
         return None
 
 
+def _cached_date(cache: dict[str, date | None], text: str) -> date | None:
+    day = text[:10]
+    if day not in cache:
+        cache[day] = _date(day)
+    return cache[day]
+
+
 def _index(header: list[str], wanted: Mapping[str, tuple[str, ...]], *, where: str) -> dict[str, int]:
     """Column positions by our field name; each field may have several spellings across report versions."""
     positions = {name.strip().lstrip("\ufeff"): i for i, name in enumerate(header)}
@@ -107,6 +114,7 @@ def parse_stripe(stream: TextIO) -> Iterator[SettlementLine]:
     i_id, i_cat, i_src, i_gross, i_cur = col["line_id"], col["category"], col["source"], col["gross"], col["currency"]
     i_fee, i_net, i_created, i_payout = col.get("fee"), col.get("net"), col.get("created"), col.get("payout")
     i_desc = col.get("description")
+    dates: dict[str, date | None] = {}  # a report has few distinct days: parse each once
     for line_no, row in enumerate(rows, start=2):
         if not row:
             continue
@@ -125,7 +133,7 @@ def parse_stripe(stream: TextIO) -> Iterator[SettlementLine]:
             currency=currency,
             fee=fee,
             net=net,
-            booked_on=_date(row[i_created]) if i_created is not None else None,
+            booked_on=_cached_date(dates, row[i_created]) if i_created is not None else None,
             payout_id=(row[i_payout].strip() or None) if i_payout is not None else None,
             description=row[i_desc] if i_desc is not None else "",
         )

@@ -1,15 +1,15 @@
 """What every settlement and bank parser yields: one small record per line, amounts in integer minor units.
 
-Records are slotted dataclasses, not pydantic models: a settlement file has millions of lines and a model
-per line would cost more than the parsing. ``money`` gives the line's amount as a :class:`Money` where the
-rest of refundflow needs one.
+Records are named tuples, not pydantic models or dataclasses: a settlement file has millions of lines and
+building a model (or a frozen dataclass) per line would cost more than the parsing. ``money`` gives the
+line's amount as a :class:`Money` where the rest of refundflow needs one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from typing import NamedTuple
 
 from refundflow.money import CURRENCY_EXPONENTS, Money
 
@@ -32,8 +32,7 @@ class Direction(StrEnum):
     DEBIT = "debit"
 
 
-@dataclass(frozen=True, slots=True)
-class SettlementLine:
+class SettlementLine(NamedTuple):
     """One line of a provider's settlement report.
 
     ``amount`` is the gross magnitude (always >= 0) in minor units of ``currency``; ``net`` is the signed
@@ -60,8 +59,7 @@ class SettlementLine:
         return Money.of(self.amount, self.currency)
 
 
-@dataclass(frozen=True, slots=True)
-class BankLine:
+class BankLine(NamedTuple):
     """One entry of a bank statement: ``amount`` >= 0 minor units, ``direction`` says which way.
     ``text`` gathers the references and remittance information a payout id can be found in."""
 
@@ -98,7 +96,15 @@ def decimal_to_minor(text: str, currency: str, *, where: str) -> int:
     Raises:
         SettlementFormatError: not a plain decimal, or more decimals than the currency has.
     """
-    digits = currency_exponent(currency, where=where)
+    digits = CURRENCY_EXPONENTS.get(currency)
+    if digits is None:
+        digits = currency_exponent(currency, where=where)
+    # Fast path, the shape of nearly every report amount: [-]digits[.exactly `digits` digits].
+    whole, dot, fraction = text.partition(".")
+    if len(fraction) == digits and (not fraction or fraction.isdigit()) and (dot or not digits):
+        head = whole[1:] if whole[:1] == "-" else whole
+        if head.isdigit():
+            return int(whole + fraction)
     value = text.strip().replace(",", "")
     negative = value.startswith("-")
     if negative or value.startswith("+"):
