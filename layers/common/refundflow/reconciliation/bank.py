@@ -30,25 +30,6 @@ from refundflow.reconciliation.records import (
 # ---------------------------------------------------------------------------------------------- camt
 
 
-def _local(tag: Any) -> str:
-    text = str(tag)
-    return text.rsplit("}", 1)[-1]
-
-
-def _child(element: Any, *path: str) -> Any:
-    node = element
-    for name in path:
-        if node is None:
-            return None
-        node = next((child for child in node if _local(child.tag) == name), None)
-    return node
-
-
-def _text(element: Any, *path: str) -> str:
-    node = _child(element, *path)
-    return (node.text or "").strip() if node is not None else ""
-
-
 def _iso_date(text: str) -> date | None:
     try:
         return date.fromisoformat(text[:10]) if text else None
@@ -69,26 +50,23 @@ def parse_camt(stream: IO[bytes], *, source: str = "camt") -> Iterator[BankLine]
     )
     for number, (_, entry) in enumerate(entries, start=1):
         where = f"{source} entry {number}"
-        amount_node = _child(entry, "Amt")
-        indicator = _text(entry, "CdtDbtInd")
+        tag = str(entry.tag)
+        ns = tag[: tag.index("}") + 1] if tag.startswith("{") else ""
+
+        def text(path: str, node: Any = entry, ns: str = ns) -> str:
+            return (node.findtext(_qualified(path, ns)) or "").strip()
+
+        amount_node = entry.find(f"{ns}Amt")
+        indicator = text("CdtDbtInd")
         if amount_node is None or indicator not in ("CRDT", "DBIT"):
             raise SettlementFormatError(f"{where}: missing Amt or CdtDbtInd")
         currency = (amount_node.get("Ccy") or "").upper()
-        status = _text(entry, "Sts", "Cd") or _text(entry, "Sts")
-        reversal = _text(entry, "RvslInd").lower() == "true"
-        texts = [
-            _text(entry, "AcctSvcrRef"),
-            _text(entry, "NtryRef"),
-            _text(entry, "AddtlNtryInf"),
-        ]
-        details = _child(entry, "NtryDtls")
-        for tx in details if details is not None else ():
-            if _local(tx.tag) != "TxDtls":
-                continue
-            texts.extend((_text(tx, "Refs", "EndToEndId"), _text(tx, "Refs", "AcctSvcrRef"), _text(tx, "AddtlTxInf")))
-            remittance = _child(tx, "RmtInf")
-            if remittance is not None:
-                texts.extend((child.text or "").strip() for child in remittance if _local(child.tag) == "Ustrd")
+        status = text("Sts/Cd") or text("Sts")
+        reversal = text("RvslInd").lower() == "true"
+        texts = [text("AcctSvcrRef"), text("NtryRef"), text("AddtlNtryInf")]
+        for tx in entry.iterfind(_qualified("NtryDtls/TxDtls", ns)):
+            texts += (text("Refs/EndToEndId", tx), text("Refs/AcctSvcrRef", tx), text("AddtlTxInf", tx))
+            texts += ((line.text or "").strip() for line in tx.iterfind(_qualified("RmtInf/Ustrd", ns)))
         line = BankLine(
             source=source,
             line_no=number,
@@ -96,7 +74,7 @@ def parse_camt(stream: IO[bytes], *, source: str = "camt") -> Iterator[BankLine]
             direction=(Direction.CREDIT if indicator == "CRDT" else Direction.DEBIT),
             amount=abs(decimal_to_minor(amount_node.text or "", currency, where=where)),
             currency=currency,
-            booked_on=_iso_date(_text(entry, "BookgDt", "Dt") or _text(entry, "BookgDt", "DtTm")),
+            booked_on=_iso_date(text("BookgDt/Dt") or text("BookgDt/DtTm")),
             text=" ".join(part for part in texts if part and part != "NOTPROVIDED"),
         )
         # Free what was read: the entry, and the references its parent keeps to earlier siblings.
@@ -106,6 +84,11 @@ def parse_camt(stream: IO[bytes], *, source: str = "camt") -> Iterator[BankLine]
             del parent[0]
         if status in ("", "BOOK") and not reversal:
             yield line
+
+
+def _qualified(path: str, ns: str) -> str:
+    """``Sts/Cd`` in the document's namespace: ``{urn:...}Sts/{urn:...}Cd``."""
+    return "/".join(ns + part for part in path.split("/"))
 
 
 # ---------------------------------------------------------------------------------------------- MT940
