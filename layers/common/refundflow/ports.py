@@ -9,7 +9,7 @@ API connector: intake holds only verification secrets, a platform's function onl
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -339,6 +339,28 @@ class CreatedRefund(Protocol):
     def duplicate_delivery(self) -> bool: ...
 
 
+@dataclass(frozen=True)
+class ProviderRefundEntry:
+    """What the ``by-provider-refund`` index projects: enough to match a settlement line."""
+
+    refund_id: str
+    provider_refund_id: str
+    status: RefundStatus
+    amount: Money | None
+
+
+@dataclass(frozen=True)
+class ReconciliationMarker:
+    """The first line that settled, or was classified for, something: a re-run finds it and changes nothing."""
+
+    key: str
+    file: str
+    line_no: int | None
+    match_class: str
+    refund_id: str | None
+    line_key: str | None = None
+
+
 class RefundStore(ABC):
     """Everything the domain uses of the refunds table (adapter: ``adapters.dynamodb.RefundRepository``).
 
@@ -462,6 +484,27 @@ class RefundStore(ABC):
 
     @abstractmethod
     def peek_wait_token(self, refund_id: str, kind: str) -> str | None: ...
+
+    # reconciliation
+
+    @abstractmethod
+    def refunds_by_provider_refund_id(self, provider_refund_ids: Iterable[str]) -> dict[str, ProviderRefundEntry]:
+        """Our refunds by the id their provider gave them (an eventually consistent index)."""
+
+    @abstractmethod
+    def refunds_in_status(self, status: RefundStatus, *, updated_before: datetime) -> Iterator[Refund]:
+        """Every refund in ``status`` whose last change is older than ``updated_before``."""
+
+    @abstractmethod
+    def reconciliation_marker(self, marker: ReconciliationMarker, error: Callable[[], RefundflowError]) -> StoreWrite:
+        """A first-seen marker written with what it records; ``error`` if it exists."""
+
+    @abstractmethod
+    def put_reconciliation_marker(self, marker: ReconciliationMarker) -> bool:
+        """Write the marker on its own; False if one was there already."""
+
+    @abstractmethod
+    def get_reconciliation_marker(self, key: str) -> ReconciliationMarker | None: ...
 
 
 # ---------------------------------------------------------------- refund requests

@@ -25,7 +25,7 @@ def completed_refund(env: World, reference: str, amount: int = 2_500) -> Refund:
     """A refund paid by the (fake) provider and booked: COMPLETED, with its provider refund id."""
     refund_id = env.reserved(refund_request_body(reference=reference, amount=amount), delivery_id=f"dlv-{reference}")
     issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
-    update_invoice(refund_id, recorder=env.recorder, books_for=env.books.books_for)
+    update_invoice(refund_id, recorder=env.recorder, books=env.books)
     refund = env.repository.get(refund_id)
     assert refund.status is RefundStatus.COMPLETED
     assert refund.provider_refund_id

@@ -36,7 +36,7 @@ from refundflow.errors import (
 )
 from refundflow.models import AuditEntry, CustomerRefundSummary, PaymentProvider, Refund, RefundableBalance
 from refundflow.money import Money
-from refundflow.ports import ProviderPayment, RefundStore, StoreWrite
+from refundflow.ports import ProviderPayment, ProviderRefundEntry, ReconciliationMarker, RefundStore, StoreWrite
 from refundflow.status import RefundStatus, can_transition
 
 _serializer = TypeSerializer()
@@ -124,28 +124,6 @@ def customer_key(email: str) -> str:
 
 def provider_refund_key(provider_refund_id: str) -> str:
     return f"PROVIDER_REFUND#{provider_refund_id}"
-
-
-@dataclass(frozen=True)
-class ProviderRefundEntry:
-    """What the ``by-provider-refund`` index projects: enough to match a settlement line."""
-
-    refund_id: str
-    provider_refund_id: str
-    status: RefundStatus
-    amount: Money | None
-
-
-@dataclass(frozen=True)
-class ReconciliationMarker:
-    """The first line that settled, or was classified for, something: a re-run finds it and changes nothing."""
-
-    key: str
-    file: str
-    line_no: int | None
-    match_class: str
-    refund_id: str | None
-    line_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -845,9 +823,12 @@ class RefundRepository(RefundStore):
 
     def mark_delivery(self, platform: str, event_id: str, refund_id: str) -> bool:
         """Record an inbound delivery id; False if it was seen before (a redelivery or replay)."""
-        put = self._delivery_marker(platform, event_id, refund_id, self._now()).operation["Put"]
+        return self._put_if_absent(self._delivery_marker(platform, event_id, refund_id, self._now()))
+
+    def _put_if_absent(self, marker: TransactItem) -> bool:
+        """Put a first-seen marker on its own (its condition: not there yet); False if it was there."""
         try:
-            self._call("put_item", **put)
+            self._call("put_item", **marker.operation["Put"])
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False
@@ -951,8 +932,13 @@ class RefundRepository(RefundStore):
     def _marker_key(key: str) -> dict[str, Any]:
         return {"pk": f"RECON#{key}", "sk": "MARKER"}
 
-    def reconciliation_marker(self, marker: ReconciliationMarker, error: Callable[[], RefundflowError]) -> TransactItem:
+    def reconciliation_marker(self, marker: ReconciliationMarker, error: Callable[[], RefundflowError]) -> StoreWrite:
         """A first-seen marker for ``marker.key`` to write with what it records; ``error`` if it exists."""
+        return self._reconciliation_marker(marker, error)
+
+    def _reconciliation_marker(
+        self, marker: ReconciliationMarker, error: Callable[[], RefundflowError]
+    ) -> TransactItem:
         item = {
             **self._marker_key(marker.key),
             "entity": "reconciliation_marker",
@@ -976,14 +962,7 @@ class RefundRepository(RefundStore):
 
     def put_reconciliation_marker(self, marker: ReconciliationMarker) -> bool:
         """Write the marker on its own; False if one was there already."""
-        put = self.reconciliation_marker(marker, _DeliverySeen).operation["Put"]
-        try:
-            self._call("put_item", **put)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self._put_if_absent(self._reconciliation_marker(marker, _DeliverySeen))
 
     def get_reconciliation_marker(self, key: str) -> ReconciliationMarker | None:
         response = self._call(

@@ -20,13 +20,12 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from refundflow.adapters.dynamodb import ReconciliationMarker, RefundRepository
 from refundflow.domain.recorder import PROVIDER_REVERSED, RefundRecorder
 from refundflow.errors import ConcurrentModification, RefundflowError
 from refundflow.events import RECONCILIATION_MISMATCH, ReconciliationEvent
 from refundflow.models import Refund
 from refundflow.money import Money
-from refundflow.ports import EventPublisher
+from refundflow.ports import EventPublisher, ReconciliationMarker, RefundStore
 from refundflow.reconciliation.engine import ExpectedRefund, Finding, MatchClass
 from refundflow.status import RefundStatus
 
@@ -63,7 +62,7 @@ class Applied:
     outcome: Outcome
 
 
-def expected_refunds(repository: RefundRepository, references: Iterable[str]) -> dict[str, ExpectedRefund]:
+def expected_refunds(repository: RefundStore, references: Iterable[str]) -> dict[str, ExpectedRefund]:
     """Our refunds for the settlement lines' references, as the engine needs them."""
     found = repository.refunds_by_provider_refund_id(references)
     return {
@@ -124,7 +123,7 @@ def _marker(finding: Finding, run: Run, key: str | None = None) -> Reconciliatio
 
 
 def apply_finding(
-    finding: Finding, run: Run, *, repository: RefundRepository, recorder: RefundRecorder, publisher: EventPublisher
+    finding: Finding, run: Run, *, repository: RefundStore, recorder: RefundRecorder, publisher: EventPublisher
 ) -> Applied:
     """Record one finding (see the module docstring). Safe to call again with the same finding.
 
@@ -153,7 +152,7 @@ def _settle(
     refund: Refund,
     run: Run,
     *,
-    repository: RefundRepository,
+    repository: RefundStore,
     recorder: RefundRecorder,
     publisher: EventPublisher,
 ) -> Applied:
@@ -199,7 +198,7 @@ def _settle(
 
 
 def _note_mismatch(
-    finding: Finding, refund: Refund, run: Run, *, repository: RefundRepository, recorder: RefundRecorder
+    finding: Finding, refund: Refund, run: Run, *, repository: RefundStore, recorder: RefundRecorder
 ) -> Applied:
     outcome = Outcome.RECORDED
     try:
@@ -233,7 +232,7 @@ def _note_mismatch(
     return Applied(finding, outcome)
 
 
-def _publish_unowned(finding: Finding, run: Run, *, repository: RefundRepository, publisher: EventPublisher) -> Applied:
+def _publish_unowned(finding: Finding, run: Run, *, repository: RefundStore, publisher: EventPublisher) -> Applied:
     marker = _marker(finding, run)
     first = repository.get_reconciliation_marker(marker.key)
     if first is not None:

@@ -16,11 +16,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from refundflow.adapters.dynamodb import RefundRepository
 from refundflow.adapters.s3 import S3Files
 from refundflow.domain.recorder import RefundRecorder
 from refundflow.errors import RejectedError
-from refundflow.ports import EventPublisher
+from refundflow.ports import EventPublisher, RefundStore
 from refundflow.reconciliation.apply import Run
 from refundflow.reconciliation.engine import absorb_state, matcher_state
 from refundflow.reconciliation.providers import SETTLEMENT_PARSERS
@@ -96,7 +95,7 @@ def match_batch(
     items: list[dict[str, Any]],
     batch_input: Mapping[str, Any],
     *,
-    repository: RefundRepository,
+    repository: RefundStore,
     recorder: RefundRecorder,
     publisher: EventPublisher,
 ) -> dict[str, Any]:
@@ -125,7 +124,7 @@ def summarize(
     result_writer: Mapping[str, Any],
     *,
     files: S3Files,
-    repository: RefundRepository,
+    repository: RefundStore,
     recorder: RefundRecorder,
     publisher: EventPublisher,
 ) -> dict[str, Any]:

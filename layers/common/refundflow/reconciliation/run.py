@@ -12,10 +12,9 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any
 
-from refundflow.adapters.dynamodb import RefundRepository
 from refundflow.domain.recorder import RefundRecorder
 from refundflow.models import Refund
-from refundflow.ports import EventPublisher
+from refundflow.ports import EventPublisher, RefundStore
 from refundflow.reconciliation.apply import Applied, Run, apply_finding, expected_refunds
 from refundflow.reconciliation.engine import ExpectedRefund, Finding, SettlementMatcher
 from refundflow.reconciliation.records import LineKind, SettlementLine
@@ -65,7 +64,7 @@ def _batches(lines: Iterable[SettlementLine], size: int) -> Iterator[list[Settle
         yield batch
 
 
-def expected_in_settlement(repository: RefundRepository, source: str, *, until: datetime) -> list[ExpectedRefund]:
+def expected_in_settlement(repository: RefundStore, source: str, *, until: datetime) -> list[ExpectedRefund]:
     """Our completed refunds with ``source``'s provider that should have settled by ``until``."""
 
     def wanted(refund: Refund) -> bool:
@@ -89,7 +88,7 @@ class Reconciler:
     """Matches and applies batches of one file's lines, in order, keeping the engine's state between them."""
 
     run: Run
-    repository: RefundRepository
+    repository: RefundStore
     recorder: RefundRecorder
     publisher: EventPublisher
     matcher: SettlementMatcher = field(init=False)
@@ -136,7 +135,7 @@ def reconcile(
     lines: Iterable[SettlementLine],
     run: Run,
     *,
-    repository: RefundRepository,
+    repository: RefundStore,
     recorder: RefundRecorder,
     publisher: EventPublisher,
     batch_size: int = 100,
