@@ -53,6 +53,8 @@ _TRANSIENT_CODES = {
     "LimitExceededException",
 }
 SOURCE_MARKER_RETENTION = timedelta(days=400)
+# Longer than any provider re-sends a report or overlaps one with another.
+RECONCILIATION_MARKER_RETENTION = timedelta(days=400)
 # What the STATE item holds (everything that changes, plus copies its indexes and velocity need);
 # the rest of the refund is the REQUEST item, written once.
 _STATE_FIELDS = {
@@ -948,6 +950,7 @@ class RefundRepository(RefundStore):
             "refund_id": marker.refund_id,
             "line_key": marker.line_key,
             "recorded_at": self._now().isoformat(),
+            "expires_at": int((self._now() + RECONCILIATION_MARKER_RETENTION).timestamp()),
         }
         return TransactItem(
             {

@@ -10,6 +10,7 @@
   a ``late_failure`` also moves a completed or settled refund to ``NEEDS_ATTENTION``.
 - a class that belongs to no refund of ours (a refund made outside refundflow, a fee-only line, a payout):
   a ``ReconciliationMismatch`` event with a stable ``event_id``, then the line's marker.
+- a line that is no refund's (a charge): only its marker, so that its repeat in another batch is a duplicate.
 """
 
 from __future__ import annotations
@@ -132,7 +133,14 @@ def apply_finding(
         GuardUnavailable, TransientError: the store or the bus could not be reached.
     """
     if finding.match_class is MatchClass.NOT_RECONCILED:
-        return Applied(finding, Outcome.NOTHING_TO_DO)
+        # Nothing to record, but the line's marker still tells a repeat of it in another batch of the file.
+        marker = _marker(finding, run)
+        if repository.put_reconciliation_marker(marker):
+            return Applied(finding, Outcome.NOTHING_TO_DO)
+        first = repository.get_reconciliation_marker(marker.key)
+        if first is None or _same_occurrence(first, finding, run):
+            return Applied(finding, Outcome.NOTHING_TO_DO)
+        return _publish_unowned(_as_duplicate(finding, first), run, repository=repository, publisher=publisher)
     if finding.refund_id is None:
         return _publish_unowned(finding, run, repository=repository, publisher=publisher)
     for attempt in range(_ATTEMPTS):

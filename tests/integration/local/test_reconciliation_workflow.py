@@ -1,0 +1,83 @@
+"""The reconciliation state machine on the local stack with a file larger than one batch: the Distributed Map
+splits it, each batch is matched on its own, and Summarize puts together what only the whole file tells
+(payout totals across batches, a line id repeated in another batch)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from local.stack import DevStack
+from tests.e2e.harness import acquire_stack, release_stack
+
+HEADER = (
+    "balance_transaction_id,created_utc,available_on_utc,currency,gross,fee,net,reporting_category,source_id,"
+    "description,automatic_payout_id,automatic_payout_effective_at\n"
+)
+CHARGES = 1_200  # MatchBatches takes 500 lines a batch: three batches
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[DevStack]:
+    yield acquire_stack()
+    release_stack()
+
+
+def settlement(tag: str, *, payout_error: int) -> str:
+    rows = [HEADER]
+    total = 0
+    for number in range(CHARGES):
+        rows.append(
+            f"txn_{tag}_{number},2026-11-28 10:00:00,2026-11-30 00:00:00,eur,10.00,0.00,10.00,charge,ch_{tag}_{number},"
+            f"Order,po_{tag},2026-12-01 00:00:00\n"
+        )
+        total += 1000
+    # the first line again, in the last batch: same provider line id, same file
+    rows.append(rows[1])
+    total += 1000
+    announced = total + payout_error
+    rows.append(
+        f"txn_{tag}_payout,2026-12-01 00:00:00,2026-12-01 00:00:00,eur,-{announced // 100}.{announced % 100:02d},"
+        f"0.00,-{announced // 100}.{announced % 100:02d},payout,po_{tag},STRIPE PAYOUT,,\n"
+    )
+    return "".join(rows)
+
+
+def summary_of(described: dict[str, Any]) -> dict[str, Any]:
+    assert described["status"] == "SUCCEEDED", described
+    summary: dict[str, Any] = json.loads(described["output"])["summary"]
+    return summary
+
+
+def test_a_file_of_several_batches_is_summarised_as_a_whole(stack: DevStack) -> None:
+    # GIVEN a settlement of 1,202 lines whose payout is one cent more than its lines, and whose first line
+    # comes again at the end
+    tag = uuid.uuid4().hex[:8]
+    key = f"settlement/stripe/{tag}.csv"
+    # WHEN it lands in the bucket
+    summary = summary_of(stack.reconcile_settlement(key, settlement(tag, payout_error=1).encode()))
+    # THEN three batches ran, every line was classified, and the summary found what spans the batches
+    assert summary["batches"] == 3
+    assert summary["lines"] == CHARGES + 2
+    assert summary["counts"] == {"duplicate_line": 1, "not_reconciled": CHARGES + 1, "payout_amount_differs": 1}
+    # AND the report is in the bucket next to the work files
+    s3 = stack.client("s3")
+    report = json.loads(
+        s3.get_object(Bucket=stack.settlement_bucket(), Key=f"reports/{key}.summary.json")["Body"].read()
+    )
+    assert report["counts"] == summary["counts"]
+    # WHEN the same file is reconciled again THEN the mismatches are not recorded twice
+    again = summary_of(stack.reconcile_settlement(key, settlement(tag, payout_error=1).encode()))
+    assert again["outcomes"].get("recorded", 0) == 0
+
+
+def test_a_payout_whose_lines_add_up_is_no_mismatch(stack: DevStack) -> None:
+    tag = uuid.uuid4().hex[:8]
+    summary = summary_of(
+        stack.reconcile_settlement(f"settlement/stripe/{tag}.csv", settlement(tag, payout_error=0).encode())
+    )
+    assert "payout_amount_differs" not in summary["counts"]
