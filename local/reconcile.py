@@ -67,11 +67,13 @@ def configure_local(endpoint: str | None) -> None:
     os.environ["AUDIT_KEY_SECRET_NAME"] = stack.parameters["AuditKeySecretName"]
 
 
-def configure_deployed(stack_name: str) -> None:
+def configure_deployed(stack_name: str, cloudformation: Any | None = None) -> None:
     """Read a deployed stack's outputs and parameters (CloudFormation DescribeStacks)."""
-    import boto3
+    if cloudformation is None:
+        import boto3
 
-    described = boto3.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
+        cloudformation = boto3.client("cloudformation")
+    described = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
     outputs = {output["OutputKey"]: output["OutputValue"] for output in described.get("Outputs", [])}
     parameters = {item["ParameterKey"]: item["ParameterValue"] for item in described.get("Parameters", [])}
     os.environ["REFUNDS_TABLE_NAME"] = outputs["RefundsTableName"]

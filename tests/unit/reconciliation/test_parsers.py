@@ -251,3 +251,39 @@ def test_parsing_streams_in_constant_memory():
     # THEN memory stays far below what holding the lines would take (~200 bytes a line)
     assert total > 0
     assert peak < 2_000_000
+
+
+amounts = st.lists(
+    st.tuples(st.integers(min_value=-(10**12), max_value=10**12), st.sampled_from(["EUR", "JPY", "KWD", "USD"])),
+    min_size=1,
+    max_size=20,
+)
+
+
+@given(amounts)
+def test_stripe_amounts_read_back_exactly_in_every_exponent(rows):
+    # GIVEN a report whose gross and net are written as Stripe writes them (major units, the currency's decimals)
+    lines = ["balance_transaction_id,reporting_category,source_id,gross,fee,net,currency"]
+    for number, (minor, currency) in enumerate(rows):
+        text = ("-" if minor < 0 else "") + Money.of(abs(minor), currency).to_decimal_string()
+        lines.append(f"txn_{number},refund,re_{number},{text},0,{text},{currency.lower()}")
+    # WHEN parsed
+    parsed = list(parse_stripe(io.StringIO("\n".join(lines) + "\n")))
+    # THEN every amount is the integer it was, in its own currency
+    assert [(line.net, line.amount, line.currency) for line in parsed] == [
+        (minor, abs(minor), currency) for minor, currency in rows
+    ]
+
+
+@given(amounts)
+def test_paypal_unsigned_minor_units_take_their_sign_from_the_direction(rows):
+    header = (
+        '"CH","Transaction ID","Transaction Event Code","Transaction Debit or Credit","Gross Transaction Amount",'
+        '"Gross Transaction Currency"'
+    )
+    body = [
+        f'"SB","T{number}","T0006","{"CR" if minor >= 0 else "DR"}",{abs(minor)},"{currency}"'
+        for number, (minor, currency) in enumerate(rows)
+    ]
+    parsed = list(parse_paypal(io.StringIO("\n".join([header, *body]) + "\n")))
+    assert [(line.net, line.currency) for line in parsed] == rows
