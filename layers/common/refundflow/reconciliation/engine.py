@@ -72,6 +72,21 @@ def line_key(line: SettlementLine | BankLine) -> str:
     return f"{line.source}#{line.line_id}"
 
 
+def _finding(
+    line: SettlementLine,
+    key: str,
+    match_class: MatchClass,
+    refund: ExpectedRefund | None = None,
+    *,
+    difference: int = 0,
+    detail: str = "",
+) -> Finding:
+    refund_id = refund.refund_id if refund else None
+    return Finding(
+        key, match_class, line.reference, line.amount, line.currency, refund_id, difference, line.line_no, detail
+    )
+
+
 @dataclass
 class _Payout:
     currency: str
@@ -90,73 +105,57 @@ class SettlementMatcher:
     payouts: dict[str, _Payout] = field(default_factory=dict)
 
     def match(self, line: SettlementLine) -> Finding:
-        key = line_key(line)
-        if line.payout_id and line.kind is not LineKind.PAYOUT:
-            self._payout(line.payout_id, line.currency).lines_net += line.net
-        if key in self.seen_lines:
-            refund = self.refunds.get(line.reference) if line.kind in _REFUND_KINDS else None
-            return self._finding(line, MatchClass.DUPLICATE_LINE, refund, detail="line id seen before in this file")
-        self.seen_lines.add(key)
+        # The hot path of a million-line file: one key, positional tuples, no helper calls for plain lines.
+        key = f"{line.source}#{line.line_id}"
         kind = line.kind
+        if line.payout_id and kind is not LineKind.PAYOUT:
+            payout = self.payouts.get(line.payout_id)
+            if payout is None:
+                payout = self.payouts[line.payout_id] = _Payout(line.currency)
+            payout.lines_net += line.net
+        if key in self.seen_lines:
+            refund = self.refunds.get(line.reference) if kind in _REFUND_KINDS else None
+            return _finding(line, key, MatchClass.DUPLICATE_LINE, refund, detail="line id seen before in this file")
+        self.seen_lines.add(key)
         if kind is LineKind.REFUND:
-            return self._refund(line)
+            return self._refund(line, key)
         if kind is LineKind.REFUND_FAILURE:
             refund = self.refunds.get(line.reference)
-            return self._finding(line, MatchClass.LATE_FAILURE, refund, detail="the provider reversed the refund")
+            return _finding(line, key, MatchClass.LATE_FAILURE, refund, detail="the provider reversed the refund")
         if kind is LineKind.FEE or (line.amount == 0 and line.fee):
-            return self._finding(line, MatchClass.FEE_ONLY, detail="a fee with no refund or payment")._replace(
-                amount=abs(line.fee)
-            )
+            found = _finding(line, key, MatchClass.FEE_ONLY, detail="a fee with no refund or payment")
+            return found._replace(amount=abs(line.fee))
         if kind is LineKind.PAYOUT:
             payout = self._payout(line.reference, line.currency)
             # What the payout takes out of the provider balance: the net of the lines it settles.
             payout.announced = -line.net
             payout.line_no = line.line_no
-        return self._finding(line, MatchClass.NOT_RECONCILED)
+        return Finding(
+            key, MatchClass.NOT_RECONCILED, line.reference, line.amount, line.currency, None, 0, line.line_no
+        )
 
-    def _refund(self, line: SettlementLine) -> Finding:
+    def _refund(self, line: SettlementLine, key: str) -> Finding:
         refund = self.refunds.get(line.reference)
         if line.reference in self.seen_refunds:
-            return self._finding(line, MatchClass.DUPLICATE_LINE, refund, detail="refund settled by an earlier line")
+            return _finding(line, key, MatchClass.DUPLICATE_LINE, refund, detail="refund settled by an earlier line")
         self.seen_refunds.add(line.reference)
         if refund is None:
-            return self._finding(line, MatchClass.UNEXPECTED_IN_SETTLEMENT, detail="no refund of ours has this id")
+            return _finding(line, key, MatchClass.UNEXPECTED_IN_SETTLEMENT, detail="no refund of ours has this id")
         if refund.currency != line.currency:
-            return self._finding(
-                line, MatchClass.CURRENCY_DIFFERS, refund, detail=f"ours {refund.currency}, settled {line.currency}"
-            )
+            detail = f"ours {refund.currency}, settled {line.currency}"
+            return _finding(line, key, MatchClass.CURRENCY_DIFFERS, refund, detail=detail)
         if refund.amount != line.amount:
-            return self._finding(
-                line, MatchClass.AMOUNT_DIFFERS, refund, difference=line.amount - refund.amount, detail="amount"
-            )
-        return self._finding(line, MatchClass.MATCHED, refund)
+            difference = line.amount - refund.amount
+            return _finding(line, key, MatchClass.AMOUNT_DIFFERS, refund, difference=difference, detail="amount")
+        return Finding(
+            key, MatchClass.MATCHED, line.reference, line.amount, line.currency, refund.refund_id, 0, line.line_no
+        )
 
     def _payout(self, reference: str, currency: str) -> _Payout:
         payout = self.payouts.get(reference)
         if payout is None:
             payout = self.payouts[reference] = _Payout(currency)
         return payout
-
-    @staticmethod
-    def _finding(
-        line: SettlementLine,
-        match_class: MatchClass,
-        refund: ExpectedRefund | None = None,
-        *,
-        difference: int = 0,
-        detail: str = "",
-    ) -> Finding:
-        return Finding(
-            key=line_key(line),
-            match_class=match_class,
-            reference=line.reference,
-            amount=line.amount,
-            currency=line.currency,
-            refund_id=refund.refund_id if refund else None,
-            difference=difference,
-            line_no=line.line_no,
-            detail=detail,
-        )
 
     def finish(self, expected: Iterable[ExpectedRefund] = ()) -> list[Finding]:
         """Refunds of ``expected`` no line settled (missing), and announced payouts whose lines add up to

@@ -123,19 +123,23 @@ def parse_stripe(stream: TextIO) -> Iterator[SettlementLine]:
         gross = decimal_to_minor(row[i_gross], currency, where=where)
         fee = decimal_to_minor(row[i_fee], currency, where=where) if i_fee is not None and row[i_fee] else 0
         net = decimal_to_minor(row[i_net], currency, where=where) if i_net is not None and row[i_net] else gross - fee
+        kind = _STRIPE_KINDS.get(row[i_cat])
+        if kind is None:  # the Dashboard export's "Refund", padded cells
+            kind = _STRIPE_KINDS.get(row[i_cat].strip().lower(), LineKind.OTHER)
+        # Positional: this runs once per line of files with millions of lines.
         yield SettlementLine(
-            source="stripe",
-            line_no=line_no,
-            line_id=row[i_id].strip(),
-            kind=_STRIPE_KINDS.get(row[i_cat].strip().lower(), LineKind.OTHER),
-            reference=row[i_src].strip(),
-            amount=abs(gross),
-            currency=currency,
-            fee=fee,
-            net=net,
-            booked_on=_cached_date(dates, row[i_created]) if i_created is not None else None,
-            payout_id=(row[i_payout].strip() or None) if i_payout is not None else None,
-            description=row[i_desc] if i_desc is not None else "",
+            "stripe",
+            line_no,
+            row[i_id].strip(),
+            kind,
+            row[i_src].strip(),
+            -gross if gross < 0 else gross,
+            currency,
+            fee,
+            net,
+            _cached_date(dates, row[i_created]) if i_created is not None else None,
+            (row[i_payout].strip() or None) if i_payout is not None else None,
+            row[i_desc] if i_desc is not None else "",
         )
 
 
