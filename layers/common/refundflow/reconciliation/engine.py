@@ -38,8 +38,7 @@ _REFUND_KINDS = frozenset({LineKind.REFUND, LineKind.REFUND_FAILURE})
 MISMATCHES = frozenset(MatchClass) - {MatchClass.MATCHED, MatchClass.NOT_RECONCILED}
 
 
-@dataclass(frozen=True, slots=True)
-class ExpectedRefund:
+class ExpectedRefund(NamedTuple):
     """What we know of one of our refunds: enough to match it, nothing personal."""
 
     refund_id: str
