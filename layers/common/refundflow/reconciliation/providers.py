@@ -53,22 +53,25 @@ def _cached_date(cache: dict[str, date | None], text: str) -> date | None:
     return cache[day]
 
 
-def _index(header: list[str], wanted: Mapping[str, tuple[str, ...]], *, where: str) -> dict[str, int]:
-    """Column positions by our field name; each field may have several spellings across report versions."""
+def _columns(
+    header: list[str], wanted: Mapping[str, tuple[str, ...]], required: Iterable[str], *, where: str
+) -> dict[str, int]:
+    """Column positions by our field name (each field may be spelled several ways across report versions).
+
+    Raises:
+        SettlementFormatError: a required column is missing.
+    """
     positions = {name.strip().lstrip("\ufeff"): i for i, name in enumerate(header)}
-    found: dict[str, int] = {}
-    for key, spellings in wanted.items():
-        for spelling in spellings:
-            if spelling in positions:
-                found[key] = positions[spelling]
-                break
-    return found
-
-
-def _require(found: dict[str, int], keys: Iterable[str], *, where: str) -> None:
-    missing = [key for key in keys if key not in found]
+    found = {
+        key: positions[spelling]
+        for key, spellings in wanted.items()
+        for spelling in reversed(spellings)  # the first spelling listed wins
+        if spelling in positions
+    }
+    missing = [key for key in required if key not in found]
     if missing:
         raise SettlementFormatError(f"{where}: missing column(s) {', '.join(missing)}")
+    return found
 
 
 # ---------------------------------------------------------------------------------------------- Stripe
@@ -109,8 +112,7 @@ def parse_stripe(stream: TextIO) -> Iterator[SettlementLine]:
     header = next(rows, None)
     if header is None:
         return
-    col = _index(header, _STRIPE_COLUMNS, where="stripe")
-    _require(col, ("line_id", "category", "source", "gross", "currency"), where="stripe")
+    col = _columns(header, _STRIPE_COLUMNS, ("line_id", "category", "source", "gross", "currency"), where="stripe")
     i_id, i_cat, i_src, i_gross, i_cur = col["line_id"], col["category"], col["source"], col["gross"], col["currency"]
     i_fee, i_net, i_created, i_payout = col.get("fee"), col.get("net"), col.get("created"), col.get("payout")
     i_desc = col.get("description")
@@ -184,17 +186,13 @@ def adyen_payout_reference(merchant_account: str, batch: str) -> str:
 
 
 def parse_adyen(stream: TextIO) -> Iterator[SettlementLine]:
-    """Adyen Settlement details report.
-
-    Raises:
-        SettlementFormatError: a required column is missing, or an amount or currency is invalid.
-    """
+    """Adyen Settlement details report (raises SettlementFormatError like :func:`parse_stripe`)."""
     rows = csv.reader(stream)
     header = next(rows, None)
     if header is None:
         return
-    col = _index(header, _ADYEN_COLUMNS, where="adyen")
-    _require(col, ("psp", "type", "gross_currency", "gross_debit", "gross_credit", "net_currency"), where="adyen")
+    required = ("psp", "type", "gross_currency", "gross_debit", "gross_credit", "net_currency")
+    col = _columns(header, _ADYEN_COLUMNS, required, where="adyen")
 
     def cell(row: list[str], key: str) -> str:
         position = col.get(key)
@@ -302,8 +300,7 @@ def parse_paypal(stream: TextIO) -> Iterator[SettlementLine]:
         if record not in _PAYPAL_RECORD_TYPES:
             raise SettlementFormatError(f"paypal line {line_no}: unknown record type {record!r}")
         if record == "CH":
-            col = _index(row, _PAYPAL_COLUMNS, where="paypal")
-            _require(col, ("txn", "code", "direction", "gross", "currency"), where="paypal")
+            col = _columns(row, _PAYPAL_COLUMNS, ("txn", "code", "direction", "gross", "currency"), where="paypal")
             continue
         if record != "SB":
             continue
