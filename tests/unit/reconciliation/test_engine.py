@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -113,3 +115,38 @@ def test_every_line_gets_exactly_one_class_and_rerunning_gives_the_same_classes(
     for finding in second:
         if firsts[finding.reference] is not finding:
             assert finding.match_class is MatchClass.DUPLICATE_LINE
+
+
+def test_a_payout_adds_up_its_own_currency_and_one_no_line_names_is_not_checked():
+    matcher = SettlementMatcher(OURS)
+    matcher.match(line("c", LineKind.CHARGE, "ch", 10_000))
+    matcher.match(line("j", LineKind.REFUND, "re_3", 700, "JPY"))  # another currency under the same payout id
+    matcher.match(line("p", LineKind.PAYOUT, "po_1", 10_000))
+    matcher.match(line("w", LineKind.PAYOUT, "wd_1", 5_000))  # a withdrawal no line names (PayPal)
+    assert matcher.finish() == []
+    assert matcher.announced_payouts() == {"po_1": (10_000, "EUR"), "wd_1": (5_000, "EUR")}
+
+
+def test_batches_merged_find_what_no_single_batch_can():
+    from refundflow.reconciliation.engine import absorb_state, matcher_state
+
+    # GIVEN a payout whose lines fall in two batches and whose announcement in a third is one cent high
+    batches = [
+        [line("a", LineKind.CHARGE, "ch_a", 6_000)],
+        [line("b", LineKind.CHARGE, "ch_b", 4_000)],
+        [line("p", LineKind.PAYOUT, "po_1", 10_001)],
+    ]
+    states = []
+    for batch in batches:
+        matcher = SettlementMatcher(OURS)
+        for item in batch:
+            matcher.match(item)
+        assert matcher.finish() == []  # alone, no batch sees a difference
+        states.append(json.loads(json.dumps(matcher_state(matcher))))
+    # WHEN the summary absorbs the three
+    summary = SettlementMatcher(OURS)
+    for state in states:
+        absorb_state(summary, state)
+    # THEN the payout is one cent more than its lines
+    (finding,) = summary.finish()
+    assert (finding.match_class, finding.difference) == (MatchClass.PAYOUT_AMOUNT_DIFFERS, -1)

@@ -89,7 +89,9 @@ def _finding(
 @dataclass
 class _Payout:
     currency: str
-    lines_net: int = 0
+    # Net of the lines that name this payout, per currency (a payout settles one currency; lines in another
+    # are not its money). Empty when no line names it (PayPal's withdrawals are not linked to lines).
+    nets: dict[str, int] = field(default_factory=dict)
     announced: int | None = None
     line_no: int | None = None
 
@@ -111,7 +113,7 @@ class SettlementMatcher:
             payout = self.payouts.get(line.payout_id)
             if payout is None:
                 payout = self.payouts[line.payout_id] = _Payout(line.currency)
-            payout.lines_net += line.net
+            payout.nets[line.currency] = payout.nets.get(line.currency, 0) + line.net
         if key in self.seen_lines:
             refund = self.refunds.get(line.reference) if kind in _REFUND_KINDS else None
             return _finding(line, key, MatchClass.DUPLICATE_LINE, refund, detail="line id seen before in this file")
@@ -128,6 +130,7 @@ class SettlementMatcher:
             payout = self._payout(line.reference, line.currency)
             # What the payout takes out of the provider balance: the net of the lines it settles.
             payout.announced = -line.net
+            payout.currency = line.currency
             payout.line_no = line.line_no
         return Finding(
             key, MatchClass.NOT_RECONCILED, line.reference, line.amount, line.currency, None, 0, line.line_no
@@ -173,7 +176,8 @@ class SettlementMatcher:
             if refund.provider_refund_id not in self.seen_refunds
         ]
         for reference, payout in sorted(self.payouts.items()):
-            if payout.announced is not None and payout.announced != payout.lines_net:
+            lines_net = payout.nets.get(payout.currency, 0)
+            if payout.announced is not None and payout.nets and payout.announced != lines_net:
                 findings.append(
                     Finding(
                         key=f"payout#{reference}",
@@ -181,7 +185,7 @@ class SettlementMatcher:
                         reference=reference,
                         amount=payout.announced,
                         currency=payout.currency,
-                        difference=payout.lines_net - payout.announced,
+                        difference=lines_net - payout.announced,
                         line_no=payout.line_no,
                         detail="the payout's lines add up to a different amount",
                     )
@@ -269,7 +273,7 @@ def matcher_state(matcher: SettlementMatcher) -> dict[str, object]:
     return {
         "refunds_seen": sorted(matcher.seen_refunds),
         "payouts": {
-            reference: {"currency": payout.currency, "lines_net": payout.lines_net, "announced": payout.announced}
+            reference: {"currency": payout.currency, "nets": payout.nets, "announced": payout.announced}
             for reference, payout in sorted(matcher.payouts.items())
         },
     }
@@ -284,6 +288,8 @@ def absorb_state(matcher: SettlementMatcher, state: Mapping[str, object]) -> Non
     matcher.seen_refunds.update(str(reference) for reference in seen)
     for reference, values in payouts.items():
         payout = matcher._payout(str(reference), str(values["currency"]))
-        payout.lines_net += int(values["lines_net"])
+        for currency, net in dict(values["nets"]).items():
+            payout.nets[str(currency)] = payout.nets.get(str(currency), 0) + int(net)
         if values.get("announced") is not None:
             payout.announced = int(values["announced"])
+            payout.currency = str(values["currency"])
