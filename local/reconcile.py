@@ -7,6 +7,8 @@ boto3's usual chain). Refunds that match move to SETTLED, mismatches go on the r
 exactly as when the file lands in the settlement bucket; running it again changes nothing.
 
 Writes ``<report-dir>/<file>.reconciliation.csv`` (every line with its class) and ``.summary.txt``.
+Exit codes: 0 done (mismatches are in the report, not an error), 2 the file cannot be read, 3 the stack
+cannot be reached.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO, TextIO
 
+from refundflow.errors import RefundflowError
 from refundflow.reconciliation.apply import Applied, Run, apply_finding
 from refundflow.reconciliation.bank import parse_bai2, parse_camt, parse_mt940
 from refundflow.reconciliation.engine import BankMatcher
@@ -193,6 +196,10 @@ def run(argv: list[str] | None = None, *, out: TextIO = sys.stdout) -> int:
     except SettlementFormatError as error:
         print(f"refundflow reconcile: {error}", file=sys.stderr)
         return 2
+    except RefundflowError as error:
+        where = args.stack or os.environ.get("AWS_ENDPOINT_URL", "the local stack")
+        print(f"refundflow reconcile: {error} ({where}: is it running? `make local`)", file=sys.stderr)
+        return 3
     text_summary = summary_text(summary.as_dict(), title=f"Reconciliation of {args.file.name} ({source})")
     summary_path.write_text(text_summary, encoding="utf-8")
     out.write(text_summary)

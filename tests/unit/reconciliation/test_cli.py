@@ -72,3 +72,25 @@ def test_a_deployed_stack_names_its_table_bus_and_audit_key(monkeypatch: pytest.
     assert os.environ["REFUNDS_TABLE_NAME"] == "refundflow-prod-RefundsTable-1ABC"
     assert os.environ["EVENT_BUS_NAME"] == "refunds-prod"
     assert os.environ["AUDIT_KEY_SECRET_NAME"] == "refundflow/prod/audit"
+
+
+def test_an_unreachable_stack_is_exit_3_with_a_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from local.reconcile import run
+    from refundflow import wiring
+
+    # (the CLI points this process at the stack: put everything back afterwards)
+    for name in ("AWS_ENDPOINT_URL", "REFUNDS_TABLE_NAME", "EVENT_BUS_NAME", "AUDIT_KEY_SECRET_NAME"):
+        monkeypatch.setenv(name, os.environ.get(name, "unset"))
+    # GIVEN a settlement and no local stack listening
+    report = tmp_path / "stripe.csv"
+    report.write_text(
+        "balance_transaction_id,reporting_category,source_id,gross,fee,net,currency\n"
+        "txn_1,refund,re_1,-1.00,0.00,-1.00,eur\n"
+    )
+    # WHEN the CLI runs THEN it says so and exits 3, no traceback
+    status = run([str(report), "--endpoint", "http://127.0.0.1:9", "--report-dir", str(tmp_path), "--no-progress"])
+    wiring.reset()
+    assert status == 3
+    assert "make local" in capsys.readouterr().err
