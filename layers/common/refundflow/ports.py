@@ -506,6 +506,13 @@ class RefundStore(ABC):
     @abstractmethod
     def get_reconciliation_marker(self, key: str) -> ReconciliationMarker | None: ...
 
+    @abstractmethod
+    def seen_in_settlement(self, refund_id: str) -> StoreWrite:
+        """A write saying a settlement line named the refund (whatever its class), idempotent."""
+
+    @abstractmethod
+    def was_seen_in_settlement(self, refund_id: str) -> bool: ...
+
 
 # ---------------------------------------------------------------- refund requests
 

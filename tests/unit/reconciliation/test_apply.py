@@ -218,3 +218,42 @@ def test_a_line_repeated_in_another_batch_is_a_duplicate_and_reruns_stay_idle(pa
     assert paid.repository.get(refund.refund_id).status is RefundStatus.SETTLED
     mismatches = [e for e in paid.repository.timeline(refund.refund_id) if e.type == RECONCILIATION_MISMATCH]
     assert [(e.details["match_class"], e.details["line_no"]) for e in mismatches] == [("duplicate_line", 40)]
+
+
+def test_a_refund_is_missing_once_and_never_after_a_file_named_it(paid: World) -> None:
+    from refundflow.reconciliation.engine import ExpectedRefund
+
+    differs = completed_refund(paid, "RMA-8")
+    absent = completed_refund(paid, "RMA-9")
+    # GIVEN a first file settling one refund with a difference, and naming neither the other
+    run_file(paid, [refund_line("txn_1", differs.provider_refund_id, 2_499)], file="a.csv")
+    expected = [
+        ExpectedRefund(refund.refund_id, refund.provider_refund_id or "", 2_500, "EUR", "COMPLETED")
+        for refund in (differs, absent)
+    ]
+
+    def later_file(name: str) -> dict[str, int]:
+        reconciler = reconcile(
+            [],
+            Run(file=name, correlation_id="c", source="stripe"),
+            repository=paid.repository,
+            recorder=paid.recorder,
+            publisher=paid.publisher,
+            expected=expected,
+        )
+        return dict(reconciler.summary.outcomes)
+
+    # WHEN two later files do not name either
+    assert later_file("b.csv") == {"nothing_to_do": 1, "recorded": 1}
+    assert later_file("c.csv") == {"nothing_to_do": 1, "already_done": 1}
+
+    # THEN only the refund no file ever named is missing, and only once
+    def classes(refund: Refund) -> list[str]:
+        return [
+            entry.details["match_class"]
+            for entry in paid.repository.timeline(refund.refund_id)
+            if entry.type == RECONCILIATION_MISMATCH
+        ]
+
+    assert classes(absent) == ["missing_in_settlement"]
+    assert classes(differs) == ["amount_differs"]

@@ -967,6 +967,26 @@ class RefundRepository(RefundStore):
         """Write the marker on its own; False if one was there already."""
         return self._put_if_absent(self._reconciliation_marker(marker, _DeliverySeen))
 
+    def seen_in_settlement(self, refund_id: str) -> StoreWrite:
+        at = self._now()
+        item = {
+            **self._marker_key(f"SEEN#{refund_id}"),
+            "entity": "reconciliation_seen",
+            "refund_id": refund_id,
+            "recorded_at": at.isoformat(),
+            "expires_at": int((at + RECONCILIATION_MARKER_RETENTION).timestamp()),
+        }
+        return TransactItem({"Put": {"TableName": self.table_name, "Item": _to_item(item)}})
+
+    def was_seen_in_settlement(self, refund_id: str) -> bool:
+        response = self._call(
+            "get_item",
+            TableName=self.table_name,
+            Key=_to_item(self._marker_key(f"SEEN#{refund_id}")),
+            ConsistentRead=True,
+        )
+        return bool(response.get("Item"))
+
     def get_reconciliation_marker(self, key: str) -> ReconciliationMarker | None:
         response = self._call(
             "get_item", TableName=self.table_name, Key=_to_item(self._marker_key(key)), ConsistentRead=True

@@ -81,6 +81,8 @@ def expected_refunds(repository: RefundStore, references: Iterable[str]) -> dict
 def _marker_key(finding: Finding, run: Run) -> str:
     # Line keys are the provider's line ids; a missing refund or a payout total is per file; a duplicate
     # line gets a marker of its own occurrence, so a re-run finds it and the original's marker stays.
+    if finding.match_class is MatchClass.MISSING_IN_SETTLEMENT:
+        return f"{finding.key}#missing"  # once per refund, whichever file first finds it missing
     key = finding.key if finding.line_no is not None and "#" in finding.key else f"{run.file}#{finding.key}"
     if finding.match_class is MatchClass.DUPLICATE_LINE:
         return f"{key}#dup#{run.file}#{finding.line_no}"
@@ -195,7 +197,10 @@ def _settle(
             "SettlementLineMatched",
             actor=ACTOR,
             details=_details(finding, run),
-            extra=[repository.reconciliation_marker(_marker(finding, run), lambda: MarkerExists("seen"))],
+            extra=[
+                repository.reconciliation_marker(_marker(finding, run), lambda: MarkerExists("seen")),
+                repository.seen_in_settlement(refund.refund_id),
+            ],
         )
     except MarkerExists:
         first = repository.get_reconciliation_marker(_marker_key(finding, run))
@@ -209,13 +214,20 @@ def _note_mismatch(
     finding: Finding, refund: Refund, run: Run, *, repository: RefundStore, recorder: RefundRecorder
 ) -> Applied:
     outcome = Outcome.RECORDED
+    writes = [repository.reconciliation_marker(_marker(finding, run), lambda: MarkerExists("seen"))]
+    if finding.match_class is MatchClass.MISSING_IN_SETTLEMENT:
+        if repository.was_seen_in_settlement(refund.refund_id):
+            # An earlier file named it (with a difference already on its timeline): not missing.
+            return Applied(finding, Outcome.NOTHING_TO_DO)
+    else:
+        writes.append(repository.seen_in_settlement(refund.refund_id))
     try:
         refund = recorder.note(
             refund,
             RECONCILIATION_MISMATCH,
             actor=ACTOR,
             details=_details(finding, run),
-            extra=[repository.reconciliation_marker(_marker(finding, run), lambda: MarkerExists("seen"))],
+            extra=writes,
             event=RECONCILIATION_MISMATCH,
         )
     except MarkerExists:
