@@ -11,6 +11,8 @@
 - a class that belongs to no refund of ours (a refund made outside refundflow, a fee-only line, a payout):
   a ``ReconciliationMismatch`` event with a stable ``event_id``, then the line's marker.
 - a line that is no refund's (a charge): only its marker, so that its repeat in another batch is a duplicate.
+- ``missing_in_settlement``: once per refund, and never for a refund an earlier file named (every line that
+  names one of our refunds also writes its "seen" marker).
 """
 
 from __future__ import annotations
