@@ -257,3 +257,24 @@ def test_a_refund_is_missing_once_and_never_after_a_file_named_it(paid: World) -
 
     assert classes(absent) == ["missing_in_settlement"]
     assert classes(differs) == ["amount_differs"]
+
+
+def test_a_bank_credit_matching_its_payout_publishes_nothing(paid: World) -> None:
+    from refundflow.reconciliation.apply import apply_finding
+    from refundflow.reconciliation.engine import BankMatcher
+    from refundflow.reconciliation.records import BankLine, Direction
+
+    # GIVEN a payout the settlement announced and the bank credit for it, to the cent
+    matcher = BankMatcher({"po_1": (7_500, "EUR")})
+    finding = matcher.match(BankLine("camt", 1, "B-1", Direction.CREDIT, 7_500, "EUR", None, "STRIPE PAYOUT po_1"))
+    assert finding.match_class is MatchClass.MATCHED
+    # WHEN it is applied THEN nobody is told of a mismatch
+    applied = apply_finding(
+        finding,
+        Run(file="bank.xml", correlation_id="c"),
+        repository=paid.repository,
+        recorder=paid.recorder,
+        publisher=paid.publisher,
+    )
+    assert applied.outcome is Outcome.NOTHING_TO_DO
+    assert paid.publisher.events == []

@@ -136,8 +136,11 @@ def apply_finding(
         ConcurrentModification: the refund kept changing under us (the batch is retried).
         GuardUnavailable, TransientError: the store or the bus could not be reached.
     """
-    if finding.match_class is MatchClass.NOT_RECONCILED:
-        # Nothing to record, but the line's marker still tells a repeat of it in another batch of the file.
+    if finding.match_class is MatchClass.NOT_RECONCILED or (
+        finding.match_class is MatchClass.MATCHED and finding.refund_id is None
+    ):
+        # Nothing to record (a charge, a bank credit that matches its payout), but the line's marker still
+        # tells a repeat of it in another batch of the file.
         marker = _marker(finding, run)
         if repository.put_reconciliation_marker(marker):
             return Applied(finding, Outcome.NOTHING_TO_DO)
