@@ -361,6 +361,17 @@ class ReconciliationMarker:
     line_key: str | None = None
 
 
+@dataclass(frozen=True)
+class AnnouncedPayout:
+    """A payout a provider's settlement announced: what the bank statement must credit."""
+
+    reference: str
+    amount: int
+    currency: str
+    booked_on: date | None
+    file: str
+
+
 class RefundStore(ABC):
     """Everything the domain uses of the refunds table (adapter: ``adapters.dynamodb.RefundRepository``).
 
@@ -512,6 +523,13 @@ class RefundStore(ABC):
 
     @abstractmethod
     def was_seen_in_settlement(self, refund_id: str) -> bool: ...
+
+    @abstractmethod
+    def announce_payout(self, payout: AnnouncedPayout) -> None:
+        """Keep a payout a settlement announced for the bank statements to come (idempotent)."""
+
+    @abstractmethod
+    def announced_payouts(self) -> list[AnnouncedPayout]: ...
 
 
 # ---------------------------------------------------------------- refund requests

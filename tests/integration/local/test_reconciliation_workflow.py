@@ -111,3 +111,42 @@ def test_every_provider_settlement_runs_through_the_state_machine(
     summary = summary_of(stack.reconcile_settlement(key, (FIXTURES / fixture).read_bytes()))
     assert summary["source"] == source
     assert summary["counts"] == expected
+
+
+def test_a_bank_statement_is_matched_to_the_payouts_settlements_announced(stack: DevStack) -> None:
+    # GIVEN a Stripe settlement announcing two payouts, settled on 20 November
+    tag = uuid.uuid4().hex[:8]
+    short, absent = f"po_{tag}_short", f"po_{tag}_absent"
+    rows = [HEADER]
+    for payout in (short, absent):
+        rows.append(
+            f"txn_{payout}_c,2026-11-19 10:00:00,2026-11-20 00:00:00,eur,50.00,0.00,50.00,charge,ch_{payout},Order,"
+            f"{payout},2026-11-20 00:00:00\n"
+            f"txn_{payout},2026-11-20 00:00:00,2026-11-20 00:00:00,eur,-50.00,0.00,-50.00,payout,{payout},PAYOUT,,\n"
+        )
+    summary_of(stack.reconcile_settlement(f"settlement/stripe/{tag}.csv", "".join(rows).encode()))
+    # WHEN the bank statement of 1 December credits one of them a cent short and never the other
+    statement = (
+        '<?xml version="1.0"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"><BkToCstmrStmt>'
+        '<Stmt><Ntry><Amt Ccy="EUR">49.99</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>'
+        f"<BookgDt><Dt>2026-12-01</Dt></BookgDt><AcctSvcrRef>B-{tag}</AcctSvcrRef>"
+        f"<AddtlNtryInf>STRIPE PAYOUT {short}</AddtlNtryInf></Ntry></Stmt></BkToCstmrStmt></Document>"
+    )
+    summary = summary_of(stack.reconcile_settlement(f"settlement/bank/camt053/{tag}.xml", statement.encode()))
+    # THEN the short credit is a payout difference and the other payout is not found, once
+    assert summary["source"] == "bank"
+    assert summary["counts"].get("payout_amount_differs") == 1
+    dynamodb = stack.client("dynamodb")
+    table = stack.stack.physical_name("RefundsTable")
+
+    def marker(key: str) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = dynamodb.get_item(
+            TableName=table, Key={"pk": {"S": f"RECON#{key}"}, "sk": {"S": "MARKER"}}, ConsistentRead=True
+        ).get("Item")
+        return item
+
+    assert marker(f"payout#{absent}#not_found") is not None
+    assert marker(f"payout#{short}#not_found") is None
+    assert marker(f"payout#{short}#credited") is not None
+    again = summary_of(stack.reconcile_settlement(f"settlement/bank/camt053/{tag}.xml", statement.encode()))
+    assert again["outcomes"].get("recorded", 0) == 0

@@ -36,7 +36,14 @@ from refundflow.errors import (
 )
 from refundflow.models import AuditEntry, CustomerRefundSummary, PaymentProvider, Refund, RefundableBalance
 from refundflow.money import Money
-from refundflow.ports import ProviderPayment, ProviderRefundEntry, ReconciliationMarker, RefundStore, StoreWrite
+from refundflow.ports import (
+    AnnouncedPayout,
+    ProviderPayment,
+    ProviderRefundEntry,
+    ReconciliationMarker,
+    RefundStore,
+    StoreWrite,
+)
 from refundflow.status import RefundStatus, can_transition
 
 _serializer = TypeSerializer()
@@ -986,6 +993,49 @@ class RefundRepository(RefundStore):
             ConsistentRead=True,
         )
         return bool(response.get("Item"))
+
+    # One partition holds the payouts settlements announced (a few a day per provider account).
+    _PAYOUTS = "RECON#PAYOUTS"
+
+    def announce_payout(self, payout: AnnouncedPayout) -> None:
+        item = {
+            "pk": self._PAYOUTS,
+            "sk": f"PAYOUT#{payout.reference}",
+            "entity": "announced_payout",
+            "reference": payout.reference,
+            "amount": payout.amount,
+            "currency": payout.currency,
+            "booked_on": payout.booked_on.isoformat() if payout.booked_on else None,
+            "file": payout.file,
+            "expires_at": int((self._now() + RECONCILIATION_MARKER_RETENTION).timestamp()),
+        }
+        self._call("put_item", TableName=self.table_name, Item=_to_item(item))
+
+    def announced_payouts(self) -> list[AnnouncedPayout]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": _to_item({":pk": self._PAYOUTS}),
+            "ConsistentRead": True,
+        }
+        payouts: list[AnnouncedPayout] = []
+        while True:
+            response = self._call("query", **kwargs)
+            for item in response.get("Items", []):
+                values = _from_item(item)
+                booked = values.get("booked_on")
+                payouts.append(
+                    AnnouncedPayout(
+                        reference=str(values["reference"]),
+                        amount=int(values["amount"]),
+                        currency=str(values["currency"]),
+                        booked_on=date.fromisoformat(str(booked)) if booked else None,
+                        file=str(values["file"]),
+                    )
+                )
+            if "LastEvaluatedKey" not in response:
+                return payouts
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def get_reconciliation_marker(self, key: str) -> ReconciliationMarker | None:
         response = self._call(

@@ -13,6 +13,33 @@ from refundflow.adapters.aws import client as aws_client
 from refundflow.errors import NotFound, TransientError
 
 
+class _BodyReader(io.RawIOBase):
+    """botocore's streaming body as a raw stream: read in chunks, and its end read as end of file (the HTTP
+    stream closes itself once drained, which io wrappers would take for a closed file)."""
+
+    def __init__(self, body: Any) -> None:
+        super().__init__()
+        self._body = body
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._done:
+            return 0
+        data = self._body.read(len(buffer))
+        if not data:
+            self._done = True
+            return 0
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._body.close()
+        super().close()
+
+
 class S3Files:
     def __init__(self, s3: Any | None = None) -> None:
         self._s3 = s3
@@ -37,7 +64,7 @@ class S3Files:
             raise TransientError(f"S3 get_object failed: {error}", code="s3_unavailable") from error
         except BotoCoreError as error:
             raise TransientError(f"S3 get_object failed: {error}", code="s3_unavailable") from error
-        return body  # type: ignore[no-any-return]
+        return io.BufferedReader(_BodyReader(body), buffer_size=1 << 20)
 
     def open_text(self, bucket: str, key: str) -> TextIO:
         return io.TextIOWrapper(self.open_binary(bucket, key), encoding="utf-8-sig", newline="")

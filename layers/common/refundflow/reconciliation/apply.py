@@ -85,6 +85,8 @@ def _marker_key(finding: Finding, run: Run) -> str:
     # line gets a marker of its own occurrence, so a re-run finds it and the original's marker stays.
     if finding.match_class is MatchClass.MISSING_IN_SETTLEMENT:
         return f"{finding.key}#missing"  # once per refund, whichever file first finds it missing
+    if finding.match_class is MatchClass.PAYOUT_NOT_FOUND:
+        return f"{finding.key}#not_found"  # once per payout, whichever statement first misses it
     key = finding.key if finding.line_no is not None and "#" in finding.key else f"{run.file}#{finding.key}"
     if finding.match_class is MatchClass.DUPLICATE_LINE:
         return f"{key}#dup#{run.file}#{finding.line_no}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -94,6 +95,7 @@ class _Payout:
     nets: dict[str, int] = field(default_factory=dict)
     announced: int | None = None
     line_no: int | None = None
+    booked_on: date | None = None
 
 
 @dataclass
@@ -132,6 +134,7 @@ class SettlementMatcher:
             payout.announced = -line.net
             payout.currency = line.currency
             payout.line_no = line.line_no
+            payout.booked_on = line.booked_on
         return Finding(
             key, MatchClass.NOT_RECONCILED, line.reference, line.amount, line.currency, None, 0, line.line_no
         )
@@ -191,6 +194,11 @@ class SettlementMatcher:
                     )
                 )
         return findings
+
+    def announced_payout_dates(self) -> dict[str, date | None]:
+        return {
+            reference: payout.booked_on for reference, payout in self.payouts.items() if payout.announced is not None
+        }
 
     def announced_payouts(self) -> dict[str, tuple[int, str]]:
         """Payout reference -> (amount, currency) of the payouts this settlement announced."""
@@ -273,7 +281,12 @@ def matcher_state(matcher: SettlementMatcher) -> dict[str, object]:
     return {
         "refunds_seen": sorted(matcher.seen_refunds),
         "payouts": {
-            reference: {"currency": payout.currency, "nets": payout.nets, "announced": payout.announced}
+            reference: {
+                "currency": payout.currency,
+                "nets": payout.nets,
+                "announced": payout.announced,
+                "booked_on": payout.booked_on.isoformat() if payout.booked_on else None,
+            }
             for reference, payout in sorted(matcher.payouts.items())
         },
     }
@@ -293,3 +306,5 @@ def absorb_state(matcher: SettlementMatcher, state: Mapping[str, object]) -> Non
         if values.get("announced") is not None:
             payout.announced = int(values["announced"])
             payout.currency = str(values["currency"])
+            booked = values.get("booked_on")
+            payout.booked_on = date.fromisoformat(str(booked)) if booked else None

@@ -9,22 +9,29 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
-from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Iterator, Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import IO, Any
 
 from refundflow.adapters.s3 import S3Files
 from refundflow.domain.recorder import RefundRecorder
 from refundflow.errors import RejectedError
-from refundflow.ports import EventPublisher, RefundStore
-from refundflow.reconciliation.apply import Run
-from refundflow.reconciliation.engine import absorb_state, matcher_state
+from refundflow.ports import AnnouncedPayout, EventPublisher, ReconciliationMarker, RefundStore
+from refundflow.reconciliation.apply import Run, apply_finding
+from refundflow.reconciliation.engine import BankMatcher, Finding, MatchClass, absorb_state, matcher_state
 from refundflow.reconciliation.providers import SETTLEMENT_PARSERS
-from refundflow.reconciliation.records import SettlementFormatError, line_from_json, line_to_json
-from refundflow.reconciliation.run import Reconciler
+from refundflow.reconciliation.records import (
+    SettlementFormatError,
+    bank_from_json,
+    bank_to_json,
+    line_from_json,
+    line_to_json,
+)
+from refundflow.reconciliation.run import Reconciler, Summary
 
 SETTLEMENT_PREFIX = "settlement/"
 WORK_PREFIX = "work/"
@@ -37,16 +44,40 @@ class UnreadableSettlement(RejectedError):
     code = "settlement_unreadable"
 
 
+BANK = "bank"
+BANK_FORMATS = ("camt053", "camt054", "mt940", "bai2")
+# How long after its settlement a payout may take to reach the bank before a statement counts it as missing.
+PAYOUT_GRACE = timedelta(days=3)
+
+
 def source_of(key: str) -> str:
-    """``settlement/stripe/2026-11-30.csv`` -> ``stripe``.
+    """``settlement/stripe/2026-11-30.csv`` -> ``stripe``; ``settlement/bank/camt053/x.xml`` -> ``bank``.
 
     Raises:
-        UnreadableSettlement: not under ``settlement/<source>/`` with a source we parse.
+        UnreadableSettlement: not under ``settlement/<source>/`` (or ``settlement/bank/<format>/``).
     """
     parts = key.split("/")
+    if len(parts) >= 4 and parts[0] + "/" == SETTLEMENT_PREFIX and parts[1] == BANK and parts[2] in BANK_FORMATS:
+        return BANK
     if len(parts) < 3 or parts[0] + "/" != SETTLEMENT_PREFIX or parts[1] not in SETTLEMENT_PARSERS:
-        raise UnreadableSettlement(f"{key}: expected settlement/<{'|'.join(SETTLEMENT_PARSERS)}>/<file>")
+        known = "|".join(SETTLEMENT_PARSERS)
+        raise UnreadableSettlement(f"{key}: expected settlement/<{known}>/<file> or settlement/bank/<format>/<file>")
     return parts[1]
+
+
+def _records(source: str, key: str, binary: IO[bytes]) -> Iterator[dict[str, object]]:
+    if source != BANK:
+        text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+        return (line_to_json(line) for line in SETTLEMENT_PARSERS[source](text))
+    from refundflow.reconciliation import bank  # lxml, mt-940, bai2: the converter's own dependencies
+
+    bank_format = key.split("/")[2]
+    if bank_format.startswith("camt"):
+        lines = bank.parse_camt(binary, source=bank_format)
+    else:
+        text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+        lines = bank.parse_mt940(text) if bank_format == "mt940" else bank.parse_bai2(text)
+    return (bank_to_json(line) for line in lines)
 
 
 def convert(bucket: str, key: str, *, files: S3Files, correlation_id: str) -> dict[str, Any]:
@@ -57,13 +88,12 @@ def convert(bucket: str, key: str, *, files: S3Files, correlation_id: str) -> di
         NotFound, TransientError: S3.
     """
     source = source_of(key)
-    parser = SETTLEMENT_PARSERS[source]
     handle, path = tempfile.mkstemp(suffix=".jsonl")
     count = 0
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out, files.open_text(bucket, key) as stream:
-            for line in parser(stream):
-                out.write(json.dumps(line_to_json(line), separators=(",", ":")))
+        with os.fdopen(handle, "w", encoding="utf-8") as out, files.open_binary(bucket, key) as stream:
+            for record in _records(source, key, stream):
+                out.write(json.dumps(record, separators=(",", ":")))
                 out.write("\n")
                 count += 1
         lines_key = f"{WORK_PREFIX}{key}.jsonl"
@@ -106,6 +136,10 @@ def match_batch(
         ConcurrentModification, GuardUnavailable, TransientError: the store or the bus (the batch is retried;
             every line already applied is found by its marker and left as it is).
     """
+    if batch_input["source"] == BANK:
+        return _match_bank_batch(
+            items, _run(batch_input), repository=repository, recorder=recorder, publisher=publisher
+        )
     try:
         lines = [line_from_json(item) for item in items]
     except SettlementFormatError as error:
@@ -117,6 +151,41 @@ def match_batch(
         "state": matcher_state(reconciler.matcher),
         "last_booked": reconciler.last_booked.isoformat() if reconciler.last_booked else None,
     }
+
+
+def _match_bank_batch(
+    items: list[dict[str, Any]],
+    run: Run,
+    *,
+    repository: RefundStore,
+    recorder: RefundRecorder,
+    publisher: EventPublisher,
+) -> dict[str, Any]:
+    """Bank lines against every payout the settlements announced; a credited payout keeps a marker."""
+    try:
+        lines = [bank_from_json(item) for item in items]
+    except SettlementFormatError as error:
+        raise UnreadableSettlement(str(error)) from error
+    matcher = BankMatcher(
+        {payout.reference: (payout.amount, payout.currency) for payout in repository.announced_payouts()}
+    )
+    summary = Summary()
+    last: date | None = None
+    for line in lines:
+        summary.lines += 1
+        if line.booked_on:
+            last = max(last or line.booked_on, line.booked_on)
+        finding = matcher.match(line)
+        summary.add(apply_finding(finding, run, repository=repository, recorder=recorder, publisher=publisher))
+        if finding.match_class in (MatchClass.MATCHED, MatchClass.PAYOUT_AMOUNT_DIFFERS):
+            repository.put_reconciliation_marker(
+                ReconciliationMarker(_credited(finding.reference), run.file, line.line_no, "credited", None)
+            )
+    return {"summary": summary.as_dict(), "state": {}, "last_booked": last.isoformat() if last else None}
+
+
+def _credited(reference: str) -> str:
+    return f"payout#{reference}#credited"
 
 
 def summarize(
@@ -148,7 +217,38 @@ def summarize(
             if output.get("last_booked"):
                 booked = datetime.fromisoformat(output["last_booked"]).astimezone(UTC)
                 reconciler.last_booked = max(reconciler.last_booked or booked, booked)
-    reconciler.finish()
+    if run.source == BANK:
+        _payouts_not_credited(reconciler, run, repository=repository, recorder=recorder, publisher=publisher)
+    else:
+        reconciler.finish()
+        dates = reconciler.matcher.announced_payout_dates()
+        for reference, (amount, currency) in reconciler.matcher.announced_payouts().items():
+            repository.announce_payout(AnnouncedPayout(reference, amount, currency, dates.get(reference), run.file))
     summary = {"file": run.file, "source": run.source, "batches": batches, **reconciler.summary.as_dict()}
     files.put_json(str(run_input["bucket"]), f"{REPORTS_PREFIX}{run.file}.summary.json", summary)
     return summary
+
+
+def _payouts_not_credited(
+    reconciler: Reconciler, run: Run, *, repository: RefundStore, recorder: RefundRecorder, publisher: EventPublisher
+) -> None:
+    """Payouts settled more than the grace period before the statement's last booking that no statement
+    credited: ``payout_not_found`` (once per payout)."""
+    if reconciler.last_booked is None:
+        return
+    cutoff = reconciler.last_booked.date() - PAYOUT_GRACE
+    for payout in repository.announced_payouts():
+        if payout.booked_on is None or payout.booked_on > cutoff:
+            continue
+        if repository.get_reconciliation_marker(_credited(payout.reference)) is not None:
+            continue
+        finding = Finding(
+            key=f"payout#{payout.reference}",
+            match_class=MatchClass.PAYOUT_NOT_FOUND,
+            reference=payout.reference,
+            amount=payout.amount,
+            currency=payout.currency,
+            detail=f"settled on {payout.booked_on} in {payout.file}; no bank statement credits it",
+        )
+        applied = apply_finding(finding, run, repository=repository, recorder=recorder, publisher=publisher)
+        reconciler.summary.add(applied)

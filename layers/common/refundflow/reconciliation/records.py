@@ -162,3 +162,35 @@ def _int(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise SettlementFormatError(f"{value!r} is not an integer amount")
     return value
+
+
+def bank_to_json(line: BankLine) -> dict[str, object]:
+    """One JSON Lines record of a converted bank statement."""
+    return {
+        "source": line.source,
+        "line_no": line.line_no,
+        "line_id": line.line_id,
+        "direction": line.direction.value,
+        "amount": line.amount,
+        "currency": line.currency,
+        "booked_on": line.booked_on.isoformat() if line.booked_on else None,
+        "text": line.text,
+    }
+
+
+def bank_from_json(record: dict[str, object]) -> BankLine:
+    """Raises: SettlementFormatError: a record that is not one :func:`bank_to_json` wrote."""
+    try:
+        booked = record.get("booked_on")
+        return BankLine(
+            source=str(record["source"]),
+            line_no=int(str(record["line_no"])),
+            line_id=str(record["line_id"]),
+            direction=Direction(str(record["direction"])),
+            amount=_int(record["amount"]),
+            currency=str(record["currency"]),
+            booked_on=date.fromisoformat(str(booked)) if booked else None,
+            text=str(record["text"]),
+        )
+    except (KeyError, ValueError, TypeError) as error:
+        raise SettlementFormatError(f"not a bank line record: {error}") from error
