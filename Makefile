@@ -13,7 +13,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 .DEFAULT_GOAL := help
 .PHONY: help setup demo local test check lint format typecheck unit integration contract e2e statelint \
 	sam-validate sam-build bundle-check openapi openapi-check diagrams diagrams-check platforms platforms-check layers \
-	benchmarks policy-check aws-e2e clean
+	benchmarks policy-check aws-e2e reconcile clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-16s %s\n", $$1, $$2}'
@@ -49,6 +49,10 @@ policy-check: $(BIN)/.installed ## evaluate a policy file against the samples: m
 	$(BIN)/python -m refundflow.policy check $(or $(FILE),layers/common/refundflow/policy/default_policy.yaml) \
 		--samples events/policy --expect
 
+reconcile: $(BIN)/.installed ## reconcile a settlement file against the local stack: make reconcile FILE=... [BANK=...] [ARGS=...]
+	@test -n "$(FILE)" || { echo "usage: make reconcile FILE=settlement.csv [BANK=statement.xml] [ARGS='--stack NAME']"; exit 2; }
+	$(BIN)/python -m local.reconcile "$(FILE)" $(if $(BANK),--bank "$(BANK)") $(ARGS)
+
 benchmarks: $(BIN)/.installed ## print the benchmark figures as JSON
 	$(BIN)/python -m benchmarks
 
@@ -82,7 +86,7 @@ e2e: $(BIN)/.installed ## the whole workflow on the local stack, over HTTP
 aws-e2e: $(BIN)/.installed ## against a deployed stack (README: Deploying to AWS, step 5)
 	$(BIN)/python -m pytest tests/aws -q -rs
 
-statelint: $(BIN)/.installed ## statelint on both state machines (placeholders replaced)
+statelint: $(BIN)/.installed ## statelint on every state machine (placeholders replaced)
 	$(BIN)/python -m local.tools statelint
 
 sam-validate: $(SAM_VENV)/.installed ## sam validate --lint (cfn-lint)

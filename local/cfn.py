@@ -84,6 +84,8 @@ class Stack:
                 return str(self.resolve(properties[key]))
         if resource["Type"] == "AWS::SES::Template":
             return str(self.resolve(properties["Template"]["TemplateName"]))
+        if resource["Type"] == "AWS::S3::Bucket":
+            return f"{self.name}-{logical_id}".lower()  # S3 bucket names are lower case
         return f"{self.name}-{logical_id}"
 
     def arn(self, logical_id: str) -> str:
@@ -99,6 +101,7 @@ class Stack:
             + f":rule/{self.physical_name_of_bus(logical_id)}/{name}",
             "AWS::Serverless::StateMachine": prefix.format(service="states") + f":stateMachine:{name}",
             "AWS::Logs::LogGroup": prefix.format(service="logs") + f":log-group:{name}",
+            "AWS::S3::Bucket": f"arn:aws:s3:::{name}",
         }
         if kind not in arns:
             raise KeyError(f"no local ARN for {logical_id} ({kind})")

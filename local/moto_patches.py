@@ -14,11 +14,18 @@
 5. Task tokens: moto accepts SendTaskSuccess/SendTaskFailure again for a token whose task already
    resumed (a later answer can even replace the first one before the workflow reads it) or timed
    out, and SendTaskFailure for a finished execution. AWS answers ``TaskTimedOut``: the task is closed.
+6. Distributed Map: moto's parser rejects ``ItemBatcher``, ``ReaderConfig.InputType: JSONL``, EXPRESS child
+   executions and an integer ``ToleratedFailurePercentage``, and its
+   ``ResultWriter`` writes a manifest without result files. :func:`local_definition` takes the batcher out
+   of the definition (remembered per Map state name) and reads JSONL through the JSON reader;
+   :func:`patch_distributed_map` groups the items into ``{"Items": [...], "BatchInput": {...}}`` as AWS
+   does, reads JSON Lines, and writes ``SUCCEEDED_0.json`` (AWS's result-file shape) next to the manifest.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import threading
 from collections.abc import Callable
 from types import SimpleNamespace
@@ -202,3 +209,144 @@ def refuse_spent_task_tokens() -> None:
     ExecutionState._evaluate_with_timeout = evaluate_with_timeout  # type: ignore[method-assign]
     manager.notify = notify  # type: ignore[method-assign]
     manager._refundflow_patched = True  # type: ignore[attr-defined]
+
+
+# Map state name -> its ItemBatcher, taken out of the definition by local_definition (moto cannot parse it).
+_BATCHERS: dict[str, dict[str, Any]] = {}
+
+
+def _states_of(definition: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    found: list[tuple[str, dict[str, Any]]] = []
+    for name, state in definition.get("States", {}).items():
+        found.append((name, state))
+        for nested in (state.get("ItemProcessor"), state.get("Iterator"), *state.get("Branches", [])):
+            if isinstance(nested, dict):
+                found += _states_of(nested)
+    return found
+
+
+def local_definition(definition: str) -> str:
+    """The definition moto's interpreter runs: each Map's ``ItemBatcher`` removed (and remembered for
+    :func:`patch_distributed_map`), ``InputType: JSONL`` read by the JSON reader (which reads lines)."""
+    document = json.loads(definition)
+    for name, state in _states_of(document):
+        if state.get("Type") != "Map":
+            continue
+        batcher = state.pop("ItemBatcher", None)
+        if batcher is not None:
+            _BATCHERS[name] = batcher
+        config = (state.get("ItemReader") or {}).get("ReaderConfig") or {}
+        if config.get("InputType") == "JSONL":
+            config["InputType"] = "JSON"
+        # Its grammar knows only STANDARD child executions (it runs every batch in-process either way) and
+        # no integer ToleratedFailurePercentage (0, the default, means the same as leaving it out).
+        processor = (state.get("ItemProcessor") or {}).get("ProcessorConfig") or {}
+        if processor.get("ExecutionType") == "EXPRESS":
+            processor["ExecutionType"] = "STANDARD"
+        if state.get("ToleratedFailurePercentage") == 0:
+            del state["ToleratedFailurePercentage"]
+    return json.dumps(document)
+
+
+def _path_value(document: Any, path: str) -> Any:
+    """A plain ``$.a.b`` reference path (all BatchInput uses here)."""
+    value = document
+    for part in path.removeprefix("$").strip(".").split("."):
+        if part:
+            value = value[part]
+    return value
+
+
+def _batch_input(template: dict[str, Any], state_input: Any) -> dict[str, Any]:
+    return {
+        (key[:-2] if key.endswith(".$") else key): (_path_value(state_input, value) if key.endswith(".$") else value)
+        for key, value in template.items()
+    }
+
+
+def patch_distributed_map() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval.resource_output_transformer import (  # noqa: E501
+        transformer_json,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import (
+        distributed_iteration_component as distributed,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer import result_writer_decl
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.resource_eval import (
+        resource_eval_s3 as writer,
+    )
+
+    component = distributed.DistributedIterationComponent
+    if getattr(component, "_refundflow_patched", False):
+        return
+    original_map_run = component._map_run
+    original_json = transformer_json.ResourceOutputTransformerJson._eval_body
+
+    def map_run(self: Any, env: Any, eval_input: Any) -> None:
+        # AWS evaluates the ResultWriter's parameters against the Map state's input; moto, against the
+        # results. Keep the input for write_parameters.
+        env.refundflow_map_input = copy.deepcopy(env.states.get_input())
+        batcher = _BATCHERS.get(eval_input.state_name)
+        if batcher is not None:
+            items = env.stack.pop()
+            size = int(batcher.get("MaxItemsPerBatch") or len(items) or 1)
+            batch_input = _batch_input(batcher.get("BatchInput", {}), env.states.get_input())
+            env.stack.append(
+                [
+                    {"Items": items[start : start + size], "BatchInput": batch_input}
+                    for start in range(0, len(items), size)
+                ]
+            )
+        original_map_run(self, env, eval_input)
+
+    def read_json_or_lines(self: Any, env: Any) -> None:
+        reader_config = env.stack.pop()
+        content: str = env.stack.pop()
+        if not content.lstrip().startswith("["):
+            content = json.dumps([json.loads(line) for line in content.splitlines() if line.strip()])
+        env.stack.append(content)
+        env.stack.append(reader_config)
+        original_json(self, env)
+
+    def write_results(env: Any, resource_runtime_part: Any, state_credentials: Any) -> None:
+        parameters = env.stack.pop()
+        outputs = env.stack.pop()
+        s3 = writer.ResourceEvalS3._get_s3_client(resource_runtime_part, state_credentials)
+        record = env.map_run_record_pool_manager.get_all().pop()
+        prefix = parameters["Prefix"] if parameters["Prefix"] in ("", None) else parameters["Prefix"].rstrip("/") + "/"
+        folder = f"{prefix or ''}{record.map_run_arn.split(':')[-1]}/"
+        results = [{"Output": json.dumps(output), "Status": "SUCCEEDED"} for output in outputs]
+        body = json.dumps(results).encode()
+        s3.put_object(Bucket=parameters["Bucket"], Key=folder + "SUCCEEDED_0.json", Body=body)
+        manifest = {
+            "DestinationBucket": parameters["Bucket"],
+            "MapRunArn": record.map_run_arn,
+            "ResultFiles": {
+                "FAILED": [],
+                "PENDING": [],
+                "SUCCEEDED": [{"Key": folder + "SUCCEEDED_0.json", "Size": len(body)}],
+            },
+        }
+        s3.put_object(Bucket=parameters["Bucket"], Key=folder + "manifest.json", Body=json.dumps(manifest).encode())
+        env.stack.append(
+            {
+                "MapRunArn": record.map_run_arn,
+                "ResultWriterDetails": {"Bucket": parameters["Bucket"], "Key": folder + "manifest.json"},
+            }
+        )
+
+    def result_writer_eval(self: Any, env: Any) -> None:
+        outputs = env.stack.pop()
+        env.stack.append(outputs)
+        env.stack.append(getattr(env, "refundflow_map_input", outputs))
+        self.parargs.eval(env=env)
+        parameters = env.stack.pop()
+        env.stack.pop()
+        env.stack.append(parameters)
+        self.resource_eval.eval_resource(env=env)
+
+    component._map_run = map_run  # type: ignore[method-assign]
+    result_writer_decl.ResultWriter._eval_body = result_writer_eval  # type: ignore[method-assign]
+    transformer_json.ResourceOutputTransformerJson._eval_body = read_json_or_lines  # type: ignore[method-assign]
+    writer.ResourceEvalS3._handle_put_object = staticmethod(write_results)  # type: ignore[method-assign]
+    component._refundflow_patched = True  # type: ignore[attr-defined]

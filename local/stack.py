@@ -23,6 +23,7 @@ import socket
 import sys
 import threading
 import time
+import uuid
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -193,6 +194,7 @@ class DevStack:
         moto_patches.patch_nested_executions()
         moto_patches.patch_dynamodb()
         moto_patches.refuse_spent_task_tokens()
+        moto_patches.patch_distributed_map()
         moto_patches.route_lambda_invocations(self.functions.invoke_json)
         self._build_simulators()
         self._create_resources()
@@ -314,6 +316,10 @@ class DevStack:
                 Targets=[{"Id": target["Id"], "Arn": target["Arn"]} for target in properties["Targets"]],
             )
 
+        s3 = self.client("s3")
+        for logical_id in stack.of_type("AWS::S3::Bucket"):
+            s3.create_bucket(Bucket=stack.physical_name(logical_id))
+
         ses = self.client("ses")
         ses.verify_email_identity(EmailAddress=stack.parameters["NotificationSenderEmail"])
         for _logical_id, resource in stack.of_type("AWS::SES::Template").items():
@@ -348,7 +354,7 @@ class DevStack:
             properties = machines[logical_id]["Properties"]
             sfn.create_state_machine(
                 name=stack.physical_name(logical_id),
-                definition=stack.definition(logical_id),
+                definition=moto_patches.local_definition(stack.definition(logical_id)),
                 roleArn=role,
                 type=properties.get("Type", "STANDARD"),
             )
@@ -475,6 +481,36 @@ class DevStack:
                 pass
             if time.monotonic() > deadline:
                 raise TimeoutError(f"execution {refund_id} not in {statuses} after {timeout}s")
+            time.sleep(0.05)
+
+    # ------------------------------------------------------------------ reconciliation
+
+    def settlement_bucket(self) -> str:
+        return self.stack.physical_name("SettlementBucket")
+
+    def reconcile_settlement(self, key: str, body: bytes, timeout: float = 120.0) -> dict[str, Any]:
+        """Put a settlement file in the bucket and run the reconciliation state machine on it, with the
+        input AWS gives it (EventBridge's "Object Created" event: moto does not emit S3 events to
+        EventBridge, so the local stack starts the execution the rule would start)."""
+        bucket = self.settlement_bucket()
+        self.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+        event = {
+            "source": "aws.s3",
+            "detail-type": "Object Created",
+            "detail": {"bucket": {"name": bucket}, "object": {"key": key, "size": len(body)}},
+        }
+        sfn = self.client("stepfunctions")
+        name = "recon-" + uuid.uuid4().hex[:16]
+        started = sfn.start_execution(
+            stateMachineArn=self.stack.arn("ReconciliationStateMachine"), name=name, input=json.dumps(event)
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            described: dict[str, Any] = sfn.describe_execution(executionArn=started["executionArn"])
+            if described["status"] != "RUNNING":
+                return described
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reconciliation of {key} still running after {timeout}s")
             time.sleep(0.05)
 
     def execution_history(self, refund_id: str) -> list[dict[str, Any]]:

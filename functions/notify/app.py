@@ -11,8 +11,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from refundflow import settings, wiring
-from refundflow.domain.notifications import Channel, notify
-from refundflow.events import RefundEvent
+from refundflow.domain.notifications import Channel, notify, notify_ops_of_mismatch
+from refundflow.events import RECONCILIATION_MISMATCH, ReconciliationEvent, RefundEvent
 from refundflow.observability import logger, metrics, tracer
 
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -25,6 +25,16 @@ def _channel(queue_arn: str) -> Channel:
 
 def handle_record(record: SQSRecord) -> None:
     envelope = json.loads(record.body)
+    if envelope["detail-type"] == RECONCILIATION_MISMATCH and envelope["detail"].get("refund_id") is None:
+        mismatch = ReconciliationEvent.model_validate({**envelope["detail"], "detail_type": envelope["detail-type"]})
+        logger.append_keys(event_id=mismatch.event_id)
+        notify_ops_of_mismatch(
+            mismatch,
+            repository=wiring.repository(),
+            mailer=wiring.mailer(),
+            ops_email=settings.load(settings.NotifySettings).ops_email,
+        )
+        return
     event = RefundEvent.model_validate({**envelope["detail"], "detail_type": envelope["detail-type"]})
     logger.append_keys(refund_id=event.refund_id, event_id=event.event_id)
     notify(

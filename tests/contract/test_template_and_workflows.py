@@ -37,8 +37,17 @@ def raw_definition(logical_id: str) -> str:
 
 
 def states(logical_id: str) -> dict[str, dict[str, Any]]:
-    definition: dict[str, dict[str, Any]] = json.loads(STACK.definition(logical_id))["States"]
-    return definition
+    """Every state of the machine, those inside a Map's ItemProcessor included."""
+
+    def walk(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for name, state in definition["States"].items():
+            found[name] = state
+            if isinstance(state.get("ItemProcessor"), dict):
+                found.update(walk(state["ItemProcessor"]))
+        return found
+
+    return walk(json.loads(STACK.definition(logical_id)))
 
 
 @pytest.mark.parametrize("logical_id", sorted(MACHINES))
@@ -235,6 +244,8 @@ TOKEN_TAKERS = {"DecideApprovalFunction", "RegisterWaitFunction", *PAYMENT_FUNCT
 INDEXES = {
     "EvaluatePolicyFunction": {"by-customer"},
     **{logical_id: {"by-payment"} for logical_id in PAYMENT_FUNCTIONS},
+    "MatchSettlementBatchFunction": {"by-provider-refund"},
+    "SummarizeReconciliationFunction": {"by-status"},
 }
 # SAM event types that attach an AWS managed policy with Resource "*" to the function's role.
 PULL_EVENTS = {"SQS", "Kinesis", "DynamoDB", "MSK", "MQ", "SelfManagedKafka", "DocumentDB"}

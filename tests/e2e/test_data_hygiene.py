@@ -113,5 +113,12 @@ def test_no_card_numbers_and_no_customer_emails_outside_the_refund_record(
     assert {where: found for where, found in leaks.items() if found} == {}
 
     # AND the events carry what consumers need without contact details
-    assert all(event["detail"].get("refund_id", "").startswith("rf_") for event in events)
+    # (a reconciliation mismatch that belongs to no refund names its settlement line instead)
+    refund_events = [event for event in events if event["detail"].get("refund_id") is not None]
+    unowned = [event for event in events if event["detail"].get("refund_id") is None]
+    assert all(event["detail"]["refund_id"].startswith("rf_") for event in refund_events)
+    assert all(
+        event["detail-type"] == "ReconciliationMismatch" and event["detail"]["match_class"] and event["detail"]["file"]
+        for event in unowned
+    )
     assert not any("customer" in event["detail"] for event in events)

@@ -26,6 +26,9 @@ AUDIT_WRITERS = frozenset(
         "HandleFailureFunction",
         "DecideApprovalFunction",
         "EscalateApprovalFunction",
+        # Reconciliation: SETTLED, mismatches and late failures go on the refunds' audit trails.
+        "MatchSettlementBatchFunction",
+        "SummarizeReconciliationFunction",
     }
 )
 
@@ -200,6 +203,15 @@ class Requests:
             function = str(params["FunctionName"])
             arn = function if function.startswith("arn:") else self._arn("lambda", f"function:{function}")
             return [Request("lambda:InvokeFunction", arn)]
+        if service == "s3" and "Bucket" in params and "Key" in params:
+            # Object operations (multipart parts and completion authorise as s3:PutObject, as on AWS).
+            multipart = {"CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"}
+            return [
+                Request(
+                    "s3:PutObject" if operation in multipart else action,
+                    f"arn:aws:s3:::{params['Bucket']}/{params['Key']}",
+                )
+            ]
         raise NotImplementedError(f"no IAM mapping for {service}:{operation}")
 
     def _dynamodb(self, operation: str, params: Mapping[str, Any]) -> list[Request]:

@@ -74,3 +74,22 @@ class RefundEvent(StrictModel):
             occurred_at=refund.updated_at,
             details=details,
         )
+
+
+class ReconciliationEvent(StrictModel):
+    """A ``ReconciliationMismatch`` that belongs to no refund of ours (a refund made outside refundflow, a
+    fee-only line, a payout the bank never credited...). Mismatches of one of our refunds are
+    :class:`RefundEvent`\\ s of that refund, so they show on its timeline."""
+
+    event_id: str = Field(description="Stable per settlement line: consumers deduplicate on it.")
+    detail_type: str = RECONCILIATION_MISMATCH
+    refund_id: None = None
+    match_class: str
+    reference: str
+    amount: Money | None
+    file: str
+    line_no: int | None
+    difference_minor_units: int = 0
+    correlation_id: str
+    occurred_at: datetime
+    details: dict[str, Any] = Field(default_factory=dict)

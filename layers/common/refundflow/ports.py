@@ -9,7 +9,7 @@ API connector: intake holds only verification secrets, a platform's function onl
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -19,7 +19,7 @@ from pydantic import Field
 
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import RefundflowError
-from refundflow.events import RefundEvent
+from refundflow.events import ReconciliationEvent, RefundEvent
 from refundflow.models import (
     AuditEntry,
     CreditDocument,
@@ -339,6 +339,39 @@ class CreatedRefund(Protocol):
     def duplicate_delivery(self) -> bool: ...
 
 
+@dataclass(frozen=True)
+class ProviderRefundEntry:
+    """What the ``by-provider-refund`` index projects: enough to match a settlement line."""
+
+    refund_id: str
+    provider_refund_id: str
+    status: RefundStatus
+    amount: Money | None
+
+
+@dataclass(frozen=True)
+class ReconciliationMarker:
+    """The first line that settled, or was classified for, something: a re-run finds it and changes nothing."""
+
+    key: str
+    file: str
+    line_no: int | None
+    match_class: str
+    refund_id: str | None
+    line_key: str | None = None
+
+
+@dataclass(frozen=True)
+class AnnouncedPayout:
+    """A payout a provider's settlement announced: what the bank statement must credit."""
+
+    reference: str
+    amount: int
+    currency: str
+    booked_on: date | None
+    file: str
+
+
 class RefundStore(ABC):
     """Everything the domain uses of the refunds table (adapter: ``adapters.dynamodb.RefundRepository``).
 
@@ -463,6 +496,41 @@ class RefundStore(ABC):
     @abstractmethod
     def peek_wait_token(self, refund_id: str, kind: str) -> str | None: ...
 
+    # reconciliation
+
+    @abstractmethod
+    def refunds_by_provider_refund_id(self, provider_refund_ids: Iterable[str]) -> dict[str, ProviderRefundEntry]:
+        """Our refunds by the id their provider gave them (an eventually consistent index)."""
+
+    @abstractmethod
+    def refunds_in_status(self, status: RefundStatus, *, updated_before: datetime) -> Iterator[Refund]:
+        """Every refund in ``status`` whose last change is older than ``updated_before``."""
+
+    @abstractmethod
+    def reconciliation_marker(self, marker: ReconciliationMarker, error: Callable[[], RefundflowError]) -> StoreWrite:
+        """A first-seen marker written with what it records; ``error`` if it exists."""
+
+    @abstractmethod
+    def put_reconciliation_marker(self, marker: ReconciliationMarker) -> bool:
+        """Write the marker on its own; False if one was there already."""
+
+    @abstractmethod
+    def get_reconciliation_marker(self, key: str) -> ReconciliationMarker | None: ...
+
+    @abstractmethod
+    def seen_in_settlement(self, refund_id: str) -> StoreWrite:
+        """A write saying a settlement line named the refund (whatever its class), idempotent."""
+
+    @abstractmethod
+    def was_seen_in_settlement(self, refund_id: str) -> bool: ...
+
+    @abstractmethod
+    def announce_payout(self, payout: AnnouncedPayout) -> None:
+        """Keep a payout a settlement announced for the bank statements to come (idempotent)."""
+
+    @abstractmethod
+    def announced_payouts(self) -> list[AnnouncedPayout]: ...
+
 
 # ---------------------------------------------------------------- refund requests
 
@@ -480,7 +548,7 @@ class VerifiedSource:
 
 class EventPublisher(ABC):
     @abstractmethod
-    def publish(self, events: list[RefundEvent]) -> None:
+    def publish(self, events: Sequence[RefundEvent | ReconciliationEvent]) -> None:
         """Put the events on the bus (at-least-once; consumers deduplicate on ``event_id``).
 
         Raises:

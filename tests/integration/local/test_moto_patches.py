@@ -8,7 +8,9 @@ state machines, so a moto upgrade that changes what they rely on fails here, not
   ``errorType`` name (the names the real workflows retry and catch);
 - ``.waitForTaskToken`` resumes on ``SendTaskSuccess`` and refuses a second use of the token;
 - DynamoDB transactions are all-or-nothing and isolated under concurrent requests (the guard that
-  keeps two refunds from reserving the same euro).
+  keeps two refunds from reserving the same euro);
+- a Distributed Map reads a JSON Lines object from S3, hands its items to the processor in
+  ``{"Items", "BatchInput"}`` batches of ``MaxItemsPerBatch`` and writes AWS-shaped result files.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from local import moto_patches
 from local.stack import DevStack
 from tests.e2e.harness import acquire_stack, release_stack
 
@@ -412,3 +415,73 @@ def _message_from(stack: DevStack, queue: str, timeout: float = 20.0) -> dict[st
 
 def _token_from(stack: DevStack, queue: str) -> str:
     return str(_message_from(stack, queue)["token"])
+
+
+# ---------------------------------------------------------------- Distributed Map (reconciliation)
+
+
+def distributed_map(bucket: str) -> dict[str, Any]:
+    return {
+        "StartAt": "Batches",
+        "States": {
+            "Batches": {
+                "Type": "Map",
+                "ItemReader": {
+                    "Resource": "arn:aws:states:::s3:getObject",
+                    "ReaderConfig": {"InputType": "JSONL"},
+                    "Parameters": {"Bucket": bucket, "Key.$": "$.key"},
+                },
+                "ItemBatcher": {"MaxItemsPerBatch": 2, "BatchInput": {"fixed": "yes", "tag.$": "$.tag"}},
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+                    "StartAt": "Count",
+                    "States": {
+                        "Count": {
+                            "Type": "Pass",
+                            "Parameters": {
+                                "ids.$": "$.Items[*].id",
+                                "tag.$": "$.BatchInput.tag",
+                                "fixed.$": "$.BatchInput.fixed",
+                            },
+                            "End": True,
+                        }
+                    },
+                },
+                "ToleratedFailurePercentage": 0,
+                "ResultWriter": {
+                    "Resource": "arn:aws:states:::s3:putObject",
+                    "Parameters": {"Bucket": bucket, "Prefix.$": "$.results"},
+                },
+                "ResultPath": "$.written",
+                "End": True,
+            }
+        },
+    }
+
+
+def test_moto_still_refuses_the_distributed_map_fields_the_patch_takes_out(stack: DevStack) -> None:
+    with pytest.raises(Exception, match=r"ASLParserException|InvalidDefinition"):
+        machine(stack, distributed_map(stack.settlement_bucket()))
+
+
+def test_distributed_map_batches_json_lines_and_writes_aws_shaped_results(stack: DevStack) -> None:
+    # GIVEN five JSON Lines items in S3 and a Distributed Map batching them by two
+    bucket = stack.settlement_bucket()
+    s3 = stack.client("s3")
+    key = f"work/patch-check/{uuid.uuid4().hex}.jsonl"
+    s3.put_object(Bucket=bucket, Key=key, Body="".join(json.dumps({"id": i}) + "\n" for i in range(5)).encode())
+    arn = machine(stack, json.loads(moto_patches.local_definition(json.dumps(distributed_map(bucket)))))
+    # WHEN it runs
+    described = run(stack, arn, {"key": key, "tag": "t-1", "results": "work/patch-check/results"})
+    # THEN it succeeds, and its ResultWriter names the manifest of what each batch returned
+    assert described["status"] == "SUCCEEDED", described
+    written = json.loads(described["output"])["written"]["ResultWriterDetails"]
+    assert written["Key"].startswith("work/patch-check/results/")
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=written["Key"])["Body"].read())
+    (result_file,) = manifest["ResultFiles"]["SUCCEEDED"]
+    results = json.loads(s3.get_object(Bucket=bucket, Key=result_file["Key"])["Body"].read())
+    outputs = [json.loads(result["Output"]) for result in results]
+    # AND the items arrived in batches of two with the BatchInput, static and from the state input
+    assert sorted(output["ids"] for output in outputs) == [[0, 1], [2, 3], [4]]
+    assert {(output["tag"], output["fixed"]) for output in outputs} == {("t-1", "yes")}
+    assert {result["Status"] for result in results} == {"SUCCEEDED"}

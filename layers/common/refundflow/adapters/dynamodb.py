@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -36,7 +36,14 @@ from refundflow.errors import (
 )
 from refundflow.models import AuditEntry, CustomerRefundSummary, PaymentProvider, Refund, RefundableBalance
 from refundflow.money import Money
-from refundflow.ports import ProviderPayment, RefundStore, StoreWrite
+from refundflow.ports import (
+    AnnouncedPayout,
+    ProviderPayment,
+    ProviderRefundEntry,
+    ReconciliationMarker,
+    RefundStore,
+    StoreWrite,
+)
 from refundflow.status import RefundStatus, can_transition
 
 _serializer = TypeSerializer()
@@ -53,6 +60,8 @@ _TRANSIENT_CODES = {
     "LimitExceededException",
 }
 SOURCE_MARKER_RETENTION = timedelta(days=400)
+# Longer than any provider re-sends a report or overlaps one with another.
+RECONCILIATION_MARKER_RETENTION = timedelta(days=400)
 # What the STATE item holds (everything that changes, plus copies its indexes and velocity need);
 # the rest of the refund is the REQUEST item, written once.
 _STATE_FIELDS = {
@@ -120,6 +129,10 @@ def _from_item(item: dict[str, Any]) -> dict[str, Any]:
 def customer_key(email: str) -> str:
     """A pseudonymous key for a customer's refund history (the index never holds the address)."""
     return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+
+
+def provider_refund_key(provider_refund_id: str) -> str:
+    return f"PROVIDER_REFUND#{provider_refund_id}"
 
 
 @dataclass(frozen=True)
@@ -234,6 +247,8 @@ class RefundRepository(RefundStore):
             "gsi2sk": f"{created}#{refund.refund_id}",
             "gsi4pk": f"CUSTOMER#{customer_key(refund.customer.email)}",
             "gsi4sk": f"{created}#{refund.refund_id}",
+            "gsi5pk": provider_refund_key(refund.provider_refund_id) if refund.provider_refund_id else None,
+            "gsi5sk": refund.refund_id if refund.provider_refund_id else None,
             "entity": "refund",
         }
         return _to_item({**document, **index})
@@ -817,9 +832,12 @@ class RefundRepository(RefundStore):
 
     def mark_delivery(self, platform: str, event_id: str, refund_id: str) -> bool:
         """Record an inbound delivery id; False if it was seen before (a redelivery or replay)."""
-        put = self._delivery_marker(platform, event_id, refund_id, self._now()).operation["Put"]
+        return self._put_if_absent(self._delivery_marker(platform, event_id, refund_id, self._now()))
+
+    def _put_if_absent(self, marker: TransactItem) -> bool:
+        """Put a first-seen marker on its own (its condition: not there yet); False if it was there."""
         try:
-            self._call("put_item", **put)
+            self._call("put_item", **marker.operation["Put"])
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False
@@ -876,6 +894,166 @@ class RefundRepository(RefundStore):
         )
         item = response.get("Item")
         return str(_from_item(item)["token"]) if item else None
+
+    # ------------------------------------------------------------------ reconciliation
+
+    def refunds_by_provider_refund_id(self, provider_refund_ids: Iterable[str]) -> dict[str, ProviderRefundEntry]:
+        """Our refunds whose provider refund id is one of ``provider_refund_ids`` (the index is eventually
+        consistent: read the refund itself before changing it)."""
+        found: dict[str, ProviderRefundEntry] = {}
+        for provider_refund_id in dict.fromkeys(provider_refund_ids):
+            response = self._call(
+                "query",
+                TableName=self.table_name,
+                IndexName="by-provider-refund",
+                KeyConditionExpression="gsi5pk = :pk",
+                ExpressionAttributeValues=_to_item({":pk": provider_refund_key(provider_refund_id)}),
+            )
+            for item in response.get("Items", []):
+                values = _from_item(item)
+                amount = values.get("amount") or values.get("requested_amount")
+                found[provider_refund_id] = ProviderRefundEntry(
+                    refund_id=str(values["refund_id"]),
+                    provider_refund_id=provider_refund_id,
+                    status=RefundStatus(values["status"]),
+                    amount=Money.model_validate(amount) if amount else None,
+                )
+        return found
+
+    def refunds_in_status(self, status: RefundStatus, *, updated_before: datetime) -> Iterator[Refund]:
+        """Every refund in ``status`` whose last change is older than ``updated_before``, page by page."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": "by-status",
+            "KeyConditionExpression": "gsi1pk = :pk AND gsi1sk < :before",
+            "ExpressionAttributeValues": _to_item(
+                {":pk": f"STATUS#{status.value}", ":before": updated_before.isoformat().replace("+00:00", "Z")}
+            ),
+        }
+        while True:
+            response = self._call("query", **kwargs)
+            yield from self._refunds(response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    @staticmethod
+    def _marker_key(key: str) -> dict[str, Any]:
+        return {"pk": f"RECON#{key}", "sk": "MARKER"}
+
+    def reconciliation_marker(self, marker: ReconciliationMarker, error: Callable[[], RefundflowError]) -> StoreWrite:
+        """A first-seen marker for ``marker.key`` to write with what it records; ``error`` if it exists."""
+        return self._reconciliation_marker(marker, error)
+
+    def _reconciliation_marker(
+        self, marker: ReconciliationMarker, error: Callable[[], RefundflowError]
+    ) -> TransactItem:
+        item = {
+            **self._marker_key(marker.key),
+            "entity": "reconciliation_marker",
+            "file": marker.file,
+            "line_no": marker.line_no,
+            "match_class": marker.match_class,
+            "refund_id": marker.refund_id,
+            "line_key": marker.line_key,
+            "recorded_at": self._now().isoformat(),
+            "expires_at": int((self._now() + RECONCILIATION_MARKER_RETENTION).timestamp()),
+        }
+        return TransactItem(
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": _to_item({key: value for key, value in item.items() if value is not None}),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            error,
+        )
+
+    def put_reconciliation_marker(self, marker: ReconciliationMarker) -> bool:
+        """Write the marker on its own; False if one was there already."""
+        return self._put_if_absent(self._reconciliation_marker(marker, _DeliverySeen))
+
+    def seen_in_settlement(self, refund_id: str) -> StoreWrite:
+        at = self._now()
+        item = {
+            **self._marker_key(f"SEEN#{refund_id}"),
+            "entity": "reconciliation_seen",
+            "refund_id": refund_id,
+            "recorded_at": at.isoformat(),
+            "expires_at": int((at + RECONCILIATION_MARKER_RETENTION).timestamp()),
+        }
+        return TransactItem({"Put": {"TableName": self.table_name, "Item": _to_item(item)}})
+
+    def was_seen_in_settlement(self, refund_id: str) -> bool:
+        response = self._call(
+            "get_item",
+            TableName=self.table_name,
+            Key=_to_item(self._marker_key(f"SEEN#{refund_id}")),
+            ConsistentRead=True,
+        )
+        return bool(response.get("Item"))
+
+    # One partition holds the payouts settlements announced (a few a day per provider account).
+    _PAYOUTS = "RECON#PAYOUTS"
+
+    def announce_payout(self, payout: AnnouncedPayout) -> None:
+        item = {
+            "pk": self._PAYOUTS,
+            "sk": f"PAYOUT#{payout.reference}",
+            "entity": "announced_payout",
+            "reference": payout.reference,
+            "amount": payout.amount,
+            "currency": payout.currency,
+            "booked_on": payout.booked_on.isoformat() if payout.booked_on else None,
+            "file": payout.file,
+            "expires_at": int((self._now() + RECONCILIATION_MARKER_RETENTION).timestamp()),
+        }
+        self._call("put_item", TableName=self.table_name, Item=_to_item(item))
+
+    def announced_payouts(self) -> list[AnnouncedPayout]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": _to_item({":pk": self._PAYOUTS}),
+            "ConsistentRead": True,
+        }
+        payouts: list[AnnouncedPayout] = []
+        while True:
+            response = self._call("query", **kwargs)
+            for item in response.get("Items", []):
+                values = _from_item(item)
+                booked = values.get("booked_on")
+                payouts.append(
+                    AnnouncedPayout(
+                        reference=str(values["reference"]),
+                        amount=int(values["amount"]),
+                        currency=str(values["currency"]),
+                        booked_on=date.fromisoformat(str(booked)) if booked else None,
+                        file=str(values["file"]),
+                    )
+                )
+            if "LastEvaluatedKey" not in response:
+                return payouts
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def get_reconciliation_marker(self, key: str) -> ReconciliationMarker | None:
+        response = self._call(
+            "get_item", TableName=self.table_name, Key=_to_item(self._marker_key(key)), ConsistentRead=True
+        )
+        item = response.get("Item")
+        if not item:
+            return None
+        values = _from_item(item)
+        line_no = values.get("line_no")
+        return ReconciliationMarker(
+            key=key,
+            file=str(values["file"]),
+            line_no=int(line_no) if line_no is not None else None,
+            match_class=str(values["match_class"]),
+            refund_id=str(values["refund_id"]) if values.get("refund_id") else None,
+            line_key=str(values["line_key"]) if values.get("line_key") else None,
+        )
 
 
 class _DeliverySeen(RefundflowError):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from refundflow.adapters.aws import client as aws_client
 from refundflow.errors import TransientError
-from refundflow.events import EVENT_SOURCE, RefundEvent
+from refundflow.events import EVENT_SOURCE, ReconciliationEvent, RefundEvent
 from refundflow.ports import EventPublisher
 
 
@@ -24,7 +25,7 @@ class EventBridgePublisher(EventPublisher):
             self._events = aws_client("events")
         return self._events
 
-    def publish(self, events: list[RefundEvent]) -> None:
+    def publish(self, events: Sequence[RefundEvent | ReconciliationEvent]) -> None:
         entries = [
             {
                 "Source": EVENT_SOURCE,

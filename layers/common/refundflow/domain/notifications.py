@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 
-from refundflow.events import RefundEvent
+from refundflow.events import ReconciliationEvent, RefundEvent
 from refundflow.ports import Mailer, RefundStore
 
 
@@ -67,4 +67,33 @@ def notify(
         to=recipient, template=template, data=data, idempotency_key=f"{event.event_id}:{channel.value}"
     )
     repository.mark_delivery(marker, event.event_id, event.refund_id)
+    return message_id
+
+
+def notify_ops_of_mismatch(
+    event: ReconciliationEvent, *, repository: RefundStore, mailer: Mailer, ops_email: str | None
+) -> str | None:
+    """Tell ops about a reconciliation mismatch that belongs to no refund of ours (once per event).
+
+    Raises:
+        TransientError: the mail service did not take the message (the queue retries it).
+    """
+    marker = f"notify-{Channel.OPS.value}"
+    if not ops_email or repository.delivery_refund_id(marker, event.event_id) is not None:
+        return None
+    data = {
+        "event": event.detail_type,
+        "refund_id": "-",
+        "amount": str(event.amount) if event.amount else "-",
+        "status": event.match_class,
+        "details": json.dumps(
+            {"reference": event.reference, "file": event.file, "line_no": event.line_no, **event.details},
+            sort_keys=True,
+            default=str,
+        )[:4000],
+    }
+    message_id = mailer.send(
+        to=ops_email, template=OPS_TEMPLATE, data=data, idempotency_key=f"{event.event_id}:{Channel.OPS.value}"
+    )
+    repository.mark_delivery(marker, event.event_id, "-")
     return message_id

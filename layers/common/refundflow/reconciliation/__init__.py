@@ -1,0 +1,1 @@
+"""Reconciliation: settlement and bank files parsed as streams, matched against our refunds."""

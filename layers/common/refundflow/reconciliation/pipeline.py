@@ -1,0 +1,254 @@
+"""The three steps of the reconciliation state machine, as domain functions the handlers call:
+
+1. :func:`convert`: the settlement file that landed under ``settlement/<source>/`` is parsed as a stream
+   and written as JSON Lines (one :func:`line_to_json` record per line) under ``work/``;
+2. :func:`match_batch`: each Distributed Map batch (``Items`` + ``BatchInput``) is matched and applied;
+3. :func:`summarize`: the batches' results (written by the Map's ResultWriter) are merged, refunds missing
+   from the file and payouts that do not add up are applied, and the summary is written under ``reports/``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import IO, Any
+
+from refundflow.adapters.s3 import S3Files
+from refundflow.domain.recorder import RefundRecorder
+from refundflow.errors import RejectedError
+from refundflow.ports import AnnouncedPayout, EventPublisher, ReconciliationMarker, RefundStore
+from refundflow.reconciliation.apply import Run, apply_finding
+from refundflow.reconciliation.engine import BankMatcher, Finding, MatchClass, absorb_state, matcher_state
+from refundflow.reconciliation.providers import SETTLEMENT_PARSERS
+from refundflow.reconciliation.records import (
+    SettlementFormatError,
+    bank_from_json,
+    bank_to_json,
+    line_from_json,
+    line_to_json,
+)
+from refundflow.reconciliation.run import Reconciler, Summary
+
+SETTLEMENT_PREFIX = "settlement/"
+WORK_PREFIX = "work/"
+REPORTS_PREFIX = "reports/"
+
+
+class UnreadableSettlement(RejectedError):
+    """The file is not under a known ``settlement/<source>/`` prefix, or its parser refused it."""
+
+    code = "settlement_unreadable"
+
+
+BANK = "bank"
+BANK_FORMATS = ("camt053", "camt054", "mt940", "bai2")
+# How long after its settlement a payout may take to reach the bank before a statement counts it as missing.
+PAYOUT_GRACE = timedelta(days=3)
+
+
+def source_of(key: str) -> str:
+    """``settlement/stripe/2026-11-30.csv`` -> ``stripe``; ``settlement/bank/camt053/x.xml`` -> ``bank``.
+
+    Raises:
+        UnreadableSettlement: not under ``settlement/<source>/`` (or ``settlement/bank/<format>/``).
+    """
+    parts = key.split("/")
+    if len(parts) >= 4 and parts[0] + "/" == SETTLEMENT_PREFIX and parts[1] == BANK and parts[2] in BANK_FORMATS:
+        return BANK
+    if len(parts) < 3 or parts[0] + "/" != SETTLEMENT_PREFIX or parts[1] not in SETTLEMENT_PARSERS:
+        known = "|".join(SETTLEMENT_PARSERS)
+        raise UnreadableSettlement(f"{key}: expected settlement/<{known}>/<file> or settlement/bank/<format>/<file>")
+    return parts[1]
+
+
+def _records(source: str, key: str, binary: IO[bytes]) -> Iterator[dict[str, object]]:
+    if source != BANK:
+        text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+        return (line_to_json(line) for line in SETTLEMENT_PARSERS[source](text))
+    from refundflow.reconciliation import bank  # lxml, mt-940, bai2: the converter's own dependencies
+
+    bank_format = key.split("/")[2]
+    if bank_format.startswith("camt"):
+        lines = bank.parse_camt(binary, source=bank_format)
+    else:
+        text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+        lines = bank.parse_mt940(text) if bank_format == "mt940" else bank.parse_bai2(text)
+    return (bank_to_json(line) for line in lines)
+
+
+def convert(bucket: str, key: str, *, files: S3Files, correlation_id: str) -> dict[str, Any]:
+    """Parse the settlement as a stream into a JSON Lines file on local disk, then upload it.
+
+    Raises:
+        UnreadableSettlement: unknown source, or a line its parser refuses.
+        NotFound, TransientError: S3.
+    """
+    source = source_of(key)
+    handle, path = tempfile.mkstemp(suffix=".jsonl")
+    count = 0
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out, files.open_binary(bucket, key) as stream:
+            for record in _records(source, key, stream):
+                out.write(json.dumps(record, separators=(",", ":")))
+                out.write("\n")
+                count += 1
+        lines_key = f"{WORK_PREFIX}{key}.jsonl"
+        files.upload_file(path, bucket, lines_key)
+    except SettlementFormatError as error:
+        raise UnreadableSettlement(str(error)) from error
+    finally:
+        os.unlink(path)
+    return {
+        "bucket": bucket,
+        "file": key,
+        "source": source,
+        "lines_key": lines_key,
+        "lines": count,
+        "correlation_id": correlation_id,
+        "results_prefix": f"{WORK_PREFIX}{key}.results",
+    }
+
+
+def _run(batch_input: Mapping[str, Any]) -> Run:
+    return Run(
+        file=str(batch_input["file"]),
+        correlation_id=str(batch_input.get("correlation_id") or batch_input["file"]),
+        source=str(batch_input["source"]),
+    )
+
+
+def match_batch(
+    items: list[dict[str, Any]],
+    batch_input: Mapping[str, Any],
+    *,
+    repository: RefundStore,
+    recorder: RefundRecorder,
+    publisher: EventPublisher,
+) -> dict[str, Any]:
+    """Match and apply one batch; return its summary and what the run's summary needs to finish.
+
+    Raises:
+        UnreadableSettlement: an item that is not a converted settlement line.
+        ConcurrentModification, GuardUnavailable, TransientError: the store or the bus (the batch is retried;
+            every line already applied is found by its marker and left as it is).
+    """
+    if batch_input["source"] == BANK:
+        return _match_bank_batch(
+            items, _run(batch_input), repository=repository, recorder=recorder, publisher=publisher
+        )
+    try:
+        lines = [line_from_json(item) for item in items]
+    except SettlementFormatError as error:
+        raise UnreadableSettlement(str(error)) from error
+    reconciler = Reconciler(_run(batch_input), repository, recorder, publisher)
+    reconciler.match_batch(lines)
+    return {
+        "summary": reconciler.summary.as_dict(),
+        "state": matcher_state(reconciler.matcher),
+        "last_booked": reconciler.last_booked.isoformat() if reconciler.last_booked else None,
+    }
+
+
+def _match_bank_batch(
+    items: list[dict[str, Any]],
+    run: Run,
+    *,
+    repository: RefundStore,
+    recorder: RefundRecorder,
+    publisher: EventPublisher,
+) -> dict[str, Any]:
+    """Bank lines against every payout the settlements announced; a credited payout keeps a marker."""
+    try:
+        lines = [bank_from_json(item) for item in items]
+    except SettlementFormatError as error:
+        raise UnreadableSettlement(str(error)) from error
+    matcher = BankMatcher(
+        {payout.reference: (payout.amount, payout.currency) for payout in repository.announced_payouts()}
+    )
+    summary = Summary()
+    last: date | None = None
+    for line in lines:
+        summary.lines += 1
+        if line.booked_on:
+            last = max(last or line.booked_on, line.booked_on)
+        finding = matcher.match(line)
+        summary.add(apply_finding(finding, run, repository=repository, recorder=recorder, publisher=publisher))
+        if finding.match_class in (MatchClass.MATCHED, MatchClass.PAYOUT_AMOUNT_DIFFERS):
+            repository.put_reconciliation_marker(
+                ReconciliationMarker(_credited(finding.reference), run.file, line.line_no, "credited", None)
+            )
+    return {"summary": summary.as_dict(), "state": {}, "last_booked": last.isoformat() if last else None}
+
+
+def _credited(reference: str) -> str:
+    return f"payout#{reference}#credited"
+
+
+def summarize(
+    run_input: Mapping[str, Any],
+    result_writer: Mapping[str, Any],
+    *,
+    files: S3Files,
+    repository: RefundStore,
+    recorder: RefundRecorder,
+    publisher: EventPublisher,
+) -> dict[str, Any]:
+    """Merge the batches' results, apply what only the whole file tells (missing refunds, payouts that do
+    not add up) and write the summary to ``reports/<file>.summary.json``.
+
+    Raises:
+        NotFound, TransientError: S3; ConcurrentModification, GuardUnavailable, TransientError: the store.
+    """
+    run = _run(run_input)
+    reconciler = Reconciler(run, repository, recorder, publisher)
+    bucket = str(result_writer["Bucket"])
+    manifest = files.read_json(bucket, str(result_writer["Key"]))
+    batches = 0
+    for result_file in manifest.get("ResultFiles", {}).get("SUCCEEDED", []):
+        for execution in files.read_json(bucket, str(result_file["Key"])):
+            output = json.loads(execution["Output"])
+            batches += 1
+            reconciler.summary.merge(output["summary"])
+            absorb_state(reconciler.matcher, output["state"])
+            if output.get("last_booked"):
+                booked = datetime.fromisoformat(output["last_booked"]).astimezone(UTC)
+                reconciler.last_booked = max(reconciler.last_booked or booked, booked)
+    if run.source == BANK:
+        _payouts_not_credited(reconciler, run, repository=repository, recorder=recorder, publisher=publisher)
+    else:
+        reconciler.finish()
+        dates = reconciler.matcher.announced_payout_dates()
+        for reference, (amount, currency) in reconciler.matcher.announced_payouts().items():
+            repository.announce_payout(AnnouncedPayout(reference, amount, currency, dates.get(reference), run.file))
+    summary = {"file": run.file, "source": run.source, "batches": batches, **reconciler.summary.as_dict()}
+    files.put_json(str(run_input["bucket"]), f"{REPORTS_PREFIX}{run.file}.summary.json", summary)
+    return summary
+
+
+def _payouts_not_credited(
+    reconciler: Reconciler, run: Run, *, repository: RefundStore, recorder: RefundRecorder, publisher: EventPublisher
+) -> None:
+    """Payouts settled more than the grace period before the statement's last booking that no statement
+    credited: ``payout_not_found`` (once per payout)."""
+    if reconciler.last_booked is None:
+        return
+    cutoff = reconciler.last_booked.date() - PAYOUT_GRACE
+    for payout in repository.announced_payouts():
+        if payout.booked_on is None or payout.booked_on > cutoff:
+            continue
+        if repository.get_reconciliation_marker(_credited(payout.reference)) is not None:
+            continue
+        finding = Finding(
+            key=f"payout#{payout.reference}",
+            match_class=MatchClass.PAYOUT_NOT_FOUND,
+            reference=payout.reference,
+            amount=payout.amount,
+            currency=payout.currency,
+            detail=f"settled on {payout.booked_on} in {payout.file}; no bank statement credits it",
+        )
+        applied = apply_finding(finding, run, repository=repository, recorder=recorder, publisher=publisher)
+        reconciler.summary.add(applied)

@@ -1,0 +1,196 @@
+"""What every settlement and bank parser yields: one small record per line, amounts in integer minor units.
+
+Records are named tuples, not pydantic models or dataclasses: a settlement file has millions of lines and
+building a model (or a frozen dataclass) per line would cost more than the parsing. ``money`` gives the
+line's amount as a :class:`Money` where the rest of refundflow needs one.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import NamedTuple
+
+from refundflow.money import CURRENCY_EXPONENTS, Money
+
+
+class LineKind(StrEnum):
+    """What a settlement line is, across providers."""
+
+    CHARGE = "charge"
+    REFUND = "refund"
+    # A refund the provider could not deliver after it had looked done (Stripe refund_failure,
+    # Adyen RefundedReversed, PayPal's refund reversal): the money came back to the merchant.
+    REFUND_FAILURE = "refund_failure"
+    FEE = "fee"
+    PAYOUT = "payout"
+    OTHER = "other"
+
+
+class Direction(StrEnum):
+    CREDIT = "credit"
+    DEBIT = "debit"
+
+
+class SettlementLine(NamedTuple):
+    """One line of a provider's settlement report.
+
+    ``amount`` is the gross magnitude (always >= 0) in minor units of ``currency``; ``net`` is the signed
+    effect on the merchant's provider balance after ``fee`` (what a payout adds up). ``line_id`` is the
+    provider's own id of the line (unique within a report, so a repeat is a duplicate line); ``reference``
+    is what matches one of our refunds (the provider refund id) or, for a payout line, the payout id.
+    """
+
+    source: str
+    line_no: int
+    line_id: str
+    kind: LineKind
+    reference: str
+    amount: int
+    currency: str
+    fee: int
+    net: int
+    booked_on: date | None
+    payout_id: str | None = None
+    description: str = ""
+
+    @property
+    def money(self) -> Money:
+        return Money.of(self.amount, self.currency)
+
+
+class BankLine(NamedTuple):
+    """One entry of a bank statement: ``amount`` >= 0 minor units, ``direction`` says which way.
+    ``text`` gathers the references and remittance information a payout id can be found in."""
+
+    source: str
+    line_no: int
+    line_id: str
+    direction: Direction
+    amount: int
+    currency: str
+    booked_on: date | None
+    text: str
+
+    @property
+    def money(self) -> Money:
+        return Money.of(self.amount, self.currency)
+
+
+class SettlementFormatError(ValueError):
+    """The file is not what its parser reads: a missing column, a bad amount, an unknown currency."""
+
+
+def currency_exponent(code: str, *, where: str) -> int:
+    try:
+        return CURRENCY_EXPONENTS[code]
+    except KeyError:
+        raise SettlementFormatError(f"{where}: unknown currency {code!r}") from None
+
+
+def decimal_to_minor(text: str, currency: str, *, where: str) -> int:
+    """Exact conversion of a report's decimal string ("-10.00", "1,234.50", "1000") to minor units.
+
+    String arithmetic, no Decimal and no float: this runs once per line of files with millions of lines.
+
+    Raises:
+        SettlementFormatError: not a plain decimal, or more decimals than the currency has.
+    """
+    digits = CURRENCY_EXPONENTS.get(currency)
+    if digits is None:
+        digits = currency_exponent(currency, where=where)
+    # Fast path, the shape of nearly every report amount: [-]digits[.exactly `digits` digits].
+    whole, dot, fraction = text.partition(".")
+    if len(fraction) == digits and (not fraction or fraction.isdigit()) and (dot or not digits):
+        head = whole[1:] if whole[:1] == "-" else whole
+        if head.isdigit():
+            return int(whole + fraction)
+    value = text.strip().replace(",", "")
+    negative = value.startswith("-")
+    if negative or value.startswith("+"):
+        value = value[1:]
+    whole, _, fraction = value.partition(".")
+    if (not whole and not fraction) or not (whole or "0").isdigit() or (fraction and not fraction.isdigit()):
+        raise SettlementFormatError(f"{where}: {text!r} is not a decimal amount")
+    fraction = fraction.rstrip("0")
+    if len(fraction) > digits:
+        raise SettlementFormatError(f"{where}: {text!r} has more than {digits} decimals for {currency}")
+    minor = int((whole or "0") + fraction.ljust(digits, "0"))
+    return -minor if negative else minor
+
+
+def line_to_json(line: SettlementLine) -> dict[str, object]:
+    """One JSON Lines record of the converted settlement (what each Distributed Map batch receives)."""
+    return {
+        "source": line.source,
+        "line_no": line.line_no,
+        "line_id": line.line_id,
+        "kind": line.kind.value,
+        "reference": line.reference,
+        "amount": line.amount,
+        "currency": line.currency,
+        "fee": line.fee,
+        "net": line.net,
+        "booked_on": line.booked_on.isoformat() if line.booked_on else None,
+        "payout_id": line.payout_id,
+    }
+
+
+def line_from_json(record: dict[str, object]) -> SettlementLine:
+    """Raises: SettlementFormatError: a record that is not one :func:`line_to_json` wrote."""
+    try:
+        booked = record.get("booked_on")
+        payout = record.get("payout_id")
+        return SettlementLine(
+            source=str(record["source"]),
+            line_no=int(str(record["line_no"])),
+            line_id=str(record["line_id"]),
+            kind=LineKind(str(record["kind"])),
+            reference=str(record["reference"]),
+            amount=_int(record["amount"]),
+            currency=str(record["currency"]),
+            fee=_int(record["fee"]),
+            net=_int(record["net"]),
+            booked_on=date.fromisoformat(str(booked)) if booked else None,
+            payout_id=str(payout) if payout else None,
+        )
+    except (KeyError, ValueError, TypeError) as error:
+        raise SettlementFormatError(f"not a settlement line record: {error}") from error
+
+
+def _int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SettlementFormatError(f"{value!r} is not an integer amount")
+    return value
+
+
+def bank_to_json(line: BankLine) -> dict[str, object]:
+    """One JSON Lines record of a converted bank statement."""
+    return {
+        "source": line.source,
+        "line_no": line.line_no,
+        "line_id": line.line_id,
+        "direction": line.direction.value,
+        "amount": line.amount,
+        "currency": line.currency,
+        "booked_on": line.booked_on.isoformat() if line.booked_on else None,
+        "text": line.text,
+    }
+
+
+def bank_from_json(record: dict[str, object]) -> BankLine:
+    """Raises: SettlementFormatError: a record that is not one :func:`bank_to_json` wrote."""
+    try:
+        booked = record.get("booked_on")
+        return BankLine(
+            source=str(record["source"]),
+            line_no=int(str(record["line_no"])),
+            line_id=str(record["line_id"]),
+            direction=Direction(str(record["direction"])),
+            amount=_int(record["amount"]),
+            currency=str(record["currency"]),
+            booked_on=date.fromisoformat(str(booked)) if booked else None,
+            text=str(record["text"]),
+        )
+    except (KeyError, ValueError, TypeError) as error:
+        raise SettlementFormatError(f"not a bank line record: {error}") from error

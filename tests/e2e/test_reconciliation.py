@@ -1,0 +1,151 @@
+"""Reconciliation end to end: a refund the workflow completed is found in Stripe's settlement file, which
+lands in the settlement bucket and runs the reconciliation state machine (Distributed Map on the local
+stack); the refund becomes SETTLED, once; a line that does not match reaches ops."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from typing import Any
+
+from local.stack import DevStack
+from tests.e2e.harness import E2EClient, Orders, eventually
+
+OPS = "ops@example.com"
+HEADER = (
+    "balance_transaction_id,created_utc,available_on_utc,currency,gross,fee,net,reporting_category,source_id,"
+    "description,automatic_payout_id,automatic_payout_effective_at\n"
+)
+
+
+def refund_row(line_id: str, refund_id: str, minor_units: int) -> str:
+    amount = f"-{minor_units // 100}.{minor_units % 100:02d}"
+    return (
+        f"{line_id},2026-11-28 10:00:00,2026-11-30 00:00:00,eur,{amount},0.00,{amount},refund,{refund_id},"
+        f"Refund,po_e2e,2026-12-01 00:00:00\n"
+    )
+
+
+def completed(orders: Orders, client: E2EClient, minor_units: int, name: str) -> dict[str, Any]:
+    order = orders.paid(minor_units, invoice=False, name=name)
+    refund_id = orders.submit(Orders.request(order))
+    refund = orders.settle(refund_id)
+    assert refund["status"] == "COMPLETED", refund
+    assert refund["provider_refund_id"]
+    return refund
+
+
+def reconcile(stack: DevStack, body: str, key: str | None = None) -> dict[str, Any]:
+    key = key or f"settlement/stripe/{uuid.uuid4().hex}.csv"
+    described = stack.reconcile_settlement(key, body.encode())
+    assert described["status"] == "SUCCEEDED", described
+    summary: dict[str, Any] = json.loads(described["output"])["summary"]
+    return summary
+
+
+def test_completed_refund_is_settled_by_the_settlement_file_once(
+    orders: Orders, client: E2EClient, stack: DevStack
+) -> None:
+    # GIVEN a refund the workflow completed, and Stripe's settlement listing it
+    refund = completed(orders, client, 3_100, "settle")
+    body = HEADER + refund_row(f"txn_{uuid.uuid4().hex[:12]}", refund["provider_refund_id"], 3_100)
+    # WHEN the file lands in the settlement bucket
+    key = f"settlement/stripe/{uuid.uuid4().hex}.csv"
+    summary = reconcile(stack, body, key)
+    # THEN the refund is SETTLED, with the line on its timeline
+    assert summary["counts"] == {"matched": 1}
+    settled = client.refund(refund["refund_id"])
+    assert settled["status"] == "SETTLED"
+    entry = settled["timeline"][-1]
+    assert entry["to_status"] == "SETTLED"
+    assert entry["details"]["reference"] == refund["provider_refund_id"]
+    assert settled["audit"]["intact"] is True
+    # WHEN the same file is delivered again, and its lines once more inside another report
+    for again in (reconcile(stack, body, key), reconcile(stack, body)):
+        # THEN nothing changes
+        assert again["outcomes"] == {"already_done": 1}
+    assert len(client.refund(refund["refund_id"])["timeline"]) == len(settled["timeline"])
+
+
+def test_mismatches_reach_ops_with_their_class(
+    orders: Orders, client: E2EClient, stack: DevStack, sent_emails: Any
+) -> None:
+    # GIVEN a completed refund settled one cent short, and a refund made outside refundflow
+    refund = completed(orders, client, 4_200, "short")
+    outside = f"re_outside_{uuid.uuid4().hex[:10]}"
+    body = (
+        HEADER
+        + refund_row(f"txn_{uuid.uuid4().hex[:12]}", refund["provider_refund_id"], 4_199)
+        + refund_row(f"txn_{uuid.uuid4().hex[:12]}", outside, 999)
+    )
+    # WHEN the settlement is reconciled
+    summary = reconcile(stack, body)
+    assert summary["counts"] == {"amount_differs": 1, "unexpected_in_settlement": 1}
+    # THEN the refund stays COMPLETED, the mismatch on its timeline
+    seen = client.refund(refund["refund_id"])
+    assert seen["status"] == "COMPLETED"
+    mismatch = seen["timeline"][-1]
+    assert (mismatch["type"], mismatch["details"]["difference_minor_units"]) == ("ReconciliationMismatch", -1)
+    # AND ops are e-mailed about both
+    [about_refund] = eventually(
+        lambda: [
+            mail
+            for mail in sent_emails(to=OPS)
+            if mail["data"].get("refund_id") == refund["refund_id"]
+            and mail["data"]["event"] == "ReconciliationMismatch"
+        ],
+        what="the ops alert about the refund",
+    )
+    assert "amount_differs" in about_refund["data"]["details"]
+    [about_outside] = eventually(
+        lambda: [mail for mail in sent_emails(to=OPS) if outside in mail["data"].get("details", "")],
+        what="the ops alert about the outside refund",
+    )
+    assert about_outside["data"]["status"] == "unexpected_in_settlement"
+
+
+def test_cli_reconciles_settlement_and_bank_statement_with_a_report(
+    orders: Orders, client: E2EClient, stack: DevStack, tmp_path: Any
+) -> None:
+    from local.reconcile import run
+
+    # GIVEN a completed refund, the Stripe report that settles it in a payout, and the bank statement crediting
+    # that payout one cent short
+    refund = completed(orders, client, 2_700, "cli")
+    payout = f"po_cli_{uuid.uuid4().hex[:10]}"
+    settlement = tmp_path / "stripe_settlement.csv"
+    settlement.write_text(
+        HEADER
+        + refund_row(f"txn_{uuid.uuid4().hex[:12]}", refund["provider_refund_id"], 2_700).replace("po_e2e", payout)
+        + f"txn_{uuid.uuid4().hex[:12]},2026-11-28 09:00:00,2026-11-30 00:00:00,eur,100.00,0.00,100.00,charge,"
+        f"ch_cli,Order,{payout},2026-12-01 00:00:00\n"
+        + f"txn_{uuid.uuid4().hex[:12]},2026-12-01 00:00:00,2026-12-01 00:00:00,eur,-73.00,0.00,-73.00,payout,"
+        f"{payout},STRIPE PAYOUT,,\n"
+    )
+    bank = tmp_path / "statement.xml"
+    bank.write_text(
+        '<?xml version="1.0"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"><BkToCstmrStmt><Stmt>'
+        '<Ntry><Amt Ccy="EUR">72.99</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>'
+        f"<BookgDt><Dt>2026-12-01</Dt></BookgDt><AcctSvcrRef>B-{payout}</AcctSvcrRef>"
+        f"<AddtlNtryInf>STRIPE PAYOUT {payout}</AddtlNtryInf></Ntry></Stmt></BkToCstmrStmt></Document>"
+    )
+    output = io.StringIO()
+    # WHEN finance runs the CLI against the local stack
+    status = run(
+        [str(settlement), "--bank", str(bank), "--endpoint", stack.aws_endpoint, "--report-dir", str(tmp_path)],
+        out=output,
+    )
+    # THEN the refund is SETTLED and the payout's bank credit is one cent short
+    assert status == 0
+    assert client.refund(refund["refund_id"])["status"] == "SETTLED"
+    rows = list(csv.DictReader((tmp_path / "stripe_settlement.csv.reconciliation.csv").open()))
+    classes = {row["class"] for row in rows}
+    assert {"matched", "payout_amount_differs", "not_reconciled"} <= classes
+    [short] = [row for row in rows if row["class"] == "payout_amount_differs"]
+    assert (short["reference"], short["difference_minor_units"], short["amount"]) == (payout, "-1", "72.99")
+    summary = (tmp_path / "stripe_settlement.csv.summary.txt").read_text()
+    assert "payout_amount_differs" in summary
+    assert "27.00 EUR" in summary
+    assert output.getvalue().startswith("Reconciliation of stripe_settlement.csv (stripe)")
