@@ -84,6 +84,9 @@ def platform_webhook(platform: str) -> Response[Any]:
     # Its verification secret only, through the secrets cache: a revoked secret stops working without a cold start.
     secret = get_json_secret(platform_secret_name(entry.name, verification=True))
     delivery = catalog.inbound(entry.name).verify(router.current_event.headers, raw, secret)
+    # Verified, and still held to intake's JSON rules (UTF-8, unique keys, bounded depth and numbers): a
+    # platform's parser and ours must never read one body two ways.
+    http_api.decode_json(raw)
     for event in delivery.events:
         http_api.delivery_id(event.event_id)  # the key of its first-seen marker: bounded like a webhook-id
     logger.append_keys(platform=entry.name, provider_event_ids=[event.event_id for event in delivery.events])

@@ -13,10 +13,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Annotated, Any, ClassVar, Literal, Protocol
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
+from refundflow import carddata
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import RefundflowError
 from refundflow.events import ReconciliationEvent, RefundEvent
@@ -123,6 +124,11 @@ class ProviderRefundRequest(StrictModel):
         return self.payment.payment_id
 
 
+def _platform_text(text: str) -> str:
+    """Free text a platform sends (a refusal reason) as we may store and log it: card data masked, bounded."""
+    return carddata.mask_text(text)[:256]
+
+
 class ProviderRefund(StrictModel):
     provider: PaymentProvider
     provider_refund_id: str
@@ -130,7 +136,9 @@ class ProviderRefund(StrictModel):
     amount: Money
     status: ProviderRefundStatus
     refund_id: str | None = Field(default=None, description="Our refund id, when the provider echoes it.")
-    failure_reason: str | None = None
+    failure_reason: Annotated[str, AfterValidator(_platform_text)] | None = Field(
+        default=None, description="The platform's reason, card numbers masked, at most 256 characters."
+    )
     method: Literal["refund", "void"] = Field(default="refund", description="void: reversed before settlement.")
 
 

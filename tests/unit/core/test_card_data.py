@@ -365,3 +365,25 @@ def test_the_tracer_never_captures_responses() -> None:
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
     # THEN responses (personal data) are not copied into X-Ray traces
     assert variables["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
+
+
+def test_a_platform_reason_is_stored_with_card_numbers_masked_and_bounded() -> None:
+    # GIVEN a platform's refusal reason that quotes a card number and runs on
+    from refundflow.money import Money
+    from refundflow.ports import ProviderRefund, ProviderRefundStatus
+
+    reason = "refused for card 4111 1111 1111 1111, cvc 123 " + "x" * 500
+    # WHEN the connector turns it into refund news
+    news = ProviderRefund(
+        provider="adyen",
+        provider_refund_id="QFQTPCQ8HXSKGK82",
+        payment_id="PSP1",
+        amount=Money.of(100, "EUR"),
+        status=ProviderRefundStatus.FAILED,
+        failure_reason=reason,
+    )
+    # THEN no card digits survive into what is stored and audited, and it fits a failure record
+    assert news.failure_reason is not None
+    assert "4111 1111 1111 1111" not in news.failure_reason
+    assert "****1111" in news.failure_reason
+    assert len(news.failure_reason) == 256

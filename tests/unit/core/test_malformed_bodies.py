@@ -359,3 +359,15 @@ def test_a_signed_stripe_event_with_an_oversized_id_is_a_400(api: Api) -> None:
     problem = problem_of(api.stripe_webhook(json.dumps(event).encode()))
     assert (problem["status"], problem["code"]) == (400, "invalid_delivery_id")
     assert api.stored_items() == 0
+
+
+def test_a_signed_platform_event_read_two_ways_is_a_400(api: Api) -> None:
+    # GIVEN a real Stripe event, validly signed, whose refund carries "status" twice (a parser that keeps the
+    # first and one that keeps the last would read different news)
+    text = (Path(__file__).parents[3] / "events" / "stripe_refund_updated.json").read_text()
+    twice = text.replace('"status": "succeeded",', '"status": "failed", "status": "succeeded",', 1)
+    assert twice != text
+    # WHEN it is posted THEN intake's JSON rules refuse it after the signature, and nothing is stored
+    problem = problem_of(api.stripe_webhook(twice.encode()))
+    assert (problem["status"], problem["code"]) == (400, "duplicate_key")
+    assert api.stored_items() == 0
