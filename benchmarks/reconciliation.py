@@ -135,6 +135,7 @@ def generate(path: Path, lines: int, seed: int) -> dict[str, Any]:
 def run_ours(folder: Path) -> tuple[list[str], dict[str, list[str]]]:
     from refundflow.reconciliation.engine import ExpectedRefund, MatchClass, SettlementMatcher
     from refundflow.reconciliation.providers import parse_stripe
+    from refundflow.reconciliation.records import LineKind
 
     refunds: dict[str, ExpectedRefund] = {}
     with open(folder / "refunds.csv", encoding="utf-8") as stream:
@@ -143,11 +144,14 @@ def run_ours(folder: Path) -> tuple[list[str], dict[str, list[str]]]:
             refund_id, provider_id, amount, currency = row.rstrip("\n").split(",")
             refunds[provider_id] = ExpectedRefund(refund_id, provider_id, int(amount), currency, "COMPLETED")
     matcher = SettlementMatcher(refunds)
+    match, payout = matcher.match, LineKind.PAYOUT
     classes: list[str] = []
+    add = classes.append
     with open(folder / "settlement.csv", encoding="utf-8", newline="") as stream:
         for line in parse_stripe(stream):
-            found = matcher.match(line)
-            classes.append("payout" if line.reference.startswith("po_") else found.match_class.value)
+            found = match(line)
+            # MatchClass is a StrEnum: the member is its value
+            add("payout" if line.kind is payout else found.match_class)
     extra: dict[str, list[str]] = {"missing_in_settlement": [], "payout_amount_differs": []}
     for finding in matcher.finish(refunds.values()):
         if finding.match_class in (MatchClass.MISSING_IN_SETTLEMENT, MatchClass.PAYOUT_AMOUNT_DIFFERS):

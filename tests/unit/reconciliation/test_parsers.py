@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from refundflow.money import Money
@@ -287,3 +287,58 @@ def test_paypal_unsigned_minor_units_take_their_sign_from_the_direction(rows):
     ]
     parsed = list(parse_paypal(io.StringIO("\n".join([header, *body]) + "\n")))
     assert [(line.net, line.currency) for line in parsed] == rows
+
+
+_SHAPES = st.sampled_from(
+    ["plain", "trailing_zero", "padded_currency", "dashboard_kind", "empty_fee", "quoted", "blank"]
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(min_value=-(10**9), max_value=10**9), st.sampled_from(["EUR", "JPY", "KWD"]), _SHAPES),
+        min_size=1,
+        max_size=700,
+    )
+)
+def test_stripe_reads_plain_and_unusual_rows_alike_across_chunks(rows):
+    # GIVEN a report longer than a parsing chunk, mixing plain rows (read column by column) with shapes only the
+    # row-by-row rules read: extra zero decimals, padded currency, the Dashboard's "Refund", empty fee and net,
+    # a quoted description with a comma (from there on csv quoting applies), blank lines
+    text = ["balance_transaction_id,reporting_category,source_id,gross,fee,net,currency,description"]
+    expected = []
+    for number, (minor, currency, shape) in enumerate(rows):
+        amount = ("-" if minor < 0 else "") + Money.of(abs(minor), currency).to_decimal_string()
+        if shape == "trailing_zero":
+            amount += "0" if "." in amount else ".0"
+        fee = net = "" if shape == "empty_fee" else Money.of(0, currency).to_decimal_string()
+        net = "" if shape == "empty_fee" else amount
+        code = f" {currency.lower()} " if shape == "padded_currency" else currency.lower()
+        kind = "Refund" if shape == "dashboard_kind" else "refund"
+        description = '"a, b"' if shape == "quoted" else f"d{number}"
+        if shape == "blank":
+            text.append("")
+        text.append(f"txn_{number},{kind},re_{number},{amount},{fee},{net},{code},{description}")
+        parsed_description = "a, b" if shape == "quoted" else f"d{number}"
+        expected.append(
+            (len(text), f"txn_{number}", LineKind.REFUND, abs(minor), currency, 0, minor, parsed_description)
+        )
+    # WHEN parsed
+    parsed = list(parse_stripe(io.StringIO("\n".join(text) + "\n")))
+    # THEN every line is what the row says, with its own line number
+    assert [
+        (line.line_no, line.line_id, line.kind, line.amount, line.currency, line.fee, line.net, line.description)
+        for line in parsed
+    ] == expected
+
+
+def test_stripe_bad_amount_after_plain_chunks_names_its_line():
+    plain = [f"txn_{n},2026-11-28 10:00:00,eur,-1.25,0.00,-1.25,refund,re_{n},po_1" for n in range(600)]
+    # GIVEN 600 plain lines (more than two parsing chunks) and then an amount that is not a decimal
+    header = next(_big_stripe(0)).rstrip("\n")
+    bad = "txn_x,2026-11-28 10:00:00,eur,-1.2x,0.00,-1.20,refund,re_x,po_1"
+    text = "\n".join([header, *plain, bad])
+    # THEN the error names the file's line 602
+    with pytest.raises(SettlementFormatError, match="stripe line 602"):
+        list(parse_stripe(io.StringIO(text + "\n")))

@@ -19,11 +19,15 @@ Column names and codes follow the providers' public report specifications:
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import chain, islice, repeat
+from operator import itemgetter, sub
 from typing import TextIO
 
+from refundflow.money import CURRENCY_EXPONENTS
 from refundflow.reconciliation.records import (
     LineKind,
     SettlementFormatError,
@@ -105,44 +109,182 @@ _STRIPE_KINDS = {
 def parse_stripe(stream: TextIO) -> Iterator[SettlementLine]:
     """Stripe itemized balance / payout reconciliation report, or the Dashboard's balance-transaction export.
 
+    Read in chunks of rows: a chunk of well-formed rows (one width, amounts in the currency's plain decimal
+    shape) is converted column by column with the standard library's C-level ``map``/``zip``; any other
+    chunk goes row by row through the exact general rules. Both give the same lines.
+
     Raises:
         SettlementFormatError: a required column is missing, or an amount or currency is invalid.
     """
-    rows = csv.reader(stream)
-    header = next(rows, None)
-    if header is None:
+    chunks = _row_chunks(stream)
+    first = next(chunks, None)
+    if not first:
         return
+    header, rows = first[0], first[1:]
     col = _columns(header, _STRIPE_COLUMNS, ("line_id", "category", "source", "gross", "currency"), where="stripe")
-    i_id, i_cat, i_src, i_gross, i_cur = col["line_id"], col["category"], col["source"], col["gross"], col["currency"]
-    i_fee, i_net, i_created, i_payout = col.get("fee"), col.get("net"), col.get("created"), col.get("payout")
-    i_desc = col.get("description")
-    dates: dict[str, date | None] = {}  # a report has few distinct days: parse each once
-    for line_no, row in enumerate(rows, start=2):
-        if not row:
-            continue
-        where = f"stripe line {line_no}"
-        currency = row[i_cur].strip().upper()
-        gross = decimal_to_minor(row[i_gross], currency, where=where)
-        fee = decimal_to_minor(row[i_fee], currency, where=where) if i_fee is not None and row[i_fee] else 0
-        net = decimal_to_minor(row[i_net], currency, where=where) if i_net is not None and row[i_net] else gross - fee
-        kind = _STRIPE_KINDS.get(row[i_cat])
-        if kind is None:  # the Dashboard export's "Refund", padded cells
-            kind = _STRIPE_KINDS.get(row[i_cat].strip().lower(), LineKind.OTHER)
-        # Positional: this runs once per line of files with millions of lines.
-        yield SettlementLine(
-            "stripe",
-            line_no,
-            row[i_id].strip(),
-            kind,
-            row[i_src].strip(),
-            -gross if gross < 0 else gross,
-            currency,
+    reader = _StripeRows(col)
+    line_no = 2
+    while True:
+        lines = reader.columns(rows, line_no)
+        yield from lines if lines is not None else reader.rows(rows, line_no)
+        line_no += len(rows)
+        chunk = next(chunks, None)
+        if chunk is None:
+            return
+        rows = chunk
+
+
+_CHUNK_ROWS = 256
+
+
+def _row_chunks(stream: TextIO, size: int = _CHUNK_ROWS) -> Iterator[list[list[str]]]:
+    """The stream's CSV rows, ``size`` lines at a time (an empty line is an empty row, as ``csv.reader`` gives).
+
+    While no chunk holds a quote, a carriage return or a NUL, rows are the lines split on commas, which is
+    exactly what ``csv.reader`` returns for such lines; from the first chunk that holds one on, ``csv.reader``
+    reads the rest (a quoted field may span lines).
+    """
+    lines = iter(stream)
+    while True:
+        chunk = list(islice(lines, size))
+        if not chunk:
+            return
+        text = "".join(chunk)
+        if '"' in text or "\r" in text or "\0" in text:
+            rows = csv.reader(chain(chunk, lines))
+            while batch := list(islice(rows, size)):
+                yield batch
+            return
+        if text.endswith("\n"):
+            text = text[:-1]
+        yield [line.split(",") if line else [] for line in text.split("\n")]
+
+
+def _minor_column(values: tuple[str, ...], exponent: int) -> list[int] | None:
+    """A column of amounts as minor units when every one has the plain shape ``[-]digits[.exactly exponent
+    digits]`` (ASCII digits), else None (the caller reads row by row)."""
+    text = ",".join(values)
+    if _PLAIN_AMOUNTS[exponent].fullmatch(text) is None:
+        return None
+    return list(map(int, text.replace(".", "").split(",") if exponent else text.split(",")))
+
+
+_PLAIN_AMOUNTS = {
+    exponent: re.compile(rf"{one}(?:,{one})*")
+    for exponent, one in ((0, "-?[0-9]+"), *((e, rf"-?[0-9]+\.[0-9]{{{e}}}") for e in range(1, 5)))
+}
+
+
+class _StripeRows:
+    """Rows of one Stripe report (its column positions) to settlement lines."""
+
+    def __init__(self, col: dict[str, int]) -> None:
+        self.i_id, self.i_cat, self.i_src = col["line_id"], col["category"], col["source"]
+        self.i_gross, self.i_cur = col["gross"], col["currency"]
+        self.i_fee, self.i_net, self.i_created = col.get("fee"), col.get("net"), col.get("created")
+        self.i_payout, self.i_desc = col.get("payout"), col.get("description")
+        self.width = max(col.values()) + 1
+        self.dates: dict[str, date | None] = {}  # a report has few distinct days: parse each once
+
+    def columns(self, rows: list[list[str]], line_no: int) -> list[SettlementLine] | None:
+        """The chunk converted column by column, or None when a row is not of the plain shape."""
+        widths = set(map(len, rows))
+        if len(widths) != 1 or min(widths) < self.width:
+            return None
+        cols = list(zip(*rows, strict=True))
+        currencies = {raw: raw.strip().upper() for raw in set(cols[self.i_cur])}
+        exponents = {CURRENCY_EXPONENTS.get(code) for code in currencies.values()}
+        if len(exponents) != 1:
+            return None
+        exponent = exponents.pop()
+        if exponent is None or exponent not in _PLAIN_AMOUNTS:
+            return None
+        gross = _minor_column(cols[self.i_gross], exponent)
+        if gross is None:
+            return None
+        fee: list[int] | None = [0] * len(rows)
+        if self.i_fee is not None:
+            fees = cols[self.i_fee]
+            zero = "0." + "0" * exponent if exponent else "0"
+            fee = _minor_column(tuple(value or zero for value in fees) if "" in fees else fees, exponent)
+        if fee is None:
+            return None
+        if self.i_net is None:
+            net: list[int] | None = list(map(sub, gross, fee))
+        else:
+            nets = cols[self.i_net]
+            net = None if "" in nets else _minor_column(nets, exponent)
+        if net is None:
+            return None
+        kinds = list(map(_STRIPE_KINDS.get, cols[self.i_cat]))
+        if None in kinds:  # the Dashboard export's "Refund", padded cells
+            kinds = [
+                kind or _STRIPE_KINDS.get(text.strip().lower(), LineKind.OTHER)
+                for kind, text in zip(kinds, cols[self.i_cat], strict=True)
+            ]
+        if self.i_created is None:
+            booked: Iterable[date | None] = repeat(None)
+        else:
+            days = list(map(_DAY, cols[self.i_created]))
+            for day in set(days).difference(self.dates):
+                self.dates[day] = _date(day)
+            booked = map(self.dates.__getitem__, days)
+        if self.i_payout is None:
+            payouts: Iterable[str | None] = repeat(None)
+        else:
+            named = {raw: raw.strip() or None for raw in set(cols[self.i_payout])}
+            payouts = map(named.__getitem__, cols[self.i_payout])
+        fields = zip(
+            repeat("stripe"),
+            range(line_no, line_no + len(rows)),
+            map(str.strip, cols[self.i_id]),
+            kinds,
+            map(str.strip, cols[self.i_src]),
+            map(abs, gross),
+            map(currencies.__getitem__, cols[self.i_cur]),
             fee,
             net,
-            _cached_date(dates, row[i_created]) if i_created is not None else None,
-            (row[i_payout].strip() or None) if i_payout is not None else None,
-            row[i_desc] if i_desc is not None else "",
+            booked,
+            payouts,
+            cols[self.i_desc] if self.i_desc is not None else repeat(""),
         )
+        return list(map(_new_line, repeat(SettlementLine), fields))
+
+    def rows(self, rows: list[list[str]], first_line_no: int) -> Iterator[SettlementLine]:
+        """The chunk row by row: any shape the general rules accept, an error naming the line otherwise."""
+        i_id, i_cat, i_src, i_gross, i_cur = self.i_id, self.i_cat, self.i_src, self.i_gross, self.i_cur
+        i_fee, i_net, i_created, i_payout, i_desc = self.i_fee, self.i_net, self.i_created, self.i_payout, self.i_desc
+        for line_no, row in enumerate(rows, start=first_line_no):
+            if not row:
+                continue
+            where = f"stripe line {line_no}"
+            currency = row[i_cur].strip().upper()
+            gross = decimal_to_minor(row[i_gross], currency, where=where)
+            fee = decimal_to_minor(row[i_fee], currency, where=where) if i_fee is not None and row[i_fee] else 0
+            net = (
+                decimal_to_minor(row[i_net], currency, where=where) if i_net is not None and row[i_net] else gross - fee
+            )
+            kind = _STRIPE_KINDS.get(row[i_cat])
+            if kind is None:  # the Dashboard export's "Refund", padded cells
+                kind = _STRIPE_KINDS.get(row[i_cat].strip().lower(), LineKind.OTHER)
+            yield SettlementLine(
+                "stripe",
+                line_no,
+                row[i_id].strip(),
+                kind,
+                row[i_src].strip(),
+                -gross if gross < 0 else gross,
+                currency,
+                fee,
+                net,
+                _cached_date(self.dates, row[i_created]) if i_created is not None else None,
+                (row[i_payout].strip() or None) if i_payout is not None else None,
+                row[i_desc] if i_desc is not None else "",
+            )
+
+
+_DAY = itemgetter(slice(None, 10))
+_new_line = tuple.__new__
 
 
 # ---------------------------------------------------------------------------------------------- Adyen
