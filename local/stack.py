@@ -401,7 +401,7 @@ class DevStack:
 
         from local.api import LocalApi
 
-        app = LocalApi(self.stack, self.functions, self.simulators)
+        app = LocalApi(self.stack, self.functions, self.simulators, outputs=self.outputs)
         self._api = make_server("127.0.0.1", self.api_port, app, threaded=True)
         threading.Thread(target=self._api.serve_forever, name="local-api", daemon=True).start()
 
@@ -526,6 +526,33 @@ class DevStack:
 
     def env(self) -> Mapping[str, str]:
         return dict(os.environ)
+
+    def outputs(self) -> dict[str, Any]:
+        """What ``aws cloudformation describe-stacks`` says of a deployed stack, for this one: the template's
+        Outputs (the API's URLs on the local API, queue URLs on moto; outputs of resources the local stack
+        does not make, such as alarms, left out), its parameters, and where its AWS endpoint is. Served at
+        ``GET /_local/outputs`` so tools (the refundflow CLI) find the local stack the way they find a
+        deployed one."""
+        stack = self.stack
+        deployed_api = f"https://{stack.physical_name('RefundsApi')}.execute-api.{stack.region}.amazonaws.com"
+        values: dict[str, str] = {}
+        for name, output in stack.template.get("Outputs", {}).items():
+            value = output["Value"]
+            target = value.get("Ref") if isinstance(value, dict) else None
+            try:
+                if target in stack.resources and stack.resources[target]["Type"] == "AWS::SQS::Queue":
+                    values[name] = stack.queue_url(target, self.aws_endpoint)
+                else:
+                    values[name] = str(stack.resolve(value)).replace(deployed_api, self.api_url)
+            except KeyError:
+                continue
+        return {
+            "StackName": stack.name,
+            "Region": stack.region,
+            "AwsEndpointUrl": self.aws_endpoint,
+            "Outputs": values,
+            "Parameters": dict(stack.parameters),
+        }
 
 
 def refund_request_secret_document(sources: Mapping[str, tuple[str, ...]] = SOURCE_SIGNING_SECRETS) -> dict[str, Any]:
