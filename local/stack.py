@@ -41,6 +41,10 @@ from local.lambdas import LocalFunctions, own_environments
 from refundflow import catalog
 
 STACK_NAME = "refundflow-local"
+# Operations resources of the template that have no local counterpart (moto runs no alarms or dashboards).
+NOT_MADE_LOCALLY = frozenset(
+    {"AWS::SNS::Topic", "AWS::SNS::Subscription", "AWS::CloudWatch::Alarm", "AWS::CloudWatch::Dashboard"}
+)
 
 
 def _local_signing_secret(label: str) -> str:
@@ -539,6 +543,8 @@ class DevStack:
         for name, output in stack.template.get("Outputs", {}).items():
             value = output["Value"]
             target = value.get("Ref") if isinstance(value, dict) else None
+            if target in stack.resources and stack.resources[target]["Type"] in NOT_MADE_LOCALLY:
+                continue
             try:
                 if target in stack.resources and stack.resources[target]["Type"] == "AWS::SQS::Queue":
                     values[name] = stack.queue_url(target, self.aws_endpoint)
