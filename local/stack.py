@@ -150,6 +150,19 @@ class LocalSettings:
         )
 
 
+def local_parameters(api_url: str, settings: LocalSettings) -> dict[str, str]:
+    """The template parameters of a local stack whose API (and sandboxes) answer at ``api_url``."""
+    return {
+        **local_settings(f"{api_url}/_sandbox", api_url),
+        "RefundOutcomeWaitSeconds": str(settings.refund_outcome_wait_seconds),
+        "BooksRetryWaitSeconds": str(settings.books_retry_wait_seconds),
+        "ApprovalEscalationSeconds": str(settings.approval_escalation_seconds),
+        "ApproverJwtIssuer": f"{api_url}/_local/issuer",
+        "PolicyParameterName": LOCAL_POLICY_PARAMETER,
+        **settings.extra_parameters,
+    }
+
+
 class DevStack:
     def __init__(self, settings: LocalSettings | None = None) -> None:
         self.settings = settings or LocalSettings()
@@ -166,15 +179,7 @@ class DevStack:
         self._session = boto3.session.Session()
 
     def _parameters(self) -> dict[str, str]:
-        return {
-            **local_settings(f"{self.api_url}/_sandbox", self.api_url),
-            "RefundOutcomeWaitSeconds": str(self.settings.refund_outcome_wait_seconds),
-            "BooksRetryWaitSeconds": str(self.settings.books_retry_wait_seconds),
-            "ApprovalEscalationSeconds": str(self.settings.approval_escalation_seconds),
-            "ApproverJwtIssuer": f"{self.api_url}/_local/issuer",
-            "PolicyParameterName": LOCAL_POLICY_PARAMETER,
-            **self.settings.extra_parameters,
-        }
+        return local_parameters(self.api_url, self.settings)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -238,12 +243,14 @@ class DevStack:
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_DEV": "false",
         }
+        essentials = dict(environment)  # the template's empty AWS_ENDPOINT_URL must not hide moto
         # Variables that differ between functions (PLATFORM) are set by LocalFunctions while each module loads.
         own = {name for variables in own_environments(self.stack).values() for name in variables}
         for logical_id in self.stack.of_type("AWS::Serverless::Function"):
             environment.update(
                 {name: value for name, value in self.stack.function_environment(logical_id).items() if name not in own}
             )
+        environment.update(essentials)
         environment.setdefault("POWERTOOLS_LOG_LEVEL", os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"))
         os.environ.update(environment)
         os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("REFUNDFLOW_LOG_LEVEL", "WARNING")
