@@ -1,0 +1,122 @@
+"""What ``refundflow retry`` may do for each refund state, and how the CLI finds a deployed stack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.stub import Stubber
+
+from refundflow_cli.commands.retry import BOOKS_RETRY, REDRIVE, plan
+from refundflow_cli.errors import CliError, Exit, from_problem
+from refundflow_cli.target import Settings, Target
+
+RUNNING = {"status": "RUNNING"}
+FAILED_AT_OUR_FAIL_STATE = {"status": "FAILED", "redriveStatus": "REDRIVABLE"}
+
+
+def refund(status: str, reason: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {"refund_id": "rf_1", "status": status, "attention_reason": reason, "timeline": [], **extra}
+
+
+@pytest.mark.parametrize(
+    ("document", "execution", "action"),
+    [
+        (refund("NEEDS_ATTENTION", "books_rejected"), FAILED_AT_OUR_FAIL_STATE, BOOKS_RETRY),
+        (refund("NEEDS_ATTENTION", "books_update_failed"), None, BOOKS_RETRY),
+        (
+            refund("NEEDS_ATTENTION", "provider_outcome_unknown"),
+            {"status": "ABORTED", "redriveStatus": "REDRIVABLE"},
+            REDRIVE,
+        ),
+        (refund("REFUND_PENDING"), {"status": "TIMED_OUT"}, REDRIVE),
+    ],
+)
+def test_retry_is_allowed_where_the_domain_can_resume(document: dict[str, Any], execution: Any, action: str) -> None:
+    assert plan(document, execution).action == action
+
+
+@pytest.mark.parametrize(
+    ("document", "execution", "reason"),
+    [
+        (refund("COMPLETED"), None, "nothing to retry"),
+        (refund("FAILED", failure={"code": "card_declined"}), None, "FAILED (card_declined), which is final"),
+        (refund("REJECTED"), None, "which is final"),
+        (refund("PENDING_APPROVAL"), RUNNING, "waits for an approver"),
+        (refund("NEEDS_ATTENTION", "books_update_failed"), RUNNING, "retries the books by itself"),
+        (refund("NEEDS_ATTENTION", "provider_outcome_unknown"), RUNNING, "polling the provider"),
+        (refund("NEEDS_ATTENTION", "provider_reversed_refund"), None, "never retries this"),
+        (refund("NEEDS_ATTENTION", "provider_amount_mismatch"), None, "never retries this"),
+        (refund("REFUND_SUBMITTED"), RUNNING, "its workflow is running"),
+        (refund("VALIDATED"), None, "no workflow execution"),
+        (
+            refund("REFUND_PENDING"),
+            {
+                "status": "FAILED",
+                "redriveStatus": "NOT_REDRIVABLE",
+                "redriveStatusReason": "Execution redrivable period exceeded",
+            },
+            "redrivable period exceeded",
+        ),
+    ],
+)
+def test_retry_is_refused_with_the_reason(document: dict[str, Any], execution: Any, reason: str) -> None:
+    decided = plan(document, execution)
+    assert decided.action is None
+    assert reason in decided.reason
+
+
+def test_a_deployed_stack_is_found_by_its_outputs_and_parameters(monkeypatch: pytest.MonkeyPatch) -> None:
+    target = Target(Settings(stack_name="refundflow-prod", region="eu-west-1"))
+    cloudformation = target._session().client("cloudformation", region_name="eu-west-1")
+    with Stubber(cloudformation) as stub:
+        stub.add_response(
+            "describe_stacks",
+            {
+                "Stacks": [
+                    {
+                        "StackName": "refundflow-prod",
+                        "CreationTime": "2026-01-01T00:00:00Z",
+                        "StackStatus": "UPDATE_COMPLETE",
+                        "Outputs": [
+                            {"OutputKey": "ApiUrl", "OutputValue": "https://abc.execute-api.eu-west-1.amazonaws.com"}
+                        ],
+                        "Parameters": [{"ParameterKey": "RefundRequestsSecretName", "ParameterValue": "refundflow/rr"}],
+                    }
+                ]
+            },
+            {"StackName": "refundflow-prod"},
+        )
+        monkeypatch.setattr(target, "_session", lambda: type("S", (), {"client": lambda *_a, **_k: cloudformation})())
+        assert target.api_url == "https://abc.execute-api.eu-west-1.amazonaws.com"
+        assert target.parameter("RefundRequestsSecretName") == "refundflow/rr"
+        assert target.region == "eu-west-1"
+    with pytest.raises(CliError) as missing:
+        target.output("RefundsTableName")
+    assert (missing.value.code, missing.value.exit_code) == ("missing_output", Exit.CONFIG)
+
+
+def test_a_missing_stack_is_not_found() -> None:
+    target = Target(Settings(stack_name="nope", region="eu-west-1"))
+    cloudformation = target._session().client("cloudformation", region_name="eu-west-1")
+    with Stubber(cloudformation) as stub:
+        stub.add_client_error("describe_stacks", "ValidationError", "Stack with id nope does not exist", 400)
+        target._session = lambda: type("S", (), {"client": lambda *_a, **_k: cloudformation})()  # type: ignore[method-assign]
+        with pytest.raises(CliError) as error:
+            target.description  # noqa: B018
+    assert (error.value.code, error.value.exit_code) == ("ValidationError", Exit.NOT_FOUND)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "code", "exit_code"),
+    [
+        (409, {"code": "not_pending_approval", "detail": "it is COMPLETED"}, "not_pending_approval", Exit.REFUSED),
+        (404, {"code": "refund_not_found", "detail": "no refund"}, "refund_not_found", Exit.NOT_FOUND),
+        (401, {"message": "Unauthorized"}, "http_401", Exit.REFUSED),  # API Gateway's own answer
+        (503, None, "http_503", Exit.UNAVAILABLE),
+    ],
+)
+def test_an_api_answer_becomes_the_problem_documents_code(status: int, body: Any, code: str, exit_code: Exit) -> None:
+    error = from_problem(status, body, "approve rf_1")
+    assert (error.code, error.exit_code) == (code, exit_code)
+    assert error.message.startswith(f"approve rf_1: HTTP {status}")
