@@ -16,7 +16,7 @@ from local.stack import DevStack
 from refundflow_cli.app import app
 from refundflow_cli.errors import Exit
 from tests.e2e.conftest import Observed
-from tests.e2e.harness import E2EClient, Orders, eventually
+from tests.e2e.harness import E2EClient, Orders, PaidOrder, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 XERO_REFUSES_CREDIT_NOTES = {
@@ -50,10 +50,15 @@ def as_json(result: Any) -> Any:
     return json.loads(result.stdout)
 
 
+def sent(cli: Any, order: PaidOrder, *more: str, expect: int = 0) -> Any:
+    """``refundflow send`` for all of the order's payment, followed, as JSON."""
+    arguments = ("send", "--payment-id", order.payment_id, "--reason", "damaged", "--email", order.customer)
+    return as_json(cli(*arguments, *more, "--json", expect=expect))
+
+
 def test_send_signs_as_the_curl_source_and_follows_the_refund_to_completed(cli: Any, orders: Orders) -> None:
     order = orders.paid(4200, invoice=False, name="cli-send")
-    result = cli("send", "--payment-id", order.payment_id, "--reason", "damaged", "--email", order.customer, "--json")
-    document = as_json(result)
+    document = sent(cli, order)
     refund = document["refund"]
     assert document["accepted"]["duplicate"] is False
     assert (refund["status"], refund["amount"]) == ("COMPLETED", {"minor_units": 4200, "currency": "EUR"})
@@ -89,19 +94,7 @@ def test_a_refund_that_needs_approval_is_listed_then_approved_by_a_team_lead(cli
     refund_ids = []
     for _ in range(2):
         order = orders.paid(12000, invoice=False, name="cli-approve")
-        stopped = as_json(
-            cli(
-                "send",
-                "--payment-id",
-                order.payment_id,
-                "--reason",
-                "damaged",
-                "--email",
-                order.customer,
-                "--json",
-                expect=Exit.WAITING_FOR_PERSON,
-            )
-        )
+        stopped = sent(cli, order, expect=Exit.WAITING_FOR_PERSON)
         assert stopped["refund"]["status"] == "PENDING_APPROVAL"
         refund_ids.append(stopped["refund"]["refund_id"])
     # WHEN an operator lists what waits for approval, one per page
@@ -146,9 +139,7 @@ def test_a_refund_that_needs_approval_is_listed_then_approved_by_a_team_lead(cli
 
 def test_approving_a_completed_refund_is_the_apis_refusal_in_one_line(cli: Any, orders: Orders) -> None:
     order = orders.paid(900, invoice=False, name="cli-refused")
-    refund_id = as_json(
-        cli("send", "--payment-id", order.payment_id, "--reason", "damaged", "--email", order.customer, "--json")
-    )["refund"]["refund_id"]
+    refund_id = sent(cli, order)["refund"]["refund_id"]
     result = cli("approve", refund_id, expect=Exit.REFUSED)
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("error[")
@@ -166,21 +157,7 @@ def test_retry_books_again_after_the_books_refused_and_refuses_what_is_final(
     order = orders.paid(2600, name="cli-retry")
     assert order.invoice_id
     with client.faults("xero", XERO_REFUSES_CREDIT_NOTES):
-        stopped = as_json(
-            cli(
-                "send",
-                "--payment-id",
-                order.payment_id,
-                "--reason",
-                "damaged",
-                "--email",
-                order.customer,
-                "--invoice-id",
-                order.invoice_id,
-                "--json",
-                expect=Exit.WAITING_FOR_PERSON,
-            )
-        )
+        stopped = sent(cli, order, "--invoice-id", order.invoice_id, expect=Exit.WAITING_FOR_PERSON)
         refund_id = stopped["refund"]["refund_id"]
         assert (stopped["refund"]["status"], stopped["refund"]["attention_reason"]) == (
             "NEEDS_ATTENTION",
@@ -210,19 +187,7 @@ def test_dlq_lists_depths_and_redrives_a_message_back_to_its_queue(
 ) -> None:
     # GIVEN an ops notification that landed in the ops DLQ (as after an outage); its e-mail was sent before
     order = orders.paid(12500, invoice=False, name="cli-dlq")
-    refund_id = as_json(
-        cli(
-            "send",
-            "--payment-id",
-            order.payment_id,
-            "--reason",
-            "damaged",
-            "--email",
-            order.customer,
-            "--json",
-            expect=Exit.WAITING_FOR_PERSON,
-        )
-    )["refund"]["refund_id"]
+    refund_id = sent(cli, order, expect=Exit.WAITING_FOR_PERSON)["refund"]["refund_id"]
     event = eventually(
         lambda: next(
             (
@@ -280,9 +245,7 @@ def test_events_replay_resends_the_archived_events_of_a_time_range(cli: Any, sta
     # AND a refund whose events were archived
     began = datetime.now(UTC) - timedelta(seconds=1)
     order = orders.paid(700, invoice=False, name="cli-replay")
-    refund_id = as_json(
-        cli("send", "--payment-id", order.payment_id, "--reason", "damaged", "--email", order.customer, "--json")
-    )["refund"]["refund_id"]
+    refund_id = sent(cli, order)["refund"]["refund_id"]
     # WHEN the operator replays from before the refund until now
     replayed = as_json(cli("events", "replay", "--from", began.isoformat(), "--to", "now", "--json"))
     # THEN the replay completed and the refund's events came by again, marked as replayed

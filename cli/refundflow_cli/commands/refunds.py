@@ -6,14 +6,13 @@ import base64
 import binascii
 import json
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Annotated, Any
 
 import botocore.exceptions
 import typer
-from boto3.dynamodb.types import TypeDeserializer
 from rich.table import Table
 
+from refundflow.adapters.dynamodb import plain_values
 from refundflow.status import RefundStatus
 from refundflow_cli.commands._shared import api_of, parse_moment, target_of
 from refundflow_cli.errors import CliError, Exit
@@ -21,22 +20,11 @@ from refundflow_cli.output import JsonOption, console, emit_json, handled, money
 from refundflow_cli.target import aws_error
 
 refunds = typer.Typer(help="List refunds by status; show one refund in full.", no_args_is_help=True)
-_deserializer = TypeDeserializer()
 DEFAULT_STATUSES = [RefundStatus.NEEDS_ATTENTION, RefundStatus.PENDING_APPROVAL]
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(refunds, name="refunds")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value)
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
 
 
 def _encode_token(keys: dict[str, Any]) -> str | None:
@@ -89,9 +77,7 @@ def list_refunds(
         start = pending.get(wanted.value)
         while True:
             page = _query(dynamodb, table_name, wanted, moment, limit, start)
-            rows.extend(
-                _plain({key: _deserializer.deserialize(value) for key, value in item.items()}) for item in page["Items"]
-            )
+            rows.extend(plain_values(item) for item in page["Items"])
             start = page.get("LastEvaluatedKey")
             if not start or not every_page:
                 break
