@@ -120,3 +120,16 @@ def test_an_api_answer_becomes_the_problem_documents_code(status: int, body: Any
     error = from_problem(status, body, "approve rf_1")
     assert (error.code, error.exit_code) == (code, exit_code)
     assert error.message.startswith(f"approve rf_1: HTTP {status}")
+
+
+def test_make_setup_installs_the_refundflow_console_script() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "refundflow"
+    assert script.exists(), "make setup installs the console script (pyproject [project.scripts])"
+    shown = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60, check=False)
+    assert shown.returncode == 0
+    for command in ("send", "refunds", "approve", "reject", "retry", "dlq", "events", "policy"):
+        assert command in shown.stdout
