@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -133,3 +134,56 @@ def test_make_setup_installs_the_refundflow_console_script() -> None:
     assert shown.returncode == 0
     for command in ("send", "refunds", "approve", "reject", "retry", "dlq", "events", "policy"):
         assert command in shown.stdout
+
+
+def deployed(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """An Api on a deployed stack whose description is known (no CloudFormation call), with AWS credentials."""
+    from refundflow_cli.api import Api
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    target = Target(Settings(stack_name="refundflow-prod", region="eu-west-1"))
+    target.__dict__["description"] = {
+        "Region": "eu-west-1",
+        "Outputs": {"ApiUrl": "https://abc.execute-api.eu-west-1.amazonaws.com"},
+        "Parameters": {},
+    }
+    return Api(target)
+
+
+def test_on_a_deployed_stack_the_status_api_is_called_with_sigv4(monkeypatch: pytest.MonkeyPatch) -> None:
+    import responses
+
+    api = deployed(monkeypatch)
+    with responses.RequestsMock() as mocked:
+        mocked.get("https://abc.execute-api.eu-west-1.amazonaws.com/refunds/rf_1", json={"refund_id": "rf_1"})
+        assert api.refund("rf_1") == {"refund_id": "rf_1"}
+        authorization = mocked.calls[0].request.headers["Authorization"]
+    assert authorization.startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+    assert "/eu-west-1/execute-api/aws4_request" in authorization
+
+
+def test_on_a_deployed_stack_approvals_need_the_identity_providers_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    import responses
+
+    api = deployed(monkeypatch)
+    monkeypatch.delenv("REFUNDFLOW_TOKEN", raising=False)
+    with pytest.raises(CliError) as missing:
+        api.approver_token("lee:team_lead")  # the local issuer does not exist there
+    assert (missing.value.code, missing.value.exit_code) == ("no_token", Exit.CONFIG)
+    monkeypatch.setenv("REFUNDFLOW_TOKEN", "eyJ.token")
+    with responses.RequestsMock() as mocked:
+        mocked.post(
+            "https://abc.execute-api.eu-west-1.amazonaws.com/refunds/rf_1/approval",
+            json={
+                "refund_id": "rf_1",
+                "status": "APPROVED",
+                "decision": "approve",
+                "approver": "lee",
+                "role": "team_lead",
+            },
+        )
+        api.decide("rf_1", "approve", "ok", api.approver_token(None))
+        sent = mocked.calls[0].request
+    assert sent.headers["Authorization"] == "Bearer eyJ.token"
+    assert json.loads(sent.body) == {"decision": "approve", "note": "ok"}
