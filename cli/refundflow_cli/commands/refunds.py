@@ -92,12 +92,13 @@ def list_refunds(
     table = Table(
         title=f"refunds {', '.join(s.value for s in statuses)}" + (f" since {moment.isoformat()}" if moment else "")
     )
-    for column in ("refund", "status", "updated", "amount", "why", "payment"):
+    for column in ("refund", "status", "age", "in status since", "amount", "why", "payment"):
         table.add_column(column, overflow="fold")
     for summary in summaries:
         table.add_row(
             summary["refund_id"],
             status_text(summary["status"]),
+            _duration(summary["age_seconds"]),
             summary["updated_at"],
             summary["amount"],
             summary["why"],
@@ -136,7 +137,28 @@ def _query(
     return page
 
 
-def _summary(row: dict[str, Any]) -> dict[str, Any]:
+def _duration(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {seconds}s" if minutes else f"{seconds}s"
+
+
+def _age_seconds(created_at: Any, now: datetime) -> int | None:
+    try:
+        created = datetime.fromisoformat(str(created_at))
+    except ValueError:
+        return None
+    return max(int((now - created).total_seconds()), 0)
+
+
+def _summary(row: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
     payment = row.get("payment") or {}
     failure = row.get("failure") or {}
     policy = row.get("policy") or {}
@@ -154,6 +176,7 @@ def _summary(row: dict[str, Any]) -> dict[str, Any]:
         "status": row["status"],
         "updated_at": row.get("updated_at"),
         "created_at": row.get("created_at"),
+        "age_seconds": _age_seconds(row.get("created_at"), now or datetime.now(UTC)),
         "amount": money(row.get("amount") or row.get("requested_amount")),
         "why": why,
         "payment": f"{payment.get('provider')} {payment.get('payment_id')}",

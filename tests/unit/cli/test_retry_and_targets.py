@@ -187,3 +187,22 @@ def test_on_a_deployed_stack_approvals_need_the_identity_providers_token(monkeyp
         sent = mocked.calls[0].request
     assert sent.headers["Authorization"] == "Bearer eyJ.token"
     assert json.loads(sent.body) == {"decision": "approve", "note": "ok"}
+
+
+def test_a_listed_refund_says_how_old_it_is() -> None:
+    from datetime import UTC, datetime
+
+    from refundflow_cli.commands.refunds import _duration, _summary
+
+    row = {
+        "refund_id": "rf_1",
+        "status": "PENDING_APPROVAL",
+        "created_at": "2026-12-06T01:00:00Z",
+        "updated_at": "2026-12-06T01:00:02.5Z",
+        "requested_amount": {"minor_units": 12000, "currency": "EUR"},
+        "payment": {"provider": "stripe", "payment_id": "pi_1"},
+        "policy": {"required_role": "agent"},
+    }
+    summary = _summary(row, now=datetime(2026, 12, 6, 3, 30, 5, tzinfo=UTC))
+    assert (summary["age_seconds"], summary["amount"], summary["why"]) == (9005, "120.00 EUR", "needs agent")
+    assert [_duration(s) for s in (9005, 59, 61, 90000, None)] == ["2h 30m", "59s", "1m 1s", "1d 1h", "-"]
