@@ -52,6 +52,7 @@ def follow(api: Api, refund_id: str, *, timeout: float, live: bool, since_seq: i
             time.sleep(POLL_SECONDS)
             refund = api.refund(refund_id)
             view.update(refund_panel(refund))
+    console().line()
     return refund
 
 

@@ -77,22 +77,42 @@ def status_text(status: str) -> Text:
     return Text(status, style=STATUS_STYLE.get(status, "cyan"))
 
 
+def _detail(value: Any) -> str:
+    """A detail value as a person reads it: amounts as "42.00 EUR", objects as key=value."""
+    if isinstance(value, dict) and set(value) == {"minor_units", "currency"}:
+        return money(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key}={_detail(item)}" for key, item in value.items() if item is not None) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_detail(item) for item in value) + "]"
+    return str(value)
+
+
+def _clock(at: Any) -> str:
+    """The time of day of an ISO 8601 timestamp, to the millisecond (the date is in the refund's header)."""
+    text = str(at)
+    time_part = text.partition("T")[2] or text
+    return time_part[:12]
+
+
 def timeline_table(entries: list[dict[str, Any]]) -> Table:
     table = Table(title="timeline", title_justify="left", expand=False)
-    for column in ("#", "at", "entry", "status", "actor", "details"):
-        table.add_column(column, overflow="fold")
+    table.add_column("#", justify="right")
+    table.add_column("at (UTC)", no_wrap=True)
+    table.add_column("entry", no_wrap=True)
+    table.add_column("actor", overflow="fold", max_width=28)
+    table.add_column("details", overflow="fold", ratio=1)
     for entry in entries:
-        move = ""
-        if entry.get("to_status"):
-            move = f"{entry.get('from_status') or ''} -> {entry['to_status']}".strip()
+        kind: str | Text = str(entry["type"])
+        if entry.get("to_status") and entry.get("to_status") != entry.get("from_status"):
+            kind = Text(f"-> {entry['to_status']}", style=STATUS_STYLE.get(str(entry["to_status"]), "cyan"))
         details = entry.get("details") or {}
         table.add_row(
             str(entry["seq"]),
-            str(entry["at"]),
-            str(entry["type"]),
-            move,
+            _clock(entry["at"]),
+            kind,
             str(entry["actor"]),
-            ", ".join(f"{key}={value}" for key, value in details.items())[:160],
+            ", ".join(f"{key}={_detail(value)}" for key, value in details.items() if value is not None)[:240],
         )
     return table
 
@@ -113,7 +133,10 @@ def refund_panel(refund: dict[str, Any]) -> Group:
     source = refund.get("source") or {}
     rows: list[tuple[str, Any]] = [
         ("status", status_text(refund["status"])),
-        ("requested", money(refund.get("requested_amount"))),
+        (
+            "requested",
+            money(refund.get("requested_amount")) if refund.get("requested_amount") else "all that is refundable",
+        ),
         ("refund", money(refund.get("amount"))),
         ("reason", refund.get("reason")),
         ("payment", f"{payment.get('provider')} {payment.get('payment_id')}"),

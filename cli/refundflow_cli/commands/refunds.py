@@ -92,7 +92,8 @@ def list_refunds(
     table = Table(
         title=f"refunds {', '.join(s.value for s in statuses)}" + (f" since {moment.isoformat()}" if moment else "")
     )
-    for column in ("refund", "status", "age", "in status since", "amount", "why", "payment"):
+    table.add_column("refund", no_wrap=True)
+    for column in ("status", "age", "in status since", "amount", "why", "payment"):
         table.add_column(column, overflow="fold")
     for summary in summaries:
         table.add_row(
