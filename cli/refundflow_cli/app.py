@@ -6,11 +6,13 @@ in ``refundflow_cli.commands.MODULES``.
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
 
 from refundflow_cli import commands
+from refundflow_cli.errors import Exit
 from refundflow_cli.target import Settings, Target
 
 app = typer.Typer(
@@ -54,4 +56,16 @@ commands.register(app)
 
 
 def main() -> None:
-    app()
+    """The console script: usage errors are one line too (``error[usage]: ...``, exit 2)."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        typer.echo("error[interrupted]: interrupted", err=True)
+        sys.exit(int(Exit.ERROR))
+    except typer.TyperException as error:  # Typer's usage errors (bad options, unknown commands, bad values)
+        context = getattr(error, "ctx", None)
+        hint = f" (see `{context.command_path} --help`)" if context is not None else ""
+        message = error.format_message() if hasattr(error, "format_message") else str(error)
+        typer.echo(f"error[usage]: {message}{hint}", err=True)
+        sys.exit(int(getattr(error, "exit_code", Exit.USAGE)))
+    sys.exit(code if isinstance(code, int) else 0)

@@ -134,6 +134,10 @@ def test_make_setup_installs_the_refundflow_console_script() -> None:
     assert shown.returncode == 0
     for command in ("send", "refunds", "approve", "reject", "retry", "dlq", "events", "policy"):
         assert command in shown.stdout
+    # a usage error is one line and exit 2, like every other error
+    wrong = subprocess.run([str(script), "reject", "rf_1"], capture_output=True, text=True, timeout=60, check=False)
+    assert wrong.returncode == Exit.USAGE
+    assert wrong.stderr.splitlines() == ["error[usage]: Missing option '--note'. (see `refundflow reject --help`)"]
 
 
 def deployed(monkeypatch: pytest.MonkeyPatch) -> Any:
