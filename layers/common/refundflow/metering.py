@@ -1,27 +1,23 @@
 """Calls to the payment provider and the books, counted and timed per platform: ``ProviderCalls``,
 ``ProviderErrors``, ``ProviderLatency`` and the ``Books*`` three (dimension ``platform``). An error is a call
-that did not get an answer (unreachable, unknown outcome, a crash); a refusal or a not-found is an answer."""
+that did not get an answer (unreachable, unknown outcome, a crash); a refusal or a not-found is an answer.
+
+The meter wraps a connector without knowing its methods: every public method the domain calls on it is
+one call to the platform (the connectors do no local-only work behind their port's methods)."""
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Callable, Mapping
-from typing import TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 from refundflow.errors import OutcomeUnknownError, RefundflowError, TransientError
-from refundflow.models import CreditDocument
 from refundflow.observability import publish_metrics
-from refundflow.ports import (
-    BooksConnector,
-    CreditBooking,
-    ProviderEvent,
-    ProviderPayment,
-    ProviderRefund,
-    ProviderRefundRequest,
-    RefundProvider,
-)
 
 T = TypeVar("T")
+C = TypeVar("C")
+PROVIDER, BOOKS = "Provider", "Books"
 
 
 def _is_error(error: BaseException) -> bool:
@@ -29,7 +25,7 @@ def _is_error(error: BaseException) -> bool:
 
 
 def metered(kind: str, platform: str, call: Callable[[], T]) -> T:
-    """Run ``call`` and publish ``<kind>Calls``, ``<kind>Latency`` and, when it failed, ``<kind>Errors``."""
+    """Run ``call`` and publish ``<kind>Calls``, ``<kind>Latency`` and ``<kind>Errors`` (1 when it failed)."""
     started = time.perf_counter()
     failed = False
     try:
@@ -43,45 +39,26 @@ def metered(kind: str, platform: str, call: Callable[[], T]) -> T:
         publish_metrics(values, "platform", platform)
 
 
-class MeteredProvider(RefundProvider):
-    """A payment provider whose calls are metered (webhook parsing is local work: not metered). Made by
-    :func:`metered_provider`, which gives it the inner provider's ``provider``."""
+class _Metered:
+    """Delegates everything to ``inner``; its public methods are metered."""
 
-    def __init__(self, inner: RefundProvider) -> None:
-        self.inner = inner
-        self.platform = inner.provider.value
+    def __init__(self, inner: Any, kind: str, platform: str) -> None:
+        self._inner, self._kind, self._platform = inner, kind, platform
 
-    def get_payment(self, payment_id: str) -> ProviderPayment:
-        return metered("Provider", self.platform, lambda: self.inner.get_payment(payment_id))
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._inner, name)
+        if name.startswith("_") or not callable(value):
+            return value
 
-    def create_refund(self, request: ProviderRefundRequest) -> ProviderRefund:
-        return metered("Provider", self.platform, lambda: self.inner.create_refund(request))
+        @functools.wraps(value)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return metered(self._kind, self._platform, lambda: value(*args, **kwargs))
 
-    def get_refund(self, provider_refund_id: str) -> ProviderRefund:
-        return metered("Provider", self.platform, lambda: self.inner.get_refund(provider_refund_id))
-
-    def find_refund(self, refund_id: str, payment_id: str) -> ProviderRefund | None:
-        return metered("Provider", self.platform, lambda: self.inner.find_refund(refund_id, payment_id))
-
-    def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> ProviderEvent:
-        return self.inner.parse_webhook(headers, raw_body)
+        return call
 
 
-def metered_provider(inner: RefundProvider) -> RefundProvider:
-    if isinstance(inner, MeteredProvider):
-        return inner
-    kind = type(f"Metered{type(inner).__name__}", (MeteredProvider,), {"provider": inner.provider})
-    provider: RefundProvider = kind(inner)
-    return provider
-
-
-class MeteredBooks(BooksConnector):
-    def __init__(self, inner: BooksConnector, platform: str) -> None:
-        self.inner = inner
-        self.platform = platform
-
-    def record_refund(self, booking: CreditBooking) -> CreditDocument:
-        return metered("Books", self.platform, lambda: self.inner.record_refund(booking))
-
-    def find_credit_document(self, booking: CreditBooking) -> CreditDocument | None:
-        return metered("Books", self.platform, lambda: self.inner.find_credit_document(booking))
+def meter(connector: C, kind: str, platform: str) -> C:
+    """``connector`` with its calls metered as ``kind`` (``Provider`` or ``Books``) for ``platform``."""
+    if isinstance(connector, _Metered):
+        return connector
+    return cast(C, _Metered(connector, kind, platform))

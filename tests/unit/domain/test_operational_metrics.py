@@ -10,7 +10,7 @@ import pytest
 
 from refundflow.domain.books import update_invoice
 from refundflow.errors import RejectedError, TransientError
-from refundflow.metering import MeteredBooks, metered_provider
+from refundflow.metering import BOOKS, PROVIDER, meter
 from refundflow.observability import DIMENSIONED_METRICS, metric_document
 from refundflow.status import RefundStatus
 from tests.support.fakes import World
@@ -64,7 +64,7 @@ def test_a_metric_document_is_emf_with_its_own_dimension_and_refuses_another() -
 def test_books_failing_then_refusing_counts_errors_by_reason_and_per_platform(env: World, published: Any) -> None:
     env.provider.add_payment(PAYMENT, eur(10_000))
     refund_id = refunded(env)
-    books = MeteredBooks(env.books, "xero")
+    books = meter(env.books, BOOKS, "xero")
     # GIVEN books that are down once, then refuse the credit note
     env.books.failures = [TransientError("Xero 503"), RejectedError("invoice is voided", platform="xero")]
     published()
@@ -84,7 +84,7 @@ def test_books_failing_then_refusing_counts_errors_by_reason_and_per_platform(en
 
 def test_every_status_change_is_counted_by_status_and_provider_calls_per_platform(env: World, published: Any) -> None:
     env.provider.add_payment(PAYMENT, eur(10_000))
-    env.provider = metered_provider(env.provider)  # type: ignore[assignment]
+    env.provider = meter(env.provider, PROVIDER, "stripe")
     refund_id = refunded(env)
     update_invoice(refund_id, recorder=env.recorder, books_for=env.books.books_for)
     documents = published()
@@ -92,7 +92,7 @@ def test_every_status_change_is_counted_by_status_and_provider_calls_per_platfor
     assert statuses[-3:] == ["REFUNDED", "INVOICE_UPDATED", "COMPLETED"]
     assert set(statuses) <= set(RefundStatus)
     calls = values(documents, "ProviderCalls", "platform")
-    assert calls == [("stripe", 1)] * len(calls) == [("stripe", 1)] * len(env.provider.inner.calls)  # type: ignore[attr-defined]
+    assert calls == [("stripe", 1)] * len(calls) == [("stripe", 1)] * len(env.provider.calls)
     assert values(documents, "ProviderErrors", "platform") == [("stripe", 0)] * len(calls)
 
 
