@@ -44,6 +44,8 @@ DIMENSION_VALUES = {
         recorder.OUTCOME_UNKNOWN,
         recorder.PROVIDER_REVERSED,
         recorder.AMOUNT_MISMATCH,
+        recorder.OUTCOME_UNRESOLVED,
+        recorder.OUTCOME_NOT_REPORTED,
     },
     "platform": {provider.value for provider in PaymentProvider} | {system.value for system in BooksSystem},
     "decision": {status.value for status in recorder.APPROVER_DECISIONS},
@@ -200,3 +202,14 @@ def test_the_dashboard_has_the_widgets_ops_asked_for() -> None:
         "Cost drivers per refund",
     ):
         assert wanted in titles
+
+
+def test_the_needs_attention_widget_shows_every_reason_and_the_status_widget_every_status() -> None:
+    widgets = {widget["properties"].get("title"): widget for widget in dashboard()["widgets"]}
+
+    def shown(title: str, dimension: str) -> set[str]:
+        rows = widgets[title]["properties"]["metrics"]
+        return {row[row.index(dimension) + 1] for row in rows if dimension in row}
+
+    assert shown("NEEDS_ATTENTION by reason", "reason") == DIMENSION_VALUES["reason"]
+    assert shown("Refunds by status per hour", "status") == DIMENSION_VALUES["status"]

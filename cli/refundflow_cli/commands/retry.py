@@ -11,6 +11,9 @@ What the domain allows today (refundflow.domain.failures / recorder):
 - NEEDS_ATTENTION ``provider_outcome_unknown``: the workflow polls the provider; refused while it runs.
 - NEEDS_ATTENTION ``provider_reversed_refund`` / ``provider_amount_mismatch``: money moved differently from what
   was asked; a person settles it with the provider. Never retried.
+- NEEDS_ATTENTION ``outcome_unknown`` (the platform can neither find the refund by our reference nor still
+  remembers the idempotency key) / ``outcome_not_reported`` (a webhook-only platform never reported): whether
+  money moved is unknown; a person checks at the provider. Never retried: a resend could pay twice.
 - A refund still under way whose workflow execution stopped (FAILED, TIMED_OUT, ABORTED outside our own Fail
   states): Step Functions' RedriveExecution resumes it from the state that stopped, where Step Functions says
   it is redrivable.
@@ -66,6 +69,12 @@ def plan(refund: dict[str, Any], execution: dict[str, Any] | None) -> Plan:
     if status == "PENDING_APPROVAL":
         return Plan(None, "the refund waits for an approver: `refundflow approve` or `refundflow reject`")
     if status == "NEEDS_ATTENTION":
+        if reason in {"outcome_unknown", "outcome_not_reported"}:
+            return Plan(
+                None,
+                f"{reason}: whether the provider refunded is unknown and cannot be found out automatically (no "
+                "look-up by our reference, or no webhook came); check at the provider, a resend could pay twice",
+            )
         if reason in {"provider_reversed_refund", "provider_amount_mismatch"}:
             return Plan(
                 None,

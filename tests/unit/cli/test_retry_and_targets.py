@@ -48,6 +48,8 @@ def test_retry_is_allowed_where_the_domain_can_resume(document: dict[str, Any], 
         (refund("NEEDS_ATTENTION", "provider_outcome_unknown"), RUNNING, "polling the provider"),
         (refund("NEEDS_ATTENTION", "provider_reversed_refund"), None, "never retries this"),
         (refund("NEEDS_ATTENTION", "provider_amount_mismatch"), None, "never retries this"),
+        (refund("NEEDS_ATTENTION", "outcome_unknown"), None, "a resend could pay twice"),
+        (refund("NEEDS_ATTENTION", "outcome_not_reported"), RUNNING, "check at the provider"),
         (refund("REFUND_SUBMITTED"), RUNNING, "its workflow is running"),
         (refund("VALIDATED"), None, "no workflow execution"),
         (
