@@ -13,8 +13,9 @@ from refundflow.errors import RejectedError, TransientError
 from refundflow.metering import BOOKS, PROVIDER, meter
 from refundflow.observability import DIMENSIONED_METRICS, metric_document
 from refundflow.status import RefundStatus
+from tests.support.domain import PAYMENT, eur
 from tests.support.fakes import World
-from tests.unit.domain.test_failures import PAYMENT, eur, fail, refunded
+from tests.unit.domain.test_failures import fail, refunded
 
 
 @pytest.fixture
