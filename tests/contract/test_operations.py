@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from local.cfn import load_template
+from refundflow import catalog
 from refundflow.domain import recorder
 from refundflow.events import APPROVAL_ESCALATED, EVENT_FOR_STATUS, RECONCILIATION_MISMATCH
-from refundflow.models import BooksSystem, PaymentProvider
 from refundflow.observability import DIMENSIONED_METRICS, NAMESPACE, SERVICE
 from refundflow.status import RefundStatus
 
@@ -47,7 +47,7 @@ DIMENSION_VALUES = {
         recorder.OUTCOME_UNRESOLVED,
         recorder.OUTCOME_NOT_REPORTED,
     },
-    "platform": {provider.value for provider in PaymentProvider} | {system.value for system in BooksSystem},
+    "platform": set(catalog.names()),
     "decision": {status.value for status in recorder.APPROVER_DECISIONS},
 }
 # AWS metrics: (namespace, metric) -> the dimension naming a resource, and that resource's type and reference.
@@ -213,3 +213,26 @@ def test_the_needs_attention_widget_shows_every_reason_and_the_status_widget_eve
 
     assert shown("NEEDS_ATTENTION by reason", "reason") == DIMENSION_VALUES["reason"]
     assert shown("Refunds by status per hour", "status") == DIMENSION_VALUES["status"]
+
+
+def test_every_platform_of_the_catalog_is_on_the_dashboard_and_in_the_provider_alarm() -> None:
+    payments = {entry.name for entry in catalog.payment_platforms()}
+    books = {entry.name for entry in catalog.books_platforms()}
+    rows = [row for widget in dashboard()["widgets"] for row in widget.get("properties", {}).get("metrics", [])]
+
+    def platforms(metric: str) -> set[str]:
+        return {row[row.index("platform") + 1] for row in rows if metric in row and "platform" in row}
+
+    for metric in ("ProviderCalls", "ProviderErrors", "ProviderLatency"):
+        assert platforms(metric) == payments, metric
+    for metric in ("BooksCalls", "BooksErrors", "BooksLatency"):
+        assert platforms(metric) == books, metric
+    alarm = ALARMS["ProviderErrorRateAlarm"]
+    watched = {
+        (query["MetricStat"]["Metric"]["MetricName"], dimension["Value"])
+        for query in alarm["Metrics"]
+        if "MetricStat" in query
+        for dimension in query["MetricStat"]["Metric"]["Dimensions"]
+        if dimension["Name"] == "platform"
+    }
+    assert watched == {(metric, name) for metric in ("ProviderErrors", "ProviderCalls") for name in payments}

@@ -16,6 +16,7 @@ from refundflow.adapters.ses import SesMailer
 from refundflow.adapters.stepfunctions import StepFunctionsCallbacks, StepFunctionsWorkflow
 from refundflow.domain.recorder import RefundRecorder
 from refundflow.errors import ConfigurationError, InvalidRequest
+from refundflow.metering import BOOKS, PROVIDER, meter
 from refundflow.ports import BooksConnector, RefundProvider
 
 
