@@ -158,7 +158,7 @@ def retry(
             console().print(f"{refund_id}: would {decided.action.replace('_', ' ')}: {decided.reason}")
         return
     seen = max((entry["seq"] for entry in refund.get("timeline") or []), default=0)
-    started = _books_retry(target, refund_id) if decided.action == BOOKS_RETRY else _redrive(target, refund_id)
+    started = _books_retry(target, refund) if decided.action == BOOKS_RETRY else _redrive(target, refund_id)
     if not json_output:
         console().print(f"{refund_id}: {decided.reason} ({started})")
     if not wait:
@@ -181,15 +181,26 @@ def retry(
     raise typer.Exit(int(code))
 
 
-def _books_retry(target: Target, refund_id: str) -> str:
-    """The books step again: a RefundSteps (Express) execution entered after the refund, as the workflow's
-    ResumeAfterRefund state starts it."""
+def _books_retry(target: Target, refund: dict[str, Any]) -> str:
+    """The books step again: a RefundSteps (Express) execution entered after the refund, with the step result the
+    workflow's ResumeAfterRefund state hands it (its ``books`` names the books platform's function)."""
+    refund_id = refund["refund_id"]
+    invoice = refund.get("invoice") or {}
+    if not invoice.get("system"):
+        raise CliError("no_books", f"{refund_id} names no invoice: there is nothing to book", Exit.NOT_ALLOWED)
+    step = {
+        "refund_id": refund_id,
+        "status": refund["status"],
+        "outcome": "BOOKS_RETRY",
+        "provider": (refund.get("payment") or {}).get("provider"),
+        "books": invoice["system"],
+    }
     name = f"{refund_id}-retry-{uuid.uuid4().hex[:12]}"
     try:
         started = target.client("stepfunctions").start_execution(
             stateMachineArn=target.output("RefundStepsArn"),
             name=name,
-            input=json.dumps({"refund_id": refund_id, "entry": "after_refund"}),
+            input=json.dumps({"refund_id": refund_id, "entry": "after_refund", "step": step}),
         )
     except botocore.exceptions.ClientError as error:
         raise aws_error(error, "start the books step") from error
