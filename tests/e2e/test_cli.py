@@ -289,23 +289,3 @@ def test_errors_are_one_line_with_the_problem_code_and_a_documented_exit(cli: An
     invalid = cli("refunds", "show", "rf_nope", expect=Exit.REFUSED)
     assert "path.refund_id: String should match pattern" in invalid.stderr
     assert nowhere.stderr.startswith("error[local_stack_unreachable]: no local stack at http://127.0.0.1:9")
-
-
-def test_retry_offers_a_redrive_for_a_refund_whose_workflow_stopped_midway(
-    cli: Any, client: E2EClient, orders: Orders, stack: DevStack
-) -> None:
-    # GIVEN a refund waiting for Stripe's outcome whose workflow execution an operator stopped
-    order = orders.paid(1100, payment_method="pm_card_pendingRefund", invoice=False, name="cli-redrive")
-    refund_id = sent(cli, order, "--no-follow")["accepted"]["refund_id"]
-    client.hold_stripe_refund(order.payment_id)
-    client.wait_for(refund_id, {"REFUND_PENDING"})
-    stack.client("stepfunctions").stop_execution(executionArn=stack.execution_arn(refund_id), error="OperatorStopped")
-    stack.wait_for_execution(refund_id, statuses=("ABORTED",))
-    # WHEN the operator asks what a retry would do
-    planned = as_json(cli("retry", refund_id, "--check", "--json"))
-    # THEN a redrive of the stopped execution, which the local stack's moto cannot do: said in one line
-    assert planned["action"] == "redrive"
-    assert "ABORTED" in planned["reason"]
-    refused = cli("retry", refund_id, expect=Exit.NOT_ALLOWED)
-    assert refused.stderr.startswith("error[not_supported_locally]:")
-    assert client.refund(refund_id)["status"] == "REFUND_PENDING"

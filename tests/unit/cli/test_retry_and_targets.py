@@ -212,3 +212,11 @@ def test_a_listed_refund_says_how_old_it_is() -> None:
     summary = _summary(row, now=datetime(2026, 12, 6, 3, 30, 5, tzinfo=UTC))
     assert (summary["age_seconds"], summary["amount"], summary["why"]) == (9005, "120.00 EUR", "needs agent")
     assert [_duration(s) for s in (9005, 59, 61, 90000, None)] == ["2h 30m", "59s", "1m 1s", "1d 1h", "-"]
+
+
+def test_a_redrive_on_the_local_stack_is_refused_in_one_line_because_moto_has_no_redrive() -> None:
+    from refundflow_cli.commands.retry import _redrive
+
+    with pytest.raises(CliError) as refused:
+        _redrive(Target(Settings()), "rf_1")  # no stack name: the local stack; nothing is called
+    assert (refused.value.code, refused.value.exit_code) == ("not_supported_locally", Exit.NOT_ALLOWED)
