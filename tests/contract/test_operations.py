@@ -46,6 +46,7 @@ DIMENSION_VALUES = {
         recorder.AMOUNT_MISMATCH,
         recorder.OUTCOME_UNRESOLVED,
         recorder.OUTCOME_NOT_REPORTED,
+        recorder.BOOKS_PENDING,
     },
     "platform": set(catalog.names()),
     "decision": {status.value for status in recorder.APPROVER_DECISIONS},

@@ -6,6 +6,8 @@ What the domain allows today (refundflow.domain.failures / recorder):
   the cause is fixed, run the books step again: a RefundSteps execution entered at ``after_refund``
   (UpdateInvoice; idempotent, keyed by the refund id). Success completes the refund; another refusal is one
   more ``BooksUpdateFailed`` entry and the refund stays where it was.
+- NEEDS_ATTENTION ``books_pending`` (a webhook-only outcome came after the workflow stopped waiting): a books run
+  books and completes it, as above.
 - NEEDS_ATTENTION ``books_update_failed``: the workflow retries the books by itself every BooksRetryWaitSeconds
   (BOOKS_RETRY); refused while its execution runs, booked again as above if the execution stopped.
 - NEEDS_ATTENTION ``provider_outcome_unknown``: the workflow polls the provider; refused while it runs.
@@ -81,6 +83,8 @@ def plan(refund: dict[str, Any], execution: dict[str, Any] | None) -> Plan:
                 f"{reason}: the provider moved money differently from what was asked; "
                 "settle it with the provider, refundflow never retries this",
             )
+        if reason == "books_pending":
+            return Plan(BOOKS_RETRY, "the provider's late news left the refund unbooked: booking it now")
         if reason == "books_rejected":
             return Plan(
                 BOOKS_RETRY, "the books refused the credit note or the automatic retries ran out: booking again"

@@ -25,6 +25,7 @@ def refund(status: str, reason: str | None = None, **extra: Any) -> dict[str, An
     [
         (refund("NEEDS_ATTENTION", "books_rejected"), FAILED_AT_OUR_FAIL_STATE, BOOKS_RETRY),
         (refund("NEEDS_ATTENTION", "books_update_failed"), None, BOOKS_RETRY),
+        (refund("NEEDS_ATTENTION", "books_pending"), {"status": "FAILED"}, BOOKS_RETRY),
         (
             refund("NEEDS_ATTENTION", "provider_outcome_unknown"),
             {"status": "ABORTED", "redriveStatus": "REDRIVABLE"},
