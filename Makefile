@@ -13,7 +13,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 .DEFAULT_GOAL := help
 .PHONY: help setup demo local test check lint format typecheck unit integration contract e2e statelint \
 	sam-validate sam-build bundle-check openapi openapi-check diagrams diagrams-check platforms platforms-check layers \
-	benchmarks policy-check aws-e2e reconcile clean
+	benchmarks policy-check aws-e2e reconcile sam-env clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-16s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ policy-check: $(BIN)/.installed ## evaluate a policy file against the samples: m
 reconcile: $(BIN)/.installed ## reconcile a settlement file against the local stack: make reconcile FILE=... [BANK=...] [ARGS=...]
 	@test -n "$(FILE)" || { echo "usage: make reconcile FILE=settlement.csv [BANK=statement.xml] [ARGS='--stack NAME']"; exit 2; }
 	$(BIN)/python -m local.reconcile "$(FILE)" $(if $(BANK),--bank "$(BANK)") $(ARGS)
+
+sam-env: $(BIN)/.installed ## regenerate events/env.local.json (sam local --env-vars, pointing at the local stack)
+	$(BIN)/python -m local.sam_env --write
 
 benchmarks: $(BIN)/.installed ## print the benchmark figures as JSON
 	$(BIN)/python -m benchmarks

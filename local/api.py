@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
@@ -31,8 +32,15 @@ def _problem(status: int, code: str, detail: str) -> Response:
 
 
 class LocalApi:
-    def __init__(self, stack: Stack, functions: LocalFunctions, simulators: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        stack: Stack,
+        functions: LocalFunctions,
+        simulators: dict[str, Any],
+        outputs: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self.stack = stack
+        self.outputs = outputs
         self.functions = functions
         self.simulators = simulators
         self.issuer = LocalIssuer(
@@ -67,6 +75,8 @@ class LocalApi:
                 return simulator(environ, start_response)
         if request.path.startswith("/_local/issuer"):
             return self.issuer.wsgi(request)(environ, start_response)
+        if request.path == "/_local/outputs" and self.outputs is not None:
+            return Response(json.dumps(self.outputs()), mimetype="application/json")(environ, start_response)
         return self.handle(request)(environ, start_response)
 
     def handle(self, request: Request) -> Response:

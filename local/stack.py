@@ -41,6 +41,10 @@ from local.lambdas import LocalFunctions, own_environments
 from refundflow import catalog
 
 STACK_NAME = "refundflow-local"
+# Operations resources of the template that have no local counterpart (moto runs no alarms or dashboards).
+NOT_MADE_LOCALLY = frozenset(
+    {"AWS::SNS::Topic", "AWS::SNS::Subscription", "AWS::CloudWatch::Alarm", "AWS::CloudWatch::Dashboard"}
+)
 
 
 def _local_signing_secret(label: str) -> str:
@@ -146,6 +150,19 @@ class LocalSettings:
         )
 
 
+def local_parameters(api_url: str, settings: LocalSettings) -> dict[str, str]:
+    """The template parameters of a local stack whose API (and sandboxes) answer at ``api_url``."""
+    return {
+        **local_settings(f"{api_url}/_sandbox", api_url),
+        "RefundOutcomeWaitSeconds": str(settings.refund_outcome_wait_seconds),
+        "BooksRetryWaitSeconds": str(settings.books_retry_wait_seconds),
+        "ApprovalEscalationSeconds": str(settings.approval_escalation_seconds),
+        "ApproverJwtIssuer": f"{api_url}/_local/issuer",
+        "PolicyParameterName": LOCAL_POLICY_PARAMETER,
+        **settings.extra_parameters,
+    }
+
+
 class DevStack:
     def __init__(self, settings: LocalSettings | None = None) -> None:
         self.settings = settings or LocalSettings()
@@ -162,15 +179,7 @@ class DevStack:
         self._session = boto3.session.Session()
 
     def _parameters(self) -> dict[str, str]:
-        return {
-            **local_settings(f"{self.api_url}/_sandbox", self.api_url),
-            "RefundOutcomeWaitSeconds": str(self.settings.refund_outcome_wait_seconds),
-            "BooksRetryWaitSeconds": str(self.settings.books_retry_wait_seconds),
-            "ApprovalEscalationSeconds": str(self.settings.approval_escalation_seconds),
-            "ApproverJwtIssuer": f"{self.api_url}/_local/issuer",
-            "PolicyParameterName": LOCAL_POLICY_PARAMETER,
-            **self.settings.extra_parameters,
-        }
+        return local_parameters(self.api_url, self.settings)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -234,12 +243,14 @@ class DevStack:
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_DEV": "false",
         }
+        essentials = dict(environment)  # the template's empty AWS_ENDPOINT_URL must not hide moto
         # Variables that differ between functions (PLATFORM) are set by LocalFunctions while each module loads.
         own = {name for variables in own_environments(self.stack).values() for name in variables}
         for logical_id in self.stack.of_type("AWS::Serverless::Function"):
             environment.update(
                 {name: value for name, value in self.stack.function_environment(logical_id).items() if name not in own}
             )
+        environment.update(essentials)
         environment.setdefault("POWERTOOLS_LOG_LEVEL", os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"))
         os.environ.update(environment)
         os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("REFUNDFLOW_LOG_LEVEL", "WARNING")
@@ -401,7 +412,7 @@ class DevStack:
 
         from local.api import LocalApi
 
-        app = LocalApi(self.stack, self.functions, self.simulators)
+        app = LocalApi(self.stack, self.functions, self.simulators, outputs=self.outputs)
         self._api = make_server("127.0.0.1", self.api_port, app, threaded=True)
         threading.Thread(target=self._api.serve_forever, name="local-api", daemon=True).start()
 
@@ -526,6 +537,35 @@ class DevStack:
 
     def env(self) -> Mapping[str, str]:
         return dict(os.environ)
+
+    def outputs(self) -> dict[str, Any]:
+        """What ``aws cloudformation describe-stacks`` says of a deployed stack, for this one: the template's
+        Outputs (the API's URLs on the local API, queue URLs on moto; outputs of resources the local stack
+        does not make, such as alarms, left out), its parameters, and where its AWS endpoint is. Served at
+        ``GET /_local/outputs`` so tools (the refundflow CLI) find the local stack the way they find a
+        deployed one."""
+        stack = self.stack
+        deployed_api = f"https://{stack.physical_name('RefundsApi')}.execute-api.{stack.region}.amazonaws.com"
+        values: dict[str, str] = {}
+        for name, output in stack.template.get("Outputs", {}).items():
+            value = output["Value"]
+            target = value.get("Ref") if isinstance(value, dict) else None
+            if target in stack.resources and stack.resources[target]["Type"] in NOT_MADE_LOCALLY:
+                continue
+            try:
+                if target in stack.resources and stack.resources[target]["Type"] == "AWS::SQS::Queue":
+                    values[name] = stack.queue_url(target, self.aws_endpoint)
+                else:
+                    values[name] = str(stack.resolve(value)).replace(deployed_api, self.api_url)
+            except KeyError:
+                continue
+        return {
+            "StackName": stack.name,
+            "Region": stack.region,
+            "AwsEndpointUrl": self.aws_endpoint,
+            "Outputs": values,
+            "Parameters": dict(stack.parameters),
+        }
 
 
 def refund_request_secret_document(sources: Mapping[str, tuple[str, ...]] = SOURCE_SIGNING_SECRETS) -> dict[str, Any]:

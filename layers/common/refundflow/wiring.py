@@ -16,6 +16,7 @@ from refundflow.adapters.ses import SesMailer
 from refundflow.adapters.stepfunctions import StepFunctionsCallbacks, StepFunctionsWorkflow
 from refundflow.domain.recorder import RefundRecorder
 from refundflow.errors import ConfigurationError, InvalidRequest
+from refundflow.metering import BOOKS, PROVIDER, meter
 from refundflow.ports import BooksConnector, RefundProvider
 
 
@@ -64,7 +65,7 @@ def provider(name: str) -> RefundProvider:
     found = catalog.connector(name)
     if not isinstance(found, RefundProvider):
         raise ConfigurationError(f"refundflow.platforms.{name}.connector() is not a RefundProvider")
-    return found
+    return meter(found, PROVIDER, name)  # ProviderCalls/Errors/Latency per platform (the ops dashboard)
 
 
 def books(name: str) -> BooksConnector:
@@ -78,7 +79,7 @@ def books(name: str) -> BooksConnector:
     found = catalog.connector(name)
     if not isinstance(found, BooksConnector):
         raise ConfigurationError(f"refundflow.platforms.{name}.connector() is not a BooksConnector")
-    return found
+    return meter(found, BOOKS, name)  # BooksCalls/Errors/Latency per platform
 
 
 def ensure_own_platform(own: str, asked: str) -> None:

@@ -126,6 +126,12 @@ def _from_item(item: dict[str, Any]) -> dict[str, Any]:
     return {key: _plain(_deserializer.deserialize(value)) for key, value in item.items()}
 
 
+def plain_values(item: dict[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item (attribute-value form) as plain values, numbers as int (what tools reading the
+    table, such as the refundflow CLI, see)."""
+    return _from_item(item)
+
+
 def customer_key(email: str) -> str:
     """A pseudonymous key for a customer's refund history (the index never holds the address)."""
     return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]

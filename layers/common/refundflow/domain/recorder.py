@@ -12,7 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from refundflow import settings
 from refundflow.events import EVENT_FOR_STATUS, RefundEvent
 from refundflow.models import Refund, StepResult
-from refundflow.observability import metrics
+from refundflow.observability import metrics, publish_metrics
 from refundflow.ports import EventPublisher, RefundStore, StoreWrite
 from refundflow.status import RefundStatus
 
@@ -29,6 +29,7 @@ OUTCOME_NOT_REPORTED = "outcome_not_reported"
 BOOKS_PENDING = "books_pending"
 PROVIDER_REVERSED = "provider_reversed_refund"
 AMOUNT_MISMATCH = "provider_amount_mismatch"
+APPROVER_DECISIONS = frozenset({RefundStatus.APPROVED, RefundStatus.REJECTED})
 
 
 class RefundRecorder:
@@ -56,6 +57,7 @@ class RefundRecorder:
         change = self.repository.transition(refund, to, actor=actor, details=details, changes=changes, extra=extra)
         published = details or {} if event_details is None else event_details
         self._publish(change.refund, EVENT_FOR_STATUS[to], change.entry.seq, published)
+        _status_metrics(refund, change.refund)
         return change.refund
 
     def note(
@@ -71,6 +73,9 @@ class RefundRecorder:
     ) -> Refund:
         """Append an audit entry without a status change; publish ``event`` if given."""
         change = self.repository.record(refund, entry_type, actor=actor, details=details, changes=changes, extra=extra)
+        reason = change.refund.attention_reason
+        if change.refund.status is RefundStatus.NEEDS_ATTENTION and reason and reason != refund.attention_reason:
+            publish_metrics({"NeedsAttentionByReason": 1}, "reason", reason)
         if event:
             self._publish(change.refund, event, change.entry.seq, details or {})
         return change.refund
@@ -91,6 +96,17 @@ class RefundRecorder:
         # One CloudWatch metric per event type (RefundCompleted, RefundNeedsAttention, ...): what ops alarm on.
         if not settings.load(settings.MetricsSettings).metrics_disabled:
             metrics.add_metric(name=detail_type, unit=MetricUnit.Count, value=1)
+
+
+def _status_metrics(before: Refund, after: Refund) -> None:
+    """Per status change (not per replay): the status reached, why a refund needs attention, and how old a
+    refund was when an approver decided."""
+    publish_metrics({"RefundsByStatus": 1}, "status", after.status.value)
+    if after.status is RefundStatus.NEEDS_ATTENTION and after.attention_reason:
+        publish_metrics({"NeedsAttentionByReason": 1}, "reason", after.attention_reason)
+    if before.status is RefundStatus.PENDING_APPROVAL and after.status in APPROVER_DECISIONS:
+        age = max((after.updated_at - after.created_at).total_seconds(), 0.0)
+        publish_metrics({"ApprovalAgeSeconds": age}, "decision", after.status.value)
 
 
 def outcome_of(refund: Refund) -> str:

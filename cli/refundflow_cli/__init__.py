@@ -1,0 +1,1 @@
+"""``refundflow``: one command for ops and developers, against the local stack or a deployed one."""
