@@ -3,7 +3,8 @@
 - template.yaml: each platform's settings parameters, and per function role (payment, books) its function
   (explicit name ``${AWS::StackName}-refund-<name>`` / ``-books-<name>``, the role's shared handler folder,
   ``PLATFORM`` and its settings as environment, read access to ``<SecretsPrefix><name>`` only) and its log
-  group, between the ``# >>> platforms:`` and ``# <<< platforms:`` markers;
+  group, between the ``# >>> platforms:`` and ``# <<< platforms:`` markers; the provider error-rate alarm
+  (every payment platform's errors and calls) and the ops dashboard's per-platform error and latency widgets;
 - functions/payment_platform/ and functions/books_platform/: one pinned ``requirements-<name>.txt`` per
   platform and the Makefile's ``build-<LogicalId>`` targets that install it (one handler, per-platform wheels);
 - functions/receive_webhook/requirements.txt: what intake needs to verify every platform's webhooks;
@@ -16,10 +17,12 @@ part of `make test`, so a catalog edit without `make platforms` cannot be merged
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from refundflow.catalog import Catalog, Platform, load_path
 from refundflow.errors import ConfigurationError
@@ -213,7 +216,115 @@ def _replace_block(text: str, name: str, block: str, *, path: Path) -> str:
 def rendered_template(catalog: Catalog) -> str:
     text = TEMPLATE.read_text()
     text = _replace_block(text, "parameters", parameters_block(catalog), path=TEMPLATE)
-    return _replace_block(text, "functions", resources_block(catalog), path=TEMPLATE)
+    text = _replace_block(text, "functions", resources_block(catalog), path=TEMPLATE)
+    text = _replace_block(text, "alarms", provider_alarm_block(catalog), path=TEMPLATE)
+    return rendered_dashboard(text, catalog)
+
+
+# ---------------------------------------------------------------------- what ops watch, per platform
+
+_METRIC_DIMENSIONS = ["service", "refundflow"]
+_PROVIDER_ALARM_DESCRIPTION = (
+    "Calls to the payment platforms fail (unreachable, outcome unknown, crashes; refusals are answers, not errors) "
+    "above ProviderErrorRateAlarmPercent, every payment platform of the catalog together (the dashboard shows each)."
+)
+
+
+def provider_alarm_block(catalog: Catalog) -> str:
+    """ProviderErrorRateAlarm: the payment platforms' errors over their calls, every catalog platform together
+    (CloudWatch alarms take no SEARCH, so each platform's two metrics are listed)."""
+    payments = [entry.name for entry in catalog.platforms if entry.payment is not None]
+    calls = " + ".join(f"calls{index}" for index in range(len(payments)))
+    errors = " + ".join(f"errors{index}" for index in range(len(payments)))
+    queries = "".join(
+        f"""        - Id: {ident}
+          ReturnData: false
+          MetricStat:
+            Metric:
+              Namespace: Refundflow
+              MetricName: {metric}
+              Dimensions:
+                - {{ Name: service, Value: refundflow }}
+                - {{ Name: platform, Value: {name} }}
+            Period: !Ref AlarmPeriodSeconds
+            Stat: Sum
+"""
+        for index, name in enumerate(payments)
+        for metric, ident in (("ProviderErrors", f"errors{index}"), ("ProviderCalls", f"calls{index}"))
+    )
+    return f"""  # >>> platforms: alarms ({GENERATED})
+  ProviderErrorRateAlarm:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      AlarmDescription: {_PROVIDER_ALARM_DESCRIPTION}
+      Metrics:
+        - Id: rate
+          Label: Payment platforms' error rate (%)
+          Expression: !Sub "IF(({calls}) >= ${{ProviderErrorRateMinCalls}}, 100 * ({errors}) / ({calls}), 0)"
+          ReturnData: true
+{queries}      EvaluationPeriods: 1
+      Threshold: !Ref ProviderErrorRateAlarmPercent
+      ComparisonOperator: GreaterThanThreshold
+      TreatMissingData: notBreaching
+      AlarmActions: [!Ref OpsAlarmTopic]
+      OKActions: [!Ref OpsAlarmTopic]
+  # <<< platforms: alarms
+"""
+
+
+def _platform_widget_metrics(title: str, payments: list[str], books: list[str]) -> list[Any] | None:
+    """The metrics of a dashboard widget that lists each platform, or None for any other widget."""
+    if title.startswith("Provider and books error rate"):
+        rates: list[Any] = [
+            [{"expression": f"100 * {prefix}e{index} / {prefix}c{index}", "label": f"{name} errors %", "id": rate}]
+            for prefix, names, rate_prefix in (("p", payments, "prate"), ("b", books, "brate"))
+            for index, name in enumerate(names)
+            for rate in (f"{rate_prefix}{index}",)
+        ]
+        counts: list[Any] = [
+            ["Refundflow", metric, *_METRIC_DIMENSIONS, "platform", name, {"id": ident, "visible": False}]
+            for kind, names, prefix in (("Provider", payments, "p"), ("Books", books, "b"))
+            for index, name in enumerate(names)
+            for metric, ident in ((f"{kind}Errors", f"{prefix}e{index}"), (f"{kind}Calls", f"{prefix}c{index}"))
+        ]
+        return rates + counts
+    if title.startswith("Provider and books latency"):
+        return [
+            ["Refundflow", metric, *_METRIC_DIMENSIONS, "platform", name, {"stat": stat}]
+            for metric, names in (("ProviderLatency", payments), ("BooksLatency", books))
+            for name in names
+            for stat in ("p50", "p99")
+        ]
+    return None
+
+
+def rendered_dashboard(text: str, catalog: Catalog) -> str:
+    """The OpsDashboard body with its per-platform widgets listing every catalog platform (the body is JSON
+    inside the template's ``!Sub``; one widget a line, metrics one a line, so diffs stay readable)."""
+    marker = "      DashboardBody: !Sub\n        - |\n"
+    if marker not in text:
+        raise GenerationError("template.yaml has no OpsDashboard DashboardBody")
+    start = text.index(marker) + len(marker)
+    end = text.index("        - {}\n", start)
+    document = json.loads("\n".join(line[10:] for line in text[start:end].splitlines()))
+    payments = [entry.name for entry in catalog.platforms if entry.payment is not None]
+    books = [entry.name for entry in catalog.platforms if entry.books is not None]
+    lines = ['{"widgets": [']
+    widgets = document["widgets"]
+    for index, widget in enumerate(widgets):
+        properties = dict(widget["properties"])
+        metrics = properties.pop("metrics", None)
+        per_platform = _platform_widget_metrics(properties.get("title", ""), payments, books)
+        if per_platform is not None:
+            metrics = per_platform
+        head = {key: value for key, value in widget.items() if key != "properties"}
+        line = json.dumps({**head, "properties": properties})
+        if metrics is not None:
+            line = line[:-2] + ', "metrics": [\n      ' + ",\n      ".join(json.dumps(m) for m in metrics) + "\n    ]}}"
+        lines.append("  " + line + ("," if index < len(widgets) - 1 else ""))
+    lines.append("]}")
+    body = "".join("          " + line + "\n" for line in "\n".join(lines).splitlines())
+    return text[:start] + body + text[end:]
 
 
 # ---------------------------------------------------------------------- function builds

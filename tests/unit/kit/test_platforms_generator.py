@@ -3,6 +3,7 @@ drift (a hand edit of a generated block, a catalog entry not regenerated)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -160,3 +161,28 @@ def test_the_bundle_check_also_imports_what_a_platform_function_loads_on_first_u
     problem = import_problem(sys.executable, "app.lambda_handler", [tmp_path], {}, ("connector",))
     assert problem == "ModuleNotFoundError: No module named 'an_sdk_the_bundle_lacks'"
     assert import_problem(sys.executable, "app.lambda_handler", [tmp_path], {}) is None
+
+
+def test_a_new_payment_platform_is_watched_by_the_provider_alarm_and_on_the_dashboard() -> None:
+    # GIVEN the catalog with one more payment platform WHEN the template is rendered
+    template = yaml.load(platforms.rendered_files(with_probe())[platforms.TEMPLATE], Loader=_CfnLoader)
+    resources = template["Resources"]
+    # THEN the provider error-rate alarm sums its errors and calls with every other payment platform's
+    queries = resources["ProviderErrorRateAlarm"]["Properties"]["Metrics"]
+    watched = {
+        (query["MetricStat"]["Metric"]["MetricName"], query["MetricStat"]["Metric"]["Dimensions"][1]["Value"])
+        for query in queries
+        if "MetricStat" in query
+    }
+    names = [entry.name for entry in with_probe().platforms if entry.payment is not None]
+    assert "square" in names
+    assert watched == {(metric, name) for name in names for metric in ("ProviderErrors", "ProviderCalls")}
+    expression = queries[0]["Expression"]["Fn::Sub"]
+    assert all(f"calls{index}" in expression for index in range(len(names)))
+    # AND the dashboard's error-rate and latency widgets show it (the body stays valid JSON)
+    body = resources["OpsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"][0]
+    widgets = {widget["properties"].get("title", ""): widget for widget in json.loads(body)["widgets"]}
+    for title in ("Provider and books error rate", "Provider and books latency"):
+        widget = next(widget for name, widget in widgets.items() if name.startswith(title))
+        platforms_shown = {metric[5] for metric in widget["properties"]["metrics"] if isinstance(metric[0], str)}
+        assert "square" in platforms_shown
