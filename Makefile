@@ -51,7 +51,7 @@ policy-check: $(BIN)/.installed ## evaluate a policy file against the samples: m
 
 reconcile: $(BIN)/.installed ## reconcile a settlement file against the local stack: make reconcile FILE=... [BANK=...] [ARGS=...]
 	@test -n "$(FILE)" || { echo "usage: make reconcile FILE=settlement.csv [BANK=statement.xml] [ARGS='--stack NAME']"; exit 2; }
-	$(BIN)/python -m local.reconcile "$(FILE)" $(if $(BANK),--bank "$(BANK)") $(ARGS)
+	$(BIN)/refundflow reconcile "$(FILE)" $(if $(BANK),--bank "$(BANK)") $(ARGS)
 
 sam-env: $(BIN)/.installed ## regenerate events/env.local.json (sam local --env-vars, pointing at the local stack)
 	$(BIN)/python -m local.sam_env --write

@@ -109,7 +109,7 @@ def test_mismatches_reach_ops_with_their_class(
 def test_cli_reconciles_settlement_and_bank_statement_with_a_report(
     orders: Orders, client: E2EClient, stack: DevStack, tmp_path: Any
 ) -> None:
-    from local.reconcile import run
+    from refundflow_cli.reconcile import run
 
     # GIVEN a completed refund, the Stripe report that settles it in a payout, and the bank statement crediting
     # that payout one cent short

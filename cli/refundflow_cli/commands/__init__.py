@@ -1,6 +1,6 @@
 """Command groups of ``refundflow``, one module each.
 
-To add one (``reconcile`` when reconciliation lands): write ``commands/reconcile.py`` with a
+To add one: write ``commands/reconcile.py`` with a
 ``register(app: typer.Typer)`` that adds its command(s) with ``@handled`` and a ``json_output: JsonOption``
 parameter, then list the module in ``MODULES`` below.
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import typer
 
-from refundflow_cli.commands import approvals, dlq, events, policy, refunds, retry, send
+from refundflow_cli.commands import approvals, dlq, events, policy, reconcile, refunds, retry, send
 
-MODULES = (send, refunds, approvals, retry, dlq, events, policy)
+MODULES = (send, refunds, approvals, retry, dlq, events, policy, reconcile)
 
 
 def register(app: typer.Typer) -> None:

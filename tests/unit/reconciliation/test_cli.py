@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from local.reconcile import configure_deployed, guess_bank_format, guess_source
+from refundflow_cli.reconcile import configure_deployed, guess_bank_format, guess_source
 
 
 @pytest.mark.parametrize(
@@ -77,8 +77,8 @@ def test_a_deployed_stack_names_its_table_bus_and_audit_key(monkeypatch: pytest.
 def test_an_unreachable_stack_is_exit_3_with_a_hint(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from local.reconcile import run
     from refundflow import wiring
+    from refundflow_cli.reconcile import run
 
     # (the CLI points this process at the stack: put everything back afterwards)
     for name in ("AWS_ENDPOINT_URL", "REFUNDS_TABLE_NAME", "EVENT_BUS_NAME", "AUDIT_KEY_SECRET_NAME"):

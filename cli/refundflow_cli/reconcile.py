@@ -1,4 +1,4 @@
-"""``python -m local.reconcile FILE`` (``make reconcile FILE=...``): reconcile a settlement file, and optionally
+"""``refundflow reconcile FILE`` (``make reconcile FILE=...``): reconcile a settlement file, and optionally
 the bank statement that received its payouts, with the same engine the state machine runs.
 
 It works on the local stack (``make local``: moto on REFUNDFLOW_AWS_PORT, default 4750) unless ``--stack``
@@ -156,6 +156,10 @@ def run(argv: list[str] | None = None, *, out: TextIO = sys.stdout) -> int:
     parser.add_argument("--batch-size", type=int, default=200)
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    unreadable = [path for path in (args.file, args.bank) if path is not None and not os.access(path, os.R_OK)]
+    if unreadable or not args.file.is_file():
+        print(f"refundflow reconcile: cannot read {(unreadable or [args.file])[0]}", file=sys.stderr)
+        return 2
 
     source = args.source or guess_source(args.file)
     if args.stack:
@@ -193,7 +197,7 @@ def run(argv: list[str] | None = None, *, out: TextIO = sys.stdout) -> int:
             summary = reconciler.summary
             if args.bank:
                 summary = _reconcile_bank(args, reconciler.matcher.announced_payouts(), run_info, report, summary)
-    except SettlementFormatError as error:
+    except (SettlementFormatError, UnicodeDecodeError) as error:
         print(f"refundflow reconcile: {error}", file=sys.stderr)
         return 2
     except RefundflowError as error:
