@@ -290,7 +290,7 @@ def test_paypal_unsigned_minor_units_take_their_sign_from_the_direction(rows):
 
 
 _SHAPES = st.sampled_from(
-    ["plain", "trailing_zero", "padded_currency", "dashboard_kind", "empty_fee", "quoted", "blank"]
+    ["plain", "trailing_zero", "padded_currency", "dashboard_kind", "empty_fee", "with_fee", "quoted", "blank"]
 )
 
 
@@ -303,17 +303,21 @@ _SHAPES = st.sampled_from(
     )
 )
 def test_stripe_reads_plain_and_unusual_rows_alike_across_chunks(rows):
-    # GIVEN a report longer than a parsing chunk, mixing plain rows (read column by column) with shapes only the
-    # row-by-row rules read: extra zero decimals, padded currency, the Dashboard's "Refund", empty fee and net,
-    # a quoted description with a comma (from there on csv quoting applies), blank lines
+    # GIVEN a report longer than a parsing chunk, mixing plain rows (read column by column, some with a fee)
+    # with shapes only the row-by-row rules read: extra zero decimals, padded currency, the Dashboard's
+    # "Refund", empty fee and net, a quoted description with a comma (from there on csv quoting applies),
+    # blank lines
     text = ["balance_transaction_id,reporting_category,source_id,gross,fee,net,currency,description"]
     expected = []
     for number, (minor, currency, shape) in enumerate(rows):
         amount = ("-" if minor < 0 else "") + Money.of(abs(minor), currency).to_decimal_string()
         if shape == "trailing_zero":
             amount += "0" if "." in amount else ".0"
-        fee = net = "" if shape == "empty_fee" else Money.of(0, currency).to_decimal_string()
-        net = "" if shape == "empty_fee" else amount
+        fee_minor = 1 if shape == "with_fee" else 0
+        fee = "" if shape == "empty_fee" else Money.of(fee_minor, currency).to_decimal_string()
+        net_minor = minor - fee_minor
+        net = ("-" if net_minor < 0 else "") + Money.of(abs(net_minor), currency).to_decimal_string()
+        net = "" if shape == "empty_fee" else (net if shape == "with_fee" else amount)
         code = f" {currency.lower()} " if shape == "padded_currency" else currency.lower()
         kind = "Refund" if shape == "dashboard_kind" else "refund"
         description = '"a, b"' if shape == "quoted" else f"d{number}"
@@ -322,7 +326,16 @@ def test_stripe_reads_plain_and_unusual_rows_alike_across_chunks(rows):
         text.append(f"txn_{number},{kind},re_{number},{amount},{fee},{net},{code},{description}")
         parsed_description = "a, b" if shape == "quoted" else f"d{number}"
         expected.append(
-            (len(text), f"txn_{number}", LineKind.REFUND, abs(minor), currency, 0, minor, parsed_description)
+            (
+                len(text),
+                f"txn_{number}",
+                LineKind.REFUND,
+                abs(minor),
+                currency,
+                fee_minor,
+                net_minor,
+                parsed_description,
+            )
         )
     # WHEN parsed
     parsed = list(parse_stripe(io.StringIO("\n".join(text) + "\n")))
@@ -342,3 +355,33 @@ def test_stripe_bad_amount_after_plain_chunks_names_its_line():
     # THEN the error names the file's line 602
     with pytest.raises(SettlementFormatError, match="stripe line 602"):
         list(parse_stripe(io.StringIO(text + "\n")))
+
+
+def test_stripe_plain_chunks_with_fees_and_currencies_read_exactly():
+    # GIVEN 700 plain lines (read column by column): fees on every third, EUR and USD, one payout in five
+    header = (
+        "balance_transaction_id,created_utc,currency,gross,fee,net,reporting_category,source_id,automatic_payout_id"
+    )
+    text, expected = [header], []
+    for n in range(700):
+        gross, fee = -(n * 37 + 5), (n % 300) if n % 3 == 0 else 0
+        currency = "usd" if n % 2 else "eur"
+        payout = f"po_{n % 4}" if n % 5 else ""
+        text.append(
+            f"txn_{n},2026-11-{1 + n % 28:02d} 10:00:00,{currency},{_decimal(gross)},{_decimal(fee)},"
+            f"{_decimal(gross - fee)},refund,re_{n},{payout}"
+        )
+        expected.append(
+            (n + 2, abs(gross), currency.upper(), fee, gross - fee, date(2026, 11, 1 + n % 28), payout or None)
+        )
+    # WHEN parsed
+    parsed = list(parse_stripe(io.StringIO("\n".join(text) + "\n")))
+    # THEN each line has its own amounts, fee, net, currency, day and payout
+    assert [
+        (line.line_no, line.amount, line.currency, line.fee, line.net, line.booked_on, line.payout_id)
+        for line in parsed
+    ] == expected
+
+
+def _decimal(minor: int) -> str:
+    return f"{'-' if minor < 0 else ''}{abs(minor) // 100}.{abs(minor) % 100:02d}"

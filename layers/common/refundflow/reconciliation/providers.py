@@ -162,7 +162,13 @@ def _row_chunks(stream: TextIO, size: int = _CHUNK_ROWS) -> Iterator[list[list[s
 
 def _minor_column(values: tuple[str, ...], exponent: int) -> list[int] | None:
     """A column of amounts as minor units when every one has the plain shape ``[-]digits[.exactly exponent
-    digits]`` (ASCII digits), else None (the caller reads row by row)."""
+    digits]`` (ASCII digits), else None (the caller reads row by row). A column of few distinct amounts
+    (fees: mostly zero) converts each once."""
+    distinct = set(values)
+    if len(distinct) * 8 < len(values):
+        keys = tuple(distinct)
+        minor = _minor_column(keys, exponent)
+        return None if minor is None else list(map(dict(zip(keys, minor, strict=True)).__getitem__, values))
     text = ",".join(values)
     if _PLAIN_AMOUNTS[exponent].fullmatch(text) is None:
         return None
@@ -213,7 +219,8 @@ class _StripeRows:
             net: list[int] | None = list(map(sub, gross, fee))
         else:
             nets = cols[self.i_net]
-            net = None if "" in nets else _minor_column(nets, exponent)
+            # The same texts are the same amounts (a chunk of lines without fees).
+            net = gross if nets == cols[self.i_gross] else None if "" in nets else _minor_column(nets, exponent)
         if net is None:
             return None
         kinds = list(map(_STRIPE_KINDS.get, cols[self.i_cat]))
