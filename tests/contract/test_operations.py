@@ -27,6 +27,7 @@ TOPIC = "OpsAlarmTopic"
 REQUIRED_ALARMS = {
     "NeedsAttentionAlarm": ("Refundflow", "RefundNeedsAttention"),  # any NEEDS_ATTENTION
     "ApprovalOverdueAlarm": ("Refundflow", "RefundApprovalEscalated"),  # approvals older than the escalation window
+    "OldestApprovalAlarm": ("Refundflow", "OldestWaitingAgeSeconds"),  # ... also while they wait (a live gauge)
     "CustomerNotificationsDlqAlarm": ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),  # DLQ depth above 0
     "OpsNotificationsDlqAlarm": ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
     "WorkflowExecutionsFailedAlarm": ("AWS/States", "ExecutionsFailed"),  # the parent's failed executions
@@ -201,6 +202,8 @@ def test_the_dashboard_has_the_widgets_ops_asked_for() -> None:
         "Refund workflow executions",
         "4xx and 5xx",
         "Cost drivers per refund",
+        "Refunds waiting for approval or attention now",
+        "Oldest refund waiting for approval or attention",
     ):
         assert wanted in titles
 
@@ -237,3 +240,35 @@ def test_every_platform_of_the_catalog_is_on_the_dashboard_and_in_the_provider_a
         if dimension["Name"] == "platform"
     }
     assert watched == {(metric, name) for metric in ("ProviderErrors", "ProviderCalls") for name in payments}
+
+
+def test_the_waiting_gauges_are_shown_for_approval_and_attention_and_alarm_past_the_escalation_window() -> None:
+    widgets = {widget["properties"].get("title", ""): widget for widget in dashboard()["widgets"]}
+    for title, metric in (
+        ("Refunds waiting for approval or attention now (count)", "RefundsWaiting"),
+        ("Oldest refund waiting for approval or attention (age in seconds)", "OldestWaitingAgeSeconds"),
+    ):
+        rows = widgets[title]["properties"]["metrics"]
+        assert {row[row.index("status") + 1] for row in rows if metric in row} == {
+            "PENDING_APPROVAL",
+            "NEEDS_ATTENTION",
+        }
+    alarm = ALARMS["OldestApprovalAlarm"]
+    assert alarm["Threshold"] == {"Ref": "ApprovalEscalationSeconds"}
+    assert (alarm["Statistic"], alarm["ComparisonOperator"]) == ("Maximum", "GreaterThanThreshold")
+    assert {item["Name"]: item["Value"] for item in alarm["Dimensions"]} == {
+        "service": SERVICE,
+        "status": "PENDING_APPROVAL",
+    }
+
+
+def test_the_gauges_are_measured_on_a_parameterised_schedule_with_a_query_on_the_status_index_only() -> None:
+    function = RESOURCES["MeasureQueuesFunction"]["Properties"]
+    [event] = function["Events"].values()
+    assert event["Type"] == "Schedule"
+    assert event["Properties"]["Schedule"] == {"Ref": "QueueGaugeRate"}
+    assert re.fullmatch(PARAMETERS["QueueGaugeRate"]["AllowedPattern"], PARAMETERS["QueueGaugeRate"]["Default"])
+    [policy] = function["Policies"]
+    [statement] = [statement for statement in policy["Statement"] if statement["Effect"] == "Allow"]
+    assert (statement["Effect"], statement["Action"]) == ("Allow", "dynamodb:Query")
+    assert statement["Resource"] == {"Fn::Sub": "${RefundsTable.Arn}/index/by-status"}

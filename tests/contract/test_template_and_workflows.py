@@ -246,6 +246,7 @@ INDEXES = {
     **{logical_id: {"by-payment"} for logical_id in PAYMENT_FUNCTIONS},
     "MatchSettlementBatchFunction": {"by-provider-refund"},
     "SummarizeReconciliationFunction": {"by-status"},
+    "MeasureQueuesFunction": {"by-status"},
 }
 # SAM event types that attach an AWS managed policy with Resource "*" to the function's role.
 PULL_EVENTS = {"SQS", "Kinesis", "DynamoDB", "MSK", "MQ", "SelfManagedKafka", "DocumentDB"}

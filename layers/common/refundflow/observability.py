@@ -120,6 +120,9 @@ DIMENSIONED_METRICS: dict[str, tuple[str, str]] = {
     "BooksErrors": ("platform", "Count"),
     "BooksLatency": ("platform", "Milliseconds"),
     "ApprovalAgeSeconds": ("decision", "Seconds"),  # the refund's age when an approver decided (APPROVED, REJECTED)
+    # gauges of the refunds waiting for a person (PENDING_APPROVAL, NEEDS_ATTENTION), every few minutes:
+    "RefundsWaiting": ("status", "Count"),  # how many are in the status now
+    "OldestWaitingAgeSeconds": ("status", "Seconds"),  # the age (since requested) of the oldest of them, 0 if none
 }
 
 

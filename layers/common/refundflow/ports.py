@@ -380,6 +380,15 @@ class AnnouncedPayout:
     file: str
 
 
+@dataclass(frozen=True)
+class StatusQueue:
+    """The refunds currently in one status: how many, and when the oldest of them was requested."""
+
+    status: RefundStatus
+    count: int
+    oldest_created_at: datetime | None
+
+
 class RefundStore(ABC):
     """Everything the domain uses of the refunds table (adapter: ``adapters.dynamodb.RefundRepository``).
 
@@ -440,6 +449,10 @@ class RefundStore(ABC):
 
     @abstractmethod
     def list_by_status(self, status: RefundStatus, limit: int = 50) -> list[Refund]: ...
+
+    @abstractmethod
+    def status_queue(self, status: RefundStatus) -> StatusQueue:
+        """How many refunds are in ``status`` now and the creation time of the oldest (the by-status index)."""
 
     @abstractmethod
     def customer_history(self, email: str, since: datetime) -> list[CustomerRefundSummary]: ...

@@ -42,6 +42,7 @@ from refundflow.ports import (
     ProviderRefundEntry,
     ReconciliationMarker,
     RefundStore,
+    StatusQueue,
     StoreWrite,
 )
 from refundflow.status import RefundStatus, can_transition
@@ -541,6 +542,28 @@ class RefundRepository(RefundStore):
             Limit=limit,
         )
         return self._refunds(response.get("Items", []))
+
+    def status_queue(self, status: RefundStatus) -> StatusQueue:
+        """Every page of the status's partition of the by-status index, reading only ``created_at``."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": "by-status",
+            "KeyConditionExpression": "gsi1pk = :pk",
+            "ExpressionAttributeValues": _to_item({":pk": f"STATUS#{status.value}"}),
+            "ProjectionExpression": "#created",
+            "ExpressionAttributeNames": {"#created": "created_at"},
+        }
+        count = 0
+        oldest: datetime | None = None
+        while True:
+            response = self._call("query", **kwargs)
+            for item in response.get("Items", []):
+                created = datetime.fromisoformat(str(_from_item(item)["created_at"]).replace("Z", "+00:00"))
+                count += 1
+                oldest = created if oldest is None or created < oldest else oldest
+            if "LastEvaluatedKey" not in response:
+                return StatusQueue(status=status, count=count, oldest_created_at=oldest)
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def customer_history(self, email: str, since: datetime) -> list[CustomerRefundSummary]:
         """The customer's refunds created at or after ``since`` (for velocity rules), from the index
