@@ -56,8 +56,8 @@ IDEMPOTENCY = """\
 """
 # What each role's shared handler does with the table (refundflow.domain through the store port).
 ROLE_STATEMENTS = {
-    # look up, refund, poll; apply webhook news: find the refunds of a payment, take a waiting workflow's
-    # task token (DeleteItem on REFUND#<id>/WAIT#<kind>) and resume it.
+    # look up, refund, poll; apply webhook news: find the refunds of a payment, or ours by the platform's refund
+    # id, take a waiting workflow's task token (DeleteItem on REFUND#<id>/WAIT#<kind>) and resume it.
     "payment": """\
             - Sid: RefundsTable
               Effect: Allow
@@ -65,6 +65,7 @@ ROLE_STATEMENTS = {
               Resource:
                 - !GetAtt RefundsTable.Arn
                 - !Sub "${RefundsTable.Arn}/index/by-payment"
+                - !Sub "${RefundsTable.Arn}/index/by-provider-refund"
 """
     + AUDIT_DENY
     + IDEMPOTENCY

@@ -243,7 +243,8 @@ TOKEN_TAKERS = {"DecideApprovalFunction", "RegisterWaitFunction", *PAYMENT_FUNCT
 # The indexes each function queries (RefundRepository.refunds_for_payment, customer_history).
 INDEXES = {
     "EvaluatePolicyFunction": {"by-customer"},
-    **{logical_id: {"by-payment"} for logical_id in PAYMENT_FUNCTIONS},
+    # the refunds of a payment; ours by the id the platform gave them (news naming only that id)
+    **{logical_id: {"by-payment", "by-provider-refund"} for logical_id in PAYMENT_FUNCTIONS},
     "MatchSettlementBatchFunction": {"by-provider-refund"},
     "SummarizeReconciliationFunction": {"by-status"},
     "MeasureQueuesFunction": {"by-status"},

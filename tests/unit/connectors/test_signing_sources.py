@@ -52,7 +52,9 @@ SOURCES = SigningSources.from_secret(
 )
 
 
-@pytest.mark.parametrize(("secret", "source"), [(PORTAL, "returns-portal"), (HELPDESK, "helpdesk")])
+@pytest.mark.parametrize(
+    ("secret", "source"), [(PORTAL, "returns-portal"), (HELPDESK, "helpdesk")], ids=["returns-portal", "helpdesk"]
+)
 def test_a_delivery_is_attributed_to_the_source_whose_secret_signed_it(secret: str, source: str) -> None:
     headers = signed(secret)
     verified = verify_source_delivery(headers, BODY, SOURCES)

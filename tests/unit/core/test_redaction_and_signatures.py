@@ -308,7 +308,7 @@ def test_a_non_numeric_timestamp_is_rejected() -> None:
     assert rejection({**signed(), "webhook-timestamp": "yesterday"}).code == "signature_invalid"
 
 
-@pytest.mark.parametrize("signing_secret", [SECRET, OLD_SECRET])
+@pytest.mark.parametrize("signing_secret", [SECRET, OLD_SECRET], ids=["new", "old"])
 def test_both_secrets_are_accepted_during_rotation(signing_secret: str) -> None:
     # GIVEN the new and the old secret configured while the sender rotates
     # WHEN a delivery signed with either arrives THEN it is accepted (R8)

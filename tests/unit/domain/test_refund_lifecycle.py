@@ -475,6 +475,25 @@ def test_a_refund_reversed_after_success_needs_attention_and_is_refundable_again
     assert env.publisher.for_refund(refund_id)[-1] == "RefundNeedsAttention"
 
 
+def test_a_reversal_that_names_only_the_platforms_refund_id_is_found_by_that_id(paid: World) -> None:
+    env = paid
+    # GIVEN a completed refund of 25.00
+    refund_id = env.reserved(refund_request_body())
+    pay(env, refund_id)
+    # WHEN the platform later reports its refund failed, naming only its own refund id (no reference of ours)
+    reversed_refund = env.provider.settle(env.provider.only_refund().provider_refund_id, ProviderRefundStatus.FAILED)
+    touched = apply_provider_event(
+        provider_event(reversed_refund.model_copy(update={"refund_id": None})),
+        recorder=env.recorder,
+        provider=env.provider,
+    )
+    # THEN our refund is found by the id the platform gave it, read again, and needs a person
+    assert [refund.refund_id for refund in touched] == [refund_id]
+    refund = env.repository.get(refund_id)
+    assert (refund.status, refund.attention_reason) == (S.NEEDS_ATTENTION, "provider_reversed_refund")
+    assert env.balance(PAYMENT)["remaining"] == 10_000
+
+
 def test_stale_and_out_of_order_events_change_nothing(paid: World) -> None:
     env = paid
     # GIVEN a pending refund that the provider reports succeeded

@@ -51,6 +51,7 @@ from refundflow.ports import (
     ProviderRefundRequest,
     ProviderRefundStatus,
     RefundProvider,
+    RefundStore,
     StoreWrite,
 )
 from refundflow.status import RefundStatus
@@ -512,7 +513,9 @@ def apply_provider_event(event: ProviderEvent, *, recorder: RefundRecorder, prov
     verified news is the only account of the outcome, and it is applied as told. Only forward moves are
     applied, so an older event arriving after a newer one changes nothing.
 
-    Refunds not made by refundflow are ignored (they show up in reconciliation). An event that
+    News that names only the platform's refund id (no reference of ours) is matched to our refund by the id the
+    platform gave it when it was made. Refunds not made by refundflow are ignored (they show up in
+    reconciliation). An event that
     carries no refund objects (``charge.refunded`` in current API versions) looks at our refunds on
     that payment whose outcome is still open.
 
@@ -527,8 +530,10 @@ def apply_provider_event(event: ProviderEvent, *, recorder: RefundRecorder, prov
             if payment.provider is event.provider:
                 repository.record_payment_news(payment)
     candidates: dict[str, tuple[Refund, ProviderRefund | None]] = {}
+    owners = _owners_by_provider_refund_id(event, repository)
     for news in event.refunds:
-        refund = repository.find(news.refund_id) if news.refund_id else None
+        refund_id = news.refund_id or owners.get(news.provider_refund_id)
+        refund = repository.find(refund_id) if refund_id else None
         if refund is None:
             logger.info("provider refund not made by refundflow", extra={"provider_refund_id": news.provider_refund_id})
             continue
@@ -547,6 +552,16 @@ def apply_provider_event(event: ProviderEvent, *, recorder: RefundRecorder, prov
         if truth is not None:
             touched.append(apply_provider_outcome(refund, truth, recorder=recorder))
     return touched
+
+
+def _owners_by_provider_refund_id(event: ProviderEvent, repository: RefundStore) -> dict[str, str]:
+    """Our refund ids for the news that names only the platform's own refund id (a platform that does not echo
+    our reference on every event, such as a refund reversed days later): found by the id the platform gave
+    the refund when it was made, which we stored. A refund refundflow never made is in no index entry."""
+    unnamed = {news.provider_refund_id for news in event.refunds if not news.refund_id}
+    if not unnamed:
+        return {}
+    return {key: entry.refund_id for key, entry in repository.refunds_by_provider_refund_id(unnamed).items()}
 
 
 def _read_at_provider(refund: Refund, provider: RefundProvider, news: ProviderRefund | None) -> ProviderRefund | None:
