@@ -41,7 +41,7 @@ class Served:
         return ChargebeeRefundProvider(
             api_key=api_key,
             api_base=self.api_base,
-            http=HttpClient(platform="chargebee", base_url=self.api_base, timeout=(1.0, 1.5)),
+            http=HttpClient(platform="chargebee", base_url=self.api_base, timeout=(1.0, 1.0)),
         )
 
     def recorded(self) -> list[dict[str, object]]:
@@ -53,7 +53,7 @@ def served_chargebee() -> Iterator[Served]:
     receiver = DeliveryRecorder()
     clock = Clock()
     with serve_wsgi(receiver) as receiver_url:
-        simulator = ChargebeeSimulator(timeout_fault_seconds=2.5, now=clock)
+        simulator = ChargebeeSimulator(timeout_fault_seconds=1.6, now=clock)
         simulator.send_webhooks_to(receiver_url)
         with serve_wsgi(simulator) as url:
             yield Served(simulator, url, receiver, clock)
