@@ -295,6 +295,10 @@ class MollieSimulator(Simulator):
                 "webhookUrl": self.classic_webhooks.url if classic_webhook else None,
                 "_links": {
                     "self": {"href": self._href(f"/v2/payments/{payment_id}"), "type": "application/hal+json"},
+                    "dashboard": {
+                        "href": f"https://my.mollie.com/dashboard/org_12345678/payments/{payment_id}",
+                        "type": "text/html",
+                    },
                     "refunds": {
                         "href": self._href(f"/v2/payments/{payment_id}/refunds"),
                         "type": "application/hal+json",
