@@ -634,9 +634,40 @@ def __getattr__(name: str) -> Any:
 
 
 def _demo_scenarios() -> list[Any]:
-    """Four: a full and a partial refund (pending at Mollie, then refunded and told by a signed next-gen event), an
-    asynchronous success and a late failure decided by hand. The answer lost after Mollie made the refund, the
-    classic (unsigned) webhook and the errors are covered in-process by tests/platforms/mollie."""
-    from local.scenarios import payment_scenarios
+    """Four: a full refund (pending at Mollie, then refunded and told by a signed next-gen event), an asynchronous
+    success and a late failure decided by hand, and a partial refund of a payment whose webhookUrl also gets Mollie's
+    classic, unsigned call (accepted by intake as news only). The answer lost after Mollie made the refund and the
+    errors are covered in-process by tests/platforms/mollie."""
+    from local.client import TERMINAL
+    from local.scenarios import Outcome, Scenario, ScenarioContext, payment_scenarios
 
-    return payment_scenarios("mollie", async_seed={"behaviour": MANUAL}, unknown_outcome=None)
+    def classic(context: ScenarioContext, outcome: Outcome) -> None:
+        simulator: MollieSimulator = context.simulator
+        payment = simulator.seed_payment(4_500, "EUR", behaviour=MANUAL, classic_webhook=True)
+        refund_id = context.submit(outcome, context.request("classic", payment, amount=1_500))
+        held = context.wait_for_provider_refund(refund_id)
+        if held is None:
+            outcome.check(False, "Mollie never held a refund for it")
+            return
+        simulator.settle_refund(held, True)
+        refund = context.client.wait_for(refund_id, TERMINAL, timeout=90)
+        outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']}")
+        outcome.check((refund.get("amount") or {}).get("minor_units") == 1_500, f"amount {refund.get('amount')}")
+        simulator.classic_webhooks.wait_idle()
+        calls = [call for call in simulator.classic_webhooks.deliveries if call.event_id == payment["payment_id"]]
+        outcome.check(
+            bool(calls) and all(call.last_status == 200 for call in calls),
+            f"classic calls {[(call.attempts, call.last_status) for call in calls]}",
+        )
+
+    full, _, settled, failed = payment_scenarios("mollie", async_seed={"behaviour": MANUAL}, unknown_outcome=None)
+    return [
+        full,
+        settled,
+        failed,
+        Scenario(
+            "partial refund, classic webhook too",
+            "COMPLETED for 15.00; Mollie's unsigned classic calls answered 200 (news only, re-read from the API)",
+            classic,
+        ),
+    ]
