@@ -37,7 +37,8 @@ Control routes, besides the base ones (see :mod:`local.simulators.base`):
 - ``GET /_control/objects``: payments and refunds; ``GET /_control/events``: every next-gen event sent.
 
 Not modelled: payment creation and checkout (payments are seeded paid), captures, chargebacks, routing reversals
-(accepted, not applied), refund cancellation, settlements, the Webhooks API itself.
+(accepted, not applied), refund cancellation, settlements, the Webhooks API itself, and Mollie's own 409 for two
+identical refunds sent without a key in quick succession.
 """
 
 from __future__ import annotations
