@@ -22,6 +22,7 @@ router = APIGatewayHttpRouter()  # type: ignore[no-untyped-call]
 # Verified on the raw body before parsing, so the resolver does not parse them: documented for OpenAPI.
 SIGNED_REQUEST_BODIES = {"/refund-requests": RefundRequestBody}
 DUPLICATE_HEADER = "Refundflow-Duplicate-Delivery"
+FORM = "application/x-www-form-urlencoded"
 
 
 @router.post(
@@ -80,13 +81,20 @@ def platform_webhook(platform: str) -> Response[Any]:
     except InvalidRequest as unknown:
         raise NotFound(unknown.message, code="platform_not_found") from unknown
     max_bytes = settings.load(settings.IntakeSettings).max_body_bytes
-    raw = http_api.raw_body(router.current_event, max_bytes=max_bytes, allow_empty=True)
+    # JSON unless the platform posts forms (Mollie's classic webhooks: id=tr_...) and this delivery is one.
+    media = (router.current_event.headers or {}).get("content-type", "").split(";")[0].strip().lower()
+    accepted = entry.inbound.content_types if entry.inbound is not None else ["application/json"]
+    form = media == FORM and FORM in accepted
+    if not form and "application/json" not in accepted:
+        raise http_api.UnsupportedMediaType(f"content-type must be {FORM}, got {media or 'none'}")
+    raw = http_api.raw_body(router.current_event, max_bytes=max_bytes, json_only=not form, allow_empty=True)
     # Its verification secret only, through the secrets cache: a revoked secret stops working without a cold start.
     secret = get_json_secret(platform_secret_name(entry.name, verification=True))
     delivery = catalog.inbound(entry.name).verify(router.current_event.headers, raw, secret)
     # Verified, and still held to intake's JSON rules (UTF-8, unique keys, bounded depth and numbers): a
-    # platform's parser and ours must never read one body two ways.
-    http_api.decode_json(raw)
+    # platform's parser and ours must never read one body two ways. A form body is read by its verifier only.
+    if not form:
+        http_api.decode_json(raw)
     for event in delivery.events:
         http_api.delivery_id(event.event_id)  # the key of its first-seen marker: bounded like a webhook-id
     logger.append_keys(platform=entry.name, provider_event_ids=[event.event_id for event in delivery.events])

@@ -79,10 +79,19 @@ class BooksEntry(CatalogModel):
     currencies: CurrencyRules = Field(default_factory=CurrencyRules)
 
 
+MediaType = Literal["application/json", "application/x-www-form-urlencoded"]
+
+
 class InboundEntry(CatalogModel):
     verification: str = Field(min_length=1, description="The platform's scheme, in words (README table).")
     requirements: list[str] = Field(
         default_factory=list, description="pip requirements intake needs to verify (pinned in constraints.txt)."
+    )
+    content_types: list[MediaType] = Field(
+        default_factory=lambda: list[MediaType](["application/json"]),
+        min_length=1,
+        description="The media types the platform posts (intake answers 415 to others). A JSON body is also held to "
+        "intake's JSON rules after verification; a form body is read by the platform's verifier only.",
     )
 
 

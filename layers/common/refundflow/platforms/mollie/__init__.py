@@ -1,0 +1,1 @@
+"""Mollie: payment refunds (API v2), next-gen webhooks verified by HMAC, classic webhooks re-read from the API."""
