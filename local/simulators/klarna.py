@@ -445,8 +445,29 @@ def __getattr__(name: str) -> Any:
 
 
 def _demo_scenarios() -> list[Any]:
-    from local.scenarios import payment_scenarios
+    from local.client import TERMINAL
+    from local.scenarios import Outcome, Scenario, ScenarioContext, payment_scenarios
 
-    # Klarna holds no refund open (no asynchronous scenarios); an answer lost after Klarna refunded is found by our
-    # reference among the order's refunds, so it ends COMPLETED with one refund at Klarna.
-    return payment_scenarios("klarna", async_seed=None, unknown_outcome="COMPLETED")
+    def answer_lost(context: ScenarioContext, outcome: Outcome) -> None:
+        # Klarna makes the refund, then the answer is a 500: the refund function cannot tell, looks our refund up
+        # by its reference among the order's refunds, and finds it; nothing is sent twice.
+        payment = context.simulator.seed_payment(4_500, "EUR")
+        context.simulator.add_fault(
+            FaultRule(method="POST", path=r"^/ordermanagement/v1/orders/[^/]+/refunds$", when="after")
+        )
+        refund_id = context.submit(outcome, context.request("answer-lost", payment))
+        refund = context.client.wait_for(refund_id, TERMINAL | {"NEEDS_ATTENTION"}, timeout=90)
+        outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']}")
+        ours = [held for held in context.simulator.refunds() if held.get("reference") == refund_id]
+        outcome.check(len(ours) == 1, f"{len(ours)} Klarna refunds carry {refund_id}: paid more than once?")
+
+    # Klarna holds no refund open: no asynchronous scenarios.
+    return [
+        *payment_scenarios("klarna", async_seed=None, unknown_outcome=None),
+        Scenario(
+            "answer lost after Klarna refunded (500 after the work)",
+            "COMPLETED: found by our reference among the order's refunds; one refund at Klarna",
+            answer_lost,
+            exclusive=True,
+        ),
+    ]
