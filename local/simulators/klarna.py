@@ -24,7 +24,8 @@ Order Management API is in ``../shared/contracts``, so requests are checked agai
   order ...");
 - ``Klarna-Idempotency-Key``: the first answer under a key is kept 24 hours and given again to any request under
   that key, whatever its body ("only the key matters"); a request under a key still being processed is a 409
-  ``CONFLICT``; keys are scoped to the merchant;
+  ``CONFLICT`` (Klarna documents 409 CONFLICT as "conflicts with the current state of the target resource"; that it
+  is the answer to a concurrent repeat is this simulator's choice); keys are scoped to the merchant;
 - errors ``{error_code, error_messages: [...], correlation_id}``; faults answer in the same shape (429
   ``TOO_MANY_REQUESTS``, 500 ``INTERNAL_SERVER_ERROR``, 503 ``TEMPORARILY_UNAVAILABLE``);
 - a refund is made when it is answered: it has no status, and Klarna sends no webhook for it.
