@@ -46,6 +46,7 @@ import base64
 import copy
 import itertools
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -125,7 +126,6 @@ class KlarnaSimulator(Simulator):
         *,
         public_url: str | None = None,
         timeout_fault_seconds: float = 3.0,
-        processing_delay_seconds: float = 0.0,
         now: Callable[[], float] = time.time,
     ) -> None:
         """``credentials``: API username -> password (one merchant each). ``public_url``: where the simulator is
@@ -133,7 +133,8 @@ class KlarnaSimulator(Simulator):
         self.credentials = dict(credentials or {DEFAULT_USERNAME: DEFAULT_PASSWORD})
         self.public_url = public_url.rstrip("/") if public_url else None
         self.timeout_fault_seconds = timeout_fault_seconds
-        self.processing_delay_seconds = processing_delay_seconds
+        # While set to an unset Event, a keyed refund stays "being processed" (its key in flight) until it is set.
+        self.processing_gate: threading.Event | None = None
         self._now = now
         self.orders: dict[str, dict[str, Any]] = {}
         self._owners: dict[str, str] = {}
@@ -330,8 +331,9 @@ class KlarnaSimulator(Simulator):
             self._in_flight.add(scope)
         try:
             response = self._refund_response(merchant, order_id, request)
-            if self.processing_delay_seconds:
-                time.sleep(self.processing_delay_seconds)  # the key stays in flight: a repeat now gets the 409
+            gate = self.processing_gate
+            if gate is not None:
+                gate.wait(timeout=30)  # the key stays in flight: a repeat meanwhile gets the 409
             with self.lock:
                 self._keys[scope] = _Saved(
                     response.status_code, response.get_data(), dict(response.headers), self._now()

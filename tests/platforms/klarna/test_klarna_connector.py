@@ -64,7 +64,7 @@ def simulator(server: tuple[KlarnaSimulator, str]) -> Iterator[KlarnaSimulator]:
     simulator.reset_state()
     simulator.faults.clear()
     simulator.requests_seen.clear()
-    simulator.processing_delay_seconds = 0.0
+    simulator.processing_gate = None
     yield simulator
     # THEN (every test) each refund request sent was a RefundObject as Klarna documents it
     for seen in simulator.requests_seen:
@@ -72,8 +72,8 @@ def simulator(server: tuple[KlarnaSimulator, str]) -> Iterator[KlarnaSimulator]:
             jsonschema.validate(json.loads(seen["body"]), REFUND_OBJECT)
 
 
-def make_provider(url: str, password: str = DEFAULT_PASSWORD) -> KlarnaRefundProvider:
-    http = HttpClient(platform="klarna", base_url=url, timeout=(2.0, 1.0))
+def make_provider(url: str, password: str = DEFAULT_PASSWORD, read_timeout: float = 1.0) -> KlarnaRefundProvider:
+    http = HttpClient(platform="klarna", base_url=url, timeout=(2.0, read_timeout))
     return KlarnaRefundProvider(username=DEFAULT_USERNAME, password=password, http=http)
 
 
@@ -248,23 +248,28 @@ def test_a_read_that_fails_on_klarnas_side_is_transient_never_unknown(
 
 
 def test_a_repeat_while_the_first_is_processed_is_a_conflict_then_the_one_refund(
-    provider: KlarnaRefundProvider, simulator: KlarnaSimulator
+    server: tuple[KlarnaSimulator, str], provider: KlarnaRefundProvider, simulator: KlarnaSimulator
 ) -> None:
     # GIVEN a refund request Klarna is still processing
     payment = order(simulator)
     ask = request(payment, Money.of(1_000, "EUR"))
-    simulator.processing_delay_seconds = 0.5
+    simulator.processing_gate = threading.Event()
     first: list[Any] = []
-    worker = threading.Thread(target=lambda: first.append(provider.create_refund(ask)))
+    worker = threading.Thread(
+        target=lambda: first.append(make_provider(server[1], read_timeout=10.0).create_refund(ask))
+    )
     worker.start()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     while not simulator._in_flight and time.monotonic() < deadline:
         time.sleep(0.005)
     # WHEN the same key is sent again meanwhile THEN Klarna's 409 is transient
-    with pytest.raises(TransientError) as conflict:
-        make_provider(simulator.public_url or "").create_refund(ask)
+    try:
+        with pytest.raises(TransientError) as conflict:
+            provider.create_refund(ask)
+    finally:
+        simulator.processing_gate.set()
+        worker.join(timeout=10)
     assert conflict.value.code == "conflict"
-    worker.join(timeout=5)
     # AND a retry afterwards answers the one refund made
     assert provider.create_refund(ask).provider_refund_id == first[0].provider_refund_id
     assert len(simulator.refunds()) == 1
