@@ -184,6 +184,8 @@ class SquareSimulator(Simulator):
         self.settle_after_seconds = settle_after_seconds
         self.timeout_fault_seconds = timeout_fault_seconds
         self.processing_delay_seconds = processing_delay_seconds
+        self.processing_gate: threading.Event | None = None
+        """When set, a refund request waits (at most 10 s) for the event before it answers, its key in flight."""
         self.key_ttl_seconds = key_ttl_seconds
         self._now = now
         self.payments: dict[str, dict[str, Any]] = {}
@@ -391,8 +393,10 @@ class SquareSimulator(Simulator):
         try:
             with self.lock:
                 refund = self._new_refund(body)
-            if self.processing_delay_seconds:
-                time.sleep(self.processing_delay_seconds)  # the key stays in flight: a repeat now gets the 409
+            if self.processing_gate is not None:
+                self.processing_gate.wait(timeout=10.0)  # the key stays in flight: a repeat now gets the 409
+            elif self.processing_delay_seconds:
+                time.sleep(self.processing_delay_seconds)
             with self.lock:
                 self._keys[scope] = _Key(fingerprint, refund["id"], self._now())
                 return 200, {"refund": _public(refund)}
