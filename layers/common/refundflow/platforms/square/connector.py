@@ -18,7 +18,7 @@ specification, Square-Version 2025-08-20):
 
 Found by our reference: the payment lists its refunds (``refund_ids``) and each refund echoes the ``reason`` we
 sent, which ends with our refund id: ``find_refund`` reads them. Square publishes no retention period for
-idempotency keys, so after an unknown outcome the domain finds before it resends.
+idempotency keys (the catalog declares none), so after an unknown outcome the domain finds before it resends.
 
 Not the official SDK ``squareup`` (46.0.0): it fits (base URL, timeouts and the body key can all be set) but it
 is 31 MB of generated code on a second HTTP stack (httpx, httpcore, anyio, h11) beside the layer's ``requests``,
