@@ -610,7 +610,27 @@ def _demo_scenarios() -> list[Any]:
     from local.scenarios import Outcome, Scenario, ScenarioContext, payment_scenarios
 
     usual = payment_scenarios("square", async_seed={"behaviour": MANUAL}, unknown_outcome=None)
-    chosen = [scenario for scenario in usual if scenario.name in {"full refund", "partial refund", "late failure"}]
+    chosen = [scenario for scenario in usual if scenario.name in {"partial refund", "late failure"}]
+
+    def full(context: ScenarioContext, outcome: Outcome) -> None:
+        payment = context.simulator.seed_payment(4_500, "EUR")
+        refund = context.client.wait_for(context.submit(outcome, context.request("full", payment)), TERMINAL)
+        outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']}")
+        held = context.platform_refunds(refund.get("provider_refund_id"))
+        outcome.check(len(held) == 1, f"{len(held)} refunds at Square for {refund.get('provider_refund_id')}")
+        # Square's refund.created and refund.updated reached intake and verified there (a 2xx, not a 401)
+        context.simulator.wait_delivered()
+        about = {
+            event["event_id"]
+            for event in context.simulator.events
+            if event["data"]["id"] == refund.get("provider_refund_id")
+        }
+        answered = [delivery for delivery in context.simulator.webhooks.deliveries if delivery.event_id in about]
+        outcome.check(len(answered) == 2, f"{len(answered)} webhooks sent for the refund, not created and updated")
+        outcome.check(
+            all(delivery.delivered for delivery in answered),
+            f"webhooks refused by intake: {[(d.event_type, d.last_status) for d in answered]}",
+        )
 
     def answer_lost(context: ScenarioContext, outcome: Outcome) -> None:
         payment = context.simulator.seed_payment(4_500, "EUR")
@@ -622,6 +642,9 @@ def _demo_scenarios() -> list[Any]:
         outcome.check(len(ours) == 1, f"{len(ours)} Square refunds carry {refund_id}: paid more than once?")
 
     return [
+        Scenario(
+            "full refund", "COMPLETED by Square's signed refund.updated, verified at intake; one refund at Square", full
+        ),
         *chosen,
         Scenario(
             "answer lost after Square refunded (500 after the work)",
