@@ -4,9 +4,9 @@
 as text), of the notification URL exactly as registered at Square followed by the raw request body. The URL is
 part of what is signed, so intake holds it in the verification secret beside the key (a load balancer or a
 custom domain in front of the API would change what the function sees of its own URL). Square signs no
-timestamp and retries an unacknowledged notification for up to 72 hours, so there is no freshness window: a
-repeated delivery is recognised by its ``event_id``, and its content is news that the refund's function reads
-again from the API before anything changes.
+timestamp and retries an unacknowledged notification for 24 to 72 hours (its pages differ), so there is no
+freshness window: a repeated delivery is recognised by its ``event_id``, and its content is news that the
+refund's function reads again from the API before anything changes.
 """
 
 from __future__ import annotations
