@@ -304,3 +304,17 @@ def test_every_request_the_connector_sends_and_every_answer_match_squares_spec(
             contract.validate_exchange(rebuilt, answer)
     # THEN the JPY amount went in whole yen
     assert json.loads(sent(simulator)[-1]["body"])["amount_money"] == {"amount": 1_234, "currency": "JPY"}
+
+
+def test_a_listed_refund_that_cannot_be_read_never_reads_as_not_made(
+    simulator: SquareSimulator, provider: SquareRefundProvider
+) -> None:
+    # GIVEN a payment that lists a refund Square cannot answer for
+    payment = pay(simulator)
+    request = ask(payment, 1_000)
+    provider.create_refund(request)
+    with simulator.lock:
+        simulator.payments[payment.payment_id]["refund_ids"].insert(0, "UnreadableRefund")
+    # WHEN our refund is looked for THEN the answer is "ask again", not "never made" (which would send again)
+    with pytest.raises(TransientError):
+        provider.find_refund(request.refund_id, payment)

@@ -220,12 +220,19 @@ class SquareRefundProvider(RefundProvider):
             TransientError: Square could not answer now (or the payment is not readable now).
         """
         try:
-            refunds = self._refunds_of(self._read(f"/v2/payments/{payment.payment_id}", "payment"), payment)
+            paid = self._read(f"/v2/payments/{payment.payment_id}", "payment")
         except NotFound:
-            return None
+            return None  # no such payment: no refund of it either
         except RejectedError as error:
             raise TransientError(
                 f"cannot read Square payment {payment.payment_id}: {error.message}", platform=PLATFORM
+            ) from error
+        try:
+            refunds = self._refunds_of(paid, payment)
+        except (NotFound, RejectedError) as error:
+            # a refund the payment lists cannot be read: never conclude "not made" from that
+            raise TransientError(
+                f"cannot read a refund of Square payment {payment.payment_id}: {error.message}", platform=PLATFORM
             ) from error
         ours = [refund for refund in refunds if refund.refund_id == refund_id]
         live = [refund for refund in ours if refund.status.value in {"pending", "succeeded"}]
