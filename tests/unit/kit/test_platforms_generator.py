@@ -16,11 +16,11 @@ from refundflow import catalog
 from tools import platforms
 
 PROBE = """
-  - name: square
-    title: Square
+  - name: probepay
+    title: Probepay
     roles: [payment]
     client: shared HTTP client
-    docs: https://developer.squareup.com/reference/square/refunds-api
+    docs: https://docs.probepay.example/refunds
     requirements: [requests]
     payment:
       idempotency: {carrier: body, name: idempotency_key, key_lifetime_hours: 24}
@@ -29,10 +29,10 @@ PROBE = """
     inbound:
       verification: HMAC-SHA256 of the notification URL and body
     settings:
-      - {env: SQUARE_API_BASE, parameter: SquareApiBase, default: "https://connect.squareup.com", https: true,
-         local: "{sandbox}/square"}
+      - {env: PROBEPAY_API_BASE, parameter: ProbepayApiBase, default: "https://api.probepay.example", https: true,
+         local: "{sandbox}/probepay"}
     secrets: {api: [access_token], verification: [signature_keys]}
-    simulator: local.simulators.square:SquareSimulator
+    simulator: local.simulators.probepay:ProbepaySimulator
 """
 
 
@@ -47,21 +47,21 @@ def test_the_committed_artefacts_match_the_catalog() -> None:
 def test_a_new_entry_gets_its_function_log_group_parameter_build_target_and_pinned_requirements() -> None:
     files = platforms.rendered_files(with_probe())
     template = yaml.load(files[platforms.TEMPLATE], Loader=_CfnLoader)
-    function = template["Resources"]["RefundSquareFunction"]["Properties"]
-    assert function["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-refund-square"}
+    function = template["Resources"]["RefundProbepayFunction"]["Properties"]
+    assert function["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-refund-probepay"}
     assert function["CodeUri"] == "functions/payment_platform/"
-    assert function["Environment"]["Variables"]["PLATFORM"] == "square"
-    assert function["Environment"]["Variables"]["SQUARE_API_BASE"] == {"Ref": "SquareApiBase"}
+    assert function["Environment"]["Variables"]["PLATFORM"] == "probepay"
+    assert function["Environment"]["Variables"]["PROBEPAY_API_BASE"] == {"Ref": "ProbepayApiBase"}
     secrets = [policy for policy in function["Policies"] if "AWSSecretsManagerGetSecretValuePolicy" in policy]
     arns = [policy["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"]["Fn::Sub"] for policy in secrets]
-    assert any(arn.endswith(":secret:${SecretsPrefix}square-??????") for arn in arns)
+    assert any(arn.endswith(":secret:${SecretsPrefix}probepay-??????") for arn in arns)
     assert not any("webhooks/" in arn for arn in arns)
-    assert "RefundSquareLogGroup" in template["Resources"]
-    assert template["Parameters"]["SquareApiBase"]["AllowedPattern"] == "^https://"
+    assert "RefundProbepayLogGroup" in template["Resources"]
+    assert template["Parameters"]["ProbepayApiBase"]["AllowedPattern"] == "^https://"
     makefile = files[ROOT / "functions" / "payment_platform" / "Makefile"]
-    assert "build-RefundSquareFunction: PLATFORM_REQUIREMENTS := requirements-square.txt" in makefile
+    assert "build-RefundProbepayFunction: PLATFORM_REQUIREMENTS := requirements-probepay.txt" in makefile
     pins = platforms.constraint_pins()
-    requirements = files[ROOT / "functions" / "payment_platform" / "requirements-square.txt"]
+    requirements = files[ROOT / "functions" / "payment_platform" / "requirements-probepay.txt"]
     assert f"requests=={pins['requests']}" in requirements.splitlines()
 
 
@@ -115,15 +115,15 @@ def test_check_fails_when_an_entry_was_added_without_regenerating(
     catalog_file.write_text(catalog_file.read_text() + PROBE)
     assert platforms.run(write=False) == 1
     errors = capsys.readouterr().err
-    assert "functions/payment_platform/requirements-square.txt" in errors
+    assert "functions/payment_platform/requirements-probepay.txt" in errors
     assert "template.yaml" in errors
     assert platforms.run(write=True) == 0
-    assert (scratch_repo / "functions/payment_platform/requirements-square.txt").is_file()
+    assert (scratch_repo / "functions/payment_platform/requirements-probepay.txt").is_file()
     # AND removing the entry again removes its requirements file
     catalog_file.write_text(catalog_file.read_text().replace(PROBE, ""))
     assert platforms.run(write=False) == 1
     assert platforms.run(write=True) == 0
-    assert not (scratch_repo / "functions/payment_platform/requirements-square.txt").exists()
+    assert not (scratch_repo / "functions/payment_platform/requirements-probepay.txt").exists()
 
 
 def test_each_platform_function_loads_with_its_own_platform_in_one_process(tmp_path: Path) -> None:
@@ -175,7 +175,7 @@ def test_a_new_payment_platform_is_watched_by_the_provider_alarm_and_on_the_dash
         if "MetricStat" in query
     }
     names = [entry.name for entry in with_probe().platforms if entry.payment is not None]
-    assert "square" in names
+    assert "probepay" in names
     assert watched == {(metric, name) for name in names for metric in ("ProviderErrors", "ProviderCalls")}
     expression = queries[0]["Expression"]["Fn::Sub"]
     assert all(f"calls{index}" in expression for index in range(len(names)))
@@ -185,4 +185,4 @@ def test_a_new_payment_platform_is_watched_by_the_provider_alarm_and_on_the_dash
     for title in ("Provider and books error rate", "Provider and books latency"):
         widget = next(widget for name, widget in widgets.items() if name.startswith(title))
         platforms_shown = {metric[5] for metric in widget["properties"]["metrics"] if isinstance(metric[0], str)}
-        assert "square" in platforms_shown
+        assert "probepay" in platforms_shown
