@@ -15,7 +15,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Protocol
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, StringConstraints
 
 from refundflow import carddata
 from refundflow.currencies import CurrencyProfile
@@ -154,6 +154,13 @@ class ProviderEvent(StrictModel):
         default_factory=list, description="Refund objects the event carries (may be empty, e.g. charge.refunded)."
     )
     payment: PaymentReference | None = Field(default=None, description="The payment the event is about, when known.")
+    named_refund_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Refund ids of the platform that a delivery whose body is not signed names: pointers only. Our "
+        "refunds among them (awaiting an outcome, or paid and so open to a late failure) are read from the platform "
+        "before anything changes; nothing else of such a body is believed.",
+    )
     payments: list[ProviderPayment] = Field(
         default_factory=list,
         description="News of captured (and refunded) amounts, from platforms that cannot be read "

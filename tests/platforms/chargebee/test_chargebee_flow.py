@@ -16,6 +16,7 @@ from refundflow.domain.inbound import apply_news, forward_delivery
 from refundflow.domain.payments import issue_refund, look_up_payment, reserve_amount
 from refundflow.domain.validation import validate_refund
 from refundflow.errors import OutcomeUnknownError
+from refundflow.models import PaymentProvider
 from refundflow.platforms.chargebee.inbound import ChargebeeInbound
 from refundflow.ports import NewsForwarder, ProviderEvent
 from refundflow.status import RefundStatus
@@ -126,3 +127,26 @@ def test_a_lost_answer_after_the_keys_30_minutes_is_left_to_a_person(env: World,
     assert env.repository.get(refund_id).status is RefundStatus.NEEDS_ATTENTION
     assert len(served.simulator.refunds()) == 1
     assert len([seen for seen in served.recorded() if seen["method"] == "POST"]) == 1
+
+
+def test_a_paid_refund_that_chargebee_turns_late_failure_needs_a_person_and_is_refundable_again(
+    env: World, served: Served
+) -> None:
+    # GIVEN a refund Chargebee paid at once (COMPLETED here), 2,000 of 6,000 refunded
+    invoice_id = served.simulator.seed_payment(6_000, "EUR")["payment_id"]
+    refund_id = submitted(env, invoice_id, 2_000)
+    assert env.repository.get(refund_id).status is RefundStatus.COMPLETED
+    forwarder = InProcessForwarder(env)
+    served.receiver.wait_until(lambda deliveries: len(deliveries) >= 1)
+    before = len(served.receiver.deliveries)
+    # WHEN days later the gateway reverses it: Chargebee marks the transaction late_failure and says so
+    (held,) = served.simulator.refunds()
+    served.simulator.settle_refund(held["id"], False)
+    deliver(env, served, forwarder, before + 1)
+    # THEN the refund, found by the transaction id its news names and read again from the API, needs a person,
+    # and the 2,000 can be refunded again
+    refund = env.repository.get(refund_id)
+    assert (refund.status, refund.attention_reason) == (RefundStatus.NEEDS_ATTENTION, "provider_reversed_refund")
+    balance = env.repository.get_balance(PaymentProvider.CHARGEBEE, invoice_id)
+    assert balance is not None
+    assert (balance.refunded.minor_units, balance.remaining.minor_units) == (0, 6_000)

@@ -542,6 +542,16 @@ def apply_provider_event(event: ProviderEvent, *, recorder: RefundRecorder, prov
             continue
         if _awaiting_provider(refund) or _money_out(refund):
             candidates.setdefault(refund.refund_id, (refund, news))
+    for provider_refund_id in event.named_refund_ids:
+        # a pointer from a body nobody signed: read (pollable platforms only), never believed
+        named = repository.find(owners[provider_refund_id]) if provider_refund_id in owners else None
+        if (
+            named is not None
+            and named.payment.provider is event.provider
+            and named.provider_refund_id
+            and (_awaiting_provider(named) or _money_out(named))
+        ):
+            candidates.setdefault(named.refund_id, (named, None))
     if not event.refunds and event.payment is not None:
         for refund in repository.refunds_for_payment(event.provider, event.payment.payment_id):
             if _awaiting_provider(refund):
@@ -558,7 +568,7 @@ def _owners_by_provider_refund_id(event: ProviderEvent, repository: RefundStore)
     """Our refund ids for the news that names only the platform's own refund id (a platform that does not echo
     our reference on every event, such as a refund reversed days later): found by the id the platform gave
     the refund when it was made, which we stored. A refund refundflow never made is in no index entry."""
-    unnamed = {news.provider_refund_id for news in event.refunds if not news.refund_id}
+    unnamed = {news.provider_refund_id for news in event.refunds if not news.refund_id} | set(event.named_refund_ids)
     if not unnamed:
         return {}
     return {key: entry.refund_id for key, entry in repository.refunds_by_provider_refund_id(unnamed).items()}

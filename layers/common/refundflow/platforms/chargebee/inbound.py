@@ -8,8 +8,9 @@ again through the API. So:
   ...]}``, several while one replaces another; a delivery without ``Authorization: Basic`` naming one of them
   (compared in constant time, every entry tried) is refused (401);
 - nothing of the body is taken as truth: a refund-related event becomes a ``ProviderEvent`` naming only the
-  invoice (``payment``) and carrying no refund. The platform's function then reads each of our open refunds on
-  that invoice from the API (``GET /transactions/{id}``, by the id Chargebee gave when the refund was made)
+  invoice (``payment``) and, as a pointer, the refund transaction's id (``named_refund_ids``); it carries no
+  refund. The platform's function then reads each of our open refunds on that invoice, and a paid refund the
+  pointer names, from the API (``GET /transactions/{id}``, by the id Chargebee gave when the refund was made)
   before anything changes. Someone holding the credentials can make us read, never make us believe;
 - Chargebee sends no timestamp we could bound: a replayed event is recognised by its ``id`` (``ev_...``) and
   forwarded once; Chargebee retries a failed delivery for about two days, and wants any 2xx back.
@@ -104,7 +105,8 @@ class ChargebeeInbound(InboundPlatform):
         event_id, event_type = event.get("id"), event.get("event_type")
         if not _identifier(event_id) or not isinstance(event_type, str) or not event_type:
             raise InvalidRequest("a Chargebee event without id or event_type", code="invalid_webhook")
-        invoice_id = _invoice_of(event_type, event.get("content"))
+        content = event.get("content")
+        invoice_id = _invoice_of(event_type, content)
         if invoice_id is None:
             return InboundDelivery(events=[], answer=ACK)
         return InboundDelivery(
@@ -118,6 +120,7 @@ class ChargebeeInbound(InboundPlatform):
                     payment=PaymentReference(
                         provider=PaymentProvider.CHARGEBEE, payment_id=invoice_id, locator={"kind": "invoice"}
                     ),
+                    named_refund_ids=_refund_transaction_of(content),
                 )
             ],
             answer=ACK,
@@ -148,6 +151,15 @@ def _invoice_of(event_type: str, content: Any) -> str | None:
             if _identifier(reference):
                 return str(reference)
     return None
+
+
+def _refund_transaction_of(content: Any) -> list[str]:
+    """The refund transaction the event names, as a pointer only: a paid refund that Chargebee later turns
+    ``late_failure`` is read again by that id (our open refunds are read through the invoice anyway)."""
+    transaction = content.get("transaction") if isinstance(content, dict) else None
+    if isinstance(transaction, dict) and transaction.get("type") == "refund" and _identifier(transaction.get("id")):
+        return [str(transaction["id"])]
+    return []
 
 
 def _occurred_at(value: Any) -> datetime:
