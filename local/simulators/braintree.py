@@ -67,6 +67,7 @@ _VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _INTERFACES = {"Transaction": {"Node", "Payment"}, "Refund": {"Node", "Payment"}}
 _STATUS_EVENTS = {
     "SUBMITTED_FOR_SETTLEMENT": "SubmittedForSettlementEvent",
+    "SETTLING": "SettlingEvent",
     "SETTLED": "SettledEvent",
     "SETTLEMENT_DECLINED": "SettlementDeclinedEvent",
     "PROCESSOR_DECLINED": "ProcessorDeclinedEvent",
@@ -91,7 +92,7 @@ class GraphQLError(Exception):
 
 def hmac_key(private_key: str) -> str:
     """Braintree's webhook HMAC key: SHA1 of the private key (hex)."""
-    return hashlib.sha1(private_key.encode()).hexdigest()  # noqa: S324 - Braintree's scheme
+    return hashlib.sha1(private_key.encode()).hexdigest()
 
 
 def webhook_body(xml: str, public_key: str, hex_key: str) -> bytes:
@@ -455,7 +456,7 @@ class BraintreeSimulator(Simulator):
     def _move(self, payment: dict[str, Any], status: str) -> None:
         payment["status"] = status
         event: dict[str, Any] = {
-            "__typename": _STATUS_EVENTS.get(status, "PaymentStatusEvent"),
+            "__typename": _STATUS_EVENTS[status],
             "status": status,
             "timestamp": self._stamp(),
             "amount": dict(payment["amount"]),
@@ -491,7 +492,7 @@ class BraintreeSimulator(Simulator):
     def notification_xml(self, kind: str, refund: Mapping[str, Any]) -> str:
         """Braintree's ``<notification>`` for a refund transaction (legacy ids, lower-case statuses)."""
         stamp = datetime.fromtimestamp(self._now(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        order = f"<order-id>{refund['orderId']}</order-id>" if refund.get("orderId") else "<order-id nil=\"true\"/>"
+        order = f"<order-id>{refund['orderId']}</order-id>" if refund.get("orderId") else '<order-id nil="true"/>'
         return (
             '<?xml version="1.0" encoding="UTF-8"?>\n<notification>'
             f'<timestamp type="datetime">{stamp}</timestamp><kind>{kind}</kind><subject><transaction>'

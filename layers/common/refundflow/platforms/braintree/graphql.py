@@ -28,6 +28,7 @@ _REFUND_FIELDS = """
   amount { value currencyCode }
   paymentMethodSnapshot { __typename }
   statusHistory {
+    __typename
     status
     ... on ProcessorDeclinedEvent { processorResponse { message } }
     ... on FailedEvent { processorResponse { message } }
