@@ -251,7 +251,7 @@ class BraintreeSimulator(Simulator):
             raise ValueError(f"unknown instrument {instrument!r}")
         legacy_id = _legacy_id()
         status = "SETTLED" if settled else "SUBMITTED_FOR_SETTLEMENT"
-        transaction = {
+        transaction: dict[str, Any] = {
             "__typename": "Transaction",
             "id": f"dHJhbnNhY3Rpb25f{legacy_id}",
             "legacyId": legacy_id,
@@ -323,7 +323,7 @@ class BraintreeSimulator(Simulator):
             key = node.alias.value if node.alias else node.name.value
             try:
                 arguments = {
-                    argument.name.value: self._argument(argument.value, variables) for argument in node.arguments
+                    argument.name.value: self._argument(argument.value, variables) for argument in node.arguments or ()
                 }
                 value = self._resolve(node.name.value, arguments)
                 data[key] = select(value, node.selection_set, variables)

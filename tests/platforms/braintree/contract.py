@@ -13,9 +13,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from graphql import GraphQLSchema, build_schema, execute, parse, validate
+from graphql import ExecutionResult, GraphQLSchema, build_schema, execute, parse, validate
 from graphql.execution.values import get_variable_values
-from graphql.language import OperationDefinitionNode
+from graphql.language import FieldNode, OperationDefinitionNode
 
 from tests.conftest import CONTRACTS
 from tests.contract.conftest import require_contracts
@@ -55,7 +55,8 @@ def request_errors(body: dict[str, Any]) -> list[str]:
     operations = [node for node in document.definitions if isinstance(node, OperationDefinitionNode)]
     if len(operations) != 1:
         return [*errors, f"{len(operations)} operations"]
-    coerced = get_variable_values(schema(), operations[0].variable_definitions, body.get("variables") or {})
+    definitions = operations[0].variable_definitions or ()
+    coerced = get_variable_values(schema(), definitions, body.get("variables") or {})
     if isinstance(coerced, list):
         errors += [error.message for error in coerced]
     return errors + _amounts(body.get("variables") or {})
@@ -68,6 +69,7 @@ def answer_errors(body: dict[str, Any], answer: dict[str, Any]) -> list[str]:
         return [] if answer.get("errors") else ["neither data nor errors"]
     document = parse(body["query"])
     result = execute(schema(), document, root_value=data, variable_values=body.get("variables") or {})
+    assert isinstance(result, ExecutionResult)  # no resolver here is asynchronous
     errors = [error.message for error in result.errors or []]
     fields_in_error = {str(error["path"][0]) for error in answer.get("errors") or [] if error.get("path")}
     expected = {key: value for key, value in data.items() if key not in fields_in_error}
@@ -81,4 +83,5 @@ def root_field(body: dict[str, Any]) -> str:
     """The first root field a request asks for (``node``, ``refundTransaction``...)."""
     (operation,) = [node for node in parse(body["query"]).definitions if isinstance(node, OperationDefinitionNode)]
     first = operation.selection_set.selections[0]
-    return str(first.name.value)
+    assert isinstance(first, FieldNode)
+    return first.name.value
