@@ -19,7 +19,7 @@ Served = tuple[BraintreeSimulator, str, DeliveryRecorder]
 def served() -> Iterator[Served]:
     receiver = DeliveryRecorder(answer=(200, "text/plain", "OK"))
     with serve_wsgi(receiver) as receiver_url:
-        simulator = BraintreeSimulator(timeout_fault_seconds=2.5)
+        simulator = BraintreeSimulator(timeout_fault_seconds=1.0)
         simulator.send_webhooks_to(receiver_url)
         with serve_wsgi(simulator) as url:
             yield simulator, url, receiver
@@ -42,5 +42,5 @@ def connector(sandbox: Served) -> BraintreeRefundProvider:
         public_key=DEFAULT_PUBLIC_KEY,
         private_key=DEFAULT_PRIVATE_KEY,
         api_base=endpoint,
-        http=HttpClient(platform="braintree", base_url=endpoint, timeout=(1.0, 1.5)),
+        http=HttpClient(platform="braintree", base_url=endpoint, timeout=(1.0, 0.75)),
     )

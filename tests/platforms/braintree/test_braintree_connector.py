@@ -187,22 +187,6 @@ def test_a_card_refund_that_fails_after_success_reads_back_failed(
         connector.get_refund("nosuchid", payment)
 
 
-def test_an_answer_lost_after_the_refund_is_found_by_our_order_id_not_made_again(
-    sandbox: Served, connector: BraintreeRefundProvider
-) -> None:
-    simulator, _, _ = sandbox
-    payment = pay(simulator, 10_000)
-    request = ask(payment, 2_500)
-    simulator.inject_fault("create_refund", "timeout_after_commit")
-    with pytest.raises(OutcomeUnknownError):
-        connector.create_refund(request)
-    found = connector.find_refund(request.refund_id, payment)
-    assert found is not None
-    assert (found.refund_id, found.amount) == (request.refund_id, request.amount)
-    assert len(simulator.refunds()) == 1
-    assert len(mutations(simulator)) == 1
-
-
 def test_a_transaction_named_by_its_legacy_id_is_translated_once(
     sandbox: Served, connector: BraintreeRefundProvider
 ) -> None:
