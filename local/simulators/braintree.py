@@ -74,6 +74,8 @@ _STATUS_EVENTS = {
     "VOIDED": "VoidedEvent",
 }
 DECLINE_MESSAGE = "Processor Declined"
+_REFUND_INPUT = frozenset({"clientMutationId", "transactionId", "refund"})
+_REVERSE_INPUT = frozenset({"clientMutationId", "transactionId"})
 
 
 class GraphQLError(Exception):
@@ -377,16 +379,19 @@ class BraintreeSimulator(Simulator):
             raise GraphQLError("An object with this ID was not found.", error_class="NOT_FOUND")
         return self._public(refund)
 
-    def _transaction_of(self, value: Any) -> dict[str, Any]:
+    def _transaction_of(self, value: Any, fields: frozenset[str]) -> dict[str, Any]:
         if not isinstance(value, dict) or not isinstance(value.get("transactionId"), str):
             raise GraphQLError("Variable 'input' has an invalid value: transactionId is required")
+        unknown = set(value) - fields
+        if unknown:
+            raise GraphQLError(f"Variable 'input' has an invalid value: unknown fields {sorted(unknown)}")
         transaction = self.transactions.get(value["transactionId"])
         if transaction is None:
             raise GraphQLError("An object with this ID was not found.", error_class="NOT_FOUND")
         return transaction
 
     def _refund_transaction(self, value: Any) -> dict[str, Any]:
-        transaction = self._transaction_of(value)
+        transaction = self._transaction_of(value, _REFUND_INPUT)
         details = value.get("refund") or {}
         unknown = set(details) - {"amount", "orderId", "merchantAccountId", "description", "reason", "lineItems"}
         if not isinstance(details, dict) or unknown:
@@ -409,7 +414,7 @@ class BraintreeSimulator(Simulator):
         return {"clientMutationId": value.get("clientMutationId"), "refund": self._public(refund)}
 
     def _reverse_transaction(self, value: Any) -> dict[str, Any]:
-        transaction = self._transaction_of(value)
+        transaction = self._transaction_of(value, _REVERSE_INPUT)
         if transaction["status"] in UNSETTLED:
             self._move(transaction, "VOIDED")
             return {"clientMutationId": value.get("clientMutationId"), "reversal": self._public(transaction)}

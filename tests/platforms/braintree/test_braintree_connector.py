@@ -284,3 +284,23 @@ def test_braintree_errors_map_to_the_small_set(
         _raise_for(_answer(status, [error] if error else []), [error] if error else [], write=write)
     if code is not None:
         assert raised.value.code == code  # type: ignore[attr-defined]
+
+
+def test_a_transaction_that_settles_while_it_is_being_voided_is_refunded_whole_instead(
+    sandbox: Served, connector: BraintreeRefundProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    simulator, _, _ = sandbox
+    payment = pay(simulator, 3_000, settled=False)
+    read = connector._transaction
+
+    def read_then_settle(reference: PaymentReference) -> Any:
+        seen = read(reference)
+        simulator.transactions[reference.payment_id]["status"] = "SETTLED"  # Braintree's batch ran meanwhile
+        return seen
+
+    monkeypatch.setattr(connector, "_transaction", read_then_settle)
+    request = ask(payment, 3_000)
+    made = connector.create_refund(request)
+    assert (made.method, made.status, made.refund_id) == ("refund", ProviderRefundStatus.SUCCEEDED, request.refund_id)
+    (held,) = simulator.refunds()
+    assert (held["legacyId"], held["amount"]["value"]) == (made.provider_refund_id, "30.00")

@@ -141,3 +141,16 @@ def test_an_answer_lost_after_the_refund_is_found_by_our_order_id(env: World, sa
     (held,) = simulator.refunds()
     done = env.repository.get(waiting.refund_id)
     assert (done.status, done.provider_refund_id) == (S.COMPLETED, held["legacyId"])
+
+
+def test_a_void_whose_answer_was_lost_is_found_and_never_sent_again(env: World, sandbox: Served) -> None:
+    simulator = sandbox[0]
+    payment_id = simulator.seed_payment(4_500, "EUR", settled=False)["payment_id"]
+    simulator.inject_fault("create_refund", "timeout_after_commit")
+    with pytest.raises(OutcomeUnknownError):
+        submitted(env, payment_id, None, "RMA-VOID-LOST")
+    (waiting,) = env.repository.list_by_status(S.REFUND_SUBMITTED)
+    issue_refund(waiting.refund_id, recorder=env.recorder, provider=env.provider, now=env.clock)
+    assert env.repository.get(waiting.refund_id).status is S.COMPLETED
+    reversals = [seen for seen in simulator.requests_seen if "reverseTransaction" in seen["body"]]
+    assert len(reversals) == 1

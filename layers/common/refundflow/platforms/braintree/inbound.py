@@ -66,7 +66,9 @@ class BraintreeInbound(InboundPlatform):
         told = webhooks.notification(payload)
         status = REFUND_KINDS.get(told.kind)
         subject = told.transaction
-        if status is None or subject is None or subject.type != "credit":
+        # A refund is a transaction of type credit; refund_failed is only ever about one.
+        is_refund = subject is not None and (subject.type == "credit" or told.kind == "refund_failed")
+        if status is None or subject is None or not is_refund:
             return InboundDelivery(events=[], answer=ANSWER)
         if subject.amount is None or subject.currency is None or subject.refunded_transaction_id is None:
             raise InvalidRequest(
