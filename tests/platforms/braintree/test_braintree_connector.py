@@ -304,3 +304,27 @@ def test_a_transaction_that_settles_while_it_is_being_voided_is_refunded_whole_i
     assert (made.method, made.status, made.refund_id) == ("refund", ProviderRefundStatus.SUCCEEDED, request.refund_id)
     (held,) = simulator.refunds()
     assert (held["legacyId"], held["amount"]["value"]) == (made.provider_refund_id, "30.00")
+
+
+def test_a_query_that_gets_no_answer_is_transient_not_an_unknown_outcome(
+    sandbox: Served, connector: BraintreeRefundProvider
+) -> None:
+    simulator, _, _ = sandbox
+    payment = pay(simulator, 1_000)
+    simulator.inject_fault("get_payment", "timeout_after_commit")
+    with pytest.raises(TransientError):
+        connector.get_payment(payment)
+
+
+def test_a_refund_made_elsewhere_is_not_taken_for_ours(sandbox: Served, connector: BraintreeRefundProvider) -> None:
+    simulator, _, _ = sandbox
+    payment = pay(simulator, 1_000, order_id="ORD-77")
+    made = connector.create_refund(ask(payment, 400))
+    simulator.transactions[payment.payment_id]["refundIds"].append("elsewhere")
+    simulator.refund_objects["elsewhere"] = {
+        **simulator.refund_objects[made.provider_refund_id],
+        "legacyId": "elsewhere",
+    }
+    simulator.refund_objects["elsewhere"]["orderId"] = "ORD-77"  # Braintree's default: the sale's order id
+    assert connector.get_refund("elsewhere", payment).refund_id is None
+    assert connector.get_refund(made.provider_refund_id, payment).refund_id == made.refund_id

@@ -122,14 +122,20 @@ class BraintreeRefundProvider(RefundProvider):
         Raises:
             the mapped error (see ``_raise_for``); OutcomeUnknownError for a write whose answer cannot be read.
         """
-        answer = self.http.request(
-            "POST",
-            "graphql",
-            absolute_url=self.http.base_url,
-            json={"query": document, "variables": dict(variables)},
-            auth=self._auth,
-            headers={"Braintree-Version": graphql.API_VERSION, "Accept": "application/json"},
-        )
+        try:
+            answer = self.http.request(
+                "POST",
+                "graphql",
+                absolute_url=self.http.base_url,
+                json={"query": document, "variables": dict(variables)},
+                auth=self._auth,
+                headers={"Braintree-Version": graphql.API_VERSION, "Accept": "application/json"},
+            )
+        except OutcomeUnknownError as error:
+            if write:
+                raise
+            # GraphQL reads are POSTs too: a query that got no answer changed nothing and is simply retried.
+            raise TransientError(error.message, platform=PLATFORM) from error
         body = _json(answer)
         errors = body.get("errors") if body is not None else None
         if not answer.ok or errors:

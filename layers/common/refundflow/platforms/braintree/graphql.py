@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from refundflow.currencies import CurrencyProfile
+from refundflow.ids import is_refund_id
 from refundflow.models import PaymentProvider
 from refundflow.money import Money
 from refundflow.ports import ProviderRefund, ProviderRefundStatus
@@ -195,9 +196,16 @@ def provider_refund(
         payment_id=payment_id,
         amount=money(profile, refund.amount),
         status=status,
-        refund_id=refund.order_id if refund.order_id and refund.order_id == (ours or refund.order_id) else None,
+        refund_id=_ours(refund.order_id, ours),
         failure_reason=reason,
     )
+
+
+def _ours(order_id: str | None, expected: str | None) -> str | None:
+    """The order id as our refund id: only one of ours (a refund made elsewhere inherits the sale's order id)."""
+    if order_id is None or not is_refund_id(order_id):
+        return None
+    return order_id if expected is None or order_id == expected else None
 
 
 def void_of(transaction_id: str, legacy_id: str, status: str, amount: Money, refund_id: str | None) -> ProviderRefund:
