@@ -274,6 +274,7 @@ def _error(legacy_code: str | None = None, error_class: str | None = None) -> di
         (200, _error("91506", "VALIDATION"), True, RejectedError, "payment_not_settled"),
         (200, _error("91504", "VALIDATION"), True, RejectedError, "payment_not_voidable"),
         (200, _error(error_class="NOT_FOUND"), False, NotFound, "resource_missing"),
+        (200, _error(error_class="UNSUPPORTED_CLIENT"), True, RejectedError, "provider_version_unsupported"),
         (200, _error("81503", "VALIDATION"), True, RejectedError, "braintree_81503"),
     ],
 )

@@ -12,8 +12,8 @@ What Braintree documents and this module relies on (developer.paypal.com/braintr
   ``reverseTransaction`` voids one that has not settled (whole only: a void cannot be partial);
 - answers are ``{data, errors, extensions}``; an error carries ``extensions.legacyCode`` (the gateway's validation
   codes: 91521 refund too large, 91512 already refunded in full, 91506 not settled, 91504 cannot be voided) and,
-  on Braintree's API, ``extensions.errorClass`` (VALIDATION, NOT_FOUND, AUTHENTICATION, AUTHORIZATION, INTERNAL,
-  SERVICE_AVAILABILITY, RESOURCE_LIMIT...);
+  ``extensions.errorClass`` (VALIDATION, NOT_FOUND, AUTHENTICATION, AUTHORIZATION, UNSUPPORTED_CLIENT, INTERNAL,
+  SERVICE_AVAILABILITY, RESOURCE_LIMIT: the classes the official SDKs' own GraphQL client tells apart);
 - there is no idempotency key: before any resend the domain finds our refund by its order id among the
   transaction's ``refunds`` (``find_refund``), which is why the capability record says find_by_reference.
 """
@@ -390,6 +390,8 @@ def _raise_for(answer: HttpResponse, errors: list[Any], *, write: bool) -> NoRet
         failure = RejectedError(message, code="provider_authentication_failed", platform=PLATFORM)
     elif answer.status == 403 or error_class == "AUTHORIZATION":
         failure = RejectedError(message, code="provider_permission_denied", platform=PLATFORM)
+    elif answer.status == 426 or error_class == "UNSUPPORTED_CLIENT":
+        failure = RejectedError(message, code="provider_version_unsupported", platform=PLATFORM)
     elif answer.status >= 500 or error_class in _TRANSIENT_CLASSES or (not answer.ok and not errors):
         # Braintree may have started the work: only a look-up tells (a read is simply retried).
         failure = (

@@ -18,8 +18,9 @@ from refundflow.money import Money
 from refundflow.ports import ProviderRefund, ProviderRefundStatus
 
 PLATFORM = "braintree"
-API_VERSION = "2019-01-01"
-"""The ``Braintree-Version`` this connector was written against (a date; Braintree requires the header)."""
+API_VERSION = "2018-09-10"
+"""The ``Braintree-Version`` date header Braintree requires: the one the official server SDKs (braintree 4.45.0,
+``Configuration.graphql_api_version``) send with their own GraphQL calls."""
 
 _REFUND_FIELDS = """
   id
