@@ -174,3 +174,15 @@ def test_the_simulators_deliveries_verify_with_its_local_secret() -> None:
     secret = simulator.local_secrets()["verification"]
     assert secret == SECRET
     assert DEFAULT_PRIVATE_KEY not in json.dumps(secret)
+
+
+def test_an_old_notification_still_verifies_and_is_known_again_by_its_event_id() -> None:
+    # Braintree signs no separate time and retries for hours: a year-old delivery is not refused as stale; what
+    # keeps a replay harmless is its event id (kind, subject, timestamp) and the refund read back from the API.
+    old = refund_xml("transaction_settled").replace(
+        '<timestamp type="datetime">2026-', '<timestamp type="datetime">2025-'
+    )
+    first = BraintreeInbound().verify(FORM, signed(old), SECRET).events[0]
+    replay = BraintreeInbound().verify(FORM, signed(old), SECRET).events[0]
+    assert first.occurred_at.year == 2025
+    assert first.event_id == replay.event_id
