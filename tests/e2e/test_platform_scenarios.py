@@ -10,6 +10,7 @@ import importlib
 import pytest
 
 from local.scenarios import Scenario, ScenarioContext, payment_scenarios
+from local.simulators.base import WebhookSender
 from local.stack import DevStack
 from refundflow import catalog
 from tests.e2e.harness import E2EClient
@@ -32,10 +33,19 @@ def test_each_payment_platform_refunds_end_to_end_on_the_kit(
     stack: DevStack, client: E2EClient, platform: str, scenario: Scenario
 ) -> None:
     # GIVEN the platform's sandbox as the local stack built it from the catalog
-    context = ScenarioContext(client, platform, stack.simulators[platform])
+    simulator = stack.simulators[platform]
+    context = ScenarioContext(client, platform, simulator)
+    senders = [sender for sender in vars(simulator).values() if isinstance(sender, WebhookSender)]
+    already = [len(sender.deliveries) for sender in senders]
     # WHEN the scenario runs through the API, the workflow and the platform's own function
     outcome = scenario(context)
     # THEN it ends where the scenario expects, with the money checked at the platform
     assert outcome.refund_ids, outcome
     assert outcome.problems == [], (outcome.expected, outcome.problems)
     assert stack.functions.invocations[catalog.platform(platform).logical_id("payment")] > 0
+    # AND every webhook the platform sent meanwhile was taken by intake as the platform sends it (its content type,
+    # its signature): none refused, so the outcome did not come from polling alone
+    for sender, before in zip(senders, already, strict=True):
+        assert sender.wait_idle(timeout=30)
+        refused = [(d.event_type, d.last_status) for d in sender.deliveries[before:] if not d.delivered]
+        assert refused == [], refused
