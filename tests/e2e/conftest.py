@@ -56,17 +56,21 @@ class Observed:
     log_lines: list[str] = field(default_factory=list)
     tap_url: str = ""
 
-    def bus_events(self) -> list[dict[str, Any]]:
-        """Every event the tap queue received so far (left in the queue for later readers)."""
+    def bus_events(self, *, hidden_for: int = 30) -> list[dict[str, Any]]:
+        """Every event the tap queue received so far (left in the queue, visible again to later readers after
+        ``hidden_for`` seconds: a read that takes longer meets its first messages again and ends there)."""
         sqs = self.stack.client("sqs")
         seen: dict[str, dict[str, Any]] = {}
         for _ in range(5000):
-            batch = sqs.receive_message(QueueUrl=self.tap_url, MaxNumberOfMessages=10, VisibilityTimeout=30).get(
-                "Messages", []
-            )
-            if not batch:
+            batch = sqs.receive_message(
+                QueueUrl=self.tap_url, MaxNumberOfMessages=10, VisibilityTimeout=hidden_for
+            ).get("Messages", [])
+            new = [message for message in batch if message["MessageId"] not in seen]
+            if not new:
+                # empty, or only messages read already (visible again once the read took longer than their
+                # visibility timeout): everything has been seen
                 break
-            for message in batch:
+            for message in new:
                 seen[message["MessageId"]] = json.loads(message["Body"])
         return list(seen.values())
 
