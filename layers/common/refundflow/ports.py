@@ -154,6 +154,12 @@ class ProviderEvent(StrictModel):
         default_factory=list, description="Refund objects the event carries (may be empty, e.g. charge.refunded)."
     )
     payment: PaymentReference | None = Field(default=None, description="The payment the event is about, when known.")
+    refund_ids: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Refunds the news names by the platform's id only, without their content (Amazon Pay's IPN): "
+        "each of ours among them is read from the platform before anything changes.",
+    )
     payments: list[ProviderPayment] = Field(
         default_factory=list,
         description="News of captured (and refunded) amounts, from platforms that cannot be read "
