@@ -619,3 +619,44 @@ def _json_body(request: Request) -> dict[str, Any]:
     if descriptor is not None and (not isinstance(descriptor, str) or len(descriptor) > _DESCRIPTOR_LENGTH):
         raise ApiError(400, "InvalidParameterValue", "softDescriptor: at most 16 characters")
     return body
+
+
+def __getattr__(name: str) -> Any:
+    """``DEMO_SCENARIOS``, built when the demo asks (it needs the local client)."""
+    if name == "DEMO_SCENARIOS":
+        return _demo_scenarios()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _demo_scenarios() -> list[Any]:
+    """Three: a full refund, an asynchronous success told by an SNS-signed IPN that names the refund
+    only (the function reads it from the API), and an answer lost after Amazon Pay made the refund (a 500 after the
+    work): the workflow resends under the same x-amz-pay-idempotency-key, which Amazon Pay keeps indefinitely, and
+    gets the saved answer. Partials, the late failure and the rest are covered in-process (its tests)."""
+    from local.client import TERMINAL
+    from local.scenarios import Outcome, Scenario, ScenarioContext, payment_scenarios
+
+    def answer_lost(context: ScenarioContext, outcome: Outcome) -> None:
+        payment = context.simulator.seed_payment(4_500, "EUR")
+        context.simulator.add_fault(
+            FaultRule(method="POST", path=r"^(/(sandbox|live))?/v2/refunds$", status=500, when="after")
+        )
+        refund_id = context.submit(outcome, context.request("answer-lost", payment))
+        refund = context.client.wait_for(refund_id, TERMINAL | {"NEEDS_ATTENTION"}, timeout=90)
+        outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']}")
+        ours = [item for item in context.simulator.refunds() if item["chargeId"] == payment["payment_id"]]
+        outcome.check(len(ours) == 1, f"{len(ours)} Amazon Pay refunds on the charge: paid more than once?")
+
+    usual = payment_scenarios("amazon_pay", async_seed={"behaviour": MANUAL}, unknown_outcome=None)
+    kept = [
+        scenario for scenario in usual if scenario.name in {"full refund", "partial refund", "asynchronous success"}
+    ]
+    return [
+        *kept,
+        Scenario(
+            "answer lost after Amazon Pay refunded (500 after the work)",
+            "COMPLETED by resending under the same idempotency key; one refund at Amazon Pay",
+            answer_lost,
+            exclusive=True,
+        ),
+    ]
