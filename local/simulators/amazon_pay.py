@@ -647,12 +647,38 @@ def _demo_scenarios() -> list[Any]:
         ours = [item for item in context.simulator.refunds() if item["chargeId"] == payment["payment_id"]]
         outcome.check(len(ours) == 1, f"{len(ours)} Amazon Pay refunds on the charge: paid more than once?")
 
-    usual = payment_scenarios("amazon_pay", async_seed={"behaviour": MANUAL}, unknown_outcome=None)
+    def told_by_ipn(context: ScenarioContext, outcome: Outcome) -> None:
+        payment = context.simulator.seed_payment(4_500, "EUR", behaviour=MANUAL)
+        refund_id = context.submit(outcome, context.request("ipn", payment))
+        held = context.wait_for_provider_refund(refund_id)
+        if held is None:
+            outcome.check(False, "Amazon Pay never held a refund for it")
+            return
+        context.simulator.settle_refund(held, True)
+        refund = context.client.wait_for(refund_id, TERMINAL, timeout=90)
+        outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']}")
+        # The IPN (an SNS message naming the refund only) reached intake and was accepted.
+        context.simulator.webhooks.wait_idle(timeout=30)
+        sent = [
+            message["MessageId"]
+            for message in list(context.simulator.ipns)
+            if json.loads(message["Message"])["ObjectId"] == held
+        ]
+        tried = [item for item in context.simulator.webhooks.deliveries if item.event_id in sent]
+        accepted = [item for item in tried if item.delivered]
+        answers = [(item.attempts, item.last_status) for item in tried]
+        outcome.check(len(sent) == 1 and len(accepted) == 1, f"IPN for {held}: sent {sent}, answered {answers}")
+
     kept = [
-        scenario for scenario in usual if scenario.name in {"full refund", "partial refund", "asynchronous success"}
+        scenario for scenario in payment_scenarios("amazon_pay", unknown_outcome=None) if scenario.name == "full refund"
     ]
     return [
         *kept,
+        Scenario(
+            "asynchronous success told by an IPN",
+            "REFUND_PENDING, then COMPLETED; the SNS-signed IPN naming the refund accepted by intake",
+            told_by_ipn,
+        ),
         Scenario(
             "answer lost after Amazon Pay refunded (500 after the work)",
             "COMPLETED by resending under the same idempotency key; one refund at Amazon Pay",
