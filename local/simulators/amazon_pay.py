@@ -12,7 +12,8 @@ What it implements (developer.amazon.com/docs/amazon-pay-api-v2):
 - refunds start ``RefundInitiated`` and move to ``Refunded`` or ``Declined`` (by the payment's behaviour, or
   ``settle_refund``); a charge can be refunded up to its captured amount plus 15 % or 75 USD/EUR/GBP (8,400 JPY),
   whichever is less, then 400 ``TransactionAmountExceeded``; an uncaptured charge is 422 ``InvalidChargeStatus``;
-  unknown objects 404 ``ResourceNotFound``; errors ``{reasonCode, message}``;
+  unknown objects 404 ``ResourceNotFound``; another currency than the charge's 400 ``CurrencyMismatch``; errors
+  ``{reasonCode, message}`` (reason codes as Amazon's SDKs list them);
 - a charge's ``refundedAmount`` counts refunds in progress and refunded (what they hold back from the charge: the
   docs do not say whether Amazon Pay counts a RefundInitiated one);
 - IPNs: each refund state change sends ``{MerchantID, ObjectType: "REFUND", ObjectId, ChargePermissionId,
@@ -332,7 +333,7 @@ class AmazonPaySimulator(Simulator):
                 401, "InvalidRequestSignature", f"SignedHeaders must be sorted and include {REQUIRED_SIGNED}"
             )
         if request.method == "POST" and "x-amz-pay-idempotency-key" not in names:
-            raise ApiError(400, "InvalidHeaderValue", "x-amz-pay-idempotency-key is required and must be signed")
+            raise ApiError(400, "MissingHeader", "x-amz-pay-idempotency-key is required and must be signed")
         values = {name: request.headers.get(name) for name in names}
         if any(value is None for value in values.values()):
             raise ApiError(401, "InvalidRequestSignature", "a signed header is missing")
@@ -418,7 +419,7 @@ class AmazonPaySimulator(Simulator):
         currency = charge["captureAmount"]["currencyCode"]
         asked = body["refundAmount"]
         if asked["currencyCode"] != currency:
-            raise ApiError(400, "InvalidParameterValue", f"refundAmount.currencyCode must be {currency}")
+            raise ApiError(400, "CurrencyMismatch", f"refundAmount.currencyCode must be {currency}")
         amount = _minor(asked["amount"], currency)
         captured = _minor(charge["captureAmount"]["amount"], currency)
         allowance = captured * 15 // 100
@@ -593,7 +594,7 @@ def _json_body(request: Request) -> dict[str, Any]:
         raise ApiError(400, "InvalidRequestFormat", "the body is not a JSON object")
     unknown = set(body) - {"chargeId", "refundAmount", "softDescriptor"}
     if unknown:
-        raise ApiError(400, "InvalidParameterValue", f"unknown parameters {sorted(unknown)}")
+        raise ApiError(400, "UnrecognizedField", f"unknown parameters {sorted(unknown)}")
     for name in ("chargeId", "refundAmount"):
         if name not in body:
             raise ApiError(400, "MissingParameterValue", f"{name} is required")

@@ -164,8 +164,9 @@ def test_a_request_signed_with_another_key_is_refused_as_bad_credentials(fresh: 
 
 
 def test_a_currency_other_than_the_charges_is_refused(fresh: Served) -> None:
-    with pytest.raises(RejectedError):
+    with pytest.raises(RejectedError) as refused:
         fresh.connector().create_refund(request(charge(fresh), 1_000, "USD"))
+    assert refused.value.code == "currency_mismatch"
 
 
 def test_every_request_sent_is_signed_valid_and_carries_the_reference_on_the_statement(fresh: Served) -> None:

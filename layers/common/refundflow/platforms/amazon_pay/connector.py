@@ -82,6 +82,9 @@ _CODES = {
     "InvalidParameterValue": "invalid_request",
     "InvalidRequestFormat": "invalid_request",
     "MissingParameterValue": "invalid_request",
+    "UnrecognizedField": "invalid_request",
+    "MissingHeader": "invalid_request",
+    "InvalidHeaderValue": "invalid_request",
 }
 _DESCRIPTOR = re.compile(r"[^A-Za-z0-9 ._-]")
 
