@@ -541,7 +541,9 @@ def apply_provider_event(event: ProviderEvent, *, recorder: RefundRecorder, prov
         # News naming the platform's refund ids only: ours are found by the id the platform gave them, then read.
         for entry in repository.refunds_by_provider_refund_id(event.refund_ids).values():
             refund = repository.find(entry.refund_id)
-            if refund is not None and refund.payment.provider is event.provider and _awaiting_provider(refund):
+            if refund is None or refund.payment.provider is not event.provider:
+                continue
+            if _awaiting_provider(refund) or _money_out(refund):
                 candidates.setdefault(refund.refund_id, (refund, None))
     if not event.refunds and event.payment is not None:
         for refund in repository.refunds_for_payment(event.provider, event.payment.payment_id):
