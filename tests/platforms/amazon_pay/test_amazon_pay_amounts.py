@@ -14,7 +14,7 @@ from refundflow.platforms.amazon_pay.amounts import CURRENCIES, from_amazon, rep
 TWO_DECIMAL = sorted(CURRENCIES - {"JPY"})
 
 
-@given(minor=st.integers(min_value=1, max_value=10**11), currency=st.sampled_from(TWO_DECIMAL))
+@given(minor=st.integers(min_value=1, max_value=15_000_000), currency=st.sampled_from(TWO_DECIMAL))
 def test_two_decimal_amounts_are_written_with_two_decimals_and_read_back_exactly(minor: int, currency: str) -> None:
     # GIVEN an amount in cents
     money = Money.of(minor, currency)
@@ -26,7 +26,7 @@ def test_two_decimal_amounts_are_written_with_two_decimals_and_read_back_exactly
     assert from_amazon(price) == money
 
 
-@given(yen=st.integers(min_value=1, max_value=10**11))
+@given(yen=st.integers(min_value=1, max_value=10_000_000))
 def test_yen_are_whole_numbers_without_a_decimal_point(yen: int) -> None:
     price = to_amazon(Money.of(yen, "JPY"))
     assert price == {"amount": str(yen), "currencyCode": "JPY"}
@@ -63,3 +63,12 @@ def test_the_catalog_profile_names_the_three_decimal_currencies_it_refuses() -> 
 def test_a_price_that_is_not_exact_money_is_refused_when_read(price: object) -> None:
     with pytest.raises(AmountNotRepresentable):
         from_amazon(price)
+
+
+@pytest.mark.parametrize(("limit", "currency"), [(15_000_000, "EUR"), (15_000_000, "USD"), (10_000_000, "JPY")])
+def test_more_than_amazon_pays_largest_refund_is_refused_before_anything_is_sent(limit: int, currency: str) -> None:
+    assert representable(Money.of(limit, currency)) is None
+    assert representable(Money.of(limit + 1, currency)) is not None
+    with pytest.raises(AmountNotRepresentable) as refused:
+        to_amazon(Money.of(limit + 1, currency))
+    assert refused.value.code == "amount_not_representable"

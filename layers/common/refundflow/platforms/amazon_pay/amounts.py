@@ -20,6 +20,9 @@ PLATFORM = "amazon_pay"
 TITLE = "Amazon Pay"
 
 CURRENCIES = frozenset({"AUD", "CHF", "DKK", "EUR", "GBP", "HKD", "JPY", "NOK", "NZD", "SEK", "USD", "ZAR"})
+# The largest refund amount the Refund reference gives ("150,000 USD/GBP/EUR and 10,000,000 JPY"), in minor units;
+# it names no limit for the multi-currency ones.
+MAX_REFUND = {"USD": 15_000_000, "EUR": 15_000_000, "GBP": 15_000_000, "JPY": 10_000_000}
 
 
 @cache
@@ -33,6 +36,9 @@ def representable(money: Money) -> str | None:
     """Why Amazon Pay cannot take ``money`` exactly, or None when it can."""
     if money.currency not in CURRENCIES:
         return f"{money.currency} is not an {TITLE} currency"
+    limit = MAX_REFUND.get(money.currency)
+    if limit is not None and money.minor_units > limit:
+        return f"{money} is more than {TITLE} refunds at once ({Money.of(limit, money.currency)})"
     return profile().representable(money)
 
 
