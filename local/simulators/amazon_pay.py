@@ -66,6 +66,8 @@ MANUAL = "manual"
 BEHAVIOURS = (SUCCEED, DECLINE, MANUAL)
 # Amazon Pay's currencies and their decimals (JPY none).
 DECIMALS = dict.fromkeys(("AUD", "CHF", "DKK", "EUR", "GBP", "HKD", "NOK", "NZD", "SEK", "USD", "ZAR"), 2) | {"JPY": 0}
+# The largest refund amount (major units) the Refund reference names.
+MAX_REFUND = {"USD": 150_000, "EUR": 150_000, "GBP": 150_000, "JPY": 10_000_000}
 # The most a charge may be over-refunded, in minor units, besides 15 % of it.
 OVER_REFUND_CAP = {"USD": 7_500, "EUR": 7_500, "GBP": 7_500, "JPY": 8_400}
 _KEY = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -616,6 +618,10 @@ def _json_body(request: Request) -> dict[str, Any]:
         raise ApiError(400, "InvalidParameterValue", f"{currency} takes {DECIMALS[currency]} decimals")
     if Decimal(amount) <= 0:
         raise ApiError(400, "InvalidParameterValue", "refundAmount.amount must be positive")
+    if currency in MAX_REFUND and Decimal(amount) > MAX_REFUND[currency]:
+        raise ApiError(
+            400, "InvalidParameterValue", f"refundAmount.amount is more than {MAX_REFUND[currency]} {currency}"
+        )
     descriptor = body.get("softDescriptor")
     if descriptor is not None and (not isinstance(descriptor, str) or len(descriptor) > _DESCRIPTOR_LENGTH):
         raise ApiError(400, "InvalidParameterValue", "softDescriptor: at most 16 characters")

@@ -53,6 +53,7 @@ def test_a_well_formed_signed_request_makes_a_refund_initiated(fresh: Served) ->
         ({"refundAmount": {"amount": "10.00", "currencyCode": "USD"}}, "CurrencyMismatch"),
         ({"softDescriptor": "seventeen chars!!"}, "InvalidParameterValue"),
         ({"merchantMetadata": {"merchantReferenceId": "RMA-1"}}, "UnrecognizedField"),
+        ({"refundAmount": {"amount": "150000.01", "currencyCode": "EUR"}}, "InvalidParameterValue"),
     ],
 )
 def test_a_body_amazon_pay_would_refuse_is_a_400_with_its_reason(
