@@ -81,13 +81,14 @@ def platform_webhook(platform: str) -> Response[Any]:
     except InvalidRequest as unknown:
         raise NotFound(unknown.message, code="platform_not_found") from unknown
     max_bytes = settings.load(settings.IntakeSettings).max_body_bytes
-    # JSON unless the platform posts forms (Mollie's classic webhooks: id=tr_...) and this delivery is one.
+    # The media types the platform posts (its catalog entry): JSON by default, Mollie's classic and Braintree's
+    # notifications are forms, Amazon Pay's IPN is an SNS message sent as text/plain (JSON inside).
     media = (router.current_event.headers or {}).get("content-type", "").split(";")[0].strip().lower()
     accepted = entry.inbound.content_types if entry.inbound is not None else ["application/json"]
-    form = media == FORM and FORM in accepted
-    if not form and "application/json" not in accepted:
-        raise http_api.UnsupportedMediaType(f"content-type must be {FORM}, got {media or 'none'}")
-    raw = http_api.raw_body(router.current_event, max_bytes=max_bytes, json_only=not form, allow_empty=True)
+    if media not in accepted:
+        raise http_api.UnsupportedMediaType(f"content-type must be {' or '.join(accepted)}, got {media or 'none'}")
+    form = media == FORM
+    raw = http_api.raw_body(router.current_event, max_bytes=max_bytes, json_only=False, allow_empty=True)
     # Its verification secret only, through the secrets cache: a revoked secret stops working without a cold start.
     secret = get_json_secret(platform_secret_name(entry.name, verification=True))
     delivery = catalog.inbound(entry.name).verify(router.current_event.headers, raw, secret)

@@ -79,7 +79,7 @@ class BooksEntry(CatalogModel):
     currencies: CurrencyRules = Field(default_factory=CurrencyRules)
 
 
-MediaType = Literal["application/json", "application/x-www-form-urlencoded"]
+MediaType = Literal["application/json", "application/x-www-form-urlencoded", "text/plain"]
 
 
 class InboundEntry(CatalogModel):
@@ -90,8 +90,9 @@ class InboundEntry(CatalogModel):
     content_types: list[MediaType] = Field(
         default_factory=lambda: list[MediaType](["application/json"]),
         min_length=1,
-        description="The media types the platform posts (intake answers 415 to others). A JSON body is also held to "
-        "intake's JSON rules after verification; a form body is read by the platform's verifier only.",
+        description="The media types the platform posts (intake answers 415 to others). A JSON or text/plain body "
+        "(Amazon Pay's SNS messages) is also held to intake's JSON rules after verification; a form body is read by "
+        "the platform's verifier only.",
     )
 
 

@@ -70,7 +70,7 @@ _PROBLEM_DESCRIPTIONS = {
     404: "No such refund or route",
     409: "Conflicts with what was received or decided before",
     413: "Body too large",
-    415: "Body is not JSON",
+    415: "Content-Type not taken here (JSON; a platform's webhook route takes the media types it posts)",
     422: "Path or query parameters are not valid",
     503: "Temporarily unavailable: retry with the same request",
 }

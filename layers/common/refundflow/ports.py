@@ -156,10 +156,11 @@ class ProviderEvent(StrictModel):
     payment: PaymentReference | None = Field(default=None, description="The payment the event is about, when known.")
     named_refund_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
         default_factory=list,
-        max_length=20,
-        description="Refund ids of the platform that a delivery whose body is not signed names: pointers only. Our "
-        "refunds among them (awaiting an outcome, or paid and so open to a late failure) are read from the platform "
-        "before anything changes; nothing else of such a body is believed.",
+        max_length=100,
+        description="Refunds the news names by the platform's id only, as pointers (a body nobody signed, such as "
+        "Chargebee's; an Amazon Pay IPN, which names an object and carries none of its content). Our refunds among "
+        "them (awaiting an outcome, or paid and so open to a late failure) are read from the platform before "
+        "anything changes; nothing else of such news is believed.",
     )
     payments: list[ProviderPayment] = Field(
         default_factory=list,

@@ -320,6 +320,22 @@ def test_news_about_a_payment_reads_the_truth_for_our_open_refunds_on_it(env: Wo
     assert env.repository.get(refund_id).status is S.REFUNDED
 
 
+def test_news_naming_only_the_platforms_refund_id_reads_the_truth_for_that_refund(env: World) -> None:
+    # GIVEN a pending refund at a synchronous platform that later succeeded there, and another refund's id
+    env = shaped(env, Shape.SYNCHRONOUS, [Outcome.PENDING])
+    refund_id = env.reserved(refund_request_body(amount=2_500))
+    issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
+    made = env.provider.only_refund().provider_refund_id
+    env.provider.settle(made, ProviderRefundStatus.SUCCEEDED)
+    # WHEN news names the refund by the platform's id only (no amount, no status, no payment)
+    news = provider_event().model_copy(update={"named_refund_ids": [made, "re_not_ours"]})
+    touched = apply_news(news, recorder=env.recorder, provider=env.provider, callbacks=env.callbacks)
+    # THEN our refund was found by that id, read from the platform and the truth applied; the other id is ignored
+    assert [refund.refund_id for refund in touched] == [refund_id]
+    assert env.provider.calls_to("get_refund")
+    assert env.repository.get(refund_id).status is S.REFUNDED
+
+
 # ---------------------------------------------------------------- books: find before any re-create
 
 

@@ -1,0 +1,1 @@
+"""Amazon Pay (API v2): refunds of a captured Charge, signed requests, IPNs as Amazon SNS messages."""
