@@ -22,6 +22,7 @@ from refundflow.errors import (
     InvalidRequest,
     OutcomeUnknownError,
     PaymentNotKnown,
+    PolicyViolation,
     TransientError,
 )
 from refundflow.models import PaymentProvider, PaymentReference
@@ -230,6 +231,19 @@ def test_a_void_first_platform_voids_an_unsettled_payment_and_the_audit_says_so(
     assert env.repository.get(refund_id).status is S.REFUNDED
     refunded = [entry for entry in env.repository.timeline(refund_id) if entry.to_status is S.REFUNDED]
     assert refunded[-1].details["method"] == "void"
+
+
+def test_a_part_of_an_unsettled_payment_is_refused_at_the_look_up_before_anything_is_reserved(env: World) -> None:
+    # GIVEN a payment of 100.00 a void-first platform has not settled yet
+    env = shaped(env, Shape.VOID_FIRST, settled=False)
+    refund_id = env.accept(refund_request_body(amount=2_500)).refund.refund_id
+    validate_refund(refund_id, recorder=env.recorder)
+    # WHEN a refund of 25.00 is looked up THEN it is refused with the reason, and the platform was never asked
+    with pytest.raises(PolicyViolation) as refused:
+        look_up_payment(refund_id, recorder=env.recorder, provider=env.provider)
+    assert refused.value.code == "partial_refund_before_settlement"
+    assert env.provider.calls_to("create_refund") == []
+    assert env.repository.get(refund_id).amount is None
 
 
 # ---------------------------------------------------------------- no invoice: completed in the payment step

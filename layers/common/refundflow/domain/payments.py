@@ -135,6 +135,14 @@ def look_up_payment(refund_id: str, *, recorder: RefundRecorder, provider: Refun
             f"{provider.name} refunds a payment in full only ({balance.remaining}), not {amount}",
             code="partial_refund_not_supported",
         )
+    if provider.capabilities.void_before_settlement and not payment.settled and amount != balance.remaining:
+        # Before settlement the platform can only void, and a void takes back all of what remains: a part of it is
+        # refused here, before anything is reserved, not by the platform after (Braintree's 91506).
+        raise PolicyViolation(
+            f"the payment has not settled at {provider.name}: only all of what remains ({balance.remaining}) can be "
+            f"voided now, not {amount}; ask again once it has settled",
+            code="partial_refund_before_settlement",
+        )
     ensure_representable(amount, refund.payment, refund.invoice)
     refund = recorder.note(
         refund,
