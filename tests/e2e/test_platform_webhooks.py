@@ -28,12 +28,14 @@ def test_a_delivery_signed_for_one_platform_is_refused_at_another_s_endpoint(cli
     # GIVEN a correctly signed Stripe event
     body = json.dumps(stripe_refund_event(refund_id=None, payment_id="pi_elsewhere")).encode()
     headers = {**JSON, "Stripe-Signature": stripe_signature(body)}
-    # WHEN it is posted to every other platform's endpoint THEN each refuses it by its own scheme
+    # WHEN it is posted to every other platform's endpoint THEN each refuses it: by its own scheme, or before that by
+    # media type where the platform posts no JSON (Braintree's forms)
     for entry in catalog.platforms():
         if entry.inbound is None or entry.name == "stripe":
             continue
         answer = client.post_raw(f"/webhooks/{entry.name}", body, headers)
-        assert answer.status_code in {400, 401}, (entry.name, answer.status_code, answer.text)
+        refusals = {400, 401} if "application/json" in entry.inbound.content_types else {415}
+        assert answer.status_code in refusals, (entry.name, answer.status_code, answer.text)
     # AND at Stripe's it is accepted, with Stripe's answer and our duplicate flag
     accepted = client.post_raw("/webhooks/stripe", body, headers)
     assert accepted.status_code == 200, accepted.text
