@@ -29,7 +29,6 @@ from refundflow.reconciliation.records import (
     bank_from_json,
     bank_to_json,
     line_from_json,
-    line_to_json,
 )
 from refundflow.reconciliation.run import Reconciler, Summary
 
@@ -65,10 +64,7 @@ def source_of(key: str) -> str:
     return parts[1]
 
 
-def _records(source: str, key: str, binary: IO[bytes]) -> Iterator[dict[str, object]]:
-    if source != BANK:
-        text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
-        return (line_to_json(line) for line in SETTLEMENT_PARSERS[source](text))
+def _bank_records(key: str, binary: IO[bytes]) -> Iterator[dict[str, object]]:
     from refundflow.reconciliation import bank  # lxml, mt-940, bai2: the converter's own dependencies
 
     bank_format = key.split("/")[2]
@@ -78,6 +74,24 @@ def _records(source: str, key: str, binary: IO[bytes]) -> Iterator[dict[str, obj
         text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
         lines = bank.parse_mt940(text) if bank_format == "mt940" else bank.parse_bai2(text)
     return (bank_to_json(line) for line in lines)
+
+
+def _write_lines(source: str, key: str, binary: IO[bytes], out: IO[bytes]) -> int:
+    """The file's lines as JSON Lines (:func:`line_to_json` records) into ``out``; returns how many.
+    A provider's report goes through the columnar reader (polars writes each block's records natively)."""
+    count = 0
+    if source == BANK:
+        for record in _bank_records(key, binary):
+            out.write(json.dumps(record, separators=(",", ":")).encode())
+            out.write(b"\n")
+            count += 1
+        return count
+    from refundflow.reconciliation.columnar import read_frames  # polars: the converter's own dependency
+
+    for frame in read_frames(source, binary):
+        frame.write_ndjson(out)
+        count += frame.height
+    return count
 
 
 def convert(bucket: str, key: str, *, files: S3Files, correlation_id: str) -> dict[str, Any]:
@@ -91,14 +105,11 @@ def convert(bucket: str, key: str, *, files: S3Files, correlation_id: str) -> di
     handle, path = tempfile.mkstemp(suffix=".jsonl")
     count = 0
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out, files.open_binary(bucket, key) as stream:
-            for record in _records(source, key, stream):
-                out.write(json.dumps(record, separators=(",", ":")))
-                out.write("\n")
-                count += 1
+        with os.fdopen(handle, "wb") as out, files.open_binary(bucket, key) as stream:
+            count = _write_lines(source, key, stream, out)
         lines_key = f"{WORK_PREFIX}{key}.jsonl"
         files.upload_file(path, bucket, lines_key)
-    except SettlementFormatError as error:
+    except (SettlementFormatError, UnicodeDecodeError) as error:
         raise UnreadableSettlement(str(error)) from error
     finally:
         os.unlink(path)

@@ -106,12 +106,13 @@ _STRIPE_KINDS = {
 }
 
 
-def parse_stripe(stream: TextIO) -> Iterator[SettlementLine]:
+def parse_stripe(stream: TextIO, *, first_line_no: int = 2) -> Iterator[SettlementLine]:
     """Stripe itemized balance / payout reconciliation report, or the Dashboard's balance-transaction export.
 
     Read in chunks of rows: a chunk of well-formed rows (one width, amounts in the currency's plain decimal
     shape) is converted column by column with the standard library's C-level ``map``/``zip``; any other
-    chunk goes row by row through the exact general rules. Both give the same lines.
+    chunk goes row by row through the exact general rules. Both give the same lines. ``first_line_no`` is the
+    number of the first row after the header (a block of a larger file read on its own).
 
     Raises:
         SettlementFormatError: a required column is missing, or an amount or currency is invalid.
@@ -123,7 +124,7 @@ def parse_stripe(stream: TextIO) -> Iterator[SettlementLine]:
     header, rows = first[0], first[1:]
     col = _columns(header, _STRIPE_COLUMNS, ("line_id", "category", "source", "gross", "currency"), where="stripe")
     reader = _StripeRows(col)
-    line_no = 2
+    line_no = first_line_no
     while True:
         lines = reader.columns(rows, line_no)
         yield from lines if lines is not None else reader.rows(rows, line_no)
