@@ -39,6 +39,7 @@ from refundflow.models import AuditEntry, CustomerRefundSummary, PaymentProvider
 from refundflow.money import Money
 from refundflow.ports import (
     AnnouncedPayout,
+    KeptBankLine,
     ProviderPayment,
     ProviderRefundEntry,
     ReconciliationMarker,
@@ -64,6 +65,8 @@ _TRANSIENT_CODES = {
 SOURCE_MARKER_RETENTION = timedelta(days=400)
 # Longer than any provider re-sends a report or overlaps one with another.
 RECONCILIATION_MARKER_RETENTION = timedelta(days=400)
+# How long a bank line no payout explained waits for the settlement that announces its payout.
+BANK_LINE_RETENTION = timedelta(days=35)
 # What the STATE item holds (everything that changes, plus copies its indexes and velocity need);
 # the rest of the refund is the REQUEST item, written once.
 _STATE_FIELDS = {
@@ -1133,6 +1136,44 @@ class RefundRepository(RefundStore):
             if "LastEvaluatedKey" not in response:
                 return payouts
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    # One partition holds the bank lines no payout explained yet (a statement that landed before its
+    # settlement); each expires after BANK_LINE_RETENTION.
+    _BANK_LINES = "RECON#BANK"
+
+    def keep_bank_line(self, line: KeptBankLine) -> None:
+        item = {
+            "pk": self._BANK_LINES,
+            "sk": f"LINE#{line.key}",
+            "entity": "kept_bank_line",
+            "key": line.key,
+            "file": line.file,
+            "record": line.record,
+            "expires_at": int((self._now() + BANK_LINE_RETENTION).timestamp()),
+        }
+        self._call("put_item", TableName=self.table_name, Item=_to_item(item))
+
+    def kept_bank_lines(self) -> list[KeptBankLine]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": _to_item({":pk": self._BANK_LINES}),
+            "ConsistentRead": True,
+        }
+        lines: list[KeptBankLine] = []
+        while True:
+            response = self._call("query", **kwargs)
+            for item in response.get("Items", []):
+                values = _from_item(item)
+                lines.append(KeptBankLine(str(values["key"]), str(values["file"]), dict(values["record"])))
+            if "LastEvaluatedKey" not in response:
+                return lines
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def forget_bank_line(self, key: str) -> None:
+        self._call(
+            "delete_item", TableName=self.table_name, Key=_to_item({"pk": self._BANK_LINES, "sk": f"LINE#{key}"})
+        )
 
     def get_reconciliation_marker(self, key: str) -> ReconciliationMarker | None:
         response = self._call(

@@ -20,8 +20,8 @@ from typing import IO, Any
 from refundflow.adapters.s3 import S3Files
 from refundflow.domain.recorder import RefundRecorder
 from refundflow.errors import RejectedError
-from refundflow.ports import AnnouncedPayout, EventPublisher, ReconciliationMarker, RefundStore
-from refundflow.reconciliation.apply import Run, apply_finding
+from refundflow.ports import AnnouncedPayout, EventPublisher, KeptBankLine, ReconciliationMarker, RefundStore
+from refundflow.reconciliation.apply import Applied, Run, apply_finding
 from refundflow.reconciliation.engine import BankMatcher, Finding, MatchClass, absorb_state, matcher_state
 from refundflow.reconciliation.providers import SETTLEMENT_PARSERS
 from refundflow.reconciliation.records import (
@@ -192,7 +192,53 @@ def _match_bank_batch(
             repository.put_reconciliation_marker(
                 ReconciliationMarker(_credited(finding.reference), run.file, line.line_no, "credited", None)
             )
+        elif finding.match_class is MatchClass.NOT_RECONCILED:
+            # No payout announced so far explains it: its settlement may land later (see explain_kept_lines).
+            repository.keep_bank_line(KeptBankLine(finding.key, run.file, bank_to_json(line)))
     return {"summary": summary.as_dict(), "state": {}, "last_booked": last.isoformat() if last else None}
+
+
+def explain_kept_lines(
+    payouts: Mapping[str, tuple[int, str]],
+    run: Run,
+    *,
+    repository: RefundStore,
+    recorder: RefundRecorder,
+    publisher: EventPublisher,
+) -> list[Applied]:
+    """Bank lines kept because no payout explained them (their statement landed first), matched against the
+    ``payouts`` a settlement has just announced: a line that credits one is applied as the statement's own
+    line would have been (matched, or ``payout_amount_differs``) and forgotten; the others stay kept.
+
+    Once only: the finding has its own marker (``<line>#payout``), the payout its "credited" marker, and the
+    kept line is forgotten last, so a retry after a crash finds the markers and changes nothing; a payout a
+    statement already credited makes the kept line a duplicate credit."""
+    kept = repository.kept_bank_lines() if payouts else []
+    if not kept:
+        return []
+    matcher = BankMatcher(payouts)
+    matcher.found.update(ref for ref in payouts if repository.get_reconciliation_marker(_credited(ref)) is not None)
+    applied: list[Applied] = []
+    for item in kept:
+        try:
+            line = bank_from_json(item.record)
+        except SettlementFormatError:
+            repository.forget_bank_line(item.key)  # not a line this version wrote: nothing to explain it with
+            continue
+        finding = matcher.match(line)
+        if finding.match_class is MatchClass.NOT_RECONCILED:
+            continue
+        bank_run = Run(file=item.file, correlation_id=run.correlation_id, source=BANK)
+        rematched = finding._replace(key=f"{finding.key}#payout", detail=finding.detail or f"explained by {run.file}")
+        applied.append(
+            apply_finding(rematched, bank_run, repository=repository, recorder=recorder, publisher=publisher)
+        )
+        if finding.match_class in (MatchClass.MATCHED, MatchClass.PAYOUT_AMOUNT_DIFFERS):
+            repository.put_reconciliation_marker(
+                ReconciliationMarker(_credited(finding.reference), item.file, line.line_no, "credited", None)
+            )
+        repository.forget_bank_line(item.key)
+    return applied
 
 
 def _credited(reference: str) -> str:
@@ -233,8 +279,11 @@ def summarize(
     else:
         reconciler.finish()
         dates = reconciler.matcher.announced_payout_dates()
-        for reference, (amount, currency) in reconciler.matcher.announced_payouts().items():
+        announced = reconciler.matcher.announced_payouts()
+        for reference, (amount, currency) in announced.items():
             repository.announce_payout(AnnouncedPayout(reference, amount, currency, dates.get(reference), run.file))
+        for item in explain_kept_lines(announced, run, repository=repository, recorder=recorder, publisher=publisher):
+            reconciler.summary.add(item)
     summary = {"file": run.file, "source": run.source, "batches": batches, **reconciler.summary.as_dict()}
     files.put_json(str(run_input["bucket"]), f"{REPORTS_PREFIX}{run.file}.summary.json", summary)
     return summary
