@@ -139,7 +139,7 @@ def _stripe_frames(binary: IO[bytes], block_bytes: int) -> Iterator[pl.DataFrame
     col = _columns(names, _STRIPE_COLUMNS, ("line_id", "category", "source", "gross", "currency"), where="stripe")
     line_no = 2
     while block := _block(binary, block_bytes):
-        frame = _stripe_native(header, block, col, line_no, len(names))
+        frame = _stripe_native(block, col, line_no, len(names))
         if frame is None:
             text = (header + block).decode("utf-8")
             lines = list(parse_stripe(io.StringIO(text, newline=""), first_line_no=line_no))
@@ -168,7 +168,7 @@ def _block(binary: IO[bytes], size: int) -> bytes:
     return block
 
 
-def _stripe_native(header: bytes, block: bytes, col: dict[str, int], line_no: int, width: int) -> pl.DataFrame | None:
+def _stripe_native(block: bytes, col: dict[str, int], line_no: int, width: int) -> pl.DataFrame | None:
     """A plain block parsed natively, or None for the per-line rules (quotes, blank or ragged lines, a gross or
     net amount of another shape, several currency exponents in one block).
 
@@ -177,19 +177,24 @@ def _stripe_native(header: bytes, block: bytes, col: dict[str, int], line_no: in
     checked against the currency's plain decimal shape and converted natively."""
     if b'"' in block or b"\r" in block or b"\0" in block or b"\n\n" in block or block.startswith(b"\n"):
         return None
+    rows = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+    if block.count(b",") != rows * (width - 1):
+        return None  # a line with another number of fields
+    wanted = sorted(set(col.values()))
     try:
         raw = pl.read_csv(
-            header + block,
-            has_header=True,
+            block,
+            has_header=False,
             infer_schema=False,
             empty_string_is_null=False,
             quote_char=None,
+            columns=wanted,
             new_columns=[f"c{i}" for i in range(width)],
         )
     except pl.exceptions.PolarsError:
-        return None  # not UTF-8, a ragged line: the per-line parser reports it precisely
-    if raw.width != width or raw.null_count().sum_horizontal().item():
-        return None  # a short line
+        return None  # not UTF-8: the per-line parser reports it precisely
+    if raw.height != rows or raw.null_count().sum_horizontal().item():
+        return None
 
     def cell(name: str) -> pl.Expr:
         return pl.col(f"c{col[name]}")
