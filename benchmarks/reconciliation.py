@@ -139,7 +139,7 @@ def run_ours(folder: Path) -> tuple[list[str], dict[str, list[str]]]:
     builds from its DynamoDB look-up, all 551,000 at once."""
     import polars as pl
 
-    from refundflow.reconciliation.columnar import ColumnarMatcher, RefundIndex, read_frames
+    from refundflow.reconciliation.columnar import CLASS_ENUM, ColumnarMatcher, RefundIndex, read_frames
     from refundflow.reconciliation.engine import MatchClass
 
     refunds = pl.read_csv(folder / "refunds.csv", schema_overrides={"amount": pl.Int64}).select(
@@ -148,14 +148,13 @@ def run_ours(folder: Path) -> tuple[list[str], dict[str, list[str]]]:
     index = RefundIndex(refunds)
     matcher = ColumnarMatcher()
     classes: list[str] = []
-    names = ("payout", *(match_class.value for match_class in MatchClass))
-    # Each line's class as an index into ``names``: the list holds the same few strings, not one per line.
+    # Each line's class as its index in the class enum (a payout line: one past the last): the list then holds
+    # the same few strings, not one string object per line.
+    names = (*CLASS_ENUM.categories.to_list(), "payout")
     line_class = (
         pl.when(pl.col("kind") == "payout")
-        .then(pl.lit("payout"))
-        .otherwise(pl.col("match_class"))
-        .cast(pl.Enum(names))
-        .to_physical()
+        .then(pl.lit(len(names) - 1, dtype=pl.UInt32))
+        .otherwise(pl.col("match_class").to_physical().cast(pl.UInt32))
     )
     with open(folder / "settlement.csv", "rb") as stream:
         for frame in read_frames("stripe", stream):

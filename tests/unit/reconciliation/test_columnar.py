@@ -162,3 +162,4 @@ def test_the_columnar_matcher_finds_what_the_per_line_matcher_finds(lines, frame
         orient="row",
     )
     assert matcher.finish(columns) == expected_tail
+    assert matcher_state(matcher.state) == matcher_state(per_line_matcher)  # finishing changed nothing

@@ -274,8 +274,11 @@ _DETAILS = {
 _CLASSES = {match_class.value: match_class for match_class in MatchClass}
 
 
+CLASS_ENUM = pl.Enum([match_class.value for match_class in MatchClass])
+
+
 def _class(match_class: MatchClass) -> pl.Expr:
-    return pl.lit(match_class.value)
+    return pl.lit(match_class.value, dtype=CLASS_ENUM)
 
 
 # The per-line engine's rules (engine.SettlementMatcher.match), as expressions built once.
@@ -317,12 +320,13 @@ _OUTPUTS = (
 )
 
 
-def _seen(values: pl.Series, seen: set[str]) -> pl.Series:
-    """Which of ``values`` were in ``seen``, then adds them all to it (a set that grows over the whole file:
-    a Python set is the one hash table polars cannot keep from one frame to the next)."""
+def _seen(values: pl.Series, seen: set[str], *, add: bool = True) -> pl.Series:
+    """Which of ``values`` were in ``seen`` (then, with ``add``, adds them all to it): a set that grows over
+    the whole file, and a Python set is the one hash table polars cannot keep from one frame to the next."""
     texts = values.to_list()
     hits = seen.intersection(texts)
-    seen.update(texts)
+    if add:
+        seen.update(texts)
     if not hits:
         return pl.repeat(False, values.len(), dtype=pl.Boolean, eager=True)
     return values.is_in(pl.Series(list(hits), dtype=pl.String).implode()).fill_null(False)
@@ -365,15 +369,21 @@ class ColumnarMatcher:
     def classify(self, frame: pl.DataFrame, refunds: RefundIndex) -> pl.DataFrame:
         """``frame`` (:data:`LINES_SCHEMA`) with ``key``, ``match_class``, ``refund_id``, ``difference``,
         ``dup_line`` and ``amount`` (a fee-only line's is its fee) by the per-line engine's rules, in order."""
-        work = frame.with_columns(_KEY)
-        keys = work.get_column("key")
-        work = work.with_columns(dup_line=keys.is_first_distinct().not_() | _seen(keys, self.state.seen_lines))
-        work = work.with_columns(_SETTLES)
-        refs = work.filter(pl.col("settles")).get_column("reference").unique()
+        keys = frame.select(_KEY).to_series()
+        dup_line = keys.is_first_distinct().not_() | _seen(keys, self.state.seen_lines)
+        settles = (frame.get_column("kind") == _REFUND) & dup_line.not_()
+        references = frame.get_column("reference")
+        refs = references.filter(settles).unique()
         earlier = refs.filter(_seen(refs, self.state.seen_refunds))
-        work = work.with_columns(first_ref=_FIRST_REF & pl.col("reference").is_in(earlier.implode()).not_())
-        work = pl.concat([work, refunds.lookup(work.get_column("reference"))], how="horizontal")
-        work = work.with_columns(_MATCH_CLASS).with_columns(_OUTPUTS)
+        work = (
+            pl.concat([frame, refunds.lookup(references)], how="horizontal")
+            .lazy()
+            .with_columns(key=keys, dup_line=dup_line, settles=settles)
+            .with_columns(first_ref=_FIRST_REF & pl.col("reference").is_in(earlier.implode()).not_())
+            .with_columns(_MATCH_CLASS)
+            .with_columns(_OUTPUTS)
+            .collect()
+        )
         self._remember(work)
         return work
 
@@ -419,7 +429,8 @@ class ColumnarMatcher:
         """Refunds of ``expected`` no line settled (missing) and announced payouts that do not add up."""
         if not isinstance(expected, pl.DataFrame):
             return self.state.finish(expected)
-        missing = expected.filter(_seen(expected["provider_refund_id"], self.state.seen_refunds).not_())
+        seen = _seen(expected["provider_refund_id"], self.state.seen_refunds, add=False)
+        missing = expected.filter(seen.not_())
         findings = [
             Finding(
                 key=f"refund#{refund_id}",
