@@ -512,7 +512,8 @@ class RefundRepository(RefundStore):
             },
             lambda: ConcurrentModification(f"refund {refund.refund_id} changed since version {refund.version}"),
         )
-        named = [self._provider_refund_put(stored)] if stored.provider_refund_id != refund.provider_refund_id else []
+        renamed = stored.provider_refund_id and stored.provider_refund_id != refund.provider_refund_id
+        named = [self._provider_refund_put(stored)] if renamed else []
         self._transact([state_put, self._entry_put(entry), *named, *(_own(item) for item in extra)])
         return Change(stored, entry)
 
