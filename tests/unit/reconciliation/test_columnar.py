@@ -136,7 +136,7 @@ settlement_line = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(settlement_line, max_size=40), st.integers(1, 12))
 def test_the_columnar_matcher_finds_what_the_per_line_matcher_finds(lines, frame_size):
     lines = [line._replace(line_no=n) for n, line in enumerate(lines, start=2)]
