@@ -133,27 +133,35 @@ def generate(path: Path, lines: int, seed: int) -> dict[str, Any]:
 
 
 def run_ours(folder: Path) -> tuple[list[str], dict[str, list[str]]]:
-    from refundflow.reconciliation.engine import ExpectedRefund, MatchClass, SettlementMatcher
-    from refundflow.reconciliation.providers import parse_stripe
-    from refundflow.reconciliation.records import LineKind
+    """The engine production runs (``Reconciler.match_frame`` in the CLI and each Distributed Map batch, and
+    the converter's reader): ``read_frames`` streams the file block by block, ``ColumnarMatcher.classify``
+    joins each block with our refunds. Here our refunds come from a CSV into the in-memory index a batch
+    builds from its DynamoDB look-up, all 551,000 at once."""
+    import polars as pl
 
-    refunds: dict[str, ExpectedRefund] = {}
-    with open(folder / "refunds.csv", encoding="utf-8") as stream:
-        next(stream)
-        for row in stream:
-            refund_id, provider_id, amount, currency = row.rstrip("\n").split(",")
-            refunds[provider_id] = ExpectedRefund(refund_id, provider_id, int(amount), currency, "COMPLETED")
-    matcher = SettlementMatcher(refunds)
-    match, payout = matcher.match, LineKind.PAYOUT
+    from refundflow.reconciliation.columnar import CLASS_ENUM, ColumnarMatcher, RefundIndex, read_frames
+    from refundflow.reconciliation.engine import MatchClass
+
+    refunds = pl.read_csv(folder / "refunds.csv", schema_overrides={"amount": pl.Int64}).select(
+        "provider_refund_id", "refund_id", ours_amount="amount", ours_currency="currency"
+    )
+    index = RefundIndex(refunds)
+    matcher = ColumnarMatcher()
     classes: list[str] = []
-    add = classes.append
-    with open(folder / "settlement.csv", encoding="utf-8", newline="") as stream:
-        for line in parse_stripe(stream):
-            found = match(line)
-            # MatchClass is a StrEnum: the member is its value
-            add("payout" if line.kind is payout else found.match_class)
+    # Each line's class as its index in the class enum (a payout line: one past the last): the list then holds
+    # the same few strings, not one string object per line.
+    names = (*CLASS_ENUM.categories.to_list(), "payout")
+    line_class = (
+        pl.when(pl.col("kind") == "payout")
+        .then(pl.lit(len(names) - 1, dtype=pl.UInt32))
+        .otherwise(pl.col("match_class").to_physical().cast(pl.UInt32))
+    )
+    with open(folder / "settlement.csv", "rb") as stream:
+        for frame in read_frames("stripe", stream):
+            codes = matcher.classify(frame, index).select(line_class).to_series().to_list()
+            classes.extend(map(names.__getitem__, codes))
     extra: dict[str, list[str]] = {"missing_in_settlement": [], "payout_amount_differs": []}
-    for finding in matcher.finish(refunds.values()):
+    for finding in matcher.finish(refunds):
         if finding.match_class in (MatchClass.MISSING_IN_SETTLEMENT, MatchClass.PAYOUT_AMOUNT_DIFFERS):
             extra[finding.match_class.value].append(finding.reference)
     return classes, extra

@@ -25,11 +25,12 @@ from typing import IO, Any, BinaryIO, TextIO
 from refundflow.errors import RefundflowError
 from refundflow.reconciliation.apply import Applied, Run, apply_finding
 from refundflow.reconciliation.bank import parse_bai2, parse_camt, parse_mt940
+from refundflow.reconciliation.columnar import read_frames
 from refundflow.reconciliation.engine import BankMatcher
 from refundflow.reconciliation.providers import SETTLEMENT_PARSERS
 from refundflow.reconciliation.records import BankLine, SettlementFormatError
 from refundflow.reconciliation.report import CsvReport, summary_text
-from refundflow.reconciliation.run import Summary, reconcile
+from refundflow.reconciliation.run import Summary, reconcile_frames
 
 LOCAL_STACK = "refundflow-local"
 BANK_FORMATS = ("camt053", "camt054", "mt940", "bai2")
@@ -181,19 +182,17 @@ def run(argv: list[str] | None = None, *, out: TextIO = sys.stdout) -> int:
         with open(csv_path, "w", newline="", encoding="utf-8") as csv_out:
             report = CsvReport(csv_out)
             total = args.file.stat().st_size
-            with Progress(total, f"reconciling {args.file.name}", show) as progress:
-                raw = open(args.file, "rb")  # noqa: SIM115 - closed through the text wrapper below
+            with Progress(total, f"reconciling {args.file.name}", show) as progress, open(args.file, "rb") as raw:
                 counted = io.BufferedReader(CountingReader(raw, progress.advance))
-                with io.TextIOWrapper(counted, encoding="utf-8-sig", newline="") as text:
-                    reconciler = reconcile(
-                        SETTLEMENT_PARSERS[source](text),
-                        run_info,
-                        repository=recorder.repository,
-                        recorder=recorder,
-                        publisher=recorder.publisher,
-                        batch_size=args.batch_size,
-                        on_batch=report.write,
-                    )
+                reconciler = reconcile_frames(
+                    read_frames(source, counted),
+                    run_info,
+                    repository=recorder.repository,
+                    recorder=recorder,
+                    publisher=recorder.publisher,
+                    batch_size=args.batch_size,
+                    on_batch=report.write,
+                )
             summary = reconciler.summary
             if args.bank:
                 summary = _reconcile_bank(args, reconciler.matcher.announced_payouts(), run_info, report, summary)

@@ -149,3 +149,38 @@ def test_cli_reconciles_settlement_and_bank_statement_with_a_report(
     assert "payout_amount_differs" in summary
     assert "27.00 EUR" in summary
     assert output.getvalue().startswith("Reconciliation of stripe_settlement.csv (stripe)")
+
+
+def test_a_bank_statement_before_its_settlement_is_resolved_when_the_settlement_lands(stack: DevStack) -> None:
+    # GIVEN the bank statement crediting two Stripe payouts, one a cent short, before any settlement names them
+    tag = uuid.uuid4().hex[:8]
+    exact, short = f"po_{tag}_exact", f"po_{tag}_short"
+    entries = "".join(
+        f'<Ntry><Amt Ccy="EUR">{amount}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>'
+        f"<BookgDt><Dt>2026-12-01</Dt></BookgDt><AcctSvcrRef>B-{payout}</AcctSvcrRef>"
+        f"<AddtlNtryInf>STRIPE PAYOUT {payout}</AddtlNtryInf></Ntry>"
+        for payout, amount in ((exact, "50.00"), (short, "49.99"))
+    )
+    statement = (
+        '<?xml version="1.0"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"><BkToCstmrStmt>'
+        f"<Stmt>{entries}</Stmt></BkToCstmrStmt></Document>"
+    ).encode()
+    statement_key = f"settlement/bank/camt053/{tag}.xml"
+    assert reconcile(stack, statement.decode(), statement_key)["counts"] == {"not_reconciled": 2}
+    # WHEN the settlement announcing both payouts lands
+    rows = [HEADER]
+    for payout in (exact, short):
+        rows.append(
+            f"txn_{payout}_c,2026-11-29 10:00:00,2026-11-30 00:00:00,eur,50.00,0.00,50.00,charge,ch_{payout},Order,"
+            f"{payout},2026-11-30 00:00:00\n"
+            f"txn_{payout},2026-11-30 00:00:00,2026-11-30 00:00:00,eur,-50.00,0.00,-50.00,payout,{payout},PAYOUT,,\n"
+        )
+    settlement_key = f"settlement/stripe/{tag}.csv"
+    summary = reconcile(stack, "".join(rows), settlement_key)
+    # THEN the kept credits are resolved: one payout matched, the other a cent short
+    assert summary["counts"] == {"matched": 1, "not_reconciled": 4, "payout_amount_differs": 1}
+    # WHEN either file lands again THEN nothing more is recorded
+    for key, body in ((settlement_key, "".join(rows)), (statement_key, statement.decode())):
+        again = reconcile(stack, body, key)
+        assert again["outcomes"].get("recorded", 0) == 0, again
+        assert "payout_not_found" not in again["counts"]

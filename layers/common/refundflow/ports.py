@@ -389,6 +389,17 @@ class AnnouncedPayout:
 
 
 @dataclass(frozen=True)
+class KeptBankLine:
+    """A bank statement line no announced payout explained when its statement was reconciled (the statement
+    landed before the settlement announcing the payout): kept so that the settlement, when it lands,
+    resolves it. ``record`` is the converted line (``reconciliation.records.bank_to_json``)."""
+
+    key: str
+    file: str
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class StatusQueue:
     """The refunds currently in one status: how many, and when the oldest of them was requested."""
 
@@ -559,6 +570,17 @@ class RefundStore(ABC):
 
     @abstractmethod
     def announced_payouts(self) -> list[AnnouncedPayout]: ...
+
+    @abstractmethod
+    def keep_bank_line(self, line: KeptBankLine) -> None:
+        """Keep a bank line no payout explained yet, for the settlements to come (idempotent)."""
+
+    @abstractmethod
+    def kept_bank_lines(self) -> list[KeptBankLine]: ...
+
+    @abstractmethod
+    def forget_bank_line(self, key: str) -> None:
+        """A kept bank line a settlement has now explained (idempotent)."""
 
 
 # ---------------------------------------------------------------- refund requests

@@ -88,14 +88,17 @@ def test_paypal_stl_reads_body_records_by_their_section_header():
     assert sum(line.net for line in lines[:3]) == withdrawal.amount
 
 
-def test_paypal_refund_credited_back_is_a_late_failure_naming_the_refund():
+def test_paypal_t1107_is_our_refund_as_a_debit_and_a_refund_received_as_a_credit():
+    # PayPal's T-code reference: CR or DR is the money's direction relative to the report's subject
     stream = io.StringIO(
         '"CH","Transaction ID","PayPal Reference ID","Transaction Event Code","Transaction Debit or Credit",'
         '"Gross Transaction Amount","Gross Transaction Currency"\n'
-        '"SB","9AB","1JU08902781691411","T1107","CR",2500,"USD"\n'
+        '"SB","1JU08902781691411","8PT597110X687430L","T1107","DR",2500,"USD"\n'
+        '"SB","9AB","7ZZ","T1107","CR",2500,"USD"\n'
     )
-    (line,) = parse_paypal(stream)
-    assert (line.kind, line.reference, line.net) == (LineKind.REFUND_FAILURE, "1JU08902781691411", 2500)
+    ours, received = parse_paypal(stream)
+    assert (ours.kind, ours.reference, ours.net) == (LineKind.REFUND, "1JU08902781691411", -2500)
+    assert (received.kind, received.reference, received.net) == (LineKind.OTHER, "9AB", 2500)
 
 
 def test_paypal_body_before_its_header_is_refused():

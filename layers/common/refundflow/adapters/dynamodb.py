@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -38,6 +39,7 @@ from refundflow.models import AuditEntry, CustomerRefundSummary, PaymentProvider
 from refundflow.money import Money
 from refundflow.ports import (
     AnnouncedPayout,
+    KeptBankLine,
     ProviderPayment,
     ProviderRefundEntry,
     ReconciliationMarker,
@@ -63,6 +65,8 @@ _TRANSIENT_CODES = {
 SOURCE_MARKER_RETENTION = timedelta(days=400)
 # Longer than any provider re-sends a report or overlaps one with another.
 RECONCILIATION_MARKER_RETENTION = timedelta(days=400)
+# How long a bank line no payout explained waits for the settlement that announces its payout.
+BANK_LINE_RETENTION = timedelta(days=35)
 # What the STATE item holds (everything that changes, plus copies its indexes and velocity need);
 # the rest of the refund is the REQUEST item, written once.
 _STATE_FIELDS = {
@@ -140,6 +144,23 @@ def customer_key(email: str) -> str:
 
 def provider_refund_key(provider_refund_id: str) -> str:
     return f"PROVIDER_REFUND#{provider_refund_id}"
+
+
+_BATCH_GET_KEYS = 100  # BatchGetItem's limit
+_BATCH_GET_ATTEMPTS = 5
+# The sort key of the item that names the refund a provider refund id belongs to (reconciliation reads these
+# with BatchGetItem, 100 at a time, instead of one index query per settlement line).
+PROVIDER_REFUND_SK = "REFUND"
+
+
+def _provider_refund_entry(provider_refund_id: str, values: dict[str, Any]) -> ProviderRefundEntry:
+    amount = values.get("amount") or values.get("requested_amount")
+    return ProviderRefundEntry(
+        refund_id=str(values["refund_id"]),
+        provider_refund_id=provider_refund_id,
+        status=RefundStatus(values["status"]),
+        amount=Money.model_validate(amount) if amount else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -377,6 +398,8 @@ class RefundRepository(RefundStore):
             ),
             self._entry_put(entry),
         ]
+        if stored.provider_refund_id:
+            items.append(self._provider_refund_put(stored))
         try:
             self._transact(items)
         except _DeliverySeen:
@@ -489,8 +512,24 @@ class RefundRepository(RefundStore):
             },
             lambda: ConcurrentModification(f"refund {refund.refund_id} changed since version {refund.version}"),
         )
-        self._transact([state_put, self._entry_put(entry), *(_own(item) for item in extra)])
+        renamed = stored.provider_refund_id and stored.provider_refund_id != refund.provider_refund_id
+        named = [self._provider_refund_put(stored)] if renamed else []
+        self._transact([state_put, self._entry_put(entry), *named, *(_own(item) for item in extra)])
         return Change(stored, entry)
+
+    def _provider_refund_put(self, refund: Refund) -> TransactItem:
+        """The item naming ``refund`` under its provider refund id (written when the id is recorded)."""
+        assert refund.provider_refund_id is not None
+        item = {
+            "pk": provider_refund_key(refund.provider_refund_id),
+            "sk": PROVIDER_REFUND_SK,
+            "refund_id": refund.refund_id,
+            "entity": "provider_refund",
+        }
+        return TransactItem(
+            {"Put": {"TableName": self.table_name, "Item": _to_item(item)}},
+            lambda: ConcurrentModification(f"provider refund id {refund.provider_refund_id}"),
+        )
 
     def timeline(self, refund_id: str) -> list[AuditEntry]:
         return self.audit_trail(refund_id)[0]
@@ -927,10 +966,30 @@ class RefundRepository(RefundStore):
     # ------------------------------------------------------------------ reconciliation
 
     def refunds_by_provider_refund_id(self, provider_refund_ids: Iterable[str]) -> dict[str, ProviderRefundEntry]:
-        """Our refunds whose provider refund id is one of ``provider_refund_ids`` (the index is eventually
-        consistent: read the refund itself before changing it)."""
+        """Our refunds whose provider refund id is one of ``provider_refund_ids``, in batches: BatchGetItem on
+        the items naming each id's refund, then BatchGetItem on those refunds' ``STATE`` items (100 keys a
+        request). An id with no such item (a refund recorded before they were written, or not ours) is looked
+        up on the ``by-provider-refund`` index."""
+        wanted = list(dict.fromkeys(provider_refund_ids))
+        named = {
+            str(values["pk"]).removeprefix(provider_refund_key("")): str(values["refund_id"])
+            for values in self._batch_get(
+                [{"pk": provider_refund_key(pid), "sk": PROVIDER_REFUND_SK} for pid in wanted], "pk, refund_id"
+            )
+        }
+        states = {
+            str(values["refund_id"]): values
+            for values in self._batch_get(
+                [{"pk": f"REFUND#{refund_id}", "sk": "STATE"} for refund_id in dict.fromkeys(named.values())],
+                "refund_id, provider_refund_id, #status, amount, requested_amount",
+            )
+        }
         found: dict[str, ProviderRefundEntry] = {}
-        for provider_refund_id in dict.fromkeys(provider_refund_ids):
+        for provider_refund_id in wanted:
+            values = states.get(named.get(provider_refund_id, ""))
+            if values is not None and values.get("provider_refund_id") == provider_refund_id:
+                found[provider_refund_id] = _provider_refund_entry(provider_refund_id, values)
+                continue
             response = self._call(
                 "query",
                 TableName=self.table_name,
@@ -939,15 +998,28 @@ class RefundRepository(RefundStore):
                 ExpressionAttributeValues=_to_item({":pk": provider_refund_key(provider_refund_id)}),
             )
             for item in response.get("Items", []):
-                values = _from_item(item)
-                amount = values.get("amount") or values.get("requested_amount")
-                found[provider_refund_id] = ProviderRefundEntry(
-                    refund_id=str(values["refund_id"]),
-                    provider_refund_id=provider_refund_id,
-                    status=RefundStatus(values["status"]),
-                    amount=Money.model_validate(amount) if amount else None,
-                )
+                found[provider_refund_id] = _provider_refund_entry(provider_refund_id, _from_item(item))
         return found
+
+    def _batch_get(self, keys: list[dict[str, str]], projection: str) -> Iterator[dict[str, Any]]:
+        """The items of ``keys`` that exist (BatchGetItem, 100 keys a request, unprocessed keys asked again)."""
+        for start in range(0, len(keys), _BATCH_GET_KEYS):
+            request: dict[str, Any] = {
+                self.table_name: {
+                    "Keys": [_to_item(key) for key in keys[start : start + _BATCH_GET_KEYS]],
+                    "ProjectionExpression": projection,
+                    **({"ExpressionAttributeNames": {"#status": "status"}} if "#status" in projection else {}),
+                }
+            }
+            for attempt in range(_BATCH_GET_ATTEMPTS):
+                response = self._call("batch_get_item", RequestItems=request)
+                yield from (_from_item(item) for item in response.get("Responses", {}).get(self.table_name, []))
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                if attempt == _BATCH_GET_ATTEMPTS - 1:
+                    raise TransientError("DynamoDB BatchGetItem left keys unprocessed", code="store_busy")
+                time.sleep(0.05 * 2**attempt)
 
     def refunds_in_status(self, status: RefundStatus, *, updated_before: datetime) -> Iterator[Refund]:
         """Every refund in ``status`` whose last change is older than ``updated_before``, page by page."""
@@ -1065,6 +1137,44 @@ class RefundRepository(RefundStore):
             if "LastEvaluatedKey" not in response:
                 return payouts
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    # One partition holds the bank lines no payout explained yet (a statement that landed before its
+    # settlement); each expires after BANK_LINE_RETENTION.
+    _BANK_LINES = "RECON#BANK"
+
+    def keep_bank_line(self, line: KeptBankLine) -> None:
+        item = {
+            "pk": self._BANK_LINES,
+            "sk": f"LINE#{line.key}",
+            "entity": "kept_bank_line",
+            "key": line.key,
+            "file": line.file,
+            "record": line.record,
+            "expires_at": int((self._now() + BANK_LINE_RETENTION).timestamp()),
+        }
+        self._call("put_item", TableName=self.table_name, Item=_to_item(item))
+
+    def kept_bank_lines(self) -> list[KeptBankLine]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": _to_item({":pk": self._BANK_LINES}),
+            "ConsistentRead": True,
+        }
+        lines: list[KeptBankLine] = []
+        while True:
+            response = self._call("query", **kwargs)
+            for item in response.get("Items", []):
+                values = _from_item(item)
+                lines.append(KeptBankLine(str(values["key"]), str(values["file"]), dict(values["record"])))
+            if "LastEvaluatedKey" not in response:
+                return lines
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def forget_bank_line(self, key: str) -> None:
+        self._call(
+            "delete_item", TableName=self.table_name, Key=_to_item({"pk": self._BANK_LINES, "sk": f"LINE#{key}"})
+        )
 
     def get_reconciliation_marker(self, key: str) -> ReconciliationMarker | None:
         response = self._call(

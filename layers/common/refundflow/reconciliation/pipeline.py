@@ -20,8 +20,8 @@ from typing import IO, Any
 from refundflow.adapters.s3 import S3Files
 from refundflow.domain.recorder import RefundRecorder
 from refundflow.errors import RejectedError
-from refundflow.ports import AnnouncedPayout, EventPublisher, ReconciliationMarker, RefundStore
-from refundflow.reconciliation.apply import Run, apply_finding
+from refundflow.ports import AnnouncedPayout, EventPublisher, KeptBankLine, ReconciliationMarker, RefundStore
+from refundflow.reconciliation.apply import Applied, Run, apply_finding
 from refundflow.reconciliation.engine import BankMatcher, Finding, MatchClass, absorb_state, matcher_state
 from refundflow.reconciliation.providers import SETTLEMENT_PARSERS
 from refundflow.reconciliation.records import (
@@ -29,7 +29,6 @@ from refundflow.reconciliation.records import (
     bank_from_json,
     bank_to_json,
     line_from_json,
-    line_to_json,
 )
 from refundflow.reconciliation.run import Reconciler, Summary
 
@@ -65,10 +64,7 @@ def source_of(key: str) -> str:
     return parts[1]
 
 
-def _records(source: str, key: str, binary: IO[bytes]) -> Iterator[dict[str, object]]:
-    if source != BANK:
-        text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
-        return (line_to_json(line) for line in SETTLEMENT_PARSERS[source](text))
+def _bank_records(key: str, binary: IO[bytes]) -> Iterator[dict[str, object]]:
     from refundflow.reconciliation import bank  # lxml, mt-940, bai2: the converter's own dependencies
 
     bank_format = key.split("/")[2]
@@ -78,6 +74,24 @@ def _records(source: str, key: str, binary: IO[bytes]) -> Iterator[dict[str, obj
         text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
         lines = bank.parse_mt940(text) if bank_format == "mt940" else bank.parse_bai2(text)
     return (bank_to_json(line) for line in lines)
+
+
+def _write_lines(source: str, key: str, binary: IO[bytes], out: IO[bytes]) -> int:
+    """The file's lines as JSON Lines (:func:`line_to_json` records) into ``out``; returns how many.
+    A provider's report goes through the columnar reader (polars writes each block's records natively)."""
+    count = 0
+    if source == BANK:
+        for record in _bank_records(key, binary):
+            out.write(json.dumps(record, separators=(",", ":")).encode())
+            out.write(b"\n")
+            count += 1
+        return count
+    from refundflow.reconciliation.columnar import read_frames  # polars: the converter's own dependency
+
+    for frame in read_frames(source, binary):
+        frame.write_ndjson(out)
+        count += frame.height
+    return count
 
 
 def convert(bucket: str, key: str, *, files: S3Files, correlation_id: str) -> dict[str, Any]:
@@ -91,14 +105,11 @@ def convert(bucket: str, key: str, *, files: S3Files, correlation_id: str) -> di
     handle, path = tempfile.mkstemp(suffix=".jsonl")
     count = 0
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out, files.open_binary(bucket, key) as stream:
-            for record in _records(source, key, stream):
-                out.write(json.dumps(record, separators=(",", ":")))
-                out.write("\n")
-                count += 1
+        with os.fdopen(handle, "wb") as out, files.open_binary(bucket, key) as stream:
+            count = _write_lines(source, key, stream, out)
         lines_key = f"{WORK_PREFIX}{key}.jsonl"
         files.upload_file(path, bucket, lines_key)
-    except SettlementFormatError as error:
+    except (SettlementFormatError, UnicodeDecodeError) as error:
         raise UnreadableSettlement(str(error)) from error
     finally:
         os.unlink(path)
@@ -181,7 +192,53 @@ def _match_bank_batch(
             repository.put_reconciliation_marker(
                 ReconciliationMarker(_credited(finding.reference), run.file, line.line_no, "credited", None)
             )
+        elif finding.match_class is MatchClass.NOT_RECONCILED:
+            # No payout announced so far explains it: its settlement may land later (see explain_kept_lines).
+            repository.keep_bank_line(KeptBankLine(finding.key, run.file, bank_to_json(line)))
     return {"summary": summary.as_dict(), "state": {}, "last_booked": last.isoformat() if last else None}
+
+
+def explain_kept_lines(
+    payouts: Mapping[str, tuple[int, str]],
+    run: Run,
+    *,
+    repository: RefundStore,
+    recorder: RefundRecorder,
+    publisher: EventPublisher,
+) -> list[Applied]:
+    """Bank lines kept because no payout explained them (their statement landed first), matched against the
+    ``payouts`` a settlement has just announced: a line that credits one is applied as the statement's own
+    line would have been (matched, or ``payout_amount_differs``) and forgotten; the others stay kept.
+
+    Once only: the finding has its own marker (``<line>#payout``), the payout its "credited" marker, and the
+    kept line is forgotten last, so a retry after a crash finds the markers and changes nothing; a payout a
+    statement already credited makes the kept line a duplicate credit."""
+    kept = repository.kept_bank_lines() if payouts else []
+    if not kept:
+        return []
+    matcher = BankMatcher(payouts)
+    matcher.found.update(ref for ref in payouts if repository.get_reconciliation_marker(_credited(ref)) is not None)
+    applied: list[Applied] = []
+    for item in kept:
+        try:
+            line = bank_from_json(item.record)
+        except SettlementFormatError:
+            repository.forget_bank_line(item.key)  # not a line this version wrote: nothing to explain it with
+            continue
+        finding = matcher.match(line)
+        if finding.match_class is MatchClass.NOT_RECONCILED:
+            continue
+        bank_run = Run(file=item.file, correlation_id=run.correlation_id, source=BANK)
+        rematched = finding._replace(key=f"{finding.key}#payout", detail=finding.detail or f"explained by {run.file}")
+        applied.append(
+            apply_finding(rematched, bank_run, repository=repository, recorder=recorder, publisher=publisher)
+        )
+        if finding.match_class in (MatchClass.MATCHED, MatchClass.PAYOUT_AMOUNT_DIFFERS):
+            repository.put_reconciliation_marker(
+                ReconciliationMarker(_credited(finding.reference), item.file, line.line_no, "credited", None)
+            )
+        repository.forget_bank_line(item.key)
+    return applied
 
 
 def _credited(reference: str) -> str:
@@ -222,8 +279,11 @@ def summarize(
     else:
         reconciler.finish()
         dates = reconciler.matcher.announced_payout_dates()
-        for reference, (amount, currency) in reconciler.matcher.announced_payouts().items():
+        announced = reconciler.matcher.announced_payouts()
+        for reference, (amount, currency) in announced.items():
             repository.announce_payout(AnnouncedPayout(reference, amount, currency, dates.get(reference), run.file))
+        for item in explain_kept_lines(announced, run, repository=repository, recorder=recorder, publisher=publisher):
+            reconciler.summary.add(item)
     summary = {"file": run.file, "source": run.source, "batches": batches, **reconciler.summary.as_dict()}
     files.put_json(str(run_input["bucket"]), f"{REPORTS_PREFIX}{run.file}.summary.json", summary)
     return summary

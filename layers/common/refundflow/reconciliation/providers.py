@@ -106,12 +106,13 @@ _STRIPE_KINDS = {
 }
 
 
-def parse_stripe(stream: TextIO) -> Iterator[SettlementLine]:
+def parse_stripe(stream: TextIO, *, first_line_no: int = 2) -> Iterator[SettlementLine]:
     """Stripe itemized balance / payout reconciliation report, or the Dashboard's balance-transaction export.
 
     Read in chunks of rows: a chunk of well-formed rows (one width, amounts in the currency's plain decimal
     shape) is converted column by column with the standard library's C-level ``map``/``zip``; any other
-    chunk goes row by row through the exact general rules. Both give the same lines.
+    chunk goes row by row through the exact general rules. Both give the same lines. ``first_line_no`` is the
+    number of the first row after the header (a block of a larger file read on its own).
 
     Raises:
         SettlementFormatError: a required column is missing, or an amount or currency is invalid.
@@ -123,7 +124,7 @@ def parse_stripe(stream: TextIO) -> Iterator[SettlementLine]:
     header, rows = first[0], first[1:]
     col = _columns(header, _STRIPE_COLUMNS, ("line_id", "category", "source", "gross", "currency"), where="stripe")
     reader = _StripeRows(col)
-    line_no = 2
+    line_no = first_line_no
     while True:
         lines = reader.columns(rows, line_no)
         yield from lines if lines is not None else reader.rows(rows, line_no)
@@ -413,11 +414,19 @@ _PAYPAL_RECORD_TYPES = {"RH", "FH", "SH", "CH", "SB", "SF", "SC", "RF", "RC", "F
 
 
 def _paypal_kind(code: str, direction: str) -> LineKind:
-    """T-code groups of the PayPal reports: T11xx reversals and refunds, T04xx withdrawals (payouts to the
-    bank), T01xx fees, T00xx payments. A T1107 (payment refund) that comes back as a credit is the refund
-    being reversed: the money returned to the merchant."""
+    """T-code groups of PayPal's transaction event codes (https://developer.paypal.com/docs/transaction-search/
+    transaction-event-codes/ and the report T-code reference, https://developer.paypal.com/docs/reports/
+    reference/tcodes/): T00xx payments, T01xx fees, T04xx withdrawals (payouts to the bank), T11xx
+    reversals, of which T1107 is "payment refund, initiated by merchant".
+
+    A T-code's debit or credit is the direction of the money relative to the report's subject (PayPal's own
+    example: T0006 is CR for the seller receiving a payment, DR for the buyer sending it). So a refund we made
+    is a T1107 DR; a T1107 CR is a refund the merchant received from someone it had paid, not one of ours
+    (``other``). PayPal lists no T-code for a refund of a merchant's reversed afterwards (T1106 is a payment
+    reversed by PayPal, a chargeback's completion): a PayPal refund fails through the API and its webhooks, so
+    no PayPal settlement line is read as a late failure."""
     if code == "T1107":
-        return LineKind.REFUND_FAILURE if direction == "CR" else LineKind.REFUND
+        return LineKind.REFUND if direction == "DR" else LineKind.OTHER
     if code.startswith("T04"):
         return LineKind.PAYOUT
     if code.startswith("T01"):
@@ -475,8 +484,7 @@ def parse_paypal(stream: TextIO) -> Iterator[SettlementLine]:
             line_no=line_no,
             line_id=txn,
             kind=kind,
-            # A reversed refund names the refund in the PayPal Reference ID.
-            reference=(row[col["ref"]].strip() if kind is LineKind.REFUND_FAILURE and "ref" in col else txn),
+            reference=txn,
             amount=gross,
             currency=currency,
             fee=signed_fee,

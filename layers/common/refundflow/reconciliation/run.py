@@ -85,19 +85,19 @@ def expected_in_settlement(repository: RefundStore, source: str, *, until: datet
 
 @dataclass
 class Reconciler:
-    """Matches and applies batches of one file's lines, in order, keeping the engine's state between them."""
+    """Matches and applies batches of one file's lines, in order, keeping the engine's state between them.
+
+    Lines are classified by the columnar engine (:mod:`refundflow.reconciliation.columnar`, imported on the
+    first batch: the summary step, which only finishes, does without polars); ``matcher`` is its state."""
 
     run: Run
     repository: RefundStore
     recorder: RefundRecorder
     publisher: EventPublisher
-    matcher: SettlementMatcher = field(init=False)
+    matcher: SettlementMatcher = field(default_factory=lambda: SettlementMatcher({}))
     summary: Summary = field(default_factory=Summary)
-    _known: dict[str, ExpectedRefund] = field(default_factory=dict)
     last_booked: datetime | None = None
-
-    def __post_init__(self) -> None:
-        self.matcher = SettlementMatcher(self._known)
+    _columnar: Any = None
 
     def _apply(self, finding: Finding) -> Applied:
         applied = apply_finding(
@@ -107,16 +107,29 @@ class Reconciler:
         return applied
 
     def match_batch(self, batch: list[SettlementLine]) -> list[Applied]:
-        references = [line.reference for line in batch if line.kind in (LineKind.REFUND, LineKind.REFUND_FAILURE)]
-        self._known.update(expected_refunds(self.repository, (ref for ref in references if ref not in self._known)))
-        applied = []
-        for line in batch:
-            self.summary.lines += 1
-            if line.booked_on is not None:
-                booked = datetime(line.booked_on.year, line.booked_on.month, line.booked_on.day, tzinfo=UTC)
-                self.last_booked = max(self.last_booked or booked, booked)
-            applied.append(self._apply(self.matcher.match(line)))
-        return applied
+        from refundflow.reconciliation.columnar import lines_frame
+
+        return self.match_frame(lines_frame(batch))
+
+    def match_frame(self, frame: Any) -> list[Applied]:
+        """Classify and apply one frame of lines (``columnar.LINES_SCHEMA``): our refunds for its refund lines
+        are read in one batched look-up, then every line's finding is applied in the frame's order."""
+        import polars as pl
+
+        from refundflow.reconciliation.columnar import ColumnarMatcher, RefundIndex, refunds_frame
+
+        if self._columnar is None:
+            self._columnar = ColumnarMatcher(self.matcher)
+        kinds = [LineKind.REFUND.value, LineKind.REFUND_FAILURE.value]
+        references = frame.filter(pl.col("kind").is_in(kinds))["reference"].unique(maintain_order=True).to_list()
+        index = RefundIndex(refunds_frame(expected_refunds(self.repository, references).values()))
+        classified = self._columnar.classify(frame, index)
+        self.summary.lines += frame.height
+        last = frame["booked_on"].max()
+        if last is not None:
+            booked = datetime(last.year, last.month, last.day, tzinfo=UTC)
+            self.last_booked = max(self.last_booked or booked, booked)
+        return [self._apply(finding) for finding in ColumnarMatcher.findings(classified)]
 
     def finish(self, expected: Iterable[ExpectedRefund] | None = None) -> list[Applied]:
         """Missing refunds (``expected``, by default our completed refunds of this provider older than the
@@ -143,11 +156,39 @@ def reconcile(
     expected: Iterable[ExpectedRefund] | None = None,
 ) -> Reconciler:
     """Reconcile a whole stream of lines; ``on_batch`` sees each batch's results (progress, report)."""
+    from refundflow.reconciliation.columnar import lines_frame
+
+    frames = (lines_frame(batch) for batch in _batches(lines, batch_size))
+    return reconcile_frames(
+        frames,
+        run,
+        repository=repository,
+        recorder=recorder,
+        publisher=publisher,
+        batch_size=batch_size,
+        on_batch=on_batch,
+        expected=expected,
+    )
+
+
+def reconcile_frames(
+    frames: Iterable[Any],
+    run: Run,
+    *,
+    repository: RefundStore,
+    recorder: RefundRecorder,
+    publisher: EventPublisher,
+    batch_size: int = 100,
+    on_batch: Callable[[list[Applied]], None] | None = None,
+    expected: Iterable[ExpectedRefund] | None = None,
+) -> Reconciler:
+    """Reconcile frames of lines (``columnar.read_frames``), ``batch_size`` lines at a time."""
     reconciler = Reconciler(run, repository, recorder, publisher)
-    for batch in _batches(lines, batch_size):
-        results = reconciler.match_batch(batch)
-        if on_batch:
-            on_batch(results)
+    for frame in frames:
+        for offset in range(0, frame.height, batch_size):
+            results = reconciler.match_frame(frame.slice(offset, batch_size))
+            if on_batch:
+                on_batch(results)
     tail = reconciler.finish(expected)
     if on_batch and tail:
         on_batch(tail)
