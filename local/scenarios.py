@@ -184,3 +184,35 @@ def payment_scenarios(
             )
         )
     return scenarios
+
+
+def books_scenarios(system: str, *, currency: str = "EUR", amount_minor: int = 4500) -> list[Scenario]:
+    """The usual scenarios of a books platform: a paid invoice refunded in full (a credit document with the cash
+    refunded) and an unpaid invoice credited in part (a credit document set against what the invoice owes). The
+    money moves at the Stripe sandbox; the books sandbox is ``context.simulator`` (``BooksSandbox``). Each checks
+    that exactly one credit document of the books names our refund (its external reference)."""
+
+    def credited(context: ScenarioContext, outcome: Outcome, name: str, *, paid: bool, amount: int) -> None:
+        payment_id = context.client.create_payment(amount_minor, currency)
+        invoice_id = context.simulator.seed_invoice(amount_minor, currency, paid=paid)
+        body = context.request(name, {"provider": "stripe", "payment_id": payment_id}, amount=amount, currency=currency)
+        body["payment"]["provider"] = "stripe"
+        body["invoice"] = {"system": system, "invoice_id": invoice_id}
+        refund_id = context.submit(outcome, body)
+        refund = context.client.wait_for(refund_id, TERMINAL | {"NEEDS_ATTENTION"}, timeout=90)
+        outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']} ({refund.get('attention_reason')})")
+        documents = [doc for doc in context.simulator.documents() if refund_id in json.dumps(doc, default=str)]
+        outcome.check(len(documents) == 1, f"{len(documents)} credit documents at {system} name {refund_id}")
+
+    def paid_in_full(context: ScenarioContext, outcome: Outcome) -> None:
+        credited(context, outcome, "books-paid", paid=True, amount=amount_minor)
+
+    def unpaid_in_part(context: ScenarioContext, outcome: Outcome) -> None:
+        credited(context, outcome, "books-unpaid", paid=False, amount=amount_minor // 3)
+
+    return [
+        Scenario(
+            "paid invoice refunded", f"COMPLETED, one credit document at {system} with the cash refund", paid_in_full
+        ),
+        Scenario("unpaid invoice credited in part", f"COMPLETED, one credit document at {system}", unpaid_in_part),
+    ]

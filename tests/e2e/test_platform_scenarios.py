@@ -9,7 +9,7 @@ import importlib
 
 import pytest
 
-from local.scenarios import Scenario, ScenarioContext, payment_scenarios
+from local.scenarios import Scenario, ScenarioContext, books_scenarios, payment_scenarios
 from local.simulators.base import WebhookSender
 from local.stack import DevStack
 from refundflow import catalog
@@ -49,3 +49,31 @@ def test_each_payment_platform_refunds_end_to_end_on_the_kit(
         assert sender.wait_idle(timeout=30)
         refused = [(d.event_type, d.last_status) for d in sender.deliveries[before:] if not d.delivered]
         assert refused == [], refused
+
+
+def books_platform_scenarios() -> list[tuple[str, Scenario]]:
+    found = []
+    for entry in catalog.books_platforms():
+        assert entry.simulator is not None, entry.name
+        module = importlib.import_module(entry.simulator.partition(":")[0])
+        scenarios = getattr(module, "DEMO_SCENARIOS", None) or books_scenarios(entry.name)
+        found += [(entry.name, scenario) for scenario in scenarios]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("platform", "scenario"),
+    books_platform_scenarios(),
+    ids=lambda value: value if isinstance(value, str) else value.name,
+)
+def test_each_books_platform_credits_the_invoice_end_to_end_on_the_kit(
+    stack: DevStack, client: E2EClient, platform: str, scenario: Scenario
+) -> None:
+    # GIVEN the books platform's sandbox as the local stack built it from the catalog (money moves at Stripe's)
+    context = ScenarioContext(client, platform, stack.simulators[platform])
+    # WHEN the scenario runs through the API, the workflow and the books platform's own function
+    outcome = scenario(context)
+    # THEN the refund completes with exactly one credit document in those books naming it
+    assert outcome.refund_ids, outcome
+    assert outcome.problems == [], (outcome.expected, outcome.problems)
+    assert stack.functions.invocations[catalog.platform(platform).logical_id("books")] > 0
