@@ -61,7 +61,9 @@ ROLE_STATEMENTS = {
     "payment": """\
             - Sid: RefundsTable
               Effect: Allow
-              Action: [dynamodb:GetItem, dynamodb:Query, dynamodb:PutItem, dynamodb:UpdateItem, dynamodb:DeleteItem]
+              Action:
+                [dynamodb:GetItem, dynamodb:BatchGetItem, dynamodb:Query, dynamodb:PutItem, dynamodb:UpdateItem,
+                 dynamodb:DeleteItem]
               Resource:
                 - !GetAtt RefundsTable.Arn
                 - !Sub "${RefundsTable.Arn}/index/by-payment"
