@@ -38,7 +38,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from typing import Any, ClassVar
@@ -51,7 +51,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 from werkzeug.wrappers import Request, Response
 
-from local.simulators.base import FaultRule, Simulator, json_response
+from local.simulators.base import FaultRule, Simulator, control_outcome, json_response, public_fields, self_signed_pem
 
 ALGORITHM = "AMZN-PAY-RSASSA-PSS-V2"
 DEFAULT_PUBLIC_KEY_ID = "SANDBOX-AHSIMULATEDKEY0000000000000"
@@ -88,6 +88,10 @@ def _merchant_key() -> rsa.RSAPrivateKey:
 @cache
 def _sns_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+_SNS_SUBJECT = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com.simulated.example")])
+"""The subject of the certificate the simulator signs with (SNS names its own hosts)."""
 
 
 class ApiError(Exception):
@@ -150,7 +154,7 @@ class AmazonPaySimulator(Simulator):
         self._order = itertools.count()
         self._timers: list[threading.Timer] = []
         self.cert_name = f"SimpleNotificationService-{secrets.token_hex(16)}.pem"
-        self.certificate_pem = _self_signed(_sns_key(), now())
+        self.certificate_pem = self_signed_pem(_sns_key(), now(), _SNS_SUBJECT)
         super().__init__()
         self.webhooks.configure(webhook_url, merchant_id)
         for prefix in ("/sandbox/v2", "/live/v2", "/v2"):
@@ -297,11 +301,11 @@ class AmazonPaySimulator(Simulator):
             if state != "RefundInitiated":
                 raise ValueError(f"refund {provider_refund_id} is {state}, not RefundInitiated")
             self._decide(refund, succeeded)
-            return _public(refund)
+            return public_fields(refund)
 
     def refunds(self) -> list[dict[str, Any]]:
         with self.lock:
-            return [_public(refund) for refund in sorted(self.refund_objects.values(), key=lambda r: r["_order"])]
+            return [public_fields(refund) for refund in sorted(self.refund_objects.values(), key=lambda r: r["_order"])]
 
     # ---------------------------------------------------------------- request plumbing
 
@@ -379,7 +383,7 @@ class AmazonPaySimulator(Simulator):
             refund = self.refund_objects.get(refund_id)
             if refund is None:
                 raise ApiError(404, "ResourceNotFound", f"refund {refund_id} does not exist")
-            return 200, _public(refund)
+            return 200, public_fields(refund)
 
     def _create_refund(self, request: Request) -> tuple[int, Any]:
         key = request.headers.get("x-amz-pay-idempotency-key", "")
@@ -399,7 +403,7 @@ class AmazonPaySimulator(Simulator):
         try:
             with self.lock:
                 refund = self._new_refund(body)
-                answer = _public(refund)
+                answer = public_fields(refund)
                 self._keys[key] = (fingerprint, 201, answer)
             self._schedule(refund["refundId"])
             return 201, copy.deepcopy(answer)
@@ -531,16 +535,7 @@ class AmazonPaySimulator(Simulator):
         return json_response(seeded, 201)
 
     def _control_outcome(self, request: Request, refund_id: str) -> Response:
-        payload = request.get_json(force=True, silent=True) or {}
-        if not isinstance(payload.get("succeeded"), bool):
-            return json_response({"error": "succeeded must be true or false"}, 400)
-        try:
-            refund = self.settle_refund(refund_id, payload["succeeded"])
-        except KeyError:
-            return json_response({"error": f"no refund {refund_id}"}, 404)
-        except ValueError as error:
-            return json_response({"error": str(error)}, 409)
-        return json_response(refund)
+        return control_outcome(request, refund_id, self.settle_refund)
 
     def _control_objects(self, request: Request) -> Response:
         with self.lock:
@@ -550,26 +545,6 @@ class AmazonPaySimulator(Simulator):
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _self_signed(key: rsa.RSAPrivateKey, now: float) -> str:
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com.simulated.example")])
-    start = datetime.fromtimestamp(now, UTC) - timedelta(days=1)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + timedelta(days=366))
-        .sign(key, hashes.SHA256())
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def _public(refund: dict[str, Any]) -> dict[str, Any]:
-    return {key: copy.deepcopy(value) for key, value in refund.items() if not key.startswith("_")}
 
 
 def _format(minor: int, currency: str) -> str:

@@ -12,6 +12,7 @@ Control routes every simulator has (JSON in, JSON out), under its own mount poin
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import queue
@@ -19,15 +20,19 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import requests
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 Handler = Callable[..., Response]
 
@@ -58,6 +63,57 @@ def exact_json(value: Any) -> str:
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json", headers=headers)
+
+
+def public_fields(record: Mapping[str, Any], *, keep: Collection[str] = ()) -> dict[str, Any]:
+    """A stored object as the platform's API shows it: a deep copy without the simulator's own ``_``-prefixed
+    fields (except those in ``keep``, such as HAL's ``_links``)."""
+    return {key: copy.deepcopy(value) for key, value in record.items() if not key.startswith("_") or key in keep}
+
+
+def self_signed_pem(key: RSAPrivateKey, now: float, subject: x509.Name) -> str:
+    """A self-signed SHA-256 certificate of ``key`` for ``subject``, valid from a day before ``now`` for 366 days
+    (PEM): what a simulator serves at its certificate URL."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    start = datetime.fromtimestamp(now, UTC) - timedelta(days=1)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=366))
+        .sign(key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def control_outcome(
+    request: Request,
+    refund_id: str,
+    settle: Callable[[str, bool], dict[str, Any]],
+    *,
+    respond: Callable[..., Response] = json_response,
+    shown: Callable[[dict[str, Any]], Any] = lambda refund: refund,
+) -> Response:
+    """A simulator's ``_control`` route deciding a pending refund: ``{"succeeded": true|false}`` (400 otherwise)
+    handed to ``settle`` (a PaymentSandbox's ``settle_refund``); 404 for an unknown refund, 409 for one that is not
+    pending, else the refund as ``shown``."""
+    payload = request.get_json(force=True, silent=True) or {}
+    if not isinstance(payload.get("succeeded"), bool):
+        return respond({"error": "succeeded must be true or false"}, 400)
+    try:
+        refund = settle(refund_id, payload["succeeded"])
+    except KeyError:
+        return respond({"error": f"no refund {refund_id}"}, 404)
+    except ValueError as error:
+        return respond({"error": str(error)}, 409)
+    return respond(shown(refund))
 
 
 def new_id(prefix: str, length: int = 24) -> str:

@@ -58,7 +58,7 @@ from urllib.parse import parse_qs
 
 from werkzeug.wrappers import Request, Response
 
-from local.simulators.base import FaultRule, Simulator, WebhookSender, new_id
+from local.simulators.base import FaultRule, Simulator, WebhookSender, control_outcome, new_id, public_fields
 
 DEFAULT_API_KEY = "test_refundflowSimulatorKey00000000"
 DEFAULT_SIGNING_SECRET = "refundflowMollieSimulatorSigning0"
@@ -594,16 +594,7 @@ class MollieSimulator(Simulator):
         return hal(seeded, 201)
 
     def _control_outcome(self, request: Request, refund_id: str) -> Response:
-        payload = request.get_json(force=True, silent=True) or {}
-        if not isinstance(payload.get("succeeded"), bool):
-            return hal({"error": "succeeded must be true or false"}, 400)
-        try:
-            refund = self.settle_refund(refund_id, payload["succeeded"])
-        except KeyError:
-            return hal({"error": f"no refund {refund_id}"}, 404)
-        except ValueError as error:
-            return hal({"error": str(error)}, 409)
-        return hal(refund)
+        return control_outcome(request, refund_id, self.settle_refund, respond=hal)
 
     def _control_objects(self, request: Request) -> Response:
         with self.lock:
@@ -615,7 +606,7 @@ class MollieSimulator(Simulator):
 
 
 def _public(refund: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: copy.deepcopy(value) for key, value in refund.items() if not key.startswith("_") or key == "_links"}
+    return public_fields(refund, keep={"_links"})
 
 
 def classic_payment_id(body: bytes) -> str | None:

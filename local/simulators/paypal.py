@@ -84,18 +84,18 @@ import uuid
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 from werkzeug.wrappers import Request, Response
 
-from local.simulators.base import FaultRule, Simulator, json_response
+from local.simulators.base import FaultRule, Simulator, control_outcome, json_response, public_fields, self_signed_pem
 
 DEFAULT_CLIENT_ID = "AZrefundflowSimulatorClientId0000000000000000000000000000000000000000000000000000"
 DEFAULT_CLIENT_SECRET = "EKrefundflowSimulatorSecret000000000000000000000000000000000000000000000000000000"
@@ -243,6 +243,16 @@ def to_value(amount_minor: int, currency: str) -> str:
     return f"{major:.{places}f}"
 
 
+_CERT_SUBJECT = x509.Name(
+    [
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "refundflow PayPal simulator"),
+        x509.NameAttribute(NameOID.COMMON_NAME, "messageverificationcerts.sandbox.paypal.example"),
+    ]
+)
+"""The subject of the certificate the simulator signs webhooks with."""
+
+
 class ApiError(Exception):
     """A PayPal error answer (v2 shape unless ``v1``)."""
 
@@ -350,7 +360,7 @@ class PayPalSimulator(Simulator):
         self._timers: list[threading.Timer] = []
         self._private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.cert_id = f"CERT-{secrets.token_hex(4)}-{secrets.token_hex(4)}-{secrets.token_hex(4)}"
-        self.certificate_pem = _self_signed(self._private_key, now())
+        self.certificate_pem = self_signed_pem(self._private_key, now(), _CERT_SUBJECT)
         super().__init__()
         self.webhooks.configure(webhook_url, webhook_id)
         self.route("/v1/oauth2/token", self._token, methods=["POST"])
@@ -532,7 +542,7 @@ class PayPalSimulator(Simulator):
         """Every refund held (v2 and v1 shapes), oldest first (copies)."""
         with self.lock:
             ordered = sorted(self.refund_objects.values(), key=lambda refund: refund["_order"])
-            return [_public(refund) for refund in ordered]
+            return [public_fields(refund) for refund in ordered]
 
     def wait_delivered(self, timeout: float = 30.0) -> bool:
         """Wait until every webhook queued so far has been answered (or given up on)."""
@@ -641,7 +651,7 @@ class PayPalSimulator(Simulator):
             refund = self.refund_objects.get(refund_id)
             if refund is None or refund["_version"] != "v2":
                 raise ApiError(404, "INVALID_RESOURCE_ID", field="refund_id", value=refund_id)
-            return 200, _public(refund)
+            return 200, public_fields(refund)
 
     def _refund_capture(self, request: Request, client_id: str, capture_id: str) -> tuple[int, Any]:
         body = _json_body(request, v1=False)
@@ -657,7 +667,7 @@ class PayPalSimulator(Simulator):
 
         status, refund = self._idempotent(client_id, "v2", request, make)
         with self.lock:
-            public = _public(refund)
+            public = public_fields(refund)
         if minimal:
             public = {key: public[key] for key in ("id", "status", "links") if key in public}
         return status, public
@@ -735,7 +745,7 @@ class PayPalSimulator(Simulator):
             if capture_id is None:
                 raise ApiError(404, "INVALID_RESOURCE_ID", field="order_id", value=order_id)
             capture = self.captures[capture_id]
-            refunds = [_public(refund) for refund in self._refunds_of(capture_id)]
+            refunds = [public_fields(refund) for refund in self._refunds_of(capture_id)]
             return 200, {
                 "id": order_id,
                 "intent": "CAPTURE",
@@ -765,7 +775,7 @@ class PayPalSimulator(Simulator):
             if sale is None:
                 raise ApiError(404, name="INVALID_RESOURCE_ID", v1=True)
             related = [{"sale": copy.deepcopy(sale)}] + [
-                {"refund": _public(refund)} for refund in self._refunds_of(sale["id"])
+                {"refund": public_fields(refund)} for refund in self._refunds_of(sale["id"])
             ]
             return 200, {
                 "id": payment_id,
@@ -788,7 +798,7 @@ class PayPalSimulator(Simulator):
             refund = self.refund_objects.get(refund_id)
             if refund is None or refund["_version"] != "v1":
                 raise ApiError(404, name="INVALID_RESOURCE_ID", v1=True)
-            return 200, _public(refund)
+            return 200, public_fields(refund)
 
     def _refund_sale(self, request: Request, client_id: str, sale_id: str) -> tuple[int, Any]:
         body = _json_body(request, v1=True)
@@ -803,7 +813,7 @@ class PayPalSimulator(Simulator):
 
         status, refund = self._idempotent(client_id, "v1", request, make)
         with self.lock:
-            return status, _public(refund)
+            return status, public_fields(refund)
 
     def _new_v1_refund(self, sale: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         currency = sale["amount"]["currency"]
@@ -925,7 +935,7 @@ class PayPalSimulator(Simulator):
             "resource_version": "2.0" if v2 else "1.0",
             "event_type": "PAYMENT.CAPTURE.REFUNDED" if v2 else "PAYMENT.SALE.REFUNDED",
             "summary": f"A {amount} capture payment was refunded" if v2 else f"A {amount} sale payment was refunded",
-            "resource": _public(refund),
+            "resource": public_fields(refund),
             "links": [
                 {
                     "href": self._href(f"/v1/notifications/webhooks-events/{event_id}"),
@@ -988,16 +998,7 @@ class PayPalSimulator(Simulator):
         return json_response(seeded, 201)
 
     def _control_outcome(self, request: Request, refund_id: str) -> Response:
-        payload = request.get_json(force=True, silent=True) or {}
-        if not isinstance(payload.get("succeeded"), bool):
-            return json_response({"error": "succeeded must be true or false"}, 400)
-        try:
-            refund = self.settle_refund(refund_id, payload["succeeded"])
-        except KeyError:
-            return json_response({"error": f"no refund {refund_id}"}, 404)
-        except ValueError as error:
-            return json_response({"error": str(error)}, 409)
-        return json_response(_public(refund))
+        return control_outcome(request, refund_id, self.settle_refund, shown=public_fields)
 
     def _control_objects(self, request: Request) -> Response:
         with self.lock:
@@ -1029,32 +1030,6 @@ class _OAuthError(ApiError):
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _self_signed(key: rsa.RSAPrivateKey, now: float) -> str:
-    subject = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "refundflow PayPal simulator"),
-            x509.NameAttribute(NameOID.COMMON_NAME, "messageverificationcerts.sandbox.paypal.example"),
-        ]
-    )
-    start = datetime.fromtimestamp(now, UTC) - timedelta(days=1)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + timedelta(days=366))
-        .sign(key, hashes.SHA256())
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def _public(refund: dict[str, Any]) -> dict[str, Any]:
-    return {key: copy.deepcopy(value) for key, value in refund.items() if not key.startswith("_")}
 
 
 def _status(refund: Mapping[str, Any]) -> str:

@@ -65,7 +65,7 @@ from typing import Any, ClassVar
 
 from werkzeug.wrappers import Request, Response
 
-from local.simulators.base import FaultRule, Simulator, json_response
+from local.simulators.base import FaultRule, Simulator, control_outcome, json_response, public_fields
 
 DEFAULT_ACCESS_TOKEN = "EAAAlrefundflowSimulatorSandboxAccessToken000000000000000000000000"
 DEFAULT_SIGNATURE_KEY = "rfSimulatorSignatureKey0000000000"
@@ -321,12 +321,12 @@ class SquareSimulator(Simulator):
             if refund["status"] != "PENDING":
                 raise ValueError(f"refund {provider_refund_id} is {refund['status']}, not PENDING")
             self._decide(refund, "COMPLETED" if succeeded else "FAILED")
-            return _public(refund)
+            return public_fields(refund)
 
     def refunds(self) -> list[dict[str, Any]]:
         """Every refund held, oldest first (copies)."""
         with self.lock:
-            return [_public(refund) for refund in sorted(self.refund_objects.values(), key=lambda r: r["_order"])]
+            return [public_fields(refund) for refund in sorted(self.refund_objects.values(), key=lambda r: r["_order"])]
 
     def wait_delivered(self, timeout: float = 30.0) -> bool:
         """Wait until every webhook queued so far has been answered (or given up on)."""
@@ -370,7 +370,7 @@ class SquareSimulator(Simulator):
             refund = self.refund_objects.get(refund_id)
             if refund is None:
                 raise ApiError(404, "NOT_FOUND", f"Could not find refund with id: {refund_id}")
-            return 200, {"refund": _public(refund)}
+            return 200, {"refund": public_fields(refund)}
 
     def _refund_payment(self, request: Request, merchant: str) -> tuple[int, Any]:
         body = _json_body(request)
@@ -386,7 +386,7 @@ class SquareSimulator(Simulator):
             if saved is not None:
                 if saved.fingerprint != fingerprint:
                     raise ApiError(400, "IDEMPOTENCY_KEY_REUSED", field="idempotency_key")
-                return 200, {"refund": _public(self.refund_objects[saved.refund_id])}
+                return 200, {"refund": public_fields(self.refund_objects[saved.refund_id])}
             if scope in self._in_flight:
                 raise ApiError(409, "CONFLICT", "A request with this idempotency key is being processed.")
             self._in_flight.add(scope)
@@ -399,7 +399,7 @@ class SquareSimulator(Simulator):
                 time.sleep(self.processing_delay_seconds)
             with self.lock:
                 self._keys[scope] = _Key(fingerprint, refund["id"], self._now())
-                return 200, {"refund": _public(refund)}
+                return 200, {"refund": public_fields(refund)}
         finally:
             with self.lock:
                 self._in_flight.discard(scope)
@@ -494,7 +494,7 @@ class SquareSimulator(Simulator):
             "type": kind,
             "event_id": str(uuid.uuid4()),
             "created_at": timestamp(self._now()),
-            "data": {"type": "refund", "id": refund["id"], "object": {"refund": _public(refund)}},
+            "data": {"type": "refund", "id": refund["id"], "object": {"refund": public_fields(refund)}},
         }
         self.events.append(event)
         self.webhooks.send(str(event["event_id"]), kind, json.dumps(event).encode())
@@ -519,15 +519,7 @@ class SquareSimulator(Simulator):
         return json_response(seeded, 201)
 
     def _control_outcome(self, request: Request, refund_id: str) -> Response:
-        payload = request.get_json(force=True, silent=True) or {}
-        if not isinstance(payload.get("succeeded"), bool):
-            return json_response({"error": "succeeded must be true or false"}, 400)
-        try:
-            return json_response(self.settle_refund(refund_id, payload["succeeded"]))
-        except KeyError:
-            return json_response({"error": f"no refund {refund_id}"}, 404)
-        except ValueError as error:
-            return json_response({"error": str(error)}, 409)
+        return control_outcome(request, refund_id, self.settle_refund)
 
     def _control_objects(self, request: Request) -> Response:
         with self.lock:
@@ -539,10 +531,6 @@ class SquareSimulator(Simulator):
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _public(refund: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: copy.deepcopy(value) for key, value in refund.items() if not key.startswith("_")}
 
 
 def _json_body(request: Request) -> dict[str, Any]:

@@ -52,9 +52,21 @@ class IdempotencySupport(CatalogModel):
 class CurrencyRules(CatalogModel):
     amount_format: Literal["minor_units", "decimal_string"] = "minor_units"
     exponents: dict[str, int] = Field(default_factory=dict, description="The platform's exponent where not ISO's.")
+    accepted: list[str] | None = Field(
+        default=None, min_length=1, description="The only currencies the platform takes (omitted: every ISO one)."
+    )
     refused: dict[str, str] = Field(default_factory=dict, description="Currency -> why the platform cannot carry it.")
     multiple_of: dict[str, int] = Field(default_factory=dict, description="Currency -> step in the platform's unit.")
     max_minor_units: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _iso(self) -> CurrencyRules:
+        from refundflow.money import CURRENCY_EXPONENTS
+
+        unknown = sorted(set(self.accepted or ()) - set(CURRENCY_EXPONENTS))
+        if unknown:
+            raise ValueError(f"currencies.accepted: not ISO 4217 currencies: {unknown}")
+        return self
 
 
 class PaymentEntry(CatalogModel):
@@ -341,11 +353,11 @@ def inbound(name: str) -> Any:
 
 def representable(name: str) -> Callable[[Money], str | None] | None:
     """The platform's own exactness rule (``refundflow.platforms.<name>.amounts:representable``), or None when
-    it has none (the currency profile's rule applies)."""
+    it has none (the currency profile's rule applies: its exponents, accepted and refused currencies, steps)."""
     platform(name)
     if importlib.util.find_spec(f"refundflow.platforms.{name}") is None:
         return None
     if importlib.util.find_spec(f"refundflow.platforms.{name}.amounts") is None:
         return None
-    rule: Callable[[Money], str | None] = _module(name, "amounts").representable
+    rule: Callable[[Money], str | None] | None = getattr(_module(name, "amounts"), "representable", None)
     return rule

@@ -25,13 +25,17 @@ NOT_SUPPORTED = "currency_not_supported"
 
 
 class CurrencyProfile(BaseModel):
-    """A platform's amounts: their format, its exponent where it is not ISO's, the currencies it refuses,
-    the steps it accepts (in its own unit) and the largest amount (in its own unit)."""
+    """A platform's amounts: their format, its exponent where it is not ISO's, the only currencies it takes
+    (when it lists them), the currencies it refuses, the steps it accepts (in its own unit) and the largest
+    amount (in its own unit)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     amount_format: Literal["minor_units", "decimal_string"] = "minor_units"
     exponents: dict[str, int] = Field(default_factory=dict, description="The platform's exponent where not ISO's.")
+    accepted: frozenset[str] | None = Field(
+        default=None, description="The only currencies the platform takes amounts in (None: every ISO currency)."
+    )
     refused: dict[str, str] = Field(default_factory=dict, description="Currency -> why the platform cannot carry it.")
     multiple_of: dict[str, int] = Field(default_factory=dict, description="Currency -> step in the platform's unit.")
     max_minor_units: int | None = Field(default=None, gt=0, description="Largest amount in the platform's unit.")
@@ -42,6 +46,19 @@ class CurrencyProfile(BaseModel):
         return self.model_copy(update={"platform": platform})
 
     # ------------------------------------------------------------------ rules
+
+    def accepts(self, currency: str) -> bool:
+        """Whether ``currency`` (either case) is one the platform takes amounts in (its list, when it has one)."""
+        return self.accepted is None or currency.upper() in self.accepted
+
+    def _ensure_accepted(self, currency: str) -> None:
+        if not self.accepts(currency):
+            article = "an" if self.platform[:1].upper() in "AEIOU" else "a"
+            raise AmountNotRepresentable(
+                f"{currency.upper()} is not {article} {self.platform} currency",
+                code=NOT_SUPPORTED,
+                platform=self.platform,
+            )
 
     def platform_exponent(self, currency: str) -> int:
         """The number of decimals the platform's unit has in ``currency``.
@@ -73,8 +90,9 @@ class CurrencyProfile(BaseModel):
         return Money.of(max(minor, 1), code)
 
     def _platform_units(self, money: Money) -> int:
-        """``money`` as an integer count of the platform's unit, exactly, or refused."""
+        """``money`` as an integer count of the platform's unit, exactly, or refused (outside its currencies)."""
         code = money.currency
+        self._ensure_accepted(code)
         shift = self.platform_exponent(code) - exponent(code)
         units: int
         rest: int

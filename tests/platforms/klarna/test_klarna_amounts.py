@@ -8,13 +8,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from refundflow import catalog
-from refundflow.domain.deployment import ensure_representable
+from refundflow.domain.deployment import ensure_representable, payment_problem
 from refundflow.errors import AmountNotRepresentable, InvalidRequest
 from refundflow.models import PaymentProvider, PaymentReference
 from refundflow.money import CURRENCY_EXPONENTS, Money
-from refundflow.platforms.klarna.amounts import CURRENCIES, from_klarna, representable, to_klarna
+from refundflow.platforms.klarna.amounts import from_klarna, to_klarna
 
 MAX = 200_000_000
+CURRENCIES: frozenset[str] = catalog.payment_capabilities("klarna").currencies.accepted
+PAYMENT = PaymentReference(provider=PaymentProvider.KLARNA, payment_id="0b1d9815-165e-42e2-8867-35bc03789e00")
+
+
+def representable(money: Money) -> str | None:
+    """What validation says of ``money`` for a Klarna order (Klarna's currency profile)."""
+    return payment_problem(money, PAYMENT)
 
 
 @given(st.sampled_from(sorted(CURRENCIES)), st.integers(min_value=1, max_value=MAX))
@@ -49,9 +56,9 @@ def test_anything_but_an_integer_from_klarna_is_refused(value: object) -> None:
 
 
 def test_the_domain_refuses_it_before_reservation_through_the_catalog() -> None:
-    # GIVEN Klarna's own rule, found by convention
-    assert catalog.representable("klarna") is representable
-    payment = PaymentReference(provider=PaymentProvider.KLARNA, payment_id="0b1d9815-165e-42e2-8867-35bc03789e00")
+    # GIVEN no rule of Klarna's own: its currency profile (the catalog's accepted list) says it
+    assert catalog.representable("klarna") is None
+    payment = PAYMENT
     # WHEN validation checks a yen amount for a Klarna order THEN it is refused, naming Klarna
     with pytest.raises(InvalidRequest, match="JPY is not a Klarna currency") as refused:
         ensure_representable(Money.of(1_000, "JPY"), payment, None)

@@ -14,7 +14,7 @@ from typing import Any
 import requests
 
 from refundflow import settings
-from refundflow.errors import OutcomeUnknownError, TransientError
+from refundflow.errors import NotFound, OutcomeUnknownError, RefundflowError, RejectedError, TransientError
 from refundflow.observability import logger
 
 _WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -127,3 +127,44 @@ def retry_after_seconds(response: HttpResponse) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
+
+
+def status_failure(
+    response: HttpResponse,
+    message: str,
+    *,
+    platform: str,
+    write: bool,
+    in_progress: str | None = "idempotency_key_in_use",
+) -> RefundflowError | None:
+    """What an error answer's HTTP status alone says, the same at every platform, or None (the platform's own codes
+    decide). ``write``: the call may have moved money.
+
+    5xx: OutcomeUnknownError on a write (the work may have been done), else TransientError (with Retry-After);
+    429: TransientError ``rate_limited`` (with Retry-After); 409: TransientError ``in_progress`` (the key's first
+    request is still being processed, so a retry under it is safe; None where 409 means nothing of the kind);
+    401: RejectedError ``provider_authentication_failed``; 403: RejectedError ``provider_permission_denied``.
+    """
+    status = response.status
+    if status >= 500:
+        if write:
+            return OutcomeUnknownError(message, platform=platform)
+        return TransientError(message, platform=platform, retry_after_seconds=retry_after_seconds(response))
+    if status == 429:
+        return TransientError(
+            message, code="rate_limited", platform=platform, retry_after_seconds=retry_after_seconds(response)
+        )
+    if status == 409 and in_progress is not None:
+        return TransientError(message, code=in_progress, platform=platform)
+    if status == 401:
+        return RejectedError(message, code="provider_authentication_failed", platform=platform)
+    if status == 403:
+        return RejectedError(message, code="provider_permission_denied", platform=platform)
+    return None
+
+
+def missing(message: str, *, platform: str, write: bool) -> RefundflowError:
+    """A resource the platform does not know: NotFound on a read, a refusal (``resource_missing``) on a write."""
+    if write:
+        return RejectedError(message, code="resource_missing", platform=platform)
+    return NotFound(message, code="resource_missing", platform=platform)

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from refundflow import catalog, settings
 from refundflow.connectors.factory import SecretBoundConnector
-from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
+from refundflow.connectors.http import HttpClient, HttpResponse, status_failure
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import (
     ConfigurationError,
@@ -226,23 +226,17 @@ def _raise_for(response: HttpResponse) -> NoReturn:
     status = response.status
     code = error.error_code or str(status)
     message = f"Adyen {status} {code}: {error.message or 'no message'}"
+    # The refund is a write: a 5xx may have taken effect. A 409 means nothing particular at Adyen.
+    shared = status_failure(response, message, platform=PLATFORM, write=True, in_progress=None)
+    if shared is not None:
+        raise shared
     failure: RefundflowError
-    if status == 429:
-        failure = TransientError(
-            message, code="rate_limited", platform=PLATFORM, retry_after_seconds=retry_after_seconds(response)
-        )
-    elif status >= 500:
-        failure = OutcomeUnknownError(message, platform=PLATFORM)
-    elif status == 422 and code == "704":
+    if status == 422 and code == "704":
         # The key's first request is still being processed (or another body used it): the answer under
         # the key will be the first one's, so a later retry with the same key is safe.
         failure = TransientError(message, code="idempotency_key_in_use", platform=PLATFORM)
     elif status == 422 and code == "167":
         failure = NotFound(message, code="resource_missing", platform=PLATFORM)
-    elif status == 401:
-        failure = RejectedError(message, code="provider_authentication_failed", platform=PLATFORM)
-    elif status == 403:
-        failure = RejectedError(message, code="provider_permission_denied", platform=PLATFORM)
     else:
         failure = RejectedError(message, code=f"adyen_{code}", platform=PLATFORM)
     raise failure

@@ -1,10 +1,10 @@
 """Amazon Pay's amounts: ``{amount, currencyCode}`` with ``amount`` a decimal string, exactly, or refused.
 
-Pure (no HTTP), so validation can ask :func:`representable` before anything is reserved. The conversions are
-Amazon Pay's currency profile (its catalog entry); this module adds the list of the currencies Amazon Pay charges
-in (USD in the US, EUR and GBP in the EU and UK with AUD, CHF, DKK, HKD, NOK, NZD, SEK, USD and ZAR through
-multi-currency, JPY in Japan), since any other one is refused, never sent. A refund is made in its charge's
-currency.
+Pure (no HTTP), so validation can ask :func:`representable` before anything is reserved. The conversions and the
+currencies Amazon Pay charges in (USD in the US, EUR and GBP in the EU and UK with AUD, CHF, DKK, HKD, NOK, NZD,
+SEK, USD and ZAR through multi-currency, JPY in Japan; any other one is refused, never sent) are Amazon Pay's
+currency profile (its catalog entry); this module adds the largest refund per currency. A refund is made in its
+charge's currency.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from refundflow.money import Money
 PLATFORM = "amazon_pay"
 TITLE = "Amazon Pay"
 
-CURRENCIES = frozenset({"AUD", "CHF", "DKK", "EUR", "GBP", "HKD", "JPY", "NOK", "NZD", "SEK", "USD", "ZAR"})
 # The largest refund amount the Refund reference gives ("150,000 USD/GBP/EUR and 10,000,000 JPY"), in minor units;
 # it names no limit for the multi-currency ones.
 MAX_REFUND = {"USD": 15_000_000, "EUR": 15_000_000, "GBP": 15_000_000, "JPY": 10_000_000}
@@ -34,8 +33,6 @@ def profile() -> CurrencyProfile:
 
 def representable(money: Money) -> str | None:
     """Why Amazon Pay cannot take ``money`` exactly, or None when it can."""
-    if money.currency not in CURRENCIES:
-        return f"{money.currency} is not an {TITLE} currency"
     limit = MAX_REFUND.get(money.currency)
     if limit is not None and money.minor_units > limit:
         return f"{money} is more than {TITLE} refunds at once ({Money.of(limit, money.currency)})"
@@ -50,7 +47,7 @@ def to_amazon(money: Money) -> dict[str, str]:
     """
     why = representable(money)
     if why is not None:
-        code = "currency_not_supported" if money.currency not in CURRENCIES else "amount_not_representable"
+        code = "amount_not_representable" if profile().accepts(money.currency) else "currency_not_supported"
         raise AmountNotRepresentable(why, code=code, platform=PLATFORM)
     return {"amount": str(profile().to_platform(money)), "currencyCode": money.currency}
 

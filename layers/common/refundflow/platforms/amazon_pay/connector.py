@@ -37,11 +37,10 @@ from pydantic import Field
 
 from refundflow import catalog, settings
 from refundflow.connectors.factory import SecretBoundConnector
-from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
+from refundflow.connectors.http import HttpClient, HttpResponse, missing, status_failure
 from refundflow.errors import (
     AmountNotRepresentable,
     ConfigurationError,
-    NotFound,
     OutcomeUnknownError,
     RefundflowError,
     RejectedError,
@@ -301,22 +300,11 @@ def _map_error(answer: HttpResponse, *, write: bool) -> RefundflowError:
     reason = body.get("reasonCode") if isinstance(body.get("reasonCode"), str) else None
     message = f"Amazon Pay answered {answer.status} {reason or ''}: {body.get('message') or ''}".strip()
     status = answer.status
-    if status >= 500:
-        if write:
-            return OutcomeUnknownError(message, platform=PLATFORM)
-        return TransientError(message, platform=PLATFORM, retry_after_seconds=retry_after_seconds(answer))
-    if status == 429:
-        return TransientError(
-            message, code="rate_limited", platform=PLATFORM, retry_after_seconds=retry_after_seconds(answer)
-        )
-    if status == 401:
-        return RejectedError(message, code="provider_authentication_failed", platform=PLATFORM)
-    if status == 403:
-        return RejectedError(message, code="provider_permission_denied", platform=PLATFORM)
+    shared = status_failure(answer, message, platform=PLATFORM, write=write, in_progress=None)
+    if shared is not None:
+        return shared
     if status == 404 or reason == "ResourceNotFound":
-        if write:
-            return RejectedError(message, code="resource_missing", platform=PLATFORM)
-        return NotFound(message, code="resource_missing", platform=PLATFORM)
+        return missing(message, platform=PLATFORM, write=write)
     return RejectedError(message, code=_CODES.get(reason or "", "invalid_request"), platform=PLATFORM)
 
 

@@ -19,30 +19,22 @@ import base64
 import binascii
 import json
 import re
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from typing import Any
 
-from refundflow.errors import AuthenticationFailed, ConfigurationError, InvalidRequest, TransientError
-
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from refundflow.connectors import signing_certificates
+from refundflow.connectors.signing_certificates import CertificateSource, Fetch, check_prefixes, plain_url, under_prefix
+from refundflow.errors import AuthenticationFailed, ConfigurationError, InvalidRequest
 
 PLATFORM = "amazon_pay"
 SNS_CERT_URL = re.compile(r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[A-Za-z0-9._-]{1,128}\.pem$")
 SNS_COMMON_NAME = re.compile(r"^sns(\.[a-z0-9-]+)?\.amazonaws\.com(\.cn)?$")
-CERT_CACHE_SECONDS = 24 * 3600
-MAX_CERT_BYTES = 16 * 1024
-MAX_CACHED_CERTS = 16
-_CERT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+SOURCE = CertificateSource(platform=PLATFORM, label="SNS", url_name="SigningCertURL")
 _SIGNED_NOTIFICATION = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
 _SIGNED_SUBSCRIPTION = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type")
-
-Fetch = Callable[[str], bytes]
 
 
 @dataclass(frozen=True)
@@ -69,27 +61,14 @@ class VerificationSecret:
         prefixes = secret.get("cert_url_prefixes", [])
         if not isinstance(prefixes, list):
             raise ConfigurationError("cert_url_prefixes must be a list of URL prefixes")
-        for prefix in prefixes:
-            parts = urlsplit(prefix) if isinstance(prefix, str) else None
-            if parts is None or parts.scheme not in ("https", "http") or not parts.netloc:
-                raise ConfigurationError(f"cert_url_prefixes: {prefix!r} is not an absolute http(s) URL prefix")
-        return cls(merchant_ids=tuple(ids), cert_url_prefixes=tuple(prefixes))
+        return cls(merchant_ids=tuple(ids), cert_url_prefixes=check_prefixes(prefixes))
 
 
 def allowed_cert_url(url: str, prefixes: Iterable[str]) -> bool:
     """An SNS certificate URL, or one certificate under one of ``prefixes`` (no user info, query, fragment, ``..``)."""
-    parts = urlsplit(url)
-    if parts.username or parts.password or parts.query or parts.fragment or "\\" in url or ".." in parts.path:
+    if not plain_url(url):
         return False
-    if SNS_CERT_URL.match(url):
-        return True
-    for prefix in prefixes:
-        allowed = urlsplit(prefix)
-        if (parts.scheme, parts.netloc.lower()) != (allowed.scheme, allowed.netloc.lower()):
-            continue
-        if parts.path.startswith(allowed.path) and _CERT_NAME.match(parts.path[len(allowed.path) :]):
-            return True
-    return False
+    return SNS_CERT_URL.match(url) is not None or under_prefix(url, prefixes)
 
 
 def string_to_sign(message: Mapping[str, Any]) -> str:
@@ -107,84 +86,11 @@ def string_to_sign(message: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
-@dataclass(frozen=True)
-class _Certificate:
-    public_key: RSAPublicKey
-    not_before: float
-    not_after: float
-    common_name: str
-    fetched_at: float
+class CertificateCache(signing_certificates.CertificateCache):
+    """SNS's signing certificates by URL, fetched and cached by the shared rule (``signing_certificates``)."""
 
-
-def fetch_certificate(url: str) -> bytes:
-    """GET the certificate over verified TLS, no redirects, at most ``MAX_CERT_BYTES``.
-
-    Raises:
-        TransientError: the certificate host did not answer 200 (SNS delivers the message again).
-    """
-    import requests
-
-    try:
-        answer = requests.get(url, timeout=(3.05, 5), allow_redirects=False, stream=True)
-        body = answer.raw.read(MAX_CERT_BYTES + 1, decode_content=True)
-    except requests.RequestException as error:
-        raise TransientError(f"SNS certificate not fetched: {error}", platform=PLATFORM) from error
-    if answer.status_code != 200 or len(body) > MAX_CERT_BYTES:
-        raise TransientError(f"SNS certificate not fetched: HTTP {answer.status_code}", platform=PLATFORM)
-    return bytes(body)
-
-
-class CertificateCache:
-    """Certificates by URL, loaded once and kept ``CERT_CACHE_SECONDS`` (at most ``MAX_CACHED_CERTS``)."""
-
-    def __init__(self, fetch: Fetch = fetch_certificate, clock: Callable[[], float] = time.time) -> None:
-        self._fetch = fetch
-        self._clock = clock
-        self._certificates: dict[str, _Certificate] = {}
-        self._lock = threading.Lock()
-
-    def get(self, url: str) -> _Certificate:
-        """Raises:
-        TransientError: the certificate could not be fetched.
-        AuthenticationFailed: what was fetched is not an RSA certificate."""
-        now = self._clock()
-        with self._lock:
-            cached = self._certificates.get(url)
-        if cached is not None and now - cached.fetched_at < CERT_CACHE_SECONDS:
-            return cached
-        certificate = _load(self._fetch(url), now)
-        with self._lock:
-            if len(self._certificates) >= MAX_CACHED_CERTS:
-                oldest = min(self._certificates, key=lambda key: self._certificates[key].fetched_at)
-                del self._certificates[oldest]
-            self._certificates[url] = certificate
-        return certificate
-
-
-def _load(pem: bytes, now: float) -> _Certificate:
-    from cryptography import x509
-    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-    from cryptography.x509.oid import NameOID
-
-    try:
-        certificate = x509.load_pem_x509_certificate(pem)
-    except ValueError:
-        raise AuthenticationFailed(
-            "SigningCertURL did not serve a PEM certificate", code="signature_invalid", platform=PLATFORM
-        ) from None
-    key = certificate.public_key()
-    if not isinstance(key, RSAPublicKey) or key.key_size < 2048:
-        raise AuthenticationFailed(
-            "SNS certificate is not an RSA key of 2048 bits or more", code="signature_invalid", platform=PLATFORM
-        )
-    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return _Certificate(
-        public_key=key,
-        not_before=certificate.not_valid_before_utc.timestamp(),
-        not_after=certificate.not_valid_after_utc.timestamp(),
-        common_name=str(names[0].value) if names else "",
-        fetched_at=now,
-    )
+    def __init__(self, fetch: Fetch | None = None, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(SOURCE, fetch, clock)
 
 
 def parse_message(raw_body: bytes) -> dict[str, Any]:

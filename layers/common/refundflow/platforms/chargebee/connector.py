@@ -36,13 +36,12 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from refundflow import catalog, settings
 from refundflow.connectors.factory import SecretBoundConnector
-from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
+from refundflow.connectors.http import HttpClient, HttpResponse, missing, status_failure
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import (
     AlreadyDoneError,
     AmountNotRepresentable,
     ConfigurationError,
-    NotFound,
     OutcomeUnknownError,
     RefundflowError,
     RejectedError,
@@ -392,25 +391,12 @@ def _map_error(answer: HttpResponse, *, write: bool) -> RefundflowError:
     status = answer.status
     code = error.api_error_code or str(status)
     message = f"Chargebee {status} {code}: {error.message or 'no message'}"
-    if status == 429:
-        return TransientError(
-            message, code="rate_limited", platform=PLATFORM, retry_after_seconds=retry_after_seconds(answer)
-        )
-    if status >= 500:
-        if write:
-            return OutcomeUnknownError(message, platform=PLATFORM)
-        return TransientError(message, platform=PLATFORM, retry_after_seconds=retry_after_seconds(answer))
-    if status == 409:
-        # The first request under this key is still being processed: its answer will be the one replayed.
-        return TransientError(message, code="idempotency_key_in_use", platform=PLATFORM)
-    if status == 401:
-        return RejectedError(message, code="provider_authentication_failed", platform=PLATFORM)
-    if status == 403:
-        return RejectedError(message, code="provider_permission_denied", platform=PLATFORM)
+    # 409: the first request under this key is still being processed: its answer will be the one replayed.
+    shared = status_failure(answer, message, platform=PLATFORM, write=write)
+    if shared is not None:
+        return shared
     if status == 404 or code == "resource_not_found":
-        if write:
-            return RejectedError(message, code="resource_missing", platform=PLATFORM)
-        return NotFound(message, code="resource_missing", platform=PLATFORM)
+        return missing(message, platform=PLATFORM, write=write)
     if error.type == "payment" or code == "payment_processing_failed":
         return RejectedError(message, code="payment_processing_failed", platform=PLATFORM)
     if code == "param_wrong_value" and error.param in _OVER_REFUND_PARAMS:

@@ -37,12 +37,11 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from refundflow import catalog, settings
 from refundflow.connectors.factory import SecretBoundConnector
-from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
+from refundflow.connectors.http import HttpClient, HttpResponse, missing, status_failure
 from refundflow.errors import (
     AlreadyDoneError,
     AmountNotRepresentable,
     ConfigurationError,
-    NotFound,
     OutcomeUnknownError,
     RefundflowError,
     RejectedError,
@@ -354,25 +353,14 @@ def _map_error(answer: HttpResponse, error: _Error, *, write: bool) -> Refundflo
     status = answer.status
     message = _message(status, error)
     code = (error.error_code or str(status)).lower()
-    if status == 429:
-        return TransientError(
-            message, code="rate_limited", platform=PLATFORM, retry_after_seconds=retry_after_seconds(answer)
-        )
-    if status >= 500:
-        if write:
-            return OutcomeUnknownError(message, platform=PLATFORM)
-        return TransientError(message, platform=PLATFORM, retry_after_seconds=retry_after_seconds(answer))
-    if status == 409:
-        # CONFLICT: another request on the order (or under the key) is being processed; the key makes a retry safe.
-        return TransientError(message, code="conflict", platform=PLATFORM)
-    if status == 401:
-        return RejectedError(message, code="provider_authentication_failed", platform=PLATFORM)
+    if status == 403 and error.error_code is not None:
+        return RejectedError(message, code=f"klarna_{code}", platform=PLATFORM)
+    # 409 CONFLICT: another request on the order (or under the key) is being processed; the key makes a retry safe.
+    shared = status_failure(answer, message, platform=PLATFORM, write=write, in_progress="conflict")
+    if shared is not None:
+        return shared
     if status == 404:
-        if write:
-            return RejectedError(message, code="resource_missing", platform=PLATFORM)
-        return NotFound(message, code="resource_missing", platform=PLATFORM)
-    if status == 403 and error.error_code is None:
-        return RejectedError(message, code="provider_permission_denied", platform=PLATFORM)
+        return missing(message, platform=PLATFORM, write=write)
     return RejectedError(message, code=f"klarna_{code}", platform=PLATFORM)
 
 

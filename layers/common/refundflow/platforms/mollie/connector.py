@@ -29,7 +29,7 @@ from pydantic import Field
 
 from refundflow import settings
 from refundflow.connectors.factory import SecretBoundConnector
-from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
+from refundflow.connectors.http import HttpClient, HttpResponse, missing, status_failure
 from refundflow.errors import (
     AlreadyDoneError,
     AmountNotRepresentable,
@@ -255,25 +255,12 @@ def _map_error(answer: HttpResponse, *, write: bool) -> RefundflowError:
     message = f"Mollie answered {answer.status}: {detail}{f' (field {field})' if field else ''}"
     status = answer.status
     lowered = detail.lower()
-    if status >= 500:
-        if write:
-            return OutcomeUnknownError(message, platform=PLATFORM)
-        return TransientError(message, platform=PLATFORM, retry_after_seconds=retry_after_seconds(answer))
-    if status == 429:
-        return TransientError(
-            message, code="rate_limited", platform=PLATFORM, retry_after_seconds=retry_after_seconds(answer)
-        )
-    if status == 409:
-        # The same Idempotency-Key still being processed, or an identical refund moments ago: try again later.
-        return TransientError(message, code="idempotency_key_in_use", platform=PLATFORM)
-    if status == 401:
-        return RejectedError(message, code="provider_authentication_failed", platform=PLATFORM)
-    if status == 403:
-        return RejectedError(message, code="provider_permission_denied", platform=PLATFORM)
+    # 409: the same Idempotency-Key still being processed, or an identical refund moments ago: try again later.
+    shared = status_failure(answer, message, platform=PLATFORM, write=write)
+    if shared is not None:
+        return shared
     if status == 404:
-        if write:
-            return RejectedError(message, code="resource_missing", platform=PLATFORM)
-        return NotFound(message, code="resource_missing", platform=PLATFORM)
+        return missing(message, platform=PLATFORM, write=write)
     if status == 400 and "idempotency" in lowered:
         return RejectedError(message, code="idempotency_key_reused", platform=PLATFORM)
     if "already" in lowered and "refunded" in lowered:

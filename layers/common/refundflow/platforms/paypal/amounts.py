@@ -1,9 +1,9 @@
 """PayPal's amounts: decimal strings ``{currency_code, value}`` in PayPal's decimals, exactly, or refused.
 
-Pure (no HTTP), so validation can ask :func:`representable` before anything is reserved. The conversions are
-PayPal's currency profile (its catalog entry: decimal strings, HUF and TWD with no decimals although ISO 4217
-gives them two, "Decimal amounts cause an error": developer.paypal.com/api/rest/reference/currency-codes); this
-module adds the list of PayPal's REST currencies, since any other one is refused, never sent.
+Pure (no HTTP). The conversions and the rule validation asks before anything is reserved are PayPal's currency
+profile (its catalog entry: decimal strings, HUF and TWD with no decimals although ISO 4217 gives them two,
+"Decimal amounts cause an error": developer.paypal.com/api/rest/reference/currency-codes; and the list of PayPal's
+REST currencies: any other one is refused, never sent).
 """
 
 from __future__ import annotations
@@ -18,13 +18,6 @@ from refundflow.money import Money
 PLATFORM = "paypal"
 TITLE = "PayPal"
 
-CURRENCIES = frozenset(
-    {
-        "AUD", "BRL", "CAD", "CHF", "CNY", "CZK", "DKK", "EUR", "GBP", "HKD", "HUF", "ILS", "INR", "JPY",
-        "MXN", "MYR", "NOK", "NZD", "PHP", "PLN", "SEK", "SGD", "THB", "TWD", "USD",
-    }
-)  # fmt: skip
-
 
 @cache
 def profile() -> CurrencyProfile:
@@ -33,23 +26,12 @@ def profile() -> CurrencyProfile:
     return found.named(TITLE)
 
 
-def representable(money: Money) -> str | None:
-    """Why PayPal cannot take ``money`` exactly, or None when it can."""
-    if money.currency not in CURRENCIES:
-        return f"{money.currency} is not a {TITLE} currency"
-    return profile().representable(money)
-
-
 def to_paypal(money: Money) -> dict[str, str]:
     """PayPal's v2 ``money`` object for ``money``.
 
     Raises:
         AmountNotRepresentable: not a PayPal currency, or decimals PayPal does not take.
     """
-    if money.currency not in CURRENCIES:
-        raise AmountNotRepresentable(
-            f"{money.currency} is not a {TITLE} currency", code="currency_not_supported", platform=PLATFORM
-        )
     return {"currency_code": money.currency, "value": str(profile().to_platform(money))}
 
 

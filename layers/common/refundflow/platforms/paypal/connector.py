@@ -36,12 +36,11 @@ from pydantic import Field
 
 from refundflow import settings
 from refundflow.connectors.factory import SecretBoundConnector
-from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
+from refundflow.connectors.http import HttpClient, HttpResponse, missing, retry_after_seconds, status_failure
 from refundflow.errors import (
     AlreadyDoneError,
     AmountNotRepresentable,
     ConfigurationError,
-    NotFound,
     OutcomeUnknownError,
     RefundflowError,
     RejectedError,
@@ -363,29 +362,16 @@ def _map_error(answer: HttpResponse, *, write: bool) -> RefundflowError:
     )
     message = f"{message.strip()} (debug_id {body.get('debug_id') or answer.headers.get('Paypal-Debug-Id')})"
     status = answer.status
-    if status >= 500:
-        if write:
-            return OutcomeUnknownError(message, platform=PLATFORM)
-        return TransientError(message, platform=PLATFORM, retry_after_seconds=retry_after_seconds(answer))
-    if status == 429:
-        return TransientError(
-            message, code="rate_limited", platform=PLATFORM, retry_after_seconds=retry_after_seconds(answer)
-        )
-    if status == 409:
-        # PREVIOUS_REQUEST_IN_PROGRESS: the first request with this PayPal-Request-Id will finish; retry with it.
-        return TransientError(message, code="idempotency_key_in_use", platform=PLATFORM)
-    if status == 401:
-        return RejectedError(message, code="provider_authentication_failed", platform=PLATFORM)
-    if status == 403:
-        return RejectedError(message, code="provider_permission_denied", platform=PLATFORM)
+    # 409 PREVIOUS_REQUEST_IN_PROGRESS: the first request with this PayPal-Request-Id will finish; retry with it.
+    shared = status_failure(answer, message, platform=PLATFORM, write=write)
+    if shared is not None:
+        return shared
     if issue in _ALREADY_REFUNDED:
         return AlreadyDoneError(message, code="already_refunded", platform=PLATFORM)
     if issue in _OVER_REFUND:
         return RejectedError(message, code="amount_exceeds_refundable", platform=PLATFORM)
     if status == 404 or issue == "INVALID_RESOURCE_ID":
-        if write:
-            return RejectedError(message, code="resource_missing", platform=PLATFORM)
-        return NotFound(message, code="resource_missing", platform=PLATFORM)
+        return missing(message, platform=PLATFORM, write=write)
     return RejectedError(message, code=_CODES.get(issue or "", (issue or "invalid_request").lower()), platform=PLATFORM)
 
 

@@ -27,27 +27,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
-import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from typing import Any
 
-from refundflow.errors import AuthenticationFailed, ConfigurationError, InvalidRequest, TransientError
-
-if TYPE_CHECKING:  # cryptography is imported when the first certificate is loaded (intake's other platforms skip it)
-    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from refundflow.connectors import signing_certificates
+from refundflow.connectors.signing_certificates import CertificateSource, Fetch, check_prefixes, under_prefix
+from refundflow.errors import AuthenticationFailed, ConfigurationError, InvalidRequest
 
 PLATFORM = "paypal"
 AUTH_ALGO = "SHA256withRSA"
 TOLERANCE_SECONDS = 600
-CERT_CACHE_SECONDS = 24 * 3600
-MAX_CERT_BYTES = 16 * 1024
-MAX_CACHED_CERTS = 16
 PAYPAL_CERT_URL_PREFIXES: tuple[str, ...] = tuple(
     f"https://{host}/v1/notifications/certs/"
     for host in ("api.paypal.com", "api-m.paypal.com", "api.sandbox.paypal.com", "api-m.sandbox.paypal.com")
@@ -59,9 +52,7 @@ HEADERS = (
     "paypal-cert-url",
     "paypal-auth-algo",
 )
-_CERT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-Fetch = Callable[[str], bytes]
+SOURCE = CertificateSource(platform=PLATFORM, label="PayPal", url_name="PAYPAL-CERT-URL")
 
 
 @dataclass(frozen=True)
@@ -89,12 +80,7 @@ class VerificationSecret:
         prefixes = secret.get("cert_url_prefixes", list(PAYPAL_CERT_URL_PREFIXES))
         if not isinstance(prefixes, list) or not prefixes:
             raise ConfigurationError("cert_url_prefixes must be a non-empty list of URL prefixes")
-        for prefix in prefixes:
-            # A prefix without its closing "/" matches nothing: the part after it must be one certificate name.
-            parts = urlsplit(prefix) if isinstance(prefix, str) else None
-            if parts is None or parts.scheme not in ("https", "http") or not parts.netloc:
-                raise ConfigurationError(f"cert_url_prefixes: {prefix!r} is not an absolute http(s) URL prefix")
-        return cls(webhook_ids=tuple(ids), cert_url_prefixes=tuple(prefixes))
+        return cls(webhook_ids=tuple(ids), cert_url_prefixes=check_prefixes(prefixes))
 
 
 @dataclass(frozen=True)
@@ -156,97 +142,14 @@ def parse_time(value: str) -> float:
 
 def allowed_cert_url(url: str, prefixes: Iterable[str]) -> bool:
     """Whether ``url`` is one certificate under one of ``prefixes`` (no user info, query, fragment or ``..``)."""
-    parts = urlsplit(url)
-    if parts.username or parts.password or parts.query or parts.fragment or "\\" in url:
-        return False
-    for prefix in prefixes:
-        allowed = urlsplit(prefix)
-        if (parts.scheme, parts.netloc.lower()) != (allowed.scheme, allowed.netloc.lower()):
-            continue
-        if parts.path.startswith(allowed.path) and _CERT_NAME.match(parts.path[len(allowed.path) :]):
-            return ".." not in parts.path
-    return False
+    return under_prefix(url, prefixes)
 
 
-@dataclass(frozen=True)
-class _Certificate:
-    public_key: RSAPublicKey
-    not_before: float
-    not_after: float
-    common_name: str
-    fetched_at: float
+class CertificateCache(signing_certificates.CertificateCache):
+    """PayPal's certificates by URL, fetched and cached by the shared rule (``signing_certificates``)."""
 
-
-def fetch_certificate(url: str) -> bytes:
-    """GET the certificate over verified TLS, no redirects, at most ``MAX_CERT_BYTES``.
-
-    Raises:
-        TransientError: PayPal's certificate host did not answer 200 (PayPal retries the delivery).
-    """
-    import requests
-
-    try:
-        answer = requests.get(url, timeout=(3.05, 5), allow_redirects=False, stream=True)
-        body = answer.raw.read(MAX_CERT_BYTES + 1, decode_content=True)
-    except requests.RequestException as error:
-        raise TransientError(f"PayPal certificate not fetched: {error}", platform=PLATFORM) from error
-    if answer.status_code != 200 or len(body) > MAX_CERT_BYTES:
-        raise TransientError(f"PayPal certificate not fetched: HTTP {answer.status_code}", platform=PLATFORM)
-    return bytes(body)
-
-
-class CertificateCache:
-    """Certificates by URL, loaded once and kept ``CERT_CACHE_SECONDS`` (at most ``MAX_CACHED_CERTS``)."""
-
-    def __init__(self, fetch: Fetch = fetch_certificate, clock: Callable[[], float] = time.time) -> None:
-        self._fetch = fetch
-        self._clock = clock
-        self._certificates: dict[str, _Certificate] = {}
-        self._lock = threading.Lock()
-
-    def get(self, url: str) -> _Certificate:
-        """Raises:
-        TransientError: the certificate could not be fetched.
-        AuthenticationFailed: what was fetched is not an RSA certificate."""
-        now = self._clock()
-        with self._lock:
-            cached = self._certificates.get(url)
-        if cached is not None and now - cached.fetched_at < CERT_CACHE_SECONDS:
-            return cached
-        certificate = _load(self._fetch(url), now)
-        with self._lock:
-            if len(self._certificates) >= MAX_CACHED_CERTS:
-                oldest = min(self._certificates, key=lambda key: self._certificates[key].fetched_at)
-                del self._certificates[oldest]
-            self._certificates[url] = certificate
-        return certificate
-
-
-def _load(pem: bytes, now: float) -> _Certificate:
-    from cryptography import x509
-    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-    from cryptography.x509.oid import NameOID
-
-    try:
-        certificate = x509.load_pem_x509_certificate(pem)
-    except ValueError:
-        raise AuthenticationFailed(
-            "PAYPAL-CERT-URL did not serve a PEM certificate", code="signature_invalid", platform=PLATFORM
-        ) from None
-    key = certificate.public_key()
-    if not isinstance(key, RSAPublicKey) or key.key_size < 2048:
-        raise AuthenticationFailed(
-            "PayPal certificate is not an RSA key of 2048 bits or more", code="signature_invalid", platform=PLATFORM
-        )
-    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    common_name = str(names[0].value) if names else ""
-    return _Certificate(
-        public_key=key,
-        not_before=certificate.not_valid_before_utc.timestamp(),
-        not_after=certificate.not_valid_after_utc.timestamp(),
-        common_name=common_name,
-        fetched_at=now,
-    )
+    def __init__(self, fetch: Fetch | None = None, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(SOURCE, fetch, clock)
 
 
 def verify(
@@ -337,7 +240,6 @@ __all__: Sequence[str] = (
     "Transmission",
     "VerificationSecret",
     "allowed_cert_url",
-    "fetch_certificate",
     "parse_time",
     "require_json_object",
     "signing_string",

@@ -4,8 +4,8 @@ ISO 4217's minor units for every currency Square processes.
 
 Square processes card payments for sellers in Australia, Canada, France, Ireland, Japan, Spain, the United
 Kingdom and the United States (developer.squareup.com "Supported Payment Methods by Country"), always in the
-seller's own currency, and a refund is in its payment's currency: any other currency is refused here, before
-anything is reserved, never sent.
+seller's own currency, and a refund is in its payment's currency: any other currency is refused by Square's
+currency profile (its catalog entry's ``accepted`` list), before anything is reserved, never sent.
 """
 
 from __future__ import annotations
@@ -20,9 +20,6 @@ from refundflow.money import Money
 PLATFORM = "square"
 TITLE = "Square"
 
-CURRENCIES = frozenset({"AUD", "CAD", "EUR", "GBP", "JPY", "USD"})
-"""The currencies of the countries Square's sellers are in."""
-
 
 @cache
 def profile() -> CurrencyProfile:
@@ -31,25 +28,12 @@ def profile() -> CurrencyProfile:
     return found.named(TITLE)
 
 
-def representable(money: Money) -> str | None:
-    """Why Square cannot take ``money`` exactly, or None when it can."""
-    if money.currency not in CURRENCIES:
-        return f"{money.currency} is not a currency Square processes (its sellers' currencies: {_listed()})"
-    return profile().representable(money)
-
-
 def to_square(money: Money) -> dict[str, int | str]:
     """Square's ``Money`` object for ``money``.
 
     Raises:
         AmountNotRepresentable: a currency Square does not process (checked before anything is sent).
     """
-    if money.currency not in CURRENCIES:
-        raise AmountNotRepresentable(
-            f"{money.currency} is not a currency Square processes (its sellers' currencies: {_listed()})",
-            code="currency_not_supported",
-            platform=PLATFORM,
-        )
     return {"amount": profile().to_platform_units(money), "currency": money.currency}
 
 
@@ -66,7 +50,3 @@ def from_square(value: object, currency: object) -> Money:
             platform=PLATFORM,
         )
     return profile().from_platform(value, currency)
-
-
-def _listed() -> str:
-    return ", ".join(sorted(CURRENCIES))
