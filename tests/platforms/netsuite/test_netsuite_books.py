@@ -252,3 +252,44 @@ def test_the_sample_request_is_a_valid_refund_request_for_a_netsuite_invoice() -
     assert body.invoice is not None
     assert body.invoice.system is BooksSystem.NETSUITE
     assert body.invoice.invoice_id.isdigit()
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind", "code"),
+    [
+        (
+            403,
+            {"o:errorDetails": [{"detail": "Permission Violation", "o:errorCode": "INSUFFICIENT_PERMISSION"}]},
+            RejectedError,
+            "netsuite_forbidden",
+        ),
+        (
+            401,
+            {"o:errorDetails": [{"detail": "Invalid login attempt.", "o:errorCode": "INVALID_LOGIN"}]},
+            RejectedError,
+            "netsuite_unauthorized",
+        ),
+        (
+            400,
+            {
+                "o:errorDetails": [
+                    {"detail": "Concurrent request limit exceeded.", "o:errorCode": "CONCURRENCY_LIMIT_EXCEEDED"}
+                ]
+            },
+            TransientError,
+            "netsuite_unavailable",
+        ),
+        (503, None, TransientError, "netsuite_unavailable"),
+        (400, {"title": "Bad Request", "status": 400}, RejectedError, "netsuite_validation"),
+    ],
+)
+def test_netsuite_answers_map_to_the_small_set_of_errors(
+    status: int, body: dict[str, Any] | None, kind: type[Exception], code: str
+) -> None:
+    from refundflow.connectors.http import HttpResponse
+    from refundflow.platforms.netsuite.connector import _raise
+
+    raw = json.dumps(body).encode() if body is not None else b"<html>busy</html>"
+    with pytest.raises(kind) as raised:
+        _raise("POST", "/customerRefund", HttpResponse(status=status, headers={}, body=raw))
+    assert getattr(raised.value, "code", None) == code
