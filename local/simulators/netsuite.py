@@ -56,12 +56,13 @@ _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _KEY_LABEL = b"refundflow local NetSuite certificate key"
 
 _CURRENCIES = {
-    # id: (ISO code in ``symbol``, name, currencyPrecision) - NetSuite keeps 0 or 2 decimals per currency.
+    # id: (ISO code in ``symbol``, name, currencyPrecision) - a NetSuite currency keeps 0, 1 or 2 decimals.
     "1": ("USD", "US Dollar", 2),
     "2": ("EUR", "Euro", 2),
     "3": ("GBP", "British pound", 2),
     "4": ("JPY", "Japanese yen", 0),
     "5": ("KWD", "Kuwaiti dinar", 2),
+    "6": ("TWD", "New Taiwan dollar", 1),
 }
 _ITEMS = {REFUND_ITEM: "Refunds and returns (other charge)", GOODS_ITEM: "Goods (non-inventory for sale)"}
 _ACCOUNTS = {

@@ -293,3 +293,16 @@ def test_netsuite_answers_map_to_the_small_set_of_errors(
     with pytest.raises(kind) as raised:
         _raise("POST", "/customerRefund", HttpResponse(status=status, headers={}, body=raw))
     assert getattr(raised.value, "code", None) == code
+
+
+def test_an_amount_the_accounts_currency_cannot_keep_is_refused_before_anything_is_written(wired: Wired) -> None:
+    # GIVEN an account whose TWD currency record keeps one decimal (ISO 4217 has two)
+    invoice_id = wired.simulator.seed_invoice(100_000, "TWD")
+    # WHEN 10.05 TWD is refunded THEN it is refused, not rounded by NetSuite
+    with pytest.raises(RejectedError) as refused:
+        wired.books.record_credit(booking(invoice_id, 1_005, "TWD"))
+    assert refused.value.code == "amount_not_representable"
+    assert "keeps TWD with 1 decimal: 10.05 TWD cannot be booked exactly" in refused.value.message
+    assert wired.simulator.credit_memos == {}
+    # AND 10.50 TWD books
+    assert wired.books.record_credit(booking(invoice_id, 1_050, "TWD")).total == Money.of(1_050, "TWD")

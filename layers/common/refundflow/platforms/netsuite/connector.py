@@ -42,7 +42,7 @@ from refundflow.errors import (
 )
 from refundflow.ids import is_refund_id
 from refundflow.models import BooksSystem, CreditDocument, CreditDocumentKind, CreditDocumentState, PaymentProvider
-from refundflow.money import Money
+from refundflow.money import Money, exponent
 from refundflow.platforms.netsuite.auth import PLATFORM, NetSuiteTokenSource
 from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking
 
@@ -65,7 +65,7 @@ def capabilities() -> BooksCapabilities:
 
 
 def profile() -> CurrencyProfile:
-    """NetSuite keeps 0 or 2 decimals per currency (three-decimal currencies in hundredths)."""
+    """NetSuite's amounts: three-decimal currencies in hundredths (an account's own precision is checked too)."""
     return capabilities().currencies
 
 
@@ -177,6 +177,7 @@ class NetSuiteBooks(BooksConnector):
         self._clearing_accounts = dict(clearing_accounts or {})
         self._tax_codes = dict(tax_codes or {})
         self._currency_codes: dict[str, str] = {}
+        self._precisions: dict[str, int] = {}
 
     @property
     def capabilities(self) -> BooksCapabilities:
@@ -304,8 +305,29 @@ class NetSuiteBooks(BooksConnector):
         if not isinstance(currency_id, str) or not currency_id:
             raise TransientError("NetSuite answered a transaction without its currency", platform=PLATFORM)
         if currency_id not in self._currency_codes:
-            self._currency_codes[currency_id] = str(self._get("currency", currency_id).get("symbol") or "").upper()
+            found = self._get("currency", currency_id)
+            precision = _precision(found.get("currencyPrecision"))
+            if precision is not None:
+                self._precisions[currency_id] = precision
+            self._currency_codes[currency_id] = str(found.get("symbol") or "").upper()
         return self._currency_codes[currency_id]
+
+    def _check_precision(self, record: Mapping[str, Any], booking: CreditBooking) -> None:
+        """Refuse an amount the account's own currency record cannot keep (its ``currencyPrecision``: 0, 1 or 2
+        decimals), rather than let NetSuite round it."""
+        reference = record.get("currency")
+        precision = self._precisions.get(str(reference.get("id"))) if isinstance(reference, Mapping) else None
+        if precision is None:
+            return
+        for money in [booking.amount, *(line.amount for line in booking.lines)]:
+            surplus = exponent(money.currency) - precision
+            if surplus > 0 and money.minor_units % 10**surplus:
+                decimals = "1 decimal" if precision == 1 else f"{precision} decimals"
+                raise RejectedError(
+                    f"this NetSuite account keeps {money.currency} with {decimals}: {money} cannot be booked exactly",
+                    code="amount_not_representable",
+                    platform=PLATFORM,
+                )
 
     def _check_invoice(self, invoice: Mapping[str, Any], booking: CreditBooking) -> None:
         number = invoice.get("tranId") or invoice.get("id")
@@ -317,6 +339,7 @@ class NetSuiteBooks(BooksConnector):
                 code="currency_mismatch",
                 platform=PLATFORM,
             )
+        self._check_precision(invoice, booking)
         status = _ref_name(invoice.get("status")).lower()
         if status in _VOID_STATUSES:
             raise RejectedError(
@@ -570,6 +593,21 @@ def _ref_id(reference: Any) -> str | None:
 def _ref_name(reference: Any) -> str:
     value = reference.get("refName") if isinstance(reference, Mapping) else reference
     return str(value or "")
+
+
+def _precision(value: Any) -> int | None:
+    """A currency record's ``currencyPrecision`` as a number of decimals (a number, or a select's id such as ``2``
+    or ``_two``); None when NetSuite did not say."""
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    names = {"_zero": 0, "_one": 1, "_two": 2, "_three": 3}
+    if isinstance(value, str):
+        return int(value) if value.isdigit() else names.get(value.lower())
+    return None
 
 
 def _items(sublist: Any) -> list[Mapping[str, Any]]:
