@@ -71,7 +71,17 @@ _ACCOUNTS = {
     "4000": ("Sales", "Income"),
 }
 _TAX_CODES = {"-7": ("Not taxable", Decimal(0)), "12": ("VAT 20%", Decimal("0.20"))}
-_TRANSFORM_FIELDS = {"externalId", "tranDate", "memo", "item", "apply", "toBeEmailed", "otherRefNum", "location"}
+_TRANSFORM_FIELDS = {
+    "externalId",
+    "tranDate",
+    "memo",
+    "item",
+    "apply",
+    "autoApply",
+    "toBeEmailed",
+    "otherRefNum",
+    "location",
+}
 _LINE_FIELDS = {"item", "description", "quantity", "rate", "amount", "taxCode"}
 _APPLY_FIELDS = {"doc", "apply", "amount", "line"}
 _REFUND_FIELDS = {"externalId", "customer", "account", "currency", "tranDate", "memo", "apply", "paymentMethod"}
@@ -457,11 +467,10 @@ class NetSuiteSimulator(Simulator):
                 "amountRemaining": remaining,
             }
         if record == "creditMemo":
+            remaining = item["total"] - item["applied"]
             body |= {"createdFrom": self._ref(item["createdFrom"], "Invoice"), "applied": item["applied"]}
-            body["unapplied"] = item["total"] - item["applied"]
-            body["status"] = self._ref(
-                "B" if body["unapplied"] == 0 else "A", "Fully Applied" if body["unapplied"] == 0 else "Open"
-            )
+            body |= {"amountRemaining": remaining, "autoApply": item["autoApply"]}
+            body["status"] = self._ref("B" if remaining == 0 else "A", "Fully Applied" if remaining == 0 else "Open")
         if record == "customerRefund":
             body["account"] = self._ref(item["account"], _ACCOUNTS[item["account"]][0])
         sublists = {"item": item.get("item"), "apply": item.get("apply")}
@@ -590,6 +599,9 @@ class NetSuiteSimulator(Simulator):
             lines = [dict(line) for line in invoice["item"]]
         total = sum((line["amount"] + line["taxAmount"] for line in lines), Decimal(0))
         applications = self._applications(body.get("apply"), invoice, total)
+        if body.get("autoApply", False) is True and not applications:
+            # Auto Apply: the credit goes to the customer's oldest open receivable, whichever invoice that is.
+            applications = self._auto_applied(invoice, total)
         memo = {
             "id": self._new_id(),
             "tranId": self._number("CM"),
@@ -599,6 +611,7 @@ class NetSuiteSimulator(Simulator):
             "tranDate": tran_date,
             "memo": str(body.get("memo") or "")[:999],
             "createdFrom": invoice["id"],
+            "autoApply": body.get("autoApply", False) is True,
             "item": lines,
             "total": total,
             "apply": applications,
@@ -608,6 +621,19 @@ class NetSuiteSimulator(Simulator):
             self.invoices[line["doc"]]["credited"] += line["amount"]
         self.credit_memos[memo["id"]] = memo
         return self._created(request, "creditMemo", memo["id"])
+
+    def _auto_applied(self, invoice: Mapping[str, Any], total: Decimal) -> list[dict[str, Any]]:
+        left, applications = total, []
+        for target in sorted(self.invoices.values(), key=lambda item: (item["tranDate"], int(item["id"]))):
+            remaining = target["total"] - target["amountPaid"] - target["credited"]
+            if target["entity"] != invoice["entity"] or target["currency"] != invoice["currency"] or remaining <= 0:
+                continue
+            amount = min(left, remaining)
+            applications.append({"doc": target["id"], "apply": True, "amount": amount})
+            left -= amount
+            if left == 0:
+                break
+        return applications
 
     def _applications(self, raw: Any, invoice: Mapping[str, Any], total: Decimal) -> list[dict[str, Any]]:
         if raw is None:

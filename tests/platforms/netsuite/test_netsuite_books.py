@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -55,7 +56,8 @@ def test_a_paid_invoice_gets_a_credit_memo_and_a_customer_refund_with_the_docume
     assert transform["path"] == f"/services/rest/record/v1/invoice/{invoice_id}/!transform/creditMemo"
     assert transform["query"] == "replace=item"
     memo_body = json.loads(transform["body"], parse_float=Decimal)
-    assert set(memo_body) == {"externalId", "tranDate", "memo", "item"}  # nothing to apply: the invoice is paid
+    assert set(memo_body) == {"externalId", "tranDate", "memo", "autoApply", "item"}  # nothing to apply: it is paid
+    assert memo_body["autoApply"] is False  # never to the customer's oldest open receivable
     assert memo_body["externalId"] == document.external_reference
     assert memo_body["tranDate"] == "2026-12-06"
     [line] = memo_body["item"]["items"]
@@ -306,3 +308,21 @@ def test_an_amount_the_accounts_currency_cannot_keep_is_refused_before_anything_
     assert wired.simulator.credit_memos == {}
     # AND 10.50 TWD books
     assert wired.books.record_credit(booking(invoice_id, 1_050, "TWD")).total == Money.of(1_050, "TWD")
+
+
+def test_the_simulator_auto_applies_to_the_oldest_open_receivable_when_asked(wired: Wired) -> None:
+    # The reason the connector sends autoApply false: NetSuite would credit another invoice of the customer.
+    customer = wired.simulator.add_customer("Grace", "EUR")
+    older = wired.simulator.add_invoice(customer, [("Lamp", 1, Decimal("40.00"))], currency="EUR")
+    newer = wired.simulator.add_invoice(customer, [("Desk", 1, Decimal("100.00"))], currency="EUR", paid=True)
+    token = wired.tokens.access_token()
+    response = requests.post(
+        f"{wired.url}/services/rest/record/v1/invoice/{newer}/!transform/creditMemo?replace=item",
+        data=json.dumps(
+            {"autoApply": True, "item": {"items": [{"item": {"id": REFUND_ITEM}, "rate": 25, "amount": 25}]}}
+        ),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        timeout=5,
+    )
+    assert response.status_code == 204
+    assert wired.simulator.invoice(older)["amountRemaining"] == Decimal("15.00")

@@ -262,7 +262,10 @@ class NetSuiteBooks(BooksConnector):
             memo = self._get("creditMemo", memo_id, expand=True)
         self._check_credit_memo(memo, booking)
         refund = self._by_external_id("customerRefund", booking.external_reference)
-        unapplied = from_netsuite_amount(memo.get("unapplied"), booking.currency)
+        # What the credit memo leaves unapplied: its total less what is applied (to the invoice, or by a refund).
+        unapplied = from_netsuite_amount(memo.get("total"), booking.currency) - from_netsuite_amount(
+            memo.get("applied"), booking.currency
+        )
         if refund is None and unapplied.is_positive():
             refund_id = self._pay_out(booking, invoice, memo, unapplied)
             refund = self._get("customerRefund", refund_id, expand=True)
@@ -371,6 +374,8 @@ class NetSuiteBooks(BooksConnector):
             "externalId": booking.external_reference,
             "tranDate": booking.booking_date.isoformat(),
             "memo": _memo(booking, invoice),
+            # Never let NetSuite apply the credit to the customer's oldest open receivable (another invoice).
+            "autoApply": False,
             "item": {"items": self._lines(booking, invoice)},
         }
         due = from_netsuite_amount(invoice.get("amountRemaining"), currency)
