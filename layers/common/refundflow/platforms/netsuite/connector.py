@@ -236,10 +236,13 @@ class NetSuiteBooks(BooksConnector):
             RejectedError: NetSuite refused the read.
         """
         _require_refund_id(booking.external_reference)
-        memo = self._by_external_id("creditMemo", booking.external_reference)
-        if memo is None:
-            return None
-        refund = self._by_external_id("customerRefund", booking.external_reference)
+        try:
+            memo = self._by_external_id("creditMemo", booking.external_reference)
+            if memo is None:
+                return None
+            refund = self._by_external_id("customerRefund", booking.external_reference)
+        except OutcomeUnknownError as error:  # the token request went unanswered: nothing was booked by it
+            raise TransientError(error.message, code="netsuite_unavailable", platform=PLATFORM) from error
         return self._document(memo, refund, booking)
 
     # ------------------------------------------------------------ steps
