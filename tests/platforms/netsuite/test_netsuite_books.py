@@ -326,3 +326,46 @@ def test_the_simulator_auto_applies_to_the_oldest_open_receivable_when_asked(wir
     )
     assert response.status_code == 204
     assert wired.simulator.invoice(older)["amountRemaining"] == Decimal("15.00")
+
+
+def test_a_credit_memo_made_by_a_concurrent_attempt_is_taken_not_duplicated(
+    wired: Wired, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a credit memo already made for the booking, which this attempt's first lookup did not see (a race)
+    invoice_id = wired.simulator.seed_invoice(10_000, "EUR")
+    the_booking = booking(invoice_id, 2_000)
+    first = wired.books.record_credit(the_booking)
+    lookup = wired.books._by_external_id
+    calls: list[str] = []
+
+    def racing(record: str, external_id: str) -> dict[str, Any] | None:
+        calls.append(record)
+        return None if calls == ["creditMemo"] else lookup(record, external_id)
+
+    monkeypatch.setattr(wired.books, "_by_external_id", racing)
+    # WHEN it records: NetSuite refuses a second credit memo with our externalId
+    again = wired.books.record_credit(the_booking)
+    # THEN the one that exists is taken
+    assert again.document_id == first.document_id
+    assert len(wired.simulator.credit_memos) == 1
+
+
+def test_the_simulator_refuses_what_netsuite_would_not_book(wired: Wired) -> None:
+    invoice_id = wired.simulator.seed_invoice(10_000, "EUR")
+    headers = {"Authorization": f"Bearer {wired.tokens.access_token()}", "Content-Type": "application/json"}
+    url = f"{wired.url}/services/rest/record/v1/invoice/{invoice_id}/!transform/creditMemo?replace=item"
+    line = {"item": {"id": REFUND_ITEM}, "quantity": 1, "rate": 10, "amount": 10}
+
+    def transform(body: dict[str, Any]) -> requests.Response:
+        return requests.post(url, data=json.dumps(body), headers=headers, timeout=5)
+
+    typo = transform({"externalid": "rf-typo", "item": {"items": [line]}})
+    assert (typo.status_code, typo.json()["o:errorDetails"][0]["o:errorCode"]) == (400, "INVALID_CONTENT")
+    uneven = transform({"item": {"items": [{**line, "amount": 11}]}})
+    assert uneven.status_code == 400
+    assert transform({"externalId": "rf-dup", "item": {"items": [line]}}).status_code == 204
+    duplicate = transform({"externalId": "rf-dup", "item": {"items": [line]}})
+    assert (duplicate.status_code, duplicate.json()["o:errorDetails"][0]["o:errorCode"]) == (400, "DUP_RCRD")
+    unsigned = requests.get(f"{wired.url}/services/rest/record/v1/invoice/{invoice_id}", timeout=5)
+    assert (unsigned.status_code, unsigned.json()["o:errorDetails"][0]["o:errorCode"]) == (401, "INVALID_LOGIN")
+    assert len(wired.simulator.credit_memos) == 1
