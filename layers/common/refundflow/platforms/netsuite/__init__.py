@@ -1,0 +1,1 @@
+"""Oracle NetSuite books connector (SuiteTalk REST record service)."""
