@@ -84,8 +84,11 @@ def _amount(value: Any, field: str, currency: str) -> Decimal:
         raise _Fault("2020", "Required param missing, need to supply the required value for the API", field)
     amount = Decimal(value)
     if amount != amount.quantize(Decimal(1).scaleb(-_digits(currency))):
-        raise _Fault("6000", "A business validation error has occurred while processing your request",
-                     f"{field}: {currency} amounts take {_digits(currency)} decimals")  # fmt: skip
+        raise _Fault(
+            "6000",
+            "A business validation error has occurred while processing your request",
+            f"{field}: {currency} amounts take {_digits(currency)} decimals",
+        )
     return amount
 
 
@@ -137,7 +140,10 @@ class QuickBooksSimulator(Simulator):
         self.request_ids: dict[str, tuple[int, Any]] = {}
         self._next_id = 100
         self.customers: dict[str, dict[str, Any]] = {}
-        self.items = {"1": {"Id": "1", "Name": "Goods", "Active": True}, "2": {"Id": "2", "Name": "Shipping"}}
+        self.items: dict[str, dict[str, Any]] = {
+            "1": {"Id": "1", "Name": "Goods", "Active": True},
+            "2": {"Id": "2", "Name": "Shipping", "Active": True},
+        }
         self.tax_codes = {"2": "20.0% S", "6": "Exempt"}
         self.accounts = {
             "35": {"Id": "35", "Name": "Checking", "AccountType": "Bank"},
@@ -162,7 +168,12 @@ class QuickBooksSimulator(Simulator):
 
     def add_customer(self, name: str, currency: str = "USD") -> dict[str, Any]:
         with self.lock:
-            customer = {"Id": self._id(), "DisplayName": name, "CurrencyRef": {"value": currency}, "Active": True}
+            customer: dict[str, Any] = {
+                "Id": self._id(),
+                "DisplayName": name,
+                "CurrencyRef": {"value": currency},
+                "Active": True,
+            }
             self.customers[customer["Id"]] = customer
             return dict(customer)
 
@@ -173,7 +184,7 @@ class QuickBooksSimulator(Simulator):
         with self.lock:
             customer = self.customers[customer_id]
             currency = customer["CurrencyRef"]["value"]
-            rendered = []
+            rendered: list[dict[str, Any]] = []
             for number, (description, quantity, unit) in enumerate(lines, start=1):
                 rendered.append(
                     {
@@ -213,9 +224,12 @@ class QuickBooksSimulator(Simulator):
         with self.lock:
             invoice = self.invoices[invoice_id]
             payment_id = self._id()
-            self.payments[payment_id] = {"Id": payment_id, "TotalAmt": invoice["Balance"], "CustomerRef": invoice[
-                "CustomerRef"], "Line": [{"Amount": invoice["Balance"], "LinkedTxn": [{"TxnId": invoice_id,
-                                                                                       "TxnType": "Invoice"}]}]}  # fmt: skip
+            self.payments[payment_id] = {
+                "Id": payment_id,
+                "TotalAmt": invoice["Balance"],
+                "CustomerRef": invoice["CustomerRef"],
+                "Line": [{"Amount": invoice["Balance"], "LinkedTxn": [{"TxnId": invoice_id, "TxnType": "Invoice"}]}],
+            }
             invoice["LinkedTxn"].append({"TxnId": payment_id, "TxnType": "Payment"})
             invoice["Balance"] = Decimal(0)
 
@@ -277,8 +291,12 @@ class QuickBooksSimulator(Simulator):
         if status == 429:
             body = _fault_body("003001", "ThrottleExceeded", "Throttle exceeded, try again later", "SERVICE")
         else:
-            body = _fault_body("10000", "An application error has occurred while processing your request",
-                               "System Failure Error", "SystemFault")  # fmt: skip
+            body = _fault_body(
+                "10000",
+                "An application error has occurred while processing your request",
+                "System Failure Error",
+                "SystemFault",
+            )
         return _json(body, status)
 
     # ---------------------------------------------------------------- OAuth2
@@ -330,18 +348,33 @@ class QuickBooksSimulator(Simulator):
             with self.lock:
                 expires = self.access_tokens.get(token)
             if expires is None or expires <= self.clock():
-                body = _fault_body("3200", "message=AuthenticationFailed; errorCode=003200; statusCode=401",
-                                   "Token expired or invalid", "AUTHENTICATION")  # fmt: skip
+                body = _fault_body(
+                    "3200",
+                    "message=AuthenticationFailed; errorCode=003200; statusCode=401",
+                    "Token expired or invalid",
+                    "AUTHENTICATION",
+                )
                 return _json(body, 401)
             if realm_id != self.realm_id:
-                body = _fault_body("003100", "message=ApplicationAuthorizationFailed; errorCode=003100; statusCode=403",
-                                   "the token is not for this company", "AUTHORIZATION")  # fmt: skip
+                body = _fault_body(
+                    "003100",
+                    "message=ApplicationAuthorizationFailed; errorCode=003100; statusCode=403",
+                    "the token is not for this company",
+                    "AUTHORIZATION",
+                )
                 return _json(body, 403)
             request_id = request.args.get("requestid")
             if write and request_id is not None:
                 if len(request_id) > 50:
-                    return _json(_fault_body("2050", "String length is either shorter or longer than supported by "
-                                             "specification", "requestid is longer than 50", "ValidationFault"), 400)  # fmt: skip
+                    return _json(
+                        _fault_body(
+                            "2050",
+                            "String length is either shorter or longer than supported by specification",
+                            "requestid is longer than 50",
+                            "ValidationFault",
+                        ),
+                        400,
+                    )
                 with self.lock:
                     stored = self.request_ids.get(request_id)
                 if stored is not None:
@@ -351,7 +384,9 @@ class QuickBooksSimulator(Simulator):
                     status, body = handler(request, **arguments)
             except _Fault as fault:
                 status, body = fault.status, _fault_body(fault.code, fault.message, fault.detail, fault.kind)
-            if write and request_id is not None:
+            if write and request_id is not None and status < 300:
+                # Intuit replays the answer of a request that took effect; whether it also keeps refusals is not
+                # documented, so a refused request (a closed period, since reopened) may be sent again.
                 with self.lock:
                     self.request_ids[request_id] = (status, body)
             return _json(body, status)
@@ -383,8 +418,12 @@ class QuickBooksSimulator(Simulator):
     def _get(self, store: dict[str, dict[str, Any]], entity: str, entity_id: str) -> tuple[int, Any]:
         found = store.get(entity_id)
         if found is None:
-            raise _Fault("610", "Object Not Found", f"Object Not Found : Something you're trying to use has been "
-                         f"made inactive or deleted ({entity} {entity_id})")  # fmt: skip
+            raise _Fault(
+                "610",
+                "Object Not Found",
+                f"Object Not Found : Something you're trying to use has been "
+                f"made inactive or deleted ({entity} {entity_id})",
+            )
         return 200, self._wrap(entity, found)
 
     def _get_invoice(self, request: Request, entity_id: str) -> tuple[int, Any]:
@@ -405,7 +444,7 @@ class QuickBooksSimulator(Simulator):
         if field is not None and field not in _FILTERABLE:
             raise _Fault("4001", "Invalid query", f"QueryValidationError: property '{field}' is not queryable")
         entity = match["entity"]
-        store: dict[str, dict[str, Any]] = {
+        stores: dict[str, dict[str, dict[str, Any]]] = {
             "Invoice": self.invoices,
             "CreditMemo": self.credit_memos,
             "RefundReceipt": self.refund_receipts,
@@ -413,7 +452,8 @@ class QuickBooksSimulator(Simulator):
             "Customer": self.customers,
             "Item": self.items,
             "Account": self.accounts,
-        }[entity]
+        }
+        store = stores[entity]
 
         def selected(item: Mapping[str, Any]) -> bool:
             if field is None:
@@ -434,42 +474,63 @@ class QuickBooksSimulator(Simulator):
     def _document(self, raw: dict[str, Any], entity: str) -> dict[str, Any]:
         customer = self.customers.get(_ref(raw.get("CustomerRef"), "CustomerRef"))
         if customer is None or not customer.get("Active"):
-            raise _Fault("2500", "Invalid Reference Id", "Invalid Reference Id : Customer assigned to this "
-                         "transaction has been deleted or is inactive")  # fmt: skip
+            raise _Fault(
+                "2500",
+                "Invalid Reference Id",
+                "Invalid Reference Id : Customer assigned to this transaction has been deleted or is inactive",
+            )
         currency = _ref(raw["CurrencyRef"], "CurrencyRef") if "CurrencyRef" in raw else "USD"
         if currency != customer["CurrencyRef"]["value"]:
-            raise _Fault("6000", "A business validation error has occurred while processing your request",
-                         f"Business Validation Error: the customer's currency is {customer['CurrencyRef']['value']}, "
-                         f"not {currency}")  # fmt: skip
+            raise _Fault(
+                "6000",
+                "A business validation error has occurred while processing your request",
+                f"Business Validation Error: the customer's currency is {customer['CurrencyRef']['value']}, "
+                f"not {currency}",
+            )
         try:
             txn_date = date.fromisoformat(str(raw.get("TxnDate") or date.fromtimestamp(self.clock()).isoformat()))
         except ValueError as error:
             raise _Fault("2080", "Invalid Date", f"TxnDate {raw.get('TxnDate')!r}") from error
         if self.closing_date is not None and txn_date <= self.closing_date:
-            raise _Fault("6200", "Account Period Closed, Cannot Update Through Services API",
-                         f"The account period has closed and the account books cannot be updated through the QBO "
-                         f"Services API ({txn_date} is on or before the closing date {self.closing_date})")  # fmt: skip
+            raise _Fault(
+                "6200",
+                "Account Period Closed, Cannot Update Through Services API",
+                f"The account period has closed and the account books cannot be updated through the QBO "
+                f"Services API ({txn_date} is on or before the closing date {self.closing_date})",
+            )
         number = raw.get("DocNumber")
         if number is not None:
             if not isinstance(number, str) or len(number) > 21:
-                raise _Fault("2050", "String length is either shorter or longer than supported by specification",
-                             "DocNumber: at most 21 characters")  # fmt: skip
+                raise _Fault(
+                    "2050",
+                    "String length is either shorter or longer than supported by specification",
+                    "DocNumber: at most 21 characters",
+                )
             store = self.credit_memos if entity == "CreditMemo" else self.refund_receipts
             if any(item.get("DocNumber") == number for item in store.values()):
-                raise _Fault("6140", "Duplicate Document Number Error",
-                             f"Duplicate Document Number Error : You must specify a different number. This number "
-                             f"has already been used. DocNumber={number}")  # fmt: skip
+                raise _Fault(
+                    "6140",
+                    "Duplicate Document Number Error",
+                    f"Duplicate Document Number Error : You must specify a different number. This number "
+                    f"has already been used. DocNumber={number}",
+                )
         note = raw.get("PrivateNote")
         if note is not None and (not isinstance(note, str) or len(note) > 4000):
-            raise _Fault("2050", "String length is either shorter or longer than supported by specification",
-                         "PrivateNote: at most 4000 characters")  # fmt: skip
+            raise _Fault(
+                "2050",
+                "String length is either shorter or longer than supported by specification",
+                "PrivateNote: at most 4000 characters",
+            )
         tax = raw.get("GlobalTaxCalculation")
         if tax not in (None, "TaxInclusive", "TaxExcluded", "NotApplicable"):
             raise _Fault("2170", "Invalid Enumeration", f"GlobalTaxCalculation {tax!r}")
         lines = raw.get("Line")
         if not isinstance(lines, list) or not lines:
-            raise _Fault("6000", "A business validation error has occurred while processing your request",
-                         "Business Validation Error: You must add at least one line item.")  # fmt: skip
+            raise _Fault(
+                "6000",
+                "A business validation error has occurred while processing your request",
+                "Business Validation Error: You must add at least one line item.",
+            )
         rendered, total = [], Decimal(0)
         for number_in_list, line in enumerate(lines, start=1):
             rendered.append(self._line(line, number_in_list, currency))
@@ -496,8 +557,9 @@ class QuickBooksSimulator(Simulator):
             raise _Fault("2010", "Request has invalid or unsupported property", f"Property Name:{unknown[0]}")
         detail = line.get("SalesItemLineDetail")
         if not isinstance(detail, Mapping):
-            raise _Fault("2020", "Required param missing, need to supply the required value for the API",
-                         "SalesItemLineDetail")  # fmt: skip
+            raise _Fault(
+                "2020", "Required param missing, need to supply the required value for the API", "SalesItemLineDetail"
+            )
         item = _ref(detail.get("ItemRef"), "ItemRef")
         if item not in self.items:
             raise _Fault("2500", "Invalid Reference Id", f"Invalid Reference Id : Item {item} does not exist")
@@ -506,15 +568,21 @@ class QuickBooksSimulator(Simulator):
             raise _Fault("2500", "Invalid Reference Id", f"Invalid Reference Id : TaxCode {tax_code} does not exist")
         amount = _amount(line.get("Amount"), "Line.Amount", currency)
         if amount <= 0:
-            raise _Fault("6000", "A business validation error has occurred while processing your request",
-                         "Business Validation Error: You must set a transaction amount.")  # fmt: skip
+            raise _Fault(
+                "6000",
+                "A business validation error has occurred while processing your request",
+                "Business Validation Error: You must set a transaction amount.",
+            )
         quantity, unit = detail.get("Qty"), detail.get("UnitPrice")
         if quantity is not None or unit is not None:
             if not isinstance(quantity, int | Decimal) or not isinstance(unit, int | Decimal):
                 raise _Fault("2020", "Required param missing, need to supply the required value for the API", "Qty")
             if Decimal(quantity) * Decimal(unit) != amount:
-                raise _Fault("6070", "Amount calculation incorrect in the request",
-                             f"Amount is not equal to UnitPrice * Qty. Supplied value:{amount}")  # fmt: skip
+                raise _Fault(
+                    "6070",
+                    "Amount calculation incorrect in the request",
+                    f"Amount is not equal to UnitPrice * Qty. Supplied value:{amount}",
+                )
         return {
             "Id": str(number),
             "LineNum": number,
@@ -536,8 +604,9 @@ class QuickBooksSimulator(Simulator):
         account_id = _ref(raw.get("DepositToAccountRef"), "DepositToAccountRef")
         account = self.accounts.get(account_id)
         if account is None or account["AccountType"] not in {"Bank", "Other Current Asset"}:
-            raise _Fault("2500", "Invalid Reference Id", f"Invalid Reference Id : Account {account_id} cannot pay "
-                         "out a refund")  # fmt: skip
+            raise _Fault(
+                "2500", "Invalid Reference Id", f"Invalid Reference Id : Account {account_id} cannot pay out a refund"
+            )
         receipt = self._document(raw, "RefundReceipt")
         receipt["DepositToAccountRef"] = {"value": account_id, "name": account["Name"]}
         receipt["Balance"] = Decimal(0)
@@ -560,16 +629,21 @@ class QuickBooksSimulator(Simulator):
                     raise _Fault("2500", "Invalid Reference Id", f"Invalid Reference Id : {kind} {link}")
                 balance = target["RemainingCredit"] if kind == "CreditMemo" else target["Balance"]
                 if amount > balance:
-                    raise _Fault("6000", "A business validation error has occurred while processing your request",
-                                 f"Business Validation Error: {amount} is more than {kind} {target['Id']} has "
-                                 f"({balance})")  # fmt: skip
+                    raise _Fault(
+                        "6000",
+                        "A business validation error has occurred while processing your request",
+                        f"Business Validation Error: {amount} is more than {kind} {target['Id']} has ({balance})",
+                    )
                 links[str(kind)].append((target, amount))
         applied = sum((amount for _, amount in links["Invoice"]), Decimal(0))
         credited = sum((amount for _, amount in links["CreditMemo"]), Decimal(0))
         if applied != total + credited:
-            raise _Fault("6000", "A business validation error has occurred while processing your request",
-                         "Business Validation Error: the amounts applied do not add up to the payment")  # fmt: skip
-        payment = {
+            raise _Fault(
+                "6000",
+                "A business validation error has occurred while processing your request",
+                "Business Validation Error: the amounts applied do not add up to the payment",
+            )
+        payment: dict[str, Any] = {
             "Id": self._id(),
             "SyncToken": "0",
             "CustomerRef": {"value": customer_id},

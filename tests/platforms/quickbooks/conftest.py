@@ -21,9 +21,10 @@ class SecretStore:
     def __init__(self, value: dict[str, Any]) -> None:
         self.value = dict(value)
         self.saved: list[dict[str, Any]] = []
+        self.newer: dict[str, Any] | None = None  # what a fresh read finds (another process stored it)
 
     def load(self, force: bool) -> dict[str, Any]:
-        return dict(self.value)
+        return dict(self.newer if force and self.newer is not None else self.value)
 
     def save(self, value: dict[str, Any]) -> None:
         self.value = dict(value)
