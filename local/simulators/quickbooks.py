@@ -137,6 +137,8 @@ class QuickBooksSimulator(Simulator):
         self.access_tokens: dict[str, float] = {}  # token -> expires at
         self.token_grants = 0
         self.closing_date: date | None = None
+        # Account and Settings > Sales > Custom transaction numbers: off, QuickBooks numbers documents itself.
+        self.custom_txn_numbers = True
         self.request_ids: dict[str, tuple[int, Any]] = {}
         self._next_id = 100
         self.customers: dict[str, dict[str, Any]] = {}
@@ -499,6 +501,8 @@ class QuickBooksSimulator(Simulator):
                 f"Services API ({txn_date} is on or before the closing date {self.closing_date})",
             )
         number = raw.get("DocNumber")
+        if not self.custom_txn_numbers:
+            number = None
         if number is not None:
             if not isinstance(number, str) or len(number) > 21:
                 raise _Fault(

@@ -234,3 +234,19 @@ def test_the_simulator_answers_a_repeated_requestid_with_its_first_answer_and_cr
     assert answer.status_code == 200
     assert answer.json()["CreditMemo"]["Id"] == wired.books.find_credit_document(request).document_id  # type: ignore[union-attr]
     assert len(wired.simulator.documents()) == 1
+
+
+def test_a_company_numbering_its_own_documents_still_finds_ours_among_the_customers(wired: Wired) -> None:
+    # GIVEN a company without custom transaction numbers (our DocNumber is not kept), and a memo booked there
+    wired.simulator.custom_txn_numbers = False
+    invoice_id = wired.simulator.seed_invoice(10_000, "USD")
+    request = booking(invoice_id, 2_000)
+    first = wired.books.record_credit(request)
+    assert first.number != request.refund_id[:21]
+    # WHEN it is looked up and recorded again
+    found = wired.books.find_credit_document(request)
+    again = wired.books.record_credit(request)
+    # THEN it is the one memo, found by the refund id in its PrivateNote among the customer's documents
+    assert found is not None
+    assert found.document_id == first.document_id == again.document_id
+    assert len(wired.simulator.documents()) == 1

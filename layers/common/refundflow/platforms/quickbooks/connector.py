@@ -6,7 +6,8 @@ Flow (each step reads QuickBooks before writing, so a crash between steps resume
 1. ``GET /v3/company/{realmId}/invoice/{id}``: the invoice, in the booking's currency; its customer, items and tax
    code become the document's.
 2. Find our document by ``DocNumber`` (the refund id's first 21 characters, QuickBooks' limit) with the query
-   endpoint, checked on ``PrivateNote`` (which carries the whole refund id), else create it:
+   endpoint, else among the customer's documents (a company where QuickBooks numbers documents itself), checked
+   on ``PrivateNote`` (which carries the whole refund id), else create it:
    - the invoice is paid (``Balance`` 0): ``POST /refundreceipt`` from the clearing account of the payment provider
      and currency (``DepositToAccountRef``);
    - the invoice still owes at least the refund: ``POST /creditmemo``;
@@ -52,6 +53,8 @@ from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking
 PLATFORM = "quickbooks"
 REQUEST_ID_MAX_LENGTH = 50
 DOC_NUMBER_LENGTH = 21
+# The most a query returns in one page (Intuit's limit).
+QUERY_MAX_RESULTS = 1000
 # Intuit's access tokens live one hour: refresh a little before, so a call never starts with a dying token.
 TOKEN_EXPIRY_MARGIN_SECONDS = 300.0
 # Fault codes (Fault.Error[].code) and the words QuickBooks uses for them.
@@ -366,7 +369,8 @@ class QuickBooksBooks(BooksConnector):
             TransientError: QuickBooks could not answer now.
             RejectedError: QuickBooks refused the read, or several documents carry the reference.
         """
-        found = self._find(booking.external_reference)
+        invoice = self._read("Invoice", booking.invoice.invoice_id)
+        found = self._find(booking.external_reference, _ref_value(invoice.get("CustomerRef")))
         if found is None:
             return None
         kind, document = found
@@ -378,7 +382,7 @@ class QuickBooksBooks(BooksConnector):
         self._check_booking(booking)
         invoice = self._read("Invoice", booking.invoice.invoice_id)
         self._check_invoice(invoice, booking)
-        found = self._find(booking.external_reference)
+        found = self._find(booking.external_reference, _ref_value(invoice.get("CustomerRef")))
         currency = booking.currency
         if found is None:
             balance = from_qbo_amount(invoice.get("Balance", 0), currency)
@@ -442,19 +446,18 @@ class QuickBooksBooks(BooksConnector):
                 platform=PLATFORM,
             )
 
-    def _find(self, refund_id: str) -> tuple[CreditDocumentKind, dict[str, Any]] | None:
-        # Refund ids are rf_ + 32 hex digits: nothing to escape in the query; the DocNumber holds the first 21
-        # characters (QuickBooks' limit) and PrivateNote the whole id, which is what decides.
+    def _find(self, refund_id: str, customer_id: str | None) -> tuple[CreditDocumentKind, dict[str, Any]] | None:
+        """Our document by its DocNumber, else (a company where QuickBooks numbers documents itself, so our
+        DocNumber was not kept) among the customer's documents; PrivateNote, which holds the whole refund id, decides.
+
+        Raises:
+            RejectedError: ``duplicate_documents``, several documents carry the refund.
+        """
+        # Refund ids are rf_ + 32 hex digits and customer ids digits: nothing to escape in the queries.
         _require_refund_id(refund_id)
-        matches: list[tuple[CreditDocumentKind, dict[str, Any]]] = []
-        for kind, entity in _ENTITIES.items():
-            query = f"select * from {entity} where DocNumber = '{doc_number(refund_id)}'"  # noqa: S608 - a refund id
-            payload = self._call("GET", "query", params={"query": query})
-            response = payload.get("QueryResponse") if isinstance(payload, Mapping) else None
-            items = response.get(entity) if isinstance(response, Mapping) else None
-            for item in items or []:
-                if isinstance(item, dict) and refund_id in str(item.get("PrivateNote") or ""):
-                    matches.append((kind, item))
+        matches = self._matches(refund_id, "DocNumber", doc_number(refund_id))
+        if not matches and customer_id is not None and customer_id.isdigit():
+            matches = self._matches(refund_id, "CustomerRef", customer_id)
         if len(matches) > 1:
             numbers = ", ".join(f"{_ENTITIES[kind]} {item.get('Id')}" for kind, item in matches)
             raise RejectedError(
@@ -463,6 +466,18 @@ class QuickBooksBooks(BooksConnector):
                 platform=PLATFORM,
             )
         return matches[0] if matches else None
+
+    def _matches(self, refund_id: str, field: str, value: str) -> list[tuple[CreditDocumentKind, dict[str, Any]]]:
+        matches: list[tuple[CreditDocumentKind, dict[str, Any]]] = []
+        for kind, entity in _ENTITIES.items():
+            query = f"select * from {entity} where {field} = '{value}' maxresults {QUERY_MAX_RESULTS}"  # noqa: S608
+            payload = self._call("GET", "query", params={"query": query})
+            response = payload.get("QueryResponse") if isinstance(payload, Mapping) else None
+            items = response.get(entity) if isinstance(response, Mapping) else None
+            for item in items or []:
+                if isinstance(item, dict) and refund_id in str(item.get("PrivateNote") or ""):
+                    matches.append((kind, item))
+        return matches
 
     def _base_document(self, booking: CreditBooking, invoice: Mapping[str, Any]) -> dict[str, Any]:
         body: dict[str, Any] = {
