@@ -250,3 +250,17 @@ def test_a_company_numbering_its_own_documents_still_finds_ours_among_the_custom
     assert found is not None
     assert found.document_id == first.document_id == again.document_id
     assert len(wired.simulator.documents()) == 1
+
+
+def test_the_merchants_item_and_tax_code_replace_the_invoices(wired: Wired) -> None:
+    # GIVEN a merchant who books refunds on item 2 with tax code 6
+    books = wire(wired.simulator, wired.url, refund_item="2", tax_code="6").books
+    invoice_id = wired.simulator.seed_invoice(10_000, "USD")
+    # WHEN a refund is booked
+    books.record_credit(booking(invoice_id, 1_250))
+    # THEN the memo's line carries them, with the exact amount
+    (sent,) = writes(wired, "creditmemo")
+    (line,) = sent["body"]["Line"]
+    assert line["SalesItemLineDetail"]["ItemRef"] == {"value": "2"}
+    assert line["SalesItemLineDetail"]["TaxCodeRef"] == {"value": "6"}
+    assert line["Amount"] == Decimal("12.50")

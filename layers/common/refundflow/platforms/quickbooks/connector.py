@@ -99,7 +99,9 @@ def from_qbo_amount(value: Any, currency: str) -> Money:
         RejectedError: not a number, or more decimals than the currency has.
     """
     if isinstance(value, bool) or not isinstance(value, Decimal | int):
-        raise RejectedError(f"QuickBooks sent a non-decimal amount {value!r}", code="quickbooks_bad_amount")
+        raise RejectedError(
+            f"QuickBooks sent a non-decimal amount {value!r}", code="quickbooks_bad_amount", platform=PLATFORM
+        )
     try:
         return profile().from_platform(value, currency)
     except AmountNotRepresentable as error:
@@ -683,7 +685,9 @@ def _payload_or_raise(method: str, resource: str, response: HttpResponse, *, rea
             retry_after_seconds=retry_after_seconds(response),
         )
     if status == 401:
-        raise RejectedError(f"{where}: QuickBooks refused a fresh access token", code="quickbooks_unauthorized")
+        raise RejectedError(
+            f"{where}: QuickBooks refused a fresh access token", code="quickbooks_unauthorized", platform=PLATFORM
+        )
     if status == 403:
         raise RejectedError(
             f"{where}: forbidden (the app lacks the com.intuit.quickbooks.accounting scope, or the company's "
