@@ -1,19 +1,20 @@
-"""QuickBooks Online books connector: a refund becomes a RefundReceipt (the invoice was paid: the money went back
-from the provider's clearing account) or a CreditMemo applied to the invoice (it still owes), exactly once.
+"""QuickBooks Online books connector: a refund becomes a CreditMemo applied to the invoice for what it still owes
+and a RefundReceipt for the money that went back from the provider's clearing account (a paid invoice: the receipt
+only; an unpaid one: the memo only), exactly once.
 
 Flow (each step reads QuickBooks before writing, so a crash between steps resumes without duplicates):
 
 1. ``GET /v3/company/{realmId}/invoice/{id}``: the invoice, in the booking's currency; its customer, items and tax
    code become the document's.
-2. Find our document by ``DocNumber`` (the refund id's first 21 characters, QuickBooks' limit) with the query
-   endpoint, else among the customer's documents (a company where QuickBooks numbers documents itself), checked
-   on ``PrivateNote`` (which carries the whole refund id), else create it:
-   - the invoice is paid (``Balance`` 0): ``POST /refundreceipt`` from the clearing account of the payment provider
-     and currency (``DepositToAccountRef``);
-   - the invoice still owes at least the refund: ``POST /creditmemo``;
-   - it owes less than the refund (partly paid): refused, a person splits it (credit memo plus refund receipt).
+2. Find our documents by ``DocNumber`` (``CM`` / ``RR`` and the refund id's first 19 hex digits: QuickBooks keeps
+   21 characters) with the query endpoint, else among the customer's documents (a company where QuickBooks numbers
+   documents itself), checked on ``PrivateNote`` (which carries the whole refund id). What is missing is created,
+   decided once by what the invoice owes when nothing exists yet:
+   - ``POST /creditmemo`` for what the invoice still owes, up to the refund;
+   - ``POST /refundreceipt`` for the rest, paid from the clearing account of the payment provider and currency
+     (``DepositToAccountRef``): the whole refund for a paid invoice, the part above what a partly paid one owes.
 3. A credit memo with credit left while the invoice owes is applied with a zero-amount ``POST /payment`` linking
-   the invoice and the credit memo (QuickBooks' way of applying a credit).
+   the invoice and the credit memo (QuickBooks' way of applying a credit), before the refund receipt.
 
 Every create carries ``requestid`` (the domain's key plus the step, at most 50 characters, unique per company):
 QuickBooks answers a repeated requestid with its first answer. Intuit documents no retention period for it, so the
@@ -350,9 +351,9 @@ class QuickBooksBooks(BooksConnector):
             TransientError: QuickBooks could not be reached, was throttled, or did not answer a write (outcome
                 unknown: the next call finds what was created).
             RejectedError: QuickBooks or this connector refuses the booking for good: a closed period
-                (``books_period_closed``), an invoice in another currency (``currency_mismatch``), a partly paid
-                invoice owing less than the refund, an inactive customer, item or account, QuickBooks' validation
-                messages, or a refresh token Intuit no longer accepts.
+                (``books_period_closed``), an invoice in another currency (``currency_mismatch``), documents of this
+                refund changed by hand, an inactive customer, item or account, QuickBooks' validation messages, or a
+                refresh token Intuit no longer accepts.
             NotFound: the invoice does not exist in the company.
         """
         try:
@@ -365,18 +366,21 @@ class QuickBooksBooks(BooksConnector):
             ) from error
 
     def find_credit_document(self, booking: CreditBooking) -> CreditDocument | None:
-        """The refund receipt or credit memo already recorded for this booking, found by its external reference.
+        """The documents already recorded for this booking (credit memo, refund receipt or both), found by its
+        external reference; their ``total`` is the booking's, so a booking half done reads as not settled.
 
         Raises:
             TransientError: QuickBooks could not answer now.
-            RejectedError: QuickBooks refused the read, or several documents carry the reference.
+            RejectedError: several documents of a kind carry the reference, or they do not add up to the booking.
+            NotFound: the invoice does not exist any more.
         """
         invoice = self._read("Invoice", booking.invoice.invoice_id)
         found = self._find(booking.external_reference, _ref_value(invoice.get("CustomerRef")))
-        if found is None:
+        if not found:
             return None
-        kind, document = found
-        return self._document(kind, document, booking)
+        memo, receipt = found.get(CreditDocumentKind.CREDIT_MEMO), found.get(CreditDocumentKind.REFUND_RECEIPT)
+        self._check_parts(memo, receipt, booking)
+        return self._document(memo, receipt, booking)
 
     # ------------------------------------------------------------ steps
 
@@ -385,28 +389,25 @@ class QuickBooksBooks(BooksConnector):
         invoice = self._read("Invoice", booking.invoice.invoice_id)
         self._check_invoice(invoice, booking)
         found = self._find(booking.external_reference, _ref_value(invoice.get("CustomerRef")))
-        currency = booking.currency
-        if found is None:
-            balance = from_qbo_amount(invoice.get("Balance", 0), currency)
-            if not balance.is_positive():
-                found = (CreditDocumentKind.REFUND_RECEIPT, self._create_refund_receipt(booking, invoice))
-            elif balance >= booking.amount:
-                found = (CreditDocumentKind.CREDIT_MEMO, self._create_credit_memo(booking, invoice))
-            else:
-                raise RejectedError(
-                    f"invoice {_number(invoice)} owes {balance}, less than the refund of {booking.amount}: record it "
-                    "in QuickBooks as a credit memo for what it owes and a refund receipt for the rest",
-                    code="invoice_partly_paid",
-                    platform=PLATFORM,
-                )
-        kind, document = found
-        self._check_document(kind, document, booking)
+        memo, receipt = found.get(CreditDocumentKind.CREDIT_MEMO), found.get(CreditDocumentKind.REFUND_RECEIPT)
+        if memo is None and receipt is None:
+            # Decided once, by what the invoice owes now: credit what it owes, pay back the rest.
+            owed = from_qbo_amount(invoice.get("Balance", 0), booking.currency).min(booking.amount)
+            if owed.is_positive():
+                memo = self._create_credit_memo(booking, invoice, owed)
+        self._check_parts(memo, receipt, booking)
         allocation_id = None
-        if kind is CreditDocumentKind.CREDIT_MEMO:
-            allocation_id = self._apply(document, invoice, booking)
+        credited = Money.zero(booking.currency)
+        if memo is not None:
+            credited = from_qbo_amount(memo.get("TotalAmt"), booking.currency)
+            allocation_id = self._apply(memo, invoice, booking)
             if allocation_id is not None:
-                document = self._read("CreditMemo", _text(document, "Id"))
-        return self._document(kind, document, booking, allocation_id=allocation_id)
+                memo = self._read("CreditMemo", _text(memo, "Id"))
+        rest = booking.amount - credited
+        if receipt is None and rest.is_positive():
+            receipt = self._create_refund_receipt(booking, invoice, rest)
+            self._check_parts(memo, receipt, booking)
+        return self._document(memo, receipt, booking, allocation_id=allocation_id)
 
     def _check_booking(self, booking: CreditBooking) -> None:
         _require_refund_id(booking.refund_id)
@@ -448,62 +449,79 @@ class QuickBooksBooks(BooksConnector):
                 platform=PLATFORM,
             )
 
-    def _find(self, refund_id: str, customer_id: str | None) -> tuple[CreditDocumentKind, dict[str, Any]] | None:
-        """Our document by its DocNumber, else (a company where QuickBooks numbers documents itself, so our
+    def _find(self, refund_id: str, customer_id: str | None) -> dict[CreditDocumentKind, dict[str, Any]]:
+        """Our documents by their DocNumbers, else (a company where QuickBooks numbers documents itself, so our
         DocNumber was not kept) among the customer's documents; PrivateNote, which holds the whole refund id, decides.
 
         Raises:
-            RejectedError: ``duplicate_documents``, several documents carry the refund.
+            RejectedError: ``duplicate_documents``, several documents of one kind carry the refund.
         """
         # Refund ids are rf_ + 32 hex digits and customer ids digits: nothing to escape in the queries.
         _require_refund_id(refund_id)
-        matches = self._matches(refund_id, "DocNumber", doc_number(refund_id))
+        matches = [
+            match
+            for kind in _ENTITIES
+            for match in self._matches(refund_id, kind, "DocNumber", doc_number(refund_id, kind))
+        ]
         if not matches and customer_id is not None and customer_id.isdigit():
-            matches = self._matches(refund_id, "CustomerRef", customer_id)
-        if len(matches) > 1:
-            numbers = ", ".join(f"{_ENTITIES[kind]} {item.get('Id')}" for kind, item in matches)
-            raise RejectedError(
-                f"several QuickBooks documents carry refund {refund_id} ({numbers}): void the extra ones",
-                code="duplicate_documents",
-                platform=PLATFORM,
-            )
-        return matches[0] if matches else None
+            matches = [
+                match for kind in _ENTITIES for match in self._matches(refund_id, kind, "CustomerRef", customer_id)
+            ]
+        found: dict[CreditDocumentKind, dict[str, Any]] = {}
+        for kind, item in matches:
+            if kind in found:
+                numbers = ", ".join(f"{_ENTITIES[kind]} {item.get('Id')}" for _, item in matches)
+                raise RejectedError(
+                    f"several QuickBooks documents carry refund {refund_id} ({numbers}): void the extra ones",
+                    code="duplicate_documents",
+                    platform=PLATFORM,
+                )
+            found[kind] = item
+        return found
 
-    def _matches(self, refund_id: str, field: str, value: str) -> list[tuple[CreditDocumentKind, dict[str, Any]]]:
-        matches: list[tuple[CreditDocumentKind, dict[str, Any]]] = []
-        for kind, entity in _ENTITIES.items():
-            query = f"select * from {entity} where {field} = '{value}' maxresults {QUERY_MAX_RESULTS}"  # noqa: S608
-            payload = self._call("GET", "query", params={"query": query})
-            response = payload.get("QueryResponse") if isinstance(payload, Mapping) else None
-            items = response.get(entity) if isinstance(response, Mapping) else None
-            for item in items or []:
-                if isinstance(item, dict) and refund_id in str(item.get("PrivateNote") or ""):
-                    matches.append((kind, item))
-        return matches
+    def _matches(
+        self, refund_id: str, kind: CreditDocumentKind, field: str, value: str
+    ) -> list[tuple[CreditDocumentKind, dict[str, Any]]]:
+        entity = _ENTITIES[kind]
+        query = f"select * from {entity} where {field} = '{value}' maxresults {QUERY_MAX_RESULTS}"  # noqa: S608
+        payload = self._call("GET", "query", params={"query": query})
+        response = payload.get("QueryResponse") if isinstance(payload, Mapping) else None
+        items = response.get(entity) if isinstance(response, Mapping) else None
+        return [
+            (kind, item)
+            for item in items or []
+            if isinstance(item, dict) and refund_id in str(item.get("PrivateNote") or "")
+        ]
 
-    def _base_document(self, booking: CreditBooking, invoice: Mapping[str, Any]) -> dict[str, Any]:
+    def _base_document(
+        self, booking: CreditBooking, invoice: Mapping[str, Any], kind: CreditDocumentKind, amount: Money
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "CustomerRef": {"value": _ref_value(invoice.get("CustomerRef"))},
             "CurrencyRef": {"value": booking.currency},
             "TxnDate": booking.booking_date.isoformat(),
-            "DocNumber": doc_number(booking.external_reference),
+            "DocNumber": doc_number(booking.external_reference, kind),
             "PrivateNote": _private_note(booking, invoice),
-            "Line": self._lines(booking, invoice),
+            "Line": self._lines(booking, invoice, amount),
         }
         if invoice.get("GlobalTaxCalculation") == "TaxInclusive":
             # The customer gets a gross amount back: the lines are gross, as on the invoice.
             body["GlobalTaxCalculation"] = "TaxInclusive"
         return body
 
-    def _create_refund_receipt(self, booking: CreditBooking, invoice: Mapping[str, Any]) -> dict[str, Any]:
-        body = self._base_document(booking, invoice)
+    def _create_refund_receipt(
+        self, booking: CreditBooking, invoice: Mapping[str, Any], amount: Money
+    ) -> dict[str, Any]:
+        body = self._base_document(booking, invoice, CreditDocumentKind.REFUND_RECEIPT, amount)
         body["DepositToAccountRef"] = {"value": self.clearing_account(booking.payment_provider, booking.currency)}
         return self._create("RefundReceipt", body, _request_id(booking, "rr"))
 
-    def _create_credit_memo(self, booking: CreditBooking, invoice: Mapping[str, Any]) -> dict[str, Any]:
-        return self._create("CreditMemo", self._base_document(booking, invoice), _request_id(booking, "cm"))
+    def _create_credit_memo(self, booking: CreditBooking, invoice: Mapping[str, Any], amount: Money) -> dict[str, Any]:
+        body = self._base_document(booking, invoice, CreditDocumentKind.CREDIT_MEMO, amount)
+        return self._create("CreditMemo", body, _request_id(booking, "cm"))
 
-    def _lines(self, booking: CreditBooking, invoice: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def _lines(self, booking: CreditBooking, invoice: Mapping[str, Any], amount: Money) -> list[dict[str, Any]]:
+        """The document's lines: the refund's own when the document carries the whole refund, else one line."""
         invoice_lines = [
             line.get("SalesItemLineDetail")
             for line in invoice.get("Line") or []
@@ -521,10 +539,11 @@ class QuickBooksBooks(BooksConnector):
                 platform=PLATFORM,
             )
         tax_code = self._tax_code or (next(iter(taxes)) if len(taxes) == 1 else None)
-        if booking.lines:
+        if booking.lines and amount == booking.amount:
             parts = [(line.description, line.quantity, line.amount) for line in booking.lines]
         else:
-            parts = [(f"Refund {booking.reference} of invoice {_number(invoice)}", 1, booking.amount)]
+            part = "" if amount == booking.amount else f" (part: {amount} of {booking.amount})"
+            parts = [(f"Refund {booking.reference} of invoice {_number(invoice)}{part}", 1, amount)]
         lines: list[dict[str, Any]] = []
         for description, quantity, amount in parts:
             unit = Money.of(amount.minor_units // quantity, amount.currency)
@@ -544,19 +563,34 @@ class QuickBooksBooks(BooksConnector):
             )
         return lines
 
-    def _check_document(self, kind: CreditDocumentKind, document: Mapping[str, Any], booking: CreditBooking) -> None:
-        what = f"{_ENTITIES[kind]} {document.get('DocNumber') or document.get('Id')}"
-        currency = _ref_value(document.get("CurrencyRef"))
-        if currency is not None and currency != booking.currency:
-            raise RejectedError(f"{what} is in {currency}", code="currency_mismatch", platform=PLATFORM)
-        total = from_qbo_amount(document.get("TotalAmt"), booking.currency)
-        if total != booking.amount:
-            raise RejectedError(
-                f"{what} for refund {booking.refund_id} totals {total}, the refund is {booking.amount}: correct it in "
-                "QuickBooks",
-                code="document_total_mismatch",
-                platform=PLATFORM,
-            )
+    def _check_parts(
+        self, memo: Mapping[str, Any] | None, receipt: Mapping[str, Any] | None, booking: CreditBooking
+    ) -> None:
+        """Our documents are in the booking's currency and add up to it (a memo alone may still await its receipt).
+
+        Raises:
+            RejectedError: ``currency_mismatch`` or ``document_total_mismatch`` (someone changed a document).
+        """
+        currency = booking.currency
+        credited = Money.zero(currency)
+        for kind, document in ((CreditDocumentKind.CREDIT_MEMO, memo), (CreditDocumentKind.REFUND_RECEIPT, receipt)):
+            if document is None:
+                continue
+            what = f"{_ENTITIES[kind]} {document.get('DocNumber') or document.get('Id')}"
+            found = _ref_value(document.get("CurrencyRef"))
+            if found is not None and found != currency:
+                raise RejectedError(f"{what} is in {found}", code="currency_mismatch", platform=PLATFORM)
+            total = from_qbo_amount(document.get("TotalAmt"), currency)
+            expected = booking.amount - credited if kind is CreditDocumentKind.REFUND_RECEIPT else None
+            if total > booking.amount or (expected is not None and total != expected):
+                already = f" of which {credited} was credited" if credited.is_positive() else ""
+                raise RejectedError(
+                    f"{what} for refund {booking.refund_id} totals {total}, the refund is {booking.amount}{already}: "
+                    "correct it in QuickBooks",
+                    code="document_total_mismatch",
+                    platform=PLATFORM,
+                )
+            credited = credited + total
 
     def _apply(self, memo: Mapping[str, Any], invoice: Mapping[str, Any], booking: CreditBooking) -> str | None:
         """Apply what the credit memo has left to what the invoice owes; the Payment id, or None if nothing to do.
@@ -593,33 +627,36 @@ class QuickBooksBooks(BooksConnector):
 
     def _document(
         self,
-        kind: CreditDocumentKind,
-        document: Mapping[str, Any],
+        memo: Mapping[str, Any] | None,
+        receipt: Mapping[str, Any] | None,
         booking: CreditBooking,
         *,
         allocation_id: str | None = None,
     ) -> CreditDocument:
+        """The booking as one credit document: the credit memo (allocated to the invoice) and the refund receipt
+        (cash refunded). Its total is the booking's, so a booking still missing a part is not settled."""
         currency = booking.currency
-        total = from_qbo_amount(document.get("TotalAmt"), currency)
-        zero = Money.zero(currency)
-        if kind is CreditDocumentKind.REFUND_RECEIPT:
-            allocated, cash, payment_id = zero, total, _text(document, "Id")
-        else:
-            remaining = from_qbo_amount(document.get("RemainingCredit", document.get("Balance", 0)), currency)
-            allocated, cash, payment_id = total - remaining, zero, None
-        note = str(document.get("PrivateNote") or "")
+        allocated = cash = Money.zero(currency)
+        if memo is not None:
+            total = from_qbo_amount(memo.get("TotalAmt"), currency)
+            allocated = total - from_qbo_amount(memo.get("RemainingCredit", memo.get("Balance", 0)), currency)
+        if receipt is not None:
+            cash = from_qbo_amount(receipt.get("TotalAmt"), currency)
+        primary = memo if memo is not None else receipt
+        assert primary is not None
+        notes = " ".join(str(part.get("PrivateNote") or "") for part in (memo, receipt) if part is not None)
         return CreditDocument(
             system=BooksSystem.QUICKBOOKS,
-            kind=kind,
+            kind=CreditDocumentKind.CREDIT_MEMO if memo is not None else CreditDocumentKind.REFUND_RECEIPT,
             state=CreditDocumentState.POSTED,
-            document_id=_text(document, "Id"),
-            number=document.get("DocNumber") or None,
-            external_reference=booking.external_reference if booking.external_reference in note else None,
-            total=total,
+            document_id=_text(primary, "Id"),
+            number=primary.get("DocNumber") or None,
+            external_reference=booking.external_reference if booking.external_reference in notes else None,
+            total=booking.amount,
             allocated_to_invoice=allocated,
             cash_refunded=cash,
             allocation_id=allocation_id,
-            payment_id=payment_id,
+            payment_id=_text(receipt, "Id") if receipt is not None else None,
         )
 
     # ------------------------------------------------------------ HTTP
@@ -737,9 +774,10 @@ def _faults(response: HttpResponse) -> list[tuple[str, str]]:
 # ---------------------------------------------------------------- payload helpers
 
 
-def doc_number(refund_id: str) -> str:
-    """Our DocNumber: the refund id's first 21 characters (rf_ + 72 bits), QuickBooks' DocNumber limit."""
-    return refund_id[:DOC_NUMBER_LENGTH]
+def doc_number(refund_id: str, kind: CreditDocumentKind) -> str:
+    """Our DocNumber (QuickBooks keeps 21 characters): ``CM`` or ``RR`` and the refund id's first 19 hex digits
+    (76 bits), distinct per kind so a refund's memo and receipt never share a number."""
+    return ("CM" if kind is CreditDocumentKind.CREDIT_MEMO else "RR") + refund_id[3 : 3 + DOC_NUMBER_LENGTH - 2]
 
 
 def _private_note(booking: CreditBooking, invoice: Mapping[str, Any]) -> str:
