@@ -386,9 +386,8 @@ class QuickBooksSimulator(Simulator):
                     status, body = handler(request, **arguments)
             except _Fault as fault:
                 status, body = fault.status, _fault_body(fault.code, fault.message, fault.detail, fault.kind)
-            if write and request_id is not None and status < 300:
-                # Intuit replays the answer of a request that took effect; whether it also keeps refusals is not
-                # documented, so a refused request (a closed period, since reopened) may be sent again.
+            if write and request_id is not None:
+                # Intuit answers a repeated requestid with the answer the first request got, refusals included.
                 with self.lock:
                     self.request_ids[request_id] = (status, body)
             return _json(body, status)

@@ -299,3 +299,21 @@ def test_the_merchants_item_and_tax_code_replace_the_invoices(wired: Wired) -> N
     assert line["SalesItemLineDetail"]["ItemRef"] == {"value": "2"}
     assert line["SalesItemLineDetail"]["TaxCodeRef"] == {"value": "6"}
     assert line["Amount"] == Decimal("12.50")
+
+
+def test_a_request_corrected_by_a_setting_is_not_answered_with_the_earlier_refusal(wired: Wired) -> None:
+    # GIVEN a refund refused because the configured item does not exist
+    invoice_id = wired.simulator.seed_invoice(10_000, "USD", paid=True)
+    request = booking(invoice_id, 1_000)
+    refused = wire(wired.simulator, wired.url, refund_item="777")
+    with pytest.raises(RejectedError):
+        refused.books.record_credit(request)
+    # WHEN the merchant corrects the item and the refund is booked again
+    corrected = wire(wired.simulator, wired.url, refund_item="2")
+    corrected.store.value = dict(refused.store.value)
+    document = corrected.books.record_credit(request)
+    # THEN it went through under another requestid, and the same request keeps the same one
+    first, second = (sent["query"]["requestid"][0] for sent in writes(wired, "refundreceipt"))
+    assert first != second
+    assert first.startswith(f"{request.idempotency_key}:r:")
+    assert document.cash_refunded == Money.of(1_000, "USD")

@@ -16,7 +16,8 @@ Flow (each step reads QuickBooks before writing, so a crash between steps resume
 3. A credit memo with credit left while the invoice owes is applied with a zero-amount ``POST /payment`` linking
    the invoice and the credit memo (QuickBooks' way of applying a credit), before the refund receipt.
 
-Every create carries ``requestid`` (the domain's key plus the step, at most 50 characters, unique per company):
+Every create carries ``requestid`` (the domain's key, the step and a fingerprint of the body, at most 50 characters,
+unique per company):
 QuickBooks answers a repeated requestid with its first answer. Intuit documents no retention period for it, so the
 look-up by our reference guards everything after the network retry. Amounts cross the boundary as exact JSON
 numbers built from ``Money`` (``Decimal`` both ways, never ``float``); ``minorversion`` is pinned on every call.
@@ -514,11 +515,11 @@ class QuickBooksBooks(BooksConnector):
     ) -> dict[str, Any]:
         body = self._base_document(booking, invoice, CreditDocumentKind.REFUND_RECEIPT, amount)
         body["DepositToAccountRef"] = {"value": self.clearing_account(booking.payment_provider, booking.currency)}
-        return self._create("RefundReceipt", body, _request_id(booking, "rr"))
+        return self._create("RefundReceipt", body, _request_id(booking, "r", body))
 
     def _create_credit_memo(self, booking: CreditBooking, invoice: Mapping[str, Any], amount: Money) -> dict[str, Any]:
         body = self._base_document(booking, invoice, CreditDocumentKind.CREDIT_MEMO, amount)
-        return self._create("CreditMemo", body, _request_id(booking, "cm"))
+        return self._create("CreditMemo", body, _request_id(booking, "c", body))
 
     def _lines(self, booking: CreditBooking, invoice: Mapping[str, Any], amount: Money) -> list[dict[str, Any]]:
         """The document's lines: the refund's own when the document carries the whole refund, else one line."""
@@ -622,7 +623,7 @@ class QuickBooksBooks(BooksConnector):
                 {"Amount": amount, "LinkedTxn": [{"TxnId": _text(memo, "Id"), "TxnType": "CreditMemo"}]},
             ],
         }
-        payment = self._create("Payment", body, _request_id(booking, "apply"))
+        payment = self._create("Payment", body, _request_id(booking, "a", body))
         return _text(payment, "Id")
 
     def _document(
@@ -812,9 +813,12 @@ def _require_refund_id(refund_id: str) -> None:
         raise RejectedError(f"{refund_id!r} is not a refund id", code="bad_refund_id", platform=PLATFORM)
 
 
-def _request_id(booking: CreditBooking, step: str) -> str:
-    """The requestid of one write: the domain's key plus the step, or a hash of both above 50 characters."""
-    key = f"{booking.idempotency_key}:{step}"
+def _request_id(booking: CreditBooking, step: str, body: Mapping[str, Any]) -> str:
+    """The requestid of one write: the domain's key, the step and a fingerprint of the body (a hash of all three
+    above 50 characters). The same request always carries the same id; a request changed by a corrected setting (an
+    account, an item, a tax code) carries another, so QuickBooks never answers it with an earlier refusal."""
+    fingerprint = hashlib.sha256(dump_json(body).encode()).hexdigest()[:6]
+    key = f"{booking.idempotency_key}:{step}:{fingerprint}"
     if len(key) <= REQUEST_ID_MAX_LENGTH:
         return key
     return hashlib.sha256(key.encode()).hexdigest()[:REQUEST_ID_MAX_LENGTH]
