@@ -213,11 +213,12 @@ class ZohoTokenSource:
         return access_token
 
     def _token_request(self, secret: Mapping[str, Any]) -> HttpResponse:
-        # Zoho documents the grant's parameters in the query string of the POST.
+        # Zoho's pages show the grant's parameters in the query string; its accounts server takes them as a form too,
+        # which keeps the client secret and refresh token out of URLs and access logs.
         return self._http.request(
             "POST",
             "/oauth/v2/token",
-            params={
+            data={
                 "refresh_token": self._field(secret, "refresh_token"),
                 "client_id": self._field(secret, "client_id"),
                 "client_secret": self._field(secret, "client_secret"),
@@ -494,7 +495,8 @@ class ZohoBooks(BooksConnector):
             )
         if note.get("customer_id") != invoice.get("customer_id") or note.get("currency_code") != booking.currency:
             raise RejectedError(
-                f"credit note {number} is for another customer or currency than invoice {invoice.get('invoice_number')}",
+                f"credit note {number} is for another customer or currency than invoice "
+                f"{invoice.get('invoice_number')}",
                 code="credit_note_conflict",
                 platform=PLATFORM,
             )
