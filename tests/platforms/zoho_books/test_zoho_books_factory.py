@@ -3,14 +3,19 @@ per process; refunds paid from the clearing account of the payment provider and 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from refundflow import settings
+from refundflow.api import RefundRequestBody
 from refundflow.errors import ConfigurationError, RejectedError
-from refundflow.models import PaymentProvider
+from refundflow.models import BooksSystem, PaymentProvider
 from refundflow.platforms.zoho_books.connector import ZohoBooks, connector, parse_mapping
+
+EVENTS = Path(__file__).resolve().parents[3] / "events" / "zoho_books"
 
 
 @pytest.fixture(autouse=True)
@@ -65,3 +70,11 @@ def test_factory_without_a_secrets_prefix_is_a_configuration_error(monkeypatch: 
     monkeypatch.delenv("SECRETS_PREFIX", raising=False)
     with pytest.raises(ConfigurationError, match="SECRETS_PREFIX"):
         connector()
+
+
+@pytest.mark.parametrize("path", sorted(EVENTS.glob("*.json")), ids=lambda path: path.name)
+def test_the_sample_requests_name_a_zoho_books_invoice(path: Path) -> None:
+    # GIVEN a sample refund request of events/zoho_books WHEN parsed as the API parses it THEN it books at Zoho Books
+    body = RefundRequestBody.model_validate(json.loads(path.read_text()))
+    assert body.invoice is not None
+    assert body.invoice.system is BooksSystem.ZOHO_BOOKS
