@@ -21,7 +21,7 @@ from local.simulators.zoho_books import (
     ZERO_TAX_ID,
     ZohoBooksSimulator,
 )
-from refundflow.errors import NotFound, RejectedError, TransientError
+from refundflow.errors import AmountNotRepresentable, NotFound, RejectedError, TransientError
 from refundflow.ids import derive_refund_id, idempotency_key
 from refundflow.models import BooksSystem, CustomerContact, InvoiceReference, PaymentProvider, RefundLine
 from refundflow.money import Money
@@ -344,3 +344,12 @@ def test_a_credit_note_for_the_refund_with_another_total_is_a_conflict(served: S
 def test_the_books_name_the_platform(served: Served, store: SecretStore) -> None:
     assert isinstance(build_books(served[1], store), ZohoBooks)
     assert ZohoBooks.name == "zoho_books"
+
+
+def test_a_four_decimal_currency_is_refused_before_any_write(served: Served, store: SecretStore) -> None:
+    simulator, url = served
+    invoice_id = simulator.seed_invoice(100_000, "CLF")
+    with pytest.raises((RejectedError, AmountNotRepresentable)):
+        build_books(url, store).record_credit(booking(invoice_id, 12_345, "CLF"))
+    assert simulator.documents() == []
+    assert writes(simulator, r".") == []
