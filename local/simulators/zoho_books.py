@@ -5,14 +5,20 @@ Mounted by the local stack at ``/_sandbox/zoho_books`` with Zoho's own paths bel
 
 - ``POST /accounts/oauth/v2/token``: refresh-token grant, its parameters in the query string (or the form).
   Refresh tokens do not rotate; access tokens live one hour. A refused grant answers ``{"error": "invalid_code"}``
-  with HTTP 200, as Zoho does.
+  with HTTP 200.
 - ``/books/v3/``: ``invoices/{id}``, ``creditnotes`` (list with ``reference_number``, create with ``invoice_id``),
-  ``creditnotes/{id}``, ``creditnotes/{id}/invoices`` (apply credits, list invoices credited) and
-  ``creditnotes/{id}/refunds`` (refund, list refunds). Every call needs ``Authorization: Zoho-oauthtoken <token>``
-  (401 otherwise) and the organization's ``organization_id`` query parameter. Answers are
+  ``creditnotes/{id}``, ``creditnotes/{id}/status/open``, ``creditnotes/{id}/invoices`` (apply credits, list
+  invoices credited) and ``creditnotes/{id}/refunds`` (refund, list refunds). Every call needs
+  ``Authorization: Zoho-oauthtoken <token>`` (401 otherwise) and the organization's ``organization_id`` query
+  parameter. Answers are
   ``{"code": 0, "message": ..., <object>: {...}}``; refusals are ``{"code": <int>, "message": ...}`` with HTTP 400
   (``1002`` "... does not exist." with 404 for an unknown id). There is no idempotency key: a repeated create
   books a second credit note, as Zoho would.
+
+A credit note is created as a draft (the stricter reading: Zoho's pages do not say which status an API-created
+credit note takes) and must be marked open (``POST creditnotes/{id}/status/open``) before it is applied or
+refunded. An organization with an approval workflow (:meth:`ZohoBooksSimulator.require_approval`) creates credit
+notes pending approval instead, opened by :meth:`ZohoBooksSimulator.approve`.
 
 Strict where Zoho is strict and stricter where it is silent: a body field Zoho's create/apply/refund pages do not
 list is refused (code 2, "Invalid value passed for ..."), so a misspelt field never passes unnoticed; amounts
@@ -163,6 +169,7 @@ class _CreditNote:
     line_items: list[dict[str, Any]]
     total: Decimal
     notes: str = ""
+    status: str = "draft"
     applied: list[dict[str, Any]] = field(default_factory=list)
     refunds: list[dict[str, Any]] = field(default_factory=list)
 
@@ -216,6 +223,7 @@ class ZohoBooksSimulator(Simulator):
         self.route(f"{API}/creditnotes", self._api(self._list_credit_notes), methods=["GET"])
         self.route(f"{API}/creditnotes", self._api(self._create_credit_note), methods=["POST"])
         self.route(f"{API}/creditnotes/<creditnote_id>", self._api(self._get_credit_note), methods=["GET"])
+        self.route(f"{API}/creditnotes/<creditnote_id>/status/open", self._api(self._mark_open), methods=["POST"])
         self.route(f"{API}/creditnotes/<creditnote_id>/invoices", self._api(self._invoices_credited), methods=["GET"])
         self.route(f"{API}/creditnotes/<creditnote_id>/invoices", self._api(self._apply), methods=["POST"])
         self.route(f"{API}/creditnotes/<creditnote_id>/refunds", self._api(self._list_refunds), methods=["GET"])
@@ -228,6 +236,7 @@ class ZohoBooksSimulator(Simulator):
         self.credit_notes: dict[str, _CreditNote] = {}
         self.customers: dict[str, str] = {}
         self.lock_date: date | None = None
+        self.approval_required = False
         self._serial = 0
 
     def _next_id(self) -> str:
@@ -286,7 +295,7 @@ class ZohoBooksSimulator(Simulator):
                     )
                 try:
                     body = None
-                    if request.method == "POST":
+                    if request.method == "POST" and request.content_length:
                         if request.mimetype != "application/json":
                             raise _Refused(2, "Invalid value passed for JSONString")
                         try:
@@ -406,6 +415,7 @@ class ZohoBooksSimulator(Simulator):
             line_items=rendered,
             total=total,
             notes=str(payload.get("notes") or ""),
+            status="pending_approval" if self.approval_required else "draft",
         )
         self.credit_notes[note.creditnote_id] = note
         return {"message": "Credit Note has been created.", "creditnote": self._render_credit_note(note)}
@@ -413,11 +423,25 @@ class ZohoBooksSimulator(Simulator):
     def _get_credit_note(self, request: Request, body: Any, creditnote_id: str) -> Mapping[str, Any]:
         return {"message": "success", "creditnote": self._render_credit_note(self._note(creditnote_id))}
 
+    def _mark_open(self, request: Request, body: Any, creditnote_id: str) -> Mapping[str, Any]:
+        note = self._note(creditnote_id)
+        if body not in (None, {}):
+            raise _Refused(2, "Invalid value passed for JSONString")
+        if note.status not in {"draft", "void"}:
+            raise _Refused(2, f"The credit note is already {note.status}.")
+        note.status = "open"
+        return {"message": "The credit note has been marked as open."}
+
+    def _usable(self, note: _CreditNote) -> None:
+        if note.status != "open":
+            raise _Refused(2, f"Credits cannot be used from a {note.status} credit note.")
+
     def _invoices_credited(self, request: Request, body: Any, creditnote_id: str) -> Mapping[str, Any]:
         return {"message": "success", "invoices_credited": [dict(row) for row in self._note(creditnote_id).applied]}
 
     def _apply(self, request: Request, body: Any, creditnote_id: str) -> Mapping[str, Any]:
         note = self._note(creditnote_id)
+        self._usable(note)
         rows = _only(body, {"invoices"}, "invoices").get("invoices")
         if not isinstance(rows, list) or not rows:
             raise _Refused(2, "Invalid value passed for invoices")
@@ -459,6 +483,7 @@ class ZohoBooksSimulator(Simulator):
 
     def _refund(self, request: Request, body: Any, creditnote_id: str) -> Mapping[str, Any]:
         note = self._note(creditnote_id)
+        self._usable(note)
         payload = _only(body, _REFUND_FIELDS, "creditnote_refund")
         day = _day(payload.get("date"), "date")
         self._check_open_period(day)
@@ -517,7 +542,7 @@ class ZohoBooksSimulator(Simulator):
         rendered: dict[str, Any] = {
             "creditnote_id": note.creditnote_id,
             "creditnote_number": note.creditnote_number,
-            "status": "closed" if balance == 0 else "open",
+            "status": ("closed" if balance == 0 else "open") if note.status == "open" else note.status,
             "reference_number": note.reference_number,
             "date": note.date.isoformat(),
             "customer_id": note.customer_id,
@@ -586,6 +611,18 @@ class ZohoBooksSimulator(Simulator):
     def invoice(self, invoice_id: str) -> dict[str, Any]:
         with self.lock:
             return self._render_invoice(self.invoices[invoice_id])
+
+    def require_approval(self, required: bool) -> None:
+        """Credit notes wait for an approver once created (the organization's approval workflow)."""
+        with self.lock:
+            self.approval_required = required
+
+    def approve(self, creditnote_id: str) -> None:
+        """An approver approves a credit note waiting for approval: it is open."""
+        with self.lock:
+            note = self.credit_notes[creditnote_id]
+            assert note.status == "pending_approval", note.status
+            note.status = "open"
 
     def lock_transactions(self, until: date | None) -> None:
         """Lock every transaction dated on or before ``until`` (Settings > Transaction Locking); None unlocks."""

@@ -287,7 +287,9 @@ def test_rate_limits_are_transient(served: Served, store: SecretStore) -> None:
 # ---------------------------------------------------------------- resume after a crash between steps
 
 
-@pytest.mark.parametrize(("paid", "step"), [(True, r"/refunds$"), (False, r"/creditnotes/\d+/invoices$")])
+@pytest.mark.parametrize(
+    ("paid", "step"), [(True, r"/status/open$"), (True, r"/refunds$"), (False, r"/creditnotes/\d+/invoices$")]
+)
 def test_a_step_done_but_unanswered_is_not_done_again(
     served: Served, store: SecretStore, paid: bool, step: str
 ) -> None:
@@ -304,6 +306,7 @@ def test_a_step_done_but_unanswered_is_not_done_again(
 
     # THEN there is one credit note, settled once
     note = only_note(simulator, request.refund_id)
+    assert note["status"] == "closed"
     assert len(note["invoices_credited"]) + len(note["creditnote_refunds"]) == 1
     assert len(writes(simulator, step)) == 1
     assert document.allocated_to_invoice + document.cash_refunded == request.amount
@@ -353,3 +356,22 @@ def test_a_four_decimal_currency_is_refused_before_any_write(served: Served, sto
         build_books(url, store).record_credit(booking(invoice_id, 12_345, "CLF"))
     assert simulator.documents() == []
     assert writes(simulator, r".") == []
+
+
+def test_a_credit_note_awaiting_approval_waits_for_the_approver(served: Served, store: SecretStore) -> None:
+    # GIVEN an organization whose credit notes need an approver
+    simulator, url = served
+    books = build_books(url, store)
+    request = booking(simulator.seed_invoice(4_000, "EUR", paid=True), 4_000)
+    simulator.require_approval(True)
+    try:
+        with pytest.raises(RejectedError, match="waits for approval in Zoho Books") as waiting:
+            books.record_credit(request)
+    finally:
+        simulator.require_approval(False)
+    assert waiting.value.code == "credit_note_awaiting_approval"
+
+    # WHEN the approver approves it and the books step is retried THEN that credit note is refunded, none created
+    simulator.approve(only_note(simulator, request.refund_id)["creditnote_id"])
+    assert books.record_credit(request).cash_refunded == request.amount
+    assert len(writes(simulator, r"/creditnotes$")) == 1

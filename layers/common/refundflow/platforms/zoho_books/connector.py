@@ -7,6 +7,7 @@ between steps resumes without duplicates):
    ``customer_id`` becomes the credit note's customer.
 2. Find the credit note by our reference (``GET /creditnotes?reference_number=<refund id>``) or create it
    (``POST /creditnotes?invoice_id=...``: tax-inclusive lines, ``reference_number`` = the refund id).
+   A credit note that comes back as a draft is marked open (``POST /creditnotes/{id}/status/open``).
 3. While the invoice still has a balance, apply ``min(invoice balance, credit balance)`` to it
    (``POST /creditnotes/{id}/invoices``).
 4. Refund what remains on the credit note from the provider's clearing account (``POST /creditnotes/{id}/refunds``).
@@ -51,6 +52,7 @@ ZOHO_DOES_NOT_EXIST = 1002
 
 _INVOICE_STATUSES_FOR_REFUND = {"sent", "viewed", "overdue", "unpaid", "partially_paid", "paid"}
 _LIVE_CREDIT_NOTE_STATUSES = {"open", "closed"}
+_AWAITING_APPROVAL = {"pending_approval", "approved"}
 
 SecretLoader = Callable[[bool], Mapping[str, Any]]
 """Reads the Zoho Books secret; the flag asks for a fresh read that bypasses any cache."""
@@ -368,6 +370,7 @@ class ZohoBooks(BooksConnector):
             note = self._create_credit_note(booking, invoice)
         else:
             note = self._get_credit_note(_text(found, "creditnote_id"))
+        note = self._open(note, booking)
         self._check_credit_note(note, invoice, booking)
         note = self._apply(note, invoice, booking)
         note = self._refund(note, booking)
@@ -484,6 +487,23 @@ class ZohoBooks(BooksConnector):
 
     def _get_credit_note(self, creditnote_id: str) -> dict[str, Any]:
         return _single(self._call("GET", f"/creditnotes/{creditnote_id}"), "creditnote")
+
+    def _open(self, note: dict[str, Any], booking: CreditBooking) -> dict[str, Any]:
+        """A draft credit note is marked open (``POST /creditnotes/{id}/status/open``) so it can be applied or
+        refunded; one waiting for the organization's approval is left to the approver."""
+        status = note.get("status")
+        if status in _AWAITING_APPROVAL:
+            raise RejectedError(
+                f"credit note {note.get('creditnote_number')} for refund {booking.refund_id} waits for approval in "
+                "Zoho Books: approve it there, then retry the refund's books step",
+                code="credit_note_awaiting_approval",
+                platform=PLATFORM,
+            )
+        if status != "draft":
+            return note
+        creditnote_id = _text(note, "creditnote_id")
+        self._call("POST", f"/creditnotes/{creditnote_id}/status/open")
+        return self._get_credit_note(creditnote_id)
 
     def _check_credit_note(self, note: Mapping[str, Any], invoice: Mapping[str, Any], booking: CreditBooking) -> None:
         number = note.get("creditnote_number") or note.get("creditnote_id")
