@@ -1,0 +1,1 @@
+"""Zoho Books: books platform (credit notes applied to the invoice or refunded, through the shared HTTP client)."""

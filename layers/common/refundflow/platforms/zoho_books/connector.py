@@ -1,0 +1,758 @@
+"""Zoho Books connector: a refund becomes a credit note linked to its invoice, applied or refunded, exactly once.
+
+Flow (Zoho Books API v3, every call with ``organization_id``; each step re-reads Zoho before writing, so a crash
+between steps resumes without duplicates):
+
+1. ``GET /invoices/{invoice_id}``: the invoice must be sent (not draft or void) and in the booking's currency; its
+   ``customer_id`` becomes the credit note's customer.
+2. Find the credit note by our reference (``GET /creditnotes?reference_number=<refund id>``) or create it
+   (``POST /creditnotes?invoice_id=...``: tax-inclusive lines, ``reference_number`` = the refund id).
+   A credit note that comes back as a draft is marked open (``POST /creditnotes/{id}/status/open``).
+3. While the invoice still has a balance, apply ``min(invoice balance, credit balance)`` to it
+   (``POST /creditnotes/{id}/invoices``).
+4. Refund what remains on the credit note from the provider's clearing account (``POST /creditnotes/{id}/refunds``).
+
+Zoho Books takes no idempotency key, so the lookup by reference (and the credit note's own balance, which every
+application and refund lowers) is what makes a retry safe. Amounts are exact decimals both ways (never ``float``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
+from functools import cache
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from refundflow import catalog, settings
+from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
+from refundflow.currencies import CurrencyProfile
+from refundflow.errors import (
+    AmountNotRepresentable,
+    ConfigurationError,
+    NotFound,
+    OutcomeUnknownError,
+    RejectedError,
+    TransientError,
+)
+from refundflow.ids import is_refund_id
+from refundflow.models import BooksSystem, CreditDocument, CreditDocumentKind, CreditDocumentState, PaymentProvider
+from refundflow.money import Money
+from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking
+
+PLATFORM = "zoho_books"
+# Refresh a little before Zoho's one-hour access tokens expire.
+TOKEN_EXPIRY_MARGIN_SECONDS = 300.0
+# Zoho's error code for a record that does not exist ("Invoice does not exist.").
+ZOHO_DOES_NOT_EXIST = 1002
+
+_INVOICE_STATUSES_FOR_REFUND = {"sent", "viewed", "overdue", "unpaid", "partially_paid", "paid"}
+_LIVE_CREDIT_NOTE_STATUSES = {"open", "closed"}
+_AWAITING_APPROVAL = {"pending_approval", "approved"}
+
+SecretLoader = Callable[[bool], Mapping[str, Any]]
+"""Reads the Zoho Books secret; the flag asks for a fresh read that bypasses any cache."""
+
+
+# ---------------------------------------------------------------- exact amounts and JSON
+
+
+@cache
+def capabilities() -> BooksCapabilities:
+    """Zoho Books' capabilities, from its catalog entry."""
+    found: BooksCapabilities = catalog.books_capabilities(PLATFORM)
+    return found.model_copy(update={"currencies": found.currencies.named("Zoho Books")})
+
+
+def profile() -> CurrencyProfile:
+    return capabilities().currencies
+
+
+def to_zoho_amount(money: Money) -> Decimal:
+    """``money`` in major units, exactly (through Zoho Books' currency profile).
+
+    Raises:
+        AmountNotRepresentable: a digit beyond the currency's decimals at Zoho Books.
+    """
+    return profile().to_platform_decimal(money)
+
+
+def from_zoho_amount(value: Any, currency: str) -> Money:
+    """Zoho's JSON number (parsed as ``Decimal`` or ``int``) as exact ``Money``.
+
+    Raises:
+        RejectedError: not a number, or more decimals than the currency has.
+    """
+    if isinstance(value, bool) or not isinstance(value, Decimal | int):
+        raise RejectedError(
+            f"Zoho Books sent a non-decimal amount {value!r}", code="zoho_bad_amount", platform=PLATFORM
+        )
+    try:
+        return profile().from_platform(value, currency)
+    except AmountNotRepresentable as error:
+        raise RejectedError(error.message, code="zoho_bad_amount", platform=PLATFORM) from error
+
+
+def dump_json(value: Any) -> str:
+    """JSON text where ``Decimal`` values become exact JSON numbers.
+
+    Raises:
+        TypeError: a float or another type with no exact JSON form.
+    """
+    if value is None or isinstance(value, bool | str):
+        return json.dumps(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise TypeError(f"{value} is not a JSON number")
+        return format(value, "f")
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{json.dumps(str(key))}:{dump_json(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(dump_json(item) for item in value) + "]"
+    raise TypeError(f"{type(value).__name__} is not serialisable for Zoho Books (floats never are)")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def load_json(body: bytes) -> Any:
+    """Zoho's JSON with every non-integer number as an exact ``Decimal``.
+
+    Raises:
+        ValueError: not JSON.
+    """
+    return json.loads(body, parse_float=Decimal, parse_constant=_refuse_constant) if body else None
+
+
+# ---------------------------------------------------------------- OAuth2 tokens
+
+
+class ZohoTokenSource:
+    """Access tokens from Zoho's refresh-token grant at the data centre's accounts server, cached until shortly
+    before they expire (one hour). Zoho's refresh tokens do not rotate: the secret is only read, and read again
+    (bypassing caches) once when Zoho refuses the refresh token, in case it was replaced meanwhile."""
+
+    def __init__(
+        self,
+        *,
+        accounts_base: str,
+        load_secret: SecretLoader,
+        http: HttpClient | None = None,
+        clock: Callable[[], float] = time.time,
+        expiry_margin_seconds: float = TOKEN_EXPIRY_MARGIN_SECONDS,
+    ) -> None:
+        self._http = http or HttpClient(platform=PLATFORM, base_url=accounts_base)
+        self._load_secret = load_secret
+        self._clock = clock
+        self._margin = expiry_margin_seconds
+        self._secret: dict[str, Any] | None = None
+        self._access_token: str | None = None
+        self._expires_at = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def organization_id(self) -> str:
+        """The Zoho Books organization every call names.
+
+        Raises:
+            ConfigurationError: the secret has no organization_id.
+        """
+        return self._field(self._current_secret(), "organization_id")
+
+    def access_token(self) -> str:
+        """A valid access token, refreshed when the cached one is about to expire.
+
+        Raises:
+            TransientError: the accounts server could not answer now.
+            RejectedError: Zoho refused the client or the refresh token (generate a new one).
+            ConfigurationError: the secret is incomplete.
+        """
+        with self._lock:
+            if self._access_token is not None and self._clock() < self._expires_at - self._margin:
+                return self._access_token
+            return self._refresh()
+
+    def invalidate(self) -> None:
+        """Forget the cached access token (Zoho answered 401 to it)."""
+        with self._lock:
+            self._access_token = None
+            self._expires_at = 0.0
+
+    def _current_secret(self) -> dict[str, Any]:
+        if self._secret is None:
+            self._secret = dict(self._load_secret(False))
+        return self._secret
+
+    @staticmethod
+    def _field(secret: Mapping[str, Any], name: str) -> str:
+        value = secret.get(name)
+        if not isinstance(value, str) or not value:
+            raise ConfigurationError(f"the Zoho Books secret has no {name}", platform=PLATFORM)
+        return value
+
+    def _refresh(self) -> str:
+        secret = self._current_secret()
+        response = self._token_request(secret)
+        if _oauth_error(response) is not None:
+            fresh = dict(self._load_secret(True))
+            if self._field(fresh, "refresh_token") != self._field(secret, "refresh_token"):
+                self._secret = secret = fresh
+                response = self._token_request(secret)
+        payload = _token_payload(response)
+        access_token = payload.get("access_token")
+        expires_in = payload.get("expires_in")
+        if not isinstance(access_token, str) or not isinstance(expires_in, int | Decimal):
+            raise TransientError("Zoho accounts answered without a usable access token", platform=PLATFORM)
+        self._access_token = access_token
+        self._expires_at = self._clock() + float(expires_in)
+        return access_token
+
+    def _token_request(self, secret: Mapping[str, Any]) -> HttpResponse:
+        # Zoho's pages show the grant's parameters in the query string; its accounts server takes them as a form too,
+        # which keeps the client secret and refresh token out of URLs and access logs.
+        return self._http.request(
+            "POST",
+            "/oauth/v2/token",
+            data={
+                "refresh_token": self._field(secret, "refresh_token"),
+                "client_id": self._field(secret, "client_id"),
+                "client_secret": self._field(secret, "client_secret"),
+                "grant_type": "refresh_token",
+            },
+            headers={"Accept": "application/json"},
+        )
+
+
+def _token_payload(response: HttpResponse) -> dict[str, Any]:
+    error = _oauth_error(response)
+    if response.status == 429 or response.status >= 500:
+        raise TransientError(
+            f"Zoho accounts unavailable ({error or f'HTTP {response.status}'})",
+            code="zoho_accounts_unavailable",
+            platform=PLATFORM,
+            retry_after_seconds=retry_after_seconds(response),
+        )
+    # Zoho answers a refused grant with {"error": "invalid_code"}, with HTTP 200 as often as with 400.
+    if error is not None or response.status != 200:
+        raise RejectedError(
+            f"Zoho refused the token refresh ({error or f'HTTP {response.status}'}): generate a new refresh token "
+            "for the Zoho Books client and store it in the secret",
+            code="zoho_reconnect_required",
+            platform=PLATFORM,
+        )
+    try:
+        payload = load_json(response.body)
+    except ValueError as failure:
+        raise TransientError("Zoho accounts answered with unreadable JSON", platform=PLATFORM) from failure
+    if not isinstance(payload, dict):
+        raise TransientError("Zoho accounts answered without a token", platform=PLATFORM)
+    return payload
+
+
+def _oauth_error(response: HttpResponse) -> str | None:
+    try:
+        payload = load_json(response.body)
+    except ValueError:
+        return None
+    error = payload.get("error") if isinstance(payload, dict) else None
+    return error if isinstance(error, str) else None
+
+
+# ---------------------------------------------------------------- the books
+
+
+class ZohoBooks(BooksConnector):
+    """The refund's credit note, its application to the invoice and its refund, in one Zoho Books organization."""
+
+    name: ClassVar[str] = PLATFORM
+
+    def __init__(
+        self,
+        *,
+        tokens: ZohoTokenSource,
+        api_base: str = "https://www.zohoapis.com/books/v3",
+        refund_account_id: str = "",
+        tax_ids: Mapping[str, str] | None = None,
+        payment_account_id: str = "",
+        clearing_accounts: Mapping[str, str] | None = None,
+        refund_mode: str = "banktransfer",
+        http: HttpClient | None = None,
+    ) -> None:
+        """``refund_account_id``: the income (or sales returns) account of the credit note's lines, empty for the
+        organization's default sales account. ``tax_ids``: the credit note's tax for each tax of the invoice
+        (``<invoice tax_id>`` or ``*`` -> tax_id); unmapped, a line takes the invoice's own tax when all its lines
+        share one. ``clearing_accounts``: the bank or clearing account each provider's refunds are paid from, keyed
+        ``<provider>:<CURRENCY>``, ``<provider>:*`` or ``*:<CURRENCY>`` (most specific wins), else
+        ``payment_account_id``."""
+        self._tokens = tokens
+        self._http = http or HttpClient(platform=PLATFORM, base_url=api_base)
+        self._refund_account_id = refund_account_id
+        self._tax_ids = dict(tax_ids or {})
+        self._payment_account_id = payment_account_id
+        self._clearing_accounts = dict(clearing_accounts or {})
+        self._refund_mode = refund_mode
+
+    @property
+    def capabilities(self) -> BooksCapabilities:
+        return capabilities()
+
+    def clearing_account(self, provider: PaymentProvider, currency: str) -> str:
+        """The account id the refund of ``provider`` in ``currency`` is paid from.
+
+        Raises:
+            RejectedError: no account is configured for that provider and currency.
+        """
+        accounts = self._clearing_accounts
+        for key in (f"{provider.value}:{currency}", f"{provider.value}:*", f"*:{currency}"):
+            if key in accounts:
+                return accounts[key]
+        if not self._payment_account_id:
+            raise RejectedError(
+                f"no Zoho Books account is configured to refund {provider.value} payments in {currency} from",
+                code="zoho_no_clearing_account",
+                platform=PLATFORM,
+            )
+        return self._payment_account_id
+
+    # ------------------------------------------------------------ port
+
+    def record_credit(self, booking: CreditBooking) -> CreditDocument:
+        """Create (exactly once) the credit note linked to the invoice and its customer, apply it to what the
+        invoice still owes and refund the rest from the provider's clearing account.
+
+        Safe to call again after any failure: every step first reads what Zoho Books already holds.
+
+        Raises:
+            TransientError: Zoho could not be reached, was rate-limited or did not answer a write (the next call
+                finds what was created).
+            RejectedError: Zoho or this connector refuses the booking for good: invoice in another currency, a
+                draft or void invoice, a locked (closed) period, a credit note for this refund with another total,
+                Zoho's validation messages, or a refresh token Zoho no longer accepts.
+            NotFound: the invoice does not exist in the organization.
+        """
+        try:
+            return self._record(booking)
+        except OutcomeUnknownError as error:
+            raise TransientError(
+                f"{error.message}; the next attempt reads Zoho Books before writing again",
+                code="zoho_outcome_unknown",
+                platform=PLATFORM,
+            ) from error
+
+    def find_credit_document(self, booking: CreditBooking) -> CreditDocument | None:
+        """The credit note already recorded for this booking, found by its reference number (the refund id).
+
+        Raises:
+            TransientError: Zoho could not answer now.
+            RejectedError: Zoho refused the read.
+        """
+        found = self._find_credit_note(booking.external_reference)
+        if found is None:
+            return None
+        note = self._get_credit_note(_text(found, "creditnote_id"))
+        return self._document(note, booking)
+
+    # ------------------------------------------------------------ steps
+
+    def _record(self, booking: CreditBooking) -> CreditDocument:
+        self._check_booking(booking)
+        invoice = _single(self._call("GET", f"/invoices/{booking.invoice.invoice_id}"), "invoice")
+        self._check_invoice(invoice, booking)
+        found = self._find_credit_note(booking.external_reference)
+        if found is None:
+            note = self._create_credit_note(booking, invoice)
+        else:
+            note = self._get_credit_note(_text(found, "creditnote_id"))
+        note = self._open(note, booking)
+        self._check_credit_note(note, invoice, booking)
+        note = self._apply(note, invoice, booking)
+        note = self._refund(note, booking)
+        return self._document(note, booking)
+
+    def _check_booking(self, booking: CreditBooking) -> None:
+        _require_refund_id(booking.refund_id)
+        _require_refund_id(booking.external_reference)
+        if booking.invoice.system is not BooksSystem.ZOHO_BOOKS:
+            raise RejectedError(f"invoice {booking.invoice.invoice_id} is not a Zoho Books invoice", platform=PLATFORM)
+        if not booking.amount.is_positive():
+            raise RejectedError("a refund credit note needs a positive amount", platform=PLATFORM)
+        to_zoho_amount(booking.amount)
+        if booking.lines:
+            total = Money.zero(booking.amount.currency)
+            for line in booking.lines:
+                if line.amount.currency != booking.amount.currency or not line.amount.is_positive():
+                    raise RejectedError(f"refund line {line.description!r} has a bad amount", platform=PLATFORM)
+                to_zoho_amount(line.amount)
+                total = total + line.amount
+            if total != booking.amount:
+                raise RejectedError(
+                    f"refund lines add up to {total}, the refund is {booking.amount}",
+                    code="lines_mismatch",
+                    platform=PLATFORM,
+                )
+
+    def _check_invoice(self, invoice: Mapping[str, Any], booking: CreditBooking) -> None:
+        number = invoice.get("invoice_number") or invoice.get("invoice_id")
+        if invoice.get("currency_code") != booking.amount.currency:
+            raise RejectedError(
+                f"invoice {number} is in {invoice.get('currency_code')}, the refund in {booking.amount.currency}",
+                code="currency_mismatch",
+                platform=PLATFORM,
+            )
+        if invoice.get("status") not in _INVOICE_STATUSES_FOR_REFUND:
+            raise RejectedError(
+                f"invoice {number} is {invoice.get('status')} in Zoho Books: only sent invoices are credited",
+                code="invoice_status",
+                platform=PLATFORM,
+            )
+        if not invoice.get("customer_id"):
+            raise RejectedError(f"invoice {number} has no customer", platform=PLATFORM)
+
+    def _find_credit_note(self, refund_id: str) -> dict[str, Any] | None:
+        _require_refund_id(refund_id)
+        payload = self._call("GET", "/creditnotes", params={"reference_number": refund_id})
+        notes = payload.get("creditnotes") if isinstance(payload, Mapping) else None
+        # The filter may match more loosely than equality: only our exact reference counts.
+        matches = [
+            note
+            for note in notes or []
+            if isinstance(note, dict) and note.get("reference_number") == refund_id and note.get("status") != "void"
+        ]
+        if len(matches) > 1:
+            numbers = ", ".join(str(note.get("creditnote_number")) for note in matches)
+            raise RejectedError(
+                f"several credit notes carry refund {refund_id} ({numbers}): void the extra ones in Zoho Books",
+                code="duplicate_credit_notes",
+                platform=PLATFORM,
+            )
+        return matches[0] if matches else None
+
+    def _create_credit_note(self, booking: CreditBooking, invoice: Mapping[str, Any]) -> dict[str, Any]:
+        if booking.amount > from_zoho_amount(invoice.get("total"), booking.amount.currency):
+            raise RejectedError(
+                f"refund {booking.amount} is more than invoice {invoice.get('invoice_number')} totals",
+                code="over_credit",
+                platform=PLATFORM,
+            )
+        body = {
+            "customer_id": _text(invoice, "customer_id"),
+            "date": booking.booking_date.isoformat(),
+            "reference_number": booking.external_reference,
+            "is_inclusive_tax": True,
+            "line_items": self._line_items(booking, invoice),
+            "notes": f"Refund {booking.reference} of invoice {invoice.get('invoice_number')}",
+        }
+        payload = self._call("POST", "/creditnotes", params={"invoice_id": _text(invoice, "invoice_id")}, body=body)
+        return _single(payload, "creditnote")
+
+    def credit_tax_id(self, invoice: Mapping[str, Any]) -> str | None:
+        """The tax of the credit note's lines: the mapping for the invoice's shared tax, else that tax itself."""
+        shared = _shared_tax_id(invoice.get("line_items"))
+        if shared is not None and shared in self._tax_ids:
+            return self._tax_ids[shared]
+        if "*" in self._tax_ids:
+            return self._tax_ids["*"] or None
+        return shared
+
+    def _line_items(self, booking: CreditBooking, invoice: Mapping[str, Any]) -> list[dict[str, Any]]:
+        tax_id = self.credit_tax_id(invoice)
+        if booking.lines:
+            parts = [(line.description, line.quantity, line.amount) for line in booking.lines]
+        else:
+            parts = [(f"Refund {booking.reference} of invoice {invoice.get('invoice_number')}", 1, booking.amount)]
+        items = []
+        for description, quantity, amount in parts:
+            unit = Money.of(amount.minor_units // quantity, amount.currency)
+            if amount.minor_units % quantity or profile().representable(unit) is not None:
+                # The gross line amount must be exact: book it as one unit rather than round a price.
+                description, quantity, unit = f"{description} (x{quantity})", 1, amount
+            item: dict[str, Any] = {
+                "description": description,
+                "quantity": quantity,
+                "rate": to_zoho_amount(unit),
+            }
+            if self._refund_account_id:
+                item["account_id"] = self._refund_account_id
+            if tax_id is not None:
+                item["tax_id"] = tax_id
+            items.append(item)
+        return items
+
+    def _get_credit_note(self, creditnote_id: str) -> dict[str, Any]:
+        return _single(self._call("GET", f"/creditnotes/{creditnote_id}"), "creditnote")
+
+    def _open(self, note: dict[str, Any], booking: CreditBooking) -> dict[str, Any]:
+        """A draft credit note is marked open (``POST /creditnotes/{id}/status/open``) so it can be applied or
+        refunded; one waiting for the organization's approval is left to the approver."""
+        status = note.get("status")
+        if status in _AWAITING_APPROVAL:
+            raise RejectedError(
+                f"credit note {note.get('creditnote_number')} for refund {booking.refund_id} waits for approval in "
+                "Zoho Books: approve it there, then retry the refund's books step",
+                code="credit_note_awaiting_approval",
+                platform=PLATFORM,
+            )
+        if status != "draft":
+            return note
+        creditnote_id = _text(note, "creditnote_id")
+        self._call("POST", f"/creditnotes/{creditnote_id}/status/open")
+        return self._get_credit_note(creditnote_id)
+
+    def _check_credit_note(self, note: Mapping[str, Any], invoice: Mapping[str, Any], booking: CreditBooking) -> None:
+        number = note.get("creditnote_number") or note.get("creditnote_id")
+        if note.get("status") not in _LIVE_CREDIT_NOTE_STATUSES:
+            raise RejectedError(
+                f"credit note {number} for refund {booking.refund_id} is {note.get('status')} in Zoho Books",
+                code="credit_note_status",
+                platform=PLATFORM,
+            )
+        if note.get("customer_id") != invoice.get("customer_id") or note.get("currency_code") != booking.currency:
+            raise RejectedError(
+                f"credit note {number} is for another customer or currency than invoice "
+                f"{invoice.get('invoice_number')}",
+                code="credit_note_conflict",
+                platform=PLATFORM,
+            )
+        total = from_zoho_amount(note.get("total"), booking.currency)
+        if total != booking.amount:
+            raise RejectedError(
+                f"credit note {number} for refund {booking.refund_id} totals {total}, the refund is {booking.amount}",
+                code="credit_note_conflict",
+                platform=PLATFORM,
+            )
+
+    def _apply(self, note: dict[str, Any], invoice: Mapping[str, Any], booking: CreditBooking) -> dict[str, Any]:
+        """Apply the credit to what the invoice still owes, once; returns the credit note as it is now."""
+        currency = booking.currency
+        creditnote_id = _text(note, "creditnote_id")
+        invoice_id = _text(invoice, "invoice_id")
+        if (
+            self._applications(creditnote_id, invoice_id)
+            or from_zoho_amount(note.get("total_refunded_amount", 0), currency).is_positive()
+        ):
+            return note
+        balance = from_zoho_amount(note.get("balance"), currency)
+        due = from_zoho_amount(invoice.get("balance", 0), currency)
+        if not due.is_positive() or not balance.is_positive():
+            return note
+        body = {"invoices": [{"invoice_id": invoice_id, "amount_applied": to_zoho_amount(due.min(balance))}]}
+        self._call("POST", f"/creditnotes/{creditnote_id}/invoices", body=body)
+        return self._get_credit_note(creditnote_id)
+
+    def _refund(self, note: dict[str, Any], booking: CreditBooking) -> dict[str, Any]:
+        """Refund what remains on the credit note from the clearing account; returns the credit note as it is now."""
+        creditnote_id = _text(note, "creditnote_id")
+        balance = from_zoho_amount(note.get("balance"), booking.currency)
+        if not balance.is_positive() or self._refunds(creditnote_id):
+            return note
+        body = {
+            "date": booking.booking_date.isoformat(),
+            "refund_mode": self._refund_mode,
+            "reference_number": booking.external_reference,
+            "amount": to_zoho_amount(balance),
+            "from_account_id": self.clearing_account(booking.payment_provider, booking.currency),
+            "description": f"Refund {booking.reference} paid by {booking.payment_provider.value}",
+        }
+        self._call("POST", f"/creditnotes/{creditnote_id}/refunds", body=body)
+        return self._get_credit_note(creditnote_id)
+
+    def _applications(self, creditnote_id: str, invoice_id: str) -> list[Mapping[str, Any]]:
+        payload = self._call("GET", f"/creditnotes/{creditnote_id}/invoices")
+        rows = payload.get("invoices_credited") if isinstance(payload, Mapping) else None
+        return [row for row in rows or [] if isinstance(row, Mapping) and row.get("invoice_id") == invoice_id]
+
+    def _refunds(self, creditnote_id: str) -> list[Mapping[str, Any]]:
+        payload = self._call("GET", f"/creditnotes/{creditnote_id}/refunds")
+        rows = payload.get("creditnote_refunds") if isinstance(payload, Mapping) else None
+        return [row for row in rows or [] if isinstance(row, Mapping)]
+
+    def _document(self, note: Mapping[str, Any], booking: CreditBooking) -> CreditDocument:
+        currency = booking.currency
+        creditnote_id = _text(note, "creditnote_id")
+        applications = self._applications(creditnote_id, booking.invoice.invoice_id)
+        refunded = from_zoho_amount(note.get("total_refunded_amount", 0), currency)
+        refunds = self._refunds(creditnote_id) if refunded.is_positive() else []
+        return CreditDocument(
+            system=BooksSystem.ZOHO_BOOKS,
+            kind=CreditDocumentKind.CREDIT_NOTE,
+            state=CreditDocumentState.POSTED,
+            document_id=creditnote_id,
+            number=note.get("creditnote_number") or None,
+            external_reference=str(note.get("reference_number") or "")[:256] or None,
+            total=from_zoho_amount(note.get("total"), currency),
+            allocated_to_invoice=_sum((row.get("credited_amount") for row in applications), currency),
+            cash_refunded=_sum((row.get("amount") for row in refunds), currency),
+            allocation_id=next(
+                (str(row["creditnote_invoice_id"]) for row in applications if row.get("creditnote_invoice_id")), None
+            ),
+            payment_id=next(
+                (str(row["creditnote_refund_id"]) for row in refunds if row.get("creditnote_refund_id")), None
+            ),
+        )
+
+    # ------------------------------------------------------------ HTTP
+
+    def _call(self, method: str, path: str, *, params: Mapping[str, str] | None = None, body: Any = None) -> Any:
+        """One Books call in the secret's organization; a 401 refreshes the token once and repeats the call."""
+        data = dump_json(body) if body is not None else None
+        for attempt in range(2):
+            headers = {"Authorization": f"Zoho-oauthtoken {self._tokens.access_token()}", "Accept": "application/json"}
+            if data is not None:
+                headers["Content-Type"] = "application/json"
+            query = {"organization_id": self._tokens.organization_id, **(params or {})}
+            response = self._http.request(method, path, params=query, data=data, headers=headers)
+            if response.status == 401 and attempt == 0:
+                self._tokens.invalidate()
+                continue
+            return _payload_or_raise(method, path, response)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _payload_or_raise(method: str, path: str, response: HttpResponse) -> Any:
+    where = f"{method} {path}"
+    try:
+        payload = load_json(response.body)
+    except ValueError:
+        payload = None
+    code = payload.get("code") if isinstance(payload, Mapping) else None
+    message = str(payload.get("message") or "") if isinstance(payload, Mapping) else ""
+    status = response.status
+    if response.ok:
+        if not isinstance(payload, Mapping) or code not in (0, None):
+            raise TransientError(f"{where}: Zoho Books answered {status} without a readable result", platform=PLATFORM)
+        return payload
+    if status == 429 or status >= 500:
+        raise TransientError(
+            f"{where}: Zoho Books answered {status} ({message or 'unavailable'})",
+            code="zoho_rate_limited" if status == 429 else "zoho_unavailable",
+            platform=PLATFORM,
+            retry_after_seconds=retry_after_seconds(response),
+        )
+    if code == ZOHO_DOES_NOT_EXIST or status == 404:
+        raise NotFound(f"{where}: {message or 'not found'} (Zoho Books)", platform=PLATFORM)
+    if status == 401:
+        raise RejectedError(
+            f"{where}: Zoho Books refused a fresh access token ({message})", code="zoho_unauthorized", platform=PLATFORM
+        )
+    if status == 403:
+        raise RejectedError(
+            f"{where}: the Zoho Books user may not do this ({message}): check the client's scopes and the user's role",
+            code="zoho_forbidden",
+            platform=PLATFORM,
+        )
+    if "lock" in message.lower():
+        raise RejectedError(
+            f"the period is closed in Zoho Books (transaction locking): {message}",
+            code="books_period_closed",
+            platform=PLATFORM,
+        )
+    raise RejectedError(
+        f"Zoho Books refused {where}: {message or f'HTTP {status}'} (code {code})",
+        code="zoho_validation",
+        platform=PLATFORM,
+    )
+
+
+# ---------------------------------------------------------------- payload helpers
+
+
+def _single(payload: Any, name: str) -> dict[str, Any]:
+    item = payload.get(name) if isinstance(payload, Mapping) else None
+    if not isinstance(item, dict):
+        raise TransientError(f"Zoho Books answered without {name}", platform=PLATFORM)
+    return item
+
+
+def _text(item: Mapping[str, Any], name: str) -> str:
+    value = item.get(name)
+    if not isinstance(value, str) or not value:
+        raise TransientError(f"Zoho Books answered without {name}", platform=PLATFORM)
+    return value
+
+
+def _require_refund_id(refund_id: str) -> None:
+    if not is_refund_id(refund_id):
+        raise RejectedError(f"{refund_id!r} is not a refund id", code="bad_refund_id", platform=PLATFORM)
+
+
+def _shared_tax_id(lines: Any) -> str | None:
+    tax_ids = {line.get("tax_id") for line in lines or [] if isinstance(line, Mapping)}
+    if len(tax_ids) == 1:
+        (only,) = tax_ids
+        return only if isinstance(only, str) and only else None
+    return None
+
+
+def _sum(values: Iterable[Any], currency: str) -> Money:
+    total = Money.zero(currency)
+    for value in values:
+        total = total + from_zoho_amount(value, currency)
+    return total
+
+
+# ---------------------------------------------------------------- factory
+
+
+class ZohoBooksSettings(settings.EnvModel):
+    """Zoho Books' own settings (its catalog entry's ``settings``, set on its function only)."""
+
+    api_base: str = Field(default="https://www.zohoapis.com/books/v3", alias="ZOHO_BOOKS_API_BASE")
+    accounts_base: str = Field(default="https://accounts.zoho.com", alias="ZOHO_BOOKS_ACCOUNTS_BASE")
+    refund_account_id: str = Field(default="", alias="ZOHO_BOOKS_REFUND_ACCOUNT_ID")
+    tax_ids: str = Field(default="", alias="ZOHO_BOOKS_TAX_IDS")
+    payment_account_id: str = Field(default="", alias="ZOHO_BOOKS_PAYMENT_ACCOUNT_ID")
+    clearing_accounts: str = Field(default="", alias="ZOHO_BOOKS_CLEARING_ACCOUNTS")
+    refund_mode: str = Field(default="banktransfer", alias="ZOHO_BOOKS_REFUND_MODE")
+
+
+def parse_mapping(text: str, setting: str, *, keyed_by_provider: bool) -> dict[str, str]:
+    """``a=b,c=d`` as a mapping; with ``keyed_by_provider`` each key is ``<provider>:<CURRENCY>`` (or ``*``).
+
+    Raises:
+        ConfigurationError: a malformed entry.
+    """
+    mapping: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, separator, value = (part.strip() for part in item.partition("="))
+        provider, colon, currency = key.partition(":")
+        if not separator or not key or not value or (keyed_by_provider and not (colon and provider and currency)):
+            form = "<provider>:<CURRENCY>=<account id>" if keyed_by_provider else "<invoice tax id>=<tax id>"
+            raise ConfigurationError(f"{setting}: {item!r} is not {form}")
+        mapping[key] = value
+    return mapping
+
+
+@cache
+def connector() -> ZohoBooks:
+    """The process-wide Zoho Books connector, from ``ZohoBooksSettings`` and its API secret
+    (``<SecretsPrefix>zoho_books``: client_id, client_secret, refresh_token, organization_id), built on first use.
+
+    Raises:
+        ConfigurationError: no secret name, or malformed settings.
+    """
+    from refundflow.adapters.secrets import get_json_secret, platform_secret_name
+
+    config = settings.load(ZohoBooksSettings)
+    name = platform_secret_name(PLATFORM)
+
+    def load_secret(force: bool) -> Mapping[str, Any]:
+        return get_json_secret(name, force_fetch=force)
+
+    return ZohoBooks(
+        tokens=ZohoTokenSource(accounts_base=config.accounts_base, load_secret=load_secret),
+        api_base=config.api_base,
+        refund_account_id=config.refund_account_id,
+        tax_ids=parse_mapping(config.tax_ids, "ZOHO_BOOKS_TAX_IDS", keyed_by_provider=False),
+        payment_account_id=config.payment_account_id,
+        clearing_accounts=parse_mapping(
+            config.clearing_accounts, "ZOHO_BOOKS_CLEARING_ACCOUNTS", keyed_by_provider=True
+        ),
+        refund_mode=config.refund_mode,
+    )
