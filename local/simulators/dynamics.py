@@ -743,7 +743,7 @@ def _odata_error(error: _ODataError) -> Response:
 
 def _entra_error(status: int, error: str, description: str) -> Response:
     return _bc_json(
-        {"error": error, "error_description": description, "error_codes": [int(description[5:].split(":")[0])]}, status
+        {"error": error, "error_description": description, "error_codes": [int(description[6:].split(":")[0])]}, status
     )
 
 
