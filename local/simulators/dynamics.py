@@ -44,6 +44,7 @@ DEFAULT_ENVIRONMENT = "sandbox"
 DEFAULT_COMPANY_ID = "a3f0c1d2-4b5e-4f60-8172-93a4b5c6d7e8"
 SCOPE = "https://api.businesscentral.dynamics.com/.default"
 ACCESS_TOKEN_SECONDS = 3599
+RECEIVABLES_ACCOUNT = "2310"
 
 _TAX_RATES = {"VAT25": Decimal("0.25"), "VAT10": Decimal("0.10"), "NOVAT": Decimal(0), "": Decimal(0)}
 _MEMO_WRITABLE = {
@@ -262,7 +263,7 @@ class BusinessCentralSimulator(Simulator):
             journal = next(item for item in self.journals.values() if item["code"] == code)
             lines = self.journal_lines[journal["id"]]
             for line in lines:
-                self._entry(line["postingDate"], line["documentNumber"], "Payment", "Customer", line["amount"])
+                self._entry(line["postingDate"], line["documentNumber"], "Payment", RECEIVABLES_ACCOUNT, line["amount"])
                 self._entry(
                     line["postingDate"],
                     line["documentNumber"],
@@ -644,7 +645,7 @@ class BusinessCentralSimulator(Simulator):
             invoice["remainingAmount"] -= total
             invoice["status"] = "Paid" if invoice["remainingAmount"] == 0 else "Open"
             memo["status"] = "Paid"
-        self._entry(memo["postingDate"], memo["number"], "Credit Memo", "Customer", -total)
+        self._entry(memo["postingDate"], memo["number"], "Credit Memo", RECEIVABLES_ACCOUNT, -total)
         self._entry(memo["postingDate"], memo["number"], "Credit Memo", "6110", total)
         memo["lastModifiedDateTime"] = self._stamp()
         return Response(status=204)

@@ -519,8 +519,9 @@ class BusinessCentralBooks(BooksConnector):
             "generalLedgerEntries", {"$filter": f"documentNumber eq '{number}' and documentType eq 'Payment'"}
         )
         if entries:
-            amount = sum((Decimal(str(entry.get("debitAmount") or 0)) for entry in entries), Decimal(0))
-            return {"id": str(entries[0].get("id")), "amount": amount}
+            # G/L amounts are in the company's local currency: the posted line is the one we wrote, for the memo's
+            # total in the memo's currency (its document number is the memo's, which no other refund uses).
+            return {"id": str(entries[0].get("id")), "amount": memo.get("totalAmountIncludingTax")}
         return None
 
     def _create_cash_refund(self, memo: Mapping[str, Any], booking: CreditBooking) -> dict[str, Any]:
