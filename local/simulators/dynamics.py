@@ -7,7 +7,7 @@ Mounted by the local stack at ``/_sandbox/dynamics`` with the real paths below i
   (``{"error": "invalid_client", "error_description": "AADSTS7000215: ..."}``). Access tokens last an hour.
 - ``/v2.0/{tenant}/{environment}/api/v2.0/companies({id})/``: ``customers``, ``salesInvoices`` (+
   ``salesInvoiceLines``), ``salesCreditMemos`` (+ ``salesCreditMemoLines``, ``Microsoft.NAV.post``),
-  ``customerPaymentJournals`` (+ ``customerPayments``), ``generalLedgerEntries``. Bearer token required (401
+  ``journals`` (+ ``journalLines``, ``Microsoft.NAV.post``), ``generalLedgerEntries``. Bearer token required (401
   ``Authentication_InvalidCredentials``); unknown or read-only properties in a body are refused (400
   ``BadRequest``) as OData does; errors are ``{"error": {"code", "message"}}`` with a correlation id in the message.
   ``$filter`` takes ``field eq 'value'`` clauses joined by ``and``. There is no idempotency key: a repeated POST
@@ -18,7 +18,8 @@ a credit memo is a Draft until ``Microsoft.NAV.post``, which checks the posting 
 dates (``allowed_posting_from``), takes a posted number, applies the memo to the invoice it names (``invoiceId``:
 the invoice's ``remainingAmount`` falls, the memo is Paid) and writes G/L entries; prices include tax when the
 customer's do (tax split out per line at the tax code's rate, rounded to the currency). Customer payment lines wait
-in their journal until :meth:`post_journal` (an accountant posting it) turns them into G/L entries.
+in their batch until the batch is posted (``journals({id})/Microsoft.NAV.post`` posts every line in it, after the
+same posting-date check), which turns each into G/L entries on the customer's receivables and its balancing account.
 """
 
 from __future__ import annotations
@@ -78,20 +79,28 @@ _MEMO_LINE_WRITABLE = {
     "discountAmount",
     "unitOfMeasureCode",
 }
-_PAYMENT_WRITABLE = {
+_JOURNAL_LINE_WRITABLE = {
     "lineNumber",
-    "customerId",
-    "customerNumber",
+    "accountType",
+    "accountId",
+    "accountNumber",
     "postingDate",
     "documentNumber",
     "externalDocumentNumber",
     "amount",
-    "appliesToInvoiceId",
-    "appliesToInvoiceNumber",
     "description",
     "comment",
+    "taxCode",
+    "balanceAccountType",
+    "balancingAccountId",
+    "balancingAccountNumber",
 }
-_ACCOUNTS = {"6110": "Sales, Retail - Dom.", "6120": "Sales Returns", "2910": "Payment Provider Clearing"}
+_ACCOUNTS = {
+    "6110": "Sales, Retail - Dom.",
+    "6120": "Sales Returns",
+    "2910": "Payment Provider Clearing",
+    "2920": "Stripe EUR Clearing",
+}
 _FILTER_CLAUSE = re.compile(r"^\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*$")
 _COMPANY_PATH = re.compile(r"^/v2\.0/([^/]+)/([^/]+)/api/v2\.0/companies\(([^)]+)\)(/.*)?$")
 
@@ -180,8 +189,7 @@ class BusinessCentralSimulator(Simulator):
         self.ledger: list[dict[str, Any]] = []
         self.allowed_posting_from: date | None = None
         self._numbers = {"invoice": 103000, "draft": 1000, "memo": 104000, "entry": 0}
-        for code in ("REFUNDS", "STRIPE-EUR"):
-            self.add_journal(code, "2910")
+        self.add_journal("REFUNDFLOW")
 
     def _today(self) -> date:
         return datetime.fromtimestamp(self.clock(), tz=UTC).date()
@@ -192,13 +200,14 @@ class BusinessCentralSimulator(Simulator):
 
     # ---------------------------------------------------------------- seeding helpers (tests, demo)
 
-    def add_journal(self, code: str, balancing_account: str) -> dict[str, Any]:
+    def add_journal(self, code: str) -> dict[str, Any]:
+        """A general journal batch (no balancing account of its own: each line names one)."""
         with self.lock:
             journal = {
                 "id": str(uuid.uuid4()),
                 "code": code,
                 "displayName": f"{code} refunds",
-                "balancingAccountNumber": balancing_account,
+                "balancingAccountNumber": "",
                 "lastModifiedDateTime": self._stamp(),
             }
             self.journals[journal["id"]] = journal
@@ -257,24 +266,6 @@ class BusinessCentralSimulator(Simulator):
             self.invoice_lines[invoice_id] = rendered
             return dict(invoice)
 
-    def post_journal(self, code: str) -> int:
-        """Post every line of the customer payment journal ``code`` (what an accountant does); returns how many."""
-        with self.lock:
-            journal = next(item for item in self.journals.values() if item["code"] == code)
-            lines = self.journal_lines[journal["id"]]
-            for line in lines:
-                self._entry(line["postingDate"], line["documentNumber"], "Payment", RECEIVABLES_ACCOUNT, line["amount"])
-                self._entry(
-                    line["postingDate"],
-                    line["documentNumber"],
-                    "Payment",
-                    journal["balancingAccountNumber"],
-                    -line["amount"],
-                )
-            count = len(lines)
-            lines.clear()
-            return count
-
     # ---------------------------------------------------------------- BooksSandbox
 
     def local_secrets(self) -> dict[str, dict[str, Any]]:
@@ -312,9 +303,14 @@ class BusinessCentralSimulator(Simulator):
         with self.lock:
             return dict(self.invoices[invoice_id])
 
-    def payment_lines(self) -> list[dict[str, Any]]:
+    def journal_lines_waiting(self) -> list[dict[str, Any]]:
         with self.lock:
             return [dict(line) for lines in self.journal_lines.values() for line in lines]
+
+    def entries(self, account: str) -> list[dict[str, Any]]:
+        """The G/L entries on ``account``, oldest first."""
+        with self.lock:
+            return [dict(entry) for entry in self.ledger if entry["accountNumber"] == account]
 
     # ---------------------------------------------------------------- Entra ID
 
@@ -393,9 +389,10 @@ class BusinessCentralSimulator(Simulator):
             ("GET", r"^/salesCreditMemos\(([^)]+)\)/salesCreditMemoLines$", self._list_memo_lines),
             ("POST", r"^/salesCreditMemos\(([^)]+)\)/salesCreditMemoLines$", self._create_memo_line),
             ("POST", r"^/salesCreditMemos\(([^)]+)\)/Microsoft\.NAV\.post$", self._post_memo),
-            ("GET", r"^/customerPaymentJournals$", self._list_journals),
-            ("GET", r"^/customerPaymentJournals\(([^)]+)\)/customerPayments$", self._list_payments),
-            ("POST", r"^/customerPaymentJournals\(([^)]+)\)/customerPayments$", self._create_payment),
+            ("GET", r"^/journals$", self._list_journals),
+            ("GET", r"^/journals\(([^)]+)\)/journalLines$", self._list_journal_lines),
+            ("POST", r"^/journals\(([^)]+)\)/journalLines$", self._create_journal_line),
+            ("POST", r"^/journals\(([^)]+)\)/Microsoft\.NAV\.post$", self._post_journal),
             ("GET", r"^/generalLedgerEntries$", self._list_entries),
         ]
         for verb, pattern, handler in routes:
@@ -650,7 +647,7 @@ class BusinessCentralSimulator(Simulator):
         memo["lastModifiedDateTime"] = self._stamp()
         return Response(status=204)
 
-    # ------------------------------------------------------------ customer payment journals
+    # ------------------------------------------------------------ general journals
 
     def _journal(self, journal_id: str) -> dict[str, Any]:
         journal = self.journals.get(journal_id.lower())
@@ -665,16 +662,25 @@ class BusinessCentralSimulator(Simulator):
     def _list_journals(self, request: Request) -> Response:
         return _bc_json({"value": _filtered(list(self.journals.values()), request.args.get("$filter"))})
 
-    def _list_payments(self, request: Request, journal_id: str) -> Response:
+    def _list_journal_lines(self, request: Request, journal_id: str) -> Response:
         journal = self._journal(journal_id)
         return _bc_json({"value": _filtered(self.journal_lines[journal["id"]], request.args.get("$filter"))})
 
-    def _create_payment(self, request: Request, journal_id: str) -> Response:
+    def _create_journal_line(self, request: Request, journal_id: str) -> Response:
         journal = self._journal(journal_id)
-        raw = _body(request, _PAYMENT_WRITABLE, "customerPayment")
-        customer = self.customers.get(str(raw.get("customerId", "")).lower())
+        raw = _body(request, _JOURNAL_LINE_WRITABLE, "journalLine")
+        if raw.get("accountType") != "Customer" or raw.get("balanceAccountType") != "G/L Account":
+            raise _ODataError(400, "BadRequest", "This simulator books customer lines balanced by a G/L account only.")
+        customer = self.customers.get(str(raw.get("accountId", "")).lower())
         if customer is None:
             raise _ODataError(400, "Internal_RecordNotFound", "The Customer does not exist.")
+        balancing = str(raw.get("balancingAccountNumber", ""))
+        if balancing not in _ACCOUNTS:
+            raise _ODataError(
+                400,
+                "Internal_RecordNotFound",
+                f"The G/L Account does not exist. Identification fields and values: No.='{balancing}'",
+            )
         external = str(raw.get("externalDocumentNumber", ""))
         if len(external) > 35 or len(str(raw.get("documentNumber", ""))) > 20:
             raise _ODataError(
@@ -688,20 +694,45 @@ class BusinessCentralSimulator(Simulator):
             "journalId": journal["id"],
             "journalDisplayName": journal["code"],
             "lineNumber": (len(lines) + 1) * 10000,
-            "customerId": customer["id"],
-            "customerNumber": customer["number"],
+            "accountType": "Customer",
+            "accountId": customer["id"],
+            "accountNumber": customer["number"],
             "postingDate": _date(raw.get("postingDate", self._today().isoformat()), "postingDate").isoformat(),
             "documentNumber": str(raw.get("documentNumber", "")).upper(),
             "externalDocumentNumber": external.upper(),
             "amount": _decimal(raw.get("amount", 0), "amount"),
-            "appliesToInvoiceId": "00000000-0000-0000-0000-000000000000",
-            "appliesToInvoiceNumber": "",
             "description": str(raw.get("description", "")),
             "comment": str(raw.get("comment", "")),
+            "taxCode": "",
+            "balanceAccountType": "G/L Account",
+            "balancingAccountNumber": balancing,
             "lastModifiedDateTime": self._stamp(),
         }
         lines.append(line)
         return _bc_json(line, 201)
+
+    def _post_journal(self, request: Request, journal_id: str) -> Response:
+        journal = self._journal(journal_id)
+        lines = self.journal_lines[journal["id"]]
+        if not lines:
+            raise _ODataError(400, "Application_DialogException", "There is nothing to post.")
+        for line in lines:
+            if (
+                self.allowed_posting_from is not None
+                and date.fromisoformat(line["postingDate"]) < self.allowed_posting_from
+            ):
+                raise _ODataError(
+                    400,
+                    "Application_DialogException",
+                    "Posting Date is not within your range of allowed posting dates.",
+                )
+        for line in lines:
+            self._entry(line["postingDate"], line["documentNumber"], " ", RECEIVABLES_ACCOUNT, line["amount"])
+            self._entry(
+                line["postingDate"], line["documentNumber"], " ", line["balancingAccountNumber"], -line["amount"]
+            )
+        lines.clear()
+        return Response(status=204)
 
     # ------------------------------------------------------------ G/L entries
 

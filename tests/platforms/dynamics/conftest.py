@@ -39,7 +39,7 @@ def make_books(simulator: BusinessCentralSimulator, url: str, **options: object)
         company_id=secret["company_id"],
         api_base=f"{url}/v2.0",
         http=HttpClient(platform="dynamics", base_url=f"{url}/v2.0", timeout=TIMEOUT),
-        **options,  # type: ignore[arg-type]
+        **{"clearing_account": "2910", **options},  # type: ignore[arg-type]
     )
 
 

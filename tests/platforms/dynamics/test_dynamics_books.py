@@ -1,5 +1,5 @@
 """Business Central's own behaviour against its simulator: exact amounts and tax, the documented request bodies, the
-Entra ID token cache, error mapping, clearing journals per provider and the resume after a crash between steps."""
+Entra ID token cache, error mapping, clearing accounts per provider and the resume after a crash between steps."""
 
 from __future__ import annotations
 
@@ -42,13 +42,16 @@ DOCUMENTED = {
         "invoiceNumber",
     },
     "salesCreditMemoLines": {"lineType", "lineObjectNumber", "description", "quantity", "unitPrice", "taxCode"},
-    "customerPayments": {
-        "customerId",
+    "journalLines": {
+        "accountType",
+        "accountId",
         "postingDate",
         "documentNumber",
         "externalDocumentNumber",
         "amount",
         "description",
+        "balanceAccountType",
+        "balancingAccountNumber",
     },
 }
 
@@ -161,39 +164,47 @@ def test_a_configured_tax_code_wins_and_prices_without_tax_are_refused_before_po
     assert simulator.invoice(invoice["id"])["remainingAmount"] == Decimal("125.00")
 
 
-# ---------------------------------------------------------------- cash refunds and clearing journals
+# ---------------------------------------------------------------- cash refunds and clearing accounts
 
 
-def test_a_paid_invoice_is_paid_out_from_the_providers_clearing_journal(
+def test_a_paid_invoice_is_paid_out_from_the_providers_clearing_account(
     simulator: BusinessCentralSimulator, served: tuple[BusinessCentralSimulator, str]
 ) -> None:
-    # GIVEN a paid EUR invoice and Stripe's EUR refunds mapped to journal STRIPE-EUR
+    # GIVEN a paid EUR invoice and Stripe's EUR refunds mapped to clearing account 2920
     invoice_id = simulator.seed_invoice(4_500, "EUR", paid=True)
-    books = make_books(simulator, served[1], clearing_journals={"stripe:EUR": "STRIPE-EUR"})
+    books = make_books(simulator, served[1], clearing_accounts={"stripe:EUR": "2920"})
     booking = booking_for(invoice_id, 4_500, "EUR")
 
     # WHEN recorded
     document = books.record_credit(booking)
 
-    # THEN the memo is not applied to the paid invoice, and one refund line (a positive amount) waits in STRIPE-EUR
+    # THEN the memo is not applied to the paid invoice; its cash refund is posted from 2920 under the memo's number
     assert (document.allocated_to_invoice, document.cash_refunded) == (Money.zero("EUR"), booking.amount)
-    (line,) = simulator.payment_lines()
-    assert (line["journalDisplayName"], line["amount"], line["documentNumber"]) == (
-        "STRIPE-EUR",
-        Decimal("45.00"),
+    (memo,) = simulator.documents()
+    assert memo["invoiceId"] == "00000000-0000-0000-0000-000000000000"
+    (entry,) = simulator.entries("2920")
+    assert (entry["documentNumber"], entry["creditAmount"], entry["id"]) == (
         document.number,
+        Decimal("45.00"),
+        document.payment_id,
     )
-    (body,) = writes(simulator, "customerPayments")
-    assert set(body) <= DOCUMENTED["customerPayments"]
-    assert books.clearing_journal(PaymentProvider.ADYEN, "EUR") == "REFUNDS"
+    assert simulator.journal_lines_waiting() == []
+    (body,) = writes(simulator, "journalLines")
+    assert set(body) <= DOCUMENTED["journalLines"]
+    assert (body["accountType"], body["amount"], body["balancingAccountNumber"]) == (
+        "Customer",
+        Decimal("45.00"),
+        "2920",
+    )
+    assert books.clearing_account(PaymentProvider.ADYEN, "EUR") == "2910"
 
 
-def test_a_journal_that_does_not_exist_is_named_in_the_refusal(
+def test_a_journal_batch_that_does_not_exist_is_named_in_the_refusal(
     simulator: BusinessCentralSimulator, served: tuple[BusinessCentralSimulator, str]
 ) -> None:
     invoice_id = simulator.seed_invoice(4_500, "EUR", paid=True)
     books = make_books(simulator, served[1], refund_journal="NOSUCH")
-    with pytest.raises(RejectedError, match="no customer payment journal NOSUCH") as raised:
+    with pytest.raises(RejectedError, match="no general journal batch NOSUCH") as raised:
         books.record_credit(booking_for(invoice_id, 4_500, "EUR"))
     assert raised.value.code == "dynamics_no_refund_journal"
 
@@ -221,31 +232,47 @@ def test_a_crash_after_the_draft_resumes_into_one_memo_with_its_lines(
     assert len(writes(simulator, "salesCreditMemos")) == 1
 
 
-def test_a_crash_before_the_cash_refund_resumes_and_a_posted_journal_is_not_paid_twice(
+def test_a_crash_between_the_refund_line_and_its_posting_resumes_without_paying_twice(
     simulator: BusinessCentralSimulator, books: BusinessCentralBooks
 ) -> None:
-    # GIVEN a paid invoice whose refund line fails to be created after the memo was posted
+    # GIVEN a paid invoice whose journal posting fails after the refund line was written
     invoice_id = simulator.seed_invoice(4_500, "USD", paid=True)
     booking = booking_for(invoice_id, 4_500)
-    simulator.add_fault(FaultRule(method="POST", path=r"/customerPayments$", status=500))
+    simulator.add_fault(FaultRule(method="POST", path=r"/journals\([^)]+\)/Microsoft\.NAV\.post$", status=503))
     with pytest.raises(TransientError):
         books.record_credit(booking)
+    assert len(simulator.journal_lines_waiting()) == 1
 
-    # THEN the memo is found posted but not yet paid out (the domain records it again)
+    # THEN the memo is found posted but not paid out yet (the domain records it again)
     found = books.find_credit_document(booking)
     assert found is not None
     assert (found.state, found.cash_refunded) == (CreditDocumentState.POSTED, Money.zero("USD"))
 
-    # WHEN recorded again, the journal posted by an accountant, and recorded once more
+    # WHEN recorded again, and once more
     first = books.record_credit(booking)
-    assert simulator.post_journal("REFUNDS") == 1
     again = books.record_credit(booking)
 
-    # THEN one memo, one refund line (found among the posted G/L entries the second time)
+    # THEN the waiting line was posted, not written again: one memo, one refund on the clearing account
     assert first.cash_refunded == again.cash_refunded == booking.amount
-    assert len(writes(simulator, "customerPayments")) == 2  # the faulted one and the one that went through
+    assert len(writes(simulator, "journalLines")) == 1
+    assert len(simulator.entries("2910")) == 1
     assert len(simulator.documents()) == 1
-    assert simulator.payment_lines() == []
+
+
+def test_a_closed_period_at_the_cash_refund_is_refused_and_nothing_is_posted(
+    simulator: BusinessCentralSimulator, books: BusinessCentralBooks
+) -> None:
+    invoice_id = simulator.seed_invoice(4_500, "USD", paid=True)
+    booking = booking_for(invoice_id, 4_500)
+    books.record_credit(booking_for(simulator.seed_invoice(1_000, "USD"), 1_000))  # warm the token
+    simulator.add_fault(FaultRule(method="POST", path=r"/journalLines$", status=503))
+    with pytest.raises(TransientError):
+        books.record_credit(booking)
+    simulator.allowed_posting_from = date.today() + timedelta(days=1)
+    with pytest.raises(RejectedError) as raised:
+        books.record_credit(booking)
+    assert raised.value.code == "closed_period"
+    assert simulator.entries("2910") == []
 
 
 # ---------------------------------------------------------------- errors an accountant reads

@@ -1,5 +1,5 @@
 """The Business Central factory: built from its own settings and its API secret, refused with a clear message when
-the secret lacks a key or a clearing journal mapping is malformed."""
+the secret lacks a key or a clearing account mapping is malformed."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from refundflow import settings
-from refundflow.errors import ConfigurationError
+from refundflow.errors import ConfigurationError, RejectedError
 from refundflow.models import PaymentProvider
-from refundflow.platforms.dynamics.connector import BusinessCentralBooks, connector, parse_clearing_journals
+from refundflow.platforms.dynamics.connector import BusinessCentralBooks, connector, parse_clearing_accounts
 
 SECRET = {
     "tenant_id": "5f1c7e2a-0b3d-4c8e-9a1f-2d3c4b5a6e7f",
@@ -36,18 +36,20 @@ def _secret(monkeypatch: pytest.MonkeyPatch, value: dict[str, Any]) -> None:
     monkeypatch.setattr("refundflow.adapters.secrets.get_json_secret", lambda name, **kwargs: dict(value))
 
 
-def test_factory_builds_the_company_path_and_clearing_journals_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_factory_builds_the_company_path_and_clearing_accounts_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DYNAMICS_API_BASE", "http://127.0.0.1:9/_sandbox/dynamics/v2.0")
-    monkeypatch.setenv("DYNAMICS_CLEARING_JOURNALS", "stripe:EUR=STRIPE-EUR, stripe:*=STRIPE, *:USD=USD-REF")
+    monkeypatch.setenv("DYNAMICS_CLEARING_ACCOUNTS", "stripe:EUR=2920, stripe:*=2921, *:USD=2930")
     _secret(monkeypatch, SECRET)
     books = connector()
     assert isinstance(books, BusinessCentralBooks)
     assert books is connector()
     assert books._company == f"/{SECRET['tenant_id']}/sandbox/api/v2.0/companies({SECRET['company_id']})"
-    assert books.clearing_journal(PaymentProvider.STRIPE, "EUR") == "STRIPE-EUR"
-    assert books.clearing_journal(PaymentProvider.STRIPE, "GBP") == "STRIPE"
-    assert books.clearing_journal(PaymentProvider.ADYEN, "USD") == "USD-REF"
-    assert books.clearing_journal(PaymentProvider.ADYEN, "EUR") == "REFUNDS"
+    assert books.clearing_account(PaymentProvider.STRIPE, "EUR") == "2920"
+    assert books.clearing_account(PaymentProvider.STRIPE, "GBP") == "2921"
+    assert books.clearing_account(PaymentProvider.ADYEN, "USD") == "2930"
+    # AND with no default clearing account, a refund no mapping covers is refused in words
+    with pytest.raises(RejectedError, match="no clearing account is configured for adyen refunds in EUR"):
+        books.clearing_account(PaymentProvider.ADYEN, "EUR")
 
 
 def test_a_secret_without_a_company_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -57,6 +59,6 @@ def test_a_secret_without_a_company_is_a_configuration_error(monkeypatch: pytest
 
 
 @pytest.mark.parametrize("text", ["stripe=X", "stripe:EUR", ":EUR=X", "stripe:=X"])
-def test_a_malformed_clearing_journal_list_is_refused(text: str) -> None:
-    with pytest.raises(ConfigurationError, match="DYNAMICS_CLEARING_JOURNALS"):
-        parse_clearing_journals(text)
+def test_a_malformed_clearing_account_list_is_refused(text: str) -> None:
+    with pytest.raises(ConfigurationError, match="DYNAMICS_CLEARING_ACCOUNTS"):
+        parse_clearing_accounts(text)

@@ -13,9 +13,10 @@ after a crash between any two steps:
 3. Add the lines still missing (``POST salesCreditMemos({id})/salesCreditMemoLines``, G/L account lines, gross
    unit prices), check the Draft's ``totalAmountIncludingTax`` is the refund, then post it
    (``POST salesCreditMemos({id})/Microsoft.NAV.post``, 204).
-4. A memo not applied to the invoice is paid out: a customer payment line (a positive amount: a refund to the
-   customer) in the customer payment journal whose balancing account is the clearing account of the payment
-   provider and currency, found first in that journal and then among the posted G/L entries by the memo's number.
+4. A memo not applied to the invoice is paid out: a general journal line for the customer (a positive amount: money
+   back to the customer) balanced by the clearing account of the payment provider and currency, in refundflow's own
+   journal batch, posted with ``POST journals({id})/Microsoft.NAV.post``. It is found first among the posted G/L
+   entries (the memo's number on the clearing account), then among the batch's lines, before it is written.
 
 Tokens: Microsoft Entra ID client credentials (``/{tenant}/oauth2/v2.0/token``, scope
 ``https://api.businesscentral.dynamics.com/.default``), cached until shortly before they expire. Amounts are
@@ -251,39 +252,53 @@ class BusinessCentralBooks(BooksConnector):
         api_base: str = DEFAULT_API_BASE,
         refund_account: str = "6110",
         tax_code: str = "",
-        refund_journal: str = "REFUNDS",
-        clearing_journals: Mapping[str, str] | None = None,
+        refund_journal: str = "REFUNDFLOW",
+        clearing_account: str = "",
+        clearing_accounts: Mapping[str, str] | None = None,
         http: HttpClient | None = None,
     ) -> None:
         """``refund_account``: the G/L account number of the credit memo lines (sales or sales returns);
         ``tax_code``: the lines' tax code (empty: the invoice lines' one when they share it, else the account's);
-        ``clearing_journals``: the customer payment journal (its balancing account is that clearing account) each
-        payment provider's cash refunds go to, keyed ``<provider>:<CURRENCY>``, ``<provider>:*`` or
-        ``*:<CURRENCY>`` (most specific wins); ``refund_journal`` for everything else."""
+        ``refund_journal``: the general journal batch the cash refunds are posted from (refundflow's own: posting
+        posts the whole batch); ``clearing_accounts``: the G/L account each payment provider's cash refunds are paid
+        from, keyed ``<provider>:<CURRENCY>``, ``<provider>:*`` or ``*:<CURRENCY>`` (most specific wins);
+        ``clearing_account`` for everything else (empty: none, such a refund is refused)."""
         self._tokens = tokens
         self._http = http or HttpClient(platform=PLATFORM, base_url=api_base)
         self._company = f"/{tenant_id}/{environment}/api/v2.0/companies({company_id})"
         self._refund_account = refund_account
         self._tax_code = tax_code
         self._refund_journal = refund_journal
-        self._clearing_journals = dict(clearing_journals or {})
+        self._clearing_account = clearing_account
+        self._clearing_accounts = dict(clearing_accounts or {})
 
     @property
     def capabilities(self) -> BooksCapabilities:
         return capabilities()
 
-    def clearing_journal(self, provider: PaymentProvider, currency: str) -> str:
-        """The customer payment journal the cash refund of ``provider`` in ``currency`` is booked in."""
+    def clearing_account(self, provider: PaymentProvider, currency: str) -> str:
+        """The G/L account the cash refund of ``provider`` in ``currency`` is paid from.
+
+        Raises:
+            RejectedError: ``no_clearing_account``, none is configured for that provider and currency.
+        """
         for key in (f"{provider.value}:{currency}", f"{provider.value}:*", f"*:{currency}"):
-            if key in self._clearing_journals:
-                return self._clearing_journals[key]
-        return self._refund_journal
+            if key in self._clearing_accounts:
+                return self._clearing_accounts[key]
+        if not self._clearing_account:
+            raise RejectedError(
+                f"no clearing account is configured for {provider.value} refunds in {currency}: set "
+                "DynamicsClearingAccounts",
+                code="no_clearing_account",
+                platform=PLATFORM,
+            )
+        return self._clearing_account
 
     # ------------------------------------------------------------ port
 
     def record_credit(self, booking: CreditBooking) -> CreditDocument:
         """Create (exactly once) the posted credit memo, applied to the invoice while it owes the refund, else paid
-        out from the provider's clearing journal. Safe to call again after any failure: every step first reads
+        out from the provider's clearing account. Safe to call again after any failure: every step first reads
         what Business Central already holds.
 
         Raises:
@@ -488,56 +503,62 @@ class BusinessCentralBooks(BooksConnector):
     def _applied(self, memo: Mapping[str, Any], booking: CreditBooking) -> bool:
         return str(memo.get("invoiceId") or "").lower() == booking.invoice.invoice_id.lower()
 
-    def _journal_id(self, code: str) -> str:
-        journals = self._list("customerPaymentJournals", {"$filter": f"code eq '{_quote(code)}'"})
+    def _journal_id(self) -> str:
+        code = self._refund_journal
+        journals = self._list("journals", {"$filter": f"code eq '{_quote(code)}'"})
         if not journals:
             raise RejectedError(
-                f"{TITLE} has no customer payment journal {code} to pay refunds from: create it with the clearing "
-                "account as its balancing account, or map the provider in DYNAMICS_CLEARING_JOURNALS",
+                f"{TITLE} has no general journal batch {code} to post refunds from: create it (refundflow's own, "
+                "it posts the whole batch) or set DynamicsRefundJournal",
                 code="dynamics_no_refund_journal",
                 platform=PLATFORM,
             )
         return _text(journals[0], "id")
 
     def _find_cash_refund(self, memo: Mapping[str, Any], booking: CreditBooking) -> dict[str, Any] | None:
-        """The cash refund line of the memo: still in the clearing journal, or posted (G/L entries of a payment
-        whose document number is the memo's number)."""
+        """The memo's cash refund once posted: the G/L entry on the clearing account carrying the memo's number."""
         if memo.get("status") not in _POSTED_MEMO_STATUSES or not memo.get("number"):
             return None
-        code = self.clearing_journal(booking.payment_provider, booking.currency)
-        journal_id = self._journal_id(code)
-        stored = _external_number(booking.external_reference)
-        lines = self._list(
-            f"customerPaymentJournals({journal_id})/customerPayments",
-            {"$filter": f"externalDocumentNumber eq '{stored}'"},
-        )
-        for line in lines:
-            if str(line.get("externalDocumentNumber", "")).upper() == stored:
-                return {"id": _text(line, "id"), "amount": line.get("amount")}
+        account = _quote(self.clearing_account(booking.payment_provider, booking.currency))
         number = _quote(str(memo["number"]))
         entries = self._list(
-            "generalLedgerEntries", {"$filter": f"documentNumber eq '{number}' and documentType eq 'Payment'"}
+            "generalLedgerEntries", {"$filter": f"documentNumber eq '{number}' and accountNumber eq '{account}'"}
         )
         if entries:
             # G/L amounts are in the company's local currency: the posted line is the one we wrote, for the memo's
             # total in the memo's currency (its document number is the memo's, which no other refund uses).
-            return {"id": str(entries[0].get("id")), "amount": memo.get("totalAmountIncludingTax")}
+            return {"id": _text(entries[0], "id"), "amount": memo.get("totalAmountIncludingTax")}
         return None
 
     def _create_cash_refund(self, memo: Mapping[str, Any], booking: CreditBooking) -> dict[str, Any]:
-        code = self.clearing_journal(booking.payment_provider, booking.currency)
-        journal_id = self._journal_id(code)
-        body = {
-            "customerId": _text(memo, "customerId"),
-            "postingDate": booking.booking_date.isoformat(),
-            "documentNumber": _text(memo, "number"),
-            "externalDocumentNumber": _external_number(booking.external_reference),
-            # A positive amount on a customer line is a debit: money paid back to the customer.
-            "amount": to_bc_amount(booking.amount),
-            "description": f"Refund {booking.reference} ({booking.payment_provider.value})"[:DESCRIPTION_LENGTH],
-        }
-        line = self._call("POST", f"customerPaymentJournals({journal_id})/customerPayments", body=body)
-        return {"id": _text(line, "id"), "amount": line.get("amount")}
+        """Write (unless an earlier attempt left it in the batch) and post the cash refund line."""
+        account = self.clearing_account(booking.payment_provider, booking.currency)
+        journal_id = self._journal_id()
+        stored = _external_number(booking.external_reference)
+        lines = self._list(f"journals({journal_id})/journalLines", {"$filter": f"externalDocumentNumber eq '{stored}'"})
+        if not any(str(line.get("externalDocumentNumber", "")).upper() == stored for line in lines):
+            body = {
+                "accountType": "Customer",
+                "accountId": _text(memo, "customerId"),
+                "postingDate": booking.booking_date.isoformat(),
+                "documentNumber": _text(memo, "number"),
+                "externalDocumentNumber": stored,
+                # A positive amount on a customer line is a debit: money paid back to the customer.
+                "amount": to_bc_amount(booking.amount),
+                "description": f"Refund {booking.reference} ({booking.payment_provider.value})"[:DESCRIPTION_LENGTH],
+                "balanceAccountType": "G/L Account",
+                "balancingAccountNumber": account,
+            }
+            self._call("POST", f"journals({journal_id})/journalLines", body=body)
+        self._call("POST", f"journals({journal_id})/Microsoft.NAV.post")
+        found = self._find_cash_refund(memo, booking)
+        if found is None:
+            raise TransientError(
+                f"the cash refund of credit memo {memo.get('number')} was posted but is not in the G/L entries yet",
+                code="dynamics_outcome_unknown",
+                platform=PLATFORM,
+            )
+        return found
 
     def _document(
         self, memo: Mapping[str, Any], booking: CreditBooking, cash: Mapping[str, Any] | None
@@ -698,24 +719,25 @@ class DynamicsSettings(settings.EnvModel):
     login_base: str = Field(default=DEFAULT_LOGIN_BASE, alias="DYNAMICS_LOGIN_BASE")
     refund_account: str = Field(default="6110", alias="DYNAMICS_REFUND_ACCOUNT")
     tax_code: str = Field(default="", alias="DYNAMICS_TAX_CODE")
-    refund_journal: str = Field(default="REFUNDS", alias="DYNAMICS_REFUND_JOURNAL")
-    clearing_journals: str = Field(default="", alias="DYNAMICS_CLEARING_JOURNALS")
+    refund_journal: str = Field(default="REFUNDFLOW", alias="DYNAMICS_REFUND_JOURNAL")
+    clearing_account: str = Field(default="", alias="DYNAMICS_CLEARING_ACCOUNT")
+    clearing_accounts: str = Field(default="", alias="DYNAMICS_CLEARING_ACCOUNTS")
 
 
-def parse_clearing_journals(text: str) -> dict[str, str]:
-    """``stripe:EUR=STRIPE-EUR,stripe:*=STRIPE,*:USD=USD-REF`` as a mapping (see ``clearing_journal``).
+def parse_clearing_accounts(text: str) -> dict[str, str]:
+    """``stripe:EUR=2910,stripe:*=2911,*:USD=2920`` as a mapping (see ``clearing_account``).
 
     Raises:
         ConfigurationError: a malformed entry.
     """
-    journals: dict[str, str] = {}
+    accounts: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         key, separator, code = item.partition("=")
         provider, colon, currency = key.strip().partition(":")
         if not separator or not colon or not code.strip() or not provider.strip() or not currency.strip():
-            raise ConfigurationError(f"DYNAMICS_CLEARING_JOURNALS: {item!r} is not <provider>:<CURRENCY>=<journal>")
-        journals[f"{provider.strip()}:{currency.strip()}"] = code.strip()
-    return journals
+            raise ConfigurationError(f"DYNAMICS_CLEARING_ACCOUNTS: {item!r} is not <provider>:<CURRENCY>=<account>")
+        accounts[f"{provider.strip()}:{currency.strip()}"] = code.strip()
+    return accounts
 
 
 _SECRET_KEYS = ("tenant_id", "client_id", "client_secret", "environment", "company_id")
@@ -747,7 +769,8 @@ def _build(config: DynamicsSettings, name: str, secret: Mapping[str, Any]) -> Bu
         refund_account=config.refund_account,
         tax_code=config.tax_code,
         refund_journal=config.refund_journal,
-        clearing_journals=parse_clearing_journals(config.clearing_journals),
+        clearing_account=config.clearing_account,
+        clearing_accounts=parse_clearing_accounts(config.clearing_accounts),
     )
 
 
