@@ -338,3 +338,29 @@ def test_a_wrong_client_secret_is_refused_for_good(
     with pytest.raises(RejectedError, match="AADSTS7000215") as raised:
         books.record_credit(booking_for(simulator.seed_invoice(1_000, "USD"), 1_000))
     assert raised.value.code == "dynamics_credentials"
+
+
+def test_a_token_about_to_expire_is_replaced_before_the_call(
+    simulator: BusinessCentralSimulator, served: tuple[BusinessCentralSimulator, str]
+) -> None:
+    # GIVEN a token source whose clock we move
+    from refundflow.connectors.http import HttpClient
+    from refundflow.platforms.dynamics.connector import TOKEN_EXPIRY_MARGIN_SECONDS, EntraTokenSource
+
+    now = [1_000_000.0]
+    secret = simulator.local_secrets()["api"]
+    tokens = EntraTokenSource(
+        login_base=f"{served[1]}/login",
+        tenant_id=secret["tenant_id"],
+        client_id=secret["client_id"],
+        client_secret=secret["client_secret"],
+        http=HttpClient(platform="dynamics", base_url=f"{served[1]}/login", timeout=(1.0, 1.5)),
+        clock=lambda: now[0],
+    )
+    first = tokens.access_token()
+    # WHEN still well inside its hour THEN it is reused; WHEN within the margin of its expiry THEN it is replaced
+    now[0] += 3599 - TOKEN_EXPIRY_MARGIN_SECONDS - 1
+    assert tokens.access_token() == first
+    now[0] += 2
+    assert tokens.access_token() != first
+    assert simulator.token_grants == 2
