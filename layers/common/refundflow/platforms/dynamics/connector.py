@@ -352,7 +352,15 @@ class BusinessCentralBooks(BooksConnector):
                     platform=PLATFORM,
                 )
             self._call("POST", f"salesCreditMemos({memo_id})/Microsoft.NAV.post")
-            memo = self._get(f"salesCreditMemos({memo_id})")
+            # Found again by our reference (it carries over to the posted memo) rather than by the draft's id.
+            posted = self._find_memo(booking.external_reference)
+            if posted is None or posted.get("status") not in _POSTED_MEMO_STATUSES:
+                raise TransientError(
+                    f"credit memo {memo.get('number')} was posted but cannot be read back yet",
+                    code="dynamics_outcome_unknown",
+                    platform=PLATFORM,
+                )
+            memo = posted
             self._check_memo(memo, booking)
         cash = None
         if not self._applied(memo, booking):
