@@ -5,13 +5,13 @@ Mounted by the local stack at ``/_sandbox/dynamics`` with the real paths below i
 - ``POST /login/{tenant}/oauth2/v2.0/token``: the client-credentials grant (form body, ``scope`` must be
   ``https://api.businesscentral.dynamics.com/.default``); errors as Entra ID answers them
   (``{"error": "invalid_client", "error_description": "AADSTS7000215: ..."}``). Access tokens last an hour.
-- ``/v2.0/{tenant}/{environment}/api/v2.0/companies({id})/``: ``customers``, ``salesInvoices`` (+
-  ``salesInvoiceLines``), ``salesCreditMemos`` (+ ``salesCreditMemoLines``, ``Microsoft.NAV.post``),
-  ``journals`` (+ ``journalLines``, ``Microsoft.NAV.post``), ``generalLedgerEntries``. Bearer token required (401
-  ``Authentication_InvalidCredentials``); unknown or read-only properties in a body are refused (400
-  ``BadRequest``) as OData does; errors are ``{"error": {"code", "message"}}`` with a correlation id in the message.
-  ``$filter`` takes ``field eq 'value'`` clauses joined by ``and``. There is no idempotency key: a repeated POST
-  creates a second record.
+- ``/v2.0/{tenant}/{environment}/api/v2.0/companies({id})/``: ``customers``, ``companyInformation``,
+  ``salesInvoices`` (+ ``salesInvoiceLines``), ``salesCreditMemos`` (+ ``salesCreditMemoLines``,
+  ``Microsoft.NAV.post``), ``journals`` (+ ``journalLines``, ``Microsoft.NAV.post``), ``generalLedgerEntries``.
+  Bearer token required (401 ``Authentication_InvalidCredentials``); unknown or read-only properties in a body are
+  refused (400 ``BadRequest``) as OData does; errors are ``{"error": {"code", "message"}}`` with a correlation id in
+  the message. ``$filter`` takes ``field eq 'value'`` clauses joined by ``and``. There is no idempotency key: a
+  repeated POST creates a second record.
 
 Business Central behaviour kept: ``externalDocumentNumber`` is a Code[35] field (stored upper case, longer refused);
 a credit memo is a Draft until ``Microsoft.NAV.post``, which checks the posting date against the allowed posting
@@ -157,7 +157,7 @@ class BusinessCentralSimulator(Simulator):
         client_secret: str = DEFAULT_CLIENT_SECRET,
         environment: str = DEFAULT_ENVIRONMENT,
         company_id: str = DEFAULT_COMPANY_ID,
-        local_currency: str = "USD",
+        local_currency: str = "EUR",
         clock: Callable[[], float] = time.time,
         timeout_fault_seconds: float = 3.0,
     ) -> None:
@@ -381,6 +381,7 @@ class BusinessCentralSimulator(Simulator):
     def _resource(self, request: Request, path: str) -> Response:
         method = request.method
         routes: list[tuple[str, str, Callable[..., Response]]] = [
+            ("GET", r"^/companyInformation$", self._company_information),
             ("GET", r"^/salesInvoices\(([^)]+)\)$", self._get_invoice),
             ("GET", r"^/salesInvoices\(([^)]+)\)/salesInvoiceLines$", self._list_invoice_lines),
             ("GET", r"^/salesCreditMemos$", self._list_memos),
@@ -403,6 +404,19 @@ class BusinessCentralSimulator(Simulator):
             404,
             "BadRequest_MethodNotFound",
             f"No HTTP resource was found that matches the request URI ({method} {path}).",
+        )
+
+    def _company_information(self, request: Request) -> Response:
+        return _bc_json(
+            {
+                "value": [
+                    {
+                        "id": self.company_id,
+                        "displayName": "CRONUS (refundflow local)",
+                        "currencyCode": self.local_currency,
+                    }
+                ]
+            }
         )
 
     # ------------------------------------------------------------ invoices

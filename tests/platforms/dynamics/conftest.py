@@ -57,4 +57,5 @@ def books(simulator: BusinessCentralSimulator, served: tuple[BusinessCentralSimu
 
 @pytest.fixture
 def harness(simulator: BusinessCentralSimulator, books: BusinessCentralBooks) -> BooksHarness:
-    return BooksHarness(name="dynamics", connector=books, sandbox=simulator)
+    # The company's local currency: a paid invoice's cash refund is booked in it only (journal lines carry none).
+    return BooksHarness(name="dynamics", connector=books, sandbox=simulator, currency="EUR")

@@ -59,7 +59,7 @@ DOCUMENTED = {
 def booking_for(
     invoice_id: str,
     minor: int,
-    currency: str = "USD",
+    currency: str = "EUR",
     *,
     lines: list[RefundLine] | None = None,
     provider: PaymentProvider = PaymentProvider.STRIPE,
@@ -96,12 +96,12 @@ def writes(simulator: BusinessCentralSimulator, resource: str) -> list[dict[str,
 def test_lines_book_the_exact_gross_amounts_with_the_invoices_tax_code(
     simulator: BusinessCentralSimulator, books: BusinessCentralBooks
 ) -> None:
-    # GIVEN an open invoice of 200.00 USD (25 % tax included) and a refund of two lines, one not divisible by its
+    # GIVEN an open invoice of 200.00 EUR (25 % tax included) and a refund of two lines, one not divisible by its
     # quantity
-    invoice_id = simulator.seed_invoice(20_000, "USD")
+    invoice_id = simulator.seed_invoice(20_000, "EUR")
     lines = [
-        RefundLine(description="Desk lamp", quantity=3, amount=Money.of(9_999, "USD")),
-        RefundLine(description="Cable", quantity=3, amount=Money.of(1_000, "USD")),
+        RefundLine(description="Desk lamp", quantity=3, amount=Money.of(9_999, "EUR")),
+        RefundLine(description="Cable", quantity=3, amount=Money.of(1_000, "EUR")),
     ]
     booking = booking_for(invoice_id, 10_999, lines=lines)
 
@@ -216,7 +216,7 @@ def test_a_crash_after_the_draft_resumes_into_one_memo_with_its_lines(
     simulator: BusinessCentralSimulator, books: BusinessCentralBooks
 ) -> None:
     # GIVEN the line's create fails after the draft was created
-    invoice_id = simulator.seed_invoice(10_000, "USD")
+    invoice_id = simulator.seed_invoice(10_000, "EUR")
     booking = booking_for(invoice_id, 2_500)
     simulator.add_fault(FaultRule(method="POST", path=r"/salesCreditMemoLines$", status=503))
     with pytest.raises(TransientError):
@@ -236,7 +236,7 @@ def test_a_crash_between_the_refund_line_and_its_posting_resumes_without_paying_
     simulator: BusinessCentralSimulator, books: BusinessCentralBooks
 ) -> None:
     # GIVEN a paid invoice whose journal posting fails after the refund line was written
-    invoice_id = simulator.seed_invoice(4_500, "USD", paid=True)
+    invoice_id = simulator.seed_invoice(4_500, "EUR", paid=True)
     booking = booking_for(invoice_id, 4_500)
     simulator.add_fault(FaultRule(method="POST", path=r"/journals\([^)]+\)/Microsoft\.NAV\.post$", status=503))
     with pytest.raises(TransientError):
@@ -246,7 +246,7 @@ def test_a_crash_between_the_refund_line_and_its_posting_resumes_without_paying_
     # THEN the memo is found posted but not paid out yet (the domain records it again)
     found = books.find_credit_document(booking)
     assert found is not None
-    assert (found.state, found.cash_refunded) == (CreditDocumentState.POSTED, Money.zero("USD"))
+    assert (found.state, found.cash_refunded) == (CreditDocumentState.POSTED, Money.zero("EUR"))
 
     # WHEN recorded again, and once more
     first = books.record_credit(booking)
@@ -262,9 +262,9 @@ def test_a_crash_between_the_refund_line_and_its_posting_resumes_without_paying_
 def test_a_closed_period_at_the_cash_refund_is_refused_and_nothing_is_posted(
     simulator: BusinessCentralSimulator, books: BusinessCentralBooks
 ) -> None:
-    invoice_id = simulator.seed_invoice(4_500, "USD", paid=True)
+    invoice_id = simulator.seed_invoice(4_500, "EUR", paid=True)
     booking = booking_for(invoice_id, 4_500)
-    books.record_credit(booking_for(simulator.seed_invoice(1_000, "USD"), 1_000))  # warm the token
+    books.record_credit(booking_for(simulator.seed_invoice(1_000, "EUR"), 1_000))  # warm the token
     simulator.add_fault(FaultRule(method="POST", path=r"/journalLines$", status=503))
     with pytest.raises(TransientError):
         books.record_credit(booking)
@@ -287,7 +287,7 @@ def test_an_invoice_in_another_currency_is_a_currency_mismatch(
     simulator: BusinessCentralSimulator, books: BusinessCentralBooks
 ) -> None:
     invoice_id = simulator.seed_invoice(10_000, "GBP")
-    with pytest.raises(RejectedError, match=r"invoice .* is in GBP, the refund in USD") as raised:
+    with pytest.raises(RejectedError, match=r"invoice .* is in GBP, the refund in EUR") as raised:
         books.record_credit(booking_for(invoice_id, 1_000))
     assert raised.value.code == "currency_mismatch"
     assert simulator.documents() == []
@@ -296,7 +296,7 @@ def test_an_invoice_in_another_currency_is_a_currency_mismatch(
 def test_a_closed_period_is_refused_in_words_an_accountant_reads(
     simulator: BusinessCentralSimulator, books: BusinessCentralBooks
 ) -> None:
-    invoice_id = simulator.seed_invoice(10_000, "USD")
+    invoice_id = simulator.seed_invoice(10_000, "EUR")
     simulator.allowed_posting_from = date.today() + timedelta(days=1)
     with pytest.raises(RejectedError, match="outside the allowed posting dates") as raised:
         books.record_credit(booking_for(invoice_id, 1_000))
@@ -307,7 +307,7 @@ def test_a_closed_period_is_refused_in_words_an_accountant_reads(
 def test_a_validation_error_carries_business_centrals_message(
     simulator: BusinessCentralSimulator, served: tuple[BusinessCentralSimulator, str]
 ) -> None:
-    invoice_id = simulator.seed_invoice(10_000, "USD")
+    invoice_id = simulator.seed_invoice(10_000, "EUR")
     books = make_books(simulator, served[1], refund_account="9999")
     with pytest.raises(RejectedError, match="The G/L Account does not exist") as raised:
         books.record_credit(booking_for(invoice_id, 1_000))
@@ -320,7 +320,7 @@ def test_a_validation_error_carries_business_centrals_message(
 def test_the_token_is_cached_and_fetched_again_after_a_401(
     simulator: BusinessCentralSimulator, books: BusinessCentralBooks
 ) -> None:
-    invoice_id = simulator.seed_invoice(10_000, "USD")
+    invoice_id = simulator.seed_invoice(10_000, "EUR")
     books.record_credit(booking_for(invoice_id, 1_000))
     assert simulator.token_grants == 1
     simulator.revoke_tokens()
@@ -336,7 +336,7 @@ def test_a_wrong_client_secret_is_refused_for_good(
 ) -> None:
     books = make_books(simulator, served[1], client_secret="wrong")
     with pytest.raises(RejectedError, match="AADSTS7000215") as raised:
-        books.record_credit(booking_for(simulator.seed_invoice(1_000, "USD"), 1_000))
+        books.record_credit(booking_for(simulator.seed_invoice(1_000, "EUR"), 1_000))
     assert raised.value.code == "dynamics_credentials"
 
 
@@ -364,3 +364,17 @@ def test_a_token_about_to_expire_is_replaced_before_the_call(
     now[0] += 2
     assert tokens.access_token() != first
     assert simulator.token_grants == 2
+
+
+def test_a_paid_invoice_in_another_currency_than_the_companys_is_refused_before_anything_is_written(
+    simulator: BusinessCentralSimulator, books: BusinessCentralBooks
+) -> None:
+    # GIVEN a EUR company and a paid USD invoice: its cash refund would be a journal line, which carries no currency
+    invoice_id = simulator.seed_invoice(4_500, "USD", paid=True)
+    with pytest.raises(RejectedError, match="book the credit memo and its refund by hand") as raised:
+        books.record_credit(booking_for(invoice_id, 4_500, "USD"))
+    assert raised.value.code == "cash_refund_currency"
+    assert simulator.documents() == []
+    # AND an open USD invoice is still credited (the memo carries its currency and is applied to the invoice)
+    open_id = simulator.seed_invoice(4_500, "USD")
+    assert books.record_credit(booking_for(open_id, 4_500, "USD")).allocated_to_invoice == Money.of(4_500, "USD")

@@ -271,6 +271,7 @@ class BusinessCentralBooks(BooksConnector):
         self._refund_journal = refund_journal
         self._clearing_account = clearing_account
         self._clearing_accounts = dict(clearing_accounts or {})
+        self._local_currency: str | None = None
 
     @property
     def capabilities(self) -> BooksCapabilities:
@@ -336,6 +337,9 @@ class BusinessCentralBooks(BooksConnector):
         invoice = self._get(f"salesInvoices({booking.invoice.invoice_id})")
         self._check_invoice(invoice, booking)
         memo = self._find_memo(booking.external_reference)
+        applies = self._applied(memo, booking) if memo is not None else _applies_to(invoice, booking)
+        if not applies:
+            self._check_cash_currency(booking)
         if memo is None:
             memo = self._create_memo(booking, invoice)
         self._check_memo(memo, booking)
@@ -434,8 +438,7 @@ class BusinessCentralBooks(BooksConnector):
             "postingDate": booking.booking_date.isoformat(),
             "currencyCode": booking.currency,
         }
-        remaining = from_bc_amount(invoice.get("remainingAmount", 0), booking.currency)
-        if invoice.get("status") == "Open" and remaining >= booking.amount:
+        if _applies_to(invoice, booking):
             # Applies-to the invoice: posting sets the credit against what it owes.
             body["invoiceId"] = invoice["id"]
         return self._call("POST", "salesCreditMemos", body=body)  # type: ignore[no-any-return]
@@ -507,6 +510,21 @@ class BusinessCentralBooks(BooksConnector):
                 present.remove(signature)
                 continue
             self._call("POST", path, body=line)
+
+    def _check_cash_currency(self, booking: CreditBooking) -> None:
+        """A cash refund is a journal line, and API v2.0 journal lines carry no currency: they post in the company's
+        local currency. One in another currency is refused before anything is written."""
+        if self._local_currency is None:
+            companies = self._list("companyInformation", None)
+            self._local_currency = str(companies[0].get("currencyCode") or "").upper() if companies else ""
+        if booking.currency != self._local_currency:
+            raise RejectedError(
+                f"the invoice is paid, so refund {booking.refund_id} must be paid out in {booking.currency}, but "
+                f"{TITLE}'s API books journal lines in the company's currency ({self._local_currency or 'unknown'}) "
+                "only: book the credit memo and its refund by hand",
+                code="cash_refund_currency",
+                platform=PLATFORM,
+            )
 
     def _applied(self, memo: Mapping[str, Any], booking: CreditBooking) -> bool:
         return str(memo.get("invoiceId") or "").lower() == booking.invoice.invoice_id.lower()
@@ -682,6 +700,12 @@ def _odata_error(response: HttpResponse) -> tuple[str, str]:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _applies_to(invoice: Mapping[str, Any], booking: CreditBooking) -> bool:
+    """Whether a new memo names the invoice: while the posted invoice still owes at least the refund."""
+    remaining = from_bc_amount(invoice.get("remainingAmount", 0), booking.currency)
+    return invoice.get("status") == "Open" and remaining >= booking.amount
 
 
 def _text(item: Mapping[str, Any], name: str) -> str:
