@@ -1,0 +1,9 @@
+"""Business Central's books connector against its simulator: the shared books conformance suite."""
+
+from __future__ import annotations
+
+from tests.conformance.books_suite import BooksSuite
+
+
+class TestDynamicsBooksConformance(BooksSuite):
+    pass
