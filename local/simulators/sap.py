@@ -43,7 +43,7 @@ BILLING = f"{ROOT}/API_BILLING_DOCUMENT_SRV"
 REQUESTS = f"{ROOT}/API_CREDIT_MEMO_REQUEST_SRV"
 SERVICES = ("API_BILLING_DOCUMENT_SRV", "API_CREDIT_MEMO_REQUEST_SRV")
 DEFAULT_USERNAME = "REFUNDFLOW_COMM_USER"
-DEFAULT_PASSWORD = "local-sap-password"  # noqa: S105 - the local simulator's own credential
+DEFAULT_PASSWORD = "local-sap-password"
 SESSION_COOKIE = "SAP_SESSIONID_S4H_100"
 DIGITS = {"JPY": 0, "KRW": 0, "ISK": 0, "CLP": 0, "KWD": 3, "BHD": 3, "JOD": 3, "OMR": 3, "TND": 3}
 TAX_PERCENT = Decimal(19)
@@ -305,7 +305,9 @@ class SapSimulator(Simulator):
         if fault.body is not None:
             return super().fault_response(fault)
         status = fault.status or 500
-        return _odata_error(status, "/IWFND/CM_BEC/026", f"Simulated fault: HTTP {status}")
+        response = _odata_error(status, "/IWFND/CM_BEC/026", f"Simulated fault: HTTP {status}")
+        response.headers.update(fault.headers)
+        return response
 
     def _authenticated(self, request: Request) -> bool:
         header = request.headers.get("Authorization", "")
@@ -352,7 +354,10 @@ class SapSimulator(Simulator):
                     expected = self.sessions.get(session)
                 if not token or expected is None or not secrets.compare_digest(token, expected):
                     return Response(
-                        "CSRF token validation failed", status=403, mimetype="text/plain", headers={"x-csrf-token": "Required"}
+                        "CSRF token validation failed",
+                        status=403,
+                        mimetype="text/plain",
+                        headers={"x-csrf-token": "Required"},
                     )
             try:
                 with self._lock:
@@ -402,7 +407,7 @@ class SapSimulator(Simulator):
     def _create_request(self, request: Request) -> Response:
         try:
             raw = request.get_json(force=True)
-        except Exception as error:  # noqa: BLE001 - werkzeug raises several kinds for a bad body
+        except Exception as error:
             raise _ODataError(400, "/IWBEP/CM_MGW_RT/021", "Malformed JSON in the request body") from error
         if not isinstance(raw, dict):
             raise _ODataError(400, "/IWBEP/CM_MGW_RT/021", "The request body must be an entity")
@@ -475,7 +480,12 @@ class SapSimulator(Simulator):
             rate = Decimal(value) if isinstance(value, str) else None
         except InvalidOperation:
             rate = None
-        if rate is None or rate <= 0 or rate != _round(rate, currency) or condition.get("ConditionCurrency") != currency:
+        if (
+            rate is None
+            or rate <= 0
+            or rate != _round(rate, currency)
+            or condition.get("ConditionCurrency") != currency
+        ):
             raise _ODataError(400, "/IWBEP/CM_MGW_RT/022", "Invalid value for property 'ConditionRateValue'")
         return {
             "CreditMemoRequest": number,
@@ -493,7 +503,9 @@ class SapSimulator(Simulator):
     def _known(raw: Mapping[str, Any], known: set[str], entity: str) -> None:
         for key in raw:
             if key not in known:
-                raise _ODataError(400, "/IWBEP/CM_MGW_RT/017", f"Property '{key}' is invalid for entity type '{entity}'")
+                raise _ODataError(
+                    400, "/IWBEP/CM_MGW_RT/017", f"Property '{key}' is invalid for entity type '{entity}'"
+                )
 
 
 def __getattr__(name: str) -> Any:

@@ -47,7 +47,11 @@ def secret(sandbox: SapSimulator) -> SecretStore:
 
 
 def make_books(
-    url: str, secret: SecretStore, *, pending_policy: PendingPolicy = "wait", payment_methods: dict[str, str] | None = None
+    url: str,
+    secret: SecretStore,
+    *,
+    pending_policy: PendingPolicy = "wait",
+    payment_methods: dict[str, str] | None = None,
 ) -> SapBooks:
     base = f"{url}/sap/opu/odata/sap"
     session = SapSession(load_secret=secret.load, http=HttpClient(platform="sap", base_url=base, timeout=(1.0, 1.5)))

@@ -120,7 +120,9 @@ def net_for_gross(gross: Money, tax_rate: Fraction) -> Money:
         return gross
     start = int(Fraction(gross.minor_units) / (1 + tax_rate))
     for net in (start, start + 1, start - 1, start + 2, start - 2):
-        tax = int((Decimal(net) * Decimal(tax_rate.numerator) / Decimal(tax_rate.denominator)).quantize(0, ROUND_HALF_UP))
+        tax = int(
+            (Decimal(net) * Decimal(tax_rate.numerator) / Decimal(tax_rate.denominator)).quantize(0, ROUND_HALF_UP)
+        )
         if net > 0 and net + tax == gross.minor_units:
             return Money.of(net, gross.currency)
     raise RejectedError(
@@ -326,7 +328,9 @@ class SapBooks(BooksConnector):
         number = invoice.get("BillingDocument")
         currency = booking.amount.currency
         if invoice.get("SDDocumentCategory") != INVOICE_CATEGORY:
-            raise RejectedError(f"billing document {number} is not an invoice", code="not_an_invoice", platform=PLATFORM)
+            raise RejectedError(
+                f"billing document {number} is not an invoice", code="not_an_invoice", platform=PLATFORM
+            )
         if invoice.get("BillingDocumentIsCancelled"):
             raise RejectedError(f"invoice {number} is cancelled in SAP", code="invoice_status", platform=PLATFORM)
         if invoice.get("TransactionCurrency") != currency:
@@ -464,9 +468,9 @@ class SapBooks(BooksConnector):
         if memo is None or memo.get("AccountingPostingStatus") != POSTED:
             if memo is not None and memo.get("AccountingPostingStatus") == "B":
                 raise RejectedError(
-                    f"credit memo {memo.get('BillingDocument')} for refund {booking.refund_id} was billed but SAP could "
-                    "not post it to accounting (a closed posting period or a missing account): fix it in Release "
-                    "Billing Documents",
+                    f"credit memo {memo.get('BillingDocument')} for refund {booking.refund_id} was billed but SAP "
+                    "could not post it to accounting (a closed posting period or a missing account): fix it in "
+                    "Release Billing Documents",
                     code="closed_period",
                     platform=PLATFORM,
                 )
