@@ -140,6 +140,7 @@ class SapSimulator(Simulator):
         self.username, self.password = username, password
         self.timeout_fault_seconds = timeout_fault_seconds
         self.clock = clock
+        self._lock = threading.RLock()
         self.reset_state()
         for service in SERVICES:
             self.route(f"{ROOT}/{service}/", self._service_document, methods=["GET"])
@@ -158,7 +159,6 @@ class SapSimulator(Simulator):
         self.billing_block: str = ""
         self.closed_period = False
         self._numbers = {"invoice": 90000000, "request": 60000000, "memo": 90100000, "accounting": 1400000000}
-        self._lock = threading.RLock()
 
     def _next(self, kind: str) -> str:
         self._numbers[kind] += 1
