@@ -9,7 +9,8 @@ Mounted by the local stack at ``/_sandbox/sap`` with the system's paths below it
 
 Strict like SAP Gateway: HTTP basic authentication of the communication user (401 otherwise); a write needs the
 CSRF token fetched by ``GET <service>/`` with ``x-csrf-token: Fetch`` and the session cookie of that fetch (403 with
-``x-csrf-token: Required`` otherwise); properties the entity does not have are refused (400); every error in the
+``x-csrf-token: Required`` otherwise); properties the entity type does not have, or does not let a create set
+(``ReferenceSDDocumentCategory``, an item's ``NetAmount``), are refused (400); every error in the
 OData v2 shape ``{"error": {"code", "message": {"lang", "value"}, "innererror": {"errordetails": [...]}}}``; amounts
 are ``Edm.Decimal`` strings with the currency's decimals, dates ``/Date(ms)/``. There is no idempotency key: the
 same request posted twice makes two credit memo requests.
@@ -59,7 +60,6 @@ _HEADER_FIELDS = {
     "TransactionCurrency",
     "SDDocumentReason",
     "ReferenceSDDocument",
-    "ReferenceSDDocumentCategory",
     "PaymentMethod",
     "HeaderBillingBlockReason",
     "to_Item",
@@ -238,7 +238,8 @@ class SapSimulator(Simulator):
             "CompanyCode": "1010",
             "TransactionCurrency": currency,
             "TotalNetAmount": _amount(net, currency),
-            "TotalTaxAmount": _amount(tax, currency),
+            "TaxAmount": _amount(tax, currency),
+            "TotalGrossAmount": _amount(net + tax, currency),
             "BillingDocumentIsCancelled": False,
             "AccountingPostingStatus": "C" if posted else "B",
             "AccountingDocument": self._next("accounting") if posted else "",
@@ -252,7 +253,7 @@ class SapSimulator(Simulator):
             return self._render_request(request, memos=True)
         currency = request["TransactionCurrency"]
         invoice = self.billing_documents[request["ReferenceSDDocument"]]
-        net_invoice, tax_invoice = Decimal(invoice["TotalNetAmount"]), Decimal(invoice["TotalTaxAmount"])
+        net_invoice, tax_invoice = Decimal(invoice["TotalNetAmount"]), Decimal(invoice["TaxAmount"])
         rate = tax_invoice / net_invoice if net_invoice else Decimal(0)
         percent = TAX_PERCENT if tax_invoice and abs(rate - TAX_PERCENT / 100) < Decimal("0.01") else Decimal(0)
         net = sum((Decimal(item["NetAmount"]) for item in request["_items"]), Decimal(0))
@@ -448,7 +449,7 @@ class SapSimulator(Simulator):
             "TotalNetAmount": _amount(net, str(currency)),
             "SDDocumentReason": raw.get("SDDocumentReason", ""),
             "ReferenceSDDocument": invoice["BillingDocument"],
-            "ReferenceSDDocumentCategory": raw.get("ReferenceSDDocumentCategory", ""),
+            "ReferenceSDDocumentCategory": "M",
             "PaymentMethod": raw.get("PaymentMethod", ""),
             "HeaderBillingBlockReason": raw.get("HeaderBillingBlockReason") or self.billing_block,
             "OverallSDDocumentRejectionSts": "A",
@@ -463,7 +464,7 @@ class SapSimulator(Simulator):
     def _item(self, number: str, raw: Any, currency: str) -> dict[str, Any]:
         if not isinstance(raw, dict):
             raise _ODataError(400, "/IWBEP/CM_MGW_RT/021", "An item must be an entity")
-        self._known(raw, _ITEM_FIELDS, "A_CreditMemoReqItemType")
+        self._known(raw, _ITEM_FIELDS, "A_CreditMemoRequestItemType")
         if not raw.get("Material"):
             raise _ODataError(400, "V1/212", "Enter a value for field 'Material'")
         try:

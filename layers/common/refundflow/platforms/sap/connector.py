@@ -416,7 +416,6 @@ class SapBooks(BooksConnector):
             "CustomerPurchaseOrderDate": odata_date(booking.booking_date),
             "TransactionCurrency": currency,
             "ReferenceSDDocument": invoice.get("BillingDocument"),
-            "ReferenceSDDocumentCategory": INVOICE_CATEGORY,
             "to_Item": items,
         }
         if self._order_reason:
@@ -658,14 +657,23 @@ def _results(payload: Any) -> list[dict[str, Any]]:
 
 
 def _gross(document: Mapping[str, Any], currency: str) -> Money:
-    return from_sap_amount(document.get("TotalNetAmount"), currency) + from_sap_amount(
-        document.get("TotalTaxAmount", "0"), currency
-    )
+    """A billing document's gross (``TotalGrossAmount``), checked against its net plus tax."""
+    gross = from_sap_amount(document.get("TotalGrossAmount"), currency)
+    net = from_sap_amount(document.get("TotalNetAmount"), currency)
+    tax = from_sap_amount(document.get("TaxAmount"), currency)
+    if net + tax != gross:
+        raise RejectedError(
+            f"billing document {document.get('BillingDocument')} totals {gross} but its net {net} and tax {tax} "
+            "do not add up to it",
+            code="sap_bad_amount",
+            platform=PLATFORM,
+        )
+    return gross
 
 
 def _tax_rate(invoice: Mapping[str, Any], currency: str) -> Fraction:
     net = from_sap_amount(invoice.get("TotalNetAmount"), currency).minor_units
-    tax = from_sap_amount(invoice.get("TotalTaxAmount", "0"), currency).minor_units
+    tax = from_sap_amount(invoice.get("TaxAmount"), currency).minor_units
     if net <= 0:
         raise RejectedError(f"invoice {invoice.get('BillingDocument')} has no net amount", platform=PLATFORM)
     return Fraction(tax, net)
