@@ -399,3 +399,27 @@ def test_the_simulator_refuses_what_sap_gateway_refuses(
         f"{url}/A_CreditMemoRequest", params={"$filter": "substringof('rf', X)"}, auth=auth, timeout=5
     )
     assert bad_filter.status_code == 400
+
+
+def test_a_credit_memo_sap_billed_for_another_amount_is_a_conflict_for_a_person(
+    books: SapBooks, sandbox: SapSimulator
+) -> None:
+    # GIVEN the refund's credit memo, changed in SAP afterwards to 20.00 EUR gross (a person repriced the request)
+    invoice_id = sandbox.seed_invoice(10_000, "EUR")
+    the_booking = booking(invoice_id, 2_500)
+    books.record_credit(the_booking)
+    (memo,) = sandbox.credit_memos()
+    sandbox.billing_documents[memo["BillingDocument"]].update(
+        TotalNetAmount="16.81", TaxAmount="3.19", TotalGrossAmount="20.00"
+    )
+    # WHEN the booking is read again / THEN it is not taken as the refund's document: a person decides
+    with pytest.raises(RejectedError) as caught:
+        books.record_credit(the_booking)
+    assert caught.value.code == "credit_memo_conflict"
+    assert "totals 20.00 EUR, the refund is 25.00 EUR" in caught.value.message
+    # AND totals that do not add up are refused rather than trusted
+    sandbox.billing_documents[memo["BillingDocument"]].update(TotalGrossAmount="25.00")
+    with pytest.raises(RejectedError) as caught:
+        books.find_credit_document(the_booking)
+    assert caught.value.code == "sap_bad_amount"
+    assert len(sandbox.documents()) == 1
