@@ -1,0 +1,1 @@
+"""SAP S/4HANA books: a credit memo request billed into the credit memo, linked to the invoice."""

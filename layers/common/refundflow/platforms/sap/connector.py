@@ -1,0 +1,743 @@
+"""SAP S/4HANA books connector: a refund becomes a credit memo request with reference to the invoice, which SAP bills
+into the credit memo, exactly once.
+
+Flow (SAP Gateway's OData v2 services; each step reads SAP before writing, so a crash between steps resumes):
+
+1. ``GET API_BILLING_DOCUMENT_SRV/A_BillingDocument('{invoice}')``: an invoice (SD document category ``M``), not
+   cancelled, posted to accounting, in the booking's currency; its sold-to party and sales area become the request's.
+2. Find the credit memo request by our reference (``PurchaseOrderByCustomer eq '<refund id>'``), else
+   ``POST API_CREDIT_MEMO_REQUEST_SRV/A_CreditMemoRequest`` with its items (deep insert): one write, no idempotency
+   key (SAP Gateway takes none), so the lookup guards every retry. A write needs the CSRF token: fetched with
+   ``GET <service>/`` and ``x-csrf-token: Fetch``, sent back with the session cookies, fetched again when SAP
+   answers 403 ``x-csrf-token: Required``.
+3. SAP bills the request into the credit memo (a billing document of category ``O``) by its billing run, unless the
+   request is blocked for billing (``HeaderBillingBlockReason``: a person releases it). Until the credit memo is
+   posted to accounting the booking is pending: per ``SAP_PENDING_POLICY`` the refund waits (``TransientError``,
+   retried through the books-retry wait) or completes with the request recorded as pending.
+
+The credit memo is set against the invoice while the invoice is open (``InvoiceClearingStatus`` not ``C``): the
+document is allocated to it. On a cleared (paid) invoice the credit is paid out: the request carries the payment
+method of the payment provider and currency (``SAP_PAYMENT_METHODS``: its house bank is the clearing account).
+
+Amounts: SAP computes the tax of an item from its net amount (the price condition), so a gross refund is sent as the
+net amount that, at the invoice's tax rate, gives back exactly that gross; the billed credit memo's total is checked
+against the refund. Amounts are OData ``Edm.Decimal`` strings, exact both ways.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from fractions import Fraction
+from functools import cache
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from refundflow import catalog, settings
+from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
+from refundflow.currencies import CurrencyProfile
+from refundflow.errors import (
+    AmountNotRepresentable,
+    ConfigurationError,
+    NotFound,
+    OutcomeUnknownError,
+    RejectedError,
+    TransientError,
+)
+from refundflow.ids import is_refund_id
+from refundflow.models import BooksSystem, CreditDocument, CreditDocumentKind, CreditDocumentState, PaymentProvider
+from refundflow.money import Money
+from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking
+
+PLATFORM = "sap"
+BILLING = "API_BILLING_DOCUMENT_SRV"
+CREDIT_MEMO_REQUESTS = "API_CREDIT_MEMO_REQUEST_SRV"
+# PurchaseOrderByCustomer is 35 characters: a refund id (rf_ + 32 hex digits) fits exactly.
+REFERENCE_MAX_LENGTH = 35
+# How long a waiting refund lets SAP's billing run (or a person releasing the block) work before asking again.
+PENDING_RETRY_SECONDS = 900.0
+
+INVOICE_CATEGORY = "M"
+CREDIT_MEMO_CATEGORY = "O"
+POSTED = "C"
+CLEARED = "C"
+REJECTED_COMPLETELY = "C"
+
+PendingPolicy = Literal["wait", "record"]
+SecretLoader = Callable[[bool], Mapping[str, Any]]
+"""Reads the SAP secret; the flag asks for a fresh read that bypasses any cache."""
+
+
+# ---------------------------------------------------------------- exact amounts
+
+
+@cache
+def capabilities() -> BooksCapabilities:
+    """SAP's books capabilities, from its catalog entry."""
+    found: BooksCapabilities = catalog.books_capabilities(PLATFORM)
+    return found.model_copy(update={"currencies": found.currencies.named("SAP")})
+
+
+def profile() -> CurrencyProfile:
+    return capabilities().currencies
+
+
+def to_sap_amount(money: Money) -> str:
+    """``money`` as SAP's ``Edm.Decimal`` string in major units, exactly.
+
+    Raises:
+        AmountNotRepresentable: a currency or digit SAP cannot carry.
+    """
+    return format(profile().to_platform_decimal(money), "f")
+
+
+def from_sap_amount(value: Any, currency: str) -> Money:
+    """An ``Edm.Decimal`` string from SAP as exact ``Money``.
+
+    Raises:
+        RejectedError: not a decimal, or more decimals than the currency has.
+    """
+    if not isinstance(value, str):
+        raise RejectedError(f"SAP sent a non-decimal amount {value!r}", code="sap_bad_amount", platform=PLATFORM)
+    try:
+        return profile().from_platform(Decimal(value), currency)
+    except (InvalidOperation, AmountNotRepresentable) as error:
+        raise RejectedError(f"SAP sent the amount {value!r} for {currency}", code="sap_bad_amount") from error
+
+
+def net_for_gross(gross: Money, tax_rate: Fraction) -> Money:
+    """The net amount whose tax at ``tax_rate`` (rounded half up to the currency's unit, as SAP's pricing does)
+    gives back exactly ``gross``.
+
+    Raises:
+        RejectedError: no net amount does (the gross falls between two nets a unit apart).
+    """
+    if tax_rate == 0:
+        return gross
+    start = int(Fraction(gross.minor_units) / (1 + tax_rate))
+    for net in (start, start + 1, start - 1, start + 2, start - 2):
+        tax = int(
+            (Decimal(net) * Decimal(tax_rate.numerator) / Decimal(tax_rate.denominator)).quantize(0, ROUND_HALF_UP)
+        )
+        if net > 0 and net + tax == gross.minor_units:
+            return Money.of(net, gross.currency)
+    raise RejectedError(
+        f"SAP computes tax on the net amount: no net amount gives exactly {gross} at the invoice's tax rate; "
+        "book this refund by hand",
+        code="sap_tax_rounding",
+        platform=PLATFORM,
+    )
+
+
+def odata_date(day: date) -> str:
+    """An ``Edm.DateTime`` value in OData v2 JSON (``/Date(<ms since 1970, UTC>)/``)."""
+    moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return f"/Date({int(moment.timestamp()) * 1000})/"
+
+
+# ---------------------------------------------------------------- session: basic auth and the CSRF token
+
+
+class SapSession:
+    """The communication user's basic credentials and one CSRF token per OData service, with its session cookies.
+
+    SAP Gateway answers a write without a valid token with 403 and ``x-csrf-token: Required``; the token is bound to
+    the session cookies of the call that fetched it (kept by the HTTP client's session). The secret is read on first
+    use and read again (bypassing caches) once when SAP answers 401, for a password changed meanwhile.
+    """
+
+    def __init__(self, *, load_secret: SecretLoader, http: HttpClient) -> None:
+        self.http = http
+        self._load_secret = load_secret
+        self._secret: Mapping[str, Any] | None = None
+        self._tokens: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def authorization(self, *, fresh: bool = False) -> str:
+        """The ``Authorization`` header of the communication user.
+
+        Raises:
+            ConfigurationError: the secret has no username or password.
+        """
+        with self._lock:
+            if self._secret is None or fresh:
+                self._secret = dict(self._load_secret(fresh))
+            secret = self._secret
+        username, password = secret.get("username"), secret.get("password")
+        if not isinstance(username, str) or not username or not isinstance(password, str) or not password:
+            raise ConfigurationError("the SAP secret needs username and password", platform=PLATFORM)
+        return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+
+    def csrf_token(self, service: str) -> str:
+        """The CSRF token of ``service``, fetched on first use.
+
+        Raises:
+            TransientError / RejectedError: the fetch failed (see ``raise_for``).
+        """
+        with self._lock:
+            token = self._tokens.get(service)
+        if token is not None:
+            return token
+        response = self.http.request(
+            "GET",
+            f"/{service}/",
+            headers={"Authorization": self.authorization(), "x-csrf-token": "Fetch", "Accept": "application/json"},
+        )
+        token = response.headers.get("x-csrf-token") or response.headers.get("X-CSRF-Token")
+        if not response.ok or not token or token.lower() == "required":
+            raise raise_for("GET", f"/{service}/ (CSRF token)", response)
+        with self._lock:
+            self._tokens[service] = token
+        return token
+
+    def forget_token(self, service: str) -> None:
+        with self._lock:
+            self._tokens.pop(service, None)
+
+
+# ---------------------------------------------------------------- the books
+
+
+class SapBooks(BooksConnector):
+    """The refund's credit memo request and the credit memo SAP bills from it, in one S/4HANA system."""
+
+    name: ClassVar[str] = PLATFORM
+
+    def __init__(
+        self,
+        *,
+        session: SapSession,
+        request_type: str = "CBAR",
+        order_reason: str = "",
+        material: str = "REFUND",
+        price_condition: str = "PMP0",
+        pending_policy: PendingPolicy = "wait",
+        payment_methods: Mapping[str, str] | None = None,
+    ) -> None:
+        """``payment_methods``: the payment method each payment provider's cash refunds leave by, keyed
+        ``<provider>:<CURRENCY>``, ``<provider>:*`` or ``*:<CURRENCY>`` (most specific wins)."""
+        self._session = session
+        self._request_type = request_type
+        self._order_reason = order_reason
+        self._material = material
+        self._price_condition = price_condition
+        self._pending_policy = pending_policy
+        self._payment_methods = dict(payment_methods or {})
+
+    @property
+    def capabilities(self) -> BooksCapabilities:
+        return capabilities()
+
+    def payment_method(self, provider: PaymentProvider, currency: str) -> str | None:
+        """The payment method the cash refund of ``provider`` in ``currency`` leaves by (None: none set)."""
+        for key in (f"{provider.value}:{currency}", f"{provider.value}:*", f"*:{currency}"):
+            if key in self._payment_methods:
+                return self._payment_methods[key]
+        return None
+
+    # ------------------------------------------------------------ port
+
+    def record_credit(self, booking: CreditBooking) -> CreditDocument:
+        """Create (exactly once) the credit memo request with reference to the invoice and read the credit memo SAP
+        billed from it.
+
+        Raises:
+            TransientError: SAP could not be reached, did not answer the write (the next call finds the request),
+                or (``SAP_PENDING_POLICY=wait``) has not posted the credit memo yet.
+            RejectedError: SAP or this connector refuses the booking for good: invoice in another currency, not an
+                invoice, cancelled or not posted, a closed posting period, a request for this refund with another
+                amount or rejected in SAP, SAP's validation messages, missing authorisations.
+            NotFound: the invoice does not exist.
+        """
+        try:
+            return self._record(booking)
+        except OutcomeUnknownError as error:
+            raise TransientError(
+                f"{error.message}; the next attempt reads SAP before writing again",
+                code="sap_outcome_unknown",
+                platform=PLATFORM,
+            ) from error
+
+    def find_credit_document(self, booking: CreditBooking) -> CreditDocument | None:
+        """The credit document already recorded for this booking (posted, or pending while SAP has not billed and
+        posted it), found by its external reference.
+
+        Raises:
+            TransientError, RejectedError: SAP could not answer, or refused the read.
+        """
+        request = self._find_request(booking.external_reference)
+        if request is None:
+            return None
+        invoice = self._get_invoice(booking.invoice.invoice_id)
+        return self._document(request, invoice, booking)
+
+    # ------------------------------------------------------------ steps
+
+    def _record(self, booking: CreditBooking) -> CreditDocument:
+        self._check_booking(booking)
+        invoice = self._get_invoice(booking.invoice.invoice_id)
+        self._check_invoice(invoice, booking)
+        request = self._find_request(booking.external_reference)
+        if request is None:
+            request = self._create_request(booking, invoice)
+        self._check_request(request, booking)
+        document = self._document(request, invoice, booking)
+        if document.state is CreditDocumentState.PENDING and self._pending_policy == "wait":
+            raise TransientError(
+                f"credit memo request {document.document_id} for refund {booking.refund_id} is not billed and "
+                f"posted in SAP yet{_block_text(request)}",
+                code="sap_credit_memo_pending",
+                platform=PLATFORM,
+                retry_after_seconds=PENDING_RETRY_SECONDS,
+            )
+        return document
+
+    def _check_booking(self, booking: CreditBooking) -> None:
+        for reference in (booking.refund_id, booking.external_reference):
+            if not is_refund_id(reference) or len(reference) > REFERENCE_MAX_LENGTH:
+                raise RejectedError(f"{reference!r} is not a refund id", code="bad_refund_id", platform=PLATFORM)
+        if booking.invoice.system is not BooksSystem.SAP:
+            raise RejectedError(f"invoice {booking.invoice.invoice_id} is not an SAP invoice", platform=PLATFORM)
+        if not booking.amount.is_positive():
+            raise RejectedError("a credit memo needs a positive amount", platform=PLATFORM)
+        to_sap_amount(booking.amount)
+        if booking.lines:
+            total = Money.zero(booking.amount.currency)
+            for line in booking.lines:
+                if line.amount.currency != booking.amount.currency or not line.amount.is_positive():
+                    raise RejectedError(f"refund line {line.description!r} has a bad amount", platform=PLATFORM)
+                to_sap_amount(line.amount)
+                total = total + line.amount
+            if total != booking.amount:
+                raise RejectedError(
+                    f"refund lines add up to {total}, the refund is {booking.amount}",
+                    code="lines_mismatch",
+                    platform=PLATFORM,
+                )
+
+    def _get_invoice(self, invoice_id: str) -> dict[str, Any]:
+        if not invoice_id.isalnum() or len(invoice_id) > 10:
+            raise NotFound(f"{invoice_id!r} is not an SAP billing document number", platform=PLATFORM)
+        return _entity(self._call(BILLING, "GET", f"/A_BillingDocument('{invoice_id}')"))
+
+    def _check_invoice(self, invoice: Mapping[str, Any], booking: CreditBooking) -> None:
+        number = invoice.get("BillingDocument")
+        currency = booking.amount.currency
+        if invoice.get("SDDocumentCategory") != INVOICE_CATEGORY:
+            raise RejectedError(
+                f"billing document {number} is not an invoice", code="not_an_invoice", platform=PLATFORM
+            )
+        if invoice.get("BillingDocumentIsCancelled"):
+            raise RejectedError(f"invoice {number} is cancelled in SAP", code="invoice_status", platform=PLATFORM)
+        if invoice.get("TransactionCurrency") != currency:
+            raise RejectedError(
+                f"invoice {number} is in {invoice.get('TransactionCurrency')}, the refund in {currency}",
+                code="currency_mismatch",
+                platform=PLATFORM,
+            )
+        if invoice.get("AccountingPostingStatus") != POSTED:
+            raise RejectedError(
+                f"invoice {number} is not posted to accounting in SAP, so it cannot be credited yet",
+                code="invoice_status",
+                platform=PLATFORM,
+            )
+        if not invoice.get("SoldToParty"):
+            raise RejectedError(f"invoice {number} has no sold-to party", platform=PLATFORM)
+        if booking.amount > _gross(invoice, currency):
+            raise RejectedError(
+                f"refund {booking.amount} is more than invoice {number} totals", code="over_credit", platform=PLATFORM
+            )
+
+    def _find_request(self, refund_id: str) -> dict[str, Any] | None:
+        # Refund ids are rf_ + 32 hex digits: nothing to escape in the filter's string literal.
+        if not is_refund_id(refund_id):
+            raise RejectedError(f"{refund_id!r} is not a refund id", code="bad_refund_id", platform=PLATFORM)
+        payload = self._call(
+            CREDIT_MEMO_REQUESTS,
+            "GET",
+            "/A_CreditMemoRequest",
+            params={"$filter": f"PurchaseOrderByCustomer eq '{refund_id}'", "$expand": "to_Item"},
+        )
+        matches = [item for item in _results(payload) if item.get("OverallSDDocumentRejectionSts") != "C"]
+        rejected = [item for item in _results(payload) if item.get("OverallSDDocumentRejectionSts") == "C"]
+        if len(matches) > 1:
+            numbers = ", ".join(str(item.get("CreditMemoRequest")) for item in matches)
+            raise RejectedError(
+                f"several credit memo requests carry refund {refund_id} ({numbers}): reject all but one in SAP",
+                code="duplicate_credit_memo_requests",
+                platform=PLATFORM,
+            )
+        if not matches and rejected:
+            raise RejectedError(
+                f"credit memo request {rejected[0].get('CreditMemoRequest')} for refund {refund_id} was rejected in "
+                "SAP: decide in SAP whether to credit the customer, then retry the refund's books",
+                code="credit_memo_request_rejected",
+                platform=PLATFORM,
+            )
+        return matches[0] if matches else None
+
+    def _create_request(self, booking: CreditBooking, invoice: Mapping[str, Any]) -> dict[str, Any]:
+        currency = booking.amount.currency
+        rate = _tax_rate(invoice, currency)
+        if booking.lines:
+            parts = [(line.description, line.amount) for line in booking.lines]
+        else:
+            parts = [(f"Refund {booking.reference} of invoice {invoice.get('BillingDocument')}", booking.amount)]
+        items = []
+        for position, (text, gross) in enumerate(parts, start=1):
+            net = net_for_gross(gross, rate)
+            items.append(
+                {
+                    "CreditMemoRequestItem": str(position * 10),
+                    "Material": self._material,
+                    "CreditMemoRequestItemText": text[:40],
+                    "RequestedQuantity": "1",
+                    "RequestedQuantityUnit": "EA",
+                    "to_PricingElement": [
+                        {
+                            "ConditionType": self._price_condition,
+                            "ConditionRateValue": to_sap_amount(net),
+                            "ConditionCurrency": currency,
+                        }
+                    ],
+                }
+            )
+        body: dict[str, Any] = {
+            "CreditMemoRequestType": self._request_type,
+            "SalesOrganization": invoice.get("SalesOrganization"),
+            "DistributionChannel": invoice.get("DistributionChannel"),
+            "OrganizationDivision": invoice.get("Division"),
+            "SoldToParty": invoice.get("SoldToParty"),
+            "PurchaseOrderByCustomer": booking.external_reference,
+            "CustomerPurchaseOrderDate": odata_date(booking.booking_date),
+            "TransactionCurrency": currency,
+            "ReferenceSDDocument": invoice.get("BillingDocument"),
+            "to_Item": items,
+        }
+        if self._order_reason:
+            body["SDDocumentReason"] = self._order_reason
+        method = self.payment_method(booking.payment_provider, currency)
+        if method is not None and invoice.get("InvoiceClearingStatus") == CLEARED:
+            body["PaymentMethod"] = method
+        return _entity(self._call(CREDIT_MEMO_REQUESTS, "POST", "/A_CreditMemoRequest", body=body))
+
+    def _check_request(self, request: Mapping[str, Any], booking: CreditBooking) -> None:
+        number = request.get("CreditMemoRequest")
+        if request.get("TransactionCurrency") != booking.amount.currency:
+            raise RejectedError(
+                f"credit memo request {number} is in {request.get('TransactionCurrency')}", platform=PLATFORM
+            )
+        if request.get("ReferenceSDDocument") not in {None, "", booking.invoice.invoice_id}:
+            raise RejectedError(
+                f"credit memo request {number} for refund {booking.refund_id} refers to invoice "
+                f"{request.get('ReferenceSDDocument')}, not {booking.invoice.invoice_id}",
+                code="credit_memo_conflict",
+                platform=PLATFORM,
+            )
+
+    def _credit_memo(self, request: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The credit memo billed from ``request`` (not cancelled), or None while it is not billed."""
+        number = str(request.get("CreditMemoRequest"))
+        payload = self._call(
+            BILLING,
+            "GET",
+            "/A_BillingDocumentItem",
+            params={"$filter": f"SalesDocument eq '{number}'", "$select": "BillingDocument"},
+        )
+        for billing_document in dict.fromkeys(str(item.get("BillingDocument")) for item in _results(payload)):
+            document = _entity(self._call(BILLING, "GET", f"/A_BillingDocument('{billing_document}')"))
+            if document.get("SDDocumentCategory") == CREDIT_MEMO_CATEGORY and not document.get(
+                "BillingDocumentIsCancelled"
+            ):
+                return document
+        return None
+
+    def _document(
+        self, request: Mapping[str, Any], invoice: Mapping[str, Any], booking: CreditBooking
+    ) -> CreditDocument:
+        currency = booking.amount.currency
+        nothing = Money.zero(currency)
+        number = str(request.get("CreditMemoRequest"))
+        reference = str(request.get("PurchaseOrderByCustomer") or "") or None
+        memo = self._credit_memo(request)
+        if memo is None or memo.get("AccountingPostingStatus") != POSTED:
+            if memo is not None and memo.get("AccountingPostingStatus") == "B":
+                raise RejectedError(
+                    f"credit memo {memo.get('BillingDocument')} for refund {booking.refund_id} was billed but SAP "
+                    "could not post it to accounting (a closed posting period or a missing account): fix it in "
+                    "Release Billing Documents",
+                    code="closed_period",
+                    platform=PLATFORM,
+                )
+            return CreditDocument(
+                system=BooksSystem.SAP,
+                kind=CreditDocumentKind.CREDIT_MEMO,
+                state=CreditDocumentState.PENDING,
+                document_id=number,
+                number=number,
+                total=booking.amount,
+                allocated_to_invoice=nothing,
+                cash_refunded=nothing,
+                external_reference=reference,
+            )
+        total = _gross(memo, currency)
+        if total != booking.amount:
+            raise RejectedError(
+                f"credit memo {memo.get('BillingDocument')} for refund {booking.refund_id} totals {total}, the refund "
+                f"is {booking.amount}: correct it in SAP",
+                code="credit_memo_conflict",
+                platform=PLATFORM,
+            )
+        paid = invoice.get("InvoiceClearingStatus") == CLEARED
+        return CreditDocument(
+            system=BooksSystem.SAP,
+            kind=CreditDocumentKind.CREDIT_MEMO,
+            state=CreditDocumentState.POSTED,
+            document_id=str(memo.get("BillingDocument")),
+            number=str(memo.get("BillingDocument")),
+            total=total,
+            allocated_to_invoice=nothing if paid else total,
+            cash_refunded=total if paid else nothing,
+            allocation_id=None if paid else str(invoice.get("BillingDocument")),
+            payment_id=str(memo.get("AccountingDocument") or "") or None if paid else None,
+            external_reference=reference,
+        )
+
+    # ------------------------------------------------------------ HTTP
+
+    def _call(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+    ) -> Any:
+        """One OData call. A write carries the service's CSRF token (fetched again once on 403 ``Required``); a 401
+        reads the secret again once."""
+        import json
+
+        write = method != "GET"
+        fresh = False
+        for attempt in range(3):
+            headers = {"Authorization": self._session.authorization(fresh=fresh), "Accept": "application/json"}
+            if write:
+                headers["x-csrf-token"] = self._session.csrf_token(service)
+                headers["Content-Type"] = "application/json"
+            response = self._session.http.request(
+                method,
+                f"/{service}{path}",
+                params={**(params or {}), "$format": "json"} if not write else params,
+                data=json.dumps(body) if body is not None else None,
+                headers=headers,
+            )
+            if attempt < 2 and response.status == 403 and _csrf_required(response):
+                self._session.forget_token(service)
+                continue
+            if attempt < 2 and response.status == 401 and not fresh:
+                fresh = True
+                continue
+            return _payload_or_raise(method, f"/{service}{path}", response)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _csrf_required(response: HttpResponse) -> bool:
+    value = response.headers.get("x-csrf-token") or response.headers.get("X-CSRF-Token") or ""
+    return value.lower() == "required"
+
+
+def _payload_or_raise(method: str, path: str, response: HttpResponse) -> Any:
+    if response.ok:
+        if response.status == 204 or not response.body:
+            return None
+        try:
+            return response.json()
+        except ValueError as error:
+            raise TransientError(f"{method} {path}: SAP answered with unreadable JSON", platform=PLATFORM) from error
+    raise raise_for(method, path, response)
+
+
+# SAP message ids (class/number) that mean a closed posting period.
+_CLOSED_PERIOD_MESSAGES = {"F5/201", "F5A/201", "VF/050"}
+
+
+def raise_for(method: str, path: str, response: HttpResponse) -> Exception:
+    """The error for an OData error answer (``{"error": {"code", "message": {"value"}, "innererror":
+    {"errordetails": [...]}}}``), in words an accountant can act on."""
+    where = f"{method} {path}"
+    status = response.status
+    code, messages = _odata_error(response)
+    text = "; ".join(messages) or f"HTTP {status}"
+    if status in {400, 422}:
+        codes = {code, *(_detail_codes(response))}
+        if codes & _CLOSED_PERIOD_MESSAGES or ("period" in text.lower() and "not open" in text.lower()):
+            return RejectedError(
+                f"SAP refuses the credit memo: the posting period is closed ({text}); open the period or book the "
+                "credit in the current one",
+                code="closed_period",
+                platform=PLATFORM,
+            )
+        return RejectedError(f"SAP refuses the credit memo request: {text}", code="sap_validation", platform=PLATFORM)
+    if status == 401:
+        return RejectedError(
+            f"{where}: SAP refused the communication user (check the user and password of the communication "
+            "arrangement)",
+            code="sap_unauthorized",
+            platform=PLATFORM,
+        )
+    if status == 403:
+        return RejectedError(
+            f"{where}: the communication user may not do this ({text}); check the communication arrangements "
+            "SAP_COM_0158 and SAP_COM_0120",
+            code="sap_forbidden",
+            platform=PLATFORM,
+        )
+    if status == 404:
+        return NotFound(f"{where}: not found in SAP ({text})", platform=PLATFORM)
+    if status == 429 or status >= 500:
+        return TransientError(
+            f"{where}: SAP answered {status} ({text})",
+            code="sap_unavailable",
+            platform=PLATFORM,
+            retry_after_seconds=retry_after_seconds(response),
+        )
+    return RejectedError(f"{where}: SAP answered {status} ({text})", code=f"sap_http_{status}", platform=PLATFORM)
+
+
+def _odata_error(response: HttpResponse) -> tuple[str, list[str]]:
+    try:
+        payload = response.json()
+    except ValueError:
+        return "", [response.body.decode("utf-8", "replace")[:300]] if response.body else []
+    error = payload.get("error") if isinstance(payload, Mapping) else None
+    if not isinstance(error, Mapping):
+        return "", []
+    message = error.get("message")
+    value = message.get("value") if isinstance(message, Mapping) else message
+    messages = [str(value)] if value else []
+    inner = error.get("innererror")
+    details = inner.get("errordetails") if isinstance(inner, Mapping) else None
+    for detail in details or []:
+        if isinstance(detail, Mapping) and detail.get("severity", "error") == "error" and detail.get("message"):
+            messages.append(str(detail["message"]))
+    return str(error.get("code") or ""), list(dict.fromkeys(messages))
+
+
+def _detail_codes(response: HttpResponse) -> Iterable[str]:
+    try:
+        payload = response.json()
+    except ValueError:
+        return []
+    inner = payload.get("error", {}).get("innererror") if isinstance(payload, Mapping) else None
+    details = inner.get("errordetails") if isinstance(inner, Mapping) else None
+    return [str(detail.get("code")) for detail in details or [] if isinstance(detail, Mapping)]
+
+
+# ---------------------------------------------------------------- payload helpers
+
+
+def _entity(payload: Any) -> dict[str, Any]:
+    entity = payload.get("d") if isinstance(payload, Mapping) else None
+    if not isinstance(entity, dict):
+        raise TransientError("SAP answered without the entity", platform=PLATFORM)
+    return entity
+
+
+def _results(payload: Any) -> list[dict[str, Any]]:
+    data = payload.get("d") if isinstance(payload, Mapping) else None
+    results = data.get("results") if isinstance(data, Mapping) else None
+    if not isinstance(results, list):
+        raise TransientError("SAP answered without results", platform=PLATFORM)
+    return [item for item in results if isinstance(item, dict)]
+
+
+def _gross(document: Mapping[str, Any], currency: str) -> Money:
+    """A billing document's gross (``TotalGrossAmount``), checked against its net plus tax."""
+    gross = from_sap_amount(document.get("TotalGrossAmount"), currency)
+    net = from_sap_amount(document.get("TotalNetAmount"), currency)
+    tax = from_sap_amount(document.get("TaxAmount"), currency)
+    if net + tax != gross:
+        raise RejectedError(
+            f"billing document {document.get('BillingDocument')} totals {gross} but its net {net} and tax {tax} "
+            "do not add up to it",
+            code="sap_bad_amount",
+            platform=PLATFORM,
+        )
+    return gross
+
+
+def _tax_rate(invoice: Mapping[str, Any], currency: str) -> Fraction:
+    net = from_sap_amount(invoice.get("TotalNetAmount"), currency).minor_units
+    tax = from_sap_amount(invoice.get("TaxAmount"), currency).minor_units
+    if net <= 0:
+        raise RejectedError(f"invoice {invoice.get('BillingDocument')} has no net amount", platform=PLATFORM)
+    return Fraction(tax, net)
+
+
+def _block_text(request: Mapping[str, Any]) -> str:
+    block = request.get("HeaderBillingBlockReason")
+    return f" (blocked for billing, reason {block}: release it in SAP)" if block else " (waiting for SAP's billing run)"
+
+
+# ---------------------------------------------------------------- factory
+
+
+class SapSettings(settings.EnvModel):
+    """SAP's own settings (its catalog entry's ``settings``, set on its function only)."""
+
+    api_base: str = Field(default="https://my000000-api.s4hana.cloud.sap/sap/opu/odata/sap", alias="SAP_API_BASE")
+    request_type: str = Field(default="CBAR", alias="SAP_CREDIT_MEMO_REQUEST_TYPE")
+    order_reason: str = Field(default="", alias="SAP_ORDER_REASON")
+    material: str = Field(default="REFUND", alias="SAP_REFUND_MATERIAL")
+    price_condition: str = Field(default="PMP0", alias="SAP_PRICE_CONDITION")
+    pending_policy: PendingPolicy = Field(default="wait", alias="SAP_PENDING_POLICY")
+    payment_methods: str = Field(default="", alias="SAP_PAYMENT_METHODS")
+
+
+def parse_payment_methods(text: str) -> dict[str, str]:
+    """``stripe:EUR=S,stripe:*=T,*:USD=U`` as a mapping (see ``SapBooks.payment_method``).
+
+    Raises:
+        ConfigurationError: a malformed entry.
+    """
+    methods: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, separator, method = item.partition("=")
+        provider, colon, currency = key.strip().partition(":")
+        if not separator or not colon or not method.strip() or not provider.strip() or not currency.strip():
+            raise ConfigurationError(f"SAP_PAYMENT_METHODS: {item!r} is not <provider>:<CURRENCY>=<method>")
+        methods[f"{provider.strip()}:{currency.strip()}"] = method.strip()
+    return methods
+
+
+@cache
+def connector() -> SapBooks:
+    """The process-wide SAP books, from ``SapSettings`` and SAP's API secret (``<SecretsPrefix>sap``: username,
+    password of the communication user), built on first use; the secret is read on the first call.
+
+    Raises:
+        ConfigurationError: no secret name, or malformed settings.
+    """
+    from refundflow.adapters.secrets import get_json_secret, platform_secret_name
+
+    config = settings.load(SapSettings)
+    name = platform_secret_name(PLATFORM)
+
+    def load_secret(force: bool) -> Mapping[str, Any]:
+        return get_json_secret(name, force_fetch=force)
+
+    session = SapSession(load_secret=load_secret, http=HttpClient(platform=PLATFORM, base_url=config.api_base))
+    return SapBooks(
+        session=session,
+        request_type=config.request_type,
+        order_reason=config.order_reason,
+        material=config.material,
+        price_condition=config.price_condition,
+        pending_policy=config.pending_policy,
+        payment_methods=parse_payment_methods(config.payment_methods),
+    )

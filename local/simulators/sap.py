@@ -1,0 +1,518 @@
+"""SAP S/4HANA sandbox simulator: the two OData v2 services refundflow's SAP books call, on SAP Gateway's paths.
+
+Mounted by the local stack at ``/_sandbox/sap`` with the system's paths below it (``/sap/opu/odata/sap/<service>``):
+
+- ``API_BILLING_DOCUMENT_SRV``: ``A_BillingDocument('<id>')`` and ``A_BillingDocumentItem`` filtered by
+  ``SalesDocument`` (invoices seeded by the tests and the demo; credit memos billed from credit memo requests).
+- ``API_CREDIT_MEMO_REQUEST_SRV``: ``A_CreditMemoRequest`` read with ``$filter=PurchaseOrderByCustomer eq '...'``
+  (and ``$expand=to_Item``), created by a deep insert with its items and their price condition.
+
+Strict like SAP Gateway: HTTP basic authentication of the communication user (401 otherwise); a write needs the
+CSRF token fetched by ``GET <service>/`` with ``x-csrf-token: Fetch`` and the session cookie of that fetch (403 with
+``x-csrf-token: Required`` otherwise); properties the entity type does not have, or does not let a create set
+(``ReferenceSDDocumentCategory``, an item's ``NetAmount``), are refused (400); every error in the
+OData v2 shape ``{"error": {"code", "message": {"lang", "value"}, "innererror": {"errordetails": [...]}}}``; amounts
+are ``Edm.Decimal`` strings with the currency's decimals, dates ``/Date(ms)/``. There is no idempotency key: the
+same request posted twice makes two credit memo requests.
+
+Billing: a request without a billing block is billed at once into a credit memo (category ``O``), as if SAP's
+billing run had come; its tax is computed per item from the net price at the invoice's rate, rounded half up. With
+``billing_block`` set, new requests carry it in ``HeaderBillingBlockReason`` and wait until ``release_billing_block``
+(a person in SAP). With ``closed_period`` set, a billed credit memo cannot be posted to accounting
+(``AccountingPostingStatus`` ``B``).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any, ClassVar
+
+from werkzeug.wrappers import Request, Response
+
+from local.simulators.base import FaultRule, Simulator, exact_json
+
+ROOT = "/sap/opu/odata/sap"
+BILLING = f"{ROOT}/API_BILLING_DOCUMENT_SRV"
+REQUESTS = f"{ROOT}/API_CREDIT_MEMO_REQUEST_SRV"
+SERVICES = ("API_BILLING_DOCUMENT_SRV", "API_CREDIT_MEMO_REQUEST_SRV")
+DEFAULT_USERNAME = "REFUNDFLOW_COMM_USER"
+DEFAULT_PASSWORD = "local-sap-password"
+SESSION_COOKIE = "SAP_SESSIONID_S4H_100"
+DIGITS = {"JPY": 0, "KRW": 0, "ISK": 0, "CLP": 0, "KWD": 3, "BHD": 3, "JOD": 3, "OMR": 3, "TND": 3}
+TAX_PERCENT = Decimal(19)
+
+_HEADER_FIELDS = {
+    "CreditMemoRequestType",
+    "SalesOrganization",
+    "DistributionChannel",
+    "OrganizationDivision",
+    "SoldToParty",
+    "PurchaseOrderByCustomer",
+    "CustomerPurchaseOrderDate",
+    "TransactionCurrency",
+    "SDDocumentReason",
+    "ReferenceSDDocument",
+    "PaymentMethod",
+    "HeaderBillingBlockReason",
+    "to_Item",
+}
+_ITEM_FIELDS = {
+    "CreditMemoRequestItem",
+    "Material",
+    "CreditMemoRequestItemText",
+    "RequestedQuantity",
+    "RequestedQuantityUnit",
+    "to_PricingElement",
+}
+_PRICING_FIELDS = {"ConditionType", "ConditionRateValue", "ConditionCurrency"}
+_FILTER = re.compile(r"^(PurchaseOrderByCustomer|SalesDocument) eq '([^']{1,35})'$")
+
+
+class _ODataError(Exception):
+    def __init__(self, status: int, code: str, message: str, details: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details or []
+
+
+def _odata_error(status: int, code: str, message: str, details: list[dict[str, str]] | None = None) -> Response:
+    body = {
+        "error": {
+            "code": code,
+            "message": {"lang": "en", "value": message},
+            "innererror": {
+                "transactionid": uuid.uuid4().hex.upper(),
+                "errordetails": details or [{"code": code, "message": message, "severity": "error"}],
+            },
+        }
+    }
+    return Response(exact_json(body), status=status, mimetype="application/json")
+
+
+def _ok(entity: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(exact_json({"d": entity}), status=status, mimetype="application/json", headers=headers)
+
+
+def _date(day: date) -> str:
+    return f"/Date({int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * 1000})/"
+
+
+def _parse_date(value: Any, field: str) -> date:
+    match = re.fullmatch(r"/Date\((-?\d+)\)/", value) if isinstance(value, str) else None
+    if match is None:
+        raise _ODataError(400, "/IWBEP/CM_MGW_RT/022", f"Invalid value for property '{field}'")
+    return datetime.fromtimestamp(int(match.group(1)) / 1000, tz=UTC).date()
+
+
+def _round(value: Decimal, currency: str) -> Decimal:
+    return value.quantize(Decimal(1).scaleb(-DIGITS.get(currency, 2)), ROUND_HALF_UP)
+
+
+def _amount(value: Decimal, currency: str) -> str:
+    return format(_round(value, currency), "f")
+
+
+class SapSimulator(Simulator):
+    """A stateful S/4HANA system with one communication user, invoices, credit memo requests and credit memos."""
+
+    name = "sap"
+    FAULT_OPERATIONS: ClassVar[Mapping[str, tuple[str, str]]] = {
+        "record_credit": ("POST", r"^/sap/opu/odata/sap/API_CREDIT_MEMO_REQUEST_SRV/A_CreditMemoRequest$"),
+    }
+    TRANSIENT_STATUS: ClassVar[int] = 503
+
+    def __init__(
+        self,
+        *,
+        username: str = DEFAULT_USERNAME,
+        password: str = DEFAULT_PASSWORD,
+        timeout_fault_seconds: float = 3.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self.username, self.password = username, password
+        self.timeout_fault_seconds = timeout_fault_seconds
+        self.clock = clock
+        self._lock = threading.RLock()
+        self.reset_state()
+        for service in SERVICES:
+            self.route(f"{ROOT}/{service}/", self._service_document, methods=["GET"])
+        self.route(f"{BILLING}/A_BillingDocument('<number>')", self._odata(self._get_billing), methods=["GET"])
+        self.route(f"{BILLING}/A_BillingDocumentItem", self._odata(self._list_billing_items), methods=["GET"])
+        self.route(f"{REQUESTS}/A_CreditMemoRequest", self._odata(self._list_requests), methods=["GET"])
+        self.route(f"{REQUESTS}/A_CreditMemoRequest", self._odata(self._create_request, write=True), methods=["POST"])
+
+    # ---------------------------------------------------------------- state
+
+    def reset_state(self) -> None:
+        self.billing_documents: dict[str, dict[str, Any]] = {}
+        self.billing_items: list[dict[str, Any]] = []
+        self.credit_memo_requests: dict[str, dict[str, Any]] = {}
+        self.sessions: dict[str, str] = {}
+        self.billing_block: str = ""
+        self.closed_period = False
+        self._numbers = {"invoice": 90000000, "request": 60000000, "memo": 90100000, "accounting": 1400000000}
+
+    def _next(self, kind: str) -> str:
+        self._numbers[kind] += 1
+        return str(self._numbers[kind])
+
+    # ---------------------------------------------------------------- BooksSandbox
+
+    def local_secrets(self) -> dict[str, dict[str, Any]]:
+        """The communication user the function signs in with (SAP sends no webhooks refundflow reads)."""
+        return {"api": {"username": self.username, "password": self.password}, "verification": {}}
+
+    def seed_invoice(self, amount_minor: int, currency: str, *, paid: bool = False) -> str:
+        """A posted invoice (F2) of one item whose gross is ``amount_minor`` ISO minor units, taxed at 19 % where a
+        net amount gives exactly that gross (tax-exempt otherwise), cleared when ``paid``; returns its number."""
+        unit = Decimal(1).scaleb(-DIGITS.get(currency, 2))
+        gross = Decimal(amount_minor) * unit
+        net, tax = gross, Decimal(0)
+        start = (gross / (1 + TAX_PERCENT / 100)).quantize(unit, ROUND_HALF_UP)
+        for candidate in (start, start + unit, start - unit):
+            if candidate + _round(candidate * TAX_PERCENT / 100, currency) == gross:
+                net, tax = candidate, gross - candidate
+                break
+        with self._lock:
+            number = self._next("invoice")
+            customer = str(17100000 + len(self.billing_documents) + 1)
+            self.billing_documents[number] = self._billing_document(
+                number, "F2", "M", customer, currency, net, tax, cleared=paid, reference=f"SO-{number}"
+            )
+            self.billing_items.append({"BillingDocument": number, "BillingDocumentItem": "10", "SalesDocument": ""})
+            return number
+
+    def documents(self) -> list[dict[str, Any]]:
+        """Every credit memo request, with the credit memos billed from it (the refund id is its
+        PurchaseOrderByCustomer)."""
+        with self._lock:
+            return [self._render_request(request, memos=True) for request in self.credit_memo_requests.values()]
+
+    def release_billing_block(self, request_number: str) -> dict[str, Any]:
+        """A person removes the request's billing block in SAP; the billing run then bills it."""
+        with self._lock:
+            request = self.credit_memo_requests[request_number]
+            request["HeaderBillingBlockReason"] = ""
+            return self._bill(request)
+
+    def credit_memos(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(doc) for doc in self.billing_documents.values() if doc["SDDocumentCategory"] == "O"]
+
+    # ---------------------------------------------------------------- documents
+
+    def _billing_document(
+        self,
+        number: str,
+        kind: str,
+        category: str,
+        customer: str,
+        currency: str,
+        net: Decimal,
+        tax: Decimal,
+        *,
+        cleared: bool,
+        reference: str,
+        posted: bool = True,
+    ) -> dict[str, Any]:
+        today = datetime.fromtimestamp(self.clock(), tz=UTC).date()
+        return {
+            "BillingDocument": number,
+            "BillingDocumentType": kind,
+            "SDDocumentCategory": category,
+            "BillingDocumentCategory": "L",
+            "BillingDocumentDate": _date(today),
+            "SalesOrganization": "1010",
+            "DistributionChannel": "10",
+            "Division": "00",
+            "SoldToParty": customer,
+            "PayerParty": customer,
+            "CompanyCode": "1010",
+            "TransactionCurrency": currency,
+            "TotalNetAmount": _amount(net, currency),
+            "TaxAmount": _amount(tax, currency),
+            "TotalGrossAmount": _amount(net + tax, currency),
+            "BillingDocumentIsCancelled": False,
+            "AccountingPostingStatus": "C" if posted else "B",
+            "AccountingDocument": self._next("accounting") if posted else "",
+            "InvoiceClearingStatus": "C" if cleared else "A",
+            "PurchaseOrderByCustomer": reference,
+        }
+
+    def _bill(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The billing run: the credit memo of an unblocked request (once)."""
+        if request["HeaderBillingBlockReason"] or request["_billed"]:
+            return self._render_request(request, memos=True)
+        currency = request["TransactionCurrency"]
+        invoice = self.billing_documents[request["ReferenceSDDocument"]]
+        net_invoice, tax_invoice = Decimal(invoice["TotalNetAmount"]), Decimal(invoice["TaxAmount"])
+        rate = tax_invoice / net_invoice if net_invoice else Decimal(0)
+        percent = TAX_PERCENT if tax_invoice and abs(rate - TAX_PERCENT / 100) < Decimal("0.01") else Decimal(0)
+        net = sum((Decimal(item["NetAmount"]) for item in request["_items"]), Decimal(0))
+        tax = sum(
+            (_round(Decimal(item["NetAmount"]) * percent / 100, currency) for item in request["_items"]), Decimal(0)
+        )
+        number = self._next("memo")
+        memo = self._billing_document(
+            number,
+            "G2",
+            "O",
+            request["SoldToParty"],
+            currency,
+            net,
+            tax,
+            cleared=False,
+            reference=request["PurchaseOrderByCustomer"],
+            posted=not self.closed_period,
+        )
+        memo["PaymentMethod"] = request.get("PaymentMethod", "")
+        self.billing_documents[number] = memo
+        for item in request["_items"]:
+            self.billing_items.append(
+                {
+                    "BillingDocument": number,
+                    "BillingDocumentItem": item["CreditMemoRequestItem"],
+                    "SalesDocument": request["CreditMemoRequest"],
+                }
+            )
+        request["_billed"] = True
+        request["OverallOrdReltdBillgStatus"] = "C"
+        return self._render_request(request, memos=True)
+
+    def _render_request(self, request: dict[str, Any], *, memos: bool = False, items: bool = True) -> dict[str, Any]:
+        rendered = {key: value for key, value in request.items() if not key.startswith("_")}
+        if items:
+            rendered["to_Item"] = {"results": [dict(item) for item in request["_items"]]}
+        if memos:
+            numbers = {
+                row["BillingDocument"]
+                for row in self.billing_items
+                if row["SalesDocument"] == request["CreditMemoRequest"]
+            }
+            rendered["CreditMemos"] = [dict(self.billing_documents[number]) for number in sorted(numbers)]
+        return rendered
+
+    # ---------------------------------------------------------------- gateway: auth, CSRF, errors
+
+    def fault_response(self, fault: FaultRule) -> Response:
+        if fault.body is not None:
+            return super().fault_response(fault)
+        status = fault.status or 500
+        response = _odata_error(status, "/IWFND/CM_BEC/026", f"Simulated fault: HTTP {status}")
+        response.headers.update(fault.headers)
+        return response
+
+    def _authenticated(self, request: Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return False
+        try:
+            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        except ValueError:
+            return False
+        return secrets.compare_digest(user, self.username) and secrets.compare_digest(password, self.password)
+
+    @staticmethod
+    def _unauthorized() -> Response:
+        return Response(
+            "<html><body>Logon failed</body></html>",
+            status=401,
+            mimetype="text/html",
+            headers={"WWW-Authenticate": 'Basic realm="SAP NetWeaver Application Server [S4H/100]"'},
+        )
+
+    def _service_document(self, request: Request) -> Response:
+        if not self._authenticated(request):
+            return self._unauthorized()
+        headers: dict[str, str] = {}
+        response = _ok({"EntitySets": ["A_BillingDocument", "A_BillingDocumentItem", "A_CreditMemoRequest"]})
+        if request.headers.get("x-csrf-token", "").lower() == "fetch":
+            session = request.cookies.get(SESSION_COOKIE) or secrets.token_hex(16)
+            token = base64.b64encode(secrets.token_bytes(18)).decode()
+            with self._lock:
+                self.sessions[session] = token
+            headers["x-csrf-token"] = token
+            response.set_cookie(SESSION_COOKIE, session, path="/", httponly=True)
+        response.headers.update(headers)
+        return response
+
+    def _odata(self, handler: Callable[..., Response], *, write: bool = False) -> Callable[..., Response]:
+        def endpoint(request: Request, **arguments: Any) -> Response:
+            if not self._authenticated(request):
+                return self._unauthorized()
+            if write:
+                session = request.cookies.get(SESSION_COOKIE, "")
+                token = request.headers.get("x-csrf-token", "")
+                with self._lock:
+                    expected = self.sessions.get(session)
+                if not token or expected is None or not secrets.compare_digest(token, expected):
+                    return Response(
+                        "CSRF token validation failed",
+                        status=403,
+                        mimetype="text/plain",
+                        headers={"x-csrf-token": "Required"},
+                    )
+            try:
+                with self._lock:
+                    return handler(request, **arguments)
+            except _ODataError as error:
+                details = error.details or None
+                return _odata_error(error.status, error.code, error.message, details)
+
+        endpoint.__name__ = handler.__name__
+        return endpoint
+
+    @staticmethod
+    def _filter(request: Request, field: str) -> str:
+        text = request.args.get("$filter", "")
+        match = _FILTER.fullmatch(text)
+        if match is None or match.group(1) != field:
+            raise _ODataError(400, "/IWBEP/CM_MGW_RT/004", f"Invalid filter expression: '{text}'")
+        return match.group(2)
+
+    # ---------------------------------------------------------------- API_BILLING_DOCUMENT_SRV
+
+    def _get_billing(self, request: Request, number: str) -> Response:
+        document = self.billing_documents.get(number)
+        if document is None:
+            raise _ODataError(404, "/IWBEP/CM_MGW_RT/020", "Resource not found for the segment 'A_BillingDocument'")
+        return _ok(dict(document))
+
+    def _list_billing_items(self, request: Request) -> Response:
+        sales_document = self._filter(request, "SalesDocument")
+        rows = [dict(row) for row in self.billing_items if row["SalesDocument"] == sales_document]
+        return _ok({"results": rows})
+
+    # ---------------------------------------------------------------- API_CREDIT_MEMO_REQUEST_SRV
+
+    def _list_requests(self, request: Request) -> Response:
+        reference = self._filter(request, "PurchaseOrderByCustomer")
+        expand = request.args.get("$expand", "")
+        if expand not in {"", "to_Item"}:
+            raise _ODataError(400, "/IWBEP/CM_MGW_RT/005", f"Navigation property '{expand}' not found")
+        found = [
+            self._render_request(item, items=expand == "to_Item")
+            for item in self.credit_memo_requests.values()
+            if item["PurchaseOrderByCustomer"] == reference
+        ]
+        return _ok({"results": found})
+
+    def _create_request(self, request: Request) -> Response:
+        try:
+            raw = request.get_json(force=True)
+        except Exception as error:
+            raise _ODataError(400, "/IWBEP/CM_MGW_RT/021", "Malformed JSON in the request body") from error
+        if not isinstance(raw, dict):
+            raise _ODataError(400, "/IWBEP/CM_MGW_RT/021", "The request body must be an entity")
+        self._known(raw, _HEADER_FIELDS, "A_CreditMemoRequestType")
+        for field in ("CreditMemoRequestType", "SalesOrganization", "DistributionChannel", "OrganizationDivision"):
+            if not isinstance(raw.get(field), str) or not raw[field]:
+                raise _ODataError(400, "V1/212", f"Enter a value for field '{field}'")
+        reference = raw.get("PurchaseOrderByCustomer", "")
+        if not isinstance(reference, str) or len(reference) > 35:
+            raise _ODataError(400, "/IWBEP/CM_MGW_RT/022", "Invalid value for property 'PurchaseOrderByCustomer'")
+        invoice = self.billing_documents.get(str(raw.get("ReferenceSDDocument") or ""))
+        if invoice is None or invoice["SDDocumentCategory"] != "M":
+            raise _ODataError(400, "V1/045", f"Reference document {raw.get('ReferenceSDDocument')} does not exist")
+        if raw.get("SoldToParty") != invoice["SoldToParty"]:
+            raise _ODataError(400, "V1/531", f"Sold-to party {raw.get('SoldToParty')} differs from the reference's")
+        currency = raw.get("TransactionCurrency")
+        if currency != invoice["TransactionCurrency"]:
+            raise _ODataError(400, "V1/513", f"Currency {currency} differs from the reference document's")
+        if raw.get("CustomerPurchaseOrderDate") is not None:
+            _parse_date(raw["CustomerPurchaseOrderDate"], "CustomerPurchaseOrderDate")
+        items = raw.get("to_Item")
+        if not isinstance(items, list) or not items:
+            raise _ODataError(400, "V1/766", "Sales document contains no items: it is not saved")
+        number = self._next("request")
+        parsed = [self._item(number, item, str(currency)) for item in items]
+        net = sum((Decimal(item["NetAmount"]) for item in parsed), Decimal(0))
+        created = {
+            "CreditMemoRequest": number,
+            "CreditMemoRequestType": raw["CreditMemoRequestType"],
+            "SalesOrganization": raw["SalesOrganization"],
+            "DistributionChannel": raw["DistributionChannel"],
+            "OrganizationDivision": raw["OrganizationDivision"],
+            "SoldToParty": raw["SoldToParty"],
+            "PurchaseOrderByCustomer": reference,
+            "CustomerPurchaseOrderDate": raw.get("CustomerPurchaseOrderDate"),
+            "CreditMemoRequestDate": _date(datetime.fromtimestamp(self.clock(), tz=UTC).date()),
+            "TransactionCurrency": currency,
+            "TotalNetAmount": _amount(net, str(currency)),
+            "SDDocumentReason": raw.get("SDDocumentReason", ""),
+            "ReferenceSDDocument": invoice["BillingDocument"],
+            "ReferenceSDDocumentCategory": "M",
+            "PaymentMethod": raw.get("PaymentMethod", ""),
+            "HeaderBillingBlockReason": raw.get("HeaderBillingBlockReason") or self.billing_block,
+            "OverallSDDocumentRejectionSts": "A",
+            "OverallOrdReltdBillgStatus": "A",
+            "_items": parsed,
+            "_billed": False,
+        }
+        self.credit_memo_requests[number] = created
+        self._bill(created)
+        return _ok(self._render_request(created), status=201)
+
+    def _item(self, number: str, raw: Any, currency: str) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            raise _ODataError(400, "/IWBEP/CM_MGW_RT/021", "An item must be an entity")
+        self._known(raw, _ITEM_FIELDS, "A_CreditMemoRequestItemType")
+        if not raw.get("Material"):
+            raise _ODataError(400, "V1/212", "Enter a value for field 'Material'")
+        try:
+            quantity = Decimal(str(raw.get("RequestedQuantity")))
+        except InvalidOperation as error:
+            raise _ODataError(400, "/IWBEP/CM_MGW_RT/022", "Invalid value for property 'RequestedQuantity'") from error
+        conditions = raw.get("to_PricingElement") or []
+        if not isinstance(conditions, list) or len(conditions) != 1 or not isinstance(conditions[0], dict):
+            raise _ODataError(400, "V1/801", "Pricing error: the item has no price (one manual price condition)")
+        condition = conditions[0]
+        self._known(condition, _PRICING_FIELDS, "A_CreditMemoReqItemPrcgElmntType")
+        value = condition.get("ConditionRateValue")
+        try:
+            rate = Decimal(value) if isinstance(value, str) else None
+        except InvalidOperation:
+            rate = None
+        if (
+            rate is None
+            or rate <= 0
+            or rate != _round(rate, currency)
+            or condition.get("ConditionCurrency") != currency
+        ):
+            raise _ODataError(400, "/IWBEP/CM_MGW_RT/022", "Invalid value for property 'ConditionRateValue'")
+        return {
+            "CreditMemoRequest": number,
+            "CreditMemoRequestItem": str(raw.get("CreditMemoRequestItem") or "10"),
+            "Material": raw["Material"],
+            "CreditMemoRequestItemText": str(raw.get("CreditMemoRequestItemText") or "")[:40],
+            "RequestedQuantity": format(quantity, "f"),
+            "RequestedQuantityUnit": raw.get("RequestedQuantityUnit", "EA"),
+            "TransactionCurrency": currency,
+            "NetAmount": _amount(rate * quantity, currency),
+            "ConditionType": condition.get("ConditionType"),
+        }
+
+    @staticmethod
+    def _known(raw: Mapping[str, Any], known: set[str], entity: str) -> None:
+        for key in raw:
+            if key not in known:
+                raise _ODataError(
+                    400, "/IWBEP/CM_MGW_RT/017", f"Property '{key}' is invalid for entity type '{entity}'"
+                )
+
+
+def __getattr__(name: str) -> Any:
+    """``DEMO_SCENARIOS``, built when the demo asks (it needs the local client)."""
+    if name == "DEMO_SCENARIOS":
+        from local.scenarios import books_scenarios
+
+        return books_scenarios("sap")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

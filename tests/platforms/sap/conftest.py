@@ -1,0 +1,68 @@
+"""The SAP books connector wired to its simulator, served on port 0 (one server per module)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from local.simulators.sap import SapSimulator
+from refundflow.connectors.http import HttpClient
+from refundflow.platforms.sap.connector import PendingPolicy, SapBooks, SapSession
+from tests.conformance.books_suite import BooksHarness
+from tests.support.servers import serve_wsgi
+
+
+class SecretStore:
+    """The function's view of its secret; counts the reads that bypass caches."""
+
+    def __init__(self, value: dict[str, Any]) -> None:
+        self.value = dict(value)
+        self.fresh_reads = 0
+
+    def load(self, force: bool) -> dict[str, Any]:
+        self.fresh_reads += int(force)
+        return dict(self.value)
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[tuple[SapSimulator, str]]:
+    simulator = SapSimulator(timeout_fault_seconds=2.5)
+    with serve_wsgi(simulator) as url:
+        yield simulator, url
+
+
+@pytest.fixture
+def sandbox(served: tuple[SapSimulator, str]) -> SapSimulator:
+    simulator, url = served
+    requests.post(f"{url}/_control/reset", timeout=5).raise_for_status()
+    return simulator
+
+
+@pytest.fixture
+def secret(sandbox: SapSimulator) -> SecretStore:
+    return SecretStore(sandbox.local_secrets()["api"])
+
+
+def make_books(
+    url: str,
+    secret: SecretStore,
+    *,
+    pending_policy: PendingPolicy = "wait",
+    payment_methods: dict[str, str] | None = None,
+) -> SapBooks:
+    base = f"{url}/sap/opu/odata/sap"
+    session = SapSession(load_secret=secret.load, http=HttpClient(platform="sap", base_url=base, timeout=(1.0, 1.5)))
+    return SapBooks(session=session, pending_policy=pending_policy, payment_methods=payment_methods)
+
+
+@pytest.fixture
+def books(served: tuple[SapSimulator, str], sandbox: SapSimulator, secret: SecretStore) -> SapBooks:
+    return make_books(served[1], secret, payment_methods={"stripe:EUR": "S", "*:USD": "U"})
+
+
+@pytest.fixture
+def harness(books: SapBooks, sandbox: SapSimulator) -> BooksHarness:
+    return BooksHarness(name="sap", connector=books, sandbox=sandbox)
