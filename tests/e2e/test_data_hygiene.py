@@ -40,8 +40,17 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+def card_shaped(candidate: str) -> bool:
+    """Written whole, or in the groups card numbers are written in (4-4-4-4, 4-6-5, 4-6-4...): a platform id made
+    of longer digit groups, such as Amazon Pay's ``S01-6237934-5899168-C…``, is not a card number."""
+    groups = re.split(r"[ -]", candidate)
+    return len(groups) == 1 or all(len(group) <= 6 for group in groups)
+
+
 def card_numbers(text: str) -> list[str]:
-    found = [re.sub(r"\D", "", match.group(0)) for match in _PAN_CANDIDATE.finditer(text)]
+    found = [
+        re.sub(r"\D", "", match.group(0)) for match in _PAN_CANDIDATE.finditer(text) if card_shaped(match.group(0))
+    ]
     squeezed = re.sub(r"[ -]", "", text)
     return [digits for digits in found if luhn_valid(digits)] + [card for card in SEEDED_CARDS if card in squeezed]
 
