@@ -75,7 +75,7 @@ layers: $(BIN)/.installed ## import-linter contracts: the domain imports ports o
 	PYTHONPATH=layers/common $(BIN)/lint-imports
 
 unit: $(BIN)/.installed
-	$(BIN)/python -m pytest tests/unit tests/platforms -q
+	$(BIN)/python -m pytest tests/unit tests/platforms -q -n 2
 
 integration: $(BIN)/.installed
 	$(BIN)/python -m pytest tests/integration -q
