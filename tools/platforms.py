@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from refundflow.catalog import Catalog, Platform, load_path
+from refundflow.catalog import Catalog, IdempotencySupport, Platform, load_path
 from refundflow.errors import ConfigurationError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -389,6 +389,21 @@ def stale_files(catalog: Catalog) -> list[Path]:
 # ---------------------------------------------------------------------- README
 
 
+CARRIER_WORDS = {"header": "header", "body": "body", "query": "query parameter"}
+
+
+def idempotency_words(key: IdempotencySupport, *, in_minutes: bool) -> str:
+    """The README's words for where a platform takes its idempotency key and how long it keeps it."""
+    if key.name is None:
+        return "no idempotency key"
+    lifetime = ""
+    if key.key_lifetime_hours and in_minutes:
+        lifetime = f", kept {key.key_lifetime_hours * 60:g} min"
+    elif key.key_lifetime_hours:
+        lifetime = f", kept {key.key_lifetime_hours:g} h"
+    return f"idempotency {CARRIER_WORDS[key.carrier]} `{key.name}`{lifetime}"
+
+
 def readme_table(catalog: Catalog) -> str:
     rows = [
         "| platform | roles | client and why | capabilities | webhooks (`POST /webhooks/<name>`) | function |",
@@ -398,22 +413,14 @@ def readme_table(catalog: Catalog) -> str:
         capabilities = []
         if entry.payment is not None:
             payment = entry.payment
-            key = payment.idempotency
-            lifetime = f", kept {key.key_lifetime_hours:g} h" if key.key_lifetime_hours else ""
-            capabilities.append(
-                f"idempotency {key.carrier} `{key.name}`{lifetime}" if key.name else "no idempotency key"
-            )
+            capabilities.append(idempotency_words(payment.idempotency, in_minutes=False))
             capabilities.append("find by our reference" if payment.find_by_reference else "cannot find by reference")
             capabilities.append("outcome pollable" if payment.outcome == "pollable" else "outcome by webhook only")
             capabilities.append(f"amounts {payment.currencies.amount_format.replace('_', ' ')}")
         if entry.books is not None:
             books = entry.books
-            key = books.idempotency
-            lifetime = f", kept {key.key_lifetime_hours * 60:g} min" if key.key_lifetime_hours else ""
             capabilities.append(", ".join(kind.replace("_", " ") for kind in books.document_kinds))
-            capabilities.append(
-                f"idempotency {key.carrier} `{key.name}`{lifetime}" if key.name else "no idempotency key"
-            )
+            capabilities.append(idempotency_words(books.idempotency, in_minutes=True))
             capabilities.append(f"amounts {books.currencies.amount_format.replace('_', ' ')}")
         webhooks = entry.inbound.verification if entry.inbound else "none"
         functions = ", ".join(

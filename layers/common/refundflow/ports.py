@@ -45,8 +45,12 @@ from refundflow.status import RefundStatus
 class IdempotencySupport(StrictModel):
     """How a platform takes an idempotency key, and how long it remembers one."""
 
-    carrier: Literal["header", "body", "none"]
-    name: str | None = Field(default=None, description="Header or field name; None when carrier is none.")
+    carrier: Literal["header", "body", "query", "none"] = Field(
+        description="Where the key travels: a request header, a body field or a query parameter; none: no key."
+    )
+    name: str | None = Field(
+        default=None, description="Header, field or query parameter name; None when carrier is none."
+    )
     key_lifetime_hours: float | None = Field(
         default=None, gt=0, description="How long the platform remembers a key (None: not documented / forever)."
     )
