@@ -77,8 +77,9 @@ layers: $(BIN)/.installed ## import-linter contracts: the domain imports ports o
 unit: $(BIN)/.installed
 	$(BIN)/python -m pytest tests/unit tests/platforms -q -n 2
 
+# Whole files per worker: the module-scoped local stacks (tests/integration/local) start once.
 integration: $(BIN)/.installed
-	$(BIN)/python -m pytest tests/integration -q
+	$(BIN)/python -m pytest tests/integration -q -n 2 --dist loadfile
 
 contract: $(BIN)/.installed
 	$(BIN)/python -m pytest tests/contract -q
