@@ -77,14 +77,17 @@ layers: $(BIN)/.installed ## import-linter contracts: the domain imports ports o
 unit: $(BIN)/.installed
 	$(BIN)/python -m pytest tests/unit tests/platforms -q -n 2
 
+# Whole files per worker: the module-scoped local stacks (tests/integration/local) start once.
 integration: $(BIN)/.installed
-	$(BIN)/python -m pytest tests/integration -q
+	$(BIN)/python -m pytest tests/integration -q -n 2 --dist loadfile
 
 contract: $(BIN)/.installed
 	$(BIN)/python -m pytest tests/contract -q
 
+# Two workers, each its own process with its own local stack on its own free ports; whole files per worker, and
+# each worker runs the after_suite tests (data hygiene, least privilege) last over its own stack (tests/conftest.py).
 e2e: $(BIN)/.installed ## the whole workflow on the local stack, over HTTP
-	$(BIN)/python -m pytest tests/e2e -q
+	$(BIN)/python -m pytest tests/e2e -q -n 2 --dist loadfile
 
 aws-e2e: $(BIN)/.installed ## against a deployed stack (README: Deploying to AWS, step 5)
 	$(BIN)/python -m pytest tests/aws -q -rs
