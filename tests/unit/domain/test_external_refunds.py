@@ -14,11 +14,11 @@ from refundflow import settings
 from refundflow.domain import external
 from refundflow.domain.books import update_invoice
 from refundflow.domain.external import NO_CUSTOMER, external_refund_id
-from refundflow.domain.payments import issue_refund
+from refundflow.domain.payments import issue_refund, look_up_payment
 from refundflow.domain.recorder import BOOKS_PENDING, EXTERNAL_REFUND_UNBOOKED
 from refundflow.domain.validation import validate_refund
 from refundflow.domain.views import refund_view
-from refundflow.errors import TransientError
+from refundflow.errors import OutcomeUnknownError, PolicyViolation, TransientError
 from refundflow.models import PaymentProvider, PaymentReference, RefundOrigin, ReservationState
 from refundflow.ports import PaymentCapabilities, ProviderEvent, ProviderRefund, ProviderRefundStatus
 from refundflow.status import RefundStatus
@@ -121,9 +121,7 @@ def test_a_payment_never_looked_up_gets_its_record_and_the_look_up_counts_the_re
     assert env.repository.get_balance(PaymentProvider.STRIPE, PAYMENT) is None
     refund_id = env.accept(refund_request_body(reference="RMA-late", amount=None), "dlv-late").refund.refund_id
     validate_refund(refund_id, recorder=env.recorder)
-    with pytest.raises(Exception, match="nothing is left"):
-        from refundflow.domain.payments import look_up_payment
-
+    with pytest.raises(PolicyViolation, match="nothing is left"):
         look_up_payment(refund_id, recorder=env.recorder, provider=env.provider)
     assert env.provider.calls_to("create_refund") == []
 
@@ -149,7 +147,8 @@ def test_a_pending_dashboard_refund_holds_its_amount_and_gives_it_back_when_it_f
     refund_id = external_refund_id("stripe", outside.provider_refund_id)
     pending = env.repository.get(refund_id)
     assert pending.status is S.REFUND_PENDING
-    assert pending.reservation is not None and pending.reservation.state is ReservationState.HELD
+    assert pending.reservation is not None
+    assert pending.reservation.state is ReservationState.HELD
     assert env.balance(PAYMENT) == {"captured": 10_000, "refunded": 4_000, "reserved": 1_500, "remaining": 4_500}
     # WHEN the provider reports it failed (news naming only its id)
     failed = env.provider.settle(outside.provider_refund_id, ProviderRefundStatus.FAILED, "expired_or_canceled_card")
@@ -205,7 +204,7 @@ def sent_but_not_stored(env: World) -> tuple[str, ProviderRefund]:
     env.provider.add_payment(PAYMENT, eur(10_000))
     env.provider.outcomes = [Outcome.UNKNOWN_AFTER_CREATE]
     refund_id = env.reserved(refund_request_body(reference="RMA-race", amount=3_000), "dlv-race")
-    with pytest.raises(Exception):  # noqa: B017 - the outcome is unknown: the step is retried later
+    with pytest.raises(OutcomeUnknownError):  # the step is retried later
         issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
     stored = env.repository.get(refund_id)
     assert (stored.status, stored.provider_refund_id) == (S.REFUND_SUBMITTED, None)
@@ -225,7 +224,7 @@ def test_our_refunds_news_before_its_id_is_stored_is_found_by_our_reference(env:
 
 def test_our_refunds_news_is_refused_for_now_where_the_platform_cannot_search_by_our_reference(env: World) -> None:
     provider = NoEchoOnRead()
-    provider._capabilities = PaymentCapabilities(  # noqa: SLF001 - a pollable platform without a search
+    provider._capabilities = PaymentCapabilities(  # a pollable platform without a search
         idempotency=provider.capabilities.idempotency, find_by_reference=False, outcome="pollable"
     )
     env.provider = provider
