@@ -62,7 +62,8 @@ def test_every_pip_install_of_a_lambda_build_takes_the_constraints(logical_id: s
         assert arguments[arguments.index("--platform") + 1] == "manylinux2014_aarch64", line
         assert arguments[arguments.index("--python-version") + 1] == "3.13", line
     # and the bundle is finished (runtime packages dropped, bytecode compiled) by the Python 3.13 given
-    assert "/usr/bin/python3.13" in run.stdout and "tools/lambda_bundle.py" in run.stdout, run.stdout
+    assert "/usr/bin/python3.13" in run.stdout, run.stdout
+    assert "tools/lambda_bundle.py" in run.stdout, run.stdout
 
 
 @pytest.mark.parametrize("logical_id", sorted(BUILDS))
