@@ -44,7 +44,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from refundflow import catalog, settings
-from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
+from refundflow.connectors.http import HttpClient, HttpResponse, oauth_error_words, retry_after_seconds
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import (
     AmountNotRepresentable,
@@ -783,13 +783,7 @@ def _pair(secret: Mapping[str, Any], first: str, second: str) -> tuple[str, str]
 
 def _token_error(response: HttpResponse) -> Exception:
     """The error for a refused token request (RFC 6749 ``{"error", "error_description"}``)."""
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
-    error = payload.get("error") if isinstance(payload, Mapping) else None
-    description = payload.get("error_description") if isinstance(payload, Mapping) else None
-    what = str(description or error or f"HTTP {response.status}").splitlines()[0][:300]
+    what = oauth_error_words(response)
     if response.status == 429 or response.status >= 500:
         return TransientError(
             f"SAP's token endpoint is unavailable ({what})",
