@@ -298,9 +298,10 @@ class DevStack:
         for logical_id in ordered:
             properties = stack.resolve(queues[logical_id].get("Properties", {}))
             attributes = {
-                key: json.dumps(value) if isinstance(value, dict) else str(value)
+                key: json.dumps(value) if isinstance(value, dict) else str(value).lower()
                 for key, value in properties.items()
-                if key in {"VisibilityTimeout", "MessageRetentionPeriod", "RedrivePolicy"}
+                if key
+                in {"VisibilityTimeout", "MessageRetentionPeriod", "RedrivePolicy", "FifoQueue", "ContentBasedDeduplication"}
             }
             sqs.create_queue(QueueName=stack.physical_name(logical_id), Attributes=attributes)
 
@@ -324,7 +325,10 @@ class DevStack:
             events.put_targets(
                 Rule=name,
                 EventBusName=properties["EventBusName"],
-                Targets=[{"Id": target["Id"], "Arn": target["Arn"]} for target in properties["Targets"]],
+                Targets=[
+                    {key: target[key] for key in ("Id", "Arn", "SqsParameters") if key in target}
+                    for target in properties["Targets"]
+                ],
             )
 
         s3 = self.client("s3")

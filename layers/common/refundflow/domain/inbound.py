@@ -14,7 +14,7 @@ from refundflow.domain.recorder import RefundRecorder
 from refundflow.domain.waiting import WaitFor, resume_waiting
 from refundflow.models import Refund
 from refundflow.observability import logger
-from refundflow.ports import InboundDelivery, NewsForwarder, ProviderEvent, RefundProvider, TaskCallbacks
+from refundflow.ports import InboundDelivery, NewsForwarder, ProviderEvent, RefundProvider, TaskCallbacks, TicketNews
 
 
 def forward_delivery(
@@ -29,11 +29,14 @@ def forward_delivery(
 
     Raises:
         TransientError: an event could not be forwarded (nothing more is marked seen).
+        RefundflowError: a help desk's ticket was refused by its function (not a valid refund request, card
+            data, a source that may not ask): not marked seen, answered 4xx.
         GuardUnavailable: the store could not be reached.
     """
     repository = recorder.repository
     duplicate = True
-    for event in delivery.events:
+    news: list[ProviderEvent | TicketNews] = [*delivery.events, *delivery.tickets]
+    for event in news:
         if repository.delivery_refund_id(platform, event.event_id) is not None:
             continue
         duplicate = False
