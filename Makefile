@@ -77,14 +77,17 @@ layers: $(BIN)/.installed ## import-linter contracts: the domain imports ports o
 unit: $(BIN)/.installed
 	$(BIN)/python -m pytest tests/unit tests/platforms -q -n 2
 
+# Whole files per worker: the module-scoped local stacks (tests/integration/local) start once.
 integration: $(BIN)/.installed
-	$(BIN)/python -m pytest tests/integration -q
+	$(BIN)/python -m pytest tests/integration -q -n 2 --dist loadfile
 
 contract: $(BIN)/.installed
 	$(BIN)/python -m pytest tests/contract -q
 
+# Two workers, each its own process with its own local stack on its own free ports; whole files per worker, and
+# each worker runs the after_suite tests (data hygiene, least privilege) last over its own stack (tests/conftest.py).
 e2e: $(BIN)/.installed ## the whole workflow on the local stack, over HTTP
-	$(BIN)/python -m pytest tests/e2e -q
+	$(BIN)/python -m pytest tests/e2e -q -n 2 --dist loadfile
 
 aws-e2e: $(BIN)/.installed ## against a deployed stack (README: Deploying to AWS, step 5)
 	$(BIN)/python -m pytest tests/aws -q -rs
@@ -97,18 +100,22 @@ sam-validate: $(SAM_VENV)/.installed ## sam validate --lint (cfn-lint)
 
 # Every function and the layer build with their Makefile (no Docker), pip pinned to constraints.txt. Not cached:
 # sam's cache key is the CodeUri folder alone, blind to constraints.txt and to WHEEL_PLATFORM.
+# LAMBDA_PYTHON: a Python 3.13 (the Lambda runtime's version) that compiles the bundles' bytecode; python3.13 on
+# the PATH or pyenv's unless given.
+LAMBDA_PYTHON ?= $(shell for python in python3.13 $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13); do \
+	$$python -c 'import sys; assert sys.version_info[:2] == (3, 13); print(sys.executable)' 2>/dev/null && break; done)
 SAM_BUILD = PATH="$(CURDIR)/$(BIN):$$PATH" REFUNDFLOW_CONSTRAINTS="$(CURDIR)/constraints.txt" \
-	$(SAM) build --template template.yaml --parallel --no-cached
+	LAMBDA_PYTHON="$(LAMBDA_PYTHON)" $(SAM) build --template template.yaml --parallel --no-cached
 
 sam-build: $(SAM_VENV)/.installed $(BIN)/.installed ## sam build without Docker (makefile builds, arm64 wheels)
 	$(SAM_BUILD)
 
 # What the Lambda python3.13 runtime puts on the path besides the function and its layers (never shipped).
 LAMBDA_RUNTIME := .aws-sam/lambda-runtime
-$(LAMBDA_RUNTIME)/.installed: constraints.txt
+$(LAMBDA_RUNTIME)/.installed: constraints.txt tools/lambda_bundle.py
 	rm -rf $(LAMBDA_RUNTIME)
 	$(BIN)/pip install $(PIP_FLAGS) -c constraints.txt --target $(LAMBDA_RUNTIME) --no-compile --only-binary=:all: \
-		--implementation cp --python-version 3.13 boto3 botocore s3transfer jmespath urllib3 python-dateutil six
+		--implementation cp --python-version 3.13 $(shell $(BIN)/python tools/lambda_bundle.py --runtime-names)
 	touch $@
 
 # The shipped wheels are aarch64 and cannot be imported here: build the same Makefiles for this host

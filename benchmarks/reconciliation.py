@@ -17,6 +17,7 @@ import argparse
 import json
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -290,17 +291,23 @@ def run_pandas(folder: Path) -> tuple[list[str], dict[str, list[str]]]:
 RUNNERS = {"ours": run_ours, "polars": run_polars, "pandas": run_pandas}
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def worker(name: str, folder: Path) -> dict[str, Any]:
+    cpu_before = _cpu_seconds()
     started = time.perf_counter()
     classes, extra = RUNNERS[name](folder)
     seconds = time.perf_counter() - started
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    peak_kib = usage.ru_maxrss
+    cpu_seconds = _cpu_seconds() - cpu_before
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "seconds": round(seconds, 3),
-        # CPU time of the whole process on every core (polars runs threads): steadier than wall time on a
-        # busy machine, and what the work costs.
-        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
+        # CPU time of the run on every core (polars runs threads), interpreter start and imports left out:
+        # steadier than wall time on a busy machine, and what the work costs.
+        "cpu_seconds": round(cpu_seconds, 3),
         "rows_per_second": round(len(classes) / seconds),
         "peak_rss_mib": round(peak_kib / 1024, 1),
         **scores(folder, classes, extra),
@@ -337,6 +344,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--runs", type=int, default=5, help="runs of each contender, interleaved")
     parser.add_argument("--worker", choices=CONTENDERS)
     parser.add_argument("--folder", type=Path)
     args = parser.parse_args(argv)
@@ -348,23 +356,45 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         generated = generate(path, args.lines, args.seed)
         generated["generate_seconds"] = round(time.perf_counter() - started, 1)
         generated["file_mib"] = round(path.stat().st_size / 2**20, 1)
-        results: dict[str, Any] = {"file": generated}
-        for name in CONTENDERS:
-            command = [sys.executable, "-m", "benchmarks.reconciliation", "--worker", name, "--folder", folder]
-            completed = subprocess.run(command, capture_output=True, text=True, check=False)
-            if completed.returncode != 0:
-                missing = "ModuleNotFoundError" in completed.stderr
-                error = completed.stderr.strip().splitlines()[-1:] if completed.stderr else ["failed"]
-                results[name] = (
-                    {"skipped": "not installed (benchmarks/requirements.txt)"} if missing else {"error": error[0]}
+        results: dict[str, Any] = {"file": generated, "runs": args.runs}
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in CONTENDERS}
+        for _ in range(args.runs):  # interleaved: the machine's noise falls on every contender alike
+            for name in CONTENDERS:
+                if name in results:
+                    continue  # skipped or failed once: not run again
+                command = [sys.executable, "-m", "benchmarks.reconciliation", "--worker", name, "--folder", folder]
+                completed = subprocess.run(command, capture_output=True, text=True, check=False)
+                if completed.returncode != 0:
+                    missing = "ModuleNotFoundError" in completed.stderr
+                    error = completed.stderr.strip().splitlines()[-1:] if completed.stderr else ["failed"]
+                    results[name] = (
+                        {"skipped": "not installed (benchmarks/requirements.txt)"} if missing else {"error": error[0]}
+                    )
+                    continue
+                runs[name].append(json.loads(completed.stdout))
+        for name, done in runs.items():
+            if done:
+                results[name] = _summary(done)
+        if "seconds" in results.get("polars", {}):
+            for measure in ("seconds", "cpu_seconds"):
+                results[f"polars_over_ours_{measure}_median"] = round(
+                    results["polars"][measure]["median"] / results["ours"][measure]["median"], 3
                 )
-                continue
-            results[name] = json.loads(completed.stdout)
-        if "rows_per_second" in results.get("polars", {}):
-            results["ours_vs_polars_speed"] = round(
-                results["ours"]["rows_per_second"] / results["polars"]["rows_per_second"], 3
-            )
         return results
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median and min of wall and CPU time over the runs, the largest peak, and the scores (every run's must
+    be the same: the last one is shown, and ``scores_identical`` says whether they all were)."""
+    summary: dict[str, Any] = {}
+    for measure in ("seconds", "cpu_seconds", "rows_per_second"):
+        values = [run[measure] for run in runs]
+        summary[measure] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
+    summary["peak_rss_mib"] = max(run["peak_rss_mib"] for run in runs)
+    summary["scores_identical"] = all(run["classes"] == runs[-1]["classes"] for run in runs)
+    summary["lines_scored"] = runs[-1]["lines_scored"]
+    summary["classes"] = runs[-1]["classes"]
+    return summary
 
 
 if __name__ == "__main__":

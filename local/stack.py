@@ -124,10 +124,13 @@ def local_settings(sandbox: str, api: str) -> dict[str, str]:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def listening_socket() -> socket.socket:
+    """A socket listening on a free port of 127.0.0.1, held from now on: a port only probed and closed could
+    be handed to another process (a parallel test worker's stack) before this stack binds it again."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    return listener
 
 
 @dataclass
@@ -166,7 +169,11 @@ def local_parameters(api_url: str, settings: LocalSettings) -> dict[str, str]:
 class DevStack:
     def __init__(self, settings: LocalSettings | None = None) -> None:
         self.settings = settings or LocalSettings()
-        self.api_port = self.settings.api_port or free_port()
+        self._api_socket: socket.socket | None = None
+        self.api_port = self.settings.api_port
+        if not self.api_port:
+            self._api_socket = listening_socket()
+            self.api_port = int(self._api_socket.getsockname()[1])
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         self.stack = Stack.from_template(STACK_NAME, self._parameters())
         self.functions = LocalFunctions(self.stack)
@@ -215,6 +222,9 @@ class DevStack:
         self._stopping.set()
         if self._api is not None:
             self._api.shutdown()
+            self._api.server_close()
+        if self._api_socket is not None:
+            self._api_socket.close()
         for poller in self._pollers:
             poller.join(timeout=3)
         if self._moto is not None:
@@ -417,7 +427,8 @@ class DevStack:
         from local.api import LocalApi
 
         app = LocalApi(self.stack, self.functions, self.simulators, outputs=self.outputs)
-        self._api = make_server("127.0.0.1", self.api_port, app, threaded=True)
+        held = None if self._api_socket is None else self._api_socket.fileno()
+        self._api = make_server("127.0.0.1", self.api_port, app, threaded=True, fd=held)
         threading.Thread(target=self._api.serve_forever, name="local-api", daemon=True).start()
 
     # ------------------------------------------------------------------ SQS event sources

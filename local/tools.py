@@ -216,6 +216,108 @@ for name in filter(None, also.split(",")):
 """
 
 
+# Runs in the Lambda interpreter: every module under the folder (argv[1]) has a pyc that this interpreter
+# would use without compiling: its magic number, hash-based and not checked against the source (unchecked-hash,
+# the build's choice: tools/lambda_bundle.py), for this very source. Prints one problem a line, then a count.
+_BYTECODE_PROBE = """
+import importlib.util, pathlib, sys
+folder = pathlib.Path(sys.argv[1])
+sources = sorted(folder.rglob("*.py"))
+for source in sources:
+    cached = pathlib.Path(importlib.util.cache_from_source(str(source)))
+    if not cached.is_file():
+        print(f"{source.relative_to(folder)}: no bytecode")
+        continue
+    header = cached.read_bytes()[:16]
+    flags = int.from_bytes(header[4:8], "little")
+    if header[:4] != importlib.util.MAGIC_NUMBER:
+        print(f"{source.relative_to(folder)}: bytecode of another Python")
+    elif flags != 0b01:
+        print(f"{source.relative_to(folder)}: bytecode is not unchecked-hash (flags {flags:#b})")
+    elif header[8:16] != importlib.util.source_hash(source.read_bytes()):
+        print(f"{source.relative_to(folder)}: bytecode of another source")
+print(len(sources))
+"""
+
+
+def bytecode_problems(python: str, folder: Path) -> tuple[int, list[str]]:
+    """How many modules ``folder`` ships, and those without bytecode the Lambda interpreter can use as is."""
+    result = subprocess.run(
+        [python, "-I", "-S", "-c", _BYTECODE_PROBE, str(folder)], capture_output=True, text=True, check=False
+    )
+    lines = result.stdout.strip().splitlines()
+    if result.returncode != 0 or not lines:
+        return 0, [f"bytecode probe failed: {(result.stderr or result.stdout).strip()[-300:]}"]
+    return int(lines[-1]), lines[:-1]
+
+
+def top_level_names(folder: Path) -> set[str]:
+    """The importable names the distributions in ``folder`` install (first parts of their RECORD paths)."""
+    names: set[str] = set()
+    for record in folder.glob("*.dist-info/RECORD"):
+        for line in record.read_text().splitlines():
+            first = line.split(",", 1)[0].split("/", 1)[0]
+            if first and not first.endswith((".dist-info", ".data")) and first not in {"..", "bin", "__pycache__"}:
+                names.add(first.removesuffix(".py"))
+    return names
+
+
+def shadowing_problems(folder: Path, runtime: Path) -> list[str]:
+    """What ``folder`` ships that the Lambda runtime already has: it would come first on the path and be imported
+    instead of the runtime's own compiled copy."""
+    shipped = [name for name in distributions(folder) if name in distributions(runtime)]
+    modules = [
+        name
+        for name in sorted(top_level_names(runtime))
+        if (folder / name).exists() or (folder / f"{name}.py").exists()
+    ]
+    return [f"ships {name}, which the runtime provides" for name in shipped] + [
+        f"ships the module {name}, which the runtime provides"
+        for name in modules
+        if canonical_name(name) not in shipped
+    ]
+
+
+# The Lambda python3.13 runtime on arm64, for the markers of a shipped distribution's requirements.
+_LAMBDA_MARKERS = {
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+    "python_version": "3.13",
+    "python_full_version": "3.13.0",
+    "os_name": "posix",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "platform_machine": "aarch64",
+    "extra": "",
+}
+
+
+def unmet_requirements(folder: Path, available: list[Path], installed_alone: frozenset[str] = frozenset()) -> list[str]:
+    """The requirements of the distributions in ``folder`` that nothing on the Lambda path (``available``: the
+    folder, its layers, the runtime) satisfies at a version it accepts: shipping only what the runtime lacks
+    must not leave a package without its dependency."""
+    from email.parser import Parser
+
+    from packaging.requirements import Requirement
+
+    versions: dict[str, str] = {}
+    for path in reversed(available):  # the first folder on the path wins
+        versions.update(distributions(path))
+    problems: list[str] = []
+    for metadata in sorted(folder.glob("*.dist-info/METADATA")):
+        owner = metadata.parent.name.removesuffix(".dist-info")
+        if canonical_name(owner.rsplit("-", 1)[0]) in installed_alone:
+            continue  # installed without its dependencies on purpose (requirements-nodeps.txt says why)
+        for line in Parser().parsestr(metadata.read_text(), headersonly=True).get_all("Requires-Dist") or []:
+            requirement = Requirement(line)
+            if requirement.marker is not None and not requirement.marker.evaluate(_LAMBDA_MARKERS):
+                continue
+            found = versions.get(canonical_name(requirement.name))
+            if found is None or not requirement.specifier.contains(found, prereleases=True):
+                problems.append(f"{owner} requires {requirement}, the Lambda path has {found or 'none'}")
+    return problems
+
+
 def canonical_name(name: str) -> str:
     """A distribution's name as PEP 503 compares them (PyYAML, pyyaml and py_yaml are one)."""
     return re.sub(r"[-_.]+", "-", name).lower()
@@ -308,7 +410,10 @@ def run_bundle_check(shipped: Path, host: Path, runtime: Path, requested_python:
       distributions, each at the version constraints.txt pins;
     - every function's handler imports from the host build in a clean Python 3.13 with nothing on its path
       but what Lambda gives it: the function folder, its layers' python/ and ``runtime`` (what the Lambda
-      runtime provides: boto3 and its dependencies at the pinned versions).
+      runtime provides: boto3 and its dependencies at the pinned versions);
+    - nothing shipped shadows the runtime's own (compiled) packages, and every shipped distribution's
+      requirements are met on the Lambda path (its folder, its layers, the runtime);
+    - every module shipped has bytecode the Lambda's Python 3.13 uses as is (unchecked-hash, of that source).
     """
     stack = Stack.from_template("refundflow")
     pins = constraint_pins(ROOT / "constraints.txt")
@@ -316,12 +421,31 @@ def run_bundle_check(shipped: Path, host: Path, runtime: Path, requested_python:
     # a Python layer's packages are under python/ in its zip (Lambda puts /opt/python on the path)
     folders = {logical_id: Path(logical_id, "python") for logical_id in stack.of_type("AWS::Serverless::LayerVersion")}
     folders.update({logical_id: Path(logical_id) for logical_id in functions})
+    installed_alone = frozenset(
+        name for path in ROOT.glob("layers/*/requirements-nodeps.txt") for name in constraint_pins(path)
+    )
+    function_globals = stack.template.get("Globals", {}).get("Function", {})
+    layers_of = {
+        logical_id: [
+            layer["Ref"] for layer in {**function_globals, **functions[logical_id]["Properties"]}.get("Layers", [])
+        ]
+        for logical_id in functions
+    }
     problems = [
         f"{logical_id}: {problem}"
         for logical_id, folder in folders.items()
-        for problem in bundle_problems(shipped / folder, host / folder, pins)
+        for problem in [
+            *bundle_problems(shipped / folder, host / folder, pins),
+            *shadowing_problems(shipped / folder, runtime),
+            *unmet_requirements(
+                shipped / folder,
+                [shipped / folder, *(shipped / folders[layer] for layer in layers_of.get(logical_id, [])), runtime],
+                installed_alone,
+            ),
+        ]
     ]
     python = lambda_python(requested_python)
+    compiled = 0
     if python is None:
         message = "no Python 3.13 found (set LAMBDA_PYTHON): the handlers' imports were NOT checked"
         if os.environ.get("CI") == "true":
@@ -329,12 +453,14 @@ def run_bundle_check(shipped: Path, host: Path, runtime: Path, requested_python:
         else:
             print(f"bundle-check: SKIPPED imports: {message}", file=sys.stderr)
     else:
-        function_globals = stack.template.get("Globals", {}).get("Function", {})
 
         def check(logical_id: str) -> str | None:
             properties = {**function_globals, **functions[logical_id]["Properties"]}
-            layer_ids = [layer["Ref"] for layer in properties.get("Layers", [])]
-            path = [host / folders[logical_id], *(host / folders[layer_id] for layer_id in layer_ids), runtime]
+            path = [
+                host / folders[logical_id],
+                *(host / folders[layer_id] for layer_id in layers_of[logical_id]),
+                runtime,
+            ]
             environment = {
                 **stack.function_environment(logical_id),
                 "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
@@ -347,11 +473,23 @@ def run_bundle_check(shipped: Path, host: Path, runtime: Path, requested_python:
 
         with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
             problems += [problem for problem in pool.map(check, sorted(functions)) if problem]
+            for logical_id, (modules, stale) in zip(
+                folders,
+                pool.map(lambda folder: bytecode_problems(python, shipped / folder), folders.values()),
+                strict=True,
+            ):
+                compiled += modules
+                problems += [f"{logical_id}: {problem}" for problem in stale[:5]]
+                if len(stale) > 5:
+                    problems.append(f"{logical_id}: {len(stale) - 5} more modules without usable bytecode")
     for problem in problems:
         print(f"bundle-check: {problem}", file=sys.stderr)
-    imported = "" if python is None else f", every handler imports in {python}"
+    imported = "" if python is None else f", every handler imports in {python}, {compiled} modules compiled for it"
     if not problems:
-        print(f"bundle-check: {len(folders)} artefacts pinned and alike on both platforms{imported}")
+        print(
+            f"bundle-check: {len(folders)} artefacts pinned, alike on both platforms, shadowing nothing the runtime"
+            f" provides, their requirements met{imported}"
+        )
     return 1 if problems else 0
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from refundflow.catalog import ROLE_FUNCTION_PREFIX, Catalog, Platform, load_path
+from refundflow.catalog import ROLE_FUNCTION_PREFIX, Catalog, IdempotencySupport, Platform, load_path
 from refundflow.errors import ConfigurationError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -229,7 +229,7 @@ def function_resources(entry: Platform, role: str) -> str:
         + f"""
       Policies:
         - EventBridgePutEventsPolicy: {{ EventBusName: !Ref RefundsBus }}
-{_poller(entry, role)}        # Its own API credentials only (never another platform's, never a webhook verification secret).
+{_poller(entry, role)}        # Its own API credentials only (never another's, never a webhook secret).
         - AWSSecretsManagerGetSecretValuePolicy:
             SecretArn: !Sub {secret}
         - AWSSecretsManagerGetSecretValuePolicy:
@@ -531,6 +531,21 @@ def stale_files(catalog: Catalog) -> list[Path]:
 # ---------------------------------------------------------------------- README
 
 
+CARRIER_WORDS = {"header": "header", "body": "body", "query": "query parameter"}
+
+
+def idempotency_words(key: IdempotencySupport, *, in_minutes: bool) -> str:
+    """The README's words for where a platform takes its idempotency key and how long it keeps it."""
+    if key.name is None:
+        return "no idempotency key"
+    lifetime = ""
+    if key.key_lifetime_hours and in_minutes:
+        lifetime = f", kept {key.key_lifetime_hours * 60:g} min"
+    elif key.key_lifetime_hours:
+        lifetime = f", kept {key.key_lifetime_hours:g} h"
+    return f"idempotency {CARRIER_WORDS[key.carrier]} `{key.name}`{lifetime}"
+
+
 def readme_table(catalog: Catalog) -> str:
     rows = [
         "| platform | roles | client and why | capabilities | webhooks (`POST /webhooks/<name>`) | function |",
@@ -540,31 +555,21 @@ def readme_table(catalog: Catalog) -> str:
         capabilities = []
         if entry.payment is not None:
             payment = entry.payment
-            key = payment.idempotency
-            lifetime = f", kept {key.key_lifetime_hours:g} h" if key.key_lifetime_hours else ""
-            capabilities.append(
-                f"idempotency {key.carrier} `{key.name}`{lifetime}" if key.name else "no idempotency key"
-            )
+            capabilities.append(idempotency_words(payment.idempotency, in_minutes=False))
             capabilities.append("find by our reference" if payment.find_by_reference else "cannot find by reference")
             capabilities.append("outcome pollable" if payment.outcome == "pollable" else "outcome by webhook only")
             capabilities.append(f"amounts {payment.currencies.amount_format.replace('_', ' ')}")
         if entry.books is not None:
             books = entry.books
-            key = books.idempotency
-            lifetime = f", kept {key.key_lifetime_hours * 60:g} min" if key.key_lifetime_hours else ""
             capabilities.append(", ".join(kind.replace("_", " ") for kind in books.document_kinds))
-            capabilities.append(
-                f"idempotency {key.carrier} `{key.name}`{lifetime}" if key.name else "no idempotency key"
-            )
+            capabilities.append(idempotency_words(books.idempotency, in_minutes=True))
             capabilities.append(f"amounts {books.currencies.amount_format.replace('_', ' ')}")
         if entry.ticket is not None:
             capabilities.append(f"trigger: {entry.ticket.trigger}")
             capabilities.append("writes back " + ", ".join(kind.replace("_", " ") for kind in entry.ticket.writes))
             capabilities.append(f"rate limit: {entry.ticket.rate_limit}")
         webhooks = entry.inbound.verification if entry.inbound else "none"
-        functions = ", ".join(
-            f"`<stack>-{ROLE_FUNCTION_PREFIX[role]}-{entry.name}`" for role in entry.function_roles
-        )
+        functions = ", ".join(f"`<stack>-{ROLE_FUNCTION_PREFIX[role]}-{entry.name}`" for role in entry.function_roles)
         client = " ".join(entry.client.split()).replace("|", "\\|")
         rows.append(
             f"| [{entry.title}]({entry.docs}) | {', '.join(entry.roles)} | {client} | {'; '.join(capabilities)} "

@@ -7,7 +7,12 @@ Mounted by the local stack at ``/_sandbox/sap`` with the system's paths below it
 - ``API_CREDIT_MEMO_REQUEST_SRV``: ``A_CreditMemoRequest`` read with ``$filter=PurchaseOrderByCustomer eq '...'``
   (and ``$expand=to_Item``), created by a deep insert with its items and their price condition.
 
-Strict like SAP Gateway: HTTP basic authentication of the communication user (401 otherwise); a write needs the
+Sign-in: HTTP basic authentication of the communication user, or a bearer access token from the OAuth 2.0 token
+endpoint ``/sap/bc/sec/oauth2/token`` (client credentials: the communication user's OAuth client id and password,
+HTTP basic on the token request; tokens expire after ``token_lifetime_seconds``, and ``expire_tokens`` ends them at
+once; refusals in RFC 6749's ``{"error", "error_description"}``).
+
+Strict like SAP Gateway: no valid credentials or token is a 401; a write needs the
 CSRF token fetched by ``GET <service>/`` with ``x-csrf-token: Fetch`` and the session cookie of that fetch (403 with
 ``x-csrf-token: Required`` otherwise); properties the entity type does not have, or does not let a create set
 (``ReferenceSDDocumentCategory``, an item's ``NetAmount``), are refused (400); every error in the
@@ -37,7 +42,7 @@ from typing import Any, ClassVar
 
 from werkzeug.wrappers import Request, Response
 
-from local.simulators.base import FaultRule, Simulator, exact_json
+from local.simulators.base import FaultRule, Simulator, exact_json, json_response
 
 ROOT = "/sap/opu/odata/sap"
 BILLING = f"{ROOT}/API_BILLING_DOCUMENT_SRV"
@@ -45,6 +50,7 @@ REQUESTS = f"{ROOT}/API_CREDIT_MEMO_REQUEST_SRV"
 SERVICES = ("API_BILLING_DOCUMENT_SRV", "API_CREDIT_MEMO_REQUEST_SRV")
 DEFAULT_USERNAME = "REFUNDFLOW_COMM_USER"
 DEFAULT_PASSWORD = "local-sap-password"
+TOKEN_PATH = "/sap/bc/sec/oauth2/token"
 SESSION_COOKIE = "SAP_SESSIONID_S4H_100"
 DIGITS = {"JPY": 0, "KRW": 0, "ISK": 0, "CLP": 0, "KWD": 3, "BHD": 3, "JOD": 3, "OMR": 3, "TND": 3}
 TAX_PERCENT = Decimal(19)
@@ -134,14 +140,17 @@ class SapSimulator(Simulator):
         username: str = DEFAULT_USERNAME,
         password: str = DEFAULT_PASSWORD,
         timeout_fault_seconds: float = 3.0,
+        token_lifetime_seconds: int = 3600,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
         self.username, self.password = username, password
+        self.token_lifetime_seconds = token_lifetime_seconds
         self.timeout_fault_seconds = timeout_fault_seconds
         self.clock = clock
         self._lock = threading.RLock()
         self.reset_state()
+        self.route(TOKEN_PATH, self._token, methods=["POST"])
         for service in SERVICES:
             self.route(f"{ROOT}/{service}/", self._service_document, methods=["GET"])
         self.route(f"{BILLING}/A_BillingDocument('<number>')", self._odata(self._get_billing), methods=["GET"])
@@ -156,6 +165,8 @@ class SapSimulator(Simulator):
         self.billing_items: list[dict[str, Any]] = []
         self.credit_memo_requests: dict[str, dict[str, Any]] = {}
         self.sessions: dict[str, str] = {}
+        self.access_tokens: dict[str, float] = {}
+        self.token_requests = 0
         self.billing_block: str = ""
         self.closed_period = False
         self._numbers = {"invoice": 90000000, "request": 60000000, "memo": 90100000, "accounting": 1400000000}
@@ -168,7 +179,21 @@ class SapSimulator(Simulator):
 
     def local_secrets(self) -> dict[str, dict[str, Any]]:
         """The communication user the function signs in with (SAP sends no webhooks refundflow reads)."""
-        return {"api": {"username": self.username, "password": self.password}, "verification": {}}
+        return {
+            "api": {
+                "username": self.username,
+                "password": self.password,
+                # SAP_AUTH=oauth2_client_credentials: the arrangement's OAuth 2.0 client is the communication user.
+                "client_id": self.username,
+                "client_secret": self.password,
+            },
+            "verification": {},
+        }
+
+    def expire_tokens(self) -> None:
+        """Every access token issued so far expires now (as an hour passing would)."""
+        with self._lock:
+            self.access_tokens.clear()
 
     def seed_invoice(self, amount_minor: int, currency: str, *, paid: bool = False) -> str:
         """A posted invoice (F2) of one item whose gross is ``amount_minor`` ISO minor units, taxed at 19 % where a
@@ -310,8 +335,7 @@ class SapSimulator(Simulator):
         response.headers.update(fault.headers)
         return response
 
-    def _authenticated(self, request: Request) -> bool:
-        header = request.headers.get("Authorization", "")
+    def _basic_user(self, header: str) -> bool:
         if not header.startswith("Basic "):
             return False
         try:
@@ -319,6 +343,46 @@ class SapSimulator(Simulator):
         except ValueError:
             return False
         return secrets.compare_digest(user, self.username) and secrets.compare_digest(password, self.password)
+
+    def _authenticated(self, request: Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            with self._lock:
+                expires_at = self.access_tokens.get(header[7:])
+            return expires_at is not None and self.clock() < expires_at
+        return self._basic_user(header)
+
+    def _token(self, request: Request) -> Response:
+        """OAuth 2.0 client credentials: the client authenticates with HTTP basic (or the form's client_id and
+        client_secret); the answer is a bearer token for ``token_lifetime_seconds``."""
+        header = request.headers.get("Authorization", "")
+        if not header and "client_id" in request.form:
+            pair = f"{request.form.get('client_id', '')}:{request.form.get('client_secret', '')}"
+            header = "Basic " + base64.b64encode(pair.encode()).decode()
+        with self._lock:
+            self.token_requests += 1
+        if not self._basic_user(header):
+            return json_response(
+                {"error": "invalid_client", "error_description": "Client authentication failed"},
+                401,
+                {"WWW-Authenticate": 'Basic realm="SAP NetWeaver Application Server [S4H/100]"'},
+            )
+        if request.form.get("grant_type") != "client_credentials":
+            return json_response(
+                {"error": "unsupported_grant_type", "error_description": "Grant type is not supported"}, 400
+            )
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self.access_tokens[token] = self.clock() + self.token_lifetime_seconds
+        scope = request.form.get("scope") or "API_CREDIT_MEMO_REQUEST_SRV_0001 API_BILLING_DOCUMENT_SRV_0001"
+        return json_response(
+            {
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": str(self.token_lifetime_seconds),
+                "scope": scope,
+            }
+        )
 
     @staticmethod
     def _unauthorized() -> Response:

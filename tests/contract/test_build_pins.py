@@ -44,7 +44,12 @@ def make_dry_run(folder: Path, logical_id: str, **variables: str) -> subprocess.
 def test_every_pip_install_of_a_lambda_build_takes_the_constraints(logical_id: str) -> None:
     # GIVEN the artefact's Makefile, run as `make sam-build` runs it
     # WHEN make prints what it would run
-    run = make_dry_run(BUILDS[logical_id], logical_id, REFUNDFLOW_CONSTRAINTS="/repo/constraints.txt")
+    run = make_dry_run(
+        BUILDS[logical_id],
+        logical_id,
+        REFUNDFLOW_CONSTRAINTS="/repo/constraints.txt",
+        LAMBDA_PYTHON="/usr/bin/python3.13",
+    )
 
     # THEN every pip install is constrained, for Lambda's platform and Python
     assert run.returncode == 0, run.stderr
@@ -56,6 +61,9 @@ def test_every_pip_install_of_a_lambda_build_takes_the_constraints(logical_id: s
         assert arguments[arguments.index("-c") + 1] == "/repo/constraints.txt", line
         assert arguments[arguments.index("--platform") + 1] == "manylinux2014_aarch64", line
         assert arguments[arguments.index("--python-version") + 1] == "3.13", line
+    # and the bundle is finished (runtime packages dropped, bytecode compiled) by the Python 3.13 given
+    assert "/usr/bin/python3.13" in run.stdout, run.stdout
+    assert "tools/lambda_bundle.py" in run.stdout, run.stdout
 
 
 @pytest.mark.parametrize("logical_id", sorted(BUILDS))

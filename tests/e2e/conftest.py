@@ -3,12 +3,19 @@
 Besides the stack, the suite records two things for the data-hygiene scan that runs after every other
 test (``@pytest.mark.after_suite``): every log line refundflow writes (formatted as it would be
 written), and every event on the refunds bus (an extra rule sends a copy to a tap queue).
+
+Under pytest-xdist (``make e2e``: ``-n 2 --dist loadfile``) each worker is its own process with its own stack
+on its own free ports, so it runs the ``after_suite`` tests itself, once it has run everything else it was
+given: they are collected once per worker (``[after-suite-gw0]``, ``[after-suite-gw1]``) and the scheduler in
+tests/conftest.py hands each worker its own copy last. The fixtures below refuse any other placement.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +31,41 @@ EVENT_TAP = "refundflow-e2e-event-tap"
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "after_suite: runs after every other end-to-end test (scans what they left)")
+
+
+def this_worker() -> str:
+    """The pytest-xdist worker running this process (``gw0``...), or ``main`` without xdist."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Under xdist, an ``after_suite`` test is collected once per worker, each to run on that worker (only
+    ``--dist loadfile`` and ``loadscope`` place them so: :func:`after_suite_worker` fails any other placement)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if not workers or metafunc.definition.get_closest_marker("after_suite") is None:
+        return
+    ids = [f"gw{index}" for index in range(workers)]
+    metafunc.parametrize("after_suite_worker", ids, ids=[f"after-suite-{worker}" for worker in ids], indirect=True)
+
+
+_after_suite_started = threading.Event()
+
+
+@pytest.fixture(autouse=True)
+def after_suite_worker(request: pytest.FixtureRequest) -> str:
+    """The worker an ``after_suite`` test belongs to (it reads that worker's stack), checked to be this one; and
+    no other end-to-end test may start in a process once its after-suite tests started (it would go unread)."""
+    if request.node.get_closest_marker("after_suite") is None:
+        if _after_suite_started.is_set():
+            pytest.fail(f"{request.node.nodeid} ran after the after_suite tests of worker {this_worker()}")
+        return this_worker()
+    _after_suite_started.set()
+    if len(_observed_set_ups) > 1:
+        pytest.fail("the stack was restarted between end-to-end tests: run them on their own (make e2e)")
+    wanted: str = getattr(request, "param", this_worker())
+    if wanted != this_worker():
+        pytest.fail(f"the after_suite test of worker {wanted} ran on {this_worker()}: that stack goes unread")
+    return wanted
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -75,8 +117,14 @@ class Observed:
         return list(seen.values())
 
 
+# One entry per set-up of ``observed`` in this process. A second one means the stack was stopped and started again
+# between end-to-end tests (other packages' tests ran between them): what the first one served is gone unread.
+_observed_set_ups: list[int] = []
+
+
 @pytest.fixture(scope="package")
 def observed() -> Iterator[Observed]:
+    _observed_set_ups.append(os.getpid())
     stack = acquire_stack()
     observed = Observed(stack=stack)
     handler = _Collect(observed.log_lines)

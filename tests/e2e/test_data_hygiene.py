@@ -1,6 +1,9 @@
 """R16, after every other end-to-end test: what the suite left behind holds no card numbers anywhere,
 and customer e-mail addresses only where they belong (the refund's own record), never in events,
-queues, dead-letter queues, ops e-mails or logs."""
+queues, dead-letter queues, ops e-mails or logs.
+
+Under xdist the scan runs on every worker, last, over that worker's own stack, log lines and bus events
+(tests/e2e/conftest.py): together the workers' scans read what every test left."""
 
 from __future__ import annotations
 
@@ -13,8 +16,6 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from local.stack import DevStack
 from tests.e2e.conftest import Observed
-
-pytestmark = pytest.mark.after_suite
 
 # A primary account number as scanners look for one: 13 to 19 digits (spaces or dashes between groups)
 # standing alone, with a card network's leading digit, and a valid Luhn check digit.
@@ -82,6 +83,39 @@ def queue_messages(stack: DevStack, logical_id: str) -> list[str]:
     return list(bodies.values())
 
 
+def leaks(places: dict[str, list[str]], customers: set[str]) -> dict[str, dict[str, list[str]]]:
+    """Card numbers found anywhere, and customers' addresses found anywhere but their ``refund records``."""
+    cards = {where: found for where, texts in places.items() if (found := [c for t in texts for c in card_numbers(t)])}
+    contacts = {
+        where: found
+        for where, texts in places.items()
+        if where != "refund records"
+        and (found := sorted({address for text in texts for address in _EMAIL.findall(text) if address in customers}))
+    }
+    return {"card numbers": cards, "customer addresses": contacts}
+
+
+def test_the_scan_finds_a_planted_card_number_and_contact_detail() -> None:
+    # GIVEN what a leaking suite would leave: a card written in groups in a log line, a customer's address in a
+    # bus event, a seeded card squeezed into a queue message, and the address where it belongs
+    customer = "robin.4f2a@example.com"
+    places = {
+        "refund records": [as_text({"customer": {"email": customer}})],
+        "bus events": [as_text({"detail": {"refund_id": "rf_1", "to": customer}})],
+        "queue OpsNotificationsQueue": [as_text({"note": "card 5555-5555-5555-4444 refused"})],
+        "logs": ["refund rf_1 paid with 4000 0566 5566 5556", "payout S01-6237934-5899168-C123 settled"],
+    }
+    # WHEN the after-suite scan reads it THEN it reports each leak where it is, and nothing else
+    assert leaks(places, {customer}) == {
+        "card numbers": {
+            "queue OpsNotificationsQueue": ["5555555555554444", "5555555555554444"],
+            "logs": ["4000056655665556"],
+        },
+        "customer addresses": {"bus events": [customer]},
+    }
+
+
+@pytest.mark.after_suite
 def test_no_card_numbers_and_no_customer_emails_outside_the_refund_record(
     observed: Observed, stack: DevStack, sent_emails: Any
 ) -> None:
@@ -112,16 +146,8 @@ def test_no_card_numbers_and_no_customer_emails_outside_the_refund_record(
     }
 
     # THEN no card number is stored, published, queued, mailed or logged anywhere
-    cards = {where: found for where, texts in places.items() if (found := [c for t in texts for c in card_numbers(t)])}
-    assert cards == {}
-
     # AND customer e-mail addresses appear only in the refund records they belong to
-    leaks = {
-        where: sorted({address for text in texts for address in _EMAIL.findall(text) if address in customers})
-        for where, texts in places.items()
-        if where != "refund records"
-    }
-    assert {where: found for where, found in leaks.items() if found} == {}
+    assert leaks(places, customers) == {"card numbers": {}, "customer addresses": {}}
 
     # AND the events carry what consumers need without contact details
     # (a reconciliation mismatch that belongs to no refund names its settlement line instead)

@@ -36,8 +36,13 @@ class CatalogModel(BaseModel):
 
 
 class IdempotencySupport(CatalogModel):
-    carrier: Literal["header", "body", "none"]
-    name: str | None = Field(default=None, description="Header or field name; None when carrier is none.")
+    carrier: Literal["header", "body", "query", "none"] = Field(
+        description="Where the key travels: a request header, a body field or a query parameter (QuickBooks' "
+        "requestid); none when the platform takes no key."
+    )
+    name: str | None = Field(
+        default=None, description="Header, field or query parameter name; None when carrier is none."
+    )
     key_lifetime_hours: float | None = Field(
         default=None, gt=0, description="How long the platform remembers a key (None: not documented / forever)."
     )
@@ -45,7 +50,7 @@ class IdempotencySupport(CatalogModel):
     @model_validator(mode="after")
     def _named(self) -> IdempotencySupport:
         if (self.carrier == "none") != (self.name is None):
-            raise ValueError("idempotency: a header or body carrier needs a name, carrier none has none")
+            raise ValueError("idempotency: a header, body or query carrier needs a name, carrier none has none")
         return self
 
 

@@ -163,6 +163,12 @@ class ConcurrentModification(RefundflowError):
     code = "concurrent_modification"
 
 
+class ProviderRefundClaimed(ConcurrentModification):
+    """A refund recorded from a provider's news names a provider refund id that a refund already holds."""
+
+    code = "provider_refund_claimed"
+
+
 class IllegalTransition(RefundflowError):
     """A status change that the state model does not allow: a bug, never retried."""
 

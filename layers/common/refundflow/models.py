@@ -65,6 +65,14 @@ class RefundReason(StrEnum):
     OTHER = "other"
 
 
+class RefundOrigin(StrEnum):
+    """Who made the refund: refundflow (asked for through a trigger), or someone outside it (a provider's
+    dashboard, another tool), recorded from the provider's news."""
+
+    REFUNDFLOW = "refundflow"
+    EXTERNAL = "external"
+
+
 class ReturnStatus(StrEnum):
     NOT_REQUIRED = "not_required"
     REQUESTED = "requested"
@@ -262,6 +270,7 @@ class Refund(StrictModel):
     approved_by: SourceApprover | None = None
     request_fingerprint: str
     correlation_id: str
+    origin: RefundOrigin = RefundOrigin.REFUNDFLOW
     policy: PolicyDecisionRecord | None = None
     approval: ApprovalRecord | None = None
     reservation: Reservation | None = None

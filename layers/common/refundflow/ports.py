@@ -45,8 +45,12 @@ from refundflow.status import RefundStatus
 class IdempotencySupport(StrictModel):
     """How a platform takes an idempotency key, and how long it remembers one."""
 
-    carrier: Literal["header", "body", "none"]
-    name: str | None = Field(default=None, description="Header or field name; None when carrier is none.")
+    carrier: Literal["header", "body", "query", "none"] = Field(
+        description="Where the key travels: a request header, a body field or a query parameter; none: no key."
+    )
+    name: str | None = Field(
+        default=None, description="Header, field or query parameter name; None when carrier is none."
+    )
     key_lifetime_hours: float | None = Field(
         default=None, gt=0, description="How long the platform remembers a key (None: not documented / forever)."
     )
@@ -495,9 +499,20 @@ class RefundStore(ABC):
 
     @abstractmethod
     def create(
-        self, refund: Refund, *, actor: str, delivery: tuple[str, str] | None, details: dict[str, Any] | None = None
+        self,
+        refund: Refund,
+        *,
+        actor: str,
+        delivery: tuple[str, str] | None,
+        details: dict[str, Any] | None = None,
+        entry_type: str = "RefundRequested",
+        extra: Iterable[StoreWrite] = (),
     ) -> CreatedRefund:
-        """Store a new refund, its first audit entry and the delivery's first-seen marker (once)."""
+        """Store a new refund, its first audit entry, the delivery's first-seen marker and ``extra`` (once).
+
+        Raises:
+            ProviderRefundClaimed: the refund names a provider refund id another refund holds (nothing written).
+        """
 
     @abstractmethod
     def get(self, refund_id: str) -> Refund:
@@ -582,6 +597,20 @@ class RefundStore(ABC):
 
     @abstractmethod
     def refunds_for_payment(self, provider: PaymentProvider, payment_id: str) -> list[Refund]: ...
+
+    @abstractmethod
+    def open_refunds_for_payment(self, provider: PaymentProvider, payment_id: str) -> list[Refund]:
+        """Our refunds of the payment whose provider outcome may still be open (submitted, pending, needing a
+        person), without reading the ones long done."""
+
+    @abstractmethod
+    def provider_refund_owner(self, provider_refund_id: str) -> str | None:
+        """The refund holding ``provider_refund_id`` (a consistent read), or None."""
+
+    @abstractmethod
+    def count_external_refund(self, refund: Refund, amount: Money, *, held: bool) -> StoreWrite:
+        """The write counting a refund made outside refundflow on its payment's balance, exactly once (it goes
+        into the transaction that records the refund): ``held`` while the provider holds it pending."""
 
     @abstractmethod
     def daily_total(self, currency: str, day: date) -> Money: ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -93,6 +93,13 @@ def own_platform() -> str:
     if not value:
         raise ConfigurationError("PLATFORM is not set: only a platform function knows its platform")
     return value
+
+
+class ExternalRefundSettings(EnvModel):
+    """What becomes of a refund made outside refundflow (a provider's dashboard) once recorded: ``credit_note``
+    books it (the invoice of refundflow's own earlier refund of the payment), ``none`` leaves the books alone."""
+
+    booking: Literal["credit_note", "none"] = Field(default="credit_note", alias="EXTERNAL_REFUND_BOOKING")
 
 
 class ApprovalSettings(EnvModel):

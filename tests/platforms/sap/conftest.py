@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ import requests
 
 from local.simulators.sap import SapSimulator
 from refundflow.connectors.http import HttpClient
-from refundflow.platforms.sap.connector import PendingPolicy, SapBooks, SapSession
+from refundflow.platforms.sap.connector import AuthMode, PendingPolicy, SapBooks, SapSession, default_token_url
 from tests.conformance.books_suite import BooksHarness
 from tests.support.servers import serve_wsgi
 
@@ -52,9 +53,19 @@ def make_books(
     *,
     pending_policy: PendingPolicy = "wait",
     payment_methods: dict[str, str] | None = None,
+    auth: AuthMode = "basic",
+    clock: Callable[[], float] = time.time,
 ) -> SapBooks:
     base = f"{url}/sap/opu/odata/sap"
-    session = SapSession(load_secret=secret.load, http=HttpClient(platform="sap", base_url=base, timeout=(1.0, 1.5)))
+    token_url = default_token_url(base) if auth == "oauth2_client_credentials" else ""
+    session = SapSession(
+        load_secret=secret.load,
+        http=HttpClient(platform="sap", base_url=base, timeout=(1.0, 1.5)),
+        auth=auth,
+        token_url=token_url,
+        token_http=HttpClient(platform="sap", base_url=token_url or base, timeout=(1.0, 1.5)),
+        clock=clock,
+    )
     return SapBooks(session=session, pending_policy=pending_policy, payment_methods=payment_methods)
 
 

@@ -93,6 +93,8 @@ def test_lookups_refuse_what_is_not_deployed_with_the_role_s_code() -> None:
         (lambda text: text.replace("    inbound:\n      verification: HMAC\n", ""), "inbound"),
         (lambda text: text.replace("verification: [hmac_keys]", "verification: []"), "verification secret"),
         (lambda text: text.replace("name: Idempotency-Key, ", ""), "needs a name"),
+        (lambda text: text.replace("carrier: header, name: Idempotency-Key, ", "carrier: query, "), "needs a name"),
+        (lambda text: text.replace("carrier: header", "carrier: path"), "carrier"),
         (lambda text: text.replace("outcome: webhook_only", "outcome: someday"), "outcome"),
         (lambda text: text + "    unexpected: 1\n", "unexpected"),
         (lambda text: text + text.split("platforms:\n", 1)[1], "duplicate name"),
@@ -153,3 +155,12 @@ def test_a_platform_without_a_package_is_a_configuration_error(monkeypatch: pyte
     assert catalog.representable("kitghost") is None
     with pytest.raises(InvalidRequest):
         catalog.connector("stripe")  # not in this (test) catalog
+
+
+def test_a_query_parameter_carrier_reaches_the_capabilities_record() -> None:
+    # GIVEN QuickBooks, whose requestid is a query parameter
+    # WHEN its capabilities are built from the catalog
+    capabilities = catalog.books_capabilities("quickbooks")
+    # THEN the record says where the key travels, and that it is a key
+    assert (capabilities.idempotency.carrier, capabilities.idempotency.name) == ("query", "requestid")
+    assert capabilities.idempotency.supported

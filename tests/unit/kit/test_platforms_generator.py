@@ -186,3 +186,26 @@ def test_a_new_payment_platform_is_watched_by_the_provider_alarm_and_on_the_dash
         widget = next(widget for name, widget in widgets.items() if name.startswith(title))
         platforms_shown = {metric[5] for metric in widget["properties"]["metrics"] if isinstance(metric[0], str)}
         assert "probepay" in platforms_shown
+
+
+@pytest.mark.parametrize(
+    ("carrier", "words"),
+    [
+        ("header", "idempotency header `requestid`, kept 24 h"),
+        ("body", "idempotency body `requestid`, kept 24 h"),
+        ("query", "idempotency query parameter `requestid`, kept 24 h"),
+    ],
+)
+def test_the_readme_table_names_where_the_key_travels(carrier: str, words: str) -> None:
+    # GIVEN a platform whose key is carried as a header, a body field or a query parameter
+    probe = PROBE.replace("{carrier: body, name: idempotency_key", f"{{carrier: {carrier}, name: requestid")
+    table = platforms.readme_table(catalog.parse(platforms.CATALOG.read_text() + probe))
+    # THEN its row says so
+    (row,) = [line for line in table.splitlines() if "[Probepay]" in line]
+    assert words in row
+
+
+def test_the_readme_table_shows_quickbooks_requestid_as_a_query_parameter() -> None:
+    table = platforms.readme_table(catalog.load_path(platforms.CATALOG))
+    (row,) = [line for line in table.splitlines() if "[QuickBooks Online]" in line]
+    assert "idempotency query parameter `requestid`" in row

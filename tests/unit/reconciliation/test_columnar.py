@@ -163,3 +163,36 @@ def test_the_columnar_matcher_finds_what_the_per_line_matcher_finds(lines, frame
     )
     assert matcher.finish(columns) == expected_tail
     assert matcher_state(matcher.state) == matcher_state(per_line_matcher)  # finishing changed nothing
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "t1,2026-11-28,eur,-1.00,0.00,-1.00,refund,re_1,,po_1\n\nt2,2026-11-28,eur,-2.00,0.00,-2.00,refund,re_2,,po_1\n",
+        # a blank line balanced by a line with extra fields: the comma count alone does not see it
+        "t1,2026-11-28,eur,-1.00,0.00,-1.00,refund,re_1,x,po_1,,,,,,,,,,\n\nt2,2026-11-28,eur,-2.00,0.00,-2.00,refund,re_2,,po_1\n",
+    ],
+)
+def test_a_blank_line_in_a_plain_block_reads_as_line_by_line(body):
+    text = HEADER + "\n" + body
+    try:
+        expected = per_line(text)
+    except SettlementFormatError as error:
+        with pytest.raises(SettlementFormatError, match=str(error).split(":")[0]):
+            columnar(text, 1 << 16)
+        return
+    assert columnar(text, 1 << 16) == expected
+
+
+def test_finish_on_a_frame_counts_refunds_the_state_saw_elsewhere():
+    # GIVEN a matcher whose state already knew re_1 as settled (a batch's state absorbed before)
+    state = SettlementMatcher({})
+    state.seen_refunds.add("re_1")
+    matcher = ColumnarMatcher(state)
+    frame = lines_frame([SettlementLine("stripe", 2, "t2", LineKind.REFUND, "re_2", 1000, "EUR", 0, -1000, None)])
+    matcher.classify(frame, RefundIndex(refunds_frame(OURS)))
+    columns = refunds_frame(OURS)
+    # THEN neither re_1 nor re_2 is missing, whichever way finish is asked
+    missing = {finding.reference for finding in matcher.finish(columns)}
+    assert missing == {"re_3", "re_9"}
+    assert missing == {finding.reference for finding in matcher.finish(OURS)}

@@ -32,6 +32,7 @@ from refundflow.errors import (
     IllegalTransition,
     InsufficientRefundableAmount,
     NotFound,
+    ProviderRefundClaimed,
     RefundflowError,
     TransientError,
 )
@@ -109,6 +110,7 @@ _REQUEST_FIELDS = {
     "approved_by",
     "request_fingerprint",
     "correlation_id",
+    "origin",
 }
 
 
@@ -361,16 +363,20 @@ class RefundRepository(RefundStore):
         actor: str,
         delivery: tuple[str, str] | None,
         details: dict[str, Any] | None = None,
+        entry_type: str = "RefundRequested",
+        extra: Iterable[StoreWrite] = (),
     ) -> CreateOutcome:
-        """Store a new refund with its first audit entry and the delivery's first-seen marker.
+        """Store a new refund with its first audit entry (``entry_type``), the delivery's first-seen marker
+        and ``extra`` items, in one transaction.
 
         A delivery seen before, or a refund that already exists, returns the stored refund with
-        ``created=False``: nothing is written twice.
+        ``created=False``: nothing is written twice. A refund created with a provider refund id claims it:
+        if another refund already holds that id, ``ProviderRefundClaimed`` is raised and nothing is written.
         """
         at = self._timestamp(None)
         draft = refund.model_copy(update={"created_at": at, "updated_at": at, "version": 1, "audit_seq": 0})
         entry = self._audit_entry(
-            draft, entry_type="RefundRequested", actor=actor, at=at, from_status=None, details=details or {}
+            draft, entry_type=entry_type, actor=actor, at=at, from_status=None, details=details or {}
         )
         stored = draft.model_copy(update={"audit_seq": 1, "audit_head": entry.hash, "status_seq": 1})
         # The delivery marker goes first: when both conditions fail, a redelivery is what happened.
@@ -399,7 +405,8 @@ class RefundRepository(RefundStore):
             self._entry_put(entry),
         ]
         if stored.provider_refund_id:
-            items.append(self._provider_refund_put(stored))
+            items.append(self._provider_refund_put(stored, claim=True))
+        items += [_own(item) for item in extra]
         try:
             self._transact(items)
         except _DeliverySeen:
@@ -517,8 +524,9 @@ class RefundRepository(RefundStore):
         self._transact([state_put, self._entry_put(entry), *named, *(_own(item) for item in extra)])
         return Change(stored, entry)
 
-    def _provider_refund_put(self, refund: Refund) -> TransactItem:
-        """The item naming ``refund`` under its provider refund id (written when the id is recorded)."""
+    def _provider_refund_put(self, refund: Refund, *, claim: bool = False) -> TransactItem:
+        """The item naming ``refund`` under its provider refund id (written when the id is recorded). ``claim``:
+        only if no refund holds the id yet (a refund recorded from the provider's news, never one of ours)."""
         assert refund.provider_refund_id is not None
         item = {
             "pk": provider_refund_key(refund.provider_refund_id),
@@ -526,10 +534,26 @@ class RefundRepository(RefundStore):
             "refund_id": refund.refund_id,
             "entity": "provider_refund",
         }
+        put: dict[str, Any] = {"TableName": self.table_name, "Item": _to_item(item)}
+        if claim:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+            return TransactItem(
+                {"Put": put}, lambda: ProviderRefundClaimed(f"provider refund {refund.provider_refund_id} is taken")
+            )
         return TransactItem(
-            {"Put": {"TableName": self.table_name, "Item": _to_item(item)}},
-            lambda: ConcurrentModification(f"provider refund id {refund.provider_refund_id}"),
+            {"Put": put}, lambda: ConcurrentModification(f"provider refund id {refund.provider_refund_id}")
         )
+
+    def provider_refund_owner(self, provider_refund_id: str) -> str | None:
+        """The refund that holds ``provider_refund_id`` (a consistent read of the item naming it), or None."""
+        response = self._call(
+            "get_item",
+            TableName=self.table_name,
+            Key=_to_item({"pk": provider_refund_key(provider_refund_id), "sk": PROVIDER_REFUND_SK}),
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return str(_from_item(item)["refund_id"]) if item else None
 
     def timeline(self, refund_id: str) -> list[AuditEntry]:
         return self.audit_trail(refund_id)[0]
@@ -685,6 +709,7 @@ class RefundRepository(RefundStore):
                         "refunded": payment.refunded.minor_units,
                         "reserved": 0,
                         "remaining": remaining,
+                        "outside": payment.refunded.minor_units,
                         "opened_at": self._now().isoformat(),
                     }
                 ),
@@ -751,12 +776,14 @@ class RefundRepository(RefundStore):
                     "update_item",
                     TableName=self.table_name,
                     Key=self._balance_key(payment.provider, payment.payment_id),
-                    UpdateExpression="SET remaining = :ceiling, refunded = refunded + :excess",
+                    UpdateExpression="SET remaining = :ceiling, refunded = refunded + :excess, "
+                    "outside = if_not_exists(outside, :zero) + :excess",
                     ConditionExpression="remaining = :seen AND currency = :currency",
                     ExpressionAttributeValues=_to_item(
                         {
                             ":ceiling": ceiling,
                             ":excess": excess,
+                            ":zero": 0,
                             ":seen": balance.remaining.minor_units,
                             ":currency": balance.captured.currency,
                         }
@@ -765,6 +792,98 @@ class RefundRepository(RefundStore):
             except ClientError:
                 continue  # changed since read: read again
         raise ConcurrentModification(f"balance of {payment.provider}/{payment.payment_id} kept changing")
+
+    def count_external_refund(self, refund: Refund, amount: Money, *, held: bool) -> TransactItem:
+        """The write that counts a refund made outside refundflow on its payment's balance, for the transaction
+        that records it (so it is counted exactly once): ``held`` (pending at the provider) moves ``amount`` to
+        ``reserved``, otherwise to ``refunded``.
+
+        What a look-up already counted as refunded outside (``outside``: the provider's refunded figure when the
+        balance opened, and any excess ``limit_to_provider`` found since) is taken first, so a refund seen by
+        both is counted once; the rest comes out of ``remaining``, which may go below zero while a refund of
+        ours holds a reservation the provider can no longer honour (its failure gives it back). Without a
+        balance (refundflow never looked the payment up) nothing is counted now: the look-up that opens it reads
+        the provider's figures, which hold the refund; the write then checks that no balance appeared meanwhile.
+        The write is conditioned on the figures read: ``ConcurrentModification`` if they changed.
+        """
+        key = self._balance_key(refund.payment.provider, refund.payment.payment_id)
+        item = self._call("get_item", TableName=self.table_name, Key=key, ConsistentRead=True).get("Item")
+        changed = lambda: ConcurrentModification(  # noqa: E731
+            f"balance of {refund.payment.provider}/{refund.payment.payment_id} changed"
+        )
+        if not item:
+            return TransactItem(
+                {
+                    "ConditionCheck": {
+                        "TableName": self.table_name,
+                        "Key": key,
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                changed,
+            )
+        seen = _from_item(item)
+        if seen["currency"] != amount.currency:
+            raise IllegalTransition(f"a refund in {amount.currency} on a payment in {seen['currency']}")
+        figures = {name: int(seen.get(name, 0)) for name in ("outside", "remaining", "refunded", "reserved")}
+        from_outside = min(figures["outside"], amount.minor_units)
+        new = dict(figures)
+        new["outside"] -= from_outside
+        new["remaining"] -= amount.minor_units - from_outside
+        if held:
+            new["refunded"] -= from_outside
+            new["reserved"] += amount.minor_units
+        else:
+            new["refunded"] += amount.minor_units - from_outside
+        condition = " AND ".join(f"#{name} = :seen_{name}" for name in ("remaining", "refunded", "reserved"))
+        outside = "#outside = :seen_outside" if "outside" in seen else "attribute_not_exists(#outside)"
+        return TransactItem(
+            {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": key,
+                    "UpdateExpression": "SET " + ", ".join(f"#{name} = :{name}" for name in new),
+                    "ConditionExpression": f"{condition} AND {outside}",
+                    "ExpressionAttributeNames": {f"#{name}": name for name in new},
+                    "ExpressionAttributeValues": _to_item(
+                        {
+                            **{f":{name}": value for name, value in new.items()},
+                            **{f":seen_{name}": value for name, value in figures.items() if name in seen},
+                        }
+                    ),
+                }
+            },
+            changed,
+        )
+
+    def open_refunds_for_payment(self, provider: PaymentProvider, payment_id: str) -> list[Refund]:
+        """Our refunds of the payment whose provider outcome may still be open (submitted, pending, or needing a
+        person), read consistently: one index query that returns only those (filtered on the status the
+        index projects) and one read of each. Refunds long done are not read at all, so news about a payment
+        costs the same whatever its history."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": "by-payment",
+            "KeyConditionExpression": "gsi2pk = :pk",
+            "FilterExpression": "#status IN (:submitted, :pending, :attention)",
+            "ProjectionExpression": "refund_id",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": _to_item(
+                {
+                    ":pk": f"PAYMENT#{provider.value}#{payment_id}",
+                    ":submitted": RefundStatus.REFUND_SUBMITTED.value,
+                    ":pending": RefundStatus.REFUND_PENDING.value,
+                    ":attention": RefundStatus.NEEDS_ATTENTION.value,
+                }
+            ),
+        }
+        items: list[dict[str, Any]] = []
+        while True:
+            response = self._call("query", **kwargs)
+            items += response.get("Items", [])
+            if "LastEvaluatedKey" not in response:
+                return self._refunds(items)
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def _balance_update(
         self, refund: Refund, expression: str, condition: str, amount: Money, error: Callable[[], RefundflowError]

@@ -168,3 +168,15 @@ def missing(message: str, *, platform: str, write: bool) -> RefundflowError:
     if write:
         return RejectedError(message, code="resource_missing", platform=platform)
     return NotFound(message, code="resource_missing", platform=platform)
+
+
+def oauth_error_words(response: HttpResponse) -> str:
+    """What a refused OAuth 2.0 token request says, in one line (RFC 6749 ``{"error", "error_description"}``, or
+    the HTTP status when the body is not that)."""
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    error = payload.get("error") if isinstance(payload, Mapping) else None
+    description = payload.get("error_description") if isinstance(payload, Mapping) else None
+    return str(description or error or f"HTTP {response.status}").splitlines()[0][:300]

@@ -4,17 +4,27 @@
   into its events; each new one is handed to the platform's own function through a ``NewsForwarder`` and
   marked seen only after that function applied it. Intake holds no API credentials and calls no platform.
 - the platform's function (``apply_news``): reads the truth from the platform with its own credentials,
-  applies it (``payments.apply_provider_event``) and resumes a workflow waiting on the outcome.
+  applies it (``payments.apply_provider_event``), records the refunds made outside refundflow
+  (``external.record_unclaimed``) and resumes a workflow waiting on the outcome.
 """
 
 from __future__ import annotations
 
+from refundflow.domain.external import record_unclaimed
 from refundflow.domain.payments import apply_provider_event
 from refundflow.domain.recorder import RefundRecorder
 from refundflow.domain.waiting import WaitFor, resume_waiting
 from refundflow.models import Refund
 from refundflow.observability import logger
-from refundflow.ports import InboundDelivery, NewsForwarder, ProviderEvent, RefundProvider, TaskCallbacks, TicketNews
+from refundflow.ports import (
+    InboundDelivery,
+    NewsForwarder,
+    ProviderEvent,
+    ProviderRefund,
+    RefundProvider,
+    TaskCallbacks,
+    TicketNews,
+)
 
 
 def forward_delivery(
@@ -56,7 +66,9 @@ def apply_news(
         TransientError: the platform, the store or the workflow could not be reached (the intake answers
             5xx and the platform delivers again).
     """
-    touched = apply_provider_event(event, recorder=recorder, provider=provider)
+    unclaimed: list[ProviderRefund] = []
+    touched = apply_provider_event(event, recorder=recorder, provider=provider, unclaimed=unclaimed)
+    touched += record_unclaimed(event, unclaimed, recorder=recorder, provider=provider)
     for refund in touched:
         resume_waiting(refund, WaitFor.REFUND_OUTCOME, repository=recorder.repository, callbacks=callbacks)
     return touched

@@ -10,6 +10,7 @@ import json
 from enum import StrEnum
 
 from refundflow.events import ReconciliationEvent, RefundEvent
+from refundflow.models import RefundOrigin
 from refundflow.ports import Mailer, RefundStore
 
 
@@ -44,6 +45,8 @@ def notify(
         if template is None:
             return None
         refund = repository.get(event.refund_id)
+        if refund.origin is RefundOrigin.EXTERNAL:
+            return None  # refunded outside refundflow: whoever made it told the customer, and no address is known
         reference = refund.order.order_id if refund.order else refund.source.reference
         recipient = refund.customer.email
         data = {

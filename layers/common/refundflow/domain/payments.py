@@ -16,12 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from refundflow import settings
 from refundflow.domain.deployment import ensure_representable
 from refundflow.domain.recorder import (
     AMOUNT_MISMATCH,
     BOOKS_PENDING,
     BOOKS_REJECTED,
     BOOKS_UPDATE_FAILED,
+    EXTERNAL_REFUND_UNBOOKED,
     OUTCOME_NOT_REPORTED,
     OUTCOME_UNKNOWN,
     OUTCOME_UNRESOLVED,
@@ -40,7 +42,7 @@ from refundflow.errors import (
     RejectedError,
 )
 from refundflow.ids import idempotency_key
-from refundflow.models import FailureRecord, Refund, Reservation, ReservationState, StepResult
+from refundflow.models import FailureRecord, Refund, RefundOrigin, Reservation, ReservationState, StepResult
 from refundflow.money import Money
 from refundflow.observability import logger
 from refundflow.ports import (
@@ -438,6 +440,13 @@ def _apply_once(refund: Refund, provider_refund: ProviderRefund, *, recorder: Re
     if provider_refund.method == "void":
         details["method"] = "void"
     status = provider_refund.status
+    if (
+        refund.origin is RefundOrigin.EXTERNAL
+        and refund.status is S.REFUNDED
+        and status is ProviderRefundStatus.SUCCEEDED
+    ):
+        # Recorded from the provider's news, then the process stopped before its books were decided.
+        return after_external_refund(refund, recorder=recorder, actor=actor)
     if status is ProviderRefundStatus.SUCCEEDED and _awaiting_provider(refund):
         if refund.amount is not None and provider_refund.amount != refund.amount:
             # Cannot happen with an idempotency key bound to the amount; if it does, a person decides
@@ -459,6 +468,8 @@ def _apply_once(refund: Refund, provider_refund: ProviderRefund, *, recorder: Re
             changes={**known, **changes, "attention_reason": None},
             extra=extra,
         )
+        if refunded.origin is RefundOrigin.EXTERNAL:
+            return after_external_refund(refunded, recorder=recorder, actor=actor)
         if refunded.invoice is None:
             # No invoice, no books: the refund is complete here (the workflow has no books step for it).
             return recorder.move(
@@ -516,6 +527,32 @@ def _apply_once(refund: Refund, provider_refund: ProviderRefund, *, recorder: Re
     return refund
 
 
+def after_external_refund(refund: Refund, *, recorder: RefundRecorder, actor: str) -> Refund:
+    """Where a refund made outside refundflow goes once the provider confirms it (no workflow runs for it):
+    COMPLETED unbooked when the merchant books none (``EXTERNAL_REFUND_BOOKING=none``); otherwise a person's
+    queue, ``books_pending`` when its invoice is known (``refundflow retry`` books it), or
+    ``external_refund_unbooked`` when it is not (booked by hand)."""
+    if settings.load(settings.ExternalRefundSettings).booking == "none":
+        return recorder.move(
+            refund, S.COMPLETED, actor=actor, details={"books": "not booked: EXTERNAL_REFUND_BOOKING is none"}
+        )
+    if refund.invoice is None:
+        return recorder.move(
+            refund,
+            S.NEEDS_ATTENTION,
+            actor=actor,
+            details={"books": "refunded outside refundflow and no invoice is known: book the credit by hand"},
+            changes={"attention_reason": EXTERNAL_REFUND_UNBOOKED},
+        )
+    return recorder.move(
+        refund,
+        S.NEEDS_ATTENTION,
+        actor=actor,
+        details={"books": f"refunded outside refundflow: `refundflow retry {refund.refund_id}` books it"},
+        changes={"attention_reason": BOOKS_PENDING},
+    )
+
+
 def _money(amount: Money | None) -> dict[str, object] | None:
     return amount.model_dump(mode="json") if amount else None
 
@@ -523,7 +560,13 @@ def _money(amount: Money | None) -> dict[str, object] | None:
 # ---------------------------------------------------------------------------- provider news (webhooks)
 
 
-def apply_provider_event(event: ProviderEvent, *, recorder: RefundRecorder, provider: RefundProvider) -> list[Refund]:
+def apply_provider_event(
+    event: ProviderEvent,
+    *,
+    recorder: RefundRecorder,
+    provider: RefundProvider,
+    unclaimed: list[ProviderRefund] | None = None,
+) -> list[Refund]:
     """Apply a verified provider event to the refunds it is about; returns the refunds it touched.
 
     A delivery is news, not truth: anyone holding the signing secret can sign one, and providers
@@ -534,10 +577,10 @@ def apply_provider_event(event: ProviderEvent, *, recorder: RefundRecorder, prov
     applied, so an older event arriving after a newer one changes nothing.
 
     News that names only the platform's refund id (no reference of ours) is matched to our refund by the id the
-    platform gave it when it was made. Refunds not made by refundflow are ignored (they show up in
-    reconciliation). An event that
-    carries no refund objects (``charge.refunded`` in current API versions) looks at our refunds on
-    that payment whose outcome is still open.
+    platform gave it when it was made. Refund news that no refund of ours holds (neither by our reference nor by
+    the platform's id) is added to ``unclaimed`` when given (``domain.external`` records it), else ignored. An
+    event that carries no refund objects (``charge.refunded`` in current API versions) looks only at our refunds
+    on that payment whose outcome is still open: the ones long done are not read again.
 
     Raises:
         TransientError: the provider could not be read now (nothing was applied; the delivery is retried).
@@ -556,6 +599,8 @@ def apply_provider_event(event: ProviderEvent, *, recorder: RefundRecorder, prov
         refund = repository.find(refund_id) if refund_id else None
         if refund is None:
             logger.info("provider refund not made by refundflow", extra={"provider_refund_id": news.provider_refund_id})
+            if unclaimed is not None and news.refund_id is None:
+                unclaimed.append(news)
             continue
         if refund.payment.provider is not event.provider:
             logger.warning("news about a refund of another provider", extra={"refund_id": refund.refund_id})
@@ -573,7 +618,7 @@ def apply_provider_event(event: ProviderEvent, *, recorder: RefundRecorder, prov
         ):
             candidates.setdefault(named.refund_id, (named, None))
     if not event.refunds and event.payment is not None:
-        for refund in repository.refunds_for_payment(event.provider, event.payment.payment_id):
+        for refund in repository.open_refunds_for_payment(event.provider, event.payment.payment_id):
             if _awaiting_provider(refund):
                 candidates.setdefault(refund.refund_id, (refund, None))
     touched: list[Refund] = []

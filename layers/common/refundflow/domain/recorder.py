@@ -28,6 +28,8 @@ OUTCOME_NOT_REPORTED = "outcome_not_reported"
 # The money moved after the workflow stopped waiting for it (late news): the books step has not run.
 BOOKS_PENDING = "books_pending"
 PROVIDER_REVERSED = "provider_reversed_refund"
+# A refund made outside refundflow, to be booked, for which no invoice is known: a person books it.
+EXTERNAL_REFUND_UNBOOKED = "external_refund_unbooked"
 AMOUNT_MISMATCH = "provider_amount_mismatch"
 APPROVER_DECISIONS = frozenset({RefundStatus.APPROVED, RefundStatus.REJECTED})
 

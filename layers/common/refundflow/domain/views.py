@@ -16,6 +16,7 @@ from refundflow.models import (
     InvoiceReference,
     PaymentReference,
     PolicyDecisionRecord,
+    RefundOrigin,
     RefundReason,
     ReturnInfo,
     SourceReference,
@@ -32,6 +33,7 @@ class RefundView(BaseModel):
 
     refund_id: str
     status: RefundStatus
+    origin: RefundOrigin
     created_at: datetime
     updated_at: datetime
     requested_amount: Money | None
@@ -69,6 +71,7 @@ def refund_view(refund_id: str, *, repository: RefundStore) -> RefundView:
     return RefundView(
         refund_id=refund.refund_id,
         status=refund.status,
+        origin=refund.origin,
         created_at=refund.created_at,
         updated_at=refund.updated_at,
         requested_amount=refund.requested_amount,

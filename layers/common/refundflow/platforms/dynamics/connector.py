@@ -37,7 +37,7 @@ from pydantic import Field
 
 from refundflow import catalog, settings
 from refundflow.connectors.factory import SecretBoundConnector
-from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
+from refundflow.connectors.http import HttpClient, HttpResponse, oauth_error_words, retry_after_seconds
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import (
     AmountNotRepresentable,
@@ -213,13 +213,7 @@ class EntraTokenSource:
 
 
 def _token_error(response: HttpResponse) -> Exception:
-    try:
-        payload = load_json(response.body)
-    except ValueError:
-        payload = None
-    error = payload.get("error") if isinstance(payload, Mapping) else None
-    description = payload.get("error_description") if isinstance(payload, Mapping) else None
-    what = str(description or error or f"HTTP {response.status}").splitlines()[0][:300]
+    what = oauth_error_words(response)
     if response.status == 429 or response.status >= 500:
         return TransientError(
             f"Entra ID unavailable ({what})",

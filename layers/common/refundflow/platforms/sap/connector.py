@@ -22,12 +22,18 @@ method of the payment provider and currency (``SAP_PAYMENT_METHODS``: its house 
 Amounts: SAP computes the tax of an item from its net amount (the price condition), so a gross refund is sent as the
 net amount that, at the invoice's tax rate, gives back exactly that gross; the billed credit memo's total is checked
 against the refund. Amounts are OData ``Edm.Decimal`` strings, exact both ways.
+
+Sign-in, by configuration (``SAP_AUTH``): the communication user's basic credentials, or an OAuth 2.0
+client-credentials access token (an S/4HANA Cloud communication arrangement with OAuth 2.0 inbound, token endpoint
+``/sap/bc/sec/oauth2/token`` on the API host; or an SAP BTP / XSUAA token URL), cached until shortly before it
+expires and fetched again once when SAP answers 401.
 """
 
 from __future__ import annotations
 
 import base64
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -38,7 +44,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from refundflow import catalog, settings
-from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
+from refundflow.connectors.http import HttpClient, HttpResponse, oauth_error_words, retry_after_seconds
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import (
     AmountNotRepresentable,
@@ -68,6 +74,11 @@ CLEARED = "C"
 REJECTED_COMPLETELY = "C"
 
 PendingPolicy = Literal["wait", "record"]
+AuthMode = Literal["basic", "oauth2_client_credentials"]
+ODATA_ROOT = "/sap/opu/odata/sap"
+TOKEN_PATH = "/sap/bc/sec/oauth2/token"
+# Fetch a new access token this long before the cached one expires, so a call never starts with a dying one.
+TOKEN_EXPIRY_MARGIN_SECONDS = 120.0
 SecretLoader = Callable[[bool], Mapping[str, Any]]
 """Reads the SAP secret; the flag asks for a fresh read that bypasses any cache."""
 
@@ -142,35 +153,106 @@ def odata_date(day: date) -> str:
 # ---------------------------------------------------------------- session: basic auth and the CSRF token
 
 
-class SapSession:
-    """The communication user's basic credentials and one CSRF token per OData service, with its session cookies.
+def default_token_url(api_base: str) -> str:
+    """S/4HANA's own OAuth 2.0 token endpoint on the API host of ``api_base`` (the OData root).
 
-    SAP Gateway answers a write without a valid token with 403 and ``x-csrf-token: Required``; the token is bound to
-    the session cookies of the call that fetched it (kept by the HTTP client's session). The secret is read on first
-    use and read again (bypassing caches) once when SAP answers 401, for a password changed meanwhile.
+    Raises:
+        ConfigurationError: ``api_base`` does not end in the OData root, so the host cannot be told.
+    """
+    base = api_base.rstrip("/")
+    if not base.endswith(ODATA_ROOT):
+        raise ConfigurationError(
+            f"SAP_TOKEN_URL is needed: SAP_API_BASE {api_base!r} does not end in {ODATA_ROOT}", platform=PLATFORM
+        )
+    return base[: -len(ODATA_ROOT)] + TOKEN_PATH
+
+
+class SapSession:
+    """How the function signs in to SAP, and one CSRF token per OData service, with its session cookies.
+
+    ``auth`` ``basic``: the communication user's ``username`` and ``password``. ``oauth2_client_credentials``: an
+    access token bought with the secret's ``client_id`` and ``client_secret`` (HTTP basic on the token request, as
+    SAP's token endpoints take it) at ``token_url``, with ``scope`` when the arrangement needs one; cached until
+    ``TOKEN_EXPIRY_MARGIN_SECONDS`` before it expires. SAP Gateway answers a write without a valid CSRF token with 403
+    and ``x-csrf-token: Required``; the token is bound to the session cookies of the call that fetched it (kept by
+    the HTTP client's session). The secret is read on first use and read again (bypassing caches, with a new access
+    token) once when SAP answers 401, for a password or client secret changed meanwhile.
     """
 
-    def __init__(self, *, load_secret: SecretLoader, http: HttpClient) -> None:
+    def __init__(
+        self,
+        *,
+        load_secret: SecretLoader,
+        http: HttpClient,
+        auth: AuthMode = "basic",
+        token_url: str = "",
+        scope: str = "",
+        token_http: HttpClient | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if auth == "oauth2_client_credentials" and not token_url:
+            raise ConfigurationError("SAP OAuth 2.0 sign-in needs a token URL", platform=PLATFORM)
         self.http = http
+        self.auth = auth
+        self._token_url = token_url
+        self._scope = scope
+        self._token_http = token_http or HttpClient(platform=PLATFORM, base_url=token_url)
+        self._clock = clock
         self._load_secret = load_secret
         self._secret: Mapping[str, Any] | None = None
+        self._access_token: str | None = None
+        self._expires_at = 0.0
         self._tokens: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def authorization(self, *, fresh: bool = False) -> str:
-        """The ``Authorization`` header of the communication user.
+        """The ``Authorization`` header: the communication user's basic credentials or a bearer access token.
 
         Raises:
-            ConfigurationError: the secret has no username or password.
+            ConfigurationError: the secret lacks the keys the sign-in needs.
+            TransientError: the token endpoint could not answer now.
+            RejectedError: the token endpoint refused the client (``sap_unauthorized``).
         """
         with self._lock:
             if self._secret is None or fresh:
                 self._secret = dict(self._load_secret(fresh))
+                self._access_token = None
             secret = self._secret
-        username, password = secret.get("username"), secret.get("password")
-        if not isinstance(username, str) or not username or not isinstance(password, str) or not password:
-            raise ConfigurationError("the SAP secret needs username and password", platform=PLATFORM)
+            if self.auth == "oauth2_client_credentials":
+                return "Bearer " + self._bearer(secret)
+        username, password = _pair(secret, "username", "password")
         return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+
+    def _bearer(self, secret: Mapping[str, Any]) -> str:
+        if self._access_token is not None and self._clock() < self._expires_at - TOKEN_EXPIRY_MARGIN_SECONDS:
+            return self._access_token
+        client_id, client_secret = _pair(secret, "client_id", "client_secret")
+        form = {"grant_type": "client_credentials", **({"scope": self._scope} if self._scope else {})}
+        basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode("ascii")
+        try:
+            response = self._token_http.request(
+                "POST",
+                "",
+                absolute_url=self._token_url,
+                data=form,
+                headers={"Authorization": f"Basic {basic}", "Accept": "application/json"},
+            )
+        except OutcomeUnknownError as error:  # a token request changes nothing: asking again is safe
+            raise TransientError("SAP's token endpoint did not answer", platform=PLATFORM) from error
+        if response.status != 200:
+            raise _token_error(response)
+        try:
+            payload = response.json()
+        except ValueError as error:
+            raise TransientError("SAP's token endpoint answered with unreadable JSON", platform=PLATFORM) from error
+        token = payload.get("access_token") if isinstance(payload, Mapping) else None
+        expires_in = payload.get("expires_in") if isinstance(payload, Mapping) else None
+        if isinstance(expires_in, str) and expires_in.isdigit():
+            expires_in = int(expires_in)
+        if not isinstance(token, str) or not token or not isinstance(expires_in, int) or isinstance(expires_in, bool):
+            raise TransientError("SAP's token endpoint answered without a usable access token", platform=PLATFORM)
+        self._access_token, self._expires_at = token, self._clock() + expires_in
+        return token
 
     def csrf_token(self, service: str) -> str:
         """The CSRF token of ``service``, fetched on first use.
@@ -687,6 +769,35 @@ def _block_text(request: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------- factory
 
 
+def _pair(secret: Mapping[str, Any], first: str, second: str) -> tuple[str, str]:
+    """Two non-empty strings of the SAP secret.
+
+    Raises:
+        ConfigurationError: either is missing.
+    """
+    one, two = secret.get(first), secret.get(second)
+    if not isinstance(one, str) or not one or not isinstance(two, str) or not two:
+        raise ConfigurationError(f"the SAP secret needs {first} and {second}", platform=PLATFORM)
+    return one, two
+
+
+def _token_error(response: HttpResponse) -> Exception:
+    """The error for a refused token request (RFC 6749 ``{"error", "error_description"}``)."""
+    what = oauth_error_words(response)
+    if response.status == 429 or response.status >= 500:
+        return TransientError(
+            f"SAP's token endpoint is unavailable ({what})",
+            platform=PLATFORM,
+            retry_after_seconds=retry_after_seconds(response),
+        )
+    return RejectedError(
+        f"SAP refused the OAuth 2.0 client ({what}): check the client id and secret of the communication "
+        "arrangement's OAuth 2.0 details, and SAP_TOKEN_URL",
+        code="sap_unauthorized",
+        platform=PLATFORM,
+    )
+
+
 class SapSettings(settings.EnvModel):
     """SAP's own settings (its catalog entry's ``settings``, set on its function only)."""
 
@@ -697,6 +808,9 @@ class SapSettings(settings.EnvModel):
     price_condition: str = Field(default="PMP0", alias="SAP_PRICE_CONDITION")
     pending_policy: PendingPolicy = Field(default="wait", alias="SAP_PENDING_POLICY")
     payment_methods: str = Field(default="", alias="SAP_PAYMENT_METHODS")
+    auth: AuthMode = Field(default="basic", alias="SAP_AUTH")
+    token_url: str = Field(default="", alias="SAP_TOKEN_URL")
+    oauth_scope: str = Field(default="", alias="SAP_OAUTH_SCOPE")
 
 
 def parse_payment_methods(text: str) -> dict[str, str]:
@@ -717,8 +831,9 @@ def parse_payment_methods(text: str) -> dict[str, str]:
 
 @cache
 def connector() -> SapBooks:
-    """The process-wide SAP books, from ``SapSettings`` and SAP's API secret (``<SecretsPrefix>sap``: username,
-    password of the communication user), built on first use; the secret is read on the first call.
+    """The process-wide SAP books, from ``SapSettings`` and SAP's API secret (``<SecretsPrefix>sap``: username and
+    password of the communication user, or the OAuth 2.0 client id and secret with
+    ``SAP_AUTH=oauth2_client_credentials``), built on first use; the secret is read on the first call.
 
     Raises:
         ConfigurationError: no secret name, or malformed settings.
@@ -731,7 +846,14 @@ def connector() -> SapBooks:
     def load_secret(force: bool) -> Mapping[str, Any]:
         return get_json_secret(name, force_fetch=force)
 
-    session = SapSession(load_secret=load_secret, http=HttpClient(platform=PLATFORM, base_url=config.api_base))
+    token_url = (config.token_url or default_token_url(config.api_base)) if config.auth != "basic" else ""
+    session = SapSession(
+        load_secret=load_secret,
+        http=HttpClient(platform=PLATFORM, base_url=config.api_base),
+        auth=config.auth,
+        token_url=token_url,
+        scope=config.oauth_scope,
+    )
     return SapBooks(
         session=session,
         request_type=config.request_type,
