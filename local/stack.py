@@ -47,6 +47,11 @@ NOT_MADE_LOCALLY = frozenset(
 )
 
 
+QUEUE_ATTRIBUTES = frozenset(
+    {"VisibilityTimeout", "MessageRetentionPeriod", "RedrivePolicy", "FifoQueue", "ContentBasedDeduplication"}
+)
+
+
 def _local_signing_secret(label: str) -> str:
     """A Standard Webhooks secret (whsec_ + base64 of 32 bytes) that is the same on every run."""
     return "whsec_" + base64.b64encode(f"refundflow-local-{label}".ljust(32, "!")[:32].encode()).decode()
@@ -310,8 +315,7 @@ class DevStack:
             attributes = {
                 key: json.dumps(value) if isinstance(value, dict) else str(value).lower()
                 for key, value in properties.items()
-                if key
-                in {"VisibilityTimeout", "MessageRetentionPeriod", "RedrivePolicy", "FifoQueue", "ContentBasedDeduplication"}
+                if key in QUEUE_ATTRIBUTES
             }
             sqs.create_queue(QueueName=stack.physical_name(logical_id), Attributes=attributes)
 
