@@ -47,6 +47,11 @@ NOT_MADE_LOCALLY = frozenset(
 )
 
 
+QUEUE_ATTRIBUTES = frozenset(
+    {"VisibilityTimeout", "MessageRetentionPeriod", "RedrivePolicy", "FifoQueue", "ContentBasedDeduplication"}
+)
+
+
 def _local_signing_secret(label: str) -> str:
     """A Standard Webhooks secret (whsec_ + base64 of 32 bytes) that is the same on every run."""
     return "whsec_" + base64.b64encode(f"refundflow-local-{label}".ljust(32, "!")[:32].encode()).decode()
@@ -308,9 +313,9 @@ class DevStack:
         for logical_id in ordered:
             properties = stack.resolve(queues[logical_id].get("Properties", {}))
             attributes = {
-                key: json.dumps(value) if isinstance(value, dict) else str(value)
+                key: json.dumps(value) if isinstance(value, dict) else str(value).lower()
                 for key, value in properties.items()
-                if key in {"VisibilityTimeout", "MessageRetentionPeriod", "RedrivePolicy"}
+                if key in QUEUE_ATTRIBUTES
             }
             sqs.create_queue(QueueName=stack.physical_name(logical_id), Attributes=attributes)
 
@@ -334,7 +339,10 @@ class DevStack:
             events.put_targets(
                 Rule=name,
                 EventBusName=properties["EventBusName"],
-                Targets=[{"Id": target["Id"], "Arn": target["Arn"]} for target in properties["Targets"]],
+                Targets=[
+                    {key: target[key] for key in ("Id", "Arn", "SqsParameters") if key in target}
+                    for target in properties["Targets"]
+                ],
             )
 
         s3 = self.client("s3")

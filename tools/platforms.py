@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from refundflow.catalog import Catalog, IdempotencySupport, Platform, load_path
+from refundflow.catalog import ROLE_FUNCTION_PREFIX, Catalog, IdempotencySupport, Platform, load_path
 from refundflow.errors import ConfigurationError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +32,7 @@ CATALOG = ROOT / "layers" / "common" / "refundflow" / "platforms" / "catalog.yam
 TEMPLATE = ROOT / "template.yaml"
 README = ROOT / "README.md"
 CONSTRAINTS = ROOT / "constraints.txt"
-ROLE_FOLDERS = {"payment": "payment_platform", "books": "books_platform"}
+ROLE_FOLDERS = {"payment": "payment_platform", "books": "books_platform", "ticket": "ticket_platform"}
 INTAKE_REQUIREMENTS = ROOT / "functions" / "receive_webhook" / "requirements.txt"
 # What intake needs whatever the platforms: Standard Webhooks for POST /refund-requests.
 INTAKE_BASE_REQUIREMENTS = ["standardwebhooks"]
@@ -86,11 +86,48 @@ ROLE_STATEMENTS = {
 """
     + AUDIT_DENY
     + IDEMPOTENCY,
+    # read a ticket's news: accept a refund request (store it, start its workflow) as intake does, decide or stop a
+    # refund waiting for approval (take its task token, resume it); write back: first-seen markers per event.
+    "ticket": """\
+            - Sid: RefundsTable
+              Effect: Allow
+              Action: [dynamodb:GetItem, dynamodb:Query, dynamodb:PutItem, dynamodb:UpdateItem, dynamodb:DeleteItem]
+              Resource:
+                - !GetAtt RefundsTable.Arn
+"""
+    + AUDIT_DENY
+    + """\
+            - Sid: StartRefundWorkflows
+              Effect: Allow
+              Action: states:StartExecution
+              Resource: !Sub arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${WORKFLOW}
+            - Sid: ResumeWaitingRefunds
+              Effect: Allow
+              Action: [states:SendTaskSuccess, states:SendTaskFailure]
+              Resource: !Sub arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${WORKFLOW}
+            - Sid: ReadPolicyAndTicketMappingOverrides
+              Effect: Allow
+              Action: ssm:GetParameter
+              Resource: !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/refundflow/*
+""".replace("${WORKFLOW}", "${AWS::StackName}-refund-workflow"),
 }
 ROLE_DESCRIPTIONS = {
     "payment": "payment platform: LookUpPayment, RefundWithProvider, PollRefundOutcome and its webhooks' news",
     "books": "books platform: UpdateInvoice (credit document, allocation, cash refund)",
+    "ticket": "help desk: refund requests from its tickets (intake's news) and the write-back of every refund event",
 }
+# What a help desk's function needs besides its platform settings: intake's (it accepts refund requests) and the
+# policy's (an approval in a ticket is decided by the policy's source trust).
+TICKET_VARIABLES = [
+    "          REFUND_WORKFLOW_ARN: !Sub arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:"
+    "${AWS::StackName}-refund-workflow",
+    "          REFUND_REQUESTS_SECRET_NAME: !Ref RefundRequestsSecretName",
+    "          REFUND_OUTCOME_WAIT_SECONDS: !Ref RefundOutcomeWaitSeconds",
+    "          BOOKS_RETRY_WAIT_SECONDS: !Ref BooksRetryWaitSeconds",
+    "          APPROVAL_ESCALATION_SECONDS: !Ref ApprovalEscalationSeconds",
+    "          POLICY_PARAMETER_NAME: !Ref PolicyParameterName",
+    "          TICKET_MAPPING_PARAMETER_PREFIX: !Ref TicketMappingParameterPrefix",
+]
 
 
 class GenerationError(Exception):
@@ -149,15 +186,23 @@ def _yaml_scalar(value: str) -> str:
 
 def function_resources(entry: Platform, role: str) -> str:
     logical_id = entry.logical_id(role)
-    prefix = {"payment": "refund", "books": "books"}[role]
+    prefix = ROLE_FUNCTION_PREFIX[role]
     variables = [
         f"          PLATFORM: {entry.name}",
         "          SECRETS_PREFIX: !Ref SecretsPrefix",
         "          IDEMPOTENCY_TABLE_NAME: !Ref IdempotencyTable",
+        *(TICKET_VARIABLES if role == "ticket" else []),
         *(f"          {setting.env}: !Ref {setting.parameter}" for setting in entry.settings),
     ]
     secret = f"{SECRET_ARN}${{SecretsPrefix}}{entry.name}-??????"
     statements = ROLE_STATEMENTS[role]
+    if role == "ticket":
+        statements += (
+            "            - Sid: FindOwnWriteBackQueue\n"
+            "              Effect: Allow\n"
+            "              Action: sqs:GetQueueUrl\n"
+            f"              Resource: !GetAtt {entry.logical_id(role).removesuffix('Function')}WriteBackQueue.Arn\n"
+        )
     if entry.secrets.rotated_in_place:
         statements += (
             "            - Sid: RotateOwnApiSecret\n"
@@ -184,7 +229,7 @@ def function_resources(entry: Platform, role: str) -> str:
         + f"""
       Policies:
         - EventBridgePutEventsPolicy: {{ EventBusName: !Ref RefundsBus }}
-        # Its own API credentials only (never another platform's, never a webhook verification secret).
+{_poller(entry, role)}        # Its own API credentials only (never another's, never a webhook secret).
         - AWSSecretsManagerGetSecretValuePolicy:
             SecretArn: !Sub {secret}
         - AWSSecretsManagerGetSecretValuePolicy:
@@ -200,11 +245,108 @@ def function_resources(entry: Platform, role: str) -> str:
     )
 
 
+def _poller(entry: Platform, role: str) -> str:
+    if role != "ticket":
+        return ""
+    queue = f"{entry.logical_id(role).removesuffix('Function')}WriteBackQueue"
+    return f"        - SQSPollerPolicy: {{ QueueName: !GetAtt {queue}.QueueName }}\n"
+
+
+UNDELIVERED_TICKET_EVENTS = """\
+  # Refund events the bus could not put on a help desk's write-back queue (EventBridge's dead-letter queue: a
+  # standard queue, as EventBridge requires).
+  TicketEventsUndeliveredQueue:
+    Type: AWS::SQS::Queue
+    Properties:
+      MessageRetentionPeriod: 1209600
+      SqsManagedSseEnabled: true
+
+"""
+
+
+def write_back_resources(entry: Platform) -> str:
+    """A help desk's write-back: a rule on the bus for the events of refunds that came from its tickets, a FIFO
+    queue (one message group: in order, and the platform's rate limit is one for all its tickets) with its DLQ,
+    and the event source mapping to its function (ReportBatchItemFailures: a failed event holds back the rest)."""
+    base = entry.logical_id("ticket").removesuffix("Function")
+    return f"""\
+  {base}WriteBackDeadLetterQueue:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: !Sub ${{AWS::StackName}}-ticket-{entry.name}-dlq.fifo
+      FifoQueue: true
+      MessageRetentionPeriod: 1209600
+      SqsManagedSseEnabled: true
+
+  {base}WriteBackQueue:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: !Sub ${{AWS::StackName}}-ticket-{entry.name}.fifo
+      FifoQueue: true
+      ContentBasedDeduplication: true
+      VisibilityTimeout: {entry.timeout_seconds * 6}
+      SqsManagedSseEnabled: true
+      RedrivePolicy:
+        deadLetterTargetArn: !GetAtt {base}WriteBackDeadLetterQueue.Arn
+        maxReceiveCount: 10
+
+  {base}WriteBackRule:
+    Type: AWS::Events::Rule
+    Properties:
+      Description: {_yaml_scalar(f"Events of refunds that came from a {entry.title} ticket, written back to it.")}
+      EventBusName: !Ref RefundsBus
+      EventPattern:
+        source: [refundflow]
+        detail:
+          source:
+            platform: [{entry.name}]
+      Targets:
+        - Id: ticket-write-back
+          Arn: !GetAtt {base}WriteBackQueue.Arn
+          SqsParameters:
+            MessageGroupId: {entry.name}
+          RetryPolicy:
+            MaximumRetryAttempts: 185
+            MaximumEventAgeInSeconds: 86400
+          DeadLetterConfig:
+            Arn: !GetAtt TicketEventsUndeliveredQueue.Arn
+
+  {base}WriteBackQueuePolicy:
+    Type: AWS::SQS::QueuePolicy
+    Properties:
+      Queues: [!Ref {base}WriteBackQueue, !Ref TicketEventsUndeliveredQueue]
+      PolicyDocument:
+        Version: "2012-10-17"
+        Statement:
+          - Sid: AllowTheWriteBackRuleToDeliver
+            Effect: Allow
+            Principal: {{ Service: events.amazonaws.com }}
+            Action: sqs:SendMessage
+            Resource: [!GetAtt {base}WriteBackQueue.Arn, !GetAtt TicketEventsUndeliveredQueue.Arn]
+            Condition:
+              ArnEquals:
+                aws:SourceArn: !GetAtt {base}WriteBackRule.Arn
+
+  {base}WriteBackEventSource:
+    Type: AWS::Lambda::EventSourceMapping
+    Properties:
+      EventSourceArn: !GetAtt {base}WriteBackQueue.Arn
+      FunctionName: !Ref {base}Function
+      BatchSize: 10
+      FunctionResponseTypes: [ReportBatchItemFailures]
+
+"""
+
+
 def resources_block(catalog: Catalog) -> str:
     parts = [f"  # >>> platforms: functions ({GENERATED})\n"]
+    if any(entry.ticket is not None for entry in catalog.platforms):
+        parts.append(UNDELIVERED_TICKET_EVENTS)
     for entry in catalog.platforms:
         for role in entry.function_roles:
             parts.append(function_resources(entry, role) + "\n")
+            if role == "ticket":
+                parts.append(write_back_resources(entry))
     parts.append("  # <<< platforms: functions\n")
     return "".join(parts)
 
@@ -422,10 +564,12 @@ def readme_table(catalog: Catalog) -> str:
             capabilities.append(", ".join(kind.replace("_", " ") for kind in books.document_kinds))
             capabilities.append(idempotency_words(books.idempotency, in_minutes=True))
             capabilities.append(f"amounts {books.currencies.amount_format.replace('_', ' ')}")
+        if entry.ticket is not None:
+            capabilities.append(f"trigger: {entry.ticket.trigger}")
+            capabilities.append("writes back " + ", ".join(kind.replace("_", " ") for kind in entry.ticket.writes))
+            capabilities.append(f"rate limit: {entry.ticket.rate_limit}")
         webhooks = entry.inbound.verification if entry.inbound else "none"
-        functions = ", ".join(
-            f"`<stack>-{'refund' if role == 'payment' else role}-{entry.name}`" for role in entry.function_roles
-        )
+        functions = ", ".join(f"`<stack>-{ROLE_FUNCTION_PREFIX[role]}-{entry.name}`" for role in entry.function_roles)
         client = " ".join(entry.client.split()).replace("|", "\\|")
         rows.append(
             f"| [{entry.title}]({entry.docs}) | {', '.join(entry.roles)} | {client} | {'; '.join(capabilities)} "

@@ -95,7 +95,10 @@ def platform_webhook(platform: str) -> Response[Any]:
     # Verified, and still held to intake's JSON rules (UTF-8, unique keys, bounded depth and numbers): a
     # platform's parser and ours must never read one body two ways. A form body is read by its verifier only.
     if not form:
-        http_api.decode_json(raw)
+        document = http_api.decode_json(raw)
+        if entry.ticket is not None:
+            # A help desk's delivery carries what people typed into a ticket: never taken with card data in it.
+            http_api.refuse_card_data(document)
     for event in delivery.events:
         http_api.delivery_id(event.event_id)  # the key of its first-seen marker: bounded like a webhook-id
     logger.append_keys(platform=entry.name, provider_event_ids=[event.event_id for event in delivery.events])

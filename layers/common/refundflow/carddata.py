@@ -186,3 +186,28 @@ def find_in_document(document: Any) -> list[Finding]:
             if kind is not None:
                 findings.append(Finding(path or "body", kind))
     return sorted(findings, key=lambda finding: finding.field)
+
+
+def refuse_card_data(document: Any) -> None:
+    """Card data is never accepted (PCI DSS): any string, key or number of a document holding a card number
+    or security code refuses the whole document, naming the fields (never echoing them).
+
+    Raises:
+        CardDataRefused: with one ``errors`` entry per field.
+    """
+    from refundflow.errors import CardDataRefused
+
+    findings = find_in_document(document)
+    if findings:
+        problems = {"card_number": "holds a card number", "card_security_code": "holds a card security code"}
+        errors = [
+            {
+                "field": finding.field,
+                "problem": ("a key of this object " if finding.in_key else "") + problems[finding.kind],
+                "type": finding.kind,
+            }
+            for finding in findings
+        ]
+        raise CardDataRefused(
+            "card data is never accepted: refunds need only the payment provider's ids", errors=errors
+        )

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 Role = Literal["payment", "books", "ticket", "trigger", "settlement"]
 NAME_PATTERN = r"^[a-z][a-z0-9_]{1,20}$"
-ROLE_FUNCTION_PREFIX: Mapping[str, str] = {"payment": "refund", "books": "books"}
+ROLE_FUNCTION_PREFIX: Mapping[str, str] = {"payment": "refund", "books": "books", "ticket": "ticket"}
 """Deployed function names are ``<stack>-<prefix>-<name>``: one invoke policy per role on the prefix."""
 WEBHOOKS_SECRET_FOLDER = "webhooks/"
 
@@ -96,6 +96,19 @@ class BooksEntry(CatalogModel):
     currencies: CurrencyRules = Field(default_factory=CurrencyRules)
 
 
+TicketWrite = Literal["internal_note", "tags", "status", "custom_field", "properties", "attributes"]
+
+
+class TicketEntry(CatalogModel):
+    """A help desk or CRM: it triggers refunds from tickets (its webhook, verified by intake, news to its own
+    function, which reads the ticket and applies the merchant's mapping) and is told every refund event (a FIFO
+    queue fed by the bus, consumed by its own function). The default mapping is its package's ``mapping.yaml``."""
+
+    writes: list[TicketWrite] = Field(min_length=1, description="How it shows a refund event on the ticket.")
+    rate_limit: str = Field(min_length=1, description="Its API's rate limit and how it says so (README table).")
+    trigger: str = Field(min_length=1, description="What the support admin sets up to call us (README table).")
+
+
 MediaType = Literal["application/json", "application/x-www-form-urlencoded", "text/plain"]
 
 
@@ -147,6 +160,7 @@ class Platform(CatalogModel):
     requirements: list[str] = Field(default_factory=list, description="Its own function's pip requirements.")
     payment: PaymentEntry | None = None
     books: BooksEntry | None = None
+    ticket: TicketEntry | None = None
     inbound: InboundEntry | None = None
     settings: list[SettingEntry] = Field(default_factory=list)
     secrets: SecretsEntry = Field(default_factory=SecretsEntry)
@@ -157,9 +171,11 @@ class Platform(CatalogModel):
     def _consistent(self) -> Platform:
         if len(set(self.roles)) != len(self.roles):
             raise ValueError(f"{self.name}: a role is listed twice")
-        for role in ("payment", "books"):
+        for role in ("payment", "books", "ticket"):
             if (role in self.roles) != (getattr(self, role) is not None):
                 raise ValueError(f"{self.name}: the {role} record is required with the {role} role, and only then")
+        if self.ticket is not None and self.inbound is None:
+            raise ValueError(f"{self.name}: a ticket platform calls us: it needs an inbound section")
         if self.secrets.verification and self.inbound is None:
             raise ValueError(f"{self.name}: verification secrets without an inbound section")
         if self.inbound is not None and not self.secrets.verification:
@@ -174,16 +190,17 @@ class Platform(CatalogModel):
         return "".join(part.capitalize() for part in self.name.split("_"))
 
     def function_name(self, role: str, stack: str) -> str:
-        """The deployed function of ``role`` (``<stack>-refund-stripe``, ``<stack>-books-xero``)."""
+        """The deployed function of ``role`` (``<stack>-refund-stripe``, ``<stack>-books-xero``,
+        ``<stack>-ticket-zendesk``)."""
         return f"{stack}-{ROLE_FUNCTION_PREFIX[role]}-{self.name}"
 
     def logical_id(self, role: str) -> str:
-        """``RefundStripeFunction``, ``BooksXeroFunction``."""
+        """``RefundStripeFunction``, ``BooksXeroFunction``, ``TicketZendeskFunction``."""
         return f"{ROLE_FUNCTION_PREFIX[role].capitalize()}{self.camel}Function"
 
     @property
     def function_roles(self) -> list[str]:
-        """The roles this platform has a function for (payment, books)."""
+        """The roles this platform has a function for (payment, books, ticket)."""
         return [role for role in self.roles if role in ROLE_FUNCTION_PREFIX]
 
     def api_secret_name(self, prefix: str) -> str:
@@ -289,6 +306,24 @@ def books_platform(name: str) -> Platform:
     return found
 
 
+def ticket_platforms() -> list[Platform]:
+    return [entry for entry in catalog().platforms if "ticket" in entry.roles]
+
+
+def ticket_platform(name: str) -> Platform:
+    """Raises:
+    InvalidRequest: ``ticket_platform_not_supported``, no help desk ``name`` is deployed."""
+    found = catalog().by_name().get(name)
+    if found is None or found.ticket is None:
+        raise InvalidRequest(f"no help desk {name} is deployed", code="ticket_platform_not_supported")
+    return found
+
+
+def news_role(name: str) -> str:
+    """The role whose function applies ``name``'s webhook news: ticket for a help desk, else payment."""
+    return "ticket" if "ticket" in platform(name).roles else "payment"
+
+
 def inbound_platform(name: str) -> Platform:
     """Raises:
     InvalidRequest: ``platform_not_supported``, ``name`` sends us no webhooks in this release."""
@@ -345,7 +380,7 @@ def _module(name: str, part: str) -> Any:
 
 def connector(name: str) -> Any:
     """The platform's connector (``refundflow.platforms.<name>.connector:connector()``, cached by it):
-    a RefundProvider or a BooksConnector."""
+    a RefundProvider, a BooksConnector or a TicketPlatform."""
     platform(name)
     return _module(name, "connector").connector()
 

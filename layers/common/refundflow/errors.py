@@ -10,6 +10,7 @@ these classes (never their own subclasses), so the catch path needs no platform 
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 # Modules that define RefundflowError subclasses a workflow step can raise, imported when a name is not
 # known yet (a catch-path Lambda does not import the connectors themselves).
@@ -127,6 +128,17 @@ class InvalidRequest(RefundflowError):
     """Input that can never succeed as given: a client error with a precise reason."""
 
     code = "invalid_request"
+
+
+class CardDataRefused(InvalidRequest):
+    """A body (or a field mapped from a platform's object) holds a card number or security code: never accepted.
+    ``errors`` names the fields, never their values."""
+
+    code = "card_data_refused"
+
+    def __init__(self, message: str, *, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
 
 
 class UnsupportedProvider(InvalidRequest):

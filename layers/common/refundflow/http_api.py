@@ -119,10 +119,6 @@ def field_problems(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-class CardDataRefused(InvalidRequest):
-    code = "card_data_refused"
-
-
 # Deeper than any body refundflow takes; checked before parsing, so the parser never recurses far.
 MAX_JSON_DEPTH = 32
 # Integers beyond what every JSON parser reads exactly (RFC 8259, section 6) are refused, not rounded.
@@ -144,7 +140,7 @@ class _Refused(ValueError):
 
 
 def _invalid(message: str, code: str, errors: list[dict[str, Any]] | None = None) -> InvalidRequest:
-    invalid = CardDataRefused(message) if code == CardDataRefused.code else InvalidRequest(message, code=code)
+    invalid = InvalidRequest(message, code=code)
     if errors is not None:
         invalid.errors = errors  # type: ignore[attr-defined]
     return invalid
@@ -246,27 +242,8 @@ def decode_json(raw: bytes) -> dict[str, Any]:
     return document
 
 
-def refuse_card_data(document: Any) -> None:
-    """Card data is never accepted (PCI DSS): any string, key or number of a body holding a card number
-    or security code refuses the whole body, naming the fields (never echoing them).
-
-    Raises:
-        CardDataRefused: with one ``errors`` entry per field.
-    """
-    findings = carddata.find_in_document(document)
-    if findings:
-        problems = {"card_number": "holds a card number", "card_security_code": "holds a card security code"}
-        errors = [
-            {
-                "field": finding.field,
-                "problem": ("a key of this object " if finding.in_key else "") + problems[finding.kind],
-                "type": finding.kind,
-            }
-            for finding in findings
-        ]
-        raise _invalid(
-            "card data is never accepted: refunds need only the payment provider's ids", CardDataRefused.code, errors
-        )
+refuse_card_data = carddata.refuse_card_data
+"""Re-exported: the intake refuses card data in a body before any model sees it (``errors.CardDataRefused``)."""
 
 
 def parse_body(model: type[M], raw: bytes) -> M:

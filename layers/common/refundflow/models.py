@@ -281,6 +281,9 @@ class Refund(StrictModel):
     books_attempts: int = Field(default=0, ge=0)
     lookup_attempts: int = Field(default=0, ge=0, description="Payment look-ups that found the provider unreachable.")
     failure: FailureRecord | None = None
+    withdrawn: FailureRecord | None = Field(
+        default=None, description="The approval was withdrawn where it was given (a help desk): no money may move."
+    )
     audit_seq: int = 0
     audit_head: str = ""
     status_seq: int = Field(default=0, description="Audit sequence number of the latest status change.")

@@ -239,10 +239,25 @@ class InboundAnswer(StrictModel):
     body: str = '{"received": true}'
 
 
+class TicketNews(StrictModel):
+    """A verified help-desk delivery: a ticket (case, conversation) that may ask for, approve or withdraw a
+    refund. News, not truth: the platform's own function reads the ticket through the platform's API and the
+    merchant's mapping decides what it asks for."""
+
+    platform: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,20}$")]
+    event_id: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    ticket_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:#/@+-]{1,128}$")]
+    occurred_at: datetime | None = None
+    payload: dict[str, Any] = Field(
+        default_factory=dict, description="The delivery's JSON as the platform sent it (card-checked by intake)."
+    )
+
+
 class InboundDelivery(StrictModel):
     """One verified delivery: every event it carries (a batch may carry several) and the answer."""
 
     events: list[ProviderEvent] = Field(default_factory=list)
+    tickets: list[TicketNews] = Field(default_factory=list, description="Help-desk news (ticket platforms).")
     answer: InboundAnswer = Field(default_factory=InboundAnswer)
 
 
@@ -264,15 +279,76 @@ class InboundPlatform(ABC):
 
 
 class NewsForwarder(ABC):
-    """Hands a verified event to the platform's own function (``operation: apply_news``), which reads the
-    truth from the platform with its API credentials and applies it."""
+    """Hands a verified event to the platform's own function (``operation: apply_news``, or
+    ``apply_ticket_news`` for help-desk news), which reads the truth from the platform with its API
+    credentials and applies it."""
 
     @abstractmethod
-    def forward(self, platform: str, event: ProviderEvent) -> None:
-        """Deliver ``event`` to ``platform``'s function and wait until it was applied.
+    def forward(self, platform: str, event: ProviderEvent | TicketNews) -> dict[str, Any]:
+        """Deliver ``event`` to ``platform``'s function, wait until it was applied, and return its answer.
 
         Raises:
             TransientError: not applied (answer 5xx so the platform delivers again).
+        """
+
+
+# ---------------------------------------------------------------- help desks (tickets)
+
+
+class TicketUpdate(StrictModel):
+    """What a ticket is told about its refund: one refund event, in words and as a status label. The platform
+    writes it as it allows (an internal note, tags, a status or custom field, properties)."""
+
+    marker: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
+        description="Stable per refund event (``refundflow:<event_id>``): written into the note, so a write that "
+        "may have happened is found before it is written again."
+    )
+    refund_id: str
+    event: str = Field(description="The event's detail-type (RefundIssued...).")
+    status: RefundStatus
+    label: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")] = Field(
+        description="The refund's state in one word for tags and fields: requested, approved, issued, failed..."
+    )
+    text: Annotated[str, StringConstraints(min_length=1, max_length=2000)] = Field(
+        description="The internal note: amount, status, provider refund id, the failure reason in words."
+    )
+    amount: Money | None = None
+    provider_refund_id: str | None = None
+
+
+class TicketPlatform(ABC):
+    """A help desk (or CRM) seen from its own function, with its API credentials: reads the ticket a delivery
+    names (the truth the merchant's mapping reads) and writes refund news back to it."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def read_ticket(self, ticket_id: str) -> dict[str, Any]:
+        """The ticket as the platform's API returns it (JSON object).
+
+        Raises:
+            NotFound: no such ticket.
+            TransientError: the platform could not answer now (rate limit: ``retry_after_seconds`` set).
+            RejectedError: any other final refusal (credentials, permissions).
+        """
+
+    @abstractmethod
+    def has_update(self, ticket_id: str, marker: str) -> bool:
+        """Whether an update carrying ``marker`` is already on the ticket (a write whose answer was lost).
+
+        Raises:
+            NotFound, TransientError, RejectedError.
+        """
+
+    @abstractmethod
+    def write_back(self, ticket_id: str, update: TicketUpdate) -> None:
+        """Write ``update`` to the ticket (the note carries ``update.marker``).
+
+        Raises:
+            NotFound: the ticket is gone (the update is dropped, and ops hear of it).
+            TransientError: retry later (a rate limit sets ``retry_after_seconds`` from the platform's ``Retry-After``).
+            OutcomeUnknownError: the write may have happened (``has_update`` tells before any rewrite).
+            RejectedError: a final refusal (the update is parked in the queue's DLQ).
         """
 
 

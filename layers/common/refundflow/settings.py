@@ -75,6 +75,13 @@ class PlatformSettings(EnvModel):
     platform_function_prefix: str = Field(alias="PLATFORM_FUNCTION_PREFIX")
 
 
+class TicketSettings(EnvModel):
+    """A help desk's function: where the merchant's ticket mapping is, when not the packaged one."""
+
+    mapping_parameter_prefix: str = Field(default="", alias="TICKET_MAPPING_PARAMETER_PREFIX")
+    mapping_cache_seconds: int = Field(default=300, ge=0, le=86_400, alias="TICKET_MAPPING_CACHE_SECONDS")
+
+
 def own_platform() -> str:
     """The catalog name of the platform a platform function serves (its ``PLATFORM`` variable). Read once, when
     the handler module loads, and not cached here: the local stack runs every platform's function in one process.

@@ -7,6 +7,8 @@ the domain functions directly."""
 from __future__ import annotations
 
 from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING
 
 from refundflow import catalog, settings
 from refundflow.adapters.dynamodb import RefundRepository
@@ -17,7 +19,10 @@ from refundflow.adapters.stepfunctions import StepFunctionsCallbacks, StepFuncti
 from refundflow.domain.recorder import RefundRecorder
 from refundflow.errors import ConfigurationError, InvalidRequest
 from refundflow.metering import BOOKS, PROVIDER, meter
-from refundflow.ports import BooksConnector, RefundProvider
+from refundflow.ports import BooksConnector, RefundProvider, TicketPlatform
+
+if TYPE_CHECKING:
+    from refundflow.domain.tickets import TicketMapping
 
 
 @cache
@@ -80,6 +85,47 @@ def books(name: str) -> BooksConnector:
     if not isinstance(found, BooksConnector):
         raise ConfigurationError(f"refundflow.platforms.{name}.connector() is not a BooksConnector")
     return meter(found, BOOKS, name)  # BooksCalls/Errors/Latency per platform
+
+
+def ticket_platform(name: str) -> TicketPlatform:
+    """The help desk ``name``'s connector.
+
+    Raises:
+        InvalidRequest: ``ticket_platform_not_supported``.
+        ConfigurationError: its package does not provide a TicketPlatform.
+    """
+    catalog.ticket_platform(name)
+    found = catalog.connector(name)
+    if not isinstance(found, TicketPlatform):
+        raise ConfigurationError(f"refundflow.platforms.{name}.connector() is not a TicketPlatform")
+    return found
+
+
+def ticket_mapping(name: str) -> TicketMapping:
+    """The merchant's mapping of ``name``'s tickets: the SSM parameter ``<TICKET_MAPPING_PARAMETER_PREFIX><name>``
+    when the prefix is set (YAML or JSON, cached like the policy), else the package's ``mapping.yaml``.
+
+    Raises:
+        InvalidRequest: ``invalid_ticket_mapping`` (a broken mapping is never used: the delivery fails 5xx
+            through ConfigurationError and the help desk retries while ops fix it).
+    """
+    import yaml
+
+    from refundflow.domain.tickets import load_mapping
+
+    config = settings.load(settings.TicketSettings)
+    if config.mapping_parameter_prefix:
+        from aws_lambda_powertools.utilities import parameters
+
+        source = f"{config.mapping_parameter_prefix}{name}"
+        text = str(parameters.get_parameter(source, max_age=config.mapping_cache_seconds))
+    else:
+        source = f"refundflow.platforms.{name}/mapping.yaml"
+        text = resources.files(f"refundflow.platforms.{name}").joinpath("mapping.yaml").read_text(encoding="utf-8")
+    try:
+        return load_mapping(yaml.safe_load(text), source=source)
+    except (InvalidRequest, yaml.YAMLError) as error:
+        raise ConfigurationError(f"the ticket mapping {source} is broken: {error}") from error
 
 
 def ensure_own_platform(own: str, asked: str) -> None:

@@ -89,6 +89,7 @@ _STATE_FIELDS = {
     "books_attempts",
     "lookup_attempts",
     "failure",
+    "withdrawn",
     "audit_seq",
     "audit_head",
     "status_seq",

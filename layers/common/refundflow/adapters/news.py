@@ -1,5 +1,6 @@
 """NewsForwarder on Lambda: the intake hands a verified event to the platform's own function
-(``<prefix>refund-<platform>``, operation ``apply_news``) and waits for it to be applied (RequestResponse).
+(``<prefix>refund-<platform>``, operation ``apply_news``; a help desk's ``<prefix>ticket-<platform>``, operation
+``apply_ticket_news``) and waits for it to be applied (RequestResponse).
 
 The intake's role may invoke only functions under that name prefix; it never holds a platform's API
 credentials, the platform function never holds the webhook verification secret.
@@ -13,24 +14,35 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from refundflow.errors import TransientError
-from refundflow.ports import NewsForwarder, ProviderEvent
+from refundflow.errors import (
+    Forbidden,
+    IdempotencyConflict,
+    IllegalTransition,
+    InvalidRequest,
+    NotFound,
+    RefundflowError,
+    TransientError,
+    error_class,
+)
+from refundflow.ports import NewsForwarder, ProviderEvent, TicketNews
 
 APPLY_NEWS = "apply_news"
+APPLY_TICKET_NEWS = "apply_ticket_news"
 # The platform function reads the truth from its platform before answering: longer than the shared clients'
 # 5 s read timeout, shorter than API Gateway's 29 s. No SDK retry: the platform delivers again on a 5xx.
 _CONFIG = Config(connect_timeout=2, read_timeout=25, retries={"mode": "standard", "max_attempts": 1})
 
 
-def news_payload(platform: str, event: ProviderEvent) -> dict[str, Any]:
+def news_payload(platform: str, event: ProviderEvent | TicketNews) -> dict[str, Any]:
     """What the platform function receives (its handler validates it)."""
-    return {"operation": APPLY_NEWS, "platform": platform, "event": event.model_dump(mode="json")}
+    operation = APPLY_TICKET_NEWS if isinstance(event, TicketNews) else APPLY_NEWS
+    return {"operation": operation, "platform": platform, "event": event.model_dump(mode="json")}
 
 
 class LambdaNewsForwarder(NewsForwarder):
     def __init__(self, function_prefix: str, lambda_client: Any | None = None) -> None:
         """``function_prefix``: the deployed names' prefix (``<stack>-``); the function is
-        ``<prefix>refund-<platform>``."""
+        ``<prefix>refund-<platform>`` (``<prefix>ticket-<platform>`` for help-desk news)."""
         self.function_prefix = function_prefix
         self._client = lambda_client
 
@@ -42,12 +54,19 @@ class LambdaNewsForwarder(NewsForwarder):
             self._client = boto3.client("lambda", config=_CONFIG)
         return self._client
 
-    def function_name(self, platform: str) -> str:
-        return f"{self.function_prefix}refund-{platform}"
+    def function_name(self, platform: str, event: ProviderEvent | TicketNews | None = None) -> str:
+        role = "ticket" if isinstance(event, TicketNews) else "refund"
+        return f"{self.function_prefix}{role}-{platform}"
 
-    def forward(self, platform: str, event: ProviderEvent) -> None:
-        """Raises: TransientError: the function could not be invoked, or failed (nothing is marked seen)."""
-        name = self.function_name(platform)
+    def forward(self, platform: str, event: ProviderEvent | TicketNews) -> dict[str, Any]:
+        """The function's answer. A refusal it answers (a help desk's ticket that is not a valid refund request)
+        is raised here as the error it was, so intake answers the platform 4xx.
+
+        Raises:
+            TransientError: the function could not be invoked, or failed (nothing is marked seen).
+            RefundflowError: the function refused the news (``refused`` in its answer).
+        """
+        name = self.function_name(platform, event)
         try:
             response = self.client.invoke(
                 FunctionName=name,
@@ -63,3 +82,36 @@ class LambdaNewsForwarder(NewsForwarder):
             raise TransientError(
                 f"{name} did not apply event {event.event_id}: {response['FunctionError']} {detail}", platform=platform
             )
+        answer: dict[str, Any] = json.loads(response["Payload"].read() or b"{}") if "Payload" in response else {}
+        refused = answer.get("refused") if isinstance(answer, dict) else None
+        if refused:
+            raise refusal(refused)
+        return answer
+
+
+def refusal(refused: dict[str, Any]) -> RefundflowError:
+    """The error a platform function answered with (``{"type", "code", "message", "errors"}``), rebuilt: only
+    client errors travel this way (anything else is a FunctionError, a 5xx)."""
+    found = error_class(str(refused.get("type")))
+    kind = found if found is not None and issubclass(found, _CLIENT_ERRORS) else InvalidRequest
+    error: Any = RefundflowError.__new__(kind)
+    RefundflowError.__init__(error, str(refused.get("message", "refused")), code=str(refused.get("code", "refused")))
+    if refused.get("errors"):
+        error.errors = list(refused["errors"])
+    result: RefundflowError = error
+    return result
+
+
+_CLIENT_ERRORS = (InvalidRequest, Forbidden, IdempotencyConflict, NotFound, IllegalTransition)
+
+
+def refused_answer(error: RefundflowError) -> dict[str, Any]:
+    """What a platform function answers for a client error, so intake can answer the platform with it."""
+    return {
+        "refused": {
+            "type": type(error).__name__,
+            "code": error.code,
+            "message": error.message,
+            "errors": list(getattr(error, "errors", None) or []),
+        }
+    }

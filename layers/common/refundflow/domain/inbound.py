@@ -23,6 +23,7 @@ from refundflow.ports import (
     ProviderRefund,
     RefundProvider,
     TaskCallbacks,
+    TicketNews,
 )
 
 
@@ -38,11 +39,14 @@ def forward_delivery(
 
     Raises:
         TransientError: an event could not be forwarded (nothing more is marked seen).
+        RefundflowError: a help desk's ticket was refused by its function (not a valid refund request, card
+            data, a source that may not ask): not marked seen, answered 4xx.
         GuardUnavailable: the store could not be reached.
     """
     repository = recorder.repository
     duplicate = True
-    for event in delivery.events:
+    news: list[ProviderEvent | TicketNews] = [*delivery.events, *delivery.tickets]
+    for event in news:
         if repository.delivery_refund_id(platform, event.event_id) is not None:
             continue
         duplicate = False

@@ -51,6 +51,12 @@ class Accepted:
     duplicate: bool
 
 
+def source_refund_id(channel: str, system: str, reference: str) -> str:
+    """The refund id a request names: derived from the channel it came through (``refund-requests``, or the help
+    desk whose ticket asked) and the source system's reference, so every redelivery lands on the same refund."""
+    return derive_refund_id(channel, f"{system}:{reference}")
+
+
 def request_fingerprint(body: RefundRequestBody) -> str:
     return hashlib.sha256(canonical_json(body.model_dump(mode="json", by_alias=True)).encode()).hexdigest()
 
@@ -64,15 +70,18 @@ def accept_refund_request(
     starter: WorkflowStarter,
     timing: WorkflowTiming,
     correlation_id: str | None = None,
+    channel: str = GENERIC_SOURCE,
 ) -> Accepted:
     """Store the request as a RECEIVED refund and start its workflow, exactly once.
 
     The refund id is derived from the source system and its reference, so a redelivery, or the same
     request sent again under another delivery id, lands on the same refund and starts nothing new.
 
-    ``source`` is the system whose secret verified the delivery (every trigger passes the one it
-    verified): the body's ``source.system`` must name it, so that an ``approved_by`` claim is always the
-    claim of a known source, which the policy's ``sources:`` section trusts with some roles or none.
+    ``channel`` is where it came in: ``refund-requests``, or a help desk's name when its ticket asked (its
+    refund events then go back to that ticket). ``source`` is the system whose secret verified the delivery
+    (every trigger passes the one it verified): the body's ``source.system`` must name it, so that an
+    ``approved_by`` claim is always the claim of a known source, which the policy's ``sources:`` section
+    trusts with some roles or none.
 
     Raises:
         Forbidden: ``source.system`` is not the source whose secret signed the delivery (source_mismatch).
@@ -87,7 +96,7 @@ def accept_refund_request(
         )
     ensure_deployed(body.payment, body.invoice)
     repository: RefundStore = recorder.repository
-    refund_id = derive_refund_id(GENERIC_SOURCE, f"{body.source.system}:{body.source.reference}")
+    refund_id = source_refund_id(channel, body.source.system, body.source.reference)
     fingerprint = request_fingerprint(body)
     now = datetime.now(UTC)
     draft = Refund(
@@ -101,7 +110,7 @@ def accept_refund_request(
         reason=body.reason,
         customer=body.customer,
         source=body.source,
-        source_platform=GENERIC_SOURCE,
+        source_platform=channel,
         order=body.order,
         invoice=body.invoice,
         return_info=body.return_info,
@@ -113,8 +122,8 @@ def accept_refund_request(
     )
     outcome = repository.create(
         draft,
-        actor=f"{GENERIC_SOURCE}:{body.source.system}",
-        delivery=(GENERIC_SOURCE, delivery_id),
+        actor=f"{channel}:{body.source.system}",
+        delivery=(channel, delivery_id),
         details={**_request_summary(body, delivery_id), "verified_source": source.name},
     )
     refund = outcome.refund

@@ -252,6 +252,18 @@ def issue_refund(
         IllegalTransition: no reservation is held.
     """
     refund = recorder.repository.get(refund_id)
+    if refund.status is S.APPROVED and refund.withdrawn is not None:
+        # The approval was withdrawn where it was given (a help desk) before any money moved: the last gate.
+        changes, extra = release_items(recorder, refund)
+        refund = recorder.move(
+            refund,
+            S.REJECTED,
+            actor=f"provider:{provider.name}",
+            details={"code": refund.withdrawn.code},
+            changes={**changes, "failure": refund.withdrawn},
+            extra=extra,
+        )
+        return step_result(refund)
     if refund.status is S.APPROVED:
         if refund.reservation is None or refund.reservation.state is not ReservationState.HELD:
             raise IllegalTransition(f"{refund_id}: refund attempted without a held reservation")

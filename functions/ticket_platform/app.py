@@ -1,0 +1,83 @@
+"""Every help desk's own function, ``<stack>-ticket-<name>`` (one per ticket platform of the catalog, its
+``PLATFORM`` in the environment, its own API secret and IAM):
+
+- ``apply_ticket_news``: a delivery intake verified (the help desk's webhook): the ticket is read through the
+  platform's API and the merchant's mapping decides what it asks for (refundflow.domain.tickets);
+- its FIFO write-back queue (fed by the bus with this help desk's refunds' events): each event written to its
+  ticket once, in order; a rate limit puts the message back for the platform's Retry-After.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from refundflow import settings, wiring
+from refundflow.adapters.news import APPLY_TICKET_NEWS, refused_answer
+from refundflow.adapters.sqs import delay_redelivery
+from refundflow.domain import tickets
+from refundflow.domain.intake import timing_from
+from refundflow.errors import Forbidden, IdempotencyConflict, InvalidRequest, NotFound, TransientError
+from refundflow.events import RefundEvent
+from refundflow.observability import logger, metrics, tracer
+from refundflow.policy import active_policy
+from refundflow.ports import TicketNews
+
+PLATFORM = settings.own_platform()
+# Refusals the help desk hears as 4xx (the ticket asks for nothing refundflow can do as it stands).
+REFUSALS = (InvalidRequest, Forbidden, IdempotencyConflict, NotFound)
+processor = SqsFifoPartialProcessor()
+
+
+def apply_ticket_news(event: dict[str, Any]) -> dict[str, Any]:
+    wiring.ensure_own_platform(PLATFORM, str(event.get("platform")))
+    news = TicketNews.model_validate(event.get("event"))
+    logger.append_keys(delivery_id=news.event_id, ticket_id=news.ticket_id)
+    try:
+        outcome = tickets.apply_ticket_news(
+            news,
+            tickets=wiring.ticket_platform(PLATFORM),
+            mapping=wiring.ticket_mapping(PLATFORM),
+            recorder=wiring.recorder(),
+            starter=wiring.workflow(),
+            callbacks=wiring.callbacks(),
+            policy=active_policy().select().policy,
+            timing=timing_from(settings.load(settings.WorkflowTimingSettings)),
+        )
+    except REFUSALS as refused:
+        logger.info("ticket refused", extra={"code": refused.code})
+        return refused_answer(refused)
+    logger.info("ticket news applied", extra=outcome.as_answer())
+    return outcome.as_answer()
+
+
+def write_back_record(record: SQSRecord) -> None:
+    envelope = json.loads(record.body)
+    event = RefundEvent.model_validate({**envelope["detail"], "detail_type": envelope["detail-type"]})
+    logger.append_keys(refund_id=event.refund_id, event_id=event.event_id)
+    try:
+        tickets.write_back(
+            event, platform=PLATFORM, tickets=wiring.ticket_platform(PLATFORM), repository=wiring.repository()
+        )
+    except TransientError as error:
+        if error.retry_after_seconds:
+            delay_redelivery(record, error.retry_after_seconds)
+        raise
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(platform=PLATFORM)
+    if event.get("operation") == APPLY_TICKET_NEWS:
+        return apply_ticket_news(event)
+    # In order: after a failed record, the rest of the batch is handed back untouched (SqsFifoPartialProcessor).
+    answer: dict[str, Any] = dict(
+        process_partial_response(event=event, record_handler=write_back_record, processor=processor, context=context)
+    )
+    return answer

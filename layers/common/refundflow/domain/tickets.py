@@ -1,0 +1,497 @@
+"""Help desks: a ticket asks for, approves or withdraws a refund, and every refund event goes back to it.
+
+Two halves, both in the help desk's own function (its API credentials; intake only verified the delivery):
+
+- trigger (:func:`apply_ticket_news`): the ticket is read from the platform (the delivery is news, not
+  truth), the merchant's :class:`TicketMapping` (JMESPath over ``{"delivery": ..., "ticket": ...}``) says what
+  it asks for, and the request goes through the same intake as ``POST /refund-requests``: the same card check,
+  the same refund id rules, the same source trust (the help desk is the source; the policy's ``sources:`` says
+  which approver roles it may assert, none by default). An approval on a ticket whose refund already waits
+  for one decides it; a withdrawn approval stops the refund if no money has moved.
+- write-back (:func:`write_back`): each refund event of a refund that came from the ticket, once, in order
+  (the queue is FIFO), as the platform allows. A write whose answer was lost is looked for on the ticket
+  (by its marker) before it is written again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any, Literal
+
+import jmespath
+import jmespath.exceptions
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from refundflow import carddata
+from refundflow.domain.intake import (
+    Accepted,
+    WorkflowTiming,
+    accept_refund_request,
+    request_fingerprint,
+    source_refund_id,
+)
+from refundflow.domain.recorder import RefundRecorder
+from refundflow.domain.waiting import WaitFor, resume_waiting
+from refundflow.errors import IdempotencyConflict, InvalidRequest, NotFound
+from refundflow.events import RefundEvent
+from refundflow.models import ApprovalRecord, FailureRecord, Refund, RefundRequestBody, StrictModel
+from refundflow.money import Money, MoneyError
+from refundflow.policy import Policy
+from refundflow.ports import (
+    RefundStore,
+    TaskCallbacks,
+    TicketNews,
+    TicketPlatform,
+    TicketUpdate,
+    VerifiedSource,
+    WorkflowStarter,
+)
+from refundflow.status import RefundStatus
+
+# The request fields a mapping may fill (everything else of the request is the kit's: source, approver).
+MAPPABLE_FIELDS = frozenset(
+    {
+        "payment.provider",
+        "payment.payment_id",
+        "reason",
+        "customer.email",
+        "customer.name",
+        "customer.customer_id",
+        "customer.locale",
+        "order.order_id",
+        "order.platform",
+        "invoice.system",
+        "invoice.invoice_id",
+        "note",
+    }
+)
+APPROVAL_WITHDRAWN = "approval_withdrawn"
+# Before money moves: a withdrawn approval stops the refund in these states.
+STOPPABLE = frozenset(
+    {RefundStatus.RECEIVED, RefundStatus.VALIDATED, RefundStatus.PENDING_APPROVAL, RefundStatus.APPROVED}
+)
+WRITTEN = "ticket-written-{platform}"
+ATTEMPTED = "ticket-attempted-{platform}"
+
+
+class Intent(StrEnum):
+    APPROVED = "approved"
+    REQUESTED = "requested"
+    CANCELLED = "cancelled"
+
+
+def _compiled(expression: str) -> Any:
+    try:
+        return jmespath.compile(expression)
+    except jmespath.exceptions.JMESPathError as error:
+        raise ValueError(f"not a JMESPath expression: {expression!r}: {error}") from error
+
+
+class AmountMapping(StrictModel):
+    value: str = Field(description="JMESPath to the amount, in the currency's major units ('49.90').")
+    currency: str = Field(description="JMESPath to the ISO 4217 code.")
+
+    _check = field_validator("value", "currency")(lambda value: (_compiled(value), value)[1])
+
+
+class ApproverMapping(StrictModel):
+    id: str = Field(description="JMESPath to the approver's id on the platform.")
+    group: str = Field(description="JMESPath to the approver's group (team, queue, role) the roles map names.")
+    name: str | None = None
+
+    _check = field_validator("id", "group", "name")(lambda value: (value and _compiled(value), value)[1])
+
+
+class TicketMapping(StrictModel):
+    """A merchant's reading of their help desk's tickets (its package's ``mapping.yaml`` by default)."""
+
+    when: dict[Intent, str] = Field(
+        description="JMESPath conditions, tried in the order cancelled, approved, requested; none true: ignored."
+    )
+    reference: str | None = Field(
+        default=None, description="JMESPath to the refund's reference on the ticket (omitted: the ticket id)."
+    )
+    fields: dict[str, str] = Field(description="Request field (dotted) -> JMESPath.")
+    amount: AmountMapping | None = Field(default=None, description="Omitted, or null on a ticket: a full refund.")
+    approver: ApproverMapping | None = None
+    roles: dict[str, str] = Field(
+        default_factory=dict, description="Approver group -> refundflow role (the policy's roles). Unmapped: none."
+    )
+
+    @model_validator(mode="after")
+    def _valid(self) -> TicketMapping:
+        unknown = sorted(set(self.fields) - MAPPABLE_FIELDS)
+        if unknown:
+            raise ValueError(f"fields: not request fields a mapping may fill: {unknown}")
+        for expression in [*self.when.values(), *self.fields.values(), *([self.reference] if self.reference else [])]:
+            _compiled(expression)
+        return self
+
+    def intent(self, document: Mapping[str, Any]) -> Intent | None:
+        for intent in (Intent.CANCELLED, Intent.APPROVED, Intent.REQUESTED):
+            expression = self.when.get(intent)
+            if expression and _truthy(jmespath.search(expression, document)):
+                return intent
+        return None
+
+
+def _truthy(value: Any) -> bool:
+    return value not in (None, False, "", [], {}, 0)
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list, bool)):
+        return None
+    return str(value).strip() or None
+
+
+def load_mapping(document: Any, *, source: str) -> TicketMapping:
+    """Raises: ConfigurationError-like InvalidRequest naming the problem (a broken mapping is never used)."""
+    try:
+        return TicketMapping.model_validate(document)
+    except ValidationError as error:
+        raise InvalidRequest(f"ticket mapping {source}: {error}", code="invalid_ticket_mapping") from error
+
+
+# ---------------------------------------------------------------------------- trigger
+
+
+@dataclass(frozen=True)
+class TicketOutcome:
+    """What a ticket delivery did: ``accepted`` (a refund request, new or redelivered), ``approved``,
+    ``cancelled``, ``too_late`` (money already moving), ``ignored`` (the mapping saw no refund intent)."""
+
+    outcome: Literal["accepted", "approved", "cancelled", "too_late", "ignored"]
+    refund_id: str | None = None
+    status: RefundStatus | None = None
+    duplicate: bool = False
+
+    def as_answer(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "refund_id": self.refund_id,
+            "status": self.status.value if self.status else None,
+            "duplicate": self.duplicate,
+        }
+
+
+def ticket_request(news: TicketNews, ticket: Mapping[str, Any], mapping: TicketMapping) -> tuple[Intent | None, Any]:
+    """The intent and the refund request a ticket makes under ``mapping`` (request None when it asks nothing).
+
+    Raises:
+        CardDataRefused: a mapped value holds card data (named by field, never echoed).
+        InvalidRequest: ``ticket_not_a_refund_request``, the mapped request is not a valid refund request
+            (field-level ``errors``), or its amount is not exact in its currency.
+    """
+    document = {"delivery": news.payload, "ticket": dict(ticket)}
+    intent = mapping.intent(document)
+    if intent is None:
+        return None, None
+    reference = _text(jmespath.search(mapping.reference, document)) if mapping.reference else None
+    request: dict[str, Any] = {
+        "source": {"system": news.platform, "reference": reference or news.ticket_id, "ticket_id": news.ticket_id}
+    }
+    for path, expression in sorted(mapping.fields.items()):
+        value = _text(jmespath.search(expression, document))
+        if value is not None:
+            _put(request, path, value)
+    if mapping.amount is not None:
+        request["amount"] = _amount(mapping.amount, document)
+        if request["amount"] is None:
+            del request["amount"]
+    if intent is Intent.APPROVED and mapping.approver is not None:
+        approver = _approver(mapping, document)
+        if approver is not None:
+            request["approved_by"] = approver
+    carddata.refuse_card_data(request)
+    if intent is Intent.CANCELLED:
+        return intent, request
+    try:
+        return intent, RefundRequestBody.model_validate(request)
+    except ValidationError as error:
+        problems = [
+            {"field": ".".join(str(part) for part in item["loc"]), "problem": item["msg"], "type": item["type"]}
+            for item in error.errors(include_url=False, include_input=False)
+        ]
+        invalid = InvalidRequest(
+            f"ticket {news.ticket_id} does not map to a refund request ({len(problems)} problems)",
+            code="ticket_not_a_refund_request",
+        )
+        invalid.errors = problems  # type: ignore[attr-defined]
+        raise invalid from error
+
+
+def _put(target: dict[str, Any], path: str, value: str) -> None:
+    *parents, leaf = path.split(".")
+    for part in parents:
+        target = target.setdefault(part, {})
+    target[leaf] = value
+
+
+def _amount(mapping: AmountMapping, document: Mapping[str, Any]) -> dict[str, Any] | None:
+    raw = jmespath.search(mapping.value, document)
+    currency = _text(jmespath.search(mapping.currency, document))
+    if raw is None or raw == "":
+        return None
+    text = str(raw).strip()
+    try:
+        Decimal(text)
+    except InvalidOperation:
+        text = ""
+    if not currency or not text:
+        raise InvalidRequest(
+            "the ticket's refund amount must be a decimal number with a currency code", code="invalid_ticket_amount"
+        )
+    try:
+        money = Money.from_decimal_string(text, currency.upper())
+    except (MoneyError, ValueError) as error:
+        raise InvalidRequest(f"the ticket's refund amount: {error}", code="amount_not_representable") from error
+    return money.model_dump(mode="json")
+
+
+def _approver(mapping: TicketMapping, document: Mapping[str, Any]) -> dict[str, Any] | None:
+    assert mapping.approver is not None
+    approver_id = _text(jmespath.search(mapping.approver.id, document))
+    group = _text(jmespath.search(mapping.approver.group, document))
+    role = mapping.roles.get(group or "")
+    if approver_id is None or role is None:
+        return None  # an approval by nobody the merchant named as an approver: the policy decides alone
+    name = _text(jmespath.search(mapping.approver.name, document)) if mapping.approver.name else None
+    return {"id": approver_id, "role": role, **({"name": name[:200]} if name else {})}
+
+
+def apply_ticket_news(
+    news: TicketNews,
+    *,
+    tickets: TicketPlatform,
+    mapping: TicketMapping,
+    recorder: RefundRecorder,
+    starter: WorkflowStarter,
+    callbacks: TaskCallbacks,
+    policy: Policy,
+    timing: WorkflowTiming,
+) -> TicketOutcome:
+    """Read the ticket the delivery names and do what it asks, once whatever the redeliveries.
+
+    Raises:
+        NotFound: the platform has no such ticket.
+        CardDataRefused, InvalidRequest: the ticket does not make a valid refund request (nothing stored).
+        Forbidden: (through intake) the source may not ask for this refund.
+        IdempotencyConflict: the ticket asked for this refund before with other content, and it is no longer
+            waiting for an approval.
+        TransientError: the platform, the store or the workflow could not be reached (the help desk retries).
+    """
+    ticket = tickets.read_ticket(news.ticket_id)
+    intent, request = ticket_request(news, ticket, mapping)
+    if intent is None:
+        return TicketOutcome("ignored")
+    reference = request["source"]["reference"] if isinstance(request, dict) else request.source.reference
+    refund_id = source_refund_id(news.platform, news.platform, reference)
+    existing = _existing(recorder.repository, refund_id)
+    if intent is Intent.CANCELLED:
+        if existing is None:
+            return TicketOutcome("ignored")
+        return _withdraw(existing, news, recorder=recorder, callbacks=callbacks)
+    assert isinstance(request, RefundRequestBody)
+    if existing is not None and existing.status is RefundStatus.PENDING_APPROVAL and request.approved_by is not None:
+        return _approve_waiting(existing, request, news, recorder=recorder, callbacks=callbacks, policy=policy)
+    accepted: Accepted = accept_refund_request(
+        request,
+        source=VerifiedSource(news.platform),
+        delivery_id=news.event_id,
+        recorder=recorder,
+        starter=starter,
+        timing=timing,
+        channel=news.platform,
+    )
+    return TicketOutcome("accepted", accepted.refund.refund_id, accepted.refund.status, accepted.duplicate)
+
+
+def _existing(repository: RefundStore, refund_id: str) -> Refund | None:
+    try:
+        return repository.get(refund_id)
+    except NotFound:
+        return None
+
+
+def _approve_waiting(
+    refund: Refund,
+    request: RefundRequestBody,
+    news: TicketNews,
+    *,
+    recorder: RefundRecorder,
+    callbacks: TaskCallbacks,
+    policy: Policy,
+) -> TicketOutcome:
+    """A team lead approved in the ticket a refund that waits for approval: it counts when the policy lets
+    this help desk assert that role and the role is the one required (or above); otherwise it waits on."""
+    approver = request.approved_by
+    assert approver is not None
+    if request_fingerprint(request.model_copy(update={"approved_by": None})) != refund.request_fingerprint:
+        raise IdempotencyConflict(
+            f"ticket {news.ticket_id} now asks for another refund than the one waiting for approval; "
+            "decide it in refundflow or withdraw it first"
+        )
+    required = refund.policy.required_role if refund.policy else None
+    if not (policy.source_may_assert(news.platform, approver.role) and policy.role_satisfies(approver.role, required)):
+        recorder.note(
+            refund,
+            "TicketApprovalNotHonoured",
+            actor=f"{news.platform}:{approver.id}",
+            details={"role": approver.role, "required_role": required, "delivery_id": news.event_id},
+        )
+        return TicketOutcome("accepted", refund.refund_id, refund.status, duplicate=True)
+    record = ApprovalRecord(
+        decision="approve",
+        approver=approver.id,
+        role=approver.role,
+        channel=news.platform,
+        decided_at=datetime.now(UTC),
+        note=f"approved in {news.platform} ticket {news.ticket_id}",
+    )
+    approved = recorder.move(
+        refund,
+        RefundStatus.APPROVED,
+        actor=f"{news.platform}:{approver.id}",
+        details={"decision": "approve", "role": approver.role, "required_role": required, "delivery_id": news.event_id},
+        changes={"approval": record},
+    )
+    resume_waiting(approved, WaitFor.APPROVAL, repository=recorder.repository, callbacks=callbacks)
+    return TicketOutcome("approved", approved.refund_id, approved.status)
+
+
+def _withdraw(refund: Refund, news: TicketNews, *, recorder: RefundRecorder, callbacks: TaskCallbacks) -> TicketOutcome:
+    """Stop a refund whose approval was withdrawn in the ticket, if no money has moved; the workflow ends it
+    (a waiting one is resumed, a running one stops at its last gate before the provider)."""
+    if refund.status is RefundStatus.REJECTED and refund.failure and refund.failure.code == APPROVAL_WITHDRAWN:
+        return TicketOutcome("cancelled", refund.refund_id, refund.status, duplicate=True)
+    if refund.status not in STOPPABLE:
+        recorder.note(
+            refund,
+            "TicketWithdrawalTooLate",
+            actor=news.platform,
+            details={"status": refund.status.value, "delivery_id": news.event_id},
+        )
+        return TicketOutcome("too_late", refund.refund_id, refund.status)
+    failure = FailureRecord(
+        code=APPROVAL_WITHDRAWN, message=f"approval withdrawn in {news.platform} ticket {news.ticket_id}"
+    )
+    if refund.status is RefundStatus.PENDING_APPROVAL:
+        stopped = recorder.move(
+            refund,
+            RefundStatus.REJECTED,
+            actor=news.platform,
+            details={"code": APPROVAL_WITHDRAWN, "delivery_id": news.event_id},
+            changes={"failure": failure},
+        )
+        resume_waiting(stopped, WaitFor.APPROVAL, repository=recorder.repository, callbacks=callbacks)
+        return TicketOutcome("cancelled", stopped.refund_id, stopped.status)
+    # Moving: the payment step reads this before it sends anything and rejects the refund instead.
+    marked = recorder.note(
+        refund,
+        "ApprovalWithdrawn",
+        actor=news.platform,
+        details={"delivery_id": news.event_id},
+        changes={"withdrawn": failure},
+    )
+    return TicketOutcome("cancelled", marked.refund_id, marked.status)
+
+
+# ---------------------------------------------------------------------------- write-back
+
+LABELS: dict[RefundStatus, str] = {
+    RefundStatus.RECEIVED: "requested",
+    RefundStatus.VALIDATED: "requested",
+    RefundStatus.PENDING_APPROVAL: "pending_approval",
+    RefundStatus.APPROVED: "approved",
+    RefundStatus.REJECTED: "rejected",
+    RefundStatus.REFUND_SUBMITTED: "processing",
+    RefundStatus.REFUND_PENDING: "processing",
+    RefundStatus.REFUNDED: "issued",
+    RefundStatus.INVOICE_UPDATED: "issued",
+    RefundStatus.COMPLETED: "completed",
+    RefundStatus.SETTLED: "settled",
+    RefundStatus.FAILED: "failed",
+    RefundStatus.NEEDS_ATTENTION: "needs_attention",
+}
+_WORDS: dict[str, str] = {
+    "RefundRequested": "Refund requested",
+    "RefundValidated": "Refund request checked",
+    "RefundApprovalRequested": "Refund waits for approval",
+    "RefundApprovalEscalated": "Refund approval escalated",
+    "RefundApproved": "Refund approved",
+    "RefundRejected": "Refund rejected",
+    "RefundSubmitted": "Refund sent to the payment provider",
+    "RefundPending": "Refund pending at the payment provider",
+    "RefundIssued": "Refund issued",
+    "InvoiceUpdated": "Credit note booked",
+    "RefundCompleted": "Refund completed",
+    "RefundSettled": "Refund settled",
+    "RefundFailed": "Refund failed",
+    "RefundNeedsAttention": "Refund needs attention from the finance team",
+    "ReconciliationMismatch": "Refund does not match the settlement",
+}
+
+
+def ticket_update(event: RefundEvent, refund: Refund) -> TicketUpdate:
+    """The note and label a refund event makes on its ticket (no contact details, card numbers masked)."""
+    amount = event.amount or refund.amount or refund.requested_amount
+    parts = [f"{_WORDS.get(event.detail_type, event.detail_type)}: {amount if amount else 'the full amount'}."]
+    parts.append(f"Refund {refund.refund_id}, status {event.status.value}.")
+    if refund.provider_refund_id:
+        parts.append(f"{refund.payment.provider.value} refund {refund.provider_refund_id}.")
+    if refund.credit_document is not None:
+        parts.append(f"Credit document {refund.credit_document.document_id}.")
+    if event.status in (RefundStatus.FAILED, RefundStatus.REJECTED, RefundStatus.NEEDS_ATTENTION):
+        reason = refund.failure.message if refund.failure else refund.attention_reason
+        if reason:
+            parts.append(f"Why: {carddata.mask_text(reason)[:400]}")
+    marker = f"refundflow:{event.event_id}"
+    parts.append(f"[{marker}]")
+    return TicketUpdate(
+        marker=marker,
+        refund_id=refund.refund_id,
+        event=event.detail_type,
+        status=event.status,
+        label=LABELS[refund.status],
+        text=" ".join(parts)[:2000],
+        amount=amount,
+        provider_refund_id=refund.provider_refund_id,
+    )
+
+
+def write_back(event: RefundEvent, *, platform: str, tickets: TicketPlatform, repository: RefundStore) -> bool:
+    """Write ``event`` to its refund's ticket, once. Returns False when nothing was due (not this platform's
+    ticket, or written before). The label is the refund's status now, so a late event never winds the ticket's
+    status back.
+
+    Raises:
+        TransientError: retry (the queue redelivers, after the platform's Retry-After where it said one).
+        RejectedError: a final refusal (parked in the queue's DLQ for ops).
+        NotFound: the refund or the ticket is gone.
+    """
+    if event.source.platform != platform or not event.source.ticket_id:
+        return False
+    written, attempted = WRITTEN.format(platform=platform), ATTEMPTED.format(platform=platform)
+    if repository.delivery_refund_id(written, event.event_id) is not None:
+        return False
+    refund = repository.get(event.refund_id)
+    update = ticket_update(event, refund)
+    ticket_id = event.source.ticket_id
+    # An earlier attempt may have written it and lost the answer: look on the ticket before writing again.
+    if repository.delivery_refund_id(attempted, event.event_id) is not None and tickets.has_update(
+        ticket_id, update.marker
+    ):
+        repository.mark_delivery(written, event.event_id, event.refund_id)
+        return False
+    repository.mark_delivery(attempted, event.event_id, event.refund_id)
+    tickets.write_back(ticket_id, update)
+    repository.mark_delivery(written, event.event_id, event.refund_id)
+    return True
+
+
+MappingLoader = Callable[[], TicketMapping]
