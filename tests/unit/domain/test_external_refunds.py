@@ -12,7 +12,6 @@ import pytest
 
 from refundflow import settings
 from refundflow.domain import external
-from refundflow.domain.books import update_invoice
 from refundflow.domain.external import NO_CUSTOMER, external_refund_id
 from refundflow.domain.payments import issue_refund, look_up_payment
 from refundflow.domain.recorder import BOOKS_PENDING, EXTERNAL_REFUND_UNBOOKED
@@ -22,7 +21,7 @@ from refundflow.errors import OutcomeUnknownError, PolicyViolation, TransientErr
 from refundflow.models import PaymentProvider, PaymentReference, RefundOrigin, ReservationState
 from refundflow.ports import PaymentCapabilities, ProviderEvent, ProviderRefund, ProviderRefundStatus
 from refundflow.status import RefundStatus
-from tests.support.domain import PAYMENT, eur
+from tests.support.domain import PAYMENT, completed, eur
 from tests.support.fakes import FakeRefundProvider, Outcome, World, provider_event, refund_request_body
 
 S = RefundStatus
@@ -34,14 +33,6 @@ def _fresh_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     settings.load.cache_clear()
     yield
     settings.load.cache_clear()
-
-
-def completed(env: World, reference: str = "RMA-1", amount: int | None = 4_000) -> str:
-    refund_id = env.reserved(refund_request_body(reference=reference, amount=amount), f"dlv-{reference}")
-    issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
-    update_invoice(refund_id, recorder=env.recorder, books=env.books)
-    assert env.repository.get(refund_id).status is S.COMPLETED
-    return refund_id
 
 
 def charge_refunded(event_id: str | None = None) -> ProviderEvent:

@@ -33,7 +33,7 @@ from refundflow.models import BooksSystem, CreditDocument, PaymentProvider, Paym
 from refundflow.money import Money
 from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking, ProviderRefund, ProviderRefundStatus
 from refundflow.status import RefundStatus
-from tests.support.domain import PAYMENT, eur, lambda_cause
+from tests.support.domain import PAYMENT, completed, eur, lambda_cause
 from tests.support.fakes import (
     FakeLedger,
     FakeRefundProvider,
@@ -46,14 +46,6 @@ from tests.support.fakes import (
 
 S = RefundStatus
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def completed(env: World, reference: str = "RMA-1", amount: int | None = 4_000) -> str:
-    refund_id = env.reserved(refund_request_body(reference=reference, amount=amount), f"dlv-{reference}")
-    issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
-    update_invoice(refund_id, recorder=env.recorder, books=env.books)
-    assert env.repository.get(refund_id).status is S.COMPLETED
-    return refund_id
 
 
 def lies(truth: ProviderRefund, status: ProviderRefundStatus, **changes: object) -> ProviderRefund:
