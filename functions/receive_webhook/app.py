@@ -99,7 +99,7 @@ def platform_webhook(platform: str) -> Response[Any]:
         if entry.ticket is not None:
             # A help desk's delivery carries what people typed into a ticket: never taken with card data in it.
             http_api.refuse_card_data(document)
-    for event in delivery.events:
+    for event in [*delivery.events, *delivery.tickets]:
         http_api.delivery_id(event.event_id)  # the key of its first-seen marker: bounded like a webhook-id
     logger.append_keys(platform=entry.name, provider_event_ids=[event.event_id for event in delivery.events])
     duplicate = forward_delivery(
