@@ -319,11 +319,6 @@ def ticket_platform(name: str) -> Platform:
     return found
 
 
-def news_role(name: str) -> str:
-    """The role whose function applies ``name``'s webhook news: ticket for a help desk, else payment."""
-    return "ticket" if "ticket" in platform(name).roles else "payment"
-
-
 def inbound_platform(name: str) -> Platform:
     """Raises:
     InvalidRequest: ``platform_not_supported``, ``name`` sends us no webhooks in this release."""

@@ -6,7 +6,7 @@ the domain functions directly."""
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING
 
@@ -109,10 +109,6 @@ def ticket_mapping(name: str) -> TicketMapping:
         InvalidRequest: ``invalid_ticket_mapping`` (a broken mapping is never used: the delivery fails 5xx
             through ConfigurationError and the help desk retries while ops fix it).
     """
-    import yaml
-
-    from refundflow.domain.tickets import load_mapping
-
     config = settings.load(settings.TicketSettings)
     if config.mapping_parameter_prefix:
         from aws_lambda_powertools.utilities import parameters
@@ -121,7 +117,22 @@ def ticket_mapping(name: str) -> TicketMapping:
         text = str(parameters.get_parameter(source, max_age=config.mapping_cache_seconds))
     else:
         source = f"refundflow.platforms.{name}/mapping.yaml"
-        text = resources.files(f"refundflow.platforms.{name}").joinpath("mapping.yaml").read_text(encoding="utf-8")
+        text = _packaged_mapping_text(name)
+    return _parsed_mapping(text, source)
+
+
+@cache
+def _packaged_mapping_text(name: str) -> str:
+    return resources.files(f"refundflow.platforms.{name}").joinpath("mapping.yaml").read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=16)
+def _parsed_mapping(text: str, source: str) -> TicketMapping:
+    """A mapping's text parsed, validated and its expressions compiled once per process and version."""
+    import yaml
+
+    from refundflow.domain.tickets import load_mapping
+
     try:
         return load_mapping(yaml.safe_load(text), source=source)
     except (InvalidRequest, yaml.YAMLError) as error:

@@ -150,3 +150,18 @@ def test_a_ticket_without_a_payment_is_refused_with_the_field_named() -> None:
         ticket_request(news(), missing, MAPPING)
     assert refused.value.code == "ticket_not_a_refund_request"
     assert any("payment" in error["field"] for error in refused.value.errors)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("ticket_id", ["٤٧١١", "47 11", "4711/../1", ""])
+def test_a_delivery_naming_no_plain_ticket_id_is_refused(ticket_id: str) -> None:
+    headers, raw = delivery({"ticket_id": ticket_id})
+    with pytest.raises(InvalidRequest):
+        verify(headers, raw)
+
+
+def test_a_mapping_with_a_broken_expression_is_never_loaded() -> None:
+    document = yaml.safe_load(resources.files("refundflow.platforms.zendesk").joinpath("mapping.yaml").read_text())
+    document["amount"]["value"] = "ticket.custom_fields[?id=="
+    with pytest.raises(InvalidRequest) as refused:
+        load_mapping(document, source="broken")
+    assert refused.value.code == "invalid_ticket_mapping"

@@ -15,7 +15,7 @@ Two halves, both in the help desk's own function (its API credentials; intake on
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import jmespath
 import jmespath.exceptions
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from refundflow import carddata
 from refundflow.domain.intake import (
@@ -95,15 +95,11 @@ class AmountMapping(StrictModel):
     value: str = Field(description="JMESPath to the amount, in the currency's major units ('49.90').")
     currency: str = Field(description="JMESPath to the ISO 4217 code.")
 
-    _check = field_validator("value", "currency")(lambda value: (_compiled(value), value)[1])
-
 
 class ApproverMapping(StrictModel):
     id: str = Field(description="JMESPath to the approver's id on the platform.")
     group: str = Field(description="JMESPath to the approver's group (team, queue, role) the roles map names.")
     name: str | None = None
-
-    _check = field_validator("id", "group", "name")(lambda value: (value and _compiled(value), value)[1])
 
 
 class TicketMapping(StrictModel):
@@ -127,8 +123,14 @@ class TicketMapping(StrictModel):
         unknown = sorted(set(self.fields) - MAPPABLE_FIELDS)
         if unknown:
             raise ValueError(f"fields: not request fields a mapping may fill: {unknown}")
-        for expression in [*self.when.values(), *self.fields.values(), *([self.reference] if self.reference else [])]:
-            _compiled(expression)
+        expressions = [*self.when.values(), *self.fields.values(), self.reference]
+        if self.amount is not None:
+            expressions += [self.amount.value, self.amount.currency]
+        if self.approver is not None:
+            expressions += [self.approver.id, self.approver.group, self.approver.name]
+        for expression in expressions:
+            if expression is not None:
+                _compiled(expression)
         return self
 
     def intent(self, document: Mapping[str, Any]) -> Intent | None:
@@ -492,6 +494,3 @@ def write_back(event: RefundEvent, *, platform: str, tickets: TicketPlatform, re
     tickets.write_back(ticket_id, update)
     repository.mark_delivery(written, event.event_id, event.refund_id)
     return True
-
-
-MappingLoader = Callable[[], TicketMapping]

@@ -17,6 +17,7 @@ us map errors ourselves; we use three endpoints. What Zendesk documents and this
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
@@ -44,6 +45,7 @@ TAG_FOR_LABEL = {
     "needs_attention": "refund_processing",
 }
 MAX_COMMENT_PAGES = 10
+TICKET_ID = re.compile(r"[0-9]{1,20}")  # ASCII digits only: the id goes into the request's path
 
 
 class ZendeskTickets(TicketPlatform):
@@ -114,7 +116,7 @@ class ZendeskTickets(TicketPlatform):
 
 
 def _id(ticket_id: str) -> str:
-    if not ticket_id.isdigit():
+    if not TICKET_ID.fullmatch(ticket_id):
         raise RejectedError(f"not a Zendesk ticket id: {ticket_id!r}", code="invalid_ticket_id", platform=PLATFORM)
     return ticket_id
 

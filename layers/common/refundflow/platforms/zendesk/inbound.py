@@ -17,6 +17,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +30,7 @@ SIGNATURE = "x-zendesk-webhook-signature"
 TIMESTAMP = "x-zendesk-webhook-signature-timestamp"
 INVOCATION = "x-zendesk-webhook-invocation-id"
 TOLERANCE = timedelta(minutes=5)
+TICKET_ID = re.compile(r"[0-9]{1,20}")  # ASCII digits only (str.isdigit also takes other scripts' digits)
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -66,7 +68,7 @@ class ZendeskInbound(InboundPlatform):
         except ValueError as error:
             raise InvalidRequest("the Zendesk delivery is not JSON", code="invalid_json") from error
         ticket_id = str(body.get("ticket_id", "")) if isinstance(body, dict) else ""
-        if not ticket_id.isdigit():
+        if not TICKET_ID.fullmatch(ticket_id):
             raise InvalidRequest("the delivery must name the ticket: ticket_id (the trigger's {{ticket.id}})")
         invocation = lowered.get(INVOCATION) or f"{ticket_id}:{timestamp}"
         news = TicketNews(
