@@ -112,3 +112,19 @@ def test_a_template_without_tags_forwards_every_update() -> None:
     without = body()
     del without["tags"]
     assert [news.ticket_id for news in GorgiasInbound().verify(*call(without), SECRET).tickets] == ["4711"]
+
+
+def test_the_sample_calls_in_events_read_as_news_or_as_nothing() -> None:
+    from pathlib import Path
+
+    samples = Path(__file__).parents[3] / "events" / "gorgias"
+    forwarded = {
+        path.name: [news.ticket_id for news in GorgiasInbound().verify(*call(path.read_bytes()), SECRET).tickets]
+        for path in sorted(samples.glob("gorgias_*.json"))
+    }
+    assert forwarded == {
+        "gorgias_refund_approved.json": ["1017"],
+        "gorgias_refund_cancelled.json": ["1017"],
+        "gorgias_refund_requested.json": ["1018"],
+        "gorgias_ticket_updated_no_refund.json": [],
+    }
