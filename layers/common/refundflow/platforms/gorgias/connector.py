@@ -78,7 +78,7 @@ class GorgiasTickets(TicketPlatform):
         ticket = dict(self._get(path, f"read ticket {ticket_id}") or {})
         values = self._get(f"{path}/custom-fields", f"read the custom fields of ticket {ticket_id}") or []
         ticket["fields"] = {
-            str(item.get("field", {}).get("id", item.get("id"))): item.get("value")
+            str((item.get("field") or {}).get("id", item.get("id"))): item.get("value")
             for item in (values if isinstance(values, list) else values.get("data", []))
             if isinstance(item, Mapping)
         }
