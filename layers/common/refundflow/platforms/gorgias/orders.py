@@ -28,7 +28,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-STRIPE_ID = re.compile(r"(ch|py|pi)_[A-Za-z0-9]{6,120}")
+STRIPE_ID = re.compile(r"(ch|py|pi)_[A-Za-z0-9]{3,250}")
 PAID_KINDS = frozenset({"sale", "capture"})
 
 
