@@ -52,7 +52,8 @@ def test_a_forged_delivery_is_refused_401_and_nothing_moves(stack: DevStack, cli
     body = json.dumps({"ticket_id": ticket_id, "id": ticket_id, "event": "refund_approved"}).encode()
     # WHEN it is posted unsigned, and signed the platform's way with a secret that is not the endpoint's
     forged = simulator.sign_webhook(body, "not-the-endpoints-secret-0123456789")
-    for headers in ({}, forged):
+    unsigned: dict[str, str] = {}
+    for headers in (unsigned, forged):
         answer = client.post_raw(f"/webhooks/{platform}", body, {"Content-Type": "application/json", **headers})
         # THEN it is refused as unauthenticated
         assert answer.status_code == 401, answer.text
