@@ -28,6 +28,10 @@ template) with ``Authorization: Bearer <token>`` (the header the admin sets: Gor
 update made by ``agent_action``; Gorgias also calls it on the updates our API makes, which this simulator does only
 with ``notify_api_updates=True``.
 
+Control routes (besides the base ones): ``POST /_control/tickets`` (a TicketSandbox ``seed_ticket`` request) ->
+``{"id": "<ticket id>"}``; ``POST /_control/tickets/{id}/agent-action`` ``{"intent": "approve" | "request" |
+"withdraw" | "close"}``; ``GET /_control/tickets/{id}/view``: ``ticket_view``.
+
 Not modelled: tickets' creation through the API, macros, rules, views, satisfaction surveys, OAuth2 apps.
 """
 
@@ -68,7 +72,7 @@ FIELDS = {
     5006: "Invoice system",
     5007: "Invoice id",
 }
-TEAMS = {7001: "Refund leads", 7002: "Support agents"}
+TEAMS = {7001: "Refund leads", 7002: "Support agents", 7003: "Returns desk"}  # 7003: no role in the mapping
 ROLE_TEAMS = {"team_lead": 7001, "agent": 7002}
 INTENT_TAGS = {"approve": "refund_approved", "request": "refund", "withdraw": "refund_cancelled"}
 CHANNELS = frozenset({"api", "email", "chat", "phone", "sms", "internal-note", "facebook", "instagram-direct"})
@@ -112,7 +116,8 @@ class GorgiasSimulator(Simulator):
     name = "gorgias"
     FAULT_OPERATIONS: ClassVar[Mapping[str, tuple[str, str]]] = {
         "read_ticket": ("GET", r"^/api/tickets/[0-9]+/?$"),
-        "write_back": ("POST", r"^/api/tickets/[0-9]+/tags/?$"),
+        # the note: it carries the marker (the state tags written before it are idempotent)
+        "write_back": ("POST", r"^/api/tickets/[0-9]+/messages/?$"),
         "has_update": ("GET", r"^/api/tickets/[0-9]+/messages/?$"),
     }
     TRANSIENT_STATUS: ClassVar[int] = 429
@@ -156,8 +161,8 @@ class GorgiasSimulator(Simulator):
         self.route(f"{api}/tickets/<int:ticket_id>/tags", self._tags, methods=["POST", "DELETE", "PUT"])
         self.route(f"{api}/customers/<int:customer_id>", self._get_customer, methods=["GET"])
         self.route("/_control/tickets", self._control_seed, methods=["POST"])
-        self.route("/_control/tickets/<ticket_id>/actions", self._control_action, methods=["POST"])
-        self.route("/_control/tickets/<ticket_id>", self._control_view, methods=["GET"])
+        self.route("/_control/tickets/<ticket_id>/agent-action", self._control_action, methods=["POST"])
+        self.route("/_control/tickets/<ticket_id>/view", self._control_view, methods=["GET"])
 
     # ---------------------------------------------------------------- base hooks
 
@@ -279,7 +284,7 @@ class GorgiasSimulator(Simulator):
                 "updated_datetime": _stamp(self._now()),
             }
             role = request.get("approver_role")
-            team_id = ROLE_TEAMS.get(str(role)) if role else None
+            team_id = ROLE_TEAMS.get(str(role), 7003)
             assignee = 301 if role == "team_lead" else 302 if role == "agent" else None
             self.tickets[ticket_id] = {
                 "id": ticket_id,
@@ -573,7 +578,7 @@ class GorgiasSimulator(Simulator):
         payload = request.get_json(force=True, silent=True) or {}
         if not payload.get("payment_provider") or not payload.get("payment_id"):
             return json_response({"error": "payment_provider and payment_id are required"}, 400)
-        return json_response({"ticket_id": self.seed_ticket(payload)}, 201)
+        return json_response({"id": self.seed_ticket(payload)}, 201)
 
     def _control_action(self, request: Request, ticket_id: str) -> Response:
         payload = request.get_json(force=True, silent=True) or {}
@@ -640,3 +645,13 @@ def _json_object(request: Request) -> dict[str, Any]:
 
 def _stamp(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="microseconds")
+
+
+def __getattr__(name: str) -> Any:
+    """``DEMO_SCENARIOS`` (local/scenarios.py ``ticket_scenarios``), built when the demo asks: importing the
+    simulator stays light (the scenarios need the local client)."""
+    if name == "DEMO_SCENARIOS":
+        from local.scenarios import ticket_scenarios
+
+        return ticket_scenarios("gorgias")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -132,3 +132,31 @@ def test_ticket_view_shows_notes_public_replies_and_only_the_labels_refundflow_s
     assert {tag["name"] for tag in view["ticket"]["tags"]} == {"refund_approved", "refund_issued"}
     with pytest.raises(KeyError):
         served.simulator.ticket_view("424242")
+
+
+def test_the_sandbox_is_driven_over_http_too(served: Served) -> None:
+    seeded = requests.post(
+        f"{served.url}/_control/tickets",
+        json={"payment_provider": "stripe", "payment_id": "pi_http00001", "amount": "12.30", "approver_role": None},
+        timeout=5,
+    )
+    assert seeded.status_code == 201
+    ticket_id = seeded.json()["id"]
+    acted = requests.post(
+        f"{served.url}/_control/tickets/{ticket_id}/agent-action", json={"intent": "request"}, timeout=5
+    )
+    assert acted.status_code == 200
+    served.receiver.wait_until(lambda deliveries: any(ticket_id.encode() in body for _, body in deliveries))
+    view = requests.get(f"{served.url}/_control/tickets/{ticket_id}/view", timeout=5).json()
+    assert [tag["name"] for tag in view["ticket"]["tags"]] == ["refund"]
+    assert view["ticket"]["assignee_team_id"] == 7003  # a team the default mapping gives no role
+    assert requests.get(f"{served.url}/_control/tickets/99999/view", timeout=5).status_code == 404
+    missing = requests.post(f"{served.url}/_control/tickets/99999/agent-action", json={"intent": "approve"}, timeout=5)
+    assert missing.status_code == 404
+    assert requests.post(f"{served.url}/_control/tickets", json={"payment_id": "x"}, timeout=5).status_code == 400
+
+
+def test_the_demo_runs_the_usual_help_desk_scenarios() -> None:
+    import local.simulators.gorgias as module
+
+    assert [scenario.name for scenario in module.DEMO_SCENARIOS]

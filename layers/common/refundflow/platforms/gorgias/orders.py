@@ -28,7 +28,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-STRIPE_ID = re.compile(r"(ch|py|pi)_[A-Za-z0-9]{3,250}")
+STRIPE_ID = re.compile(r"(ch|py|pi)_[A-Za-z0-9_]{3,250}")
 PAID_KINDS = frozenset({"sale", "capture"})
 
 
@@ -105,7 +105,7 @@ def _stripe(charge: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "platform": None,
         "order_id": _text(charge.get("id")),
-        "name": _text(charge.get("description")),
+        "name": None,  # a charge's description is free text, no reference
         "currency": currency.upper() if currency else None,
         "total": None,
         "created_at": _text(charge.get("created")),
