@@ -52,7 +52,7 @@ from typing import Any, ClassVar
 
 from werkzeug.wrappers import Request, Response
 
-from local.simulators.base import FaultRule, Simulator, json_response
+from local.simulators.base import FaultRule, Simulator, WebhookSender, json_response
 
 DEFAULT_EMAIL = "refundflow@example-shop.com"
 DEFAULT_API_KEY = "gorgias-local-api-key-0123456789abcdef"
@@ -130,6 +130,8 @@ class GorgiasSimulator(Simulator):
         webhook_url: str | None = None,
         token: str = DEFAULT_TOKEN,
         notify_api_updates: bool = False,
+        bucket_size: int = BUCKET_SIZE,
+        leak_per_second: float = LEAK_PER_SECOND,
         timeout_fault_seconds: float = 11.0,
         now: Callable[[], float] = time.time,
     ) -> None:
@@ -137,6 +139,7 @@ class GorgiasSimulator(Simulator):
         connectors' 10 s read timeout). ``now``: the rate limit's clock (tests move it)."""
         self.email, self.api_key = email, api_key
         self.notify_api_updates = notify_api_updates
+        self.bucket_size, self.leak_per_second = bucket_size, leak_per_second
         self.timeout_fault_seconds = timeout_fault_seconds
         self._now = now
         self.tickets: dict[int, dict[str, Any]] = {}
@@ -152,6 +155,9 @@ class GorgiasSimulator(Simulator):
         self._bucket = (0.0, now())
         self._bucket_lock = threading.Lock()
         super().__init__()
+        # Gorgias "generally keeps retrying individual requests" (docs.gorgias.com, "Broken or disconnected HTTP
+        # integration"; no schedule published): here 3 retries, 1 s apart and doubling.
+        self.webhooks = WebhookSender(self.sign_webhook, retries=3, backoff=1.0)
         self.webhooks.configure(webhook_url, token)
         api = "/api"
         self.route(f"{api}/tickets/<int:ticket_id>", self._get_ticket, methods=["GET"])
@@ -212,9 +218,10 @@ class GorgiasSimulator(Simulator):
                     }
                 )
             retry = {"Retry-after": str(self._retry_after())} if error.status == 429 else {}
-            return error.response({**retry, "X-Gorgias-Account-Api-Call-Limit": f"{BUCKET_SIZE}/{BUCKET_SIZE}"})
+            full = f"{self.bucket_size}/{self.bucket_size}"
+            return error.response({**retry, "X-Gorgias-Account-Api-Call-Limit": full})
         response = super().dispatch(request)
-        response.headers.setdefault("X-Gorgias-Account-Api-Call-Limit", f"{used}/{BUCKET_SIZE}")
+        response.headers.setdefault("X-Gorgias-Account-Api-Call-Limit", f"{used}/{self.bucket_size}")
         return response
 
     # ---------------------------------------------------------------- TicketSandbox
@@ -368,8 +375,8 @@ class GorgiasSimulator(Simulator):
         with self._bucket_lock:
             level, since = self._bucket
             now = self._now()
-            level = max(0.0, level - (now - since) * LEAK_PER_SECOND)
-            if level + 1 > BUCKET_SIZE:
+            level = max(0.0, level - (now - since) * self.leak_per_second)
+            if level + 1 > self.bucket_size:
                 self._bucket = (level, now)
                 raise GorgiasError(429, "Too many requests. Please retry later.")
             self._bucket = (level + 1, now)
@@ -378,7 +385,7 @@ class GorgiasSimulator(Simulator):
     def _retry_after(self) -> int:
         with self._bucket_lock:
             level, _ = self._bucket
-            return max(1, math.ceil((level + 1 - BUCKET_SIZE) / LEAK_PER_SECOND))
+            return max(1, math.ceil((level + 1 - self.bucket_size) / self.leak_per_second))
 
     # ---------------------------------------------------------------- API
 

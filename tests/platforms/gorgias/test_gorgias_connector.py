@@ -259,3 +259,16 @@ def test_a_secret_or_setting_of_another_shape_is_a_configuration_error(
     config = GorgiasSettings.model_validate({"GORGIAS_ORDER_FIELD_ID": order_field})
     with pytest.raises(ConfigurationError):
         _build(config, "refundflow/gorgias", secret)
+
+
+def test_consecutive_events_of_one_state_write_its_tags_once(served: Served) -> None:
+    # GIVEN a refund whose events keep the ticket in one state
+    ticket_id = seed(served)
+    tickets = served.connector()
+    # WHEN three events are written, the last one a new state
+    for label, event in (("processing", "ev-a"), ("processing", "ev-b"), ("issued", "ev-c")):
+        tickets.write_back(ticket_id, update(label, event))
+    # THEN each event has its note, and the tags were written only when the state changed
+    assert len(served.simulator.ticket_view(ticket_id)["notes"]) == 3
+    assert [body["names"] for body in sent(served, "POST", "/tags")] == [["refund_processing"], ["refund_issued"]]
+    assert served.simulator.ticket_view(ticket_id)["labels"] == ["refund_issued"]
