@@ -23,10 +23,11 @@ file is in ``../shared/contracts``, so requests are checked here field by field)
 - errors ``{"error": {"msg": ..., "data": {...}}}``: Gorgias documents only "the error attribute"; the inner
   shape is this simulator's choice.
 
-Deliveries: the HTTP integration's call (``POST`` JSON ``{"ticket_id", "updated_datetime", "tags"}``, the README's
-template) with ``Authorization: Bearer <token>`` (the header the admin sets: Gorgias signs nothing), on each ticket
-update made by ``agent_action``; Gorgias also calls it on the updates our API makes, which this simulator does only
-with ``notify_api_updates=True``.
+Deliveries: the HTTP integration's call (``POST`` JSON ``{"ticket_id", "updated_datetime", "status", "tags",
+"assignee_user_id", "assignee_team_id", "custom_fields"}``, the README's template) with ``Authorization: Bearer
+<token>`` (the header the admin sets: Gorgias signs nothing), on every ticket update: an agent's
+(``agent_action``, ``close_ticket``) and, as Gorgias does, the updates our API makes (``notify_api_updates=False``
+turns those off).
 
 Control routes (besides the base ones): ``POST /_control/tickets`` (a TicketSandbox ``seed_ticket`` request) ->
 ``{"id": "<ticket id>"}``; ``POST /_control/tickets/{id}/agent-action`` ``{"intent": "approve" | "request" |
@@ -129,7 +130,7 @@ class GorgiasSimulator(Simulator):
         *,
         webhook_url: str | None = None,
         token: str = DEFAULT_TOKEN,
-        notify_api_updates: bool = False,
+        notify_api_updates: bool = True,
         bucket_size: int = BUCKET_SIZE,
         leak_per_second: float = LEAK_PER_SECOND,
         timeout_fault_seconds: float = 11.0,
@@ -560,10 +561,15 @@ class GorgiasSimulator(Simulator):
         ticket["updated_datetime"] = _stamp(max(self._now(), last + 0.001))
         if by_api and not self.notify_api_updates:
             return
-        body = {
+        fields = self.field_values.get(ticket["id"], {})
+        body = {  # the README's body template, rendered
             "ticket_id": str(ticket["id"]),
             "updated_datetime": ticket["updated_datetime"],
+            "status": ticket["status"],
             "tags": ", ".join(tag["name"] for tag in ticket["tags"]),
+            "assignee_user_id": str(ticket["assignee_user_id"] or ""),
+            "assignee_team_id": str(ticket["assignee_team_id"] or ""),
+            "custom_fields": json.dumps({str(key): value for key, value in sorted(fields.items())}),
         }
         event_id = f"{ticket['id']}@{ticket['updated_datetime']}"
         self.webhooks.send(event_id, "ticket-updated", json.dumps(body).encode())

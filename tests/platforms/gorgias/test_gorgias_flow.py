@@ -107,3 +107,23 @@ def test_every_event_reaches_the_ticket_once_even_after_a_lost_answer(
     notes = served.simulator.ticket_view(ticket_id)["notes"]
     assert sorted(note.rsplit("[", 1)[1] for note in notes) == sorted(f"refundflow:{e.event_id}]" for e in events)
     assert served.simulator.ticket_view(ticket_id)["labels"] == ["refund_processing"]
+
+
+def test_the_calls_our_own_writes_cause_name_the_state_already_applied(
+    env: World, served: Served, mapping: TicketMapping
+) -> None:
+    # GIVEN a refund asked for in a ticket, its call applied (intake marks that event id seen)
+    ticket_id = served.simulator.seed_ticket({"payment_provider": "stripe", "payment_id": PAYMENT, "amount": "25.00"})
+    served.simulator.agent_action(ticket_id, "request")
+    [applied] = delivered(served, 1)
+    refund_id = str(apply(env, served, applied, mapping).refund_id)
+    # WHEN Gorgias calls the integration for every update our write-backs make (state tags and notes)
+    served.simulator.notify_api_updates = True
+    validate_refund(refund_id, recorder=env.recorder)
+    for event in [event for event in env.publisher.events if event.refund_id == refund_id]:
+        write_back(event, platform="gorgias", tickets=served.connector(), repository=env.repository)
+    assert served.simulator.webhooks.wait_idle()
+    # THEN every one of those calls carries the applied event's id: intake answers them without a read
+    caused = delivered(served, 2)[1:]
+    assert len(caused) >= 2
+    assert {news.event_id for news in caused} == {applied.event_id}

@@ -17,15 +17,23 @@ replaces another). Nothing signs time, so there is no tolerance window: a replay
 (the ticket is read again through the API), and duplicates are recognised by the event id below.
 
 The body is the admin's JSON template (README, Gorgias setup): ``ticket_id`` (``{{ticket.id}}``) and
-``updated_datetime`` (``{{ticket.updated_datetime}}``) are required; the event id is ``<ticket id>@<updated
-datetime>``, the same on a retried call of one update and different for the next update. ``tags``
-(``{{ticket.tags}}``, rendered however Gorgias renders it) is optional: an integration fires on every update of
-every ticket, so a call whose tags name nothing about refunds is acknowledged and forwarded to nobody (it saves
-three API reads); without ``tags`` every call is forwarded.
+``updated_datetime`` (``{{ticket.updated_datetime}}``) are required, ``tags`` (``{{ticket.tags}}``, rendered however
+Gorgias renders it), ``status``, ``assignee_user_id``, ``assignee_team_id`` and ``custom_fields`` are recommended.
+An integration fires on every update of every ticket, refundflow's own writes included (each state tag and note
+is a ticket update), and each call forwarded costs three API reads of the account's 40 per 20 s. So:
+
+- a call whose ``tags`` name nothing about refunds is acknowledged and forwarded to nobody;
+- with ``tags``, the event id is the ticket id and a digest of what the agent controls in the call (every field
+  but ``updated_datetime``, with refundflow's own state tags left out of ``tags``): a retried call, and the calls
+  our own writes cause, carry the id of a state already applied, which intake recognises without reading the
+  ticket; a change an agent makes (a tag, the status, the assignee, a field) is a new id. A ticket refused before
+  (not a refund request yet) is not marked seen by intake, so the next call about it is read again;
+- without ``tags``, the event id is ``<ticket id>@<updated_datetime>``: every update is forwarded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import re
@@ -37,6 +45,11 @@ from refundflow.errors import AuthenticationFailed, ConfigurationError, InvalidR
 from refundflow.ports import InboundAnswer, InboundDelivery, InboundPlatform, TicketNews
 
 PLATFORM = "gorgias"
+# refundflow's own state tags (connector.STATE_TAGS): our writes, never an agent's news.
+OWN_TAGS = frozenset(
+    {"refund_pending_approval", "refund_processing", "refund_issued", "refund_completed", "refund_failed"}
+)
+TAG_NAME = re.compile(r"""['"]name['"]\s*:\s*['"]([^'"]+)['"]""")
 TICKET_ID = re.compile(r"[0-9]{1,20}")  # ASCII digits only (str.isdigit also takes other scripts' digits)
 UPDATED = re.compile(r"[0-9T:.+\-Z ]{10,40}")
 MIN_TOKEN_LENGTH = 32
@@ -80,6 +93,29 @@ def _occurred_at(text: str) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
+def tag_names(rendered: Any) -> list[str]:
+    """The tag names in the call's ``tags``: a list (of names or of ``{name}`` objects), or a string (names
+    separated by commas, or objects written with their ``name``)."""
+    if isinstance(rendered, list):
+        names = [str(item.get("name") if isinstance(item, dict) else item) for item in rendered]
+    elif "name" in str(rendered):
+        names = TAG_NAME.findall(str(rendered))
+    else:
+        names = str(rendered).strip("[]").split(",")
+    return sorted({name.strip().strip("'\"") for name in names if name.strip().strip("'\"")})
+
+
+def _agent_state(body: Mapping[str, Any]) -> str | None:
+    """A digest of what the agent controls in the call (None without ``tags``): the call's fields but the update
+    time, refundflow's own state tags left out."""
+    if "tags" not in body:
+        return None
+    state = {key: value for key, value in body.items() if key not in ("ticket_id", "updated_datetime")}
+    state["tags"] = [name for name in tag_names(body["tags"]) if name not in OWN_TAGS]
+    canonical = json.dumps(state, sort_keys=True, ensure_ascii=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
 class GorgiasInbound(InboundPlatform):
     name: ClassVar[str] = PLATFORM
 
@@ -106,9 +142,10 @@ class GorgiasInbound(InboundPlatform):
             raise InvalidRequest("the call must carry updated_datetime (the template's {{ticket.updated_datetime}})")
         if "tags" in body and REFUND_WORD not in json.dumps(body["tags"]).lower():
             return InboundDelivery(tickets=[], answer=ACK)
+        state = _agent_state(body)
         news = TicketNews(
             platform=PLATFORM,
-            event_id=f"{ticket_id}@{updated}",
+            event_id=f"{ticket_id}:{state}" if state else f"{ticket_id}@{updated}",
             ticket_id=ticket_id,
             occurred_at=_occurred_at(updated),
             payload=dict(body),
