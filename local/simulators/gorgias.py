@@ -24,7 +24,7 @@ file is in ``../shared/contracts``, so requests are checked here field by field)
   shape is this simulator's choice.
 
 Deliveries: the HTTP integration's call (``POST`` JSON ``{"ticket_id", "updated_datetime", "status", "tags",
-"assignee_user_id", "assignee_team_id", "custom_fields"}``, the README's template) with ``Authorization: Bearer
+"assignee_user_id", "assignee_team_id"}``, the README's template) with ``Authorization: Bearer
 <token>`` (the header the admin sets: Gorgias signs nothing), on every ticket update: an agent's
 (``agent_action``, ``close_ticket``) and, as Gorgias does, the updates our API makes (``notify_api_updates=False``
 turns those off).
@@ -561,7 +561,6 @@ class GorgiasSimulator(Simulator):
         ticket["updated_datetime"] = _stamp(max(self._now(), last + 0.001))
         if by_api and not self.notify_api_updates:
             return
-        fields = self.field_values.get(ticket["id"], {})
         body = {  # the README's body template, rendered
             "ticket_id": str(ticket["id"]),
             "updated_datetime": ticket["updated_datetime"],
@@ -569,7 +568,6 @@ class GorgiasSimulator(Simulator):
             "tags": ", ".join(tag["name"] for tag in ticket["tags"]),
             "assignee_user_id": str(ticket["assignee_user_id"] or ""),
             "assignee_team_id": str(ticket["assignee_team_id"] or ""),
-            "custom_fields": json.dumps({str(key): value for key, value in sorted(fields.items())}),
         }
         event_id = f"{ticket['id']}@{ticket['updated_datetime']}"
         self.webhooks.send(event_id, "ticket-updated", json.dumps(body).encode())

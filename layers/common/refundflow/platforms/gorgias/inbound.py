@@ -18,7 +18,7 @@ replaces another). Nothing signs time, so there is no tolerance window: a replay
 
 The body is the admin's JSON template (README, Gorgias setup): ``ticket_id`` (``{{ticket.id}}``) and
 ``updated_datetime`` (``{{ticket.updated_datetime}}``) are required, ``tags`` (``{{ticket.tags}}``, rendered however
-Gorgias renders it), ``status``, ``assignee_user_id``, ``assignee_team_id`` and ``custom_fields`` are recommended.
+Gorgias renders it: not documented), ``status``, ``assignee_user_id`` and ``assignee_team_id`` are recommended.
 An integration fires on every update of every ticket, refundflow's own writes included (each state tag and note
 is a ticket update), and each call forwarded costs three API reads of the account's 40 per 20 s. So:
 
@@ -26,7 +26,7 @@ is a ticket update), and each call forwarded costs three API reads of the accoun
 - with ``tags``, the event id is the ticket id and a digest of what the agent controls in the call (every field
   but ``updated_datetime``, with refundflow's own state tags left out of ``tags``): a retried call, and the calls
   our own writes cause, carry the id of a state already applied, which intake recognises without reading the
-  ticket; a change an agent makes (a tag, the status, the assignee, a field) is a new id. A ticket refused before
+  ticket; a change an agent makes (a tag, the status, the assignee) is a new id. A ticket refused before
   (not a refund request yet) is not marked seen by intake, so the next call about it is read again;
 - without ``tags``, the event id is ``<ticket id>@<updated_datetime>``: every update is forwarded.
 """
