@@ -344,8 +344,9 @@ def test_a_token_about_to_expire_is_replaced_before_the_call(
     simulator: BusinessCentralSimulator, served: tuple[BusinessCentralSimulator, str]
 ) -> None:
     # GIVEN a token source whose clock we move
+    from refundflow.connectors.entra import TOKEN_EXPIRY_MARGIN_SECONDS
     from refundflow.connectors.http import HttpClient
-    from refundflow.platforms.dynamics.connector import TOKEN_EXPIRY_MARGIN_SECONDS, BusinessCentralTokens
+    from refundflow.platforms.dynamics.connector import BusinessCentralTokens
 
     now = [1_000_000.0]
     secret = simulator.local_secrets()["api"]
