@@ -323,3 +323,25 @@ def test_a_wrong_client_secret_is_refused_for_good(simulator: DynamicsFinanceSim
         books.record_credit(booking_for(simulator.seed_invoice(1_000, "USD"), 1_000))
     assert raised.value.code == "dynamics_finance_credentials"
     assert simulator.documents() == []
+
+
+# ---------------------------------------------------------------- the simulator is as strict as Finance
+
+
+def test_the_simulator_refuses_what_finance_refuses(simulator: DynamicsFinanceSimulator, url: str) -> None:
+    token = make_books(simulator, url)._tokens.access_token()
+    headers = {"Authorization": f"Bearer {token}"}
+    # no token: 401
+    assert requests.get(f"{url}/data/FreeTextInvoiceHeaders", timeout=5).status_code == 401
+    # entity set names are case sensitive
+    assert requests.get(f"{url}/data/freetextinvoiceheaders", headers=headers, timeout=5).status_code == 404
+    # an unknown property is refused in OData's error shape
+    answer = requests.post(
+        f"{url}/data/FreeTextInvoiceHeaders", json={"dataAreaId": "usmf", "Amount": 1}, headers=headers, timeout=5
+    )
+    assert answer.status_code == 400
+    assert "The property 'Amount' does not exist" in answer.json()["error"]["innererror"]["message"]
+    # a legal entity that does not exist is refused
+    answer = requests.post(f"{url}/data/FreeTextInvoiceHeaders", json={"dataAreaId": "zzz"}, headers=headers, timeout=5)
+    assert "Company 'zzz' does not exist." in answer.json()["error"]["innererror"]["message"]
+    assert simulator.documents() == []
