@@ -13,7 +13,7 @@ Mounted by the local stack at ``/_sandbox/dynamics_finance`` with the real paths
   ``{"error": {"code": "", "message": "An error has occurred.", "innererror": {"message": "...Infolog: ...",
   "type": ..., "stacktrace": ""}}}`` with 400. No idempotency key: a repeated POST creates a second record.
 
-The periodic posting batch (Accounts receivable > Post free text invoices; journals posted by batch) is emulated:
+The periodic posting batch (free text invoices and journals posted by batch) is emulated:
 with ``auto_post`` on (the default) it runs before every API request, as if the batch had come since; with it off,
 ``POST /_control/posting-batch`` runs it once (``{"auto": true|false}`` switches the mode). It posts every free text
 invoice with lines (a number, ``IsPosted`` Yes, a customer transaction; a credit note naming an open invoice of its

@@ -25,8 +25,10 @@ header. The flow, resumable after a crash between any two steps:
 3. Its one line (``FreeTextInvoiceLines``, ``ParentRecId`` = the header's ``InvoiceIdentifier``): the refund's gross
    amount as a negative unit price on the refund main account (a free text invoice with a negative amount is a
    credit note). One line, so the merchant's posting batch can never post half a credit note.
-4. Finance's OData offers no action that posts a free text invoice: it waits for the merchant's periodic posting
-   batch job (Accounts receivable > Post free text invoices). Until the header reads back ``IsPosted`` the booking is
+4. Finance's OData offers no action that posts a free text invoice (none is documented; the page "Create free text
+   invoices", https://learn.microsoft.com/dynamics365/finance/accounts-receivable/create-free-text-invoice-new, posts
+   it from the form): it waits for the merchant's periodic posting batch job. Until the header reads back ``IsPosted``
+   the booking is
    pending, and ``DYNAMICS_FINANCE_PENDING_POLICY`` decides: ``wait`` (retried through the books-retry wait, like
    SAP's billing run) or ``record`` (the refund completes with a pending credit note).
 5. A paid invoice's refund is paid out: a customer payment journal of the merchant's journal name
