@@ -28,9 +28,8 @@ header. The flow, resumable after a crash between any two steps:
 4. Finance's OData offers no action that posts a free text invoice (none is documented; the page "Create free text
    invoices", https://learn.microsoft.com/dynamics365/finance/accounts-receivable/create-free-text-invoice-new, posts
    it from the form): it waits for the merchant's periodic posting batch job. Until the header reads back ``IsPosted``
-   the booking is
-   pending, and ``DYNAMICS_FINANCE_PENDING_POLICY`` decides: ``wait`` (retried through the books-retry wait, like
-   SAP's billing run) or ``record`` (the refund completes with a pending credit note).
+   the booking is pending, and ``DYNAMICS_FINANCE_PENDING_POLICY`` decides: ``wait`` (retried through the books-retry
+   wait, like SAP's billing run) or ``record`` (the refund completes with a pending credit note).
 5. A paid invoice's refund is paid out: a customer payment journal of the merchant's journal name
    (``CustomerPaymentJournalHeaders``) with one line (``CustomerPaymentJournalLines``): the customer debited with the
    refund, offset by the clearing main account of the payment provider and currency (``OffsetAccountType`` Ledger),
