@@ -48,6 +48,7 @@ class BooksSystem(StrEnum):
     NETSUITE = "netsuite"
     SAP = "sap"
     DYNAMICS = "dynamics"
+    DYNAMICS_FINANCE = "dynamics_finance"
     ZOHO_BOOKS = "zoho_books"
 
 
