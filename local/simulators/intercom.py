@@ -435,7 +435,6 @@ class IntercomSimulator(Simulator):
                     "created_at": now,
                     "updated_at": now,
                     "notified_at": now,
-                    "assigned_to": None,
                     "author": {"type": "admin", "id": admin_id, **ADMINS[admin_id]},
                     "attachments": [],
                     "external_id": None,
@@ -462,7 +461,7 @@ class IntercomSimulator(Simulator):
         if isinstance(headers, Response):
             return headers
         admin = ADMINS[TOKEN_ADMIN]
-        body = {"type": "admin", "id": TOKEN_ADMIN, "email_verified": True, "app": None, "avatar": None, **admin}
+        body = {"type": "admin", "id": TOKEN_ADMIN, "email_verified": True, **admin}
         return json_response(body, headers=headers)
 
     # ---------------------------------------------------------------- control
