@@ -164,3 +164,7 @@ def test_no_configured_secret_refuses_everything() -> None:
     headers, raw = signed(notification())
     with pytest.raises(AuthenticationFailed):
         verify(headers, raw, secrets=[])
+
+
+def test_a_deleted_conversation_is_no_news() -> None:
+    assert verify(*signed(notification(topic="conversation.deleted"))).tickets == []

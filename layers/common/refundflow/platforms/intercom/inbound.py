@@ -43,6 +43,8 @@ SIGNATURE_FORMAT = re.compile(r"sha1=[0-9a-f]{40}")
 MAX_AGE = timedelta(hours=6)
 MAX_AHEAD = timedelta(minutes=5)
 CONVERSATION_ID = re.compile(r"[0-9]{1,20}")  # ASCII digits only: the id goes into API paths
+# A deleted conversation has nothing to read (and its payload only identifies it: "Webhook models" 2.16).
+IGNORED_TOPICS = frozenset({"conversation.deleted"})
 NOTIFICATION_ID = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
 
 
@@ -89,7 +91,7 @@ class IntercomInbound(InboundPlatform):
             raise InvalidRequest("the notification has no id", code="invalid_notification")
         data = body.get("data")
         item = data.get("item") if isinstance(data, dict) else None
-        if not isinstance(item, dict) or item.get("type") != "conversation":
+        if not isinstance(item, dict) or item.get("type") != "conversation" or body.get("topic") in IGNORED_TOPICS:
             return InboundDelivery(tickets=[], answer=InboundAnswer(body='{"received": true}'))
         conversation_id = str(item.get("id", ""))
         if not CONVERSATION_ID.fullmatch(conversation_id):
