@@ -121,7 +121,9 @@ class IntercomSimulator(Simulator):
     name = "intercom"
     FAULT_OPERATIONS: ClassVar[Mapping[str, tuple[str, str]]] = {
         "read_ticket": ("GET", r"^/conversations/[0-9]+$"),
-        "write_back": ("PUT", r"^/conversations/[0-9]+$"),  # the first write of a write-back: the attribute
+        # The note: the write that carries the marker (the attribute PUT before it is idempotent, and a lost answer
+        # to it leaves no marker to find, so the whole update is simply written again).
+        "write_back": ("POST", r"^/conversations/[0-9]+/reply$"),
         "has_update": ("GET", r"^/conversations/[0-9]+$"),
     }
 

@@ -219,3 +219,18 @@ def test_an_id_that_is_not_plain_digits_never_reaches_intercom(
     with pytest.raises(RejectedError):
         intercom.write_back(conversation_id, update())
     assert simulator.requests_seen == []
+
+
+def test_a_lost_answer_to_the_attribute_leaves_no_marker_so_the_update_is_written_again(
+    simulator: IntercomSimulator, intercom: IntercomConversations
+) -> None:
+    # GIVEN the attribute is set but its answer never reaches the client
+    conversation_id = simulator.seed_ticket(REQUEST)
+    simulator.add_fault(FaultRule(method="PUT", status=None, when="after", delay_seconds=1.0))
+    with pytest.raises(OutcomeUnknownError):
+        intercom.write_back(conversation_id, update())
+    # THEN no note carries the marker, and writing again completes the update once
+    assert intercom.has_update(conversation_id, "refundflow:evt-1") is False
+    intercom.write_back(conversation_id, update())
+    view = simulator.ticket_view(conversation_id)
+    assert (len(view["notes"]), view["labels"]) == (1, ["issued"])

@@ -132,12 +132,14 @@ def test_the_rate_limit_is_counted_per_window_and_answered_with_the_reset_time_a
     assert "Retry-After" not in limited.headers
 
 
-def test_an_injected_transient_fault_is_intercoms_429(url: str, simulator: IntercomSimulator) -> None:
+def test_an_injected_transient_fault_is_intercoms_429_on_the_note(url: str, simulator: IntercomSimulator) -> None:
     conversation_id = simulator.seed_ticket(REQUEST)
     simulator.inject_fault("write_back", "transient")
-    answer = call("PUT", f"{url}/conversations/{conversation_id}", body={"custom_attributes": {}})
+    body = {"message_type": "note", "type": "admin", "admin_id": "991267001", "body": "<p>x</p>"}
+    answer = call("POST", f"{url}/conversations/{conversation_id}/reply", body=body)
     assert first_error(answer) == (429, "rate_limit_exceeded")
     assert "X-RateLimit-Reset" in answer.headers
+    assert simulator.ticket_view(conversation_id)["notes"] == []
 
 
 def test_unknown_operations_faults_and_conversations_are_refused(simulator: IntercomSimulator) -> None:

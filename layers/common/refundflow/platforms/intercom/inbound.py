@@ -18,10 +18,12 @@ https://developers.intercom.com/docs/webhooks/webhook-notifications):
   to keep its ``id``, which Intercom implies but does not state); ``ping`` is sent when the subscription is saved.
 
 What Intercom leaves open: the signature covers no timestamp header. The body's ``created_at`` (epoch seconds) is
-signed with it, so it bounds replays: a notification created more than ``MAX_AGE`` ago, or more than 5 minutes
-ahead, is refused. Intercom throttles deliveries to an endpoint that answered 429 for up to 2 hours ("Delivering
-webhook notifications"), so ``MAX_AGE`` is 6 hours. A replay inside that window is only news: the conversation is
-read through the API and the notification id is deduplicated.
+signed with it, so it bounds replays: a notification created an hour or more ago, or more than 5 minutes ahead, is
+refused. An hour covers the 15 minutes Intercom pauses a subscription whose endpoint keeps failing ("Delivering
+webhook notifications"); it does not cover the up to 2 hours Intercom throttles an endpoint that answered 429
+(API Gateway's own throttling), whose late notifications are refused: the agent tags the conversation again. A
+replay inside the hour is only news: the conversation is read through the API and the notification id is
+deduplicated.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from refundflow.ports import InboundAnswer, InboundDelivery, InboundPlatform, Ti
 PLATFORM = "intercom"
 SIGNATURE = "x-hub-signature"
 SIGNATURE_FORMAT = re.compile(r"sha1=[0-9a-f]{40}")
-MAX_AGE = timedelta(hours=6)
+MAX_AGE = timedelta(hours=1)
 MAX_AHEAD = timedelta(minutes=5)
 CONVERSATION_ID = re.compile(r"[0-9]{1,20}")  # ASCII digits only: the id goes into API paths
 # A deleted conversation has nothing to read (and its payload only identifies it: "Webhook models" 2.16).
@@ -114,7 +116,7 @@ class IntercomInbound(InboundPlatform):
         except (OverflowError, OSError, ValueError) as error:
             raise AuthenticationFailed("the notification's created_at is not a time", code="signature_stale") from error
         now = self._now()
-        if sent < now - MAX_AGE or sent > now + MAX_AHEAD:
+        if now - sent >= MAX_AGE or sent - now > MAX_AHEAD:
             raise AuthenticationFailed("the notification's created_at is out of bounds", code="signature_stale")
         return sent
 
