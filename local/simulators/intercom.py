@@ -30,7 +30,7 @@ shapes every answer here follows; developers.intercom.com "Error codes", "Rate l
 Control routes, besides the base ones (see :mod:`local.simulators.base`):
 - ``POST /_control/conversations``: a conversation as :meth:`IntercomSimulator.seed_ticket` takes it;
 - ``POST /_control/conversations/{id}/tag`` ``{"intent": "approve" | "request" | "withdraw"}``: an agent's tag and
-  its notification; ``GET /_control/conversations/{id}``: what a person sees.
+  its notification; ``GET /_control/conversations/{id}``: what a person sees (notes and replies as text).
 
 Not modelled: conversation search, tickets (``/tickets``), custom objects, snoozing, assignment by API, the
 contact side of replies, pagination of conversation parts (Intercom returns the 500 newest).
@@ -41,8 +41,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import hmac
+import html
 import itertools
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -100,6 +102,7 @@ ADMIN_REPLY_FIELDS = frozenset(
 INTENT_TAGS = {"approve": "refund_approved", "request": "refund_requested", "withdraw": "refund_cancelled"}
 STATUS_ATTRIBUTE = "refund_status"
 TAG_TOPIC = "conversation_part.tag.created"
+_TAGS = re.compile(r"<[^>]*>")
 _FAULT_CODES = {
     400: ("bad_request", "The request could not be processed"),
     429: ("rate_limit_exceeded", "Exceeded rate limit"),
@@ -297,8 +300,8 @@ class IntercomSimulator(Simulator):
         parts = conversation["conversation_parts"]["conversation_parts"]
         status = conversation["custom_attributes"].get(STATUS_ATTRIBUTE)
         return {
-            "notes": [part["body"] for part in parts if part["part_type"] == "note"],
-            "public": [part["body"] for part in parts if part["part_type"] == "comment"],
+            "notes": [_text(part["body"]) for part in parts if part["part_type"] == "note"],
+            "public": [_text(part["body"]) for part in parts if part["part_type"] == "comment"],
             "labels": [status] if status else [],
             "ticket": conversation,
         }
@@ -497,3 +500,18 @@ class IntercomSimulator(Simulator):
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _text(body: str | None) -> str:
+    """A part's HTML body as a person reads it in the Inbox (tags dropped, entities resolved)."""
+    return html.unescape(_TAGS.sub("", body or "")).strip()
+
+
+def __getattr__(name: str) -> Any:
+    """``DEMO_SCENARIOS`` (local/scenarios.py ``ticket_scenarios``), built when the demo asks: importing the
+    simulator stays light (the scenarios need the local client)."""
+    if name == "DEMO_SCENARIOS":
+        from local.scenarios import ticket_scenarios
+
+        return ticket_scenarios("intercom")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -81,8 +81,10 @@ def test_a_write_back_sets_the_attribute_then_adds_an_internal_note_by_the_token
     assert view["public"] == []
     [note] = view["notes"]
     assert "[refundflow:evt-1]" in note
-    assert "re_1 &lt;b&gt;" in note
+    assert "re_1 <b>." in note  # as the teammate reads it
     [part] = view["ticket"]["conversation_parts"]["conversation_parts"]
+    assert part["body"].startswith("<p>Refund issued")
+    assert "re_1 &lt;b&gt;." in part["body"]  # the text went as escaped HTML, never as markup
     assert part["author"]["id"] == "991267001"  # GET /me: the token's admin
     methods = [(seen["method"], seen["path"]) for seen in simulator.requests_seen]
     assert methods == [

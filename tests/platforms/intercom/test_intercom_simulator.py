@@ -109,7 +109,7 @@ def test_a_comment_is_public_and_a_note_is_internal(url: str, simulator: Interco
         }
         assert call("POST", f"{url}/conversations/{conversation_id}/reply", body=body).status_code == 200
     view = simulator.ticket_view(conversation_id)
-    assert (view["public"], view["notes"]) == (["<p>comment</p>"], ["<p>note</p>"])
+    assert (view["public"], view["notes"]) == (["comment"], ["note"])
 
 
 def test_the_rate_limit_is_counted_per_window_and_answered_with_the_reset_time_and_no_retry_after() -> None:
