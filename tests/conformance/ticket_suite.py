@@ -94,7 +94,9 @@ class TicketHarness:
         return self.sandbox.local_secrets()["verification"]
 
     def seed_ticket(self, **request: Any) -> tuple[str, dict[str, Any]]:
-        """A seeded ticket's id and the request it was seeded with (a fresh payment id each time)."""
+        """A seeded ticket's id and the request it was seeded with (a fresh payment id each time). A key given as
+        None is left out (``amount=None``: no amount on the ticket), except ``approver_role``, where None is
+        meaningful (a group the default mapping gives no role) and always passed."""
         seeded = {
             "payment_provider": self.payment_provider,
             "payment_id": "pi_conformance_" + uuid.uuid4().hex[:12],
@@ -108,6 +110,7 @@ class TicketHarness:
             **self.seed,
             **request,
         }
+        seeded = {key: value for key, value in seeded.items() if value is not None or key == "approver_role"}
         return self.sandbox.seed_ticket(seeded), seeded
 
     def news(self, ticket_id: str) -> tuple[Delivery, TicketNews]:

@@ -192,3 +192,27 @@ def test_our_own_updates_fire_no_trigger(servers: tuple[ZendeskSimulator, str, D
     ticket_id = simulator.seed_ticket({"payment_provider": "stripe", "payment_id": "pi_1"})
     connector(url).write_back(ticket_id, update())
     assert len(simulator.webhooks.deliveries) == before
+
+
+def test_the_sandbox_is_driven_over_http_too(servers: tuple[ZendeskSimulator, str, DeliveryRecorder]) -> None:
+    _, url, receiver = servers
+    receiver.clear()
+    seeded = requests.post(
+        f"{url}/_control/tickets",
+        json={"payment_provider": "stripe", "payment_id": "pi_http", "amount": "12.30", "approver_role": None},
+        timeout=5,
+    )
+    assert seeded.status_code == 201
+    ticket_id = seeded.json()["id"]
+    acted = requests.post(f"{url}/_control/tickets/{ticket_id}/agent-action", json={"intent": "request"}, timeout=5)
+    assert acted.status_code == 200
+    receiver.wait_until(lambda deliveries: any(ticket_id.encode() in body for _, body in deliveries))
+    view = requests.get(f"{url}/_control/tickets/{ticket_id}/view", timeout=5).json()
+    assert view["ticket"]["tags"] == ["refund_requested"]
+    assert view["ticket"]["group_id"] == 9100000003  # a group the default mapping gives no role
+    assert requests.get(f"{url}/_control/tickets/99999/view", timeout=5).status_code == 404
+    assert (
+        requests.post(f"{url}/_control/tickets/99999/agent-action", json={"intent": "approve"}, timeout=5).status_code
+        == 404
+    )
+    assert requests.post(f"{url}/_control/tickets", json={"payment_id": "x"}, timeout=5).status_code == 400
