@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from importlib import resources
 from typing import Any
@@ -189,3 +190,31 @@ def test_the_default_mapping_names_only_fields_the_simulated_account_has() -> No
     fields = {part.split("custom_fields.")[1].rstrip(")") for part in named}
     assert fields
     assert fields <= set(CUSTOM_FIELDS)
+
+
+def test_the_sample_events_verify_and_map_to_an_approved_refund() -> None:
+    # GIVEN the sample webhook body and the ticket the API returns for it (events/freshdesk/)
+    from pathlib import Path
+
+    from refundflow.platforms.freshdesk.inbound import FreshdeskInbound
+    from refundflow.ports import InboundDelivery
+
+    events = Path(__file__).resolve().parents[3] / "events" / "freshdesk"
+    secret = "freshdesk-sample-shared-secret-000000000"
+    raw = (events / "freshdesk_webhook_refund_approved.json").read_bytes()
+    verified: InboundDelivery = FreshdeskInbound().verify(
+        {"X-Refundflow-Secret": secret}, raw, {"shared_secrets": [secret]}
+    )
+    ticket = json.loads((events / "freshdesk_ticket_refund_approved.json").read_text())
+    # WHEN the default mapping reads them
+    intent, request = ticket_request(verified.tickets[0], ticket, MAPPING)
+    # THEN the ticket approves 49.90 EUR of its Stripe payment as a team lead
+    assert intent is Intent.APPROVED
+    assert isinstance(request, RefundRequestBody)
+    assert request.amount is not None
+    assert (request.amount.minor_units, request.order.order_id if request.order else None) == (4990, "ORD-2042")
+    assert request.approved_by is not None
+    assert request.approved_by.role == "team_lead"
+    # AND the function's sample event is that news, as intake forwards it
+    forwarded = json.loads((events / "freshdesk_apply_ticket_news.json").read_text())
+    assert TicketNews.model_validate(forwarded["event"]).payload == verified.tickets[0].payload
