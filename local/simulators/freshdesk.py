@@ -192,8 +192,9 @@ class FreshdeskSimulator(Simulator):
     name = "freshdesk"
     FAULT_OPERATIONS: ClassVar[Mapping[str, tuple[str, str]]] = {
         "read_ticket": ("GET", r"^/api/v2/tickets/[0-9]+$"),
-        # The connector's first write of a write-back: the refund status field, before the note.
-        "write_back": ("PUT", r"^/api/v2/tickets/[0-9]+$"),
+        # The write of a write-back that carries its marker: the private note. The connector sets the status field
+        # (an idempotent PUT) before it, so a note whose answer is lost is the one write the kit must find again.
+        "write_back": ("POST", r"^/api/v2/tickets/[0-9]+/notes$"),
         "has_update": ("GET", r"^/api/v2/tickets/[0-9]+/conversations$"),
     }
 
@@ -641,3 +642,13 @@ class FreshdeskSimulator(Simulator):
                     "conversations": copy.deepcopy(self.conversations),
                 }
             )
+
+
+def __getattr__(name: str) -> Any:
+    """``DEMO_SCENARIOS`` (local/scenarios.py ``ticket_scenarios``), built when the demo asks: importing the
+    simulator stays light (the scenarios need the local client)."""
+    if name == "DEMO_SCENARIOS":
+        from local.scenarios import ticket_scenarios
+
+        return ticket_scenarios("freshdesk")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

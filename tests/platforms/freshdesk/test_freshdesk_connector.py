@@ -224,7 +224,7 @@ def test_a_status_write_whose_answer_is_lost_is_unknown_and_is_written_whole_aga
 ) -> None:
     # GIVEN Freshdesk sets the field but its answer comes after our read timeout
     ticket_id = seed(simulator)
-    simulator.inject_fault("write_back", "timeout_after_commit")
+    simulator.add_fault(FaultRule(method="PUT", path=TICKET, status=None, when="after", delay_seconds=1.5))
     with pytest.raises(OutcomeUnknownError):
         tickets.write_back(ticket_id, update())
     # WHEN the kit looks for the marker THEN it is not there (the note was never sent), so the update is written again
@@ -241,7 +241,7 @@ def test_a_note_whose_answer_is_lost_is_found_by_its_marker(
     tickets: FreshdeskTickets, simulator: FreshdeskSimulator
 ) -> None:
     ticket_id = seed(simulator)
-    simulator.add_fault(FaultRule(method="POST", path=NOTES, status=None, when="after", delay_seconds=1.5))
+    simulator.inject_fault("write_back", "timeout_after_commit")
     with pytest.raises(OutcomeUnknownError):
         tickets.write_back(ticket_id, update())
     assert tickets.has_update(ticket_id, "refundflow:evt-1") is True

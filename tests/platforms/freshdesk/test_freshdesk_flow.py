@@ -182,7 +182,7 @@ def test_every_refund_event_reaches_the_ticket_once_even_after_a_lost_answer(
     ready_to_pay(env, refund_id)
     issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
     events = events_of(env, refund_id)
-    # GIVEN the first write's answer is lost after Freshdesk set the field
+    # GIVEN the first note's answer is lost after Freshdesk added it
     simulator.inject_fault("write_back", "timeout_after_commit")
     with pytest.raises(OutcomeUnknownError):
         write_back(events[0], platform="freshdesk", tickets=tickets, repository=env.repository)

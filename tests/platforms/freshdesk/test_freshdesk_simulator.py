@@ -222,16 +222,16 @@ def test_each_operation_can_be_faulted_once_in_freshdesks_shape(
     ticket_id = seed(sim)
     method, path = {
         "read_ticket": ("GET", f"/api/v2/tickets/{ticket_id}"),
-        "write_back": ("PUT", f"/api/v2/tickets/{ticket_id}"),
+        "write_back": ("POST", f"/api/v2/tickets/{ticket_id}/notes"),
         "has_update": ("GET", f"/api/v2/tickets/{ticket_id}/conversations"),
     }[operation]
-    body = {"custom_fields": {"cf_refund_status": "issued"}} if method == "PUT" else None
+    body = {"body": "<p>note</p>", "private": True} if method == "POST" else None
     sim.inject_fault(operation, fault)
     faulted = api(method, url, path, json=body)
     assert faulted.status_code == (429 if fault == "transient" else 500)
     if fault == "transient":
         assert faulted.headers["Retry-After"] == "2"
-    assert api(method, url, path, json=body).status_code == 200
+    assert api(method, url, path, json=body).status_code == (201 if method == "POST" else 200)
     with pytest.raises(ValueError, match="unknown operation"):
         sim.inject_fault("create_refund", fault)
 
