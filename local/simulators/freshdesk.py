@@ -38,9 +38,9 @@ What the agent does (``agent_action``): sets the ticket's ``cf_refund_action`` d
 ``Cancelled``), which the automation rule ("Refund action is changed", performed by an agent) turns into a delivery.
 
 Control routes, besides the base ones (see :mod:`local.simulators.base`):
-- ``POST /_control/tickets`` (a ``seed_ticket`` request): ``{"ticket_id"}``;
-- ``POST /_control/tickets/{id}/action`` ``{"intent": "approve" | "request" | "withdraw"}``;
-- ``GET /_control/tickets/{id}``: the ticket as a person sees it (``ticket_view``);
+- ``POST /_control/tickets`` (a ``seed_ticket`` request): ``{"id"}``;
+- ``POST /_control/tickets/{id}/agent-action`` ``{"intent": "approve" | "request" | "withdraw"}``;
+- ``GET /_control/tickets/{id}/view``: the ticket as a person sees it (``ticket_view``);
 - ``GET /_control/objects``: tickets, contacts, agents, groups and conversations.
 
 Not modelled: ticket creation through the API, replies, attachments, custom statuses, required-for-closure fields,
@@ -230,8 +230,8 @@ class FreshdeskSimulator(Simulator):
         self.route(f"{TICKETS}/<int:ticket_id>/notes", self._api(self._create_note, write=True), methods=["POST"])
         self.route(f"{TICKETS}/<int:ticket_id>/conversations", self._api(self._conversations), methods=["GET"])
         self.route("/_control/tickets", self._control_seed, methods=["POST"])
-        self.route("/_control/tickets/<ticket_id>/action", self._control_action, methods=["POST"])
-        self.route("/_control/tickets/<ticket_id>", self._control_view, methods=["GET"])
+        self.route("/_control/tickets/<ticket_id>/agent-action", self._control_action, methods=["POST"])
+        self.route("/_control/tickets/<ticket_id>/view", self._control_view, methods=["GET"])
         self.route("/_control/objects", self._control_objects, methods=["GET"])
         _ = self.url_map  # bind the routes now: two first requests at once race on the lazy Map
 
@@ -611,7 +611,7 @@ class FreshdeskSimulator(Simulator):
         if not isinstance(payload, dict):
             return json_response({"error": "a JSON object is required"}, 400)
         try:
-            return json_response({"ticket_id": self.seed_ticket(payload)}, 201)
+            return json_response({"id": self.seed_ticket(payload)}, 201)
         except ValueError as error:
             return json_response({"error": str(error)}, 400)
 

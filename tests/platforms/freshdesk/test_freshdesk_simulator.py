@@ -274,11 +274,15 @@ def test_control_routes_seed_act_and_show_tickets(url: str, sim: FreshdeskSimula
     seeded = requests.post(
         f"{url}/_control/tickets", json={"payment_provider": "stripe", "payment_id": "pi_9"}, timeout=5
     )
-    ticket_id = seeded.json()["ticket_id"]
-    acted = requests.post(f"{url}/_control/tickets/{ticket_id}/action", json={"intent": "request"}, timeout=5)
+    ticket_id = seeded.json()["id"]
+    acted = requests.post(f"{url}/_control/tickets/{ticket_id}/agent-action", json={"intent": "request"}, timeout=5)
     assert acted.json()["ticket"]["custom_fields"]["cf_refund_action"] == "Requested"
-    assert requests.get(f"{url}/_control/tickets/{ticket_id}", timeout=5).json()["labels"] == []
-    assert requests.get(f"{url}/_control/tickets/1", timeout=5).status_code == 404
+    assert requests.get(f"{url}/_control/tickets/{ticket_id}/view", timeout=5).json()["labels"] == []
+    assert requests.get(f"{url}/_control/tickets/1/view", timeout=5).status_code == 404
+    assert (
+        requests.post(f"{url}/_control/tickets/1/agent-action", json={"intent": "approve"}, timeout=5).status_code
+        == 404
+    )
     assert requests.post(f"{url}/_control/tickets", json={}, timeout=5).status_code == 400
     objects = requests.get(f"{url}/_control/objects", timeout=5).json()
     assert [ticket["id"] for ticket in objects["tickets"]] == [int(ticket_id)]
