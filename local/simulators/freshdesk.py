@@ -36,6 +36,8 @@ fields:
 
 What the agent does (``agent_action``): sets the ticket's ``cf_refund_action`` dropdown (``Requested``, ``Approved``,
 ``Cancelled``), which the automation rule ("Refund action is changed", performed by an agent) turns into a delivery.
+An API update that changes that field fires the rule too (an API key acts as its agent); refundflow's own
+write-backs change only ``cf_refund_status`` and notes, so they fire nothing.
 
 Control routes, besides the base ones (see :mod:`local.simulators.base`):
 - ``POST /_control/tickets`` (a ``seed_ticket`` request): ``{"id"}``;
@@ -353,8 +355,14 @@ class FreshdeskSimulator(Simulator):
             ticket = self._ticket(ticket_id)
             ticket["custom_fields"][ACTION_FIELD] = ACTIONS[intent]
             ticket["updated_at"] = _timestamp(self._now())
-            body = json.dumps({"ticket_id": ticket["id"], "refund_action": ACTIONS[intent]}).encode()
-        self.webhooks.send(f"{ticket['id']}:{intent}:{ticket['updated_at']}", "ticket_updated", body)
+        self._fire_rule(ticket)
+
+    def _fire_rule(self, ticket: Mapping[str, Any]) -> None:
+        """The automation rule's Trigger webhook action: what the README's setup sends, for every change of the
+        Refund action by an agent (in the ticket, or through the API with an agent's key)."""
+        action = ticket["custom_fields"].get(ACTION_FIELD)
+        body = json.dumps({"ticket_id": ticket["id"], "refund_action": action}).encode()
+        self.webhooks.send(f"{ticket['id']}:{action}:{ticket['updated_at']}", "ticket_updated", body)
 
     def ticket_view(self, ticket_id: str) -> dict[str, Any]:
         """``{"notes": [private note texts], "public": [public conversation texts], "labels": [the refund status
@@ -520,13 +528,17 @@ class FreshdeskSimulator(Simulator):
             ticket = self._known(ticket_id)
             if errors:
                 raise validation_failed(*errors)
+            action = ticket["custom_fields"].get(ACTION_FIELD)
             for field, value in payload.items():
                 if field == "custom_fields":
                     ticket["custom_fields"].update(custom)
                 else:
                     ticket[field] = copy.deepcopy(value)
             ticket["updated_at"] = _timestamp(self._now())
-            return 200, copy.deepcopy(ticket), {}
+            shown = copy.deepcopy(ticket)
+        if shown["custom_fields"].get(ACTION_FIELD) != action:
+            self._fire_rule(shown)  # an API key is an agent's: the rule fires as for a change in the ticket
+        return 200, shown, {}
 
     def _create_note(
         self, request: Request, payload: dict[str, Any], ticket_id: int

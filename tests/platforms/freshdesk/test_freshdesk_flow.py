@@ -195,3 +195,6 @@ def test_every_refund_event_reaches_the_ticket_once_even_after_a_lost_answer(
     assert markers == [f"refundflow:{event.event_id}" for event in events]
     assert view["public"] == []
     assert view["labels"] == [LABELS[env.repository.get(refund_id).status]]
+    # AND none of those writes fired the automation rule again (only the agent's approval was delivered)
+    simulator.webhooks.wait_idle(timeout=10)
+    assert len(served[2].deliveries) == 1

@@ -293,3 +293,26 @@ def test_a_reset_forgets_every_ticket(sim: FreshdeskSimulator) -> None:
     sim.reset_state()
     with pytest.raises(KeyError):
         sim.ticket_view(ticket_id)
+
+
+def test_an_api_change_of_the_refund_action_fires_the_rule_and_a_write_back_fires_nothing(
+    url: str, sim: FreshdeskSimulator
+) -> None:
+    recorder = DeliveryRecorder()
+    with serve_wsgi(recorder) as endpoint:
+        sim.send_webhooks_to(endpoint)
+        try:
+            ticket_id = seed(sim)
+            # WHEN refundflow's write-back sets the status field and adds a note
+            api("PUT", url, f"/api/v2/tickets/{ticket_id}", json={"custom_fields": {"cf_refund_status": "issued"}})
+            api("POST", url, f"/api/v2/tickets/{ticket_id}/notes", json={"body": "<p>Refund issued</p>"})
+            # AND an integration changes the Refund action through the API
+            api("PUT", url, f"/api/v2/tickets/{ticket_id}", json={"custom_fields": {"cf_refund_action": "Cancelled"}})
+            recorder.wait_until(lambda deliveries: len(deliveries) >= 1)
+            sim.webhooks.wait_idle(timeout=10)
+        finally:
+            sim.webhooks.configure(None, None)
+    # THEN only the change of the Refund action was delivered
+    assert [json.loads(raw) for _, raw in recorder.deliveries] == [
+        {"ticket_id": int(ticket_id), "refund_action": "Cancelled"}
+    ]
