@@ -13,7 +13,10 @@ custom headers, JSON / XML / form encoding, and a simple or advanced body with p
 - nothing in the body is believed: the advanced JSON body must name the ticket as ``ticket_id``
   (``{{ticket.id}}``), and the ticket's own function reads the ticket with the API before anything moves;
 - no timestamp exists, so nothing is stale here: a replayed delivery can only make us read the ticket again,
-  and the request it makes is idempotent (the refund id comes from the ticket);
+  and the request it makes is idempotent (the refund id comes from the ticket). Late deliveries are normal:
+  Freshdesk retries a failed webhook 5, 30 and 60 minutes later ("Receiving webhook failure emails"), and runs
+  webhooks within the account's API rate limit, deferring those over it to the next hour and dropping them after
+  24 hours ("Handling and preventing webhook drops"); the ticket read now decides, never the delivery;
 - no delivery id exists, so we derive one that a retry of the same delivery keeps: the ticket id and the
   body's ``updated_at`` when the admin's template sends one, else the ticket id and the SHA-256 of the body.
   Whether a retry of a Freshdesk webhook re-renders its placeholders is not documented.
