@@ -134,7 +134,8 @@ _ID = re.compile(r"^[0-9]{1,20}$")
 
 
 def iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(epoch * 1000) % 1000:03d}Z"
+    millis = round(epoch * 1000)
+    return datetime.fromtimestamp(millis // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{millis % 1000:03d}Z"
 
 
 def signature_v3(client_secret: str, url: str, body: bytes, timestamp: str) -> str:
@@ -556,7 +557,9 @@ class HubSpotSimulator(Simulator):
         }
 
     def _set(self, record: dict[str, Any], changes: Mapping[str, str]) -> None:
-        stamp = iso(max(self.clock(), _epoch(record["updatedAt"]) + 0.001))
+        # Strictly later than the last change (to the millisecond), so each enrolment's body differs.
+        millis = max(int(self.clock() * 1000), round(_epoch(record["updatedAt"]) * 1000) + 1)
+        stamp = iso(millis / 1000)
         record["properties"].update(changes)
         record["properties"]["hs_lastmodifieddate"] = stamp
         record["updatedAt"] = stamp
