@@ -426,3 +426,44 @@ def test_every_request_the_connector_sends_is_valid_for_hubspots_documents(
         contract.validate_request(request)
     note = next(json.loads(request["body"]) for request in seen if request["method"] == "POST")
     assert note["associations"][0]["types"] == [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 228}]
+
+
+def test_a_contact_gone_since_its_association_leaves_the_ticket_without_requester(
+    simulator: HubSpotSimulator, tickets: HubSpotTickets
+) -> None:
+    ticket_id = simulator.seed_ticket(REQUEST)
+    simulator.contacts.clear()
+    ticket = tickets.read_ticket(ticket_id)
+    assert ticket["requester"] is None
+    assert ticket["properties"]["refund_payment_id"] == "pi_3PqTicket00000001"
+
+
+def test_missing_scopes_are_a_permission_refusal(simulator: HubSpotSimulator, tickets: HubSpotTickets) -> None:
+    ticket_id = simulator.seed_ticket(REQUEST)
+    body = {
+        "status": "error",
+        "message": "This app hasn't been granted all required scopes",
+        "category": "MISSING_SCOPES",
+    }
+    simulator.add_fault(FaultRule(method="POST", path="notes", status=403, body=body))
+    with pytest.raises(RejectedError) as refused:
+        tickets.write_back(ticket_id, update())
+    assert refused.value.code == "provider_permission_denied"
+    assert "MISSING_SCOPES" in str(refused.value)
+
+
+def test_a_gateway_page_that_is_not_json_is_still_a_transient_read(
+    simulator: HubSpotSimulator, tickets: HubSpotTickets
+) -> None:
+    simulator.add_fault(FaultRule(method="GET", path="tickets", status=502, body="<html>Bad gateway</html>"))
+    with pytest.raises(TransientError):
+        tickets.read_ticket("1")
+
+
+def test_without_a_status_property_or_stage_only_the_note_is_written(
+    served: tuple[HubSpotSimulator, str], simulator: HubSpotSimulator
+) -> None:
+    ticket_id = simulator.seed_ticket(REQUEST)
+    tickets_for(served[1], status_property=None).write_back(ticket_id, update("processing"))
+    assert [seen["method"] for seen in simulator.requests_seen] == ["POST"]
+    assert simulator.ticket_view(ticket_id)["labels"] == []
