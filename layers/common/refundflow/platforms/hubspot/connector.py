@@ -6,7 +6,9 @@ and this module relies on (developers.hubspot.com "Tickets" / "Notes" / "Associa
 OpenAPI documents of HubSpot/HubSpot-public-api-spec-collection ``PublicApiSpecs/CRM/{Tickets,Notes,Contacts}/
 Rollouts/424/v3`` and ``Associations/Rollouts/130902/v4``, "API usage guidelines and limits", "Error handling"):
 
-- base URL ``https://api.hubapi.com``; a private app's access token as ``Authorization: Bearer <token>``;
+- base URL ``https://api.hubapi.com``; a private app's access token as ``Authorization: Bearer <token>``, with the
+  scopes the spec names: ``tickets`` (tickets, their associations), ``crm.objects.contacts.read`` (contacts, the
+  notes batch read) and ``crm.objects.contacts.write`` (creating a note);
 - ``GET /crm/v3/objects/tickets/{id}?properties=...&associations=contacts``: ``{id, properties: {name: string},
   associations: {contacts: {results: [{id, type}]}}}`` (only the properties asked for come back), then the first
   associated contact: ``GET /crm/v3/objects/contacts/{id}?properties=email,firstname,lastname``;
