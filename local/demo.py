@@ -311,7 +311,13 @@ def print_timeline(client: RefundflowClient, refund_id: str) -> None:
         print(f"      +{(at - start).total_seconds():6.2f}s  {label:<28} {entry['actor']:<32} {detail}")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    """``--only NAME`` (repeatable): only the scenarios of those catalog platforms (not the workflow's own)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m local.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", default=[], metavar="PLATFORM", help="only this platform's")
+    only = set(parser.parse_args(argv).only)
     started = time.monotonic()
     settings = LocalSettings(api_port=0, aws_port=0, refund_outcome_wait_seconds=10, books_retry_wait_seconds=2)
     with DevStack(settings) as stack:
@@ -319,8 +325,12 @@ def main() -> int:
         demo = Demo(client)
         print(f"refundflow demo: local stack at {stack.api_url} (moto at {stack.aws_endpoint})\n")
         shared, exclusive = platform_scenarios(stack, client)
-        results = run_all([*demo.scenarios(), *shared], workers=4)
-        results += run_all([*demo.exclusive_scenarios(), *exclusive], workers=1)
+        if only:
+            shared = [run for run in shared if run.__name__.split(":")[0] in only]
+            exclusive = [run for run in exclusive if run.__name__.split(":")[0] in only]
+        workflow = ([], []) if only else (demo.scenarios(), demo.exclusive_scenarios())
+        results = run_all([*workflow[0], *shared], workers=4)
+        results += run_all([*workflow[1], *exclusive], workers=1)
         failed = 0
         for outcome in results:
             ok = not outcome.problems

@@ -2,6 +2,10 @@
 finds them through the catalog (``simulator: local.simulators.<name>:<Class>``) and runs them beside the
 workflow scenarios, so a new platform brings its own demo without an edit to local/demo.py.
 
+``ticket_scenarios`` builds a help desk's from its ``TicketSandbox`` (``seed_ticket``, ``agent_action``,
+``ticket_view``): an approval by a team lead in the ticket, an agent's request the policy decides, an approval
+withdrawn before money moved, and a card number typed into a ticket field.
+
 ``payment_scenarios`` builds the usual ones for a payment platform from its sandbox's conformance controls
 (``PaymentSandbox`` in local/simulators/base.py: ``seed_payment``, ``settle_refund``, ``inject_fault``,
 ``refunds``): a full refund, a partial one, an asynchronous success and a late failure (for sandboxes that
@@ -215,4 +219,172 @@ def books_scenarios(system: str, *, currency: str = "EUR", amount_minor: int = 4
             "paid invoice refunded", f"COMPLETED, one credit document at {system} with the cash refund", paid_in_full
         ),
         Scenario("unpaid invoice credited in part", f"COMPLETED, one credit document at {system}", unpaid_in_part),
+    ]
+
+
+# ---------------------------------------------------------------------------- help desks
+
+CARD_NUMBER = "4111 1111 1111 1111"
+
+
+def ticket_refund_id(platform: str, ticket_id: str) -> str:
+    """The refund a help desk's ticket asks for (intake derives it from the help desk and the ticket)."""
+    from refundflow.domain.intake import source_refund_id
+
+    return source_refund_id(platform, platform, ticket_id)
+
+
+def wait_until_stored(context: ScenarioContext, refund_id: str, timeout: float = 30.0) -> None:
+    """Until refundflow holds the refund (the help desk's delivery is handled after the agent's action returns)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = context.client.http.get(f"{context.client.api_url}/refunds/{refund_id}", timeout=10)
+        if answer.status_code != 404:
+            answer.raise_for_status()
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{refund_id} was not stored within {timeout}s")
+        time.sleep(0.05)
+
+
+def wait_for_notes(
+    context: ScenarioContext, ticket_id: str, done: Callable[[list[str]], bool], timeout: float = 60.0
+) -> dict[str, Any]:
+    """The ticket as a person sees it once its internal notes satisfy ``done`` (a bound, not a pace)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        view: dict[str, Any] = context.simulator.ticket_view(ticket_id)
+        if done(list(view["notes"])) or time.monotonic() > deadline:
+            return view
+        time.sleep(0.05)
+
+
+def ticket_scenarios(platform: str, *, currency: str = "EUR") -> list[Scenario]:
+    """The usual scenarios of a help desk, generic over its sandbox (``TicketSandbox`` in local/simulators/base.py:
+    ``seed_ticket``, ``agent_action``, ``ticket_view``). The money moves at the Stripe sandbox; the ticket's
+    notes and labels are read as a person sees them. Each scenario seeds its own ticket and payment."""
+
+    def seed(context: ScenarioContext, name: str, payment_id: str, **request: Any) -> str:
+        ticket_id: str = context.simulator.seed_ticket(
+            {
+                "payment_provider": "stripe",
+                "payment_id": payment_id,
+                "reason": "damaged",
+                "order_id": f"ORD-{platform}-{name}-{context.run_id}",
+                "currency": currency,
+                "customer_email": f"{name}.{platform}.{context.run_id}@example.com",
+                "customer_name": name.replace("-", " ").title(),
+                "subject": f"Refund for my {name.replace('-', ' ')} order",
+                **request,
+            }
+        )
+        return ticket_id
+
+    def notes_once(outcome: Outcome, notes: list[str]) -> None:
+        markers = [note[note.rfind("[refundflow:") :] for note in notes if "[refundflow:" in note]
+        outcome.check(len(markers) == len(set(markers)), f"a refund event was written twice: {markers}")
+
+    def approved_by_team_lead(context: ScenarioContext, outcome: Outcome) -> None:
+        payment_id = context.client.create_payment(20_000, currency)
+        ticket_id = seed(context, "team-lead-approval", payment_id, amount="120.50", approver_role="team_lead")
+        refund_id = ticket_refund_id(platform, ticket_id)
+        outcome.refund_ids.append(refund_id)
+        context.simulator.agent_action(ticket_id, "approve")
+        wait_until_stored(context, refund_id)
+        refund = context.client.wait_for(refund_id, TERMINAL, timeout=90)
+        outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']}")
+        outcome.check(refund.get("amount") == {"minor_units": 12050, "currency": currency}, f"{refund.get('amount')}")
+        approval = refund.get("approval") or {}
+        outcome.check(approval.get("role") == "team_lead", f"approval {approval}")
+        stripe_refunds = context.client.stripe_refunds(payment_id)
+        outcome.check(
+            [(item["amount"], item["status"]) for item in stripe_refunds] == [(12050, "succeeded")],
+            f"Stripe refunds {stripe_refunds}",
+        )
+        view = wait_for_notes(context, ticket_id, lambda notes: any("Refund completed" in note for note in notes))
+        notes = view["notes"]
+        outcome.check(bool(notes) and notes[0].startswith("Refund requested"), f"first note: {notes[:1]}")
+        outcome.check(bool(notes) and notes[-1].startswith("Refund completed"), f"last note: {notes[-1:]}")
+        provider_refund_id = str(refund.get("provider_refund_id"))
+        outcome.check(any(provider_refund_id in note for note in notes), f"no note names {provider_refund_id}")
+        outcome.check(any("completed" in str(label) for label in view["labels"]), f"labels {view['labels']}")
+        notes_once(outcome, notes)
+        outcome.notes.append(f"ticket {ticket_id}: {len(notes)} notes, labels {view['labels']}")
+
+    def agents_request(context: ScenarioContext, outcome: Outcome) -> None:
+        payment_id = context.client.create_payment(6_000, currency)
+        ticket_id = seed(context, "agent-request", payment_id, amount="25.00", approver_role="agent")
+        refund_id = ticket_refund_id(platform, ticket_id)
+        outcome.refund_ids.append(refund_id)
+        context.simulator.agent_action(ticket_id, "request")
+        wait_until_stored(context, refund_id)
+        refund = context.client.wait_for(refund_id, TERMINAL, timeout=90)
+        # 25.00 for a damaged item is within the default policy's automatic approval
+        outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']}")
+        outcome.check(
+            not refund.get("approval") or refund["approval"].get("channel") != platform, "approved by the ticket"
+        )
+        view = wait_for_notes(context, ticket_id, lambda notes: any("Refund completed" in note for note in notes))
+        outcome.check(any("Refund completed" in note for note in view["notes"]), f"notes {view['notes']}")
+        notes_once(outcome, view["notes"])
+
+    def withdrawn(context: ScenarioContext, outcome: Outcome) -> None:
+        payment_id = context.client.create_payment(90_000, currency)
+        # 800.00 asked for in the ticket: above automatic approval, so the refund waits for a person
+        ticket_id = seed(context, "withdrawn", payment_id, amount="800.00", approver_role="agent")
+        refund_id = ticket_refund_id(platform, ticket_id)
+        outcome.refund_ids.append(refund_id)
+        context.simulator.agent_action(ticket_id, "request")
+        wait_until_stored(context, refund_id)
+        waiting = context.client.wait_for(refund_id, {"PENDING_APPROVAL"} | TERMINAL, timeout=60)
+        outcome.check(waiting["status"] == "PENDING_APPROVAL", f"was {waiting['status']} before the withdrawal")
+        context.simulator.agent_action(ticket_id, "withdraw")
+        refund = context.client.wait_for(refund_id, TERMINAL, timeout=60)
+        outcome.check(refund["status"] == "REJECTED", f"ended {refund['status']}")
+        code = (refund.get("failure") or {}).get("code")
+        outcome.check(code == "approval_withdrawn", f"failure {refund.get('failure')}")
+        outcome.check(context.client.stripe_refunds(payment_id) == [], "money moved")
+        view = wait_for_notes(context, ticket_id, lambda notes: any("Refund rejected" in note for note in notes))
+        rejected = [note for note in view["notes"] if note.startswith("Refund rejected")]
+        outcome.check(
+            len(rejected) == 1 and "approval withdrawn" in rejected[0], f"the ticket does not say so: {view['notes']}"
+        )
+        notes_once(outcome, view["notes"])
+
+    def card_number(context: ScenarioContext, outcome: Outcome) -> None:
+        payment_id = context.client.create_payment(5_000, currency)
+        ticket_id = seed(context, "card-number", payment_id, amount="10.00", order_id=CARD_NUMBER)
+        refund_id = ticket_refund_id(platform, ticket_id)
+        webhooks = context.simulator.webhooks
+        webhooks.wait_idle(timeout=30)
+        before = len(webhooks.deliveries)
+        context.simulator.agent_action(ticket_id, "approve")
+        outcome.check(webhooks.wait_idle(timeout=30), "the delivery was still being retried")
+        answers = [delivery.last_status for delivery in webhooks.deliveries[before:]]
+        outcome.check(
+            bool(answers) and all(status is not None and 400 <= status < 500 for status in answers),
+            f"the delivery was answered {answers}",
+        )
+        stored = context.client.http.get(f"{context.client.api_url}/refunds/{refund_id}", timeout=10)
+        outcome.check(stored.status_code == 404, f"GET /refunds/{refund_id} answered {stored.status_code}")
+        outcome.check(context.simulator.ticket_view(ticket_id)["notes"] == [], "something was written to the ticket")
+
+    return [
+        Scenario(
+            "team lead approves in the ticket",
+            "COMPLETED, 120.50 refunded at Stripe; the ticket's notes from requested to completed, each once",
+            approved_by_team_lead,
+        ),
+        Scenario("an agent's refund request", "the policy approves it: COMPLETED, the ticket told", agents_request),
+        Scenario(
+            "approval withdrawn before money moved",
+            "REJECTED approval_withdrawn, nothing refunded, the ticket says so",
+            withdrawn,
+        ),
+        Scenario(
+            "a card number typed into a ticket field",
+            "the delivery refused 4xx, nothing stored, nothing written",
+            card_number,
+            exclusive=True,
+        ),
     ]

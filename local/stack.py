@@ -70,7 +70,15 @@ SOURCE_SIGNING_SECRETS: dict[str, tuple[str, ...]] = {
 # Which roles each local source may assert in approved_by: the local policy's sources: section (the
 # packaged policy trusts no source). The help desk stands for a help desk whose group-to-role mapping is
 # trusted up to team lead; the others assert nothing.
-SOURCE_ROLES: dict[str, list[str]] = {"returns-portal": [], "helpdesk": ["agent", "team_lead"], "curl": [], "bench": []}
+# Every help desk of the catalog (its group-to-role mapping decides who is a team lead) is trusted up to team lead
+# locally, so the demo's and the e2e suite's approvals in tickets count; a deployment names its own in the policy.
+SOURCE_ROLES: dict[str, list[str]] = {
+    "returns-portal": [],
+    "helpdesk": ["agent", "team_lead"],
+    "curl": [],
+    "bench": [],
+    **{entry.name: ["agent", "team_lead"] for entry in catalog.ticket_platforms()},
+}
 LOCAL_POLICY_PARAMETER = "/refundflow/local/policy"
 
 

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import requests
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
@@ -155,6 +155,7 @@ class Delivery:
     attempts: int = 0
     last_status: int | None = None
     delivered: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class WebhookSender:
@@ -174,10 +175,19 @@ class WebhookSender:
     def configure(self, url: str | None, secret: str | None) -> None:
         self.url, self.secret = url, secret
 
-    def send(self, event_id: str, event_type: str, body: bytes, delay_seconds: float = 0.0) -> None:
+    def send(
+        self,
+        event_id: str,
+        event_type: str,
+        body: bytes,
+        delay_seconds: float = 0.0,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Queue a delivery. ``headers``: sent with every attempt besides the signature (a platform's delivery id
+        that its retries keep, such as Zendesk's ``X-Zendesk-Webhook-Invocation-Id``)."""
         if not self.url or not self.secret:
             return
-        delivery = Delivery(url=self.url, event_id=event_id, event_type=event_type)
+        delivery = Delivery(url=self.url, event_id=event_id, event_type=event_type, headers=dict(headers or {}))
         with self._lock:
             self.deliveries.append(delivery)
             if self._thread is None or not self._thread.is_alive():
@@ -195,7 +205,7 @@ class WebhookSender:
                 delivery.attempts = attempt + 1
                 try:
                     assert self.secret is not None
-                    headers = {"Content-Type": "application/json", **self._sign(body, self.secret)}
+                    headers = {"Content-Type": "application/json", **delivery.headers, **self._sign(body, self.secret)}
                     answer = requests.post(delivery.url, data=body, headers=headers, timeout=10)
                     delivery.last_status = answer.status_code
                     if 200 <= answer.status_code < 300:
@@ -333,6 +343,67 @@ class BooksSandbox(Protocol):
 
     def inject_fault(self, operation: str, fault: str) -> None:
         """Make the next ``operation`` (``record_credit``: the document's create) fail with ``fault``.
+
+        Raises:
+            ValueError: an unknown operation or fault.
+        """
+        ...
+
+
+ApproverRole = Literal["team_lead", "agent"]
+TicketIntent = Literal["approve", "request", "withdraw"]
+TICKET_INTENTS: tuple[TicketIntent, ...] = ("approve", "request", "withdraw")
+
+
+@runtime_checkable
+class TicketSandbox(Protocol):
+    """What a help-desk simulator offers the ticket conformance suite (tests/conformance/ticket_suite.py), the
+    demo scenarios (local/scenarios.py ``ticket_scenarios``) and the e2e tests, beyond its platform's own API
+    (/work/notes/s6/TICKET_SANDBOX.md is the contract every help desk's simulator follows). ``requests_seen``:
+    every API request received (each help desk's simulator is a :class:`Simulator`)."""
+
+    timeout_fault_seconds: float
+    requests_seen: list[dict[str, Any]]
+
+    def local_secrets(self) -> dict[str, dict[str, Any]]:
+        """``{"api": <its function's API secret>, "verification": <intake's webhook verification secret>}``."""
+        ...
+
+    def seed_ticket(self, request: Mapping[str, Any]) -> str:
+        """A ticket (with its requester, assignee and group) carrying a refund request the way the platform
+        package's DEFAULT mapping.yaml reads it. ``request`` keys, all optional except payment_provider and
+        payment_id: payment_provider, payment_id, reason, order_id, invoice_system, invoice_id, amount ("49.90",
+        major units; omitted: full refund), currency ("EUR"), customer_email, customer_name, approver_role
+        ("team_lead" | "agent" | None: the group/team/owner the ticket is assigned to, which the default
+        mapping's roles map to that refundflow role), subject, description (free text). Platform-specific keys
+        may be accepted in addition. Nothing is sent. Returns the ticket's id as the platform's API writes it."""
+        ...
+
+    def agent_action(self, ticket_id: str, intent: TicketIntent) -> None:
+        """Do in the ticket what a support agent does for ``intent`` and what the desk's trigger (automation,
+        workflow) reacts to, then send the delivery that trigger sends to the configured webhook endpoint,
+        signed (or authenticated) exactly as the platform does.
+
+        Raises:
+            KeyError: an unknown ticket.
+        """
+        ...
+
+    def ticket_view(self, ticket_id: str) -> dict[str, Any]:
+        """What a person sees on the ticket: ``{"notes": [internal note texts, oldest first], "public": [public
+        replies sent to the customer, oldest first], "labels": [the refund state labels refundflow set (tags,
+        status, custom field or property values, as the platform stores them)], "ticket": <the platform's own
+        ticket object, a copy>}``.
+
+        Raises:
+            KeyError: an unknown ticket.
+        """
+        ...
+
+    def inject_fault(self, operation: str, fault: str) -> None:
+        """Make the next ``operation`` fail: ``read_ticket``, ``write_back`` (the first write call of a
+        write-back), ``has_update`` (the read that looks for a marker); faults: ``SANDBOX_FAULTS`` (``transient``
+        is the platform's 429 WITH its Retry-After header).
 
         Raises:
             ValueError: an unknown operation or fault.

@@ -112,7 +112,8 @@ def test_the_functions_a_platform_prefix_reaches_are_exactly_the_catalog_platfor
         for logical_id in FUNCTIONS
         if any(STACK.physical_name(logical_id).startswith(prefix) for prefix in prefixes)
     }
-    assert reachable == set(PLATFORM_FUNCTIONS)
+    # (a help desk's function is reached by intake's news and its own write-back queue, never by a workflow)
+    assert reachable == {logical_id for logical_id, (_, role) in PLATFORM_FUNCTIONS.items() if role != "ticket"}
     for logical_id, (entry, role) in PLATFORM_FUNCTIONS.items():
         assert STACK.physical_name(logical_id) == entry.function_name(role, STACK.name)
         assert STACK.function_environment(logical_id)["PLATFORM"] == entry.name
@@ -237,9 +238,11 @@ def test_the_readme_documents_both_commands() -> None:
 REFUNDS_TABLE_ARN = STACK.arn("RefundsTable")
 API_FUNCTIONS = {"ReceiveWebhookFunction", "GetRefundFunction", "DecideApprovalFunction"}
 PAYMENT_FUNCTIONS = {logical_id for logical_id, (_, role) in PLATFORM_FUNCTIONS.items() if role == "payment"}
+TICKET_FUNCTIONS = {logical_id for logical_id, (_, role) in PLATFORM_FUNCTIONS.items() if role == "ticket"}
 # The functions that take a waiting workflow's task token (DeleteItem on REFUND#<id>/WAIT#<kind>): a payment
-# platform's function resumes the workflow its webhook news concerns.
-TOKEN_TAKERS = {"DecideApprovalFunction", "RegisterWaitFunction", *PAYMENT_FUNCTIONS}
+# platform's function resumes the workflow its webhook news concerns; a help desk's, the refund waiting for the
+# approval its ticket gave or withdrew.
+TOKEN_TAKERS = {"DecideApprovalFunction", "RegisterWaitFunction", *PAYMENT_FUNCTIONS, *TICKET_FUNCTIONS}
 # The indexes each function queries (RefundRepository.refunds_for_payment, customer_history).
 INDEXES = {
     "EvaluatePolicyFunction": {"by-customer"},
@@ -320,11 +323,34 @@ def test_notify_polls_its_two_queues_and_sends_only_from_the_sender_address() ->
         statements, Request("ses:SendTemplatedEmail", identity, {"ses:FromAddress": ["mallory@example.com"]})
     )
     # AND its queues are wired by event source mappings, not by SAM events
-    mappings = STACK.of_type("AWS::Lambda::EventSourceMapping").values()
+    mappings = [
+        mapping
+        for mapping in STACK.of_type("AWS::Lambda::EventSourceMapping").values()
+        if mapping["Properties"]["FunctionName"] == {"Ref": "NotifyFunction"}
+    ]
     assert {str(STACK.resolve(mapping["Properties"]["EventSourceArn"])) for mapping in mappings} == queues
-    assert {(logical_id, arn) for logical_id, arn, _ in STACK.queue_event_sources()} == {
-        ("NotifyFunction", arn) for arn in queues
+    assert {
+        (logical_id, arn) for logical_id, arn, _ in STACK.queue_event_sources() if logical_id == "NotifyFunction"
+    } == {("NotifyFunction", arn) for arn in queues}
+
+
+def test_every_queue_event_source_is_notify_or_a_help_desks_own_write_back_queue() -> None:
+    # GIVEN every SQS event source of the template
+    sources = {(logical_id, arn) for logical_id, arn, _ in STACK.queue_event_sources()}
+    # THEN besides Notify's two queues, each help desk's function polls its own FIFO write-back queue, and only it
+    write_backs = {
+        (logical_id, STACK.arn(logical_id.removesuffix("Function") + "WriteBackQueue"))
+        for logical_id in TICKET_FUNCTIONS
     }
+    notify = {(logical_id, arn) for logical_id, arn in sources if logical_id == "NotifyFunction"}
+    assert sources == notify | write_backs
+    for logical_id, arn in write_backs:
+        entry, _ = PLATFORM_FUNCTIONS[logical_id]
+        assert arn.endswith(f"-ticket-{entry.name}.fifo")
+        statements = function_statements(STACK, logical_id)
+        assert allowed(statements, Request("sqs:ReceiveMessage", arn))
+        others = {queue for _, queue in write_backs if queue != arn}
+        assert not any(allowed(statements, Request("sqs:ReceiveMessage", queue)) for queue in others)
 
 
 # ---------------------------------------------------------------- operations (issue 6.7)
@@ -436,10 +462,12 @@ def test_api_credentials_only_in_their_platform_s_function_verification_secrets_
 
 @pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
 def test_only_intake_forwards_news_and_only_to_payment_platform_functions(logical_id: str) -> None:
+    # (and to the help desks' functions: their tickets' news)
     statements = function_statements(STACK, logical_id)
     for target in FUNCTIONS:
         may_invoke = allowed(statements, Request("lambda:InvokeFunction", STACK.arn(target)))
-        assert may_invoke == (logical_id == "ReceiveWebhookFunction" and target in PAYMENT_FUNCTIONS), target
+        forwarded_to = PAYMENT_FUNCTIONS | TICKET_FUNCTIONS
+        assert may_invoke == (logical_id == "ReceiveWebhookFunction" and target in forwarded_to), target
     if logical_id == "ReceiveWebhookFunction":
         assert STACK.function_environment(logical_id)["PLATFORM_FUNCTION_PREFIX"] == f"{STACK.name}-"
 

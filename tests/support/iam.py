@@ -197,7 +197,10 @@ class Requests:
             source = str(params["Source"]).rsplit("<", 1)[-1].rstrip(">")
             return [Request(action, self._arn("ses", f"identity/{source}"), {"ses:FromAddress": [source]})]
         if service == "sqs":
-            name = str(params["QueueUrl"]).rsplit("/", 1)[-1]
+            # GetQueueUrl names the queue (a help desk's function finds its write-back queue to delay a redelivery)
+            name = (
+                str(params["QueueName"]) if operation == "GetQueueUrl" else str(params["QueueUrl"]).rsplit("/", 1)[-1]
+            )
             return [Request(action, self._arn("sqs", name))]
         if service == "lambda" and operation == "Invoke":
             function = str(params["FunctionName"])
