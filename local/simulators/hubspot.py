@@ -38,8 +38,14 @@ of the default mapping, and the teams ``9100001`` (team leads) and ``9100002`` (
 
 Control routes, besides the base ones (see :mod:`local.simulators.base`):
 - ``POST /_control/tickets`` (a ``seed_ticket`` request) -> ``{"id"}``;
-- ``POST /_control/tickets/{id}/action`` ``{"intent": "approve" | "request" | "withdraw"}``: ``agent_action``;
-- ``GET /_control/tickets/{id}``: ``ticket_view``.
+- ``POST /_control/tickets/{id}/agent-action`` ``{"intent": "approve" | "request" | "withdraw"}``: ``agent_action``;
+- ``GET /_control/tickets/{id}/view``: ``ticket_view``.
+
+Faults (``inject_fault``): ``read_ticket`` is the ticket's GET, ``has_update`` the notes' association listing, and
+``write_back`` the note's create (the write that carries the marker; the stage and status PATCH before it is
+harmless to repeat).
+
+``DEMO_SCENARIOS`` (``make demo``): ``local.scenarios.ticket_scenarios("hubspot")``, built when asked.
 
 Not modelled: other objects and association types, pipelines and properties APIs, search, archiving, OAuth, the
 daily allowance, and the workflow's "include all properties" body.
@@ -169,7 +175,9 @@ class HubSpotSimulator(Simulator):
     name = "hubspot"
     FAULT_OPERATIONS: ClassVar[Mapping[str, tuple[str, str]]] = {
         "read_ticket": ("GET", r"^/crm/v3/objects/tickets/[^/]+$"),
-        "write_back": ("PATCH", r"^/crm/v3/objects/tickets/[^/]+$"),
+        # The note's create: the write that carries the marker. The connector's PATCH of the stage and status
+        # comes first and is harmless to repeat, so the note is where an answer lost after the work matters.
+        "write_back": ("POST", r"^/crm/v3/objects/notes$"),
         "has_update": ("GET", r"^/crm/v4/objects/tickets/[^/]+/associations/notes$"),
     }
 
@@ -209,8 +217,8 @@ class HubSpotSimulator(Simulator):
             "/crm/v4/objects/tickets/<ticket_id>/associations/notes", api(self._ticket_note_ids), methods=["GET"]
         )
         self.route("/_control/tickets", self._control_seed, methods=["POST"])
-        self.route("/_control/tickets/<ticket_id>/action", self._control_action, methods=["POST"])
-        self.route("/_control/tickets/<ticket_id>", self._control_view, methods=["GET"])
+        self.route("/_control/tickets/<ticket_id>/agent-action", self._control_action, methods=["POST"])
+        self.route("/_control/tickets/<ticket_id>/view", self._control_view, methods=["GET"])
 
     # ---------------------------------------------------------------- TicketSandbox
 
@@ -592,3 +600,13 @@ def _json(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "VALIDATION_ERROR", "Invalid input JSON: an object is expected")
     return body
+
+
+def __getattr__(name: str) -> Any:
+    """``DEMO_SCENARIOS`` (local/scenarios.py ``ticket_scenarios``), built when the demo asks: importing the
+    simulator stays light (the scenarios need the local client)."""
+    if name == "DEMO_SCENARIOS":
+        from local.scenarios import ticket_scenarios
+
+        return ticket_scenarios("hubspot")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -289,9 +289,9 @@ def test_a_server_error_on_a_read_is_transient_and_on_a_write_an_unknown_outcome
 def test_a_write_whose_answer_was_lost_is_written_whole_on_the_retry(
     simulator: HubSpotSimulator, tickets: HubSpotTickets
 ) -> None:
-    # GIVEN the stage update took effect but its answer came too late
+    # GIVEN the stage update took effect but its answer came too late (the note was never sent)
     ticket_id = simulator.seed_ticket(REQUEST)
-    simulator.inject_fault("write_back", "timeout_after_commit")
+    simulator.add_fault(FaultRule(method="PATCH", path="tickets", status=None, when="after", delay_seconds=1.0))
     with pytest.raises(OutcomeUnknownError):
         tickets.write_back(ticket_id, update())
     # WHEN the kit looks for the marker (no note yet) and writes again
@@ -300,6 +300,16 @@ def test_a_write_whose_answer_was_lost_is_written_whole_on_the_retry(
     # THEN the ticket has the status once and the note once
     view = simulator.ticket_view(ticket_id)
     assert (view["labels"], len(view["notes"])) == (["issued"], 1)
+
+
+def test_a_note_whose_answer_was_lost_is_found_by_its_marker(
+    simulator: HubSpotSimulator, tickets: HubSpotTickets
+) -> None:
+    ticket_id = simulator.seed_ticket(REQUEST)
+    simulator.inject_fault("write_back", "timeout_after_commit")
+    with pytest.raises(OutcomeUnknownError):
+        tickets.write_back(ticket_id, update())
+    assert tickets.has_update(ticket_id, "refundflow:evt-1") is True
 
 
 # ---------------------------------------------------------------- the default mapping on the simulator's tickets

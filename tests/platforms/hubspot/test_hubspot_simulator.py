@@ -182,9 +182,9 @@ def test_each_enrolment_sends_a_new_body_so_a_second_approval_is_new_news(served
 def test_the_control_routes_seed_act_and_show(served: tuple[HubSpotSimulator, str]) -> None:
     _, url = served
     ticket_id = requests.post(f"{url}/_control/tickets", json=REQUEST, timeout=5).json()["id"]
-    shown = requests.post(f"{url}/_control/tickets/{ticket_id}/action", json={"intent": "request"}, timeout=5)
+    shown = requests.post(f"{url}/_control/tickets/{ticket_id}/agent-action", json={"intent": "request"}, timeout=5)
     assert shown.json()["ticket"]["properties"]["hs_pipeline_stage"] == "90000001"
-    assert requests.get(f"{url}/_control/tickets/404404", timeout=5).status_code == 404
+    assert requests.get(f"{url}/_control/tickets/404404/view", timeout=5).status_code == 404
     assert requests.post(f"{url}/_control/tickets", json={"payment_id": "x"}, timeout=5).status_code == 400
 
 
