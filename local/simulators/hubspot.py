@@ -492,7 +492,8 @@ class HubSpotSimulator(Simulator):
             "results": [
                 {
                     "toObjectId": note_id,
-                    "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": TICKET_TO_NOTE, "label": None}],
+                    # an unlabelled association carries no label (the spec's label is a string, not nullable)
+                    "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": TICKET_TO_NOTE}],
                 }
                 for note_id in page
             ]

@@ -17,6 +17,7 @@ import os
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -65,3 +66,28 @@ def validate_request(seen: dict[str, Any]) -> None:
     """Raises: an openapi-core validation error when the request breaks HubSpot's document for its path."""
     document = specs_dir() / spec_for(seen["path"])
     _spec(str(document)).validate_request(RequestsOpenAPIRequest(as_hubspot_request(seen)))
+
+
+def validate_exchange(request: requests.Request, answer: requests.Response) -> None:
+    """Raises: an openapi-core validation error when the answer breaks HubSpot's document for that request."""
+    from openapi_core.contrib.requests import RequestsOpenAPIResponse
+
+    path = urlsplit(str(request.url)).path
+    document = specs_dir() / spec_for(path)
+    _spec(str(document)).validate_response(RequestsOpenAPIRequest(request), RequestsOpenAPIResponse(answer))
+
+
+def error_problems(name: str, body: Any) -> list[str]:
+    """What is wrong with an error body for the ``Error`` schema of the document ``name`` (the documents give error
+    answers the media type ``*/*``, which openapi-core leaves unparsed, so the body is checked against the schema)."""
+    import json
+
+    from openapi_schema_validator import OAS30Validator
+
+    with open(specs_dir() / name, encoding="utf-8") as handle:
+        document = json.load(handle)
+    schema = {"$ref": "#/components/schemas/Error", "components": document["components"]}
+    return [
+        f"{'/'.join(str(part) for part in error.absolute_path) or '<root>'}: {error.message}"
+        for error in OAS30Validator(schema, format_checker=OAS30Validator.FORMAT_CHECKER).iter_errors(body)
+    ]
