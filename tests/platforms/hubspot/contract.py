@@ -1,4 +1,5 @@
-"""HubSpot's OpenAPI documents as validators of the requests the connector sends (openapi-core).
+"""HubSpot's OpenAPI documents as validators of the connector's requests and the simulator's answers (openapi-core;
+error bodies, whose media type is ``*/*``, against the ``Error`` schema).
 
 Source: https://github.com/HubSpot/HubSpot-public-api-spec-collection (commit 99893791383254f52aa07662baeb98aad65cc710,
 2026-08-21): ``PublicApiSpecs/CRM/Tickets/Rollouts/424/v3/tickets.json``, ``.../Notes/Rollouts/424/v3/notes.json``,
