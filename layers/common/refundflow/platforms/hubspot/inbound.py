@@ -17,10 +17,10 @@ URL exactly as entered in the workflow action (``<WebhooksBaseUrl>/hubspot``). T
 
 The workflow action ("Send a webhook", knowledge.hubspot.com "Use webhooks with HubSpot workflows") sends the
 ticket's properties the admin picks; the setup (README, Help desks) picks ``hs_object_id`` (Record ID), which names
-the ticket, and ``hs_lastmodifieddate``. HubSpot documents no delivery id for workflow webhooks and retries a failed
-call for up to three days (no retry after a 4xx other than 429): the event id is the ticket id and a digest of the
-body, the same for every retry of one enrolment, and another for the next enrolment of the ticket (its
-``hs_lastmodifieddate`` moved). Everything else is read from the ticket through the API.
+the ticket, ``hs_pipeline_stage`` and ``hs_lastmodifieddate``. HubSpot documents no delivery id for workflow
+webhooks and retries a failed call for up to three days (no retry after a 4xx other than 429): the event id is the
+ticket id and a digest of the body, the same for every retry of one enrolment, and another for the next enrolment of
+the ticket (its ``hs_lastmodifieddate`` moved). Everything else is read from the ticket through the API.
 """
 
 from __future__ import annotations
