@@ -125,11 +125,13 @@ bundle-check: sam-build $(LAMBDA_RUNTIME)/.installed ## every handler imports fr
 		--cache-dir .aws-sam/host/cache > .aws-sam/host.log 2>&1 || { cat .aws-sam/host.log; exit 1; }
 	$(BIN)/python -m local.tools bundle-check $(if $(LAMBDA_PYTHON),--python $(LAMBDA_PYTHON))
 
-platforms: $(BIN)/.installed ## regenerate what differs only by platform (template blocks, builds, README table) from the catalog
+platforms: $(BIN)/.installed ## regenerate what differs only by platform (template blocks, builds, README table, sam local env) from the catalog
 	$(BIN)/python -m tools.platforms --write
+	$(BIN)/python -m local.sam_env --write
 
 platforms-check: $(BIN)/.installed ## fail when the generated platform artefacts differ from the catalog
 	$(BIN)/python -m tools.platforms --check
+	$(BIN)/python -m local.sam_env --check
 
 openapi: $(BIN)/.installed ## regenerate docs/openapi.json from the handlers' models
 	$(BIN)/python -m local.tools openapi --write

@@ -17,7 +17,7 @@ from typing import Any
 import requests
 from standardwebhooks.webhooks import Webhook
 
-from local.stack import SOURCE_SIGNING_SECRETS, platform_secrets
+from local.stack import CARRIER_SIGNING_SECRETS, SOURCE_SIGNING_SECRETS, platform_secrets
 from refundflow.platforms.xero.connector import dump_json
 from refundflow.status import TERMINAL_STATUSES
 
@@ -36,6 +36,7 @@ class RefundflowClient:
         self.api_url = api_url.rstrip("/")
         # Each source system signs with its own (first, i.e. current) secret.
         self.webhooks = {source: Webhook(secrets[0]) for source, secrets in signing_secrets.items()}
+        self.carriers = {carrier: Webhook(secrets[0]) for carrier, secrets in CARRIER_SIGNING_SECRETS.items()}
         self.http = requests  # no shared Session: scenarios run on several threads
         self.timeout = timeout
         self._xero_lock = threading.Lock()
@@ -75,6 +76,23 @@ class RefundflowClient:
             data=body,
             headers=self.signed_headers(body, delivery_id, source=source),
             timeout=self.timeout,
+        )
+
+    def report_delivery_failure(
+        self, report: dict[str, Any], *, delivery_id: str | None = None, carrier: str = "parcel-carrier"
+    ) -> requests.Response:
+        """``POST /triggers/delivery-failures`` signed with ``carrier``'s secret (a local carrier source)."""
+        body = json.dumps(report)
+        delivery_id = delivery_id or f"msg_{uuid.uuid4().hex}"
+        at = datetime.now(UTC)
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": delivery_id,
+            "webhook-timestamp": str(int(at.timestamp())),
+            "webhook-signature": self.carriers[carrier].sign(delivery_id, at, body),
+        }
+        return self.http.post(
+            f"{self.api_url}/triggers/delivery-failures", data=body, headers=headers, timeout=self.timeout
         )
 
     def post_raw(self, path: str, body: bytes | str, headers: dict[str, str]) -> requests.Response:

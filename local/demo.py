@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -240,6 +240,44 @@ class Demo:
         outcome.check(not self.client.credit_notes(refund_id), "a credit note was booked for a rejected refund")
         return outcome
 
+    # ------------------------------------------------------------------ scenarios (issue 12)
+
+    def parcel_returned_to_sender(self) -> Outcome:
+        outcome = Outcome(
+            "a carrier reports a parcel returned to sender",
+            "COMPLETED (reason delivery_failed, auto-approved), one Stripe refund of 38.00; the carrier's second "
+            "report on the same parcel is a duplicate",
+        )
+        payment, invoice = self.paid_order("parcel", 3800)
+        report: dict[str, Any] = {
+            "shipment": {
+                "carrier": "postnl",
+                "tracking_number": f"3S{self.run_id.upper()}0001",
+                "status": "failed",
+                "occurred_at": datetime.now(UTC).isoformat(),
+            },
+            "payment": {"provider": "stripe", "payment_id": payment},
+            "customer": {"email": f"parcel.{self.run_id}@example.com", "name": "Parcel Customer"},
+            "invoice": {"system": "xero", "invoice_id": invoice},
+        }
+        first = self.client.report_delivery_failure(report)
+        if first.status_code != 202:
+            raise RuntimeError(f"the delivery failure answered {first.status_code}: {first.text}")
+        refund_id = str(first.json()["refund_id"])
+        outcome.refund_ids.append(refund_id)
+        report["shipment"] = {**report["shipment"], "status": "returned_to_sender"}
+        second = self.client.report_delivery_failure(report)
+        outcome.check(
+            second.status_code == 202 and second.json().get("refund_id") == refund_id and second.json()["duplicate"],
+            f"the second report answered {second.status_code}: {second.text}",
+        )
+        refund = self.client.wait_for(refund_id, TERMINAL)
+        outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']}")
+        outcome.check(refund["reason"] == "delivery_failed", f"reason {refund['reason']}")
+        stripe_refunds = self.client.stripe_refunds(payment)
+        outcome.check([r["amount"] for r in stripe_refunds] == [3800], f"Stripe refunds {stripe_refunds}")
+        return outcome
+
     def scenarios(self) -> list[Runnable]:
         """Independent scenarios, run concurrently."""
         return [
@@ -251,6 +289,7 @@ class Demo:
             self.refund_against_unpaid_invoice,
             self.approved_by_team_lead,
             self.rejected_by_approver,
+            self.parcel_returned_to_sender,
         ]
 
     def exclusive_scenarios(self) -> list[Runnable]:

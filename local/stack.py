@@ -67,6 +67,9 @@ SOURCE_SIGNING_SECRETS: dict[str, tuple[str, ...]] = {
     "curl": (_local_signing_secret("curl"),),
     "bench": (_local_signing_secret("bench"),),
 }
+# The carriers that report failed deliveries (POST /triggers/delivery-failures): their own secrets, in their own
+# secret (DeliveryFailuresSecretName), so a refund-request source cannot report a delivery failure nor the reverse.
+CARRIER_SIGNING_SECRETS: dict[str, tuple[str, ...]] = {"parcel-carrier": (_local_signing_secret("parcel-carrier"),)}
 # Which roles each local source may assert in approved_by: the local policy's sources: section (the
 # packaged policy trusts no source). The help desk stands for a help desk whose group-to-role mapping is
 # trusted up to team lead; the others assert nothing.
@@ -407,6 +410,7 @@ class DevStack:
                 "current": "local-1",
             },
             parameters["RefundRequestsSecretName"]: refund_request_secret_document(),
+            parameters["DeliveryFailuresSecretName"]: refund_request_secret_document(CARRIER_SIGNING_SECRETS),
         }
         prefix = parameters["SecretsPrefix"]
         for entry in catalog.platforms():
@@ -596,7 +600,8 @@ class DevStack:
 
 
 def refund_request_secret_document(sources: Mapping[str, tuple[str, ...]] = SOURCE_SIGNING_SECRETS) -> dict[str, Any]:
-    """The RefundRequestsSecretName secret: each source system's own signing secrets."""
+    """The RefundRequestsSecretName secret (DeliveryFailuresSecretName with the carriers): each source system's own
+    signing secrets."""
     return {"sources": {name: {"signing_secrets": list(secrets)} for name, secrets in sources.items()}}
 
 

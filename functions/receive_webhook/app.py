@@ -11,16 +11,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from refundflow import catalog, http_api, settings, wiring
 from refundflow.adapters.secrets import get_json_secret, platform_secret_name
-from refundflow.api import RefundAccepted, RefundRequestBody, WebhookAck
+from refundflow.api import DeliveryFailureBody, RefundAccepted, RefundRequestBody, WebhookAck
 from refundflow.connectors.standard_webhooks import SigningSources, verify_source_delivery
+from refundflow.domain.delivery_failures import accept_delivery_failure
 from refundflow.domain.inbound import forward_delivery
-from refundflow.domain.intake import accept_refund_request, timing_from
+from refundflow.domain.intake import Accepted, accept_refund_request, timing_from
 from refundflow.errors import InvalidRequest, NotFound
 from refundflow.observability import logger, metrics, tracer
 
 router = APIGatewayHttpRouter()  # type: ignore[no-untyped-call]
 # Verified on the raw body before parsing, so the resolver does not parse them: documented for OpenAPI.
-SIGNED_REQUEST_BODIES = {"/refund-requests": RefundRequestBody}
+SIGNED_REQUEST_BODIES = {"/refund-requests": RefundRequestBody, "/triggers/delivery-failures": DeliveryFailureBody}
 DUPLICATE_HEADER = "Refundflow-Duplicate-Delivery"
 FORM = "application/x-www-form-urlencoded"
 
@@ -54,6 +55,56 @@ def create_refund_request() -> Response[RefundAccepted]:
     logger.info(
         "refund request accepted", extra={"refund_id": accepted.refund.refund_id, "duplicate": accepted.duplicate}
     )
+    return _accepted(accepted)
+
+
+@router.post(
+    "/triggers/delivery-failures",
+    summary="Report a failed delivery: refundflow asks for its refund (Standard Webhooks signed, carriers' secrets)",
+    description=(
+        "Body: DeliveryFailureBody. A carrier or logistics platform, signing with its own secret from the "
+        "DeliveryFailuresSecretName secret (not a refund-request source's), reports a shipment that was not "
+        "delivered; refundflow asks for a refund with reason delivery_failed (the policy decides). One refund per "
+        "shipment: a later report on the same tracking number answers the same refund id (duplicate true)."
+    ),
+    responses=http_api.documented(
+        202, "Accepted (or reported before)", RefundAccepted, 400, 401, 403, 409, 413, 415, 503
+    ),
+    tags=["triggers"],
+)
+def report_delivery_failure() -> Response[RefundAccepted]:
+    intake = settings.load(settings.IntakeSettings)
+    raw = http_api.raw_body(router.current_event, max_bytes=intake.max_body_bytes, allow_empty=True)
+    name = intake.delivery_failures_secret_name
+    if not name:
+        raise NotFound("delivery failure reports are not configured (DeliveryFailuresSecretName)")
+    sources = SigningSources.from_secret(name, get_json_secret(name))
+    verified = verify_source_delivery(router.current_event.headers, raw, sources)
+    delivery_id = http_api.delivery_id(verified.delivery_id)
+    body = http_api.parse_body(DeliveryFailureBody, raw)
+    shipment = body.shipment
+    logger.append_keys(delivery_id=delivery_id, carrier=shipment.carrier, tracking_number=shipment.tracking_number)
+    accepted = accept_delivery_failure(
+        body,
+        source=verified.source,
+        delivery_id=delivery_id,
+        recorder=wiring.recorder(),
+        starter=wiring.workflow(),
+        timing=timing_from(settings.load(settings.WorkflowTimingSettings)),
+    )
+    logger.info(
+        "delivery failure accepted",
+        extra={
+            "refund_id": accepted.refund.refund_id,
+            "duplicate": accepted.duplicate,
+            "shipment_status": shipment.status.value,
+            "occurred_at": shipment.occurred_at.isoformat(),
+        },
+    )
+    return _accepted(accepted)
+
+
+def _accepted(accepted: Accepted) -> Response[RefundAccepted]:
     refund = accepted.refund
     links: dict[str, Any] = {"self": {"href": f"/refunds/{refund.refund_id}"}}
     return http_api.json_response(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from refundflow.api import RefundRequestBody
+from refundflow.api import DeliveryFailureBody, RefundRequestBody
 from refundflow.domain.failures import CHILD_STOPPED, unwrap_child_failure
 from refundflow.events import RefundEvent
 from refundflow.models import FailureStepInput, ProviderStepInput, StepInput, WaitStepInput
@@ -31,6 +31,12 @@ def test_sample_refund_requests_are_valid_bodies(path: Path) -> None:
     # GIVEN a sample trigger WHEN parsed as the API parses it THEN it is a valid refund request
     body = RefundRequestBody.model_validate(json.loads(path.read_text()))
     assert body.source.reference
+
+
+@pytest.mark.parametrize("path", sorted(EVENTS.glob("delivery_failures_*.json")), ids=lambda path: path.name)
+def test_sample_delivery_failures_are_valid_reports(path: Path) -> None:
+    # GIVEN a sample carrier report WHEN parsed as POST /triggers/delivery-failures parses it THEN it names a shipment
+    assert DeliveryFailureBody.model_validate(json.loads(path.read_text())).shipment.tracking_number
 
 
 @pytest.mark.parametrize(("name", "model"), sorted(STEP_MODELS.items()), ids=lambda item: str(item))

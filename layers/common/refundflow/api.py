@@ -7,13 +7,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from refundflow.domain.views import RefundView
-from refundflow.models import RefundRequestBody
+from refundflow.models import DeliveryFailureBody, RefundRequestBody
 from refundflow.status import RefundStatus
 
 # Defined where the domain reads and builds them (the domain never imports the HTTP layer); served from here.
 __all__ = [
     "ApprovalRequestBody",
     "ApprovalResult",
+    "DeliveryFailureBody",
     "Link",
     "ProblemDetail",
     "RefundAccepted",

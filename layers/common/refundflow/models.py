@@ -48,6 +48,7 @@ class BooksSystem(StrEnum):
     NETSUITE = "netsuite"
     SAP = "sap"
     DYNAMICS = "dynamics"
+    DYNAMICS_FINANCE = "dynamics_finance"
     ZOHO_BOOKS = "zoho_books"
 
 
@@ -422,19 +423,7 @@ class RefundRequestBody(BaseModel):
 
     @model_validator(mode="after")
     def _consistent_amounts(self) -> RefundRequestBody:
-        if self.amount is not None and self.amount.minor_units <= 0:
-            raise ValueError("amount.minor_units must be positive")
-        currencies = {line.amount.currency for line in self.lines}
-        if self.amount is not None:
-            currencies.add(self.amount.currency)
-        if len(currencies) > 1:
-            raise ValueError(f"lines and amount must share one currency, got {sorted(currencies)}")
-        if any(line.amount.minor_units <= 0 for line in self.lines):
-            raise ValueError("every line amount must be positive")
-        if self.lines and self.amount is not None:
-            total = sum(line.amount.minor_units for line in self.lines)
-            if total != self.amount.minor_units:
-                raise ValueError(f"lines add up to {total} minor units but amount is {self.amount.minor_units}")
+        _check_amounts(self.amount, self.lines)
         return self
 
     @property
@@ -444,3 +433,61 @@ class RefundRequestBody(BaseModel):
         if self.lines:
             return Money.of(sum(line.amount.minor_units for line in self.lines), self.lines[0].amount.currency)
         return None
+
+
+def _check_amounts(amount: Money | None, lines: list[RefundLine]) -> None:
+    """A requested amount and its lines: positive, one currency, and the lines add up to the amount."""
+    if amount is not None and amount.minor_units <= 0:
+        raise ValueError("amount.minor_units must be positive")
+    currencies = {line.amount.currency for line in lines}
+    if amount is not None:
+        currencies.add(amount.currency)
+    if len(currencies) > 1:
+        raise ValueError(f"lines and amount must share one currency, got {sorted(currencies)}")
+    if any(line.amount.minor_units <= 0 for line in lines):
+        raise ValueError("every line amount must be positive")
+    if lines and amount is not None:
+        total = sum(line.amount.minor_units for line in lines)
+        if total != amount.minor_units:
+            raise ValueError(f"lines add up to {total} minor units but amount is {amount.minor_units}")
+
+
+class DeliveryFailureStatus(StrEnum):
+    """What went wrong with a delivery, as a carrier or logistics platform reports it."""
+
+    FAILED = "failed"  # delivery attempts exhausted
+    RETURNED_TO_SENDER = "returned_to_sender"
+    REFUSED = "refused"  # the recipient refused the parcel
+    LOST = "lost"
+    DAMAGED = "damaged"  # damaged in transit, not delivered
+
+
+# Short enough that "<carrier>:<tracking number>" is a source reference (an Identifier, 128 characters).
+CarrierName = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.\-]+$")]
+TrackingNumber = Annotated[str, StringConstraints(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.\-/#]+$")]
+
+
+class FailedShipment(StrictModel):
+    carrier: CarrierName = Field(description="The carrier, e.g. dhl, ups, postnl.")
+    tracking_number: TrackingNumber = Field(description="The shipment's tracking number: one refund per shipment.")
+    status: DeliveryFailureStatus
+    occurred_at: AwareDatetime = Field(description="When the carrier recorded the failure.")
+
+
+class DeliveryFailureBody(StrictModel):
+    """``POST /triggers/delivery-failures``: a carrier or logistics platform reports a failed delivery; refundflow
+    asks for a refund with reason ``delivery_failed`` (the policy decides, and may auto-approve it). Amounts are
+    minor units; omitted: everything still refundable on the payment."""
+
+    shipment: FailedShipment
+    payment: PaymentReference
+    customer: CustomerContact
+    order: OrderInfo | None = None
+    invoice: InvoiceReference | None = None
+    amount: Money | None = Field(default=None, description="Refund this much (minor units); omitted: all of it.")
+    lines: list[RefundLine] = Field(default_factory=list, max_length=200)
+
+    @model_validator(mode="after")
+    def _consistent_amounts(self) -> DeliveryFailureBody:
+        _check_amounts(self.amount, self.lines)
+        return self

@@ -30,6 +30,7 @@ class MetricsSettings(EnvModel):
 class IntakeSettings(EnvModel):
     refund_workflow_arn: str = Field(alias="REFUND_WORKFLOW_ARN")
     refund_requests_secret_name: str = Field(alias="REFUND_REQUESTS_SECRET_NAME")
+    delivery_failures_secret_name: str = Field(default="", alias="DELIVERY_FAILURES_SECRET_NAME")
     max_body_bytes: int = Field(default=65_536, alias="MAX_WEBHOOK_BODY_BYTES")
 
 

@@ -9,7 +9,7 @@ import requests
 
 from local.simulators.dynamics import BusinessCentralSimulator
 from refundflow.connectors.http import HttpClient
-from refundflow.platforms.dynamics.connector import BusinessCentralBooks, EntraTokenSource
+from refundflow.platforms.dynamics.connector import BusinessCentralBooks, BusinessCentralTokens
 from tests.conformance.books_suite import BooksHarness
 from tests.support.servers import serve_wsgi
 
@@ -25,7 +25,7 @@ def served() -> Iterator[tuple[BusinessCentralSimulator, str]]:
 
 def make_books(simulator: BusinessCentralSimulator, url: str, **options: object) -> BusinessCentralBooks:
     secret = simulator.local_secrets()["api"]
-    tokens = EntraTokenSource(
+    tokens = BusinessCentralTokens(
         login_base=f"{url}/login",
         tenant_id=secret["tenant_id"],
         client_id=secret["client_id"],

@@ -344,12 +344,13 @@ def test_a_token_about_to_expire_is_replaced_before_the_call(
     simulator: BusinessCentralSimulator, served: tuple[BusinessCentralSimulator, str]
 ) -> None:
     # GIVEN a token source whose clock we move
+    from refundflow.connectors.entra import TOKEN_EXPIRY_MARGIN_SECONDS
     from refundflow.connectors.http import HttpClient
-    from refundflow.platforms.dynamics.connector import TOKEN_EXPIRY_MARGIN_SECONDS, EntraTokenSource
+    from refundflow.platforms.dynamics.connector import BusinessCentralTokens
 
     now = [1_000_000.0]
     secret = simulator.local_secrets()["api"]
-    tokens = EntraTokenSource(
+    tokens = BusinessCentralTokens(
         login_base=f"{served[1]}/login",
         tenant_id=secret["tenant_id"],
         client_id=secret["client_id"],

@@ -387,3 +387,43 @@ def test_a_platform_reason_is_stored_with_card_numbers_masked_and_bounded() -> N
     assert "4111 1111 1111 1111" not in news.failure_reason
     assert "****1111" in news.failure_reason
     assert len(news.failure_reason) == 256
+
+
+def _diners_shaped(seed: int) -> str:
+    """14 digits with a Diners Club prefix that pass Luhn, derived from ``seed``."""
+    body = [3, 6] + [int(digit) for digit in f"{seed:011d}"]
+    for check in range(10):
+        digits = [*body, check]
+        total = sum(
+            (value * 2 - 9 if value > 4 else value * 2) if index % 2 else value
+            for index, value in enumerate(reversed(digits))
+        )
+        if total % 10 == 0:
+            return "".join(str(value) for value in digits)
+    raise AssertionError("unreachable")
+
+
+def test_amazon_pay_object_ids_are_ids_even_when_their_digits_would_pass_as_a_card() -> None:
+    # GIVEN Amazon Pay ids whose two 7-digit groups make a Luhn-valid, Diners-prefixed 14-digit number
+    diners = _diners_shaped(1234567)
+    permission = f"S01-{diners[:7]}-{diners[7:]}"
+    assert carddata.find_in_text(diners) == "card_number"  # the same digits written whole are a card
+    ids = [permission, f"{permission}-C056351", f"{permission}-R022311", f"B01-{diners[:7]}-{diners[7:]}"]
+    # WHEN checked as values of a body
+    # THEN none is card data, and the body is accepted
+    assert [carddata.find_in_text(value) for value in ids] == [None, None, None, None]
+    carddata.refuse_card_data({"payment": {"payment_id": ids[1]}, "note": f"see {ids[2]}."})
+
+
+def test_a_card_next_to_an_amazon_pay_id_or_in_other_groupings_is_still_found() -> None:
+    diners, visa = _diners_shaped(7654321), "4111111111111111"
+    # GIVEN card numbers written in other groupings, or beside an Amazon Pay id
+    texts = [
+        f"{diners[:4]}-{diners[4:10]}-{diners[10:]}",  # Diners' own 4-6-4
+        f"S01-{diners[:7]}-{diners[7:]}x{visa}",  # an id, then a card written on
+        f"S01-5105180-3221187 card {visa}",
+        f"s01-{visa[:8]}-{visa[8:]}",  # lower-case prefix: not an Amazon id
+        f"01-{diners[:7]}-{diners[7:]}",  # no letter before the groups
+    ]
+    # WHEN checked THEN each is a card number
+    assert [carddata.find_in_text(text) for text in texts] == ["card_number"] * len(texts)

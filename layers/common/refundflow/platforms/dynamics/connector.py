@@ -19,14 +19,14 @@ after a crash between any two steps:
    entries (the memo's number on the clearing account), then among the batch's lines, before it is written.
 
 Tokens: Microsoft Entra ID client credentials (``/{tenant}/oauth2/v2.0/token``, scope
-``https://api.businesscentral.dynamics.com/.default``), cached until shortly before they expire. Amounts are
+``https://api.businesscentral.dynamics.com/.default``), cached until shortly before they expire, by the token source
+shared with the other Microsoft platforms (``refundflow.connectors.entra``). Amounts are
 exact JSON numbers built from ``Money`` (``Decimal`` both ways, never ``float``).
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -36,8 +36,9 @@ from typing import Any, ClassVar, NoReturn
 from pydantic import Field
 
 from refundflow import catalog, settings
+from refundflow.connectors.entra import DEFAULT_LOGIN_BASE, TOKEN_EXPIRY_MARGIN_SECONDS, EntraTokenSource
 from refundflow.connectors.factory import SecretBoundConnector
-from refundflow.connectors.http import HttpClient, HttpResponse, oauth_error_words, retry_after_seconds
+from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import (
     AmountNotRepresentable,
@@ -56,9 +57,6 @@ PLATFORM = "dynamics"
 TITLE = "Business Central"
 SCOPE = "https://api.businesscentral.dynamics.com/.default"
 DEFAULT_API_BASE = "https://api.businesscentral.dynamics.com/v2.0"
-DEFAULT_LOGIN_BASE = "https://login.microsoftonline.com"
-# Refresh a little before Entra ID's access tokens (about an hour) expire, so a call never starts with a dying one.
-TOKEN_EXPIRY_MARGIN_SECONDS = 300.0
 EXTERNAL_DOCUMENT_NUMBER_LENGTH = 35
 DESCRIPTION_LENGTH = 100
 
@@ -143,9 +141,8 @@ def load_json(body: bytes) -> Any:
 # ---------------------------------------------------------------- Entra ID tokens
 
 
-class EntraTokenSource:
-    """Access tokens from Microsoft Entra ID's client-credentials grant for one tenant, cached until
-    ``expiry_margin_seconds`` before they expire. Nothing rotates: the client secret is the app's."""
+class BusinessCentralTokens(EntraTokenSource):
+    """Entra ID client-credentials tokens for Business Central's API scope (the shared token source)."""
 
     def __init__(
         self,
@@ -158,74 +155,18 @@ class EntraTokenSource:
         clock: Callable[[], float] = time.time,
         expiry_margin_seconds: float = TOKEN_EXPIRY_MARGIN_SECONDS,
     ) -> None:
-        self._http = http or HttpClient(platform=PLATFORM, base_url=login_base)
-        self._tenant_id = tenant_id
-        self._client_id = client_id
-        self._client_secret = client_secret
-        self._clock = clock
-        self._margin = expiry_margin_seconds
-        self._access_token: str | None = None
-        self._expires_at = 0.0
-        self._lock = threading.Lock()
-
-    def access_token(self) -> str:
-        """A valid access token, fetched again when the cached one is about to expire.
-
-        Raises:
-            TransientError: Entra ID could not answer now.
-            RejectedError: Entra ID refused the app's credentials (``dynamics_credentials``).
-        """
-        with self._lock:
-            if self._access_token is not None and self._clock() < self._expires_at - self._margin:
-                return self._access_token
-            response = self._http.request(
-                "POST",
-                f"/{self._tenant_id}/oauth2/v2.0/token",
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": self._client_id,
-                    "client_secret": self._client_secret,
-                    "scope": SCOPE,
-                },
-                headers={"Accept": "application/json"},
-            )
-            if response.status != 200:
-                raise _token_error(response)
-            try:
-                payload = load_json(response.body)
-            except ValueError as error:
-                raise TransientError("Entra ID answered with unreadable JSON", platform=PLATFORM) from error
-            token = payload.get("access_token") if isinstance(payload, Mapping) else None
-            expires_in = payload.get("expires_in") if isinstance(payload, Mapping) else None
-            if isinstance(expires_in, str) and expires_in.isdigit():
-                expires_in = int(expires_in)
-            if not isinstance(token, str) or not isinstance(expires_in, int | Decimal) or isinstance(expires_in, bool):
-                raise TransientError("Entra ID answered without a usable access token", platform=PLATFORM)
-            self._access_token = token
-            self._expires_at = self._clock() + float(expires_in)
-            return token
-
-    def invalidate(self) -> None:
-        """Forget the cached token (Business Central answered 401 to it)."""
-        with self._lock:
-            self._access_token = None
-            self._expires_at = 0.0
-
-
-def _token_error(response: HttpResponse) -> Exception:
-    what = oauth_error_words(response)
-    if response.status == 429 or response.status >= 500:
-        return TransientError(
-            f"Entra ID unavailable ({what})",
-            code="dynamics_identity_unavailable",
+        super().__init__(
             platform=PLATFORM,
-            retry_after_seconds=retry_after_seconds(response),
+            title=TITLE,
+            scope=SCOPE,
+            login_base=login_base,
+            tenant_id=tenant_id,
+            client_id=client_id,
+            client_secret=client_secret,
+            http=http,
+            clock=clock,
+            expiry_margin_seconds=expiry_margin_seconds,
         )
-    return RejectedError(
-        f"Entra ID refused the Business Central app's credentials ({what}): check the tenant, client id and secret",
-        code="dynamics_credentials",
-        platform=PLATFORM,
-    )
 
 
 # ---------------------------------------------------------------- the books
@@ -780,7 +721,7 @@ def _build(config: DynamicsSettings, name: str, secret: Mapping[str, Any]) -> Bu
     missing = [key for key, value in values.items() if not isinstance(value, str) or not value]
     if missing:
         _bad_secret(name, f"{', '.join(missing)} must be non-empty strings")
-    tokens = EntraTokenSource(
+    tokens = BusinessCentralTokens(
         login_base=config.login_base,
         tenant_id=str(values["tenant_id"]),
         client_id=str(values["client_id"]),

@@ -1,0 +1,726 @@
+"""Dynamics 365 Finance books connector: a refund becomes one free text credit note (a free text invoice with a
+negative line) and, for a paid invoice, one customer payment journal that pays it out, exactly once.
+
+Finance's OData endpoint is ``https://<environment>.operations.dynamics.com/data/<EntitySet>`` (OData v4, "Open Data
+Protocol (OData)": https://learn.microsoft.com/dynamics365/fin-ops-core/dev-itpro/data-entities/odata). Entity set
+names are case sensitive and plural. Company-specific data lives in legal entities (``dataAreaId``); a query sees only
+the app user's default company unless it says ``cross-company=true`` ("Cross-company behavior of data entities":
+https://learn.microsoft.com/dynamics365/fin-ops-core/dev-itpro/data-entities/cross-company-behavior), so every read
+here says ``cross-company=true`` and filters on the merchant's ``dataAreaId``, and every write names it.
+
+Finance keeps no idempotency key, so every write is preceded by a read that finds what an earlier attempt left, by our
+refund id in ``CustomerReference`` of the free text invoice header and in ``Description`` of the payment journal
+header. The flow, resumable after a crash between any two steps:
+
+1. ``SalesInvoiceHeadersV2`` (``InvoiceNumber``): the invoice's customer (``InvoiceCustomerAccountNumber``), currency
+   and total ("Sales invoice headers V2", SalesInvoiceHeaderV2Entity: https://learn.microsoft.com/common-data-model/
+   schema/core/operationscommon/entities/finance/accountsreceivable/salesinvoiceheaderv2entity); what it still owes
+   from its customer transaction (``CustomerTransactions``; that entity's name and fields are not on a public page
+   and are unverified).
+2. Find the credit note (``FreeTextInvoiceHeaders?$filter=CustomerReference eq '<refund id>'``) or create it:
+   ``CustomerAccount``, ``InvoiceDate``, ``CurrencyCode``, ``InclTax`` (the line amount is gross), and, while the
+   invoice still owes at least the refund, the invoice's number in ``CustomerRequisition`` for its settlement
+   ("Customer free text invoice", FreeTextInvoiceHeaderEntity: https://learn.microsoft.com/common-data-model/schema/
+   core/operationscommon/entities/finance/accountsreceivable/freetextinvoiceheaderentity).
+3. Its one line (``FreeTextInvoiceLines``, ``ParentRecId`` = the header's ``InvoiceIdentifier``): the refund's gross
+   amount as a negative unit price on the refund main account (a free text invoice with a negative amount is a
+   credit note). One line, so the merchant's posting batch can never post half a credit note.
+4. Finance's OData offers no action that posts a free text invoice (none is documented; the page "Create free text
+   invoices", https://learn.microsoft.com/dynamics365/finance/accounts-receivable/create-free-text-invoice-new, posts
+   it from the form): it waits for the merchant's periodic posting batch job. Until the header reads back ``IsPosted``
+   the booking is pending, and ``DYNAMICS_FINANCE_PENDING_POLICY`` decides: ``wait`` (retried through the books-retry
+   wait, like SAP's billing run) or ``record`` (the refund completes with a pending credit note).
+5. A paid invoice's refund is paid out: a customer payment journal of the merchant's journal name
+   (``CustomerPaymentJournalHeaders``) with one line (``CustomerPaymentJournalLines``): the customer debited with the
+   refund, offset by the clearing main account of the payment provider and currency (``OffsetAccountType`` Ledger),
+   marked against the posted credit note (``MarkedInvoice``) ("Customer payment journal line",
+   CustomerPaymentJournalLineEntity: https://learn.microsoft.com/common-data-model/schema/core/operationscommon/
+   entities/finance/accountsreceivable/customerpaymentjournallineentity). It too is posted by the merchant's batch.
+
+Errors are OData's ``{"error": {"code", "message", "innererror": {"message", "type"}}}``; Finance puts its Infolog in
+``innererror.message``, which is what an accountant reads. Throttling (service protection and priority-based
+throttling) answers 429 with ``Retry-After`` seconds ("Throttling prioritization": https://learn.microsoft.com/
+dynamics365/fin-ops-core/dev-itpro/data-entities/priority-based-throttling; "Service protection retry operations":
+https://learn.microsoft.com/dynamics365/fin-ops-core/dev-itpro/data-entities/service-protection-retry-operations).
+Tokens: Microsoft Entra ID client credentials with the scope ``<environment URL>/.default``, through the token source
+shared with Business Central (``refundflow.connectors.entra``). Amounts are exact JSON numbers (``Decimal`` both ways).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import date
+from decimal import Decimal
+from functools import cache
+from typing import Any, ClassVar, Literal, NoReturn
+
+from pydantic import Field
+
+from refundflow import catalog, settings
+from refundflow.connectors.entra import DEFAULT_LOGIN_BASE, EntraTokenSource
+from refundflow.connectors.factory import SecretBoundConnector
+from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
+from refundflow.currencies import CurrencyProfile
+from refundflow.errors import (
+    AmountNotRepresentable,
+    ConfigurationError,
+    NotFound,
+    OutcomeUnknownError,
+    RejectedError,
+    TransientError,
+)
+from refundflow.ids import is_refund_id
+from refundflow.models import BooksSystem, CreditDocument, CreditDocumentKind, CreditDocumentState, PaymentProvider
+from refundflow.money import Money
+from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking
+
+PLATFORM = "dynamics_finance"
+TITLE = "Dynamics 365 Finance"
+DEFAULT_API_BASE = "https://yourenvironment.operations.dynamics.com"
+PENDING_RETRY_SECONDS = 900.0
+DESCRIPTION_LENGTH = 60
+YES = "Yes"
+
+PendingPolicy = Literal["wait", "record"]
+
+INVOICES = "SalesInvoiceHeadersV2"
+TRANSACTIONS = "CustomerTransactions"
+NOTES = "FreeTextInvoiceHeaders"
+NOTE_LINES = "FreeTextInvoiceLines"
+JOURNALS = "CustomerPaymentJournalHeaders"
+JOURNAL_LINES = "CustomerPaymentJournalLines"
+
+_CLOSED_PERIOD_WORDS = ("closed", "on hold", "not open")
+
+
+# ---------------------------------------------------------------- exact amounts and JSON
+
+
+@cache
+def capabilities() -> BooksCapabilities:
+    """Dynamics 365 Finance's books capabilities, from its catalog entry."""
+    found: BooksCapabilities = catalog.books_capabilities(PLATFORM)
+    return found.model_copy(update={"currencies": found.currencies.named(TITLE)})
+
+
+def profile() -> CurrencyProfile:
+    return capabilities().currencies
+
+
+def to_finance_amount(money: Money) -> Decimal:
+    """``money`` in major units, exactly.
+
+    Raises:
+        AmountNotRepresentable: a digit the currency's decimals cannot keep.
+    """
+    return profile().to_platform_decimal(money)
+
+
+def from_finance_amount(value: Any, currency: str) -> Money:
+    """An ``Edm.Decimal`` JSON number (parsed as ``Decimal`` or ``int``) as exact ``Money``.
+
+    Raises:
+        RejectedError: not a number, or more decimals than the currency has.
+    """
+    if isinstance(value, bool) or not isinstance(value, Decimal | int):
+        raise RejectedError(
+            f"{TITLE} sent a non-decimal amount {value!r}", code="finance_bad_amount", platform=PLATFORM
+        )
+    try:
+        return profile().from_platform(value, currency)
+    except AmountNotRepresentable as error:
+        raise RejectedError(error.message, code="finance_bad_amount", platform=PLATFORM) from error
+
+
+def dump_json(value: Any) -> str:
+    """JSON text where ``Decimal`` values are exact JSON numbers.
+
+    Raises:
+        TypeError: a float or another type with no exact JSON form.
+    """
+    if value is None or isinstance(value, bool | str):
+        return json.dumps(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise TypeError(f"{value} is not a JSON number")
+        return format(value, "f")
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{json.dumps(str(key))}:{dump_json(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(dump_json(item) for item in value) + "]"
+    raise TypeError(f"{type(value).__name__} is not serialisable for {TITLE} (floats never are)")
+
+
+def load_json(body: bytes) -> Any:
+    """JSON with every non-integer number as an exact ``Decimal``.
+
+    Raises:
+        ValueError: not JSON.
+    """
+    return json.loads(body, parse_float=Decimal) if body else None
+
+
+def finance_date(day: date) -> str:
+    """An ``Edm.DateTimeOffset`` for a date, as Finance's date fields take one (midday UTC keeps the day)."""
+    return f"{day.isoformat()}T12:00:00Z"
+
+
+def parse_clearing_accounts(text: str) -> dict[str, str]:
+    """``stripe:EUR=110180,stripe:*=110181,*:USD=110190`` as a mapping (most specific wins).
+
+    Raises:
+        ConfigurationError: a malformed entry.
+    """
+    accounts: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, separator, account = item.partition("=")
+        provider, colon, currency = key.strip().partition(":")
+        if not separator or not colon or not account.strip() or not provider.strip() or not currency.strip():
+            raise ConfigurationError(
+                f"DYNAMICS_FINANCE_CLEARING_ACCOUNTS: {item!r} is not <provider>:<CURRENCY>=<main account>"
+            )
+        accounts[f"{provider.strip()}:{currency.strip()}"] = account.strip()
+    return accounts
+
+
+# ---------------------------------------------------------------- the books
+
+
+class DynamicsFinanceBooks(BooksConnector):
+    """The refund's free text credit note (and, for a paid invoice, its payment journal) in one legal entity."""
+
+    name: ClassVar[str] = PLATFORM
+
+    def __init__(
+        self,
+        *,
+        tokens: EntraTokenSource,
+        company: str,
+        api_base: str = DEFAULT_API_BASE,
+        refund_account: str = "401100",
+        sales_tax_group: str = "",
+        item_sales_tax_group: str = "",
+        payment_journal: str = "CustPay",
+        clearing_account: str = "",
+        clearing_accounts: Mapping[str, str] | None = None,
+        pending_policy: PendingPolicy = "wait",
+        http: HttpClient | None = None,
+    ) -> None:
+        """``company``: the legal entity (``dataAreaId``); ``refund_account``: the main account of the credit note
+        line; ``sales_tax_group`` / ``item_sales_tax_group``: the line's tax groups (empty: the customer's and the
+        account's defaults); ``payment_journal``: the journal name of the refund payment journals;
+        ``clearing_accounts``: the main account each payment provider's cash refunds are paid from, keyed
+        ``<provider>:<CURRENCY>``, ``<provider>:*`` or ``*:<CURRENCY>``; ``clearing_account`` for the rest (empty: such
+        a refund is refused)."""
+        self._tokens = tokens
+        self._company = company.lower()
+        self._http = http or HttpClient(platform=PLATFORM, base_url=api_base)
+        self._refund_account = refund_account
+        self._sales_tax_group = sales_tax_group
+        self._item_sales_tax_group = item_sales_tax_group
+        self._payment_journal = payment_journal
+        self._clearing_account = clearing_account
+        self._clearing_accounts = dict(clearing_accounts or {})
+        self._pending_policy = pending_policy
+
+    @property
+    def capabilities(self) -> BooksCapabilities:
+        return capabilities()
+
+    def clearing_account(self, provider: PaymentProvider, currency: str) -> str:
+        """The main account the cash refund of ``provider`` in ``currency`` is paid from.
+
+        Raises:
+            RejectedError: ``no_clearing_account``, none is configured for that provider and currency.
+        """
+        for key in (f"{provider.value}:{currency}", f"{provider.value}:*", f"*:{currency}"):
+            if key in self._clearing_accounts:
+                return self._clearing_accounts[key]
+        if not self._clearing_account:
+            raise RejectedError(
+                f"no clearing account is configured for {provider.value} refunds in {currency}: set "
+                "DynamicsFinanceClearingAccounts",
+                code="no_clearing_account",
+                platform=PLATFORM,
+            )
+        return self._clearing_account
+
+    # ------------------------------------------------------------ port
+
+    def record_credit(self, booking: CreditBooking) -> CreditDocument:
+        """Create (exactly once) the free text credit note and, for a paid invoice, the payment journal paying it out;
+        safe to call again after any failure: every step first reads what Finance already holds.
+
+        Raises:
+            TransientError: Finance or Entra ID could not answer now, a write went unanswered, or
+                (``pending_policy`` wait) the merchant's posting batch has not posted the documents yet.
+            RejectedError: refused for good (closed period, currency mismatch, validation, a credit note for this
+                refund that no longer totals the refund).
+            NotFound: the invoice does not exist in the legal entity.
+        """
+        try:
+            document = self._record(booking)
+        except OutcomeUnknownError as error:
+            raise TransientError(
+                f"{error.message}; the next attempt reads {TITLE} before writing again",
+                code="finance_outcome_unknown",
+                platform=PLATFORM,
+            ) from error
+        if document.state is CreditDocumentState.PENDING and self._pending_policy == "wait":
+            raise TransientError(
+                f"credit note {document.number or document.document_id} for refund {booking.refund_id} is waiting "
+                f"for the posting batch in {TITLE}",
+                code="finance_posting_pending",
+                platform=PLATFORM,
+                retry_after_seconds=PENDING_RETRY_SECONDS,
+            )
+        return document
+
+    def find_credit_document(self, booking: CreditBooking) -> CreditDocument | None:
+        """The credit note already recorded for this booking (found by ``CustomerReference``), posted or pending, with
+        its payment journal as far as it got.
+
+        Raises:
+            TransientError; RejectedError: the read was refused (credentials, permissions).
+        """
+        _require_refund_id(booking.external_reference)
+        note = self._find_note(booking.external_reference)
+        if note is None:
+            return None
+        journal = None if self._settles_invoice(note) else self._find_journal(booking.external_reference)
+        return self._document(note, booking, journal)
+
+    # ------------------------------------------------------------ steps
+
+    def _record(self, booking: CreditBooking) -> CreditDocument:
+        self._check_booking(booking)
+        invoice = self._invoice(booking)
+        note = self._find_note(booking.external_reference)
+        if note is None:
+            owes = self._still_owed(invoice, booking.currency)
+            if owes < booking.amount:
+                self.clearing_account(booking.payment_provider, booking.currency)
+            note = self._create_note(booking, invoice, settles=owes >= booking.amount)
+        self._check_note(note, booking)
+        identifier = _identifier(note)
+        if not _posted(note):
+            self._add_line(identifier, booking, invoice)
+            note = self._read_note(identifier)
+        self._check_total(note, booking)
+        if not _posted(note) or self._settles_invoice(note):
+            return self._document(note, booking, None)
+        journal = self._find_journal(booking.external_reference) or self._create_journal(booking)
+        if not _posted(journal):
+            self._add_payment_line(journal, note, booking)
+            journal = self._find_journal(booking.external_reference) or journal
+        return self._document(note, booking, journal)
+
+    def _check_booking(self, booking: CreditBooking) -> None:
+        _require_refund_id(booking.refund_id)
+        _require_refund_id(booking.external_reference)
+        if booking.invoice.system is not BooksSystem.DYNAMICS_FINANCE:
+            raise RejectedError(f"invoice {booking.invoice.invoice_id} is not a {TITLE} invoice", platform=PLATFORM)
+        if not booking.amount.is_positive():
+            raise RejectedError("a credit note needs a positive amount", platform=PLATFORM)
+        to_finance_amount(booking.amount)
+        if booking.lines:
+            total = Money.zero(booking.currency)
+            for line in booking.lines:
+                if line.amount.currency != booking.currency or not line.amount.is_positive():
+                    raise RejectedError(f"refund line {line.description!r} has a bad amount", platform=PLATFORM)
+                total = total + line.amount
+            if total != booking.amount:
+                raise RejectedError(
+                    f"refund lines add up to {total}, the refund is {booking.amount}",
+                    code="lines_mismatch",
+                    platform=PLATFORM,
+                )
+
+    def _invoice(self, booking: CreditBooking) -> dict[str, Any]:
+        number = booking.invoice.invoice_id
+        found = self._list(INVOICES, f"InvoiceNumber eq '{_quote(number)}'")
+        if not found:
+            raise NotFound(f"invoice {number} is not in {TITLE} legal entity {self._company}", platform=PLATFORM)
+        invoice = found[0]
+        currency = str(invoice.get("CurrencyCode") or "").upper()
+        if currency != booking.currency:
+            raise RejectedError(
+                f"invoice {number} is in {currency or 'another currency'}, the refund in {booking.currency}",
+                code="currency_mismatch",
+                platform=PLATFORM,
+            )
+        if booking.amount > from_finance_amount(invoice.get("TotalInvoiceAmount"), currency):
+            raise RejectedError(
+                f"refund {booking.amount} is more than invoice {number} totals", code="over_credit", platform=PLATFORM
+            )
+        if not invoice.get("InvoiceCustomerAccountNumber"):
+            raise RejectedError(f"invoice {number} has no invoice account", platform=PLATFORM)
+        return invoice
+
+    def _still_owed(self, invoice: Mapping[str, Any], currency: str) -> Money:
+        """What the invoice's customer transaction still owes (amount less what has been settled)."""
+        filter_text = (
+            f"Invoice eq '{_quote(str(invoice['InvoiceNumber']))}' and "
+            f"AccountNum eq '{_quote(str(invoice['InvoiceCustomerAccountNumber']))}'"
+        )
+        owed = Money.zero(currency)
+        for transaction in self._list(TRANSACTIONS, filter_text):
+            amount = from_finance_amount(transaction.get("AmountCur"), currency)
+            settled = from_finance_amount(transaction.get("SettleAmountCur", 0), currency)
+            owed = owed + amount - settled
+        return owed if owed.is_positive() else Money.zero(currency)
+
+    def _find_note(self, reference: str) -> dict[str, Any] | None:
+        found = [note for note in self._list(NOTES, f"CustomerReference eq '{reference}'") if _ours(note, reference)]
+        if len(found) > 1:
+            numbers = ", ".join(str(note.get("InvoiceId") or note.get("InvoiceIdentifier")) for note in found)
+            raise RejectedError(
+                f"several free text invoices carry refund {reference} ({numbers}): delete the extra ones in {TITLE}",
+                code="duplicate_credit_notes",
+                platform=PLATFORM,
+            )
+        return found[0] if found else None
+
+    def _read_note(self, identifier: int) -> dict[str, Any]:
+        found = self._list(NOTES, f"InvoiceIdentifier eq {identifier}")
+        if not found:
+            raise TransientError(f"free text invoice {identifier} cannot be read back yet", platform=PLATFORM)
+        return found[0]
+
+    def _create_note(self, booking: CreditBooking, invoice: Mapping[str, Any], *, settles: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "dataAreaId": self._company,
+            "CustomerAccount": invoice["InvoiceCustomerAccountNumber"],
+            "InvoiceDate": finance_date(booking.booking_date),
+            "CurrencyCode": booking.currency,
+            "CustomerReference": booking.external_reference,
+            # The line amount is the gross refund: Finance computes the tax inside it.
+            "InclTax": YES,
+            # The invoice the posted credit note is settled against while it still owes the refund; empty: the credit
+            # is paid out by a payment journal.
+            "CustomerRequisition": str(invoice["InvoiceNumber"]) if settles else "",
+        }
+        created = self._call("POST", NOTES, body=body)
+        if not isinstance(created, dict):
+            raise TransientError(f"POST {NOTES}: {TITLE} answered without the header", platform=PLATFORM)
+        return created
+
+    def _check_note(self, note: Mapping[str, Any], booking: CreditBooking) -> None:
+        if str(note.get("CurrencyCode") or "").upper() != booking.currency:
+            raise RejectedError(
+                f"free text credit note {_number(note)} for refund {booking.refund_id} is in "
+                f"{note.get('CurrencyCode')}",
+                code="currency_mismatch",
+                platform=PLATFORM,
+            )
+
+    def _lines(self, identifier: int) -> list[dict[str, Any]]:
+        return self._list(NOTE_LINES, f"ParentRecId eq {identifier}")
+
+    def _add_line(self, identifier: int, booking: CreditBooking, invoice: Mapping[str, Any]) -> None:
+        if self._lines(identifier):
+            return
+        if booking.lines:
+            what = "; ".join(line.description for line in booking.lines)
+        else:
+            what = f"Refund {booking.reference} of invoice {invoice['InvoiceNumber']}"
+        line: dict[str, Any] = {
+            "dataAreaId": self._company,
+            "ParentRecId": identifier,
+            "LineNumber": Decimal(1),
+            "Description": what[:DESCRIPTION_LENGTH],
+            "MainAccountDisplayValue": self._refund_account,
+            "Quantity": Decimal(1),
+            # A negative amount makes the free text invoice a credit note.
+            "UnitPrice": -to_finance_amount(booking.amount),
+        }
+        if self._sales_tax_group:
+            line["SalesTaxGroupId"] = self._sales_tax_group
+        if self._item_sales_tax_group:
+            line["SalesTaxItemGroupId"] = self._item_sales_tax_group
+        self._call("POST", NOTE_LINES, body=line)
+
+    def _note_total(self, note: Mapping[str, Any], currency: str) -> Money:
+        """The credit note's total as a positive credit: the gross of its lines (``InclTax``) or net plus tax."""
+        total = Decimal(0)
+        for line in self._lines(_identifier(note)):
+            amount = line.get("TransactionCurrencyAmount")
+            tax = line.get("SalesTaxAmount", 0)
+            if not isinstance(amount, Decimal | int) or not isinstance(tax, Decimal | int):
+                raise TransientError(f"{TITLE} sent a line without amounts", platform=PLATFORM)
+            total += amount if note.get("InclTax") == YES else amount + tax
+        return from_finance_amount(-total, currency) if total < 0 else Money.zero(currency)
+
+    def _check_total(self, note: Mapping[str, Any], booking: CreditBooking) -> None:
+        total = self._note_total(note, booking.currency)
+        if total != booking.amount:
+            raise RejectedError(
+                f"free text credit note {_number(note)} for refund {booking.refund_id} totals {total} including tax, "
+                f"the refund is {booking.amount}: a line or the prices-include-tax setting was changed in {TITLE}; "
+                "correct or delete it",
+                code="finance_total_mismatch",
+                platform=PLATFORM,
+            )
+
+    def _settles_invoice(self, note: Mapping[str, Any]) -> bool:
+        return bool(note.get("CustomerRequisition"))
+
+    # ------------------------------------------------------------ the cash refund
+
+    def _find_journal(self, reference: str) -> dict[str, Any] | None:
+        found = [
+            journal
+            for journal in self._list(JOURNALS, f"Description eq '{reference}'")
+            if _ours_desc(journal, reference)
+        ]
+        return found[0] if found else None
+
+    def _create_journal(self, booking: CreditBooking) -> dict[str, Any]:
+        body = {
+            "dataAreaId": self._company,
+            "JournalName": self._payment_journal,
+            "Description": booking.external_reference,
+        }
+        created = self._call("POST", JOURNALS, body=body)
+        if not isinstance(created, dict) or not created.get("JournalBatchNumber"):
+            raise TransientError(f"POST {JOURNALS}: {TITLE} answered without a journal batch number", platform=PLATFORM)
+        return created
+
+    def _add_payment_line(self, journal: Mapping[str, Any], note: Mapping[str, Any], booking: CreditBooking) -> None:
+        batch = str(journal["JournalBatchNumber"])
+        if self._list(JOURNAL_LINES, f"JournalBatchNumber eq '{_quote(batch)}'"):
+            return
+        line = {
+            "dataAreaId": self._company,
+            "JournalBatchNumber": batch,
+            "LineNumber": Decimal(1),
+            "AccountType": "Cust",
+            "AccountDisplayValue": note["CustomerAccount"],
+            "TransactionDate": finance_date(booking.booking_date),
+            # A debit on the customer: money paid back, settled against the credit note.
+            "DebitAmount": to_finance_amount(booking.amount),
+            "CreditAmount": Decimal(0),
+            "CurrencyCode": booking.currency,
+            "MarkedInvoice": note["InvoiceId"],
+            "OffsetAccountType": "Ledger",
+            "OffsetAccountDisplayValue": self.clearing_account(booking.payment_provider, booking.currency),
+            "TransactionText": f"Refund {booking.reference} ({booking.payment_provider.value})"[:DESCRIPTION_LENGTH],
+            "PaymentReference": booking.refund_id,
+        }
+        self._call("POST", JOURNAL_LINES, body=line)
+
+    # ------------------------------------------------------------ the document
+
+    def _document(
+        self, note: Mapping[str, Any], booking: CreditBooking, journal: Mapping[str, Any] | None
+    ) -> CreditDocument:
+        currency = booking.currency
+        nothing = Money.zero(currency)
+        settles = self._settles_invoice(note)
+        posted = _posted(note) and (settles or (journal is not None and _posted(journal)))
+        total = self._note_total(note, currency) if posted else booking.amount
+        return CreditDocument(
+            system=BooksSystem.DYNAMICS_FINANCE,
+            kind=CreditDocumentKind.CREDIT_NOTE,
+            state=CreditDocumentState.POSTED if posted else CreditDocumentState.PENDING,
+            document_id=str(_identifier(note)),
+            number=str(note.get("InvoiceId") or "") or None,
+            external_reference=str(note.get("CustomerReference") or "") or None,
+            total=total,
+            allocated_to_invoice=total if posted and settles else nothing,
+            cash_refunded=total if posted and not settles else nothing,
+            allocation_id=str(note.get("CustomerRequisition")) if posted and settles else None,
+            payment_id=str(journal["JournalBatchNumber"]) if journal is not None else None,
+        )
+
+    # ------------------------------------------------------------ HTTP
+
+    def _list(self, entity_set: str, filter_text: str) -> list[dict[str, Any]]:
+        params = {"cross-company": "true", "$filter": f"dataAreaId eq '{_quote(self._company)}' and {filter_text}"}
+        payload = self._call("GET", entity_set, params=params)
+        items = payload.get("value") if isinstance(payload, Mapping) else None
+        if not isinstance(items, list):
+            raise TransientError(f"GET {entity_set}: {TITLE} answered without a value list", platform=PLATFORM)
+        return [item for item in items if isinstance(item, dict)]
+
+    def _call(self, method: str, entity_set: str, *, params: Mapping[str, str] | None = None, body: Any = None) -> Any:
+        """One call to ``/data/<entity set>``; a 401 fetches a new token once and repeats the call."""
+        data = dump_json(body) if body is not None else None
+        for attempt in range(2):
+            headers = {"Authorization": f"Bearer {self._tokens.access_token()}", "Accept": "application/json"}
+            if data is not None:
+                headers["Content-Type"] = "application/json"
+            response = self._http.request(method, f"/data/{entity_set}", params=params, data=data, headers=headers)
+            if response.status == 401 and attempt == 0:
+                self._tokens.invalidate()
+                continue
+            return _payload_or_raise(method, entity_set, response)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _payload_or_raise(method: str, entity_set: str, response: HttpResponse) -> Any:
+    where = f"{method} {entity_set}"
+    if response.ok:
+        try:
+            return load_json(response.body)
+        except ValueError as error:
+            raise TransientError(f"{where}: {TITLE} answered with unreadable JSON", platform=PLATFORM) from error
+    status = response.status
+    message = _odata_error(response)
+    if status == 400:
+        lowered = message.lower()
+        if "period" in lowered and any(word in lowered for word in _CLOSED_PERIOD_WORDS):
+            raise RejectedError(
+                f"{TITLE} refused the date: its ledger period is closed or on hold. {message}",
+                code="closed_period",
+                platform=PLATFORM,
+            )
+        raise RejectedError(f"{TITLE} refused {where}: {message}", code="finance_validation", platform=PLATFORM)
+    if status == 401:
+        raise RejectedError(
+            f"{where}: {TITLE} refused a fresh token: is the app registered under Microsoft Entra applications "
+            f"in {TITLE}?",
+            code="finance_unauthorized",
+            platform=PLATFORM,
+        )
+    if status == 403:
+        raise RejectedError(
+            f"{where}: forbidden ({message}): give the app's {TITLE} user the security roles it needs",
+            code="finance_forbidden",
+            platform=PLATFORM,
+        )
+    if status == 404:
+        raise RejectedError(f"{where}: not found in {TITLE} ({message})", code="finance_not_found", platform=PLATFORM)
+    if status in {409, 412, 429} or status >= 500:
+        raise TransientError(
+            f"{where}: {TITLE} answered {status} ({message})",
+            code="finance_throttled" if status == 429 else f"finance_http_{status}",
+            platform=PLATFORM,
+            retry_after_seconds=retry_after_seconds(response),
+        )
+    raise RejectedError(
+        f"{where}: {TITLE} answered {status} ({message})", code=f"finance_http_{status}", platform=PLATFORM
+    )
+
+
+def _odata_error(response: HttpResponse) -> str:
+    """The words of OData's ``{"error": {"code", "message", "innererror": {"message"}}}``: Finance's Infolog, in
+    ``innererror.message``, when there is one (its generic ``message`` says only "An error has occurred.")."""
+    try:
+        payload = load_json(response.body)
+    except ValueError:
+        return response.body.decode("utf-8", "replace")[:300] or f"HTTP {response.status}"
+    error = payload.get("error") if isinstance(payload, Mapping) else None
+    if not isinstance(error, Mapping):
+        return f"HTTP {response.status}"
+    inner = error.get("innererror")
+    detail = str(inner.get("message") or "") if isinstance(inner, Mapping) else ""
+    if "Infolog:" in detail:
+        detail = detail.split("Infolog:", 1)[1].strip()
+    return (detail or str(error.get("message") or "")).strip()[:500] or f"HTTP {response.status}"
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _posted(record: Mapping[str, Any]) -> bool:
+    return record.get("IsPosted") == YES
+
+
+def _identifier(note: Mapping[str, Any]) -> int:
+    value = note.get("InvoiceIdentifier")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TransientError(f"{TITLE} answered without the free text invoice's InvoiceIdentifier", platform=PLATFORM)
+    return value
+
+
+def _number(note: Mapping[str, Any]) -> str:
+    return str(note.get("InvoiceId") or note.get("InvoiceIdentifier"))
+
+
+def _ours(note: Mapping[str, Any], reference: str) -> bool:
+    return note.get("CustomerReference") == reference
+
+
+def _ours_desc(journal: Mapping[str, Any], reference: str) -> bool:
+    return journal.get("Description") == reference
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _require_refund_id(refund_id: str) -> None:
+    if not is_refund_id(refund_id):
+        raise RejectedError(f"{refund_id!r} is not a refund id", code="bad_refund_id", platform=PLATFORM)
+
+
+# ---------------------------------------------------------------- factory
+
+
+class DynamicsFinanceSettings(settings.EnvModel):
+    """Dynamics 365 Finance's own settings (its catalog entry's ``settings``, set on its function only)."""
+
+    api_base: str = Field(default=DEFAULT_API_BASE, alias="DYNAMICS_FINANCE_API_BASE")
+    login_base: str = Field(default=DEFAULT_LOGIN_BASE, alias="DYNAMICS_FINANCE_LOGIN_BASE")
+    refund_account: str = Field(default="401100", alias="DYNAMICS_FINANCE_REFUND_ACCOUNT")
+    sales_tax_group: str = Field(default="", alias="DYNAMICS_FINANCE_SALES_TAX_GROUP")
+    item_sales_tax_group: str = Field(default="", alias="DYNAMICS_FINANCE_ITEM_SALES_TAX_GROUP")
+    payment_journal: str = Field(default="CustPay", alias="DYNAMICS_FINANCE_PAYMENT_JOURNAL")
+    clearing_account: str = Field(default="", alias="DYNAMICS_FINANCE_CLEARING_ACCOUNT")
+    clearing_accounts: str = Field(default="", alias="DYNAMICS_FINANCE_CLEARING_ACCOUNTS")
+    pending_policy: PendingPolicy = Field(default="wait", alias="DYNAMICS_FINANCE_PENDING_POLICY")
+
+
+_SECRET_KEYS = ("tenant_id", "client_id", "client_secret", "resource", "company")
+
+
+def _build(config: DynamicsFinanceSettings, name: str, secret: Mapping[str, Any]) -> DynamicsFinanceBooks:
+    """From the DYNAMICS_FINANCE_* settings and the API secret (tenant_id, client_id, client_secret, resource: the
+    environment URL the token is for, company: the legal entity's dataAreaId).
+
+    Raises:
+        ConfigurationError: a secret of another shape, or malformed settings.
+    """
+    values = {key: secret.get(key) for key in _SECRET_KEYS}
+    missing = [key for key, value in values.items() if not isinstance(value, str) or not value]
+    if missing:
+        _bad_secret(name, f"{', '.join(missing)} must be non-empty strings")
+    resource = str(values["resource"]).rstrip("/")
+    if not resource.startswith("https://"):
+        _bad_secret(name, "resource must be the environment's https:// URL")
+    tokens = EntraTokenSource(
+        platform=PLATFORM,
+        title=TITLE,
+        scope=f"{resource}/.default",
+        login_base=config.login_base,
+        tenant_id=str(values["tenant_id"]),
+        client_id=str(values["client_id"]),
+        client_secret=str(values["client_secret"]),
+    )
+    return DynamicsFinanceBooks(
+        tokens=tokens,
+        company=str(values["company"]),
+        api_base=config.api_base,
+        refund_account=config.refund_account,
+        sales_tax_group=config.sales_tax_group,
+        item_sales_tax_group=config.item_sales_tax_group,
+        payment_journal=config.payment_journal,
+        clearing_account=config.clearing_account,
+        clearing_accounts=parse_clearing_accounts(config.clearing_accounts),
+        pending_policy=config.pending_policy,
+    )
+
+
+def _bad_secret(name: str, why: str) -> NoReturn:
+    raise ConfigurationError(f"secret {name}: {why}", platform=PLATFORM)
+
+
+connector: SecretBoundConnector[DynamicsFinanceSettings, DynamicsFinanceBooks] = SecretBoundConnector(
+    PLATFORM, DynamicsFinanceSettings, _build
+)
+"""The process's DynamicsFinanceBooks, built from DynamicsFinanceSettings and its API secret
+(``<SecretsPrefix>dynamics_finance``), again when either changes (see refundflow.connectors.factory)."""
