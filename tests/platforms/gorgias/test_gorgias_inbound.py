@@ -170,3 +170,11 @@ def test_the_sample_calls_in_events_read_as_news_or_as_nothing() -> None:
         "gorgias_refund_requested.json": ["1018"],
         "gorgias_ticket_updated_no_refund.json": [],
     }
+
+
+def test_a_tag_named_like_a_key_is_still_a_tag_and_our_state_tags_are_the_connectors() -> None:
+    from refundflow.platforms.gorgias.connector import STATE_TAGS
+    from refundflow.platforms.gorgias.inbound import OWN_TAGS
+
+    assert tag_names("rename, refund") == ["refund", "rename"]
+    assert set(STATE_TAGS) == OWN_TAGS

@@ -98,10 +98,8 @@ def tag_names(rendered: Any) -> list[str]:
     separated by commas, or objects written with their ``name``)."""
     if isinstance(rendered, list):
         names = [str(item.get("name") if isinstance(item, dict) else item) for item in rendered]
-    elif "name" in str(rendered):
-        names = TAG_NAME.findall(str(rendered))
     else:
-        names = str(rendered).strip("[]").split(",")
+        names = TAG_NAME.findall(str(rendered)) or str(rendered).strip("[]").split(",")
     return sorted({name.strip().strip("'\"") for name in names if name.strip().strip("'\"")})
 
 
