@@ -367,7 +367,15 @@ def ticket_scenarios(platform: str, *, currency: str = "EUR") -> list[Scenario]:
         )
         stored = context.client.http.get(f"{context.client.api_url}/refunds/{refund_id}", timeout=10)
         outcome.check(stored.status_code == 404, f"GET /refunds/{refund_id} answered {stored.status_code}")
-        outcome.check(context.simulator.ticket_view(ticket_id)["notes"] == [], "something was written to the ticket")
+        # The agent is told why in the ticket (the field, never its value), once, and no refund state is set.
+        view = wait_for_notes(context, ticket_id, lambda notes: len(notes) >= 1)
+        outcome.check(len(view["notes"]) == 1, f"notes {view['notes']}")
+        note = view["notes"][0] if view["notes"] else ""
+        outcome.check(note.startswith("Refund request not taken"), f"the note says {note!r}")
+        # (the mapped request's field, or where intake found it in the delivery when the desk sent the field along)
+        outcome.check("order_id" in note, f"the note does not name the field: {note!r}")
+        outcome.check(CARD_NUMBER not in note and CARD_NUMBER[-8:] not in note, "the note repeats the card number")
+        outcome.check(view["labels"] == [], f"a refund state was set: {view['labels']}")
 
     return [
         Scenario(
@@ -383,7 +391,7 @@ def ticket_scenarios(platform: str, *, currency: str = "EUR") -> list[Scenario]:
         ),
         Scenario(
             "a card number typed into a ticket field",
-            "the delivery refused 4xx, nothing stored, nothing written",
+            "the delivery refused 4xx, nothing stored; the ticket's note names the field, never the number",
             card_number,
             exclusive=True,
         ),

@@ -14,9 +14,9 @@ from refundflow.adapters.secrets import get_json_secret, platform_secret_name
 from refundflow.api import DeliveryFailureBody, RefundAccepted, RefundRequestBody, WebhookAck
 from refundflow.connectors.standard_webhooks import SigningSources, verify_source_delivery
 from refundflow.domain.delivery_failures import accept_delivery_failure
-from refundflow.domain.inbound import forward_delivery
+from refundflow.domain.inbound import forward_delivery, forward_refusal
 from refundflow.domain.intake import Accepted, accept_refund_request, timing_from
-from refundflow.errors import InvalidRequest, NotFound
+from refundflow.errors import CardDataRefused, InvalidRequest, NotFound
 from refundflow.observability import logger, metrics, tracer
 
 router = APIGatewayHttpRouter()  # type: ignore[no-untyped-call]
@@ -149,7 +149,12 @@ def platform_webhook(platform: str) -> Response[Any]:
         document = http_api.decode_json(raw)
         if entry.ticket is not None:
             # A help desk's delivery carries what people typed into a ticket: never taken with card data in it.
-            http_api.refuse_card_data(document)
+            # The desk's own function still tells the ticket why (from news carrying none of the body).
+            try:
+                http_api.refuse_card_data(document)
+            except CardDataRefused as refused:
+                forward_refusal(delivery, refused, platform=entry.name, forwarder=wiring.news_forwarder())
+                raise
     for event in [*delivery.events, *delivery.tickets]:
         http_api.delivery_id(event.event_id)  # the key of its first-seen marker: bounded like a webhook-id
     logger.append_keys(platform=entry.name, provider_event_ids=[event.event_id for event in delivery.events])

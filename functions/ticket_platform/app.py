@@ -17,11 +17,19 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from refundflow import settings, wiring
-from refundflow.adapters.news import APPLY_TICKET_NEWS, refused_answer
+from refundflow.adapters.news import APPLY_TICKET_NEWS, refusal, refused_answer
 from refundflow.adapters.sqs import delay_redelivery
 from refundflow.domain import tickets
 from refundflow.domain.intake import timing_from
-from refundflow.errors import Forbidden, IdempotencyConflict, InvalidRequest, NotFound, TransientError
+from refundflow.errors import (
+    Forbidden,
+    IdempotencyConflict,
+    InvalidRequest,
+    NotFound,
+    RefundflowError,
+    RejectedError,
+    TransientError,
+)
 from refundflow.events import RefundEvent
 from refundflow.observability import logger, metrics, tracer
 from refundflow.policy import active_policy
@@ -37,6 +45,10 @@ def apply_ticket_news(event: dict[str, Any]) -> dict[str, Any]:
     wiring.ensure_own_platform(PLATFORM, str(event.get("platform")))
     news = TicketNews.model_validate(event.get("event"))
     logger.append_keys(delivery_id=news.event_id, ticket_id=news.ticket_id)
+    if news.refused is not None:  # intake refused the delivery (card data): only tell the ticket why
+        told = refusal(news.refused)
+        tell_the_ticket(news, told)
+        return refused_answer(told)
     try:
         outcome = tickets.apply_ticket_news(
             news,
@@ -50,9 +62,21 @@ def apply_ticket_news(event: dict[str, Any]) -> dict[str, Any]:
         )
     except REFUSALS as refused:
         logger.info("ticket refused", extra={"code": refused.code})
+        if not isinstance(refused, NotFound):
+            tell_the_ticket(news, refused)
         return refused_answer(refused)
     logger.info("ticket news applied", extra=outcome.as_answer())
     return outcome.as_answer()
+
+
+def tell_the_ticket(news: TicketNews, refused: RefundflowError) -> None:
+    """The agent sees in the ticket why nothing happened (an internal note, once per delivery). A rate limit or an
+    outage raises (the delivery is answered 5xx and the help desk sends it again); the help desk refusing the
+    note itself is logged, and the refusal is still the answer."""
+    try:
+        tickets.write_refusal(news, refused, tickets=wiring.ticket_platform(PLATFORM), repository=wiring.repository())
+    except RejectedError as error:
+        logger.warning("the refusal could not be written to the ticket", extra={"code": error.code})
 
 
 def write_back_record(record: SQSRecord) -> None:

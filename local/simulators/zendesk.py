@@ -264,7 +264,8 @@ class ZendeskSimulator(Simulator):
         """The trigger's "Notify active webhook" action: the merchant's JSON body with ``{{ticket.id}}``
         rendered, one invocation id for every retry of this notification."""
         body = json.dumps({"ticket_id": ticket_id}).encode()
-        invocation = str(uuid.uuid4().int)[:19]
+        # Numeric like Zendesk's (its docs show 10 digits): never long enough to pass for a card number.
+        invocation = str(1_000_000_000 + uuid.uuid4().int % 9_000_000_000)
         self.webhooks.send(invocation, "trigger", body, headers={"X-Zendesk-Webhook-Invocation-Id": invocation})
 
     def ticket_view(self, ticket_id: str) -> dict[str, Any]:

@@ -322,6 +322,22 @@ class TicketSuite:
         assert not any("processing" in str(label).lower() for label in view["labels"]), view["labels"]
         assert len(view["notes"]) >= 2
 
+    def test_a_note_only_update_leaves_the_refund_state_as_it_was(self, harness: TicketHarness) -> None:
+        # GIVEN a ticket whose refund is issued WHEN a later delivery of it is refused (a note, no state label)
+        ticket_id, _ = harness.seed_ticket()
+        harness.tickets.write_back(ticket_id, update("issued"))
+        marker = f"refundflow:refused:{uuid.uuid4().hex}"
+        refused = TicketUpdate(
+            marker=marker, event="RefundRequestRefused", text=f"Refund request not taken: amount. [{marker}]"
+        )
+        harness.tickets.write_back(ticket_id, refused)
+        # THEN the note is there, internal, and the ticket still says issued
+        view = harness.sandbox.ticket_view(ticket_id)
+        assert [note for note in view["notes"] if marker in note] != []
+        assert not any(marker in text for text in view["public"])
+        assert any("issued" in str(label).lower() for label in view["labels"]), view["labels"]
+        assert harness.tickets.has_update(ticket_id, marker) is True
+
     def test_has_update_finds_a_written_marker_and_no_other(self, harness: TicketHarness) -> None:
         ticket_id, _ = harness.seed_ticket()
         written = update()

@@ -251,6 +251,11 @@ class TicketNews(StrictModel):
     payload: dict[str, Any] = Field(
         default_factory=dict, description="The delivery's JSON as the platform sent it (card-checked by intake)."
     )
+    refused: dict[str, Any] | None = Field(
+        default=None,
+        description="Intake refused the delivery (card data in its body, which is then left out): the refusal "
+        "(type, code, message, errors naming fields), so the help desk's function tells the ticket why.",
+    )
 
 
 class InboundDelivery(StrictModel):
@@ -303,11 +308,13 @@ class TicketUpdate(StrictModel):
         description="Stable per refund event (``refundflow:<event_id>``): written into the note, so a write that "
         "may have happened is found before it is written again."
     )
-    refund_id: str
-    event: str = Field(description="The event's detail-type (RefundIssued...).")
-    status: RefundStatus
-    label: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")] = Field(
-        description="The refund's state in one word for tags and fields: requested, approved, issued, failed..."
+    refund_id: str | None = Field(default=None, description="None: the ticket's request was refused (no refund).")
+    event: str = Field(description="The event's detail-type (RefundIssued...), or RefundRequestRefused.")
+    status: RefundStatus | None = None
+    label: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")] | None = Field(
+        default=None,
+        description="The refund's state in one word for tags and fields: requested, approved, issued, failed... "
+        "None: a note only (a refused request), the ticket's refund state is left as it is.",
     )
     text: Annotated[str, StringConstraints(min_length=1, max_length=2000)] = Field(
         description="The internal note: amount, status, provider refund id, the failure reason in words."

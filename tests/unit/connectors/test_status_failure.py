@@ -50,3 +50,13 @@ def test_a_missing_resource_is_not_found_on_a_read_and_a_refusal_on_a_write() ->
     refused = missing("m", platform="acme", write=True)
     assert isinstance(refused, RejectedError)
     assert refused.code == "resource_missing"
+
+
+@pytest.mark.parametrize("name", ["Retry-After", "retry-after", "Retry-after", "RETRY-AFTER"])
+def test_retry_after_is_read_whatever_the_case_of_its_name(name: str) -> None:
+    # GIVEN a 429 whose Retry-After is spelt as the platform spells it (Gorgias: "Retry-after")
+    limited = HttpResponse(status=429, headers={name: "12"}, body=b"")
+    # WHEN it is classified THEN the wait is the platform's
+    failure = status_failure(limited, "limited", platform="gorgias", write=True, in_progress=None)
+    assert isinstance(failure, TransientError)
+    assert failure.retry_after_seconds == 12

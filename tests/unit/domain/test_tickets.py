@@ -198,3 +198,34 @@ def test_a_refund_from_another_channel_writes_to_no_ticket(env: World, desk: Fak
     for event in events_of(env, refund_id.refund.refund_id):
         assert not write_back(event, platform="zendesk", tickets=desk, repository=env.repository)
     assert desk.updates == []
+
+
+def test_a_refused_ticket_is_told_why_once_naming_fields_never_their_values(env: World, desk: FakeTickets) -> None:
+    from refundflow.domain.tickets import write_refusal
+    from refundflow.errors import CardDataRefused
+
+    # GIVEN a ticket whose order field holds a card number (the mapping refuses it, nothing is stored)
+    desk.tickets["4711"]["email"] = "4111 1111 1111 1111"
+    news = TicketNews(platform="zendesk", event_id="inv-card", ticket_id="4711", payload={"ticket_id": "4711"})
+    with pytest.raises(CardDataRefused) as refused:
+        deliver(env, desk, "inv-card")
+    # WHEN the refusal is written to the ticket, and the same delivery comes again (and its answer was lost once)
+    desk.lose_next_answer = True
+    with pytest.raises(TransientError):
+        write_refusal(news, refused.value, tickets=desk, repository=env.repository)
+    assert write_refusal(news, refused.value, tickets=desk, repository=env.repository) is False  # found by marker
+    assert write_refusal(news, refused.value, tickets=desk, repository=env.repository) is False
+    # THEN the ticket has one note: why, which field, no digits of the card, and no refund state
+    assert len(desk.updates) == 1
+    ticket_id, update = desk.updates[0]
+    assert ticket_id == "4711"
+    assert update.label is None
+    assert update.status is None
+    assert update.refund_id is None
+    assert update.text.startswith("Refund request not taken")
+    assert "customer.email" in update.text
+    assert "1111" not in update.text
+    # AND another delivery of the ticket, refused again, is told again (the agent triggered it again)
+    again = TicketNews(platform="zendesk", event_id="inv-card-2", ticket_id="4711", payload={"ticket_id": "4711"})
+    assert write_refusal(again, refused.value, tickets=desk, repository=env.repository) is True
+    assert len(desk.updates) == 2

@@ -14,6 +14,7 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from refundflow.domain.inbound import refusal_document
 from refundflow.errors import (
     Forbidden,
     IdempotencyConflict,
@@ -107,11 +108,4 @@ _CLIENT_ERRORS = (InvalidRequest, Forbidden, IdempotencyConflict, NotFound, Ille
 
 def refused_answer(error: RefundflowError) -> dict[str, Any]:
     """What a platform function answers for a client error, so intake can answer the platform with it."""
-    return {
-        "refused": {
-            "type": type(error).__name__,
-            "code": error.code,
-            "message": error.message,
-            "errors": list(getattr(error, "errors", None) or []),
-        }
-    }
+    return {"refused": refusal_document(error)}

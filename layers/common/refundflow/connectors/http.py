@@ -122,7 +122,8 @@ def _failed_before_sending(error: requests.RequestException) -> bool:
 
 
 def retry_after_seconds(response: HttpResponse) -> float | None:
-    value = response.headers.get("Retry-After") or response.headers.get("retry-after")
+    """``Retry-After`` in seconds, whatever the case of its name (Gorgias sends ``Retry-after``)."""
+    value = next((item for key, item in response.headers.items() if key.lower() == "retry-after"), None)
     try:
         return float(value) if value is not None else None
     except ValueError:

@@ -10,10 +10,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from refundflow.domain.external import record_unclaimed
 from refundflow.domain.payments import apply_provider_event
 from refundflow.domain.recorder import RefundRecorder
 from refundflow.domain.waiting import WaitFor, resume_waiting
+from refundflow.errors import RefundflowError, TransientError
 from refundflow.models import Refund
 from refundflow.observability import logger
 from refundflow.ports import (
@@ -54,6 +57,35 @@ def forward_delivery(
         repository.mark_delivery(platform, event.event_id, "-")
         logger.info("provider news forwarded", extra={"platform": platform, "provider_event_id": event.event_id})
     return duplicate
+
+
+def forward_refusal(
+    delivery: InboundDelivery, refused: RefundflowError, *, platform: str, forwarder: NewsForwarder
+) -> None:
+    """Intake refused a help desk's verified delivery (card data in it): each ticket it names is still told why, by
+    the desk's own function, from news that carries the refusal and none of the body. Nothing is marked seen.
+
+    Raises:
+        TransientError: the function could not be reached (the delivery is answered 5xx and comes again).
+    """
+    for news in delivery.tickets:
+        sanitized = news.model_copy(update={"payload": {}, "refused": refusal_document(refused)})
+        try:
+            forwarder.forward(platform, sanitized)
+        except TransientError:
+            raise
+        except RefundflowError:
+            pass  # the function answers with the refusal it was told: expected
+
+
+def refusal_document(refused: RefundflowError) -> dict[str, Any]:
+    """A client error as it travels between functions: type, code, message, the fields it names."""
+    return {
+        "type": type(refused).__name__,
+        "code": refused.code,
+        "message": refused.message,
+        "errors": list(getattr(refused, "errors", None) or []),
+    }
 
 
 def apply_news(

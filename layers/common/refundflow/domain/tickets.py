@@ -36,7 +36,7 @@ from refundflow.domain.intake import (
 )
 from refundflow.domain.recorder import RefundRecorder
 from refundflow.domain.waiting import WaitFor, resume_waiting
-from refundflow.errors import IdempotencyConflict, InvalidRequest, NotFound
+from refundflow.errors import IdempotencyConflict, InvalidRequest, NotFound, RefundflowError
 from refundflow.events import RefundEvent
 from refundflow.models import ApprovalRecord, FailureRecord, Refund, RefundRequestBody, StrictModel
 from refundflow.money import Money, MoneyError
@@ -478,19 +478,53 @@ def write_back(event: RefundEvent, *, platform: str, tickets: TicketPlatform, re
     """
     if event.source.platform != platform or not event.source.ticket_id:
         return False
+    if repository.delivery_refund_id(WRITTEN.format(platform=platform), event.event_id) is not None:
+        return False
+    update = ticket_update(event, repository.get(event.refund_id))
+    return _write_once(
+        event.event_id, event.source.ticket_id, update, platform=platform, tickets=tickets, repository=repository
+    )
+
+
+def refusal_update(news: TicketNews, refused: RefundflowError) -> TicketUpdate:
+    """The internal note that tells the agent why the ticket's request was refused (nothing was stored): the
+    refusal in words and the fields it names, never their values. No state label: whatever refund the ticket
+    already has keeps its state."""
+    fields = sorted({str(item.get("field")) for item in getattr(refused, "errors", None) or [] if item.get("field")})
+    parts = [f"Refund request not taken: {carddata.mask_text(refused.message).rstrip('.')[:600]}."]
+    if fields:
+        parts.append(f"Check: {', '.join(fields)[:600]}.")
+    parts.append("Nothing was refunded. Correct the ticket and trigger it again.")
+    marker = f"refundflow:refused:{news.event_id}"
+    parts.append(f"[{marker}]")
+    return TicketUpdate(marker=marker[:200], event="RefundRequestRefused", text=" ".join(parts)[:2000])
+
+
+def write_refusal(
+    news: TicketNews, refused: RefundflowError, *, tickets: TicketPlatform, repository: RefundStore
+) -> bool:
+    """Tell the ticket why its delivery was refused, once per delivery (a redelivery writes nothing new).
+
+    Raises:
+        TransientError, RejectedError, NotFound: as :meth:`TicketPlatform.write_back`.
+    """
+    key = f"refused:{news.event_id}"
+    if repository.delivery_refund_id(WRITTEN.format(platform=news.platform), key) is not None:
+        return False
+    update = refusal_update(news, refused)
+    return _write_once(key, news.ticket_id, update, platform=news.platform, tickets=tickets, repository=repository)
+
+
+def _write_once(
+    key: str, ticket_id: str, update: TicketUpdate, *, platform: str, tickets: TicketPlatform, repository: RefundStore
+) -> bool:
     written, attempted = WRITTEN.format(platform=platform), ATTEMPTED.format(platform=platform)
-    if repository.delivery_refund_id(written, event.event_id) is not None:
-        return False
-    refund = repository.get(event.refund_id)
-    update = ticket_update(event, refund)
-    ticket_id = event.source.ticket_id
+    owner = update.refund_id or ""
     # An earlier attempt may have written it and lost the answer: look on the ticket before writing again.
-    if repository.delivery_refund_id(attempted, event.event_id) is not None and tickets.has_update(
-        ticket_id, update.marker
-    ):
-        repository.mark_delivery(written, event.event_id, event.refund_id)
+    if repository.delivery_refund_id(attempted, key) is not None and tickets.has_update(ticket_id, update.marker):
+        repository.mark_delivery(written, key, owner)
         return False
-    repository.mark_delivery(attempted, event.event_id, event.refund_id)
+    repository.mark_delivery(attempted, key, owner)
     tickets.write_back(ticket_id, update)
-    repository.mark_delivery(written, event.event_id, event.refund_id)
+    repository.mark_delivery(written, key, owner)
     return True

@@ -89,7 +89,7 @@ class FreshdeskTickets(TicketPlatform):
 
     def write_back(self, ticket_id: str, update: TicketUpdate) -> None:
         safe_id = _id(ticket_id)
-        if self.status_field:
+        if self.status_field and update.label:
             fields = {"custom_fields": {self.status_field: update.label}}
             response = self.http.request("PUT", f"/api/v2/tickets/{safe_id}", json=fields)
             if not response.ok:

@@ -119,7 +119,7 @@ class GorgiasTickets(TicketPlatform):
 
     def write_back(self, ticket_id: str, update: TicketUpdate) -> None:
         path = f"/api/tickets/{_id(ticket_id)}"
-        tag = TAG_FOR_LABEL.get(update.label)
+        tag = TAG_FOR_LABEL.get(update.label) if update.label else None
         if tag is not None and self._tagged.get(ticket_id) != tag:
             self._write("POST", f"{path}/tags", {"names": [tag]}, f"tag ticket {ticket_id}")
             others = [other for other in STATE_TAGS if other != tag]
@@ -151,7 +151,6 @@ class GorgiasTickets(TicketPlatform):
             self._fail(response, what, write=True)
 
     def _fail(self, response: HttpResponse, what: str, *, write: bool) -> NoReturn:
-        response = _retry_after_named(response)
         words = _error_words(response)
         message = f"Gorgias could not {what}: {response.status} {words}".strip()
         general = status_failure(response, message, platform=PLATFORM, write=write, in_progress=None)
@@ -162,15 +161,6 @@ class GorgiasTickets(TicketPlatform):
         if response.status == 409:
             raise TransientError(message, code="ticket_changed", platform=PLATFORM)
         raise RejectedError(message, code=f"gorgias_{response.status}", platform=PLATFORM)
-
-
-def _retry_after_named(response: HttpResponse) -> HttpResponse:
-    """The answer with its ``Retry-after`` (Gorgias's spelling, "Rate Limits") under the name the shared client
-    reads: the headers come through as a plain dict, so their lookup is case-sensitive."""
-    value = next((item for key, item in response.headers.items() if key.lower() == "retry-after"), None)
-    if value is None:
-        return response
-    return HttpResponse(status=response.status, headers={**response.headers, "Retry-After": value}, body=response.body)
 
 
 def _error_words(response: HttpResponse) -> str:

@@ -168,10 +168,10 @@ class HubSpotTickets(TicketPlatform):
         writes the note, so the ticket never misses its state."""
         ticket = _id(ticket_id)
         properties: dict[str, str] = {}
-        stage = self.stage_ids.get(update.label)
+        stage = self.stage_ids.get(update.label) if update.label else None
         if stage is not None:
             properties["hs_pipeline_stage"] = stage
-        if self.status_property:
+        if self.status_property and update.label:
             properties[self.status_property] = update.label
         if properties:
             path = f"/crm/v3/objects/tickets/{ticket}"

@@ -99,7 +99,7 @@ class IntercomConversations(TicketPlatform):
 
     def write_back(self, ticket_id: str, update: TicketUpdate) -> None:
         conversation_id = _id(ticket_id)
-        if self.status_attribute:
+        if self.status_attribute and update.label:
             response = self.http.request(
                 "PUT",
                 f"/conversations/{conversation_id}",

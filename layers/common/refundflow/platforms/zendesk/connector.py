@@ -89,12 +89,12 @@ class ZendeskTickets(TicketPlatform):
         return False
 
     def write_back(self, ticket_id: str, update: TicketUpdate) -> None:
-        tag = TAG_FOR_LABEL.get(update.label)
+        tag = TAG_FOR_LABEL.get(update.label) if update.label else None
         ticket: dict[str, Any] = {"comment": {"body": update.text, "public": False}}
         if tag is not None:
             ticket["additional_tags"] = [tag]
             ticket["remove_tags"] = [other for other in STATE_TAGS if other != tag]
-        if self.status_field_id is not None:
+        if self.status_field_id is not None and update.label:
             ticket["custom_fields"] = [{"id": self.status_field_id, "value": update.label}]
         response = self.http.request("PUT", f"/api/v2/tickets/{_id(ticket_id)}", json={"ticket": ticket})
         if not response.ok:
