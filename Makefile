@@ -11,7 +11,7 @@ export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo local test check lint format typecheck unit integration contract e2e statelint \
+.PHONY: help setup demo local test check static bundles lint format typecheck unit integration contract e2e statelint \
 	sam-validate sam-build bundle-check openapi openapi-check diagrams diagrams-check platforms platforms-check layers \
 	benchmarks policy-check aws-e2e reconcile sam-env clean
 
@@ -36,10 +36,23 @@ setup: $(BIN)/.installed $(SAM_VENV)/.installed ## create .venv (project) and .v
 demo: $(BIN)/.installed ## run every refund scenario on the local stack and print the timelines
 	$(BIN)/python -m local.demo
 
-test: setup check ## every test and gate (all but the AWS end-to-end suite)
+# Two cores, used both: the two virtualenvs are installed side by side, the static gates run two at a time, and the
+# Lambda bundles are built and checked while the end-to-end suite (which mostly waits on its local stacks) runs.
+# Each parallel step prints its output whole when it ends (--output-sync); the first failure fails `make test`.
+PARALLEL = $(MAKE) --no-print-directory -j2 --output-sync=target
 
-check: lint typecheck layers platforms-check statelint sam-validate openapi-check diagrams-check unit integration contract \
-	e2e sam-build bundle-check ## all gates
+test: ## every test and gate (all but the AWS end-to-end suite)
+	$(PARALLEL) setup
+	$(MAKE) --no-print-directory check
+
+check: ## all gates
+	$(PARALLEL) static
+	$(MAKE) --no-print-directory unit integration contract
+	$(PARALLEL) e2e bundles
+
+static: lint typecheck layers platforms-check statelint sam-validate openapi-check diagrams-check ## the gates that run no test
+
+bundles: bundle-check ## sam build, then every handler imported from its build (bundle-check)
 
 # ------------------------------------------------------------------ local stack
 local: $(BIN)/.installed ## the local stack in the foreground on http://127.0.0.1:$${REFUNDFLOW_PORT:-3000}
