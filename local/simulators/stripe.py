@@ -45,6 +45,7 @@ import hmac
 import itertools
 import json
 import re
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -263,6 +264,9 @@ class StripeSimulator(Simulator):
         self.route("/v1/refunds/<refund_id>", self._api(self._get_refund), methods=["GET"])
         self.route("/v1/refunds/<refund_id>/cancel", self._api(self._cancel_refund, write=True), methods=["POST"])
         self.route("/_control/refunds/<refund_id>/status", self._control_refund_status, methods=["POST"])
+        self.route(
+            "/_control/refunds/<refund_id>/acquirer-reference", self._control_acquirer_reference, methods=["POST"]
+        )
         self.route("/_control/processing-delay", self._control_processing_delay, methods=["POST"])
         self.route("/_control/events", self._control_events, methods=["GET"])
         self.route("/_control/objects", self._control_objects, methods=["GET"])
@@ -389,6 +393,26 @@ class StripeSimulator(Simulator):
             if status == "failed" and (failure_reason or "unknown") not in _FAILURE_REASONS:
                 raise ValueError(f"failure_reason must be one of {', '.join(_FAILURE_REASONS)}")
             self._transition(refund, status, failure_reason or "unknown", None)
+            return copy.deepcopy(refund)
+
+    def assign_acquirer_reference(self, refund_id: str) -> dict[str, Any]:
+        """The card network assigns the succeeded refund its acquirer reference number (ARN, 23 digits), days after
+        the money moved at Stripe: ``destination_details.card`` becomes ``available`` and ``refund.updated`` goes out.
+
+        Raises:
+            KeyError: no such refund.
+            ValueError: the refund has not succeeded, or has its reference already.
+        """
+        with self.lock:
+            refund = self.refund_objects[refund_id]
+            card = refund["destination_details"]["card"]
+            if refund["status"] != "succeeded" or card["reference_status"] != "pending":
+                raise ValueError(f"refund {refund_id} is {refund['status']}, its reference {card['reference_status']}")
+            previous = {"destination_details": copy.deepcopy(refund["destination_details"])}
+            card.update(
+                reference="74" + "".join(str(secrets.randbelow(10)) for _ in range(21)), reference_status="available"
+            )
+            self._emit("refund.updated", refund, previous, None)
             return copy.deepcopy(refund)
 
     # ---------------------------------------------------------------- request plumbing
@@ -685,7 +709,16 @@ class StripeSimulator(Simulator):
                 "charge": charge["id"],
                 "created": int(self._now()),
                 "currency": charge["currency"],
-                "destination_details": {"card": {"type": "refund"}, "type": "card"},
+                # The network's reference comes later (assign_acquirer_reference): pending until then.
+                "destination_details": {
+                    "card": {
+                        "reference": None,
+                        "reference_status": "pending",
+                        "reference_type": "acquirer_reference_number",
+                        "type": "refund",
+                    },
+                    "type": "card",
+                },
                 "failure_balance_transaction": None,
                 "failure_reason": None,
                 "metadata": metadata,
@@ -871,6 +904,14 @@ class StripeSimulator(Simulator):
         except ValueError as error:
             return json_response({"error": str(error)}, 409)
         return json_response(refund)
+
+    def _control_acquirer_reference(self, request: Request, refund_id: str) -> Response:
+        try:
+            return json_response(self.assign_acquirer_reference(refund_id))
+        except KeyError:
+            return json_response({"error": f"no refund {refund_id}"}, 404)
+        except ValueError as error:
+            return json_response({"error": str(error)}, 409)
 
     def _control_processing_delay(self, request: Request) -> Response:
         payload = request.get_json(force=True, silent=True) or {}

@@ -73,3 +73,41 @@ def test_an_approval_withdrawn_before_money_moved_stops_the_refund(
     # THEN the refund is REJECTED approval_withdrawn, nothing was refunded at Stripe, and the ticket says so
     assert outcome.refund_ids, outcome
     assert outcome.problems == [], (outcome.expected, outcome.problems)
+
+
+def test_the_acquirer_reference_reaches_the_ticket_when_the_network_assigns_it(
+    stack: DevStack, client: E2EClient
+) -> None:
+    from local.scenarios import wait_for_notes, wait_until_stored
+
+    platform = HELP_DESKS[0]  # the write-back is the kit's; each desk's own writing is its conformance suite's
+    simulator = stack.simulators[platform]
+    context = ScenarioContext(client, platform, simulator)
+    # GIVEN a refund a team lead approved in a ticket, paid at Stripe and completed
+    payment_id = client.create_payment(8_000, "EUR")
+    ticket_id = simulator.seed_ticket(
+        {
+            "payment_provider": "stripe",
+            "payment_id": payment_id,
+            "amount": "30.00",
+            "currency": "EUR",
+            "customer_email": "arn.e2e@example.com",
+            "approver_role": "team_lead",
+        }
+    )
+    simulator.agent_action(ticket_id, "approve")
+    refund_id = ticket_refund_id(platform, ticket_id)
+    wait_until_stored(context, refund_id)
+    refund = client.wait_for(refund_id, {"COMPLETED", "FAILED", "REJECTED", "NEEDS_ATTENTION"}, timeout=60)
+    assert refund["status"] == "COMPLETED", refund
+    assert refund["acquirer_reference"] is None
+    # WHEN the card network assigns the refund its ARN days later (Stripe's refund.updated)
+    stripe = stack.simulators["stripe"].assign_acquirer_reference(refund["provider_refund_id"])
+    arn = stripe["destination_details"]["card"]["reference"]
+    # THEN the ticket gets a note naming it, the refund shows it, its status stays, and it is recorded once
+    view = wait_for_notes(context, ticket_id, lambda notes: any(arn in note for note in notes))
+    assert [note for note in view["notes"] if arn in note] != [], view["notes"]
+    refund = client.refund(refund_id)
+    assert (refund["status"], refund["acquirer_reference"]) == ("COMPLETED", arn)
+    entries = [entry for entry in refund["timeline"] if entry["type"] == "RefundAcquirerReference"]
+    assert len(entries) == 1

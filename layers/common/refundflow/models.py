@@ -277,6 +277,9 @@ class Refund(StrictModel):
     reservation: Reservation | None = None
     provider_refund_id: str | None = None
     provider_status: str | None = None
+    acquirer_reference: str | None = Field(
+        default=None, description="The card network's reference (ARN) the customer's bank traces the refund with."
+    )
     credit_document: CreditDocument | None = None
     attention_reason: str | None = None
     books_attempts: int = Field(default=0, ge=0)

@@ -144,6 +144,11 @@ class ProviderRefund(StrictModel):
         default=None, description="The platform's reason, card numbers masked, at most 256 characters."
     )
     method: Literal["refund", "void"] = Field(default="refund", description="void: reversed before settlement.")
+    acquirer_reference: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{6,40}$")] | None = Field(
+        default=None,
+        description="The card network's reference for the refund (ARN), once the provider has it: what the "
+        "customer's bank traces the money with. Stripe: destination_details.card.reference when available.",
+    )
 
 
 class ProviderEvent(StrictModel):

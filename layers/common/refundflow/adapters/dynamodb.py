@@ -84,6 +84,7 @@ _STATE_FIELDS = {
     "reservation",
     "provider_refund_id",
     "provider_status",
+    "acquirer_reference",
     "credit_document",
     "attention_reason",
     "books_attempts",

@@ -63,6 +63,8 @@ Clock = Callable[[], datetime]
 S = RefundStatus
 # A refund whose provider outcome is still open: the statuses a provider webhook may resolve.
 AWAITING_PROVIDER = frozenset({S.REFUND_SUBMITTED, S.REFUND_PENDING})
+# The card network's reference for a paid refund became known (audit entry and bus event).
+ACQUIRER_REFERENCE = "RefundAcquirerReference"
 MONEY_OUT = frozenset({S.REFUNDED, S.INVOICE_UPDATED, S.COMPLETED, S.SETTLED})
 # Nothing of the payment is left to refund: everything captured is refunded (by us or outside) or reserved.
 NOTHING_REFUNDABLE = "nothing_refundable"
@@ -436,6 +438,8 @@ def _apply_once(refund: Refund, provider_refund: ProviderRefund, *, recorder: Re
         "provider_refund_id": provider_refund.provider_refund_id,
         "provider_status": provider_refund.status.value,
     }
+    if provider_refund.acquirer_reference and provider_refund.status is ProviderRefundStatus.SUCCEEDED:
+        known["acquirer_reference"] = provider_refund.acquirer_reference
     details = {**known, "amount": _money(provider_refund.amount)}
     if provider_refund.method == "void":
         details["method"] = "void"
@@ -524,6 +528,19 @@ def _apply_once(refund: Refund, provider_refund: ProviderRefund, *, recorder: Re
                     event="RefundNeedsAttention",
                 )
             return recorder.move(refund, S.NEEDS_ATTENTION, actor=actor, details=details, changes=changes, extra=extra)
+    if (
+        provider_refund.acquirer_reference
+        and provider_refund.acquirer_reference != refund.acquirer_reference
+        and status is ProviderRefundStatus.SUCCEEDED
+        and _money_out(refund)
+        and refund.provider_refund_id == provider_refund.provider_refund_id
+    ):
+        # The card network's reference usually comes days after the money: the customer's bank traces the refund
+        # with it, so the ticket and the timeline are told (once: the next news finds it stored).
+        reference = {"acquirer_reference": provider_refund.acquirer_reference}
+        return recorder.note(
+            refund, ACQUIRER_REFERENCE, actor=actor, details=reference, changes=reference, event=ACQUIRER_REFERENCE
+        )
     return refund
 
 

@@ -436,6 +436,7 @@ _WORDS: dict[str, str] = {
     "RefundFailed": "Refund failed",
     "RefundNeedsAttention": "Refund needs attention from the finance team",
     "ReconciliationMismatch": "Refund does not match the settlement",
+    "RefundAcquirerReference": "Refund traceable at the customer's bank",
 }
 
 
@@ -446,6 +447,10 @@ def ticket_update(event: RefundEvent, refund: Refund) -> TicketUpdate:
     parts.append(f"Refund {refund.refund_id}, status {event.status.value}.")
     if refund.provider_refund_id:
         parts.append(f"{refund.payment.provider.value} refund {refund.provider_refund_id}.")
+    if refund.acquirer_reference:
+        parts.append(
+            f"Acquirer reference (ARN) {refund.acquirer_reference}: the customer's bank traces the refund with it."
+        )
     if refund.credit_document is not None:
         parts.append(f"Credit document {refund.credit_document.document_id}.")
     if event.status in (RefundStatus.FAILED, RefundStatus.REJECTED, RefundStatus.NEEDS_ATTENTION):

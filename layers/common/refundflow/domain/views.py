@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from refundflow.audit import LEGACY_SCHEME, ChainVerification, verify_chain
 from refundflow.models import (
@@ -48,6 +48,9 @@ class RefundView(BaseModel):
     policy: PolicyDecisionRecord | None
     approval: ApprovalRecord | None
     provider_refund_id: str | None
+    acquirer_reference: str | None = Field(
+        default=None, description="The card network's reference (ARN), once the provider has it."
+    )
     provider_status: str | None
     credit_document: CreditDocument | None
     attention_reason: str | None
@@ -86,6 +89,7 @@ def refund_view(refund_id: str, *, repository: RefundStore) -> RefundView:
         policy=policy,
         approval=refund.approval,
         provider_refund_id=refund.provider_refund_id,
+        acquirer_reference=refund.acquirer_reference,
         provider_status=refund.provider_status,
         credit_document=refund.credit_document,
         attention_reason=refund.attention_reason,

@@ -8,6 +8,7 @@ unit than ISO 4217 (MGA whole ariary, ISK hundredths) and accepts three-decimal 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Literal, TypeVar
@@ -71,6 +72,7 @@ class StripeRefund(_Payload):
     payment_intent: str | None = None
     metadata: dict[str, str] | None = None
     failure_reason: str | None = None
+    destination_details: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _names_a_payment(self) -> StripeRefund:
@@ -148,7 +150,24 @@ def provider_refund(refund: StripeRefund) -> ProviderRefund:
         status=refund_status(refund.status),
         refund_id=(refund.metadata or {}).get("refund_id"),
         failure_reason=refund.failure_reason,
+        acquirer_reference=acquirer_reference(refund),
     )
+
+
+ARN = re.compile(r"[A-Za-z0-9]{6,40}")
+
+
+def acquirer_reference(refund: StripeRefund) -> str | None:
+    """The card refund's acquirer reference number, once Stripe has it (docs.stripe.com/api/refunds/object:
+    ``destination_details.card.reference``, with ``reference_status`` ``available`` and ``reference_type``
+    ``acquirer_reference_number``; ``pending`` until the network assigns it, ``unavailable`` for some networks)."""
+    card = ((refund.destination_details or {}).get("card")) or {}
+    if not isinstance(card, dict) or card.get("reference_status") != "available":
+        return None
+    if card.get("reference_type") not in (None, "acquirer_reference_number"):
+        return None
+    reference = card.get("reference")
+    return reference if isinstance(reference, str) and ARN.fullmatch(reference) else None
 
 
 def provider_event(event: StripeEvent) -> ProviderEvent:
