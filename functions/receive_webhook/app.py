@@ -11,17 +11,29 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from refundflow import catalog, http_api, settings, wiring
 from refundflow.adapters.secrets import get_json_secret, platform_secret_name
-from refundflow.api import DeliveryFailureBody, RefundAccepted, RefundRequestBody, WebhookAck
+from refundflow.api import (
+    DeliveryFailureBody,
+    RefundAccepted,
+    RefundRequestBody,
+    ReturnUpdateAccepted,
+    ReturnUpdateBody,
+    WebhookAck,
+)
 from refundflow.connectors.standard_webhooks import SigningSources, verify_source_delivery
 from refundflow.domain.delivery_failures import accept_delivery_failure
 from refundflow.domain.inbound import forward_delivery
 from refundflow.domain.intake import Accepted, accept_refund_request, timing_from
+from refundflow.domain.returns import accept_return_update
 from refundflow.errors import InvalidRequest, NotFound
 from refundflow.observability import logger, metrics, tracer
 
 router = APIGatewayHttpRouter()  # type: ignore[no-untyped-call]
 # Verified on the raw body before parsing, so the resolver does not parse them: documented for OpenAPI.
-SIGNED_REQUEST_BODIES = {"/refund-requests": RefundRequestBody, "/triggers/delivery-failures": DeliveryFailureBody}
+SIGNED_REQUEST_BODIES = {
+    "/refund-requests": RefundRequestBody,
+    "/triggers/delivery-failures": DeliveryFailureBody,
+    "/triggers/return-updates": ReturnUpdateBody,
+}
 DUPLICATE_HEADER = "Refundflow-Duplicate-Delivery"
 FORM = "application/x-www-form-urlencoded"
 
@@ -102,6 +114,47 @@ def report_delivery_failure() -> Response[RefundAccepted]:
         },
     )
     return _accepted(accepted)
+
+
+@router.post(
+    "/triggers/return-updates",
+    summary="Report a step of a return's lifecycle (Standard Webhooks signed, refund-request sources' secrets)",
+    description=(
+        "Body: ReturnUpdateBody. The returns system that sent the refund request (POST /refund-requests, signing "
+        "with its secret from RefundRequestsSecretName) reports a step of the return: label_created, in_transit, "
+        "received, inspected (with an outcome per line), closed, delivery_failed. Steps may come in any order (the "
+        "return's status is its highest-ranked step's) and more than once (the same status and occurred_at is a "
+        "duplicate: duplicate true, nothing written). A step before the request is kept for the refund it names. "
+        "A refund waiting for its return (AWAITING_RETURN) is decided again."
+    ),
+    responses=http_api.documented(
+        202, "Recorded (or reported before)", ReturnUpdateAccepted, 400, 401, 403, 409, 413, 415, 503
+    ),
+    tags=["triggers"],
+)
+def report_return_update() -> Response[ReturnUpdateAccepted]:
+    intake = settings.load(settings.IntakeSettings)
+    raw = http_api.raw_body(router.current_event, max_bytes=intake.max_body_bytes, allow_empty=True)
+    name = intake.refund_requests_secret_name
+    sources = SigningSources.from_secret(name, get_json_secret(name))
+    verified = verify_source_delivery(router.current_event.headers, raw, sources)
+    delivery_id = http_api.delivery_id(verified.delivery_id)
+    body = http_api.parse_body(ReturnUpdateBody, raw)
+    logger.append_keys(delivery_id=delivery_id, source_reference=body.source.reference)
+    accepted = accept_return_update(body, source=verified.source, delivery_id=delivery_id, recorder=wiring.recorder())
+    logger.info(
+        "return update accepted",
+        extra={
+            "refund_id": accepted.refund_id,
+            "duplicate": accepted.duplicate,
+            "return_status": accepted.lifecycle.status.value,
+            "refund_known": accepted.refund is not None,
+        },
+    )
+    answer = ReturnUpdateAccepted(
+        refund_id=accepted.refund_id, return_status=accepted.lifecycle.status, duplicate=accepted.duplicate
+    )
+    return http_api.json_response(202, answer)
 
 
 def _accepted(accepted: Accepted) -> Response[RefundAccepted]:

@@ -58,6 +58,7 @@ def evaluate_policy(
         refunded_today=repository.daily_total(refund.amount.currency, at.date()),
         now=at,
         approver=approver,
+        return_steps=repository.return_steps(refund.refund_id),
     )
     decision = policy.decide(facts)
     if decision.flags:

@@ -1,0 +1,124 @@
+"""The return's lifecycle: a returns system reports each step of a return (label created, in transit, received,
+inspected with an outcome per line, closed) on ``POST /triggers/return-updates`` for the refund request it sent.
+
+Each step is its own item, put only if absent and keyed by its status and ``occurred_at``, in the refund's
+``RETURN#`` partition, in the same transaction as its ``ReturnUpdated`` audit entry. So:
+
+- a redelivered step is a duplicate: nothing is written twice, the answer says ``duplicate: true``;
+- steps may arrive in any order: the return's status is its highest-ranked step's, so a late ``in_transit``
+  after ``received`` is kept in the history but never winds the status back;
+- a step that arrives before the refund request (the returns system is faster than the shop) is stored under
+  the refund id the request will have, and the refund finds it when it is created (its audit trail then gets
+  the ``ReturnUpdated`` entries, marked ``before_request``).
+
+The request's own ``return`` is the lifecycle's first step (source: the request's source).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from refundflow.domain.intake import GENERIC_SOURCE, RETURN_UPDATED, return_step_details, source_refund_id
+from refundflow.domain.recorder import RefundRecorder
+from refundflow.errors import ConcurrentModification, Forbidden, IdempotencyConflict, ReturnStepExists
+from refundflow.models import Refund, ReturnLifecycle, ReturnStep, ReturnUpdateBody, return_lifecycle
+from refundflow.ports import RefundStore, VerifiedSource
+
+# A refund the workflow moves at the same moment: read it again and append the entry again, a few times.
+_WRITE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class ReturnUpdateAccepted:
+    refund_id: str
+    lifecycle: ReturnLifecycle
+    duplicate: bool
+    refund: Refund | None = None
+
+
+def lifecycle_of(refund: Refund, repository: RefundStore) -> ReturnLifecycle | None:
+    return return_lifecycle(refund, repository.return_steps(refund.refund_id))
+
+
+def accept_return_update(
+    body: ReturnUpdateBody, *, source: VerifiedSource, delivery_id: str, recorder: RefundRecorder
+) -> ReturnUpdateAccepted:
+    """Record a step of a return, once, whatever the order and the redeliveries.
+
+    Raises:
+        Forbidden: ``source.system`` is not the source whose secret signed the delivery (source_mismatch).
+        IdempotencyConflict: a step with this status and occurred_at was reported before with other content.
+        GuardUnavailable, TransientError: the store could not be reached; nothing was written.
+    """
+    if body.source.system != source.name:
+        raise Forbidden(
+            f"source.system {body.source.system!r} is not the source whose secret signed this delivery",
+            code="source_mismatch",
+        )
+    repository = recorder.repository
+    refund_id = source_refund_id(GENERIC_SOURCE, body.source.system, body.source.reference)
+    step = ReturnStep(
+        status=body.status,
+        occurred_at=body.occurred_at,
+        recorded_at=datetime.now(UTC),
+        source=source.name,
+        tracking_reference=body.tracking_reference,
+        lines=body.lines,
+    )
+    actor = f"returns:{source.name}"
+    details = return_step_details(step, delivery_id=delivery_id)
+    refund = repository.find(refund_id)
+    duplicate = False
+    if refund is None:
+        # Before the request: kept under the refund id the request will have; intake records it on creation.
+        duplicate = not repository.put_return_step(refund_id, step)
+        refund = repository.find(refund_id)
+        if refund is not None and not duplicate:
+            # Created meanwhile, perhaps after intake looked for early steps: the trail gets its entry here.
+            refund = _note(recorder, refund, actor, {**details, "before_request": True})
+    else:
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                refund = recorder.note(
+                    refund,
+                    RETURN_UPDATED,
+                    actor=actor,
+                    details=details,
+                    extra=[repository.return_step_put(refund_id, step)],
+                )
+                break
+            except ReturnStepExists:
+                duplicate = True
+                break
+            except ConcurrentModification:
+                if attempt == _WRITE_ATTEMPTS - 1:
+                    raise
+                refund = repository.get(refund_id)
+    steps = repository.return_steps(refund_id)
+    if duplicate:
+        _check_same_report(step, steps)
+    lifecycle = return_lifecycle(refund, steps)
+    assert lifecycle is not None  # at least this step is stored
+    return ReturnUpdateAccepted(refund_id=refund_id, lifecycle=lifecycle, duplicate=duplicate, refund=refund)
+
+
+def _note(recorder: RefundRecorder, refund: Refund, actor: str, details: dict[str, Any]) -> Refund:
+    for attempt in range(_WRITE_ATTEMPTS):
+        try:
+            return recorder.note(refund, RETURN_UPDATED, actor=actor, details=details)
+        except ConcurrentModification:
+            if attempt == _WRITE_ATTEMPTS - 1:
+                raise
+            refund = recorder.repository.get(refund.refund_id)
+    return refund
+
+
+def _check_same_report(step: ReturnStep, steps: list[ReturnStep]) -> None:
+    stored = next((kept for kept in steps if kept.key == step.key), None)
+    if stored is not None and not stored.same_report(step):
+        raise IdempotencyConflict(
+            f"the return step {step.status.value} at {step.occurred_at.isoformat()} was reported before "
+            "with other content"
+        )
