@@ -141,7 +141,13 @@ def report_return_update() -> Response[ReturnUpdateAccepted]:
     delivery_id = http_api.delivery_id(verified.delivery_id)
     body = http_api.parse_body(ReturnUpdateBody, raw)
     logger.append_keys(delivery_id=delivery_id, source_reference=body.source.reference)
-    accepted = accept_return_update(body, source=verified.source, delivery_id=delivery_id, recorder=wiring.recorder())
+    accepted = accept_return_update(
+        body,
+        source=verified.source,
+        delivery_id=delivery_id,
+        recorder=wiring.recorder(),
+        callbacks=wiring.callbacks(),
+    )
     logger.info(
         "return update accepted",
         extra={

@@ -239,7 +239,8 @@ API_FUNCTIONS = {"ReceiveWebhookFunction", "GetRefundFunction", "DecideApprovalF
 PAYMENT_FUNCTIONS = {logical_id for logical_id, (_, role) in PLATFORM_FUNCTIONS.items() if role == "payment"}
 # The functions that take a waiting workflow's task token (DeleteItem on REFUND#<id>/WAIT#<kind>): a payment
 # platform's function resumes the workflow its webhook news concerns.
-TOKEN_TAKERS = {"DecideApprovalFunction", "RegisterWaitFunction", *PAYMENT_FUNCTIONS}
+# ReceiveWebhookFunction: a return step resumes the refund waiting for its return.
+TOKEN_TAKERS = {"DecideApprovalFunction", "RegisterWaitFunction", "ReceiveWebhookFunction", *PAYMENT_FUNCTIONS}
 # The indexes each function queries (RefundRepository.refunds_for_payment, customer_history).
 INDEXES = {
     "EvaluatePolicyFunction": {"by-customer"},

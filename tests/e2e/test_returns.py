@@ -8,7 +8,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.e2e.harness import E2EClient, Orders, would_be_refund_id
+from local.client import TERMINAL
+from tests.e2e.harness import E2EClient, Orders, environment, would_be_refund_id
 
 
 def step(request: dict[str, Any], status: str, at: datetime, **extra: Any) -> dict[str, Any]:
@@ -93,3 +94,41 @@ def test_forged_foreign_and_card_bearing_updates_are_refused_with_nothing_stored
     refund = client.refund(refund_id)
     assert refund["return"] is None
     assert not [entry for entry in refund["timeline"] if entry["type"] == "ReturnUpdated"]
+
+
+def test_a_refund_waits_for_its_goods_and_is_paid_when_they_are_back(client: E2EClient, orders: Orders) -> None:
+    # GIVEN the local policy makes a wrong item's refund wait for its return (wrong_item_waits_for_return)
+    order = orders.paid(2400, invoice=False, name="waits")
+    request = Orders.request(order, reason="wrong_item")
+    refund_id = orders.submit(request)
+    waiting = client.wait_for(refund_id, {"AWAITING_RETURN", *TERMINAL})
+    assert waiting["status"] == "AWAITING_RETURN", waiting
+    assert (waiting["policy"]["outcome"], waiting["policy"]["reason_code"]) == (
+        "wait_for_return",
+        "return_not_received",
+    )
+    # WHEN the parcel is only in transit THEN it is decided again and still waits; nothing is paid
+    accepted(client, step(request, "in_transit", datetime.now(UTC) - timedelta(hours=2)))
+    client.wait_for_entry(refund_id, "PolicyStillAwaitingReturn")
+    assert client.refund(refund_id)["status"] == "AWAITING_RETURN"
+    assert client.stripe_refund_posts(order.payment_id) == []
+    # WHEN the goods are received THEN the refund is approved and paid, once
+    accepted(client, step(request, "received", datetime.now(UTC) - timedelta(minutes=5)))
+    paid = orders.settle(refund_id)
+    assert paid["status"] in {"COMPLETED", "SETTLED"}, paid
+    assert paid["return"]["status"] == "received"
+    assert client.stripe_charge_refunded(order.payment_id)[0] == 2400
+    assert len(client.stripe_refund_posts(order.payment_id)) == 1
+
+
+def test_a_return_that_never_comes_rejects_the_refund(client: E2EClient, orders: Orders) -> None:
+    # GIVEN refunds wait 3 s for their return
+    order = orders.paid(1800, invoice=False, name="never-back")
+    with environment(RETURN_WAIT_SECONDS="3"):
+        refund_id = orders.submit(Orders.request(order, reason="wrong_item"))
+    # WHEN nothing is reported THEN it is rejected as return_not_received, and nothing moved
+    refund = orders.settle(refund_id, timeout=45)
+    assert refund["status"] == "REJECTED", refund
+    assert refund["failure"]["code"] == "return_not_received"
+    assert any(entry["to_status"] == "AWAITING_RETURN" for entry in refund["timeline"])
+    assert client.stripe_refund_posts(order.payment_id) == []

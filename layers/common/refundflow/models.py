@@ -412,6 +412,12 @@ class Refund(StrictModel):
     audit_seq: int = 0
     audit_head: str = ""
     status_seq: int = Field(default=0, description="Audit sequence number of the latest status change.")
+    return_seq: int = Field(
+        default=0, description="Audit sequence number of the latest return step recorded (ReturnUpdated)."
+    )
+    return_seen_seq: int = Field(
+        default=0, description="The return_seq the policy last decided on (a refund waiting for its return)."
+    )
 
     @property
     def currency(self) -> str | None:
@@ -505,7 +511,7 @@ class FailureStepInput(StepInput):
 
 
 class WaitStepInput(StepInput):
-    wait_for: Literal["approval", "refund_outcome"]
+    wait_for: Literal["approval", "refund_outcome", "return"]
     task_token: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
 
 

@@ -10,10 +10,11 @@ import pytest
 from pydantic import ValidationError
 
 from refundflow.domain.intake import GENERIC_SOURCE, RETURN_UPDATED, source_refund_id
+from refundflow.domain.recorder import RefundRecorder
 from refundflow.domain.returns import ReturnUpdateAccepted, accept_return_update
 from refundflow.domain.views import refund_view
 from refundflow.errors import Forbidden, IdempotencyConflict
-from refundflow.models import ReturnStatus, ReturnUpdateBody
+from refundflow.models import Refund, ReturnStatus, ReturnUpdateBody
 from refundflow.money import Money
 from refundflow.policy import build_policy_input
 from refundflow.ports import VerifiedSource
@@ -144,3 +145,29 @@ def test_the_policy_sees_received_inspected_and_resellable(env: World) -> None:
     report(env, update("inspected", "2026-12-05T15:00:00Z", lines=damaged[:1]), "ret-3")
     report(env, update("in_transit", "2026-12-03T10:00:00Z"), "ret-4")
     assert (facts().status, facts().received, facts().resellable) == ("inspected", True, True)
+
+
+def test_a_step_that_races_the_workflow_is_written_on_the_fresh_refund(env: World) -> None:
+    refund_id = env.accept(refund_request_body(reference=REFERENCE)).refund.refund_id
+
+    class Racing(RefundRecorder):
+        """The workflow writes the refund between the step's read and its write, once."""
+
+        raced = False
+
+        def note(self, refund: Refund, entry_type: str, **kwargs: Any) -> Refund:
+            if not self.raced:
+                self.raced = True
+                env.recorder.note(env.repository.get(refund.refund_id), "PaymentLookedUp", actor="tests:workflow")
+            return super().note(refund, entry_type, **kwargs)
+
+    racing = Racing(env.repository, env.publisher)
+    accepted = accept_return_update(
+        update("received", "2026-12-04T10:00:00Z"), source=PORTAL, delivery_id="ret-1", recorder=racing
+    )
+    # THEN the step is recorded once, after the workflow's entry, and the chain holds
+    assert (racing.raced, accepted.duplicate) == (True, False)
+    types = [entry.type for entry in env.repository.timeline(refund_id)]
+    assert types[-2:] == ["PaymentLookedUp", RETURN_UPDATED]
+    assert len(env.repository.return_steps(refund_id)) == 1
+    assert refund_view(refund_id, repository=env.repository).audit.intact

@@ -101,6 +101,8 @@ _STATE_FIELDS = {
     "audit_seq",
     "audit_head",
     "status_seq",
+    "return_seq",
+    "return_seen_seq",
 }
 _REQUEST_FIELDS = {
     "refund_id",

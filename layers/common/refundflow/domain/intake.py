@@ -30,12 +30,14 @@ class WorkflowTiming:
     refund_outcome_wait_seconds: int
     books_retry_wait_seconds: int
     approval_escalation_seconds: int
+    return_wait_seconds: int = 2_592_000
 
     def as_input(self) -> dict[str, int]:
         return {
             "refund_outcome_wait_seconds": self.refund_outcome_wait_seconds,
             "books_retry_wait_seconds": self.books_retry_wait_seconds,
             "approval_escalation_seconds": self.approval_escalation_seconds,
+            "return_wait_seconds": self.return_wait_seconds,
         }
 
 
@@ -44,6 +46,7 @@ def timing_from(config: WorkflowTimingSettings) -> WorkflowTiming:
         refund_outcome_wait_seconds=config.refund_outcome_wait_seconds,
         books_retry_wait_seconds=config.books_retry_wait_seconds,
         approval_escalation_seconds=config.approval_escalation_seconds,
+        return_wait_seconds=config.return_wait_seconds,
     )
 
 
@@ -157,10 +160,22 @@ def _record_early_return_steps(refund: Refund, *, recorder: RefundRecorder) -> R
     for step in sorted(recorder.repository.return_steps(refund.refund_id), key=lambda step: step.key[1]):
         details = return_step_details(step, before_request=True)
         try:
-            refund = recorder.note(refund, RETURN_UPDATED, actor=f"returns:{step.source}", details=details)
+            refund = recorder.note(
+                refund,
+                RETURN_UPDATED,
+                actor=f"returns:{step.source}",
+                details=details,
+                changes={"return_seq": refund.audit_seq + 1},
+            )
         except ConcurrentModification:  # a return update appended its own entry meanwhile: once more
             refund = recorder.repository.get(refund.refund_id)
-            refund = recorder.note(refund, RETURN_UPDATED, actor=f"returns:{step.source}", details=details)
+            refund = recorder.note(
+                refund,
+                RETURN_UPDATED,
+                actor=f"returns:{step.source}",
+                details=details,
+                changes={"return_seq": refund.audit_seq + 1},
+            )
     return refund
 
 

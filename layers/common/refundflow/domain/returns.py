@@ -16,18 +16,24 @@ The request's own ``return`` is the lifecycle's first step (source: the request'
 
 from __future__ import annotations
 
+import random
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from refundflow.domain.intake import GENERIC_SOURCE, RETURN_UPDATED, return_step_details, source_refund_id
 from refundflow.domain.recorder import RefundRecorder
+from refundflow.domain.waiting import WaitFor, resume_waiting
 from refundflow.errors import ConcurrentModification, Forbidden, IdempotencyConflict, ReturnStepExists
 from refundflow.models import Refund, ReturnLifecycle, ReturnStep, ReturnUpdateBody, return_lifecycle
-from refundflow.ports import RefundStore, VerifiedSource
+from refundflow.ports import RefundStore, TaskCallbacks, VerifiedSource
+from refundflow.status import RefundStatus
 
-# A refund the workflow moves at the same moment: read it again and append the entry again, a few times.
-_WRITE_ATTEMPTS = 5
+# A refund the workflow moves at the same moment: read it again and append the entry again, a few times, after a
+# short random pause that grows (the workflow's steps write a few times a second at most).
+_WRITE_ATTEMPTS = 8
+_BACKOFF_SECONDS = 0.02
 
 
 @dataclass(frozen=True)
@@ -43,14 +49,22 @@ def lifecycle_of(refund: Refund, repository: RefundStore) -> ReturnLifecycle | N
 
 
 def accept_return_update(
-    body: ReturnUpdateBody, *, source: VerifiedSource, delivery_id: str, recorder: RefundRecorder
+    body: ReturnUpdateBody,
+    *,
+    source: VerifiedSource,
+    delivery_id: str,
+    recorder: RefundRecorder,
+    callbacks: TaskCallbacks | None = None,
 ) -> ReturnUpdateAccepted:
-    """Record a step of a return, once, whatever the order and the redeliveries.
+    """Record a step of a return, once, whatever the order and the redeliveries; a refund waiting for its return
+    (AWAITING_RETURN) has its workflow resumed to decide it again (also on a redelivery, when the first try could
+    not resume it: the wait knows which steps it has seen).
 
     Raises:
         Forbidden: ``source.system`` is not the source whose secret signed the delivery (source_mismatch).
         IdempotencyConflict: a step with this status and occurred_at was reported before with other content.
-        GuardUnavailable, TransientError: the store could not be reached; nothing was written.
+        GuardUnavailable, TransientError: the store could not be reached (nothing was written), or the waiting
+            workflow could not be told (the step is recorded; the sender's retry resumes it).
     """
     if body.source.system != source.name:
         raise Forbidden(
@@ -86,6 +100,7 @@ def accept_return_update(
                     RETURN_UPDATED,
                     actor=actor,
                     details=details,
+                    changes={"return_seq": refund.audit_seq + 1},
                     extra=[repository.return_step_put(refund_id, step)],
                 )
                 break
@@ -95,10 +110,13 @@ def accept_return_update(
             except ConcurrentModification:
                 if attempt == _WRITE_ATTEMPTS - 1:
                     raise
+                _pause(attempt)
                 refund = repository.get(refund_id)
     steps = repository.return_steps(refund_id)
     if duplicate:
         _check_same_report(step, steps)
+    if refund is not None and refund.status is RefundStatus.AWAITING_RETURN and callbacks is not None:
+        resume_waiting(refund, WaitFor.RETURN, repository=repository, callbacks=callbacks)
     lifecycle = return_lifecycle(refund, steps)
     assert lifecycle is not None  # at least this step is stored
     return ReturnUpdateAccepted(refund_id=refund_id, lifecycle=lifecycle, duplicate=duplicate, refund=refund)
@@ -107,12 +125,19 @@ def accept_return_update(
 def _note(recorder: RefundRecorder, refund: Refund, actor: str, details: dict[str, Any]) -> Refund:
     for attempt in range(_WRITE_ATTEMPTS):
         try:
-            return recorder.note(refund, RETURN_UPDATED, actor=actor, details=details)
+            return recorder.note(
+                refund, RETURN_UPDATED, actor=actor, details=details, changes={"return_seq": refund.audit_seq + 1}
+            )
         except ConcurrentModification:
             if attempt == _WRITE_ATTEMPTS - 1:
                 raise
+            _pause(attempt)
             refund = recorder.repository.get(refund.refund_id)
     return refund
+
+
+def _pause(attempt: int) -> None:
+    time.sleep(random.uniform(0, _BACKOFF_SECONDS * 2**attempt))
 
 
 def _check_same_report(step: ReturnStep, steps: list[ReturnStep]) -> None:
