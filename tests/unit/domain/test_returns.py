@@ -171,3 +171,26 @@ def test_a_step_that_races_the_workflow_is_written_on_the_fresh_refund(env: Worl
     assert types[-2:] == ["PaymentLookedUp", RETURN_UPDATED]
     assert len(env.repository.return_steps(refund_id)) == 1
     assert refund_view(refund_id, repository=env.repository).audit.intact
+
+
+@pytest.mark.parametrize("request_first", [True, False], ids=["request-before-the-put", "request-after-the-put"])
+def test_a_step_racing_the_request_gets_exactly_one_audit_entry(
+    env: World, monkeypatch: pytest.MonkeyPatch, request_first: bool
+) -> None:
+    # GIVEN the request arrives while the returns system's early step is being stored (just before or after it)
+    put = env.repository.put_return_step
+
+    def racing_put(refund_id: str, step: Any) -> bool:
+        if request_first:  # intake looks for early steps before this one is stored
+            env.accept(refund_request_body(reference=REFERENCE))
+            return put(refund_id, step)
+        stored = put(refund_id, step)  # intake finds this one and records it itself
+        env.accept(refund_request_body(reference=REFERENCE))
+        return stored
+
+    monkeypatch.setattr(env.repository, "put_return_step", racing_put)
+    accepted = report(env, update("label_created", "2026-12-01T09:00:00Z"))
+    # THEN the refund's trail has the step once, whoever recorded it
+    assert accepted.refund is not None
+    entries = return_entries(env, accepted.refund_id)
+    assert [(entry["status"], entry["before_request"]) for entry in entries] == [("label_created", True)]

@@ -89,8 +89,8 @@ def accept_return_update(
         # Before the request: kept under the refund id the request will have; intake records it on creation.
         duplicate = not repository.put_return_step(refund_id, step)
         refund = repository.find(refund_id)
-        if refund is not None and not duplicate:
-            # Created meanwhile, perhaps after intake looked for early steps: the trail gets its entry here.
+        if refund is not None and not duplicate and not _in_trail(repository, refund_id, step):
+            # Created meanwhile, after intake looked for early steps (else intake recorded it): its entry is here.
             refund = _note(recorder, refund, actor, {**details, "before_request": True})
     else:
         for attempt in range(_WRITE_ATTEMPTS):
@@ -134,6 +134,17 @@ def _note(recorder: RefundRecorder, refund: Refund, actor: str, details: dict[st
             _pause(attempt)
             refund = recorder.repository.get(refund.refund_id)
     return refund
+
+
+def _in_trail(repository: RefundStore, refund_id: str, step: ReturnStep) -> bool:
+    """Whether the refund's audit trail already records ``step`` (a rare race with intake: read the trail)."""
+    status, occurred = step.key
+    return any(
+        entry.type == RETURN_UPDATED
+        and entry.details.get("status") == status.value
+        and datetime.fromisoformat(str(entry.details.get("occurred_at"))).astimezone(UTC) == occurred
+        for entry in repository.timeline(refund_id)
+    )
 
 
 def _pause(attempt: int) -> None:
