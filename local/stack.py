@@ -148,6 +148,8 @@ class LocalSettings:
     refund_outcome_wait_seconds: int = 4
     books_retry_wait_seconds: int = 2
     approval_escalation_seconds: int = 3600
+    # How long a refund waits for its return locally (ReturnWaitSeconds; AWS's default is 30 days).
+    return_wait_seconds: int = 600
     extra_parameters: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -158,6 +160,7 @@ class LocalSettings:
             refund_outcome_wait_seconds=int(os.environ.get("REFUNDFLOW_REFUND_OUTCOME_WAIT_SECONDS", "4")),
             books_retry_wait_seconds=int(os.environ.get("REFUNDFLOW_BOOKS_RETRY_WAIT_SECONDS", "2")),
             approval_escalation_seconds=int(os.environ.get("REFUNDFLOW_APPROVAL_ESCALATION_SECONDS", "3600")),
+            return_wait_seconds=int(os.environ.get("REFUNDFLOW_RETURN_WAIT_SECONDS", "600")),
         )
 
 
@@ -168,6 +171,7 @@ def local_parameters(api_url: str, settings: LocalSettings) -> dict[str, str]:
         "RefundOutcomeWaitSeconds": str(settings.refund_outcome_wait_seconds),
         "BooksRetryWaitSeconds": str(settings.books_retry_wait_seconds),
         "ApprovalEscalationSeconds": str(settings.approval_escalation_seconds),
+        "ReturnWaitSeconds": str(settings.return_wait_seconds),
         "ApproverJwtIssuer": f"{api_url}/_local/issuer",
         "PolicyParameterName": LOCAL_POLICY_PARAMETER,
         **settings.extra_parameters,
