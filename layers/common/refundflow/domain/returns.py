@@ -44,10 +44,6 @@ class ReturnUpdateAccepted:
     refund: Refund | None = None
 
 
-def lifecycle_of(refund: Refund, repository: RefundStore) -> ReturnLifecycle | None:
-    return return_lifecycle(refund, repository.return_steps(refund.refund_id))
-
-
 def accept_return_update(
     body: ReturnUpdateBody,
     *,
