@@ -95,6 +95,18 @@ class RefundflowClient:
             f"{self.api_url}/triggers/delivery-failures", data=body, headers=headers, timeout=self.timeout
         )
 
+    def report_return_update(
+        self, update: dict[str, Any], *, delivery_id: str | None = None, source: str | None = None
+    ) -> requests.Response:
+        """``POST /triggers/return-updates``: a step of a return, signed like a refund request by its source."""
+        body = json.dumps(update)
+        return self.http.post(
+            f"{self.api_url}/triggers/return-updates",
+            data=body,
+            headers=self.signed_headers(body, delivery_id, source=source),
+            timeout=self.timeout,
+        )
+
     def post_raw(self, path: str, body: bytes | str, headers: dict[str, str]) -> requests.Response:
         return self.http.post(f"{self.api_url}{path}", data=body, headers=headers, timeout=self.timeout)
 

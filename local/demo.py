@@ -278,6 +278,36 @@ class Demo:
         outcome.check([r["amount"] for r in stripe_refunds] == [3800], f"Stripe refunds {stripe_refunds}")
         return outcome
 
+    def waits_for_its_return(self) -> Outcome:
+        outcome = Outcome(
+            "a refund waits for its return",
+            "AWAITING_RETURN (wrong item, the local policy waits for the goods); the returns portal reports the "
+            "parcel received; COMPLETED, one Stripe refund of 29.00, a credit note",
+        )
+        payment, invoice = self.paid_order("return", 2900)
+        body = self.request("return", payment, invoice, amount=None, reason="wrong_item")
+        refund_id = self.submit(outcome, body)
+        waiting = self.client.wait_for(refund_id, {"AWAITING_RETURN", *TERMINAL})
+        outcome.check(waiting["status"] == "AWAITING_RETURN", f"reached {waiting['status']}")
+        outcome.check(self.client.stripe_refunds(payment) == [], "Stripe refunded before the goods were back")
+        received = {
+            "source": {"system": body["source"]["system"], "reference": body["source"]["reference"]},
+            "status": "received",
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "tracking_reference": f"3SRET{self.run_id.upper()}",
+        }
+        answer = self.client.report_return_update(received)
+        outcome.check(
+            answer.status_code == 202 and answer.json().get("return_status") == "received",
+            f"the return update answered {answer.status_code}: {answer.text}",
+        )
+        refund = self.client.wait_for(refund_id, TERMINAL)
+        outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']}")
+        outcome.check((refund.get("return") or {}).get("status") == "received", f"return {refund.get('return')}")
+        stripe_refunds = self.client.stripe_refunds(payment)
+        outcome.check([r["amount"] for r in stripe_refunds] == [2900], f"Stripe refunds {stripe_refunds}")
+        return outcome
+
     def scenarios(self) -> list[Runnable]:
         """Independent scenarios, run concurrently."""
         return [
@@ -290,6 +320,7 @@ class Demo:
             self.approved_by_team_lead,
             self.rejected_by_approver,
             self.parcel_returned_to_sender,
+            self.waits_for_its_return,
         ]
 
     def exclusive_scenarios(self) -> list[Runnable]:
@@ -345,7 +376,10 @@ def print_timeline(client: RefundflowClient, refund_id: str) -> None:
         at = datetime.fromisoformat(entry["at"].replace("Z", "+00:00"))
         label = entry["type"].replace("StatusChanged:", "-> ")
         detail = (
-            entry["details"].get("rule_id") or entry["details"].get("code") or entry["details"].get("decision") or ""
+            entry["details"].get("rule_id")
+            or entry["details"].get("code")
+            or entry["details"].get("decision")
+            or (f"return {entry['details']['status']}" if entry["type"] == "ReturnUpdated" else "")
         )
         print(f"      +{(at - start).total_seconds():6.2f}s  {label:<28} {entry['actor']:<32} {detail}")
 

@@ -156,6 +156,8 @@ class LocalSettings:
     refund_outcome_wait_seconds: int = 4
     books_retry_wait_seconds: int = 2
     approval_escalation_seconds: int = 3600
+    # How long a refund waits for its return locally (ReturnWaitSeconds; AWS's default is 30 days).
+    return_wait_seconds: int = 600
     extra_parameters: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -166,6 +168,7 @@ class LocalSettings:
             refund_outcome_wait_seconds=int(os.environ.get("REFUNDFLOW_REFUND_OUTCOME_WAIT_SECONDS", "4")),
             books_retry_wait_seconds=int(os.environ.get("REFUNDFLOW_BOOKS_RETRY_WAIT_SECONDS", "2")),
             approval_escalation_seconds=int(os.environ.get("REFUNDFLOW_APPROVAL_ESCALATION_SECONDS", "3600")),
+            return_wait_seconds=int(os.environ.get("REFUNDFLOW_RETURN_WAIT_SECONDS", "600")),
         )
 
 
@@ -176,6 +179,7 @@ def local_parameters(api_url: str, settings: LocalSettings) -> dict[str, str]:
         "RefundOutcomeWaitSeconds": str(settings.refund_outcome_wait_seconds),
         "BooksRetryWaitSeconds": str(settings.books_retry_wait_seconds),
         "ApprovalEscalationSeconds": str(settings.approval_escalation_seconds),
+        "ReturnWaitSeconds": str(settings.return_wait_seconds),
         "ApproverJwtIssuer": f"{api_url}/_local/issuer",
         "PolicyParameterName": LOCAL_POLICY_PARAMETER,
         **settings.extra_parameters,
@@ -605,6 +609,15 @@ def refund_request_secret_document(sources: Mapping[str, tuple[str, ...]] = SOUR
     return {"sources": {name: {"signing_secrets": list(secrets)} for name, secrets in sources.items()}}
 
 
+LOCAL_RETURN_WAIT_RULE: dict[str, Any] = {
+    "id": "wrong_item_waits_for_return",
+    "description": "A wrong item is refunded once it is back: the refund waits for its return",
+    "when": "refund.reason == 'wrong_item' && !return_info.received",
+    "outcome": "wait_for_return",
+    "reason_code": "return_not_received",
+}
+
+
 def local_policy_text() -> str:
     """The packaged default policy with the local sources' allowances: what the local stack decides with
     (through the PolicyParameterName override, as a deployment would). Checked before it is used."""
@@ -616,6 +629,11 @@ def local_policy_text() -> str:
     document = yaml.safe_load(load_default_policy_text())
     document["version"] = f"{document['version']}-local"
     document["sources"] = {name: {"may_assert_roles": roles} for name, roles in SOURCE_ROLES.items()}
+    # A wrong item is refunded once it is back: the refund waits for its return (README, The return's lifecycle),
+    # ahead of the packaged rule that asks an agent. Every other reason is decided as the packaged policy does.
+    rules = document["rules"]
+    at = next(index for index, rule in enumerate(rules) if rule["id"] == "return_not_received")
+    rules.insert(at, LOCAL_RETURN_WAIT_RULE)
     text = yaml.safe_dump(document, sort_keys=False)
     load_policy(text, source=f"local ({PACKAGED_SOURCE} + local sources)")
     return text

@@ -125,6 +125,7 @@ TICKET_VARIABLES = [
     "          REFUND_OUTCOME_WAIT_SECONDS: !Ref RefundOutcomeWaitSeconds",
     "          BOOKS_RETRY_WAIT_SECONDS: !Ref BooksRetryWaitSeconds",
     "          APPROVAL_ESCALATION_SECONDS: !Ref ApprovalEscalationSeconds",
+    "          RETURN_WAIT_SECONDS: !Ref ReturnWaitSeconds",
     "          POLICY_PARAMETER_NAME: !Ref PolicyParameterName",
     "          TICKET_MAPPING_PARAMETER_PREFIX: !Ref TicketMappingParameterPrefix",
 ]

@@ -18,7 +18,7 @@ class Exit(IntEnum):
     NOT_ALLOWED = 6  # the refund's state does not allow the action (retry, approve...): the reason is printed
     CONFIG = 7  # missing configuration: no signing secret, no token, no stack outputs
     REFUND_UNSUCCESSFUL = 10  # followed to a final status that is not a success (REJECTED, FAILED)
-    WAITING_FOR_PERSON = 11  # followed until it stopped for a person (PENDING_APPROVAL, NEEDS_ATTENTION)
+    WAITING_FOR_PERSON = 11  # followed until it stopped for a person (PENDING_APPROVAL, NEEDS_ATTENTION) or its goods
     TIMED_OUT = 12  # still moving when --wait-seconds ran out
     AUDIT_BROKEN = 13  # refunds show: the audit chain does not verify
     POLICY_INVALID = 20  # policy check: the policy file is invalid

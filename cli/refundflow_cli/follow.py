@@ -9,7 +9,7 @@ from rich.live import Live
 
 from refundflow_cli.api import Api
 from refundflow_cli.errors import Exit
-from refundflow_cli.output import FOR_A_PERSON, SUCCESS, UNSUCCESSFUL, console, refund_panel
+from refundflow_cli.output import FOR_A_PERSON, FOR_THE_GOODS, SUCCESS, UNSUCCESSFUL, console, refund_panel
 
 # NEEDS_ATTENTION reasons the workflow resolves by itself (books retried, provider polled): keep following.
 AUTOMATIC_REASONS = {"books_update_failed", "provider_outcome_unknown"}
@@ -22,7 +22,7 @@ def stopped(refund: dict[str, Any]) -> bool:
         return True
     if status == "NEEDS_ATTENTION":
         return refund.get("attention_reason") not in AUTOMATIC_REASONS
-    return status in FOR_A_PERSON
+    return status in FOR_A_PERSON or status in FOR_THE_GOODS
 
 
 def exit_code_for(refund: dict[str, Any]) -> Exit:

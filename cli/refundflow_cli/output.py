@@ -23,10 +23,12 @@ P = ParamSpec("P")
 SUCCESS = {"COMPLETED", "SETTLED"}
 UNSUCCESSFUL = {"REJECTED", "FAILED"}
 FOR_A_PERSON = {"PENDING_APPROVAL", "NEEDS_ATTENTION"}
+# Waits for the returned goods (days, not seconds): following stops there too.
+FOR_THE_GOODS = {"AWAITING_RETURN"}
 STATUS_STYLE = {
     **dict.fromkeys(SUCCESS, "green"),
     **dict.fromkeys(UNSUCCESSFUL, "red"),
-    **dict.fromkeys(FOR_A_PERSON, "yellow"),
+    **dict.fromkeys(FOR_A_PERSON | FOR_THE_GOODS, "yellow"),
 }
 
 

@@ -3,26 +3,40 @@ calls a platform's API (it holds no API credentials), starts workflows and forwa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
 
 from refundflow import catalog, http_api, settings, wiring
 from refundflow.adapters.secrets import get_json_secret, platform_secret_name
-from refundflow.api import DeliveryFailureBody, RefundAccepted, RefundRequestBody, WebhookAck
-from refundflow.connectors.standard_webhooks import SigningSources, verify_source_delivery
+from refundflow.api import (
+    DeliveryFailureBody,
+    RefundAccepted,
+    RefundRequestBody,
+    ReturnUpdateAccepted,
+    ReturnUpdateBody,
+    WebhookAck,
+)
+from refundflow.connectors.standard_webhooks import SigningSources, VerifiedDelivery, verify_source_delivery
 from refundflow.domain.delivery_failures import accept_delivery_failure
 from refundflow.domain.inbound import forward_delivery, forward_refusal
 from refundflow.domain.intake import Accepted, accept_refund_request, timing_from
+from refundflow.domain.returns import accept_return_update
 from refundflow.errors import CardDataRefused, InvalidRequest, NotFound
 from refundflow.observability import logger, metrics, tracer
 
 router = APIGatewayHttpRouter()  # type: ignore[no-untyped-call]
 # Verified on the raw body before parsing, so the resolver does not parse them: documented for OpenAPI.
-SIGNED_REQUEST_BODIES = {"/refund-requests": RefundRequestBody, "/triggers/delivery-failures": DeliveryFailureBody}
+SIGNED_REQUEST_BODIES = {
+    "/refund-requests": RefundRequestBody,
+    "/triggers/delivery-failures": DeliveryFailureBody,
+    "/triggers/return-updates": ReturnUpdateBody,
+}
 DUPLICATE_HEADER = "Refundflow-Duplicate-Delivery"
+M = TypeVar("M", bound=BaseModel)
 FORM = "application/x-www-form-urlencoded"
 
 
@@ -34,15 +48,9 @@ FORM = "application/x-www-form-urlencoded"
     tags=["triggers"],
 )
 def create_refund_request() -> Response[RefundAccepted]:
-    intake = settings.load(settings.IntakeSettings)
-    # Signature first: an empty or forged body is unauthenticated (401) before it is malformed (400).
-    raw = http_api.raw_body(router.current_event, max_bytes=intake.max_body_bytes, allow_empty=True)
-    # Read through the secrets cache (SECRETS_CACHE_SECONDS): a revoked secret stops working without a cold start.
-    name = intake.refund_requests_secret_name
-    sources = SigningSources.from_secret(name, get_json_secret(name))
-    verified = verify_source_delivery(router.current_event.headers, raw, sources)
-    delivery_id = http_api.delivery_id(verified.delivery_id)
-    body = http_api.parse_body(RefundRequestBody, raw)
+    verified, delivery_id, body = _signed(
+        RefundRequestBody, settings.load(settings.IntakeSettings).refund_requests_secret_name
+    )
     logger.append_keys(delivery_id=delivery_id, source_reference=body.source.reference)
     accepted = accept_refund_request(
         body,
@@ -73,15 +81,10 @@ def create_refund_request() -> Response[RefundAccepted]:
     tags=["triggers"],
 )
 def report_delivery_failure() -> Response[RefundAccepted]:
-    intake = settings.load(settings.IntakeSettings)
-    raw = http_api.raw_body(router.current_event, max_bytes=intake.max_body_bytes, allow_empty=True)
-    name = intake.delivery_failures_secret_name
+    name = settings.load(settings.IntakeSettings).delivery_failures_secret_name
     if not name:
         raise NotFound("delivery failure reports are not configured (DeliveryFailuresSecretName)")
-    sources = SigningSources.from_secret(name, get_json_secret(name))
-    verified = verify_source_delivery(router.current_event.headers, raw, sources)
-    delivery_id = http_api.delivery_id(verified.delivery_id)
-    body = http_api.parse_body(DeliveryFailureBody, raw)
+    verified, delivery_id, body = _signed(DeliveryFailureBody, name)
     shipment = body.shipment
     logger.append_keys(delivery_id=delivery_id, carrier=shipment.carrier, tracking_number=shipment.tracking_number)
     accepted = accept_delivery_failure(
@@ -102,6 +105,63 @@ def report_delivery_failure() -> Response[RefundAccepted]:
         },
     )
     return _accepted(accepted)
+
+
+@router.post(
+    "/triggers/return-updates",
+    summary="Report a step of a return's lifecycle (Standard Webhooks signed, refund-request sources' secrets)",
+    description=(
+        "Body: ReturnUpdateBody. The returns system that sent the refund request (POST /refund-requests, signing "
+        "with its secret from RefundRequestsSecretName) reports a step of the return: label_created, in_transit, "
+        "received, inspected (with an outcome per line), closed, delivery_failed. Steps may come in any order (the "
+        "return's status is its highest-ranked step's) and more than once (the same status and occurred_at is a "
+        "duplicate: duplicate true, nothing written). A step before the request is kept for the refund it names. "
+        "A refund waiting for its return (AWAITING_RETURN) is decided again."
+    ),
+    responses=http_api.documented(
+        202, "Recorded (or reported before)", ReturnUpdateAccepted, 400, 401, 403, 409, 413, 415, 503
+    ),
+    tags=["triggers"],
+)
+def report_return_update() -> Response[ReturnUpdateAccepted]:
+    verified, delivery_id, body = _signed(
+        ReturnUpdateBody, settings.load(settings.IntakeSettings).refund_requests_secret_name
+    )
+    logger.append_keys(delivery_id=delivery_id, source_reference=body.source.reference)
+    accepted = accept_return_update(
+        body,
+        source=verified.source,
+        delivery_id=delivery_id,
+        recorder=wiring.recorder(),
+        callbacks=wiring.callbacks(),
+    )
+    logger.info(
+        "return update accepted",
+        extra={
+            "refund_id": accepted.refund_id,
+            "duplicate": accepted.duplicate,
+            "return_status": accepted.lifecycle.status.value,
+            "refund_known": accepted.refund is not None,
+        },
+    )
+    answer = ReturnUpdateAccepted(
+        refund_id=accepted.refund_id, return_status=accepted.lifecycle.status, duplicate=accepted.duplicate
+    )
+    return http_api.json_response(202, answer)
+
+
+def _signed(model: type[M], secret_name: str) -> tuple[VerifiedDelivery, str, M]:
+    """A Standard Webhooks delivery verified with the sources of ``secret_name``, then read as ``model``.
+
+    The signature first: an empty or forged body is unauthenticated (401) before it is malformed (400). The secret
+    is read through the secrets cache (SECRETS_CACHE_SECONDS): a revoked secret stops working without a cold start.
+    """
+    raw = http_api.raw_body(
+        router.current_event, max_bytes=settings.load(settings.IntakeSettings).max_body_bytes, allow_empty=True
+    )
+    sources = SigningSources.from_secret(secret_name, get_json_secret(secret_name))
+    verified = verify_source_delivery(router.current_event.headers, raw, sources)
+    return verified, http_api.delivery_id(verified.delivery_id), http_api.parse_body(model, raw)
 
 
 def _accepted(accepted: Accepted) -> Response[RefundAccepted]:

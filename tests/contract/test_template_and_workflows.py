@@ -241,8 +241,14 @@ PAYMENT_FUNCTIONS = {logical_id for logical_id, (_, role) in PLATFORM_FUNCTIONS.
 TICKET_FUNCTIONS = {logical_id for logical_id, (_, role) in PLATFORM_FUNCTIONS.items() if role == "ticket"}
 # The functions that take a waiting workflow's task token (DeleteItem on REFUND#<id>/WAIT#<kind>): a payment
 # platform's function resumes the workflow its webhook news concerns; a help desk's, the refund waiting for the
-# approval its ticket gave or withdrew.
-TOKEN_TAKERS = {"DecideApprovalFunction", "RegisterWaitFunction", *PAYMENT_FUNCTIONS, *TICKET_FUNCTIONS}
+# approval its ticket gave or withdrew; ReceiveWebhookFunction, the refund a return step lets go on.
+TOKEN_TAKERS = {
+    "DecideApprovalFunction",
+    "RegisterWaitFunction",
+    "ReceiveWebhookFunction",
+    *PAYMENT_FUNCTIONS,
+    *TICKET_FUNCTIONS,
+}
 # The indexes each function queries (RefundRepository.refunds_for_payment, customer_history).
 INDEXES = {
     "EvaluatePolicyFunction": {"by-customer"},

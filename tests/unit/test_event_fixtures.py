@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from refundflow.api import DeliveryFailureBody, RefundRequestBody
+from refundflow.api import DeliveryFailureBody, RefundRequestBody, ReturnUpdateBody
 from refundflow.domain.failures import CHILD_STOPPED, unwrap_child_failure
 from refundflow.events import RefundEvent
 from refundflow.models import FailureStepInput, ProviderStepInput, StepInput, WaitStepInput
@@ -37,6 +37,16 @@ def test_sample_refund_requests_are_valid_bodies(path: Path) -> None:
 def test_sample_delivery_failures_are_valid_reports(path: Path) -> None:
     # GIVEN a sample carrier report WHEN parsed as POST /triggers/delivery-failures parses it THEN it names a shipment
     assert DeliveryFailureBody.model_validate(json.loads(path.read_text())).shipment.tracking_number
+
+
+@pytest.mark.parametrize("path", sorted(EVENTS.glob("return_updates_*.json")), ids=lambda path: path.name)
+def test_sample_return_updates_are_valid_steps(path: Path) -> None:
+    # GIVEN a sample returns-system report WHEN parsed as the route parses it THEN it names a refund request
+    assert ReturnUpdateBody.model_validate(json.loads(path.read_text())).source.reference
+
+
+def test_there_is_a_return_update_sample() -> None:
+    assert sorted(EVENTS.glob("return_updates_*.json"))
 
 
 @pytest.mark.parametrize(("name", "model"), sorted(STEP_MODELS.items()), ids=lambda item: str(item))

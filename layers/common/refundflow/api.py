@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from refundflow.domain.views import RefundView
-from refundflow.models import DeliveryFailureBody, RefundRequestBody
+from refundflow.models import DeliveryFailureBody, RefundRequestBody, ReturnStatus, ReturnUpdateBody
 from refundflow.status import RefundStatus
 
 # Defined where the domain reads and builds them (the domain never imports the HTTP layer); served from here.
@@ -20,6 +20,8 @@ __all__ = [
     "RefundAccepted",
     "RefundRequestBody",
     "RefundView",
+    "ReturnUpdateAccepted",
+    "ReturnUpdateBody",
     "WebhookAck",
 ]
 
@@ -38,6 +40,16 @@ class RefundAccepted(BaseModel):
     status: RefundStatus
     duplicate: bool = Field(description="True when this request was seen before: nothing new was started.")
     links: dict[str, Link]
+
+
+class ReturnUpdateAccepted(BaseModel):
+    """The answer to a return step (new, or delivered before)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    refund_id: str = Field(description="The refund the source's reference names (it may not exist yet).")
+    return_status: ReturnStatus = Field(description="The return's status now: its highest-ranked step's.")
+    duplicate: bool = Field(description="True when this step was reported before: nothing was written.")
 
 
 class ApprovalRequestBody(BaseModel):

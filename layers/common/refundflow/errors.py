@@ -153,6 +153,12 @@ class IdempotencyConflict(RefundflowError):
     code = "idempotency_conflict"
 
 
+class ReturnStepExists(RefundflowError):
+    """A return step (status and occurred_at) is already stored: a redelivery, never written twice."""
+
+    code = "return_step_exists"
+
+
 class NotFound(RefundflowError):
     code = "not_found"
 

@@ -17,6 +17,7 @@ EVENT_FOR_STATUS: dict[RefundStatus, str] = {
     RefundStatus.RECEIVED: "RefundRequested",
     RefundStatus.VALIDATED: "RefundValidated",
     RefundStatus.PENDING_APPROVAL: "RefundApprovalRequested",
+    RefundStatus.AWAITING_RETURN: "RefundAwaitingReturn",
     RefundStatus.APPROVED: "RefundApproved",
     RefundStatus.REJECTED: "RefundRejected",
     RefundStatus.REFUND_SUBMITTED: "RefundSubmitted",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -75,11 +76,35 @@ class RefundOrigin(StrEnum):
 
 
 class ReturnStatus(StrEnum):
+    """Where the goods of a return are: requested < label_created < in_transit < received < inspected < closed.
+    ``delivery_failed`` (the parcel never arrived) ranks like ``in_transit``; ``not_required`` is a request's
+    only (no goods come back)."""
+
     NOT_REQUIRED = "not_required"
     REQUESTED = "requested"
+    LABEL_CREATED = "label_created"
     IN_TRANSIT = "in_transit"
     RECEIVED = "received"
+    INSPECTED = "inspected"
+    CLOSED = "closed"
     DELIVERY_FAILED = "delivery_failed"
+
+    @property
+    def rank(self) -> int:
+        """The step's place in the lifecycle: the return's status is its highest-ranked step's."""
+        return _RETURN_RANK[self]
+
+
+_RETURN_RANK = {
+    ReturnStatus.NOT_REQUIRED: 0,
+    ReturnStatus.REQUESTED: 1,
+    ReturnStatus.LABEL_CREATED: 2,
+    ReturnStatus.IN_TRANSIT: 3,
+    ReturnStatus.DELIVERY_FAILED: 3,
+    ReturnStatus.RECEIVED: 4,
+    ReturnStatus.INSPECTED: 5,
+    ReturnStatus.CLOSED: 6,
+}
 
 
 LocatorKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
@@ -125,6 +150,105 @@ class ReturnInfo(StrictModel):
     status: ReturnStatus
     received_at: AwareDatetime | None = None
     tracking_reference: Identifier | None = None
+
+
+class ReturnLineOutcome(StrEnum):
+    """What the inspection found for one returned line."""
+
+    RESELLABLE = "resellable"
+    DAMAGED = "damaged"
+    NOT_RETURNED = "not_returned"
+    WRONG_ITEM = "wrong_item"
+
+
+class InspectedLine(StrictModel):
+    sku: Identifier
+    quantity: int = Field(ge=1, le=100_000)
+    outcome: ReturnLineOutcome
+
+
+class ReturnStep(StrictModel):
+    """One step of a return's lifecycle, as the returns system (the verified source) reported it.
+
+    Steps are stored one item each, keyed by status and ``occurred_at``: a redelivered step is a duplicate and a
+    late one is kept in the history without winding the return's status back."""
+
+    status: ReturnStatus
+    occurred_at: AwareDatetime = Field(description="When the returns system saw it happen (with a UTC offset).")
+    recorded_at: datetime = Field(description="When refundflow recorded it.")
+    source: Identifier = Field(description="The source system whose secret verified the delivery.")
+    tracking_reference: Identifier | None = None
+    lines: list[InspectedLine] | None = Field(
+        default=None, max_length=500, description="Per line outcomes: only with status inspected."
+    )
+
+    @model_validator(mode="after")
+    def _lines_only_inspected(self) -> ReturnStep:
+        if self.lines is not None and self.status is not ReturnStatus.INSPECTED:
+            raise ValueError("lines are only reported with status inspected")
+        return self
+
+    @property
+    def key(self) -> tuple[ReturnStatus, datetime]:
+        """What makes two deliveries the same step: its status and when it happened (in UTC)."""
+        return self.status, self.occurred_at.astimezone(UTC)
+
+    def same_report(self, other: ReturnStep) -> bool:
+        """Whether ``other`` reports exactly this step (recorded_at aside): a redelivery, not a conflict."""
+        fields = {"recorded_at", "occurred_at"}
+        return self.key == other.key and self.model_dump(exclude=fields) == other.model_dump(exclude=fields)
+
+
+class ReturnLifecycle(StrictModel):
+    """A return's status (its highest-ranked step's) and its steps, oldest first."""
+
+    status: ReturnStatus
+    steps: list[ReturnStep]
+
+    @classmethod
+    def of(cls, steps: Iterable[ReturnStep]) -> ReturnLifecycle | None:
+        """The lifecycle of ``steps`` (any order), or None without steps. Among steps of the highest rank the
+        latest one counts (delivery_failed after in_transit)."""
+        ordered = sorted(steps, key=lambda step: (step.occurred_at.astimezone(UTC), step.recorded_at))
+        if not ordered:
+            return None
+        top = max(ordered, key=lambda step: (step.status.rank, step.occurred_at.astimezone(UTC)))
+        return cls(status=top.status, steps=ordered)
+
+    def reached(self, status: ReturnStatus) -> bool:
+        """Whether a step at or beyond ``status`` exists (a late in_transit does not undo a receipt)."""
+        return any(step.status.rank >= status.rank for step in self.steps)
+
+    @property
+    def inspected_lines(self) -> list[InspectedLine]:
+        """The lines of the latest inspection (an inspection reported again later replaces the earlier one)."""
+        inspections = [step for step in self.steps if step.status is ReturnStatus.INSPECTED and step.lines]
+        return list(inspections[-1].lines or []) if inspections else []
+
+
+def request_return_step(refund: Refund) -> ReturnStep | None:
+    """A request's own ``return`` as the first step of the lifecycle (source: the request's source)."""
+    info = refund.return_info
+    if info is None:
+        return None
+    occurred = info.received_at if info.received_at is not None else refund.created_at
+    return ReturnStep(
+        status=info.status,
+        occurred_at=occurred if occurred.tzinfo is not None else occurred.replace(tzinfo=UTC),
+        recorded_at=refund.created_at,
+        source=refund.source.system,
+        tracking_reference=info.tracking_reference,
+    )
+
+
+def return_lifecycle(refund: Refund | None, steps: Iterable[ReturnStep]) -> ReturnLifecycle | None:
+    """The lifecycle of a refund's return: the request's own ``return`` as the first step, then the stored steps
+    (a stored step reporting the same status at the same moment stands for the request's)."""
+    stored = list(steps)
+    first = request_return_step(refund) if refund is not None else None
+    if first is not None and all(step.key != first.key for step in stored):
+        stored.append(first)
+    return ReturnLifecycle.of(stored)
 
 
 class CustomerContact(StrictModel):
@@ -291,6 +415,12 @@ class Refund(StrictModel):
     audit_seq: int = 0
     audit_head: str = ""
     status_seq: int = Field(default=0, description="Audit sequence number of the latest status change.")
+    return_seq: int = Field(
+        default=0, description="Audit sequence number of the latest return step recorded (ReturnUpdated)."
+    )
+    return_seen_seq: int = Field(
+        default=0, description="The return_seq the policy last decided on (a refund waiting for its return)."
+    )
 
     @property
     def currency(self) -> str | None:
@@ -384,7 +514,7 @@ class FailureStepInput(StepInput):
 
 
 class WaitStepInput(StepInput):
-    wait_for: Literal["approval", "refund_outcome"]
+    wait_for: Literal["approval", "refund_outcome", "return"]
     task_token: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
 
 
@@ -453,6 +583,34 @@ def _check_amounts(amount: Money | None, lines: list[RefundLine]) -> None:
         total = sum(line.amount.minor_units for line in lines)
         if total != amount.minor_units:
             raise ValueError(f"lines add up to {total} minor units but amount is {amount.minor_units}")
+
+
+class ReturnUpdateSource(StrictModel):
+    system: Identifier = Field(description="The returns system; must be the source whose secret signed it.")
+    reference: Identifier = Field(
+        description="The reference its refund request had (source.reference on POST /refund-requests).",
+    )
+
+
+class ReturnUpdateBody(StrictModel):
+    """``POST /triggers/return-updates``: a returns system reports a step of a return's lifecycle for the refund
+    request it sent (``source.reference``). Steps may arrive in any order and more than once."""
+
+    source: ReturnUpdateSource
+    status: ReturnStatus
+    occurred_at: AwareDatetime = Field(description="When it happened, with a UTC offset.")
+    tracking_reference: Identifier | None = None
+    lines: list[InspectedLine] | None = Field(
+        default=None, max_length=500, description="Only with status inspected: what the inspection found per line."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ReturnUpdateBody:
+        if self.status is ReturnStatus.NOT_REQUIRED:
+            raise ValueError("not_required is a request's return status, not a step of a return")
+        if self.lines is not None and self.status is not ReturnStatus.INSPECTED:
+            raise ValueError("lines are only reported with status inspected")
+        return self
 
 
 class DeliveryFailureStatus(StrEnum):

@@ -34,6 +34,7 @@ from refundflow.models import (
     RefundableBalance,
     RefundLine,
     RefundReason,
+    ReturnStep,
     StrictModel,
 )
 from refundflow.money import Money
@@ -642,6 +643,19 @@ class RefundStore(ABC):
 
     @abstractmethod
     def delivery_refund_id(self, platform: str, event_id: str) -> str | None: ...
+
+    @abstractmethod
+    def return_steps(self, refund_id: str) -> list[ReturnStep]:
+        """The return steps stored for ``refund_id`` (also before the refund exists), in no particular order."""
+
+    @abstractmethod
+    def return_step_put(self, refund_id: str, step: ReturnStep) -> StoreWrite:
+        """A write of ``step`` only if no step with its status and occurred_at is stored for ``refund_id``
+        (``ReturnStepExists`` otherwise): added to the transaction of its audit entry."""
+
+    @abstractmethod
+    def put_return_step(self, refund_id: str, step: ReturnStep) -> bool:
+        """Store ``step`` if absent (a refund that does not exist yet). Returns False if it was stored before."""
 
     @abstractmethod
     def put_wait_token(self, refund_id: str, kind: str, token: str) -> None: ...

@@ -40,6 +40,8 @@ class WorkflowTimingSettings(EnvModel):
     refund_outcome_wait_seconds: int = Field(default=3600, ge=1, alias="REFUND_OUTCOME_WAIT_SECONDS")
     books_retry_wait_seconds: int = Field(default=900, ge=1, alias="BOOKS_RETRY_WAIT_SECONDS")
     approval_escalation_seconds: int = Field(default=86_400, ge=1, alias="APPROVAL_ESCALATION_SECONDS")
+    # How long a refund waits for its return (AWAITING_RETURN) before it is rejected (return_not_received).
+    return_wait_seconds: int = Field(default=2_592_000, ge=1, le=31_536_000, alias="RETURN_WAIT_SECONDS")
 
 
 class FailureSettings(EnvModel):

@@ -9,6 +9,7 @@ class RefundStatus(StrEnum):
     RECEIVED = "RECEIVED"
     VALIDATED = "VALIDATED"
     PENDING_APPROVAL = "PENDING_APPROVAL"
+    AWAITING_RETURN = "AWAITING_RETURN"
     APPROVED = "APPROVED"
     REJECTED = "REJECTED"
     REFUND_SUBMITTED = "REFUND_SUBMITTED"
@@ -25,7 +26,9 @@ S = RefundStatus
 
 ALLOWED_TRANSITIONS: dict[RefundStatus, frozenset[RefundStatus]] = {
     S.RECEIVED: frozenset({S.VALIDATED, S.REJECTED, S.FAILED}),
-    S.VALIDATED: frozenset({S.APPROVED, S.PENDING_APPROVAL, S.REJECTED, S.FAILED}),
+    S.VALIDATED: frozenset({S.APPROVED, S.PENDING_APPROVAL, S.AWAITING_RETURN, S.REJECTED, S.FAILED}),
+    # The policy waits for the goods; decided again when the returns system reports a step, rejected on timeout.
+    S.AWAITING_RETURN: frozenset({S.APPROVED, S.PENDING_APPROVAL, S.REJECTED, S.FAILED}),
     S.PENDING_APPROVAL: frozenset({S.APPROVED, S.REJECTED, S.FAILED}),
     S.APPROVED: frozenset({S.REFUND_SUBMITTED, S.REJECTED, S.FAILED}),
     # NEEDS_ATTENTION from here: the provider call's outcome is unknown, money may have moved.

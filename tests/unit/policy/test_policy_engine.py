@@ -7,10 +7,10 @@ import json
 import pytest
 from policy_builders import make_facts, make_refund, policy_text
 
-from refundflow.models import PolicyDecisionRecord, RefundReason
+from refundflow.models import PolicyDecisionRecord, RefundReason, ReturnStatus
 from refundflow.money import Money
 from refundflow.policy import Approver, Policy, PolicyDecision, PolicyInput, load_policy
-from refundflow.policy.engine import CURRENCY_RULE_ID, EVALUATION_ERROR
+from refundflow.policy.engine import CURRENCY_RULE_ID, EVALUATION_ERROR, InvalidPolicy
 
 
 def test_decision_records_policy_version_rule_and_the_inputs_it_saw(default_policy: Policy) -> None:
@@ -201,3 +201,50 @@ def test_recorded_inputs_replay_to_the_same_decision(default_policy: Policy) -> 
     replayed = default_policy.decide(PolicyInput.model_validate_json(json.dumps(recorded.inputs)))
     # THEN the decision is the same
     assert replayed == recorded
+
+
+# ---------------------------------------------------------------- waiting for a return (issue 12)
+
+WAIT_RULE = {
+    "id": "goods_first",
+    "description": "Changed-mind refunds wait for the goods",
+    "when": "refund.reason == 'changed_mind' && !return_info.received",
+    "outcome": "wait_for_return",
+    "reason_code": "return_not_received",
+}
+
+
+def test_wait_for_return_decides_a_refund_whose_goods_are_not_back_and_no_claim_skips_it() -> None:
+    policy = load_policy(
+        policy_text(rules=[WAIT_RULE], sources={"helpdesk": {"may_assert_roles": ["finance"]}}), source="test"
+    )
+    claim = Approver(id="lee", role="finance", source="helpdesk")
+    in_transit = make_refund(2_000, reason=RefundReason.CHANGED_MIND, return_status=ReturnStatus.IN_TRANSIT)
+    decision = policy.decide(make_facts(in_transit, approver=claim))
+    assert (decision.outcome, decision.rule_id, decision.reason_code) == (
+        "wait_for_return",
+        "goods_first",
+        "return_not_received",
+    )
+    assert decision.required_role is None
+    assert "wait for the return" in decision.explanation
+    assert decision.source_approval is not None
+    assert decision.source_approval.honoured is False
+    # AND once the goods are back, or for another reason, nothing holds it back
+    received = make_refund(2_000, reason=RefundReason.CHANGED_MIND, return_status=ReturnStatus.RECEIVED)
+    assert policy.decide(make_facts(received)).outcome == "approve"
+    damaged = make_refund(2_000, reason=RefundReason.DAMAGED, return_status=ReturnStatus.IN_TRANSIT)
+    assert policy.decide(make_facts(damaged)).outcome == "approve"
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"rules": [{**WAIT_RULE, "role": "agent"}]}, "role is only meaningful with require_approval"),
+        ({"default": {"description": "Wait", "outcome": "wait_for_return"}}, "the default cannot wait_for_return"),
+    ],
+    ids=["no-role", "not-the-default"],
+)
+def test_a_wait_takes_no_role_and_the_default_cannot_wait(change: dict[str, object], problem: str) -> None:
+    with pytest.raises(InvalidPolicy, match=problem):
+        load_policy(policy_text(**change), source="test")

@@ -34,9 +34,17 @@ from refundflow.errors import (
     NotFound,
     ProviderRefundClaimed,
     RefundflowError,
+    ReturnStepExists,
     TransientError,
 )
-from refundflow.models import AuditEntry, CustomerRefundSummary, PaymentProvider, Refund, RefundableBalance
+from refundflow.models import (
+    AuditEntry,
+    CustomerRefundSummary,
+    PaymentProvider,
+    Refund,
+    RefundableBalance,
+    ReturnStep,
+)
 from refundflow.money import Money
 from refundflow.ports import (
     AnnouncedPayout,
@@ -94,6 +102,8 @@ _STATE_FIELDS = {
     "audit_seq",
     "audit_head",
     "status_seq",
+    "return_seq",
+    "return_seen_seq",
 }
 _REQUEST_FIELDS = {
     "refund_id",
@@ -1042,6 +1052,48 @@ class RefundRepository(RefundStore):
         )
         item = response.get("Item")
         return str(_from_item(item)["refund_id"]) if item else None
+
+    # ------------------------------------------------------------------ return steps
+
+    @staticmethod
+    def _return_step_key(refund_id: str, step: ReturnStep) -> dict[str, str]:
+        status, occurred = step.key
+        return {"pk": f"RETURN#{refund_id}", "sk": f"STEP#{occurred.isoformat()}#{status.value}"}
+
+    def return_step_put(self, refund_id: str, step: ReturnStep) -> TransactItem:
+        """The step's own item in the refund's ``RETURN#`` partition (stored also before the refund exists),
+        put only if absent: the same step delivered again is never written twice."""
+        document = step.model_dump(mode="json")
+        return TransactItem(
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": _to_item({**document, **self._return_step_key(refund_id, step), "entity": "return_step"}),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            lambda: ReturnStepExists(f"return step {step.status.value} at {step.occurred_at} is already stored"),
+        )
+
+    def put_return_step(self, refund_id: str, step: ReturnStep) -> bool:
+        return self._put_if_absent(self.return_step_put(refund_id, step))
+
+    def return_steps(self, refund_id: str) -> list[ReturnStep]:
+        steps: list[ReturnStep] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": _to_item({":pk": f"RETURN#{refund_id}", ":prefix": "STEP#"}),
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self._call("query", **kwargs)
+            for item in response.get("Items", []):
+                values = _from_item(item)
+                steps.append(ReturnStep.model_validate({k: values[k] for k in ReturnStep.model_fields if k in values}))
+            if "LastEvaluatedKey" not in response:
+                return steps
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     # ------------------------------------------------------------------ task tokens of waiting workflows
 

@@ -55,7 +55,10 @@ LOOKUP_RETRY = "LOOKUP_RETRY"
 PROVIDER_UNAVAILABLE = "provider_unavailable"
 DEFAULT_MAX_LOOKUP_ATTEMPTS = 24
 CHILD_STOPPED = "RefundSteps."
-BEFORE_SUBMISSION = frozenset({S.RECEIVED, S.VALIDATED, S.PENDING_APPROVAL, S.APPROVED})
+BEFORE_SUBMISSION = frozenset({S.RECEIVED, S.VALIDATED, S.PENDING_APPROVAL, S.AWAITING_RETURN, S.APPROVED})
+# The workflow's wait for a return (WaitForReturn) ran out: the goods never came back.
+WAIT_TIMED_OUT = "States.Timeout"
+RETURN_NOT_RECEIVED = "return_not_received"
 BOOKS_PHASE = frozenset({S.REFUNDED, S.INVOICE_UPDATED})
 _OUR_MESSAGE = re.compile(r"^(?:\[(?P<platform>[^\]]+)\] )?(?P<code>[a-z][a-z0-9_]*): (?P<message>.*)$", re.DOTALL)
 
@@ -113,6 +116,8 @@ def handle_failure(
         if error_name == CHILD_STOPPED + LOOKUP_RETRY and _lookup_to_retry(refund):
             return step_result(refund, LOOKUP_RETRY)
         return step_result(refund)
+    if refund.status is S.AWAITING_RETURN and error_name == WAIT_TIMED_OUT:
+        return _return_not_received(refund, recorder=recorder)
     failure = describe_error(error_name, cause)
     actor = "step:HandleFailure"
     details: dict[str, object] = {"error": error_name, "code": failure.code, "message": failure.message[:500]}
@@ -160,6 +165,25 @@ def handle_failure(
             refund = recorder.move(refund, S.NEEDS_ATTENTION, actor=actor, details=details, changes=changes)
         return step_result(refund)
     # Waiting for the provider, or already final: nothing to undo here.
+    return step_result(refund)
+
+
+def _return_not_received(refund: Refund, *, recorder: RefundRecorder) -> StepResult:
+    """The refund waited for its return as long as the workflow waits (ReturnWaitSeconds) and the returns system
+    never reported what the policy waited for: rejected, nothing moved (a held reservation is released)."""
+    failure = FailureRecord(
+        code=RETURN_NOT_RECEIVED,
+        message="The return did not arrive in time: the policy waited for it and no step ended the wait.",
+    )
+    changes, extra = release_items(recorder, refund)
+    refund = recorder.move(
+        refund,
+        S.REJECTED,
+        actor="step:HandleFailure",
+        details={"error": WAIT_TIMED_OUT, "code": RETURN_NOT_RECEIVED, "message": failure.message},
+        changes={**changes, "failure": failure},
+        extra=extra,
+    )
     return step_result(refund)
 
 

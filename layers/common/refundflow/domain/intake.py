@@ -11,14 +11,16 @@ from typing import Any
 from refundflow.audit import canonical_json
 from refundflow.domain.deployment import ensure_deployed
 from refundflow.domain.recorder import RefundRecorder
-from refundflow.errors import Forbidden, IdempotencyConflict
+from refundflow.errors import ConcurrentModification, Forbidden, IdempotencyConflict
 from refundflow.ids import derive_refund_id
-from refundflow.models import Refund, RefundRequestBody
+from refundflow.models import Refund, RefundRequestBody, ReturnStep
 from refundflow.ports import RefundStore, VerifiedSource, WorkflowStarter
 from refundflow.settings import WorkflowTimingSettings
 from refundflow.status import RefundStatus
 
 GENERIC_SOURCE = "refund-requests"
+# The audit entry of a return step (domain.returns), also written here for steps reported before the request.
+RETURN_UPDATED = "ReturnUpdated"
 
 
 @dataclass(frozen=True)
@@ -28,12 +30,14 @@ class WorkflowTiming:
     refund_outcome_wait_seconds: int
     books_retry_wait_seconds: int
     approval_escalation_seconds: int
+    return_wait_seconds: int = 2_592_000
 
     def as_input(self) -> dict[str, int]:
         return {
             "refund_outcome_wait_seconds": self.refund_outcome_wait_seconds,
             "books_retry_wait_seconds": self.books_retry_wait_seconds,
             "approval_escalation_seconds": self.approval_escalation_seconds,
+            "return_wait_seconds": self.return_wait_seconds,
         }
 
 
@@ -42,6 +46,7 @@ def timing_from(config: WorkflowTimingSettings) -> WorkflowTiming:
         refund_outcome_wait_seconds=config.refund_outcome_wait_seconds,
         books_retry_wait_seconds=config.books_retry_wait_seconds,
         approval_escalation_seconds=config.approval_escalation_seconds,
+        return_wait_seconds=config.return_wait_seconds,
     )
 
 
@@ -131,6 +136,9 @@ def accept_refund_request(
         raise IdempotencyConflict(
             f"refund request {body.source.system}/{body.source.reference} was already received with other content"
         )
+    if outcome.created and channel == GENERIC_SOURCE:
+        # A returns system may have reported steps of this return before the request came (domain.returns).
+        refund = _record_early_return_steps(refund, recorder=recorder)
     # The first delivery's event may have failed to publish after the refund was stored.
     if outcome.created or refund.status is RefundStatus.RECEIVED:
         recorder.republish(refund)
@@ -139,6 +147,36 @@ def accept_refund_request(
     if outcome.created or refund.status is RefundStatus.RECEIVED:
         starter.start(refund.refund_id, {"refund_id": refund.refund_id, "timing": timing.as_input()})
     return Accepted(refund=refund, duplicate=not outcome.created)
+
+
+def return_step_details(step: ReturnStep, **extra: Any) -> dict[str, Any]:
+    """What the audit entry of a return step keeps (a returns system sends no contact details)."""
+    return {**step.model_dump(mode="json", exclude_none=True), **extra}
+
+
+def _record_early_return_steps(refund: Refund, *, recorder: RefundRecorder) -> Refund:
+    """A refund just created (its workflow not started yet): the return steps its returns system reported
+    before the request get their audit entries, oldest first."""
+    for step in sorted(recorder.repository.return_steps(refund.refund_id), key=lambda step: step.key[1]):
+        details = return_step_details(step, before_request=True)
+        try:
+            refund = recorder.note(
+                refund,
+                RETURN_UPDATED,
+                actor=f"returns:{step.source}",
+                details=details,
+                changes={"return_seq": refund.audit_seq + 1},
+            )
+        except ConcurrentModification:  # a return update appended its own entry meanwhile: once more
+            refund = recorder.repository.get(refund.refund_id)
+            refund = recorder.note(
+                refund,
+                RETURN_UPDATED,
+                actor=f"returns:{step.source}",
+                details=details,
+                changes={"return_seq": refund.audit_seq + 1},
+            )
+    return refund
 
 
 def _request_summary(body: RefundRequestBody, delivery_id: str) -> dict[str, Any]:

@@ -16,11 +16,16 @@ from refundflow.status import RefundStatus
 APPROVED_AT_SOURCE = "approved_at_source"
 NOTHING_LEFT = "nothing_left_after_deductions"
 HISTORY_DAYS = 365
+# The audit entry of a decision, on a new return step, that the refund still waits for its return.
+STILL_AWAITING_RETURN = "PolicyStillAwaitingReturn"
 _OUTCOME_STATUS = {
     "approve": RefundStatus.APPROVED,
     "require_approval": RefundStatus.PENDING_APPROVAL,
     "reject": RefundStatus.REJECTED,
+    "wait_for_return": RefundStatus.AWAITING_RETURN,
 }
+# Where the policy decides: a refund looked up, or one waiting for its return that a returns system reported on.
+_DECIDED_FROM = frozenset({RefundStatus.VALIDATED, RefundStatus.AWAITING_RETURN})
 
 
 def evaluate_policy(
@@ -34,7 +39,10 @@ def evaluate_policy(
     """
     repository = recorder.repository
     refund = repository.get(refund_id)
-    if refund.status is not RefundStatus.VALIDATED:
+    if refund.status not in _DECIDED_FROM:
+        return recorder.replay(refund)
+    if refund.status is RefundStatus.AWAITING_RETURN and refund.return_seq <= refund.return_seen_seq:
+        # Nothing was reported since the policy decided to wait (a retried step): the decision stands.
         return recorder.replay(refund)
     balance = repository.get_balance(refund.payment.provider, refund.payment.payment_id)
     if refund.amount is None or balance is None:
@@ -58,6 +66,7 @@ def evaluate_policy(
         refunded_today=repository.daily_total(refund.amount.currency, at.date()),
         now=at,
         approver=approver,
+        return_steps=repository.return_steps(refund.refund_id),
     )
     decision = policy.decide(facts)
     if decision.flags:
@@ -74,7 +83,8 @@ def evaluate_policy(
         )
     target = _OUTCOME_STATUS[decision.outcome]
     changes: dict[str, Any] = {"policy": decision.to_record()}
-    if decision.final_amount is not None:
+    if decision.final_amount is not None and target is not RefundStatus.AWAITING_RETURN:
+        # A refund that waits keeps the amount it was decided on: it is decided again, on the same amount.
         changes["amount"] = decision.final_amount
     if target is RefundStatus.REJECTED:
         changes["failure"] = FailureRecord(
@@ -89,19 +99,21 @@ def evaluate_policy(
             decided_at=at,
         )
     summary = _summary(decision)
-    refund = recorder.move(
-        refund,
-        target,
-        actor=f"policy:{decision.policy_version}",
-        details={
-            **summary,
-            "inputs": decision.inputs,
-            "evaluated_rules": [trace.model_dump(mode="json") for trace in decision.evaluated_rules],
-            "source_approval": decision.source_approval.model_dump(mode="json") if decision.source_approval else None,
-        },
-        changes=changes,
-        event_details=summary,
-    )
+    details = {
+        **summary,
+        "inputs": decision.inputs,
+        "evaluated_rules": [trace.model_dump(mode="json") for trace in decision.evaluated_rules],
+        "source_approval": decision.source_approval.model_dump(mode="json") if decision.source_approval else None,
+    }
+    actor = f"policy:{decision.policy_version}"
+    if target is RefundStatus.AWAITING_RETURN:
+        # The wait ends when a return step comes that this decision has not seen (waiting.WaitFor.RETURN).
+        changes["return_seen_seq"] = refund.return_seq
+        if refund.status is RefundStatus.AWAITING_RETURN:
+            # Decided again on a new step, and it still waits: the same status, so an entry without a change.
+            refund = recorder.note(refund, STILL_AWAITING_RETURN, actor=actor, details=details, changes=changes)
+            return step_result(refund)
+    refund = recorder.move(refund, target, actor=actor, details=details, changes=changes, event_details=summary)
     return step_result(refund)
 
 

@@ -122,6 +122,7 @@ def outcome_of(refund: Refund) -> str:
         return "NEEDS_ATTENTION"
     return {
         RefundStatus.PENDING_APPROVAL: "APPROVAL_REQUIRED",
+        RefundStatus.AWAITING_RETURN: "RETURN_REQUIRED",
         RefundStatus.SETTLED: "COMPLETED",
     }.get(status, status.value)
 

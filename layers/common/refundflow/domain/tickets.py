@@ -72,8 +72,16 @@ MAPPABLE_FIELDS = frozenset(
 APPROVAL_WITHDRAWN = "approval_withdrawn"
 # Before money moves: a withdrawn approval stops the refund in these states.
 STOPPABLE = frozenset(
-    {RefundStatus.RECEIVED, RefundStatus.VALIDATED, RefundStatus.PENDING_APPROVAL, RefundStatus.APPROVED}
+    {
+        RefundStatus.RECEIVED,
+        RefundStatus.VALIDATED,
+        RefundStatus.PENDING_APPROVAL,
+        RefundStatus.AWAITING_RETURN,
+        RefundStatus.APPROVED,
+    }
 )
+# The statuses whose workflow is parked on a task token, and what it waits for (resumed when the ticket stops it).
+_PARKED = {RefundStatus.PENDING_APPROVAL: WaitFor.APPROVAL, RefundStatus.AWAITING_RETURN: WaitFor.RETURN}
 WRITTEN = "ticket-written-{platform}"
 ATTEMPTED = "ticket-attempted-{platform}"
 
@@ -382,7 +390,7 @@ def _withdraw(refund: Refund, news: TicketNews, *, recorder: RefundRecorder, cal
     failure = FailureRecord(
         code=APPROVAL_WITHDRAWN, message=f"approval withdrawn in {news.platform} ticket {news.ticket_id}"
     )
-    if refund.status is RefundStatus.PENDING_APPROVAL:
+    if refund.status in _PARKED:
         stopped = recorder.move(
             refund,
             RefundStatus.REJECTED,
@@ -390,7 +398,7 @@ def _withdraw(refund: Refund, news: TicketNews, *, recorder: RefundRecorder, cal
             details={"code": APPROVAL_WITHDRAWN, "delivery_id": news.event_id},
             changes={"failure": failure},
         )
-        resume_waiting(stopped, WaitFor.APPROVAL, repository=recorder.repository, callbacks=callbacks)
+        resume_waiting(stopped, _PARKED[refund.status], repository=recorder.repository, callbacks=callbacks)
         return TicketOutcome("cancelled", stopped.refund_id, stopped.status)
     # Moving: the payment step reads this before it sends anything and rejects the refund instead.
     marked = recorder.note(
@@ -409,6 +417,8 @@ LABELS: dict[RefundStatus, str] = {
     RefundStatus.RECEIVED: "requested",
     RefundStatus.VALIDATED: "requested",
     RefundStatus.PENDING_APPROVAL: "pending_approval",
+    # Nothing decided yet for the help desk: the request stands until the goods are back (its note says so).
+    RefundStatus.AWAITING_RETURN: "requested",
     RefundStatus.APPROVED: "approved",
     RefundStatus.REJECTED: "rejected",
     RefundStatus.REFUND_SUBMITTED: "processing",
@@ -425,6 +435,7 @@ _WORDS: dict[str, str] = {
     "RefundValidated": "Refund request checked",
     "RefundApprovalRequested": "Refund waits for approval",
     "RefundApprovalEscalated": "Refund approval escalated",
+    "RefundAwaitingReturn": "Refund waits for the returned goods",
     "RefundApproved": "Refund approved",
     "RefundRejected": "Refund rejected",
     "RefundSubmitted": "Refund sent to the payment provider",

@@ -19,7 +19,9 @@ from refundflow.models import (
     RefundOrigin,
     RefundReason,
     ReturnInfo,
+    ReturnLifecycle,
     SourceReference,
+    return_lifecycle,
 )
 from refundflow.money import Money
 from refundflow.ports import RefundStore
@@ -29,7 +31,7 @@ from refundflow.status import RefundStatus
 class RefundView(BaseModel):
     """``GET /refunds/{refund_id}``: status, amounts, references and the verified audit timeline."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, serialize_by_alias=True)
 
     refund_id: str
     status: RefundStatus
@@ -43,7 +45,12 @@ class RefundView(BaseModel):
     source: SourceReference
     order_id: str | None
     invoice: InvoiceReference | None
-    return_info: ReturnInfo | None
+    return_info: ReturnInfo | None = Field(description="The return as the request described it.")
+    return_lifecycle: ReturnLifecycle | None = Field(
+        alias="return",
+        description="The return's status (its highest-ranked step's) and its steps oldest first: the request's own "
+        "return, then what the returns system reported (POST /triggers/return-updates).",
+    )
     customer: CustomerContact
     policy: PolicyDecisionRecord | None
     approval: ApprovalRecord | None
@@ -85,6 +92,7 @@ def refund_view(refund_id: str, *, repository: RefundStore) -> RefundView:
         order_id=refund.order.order_id if refund.order else None,
         invoice=refund.invoice,
         return_info=refund.return_info,
+        return_lifecycle=return_lifecycle(refund, repository.return_steps(refund_id)),
         customer=refund.customer,
         policy=policy,
         approval=refund.approval,

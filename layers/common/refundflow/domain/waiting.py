@@ -18,11 +18,21 @@ from refundflow.status import RefundStatus
 class WaitFor(StrEnum):
     APPROVAL = "approval"
     REFUND_OUTCOME = "refund_outcome"
+    RETURN = "return"
+
+
+# What a waiting workflow is told when a return step arrived: decide again (the refund is still AWAITING_RETURN).
+RETURN_REPORTED = "RETURN_REPORTED"
 
 
 _OPEN_OUTCOME = frozenset({OUTCOME_UNKNOWN, OUTCOME_UNRESOLVED, OUTCOME_NOT_REPORTED})
 _STILL_WAITING: dict[WaitFor, Callable[[Refund], bool]] = {
     WaitFor.APPROVAL: lambda refund: refund.status is RefundStatus.PENDING_APPROVAL,
+    # Still waiting while no return step was recorded since the policy decided to wait (return_seq: the audit entry
+    # of the latest step; return_seen_seq: the latest step the decision saw); other notes (a ticket's) do not count.
+    WaitFor.RETURN: lambda refund: (
+        refund.status is RefundStatus.AWAITING_RETURN and refund.return_seq <= refund.return_seen_seq
+    ),
     WaitFor.REFUND_OUTCOME: lambda refund: (
         refund.status in {RefundStatus.REFUND_SUBMITTED, RefundStatus.REFUND_PENDING}
         or (refund.status is RefundStatus.NEEDS_ATTENTION and refund.attention_reason in _OPEN_OUTCOME)
@@ -50,8 +60,10 @@ def resume_waiting(refund: Refund, wait_for: WaitFor, *, repository: RefundStore
     token = repository.take_wait_token(refund.refund_id, wait_for.value)
     if token is None:
         return False
+    # A refund waiting for its return is still AWAITING_RETURN: the workflow is told to decide it again.
+    outcome = RETURN_REPORTED if refund.status is RefundStatus.AWAITING_RETURN else None
     try:
-        return callbacks.succeed(token, step_result(refund).model_dump(mode="json"))
+        return callbacks.succeed(token, step_result(refund, outcome).model_dump(mode="json"))
     except TransientError:
         repository.put_wait_token(refund.refund_id, wait_for.value, token)
         raise

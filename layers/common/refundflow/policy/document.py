@@ -9,8 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from refundflow.money import CurrencyCode
 from refundflow.policy.inputs import INT64_MAX, RoleName
 
-Outcome = Literal["approve", "require_approval", "reject"]
-OUTCOMES: tuple[Outcome, ...] = ("approve", "require_approval", "reject")
+# wait_for_return: the refund waits for its goods (AWAITING_RETURN) and is decided again on each step the returns
+# system reports, until the rule no longer matches; rejected with return_not_received when they never come.
+Outcome = Literal["approve", "require_approval", "reject", "wait_for_return"]
+OUTCOMES: tuple[Outcome, ...] = ("approve", "require_approval", "reject", "wait_for_return")
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 ReasonCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
@@ -139,6 +141,14 @@ class PolicyDocument(DocumentModel):
         if duplicates:
             raise ValueError(f"listed more than once: {', '.join(duplicates)}")
         return values
+
+    @field_validator("default")
+    @classmethod
+    def _default_decides(cls, default: OutcomeSpec) -> OutcomeSpec:
+        if default.outcome == "wait_for_return":
+            # A wait ends when its rule stops matching; the default always applies, so it would never end.
+            raise ValueError("the default cannot wait_for_return: only a rule, whose condition the return ends")
+        return default
 
     @field_validator("params")
     @classmethod

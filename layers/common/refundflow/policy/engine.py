@@ -90,7 +90,7 @@ class SourceApprovalCheck(StrictModel):
 class PolicyDecision(StrictModel):
     """What the policy decided for one refund, why, and on which facts."""
 
-    outcome: Literal["approve", "require_approval", "reject"]
+    outcome: Literal["approve", "require_approval", "reject", "wait_for_return"]
     rule_id: str
     policy_version: str
     policy_digest: str = Field(description="SHA-256 of the policy text that decided.")
@@ -397,6 +397,11 @@ class Policy:
         elif outcome == "require_approval":
             parts.append(
                 f"Outcome: approval by {role} or above required" + (f" ({reason_code})." if reason_code else ".")
+            )
+        elif outcome == "wait_for_return":
+            parts.append(
+                "Outcome: wait for the return; decided again when the returns system reports a step"
+                + (f" ({reason_code})." if reason_code else ".")
             )
         else:
             parts.append(f"Outcome: reject ({reason_code}).")

@@ -14,7 +14,16 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, StringConstraints
 
 from refundflow.errors import InvalidRequest
-from refundflow.models import CustomerRefundSummary, Identifier, Refund, ReturnStatus, StrictModel
+from refundflow.models import (
+    CustomerRefundSummary,
+    Identifier,
+    Refund,
+    ReturnLineOutcome,
+    ReturnStatus,
+    ReturnStep,
+    StrictModel,
+    return_lifecycle,
+)
 from refundflow.money import CurrencyCode, Money
 from refundflow.status import RefundStatus
 
@@ -84,9 +93,15 @@ class OrderFacts(Facts):
 
 
 class ReturnFacts(Facts):
-    status: str = Field(description="A ReturnStatus value, or ``none`` when the refund has no return.")
-    received: bool
+    status: str = Field(
+        description="A ReturnStatus value (the return's highest-ranked step), or ``none`` without a return."
+    )
+    received: bool = Field(description="A step at or beyond received exists (received, inspected or closed).")
     days_since_received: Count | None = None
+    inspected: bool = Field(default=False, description="A step at or beyond inspected exists.")
+    resellable: bool = Field(
+        default=False, description="The latest inspection reported lines, and every one of them resellable."
+    )
 
 
 class WindowFacts(Facts):
@@ -185,6 +200,28 @@ def _customer_facts(
     return CustomerFacts(id=refund.customer.customer_id, refunds_total=len(counted), **windows)
 
 
+def _return_facts(refund: Refund, steps: Sequence[ReturnStep], now: datetime) -> ReturnFacts:
+    lifecycle = return_lifecycle(refund, steps)
+    if lifecycle is None:
+        return ReturnFacts(status="none", received=False)
+    received = lifecycle.reached(ReturnStatus.RECEIVED)
+    # When the goods arrived: the earliest reported step at or beyond received, or the request's received_at (a
+    # request's own step without one carries no date of receipt).
+    info = refund.return_info
+    arrivals = [step.occurred_at for step in steps if step.status.rank >= ReturnStatus.RECEIVED.rank]
+    if info is not None and info.received_at is not None and info.status.rank >= ReturnStatus.RECEIVED.rank:
+        arrivals.append(info.received_at)
+    received_at = min(arrivals, default=None)
+    lines = lifecycle.inspected_lines
+    return ReturnFacts(
+        status=lifecycle.status.value,
+        received=received,
+        days_since_received=_whole_days(now, received_at) if received_at is not None and received_at <= now else None,
+        inspected=lifecycle.reached(ReturnStatus.INSPECTED),
+        resellable=bool(lines) and all(line.outcome is ReturnLineOutcome.RESELLABLE for line in lines),
+    )
+
+
 def build_policy_input(
     refund: Refund,
     *,
@@ -193,13 +230,15 @@ def build_policy_input(
     refunded_today: Money,
     now: datetime,
     approver: Approver | None = None,
+    return_steps: Sequence[ReturnStep] = (),
 ) -> PolicyInput:
     """The facts a policy decides on, computed for ``now``.
 
     ``customer_history`` is the customer's earlier refunds (full refunds or summaries); rejected and failed
     ones, the refund itself and refunds dated after ``now`` do not count. ``remaining`` is the payment's
     remaining refundable amount and ``refunded_today`` the merchant's refunds of the day, both in the
-    refund's currency.
+    refund's currency. ``return_steps`` are the steps a returns system reported (the request's own ``return``
+    is the first step either way).
 
     Raises:
         InvalidRequest: the refund has no positive amount, ``now`` has no time zone, or an amount is in
@@ -248,13 +287,7 @@ def build_policy_input(
         has_final_sale_items=bool(final_sale_skus),
     )
 
-    info = refund.return_info
-    received = info is not None and info.status is ReturnStatus.RECEIVED
-    return_facts = ReturnFacts(
-        status=info.status.value if info else "none",
-        received=received,
-        days_since_received=_whole_days(now, info.received_at) if info and received and info.received_at else None,
-    )
+    return_facts = _return_facts(refund, return_steps, now)
 
     # Without lines the refund covers the order as a whole, final-sale items included.
     includes_final_sale = any(line.final_sale for line in lines) if lines else order_facts.has_final_sale_items

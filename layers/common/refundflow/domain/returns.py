@@ -1,0 +1,156 @@
+"""The return's lifecycle: a returns system reports each step of a return (label created, in transit, received,
+inspected with an outcome per line, closed) on ``POST /triggers/return-updates`` for the refund request it sent.
+
+Each step is its own item, put only if absent and keyed by its status and ``occurred_at``, in the refund's
+``RETURN#`` partition, in the same transaction as its ``ReturnUpdated`` audit entry. So:
+
+- a redelivered step is a duplicate: nothing is written twice, the answer says ``duplicate: true``;
+- steps may arrive in any order: the return's status is its highest-ranked step's, so a late ``in_transit``
+  after ``received`` is kept in the history but never winds the status back;
+- a step that arrives before the refund request (the returns system is faster than the shop) is stored under
+  the refund id the request will have, and the refund finds it when it is created (its audit trail then gets
+  the ``ReturnUpdated`` entries, marked ``before_request``).
+
+The request's own ``return`` is the lifecycle's first step (source: the request's source).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from refundflow.domain.intake import GENERIC_SOURCE, RETURN_UPDATED, return_step_details, source_refund_id
+from refundflow.domain.recorder import RefundRecorder
+from refundflow.domain.waiting import WaitFor, resume_waiting
+from refundflow.errors import ConcurrentModification, Forbidden, IdempotencyConflict, ReturnStepExists
+from refundflow.models import Refund, ReturnLifecycle, ReturnStep, ReturnUpdateBody, return_lifecycle
+from refundflow.ports import RefundStore, TaskCallbacks, VerifiedSource
+from refundflow.status import RefundStatus
+
+# A refund the workflow moves at the same moment: read it again and append the entry again, a few times, after a
+# short random pause that grows (the workflow's steps write a few times a second at most).
+_WRITE_ATTEMPTS = 8
+_BACKOFF_SECONDS = 0.02
+
+
+@dataclass(frozen=True)
+class ReturnUpdateAccepted:
+    refund_id: str
+    lifecycle: ReturnLifecycle
+    duplicate: bool
+    refund: Refund | None = None
+
+
+def accept_return_update(
+    body: ReturnUpdateBody,
+    *,
+    source: VerifiedSource,
+    delivery_id: str,
+    recorder: RefundRecorder,
+    callbacks: TaskCallbacks | None = None,
+) -> ReturnUpdateAccepted:
+    """Record a step of a return, once, whatever the order and the redeliveries; a refund waiting for its return
+    (AWAITING_RETURN) has its workflow resumed to decide it again (also on a redelivery, when the first try could
+    not resume it: the wait knows which steps it has seen).
+
+    Raises:
+        Forbidden: ``source.system`` is not the source whose secret signed the delivery (source_mismatch).
+        IdempotencyConflict: a step with this status and occurred_at was reported before with other content.
+        GuardUnavailable, TransientError: the store could not be reached (nothing was written), or the waiting
+            workflow could not be told (the step is recorded; the sender's retry resumes it).
+    """
+    if body.source.system != source.name:
+        raise Forbidden(
+            f"source.system {body.source.system!r} is not the source whose secret signed this delivery",
+            code="source_mismatch",
+        )
+    repository = recorder.repository
+    refund_id = source_refund_id(GENERIC_SOURCE, body.source.system, body.source.reference)
+    step = ReturnStep(
+        status=body.status,
+        occurred_at=body.occurred_at,
+        recorded_at=datetime.now(UTC),
+        source=source.name,
+        tracking_reference=body.tracking_reference,
+        lines=body.lines,
+    )
+    actor = f"returns:{source.name}"
+    details = return_step_details(step, delivery_id=delivery_id)
+    refund = repository.find(refund_id)
+    duplicate = False
+    if refund is None:
+        # Before the request: kept under the refund id the request will have; intake records it on creation.
+        duplicate = not repository.put_return_step(refund_id, step)
+        refund = repository.find(refund_id)
+        if refund is not None and not duplicate and not _in_trail(repository, refund_id, step):
+            # Created meanwhile, after intake looked for early steps (else intake recorded it): its entry is here.
+            refund = _note(recorder, refund, actor, {**details, "before_request": True})
+    else:
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                refund = recorder.note(
+                    refund,
+                    RETURN_UPDATED,
+                    actor=actor,
+                    details=details,
+                    changes={"return_seq": refund.audit_seq + 1},
+                    extra=[repository.return_step_put(refund_id, step)],
+                )
+                break
+            except ReturnStepExists:
+                duplicate = True
+                break
+            except ConcurrentModification:
+                if attempt == _WRITE_ATTEMPTS - 1:
+                    raise
+                _pause(attempt)
+                refund = repository.get(refund_id)
+    steps = repository.return_steps(refund_id)
+    if duplicate:
+        _check_same_report(step, steps)
+    if refund is not None and refund.status is RefundStatus.AWAITING_RETURN and callbacks is not None:
+        resume_waiting(refund, WaitFor.RETURN, repository=repository, callbacks=callbacks)
+    lifecycle = return_lifecycle(refund, steps)
+    assert lifecycle is not None  # at least this step is stored
+    return ReturnUpdateAccepted(refund_id=refund_id, lifecycle=lifecycle, duplicate=duplicate, refund=refund)
+
+
+def _note(recorder: RefundRecorder, refund: Refund, actor: str, details: dict[str, Any]) -> Refund:
+    for attempt in range(_WRITE_ATTEMPTS):
+        try:
+            return recorder.note(
+                refund, RETURN_UPDATED, actor=actor, details=details, changes={"return_seq": refund.audit_seq + 1}
+            )
+        except ConcurrentModification:
+            if attempt == _WRITE_ATTEMPTS - 1:
+                raise
+            _pause(attempt)
+            refund = recorder.repository.get(refund.refund_id)
+    return refund
+
+
+def _in_trail(repository: RefundStore, refund_id: str, step: ReturnStep) -> bool:
+    """Whether the refund's audit trail already records ``step`` (a rare race with intake: read the trail)."""
+    status, occurred = step.key
+    return any(
+        entry.type == RETURN_UPDATED
+        and entry.details.get("status") == status.value
+        and datetime.fromisoformat(str(entry.details.get("occurred_at"))).astimezone(UTC) == occurred
+        for entry in repository.timeline(refund_id)
+    )
+
+
+def _pause(attempt: int) -> None:
+    time.sleep(random.uniform(0, _BACKOFF_SECONDS * 2**attempt))
+
+
+def _check_same_report(step: ReturnStep, steps: list[ReturnStep]) -> None:
+    stored = next((kept for kept in steps if kept.key == step.key), None)
+    if stored is not None and not stored.same_report(step):
+        raise IdempotencyConflict(
+            f"the return step {step.status.value} at {step.occurred_at.isoformat()} was reported before "
+            "with other content"
+        )
