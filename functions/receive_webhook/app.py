@@ -211,7 +211,8 @@ def platform_webhook(platform: str) -> Response[Any]:
             # A help desk's delivery carries what people typed into a ticket: never taken with card data in it.
             # The desk's own function still tells the ticket why (from news carrying none of the body).
             try:
-                http_api.refuse_card_data(document)
+                # The tickets the delivery names are the desk's own record ids (its function reads them back).
+                http_api.refuse_card_data(document, platform_ids={news.ticket_id for news in delivery.tickets})
             except CardDataRefused as refused:
                 forward_refusal(delivery, refused, platform=entry.name, forwarder=wiring.news_forwarder())
                 raise

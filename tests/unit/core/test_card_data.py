@@ -427,3 +427,25 @@ def test_a_card_next_to_an_amazon_pay_id_or_in_other_groupings_is_still_found() 
     ]
     # WHEN checked THEN each is a card number
     assert [carddata.find_in_text(text) for text in texts] == ["card_number"] * len(texts)
+
+
+def test_a_platforms_own_record_id_is_an_id_even_when_it_would_pass_for_a_visa_number() -> None:
+    # GIVEN a Zoho-style 19-digit record id that is Luhn-valid with a Visa prefix (one in ten of some orgs' ids)
+    record_id = "4876876000005996160"
+    assert carddata.find_in_text(record_id) == "card_number"
+    delivery = {"id": record_id, "module": "Deals", "note": "see record " + record_id}
+    # WHEN the delivery is checked knowing that id is the desk's record
+    # THEN the value equal to the id passes, and the same digits anywhere else (inside text) are still refused
+    with pytest.raises(carddata_refused()) as refused:
+        carddata.refuse_card_data(delivery, platform_ids={record_id})
+    assert [item["field"] for item in refused.value.errors] == ["note"]
+    carddata.refuse_card_data({"id": record_id, "module": "Deals"}, platform_ids={record_id})
+    # AND without the exemption the id alone is refused
+    with pytest.raises(carddata_refused()):
+        carddata.refuse_card_data({"id": record_id})
+
+
+def carddata_refused() -> type[Exception]:
+    from refundflow.errors import CardDataRefused
+
+    return CardDataRefused

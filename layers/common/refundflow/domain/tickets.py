@@ -217,7 +217,8 @@ def ticket_request(news: TicketNews, ticket: Mapping[str, Any], mapping: TicketM
         approver = _approver(mapping, document)
         if approver is not None:
             request["approved_by"] = approver
-    carddata.refuse_card_data(request)
+    # The ticket's own id is the platform's (the ticket was just read by it): an id, never card data.
+    carddata.refuse_card_data(request, platform_ids={news.ticket_id})
     if intent is Intent.CANCELLED:
         return intent, request
     try:
