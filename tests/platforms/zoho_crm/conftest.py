@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -52,7 +53,7 @@ def records(
         platform="zoho_crm",
         title="Zoho CRM",
         http=HttpClient(platform="zoho_crm", base_url=f"{url}/accounts", timeout=timeout),
-        **({"clock": clock} if clock is not None else {}),
+        clock=clock or time.time,
     )
     http = HttpClient(platform="zoho_crm", base_url=f"{url}/crm/v8", timeout=timeout)
     return ZohoCrmRecords(tokens=tokens, http=http, **options)
