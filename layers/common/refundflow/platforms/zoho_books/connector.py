@@ -19,9 +19,7 @@ application and refund lowers) is what makes a retry safe. Amounts are exact dec
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from functools import cache
 from typing import Any, ClassVar
@@ -30,6 +28,8 @@ from pydantic import Field
 
 from refundflow import catalog, settings
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
+from refundflow.connectors.zoho import SecretLoader, load_json
+from refundflow.connectors.zoho import ZohoTokenSource as SharedZohoTokenSource
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import (
     AmountNotRepresentable,
@@ -45,18 +45,12 @@ from refundflow.money import Money
 from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking
 
 PLATFORM = "zoho_books"
-# Refresh a little before Zoho's one-hour access tokens expire.
-TOKEN_EXPIRY_MARGIN_SECONDS = 300.0
 # Zoho's error code for a record that does not exist ("Invoice does not exist.").
 ZOHO_DOES_NOT_EXIST = 1002
 
 _INVOICE_STATUSES_FOR_REFUND = {"sent", "viewed", "overdue", "unpaid", "partially_paid", "paid"}
 _LIVE_CREDIT_NOTE_STATUSES = {"open", "closed"}
 _AWAITING_APPROVAL = {"pending_approval", "approved"}
-
-SecretLoader = Callable[[bool], Mapping[str, Any]]
-"""Reads the Zoho Books secret; the flag asks for a fresh read that bypasses any cache."""
-
 
 # ---------------------------------------------------------------- exact amounts and JSON
 
@@ -118,44 +112,16 @@ def dump_json(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} is not serialisable for Zoho Books (floats never are)")
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def load_json(body: bytes) -> Any:
-    """Zoho's JSON with every non-integer number as an exact ``Decimal``.
-
-    Raises:
-        ValueError: not JSON.
-    """
-    return json.loads(body, parse_float=Decimal, parse_constant=_refuse_constant) if body else None
-
-
 # ---------------------------------------------------------------- OAuth2 tokens
 
 
-class ZohoTokenSource:
-    """Access tokens from Zoho's refresh-token grant at the data centre's accounts server, cached until shortly
-    before they expire (one hour). Zoho's refresh tokens do not rotate: the secret is only read, and read again
-    (bypassing caches) once when Zoho refuses the refresh token, in case it was replaced meanwhile."""
+class ZohoTokenSource(SharedZohoTokenSource):
+    """Zoho's refresh-token grant (refundflow.connectors.zoho), with the Books organization the secret names."""
 
-    def __init__(
-        self,
-        *,
-        accounts_base: str,
-        load_secret: SecretLoader,
-        http: HttpClient | None = None,
-        clock: Callable[[], float] = time.time,
-        expiry_margin_seconds: float = TOKEN_EXPIRY_MARGIN_SECONDS,
-    ) -> None:
-        self._http = http or HttpClient(platform=PLATFORM, base_url=accounts_base)
-        self._load_secret = load_secret
-        self._clock = clock
-        self._margin = expiry_margin_seconds
-        self._secret: dict[str, Any] | None = None
-        self._access_token: str | None = None
-        self._expires_at = 0.0
-        self._lock = threading.Lock()
+    def __init__(self, *, accounts_base: str, load_secret: SecretLoader, **options: Any) -> None:
+        super().__init__(
+            accounts_base=accounts_base, load_secret=load_secret, platform=PLATFORM, title="Zoho Books", **options
+        )
 
     @property
     def organization_id(self) -> str:
@@ -164,105 +130,7 @@ class ZohoTokenSource:
         Raises:
             ConfigurationError: the secret has no organization_id.
         """
-        return self._field(self._current_secret(), "organization_id")
-
-    def access_token(self) -> str:
-        """A valid access token, refreshed when the cached one is about to expire.
-
-        Raises:
-            TransientError: the accounts server could not answer now.
-            RejectedError: Zoho refused the client or the refresh token (generate a new one).
-            ConfigurationError: the secret is incomplete.
-        """
-        with self._lock:
-            if self._access_token is not None and self._clock() < self._expires_at - self._margin:
-                return self._access_token
-            return self._refresh()
-
-    def invalidate(self) -> None:
-        """Forget the cached access token (Zoho answered 401 to it)."""
-        with self._lock:
-            self._access_token = None
-            self._expires_at = 0.0
-
-    def _current_secret(self) -> dict[str, Any]:
-        if self._secret is None:
-            self._secret = dict(self._load_secret(False))
-        return self._secret
-
-    @staticmethod
-    def _field(secret: Mapping[str, Any], name: str) -> str:
-        value = secret.get(name)
-        if not isinstance(value, str) or not value:
-            raise ConfigurationError(f"the Zoho Books secret has no {name}", platform=PLATFORM)
-        return value
-
-    def _refresh(self) -> str:
-        secret = self._current_secret()
-        response = self._token_request(secret)
-        if _oauth_error(response) is not None:
-            fresh = dict(self._load_secret(True))
-            if self._field(fresh, "refresh_token") != self._field(secret, "refresh_token"):
-                self._secret = secret = fresh
-                response = self._token_request(secret)
-        payload = _token_payload(response)
-        access_token = payload.get("access_token")
-        expires_in = payload.get("expires_in")
-        if not isinstance(access_token, str) or not isinstance(expires_in, int | Decimal):
-            raise TransientError("Zoho accounts answered without a usable access token", platform=PLATFORM)
-        self._access_token = access_token
-        self._expires_at = self._clock() + float(expires_in)
-        return access_token
-
-    def _token_request(self, secret: Mapping[str, Any]) -> HttpResponse:
-        # Zoho's pages show the grant's parameters in the query string; its accounts server takes them as a form too,
-        # which keeps the client secret and refresh token out of URLs and access logs.
-        return self._http.request(
-            "POST",
-            "/oauth/v2/token",
-            data={
-                "refresh_token": self._field(secret, "refresh_token"),
-                "client_id": self._field(secret, "client_id"),
-                "client_secret": self._field(secret, "client_secret"),
-                "grant_type": "refresh_token",
-            },
-            headers={"Accept": "application/json"},
-        )
-
-
-def _token_payload(response: HttpResponse) -> dict[str, Any]:
-    error = _oauth_error(response)
-    if response.status == 429 or response.status >= 500:
-        raise TransientError(
-            f"Zoho accounts unavailable ({error or f'HTTP {response.status}'})",
-            code="zoho_accounts_unavailable",
-            platform=PLATFORM,
-            retry_after_seconds=retry_after_seconds(response),
-        )
-    # Zoho answers a refused grant with {"error": "invalid_code"}, with HTTP 200 as often as with 400.
-    if error is not None or response.status != 200:
-        raise RejectedError(
-            f"Zoho refused the token refresh ({error or f'HTTP {response.status}'}): generate a new refresh token "
-            "for the Zoho Books client and store it in the secret",
-            code="zoho_reconnect_required",
-            platform=PLATFORM,
-        )
-    try:
-        payload = load_json(response.body)
-    except ValueError as failure:
-        raise TransientError("Zoho accounts answered with unreadable JSON", platform=PLATFORM) from failure
-    if not isinstance(payload, dict):
-        raise TransientError("Zoho accounts answered without a token", platform=PLATFORM)
-    return payload
-
-
-def _oauth_error(response: HttpResponse) -> str | None:
-    try:
-        payload = load_json(response.body)
-    except ValueError:
-        return None
-    error = payload.get("error") if isinstance(payload, dict) else None
-    return error if isinstance(error, str) else None
+        return self.secret_field("organization_id")
 
 
 # ---------------------------------------------------------------- the books

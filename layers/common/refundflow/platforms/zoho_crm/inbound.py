@@ -1,0 +1,97 @@
+"""Zoho CRM workflow webhooks, verified by intake with a custom token only.
+
+What Zoho documents (www.zoho.com/crm/help/automation/webhooks.html, "Webhooks"; Kaizen #219 "Actions API -
+Webhooks API"): a workflow rule's Webhook action sends a request of the admin's choosing: method, URL, authorization
+type General (static parameters) or Connection, custom parameters and headers, and a body as form data or raw JSON
+with merge fields such as ``${Deals.Deal Id}``. Zoho signs nothing (no HMAC, no timestamp, no delivery id; the
+absence is **unverified**: nothing on the page says otherwise). So:
+
+- the admin adds the custom header ``X-Refundflow-Token: <token>``; it is compared in constant time with each
+  configured token (``{"tokens": [...]}``: two during a rotation), every one of them whatever matched;
+- nothing in the body is believed: the raw JSON body names the record as ``record_id`` (``${Deals.Deal Id}``),
+  and the CRM's own function reads the record with the API before anything moves;
+- no timestamp exists, so nothing is stale here: a replay can only make us read the record again;
+- the event id is the record id and the SHA-256 of the body, which names the record's ``modified_time``
+  (``${Deals.Modified Time}``, to the second) and ``refund_action``: a retry of the same delivery keeps it, two
+  changes of the record make two (the README's template sends both; without them, a record asked twice for the
+  same thing would be taken for a retry).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from refundflow.errors import AuthenticationFailed, InvalidRequest
+from refundflow.ports import InboundAnswer, InboundDelivery, InboundPlatform, TicketNews
+
+PLATFORM = "zoho_crm"
+TOKEN_HEADER = "x-refundflow-token"
+MIN_TOKEN_LENGTH = 24  # a configured token shorter than this is a mistake, never a match
+RECORD_ID = re.compile(r"[0-9]{1,19}")  # ASCII digits only (str.isdigit also takes other scripts' digits)
+
+
+def matches(sent: str, tokens: list[Any]) -> bool:
+    """Whether ``sent`` is one of ``tokens``, each compared in constant time (all of them, whatever matched)."""
+    given = sent.encode()
+    results = [
+        hmac.compare_digest(given, token.encode())
+        for token in tokens
+        if isinstance(token, str) and len(token) >= MIN_TOKEN_LENGTH
+    ]
+    return any(results)
+
+
+class ZohoCrmInbound(InboundPlatform):
+    name = PLATFORM
+
+    def verify(self, headers: Mapping[str, str], raw_body: bytes, secret: Mapping[str, Any]) -> InboundDelivery:
+        lowered = {key.lower(): value for key, value in (headers or {}).items()}
+        sent = lowered.get(TOKEN_HEADER, "")
+        if not sent:
+            raise AuthenticationFailed("the X-Refundflow-Token header is missing", code="signature_missing")
+        tokens = secret.get("tokens")
+        if not isinstance(tokens, list) or not tokens:
+            raise AuthenticationFailed("no Zoho CRM webhook token is configured", code="signature_invalid")
+        if not matches(sent, tokens):
+            raise AuthenticationFailed("the X-Refundflow-Token header does not match", code="signature_invalid")
+        try:
+            body = json.loads(raw_body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as error:
+            raise InvalidRequest("the Zoho CRM delivery is not UTF-8 JSON", code="invalid_json") from error
+        if not isinstance(body, dict):
+            raise InvalidRequest("the Zoho CRM delivery must be a JSON object", code="invalid_json")
+        record_id = _record_id(body.get("record_id"))
+        modified = body.get("modified_time")
+        event_id = f"{record_id}:{hashlib.sha256(raw_body).hexdigest()[:32]}"
+        news = TicketNews(
+            platform=PLATFORM, event_id=event_id, ticket_id=record_id, occurred_at=_when(modified), payload=dict(body)
+        )
+        return InboundDelivery(tickets=[news], answer=InboundAnswer(body='{"received": true}'))
+
+
+def _record_id(value: Any) -> str:
+    """``${Deals.Deal Id}`` renders as digits, quoted in the template (or not): either, ASCII digits only."""
+    text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    if not RECORD_ID.fullmatch(text):
+        raise InvalidRequest("the delivery must name the record: record_id (the webhook's ${<Module>.<Module> Id})")
+    return text
+
+
+def _when(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace(" ", "T", 1))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def inbound() -> ZohoCrmInbound:
+    return ZohoCrmInbound()
