@@ -43,6 +43,7 @@ query options, batches, the execution-time and concurrency limits, the flow's ow
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import re
 import secrets
@@ -100,6 +101,7 @@ CASE_COLUMNS = frozenset(
         "_owninguser_value",
         "_modifiedby_value",
         "_customerid_value",
+        "versionnumber",
         "new_refundaction",
         "new_refundstatus",
         "new_paymentprovider",
@@ -199,6 +201,7 @@ class DynamicsCaseSimulator(Simulator):
         self.notes: dict[str, list[dict[str, Any]]] = {}
         self._calls: list[float] = []
         self._numbers = int(clock()) % 100_000
+        self._versions = itertools.count(72_201_545)  # a row's version (its ETag), bumped by every change
         super().__init__()
         self.route("/login/<tenant>/oauth2/v2.0/token", self._token, methods=["POST"])
         self.route(f"{API}/<path:rest>", self._api, methods=["GET", "POST", "PATCH", "PUT", "DELETE"])
@@ -284,6 +287,7 @@ class DynamicsCaseSimulator(Simulator):
                 "_customerid_value": contact_id,
                 "new_refundaction": None,
                 "new_refundstatus": None,
+                "versionnumber": next(self._versions),
             }
             for key, column in SEEDED_COLUMNS.items():
                 case[column] = str(request[key]) if request.get(key) not in (None, "") else None
@@ -309,6 +313,7 @@ class DynamicsCaseSimulator(Simulator):
                 case["statecode"], case["statuscode"] = RESOLVED, 5  # Resolve Case: Problem Solved
             case["_modifiedby_value"] = owner
             case["modifiedon"] = _timestamp(self.clock())
+            case["versionnumber"] = next(self._versions)
             shown = copy.deepcopy(case)
         self._run_flow(shown)
 
@@ -470,7 +475,7 @@ class DynamicsCaseSimulator(Simulator):
         shown: dict[str, Any] = {
             "@odata.context": f"{request.host_url.rstrip('/')}{request.script_root}{API}/$metadata#incidents/$entity"
         }
-        shown["@odata.etag"] = f'W/"{abs(hash(case["modifiedon"])) % 10**8}"'
+        shown["@odata.etag"] = f'W/"{case["versionnumber"]}"'
         shown.update({column: copy.deepcopy(case.get(column)) for column in (select or sorted(CASE_COLUMNS))})
         if expanded is not None:
             contact = self.contacts.get(case["_customerid_value"])
@@ -522,6 +527,7 @@ class DynamicsCaseSimulator(Simulator):
         case.update(copy.deepcopy(payload))
         case["modifiedon"] = _timestamp(self.clock())
         case["_modifiedby_value"] = APPLICATION_USER
+        case["versionnumber"] = next(self._versions)
         return Response(b"", status=204, headers={"OData-Version": "4.0"})
 
     def _create_note(self, request: Request) -> Response:
@@ -582,7 +588,7 @@ class DynamicsCaseSimulator(Simulator):
             base = f"{request.host_url.rstrip('/')}{request.script_root}{API}/annotations"
             query = request.query_string.decode().split("&$skiptoken=")[0]
             body["@odata.nextLink"] = f"{base}?{query}&$skiptoken={skip + size}"
-        return _odata(body)
+        return _odata(body, headers={"Preference-Applied": f"odata.maxpagesize={size}"} if prefer else None)
 
     # ---------------------------------------------------------------- control routes
 

@@ -29,9 +29,10 @@ A resolved (or cancelled) case is read-only: Dataverse refuses to update it (``C
 "Web service error codes"). Our choice: the status column is written while the case is open (a request, an
 approval the agent gives before resolving), and on a resolved case the refund event goes to the note only, its
 subject carrying the state (``Refund status: completed``). Reopening a case to write one column would restart its
-SLA timers, re-route it and need a new case resolution: not ours to do. Whether Dataverse lets an application user
-add a note to a resolved case is not stated in the reference pages we found (the UI lets agents add notes to
-resolved cases): **unverified**, the simulator allows it.
+SLA timers, re-route it and need a new case resolution: not ours to do. That Dataverse lets an application user add a
+note to a resolved case is not stated in Microsoft's reference pages we found; a third-party knowledge base
+(North52, KA-01106 "Prevent changes to existing notes on closed Cases") says new notes can be added to closed
+cases: **unverified** against Microsoft's docs, the simulator allows it.
 
 A write-back is the status column first (writing the same value again changes nothing), then the note that
 carries the marker; a lost answer on either is retried safely: until the note is there, ``has_update`` says no.
