@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from local.simulators.base import FaultRule
 from local.simulators.dynamics_cs import DynamicsCaseSimulator
 from refundflow.connectors.entra import EntraTokenSource
 from refundflow.connectors.http import HttpClient
@@ -268,3 +269,27 @@ def test_settings_build_a_connector_with_the_merchants_extra_columns() -> None:
     built = _build(config, "s", {"tenant_id": "t", "client_id": "c", "client_secret": "s"})
     assert built.columns[-2:] == ("new_shopifyorder", "new_region")
     assert built.tokens.scope == "https://example.crm.dynamics.com/.default"
+
+
+def test_a_second_401_after_a_fresh_token_is_a_final_refusal(desk: Any) -> None:
+    # GIVEN an application user Dataverse refuses even with a fresh token (e.g. removed from the environment)
+    simulator, url, clock = desk
+    case = seed(simulator)
+    simulator.add_fault(FaultRule(method="GET", path=r"/incidents\(", status=401, times=2))
+    # WHEN the case is read THEN one new token is bought, the call repeated once, and the refusal is final
+    with pytest.raises(RejectedError) as refused:
+        cases(simulator, url, clock).read_ticket(case)
+    assert refused.value.code == "provider_authentication_failed"
+    assert simulator.token_grants == 2
+    assert len(api_requests(simulator)) == 2
+
+
+def test_a_next_link_to_another_host_is_never_followed(desk: Any) -> None:
+    # GIVEN an answer whose next page is on a host that is not the environment's
+    simulator, url, clock = desk
+    case = seed(simulator)
+    page = {"value": [], "@odata.nextLink": "https://attacker.example/api/data/v9.2/annotations?$skiptoken=2"}
+    simulator.add_fault(FaultRule(method="GET", path=r"/annotations$", status=200, body=page))
+    # WHEN the notes are searched THEN the search ends there: our token never goes to that host
+    assert cases(simulator, url, clock).has_update(case, update().marker) is False
+    assert len(api_requests(simulator)) == 1

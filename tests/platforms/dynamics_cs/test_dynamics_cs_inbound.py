@@ -137,3 +137,12 @@ def test_the_secret_is_checked_before_the_body_is_read() -> None:
 
 def test_the_factory_gives_the_platforms_inbound() -> None:
     assert inbound().name == "dynamics_cs"
+
+
+def test_a_changed_body_is_only_news_about_the_case_it_names() -> None:
+    # GIVEN a body changed by whoever holds the secret (Power Automate signs nothing): another action, a claim
+    changed = flow_body(new_refundaction=100000001, statecode=1, approved_by="team_lead")
+    # WHEN intake verifies it THEN it names the case and nothing more: the function reads the case from the API
+    [news] = verify(*delivery(changed)).tickets
+    assert news.ticket_id == CASE
+    assert news.payload["approved_by"] == "team_lead"  # carried as the body's news, never read by the mapping

@@ -180,3 +180,22 @@ def test_an_unknown_intent_or_role_is_refused(desk: Any) -> None:
         simulator.agent_action(seed(simulator), "escalate")
     with pytest.raises(ValueError, match="approver_role"):
         simulator.seed_ticket({"payment_provider": "stripe", "payment_id": "pi_1", "approver_role": "ceo"})
+
+
+def test_only_the_modelled_expand_and_filter_are_taken(desk: Any) -> None:
+    simulator, url = desk
+    headers = bearer(simulator, url)
+    case = seed(simulator)
+    expand = requests.get(f"{url}{API}/incidents({case})", params={"$expand": "owninguser"}, headers=headers, timeout=5)
+    assert error_of(expand) == (400, "0x0")
+    notes = requests.get(f"{url}{API}/annotations", params={"$filter": "subject eq 'x'"}, headers=headers, timeout=5)
+    assert error_of(notes)[0] == 400
+    paged = requests.get(
+        f"{url}{API}/annotations",
+        params={"$filter": f"_objectid_value eq {case}"},
+        headers={**headers, "Prefer": "odata.maxpagesize=10"},
+        timeout=5,
+    )
+    assert paged.status_code == 200
+    assert paged.json()["value"] == []
+    assert paged.headers["Preference-Applied"] == "odata.maxpagesize=10"
