@@ -10,7 +10,9 @@ API "Compose HTTP requests and handle errors", "Retrieve a table row", "Update a
 
 - ``POST /login/{tenant}/oauth2/v2.0/token``: the client-credentials grant (form body; the scope must be the
   environment's origin + ``/.default``); refusals in Entra ID's ``{"error", "error_description": "AADSTS..."}``;
-  access tokens last an hour (``expires_in``); an unknown or expired bearer token is a 401;
+  access tokens last an hour (``expires_in``); an unknown or expired bearer token is a 401 with no body and a
+  ``WWW-Authenticate: Bearer authorization_uri=...`` challenge (the body Dataverse sends is not documented: this
+  sandbox's choice);
 - ``GET /api/data/v9.2/incidents(<guid>)?$select&$expand``: a column not on the table is a 400 ``0x0`` "Could not
   find a property named '...' on type 'Microsoft.Dynamics.CRM.incident'."; ``$expand`` takes
   ``customerid_contact`` (with its own ``$select``) only; lookups come back as ``_<name>_value``;
@@ -147,6 +149,17 @@ class DataverseError(Exception):
 
     def response(self) -> Response:
         return _odata({"error": {"code": self.code, "message": self.message}}, self.status, self.headers)
+
+
+class Unauthorized(DataverseError):
+    """A 401 without a body, with the Bearer challenge naming the tenant's authority."""
+
+    def __init__(self, tenant_id: str) -> None:
+        challenge = f"Bearer authorization_uri=https://login.microsoftonline.com/{tenant_id}/oauth2/authorize"
+        super().__init__(401, "", "", {"WWW-Authenticate": challenge})
+
+    def response(self) -> Response:
+        return Response(b"", status=401, headers=self.headers)
 
 
 def _odata(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -411,12 +424,7 @@ class DynamicsCaseSimulator(Simulator):
         with self.lock:
             expires = self.tokens.get(token)
         if expires is None or expires <= self.clock():
-            raise DataverseError(
-                401,
-                "0x80072560",
-                "The user is not a member of the organization.",
-                {"WWW-Authenticate": "Bearer error=invalid_token"},
-            )
+            raise Unauthorized(self.tenant_id)
 
     def _spend(self) -> None:
         """One request against the user's sliding window; a 429 with Retry-After past the limit."""

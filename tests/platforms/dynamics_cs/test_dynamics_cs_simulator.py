@@ -80,7 +80,8 @@ def test_the_api_refuses_a_call_without_a_valid_token(desk: Any) -> None:
     case = seed(simulator)
     for headers in ({}, {"Authorization": "Bearer not-a-token"}):
         answer = requests.get(f"{url}{API}/incidents({case})", headers=headers, timeout=5)
-        assert error_of(answer)[0] == 401
+        assert answer.status_code == 401
+        assert answer.headers["WWW-Authenticate"].startswith("Bearer authorization_uri=")
 
 
 def test_unknown_columns_rows_and_segments_are_refused_in_dataverses_shape(desk: Any) -> None:
