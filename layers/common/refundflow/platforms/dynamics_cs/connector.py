@@ -20,9 +20,10 @@ on create" (``@odata.bind``), "Query data" (``$filter``, ``$select``, paging); r
   on the case's timeline (internal: notes never go to the customer);
 - ``GET /annotations?$filter=_objectid_value eq <guid>&$select=subject,notetext`` (a GUID literal is unquoted in
   OData 4.0), ``Prefer: odata.maxpagesize=100``, the next page's URL in ``@odata.nextLink``;
-- errors ``{"error": {"code": "0x...", "message"}}``; an unknown case is a 404 (``0x80040217``); the service
-  protection limits (per user, a 5-minute sliding window: requests ``0x80072322``, execution time ``0x80072321``,
-  concurrent requests ``0x80072326``) answer 429 with ``Retry-After`` (seconds).
+- errors ``{"error": {"code": "0x...", "message"}}``; an unknown case is a 404 (its code, ``0x80040217``, is not
+  relied on: the status decides); the service protection limits (per user, a 5-minute sliding window: requests
+  ``0x80072322``, execution time ``0x80072321``, concurrent requests ``0x80072326``) answer 429 with
+  ``Retry-After`` (seconds).
 
 A resolved (or cancelled) case is read-only: Dataverse refuses to update it (``CaseAlreadyResolved``,
 ``0x800404cf``, "This case has already been resolved. Close and reopen the case record to see the updates.",
