@@ -239,8 +239,12 @@ class TicketSuite:
         tampered = body.replace(ticket_id.encode(), (ticket_id + "1").encode(), 1)
         assert tampered != body
         if not harness.body_signed:
-            # the sender is authenticated, the body is not signed: still news only (the ticket is read from the API)
-            verified = harness.inbound.verify(headers, tampered, harness.verification_secret)
+            # the sender is authenticated, the body is not signed: still news only (the ticket is read from the API),
+            # or refused where the changed id no longer has the platform's shape (a GUID with one digit more)
+            try:
+                verified = harness.inbound.verify(headers, tampered, harness.verification_secret)
+            except InvalidRequest:
+                return
             assert all(not item.payload.get("approved_by") for item in verified.tickets)
             return
         with pytest.raises(AuthenticationFailed):
