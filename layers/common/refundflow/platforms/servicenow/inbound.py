@@ -13,8 +13,9 @@ timestamp, no delivery id (an HMAC computed in script is possible, but no docume
   anything moves; ``table``, when sent, must be a table name (the function reads the table it is configured for);
 - no timestamp exists, so nothing is stale here: a replayed delivery can only make us read the record again;
 - no delivery id exists, so one is derived that a retry of the same message keeps: the sys_id and the body's
-  ``sys_updated_on`` (``YYYY-MM-DD HH:MM:SS``, UTC in the Table API's actual values) when the message sends it,
-  else the sys_id and the SHA-256 of the body.
+  ``sys_mod_count`` (the record's update counter, one more on every update) when the message sends it, else the
+  sys_id and the SHA-256 of the body (``sys_updated_on`` has one-second resolution: two updates in a second would
+  share it, so it only dates the news).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ DEFAULT_BASIC_USER = "servicenow"
 MIN_SECRET_LENGTH = 24  # a configured secret shorter than this is a mistake, never a match
 SYS_ID = re.compile(r"[0-9a-f]{32}")
 TABLE_NAME = re.compile(r"[a-z][a-z0-9_]{0,79}")
+MOD_COUNT = re.compile(r"[0-9]{1,10}")
 UPDATED_ON = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
 
 
@@ -75,13 +77,18 @@ class ServiceNowInbound(InboundPlatform):
         table = body.get("table")
         if table is not None and not (isinstance(table, str) and TABLE_NAME.fullmatch(table)):
             raise InvalidRequest("the delivery's table must be a table name (current.getTableName())")
-        updated_on = body.get("sys_updated_on")
-        if isinstance(updated_on, str) and UPDATED_ON.fullmatch(updated_on):
-            event_id = f"{sys_id}:{updated_on}"
-            occurred_at: datetime | None = datetime.strptime(updated_on, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        mod_count = body.get("sys_mod_count")
+        if isinstance(mod_count, int | str) and not isinstance(mod_count, bool) and MOD_COUNT.fullmatch(str(mod_count)):
+            event_id = f"{sys_id}:{mod_count}"
         else:
             event_id = f"{sys_id}:{hashlib.sha256(raw_body).hexdigest()[:32]}"
-            occurred_at = None
+        updated_on = body.get("sys_updated_on")
+        occurred_at: datetime | None = None
+        if isinstance(updated_on, str) and UPDATED_ON.fullmatch(updated_on):
+            try:
+                occurred_at = datetime.strptime(updated_on, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+            except ValueError:
+                occurred_at = None
         news = TicketNews(
             platform=PLATFORM, event_id=event_id, ticket_id=sys_id, occurred_at=occurred_at, payload=dict(body)
         )
