@@ -134,3 +134,31 @@ def test_a_card_number_in_the_payment_id_is_refused_by_field(desk: Desk) -> None
     with pytest.raises(CardDataRefused) as refused:
         requested(desk, payment_id="4111111111111111")
     assert "4111111111111111" not in str(refused.value)
+
+
+def test_the_sample_events_verify_and_map_to_an_approved_refund() -> None:
+    # GIVEN the sample REST message and the record the Table API returns for it (events/servicenow/)
+    import json
+    from pathlib import Path
+
+    from refundflow.platforms.servicenow.inbound import ServiceNowInbound
+
+    events = Path(__file__).resolve().parents[3] / "events" / "servicenow"
+    secret = "servicenow-sample-shared-secret-00000000"
+    raw = (events / "servicenow_rest_message_refund_approved.json").read_bytes()
+    verified = ServiceNowInbound().verify({"X-Refundflow-Secret": secret}, raw, {"shared_secrets": [secret]})
+    record = json.loads((events / "servicenow_incident_refund_approved.json").read_text())
+    # WHEN the default mapping reads them
+    intent, request = ticket_request(verified.tickets[0], record, MAPPING)
+    # THEN the record approves 49.90 EUR of its Stripe payment as a team lead
+    assert intent is Intent.APPROVED
+    assert isinstance(request, RefundRequestBody)
+    assert request.amount == Money.of(4990, "EUR")
+    assert request.order is not None
+    assert request.order.order_id == "ORD-2042"
+    assert request.approved_by is not None
+    assert request.approved_by.role == "team_lead"
+    # AND the function's sample event is that news, as intake forwards it
+    forwarded = json.loads((events / "servicenow_apply_ticket_news.json").read_text())
+    news = TicketNews.model_validate(forwarded["event"])
+    assert (news.payload, news.event_id) == (verified.tickets[0].payload, verified.tickets[0].event_id)
