@@ -1,8 +1,9 @@
 """ServiceNow outbound REST messages, verified by intake with a shared secret only.
 
-What ServiceNow documents (ServiceNow KB0694711 and ServiceNowDocs ``c_OutboundRESTAuth.md``: outbound REST messages
-authenticate with Basic, an OAuth 2.0 profile, mutual TLS or headers the message sets; a flow's REST step or a
-business rule's ``sn_ws.RESTMessageV2`` sends a body the admin writes). ServiceNow signs nothing: no HMAC, no
+What ServiceNow documents (KB0694711; servicenow.com/docs "Outbound REST mutual authentication"; the REST Message
+form, System Web Services > Outbound > REST Message: an authentication type, Basic or an OAuth 2.0 profile, optional
+mutual authentication, and HTTP headers the message sets; a flow's REST step or a business rule's
+``sn_ws.RESTMessageV2`` sends a body the admin writes). ServiceNow signs nothing: no HMAC, no
 timestamp, no delivery id (an HMAC computed in script is possible, but no documented API for it was found). So:
 
 - the REST message sets the header ``X-Refundflow-Secret: <secret>``, or authenticates with HTTP Basic as
