@@ -13,7 +13,8 @@ requests are held to the documented parameters:
   "access_denied", "error": "server_error"}``). A missing, wrong or expired credential on the API is a 401
   ``{"error": {"message": "User Not Authenticated", "detail": "Required to provide Auth information"}, "status":
   "failure"}``;
-- ``GET /api/now/table/{table}/{sys_id}`` (``sysparm_fields``, ``sysparm_exclude_reference_link``): ``{"result":
+- ``GET /api/now/table/{table}/{sys_id}`` (``sysparm_fields``, ``sysparm_exclude_reference_link``,
+  ``sysparm_display_value``): ``{"result":
   <record>}``, every value a string, a reference ``{"link", "value"}`` unless links are excluded; an unknown record
   (or an id of another shape) a 404 ``{"error": {"message": "No Record found", "detail": "Record doesn't exist or ACL
   restricts the record retrieval"}, "status": "failure"}``; an unknown table a 400 ``Invalid table <name>``;
@@ -44,8 +45,10 @@ Control routes, besides the base ones (see :mod:`local.simulators.base`):
 - ``POST /_control/tokens/expire``: every access token issued so far expires now;
 - ``GET /_control/objects``: records, users, groups and journal rows.
 
-Not modelled: display values (``sysparm_display_value``), versioned paths (``/api/now/v2/...``), record creation
-and deletion, ACLs, business rules and data policies, refresh tokens, the other encoded-query operators.
+``sysparm_display_value`` (``true`` / ``all``) shows a reference's name and a journal field's entries (newest first,
+``<time> - <user> (Work notes)`` and the text; the layout is this simulator's). Not modelled: versioned paths
+(``/api/now/v2/...``), record creation and deletion, ACLs (but for ``journal_rows_visible``), business rules and data
+policies, refresh tokens, the other encoded-query operators.
 """
 
 from __future__ import annotations
@@ -211,13 +214,15 @@ class ServiceNowSimulator(Simulator):
         delivery_auth: str = "header",
         token_lifespan_seconds: int = TOKEN_LIFESPAN_SECONDS,
         requests_per_hour: int | None = None,
+        journal_rows_visible: bool = True,
         timeout_fault_seconds: float = 3.0,
         now: Callable[[], float] = time.time,
     ) -> None:
         """``users``: user name -> password (Basic and the password grant); ``clients``: OAuth client id -> secret,
         whose client-credentials tokens act as ``client_credentials_user`` (the OAuth Application User);
         ``delivery_auth``: ``header`` (X-Refundflow-Secret) or ``basic``; ``requests_per_hour``: a rate limit rule
-        for every user (None: no rule)."""
+        for every user (None: no rule); ``journal_rows_visible`` false: the acting user's read ACLs filter every
+        ``sys_journal_field`` row out of lists (an empty result, as ServiceNow answers, not an error)."""
         if delivery_auth not in {"header", "basic"}:
             raise ValueError("delivery_auth is header or basic")
         self.users = dict(users if users is not None else {DEFAULT_USERNAME: DEFAULT_PASSWORD})
@@ -228,6 +233,7 @@ class ServiceNowSimulator(Simulator):
         self.delivery_auth = delivery_auth
         self.token_lifespan_seconds = token_lifespan_seconds
         self.requests_per_hour = requests_per_hour
+        self.journal_rows_visible = journal_rows_visible
         self.timeout_fault_seconds = timeout_fault_seconds
         self._now = now
         self.records: dict[str, dict[str, dict[str, Any]]] = {table: {} for table in RECORD_TABLES}
@@ -493,20 +499,45 @@ class ServiceNowSimulator(Simulator):
         return endpoint
 
     def _shown(self, request: Request, table: str, record: Mapping[str, Any]) -> dict[str, Any]:
-        """A record as the Table API answers it: the asked-for fields, references as links unless excluded."""
+        """A record as the Table API answers it: the asked-for fields, references as links unless excluded, and with
+        ``sysparm_display_value`` ``true`` (display values) or ``all`` (``{"display_value", "value"}``): a reference
+        shows its record's name, a journal field every entry of the record, newest first."""
         fields = [name for name in request.args.get("sysparm_fields", "").split(",") if name]
         exclude_links = request.args.get("sysparm_exclude_reference_link", "false").lower() == "true"
+        display = request.args.get("sysparm_display_value", "false").lower()
         base = request.host_url.rstrip("/") + request.script_root
         shown: dict[str, Any] = {}
         for name, value in record.items():
             if fields and name not in fields:
                 continue
             target = REFERENCES.get(name)
-            if target and value and not exclude_links:
-                shown[name] = {"link": f"{base}/api/now/table/{target}/{value}", "value": value}
+            link = f"{base}/api/now/table/{target}/{value}" if target and value and not exclude_links else None
+            if display in {"true", "all"}:
+                text = self._display_value(table, record, name, value)
+                if display == "true":
+                    shown[name] = text
+                else:
+                    shown[name] = {"display_value": text, "value": value, **({"link": link} if link else {})}
+            elif link is not None:
+                shown[name] = {"link": link, "value": value}
             else:
                 shown[name] = copy.deepcopy(value)
         return shown
+
+    def _display_value(self, table: str, record: Mapping[str, Any], name: str, value: Any) -> Any:
+        if table in RECORD_TABLES and name in JOURNAL_FIELDS:
+            label = "Work notes" if name == "work_notes" else "Additional comments"
+            rows = [row for row in self.journal if row["element_id"] == record["sys_id"] and row["element"] == name]
+            rows.sort(key=lambda row: (row["sys_created_on"], row["_sequence"]), reverse=True)
+            return "".join(
+                f"{row['sys_created_on']} - {row['sys_created_by']} ({label})\n{row['value']}\n\n" for row in rows
+            )
+        target = REFERENCES.get(name)
+        if target == "sys_user" and value:
+            return str(self.people.get(value, {}).get("name", ""))
+        if target == "sys_user_group" and value:
+            return GROUPS.get(value, "")
+        return copy.deepcopy(value)
 
     # ---------------------------------------------------------------- the API
 
@@ -633,7 +664,8 @@ class ServiceNowSimulator(Simulator):
                 if name.isidentifier():
                     conditions.append((name, value))  # an unknown column matches nothing, as in ServiceNow
         with self.lock:
-            rows = [row for row in self.journal if all(str(row.get(name)) == value for name, value in conditions)]
+            visible = self.journal if self.journal_rows_visible else []
+            rows = [row for row in visible if all(str(row.get(name)) == value for name, value in conditions)]
             if order is not None:
                 column, descending = order
                 rows.sort(key=lambda row: (str(row.get(column, "")), row["_sequence"]), reverse=descending)

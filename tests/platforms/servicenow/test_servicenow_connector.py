@@ -341,3 +341,19 @@ def test_the_settings_choose_the_auth_and_the_secret_must_fit() -> None:
 def test_odd_state_pairs_are_refused(text: str) -> None:
     with pytest.raises(ConfigurationError):
         parse_states(text)
+
+
+def test_has_update_finds_a_note_the_journal_acls_hide_in_the_records_work_notes(
+    instance: tuple[ServiceNowSimulator, str],
+) -> None:
+    # GIVEN an integration user whose read ACLs filter every journal row out of lists (an empty answer, no error)
+    simulator, url = instance
+    simulator.journal_rows_visible = False
+    tickets = oauth(url)
+    sys_id = seed(simulator)
+    tickets.write_back(sys_id, update("issued", "refundflow:evt_hidden"))
+    # WHEN the kit looks for the note THEN the record's work notes (display value) still show it, and only it
+    assert tickets.has_update(sys_id, "refundflow:evt_hidden") is True
+    assert tickets.has_update(sys_id, "refundflow:evt_other") is False
+    record_reads = [seen for seen in table_calls(simulator, "GET") if "sysparm_display_value=true" in seen["query"]]
+    assert len(record_reads) == 2

@@ -258,3 +258,49 @@ def test_the_sandbox_refuses_what_it_cannot_seed_or_act_on() -> None:
         simulator.agent_action("0" * 32, "approve")
     with pytest.raises(ValueError, match="intent"):
         simulator.agent_action(seed(simulator), "escalate")
+
+
+def test_display_values_show_names_and_every_journal_entry(
+    instance: tuple[ServiceNowSimulator, str, DeliveryRecorder],
+) -> None:
+    simulator, url, _ = instance
+    sys_id = seed(simulator, approver_role="team_lead")
+    for text in ("first note", "second note"):
+        requests.patch(f"{url}/api/now/table/incident/{sys_id}", json={"work_notes": text}, headers=BASIC, timeout=5)
+    requests.patch(
+        f"{url}/api/now/table/incident/{sys_id}", json={"comments": "to the caller"}, headers=BASIC, timeout=5
+    )
+    shown = requests.get(
+        f"{url}/api/now/table/incident/{sys_id}",
+        params={"sysparm_display_value": "true", "sysparm_fields": "work_notes,assigned_to,state"},
+        headers=BASIC,
+        timeout=5,
+    ).json()["result"]
+    assert shown["assigned_to"] == "Tess Lead"
+    assert shown["state"] == "1"
+    assert shown["work_notes"].index("second note") < shown["work_notes"].index("first note")  # newest first
+    assert "(Work notes)" in shown["work_notes"]
+    assert "to the caller" not in shown["work_notes"]
+    both = requests.get(
+        f"{url}/api/now/table/incident/{sys_id}",
+        params={"sysparm_display_value": "all", "sysparm_fields": "assigned_to"},
+        headers=BASIC,
+        timeout=5,
+    ).json()["result"]
+    assert both["assigned_to"]["display_value"] == "Tess Lead"
+    assert both["assigned_to"]["value"] == simulator.ticket_view(sys_id)["ticket"]["assigned_to"]
+    assert "link" in both["assigned_to"]
+
+
+def test_journal_rows_the_acls_hide_are_left_out_of_lists(
+    instance: tuple[ServiceNowSimulator, str, DeliveryRecorder],
+) -> None:
+    simulator, url, _ = instance
+    sys_id = seed(simulator)
+    requests.patch(f"{url}/api/now/table/incident/{sys_id}", json={"work_notes": "hidden"}, headers=BASIC, timeout=5)
+    params = {"sysparm_query": f"element_id={sys_id}"}
+    listed = requests.get(f"{url}/api/now/table/sys_journal_field", params=params, headers=BASIC, timeout=5)
+    assert [row["value"] for row in listed.json()["result"]] == ["hidden"]
+    simulator.journal_rows_visible = False
+    hidden = requests.get(f"{url}/api/now/table/sys_journal_field", params=params, headers=BASIC, timeout=5)
+    assert (hidden.status_code, hidden.json()["result"]) == (200, [])

@@ -11,7 +11,10 @@ platform security, Washington DC and later):
 - ``PATCH /api/now/table/{table}/{sys_id}``: only the fields sent change; ``work_notes`` is a journal field, so the
   text sent becomes a new internal work note (not shown to the caller, unlike ``comments``); answers the record;
 - ``GET /api/now/table/sys_journal_field?sysparm_query=element_id=<sys_id>^element=work_notes``: the record's work
-  notes, one row each (``value``), paged with ``sysparm_limit`` / ``sysparm_offset``;
+  notes, one row each (``value``), paged with ``sysparm_limit`` / ``sysparm_offset`` (journal entries live in the
+  Journal Entries [sys_journal_field] table); with ``sysparm_display_value=true`` a record's ``work_notes`` reads
+  as all its work notes in one text (the Table API's display values; the text's layout is not documented, only
+  the marker is looked for in it);
 - ``POST /oauth_token.do`` (form: ``grant_type=client_credentials`` with ``client_id`` / ``client_secret``, since
   the Washington DC release and only where the instance enables it; or ``grant_type=password`` with a user's name
   and password too): ``{"access_token", "expires_in", "token_type": "Bearer", ...}``;
@@ -188,8 +191,22 @@ class ServiceNowTickets(TicketPlatform):
         return user if isinstance(user, dict) else None
 
     def has_update(self, ticket_id: str, marker: str) -> bool:
-        """The record's work notes (``sys_journal_field``), newest first, at most MAX_JOURNAL_PAGES pages."""
+        """Whether a work note carries ``marker``: the record's rows of ``sys_journal_field`` (newest first, at most
+        MAX_JOURNAL_PAGES pages), then, if none does, the record's ``work_notes`` display value (every work note of
+        the record in one text). The second read covers an integration user whose read ACLs on the journal table
+        filter its rows out (ServiceNow answers such a list with fewer rows, not with an error)."""
         sys_id = _id(ticket_id)
+        if self._journal_has(sys_id, marker):
+            return True
+        params = {"sysparm_fields": "work_notes", "sysparm_display_value": "true"}
+        response = self._request("GET", f"/api/now/table/{self.table}/{sys_id}", params=params)
+        if not response.ok:
+            self._fail(response, f"read the work notes of {self.table} {sys_id}", write=False)
+        record = _result(response)
+        notes = record.get("work_notes") if isinstance(record, dict) else None
+        return isinstance(notes, str) and marker in notes
+
+    def _journal_has(self, sys_id: str, marker: str) -> bool:
         query = f"element_id={sys_id}^element=work_notes^ORDERBYDESCsys_created_on"
         for page in range(MAX_JOURNAL_PAGES):
             params = {
