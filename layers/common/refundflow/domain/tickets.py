@@ -217,8 +217,9 @@ def ticket_request(news: TicketNews, ticket: Mapping[str, Any], mapping: TicketM
         approver = _approver(mapping, document)
         if approver is not None:
             request["approved_by"] = approver
-    # The ticket's own id is the platform's (the ticket was just read by it): an id, never card data.
-    carddata.refuse_card_data(request, platform_ids={news.ticket_id})
+    # The ticket's own id and its approver's are the platform's record ids (just read from it): ids, never card data.
+    platform_ids = {news.ticket_id, *([request["approved_by"]["id"]] if "approved_by" in request else [])}
+    carddata.refuse_card_data(request, platform_ids=platform_ids)
     if intent is Intent.CANCELLED:
         return intent, request
     try:
