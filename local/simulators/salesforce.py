@@ -250,7 +250,7 @@ class SalesforceSimulator(Simulator):
         self.cases: dict[str, dict[str, Any]] = {}
         self.contacts: dict[str, dict[str, Any]] = {}
         self.comments: dict[str, list[dict[str, Any]]] = {}  # case id -> its comments, oldest first
-        self.cursors: dict[str, tuple[str, int]] = {}  # query locator -> (case id, offset)
+        self.cursors: dict[str, tuple[str, int, list[str]]] = {}  # query locator -> (case id, offset, fields)
         # Record numbers go on from where a former run's could have stopped (a stack's store may outlive its sandbox).
         self._numbers = itertools.count(int(now()) % 1_000_000 * 1_000 + 1)
         super().__init__()
@@ -525,7 +525,7 @@ class SalesforceSimulator(Simulator):
             found = re.fullmatch(pattern, rest)
             if found is None or route_method != method:
                 continue
-            arguments = found.groupdict()
+            arguments = {**found.groupdict(), "version": matched.group("version")}
             if method in ("POST", "PATCH"):
                 if not isinstance(payload, dict):
                     raise SalesforceError(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
@@ -543,7 +543,7 @@ class SalesforceSimulator(Simulator):
             raise _not_found()
         return self.cases[case_id]
 
-    def _get_case(self, *, query: Mapping[str, str], id: str) -> tuple[int, Any]:
+    def _get_case(self, *, version: str, query: Mapping[str, str], id: str) -> tuple[int, Any]:
         fields = [part.strip() for part in query.get("fields", "").split(",") if part.strip()] or None
         with self.lock:
             case = self._known_case(id)
@@ -554,7 +554,9 @@ class SalesforceSimulator(Simulator):
                 )
             return 200, self._shown_case(case, fields)
 
-    def _update_case(self, payload: dict[str, Any], *, query: Mapping[str, str], id: str) -> tuple[int, Any]:
+    def _update_case(
+        self, payload: dict[str, Any], *, version: str, query: Mapping[str, str], id: str
+    ) -> tuple[int, Any]:
         for field, value in payload.items():
             if field in CASE_FIELDS_READ_ONLY:
                 raise SalesforceError(
@@ -591,7 +593,7 @@ class SalesforceSimulator(Simulator):
             self._call_out(shown)  # the Flow runs on the change, whoever made it
         return 204, None
 
-    def _get_contact(self, *, query: Mapping[str, str], id: str) -> tuple[int, Any]:
+    def _get_contact(self, *, version: str, query: Mapping[str, str], id: str) -> tuple[int, Any]:
         fields = [part.strip() for part in query.get("fields", "").split(",") if part.strip()]
         with self.lock:
             contact_id = record_id18(id, "003")
@@ -609,7 +611,7 @@ class SalesforceSimulator(Simulator):
                 if not fields or key in fields or key == "attributes"
             }
 
-    def _create_comment(self, payload: dict[str, Any], *, query: Mapping[str, str]) -> tuple[int, Any]:
+    def _create_comment(self, payload: dict[str, Any], *, version: str, query: Mapping[str, str]) -> tuple[int, Any]:
         unknown = sorted(set(payload) - COMMENT_WRITABLE)
         if unknown:
             raise SalesforceError(
@@ -654,7 +656,7 @@ class SalesforceSimulator(Simulator):
             )
         return 201, {"id": comment_id, "success": True, "errors": []}
 
-    def _query(self, *, query: Mapping[str, str]) -> tuple[int, Any]:
+    def _query(self, *, version: str, query: Mapping[str, str]) -> tuple[int, Any]:
         soql = query.get("q", "")
         matched = COMMENT_QUERY.match(soql)
         if matched is None:
@@ -671,17 +673,17 @@ class SalesforceSimulator(Simulator):
         case_id = record_id18(parent)
         if case_id is None:
             raise SalesforceError(400, "INVALID_QUERY_FILTER_OPERATOR", f"invalid ID field: {parent}")
-        return self._page(case_id, 0, fields)
+        return self._page(case_id, 0, fields, version)
 
-    def _query_more(self, *, query: Mapping[str, str], locator: str) -> tuple[int, Any]:
+    def _query_more(self, *, version: str, query: Mapping[str, str], locator: str) -> tuple[int, Any]:
         with self.lock:
             cursor = self.cursors.get(locator)
         if cursor is None:
             raise SalesforceError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
-        case_id, offset = cursor
-        return self._page(case_id, offset, ["Id", "CommentBody", "IsPublished", "CreatedDate"])
+        case_id, offset, fields = cursor
+        return self._page(case_id, offset, fields, version)
 
-    def _page(self, case_id: str, offset: int, fields: list[str]) -> tuple[int, Any]:
+    def _page(self, case_id: str, offset: int, fields: list[str], version: str) -> tuple[int, Any]:
         with self.lock:
             comments = self.comments.get(case_id, [])
             chosen = comments[offset : offset + self.query_batch_size]
@@ -689,7 +691,7 @@ class SalesforceSimulator(Simulator):
                 {
                     "attributes": {
                         "type": "CaseComment",
-                        "url": f"/services/data/v{MAX_API_VERSION}/sobjects/CaseComment/{item['Id']}",
+                        "url": f"/services/data/v{version}/sobjects/CaseComment/{item['Id']}",
                     },
                     **{field: copy.deepcopy(item[field]) for field in fields},
                 }
@@ -699,12 +701,12 @@ class SalesforceSimulator(Simulator):
             following = offset + self.query_batch_size
             if following < len(comments):
                 locator = f"01g5e{secrets.token_hex(5)}-{following}"
-                self.cursors[locator] = (case_id, following)
+                self.cursors[locator] = (case_id, following, fields)
                 page["done"] = False
-                page["nextRecordsUrl"] = f"/services/data/v{MAX_API_VERSION}/query/{locator}"
+                page["nextRecordsUrl"] = f"/services/data/v{version}/query/{locator}"
         return 200, page
 
-    def _composite(self, payload: dict[str, Any], *, query: Mapping[str, str]) -> tuple[int, Any]:
+    def _composite(self, payload: dict[str, Any], *, version: str, query: Mapping[str, str]) -> tuple[int, Any]:
         subrequests = payload.get("compositeRequest")
         unknown = sorted(set(payload) - {"allOrNone", "collateSubrequests", "compositeRequest"})
         if unknown or not isinstance(subrequests, list) or not subrequests:
