@@ -185,7 +185,8 @@ def test_a_deleted_contact_leaves_the_case_readable(sim: SalesforceSimulator, or
     case_id = seed(sim)
     sim.contacts.clear()
     case = tickets(org).read_ticket(case_id)
-    assert case["Id"] == case_id and "requester" not in case
+    assert case["Id"] == case_id
+    assert "requester" not in case
 
 
 def test_an_unknown_case_is_not_found(sim: SalesforceSimulator, org: Any) -> None:
@@ -249,7 +250,9 @@ def test_has_update_follows_the_next_records_url(sim: SalesforceSimulator, org: 
     sim.query_batch_size = 2
     assert desk.has_update(case_id, "refundflow:evt_4") is True
     pages = [seen["path"] for seen in api_requests(sim) if "/query" in seen["path"]]
-    assert pages[0].endswith("/query") and len(pages) == 3 and all("/query/" in page for page in pages[1:])
+    assert pages[0].endswith("/query")
+    assert len(pages) == 3
+    assert all("/query/" in page for page in pages[1:])
 
 
 def test_has_update_follows_no_next_page_outside_our_api(sim: SalesforceSimulator, org: Any) -> None:
@@ -280,7 +283,8 @@ def test_a_write_back_is_one_composite_call_all_or_none(sim: SalesforceSimulator
     assert sent["compositeRequest"][0]["body"] == {"Refund_Status__c": "issued"}
     assert sent["compositeRequest"][1]["body"]["IsPublished"] is False
     view = sim.ticket_view(case_id)
-    assert view["labels"] == ["issued"] and view["public"] == []
+    assert view["labels"] == ["issued"]
+    assert view["public"] == []
     assert view["notes"] == ["Refund issued: 49.90 EUR. refundflow:evt_1"]
 
 

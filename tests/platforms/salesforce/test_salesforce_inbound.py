@@ -42,7 +42,8 @@ def test_a_good_callout_is_news_about_its_case() -> None:
     assert news.platform == "salesforce"
     assert news.ticket_id == CASE_18
     assert news.event_id == f"{CASE_18}:2026-12-06T20:15:00.000+0000"
-    assert news.occurred_at is not None and news.occurred_at.isoformat() == "2026-12-06T20:15:00+00:00"
+    assert news.occurred_at is not None
+    assert news.occurred_at.isoformat() == "2026-12-06T20:15:00+00:00"
     assert delivered.answer.body == '{"received": true}'
 
 
