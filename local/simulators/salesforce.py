@@ -427,8 +427,10 @@ class SalesforceSimulator(Simulator):
         case["LastModifiedDate"] = case["SystemModstamp"] = now
         case["LastModifiedById"] = user_id
 
-    def _shown_case(self, case: Mapping[str, Any], fields: list[str] | None = None) -> dict[str, Any]:
-        shown = {"attributes": {"type": "Case", "url": f"/services/data/v{MAX_API_VERSION}/sobjects/Case/{case['Id']}"}}
+    def _shown_case(
+        self, case: Mapping[str, Any], fields: list[str] | None = None, version: str = f"{MAX_API_VERSION}"
+    ) -> dict[str, Any]:
+        shown = {"attributes": {"type": "Case", "url": f"/services/data/v{version}/sobjects/Case/{case['Id']}"}}
         for key, value in case.items():
             if fields is None or key in fields:
                 shown[key] = copy.deepcopy(value)
@@ -552,7 +554,7 @@ class SalesforceSimulator(Simulator):
                 raise SalesforceError(
                     400, "INVALID_FIELD", f"No such column '{unknown[0]}' on entity 'Case'.", fields=unknown
                 )
-            return 200, self._shown_case(case, fields)
+            return 200, self._shown_case(case, fields, version)
 
     def _update_case(
         self, payload: dict[str, Any], *, version: str, query: Mapping[str, str], id: str
