@@ -624,7 +624,7 @@ class SalesforceSimulator(Simulator):
             raise SalesforceError(
                 400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [CommentBody]", fields=["CommentBody"]
             )
-        if len(body) > MAX_COMMENT_LENGTH:
+        if len(body.encode()) > MAX_COMMENT_LENGTH:  # 4,000 bytes (Object Reference, CaseComment)
             raise SalesforceError(
                 400,
                 "STRING_TOO_LONG",

@@ -361,3 +361,17 @@ def test_build_takes_the_client_credentials_and_pins_the_version() -> None:
 def test_build_refuses_what_salesforce_would(settings: dict[str, str], secret: dict[str, str]) -> None:
     with pytest.raises(ConfigurationError):
         _build(SalesforceSettings.model_validate(settings), "sf", secret)
+
+
+def test_a_comment_over_4000_bytes_is_cut_and_keeps_its_marker(sim: SalesforceSimulator, org: Any) -> None:
+    case_id = seed(sim)
+    marker = "refundflow:evt_wide"
+    wide = TicketUpdate(
+        marker=marker, refund_id="rf_1", event="RefundIssued", label="issued", text="€" * 1970 + f" [{marker}]"
+    )
+    assert len(wide.text.encode()) > 4000
+    tickets(org).write_back(case_id, wide)
+    [note] = sim.ticket_view(case_id)["notes"]
+    assert len(note.encode()) <= 4000
+    assert note.endswith(f"... [{marker}]")
+    assert tickets(org).has_update(case_id, marker) is True

@@ -316,3 +316,15 @@ def test_ids_carry_their_checksum(org: Any) -> None:
     assert case_id[15:] == checksum(case_id[:15])
     with pytest.raises(KeyError):
         simulator.agent_action(case_id[:15] + "ZZZ", "approve")
+
+
+def test_a_comment_body_is_limited_in_bytes_not_characters(org: Any) -> None:
+    simulator, url = org
+    case_id = seed(simulator)
+    answer = call(url, "POST", f"{V}/sobjects/CaseComment", {"ParentId": case_id, "CommentBody": "€" * 1334})
+    assert answer.status_code == 400
+    assert error_code(answer) == "STRING_TOO_LONG"
+    assert (
+        call(url, "POST", f"{V}/sobjects/CaseComment", {"ParentId": case_id, "CommentBody": "€" * 1333}).status_code
+        == 201
+    )

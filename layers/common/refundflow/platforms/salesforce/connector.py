@@ -69,6 +69,7 @@ DEFAULT_SESSION_SECONDS = 900
 TOKEN_EXPIRY_MARGIN_SECONDS = 60.0
 LIMIT_RETRY_SECONDS = 900.0  # the allowance is a rolling 24 hours: capacity comes back call by call
 MAX_COMMENT_PAGES = 10
+MAX_COMMENT_BYTES = 4000
 API_VERSION = re.compile(r"[1-9][0-9]\.0")
 CUSTOM_FIELD = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}__c")
 CONTACT_PREFIX = "003"
@@ -234,7 +235,11 @@ class SalesforceTickets(TicketPlatform):
                 "method": "POST",
                 "url": f"{self.data_path}/sobjects/CaseComment",
                 "referenceId": "refundComment",
-                "body": {"ParentId": case_id, "CommentBody": update.text, "IsPublished": False},
+                "body": {
+                    "ParentId": case_id,
+                    "CommentBody": _comment_body(update.text, update.marker),
+                    "IsPublished": False,
+                },
             }
         )
         body = {"allOrNone": True, "compositeRequest": subrequests}
@@ -290,6 +295,17 @@ class SalesforceTickets(TicketPlatform):
             raise missing(message, platform=PLATFORM, write=False)  # the case is gone, on a read or a write
         code = re.sub(r"[^a-z0-9_]", "", (codes[0] if codes and codes[0] else str(response.status)).lower())
         raise RejectedError(message, code=f"salesforce_{code}"[:60], platform=PLATFORM)
+
+
+def _comment_body(text: str, marker: str) -> str:
+    """At most MAX_COMMENT_BYTES of UTF-8 (CaseComment.CommentBody: "The maximum size of the comment body is 4,000
+    bytes", Object Reference, CaseComment): a longer text (2,000 characters of a wide script) is cut on a character
+    boundary and keeps its marker at the end, which ``has_update`` looks for."""
+    if len(text.encode()) <= MAX_COMMENT_BYTES:
+        return text
+    tail = f"... [{marker}]"
+    head = text.replace(f"[{marker}]", "").encode()[: MAX_COMMENT_BYTES - len(tail.encode())]
+    return head.decode("utf-8", "ignore").rstrip() + tail
 
 
 def soql_literal(value: str) -> str:
