@@ -375,3 +375,10 @@ def test_a_comment_over_4000_bytes_is_cut_and_keeps_its_marker(sim: SalesforceSi
     assert len(note.encode()) <= 4000
     assert note.endswith(f"... [{marker}]")
     assert tickets(org).has_update(case_id, marker) is True
+
+
+def test_a_note_only_write_back_to_a_deleted_case_is_not_found(sim: SalesforceSimulator, org: Any) -> None:
+    case_id = seed(sim)
+    del sim.cases[case_id]
+    with pytest.raises(NotFound):
+        tickets(org).write_back(case_id, update(None))

@@ -251,6 +251,8 @@ class SalesforceTickets(TicketPlatform):
         results = payload.get("compositeResponse") if isinstance(payload, dict) else None
         if not isinstance(results, list) or len(results) != len(subrequests):
             raise RejectedError(f"Salesforce could not {what}: an unreadable composite answer", platform=PLATFORM)
+        if not all(isinstance(result, dict) for result in results):
+            raise RejectedError(f"Salesforce could not {what}: an unreadable composite answer", platform=PLATFORM)
         failed = [result for result in results if not 200 <= int(result.get("httpStatusCode") or 0) < 300]
         if failed:
             halted = [result for result in failed if _codes(result.get("body")) == ["PROCESSING_HALTED"]]
@@ -291,7 +293,11 @@ class SalesforceTickets(TicketPlatform):
         general = status_failure(response, message, platform=PLATFORM, write=write, in_progress=None)
         if general is not None:
             raise general
-        if response.status == 404 or "ENTITY_IS_DELETED" in codes:
+        parent_gone = any(
+            error.get("errorCode") == "INVALID_CROSS_REFERENCE_KEY" and "ParentId" in (error.get("fields") or [])
+            for error in errors
+        )  # a comment whose case is gone (a note-only write-back has no case update to answer 404)
+        if response.status == 404 or "ENTITY_IS_DELETED" in codes or parent_gone:
             raise missing(message, platform=PLATFORM, write=False)  # the case is gone, on a read or a write
         code = re.sub(r"[^a-z0-9_]", "", (codes[0] if codes and codes[0] else str(response.status)).lower())
         raise RejectedError(message, code=f"salesforce_{code}"[:60], platform=PLATFORM)
