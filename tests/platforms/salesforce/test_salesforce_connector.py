@@ -111,10 +111,12 @@ def test_one_token_serves_many_calls(sim: SalesforceSimulator, org: Any) -> None
 
 
 def test_a_token_is_bought_again_shortly_before_the_session_ends(sim: SalesforceSimulator, org: Any) -> None:
+    # GIVEN a token bought for a session of SESSION seconds
     clock: Clock = org[2]
     desk = tickets(org)
     case_id = seed(sim)
     desk.read_ticket(case_id)
+    # WHEN time passes to within the last minute of the session, THEN a new token is bought before the call
     clock.now += SESSION - 120  # still well inside the session: the cached token
     desk.read_ticket(case_id)
     assert sim.token_requests == 1
@@ -126,11 +128,14 @@ def test_a_token_is_bought_again_shortly_before_the_session_ends(sim: Salesforce
 
 
 def test_a_401_buys_a_new_token_once_and_repeats_the_call(sim: SalesforceSimulator, org: Any) -> None:
+    # GIVEN a cached token the org has since revoked
     desk = tickets(org)
     case_id = seed(sim)
     desk.read_ticket(case_id)
     sim.revoke_tokens()
+    # WHEN the case is read
     case = desk.read_ticket(case_id)
+    # THEN the 401 bought one new token and the read was repeated
     assert case["Id"] == case_id
     assert sim.token_requests == 2
     reads = [seen for seen in api_requests(sim) if seen["path"].endswith(f"/sobjects/Case/{case_id}")]
@@ -270,8 +275,10 @@ def test_soql_literals_are_escaped() -> None:
 
 
 def test_a_write_back_is_one_composite_call_all_or_none(sim: SalesforceSimulator, org: Any) -> None:
+    # GIVEN a case; WHEN a refund event is written back
     case_id = seed(sim)
     tickets(org).write_back(case_id, update("issued"))
+    # THEN one composite call carried the status field and a private comment, all or none
     [call] = [seen for seen in api_requests(sim) if seen["method"] == "POST"]
     assert call["path"] == "/services/data/v67.0/composite"
     sent = json.loads(call["body"])
@@ -304,9 +311,12 @@ def test_no_status_field_configured_writes_only_the_comment(sim: SalesforceSimul
 
 
 def test_a_refused_field_rolls_the_comment_back_and_names_the_cause(sim: SalesforceSimulator, org: Any) -> None:
+    # GIVEN a status field the org does not have
     case_id = seed(sim)
+    # WHEN the write-back sets it
     with pytest.raises(RejectedError) as refused:
         tickets(org, status_field="Refund_State__c").write_back(case_id, update("issued"))
+    # THEN Salesforce's cause is named and the comment, in the same all-or-none call, is not on the case
     assert refused.value.code == "salesforce_invalid_field"
     assert "Refund_State__c" in str(refused.value)
     assert sim.ticket_view(case_id)["notes"] == []  # all or none: the comment was rolled back
