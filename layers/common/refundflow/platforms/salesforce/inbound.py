@@ -1,0 +1,124 @@
+"""Salesforce Flow HTTP Callouts, verified by intake with a per-org shared secret only.
+
+What Salesforce documents (Salesforce Help, "HTTP Callout Authentication Guidelines" (flow_http_callout_guidelines_
+authenticating), "Create or Edit a Custom Auth External Credential", "Named Credentials"; Apex/REST API docs for the
+ids): a Flow's HTTP Callout action calls an endpoint through a Named Credential; the callout's authentication is
+whatever the Named Credential's External Credential sends, and an External Credential with the Custom
+authentication protocol adds custom headers whose values are formulas over the principal's (encrypted)
+authentication parameters, e.g. ``{!$Credential.Refundflow.Secret}``. Salesforce signs nothing: no HMAC, no
+timestamp, no delivery id. So:
+
+- the admin adds the header ``X-Refundflow-Secret`` to the External Credential, its value the org's secret from
+  refundflow; it is compared in constant time with each configured secret (``{"shared_secrets": [...]}``: two during
+  a rotation, one per Salesforce org, so a sandbox org and production never share one);
+- ``organization_id`` in the verification secret (optional, the org's 18-character id): when set, the body's
+  ``organizationId`` (``{!$Organization.Id}`` in the Flow) must be that org;
+- nothing else in the body is believed: it names the case as ``caseId`` (``{!$Record.Id}``), a Case id of 15 or 18
+  characters with the Case key prefix and a valid checksum, and the case is read with the REST API before anything
+  moves;
+- no timestamp exists, so nothing is stale here: a replayed delivery only makes us read the case again;
+- no delivery id exists, so we derive one that a retry of the same delivery keeps: the case id and the body's
+  ``lastModifiedDate`` (``{!$Record.LastModifiedDate}``) when sent, else the case id and the SHA-256 of the body.
+  Whether a Flow HTTP Callout is retried at all (and re-renders its body) is not documented: unverified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from refundflow.errors import AuthenticationFailed, InvalidRequest
+from refundflow.platforms.salesforce.ids import case_id18, record_id18
+from refundflow.ports import InboundAnswer, InboundDelivery, InboundPlatform, TicketNews
+
+PLATFORM = "salesforce"
+SECRET_HEADER = "x-refundflow-secret"
+MIN_SECRET_LENGTH = 24  # a configured secret shorter than this is a mistake, never a match
+MODIFIED_AT = re.compile(r"[0-9T:.+\-Z ]{10,40}")
+ORGANIZATION_PREFIX = "00D"
+
+
+def matches(sent: str, secrets: list[Any]) -> bool:
+    """Whether ``sent`` is one of ``secrets``, each compared in constant time (all of them, whatever matched)."""
+    given = sent.encode()
+    results = [
+        hmac.compare_digest(given, str(secret).encode())
+        for secret in secrets
+        if isinstance(secret, str) and len(secret) >= MIN_SECRET_LENGTH
+    ]
+    return any(results)
+
+
+class SalesforceInbound(InboundPlatform):
+    name = PLATFORM
+
+    def verify(self, headers: Mapping[str, str], raw_body: bytes, secret: Mapping[str, Any]) -> InboundDelivery:
+        lowered = {key.lower(): value for key, value in (headers or {}).items()}
+        sent = lowered.get(SECRET_HEADER, "")
+        if not sent:
+            raise AuthenticationFailed("the X-Refundflow-Secret header is missing", code="signature_missing")
+        secrets = secret.get("shared_secrets")
+        if not isinstance(secrets, list) or not secrets:
+            raise AuthenticationFailed("no Salesforce shared secret is configured", code="signature_invalid")
+        if not matches(sent, secrets):
+            raise AuthenticationFailed("the X-Refundflow-Secret header does not match", code="signature_invalid")
+        try:
+            body = json.loads(raw_body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as error:
+            raise InvalidRequest("the Salesforce callout is not UTF-8 JSON", code="invalid_json") from error
+        if not isinstance(body, dict):
+            raise InvalidRequest("the Salesforce callout must be a JSON object", code="invalid_json")
+        _check_org(body.get("organizationId"), secret.get("organization_id"))
+        case_id = _case_id(body.get("caseId"))
+        modified = body.get("lastModifiedDate")
+        if isinstance(modified, str) and MODIFIED_AT.fullmatch(modified):
+            event_id = f"{case_id}:{modified}"
+        else:
+            event_id = f"{case_id}:{hashlib.sha256(raw_body).hexdigest()[:32]}"
+        news = TicketNews(
+            platform=PLATFORM,
+            event_id=event_id,
+            ticket_id=case_id,
+            occurred_at=_when(modified),
+            payload=dict(body),
+        )
+        return InboundDelivery(tickets=[news], answer=InboundAnswer(body='{"received": true}'))
+
+
+def _check_org(sent: Any, configured: Any) -> None:
+    """With an ``organization_id`` configured, the callout must name that org (15 or 18 characters, same org)."""
+    if not configured:
+        return
+    expected = record_id18(str(configured), ORGANIZATION_PREFIX)
+    given = record_id18(sent, ORGANIZATION_PREFIX) if isinstance(sent, str) else None
+    if expected is None or given is None or not hmac.compare_digest(given, expected):
+        raise AuthenticationFailed("the callout comes from another Salesforce org", code="signature_invalid")
+
+
+def _case_id(value: Any) -> str:
+    case_id = case_id18(value) if isinstance(value, str) else None
+    if case_id is None:
+        raise InvalidRequest("the callout must name the case: caseId (the Flow's {!$Record.Id}, a Case id)")
+    return case_id
+
+
+def _when(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    text = value.strip().replace("Z", "+00:00").replace(" ", "T", 1)
+    if re.search(r"[+-][0-9]{4}$", text):  # Salesforce writes +0000
+        text = f"{text[:-2]}:{text[-2:]}"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def inbound() -> SalesforceInbound:
+    return SalesforceInbound()
