@@ -111,6 +111,19 @@ ROLE_STATEMENTS = {
               Resource: !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/refundflow/*
 """.replace("${WORKFLOW}", "${AWS::StackName}-refund-workflow"),
 }
+# A books platform with an inbound section sends returns news (SAP's customer returns): its function records the
+# return's step (read the refund, put the step) and resumes a refund waiting for its return (takes its task token).
+BOOKS_RETURNS_NEWS = """\
+            - Sid: RecordReturnSteps
+              Effect: Allow
+              Action: [dynamodb:GetItem, dynamodb:DeleteItem]
+              Resource:
+                - !GetAtt RefundsTable.Arn
+            - Sid: ResumeRefundsWaitingForTheirReturn
+              Effect: Allow
+              Action: states:SendTaskSuccess
+              Resource: !Sub arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${WORKFLOW}
+""".replace("${WORKFLOW}", "${AWS::StackName}-refund-workflow")
 ROLE_DESCRIPTIONS = {
     "payment": "payment platform: LookUpPayment, RefundWithProvider, PollRefundOutcome and its webhooks' news",
     "books": "books platform: UpdateInvoice (credit document, allocation, cash refund)",
@@ -204,6 +217,8 @@ def function_resources(entry: Platform, role: str) -> str:
             "              Action: sqs:GetQueueUrl\n"
             f"              Resource: !GetAtt {entry.logical_id(role).removesuffix('Function')}WriteBackQueue.Arn\n"
         )
+    if role == "books" and entry.inbound is not None:
+        statements += BOOKS_RETURNS_NEWS
     if entry.secrets.rotated_in_place:
         statements += (
             "            - Sid: RotateOwnApiSecret\n"

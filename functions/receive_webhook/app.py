@@ -216,7 +216,7 @@ def platform_webhook(platform: str) -> Response[Any]:
             except CardDataRefused as refused:
                 forward_refusal(delivery, refused, platform=entry.name, forwarder=wiring.news_forwarder())
                 raise
-    for event in [*delivery.events, *delivery.tickets]:
+    for event in [*delivery.events, *delivery.tickets, *delivery.returns]:
         http_api.delivery_id(event.event_id)  # the key of its first-seen marker: bounded like a webhook-id
     logger.append_keys(platform=entry.name, provider_event_ids=[event.event_id for event in delivery.events])
     duplicate = forward_delivery(

@@ -6,6 +6,12 @@ Mounted by the local stack at ``/_sandbox/sap`` with the system's paths below it
   ``SalesDocument`` (invoices seeded by the tests and the demo; credit memos billed from credit memo requests).
 - ``API_CREDIT_MEMO_REQUEST_SRV``: ``A_CreditMemoRequest`` read with ``$filter=PurchaseOrderByCustomer eq '...'``
   (and ``$expand=to_Item``), created by a deep insert with its items and their price condition.
+- ``API_CUSTOMER_RETURN_SRV``: ``A_CustomerReturn('<id>')`` read (created by ``/_control/customer-returns`` for a
+  refund id; ``/_control/customer-returns/<id>/goods-receipt`` posts the returns delivery's goods receipt,
+  ``.../complete`` completes its processing). Each change raises the business event
+  ``sap.s4.beh.customerreturn.v1.CustomerReturn.Changed.v1`` (CloudEvents JSON), pushed like an Event Mesh webhook
+  subscription to the configured endpoint with Basic authentication (user ``EVENT_MESH_WEBHOOK``, the webhook
+  secret as password), retried on failure.
 
 Sign-in: HTTP basic authentication of the communication user, or a bearer access token from the OAuth 2.0 token
 endpoint ``/sap/bc/sec/oauth2/token`` (client credentials: the communication user's OAuth client id and password,
@@ -47,7 +53,11 @@ from local.simulators.base import FaultRule, Simulator, exact_json, json_respons
 ROOT = "/sap/opu/odata/sap"
 BILLING = f"{ROOT}/API_BILLING_DOCUMENT_SRV"
 REQUESTS = f"{ROOT}/API_CREDIT_MEMO_REQUEST_SRV"
-SERVICES = ("API_BILLING_DOCUMENT_SRV", "API_CREDIT_MEMO_REQUEST_SRV")
+RETURNS = f"{ROOT}/API_CUSTOMER_RETURN_SRV"
+SERVICES = ("API_BILLING_DOCUMENT_SRV", "API_CREDIT_MEMO_REQUEST_SRV", "API_CUSTOMER_RETURN_SRV")
+WEBHOOK_USER = "EVENT_MESH_WEBHOOK"
+DEFAULT_WEBHOOK_PASSWORD = "local-sap-event-mesh-password"
+RETURN_CHANGED = "sap.s4.beh.customerreturn.v1.CustomerReturn.Changed.v1"
 DEFAULT_USERNAME = "REFUNDFLOW_COMM_USER"
 DEFAULT_PASSWORD = "local-sap-password"
 TOKEN_PATH = "/sap/bc/sec/oauth2/token"
@@ -117,6 +127,11 @@ def _parse_date(value: Any, field: str) -> date:
     return datetime.fromtimestamp(int(match.group(1)) / 1000, tz=UTC).date()
 
 
+def _datetime_offset(seconds: float) -> str:
+    """``Edm.DateTimeOffset`` in OData v2 JSON."""
+    return f"/Date({int(seconds * 1000)}+0000)/"
+
+
 def _round(value: Decimal, currency: str) -> Decimal:
     return value.quantize(Decimal(1).scaleb(-DIGITS.get(currency, 2)), ROUND_HALF_UP)
 
@@ -139,12 +154,14 @@ class SapSimulator(Simulator):
         *,
         username: str = DEFAULT_USERNAME,
         password: str = DEFAULT_PASSWORD,
+        webhook_password: str = DEFAULT_WEBHOOK_PASSWORD,
         timeout_fault_seconds: float = 3.0,
         token_lifetime_seconds: int = 3600,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
         self.username, self.password = username, password
+        self.webhook_password = webhook_password
         self.token_lifetime_seconds = token_lifetime_seconds
         self.timeout_fault_seconds = timeout_fault_seconds
         self.clock = clock
@@ -157,6 +174,10 @@ class SapSimulator(Simulator):
         self.route(f"{BILLING}/A_BillingDocumentItem", self._odata(self._list_billing_items), methods=["GET"])
         self.route(f"{REQUESTS}/A_CreditMemoRequest", self._odata(self._list_requests), methods=["GET"])
         self.route(f"{REQUESTS}/A_CreditMemoRequest", self._odata(self._create_request, write=True), methods=["POST"])
+        self.route(f"{RETURNS}/A_CustomerReturn('<number>')", self._odata(self._get_return), methods=["GET"])
+        self.route("/_control/customer-returns", self._control_create_return, methods=["POST"])
+        self.route("/_control/customer-returns/<number>/goods-receipt", self._control_receive, methods=["POST"])
+        self.route("/_control/customer-returns/<number>/complete", self._control_complete, methods=["POST"])
 
     # ---------------------------------------------------------------- state
 
@@ -164,12 +185,19 @@ class SapSimulator(Simulator):
         self.billing_documents: dict[str, dict[str, Any]] = {}
         self.billing_items: list[dict[str, Any]] = []
         self.credit_memo_requests: dict[str, dict[str, Any]] = {}
+        self.customer_returns: dict[str, dict[str, Any]] = {}
         self.sessions: dict[str, str] = {}
         self.access_tokens: dict[str, float] = {}
         self.token_requests = 0
         self.billing_block: str = ""
         self.closed_period = False
-        self._numbers = {"invoice": 90000000, "request": 60000000, "memo": 90100000, "accounting": 1400000000}
+        self._numbers = {
+            "invoice": 90000000,
+            "request": 60000000,
+            "memo": 90100000,
+            "accounting": 1400000000,
+            "return": 60100000,
+        }
 
     def _next(self, kind: str) -> str:
         self._numbers[kind] += 1
@@ -178,7 +206,8 @@ class SapSimulator(Simulator):
     # ---------------------------------------------------------------- BooksSandbox
 
     def local_secrets(self) -> dict[str, dict[str, Any]]:
-        """The communication user the function signs in with (SAP sends no webhooks refundflow reads)."""
+        """The communication user the function signs in with, and the Basic credentials the Event Mesh webhook
+        subscription sends to the stack's ``/webhooks/sap``."""
         return {
             "api": {
                 "username": self.username,
@@ -187,8 +216,69 @@ class SapSimulator(Simulator):
                 "client_id": self.username,
                 "client_secret": self.password,
             },
-            "verification": {},
+            "verification": {"username": WEBHOOK_USER, "passwords": [self.webhook_password]},
         }
+
+    def send_webhooks_to(self, url: str) -> None:
+        """Where the webhook subscription pushes the customer returns' business events (Basic authentication)."""
+        self.webhooks.configure(url, self.webhook_password)
+
+    def sign_webhook(self, body: bytes, secret: str) -> dict[str, str]:
+        """Event Mesh's webhook target authentication: Basic, with the subscription's user and password."""
+        pair = f"{WEBHOOK_USER}:{secret}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+
+    # ---------------------------------------------------------------- customer returns
+
+    def create_customer_return(self, refund_id: str, *, field: str = "PurchaseOrderByCustomer") -> str:
+        """A customer return (type CBAR) whose ``field`` carries ``refund_id``, as the merchant's returns process
+        creates it; returns its number (no event: the goods are not back yet)."""
+        with self._lock:
+            number = self._next("return")
+            now = self.clock()
+            self.customer_returns[number] = {
+                "CustomerReturn": number,
+                "CustomerReturnType": "CBAR",
+                "SalesOrganization": "1010",
+                "DistributionChannel": "10",
+                "OrganizationDivision": "00",
+                "SoldToParty": "17100001",
+                "PurchaseOrderByCustomer": "",
+                "SDDocumentReason": "",
+                "CustomerReturnDate": _date(datetime.fromtimestamp(now, tz=UTC).date()),
+                "CreationDate": _date(datetime.fromtimestamp(now, tz=UTC).date()),
+                "LastChangeDateTime": _datetime_offset(now),
+                "OverallSDProcessStatus": "A",
+                "OverallDeliveryStatus": "A",
+                field: refund_id,
+            }
+            return number
+
+    def post_goods_receipt(self, number: str) -> dict[str, Any]:
+        """The warehouse posts the goods receipt of the return's returns delivery: delivery status C, and the
+        business event goes to the webhook."""
+        return self._change_return(number, OverallDeliveryStatus="C", OverallSDProcessStatus="B")
+
+    def complete_return(self, number: str) -> dict[str, Any]:
+        """The return is processed completely (credit memo request created from it, inspection done)."""
+        return self._change_return(number, OverallSDProcessStatus="C")
+
+    def _change_return(self, number: str, **changes: str) -> dict[str, Any]:
+        with self._lock:
+            found = self.customer_returns[number]
+            found.update(changes, LastChangeDateTime=_datetime_offset(self.clock()))
+            event_id = str(uuid.uuid4())
+            event = {
+                "specversion": "1.0",
+                "type": RETURN_CHANGED,
+                "source": "/default/sap.s4.beh/0M4N8N0",
+                "id": event_id,
+                "time": datetime.fromtimestamp(self.clock(), tz=UTC).isoformat().replace("+00:00", "Z"),
+                "datacontenttype": "application/json",
+                "data": {"CustomerReturn": number},
+            }
+            self.webhooks.send(event_id, RETURN_CHANGED, exact_json(event).encode())
+            return dict(found)
 
     def expire_tokens(self) -> None:
         """Every access token issued so far expires now (as an hour passing would)."""
@@ -397,7 +487,9 @@ class SapSimulator(Simulator):
         if not self._authenticated(request):
             return self._unauthorized()
         headers: dict[str, str] = {}
-        response = _ok({"EntitySets": ["A_BillingDocument", "A_BillingDocumentItem", "A_CreditMemoRequest"]})
+        response = _ok(
+            {"EntitySets": ["A_BillingDocument", "A_BillingDocumentItem", "A_CreditMemoRequest", "A_CustomerReturn"]}
+        )
         if request.headers.get("x-csrf-token", "").lower() == "fetch":
             session = request.cookies.get(SESSION_COOKIE) or secrets.token_hex(16)
             token = base64.b64encode(secrets.token_bytes(18)).decode()
@@ -454,6 +546,31 @@ class SapSimulator(Simulator):
         sales_document = self._filter(request, "SalesDocument")
         rows = [dict(row) for row in self.billing_items if row["SalesDocument"] == sales_document]
         return _ok({"results": rows})
+
+    # ---------------------------------------------------------------- API_CUSTOMER_RETURN_SRV
+
+    def _get_return(self, request: Request, number: str) -> Response:
+        found = self.customer_returns.get(number)
+        if found is None:
+            raise _ODataError(404, "/IWBEP/CM_MGW_RT/020", "Resource not found for the segment 'A_CustomerReturn'")
+        return _ok(dict(found))
+
+    def _control_create_return(self, request: Request) -> Response:
+        payload = request.get_json(force=True, silent=True) or {}
+        refund_id, field = payload.get("refund_id"), payload.get("field", "PurchaseOrderByCustomer")
+        if not isinstance(refund_id, str) or not refund_id or set(payload) - {"refund_id", "field"}:
+            return json_response({"error": "body: {refund_id, field?}"}, 400)
+        return json_response({"CustomerReturn": self.create_customer_return(refund_id, field=str(field))}, 201)
+
+    def _control_receive(self, request: Request, number: str) -> Response:
+        if number not in self.customer_returns:
+            return json_response({"error": f"no customer return {number}"}, 404)
+        return json_response(self.post_goods_receipt(number))
+
+    def _control_complete(self, request: Request, number: str) -> Response:
+        if number not in self.customer_returns:
+            return json_response({"error": f"no customer return {number}"}, 404)
+        return json_response(self.complete_return(number))
 
     # ---------------------------------------------------------------- API_CREDIT_MEMO_REQUEST_SRV
 

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Protocol
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
 
 from refundflow import carddata
 from refundflow.currencies import CurrencyProfile
@@ -34,6 +34,7 @@ from refundflow.models import (
     RefundableBalance,
     RefundLine,
     RefundReason,
+    ReturnStatus,
     ReturnStep,
     StrictModel,
 )
@@ -264,11 +265,45 @@ class TicketNews(StrictModel):
     )
 
 
+class ReturnNews(StrictModel):
+    """A verified delivery about a return kept in a books platform (SAP's customer return): which return changed.
+    News, not truth: the platform's books function reads the return through its API and records the step it has
+    reached for the refund the return names."""
+
+    platform: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,20}$")]
+    event_id: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    return_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+    event_type: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    occurred_at: AwareDatetime | None = None
+
+
+class PlatformReturn(StrictModel):
+    """A return as its platform keeps it, reduced to what the lifecycle needs: the refund it names (None: it names
+    none of ours) and the step it has reached (None: none yet that the lifecycle knows, e.g. not received)."""
+
+    return_id: str
+    refund_id: str | None
+    status: ReturnStatus | None
+    occurred_at: AwareDatetime = Field(description="When the platform last changed it (the step's occurred_at).")
+
+
+class ReturnsReader(ABC):
+    """Reads a return from the platform that keeps it (a books platform with returns news)."""
+
+    @abstractmethod
+    def read_return(self, return_id: str) -> PlatformReturn:
+        """Raises:
+        NotFound: no such return.
+        TransientError: the platform could not answer.
+        """
+
+
 class InboundDelivery(StrictModel):
     """One verified delivery: every event it carries (a batch may carry several) and the answer."""
 
     events: list[ProviderEvent] = Field(default_factory=list)
     tickets: list[TicketNews] = Field(default_factory=list, description="Help-desk news (ticket platforms).")
+    returns: list[ReturnNews] = Field(default_factory=list, description="Returns news (books platforms' returns).")
     answer: InboundAnswer = Field(default_factory=InboundAnswer)
 
 
@@ -290,12 +325,12 @@ class InboundPlatform(ABC):
 
 
 class NewsForwarder(ABC):
-    """Hands a verified event to the platform's own function (``operation: apply_news``, or
-    ``apply_ticket_news`` for help-desk news), which reads the truth from the platform with its API
-    credentials and applies it."""
+    """Hands a verified event to the platform's own function (``operation: apply_news``, ``apply_ticket_news``
+    for help-desk news, ``apply_return_news`` for a books platform's returns news), which reads the truth from
+    the platform with its API credentials and applies it."""
 
     @abstractmethod
-    def forward(self, platform: str, event: ProviderEvent | TicketNews) -> dict[str, Any]:
+    def forward(self, platform: str, event: ProviderEvent | TicketNews | ReturnNews) -> dict[str, Any]:
         """Deliver ``event`` to ``platform``'s function, wait until it was applied, and return its answer.
 
         Raises:

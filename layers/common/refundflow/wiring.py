@@ -19,7 +19,7 @@ from refundflow.adapters.stepfunctions import StepFunctionsCallbacks, StepFuncti
 from refundflow.domain.recorder import RefundRecorder
 from refundflow.errors import ConfigurationError, InvalidRequest
 from refundflow.metering import BOOKS, PROVIDER, meter
-from refundflow.ports import BooksConnector, RefundProvider, TicketPlatform
+from refundflow.ports import BooksConnector, RefundProvider, ReturnsReader, TicketPlatform
 
 if TYPE_CHECKING:
     from refundflow.domain.tickets import TicketMapping
@@ -85,6 +85,20 @@ def books(name: str) -> BooksConnector:
     if not isinstance(found, BooksConnector):
         raise ConfigurationError(f"refundflow.platforms.{name}.connector() is not a BooksConnector")
     return meter(found, BOOKS, name)  # BooksCalls/Errors/Latency per platform
+
+
+def returns_reader(name: str) -> ReturnsReader:
+    """The books platform ``name``'s connector, reading the returns it keeps (its webhook's returns news).
+
+    Raises:
+        InvalidRequest: ``books_not_supported``, not a books platform of the catalog.
+        ConfigurationError: its package's connector reads no returns.
+    """
+    catalog.books_platform(name)
+    found = catalog.connector(name)
+    if not isinstance(found, ReturnsReader):
+        raise ConfigurationError(f"refundflow.platforms.{name}.connector() reads no returns (ReturnsReader)")
+    return meter(found, BOOKS, name)
 
 
 def ticket_platform(name: str) -> TicketPlatform:

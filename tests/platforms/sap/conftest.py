@@ -55,6 +55,7 @@ def make_books(
     payment_methods: dict[str, str] | None = None,
     auth: AuthMode = "basic",
     clock: Callable[[], float] = time.time,
+    return_refund_field: str = "PurchaseOrderByCustomer",
 ) -> SapBooks:
     base = f"{url}/sap/opu/odata/sap"
     token_url = default_token_url(base) if auth == "oauth2_client_credentials" else ""
@@ -66,7 +67,12 @@ def make_books(
         token_http=HttpClient(platform="sap", base_url=token_url or base, timeout=(1.0, 1.5)),
         clock=clock,
     )
-    return SapBooks(session=session, pending_policy=pending_policy, payment_methods=payment_methods)
+    return SapBooks(
+        session=session,
+        pending_policy=pending_policy,
+        payment_methods=payment_methods,
+        return_refund_field=return_refund_field,
+    )
 
 
 @pytest.fixture

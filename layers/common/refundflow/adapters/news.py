@@ -1,6 +1,8 @@
-"""NewsForwarder on Lambda: the intake hands a verified event to the platform's own function
-(``<prefix>refund-<platform>``, operation ``apply_news``; a help desk's ``<prefix>ticket-<platform>``, operation
-``apply_ticket_news``) and waits for it to be applied (RequestResponse).
+"""NewsForwarder on Lambda: the intake hands a verified event to the platform's own function and waits for it to be
+applied (RequestResponse). The kind of news names the catalog role whose function applies it: a payment
+platform's event goes to ``<prefix>refund-<platform>`` (operation ``apply_news``), a help desk's ticket to
+``<prefix>ticket-<platform>`` (``apply_ticket_news``), a books platform's returns news to
+``<prefix>books-<platform>`` (``apply_return_news``).
 
 The intake's role may invoke only functions under that name prefix; it never holds a platform's API
 credentials, the platform function never holds the webhook verification secret.
@@ -14,6 +16,7 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from refundflow.catalog import ROLE_FUNCTION_PREFIX
 from refundflow.domain.inbound import refusal_document
 from refundflow.errors import (
     Forbidden,
@@ -25,25 +28,33 @@ from refundflow.errors import (
     TransientError,
     error_class,
 )
-from refundflow.ports import NewsForwarder, ProviderEvent, TicketNews
+from refundflow.ports import NewsForwarder, ProviderEvent, ReturnNews, TicketNews
 
 APPLY_NEWS = "apply_news"
 APPLY_TICKET_NEWS = "apply_ticket_news"
+APPLY_RETURN_NEWS = "apply_return_news"
+News = ProviderEvent | TicketNews | ReturnNews
+# Each kind of news: the catalog role whose function applies it, and the operation it is asked for.
+NEWS_ROUTES: dict[type[ProviderEvent | TicketNews | ReturnNews], tuple[str, str]] = {
+    ProviderEvent: ("payment", APPLY_NEWS),
+    TicketNews: ("ticket", APPLY_TICKET_NEWS),
+    ReturnNews: ("books", APPLY_RETURN_NEWS),
+}
 # The platform function reads the truth from its platform before answering: longer than the shared clients'
 # 5 s read timeout, shorter than API Gateway's 29 s. No SDK retry: the platform delivers again on a 5xx.
 _CONFIG = Config(connect_timeout=2, read_timeout=25, retries={"mode": "standard", "max_attempts": 1})
 
 
-def news_payload(platform: str, event: ProviderEvent | TicketNews) -> dict[str, Any]:
+def news_payload(platform: str, event: News) -> dict[str, Any]:
     """What the platform function receives (its handler validates it)."""
-    operation = APPLY_TICKET_NEWS if isinstance(event, TicketNews) else APPLY_NEWS
+    operation = NEWS_ROUTES[type(event)][1]
     return {"operation": operation, "platform": platform, "event": event.model_dump(mode="json")}
 
 
 class LambdaNewsForwarder(NewsForwarder):
     def __init__(self, function_prefix: str, lambda_client: Any | None = None) -> None:
         """``function_prefix``: the deployed names' prefix (``<stack>-``); the function is
-        ``<prefix>refund-<platform>`` (``<prefix>ticket-<platform>`` for help-desk news)."""
+        ``<prefix><role prefix>-<platform>`` of the role the news belongs to (``NEWS_ROUTES``)."""
         self.function_prefix = function_prefix
         self._client = lambda_client
 
@@ -55,11 +66,11 @@ class LambdaNewsForwarder(NewsForwarder):
             self._client = boto3.client("lambda", config=_CONFIG)
         return self._client
 
-    def function_name(self, platform: str, event: ProviderEvent | TicketNews | None = None) -> str:
-        role = "ticket" if isinstance(event, TicketNews) else "refund"
-        return f"{self.function_prefix}{role}-{platform}"
+    def function_name(self, platform: str, event: News | None = None) -> str:
+        role = NEWS_ROUTES[type(event)][0] if event is not None else "payment"
+        return f"{self.function_prefix}{ROLE_FUNCTION_PREFIX[role]}-{platform}"
 
-    def forward(self, platform: str, event: ProviderEvent | TicketNews) -> dict[str, Any]:
+    def forward(self, platform: str, event: News) -> dict[str, Any]:
         """The function's answer. A refusal it answers (a help desk's ticket that is not a valid refund request)
         is raised here as the error it was, so intake answers the platform 4xx.
 

@@ -25,6 +25,7 @@ from refundflow.ports import (
     ProviderEvent,
     ProviderRefund,
     RefundProvider,
+    ReturnNews,
     TaskCallbacks,
     TicketNews,
 )
@@ -48,7 +49,7 @@ def forward_delivery(
     """
     repository = recorder.repository
     duplicate = True
-    news: list[ProviderEvent | TicketNews] = [*delivery.events, *delivery.tickets]
+    news: list[ProviderEvent | TicketNews | ReturnNews] = [*delivery.events, *delivery.tickets, *delivery.returns]
     for event in news:
         if repository.delivery_refund_id(platform, event.event_id) is not None:
             continue

@@ -12,6 +12,9 @@ Each step is its own item, put only if absent and keyed by its status and ``occu
   the ``ReturnUpdated`` entries, marked ``before_request``).
 
 The request's own ``return`` is the lifecycle's first step (source: the request's source).
+
+A platform that keeps returns itself (SAP's customer return) reports them as news on its webhook: its books function
+reads the return and records the step it reached (``apply_return_news``, ``record_platform_return_step``).
 """
 
 from __future__ import annotations
@@ -26,8 +29,17 @@ from refundflow.domain.intake import GENERIC_SOURCE, RETURN_UPDATED, return_step
 from refundflow.domain.recorder import RefundRecorder
 from refundflow.domain.waiting import WaitFor, resume_waiting
 from refundflow.errors import ConcurrentModification, Forbidden, IdempotencyConflict, ReturnStepExists
-from refundflow.models import Refund, ReturnLifecycle, ReturnStep, ReturnUpdateBody, return_lifecycle
-from refundflow.ports import RefundStore, TaskCallbacks, VerifiedSource
+from refundflow.ids import is_refund_id
+from refundflow.models import (
+    Refund,
+    ReturnLifecycle,
+    ReturnStatus,
+    ReturnStep,
+    ReturnUpdateBody,
+    return_lifecycle,
+)
+from refundflow.observability import logger
+from refundflow.ports import RefundStore, ReturnNews, ReturnsReader, TaskCallbacks, VerifiedSource
 from refundflow.status import RefundStatus
 
 # A refund the workflow moves at the same moment: read it again and append the entry again, a few times, after a
@@ -67,7 +79,6 @@ def accept_return_update(
             f"source.system {body.source.system!r} is not the source whose secret signed this delivery",
             code="source_mismatch",
         )
-    repository = recorder.repository
     refund_id = source_refund_id(GENERIC_SOURCE, body.source.system, body.source.reference)
     step = ReturnStep(
         status=body.status,
@@ -77,7 +88,70 @@ def accept_return_update(
         tracking_reference=body.tracking_reference,
         lines=body.lines,
     )
-    actor = f"returns:{source.name}"
+    return _record_step(refund_id, step, delivery_id=delivery_id, recorder=recorder, callbacks=callbacks)
+
+
+def record_platform_return_step(
+    refund_id: str,
+    status: ReturnStatus,
+    occurred_at: datetime,
+    *,
+    source: str,
+    delivery_id: str,
+    recorder: RefundRecorder,
+    callbacks: TaskCallbacks | None = None,
+) -> ReturnUpdateAccepted:
+    """Record a step of a return that a platform keeps (SAP's customer return, read by its books function), for the
+    refund the return names: the same store, duplicates, ordering and wait resumption as
+    ``POST /triggers/return-updates`` (the step's source is the platform, its actor ``returns:<platform>``).
+
+    Raises:
+        IdempotencyConflict: this status and occurred_at were recorded before with other content.
+        GuardUnavailable, TransientError: the store or the waiting workflow could not be reached.
+    """
+    step = ReturnStep(status=status, occurred_at=occurred_at, recorded_at=datetime.now(UTC), source=source)
+    return _record_step(refund_id, step, delivery_id=delivery_id, recorder=recorder, callbacks=callbacks)
+
+
+def apply_return_news(
+    news: ReturnNews, *, reader: ReturnsReader, recorder: RefundRecorder, callbacks: TaskCallbacks
+) -> ReturnUpdateAccepted | None:
+    """Returns news in the platform's own function: read the return from the platform (the news is not believed),
+    and when it names one of our refunds and has reached a step of the lifecycle, record that step. None: nothing
+    to record (the return names no refund id of ours, or it has reached no step yet).
+
+    Raises:
+        NotFound: the platform does not know the return the news names.
+        TransientError: the platform, the store or the workflow could not be reached (redelivered).
+    """
+    found = reader.read_return(news.return_id)
+    if found.refund_id is None or not is_refund_id(found.refund_id) or found.status is None:
+        logger.info(
+            "return news with nothing to record",
+            extra={"return_id": news.return_id, "names_refund": found.refund_id is not None, "status": found.status},
+        )
+        return None
+    return record_platform_return_step(
+        found.refund_id,
+        found.status,
+        found.occurred_at,
+        source=news.platform,
+        delivery_id=news.event_id,
+        recorder=recorder,
+        callbacks=callbacks,
+    )
+
+
+def _record_step(
+    refund_id: str,
+    step: ReturnStep,
+    *,
+    delivery_id: str,
+    recorder: RefundRecorder,
+    callbacks: TaskCallbacks | None,
+) -> ReturnUpdateAccepted:
+    repository = recorder.repository
+    actor = f"returns:{step.source}"
     details = return_step_details(step, delivery_id=delivery_id)
     refund = repository.find(refund_id)
     duplicate = False

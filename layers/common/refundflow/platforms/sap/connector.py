@@ -32,6 +32,7 @@ expires and fetched again once when SAP answers 401.
 from __future__ import annotations
 
 import base64
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -55,13 +56,23 @@ from refundflow.errors import (
     TransientError,
 )
 from refundflow.ids import is_refund_id
-from refundflow.models import BooksSystem, CreditDocument, CreditDocumentKind, CreditDocumentState, PaymentProvider
+from refundflow.models import (
+    BooksSystem,
+    CreditDocument,
+    CreditDocumentKind,
+    CreditDocumentState,
+    PaymentProvider,
+    ReturnStatus,
+)
 from refundflow.money import Money
-from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking
+from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking, PlatformReturn, ReturnsReader
 
 PLATFORM = "sap"
 BILLING = "API_BILLING_DOCUMENT_SRV"
 CREDIT_MEMO_REQUESTS = "API_CREDIT_MEMO_REQUEST_SRV"
+CUSTOMER_RETURNS = "API_CUSTOMER_RETURN_SRV"
+# SD status values (header statuses of a sales document): A not yet processed, B partially, C completely.
+COMPLETELY = "C"
 # PurchaseOrderByCustomer is 35 characters: a refund id (rf_ + 32 hex digits) fits exactly.
 REFERENCE_MAX_LENGTH = 35
 # How long a waiting refund lets SAP's billing run (or a person releasing the block) work before asking again.
@@ -151,6 +162,18 @@ def odata_date(day: date) -> str:
 
 
 # ---------------------------------------------------------------- session: basic auth and the CSRF token
+
+
+def odata_datetime(value: Any, field: str) -> datetime:
+    """An OData v2 ``Edm.DateTimeOffset`` in JSON (``/Date(<ms>+0000)/``) as an aware datetime.
+
+    Raises:
+        TransientError: SAP answered something else in ``field``.
+    """
+    match = re.fullmatch(r"/Date\((-?\d+)([+-]\d{4})?\)/", value) if isinstance(value, str) else None
+    if match is None:
+        raise TransientError(f"SAP answered {field} {value!r}, not an OData date-time", platform=PLATFORM)
+    return datetime.fromtimestamp(int(match.group(1)) / 1000, tz=UTC)
 
 
 def default_token_url(api_base: str) -> str:
@@ -284,8 +307,9 @@ class SapSession:
 # ---------------------------------------------------------------- the books
 
 
-class SapBooks(BooksConnector):
-    """The refund's credit memo request and the credit memo SAP bills from it, in one S/4HANA system."""
+class SapBooks(BooksConnector, ReturnsReader):
+    """The refund's credit memo request and the credit memo SAP bills from it, in one S/4HANA system; and the
+    customer returns that name a refund (their business events are SAP's returns news)."""
 
     name: ClassVar[str] = PLATFORM
 
@@ -299,6 +323,7 @@ class SapBooks(BooksConnector):
         price_condition: str = "PMP0",
         pending_policy: PendingPolicy = "wait",
         payment_methods: Mapping[str, str] | None = None,
+        return_refund_field: str = "PurchaseOrderByCustomer",
     ) -> None:
         """``payment_methods``: the payment method each payment provider's cash refunds leave by, keyed
         ``<provider>:<CURRENCY>``, ``<provider>:*`` or ``*:<CURRENCY>`` (most specific wins)."""
@@ -309,6 +334,7 @@ class SapBooks(BooksConnector):
         self._price_condition = price_condition
         self._pending_policy = pending_policy
         self._payment_methods = dict(payment_methods or {})
+        self._return_refund_field = return_refund_field
 
     @property
     def capabilities(self) -> BooksCapabilities:
@@ -356,6 +382,35 @@ class SapBooks(BooksConnector):
             return None
         invoice = self._get_invoice(booking.invoice.invoice_id)
         return self._document(request, invoice, booking)
+
+    def read_return(self, return_id: str) -> PlatformReturn:
+        """The customer return ``return_id`` (``GET API_CUSTOMER_RETURN_SRV/A_CustomerReturn('<id>')``): the refund
+        id the merchant's returns process put in its ``SAP_RETURN_REFUND_FIELD`` (PurchaseOrderByCustomer by
+        default, as our credit memo requests carry it), and the lifecycle step it reached: ``received`` once the
+        goods receipt of its returns delivery is posted completely (``OverallDeliveryStatus`` C), ``closed`` once
+        the return is also completely processed (``OverallSDProcessStatus`` C); nothing before (a partial receipt
+        is not the return). When it happened: its ``LastChangeDateTime``.
+
+        Raises:
+            NotFound: SAP knows no such customer return.
+            TransientError, RejectedError: SAP could not answer, or refused the read.
+        """
+        if not re.fullmatch(r"[0-9A-Za-z]{1,10}", return_id):
+            raise NotFound(f"{return_id!r} is not a customer return number", platform=PLATFORM)
+        entity = _entity(self._call(CUSTOMER_RETURNS, "GET", f"/A_CustomerReturn('{return_id}')"))
+        reference = entity.get(self._return_refund_field)
+        refund_id = reference.strip() if isinstance(reference, str) and is_refund_id(reference.strip()) else None
+        received = entity.get("OverallDeliveryStatus") == COMPLETELY
+        status: ReturnStatus | None = None
+        if received:
+            processed = entity.get("OverallSDProcessStatus") == COMPLETELY
+            status = ReturnStatus.CLOSED if processed else ReturnStatus.RECEIVED
+        return PlatformReturn(
+            return_id=return_id,
+            refund_id=refund_id,
+            status=status,
+            occurred_at=odata_datetime(entity.get("LastChangeDateTime"), "LastChangeDateTime"),
+        )
 
     # ------------------------------------------------------------ steps
 
@@ -811,6 +866,9 @@ class SapSettings(settings.EnvModel):
     auth: AuthMode = Field(default="basic", alias="SAP_AUTH")
     token_url: str = Field(default="", alias="SAP_TOKEN_URL")
     oauth_scope: str = Field(default="", alias="SAP_OAUTH_SCOPE")
+    return_refund_field: str = Field(
+        default="PurchaseOrderByCustomer", pattern=r"^[A-Z][A-Za-z0-9]{1,39}$", alias="SAP_RETURN_REFUND_FIELD"
+    )
 
 
 def parse_payment_methods(text: str) -> dict[str, str]:
@@ -862,4 +920,5 @@ def connector() -> SapBooks:
         price_condition=config.price_condition,
         pending_policy=config.pending_policy,
         payment_methods=parse_payment_methods(config.payment_methods),
+        return_refund_field=config.return_refund_field,
     )
