@@ -1,7 +1,8 @@
 """What differs only by platform, generated from the catalog: ``python -m tools.platforms --write | --check``.
 
-- template.yaml: each platform's settings parameters, and per function role (payment, books) its function
-  (explicit name ``${AWS::StackName}-refund-<name>`` / ``-books-<name>``, the role's shared handler folder,
+- template.yaml: each platform's settings parameters, the books functions intake forwards returns news to, and
+  per function role (payment, books) its function (explicit name ``${AWS::StackName}-refund-<name>`` /
+  ``-books-<name>``, the role's shared handler folder,
   ``PLATFORM`` and its settings as environment, read access to ``<SecretsPrefix><name>`` only) and its log
   group, between the ``# >>> platforms:`` and ``# <<< platforms:`` markers; the provider error-rate alarm
   (every payment platform's errors and calls) and the ops dashboard's per-platform error and latency widgets;
@@ -374,8 +375,24 @@ def _replace_block(text: str, name: str, block: str, *, path: Path) -> str:
     return pattern.sub(lambda _: block, text, count=1)
 
 
+def news_targets_block(catalog: Catalog) -> str:
+    """Intake forwards news to every payment platform's and help desk's function (by name prefix, in the template);
+    a books platform's function only when it sends webhooks (returns news): each is listed, so intake may invoke
+    no other books function."""
+    lines = [f"                # >>> platforms: news targets ({GENERATED})"]
+    for entry in catalog.platforms:
+        if entry.books is not None and entry.inbound is not None:
+            lines.append(
+                "                - !Sub arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
+                f"${{AWS::StackName}}-{ROLE_FUNCTION_PREFIX['books']}-{entry.name}"
+            )
+    lines.append("                # <<< platforms: news targets")
+    return "\n".join(lines) + "\n"
+
+
 def rendered_template(catalog: Catalog) -> str:
     text = TEMPLATE.read_text()
+    text = _replace_block(text, "news targets", news_targets_block(catalog), path=TEMPLATE)
     text = _replace_block(text, "parameters", parameters_block(catalog), path=TEMPLATE)
     text = _replace_block(text, "functions", resources_block(catalog), path=TEMPLATE)
     text = _replace_block(text, "alarms", provider_alarm_block(catalog), path=TEMPLATE)

@@ -239,15 +239,24 @@ REFUNDS_TABLE_ARN = STACK.arn("RefundsTable")
 API_FUNCTIONS = {"ReceiveWebhookFunction", "GetRefundFunction", "DecideApprovalFunction"}
 PAYMENT_FUNCTIONS = {logical_id for logical_id, (_, role) in PLATFORM_FUNCTIONS.items() if role == "payment"}
 TICKET_FUNCTIONS = {logical_id for logical_id, (_, role) in PLATFORM_FUNCTIONS.items() if role == "ticket"}
+# A books platform that sends webhooks sends returns news (SAP's customer returns): its function resumes the refund
+# waiting for that return.
+RETURNS_NEWS_FUNCTIONS = {
+    logical_id
+    for logical_id, (entry, role) in PLATFORM_FUNCTIONS.items()
+    if role == "books" and entry.inbound is not None
+}
 # The functions that take a waiting workflow's task token (DeleteItem on REFUND#<id>/WAIT#<kind>): a payment
 # platform's function resumes the workflow its webhook news concerns; a help desk's, the refund waiting for the
-# approval its ticket gave or withdrew; ReceiveWebhookFunction, the refund a return step lets go on.
+# approval its ticket gave or withdrew; ReceiveWebhookFunction, the refund a return step lets go on; a books
+# platform's with returns news (RETURNS_NEWS_FUNCTIONS), the refund its return lets go on.
 TOKEN_TAKERS = {
     "DecideApprovalFunction",
     "RegisterWaitFunction",
     "ReceiveWebhookFunction",
     *PAYMENT_FUNCTIONS,
     *TICKET_FUNCTIONS,
+    *RETURNS_NEWS_FUNCTIONS,
 }
 # The indexes each function queries (RefundRepository.refunds_for_payment, customer_history).
 INDEXES = {
@@ -468,11 +477,12 @@ def test_api_credentials_only_in_their_platform_s_function_verification_secrets_
 
 @pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
 def test_only_intake_forwards_news_and_only_to_payment_platform_functions(logical_id: str) -> None:
-    # (and to the help desks' functions: their tickets' news)
+    # (and to the help desks' functions: their tickets' news; and to the books functions of the platforms that send
+    # returns news, no other books function)
     statements = function_statements(STACK, logical_id)
     for target in FUNCTIONS:
         may_invoke = allowed(statements, Request("lambda:InvokeFunction", STACK.arn(target)))
-        forwarded_to = PAYMENT_FUNCTIONS | TICKET_FUNCTIONS
+        forwarded_to = PAYMENT_FUNCTIONS | TICKET_FUNCTIONS | RETURNS_NEWS_FUNCTIONS
         assert may_invoke == (logical_id == "ReceiveWebhookFunction" and target in forwarded_to), target
     if logical_id == "ReceiveWebhookFunction":
         assert STACK.function_environment(logical_id)["PLATFORM_FUNCTION_PREFIX"] == f"{STACK.name}-"
