@@ -27,6 +27,10 @@ Sign-in, by configuration (``SAP_AUTH``): the communication user's basic credent
 client-credentials access token (an S/4HANA Cloud communication arrangement with OAuth 2.0 inbound, token endpoint
 ``/sap/bc/sec/oauth2/token`` on the API host; or an SAP BTP / XSUAA token URL), cached until shortly before it
 expires and fetched again once when SAP answers 401.
+
+Returns news (``read_return``): the customer return a business event names, read from API_CUSTOMER_RETURN_SRV
+(``A_CustomerReturn('<id>')``; communication scenario SAP_COM_0157), reduced to the refund id it carries and the
+lifecycle step it reached (see ``inbound.py`` for the event).
 """
 
 from __future__ import annotations
