@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 import requests
 
+from local.simulators.base import FaultRule
 from local.simulators.sap import RETURN_CHANGED, SapSimulator
 from refundflow.adapters.news import LambdaNewsForwarder, news_payload
-from refundflow.errors import AuthenticationFailed, InvalidRequest, NotFound, RejectedError
+from refundflow.errors import AuthenticationFailed, InvalidRequest, NotFound, RejectedError, TransientError
 from refundflow.ids import derive_refund_id
 from refundflow.models import ReturnStatus
 from refundflow.platforms.sap.connector import SapBooks
@@ -195,3 +196,21 @@ def test_the_control_routes_create_and_receive_a_return(
     assert received.json()["OverallDeliveryStatus"] == "C"
     assert requests.post(f"{url}/_control/customer-returns/1/goods-receipt", timeout=5).status_code == 404
     assert requests.post(f"{url}/_control/customer-returns", json={"refund": 1}, timeout=5).status_code == 400
+
+
+def test_the_simulator_answers_the_customer_return_like_sap_gateway(
+    served: tuple[SapSimulator, str], sandbox: SapSimulator
+) -> None:
+    url = f"{served[1]}/sap/opu/odata/sap/API_CUSTOMER_RETURN_SRV/A_CustomerReturn('60199999')"
+    assert requests.get(url, timeout=5).status_code == 401  # no communication user
+    unknown = requests.get(url, auth=(sandbox.username, sandbox.password), timeout=5)
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "/IWBEP/CM_MGW_RT/020"
+
+
+def test_sap_unavailable_while_reading_the_return_is_transient(books: SapBooks, sandbox: SapSimulator) -> None:
+    number = sandbox.create_customer_return(REFUND_ID)
+    sandbox.add_fault(FaultRule(method="GET", path=r"A_CustomerReturn", status=503, times=1))
+    with pytest.raises(TransientError):
+        books.read_return(number)
+    assert books.read_return(number).refund_id == REFUND_ID  # the redelivered news reads it again
