@@ -175,7 +175,7 @@ def test_the_request_body_uses_only_documented_properties_and_links_the_invoice_
     )
     assert body["PurchaseOrderByCustomer"] == the_booking.external_reference
     assert body["CustomerPurchaseOrderDate"] == odata_date(date(2026, 12, 6)) == "/Date(1796515200000)/"
-    assert body["CreditMemoRequestType"] == "CBAR"
+    assert body["CreditMemoRequestType"] == "CR"
 
 
 # ---------------------------------------------------------------- CSRF and the communication user
@@ -331,7 +331,7 @@ def test_a_credit_memo_sap_cannot_post_is_a_closed_period_for_a_person(books: Sa
                         "errordetails": [
                             {
                                 "code": "V1/212",
-                                "message": "Order reason is required for type CBAR",
+                                "message": "Order reason is required for type CR",
                                 "severity": "error",
                             },
                             {"code": "V1/000", "message": "informational", "severity": "info"},
@@ -387,7 +387,7 @@ def test_the_simulator_refuses_what_sap_gateway_refuses(
     invoice_id = sandbox.seed_invoice(10_000, "EUR")
     unknown = session.post(
         f"{url}/A_CreditMemoRequest",
-        json={"CreditMemoRequestType": "CBAR", "ReferenceSDDocument": invoice_id, "Amount": "1.00"},
+        json={"CreditMemoRequestType": "CR", "ReferenceSDDocument": invoice_id, "Amount": "1.00"},
         headers={"x-csrf-token": token},
         auth=auth,
         timeout=5,

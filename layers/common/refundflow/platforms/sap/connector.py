@@ -321,7 +321,7 @@ class SapBooks(BooksConnector, ReturnsReader):
         self,
         *,
         session: SapSession,
-        request_type: str = "CBAR",
+        request_type: str = "CR",
         order_reason: str = "",
         material: str = "REFUND",
         price_condition: str = "PMP0",
@@ -861,7 +861,7 @@ class SapSettings(settings.EnvModel):
     """SAP's own settings (its catalog entry's ``settings``, set on its function only)."""
 
     api_base: str = Field(default="https://my000000-api.s4hana.cloud.sap/sap/opu/odata/sap", alias="SAP_API_BASE")
-    request_type: str = Field(default="CBAR", alias="SAP_CREDIT_MEMO_REQUEST_TYPE")
+    request_type: str = Field(default="CR", alias="SAP_CREDIT_MEMO_REQUEST_TYPE")
     order_reason: str = Field(default="", alias="SAP_ORDER_REASON")
     material: str = Field(default="REFUND", alias="SAP_REFUND_MATERIAL")
     price_condition: str = Field(default="PMP0", alias="SAP_PRICE_CONDITION")
