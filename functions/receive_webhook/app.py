@@ -38,6 +38,7 @@ SIGNED_REQUEST_BODIES = {
 DUPLICATE_HEADER = "Refundflow-Duplicate-Delivery"
 M = TypeVar("M", bound=BaseModel)
 FORM = "application/x-www-form-urlencoded"
+XML = "text/xml"  # Salesforce Outbound Messages (SOAP 1.1)
 
 
 @router.post(
@@ -198,24 +199,29 @@ def platform_webhook(platform: str) -> Response[Any]:
     accepted = entry.inbound.content_types if entry.inbound is not None else ["application/json"]
     if media not in accepted:
         raise http_api.UnsupportedMediaType(f"content-type must be {' or '.join(accepted)}, got {media or 'none'}")
-    form = media == FORM
     raw = http_api.raw_body(router.current_event, max_bytes=max_bytes, json_only=False, allow_empty=True)
     # Its verification secret only, through the secrets cache: a revoked secret stops working without a cold start.
     secret = get_json_secret(platform_secret_name(entry.name, verification=True))
-    delivery = catalog.inbound(entry.name).verify(router.current_event.headers, raw, secret)
+    # The query parameters too (Salesforce Outbound Messages carry their token there): never logged.
+    query = router.current_event.query_string_parameters or {}
+    delivery = catalog.inbound(entry.name).verify_request(router.current_event.headers, raw, secret, query)
     # Verified, and still held to intake's JSON rules (UTF-8, unique keys, bounded depth and numbers): a
-    # platform's parser and ours must never read one body two ways. A form body is read by its verifier only.
-    if not form:
+    # platform's parser and ours must never read one body two ways. A form body is read by its verifier only; an
+    # XML body (Salesforce Outbound Messages) too, and a help desk's is card-checked on what its verifier read.
+    document: Any = None
+    if media == XML:
+        document = [news.payload for news in delivery.tickets]
+    elif media != FORM:
         document = http_api.decode_json(raw)
-        if entry.ticket is not None:
-            # A help desk's delivery carries what people typed into a ticket: never taken with card data in it.
-            # The desk's own function still tells the ticket why (from news carrying none of the body).
-            try:
-                # The tickets the delivery names are the desk's own record ids (its function reads them back).
-                http_api.refuse_card_data(document, platform_ids={news.ticket_id for news in delivery.tickets})
-            except CardDataRefused as refused:
-                forward_refusal(delivery, refused, platform=entry.name, forwarder=wiring.news_forwarder())
-                raise
+    if document is not None and entry.ticket is not None:
+        # A help desk's delivery carries what people typed into a ticket: never taken with card data in it.
+        # The desk's own function still tells the ticket why (from news carrying none of the body).
+        try:
+            # The tickets the delivery names are the desk's own record ids (its function reads them back).
+            http_api.refuse_card_data(document, platform_ids={news.ticket_id for news in delivery.tickets})
+        except CardDataRefused as refused:
+            forward_refusal(delivery, refused, platform=entry.name, forwarder=wiring.news_forwarder())
+            raise
     for event in [*delivery.events, *delivery.tickets, *delivery.returns]:
         http_api.delivery_id(event.event_id)  # the key of its first-seen marker: bounded like a webhook-id
     logger.append_keys(platform=entry.name, provider_event_ids=[event.event_id for event in delivery.events])

@@ -156,6 +156,9 @@ class Delivery:
     last_status: int | None = None
     delivered: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+    # Whether a 2xx answer is the platform's expected acknowledgement (Salesforce Outbound Messages need the SOAP
+    # Ack); None: any 2xx is.
+    accept: Callable[[requests.Response], bool] | None = None
 
 
 class WebhookSender:
@@ -182,12 +185,16 @@ class WebhookSender:
         body: bytes,
         delay_seconds: float = 0.0,
         headers: Mapping[str, str] | None = None,
+        accept: Callable[[requests.Response], bool] | None = None,
     ) -> None:
         """Queue a delivery. ``headers``: sent with every attempt besides the signature (a platform's delivery id
-        that its retries keep, such as Zendesk's ``X-Zendesk-Webhook-Invocation-Id``)."""
+        that its retries keep, such as Zendesk's ``X-Zendesk-Webhook-Invocation-Id``). ``accept``: whether a 2xx
+        answer is the platform's acknowledgement (else it is retried like a failure)."""
         if not self.url or not self.secret:
             return
-        delivery = Delivery(url=self.url, event_id=event_id, event_type=event_type, headers=dict(headers or {}))
+        delivery = Delivery(
+            url=self.url, event_id=event_id, event_type=event_type, headers=dict(headers or {}), accept=accept
+        )
         with self._lock:
             self.deliveries.append(delivery)
             if self._thread is None or not self._thread.is_alive():
@@ -208,7 +215,7 @@ class WebhookSender:
                     headers = {"Content-Type": "application/json", **delivery.headers, **self._sign(body, self.secret)}
                     answer = requests.post(delivery.url, data=body, headers=headers, timeout=10)
                     delivery.last_status = answer.status_code
-                    if 200 <= answer.status_code < 300:
+                    if 200 <= answer.status_code < 300 and (delivery.accept is None or delivery.accept(answer)):
                         delivery.delivered = True
                         break
                 except requests.RequestException:

@@ -36,7 +36,12 @@ documented resources and the Case / CaseComment / Contact fields the org has:
   Limit exceeded."), with no Retry-After (Salesforce documents none); ``transient`` faults answer that 403;
 - deliveries: the record-triggered Flow's HTTP Callout, as the README's setup makes it: a JSON ``POST`` through
   the Named Credential, whose External Credential adds ``X-Refundflow-Secret``, with the body ``{"caseId",
-  "organizationId", "refundAction", "lastModifiedDate"}``; Salesforce signs nothing.
+  "organizationId", "refundAction", "lastModifiedDate"}``; Salesforce signs nothing. Or, with ``trigger``
+  ``outbound_message``, an Outbound Message on Case (SOAP API Developer Guide, "Understanding Notifications",
+  "Understanding the Outbound Messaging WSDL"): a SOAP 1.1 ``notifications`` message (``text/xml; charset=utf-8``,
+  no custom header) to the endpoint URL with the org's ``?token=``, one ``Notification`` (a new 18-character ``04l``
+  id) whose ``sf:Case`` carries Id, LastModifiedDate and the Refund action; an answer other than the SOAP
+  ``<Ack>true</Ack>`` is not delivered and is sent again.
 
 What the agent does (``agent_action``): sets the case's ``Refund_Action__c`` picklist (``Requested``, ``Approved``,
 ``Cancelled``), as that agent (``LastModifiedById``); the Flow ("Refund action is changed") calls out. An API update
@@ -44,10 +49,12 @@ that changes that field calls out too; refundflow's write-backs change only ``Re
 
 Control routes, besides the base ones (see :mod:`local.simulators.base`): ``POST /_control/tickets`` (a
 ``seed_ticket`` request): ``{"id"}``; ``POST /_control/tickets/{id}/agent-action`` ``{"intent"}``;
-``GET /_control/tickets/{id}/view``; ``POST /_control/revoke-tokens``; ``GET /_control/objects``.
+``GET /_control/tickets/{id}/view``; ``POST /_control/revoke-tokens``; ``GET /_control/objects``;
+``POST /_control/trigger`` ``{"trigger": "callout" | "outbound_message"}`` (how the org calls us from now on).
 
 Not modelled: other objects and queries, sharing rules and field-level security, record locking
-(``UNABLE_TO_LOCK_ROW``), the concurrent long-request limit, Outbound Messages and Platform Events.
+(``UNABLE_TO_LOCK_ROW``), the concurrent long-request limit, several notifications in one Outbound Message (one
+case change is one message here), Outbound Message retries over 24 hours, and Platform Events.
 """
 
 from __future__ import annotations
@@ -62,8 +69,11 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
+from xml.etree import ElementTree
+from xml.sax.saxutils import escape
 
+import requests
 from werkzeug.wrappers import Request, Response
 
 from local.simulators.base import FaultRule, Simulator, json_response
@@ -71,6 +81,11 @@ from local.simulators.base import FaultRule, Simulator, json_response
 DEFAULT_CLIENT_ID = "3MVG9RfSimSalesforceConsumerKey0001"
 DEFAULT_CLIENT_SECRET = "RfSimSalesforceConsumerSecret000000000001"
 DEFAULT_WEBHOOK_SECRET = "salesforce-simulator-callout-secret-000000001"
+DEFAULT_OUTBOUND_TOKEN = "salesforce-simulator-outbound-token-00000001"
+TRIGGERS = ("callout", "outbound_message")
+OUTBOUND_NAMESPACE = "http://soap.sforce.com/2005/09/outbound"
+SOAP_ENVELOPE = "http://schemas.xmlsoap.org/soap/envelope/"
+OUTBOUND_ACTION_ID = "04k5e000000RfOmAAK"  # the Outbound Message's (workflow action's) id
 SECRET_HEADER = "X-Refundflow-Secret"
 ORGANIZATION_ID = "00D5e000000RfSiEAK"
 INTEGRATION_USER = "0055e000003RfInAAK"
@@ -229,6 +244,8 @@ class SalesforceSimulator(Simulator):
         clients: Mapping[str, str] | None = None,
         *,
         webhook_secret: str = DEFAULT_WEBHOOK_SECRET,
+        outbound_token: str = DEFAULT_OUTBOUND_TOKEN,
+        trigger: str = "callout",
         session_seconds: float = DEFAULT_SESSION_SECONDS,
         api_requests_per_day: int = DEVELOPER_EDITION_DAILY,
         query_batch_size: int = DEFAULT_BATCH_SIZE,
@@ -236,9 +253,15 @@ class SalesforceSimulator(Simulator):
         now: Callable[[], float] = time.time,
     ) -> None:
         """``clients``: consumer key -> consumer secret of the external client apps allowed the client credentials
-        flow (the default app when None)."""
+        flow (the default app when None). ``trigger``: ``callout`` (the Flow's HTTP Callout) or ``outbound_message``
+        (an Outbound Message to the endpoint URL carrying ``outbound_token``)."""
+        if trigger not in TRIGGERS:
+            raise ValueError(f"trigger must be one of {TRIGGERS}")
         self.clients = dict(clients or {DEFAULT_CLIENT_ID: DEFAULT_CLIENT_SECRET})
         self.webhook_secret = webhook_secret
+        self.outbound_token = outbound_token
+        self.initial_trigger = self.trigger = trigger
+        self.webhook_url: str | None = None
         self.session_seconds = session_seconds
         self.api_requests_per_day = api_requests_per_day
         self.query_batch_size = query_batch_size
@@ -261,6 +284,7 @@ class SalesforceSimulator(Simulator):
         self.route("/_control/tickets/<ticket_id>/view", self._control_view, methods=["GET"])
         self.route("/_control/revoke-tokens", self._control_revoke, methods=["POST"])
         self.route("/_control/objects", self._control_objects, methods=["GET"])
+        self.route("/_control/trigger", self._control_trigger, methods=["POST"])
         _ = self.url_map  # bind the routes now: two first requests at once race on the lazy Map
 
     # ---------------------------------------------------------------- base hooks
@@ -274,9 +298,13 @@ class SalesforceSimulator(Simulator):
             self.cursors.clear()
             self.api_calls = 0
             self.token_requests = 0
+        self.use_trigger(self.initial_trigger)
 
     def sign_webhook(self, body: bytes, secret: str) -> dict[str, str]:
-        """Salesforce signs nothing: the External Credential's custom header carries the org's shared secret."""
+        """Salesforce signs nothing: the External Credential's custom header carries the org's shared secret. An
+        Outbound Message (a SOAP body) carries no header of ours: its token is in the endpoint URL."""
+        if body.startswith(b"<?xml"):
+            return {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'}
         return {SECRET_HEADER: secret}
 
     def fault_response(self, fault: FaultRule) -> Response:
@@ -297,11 +325,31 @@ class SalesforceSimulator(Simulator):
         client_id = next(iter(sorted(self.clients)))
         return {
             "api": {"client_id": client_id, "client_secret": self.clients[client_id]},
-            "verification": {"shared_secrets": [self.webhook_secret], "organization_id": ORGANIZATION_ID},
+            "verification": {
+                "shared_secrets": [self.webhook_secret],
+                "organization_id": ORGANIZATION_ID,
+                "outbound_message_tokens": [self.outbound_token],
+            },
         }
 
     def send_webhooks_to(self, url: str) -> None:
-        """Where the Flow's HTTP Callout goes (the stack's ``{api}/webhooks/salesforce``)."""
+        """Where the Flow's HTTP Callout goes (the stack's ``{api}/webhooks/salesforce``); an Outbound Message goes
+        to the same URL with the org's ``?token=``, as the admin enters it."""
+        self.webhook_url = url
+        self.use_trigger(self.trigger)
+
+    def use_trigger(self, trigger: str) -> None:
+        """How the org calls us from now on: ``callout`` or ``outbound_message``.
+
+        Raises:
+            ValueError: another trigger.
+        """
+        if trigger not in TRIGGERS:
+            raise ValueError(f"trigger must be one of {TRIGGERS}")
+        self.trigger = trigger
+        url = self.webhook_url
+        if url and trigger == "outbound_message":
+            url = f"{url}{'&' if '?' in url else '?'}{urlencode({'token': self.outbound_token})}"
         self.webhooks.configure(url, self.webhook_secret)
 
     def _new_id(self, prefix: str) -> str:
@@ -381,7 +429,12 @@ class SalesforceSimulator(Simulator):
         self._call_out(shown)
 
     def _call_out(self, case: Mapping[str, Any]) -> None:
-        """The Flow's HTTP Callout, as the README's setup makes it."""
+        """The Flow's HTTP Callout, as the README's setup makes it (or the Outbound Message, by ``trigger``)."""
+        if self.trigger == "outbound_message":
+            notification_id = self._new_id("04l")
+            body = outbound_message(notification_id, case)
+            self.webhooks.send(notification_id, "outbound_message", body, accept=acknowledged)
+            return
         body = json.dumps(
             {
                 "caseId": case["Id"],
@@ -783,6 +836,14 @@ class SalesforceSimulator(Simulator):
         self.revoke_tokens()
         return json_response({"revoked": True})
 
+    def _control_trigger(self, request: Request) -> Response:
+        payload = request.get_json(force=True, silent=True) or {}
+        try:
+            self.use_trigger(str(payload.get("trigger")))
+        except ValueError as error:
+            return json_response({"error": str(error)}, 400)
+        return json_response({"trigger": self.trigger})
+
     def _control_objects(self, request: Request) -> Response:
         with self.lock:
             return json_response(
@@ -793,6 +854,45 @@ class SalesforceSimulator(Simulator):
                     "queues": {TEAM_LEAD_QUEUE: "Refund approvers", AGENT_QUEUE: "Support", BILLING_QUEUE: "Billing"},
                 }
             )
+
+
+def acknowledged(answer: requests.Response) -> bool:
+    """Whether an answer to an Outbound Message is the SOAP ``notificationsResponse`` with ``Ack`` true (anything
+    else: Salesforce sends the message again)."""
+    try:
+        root = ElementTree.fromstring(answer.content)
+    except ElementTree.ParseError:
+        return False
+    ack = root.find(
+        f"./{{{SOAP_ENVELOPE}}}Body/{{{OUTBOUND_NAMESPACE}}}notificationsResponse/{{{OUTBOUND_NAMESPACE}}}Ack"
+    )
+    return ack is not None and (ack.text or "").strip() == "true"
+
+
+def outbound_message(notification_id: str, case: Mapping[str, Any]) -> bytes:
+    """One case change as Salesforce's Outbound Message sends it: SOAP 1.1 ``notifications`` (the WSDL's shape), the
+    sObject's fields in the enterprise sObject namespace, SessionId nil (the message sends no session)."""
+    modified = str(case["LastModifiedDate"]).replace("+0000", "Z")  # xsd:dateTime, as SOAP writes it
+    fields = {"Id": case["Id"], "LastModifiedDate": modified, ACTION_FIELD: case.get(ACTION_FIELD)}
+    shown = "".join(
+        f'<sf:{name} xsi:nil="true"/>' if value is None else f"<sf:{name}>{escape(str(value))}</sf:{name}>"
+        for name, value in fields.items()
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f'<soapenv:Envelope xmlns:soapenv="{SOAP_ENVELOPE}" xmlns:xsd="http://www.w3.org/2001/XMLSchema" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+        f'<soapenv:Body><notifications xmlns="{OUTBOUND_NAMESPACE}">'
+        f"<OrganizationId>{ORGANIZATION_ID}</OrganizationId><ActionId>{OUTBOUND_ACTION_ID}</ActionId>"
+        '<SessionId xsi:nil="true"/>'
+        f"<EnterpriseUrl>https://refundflow-sim.my.salesforce.com/services/Soap/c/{MAX_API_VERSION}/"
+        f"{ORGANIZATION_ID[:15]}</EnterpriseUrl>"
+        f"<PartnerUrl>https://refundflow-sim.my.salesforce.com/services/Soap/u/{MAX_API_VERSION}/"
+        f"{ORGANIZATION_ID[:15]}</PartnerUrl>"
+        f"<Notification><Id>{notification_id}</Id>"
+        f'<sObject xsi:type="sf:Case" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">{shown}</sObject>'
+        "</Notification></notifications></soapenv:Body></soapenv:Envelope>"
+    ).encode()
 
 
 def __getattr__(name: str) -> Any:

@@ -109,7 +109,10 @@ class TicketEntry(CatalogModel):
     trigger: str = Field(min_length=1, description="What the support admin sets up to call us (README table).")
 
 
-MediaType = Literal["application/json", "application/x-www-form-urlencoded", "text/plain"]
+# The platforms whose verifier reads XML with its own hardened parser (Salesforce Outbound Messages: no DOCTYPE,
+# bounded): text/xml is refused for any other, so no platform's body reaches a parser not written for it.
+XML_PLATFORMS = frozenset({"salesforce"})
+MediaType = Literal["application/json", "application/x-www-form-urlencoded", "text/plain", "text/xml"]
 
 
 class InboundEntry(CatalogModel):
@@ -122,7 +125,7 @@ class InboundEntry(CatalogModel):
         min_length=1,
         description="The media types the platform posts (intake answers 415 to others). A JSON or text/plain body "
         "(Amazon Pay's SNS messages) is also held to intake's JSON rules after verification; a form body is read by "
-        "the platform's verifier only.",
+        "the platform's verifier only, and so is an XML body (text/xml: Salesforce Outbound Messages only).",
     )
 
 
@@ -180,6 +183,8 @@ class Platform(CatalogModel):
             raise ValueError(f"{self.name}: verification secrets without an inbound section")
         if self.inbound is not None and not self.secrets.verification:
             raise ValueError(f"{self.name}: an inbound section needs its verification secret keys")
+        if self.inbound is not None and "text/xml" in self.inbound.content_types and self.name not in XML_PLATFORMS:
+            raise ValueError(f"{self.name}: text/xml is for {', '.join(sorted(XML_PLATFORMS))} only (its own parser)")
         return self
 
     # ------------------------------------------------------------------ conventions

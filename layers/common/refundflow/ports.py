@@ -323,6 +323,18 @@ class InboundPlatform(ABC):
             InvalidRequest: a verified body that is not a well-formed delivery.
         """
 
+    def verify_request(
+        self,
+        headers: Mapping[str, str],
+        raw_body: bytes,
+        secret: Mapping[str, Any],
+        query: Mapping[str, str] | None = None,
+    ) -> InboundDelivery:
+        """What intake calls: :meth:`verify`, unless the platform also reads the request's query parameters
+        (Salesforce Outbound Messages carry their token in the endpoint URL, the one place they can). ``query``:
+        the request's query parameters, secret-bearing: never logged."""
+        return self.verify(headers, raw_body, secret)
+
 
 class NewsForwarder(ABC):
     """Hands a verified event to the platform's own function (``operation: apply_news``, ``apply_ticket_news``

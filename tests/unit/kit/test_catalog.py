@@ -95,6 +95,10 @@ def test_lookups_refuse_what_is_not_deployed_with_the_role_s_code() -> None:
         (lambda text: text.replace("name: Idempotency-Key, ", ""), "needs a name"),
         (lambda text: text.replace("carrier: header, name: Idempotency-Key, ", "carrier: query, "), "needs a name"),
         (lambda text: text.replace("carrier: header", "carrier: path"), "carrier"),
+        (
+            lambda text: text.replace("verification: HMAC\n", "verification: HMAC\n      content_types: [text/xml]\n"),
+            "text/xml",
+        ),
         (lambda text: text.replace("outcome: webhook_only", "outcome: someday"), "outcome"),
         (lambda text: text + "    unexpected: 1\n", "unexpected"),
         (lambda text: text + text.split("platforms:\n", 1)[1], "duplicate name"),

@@ -20,6 +20,9 @@ timestamp, no delivery id. So:
 - no delivery id exists, so we derive one that a retry of the same delivery keeps: the case id and the body's
   ``lastModifiedDate`` (``{!$Record.LastModifiedDate}``) when sent, else the case id and the SHA-256 of the body.
   Whether a Flow HTTP Callout is retried at all (and re-renders its body) is not documented: unverified.
+
+A ``text/xml`` delivery is an Outbound Message instead (``outbound_message``: its token in the endpoint URL's
+query, the org required, one news per notification, the SOAP ack as the answer).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from datetime import datetime
 from typing import Any
 
 from refundflow.errors import AuthenticationFailed, InvalidRequest
+from refundflow.platforms.salesforce import outbound_message
 from refundflow.platforms.salesforce.ids import case_id18, record_id18
 from refundflow.ports import InboundAnswer, InboundDelivery, InboundPlatform, TicketNews
 
@@ -56,6 +60,20 @@ def matches(sent: str, secrets: list[Any]) -> bool:
 
 class SalesforceInbound(InboundPlatform):
     name = PLATFORM
+
+    def verify_request(
+        self,
+        headers: Mapping[str, str],
+        raw_body: bytes,
+        secret: Mapping[str, Any],
+        query: Mapping[str, str] | None = None,
+    ) -> InboundDelivery:
+        """An Outbound Message when the body is ``text/xml`` (its token in ``query``), else the Flow callout."""
+        lowered = {key.lower(): value for key, value in (headers or {}).items()}
+        media = lowered.get("content-type", "").split(";")[0].strip().lower()
+        if media == "text/xml":
+            return verify_outbound_message(raw_body, secret, query)
+        return self.verify(headers, raw_body, secret)
 
     def verify(self, headers: Mapping[str, str], raw_body: bytes, secret: Mapping[str, Any]) -> InboundDelivery:
         lowered = {key.lower(): value for key, value in (headers or {}).items()}
@@ -88,6 +106,34 @@ class SalesforceInbound(InboundPlatform):
             payload=dict(body),
         )
         return InboundDelivery(tickets=[news], answer=InboundAnswer(body='{"received": true}'))
+
+
+def verify_outbound_message(
+    raw_body: bytes, secret: Mapping[str, Any], query: Mapping[str, str] | None
+) -> InboundDelivery:
+    """An Outbound Message: the URL's token first (an unauthenticated body is a 401 before it is malformed), then
+    the XML, the org and one news per notification, its event id the notification's Id (kept by redeliveries)."""
+    outbound_message.check_token(query, secret)
+    root = outbound_message.parse_xml(raw_body)
+    message = outbound_message.read_message(root, secret.get("organization_id"))
+    tickets = [
+        TicketNews(
+            platform=PLATFORM,
+            event_id=f"notification:{notification.notification_id}",
+            ticket_id=notification.case_id,
+            occurred_at=_when(notification.fields.get("LastModifiedDate")),
+            payload={
+                "organizationId": message.organization_id,
+                "actionId": message.action_id,
+                "notificationId": notification.notification_id,
+                "caseId": notification.case_id,
+                "sObject": dict(notification.fields),
+            },
+        )
+        for notification in message.notifications
+    ]
+    answer = InboundAnswer(content_type=outbound_message.ACK_CONTENT_TYPE, body=outbound_message.ACK)
+    return InboundDelivery(tickets=tickets, answer=answer)
 
 
 def _check_org(sent: Any, configured: Any) -> None:
