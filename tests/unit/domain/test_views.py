@@ -174,3 +174,26 @@ def test_a_trail_stored_before_the_keyed_scheme_verifies_as_not_keyed_and_goes_o
     assert (view.audit.intact, view.audit.keyed, view.audit.entries) == (True, False, 8)
     assert view.timeline[-1].prev_hash == head
     assert [item["seq"] for item in stored_entries(env, f"AUDIT#{refunded}")] == [8]
+
+
+def test_an_entry_appended_between_the_views_two_reads_leaves_the_chain_intact(env: World, refunded: str) -> None:
+    # GIVEN the workflow appends an entry right after the view read the refund's state (a race under load)
+    repository = env.repository
+    read_trail = repository.audit_trail
+
+    def trail_after_a_concurrent_append(refund_id: str) -> Any:
+        env.recorder.note(repository.get(refund_id), "ConcurrentNote", actor="workflow")
+        return read_trail(refund_id)
+
+    repository.audit_trail = trail_after_a_concurrent_append  # type: ignore[method-assign]
+    try:
+        view = refund_view(refunded, repository=repository)
+    finally:
+        del repository.audit_trail
+    # THEN the view is one snapshot: the trail up to the state it shows, verified intact
+    assert view.audit.intact, view.audit
+    assert [entry.type for entry in view.timeline][-1] != "ConcurrentNote"
+    # AND the next read shows the new entry, intact too
+    after = refund_view(refunded, repository=repository)
+    assert after.audit.intact
+    assert after.timeline[-1].type == "ConcurrentNote"

@@ -70,6 +70,9 @@ def refund_view(refund_id: str, *, repository: RefundStore) -> RefundView:
     """Raises: NotFound."""
     refund = repository.get(refund_id)
     timeline, keyed_from_seq = repository.audit_trail(refund_id)
+    # One snapshot: the state was read first, so entries the workflow appended since belong to a later state (their
+    # head is not this one). The view shows the trail up to the state it shows, and verifies exactly that.
+    timeline = [entry for entry in timeline if entry.seq <= refund.audit_seq]
     # The audit key is read only for trails that have keyed entries (cached: no call per view).
     keys = repository.audit_keys() if any(entry.scheme != LEGACY_SCHEME for entry in timeline) else None
     policy = refund.policy
