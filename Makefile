@@ -97,10 +97,11 @@ integration: $(BIN)/.installed
 contract: $(BIN)/.installed
 	$(BIN)/python -m pytest tests/contract -q
 
-# Two workers, each its own process with its own local stack on its own free ports; whole files per worker, and
-# each worker runs the after_suite tests (data hygiene, least privilege) last over its own stack (tests/conftest.py).
+# Three workers on two cores (the suite mostly waits on its local stacks: about 1.1 cores busy with two), each its own
+# process with its own local stack on its own free ports; whole files per worker, and each worker runs the
+# after_suite tests (data hygiene, least privilege) last over its own stack (tests/conftest.py).
 e2e: $(BIN)/.installed ## the whole workflow on the local stack, over HTTP
-	$(BIN)/python -m pytest tests/e2e -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest tests/e2e -q -n 3 --dist loadfile
 
 aws-e2e: $(BIN)/.installed ## against a deployed stack (README: Deploying to AWS, step 5)
 	$(BIN)/python -m pytest tests/aws -q -rs
