@@ -8,10 +8,11 @@ are digits split by separators (spaces of every kind, ``-``, ``_``, ``/``, ``.``
 characters), so ``4242 4242 4242 4242 123``, ``4242424242424242 123`` and ``4242_4242_4242_4242`` are
 found; letters and other punctuation end a run, so UUIDs, ISO dates and order references are not, nor
 is a longer number whose first 16 digits happen to pass (a number is read whole between separators).
-One platform id shape is read as an id, never as a card: Amazon Pay's object ids (``S01-1234567-1234567``, with
+Two id shapes are read as ids, never as cards: Amazon Pay's object ids (``S01-1234567-1234567``, with
 ``-C123456`` / ``-R123456`` for charges and refunds), whose two 7-digit groups would otherwise make a
-14-digit Diners-shaped window about once in 250 ids. Only a 14-digit number can hide in that shape, and
-nobody writes a card number in 7-digit groups after a letter and two digits.
+14-digit Diners-shaped window about once in 250 ids (only a 14-digit number can hide in that shape, and
+nobody writes a card number in 7-digit groups after a letter and two digits); and UUIDs in their canonical
+8-4-4-4-12 form (Xero's invoice ids), whose leading groups are sometimes all digits.
 A security code is a CVV/CVC/CSC/CID keyword followed by 3 or 4 digits.
 """
 
@@ -27,8 +28,13 @@ _SEPARATOR = r"[\s\-_/.\u200b\u200c\u200d\u2060\ufeff]"
 # A run of digit groups; a group is any digits (all scripts: int() reads them), up to 3 separators between.
 _DIGIT_RUN = re.compile(rf"(?<!\d)\d+(?:{_SEPARATOR}{{1,3}}\d+)*")
 _GROUP = re.compile(r"\d+")
-# Amazon Pay object ids (charge permission, charge, refund): a letter, two digits, two 7-digit groups.
-_PLATFORM_ID = re.compile(r"(?<![A-Za-z0-9])[A-Z][0-9]{2}-[0-9]{7}-[0-9]{7}(?![0-9])")
+# Ids whose digit groups are never a card: Amazon Pay object ids (charge permission, charge, refund: a letter, two
+# digits, two 7-digit groups), and UUIDs in their canonical 8-4-4-4-12 form (Xero's InvoiceID...), whose groups are
+# all digits often enough (8-4-4 digits make 16) to pass for a card about once in a few thousand ids.
+_PLATFORM_ID = re.compile(
+    r"(?<![A-Za-z0-9])[A-Z][0-9]{2}-[0-9]{7}-[0-9]{7}(?![0-9])"
+    r"|(?<![0-9A-Fa-f-])[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}(?![0-9A-Fa-f-])"
+)
 _ANY_DIGIT = re.compile(r"\d")
 _CVV_WORD = r"(?:cvv2?|cvc2?|csc|cid|cav2|card\s*security\s*code|security\s*code)"
 _SECURITY_CODE = re.compile(

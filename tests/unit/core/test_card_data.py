@@ -449,3 +449,17 @@ def carddata_refused() -> type[Exception]:
     from refundflow.errors import CardDataRefused
 
     return CardDataRefused
+
+
+def test_uuids_are_ids_even_when_their_groups_are_all_digits() -> None:
+    # GIVEN a UUID whose first three groups are digits that make a Luhn-valid 16-digit Visa number
+    digits = "4111111111111111"
+    uuid_text = f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-8f3a-0e3a7c1e9b2d"
+    assert carddata.find_in_text(f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}") == "card_number"
+    # WHEN it is an invoice id (Xero's InvoiceID is a UUID) THEN it is an id, and the body is accepted
+    assert carddata.find_in_text(uuid_text) is None
+    assert carddata.find_in_text(uuid_text.upper()) is None
+    carddata.refuse_card_data({"invoice": {"system": "xero", "invoice_id": uuid_text}})
+    # AND a card written beside a UUID, or a UUID-like shape that is not one, is still found
+    assert carddata.find_in_text(f"{uuid_text} {digits}") == "card_number"
+    assert carddata.find_in_text(f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-8f3a") == "card_number"
