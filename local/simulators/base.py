@@ -220,7 +220,8 @@ class WebhookSender:
                         break
                 except requests.RequestException:
                     delivery.last_status = None
-                time.sleep(self._backoff * (2**attempt))
+                if attempt < self._retries:  # a pause between attempts, none after the last
+                    time.sleep(self._backoff * (2**attempt))
             self._queue.task_done()
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
