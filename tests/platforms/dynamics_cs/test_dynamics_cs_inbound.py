@@ -95,7 +95,7 @@ def test_a_missing_or_other_secret_is_refused(secret: str | None, code: str) -> 
         ({}, SECRET),
         ({"shared_secrets": []}, SECRET),
         ({"shared_secrets": SECRET}, SECRET),  # a string, not a list
-        ({"shared_secrets": ["short"]}, "short"),  # shorter than MIN_SECRET_LENGTH: a mistake, never a match
+        ({"shared_secrets": ["short"]}, "short"),  # shorter than MIN_SHARED_SECRET_LENGTH: a mistake, never a match
     ],
 )
 def test_no_usable_secret_configured_refuses_everything(configured: dict[str, Any], sent: str) -> None:

@@ -22,32 +22,20 @@ nothing: no HMAC, no timestamp of ours, no delivery id. So:
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from refundflow.connectors.shared_secrets import one_of
 from refundflow.errors import AuthenticationFailed, InvalidRequest
 from refundflow.ports import InboundAnswer, InboundDelivery, InboundPlatform, TicketNews
 
 PLATFORM = "dynamics_cs"
 SECRET_HEADER = "x-refundflow-secret"
-MIN_SECRET_LENGTH = 24  # a configured secret shorter than this is a mistake, never a match
 GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 MODIFIED_ON = re.compile(r"[0-9T:.+\-Z]{10,40}")
-
-
-def matches(sent: str, secrets: list[Any]) -> bool:
-    """Whether ``sent`` is one of ``secrets``, each compared in constant time (all of them, whatever matched)."""
-    given = sent.encode()
-    results = [
-        hmac.compare_digest(given, str(secret).encode())
-        for secret in secrets
-        if isinstance(secret, str) and len(secret) >= MIN_SECRET_LENGTH
-    ]
-    return any(results)
 
 
 def case_id(value: Any) -> str:
@@ -73,7 +61,7 @@ class DynamicsCaseInbound(InboundPlatform):
         secrets = secret.get("shared_secrets")
         if not isinstance(secrets, list) or not secrets:
             raise AuthenticationFailed("no Dynamics 365 shared secret is configured", code="signature_invalid")
-        if not matches(sent, secrets):
+        if not one_of(sent, secrets):
             raise AuthenticationFailed("the X-Refundflow-Secret header does not match", code="signature_invalid")
         try:
             body = json.loads(raw_body.decode("utf-8"))

@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from refundflow.connectors.shared_secrets import one_of
 from refundflow.errors import AuthenticationFailed, InvalidRequest
 from refundflow.platforms.salesforce import outbound_message
 from refundflow.platforms.salesforce.ids import case_id18, record_id18
@@ -42,20 +43,8 @@ from refundflow.ports import InboundAnswer, InboundDelivery, InboundPlatform, Ti
 
 PLATFORM = "salesforce"
 SECRET_HEADER = "x-refundflow-secret"
-MIN_SECRET_LENGTH = 24  # a configured secret shorter than this is a mistake, never a match
 MODIFIED_AT = re.compile(r"[0-9T:.+\-Z ]{10,40}")
 ORGANIZATION_PREFIX = "00D"
-
-
-def matches(sent: str, secrets: list[Any]) -> bool:
-    """Whether ``sent`` is one of ``secrets``, each compared in constant time (all of them, whatever matched)."""
-    given = sent.encode()
-    results = [
-        hmac.compare_digest(given, str(secret).encode())
-        for secret in secrets
-        if isinstance(secret, str) and len(secret) >= MIN_SECRET_LENGTH
-    ]
-    return any(results)
 
 
 class SalesforceInbound(InboundPlatform):
@@ -83,7 +72,7 @@ class SalesforceInbound(InboundPlatform):
         secrets = secret.get("shared_secrets")
         if not isinstance(secrets, list) or not secrets:
             raise AuthenticationFailed("no Salesforce shared secret is configured", code="signature_invalid")
-        if not matches(sent, secrets):
+        if not one_of(sent, secrets):
             raise AuthenticationFailed("the X-Refundflow-Secret header does not match", code="signature_invalid")
         try:
             body = json.loads(raw_body.decode("utf-8"))

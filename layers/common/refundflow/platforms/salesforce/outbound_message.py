@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.parsers import expat
 
+from refundflow.connectors.shared_secrets import one_of
 from refundflow.errors import AuthenticationFailed, InvalidRequest
 from refundflow.platforms.salesforce.ids import case_id18, record_id18
 
@@ -39,7 +40,6 @@ OUTBOUND = "http://soap.sforce.com/2005/09/outbound"
 SOBJECT = "urn:sobject.enterprise.soap.sforce.com"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 TOKEN_PARAMETER = "token"
-MIN_TOKEN_LENGTH = 24  # a configured token shorter than this is a mistake, never a match
 MAX_MESSAGE_BYTES = 512 * 1024
 MAX_DEPTH = 12  # Envelope / Body / notifications / Notification / sObject / field (+ a few for an address)
 MAX_NOTIFICATIONS = 100  # the WSDL's maxOccurs
@@ -170,13 +170,7 @@ def check_token(query: Mapping[str, str] | None, secret: Mapping[str, Any]) -> N
     tokens = secret.get("outbound_message_tokens")
     if not isinstance(tokens, list) or not tokens:
         raise AuthenticationFailed("no Salesforce Outbound Message token is configured", code="signature_invalid")
-    given = sent.encode()
-    results = [
-        hmac.compare_digest(given, token.encode())
-        for token in tokens
-        if isinstance(token, str) and len(token) >= MIN_TOKEN_LENGTH
-    ]
-    if not any(results):
+    if not one_of(sent, tokens):
         raise AuthenticationFailed("the Outbound Message's token does not match", code="signature_invalid")
 
 

@@ -31,28 +31,17 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from refundflow.connectors.shared_secrets import one_of
 from refundflow.errors import AuthenticationFailed, InvalidRequest
 from refundflow.ports import InboundAnswer, InboundDelivery, InboundPlatform, TicketNews
 
 PLATFORM = "servicenow"
 SECRET_HEADER = "x-refundflow-secret"
 DEFAULT_BASIC_USER = "servicenow"
-MIN_SECRET_LENGTH = 24  # a configured secret shorter than this is a mistake, never a match
 SYS_ID = re.compile(r"[0-9a-f]{32}")
 TABLE_NAME = re.compile(r"[a-z][a-z0-9_]{0,79}")
 MOD_COUNT = re.compile(r"[0-9]{1,10}")
 UPDATED_ON = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
-
-
-def matches(sent: str, secrets: list[Any]) -> bool:
-    """Whether ``sent`` is one of ``secrets``, each compared in constant time (all of them, whatever matched)."""
-    given = sent.encode()
-    results = [
-        hmac.compare_digest(given, secret.encode())
-        for secret in secrets
-        if isinstance(secret, str) and len(secret) >= MIN_SECRET_LENGTH
-    ]
-    return any(results)
 
 
 class ServiceNowInbound(InboundPlatform):
@@ -64,7 +53,7 @@ class ServiceNowInbound(InboundPlatform):
         if not isinstance(secrets, list) or not secrets:
             raise AuthenticationFailed("no ServiceNow shared secret is configured", code="signature_invalid")
         sent = _sent_secret(lowered, str(secret.get("basic_user") or DEFAULT_BASIC_USER))
-        if not matches(sent, secrets):
+        if not one_of(sent, secrets):
             raise AuthenticationFailed("the REST message's secret does not match", code="signature_invalid")
         try:
             body = json.loads(raw_body.decode("utf-8"))

@@ -20,31 +20,19 @@ absence is **unverified**: nothing on the page says otherwise). So:
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from refundflow.connectors.shared_secrets import one_of
 from refundflow.errors import AuthenticationFailed, InvalidRequest
 from refundflow.ports import InboundAnswer, InboundDelivery, InboundPlatform, TicketNews
 
 PLATFORM = "zoho_crm"
 TOKEN_HEADER = "x-refundflow-token"
-MIN_TOKEN_LENGTH = 24  # a configured token shorter than this is a mistake, never a match
 RECORD_ID = re.compile(r"[0-9]{1,19}")  # ASCII digits only (str.isdigit also takes other scripts' digits)
-
-
-def matches(sent: str, tokens: list[Any]) -> bool:
-    """Whether ``sent`` is one of ``tokens``, each compared in constant time (all of them, whatever matched)."""
-    given = sent.encode()
-    results = [
-        hmac.compare_digest(given, token.encode())
-        for token in tokens
-        if isinstance(token, str) and len(token) >= MIN_TOKEN_LENGTH
-    ]
-    return any(results)
 
 
 class ZohoCrmInbound(InboundPlatform):
@@ -58,7 +46,7 @@ class ZohoCrmInbound(InboundPlatform):
         tokens = secret.get("tokens")
         if not isinstance(tokens, list) or not tokens:
             raise AuthenticationFailed("no Zoho CRM webhook token is configured", code="signature_invalid")
-        if not matches(sent, tokens):
+        if not one_of(sent, tokens):
             raise AuthenticationFailed("the X-Refundflow-Token header does not match", code="signature_invalid")
         try:
             body = json.loads(raw_body.decode("utf-8"))
