@@ -591,3 +591,44 @@ class Simulator:
         payload = request.get_json(force=True) or {}
         self.webhooks.configure(payload.get("url"), payload.get("secret"))
         return json_response({"url": self.webhooks.url})
+
+    # ---------------------------------------------------------------- a help desk's control routes
+
+    # What an unknown ticket is called in a help desk's control answers ("no case 500...").
+    TICKET_NOUN: ClassVar[str] = "ticket"
+
+    def route_ticket_controls(self) -> None:
+        """A TicketSandbox's operations over HTTP (``POST /_control/tickets`` seeds one, ``POST
+        /_control/tickets/<id>/agent-action`` ``{"intent"}`` acts on it, ``GET /_control/tickets/<id>/view`` shows
+        it): for a help desk simulator that implements ``seed_ticket``, ``agent_action`` and ``ticket_view``."""
+        self.route("/_control/tickets", self._control_seed_ticket, methods=["POST"])
+        self.route("/_control/tickets/<ticket_id>/agent-action", self._control_agent_action, methods=["POST"])
+        self.route("/_control/tickets/<ticket_id>/view", self._control_ticket_view, methods=["GET"])
+
+    def _control_seed_ticket(self, request: Request) -> Response:
+        sandbox: Any = self
+        payload = request.get_json(force=True, silent=True)
+        if not isinstance(payload, dict):
+            return json_response({"error": "a JSON object is required"}, 400)
+        try:
+            return json_response({"id": sandbox.seed_ticket(payload)}, 201)
+        except ValueError as error:
+            return json_response({"error": str(error)}, 400)
+
+    def _control_agent_action(self, request: Request, ticket_id: str) -> Response:
+        sandbox: Any = self
+        payload = request.get_json(force=True, silent=True) or {}
+        try:
+            sandbox.agent_action(ticket_id, str(payload.get("intent")))
+        except KeyError:
+            return json_response({"error": f"no {self.TICKET_NOUN} {ticket_id}"}, 404)
+        except ValueError as error:
+            return json_response({"error": str(error)}, 400)
+        return json_response(sandbox.ticket_view(ticket_id))
+
+    def _control_ticket_view(self, request: Request, ticket_id: str) -> Response:
+        sandbox: Any = self
+        try:
+            return json_response(sandbox.ticket_view(ticket_id))
+        except KeyError:
+            return json_response({"error": f"no {self.TICKET_NOUN} {ticket_id}"}, 404)

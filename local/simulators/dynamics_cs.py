@@ -183,6 +183,7 @@ class DynamicsCaseSimulator(Simulator):
     """Dataverse's Case and Note tables for a help desk, behind Entra ID client credentials."""
 
     name = "dynamics_cs"
+    TICKET_NOUN = "case"
     FAULT_OPERATIONS: ClassVar[Mapping[str, tuple[str, str]]] = {
         "read_ticket": ("GET", rf"^{API}/incidents\({GUID}\)$"),
         # The write of a write-back that carries its marker: the note. The connector sets the status column (an
@@ -218,9 +219,7 @@ class DynamicsCaseSimulator(Simulator):
         super().__init__()
         self.route("/login/<tenant>/oauth2/v2.0/token", self._token, methods=["POST"])
         self.route(f"{API}/<path:rest>", self._api, methods=["GET", "POST", "PATCH", "PUT", "DELETE"])
-        self.route("/_control/tickets", self._control_seed, methods=["POST"])
-        self.route("/_control/tickets/<ticket_id>/agent-action", self._control_action, methods=["POST"])
-        self.route("/_control/tickets/<ticket_id>/view", self._control_view, methods=["GET"])
+        self.route_ticket_controls()
         _ = self.url_map  # bind the routes now: two first requests at once race on the lazy Map
 
     # ---------------------------------------------------------------- base hooks
@@ -599,31 +598,6 @@ class DynamicsCaseSimulator(Simulator):
         return _odata(body, headers={"Preference-Applied": f"odata.maxpagesize={size}"} if prefer else None)
 
     # ---------------------------------------------------------------- control routes
-
-    def _control_seed(self, request: Request) -> Response:
-        payload = request.get_json(force=True, silent=True)
-        if not isinstance(payload, dict):
-            return json_response({"error": "a JSON object is required"}, 400)
-        try:
-            return json_response({"id": self.seed_ticket(payload)}, 201)
-        except ValueError as error:
-            return json_response({"error": str(error)}, 400)
-
-    def _control_action(self, request: Request, ticket_id: str) -> Response:
-        payload = request.get_json(force=True, silent=True) or {}
-        try:
-            self.agent_action(ticket_id, str(payload.get("intent")))
-        except KeyError:
-            return json_response({"error": f"no case {ticket_id}"}, 404)
-        except ValueError as error:
-            return json_response({"error": str(error)}, 400)
-        return json_response(self.ticket_view(ticket_id))
-
-    def _control_view(self, request: Request, ticket_id: str) -> Response:
-        try:
-            return json_response(self.ticket_view(ticket_id))
-        except KeyError:
-            return json_response({"error": f"no case {ticket_id}"}, 404)
 
 
 def _states(note: Mapping[str, Any]) -> bool:

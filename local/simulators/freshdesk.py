@@ -231,9 +231,7 @@ class FreshdeskSimulator(Simulator):
         self.route(f"{TICKETS}/<int:ticket_id>", self._api(self._update_ticket, write=True), methods=["PUT"])
         self.route(f"{TICKETS}/<int:ticket_id>/notes", self._api(self._create_note, write=True), methods=["POST"])
         self.route(f"{TICKETS}/<int:ticket_id>/conversations", self._api(self._conversations), methods=["GET"])
-        self.route("/_control/tickets", self._control_seed, methods=["POST"])
-        self.route("/_control/tickets/<ticket_id>/agent-action", self._control_action, methods=["POST"])
-        self.route("/_control/tickets/<ticket_id>/view", self._control_view, methods=["GET"])
+        self.route_ticket_controls()
         self.route("/_control/objects", self._control_objects, methods=["GET"])
         _ = self.url_map  # bind the routes now: two first requests at once race on the lazy Map
 
@@ -617,31 +615,6 @@ class FreshdeskSimulator(Simulator):
         return ticket
 
     # ---------------------------------------------------------------- control routes
-
-    def _control_seed(self, request: Request) -> Response:
-        payload = request.get_json(force=True, silent=True)
-        if not isinstance(payload, dict):
-            return json_response({"error": "a JSON object is required"}, 400)
-        try:
-            return json_response({"id": self.seed_ticket(payload)}, 201)
-        except ValueError as error:
-            return json_response({"error": str(error)}, 400)
-
-    def _control_action(self, request: Request, ticket_id: str) -> Response:
-        payload = request.get_json(force=True, silent=True) or {}
-        try:
-            self.agent_action(ticket_id, str(payload.get("intent")))
-        except KeyError:
-            return json_response({"error": f"no ticket {ticket_id}"}, 404)
-        except ValueError as error:
-            return json_response({"error": str(error)}, 400)
-        return json_response(self.ticket_view(ticket_id))
-
-    def _control_view(self, request: Request, ticket_id: str) -> Response:
-        try:
-            return json_response(self.ticket_view(ticket_id))
-        except KeyError:
-            return json_response({"error": f"no ticket {ticket_id}"}, 404)
 
     def _control_objects(self, request: Request) -> Response:
         with self.lock:

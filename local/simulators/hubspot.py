@@ -216,9 +216,7 @@ class HubSpotSimulator(Simulator):
         self.route(
             "/crm/v4/objects/tickets/<ticket_id>/associations/notes", api(self._ticket_note_ids), methods=["GET"]
         )
-        self.route("/_control/tickets", self._control_seed, methods=["POST"])
-        self.route("/_control/tickets/<ticket_id>/agent-action", self._control_action, methods=["POST"])
-        self.route("/_control/tickets/<ticket_id>/view", self._control_view, methods=["GET"])
+        self.route_ticket_controls()
 
     # ---------------------------------------------------------------- TicketSandbox
 
@@ -522,28 +520,6 @@ class HubSpotSimulator(Simulator):
         return json_response({"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now})
 
     # ---------------------------------------------------------------- control routes
-
-    def _control_seed(self, request: Request) -> Response:
-        try:
-            return json_response({"id": self.seed_ticket(request.get_json(force=True) or {})}, 201)
-        except ValueError as error:
-            return json_response({"error": str(error)}, 400)
-
-    def _control_action(self, request: Request, ticket_id: str) -> Response:
-        intent = (request.get_json(force=True, silent=True) or {}).get("intent")
-        try:
-            self.agent_action(ticket_id, str(intent))
-        except KeyError:
-            return json_response({"error": f"no ticket {ticket_id}"}, 404)
-        except ValueError as error:
-            return json_response({"error": str(error)}, 400)
-        return json_response(self.ticket_view(ticket_id))
-
-    def _control_view(self, request: Request, ticket_id: str) -> Response:
-        try:
-            return json_response(self.ticket_view(ticket_id))
-        except KeyError:
-            return json_response({"error": f"no ticket {ticket_id}"}, 404)
 
     # ---------------------------------------------------------------- helpers
 

@@ -231,6 +231,7 @@ class SalesforceSimulator(Simulator):
     """One Salesforce org's Service Cloud surface: cases, contacts, queues, users, case comments, custom fields."""
 
     name = "salesforce"
+    TICKET_NOUN = "case"
     TRANSIENT_STATUS: ClassVar[int] = 403  # REQUEST_LIMIT_EXCEEDED: Salesforce's API limit answer
     FAULT_OPERATIONS: ClassVar[Mapping[str, tuple[str, str]]] = {
         "read_ticket": ("GET", r"^/services/data/v[0-9.]+/sobjects/Case/[A-Za-z0-9]+$"),
@@ -279,9 +280,7 @@ class SalesforceSimulator(Simulator):
         super().__init__()
         self.route("/services/oauth2/token", self._token, methods=["POST"])
         self.route("/services/data/<path:rest>", self._data, methods=["GET", "POST", "PATCH", "PUT", "DELETE"])
-        self.route("/_control/tickets", self._control_seed, methods=["POST"])
-        self.route("/_control/tickets/<ticket_id>/agent-action", self._control_action, methods=["POST"])
-        self.route("/_control/tickets/<ticket_id>/view", self._control_view, methods=["GET"])
+        self.route_ticket_controls()
         self.route("/_control/revoke-tokens", self._control_revoke, methods=["POST"])
         self.route("/_control/objects", self._control_objects, methods=["GET"])
         self.route("/_control/trigger", self._control_trigger, methods=["POST"])
@@ -806,31 +805,6 @@ class SalesforceSimulator(Simulator):
         return {"body": body, "httpHeaders": {}, "httpStatusCode": status, "referenceId": sub["referenceId"]}
 
     # ---------------------------------------------------------------- control routes
-
-    def _control_seed(self, request: Request) -> Response:
-        payload = request.get_json(force=True, silent=True)
-        if not isinstance(payload, dict):
-            return json_response({"error": "a JSON object is required"}, 400)
-        try:
-            return json_response({"id": self.seed_ticket(payload)}, 201)
-        except ValueError as error:
-            return json_response({"error": str(error)}, 400)
-
-    def _control_action(self, request: Request, ticket_id: str) -> Response:
-        payload = request.get_json(force=True, silent=True) or {}
-        try:
-            self.agent_action(ticket_id, str(payload.get("intent")))
-        except KeyError:
-            return json_response({"error": f"no case {ticket_id}"}, 404)
-        except ValueError as error:
-            return json_response({"error": str(error)}, 400)
-        return json_response(self.ticket_view(ticket_id))
-
-    def _control_view(self, request: Request, ticket_id: str) -> Response:
-        try:
-            return json_response(self.ticket_view(ticket_id))
-        except KeyError:
-            return json_response({"error": f"no case {ticket_id}"}, 404)
 
     def _control_revoke(self, request: Request) -> Response:
         self.revoke_tokens()

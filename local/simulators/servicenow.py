@@ -196,6 +196,7 @@ class ServiceNowSimulator(Simulator):
     """A ServiceNow instance's record surface for a help desk: incidents and cases, users, groups, journal."""
 
     name = "servicenow"
+    TICKET_NOUN = "record"
     TRANSIENT_STATUS: ClassVar[int] = 429
     FAULT_OPERATIONS: ClassVar[Mapping[str, tuple[str, str]]] = {
         "read_ticket": ("GET", r"^/api/now/table/(incident|sn_customerservice_case)/[^/]+$"),
@@ -251,9 +252,7 @@ class ServiceNowSimulator(Simulator):
         self.route("/api/now/table/<table>", self._api(self._list), methods=["GET"])
         self.route("/api/now/table/<table>/<sys_id>", self._api(self._get), methods=["GET"])
         self.route("/api/now/table/<table>/<sys_id>", self._api(self._update), methods=["PATCH", "PUT"])
-        self.route("/_control/tickets", self._control_seed, methods=["POST"])
-        self.route("/_control/tickets/<ticket_id>/agent-action", self._control_action, methods=["POST"])
-        self.route("/_control/tickets/<ticket_id>/view", self._control_view, methods=["GET"])
+        self.route_ticket_controls()
         self.route("/_control/tokens/expire", self._control_expire, methods=["POST"])
         self.route("/_control/objects", self._control_objects, methods=["GET"])
 
@@ -676,31 +675,6 @@ class ServiceNowSimulator(Simulator):
         return 200, {"result": result}
 
     # ---------------------------------------------------------------- control routes
-
-    def _control_seed(self, request: Request) -> Response:
-        payload = request.get_json(force=True, silent=True)
-        if not isinstance(payload, dict):
-            return json_response({"error": "a JSON object is required"}, 400)
-        try:
-            return json_response({"id": self.seed_ticket(payload)}, 201)
-        except ValueError as error:
-            return json_response({"error": str(error)}, 400)
-
-    def _control_action(self, request: Request, ticket_id: str) -> Response:
-        payload = request.get_json(force=True, silent=True) or {}
-        try:
-            self.agent_action(ticket_id, str(payload.get("intent")))
-        except KeyError:
-            return json_response({"error": f"no record {ticket_id}"}, 404)
-        except ValueError as error:
-            return json_response({"error": str(error)}, 400)
-        return json_response(self.ticket_view(ticket_id))
-
-    def _control_view(self, request: Request, ticket_id: str) -> Response:
-        try:
-            return json_response(self.ticket_view(ticket_id))
-        except KeyError:
-            return json_response({"error": f"no record {ticket_id}"}, 404)
 
     def _control_expire(self, request: Request) -> Response:
         self.expire_tokens()

@@ -180,6 +180,7 @@ class ZohoCrmSimulator(Simulator):
     """Zoho CRM's Deals for a help desk: deals with owners and contacts, notes, picklists, a workflow webhook."""
 
     name = "zoho_crm"
+    TICKET_NOUN = "deal"
     FAULT_OPERATIONS: ClassVar[Mapping[str, tuple[str, str]]] = {
         "read_ticket": ("GET", r"^/crm/v8/Deals/[0-9]+$"),
         # The write that carries the marker: the note. The connector updates the fields (idempotent) before it.
@@ -214,9 +215,7 @@ class ZohoCrmSimulator(Simulator):
         self.route(f"{API}/<module>/<record_id>", self._api(self._update_record, write=True), methods=["PUT"])
         self.route(f"{API}/Notes", self._api(self._create_notes, write=True), methods=["POST"])
         self.route(f"{API}/<module>/<record_id>/Notes", self._api(self._record_notes), methods=["GET"])
-        self.route("/_control/tickets", self._control_seed, methods=["POST"])
-        self.route("/_control/tickets/<ticket_id>/agent-action", self._control_action, methods=["POST"])
-        self.route("/_control/tickets/<ticket_id>/view", self._control_view, methods=["GET"])
+        self.route_ticket_controls()
         self.route("/_control/expire-tokens", self._control_expire, methods=["POST"])
         _ = self.url_map  # bind the routes now: two first requests at once race on the lazy Map
 
@@ -596,31 +595,6 @@ class ZohoCrmSimulator(Simulator):
         }
 
     # ---------------------------------------------------------------- control routes
-
-    def _control_seed(self, request: Request) -> Response:
-        payload = request.get_json(force=True, silent=True)
-        if not isinstance(payload, dict):
-            return json_response({"error": "a JSON object is required"}, 400)
-        try:
-            return json_response({"id": self.seed_ticket(payload)}, 201)
-        except ValueError as error:
-            return json_response({"error": str(error)}, 400)
-
-    def _control_action(self, request: Request, ticket_id: str) -> Response:
-        payload = request.get_json(force=True, silent=True) or {}
-        try:
-            self.agent_action(ticket_id, str(payload.get("intent")))
-        except KeyError:
-            return json_response({"error": f"no deal {ticket_id}"}, 404)
-        except ValueError as error:
-            return json_response({"error": str(error)}, 400)
-        return json_response(self.ticket_view(ticket_id))
-
-    def _control_view(self, request: Request, ticket_id: str) -> Response:
-        try:
-            return json_response(self.ticket_view(ticket_id))
-        except KeyError:
-            return json_response({"error": f"no deal {ticket_id}"}, 404)
 
     def _control_expire(self, request: Request) -> Response:
         self.expire_access_tokens()
