@@ -14,13 +14,13 @@ token, in case it was replaced meanwhile.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
+from refundflow.connectors import exact_json
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
 from refundflow.errors import ConfigurationError, RejectedError, TransientError
 
@@ -31,17 +31,8 @@ SecretLoader = Callable[[bool], Mapping[str, Any]]
 """Reads the platform's API secret; the flag asks for a fresh read that bypasses any cache."""
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def load_json(body: bytes) -> Any:
-    """Zoho's JSON with every non-integer number as an exact ``Decimal``.
-
-    Raises:
-        ValueError: not JSON.
-    """
-    return json.loads(body, parse_float=Decimal, parse_constant=_refuse_constant) if body else None
+load_json = exact_json.loads
+"""Zoho's JSON with every non-integer number as an exact ``Decimal`` (``connectors.exact_json``)."""
 
 
 class ZohoTokenSource:

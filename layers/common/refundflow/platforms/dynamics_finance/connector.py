@@ -48,7 +48,6 @@ shared with Business Central (``refundflow.connectors.entra``). Amounts are exac
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
@@ -58,6 +57,7 @@ from typing import Any, ClassVar, Literal, NoReturn
 from pydantic import Field
 
 from refundflow import catalog, settings
+from refundflow.connectors import exact_json
 from refundflow.connectors.entra import DEFAULT_LOGIN_BASE, EntraTokenSource
 from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
@@ -134,33 +134,16 @@ def from_finance_amount(value: Any, currency: str) -> Money:
 
 
 def dump_json(value: Any) -> str:
-    """JSON text where ``Decimal`` values are exact JSON numbers.
+    """JSON text where ``Decimal`` values are exact JSON numbers (``connectors.exact_json``).
 
     Raises:
-        TypeError: a float or another type with no exact JSON form.
+        NotExactJson: a float, a NaN or infinite ``Decimal``, or another type with no exact JSON form.
     """
-    if value is None or isinstance(value, bool | str):
-        return json.dumps(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise TypeError(f"{value} is not a JSON number")
-        return format(value, "f")
-    if isinstance(value, Mapping):
-        return "{" + ",".join(f"{json.dumps(str(key))}:{dump_json(item)}" for key, item in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(dump_json(item) for item in value) + "]"
-    raise TypeError(f"{type(value).__name__} is not serialisable for {TITLE} (floats never are)")
+    return exact_json.dumps(value, platform=TITLE)
 
 
-def load_json(body: bytes) -> Any:
-    """JSON with every non-integer number as an exact ``Decimal``.
-
-    Raises:
-        ValueError: not JSON.
-    """
-    return json.loads(body, parse_float=Decimal) if body else None
+load_json = exact_json.loads
+"""JSON with every non-integer number as an exact ``Decimal`` (``connectors.exact_json``)."""
 
 
 def finance_date(day: date) -> str:

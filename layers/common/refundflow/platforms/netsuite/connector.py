@@ -20,7 +20,6 @@ create. Amounts cross as exact JSON numbers (``Decimal`` both ways, never ``floa
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from functools import cache
@@ -29,6 +28,7 @@ from typing import Any, ClassVar, NoReturn
 from pydantic import Field
 
 from refundflow import catalog, settings
+from refundflow.connectors import exact_json
 from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
 from refundflow.currencies import CurrencyProfile
@@ -97,31 +97,16 @@ def from_netsuite_amount(value: Any, currency: str) -> Money:
 
 
 def dump_json(value: Any) -> str:
-    """JSON text where ``Decimal`` values are exact JSON numbers.
+    """JSON text where ``Decimal`` values are exact JSON numbers (``connectors.exact_json``).
 
     Raises:
-        TypeError: a float or another type with no exact JSON form.
+        NotExactJson: a float, a NaN or infinite ``Decimal``, or another type with no exact JSON form.
     """
-    if value is None or isinstance(value, bool | str):
-        return json.dumps(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, Decimal) and value.is_finite():
-        return format(value, "f")
-    if isinstance(value, Mapping):
-        return "{" + ",".join(f"{json.dumps(str(key))}:{dump_json(item)}" for key, item in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(dump_json(item) for item in value) + "]"
-    raise TypeError(f"{type(value).__name__} is not an exact JSON value (floats never are)")
+    return exact_json.dumps(value, platform="NetSuite")
 
 
-def load_json(body: bytes) -> Any:
-    """NetSuite's JSON with every non-integer number as an exact ``Decimal``.
-
-    Raises:
-        ValueError: not JSON.
-    """
-    return json.loads(body, parse_float=Decimal) if body else None
+load_json = exact_json.loads
+"""JSON with every non-integer number as an exact ``Decimal`` (``connectors.exact_json``)."""
 
 
 def parse_mapping(text: str, setting: str, *, keyed: Callable[[str], bool]) -> dict[str, str]:

@@ -26,7 +26,6 @@ numbers built from ``Money`` (``Decimal`` both ways, never ``float``); ``minorve
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -37,6 +36,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from refundflow import catalog, settings
+from refundflow.connectors import exact_json
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import (
@@ -111,38 +111,16 @@ def from_qbo_amount(value: Any, currency: str) -> Money:
 
 
 def dump_json(value: Any) -> str:
-    """JSON text where ``Decimal`` values become exact JSON numbers.
+    """JSON text where ``Decimal`` values are exact JSON numbers (``connectors.exact_json``).
 
     Raises:
-        TypeError: a float or another type with no exact JSON form.
+        NotExactJson: a float, a NaN or infinite ``Decimal``, or another type with no exact JSON form.
     """
-    if value is None or isinstance(value, bool | str):
-        return json.dumps(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise TypeError(f"{value} is not a JSON number")
-        return format(value, "f")
-    if isinstance(value, Mapping):
-        return "{" + ",".join(f"{json.dumps(str(key))}:{dump_json(item)}" for key, item in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(dump_json(item) for item in value) + "]"
-    raise TypeError(f"{type(value).__name__} is not serialisable for QuickBooks (floats never are)")
+    return exact_json.dumps(value, platform="QuickBooks")
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def load_json(body: bytes) -> Any:
-    """QuickBooks' JSON with every non-integer number as an exact ``Decimal``.
-
-    Raises:
-        ValueError: not JSON.
-    """
-    return json.loads(body, parse_float=Decimal, parse_constant=_refuse_constant) if body else None
-
+load_json = exact_json.loads
+"""JSON with every non-integer number as an exact ``Decimal`` (``connectors.exact_json``)."""
 
 # ---------------------------------------------------------------- OAuth2 tokens
 

@@ -18,7 +18,6 @@ application and refund lowers) is what makes a retry safe. Amounts are exact dec
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from functools import cache
@@ -27,6 +26,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from refundflow import catalog, settings
+from refundflow.connectors import exact_json
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
 from refundflow.connectors.zoho import SecretLoader, load_json
 from refundflow.connectors.zoho import ZohoTokenSource as SharedZohoTokenSource
@@ -92,24 +92,12 @@ def from_zoho_amount(value: Any, currency: str) -> Money:
 
 
 def dump_json(value: Any) -> str:
-    """JSON text where ``Decimal`` values become exact JSON numbers.
+    """JSON text where ``Decimal`` values are exact JSON numbers (``connectors.exact_json``).
 
     Raises:
-        TypeError: a float or another type with no exact JSON form.
+        NotExactJson: a float, a NaN or infinite ``Decimal``, or another type with no exact JSON form.
     """
-    if value is None or isinstance(value, bool | str):
-        return json.dumps(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise TypeError(f"{value} is not a JSON number")
-        return format(value, "f")
-    if isinstance(value, Mapping):
-        return "{" + ",".join(f"{json.dumps(str(key))}:{dump_json(item)}" for key, item in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(dump_json(item) for item in value) + "]"
-    raise TypeError(f"{type(value).__name__} is not serialisable for Zoho Books (floats never are)")
+    return exact_json.dumps(value, platform="Zoho Books")
 
 
 # ---------------------------------------------------------------- OAuth2 tokens
