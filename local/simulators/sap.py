@@ -6,8 +6,12 @@ Mounted by the local stack at ``/_sandbox/sap`` with the system's paths below it
   ``SalesDocument`` (invoices seeded by the tests and the demo; credit memos billed from credit memo requests).
 - ``API_CREDIT_MEMO_REQUEST_SRV``: ``A_CreditMemoRequest`` read with ``$filter=PurchaseOrderByCustomer eq '...'``
   (and ``$expand=to_Item``), created by a deep insert with its items and their price condition.
-- ``API_CUSTOMER_RETURN_SRV``: ``A_CustomerReturn('<id>')`` read (created by ``/_control/customer-returns`` for a
-  refund id; ``/_control/customer-returns/<id>/goods-receipt`` posts the returns delivery's goods receipt,
+- ``API_CUSTOMER_RETURN_SRV``: ``A_CustomerReturn`` read with ``$filter=<property> eq '...'`` (and
+  ``$expand=to_Item``) or by key, created by a deep insert with its items and their price condition (the
+  ``customer_return`` variant: a return of our refund, billed into its credit memo like a request); or created by
+  ``/_control/customer-returns`` for a refund id (the merchant's returns process; with an ``invoice`` and
+  ``amount_minor`` it has an item, and SAP bills its credit memo once the goods receipt is posted);
+  ``/_control/customer-returns/<id>/goods-receipt`` posts the returns delivery's goods receipt,
   ``.../complete`` completes its processing). Each change raises the business event
   ``sap.s4.beh.customerreturn.v1.CustomerReturn.Changed.v1`` (CloudEvents JSON), pushed like an Event Mesh webhook
   subscription to the configured endpoint with Basic authentication (user ``EVENT_MESH_WEBHOOK``, the webhook
@@ -89,7 +93,16 @@ _ITEM_FIELDS = {
     "to_PricingElement",
 }
 _PRICING_FIELDS = {"ConditionType", "ConditionRateValue", "ConditionCurrency"}
-_FILTER = re.compile(r"^(PurchaseOrderByCustomer|SalesDocument) eq '([^']{1,35})'$")
+# A_CustomerReturnType / A_CustomerReturnItemType: the properties a create may set (SAP Cloud SDK CustomerReturn,
+# CustomerReturnItem; ReferenceSDDocumentCategory and an item's NetAmount are computed by SAP).
+_RETURN_HEADER_FIELDS = (_HEADER_FIELDS - {"CreditMemoRequestType"}) | {"CustomerReturnType"}
+_RETURN_ITEM_FIELDS = (_ITEM_FIELDS - {"CreditMemoRequestItem", "CreditMemoRequestItemText"}) | {
+    "CustomerReturnItem",
+    "CustomerReturnItemText",
+}
+_FILTER = re.compile(r"^([A-Z][A-Za-z0-9_]{1,39}) eq '([^']{1,35})'$")
+# The A_CustomerReturn properties a $filter may name (custom fields: YY1_...).
+_RETURN_FILTERABLE = {"PurchaseOrderByCustomer", "SDDocumentReason", "CustomerReturnType", "SoldToParty"}
 
 
 class _ODataError(Exception):
@@ -145,7 +158,11 @@ class SapSimulator(Simulator):
 
     name = "sap"
     FAULT_OPERATIONS: ClassVar[Mapping[str, tuple[str, str]]] = {
-        "record_credit": ("POST", r"^/sap/opu/odata/sap/API_CREDIT_MEMO_REQUEST_SRV/A_CreditMemoRequest$"),
+        # The credit's write in either variant: the credit memo request, or the customer return.
+        "record_credit": (
+            "POST",
+            r"^/sap/opu/odata/sap/(API_CREDIT_MEMO_REQUEST_SRV/A_CreditMemoRequest|API_CUSTOMER_RETURN_SRV/A_CustomerReturn)$",
+        ),
     }
     TRANSIENT_STATUS: ClassVar[int] = 503
 
@@ -175,6 +192,8 @@ class SapSimulator(Simulator):
         self.route(f"{REQUESTS}/A_CreditMemoRequest", self._odata(self._list_requests), methods=["GET"])
         self.route(f"{REQUESTS}/A_CreditMemoRequest", self._odata(self._create_request, write=True), methods=["POST"])
         self.route(f"{RETURNS}/A_CustomerReturn('<number>')", self._odata(self._get_return), methods=["GET"])
+        self.route(f"{RETURNS}/A_CustomerReturn", self._odata(self._list_returns), methods=["GET"])
+        self.route(f"{RETURNS}/A_CustomerReturn", self._odata(self._create_return, write=True), methods=["POST"])
         self.route("/_control/customer-returns", self._control_create_return, methods=["POST"])
         self.route("/_control/customer-returns/<number>/goods-receipt", self._control_receive, methods=["POST"])
         self.route("/_control/customer-returns/<number>/complete", self._control_complete, methods=["POST"])
@@ -230,12 +249,36 @@ class SapSimulator(Simulator):
 
     # ---------------------------------------------------------------- customer returns
 
-    def create_customer_return(self, refund_id: str, *, field: str = "PurchaseOrderByCustomer") -> str:
+    def create_customer_return(
+        self,
+        refund_id: str,
+        *,
+        field: str = "PurchaseOrderByCustomer",
+        invoice: str | None = None,
+        amount_minor: int | None = None,
+    ) -> str:
         """A customer return (type CBAR) whose ``field`` carries ``refund_id``, as the merchant's returns process
-        creates it; returns its number (no event: the goods are not back yet)."""
+        creates it; returns its number (no event: the goods are not back yet). With ``invoice`` and
+        ``amount_minor`` it returns goods of that gross from that invoice (one item, net at the invoice's tax rate),
+        and is billed into its credit memo once its goods receipt is posted."""
         with self._lock:
             number = self._next("return")
             now = self.clock()
+            items: list[dict[str, Any]] = []
+            extra: dict[str, Any] = {}
+            if invoice is not None and amount_minor is not None:
+                billed = self.billing_documents[invoice]
+                currency = billed["TransactionCurrency"]
+                gross = Decimal(amount_minor).scaleb(-DIGITS.get(currency, 2))
+                net = self._net_for_gross(gross, billed)
+                items = [self._return_item(number, "10", "TG11", "Returned goods", net, currency)]
+                extra = {
+                    "SoldToParty": billed["SoldToParty"],
+                    "TransactionCurrency": currency,
+                    "TotalNetAmount": _amount(net, currency),
+                    "ReferenceSDDocument": invoice,
+                    "ReferenceSDDocumentCategory": "M",
+                }
             self.customer_returns[number] = {
                 "CustomerReturn": number,
                 "CustomerReturnType": "CBAR",
@@ -250,13 +293,53 @@ class SapSimulator(Simulator):
                 "LastChangeDateTime": _datetime_offset(now),
                 "OverallSDProcessStatus": "A",
                 "OverallDeliveryStatus": "A",
+                "OverallSDDocumentRejectionSts": "A",
+                "HeaderBillingBlockReason": self.billing_block,
+                "TransactionCurrency": "EUR",
+                "ReferenceSDDocument": "",
+                "ReferenceSDDocumentCategory": "",
+                **extra,
                 field: refund_id,
+                "_items": items,
+                "_billed": False,
+                "_bill_on_receipt": True,
             }
             return number
+
+    def _net_for_gross(self, gross: Decimal, invoice: Mapping[str, Any]) -> Decimal:
+        currency = invoice["TransactionCurrency"]
+        if not Decimal(invoice["TaxAmount"]):
+            return gross
+        unit = Decimal(1).scaleb(-DIGITS.get(currency, 2))
+        start = (gross / (1 + TAX_PERCENT / 100)).quantize(unit, ROUND_HALF_UP)
+        for candidate in (start, start + unit, start - unit):
+            if candidate + _round(candidate * TAX_PERCENT / 100, currency) == gross:
+                return candidate
+        return start
+
+    @staticmethod
+    def _return_item(
+        number: str, position: str, material: str, text: str, net: Decimal, currency: str
+    ) -> dict[str, Any]:
+        return {
+            "CustomerReturn": number,
+            "CustomerReturnItem": position,
+            "Material": material,
+            "CustomerReturnItemText": text[:40],
+            "RequestedQuantity": "1",
+            "RequestedQuantityUnit": "EA",
+            "TransactionCurrency": currency,
+            "NetAmount": _amount(net, currency),
+        }
 
     def post_goods_receipt(self, number: str) -> dict[str, Any]:
         """The warehouse posts the goods receipt of the return's returns delivery: delivery status C, and the
         business event goes to the webhook."""
+        with self._lock:
+            found = self.customer_returns[number]
+            found["OverallDeliveryStatus"] = "C"
+            if found["_items"]:
+                self._bill(found)
         return self._change_return(number, OverallDeliveryStatus="C", OverallSDProcessStatus="B")
 
     def complete_return(self, number: str) -> dict[str, Any]:
@@ -267,6 +350,7 @@ class SapSimulator(Simulator):
         with self._lock:
             found = self.customer_returns[number]
             found.update(changes, LastChangeDateTime=_datetime_offset(self.clock()))
+            rendered = self._render_request(found, items=False)
             event_id = str(uuid.uuid4())
             event = {
                 "specversion": "1.0",
@@ -278,7 +362,7 @@ class SapSimulator(Simulator):
                 "data": {"CustomerReturn": number},
             }
             self.webhooks.send(event_id, RETURN_CHANGED, exact_json(event).encode())
-            return dict(found)
+            return rendered
 
     def expire_tokens(self) -> None:
         """Every access token issued so far expires now (as an hour passing would)."""
@@ -306,16 +390,20 @@ class SapSimulator(Simulator):
             return number
 
     def documents(self) -> list[dict[str, Any]]:
-        """Every credit memo request, with the credit memos billed from it (the refund id is its
-        PurchaseOrderByCustomer)."""
+        """Every credit memo request and customer return, with the credit memos billed from it (our refund id is
+        its PurchaseOrderByCustomer)."""
         with self._lock:
-            return [self._render_request(request, memos=True) for request in self.credit_memo_requests.values()]
+            found = [self._render_request(request, memos=True) for request in self.credit_memo_requests.values()]
+            return found + [self._render_request(item, memos=True) for item in self.customer_returns.values()]
 
     def release_billing_block(self, request_number: str) -> dict[str, Any]:
-        """A person removes the request's billing block in SAP; the billing run then bills it."""
+        """A person removes the billing block of a request or a customer return in SAP; the billing run then bills
+        it (a return whose goods receipt is still to come waits for it)."""
         with self._lock:
-            request = self.credit_memo_requests[request_number]
+            request = self.credit_memo_requests.get(request_number) or self.customer_returns[request_number]
             request["HeaderBillingBlockReason"] = ""
+            if request.get("_bill_on_receipt") and request.get("OverallDeliveryStatus") != "C":
+                return self._render_request(request, memos=True)
             return self._bill(request)
 
     def credit_memos(self) -> list[dict[str, Any]]:
@@ -364,8 +452,9 @@ class SapSimulator(Simulator):
 
     def _bill(self, request: dict[str, Any]) -> dict[str, Any]:
         """The billing run: the credit memo of an unblocked request (once)."""
-        if request["HeaderBillingBlockReason"] or request["_billed"]:
+        if request["HeaderBillingBlockReason"] or request["_billed"] or not request["_items"]:
             return self._render_request(request, memos=True)
+        sales_document = _sales_document(request)
         currency = request["TransactionCurrency"]
         invoice = self.billing_documents[request["ReferenceSDDocument"]]
         net_invoice, tax_invoice = Decimal(invoice["TotalNetAmount"]), Decimal(invoice["TaxAmount"])
@@ -394,8 +483,8 @@ class SapSimulator(Simulator):
             self.billing_items.append(
                 {
                     "BillingDocument": number,
-                    "BillingDocumentItem": item["CreditMemoRequestItem"],
-                    "SalesDocument": request["CreditMemoRequest"],
+                    "BillingDocumentItem": item.get("CreditMemoRequestItem") or item["CustomerReturnItem"],
+                    "SalesDocument": sales_document,
                 }
             )
         request["_billed"] = True
@@ -408,9 +497,7 @@ class SapSimulator(Simulator):
             rendered["to_Item"] = {"results": [dict(item) for item in request["_items"]]}
         if memos:
             numbers = {
-                row["BillingDocument"]
-                for row in self.billing_items
-                if row["SalesDocument"] == request["CreditMemoRequest"]
+                row["BillingDocument"] for row in self.billing_items if row["SalesDocument"] == _sales_document(request)
             }
             rendered["CreditMemos"] = [dict(self.billing_documents[number]) for number in sorted(numbers)]
         return rendered
@@ -553,14 +640,105 @@ class SapSimulator(Simulator):
         found = self.customer_returns.get(number)
         if found is None:
             raise _ODataError(404, "/IWBEP/CM_MGW_RT/020", "Resource not found for the segment 'A_CustomerReturn'")
-        return _ok(dict(found))
+        return _ok(self._render_request(found, items=False))
+
+    def _list_returns(self, request: Request) -> Response:
+        text = request.args.get("$filter", "")
+        match = _FILTER.fullmatch(text)
+        if match is None:
+            raise _ODataError(400, "/IWBEP/CM_MGW_RT/004", f"Invalid filter expression: '{text}'")
+        field, value = match.groups()
+        if field not in _RETURN_FILTERABLE and not field.startswith("YY1_"):
+            raise _ODataError(
+                400, "/IWBEP/CM_MGW_RT/004", f"Property '{field}' not found in type 'A_CustomerReturnType'"
+            )
+        expand = request.args.get("$expand", "")
+        if expand not in {"", "to_Item"}:
+            raise _ODataError(400, "/IWBEP/CM_MGW_RT/005", f"Navigation property '{expand}' not found")
+        found = [
+            self._render_request(item, items=expand == "to_Item")
+            for item in self.customer_returns.values()
+            if item.get(field) == value
+        ]
+        return _ok({"results": found})
+
+    def _create_return(self, request: Request) -> Response:
+        """The deep insert of a customer return with reference to an invoice (our ``customer_return`` variant)."""
+        raw = self._entity_body(request)
+        self._known(raw, _RETURN_HEADER_FIELDS, "A_CustomerReturnType")
+        required = ("CustomerReturnType", "SalesOrganization", "DistributionChannel", "OrganizationDivision")
+        invoice, currency, reference = self._check_header(raw, required)
+        items = raw.get("to_Item")
+        if not isinstance(items, list) or not items:
+            raise _ODataError(400, "V1/766", "Sales document contains no items: it is not saved")
+        number = self._next("return")
+        parsed = [self._return_item_from(number, item, currency) for item in items]
+        net = sum((Decimal(item["NetAmount"]) for item in parsed), Decimal(0))
+        now = self.clock()
+        created = {
+            "CustomerReturn": number,
+            "CustomerReturnType": raw["CustomerReturnType"],
+            "SalesOrganization": raw["SalesOrganization"],
+            "DistributionChannel": raw["DistributionChannel"],
+            "OrganizationDivision": raw["OrganizationDivision"],
+            "SoldToParty": raw["SoldToParty"],
+            "PurchaseOrderByCustomer": reference,
+            "CustomerPurchaseOrderDate": raw.get("CustomerPurchaseOrderDate"),
+            "CustomerReturnDate": _date(datetime.fromtimestamp(now, tz=UTC).date()),
+            "CreationDate": _date(datetime.fromtimestamp(now, tz=UTC).date()),
+            "LastChangeDateTime": _datetime_offset(now),
+            "TransactionCurrency": currency,
+            "TotalNetAmount": _amount(net, currency),
+            "SDDocumentReason": raw.get("SDDocumentReason", ""),
+            "ReferenceSDDocument": invoice["BillingDocument"],
+            "ReferenceSDDocumentCategory": "M",
+            "PaymentMethod": raw.get("PaymentMethod", ""),
+            "HeaderBillingBlockReason": raw.get("HeaderBillingBlockReason") or self.billing_block,
+            "OverallSDProcessStatus": "A",
+            "OverallDeliveryStatus": "A",
+            "OverallSDDocumentRejectionSts": "A",
+            "OverallOrdReltdBillgStatus": "A",
+            "_items": parsed,
+            "_billed": False,
+            "_bill_on_receipt": False,
+        }
+        self.customer_returns[number] = created
+        self._bill(created)
+        return _ok(self._render_request(created), status=201)
+
+    def _return_item_from(self, number: str, raw: Any, currency: str) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            raise _ODataError(400, "/IWBEP/CM_MGW_RT/021", "An item must be an entity")
+        self._known(raw, _RETURN_ITEM_FIELDS, "A_CustomerReturnItemType")
+        net, quantity, condition = self._priced(raw, currency, "A_CustomerReturnItemPrcgElmntType")
+        item = self._return_item(
+            number,
+            str(raw.get("CustomerReturnItem") or "10"),
+            str(raw["Material"]),
+            str(raw.get("CustomerReturnItemText") or ""),
+            net,
+            currency,
+        )
+        item.update(RequestedQuantity=format(quantity, "f"), ConditionType=condition.get("ConditionType"))
+        return item
 
     def _control_create_return(self, request: Request) -> Response:
         payload = request.get_json(force=True, silent=True) or {}
         refund_id, field = payload.get("refund_id"), payload.get("field", "PurchaseOrderByCustomer")
-        if not isinstance(refund_id, str) or not refund_id or set(payload) - {"refund_id", "field"}:
-            return json_response({"error": "body: {refund_id, field?}"}, 400)
-        return json_response({"CustomerReturn": self.create_customer_return(refund_id, field=str(field))}, 201)
+        invoice, amount = payload.get("invoice"), payload.get("amount_minor")
+        usage = "body: {refund_id, field?, invoice?, amount_minor?}"
+        if (
+            not isinstance(refund_id, str)
+            or not refund_id
+            or set(payload) - {"refund_id", "field", "invoice", "amount_minor"}
+        ):
+            return json_response({"error": usage}, 400)
+        if (invoice is None) != (amount is None) or (invoice is not None and invoice not in self.billing_documents):
+            return json_response({"error": f"{usage}: invoice (an existing one) and amount_minor go together"}, 400)
+        if amount is not None and (not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0):
+            return json_response({"error": f"{usage}: amount_minor is a positive integer"}, 400)
+        number = self.create_customer_return(refund_id, field=str(field), invoice=invoice, amount_minor=amount)
+        return json_response({"CustomerReturn": number}, 201)
 
     def _control_receive(self, request: Request, number: str) -> Response:
         if number not in self.customer_returns:
@@ -586,15 +764,20 @@ class SapSimulator(Simulator):
         ]
         return _ok({"results": found})
 
-    def _create_request(self, request: Request) -> Response:
+    @staticmethod
+    def _entity_body(request: Request) -> dict[str, Any]:
         try:
             raw = request.get_json(force=True)
         except Exception as error:
             raise _ODataError(400, "/IWBEP/CM_MGW_RT/021", "Malformed JSON in the request body") from error
         if not isinstance(raw, dict):
             raise _ODataError(400, "/IWBEP/CM_MGW_RT/021", "The request body must be an entity")
-        self._known(raw, _HEADER_FIELDS, "A_CreditMemoRequestType")
-        for field in ("CreditMemoRequestType", "SalesOrganization", "DistributionChannel", "OrganizationDivision"):
+        return raw
+
+    def _check_header(self, raw: Mapping[str, Any], required: tuple[str, ...]) -> tuple[dict[str, Any], str, str]:
+        """A sales document header with reference to an invoice: its required fields, the invoice it refers to,
+        the invoice's sold-to party and currency; returns the invoice, the currency and PurchaseOrderByCustomer."""
+        for field in (*required, "SoldToParty"):
             if not isinstance(raw.get(field), str) or not raw[field]:
                 raise _ODataError(400, "V1/212", f"Enter a value for field '{field}'")
         reference = raw.get("PurchaseOrderByCustomer", "")
@@ -610,6 +793,13 @@ class SapSimulator(Simulator):
             raise _ODataError(400, "V1/513", f"Currency {currency} differs from the reference document's")
         if raw.get("CustomerPurchaseOrderDate") is not None:
             _parse_date(raw["CustomerPurchaseOrderDate"], "CustomerPurchaseOrderDate")
+        return invoice, str(currency), reference
+
+    def _create_request(self, request: Request) -> Response:
+        raw = self._entity_body(request)
+        self._known(raw, _HEADER_FIELDS, "A_CreditMemoRequestType")
+        required = ("CreditMemoRequestType", "SalesOrganization", "DistributionChannel", "OrganizationDivision")
+        invoice, currency, reference = self._check_header(raw, required)
         items = raw.get("to_Item")
         if not isinstance(items, list) or not items:
             raise _ODataError(400, "V1/766", "Sales document contains no items: it is not saved")
@@ -646,6 +836,21 @@ class SapSimulator(Simulator):
         if not isinstance(raw, dict):
             raise _ODataError(400, "/IWBEP/CM_MGW_RT/021", "An item must be an entity")
         self._known(raw, _ITEM_FIELDS, "A_CreditMemoRequestItemType")
+        net, quantity, condition = self._priced(raw, currency, "A_CreditMemoReqItemPrcgElmntType")
+        return {
+            "CreditMemoRequest": number,
+            "CreditMemoRequestItem": str(raw.get("CreditMemoRequestItem") or "10"),
+            "Material": raw["Material"],
+            "CreditMemoRequestItemText": str(raw.get("CreditMemoRequestItemText") or "")[:40],
+            "RequestedQuantity": format(quantity, "f"),
+            "RequestedQuantityUnit": raw.get("RequestedQuantityUnit", "EA"),
+            "TransactionCurrency": currency,
+            "NetAmount": _amount(net, currency),
+            "ConditionType": condition.get("ConditionType"),
+        }
+
+    def _priced(self, raw: Mapping[str, Any], currency: str, pricing_entity: str) -> tuple[Decimal, Decimal, Any]:
+        """An item's material, quantity and its one manual price condition: (net amount, quantity, condition)."""
         if not raw.get("Material"):
             raise _ODataError(400, "V1/212", "Enter a value for field 'Material'")
         try:
@@ -656,7 +861,7 @@ class SapSimulator(Simulator):
         if not isinstance(conditions, list) or len(conditions) != 1 or not isinstance(conditions[0], dict):
             raise _ODataError(400, "V1/801", "Pricing error: the item has no price (one manual price condition)")
         condition = conditions[0]
-        self._known(condition, _PRICING_FIELDS, "A_CreditMemoReqItemPrcgElmntType")
+        self._known(condition, _PRICING_FIELDS, pricing_entity)
         value = condition.get("ConditionRateValue")
         try:
             rate = Decimal(value) if isinstance(value, str) else None
@@ -669,17 +874,7 @@ class SapSimulator(Simulator):
             or condition.get("ConditionCurrency") != currency
         ):
             raise _ODataError(400, "/IWBEP/CM_MGW_RT/022", "Invalid value for property 'ConditionRateValue'")
-        return {
-            "CreditMemoRequest": number,
-            "CreditMemoRequestItem": str(raw.get("CreditMemoRequestItem") or "10"),
-            "Material": raw["Material"],
-            "CreditMemoRequestItemText": str(raw.get("CreditMemoRequestItemText") or "")[:40],
-            "RequestedQuantity": format(quantity, "f"),
-            "RequestedQuantityUnit": raw.get("RequestedQuantityUnit", "EA"),
-            "TransactionCurrency": currency,
-            "NetAmount": _amount(rate * quantity, currency),
-            "ConditionType": condition.get("ConditionType"),
-        }
+        return rate * quantity, quantity, condition
 
     @staticmethod
     def _known(raw: Mapping[str, Any], known: set[str], entity: str) -> None:
@@ -688,6 +883,11 @@ class SapSimulator(Simulator):
                 raise _ODataError(
                     400, "/IWBEP/CM_MGW_RT/017", f"Property '{key}' is invalid for entity type '{entity}'"
                 )
+
+
+def _sales_document(document: Mapping[str, Any]) -> str:
+    """The number billing items name as their SalesDocument: a credit memo request's or a customer return's."""
+    return str(document.get("CustomerReturn") or document.get("CreditMemoRequest"))
 
 
 def __getattr__(name: str) -> Any:

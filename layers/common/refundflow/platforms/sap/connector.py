@@ -28,6 +28,18 @@ client-credentials access token (an S/4HANA Cloud communication arrangement with
 ``/sap/bc/sec/oauth2/token`` on the API host; or an SAP BTP / XSUAA token URL), cached until shortly before it
 expires and fetched again once when SAP answers 401.
 
+Variant ``SAP_CREDIT_DOCUMENT=customer_return`` (Sales Returns Management): instead of the credit memo request, step
+2 finds or creates the customer return (``API_CUSTOMER_RETURN_SRV/A_CustomerReturn``, communication scenario
+SAP_COM_0157; a deep insert of the header with its items and their price condition, as SAP requires for this service:
+"You can create customer returns. Note that you must use deep insert requests", SAP Cloud SDK ``CustomerReturnService``,
+https://help.sap.com/doc/70cb974ddb104a6cbab4168f66b22844/1.0/en-US/com/sap/cloud/sdk/s4hana/datamodel/odata/services/
+CustomerReturnService.html) of the merchant's return type (``SAP_CUSTOMER_RETURN_TYPE``, SAP's CBAR by default) with
+reference to the invoice, our refund id as ``PurchaseOrderByCustomer`` and the order (return) reason. The credit memo
+then follows from the return in SAP's billing exactly as from a request (its billing items name the return as their
+``SalesDocument``), pending until posted. A return that triggered the refund (the merchant's returns process put our
+refund id in ``SAP_RETURN_REFUND_FIELD``) is found by that field before any create and is the refund's document: SAP
+is never given a second return for the same goods.
+
 Returns news (``read_return``): the customer return a business event names, read from API_CUSTOMER_RETURN_SRV
 (``A_CustomerReturn('<id>')``; communication scenario SAP_COM_0157), reduced to the refund id it carries and the
 lifecycle step it reached (see ``inbound.py`` for the event).
@@ -89,6 +101,7 @@ CLEARED = "C"
 REJECTED_COMPLETELY = "C"
 
 PendingPolicy = Literal["wait", "record"]
+CreditDocumentChoice = Literal["credit_memo_request", "customer_return"]
 AuthMode = Literal["basic", "oauth2_client_credentials"]
 ODATA_ROOT = "/sap/opu/odata/sap"
 TOKEN_PATH = "/sap/bc/sec/oauth2/token"
@@ -328,9 +341,12 @@ class SapBooks(BooksConnector, ReturnsReader):
         pending_policy: PendingPolicy = "wait",
         payment_methods: Mapping[str, str] | None = None,
         return_refund_field: str = "PurchaseOrderByCustomer",
+        credit_document: CreditDocumentChoice = "credit_memo_request",
+        customer_return_type: str = "CBAR",
     ) -> None:
-        """``payment_methods``: the payment method each payment provider's cash refunds leave by, keyed
-        ``<provider>:<CURRENCY>``, ``<provider>:*`` or ``*:<CURRENCY>`` (most specific wins)."""
+        """``credit_document``: the sales document the credit is booked by (a credit memo request, or a customer
+        return of ``customer_return_type``). ``payment_methods``: the payment method each payment provider's cash
+        refunds leave by, keyed ``<provider>:<CURRENCY>``, ``<provider>:*`` or ``*:<CURRENCY>`` (most specific wins)."""
         self._session = session
         self._request_type = request_type
         self._order_reason = order_reason
@@ -339,6 +355,8 @@ class SapBooks(BooksConnector, ReturnsReader):
         self._pending_policy = pending_policy
         self._payment_methods = dict(payment_methods or {})
         self._return_refund_field = return_refund_field
+        self._credit_document = credit_document
+        self._customer_return_type = customer_return_type
 
     @property
     def capabilities(self) -> BooksCapabilities:
@@ -381,7 +399,7 @@ class SapBooks(BooksConnector, ReturnsReader):
         Raises:
             TransientError, RejectedError: SAP could not answer, or refused the read.
         """
-        request = self._find_request(booking.external_reference)
+        request = self._find_sales_document(booking.external_reference)
         if request is None:
             return None
         invoice = self._get_invoice(booking.invoice.invoice_id)
@@ -422,14 +440,17 @@ class SapBooks(BooksConnector, ReturnsReader):
         self._check_booking(booking)
         invoice = self._get_invoice(booking.invoice.invoice_id)
         self._check_invoice(invoice, booking)
-        request = self._find_request(booking.external_reference)
+        request = self._find_sales_document(booking.external_reference)
         if request is None:
-            request = self._create_request(booking, invoice)
-        self._check_request(request, booking)
+            if self._credit_document == "customer_return":
+                request = self._create_return(booking, invoice)
+            else:
+                request = self._create_request(booking, invoice)
+        self._check_request(request, booking, invoice)
         document = self._document(request, invoice, booking)
         if document.state is CreditDocumentState.PENDING and self._pending_policy == "wait":
             raise TransientError(
-                f"credit memo request {document.document_id} for refund {booking.refund_id} is not billed and "
+                f"{_what(request)} {document.document_id} for refund {booking.refund_id} is not billed and "
                 f"posted in SAP yet{_block_text(request)}",
                 code="sap_credit_memo_pending",
                 platform=PLATFORM,
@@ -493,6 +514,34 @@ class SapBooks(BooksConnector, ReturnsReader):
                 f"refund {booking.amount} is more than invoice {number} totals", code="over_credit", platform=PLATFORM
             )
 
+    def _find_sales_document(self, refund_id: str) -> dict[str, Any] | None:
+        """The refund's sales document (credit memo request, or customer return in the customer_return variant)
+        found by our reference, or None.
+
+        Raises:
+            RejectedError: several live ones, or only rejected ones.
+        """
+        if self._credit_document == "customer_return":
+            return self._find_return(refund_id)
+        return self._find_request(refund_id)
+
+    def _find_return(self, refund_id: str) -> dict[str, Any] | None:
+        """The customer return carrying ``refund_id``: ours in ``PurchaseOrderByCustomer``, or the one the
+        merchant's returns process created and that triggered the refund, in ``SAP_RETURN_REFUND_FIELD``."""
+        if not is_refund_id(refund_id):
+            raise RejectedError(f"{refund_id!r} is not a refund id", code="bad_refund_id", platform=PLATFORM)
+        found: dict[str, dict[str, Any]] = {}
+        for field in dict.fromkeys(("PurchaseOrderByCustomer", self._return_refund_field)):
+            payload = self._call(
+                CUSTOMER_RETURNS,
+                "GET",
+                "/A_CustomerReturn",
+                params={"$filter": f"{field} eq '{refund_id}'", "$expand": "to_Item"},
+            )
+            for item in _results(payload):
+                found[str(item.get("CustomerReturn"))] = item
+        return _one_live(list(found.values()), refund_id, "customer return", "CustomerReturn")
+
     def _find_request(self, refund_id: str) -> dict[str, Any] | None:
         # Refund ids are rf_ + 32 hex digits: nothing to escape in the filter's string literal.
         if not is_refund_id(refund_id):
@@ -503,50 +552,11 @@ class SapBooks(BooksConnector, ReturnsReader):
             "/A_CreditMemoRequest",
             params={"$filter": f"PurchaseOrderByCustomer eq '{refund_id}'", "$expand": "to_Item"},
         )
-        matches = [item for item in _results(payload) if item.get("OverallSDDocumentRejectionSts") != "C"]
-        rejected = [item for item in _results(payload) if item.get("OverallSDDocumentRejectionSts") == "C"]
-        if len(matches) > 1:
-            numbers = ", ".join(str(item.get("CreditMemoRequest")) for item in matches)
-            raise RejectedError(
-                f"several credit memo requests carry refund {refund_id} ({numbers}): reject all but one in SAP",
-                code="duplicate_credit_memo_requests",
-                platform=PLATFORM,
-            )
-        if not matches and rejected:
-            raise RejectedError(
-                f"credit memo request {rejected[0].get('CreditMemoRequest')} for refund {refund_id} was rejected in "
-                "SAP: decide in SAP whether to credit the customer, then retry the refund's books",
-                code="credit_memo_request_rejected",
-                platform=PLATFORM,
-            )
-        return matches[0] if matches else None
+        return _one_live(_results(payload), refund_id, "credit memo request", "CreditMemoRequest")
 
     def _create_request(self, booking: CreditBooking, invoice: Mapping[str, Any]) -> dict[str, Any]:
         currency = booking.amount.currency
-        rate = _tax_rate(invoice, currency)
-        if booking.lines:
-            parts = [(line.description, line.amount) for line in booking.lines]
-        else:
-            parts = [(f"Refund {booking.reference} of invoice {invoice.get('BillingDocument')}", booking.amount)]
-        items = []
-        for position, (text, gross) in enumerate(parts, start=1):
-            net = net_for_gross(gross, rate)
-            items.append(
-                {
-                    "CreditMemoRequestItem": str(position * 10),
-                    "Material": self._material,
-                    "CreditMemoRequestItemText": text[:40],
-                    "RequestedQuantity": "1",
-                    "RequestedQuantityUnit": "EA",
-                    "to_PricingElement": [
-                        {
-                            "ConditionType": self._price_condition,
-                            "ConditionRateValue": to_sap_amount(net),
-                            "ConditionCurrency": currency,
-                        }
-                    ],
-                }
-            )
+        items = self._items(booking, invoice, "CreditMemoRequestItem", "CreditMemoRequestItemText")
         body: dict[str, Any] = {
             "CreditMemoRequestType": self._request_type,
             "SalesOrganization": invoice.get("SalesOrganization"),
@@ -566,23 +576,96 @@ class SapBooks(BooksConnector, ReturnsReader):
             body["PaymentMethod"] = method
         return _entity(self._call(CREDIT_MEMO_REQUESTS, "POST", "/A_CreditMemoRequest", body=body))
 
-    def _check_request(self, request: Mapping[str, Any], booking: CreditBooking) -> None:
-        number = request.get("CreditMemoRequest")
+    def _create_return(self, booking: CreditBooking, invoice: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST API_CUSTOMER_RETURN_SRV/A_CustomerReturn``: the customer return of the merchant's return type with
+        reference to the invoice (its sold-to party and sales area), its items with their price condition (deep
+        insert), our refund id as ``PurchaseOrderByCustomer`` and the order (return) reason."""
+        currency = booking.amount.currency
+        body: dict[str, Any] = {
+            "CustomerReturnType": self._customer_return_type,
+            "SalesOrganization": invoice.get("SalesOrganization"),
+            "DistributionChannel": invoice.get("DistributionChannel"),
+            "OrganizationDivision": invoice.get("Division"),
+            "SoldToParty": invoice.get("SoldToParty"),
+            "PurchaseOrderByCustomer": booking.external_reference,
+            "CustomerPurchaseOrderDate": odata_date(booking.booking_date),
+            "TransactionCurrency": currency,
+            "ReferenceSDDocument": invoice.get("BillingDocument"),
+            "to_Item": self._items(booking, invoice, "CustomerReturnItem", "CustomerReturnItemText"),
+        }
+        if self._order_reason:
+            body["SDDocumentReason"] = self._order_reason
+        method = self.payment_method(booking.payment_provider, currency)
+        if method is not None and invoice.get("InvoiceClearingStatus") == CLEARED:
+            body["PaymentMethod"] = method
+        return _entity(self._call(CUSTOMER_RETURNS, "POST", "/A_CustomerReturn", body=body, what="customer return"))
+
+    def _items(
+        self, booking: CreditBooking, invoice: Mapping[str, Any], number_key: str, text_key: str
+    ) -> list[dict[str, Any]]:
+        """The document's items: one per refund line (or one for the refund), each of one piece of the refund
+        material priced by the net amount whose tax gives back the line's gross."""
+        currency = booking.amount.currency
+        rate = _tax_rate(invoice, currency)
+        if booking.lines:
+            parts = [(line.description, line.amount) for line in booking.lines]
+        else:
+            parts = [(f"Refund {booking.reference} of invoice {invoice.get('BillingDocument')}", booking.amount)]
+        items = []
+        for position, (text, gross) in enumerate(parts, start=1):
+            net = net_for_gross(gross, rate)
+            items.append(
+                {
+                    number_key: str(position * 10),
+                    "Material": self._material,
+                    text_key: text[:40],
+                    "RequestedQuantity": "1",
+                    "RequestedQuantityUnit": "EA",
+                    "to_PricingElement": [
+                        {
+                            "ConditionType": self._price_condition,
+                            "ConditionRateValue": to_sap_amount(net),
+                            "ConditionCurrency": currency,
+                        }
+                    ],
+                }
+            )
+        return items
+
+    def _check_request(self, request: Mapping[str, Any], booking: CreditBooking, invoice: Mapping[str, Any]) -> None:
+        """The found or created sales document belongs to this refund's invoice: same currency, and it refers to
+        the invoice. A customer return the merchant's returns process created may refer to the sales order
+        instead (SAP lets a return reference either); it must then at least be the invoice's customer's."""
+        number, what = _number(request), _what(request)
         if request.get("TransactionCurrency") != booking.amount.currency:
             raise RejectedError(
-                f"credit memo request {number} is in {request.get('TransactionCurrency')}", platform=PLATFORM
+                f"{what} {number} for refund {booking.refund_id} is in {request.get('TransactionCurrency')}, the "
+                f"refund in {booking.amount.currency}: correct it in SAP",
+                code="currency_mismatch",
+                platform=PLATFORM,
             )
-        if request.get("ReferenceSDDocument") not in {None, "", booking.invoice.invoice_id}:
+        reference = request.get("ReferenceSDDocument")
+        by_order = "CustomerReturn" in request and request.get("ReferenceSDDocumentCategory") not in {None, "", "M"}
+        if by_order and request.get("SoldToParty") != invoice.get("SoldToParty"):
             raise RejectedError(
-                f"credit memo request {number} for refund {booking.refund_id} refers to invoice "
-                f"{request.get('ReferenceSDDocument')}, not {booking.invoice.invoice_id}",
+                f"customer return {number} for refund {booking.refund_id} is for customer "
+                f"{request.get('SoldToParty')}, invoice {booking.invoice.invoice_id} for {invoice.get('SoldToParty')}: "
+                "correct the refund id on the return in SAP",
+                code="credit_memo_conflict",
+                platform=PLATFORM,
+            )
+        if not by_order and reference not in {None, "", booking.invoice.invoice_id}:
+            raise RejectedError(
+                f"{what} {number} for refund {booking.refund_id} refers to invoice "
+                f"{reference}, not {booking.invoice.invoice_id}",
                 code="credit_memo_conflict",
                 platform=PLATFORM,
             )
 
     def _credit_memo(self, request: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The credit memo billed from ``request`` (not cancelled), or None while it is not billed."""
-        number = str(request.get("CreditMemoRequest"))
+        """The credit memo billed from ``request`` (a credit memo request or a customer return: the billing items
+        name it as their ``SalesDocument``), not cancelled, or None while it is not billed."""
+        number = _number(request)
         payload = self._call(
             BILLING,
             "GET",
@@ -602,8 +685,11 @@ class SapBooks(BooksConnector, ReturnsReader):
     ) -> CreditDocument:
         currency = booking.amount.currency
         nothing = Money.zero(currency)
-        number = str(request.get("CreditMemoRequest"))
+        number = _number(request)
         reference = str(request.get("PurchaseOrderByCustomer") or "") or None
+        if booking.external_reference not in (reference or ""):
+            # A return the merchant's process created carries the refund id in its own field: the link is that.
+            reference = booking.external_reference
         memo = self._credit_memo(request)
         if memo is None or memo.get("AccountingPostingStatus") != POSTED:
             if memo is not None and memo.get("AccountingPostingStatus") == "B":
@@ -658,9 +744,10 @@ class SapBooks(BooksConnector, ReturnsReader):
         *,
         params: Mapping[str, str] | None = None,
         body: Any = None,
+        what: str = "credit memo request",
     ) -> Any:
-        """One OData call. A write carries the service's CSRF token (fetched again once on 403 ``Required``); a 401
-        reads the secret again once."""
+        """One OData call (``what``: the document a refusal is about). A write carries the service's CSRF token
+        (fetched again once on 403 ``Required``); a 401 reads the secret again once."""
         import json
 
         write = method != "GET"
@@ -683,7 +770,7 @@ class SapBooks(BooksConnector, ReturnsReader):
             if attempt < 2 and response.status == 401 and not fresh:
                 fresh = True
                 continue
-            return _payload_or_raise(method, f"/{service}{path}", response)
+            return _payload_or_raise(method, f"/{service}{path}", response, what)
         raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -692,7 +779,7 @@ def _csrf_required(response: HttpResponse) -> bool:
     return value.lower() == "required"
 
 
-def _payload_or_raise(method: str, path: str, response: HttpResponse) -> Any:
+def _payload_or_raise(method: str, path: str, response: HttpResponse, what: str = "credit memo request") -> Any:
     if response.ok:
         if response.status == 204 or not response.body:
             return None
@@ -700,14 +787,14 @@ def _payload_or_raise(method: str, path: str, response: HttpResponse) -> Any:
             return response.json()
         except ValueError as error:
             raise TransientError(f"{method} {path}: SAP answered with unreadable JSON", platform=PLATFORM) from error
-    raise raise_for(method, path, response)
+    raise raise_for(method, path, response, what)
 
 
 # SAP message ids (class/number) that mean a closed posting period.
 _CLOSED_PERIOD_MESSAGES = {"F5/201", "F5A/201", "VF/050"}
 
 
-def raise_for(method: str, path: str, response: HttpResponse) -> Exception:
+def raise_for(method: str, path: str, response: HttpResponse, what: str = "credit memo request") -> Exception:
     """The error for an OData error answer (``{"error": {"code", "message": {"value"}, "innererror":
     {"errordetails": [...]}}}``), in words an accountant can act on."""
     where = f"{method} {path}"
@@ -718,12 +805,12 @@ def raise_for(method: str, path: str, response: HttpResponse) -> Exception:
         codes = {code, *(_detail_codes(response))}
         if codes & _CLOSED_PERIOD_MESSAGES or ("period" in text.lower() and "not open" in text.lower()):
             return RejectedError(
-                f"SAP refuses the credit memo: the posting period is closed ({text}); open the period or book the "
+                f"SAP refuses the {what}: the posting period is closed ({text}); open the period or book the "
                 "credit in the current one",
                 code="closed_period",
                 platform=PLATFORM,
             )
-        return RejectedError(f"SAP refuses the credit memo request: {text}", code="sap_validation", platform=PLATFORM)
+        return RejectedError(f"SAP refuses the {what}: {text}", code="sap_validation", platform=PLATFORM)
     if status == 401:
         return RejectedError(
             f"{where}: SAP refused the communication user (check the user and password of the communication "
@@ -734,7 +821,7 @@ def raise_for(method: str, path: str, response: HttpResponse) -> Exception:
     if status == 403:
         return RejectedError(
             f"{where}: the communication user may not do this ({text}); check the communication arrangements "
-            "SAP_COM_0158 and SAP_COM_0120",
+            "SAP_COM_0158 (credit memo requests), SAP_COM_0157 (customer returns) and SAP_COM_0120 (billing)",
             code="sap_forbidden",
             platform=PLATFORM,
         )
@@ -820,9 +907,47 @@ def _tax_rate(invoice: Mapping[str, Any], currency: str) -> Fraction:
     return Fraction(tax, net)
 
 
+def _number(document: Mapping[str, Any]) -> str:
+    """The number of a credit memo request or a customer return."""
+    return str(document.get("CustomerReturn") or document.get("CreditMemoRequest"))
+
+
+def _what(document: Mapping[str, Any]) -> str:
+    return "customer return" if "CustomerReturn" in document else "credit memo request"
+
+
+def _one_live(found: list[dict[str, Any]], refund_id: str, what: str, key: str) -> dict[str, Any] | None:
+    """The one sales document not rejected among those carrying ``refund_id``, or None.
+
+    Raises:
+        RejectedError: several live ones (reject all but one), or only rejected ones (a person decided).
+    """
+    live = [item for item in found if item.get("OverallSDDocumentRejectionSts") != REJECTED_COMPLETELY]
+    rejected = [item for item in found if item.get("OverallSDDocumentRejectionSts") == REJECTED_COMPLETELY]
+    if len(live) > 1:
+        numbers = ", ".join(str(item.get(key)) for item in live)
+        raise RejectedError(
+            f"several {what}s carry refund {refund_id} ({numbers}): reject all but one in SAP",
+            code=f"duplicate_{what.replace(' ', '_')}s",
+            platform=PLATFORM,
+        )
+    if not live and rejected:
+        raise RejectedError(
+            f"{what} {rejected[0].get(key)} for refund {refund_id} was rejected in SAP: decide in SAP whether to "
+            "credit the customer, then retry the refund's books",
+            code=f"{what.replace(' ', '_')}_rejected",
+            platform=PLATFORM,
+        )
+    return live[0] if live else None
+
+
 def _block_text(request: Mapping[str, Any]) -> str:
     block = request.get("HeaderBillingBlockReason")
-    return f" (blocked for billing, reason {block}: release it in SAP)" if block else " (waiting for SAP's billing run)"
+    if block:
+        return f" (blocked for billing, reason {block}: release it in SAP)"
+    if "CustomerReturn" in request and request.get("OverallDeliveryStatus") not in {None, "", COMPLETELY}:
+        return " (SAP bills the return's credit memo once the goods receipt of its returns delivery is posted)"
+    return " (waiting for SAP's billing run)"
 
 
 # ---------------------------------------------------------------- factory
@@ -871,8 +996,10 @@ class SapSettings(settings.EnvModel):
     token_url: str = Field(default="", alias="SAP_TOKEN_URL")
     oauth_scope: str = Field(default="", alias="SAP_OAUTH_SCOPE")
     return_refund_field: str = Field(
-        default="PurchaseOrderByCustomer", pattern=r"^[A-Z][A-Za-z0-9]{1,39}$", alias="SAP_RETURN_REFUND_FIELD"
+        default="PurchaseOrderByCustomer", pattern=r"^[A-Z][A-Za-z0-9_]{1,39}$", alias="SAP_RETURN_REFUND_FIELD"
     )
+    credit_document: CreditDocumentChoice = Field(default="credit_memo_request", alias="SAP_CREDIT_DOCUMENT")
+    customer_return_type: str = Field(default="CBAR", pattern=r"^[A-Z0-9]{1,4}$", alias="SAP_CUSTOMER_RETURN_TYPE")
 
 
 def parse_payment_methods(text: str) -> dict[str, str]:
@@ -925,4 +1052,6 @@ def connector() -> SapBooks:
         pending_policy=config.pending_policy,
         payment_methods=parse_payment_methods(config.payment_methods),
         return_refund_field=config.return_refund_field,
+        credit_document=config.credit_document,
+        customer_return_type=config.customer_return_type,
     )
