@@ -11,7 +11,14 @@ import requests
 
 from local.simulators.sap import SapSimulator
 from refundflow.connectors.http import HttpClient
-from refundflow.platforms.sap.connector import AuthMode, PendingPolicy, SapBooks, SapSession, default_token_url
+from refundflow.platforms.sap.connector import (
+    AuthMode,
+    CreditDocumentChoice,
+    PendingPolicy,
+    SapBooks,
+    SapSession,
+    default_token_url,
+)
 from tests.conformance.books_suite import BooksHarness
 from tests.support.servers import serve_wsgi
 
@@ -56,6 +63,8 @@ def make_books(
     auth: AuthMode = "basic",
     clock: Callable[[], float] = time.time,
     return_refund_field: str = "PurchaseOrderByCustomer",
+    credit_document: CreditDocumentChoice = "credit_memo_request",
+    order_reason: str = "",
 ) -> SapBooks:
     base = f"{url}/sap/opu/odata/sap"
     token_url = default_token_url(base) if auth == "oauth2_client_credentials" else ""
@@ -72,6 +81,8 @@ def make_books(
         pending_policy=pending_policy,
         payment_methods=payment_methods,
         return_refund_field=return_refund_field,
+        credit_document=credit_document,
+        order_reason=order_reason,
     )
 
 

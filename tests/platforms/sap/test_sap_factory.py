@@ -58,3 +58,21 @@ def test_an_unknown_pending_policy_is_refused(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("SAP_PENDING_POLICY", "sometimes")
     with pytest.raises(ConfigurationError):
         connector()
+
+
+def test_factory_books_by_customer_return_when_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SECRETS_PREFIX", "refundflow/")
+    monkeypatch.setenv("SAP_CREDIT_DOCUMENT", "customer_return")
+    monkeypatch.setenv("SAP_CUSTOMER_RETURN_TYPE", "RE2")
+    books = connector()
+    assert (books._credit_document, books._customer_return_type) == ("customer_return", "RE2")
+
+
+@pytest.mark.parametrize(("env", "value"), [("SAP_CREDIT_DOCUMENT", "invoice"), ("SAP_CUSTOMER_RETURN_TYPE", "cbar!")])
+def test_an_unknown_credit_document_or_return_type_is_refused(
+    monkeypatch: pytest.MonkeyPatch, env: str, value: str
+) -> None:
+    monkeypatch.setenv("SECRETS_PREFIX", "refundflow/")
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ConfigurationError):
+        connector()

@@ -62,6 +62,19 @@ def test_either_password_of_a_rotation_verifies_and_the_event_names_the_customer
 
 
 @pytest.mark.parametrize(
+    "event_type",
+    [
+        "sap.s4.beh.customerreturn.v1.CustomerReturn.Created.v1",
+        "sap.s4.beh.customerReturn.v1.CustomerReturn.ItemChanged.v1",
+    ],
+)
+def test_every_customer_return_event_names_its_return_whatever_the_namespace_case(event_type: str) -> None:
+    # The exact spelling of the namespace is not on a public page: both spellings seen in the wild are news
+    delivery = SapInbound().verify(headers("new-password"), event(event_type=event_type), SECRET)
+    assert [(news.return_id, news.event_type) for news in delivery.returns] == [("60100001", event_type)]
+
+
+@pytest.mark.parametrize(
     ("sent", "code"),
     [
         ({}, "signature_missing"),
@@ -196,6 +209,26 @@ def test_the_control_routes_create_and_receive_a_return(
     assert received.json()["OverallDeliveryStatus"] == "C"
     assert requests.post(f"{url}/_control/customer-returns/1/goods-receipt", timeout=5).status_code == 404
     assert requests.post(f"{url}/_control/customer-returns", json={"refund": 1}, timeout=5).status_code == 400
+
+
+def test_a_control_return_of_invoiced_goods_is_billed_once_its_goods_are_received(
+    served: tuple[SapSimulator, str], sandbox: SapSimulator
+) -> None:
+    url = served[1]
+    invoice_id = sandbox.seed_invoice(10_000, "EUR")
+    body = {"refund_id": REFUND_ID, "invoice": invoice_id, "amount_minor": 2_500}
+    created = requests.post(f"{url}/_control/customer-returns", json=body, timeout=5)
+    number = created.json()["CustomerReturn"]
+    assert sandbox.credit_memos() == []
+    requests.post(f"{url}/_control/customer-returns/{number}/goods-receipt", timeout=5).raise_for_status()
+    (memo,) = sandbox.credit_memos()
+    assert memo["TotalGrossAmount"] == "25.00"
+    for wrong in (
+        {**body, "invoice": "1"},
+        {"refund_id": REFUND_ID, "invoice": invoice_id},
+        {**body, "amount_minor": 0},
+    ):
+        assert requests.post(f"{url}/_control/customer-returns", json=wrong, timeout=5).status_code == 400
 
 
 def test_the_simulator_answers_the_customer_return_like_sap_gateway(

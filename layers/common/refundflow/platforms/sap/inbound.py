@@ -1,8 +1,15 @@
 """SAP S/4HANA business events for customer returns, verified by intake with the webhook's Basic credentials only.
 
-S/4HANA raises business events (``sap.s4.beh.customerreturn.v1.CustomerReturn.Changed.v1`` and its siblings
-``Created.v1``, ``Deleted.v1``, ``ItemChanged.v1``...) as CloudEvents 1.0 JSON (``specversion``, ``id``, ``type``,
-``source``, ``time``, ``data`` with the key of the object: ``CustomerReturn``), published to SAP Event Mesh through
+S/4HANA raises business events for the Customer Return business object when a return is created, changed or deleted,
+and (since the release SAP's course "Using Customer Return CMR DMR" describes,
+https://learning.sap.com/courses/sap-s-4hana-cloud-private-edition-sales/using-customer-return-cmr-dmr) for its items
+(``ItemCreated``, ``ItemChanged``, ``ItemDeleted``). Their types follow SAP's naming for S/4HANA business events
+(``sap.s4.beh.<object>.v1.<Object>.<Event>.v1``, e.g. ``sap.s4.beh.businesspartner.v1.BusinessPartner.Changed.v1``):
+``sap.s4.beh.customerreturn.v1.CustomerReturn.Changed.v1`` and its siblings. The exact spelling of the customer return
+namespace could not be read on SAP Business Accelerator Hub (one third-party project writes ``customerReturn``), so the
+namespace is matched without regard to case. They come as CloudEvents 1.0 JSON (``specversion``, ``id``, ``type``,
+``source``, ``time``, ``data`` with the key of the object, ``CustomerReturn``, and, as SAP's sales events do, a few
+header fields that we do not use), published to SAP Event Mesh through
 the communication arrangement SAP_COM_0092 (Enterprise Event Enablement); an Event Mesh *webhook subscription* on the
 queue pushes each message to our URL (``POST /webhooks/sap``) and retries until it is answered 2xx.
 
@@ -58,7 +65,7 @@ class SapInbound(InboundPlatform):
             raise InvalidRequest("the SAP event needs its CloudEvents type and id")
         if not EVENT_ID.fullmatch(event_id):
             raise InvalidRequest("the SAP event's id is not an event id", code="invalid_event_id")
-        if not event_type.startswith(CUSTOMER_RETURN_EVENTS):
+        if not event_type.lower().startswith(CUSTOMER_RETURN_EVENTS.lower()):
             return InboundDelivery(answer=InboundAnswer(body='{"received": true}'))
         data = body.get("data")
         number = data.get("CustomerReturn") if isinstance(data, dict) else None
