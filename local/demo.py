@@ -385,14 +385,25 @@ def print_timeline(client: RefundflowClient, refund_id: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``--only NAME`` (repeatable): only the scenarios of those catalog platforms (not the workflow's own)."""
+    """``--only NAME`` (repeatable): only the scenarios of those catalog platforms (not the workflow's own).
+    ``--parameter NAME=VALUE`` (repeatable): a template parameter of the local stack other than its catalog
+    ``local`` value, e.g. ``SapCreditDocument=customer_return``."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m local.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", default=[], metavar="PLATFORM", help="only this platform's")
-    only = set(parser.parse_args(argv).only)
+    parser.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE", help="a stack parameter")
+    arguments = parser.parse_args(argv)
+    only = set(arguments.only)
+    parameters = dict(item.partition("=")[::2] for item in arguments.parameter)
     started = time.monotonic()
-    settings = LocalSettings(api_port=0, aws_port=0, refund_outcome_wait_seconds=10, books_retry_wait_seconds=2)
+    settings = LocalSettings(
+        api_port=0,
+        aws_port=0,
+        refund_outcome_wait_seconds=10,
+        books_retry_wait_seconds=2,
+        extra_parameters=parameters,
+    )
     with DevStack(settings) as stack:
         client = RefundflowClient(stack.api_url)
         demo = Demo(client)

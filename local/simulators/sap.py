@@ -390,11 +390,13 @@ class SapSimulator(Simulator):
             return number
 
     def documents(self) -> list[dict[str, Any]]:
-        """Every credit memo request and customer return, with the credit memos billed from it (our refund id is
-        its PurchaseOrderByCustomer)."""
+        """Every credit memo request and every customer return with billable items, with the credit memos billed
+        from it (our refund id is its PurchaseOrderByCustomer)."""
         with self._lock:
             found = [self._render_request(request, memos=True) for request in self.credit_memo_requests.values()]
-            return found + [self._render_request(item, memos=True) for item in self.customer_returns.values()]
+            # A return without items (the merchant's return of goods that SAP does not bill) credits nothing.
+            returns = [item for item in self.customer_returns.values() if item["_items"]]
+            return found + [self._render_request(item, memos=True) for item in returns]
 
     def release_billing_block(self, request_number: str) -> dict[str, Any]:
         """A person removes the billing block of a request or a customer return in SAP; the billing run then bills
@@ -890,10 +892,54 @@ def _sales_document(document: Mapping[str, Any]) -> str:
     return str(document.get("CustomerReturn") or document.get("CreditMemoRequest"))
 
 
+def _return_scenario() -> Any:
+    """SAP's own demo: a refund waits for its goods, the merchant's returns process has the customer return in
+    SAP, the warehouse posts its goods receipt (the business event reaches /webhooks/sap), and the refund is paid
+    and credited once. With ``SAP_CREDIT_DOCUMENT=customer_return`` the credit is that very return (SAP bills its
+    credit memo after the goods receipt), never a second return; otherwise a credit memo request (the return then
+    carries no billable item)."""
+    import json
+    import os
+
+    from local.client import TERMINAL
+    from local.scenarios import Outcome, Scenario, ScenarioContext
+
+    amount = 3_600
+
+    def run(context: ScenarioContext, outcome: Outcome) -> None:
+        by_return = os.environ.get("SAP_CREDIT_DOCUMENT") == "customer_return"
+        simulator: SapSimulator = context.simulator
+        payment_id = context.client.create_payment(amount, "EUR")
+        invoice_id = simulator.seed_invoice(amount, "EUR")
+        body = context.request("sap-return", {"provider": "stripe", "payment_id": payment_id}, amount=amount)
+        body["payment"]["provider"] = "stripe"
+        body["reason"] = "wrong_item"
+        body["invoice"] = {"system": "sap", "invoice_id": invoice_id}
+        refund_id = context.submit(outcome, body)
+        waiting = context.client.wait_for(refund_id, TERMINAL | {"AWAITING_RETURN", "NEEDS_ATTENTION"}, timeout=60)
+        outcome.check(waiting["status"] == "AWAITING_RETURN", f"did not wait for its goods: {waiting['status']}")
+        goods = {"invoice": invoice_id, "amount_minor": amount} if by_return else {}
+        number = simulator.create_customer_return(refund_id, **goods)  # type: ignore[arg-type]
+        simulator.post_goods_receipt(number)
+        refund = context.client.wait_for(refund_id, TERMINAL | {"NEEDS_ATTENTION"}, timeout=90)
+        outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']} ({refund.get('attention_reason')})")
+        credits = [doc for doc in simulator.documents() if refund_id in json.dumps(doc, default=str)]
+        outcome.check(len(credits) == 1, f"{len(credits)} credit documents at SAP name {refund_id}")
+        if by_return and credits:
+            outcome.check(credits[0].get("CustomerReturn") == number, "the credit is not the triggering return")
+        outcome.notes.append(f"credited by {'customer return ' + number if by_return else 'a credit memo request'}")
+
+    return Scenario(
+        "customer return received in SAP",
+        "AWAITING_RETURN, then COMPLETED after SAP's goods receipt event, one credit document at SAP",
+        run,
+    )
+
+
 def __getattr__(name: str) -> Any:
     """``DEMO_SCENARIOS``, built when the demo asks (it needs the local client)."""
     if name == "DEMO_SCENARIOS":
         from local.scenarios import books_scenarios
 
-        return books_scenarios("sap")
+        return [*books_scenarios("sap"), _return_scenario()]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
