@@ -79,6 +79,8 @@ def test_a_credit_note_waits_for_the_posting_batch_and_is_never_written_twice(
         books.record_credit(booking)
     assert raised.value.code == "finance_posting_pending"
     assert raised.value.retry_after_seconds == 900
+    # (Finance posts only into an open ledger period: the message says where to look when the batch cannot post it)
+    assert f"check the period of {booking.booking_date.isoformat()}" in raised.value.message
     with pytest.raises(TransientError):
         books.record_credit(booking)
     assert len(simulator.documents()) == 1

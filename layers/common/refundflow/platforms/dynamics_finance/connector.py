@@ -29,7 +29,13 @@ header. The flow, resumable after a crash between any two steps:
    invoices", https://learn.microsoft.com/dynamics365/finance/accounts-receivable/create-free-text-invoice-new, posts
    it from the form): it waits for the merchant's periodic posting batch job. Until the header reads back ``IsPosted``
    the booking is pending, and ``DYNAMICS_FINANCE_PENDING_POLICY`` decides: ``wait`` (retried through the books-retry
-   wait, like SAP's billing run) or ``record`` (the refund completes with a pending credit note).
+   wait, like SAP's billing run) or ``record`` (the refund completes with a pending credit note). A ledger period's
+   status (Open, On hold, Permanently closed; General ledger > Calendars > Ledger calendars) decides what may be
+   *posted* into it (Microsoft documents it for the same form of Dynamics AX 2012, "Ledger calendar (form)":
+   https://learn.microsoft.com/dynamicsax-2012/ledger-calendar-form; no Finance page says the entity's create checks
+   it), so
+   a closed period mostly shows at posting: the credit note stays unposted and the waiting refund's message says to
+   check the period; a create Finance refuses for its date is ``closed_period``.
 5. A paid invoice's refund is paid out: a customer payment journal of the merchant's journal name
    (``CustomerPaymentJournalHeaders``) with one line (``CustomerPaymentJournalLines``): the customer debited with the
    refund, offset by the clearing main account of the payment provider and currency (``OffsetAccountType`` Ledger),
@@ -255,7 +261,8 @@ class DynamicsFinanceBooks(BooksConnector):
         if document.state is CreditDocumentState.PENDING and self._pending_policy == "wait":
             raise TransientError(
                 f"credit note {document.number or document.document_id} for refund {booking.refund_id} is waiting "
-                f"for the posting batch in {TITLE}",
+                f"for the posting batch in {TITLE} (it posts only into an open ledger period: if the batch leaves it "
+                f"unposted, check the period of {booking.booking_date.isoformat()} in the ledger calendar)",
                 code="finance_posting_pending",
                 platform=PLATFORM,
                 retry_after_seconds=PENDING_RETRY_SECONDS,
