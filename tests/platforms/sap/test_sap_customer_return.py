@@ -11,6 +11,7 @@ from datetime import date
 from typing import Any
 
 import pytest
+import requests
 
 from local.simulators.base import FaultRule
 from local.simulators.sap import SapSimulator
@@ -267,4 +268,25 @@ def test_the_simulator_refuses_a_return_sap_would_refuse(
         RejectedError, match="Property 'NetAmount' is invalid for entity type 'A_CustomerReturnItemType'"
     ):
         return_books.record_credit(books_refund)
+    assert sandbox.customer_returns == {}
+
+
+def test_the_simulator_guards_the_customer_return_service_like_sap_gateway(
+    served: tuple[SapSimulator, str], sandbox: SapSimulator
+) -> None:
+    url = f"{served[1]}/sap/opu/odata/sap/API_CUSTOMER_RETURN_SRV"
+    user = (sandbox.username, sandbox.password)
+    # a write without the CSRF token of a fetch is refused with SAP Gateway's answer
+    refused = requests.post(f"{url}/A_CustomerReturn", json={"CustomerReturnType": "CBAR"}, auth=user, timeout=5)
+    assert (refused.status_code, refused.headers["x-csrf-token"]) == (403, "Required")
+    # no credentials: 401
+    assert (
+        requests.get(f"{url}/A_CustomerReturn", params={"$filter": "SoldToParty eq '1'"}, timeout=5).status_code == 401
+    )
+    # a property the entity type does not have cannot be filtered on: the OData v2 error body
+    unknown = requests.get(f"{url}/A_CustomerReturn", params={"$filter": "Nonsense eq '1'"}, auth=user, timeout=5)
+    error = unknown.json()["error"]
+    assert unknown.status_code == 400
+    assert error["message"] == {"lang": "en", "value": "Property 'Nonsense' not found in type 'A_CustomerReturnType'"}
+    assert error["innererror"]["errordetails"][0]["severity"] == "error"
     assert sandbox.customer_returns == {}
