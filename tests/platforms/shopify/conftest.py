@@ -35,7 +35,9 @@ def sandbox(served: Served) -> Served:
     return served
 
 
-def provider(url: str, *, token: str = DEFAULT_ACCESS_TOKEN, gateways: frozenset[str] | None = None) -> ShopifyRefundProvider:
+def provider(
+    url: str, *, token: str = DEFAULT_ACCESS_TOKEN, gateways: frozenset[str] | None = None
+) -> ShopifyRefundProvider:
     endpoint = f"{url}/admin/api/{API_VERSION}/graphql.json"
     return ShopifyRefundProvider(
         access_token=token,
