@@ -157,7 +157,11 @@ class ShopifySimulator(Simulator):
         "get_refund": ("POST", r"/graphql\.json#node$"),
         "get_payment": ("POST", r"/graphql\.json#order$"),
         "find_refund": ("POST", r"/graphql\.json#order$"),
+        "read_ticket": ("POST", r"/graphql\.json#return$"),
+        "has_update": ("POST", r"/graphql\.json#return$"),
+        "write_back": ("POST", r"/graphql\.json#orderUpdate$"),
     }
+    TICKET_NOUN: ClassVar[str] = "return"
     # Shopify answers a throttled query with HTTP 200 and a THROTTLED error (see fault_response).
     TRANSIENT_STATUS: ClassVar[int] = 200
 
@@ -177,6 +181,7 @@ class ShopifySimulator(Simulator):
         self._now = now
         self.orders: dict[str, dict[str, Any]] = {}
         self.refund_objects: dict[str, dict[str, Any]] = {}
+        self.returns: dict[str, dict[str, Any]] = {}
         self.sent: list[dict[str, Any]] = []
         self._next_id = 1000
         self._operation = threading.local()
@@ -186,6 +191,7 @@ class ShopifySimulator(Simulator):
         self.route("/_control/refunds/<number>/settle", self._control_settle, methods=["POST"])
         self.route("/_control/orders/<number>/admin-refund", self._control_admin_refund, methods=["POST"])
         self.route("/_control/objects", self._control_objects, methods=["GET"])
+        self.route_ticket_controls()
 
     # ---------------------------------------------------------------- base hooks
 
@@ -193,6 +199,7 @@ class ShopifySimulator(Simulator):
         with self.lock:
             self.orders.clear()
             self.refund_objects.clear()
+            self.returns.clear()
             self.sent.clear()
 
     def sign_webhook(self, body: bytes, secret: str) -> dict[str, str]:
@@ -277,6 +284,10 @@ class ShopifySimulator(Simulator):
         settled: bool = True,
         gateway: str = SHOPIFY_PAYMENTS,
         refund_status: str = "SUCCESS",
+        authorization_code: str | None = None,
+        name: str | None = None,
+        email: str | None = "ada@example.com",
+        customer_name: str | None = "Ada Lovelace",
     ) -> dict[str, Any]:
         """A paid order of ``amount_minor`` ISO minor units (one SALE transaction of ``gateway``; ``settled`` false:
         an authorization only, nothing captured). Returns ``{"provider": "shopify", "payment_id": <order gid>,
@@ -292,6 +303,7 @@ class ShopifySimulator(Simulator):
                 "kind": "SALE" if settled else "AUTHORIZATION",
                 "status": "SUCCESS",
                 "gateway": gateway,
+                "authorizationCode": authorization_code or f"ch_sim{number}",
                 "errorCode": None,
                 "amountSet": _money_set(amount_minor, currency),
                 "parentTransaction": None,
@@ -299,7 +311,11 @@ class ShopifySimulator(Simulator):
             self.orders[order_id] = {
                 "__typename": "Order",
                 "id": order_id,
-                "name": f"#{number}",
+                "name": name or f"#{number}",
+                "email": email,
+                "note": None,
+                "tags": [],
+                "customer": {"displayName": customer_name} if customer_name else None,
                 "presentmentCurrencyCode": currency,
                 "transactions": [transaction],
                 "refundIds": [],
@@ -336,6 +352,132 @@ class ShopifySimulator(Simulator):
             refund = self._new_refund(order, [(parent, amount_minor)], note="Customer called, refunded by hand")
         self._notify_refund(refund)
         return refund
+
+    # ---------------------------------------------------------------- TicketSandbox (a return is the ticket)
+
+    REASONS: ClassVar[Mapping[str, str]] = {
+        "damaged": "DEFECTIVE",
+        "wrong_item": "WRONG_ITEM",
+        "not_as_described": "NOT_AS_DESCRIBED",
+        "changed_mind": "UNWANTED",
+    }
+
+    def seed_ticket(self, request: Mapping[str, Any]) -> str:
+        """An order paid through ``payment_provider``'s gateway (``shopify``: Shopify Payments, the order is the
+        payment; another: that gateway with ``payment_id`` as its authorization code) and a REQUESTED return of one
+        line worth ``amount`` (none: a line without a price). Returns the return's number (its ticket id)."""
+        provider = str(request.get("payment_provider") or "shopify")
+        currency = str(request.get("currency") or "EUR")
+        amount = request.get("amount")
+        minor = _minor(amount, currency) if amount is not None else 10_000
+        seeded = self.seed_payment(
+            max(minor, 1),
+            currency,
+            gateway=SHOPIFY_PAYMENTS if provider == "shopify" else provider,
+            authorization_code=str(request.get("payment_id") or "") or None,
+            name=str(request.get("order_id")) if request.get("order_id") else None,
+            email=request.get("customer_email"),
+            customer_name=request.get("customer_name"),
+        )
+        with self.lock:
+            number = self._number()
+            price = None if amount is None else {"presentmentMoney": {"amount": str(amount), "currencyCode": currency}}
+            self.returns[f"gid://shopify/Return/{number}"] = {
+                "__typename": "Return",
+                "id": f"gid://shopify/Return/{number}",
+                "name": f"{self.orders[seeded['payment_id']]['name']}-R1",
+                "status": "REQUESTED",
+                "createdAt": self._stamp(),
+                "closedAt": None,
+                "orderId": seeded["payment_id"],
+                "returnLineItems": {
+                    "nodes": [
+                        {
+                            "__typename": "ReturnLineItem",
+                            "id": f"gid://shopify/ReturnLineItem/{self._number()}",
+                            "quantity": 1,
+                            "processedQuantity": 0,
+                            "unprocessedQuantity": 1,
+                            "returnReason": self.REASONS.get(str(request.get("reason")), "OTHER"),
+                            "fulfillmentLineItem": {
+                                "lineItem": {
+                                    "sku": "SKU-SIM-1",
+                                    "name": "Headphones",
+                                    "discountedUnitPriceAfterAllDiscountsSet": price,
+                                }
+                            },
+                        }
+                    ]
+                },
+            }
+        return str(number)
+
+    def _return_of(self, ticket_id: str) -> dict[str, Any]:
+        """Raises: KeyError: an unknown return."""
+        number = ticket_id.rsplit("/", 1)[-1]
+        return self.returns[f"gid://shopify/Return/{number}"]
+
+    def agent_action(self, ticket_id: str, intent: str) -> None:
+        """What the merchant does with the return, and the webhook Shopify sends: ``approve`` processes it (every
+        line confirmed back: ``returns/process``), ``request`` opens it again (``returns/reopen``), ``withdraw``
+        declines it (``returns/decline``).
+
+        Raises:
+            KeyError: an unknown return. ValueError: an unknown intent.
+        """
+        with self.lock:
+            found = self._return_of(ticket_id)
+            if intent == "approve":
+                found["status"] = "OPEN"
+                for line in found["returnLineItems"]["nodes"]:
+                    line["processedQuantity"], line["unprocessedQuantity"] = line["quantity"], 0
+                topic = "returns/process"
+            elif intent == "request":
+                found["status"] = "OPEN"
+                topic = "returns/reopen" if found["closedAt"] else "returns/approve"
+            elif intent == "withdraw":
+                found["status"] = "DECLINED"
+                topic = "returns/decline"
+            else:
+                raise ValueError(f"unknown intent {intent!r}")
+            payload = self.rest_return(found)
+        self.send_topic(topic, payload)
+
+    def process_return(self, ticket_id: str, *, close: bool = False) -> None:
+        """The goods are back: every line processed (``returns/process``), and the return closed with ``close``
+        (``returns/close``)."""
+        with self.lock:
+            found = self._return_of(ticket_id)
+            for line in found["returnLineItems"]["nodes"]:
+                line["processedQuantity"], line["unprocessedQuantity"] = line["quantity"], 0
+            found["status"] = "CLOSED" if close else "OPEN"
+            found["closedAt"] = self._stamp() if close else None
+            payload = self.rest_return(found)
+        self.send_topic("returns/close" if close else "returns/process", payload)
+
+    def ticket_view(self, ticket_id: str) -> dict[str, Any]:
+        """The order's note paragraphs (staff-only), no public reply (a note is never sent to the customer), the
+        ``refundflow:`` tags, and the return.
+
+        Raises:
+            KeyError: an unknown return.
+        """
+        with self.lock:
+            found = self._return_of(ticket_id)
+            order = self.orders[found["orderId"]]
+            notes = [part for part in str(order["note"] or "").split("\n\n") if part]
+            labels = [tag for tag in order["tags"] if tag.startswith("refundflow:")]
+            return {"notes": notes, "public": [], "labels": labels, "ticket": self._public_return(found)}
+
+    def rest_return(self, found: Mapping[str, Any]) -> dict[str, Any]:
+        """The return as ``returns/*`` webhooks carry it (numeric ids, lower-case status)."""
+        order_id = str(found["orderId"])
+        return {
+            "id": int(str(found["id"]).rsplit("/", 1)[1]),
+            "admin_graphql_api_id": found["id"],
+            "status": str(found["status"]).lower(),
+            "order": {"id": int(order_id.rsplit("/", 1)[1]), "admin_graphql_api_id": order_id},
+        }
 
     # ---------------------------------------------------------------- the API
 
@@ -396,6 +538,13 @@ class ShopifySimulator(Simulator):
             if field == "node":
                 refund = self.refund_objects.get(str(arguments.get("id") or ""))
                 return None if refund is None else copy.deepcopy(refund)
+            if field == "return":
+                found = self.returns.get(str(arguments.get("id") or ""))
+                return None if found is None else self._public_return(found)
+            if field == "orderUpdate":
+                return self._order_update(arguments.get("input"))
+            if field in ("tagsAdd", "tagsRemove"):
+                return self._tags(field, arguments)
         raise TopLevelError(f"Field '{field}' doesn't exist on type 'QueryRoot'", code="undefinedField")
 
     def _refund_create(
@@ -539,7 +688,45 @@ class ShopifySimulator(Simulator):
         shown = copy.deepcopy(dict(order))
         shown["refunds"] = [copy.deepcopy(self.refund_objects[item]) for item in shown.pop("refundIds")]
         shown.pop("refundStatus", None)
+        shown["returns"] = {
+            "nodes": [
+                {"id": found["id"], "createdAt": found["createdAt"]}
+                for found in self.returns.values()
+                if found["orderId"] == order["id"]
+            ]
+        }
         return shown
+
+    def _public_return(self, found: Mapping[str, Any]) -> dict[str, Any]:
+        shown = copy.deepcopy(dict(found))
+        shown["order"] = self._public_order(self.orders[shown.pop("orderId")])
+        return shown
+
+    def _order_update(self, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict) or set(value) - {"id", "note", "tags", "email", "customAttributes"}:
+            raise TopLevelError("Variable $input of type OrderInput! was provided invalid value")
+        order = self.orders.get(str(value.get("id") or ""))
+        if order is None:
+            return {"order": None, "userErrors": [{"field": ["id"], "message": "Order does not exist"}]}
+        if "note" in value:
+            note = value["note"]
+            if note is not None and len(str(note)) > 5000:
+                return {"order": None, "userErrors": [{"field": ["note"], "message": "Note is too long"}]}
+            order["note"] = note
+        return {"order": {"id": order["id"]}, "userErrors": []}
+
+    def _tags(self, field: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        order = self.orders.get(str(arguments.get("id") or ""))
+        tags = arguments.get("tags")
+        if order is None:
+            return {"node": None, "userErrors": [{"field": ["id"], "message": "Order does not exist"}]}
+        if not isinstance(tags, list) or not all(isinstance(tag, str) and 0 < len(tag) <= 255 for tag in tags):
+            return {"node": None, "userErrors": [{"field": ["tags"], "message": "Tags are invalid"}]}
+        if field == "tagsAdd":
+            order["tags"] = [*order["tags"], *[tag for tag in tags if tag not in order["tags"]]]
+        else:
+            order["tags"] = [tag for tag in order["tags"] if tag not in tags]
+        return {"node": {"id": order["id"]}, "userErrors": []}
 
     def _stamp(self) -> str:
         return datetime.fromtimestamp(self._now(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -9,7 +9,7 @@ import requests
 
 from local.simulators.shopify import DEFAULT_ACCESS_TOKEN, ShopifySimulator
 from refundflow.connectors.http import HttpClient
-from refundflow.platforms.shopify.connector import ShopifyRefundProvider
+from refundflow.platforms.shopify.connector import ShopifyConnector
 from tests.support.servers import DeliveryRecorder, serve_wsgi
 
 Served = tuple[ShopifySimulator, str, DeliveryRecorder]
@@ -37,9 +37,9 @@ def sandbox(served: Served) -> Served:
 
 def provider(
     url: str, *, token: str = DEFAULT_ACCESS_TOKEN, gateways: frozenset[str] | None = None
-) -> ShopifyRefundProvider:
+) -> ShopifyConnector:
     endpoint = f"{url}/admin/api/{API_VERSION}/graphql.json"
-    return ShopifyRefundProvider(
+    return ShopifyConnector(
         access_token=token,
         api_base=url,
         api_version=API_VERSION,
@@ -49,6 +49,6 @@ def provider(
 
 
 @pytest.fixture
-def connector(sandbox: Served) -> ShopifyRefundProvider:
+def connector(sandbox: Served) -> ShopifyConnector:
     _, url, _ = sandbox
     return provider(url)

@@ -45,6 +45,7 @@ from refundflow.money import Money
 from refundflow.observability import logger
 from refundflow.platforms.shopify import graphql
 from refundflow.platforms.shopify.graphql import PLATFORM, Order
+from refundflow.platforms.shopify.returns import ShopifyReturns
 from refundflow.ports import (
     PaymentCapabilities,
     ProviderPayment,
@@ -439,6 +440,10 @@ def _raise_user_errors(user_errors: list[Any]) -> NoReturn:
     raise RejectedError(message, code="shopify_user_error", platform=PLATFORM)
 
 
+class ShopifyConnector(ShopifyRefundProvider, ShopifyReturns):
+    """The shop's one connector: its refunds (payment role) and its returns read and written back (ticket role)."""
+
+
 # ---------------------------------------------------------------- factory
 
 
@@ -446,7 +451,7 @@ def _gateways(text: str) -> frozenset[str]:
     return frozenset(part.strip() for part in text.split(",") if part.strip())
 
 
-def _build(config: ShopifySettings, secret_name: str, secret: Mapping[str, Any]) -> ShopifyRefundProvider:
+def _build(config: ShopifySettings, secret_name: str, secret: Mapping[str, Any]) -> ShopifyConnector:
     """From SHOPIFY_ADMIN_API_BASE, SHOPIFY_API_VERSION, SHOPIFY_REFUND_GATEWAYS and ``{"access_token": ...}``.
 
     Raises:
@@ -455,7 +460,7 @@ def _build(config: ShopifySettings, secret_name: str, secret: Mapping[str, Any])
     token = secret.get("access_token")
     if not isinstance(token, str) or not token:
         raise ConfigurationError(f"secret {secret_name}: access_token must be a non-empty string", platform=PLATFORM)
-    return ShopifyRefundProvider(
+    return ShopifyConnector(
         access_token=token,
         api_base=config.api_base,
         api_version=config.api_version,
@@ -463,7 +468,7 @@ def _build(config: ShopifySettings, secret_name: str, secret: Mapping[str, Any])
     )
 
 
-connector: SecretBoundConnector[ShopifySettings, ShopifyRefundProvider] = SecretBoundConnector(
+connector: SecretBoundConnector[ShopifySettings, ShopifyConnector] = SecretBoundConnector(
     PLATFORM, ShopifySettings, _build
 )
 """The process's provider (see refundflow.connectors.factory: a rotated token is used without a cold start)."""

@@ -17,8 +17,12 @@ own function before anything changes.
 ProviderEvent naming the order and the refund: one refundflow issued (our id is in its note), or one made in the
 Shopify admin, which the payment function records as a refund made outside refundflow. Refund transactions of a
 gateway that is one of our own payment platforms (an order paid through Stripe, PayPal, ...) are that provider's
-news, not Shopify's, and are left out: the provider's own webhook reports them, so nothing is counted twice. Every
-other topic is acknowledged and forwarded as nothing.
+news, not Shopify's, and are left out: the provider's own webhook reports them, so nothing is counted twice.
+
+``returns/*`` (``returns/request``, ``returns/approve``, ``returns/process``, ``returns/close``, ``returns/cancel``,
+``returns/decline``...) and ``orders/updated`` are the ticket kit's news: a TicketNews naming the return (or the
+order, whose newest return is read), handed to Shopify's ticket function, which reads the return through the API
+and applies the merchant's mapping (``mapping.yaml``). Every other topic is acknowledged and forwarded as nothing.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from refundflow.ports import (
     ProviderEvent,
     ProviderRefund,
     ProviderRefundStatus,
+    TicketNews,
 )
 
 HMAC_HEADER = "x-shopify-hmac-sha256"
@@ -54,6 +59,8 @@ SHOP_HEADER = "x-shopify-shop-domain"
 WEBHOOK_ID_HEADER = "x-shopify-webhook-id"
 TRIGGERED_AT_HEADER = "x-shopify-triggered-at"
 REFUNDS_CREATE = "refunds/create"
+RETURNS_TOPICS = "returns/"
+ORDERS_UPDATED = "orders/updated"
 ANSWER = InboundAnswer(status=200, content_type="application/json", body='{"received": true}')
 _STATUSES: Mapping[str, ProviderRefundStatus] = {
     "success": ProviderRefundStatus.SUCCEEDED,
@@ -128,9 +135,18 @@ class ShopifyInbound(InboundPlatform):
         if topic is None or webhook_id is None or len(webhook_id) > 255:
             raise InvalidRequest("a Shopify delivery needs X-Shopify-Topic and X-Shopify-Webhook-Id", platform=PLATFORM)
         logger.info("shopify webhook verified", extra={"event_id": webhook_id, "event_type": topic})
-        if topic != REFUNDS_CREATE:
+        if topic != REFUNDS_CREATE and not _is_return_news(topic):
             return InboundDelivery(events=[], answer=ANSWER)
         body = _object(raw_body)
+        if topic != REFUNDS_CREATE:
+            news = TicketNews(
+                platform=PLATFORM,
+                event_id=webhook_id,
+                ticket_id=_ticket_id(topic, body),
+                occurred_at=_occurred_at(_header(headers, TRIGGERED_AT_HEADER) or body),
+                payload=body,
+            )
+            return InboundDelivery(tickets=[news], answer=ANSWER)
         event = self._refund_event(body, webhook_id, _occurred_at(_header(headers, TRIGGERED_AT_HEADER) or body))
         return InboundDelivery(events=[event] if event is not None else [], answer=ANSWER)
 
@@ -188,6 +204,25 @@ class ShopifyInbound(InboundPlatform):
             refunds=[refund],
             payment=PaymentReference(provider=PaymentProvider.SHOPIFY, payment_id=order),
         )
+
+
+def _is_return_news(topic: str) -> bool:
+    return topic.startswith(RETURNS_TOPICS) or topic == ORDERS_UPDATED
+
+
+def _ticket_id(topic: str, body: Mapping[str, Any]) -> str:
+    """The return's number (``returns/*``) or ``order-<number>`` (``orders/updated``) the delivery names.
+
+    Raises: InvalidRequest: no number.
+    """
+    number = body.get("id")
+    if isinstance(number, int) and not isinstance(number, bool) and 0 < number < 10**20:
+        return f"order-{number}" if topic == ORDERS_UPDATED else str(number)
+    raise InvalidRequest(
+        f"{topic} names no {'order' if topic == ORDERS_UPDATED else 'return'}",
+        code="invalid_payload",
+        platform=PLATFORM,
+    )
 
 
 def _object(raw_body: bytes) -> dict[str, Any]:
