@@ -845,7 +845,12 @@ def __getattr__(name: str) -> Any:
 
 
 def _demo_scenarios() -> list[Any]:
-    """Full and partial refunds of a Shopify Payments order; a refund decided later (pending, then settled)."""
-    from local.scenarios import payment_scenarios
+    """Full and partial refunds of a Shopify Payments order, a refund decided later (pending, then settled), the
+    help-desk scenarios on returns, a processed return and a refund made in the Shopify admin."""
+    from local.scenarios import payment_scenarios, shopify_scenarios, ticket_scenarios
 
-    return payment_scenarios("shopify", async_seed={"refund_status": "PENDING"})
+    return [
+        *payment_scenarios("shopify", async_seed={"refund_status": "PENDING"}),
+        *ticket_scenarios("shopify"),
+        *shopify_scenarios(),
+    ]

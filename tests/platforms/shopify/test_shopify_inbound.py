@@ -5,6 +5,7 @@ gateway that is another of our providers left to that provider; other topics ack
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -121,7 +122,7 @@ def test_a_refund_through_another_of_our_providers_is_left_to_that_provider() ->
     assert ShopifyInbound().verify(headers, body, SECRET).events == []
 
 
-@pytest.mark.parametrize("topic", ["orders/updated", "returns/approve", "app/uninstalled"])
+@pytest.mark.parametrize("topic", ["app/uninstalled", "products/update", "orders/create"])
 def test_other_topics_are_acknowledged_with_nothing_to_apply(topic: str) -> None:
     headers, body = delivery({"id": 1}, topic=topic)
     verified = ShopifyInbound().verify(headers, body, SECRET)
@@ -132,3 +133,39 @@ def test_a_verified_refund_without_its_fields_is_invalid() -> None:
     headers, body = delivery({"id": 5, "transactions": []})
     with pytest.raises(InvalidRequest):
         ShopifyInbound().verify(headers, body, SECRET)
+
+
+EVENTS = Path(__file__).resolve().parents[3] / "events" / "shopify"
+
+
+@pytest.mark.parametrize(
+    ("name", "topic", "refund_id"),
+    [
+        ("shopify_refunds_create_admin.json", "refunds/create", None),
+        ("shopify_refunds_create_ours.json", "refunds/create", "rf_0f1e2d3c4b5a69788796a5b4c3d2e1f0"),
+    ],
+)
+def test_the_sample_refund_deliveries_verify(name: str, topic: str, refund_id: str | None) -> None:
+    headers, body = delivery(json.loads((EVENTS / name).read_text()), topic=topic)
+    (event,) = ShopifyInbound().verify(headers, body, SECRET).events
+    assert event.refunds[0].refund_id == refund_id
+
+
+@pytest.mark.parametrize(
+    ("name", "topic", "ticket_id"),
+    [
+        ("shopify_returns_process.json", "returns/process", "945000960"),
+        ("shopify_returns_request.json", "returns/request", "945000961"),
+    ],
+)
+def test_the_sample_return_deliveries_are_ticket_news(name: str, topic: str, ticket_id: str) -> None:
+    headers, body = delivery(json.loads((EVENTS / name).read_text()), topic=topic)
+    verified = ShopifyInbound().verify(headers, body, SECRET)
+    assert verified.events == []
+    assert [(news.platform, news.ticket_id) for news in verified.tickets] == [("shopify", ticket_id)]
+
+
+def test_orders_updated_names_the_order() -> None:
+    headers, body = delivery({"id": 820982911946154508, "name": "#1042"}, topic="orders/updated")
+    (news,) = ShopifyInbound().verify(headers, body, SECRET).tickets
+    assert news.ticket_id == "order-820982911946154508"

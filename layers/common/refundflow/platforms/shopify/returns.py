@@ -11,7 +11,8 @@ What Shopify documents and this module relies on (shopify.dev/docs/api/admin-gra
   withdraw the request (changelog "Returns Processing APIs replaces Return Refund APIs", 2025-07-01);
 - ``orderUpdate(input: {id, note})`` and ``tagsAdd`` / ``tagsRemove(id:, tags:)`` with ``userErrors``.
 
-What the mapping reads besides Shopify's own objects (``ticket.refundflow``): ``return_status`` (requested,
+What the mapping reads besides Shopify's own objects (``ticket.refundflow``): ``return_number`` (the refund's
+reference: the same refund whichever delivery names the return), ``return_status`` (requested,
 received, closed, cancelled), ``received_at``, ``reason`` in refundflow's words, ``amount`` (the returned lines at
 their price after discounts) and ``payment``: never both. The order's money was taken by Shopify Payments (a
 gateway of ``SHOPIFY_REFUND_GATEWAYS``): Shopify refunds it (provider ``shopify``, the order's id). It was taken by
@@ -201,6 +202,7 @@ class ShopifyReturns(TicketPlatform):
         value = returned_value(found)
         reasons = [line.get("returnReason") for line in (found.get("returnLineItems") or {}).get("nodes") or []]
         derived = {
+            "return_number": str(found["id"]).rsplit("/", 1)[-1],
             "return_status": return_status(found),
             "received_at": found.get("closedAt"),
             "reason": next((REASONS[item] for item in reasons if item in REASONS), "product_return"),
