@@ -845,12 +845,9 @@ def __getattr__(name: str) -> Any:
 
 
 def _demo_scenarios() -> list[Any]:
-    """Full and partial refunds of a Shopify Payments order, a refund decided later (pending, then settled), the
-    help-desk scenarios on returns, a processed return and a refund made in the Shopify admin."""
-    from local.scenarios import payment_scenarios, shopify_scenarios, ticket_scenarios
+    """Full and partial refunds of a Shopify Payments order, a refund decided later (pending, then settled), an
+    answer lost after Shopify made the refund, a processed return and a refund made in the Shopify admin (the
+    help-desk scenarios on returns run in tests/e2e/test_help_desks.py)."""
+    from local.scenarios import payment_scenarios, shopify_scenarios
 
-    return [
-        *payment_scenarios("shopify", async_seed={"refund_status": "PENDING"}),
-        *ticket_scenarios("shopify"),
-        *shopify_scenarios(),
-    ]
+    return [*payment_scenarios("shopify", async_seed={"refund_status": "PENDING"}), *shopify_scenarios()]
