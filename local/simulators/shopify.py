@@ -147,6 +147,119 @@ def select(value: Any, selection: SelectionSetNode | None) -> Any:
     return answer
 
 
+# The part of the GraphQL Admin API's schema this sandbox serves: type -> field -> the field's type (None: a scalar or
+# an enum). A field outside it is refused as Shopify refuses an unknown field (``undefinedField``), so a document the
+# connector sends cannot ask for what the sandbox would silently leave out.
+SCHEMA: Mapping[str, Mapping[str, str | None]] = {
+    "QueryRoot": {"order": "Order", "node": "Node", "return": "Return"},
+    "Mutation": {
+        "refundCreate": "RefundCreatePayload",
+        "orderUpdate": "OrderUpdatePayload",
+        "tagsAdd": "TagsAddPayload",
+        "tagsRemove": "TagsRemovePayload",
+    },
+    "Node": {"id": None},
+    "Order": {
+        "id": None,
+        "name": None,
+        "email": None,
+        "note": None,
+        "tags": None,
+        "createdAt": None,
+        "presentmentCurrencyCode": None,
+        "customer": "Customer",
+        "transactions": "OrderTransaction",
+        "refunds": "Refund",
+        "returns": "ReturnConnection",
+    },
+    "Customer": {"displayName": None, "email": None},
+    "OrderTransaction": {
+        "id": None,
+        "kind": None,
+        "status": None,
+        "gateway": None,
+        "authorizationCode": None,
+        "errorCode": None,
+        "amountSet": "MoneyBag",
+        "parentTransaction": "OrderTransaction",
+    },
+    "MoneyBag": {"presentmentMoney": "MoneyV2", "shopMoney": "MoneyV2"},
+    "MoneyV2": {"amount": None, "currencyCode": None},
+    "Refund": {
+        "id": None,
+        "note": None,
+        "createdAt": None,
+        "order": "Order",
+        "totalRefundedSet": "MoneyBag",
+        "transactions": "OrderTransactionConnection",
+    },
+    "OrderTransactionConnection": {"nodes": "OrderTransaction"},
+    "Return": {
+        "id": None,
+        "name": None,
+        "status": None,
+        "createdAt": None,
+        "closedAt": None,
+        "order": "Order",
+        "returnLineItems": "ReturnLineItemTypeConnection",
+    },
+    "ReturnConnection": {"nodes": "Return"},
+    "ReturnLineItemTypeConnection": {"nodes": "ReturnLineItemType"},
+    "ReturnLineItemType": {
+        "id": None,
+        "quantity": None,
+        "processedQuantity": None,
+        "unprocessedQuantity": None,
+        "returnReason": None,
+    },
+    "ReturnLineItem": {
+        "id": None,
+        "quantity": None,
+        "processedQuantity": None,
+        "unprocessedQuantity": None,
+        "returnReason": None,
+        "fulfillmentLineItem": "FulfillmentLineItem",
+    },
+    "FulfillmentLineItem": {"id": None, "lineItem": "LineItem"},
+    "LineItem": {"id": None, "sku": None, "name": None, "discountedUnitPriceAfterAllDiscountsSet": "MoneyBag"},
+    "UserError": {"field": None, "message": None},
+    "RefundCreatePayload": {"refund": "Refund", "order": "Order", "userErrors": "UserError"},
+    "OrderUpdatePayload": {"order": "Order", "userErrors": "UserError"},
+    "TagsAddPayload": {"node": "Node", "userErrors": "UserError"},
+    "TagsRemovePayload": {"node": "Node", "userErrors": "UserError"},
+}
+
+
+def undefined_fields(selection: SelectionSetNode, type_name: str) -> list[TopLevelError]:
+    """Every field of ``selection`` its type does not have, as Shopify's ``undefinedField`` errors."""
+    errors: list[TopLevelError] = []
+    fields = SCHEMA.get(type_name, {})
+    for node in selection.selections:
+        if isinstance(node, InlineFragmentNode):
+            condition = node.type_condition.name.value if node.type_condition else type_name
+            if condition not in SCHEMA:
+                errors.append(TopLevelError(f"No such type {condition}, so it can't be a fragment condition"))
+                continue
+            errors += undefined_fields(node.selection_set, condition)
+        elif isinstance(node, FieldNode):
+            name = node.name.value
+            if name == "__typename":
+                continue
+            if name not in fields:
+                errors.append(
+                    TopLevelError(
+                        f"Field '{name}' doesn't exist on type '{type_name}'",
+                        code="undefinedField",
+                        extra={"typeName": type_name, "fieldName": name},
+                    )
+                )
+                continue
+            child = fields[name]
+            if node.selection_set is not None and child is not None:
+                errors += undefined_fields(node.selection_set, child)
+    return errors
+
+
 class ShopifySimulator(Simulator):
     """Orders, their transactions and refunds, and the webhooks a shop sends about refunds."""
 
@@ -500,6 +613,10 @@ class ShopifySimulator(Simulator):
         operations = [node for node in document.definitions if isinstance(node, OperationDefinitionNode)]
         if len(operations) != 1:
             return self._errors([TopLevelError("An operation name is required when the document has several")])
+        root = "Mutation" if operations[0].operation.value == "mutation" else "QueryRoot"
+        unknown = undefined_fields(operations[0].selection_set, root)
+        if unknown:
+            return self._errors(unknown)
         data: dict[str, Any] = {}
         for node in operations[0].selection_set.selections:
             if not isinstance(node, FieldNode):
