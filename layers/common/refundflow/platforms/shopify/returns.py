@@ -61,10 +61,10 @@ query RefundflowReturn($id: ID!) {{
   }}
 }}
 """
-ORDER_RETURNS = """
-query RefundflowOrderReturns($id: ID!) {
-  order(id: $id) { id returns(first: 10) { nodes { id createdAt } } }
-}
+ORDER_RETURNS = f"""
+query RefundflowOrderReturns($id: ID!) {{
+  order(id: $id) {{ {_ORDER_FIELDS} returns(first: 10) {{ nodes {{ id createdAt }} }} }}
+}}
 """
 ORDER_UPDATE = """
 mutation RefundflowOrderNote($input: OrderInput!) {
@@ -181,8 +181,8 @@ class ShopifyReturns(TicketPlatform):
             if not isinstance(order, dict):
                 raise NotFound(f"Shopify has no order {ticket_id}", code="ticket_not_found", platform=PLATFORM)
             nodes = [item for item in (order.get("returns") or {}).get("nodes") or [] if isinstance(item, dict)]
-            if not nodes:
-                raise NotFound(f"order {ticket_id} has no return", code="ticket_not_found", platform=PLATFORM)
+            if not nodes:  # an order without a return asks for nothing (orders/updated fires for every order)
+                return {"id": None, "status": None, "order": order}
             return_id = str(max(nodes, key=lambda item: str(item.get("createdAt") or ""))["id"])
         found = self._post(RETURN, {"id": return_id}, write=False).get("return")
         if not isinstance(found, dict) or not isinstance(found.get("order"), dict):
@@ -199,6 +199,8 @@ class ShopifyReturns(TicketPlatform):
         """
         found = self._return(ticket_id)
         order = found.pop("order")
+        if found.get("id") is None:
+            return {"return": None, "order": order, "refundflow": {"return_status": None, "payment": None}}
         value = returned_value(found)
         reasons = [line.get("returnReason") for line in (found.get("returnLineItems") or {}).get("nodes") or []]
         derived = {
