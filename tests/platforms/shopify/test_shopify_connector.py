@@ -218,3 +218,11 @@ def test_a_server_error_on_a_read_is_transient_and_on_the_refund_unknown(
     sandbox[0].add_fault(FaultRule(method="POST", path=r"#refundCreate$", status=500))
     with pytest.raises(OutcomeUnknownError):
         connector.create_refund(request(payment, 1_000))
+
+
+def test_a_429_with_retry_after_waits_what_shopify_says(sandbox: Served, connector: ShopifyRefundProvider) -> None:
+    payment = order(sandbox)
+    sandbox[0].add_fault(FaultRule(method="POST", path=r"#order$", status=429, headers={"Retry-After": "7"}))
+    with pytest.raises(TransientError) as raised:
+        connector.get_payment(payment)
+    assert (raised.value.code, raised.value.retry_after_seconds) == ("rate_limited", 7.0)
