@@ -377,7 +377,7 @@ def ticket_scenarios(platform: str, *, currency: str = "EUR") -> list[Scenario]:
         outcome.check(CARD_NUMBER not in note and CARD_NUMBER[-8:] not in note, "the note repeats the card number")
         outcome.check(view["labels"] == [], f"a refund state was set: {view['labels']}")
 
-    return [
+    scenarios = [
         Scenario(
             "team lead approves in the ticket",
             "COMPLETED, 120.50 refunded at Stripe; the ticket's notes from requested to completed, each once",
@@ -395,4 +395,72 @@ def ticket_scenarios(platform: str, *, currency: str = "EUR") -> list[Scenario]:
             card_number,
             exclusive=True,
         ),
+    ]
+    if not names_approvers(platform):
+        # A platform whose tickets name no approver (a shop's return): nobody approves in it, the policy decides.
+        scenarios = [item for item in scenarios if item.name != "team lead approves in the ticket"]
+    return scenarios
+
+
+def names_approvers(platform: str) -> bool:
+    """Whether the platform's default mapping reads an approver from its tickets."""
+    from importlib import resources
+
+    import yaml
+
+    text = resources.files(f"refundflow.platforms.{platform}").joinpath("mapping.yaml").read_text(encoding="utf-8")
+    return bool((yaml.safe_load(text) or {}).get("approver"))
+
+
+# ---------------------------------------------------------------------------- Shopify (a shop: trigger and refunds)
+
+
+def shopify_scenarios(*, currency: str = "EUR") -> list[Scenario]:
+    """A shop's own scenarios (the Shopify sandbox is ``context.simulator``): a return processed in Shopify (every
+    line back) refunds its Shopify Payments order through Shopify, once, the order told; a refund a person made in
+    the Shopify admin is recorded as a refund made outside refundflow."""
+
+    def processed_return(context: ScenarioContext, outcome: Outcome) -> None:
+        ticket_id = context.simulator.seed_ticket(
+            {
+                "payment_provider": "shopify",
+                "amount": "35.00",
+                "currency": currency,
+                "reason": "damaged",
+                "order_id": f"#SIM-{context.run_id}",
+                "customer_email": f"return.{context.run_id}@example.com",
+                "customer_name": "Grace Hopper",
+            }
+        )
+        refund_id = ticket_refund_id("shopify", ticket_id)
+        outcome.refund_ids.append(refund_id)
+        context.simulator.process_return(ticket_id)
+        wait_until_stored(context, refund_id)
+        refund = context.client.wait_for(refund_id, TERMINAL, timeout=90)
+        outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']}")
+        outcome.check(refund.get("amount") == {"minor_units": 3500, "currency": currency}, f"{refund.get('amount')}")
+        ours = [item for item in context.simulator.refunds() if refund_id in str(item.get("note"))]
+        outcome.check(len(ours) == 1, f"{len(ours)} Shopify refunds carry {refund_id}")
+        view = wait_for_notes(context, ticket_id, lambda notes: any("Refund completed" in note for note in notes))
+        outcome.check(any("completed" in str(label) for label in view["labels"]), f"labels {view['labels']}")
+
+    def admin_refund(context: ScenarioContext, outcome: Outcome) -> None:
+        from refundflow.domain.external import external_refund_id
+
+        order_id = context.simulator.seed_payment(6_000, currency)["payment_id"]
+        made = context.simulator.admin_refund(order_id, 2_000)
+        refund_id = external_refund_id("shopify", made["id"])
+        outcome.refund_ids.append(refund_id)
+        wait_until_stored(context, refund_id)
+        refund = context.client.refund(refund_id)
+        outcome.check(refund.get("origin") == "external", f"origin {refund.get('origin')}")
+        outcome.check(refund.get("amount") == {"minor_units": 2000, "currency": currency}, f"{refund.get('amount')}")
+
+    return [
+        Scenario(
+            "a return processed in Shopify",
+            "COMPLETED through Shopify Payments, one Shopify refund with our note, the order tagged completed",
+            processed_return,
+        ),
+        Scenario("a refund made in the Shopify admin", "recorded once, origin external", admin_refund),
     ]

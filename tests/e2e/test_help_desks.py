@@ -19,7 +19,10 @@ HELP_DESKS = [entry.name for entry in catalog.ticket_platforms()]
 
 
 def scenario(platform: str, name: str) -> Scenario:
-    return next(item for item in ticket_scenarios(platform) if item.name == name)
+    found = next((item for item in ticket_scenarios(platform) if item.name == name), None)
+    if found is None:  # e.g. a shop's returns name no approver: no team lead approves in them
+        pytest.skip(f"{platform} offers no scenario {name!r}")
+    return found
 
 
 @pytest.mark.parametrize("platform", HELP_DESKS)

@@ -35,6 +35,7 @@ from refundflow.domain.intake import (
     source_refund_id,
 )
 from refundflow.domain.recorder import RefundRecorder
+from refundflow.domain.returns import record_platform_return_step
 from refundflow.domain.waiting import WaitFor, resume_waiting
 from refundflow.errors import IdempotencyConflict, InvalidRequest, NotFound, RefundflowError
 from refundflow.events import RefundEvent
@@ -67,6 +68,9 @@ MAPPABLE_FIELDS = frozenset(
         "invoice.system",
         "invoice.invoice_id",
         "note",
+        # A shop's "ticket" is its return: where the goods are (a step of the return's lifecycle) and when.
+        "return.status",
+        "return.received_at",
     }
 )
 APPROVAL_WITHDRAWN = "approval_withdrawn"
@@ -311,6 +315,8 @@ def apply_ticket_news(
     assert isinstance(request, RefundRequestBody)
     if existing is not None and existing.status is RefundStatus.PENDING_APPROVAL and request.approved_by is not None:
         return _approve_waiting(existing, request, news, recorder=recorder, callbacks=callbacks, policy=policy)
+    if existing is not None and request.return_info is not None:
+        return _return_step(existing, request, news, recorder=recorder, callbacks=callbacks)
     accepted: Accepted = accept_refund_request(
         request,
         source=VerifiedSource(news.platform),
@@ -321,6 +327,32 @@ def apply_ticket_news(
         channel=news.platform,
     )
     return TicketOutcome("accepted", accepted.refund.refund_id, accepted.refund.status, accepted.duplicate)
+
+
+def _return_step(
+    refund: Refund, request: RefundRequestBody, news: TicketNews, *, recorder: RefundRecorder, callbacks: TaskCallbacks
+) -> TicketOutcome:
+    """A ticket that reports where the return of its refund is (a shop's return, read again after the refund was
+    requested): the step is recorded like any returns system's (once, any order), and a refund waiting for its
+    goods (AWAITING_RETURN) is decided again. The request itself is not made again.
+
+    Raises:
+        IdempotencyConflict: this status and moment were reported before with other content.
+        TransientError: the store or the waiting workflow could not be reached.
+    """
+    assert request.return_info is not None
+    occurred_at = request.return_info.received_at or news.occurred_at or datetime.now(UTC)
+    recorded = record_platform_return_step(
+        refund.refund_id,
+        request.return_info.status,
+        occurred_at if occurred_at.tzinfo else occurred_at.replace(tzinfo=UTC),
+        source=news.platform,
+        delivery_id=news.event_id,
+        recorder=recorder,
+        callbacks=callbacks,
+    )
+    current = recorded.refund or recorder.repository.get(refund.refund_id)
+    return TicketOutcome("accepted", refund.refund_id, current.status, recorded.duplicate)
 
 
 def _existing(repository: RefundStore, refund_id: str) -> Refund | None:
