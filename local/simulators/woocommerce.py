@@ -87,6 +87,8 @@ def invalid_param(name: str, why: str) -> WooCommerceError:
 class WooCommerceSimulator(Simulator):
     name = "woocommerce"
     TICKET_NOUN = "order"
+    # Where a seeded ticket's order_id is: the order's own number (the delivery is the order, so intake names it)
+    ORDER_ID_FIELD = "number"
     FAULT_OPERATIONS: ClassVar[Mapping[str, tuple[str, str]]] = {
         "create_refund": ("POST", r"/orders/[0-9]+/refunds$"),
         "find_refund": ("GET", r"/orders/[0-9]+/refunds$"),
@@ -279,6 +281,24 @@ class WooCommerceSimulator(Simulator):
                     ]
             else:
                 raise ValueError(f"unknown intent {intent!r}")
+            self._touch(order)
+        self._notify(order["id"])
+
+    def request_refund(self, order_id: str, amount: str = "full", approver_role: str | None = None) -> None:
+        """A shop manager asks in an order (seeded with ``seed_payment``) for its own refund through WooCommerce:
+        ``_refund_requested`` set to ``amount`` (and the approval fields for ``approver_role``); sends
+        ``order.updated``.
+
+        Raises:
+            KeyError: an unknown order.
+        """
+        with self.lock:
+            order = self._ticket(order_id)
+            self._set_meta(order, "_refund_reason", "damaged")
+            self._set_meta(order, "_refund_requested", amount)
+            if approver_role is not None:
+                self._set_meta(order, "_refund_approved_by", "7")
+                self._set_meta(order, "_refund_approver_role", ROLE_OF[approver_role])
             self._touch(order)
         self._notify(order["id"])
 
@@ -641,3 +661,72 @@ def _decimal(minor: int, currency: str) -> str:
 
 def _minor(value: str, currency: str) -> int:
     return int(Decimal(value).scaleb(exponent(currency)))
+
+
+# ---------------------------------------------------------------- demo scenarios (make demo)
+
+
+def __getattr__(name: str) -> Any:
+    """``DEMO_SCENARIOS``, built when the demo asks (it needs the local client)."""
+    if name == "DEMO_SCENARIOS":
+        return _demo_scenarios()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _demo_scenarios() -> list[Any]:
+    """The payment platform's and the help desk's usual scenarios (an order paid through Stripe directly, named in
+    the order's meta), and WooCommerce's own: a shop manager's request refunds the order through WooCommerce itself,
+    and a refund made in wp-admin is recorded as made outside refundflow."""
+    from local.client import TERMINAL
+    from local.scenarios import (
+        Outcome,
+        Scenario,
+        ScenarioContext,
+        payment_scenarios,
+        ticket_refund_id,
+        ticket_scenarios,
+        wait_for_notes,
+        wait_until_stored,
+    )
+
+    def shop_managers_request(context: ScenarioContext, outcome: Outcome) -> None:
+        simulator: WooCommerceSimulator = context.simulator
+        order_id = simulator.seed_payment(6_000, "EUR")["payment_id"]
+        refund_id = ticket_refund_id("woocommerce", order_id)
+        outcome.refund_ids.append(refund_id)
+        simulator.request_refund(order_id, "25.00")
+        wait_until_stored(context, refund_id)
+        refund = context.client.wait_for(refund_id, TERMINAL, timeout=90)
+        outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']}")
+        held = context.platform_refunds(refund.get("provider_refund_id"))
+        outcome.check(len(held) == 1, f"{len(held)} refunds of order {order_id} at WooCommerce")
+        outcome.check(bool(held) and held[0]["amount"] == "25.00", f"refunded {held[:1]}")
+        view = wait_for_notes(context, order_id, lambda notes: any("Refund completed" in note for note in notes))
+        outcome.check(any("completed" in str(label) for label in view["labels"]), f"labels {view['labels']}")
+        outcome.notes.append(f"order {order_id}: {len(view['notes'])} private notes, labels {view['labels']}")
+
+    def wp_admin_refund(context: ScenarioContext, outcome: Outcome) -> None:
+        simulator: WooCommerceSimulator = context.simulator
+        order_id = simulator.seed_payment(6_000, "EUR")["payment_id"]
+        made = simulator.admin_refund(int(order_id), 1_500)
+        from refundflow.domain.external import external_refund_id
+
+        refund_id = external_refund_id("woocommerce", str(made["id"]))
+        outcome.refund_ids.append(refund_id)
+        wait_until_stored(context, refund_id)
+        refund = context.client.refund(refund_id)
+        outcome.check(refund.get("origin") == "external", f"origin {refund.get('origin')}")
+        outcome.check(
+            refund.get("amount") == {"minor_units": 1_500, "currency": "EUR"}, f"amount {refund.get('amount')}"
+        )
+
+    return [
+        *payment_scenarios("woocommerce"),
+        *ticket_scenarios("woocommerce"),
+        Scenario(
+            "a shop manager's request in the order",
+            "COMPLETED through WooCommerce itself; a private note and the state meta field on the order",
+            shop_managers_request,
+        ),
+        Scenario("a refund made in wp-admin", "recorded once as a refund of origin external", wp_admin_refund),
+    ]
