@@ -127,3 +127,10 @@ def test_another_topic_on_the_same_url_is_acknowledged_and_ignored() -> None:
     headers["X-WC-Webhook-Topic"] = "order.deleted"
     delivery = WooCommerceInbound().verify(headers, body, VERIFICATION)
     assert (delivery.events, delivery.tickets, delivery.answer.status) == ([], [], 200)
+
+
+def test_a_short_secret_is_never_used() -> None:
+    short = "too-short-secret"
+    headers, body = signed(an_order(REQUEST), secret=short)
+    with pytest.raises(AuthenticationFailed):
+        WooCommerceInbound().verify(headers, body, {"webhook_secrets": [short], "store_urls": [STORE]})

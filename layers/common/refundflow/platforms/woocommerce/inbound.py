@@ -12,8 +12,11 @@ woocommerce-rest-api-docs "Webhooks"):
 - ``X-WC-Webhook-Delivery-ID`` is ``wp_hash(webhook id . current second)``: two deliveries of one webhook in the
   same second share it, and it is not signed. So it is not our delivery id: the news ids are derived from the
   signed order (below), which a replay keeps and a real change does not;
-- WooCommerce does not resend a failed delivery (it counts consecutive failures and disables the webhook after
-  more than 5, ``woocommerce_max_webhook_delivery_failures``);
+- ``WC_Webhook::deliver`` resends nothing: it counts consecutive failures and disables the webhook after more
+  than 5 (``woocommerce_max_webhook_delivery_failures``; the "Using Webhooks" docs call them retries);
+- a webhook saved with no secret signs with its API user's consumer secret (docs, "Using Webhooks"): intake must
+  never hold API credentials, so the README asks for a secret of the merchant's own, and a secret shorter than 24
+  characters is not used;
 - when a webhook is saved active, WooCommerce posts a ping: the form body ``webhook_id=<id>``, unsigned, with none
   of the X-WC-Webhook headers, and expects 200 (anything else is shown as an error in wp-admin). The ping is
   answered 200 and does nothing.
@@ -66,6 +69,7 @@ ORDER_ID = re.compile(r"[0-9]{1,20}")
 OWN_META_PREFIX = "_refundflow_"
 ORDER_TOPICS = frozenset({"order.created", "order.updated"})
 MAX_SECRETS = 4
+MIN_SECRET_LENGTH = 24
 
 
 class WooCommerceInbound(InboundPlatform):
@@ -167,7 +171,7 @@ def _signature(secret: str, body: bytes) -> bytes:
 
 
 def _secrets(secret: Mapping[str, Any]) -> list[str]:
-    values = _strings(secret, "webhook_secrets")
+    values = [value for value in _strings(secret, "webhook_secrets") if len(value) >= MIN_SECRET_LENGTH]
     if not values or len(values) > MAX_SECRETS:
         raise AuthenticationFailed("no WooCommerce webhook secret is configured", code="signature_invalid")
     return values
