@@ -195,3 +195,12 @@ def test_a_write_back_sets_the_state_meta_field_and_a_private_note(served: Serve
     assert view["labels"] == ["issued"]
     assert view["notes"] == [f"Refund issued. [{marker}]"]
     assert view["public"] == []
+
+
+def test_another_currency_than_the_orders_is_never_sent(served: Served) -> None:
+    # WooCommerce would refund 20.00 in the order's currency whatever the request says
+    payment = order(served, 5_000, "EUR")
+    with pytest.raises(RejectedError) as refused:
+        served.connector().create_refund(request(payment, 2_000, "USD"))
+    assert refused.value.code == "currency_mismatch"
+    assert refund_posts(served) == []

@@ -147,7 +147,7 @@ class WooCommerceConnector(RefundProvider, TicketPlatform):
                 find_refund before anything is resent.
             RejectedError: over-refund (``amount_exceeds_refundable``), the gateway's refusal
                 (``gateway_refused``, WooCommerce deleted the refund), an unknown order (``resource_missing``),
-                a non-positive amount, bad credentials.
+                another currency than the order's (``currency_mismatch``), a non-positive amount, bad credentials.
             AmountNotRepresentable: not exactly an amount of the currency (checked before anything is sent).
         """
         order_id = _order_id(request.payment_id)
@@ -156,7 +156,18 @@ class WooCommerceConnector(RefundProvider, TicketPlatform):
             raise RejectedError(
                 f"refund amount {request.amount} is not positive", code="invalid_amount", platform=PLATFORM
             )
-        found = self.find_refund(request.refund_id, request.payment)
+        try:
+            currency = str(self._order(order_id).get("currency", ""))
+        except NotFound as error:
+            raise RejectedError(error.message, code="resource_missing", platform=PLATFORM) from error
+        if currency != request.amount.currency:
+            # WooCommerce refunds in the order's currency whatever is asked: never send another one
+            raise RejectedError(
+                f"refund in {request.amount.currency} of WooCommerce order {order_id} in {currency}",
+                code="currency_mismatch",
+                platform=PLATFORM,
+            )
+        found = self._find(order_id, currency, request.refund_id)
         if found is not None:
             logger.info("woocommerce refund found before sending", extra={"refund_id": request.refund_id})
             return found
@@ -200,6 +211,9 @@ class WooCommerceConnector(RefundProvider, TicketPlatform):
         """Our refund among the order's refunds, by the meta field we set or our refund id in its reason (saved with
         the refund, before its gateway call; the meta only after it), or None.
 
+        Order notes are not searched: the refund object carries the reason from before its gateway call, and a
+        gateway's note is written after it, so a note never knows of a refund the refunds list does not.
+
         Raises: TransientError; NotFound for an unknown order is a RejectedError (nothing can be refunded there).
         """
         order_id = _order_id(payment.payment_id)
@@ -207,6 +221,9 @@ class WooCommerceConnector(RefundProvider, TicketPlatform):
             currency = str(self._order(order_id).get("currency", ""))
         except NotFound as error:
             raise RejectedError(error.message, code="resource_missing", platform=PLATFORM) from error
+        return self._find(order_id, currency, refund_id)
+
+    def _find(self, order_id: str, currency: str, refund_id: str) -> ProviderRefund | None:
         for page in range(1, MAX_REFUND_PAGES + 1):
             response = self.http.request(
                 "GET", f"orders/{order_id}/refunds", params={"per_page": REFUNDS_PER_PAGE, "page": page}
