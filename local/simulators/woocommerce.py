@@ -325,12 +325,24 @@ class WooCommerceSimulator(Simulator):
         self._notify(order_id)
         return record
 
-    def ping(self) -> None:
-        """What saving a new webhook sends: the unsigned form body ``webhook_id=<id>``, none of the X-WC headers."""
-        if self.webhooks.url:
-            import requests
+    def ping(self) -> int | None:
+        """What saving a new webhook sends (``WC_Webhook::deliver_ping``): the unsigned body ``webhook_id=<id>``, none
+        of the X-WC headers; WordPress posts the string body through cURL, whose default type is a form's. Returns
+        the answer's status (WooCommerce shows anything but 200 as an error), None when no URL is set."""
+        if not self.webhooks.url:
+            return None
+        import requests
 
-            requests.post(self.webhooks.url, data=f"webhook_id={self.webhook_id}", timeout=10)
+        answer = requests.post(
+            self.webhooks.url,
+            data=f"webhook_id={self.webhook_id}",
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "User-Agent": "WooCommerce/10.3.0 Hookshot (WordPress/6.8)",
+            },
+            timeout=10,
+        )
+        return answer.status_code
 
     # ---------------------------------------------------------------- the REST API
 
