@@ -454,7 +454,7 @@ class WooCommerceSimulator(Simulator):
             self._order(order_id)
             note = {
                 "id": self._new_id(),
-                "author": "refundflow" if body.get("added_by_user") else "WooCommerce",
+                "author": "shop manager" if body.get("added_by_user") else "system",
                 "date_created": self._local_time(),
                 "date_created_gmt": self._local_time(),
                 "note": body["note"],
