@@ -140,7 +140,8 @@ class WooCommerceSimulator(Simulator):
             self.notes: dict[int, list[dict[str, Any]]] = {}
             self.requests: dict[int, dict[str, Any]] = {}
             self.gateway_refusal: str | None = None
-            self._next_id = 100
+            # seven digits from the start: one id never appears inside another (the demo finds refunds by their id)
+            self._next_id = 1_000_000
 
     def sign_webhook(self, body: bytes, secret: str) -> dict[str, str]:
         return {
@@ -710,7 +711,7 @@ def _demo_scenarios() -> list[Any]:
         wait_until_stored(context, refund_id)
         refund = context.client.wait_for(refund_id, TERMINAL, timeout=90)
         outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']}")
-        held = context.platform_refunds(refund.get("provider_refund_id"))
+        held = [item for item in simulator.refunds() if str(item["id"]) == str(refund.get("provider_refund_id"))]
         outcome.check(len(held) == 1, f"{len(held)} refunds of order {order_id} at WooCommerce")
         outcome.check(bool(held) and held[0]["amount"] == "25.00", f"refunded {held[:1]}")
         view = wait_for_notes(context, order_id, lambda notes: any("Refund completed" in note for note in notes))
