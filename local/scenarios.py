@@ -372,8 +372,10 @@ def ticket_scenarios(platform: str, *, currency: str = "EUR") -> list[Scenario]:
         outcome.check(len(view["notes"]) == 1, f"notes {view['notes']}")
         note = view["notes"][0] if view["notes"] else ""
         outcome.check(note.startswith("Refund request not taken"), f"the note says {note!r}")
-        # (the mapped request's field, or where intake found it in the delivery when the desk sent the field along)
-        outcome.check("order_id" in note, f"the note does not name the field: {note!r}")
+        # (the mapped request's field, or where intake found it in the delivery when the desk sent the field along:
+        # the sandbox's ORDER_ID_FIELD, where the platform's own object carries the order id, e.g. WooCommerce's number)
+        field_name = str(getattr(context.simulator, "ORDER_ID_FIELD", "order_id"))
+        outcome.check(field_name in note, f"the note does not name the field {field_name}: {note!r}")
         outcome.check(CARD_NUMBER not in note and CARD_NUMBER[-8:] not in note, "the note repeats the card number")
         outcome.check(view["labels"] == [], f"a refund state was set: {view['labels']}")
 

@@ -9,7 +9,7 @@ import importlib
 
 import pytest
 
-from local.scenarios import Scenario, ScenarioContext, books_scenarios, payment_scenarios
+from local.scenarios import Scenario, ScenarioContext, books_scenarios, payment_scenarios, ticket_scenarios
 from local.simulators.base import WebhookSender
 from local.stack import DevStack
 from refundflow import catalog
@@ -22,7 +22,9 @@ def platform_scenarios() -> list[tuple[str, Scenario]]:
         assert entry.simulator is not None, entry.name
         module = importlib.import_module(entry.simulator.partition(":")[0])
         scenarios = getattr(module, "DEMO_SCENARIOS", None) or payment_scenarios(entry.name, unknown_outcome=None)
-        found += [(entry.name, scenario) for scenario in scenarios]
+        # a platform that is also a help desk (WooCommerce): its help-desk scenarios run in test_help_desks.py
+        help_desk = {scenario.name for scenario in ticket_scenarios(entry.name)} if entry.ticket is not None else set()
+        found += [(entry.name, scenario) for scenario in scenarios if scenario.name not in help_desk]
     return found
 
 

@@ -1,0 +1,72 @@
+"""WooCommerce through the local stack's intake: the ping a new webhook sends is answered 200 (nothing stored, no
+function invoked), a delivery from another store or under another secret is refused, and a shop manager's request
+that arrives twice (WooCommerce sends the order on every save) makes one refund."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+
+import requests
+
+from local.scenarios import ScenarioContext, ticket_refund_id, wait_until_stored
+from local.simulators.woocommerce import WooCommerceSimulator
+from local.stack import DevStack
+from refundflow import catalog
+from tests.e2e.harness import E2EClient
+
+
+def woocommerce(stack: DevStack) -> WooCommerceSimulator:
+    simulator = stack.simulators["woocommerce"]
+    assert isinstance(simulator, WooCommerceSimulator)
+    return simulator
+
+
+def test_the_ping_of_a_new_webhook_is_answered_200_and_does_nothing(stack: DevStack) -> None:
+    ticket_function = catalog.platform("woocommerce").logical_id("ticket")
+    before = stack.functions.invocations[ticket_function]
+    answer = requests.post(
+        f"{stack.api_url}/webhooks/woocommerce",
+        data="webhook_id=7",
+        headers={"Content-Type": "application/x-www-form-urlencoded", "User-Agent": "WooCommerce/10.3.0 Hookshot"},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    assert stack.functions.invocations[ticket_function] == before
+
+
+def test_an_order_signed_for_another_store_is_refused(stack: DevStack) -> None:
+    simulator = woocommerce(stack)
+    order_id = simulator.seed_payment(3_000, "EUR")["payment_id"]
+    body = json.dumps(simulator._order_view(simulator.orders[int(order_id)])).encode()
+    signature = base64.b64encode(hmac.new(simulator.webhook_secret.encode(), body, hashlib.sha256).digest()).decode()
+    answer = requests.post(
+        f"{stack.api_url}/webhooks/woocommerce",
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-WC-Webhook-Signature": signature,
+            "X-WC-Webhook-Source": "https://another-shop.example.com/",
+            "X-WC-Webhook-Topic": "order.updated",
+        },
+        timeout=10,
+    )
+    assert answer.status_code == 401, answer.text
+
+
+def test_a_request_delivered_twice_refunds_the_order_once(stack: DevStack, client: E2EClient) -> None:
+    # GIVEN a paid order of 50.00 and a shop manager's request for 20.00 in it
+    simulator = woocommerce(stack)
+    order_id = simulator.seed_payment(5_000, "EUR")["payment_id"]
+    refund_id = ticket_refund_id("woocommerce", order_id)
+    simulator.request_refund(order_id, "20.00")
+    wait_until_stored(ScenarioContext(client, "woocommerce", simulator), refund_id)
+    # WHEN the same order is saved again with the same request (its order.updated comes again)
+    simulator.request_refund(order_id, "20.00")
+    refund = client.wait_for(refund_id, {"COMPLETED", "FAILED", "REJECTED"}, timeout=90)
+    # THEN one refund of 20.00 went through WooCommerce
+    assert refund["status"] == "COMPLETED", refund
+    made = [item for item in simulator.refunds() if refund_id in json.dumps(item)]
+    assert [item["amount"] for item in made] == ["20.00"]
