@@ -178,7 +178,8 @@ def test_a_failed_payout_is_a_mismatch_for_ops_once_and_writes_no_report(
     assert news.payout_id == payout["id"]
     first, again = apply(env, reader, news), apply(env, reader, news)
     assert first == {"payout_id": payout["id"], "status": "failed", "outcome": "recorded"}
-    assert again is not None and again["outcome"] == "already_done"
+    assert again is not None
+    assert again["outcome"] == "already_done"
     mismatches = [event for event in env.publisher.events if event.detail_type == "ReconciliationMismatch"]
     assert len(mismatches) == 1
     assert mismatches[0].model_dump()["match_class"] == "payout_not_found"
