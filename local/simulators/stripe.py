@@ -1295,3 +1295,53 @@ def _format(amount: int, currency: str) -> str:
     value = f"{Decimal(amount).scaleb(-digits):,.{digits}f}"
     symbol = _SYMBOLS.get(currency)
     return f"{symbol}{value}" if symbol else f"{value} {currency.upper()}"
+
+
+# ---------------------------------------------------------------- demo scenarios (make demo)
+
+
+def __getattr__(name: str) -> Any:
+    """``DEMO_SCENARIOS``, built when the demo asks (it needs the local client)."""
+    if name == "DEMO_SCENARIOS":
+        return _demo_scenarios()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _demo_scenarios() -> list[Any]:
+    from local.client import TERMINAL
+    from local.scenarios import Outcome, Scenario, ScenarioContext
+
+    def payout_settles(context: ScenarioContext, outcome: Outcome) -> None:
+        # A refund of its own (a large payment, so the balance has something to pay out), then every refund the
+        # demo completed through Stripe: the payout pays them all, its report settles each of them.
+        payment = context.simulator.seed_payment(100_000, "EUR")
+        own = context.client.wait_for(
+            context.submit(outcome, context.request("payout", payment, amount=3_000)), TERMINAL
+        )
+        outcome.check(own["status"] == "COMPLETED", f"its own refund ended {own['status']}")
+        ours = {
+            str(refund["metadata"]["refund_id"])
+            for refund in context.simulator.refunds()
+            if refund["currency"] == "eur" and (refund.get("metadata") or {}).get("refund_id")
+        }
+        completed = [
+            refund_id for refund_id in sorted(ours) if context.client.refund(refund_id)["status"] == "COMPLETED"
+        ]
+        payout = context.simulator.pay_out("eur")
+        outcome.notes.append(
+            f"payout {payout['id']} of {Decimal(payout['amount']) / 100:.2f} EUR settles {len(completed)} refunds"
+        )
+        for refund_id in completed:
+            if refund_id != own["refund_id"]:
+                outcome.refund_ids.append(refund_id)
+            refund = context.client.wait_for(refund_id, {"SETTLED"}, timeout=90)
+            outcome.check(refund["status"] == "SETTLED", f"{refund_id} ended {refund['status']}")
+
+    return [
+        Scenario(
+            "a payout settles the demo's refunds",
+            "every refund COMPLETED through Stripe becomes SETTLED once Stripe pays its balance out (payout.paid)",
+            payout_settles,
+            exclusive=True,
+        )
+    ]
