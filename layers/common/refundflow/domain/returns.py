@@ -27,7 +27,7 @@ from typing import Any
 
 from refundflow.domain.intake import GENERIC_SOURCE, RETURN_UPDATED, return_step_details, source_refund_id
 from refundflow.domain.recorder import RefundRecorder
-from refundflow.domain.waiting import WaitFor, resume_waiting
+from refundflow.domain.waiting import REDECIDED_ON_RETURN, resume_waiting
 from refundflow.errors import ConcurrentModification, Forbidden, IdempotencyConflict, ReturnStepExists
 from refundflow.ids import is_refund_id
 from refundflow.models import (
@@ -41,7 +41,6 @@ from refundflow.models import (
 )
 from refundflow.observability import logger
 from refundflow.ports import RefundStore, ReturnNews, ReturnsReader, TaskCallbacks, VerifiedSource
-from refundflow.status import RefundStatus
 
 # A refund the workflow moves at the same moment: read it again and append the entry again, a few times, after a
 # short random pause that grows (the workflow's steps write a few times a second at most).
@@ -189,8 +188,9 @@ def _record_step(
         _check_same_report(step, steps)
         if refund is not None:
             _publish_again(recorder, refund, step)
-    if refund is not None and refund.status is RefundStatus.AWAITING_RETURN and callbacks is not None:
-        resume_waiting(refund, WaitFor.RETURN, repository=repository, callbacks=callbacks)
+    if refund is not None and refund.status in REDECIDED_ON_RETURN and callbacks is not None:
+        # Waiting for its return, or for a person: the policy decides it again on this step.
+        resume_waiting(refund, REDECIDED_ON_RETURN[refund.status], repository=repository, callbacks=callbacks)
     lifecycle = return_lifecycle(refund, steps)
     assert lifecycle is not None  # at least this step is stored
     return ReturnUpdateAccepted(refund_id=refund_id, lifecycle=lifecycle, duplicate=duplicate, refund=refund)
