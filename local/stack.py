@@ -553,7 +553,9 @@ class DevStack:
             "detail": {"bucket": {"name": bucket}, "object": {"key": key, "size": size}},
         }
         name = "recon-" + uuid.uuid4().hex[:16]
-        started = self.client("stepfunctions").start_execution(
+        with self._reconciliations_lock:  # a boto3 session builds clients one thread at a time
+            sfn = self.client("stepfunctions")
+        started = sfn.start_execution(
             stateMachineArn=self.stack.arn("ReconciliationStateMachine"), name=name, input=json.dumps(event)
         )
         with self._reconciliations_lock:
@@ -581,8 +583,9 @@ class DevStack:
         bucket, key = str(call.params.get("Bucket")), str(call.params.get("Key"))
         if bucket != self.settlement_bucket() or not key.startswith("settlement/"):
             return
-        size = self.client("s3").head_object(Bucket=bucket, Key=key)["ContentLength"]
-        self._start_reconciliation(bucket, key, int(size))
+        body = call.params.get("Body")
+        # The event's size is informational (the state machine does not read it); a streamed body's is not known here.
+        self._start_reconciliation(bucket, key, len(body) if isinstance(body, bytes | bytearray) else 0)
 
     def execution_history(self, refund_id: str) -> list[dict[str, Any]]:
         sfn = self.client("stepfunctions")
