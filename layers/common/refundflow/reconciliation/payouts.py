@@ -61,7 +61,8 @@ def apply_payout_news(
     """Record the payout the news names (see the module docstring); None when the news names none.
 
     Raises:
-        NotFound: the platform does not know the payout (a forged or foreign pointer: refused, nothing written).
+        NotFound: the platform does not know the payout (another account's event; nothing is written, intake
+            answers 5xx and the platform's retries end on their own).
         TransientError: the platform or S3 could not answer (the platform delivers again; nothing was written).
     """
     if event.payout_id is None:
