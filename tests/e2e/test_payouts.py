@@ -17,8 +17,9 @@ from tests.e2e.harness import E2EClient, Orders, eventually
 
 
 def completed(orders: Orders, minor_units: int, name: str) -> dict[str, Any]:
-    """A partial refund of a 100.00 EUR payment (the balance keeps something to pay out)."""
-    order = orders.paid(10_000, invoice=False, name=name)
+    """A partial refund of a 1,000.00 EUR payment: the balance keeps something to pay out even after the suite's
+    earlier full refunds (each costs the balance its payment's fee)."""
+    order = orders.paid(100_000, invoice=False, name=name)
     refund = orders.settle(orders.submit(Orders.request(order, amount=minor_units)))
     assert refund["status"] == "COMPLETED", refund
     return refund
