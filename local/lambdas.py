@@ -18,7 +18,7 @@ import time
 import traceback
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -80,12 +80,21 @@ _original_api_call = BaseClient._make_api_call  # type: ignore[attr-defined]
 
 
 def _recording_api_call(client: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
-    if _running.stack:
-        functions, logical_id = _running.stack[-1]
-        call = AwsCall(logical_id, client.meta.service_model.service_name, operation_name, dict(api_params))
-        with _module_lock:
-            functions.aws_calls.append(call)
-    return _original_api_call(client, operation_name, api_params)
+    if not _running.stack:
+        return _original_api_call(client, operation_name, api_params)
+    functions, logical_id = _running.stack[-1]
+    call = AwsCall(logical_id, client.meta.service_model.service_name, operation_name, dict(api_params))
+    with _module_lock:
+        functions.aws_calls.append(call)
+    result = _original_api_call(client, operation_name, api_params)
+    if functions.after_calls:
+        running, _running.stack = _running.stack, []  # what the listeners call is AWS's doing, not the function's
+        try:
+            for listener in functions.after_calls:
+                listener(call)
+        finally:
+            _running.stack = running
+    return result
 
 
 BaseClient._make_api_call = _recording_api_call  # type: ignore[attr-defined]
@@ -151,6 +160,9 @@ class LocalFunctions:
         self.cold_starts: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self.aws_calls: list[AwsCall] = []
+        # Told of each AWS call a function made that succeeded: what AWS does on its own after some (an S3
+        # object's "Object Created" event), the local stack does here.
+        self.after_calls: list[Callable[[AwsCall], None]] = []
         self._own_environment = own_environments(stack)
 
     def logical_id(self, name_or_arn: str) -> str:

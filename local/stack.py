@@ -37,7 +37,7 @@ from botocore.config import Config
 
 from local import moto_patches
 from local.cfn import Stack
-from local.lambdas import LocalFunctions, own_environments
+from local.lambdas import AwsCall, LocalFunctions, own_environments
 from refundflow import catalog
 
 STACK_NAME = "refundflow-local"
@@ -197,6 +197,10 @@ class DevStack:
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         self.stack = Stack.from_template(STACK_NAME, self._parameters())
         self.functions = LocalFunctions(self.stack)
+        self.functions.after_calls.append(self._settlement_object_created)
+        # Reconciliation executions started by a file landing in the settlement drop, by its key.
+        self.reconciliations: dict[str, str] = {}
+        self._reconciliations_lock = threading.Lock()
         self._moto: Any = None
         self._api: Any = None
         self._pollers: list[threading.Thread] = []
@@ -540,24 +544,48 @@ class DevStack:
         EventBridge, so the local stack starts the execution the rule would start)."""
         bucket = self.settlement_bucket()
         self.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+        return self.wait_for_reconciliation(self._start_reconciliation(bucket, key, len(body)), timeout)
+
+    def _start_reconciliation(self, bucket: str, key: str, size: int) -> str:
         event = {
             "source": "aws.s3",
             "detail-type": "Object Created",
-            "detail": {"bucket": {"name": bucket}, "object": {"key": key, "size": len(body)}},
+            "detail": {"bucket": {"name": bucket}, "object": {"key": key, "size": size}},
         }
-        sfn = self.client("stepfunctions")
         name = "recon-" + uuid.uuid4().hex[:16]
+        with self._reconciliations_lock:  # a boto3 session builds clients one thread at a time
+            sfn = self.client("stepfunctions")
         started = sfn.start_execution(
             stateMachineArn=self.stack.arn("ReconciliationStateMachine"), name=name, input=json.dumps(event)
         )
+        with self._reconciliations_lock:
+            self.reconciliations[key] = started["executionArn"]
+        return str(started["executionArn"])
+
+    def wait_for_reconciliation(self, execution_arn: str, timeout: float = 120.0) -> dict[str, Any]:
+        """The reconciliation execution once it has ended (polled, up to ``timeout`` seconds)."""
+        sfn = self.client("stepfunctions")
         deadline = time.monotonic() + timeout
         while True:
-            described: dict[str, Any] = sfn.describe_execution(executionArn=started["executionArn"])
+            described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
             if described["status"] != "RUNNING":
                 return described
             if time.monotonic() > deadline:
-                raise TimeoutError(f"reconciliation of {key} still running after {timeout}s")
+                raise TimeoutError(f"reconciliation {execution_arn} still running after {timeout}s")
             time.sleep(0.05)
+
+    def _settlement_object_created(self, call: AwsCall) -> None:
+        """A function put a file in the settlement drop (a payment platform's payout report): start the run the
+        bucket's EventBridge rule starts on AWS (``ReconciliationStateMachine``, "Object Created" under
+        ``settlement/``). The execution runs on its own; ``reconciliations`` names it by key."""
+        if call.service != "s3" or call.operation != "PutObject":
+            return
+        bucket, key = str(call.params.get("Bucket")), str(call.params.get("Key"))
+        if bucket != self.settlement_bucket() or not key.startswith("settlement/"):
+            return
+        body = call.params.get("Body")
+        # The event's size is informational (the state machine does not read it); a streamed body's is not known here.
+        self._start_reconciliation(bucket, key, len(body) if isinstance(body, bytes | bytearray) else 0)
 
     def execution_history(self, refund_id: str) -> list[dict[str, Any]]:
         sfn = self.client("stepfunctions")

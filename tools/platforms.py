@@ -125,6 +125,14 @@ BOOKS_RETURNS_NEWS = """\
               Action: states:SendTaskSuccess
               Resource: !Sub arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${WORKFLOW}
 """.replace("${WORKFLOW}", "${AWS::StackName}-refund-workflow")
+# A payment platform whose webhooks announce payouts (``settlement_news``): its function writes the payout's
+# settlement records under its own folder of the settlement drop, nowhere else (put only if absent: no read).
+PAYOUT_SETTLEMENTS = """\
+            - Sid: PutOwnPayoutSettlements
+              Effect: Allow
+              Action: s3:PutObject
+              Resource: !Sub arn:${AWS::Partition}:s3:::${SettlementBucket}/settlement/${NAME}/payouts/*
+"""
 ROLE_DESCRIPTIONS = {
     "payment": "payment platform: LookUpPayment, RefundWithProvider, PollRefundOutcome and its webhooks' news",
     "books": "books platform: UpdateInvoice (credit document, allocation, cash refund)",
@@ -220,6 +228,9 @@ def function_resources(entry: Platform, role: str) -> str:
         )
     if role == "books" and entry.inbound is not None:
         statements += BOOKS_RETURNS_NEWS
+    if role == "payment" and entry.payment is not None and entry.payment.settlement_news:
+        statements += PAYOUT_SETTLEMENTS.replace("${NAME}", entry.name)
+        variables.append("          SETTLEMENT_BUCKET_NAME: !Ref SettlementBucket")
     if entry.secrets.rotated_in_place:
         statements += (
             "            - Sid: RotateOwnApiSecret\n"

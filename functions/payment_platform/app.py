@@ -12,10 +12,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from refundflow import settings, wiring
 from refundflow.adapters.idempotency import run_once
 from refundflow.adapters.news import APPLY_NEWS
+from refundflow.adapters.s3 import S3Files
 from refundflow.domain import inbound, payments
 from refundflow.models import ProviderStepInput, StepResult
 from refundflow.observability import logger, metrics, tracer
 from refundflow.ports import ProviderEvent
+from refundflow.reconciliation import payouts
 
 PLATFORM = settings.own_platform()
 OPERATIONS: dict[str, Callable[..., StepResult]] = {
@@ -38,6 +40,20 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         wiring.ensure_own_platform(PLATFORM, str(event.get("platform")))
         news = ProviderEvent.model_validate(event.get("event"))
         logger.append_keys(provider_event_id=news.event_id, provider_event_type=news.event_type)
+        if news.payout_id is not None:
+            # A payout's news (Stripe payout.*): its settlement records go to reconciliation's settlement drop.
+            recorder = wiring.recorder()
+            payout = payouts.apply_payout_news(
+                news,
+                platform=PLATFORM,
+                reader=wiring.payout_reader(PLATFORM),
+                files=S3Files(),
+                bucket=settings.load(payouts.PayoutSettings).settlement_bucket_name,
+                repository=recorder.repository,
+                recorder=recorder,
+                publisher=recorder.publisher,
+            )
+            return {"platform": PLATFORM, "event_id": news.event_id, "refunds": [], "payout": payout}
         touched = inbound.apply_news(
             news, recorder=wiring.recorder(), provider=wiring.provider(PLATFORM), callbacks=wiring.callbacks()
         )

@@ -30,10 +30,23 @@ Control routes, besides the base ones (see :mod:`local.simulators.base`):
   "failure_reason": …}``: move a refund (pending or requires_action; a succeeded one may still fail);
 - ``POST /_control/processing-delay`` ``{"seconds": …}``: hold every POST that long after its work is
   done (the key stays in flight: client read timeouts after the effect, concurrent 409s);
-- ``GET /_control/events``: every event emitted; ``GET /_control/objects``: every object held.
+- ``GET /_control/events``: every event emitted; ``GET /_control/objects``: every object held;
+- ``POST /_control/payouts`` ``{"currency": "eur", "outcome": "paid"|"failed", "failure_code": …}``: pay the
+  balance out, as an automatic payout would: every balance transaction of that currency not paid out yet goes
+  into a new payout of their nets' sum; ``paid`` sends ``payout.created``, ``payout.paid`` and
+  ``payout.reconciliation_completed``, ``failed`` sends ``payout.created`` and ``payout.failed`` (409 when the
+  balance has nothing to pay out).
+
+Balance and payouts (docs.stripe.com/api/balance_transactions, docs.stripe.com/api/payouts): a captured charge,
+a refund (when created) and a refund's failure each make a balance transaction (``charge``: the amount less the
+simulator's fee of 1.4 % + 25 units; ``refund``: minus the refund; ``refund_failure``: the refund back), and a
+payout its own (``payout``, minus its amount). ``GET /v1/payouts/{id}``, ``GET /v1/balance_transactions`` (newest
+first, ``payout``, ``type``, ``source``, ``currency`` filters, cursors, ``expand[]=data.source``) and
+``GET /v1/balance_transactions/{id}`` answer as Stripe does; an unknown payout is a 404 ``resource_missing``.
 
 Not modelled: uncaptured-charge refunds, Connect, ``instructions_email`` and the other refund
-parameters refundflow never sends (refused with a 400 that says so), balances and payouts.
+parameters refundflow never sends (refused with a 400 that says so), manual payouts, pending balances
+(everything is available at once), disputes and other balance transaction types.
 """
 
 from __future__ import annotations
@@ -220,6 +233,8 @@ class StripeSimulator(Simulator):
         "get_refund": ("GET", r"^/v1/refunds/[^/]+$"),
         "find_refund": ("GET", r"^/v1/refunds$"),
         "get_payment": ("GET", r"^/v1/(payment_intents|charges)/[^/]+$"),
+        "get_payout": ("GET", r"^/v1/payouts/[^/]+$"),
+        "list_balance_transactions": ("GET", r"^/v1/balance_transactions$"),
     }
 
     def __init__(
@@ -249,6 +264,10 @@ class StripeSimulator(Simulator):
         self.payment_intents: dict[str, dict[str, Any]] = {}
         self.charges: dict[str, dict[str, Any]] = {}
         self.refund_objects: dict[str, dict[str, Any]] = {}
+        self.balance_transactions: dict[str, dict[str, Any]] = {}
+        self.payouts: dict[str, dict[str, Any]] = {}
+        # The payout each balance transaction was paid out in (Stripe keeps this link; the object does not show it).
+        self._paid_out_in: dict[str, str] = {}
         self.events: list[dict[str, Any]] = []
         self._order: dict[str, int] = {}
         self._sequence = itertools.count()
@@ -270,6 +289,12 @@ class StripeSimulator(Simulator):
         self.route("/_control/processing-delay", self._control_processing_delay, methods=["POST"])
         self.route("/_control/events", self._control_events, methods=["GET"])
         self.route("/_control/objects", self._control_objects, methods=["GET"])
+        self.route("/v1/payouts/<payout_id>", self._api(self._get_payout), methods=["GET"])
+        self.route("/v1/balance_transactions", self._api(self._list_balance_transactions), methods=["GET"])
+        self.route(
+            "/v1/balance_transactions/<transaction_id>", self._api(self._get_balance_transaction), methods=["GET"]
+        )
+        self.route("/_control/payouts", self._control_payouts, methods=["POST"])
 
     # ---------------------------------------------------------------- base hooks
 
@@ -287,6 +312,9 @@ class StripeSimulator(Simulator):
             self.payment_intents.clear()
             self.charges.clear()
             self.refund_objects.clear()
+            self.balance_transactions.clear()
+            self.payouts.clear()
+            self._paid_out_in.clear()
             self.events.clear()
             self._order.clear()
             self._key_endpoints.clear()
@@ -637,6 +665,11 @@ class StripeSimulator(Simulator):
             "status": "succeeded",
         }
         self.charges[charge["id"]] = charge
+        if captured:
+            amount = charge["amount"]
+            self._balance_transaction(
+                charge["balance_transaction"], "charge", amount, _fee(amount), charge["id"], "Payment", now
+            )
         return charge
 
     def _get_payment_intent(self, call: Call, intent_id: str) -> tuple[int, dict[str, Any]]:
@@ -732,6 +765,15 @@ class StripeSimulator(Simulator):
             }
             self.refund_objects[refund["id"]] = refund
             self._order[refund["id"]] = next(self._sequence)
+            self._balance_transaction(
+                refund["balance_transaction"],
+                "refund",
+                -amount,
+                0,
+                refund["id"],
+                "REFUND FOR CHARGE",
+                refund["created"],
+            )
             self._recount(charge)
             self._emit("refund.created", refund, None, call)
             self._emit("charge.refunded", charge, None, call)
@@ -854,6 +896,15 @@ class StripeSimulator(Simulator):
             previous.update(failure_reason=None, failure_balance_transaction=None)
             refund["failure_reason"] = failure_reason or "unknown"
             refund["failure_balance_transaction"] = new_id("txn_")
+            self._balance_transaction(
+                refund["failure_balance_transaction"],
+                "refund_failure",
+                refund["amount"],
+                0,
+                refund["id"],
+                "REFUND FAILURE",
+                int(self._now()),
+            )
         self._recount(self.charges[refund["charge"]])
         self._emit("refund.updated", refund, previous, call)
         if status == "failed":
@@ -893,7 +944,194 @@ class StripeSimulator(Simulator):
         self.events.append(event)
         self.webhooks.send(event_id, event_type, json.dumps(event).encode())
 
+    # ---------------------------------------------------------------- balance and payouts
+
+    def _balance_transaction(
+        self, txn_id: str, category: str, amount: int, fee: int, source: str, description: str, created: int
+    ) -> dict[str, Any]:
+        """A balance transaction (docs.stripe.com/api/balance_transactions/object), available at once."""
+        source_object = self.charges.get(source) or self.refund_objects.get(source) or self.payouts.get(source)
+        currency = source_object["currency"] if source_object else "usd"
+        transaction = {
+            "id": txn_id,
+            "object": "balance_transaction",
+            "amount": amount,
+            "available_on": created,
+            "created": created,
+            "currency": currency,
+            "description": description,
+            "exchange_rate": None,
+            "fee": fee,
+            "fee_details": [
+                {"amount": fee, "currency": currency, "description": "Stripe processing fees", "type": "stripe_fee"}
+            ]
+            if fee
+            else [],
+            "net": amount - fee,
+            "reporting_category": category,
+            "source": source,
+            "status": "available",
+            "type": category,
+        }
+        self.balance_transactions[txn_id] = transaction
+        self._order[txn_id] = next(self._sequence)
+        return transaction
+
+    def pay_out(self, currency: str, *, outcome: str = "paid", failure_code: str | None = None) -> dict[str, Any]:
+        """Pay out every balance transaction of ``currency`` not paid out yet, as one automatic payout (what
+        ``/_control/payouts`` does); its events follow.
+
+        Raises:
+            ValueError: an unknown outcome, or nothing (or a negative sum) to pay out.
+        """
+        code = currency.lower()
+        if outcome not in ("paid", "failed"):
+            raise ValueError("outcome must be paid or failed")
+        with self.lock:
+            pending = [
+                txn
+                for txn in self.balance_transactions.values()
+                if txn["currency"] == code
+                and txn["id"] not in self._paid_out_in
+                and txn["reporting_category"] != "payout"
+            ]
+            total = sum(txn["net"] for txn in pending)
+            if not pending or total <= 0:
+                raise ValueError(f"the {code} balance has nothing to pay out ({total})")
+            now = int(self._now())
+            payout = {
+                "id": new_id("po_"),
+                "object": "payout",
+                "amount": total,
+                "arrival_date": now,
+                "automatic": True,
+                "balance_transaction": new_id("txn_"),
+                "created": now,
+                "currency": code,
+                "description": "STRIPE PAYOUT",
+                "destination": "ba_" + secrets.token_hex(12),
+                "failure_balance_transaction": None,
+                "failure_code": None,
+                "failure_message": None,
+                "livemode": False,
+                "metadata": {},
+                "method": "standard",
+                "reconciliation_status": "in_progress",
+                "source_type": "card",
+                "statement_descriptor": None,
+                "status": "in_transit",
+                "type": "bank_account",
+            }
+            self.payouts[payout["id"]] = payout
+            self._order[payout["id"]] = next(self._sequence)
+            own = self._balance_transaction(
+                payout["balance_transaction"], "payout", -total, 0, payout["id"], "STRIPE PAYOUT", now
+            )
+            for txn in [*pending, own]:
+                self._paid_out_in[txn["id"]] = payout["id"]
+            self._emit("payout.created", payout, None, None)
+            if outcome == "paid":
+                payout.update(status="paid", reconciliation_status="completed")
+                self._emit("payout.paid", payout, {"status": "in_transit"}, None)
+                self._emit("payout.reconciliation_completed", payout, {"reconciliation_status": "in_progress"}, None)
+            else:
+                code_ = failure_code or "account_closed"
+                payout.update(
+                    status="failed",
+                    failure_code=code_,
+                    failure_message="The bank account has been closed.",
+                    failure_balance_transaction=new_id("txn_"),
+                )
+                # The failed amount comes back to the balance (paid out again later).
+                self._balance_transaction(
+                    payout["failure_balance_transaction"],
+                    "payout_failure",
+                    total,
+                    0,
+                    payout["id"],
+                    "PAYOUT FAILURE",
+                    now,
+                )
+                self.balance_transactions[payout["failure_balance_transaction"]]["reporting_category"] = (
+                    "payout_reversal"
+                )
+                self._emit("payout.failed", payout, {"status": "in_transit"}, None)
+            return copy.deepcopy(payout)
+
+    def _get_payout(self, call: Call, payout_id: str) -> tuple[int, dict[str, Any]]:
+        return self._get_one(call, self.payouts, payout_id, "payout")
+
+    def _get_balance_transaction(self, call: Call, transaction_id: str) -> tuple[int, dict[str, Any]]:
+        return self._get_one(call, self.balance_transactions, transaction_id, "balance transaction")
+
+    def _list_balance_transactions(self, call: Call) -> tuple[int, dict[str, Any]]:
+        params = call.params
+        _only(params, {"payout", "type", "source", "currency", "limit", "starting_after", "ending_before", "expand"})
+        expand = _expand(params, {"data.source"})
+        with self.lock:
+            payout_id = params.get("payout")
+            if payout_id is not None and payout_id not in self.payouts:
+                raise ApiError(404, f"No such payout: '{payout_id}'", code="resource_missing", param="payout")
+            found = [
+                txn
+                for txn in self.balance_transactions.values()
+                if payout_id in (None, self._paid_out_in.get(txn["id"]))
+                and params.get("type") in (None, txn["type"])
+                and params.get("source") in (None, txn["source"])
+                and params.get("currency") in (None, txn["currency"])
+            ]
+            page = self._page(found, params, "balance_transaction", "/v1/balance_transactions")
+            if "data.source" in expand:
+                for txn in page["data"]:
+                    source = txn["source"]
+                    obj = self.charges.get(source) or self.refund_objects.get(source) or self.payouts.get(source)
+                    txn["source"] = copy.deepcopy(obj) if obj else source
+            return 200, page
+
+    def _page(self, found: list[dict[str, Any]], params: dict[str, Any], noun: str, url: str) -> dict[str, Any]:
+        """One page of a list, newest first, with Stripe's ``limit`` (1..100, default 10) and cursors."""
+        limit = _integer(params, "limit") if "limit" in params else 10
+        if not 1 <= limit <= 100:
+            raise ApiError(
+                400,
+                "This value must be between 1 and 100.",
+                code="parameter_invalid_integer",
+                param="limit",
+                save=False,
+            )
+        if "starting_after" in params and "ending_before" in params:
+            raise ApiError(
+                400, "You may only specify one of these parameters: ending_before, starting_after.", save=False
+            )
+        found = sorted(found, key=lambda item: self._order[item["id"]], reverse=True)
+        ids = [item["id"] for item in found]
+        cursor = params.get("starting_after") or params.get("ending_before")
+        if cursor is not None and cursor not in ids:
+            param = "starting_after" if "starting_after" in params else "ending_before"
+            raise ApiError(400, f"No such {noun}: '{cursor}'", code="resource_missing", param=param)
+        if "starting_after" in params:
+            rest = found[ids.index(cursor) + 1 :]
+            page, has_more = rest[:limit], len(rest) > limit
+        elif "ending_before" in params:
+            before = found[: ids.index(cursor)]
+            page, has_more = before[-limit:], len(before) > limit
+        else:
+            page, has_more = found[:limit], len(found) > limit
+        return {"object": "list", "data": copy.deepcopy(page), "has_more": has_more, "url": url}
+
     # ---------------------------------------------------------------- control routes
+
+    def _control_payouts(self, request: Request) -> Response:
+        payload = request.get_json(force=True, silent=True) or {}
+        try:
+            payout = self.pay_out(
+                str(payload.get("currency", "")),
+                outcome=str(payload.get("outcome", "paid")),
+                failure_code=payload.get("failure_code"),
+            )
+        except ValueError as error:
+            return json_response({"error": str(error)}, 409)
+        return json_response(payout)
 
     def _control_refund_status(self, request: Request, refund_id: str) -> Response:
         payload = request.get_json(force=True, silent=True) or {}
@@ -932,8 +1170,15 @@ class StripeSimulator(Simulator):
                     "payment_intents": list(self.payment_intents.values()),
                     "charges": list(self.charges.values()),
                     "refunds": list(self.refund_objects.values()),
+                    "balance_transactions": list(self.balance_transactions.values()),
+                    "payouts": list(self.payouts.values()),
                 }
             )
+
+
+def _fee(amount: int) -> int:
+    """The simulator's card fee on a charge: 1.4 % (rounded half up) + 25 units (Stripe's European card price)."""
+    return (amount * 14 + 500) // 1000 + 25
 
 
 def _saved_answer_advice(status: int) -> dict[str, str]:
@@ -1050,3 +1295,53 @@ def _format(amount: int, currency: str) -> str:
     value = f"{Decimal(amount).scaleb(-digits):,.{digits}f}"
     symbol = _SYMBOLS.get(currency)
     return f"{symbol}{value}" if symbol else f"{value} {currency.upper()}"
+
+
+# ---------------------------------------------------------------- demo scenarios (make demo)
+
+
+def __getattr__(name: str) -> Any:
+    """``DEMO_SCENARIOS``, built when the demo asks (it needs the local client)."""
+    if name == "DEMO_SCENARIOS":
+        return _demo_scenarios()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _demo_scenarios() -> list[Any]:
+    from local.client import TERMINAL
+    from local.scenarios import Outcome, Scenario, ScenarioContext
+
+    def payout_settles(context: ScenarioContext, outcome: Outcome) -> None:
+        # A refund of its own (a large payment, so the balance has something to pay out), then every refund the
+        # demo completed through Stripe: the payout pays them all, its report settles each of them.
+        payment = context.simulator.seed_payment(100_000, "EUR")
+        own = context.client.wait_for(
+            context.submit(outcome, context.request("payout", payment, amount=3_000)), TERMINAL
+        )
+        outcome.check(own["status"] == "COMPLETED", f"its own refund ended {own['status']}")
+        ours = {
+            str(refund["metadata"]["refund_id"])
+            for refund in context.simulator.refunds()
+            if refund["currency"] == "eur" and (refund.get("metadata") or {}).get("refund_id")
+        }
+        completed = [
+            refund_id for refund_id in sorted(ours) if context.client.refund(refund_id)["status"] == "COMPLETED"
+        ]
+        payout = context.simulator.pay_out("eur")
+        outcome.notes.append(
+            f"payout {payout['id']} of {Decimal(payout['amount']) / 100:.2f} EUR settles {len(completed)} refunds"
+        )
+        for refund_id in completed:
+            if refund_id != own["refund_id"]:
+                outcome.refund_ids.append(refund_id)
+            refund = context.client.wait_for(refund_id, {"SETTLED"}, timeout=90)
+            outcome.check(refund["status"] == "SETTLED", f"{refund_id} ended {refund['status']}")
+
+    return [
+        Scenario(
+            "a payout settles the demo's refunds",
+            "every refund COMPLETED through Stripe becomes SETTLED once Stripe pays its balance out (payout.paid)",
+            payout_settles,
+            exclusive=True,
+        )
+    ]

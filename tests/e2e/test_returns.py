@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from local.client import TERMINAL
-from tests.e2e.harness import E2EClient, Orders, environment, would_be_refund_id
+from tests.e2e.harness import E2EClient, Orders, environment, eventually, would_be_refund_id
 
 
 def step(request: dict[str, Any], status: str, at: datetime, **extra: Any) -> dict[str, Any]:
@@ -132,3 +132,32 @@ def test_a_return_that_never_comes_rejects_the_refund(client: E2EClient, orders:
     assert refund["failure"]["code"] == "return_not_received"
     assert any(entry["to_status"] == "AWAITING_RETURN" for entry in refund["timeline"])
     assert client.stripe_refund_posts(order.payment_id) == []
+
+
+def test_a_refund_waiting_for_an_agent_is_paid_by_rule_when_its_goods_are_received(
+    client: E2EClient, orders: Orders
+) -> None:
+    # GIVEN a product return whose goods are not back: the packaged policy asks an agent (return_not_received)
+    order = orders.paid(3300, invoice=False, name="approval-then-return")
+    request = Orders.request(order, reason="product_return")
+    refund_id = orders.submit(request)
+    pending = orders.settle(refund_id, {"PENDING_APPROVAL"})
+    assert pending["policy"]["rule_id"] == "return_not_received", pending["policy"]
+    # WHEN the returns system reports the parcel in transit THEN it is decided again and still waits for the agent
+    accepted(client, step(request, "in_transit", datetime.now(UTC) - timedelta(days=1)))
+
+    def decided_again() -> bool:
+        timeline = client.refund(refund_id)["timeline"]
+        return any(entry["type"] == "PolicyStillPendingApproval" for entry in timeline)
+
+    assert eventually(decided_again, timeout=60, what="decided again on in_transit")
+    assert client.refund(refund_id)["status"] == "PENDING_APPROVAL"
+    # WHEN the goods are received THEN the policy approves it by rule and the money moves, nobody asked
+    accepted(client, step(request, "received", datetime.now(UTC) - timedelta(hours=1)))
+    refund = orders.settle(refund_id, TERMINAL, timeout=90)
+    assert refund["status"] == "COMPLETED", refund
+    assert refund.get("approval") is None
+    changes = [entry["type"] for entry in refund["timeline"] if entry["type"].startswith("StatusChanged:")]
+    assert changes.count("StatusChanged:PENDING_APPROVAL") == 1
+    assert changes.index("StatusChanged:PENDING_APPROVAL") < changes.index("StatusChanged:APPROVED")
+    assert len(client.stripe_refunds(order.payment_id)) == 1

@@ -85,6 +85,11 @@ class PaymentEntry(CatalogModel):
     locator: dict[str, list[str]] = Field(
         default_factory=dict, description="Provider-owned locator keys and their allowed values (empty: any)."
     )
+    settlement_news: bool = Field(
+        default=False,
+        description="Its webhooks announce payouts: its function reads the payout's settlement records and puts "
+        "them in the settlement drop (settlement/<name>/payouts/), where reconciliation picks them up.",
+    )
 
 
 class BooksEntry(CatalogModel):

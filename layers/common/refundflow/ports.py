@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal, Protocol
+from typing import IO, Annotated, Any, ClassVar, Literal, Protocol
 
 from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
 
@@ -86,6 +86,9 @@ class PaymentCapabilities(StrictModel):
     currencies: CurrencyProfile = Field(default_factory=CurrencyProfile)
     locator: dict[str, list[str]] = Field(
         default_factory=dict, description="Provider-owned locator keys and their allowed values (empty: any)."
+    )
+    settlement_news: bool = Field(
+        default=False, description="Its webhooks announce payouts, whose records its connector reads (PayoutReader)."
     )
 
 
@@ -178,6 +181,11 @@ class ProviderEvent(StrictModel):
         description="News of captured (and refunded) amounts, from platforms that cannot be read "
         "(payment_lookup false): recorded on the payment's refundable balance, the only source of it there.",
     )
+    payout_id: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = Field(
+        default=None,
+        description="A payout the news is about (Stripe payout.*): a pointer only; the platform's function reads "
+        "the payout and its settlement records (a PayoutReader) before anything is recorded.",
+    )
 
 
 class RefundProvider(ABC):
@@ -236,6 +244,43 @@ class RefundProvider(ABC):
 
 
 # ---------------------------------------------------------------- inbound webhooks
+
+
+class PayoutStatus(StrEnum):
+    """Where a payout is: ``settled`` once its records can be read (paid, and listed in full); ``failed`` (or
+    canceled): the money never reached the bank; ``pending``: neither yet (news will come again)."""
+
+    PENDING = "pending"
+    SETTLED = "settled"
+    FAILED = "failed"
+
+
+class ProviderPayout(StrictModel):
+    """A payout as its platform reports it (``amount`` > 0: what the bank receives)."""
+
+    payout_id: str
+    status: PayoutStatus
+    amount: Money
+    arrival_date: date | None = None
+    failure: str | None = Field(default=None, description="The platform's failure code and message, when failed.")
+
+
+class PayoutReader(ABC):
+    """A payment platform whose payouts can be read with their settlement records (its catalog entry's
+    ``settlement_news``)."""
+
+    @abstractmethod
+    def get_payout(self, payout_id: str) -> ProviderPayout:
+        """Raises: NotFound: no such payout. TransientError: the platform could not answer now."""
+
+    @abstractmethod
+    def write_payout_report(self, payout: ProviderPayout, out: IO[str]) -> int:
+        """Write the payout's settlement records to ``out`` as the platform's own settlement report (the CSV
+        ``reconciliation.providers`` reads for it), one page of records at a time; returns the lines written.
+
+        Raises:
+            TransientError: the platform could not answer now (nothing of ``out`` may be used then).
+        """
 
 
 class InboundAnswer(StrictModel):

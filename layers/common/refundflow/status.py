@@ -29,7 +29,8 @@ ALLOWED_TRANSITIONS: dict[RefundStatus, frozenset[RefundStatus]] = {
     S.VALIDATED: frozenset({S.APPROVED, S.PENDING_APPROVAL, S.AWAITING_RETURN, S.REJECTED, S.FAILED}),
     # The policy waits for the goods; decided again when the returns system reports a step, rejected on timeout.
     S.AWAITING_RETURN: frozenset({S.APPROVED, S.PENDING_APPROVAL, S.REJECTED, S.FAILED}),
-    S.PENDING_APPROVAL: frozenset({S.APPROVED, S.REJECTED, S.FAILED}),
+    # Decided by a person, or again by the policy when a return step arrives (it may approve, or wait for the goods).
+    S.PENDING_APPROVAL: frozenset({S.APPROVED, S.AWAITING_RETURN, S.REJECTED, S.FAILED}),
     S.APPROVED: frozenset({S.REFUND_SUBMITTED, S.REJECTED, S.FAILED}),
     # NEEDS_ATTENTION from here: the provider call's outcome is unknown, money may have moved.
     S.REFUND_SUBMITTED: frozenset({S.REFUNDED, S.REFUND_PENDING, S.FAILED, S.NEEDS_ATTENTION}),

@@ -19,7 +19,7 @@ from refundflow.adapters.stepfunctions import StepFunctionsCallbacks, StepFuncti
 from refundflow.domain.recorder import RefundRecorder
 from refundflow.errors import ConfigurationError, InvalidRequest
 from refundflow.metering import BOOKS, PROVIDER, meter
-from refundflow.ports import BooksConnector, RefundProvider, ReturnsReader, TicketPlatform
+from refundflow.ports import BooksConnector, PayoutReader, RefundProvider, ReturnsReader, TicketPlatform
 
 if TYPE_CHECKING:
     from refundflow.domain.tickets import TicketMapping
@@ -71,6 +71,22 @@ def provider(name: str) -> RefundProvider:
     if not isinstance(found, RefundProvider):
         raise ConfigurationError(f"refundflow.platforms.{name}.connector() is not a RefundProvider")
     return meter(found, PROVIDER, name)  # ProviderCalls/Errors/Latency per platform (the ops dashboard)
+
+
+def payout_reader(name: str) -> PayoutReader | None:
+    """The payment platform ``name``'s payouts, when its catalog entry has ``settlement_news`` (metered as its
+    other provider calls); None otherwise.
+
+    Raises:
+        ConfigurationError: the entry says so but its connector cannot read payouts.
+    """
+    entry = catalog.payment_platform(name)
+    if entry.payment is None or not entry.payment.settlement_news:
+        return None
+    found = catalog.connector(name)
+    if not isinstance(found, PayoutReader):
+        raise ConfigurationError(f"refundflow.platforms.{name}.connector() is not a PayoutReader")
+    return meter(found, PROVIDER, name)
 
 
 def books(name: str) -> BooksConnector:

@@ -194,3 +194,41 @@ def test_a_step_racing_the_request_gets_exactly_one_audit_entry(
     assert accepted.refund is not None
     entries = return_entries(env, accepted.refund_id)
     assert [(entry["status"], entry["before_request"]) for entry in entries] == [("label_created", True)]
+
+
+def return_events(env: World, refund_id: str) -> list[Any]:
+    return [
+        event for event in env.publisher.events if event.refund_id == refund_id and event.detail_type == RETURN_UPDATED
+    ]
+
+
+def test_each_step_recorded_publishes_one_return_updated_event_and_a_redelivery_the_same_one(env: World) -> None:
+    refund_id = env.accept(refund_request_body(reference=REFERENCE)).refund.refund_id
+    # GIVEN two steps, one of them delivered twice
+    report(env, update("in_transit", "2026-12-02T08:00:00Z", tracking_reference="3SXYZ"), "ret-1")
+    report(env, update("received", "2026-12-04T10:00:00Z"), "ret-2")
+    report(env, update("received", "2026-12-04T10:00:00Z"), "ret-3")
+    events = return_events(env, refund_id)
+    # THEN each step has its event: the refund, its status, the step's status and source, no contact details
+    assert [(event.details["status"], event.details["source"]) for event in events] == [
+        ("in_transit", "returns-portal"),
+        ("received", "returns-portal"),
+        ("received", "returns-portal"),
+    ]
+    assert {event.refund_id for event in events} == {refund_id}
+    assert all(event.status.value == "RECEIVED" for event in events)
+    # AND the redelivery published the second step's event again, under its event_id (consumers deduplicate)
+    assert events[1].event_id == events[2].event_id
+    assert len({event.event_id for event in events}) == 2
+    assert [entry.seq for entry in env.repository.timeline(refund_id) if entry.type == RETURN_UPDATED] == [
+        int(event.event_id.rsplit("#", 1)[1]) for event in events[:2]
+    ]
+    assert not any("jane.doe" in event.model_dump_json() for event in events)
+
+
+def test_a_step_before_the_request_is_published_when_the_refund_is_created(env: World) -> None:
+    report(env, update("label_created", "2026-12-01T09:00:00Z"), "ret-1")
+    assert env.publisher.events == []
+    refund_id = env.accept(refund_request_body(reference=REFERENCE)).refund.refund_id
+    events = return_events(env, refund_id)
+    assert [(event.details["status"], event.details["before_request"]) for event in events] == [("label_created", True)]

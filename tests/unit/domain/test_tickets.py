@@ -229,3 +229,40 @@ def test_a_refused_ticket_is_told_why_once_naming_fields_never_their_values(env:
     again = TicketNews(platform="zendesk", event_id="inv-card-2", ticket_id="4711", payload={"ticket_id": "4711"})
     assert write_refusal(again, refused.value, tickets=desk, repository=env.repository) is True
     assert len(desk.updates) == 2
+
+
+def test_the_ticket_is_told_once_that_the_goods_are_back(env: World, desk: FakeTickets) -> None:
+    from datetime import UTC, datetime
+
+    from refundflow.domain.returns import record_platform_return_step
+    from refundflow.models import ReturnStatus
+
+    refund_id = str(deliver(env, desk).refund_id)
+
+    def step(status: ReturnStatus, day: int, delivery: str) -> None:
+        record_platform_return_step(
+            refund_id,
+            status,
+            datetime(2026, 12, day, 9, tzinfo=UTC),
+            source="sap",
+            delivery_id=delivery,
+            recorder=env.recorder,
+        )
+
+    # GIVEN the return in transit, received, received again at another moment, and received redelivered
+    step(ReturnStatus.IN_TRANSIT, 2, "sap-1")
+    step(ReturnStatus.RECEIVED, 4, "sap-2")
+    step(ReturnStatus.RECEIVED, 5, "sap-3")
+    step(ReturnStatus.RECEIVED, 4, "sap-4")
+    returns = [event for event in events_of(env, refund_id) if event.detail_type == "ReturnUpdated"]
+    assert len(returns) == 4
+    # WHEN the queue delivers every ReturnUpdated event (twice)
+    written = [write_back(event, platform="zendesk", tickets=desk, repository=env.repository) for event in returns * 2]
+    # THEN one note says the goods are back; in_transit and the later "received" add nothing
+    assert written.count(True) == 1
+    notes = [update for _, update in desk.updates if update.event == "ReturnUpdated"]
+    assert len(notes) == 1
+    assert notes[0].marker == f"refundflow:{refund_id}#return-received"
+    assert "Returned goods received" in notes[0].text
+    assert "received at 2026-12-04T09:00:00" in notes[0].text
+    assert "reported by sap" in notes[0].text

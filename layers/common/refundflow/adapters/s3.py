@@ -90,3 +90,24 @@ class S3Files:
             self.s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(document, sort_keys=True).encode())
         except (ClientError, BotoCoreError) as error:
             raise TransientError(f"S3 put_object failed: {error}", code="s3_unavailable") from error
+
+    def put_file_if_absent(self, path: str, bucket: str, key: str) -> bool:
+        """Upload the file as ``key`` unless an object has that key already (one ``PutObject`` with
+        ``If-None-Match: *``, S3's conditional write:
+        docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html).
+        Returns False when the key exists (``412 PreconditionFailed``); the body is streamed from disk.
+
+        Raises:
+            TransientError: S3 did not take the file, or a concurrent write of the key is in flight (``409
+                ConditionalRequestConflict``: the caller tries again and then finds it).
+        """
+        try:
+            with open(path, "rb") as body:
+                self.s3.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                return False
+            raise TransientError(f"S3 put_object failed: {error}", code="s3_unavailable") from error
+        except BotoCoreError as error:
+            raise TransientError(f"S3 put_object failed: {error}", code="s3_unavailable") from error
+        return True

@@ -166,6 +166,7 @@ def _record_early_return_steps(refund: Refund, *, recorder: RefundRecorder) -> R
                 actor=f"returns:{step.source}",
                 details=details,
                 changes={"return_seq": refund.audit_seq + 1},
+                event=RETURN_UPDATED,
             )
         except ConcurrentModification:  # a return update appended its own entry meanwhile: once more
             refund = recorder.repository.get(refund.refund_id)
@@ -175,6 +176,7 @@ def _record_early_return_steps(refund: Refund, *, recorder: RefundRecorder) -> R
                 actor=f"returns:{step.source}",
                 details=details,
                 changes={"return_seq": refund.audit_seq + 1},
+                event=RETURN_UPDATED,
             )
     return refund
 

@@ -18,14 +18,21 @@ NOTHING_LEFT = "nothing_left_after_deductions"
 HISTORY_DAYS = 365
 # The audit entry of a decision, on a new return step, that the refund still waits for its return.
 STILL_AWAITING_RETURN = "PolicyStillAwaitingReturn"
+# The audit entry of a decision, on a new return step, that the refund still needs a person's approval.
+STILL_PENDING_APPROVAL = "PolicyStillPendingApproval"
 _OUTCOME_STATUS = {
     "approve": RefundStatus.APPROVED,
     "require_approval": RefundStatus.PENDING_APPROVAL,
     "reject": RefundStatus.REJECTED,
     "wait_for_return": RefundStatus.AWAITING_RETURN,
 }
-# Where the policy decides: a refund looked up, or one waiting for its return that a returns system reported on.
-_DECIDED_FROM = frozenset({RefundStatus.VALIDATED, RefundStatus.AWAITING_RETURN})
+# Where the policy decides: a refund looked up, or one waiting for its return or for a person that a returns system
+# reported on (a new return step: the decision may change).
+_DECIDED_FROM = frozenset({RefundStatus.VALIDATED, RefundStatus.AWAITING_RETURN, RefundStatus.PENDING_APPROVAL})
+_DECIDED_AGAIN = {
+    RefundStatus.AWAITING_RETURN: STILL_AWAITING_RETURN,
+    RefundStatus.PENDING_APPROVAL: STILL_PENDING_APPROVAL,
+}
 
 
 def evaluate_policy(
@@ -41,7 +48,7 @@ def evaluate_policy(
     refund = repository.get(refund_id)
     if refund.status not in _DECIDED_FROM:
         return recorder.replay(refund)
-    if refund.status is RefundStatus.AWAITING_RETURN and refund.return_seq <= refund.return_seen_seq:
+    if refund.status in _DECIDED_AGAIN and refund.return_seq <= refund.return_seen_seq:
         # Nothing was reported since the policy decided to wait (a retried step): the decision stands.
         return recorder.replay(refund)
     balance = repository.get_balance(refund.payment.provider, refund.payment.payment_id)
@@ -106,12 +113,13 @@ def evaluate_policy(
         "source_approval": decision.source_approval.model_dump(mode="json") if decision.source_approval else None,
     }
     actor = f"policy:{decision.policy_version}"
-    if target is RefundStatus.AWAITING_RETURN:
-        # The wait ends when a return step comes that this decision has not seen (waiting.WaitFor.RETURN).
+    if target in _DECIDED_AGAIN:
+        # The wait (for the goods, or for a person) is decided again when a return step comes that this decision has
+        # not seen (waiting.WaitFor.RETURN / APPROVAL).
         changes["return_seen_seq"] = refund.return_seq
-        if refund.status is RefundStatus.AWAITING_RETURN:
+        if refund.status is target:
             # Decided again on a new step, and it still waits: the same status, so an entry without a change.
-            refund = recorder.note(refund, STILL_AWAITING_RETURN, actor=actor, details=details, changes=changes)
+            refund = recorder.note(refund, _DECIDED_AGAIN[target], actor=actor, details=details, changes=changes)
             return step_result(refund)
     refund = recorder.move(refund, target, actor=actor, details=details, changes=changes, event_details=summary)
     return step_result(refund)

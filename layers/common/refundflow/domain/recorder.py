@@ -82,6 +82,10 @@ class RefundRecorder:
             self._publish(change.refund, event, change.entry.seq, details or {})
         return change.refund
 
+    def publish_note(self, refund: Refund, event: str, seq: int, details: dict[str, Any]) -> None:
+        """Publish the event of an audit entry already written (``seq``) again, under the same ``event_id``."""
+        self._publish(refund, event, seq, details)
+
     def republish(self, refund: Refund) -> None:
         """Publish the event of the refund's latest status change again, under the same ``event_id``."""
         self._publish(refund, EVENT_FOR_STATUS[refund.status], refund.status_seq or refund.audit_seq, {})

@@ -27,10 +27,11 @@ from typing import Any
 
 from refundflow.domain.intake import GENERIC_SOURCE, RETURN_UPDATED, return_step_details, source_refund_id
 from refundflow.domain.recorder import RefundRecorder
-from refundflow.domain.waiting import WaitFor, resume_waiting
+from refundflow.domain.waiting import REDECIDED_ON_RETURN, resume_waiting
 from refundflow.errors import ConcurrentModification, Forbidden, IdempotencyConflict, ReturnStepExists
 from refundflow.ids import is_refund_id
 from refundflow.models import (
+    AuditEntry,
     Refund,
     ReturnLifecycle,
     ReturnStatus,
@@ -40,7 +41,6 @@ from refundflow.models import (
 )
 from refundflow.observability import logger
 from refundflow.ports import RefundStore, ReturnNews, ReturnsReader, TaskCallbacks, VerifiedSource
-from refundflow.status import RefundStatus
 
 # A refund the workflow moves at the same moment: read it again and append the entry again, a few times, after a
 # short random pause that grows (the workflow's steps write a few times a second at most).
@@ -172,6 +172,7 @@ def _record_step(
                     details=details,
                     changes={"return_seq": refund.audit_seq + 1},
                     extra=[repository.return_step_put(refund_id, step)],
+                    event=RETURN_UPDATED,
                 )
                 break
             except ReturnStepExists:
@@ -185,8 +186,11 @@ def _record_step(
     steps = repository.return_steps(refund_id)
     if duplicate:
         _check_same_report(step, steps)
-    if refund is not None and refund.status is RefundStatus.AWAITING_RETURN and callbacks is not None:
-        resume_waiting(refund, WaitFor.RETURN, repository=repository, callbacks=callbacks)
+        if refund is not None:
+            _publish_again(recorder, refund, step)
+    if refund is not None and refund.status in REDECIDED_ON_RETURN and callbacks is not None:
+        # Waiting for its return, or for a person: the policy decides it again on this step.
+        resume_waiting(refund, REDECIDED_ON_RETURN[refund.status], repository=repository, callbacks=callbacks)
     lifecycle = return_lifecycle(refund, steps)
     assert lifecycle is not None  # at least this step is stored
     return ReturnUpdateAccepted(refund_id=refund_id, lifecycle=lifecycle, duplicate=duplicate, refund=refund)
@@ -196,7 +200,12 @@ def _note(recorder: RefundRecorder, refund: Refund, actor: str, details: dict[st
     for attempt in range(_WRITE_ATTEMPTS):
         try:
             return recorder.note(
-                refund, RETURN_UPDATED, actor=actor, details=details, changes={"return_seq": refund.audit_seq + 1}
+                refund,
+                RETURN_UPDATED,
+                actor=actor,
+                details=details,
+                changes={"return_seq": refund.audit_seq + 1},
+                event=RETURN_UPDATED,
             )
         except ConcurrentModification:
             if attempt == _WRITE_ATTEMPTS - 1:
@@ -208,13 +217,29 @@ def _note(recorder: RefundRecorder, refund: Refund, actor: str, details: dict[st
 
 def _in_trail(repository: RefundStore, refund_id: str, step: ReturnStep) -> bool:
     """Whether the refund's audit trail already records ``step`` (a rare race with intake: read the trail)."""
+    return _trail_entry(repository, refund_id, step) is not None
+
+
+def _trail_entry(repository: RefundStore, refund_id: str, step: ReturnStep) -> AuditEntry | None:
     status, occurred = step.key
-    return any(
-        entry.type == RETURN_UPDATED
-        and entry.details.get("status") == status.value
-        and datetime.fromisoformat(str(entry.details.get("occurred_at"))).astimezone(UTC) == occurred
-        for entry in repository.timeline(refund_id)
+    return next(
+        (
+            entry
+            for entry in repository.timeline(refund_id)
+            if entry.type == RETURN_UPDATED
+            and entry.details.get("status") == status.value
+            and datetime.fromisoformat(str(entry.details.get("occurred_at"))).astimezone(UTC) == occurred
+        ),
+        None,
     )
+
+
+def _publish_again(recorder: RefundRecorder, refund: Refund, step: ReturnStep) -> None:
+    """A redelivered step: its ``ReturnUpdated`` event goes out again under the same ``event_id`` (the first
+    delivery may have been recorded and then lost its publish; consumers deduplicate)."""
+    entry = _trail_entry(recorder.repository, refund.refund_id, step)
+    if entry is not None:
+        recorder.publish_note(refund, RETURN_UPDATED, entry.seq, entry.details)
 
 
 def _pause(attempt: int) -> None:

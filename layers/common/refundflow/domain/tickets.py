@@ -28,6 +28,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from refundflow import carddata
 from refundflow.domain.intake import (
+    RETURN_UPDATED,
     Accepted,
     WorkflowTiming,
     accept_refund_request,
@@ -482,13 +483,31 @@ _WORDS: dict[str, str] = {
     "RefundNeedsAttention": "Refund needs attention from the finance team",
     "ReconciliationMismatch": "Refund does not match the settlement",
     "RefundAcquirerReference": "Refund traceable at the customer's bank",
+    RETURN_UPDATED: "Returned goods received",
 }
+# Of a return's steps, the ticket is told one: the goods are back (``received``), once per refund, however often
+# and in whatever order the returns system reports it (a later ``received`` at another moment says nothing new).
+TICKET_RETURN_STEPS = frozenset({"received"})
+
+
+def write_once_key(event: RefundEvent) -> str | None:
+    """What a ticket is told once for: the event (its ``event_id``), or for a return step the refund's step
+    (``<refund id>#return-<status>``); None: an event the ticket is not told of."""
+    if event.detail_type != RETURN_UPDATED:
+        return event.event_id
+    status = str(event.details.get("status", ""))
+    return f"{event.refund_id}#return-{status}" if status in TICKET_RETURN_STEPS else None
 
 
 def ticket_update(event: RefundEvent, refund: Refund) -> TicketUpdate:
     """The note and label a refund event makes on its ticket (no contact details, card numbers masked)."""
     amount = event.amount or refund.amount or refund.requested_amount
     parts = [f"{_WORDS.get(event.detail_type, event.detail_type)}: {amount if amount else 'the full amount'}."]
+    if event.detail_type == RETURN_UPDATED:
+        parts.append(
+            f"Return {event.details.get('status')} at {event.details.get('occurred_at')}, "
+            f"reported by {event.details.get('source')}."
+        )
     parts.append(f"Refund {refund.refund_id}, status {event.status.value}.")
     if refund.provider_refund_id:
         parts.append(f"{refund.payment.provider.value} refund {refund.provider_refund_id}.")
@@ -502,7 +521,7 @@ def ticket_update(event: RefundEvent, refund: Refund) -> TicketUpdate:
         reason = refund.failure.message if refund.failure else refund.attention_reason
         if reason:
             parts.append(f"Why: {carddata.mask_text(reason)[:400]}")
-    marker = f"refundflow:{event.event_id}"
+    marker = f"refundflow:{write_once_key(event) or event.event_id}"
     parts.append(f"[{marker}]")
     return TicketUpdate(
         marker=marker,
@@ -526,14 +545,13 @@ def write_back(event: RefundEvent, *, platform: str, tickets: TicketPlatform, re
         RejectedError: a final refusal (parked in the queue's DLQ for ops).
         NotFound: the refund or the ticket is gone.
     """
-    if event.source.platform != platform or not event.source.ticket_id:
+    key = write_once_key(event)
+    if event.source.platform != platform or not event.source.ticket_id or key is None:
         return False
-    if repository.delivery_refund_id(WRITTEN.format(platform=platform), event.event_id) is not None:
+    if repository.delivery_refund_id(WRITTEN.format(platform=platform), key) is not None:
         return False
     update = ticket_update(event, repository.get(event.refund_id))
-    return _write_once(
-        event.event_id, event.source.ticket_id, update, platform=platform, tickets=tickets, repository=repository
-    )
+    return _write_once(key, event.source.ticket_id, update, platform=platform, tickets=tickets, repository=repository)
 
 
 def refusal_update(news: TicketNews, refused: RefundflowError) -> TicketUpdate:

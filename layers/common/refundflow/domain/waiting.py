@@ -21,13 +21,23 @@ class WaitFor(StrEnum):
     RETURN = "return"
 
 
-# What a waiting workflow is told when a return step arrived: decide again (the refund is still AWAITING_RETURN).
+# What a waiting workflow is told when a return step arrived: decide again (the refund is still AWAITING_RETURN, or
+# still PENDING_APPROVAL: nobody decided yet, and the policy may now decide by rule).
 RETURN_REPORTED = "RETURN_REPORTED"
+# The statuses a return step decides again, and the wait their workflow is parked in.
+REDECIDED_ON_RETURN: dict[RefundStatus, WaitFor] = {
+    RefundStatus.AWAITING_RETURN: WaitFor.RETURN,
+    RefundStatus.PENDING_APPROVAL: WaitFor.APPROVAL,
+}
 
 
 _OPEN_OUTCOME = frozenset({OUTCOME_UNKNOWN, OUTCOME_UNRESOLVED, OUTCOME_NOT_REPORTED})
 _STILL_WAITING: dict[WaitFor, Callable[[Refund], bool]] = {
-    WaitFor.APPROVAL: lambda refund: refund.status is RefundStatus.PENDING_APPROVAL,
+    # Still waiting for a person while no return step was recorded since the policy asked for one (return steps
+    # make the policy decide again: it may now approve by rule).
+    WaitFor.APPROVAL: lambda refund: (
+        refund.status is RefundStatus.PENDING_APPROVAL and refund.return_seq <= refund.return_seen_seq
+    ),
     # Still waiting while no return step was recorded since the policy decided to wait (return_seq: the audit entry
     # of the latest step; return_seen_seq: the latest step the decision saw); other notes (a ticket's) do not count.
     WaitFor.RETURN: lambda refund: (
@@ -60,8 +70,10 @@ def resume_waiting(refund: Refund, wait_for: WaitFor, *, repository: RefundStore
     token = repository.take_wait_token(refund.refund_id, wait_for.value)
     if token is None:
         return False
-    # A refund waiting for its return is still AWAITING_RETURN: the workflow is told to decide it again.
-    outcome = RETURN_REPORTED if refund.status is RefundStatus.AWAITING_RETURN else None
+    # A refund still AWAITING_RETURN or PENDING_APPROVAL was resumed by a return step: the workflow decides it again.
+    # The token is taken with an atomic delete, so a person's decision and a return step never both resume it; the
+    # one that comes second finds the refund decided (EvaluatePolicy replays a decided refund).
+    outcome = RETURN_REPORTED if refund.status in REDECIDED_ON_RETURN else None
     try:
         return callbacks.succeed(token, step_result(refund, outcome).model_dump(mode="json"))
     except TransientError:

@@ -15,13 +15,15 @@ Webhook verification is in ``inbound.py`` (no SDK there); amounts go through Str
 
 from __future__ import annotations
 
+import csv
 import re
 from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar, NoReturn
+from datetime import UTC, date, datetime
+from typing import IO, Any, ClassVar, NoReturn
 
 import stripe
 from pydantic import Field
-from stripe.params import RefundCreateParams, RefundListParams
+from stripe.params import BalanceTransactionListParams, RefundCreateParams, RefundListParams
 
 from refundflow import settings
 from refundflow.connectors.factory import SecretBoundConnector
@@ -39,7 +41,9 @@ from refundflow.observability import logger
 from refundflow.platforms.stripe.payloads import (
     FINAL_FAILURES,
     PLATFORM,
+    StripeBalanceTransaction,
     StripeCharge,
+    StripePayout,
     StripeRefund,
     capabilities,
     from_stripe_amount,
@@ -50,7 +54,10 @@ from refundflow.platforms.stripe.payloads import (
 )
 from refundflow.ports import (
     PaymentCapabilities,
+    PayoutReader,
+    PayoutStatus,
     ProviderPayment,
+    ProviderPayout,
     ProviderRefund,
     ProviderRefundRequest,
     RefundProvider,
@@ -89,8 +96,8 @@ def stripe_reason(reason: RefundReason) -> str | None:
 # ---------------------------------------------------------------- the provider
 
 
-class StripeRefundProvider(RefundProvider):
-    """Refunds and refund look-ups for one Stripe account."""
+class StripeRefundProvider(RefundProvider, PayoutReader):
+    """Refunds and refund look-ups for one Stripe account, and its payouts' balance transactions."""
 
     name: ClassVar[str] = PLATFORM
 
@@ -124,6 +131,7 @@ class StripeRefundProvider(RefundProvider):
         self._client = client
         self._http_client = http_client
         self._page_size = list_page_size
+        self._payouts: dict[str, StripePayout] = {}
 
     @property
     def capabilities(self) -> PaymentCapabilities:
@@ -314,6 +322,147 @@ class StripeRefundProvider(RefundProvider):
             if isinstance(mapped, NotFound):
                 return  # an unknown payment has no refunds: nothing was ever created for it
             raise mapped from error
+
+    # ---------------------------------------------------------------- payouts (PayoutReader)
+
+    def get_payout(self, payout_id: str) -> ProviderPayout:
+        """``GET /v1/payouts/{id}`` (docs.stripe.com/api/payouts/retrieve). A payout is ``settled`` once it is
+        ``paid`` and its ``reconciliation_status`` is ``completed``: only then does the balance transaction list
+        filtered on it hold all of its transactions (docs.stripe.com/payouts/reconciliation, the
+        ``payout.reconciliation_completed`` event). ``failed`` and ``canceled`` payouts never reached the bank.
+        A manual payout (``automatic: false``) cannot be itemized (``payout`` filters automatic payouts only):
+        it stays pending here, and its settlement comes from the report file.
+
+        Raises:
+            NotFound: no such payout. TransientError: Stripe could not answer now.
+            RejectedError: bad credentials or another final refusal.
+        """
+        try:
+            data = self.client.v1.payouts.retrieve(payout_id).to_dict()
+        except stripe.StripeError as error:
+            raise _map_error(error, write=False) from error
+        payout = parse(StripePayout, data, on_error=TransientError)
+        self._payouts[payout.id] = payout
+        failure = None
+        if payout.status in ("failed", "canceled"):
+            status = PayoutStatus.FAILED
+            failure = f"{payout.status}: {payout.failure_code or 'no code'} {payout.failure_message or ''}".strip()
+        elif payout.status == "paid" and payout.automatic and payout.reconciliation_status == "completed":
+            status = PayoutStatus.SETTLED
+        else:
+            status = PayoutStatus.PENDING
+        return ProviderPayout(
+            payout_id=payout.id,
+            status=status,
+            amount=from_stripe_amount(payout.amount, payout.currency),
+            arrival_date=_day(payout.arrival_date),
+            failure=failure,
+        )
+
+    def write_payout_report(self, payout: ProviderPayout, out: IO[str]) -> int:
+        """The payout's balance transactions as Stripe's itemized payout reconciliation report (the columns of
+        ``payout_reconciliation.itemized``, amounts in major units): ``GET /v1/balance_transactions?payout=po_…``
+        (docs.stripe.com/api/balance_transactions/list; ``source`` is the refund's ``re_`` id unexpanded, so no
+        ``expand[]``), every page, ``list_page_size`` (100, Stripe's maximum) at a time; only one page is held.
+        The payout's own balance transaction ends the report (added from the payout if the list left it out).
+
+        Raises:
+            TransientError: Stripe could not answer now, or answered something that is not a balance transaction.
+            RejectedError: bad credentials or another final refusal.
+        """
+        stripe_payout = self._payouts.get(payout.payout_id)
+        if stripe_payout is None:
+            self.get_payout(payout.payout_id)
+            stripe_payout = self._payouts[payout.payout_id]
+        effective = _timestamp(stripe_payout.arrival_date)
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(REPORT_COLUMNS)
+        count = 0
+        own_line_seen = False
+        params: BalanceTransactionListParams = {"payout": stripe_payout.id, "limit": self._page_size}
+        try:
+            for item in self.client.v1.balance_transactions.list(params).auto_paging_iter():
+                transaction = parse(StripeBalanceTransaction, item.to_dict(), on_error=TransientError)
+                is_payout = transaction.reporting_category == "payout" and transaction.source_id == stripe_payout.id
+                own_line_seen |= is_payout
+                writer.writerow(_report_row(transaction, "" if is_payout else stripe_payout.id, effective))
+                count += 1
+        except stripe.StripeError as error:
+            raise _map_error(error, write=False) from error
+        if not own_line_seen:
+            writer.writerow(_payout_row(stripe_payout))
+            count += 1
+        return count
+
+
+# Stripe's itemized payout reconciliation report columns (docs.stripe.com/reports/report-types/payout-reconciliation),
+# the ones reconciliation.providers reads.
+REPORT_COLUMNS = (
+    "balance_transaction_id",
+    "created_utc",
+    "available_on_utc",
+    "currency",
+    "gross",
+    "fee",
+    "net",
+    "reporting_category",
+    "source_id",
+    "description",
+    "automatic_payout_id",
+    "automatic_payout_effective_at",
+)
+
+
+def _day(seconds: int | None) -> date | None:
+    return datetime.fromtimestamp(seconds, tz=UTC).date() if seconds is not None else None
+
+
+def _timestamp(seconds: int | None) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%d %H:%M:%S") if seconds is not None else ""
+
+
+def _decimal(amount: int, currency: str) -> str:
+    """A signed amount in Stripe's unit as the report writes it: major units, the currency's decimals."""
+    text = from_stripe_amount(abs(amount), currency).to_decimal_string()
+    return f"-{text}" if amount < 0 else text
+
+
+def _report_row(transaction: StripeBalanceTransaction, payout_id: str, effective: str) -> list[str]:
+    currency = transaction.currency
+    return [
+        transaction.id,
+        _timestamp(transaction.created),
+        _timestamp(transaction.available_on),
+        currency.lower(),
+        _decimal(transaction.amount, currency),
+        _decimal(transaction.fee, currency),
+        _decimal(transaction.net, currency),
+        transaction.reporting_category,
+        transaction.source_id,
+        transaction.description or "",
+        payout_id,
+        effective if payout_id else "",
+    ]
+
+
+def _payout_row(payout: StripePayout) -> list[str]:
+    amount = _decimal(-payout.amount, payout.currency)
+    zero = _decimal(0, payout.currency)
+    day = _timestamp(payout.arrival_date)
+    return [
+        payout.balance_transaction or payout.id,
+        day,
+        day,
+        payout.currency.lower(),
+        amount,
+        zero,
+        amount,
+        "payout",
+        payout.id,
+        "STRIPE PAYOUT",
+        "",
+        "",
+    ]
 
 
 # ---------------------------------------------------------------- errors

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
 
 from refundflow import catalog
 from refundflow.currencies import CurrencyProfile
@@ -102,6 +102,53 @@ class StripeCharge(_Payload):
     refunds: StripeRefundList | None = None
 
 
+class StripePayoutPointer(_Payload):
+    id: str = Field(pattern=r"^po_[A-Za-z0-9]{1,250}$")
+
+
+class StripePayout(_Payload):
+    """docs.stripe.com/api/payouts/object: ``status`` pending | in_transit | paid | failed | canceled;
+    ``reconciliation_status`` ``completed`` once its balance transactions can be listed (``not_applicable`` for a
+    manual payout, ``in_progress`` before); ``balance_transaction`` is the payout's own debit of the balance."""
+
+    id: str
+    object: Literal["payout"]
+    amount: StrictInt
+    currency: str
+    status: str
+    arrival_date: StrictInt | None = None
+    automatic: StrictBool = True
+    reconciliation_status: str | None = None
+    balance_transaction: str | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+
+
+class StripeBalanceTransaction(_Payload):
+    """docs.stripe.com/api/balance_transactions/object: signed ``amount``/``net`` and ``fee`` in Stripe's unit,
+    ``reporting_category`` (charge, refund, refund_failure, fee, payout...), ``source`` the object's id (or the
+    object when expanded), ``created``/``available_on`` Unix seconds."""
+
+    id: str
+    object: Literal["balance_transaction"]
+    amount: StrictInt
+    fee: StrictInt
+    net: StrictInt
+    currency: str
+    reporting_category: str
+    type: str
+    created: StrictInt
+    available_on: StrictInt | None = None
+    source: str | dict[str, Any] | None = None
+    description: str | None = None
+
+    @property
+    def source_id(self) -> str:
+        if isinstance(self.source, dict):
+            return str(self.source.get("id") or "")
+        return self.source or ""
+
+
 class StripeEventData(_Payload):
     object: dict[str, Any]
 
@@ -176,6 +223,7 @@ def provider_event(event: StripeEvent) -> ProviderEvent:
     kind = obj.get("object")
     refunds: list[ProviderRefund] = []
     payment_id: str | None = None
+    payout_id: str | None = None
     if kind == "refund":
         refund = provider_refund(StripeRefund.model_validate(obj))
         refunds.append(refund)
@@ -187,6 +235,10 @@ def provider_event(event: StripeEvent) -> ProviderEvent:
         refunds.extend(provider_refund(refund) for refund in (charge.refunds.data if charge.refunds else []))
     elif kind == "payment_intent" and isinstance(obj.get("id"), str):
         payment_id = obj["id"]
+    elif kind == "payout":
+        # payout.paid, payout.failed, payout.reconciliation_completed (docs.stripe.com/api/events/types): a pointer
+        # only; Stripe's function reads the payout and its balance transactions.
+        payout_id = StripePayoutPointer.model_validate(obj).id
     return ProviderEvent(
         provider=PaymentProvider.STRIPE,
         event_id=event.id,
@@ -194,6 +246,7 @@ def provider_event(event: StripeEvent) -> ProviderEvent:
         occurred_at=datetime.fromtimestamp(event.created, tz=UTC),
         refunds=refunds,
         payment=PaymentReference(provider=PaymentProvider.STRIPE, payment_id=payment_id) if payment_id else None,
+        payout_id=payout_id,
     )
 
 
