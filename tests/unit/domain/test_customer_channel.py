@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from refundflow.connectors.standard_webhooks import VerifiedSource
 from refundflow.domain.intake import accept_refund_request
 from refundflow.domain.notifications import Channel, CustomerChannel, customer_channel, notify
 from refundflow.domain.payments import issue_refund, look_up_payment, reserve_amount
@@ -16,7 +15,7 @@ from refundflow.domain.tickets import write_back
 from refundflow.domain.validation import validate_refund
 from refundflow.errors import TransientError
 from refundflow.events import RefundEvent
-from refundflow.ports import MerchantWebhook, TicketPlatform, TicketUpdate
+from refundflow.ports import MerchantWebhook, TicketPlatform, TicketUpdate, VerifiedSource
 from refundflow.status import RefundStatus
 from tests.support.domain import PAYMENT, eur
 from tests.support.fakes import TIMING, World, refund_request_body, world
