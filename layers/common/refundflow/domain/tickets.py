@@ -39,7 +39,7 @@ from refundflow.domain.recorder import RefundRecorder
 from refundflow.domain.waiting import WaitFor, resume_waiting
 from refundflow.errors import IdempotencyConflict, InvalidRequest, NotFound, RefundflowError
 from refundflow.events import RefundEvent
-from refundflow.models import ApprovalRecord, FailureRecord, Refund, RefundRequestBody, StrictModel
+from refundflow.models import ApprovalRecord, FailureRecord, Refund, RefundOrigin, RefundRequestBody, StrictModel
 from refundflow.money import Money, MoneyError
 from refundflow.policy import Policy
 from refundflow.ports import (
@@ -520,6 +520,8 @@ def write_back(
     if repository.delivery_refund_id(WRITTEN.format(platform=platform), key) is not None:
         return written
     refund = refund or repository.get(event.refund_id)
+    if refund.origin is RefundOrigin.EXTERNAL:
+        return written  # refunded outside refundflow: whoever made it told the customer
     update = public_reply_update(event, refund, kind)
     return _write_once(key, event.source.ticket_id, update, platform=platform, tickets=tickets, repository=repository)
 
