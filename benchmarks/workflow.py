@@ -2,7 +2,11 @@
 DynamoDB read/write units, events, queue messages, e-mails, and the list-price cost derived from them;
 plus the whole-workflow throughput on this machine. Prints JSON.
 
-Usage: python -m benchmarks.workflow [--refunds N] [--concurrency C]
+Usage: python -m benchmarks.workflow [--refunds N] [--concurrency C] [--source bench|merchant-shop]
+
+``--source`` picks the customer's channel: ``bench`` (the default) is told by one SES e-mail, ``merchant-shop`` (the
+local stack's MerchantWebhookSources) by one signed POST to the merchant's sandbox receiver
+(``merchant_webhook_posts``; no SES). Both count the notify function's invocation, its queue and its reads.
 
 Counts are measured (the real ASL on moto's interpreter, the real handlers, metered boto3 calls).
 Durations on AWS cannot be measured here: the cost model assumes a warm Lambda duration
@@ -64,8 +68,9 @@ def rule_detail_types(stack: Stack) -> set[str]:
 
 
 class Bench:
-    def __init__(self, stack: DevStack, meter: Meter) -> None:
+    def __init__(self, stack: DevStack, meter: Meter, source: str = "bench") -> None:
         self.stack = stack
+        self.source = source
         self.client = RefundflowClient(stack.api_url)
         self.meter = meter
         self.run_id = uuid.uuid4().hex[:6]
@@ -78,7 +83,7 @@ class Bench:
             "payment": {"provider": "stripe", "payment_id": payment},
             "reason": "damaged",
             "customer": {"email": f"bench{index}.{self.run_id}@example.com"},
-            "source": {"system": "bench", "reference": f"B-{self.run_id}-{index}"},
+            "source": {"system": self.source, "reference": f"B-{self.run_id}-{index}"},
             "invoice": {"system": "xero", "invoice_id": invoice["InvoiceID"]},
         }
 
@@ -142,14 +147,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--refunds", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--lambda-ms", type=float, default=120.0, help="assumed warm Lambda duration on AWS")
+    parser.add_argument("--source", default="bench", help="the source system: bench (e-mail) or merchant-shop")
     args = parser.parse_args(argv)
     meter = Meter().start()
     with DevStack(LocalSettings(api_port=0, aws_port=0)) as stack:
-        bench = Bench(stack, meter)
+        bench = Bench(stack, meter, args.source)
+        merchant = stack.simulators["merchant"]
         bench.run_one(bench.prepare(-1))  # warm-up: imports and cold starts are not steady-state cost
         time.sleep(2)
         bodies = [bench.prepare(index) for index in range(args.refunds)]
         invocations_before = dict(stack.functions.invocations)
+        posts_before = len(merchant.requests_seen)
         meter.reset()
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
@@ -157,6 +165,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         elapsed = time.monotonic() - started
         time.sleep(3)  # let the notifier drain its queues: notifications are part of a refund's cost
         usage = meter.snapshot()
+        merchant_posts = len(merchant.requests_seen) - posts_before
         invocations = {
             name: count - invocations_before.get(name, 0)
             for name, count in stack.functions.invocations.items()
@@ -179,12 +188,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "events_put": usage["events_put"] / n,
         "queue_messages": routed_messages / n,
         "emails_sent": usage["emails_sent"] / n,
+        "merchant_webhook_posts": merchant_posts / n,
         "api_requests": invocations.get("ReceiveWebhookFunction", 0) / n,
         "secrets_manager_calls": usage["calls"].get("secretsmanager:GetSecretValue", 0) / n,
     }
     result = {
         "benchmark": "workflow",
         "refunds": n,
+        "source": args.source,
         "concurrency": args.concurrency,
         "final_statuses": sorted(statuses),
         "per_refund": {key: round(value, 3) for key, value in per_refund.items()},

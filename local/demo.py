@@ -21,7 +21,7 @@ from typing import Any
 
 from local.client import TERMINAL, RefundflowClient
 from local.scenarios import Outcome, Scenario, ScenarioContext
-from local.stack import DevStack, LocalSettings
+from local.stack import MERCHANT_SHOP, DevStack, LocalSettings
 from refundflow import catalog
 
 Runnable = Callable[[], "Outcome | list[Outcome]"]
@@ -308,10 +308,42 @@ class Demo:
         outcome.check([r["amount"] for r in stripe_refunds] == [2900], f"Stripe refunds {stripe_refunds}")
         return outcome
 
+    def web_shop_refund_told_by_the_merchant(self) -> Outcome:
+        outcome = Outcome(
+            "the web shop's refund is told by the merchant's system",
+            "COMPLETED, one refund.issued message of 35.00 EUR at the merchant's endpoint, signed, no e-mail",
+        )
+        payment, invoice = self.paid_order("web-shop", 3500)
+        body = self.request("web-shop", payment, invoice, amount=None)
+        body["source"]["system"] = MERCHANT_SHOP  # the source MerchantWebhookSources names locally
+        refund_id = self.submit(outcome, body)
+        refund = self.client.wait_for(refund_id, TERMINAL)
+        outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']}")
+        messages: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 30
+        while not messages and time.monotonic() < deadline:
+            answer = self.client.http.get(
+                f"{self.client.api_url}/_sandbox/merchant/_control/messages",
+                params={"refund_id": refund_id},
+                timeout=10,
+            )
+            messages = answer.json() if answer.ok else []
+            if not messages:
+                time.sleep(0.5)
+        outcome.check(len(messages) == 1, f"the merchant received {messages}")
+        for message in messages:
+            amount = message["data"].get("amount") or {}
+            outcome.check(amount == {"minor_units": 3500, "currency": "EUR"}, f"amount {amount}")
+            outcome.notes.append(
+                f"merchant webhook {message['webhook_id']}: {message['type']}, {message['data']['message']}"
+            )
+        return outcome
+
     def scenarios(self) -> list[Runnable]:
         """Independent scenarios, run concurrently."""
         return [
             self.full_refund,
+            self.web_shop_refund_told_by_the_merchant,
             self.partial_then_over_remainder,
             self.same_delivery_twice,
             self.pending_then_succeeded,

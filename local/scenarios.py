@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local.client import TERMINAL, RefundflowClient
+from refundflow import catalog
 
 
 @dataclass
@@ -309,7 +310,14 @@ def ticket_scenarios(platform: str, *, currency: str = "EUR") -> list[Scenario]:
         outcome.check(any(provider_refund_id in note for note in notes), f"no note names {provider_refund_id}")
         outcome.check(any("completed" in str(label) for label in view["labels"]), f"labels {view['labels']}")
         notes_once(outcome, notes)
-        outcome.notes.append(f"ticket {ticket_id}: {len(notes)} notes, labels {view['labels']}")
+        # The customer's one message: a public reply where the desk has one (else notify e-mails them).
+        replies = [text for text in view["public"] if f"refundflow:reply:{refund_id}:" in text]
+        entry = catalog.platform(platform).ticket
+        if entry is not None and "public_reply" in entry.writes:
+            outcome.check(len(replies) == 1 and "120.50" in replies[0], f"public replies {replies}")
+        else:
+            outcome.check(replies == [], f"a desk without a public reply replied: {replies}")
+        outcome.notes.append(f"ticket {ticket_id}: {len(notes)} notes, {len(replies)} public reply, {view['labels']}")
 
     def agents_request(context: ScenarioContext, outcome: Outcome) -> None:
         payment_id = context.client.create_payment(6_000, currency)

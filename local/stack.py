@@ -38,6 +38,7 @@ from botocore.config import Config
 from local import moto_patches
 from local.cfn import Stack
 from local.lambdas import AwsCall, LocalFunctions, own_environments
+from local.simulators.merchant import MerchantWebhookReceiver
 from refundflow import catalog
 
 STACK_NAME = "refundflow-local"
@@ -57,6 +58,7 @@ def _local_signing_secret(label: str) -> str:
     return "whsec_" + base64.b64encode(f"refundflow-local-{label}".ljust(32, "!")[:32].encode()).decode()
 
 
+MERCHANT_SHOP = "merchant-shop"
 # The local stack's credentials: sandbox values, documented in the README, never real ones.
 # Each source system that posts refund requests locally has its own signing secrets (the help desk two,
 # as during a rotation): the demo and the e2e suite use the returns portal and the help desk, the README's
@@ -66,6 +68,8 @@ SOURCE_SIGNING_SECRETS: dict[str, tuple[str, ...]] = {
     "helpdesk": (_local_signing_secret("helpdesk"), _local_signing_secret("helpdesk-previous")),
     "curl": (_local_signing_secret("curl"),),
     "bench": (_local_signing_secret("bench"),),
+    # The merchant's web shop: its refunds' customers are told by the merchant's own system (the merchant webhook).
+    MERCHANT_SHOP: (_local_signing_secret(MERCHANT_SHOP),),
 }
 # The carriers that report failed deliveries (POST /triggers/delivery-failures): their own secrets, in their own
 # secret (DeliveryFailuresSecretName), so a refund-request source cannot report a delivery failure nor the reverse.
@@ -80,6 +84,7 @@ SOURCE_ROLES: dict[str, list[str]] = {
     "helpdesk": ["agent", "team_lead"],
     "curl": [],
     "bench": [],
+    MERCHANT_SHOP: [],
     **{entry.name: ["agent", "team_lead"] for entry in catalog.ticket_platforms()},
 }
 LOCAL_POLICY_PARAMETER = "/refundflow/local/policy"
@@ -182,6 +187,9 @@ def local_parameters(api_url: str, settings: LocalSettings) -> dict[str, str]:
         "ReturnWaitSeconds": str(settings.return_wait_seconds),
         "ApproverJwtIssuer": f"{api_url}/_local/issuer",
         "PolicyParameterName": LOCAL_POLICY_PARAMETER,
+        # The merchant's system (local.simulators.merchant) tells the customers of the web shop's refunds.
+        "MerchantWebhookUrl": f"{api_url}/_sandbox/merchant/webhooks/refunds",
+        "MerchantWebhookSources": MERCHANT_SHOP,
         **settings.extra_parameters,
     }
 
@@ -421,6 +429,9 @@ class DevStack:
             parameters["DeliveryFailuresSecretName"]: refund_request_secret_document(CARRIER_SIGNING_SECRETS),
         }
         prefix = parameters["SecretsPrefix"]
+        merchant = self.simulators.get(MerchantWebhookReceiver.name)
+        if merchant is not None:
+            values[f"{prefix}merchant-webhook"] = merchant.local_secrets()["api"]
         for entry in catalog.platforms():
             simulator = self.simulators.get(entry.name)
             if simulator is None:
@@ -444,6 +455,8 @@ class DevStack:
             if entry.inbound is not None:
                 simulator.send_webhooks_to(f"{self.api_url}/webhooks/{entry.name}")
             self.simulators[entry.name] = simulator
+        # Not a platform: the merchant's own system, which refundflow's notify function posts refund messages to.
+        self.simulators[MerchantWebhookReceiver.name] = MerchantWebhookReceiver()
 
     def _start_api(self) -> None:
         from werkzeug.serving import make_server

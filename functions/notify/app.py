@@ -1,4 +1,6 @@
-"""Invoked by the SQS event sources of the customer and ops notification queues (fed by EventBridge rules)."""
+"""Invoked by the SQS event sources of the customer and ops notification queues (fed by EventBridge rules): the
+customer's one message per refund (the merchant's webhook or an SES e-mail; nothing for a help desk that replies in
+its ticket), and ops e-mails."""
 
 from __future__ import annotations
 
@@ -10,8 +12,10 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from refundflow import settings, wiring
+from refundflow import catalog, settings, wiring
+from refundflow.adapters.sqs import delay_redelivery
 from refundflow.domain.notifications import Channel, notify, notify_ops_of_mismatch
+from refundflow.errors import TransientError
 from refundflow.events import RECONCILIATION_MISMATCH, ReconciliationEvent, RefundEvent
 from refundflow.observability import logger, metrics, tracer
 
@@ -37,13 +41,20 @@ def handle_record(record: SQSRecord) -> None:
         return
     event = RefundEvent.model_validate({**envelope["detail"], "detail_type": envelope["detail-type"]})
     logger.append_keys(refund_id=event.refund_id, event_id=event.event_id)
-    notify(
-        event,
-        _channel(record.event_source_arn),
-        repository=wiring.repository(),
-        mailer=wiring.mailer(),
-        ops_email=settings.load(settings.NotifySettings).ops_email,
-    )
+    try:
+        notify(
+            event,
+            _channel(record.event_source_arn),
+            repository=wiring.repository(),
+            mailer=wiring.mailer(),
+            ops_email=settings.load(settings.NotifySettings).ops_email,
+            webhook=wiring.merchant_webhook(),
+            reply_desks=catalog.public_reply_desks(),
+        )
+    except TransientError as error:
+        if error.retry_after_seconds:
+            delay_redelivery(record, error.retry_after_seconds)
+        raise
 
 
 @logger.inject_lambda_context(clear_state=True)

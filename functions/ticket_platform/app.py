@@ -4,7 +4,8 @@
 - ``apply_ticket_news``: a delivery intake verified (the help desk's webhook): the ticket is read through the
   platform's API and the merchant's mapping decides what it asks for (refundflow.domain.tickets);
 - its FIFO write-back queue (fed by the bus with this help desk's refunds' events): each event written to its
-  ticket once, in order; a rate limit puts the message back for the platform's Retry-After.
+  ticket once, in order, and, where the desk has a public reply, the customer's one message about the refund;
+  a rate limit puts the message back for the platform's Retry-After.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, proce
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from refundflow import settings, wiring
+from refundflow import catalog, settings, wiring
 from refundflow.adapters.news import APPLY_TICKET_NEWS, refusal, refused_answer
 from refundflow.adapters.sqs import delay_redelivery
 from refundflow.domain import tickets
@@ -85,7 +86,11 @@ def write_back_record(record: SQSRecord) -> None:
     logger.append_keys(refund_id=event.refund_id, event_id=event.event_id)
     try:
         tickets.write_back(
-            event, platform=PLATFORM, tickets=wiring.ticket_platform(PLATFORM), repository=wiring.repository()
+            event,
+            platform=PLATFORM,
+            tickets=wiring.ticket_platform(PLATFORM),
+            repository=wiring.repository(),
+            public_reply=PLATFORM in catalog.public_reply_desks(),
         )
     except TransientError as error:
         if error.retry_after_seconds:

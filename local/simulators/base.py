@@ -410,7 +410,8 @@ class TicketSandbox(Protocol):
 
     def inject_fault(self, operation: str, fault: str) -> None:
         """Make the next ``operation`` fail: ``read_ticket``, ``write_back`` (the first write call of a
-        write-back), ``has_update`` (the read that looks for a marker); faults: ``SANDBOX_FAULTS`` (``transient``
+        write-back), ``has_update`` (the read that looks for a marker), ``public_reply`` (the customer's message,
+        only where the desk's catalog entry lists ``public_reply``); faults: ``SANDBOX_FAULTS`` (``transient``
         is the platform's 429 WITH its Retry-After header).
 
         Raises:

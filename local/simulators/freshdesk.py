@@ -21,6 +21,8 @@ fields:
 - ``POST /api/v2/tickets/{id}/notes`` ``{body (HTML, required), private (default true), incoming, notify_emails,
   user_id}``: 201 and the note (``body_text`` is the body without its tags); a missing body is a 400
   ``missing_field``;
+- ``POST /api/v2/tickets/{id}/reply`` ``{body (HTML, required), from_email, user_id, cc_emails, bcc_emails}``:
+  201 and the reply (``private: false``, ``to_emails`` the requester's), which Freshdesk e-mails to the requester;
 - ``GET /api/v2/tickets/{id}/conversations?page&per_page`` (``per_page`` 1 to 100, default 30): replies and notes,
   oldest first, with ``Link: <next page URL>; rel="next"`` while more follow;
 - an unknown ticket is a 404 with an empty body (the reference shows no body for it: this simulator's choice);
@@ -45,7 +47,7 @@ Control routes, besides the base ones (see :mod:`local.simulators.base`):
 - ``GET /_control/tickets/{id}/view``: the ticket as a person sees it (``ticket_view``);
 - ``GET /_control/objects``: tickets, contacts, agents, groups and conversations.
 
-Not modelled: ticket creation through the API, replies, attachments, custom statuses, required-for-closure fields,
+Not modelled: ticket creation through the API, attachments, custom statuses, required-for-closure fields,
 search, time entries, the webhook's own rate limit (1,000 calls an hour) and retries.
 """
 
@@ -148,6 +150,7 @@ UPDATABLE = frozenset(
     }
 )
 NOTE_FIELDS = frozenset({"body", "private", "incoming", "notify_emails", "user_id"})
+REPLY_FIELDS = frozenset({"body", "from_email", "user_id", "cc_emails", "bcc_emails"})
 _FAULT_BODIES = {
     429: {"code": "rate_limit_exceeded", "message": "API rate limit exceeded for this account."},
     500: {"code": "internal_error", "message": "We're sorry, but something went wrong."},
@@ -197,6 +200,7 @@ class FreshdeskSimulator(Simulator):
         # The write of a write-back that carries its marker: the private note. The connector sets the status field
         # (an idempotent PUT) before it, so a note whose answer is lost is the one write the kit must find again.
         "write_back": ("POST", r"^/api/v2/tickets/[0-9]+/notes$"),
+        "public_reply": ("POST", r"^/api/v2/tickets/[0-9]+/reply$"),
         "has_update": ("GET", r"^/api/v2/tickets/[0-9]+/conversations$"),
     }
 
@@ -230,6 +234,7 @@ class FreshdeskSimulator(Simulator):
         self.route(f"{TICKETS}/<int:ticket_id>", self._api(self._get_ticket), methods=["GET"])
         self.route(f"{TICKETS}/<int:ticket_id>", self._api(self._update_ticket, write=True), methods=["PUT"])
         self.route(f"{TICKETS}/<int:ticket_id>/notes", self._api(self._create_note, write=True), methods=["POST"])
+        self.route(f"{TICKETS}/<int:ticket_id>/reply", self._api(self._create_reply, write=True), methods=["POST"])
         self.route(f"{TICKETS}/<int:ticket_id>/conversations", self._api(self._conversations), methods=["GET"])
         self.route_ticket_controls()
         self.route("/_control/objects", self._control_objects, methods=["GET"])
@@ -583,6 +588,48 @@ class FreshdeskSimulator(Simulator):
             self.conversations[ticket_id].append(note)
             ticket["updated_at"] = now
             return 201, copy.deepcopy(note), {}
+
+    def _create_reply(
+        self, request: Request, payload: dict[str, Any], ticket_id: int
+    ) -> tuple[int, Any, dict[str, str]]:
+        """A reply to the requester (e-mailed by Freshdesk): ``body`` (HTML) required; 201 and the conversation."""
+        errors: list[tuple[str, str, str]] = [
+            (field, "Unexpected/invalid field in request", "invalid_field")
+            for field in sorted(set(payload) - REPLY_FIELDS)
+        ]
+        body = payload.get("body")
+        if body is None or body == "":
+            errors.append(("body", "It should be a/an String", "missing_field"))
+        elif not isinstance(body, str):
+            errors.append(
+                ("body", f"Value set is of type {_type_name(body)}.It should be a/an String", "datatype_mismatch")
+            )
+        with self.lock:
+            ticket = self._known(ticket_id)
+            if errors:
+                raise validation_failed(*errors)
+            requester = self.contacts.get(int(ticket["requester_id"])) or {}
+            now = _timestamp(self._now())
+            reply = {
+                "id": next(self._conversation_ids),
+                "body": body,
+                "body_text": _text_of(str(body)),
+                "private": False,
+                "incoming": False,
+                "source": 0,
+                "user_id": payload.get("user_id", 48000000101),
+                "ticket_id": ticket_id,
+                "from_email": payload.get("from_email", "support@example.freshdesk.com"),
+                "to_emails": [requester.get("email")] if requester.get("email") else [],
+                "cc_emails": list(payload.get("cc_emails") or []),
+                "bcc_emails": list(payload.get("bcc_emails") or []),
+                "attachments": [],
+                "created_at": now,
+                "updated_at": now,
+            }
+            self.conversations[ticket_id].append(reply)
+            ticket["updated_at"] = now
+            return 201, copy.deepcopy(reply), {}
 
     def _conversations(self, request: Request, ticket_id: int) -> tuple[int, Any, dict[str, str]]:
         try:

@@ -119,6 +119,7 @@ class GorgiasSimulator(Simulator):
         "read_ticket": ("GET", r"^/api/tickets/[0-9]+/?$"),
         # the note: it carries the marker (the state tags written before it are idempotent)
         "write_back": ("POST", r"^/api/tickets/[0-9]+/messages/?$"),
+        "public_reply": ("POST", r"^/api/tickets/[0-9]+/messages/?$"),
         "has_update": ("GET", r"^/api/tickets/[0-9]+/messages/?$"),
     }
     TRANSIENT_STATUS: ClassVar[int] = 429
@@ -470,9 +471,33 @@ class GorgiasSimulator(Simulator):
                 problems["from_agent"] = ["An internal note is always sent by a user."]
             if self._user(payload.get("sender")) is None:
                 problems["sender"] = ["An internal note's sender must be a user of the account."]
+        elif payload.get("channel") == "email" and payload.get("from_agent") is True:
+            problems.update(self._outgoing_email_problems(payload))
         if problems:
             raise GorgiasError(400, "Failed to create the message.", problems)
         return payload
+
+    def _outgoing_email_problems(self, payload: Mapping[str, Any]) -> dict[str, list[str]]:
+        """An outgoing e-mail needs a user as sender, a receiver and a source routing it to a known customer."""
+        problems: dict[str, list[str]] = {}
+        if self._user(payload.get("sender")) is None:
+            problems["sender"] = ["An outgoing message's sender must be a user of the account."]
+        receiver = payload.get("receiver")
+        known = {customer["email"] for customer in self.customers.values()}
+        if not isinstance(receiver, Mapping) or receiver.get("email") not in known:
+            problems["receiver"] = ["An outgoing message needs a receiver who is a customer."]
+        source = payload.get("source")
+        to = source.get("to") if isinstance(source, Mapping) else None
+        if (
+            not isinstance(source, Mapping)
+            or source.get("type") != "email"
+            or not isinstance(source.get("from"), Mapping)
+            or not isinstance(to, list)
+            or not to
+            or not all(isinstance(item, Mapping) and item.get("address") in known for item in to)
+        ):
+            problems["source"] = ["An outgoing e-mail needs source.type email, source.from and source.to addresses."]
+        return problems
 
     def _user(self, sender: Any) -> dict[str, Any] | None:
         if not isinstance(sender, Mapping):

@@ -127,6 +127,7 @@ class IntercomSimulator(Simulator):
         # The note: the write that carries the marker (the attribute PUT before it is idempotent, and a lost answer
         # to it leaves no marker to find, so the whole update is simply written again).
         "write_back": ("POST", r"^/conversations/[0-9]+/reply$"),
+        "public_reply": ("POST", r"^/conversations/[0-9]+/reply$"),
         "has_update": ("GET", r"^/conversations/[0-9]+$"),
     }
 

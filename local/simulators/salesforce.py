@@ -237,6 +237,7 @@ class SalesforceSimulator(Simulator):
         "read_ticket": ("GET", r"^/services/data/v[0-9.]+/sobjects/Case/[A-Za-z0-9]+$"),
         # The write-back is one composite call (the status field and the comment carrying the marker, all or none).
         "write_back": ("POST", r"^/services/data/v[0-9.]+/composite$"),
+        "public_reply": ("POST", r"^/services/data/v[0-9.]+/composite$"),
         "has_update": ("GET", r"^/services/data/v[0-9.]+/query(/.*)?$"),
     }
 

@@ -201,6 +201,7 @@ class ServiceNowSimulator(Simulator):
     FAULT_OPERATIONS: ClassVar[Mapping[str, tuple[str, str]]] = {
         "read_ticket": ("GET", r"^/api/now/table/(incident|sn_customerservice_case)/[^/]+$"),
         "write_back": ("PATCH", r"^/api/now/table/(incident|sn_customerservice_case)/[^/]+$"),
+        "public_reply": ("PATCH", r"^/api/now/table/(incident|sn_customerservice_case)/[^/]+$"),
         "has_update": ("GET", r"^/api/now/table/sys_journal_field$"),
     }
 

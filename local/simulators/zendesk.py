@@ -104,6 +104,7 @@ class ZendeskSimulator(Simulator):
     FAULT_OPERATIONS: ClassVar[Mapping[str, tuple[str, str]]] = {
         "read_ticket": ("GET", r"^/api/v2/tickets/[0-9]+(\.json)?$"),
         "write_back": ("PUT", r"^/api/v2/tickets/[0-9]+(\.json)?$"),
+        "public_reply": ("PUT", r"^/api/v2/tickets/[0-9]+(\.json)?$"),
         "has_update": ("GET", r"^/api/v2/tickets/[0-9]+/comments(\.json)?$"),
     }
 

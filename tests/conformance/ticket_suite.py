@@ -159,6 +159,25 @@ def update(label: str = "issued", status: RefundStatus = RefundStatus.REFUNDED) 
     )
 
 
+def public_reply() -> TicketUpdate:
+    """The customer's one message about a refund, as a help desk's public reply (domain.tickets.public_reply_update)."""
+    marker = f"refundflow:reply:rf_{uuid.uuid4().hex[:12]}:issued"
+    return TicketUpdate(
+        marker=marker,
+        refund_id="rf_conformance",
+        event="RefundIssued",
+        status=RefundStatus.REFUNDED,
+        text=f"Hello Ada, your refund of 49.90 EUR is on its way. (Reference: {marker})",
+        amount=Money.of(4990, "EUR"),
+        kind="public_reply",
+    )
+
+
+def _writes(harness: TicketHarness) -> list[str]:
+    entry = catalog.platform(harness.name)
+    return list(entry.ticket.writes) if entry.ticket else []
+
+
 class TicketSuite:
     """Subclass it in a help desk's tests with a ``harness`` fixture yielding a TicketHarness."""
 
@@ -357,6 +376,35 @@ class TicketSuite:
         with pytest.raises((OutcomeUnknownError, TransientError)):
             harness.tickets.write_back(ticket_id, written)
         assert harness.tickets.has_update(ticket_id, written.marker) is True
+
+    # ------------------------------------------------------------ the customer's message (catalog: public_reply)
+
+    def test_a_public_reply_reaches_the_customer_and_leaves_the_state_label(self, harness: TicketHarness) -> None:
+        if "public_reply" not in _writes(harness):
+            pytest.skip(f"{harness.name} has no public reply: its customers are e-mailed")
+        # GIVEN a ticket whose refund is issued (internal note and label)
+        ticket_id, _ = harness.seed_ticket()
+        harness.tickets.write_back(ticket_id, update("issued"))
+        before = harness.sandbox.ticket_view(ticket_id)
+        # WHEN the customer's message is written as a public reply
+        reply = public_reply()
+        harness.tickets.write_back(ticket_id, reply)
+        # THEN the customer sees it, the agents' notes do not hold it, the label is unchanged, and it is found again
+        view = harness.sandbox.ticket_view(ticket_id)
+        assert [text for text in view["public"] if reply.marker in text and "on its way" in text] != []
+        assert not any(reply.marker in note for note in view["notes"])
+        assert view["labels"] == before["labels"]
+        assert harness.tickets.has_update(ticket_id, reply.marker) is True
+
+    def test_a_public_reply_whose_answer_was_lost_is_found_on_the_ticket(self, harness: TicketHarness) -> None:
+        if "public_reply" not in _writes(harness):
+            pytest.skip(f"{harness.name} has no public reply")
+        ticket_id, _ = harness.seed_ticket()
+        reply = public_reply()
+        harness.sandbox.inject_fault("public_reply", "timeout_after_commit")
+        with pytest.raises((OutcomeUnknownError, TransientError)):
+            harness.tickets.write_back(ticket_id, reply)
+        assert harness.tickets.has_update(ticket_id, reply.marker) is True
 
     def test_a_write_back_to_an_unknown_ticket_is_not_found(self, harness: TicketHarness) -> None:
         with pytest.raises(NotFound):

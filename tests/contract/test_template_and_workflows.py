@@ -349,6 +349,28 @@ def test_notify_polls_its_two_queues_and_sends_only_from_the_sender_address() ->
     } == {("NotifyFunction", arn) for arn in queues}
 
 
+def test_notify_reads_the_merchant_webhooks_secret_and_no_platforms() -> None:
+    statements = function_statements(STACK, "NotifyFunction")
+    prefix = STACK.parameters["SecretsPrefix"]
+    secret = f"arn:aws:secretsmanager:{STACK.region}:{STACK.account_id}:secret:{prefix}"
+    assert allowed(statements, Request("secretsmanager:GetSecretValue", f"{secret}merchant-webhook-AbCdEf"))
+    for other in ("stripe-AbCdEf", "zendesk-AbCdEf", "webhooks/stripe-AbCdEf", "merchant-webhook-extra-AbCdEf"):
+        assert not allowed(statements, Request("secretsmanager:GetSecretValue", f"{secret}{other}")), other
+    environment = STACK.function_environment("NotifyFunction")
+    assert environment["MERCHANT_WEBHOOK_SECRET_NAME"] == f"{prefix}merchant-webhook"
+    assert (environment["MERCHANT_WEBHOOK_URL"], environment["MERCHANT_WEBHOOK_SOURCES"]) == ("", "*")
+
+
+def test_the_customer_hears_of_the_money_moving_or_failing_only() -> None:
+    rule = STACK.resources["CustomerNotificationsRule"]["Properties"]
+    assert sorted(rule["EventPattern"]["detail-type"]) == ["RefundFailed", "RefundIssued"]
+    templates = {
+        str(STACK.resolve(resource["Properties"]["Template"]["TemplateName"]))
+        for resource in STACK.of_type("AWS::SES::Template").values()
+    }
+    assert templates == {f"refundflow-{name}" for name in ("refund-issued", "refund-failed", "ops-alert")}
+
+
 def test_every_queue_event_source_is_notify_or_a_help_desks_own_write_back_queue() -> None:
     # GIVEN every SQS event source of the template
     sources = {(logical_id, arn) for logical_id, arn, _ in STACK.queue_event_sources()}

@@ -101,7 +101,9 @@ class BooksEntry(CatalogModel):
     currencies: CurrencyRules = Field(default_factory=CurrencyRules)
 
 
-TicketWrite = Literal["internal_note", "tags", "status", "custom_field", "properties", "attributes"]
+# public_reply: the desk has a customer-visible reply (the customer's one message about a refund from its ticket goes
+# there, not by e-mail); optional, so a desk without one simply does not list it.
+TicketWrite = Literal["internal_note", "tags", "status", "custom_field", "properties", "attributes", "public_reply"]
 
 
 class TicketEntry(CatalogModel):
@@ -318,6 +320,14 @@ def books_platform(name: str) -> Platform:
 
 def ticket_platforms() -> list[Platform]:
     return [entry for entry in catalog().platforms if "ticket" in entry.roles]
+
+
+def public_reply_desks() -> frozenset[str]:
+    """The help desks that tell the customer about a refund from their ticket in a public reply (``ticket.writes``
+    lists ``public_reply``): notify sends those refunds no e-mail."""
+    return frozenset(
+        entry.name for entry in ticket_platforms() if entry.ticket and "public_reply" in entry.ticket.writes
+    )
 
 
 def ticket_platform(name: str) -> Platform:

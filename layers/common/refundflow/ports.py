@@ -419,6 +419,12 @@ class TicketUpdate(StrictModel):
     )
     amount: Money | None = None
     provider_refund_id: str | None = None
+    kind: Literal["internal_note", "public_reply"] = Field(
+        default="internal_note",
+        description="internal_note: for the agents (with the label). public_reply: the customer's one message about "
+        "the refund, as the desk's public reply (no label, no tags); written only to desks whose catalog entry's "
+        "ticket.writes lists public_reply, so a desk that has none never sees one.",
+    )
 
 
 class TicketPlatform(ABC):
@@ -865,4 +871,23 @@ class Mailer(ABC):
 
         Raises:
             TransientError: the mail service did not accept the message.
+        """
+
+
+class MerchantWebhook(ABC):
+    """The merchant's own endpoint for refund messages (Standard Webhooks, signed with the merchant's secret): the
+    merchant's system tells its customer, in its own words and channel."""
+
+    def takes(self, source_system: str) -> bool:
+        """Whether the merchant's system tells the customers of refunds asked for by ``source_system`` (all, unless
+        the endpoint is configured for some source systems only)."""
+        return True
+
+    @abstractmethod
+    def send(self, *, message_id: str, body: Mapping[str, Any]) -> None:
+        """POST ``body`` signed under ``message_id`` (the same id on every attempt: the merchant drops repeats).
+
+        Raises:
+            TransientError: not taken (any answer but 2xx, or none): the queue retries with the same id, then
+                parks the message in its DLQ (a rate limit sets ``retry_after_seconds`` from ``Retry-After``).
         """

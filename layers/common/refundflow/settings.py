@@ -119,6 +119,18 @@ class NotifySettings(EnvModel):
     email_configuration_set: str | None = Field(default=None, alias="NOTIFY_CONFIGURATION_SET")
     customer_queue_arn: str | None = Field(default=None, alias="CUSTOMER_NOTIFICATIONS_QUEUE_ARN")
     ops_queue_arn: str | None = Field(default=None, alias="OPS_NOTIFICATIONS_QUEUE_ARN")
+    merchant_webhook_url: str = Field(
+        default="",
+        alias="MERCHANT_WEBHOOK_URL",
+        description="The merchant's endpoint for refund messages (Standard Webhooks); empty: e-mail the customer.",
+    )
+    merchant_webhook_secret_name: str = Field(default="", alias="MERCHANT_WEBHOOK_SECRET_NAME")
+    merchant_webhook_sources: str = Field(
+        default="*",
+        alias="MERCHANT_WEBHOOK_SOURCES",
+        description="Comma-separated source systems whose refunds the merchant's system tells its customers about; "
+        "* for all.",
+    )
 
 
 M = TypeVar("M", bound=EnvModel)

@@ -22,6 +22,7 @@ from refundflow.metering import BOOKS, PROVIDER, meter
 from refundflow.ports import BooksConnector, PayoutReader, RefundProvider, ReturnsReader, TicketPlatform
 
 if TYPE_CHECKING:
+    from refundflow.connectors.merchant_webhook import StandardWebhookSender
     from refundflow.domain.tickets import TicketMapping
 
 
@@ -51,6 +52,31 @@ def mailer() -> SesMailer:
     notify = settings.load(settings.NotifySettings)
     return SesMailer(
         notify.sender_email, template_prefix=notify.template_prefix, configuration_set=notify.email_configuration_set
+    )
+
+
+@cache
+def merchant_webhook() -> StandardWebhookSender | None:
+    """The merchant's outbound webhook when MERCHANT_WEBHOOK_URL is set (its secret read at the first send).
+
+    Raises:
+        ConfigurationError: a URL without MERCHANT_WEBHOOK_SECRET_NAME.
+    """
+    notify = settings.load(settings.NotifySettings)
+    if not notify.merchant_webhook_url:
+        return None
+    if not notify.merchant_webhook_secret_name:
+        raise ConfigurationError("MERCHANT_WEBHOOK_URL is set without MERCHANT_WEBHOOK_SECRET_NAME")
+    # Imported here: only notify sends, and only when configured (requests stays out of the other functions).
+    from refundflow.adapters.secrets import get_json_secret
+    from refundflow.connectors.merchant_webhook import StandardWebhookSender
+
+    name = notify.merchant_webhook_secret_name
+    sources = {item.strip() for item in notify.merchant_webhook_sources.split(",") if item.strip()}
+    return StandardWebhookSender(
+        notify.merchant_webhook_url,
+        lambda: get_json_secret(name),
+        sources=None if "*" in sources else frozenset(sources),
     )
 
 
@@ -182,6 +208,6 @@ def ensure_own_platform(own: str, asked: str) -> None:
 
 def reset() -> None:
     """Forget every cached adapter and setting (tests, and the local stack after reconfiguring)."""
-    for factory in (repository, recorder, workflow, callbacks, mailer, news_forwarder):
+    for factory in (repository, recorder, workflow, callbacks, mailer, merchant_webhook, news_forwarder):
         factory.cache_clear()
     settings.load.cache_clear()

@@ -300,6 +300,11 @@ def test_has_update_pages_through_the_work_notes_and_ignores_comments(
     assert tickets.has_update(sys_id, "refundflow:evt_9") is False
     simulator._journal("incident", sys_id, "comments", "public reply refundflow:evt_7", "agent")
     assert tickets.has_update(sys_id, "refundflow:evt_7") is False  # a customer-visible comment is not our note
+    # AND the customer's message is looked for among the comments only
+    simulator._journal("incident", sys_id, "work_notes", "pasted refundflow:reply:rf_1:issued", "agent")
+    assert tickets.has_update(sys_id, "refundflow:reply:rf_1:issued") is False
+    simulator._journal("incident", sys_id, "comments", "Hello (Reference: refundflow:reply:rf_1:issued)", "api")
+    assert tickets.has_update(sys_id, "refundflow:reply:rf_1:issued") is True
     journal_reads = [seen for seen in simulator.requests_seen if seen["path"].endswith("sys_journal_field")]
     assert "element_id%3D" + sys_id in journal_reads[0]["query"]
 

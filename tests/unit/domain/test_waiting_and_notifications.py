@@ -159,7 +159,7 @@ def test_the_customer_is_told_once_per_event(issued: tuple[World, RefundEvent]) 
     (mail,) = env.mailer.sent
     assert (mail["to"], mail["template"]) == ("jane.doe@example.com", "refund-issued")
     assert (mail["data"]["amount"], mail["data"]["reference"]) == ("25.00 EUR", "ORD-RMA-1001")
-    assert mail["idempotency_key"] == f"{event.event_id}:customer"
+    assert mail["idempotency_key"] == f"{event.refund_id}:issued"
 
 
 def test_each_channel_is_told_once(issued: tuple[World, RefundEvent]) -> None:

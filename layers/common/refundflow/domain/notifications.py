@@ -1,75 +1,186 @@
-"""Telling people: the customer on issued / failed / completed, ops on anything that needs them.
+"""Telling people: the customer once per refund, through one channel; ops on anything that needs them.
 
-Events carry no contact details: the address is read from the refund. Each (event, channel) is sent
-once: a first-seen marker is written after the send, so an SQS redelivery after a successful send
-does not e-mail twice, and a failed send is retried by the queue (then parked in its DLQ)."""
+The customer's message (:func:`customer_message`) is sent when the money is on its way (``RefundIssued``, with the
+amount), or, if the refund fails instead, that it failed and that the team will be in touch. A refund that fails
+after its customer was told gets that correction too (the only second message); the card network's reference (ARN),
+days later, is no message: it goes to the ticket's internal note and ``GET /refunds/{id}``. Completion (the credit
+note) is no message either. The channel, chosen per refund (:func:`customer_channel`):
+
+1. ``ticket``: the refund came from a help desk with a public reply (catalog ``ticket.writes``): the desk's own
+   function replies in the ticket (refundflow.domain.tickets); notify sends nothing;
+2. ``webhook``: the merchant configured an outbound endpoint (for every source system, or for the refund's): one
+   Standard Webhooks POST, signed, with the same ``webhook-id`` on every attempt (the queue retries, then its DLQ);
+3. ``email``: otherwise one SES e-mail.
+
+Events carry no contact details: the address is read from the refund. Each message is sent once per refund and
+kind: a first-seen marker (``customer-message``, keyed ``<refund_id>:<kind>``) is written after the send, so a
+redelivery or a second event of the same kind sends nothing, and a failed send is retried by the queue. Ops
+e-mails are deduplicated per event."""
 
 from __future__ import annotations
 
 import json
 from enum import StrEnum
+from typing import Any, Literal
 
 from refundflow.events import ReconciliationEvent, RefundEvent
-from refundflow.models import RefundOrigin
-from refundflow.ports import Mailer, RefundStore
+from refundflow.models import Refund, RefundOrigin
+from refundflow.money import Money
+from refundflow.ports import Mailer, MerchantWebhook, RefundStore
 
 
 class Channel(StrEnum):
+    """The notification queue a message came from."""
+
     CUSTOMER = "customer"
     OPS = "ops"
 
 
-CUSTOMER_TEMPLATES = {
-    "RefundIssued": "refund-issued",
-    "RefundFailed": "refund-failed",
-    "RefundCompleted": "refund-completed",
-}
+class CustomerChannel(StrEnum):
+    """How the customer hears about their refund."""
+
+    TICKET = "ticket"
+    WEBHOOK = "webhook"
+    EMAIL = "email"
+
+
+MessageKind = Literal["issued", "failed"]
+# The events the customer hears of, and the one message each makes.
+CUSTOMER_MESSAGES: dict[str, MessageKind] = {"RefundIssued": "issued", "RefundFailed": "failed"}
+CUSTOMER_TEMPLATES: dict[MessageKind, str] = {"issued": "refund-issued", "failed": "refund-failed"}
+CUSTOMER_MESSAGE_MARKER = "customer-message"
 OPS_TEMPLATE = "ops-alert"
 
 
+def customer_channel(
+    refund: Refund, *, reply_desks: frozenset[str], webhook: MerchantWebhook | None
+) -> CustomerChannel:
+    """The cheapest channel that reaches the refund's customer: its ticket, the merchant's endpoint, or e-mail."""
+    if refund.source.ticket_id and refund.source_platform in reply_desks:
+        return CustomerChannel.TICKET
+    if webhook is not None and webhook.takes(refund.source.system):
+        return CustomerChannel.WEBHOOK
+    return CustomerChannel.EMAIL
+
+
+def message_amount(event: RefundEvent, refund: Refund) -> Money | None:
+    return event.amount or refund.amount or refund.requested_amount
+
+
+def customer_message(kind: MessageKind, refund: Refund, amount: Money | None) -> str:
+    """The customer's message in words (the ticket's public reply; the SES templates say the same)."""
+    reference = refund.order.order_id if refund.order else refund.source.reference
+    how_much = str(amount) if amount else "the full amount"
+    greeting = f"Hello {refund.customer.name or 'there'},"
+    if kind == "issued":
+        body = (
+            f"we have refunded {how_much} for {reference} to your original payment method. It usually shows up "
+            "within 5-10 business days; if your bank asks, we can give you the reference it traces refunds with."
+        )
+    else:
+        body = (
+            f"we could not refund {how_much} for {reference} to your original payment method. Our team has been "
+            "told and will contact you."
+        )
+    return f"{greeting} {body} Refund id: {refund.refund_id}."
+
+
+def merchant_webhook_body(
+    kind: MessageKind, event: RefundEvent, refund: Refund, amount: Money | None
+) -> dict[str, Any]:
+    """The Standard Webhooks payload (``type``, ``timestamp``, ``data``): the same bytes on every attempt."""
+    return {
+        "type": f"refund.{kind}",
+        "timestamp": event.occurred_at.isoformat(),
+        "data": {
+            "refund_id": refund.refund_id,
+            "status": event.status.value,
+            "amount": None if amount is None else {"minor_units": amount.minor_units, "currency": amount.currency},
+            "order_id": refund.order.order_id if refund.order else None,
+            "source": {"system": refund.source.system, "reference": refund.source.reference},
+            "customer": refund.customer.model_dump(mode="json", exclude_none=True),
+            "provider_refund_id": refund.provider_refund_id,
+            "message": customer_message(kind, refund, amount),
+        },
+    }
+
+
+def webhook_message_id(refund_id: str, kind: MessageKind) -> str:
+    """The ``webhook-id`` of a refund's message: one per refund and kind, whatever event or attempt sends it."""
+    return f"msg_{refund_id}_{kind}"
+
+
 def notify(
-    event: RefundEvent, channel: Channel, *, repository: RefundStore, mailer: Mailer, ops_email: str | None
+    event: RefundEvent,
+    channel: Channel,
+    *,
+    repository: RefundStore,
+    mailer: Mailer,
+    ops_email: str | None,
+    webhook: MerchantWebhook | None = None,
+    reply_desks: frozenset[str] = frozenset(),
 ) -> str | None:
-    """Send what ``channel`` sends for ``event``; returns the message id, or None when nothing was due.
+    """Send what ``channel`` sends for ``event``; returns the message id, or None when nothing was due here (not
+    a customer message, sent before, or the ticket's public reply tells the customer).
 
     Raises:
-        TransientError: the mail service did not take the message (the queue retries it).
+        TransientError: the mail service or the merchant's endpoint did not take the message (the queue retries it).
         NotFound: the refund does not exist.
     """
-    marker = f"notify-{channel.value}"
-    if repository.delivery_refund_id(marker, event.event_id) is not None:
-        return None
-    amount = str(event.amount) if event.amount else "the full amount"
     if channel is Channel.CUSTOMER:
-        template = CUSTOMER_TEMPLATES.get(event.detail_type)
-        if template is None:
-            return None
-        refund = repository.get(event.refund_id)
-        if refund.origin is RefundOrigin.EXTERNAL:
-            return None  # refunded outside refundflow: whoever made it told the customer, and no address is known
-        reference = refund.order.order_id if refund.order else refund.source.reference
-        recipient = refund.customer.email
-        data = {
-            "name": refund.customer.name or "there",
-            "amount": amount,
-            "reference": reference,
-            "refund_id": refund.refund_id,
-        }
-    else:
-        if not ops_email:
-            return None
-        template, recipient = OPS_TEMPLATE, ops_email
-        data = {
-            "event": event.detail_type,
-            "refund_id": event.refund_id,
-            "amount": amount,
-            "status": event.status.value,
-            "details": json.dumps(event.details, sort_keys=True, default=str)[:4000],
-        }
+        return _tell_customer(event, repository=repository, mailer=mailer, webhook=webhook, reply_desks=reply_desks)
+    marker = f"notify-{channel.value}"
+    if not ops_email or repository.delivery_refund_id(marker, event.event_id) is not None:
+        return None
+    data = {
+        "event": event.detail_type,
+        "refund_id": event.refund_id,
+        "amount": str(event.amount) if event.amount else "the full amount",
+        "status": event.status.value,
+        "details": json.dumps(event.details, sort_keys=True, default=str)[:4000],
+    }
     message_id = mailer.send(
-        to=recipient, template=template, data=data, idempotency_key=f"{event.event_id}:{channel.value}"
+        to=ops_email, template=OPS_TEMPLATE, data=data, idempotency_key=f"{event.event_id}:{channel.value}"
     )
     repository.mark_delivery(marker, event.event_id, event.refund_id)
+    return message_id
+
+
+def _tell_customer(
+    event: RefundEvent,
+    *,
+    repository: RefundStore,
+    mailer: Mailer,
+    webhook: MerchantWebhook | None,
+    reply_desks: frozenset[str],
+) -> str | None:
+    kind = CUSTOMER_MESSAGES.get(event.detail_type)
+    if kind is None:
+        return None
+    key = f"{event.refund_id}:{kind}"
+    if repository.delivery_refund_id(CUSTOMER_MESSAGE_MARKER, key) is not None:
+        return None
+    refund = repository.get(event.refund_id)
+    if refund.origin is RefundOrigin.EXTERNAL:
+        return None  # refunded outside refundflow: whoever made it told the customer, and no address is known
+    amount = message_amount(event, refund)
+    how = customer_channel(refund, reply_desks=reply_desks, webhook=webhook)
+    if how is CustomerChannel.TICKET:
+        return None
+    if how is CustomerChannel.WEBHOOK and webhook is not None:
+        message_id = webhook_message_id(refund.refund_id, kind)
+        webhook.send(message_id=message_id, body=merchant_webhook_body(kind, event, refund, amount))
+    else:
+        data = {
+            "name": refund.customer.name or "there",
+            "amount": str(amount) if amount else "the full amount",
+            "reference": refund.order.order_id if refund.order else refund.source.reference,
+            "refund_id": refund.refund_id,
+        }
+        message_id = mailer.send(
+            to=refund.customer.email, template=CUSTOMER_TEMPLATES[kind], data=data, idempotency_key=key
+        )
+    repository.mark_delivery(CUSTOMER_MESSAGE_MARKER, key, refund.refund_id)
     return message_id
 
 

@@ -27,6 +27,7 @@ import jmespath.exceptions
 from pydantic import Field, ValidationError, model_validator
 
 from refundflow import carddata
+from refundflow.domain import notifications
 from refundflow.domain.intake import (
     RETURN_UPDATED,
     Accepted,
@@ -40,7 +41,7 @@ from refundflow.domain.returns import record_platform_return_step
 from refundflow.domain.waiting import WaitFor, resume_waiting
 from refundflow.errors import IdempotencyConflict, InvalidRequest, NotFound, RefundflowError
 from refundflow.events import RefundEvent
-from refundflow.models import ApprovalRecord, FailureRecord, Refund, RefundRequestBody, StrictModel
+from refundflow.models import ApprovalRecord, FailureRecord, Refund, RefundOrigin, RefundRequestBody, StrictModel
 from refundflow.money import Money, MoneyError
 from refundflow.policy import Policy
 from refundflow.ports import (
@@ -535,10 +536,14 @@ def ticket_update(event: RefundEvent, refund: Refund) -> TicketUpdate:
     )
 
 
-def write_back(event: RefundEvent, *, platform: str, tickets: TicketPlatform, repository: RefundStore) -> bool:
+def write_back(
+    event: RefundEvent, *, platform: str, tickets: TicketPlatform, repository: RefundStore, public_reply: bool = False
+) -> bool:
     """Write ``event`` to its refund's ticket, once. Returns False when nothing was due (not this platform's
     ticket, or written before). The label is the refund's status now, so a late event never winds the ticket's
-    status back.
+    status back. With ``public_reply`` (the desk's catalog ``ticket.writes`` lists it), the customer's one message
+    about the refund (issued, or failed) follows the internal note as a public reply, once per refund and kind
+    (:func:`public_reply_update`); the note comes first, so a retry after a refused reply writes no second note.
 
     Raises:
         TransientError: retry (the queue redelivers, after the platform's Retry-After where it said one).
@@ -548,10 +553,48 @@ def write_back(event: RefundEvent, *, platform: str, tickets: TicketPlatform, re
     key = write_once_key(event)
     if event.source.platform != platform or not event.source.ticket_id or key is None:
         return False
-    if repository.delivery_refund_id(WRITTEN.format(platform=platform), key) is not None:
-        return False
-    update = ticket_update(event, repository.get(event.refund_id))
-    return _write_once(key, event.source.ticket_id, update, platform=platform, tickets=tickets, repository=repository)
+    written = False
+    refund: Refund | None = None
+    if repository.delivery_refund_id(WRITTEN.format(platform=platform), key) is None:
+        refund = repository.get(event.refund_id)
+        written = _write_once(
+            key,
+            event.source.ticket_id,
+            ticket_update(event, refund),
+            platform=platform,
+            tickets=tickets,
+            repository=repository,
+        )
+    kind = notifications.CUSTOMER_MESSAGES.get(event.detail_type)
+    if not public_reply or kind is None:
+        return written
+    reply_key = f"reply:{event.refund_id}:{kind}"
+    if repository.delivery_refund_id(WRITTEN.format(platform=platform), reply_key) is not None:
+        return written
+    refund = refund or repository.get(event.refund_id)
+    if refund.origin is RefundOrigin.EXTERNAL:
+        return written  # refunded outside refundflow: whoever made it told the customer
+    update = public_reply_update(event, refund, kind)
+    return _write_once(
+        reply_key, event.source.ticket_id, update, platform=platform, tickets=tickets, repository=repository
+    )
+
+
+def public_reply_update(event: RefundEvent, refund: Refund, kind: notifications.MessageKind) -> TicketUpdate:
+    """The customer's message as the ticket's public reply: what the e-mail would have said, and a reference that
+    is also the marker a reply whose answer was lost is found by."""
+    marker = f"refundflow:reply:{refund.refund_id}:{kind}"
+    text = notifications.customer_message(kind, refund, notifications.message_amount(event, refund))
+    return TicketUpdate(
+        marker=marker[:200],
+        refund_id=refund.refund_id,
+        event=event.detail_type,
+        status=event.status,
+        text=f"{text} (Reference: {marker})"[:2000],
+        amount=notifications.message_amount(event, refund),
+        provider_refund_id=refund.provider_refund_id,
+        kind="public_reply",
+    )
 
 
 def refusal_update(news: TicketNews, refused: RefundflowError) -> TicketUpdate:

@@ -14,6 +14,9 @@ Note / List All Conversations of a Ticket"; rate limits also in support.freshdes
   change; a dropdown field takes only its own choices (else 400 ``invalid_value``);
 - ``POST /api/v2/tickets/{id}/notes`` with ``{"body": <HTML>, "private": true}``: a private note, agents only;
   nothing in the API makes a note idempotent;
+- ``POST /api/v2/tickets/{id}/reply`` with ``{"body": <HTML>}``: a reply to the requester ("Conversations: Reply to
+  a ticket", developers.freshdesk.com/api/#reply_ticket), the customer's message; found again by its marker among
+  the conversations like a note;
 - ``GET /api/v2/tickets/{id}/conversations?per_page=100&page=N``: replies and notes, oldest first, at most 100 a
   page, the next page's URL in the ``Link`` header (``rel="next"``), no header on the last page;
 - errors ``{"description": "Validation failed", "errors": [{"field", "message", "code"}]}`` on 400, or
@@ -89,6 +92,12 @@ class FreshdeskTickets(TicketPlatform):
 
     def write_back(self, ticket_id: str, update: TicketUpdate) -> None:
         safe_id = _id(ticket_id)
+        if update.kind == "public_reply":  # a reply: Freshdesk e-mails it to the requester
+            reply = {"body": f"<p>{html.escape(update.text)}</p>"}
+            response = self.http.request("POST", f"/api/v2/tickets/{safe_id}/reply", json=reply)
+            if not response.ok:
+                self._fail(response, f"reply to ticket {ticket_id}", write=True)
+            return
         if self.status_field and update.label:
             fields = {"custom_fields": {self.status_field: update.label}}
             response = self.http.request("PUT", f"/api/v2/tickets/{safe_id}", json=fields)

@@ -15,7 +15,10 @@ via API", "List ticket messages", ticket tags, ticket custom field values):
 - ``POST /api/tickets/{id}/messages`` with ``channel: "internal-note"`` (required; "internal notes are not sent to
   your customers"), ``from_agent: true`` (required), ``via: "api"``, ``sender: {"email": <the API user>}``,
   ``body_text`` / ``body_html`` and ``external_id`` ("not used by Gorgias, feel free to set it", at most 255
-  characters: our marker); a message takes no idempotency key;
+  characters: our marker); a message takes no idempotency key; the customer's message is an outgoing one:
+  ``channel: "email"``, ``from_agent: true``, ``receiver`` the ticket's customer and ``source`` routing it
+  (``{"type": "email", "from": {"address"}, "to": [{"address"}]}``, "The TicketMessage object": outgoing messages
+  are "sent by your company to your customers");
 - ``POST /api/tickets/{id}/tags`` and ``DELETE /api/tickets/{id}/tags`` with ``{"names": [...]}``: tags added and
   removed without replacing the ticket's others (``PUT`` would overwrite them all). Whether a DELETE naming a tag
   the ticket does not carry is refused is not documented; we send only the refund state tags;
@@ -119,6 +122,9 @@ class GorgiasTickets(TicketPlatform):
 
     def write_back(self, ticket_id: str, update: TicketUpdate) -> None:
         path = f"/api/tickets/{_id(ticket_id)}"
+        if update.kind == "public_reply":
+            self._reply(ticket_id, path, update)
+            return
         tag = TAG_FOR_LABEL.get(update.label) if update.label else None
         if tag is not None and self._tagged.get(ticket_id) != tag:
             self._write("POST", f"{path}/tags", {"names": [tag]}, f"tag ticket {ticket_id}")
@@ -138,6 +144,29 @@ class GorgiasTickets(TicketPlatform):
             "external_id": update.marker[:255],
         }
         self._write("POST", f"{path}/messages", note, f"add a note to ticket {ticket_id}")
+
+    def _reply(self, ticket_id: str, path: str, update: TicketUpdate) -> None:
+        """An outgoing e-mail message to the ticket's customer (Gorgias sends it), routed by ``source``."""
+        customer = (self._get(path, f"read ticket {ticket_id}") or {}).get("customer") or {}
+        address = customer.get("email")
+        if not isinstance(address, str) or "@" not in address:
+            raise RejectedError(
+                f"Gorgias ticket {ticket_id} has no customer e-mail to reply to",
+                code="gorgias_no_customer_email",
+                platform=PLATFORM,
+            )
+        message = {
+            "channel": "email",
+            "via": "api",
+            "from_agent": True,
+            "sender": {"email": self.sender_email},
+            "receiver": {"email": address},
+            "source": {"type": "email", "from": {"address": self.sender_email}, "to": [{"address": address}]},
+            "body_text": update.text,
+            "body_html": f"<p>{html.escape(update.text)}</p>",
+            "external_id": update.marker[:255],
+        }
+        self._write("POST", f"{path}/messages", message, f"reply on ticket {ticket_id}")
 
     def _get(self, path: str, what: str) -> Any:
         response = self.http.request("GET", path)

@@ -16,7 +16,9 @@ official OpenAPI description ``descriptions/2.16/api.intercom.io.yaml`` of inter
 - ``PUT /conversations/{id}`` with ``{"custom_attributes": {...}}``: a conversation data attribute set;
 - ``POST /conversations/{id}/reply`` with ``{"message_type": "note", "type": "admin", "admin_id", "body"}``: an
   internal note (never sent to the customer), authored by an admin of the workspace; the admin is
-  ``INTERCOM_ADMIN_ID`` or, when that is empty, the token's own admin (``GET /me``);
+  ``INTERCOM_ADMIN_ID`` or, when that is empty, the token's own admin (``GET /me``); the customer's message is the
+  same call with ``"message_type": "comment"`` (an admin's reply the customer sees: "Reply to a conversation",
+  developers.intercom.com), found again by its marker like a note;
 - errors ``{"type": "error.list", "request_id", "errors": [{"code", "message", "field"}]}``; 429 with
   ``X-RateLimit-Reset`` (epoch seconds when the window resets; the docs name no ``Retry-After``, so the wait is
   the reset time minus now, or a ``Retry-After`` if one comes); code ``rate_limit_exceeded``.
@@ -86,19 +88,30 @@ class IntercomConversations(TicketPlatform):
         return conversation
 
     def has_update(self, ticket_id: str, marker: str) -> bool:
-        """Whether a note of the conversation's parts (the 500 newest, as Intercom returns them) carries
-        ``marker``."""
+        """Whether a note or an admin's reply (the customer's message) of the conversation's parts (the 500 newest,
+        as Intercom returns them) carries ``marker``."""
         conversation = self._conversation(ticket_id, "read the notes of conversation")
         parts = (conversation.get("conversation_parts") or {}).get("conversation_parts") or []
         wanted = {marker, html.escape(marker)}
         return any(
-            part.get("part_type") == "note" and any(text in str(part.get("body") or "") for text in wanted)
+            part.get("part_type") in ("note", "comment") and any(text in str(part.get("body") or "") for text in wanted)
             for part in parts
             if isinstance(part, dict)
         )
 
     def write_back(self, ticket_id: str, update: TicketUpdate) -> None:
         conversation_id = _id(ticket_id)
+        if update.kind == "public_reply":  # an admin's reply: message_type comment, seen by the customer
+            reply = {
+                "message_type": "comment",
+                "type": "admin",
+                "admin_id": self.admin_id(),
+                "body": f"<p>{html.escape(update.text)}</p>",
+            }
+            response = self.http.request("POST", f"/conversations/{conversation_id}/reply", json=reply)
+            if not response.ok:
+                self._fail(response, f"reply to conversation {ticket_id}", write=True)
+            return
         if self.status_attribute and update.label:
             response = self.http.request(
                 "PUT",

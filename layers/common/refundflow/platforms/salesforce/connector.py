@@ -19,7 +19,9 @@ requests_composite.htm); Salesforce Help "OAuth 2.0 Client Credentials Flow for 
   with ``attributes``; then ``GET /sobjects/Contact/{ContactId}?fields=Name,Email`` for its contact;
 - ``POST /services/data/vXX.X/composite`` ``{"allOrNone": true, "compositeRequest": [{method, url, referenceId,
   body}]}``: one API call for the write-back, the case's refund status field (``PATCH /sobjects/Case/{id}``, 204)
-  and a private comment (``POST /sobjects/CaseComment`` ``{ParentId, CommentBody, IsPublished: false}``, 201). The
+  and a private comment (``POST /sobjects/CaseComment`` ``{ParentId, CommentBody, IsPublished: false}``, 201); the
+  customer's message is a published comment alone (``IsPublished: true``: "visible to customers in the Self-Service
+  portal", Object Reference, CaseComment; the org's case comment notification to contacts e-mails it). The
   call answers 200 whatever happened; each subrequest has its ``httpStatusCode`` and ``body``; with allOrNone, a
   failed subrequest rolls every other back (those answer ``PROCESSING_HALTED``);
 - ``GET /services/data/vXX.X/query?q=SELECT Id, CommentBody FROM CaseComment WHERE ParentId = '<id>' ...``: the
@@ -218,7 +220,8 @@ class SalesforceTickets(TicketPlatform):
 
     def write_back(self, ticket_id: str, update: TicketUpdate) -> None:
         """One composite call, all or none: the refund status field (when the update has a label and a field is
-        configured), then the private comment that carries the marker."""
+        configured), then the private comment that carries the marker; the customer's message is a published
+        comment alone (it has no label)."""
         case_id = _id(ticket_id)
         subrequests: list[dict[str, Any]] = []
         if self.status_field and update.label:
@@ -238,7 +241,9 @@ class SalesforceTickets(TicketPlatform):
                 "body": {
                     "ParentId": case_id,
                     "CommentBody": _comment_body(update.text, update.marker),
-                    "IsPublished": False,
+                    # Published: the customer's message, visible to the case's contact (the portal, and the
+                    # org's case comment notification to contacts); otherwise a private comment for agents.
+                    "IsPublished": update.kind == "public_reply",
                 },
             }
         )

@@ -10,11 +10,13 @@ platform security, Washington DC and later):
   unknown record (or one an ACL hides);
 - ``PATCH /api/now/table/{table}/{sys_id}``: only the fields sent change; ``work_notes`` is a journal field, so the
   text sent becomes a new internal work note (not shown to the caller, unlike ``comments``); answers the record;
-- ``GET /api/now/table/sys_journal_field?sysparm_query=element_id=<sys_id>^element=work_notes``: the record's work
-  notes, one row each (``value``), paged with ``sysparm_limit`` / ``sysparm_offset`` (journal entries live in the
-  Journal Entries [sys_journal_field] table); with ``sysparm_display_value=true`` a record's ``work_notes`` reads
-  as all its work notes in one text (the Table API's display values; the text's layout is not documented, only
-  the marker is looked for in it);
+  the customer's message is ``comments`` alone (Additional comments, customer visible: the caller sees it and the
+  base instance's notifications e-mail it);
+- ``GET /api/now/table/sys_journal_field?sysparm_query=element_id=<sys_id>^element=work_notes`` (or ``comments``):
+  the record's work notes (additional comments), one row each (``value``), paged with ``sysparm_limit`` /
+  ``sysparm_offset`` (journal entries live in the Journal Entries [sys_journal_field] table); with
+  ``sysparm_display_value=true`` a record's ``work_notes`` (``comments``) reads as all its entries in one text (the
+  Table API's display values; the text's layout is not documented, only the marker is looked for in it);
 - ``POST /oauth_token.do`` (form: ``grant_type=client_credentials`` with ``client_id`` / ``client_secret``, since
   the Washington DC release and only where the instance enables it; or ``grant_type=password`` with a user's name
   and password too): ``{"access_token", "expires_in", "token_type": "Bearer", ...}``;
@@ -63,6 +65,7 @@ DEFAULT_STATUS_FIELD = "u_refund_status"
 REQUESTER_FIELDS = ("caller_id", "contact")
 JOURNAL_PAGE = 100
 MAX_JOURNAL_PAGES = 10
+REPLY_MARKER = "refundflow:reply:"  # the customer's message (an additional comment): domain.tickets.public_reply_update
 # Refresh a little before the instance's access tokens expire (ServiceNow's default lifespan: 1,800 s).
 TOKEN_EXPIRY_MARGIN_SECONDS = 60.0
 SYS_ID = re.compile(r"[0-9a-f]{32}")  # the id goes into the request's path and an encoded query
@@ -191,23 +194,26 @@ class ServiceNowTickets(TicketPlatform):
         return user if isinstance(user, dict) else None
 
     def has_update(self, ticket_id: str, marker: str) -> bool:
-        """Whether a work note carries ``marker``: the record's rows of ``sys_journal_field`` (newest first, at most
-        MAX_JOURNAL_PAGES pages), then, if none does, the record's ``work_notes`` display value (every work note of
-        the record in one text). The second read covers an integration user whose read ACLs on the journal table
-        filter its rows out (ServiceNow answers such a list with fewer rows, not with an error)."""
+        """Whether the journal refundflow writes ``marker``'s update to carries it (a work note; an additional
+        comment for the customer's message, whose marker is ``refundflow:reply:...``): the record's rows of
+        ``sys_journal_field`` (newest first, at most MAX_JOURNAL_PAGES pages), then, if none does, the record's
+        display value of that journal (every entry in one text). The second read covers an integration user whose
+        read ACLs on the journal table filter its rows out (ServiceNow answers such a list with fewer rows, not with
+        an error). A marker in the other journal (an agent who pasted a note into a comment) is not ours."""
         sys_id = _id(ticket_id)
-        if self._journal_has(sys_id, marker):
+        journal = "comments" if marker.startswith(REPLY_MARKER) else "work_notes"
+        if self._journal_has(sys_id, journal, marker):
             return True
-        params = {"sysparm_fields": "work_notes", "sysparm_display_value": "true"}
+        params = {"sysparm_fields": journal, "sysparm_display_value": "true"}
         response = self._request("GET", f"/api/now/table/{self.table}/{sys_id}", params=params)
         if not response.ok:
-            self._fail(response, f"read the work notes of {self.table} {sys_id}", write=False)
+            self._fail(response, f"read the {journal} of {self.table} {sys_id}", write=False)
         record = _result(response)
-        notes = record.get("work_notes") if isinstance(record, dict) else None
-        return isinstance(notes, str) and marker in notes
+        text = record.get(journal) if isinstance(record, dict) else None
+        return isinstance(text, str) and marker in text
 
-    def _journal_has(self, sys_id: str, marker: str) -> bool:
-        query = f"element_id={sys_id}^element=work_notes^ORDERBYDESCsys_created_on"
+    def _journal_has(self, sys_id: str, journal: str, marker: str) -> bool:
+        query = f"element_id={sys_id}^element={journal}^ORDERBYDESCsys_created_on"
         for page in range(MAX_JOURNAL_PAGES):
             params = {
                 "sysparm_query": query,
@@ -228,6 +234,13 @@ class ServiceNowTickets(TicketPlatform):
 
     def write_back(self, ticket_id: str, update: TicketUpdate) -> None:
         sys_id = _id(ticket_id)
+        if update.kind == "public_reply":  # an additional comment: customer visible, the caller is notified
+            comment = {"comments": update.text}
+            params = {"sysparm_fields": "sys_id", "sysparm_exclude_reference_link": "true"}
+            response = self._request("PATCH", f"/api/now/table/{self.table}/{sys_id}", params=params, json=comment)
+            if not response.ok:
+                self._fail(response, f"comment on {self.table} {sys_id}", write=True)
+            return
         fields: dict[str, str] = {"work_notes": update.text}
         if update.label and self.status_field:
             fields[self.status_field] = update.label

@@ -8,7 +8,9 @@ us map errors ourselves; we use three endpoints. What Zendesk documents and this
 - ``GET /api/v2/tickets/{id}?include=users``: ``{"ticket": {...}, "users": [...]}`` (the requester is side-loaded);
 - ``PUT /api/v2/tickets/{id}`` with ``{"ticket": {"comment": {"body", "public": false}, "additional_tags": [...],
   "remove_tags": [...], "custom_fields": [{"id", "value"}]}}``: an internal note (never e-mailed to the
-  requester), tags added and removed without replacing the ticket's others, a custom field set;
+  requester), tags added and removed without replacing the ticket's others, a custom field set; the customer's
+  message is the same call with ``"public": true`` and nothing else (a public comment, which Zendesk's default
+  triggers e-mail to the requester: "Ticket Comments", ``public``);
 - ``GET /api/v2/tickets/{id}/comments?sort_order=desc``: the comments, newest first (``next_page`` to go on), where
   a note whose answer was lost is looked for by its marker; updating a ticket takes no idempotency key;
 - errors ``{"error": "RecordNotFound" | "RecordInvalid" | ..., "description", "details"}``; 429 with
@@ -89,6 +91,12 @@ class ZendeskTickets(TicketPlatform):
         return False
 
     def write_back(self, ticket_id: str, update: TicketUpdate) -> None:
+        if update.kind == "public_reply":  # a public comment: Zendesk e-mails it to the requester; nothing else
+            reply = {"ticket": {"comment": {"body": update.text, "public": True}}}
+            response = self.http.request("PUT", f"/api/v2/tickets/{_id(ticket_id)}", json=reply)
+            if not response.ok:
+                self._fail(response, f"reply on ticket {ticket_id}", write=True)
+            return
         tag = TAG_FOR_LABEL.get(update.label) if update.label else None
         ticket: dict[str, Any] = {"comment": {"body": update.text, "public": False}}
         if tag is not None:
