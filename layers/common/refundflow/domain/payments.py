@@ -449,7 +449,10 @@ def _apply_once(refund: Refund, provider_refund: ProviderRefund, *, recorder: Re
         and refund.status is S.REFUNDED
         and status is ProviderRefundStatus.SUCCEEDED
     ):
-        # Recorded from the provider's news, then the process stopped before its books were decided.
+        # Recorded from the provider's news and not booked yet (the books' queue may be busy with it, or the
+        # process stopped before its event reached the bus): the event again, under its own id (consumers
+        # deduplicate on it, and the books find their document by our reference before recording one).
+        recorder.republish(refund)
         return after_external_refund(refund, recorder=recorder, actor=actor)
     if status is ProviderRefundStatus.SUCCEEDED and _awaiting_provider(refund):
         if refund.amount is not None and provider_refund.amount != refund.amount:
@@ -546,9 +549,10 @@ def _apply_once(refund: Refund, provider_refund: ProviderRefund, *, recorder: Re
 
 def after_external_refund(refund: Refund, *, recorder: RefundRecorder, actor: str) -> Refund:
     """Where a refund made outside refundflow goes once the provider confirms it (no workflow runs for it):
-    COMPLETED unbooked when the merchant books none (``EXTERNAL_REFUND_BOOKING=none``); otherwise a person's
-    queue, ``books_pending`` when its invoice is known (``refundflow retry`` books it), or
-    ``external_refund_unbooked`` when it is not (booked by hand)."""
+    COMPLETED unbooked when the merchant books none (``EXTERNAL_REFUND_BOOKING=none``); a person's queue,
+    ``external_refund_unbooked``, when no invoice is known (booked by hand); otherwise it stays REFUNDED: its
+    ``RefundIssued`` event (origin ``external``, ``books`` the invoice's books platform) is on the bus, and that
+    books platform's queue books the credit document (``external.book_external_refund``)."""
     if settings.load(settings.ExternalRefundSettings).booking == "none":
         return recorder.move(
             refund, S.COMPLETED, actor=actor, details={"books": "not booked: EXTERNAL_REFUND_BOOKING is none"}
@@ -561,13 +565,11 @@ def after_external_refund(refund: Refund, *, recorder: RefundRecorder, actor: st
             details={"books": "refunded outside refundflow and no invoice is known: book the credit by hand"},
             changes={"attention_reason": EXTERNAL_REFUND_UNBOOKED},
         )
-    return recorder.move(
-        refund,
-        S.NEEDS_ATTENTION,
-        actor=actor,
-        details={"books": f"refunded outside refundflow: `refundflow retry {refund.refund_id}` books it"},
-        changes={"attention_reason": BOOKS_PENDING},
+    logger.info(
+        "refund made outside refundflow: its credit document is booked from the bus",
+        extra={"refund_id": refund.refund_id, "books": refund.invoice.system.value},
     )
+    return refund
 
 
 def _money(amount: Money | None) -> dict[str, object] | None:

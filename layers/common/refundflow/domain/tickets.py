@@ -38,7 +38,7 @@ from refundflow.domain.recorder import RefundRecorder
 from refundflow.domain.waiting import WaitFor, resume_waiting
 from refundflow.errors import IdempotencyConflict, InvalidRequest, NotFound, RefundflowError
 from refundflow.events import RefundEvent
-from refundflow.models import ApprovalRecord, FailureRecord, Refund, RefundRequestBody, StrictModel
+from refundflow.models import ApprovalRecord, FailureRecord, Refund, RefundOrigin, RefundRequestBody, StrictModel
 from refundflow.money import Money, MoneyError
 from refundflow.policy import Policy
 from refundflow.ports import (
@@ -456,7 +456,11 @@ _WORDS: dict[str, str] = {
 def ticket_update(event: RefundEvent, refund: Refund) -> TicketUpdate:
     """The note and label a refund event makes on its ticket (no contact details, card numbers masked)."""
     amount = event.amount or refund.amount or refund.requested_amount
-    parts = [f"{_WORDS.get(event.detail_type, event.detail_type)}: {amount if amount else 'the full amount'}."]
+    words = _WORDS.get(event.detail_type, event.detail_type)
+    if refund.origin is RefundOrigin.EXTERNAL and event.status is RefundStatus.REFUNDED:
+        # Someone refunded the payment in the provider's dashboard (or another tool): the agent learns it here.
+        words = f"Refund made outside refundflow, at {refund.payment.provider.value}"
+    parts = [f"{words}: {amount if amount else 'the full amount'}."]
     parts.append(f"Refund {refund.refund_id}, status {event.status.value}.")
     if refund.provider_refund_id:
         parts.append(f"{refund.payment.provider.value} refund {refund.provider_refund_id}.")
