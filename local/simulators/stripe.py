@@ -920,6 +920,12 @@ class StripeSimulator(Simulator):
         _, refund = self._create_refund(Call("dashboard", new_id("req_", 14), None, params, write=True))
         return refund
 
+    def refund_outside(self, payment_id: str, amount_minor: int) -> str:
+        """OutsideRefunds: a Dashboard refund of ``amount_minor`` ISO minor units of the PaymentIntent."""
+        with self.lock:
+            currency = str(self.payment_intents[payment_id]["currency"]).upper()
+        return str(self.dashboard_refund(payment_id, _to_stripe_units(amount_minor, currency))["id"])
+
     def _control_dashboard_refund(self, request: Request) -> Response:
         payload = request.get_json(force=True, silent=True) or {}
         amount = payload.get("amount")

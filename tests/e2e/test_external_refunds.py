@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from local.client import TERMINAL
 from local.scenarios import ScenarioContext
 from local.stack import DevStack
 from refundflow import catalog
 from refundflow.domain.external import external_refund_id
-from tests.e2e.harness import TERMINAL, E2EClient, Orders, eventually
+from tests.e2e.harness import E2EClient, Orders, eventually
 from tests.e2e.test_help_desks import scenario
 
 

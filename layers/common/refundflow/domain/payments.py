@@ -42,7 +42,15 @@ from refundflow.errors import (
     RejectedError,
 )
 from refundflow.ids import idempotency_key
-from refundflow.models import FailureRecord, Refund, RefundOrigin, Reservation, ReservationState, StepResult
+from refundflow.models import (
+    FailureRecord,
+    PaymentReference,
+    Refund,
+    RefundOrigin,
+    Reservation,
+    ReservationState,
+    StepResult,
+)
 from refundflow.money import Money
 from refundflow.observability import logger
 from refundflow.ports import (
@@ -628,6 +636,9 @@ def apply_provider_event(
             candidates.setdefault(refund.refund_id, (refund, news))
     for provider_refund_id in event.named_refund_ids:
         # a pointer from a body nobody signed: read (pollable platforms only), never believed
+        if provider_refund_id not in owners and unclaimed is not None:
+            unclaimed.extend(_read_unowned(provider_refund_id, event, provider))
+            continue
         named = repository.find(owners[provider_refund_id]) if provider_refund_id in owners else None
         if (
             named is not None
@@ -646,6 +657,25 @@ def apply_provider_event(
         if truth is not None:
             touched.append(apply_provider_outcome(refund, truth, recorder=recorder))
     return touched
+
+
+def _read_unowned(provider_refund_id: str, event: ProviderEvent, provider: RefundProvider) -> list[ProviderRefund]:
+    """A refund the news names by the platform's id only (Chargebee's refund transaction, Amazon Pay's REFUND IPN)
+    that no refund of ours holds: read from the platform, and handed to ``domain.external`` when the platform does
+    not echo our reference on it (a refund made in its dashboard, or one of ours whose id is not stored yet, which
+    ``domain.external`` tells apart). A platform that cannot be read is never asked; a refund it does not know
+    is nobody's."""
+    if provider.capabilities.outcome == "webhook_only":
+        return []
+    # The platform reads its refund by its own id; a pointer without its payment (Amazon Pay's REFUND IPN) is read
+    # under the refund's id, and the payment comes from the platform's answer.
+    payment = event.payment or PaymentReference(provider=event.provider, payment_id=provider_refund_id)
+    try:
+        truth = provider.get_refund(provider_refund_id, payment)
+    except NotFound:
+        logger.warning("provider does not know the refund its news named", extra={"provider": provider.name})
+        return []
+    return [truth] if truth.refund_id is None and truth.provider is event.provider else []
 
 
 def _owners_by_provider_refund_id(event: ProviderEvent, repository: RefundStore) -> dict[str, str]:
