@@ -21,7 +21,7 @@ from refundflow.domain.validation import validate_refund
 from refundflow.errors import RejectedError, TransientError
 from refundflow.events import RefundEvent
 from refundflow.models import RefundOrigin
-from refundflow.ports import TicketPlatform, TicketUpdate, VerifiedSource
+from refundflow.ports import ProviderRefundStatus, TicketPlatform, TicketUpdate, VerifiedSource
 from refundflow.status import RefundStatus
 from tests.support.domain import PAYMENT, completed, eur
 from tests.support.fakes import TIMING, World, provider_event, refund_request_body
@@ -222,3 +222,25 @@ def test_no_ticket_is_named_when_our_refund_came_from_no_help_desk(paid: World) 
     recorded = env.repository.get(refund_id)
     assert (recorded.source_platform, recorded.source.ticket_id) == ("stripe", None)
     assert write_back(event, platform="zendesk", tickets=RecordingTickets(), repository=env.repository) is False
+
+
+def test_a_pending_dashboard_refund_is_booked_once_it_succeeds(paid: World) -> None:
+    env = paid
+    completed(env)
+    outside = env.provider.refund_outside(PAYMENT, eur(1_200))
+    env.provider.settle(outside.provider_refund_id, ProviderRefundStatus.PENDING)
+    env.deliver(provider_event(env.provider.refunds[outside.provider_refund_id], event_id="evt_pending"))
+    refund_id = external_refund_id("stripe", outside.provider_refund_id)
+    # GIVEN it is pending: nothing for the books yet (no RefundIssued)
+    assert env.repository.get(refund_id).status is S.REFUND_PENDING
+    assert "RefundIssued" not in env.publisher.for_refund(refund_id)
+    # WHEN the provider reports it succeeded
+    succeeded = env.provider.settle(outside.provider_refund_id, ProviderRefundStatus.SUCCEEDED)
+    env.deliver(provider_event(succeeded, event_id="evt_succeeded"))
+    # THEN its RefundIssued names the books, and the books' queue books it
+    [issued] = [e for e in env.publisher.events if e.refund_id == refund_id and e.detail_type == "RefundIssued"]
+    assert (issued.origin, issued.books) == (RefundOrigin.EXTERNAL, "xero")
+    booked = book_external_refund(issued, recorder=env.recorder, books=env.books, max_attempts=5)
+    assert booked is not None
+    assert booked.status is S.COMPLETED
+    assert env.books.documents[refund_id].total == eur(1_200)
