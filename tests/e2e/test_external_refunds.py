@@ -6,6 +6,7 @@ told; the customer is not."""
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 from local.client import TERMINAL
@@ -15,6 +16,7 @@ from refundflow import catalog
 from refundflow.domain.external import external_refund_id
 from tests.e2e.harness import E2EClient, Orders, eventually
 from tests.e2e.test_help_desks import scenario
+from tests.e2e.test_reconciliation import HEADER, reconcile, refund_row
 
 
 def test_a_dashboard_refund_is_recorded_and_its_credit_note_booked_with_no_person(
@@ -69,3 +71,25 @@ def test_the_ticket_of_our_earlier_refund_is_told_of_the_dashboard_refund(stack:
         return [note for note in notes if "Refund made outside refundflow" in note and made["id"] in note]
 
     assert eventually(told, timeout=60, what=f"the note of {refund_id} on ticket {ticket_id}")
+
+
+def test_a_dashboard_refunds_settlement_line_matches_its_record_and_settles_it(
+    stack: DevStack, client: E2EClient, orders: Orders
+) -> None:
+    # GIVEN a dashboard refund of 12.00 refundflow recorded and booked (refundflow refunded 10.00 of the order first)
+    order = orders.paid(5000, name="dashboard-settled")
+    ours = orders.settle(orders.submit(Orders.request(order, amount=1000)))
+    made = client.stripe_dashboard_refund(order.payment_id, 1200)
+    refund_id = external_refund_id("stripe", made["id"])
+    eventually(lambda: client.refund_or_none(refund_id), timeout=60, what=f"the record of {made['id']}")
+    assert client.wait_for(refund_id, TERMINAL, timeout=90)["status"] == "COMPLETED"
+    # WHEN Stripe's settlement lists both refunds
+    body = (
+        HEADER
+        + refund_row(f"txn_{uuid.uuid4().hex[:12]}", ours["provider_refund_id"], 1000)
+        + refund_row(f"txn_{uuid.uuid4().hex[:12]}", made["id"], 1200)
+    )
+    summary = reconcile(stack, body)
+    # THEN both lines match their refunds (no unexpected_in_settlement) and the dashboard refund is SETTLED
+    assert summary["counts"] == {"matched": 2}
+    assert client.refund(refund_id)["status"] == "SETTLED"
