@@ -93,3 +93,28 @@ def test_a_dashboard_refunds_settlement_line_matches_its_record_and_settles_it(
     # THEN both lines match their refunds (no unexpected_in_settlement) and the dashboard refund is SETTLED
     assert summary["counts"] == {"matched": 2}
     assert client.refund(refund_id)["status"] == "SETTLED"
+
+
+def test_lost_answers_from_the_books_are_retried_by_the_queue_into_one_credit_note(
+    stack: DevStack, client: E2EClient, orders: Orders
+) -> None:
+    # GIVEN refundflow refunded 10.00 of an order; then Xero stores credit notes but loses its first two answers
+    order = orders.paid(4000, name="dashboard-books-lost")
+    ours = orders.settle(orders.submit(Orders.request(order, amount=1000)))
+    assert ours["status"] == "COMPLETED", ours
+    lost = {"method": "PUT", "path": "^/api\\.xro/2\\.0/CreditNotes$", "status": 503, "when": "after", "times": 2}
+    with client.faults("xero", lost):
+        # WHEN someone refunds 8.00 in the Stripe Dashboard
+        made = client.stripe_dashboard_refund(order.payment_id, 800)
+        refund_id = external_refund_id("stripe", made["id"])
+        eventually(lambda: client.refund_or_none(refund_id), timeout=60, what=f"the record of {made['id']}")
+        refund = client.wait_for(refund_id, TERMINAL, timeout=120)
+    # THEN the queue delivered it again after the failures (books_update_failed on the way) and it completed
+    assert refund["status"] == "COMPLETED", refund
+    assert "StatusChanged:NEEDS_ATTENTION" in [entry["type"] for entry in refund["timeline"]]
+    # AND Xero holds one credit note for it, written once (the retry found it by our reference)
+    [note] = client.credit_notes(refund_id)
+    assert Decimal(str(note["Total"])) == Decimal("8.00")
+    seen = client.control("xero", "GET", "/requests").json()["requests"]
+    writes = [item for item in seen if item["method"] == "PUT" and item["path"].endswith("/CreditNotes")]
+    assert len([item for item in writes if refund_id in item["body"]]) == 1
