@@ -257,3 +257,35 @@ def test_news_about_a_payment_reads_only_our_refunds_still_open(paid: World, mon
     # THEN only the open refund was read (and settled), none of the four done ones
     assert set(read) == {pending}
     assert env.repository.get(pending).status is S.REFUNDED
+
+
+# ---------------------------------------------------------------- news naming a refund by the platform's id only
+
+
+def pointer(provider_refund_id: str, *, payment_id: str | None = PAYMENT) -> ProviderEvent:
+    """News that only names a refund by the platform's id (Chargebee's refund transaction, Amazon Pay's IPN)."""
+    return provider_event(payment_id=payment_id).model_copy(update={"named_refund_ids": [provider_refund_id]})
+
+
+def test_a_dashboard_refund_named_only_by_its_id_is_read_and_recorded(paid: World) -> None:
+    env = paid
+    completed(env)
+    outside = env.provider.refund_outside(PAYMENT, eur(1_000))
+    # WHEN news names it by the platform's id only, with and without its payment
+    env.deliver(pointer(outside.provider_refund_id))
+    env.deliver(pointer(outside.provider_refund_id, payment_id=None))
+    # THEN it was read from the platform and recorded once, with the platform's amount
+    recorded = env.repository.get(external_refund_id("stripe", outside.provider_refund_id))
+    assert (recorded.origin, recorded.amount) == (RefundOrigin.EXTERNAL, eur(1_000))
+    assert [entry.type for entry in env.repository.timeline(recorded.refund_id)].count("ExternalRefundRecorded") == 1
+    assert env.balance(PAYMENT)["refunded"] == 5_000
+
+
+def test_a_pointer_to_a_refund_the_platform_does_not_show_records_nothing(paid: World) -> None:
+    env = paid
+    completed(env)
+    # WHEN news names a refund id the platform does not know
+    env.deliver(pointer("re_nobody_knows"))
+    # THEN nothing is recorded and the balance is unchanged (the delivery is not refused)
+    assert env.repository.find(external_refund_id("stripe", "re_nobody_knows")) is None
+    assert env.balance(PAYMENT)["refunded"] == 4_000

@@ -672,8 +672,12 @@ def _read_unowned(provider_refund_id: str, event: ProviderEvent, provider: Refun
     payment = event.payment or PaymentReference(provider=event.provider, payment_id=provider_refund_id)
     try:
         truth = provider.get_refund(provider_refund_id, payment)
-    except NotFound:
-        logger.warning("provider does not know the refund its news named", extra={"provider": provider.name})
+    except (NotFound, RejectedError) as error:
+        # Not a refund the platform will show us (unknown, or not a refund of the payment the news named): the
+        # news is about nothing refundflow records.
+        logger.warning(
+            "provider does not show the refund its news named", extra={"provider": provider.name, "code": error.code}
+        )
         return []
     return [truth] if truth.refund_id is None and truth.provider is event.provider else []
 
