@@ -176,6 +176,17 @@ class RefundflowClient:
         refunds: list[dict[str, Any]] = response.json()["data"]
         return refunds
 
+    def stripe_dashboard_refund(self, payment_intent: str, minor_units: int | None = None) -> dict[str, Any]:
+        """A refund made by a person in the Stripe Dashboard, not by refundflow (the sandbox's control route)."""
+        response = self.http.post(
+            f"{self.api_url}/_sandbox/stripe/_control/dashboard-refunds",
+            json={"payment_intent": payment_intent, "amount": minor_units},
+            timeout=self.timeout,
+        )
+        response.raise_for_status()
+        refund: dict[str, Any] = response.json()
+        return refund
+
     # ------------------------------------------------------------------ Xero sandbox (Xero's API)
 
     def _xero_token(self, stale: str | None = None) -> str:

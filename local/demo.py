@@ -23,6 +23,7 @@ from local.client import TERMINAL, RefundflowClient
 from local.scenarios import Outcome, Scenario, ScenarioContext
 from local.stack import MERCHANT_SHOP, DevStack, LocalSettings
 from refundflow import catalog
+from refundflow.domain.external import external_refund_id
 
 Runnable = Callable[[], "Outcome | list[Outcome]"]
 
@@ -339,6 +340,45 @@ class Demo:
             )
         return outcome
 
+    def recorded(self, refund_id: str, timeout: float = 60.0) -> dict[str, Any]:
+        """A refund recorded from a provider's webhook once it exists and is final (a books outage on the way is
+        retried by the books platform's queue)."""
+        deadline = time.monotonic() + timeout
+        while self.client.http.get(f"{self.client.api_url}/refunds/{refund_id}", timeout=10).status_code == 404:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{refund_id} was never recorded")
+            time.sleep(0.1)
+        return self.client.wait_for(refund_id, TERMINAL, timeout=timeout)
+
+    def refunded_in_the_stripe_dashboard(self) -> Outcome:
+        outcome = Outcome(
+            "a refund made in the Stripe Dashboard",
+            "refundflow refunds 20.00 of 60.00; someone refunds 15.00 in the Dashboard: recorded (origin external), "
+            "its credit note of 15.00 booked in Xero with no person, COMPLETED; Stripe holds two refunds",
+        )
+        payment, invoice = self.paid_order("dashboard", 6000)
+        ours = self.submit(outcome, self.request("dashboard", payment, invoice, amount=2000))
+        refund = self.client.wait_for(ours, TERMINAL)
+        outcome.check(refund["status"] == "COMPLETED", f"our refund ended {refund['status']}")
+        made = self.client.stripe_dashboard_refund(payment, 1500)
+        external = external_refund_id("stripe", str(made["id"]))
+        outcome.refund_ids.append(external)
+        recorded = self.recorded(external)
+        outcome.check(
+            recorded["status"] == "COMPLETED", f"ended {recorded['status']} ({recorded.get('attention_reason')})"
+        )
+        outcome.check(recorded.get("origin") == "external", f"origin {recorded.get('origin')}")
+        notes = self.client.credit_notes(external)
+        outcome.check(len(notes) == 1 and Decimal(str(notes[0]["Total"])) == Decimal("15.00"), f"credit notes {notes}")
+        for note in notes:
+            outcome.notes.append(
+                f"Xero credit note {note.get('CreditNoteNumber')} ({note['Total']} {note.get('CurrencyCode')}), "
+                f"reference {note.get('Reference')!r}: booked by Xero's function from its queue, no person"
+            )
+        stripe_refunds = self.client.stripe_refunds(payment)
+        outcome.check(sorted(r["amount"] for r in stripe_refunds) == [1500, 2000], f"Stripe refunds {stripe_refunds}")
+        return outcome
+
     def scenarios(self) -> list[Runnable]:
         """Independent scenarios, run concurrently."""
         return [
@@ -353,6 +393,7 @@ class Demo:
             self.rejected_by_approver,
             self.parcel_returned_to_sender,
             self.waits_for_its_return,
+            self.refunded_in_the_stripe_dashboard,
         ]
 
     def exclusive_scenarios(self) -> list[Runnable]:

@@ -226,6 +226,13 @@ def function_resources(entry: Platform, role: str) -> str:
             "              Action: sqs:GetQueueUrl\n"
             f"              Resource: !GetAtt {entry.logical_id(role).removesuffix('Function')}WriteBackQueue.Arn\n"
         )
+    if role == "books":
+        statements += (
+            "            - Sid: FindOwnExternalRefundsQueue\n"
+            "              Effect: Allow\n"
+            "              Action: sqs:GetQueueUrl\n"
+            f"              Resource: !GetAtt {_queue(entry, role)}.Arn\n"
+        )
     if role == "books" and entry.inbound is not None:
         statements += BOOKS_RETURNS_NEWS
     if role == "payment" and entry.payment is not None and entry.payment.settlement_news:
@@ -273,11 +280,17 @@ def function_resources(entry: Platform, role: str) -> str:
     )
 
 
+def _queue(entry: Platform, role: str) -> str:
+    """The logical id of the queue a platform's function consumes: a help desk's write-back, a books platform's
+    external refunds to book."""
+    base = entry.logical_id(role).removesuffix("Function")
+    return f"{base}WriteBackQueue" if role == "ticket" else f"{base}ExternalRefundsQueue"
+
+
 def _poller(entry: Platform, role: str) -> str:
-    if role != "ticket":
+    if role not in {"ticket", "books"}:
         return ""
-    queue = f"{entry.logical_id(role).removesuffix('Function')}WriteBackQueue"
-    return f"        - SQSPollerPolicy: {{ QueueName: !GetAtt {queue}.QueueName }}\n"
+    return f"        - SQSPollerPolicy: {{ QueueName: !GetAtt {_queue(entry, role)}.QueueName }}\n"
 
 
 UNDELIVERED_TICKET_EVENTS = """\
@@ -366,6 +379,78 @@ def write_back_resources(entry: Platform) -> str:
 """
 
 
+def external_refunds_resources(entry: Platform) -> str:
+    """A books platform's refunds made outside refundflow: a rule on the bus for their ``RefundIssued`` whose
+    invoice is in these books, a standard queue (each refund on its own; a failed booking comes back after
+    BooksRetryWaitSeconds, more times than MAX_BOOKS_ATTEMPTS allows, so the refund reaches a person before the
+    DLQ) with its DLQ (also the rule's), and the event source mapping to the books platform's own function."""
+    base = entry.logical_id("books").removesuffix("Function")
+    return f"""\
+  {base}ExternalRefundsDeadLetterQueue:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: !Sub ${{AWS::StackName}}-books-{entry.name}-external-dlq
+      MessageRetentionPeriod: 1209600
+      SqsManagedSseEnabled: true
+
+  {base}ExternalRefundsQueue:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: !Sub ${{AWS::StackName}}-books-{entry.name}-external
+      VisibilityTimeout: !Ref BooksRetryWaitSeconds
+      MessageRetentionPeriod: 1209600
+      SqsManagedSseEnabled: true
+      RedrivePolicy:
+        deadLetterTargetArn: !GetAtt {base}ExternalRefundsDeadLetterQueue.Arn
+        maxReceiveCount: 100
+
+  {base}ExternalRefundsRule:
+    Type: AWS::Events::Rule
+    Properties:
+      Description: {_yaml_scalar(f"Refunds made outside refundflow with an invoice in {entry.title}: to book.")}
+      EventBusName: !Ref RefundsBus
+      EventPattern:
+        source: [refundflow]
+        detail-type: [RefundIssued]
+        detail:
+          origin: [external]
+          books: [{entry.name}]
+      Targets:
+        - Id: book-external-refunds
+          Arn: !GetAtt {base}ExternalRefundsQueue.Arn
+          RetryPolicy:
+            MaximumRetryAttempts: 185
+            MaximumEventAgeInSeconds: 86400
+          DeadLetterConfig:
+            Arn: !GetAtt {base}ExternalRefundsDeadLetterQueue.Arn
+
+  {base}ExternalRefundsQueuePolicy:
+    Type: AWS::SQS::QueuePolicy
+    Properties:
+      Queues: [!Ref {base}ExternalRefundsQueue, !Ref {base}ExternalRefundsDeadLetterQueue]
+      PolicyDocument:
+        Version: "2012-10-17"
+        Statement:
+          - Sid: AllowTheExternalRefundsRuleToDeliver
+            Effect: Allow
+            Principal: {{ Service: events.amazonaws.com }}
+            Action: sqs:SendMessage
+            Resource: [!GetAtt {base}ExternalRefundsQueue.Arn, !GetAtt {base}ExternalRefundsDeadLetterQueue.Arn]
+            Condition:
+              ArnEquals:
+                aws:SourceArn: !GetAtt {base}ExternalRefundsRule.Arn
+
+  {base}ExternalRefundsEventSource:
+    Type: AWS::Lambda::EventSourceMapping
+    Properties:
+      EventSourceArn: !GetAtt {base}ExternalRefundsQueue.Arn
+      FunctionName: !Ref {base}Function
+      BatchSize: 10
+      FunctionResponseTypes: [ReportBatchItemFailures]
+
+"""
+
+
 def resources_block(catalog: Catalog) -> str:
     parts = [f"  # >>> platforms: functions ({GENERATED})\n"]
     if any(entry.ticket is not None for entry in catalog.platforms):
@@ -375,6 +460,8 @@ def resources_block(catalog: Catalog) -> str:
             parts.append(function_resources(entry, role) + "\n")
             if role == "ticket":
                 parts.append(write_back_resources(entry))
+            if role == "books":
+                parts.append(external_refunds_resources(entry))
     parts.append("  # <<< platforms: functions\n")
     return "".join(parts)
 

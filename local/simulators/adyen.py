@@ -338,6 +338,19 @@ class AdyenSimulator(Simulator):
         """Decide a received refund now (REFUND success true/false) and notify."""
         return self.decide(provider_refund_id, REFUND, succeeded, reason)
 
+    def refund_outside(self, payment_id: str, amount_minor: int) -> str:
+        """OutsideRefunds: a refund made in Adyen's Customer Area (no reference of ours), decided at once, with
+        its REFUND notification."""
+        with self.lock:
+            payment = self.payments[payment_id]
+            request = {
+                "merchantAccount": payment["merchantAccount"],
+                "amount": {"value": amount_minor, "currency": payment["amount"]["currency"]},
+            }
+        refund_psp = str(self._create_refund(payment_id, request)["pspReference"])
+        self.decide(refund_psp, REFUND, True)
+        return refund_psp
+
     def refunds(self) -> list[dict[str, Any]]:
         """Every refund held, oldest first (copies)."""
         with self.lock:

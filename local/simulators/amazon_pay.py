@@ -289,6 +289,20 @@ class AmazonPaySimulator(Simulator):
             self._behaviours[charge_id] = behaviour
         return {"provider": "amazon_pay", "payment_id": charge_id, "locator": {}}
 
+    def refund_outside(self, payment_id: str, amount_minor: int) -> str:
+        """OutsideRefunds: a refund made in Seller Central (Amazon's own soft descriptor, nothing of ours), decided
+        at once, with its REFUND IPN."""
+        with self.lock:
+            currency = self.charges[payment_id]["captureAmount"]["currencyCode"]
+            refund = self._new_refund(
+                {
+                    "chargeId": payment_id,
+                    "refundAmount": {"amount": _format(amount_minor, currency), "currencyCode": currency},
+                }
+            )
+        self.settle_refund(refund["refundId"], True)
+        return str(refund["refundId"])
+
     def settle_refund(self, provider_refund_id: str, succeeded: bool) -> dict[str, Any]:
         """Decide a RefundInitiated refund now (its IPN is sent).
 

@@ -331,6 +331,19 @@ class PaymentSandbox(Protocol):
 
 
 @runtime_checkable
+class OutsideRefunds(Protocol):
+    """A payment sandbox that can make a refund the way a person does in the platform's dashboard (or another
+    tool): none of refundflow's references on it, decided at once, its webhooks sent as the platform sends them.
+    The payment conformance suite checks that what the platform then tells reaches refundflow's record of refunds
+    made outside it (issue 12)."""
+
+    def refund_outside(self, payment_id: str, amount_minor: int) -> str:
+        """Refund ``amount_minor`` of the seeded payment ``payment_id`` as its dashboard would; returns the
+        platform's id of the refund (the id its news and its API name it by)."""
+        ...
+
+
+@runtime_checkable
 class BooksSandbox(Protocol):
     """What a books simulator offers the books conformance suite (tests/conformance/books_suite.py) and the
     local stack. Amounts are ISO 4217 minor units, converted by the sandbox itself."""

@@ -269,6 +269,16 @@ class BraintreeSimulator(Simulator):
             self.transactions[transaction["id"]] = transaction
         return {"provider": "braintree", "payment_id": transaction["id"], "locator": {}}
 
+    def refund_outside(self, payment_id: str, amount_minor: int) -> str:
+        """OutsideRefunds: a refund made in the Braintree Control Panel (its order id is the sale's, as Braintree
+        copies it; nothing of ours), settled at once with its ``transaction_settled`` webhook; returns the
+        refund's legacy id (what webhooks and the connector name it by)."""
+        with self.lock:
+            transaction = self.transactions[payment_id]
+            refund = self._new_refund(transaction, amount_minor, transaction["orderId"])
+        self.settle_refund(str(refund["legacyId"]), True)
+        return str(refund["legacyId"])
+
     def settle_refund(self, provider_refund_id: str, succeeded: bool) -> dict[str, Any]:
         """Settle (``transaction_settled``) or decline a refund: a bank-account refund's settlement is declined
         (``transaction_settlement_declined``), a card refund fails (``refund_failed``)."""

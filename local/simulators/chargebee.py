@@ -410,6 +410,14 @@ class ChargebeeSimulator(Simulator):
                     self._keys[key] = (fingerprint, self._now(), saved)
         return response
 
+    def refund_outside(self, payment_id: str, amount_minor: int) -> str:
+        """OutsideRefunds: an invoice refunded in Chargebee's web app (no comment or reference of ours), with its
+        ``credit_note_created`` / ``payment_refunded`` events; returns the refund transaction's id."""
+        body, event = self._refund(payment_id, {"refund_amount": str(amount_minor)})
+        transaction_id = str(body["transaction"]["id"])
+        self._emit(event, transaction_id)
+        return transaction_id
+
     def _refund_answer(self, invoice_id: str, form: dict[str, str]) -> tuple[Response, dict[str, Any] | None]:
         """The refund, and what a replay answers (Chargebee keeps answers made after the work began)."""
         try:

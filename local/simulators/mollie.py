@@ -326,6 +326,23 @@ class MollieSimulator(Simulator):
             self._decide(refund, succeeded)
             return _public(refund)
 
+    def refund_outside(self, payment_id: str, amount_minor: int) -> str:
+        """OutsideRefunds: a refund made in the Mollie Dashboard (no metadata of ours), decided at once, with its
+        webhooks."""
+        with self.lock:
+            payment = self._payment(payment_id)
+            currency = payment["amount"]["currency"]
+            decimals = CURRENCY_DECIMALS[currency]
+            value = (
+                f"{amount_minor // 10**decimals}.{amount_minor % 10**decimals:0{decimals}d}"
+                if decimals
+                else str(amount_minor)
+            )
+            refund = self._new_refund(payment, {"amount": {"currency": currency, "value": value}})
+        self._emit(refund)
+        self.settle_refund(refund["id"], True)
+        return str(refund["id"])
+
     def refunds(self) -> list[dict[str, Any]]:
         """Every refund held, oldest first (copies)."""
         with self.lock:

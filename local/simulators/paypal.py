@@ -672,6 +672,15 @@ class PayPalSimulator(Simulator):
             public = {key: public[key] for key in ("id", "status", "links") if key in public}
         return status, public
 
+    def refund_outside(self, payment_id: str, amount_minor: int) -> str:
+        """OutsideRefunds: a refund of a seeded capture made in PayPal's own interface (no ``invoice_id`` or
+        ``custom_id`` of ours), with its ``PAYMENT.CAPTURE.REFUNDED`` webhook."""
+        with self.lock:
+            capture = self.captures[payment_id]
+            currency = capture["amount"]["currency_code"]
+            value = _format(amount_minor, CURRENCY_DECIMALS[currency])
+            return str(self._new_v2_refund(capture, {"amount": {"currency_code": currency, "value": value}})["id"])
+
     def _new_v2_refund(self, capture: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         currency = capture["amount"]["currency_code"]
         decimals = CURRENCY_DECIMALS[currency]

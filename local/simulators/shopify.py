@@ -457,6 +457,11 @@ class ShopifySimulator(Simulator):
         with self.lock:
             return self._public_order(self.orders[order_id])
 
+    def refund_outside(self, payment_id: str, amount_minor: int) -> str:
+        """OutsideRefunds: a refund made by a person in the Shopify admin (:meth:`admin_refund`); returns its id."""
+        order_id = payment_id if payment_id.startswith("gid://") else f"gid://shopify/Order/{payment_id}"
+        return str(self.admin_refund(order_id, amount_minor)["id"])
+
     def admin_refund(self, order_id: str, amount_minor: int) -> dict[str, Any]:
         """A refund made by a person in the Shopify admin (no note of ours), told by ``refunds/create``."""
         with self.lock:

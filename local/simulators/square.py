@@ -323,6 +323,18 @@ class SquareSimulator(Simulator):
             self._decide(refund, "COMPLETED" if succeeded else "FAILED")
             return public_fields(refund)
 
+    def refund_outside(self, payment_id: str, amount_minor: int) -> str:
+        """OutsideRefunds: a refund made in the Square Dashboard or on a Point of Sale (no reason or key of ours),
+        completed at once, with its ``refund.created`` / ``refund.updated`` events."""
+        with self.lock:
+            currency = self.payments[payment_id]["total_money"]["currency"]
+            refund = self._new_refund(
+                {"payment_id": payment_id, "amount_money": {"amount": amount_minor, "currency": currency}}
+            )
+        if refund["status"] == "PENDING":
+            self.settle_refund(refund["id"], True)
+        return str(refund["id"])
+
     def refunds(self) -> list[dict[str, Any]]:
         """Every refund held, oldest first (copies)."""
         with self.lock:

@@ -28,6 +28,9 @@ later; ``pm_card_chargeDeclined`` declines the payment; ``pm_card_visa``, ``pm_c
 Control routes, besides the base ones (see :mod:`local.simulators.base`):
 - ``POST /_control/refunds/{id}/status`` ``{"status": "succeeded"|"failed"|"requires_action"|"canceled",
   "failure_reason": …}``: move a refund (pending or requires_action; a succeeded one may still fail);
+- ``POST /_control/dashboard-refunds`` ``{"payment_intent": "pi_…", "amount": …}`` (amount in Stripe's unit,
+  optional: the rest): a refund made in the Stripe Dashboard, as Stripe records one: no metadata, no idempotency
+  key, the same ``refund.created`` and ``charge.refunded`` events (a refund refundflow did not issue);
 - ``POST /_control/processing-delay`` ``{"seconds": …}``: hold every POST that long after its work is
   done (the key stays in flight: client read timeouts after the effect, concurrent 409s);
 - ``GET /_control/events``: every event emitted; ``GET /_control/objects``: every object held;
@@ -286,6 +289,7 @@ class StripeSimulator(Simulator):
         self.route(
             "/_control/refunds/<refund_id>/acquirer-reference", self._control_acquirer_reference, methods=["POST"]
         )
+        self.route("/_control/dashboard-refunds", self._control_dashboard_refund, methods=["POST"])
         self.route("/_control/processing-delay", self._control_processing_delay, methods=["POST"])
         self.route("/_control/events", self._control_events, methods=["GET"])
         self.route("/_control/objects", self._control_objects, methods=["GET"])
@@ -1142,6 +1146,33 @@ class StripeSimulator(Simulator):
         except ValueError as error:
             return json_response({"error": str(error)}, 409)
         return json_response(refund)
+
+    def dashboard_refund(self, payment_intent: str, amount: int | None = None) -> dict[str, Any]:
+        """A refund made by a person in the Stripe Dashboard (what ``/_control/dashboard-refunds`` does): Stripe's own
+        rules and events, no metadata and no idempotency key.
+
+        Raises:
+            ApiError: what Stripe answers (unknown PaymentIntent, nothing left to refund, an amount over the rest).
+        """
+        params = {"payment_intent": payment_intent, **({"amount": str(amount)} if amount is not None else {})}
+        _, refund = self._create_refund(Call("dashboard", new_id("req_", 14), None, params, write=True))
+        return refund
+
+    def refund_outside(self, payment_id: str, amount_minor: int) -> str:
+        """OutsideRefunds: a Dashboard refund of ``amount_minor`` ISO minor units of the PaymentIntent."""
+        with self.lock:
+            currency = str(self.payment_intents[payment_id]["currency"]).upper()
+        return str(self.dashboard_refund(payment_id, _to_stripe_units(amount_minor, currency))["id"])
+
+    def _control_dashboard_refund(self, request: Request) -> Response:
+        payload = request.get_json(force=True, silent=True) or {}
+        amount = payload.get("amount")
+        if not isinstance(payload.get("payment_intent"), str) or not (amount is None or isinstance(amount, int)):
+            return json_response({"error": "payment_intent (a string) and amount (an integer, optional)"}, 400)
+        try:
+            return json_response(self.dashboard_refund(payload["payment_intent"], amount))
+        except ApiError as error:
+            return json_response(error.body, error.status)
 
     def _control_acquirer_reference(self, request: Request, refund_id: str) -> Response:
         try:

@@ -315,6 +315,10 @@ class WooCommerceSimulator(Simulator):
                 "ticket": self._order_view(order),
             }
 
+    def refund_outside(self, payment_id: str, amount_minor: int) -> str:
+        """OutsideRefunds: a refund made in wp-admin through the gateway (:meth:`admin_refund`); returns its id."""
+        return str(self.admin_refund(int(payment_id), amount_minor)["id"])
+
     def admin_refund(self, order_id: int, amount_minor: int, *, through_gateway: bool = True) -> dict[str, Any]:
         """A refund made in wp-admin (no reference of ours), with its ``order.updated`` webhook; ``through_gateway``
         false is "Refund manually" (``refunded_payment`` false)."""

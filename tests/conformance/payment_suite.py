@@ -28,8 +28,11 @@ from typing import Any
 
 import pytest
 
-from local.simulators.base import PaymentSandbox
+from local.simulators.base import OutsideRefunds, PaymentSandbox
 from refundflow import catalog
+from refundflow.domain.external import external_refund_id
+from refundflow.domain.inbound import apply_news
+from refundflow.domain.recorder import EXTERNAL_REFUND_UNBOOKED
 from refundflow.errors import (
     AlreadyDoneError,
     AmountNotRepresentable,
@@ -41,7 +44,7 @@ from refundflow.errors import (
     UnsupportedOperation,
 )
 from refundflow.ids import derive_refund_id, idempotency_key
-from refundflow.models import PaymentProvider, PaymentReference, RefundReason
+from refundflow.models import PaymentProvider, PaymentReference, RefundOrigin, RefundReason
 from refundflow.money import Money
 from refundflow.ports import (
     InboundPlatform,
@@ -51,6 +54,8 @@ from refundflow.ports import (
     ProviderRefundStatus,
     RefundProvider,
 )
+from refundflow.status import RefundStatus
+from tests.support.fakes import World
 from tests.support.servers import DeliveryRecorder
 
 Delivery = tuple[dict[str, str], bytes]
@@ -441,6 +446,43 @@ class PaymentSuite:
         forged_headers, forged_body = harness.batch([first, (second[0], second[1].replace(b"2500", b"9500", 1))])
         with pytest.raises(AuthenticationFailed):
             inbound.verify(forged_headers, forged_body, harness.verification_secret)
+
+    # ------------------------------------------------------------ refunds made outside refundflow (issue 12)
+
+    def test_a_refund_made_outside_refundflow_is_recorded_from_its_news(
+        self, harness: PaymentHarness, env: World, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """What the platform tells of a refund a person made in its dashboard reaches ``domain.external``: one
+        refund of origin external, the platform's amount, recorded once however often the news comes."""
+        harness.webhooks  # noqa: B018 - skips a platform that sends no webhooks (Klarna tells us nothing)
+        monkeypatch.delenv("EXTERNAL_REFUND_BOOKING", raising=False)
+        if not isinstance(harness.sandbox, OutsideRefunds):
+            pytest.fail(f"{harness.name}'s sandbox sends webhooks and cannot make a refund outside refundflow")
+        # GIVEN a payment of which a person refunded 25.00 at the platform (no reference of ours on it)
+        payment = harness.pay(10_000)
+        made = harness.sandbox.refund_outside(payment.payment_id, 2_500)
+        # WHEN its news arrives (twice: platforms redeliver) and the platform's function applies it
+        if harness.body_signed:
+            delivery = harness.wait_for_news(made, ProviderRefundStatus.SUCCEEDED)
+        else:
+            delivery = harness.wait_for_payment_news(payment.payment_id)
+        events = harness.events([delivery])
+        assert events
+        for _ in range(2):
+            for event in events:
+                apply_news(event, recorder=env.recorder, provider=harness.connector, callbacks=env.callbacks)
+        # THEN one refund of origin external holds it, with the platform's amount; no invoice of ours names the
+        # payment, so a person books it
+        recorded = env.repository.find(external_refund_id(harness.name, made))
+        assert recorded is not None
+        assert (recorded.origin, recorded.provider_refund_id, recorded.amount) == (
+            RefundOrigin.EXTERNAL,
+            made,
+            Money.of(2_500, harness.currency),
+        )
+        assert (recorded.status, recorded.attention_reason) == (RefundStatus.NEEDS_ATTENTION, EXTERNAL_REFUND_UNBOOKED)
+        entries = [entry.type for entry in env.repository.timeline(recorded.refund_id)]
+        assert entries.count("ExternalRefundRecorded") == 1
 
 
 def _other(value: Any) -> Any:

@@ -239,6 +239,7 @@ REFUNDS_TABLE_ARN = STACK.arn("RefundsTable")
 API_FUNCTIONS = {"ReceiveWebhookFunction", "GetRefundFunction", "DecideApprovalFunction"}
 PAYMENT_FUNCTIONS = {logical_id for logical_id, (_, role) in PLATFORM_FUNCTIONS.items() if role == "payment"}
 TICKET_FUNCTIONS = {logical_id for logical_id, (_, role) in PLATFORM_FUNCTIONS.items() if role == "ticket"}
+BOOKS_FUNCTIONS = {logical_id for logical_id, (_, role) in PLATFORM_FUNCTIONS.items() if role == "books"}
 # A books platform that sends webhooks sends returns news (SAP's customer returns): its function resumes the refund
 # waiting for that return.
 RETURNS_NEWS_FUNCTIONS = {
@@ -371,23 +372,54 @@ def test_the_customer_hears_of_the_money_moving_or_failing_only() -> None:
     assert templates == {f"refundflow-{name}" for name in ("refund-issued", "refund-failed", "ops-alert")}
 
 
-def test_every_queue_event_source_is_notify_or_a_help_desks_own_write_back_queue() -> None:
+def test_every_queue_event_source_is_notify_or_a_platforms_own_queue() -> None:
     # GIVEN every SQS event source of the template
     sources = {(logical_id, arn) for logical_id, arn, _ in STACK.queue_event_sources()}
-    # THEN besides Notify's two queues, each help desk's function polls its own FIFO write-back queue, and only it
+    # THEN besides Notify's two queues, each help desk's function polls its own FIFO write-back queue, each books
+    # platform's function its own queue of refunds made outside refundflow, and each only its own
     write_backs = {
         (logical_id, STACK.arn(logical_id.removesuffix("Function") + "WriteBackQueue"))
         for logical_id in TICKET_FUNCTIONS
     }
+    external = {
+        (logical_id, STACK.arn(logical_id.removesuffix("Function") + "ExternalRefundsQueue"))
+        for logical_id in BOOKS_FUNCTIONS
+    }
     notify = {(logical_id, arn) for logical_id, arn in sources if logical_id == "NotifyFunction"}
-    assert sources == notify | write_backs
+    assert sources == notify | write_backs | external
     for logical_id, arn in write_backs:
         entry, _ = PLATFORM_FUNCTIONS[logical_id]
         assert arn.endswith(f"-ticket-{entry.name}.fifo")
+    for logical_id, arn in external:
+        entry, _ = PLATFORM_FUNCTIONS[logical_id]
+        assert arn.endswith(f"-books-{entry.name}-external")
+    polled = write_backs | external
+    for logical_id, arn in polled:
         statements = function_statements(STACK, logical_id)
         assert allowed(statements, Request("sqs:ReceiveMessage", arn))
-        others = {queue for _, queue in write_backs if queue != arn}
+        others = {queue for _, queue in polled if queue != arn}
         assert not any(allowed(statements, Request("sqs:ReceiveMessage", queue)) for queue in others)
+
+
+def test_a_books_platforms_queue_gets_only_external_refunds_whose_invoice_is_in_its_books() -> None:
+    # GIVEN each books platform's rule on the bus
+    for logical_id in BOOKS_FUNCTIONS:
+        entry, _ = PLATFORM_FUNCTIONS[logical_id]
+        base = logical_id.removesuffix("Function")
+        rule = STACK.resources[base + "ExternalRefundsRule"]["Properties"]
+        # THEN it matches the RefundIssued of refunds of origin external booked in these books, nothing else
+        assert rule["EventPattern"] == {
+            "source": ["refundflow"],
+            "detail-type": ["RefundIssued"],
+            "detail": {"origin": ["external"], "books": [entry.name]},
+        }
+        [target] = rule["Targets"]
+        assert target["Arn"] == {"Fn::GetAtt": [base + "ExternalRefundsQueue", "Arn"]}
+        assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": [base + "ExternalRefundsDeadLetterQueue", "Arn"]}
+        # AND the queue hands a message to the DLQ only after more deliveries than the books attempts allowed
+        queue = STACK.resources[base + "ExternalRefundsQueue"]["Properties"]
+        assert queue["RedrivePolicy"]["maxReceiveCount"] > 96
+        assert queue["VisibilityTimeout"] == {"Ref": "BooksRetryWaitSeconds"}
 
 
 # ---------------------------------------------------------------- operations (issue 6.7)

@@ -13,7 +13,7 @@ import pytest
 from refundflow.api import DeliveryFailureBody, RefundRequestBody, ReturnUpdateBody
 from refundflow.domain.failures import CHILD_STOPPED, unwrap_child_failure
 from refundflow.events import RefundEvent
-from refundflow.models import FailureStepInput, ProviderStepInput, StepInput, WaitStepInput
+from refundflow.models import FailureStepInput, ProviderStepInput, RefundOrigin, StepInput, WaitStepInput
 from refundflow.platforms.stripe.inbound import StripeInbound
 from refundflow.ports import ProviderRefundStatus
 
@@ -92,3 +92,14 @@ def test_the_sqs_sample_carries_a_refund_event_the_notifier_reads() -> None:
     envelope = json.loads(record["body"])
     event = RefundEvent.model_validate({**envelope["detail"], "detail_type": envelope["detail-type"]})
     assert (event.detail_type, event.amount and event.amount.minor_units) == ("RefundIssued", 4500)
+
+
+def test_the_books_queue_sample_is_an_external_refund_for_xeros_function() -> None:
+    # GIVEN the sample SQS batch of a books platform's external-refunds queue (`sam local invoke BooksXeroFunction`)
+    record = json.loads((EVENTS / "sqs_external_refund_issued.json").read_text())["Records"][0]
+    envelope = json.loads(record["body"])
+    # WHEN its record is read as the books function reads it
+    event = RefundEvent.model_validate({**envelope["detail"], "detail_type": envelope["detail-type"]})
+    # THEN it is a RefundIssued of a refund made outside refundflow, for Xero's books
+    assert (event.detail_type, event.origin, event.books) == ("RefundIssued", RefundOrigin.EXTERNAL, "xero")
+    assert record["eventSourceARN"].endswith("-books-xero-external")

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from refundflow.models import Refund, StrictModel
+from refundflow.models import Refund, RefundOrigin, StrictModel
 from refundflow.money import Money
 from refundflow.status import RefundStatus
 
@@ -54,6 +54,15 @@ class RefundEvent(StrictModel):
     correlation_id: str
     occurred_at: datetime
     details: dict[str, Any] = Field(default_factory=dict)
+    origin: RefundOrigin = Field(
+        default=RefundOrigin.REFUNDFLOW,
+        description="external: a refund made outside refundflow, recorded from the provider's news.",
+    )
+    books: str | None = Field(
+        default=None,
+        description="The books platform of the refund's invoice (None: no invoice known). The books platform's "
+        "queue subscribes to external refunds' RefundIssued by it, to book their credit document.",
+    )
 
     @classmethod
     def for_refund(cls, refund: Refund, detail_type: str, *, seq: int, details: dict[str, Any]) -> RefundEvent:
@@ -74,6 +83,8 @@ class RefundEvent(StrictModel):
             correlation_id=refund.correlation_id,
             occurred_at=refund.updated_at,
             details=details,
+            origin=refund.origin,
+            books=refund.invoice.system.value if refund.invoice is not None else None,
         )
 
 

@@ -14,7 +14,7 @@ from refundflow import settings
 from refundflow.domain import external
 from refundflow.domain.external import NO_CUSTOMER, external_refund_id
 from refundflow.domain.payments import issue_refund, look_up_payment
-from refundflow.domain.recorder import BOOKS_PENDING, EXTERNAL_REFUND_UNBOOKED
+from refundflow.domain.recorder import EXTERNAL_REFUND_UNBOOKED
 from refundflow.domain.validation import validate_refund
 from refundflow.domain.views import refund_view
 from refundflow.errors import OutcomeUnknownError, PolicyViolation, TransientError
@@ -63,17 +63,14 @@ def test_a_dashboard_refund_is_recorded_once_as_external_and_never_refunded_agai
         outside.provider_refund_id,
         NO_CUSTOMER,
     )
-    assert [entry.type for entry in env.repository.timeline(refund_id)] == [
-        "ExternalRefundRecorded",
-        "StatusChanged:NEEDS_ATTENTION",
-    ]
+    assert [entry.type for entry in env.repository.timeline(refund_id)] == ["ExternalRefundRecorded"]
     assert env.provider.calls_to("get_refund")
-    # AND it is to be booked on the payment's invoice (refundflow retry books it)
-    assert (recorded.status, recorded.attention_reason, recorded.invoice and recorded.invoice.invoice_id) == (
-        S.NEEDS_ATTENTION,
-        BOOKS_PENDING,
-        "inv-1001",
-    )
+    # AND it is announced to the books of the payment's invoice (inv-1001 in Xero), whose queue books it
+    assert (recorded.status, recorded.invoice and recorded.invoice.invoice_id) == (S.REFUNDED, "inv-1001")
+    issued = [event for event in env.publisher.events if event.refund_id == refund_id]
+    assert {(event.detail_type, event.origin, event.books) for event in issued} == {
+        ("RefundIssued", RefundOrigin.EXTERNAL, "xero")
+    }
     # AND the balance counts it once, at once
     assert env.balance(PAYMENT) == {"captured": 10_000, "refunded": 6_500, "reserved": 0, "remaining": 3_500}
     # AND a request for everything left gets only the 35.00 that is left
@@ -175,8 +172,10 @@ def test_a_crash_after_recording_is_finished_by_the_redelivery(paid: World, monk
     monkeypatch.undo()
     # WHEN the platform delivers the same event again (it was not marked seen)
     assert env.deliver(provider_event(outside, event_id="evt_1")) is False
-    # THEN the refund goes on to its books decision, and the balance counted it once
-    assert env.repository.get(refund_id).status is S.NEEDS_ATTENTION
+    # THEN its event goes out again for the books, and the balance counted it once
+    assert env.repository.get(refund_id).status is S.REFUNDED
+    assert env.publisher.for_refund(refund_id).count("RefundIssued") == 2
+    assert len({event.event_id for event in env.publisher.events if event.refund_id == refund_id}) == 1
     assert env.balance(PAYMENT) == {"captured": 10_000, "refunded": 6_000, "reserved": 0, "remaining": 4_000}
 
 
@@ -258,3 +257,35 @@ def test_news_about_a_payment_reads_only_our_refunds_still_open(paid: World, mon
     # THEN only the open refund was read (and settled), none of the four done ones
     assert set(read) == {pending}
     assert env.repository.get(pending).status is S.REFUNDED
+
+
+# ---------------------------------------------------------------- news naming a refund by the platform's id only
+
+
+def pointer(provider_refund_id: str, *, payment_id: str | None = PAYMENT) -> ProviderEvent:
+    """News that only names a refund by the platform's id (Chargebee's refund transaction, Amazon Pay's IPN)."""
+    return provider_event(payment_id=payment_id).model_copy(update={"named_refund_ids": [provider_refund_id]})
+
+
+def test_a_dashboard_refund_named_only_by_its_id_is_read_and_recorded(paid: World) -> None:
+    env = paid
+    completed(env)
+    outside = env.provider.refund_outside(PAYMENT, eur(1_000))
+    # WHEN news names it by the platform's id only, with and without its payment
+    env.deliver(pointer(outside.provider_refund_id))
+    env.deliver(pointer(outside.provider_refund_id, payment_id=None))
+    # THEN it was read from the platform and recorded once, with the platform's amount
+    recorded = env.repository.get(external_refund_id("stripe", outside.provider_refund_id))
+    assert (recorded.origin, recorded.amount) == (RefundOrigin.EXTERNAL, eur(1_000))
+    assert [entry.type for entry in env.repository.timeline(recorded.refund_id)].count("ExternalRefundRecorded") == 1
+    assert env.balance(PAYMENT)["refunded"] == 5_000
+
+
+def test_a_pointer_to_a_refund_the_platform_does_not_show_records_nothing(paid: World) -> None:
+    env = paid
+    completed(env)
+    # WHEN news names a refund id the platform does not know
+    env.deliver(pointer("re_nobody_knows"))
+    # THEN nothing is recorded and the balance is unchanged (the delivery is not refused)
+    assert env.repository.find(external_refund_id("stripe", "re_nobody_knows")) is None
+    assert env.balance(PAYMENT)["refunded"] == 4_000

@@ -7,6 +7,7 @@ from datetime import date
 import pytest
 
 from refundflow.domain.books import update_invoice
+from refundflow.domain.external import book_external_refund, external_refund_id
 from refundflow.domain.payments import issue_refund
 from refundflow.events import RECONCILIATION_MISMATCH, ReconciliationEvent
 from refundflow.models import Refund
@@ -16,7 +17,7 @@ from refundflow.reconciliation.engine import MatchClass
 from refundflow.reconciliation.records import LineKind, SettlementLine
 from refundflow.reconciliation.run import reconcile
 from refundflow.status import RefundStatus
-from tests.support.fakes import World, refund_request_body
+from tests.support.fakes import World, provider_event, refund_request_body
 
 PAYMENT = "pi_3Pabc"
 
@@ -278,3 +279,48 @@ def test_a_bank_credit_matching_its_payout_publishes_nothing(paid: World) -> Non
     )
     assert applied.outcome is Outcome.NOTHING_TO_DO
     assert paid.publisher.events == []
+
+
+# ---------------------------------------------------------------- refunds made outside refundflow (issue 12)
+
+
+def recorded_outside(env: World, amount: int) -> Refund:
+    """A refund someone made in the provider's dashboard, recorded from its news (origin external)."""
+    outside = env.provider.refund_outside(PAYMENT, Money.of(amount, "EUR"))
+    env.deliver(provider_event(outside))
+    return env.repository.get(external_refund_id("stripe", outside.provider_refund_id))
+
+
+def test_a_recorded_external_refund_matches_its_settlement_line_and_settles(paid: World) -> None:
+    # GIVEN refundflow's refund of the payment (booked on its invoice), then 7.00 refunded in the dashboard, recorded
+    # and booked from the bus
+    ours = completed_refund(paid, "RMA-1")
+    external = recorded_outside(paid, 700)
+    issued = [e for e in paid.publisher.events if e.refund_id == external.refund_id and e.detail_type == "RefundIssued"]
+    book_external_refund(issued[-1], recorder=paid.recorder, books=paid.books, max_attempts=5)
+    assert paid.repository.get(external.refund_id).status is RefundStatus.COMPLETED
+    # WHEN the settlement file holds both refunds' lines
+    lines = [
+        refund_line("txn_1", ours.provider_refund_id or "", 2_500),
+        refund_line("txn_2", external.provider_refund_id or "", 700),
+    ]
+    first = run_file(paid, lines)
+    # THEN the dashboard refund's line matches its external record (found by its PROVIDER_REFUND# claim), and it
+    # settles like ours: no unexpected_in_settlement, nothing for ops
+    assert first.summary.counts == {"matched": 2}
+    assert paid.repository.get(external.refund_id).status is RefundStatus.SETTLED
+    assert not [e for e in paid.publisher.events if isinstance(e, ReconciliationEvent)]
+
+
+def test_an_external_refund_not_booked_yet_still_matches_and_a_different_amount_is_its_own_mismatch(
+    paid: World,
+) -> None:
+    # GIVEN a dashboard refund of 7.00 recorded with no invoice known (a person books it: NEEDS_ATTENTION)
+    external = recorded_outside(paid, 700)
+    assert external.status is RefundStatus.NEEDS_ATTENTION
+    # WHEN its line says 7.50
+    first = run_file(paid, [refund_line("txn_1", external.provider_refund_id or "", 750)])
+    # THEN it is that refund's amount difference, on its own timeline, not a line of nobody's
+    assert first.summary.counts == {"amount_differs": 1}
+    assert paid.publisher.for_refund(external.refund_id)[-1] == RECONCILIATION_MISMATCH
+    assert not [e for e in paid.publisher.events if isinstance(e, ReconciliationEvent)]

@@ -13,16 +13,37 @@ account) and then, exactly once:
   finds it recorded and changes nothing. Its money is never refunded again by refundflow (the balance counts
   it), and its books follow ``EXTERNAL_REFUND_BOOKING`` (``payments.after_external_refund``).
 A refund the provider reports failed or canceled moved no money and is not recorded.
+
+Its ticket: when refundflow's own latest refund of the payment came from a help desk ticket, the external refund
+is linked to that ticket (its ``source.ticket_id`` and ``source_platform``), so the help desk's write-back
+subscription writes its events there as for any refund of that ticket. No customer message is sent for it.
+
+Its books (:func:`book_external_refund`): the books platform's own function, fed by its queue with external
+refunds' ``RefundIssued`` events (bus -> queue with DLQ -> function: a reaction, not a workflow branch), books
+the credit document with the same step as our refunds (``books.update_invoice``: the books' idempotency key and
+find-by-reference, so exactly once) and completes the refund. A failure is resolved as the workflow resolves
+one (``failures.handle_failure``): ``books_update_failed`` is retried (the queue delivers it again),
+``books_rejected`` waits for a person (``refundflow retry`` books it again).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from refundflow import settings
+from refundflow import catalog, settings
+from refundflow.domain.books import update_invoice
+from refundflow.domain.failures import handle_failure
 from refundflow.domain.payments import AWAITING_PROVIDER, after_external_refund, apply_provider_outcome
-from refundflow.domain.recorder import RefundRecorder
-from refundflow.errors import ConcurrentModification, NotFound, ProviderRefundClaimed, TransientError
+from refundflow.domain.recorder import BOOKS_UPDATE_FAILED, RefundRecorder
+from refundflow.errors import (
+    ConcurrentModification,
+    NotFound,
+    ProviderRefundClaimed,
+    RefundflowError,
+    TransientError,
+    error_class,
+)
+from refundflow.events import RefundEvent
 from refundflow.ids import derive_refund_id
 from refundflow.models import (
     CustomerContact,
@@ -36,11 +57,12 @@ from refundflow.models import (
     SourceReference,
 )
 from refundflow.observability import logger
-from refundflow.ports import ProviderEvent, ProviderRefund, ProviderRefundStatus, RefundProvider
+from refundflow.ports import BooksConnector, ProviderEvent, ProviderRefund, ProviderRefundStatus, RefundProvider
 from refundflow.status import RefundStatus
 
 S = RefundStatus
 RECORDED = "ExternalRefundRecorded"
+NOT_BOOKED = "ExternalRefundNotBooked"
 # An external refund has no customer refundflow knows of: an address that can never receive mail (RFC 2606).
 NO_CUSTOMER = "no-customer@external.invalid"
 _ATTEMPTS = 5
@@ -182,7 +204,9 @@ def _create(
     repository = recorder.repository
     refund_id = external_refund_id(provider.name, truth.provider_refund_id)
     held = truth.status is ProviderRefundStatus.PENDING
-    invoice = _invoice_of(payment, recorder=recorder)
+    ours = _latest_of_ours(payment, recorder=recorder)
+    invoice = _invoice_of(ours)
+    ticket = ours if ours is not None and ours.source.ticket_id and ours.source_platform in _help_desks() else None
     now = datetime.now(UTC)
     draft = Refund(
         refund_id=refund_id,
@@ -195,8 +219,12 @@ def _create(
         amount=truth.amount,
         reason=RefundReason.OTHER,
         customer=CustomerContact(email=NO_CUSTOMER),
-        source=SourceReference(system=provider.name, reference=truth.provider_refund_id),
-        source_platform=provider.name,
+        source=SourceReference(
+            system=provider.name,
+            reference=truth.provider_refund_id,
+            ticket_id=ticket.source.ticket_id if ticket is not None else None,
+        ),
+        source_platform=ticket.source_platform if ticket is not None else provider.name,
         invoice=invoice,
         request_fingerprint=refund_id,
         correlation_id=event.event_id,
@@ -243,11 +271,86 @@ def _create(
     raise ConcurrentModification(f"could not record external refund {truth.provider_refund_id}")
 
 
-def _invoice_of(payment: PaymentReference, *, recorder: RefundRecorder) -> InvoiceReference | None:
-    """The invoice the payment paid, as refundflow's own latest refund of it names it (None: none known, or the
-    merchant books no external refund). Read only when an external refund is first recorded."""
-    if settings.load(settings.ExternalRefundSettings).booking == "none":
-        return None
+def _latest_of_ours(payment: PaymentReference, *, recorder: RefundRecorder) -> Refund | None:
+    """refundflow's own latest refund of the payment (the one that names its invoice, if any does): its invoice
+    is the one the external refund's credit document goes on, and its ticket is told. Read only when an external
+    refund is first recorded."""
     refunds = recorder.repository.refunds_for_payment(payment.provider, payment.payment_id)
-    named = [refund for refund in refunds if refund.invoice is not None and refund.origin is RefundOrigin.REFUNDFLOW]
-    return max(named, key=lambda refund: refund.created_at).invoice if named else None
+    ours = [refund for refund in refunds if refund.origin is RefundOrigin.REFUNDFLOW]
+    if not ours:
+        return None
+    named = [refund for refund in ours if refund.invoice is not None]
+    return max(named or ours, key=lambda refund: refund.created_at)
+
+
+def _help_desks() -> set[str]:
+    return set(catalog.names("ticket"))
+
+
+def _invoice_of(ours: Refund | None) -> InvoiceReference | None:
+    """The invoice the payment paid, as refundflow's own latest refund of it names it (None: none known, or the
+    merchant books no external refund)."""
+    if settings.load(settings.ExternalRefundSettings).booking == "none" or ours is None:
+        return None
+    return ours.invoice
+
+
+def book_external_refund(
+    event: RefundEvent, *, recorder: RefundRecorder, books: BooksConnector, max_attempts: int
+) -> Refund | None:
+    """Book the credit document of the refund made outside refundflow that ``event`` announces, exactly once,
+    and complete it; returns the refund as stored (None: the event is not one to book).
+
+    Raises:
+        TransientError: the books could not be reached (or the store was busy); the refund is NEEDS_ATTENTION
+            ``books_update_failed`` with the books' words, and the event is delivered again to retry.
+    """
+    if event.origin is not RefundOrigin.EXTERNAL or event.books is None:
+        return None
+    try:
+        update_invoice(event.refund_id, recorder=recorder, books=books)
+    except RefundflowError as error:
+        # What the workflow's catch path does for a books failure: the same reasons, the same bound.
+        handle_failure(
+            event.refund_id, _error_name(error), str(error), recorder=recorder, max_books_attempts=max_attempts
+        )
+        refund = recorder.repository.get(event.refund_id)
+        logger.warning(
+            "credit document of a refund made outside refundflow not booked",
+            extra={"refund_id": refund.refund_id, "code": error.code, "reason": refund.attention_reason},
+        )
+        if refund.attention_reason == BOOKS_UPDATE_FAILED:
+            raise TransientError(
+                f"the books could not record the credit note of {refund.refund_id} yet "
+                f"(attempt {refund.books_attempts} of {max_attempts}): it is tried again",
+                code="external_refund_books_retry",
+                platform=event.books,
+                retry_after_seconds=getattr(error, "retry_after_seconds", None),
+            ) from error
+        return recorder.note(
+            refund,
+            NOT_BOOKED,
+            actor=f"books:{event.books}",
+            details={"books": _not_booked_words(refund, error)},
+        )
+    return recorder.repository.get(event.refund_id)
+
+
+def _not_booked_words(refund: Refund, error: RefundflowError) -> str:
+    """What the accountant reads on the timeline when the books refused the credit note for good."""
+    assert refund.invoice is not None
+    return (
+        f"This refund of {refund.amount} was made outside refundflow "
+        f"({refund.payment.provider.value} refund {refund.provider_refund_id}). Its credit note against invoice "
+        f"{refund.invoice.invoice_id} could not be booked in {refund.invoice.system.value}: {error.message[:300]} "
+        f"Correct it in {refund.invoice.system.value}, then `refundflow retry {refund.refund_id}` books it "
+        "(never twice: the books are asked for our reference first)."
+    )
+
+
+def _error_name(error: RefundflowError) -> str:
+    """The name of the nearest error class the catch path knows (a connector's own subclass counts as its base)."""
+    for cls in type(error).__mro__:
+        if error_class(cls.__name__) is cls:
+            return cls.__name__
+    return RefundflowError.__name__

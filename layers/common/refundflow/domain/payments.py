@@ -42,7 +42,15 @@ from refundflow.errors import (
     RejectedError,
 )
 from refundflow.ids import idempotency_key
-from refundflow.models import FailureRecord, Refund, RefundOrigin, Reservation, ReservationState, StepResult
+from refundflow.models import (
+    FailureRecord,
+    PaymentReference,
+    Refund,
+    RefundOrigin,
+    Reservation,
+    ReservationState,
+    StepResult,
+)
 from refundflow.money import Money
 from refundflow.observability import logger
 from refundflow.ports import (
@@ -449,7 +457,10 @@ def _apply_once(refund: Refund, provider_refund: ProviderRefund, *, recorder: Re
         and refund.status is S.REFUNDED
         and status is ProviderRefundStatus.SUCCEEDED
     ):
-        # Recorded from the provider's news, then the process stopped before its books were decided.
+        # Recorded from the provider's news and not booked yet (the books' queue may be busy with it, or the
+        # process stopped before its event reached the bus): the event again, under its own id (consumers
+        # deduplicate on it, and the books find their document by our reference before recording one).
+        recorder.republish(refund)
         return after_external_refund(refund, recorder=recorder, actor=actor)
     if status is ProviderRefundStatus.SUCCEEDED and _awaiting_provider(refund):
         if refund.amount is not None and provider_refund.amount != refund.amount:
@@ -546,9 +557,10 @@ def _apply_once(refund: Refund, provider_refund: ProviderRefund, *, recorder: Re
 
 def after_external_refund(refund: Refund, *, recorder: RefundRecorder, actor: str) -> Refund:
     """Where a refund made outside refundflow goes once the provider confirms it (no workflow runs for it):
-    COMPLETED unbooked when the merchant books none (``EXTERNAL_REFUND_BOOKING=none``); otherwise a person's
-    queue, ``books_pending`` when its invoice is known (``refundflow retry`` books it), or
-    ``external_refund_unbooked`` when it is not (booked by hand)."""
+    COMPLETED unbooked when the merchant books none (``EXTERNAL_REFUND_BOOKING=none``); a person's queue,
+    ``external_refund_unbooked``, when no invoice is known (booked by hand); otherwise it stays REFUNDED: its
+    ``RefundIssued`` event (origin ``external``, ``books`` the invoice's books platform) is on the bus, and that
+    books platform's queue books the credit document (``external.book_external_refund``)."""
     if settings.load(settings.ExternalRefundSettings).booking == "none":
         return recorder.move(
             refund, S.COMPLETED, actor=actor, details={"books": "not booked: EXTERNAL_REFUND_BOOKING is none"}
@@ -561,13 +573,11 @@ def after_external_refund(refund: Refund, *, recorder: RefundRecorder, actor: st
             details={"books": "refunded outside refundflow and no invoice is known: book the credit by hand"},
             changes={"attention_reason": EXTERNAL_REFUND_UNBOOKED},
         )
-    return recorder.move(
-        refund,
-        S.NEEDS_ATTENTION,
-        actor=actor,
-        details={"books": f"refunded outside refundflow: `refundflow retry {refund.refund_id}` books it"},
-        changes={"attention_reason": BOOKS_PENDING},
+    logger.info(
+        "refund made outside refundflow: its credit document is booked from the bus",
+        extra={"refund_id": refund.refund_id, "books": refund.invoice.system.value},
     )
+    return refund
 
 
 def _money(amount: Money | None) -> dict[str, object] | None:
@@ -626,6 +636,9 @@ def apply_provider_event(
             candidates.setdefault(refund.refund_id, (refund, news))
     for provider_refund_id in event.named_refund_ids:
         # a pointer from a body nobody signed: read (pollable platforms only), never believed
+        if provider_refund_id not in owners and unclaimed is not None:
+            unclaimed.extend(_read_unowned(provider_refund_id, event, provider))
+            continue
         named = repository.find(owners[provider_refund_id]) if provider_refund_id in owners else None
         if (
             named is not None
@@ -644,6 +657,29 @@ def apply_provider_event(
         if truth is not None:
             touched.append(apply_provider_outcome(refund, truth, recorder=recorder))
     return touched
+
+
+def _read_unowned(provider_refund_id: str, event: ProviderEvent, provider: RefundProvider) -> list[ProviderRefund]:
+    """A refund the news names by the platform's id only (Chargebee's refund transaction, Amazon Pay's REFUND IPN)
+    that no refund of ours holds: read from the platform, and handed to ``domain.external`` when the platform does
+    not echo our reference on it (a refund made in its dashboard, or one of ours whose id is not stored yet, which
+    ``domain.external`` tells apart). A platform that cannot be read is never asked; a refund it does not know
+    is nobody's."""
+    if provider.capabilities.outcome == "webhook_only":
+        return []
+    # The platform reads its refund by its own id; a pointer without its payment (Amazon Pay's REFUND IPN) is read
+    # under the refund's id, and the payment comes from the platform's answer.
+    payment = event.payment or PaymentReference(provider=event.provider, payment_id=provider_refund_id)
+    try:
+        truth = provider.get_refund(provider_refund_id, payment)
+    except (NotFound, RejectedError) as error:
+        # Not a refund the platform will show us (unknown, or not a refund of the payment the news named): the
+        # news is about nothing refundflow records.
+        logger.warning(
+            "provider does not show the refund its news named", extra={"provider": provider.name, "code": error.code}
+        )
+        return []
+    return [truth] if truth.refund_id is None and truth.provider is event.provider else []
 
 
 def _owners_by_provider_refund_id(event: ProviderEvent, repository: RefundStore) -> dict[str, str]:

@@ -503,7 +503,11 @@ def write_once_key(event: RefundEvent) -> str | None:
 def ticket_update(event: RefundEvent, refund: Refund) -> TicketUpdate:
     """The note and label a refund event makes on its ticket (no contact details, card numbers masked)."""
     amount = event.amount or refund.amount or refund.requested_amount
-    parts = [f"{_WORDS.get(event.detail_type, event.detail_type)}: {amount if amount else 'the full amount'}."]
+    words = _WORDS.get(event.detail_type, event.detail_type)
+    if refund.origin is RefundOrigin.EXTERNAL and event.status is RefundStatus.REFUNDED:
+        # Someone refunded the payment in the provider's dashboard (or another tool): the agent learns it here.
+        words = f"Refund made outside refundflow, at {refund.payment.provider.value}"
+    parts = [f"{words}: {amount if amount else 'the full amount'}."]
     if event.detail_type == RETURN_UPDATED:
         parts.append(
             f"Return {event.details.get('status')} at {event.details.get('occurred_at')}, "

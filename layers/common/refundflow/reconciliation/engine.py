@@ -21,7 +21,9 @@ from refundflow.reconciliation.records import BankLine, Direction, LineKind, Set
 class MatchClass(StrEnum):
     MATCHED = "matched"
     MISSING_IN_SETTLEMENT = "missing_in_settlement"
-    # A refund line we have no refund for: includes refunds made outside refundflow.
+    # A refund line we have no refund for: a refund made outside refundflow whose news never reached us. One recorded
+    # from the provider's news (origin external, its PROVIDER_REFUND#<id> claimed) is a refund of ours here: it
+    # matches (and settles) like any other.
     UNEXPECTED_IN_SETTLEMENT = "unexpected_in_settlement"
     AMOUNT_DIFFERS = "amount_differs"
     CURRENCY_DIFFERS = "currency_differs"
