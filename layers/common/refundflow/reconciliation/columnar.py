@@ -160,7 +160,7 @@ def _block(binary: IO[bytes], size: int) -> bytes:
         return block
     if not block.endswith(b"\n"):
         block += binary.readline()
-    while block.count(b'"') % 2:
+    while b'"' in block and block.count(b'"') % 2:
         more = binary.readline()
         if not more:
             break
@@ -204,6 +204,16 @@ def _stripe_native(block: bytes, col: dict[str, int], line_no: int, width: int) 
     def distinct(name: str) -> list[str]:
         return raw.get_column(f"c{col[name]}").unique().to_list()
 
+    def mapped(cells: pl.Expr, mapping: dict[str, Any], dtype: pl.DataType) -> pl.Expr:
+        """``cells`` through ``mapping`` (every distinct text to its value), the cheapest way that gives the
+        same column: one value for all, the texts themselves, or a look-up per cell."""
+        values = set(mapping.values())
+        if len(values) == 1:
+            return pl.lit(values.pop(), dtype=dtype)
+        if all(value == text or (value is None and text == "") for text, value in mapping.items()):
+            return pl.when(cells != "").then(cells) if "" in mapping and mapping[""] is None else cells
+        return cells.replace_strict(mapping, return_dtype=dtype)
+
     currencies = {text: text.strip().upper() for text in distinct("currency")}
     exponents = {CURRENCY_EXPONENTS.get(code) for code in currencies.values()}
     if len(exponents) != 1 or None in exponents:
@@ -218,7 +228,7 @@ def _stripe_native(block: bytes, col: dict[str, int], line_no: int, width: int) 
             fees = {text: decimal_to_minor(text, code, where=where) if text else 0 for text in distinct("fee")}
         except SettlementFormatError:
             return None
-        fee = cell("fee").replace_strict(fees, return_dtype=pl.Int64)
+        fee = mapped(cell("fee"), fees, pl.Int64())
     shape = r"^-?[0-9]+$" if exponent == 0 else rf"^-?[0-9]+\.[0-9]{{{exponent}}}$"
     checks = [cell("gross").str.contains(shape)]
     if "net" in col:
@@ -239,21 +249,19 @@ def _stripe_native(block: bytes, col: dict[str, int], line_no: int, width: int) 
     if "created" in col:
         day = cell("created").str.slice(0, 10)
         days = {text: _date(text) for text in raw.select(day.unique()).to_series().to_list()}
-        booked = day.replace_strict(days, return_dtype=pl.Date)
+        booked = mapped(day, days, pl.Date())
     payout: pl.Expr = pl.lit(None, pl.String)
     if "payout" in col:
-        payout = cell("payout").replace_strict(
-            {text: text.strip() or None for text in distinct("payout")}, return_dtype=pl.String
-        )
+        payout = mapped(cell("payout"), {text: text.strip() or None for text in distinct("payout")}, pl.String())
     try:
         return raw.select(
             source=pl.lit("stripe"),
             line_no=pl.int_range(line_no, line_no + raw.height, dtype=pl.Int64),
             line_id=cell("line_id").str.strip_chars(),
-            kind=cell("category").replace_strict(kinds, return_dtype=pl.String),
+            kind=mapped(cell("category"), kinds, pl.String()),
             reference=cell("source").str.strip_chars(),
             amount=gross.abs(),
-            currency=cell("currency").replace_strict(currencies, return_dtype=pl.String),
+            currency=mapped(cell("currency"), currencies, pl.String()),
             fee=fee,
             net=net,
             booked_on=booked,
