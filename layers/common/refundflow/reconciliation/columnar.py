@@ -353,6 +353,7 @@ class RefundIndex:
     def __init__(self, refunds: pl.DataFrame) -> None:
         self.frame = refunds.select(list(REFUNDS_SCHEMA)).sort("provider_refund_id")
         self._ids = self.frame["provider_refund_id"]
+        self._looked_up = self.frame.select(_LOOKED_UP)
 
     def lookup(self, references: pl.Series) -> pl.DataFrame:
         """``refund_id``, ``ours_amount``, ``ours_currency`` for each reference (nulls when not ours)."""
@@ -362,8 +363,8 @@ class RefundIndex:
                 {name: pl.Series(name, [None] * references.len(), dtype) for name, dtype in REFUNDS_SCHEMA.items()}
             ).drop("provider_refund_id")
         at = self._ids.search_sorted(references, side="left").clip(0, size - 1)
-        rows = self.frame[at].with_columns(hit=(self._ids.gather(at) == references).fill_null(False))
-        return rows.select(pl.when(pl.col("hit")).then(pl.col(name)).alias(name) for name in _LOOKED_UP)
+        hit = (self._ids.gather(at) == references).fill_null(False)
+        return self._looked_up[at].select(pl.when(hit).then(pl.col(name)).alias(name) for name in _LOOKED_UP)
 
 
 @dataclass
