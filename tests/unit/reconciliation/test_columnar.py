@@ -171,6 +171,9 @@ def test_the_columnar_matcher_finds_what_the_per_line_matcher_finds(lines, frame
         "t1,2026-11-28,eur,-1.00,0.00,-1.00,refund,re_1,,po_1\n\nt2,2026-11-28,eur,-2.00,0.00,-2.00,refund,re_2,,po_1\n",
         # a blank line balanced by a line with extra fields: the comma count alone does not see it
         "t1,2026-11-28,eur,-1.00,0.00,-1.00,refund,re_1,x,po_1,,,,,,,,,,\n\nt2,2026-11-28,eur,-2.00,0.00,-2.00,refund,re_2,,po_1\n",
+        # blank lines last in the block (polars reads each as a row of empty cells)
+        "t1,2026-11-28,eur,-1.00,0.00,-1.00,refund,re_1,,po_1\n\n\n",
+        "t1,2026-11-28,eur,-1.00,0.00,-1.00,refund,re_1,,po_1\n\nt2,2026-11-28,eur,-2.00,0.00,-2.00,refund,re_2,,po_1\n\n",
     ],
 )
 def test_a_blank_line_in_a_plain_block_reads_as_line_by_line(body):

@@ -160,7 +160,7 @@ def _block(binary: IO[bytes], size: int) -> bytes:
         return block
     if not block.endswith(b"\n"):
         block += binary.readline()
-    while block.count(b'"') % 2:
+    while b'"' in block and block.count(b'"') % 2:
         more = binary.readline()
         if not more:
             break
@@ -179,9 +179,6 @@ def _stripe_native(block: bytes, col: dict[str, int], line_no: int, width: int) 
     # reads it as a row of empty cells, and an empty gross amount fails the shape check below.
     if b'"' in block or b"\r" in block or b"\0" in block:
         return None
-    rows = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
-    if block.count(b",") != rows * (width - 1):
-        return None  # a line with another number of fields
     wanted = sorted(set(col.values()))
     try:
         raw = pl.read_csv(
@@ -195,14 +192,27 @@ def _stripe_native(block: bytes, col: dict[str, int], line_no: int, width: int) 
         )
     except pl.exceptions.PolarsError:
         return None  # not UTF-8: the per-line parser reports it precisely
-    if raw.height != rows or raw.null_count().sum_horizontal().item():
-        return None
+    # polars reads every line as a row, a blank one too (as empty cells, which the amount shape check below
+    # refuses), pads a short line with empty cells and drops a long line's extra ones without a word: the commas
+    # say whether every line had its fields.
+    if block.count(b",") != raw.height * (width - 1) or raw.null_count().sum_horizontal().item():
+        return None  # a line with another number of fields
 
     def cell(name: str) -> pl.Expr:
         return pl.col(f"c{col[name]}")
 
     def distinct(name: str) -> list[str]:
         return raw.get_column(f"c{col[name]}").unique().to_list()
+
+    def mapped(cells: pl.Expr, mapping: dict[str, Any], dtype: pl.DataType) -> pl.Expr:
+        """``cells`` through ``mapping`` (every distinct text to its value), the cheapest way that gives the
+        same column: one value for all, the texts themselves, or a look-up per cell."""
+        values = set(mapping.values())
+        if len(values) == 1:
+            return pl.lit(values.pop(), dtype=dtype)
+        if all(value == text or (value is None and text == "") for text, value in mapping.items()):
+            return pl.when(cells != "").then(cells) if "" in mapping and mapping[""] is None else cells
+        return cells.replace_strict(mapping, return_dtype=dtype)
 
     currencies = {text: text.strip().upper() for text in distinct("currency")}
     exponents = {CURRENCY_EXPONENTS.get(code) for code in currencies.values()}
@@ -218,7 +228,7 @@ def _stripe_native(block: bytes, col: dict[str, int], line_no: int, width: int) 
             fees = {text: decimal_to_minor(text, code, where=where) if text else 0 for text in distinct("fee")}
         except SettlementFormatError:
             return None
-        fee = cell("fee").replace_strict(fees, return_dtype=pl.Int64)
+        fee = mapped(cell("fee"), fees, pl.Int64())
     shape = r"^-?[0-9]+$" if exponent == 0 else rf"^-?[0-9]+\.[0-9]{{{exponent}}}$"
     checks = [cell("gross").str.contains(shape)]
     if "net" in col:
@@ -239,21 +249,19 @@ def _stripe_native(block: bytes, col: dict[str, int], line_no: int, width: int) 
     if "created" in col:
         day = cell("created").str.slice(0, 10)
         days = {text: _date(text) for text in raw.select(day.unique()).to_series().to_list()}
-        booked = day.replace_strict(days, return_dtype=pl.Date)
+        booked = mapped(day, days, pl.Date())
     payout: pl.Expr = pl.lit(None, pl.String)
     if "payout" in col:
-        payout = cell("payout").replace_strict(
-            {text: text.strip() or None for text in distinct("payout")}, return_dtype=pl.String
-        )
+        payout = mapped(cell("payout"), {text: text.strip() or None for text in distinct("payout")}, pl.String())
     try:
         return raw.select(
             source=pl.lit("stripe"),
             line_no=pl.int_range(line_no, line_no + raw.height, dtype=pl.Int64),
             line_id=cell("line_id").str.strip_chars(),
-            kind=cell("category").replace_strict(kinds, return_dtype=pl.String),
+            kind=mapped(cell("category"), kinds, pl.String()),
             reference=cell("source").str.strip_chars(),
             amount=gross.abs(),
-            currency=cell("currency").replace_strict(currencies, return_dtype=pl.String),
+            currency=mapped(cell("currency"), currencies, pl.String()),
             fee=fee,
             net=net,
             booked_on=booked,
@@ -345,6 +353,7 @@ class RefundIndex:
     def __init__(self, refunds: pl.DataFrame) -> None:
         self.frame = refunds.select(list(REFUNDS_SCHEMA)).sort("provider_refund_id")
         self._ids = self.frame["provider_refund_id"]
+        self._looked_up = self.frame.select(_LOOKED_UP)
 
     def lookup(self, references: pl.Series) -> pl.DataFrame:
         """``refund_id``, ``ours_amount``, ``ours_currency`` for each reference (nulls when not ours)."""
@@ -354,8 +363,8 @@ class RefundIndex:
                 {name: pl.Series(name, [None] * references.len(), dtype) for name, dtype in REFUNDS_SCHEMA.items()}
             ).drop("provider_refund_id")
         at = self._ids.search_sorted(references, side="left").clip(0, size - 1)
-        rows = self.frame[at].with_columns(hit=(self._ids.gather(at) == references).fill_null(False))
-        return rows.select(pl.when(pl.col("hit")).then(pl.col(name)).alias(name) for name in _LOOKED_UP)
+        hit = (self._ids.gather(at) == references).fill_null(False)
+        return self._looked_up[at].select(pl.when(hit).then(pl.col(name)).alias(name) for name in _LOOKED_UP)
 
 
 @dataclass
