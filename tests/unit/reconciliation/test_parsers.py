@@ -388,3 +388,13 @@ def test_stripe_plain_chunks_with_fees_and_currencies_read_exactly():
 
 def _decimal(minor: int) -> str:
     return f"{'-' if minor < 0 else ''}{abs(minor) // 100}.{abs(minor) % 100:02d}"
+
+
+def test_stripe_row_shorter_than_its_header_is_refused_naming_its_line():
+    # GIVEN a plain Stripe report whose third line lost its last fields (a truncated export)
+    header = next(_big_stripe(0)).rstrip("\n")
+    plain = "txn_1,2026-11-28 10:00:00,eur,-1.25,0.00,-1.25,refund,re_1,po_1"
+    short = "txn_2,2026-11-28 10:00:00,eur,-1.25"
+    # WHEN parsed THEN it is a format error naming the file's line, not a crash of the parser
+    with pytest.raises(SettlementFormatError, match="stripe line 3: 4 fields"):
+        list(parse_stripe(io.StringIO("\n".join([header, plain, short]) + "\n")))

@@ -266,6 +266,8 @@ class _StripeRows:
             if not row:
                 continue
             where = f"stripe line {line_no}"
+            if len(row) < self.width:
+                raise SettlementFormatError(f"{where}: {len(row)} fields, the header names {self.width}")
             currency = row[i_cur].strip().upper()
             gross = decimal_to_minor(row[i_gross], currency, where=where)
             fee = decimal_to_minor(row[i_fee], currency, where=where) if i_fee is not None and row[i_fee] else 0
