@@ -99,7 +99,19 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger(service=SERVICE, logger_formatter=RedactingFormatter())
-tracer = Tracer(service=SERVICE)
+# Powertools' default patches every library X-Ray supports that is installed (patch_all), importing each at load,
+# requests and sqlite3 included, in every function. Patched here: what every function calls through (boto3's
+# botocore, and http.client under any HTTP library); requests where refundflow imports it (trace_requests).
+TRACED_MODULES = ("botocore", "httplib")
+tracer = Tracer(service=SERVICE, patch_modules=TRACED_MODULES)
+
+
+def trace_requests() -> None:
+    """X-Ray subsegments for the requests library, as the default patch_all gave them: called by the modules that
+    import requests, once it is imported (patching twice is a no-op)."""
+    tracer.patch(("requests",))
+
+
 metrics = Metrics(namespace="Refundflow", service=SERVICE)
 
 

@@ -15,7 +15,9 @@ import requests
 
 from refundflow import settings
 from refundflow.errors import NotFound, OutcomeUnknownError, RefundflowError, RejectedError, TransientError
-from refundflow.observability import logger
+from refundflow.observability import logger, trace_requests
+
+trace_requests()
 
 _WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
