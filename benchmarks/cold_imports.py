@@ -100,16 +100,20 @@ def refresh_build(build: Path, stack: Stack, logical_ids: list[str], python: str
         folder = build / logical_id
         app = stack.function_folder(logical_id) / "app.py"
         platform = stack.function_environment(logical_id).get("PLATFORM")
+        requirement_files = [app.parent / "requirements.txt", app.parent / f"requirements-{platform}.txt"]
+        pins = [pin for path in requirement_files if path.is_file() for pin in constraint_pins(path)]
+        if not folder.is_dir() and not pins:  # the Makefile copies app.py and compiles it, nothing to install
+            folder.mkdir(parents=True)
         try:
             if not folder.is_dir():
                 raise StaleBuild(f"{folder} is missing")
-            for requirements in [app.parent / "requirements.txt", app.parent / f"requirements-{platform}.txt"]:
+            for requirements in requirement_files:
                 if requirements.is_file():
                     _check_pins(folder, requirements)
         except StaleBuild as stale:
             unbuilt[logical_id] = f"{stale} (make bundle-check builds it)"
             continue
-        if not filecmp.cmp(app, folder / "app.py", shallow=False):
+        if not (folder / "app.py").is_file() or not filecmp.cmp(app, folder / "app.py", shallow=False):
             shutil.copy2(app, folder / "app.py")
             _finish(python, folder, "/var/task")
             changed.append(logical_id)
