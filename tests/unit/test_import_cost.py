@@ -1,6 +1,7 @@
 """What the intake handler leaves out of its cold import (README, Cost per refund; benchmarks/cold_imports.py
-measures it): no YAML parser, no requests or sqlite3 patched in by X-Ray, no model validator built before a
-request needs it. Imported in a fresh interpreter with Lambda's variables, so Powertools' Tracer is enabled."""
+measures it): no YAML parser, no requests or sqlite3 patched in by X-Ray (requests is traced once something imports
+it), no model validator built before a request needs it. Imported in a fresh interpreter with Lambda's variables, so
+Powertools' Tracer is enabled."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ from refundflow import models, observability
 loaded = sorted(name for name in ("yaml", "requests", "sqlite3") if name in sys.modules)
 built_at_import = models.RefundRequestBody.__pydantic_complete__
 models.RefundRequestBody.model_json_schema()
+import requests
 print(json.dumps({
+    "requests_traced": hasattr(requests.Session.request, "__wrapped__"),
     "loaded": loaded,
     "tracer_enabled": not observability.tracer.disabled,
     "built_at_import": built_at_import,
@@ -67,3 +70,5 @@ def test_intake_cold_import_leaves_out_yaml_requests_sqlite_and_unused_validator
     assert found["built_at_import"] is False
     assert found["built_on_use"] is True
     assert found["refund_built"] is False
+    # AND requests is traced as soon as something imports it (the shared HTTP client, an SDK), as patch_all did
+    assert found["requests_traced"] is True

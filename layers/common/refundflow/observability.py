@@ -99,18 +99,22 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger(service=SERVICE, logger_formatter=RedactingFormatter())
-# Powertools' default patches every library X-Ray supports that is installed (patch_all), importing each at load,
-# requests and sqlite3 included, in every function. Patched here: what every function calls through (boto3's
-# botocore, and http.client under any HTTP library); requests where refundflow imports it (trace_requests).
-TRACED_MODULES = ("botocore", "httplib")
-tracer = Tracer(service=SERVICE, patch_modules=TRACED_MODULES)
+# Powertools' default patches every library X-Ray supports that is installed (patch_all), importing each at load:
+# requests and sqlite3 too, in every function, whether it makes an HTTP call or not. Patched at load: what every
+# function calls through (boto3's botocore, http.client); requests when something first imports it (the shared
+# HTTP client, an SDK), through wrapt's post-import hook (wrapt is X-Ray's own dependency): traced as before.
+TRACED_AT_LOAD = ("botocore", "httplib")
+tracer = Tracer(service=SERVICE, patch_modules=TRACED_AT_LOAD)
 
 
-def trace_requests() -> None:
-    """X-Ray subsegments for the requests library, as the default patch_all gave them: called by the modules that
-    import requests, once it is imported (patching twice is a no-op)."""
+def _trace_requests(_module: object) -> None:
     tracer.patch(("requests",))
 
+
+if not tracer.disabled:
+    import wrapt
+
+    wrapt.register_post_import_hook(_trace_requests, "requests")
 
 metrics = Metrics(namespace="Refundflow", service=SERVICE)
 

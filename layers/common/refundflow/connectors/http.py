@@ -15,9 +15,7 @@ import requests
 
 from refundflow import settings
 from refundflow.errors import NotFound, OutcomeUnknownError, RefundflowError, RejectedError, TransientError
-from refundflow.observability import logger, trace_requests
-
-trace_requests()
+from refundflow.observability import logger
 
 _WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 

@@ -95,9 +95,6 @@ def fetch_certificate(source: CertificateSource, url: str) -> bytes:
     """
     import requests
 
-    from refundflow.observability import trace_requests
-
-    trace_requests()
     try:
         answer = requests.get(url, timeout=(3.05, 5), allow_redirects=False, stream=True)
         body = answer.raw.read(MAX_CERT_BYTES + 1, decode_content=True)
