@@ -27,14 +27,14 @@ __all__ = [
 
 
 class Link(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
     href: str
 
 
 class RefundAccepted(BaseModel):
     """The answer to an accepted (or redelivered) refund request."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
     refund_id: str
     status: RefundStatus
@@ -45,7 +45,7 @@ class RefundAccepted(BaseModel):
 class ReturnUpdateAccepted(BaseModel):
     """The answer to a return step (new, or delivered before)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
     refund_id: str = Field(description="The refund the source's reference names (it may not exist yet).")
     return_status: ReturnStatus = Field(description="The return's status now: its highest-ranked step's.")
@@ -55,14 +55,14 @@ class ReturnUpdateAccepted(BaseModel):
 class ApprovalRequestBody(BaseModel):
     """``POST /refunds/{refund_id}/approval``: an authorised approver's decision."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
     decision: Literal["approve", "reject"]
     note: Annotated[str, StringConstraints(max_length=1000)] | None = None
 
 
 class ApprovalResult(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
     refund_id: str
     status: RefundStatus
@@ -72,7 +72,7 @@ class ApprovalResult(BaseModel):
 
 
 class WebhookAck(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
     received: bool = True
     duplicate: bool = False
 
@@ -80,7 +80,7 @@ class WebhookAck(BaseModel):
 class ProblemDetail(BaseModel):
     """An RFC 9457 problem document: every 4xx/5xx answer of the API."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
     type: str = "about:blank"
     title: str

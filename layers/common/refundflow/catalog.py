@@ -16,7 +16,6 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from refundflow.errors import ConfigurationError, InvalidRequest, UnsupportedProvider
@@ -32,7 +31,7 @@ WEBHOOKS_SECRET_FOLDER = "webhooks/"
 
 
 class CatalogModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
 
 class IdempotencySupport(CatalogModel):
@@ -251,6 +250,8 @@ def parse(text: str, *, source: str = "catalog.yaml") -> Catalog:
     Raises:
         ConfigurationError: not valid YAML, or an entry breaks the schema (the message names it).
     """
+    import yaml  # at the first load only: no function needs the YAML parser at import
+
     loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         document = yaml.load(text, Loader=loader)  # noqa: S506 - a SafeLoader

@@ -29,7 +29,7 @@ class CurrencyProfile(BaseModel):
     (when it lists them), the currencies it refuses, the steps it accepts (in its own unit) and the largest
     amount (in its own unit)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
     amount_format: Literal["minor_units", "decimal_string"] = "minor_units"
     exponents: dict[str, int] = Field(default_factory=dict, description="The platform's exponent where not ISO's.")

@@ -14,7 +14,9 @@ from refundflow.status import RefundStatus
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+    # defer_build (here and on every model of the layer): a model's validator is built when it is first used, not
+    # when its module is imported; each function loads dozens of models and uses a few (README, Cost per refund).
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid", use_enum_values=False)
 
 
 def _valid_email(value: str) -> str:
@@ -503,7 +505,7 @@ class ProviderStepInput(StepInput):
 class StateError(StrictModel):
     """The error a Step Functions Catch hands over (``ResultPath: $.error``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid", populate_by_name=True)
 
     error: str = Field(alias="Error")
     cause: str = Field(default="", alias="Cause")
@@ -533,7 +535,7 @@ class StepResult(StrictModel):
 class RefundRequestBody(BaseModel):
     """``POST /refund-requests``: ask for a refund. Amounts are minor units; nothing here sets what is refundable."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid", populate_by_name=True)
 
     payment: PaymentReference
     amount: Money | None = Field(

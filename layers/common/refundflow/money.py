@@ -59,7 +59,7 @@ def exponent(currency: str) -> int:
 class Money(BaseModel):
     """An exact amount: ``minor_units`` of ``currency`` (1999 EUR is 19.99 EUR, 1999 JPY is 1999 yen)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
     minor_units: StrictInt
     currency: CurrencyCode

@@ -99,7 +99,23 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger(service=SERVICE, logger_formatter=RedactingFormatter())
-tracer = Tracer(service=SERVICE)
+# Powertools' default patches every library X-Ray supports that is installed (patch_all), importing each at load:
+# requests and sqlite3 too, in every function, whether it makes an HTTP call or not. Patched at load: what every
+# function calls through (boto3's botocore, http.client); requests when something first imports it (the shared
+# HTTP client, an SDK), through wrapt's post-import hook (wrapt is X-Ray's own dependency): traced as before.
+TRACED_AT_LOAD = ("botocore", "httplib")
+tracer = Tracer(service=SERVICE, patch_modules=TRACED_AT_LOAD)
+
+
+def _trace_requests(_module: object) -> None:
+    tracer.patch(("requests",))
+
+
+if not tracer.disabled:
+    import wrapt
+
+    wrapt.register_post_import_hook(_trace_requests, "requests")
+
 metrics = Metrics(namespace="Refundflow", service=SERVICE)
 
 

@@ -14,7 +14,7 @@ from refundflow.errors import ConfigurationError
 class EnvModel(BaseModel):
     """A group of settings; field aliases are the environment variable names."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="ignore", populate_by_name=True)
 
 
 class CoreSettings(EnvModel):

@@ -31,7 +31,9 @@ from refundflow.status import RefundStatus
 class RefundView(BaseModel):
     """``GET /refunds/{refund_id}``: status, amounts, references and the verified audit timeline."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, serialize_by_alias=True)
+    model_config = ConfigDict(
+        defer_build=True, frozen=True, extra="forbid", populate_by_name=True, serialize_by_alias=True
+    )
 
     refund_id: str
     status: RefundStatus
