@@ -68,6 +68,8 @@ ROLE_OF = {"team_lead": "shop_manager", "agent": "support_agent", None: "subscri
 RETRY_AFTER_SECONDS = "2"
 RETURN_STATUS_META_KEY = "_refund_return_status"
 RETURN_AT_META_KEY = "_refund_return_at"
+# where a refund parked until its goods are back is (the packaged policy asks an agent; a wait_for_return rule waits)
+WAITING_FOR_GOODS = frozenset({"PENDING_APPROVAL", "AWAITING_RETURN"})
 
 
 class WooCommerceError(Exception):
@@ -727,7 +729,8 @@ def __getattr__(name: str) -> Any:
 def _demo_scenarios() -> list[Any]:
     """The payment platform's and the help desk's usual scenarios (an order paid through Stripe directly, named in
     the order's meta), and WooCommerce's own: a shop manager's request refunds the order through WooCommerce itself,
-    and a refund made in wp-admin is recorded as made outside refundflow."""
+    a request that waits for its goods goes on when the returns plugin reports them received, and a refund made in
+    wp-admin is recorded as made outside refundflow."""
     from local.client import TERMINAL
     from local.scenarios import (
         Outcome,
@@ -756,6 +759,35 @@ def _demo_scenarios() -> list[Any]:
         outcome.check(any("completed" in str(label) for label in view["labels"]), f"labels {view['labels']}")
         outcome.notes.append(f"order {order_id}: {len(view['notes'])} private notes, labels {view['labels']}")
 
+    def goods_back(context: ScenarioContext, outcome: Outcome) -> None:
+        # a return by choice: the packaged policy holds it until the goods are back (return_not_received)
+        simulator: WooCommerceSimulator = context.simulator
+        order_id = simulator.seed_ticket(
+            {
+                "amount": "30.00",
+                "currency": "EUR",
+                "reason": "product_return",
+                "order_id": f"WC-RET-{context.run_id}",
+                "customer_email": f"goods-back.{context.run_id}@example.com",
+                "customer_name": "Grace Hopper",
+            }
+        )
+        refund_id = ticket_refund_id("woocommerce", order_id)
+        outcome.refund_ids.append(refund_id)
+        simulator.agent_action(order_id, "request")
+        wait_until_stored(context, refund_id)
+        waiting = context.client.wait_for(refund_id, {*WAITING_FOR_GOODS, *TERMINAL}, timeout=60)
+        outcome.check(waiting["status"] in WAITING_FOR_GOODS, f"did not wait for its goods: {waiting['status']}")
+        outcome.check(not simulator.refunds(), "money moved before the goods were back")
+        simulator.report_return(order_id, "received")
+        refund = context.client.wait_for(refund_id, TERMINAL, timeout=90)
+        outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']}")
+        steps = [(step["status"], step["source"]) for step in (refund.get("return") or {}).get("steps", [])]
+        outcome.check(steps == [("received", "woocommerce")], f"return steps {steps}")
+        held = [item for item in simulator.refunds() if str(item["id"]) == str(refund.get("provider_refund_id"))]
+        outcome.check(bool(held) and held[0]["amount"] == "30.00", f"refunded {held[:1]}")
+        outcome.notes.append(f"order {order_id}: waited {waiting['status']}, then {refund['status']}")
+
     def wp_admin_refund(context: ScenarioContext, outcome: Outcome) -> None:
         simulator: WooCommerceSimulator = context.simulator
         order_id = simulator.seed_payment(6_000, "EUR")["payment_id"]
@@ -778,6 +810,11 @@ def _demo_scenarios() -> list[Any]:
             "a shop manager's request in the order",
             "COMPLETED through WooCommerce itself; a private note and the state meta field on the order",
             shop_managers_request,
+        ),
+        Scenario(
+            "the goods are back: a waiting refund goes on",
+            "waits for its goods, then COMPLETED through WooCommerce once _refund_return_status is received",
+            goods_back,
         ),
         Scenario("a refund made in wp-admin", "recorded once as a refund of origin external", wp_admin_refund),
     ]
