@@ -31,7 +31,9 @@ v3 order refunds controller and ``wc_create_refund`` in github.com/woocommerce/w
   the unsigned form body ``webhook_id=<id>`` a new webhook sends.
 
 What a shop manager does (``agent_action``) sets the order's refund request meta fields as the default mapping reads
-them; ``admin_refund`` is a refund made in wp-admin (no reference of ours; ``refunded_payment`` false for "Refund
+them; ``report_return`` is a returns plugin (or the shop manager) saying where the goods are (WooCommerce core has no
+returns: ``_refund_return_status`` and ``_refund_return_at``, stored as given, as WordPress stores any meta value);
+``admin_refund`` is a refund made in wp-admin (no reference of ours; ``refunded_payment`` false for "Refund
 manually"). Not modelled: order creation and checkout (orders are seeded paid), line items and taxes of refunds,
 stock, coupons, OAuth 1.0a over plain HTTP.
 """
@@ -64,6 +66,10 @@ REFUND_FIELDS = frozenset({"amount", "reason", "refunded_by", "meta_data", "line
 ORDER_UPDATE_FIELDS = frozenset({"meta_data", "status"})
 ROLE_OF = {"team_lead": "shop_manager", "agent": "support_agent", None: "subscriber"}
 RETRY_AFTER_SECONDS = "2"
+RETURN_STATUS_META_KEY = "_refund_return_status"
+RETURN_AT_META_KEY = "_refund_return_at"
+# where a refund parked until its goods are back is (the packaged policy asks an agent; a wait_for_return rule waits)
+WAITING_FOR_GOODS = frozenset({"PENDING_APPROVAL", "AWAITING_RETURN"})
 
 
 class WooCommerceError(Exception):
@@ -128,6 +134,7 @@ class WooCommerceSimulator(Simulator):
         self.route("/_control/payments", self._control_payment, methods=["POST"])
         self.route("/_control/orders/<int:order_id>/admin-refund", self._control_admin_refund, methods=["POST"])
         self.route("/_control/gateway", self._control_gateway, methods=["POST"])
+        self.route("/_control/orders/<int:order_id>/return", self._control_return, methods=["POST"])
         self.route_ticket_controls()
         _ = self.url_map
 
@@ -300,6 +307,22 @@ class WooCommerceSimulator(Simulator):
             if approver_role is not None:
                 self._set_meta(order, "_refund_approved_by", "7")
                 self._set_meta(order, "_refund_approver_role", ROLE_OF[approver_role])
+            self._touch(order)
+        self._notify(order["id"])
+
+    def report_return(self, order_id: str, status: str, at: str | None = None) -> None:
+        """A returns plugin (or the shop manager in the Custom Fields box) saying where the order's goods are: sets
+        ``_refund_return_status`` to ``status`` and, when given, ``_refund_return_at`` to ``at`` (both as given:
+        WordPress keeps any meta value), saves the order and sends ``order.updated``.
+
+        Raises:
+            KeyError: an unknown order.
+        """
+        with self.lock:
+            order = self._ticket(order_id)
+            self._set_meta(order, RETURN_STATUS_META_KEY, status)
+            if at is not None:
+                self._set_meta(order, RETURN_AT_META_KEY, at)
             self._touch(order)
         self._notify(order["id"])
 
@@ -489,6 +512,19 @@ class WooCommerceSimulator(Simulator):
         except KeyError:
             return json_response({"error": f"no order {order_id}, or no amount_minor"}, 404)
         return json_response(record, 201)
+
+    def _control_return(self, request: Request, order_id: int) -> Response:
+        """``{"status", "at"?}``: :meth:`report_return`; answers the order as the API shows it."""
+        body = request.get_json(force=True, silent=True) or {}
+        status, at = body.get("status"), body.get("at")
+        if not isinstance(status, str) or not status or not isinstance(at, str | None):
+            return json_response({"error": "status (a string) is required; at, when given, is a string"}, 400)
+        try:
+            self.report_return(str(order_id), status, at)
+        except KeyError:
+            return json_response({"error": f"no order {order_id}"}, 404)
+        with self.lock:
+            return json_response(self._order_view(self.orders[order_id]))
 
     def _control_gateway(self, request: Request) -> Response:
         body = request.get_json(force=True, silent=True) or {}
@@ -693,7 +729,8 @@ def __getattr__(name: str) -> Any:
 def _demo_scenarios() -> list[Any]:
     """The payment platform's and the help desk's usual scenarios (an order paid through Stripe directly, named in
     the order's meta), and WooCommerce's own: a shop manager's request refunds the order through WooCommerce itself,
-    and a refund made in wp-admin is recorded as made outside refundflow."""
+    a request that waits for its goods goes on when the returns plugin reports them received, and a refund made in
+    wp-admin is recorded as made outside refundflow."""
     from local.client import TERMINAL
     from local.scenarios import (
         Outcome,
@@ -722,6 +759,35 @@ def _demo_scenarios() -> list[Any]:
         outcome.check(any("completed" in str(label) for label in view["labels"]), f"labels {view['labels']}")
         outcome.notes.append(f"order {order_id}: {len(view['notes'])} private notes, labels {view['labels']}")
 
+    def goods_back(context: ScenarioContext, outcome: Outcome) -> None:
+        # a return by choice: the packaged policy holds it until the goods are back (return_not_received)
+        simulator: WooCommerceSimulator = context.simulator
+        order_id = simulator.seed_ticket(
+            {
+                "amount": "30.00",
+                "currency": "EUR",
+                "reason": "product_return",
+                "order_id": f"WC-RET-{context.run_id}",
+                "customer_email": f"goods-back.{context.run_id}@example.com",
+                "customer_name": "Grace Hopper",
+            }
+        )
+        refund_id = ticket_refund_id("woocommerce", order_id)
+        outcome.refund_ids.append(refund_id)
+        simulator.agent_action(order_id, "request")
+        wait_until_stored(context, refund_id)
+        waiting = context.client.wait_for(refund_id, {*WAITING_FOR_GOODS, *TERMINAL}, timeout=60)
+        outcome.check(waiting["status"] in WAITING_FOR_GOODS, f"did not wait for its goods: {waiting['status']}")
+        outcome.check(not simulator.refunds(), "money moved before the goods were back")
+        simulator.report_return(order_id, "received")
+        refund = context.client.wait_for(refund_id, TERMINAL, timeout=90)
+        outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']}")
+        steps = [(step["status"], step["source"]) for step in (refund.get("return") or {}).get("steps", [])]
+        outcome.check(steps == [("received", "woocommerce")], f"return steps {steps}")
+        held = [item for item in simulator.refunds() if str(item["id"]) == str(refund.get("provider_refund_id"))]
+        outcome.check(bool(held) and held[0]["amount"] == "30.00", f"refunded {held[:1]}")
+        outcome.notes.append(f"order {order_id}: waited {waiting['status']}, then {refund['status']}")
+
     def wp_admin_refund(context: ScenarioContext, outcome: Outcome) -> None:
         simulator: WooCommerceSimulator = context.simulator
         order_id = simulator.seed_payment(6_000, "EUR")["payment_id"]
@@ -744,6 +810,11 @@ def _demo_scenarios() -> list[Any]:
             "a shop manager's request in the order",
             "COMPLETED through WooCommerce itself; a private note and the state meta field on the order",
             shop_managers_request,
+        ),
+        Scenario(
+            "the goods are back: a waiting refund goes on",
+            "waits for its goods, then COMPLETED through WooCommerce once _refund_return_status is received",
+            goods_back,
         ),
         Scenario("a refund made in wp-admin", "recorded once as a refund of origin external", wp_admin_refund),
     ]

@@ -1,6 +1,7 @@
 """WooCommerce through the local stack's intake: the ping a new webhook sends is answered 200 (nothing stored, no
 function invoked), a delivery from another store or under another secret is refused, and a shop manager's request
-that arrives twice (WooCommerce sends the order on every save) makes one refund."""
+that arrives twice (WooCommerce sends the order on every save) makes one refund; a return status refundflow does not
+know is refused 400 with nothing stored and a note on the order, and ``received`` lets the waiting refund go on."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import json
 
 import requests
 
-from local.scenarios import ScenarioContext, ticket_refund_id, wait_until_stored
+from local.scenarios import ScenarioContext, ticket_refund_id, wait_for_notes, wait_until_stored
 from local.simulators.woocommerce import WooCommerceSimulator
 from local.stack import DevStack
 from refundflow import catalog
@@ -70,3 +71,36 @@ def test_a_request_delivered_twice_refunds_the_order_once(stack: DevStack, clien
     assert refund["status"] == "COMPLETED", refund
     made = [item for item in simulator.refunds() if refund_id in json.dumps(item)]
     assert [item["amount"] for item in made] == ["20.00"]
+
+
+def test_an_unknown_return_status_is_refused_400_and_received_lets_the_waiting_refund_go_on(
+    stack: DevStack, client: E2EClient
+) -> None:
+    # GIVEN a return by choice asked for in an order: the packaged policy holds it until the goods are back
+    simulator = woocommerce(stack)
+    context = ScenarioContext(client, "woocommerce", simulator)
+    order_id = simulator.seed_ticket(
+        {"amount": "20.00", "currency": "EUR", "reason": "product_return", "customer_email": "ret.e2e@example.com"}
+    )
+    refund_id = ticket_refund_id("woocommerce", order_id)
+    simulator.agent_action(order_id, "request")
+    wait_until_stored(context, refund_id)
+    waiting = client.wait_for(refund_id, {"PENDING_APPROVAL", "AWAITING_RETURN", "COMPLETED", "FAILED"}, timeout=60)
+    assert waiting["status"] == "PENDING_APPROVAL", waiting
+    # WHEN a returns plugin writes a status refundflow does not know
+    assert simulator.webhooks.wait_idle(timeout=30)
+    before = len(simulator.webhooks.deliveries)
+    simulator.report_return(order_id, "arrived")
+    assert simulator.webhooks.wait_idle(timeout=30)
+    # THEN intake answered WooCommerce 400, nothing was stored, and the order has a private note naming the field
+    # (refundflow's own write-back may save the order meanwhile: its order.updated carries the same request)
+    assert 400 in [delivery.last_status for delivery in simulator.webhooks.deliveries[before:]]
+    refused = client.refund(refund_id)
+    assert (refused["status"], (refused.get("return") or {}).get("steps", [])) == ("PENDING_APPROVAL", [])
+    view = wait_for_notes(context, order_id, lambda notes: any("return.status" in note for note in notes))
+    assert any("Refund request not taken" in note and "return.status" in note for note in view["notes"]), view
+    # WHEN the plugin then reports the goods received THEN the refund goes on and completes through WooCommerce
+    simulator.report_return(order_id, "received")
+    refund = client.wait_for(refund_id, {"COMPLETED", "FAILED", "REJECTED"}, timeout=90)
+    assert refund["status"] == "COMPLETED", refund
+    assert [(step["status"], step["source"]) for step in refund["return"]["steps"]] == [("received", "woocommerce")]

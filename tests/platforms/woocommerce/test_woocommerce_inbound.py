@@ -98,6 +98,21 @@ def test_two_changes_in_one_second_are_two_pieces_of_news_a_replay_is_one() -> N
     assert first.tickets[0].event_id == replay.tickets[0].event_id
 
 
+def test_a_change_of_the_return_status_alone_is_new_news_its_redelivery_is_not() -> None:
+    # GIVEN the request, then a returns plugin moving the return along in the same second (same Delivery-ID)
+    def with_return(status: str) -> list[dict[str, Any]]:
+        return [*REQUEST, {"id": 3, "key": "_refund_return_status", "value": status}]
+
+    in_transit = WooCommerceInbound().verify(*signed(an_order(with_return("in_transit"))), VERIFICATION)
+    received = WooCommerceInbound().verify(*signed(an_order(with_return("received"))), VERIFICATION)
+    again = WooCommerceInbound().verify(*signed(an_order(with_return("received"))), VERIFICATION)
+    # THEN only the return's status changed, and that is new news carrying it; the redelivery is the same news
+    ids = [delivery.tickets[0].event_id for delivery in (in_transit, received, again)]
+    assert ids[0] != ids[1]
+    assert ids[1] == ids[2]
+    assert received.tickets[0].payload["meta"]["_refund_return_status"] == "received"
+
+
 def test_refundflows_own_write_back_makes_no_new_request_news() -> None:
     before = WooCommerceInbound().verify(*signed(an_order(REQUEST)), VERIFICATION)
     written = [*REQUEST, {"id": 9, "key": "_refundflow_refund_status", "value": "issued"}]

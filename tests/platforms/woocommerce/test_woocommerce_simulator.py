@@ -119,3 +119,45 @@ def test_the_ping_is_an_unsigned_form(served: Served) -> None:
     served.receiver.wait_until(lambda deliveries: any(body == b"webhook_id=1" for _, body in deliveries))
     headers, _ = next(item for item in served.receiver.deliveries if item[1] == b"webhook_id=1")
     assert {key.lower(): value for key, value in headers.items()}["content-type"] == "application/x-www-form-urlencoded"
+
+
+def meta_of(order: dict[str, Any]) -> dict[str, Any]:
+    return {entry["key"]: entry["value"] for entry in order["meta_data"]}
+
+
+def test_a_reported_return_is_on_the_order_and_sent_as_order_updated(served: Served) -> None:
+    # GIVEN a paid order WHEN a returns plugin reports its goods received (the control route of report_return)
+    order_id = a_paid_order(served)
+    answer = requests.post(
+        f"{served.url}/_control/orders/{order_id}/return",
+        json={"status": "received", "at": "2026-12-06T14:05:00+01:00"},
+        timeout=5,
+    )
+    assert answer.status_code == 200
+    # THEN the order shows both meta fields through the API, and its order.updated carries them
+    shown = meta_of(call(served, "GET", f"orders/{order_id}").json())
+    assert (shown["_refund_return_status"], shown["_refund_return_at"]) == ("received", "2026-12-06T14:05:00+01:00")
+    served.receiver.wait_until(lambda deliveries: bool(deliveries))
+    _, body = served.receiver.deliveries[-1]
+    assert b'"key":"_refund_return_status","value":"received"' in body
+
+
+def test_a_return_status_put_through_the_rest_api_replaces_the_previous_one(served: Served) -> None:
+    # the README's example: PUT /orders/{id} with meta_data, as a plugin or a script does it
+    order_id = a_paid_order(served)
+    served.simulator.report_return(order_id, "in_transit")
+    put = call(
+        served, "PUT", f"orders/{order_id}", json={"meta_data": [{"key": "_refund_return_status", "value": "received"}]}
+    )
+    assert put.status_code == 200
+    statuses = [entry["value"] for entry in put.json()["meta_data"] if entry["key"] == "_refund_return_status"]
+    assert statuses == ["received"]  # one value per key (update_meta_data without an id), not a second entry
+    served.receiver.wait_until(lambda deliveries: len(deliveries) >= 2)
+
+
+def test_the_return_control_route_refuses_an_unknown_order_and_a_missing_status(served: Served) -> None:
+    order_id = a_paid_order(served)
+    unknown = requests.post(f"{served.url}/_control/orders/999/return", json={"status": "received"}, timeout=5)
+    missing = requests.post(f"{served.url}/_control/orders/{order_id}/return", json={"at": "x"}, timeout=5)
+    assert (unknown.status_code, missing.status_code) == (404, 400)
+    assert "_refund_return_status" not in meta_of(call(served, "GET", f"orders/{order_id}").json())
