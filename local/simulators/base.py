@@ -12,12 +12,14 @@ Control routes every simulator has (JSON in, JSON out), under its own mount poin
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
 import queue
 import re
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -121,6 +123,26 @@ def new_id(prefix: str, length: int = 24) -> str:
     return prefix + "".join(secrets.choice(alphabet) for _ in range(length))
 
 
+class LostAnswer(Response):
+    """The answer that never comes (a ``FaultRule`` with ``lose_answer``): the server closes the connection without
+    a byte of answer, so the client sees what a read timeout or a dropped connection gives it (``requests``:
+    ``ConnectionError``, "Remote end closed connection without response"), at once.
+
+    Raises:
+        ConnectionAbortedError: served without a socket to close (an in-process WSGI client): the caller gets no
+            answer either.
+    """
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        connection = environ.get("werkzeug.socket")
+        if connection is None:
+            raise ConnectionAbortedError("the simulator lost this answer on purpose (a fault)")
+        with contextlib.suppress(OSError):
+            connection.shutdown(socket.SHUT_RDWR)
+        start_response("200 OK", [("Content-Length", "0")])
+        return []
+
+
 @dataclass
 class FaultRule:
     """Make matching requests fail or stall.
@@ -129,8 +151,10 @@ class FaultRule:
     - ``status`` + ``body``: answer with this instead of the platform's answer.
     - ``when``: ``before`` answers without doing the work; ``after`` does the work, then answers
       with the fault (the client sees an error, but the effect happened: an unknown outcome).
-    - ``delay_seconds``: sleep before answering (to trigger client read timeouts); with ``after`` the
-      work is done first, so the client times out on a request that took effect.
+    - ``lose_answer``: no answer at all: the connection is closed once the request is read (as when the
+      client's read timeout fires, or the network drops the answer); with ``after`` the work is done first, so
+      the client has no answer to a request that took effect. Deterministic: a sleep longer than the client's
+      timeout would race the machine's load (and cost its length in every test).
     - ``times``: how many matching requests the rule applies to (``-1``: until cleared).
     """
 
@@ -140,7 +164,7 @@ class FaultRule:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     when: str = "before"
-    delay_seconds: float = 0.0
+    lose_answer: bool = False
     times: int = 1
 
     def matches(self, method: str, path: str) -> bool:
@@ -292,7 +316,7 @@ class IdempotencyStore:
 SANDBOX_FAULTS = ("transient", "server_error", "timeout_after_commit")
 """``transient``: a 429/503 answered before any work; ``server_error``: a 500 answered before any work (a platform
 that cannot tell may still be read as an unknown outcome by its connector); ``timeout_after_commit``: the work is
-done, the answer comes ``timeout_fault_seconds`` later (a client read timeout on a request that took effect)."""
+done and its answer is lost (the connection closes without one: what a client's read timeout gives, at once)."""
 
 
 @runtime_checkable
@@ -491,7 +515,7 @@ class Simulator:
     def inject_fault(self, operation: str, fault: str) -> None:
         """Make the next ``operation`` (a key of ``FAULT_OPERATIONS``) fail with ``fault``: ``transient``
         (``TRANSIENT_STATUS``, refused before any work), ``server_error`` (500, nothing done, but a client cannot
-        tell), ``timeout_after_commit`` (the work is done, the answer comes ``timeout_fault_seconds`` later).
+        tell), ``timeout_after_commit`` (the work is done, its answer is lost: :class:`LostAnswer`).
 
         Raises:
             ValueError: an operation the platform does not have, or an unknown fault.
@@ -504,8 +528,7 @@ class Simulator:
         elif fault == "server_error":
             rule = FaultRule(method=method, path=path, status=500)
         elif fault == "timeout_after_commit":
-            delay = float(getattr(self, "timeout_fault_seconds", 1.0))
-            rule = FaultRule(method=method, path=path, status=None, when="after", delay_seconds=delay)
+            rule = FaultRule(method=method, path=path, status=None, when="after", lose_answer=True)
         else:
             raise ValueError(f"unknown fault {fault!r}")
         self.add_fault(rule)
@@ -541,8 +564,8 @@ class Simulator:
                     }
                 )
         fault = self._take_fault(request.method, path)
-        if fault is not None and fault.when == "before" and fault.delay_seconds:
-            time.sleep(fault.delay_seconds)
+        if fault is not None and fault.when == "before" and fault.lose_answer:
+            return LostAnswer()
         if fault is not None and fault.when == "before" and fault.status is not None:
             return self.fault_response(fault)
         try:
@@ -555,8 +578,8 @@ class Simulator:
             response = self.not_found(request)
         except HTTPException as error:
             response = json_response({"error": error.description}, error.code or 500)
-        if fault is not None and fault.when == "after" and fault.delay_seconds:
-            time.sleep(fault.delay_seconds)
+        if fault is not None and fault.when == "after" and fault.lose_answer:
+            return LostAnswer()
         if fault is not None and fault.when == "after" and fault.status is not None:
             return self.fault_response(fault)
         return response

@@ -144,7 +144,7 @@ def test_refund_whose_answer_is_lost_after_a_500_is_paid_exactly_once(client: E2
 def test_refund_whose_answer_times_out_is_paid_exactly_once(client: E2EClient, orders: Orders) -> None:
     # GIVEN a 0.5 s read timeout, and Stripe answering POST /v1/refunds only after 1.5 s (twice)
     order = orders.paid(2900, name="lost-timeout")
-    slow = {**CREATE_REFUND, "status": None, "when": "after", "delay_seconds": 1.5, "times": 2}
+    slow = {**CREATE_REFUND, "status": None, "when": "after", "lose_answer": True, "times": 2}
     with environment(CONNECTOR_READ_TIMEOUT_SECONDS="0.5"), client.faults("stripe", slow):
         # WHEN a refund is requested
         refund_id = orders.submit(Orders.request(order))

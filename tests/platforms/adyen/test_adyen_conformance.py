@@ -44,7 +44,7 @@ def harness(servers: tuple[AdyenSimulator, str, DeliveryRecorder]) -> PaymentHar
         api_key=DEFAULT_API_KEY,
         merchant_account=DEFAULT_MERCHANT_ACCOUNT,
         api_base=base,
-        http=HttpClient(platform="adyen", base_url=base, timeout=(1.0, 1.5)),
+        http=HttpClient(platform="adyen", base_url=base, timeout=(5.0, 30.0)),
     )
     return PaymentHarness(
         name="adyen",

@@ -47,7 +47,7 @@ def simulator(served: tuple[AdyenSimulator, str]) -> AdyenSimulator:
 def provider_for(
     url: str, *, api_key: str = DEFAULT_API_KEY, merchant: str = DEFAULT_MERCHANT_ACCOUNT
 ) -> AdyenRefundProvider:
-    http = HttpClient(platform="adyen", base_url=f"{url}/checkout/v71", timeout=(1.0, 0.5))
+    http = HttpClient(platform="adyen", base_url=f"{url}/checkout/v71", timeout=(5.0, 30.0))
     return AdyenRefundProvider(api_key=api_key, merchant_account=merchant, api_base=f"{url}/checkout/v71", http=http)
 
 

@@ -55,7 +55,7 @@ def adyen_world(served: tuple[AdyenSimulator, str, Receiver], simulator: AdyenSi
         api_key="AQE_test_refundflow_simulator_key",
         merchant_account="RefundflowECOM",
         api_base=base,
-        http=HttpClient(platform="adyen", base_url=base, timeout=(1.0, 0.5)),
+        http=HttpClient(platform="adyen", base_url=base, timeout=(5.0, 30.0)),
     )
     with world() as built:
         built.provider = provider  # type: ignore[assignment]

@@ -323,13 +323,13 @@ def test_timeout_after_commit_makes_the_refund(simulator: AdyenSimulator, url: s
     # GIVEN the fault armed
     simulator.inject_fault("create_refund", "timeout_after_commit")
     psp = pay(simulator)
-    # WHEN the client gives up before the answer
-    with pytest.raises(requests.ReadTimeout):
+    # WHEN the answer is lost (the connection closes without one)
+    with pytest.raises(requests.ConnectionError):
         requests.post(
             f"{url}/checkout/v71/payments/{psp}/refunds",
             json={"merchantAccount": DEFAULT_MERCHANT_ACCOUNT, "amount": eur(100)},
             headers={"X-API-Key": DEFAULT_API_KEY, "Idempotency-Key": "k1"},
-            timeout=(2, 0.1),
+            timeout=(5, 30),
         )
     # THEN the refund exists, and the retry under the key gets it back instead of a second one
     retry = refund(url, psp, {"merchantAccount": DEFAULT_MERCHANT_ACCOUNT, "amount": eur(100)}, idempotency="k1")

@@ -155,7 +155,7 @@ def test_a_request_signed_with_another_key_is_refused_as_bad_credentials(fresh: 
     connector = AmazonPayRefundProvider(
         public_key_id=fresh.simulator.public_key_id,
         private_key=other,
-        http=HttpClient(platform="amazon_pay", base_url=f"{fresh.url}/sandbox/v2", timeout=(1.0, 1.5)),
+        http=HttpClient(platform="amazon_pay", base_url=f"{fresh.url}/sandbox/v2", timeout=(5.0, 30.0)),
     )
     with pytest.raises(RejectedError) as refused:
         connector.create_refund(request(charge(fresh), 1_000))

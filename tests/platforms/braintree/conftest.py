@@ -42,5 +42,5 @@ def connector(sandbox: Served) -> BraintreeRefundProvider:
         public_key=DEFAULT_PUBLIC_KEY,
         private_key=DEFAULT_PRIVATE_KEY,
         api_base=endpoint,
-        http=HttpClient(platform="braintree", base_url=endpoint, timeout=(1.0, 0.75)),
+        http=HttpClient(platform="braintree", base_url=endpoint, timeout=(5.0, 30.0)),
     )

@@ -210,7 +210,7 @@ def test_bad_credentials_are_a_final_refusal(sandbox: Served) -> None:
         public_key="someoneelse",
         private_key="not-the-key",
         api_base=endpoint,
-        http=HttpClient(platform="braintree", base_url=endpoint, timeout=(1.0, 1.5)),
+        http=HttpClient(platform="braintree", base_url=endpoint, timeout=(5.0, 30.0)),
     )
     with pytest.raises(RejectedError) as refused:
         stranger.get_payment(pay(simulator, 1_000))

@@ -41,7 +41,7 @@ class Served:
         return ChargebeeRefundProvider(
             api_key=api_key,
             api_base=self.api_base,
-            http=HttpClient(platform="chargebee", base_url=self.api_base, timeout=(1.0, 1.0)),
+            http=HttpClient(platform="chargebee", base_url=self.api_base, timeout=(5.0, 30.0)),
         )
 
     def recorded(self) -> list[dict[str, object]]:

@@ -355,7 +355,7 @@ def test_a_token_about_to_expire_is_replaced_before_the_call(
         tenant_id=secret["tenant_id"],
         client_id=secret["client_id"],
         client_secret=secret["client_secret"],
-        http=HttpClient(platform="dynamics", base_url=f"{served[1]}/login", timeout=(1.0, 1.5)),
+        http=HttpClient(platform="dynamics", base_url=f"{served[1]}/login", timeout=(5.0, 30.0)),
         clock=lambda: now[0],
     )
     first = tokens.access_token()

@@ -41,9 +41,9 @@ def connector(simulator: DynamicsCaseSimulator, url: str, *, client_secret: str 
         tenant_id=simulator.tenant_id,
         client_id=simulator.client_id,
         client_secret=client_secret or simulator.client_secret,
-        http=HttpClient(platform="dynamics_cs", base_url=f"{url}/login", timeout=(1.0, 1.5)),
+        http=HttpClient(platform="dynamics_cs", base_url=f"{url}/login", timeout=(5.0, 30.0)),
     )
-    return DynamicsCases(HttpClient(platform="dynamics_cs", base_url=api_base, timeout=(1.0, 1.5)), tokens)
+    return DynamicsCases(HttpClient(platform="dynamics_cs", base_url=api_base, timeout=(5.0, 30.0)), tokens)
 
 
 @pytest.fixture

@@ -51,10 +51,10 @@ def cases(
         tenant_id=simulator.tenant_id,
         client_id=simulator.client_id,
         client_secret=client_secret or simulator.client_secret,
-        http=HttpClient(platform="dynamics_cs", base_url=f"{url}/login", timeout=(1.0, 1.5)),
+        http=HttpClient(platform="dynamics_cs", base_url=f"{url}/login", timeout=(5.0, 30.0)),
         clock=clock,
     )
-    return DynamicsCases(HttpClient(platform="dynamics_cs", base_url=api_base, timeout=(1.0, 1.5)), tokens, **options)
+    return DynamicsCases(HttpClient(platform="dynamics_cs", base_url=api_base, timeout=(5.0, 30.0)), tokens, **options)
 
 
 def seed(simulator: DynamicsCaseSimulator, **request: Any) -> str:

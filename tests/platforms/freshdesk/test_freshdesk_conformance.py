@@ -37,7 +37,7 @@ def connector(url: str, api_key: str = API_KEY) -> FreshdeskTickets:
         platform="freshdesk",
         base_url=url,
         default_headers={"Authorization": f"Basic {credentials}", "Accept": "application/json"},
-        timeout=(1.0, 1.5),
+        timeout=(5.0, 30.0),
     )
     return FreshdeskTickets(http)
 

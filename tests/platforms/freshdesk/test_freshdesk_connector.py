@@ -224,7 +224,7 @@ def test_a_status_write_whose_answer_is_lost_is_unknown_and_is_written_whole_aga
 ) -> None:
     # GIVEN Freshdesk sets the field but its answer comes after our read timeout
     ticket_id = seed(simulator)
-    simulator.add_fault(FaultRule(method="PUT", path=TICKET, status=None, when="after", delay_seconds=1.5))
+    simulator.add_fault(FaultRule(method="PUT", path=TICKET, status=None, when="after", lose_answer=True))
     with pytest.raises(OutcomeUnknownError):
         tickets.write_back(ticket_id, update())
     # WHEN the kit looks for the marker THEN it is not there (the note was never sent), so the update is written again

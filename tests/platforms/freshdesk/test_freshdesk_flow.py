@@ -65,7 +65,7 @@ def tickets(served: tuple[FreshdeskSimulator, str, DeliveryRecorder]) -> Freshde
         platform="freshdesk",
         base_url=served[1],
         default_headers={"Authorization": f"Basic {credentials}"},
-        timeout=(1.0, 1.0),
+        timeout=(5.0, 30.0),
     )
     return FreshdeskTickets(http)
 

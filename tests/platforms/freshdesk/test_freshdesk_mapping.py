@@ -33,7 +33,7 @@ def desk() -> Iterator[tuple[FreshdeskSimulator, FreshdeskTickets]]:
             platform="freshdesk",
             base_url=url,
             default_headers={"Authorization": f"Basic {credentials}"},
-            timeout=(2.0, 2.0),
+            timeout=(5.0, 30.0),
         )
         yield simulator, FreshdeskTickets(http)
 

@@ -35,7 +35,7 @@ class Served:
     def connector(self, email: str = DEFAULT_EMAIL, api_key: str = DEFAULT_API_KEY) -> GorgiasTickets:
         config = GorgiasSettings.model_validate({"GORGIAS_API_BASE": self.url, "GORGIAS_ORDER_FIELD_ID": "5000"})
         tickets = _build(config, "refundflow/gorgias", {"email": email, "api_key": api_key})
-        tickets.http.timeout = (1.0, 1.0)
+        tickets.http.timeout = (5.0, 30.0)
         return tickets
 
 

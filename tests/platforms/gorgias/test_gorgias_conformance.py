@@ -33,7 +33,7 @@ def servers() -> Iterator[tuple[GorgiasSimulator, str, DeliveryRecorder]]:
 def connector(url: str) -> GorgiasTickets:
     config = GorgiasSettings.model_validate({"GORGIAS_API_BASE": url, "GORGIAS_ORDER_FIELD_ID": "5000"})
     tickets = _build(config, "refundflow/gorgias", {"email": EMAIL, "api_key": API_KEY})
-    tickets.http.timeout = (1.0, 1.5)
+    tickets.http.timeout = (5.0, 30.0)
     return tickets
 
 

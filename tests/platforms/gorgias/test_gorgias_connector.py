@@ -179,7 +179,7 @@ def test_has_update_finds_a_note_whose_answer_was_lost_and_nothing_else(served: 
     ticket_id = seed(served)
     tickets = served.connector()
     served.simulator.add_fault(
-        FaultRule(method="POST", path=r"/messages$", status=None, when="after", delay_seconds=1.6)
+        FaultRule(method="POST", path=r"/messages$", status=None, when="after", lose_answer=True)
     )
     with pytest.raises(OutcomeUnknownError):
         tickets.write_back(ticket_id, update("issued", "ev-lost"))

@@ -97,7 +97,7 @@ def test_every_event_reaches_the_ticket_once_even_after_a_lost_answer(
     events = [event for event in env.publisher.events if event.refund_id == refund_id]
     # WHEN the first note is stored but its answer is lost, and the queue then redelivers every event twice
     served.simulator.add_fault(
-        FaultRule(method="POST", path=r"/messages$", status=None, when="after", delay_seconds=1.6)
+        FaultRule(method="POST", path=r"/messages$", status=None, when="after", lose_answer=True)
     )
     with pytest.raises(OutcomeUnknownError):
         write_back(events[0], platform="gorgias", tickets=served.connector(), repository=env.repository)

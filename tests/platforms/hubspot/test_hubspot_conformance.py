@@ -62,7 +62,7 @@ def harness(servers: tuple[HubSpotSimulator, str, DeliveryRecorder, str]) -> Tic
         platform="hubspot",
         base_url=url,
         default_headers={"Authorization": f"Bearer {ACCESS_TOKEN}", "Accept": "application/json"},
-        timeout=(1.0, 1.5),
+        timeout=(5.0, 30.0),
     )
     return TicketHarness(
         name="hubspot",

@@ -76,7 +76,7 @@ def tickets_for(url: str, token: str = DEFAULT_ACCESS_TOKEN, **options: Any) -> 
         platform="hubspot",
         base_url=url,
         default_headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-        timeout=(1, 0.5),
+        timeout=(5.0, 30.0),
     )
     return HubSpotTickets(http, stage_ids=parse_stage_ids(LOCAL_STAGE_IDS), **options)
 
@@ -291,7 +291,7 @@ def test_a_write_whose_answer_was_lost_is_written_whole_on_the_retry(
 ) -> None:
     # GIVEN the stage update took effect but its answer came too late (the note was never sent)
     ticket_id = simulator.seed_ticket(REQUEST)
-    simulator.add_fault(FaultRule(method="PATCH", path="tickets", status=None, when="after", delay_seconds=1.0))
+    simulator.add_fault(FaultRule(method="PATCH", path="tickets", status=None, when="after", lose_answer=True))
     with pytest.raises(OutcomeUnknownError):
         tickets.write_back(ticket_id, update())
     # WHEN the kit looks for the marker (no note yet) and writes again

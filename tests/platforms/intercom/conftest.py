@@ -38,7 +38,7 @@ def connector_for(url: str, *, token: str = DEFAULT_ACCESS_TOKEN, admin_id: str 
             "Accept": "application/json",
             "Intercom-Version": API_VERSION,
         },
-        timeout=(2.0, 0.5),
+        timeout=(5.0, 30.0),
     )
     return IntercomConversations(http, admin_id=admin_id)
 

@@ -51,7 +51,7 @@ def harness(servers: tuple[IntercomSimulator, str, DeliveryRecorder]) -> TicketH
     requests.post(f"{url}/_control/reset", timeout=5).raise_for_status()
     receiver.clear()
     tickets = connector_for(url)
-    tickets.http.timeout = (1.0, 1.5)  # shorter than the simulator's timeout_fault_seconds
+    tickets.http.timeout = (5.0, 30.0)  # shorter than the simulator's timeout_fault_seconds
     return TicketHarness(
         name="intercom",
         tickets=tickets,

@@ -183,7 +183,7 @@ def test_a_note_written_whose_answer_was_lost_is_found_by_its_marker(
 ) -> None:
     # GIVEN the note is written but its answer comes too late for the client
     conversation_id = simulator.seed_ticket(REQUEST)
-    simulator.add_fault(FaultRule(method="POST", path=r"/reply$", status=None, when="after", delay_seconds=1.0))
+    simulator.add_fault(FaultRule(method="POST", path=r"/reply$", status=None, when="after", lose_answer=True))
     with pytest.raises(OutcomeUnknownError):
         intercom.write_back(conversation_id, update())
     # THEN has_update finds it, so it is not written twice
@@ -228,7 +228,7 @@ def test_a_lost_answer_to_the_attribute_leaves_no_marker_so_the_update_is_writte
 ) -> None:
     # GIVEN the attribute is set but its answer never reaches the client
     conversation_id = simulator.seed_ticket(REQUEST)
-    simulator.add_fault(FaultRule(method="PUT", status=None, when="after", delay_seconds=1.0))
+    simulator.add_fault(FaultRule(method="PUT", status=None, when="after", lose_answer=True))
     with pytest.raises(OutcomeUnknownError):
         intercom.write_back(conversation_id, update())
     # THEN no note carries the marker, and writing again completes the update once

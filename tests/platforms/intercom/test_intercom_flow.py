@@ -112,7 +112,7 @@ def test_every_event_is_written_once_even_when_intercom_answered_too_late(
     conversation_id, events = events_for(env, simulator, intercom_url)
     intercom = connector_for(intercom_url)
     # GIVEN the first note is written but its answer comes after the client gave up
-    simulator.add_fault(FaultRule(method="POST", path=r"/reply$", status=None, when="after", delay_seconds=1.0))
+    simulator.add_fault(FaultRule(method="POST", path=r"/reply$", status=None, when="after", lose_answer=True))
     with pytest.raises(OutcomeUnknownError):
         write_back(events[0], platform="intercom", tickets=intercom, repository=env.repository)
     # WHEN the queue redelivers everything, twice

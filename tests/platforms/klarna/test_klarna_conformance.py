@@ -30,7 +30,7 @@ def harness(server: tuple[KlarnaSimulator, str]) -> PaymentHarness:
     connector = KlarnaRefundProvider(
         username=secrets["username"],
         password=secrets["password"],
-        http=HttpClient(platform="klarna", base_url=url, timeout=(1.0, 1.0)),
+        http=HttpClient(platform="klarna", base_url=url, timeout=(5.0, 30.0)),
     )
     return PaymentHarness(name="klarna", connector=connector, sandbox=simulator)
 

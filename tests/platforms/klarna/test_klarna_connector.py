@@ -72,7 +72,7 @@ def simulator(server: tuple[KlarnaSimulator, str]) -> Iterator[KlarnaSimulator]:
             jsonschema.validate(json.loads(seen["body"]), REFUND_OBJECT)
 
 
-def make_provider(url: str, password: str = DEFAULT_PASSWORD, read_timeout: float = 1.0) -> KlarnaRefundProvider:
+def make_provider(url: str, password: str = DEFAULT_PASSWORD, read_timeout: float = 30.0) -> KlarnaRefundProvider:
     http = HttpClient(platform="klarna", base_url=url, timeout=(2.0, read_timeout))
     return KlarnaRefundProvider(username=DEFAULT_USERNAME, password=password, http=http)
 

@@ -46,7 +46,7 @@ def klarna_world(served: tuple[KlarnaSimulator, str], simulator: KlarnaSimulator
     provider = KlarnaRefundProvider(
         username=DEFAULT_USERNAME,
         password=DEFAULT_PASSWORD,
-        http=HttpClient(platform="klarna", base_url=served[1], timeout=(1.0, 1.0)),
+        http=HttpClient(platform="klarna", base_url=served[1], timeout=(5.0, 30.0)),
     )
     with world() as built:
         built.provider = provider  # type: ignore[assignment]

@@ -32,7 +32,7 @@ def harness(servers: tuple[MollieSimulator, str, DeliveryRecorder]) -> PaymentHa
     requests.post(f"{url}/_control/reset", timeout=5).raise_for_status()
     receiver.clear()
     connector = MollieRefundProvider(
-        api_key=DEFAULT_API_KEY, http=HttpClient(platform="mollie", base_url=url, timeout=(1.0, 0.8))
+        api_key=DEFAULT_API_KEY, http=HttpClient(platform="mollie", base_url=url, timeout=(5.0, 30.0))
     )
     return PaymentHarness(
         name="mollie",

@@ -48,7 +48,7 @@ def simulator(served: tuple[MollieSimulator, str]) -> MollieSimulator:
 @pytest.fixture
 def mollie(served: tuple[MollieSimulator, str], simulator: MollieSimulator) -> MollieRefundProvider:
     return MollieRefundProvider(
-        api_key=DEFAULT_API_KEY, http=HttpClient(platform="mollie", base_url=served[1], timeout=(1.0, 0.8))
+        api_key=DEFAULT_API_KEY, http=HttpClient(platform="mollie", base_url=served[1], timeout=(5.0, 30.0))
     )
 
 

@@ -45,7 +45,7 @@ def simulator(served: tuple[MollieSimulator, str, DeliveryRecorder]) -> MollieSi
 @pytest.fixture
 def env(served: tuple[MollieSimulator, str, DeliveryRecorder], simulator: MollieSimulator) -> Iterator[World]:
     provider = MollieRefundProvider(
-        api_key=DEFAULT_API_KEY, http=HttpClient(platform="mollie", base_url=served[1], timeout=(1.0, 0.8))
+        api_key=DEFAULT_API_KEY, http=HttpClient(platform="mollie", base_url=served[1], timeout=(5.0, 30.0))
     )
     with world() as built:
         built.provider = provider  # type: ignore[assignment]

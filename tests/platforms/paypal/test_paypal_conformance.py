@@ -39,7 +39,7 @@ def harness(servers: tuple[PayPalSimulator, str, DeliveryRecorder]) -> PaymentHa
     connector = PayPalRefundProvider(
         client_id=secrets["client_id"],
         client_secret=secrets["client_secret"],
-        http=HttpClient(platform="paypal", base_url=url, timeout=(1.0, 1.5)),
+        http=HttpClient(platform="paypal", base_url=url, timeout=(5.0, 30.0)),
     )
 
     def restamp(delivery: Delivery, age: float) -> Delivery:

@@ -65,7 +65,7 @@ def clock() -> Clock:
 
 
 def make_provider(url: str, clock: Clock, secret: str = DEFAULT_CLIENT_SECRET) -> PayPalRefundProvider:
-    http = HttpClient(platform="paypal", base_url=url, timeout=(2.0, 0.5))
+    http = HttpClient(platform="paypal", base_url=url, timeout=(5.0, 30.0))
     return PayPalRefundProvider(client_id=DEFAULT_CLIENT_ID, client_secret=secret, http=http, clock=clock)
 
 
@@ -290,10 +290,10 @@ def test_5xx_on_a_refund_is_an_unknown_outcome_and_on_a_read_transient(
 def test_same_key_still_in_flight_is_transient(
     server: tuple[PayPalSimulator, str], provider: PayPalRefundProvider, simulator: PayPalSimulator, clock: Clock
 ) -> None:
-    # GIVEN a first request whose key PayPal still holds (its answer comes 0.3 s after the refund is made)
+    # GIVEN a first request whose key PayPal still holds (its answer comes 2 s after the refund is made)
     payment = reference(simulator.seed_payment(1_000, "USD"))
     provider.get_payment(payment)
-    simulator.processing_delay_seconds = 0.3
+    simulator.processing_delay_seconds = 2.0
     first_answer: list[object] = []
     slow = make_provider(server[1], clock)
     first = threading.Thread(

@@ -37,7 +37,7 @@ def servers() -> Iterator[tuple[SalesforceSimulator, str, DeliveryRecorder]]:
 
 def connector(url: str, client_secret: str = CLIENT_SECRET) -> SalesforceTickets:
     http = HttpClient(
-        platform="salesforce", base_url=url, default_headers={"Accept": "application/json"}, timeout=(1.0, 1.5)
+        platform="salesforce", base_url=url, default_headers={"Accept": "application/json"}, timeout=(5.0, 30.0)
     )
     tokens = SalesforceTokenSource(http, client_id=CLIENT_ID, client_secret=client_secret)
     return SalesforceTickets(http, tokens)

@@ -67,7 +67,7 @@ def tickets(
     org: tuple[SalesforceSimulator, str, Clock], *, secret: str = CLIENT_SECRET, status_field: str | None = None
 ) -> SalesforceTickets:
     _, url, clock = org
-    http = HttpClient(platform="salesforce", base_url=url, timeout=(1.0, 2.0))
+    http = HttpClient(platform="salesforce", base_url=url, timeout=(5.0, 30.0))
     tokens = SalesforceTokenSource(
         http, client_id=CLIENT_ID, client_secret=secret, session_seconds=SESSION, clock=clock
     )

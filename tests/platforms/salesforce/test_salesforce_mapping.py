@@ -26,7 +26,7 @@ MAPPING = load_mapping(yaml.safe_load(MAPPING_TEXT), source="salesforce default"
 def desk() -> Iterator[tuple[SalesforceSimulator, SalesforceTickets]]:
     simulator = SalesforceSimulator()
     with serve_wsgi(simulator) as url:
-        http = HttpClient(platform="salesforce", base_url=url, timeout=(2.0, 2.0))
+        http = HttpClient(platform="salesforce", base_url=url, timeout=(5.0, 30.0))
         tokens = SalesforceTokenSource(http, client_id=DEFAULT_CLIENT_ID, client_secret=DEFAULT_CLIENT_SECRET)
         yield simulator, SalesforceTickets(http, tokens)
 

@@ -70,10 +70,10 @@ def make_books(
     token_url = default_token_url(base) if auth == "oauth2_client_credentials" else ""
     session = SapSession(
         load_secret=secret.load,
-        http=HttpClient(platform="sap", base_url=base, timeout=(1.0, 1.5)),
+        http=HttpClient(platform="sap", base_url=base, timeout=(5.0, 30.0)),
         auth=auth,
         token_url=token_url,
-        token_http=HttpClient(platform="sap", base_url=token_url or base, timeout=(1.0, 1.5)),
+        token_http=HttpClient(platform="sap", base_url=token_url or base, timeout=(5.0, 30.0)),
         clock=clock,
     )
     return SapBooks(

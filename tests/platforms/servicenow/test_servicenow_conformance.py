@@ -37,13 +37,13 @@ def servers() -> Iterator[tuple[ServiceNowSimulator, str, DeliveryRecorder]]:
 
 def connector(url: str) -> ServiceNowTickets:
     tokens = ServiceNowTokens(
-        HttpClient(platform="servicenow", base_url=url, timeout=(1.0, 1.5)),
+        HttpClient(platform="servicenow", base_url=url, timeout=(5.0, 30.0)),
         grant="client_credentials",
         client_id=CLIENT_ID,
         client_secret=CLIENT_SECRET,
     )
     http = HttpClient(
-        platform="servicenow", base_url=url, default_headers={"Accept": "application/json"}, timeout=(1.0, 1.5)
+        platform="servicenow", base_url=url, default_headers={"Accept": "application/json"}, timeout=(5.0, 30.0)
     )
     return ServiceNowTickets(http, tokens=tokens)
 

@@ -45,7 +45,10 @@ def instance() -> Iterator[tuple[ServiceNowSimulator, str]]:
 
 def http(url: str, **headers: str) -> HttpClient:
     return HttpClient(
-        platform="servicenow", base_url=url, default_headers={"Accept": "application/json", **headers}, timeout=(1, 1)
+        platform="servicenow",
+        base_url=url,
+        default_headers={"Accept": "application/json", **headers},
+        timeout=(5.0, 30.0),
     )
 
 

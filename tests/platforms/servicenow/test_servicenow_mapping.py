@@ -40,13 +40,13 @@ def desk() -> Iterator[Desk]:
 
 def tickets(url: str, table: str = "incident") -> ServiceNowTickets:
     tokens = ServiceNowTokens(
-        HttpClient(platform="servicenow", base_url=url, timeout=(2.0, 2.0)),
+        HttpClient(platform="servicenow", base_url=url, timeout=(5.0, 30.0)),
         grant="client_credentials",
         client_id=DEFAULT_CLIENT_ID,
         client_secret=DEFAULT_CLIENT_SECRET,
     )
     return ServiceNowTickets(
-        HttpClient(platform="servicenow", base_url=url, timeout=(2.0, 2.0)), table=table, tokens=tokens
+        HttpClient(platform="servicenow", base_url=url, timeout=(5.0, 30.0)), table=table, tokens=tokens
     )
 
 

@@ -44,7 +44,7 @@ def provider(
         api_base=url,
         api_version=API_VERSION,
         refund_gateways=gateways or frozenset({"shopify_payments"}),
-        http=HttpClient(platform="shopify", base_url=endpoint, timeout=(1.0, 0.75)),
+        http=HttpClient(platform="shopify", base_url=endpoint, timeout=(5.0, 30.0)),
     )
 
 

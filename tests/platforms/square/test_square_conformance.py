@@ -32,7 +32,7 @@ def harness(servers: tuple[SquareSimulator, str, DeliveryRecorder]) -> PaymentHa
     receiver.clear()
     connector = SquareRefundProvider(
         access_token=simulator.local_secrets()["api"]["access_token"],
-        http=HttpClient(platform="square", base_url=url, timeout=(1.0, 0.5)),
+        http=HttpClient(platform="square", base_url=url, timeout=(5.0, 30.0)),
     )
     return PaymentHarness(
         name="square",

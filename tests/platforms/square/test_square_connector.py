@@ -55,7 +55,9 @@ def simulator(served: tuple[SquareSimulator, str]) -> SquareSimulator:
 
 
 def provider_for(url: str, token: str = DEFAULT_ACCESS_TOKEN) -> SquareRefundProvider:
-    return SquareRefundProvider(access_token=token, http=HttpClient(platform="square", base_url=url, timeout=(1, 0.5)))
+    return SquareRefundProvider(
+        access_token=token, http=HttpClient(platform="square", base_url=url, timeout=(5.0, 30.0))
+    )
 
 
 @pytest.fixture

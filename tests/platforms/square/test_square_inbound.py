@@ -186,7 +186,7 @@ def test_a_redelivery_is_the_same_event_and_the_simulators_bodies_match_the_spec
     payment = PaymentReference(provider=PaymentProvider.SQUARE, payment_id=seeded["payment_id"])
     connector = SquareRefundProvider(
         access_token=simulator.local_secrets()["api"]["access_token"],
-        http=HttpClient(platform="square", base_url=url, timeout=(1.0, 2.0)),
+        http=HttpClient(platform="square", base_url=url, timeout=(5.0, 30.0)),
     )
     made = connector.create_refund(
         ProviderRefundRequest(

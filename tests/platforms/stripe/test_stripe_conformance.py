@@ -52,7 +52,7 @@ def harness(servers: tuple[StripeSimulator, str, DeliveryRecorder]) -> PaymentHa
     simulator.webhooks.wait_idle(timeout=10)
     requests.post(f"{url}/_control/reset", timeout=5).raise_for_status()
     receiver.clear()
-    connector = StripeRefundProvider(api_key=API_KEY, api_base=url, timeout=(1.0, 1.5), max_network_retries=0)
+    connector = StripeRefundProvider(api_key=API_KEY, api_base=url, timeout=(5.0, 30.0), max_network_retries=0)
     return PaymentHarness(
         name="stripe",
         connector=connector,
@@ -88,7 +88,7 @@ def test_send_webhooks_to_delivers_events_signed_with_the_local_verification_sec
         simulator.send_webhooks_to(f"{receiver_url}/webhooks/stripe")
         with serve_wsgi(simulator) as url:
             payment = simulator.seed_payment(10_000, "EUR")
-            connector = StripeRefundProvider(api_key=API_KEY, api_base=url, timeout=(1.0, 2.0), max_network_retries=0)
+            connector = StripeRefundProvider(api_key=API_KEY, api_base=url, timeout=(5.0, 30.0), max_network_retries=0)
             harness = PaymentHarness(
                 name="stripe", connector=connector, sandbox=simulator, inbound=StripeInbound(), receiver=receiver
             )

@@ -30,7 +30,7 @@ class Served:
         built = _build(
             config, "refundflow/woocommerce", {"consumer_key": consumer_key, "consumer_secret": consumer_secret}
         )
-        built.http.timeout = (1.0, 1.0)
+        built.http.timeout = (5.0, 30.0)
         return built
 
 

@@ -60,7 +60,7 @@ def connector(url: str, **overrides: str) -> ZendeskTickets:
         platform="zendesk",
         base_url=url,
         default_headers={**basic(**overrides), "Accept": "application/json"},
-        timeout=(1.0, 1.5),
+        timeout=(5.0, 30.0),
     )
     return ZendeskTickets(http, status_field_id=FIELD_IDS["refund_status"])
 
