@@ -58,13 +58,14 @@ IDEMPOTENCY = """\
 # What each role's shared handler does with the table (refundflow.domain through the store port).
 ROLE_STATEMENTS = {
     # look up, refund, poll; apply webhook news: find the refunds of a payment, or ours by the platform's refund
-    # id, take a waiting workflow's task token (DeleteItem on REFUND#<id>/WAIT#<kind>) and resume it.
+    # id, take a waiting workflow's task token (DeleteItem on REFUND#<id>/WAIT#<kind>) and resume it; record a
+    # refund made outside refundflow (on a payment never looked up, a ConditionCheck that no balance appeared).
     "payment": """\
             - Sid: RefundsTable
               Effect: Allow
               Action:
                 [dynamodb:GetItem, dynamodb:BatchGetItem, dynamodb:Query, dynamodb:PutItem, dynamodb:UpdateItem,
-                 dynamodb:DeleteItem]
+                 dynamodb:DeleteItem, dynamodb:ConditionCheckItem]
               Resource:
                 - !GetAtt RefundsTable.Arn
                 - !Sub "${RefundsTable.Arn}/index/by-payment"
