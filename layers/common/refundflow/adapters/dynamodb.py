@@ -44,6 +44,8 @@ from refundflow.models import (
     Refund,
     RefundableBalance,
     ReturnStep,
+    VelocityContribution,
+    VelocityDay,
 )
 from refundflow.money import Money
 from refundflow.ports import (
@@ -76,6 +78,9 @@ SOURCE_MARKER_RETENTION = timedelta(days=400)
 RECONCILIATION_MARKER_RETENTION = timedelta(days=400)
 # How long a bank line no payout explained waits for the settlement that announces its payout.
 BANK_LINE_RETENTION = timedelta(days=35)
+# A customer's velocity counters outlive the longest window (365 days) and then expire.
+VELOCITY_RETENTION = timedelta(days=400)
+_VELOCITY_AMOUNT_PREFIX = "amount_"
 # What the STATE item holds (everything that changes, plus copies its indexes and velocity need);
 # the rest of the refund is the REQUEST item, written once.
 _STATE_FIELDS = {
@@ -418,6 +423,8 @@ class RefundRepository(RefundStore):
         ]
         if stored.provider_refund_id:
             items.append(self._provider_refund_put(stored, claim=True))
+        counted = self._velocity_update(None, stored)
+        items += [counted] if counted else []
         items += [_own(item) for item in extra]
         try:
             self._transact(items)
@@ -533,6 +540,8 @@ class RefundRepository(RefundStore):
         )
         renamed = stored.provider_refund_id and stored.provider_refund_id != refund.provider_refund_id
         named = [self._provider_refund_put(stored)] if renamed else []
+        counted = self._velocity_update(refund, stored)
+        named += [counted] if counted else []
         self._transact([state_put, self._entry_put(entry), *named, *(_own(item) for item in extra)])
         return Change(stored, entry)
 
@@ -640,33 +649,122 @@ class RefundRepository(RefundStore):
                 return StatusQueue(status=status, count=count, oldest_created_at=oldest)
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-    def customer_history(self, email: str, since: datetime) -> list[CustomerRefundSummary]:
-        """The customer's refunds created at or after ``since`` (for velocity rules), from the index
-        alone: status, amount and time are on the STATE item."""
-        # Sort keys hold UTC with "Z" and, when non-zero, microseconds: compare in UTC with all six
-        # fraction digits ("." sorts before "Z", so a bare second would skip that second's refunds).
-        moment = (since if since.tzinfo else since.replace(tzinfo=UTC)).astimezone(UTC)
-        summaries: list[CustomerRefundSummary] = []
+    # ------------------------------------------------------------------ customer velocity
+
+    @staticmethod
+    def _velocity_key(email: str, day: date) -> dict[str, Any]:
+        return _to_item({"pk": f"CUSTOMER#{customer_key(email)}", "sk": f"DAY#{day.isoformat()}"})
+
+    def _velocity_update(self, before: Refund | None, after: Refund) -> TransactItem | None:
+        """The change of the customer's day counter that a refund's write makes (None when it changes nothing):
+        what the refund contributes after the write less what it contributed before. It goes into the write's
+        own transaction, conditioned on the refund's version, so a retried write never counts twice."""
+        old = VelocityContribution.of(before) if before is not None else None
+        new = VelocityContribution.of(after)
+        if old == new:
+            return None
+        day = (new or old).day  # type: ignore[union-attr]  # one of them is set: they differ
+        count = (1 if new else 0) - (1 if old else 0)
+        amounts: dict[str, int] = {}
+        for contribution, sign in ((old, -1), (new, 1)):
+            if contribution is not None:
+                currency = contribution.amount.currency
+                amounts[currency] = amounts.get(currency, 0) + sign * contribution.amount.minor_units
+        names = {f"#a{index}": f"{_VELOCITY_AMOUNT_PREFIX}{currency}" for index, currency in enumerate(amounts)}
+        values = {f":a{index}": delta for index, delta in enumerate(amounts.values())}
+        adds = ", ".join(["#refunds :count", *(f"{name} {name.replace('#', ':')}" for name in names)])
+        expires = int(datetime.combine(day, datetime.min.time(), UTC).timestamp() + VELOCITY_RETENTION.total_seconds())
+        return TransactItem(
+            {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": self._velocity_key(after.customer.email, day),
+                    "UpdateExpression": f"ADD {adds} SET #entity = :entity, #expires = :expires",
+                    "ExpressionAttributeNames": {
+                        "#refunds": "refunds",
+                        "#entity": "entity",
+                        "#expires": "expires_at",
+                        **names,
+                    },
+                    "ExpressionAttributeValues": _to_item(
+                        {":count": count, ":entity": "velocity_day", ":expires": expires, **values}
+                    ),
+                }
+            }
+        )
+
+    def velocity_days(self, email: str, first: date, last: date) -> list[VelocityDay]:
+        """The customer's day counters from ``first`` to ``last`` (UTC days; days without refunds are absent):
+        one Query on the customer's partition, eventually consistent like the index it replaces. At most one
+        small item a day, so its cost is bounded by the span, not by how many refunds the customer had."""
+        days: list[VelocityDay] = []
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
-            "IndexName": "by-customer",
-            "KeyConditionExpression": "gsi4pk = :pk AND gsi4sk >= :since",
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :first AND :last",
             "ExpressionAttributeValues": _to_item(
-                {":pk": f"CUSTOMER#{customer_key(email)}", ":since": moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+                {
+                    ":pk": f"CUSTOMER#{customer_key(email)}",
+                    ":first": f"DAY#{first.isoformat()}",
+                    ":last": f"DAY#{last.isoformat()}",
+                }
             ),
         }
         while True:
             response = self._call("query", **kwargs)
             for item in response.get("Items", []):
                 values = _from_item(item)
-                amount = values.get("amount") or values.get("requested_amount")
+                days.append(
+                    VelocityDay(
+                        day=date.fromisoformat(str(values["sk"]).removeprefix("DAY#")),
+                        # Refunds stored before the counters existed never added to them: never below zero.
+                        count=max(0, int(values.get("refunds", 0))),
+                        amounts={
+                            name.removeprefix(_VELOCITY_AMOUNT_PREFIX): int(value)
+                            for name, value in values.items()
+                            if name.startswith(_VELOCITY_AMOUNT_PREFIX) and int(value)
+                        },
+                    )
+                )
+            if "LastEvaluatedKey" not in response:
+                return days
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def customer_history(self, email: str, since: datetime) -> list[CustomerRefundSummary]:
+        """The customer's refunds created at or after ``since``, from the index alone: status, amount and time
+        are on the STATE item. (The workflow reads counters instead: ``velocity_days``, ``customer_refunds_on``.)"""
+        # Sort keys hold UTC with "Z" and, when non-zero, microseconds: compare in UTC with all six
+        # fraction digits ("." sorts before "Z", so a bare second would skip that second's refunds).
+        moment = (since if since.tzinfo else since.replace(tzinfo=UTC)).astimezone(UTC)
+        return self._customer_refunds(email, "gsi4sk >= :since", {":since": moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")})
+
+    def customer_refunds_on(self, email: str, day: date) -> list[CustomerRefundSummary]:
+        """The customer's refunds created on ``day`` (UTC), one by one, from the index: what a velocity window
+        that starts or ends inside that day needs."""
+        # Every sort key of the day starts with "<day>T" and a digit: all of them lie between these two.
+        return self._customer_refunds(
+            email, "gsi4sk BETWEEN :first AND :last", {":first": f"{day.isoformat()}T", ":last": f"{day.isoformat()}T~"}
+        )
+
+    def _customer_refunds(self, email: str, condition: str, values: dict[str, str]) -> list[CustomerRefundSummary]:
+        summaries: list[CustomerRefundSummary] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": "by-customer",
+            "KeyConditionExpression": f"gsi4pk = :pk AND {condition}",
+            "ExpressionAttributeValues": _to_item({":pk": f"CUSTOMER#{customer_key(email)}", **values}),
+        }
+        while True:
+            response = self._call("query", **kwargs)
+            for item in response.get("Items", []):
+                fields = _from_item(item)
+                amount = fields.get("amount") or fields.get("requested_amount")
                 if amount is None:
                     continue  # asked for "everything left" and not looked up yet: no amount to count
                 summaries.append(
                     CustomerRefundSummary(
-                        refund_id=values["refund_id"],
-                        status=values["status"],
-                        created_at=values["created_at"],
+                        refund_id=fields["refund_id"],
+                        status=fields["status"],
+                        created_at=fields["created_at"],
                         amount=Money.model_validate(amount),
                     )
                 )
