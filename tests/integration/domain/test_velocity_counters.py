@@ -149,3 +149,58 @@ def test_counters_give_the_same_customer_facts_as_the_whole_history(
         history, counters = facts_both_ways(env, own, now)
         # THEN they are the same
         assert counters == history
+
+
+def stored_before_counters(env: World, refund: Refund) -> None:
+    """As if ``refund`` had been stored before the counters existed: no marker on its STATE item, no counter."""
+    client, table = env.tables.client, env.tables.refunds_table
+    client.update_item(
+        TableName=table,
+        Key={"pk": {"S": f"REFUND#{refund.refund_id}"}, "sk": {"S": "STATE"}},
+        UpdateExpression="REMOVE velocity_counted",
+    )
+    for item in day_items(env, refund.customer.email):
+        client.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
+
+
+def test_a_refund_stored_before_the_counters_joins_them_at_its_next_write_and_never_goes_below_zero(
+    env: World,
+) -> None:
+    # GIVEN two refunds stored before the counters existed
+    first = create(env, "RMA-1", datetime(2025, 3, 1, 9, tzinfo=UTC), eur(2_500))
+    second = create(env, "RMA-2", datetime(2025, 3, 1, 10, tzinfo=UTC), eur(1_000))
+    stored_before_counters(env, first)
+    stored_before_counters(env, second)
+    # WHEN the first is rejected: it never counted, so nothing is taken off
+    env.repository.transition(first, S.REJECTED, actor="tests")
+    assert day_items(env) == []
+    # AND the second is validated: it joins with what it contributes now
+    second = env.repository.transition(second, S.VALIDATED, actor="tests").refund
+    assert env.repository.velocity_days(JANE, NOW.date(), NOW.date()) == [
+        VelocityDay(day=NOW.date(), count=1, amounts={"EUR": 1_000})
+    ]
+    # AND from then on it moves the counters like any refund
+    env.repository.transition(second, S.REJECTED, actor="tests")
+    assert env.repository.velocity_days(JANE, NOW.date(), NOW.date()) == [VelocityDay(day=NOW.date(), count=0)]
+
+
+def test_a_stale_write_of_a_refund_stored_before_the_counters_is_refused(env: World) -> None:
+    refund = create(env, "RMA-1", datetime(2025, 3, 1, 9, tzinfo=UTC), eur(2_500))
+    stored_before_counters(env, refund)
+    env.repository.transition(refund, S.VALIDATED, actor="tests")
+    with pytest.raises(ConcurrentModification):
+        env.repository.transition(refund, S.VALIDATED, actor="tests")
+    assert env.repository.velocity_days(JANE, NOW.date(), NOW.date())[0].count == 1
+
+
+def test_the_backfill_counts_an_old_refund_once(env: World) -> None:
+    # GIVEN a refund stored before the counters, never written again
+    refund = create(env, "RMA-1", datetime(2025, 3, 1, 9, tzinfo=UTC), eur(2_500))
+    stored_before_counters(env, refund)
+    # WHEN the backfill counts it, twice
+    assert env.repository.count_in_velocity(env.repository.get(refund.refund_id)) is True
+    assert env.repository.count_in_velocity(env.repository.get(refund.refund_id)) is False
+    # THEN it is counted once, and its next write moves the counter from there
+    assert env.repository.velocity_days(JANE, NOW.date(), NOW.date())[0].count == 1
+    env.repository.transition(env.repository.get(refund.refund_id), S.REJECTED, actor="tests")
+    assert env.repository.velocity_days(JANE, NOW.date(), NOW.date())[0].count == 0

@@ -81,6 +81,7 @@ BANK_LINE_RETENTION = timedelta(days=35)
 # A customer's velocity counters outlive the longest window (365 days) and then expire.
 VELOCITY_RETENTION = timedelta(days=400)
 _VELOCITY_AMOUNT_PREFIX = "amount_"
+VELOCITY_COUNTED = "velocity_counted"
 # What the STATE item holds (everything that changes, plus copies its indexes and velocity need);
 # the rest of the refund is the REQUEST item, written once.
 _STATE_FIELDS = {
@@ -297,6 +298,9 @@ class RefundRepository(RefundStore):
             "gsi5pk": provider_refund_key(refund.provider_refund_id) if refund.provider_refund_id else None,
             "gsi5sk": refund.refund_id if refund.provider_refund_id else None,
             "entity": "refund",
+            # What the refund contributes is in its customer's velocity counters (refunds stored before the
+            # counters existed lack this until their next write, or ``count_in_velocity``, adds them).
+            VELOCITY_COUNTED: True,
         }
         return _to_item({**document, **index})
 
@@ -527,23 +531,74 @@ class RefundRepository(RefundStore):
             audit_head=entry.hash,
             status_seq=entry.seq if status_change else refund.status_seq,
         )
-        state_put = TransactItem(
+        renamed = stored.provider_refund_id and stored.provider_refund_id != refund.provider_refund_id
+        named = [self._provider_refund_put(stored)] if renamed else []
+        extras = [_own(item) for item in extra]
+        counted = self._velocity_update(refund, stored)
+        try:
+            self._transact(
+                [self._state_put(stored, refund, counted=True), self._entry_put(entry), *named]
+                + ([counted] if counted else [])
+                + extras
+            )
+        except _StateChanged:
+            if not self._stored_before_counters(refund):
+                raise ConcurrentModification(
+                    f"refund {refund.refund_id} changed since version {refund.version}"
+                ) from None
+            # Stored before the velocity counters existed: it joins them now, with what it contributes after.
+            joined = self._velocity_update(None, stored)
+            try:
+                self._transact(
+                    [self._state_put(stored, refund, counted=False), self._entry_put(entry), *named]
+                    + ([joined] if joined else [])
+                    + extras
+                )
+            except _StateChanged:
+                raise ConcurrentModification(
+                    f"refund {refund.refund_id} changed since version {refund.version}"
+                ) from None
+        return Change(stored, entry)
+
+    def _state_put(self, stored: Refund, read: Refund, *, counted: bool) -> TransactItem:
+        """The new STATE item, conditioned on the version ``read`` and on whether that version is in the
+        velocity counters (``counted``) or was stored before they existed."""
+        marker = f"attribute_exists({VELOCITY_COUNTED})" if counted else f"attribute_not_exists({VELOCITY_COUNTED})"
+        return TransactItem(
             {
                 "Put": {
                     "TableName": self.table_name,
                     "Item": self._state_item(stored),
-                    "ConditionExpression": "version = :version",
-                    "ExpressionAttributeValues": _to_item({":version": refund.version}),
+                    "ConditionExpression": f"version = :version AND {marker}",
+                    "ExpressionAttributeValues": _to_item({":version": read.version}),
                 }
             },
-            lambda: ConcurrentModification(f"refund {refund.refund_id} changed since version {refund.version}"),
+            lambda: _StateChanged(),
         )
-        renamed = stored.provider_refund_id and stored.provider_refund_id != refund.provider_refund_id
-        named = [self._provider_refund_put(stored)] if renamed else []
-        counted = self._velocity_update(refund, stored)
-        named += [counted] if counted else []
-        self._transact([state_put, self._entry_put(entry), *named, *(_own(item) for item in extra)])
-        return Change(stored, entry)
+
+    def _stored_before_counters(self, refund: Refund) -> bool:
+        """Whether the STATE item is still the version ``refund`` was read at, stored before the counters."""
+        item = self._call(
+            "get_item",
+            TableName=self.table_name,
+            Key=_to_item({"pk": f"REFUND#{refund.refund_id}", "sk": "STATE"}),
+            ConsistentRead=True,
+        ).get("Item")
+        return bool(item) and int(item["version"]["N"]) == refund.version and VELOCITY_COUNTED not in item
+
+    def count_in_velocity(self, refund: Refund) -> bool:
+        """Add a refund stored before the velocity counters existed to them (a one-off backfill over old refunds
+        that are never written again): its STATE item is marked in the same transaction, conditioned on the
+        version read, so it is counted exactly once. False when it was counted already (or changed meanwhile:
+        its write then counted it)."""
+        if not self._stored_before_counters(refund):
+            return False
+        joined = self._velocity_update(None, refund)
+        try:
+            self._transact([self._state_put(refund, refund, counted=False), *([joined] if joined else [])])
+        except _StateChanged:
+            return False
+        return True
 
     def _provider_refund_put(self, refund: Refund, *, claim: bool = False) -> TransactItem:
         """The item naming ``refund`` under its provider refund id (written when the id is recorded). ``claim``:
@@ -1471,6 +1526,13 @@ class _DeliverySeen(RefundflowError):
 
     def __init__(self) -> None:
         super().__init__("delivery seen before")
+
+
+class _StateChanged(RefundflowError):
+    code = "state_changed"
+
+    def __init__(self) -> None:
+        super().__init__("the refund's state item is not the version read, or not in the velocity counters")
 
 
 class _RefundExists(RefundflowError):
