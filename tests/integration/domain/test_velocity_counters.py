@@ -157,7 +157,7 @@ def stored_before_counters(env: World, refund: Refund) -> None:
     client.update_item(
         TableName=table,
         Key={"pk": {"S": f"REFUND#{refund.refund_id}"}, "sk": {"S": "STATE"}},
-        UpdateExpression="REMOVE velocity_counted",
+        UpdateExpression="REMOVE vc",
     )
     for item in day_items(env, refund.customer.email):
         client.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})

@@ -81,7 +81,8 @@ BANK_LINE_RETENTION = timedelta(days=35)
 # A customer's velocity counters outlive the longest window (365 days) and then expire.
 VELOCITY_RETENTION = timedelta(days=400)
 _VELOCITY_AMOUNT_PREFIX = "amount_"
-VELOCITY_COUNTED = "velocity_counted"
+# Short: the STATE item is rewritten (and projected into three indexes) on every change, billed per started KB.
+VELOCITY_COUNTED = "vc"
 # What the STATE item holds (everything that changes, plus copies its indexes and velocity need);
 # the rest of the refund is the REQUEST item, written once.
 _STATE_FIELDS = {
