@@ -1,24 +1,45 @@
-"""Meters for the benchmarks: what one refund consumes on AWS, counted where the calls are made.
+"""Meters for the benchmarks: what one refund consumes on AWS, counted where the calls are made, priced by
+AWS's billing rules rather than by what the requests look like.
 
-Every boto3 client this process makes (the handlers', Powertools') shares boto3's default session, so
-hooks registered on it see each DynamoDB, EventBridge, SQS, SES and Secrets Manager call. DynamoDB
-capacity units are computed from the request and response items with DynamoDB's documented sizing
-(attribute names + values; 1 KB per write unit, 4 KB per read unit, transactions count twice,
-eventually consistent reads half). moto does not report consumed capacity, so this is the honest
-substitute: an estimate from the real payloads, not a hard-coded figure."""
+Every AWS call this process makes goes through botocore's ``BaseClient._make_api_call``, whatever session made
+the client (the handlers' shared one, Powertools' own for Secrets Manager and SSM), so the meter wraps that.
+moto does not report consumed capacity; the meter reads the stored item before and after each DynamoDB write
+(through the unwrapped call: not metered) and prices it with DynamoDB's documented rules:
+
+- a write costs 1 unit per started KB of the larger of the item before and after (PutItem, UpdateItem,
+  DeleteItem); a conditional write whose condition fails still costs, on the size of the item it found
+  (at least 1 unit);
+- a transaction costs 2 units per started KB of every item in it (prepare and commit); ConditionCheck items
+  are priced like writes of the item they check; a cancelled transaction is priced as if it had committed
+  (assumption: an upper bound, the documentation says only that a cancelled transaction still consumes);
+- every global secondary index whose key attributes the item carries (before or after) is written as well,
+  1 unit per started KB of the index entry (its key attributes, the table's key attributes and the projected
+  attributes): a new entry is one put, a removed one one delete, a change of the index's key values a delete
+  and a put (two writes), a change of projected attributes only one write, no change none
+  (docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html#GSI.Writes);
+- a read costs 1 unit per started 4 KB (half for eventually consistent reads, twice in a transaction); a
+  Query is priced on every item it evaluated (before any filter, whatever the projection), summed and rounded
+  up once per page; a read of a missing item still costs its minimum.
+"""
 
 from __future__ import annotations
 
 import math
+import re
 import sys
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
 
-UPDATED_ITEM_BYTES = 200
+Item = dict[str, Any]
+WRITE_KB = 1024
+READ_KB = 4096
+_SINGLE_WRITES = {"PutItem", "UpdateItem", "DeleteItem"}
 
 
 def attribute_value_size(value: dict[str, Any]) -> int:
@@ -41,56 +62,123 @@ def attribute_value_size(value: dict[str, Any]) -> int:
     return 0
 
 
-def item_size(item: dict[str, Any]) -> int:
-    return sum(len(name.encode()) + attribute_value_size(value) for name, value in item.items())
+def item_size(item: Item | None) -> int:
+    return sum(len(name.encode()) + attribute_value_size(value) for name, value in (item or {}).items())
 
 
 def write_units(size: int, transactional: bool = False) -> int:
-    return max(1, math.ceil(size / 1024)) * (2 if transactional else 1)
+    return max(1, math.ceil(size / WRITE_KB)) * (2 if transactional else 1)
 
 
 def read_units(size: int, consistent: bool, transactional: bool = False) -> float:
-    units = max(1, math.ceil(size / 4096))
+    units = max(1, math.ceil(size / READ_KB))
     if transactional:
         return units * 2
     return float(units) if consistent else units / 2
 
 
+@dataclass(frozen=True)
+class IndexShape:
+    """A global secondary index: its key attributes and what it projects (``None``: every attribute)."""
+
+    name: str
+    keys: tuple[str, ...]
+    projected: frozenset[str] | None
+
+
+@dataclass(frozen=True)
+class TableShape:
+    keys: tuple[str, ...]
+    indexes: tuple[IndexShape, ...]
+
+    @classmethod
+    def of(cls, description: dict[str, Any]) -> TableShape:
+        table = description["Table"]
+        keys = tuple(key["AttributeName"] for key in table["KeySchema"])
+        indexes = []
+        for index in table.get("GlobalSecondaryIndexes", []):
+            projection = index.get("Projection", {})
+            kind = projection.get("ProjectionType", "ALL")
+            projected = (
+                None
+                if kind == "ALL"
+                else frozenset(projection.get("NonKeyAttributes", []) if kind == "INCLUDE" else [])
+            )
+            index_keys = tuple(key["AttributeName"] for key in index["KeySchema"])
+            indexes.append(IndexShape(index["IndexName"], index_keys, projected))
+        return cls(keys, tuple(indexes))
+
+    def index_entry(self, index: IndexShape, item: Item | None) -> Item | None:
+        """The item's entry in ``index``, or None when the item lacks one of the index's key attributes."""
+        if item is None or any(key not in item for key in index.keys):
+            return None
+        if index.projected is None:
+            return dict(item)
+        kept = set(index.keys) | set(self.keys) | index.projected
+        return {name: value for name, value in item.items() if name in kept}
+
+
+def index_write_units(shape: TableShape, before: Item | None, after: Item | None) -> dict[str, int]:
+    """Write units each global secondary index consumes when ``before`` becomes ``after`` (None: absent)."""
+    units: dict[str, int] = {}
+    for index in shape.indexes:
+        old, new = shape.index_entry(index, before), shape.index_entry(index, after)
+        if (old is None and new is None) or old == new:
+            continue
+        if old is None:
+            spent = write_units(item_size(new))
+        elif new is None:
+            spent = write_units(item_size(old))
+        elif any(old[key] != new[key] for key in index.keys):
+            spent = write_units(item_size(old)) + write_units(item_size(new))  # delete + put
+        else:
+            spent = write_units(item_size(new))
+        units[index.name] = spent
+    return units
+
+
+Call = Callable[[BaseClient, str, dict[str, Any]], Any]
+
+
 @dataclass
 class Meter:
-    """Counts AWS usage while ``start()``ed; thread-safe (the workflow runs on several threads)."""
+    """Counts AWS usage while ``start()``ed (until ``stop()``); thread-safe. Before and after images are read
+    around each write: under concurrency another thread's write may fall in between (the benchmark's
+    refunds touch different items, so this does not skew its figures)."""
 
     read_units: float = 0.0
     write_units: int = 0
+    table_write_units: int = 0
+    index_write_units: Counter[str] = field(default_factory=Counter)
+    cancelled_write_units: int = 0
     calls: Counter[str] = field(default_factory=Counter)
     events_put: int = 0
     detail_types: Counter[str] = field(default_factory=Counter)
     emails_sent: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _consistent: dict[int, bool] = field(default_factory=dict)
+    _shapes: dict[str, TableShape] = field(default_factory=dict)
+    _original: Call | None = None
 
     def start(self) -> Meter:
-        session = boto3._get_default_session()
-        session.events.register("before-parameter-build", self._guarded(self._before))
-        session.events.register("after-call", self._guarded(self._after))
+        original: Call = BaseClient._make_api_call  # type: ignore[attr-defined]
+        self._original = original
+
+        def metered_call(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+            return self._call(original, client, operation, params)
+
+        BaseClient._make_api_call = metered_call  # type: ignore[attr-defined]
         return self
 
-    @staticmethod
-    def _guarded(hook: Any) -> Any:
-        """A meter must never break the call it watches."""
-
-        def run(**kwargs: Any) -> None:
-            try:
-                hook(**kwargs)
-            except Exception as error:
-                print(f"meter: {type(error).__name__}: {error}", file=sys.stderr)
-
-        return run
+    def stop(self) -> None:
+        if self._original is not None:
+            BaseClient._make_api_call = self._original  # type: ignore[attr-defined]
+            self._original = None
 
     def reset(self) -> None:
         with self._lock:
             self.read_units = 0.0
-            self.write_units = 0
+            self.write_units = self.table_write_units = self.cancelled_write_units = 0
+            self.index_write_units.clear()
             self.calls.clear()
             self.events_put = 0
             self.detail_types.clear()
@@ -101,47 +189,155 @@ class Meter:
             return {
                 "dynamodb_read_units": round(self.read_units, 2),
                 "dynamodb_write_units": self.write_units,
+                "dynamodb_table_write_units": self.table_write_units,
+                "dynamodb_index_write_units": dict(self.index_write_units),
+                "dynamodb_cancelled_write_units": self.cancelled_write_units,
                 "events_put": self.events_put,
                 "detail_types": dict(self.detail_types),
                 "emails_sent": self.emails_sent,
                 "calls": dict(self.calls),
             }
 
-    def _before(self, model: Any, params: dict[str, Any], **_: Any) -> None:
-        service = model.service_model.service_name
-        operation = model.name
-        self._consistent[threading.get_ident()] = bool(params.get("ConsistentRead"))
+    # ------------------------------------------------------------------ the wrapped call
+
+    def _call(self, original: Call, client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        service = client.meta.service_model.service_name
         with self._lock:
             self.calls[f"{service}:{operation}"] += 1
-            if service == "dynamodb":
-                self._dynamodb_writes(operation, params)
-            elif service == "events" and operation == "PutEvents":
+            if service == "events" and operation == "PutEvents":
                 self.events_put += len(params.get("Entries", []))
                 self.detail_types.update(entry["DetailType"] for entry in params.get("Entries", []))
             elif service == "ses" and operation.startswith("Send"):
                 self.emails_sent += 1
+        if service != "dynamodb":
+            return original(client, operation, params)
+        try:
+            return self._dynamodb(original, client, operation, params)
+        except ClientError:
+            raise
+        except Exception as error:  # a meter must never break the call it watches
+            print(f"meter: {type(error).__name__}: {error}", file=sys.stderr)
+            raise
 
-    def _dynamodb_writes(self, operation: str, params: dict[str, Any]) -> None:
-        if operation == "PutItem":
-            self.write_units += write_units(item_size(params["Item"]))
-        elif operation in {"UpdateItem", "DeleteItem"}:
-            # Billed on the larger of the item before and after; the items we update (balances, daily
-            # totals, idempotency records) are a few hundred bytes: one unit.
-            self.write_units += write_units(UPDATED_ITEM_BYTES)
-        elif operation == "TransactWriteItems":
-            for entry in params["TransactItems"]:
-                ((kind, body),) = entry.items()
-                size = item_size(body["Item"]) if kind == "Put" else UPDATED_ITEM_BYTES
-                self.write_units += write_units(size, transactional=True)
+    def _peek(self, original: Call, client: BaseClient, table: str, key: Item) -> Item | None:
+        found: Item | None = original(client, "GetItem", {"TableName": table, "Key": key, "ConsistentRead": True}).get(
+            "Item"
+        )
+        return found
 
-    def _after(self, model: Any, parsed: dict[str, Any], **kwargs: Any) -> None:
-        if model.service_model.service_name != "dynamodb":
-            return
-        consistent = self._consistent.pop(threading.get_ident(), False)
+    def _shape(self, original: Call, client: BaseClient, table: str) -> TableShape:
+        if table not in self._shapes:
+            self._shapes[table] = TableShape.of(original(client, "DescribeTable", {"TableName": table}))
+        return self._shapes[table]
+
+    def _key(self, shape: TableShape, params: dict[str, Any]) -> Item:
+        if "Key" in params:
+            return dict(params["Key"])
+        return {name: params["Item"][name] for name in shape.keys}
+
+    def _dynamodb(self, original: Call, client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if operation in _SINGLE_WRITES:
+            return self._single_write(original, client, operation, params)
+        if operation == "TransactWriteItems":
+            return self._transaction(original, client, params)
+        response = original(client, operation, params)
+        units = self._read_units(original, client, operation, params, response)
         with self._lock:
-            if model.name == "GetItem":
-                item = parsed.get("Item")
-                self.read_units += read_units(item_size(item) if item else 0, consistent=consistent)
-            elif model.name == "Query":
-                size = sum(item_size(item) for item in parsed.get("Items", []))
-                self.read_units += read_units(size, consistent=consistent)
+            self.read_units += units
+        return response
+
+    def _single_write(self, original: Call, client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        table = params["TableName"]
+        shape = self._shape(original, client, table)
+        key = self._key(shape, params)
+        before = self._peek(original, client, table, key)
+        try:
+            response = original(client, operation, params)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                self._add_writes(write_units(item_size(before)), {}, cancelled=True)
+            raise
+        after = None if operation == "DeleteItem" else self._peek(original, client, table, key)
+        table_units = write_units(max(item_size(before), item_size(after)))
+        self._add_writes(table_units, index_write_units(shape, before, after))
+        return response
+
+    def _transaction(self, original: Call, client: BaseClient, params: dict[str, Any]) -> Any:
+        targets = []
+        for entry in params["TransactItems"]:
+            ((kind, body),) = entry.items()
+            shape = self._shape(original, client, body["TableName"])
+            key = self._key(shape, body)
+            targets.append((kind, body["TableName"], key, shape, self._peek(original, client, body["TableName"], key)))
+        try:
+            response = original(client, "TransactWriteItems", params)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+                spent = sum(write_units(item_size(before), transactional=True) for *_, before in targets)
+                self._add_writes(spent, {}, cancelled=True)
+            raise
+        table_units = 0
+        index_units: Counter[str] = Counter()
+        for kind, table, key, shape, before in targets:
+            if kind == "ConditionCheck":
+                table_units += write_units(item_size(before), transactional=True)
+                continue
+            after = None if kind == "Delete" else self._peek(original, client, table, key)
+            table_units += write_units(max(item_size(before), item_size(after)), transactional=True)
+            index_units.update(index_write_units(shape, before, after))
+        self._add_writes(table_units, dict(index_units))
+        return response
+
+    def _add_writes(self, table_units: int, index_units: dict[str, int], *, cancelled: bool = False) -> None:
+        with self._lock:
+            self.table_write_units += table_units
+            self.index_write_units.update(index_units)
+            self.write_units += table_units + sum(index_units.values())
+            if cancelled:
+                self.cancelled_write_units += table_units
+
+    def _read_units(
+        self, original: Call, client: BaseClient, operation: str, params: dict[str, Any], response: dict[str, Any]
+    ) -> float:
+        consistent = bool(params.get("ConsistentRead"))
+        if operation == "GetItem":
+            return read_units(item_size(response.get("Item")), consistent)
+        if operation in {"Query", "Scan"}:
+            evaluated = response.get("Items", [])
+            if any(name in params for name in ("FilterExpression", "ProjectionExpression", "Select")):
+                # Billed on every item the key condition read, before the filter and projection.
+                bare = {
+                    name: value
+                    for name, value in params.items()
+                    if name not in {"FilterExpression", "ProjectionExpression", "Select"}
+                }
+                names = set(re.findall(r"[#:][A-Za-z0-9_]+", bare.get("KeyConditionExpression") or ""))
+                bare["ExpressionAttributeNames"] = {
+                    ref: name for ref, name in params.get("ExpressionAttributeNames", {}).items() if ref in names
+                }
+                values = params.get("ExpressionAttributeValues", {})
+                bare["ExpressionAttributeValues"] = {ref: value for ref, value in values.items() if ref in names}
+                for empty in ("ExpressionAttributeNames", "ExpressionAttributeValues"):
+                    if not bare[empty]:
+                        del bare[empty]
+                evaluated = original(client, operation, bare).get("Items", [])
+            return read_units(sum(item_size(item) for item in evaluated), consistent)
+        if operation == "BatchGetItem":
+            units = 0.0
+            for table, request in params.get("RequestItems", {}).items():
+                found = {
+                    tuple(
+                        sorted((name, str(value)) for name, value in item.items() if name in request["Keys"][0])
+                    ): item
+                    for item in response.get("Responses", {}).get(table, [])
+                }
+                for key in request["Keys"]:
+                    item = found.get(tuple(sorted((name, str(value)) for name, value in key.items())))
+                    units += read_units(item_size(item), bool(request.get("ConsistentRead")))
+            return units
+        if operation == "TransactGetItems":
+            return sum(
+                read_units(item_size(item.get("Item")), True, transactional=True)
+                for item in response.get("Responses", [])
+            )
+        return 0.0

@@ -1,34 +1,43 @@
 """Per refund on the local stack: state transitions (Standard and Express), Lambda invocations,
-DynamoDB read/write units, events, queue messages, e-mails, and the list-price cost derived from them;
-plus the whole-workflow throughput on this machine. Prints JSON.
+DynamoDB read/write units (table, index and cancelled writes: ``benchmarks.meters``), events, queue messages,
+Secrets Manager calls (every session's), e-mails, and the list-price cost derived from them; plus the
+whole-workflow throughput on this machine. Prints JSON.
 
-Usage: python -m benchmarks.workflow [--refunds N] [--concurrency C] [--source bench|merchant-shop]
+Usage: python -m benchmarks.workflow [--refunds N] [--concurrency C] [--lambda-ms MS] [--provider-ms MS]
+       [--source bench|merchant-shop]
 
 ``--source`` picks the customer's channel: ``bench`` (the default) is told by one SES e-mail, ``merchant-shop`` (the
 local stack's MerchantWebhookSources) by one signed POST to the merchant's sandbox receiver
 (``merchant_webhook_posts``; no SES). Both count the notify function's invocation, its queue and its reads.
 
-Counts are measured (the real ASL on moto's interpreter, the real handlers, metered boto3 calls).
-Durations on AWS cannot be measured here: the cost model assumes a warm Lambda duration
-(``--lambda-ms``) and derives the Express child's duration from the Lambda steps it runs.
+Counts are measured (the real ASL on moto's interpreter, the real handlers, metered AWS calls, the calls each
+function makes to a payment platform or books). Durations on AWS cannot be measured here: the cost model
+assumes a warm compute time per invocation (``--lambda-ms``) plus a latency per platform call
+(``--provider-ms``), bills each invocation in 1 ms steps, and bills each Express execution in 100 ms steps
+for the Lambda time it waits on plus a per-state overhead.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+import threading
 import time
 import uuid
+from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
 from benchmarks.meters import Meter
+from local import lambdas
 from local.cfn import Stack
 from local.client import RefundflowClient
 from local.stack import DevStack, LocalSettings
-from refundflow import catalog
+from refundflow import catalog, metering
 
 # us-east-1 list prices (USD), from the services' public pricing pages:
 # aws.amazon.com/step-functions/pricing, /lambda/pricing, /dynamodb/pricing/on-demand, /eventbridge/pricing,
@@ -49,7 +58,9 @@ PRICES = {
 }
 LAMBDA_MEMORY_GB = 0.25  # template.yaml Globals MemorySize 256
 EXPRESS_MEMORY_GB = 0.0625  # billed in 64 MB steps; the child holds a few KB of state
-EXPRESS_OVERHEAD_MS = 50
+EXPRESS_STATE_OVERHEAD_MS = 5  # assumed per state of the Express child, on top of the Lambda time it waits on
+EXPRESS_BILLING_STEP_MS = 100  # Express bills duration in 100 ms steps, per execution
+LAMBDA_BILLING_STEP_MS = 1  # Lambda bills duration in 1 ms steps, per invocation
 # The functions the Express child runs on the straight-through path (their time is the child's duration).
 EXPRESS_STEP_FUNCTIONS = {
     "ValidateRefundFunction",
@@ -65,6 +76,33 @@ def rule_detail_types(stack: Stack) -> set[str]:
     for rule in stack.of_type("AWS::Events::Rule").values():
         types.update(rule["Properties"]["EventPattern"].get("detail-type", []))
     return types
+
+
+class PlatformCalls:
+    """Calls to a payment platform or books per function (``refundflow.metering`` wraps every connector's
+    methods; each is one request to the platform, whose latency the function is billed for)."""
+
+    def __init__(self) -> None:
+        self.by_function: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._original: Callable[..., Any] | None = None
+
+    def start(self) -> PlatformCalls:
+        original = metering.metered
+        self._original = original
+
+        def counted(kind: str, platform: str, call: Callable[[], Any]) -> Any:
+            running = lambdas._running.stack
+            with self._lock:
+                self.by_function[running[-1][1] if running else "(outside a function)"] += 1
+            return original(kind, platform, call)
+
+        metering.metered = counted
+        return self
+
+    def reset(self) -> None:
+        with self._lock:
+            self.by_function.clear()
 
 
 class Bench:
@@ -114,17 +152,33 @@ class Bench:
         return standard, len(children), express
 
 
-def cost(per_refund: dict[str, float], lambda_ms: float) -> dict[str, float]:
-    lambda_gb_s = per_refund["lambda_invocations"] * lambda_ms / 1000 * LAMBDA_MEMORY_GB
-    express_ms = (
-        per_refund["express_lambda_invocations"] * lambda_ms + per_refund["express_executions"] * EXPRESS_OVERHEAD_MS
-    )
+def billed_ms(duration_ms: float, step_ms: int) -> int:
+    return math.ceil(duration_ms / step_ms) * step_ms
+
+
+def cost(per_refund: dict[str, float], lambda_ms: float, provider_ms: float) -> dict[str, float]:
+    """List-price cost of one refund from its measured counts and the stated duration assumptions."""
+    invocations = per_refund["lambda_invocations"]
+    platform_calls = per_refund["platform_calls"]
+    # Each invocation is billed in 1 ms steps (whole-ms assumptions: no rounding left): its compute, plus the
+    # latency of the platform calls it makes.
+    lambda_billed_ms = billed_ms(invocations * lambda_ms + platform_calls * provider_ms, LAMBDA_BILLING_STEP_MS)
+    lambda_gb_s = lambda_billed_ms / 1000 * LAMBDA_MEMORY_GB
+    executions = per_refund["express_executions"]
+    express_billed_ms = 0.0
+    if executions:
+        # One Express execution waits on its Lambdas (their compute and platform calls) plus a little per state.
+        waited_ms = (
+            per_refund["express_lambda_invocations"] * lambda_ms
+            + per_refund["express_platform_calls"] * provider_ms
+            + per_refund["express_state_transitions"] * EXPRESS_STATE_OVERHEAD_MS
+        ) / executions
+        express_billed_ms = float(billed_ms(waited_ms, EXPRESS_BILLING_STEP_MS) * executions)
     items = {
         "step_functions_standard": per_refund["standard_state_transitions"] * PRICES["standard_transition"],
-        "step_functions_express": per_refund["express_executions"] * PRICES["express_request"]
-        + express_ms / 1000 * EXPRESS_MEMORY_GB * PRICES["express_gb_second"],
-        "lambda": per_refund["lambda_invocations"] * PRICES["lambda_request"]
-        + lambda_gb_s * PRICES["lambda_arm64_gb_second"],
+        "step_functions_express": executions * PRICES["express_request"]
+        + express_billed_ms / 1000 * EXPRESS_MEMORY_GB * PRICES["express_gb_second"],
+        "lambda": invocations * PRICES["lambda_request"] + lambda_gb_s * PRICES["lambda_arm64_gb_second"],
         "dynamodb": per_refund["dynamodb_write_units"] * PRICES["dynamodb_write_unit"]
         + per_refund["dynamodb_read_units"] * PRICES["dynamodb_read_unit"],
         "eventbridge": per_refund["events_put"] * PRICES["eventbridge_event"],
@@ -139,6 +193,8 @@ def cost(per_refund: dict[str, float], lambda_ms: float) -> dict[str, float]:
         "total_without_email": round(workflow, 10),
         "ses_email": round(email, 10),
         "total_with_email": round(workflow + email, 10),
+        "lambda_billed_ms": lambda_billed_ms,
+        "express_billed_ms": express_billed_ms,
     }
 
 
@@ -146,10 +202,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.workflow")
     parser.add_argument("--refunds", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--lambda-ms", type=float, default=120.0, help="assumed warm Lambda duration on AWS")
+    parser.add_argument("--lambda-ms", type=float, default=120.0, help="assumed warm compute per invocation on AWS")
+    parser.add_argument(
+        "--provider-ms", type=float, default=300.0, help="assumed latency of one call to a payment platform or books"
+    )
     parser.add_argument("--source", default="bench", help="the source system: bench (e-mail) or merchant-shop")
     args = parser.parse_args(argv)
     meter = Meter().start()
+    platform_calls = PlatformCalls().start()
     with DevStack(LocalSettings(api_port=0, aws_port=0)) as stack:
         bench = Bench(stack, meter, args.source)
         merchant = stack.simulators["merchant"]
@@ -159,6 +219,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         invocations_before = dict(stack.functions.invocations)
         posts_before = len(merchant.requests_seen)
         meter.reset()
+        platform_calls.reset()
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
             refund_ids = list(pool.map(bench.run_one, bodies))
@@ -176,6 +237,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         routed = rule_detail_types(stack.stack)
     n = len(refund_ids)
     express_lambda = sum(count for name, count in invocations.items() if name in EXPRESS_STEP_FUNCTIONS)
+    calls_by_function = dict(platform_calls.by_function)
+    express_platform = sum(count for name, count in calls_by_function.items() if name in EXPRESS_STEP_FUNCTIONS)
     routed_messages = sum(count for detail_type, count in usage["detail_types"].items() if detail_type in routed)
     per_refund = {
         "standard_state_transitions": sum(t[0] for t in transitions) / n,
@@ -185,12 +248,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "express_lambda_invocations": express_lambda / n,
         "dynamodb_read_units": usage["dynamodb_read_units"] / n,
         "dynamodb_write_units": usage["dynamodb_write_units"] / n,
+        "dynamodb_table_write_units": usage["dynamodb_table_write_units"] / n,
+        "dynamodb_index_write_units": sum(usage["dynamodb_index_write_units"].values()) / n,
+        "dynamodb_cancelled_write_units": usage["dynamodb_cancelled_write_units"] / n,
+        "platform_calls": sum(calls_by_function.values()) / n,
+        "express_platform_calls": express_platform / n,
         "events_put": usage["events_put"] / n,
         "queue_messages": routed_messages / n,
         "emails_sent": usage["emails_sent"] / n,
         "merchant_webhook_posts": merchant_posts / n,
         "api_requests": invocations.get("ReceiveWebhookFunction", 0) / n,
-        "secrets_manager_calls": usage["calls"].get("secretsmanager:GetSecretValue", 0) / n,
+        "secrets_manager_calls": sum(
+            count for name, count in usage["calls"].items() if name.startswith("secretsmanager:")
+        )
+        / n,
     }
     result = {
         "benchmark": "workflow",
@@ -201,10 +272,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "per_refund": {key: round(value, 3) for key, value in per_refund.items()},
         "lambda_invocations_by_function": {name: round(count / n, 3) for name, count in sorted(invocations.items())},
         "aws_calls_per_refund": {name: round(count / n, 3) for name, count in sorted(usage["calls"].items())},
-        "cost_per_refund_usd": cost(per_refund, args.lambda_ms),
+        "dynamodb_index_write_units_by_index": {
+            name: round(units / n, 3) for name, units in sorted(usage["dynamodb_index_write_units"].items())
+        },
+        "platform_calls_by_function": {name: round(count / n, 3) for name, count in sorted(calls_by_function.items())},
+        "cost_per_refund_usd": cost(per_refund, args.lambda_ms, args.provider_ms),
         "cost_assumptions": {
             "region": "us-east-1 list prices",
-            "lambda_ms_per_invocation": args.lambda_ms,
+            "lambda_compute_ms_per_invocation": args.lambda_ms,
+            "platform_call_latency_ms": args.provider_ms,
+            "lambda_billing_step_ms": LAMBDA_BILLING_STEP_MS,
+            "express_billing_step_ms": EXPRESS_BILLING_STEP_MS,
+            "express_state_overhead_ms": EXPRESS_STATE_OVERHEAD_MS,
             "lambda_memory_gb": LAMBDA_MEMORY_GB,
             "express_memory_gb": EXPRESS_MEMORY_GB,
             "sqs_requests_per_message": 3,

@@ -451,6 +451,48 @@ class CustomerRefundSummary(StrictModel):
         return cls(refund_id=refund.refund_id, status=refund.status, created_at=refund.created_at, amount=amount)
 
 
+# Earlier refunds that never paid anything do not count towards a customer's velocity.
+VELOCITY_NOT_COUNTED = frozenset({RefundStatus.REJECTED, RefundStatus.FAILED})
+
+
+class VelocityContribution(StrictModel):
+    """What one refund adds to its customer's velocity counters: one refund and its amount, on the UTC day it
+    was created. A refund contributes while it is neither rejected nor failed and has an amount (the one looked
+    up or decided, else the one requested); a request for "everything left" not looked up yet adds nothing."""
+
+    day: date
+    amount: Money
+
+    @classmethod
+    def of(cls, refund: Refund) -> VelocityContribution | None:
+        amount = refund.amount or refund.requested_amount
+        if amount is None or refund.status in VELOCITY_NOT_COUNTED:
+            return None
+        return cls(day=refund.created_at.astimezone(UTC).date(), amount=amount)
+
+
+class VelocityDay(StrictModel):
+    """One day's counter of a customer's refunds (created that UTC day and counted): how many, and their
+    amounts per currency (other currencies count as refunds but are not added up)."""
+
+    day: date
+    count: int = Field(ge=0)
+    amounts: dict[str, int] = Field(default_factory=dict)
+
+
+class CustomerVelocity(StrictModel):
+    """A customer's velocity counters from ``first_day`` to ``last_day`` (days without refunds are absent), and
+    the refunds created on ``edge_days`` one by one: the days on which a window starts, where only the refunds
+    after the window's first moment count (read from the by-customer index, only for days whose counter is not
+    empty)."""
+
+    first_day: date
+    last_day: date
+    days: list[VelocityDay]
+    edge_days: list[date]
+    edge_refunds: list[CustomerRefundSummary]
+
+
 class AuditEntry(StrictModel):
     """One entry of the append-only, keyed audit chain (refundflow.audit). ``hash`` is the entry's MAC under
     ``scheme`` ``hmac-sha256-v2`` with key ``key_id``; entries stored before the keyed scheme have no

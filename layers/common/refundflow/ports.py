@@ -37,6 +37,7 @@ from refundflow.models import (
     ReturnStatus,
     ReturnStep,
     StrictModel,
+    VelocityDay,
 )
 from refundflow.money import Money
 from refundflow.status import RefundStatus
@@ -677,6 +678,15 @@ class RefundStore(ABC):
 
     @abstractmethod
     def customer_history(self, email: str, since: datetime) -> list[CustomerRefundSummary]: ...
+
+    @abstractmethod
+    def velocity_days(self, email: str, first: date, last: date) -> list[VelocityDay]:
+        """The customer's velocity counters of the UTC days ``first`` to ``last`` (days without refunds absent),
+        kept in the transaction of every write that changes what a refund counts for."""
+
+    @abstractmethod
+    def customer_refunds_on(self, email: str, day: date) -> list[CustomerRefundSummary]:
+        """The customer's refunds created on the UTC day ``day``, one by one (a velocity window's edge day)."""
 
     @abstractmethod
     def get_balance(self, provider: PaymentProvider, payment_id: str) -> RefundableBalance | None: ...

@@ -44,6 +44,8 @@ from refundflow.models import (
     Refund,
     RefundableBalance,
     ReturnStep,
+    VelocityContribution,
+    VelocityDay,
 )
 from refundflow.money import Money
 from refundflow.ports import (
@@ -76,6 +78,11 @@ SOURCE_MARKER_RETENTION = timedelta(days=400)
 RECONCILIATION_MARKER_RETENTION = timedelta(days=400)
 # How long a bank line no payout explained waits for the settlement that announces its payout.
 BANK_LINE_RETENTION = timedelta(days=35)
+# A customer's velocity counters outlive the longest window (365 days) and then expire.
+VELOCITY_RETENTION = timedelta(days=400)
+_VELOCITY_AMOUNT_PREFIX = "amount_"
+# Short: the STATE item is rewritten (and projected into three indexes) on every change, billed per started KB.
+VELOCITY_COUNTED = "vc"
 # What the STATE item holds (everything that changes, plus copies its indexes and velocity need);
 # the rest of the refund is the REQUEST item, written once.
 _STATE_FIELDS = {
@@ -292,6 +299,9 @@ class RefundRepository(RefundStore):
             "gsi5pk": provider_refund_key(refund.provider_refund_id) if refund.provider_refund_id else None,
             "gsi5sk": refund.refund_id if refund.provider_refund_id else None,
             "entity": "refund",
+            # What the refund contributes is in its customer's velocity counters (refunds stored before the
+            # counters existed lack this until their next write, or ``count_in_velocity``, adds them).
+            VELOCITY_COUNTED: True,
         }
         return _to_item({**document, **index})
 
@@ -418,6 +428,8 @@ class RefundRepository(RefundStore):
         ]
         if stored.provider_refund_id:
             items.append(self._provider_refund_put(stored, claim=True))
+        counted = self._velocity_update(None, stored)
+        items += [counted] if counted else []
         items += [_own(item) for item in extra]
         try:
             self._transact(items)
@@ -520,21 +532,74 @@ class RefundRepository(RefundStore):
             audit_head=entry.hash,
             status_seq=entry.seq if status_change else refund.status_seq,
         )
-        state_put = TransactItem(
+        renamed = stored.provider_refund_id and stored.provider_refund_id != refund.provider_refund_id
+        named = [self._provider_refund_put(stored)] if renamed else []
+        extras = [_own(item) for item in extra]
+        counted = self._velocity_update(refund, stored)
+        try:
+            self._transact(
+                [self._state_put(stored, refund, counted=True), self._entry_put(entry), *named]
+                + ([counted] if counted else [])
+                + extras
+            )
+        except _StateChanged:
+            if not self._stored_before_counters(refund):
+                raise ConcurrentModification(
+                    f"refund {refund.refund_id} changed since version {refund.version}"
+                ) from None
+            # Stored before the velocity counters existed: it joins them now, with what it contributes after.
+            joined = self._velocity_update(None, stored)
+            try:
+                self._transact(
+                    [self._state_put(stored, refund, counted=False), self._entry_put(entry), *named]
+                    + ([joined] if joined else [])
+                    + extras
+                )
+            except _StateChanged:
+                raise ConcurrentModification(
+                    f"refund {refund.refund_id} changed since version {refund.version}"
+                ) from None
+        return Change(stored, entry)
+
+    def _state_put(self, stored: Refund, read: Refund, *, counted: bool) -> TransactItem:
+        """The new STATE item, conditioned on the version ``read`` and on whether that version is in the
+        velocity counters (``counted``) or was stored before they existed."""
+        marker = f"attribute_exists({VELOCITY_COUNTED})" if counted else f"attribute_not_exists({VELOCITY_COUNTED})"
+        return TransactItem(
             {
                 "Put": {
                     "TableName": self.table_name,
                     "Item": self._state_item(stored),
-                    "ConditionExpression": "version = :version",
-                    "ExpressionAttributeValues": _to_item({":version": refund.version}),
+                    "ConditionExpression": f"version = :version AND {marker}",
+                    "ExpressionAttributeValues": _to_item({":version": read.version}),
                 }
             },
-            lambda: ConcurrentModification(f"refund {refund.refund_id} changed since version {refund.version}"),
+            lambda: _StateChanged(),
         )
-        renamed = stored.provider_refund_id and stored.provider_refund_id != refund.provider_refund_id
-        named = [self._provider_refund_put(stored)] if renamed else []
-        self._transact([state_put, self._entry_put(entry), *named, *(_own(item) for item in extra)])
-        return Change(stored, entry)
+
+    def _stored_before_counters(self, refund: Refund) -> bool:
+        """Whether the STATE item is still the version ``refund`` was read at, stored before the counters."""
+        item = self._call(
+            "get_item",
+            TableName=self.table_name,
+            Key=_to_item({"pk": f"REFUND#{refund.refund_id}", "sk": "STATE"}),
+            ConsistentRead=True,
+        ).get("Item")
+        return bool(item) and int(item["version"]["N"]) == refund.version and VELOCITY_COUNTED not in item
+
+    def count_in_velocity(self, refund: Refund) -> bool:
+        """Add a refund stored before the velocity counters existed to them (a one-off backfill over old refunds
+        that are never written again): its STATE item is marked in the same transaction, conditioned on the
+        version read, so it is counted exactly once. False when it was counted already (or changed meanwhile:
+        its write then counted it)."""
+        if not self._stored_before_counters(refund):
+            return False
+        joined = self._velocity_update(None, refund)
+        try:
+            self._transact([self._state_put(refund, refund, counted=False), *([joined] if joined else [])])
+        except _StateChanged:
+            return False
+        return True
 
     def _provider_refund_put(self, refund: Refund, *, claim: bool = False) -> TransactItem:
         """The item naming ``refund`` under its provider refund id (written when the id is recorded). ``claim``:
@@ -640,33 +705,122 @@ class RefundRepository(RefundStore):
                 return StatusQueue(status=status, count=count, oldest_created_at=oldest)
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-    def customer_history(self, email: str, since: datetime) -> list[CustomerRefundSummary]:
-        """The customer's refunds created at or after ``since`` (for velocity rules), from the index
-        alone: status, amount and time are on the STATE item."""
-        # Sort keys hold UTC with "Z" and, when non-zero, microseconds: compare in UTC with all six
-        # fraction digits ("." sorts before "Z", so a bare second would skip that second's refunds).
-        moment = (since if since.tzinfo else since.replace(tzinfo=UTC)).astimezone(UTC)
-        summaries: list[CustomerRefundSummary] = []
+    # ------------------------------------------------------------------ customer velocity
+
+    @staticmethod
+    def _velocity_key(email: str, day: date) -> dict[str, Any]:
+        return _to_item({"pk": f"CUSTOMER#{customer_key(email)}", "sk": f"DAY#{day.isoformat()}"})
+
+    def _velocity_update(self, before: Refund | None, after: Refund) -> TransactItem | None:
+        """The change of the customer's day counter that a refund's write makes (None when it changes nothing):
+        what the refund contributes after the write less what it contributed before. It goes into the write's
+        own transaction, conditioned on the refund's version, so a retried write never counts twice."""
+        old = VelocityContribution.of(before) if before is not None else None
+        new = VelocityContribution.of(after)
+        if old == new:
+            return None
+        day = (new or old).day  # type: ignore[union-attr]  # one of them is set: they differ
+        count = (1 if new else 0) - (1 if old else 0)
+        amounts: dict[str, int] = {}
+        for contribution, sign in ((old, -1), (new, 1)):
+            if contribution is not None:
+                currency = contribution.amount.currency
+                amounts[currency] = amounts.get(currency, 0) + sign * contribution.amount.minor_units
+        names = {f"#a{index}": f"{_VELOCITY_AMOUNT_PREFIX}{currency}" for index, currency in enumerate(amounts)}
+        values = {f":a{index}": delta for index, delta in enumerate(amounts.values())}
+        adds = ", ".join(["#refunds :count", *(f"{name} {name.replace('#', ':')}" for name in names)])
+        expires = int(datetime.combine(day, datetime.min.time(), UTC).timestamp() + VELOCITY_RETENTION.total_seconds())
+        return TransactItem(
+            {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": self._velocity_key(after.customer.email, day),
+                    "UpdateExpression": f"ADD {adds} SET #entity = :entity, #expires = :expires",
+                    "ExpressionAttributeNames": {
+                        "#refunds": "refunds",
+                        "#entity": "entity",
+                        "#expires": "expires_at",
+                        **names,
+                    },
+                    "ExpressionAttributeValues": _to_item(
+                        {":count": count, ":entity": "velocity_day", ":expires": expires, **values}
+                    ),
+                }
+            }
+        )
+
+    def velocity_days(self, email: str, first: date, last: date) -> list[VelocityDay]:
+        """The customer's day counters from ``first`` to ``last`` (UTC days; days without refunds are absent):
+        one Query on the customer's partition, eventually consistent like the index it replaces. At most one
+        small item a day, so its cost is bounded by the span, not by how many refunds the customer had."""
+        days: list[VelocityDay] = []
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
-            "IndexName": "by-customer",
-            "KeyConditionExpression": "gsi4pk = :pk AND gsi4sk >= :since",
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :first AND :last",
             "ExpressionAttributeValues": _to_item(
-                {":pk": f"CUSTOMER#{customer_key(email)}", ":since": moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+                {
+                    ":pk": f"CUSTOMER#{customer_key(email)}",
+                    ":first": f"DAY#{first.isoformat()}",
+                    ":last": f"DAY#{last.isoformat()}",
+                }
             ),
         }
         while True:
             response = self._call("query", **kwargs)
             for item in response.get("Items", []):
                 values = _from_item(item)
-                amount = values.get("amount") or values.get("requested_amount")
+                days.append(
+                    VelocityDay(
+                        day=date.fromisoformat(str(values["sk"]).removeprefix("DAY#")),
+                        # Refunds stored before the counters existed never added to them: never below zero.
+                        count=max(0, int(values.get("refunds", 0))),
+                        amounts={
+                            name.removeprefix(_VELOCITY_AMOUNT_PREFIX): int(value)
+                            for name, value in values.items()
+                            if name.startswith(_VELOCITY_AMOUNT_PREFIX) and int(value)
+                        },
+                    )
+                )
+            if "LastEvaluatedKey" not in response:
+                return days
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def customer_history(self, email: str, since: datetime) -> list[CustomerRefundSummary]:
+        """The customer's refunds created at or after ``since``, from the index alone: status, amount and time
+        are on the STATE item. (The workflow reads counters instead: ``velocity_days``, ``customer_refunds_on``.)"""
+        # Sort keys hold UTC with "Z" and, when non-zero, microseconds: compare in UTC with all six
+        # fraction digits ("." sorts before "Z", so a bare second would skip that second's refunds).
+        moment = (since if since.tzinfo else since.replace(tzinfo=UTC)).astimezone(UTC)
+        return self._customer_refunds(email, "gsi4sk >= :since", {":since": moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")})
+
+    def customer_refunds_on(self, email: str, day: date) -> list[CustomerRefundSummary]:
+        """The customer's refunds created on ``day`` (UTC), one by one, from the index: what a velocity window
+        that starts or ends inside that day needs."""
+        # Every sort key of the day starts with "<day>T" and a digit: all of them lie between these two.
+        return self._customer_refunds(
+            email, "gsi4sk BETWEEN :first AND :last", {":first": f"{day.isoformat()}T", ":last": f"{day.isoformat()}T~"}
+        )
+
+    def _customer_refunds(self, email: str, condition: str, values: dict[str, str]) -> list[CustomerRefundSummary]:
+        summaries: list[CustomerRefundSummary] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": "by-customer",
+            "KeyConditionExpression": f"gsi4pk = :pk AND {condition}",
+            "ExpressionAttributeValues": _to_item({":pk": f"CUSTOMER#{customer_key(email)}", **values}),
+        }
+        while True:
+            response = self._call("query", **kwargs)
+            for item in response.get("Items", []):
+                fields = _from_item(item)
+                amount = fields.get("amount") or fields.get("requested_amount")
                 if amount is None:
                     continue  # asked for "everything left" and not looked up yet: no amount to count
                 summaries.append(
                     CustomerRefundSummary(
-                        refund_id=values["refund_id"],
-                        status=values["status"],
-                        created_at=values["created_at"],
+                        refund_id=fields["refund_id"],
+                        status=fields["status"],
+                        created_at=fields["created_at"],
                         amount=Money.model_validate(amount),
                     )
                 )
@@ -1373,6 +1527,13 @@ class _DeliverySeen(RefundflowError):
 
     def __init__(self) -> None:
         super().__init__("delivery seen before")
+
+
+class _StateChanged(RefundflowError):
+    code = "state_changed"
+
+    def __init__(self) -> None:
+        super().__init__("the refund's state item is not the version read, or not in the velocity counters")
 
 
 class _RefundExists(RefundflowError):

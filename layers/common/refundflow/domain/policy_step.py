@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from refundflow.domain.recorder import RefundRecorder, step_result
 from refundflow.errors import IllegalTransition
-from refundflow.models import ApprovalRecord, FailureRecord, StepResult
+from refundflow.models import ApprovalRecord, CustomerVelocity, FailureRecord, Refund, StepResult
 from refundflow.observability import logger
 from refundflow.policy import ActivePolicy, Approver, PolicyDecision, build_policy_input
+from refundflow.policy.inputs import velocity_edge_days, velocity_span
+from refundflow.ports import RefundStore
 from refundflow.status import RefundStatus
 
 APPROVED_AT_SOURCE = "approved_at_source"
 NOTHING_LEFT = "nothing_left_after_deductions"
-HISTORY_DAYS = 365
 # The audit entry of a decision, on a new return step, that the refund still waits for its return.
 STILL_AWAITING_RETURN = "PolicyStillAwaitingReturn"
 # The audit entry of a decision, on a new return step, that the refund still needs a person's approval.
@@ -55,13 +56,7 @@ def evaluate_policy(
     if refund.amount is None or balance is None:
         raise IllegalTransition(f"{refund_id}: policy evaluated before the payment was looked up")
     at = (now or (lambda: datetime.now(UTC)))()
-    # The repository leaves out earlier requests that never got an amount (turned away before their
-    # payment was looked up): nothing of them was reserved or paid.
-    history = [
-        earlier
-        for earlier in repository.customer_history(refund.customer.email, at - timedelta(days=HISTORY_DAYS))
-        if earlier.refund_id != refund.refund_id
-    ]
+    velocity = customer_velocity(repository, refund, at)
     # The claim is the request's source's: intake refused any request whose source.system was not the
     # source whose secret verified it. The policy's sources: section decides whether it is honoured.
     claim = refund.approved_by
@@ -69,7 +64,7 @@ def evaluate_policy(
     facts = build_policy_input(
         refund,
         remaining=balance.remaining,
-        customer_history=history,
+        customer_velocity=velocity,
         refunded_today=repository.daily_total(refund.amount.currency, at.date()),
         now=at,
         approver=approver,
@@ -123,6 +118,19 @@ def evaluate_policy(
             return step_result(refund)
     refund = recorder.move(refund, target, actor=actor, details=details, changes=changes, event_details=summary)
     return step_result(refund)
+
+
+def customer_velocity(repository: RefundStore, refund: Refund, at: datetime) -> CustomerVelocity:
+    """The customer's velocity at ``at``: the day counters of the last year (one Query on the customer's
+    partition, at most one small item a day) and, only where a window starts or ends inside a day that holds
+    other refunds, that day's refunds one by one (the by-customer index). The cost is bounded by the windows,
+    not by the customer's history."""
+    email = refund.customer.email
+    first, last = velocity_span(at)
+    days = repository.velocity_days(email, first, last)
+    edges = velocity_edge_days(refund, days, at)
+    edge_refunds = [summary for day in edges for summary in repository.customer_refunds_on(email, day)]
+    return CustomerVelocity(first_day=first, last_day=last, days=days, edge_days=edges, edge_refunds=edge_refunds)
 
 
 def _summary(decision: PolicyDecision) -> dict[str, Any]:

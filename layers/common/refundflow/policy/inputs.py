@@ -8,24 +8,27 @@ turns them into a ``PolicyInput``. The same object is what the decision records 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, StringConstraints
 
 from refundflow.errors import InvalidRequest
 from refundflow.models import (
+    VELOCITY_NOT_COUNTED,
     CustomerRefundSummary,
+    CustomerVelocity,
     Identifier,
     Refund,
     ReturnLineOutcome,
     ReturnStatus,
     ReturnStep,
     StrictModel,
+    VelocityContribution,
+    VelocityDay,
     return_lifecycle,
 )
 from refundflow.money import CurrencyCode, Money
-from refundflow.status import RefundStatus
 
 INT64_MAX = 2**63 - 1
 # CEL integers are signed 64-bit; anything outside would fail inside the expression, not here.
@@ -34,8 +37,9 @@ Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
 RoleName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 
 VELOCITY_WINDOWS_DAYS = (7, 30, 90, 365)
+HISTORY_DAYS = max(VELOCITY_WINDOWS_DAYS)
 # Earlier refunds that never paid anything do not count towards a customer's velocity.
-NOT_COUNTED = frozenset({RefundStatus.REJECTED, RefundStatus.FAILED})
+NOT_COUNTED = VELOCITY_NOT_COUNTED
 
 
 class Approver(StrictModel):
@@ -200,6 +204,69 @@ def _customer_facts(
     return CustomerFacts(id=refund.customer.customer_id, refunds_total=len(counted), **windows)
 
 
+def velocity_span(now: datetime) -> tuple[date, date]:
+    """The first and last UTC day of the counters the windows ending at ``now`` need."""
+    now = now.astimezone(UTC)
+    return (now - timedelta(days=HISTORY_DAYS)).date(), now.date()
+
+
+def velocity_edge_days(refund: Refund, days: Sequence[VelocityDay], now: datetime) -> list[date]:
+    """The days whose refunds must be read one by one for the windows ending at ``now`` to be exact: the day
+    each window starts on (only the refunds after its first moment count) and today (only those up to ``now``),
+    each only when its counter holds a refund other than ``refund`` itself."""
+    now = now.astimezone(UTC)
+    own = VelocityContribution.of(refund)
+    counts = {day.day: day.count for day in days}
+    candidates = {(now - timedelta(days=window)).date() for window in VELOCITY_WINDOWS_DAYS} | {now.date()}
+    return sorted(
+        day for day in candidates if counts.get(day, 0) - (1 if own is not None and own.day == day else 0) > 0
+    )
+
+
+def _customer_facts_from_counters(
+    refund: Refund, velocity: CustomerVelocity, currency: str, now: datetime
+) -> CustomerFacts:
+    """The same facts as ``_customer_facts`` over the customer's history, from day counters: whole days from
+    their counter (less the refund's own contribution), the edge days from their refunds one by one."""
+    now = now.astimezone(UTC)
+    first, last = velocity_span(now)
+    if velocity.first_day > first or velocity.last_day < last:
+        raise InvalidRequest(f"velocity counters cover {velocity.first_day}..{velocity.last_day}, not {first}..{last}")
+    own = VelocityContribution.of(refund)
+    edges = set(velocity.edge_days)
+    missing = set(velocity_edge_days(refund, velocity.days, now)) - edges
+    if missing:
+        raise InvalidRequest(f"velocity edge days not read: {sorted(missing)}")
+    edge_refunds = [
+        summary
+        for summary in velocity.edge_refunds
+        if summary.refund_id != refund.refund_id and summary.status not in NOT_COUNTED and summary.created_at <= now
+    ]
+
+    def window(since: datetime, *, inclusive: bool) -> WindowFacts:
+        count = amount = 0
+        for day in velocity.days:
+            if not since.date() <= day.day <= now.date() or day.day in edges:
+                continue
+            count += day.count
+            amount += day.amounts.get(currency, 0)
+            if own is not None and own.day == day.day:
+                count -= 1
+                amount -= own.amount.minor_units if own.amount.currency == currency else 0
+        for summary in edge_refunds:
+            moment = summary.created_at
+            if (moment >= since if inclusive else moment > since) and moment.astimezone(UTC).date() in edges:
+                count += 1
+                amount += summary.amount.minor_units if summary.amount.currency == currency else 0
+        return WindowFacts(count=count, amount=amount)
+
+    windows = {
+        f"last_{days}_days": window(now - timedelta(days=days), inclusive=False) for days in VELOCITY_WINDOWS_DAYS
+    }
+    total = window(now - timedelta(days=HISTORY_DAYS), inclusive=True)
+    return CustomerFacts(id=refund.customer.customer_id, refunds_total=total.count, **windows)
+
+
 def _return_facts(refund: Refund, steps: Sequence[ReturnStep], now: datetime) -> ReturnFacts:
     lifecycle = return_lifecycle(refund, steps)
     if lifecycle is None:
@@ -226,7 +293,8 @@ def build_policy_input(
     refund: Refund,
     *,
     remaining: Money,
-    customer_history: Sequence[Refund | CustomerRefundSummary],
+    customer_history: Sequence[Refund | CustomerRefundSummary] = (),
+    customer_velocity: CustomerVelocity | None = None,
     refunded_today: Money,
     now: datetime,
     approver: Approver | None = None,
@@ -235,7 +303,9 @@ def build_policy_input(
     """The facts a policy decides on, computed for ``now``.
 
     ``customer_history`` is the customer's earlier refunds (full refunds or summaries); rejected and failed
-    ones, the refund itself and refunds dated after ``now`` do not count. ``remaining`` is the payment's
+    ones, the refund itself and refunds dated after ``now`` do not count. ``customer_velocity``, when given,
+    replaces it: the same facts from the customer's day counters (what the workflow reads, at a cost that does
+    not grow with the customer's history). ``remaining`` is the payment's
     remaining refundable amount and ``refunded_today`` the merchant's refunds of the day, both in the
     refund's currency. ``return_steps`` are the steps a returns system reported (the request's own ``return``
     is the first step either way).
@@ -305,7 +375,9 @@ def build_policy_input(
         ),
         order=order_facts,
         return_info=return_facts,
-        customer=_customer_facts(refund, customer_history, currency, now),
+        customer=_customer_facts_from_counters(refund, customer_velocity, currency, now)
+        if customer_velocity is not None
+        else _customer_facts(refund, customer_history, currency, now),
         payment=PaymentFacts(provider=refund.payment.provider.value, remaining=remaining_units),
         merchant=MerchantFacts(refunded_today=refunded_today_units),
         approver=ApproverFacts(present=True, id=approver.id, role=approver.role, source=approver.source)

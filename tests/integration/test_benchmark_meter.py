@@ -1,0 +1,166 @@
+"""The benchmark's meter prices what AWS bills: a refund's worth of DynamoDB requests on the template's refunds
+table (moto), priced by hand from DynamoDB's rules, and the Secrets Manager call a client of another session
+makes (as Powertools' parameters utility does)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities import parameters
+from botocore.exceptions import ClientError
+
+from benchmarks.meters import Meter
+from tests.support.fakes import Tables, moto_tables
+
+REFUND = "REFUND#rf_1"
+
+
+@pytest.fixture
+def tables() -> Iterator[Tables]:
+    with moto_tables() as built:
+        yield built
+
+
+def s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def state(status: str) -> dict[str, Any]:
+    """A refund's STATE item, well under 1 KB, carrying the keys of by-status, by-payment and by-customer."""
+    return {
+        "pk": s(REFUND),
+        "sk": s("STATE"),
+        "status": s(status),
+        "gsi1pk": s(f"STATUS#{status}"),
+        "gsi1sk": s("2025-03-01T12:00:00Z#rf_1"),
+        "gsi2pk": s("PAYMENT#stripe#pi_1"),
+        "gsi2sk": s("2025-03-01T12:00:00Z#rf_1"),
+        "gsi4pk": s("CUSTOMER#c1"),
+        "gsi4sk": s("2025-03-01T12:00:00Z#rf_1"),
+    }
+
+
+def put(table: str, item: dict[str, Any], condition: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"TableName": table, "Item": item}
+    if condition:
+        body["ConditionExpression"] = condition
+    return {"Put": body}
+
+
+def test_the_meter_agrees_with_a_hand_priced_refund(tables: Tables) -> None:
+    db, table = tables.client, tables.refunds_table
+    secrets = boto3.session.Session(region_name="us-east-1").client("secretsmanager")  # not boto3's default session
+    secrets.create_secret(Name="audit-key", SecretString="k")
+    audit = {"pk": s("AUDIT#rf_1"), "sk": s("EVENT#1"), "type": s("RefundRequested")}
+    meter = Meter().start()
+    try:
+        # Created: STATE, REQUEST and the audit entry in a transaction: 3 items x 2 units; the STATE item puts an
+        # entry in by-status, by-payment and by-customer: 3 more.                                     = 9
+        request = {"pk": s(REFUND), "sk": s("REQUEST"), "reason": s("damaged")}
+        db.transact_write_items(
+            TransactItems=[
+                put(table, state("RECEIVED")),
+                put(table, request),
+                put(table, audit, "attribute_not_exists(pk)"),
+            ]
+        )
+        # Validated: STATE and a new audit entry, 2 x 2; by-status's key changed (delete + put: 2), by-payment's
+        # and by-customer's entries changed their projected attributes only (1 each).                  = 8
+        entry = {**audit, "sk": s("EVENT#2")}
+        db.transact_write_items(TransactItems=[put(table, state("VALIDATED")), put(table, entry)])
+        # A retried step writes the same audit entry again: cancelled, still 1 KB x 2.                  = 2
+        with pytest.raises(ClientError):
+            db.transact_write_items(TransactItems=[put(table, entry, "attribute_not_exists(pk)")])
+        # A first-seen marker that was seen: the failed conditional put costs 1.                       = 1
+        with pytest.raises(ClientError):
+            db.put_item(TableName=table, Item=audit, ConditionExpression="attribute_not_exists(pk)")
+        # A counter created by an update: 1 (no index key).                                            = 1
+        db.update_item(
+            TableName=table,
+            Key={"pk": s("TOTALS#EUR"), "sk": s("DAY#2025-03-01")},
+            UpdateExpression="ADD reserved :amount",
+            ExpressionAttributeValues={":amount": {"N": "2500"}},
+        )
+        # Three 2.5 KB items: 3 units each.                                                             = 9
+        for number in range(3):
+            db.put_item(TableName=table, Item={"pk": s("BIG"), "sk": s(f"#{number}"), "blob": s("x" * 2_500)})
+        # Reads: a consistent GetItem of the STATE item                                                 1
+        db.get_item(TableName=table, Key={"pk": s(REFUND), "sk": s("STATE")}, ConsistentRead=True)
+        # an eventually consistent GetItem of a missing item                                            0.5
+        db.get_item(TableName=table, Key={"pk": s("NOTHING"), "sk": s("HERE")})
+        # the by-customer index, one small entry, eventually consistent                                 0.5
+        db.query(
+            TableName=table,
+            IndexName="by-customer",
+            KeyConditionExpression="gsi4pk = :pk",
+            ExpressionAttributeValues={":pk": s("CUSTOMER#c1")},
+        )
+        # the refund's partition, consistent, every item filtered out: still read                       1
+        db.query(
+            TableName=table,
+            KeyConditionExpression="pk = :pk",
+            FilterExpression="#status = :none",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":pk": s(REFUND), ":none": s("NONE")},
+            ConsistentRead=True,
+        )
+        # the three big items (7.5 KB: two 4 KB units), consistent, projected to their keys: still      2
+        db.query(
+            TableName=table,
+            KeyConditionExpression="pk = :pk",
+            ProjectionExpression="pk, sk",
+            ExpressionAttributeValues={":pk": s("BIG")},
+            ConsistentRead=True,
+        )
+        # The audit key, read through a client of another session, and through Powertools' parameters utility
+        secrets.get_secret_value(SecretId="audit-key")
+        parameters.get_secret("audit-key", force_fetch=True)
+    finally:
+        meter.stop()
+    usage = meter.snapshot()
+    assert usage["dynamodb_write_units"] == 9 + 8 + 2 + 1 + 1 + 9
+    assert usage["dynamodb_index_write_units"] == {"by-status": 1 + 2, "by-payment": 1 + 1, "by-customer": 1 + 1}
+    assert usage["dynamodb_cancelled_write_units"] == 2 + 1
+    assert usage["dynamodb_read_units"] == 1 + 0.5 + 0.5 + 1 + 2
+    assert usage["calls"]["secretsmanager:GetSecretValue"] == 2
+    # AND the meter's own reads of the items before and after each write are not counted as calls
+    assert usage["calls"].get("dynamodb:GetItem") == 2
+
+
+def test_lambda_is_billed_per_millisecond_and_express_per_started_100_ms() -> None:
+    from benchmarks.workflow import PRICES, cost
+
+    counts = dict.fromkeys(
+        [
+            "standard_state_transitions",
+            "dynamodb_write_units",
+            "dynamodb_read_units",
+            "events_put",
+            "queue_messages",
+            "api_requests",
+            "secrets_manager_calls",
+            "emails_sent",
+        ],
+        0.0,
+    )
+    # GIVEN 3 invocations of 100.5 ms compute, one of them calling a platform (300 ms), and one Express execution
+    # of 11 states running 2 of those invocations (one with the platform call)
+    per_refund = {
+        **counts,
+        "lambda_invocations": 3.0,
+        "platform_calls": 1.0,
+        "express_executions": 1.0,
+        "express_lambda_invocations": 2.0,
+        "express_platform_calls": 1.0,
+        "express_state_transitions": 11.0,
+    }
+    priced = cost(per_refund, lambda_ms=100.5, provider_ms=300)
+    # THEN Lambda bills 3 x 100.5 + 300 = 601.5 ms as 602 ms
+    assert priced["lambda_billed_ms"] == 602
+    # AND Express waits 2 x 100.5 + 300 + 11 x 5 = 556 ms, billed as 600 ms at 64 MB
+    assert priced["express_billed_ms"] == 600
+    express = PRICES["express_request"] + 0.6 * 0.0625 * PRICES["express_gb_second"]
+    assert priced["step_functions_express"] == pytest.approx(express, abs=1e-10)
