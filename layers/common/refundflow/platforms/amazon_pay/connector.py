@@ -29,15 +29,15 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 from urllib.parse import urlsplit
 
 from pydantic import Field
 
-from refundflow import catalog, settings
+from refundflow import settings
 from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.connectors.http import HttpClient, HttpResponse, missing, status_failure
+from refundflow.connectors.payment import HttpRefundProvider
 from refundflow.errors import (
     AmountNotRepresentable,
     ConfigurationError,
@@ -52,12 +52,10 @@ from refundflow.observability import logger
 from refundflow.platforms.amazon_pay.amounts import TITLE, from_amazon, to_amazon
 from refundflow.platforms.amazon_pay.signing import amazon_idempotency_key, signed_headers
 from refundflow.ports import (
-    PaymentCapabilities,
     ProviderPayment,
     ProviderRefund,
     ProviderRefundRequest,
     ProviderRefundStatus,
-    RefundProvider,
 )
 
 if TYPE_CHECKING:
@@ -88,17 +86,11 @@ _CODES = {
 _DESCRIPTOR = re.compile(r"[^A-Za-z0-9 ._-]")
 
 
-@cache
-def capabilities() -> PaymentCapabilities:
-    """Amazon Pay's capabilities, from its catalog entry."""
-    found: PaymentCapabilities = catalog.payment_capabilities(PLATFORM)
-    return found.model_copy(update={"currencies": found.currencies.named(TITLE)})
-
-
-class AmazonPayRefundProvider(RefundProvider):
+class AmazonPayRefundProvider(HttpRefundProvider):
     """Refunds and look-ups for one Amazon Pay merchant key (public key id and RSA private key)."""
 
     name: ClassVar[str] = PLATFORM
+    title: ClassVar[str] = TITLE
 
     def __init__(
         self,
@@ -125,10 +117,6 @@ class AmazonPayRefundProvider(RefundProvider):
         self._region = region
         self._now = now
 
-    @property
-    def capabilities(self) -> PaymentCapabilities:
-        return capabilities()
-
     def _call(
         self, method: str, path: str, *, body: dict[str, Any] | None = None, idempotency_key: str | None = None
     ) -> HttpResponse:
@@ -144,7 +132,7 @@ class AmazonPayRefundProvider(RefundProvider):
             at=self._now(),
             idempotency_key=idempotency_key,
         )
-        return self._http.request(method, path, data=payload.decode() if body is not None else None, headers=headers)
+        return self.http.request(method, path, data=payload.decode() if body is not None else None, headers=headers)
 
     # ---------------------------------------------------------------- payments
 

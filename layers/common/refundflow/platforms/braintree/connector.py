@@ -26,10 +26,10 @@ from typing import Any, ClassVar, NoReturn
 
 from pydantic import Field, ValidationError
 
-from refundflow import catalog, settings
+from refundflow import settings
 from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
-from refundflow.currencies import CurrencyProfile
+from refundflow.connectors.payment import HttpRefundProvider
 from refundflow.errors import (
     AlreadyDoneError,
     AmountNotRepresentable,
@@ -50,7 +50,6 @@ from refundflow.ports import (
     ProviderRefund,
     ProviderRefundRequest,
     ProviderRefundStatus,
-    RefundProvider,
 )
 
 DEFAULT_API_BASE = "https://payments.braintree-api.com/graphql"
@@ -73,10 +72,11 @@ class BraintreeSettings(settings.EnvModel):
     api_base: str = Field(default=DEFAULT_API_BASE, alias="BRAINTREE_API_BASE")
 
 
-class BraintreeRefundProvider(RefundProvider):
+class BraintreeRefundProvider(HttpRefundProvider):
     """Refunds and look-ups for one Braintree gateway account (an API key pair)."""
 
     name: ClassVar[str] = PLATFORM
+    title: ClassVar[str] = "Braintree"
 
     def __init__(
         self,
@@ -92,27 +92,11 @@ class BraintreeRefundProvider(RefundProvider):
         if not public_key or not private_key:
             raise ConfigurationError("Braintree public and private keys are needed", platform=PLATFORM)
         self._auth = (public_key, private_key)
-        self._api_base = api_base
+        self._http_base_url = api_base
         self._http = http
         self._capabilities = capabilities
         self._ids: dict[str, str] = {}
         self._ids_lock = threading.Lock()
-
-    @property
-    def capabilities(self) -> PaymentCapabilities:
-        if self._capabilities is None:
-            self._capabilities = catalog.payment_capabilities(PLATFORM)
-        return self._capabilities
-
-    @property
-    def money(self) -> CurrencyProfile:
-        return self.capabilities.currencies.named("Braintree")
-
-    @property
-    def http(self) -> HttpClient:
-        if self._http is None:
-            self._http = HttpClient(platform=PLATFORM, base_url=self._api_base)
-        return self._http
 
     # ---------------------------------------------------------------- the wire
 

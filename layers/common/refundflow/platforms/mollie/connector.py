@@ -30,6 +30,7 @@ from pydantic import Field
 from refundflow import settings
 from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.connectors.http import HttpClient, HttpResponse, missing, status_failure
+from refundflow.connectors.payment import HttpRefundProvider
 from refundflow.errors import (
     AlreadyDoneError,
     AmountNotRepresentable,
@@ -42,17 +43,16 @@ from refundflow.errors import (
 )
 from refundflow.models import PaymentProvider, PaymentReference
 from refundflow.observability import logger
-from refundflow.platforms.mollie.amounts import PLATFORM, from_mollie, to_mollie
+from refundflow.platforms.mollie.amounts import PLATFORM, TITLE, from_mollie, to_mollie
 from refundflow.platforms.mollie.payloads import (
     METADATA_KEY,
     PAYMENT_ID,
     REFUND_ID,
     PayloadError,
-    capabilities,
     ours,
     provider_refund,
 )
-from refundflow.ports import PaymentCapabilities, ProviderPayment, ProviderRefund, ProviderRefundRequest, RefundProvider
+from refundflow.ports import ProviderPayment, ProviderRefund, ProviderRefundRequest
 
 DEFAULT_API_BASE = "https://api.mollie.com"
 PAGE_LIMIT = 250
@@ -60,10 +60,11 @@ MAX_PAGES = 40
 REFUNDABLE_STATUSES = frozenset({"paid"})
 
 
-class MollieRefundProvider(RefundProvider):
+class MollieRefundProvider(HttpRefundProvider):
     """Refunds and look-ups for one Mollie website profile (its API key)."""
 
     name: ClassVar[str] = PLATFORM
+    title: ClassVar[str] = TITLE
 
     def __init__(self, *, api_key: str, api_base: str = DEFAULT_API_BASE, http: HttpClient | None = None) -> None:
         """Raises:
@@ -72,10 +73,6 @@ class MollieRefundProvider(RefundProvider):
             raise ConfigurationError("a Mollie API key (test_... or live_...) is needed", platform=PLATFORM)
         self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/hal+json"}
         self._http = http or HttpClient(platform=PLATFORM, base_url=api_base)
-
-    @property
-    def capabilities(self) -> PaymentCapabilities:
-        return capabilities()
 
     # ---------------------------------------------------------------- payments
 
@@ -138,7 +135,7 @@ class MollieRefundProvider(RefundProvider):
             "description": (f"Refund {reference}" if reference else f"Refund {request.refund_id}")[:255],
             "metadata": {METADATA_KEY: request.refund_id, **({"source_reference": reference} if reference else {})},
         }
-        answer = self._http.request(
+        answer = self.http.request(
             "POST", path, json=body, headers={**self._headers, "Idempotency-Key": request.idempotency_key}
         )
         if not answer.ok:
@@ -201,7 +198,7 @@ class MollieRefundProvider(RefundProvider):
         raise TransientError(f"payment {payment.payment_id} has more refunds than we page through", platform=PLATFORM)
 
     def _read(self, path: str, *, what: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        answer = self._http.request("GET", path, params=params, headers=self._headers)
+        answer = self.http.request("GET", path, params=params, headers=self._headers)
         if not answer.ok:
             raise _map_error(answer, write=False)
         try:

@@ -37,6 +37,7 @@ from pydantic import Field
 from refundflow import settings
 from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.connectors.http import HttpClient, HttpResponse, missing, retry_after_seconds, status_failure
+from refundflow.connectors.payment import HttpRefundProvider
 from refundflow.errors import (
     AlreadyDoneError,
     AmountNotRepresentable,
@@ -49,18 +50,17 @@ from refundflow.errors import (
 )
 from refundflow.models import PaymentProvider, PaymentReference
 from refundflow.observability import logger
-from refundflow.platforms.paypal.amounts import from_paypal, to_paypal
+from refundflow.platforms.paypal.amounts import TITLE, from_paypal, to_paypal
 from refundflow.platforms.paypal.payloads import (
     HOLDING,
     PLATFORM,
     PayloadError,
-    capabilities,
     money_of,
     order_of,
     provider_refund,
     status_of,
 )
-from refundflow.ports import PaymentCapabilities, ProviderPayment, ProviderRefund, ProviderRefundRequest, RefundProvider
+from refundflow.ports import ProviderPayment, ProviderRefund, ProviderRefundRequest
 
 DEFAULT_API_BASE = "https://api-m.paypal.com"
 TOKEN_MARGIN_SECONDS = 300.0
@@ -82,10 +82,11 @@ _CODES = {
 }
 
 
-class PayPalRefundProvider(RefundProvider):
+class PayPalRefundProvider(HttpRefundProvider):
     """Refunds and look-ups for one PayPal REST app (client id and secret)."""
 
     name: ClassVar[str] = PLATFORM
+    title: ClassVar[str] = TITLE
 
     def __init__(
         self,
@@ -106,10 +107,6 @@ class PayPalRefundProvider(RefundProvider):
         self._token: tuple[str, float] | None = None
         self._token_lock = threading.Lock()
 
-    @property
-    def capabilities(self) -> PaymentCapabilities:
-        return capabilities()
-
     # ---------------------------------------------------------------- OAuth
 
     def access_token(self, *, renew: bool = False) -> str:
@@ -122,7 +119,7 @@ class PayPalRefundProvider(RefundProvider):
         with self._token_lock:
             if self._token is not None and not renew and self._clock() < self._token[1]:
                 return self._token[0]
-            answer = self._http.request(
+            answer = self.http.request(
                 "POST",
                 "/v1/oauth2/token",
                 data={"grant_type": "client_credentials"},
@@ -155,7 +152,7 @@ class PayPalRefundProvider(RefundProvider):
         nothing: the same PayPal-Request-Id goes with it)."""
         for attempt in range(2):
             token = self.access_token(renew=attempt > 0)
-            answer = self._http.request(
+            answer = self.http.request(
                 method,
                 path,
                 json=json,

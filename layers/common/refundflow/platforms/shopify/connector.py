@@ -26,10 +26,10 @@ from typing import Any, ClassVar, NoReturn
 
 from pydantic import Field, ValidationError
 
-from refundflow import catalog, settings
+from refundflow import settings
 from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
-from refundflow.currencies import CurrencyProfile
+from refundflow.connectors.payment import HttpRefundProvider
 from refundflow.errors import (
     AlreadyDoneError,
     AmountNotRepresentable,
@@ -51,7 +51,6 @@ from refundflow.ports import (
     ProviderPayment,
     ProviderRefund,
     ProviderRefundRequest,
-    RefundProvider,
 )
 
 DEFAULT_API_BASE = "https://your-shop.myshopify.com"
@@ -66,10 +65,11 @@ class ShopifySettings(settings.EnvModel):
     refund_gateways: str = Field(default=DEFAULT_GATEWAYS, alias="SHOPIFY_REFUND_GATEWAYS")
 
 
-class ShopifyRefundProvider(RefundProvider):
+class ShopifyRefundProvider(HttpRefundProvider):
     """Refunds and look-ups for one shop (a custom app's Admin API access token)."""
 
     name: ClassVar[str] = PLATFORM
+    title: ClassVar[str] = "Shopify"
 
     def __init__(
         self,
@@ -89,25 +89,10 @@ class ShopifyRefundProvider(RefundProvider):
             raise ConfigurationError("SHOPIFY_REFUND_GATEWAYS names no gateway", platform=PLATFORM)
         self._token = access_token
         self.endpoint = f"{api_base.rstrip('/')}/admin/api/{api_version}/graphql.json"
+        self._http_base_url = self.endpoint
         self.refund_gateways = refund_gateways
         self._http = http
         self._capabilities = capabilities
-
-    @property
-    def capabilities(self) -> PaymentCapabilities:
-        if self._capabilities is None:
-            self._capabilities = catalog.payment_capabilities(PLATFORM)
-        return self._capabilities
-
-    @property
-    def money(self) -> CurrencyProfile:
-        return self.capabilities.currencies.named("Shopify")
-
-    @property
-    def http(self) -> HttpClient:
-        if self._http is None:
-            self._http = HttpClient(platform=PLATFORM, base_url=self.endpoint)
-        return self._http
 
     # ---------------------------------------------------------------- the wire
 

@@ -34,9 +34,10 @@ from typing import Any, ClassVar, NoReturn
 
 from pydantic import Field
 
-from refundflow import catalog, settings
+from refundflow import settings
 from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
+from refundflow.connectors.payment import HttpRefundProvider
 from refundflow.errors import (
     AlreadyDoneError,
     AmountNotRepresentable,
@@ -58,7 +59,7 @@ from refundflow.platforms.square.refunds import (
     reason_text,
     status_of,
 )
-from refundflow.ports import PaymentCapabilities, ProviderPayment, ProviderRefund, ProviderRefundRequest, RefundProvider
+from refundflow.ports import PaymentCapabilities, ProviderPayment, ProviderRefund, ProviderRefundRequest
 
 DEFAULT_API_BASE = "https://connect.squareup.com"
 SQUARE_VERSION = "2025-08-20"
@@ -92,10 +93,11 @@ def square_key(idempotency_key: str) -> str:
     return hashlib.sha256(idempotency_key.encode()).hexdigest()[:MAX_KEY_LENGTH]
 
 
-class SquareRefundProvider(RefundProvider):
+class SquareRefundProvider(HttpRefundProvider):
     """Refunds and look-ups for one Square seller (an access token)."""
 
     name: ClassVar[str] = PLATFORM
+    title: ClassVar[str] = "Square"
 
     def __init__(
         self,
@@ -110,17 +112,12 @@ class SquareRefundProvider(RefundProvider):
         if not access_token:
             raise ConfigurationError("Square access token is empty", platform=PLATFORM)
         self._token = access_token
-        self._http = http or HttpClient(platform=PLATFORM, base_url=api_base)
+        self._http = http
+        self._http_base_url = api_base
         self._capabilities = capabilities
 
-    @property
-    def capabilities(self) -> PaymentCapabilities:
-        if self._capabilities is None:
-            self._capabilities = catalog.payment_capabilities(PLATFORM)
-        return self._capabilities
-
     def _call(self, method: str, path: str, *, json: Any = None) -> HttpResponse:
-        return self._http.request(
+        return self.http.request(
             method,
             path,
             json=json,

@@ -25,6 +25,7 @@ from stripe.params import RefundCreateParams, RefundListParams
 
 from refundflow import settings
 from refundflow.connectors.factory import SecretBoundConnector
+from refundflow.connectors.payment import CatalogRefundProvider
 from refundflow.errors import (
     AlreadyDoneError,
     ConfigurationError,
@@ -39,9 +40,9 @@ from refundflow.observability import logger
 from refundflow.platforms.stripe.payloads import (
     FINAL_FAILURES,
     PLATFORM,
+    TITLE,
     StripeCharge,
     StripeRefund,
-    capabilities,
     from_stripe_amount,
     parse,
     provider_refund,
@@ -49,11 +50,9 @@ from refundflow.platforms.stripe.payloads import (
     to_stripe_amount,
 )
 from refundflow.ports import (
-    PaymentCapabilities,
     ProviderPayment,
     ProviderRefund,
     ProviderRefundRequest,
-    RefundProvider,
 )
 
 DEFAULT_API_BASE = "https://api.stripe.com"
@@ -89,10 +88,11 @@ def stripe_reason(reason: RefundReason) -> str | None:
 # ---------------------------------------------------------------- the provider
 
 
-class StripeRefundProvider(RefundProvider):
+class StripeRefundProvider(CatalogRefundProvider):
     """Refunds and refund look-ups for one Stripe account."""
 
     name: ClassVar[str] = PLATFORM
+    title: ClassVar[str] = TITLE
 
     def __init__(
         self,
@@ -124,10 +124,6 @@ class StripeRefundProvider(RefundProvider):
         self._client = client
         self._http_client = http_client
         self._page_size = list_page_size
-
-    @property
-    def capabilities(self) -> PaymentCapabilities:
-        return capabilities()
 
     @property
     def client(self) -> stripe.StripeClient:
