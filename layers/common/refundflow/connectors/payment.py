@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from refundflow.connectors.catalog_kit import payment_capabilities
+from refundflow.connectors.capabilities import payment_capabilities
 from refundflow.connectors.http import HttpClient
 from refundflow.currencies import CurrencyProfile
 from refundflow.ports import PaymentCapabilities, RefundProvider

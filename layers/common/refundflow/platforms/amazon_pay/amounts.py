@@ -9,7 +9,7 @@ charge's currency.
 
 from __future__ import annotations
 
-from refundflow.connectors.catalog_kit import payment_capabilities
+from refundflow.connectors.capabilities import payment_capabilities
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import AmountNotRepresentable
 from refundflow.money import Money

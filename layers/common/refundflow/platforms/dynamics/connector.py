@@ -29,19 +29,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from functools import cache
 from typing import Any, ClassVar, NoReturn
 
 from pydantic import Field
 
-from refundflow import catalog, settings
+from refundflow import settings
 from refundflow.connectors import exact_json
+from refundflow.connectors.books import exact_amount, per_provider
+from refundflow.connectors.capabilities import books_capabilities
 from refundflow.connectors.entra import DEFAULT_LOGIN_BASE, TOKEN_EXPIRY_MARGIN_SECONDS, EntraTokenSource
 from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import (
-    AmountNotRepresentable,
     ConfigurationError,
     NotFound,
     OutcomeUnknownError,
@@ -68,11 +68,9 @@ _CLOSED_PERIOD_MARKERS = ("allowed posting dates", "posting date is not within",
 # ---------------------------------------------------------------- exact amounts and JSON
 
 
-@cache
 def capabilities() -> BooksCapabilities:
     """Business Central's books capabilities, from its catalog entry."""
-    found: BooksCapabilities = catalog.books_capabilities(PLATFORM)
-    return found.model_copy(update={"currencies": found.currencies.named(TITLE)})
+    return books_capabilities(PLATFORM, TITLE)
 
 
 def profile() -> CurrencyProfile:
@@ -94,14 +92,7 @@ def from_bc_amount(value: Any, currency: str) -> Money:
     Raises:
         RejectedError: not a number, or more decimals than the currency has.
     """
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
-        raise RejectedError(
-            f"{TITLE} sent a non-decimal amount {value!r}", code="dynamics_bad_amount", platform=PLATFORM
-        )
-    try:
-        return profile().from_platform(value, currency)
-    except AmountNotRepresentable as error:
-        raise RejectedError(error.message, code="dynamics_bad_amount", platform=PLATFORM) from error
+    return exact_amount(value, currency, profile=profile(), code="dynamics_bad_amount", platform=PLATFORM)
 
 
 def dump_json(value: Any) -> str:
@@ -196,9 +187,9 @@ class BusinessCentralBooks(BooksConnector):
         Raises:
             RejectedError: ``no_clearing_account``, none is configured for that provider and currency.
         """
-        for key in (f"{provider.value}:{currency}", f"{provider.value}:*", f"*:{currency}"):
-            if key in self._clearing_accounts:
-                return self._clearing_accounts[key]
+        configured = per_provider(self._clearing_accounts, provider, currency)
+        if configured is not None:
+            return configured
         if not self._clearing_account:
             raise RejectedError(
                 f"no clearing account is configured for {provider.value} refunds in {currency}: set "

@@ -57,19 +57,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
-from functools import cache
 from typing import Any, ClassVar, Literal, NoReturn
 
 from pydantic import Field
 
-from refundflow import catalog, settings
+from refundflow import settings
 from refundflow.connectors import exact_json
+from refundflow.connectors.books import exact_amount, per_provider
+from refundflow.connectors.capabilities import books_capabilities
 from refundflow.connectors.entra import DEFAULT_LOGIN_BASE, EntraTokenSource
 from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import (
-    AmountNotRepresentable,
     ConfigurationError,
     NotFound,
     OutcomeUnknownError,
@@ -103,11 +103,9 @@ _CLOSED_PERIOD_WORDS = ("closed", "on hold", "not open")
 # ---------------------------------------------------------------- exact amounts and JSON
 
 
-@cache
 def capabilities() -> BooksCapabilities:
     """Dynamics 365 Finance's books capabilities, from its catalog entry."""
-    found: BooksCapabilities = catalog.books_capabilities(PLATFORM)
-    return found.model_copy(update={"currencies": found.currencies.named(TITLE)})
+    return books_capabilities(PLATFORM, TITLE)
 
 
 def profile() -> CurrencyProfile:
@@ -129,14 +127,7 @@ def from_finance_amount(value: Any, currency: str) -> Money:
     Raises:
         RejectedError: not a number, or more decimals than the currency has.
     """
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
-        raise RejectedError(
-            f"{TITLE} sent a non-decimal amount {value!r}", code="finance_bad_amount", platform=PLATFORM
-        )
-    try:
-        return profile().from_platform(value, currency)
-    except AmountNotRepresentable as error:
-        raise RejectedError(error.message, code="finance_bad_amount", platform=PLATFORM) from error
+    return exact_amount(value, currency, profile=profile(), code="finance_bad_amount", platform=PLATFORM)
 
 
 def dump_json(value: Any) -> str:
@@ -225,9 +216,9 @@ class DynamicsFinanceBooks(BooksConnector):
         Raises:
             RejectedError: ``no_clearing_account``, none is configured for that provider and currency.
         """
-        for key in (f"{provider.value}:{currency}", f"{provider.value}:*", f"*:{currency}"):
-            if key in self._clearing_accounts:
-                return self._clearing_accounts[key]
+        configured = per_provider(self._clearing_accounts, provider, currency)
+        if configured is not None:
+            return configured
         if not self._clearing_account:
             raise RejectedError(
                 f"no clearing account is configured for {provider.value} refunds in {currency}: set "

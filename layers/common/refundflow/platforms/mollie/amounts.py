@@ -8,7 +8,7 @@ profile (its catalog entry: decimal strings, ISO 4217's decimals, docs.mollie.co
 
 from __future__ import annotations
 
-from refundflow.connectors.catalog_kit import payment_capabilities
+from refundflow.connectors.capabilities import payment_capabilities
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import AmountNotRepresentable
 from refundflow.money import Money

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from refundflow.connectors.catalog_kit import payment_capabilities
+from refundflow.connectors.capabilities import payment_capabilities
 from refundflow.models import PaymentProvider
 from refundflow.platforms.mollie.amounts import PLATFORM, TITLE, from_mollie
 from refundflow.ports import PaymentCapabilities, ProviderRefund, ProviderRefundStatus

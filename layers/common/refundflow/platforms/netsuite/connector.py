@@ -22,18 +22,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from functools import cache
 from typing import Any, ClassVar, NoReturn
 
 from pydantic import Field
 
-from refundflow import catalog, settings
+from refundflow import settings
 from refundflow.connectors import exact_json
+from refundflow.connectors.books import exact_amount, per_provider
+from refundflow.connectors.capabilities import books_capabilities
 from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import (
-    AmountNotRepresentable,
     ConfigurationError,
     NotFound,
     OutcomeUnknownError,
@@ -57,11 +57,9 @@ _VOID_STATUSES = {"voided", "void", "rejected", "pending approval"}
 # ---------------------------------------------------------------- exact amounts and JSON
 
 
-@cache
 def capabilities() -> BooksCapabilities:
     """NetSuite's books capabilities, from its catalog entry."""
-    found: BooksCapabilities = catalog.books_capabilities(PLATFORM)
-    return found.model_copy(update={"currencies": found.currencies.named(TITLE)})
+    return books_capabilities(PLATFORM, TITLE)
 
 
 def profile() -> CurrencyProfile:
@@ -86,14 +84,7 @@ def from_netsuite_amount(value: Any, currency: str) -> Money:
     """
     if value is None:
         return Money.zero(currency)
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
-        raise RejectedError(
-            f"NetSuite sent a non-decimal amount {value!r}", code="netsuite_bad_amount", platform=PLATFORM
-        )
-    try:
-        return profile().from_platform(value, currency)
-    except AmountNotRepresentable as error:
-        raise RejectedError(error.message, code="netsuite_bad_amount", platform=PLATFORM) from error
+    return exact_amount(value, currency, profile=profile(), code="netsuite_bad_amount", platform=PLATFORM)
 
 
 def dump_json(value: Any) -> str:
@@ -174,9 +165,9 @@ class NetSuiteBooks(BooksConnector):
         Raises:
             RejectedError: none is configured for it.
         """
-        for key in (f"{provider.value}:{currency}", f"{provider.value}:*", f"*:{currency}"):
-            if key in self._clearing_accounts:
-                return self._clearing_accounts[key]
+        configured = per_provider(self._clearing_accounts, provider, currency)
+        if configured is not None:
+            return configured
         if not self._payment_account:
             raise RejectedError(
                 f"no NetSuite bank account is set for {provider.value} refunds in {currency}: "

@@ -35,12 +35,13 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from refundflow import catalog, settings
+from refundflow import settings
 from refundflow.connectors import exact_json
+from refundflow.connectors.books import exact_amount, per_provider
+from refundflow.connectors.capabilities import books_capabilities
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import (
-    AmountNotRepresentable,
     ConfigurationError,
     NotFound,
     OutcomeUnknownError,
@@ -74,11 +75,9 @@ SecretSaver = Callable[[dict[str, Any]], None]
 # ---------------------------------------------------------------- exact amounts and JSON
 
 
-@cache
 def capabilities() -> BooksCapabilities:
     """QuickBooks' books capabilities, from its catalog entry."""
-    found: BooksCapabilities = catalog.books_capabilities(PLATFORM)
-    return found.model_copy(update={"currencies": found.currencies.named("QuickBooks Online")})
+    return books_capabilities(PLATFORM, "QuickBooks Online")
 
 
 def profile() -> CurrencyProfile:
@@ -100,14 +99,7 @@ def from_qbo_amount(value: Any, currency: str) -> Money:
     Raises:
         RejectedError: not a number, or more decimals than the currency has.
     """
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
-        raise RejectedError(
-            f"QuickBooks sent a non-decimal amount {value!r}", code="quickbooks_bad_amount", platform=PLATFORM
-        )
-    try:
-        return profile().from_platform(value, currency)
-    except AmountNotRepresentable as error:
-        raise RejectedError(error.message, code="quickbooks_bad_amount", platform=PLATFORM) from error
+    return exact_amount(value, currency, profile=profile(), code="quickbooks_bad_amount", platform=PLATFORM)
 
 
 def dump_json(value: Any) -> str:
@@ -307,9 +299,9 @@ class QuickBooksBooks(BooksConnector):
         Raises:
             RejectedError: ``no_clearing_account``, none configured for that provider and currency.
         """
-        for key in (f"{provider.value}:{currency}", f"{provider.value}:*", f"*:{currency}"):
-            if key in self._clearing_accounts:
-                return self._clearing_accounts[key]
+        configured = per_provider(self._clearing_accounts, provider, currency)
+        if configured is not None:
+            return configured
         if self._refund_account:
             return self._refund_account
         raise RejectedError(

@@ -60,7 +60,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from refundflow import catalog, settings
+from refundflow import settings
+from refundflow.connectors.books import per_provider
+from refundflow.connectors.capabilities import books_capabilities
 from refundflow.connectors.http import HttpClient, HttpResponse, oauth_error_words, retry_after_seconds
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import (
@@ -114,11 +116,9 @@ SecretLoader = Callable[[bool], Mapping[str, Any]]
 # ---------------------------------------------------------------- exact amounts
 
 
-@cache
 def capabilities() -> BooksCapabilities:
     """SAP's books capabilities, from its catalog entry."""
-    found: BooksCapabilities = catalog.books_capabilities(PLATFORM)
-    return found.model_copy(update={"currencies": found.currencies.named("SAP")})
+    return books_capabilities(PLATFORM, "SAP")
 
 
 def profile() -> CurrencyProfile:
@@ -364,10 +364,7 @@ class SapBooks(BooksConnector, ReturnsReader):
 
     def payment_method(self, provider: PaymentProvider, currency: str) -> str | None:
         """The payment method the cash refund of ``provider`` in ``currency`` leaves by (None: none set)."""
-        for key in (f"{provider.value}:{currency}", f"{provider.value}:*", f"*:{currency}"):
-            if key in self._payment_methods:
-                return self._payment_methods[key]
-        return None
+        return per_provider(self._payment_methods, provider, currency)
 
     # ------------------------------------------------------------ port
 

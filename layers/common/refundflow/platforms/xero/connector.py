@@ -27,12 +27,13 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from refundflow import catalog, settings
+from refundflow import settings
 from refundflow.connectors import exact_json
+from refundflow.connectors.books import exact_amount, per_provider
+from refundflow.connectors.capabilities import books_capabilities
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import (
-    AmountNotRepresentable,
     ConfigurationError,
     NotFound,
     OutcomeUnknownError,
@@ -63,11 +64,9 @@ SecretSaver = Callable[[dict[str, Any]], None]
 # ---------------------------------------------------------------- exact amounts and JSON
 
 
-@cache
 def capabilities() -> BooksCapabilities:
     """Xero's books capabilities, from its catalog entry."""
-    found: BooksCapabilities = catalog.books_capabilities(PLATFORM)
-    return found.model_copy(update={"currencies": found.currencies.named("Xero")})
+    return books_capabilities(PLATFORM, "Xero")
 
 
 def profile() -> CurrencyProfile:
@@ -90,12 +89,7 @@ def from_xero_amount(value: Any, currency: str) -> Money:
     Raises:
         RejectedError: not a number, or more decimals than the currency has.
     """
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
-        raise RejectedError(f"Xero sent a non-decimal amount {value!r}", code="xero_bad_amount", platform=PLATFORM)
-    try:
-        return profile().from_platform(value, currency)
-    except AmountNotRepresentable as error:
-        raise RejectedError(error.message, code="xero_bad_amount", platform=PLATFORM) from error
+    return exact_amount(value, currency, profile=profile(), code="xero_bad_amount", platform=PLATFORM)
 
 
 def dump_json(value: Any) -> str:
@@ -284,11 +278,8 @@ class XeroBooks(BooksConnector):
 
     def clearing_account(self, provider: PaymentProvider, currency: str) -> str:
         """The account code the cash refund of ``provider`` in ``currency`` is paid from."""
-        accounts = self._clearing_accounts
-        for key in (f"{provider.value}:{currency}", f"{provider.value}:*", f"*:{currency}"):
-            if key in accounts:
-                return accounts[key]
-        return self._payment_account_code
+        configured = per_provider(self._clearing_accounts, provider, currency)
+        return configured if configured is not None else self._payment_account_code
 
     # ------------------------------------------------------------ port
 

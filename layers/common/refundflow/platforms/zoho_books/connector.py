@@ -25,14 +25,15 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from refundflow import catalog, settings
+from refundflow import settings
 from refundflow.connectors import exact_json
+from refundflow.connectors.books import exact_amount, per_provider
+from refundflow.connectors.capabilities import books_capabilities
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
 from refundflow.connectors.zoho import SecretLoader, load_json
 from refundflow.connectors.zoho import ZohoTokenSource as SharedZohoTokenSource
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import (
-    AmountNotRepresentable,
     ConfigurationError,
     NotFound,
     OutcomeUnknownError,
@@ -55,11 +56,9 @@ _AWAITING_APPROVAL = {"pending_approval", "approved"}
 # ---------------------------------------------------------------- exact amounts and JSON
 
 
-@cache
 def capabilities() -> BooksCapabilities:
     """Zoho Books' capabilities, from its catalog entry."""
-    found: BooksCapabilities = catalog.books_capabilities(PLATFORM)
-    return found.model_copy(update={"currencies": found.currencies.named("Zoho Books")})
+    return books_capabilities(PLATFORM, "Zoho Books")
 
 
 def profile() -> CurrencyProfile:
@@ -81,14 +80,7 @@ def from_zoho_amount(value: Any, currency: str) -> Money:
     Raises:
         RejectedError: not a number, or more decimals than the currency has.
     """
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
-        raise RejectedError(
-            f"Zoho Books sent a non-decimal amount {value!r}", code="zoho_bad_amount", platform=PLATFORM
-        )
-    try:
-        return profile().from_platform(value, currency)
-    except AmountNotRepresentable as error:
-        raise RejectedError(error.message, code="zoho_bad_amount", platform=PLATFORM) from error
+    return exact_amount(value, currency, profile=profile(), code="zoho_bad_amount", platform=PLATFORM)
 
 
 def dump_json(value: Any) -> str:
@@ -165,10 +157,9 @@ class ZohoBooks(BooksConnector):
         Raises:
             RejectedError: no account is configured for that provider and currency.
         """
-        accounts = self._clearing_accounts
-        for key in (f"{provider.value}:{currency}", f"{provider.value}:*", f"*:{currency}"):
-            if key in accounts:
-                return accounts[key]
+        configured = per_provider(self._clearing_accounts, provider, currency)
+        if configured is not None:
+            return configured
         if not self._payment_account_id:
             raise RejectedError(
                 f"no Zoho Books account is configured to refund {provider.value} payments in {currency} from",
