@@ -26,7 +26,6 @@ numbers built from ``Money`` (``Decimal`` both ways, never ``float``); ``minorve
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -40,6 +39,7 @@ from refundflow.connectors import exact_json
 from refundflow.connectors.books import exact_amount, per_provider
 from refundflow.connectors.capabilities import books_capabilities
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
+from refundflow.connectors.oauth_tokens import RefreshTokenGrant, SecretLoader, SecretSaver
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import (
     ConfigurationError,
@@ -65,11 +65,6 @@ _NOT_FOUND_CODES = {"610"}
 _INVALID_REFERENCE_CODES = {"2500"}
 _PERIOD_CLOSED_CODES = {"6200"}
 _DUPLICATE_NUMBER_CODES = {"6140"}
-
-SecretLoader = Callable[[bool], Mapping[str, Any]]
-"""Reads the QuickBooks secret; the flag asks for a fresh read that bypasses any cache."""
-SecretSaver = Callable[[dict[str, Any]], None]
-"""Stores a new version of the QuickBooks secret (rotated refresh token)."""
 
 
 # ---------------------------------------------------------------- exact amounts and JSON
@@ -117,13 +112,19 @@ load_json = exact_json.loads
 # ---------------------------------------------------------------- OAuth2 tokens
 
 
-class QuickBooksTokenSource:
+class QuickBooksTokenSource(RefreshTokenGrant):
     """Access tokens from Intuit's refresh-token grant, cached until shortly before they expire.
 
     Intuit may answer a refresh with a new refresh token, and only the newest one keeps working, so it is stored
     through ``save_secret`` at once. When another process rotated it first, Intuit answers ``invalid_grant``: the
     secret is re-read once, bypassing caches, and the refresh retried with the newer token.
     """
+
+    service = "Intuit's token service"
+    unavailable_code = "quickbooks_oauth_unavailable"
+    reconnect_code = "quickbooks_reconnect_required"
+    reconnect_hint = "reconnect the QuickBooks app and store the new refresh token"
+    secret_store_code = "quickbooks_secret_store"
 
     def __init__(
         self,
@@ -135,16 +136,16 @@ class QuickBooksTokenSource:
         clock: Callable[[], float] = time.time,
         expiry_margin_seconds: float = TOKEN_EXPIRY_MARGIN_SECONDS,
     ) -> None:
+        super().__init__(
+            platform=PLATFORM,
+            title="QuickBooks",
+            http=http or HttpClient(platform=PLATFORM, base_url=token_url),
+            load_secret=load_secret,
+            save_secret=save_secret,
+            clock=clock,
+            expiry_margin_seconds=expiry_margin_seconds,
+        )
         self._token_url = token_url
-        self._http = http or HttpClient(platform=PLATFORM, base_url=token_url)
-        self._load_secret = load_secret
-        self._save_secret = save_secret
-        self._clock = clock
-        self._margin = expiry_margin_seconds
-        self._secret: dict[str, Any] | None = None
-        self._access_token: str | None = None
-        self._expires_at = 0.0
-        self._lock = threading.Lock()
 
     @property
     def realm_id(self) -> str:
@@ -153,74 +154,7 @@ class QuickBooksTokenSource:
         Raises:
             ConfigurationError: the secret has no realm_id.
         """
-        with self._lock:
-            return self._field(self._current_secret(), "realm_id")
-
-    def access_token(self) -> str:
-        """A valid access token, refreshed when the cached one is about to expire.
-
-        Raises:
-            TransientError: Intuit's token service could not answer now.
-            RejectedError: Intuit refused the client or the refresh token for good (reconnect the app).
-            ConfigurationError: the secret is incomplete.
-        """
-        with self._lock:
-            if self._access_token is not None and self._clock() < self._expires_at - self._margin:
-                return self._access_token
-            return self._refresh()
-
-    def invalidate(self) -> None:
-        """Forget the cached access token (QuickBooks answered 401 to it)."""
-        with self._lock:
-            self._access_token = None
-            self._expires_at = 0.0
-
-    def _current_secret(self) -> dict[str, Any]:
-        if self._secret is None:
-            self._secret = dict(self._load_secret(False))
-        return self._secret
-
-    @staticmethod
-    def _field(secret: Mapping[str, Any], name: str) -> str:
-        value = secret.get(name)
-        if not isinstance(value, str) or not value:
-            raise ConfigurationError(f"the QuickBooks secret has no {name}", platform=PLATFORM)
-        return value
-
-    def _refresh(self) -> str:
-        secret = self._current_secret()
-        response = self._token_request(secret)
-        if response.status == 400 and _oauth_error(response) == "invalid_grant":
-            fresh = dict(self._load_secret(True))
-            if self._field(fresh, "refresh_token") != self._field(secret, "refresh_token"):
-                self._secret = secret = fresh
-                response = self._token_request(secret)
-        if response.status != 200:
-            raise self._token_error(response)
-        try:
-            payload = load_json(response.body)
-        except ValueError as error:
-            raise TransientError("Intuit answered the token request with unreadable JSON", platform=PLATFORM) from error
-        access_token = payload.get("access_token") if isinstance(payload, dict) else None
-        expires_in = payload.get("expires_in") if isinstance(payload, dict) else None
-        if not isinstance(access_token, str) or not isinstance(expires_in, int | Decimal):
-            raise TransientError("Intuit answered without a usable access token", platform=PLATFORM)
-        refresh_token = payload.get("refresh_token")
-        if isinstance(refresh_token, str) and refresh_token and refresh_token != secret.get("refresh_token"):
-            rotated = {**secret, "refresh_token": refresh_token}
-            # In memory first: if storing fails, this process still refreshes with (and stores) the newest token.
-            self._secret = rotated
-            try:
-                self._save_secret(rotated)
-            except Exception as error:
-                raise TransientError(
-                    "could not store the rotated QuickBooks refresh token",
-                    code="quickbooks_secret_store",
-                    platform=PLATFORM,
-                ) from error
-        self._access_token = access_token
-        self._expires_at = self._clock() + float(expires_in)
-        return access_token
+        return self.secret_field("realm_id")
 
     def _token_request(self, secret: Mapping[str, Any]) -> HttpResponse:
         return self._http.request(
@@ -231,31 +165,6 @@ class QuickBooksTokenSource:
             headers={"Accept": "application/json"},
             auth=(self._field(secret, "client_id"), self._field(secret, "client_secret")),
         )
-
-    @staticmethod
-    def _token_error(response: HttpResponse) -> Exception:
-        error = _oauth_error(response) or f"HTTP {response.status}"
-        if response.status == 429 or response.status >= 500:
-            return TransientError(
-                f"Intuit's token service is unavailable ({error})",
-                code="quickbooks_oauth_unavailable",
-                platform=PLATFORM,
-                retry_after_seconds=retry_after_seconds(response),
-            )
-        return RejectedError(
-            f"Intuit refused the token refresh ({error}): reconnect the QuickBooks app and store the new refresh token",
-            code="quickbooks_reconnect_required",
-            platform=PLATFORM,
-        )
-
-
-def _oauth_error(response: HttpResponse) -> str | None:
-    try:
-        payload = load_json(response.body)
-    except ValueError:
-        return None
-    error = payload.get("error") if isinstance(payload, dict) else None
-    return error if isinstance(error, str) else None
 
 
 # ---------------------------------------------------------------- the books

@@ -18,7 +18,6 @@ from ``Money`` (``Decimal`` both ways, never ``float``).
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
@@ -32,6 +31,7 @@ from refundflow.connectors import exact_json
 from refundflow.connectors.books import exact_amount, per_provider
 from refundflow.connectors.capabilities import books_capabilities
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
+from refundflow.connectors.oauth_tokens import RefreshTokenGrant, SecretLoader, SecretSaver
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import (
     ConfigurationError,
@@ -54,11 +54,6 @@ TOKEN_EXPIRY_MARGIN_SECONDS = 120.0
 
 _INVOICE_STATUSES_FOR_REFUND = {"AUTHORISED", "PAID"}
 _LIVE_CREDIT_NOTE_STATUSES = {"AUTHORISED", "PAID"}
-
-SecretLoader = Callable[[bool], Mapping[str, Any]]
-"""Reads the Xero secret; the flag asks for a fresh read that bypasses any cache."""
-SecretSaver = Callable[[dict[str, Any]], None]
-"""Stores a new version of the Xero secret (rotated refresh token)."""
 
 
 # ---------------------------------------------------------------- exact amounts and JSON
@@ -107,7 +102,7 @@ load_json = exact_json.loads
 # ---------------------------------------------------------------- OAuth2 tokens
 
 
-class XeroTokenSource:
+class XeroTokenSource(RefreshTokenGrant):
     """Access tokens from Xero's refresh-token grant, cached until shortly before they expire.
 
     Xero rotates the refresh token on every refresh (the old one stays usable for a 30-minute grace period,
@@ -115,6 +110,12 @@ class XeroTokenSource:
     another process rotated it first, Xero answers ``invalid_grant``: the secret is re-read once, bypassing
     caches, and the refresh retried with the newer token.
     """
+
+    service = "Xero identity"
+    unavailable_code = "xero_identity_unavailable"
+    reconnect_code = "xero_reconnect_required"
+    reconnect_hint = "reconnect the Xero app and store the new refresh token"
+    secret_store_code = "xero_secret_store"
 
     def __init__(
         self,
@@ -126,15 +127,15 @@ class XeroTokenSource:
         clock: Callable[[], float] = time.time,
         expiry_margin_seconds: float = TOKEN_EXPIRY_MARGIN_SECONDS,
     ) -> None:
-        self._http = http or HttpClient(platform=PLATFORM, base_url=identity_base)
-        self._load_secret = load_secret
-        self._save_secret = save_secret
-        self._clock = clock
-        self._margin = expiry_margin_seconds
-        self._secret: dict[str, Any] | None = None
-        self._access_token: str | None = None
-        self._expires_at = 0.0
-        self._lock = threading.Lock()
+        super().__init__(
+            platform=PLATFORM,
+            title="Xero",
+            http=http or HttpClient(platform=PLATFORM, base_url=identity_base),
+            load_secret=load_secret,
+            save_secret=save_secret,
+            clock=clock,
+            expiry_margin_seconds=expiry_margin_seconds,
+        )
 
     @property
     def tenant_id(self) -> str:
@@ -143,72 +144,7 @@ class XeroTokenSource:
         Raises:
             ConfigurationError: the secret has no tenant_id.
         """
-        return self._field(self._current_secret(), "tenant_id")
-
-    def access_token(self) -> str:
-        """A valid access token, refreshed when the cached one is about to expire.
-
-        Raises:
-            TransientError: the identity service could not answer now.
-            RejectedError: Xero refused the client or the refresh token for good (reconnect the app).
-            ConfigurationError: the secret is incomplete.
-        """
-        with self._lock:
-            if self._access_token is not None and self._clock() < self._expires_at - self._margin:
-                return self._access_token
-            return self._refresh()
-
-    def invalidate(self) -> None:
-        """Forget the cached access token (Xero answered 401 to it)."""
-        with self._lock:
-            self._access_token = None
-            self._expires_at = 0.0
-
-    def _current_secret(self) -> dict[str, Any]:
-        if self._secret is None:
-            self._secret = dict(self._load_secret(False))
-        return self._secret
-
-    @staticmethod
-    def _field(secret: Mapping[str, Any], name: str) -> str:
-        value = secret.get(name)
-        if not isinstance(value, str) or not value:
-            raise ConfigurationError(f"the Xero secret has no {name}", platform=PLATFORM)
-        return value
-
-    def _refresh(self) -> str:
-        secret = self._current_secret()
-        response = self._token_request(secret)
-        if response.status == 400 and _oauth_error(response) == "invalid_grant":
-            # Another process may have rotated the token since we read the secret: read it again, once.
-            fresh = dict(self._load_secret(True))
-            if self._field(fresh, "refresh_token") != self._field(secret, "refresh_token"):
-                self._secret = secret = fresh
-                response = self._token_request(secret)
-        if response.status != 200:
-            raise self._token_error(response)
-        payload = load_json(response.body)
-        if not isinstance(payload, dict):
-            raise TransientError("Xero identity answered without a token", platform=PLATFORM)
-        access_token = payload.get("access_token")
-        refresh_token = payload.get("refresh_token")
-        expires_in = payload.get("expires_in")
-        if not isinstance(access_token, str) or not isinstance(expires_in, int | Decimal):
-            raise TransientError("Xero identity answered without a usable access token", platform=PLATFORM)
-        if isinstance(refresh_token, str) and refresh_token != secret.get("refresh_token"):
-            rotated = {**secret, "refresh_token": refresh_token}
-            # Keep the new token in memory first: if storing it fails, the next refresh in this process still
-            # uses (and stores) the newest token, and Xero's grace period covers the old stored one.
-            self._secret = rotated
-            try:
-                self._save_secret(rotated)
-            except Exception as error:
-                raise TransientError(
-                    "could not store the rotated Xero refresh token", code="xero_secret_store", platform=PLATFORM
-                ) from error
-        self._access_token = access_token
-        self._expires_at = self._clock() + float(expires_in)
-        return access_token
+        return self.secret_field("tenant_id")
 
     def _token_request(self, secret: Mapping[str, Any]) -> HttpResponse:
         return self._http.request(
@@ -218,31 +154,6 @@ class XeroTokenSource:
             headers={"Accept": "application/json"},
             auth=(self._field(secret, "client_id"), self._field(secret, "client_secret")),
         )
-
-    @staticmethod
-    def _token_error(response: HttpResponse) -> Exception:
-        error = _oauth_error(response) or f"HTTP {response.status}"
-        if response.status == 429 or response.status >= 500:
-            return TransientError(
-                f"Xero identity unavailable ({error})",
-                code="xero_identity_unavailable",
-                platform=PLATFORM,
-                retry_after_seconds=retry_after_seconds(response),
-            )
-        return RejectedError(
-            f"Xero refused the token refresh ({error}): reconnect the Xero app and store the new refresh token",
-            code="xero_reconnect_required",
-            platform=PLATFORM,
-        )
-
-
-def _oauth_error(response: HttpResponse) -> str | None:
-    try:
-        payload = load_json(response.body)
-    except ValueError:
-        return None
-    error = payload.get("error") if isinstance(payload, dict) else None
-    return error if isinstance(error, str) else None
 
 
 # ---------------------------------------------------------------- the books

@@ -30,8 +30,9 @@ from refundflow.connectors import exact_json
 from refundflow.connectors.books import exact_amount, per_provider
 from refundflow.connectors.capabilities import books_capabilities
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
-from refundflow.connectors.zoho import SecretLoader, load_json
+from refundflow.connectors.oauth_tokens import SecretLoader
 from refundflow.connectors.zoho import ZohoTokenSource as SharedZohoTokenSource
+from refundflow.connectors.zoho import load_json
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import (
     ConfigurationError,
