@@ -35,12 +35,10 @@ from pydantic import Field
 
 from refundflow import settings
 from refundflow.connectors import exact_json
-from refundflow.connectors.books import exact_amount, per_provider
-from refundflow.connectors.capabilities import books_capabilities
+from refundflow.connectors.books import BooksAmounts, per_provider
 from refundflow.connectors.entra import DEFAULT_LOGIN_BASE, TOKEN_EXPIRY_MARGIN_SECONDS, EntraTokenSource
 from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
-from refundflow.currencies import CurrencyProfile
 from refundflow.errors import (
     ConfigurationError,
     NotFound,
@@ -68,42 +66,12 @@ _CLOSED_PERIOD_MARKERS = ("allowed posting dates", "posting date is not within",
 # ---------------------------------------------------------------- exact amounts and JSON
 
 
-def capabilities() -> BooksCapabilities:
-    """Business Central's books capabilities, from its catalog entry."""
-    return books_capabilities(PLATFORM, TITLE)
-
-
-def profile() -> CurrencyProfile:
-    return capabilities().currencies
-
-
-def to_bc_amount(money: Money) -> Decimal:
-    """``money`` in major units, exactly (through the currency profile).
-
-    Raises:
-        AmountNotRepresentable: a digit the currency's decimals cannot keep.
-    """
-    return profile().to_platform_decimal(money)
-
-
-def from_bc_amount(value: Any, currency: str) -> Money:
-    """A Business Central JSON number (parsed as ``Decimal`` or ``int``) as exact ``Money``.
-
-    Raises:
-        RejectedError: not a number, or more decimals than the currency has.
-    """
-    return exact_amount(value, currency, profile=profile(), code="dynamics_bad_amount", platform=PLATFORM)
-
-
-def dump_json(value: Any) -> str:
-    """JSON text where ``Decimal`` values are exact JSON numbers (``connectors.exact_json``).
-
-    Raises:
-        NotExactJson: a float, a NaN or infinite ``Decimal``, or another type with no exact JSON form.
-    """
-    return exact_json.dumps(value, platform=TITLE)
-
-
+AMOUNTS = BooksAmounts(platform=PLATFORM, title=TITLE, bad_amount_code="dynamics_bad_amount")
+capabilities = AMOUNTS.capabilities
+profile = AMOUNTS.profile
+to_bc_amount = AMOUNTS.to_platform
+from_bc_amount = AMOUNTS.from_platform
+dump_json = AMOUNTS.dump_json
 load_json = exact_json.loads
 """JSON with every non-integer number as an exact ``Decimal`` (``connectors.exact_json``)."""
 

@@ -21,18 +21,15 @@ create. Amounts cross as exact JSON numbers (``Decimal`` both ways, never ``floa
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from decimal import Decimal
 from typing import Any, ClassVar, NoReturn
 
 from pydantic import Field
 
 from refundflow import settings
 from refundflow.connectors import exact_json
-from refundflow.connectors.books import exact_amount, per_provider
-from refundflow.connectors.capabilities import books_capabilities
+from refundflow.connectors.books import BooksAmounts, per_provider
 from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
-from refundflow.currencies import CurrencyProfile
 from refundflow.errors import (
     ConfigurationError,
     NotFound,
@@ -57,47 +54,23 @@ _VOID_STATUSES = {"voided", "void", "rejected", "pending approval"}
 # ---------------------------------------------------------------- exact amounts and JSON
 
 
-def capabilities() -> BooksCapabilities:
-    """NetSuite's books capabilities, from its catalog entry."""
-    return books_capabilities(PLATFORM, TITLE)
-
-
-def profile() -> CurrencyProfile:
-    """NetSuite's amounts: three-decimal currencies in hundredths (an account's own precision is checked too)."""
-    return capabilities().currencies
-
-
-def to_netsuite_amount(money: Money) -> Decimal:
-    """``money`` in major units, exactly (through NetSuite's currency profile).
-
-    Raises:
-        AmountNotRepresentable: a digit beyond NetSuite's decimals (e.g. 1.235 KWD).
-    """
-    return profile().to_platform_decimal(money)
+AMOUNTS = BooksAmounts(platform=PLATFORM, title=TITLE, bad_amount_code="netsuite_bad_amount")
+# NetSuite's amounts: three-decimal currencies in hundredths (an account's own precision is checked too).
+capabilities = AMOUNTS.capabilities
+profile = AMOUNTS.profile
+to_netsuite_amount = AMOUNTS.to_platform
+dump_json = AMOUNTS.dump_json
+load_json = exact_json.loads
+"""JSON with every non-integer number as an exact ``Decimal`` (``connectors.exact_json``)."""
 
 
 def from_netsuite_amount(value: Any, currency: str) -> Money:
-    """NetSuite's JSON number (parsed as ``Decimal`` or ``int``) as exact ``Money``.
+    """NetSuite's JSON number as exact ``Money`` (``BooksAmounts.from_platform``); a field NetSuite leaves out is zero.
 
     Raises:
         RejectedError: not a number, or more decimals than NetSuite keeps in the currency.
     """
-    if value is None:
-        return Money.zero(currency)
-    return exact_amount(value, currency, profile=profile(), code="netsuite_bad_amount", platform=PLATFORM)
-
-
-def dump_json(value: Any) -> str:
-    """JSON text where ``Decimal`` values are exact JSON numbers (``connectors.exact_json``).
-
-    Raises:
-        NotExactJson: a float, a NaN or infinite ``Decimal``, or another type with no exact JSON form.
-    """
-    return exact_json.dumps(value, platform="NetSuite")
-
-
-load_json = exact_json.loads
-"""JSON with every non-integer number as an exact ``Decimal`` (``connectors.exact_json``)."""
+    return Money.zero(currency) if value is None else AMOUNTS.from_platform(value, currency)
 
 
 def parse_mapping(text: str, setting: str, *, keyed: Callable[[str], bool]) -> dict[str, str]:

@@ -36,11 +36,9 @@ from pydantic import Field
 
 from refundflow import settings
 from refundflow.connectors import exact_json
-from refundflow.connectors.books import exact_amount, per_provider
-from refundflow.connectors.capabilities import books_capabilities
+from refundflow.connectors.books import BooksAmounts, per_provider
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
 from refundflow.connectors.oauth_tokens import RefreshTokenGrant, SecretLoader, SecretSaver
-from refundflow.currencies import CurrencyProfile
 from refundflow.errors import (
     ConfigurationError,
     NotFound,
@@ -70,42 +68,12 @@ _DUPLICATE_NUMBER_CODES = {"6140"}
 # ---------------------------------------------------------------- exact amounts and JSON
 
 
-def capabilities() -> BooksCapabilities:
-    """QuickBooks' books capabilities, from its catalog entry."""
-    return books_capabilities(PLATFORM, "QuickBooks Online")
-
-
-def profile() -> CurrencyProfile:
-    return capabilities().currencies
-
-
-def to_qbo_amount(money: Money) -> Decimal:
-    """``money`` in major units, exactly (through QuickBooks' currency profile).
-
-    Raises:
-        AmountNotRepresentable: a digit beyond QuickBooks' decimals.
-    """
-    return profile().to_platform_decimal(money)
-
-
-def from_qbo_amount(value: Any, currency: str) -> Money:
-    """A QuickBooks JSON number (parsed as ``Decimal`` or ``int``) as exact ``Money``.
-
-    Raises:
-        RejectedError: not a number, or more decimals than the currency has.
-    """
-    return exact_amount(value, currency, profile=profile(), code="quickbooks_bad_amount", platform=PLATFORM)
-
-
-def dump_json(value: Any) -> str:
-    """JSON text where ``Decimal`` values are exact JSON numbers (``connectors.exact_json``).
-
-    Raises:
-        NotExactJson: a float, a NaN or infinite ``Decimal``, or another type with no exact JSON form.
-    """
-    return exact_json.dumps(value, platform="QuickBooks")
-
-
+AMOUNTS = BooksAmounts(platform=PLATFORM, title="QuickBooks Online", bad_amount_code="quickbooks_bad_amount")
+capabilities = AMOUNTS.capabilities
+profile = AMOUNTS.profile
+to_qbo_amount = AMOUNTS.to_platform
+from_qbo_amount = AMOUNTS.from_platform
+dump_json = AMOUNTS.dump_json
 load_json = exact_json.loads
 """JSON with every non-integer number as an exact ``Decimal`` (``connectors.exact_json``)."""
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from decimal import Decimal
 from functools import cache
 from typing import Any, ClassVar
 
@@ -28,11 +27,9 @@ from pydantic import Field
 
 from refundflow import settings
 from refundflow.connectors import exact_json
-from refundflow.connectors.books import exact_amount, per_provider
-from refundflow.connectors.capabilities import books_capabilities
+from refundflow.connectors.books import BooksAmounts, per_provider
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
 from refundflow.connectors.oauth_tokens import RefreshTokenGrant, SecretLoader, SecretSaver
-from refundflow.currencies import CurrencyProfile
 from refundflow.errors import (
     ConfigurationError,
     NotFound,
@@ -59,43 +56,13 @@ _LIVE_CREDIT_NOTE_STATUSES = {"AUTHORISED", "PAID"}
 # ---------------------------------------------------------------- exact amounts and JSON
 
 
-def capabilities() -> BooksCapabilities:
-    """Xero's books capabilities, from its catalog entry."""
-    return books_capabilities(PLATFORM, "Xero")
-
-
-def profile() -> CurrencyProfile:
-    """Xero keeps two decimals in every currency (a three-decimal amount books only when its last digit is 0)."""
-    return capabilities().currencies
-
-
-def to_xero_amount(money: Money) -> Decimal:
-    """``money`` in major units, exactly, as Xero stores it (through Xero's currency profile).
-
-    Raises:
-        AmountNotRepresentable: a digit beyond Xero's decimals (e.g. 1.235 KWD).
-    """
-    return profile().to_platform_decimal(money)
-
-
-def from_xero_amount(value: Any, currency: str) -> Money:
-    """Xero's JSON number (parsed as ``Decimal`` or ``int``) as exact ``Money``.
-
-    Raises:
-        RejectedError: not a number, or more decimals than the currency has.
-    """
-    return exact_amount(value, currency, profile=profile(), code="xero_bad_amount", platform=PLATFORM)
-
-
-def dump_json(value: Any) -> str:
-    """JSON text where ``Decimal`` values are exact JSON numbers (``connectors.exact_json``).
-
-    Raises:
-        NotExactJson: a float, a NaN or infinite ``Decimal``, or another type with no exact JSON form.
-    """
-    return exact_json.dumps(value, platform="Xero")
-
-
+AMOUNTS = BooksAmounts(platform=PLATFORM, title="Xero", bad_amount_code="xero_bad_amount")
+# Xero keeps two decimals in every currency (a three-decimal amount books only when its last digit is 0).
+capabilities = AMOUNTS.capabilities
+profile = AMOUNTS.profile
+to_xero_amount = AMOUNTS.to_platform
+from_xero_amount = AMOUNTS.from_platform
+dump_json = AMOUNTS.dump_json
 load_json = exact_json.loads
 """JSON with every non-integer number as an exact ``Decimal`` (``connectors.exact_json``)."""
 

@@ -19,21 +19,17 @@ application and refund lowers) is what makes a retry safe. Amounts are exact dec
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
 from functools import cache
 from typing import Any, ClassVar
 
 from pydantic import Field
 
 from refundflow import settings
-from refundflow.connectors import exact_json
-from refundflow.connectors.books import exact_amount, per_provider
-from refundflow.connectors.capabilities import books_capabilities
+from refundflow.connectors.books import BooksAmounts, per_provider
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
 from refundflow.connectors.oauth_tokens import SecretLoader
 from refundflow.connectors.zoho import ZohoTokenSource as SharedZohoTokenSource
 from refundflow.connectors.zoho import load_json
-from refundflow.currencies import CurrencyProfile
 from refundflow.errors import (
     ConfigurationError,
     NotFound,
@@ -57,40 +53,12 @@ _AWAITING_APPROVAL = {"pending_approval", "approved"}
 # ---------------------------------------------------------------- exact amounts and JSON
 
 
-def capabilities() -> BooksCapabilities:
-    """Zoho Books' capabilities, from its catalog entry."""
-    return books_capabilities(PLATFORM, "Zoho Books")
-
-
-def profile() -> CurrencyProfile:
-    return capabilities().currencies
-
-
-def to_zoho_amount(money: Money) -> Decimal:
-    """``money`` in major units, exactly (through Zoho Books' currency profile).
-
-    Raises:
-        AmountNotRepresentable: a digit beyond the currency's decimals at Zoho Books.
-    """
-    return profile().to_platform_decimal(money)
-
-
-def from_zoho_amount(value: Any, currency: str) -> Money:
-    """Zoho's JSON number (parsed as ``Decimal`` or ``int``) as exact ``Money``.
-
-    Raises:
-        RejectedError: not a number, or more decimals than the currency has.
-    """
-    return exact_amount(value, currency, profile=profile(), code="zoho_bad_amount", platform=PLATFORM)
-
-
-def dump_json(value: Any) -> str:
-    """JSON text where ``Decimal`` values are exact JSON numbers (``connectors.exact_json``).
-
-    Raises:
-        NotExactJson: a float, a NaN or infinite ``Decimal``, or another type with no exact JSON form.
-    """
-    return exact_json.dumps(value, platform="Zoho Books")
+AMOUNTS = BooksAmounts(platform=PLATFORM, title="Zoho Books", bad_amount_code="zoho_bad_amount")
+capabilities = AMOUNTS.capabilities
+profile = AMOUNTS.profile
+to_zoho_amount = AMOUNTS.to_platform
+from_zoho_amount = AMOUNTS.from_platform
+dump_json = AMOUNTS.dump_json
 
 
 # ---------------------------------------------------------------- OAuth2 tokens
