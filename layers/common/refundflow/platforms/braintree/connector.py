@@ -27,6 +27,7 @@ from typing import Any, ClassVar, NoReturn
 from pydantic import Field, ValidationError
 
 from refundflow import settings
+from refundflow.connectors import graphql_http
 from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
 from refundflow.connectors.payment import HttpRefundProvider
@@ -101,36 +102,27 @@ class BraintreeRefundProvider(HttpRefundProvider):
     # ---------------------------------------------------------------- the wire
 
     def _post(self, document: str, variables: Mapping[str, Any], *, write: bool) -> dict[str, Any]:
-        """One GraphQL request; its ``data`` when there is no error.
+        """One GraphQL request (``connectors.graphql_http``); its ``data`` when there is no error.
 
         Raises:
             the mapped error (see ``_raise_for``); OutcomeUnknownError for a write whose answer cannot be read.
         """
-        try:
-            answer = self.http.request(
-                "POST",
-                "graphql",
-                absolute_url=self.http.base_url,
-                json={"query": document, "variables": dict(variables)},
-                auth=self._auth,
-                headers={"Braintree-Version": graphql.API_VERSION, "Accept": "application/json"},
-            )
-        except OutcomeUnknownError as error:
-            if write:
-                raise
-            # GraphQL reads are POSTs too: a query that got no answer changed nothing and is simply retried.
-            raise TransientError(error.message, platform=PLATFORM) from error
-        body = _json(answer)
-        errors = body.get("errors") if body is not None else None
-        if not answer.ok or errors:
+
+        def refuse(answer: HttpResponse, body: dict[str, Any]) -> NoReturn:
+            errors = body.get("errors")
             _raise_for(answer, errors if isinstance(errors, list) else [], write=write)
-        data = body.get("data") if body is not None else None
-        if not isinstance(data, dict):
-            message = f"Braintree answered {answer.status} without data"
-            if write:
-                raise OutcomeUnknownError(message, platform=PLATFORM)
-            raise TransientError(message, platform=PLATFORM)
-        return data
+
+        return graphql_http.post(
+            self.http,
+            document,
+            variables,
+            url=self.http.base_url,
+            auth=self._auth,
+            headers={"Braintree-Version": graphql.API_VERSION, "Accept": "application/json"},
+            write=write,
+            title=self.title,
+            refuse=refuse,
+        )
 
     def _transaction_id(self, payment: PaymentReference) -> str:
         """The payment's GraphQL id (a legacy id is translated once per process)."""
@@ -347,14 +339,6 @@ class BraintreeRefundProvider(HttpRefundProvider):
 
 
 # ---------------------------------------------------------------- errors
-
-
-def _json(answer: HttpResponse) -> dict[str, Any] | None:
-    try:
-        body = answer.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
 
 
 def _raise_for(answer: HttpResponse, errors: list[Any], *, write: bool) -> NoReturn:

@@ -27,6 +27,7 @@ from typing import Any, ClassVar, NoReturn
 from pydantic import Field, ValidationError
 
 from refundflow import settings
+from refundflow.connectors import graphql_http
 from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
 from refundflow.connectors.payment import HttpRefundProvider
@@ -97,34 +98,25 @@ class ShopifyRefundProvider(HttpRefundProvider):
     # ---------------------------------------------------------------- the wire
 
     def _post(self, document: str, variables: Mapping[str, Any], *, write: bool) -> dict[str, Any]:
-        """One GraphQL request; its ``data`` when there is no top-level error.
+        """One GraphQL request (``connectors.graphql_http``); its ``data`` when there is no top-level error.
 
         Raises:
             the mapped error (``_raise_for``); OutcomeUnknownError for a write whose answer cannot be read.
         """
-        try:
-            answer = self.http.request(
-                "POST",
-                "graphql.json",
-                absolute_url=self.endpoint,
-                json={"query": document, "variables": dict(variables)},
-                headers={"X-Shopify-Access-Token": self._token, "Accept": "application/json"},
-            )
-        except OutcomeUnknownError as error:
-            if write:
-                raise
-            raise TransientError(error.message, platform=PLATFORM) from error
-        body = _json(answer)
-        errors = body.get("errors") if body is not None else None
-        if not answer.ok or errors:
-            _raise_for(answer, body or {}, write=write)
-        data = body.get("data") if body is not None else None
-        if not isinstance(data, dict):
-            message = f"Shopify answered {answer.status} without data"
-            if write:
-                raise OutcomeUnknownError(message, platform=PLATFORM)
-            raise TransientError(message, platform=PLATFORM)
-        return data
+
+        def refuse(answer: HttpResponse, body: dict[str, Any]) -> NoReturn:
+            _raise_for(answer, body, write=write)
+
+        return graphql_http.post(
+            self.http,
+            document,
+            variables,
+            url=self.endpoint,
+            headers={"X-Shopify-Access-Token": self._token, "Accept": "application/json"},
+            write=write,
+            title=self.title,
+            refuse=refuse,
+        )
 
     def _order(self, payment: PaymentReference) -> Order:
         """Raises: NotFound (no such order), TransientError, RejectedError."""
@@ -354,14 +346,6 @@ class ShopifyRefundProvider(HttpRefundProvider):
 
 
 # ---------------------------------------------------------------- errors
-
-
-def _json(answer: HttpResponse) -> dict[str, Any] | None:
-    try:
-        body = answer.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
 
 
 def throttle_wait(body: Mapping[str, Any]) -> float | None:
