@@ -632,3 +632,43 @@ class Simulator:
             return json_response(sandbox.ticket_view(ticket_id))
         except KeyError:
             return json_response({"error": f"no {self.TICKET_NOUN} {ticket_id}"}, 404)
+
+
+class GraphQLSimulator(Simulator):
+    """A platform whose API is one GraphQL endpoint (Braintree, Shopify): every operation is a POST to the same path,
+    so a fault rule names the operation's root field after the path (``<path>#refundTransaction``) to fault one
+    mutation without faulting every query."""
+
+    def __init__(self) -> None:
+        self._operation = threading.local()
+        super().__init__()
+
+    def is_graphql(self, request: Request) -> bool:
+        """Whether ``request`` goes to the GraphQL endpoint (the platform says where it is)."""
+        raise NotImplementedError
+
+    def dispatch(self, request: Request) -> Response:
+        self._operation.field = graphql_root_field(request.get_data()) if self.is_graphql(request) else None
+        return super().dispatch(request)
+
+    def _take_fault(self, method: str, path: str) -> FaultRule | None:
+        field = getattr(self._operation, "field", None)
+        return super()._take_fault(method, f"{path}#{field}" if field else path)
+
+
+def graphql_root_field(body: bytes) -> str | None:
+    """The first root field of the operation in a GraphQL request body (``{"query": ...}``), or None."""
+    from graphql import parse
+    from graphql.error import GraphQLSyntaxError
+    from graphql.language import FieldNode, OperationDefinitionNode
+
+    try:
+        document = parse(str(json.loads(body or b"{}").get("query") or ""))
+    except (ValueError, AttributeError, GraphQLSyntaxError):
+        return None
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            for node in definition.selection_set.selections:
+                if isinstance(node, FieldNode):
+                    return node.name.value
+    return None
