@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from refundflow.connectors import exact_json
 from refundflow.connectors.capabilities import books_capabilities
 from refundflow.currencies import CurrencyProfile
-from refundflow.errors import AmountNotRepresentable, RejectedError
+from refundflow.errors import AmountNotRepresentable, ConfigurationError, RejectedError
 from refundflow.models import PaymentProvider
 from refundflow.money import Money
 from refundflow.ports import BooksCapabilities
@@ -76,3 +76,20 @@ def per_provider(configured: Mapping[str, _Value], provider: PaymentProvider, cu
         if key in configured:
             return configured[key]
     return None
+
+
+def parse_per_provider(text: str, setting: str, *, value: str = "account") -> dict[str, str]:
+    """A setting's ``stripe:EUR=2910,stripe:*=2911,*:USD=2920`` as the mapping ``per_provider`` reads.
+
+    Raises:
+        ConfigurationError: a malformed entry (the message names ``setting`` and the form
+            ``<provider>:<CURRENCY>=<value>``).
+    """
+    found: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, separator, configured = (part.strip() for part in item.partition("="))
+        provider, colon, currency = (part.strip() for part in key.partition(":"))
+        if not separator or not colon or not configured or not provider or not currency:
+            raise ConfigurationError(f"{setting}: {item!r} is not <provider>:<CURRENCY>=<{value}>")
+        found[f"{provider}:{currency}"] = configured
+    return found

@@ -35,7 +35,7 @@ from pydantic import Field
 
 from refundflow import settings
 from refundflow.connectors import exact_json
-from refundflow.connectors.books import BooksAmounts, per_provider
+from refundflow.connectors.books import BooksAmounts, parse_per_provider, per_provider
 from refundflow.connectors.entra import DEFAULT_LOGIN_BASE, TOKEN_EXPIRY_MARGIN_SECONDS, EntraTokenSource
 from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
@@ -634,14 +634,7 @@ def parse_clearing_accounts(text: str) -> dict[str, str]:
     Raises:
         ConfigurationError: a malformed entry.
     """
-    accounts: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, separator, code = item.partition("=")
-        provider, colon, currency = key.strip().partition(":")
-        if not separator or not colon or not code.strip() or not provider.strip() or not currency.strip():
-            raise ConfigurationError(f"DYNAMICS_CLEARING_ACCOUNTS: {item!r} is not <provider>:<CURRENCY>=<account>")
-        accounts[f"{provider.strip()}:{currency.strip()}"] = code.strip()
-    return accounts
+    return parse_per_provider(text, "DYNAMICS_CLEARING_ACCOUNTS", value="account")
 
 
 _SECRET_KEYS = ("tenant_id", "client_id", "client_secret", "environment", "company_id")

@@ -63,7 +63,7 @@ from pydantic import Field
 
 from refundflow import settings
 from refundflow.connectors import exact_json
-from refundflow.connectors.books import BooksAmounts, per_provider
+from refundflow.connectors.books import BooksAmounts, parse_per_provider, per_provider
 from refundflow.connectors.entra import DEFAULT_LOGIN_BASE, EntraTokenSource
 from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
@@ -122,16 +122,7 @@ def parse_clearing_accounts(text: str) -> dict[str, str]:
     Raises:
         ConfigurationError: a malformed entry.
     """
-    accounts: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, separator, account = item.partition("=")
-        provider, colon, currency = key.strip().partition(":")
-        if not separator or not colon or not account.strip() or not provider.strip() or not currency.strip():
-            raise ConfigurationError(
-                f"DYNAMICS_FINANCE_CLEARING_ACCOUNTS: {item!r} is not <provider>:<CURRENCY>=<main account>"
-            )
-        accounts[f"{provider.strip()}:{currency.strip()}"] = account.strip()
-    return accounts
+    return parse_per_provider(text, "DYNAMICS_FINANCE_CLEARING_ACCOUNTS", value="main account")
 
 
 # ---------------------------------------------------------------- the books

@@ -61,7 +61,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from refundflow import settings
-from refundflow.connectors.books import per_provider
+from refundflow.connectors.books import parse_per_provider, per_provider
 from refundflow.connectors.capabilities import books_capabilities
 from refundflow.connectors.http import HttpClient, HttpResponse, oauth_error_words, retry_after_seconds
 from refundflow.currencies import CurrencyProfile
@@ -1005,14 +1005,7 @@ def parse_payment_methods(text: str) -> dict[str, str]:
     Raises:
         ConfigurationError: a malformed entry.
     """
-    methods: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, separator, method = item.partition("=")
-        provider, colon, currency = key.strip().partition(":")
-        if not separator or not colon or not method.strip() or not provider.strip() or not currency.strip():
-            raise ConfigurationError(f"SAP_PAYMENT_METHODS: {item!r} is not <provider>:<CURRENCY>=<method>")
-        methods[f"{provider.strip()}:{currency.strip()}"] = method.strip()
-    return methods
+    return parse_per_provider(text, "SAP_PAYMENT_METHODS", value="method")
 
 
 @cache

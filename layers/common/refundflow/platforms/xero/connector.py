@@ -27,11 +27,10 @@ from pydantic import Field
 
 from refundflow import settings
 from refundflow.connectors import exact_json
-from refundflow.connectors.books import BooksAmounts, per_provider
+from refundflow.connectors.books import BooksAmounts, parse_per_provider, per_provider
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
 from refundflow.connectors.oauth_tokens import RefreshTokenGrant, SecretLoader, SecretSaver
 from refundflow.errors import (
-    ConfigurationError,
     NotFound,
     OutcomeUnknownError,
     RejectedError,
@@ -618,14 +617,7 @@ def parse_clearing_accounts(text: str) -> dict[str, str]:
     Raises:
         ConfigurationError: a malformed entry.
     """
-    accounts: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, separator, code = item.partition("=")
-        provider, colon, currency = key.strip().partition(":")
-        if not separator or not colon or not code.strip() or not provider or not currency:
-            raise ConfigurationError(f"XERO_CLEARING_ACCOUNTS: {item!r} is not <provider>:<CURRENCY>=<code>")
-        accounts[f"{provider.strip()}:{currency.strip()}"] = code.strip()
-    return accounts
+    return parse_per_provider(text, "XERO_CLEARING_ACCOUNTS", value="code")
 
 
 @cache
