@@ -1,9 +1,10 @@
-"""What the books connectors share: exact amounts in their JSON, and the account (or other value) configured per
-payment provider and currency."""
+"""What the books connectors share: exact amounts in their JSON (``BooksAmounts``), the checks before anything is
+written (``check_booking``), and the account (or other value) configured per payment provider and currency
+(``parse_per_provider``, ``per_provider``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -12,9 +13,10 @@ from refundflow.connectors import exact_json
 from refundflow.connectors.capabilities import books_capabilities
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import AmountNotRepresentable, ConfigurationError, RejectedError
-from refundflow.models import PaymentProvider
+from refundflow.ids import is_refund_id
+from refundflow.models import BooksSystem, PaymentProvider
 from refundflow.money import Money
-from refundflow.ports import BooksCapabilities
+from refundflow.ports import BooksCapabilities, CreditBooking
 
 _Value = TypeVar("_Value")
 
@@ -93,3 +95,51 @@ def parse_per_provider(text: str, setting: str, *, value: str = "account") -> di
             raise ConfigurationError(f"{setting}: {item!r} is not <provider>:<CURRENCY>=<{value}>")
         found[f"{provider}:{currency}"] = configured
     return found
+
+
+def require_refund_id(value: str, *, platform: str, max_length: int | None = None) -> None:
+    """Raises: RejectedError ``bad_refund_id``: ``value`` is not one of our refund ids (or longer than the platform
+    keeps)."""
+    if not is_refund_id(value) or (max_length is not None and len(value) > max_length):
+        raise RejectedError(f"{value!r} is not a refund id", code="bad_refund_id", platform=platform)
+
+
+def check_booking(
+    booking: CreditBooking,
+    *,
+    system: BooksSystem,
+    platform: str,
+    invoice: str,
+    document: str,
+    to_platform: Callable[[Money], object],
+    max_reference_length: int | None = None,
+) -> None:
+    """What every books connector checks before it writes anything: the refund id and external reference are refund
+    ids, the invoice is ``system``'s (``invoice`` says so in a refusal: "a Xero invoice"), the amount is positive
+    (``document`` names what needs it: "a refund credit note"), and the lines, when given, are positive amounts in
+    the refund's currency that add up to it; every amount through ``to_platform``, so one the platform cannot carry
+    exactly is refused before the first call.
+
+    Raises:
+        RejectedError: ``bad_refund_id``, ``lines_mismatch``, or the refusal naming what is wrong.
+        AmountNotRepresentable: an amount the platform cannot carry exactly.
+    """
+    for reference in (booking.refund_id, booking.external_reference):
+        require_refund_id(reference, platform=platform, max_length=max_reference_length)
+    if booking.invoice.system is not system:
+        raise RejectedError(f"invoice {booking.invoice.invoice_id} is not {invoice}", platform=platform)
+    if not booking.amount.is_positive():
+        raise RejectedError(f"{document} needs a positive amount", platform=platform)
+    to_platform(booking.amount)
+    if not booking.lines:
+        return
+    total = Money.zero(booking.currency)
+    for line in booking.lines:
+        if line.amount.currency != booking.currency or not line.amount.is_positive():
+            raise RejectedError(f"refund line {line.description!r} has a bad amount", platform=platform)
+        to_platform(line.amount)
+        total = total + line.amount
+    if total != booking.amount:
+        raise RejectedError(
+            f"refund lines add up to {total}, the refund is {booking.amount}", code="lines_mismatch", platform=platform
+        )

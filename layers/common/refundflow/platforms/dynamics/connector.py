@@ -35,7 +35,7 @@ from pydantic import Field
 
 from refundflow import settings
 from refundflow.connectors import exact_json
-from refundflow.connectors.books import BooksAmounts, parse_per_provider, per_provider
+from refundflow.connectors.books import BooksAmounts, check_booking, parse_per_provider, per_provider, require_refund_id
 from refundflow.connectors.entra import DEFAULT_LOGIN_BASE, TOKEN_EXPIRY_MARGIN_SECONDS, EntraTokenSource
 from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
@@ -46,7 +46,6 @@ from refundflow.errors import (
     RejectedError,
     TransientError,
 )
-from refundflow.ids import is_refund_id
 from refundflow.models import BooksSystem, CreditDocument, CreditDocumentKind, CreditDocumentState, PaymentProvider
 from refundflow.money import Money
 from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking
@@ -195,7 +194,7 @@ class BusinessCentralBooks(BooksConnector):
         Raises:
             TransientError; RejectedError: the read was refused (credentials, permissions).
         """
-        _require_refund_id(booking.external_reference)
+        require_refund_id(booking.external_reference, platform=PLATFORM)
         memo = self._find_memo(booking.external_reference)
         if memo is None:
             return None
@@ -244,26 +243,14 @@ class BusinessCentralBooks(BooksConnector):
         return self._document(memo, booking, cash)
 
     def _check_booking(self, booking: CreditBooking) -> None:
-        _require_refund_id(booking.refund_id)
-        _require_refund_id(booking.external_reference)
-        if booking.invoice.system is not BooksSystem.DYNAMICS:
-            raise RejectedError(f"invoice {booking.invoice.invoice_id} is not a {TITLE} invoice", platform=PLATFORM)
-        if not booking.amount.is_positive():
-            raise RejectedError("a refund credit memo needs a positive amount", platform=PLATFORM)
-        to_bc_amount(booking.amount)
-        if booking.lines:
-            total = Money.zero(booking.currency)
-            for line in booking.lines:
-                if line.amount.currency != booking.currency or not line.amount.is_positive():
-                    raise RejectedError(f"refund line {line.description!r} has a bad amount", platform=PLATFORM)
-                to_bc_amount(line.amount)
-                total = total + line.amount
-            if total != booking.amount:
-                raise RejectedError(
-                    f"refund lines add up to {total}, the refund is {booking.amount}",
-                    code="lines_mismatch",
-                    platform=PLATFORM,
-                )
+        check_booking(
+            booking,
+            system=BooksSystem.DYNAMICS,
+            platform=PLATFORM,
+            invoice=f"a {TITLE} invoice",
+            document="a refund credit memo",
+            to_platform=to_bc_amount,
+        )
 
     def _check_invoice(self, invoice: Mapping[str, Any], booking: CreditBooking) -> None:
         number = invoice.get("number") or invoice.get("id")
@@ -606,11 +593,6 @@ def _external_number(reference: str) -> str:
     if len(stored) > EXTERNAL_DOCUMENT_NUMBER_LENGTH:
         raise RejectedError(f"reference {reference} is longer than {TITLE} keeps", platform=PLATFORM)
     return stored
-
-
-def _require_refund_id(refund_id: str) -> None:
-    if not is_refund_id(refund_id):
-        raise RejectedError(f"{refund_id!r} is not a refund id", code="bad_refund_id", platform=PLATFORM)
 
 
 # ---------------------------------------------------------------- factory

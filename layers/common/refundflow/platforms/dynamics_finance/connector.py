@@ -63,7 +63,7 @@ from pydantic import Field
 
 from refundflow import settings
 from refundflow.connectors import exact_json
-from refundflow.connectors.books import BooksAmounts, parse_per_provider, per_provider
+from refundflow.connectors.books import BooksAmounts, check_booking, parse_per_provider, per_provider, require_refund_id
 from refundflow.connectors.entra import DEFAULT_LOGIN_BASE, EntraTokenSource
 from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
@@ -74,7 +74,6 @@ from refundflow.errors import (
     RejectedError,
     TransientError,
 )
-from refundflow.ids import is_refund_id
 from refundflow.models import BooksSystem, CreditDocument, CreditDocumentKind, CreditDocumentState, PaymentProvider
 from refundflow.money import Money
 from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking
@@ -226,7 +225,7 @@ class DynamicsFinanceBooks(BooksConnector):
         Raises:
             TransientError; RejectedError: the read was refused (credentials, permissions).
         """
-        _require_refund_id(booking.external_reference)
+        require_refund_id(booking.external_reference, platform=PLATFORM)
         note = self._find_note(booking.external_reference)
         if note is None:
             return None
@@ -259,25 +258,14 @@ class DynamicsFinanceBooks(BooksConnector):
         return self._document(note, booking, journal)
 
     def _check_booking(self, booking: CreditBooking) -> None:
-        _require_refund_id(booking.refund_id)
-        _require_refund_id(booking.external_reference)
-        if booking.invoice.system is not BooksSystem.DYNAMICS_FINANCE:
-            raise RejectedError(f"invoice {booking.invoice.invoice_id} is not a {TITLE} invoice", platform=PLATFORM)
-        if not booking.amount.is_positive():
-            raise RejectedError("a credit note needs a positive amount", platform=PLATFORM)
-        to_finance_amount(booking.amount)
-        if booking.lines:
-            total = Money.zero(booking.currency)
-            for line in booking.lines:
-                if line.amount.currency != booking.currency or not line.amount.is_positive():
-                    raise RejectedError(f"refund line {line.description!r} has a bad amount", platform=PLATFORM)
-                total = total + line.amount
-            if total != booking.amount:
-                raise RejectedError(
-                    f"refund lines add up to {total}, the refund is {booking.amount}",
-                    code="lines_mismatch",
-                    platform=PLATFORM,
-                )
+        check_booking(
+            booking,
+            system=BooksSystem.DYNAMICS_FINANCE,
+            platform=PLATFORM,
+            invoice=f"a {TITLE} invoice",
+            document="a credit note",
+            to_platform=to_finance_amount,
+        )
 
     def _invoice(self, booking: CreditBooking) -> dict[str, Any]:
         number = booking.invoice.invoice_id
@@ -591,11 +579,6 @@ def _ours_desc(journal: Mapping[str, Any], reference: str) -> bool:
 
 def _quote(text: str) -> str:
     return text.replace("'", "''")
-
-
-def _require_refund_id(refund_id: str) -> None:
-    if not is_refund_id(refund_id):
-        raise RejectedError(f"{refund_id!r} is not a refund id", code="bad_refund_id", platform=PLATFORM)
 
 
 # ---------------------------------------------------------------- factory

@@ -27,7 +27,7 @@ from pydantic import Field
 
 from refundflow import settings
 from refundflow.connectors import exact_json
-from refundflow.connectors.books import BooksAmounts, per_provider
+from refundflow.connectors.books import BooksAmounts, check_booking, per_provider, require_refund_id
 from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
 from refundflow.errors import (
@@ -37,7 +37,6 @@ from refundflow.errors import (
     RejectedError,
     TransientError,
 )
-from refundflow.ids import is_refund_id
 from refundflow.models import BooksSystem, CreditDocument, CreditDocumentKind, CreditDocumentState, PaymentProvider
 from refundflow.money import Money, exponent
 from refundflow.platforms.netsuite.auth import PLATFORM, NetSuiteTokenSource
@@ -184,7 +183,7 @@ class NetSuiteBooks(BooksConnector):
             TransientError: NetSuite could not answer now.
             RejectedError: NetSuite refused the read.
         """
-        _require_refund_id(booking.external_reference)
+        require_refund_id(booking.external_reference, platform=PLATFORM)
         try:
             memo = self._by_external_id("creditMemo", booking.external_reference)
             if memo is None:
@@ -225,34 +224,22 @@ class NetSuiteBooks(BooksConnector):
         return self._document(memo, refund, booking)
 
     def _check_booking(self, booking: CreditBooking) -> None:
-        _require_refund_id(booking.refund_id)
-        _require_refund_id(booking.external_reference)
-        if booking.invoice.system is not BooksSystem.NETSUITE:
-            raise RejectedError(f"invoice {booking.invoice.invoice_id} is not a NetSuite invoice", platform=PLATFORM)
+        check_booking(
+            booking,
+            system=BooksSystem.NETSUITE,
+            platform=PLATFORM,
+            invoice="a NetSuite invoice",
+            document="a refund credit memo",
+            to_platform=to_netsuite_amount,
+        )
         if not booking.invoice.invoice_id.isdigit():
             raise NotFound(
                 f"invoice {booking.invoice.invoice_id!r} is not a NetSuite internal id (digits only)", platform=PLATFORM
             )
-        if not booking.amount.is_positive():
-            raise RejectedError("a refund credit memo needs a positive amount", platform=PLATFORM)
         if not self._refund_item:
             raise ConfigurationError(
                 "NETSUITE_REFUND_ITEM is not set: the item credit memo lines book on", platform=PLATFORM
             )
-        to_netsuite_amount(booking.amount)
-        if booking.lines:
-            total = Money.zero(booking.currency)
-            for line in booking.lines:
-                if line.amount.currency != booking.currency or not line.amount.is_positive():
-                    raise RejectedError(f"refund line {line.description!r} has a bad amount", platform=PLATFORM)
-                to_netsuite_amount(line.amount)
-                total = total + line.amount
-            if total != booking.amount:
-                raise RejectedError(
-                    f"refund lines add up to {total}, the refund is {booking.amount}",
-                    code="lines_mismatch",
-                    platform=PLATFORM,
-                )
 
     def _currency_code(self, record: Mapping[str, Any]) -> str:
         reference = record.get("currency")
@@ -576,11 +563,6 @@ def _memo(booking: CreditBooking, invoice: Mapping[str, Any]) -> str:
     return f"Refund {booking.reference} ({booking.refund_id}) of invoice {invoice.get('tranId') or invoice.get('id')}"[
         :999
     ]
-
-
-def _require_refund_id(refund_id: str) -> None:
-    if not is_refund_id(refund_id):
-        raise RejectedError(f"{refund_id!r} is not a refund id", code="bad_refund_id", platform=PLATFORM)
 
 
 # ---------------------------------------------------------------- factory

@@ -36,7 +36,7 @@ from pydantic import Field
 
 from refundflow import settings
 from refundflow.connectors import exact_json
-from refundflow.connectors.books import BooksAmounts, parse_per_provider, per_provider
+from refundflow.connectors.books import BooksAmounts, check_booking, parse_per_provider, per_provider, require_refund_id
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
 from refundflow.connectors.oauth_tokens import RefreshTokenGrant, SecretLoader, SecretSaver
 from refundflow.errors import (
@@ -45,7 +45,6 @@ from refundflow.errors import (
     RejectedError,
     TransientError,
 )
-from refundflow.ids import is_refund_id
 from refundflow.models import BooksSystem, CreditDocument, CreditDocumentKind, CreditDocumentState, PaymentProvider
 from refundflow.money import Money
 from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking
@@ -257,26 +256,14 @@ class QuickBooksBooks(BooksConnector):
         return self._document(memo, receipt, booking, allocation_id=allocation_id)
 
     def _check_booking(self, booking: CreditBooking) -> None:
-        _require_refund_id(booking.refund_id)
-        _require_refund_id(booking.external_reference)
-        if booking.invoice.system is not BooksSystem.QUICKBOOKS:
-            raise RejectedError(f"invoice {booking.invoice.invoice_id} is not a QuickBooks invoice", platform=PLATFORM)
-        if not booking.amount.is_positive():
-            raise RejectedError("a refund document needs a positive amount", platform=PLATFORM)
-        to_qbo_amount(booking.amount)
-        if booking.lines:
-            total = Money.zero(booking.currency)
-            for line in booking.lines:
-                if line.amount.currency != booking.currency or not line.amount.is_positive():
-                    raise RejectedError(f"refund line {line.description!r} has a bad amount", platform=PLATFORM)
-                to_qbo_amount(line.amount)
-                total = total + line.amount
-            if total != booking.amount:
-                raise RejectedError(
-                    f"refund lines add up to {total}, the refund is {booking.amount}",
-                    code="lines_mismatch",
-                    platform=PLATFORM,
-                )
+        check_booking(
+            booking,
+            system=BooksSystem.QUICKBOOKS,
+            platform=PLATFORM,
+            invoice="a QuickBooks invoice",
+            document="a refund document",
+            to_platform=to_qbo_amount,
+        )
 
     def _check_invoice(self, invoice: Mapping[str, Any], booking: CreditBooking) -> None:
         currency = _ref_value(invoice.get("CurrencyRef"))
@@ -304,7 +291,7 @@ class QuickBooksBooks(BooksConnector):
             RejectedError: ``duplicate_documents``, several documents of one kind carry the refund.
         """
         # Refund ids are rf_ + 32 hex digits and customer ids digits: nothing to escape in the queries.
-        _require_refund_id(refund_id)
+        require_refund_id(refund_id, platform=PLATFORM)
         matches = [
             match
             for kind in _ENTITIES
@@ -652,11 +639,6 @@ def _ref_value(reference: Any) -> str | None:
 
 def _number(invoice: Mapping[str, Any]) -> str:
     return str(invoice.get("DocNumber") or invoice.get("Id"))
-
-
-def _require_refund_id(refund_id: str) -> None:
-    if not is_refund_id(refund_id):
-        raise RejectedError(f"{refund_id!r} is not a refund id", code="bad_refund_id", platform=PLATFORM)
 
 
 def _request_id(booking: CreditBooking, step: str, body: Mapping[str, Any]) -> str:

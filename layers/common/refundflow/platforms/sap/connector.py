@@ -61,7 +61,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from refundflow import settings
-from refundflow.connectors.books import parse_per_provider, per_provider
+from refundflow.connectors.books import check_booking, parse_per_provider, per_provider
 from refundflow.connectors.capabilities import books_capabilities
 from refundflow.connectors.http import HttpClient, HttpResponse, oauth_error_words, retry_after_seconds
 from refundflow.currencies import CurrencyProfile
@@ -456,27 +456,15 @@ class SapBooks(BooksConnector, ReturnsReader):
         return document
 
     def _check_booking(self, booking: CreditBooking) -> None:
-        for reference in (booking.refund_id, booking.external_reference):
-            if not is_refund_id(reference) or len(reference) > REFERENCE_MAX_LENGTH:
-                raise RejectedError(f"{reference!r} is not a refund id", code="bad_refund_id", platform=PLATFORM)
-        if booking.invoice.system is not BooksSystem.SAP:
-            raise RejectedError(f"invoice {booking.invoice.invoice_id} is not an SAP invoice", platform=PLATFORM)
-        if not booking.amount.is_positive():
-            raise RejectedError("a credit memo needs a positive amount", platform=PLATFORM)
-        to_sap_amount(booking.amount)
-        if booking.lines:
-            total = Money.zero(booking.amount.currency)
-            for line in booking.lines:
-                if line.amount.currency != booking.amount.currency or not line.amount.is_positive():
-                    raise RejectedError(f"refund line {line.description!r} has a bad amount", platform=PLATFORM)
-                to_sap_amount(line.amount)
-                total = total + line.amount
-            if total != booking.amount:
-                raise RejectedError(
-                    f"refund lines add up to {total}, the refund is {booking.amount}",
-                    code="lines_mismatch",
-                    platform=PLATFORM,
-                )
+        check_booking(
+            booking,
+            system=BooksSystem.SAP,
+            platform=PLATFORM,
+            invoice="an SAP invoice",
+            document="a credit memo",
+            to_platform=to_sap_amount,
+            max_reference_length=REFERENCE_MAX_LENGTH,
+        )
 
     def _get_invoice(self, invoice_id: str) -> dict[str, Any]:
         if not invoice_id.isalnum() or len(invoice_id) > 10:

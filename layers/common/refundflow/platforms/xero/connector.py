@@ -27,7 +27,7 @@ from pydantic import Field
 
 from refundflow import settings
 from refundflow.connectors import exact_json
-from refundflow.connectors.books import BooksAmounts, parse_per_provider, per_provider
+from refundflow.connectors.books import BooksAmounts, check_booking, parse_per_provider, per_provider, require_refund_id
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
 from refundflow.connectors.oauth_tokens import RefreshTokenGrant, SecretLoader, SecretSaver
 from refundflow.errors import (
@@ -36,7 +36,6 @@ from refundflow.errors import (
     RejectedError,
     TransientError,
 )
-from refundflow.ids import is_refund_id
 from refundflow.models import BooksSystem, CreditDocument, CreditDocumentKind, CreditDocumentState, PaymentProvider
 from refundflow.money import Money
 from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking
@@ -216,26 +215,14 @@ class XeroBooks(BooksConnector):
         return self._document(note, booking)
 
     def _check_booking(self, booking: CreditBooking) -> None:
-        _require_refund_id(booking.refund_id)
-        _require_refund_id(booking.external_reference)
-        if booking.invoice.system is not BooksSystem.XERO:
-            raise RejectedError(f"invoice {booking.invoice.invoice_id} is not a Xero invoice", platform=PLATFORM)
-        if not booking.amount.is_positive():
-            raise RejectedError("a refund credit note needs a positive amount", platform=PLATFORM)
-        to_xero_amount(booking.amount)
-        if booking.lines:
-            total = Money.zero(booking.amount.currency)
-            for line in booking.lines:
-                if line.amount.currency != booking.amount.currency or not line.amount.is_positive():
-                    raise RejectedError(f"refund line {line.description!r} has a bad amount", platform=PLATFORM)
-                to_xero_amount(line.amount)
-                total = total + line.amount
-            if total != booking.amount:
-                raise RejectedError(
-                    f"refund lines add up to {total}, the refund is {booking.amount}",
-                    code="lines_mismatch",
-                    platform=PLATFORM,
-                )
+        check_booking(
+            booking,
+            system=BooksSystem.XERO,
+            platform=PLATFORM,
+            invoice="a Xero invoice",
+            document="a refund credit note",
+            to_platform=to_xero_amount,
+        )
 
     def _get_invoice(self, invoice_id: str) -> dict[str, Any]:
         payload = self._call("GET", f"/Invoices/{invoice_id}")
@@ -264,7 +251,7 @@ class XeroBooks(BooksConnector):
     def _find_credit_note(self, refund_id: str) -> dict[str, Any] | None:
         # Our references are refund ids, rf_ + 32 hex digits: nothing to escape in the filter, and with their fixed
         # length a prefix match on the reference is an exact match on the refund.
-        _require_refund_id(refund_id)
+        require_refund_id(refund_id, platform=PLATFORM)
         where = f'Type=="ACCRECCREDIT" AND Reference!=null AND Reference.StartsWith("{refund_id}")'
         payload = self._call("GET", "/CreditNotes", params={"where": where})
         notes = payload.get("CreditNotes") if isinstance(payload, Mapping) else None
@@ -541,11 +528,6 @@ def _text(item: Mapping[str, Any], name: str) -> str:
     if not isinstance(value, str) or not value:
         raise TransientError(f"Xero answered without {name}", platform=PLATFORM)
     return value
-
-
-def _require_refund_id(refund_id: str) -> None:
-    if not is_refund_id(refund_id):
-        raise RejectedError(f"{refund_id!r} is not a refund id", code="bad_refund_id", platform=PLATFORM)
 
 
 def _key(booking: CreditBooking, step: str) -> str:

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from refundflow import settings
-from refundflow.connectors.books import BooksAmounts, per_provider
+from refundflow.connectors.books import BooksAmounts, check_booking, per_provider, require_refund_id
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
 from refundflow.connectors.oauth_tokens import SecretLoader
 from refundflow.connectors.zoho import ZohoTokenSource as SharedZohoTokenSource
@@ -37,7 +37,6 @@ from refundflow.errors import (
     RejectedError,
     TransientError,
 )
-from refundflow.ids import is_refund_id
 from refundflow.models import BooksSystem, CreditDocument, CreditDocumentKind, CreditDocumentState, PaymentProvider
 from refundflow.money import Money
 from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking
@@ -193,26 +192,14 @@ class ZohoBooks(BooksConnector):
         return self._document(note, booking)
 
     def _check_booking(self, booking: CreditBooking) -> None:
-        _require_refund_id(booking.refund_id)
-        _require_refund_id(booking.external_reference)
-        if booking.invoice.system is not BooksSystem.ZOHO_BOOKS:
-            raise RejectedError(f"invoice {booking.invoice.invoice_id} is not a Zoho Books invoice", platform=PLATFORM)
-        if not booking.amount.is_positive():
-            raise RejectedError("a refund credit note needs a positive amount", platform=PLATFORM)
-        to_zoho_amount(booking.amount)
-        if booking.lines:
-            total = Money.zero(booking.amount.currency)
-            for line in booking.lines:
-                if line.amount.currency != booking.amount.currency or not line.amount.is_positive():
-                    raise RejectedError(f"refund line {line.description!r} has a bad amount", platform=PLATFORM)
-                to_zoho_amount(line.amount)
-                total = total + line.amount
-            if total != booking.amount:
-                raise RejectedError(
-                    f"refund lines add up to {total}, the refund is {booking.amount}",
-                    code="lines_mismatch",
-                    platform=PLATFORM,
-                )
+        check_booking(
+            booking,
+            system=BooksSystem.ZOHO_BOOKS,
+            platform=PLATFORM,
+            invoice="a Zoho Books invoice",
+            document="a refund credit note",
+            to_platform=to_zoho_amount,
+        )
 
     def _check_invoice(self, invoice: Mapping[str, Any], booking: CreditBooking) -> None:
         number = invoice.get("invoice_number") or invoice.get("invoice_id")
@@ -232,7 +219,7 @@ class ZohoBooks(BooksConnector):
             raise RejectedError(f"invoice {number} has no customer", platform=PLATFORM)
 
     def _find_credit_note(self, refund_id: str) -> dict[str, Any] | None:
-        _require_refund_id(refund_id)
+        require_refund_id(refund_id, platform=PLATFORM)
         payload = self._call("GET", "/creditnotes", params={"reference_number": refund_id})
         notes = payload.get("creditnotes") if isinstance(payload, Mapping) else None
         # The filter may match more loosely than equality: only our exact reference counts.
@@ -491,11 +478,6 @@ def _text(item: Mapping[str, Any], name: str) -> str:
     if not isinstance(value, str) or not value:
         raise TransientError(f"Zoho Books answered without {name}", platform=PLATFORM)
     return value
-
-
-def _require_refund_id(refund_id: str) -> None:
-    if not is_refund_id(refund_id):
-        raise RejectedError(f"{refund_id!r} is not a refund id", code="bad_refund_id", platform=PLATFORM)
 
 
 def _shared_tax_id(lines: Any) -> str | None:
