@@ -14,7 +14,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from refundflow.connectors import exact_json
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
@@ -207,3 +207,21 @@ class RefreshTokenGrant(CachedTokenSource):
                 code=self.secret_store_code,
                 platform=self.platform,
             ) from error
+
+
+class AccessTokens(Protocol):
+    """What an API call needs of a token source (every source above, and the platforms' own)."""
+
+    def access_token(self) -> str: ...
+
+    def invalidate(self) -> None: ...
+
+
+def send_with_token(tokens: AccessTokens, send: Callable[[str], HttpResponse]) -> HttpResponse:
+    """``send(access_token)`` with the cached token; when the API answers 401 (the token was revoked or ended early),
+    the token is forgotten and the call sent once more with a new one. The second answer is final, 401 or not."""
+    response = send(tokens.access_token())
+    if response.status == 401:
+        tokens.invalidate()
+        response = send(tokens.access_token())
+    return response

@@ -39,6 +39,7 @@ from refundflow.connectors.books import BooksAmounts, check_booking, parse_per_p
 from refundflow.connectors.entra import DEFAULT_LOGIN_BASE, TOKEN_EXPIRY_MARGIN_SECONDS, EntraTokenSource
 from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
+from refundflow.connectors.oauth_tokens import send_with_token
 from refundflow.errors import (
     ConfigurationError,
     NotFound,
@@ -487,16 +488,14 @@ class BusinessCentralBooks(BooksConnector):
     def _call(self, method: str, path: str, *, params: Mapping[str, str] | None = None, body: Any = None) -> Any:
         """One API call below the company; a 401 fetches a new token once and repeats the call."""
         data = dump_json(body) if body is not None else None
-        for attempt in range(2):
-            headers = {"Authorization": f"Bearer {self._tokens.access_token()}", "Accept": "application/json"}
+
+        def send(token: str) -> HttpResponse:
+            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
             if data is not None:
                 headers["Content-Type"] = "application/json"
-            response = self._http.request(method, f"{self._company}/{path}", params=params, data=data, headers=headers)
-            if response.status == 401 and attempt == 0:
-                self._tokens.invalidate()
-                continue
-            return _payload_or_raise(method, path, response)
-        raise AssertionError("unreachable")  # pragma: no cover
+            return self._http.request(method, f"{self._company}/{path}", params=params, data=data, headers=headers)
+
+        return _payload_or_raise(method, path, send_with_token(self._tokens, send))
 
 
 def _payload_or_raise(method: str, path: str, response: HttpResponse) -> Any:

@@ -67,6 +67,7 @@ from refundflow.connectors.books import BooksAmounts, check_booking, parse_per_p
 from refundflow.connectors.entra import DEFAULT_LOGIN_BASE, EntraTokenSource
 from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
+from refundflow.connectors.oauth_tokens import send_with_token
 from refundflow.errors import (
     ConfigurationError,
     NotFound,
@@ -477,16 +478,14 @@ class DynamicsFinanceBooks(BooksConnector):
     def _call(self, method: str, entity_set: str, *, params: Mapping[str, str] | None = None, body: Any = None) -> Any:
         """One call to ``/data/<entity set>``; a 401 fetches a new token once and repeats the call."""
         data = dump_json(body) if body is not None else None
-        for attempt in range(2):
-            headers = {"Authorization": f"Bearer {self._tokens.access_token()}", "Accept": "application/json"}
+
+        def send(token: str) -> HttpResponse:
+            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
             if data is not None:
                 headers["Content-Type"] = "application/json"
-            response = self._http.request(method, f"/data/{entity_set}", params=params, data=data, headers=headers)
-            if response.status == 401 and attempt == 0:
-                self._tokens.invalidate()
-                continue
-            return _payload_or_raise(method, entity_set, response)
-        raise AssertionError("unreachable")  # pragma: no cover
+            return self._http.request(method, f"/data/{entity_set}", params=params, data=data, headers=headers)
+
+        return _payload_or_raise(method, entity_set, send_with_token(self._tokens, send))
 
 
 def _payload_or_raise(method: str, entity_set: str, response: HttpResponse) -> Any:

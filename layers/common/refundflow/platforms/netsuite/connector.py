@@ -30,6 +30,7 @@ from refundflow.connectors import exact_json
 from refundflow.connectors.books import BooksAmounts, check_booking, per_provider, require_refund_id
 from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
+from refundflow.connectors.oauth_tokens import send_with_token
 from refundflow.errors import (
     ConfigurationError,
     NotFound,
@@ -431,18 +432,17 @@ class NetSuiteBooks(BooksConnector):
     ) -> HttpResponse:
         """One record call; a 401 asks for a new token once and repeats the call."""
         data = dump_json(body) if body is not None else None
-        for attempt in range(2):
-            headers = {"Authorization": f"Bearer {self._tokens.access_token()}", "Accept": "application/json"}
+
+        def send(token: str) -> HttpResponse:
+            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
             if data is not None:
                 headers["Content-Type"] = "application/json"
-            response = self._http.request(method, path, params=params, data=data, headers=headers)
-            if response.status == 401 and attempt == 0:
-                self._tokens.invalidate()
-                continue
-            if not response.ok:
-                _raise(method, path, response)
-            return response
-        raise AssertionError("unreachable")  # pragma: no cover
+            return self._http.request(method, path, params=params, data=data, headers=headers)
+
+        response = send_with_token(self._tokens, send)
+        if not response.ok:
+            _raise(method, path, response)
+        return response
 
 
 def _payload(response: HttpResponse) -> Any:

@@ -38,7 +38,7 @@ from refundflow import settings
 from refundflow.connectors import exact_json
 from refundflow.connectors.books import BooksAmounts, check_booking, parse_per_provider, per_provider, require_refund_id
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
-from refundflow.connectors.oauth_tokens import RefreshTokenGrant, SecretLoader, SecretSaver
+from refundflow.connectors.oauth_tokens import RefreshTokenGrant, SecretLoader, SecretSaver, send_with_token
 from refundflow.errors import (
     NotFound,
     OutcomeUnknownError,
@@ -519,16 +519,14 @@ class QuickBooksBooks(BooksConnector):
         if request_id is not None:
             query["requestid"] = request_id
         data = dump_json(body) if body is not None else None
-        for attempt in range(2):
-            headers = {"Authorization": f"Bearer {self._tokens.access_token()}", "Accept": "application/json"}
+
+        def send(token: str) -> HttpResponse:
+            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
             if data is not None:
                 headers["Content-Type"] = "application/json"
-            response = self._http.request(method, path, params=query, data=data, headers=headers)
-            if response.status == 401 and attempt == 0:
-                self._tokens.invalidate()
-                continue
-            return _payload_or_raise(method, resource, response, reading=reading)
-        raise AssertionError("unreachable")  # pragma: no cover
+            return self._http.request(method, path, params=query, data=data, headers=headers)
+
+        return _payload_or_raise(method, resource, send_with_token(self._tokens, send), reading=reading)
 
 
 _ENTITIES: dict[CreditDocumentKind, str] = {

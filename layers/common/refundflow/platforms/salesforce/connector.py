@@ -55,7 +55,7 @@ from refundflow.connectors.http import (
     retry_after_seconds,
     status_failure,
 )
-from refundflow.connectors.oauth_tokens import CachedTokenSource, token_endpoint_failure
+from refundflow.connectors.oauth_tokens import CachedTokenSource, send_with_token, token_endpoint_failure
 from refundflow.errors import ConfigurationError, RejectedError, TransientError
 from refundflow.platforms.salesforce.ids import case_id18, record_id18
 from refundflow.ports import TicketPlatform, TicketUpdate
@@ -240,15 +240,12 @@ class SalesforceTickets(TicketPlatform):
         self, method: str, path: str, *, params: Mapping[str, str] | None = None, json: Any = None
     ) -> HttpResponse:
         """One API call with the cached token; a 401 buys a new token once and repeats the call."""
-        response: HttpResponse | None = None
-        for attempt in range(2):
-            headers = {"Authorization": f"Bearer {self.tokens.access_token()}"}
-            response = self.http.request(method, path, params=params, json=json, headers=headers)
-            if response.status != 401 or attempt == 1:
-                break
-            self.tokens.invalidate()
-        assert response is not None
-        return response
+        return send_with_token(
+            self.tokens,
+            lambda token: self.http.request(
+                method, path, params=params, json=json, headers={"Authorization": f"Bearer {token}"}
+            ),
+        )
 
     def _fail(self, response: HttpResponse, what: str, *, write: bool) -> NoReturn:
         errors = _errors(response)

@@ -51,6 +51,7 @@ from refundflow.connectors.http import (
     retry_after_seconds,
     status_failure,
 )
+from refundflow.connectors.oauth_tokens import send_with_token
 from refundflow.errors import ConfigurationError, RejectedError, TransientError
 from refundflow.ports import TicketPlatform, TicketUpdate
 
@@ -242,15 +243,10 @@ class ServiceNowTickets(TicketPlatform):
         """One Table API call; with OAuth, a 401 forgets the token and the call is made once more with a new one."""
         if self.tokens is None:
             return self.http.request(method, path, **options)
-        response = self.http.request(method, path, headers=self._bearer(), **options)
-        if response.status == 401:
-            self.tokens.invalidate()
-            response = self.http.request(method, path, headers=self._bearer(), **options)
-        return response
-
-    def _bearer(self) -> dict[str, str]:
-        assert self.tokens is not None
-        return {"Authorization": f"Bearer {self.tokens.access_token()}"}
+        return send_with_token(
+            self.tokens,
+            lambda token: self.http.request(method, path, headers={"Authorization": f"Bearer {token}"}, **options),
+        )
 
     def _fail(self, response: HttpResponse, what: str, *, write: bool) -> NoReturn:
         message = f"ServiceNow could not {what}: {response.status} {_error_words(response)}".strip()

@@ -29,7 +29,7 @@ from refundflow import settings
 from refundflow.connectors import exact_json
 from refundflow.connectors.books import BooksAmounts, check_booking, parse_per_provider, per_provider, require_refund_id
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
-from refundflow.connectors.oauth_tokens import RefreshTokenGrant, SecretLoader, SecretSaver
+from refundflow.connectors.oauth_tokens import RefreshTokenGrant, SecretLoader, SecretSaver, send_with_token
 from refundflow.errors import (
     NotFound,
     OutcomeUnknownError,
@@ -426,9 +426,10 @@ class XeroBooks(BooksConnector):
     ) -> Any:
         """One accounting call; a 401 refreshes the token once and repeats the call."""
         data = dump_json(body) if body is not None else None
-        for attempt in range(2):
+
+        def send(token: str) -> HttpResponse:
             headers = {
-                "Authorization": f"Bearer {self._tokens.access_token()}",
+                "Authorization": f"Bearer {token}",
                 "xero-tenant-id": self._tokens.tenant_id,
                 "Accept": "application/json",
             }
@@ -436,12 +437,9 @@ class XeroBooks(BooksConnector):
                 headers["Content-Type"] = "application/json"
             if key is not None:
                 headers["Idempotency-Key"] = key
-            response = self._http.request(method, path, params=params, data=data, headers=headers)
-            if response.status == 401 and attempt == 0:
-                self._tokens.invalidate()
-                continue
-            return _payload_or_raise(method, path, response)
-        raise AssertionError("unreachable")  # pragma: no cover
+            return self._http.request(method, path, params=params, data=data, headers=headers)
+
+        return _payload_or_raise(method, path, send_with_token(self._tokens, send))
 
 
 def _payload_or_raise(method: str, path: str, response: HttpResponse) -> Any:

@@ -27,7 +27,7 @@ from pydantic import Field
 from refundflow import settings
 from refundflow.connectors.books import BooksAmounts, check_booking, per_provider, require_refund_id
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
-from refundflow.connectors.oauth_tokens import SecretLoader
+from refundflow.connectors.oauth_tokens import SecretLoader, send_with_token
 from refundflow.connectors.zoho import ZohoTokenSource as SharedZohoTokenSource
 from refundflow.connectors.zoho import load_json
 from refundflow.errors import (
@@ -405,17 +405,15 @@ class ZohoBooks(BooksConnector):
     def _call(self, method: str, path: str, *, params: Mapping[str, str] | None = None, body: Any = None) -> Any:
         """One Books call in the secret's organization; a 401 refreshes the token once and repeats the call."""
         data = dump_json(body) if body is not None else None
-        for attempt in range(2):
-            headers = {"Authorization": f"Zoho-oauthtoken {self._tokens.access_token()}", "Accept": "application/json"}
+
+        def send(token: str) -> HttpResponse:
+            headers = {"Authorization": f"Zoho-oauthtoken {token}", "Accept": "application/json"}
             if data is not None:
                 headers["Content-Type"] = "application/json"
             query = {"organization_id": self._tokens.organization_id, **(params or {})}
-            response = self._http.request(method, path, params=query, data=data, headers=headers)
-            if response.status == 401 and attempt == 0:
-                self._tokens.invalidate()
-                continue
-            return _payload_or_raise(method, path, response)
-        raise AssertionError("unreachable")  # pragma: no cover
+            return self._http.request(method, path, params=query, data=data, headers=headers)
+
+        return _payload_or_raise(method, path, send_with_token(self._tokens, send))
 
 
 def _payload_or_raise(method: str, path: str, response: HttpResponse) -> Any:
