@@ -25,7 +25,7 @@ from typing import Any, ClassVar, NoReturn
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from refundflow import settings
-from refundflow.connectors.factory import SecretBoundConnector
+from refundflow.connectors.factory import SecretBoundConnector, secret_strings
 from refundflow.connectors.http import HttpClient, HttpResponse, status_failure
 from refundflow.connectors.payment import HttpRefundProvider
 from refundflow.errors import (
@@ -234,11 +234,7 @@ def _build(config: AdyenSettings, secret_name: str, secret: Mapping[str, Any]) -
     Raises:
         ConfigurationError: a secret of another shape.
     """
-    api_key, merchant_account = secret.get("api_key"), secret.get("merchant_account")
-    if not isinstance(api_key, str) or not api_key or not isinstance(merchant_account, str) or not merchant_account:
-        raise ConfigurationError(
-            f"secret {secret_name}: api_key and merchant_account must be non-empty strings", platform=PLATFORM
-        )
+    api_key, merchant_account = secret_strings(secret, secret_name, ("api_key", "merchant_account"), platform=PLATFORM)
     return AdyenRefundProvider(api_key=api_key, merchant_account=merchant_account, api_base=config.adyen_api_base)
 
 

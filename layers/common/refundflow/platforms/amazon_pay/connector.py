@@ -29,13 +29,13 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import Field
 
 from refundflow import settings
-from refundflow.connectors.factory import SecretBoundConnector
+from refundflow.connectors.factory import SecretBoundConnector, secret_strings
 from refundflow.connectors.http import HttpClient, HttpResponse, missing, status_failure
 from refundflow.connectors.payment import HttpRefundProvider
 from refundflow.errors import (
@@ -310,19 +310,13 @@ def _build(config: AmazonPaySettings, name: str, secret: Mapping[str, Any]) -> A
     """Raises: ConfigurationError: a secret of another shape."""
     from refundflow.platforms.amazon_pay.signing import load_private_key
 
-    public_key_id, private_key = secret.get("public_key_id"), secret.get("private_key")
-    if not isinstance(public_key_id, str) or not public_key_id or not isinstance(private_key, str) or not private_key:
-        _bad_secret(name, "public_key_id and private_key (PEM) must be non-empty strings")
+    public_key_id, private_key = secret_strings(secret, name, ("public_key_id", "private_key"), platform=PLATFORM)
     return AmazonPayRefundProvider(
         public_key_id=public_key_id,
         private_key=load_private_key(private_key),
         api_base=config.api_base,
         region=config.region,
     )
-
-
-def _bad_secret(name: str, why: str) -> NoReturn:
-    raise ConfigurationError(f"secret {name}: {why}", platform=PLATFORM)
 
 
 connector: SecretBoundConnector[AmazonPaySettings, AmazonPayRefundProvider] = SecretBoundConnector(

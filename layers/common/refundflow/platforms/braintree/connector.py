@@ -28,7 +28,7 @@ from pydantic import Field, ValidationError
 
 from refundflow import settings
 from refundflow.connectors import graphql_http
-from refundflow.connectors.factory import SecretBoundConnector
+from refundflow.connectors.factory import SecretBoundConnector, secret_strings
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
 from refundflow.connectors.payment import HttpRefundProvider
 from refundflow.errors import (
@@ -387,11 +387,7 @@ def _build(config: BraintreeSettings, secret_name: str, secret: Mapping[str, Any
     Raises:
         ConfigurationError: a secret of another shape.
     """
-    public_key, private_key = secret.get("public_key"), secret.get("private_key")
-    if not isinstance(public_key, str) or not public_key or not isinstance(private_key, str) or not private_key:
-        raise ConfigurationError(
-            f"secret {secret_name}: public_key and private_key must be non-empty strings", platform=PLATFORM
-        )
+    public_key, private_key = secret_strings(secret, secret_name, ("public_key", "private_key"), platform=PLATFORM)
     return BraintreeRefundProvider(public_key=public_key, private_key=private_key, api_base=config.api_base)
 
 

@@ -30,12 +30,12 @@ while Chargebee remembers it (30 minutes), then asks a person.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from refundflow import settings
-from refundflow.connectors.factory import SecretBoundConnector
+from refundflow.connectors.factory import SecretBoundConnector, bad_secret, secret_strings
 from refundflow.connectors.http import HttpClient, HttpResponse, missing, status_failure
 from refundflow.connectors.payment import HttpRefundProvider
 from refundflow.errors import (
@@ -403,16 +403,10 @@ def _build(config: ChargebeeSettings, secret_name: str, secret: Mapping[str, Any
     Raises:
         ConfigurationError: a secret of another shape.
     """
-    api_key, site = secret.get("api_key"), secret.get("site")
-    if not isinstance(api_key, str) or not api_key or not isinstance(site, str) or not site:
-        _bad_secret(secret_name, "api_key and site must be non-empty strings")
+    api_key, site = secret_strings(secret, secret_name, ("api_key", "site"), platform=PLATFORM)
     if not all(char.isalnum() or char == "-" for char in site):
-        _bad_secret(secret_name, "site is a Chargebee site name (letters, digits and '-')")
+        raise bad_secret(secret_name, "site is a Chargebee site name (letters, digits and '-')", platform=PLATFORM)
     return ChargebeeRefundProvider(api_key=api_key, api_base=config.api_base.replace("{site}", site))
-
-
-def _bad_secret(name: str, why: str) -> NoReturn:
-    raise ConfigurationError(f"secret {name}: {why}", platform=PLATFORM)
 
 
 connector: SecretBoundConnector[ChargebeeSettings, ChargebeeRefundProvider] = SecretBoundConnector(

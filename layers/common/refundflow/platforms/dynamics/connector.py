@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -37,11 +37,10 @@ from refundflow import settings
 from refundflow.connectors import exact_json
 from refundflow.connectors.books import BooksAmounts, check_booking, parse_per_provider, per_provider, require_refund_id
 from refundflow.connectors.entra import DEFAULT_LOGIN_BASE, TOKEN_EXPIRY_MARGIN_SECONDS, EntraTokenSource
-from refundflow.connectors.factory import SecretBoundConnector
+from refundflow.connectors.factory import SecretBoundConnector, secret_strings
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
 from refundflow.connectors.oauth_tokens import send_with_token
 from refundflow.errors import (
-    ConfigurationError,
     NotFound,
     OutcomeUnknownError,
     RejectedError,
@@ -628,21 +627,18 @@ def _build(config: DynamicsSettings, name: str, secret: Mapping[str, Any]) -> Bu
     Raises:
         ConfigurationError: a secret of another shape, or malformed settings.
     """
-    values = {key: secret.get(key) for key in _SECRET_KEYS}
-    missing = [key for key, value in values.items() if not isinstance(value, str) or not value]
-    if missing:
-        _bad_secret(name, f"{', '.join(missing)} must be non-empty strings")
+    values = dict(zip(_SECRET_KEYS, secret_strings(secret, name, _SECRET_KEYS, platform=PLATFORM), strict=True))
     tokens = BusinessCentralTokens(
         login_base=config.login_base,
-        tenant_id=str(values["tenant_id"]),
-        client_id=str(values["client_id"]),
-        client_secret=str(values["client_secret"]),
+        tenant_id=values["tenant_id"],
+        client_id=values["client_id"],
+        client_secret=values["client_secret"],
     )
     return BusinessCentralBooks(
         tokens=tokens,
-        tenant_id=str(values["tenant_id"]),
-        environment=str(values["environment"]),
-        company_id=str(values["company_id"]),
+        tenant_id=values["tenant_id"],
+        environment=values["environment"],
+        company_id=values["company_id"],
         api_base=config.api_base,
         refund_account=config.refund_account,
         tax_code=config.tax_code,
@@ -650,10 +646,6 @@ def _build(config: DynamicsSettings, name: str, secret: Mapping[str, Any]) -> Bu
         clearing_account=config.clearing_account,
         clearing_accounts=parse_clearing_accounts(config.clearing_accounts),
     )
-
-
-def _bad_secret(name: str, why: str) -> NoReturn:
-    raise ConfigurationError(f"secret {name}: {why}", platform=PLATFORM)
 
 
 connector: SecretBoundConnector[DynamicsSettings, BusinessCentralBooks] = SecretBoundConnector(

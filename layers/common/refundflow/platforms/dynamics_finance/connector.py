@@ -57,7 +57,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
-from typing import Any, ClassVar, Literal, NoReturn
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -65,11 +65,10 @@ from refundflow import settings
 from refundflow.connectors import exact_json
 from refundflow.connectors.books import BooksAmounts, check_booking, parse_per_provider, per_provider, require_refund_id
 from refundflow.connectors.entra import DEFAULT_LOGIN_BASE, EntraTokenSource
-from refundflow.connectors.factory import SecretBoundConnector
+from refundflow.connectors.factory import SecretBoundConnector, bad_secret, secret_strings
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
 from refundflow.connectors.oauth_tokens import send_with_token
 from refundflow.errors import (
-    ConfigurationError,
     NotFound,
     OutcomeUnknownError,
     RejectedError,
@@ -607,25 +606,22 @@ def _build(config: DynamicsFinanceSettings, name: str, secret: Mapping[str, Any]
     Raises:
         ConfigurationError: a secret of another shape, or malformed settings.
     """
-    values = {key: secret.get(key) for key in _SECRET_KEYS}
-    missing = [key for key, value in values.items() if not isinstance(value, str) or not value]
-    if missing:
-        _bad_secret(name, f"{', '.join(missing)} must be non-empty strings")
-    resource = str(values["resource"]).rstrip("/")
+    values = dict(zip(_SECRET_KEYS, secret_strings(secret, name, _SECRET_KEYS, platform=PLATFORM), strict=True))
+    resource = values["resource"].rstrip("/")
     if not resource.startswith("https://"):
-        _bad_secret(name, "resource must be the environment's https:// URL")
+        raise bad_secret(name, "resource must be the environment's https:// URL", platform=PLATFORM)
     tokens = EntraTokenSource(
         platform=PLATFORM,
         title=TITLE,
         scope=f"{resource}/.default",
         login_base=config.login_base,
-        tenant_id=str(values["tenant_id"]),
-        client_id=str(values["client_id"]),
-        client_secret=str(values["client_secret"]),
+        tenant_id=values["tenant_id"],
+        client_id=values["client_id"],
+        client_secret=values["client_secret"],
     )
     return DynamicsFinanceBooks(
         tokens=tokens,
-        company=str(values["company"]),
+        company=values["company"],
         api_base=config.api_base,
         refund_account=config.refund_account,
         sales_tax_group=config.sales_tax_group,
@@ -635,10 +631,6 @@ def _build(config: DynamicsFinanceSettings, name: str, secret: Mapping[str, Any]
         clearing_accounts=parse_clearing_accounts(config.clearing_accounts),
         pending_policy=config.pending_policy,
     )
-
-
-def _bad_secret(name: str, why: str) -> NoReturn:
-    raise ConfigurationError(f"secret {name}: {why}", platform=PLATFORM)
 
 
 connector: SecretBoundConnector[DynamicsFinanceSettings, DynamicsFinanceBooks] = SecretBoundConnector(

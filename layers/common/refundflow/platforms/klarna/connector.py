@@ -31,12 +31,12 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Mapping
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from refundflow import settings
-from refundflow.connectors.factory import SecretBoundConnector
+from refundflow.connectors.factory import SecretBoundConnector, secret_strings
 from refundflow.connectors.http import HttpClient, HttpResponse, missing, status_failure
 from refundflow.connectors.payment import HttpRefundProvider
 from refundflow.errors import (
@@ -368,14 +368,8 @@ def _build(config: KlarnaSettings, name: str, secret: Mapping[str, Any]) -> Klar
     Raises:
         ConfigurationError: a secret of another shape.
     """
-    username, password = secret.get("username"), secret.get("password")
-    if not isinstance(username, str) or not username or not isinstance(password, str) or not password:
-        _bad_secret(name, "username and password must be non-empty strings")
+    username, password = secret_strings(secret, name, ("username", "password"), platform=PLATFORM)
     return KlarnaRefundProvider(username=username, password=password, api_base=config.api_base)
-
-
-def _bad_secret(name: str, why: str) -> NoReturn:
-    raise ConfigurationError(f"secret {name}: {why}", platform=PLATFORM)
 
 
 connector: SecretBoundConnector[KlarnaSettings, KlarnaRefundProvider] = SecretBoundConnector(

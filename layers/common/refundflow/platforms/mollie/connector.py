@@ -22,13 +22,13 @@ through Mollie's currency profile (``amounts.py``); webhooks are in ``inbound.py
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import Field
 
 from refundflow import settings
-from refundflow.connectors.factory import SecretBoundConnector
+from refundflow.connectors.factory import SecretBoundConnector, bad_secret
 from refundflow.connectors.http import HttpClient, HttpResponse, missing, status_failure
 from refundflow.connectors.payment import HttpRefundProvider
 from refundflow.errors import (
@@ -282,12 +282,8 @@ def _build(config: MollieSettings, name: str, secret: Mapping[str, Any]) -> Moll
     """Raises: ConfigurationError: a secret of another shape."""
     api_key = secret.get("api_key")
     if not isinstance(api_key, str) or not api_key.startswith(("test_", "live_")):
-        _bad_secret(name, "api_key must be a Mollie test_ or live_ API key")
+        raise bad_secret(name, "api_key must be a Mollie test_ or live_ API key", platform=PLATFORM)
     return MollieRefundProvider(api_key=api_key, api_base=config.api_base)
-
-
-def _bad_secret(name: str, why: str) -> NoReturn:
-    raise ConfigurationError(f"secret {name}: {why}", platform=PLATFORM)
 
 
 connector: SecretBoundConnector[MollieSettings, MollieRefundProvider] = SecretBoundConnector(

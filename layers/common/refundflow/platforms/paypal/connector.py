@@ -30,12 +30,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 
 from pydantic import Field
 
 from refundflow import settings
-from refundflow.connectors.factory import SecretBoundConnector
+from refundflow.connectors.factory import SecretBoundConnector, secret_strings
 from refundflow.connectors.http import HttpClient, HttpResponse, missing, retry_after_seconds, status_failure
 from refundflow.connectors.payment import HttpRefundProvider
 from refundflow.errors import (
@@ -383,14 +383,8 @@ class PayPalSettings(settings.EnvModel):
 
 def _build(config: PayPalSettings, name: str, secret: Mapping[str, Any]) -> PayPalRefundProvider:
     """Raises: ConfigurationError: a secret of another shape."""
-    client_id, client_secret = secret.get("client_id"), secret.get("client_secret")
-    if not isinstance(client_id, str) or not client_id or not isinstance(client_secret, str) or not client_secret:
-        _bad_secret(name, "client_id and client_secret must be non-empty strings")
+    client_id, client_secret = secret_strings(secret, name, ("client_id", "client_secret"), platform=PLATFORM)
     return PayPalRefundProvider(client_id=client_id, client_secret=client_secret, api_base=config.api_base)
-
-
-def _bad_secret(name: str, why: str) -> NoReturn:
-    raise ConfigurationError(f"secret {name}: {why}", platform=PLATFORM)
 
 
 connector: SecretBoundConnector[PayPalSettings, PayPalRefundProvider] = SecretBoundConnector(

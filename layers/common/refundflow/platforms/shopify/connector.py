@@ -28,7 +28,7 @@ from pydantic import Field, ValidationError
 
 from refundflow import settings
 from refundflow.connectors import graphql_http
-from refundflow.connectors.factory import SecretBoundConnector
+from refundflow.connectors.factory import SecretBoundConnector, secret_strings
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
 from refundflow.connectors.payment import HttpRefundProvider
 from refundflow.errors import (
@@ -426,9 +426,7 @@ def _build(config: ShopifySettings, secret_name: str, secret: Mapping[str, Any])
     Raises:
         ConfigurationError: a secret of another shape, no gateway.
     """
-    token = secret.get("access_token")
-    if not isinstance(token, str) or not token:
-        raise ConfigurationError(f"secret {secret_name}: access_token must be a non-empty string", platform=PLATFORM)
+    (token,) = secret_strings(secret, secret_name, ("access_token",), platform=PLATFORM)
     return ShopifyConnector(
         access_token=token,
         api_base=config.api_base,

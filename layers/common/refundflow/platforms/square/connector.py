@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 
 from pydantic import Field
 
 from refundflow import settings
-from refundflow.connectors.factory import SecretBoundConnector
+from refundflow.connectors.factory import SecretBoundConnector, secret_strings
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
 from refundflow.connectors.payment import HttpRefundProvider
 from refundflow.errors import (
@@ -379,10 +379,6 @@ def _map_error(answer: HttpResponse, *, write: bool) -> RefundflowError:
     return RejectedError(message, code=code or f"square_{first}", platform=PLATFORM)
 
 
-def _raise(name: str, why: str) -> NoReturn:
-    raise ConfigurationError(f"secret {name}: {why}", platform=PLATFORM)
-
-
 # ---------------------------------------------------------------- factory
 
 
@@ -398,9 +394,7 @@ def _build(config: SquareSettings, name: str, secret: Mapping[str, Any]) -> Squa
     Raises:
         ConfigurationError: a secret of another shape.
     """
-    token = secret.get("access_token")
-    if not isinstance(token, str) or not token:
-        _raise(name, "access_token must be a non-empty string")
+    (token,) = secret_strings(secret, name, ("access_token",), platform=PLATFORM)
     return SquareRefundProvider(access_token=token, api_base=config.api_base)
 
 

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 
 import stripe
 from pydantic import Field
 from stripe.params import RefundCreateParams, RefundListParams
 
 from refundflow import settings
-from refundflow.connectors.factory import SecretBoundConnector
+from refundflow.connectors.factory import SecretBoundConnector, bad_secret
 from refundflow.connectors.payment import CatalogRefundProvider
 from refundflow.errors import (
     AlreadyDoneError,
@@ -378,12 +378,8 @@ def _build_stripe_provider(config: StripeSettings, name: str, secret: Mapping[st
     """Raises: ConfigurationError: a secret of another shape."""
     api_key = secret.get("api_key")
     if not isinstance(api_key, str) or not api_key.startswith(("sk_", "rk_")):
-        _bad_secret(name, "api_key must be a secret or restricted key (sk_/rk_)")
+        raise bad_secret(name, "api_key must be a secret or restricted key (sk_/rk_)", platform=PLATFORM)
     return StripeRefundProvider(api_key=api_key, api_base=config.api_base, stripe_version=config.api_version)
-
-
-def _bad_secret(name: str, why: str) -> NoReturn:
-    raise ConfigurationError(f"secret {name}: {why}", platform=PLATFORM)
 
 
 connector: SecretBoundConnector[StripeSettings, StripeRefundProvider] = SecretBoundConnector(
