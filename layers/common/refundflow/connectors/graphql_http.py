@@ -50,22 +50,13 @@ def post(
         if write:
             raise
         raise TransientError(error.message, platform=http.platform) from error
-    body = json_object(answer)
-    if not answer.ok or (body is not None and body.get("errors")):
-        refuse(answer, body or {})
-    data = body.get("data") if body is not None else None
+    body = answer.json_object_or_empty()
+    if not answer.ok or body.get("errors"):
+        refuse(answer, body)
+    data = body.get("data")
     if not isinstance(data, dict):
         message = f"{title} answered {answer.status} without data"
         if write:
             raise OutcomeUnknownError(message, platform=http.platform)
         raise TransientError(message, platform=http.platform)
     return data
-
-
-def json_object(answer: HttpResponse) -> dict[str, Any] | None:
-    """The answer's JSON object, or None when it is not one."""
-    try:
-        body = answer.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None

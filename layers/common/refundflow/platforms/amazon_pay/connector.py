@@ -188,7 +188,7 @@ class AmazonPayRefundProvider(HttpRefundProvider):
         if not answer.ok:
             raise _map_error(answer, write=True)
         try:
-            result = provider_refund(_json(answer))
+            result = provider_refund(answer.json_object())
         except (AmountNotRepresentable, ValueError) as error:
             raise OutcomeUnknownError(f"unreadable answer to POST /refunds: {error}", platform=PLATFORM) from error
         logger.info(
@@ -232,7 +232,7 @@ class AmazonPayRefundProvider(HttpRefundProvider):
         if not answer.ok:
             raise _map_error(answer, write=False)
         try:
-            return _json(answer)
+            return answer.json_object()
         except ValueError as error:
             raise TransientError(f"unreadable Amazon Pay {what}: {error}", platform=PLATFORM) from error
 
@@ -272,19 +272,9 @@ def provider_refund(refund: dict[str, Any]) -> ProviderRefund:
     )
 
 
-def _json(answer: HttpResponse) -> dict[str, Any]:
-    body = answer.json()
-    if not isinstance(body, dict):
-        raise ValueError("not a JSON object")
-    return body
-
-
 def _map_error(answer: HttpResponse, *, write: bool) -> RefundflowError:
     """Amazon Pay's failure in our vocabulary. ``write``: the call may have moved money."""
-    try:
-        body = _json(answer)
-    except ValueError:
-        body = {}
+    body = answer.json_object_or_empty()
     reason = body.get("reasonCode") if isinstance(body.get("reasonCode"), str) else None
     message = f"Amazon Pay answered {answer.status} {reason or ''}: {body.get('message') or ''}".strip()
     status = answer.status

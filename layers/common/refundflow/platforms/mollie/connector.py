@@ -141,7 +141,7 @@ class MollieRefundProvider(HttpRefundProvider):
         if not answer.ok:
             raise _map_error(answer, write=True)
         try:
-            result = provider_refund(_json(answer, strict=True), payment_id=request.payment_id)
+            result = provider_refund(answer.json_object(), payment_id=request.payment_id)
         except (PayloadError, AmountNotRepresentable, ValueError) as error:
             raise OutcomeUnknownError(f"unreadable answer to POST {path}: {error}", platform=PLATFORM) from error
         logger.info(
@@ -202,7 +202,7 @@ class MollieRefundProvider(HttpRefundProvider):
         if not answer.ok:
             raise _map_error(answer, write=False)
         try:
-            return _json(answer, strict=True)
+            return answer.json_object()
         except ValueError as error:
             raise TransientError(f"unreadable Mollie {what}: {error}", platform=PLATFORM) from error
 
@@ -230,23 +230,9 @@ def _next_from(page: dict[str, Any]) -> str | None:
     return found[0] if found and REFUND_ID.match(found[0]) else None
 
 
-def _json(answer: HttpResponse, *, strict: bool = False) -> dict[str, Any]:
-    try:
-        body = answer.json()
-    except ValueError:
-        if strict:
-            raise
-        return {}
-    if not isinstance(body, dict):
-        if strict:
-            raise ValueError("not a JSON object")
-        return {}
-    return body
-
-
 def _map_error(answer: HttpResponse, *, write: bool) -> RefundflowError:
     """Mollie's failure in our vocabulary. ``write``: the call may have moved money."""
-    body = _json(answer)
+    body = answer.json_object_or_empty()
     detail = str(body.get("detail") or body.get("title") or "")
     field = body.get("field")
     message = f"Mollie answered {answer.status}: {detail}{f' (field {field})' if field else ''}"

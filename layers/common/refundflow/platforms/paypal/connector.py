@@ -126,7 +126,7 @@ class PayPalRefundProvider(HttpRefundProvider):
                 auth=self._credentials,
                 headers={"Accept": "application/json"},
             )
-            body = _json(answer)
+            body = answer.json_object_or_empty()
             if answer.status in (400, 401, 403):
                 raise RejectedError(
                     f"PayPal refused the client credentials: {body.get('error_description') or body.get('error')}",
@@ -264,7 +264,7 @@ class PayPalRefundProvider(HttpRefundProvider):
         if not answer.ok:
             raise _map_error(answer, write=True)
         try:
-            result = provider_refund(_json(answer, strict=True), payment_id=request.payment_id)
+            result = provider_refund(answer.json_object(), payment_id=request.payment_id)
         except (PayloadError, AmountNotRepresentable, ValueError) as error:
             raise OutcomeUnknownError(f"unreadable answer to POST {path}: {error}", platform=PLATFORM) from error
         logger.info(
@@ -309,7 +309,7 @@ class PayPalRefundProvider(HttpRefundProvider):
         if not answer.ok:
             raise _map_error(answer, write=False)
         try:
-            return _json(answer, strict=True)
+            return answer.json_object()
         except ValueError as error:
             raise TransientError(f"unreadable PayPal {what}: {error}", platform=PLATFORM) from error
 
@@ -328,20 +328,6 @@ def _money(resource: dict[str, Any]) -> Any:
         raise TransientError(f"PayPal object without an amount: {error}", platform=PLATFORM) from error
 
 
-def _json(answer: HttpResponse, *, strict: bool = False) -> dict[str, Any]:
-    try:
-        body = answer.json()
-    except ValueError:
-        if strict:
-            raise
-        return {}
-    if not isinstance(body, dict):
-        if strict:
-            raise ValueError("not a JSON object")
-        return {}
-    return body
-
-
 def _issue(body: dict[str, Any]) -> str | None:
     for detail in body.get("details") or []:
         if isinstance(detail, dict) and isinstance(detail.get("issue"), str):
@@ -352,7 +338,7 @@ def _issue(body: dict[str, Any]) -> str | None:
 
 def _map_error(answer: HttpResponse, *, write: bool) -> RefundflowError:
     """PayPal's failure in our vocabulary. ``write``: the call may have moved money."""
-    body = _json(answer)
+    body = answer.json_object_or_empty()
     issue = _issue(body)
     message = (
         f"PayPal answered {answer.status} {issue or ''}: {body.get('message') or body.get('error_description') or ''}"
