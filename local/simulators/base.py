@@ -669,3 +669,118 @@ class Simulator:
             return json_response(sandbox.ticket_view(ticket_id))
         except KeyError:
             return json_response({"error": f"no {self.TICKET_NOUN} {ticket_id}"}, 404)
+
+
+class GraphQLSimulator(Simulator):
+    """A platform whose API is one GraphQL endpoint (Braintree, Shopify): every operation is a POST to the same path,
+    so a fault rule names the operation's root field after the path (``<path>#refundTransaction``) to fault one
+    mutation without faulting every query."""
+
+    def __init__(self) -> None:
+        self._operation = threading.local()
+        super().__init__()
+
+    def is_graphql(self, request: Request) -> bool:
+        """Whether ``request`` goes to the GraphQL endpoint (the platform says where it is)."""
+        raise NotImplementedError
+
+    def dispatch(self, request: Request) -> Response:
+        self._operation.field = graphql_root_field(request.get_data()) if self.is_graphql(request) else None
+        return super().dispatch(request)
+
+    def _take_fault(self, method: str, path: str) -> FaultRule | None:
+        field = getattr(self._operation, "field", None)
+        return super()._take_fault(method, f"{path}#{field}" if field else path)
+
+
+def graphql_root_field(body: bytes) -> str | None:
+    """The first root field of the operation in a GraphQL request body (``{"query": ...}``), or None."""
+    from graphql import parse
+    from graphql.error import GraphQLSyntaxError
+    from graphql.language import FieldNode, OperationDefinitionNode
+
+    try:
+        document = parse(str(json.loads(body or b"{}").get("query") or ""))
+    except (ValueError, AttributeError, GraphQLSyntaxError):
+        return None
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            for node in definition.selection_set.selections:
+                if isinstance(node, FieldNode):
+                    return node.name.value
+    return None
+
+
+class EntraSimulator(Simulator):
+    """A Microsoft platform behind Entra ID (Business Central, Dynamics 365 Finance, Dataverse): the
+    client-credentials grant for one app in one tenant at ``POST /login/{tenant}/oauth2/v2.0/token``
+    (learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow: form body, ``scope`` the resource's
+    ``/.default``; refusals ``{"error", "error_description": "AADSTS...", "error_codes"}``), and the bearer tokens it
+    issued, each valid ``ACCESS_TOKEN_SECONDS``.
+
+    A subclass sets ``tenant_id``, ``client_id``, ``client_secret`` and ``clock`` and says which scope its resource
+    takes (``entra_scope``); it checks a request's token with ``bearer_valid``.
+    """
+
+    ACCESS_TOKEN_SECONDS: ClassVar[int] = 3599
+    tenant_id: str
+    client_id: str
+    client_secret: str
+    clock: Callable[[], float]
+
+    def __init__(self) -> None:
+        self.tokens: dict[str, float] = {}
+        self.token_grants = 0
+        super().__init__()
+        self.route("/login/<tenant>/oauth2/v2.0/token", self._entra_token, methods=["POST"])
+
+    def entra_scope(self, request: Request) -> str:
+        """The one scope the token endpoint grants (``<resource>/.default``)."""
+        raise NotImplementedError
+
+    def bearer_valid(self, request: Request) -> bool:
+        """Whether the request carries a token this endpoint issued that has not expired or been revoked."""
+        header = request.headers.get("Authorization", "")
+        token = header[len("Bearer ") :] if header.startswith("Bearer ") else ""
+        with self.lock:
+            expires = self.tokens.get(token)
+        return expires is not None and expires > self.clock()
+
+    def revoke_tokens(self) -> None:
+        """Every access token stops working (as after a secret rotation or a token's expiry)."""
+        with self.lock:
+            self.tokens.clear()
+
+    def _entra_token(self, request: Request, tenant: str) -> Response:
+        form = request.form
+        if tenant != self.tenant_id:
+            return _entra_error(400, "invalid_request", f"AADSTS90002: Tenant '{tenant}' not found.")
+        if form.get("grant_type") != "client_credentials":
+            return _entra_error(400, "unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant.")
+        if form.get("client_id") != self.client_id:
+            return _entra_error(
+                400, "unauthorized_client", f"AADSTS700016: Application '{form.get('client_id')}' not found."
+            )
+        if not secrets.compare_digest(str(form.get("client_secret", "")), self.client_secret):
+            return _entra_error(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
+        if form.get("scope") != self.entra_scope(request):
+            return _entra_error(
+                400, "invalid_scope", f"AADSTS1002012: The provided value for scope {form.get('scope')} is not valid."
+            )
+        token = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9." + secrets.token_urlsafe(32)
+        with self.lock:
+            self.tokens[token] = self.clock() + self.ACCESS_TOKEN_SECONDS
+            self.token_grants += 1
+        return json_response(
+            {
+                "token_type": "Bearer",
+                "expires_in": self.ACCESS_TOKEN_SECONDS,
+                "ext_expires_in": self.ACCESS_TOKEN_SECONDS,
+                "access_token": token,
+            }
+        )
+
+
+def _entra_error(status: int, error: str, description: str) -> Response:
+    code = int(description[len("AADSTS") :].split(":")[0])
+    return json_response({"error": error, "error_description": description, "error_codes": [code]}, status)

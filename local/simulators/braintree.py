@@ -32,7 +32,6 @@ import hmac
 import json
 import re
 import secrets
-import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -52,7 +51,7 @@ from graphql.language import (
 )
 from werkzeug.wrappers import Request, Response
 
-from local.simulators.base import FaultRule, Simulator, json_response
+from local.simulators.base import FaultRule, GraphQLSimulator, json_response
 from refundflow.money import exponent
 
 DEFAULT_PUBLIC_KEY = "refundflowsimpk01"
@@ -144,7 +143,7 @@ def select(value: Any, selection: SelectionSetNode | None, variables: Mapping[st
     return answer
 
 
-class BraintreeSimulator(Simulator):
+class BraintreeSimulator(GraphQLSimulator):
     """Transactions, their refunds and voids, and the webhooks Braintree sends about refunds."""
 
     name = "braintree"
@@ -172,7 +171,6 @@ class BraintreeSimulator(Simulator):
         self.transactions: dict[str, dict[str, Any]] = {}
         self.refund_objects: dict[str, dict[str, Any]] = {}
         self.notifications: list[dict[str, Any]] = []
-        self._operation = threading.local()
         super().__init__()
         self.webhooks.configure(None, hmac_key(private_key))
         self.route(API_PATH, self._graphql, methods=["POST"])
@@ -192,26 +190,8 @@ class BraintreeSimulator(Simulator):
         """The signature is in the form body itself (``webhook_body``); the header only names the form."""
         return {"Content-Type": "application/x-www-form-urlencoded"}
 
-    def dispatch(self, request: Request) -> Response:
-        self._operation.field = self._root_field(request) if request.path == API_PATH else None
-        return super().dispatch(request)
-
-    def _take_fault(self, method: str, path: str) -> FaultRule | None:
-        field = getattr(self._operation, "field", None)
-        return super()._take_fault(method, f"{path}#{field}" if field else path)
-
-    @staticmethod
-    def _root_field(request: Request) -> str | None:
-        try:
-            document = parse(str(json.loads(request.get_data() or b"{}").get("query") or ""))
-        except (ValueError, AttributeError, GraphQLSyntaxError):
-            return None
-        for definition in document.definitions:
-            if isinstance(definition, OperationDefinitionNode):
-                for node in definition.selection_set.selections:
-                    if isinstance(node, FieldNode):
-                        return node.name.value
-        return None
+    def is_graphql(self, request: Request) -> bool:
+        return request.path == API_PATH
 
     def fault_response(self, fault: FaultRule) -> Response:
         status = fault.status or 500

@@ -25,7 +25,6 @@ same posting-date check), which turns each into G/L entries on the customer's re
 from __future__ import annotations
 
 import re
-import secrets
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -35,7 +34,7 @@ from typing import Any, ClassVar
 
 from werkzeug.wrappers import Request, Response
 
-from local.simulators.base import FaultRule, Simulator, exact_json
+from local.simulators.base import EntraSimulator, FaultRule, exact_json
 from refundflow.money import CURRENCY_EXPONENTS
 
 DEFAULT_TENANT_ID = "5f1c7e2a-0b3d-4c8e-9a1f-2d3c4b5a6e7f"
@@ -44,7 +43,6 @@ DEFAULT_CLIENT_SECRET = "refundflow-local-business-central-secret"
 DEFAULT_ENVIRONMENT = "sandbox"
 DEFAULT_COMPANY_ID = "a3f0c1d2-4b5e-4f60-8172-93a4b5c6d7e8"
 SCOPE = "https://api.businesscentral.dynamics.com/.default"
-ACCESS_TOKEN_SECONDS = 3599
 RECEIVABLES_ACCOUNT = "2310"
 
 _TAX_RATES = {"VAT25": Decimal("0.25"), "VAT10": Decimal("0.10"), "NOVAT": Decimal(0), "": Decimal(0)}
@@ -140,7 +138,7 @@ def _date(value: Any, field: str) -> date:
         ) from error
 
 
-class BusinessCentralSimulator(Simulator):
+class BusinessCentralSimulator(EntraSimulator):
     """One Business Central company in one environment of one tenant, with one Entra ID app registered."""
 
     name = "dynamics"
@@ -171,7 +169,6 @@ class BusinessCentralSimulator(Simulator):
         self.clock = clock
         self.timeout_fault_seconds = timeout_fault_seconds
         self.reset_state()
-        self.route("/login/<tenant>/oauth2/v2.0/token", self._token, methods=["POST"])
         self.route("/v2.0/<path:rest>", self._api, methods=["GET", "POST", "PATCH", "DELETE"])
 
     # ---------------------------------------------------------------- state
@@ -314,40 +311,8 @@ class BusinessCentralSimulator(Simulator):
 
     # ---------------------------------------------------------------- Entra ID
 
-    def _token(self, request: Request, tenant: str) -> Response:
-        form = request.form
-        if tenant != self.tenant_id:
-            return _entra_error(400, "invalid_request", f"AADSTS90002: Tenant '{tenant}' not found.")
-        if form.get("grant_type") != "client_credentials":
-            return _entra_error(
-                400, "unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type."
-            )
-        if form.get("client_id") != self.client_id:
-            return _entra_error(
-                400, "unauthorized_client", f"AADSTS700016: Application '{form.get('client_id')}' not found."
-            )
-        if form.get("client_secret") != self.client_secret:
-            return _entra_error(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
-        if form.get("scope") != SCOPE:
-            return _entra_error(
-                400, "invalid_scope", f"AADSTS1002012: The provided value for scope {form.get('scope')} is not valid."
-            )
-        token = "eyJ0eXAiOiJKV1Qi." + secrets.token_urlsafe(32)
-        with self.lock:
-            self.tokens[token] = self.clock() + ACCESS_TOKEN_SECONDS
-            self.token_grants += 1
-        return _bc_json(
-            {
-                "token_type": "Bearer",
-                "expires_in": ACCESS_TOKEN_SECONDS,
-                "ext_expires_in": ACCESS_TOKEN_SECONDS,
-                "access_token": token,
-            }
-        )
-
-    def revoke_tokens(self) -> None:
-        with self.lock:
-            self.tokens.clear()
+    def entra_scope(self, request: Request) -> str:
+        return SCOPE
 
     # ---------------------------------------------------------------- the API
 
@@ -369,11 +334,7 @@ class BusinessCentralSimulator(Simulator):
             return _odata_error(error)
 
     def _authenticate(self, request: Request) -> None:
-        header = request.headers.get("Authorization", "")
-        token = header[len("Bearer ") :] if header.startswith("Bearer ") else ""
-        with self.lock:
-            expires = self.tokens.get(token)
-        if expires is None or expires <= self.clock():
+        if not self.bearer_valid(request):
             raise _ODataError(
                 401, "Authentication_InvalidCredentials", "The server has rejected the client credentials."
             )
@@ -785,12 +746,6 @@ class BusinessCentralSimulator(Simulator):
 def _odata_error(error: _ODataError) -> Response:
     message = f"{error.message}  CorrelationId:  {uuid.uuid4()}."
     return _bc_json({"error": {"code": error.code, "message": message}}, error.status)
-
-
-def _entra_error(status: int, error: str, description: str) -> Response:
-    return _bc_json(
-        {"error": error, "error_description": description, "error_codes": [int(description[6:].split(":")[0])]}, status
-    )
 
 
 def _body(request: Request, writable: set[str], entity: str) -> dict[str, Any]:

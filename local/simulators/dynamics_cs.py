@@ -48,7 +48,6 @@ import copy
 import itertools
 import json
 import re
-import secrets
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -57,7 +56,7 @@ from typing import Any, ClassVar
 
 from werkzeug.wrappers import Request, Response
 
-from local.simulators.base import FaultRule, Simulator, json_response
+from local.simulators.base import EntraSimulator, FaultRule
 
 DEFAULT_TENANT = "72f988bf-0000-4000-8000-00000000c5c5"
 DEFAULT_CLIENT_ID = "0b6a8e8e-0000-4000-8000-0000000000c5"
@@ -65,7 +64,6 @@ DEFAULT_CLIENT_SECRET = "rf-sim-dynamics-cs-client-secret-0001"
 DEFAULT_WEBHOOK_SECRET = "dynamics-cs-simulator-flow-secret-000000001"
 SECRET_HEADER = "X-Refundflow-Secret"
 API = "/api/data/v9.2"
-ACCESS_TOKEN_SECONDS = 3599
 REQUESTS_PER_WINDOW = 6000
 WINDOW_SECONDS = 300
 FAULT_RETRY_AFTER_SECONDS = 2
@@ -175,11 +173,7 @@ def _timestamp(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _entra_error(status: int, error: str, description: str) -> Response:
-    return json_response({"error": error, "error_description": description, "error_codes": []}, status)
-
-
-class DynamicsCaseSimulator(Simulator):
+class DynamicsCaseSimulator(EntraSimulator):
     """Dataverse's Case and Note tables for a help desk, behind Entra ID client credentials."""
 
     name = "dynamics_cs"
@@ -217,7 +211,6 @@ class DynamicsCaseSimulator(Simulator):
         self._numbers = int(clock()) % 100_000
         self._versions = itertools.count(72_201_545)  # a row's version (its ETag), bumped by every change
         super().__init__()
-        self.route("/login/<tenant>/oauth2/v2.0/token", self._token, methods=["POST"])
         self.route(f"{API}/<path:rest>", self._api, methods=["GET", "POST", "PATCH", "PUT", "DELETE"])
         self.route_ticket_controls()
         _ = self.url_map  # bind the routes now: two first requests at once race on the lazy Map
@@ -369,42 +362,10 @@ class DynamicsCaseSimulator(Simulator):
             raise KeyError(f"no case {ticket_id}")
         return self.cases[key]
 
-    def revoke_tokens(self) -> None:
-        """Every access token stops working (as after a secret rotation or a token's expiry)."""
-        with self.lock:
-            self.tokens.clear()
-
     # ---------------------------------------------------------------- Entra ID
 
-    def _token(self, request: Request, tenant: str) -> Response:
-        form = request.form
-        if tenant != self.tenant_id:
-            return _entra_error(400, "invalid_request", f"AADSTS90002: Tenant '{tenant}' not found.")
-        if form.get("grant_type") != "client_credentials":
-            return _entra_error(400, "unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant.")
-        if form.get("client_id") != self.client_id:
-            return _entra_error(
-                400, "unauthorized_client", f"AADSTS700016: Application '{form.get('client_id')}' not found."
-            )
-        if not secrets.compare_digest(str(form.get("client_secret", "")), self.client_secret):
-            return _entra_error(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
-        origin = request.host_url.rstrip("/")
-        if form.get("scope") != f"{origin}/.default":
-            return _entra_error(
-                400, "invalid_scope", f"AADSTS1002012: The provided value for scope {form.get('scope')} is not valid."
-            )
-        token = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9." + secrets.token_urlsafe(32)
-        with self.lock:
-            self.tokens[token] = self.clock() + ACCESS_TOKEN_SECONDS
-            self.token_grants += 1
-        return json_response(
-            {
-                "token_type": "Bearer",
-                "expires_in": ACCESS_TOKEN_SECONDS,
-                "ext_expires_in": ACCESS_TOKEN_SECONDS,
-                "access_token": token,
-            }
-        )
+    def entra_scope(self, request: Request) -> str:
+        return request.host_url.rstrip("/") + "/.default"
 
     # ---------------------------------------------------------------- the Web API
 
@@ -418,11 +379,7 @@ class DynamicsCaseSimulator(Simulator):
             return error.response()
 
     def _authenticate(self, request: Request) -> None:
-        header = request.headers.get("Authorization", "")
-        token = header[len("Bearer ") :] if header.startswith("Bearer ") else ""
-        with self.lock:
-            expires = self.tokens.get(token)
-        if expires is None or expires <= self.clock():
+        if not self.bearer_valid(request):
             raise Unauthorized(self.tenant_id)
 
     def _spend(self) -> None:

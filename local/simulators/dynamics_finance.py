@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -36,7 +35,7 @@ from typing import Any, ClassVar
 
 from werkzeug.wrappers import Request, Response
 
-from local.simulators.base import FaultRule, Simulator, exact_json
+from local.simulators.base import EntraSimulator, FaultRule, exact_json
 from refundflow.money import CURRENCY_EXPONENTS
 
 DEFAULT_TENANT_ID = "7c2e4a10-3b5d-4f6e-8a9b-0c1d2e3f4a5b"
@@ -45,7 +44,6 @@ DEFAULT_CLIENT_SECRET = "refundflow-local-finance-secret"
 DEFAULT_RESOURCE = "https://refundflow-local.sandbox.operations.dynamics.com"
 DEFAULT_COMPANY = "usmf"
 DEFAULT_USER_COMPANY = "dat"
-ACCESS_TOKEN_SECONDS = 3599
 YES, NO = "Yes", "No"
 
 _TAX_RATES = {"": Decimal(0), "FULL": Decimal("0.25"), "REDUCED": Decimal("0.10"), "EXEMPT": Decimal(0)}
@@ -122,7 +120,7 @@ def _infolog(status: int, entity: str, text: str) -> _ODataError:
     return _ODataError(status, f"Write failed for table row of type '{entity}'. Infolog: Error: {text}", entity)
 
 
-class DynamicsFinanceSimulator(Simulator):
+class DynamicsFinanceSimulator(EntraSimulator):
     """One Finance environment with one Entra ID app registered and two legal entities (``USMF``, ``DAT``)."""
 
     name = "dynamics_finance"
@@ -151,7 +149,6 @@ class DynamicsFinanceSimulator(Simulator):
         self.clock = clock
         self.timeout_fault_seconds = timeout_fault_seconds
         self.reset_state()
-        self.route("/login/<tenant>/oauth2/v2.0/token", self._token, methods=["POST"])
         self.route("/data/<entity_set>", self._data, methods=["GET", "POST", "PATCH", "DELETE"])
         self.route("/_control/posting-batch", self._control_posting_batch, methods=["POST"])
 
@@ -289,42 +286,13 @@ class DynamicsFinanceSimulator(Simulator):
 
     # ---------------------------------------------------------------- Entra ID
 
-    def _token(self, request: Request, tenant: str) -> Response:
-        form = request.form
-        if tenant != self.tenant_id:
-            return _entra_error(400, "invalid_request", f"AADSTS90002: Tenant '{tenant}' not found.")
-        if form.get("grant_type") != "client_credentials":
-            return _entra_error(
-                400, "unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type."
-            )
-        if form.get("client_id") != self.client_id:
-            return _entra_error(
-                400, "unauthorized_client", f"AADSTS700016: Application '{form.get('client_id')}' not found."
-            )
-        if form.get("client_secret") != self.client_secret:
-            return _entra_error(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
-        if form.get("scope") != f"{self.resource}/.default":
-            return _entra_error(
-                400, "invalid_scope", f"AADSTS1002012: The provided value for scope {form.get('scope')} is not valid."
-            )
-        token = "eyJ0eXAiOiJKV1Qi." + secrets.token_urlsafe(32)
-        with self.lock:
-            self.tokens[token] = self.clock() + ACCESS_TOKEN_SECONDS
-            self.token_grants += 1
-        return _json({"token_type": "Bearer", "expires_in": ACCESS_TOKEN_SECONDS, "access_token": token})
-
-    def revoke_tokens(self) -> None:
-        with self.lock:
-            self.tokens.clear()
+    def entra_scope(self, request: Request) -> str:
+        return f"{self.resource}/.default"
 
     # ---------------------------------------------------------------- OData
 
     def _data(self, request: Request, entity_set: str) -> Response:
-        header = request.headers.get("Authorization", "")
-        token = header[len("Bearer ") :] if header.startswith("Bearer ") else ""
-        with self.lock:
-            expires = self.tokens.get(token)
-        if expires is None or expires <= self.clock():
+        if not self.bearer_valid(request):
             return Response(status=401)
         try:
             with self.lock:
@@ -637,10 +605,6 @@ def _odata_error(error: _ODataError) -> Response:
         }
     }
     return _json(body, error.status)
-
-
-def _entra_error(status: int, error: str, description: str) -> Response:
-    return _json({"error": error, "error_description": description}, status)
 
 
 def _body(request: Request, entity_set: str) -> dict[str, Any]:

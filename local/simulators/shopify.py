@@ -31,7 +31,6 @@ import hashlib
 import hmac
 import json
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -54,7 +53,7 @@ from graphql.language import (
 )
 from werkzeug.wrappers import Request, Response
 
-from local.simulators.base import FaultRule, Simulator, StoredResponse, json_response
+from local.simulators.base import FaultRule, GraphQLSimulator, StoredResponse, json_response
 from refundflow.money import exponent
 
 DEFAULT_ACCESS_TOKEN = "shpat_refundflow0sim0access0token0001"
@@ -260,7 +259,7 @@ def undefined_fields(selection: SelectionSetNode, type_name: str) -> list[TopLev
     return errors
 
 
-class ShopifySimulator(Simulator):
+class ShopifySimulator(GraphQLSimulator):
     """Orders, their transactions and refunds, and the webhooks a shop sends about refunds."""
 
     name = "shopify"
@@ -297,7 +296,6 @@ class ShopifySimulator(Simulator):
         self.returns: dict[str, dict[str, Any]] = {}
         self.sent: list[dict[str, Any]] = []
         self._next_id = 1000
-        self._operation = threading.local()
         super().__init__()
         self.route("/admin/api/<version>/graphql.json", self._graphql, methods=["POST"])
         self.route("/_control/orders", self._control_seed, methods=["POST"])
@@ -318,26 +316,8 @@ class ShopifySimulator(Simulator):
     def sign_webhook(self, body: bytes, secret: str) -> dict[str, str]:
         return {"X-Shopify-Hmac-Sha256": hmac_signature(body, secret)}
 
-    def dispatch(self, request: Request) -> Response:
-        self._operation.field = self._root_field(request) if request.path.endswith("/graphql.json") else None
-        return super().dispatch(request)
-
-    def _take_fault(self, method: str, path: str) -> FaultRule | None:
-        field = getattr(self._operation, "field", None)
-        return super()._take_fault(method, f"{path}#{field}" if field else path)
-
-    @staticmethod
-    def _root_field(request: Request) -> str | None:
-        try:
-            document = parse(str(json.loads(request.get_data() or b"{}").get("query") or ""))
-        except (ValueError, AttributeError, GraphQLSyntaxError):
-            return None
-        for definition in document.definitions:
-            if isinstance(definition, OperationDefinitionNode):
-                for node in definition.selection_set.selections:
-                    if isinstance(node, FieldNode):
-                        return node.name.value
-        return None
+    def is_graphql(self, request: Request) -> bool:
+        return request.path.endswith("/graphql.json")
 
     def fault_response(self, fault: FaultRule) -> Response:
         status = fault.status or 500

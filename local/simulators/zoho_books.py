@@ -31,7 +31,6 @@ State is kept per instance; ``clock`` is injectable so tests can move time (toke
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -41,14 +40,14 @@ from typing import Any, ClassVar
 
 from werkzeug.wrappers import Request, Response
 
-from local.simulators.base import FaultRule, Simulator, exact_json
+from local.simulators.base import FaultRule, exact_json
+from local.simulators.zoho_accounts import ZohoAccountsSimulator
 from refundflow.money import CURRENCY_EXPONENTS
 
 DEFAULT_CLIENT_ID = "1000.REFUNDFLOWLOCALZOHOBOOKS0001"
 DEFAULT_CLIENT_SECRET = "refundflow-local-zoho-books-client-secret"
 DEFAULT_REFRESH_TOKEN = "1000.refundflow-local-zoho-books-refresh-token"
 DEFAULT_ORGANIZATION_ID = "10234695"
-ACCESS_TOKEN_SECONDS = 3600
 API = "/books/v3"
 
 SALES_ACCOUNT_ID = "460000000000100"
@@ -186,7 +185,7 @@ class _CreditNote:
         return self.total - self.credits_used - self.refunded
 
 
-class ZohoBooksSimulator(Simulator):
+class ZohoBooksSimulator(ZohoAccountsSimulator):
     """One Zoho Books organization behind its accounts server."""
 
     name = "zoho_books"
@@ -218,7 +217,6 @@ class ZohoBooksSimulator(Simulator):
         }
         self.taxes = {STANDARD_TAX_ID: Decimal("0.20"), ZERO_TAX_ID: Decimal(0)}
         self.reset_state()
-        self.route("/accounts/oauth/v2/token", self._token, methods=["POST"])
         self.route(f"{API}/invoices/<invoice_id>", self._api(self._get_invoice), methods=["GET"])
         self.route(f"{API}/creditnotes", self._api(self._list_credit_notes), methods=["GET"])
         self.route(f"{API}/creditnotes", self._api(self._create_credit_note), methods=["POST"])
@@ -252,42 +250,12 @@ class ZohoBooksSimulator(Simulator):
     def not_found(self, request: Request) -> Response:
         return _answer({"code": 5, "message": "Invalid URL Passed"}, 404)
 
-    # ---------------------------------------------------------------- accounts server
-
-    def _token(self, request: Request) -> Response:
-        values = {**request.form.to_dict(), **request.args.to_dict()}
-        if values.get("grant_type") != "refresh_token":
-            return _answer({"error": "unsupported_grant_type"})
-        if values.get("client_id") != self.client_id or values.get("client_secret") != self.client_secret:
-            return _answer({"error": "invalid_client"})
-        if values.get("refresh_token") != self.refresh_token:
-            return _answer({"error": "invalid_code"})
-        token = f"1000.{secrets.token_hex(16)}.{secrets.token_hex(16)}"
-        with self.lock:
-            self.access_tokens[token] = self.clock() + ACCESS_TOKEN_SECONDS
-            self.token_grants += 1
-        return _answer(
-            {
-                "access_token": token,
-                "api_domain": "https://www.zohoapis.com",
-                "token_type": "Bearer",
-                "expires_in": ACCESS_TOKEN_SECONDS,
-            }
-        )
-
-    def revoke_access_tokens(self) -> None:
-        """Make every issued access token answer 401 (as after a revocation)."""
-        with self.lock:
-            self.access_tokens.clear()
-
     # ---------------------------------------------------------------- API plumbing
 
     def _api(self, handler: Callable[..., Mapping[str, Any]]) -> Callable[..., Response]:
         def serve(request: Request, **arguments: Any) -> Response:
-            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
             with self.lock:
-                expires = self.access_tokens.get(token) if scheme == "Zoho-oauthtoken" else None
-                if expires is None or expires <= self.clock():
+                if not self.access_token_valid(request):
                     return _answer({"code": 57, "message": "You are not authorized to perform this operation"}, 401)
                 if request.args.get("organization_id") != self.organization_id:
                     return _answer(

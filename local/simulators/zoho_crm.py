@@ -47,7 +47,6 @@ import copy
 import itertools
 import json
 import math
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -55,14 +54,14 @@ from typing import Any, ClassVar
 
 from werkzeug.wrappers import Request, Response
 
-from local.simulators.base import FaultRule, Simulator, json_response
+from local.simulators.base import FaultRule, json_response
+from local.simulators.zoho_accounts import ZohoAccountsSimulator
 
 DEFAULT_CLIENT_ID = "1000.REFUNDFLOWLOCALZOHOCRM00001"
 DEFAULT_CLIENT_SECRET = "refundflow-local-zoho-crm-client-secret"
 DEFAULT_REFRESH_TOKEN = "1000.refundflow-local-zoho-crm-refresh-token"
 DEFAULT_WEBHOOK_TOKEN = "zoho-crm-simulator-webhook-token-0000000001"
 TOKEN_HEADER = "X-Refundflow-Token"
-ACCESS_TOKEN_SECONDS = 3600
 API = "/crm/v8"
 MODULE = "Deals"
 MAX_PER_PAGE = 200
@@ -176,7 +175,7 @@ def _is_card_safe(record_id: str) -> bool:
     return record_id.startswith("1") and len(record_id) == 18
 
 
-class ZohoCrmSimulator(Simulator):
+class ZohoCrmSimulator(ZohoAccountsSimulator):
     """Zoho CRM's Deals for a help desk: deals with owners and contacts, notes, picklists, a workflow webhook."""
 
     name = "zoho_crm"
@@ -210,7 +209,6 @@ class ZohoCrmSimulator(Simulator):
         # Ids go on from where a former run's could have stopped (a stack's store may outlive its sandbox).
         self._ids = itertools.count(110_000_000_000_000_000 + int(clock()) % 1_000_000 * 100_000)
         self.reset_state()
-        self.route("/accounts/oauth/v2/token", self._token, methods=["POST"])
         self.route(f"{API}/<module>/<record_id>", self._api(self._get_record), methods=["GET"])
         self.route(f"{API}/<module>/<record_id>", self._api(self._update_record, write=True), methods=["PUT"])
         self.route(f"{API}/Notes", self._api(self._create_notes, write=True), methods=["POST"])
@@ -350,9 +348,8 @@ class ZohoCrmSimulator(Simulator):
             }
 
     def expire_access_tokens(self) -> None:
-        """Make every issued access token answer 401 (as an hour later, or after a revocation)."""
-        with self.lock:
-            self.access_tokens.clear()
+        """Make every issued access token answer 401 (as an hour later)."""
+        self.revoke_access_tokens()
 
     # ---------------------------------------------------------------- internals
 
@@ -384,37 +381,11 @@ class ZohoCrmSimulator(Simulator):
         data = json.dumps(body).encode()
         self.webhooks.send(f"{deal['id']}:{deal['Modified_Time']}", "workflow_webhook", data)
 
-    # ---------------------------------------------------------------- accounts server
-
-    def _token(self, request: Request) -> Response:
-        values = {**request.form.to_dict(), **request.args.to_dict()}
-        if values.get("grant_type") != "refresh_token":
-            return json_response({"error": "unsupported_grant_type"})
-        if values.get("client_id") != self.client_id or values.get("client_secret") != self.client_secret:
-            return json_response({"error": "invalid_client"})
-        if values.get("refresh_token") != self.refresh_token:
-            return json_response({"error": "invalid_code"})
-        token = f"1000.{secrets.token_hex(16)}.{secrets.token_hex(16)}"
-        with self.lock:
-            self.access_tokens[token] = self.clock() + ACCESS_TOKEN_SECONDS
-            self.token_grants += 1
-        return json_response(
-            {
-                "access_token": token,
-                "api_domain": "https://www.zohoapis.com",
-                "token_type": "Bearer",
-                "expires_in": ACCESS_TOKEN_SECONDS,
-            }
-        )
-
     # ---------------------------------------------------------------- API plumbing
 
     def _authenticate(self, request: Request) -> None:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        with self.lock:
-            expires = self.access_tokens.get(token.strip()) if scheme == "Zoho-oauthtoken" else None
-            if expires is None or expires <= self.clock():
-                raise ZohoError(401, "INVALID_TOKEN", "invalid oauth token")
+        if not self.access_token_valid(request):
+            raise ZohoError(401, "INVALID_TOKEN", "invalid oauth token")
 
     def _spend(self) -> None:
         now = self.clock()

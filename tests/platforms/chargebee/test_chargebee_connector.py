@@ -321,7 +321,7 @@ def test_every_request_the_connector_sends_is_one_chargebee_documents(served: Se
 def test_the_factory_builds_the_sites_base_from_the_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CHARGEBEE_API_BASE", raising=False)
     built = module._build(ChargebeeSettings(), "refundflow/chargebee", {"api_key": "test_x", "site": "acme-test"})
-    assert built._http.base_url == "https://acme-test.chargebee.com/api/v2"
+    assert built.http.base_url == "https://acme-test.chargebee.com/api/v2"
     for secret in ({"api_key": "test_x"}, {"api_key": "", "site": "acme"}, {"api_key": "k", "site": "evil.com/x"}):
         with pytest.raises(ConfigurationError):
             module._build(ChargebeeSettings(), "refundflow/chargebee", secret)

@@ -46,9 +46,9 @@ def test_factory_builds_one_provider_from_settings_and_secret(prefix: str) -> No
     # THEN one provider, configured from both, with no HTTP session opened yet
     assert isinstance(provider, KlarnaRefundProvider)
     assert connector() is provider
-    assert provider._api_base == "http://127.0.0.1:9/_sandbox/klarna"
     assert provider._credentials == ("PK_factory", "s3cret")
-    assert provider._http is None
+    assert provider._http is None  # built at first use, not in the constructor
+    assert provider.http.base_url == "http://127.0.0.1:9/_sandbox/klarna"
     assert provider.capabilities.find_by_reference is True
 
 

@@ -11,20 +11,20 @@ the client secret is the app registration's, so the function's secret is never w
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
-from refundflow.connectors.http import HttpClient, HttpResponse, oauth_error_words, retry_after_seconds
-from refundflow.errors import RejectedError, TransientError
+from refundflow.connectors.http import HttpClient, HttpResponse, oauth_error_words
+from refundflow.connectors.oauth_tokens import CachedTokenSource, token_endpoint_failure
+from refundflow.errors import RefundflowError, TransientError
 
 DEFAULT_LOGIN_BASE = "https://login.microsoftonline.com"
 # Refresh a little before Entra ID's access tokens (about an hour) expire, so a call never starts with a dying one.
 TOKEN_EXPIRY_MARGIN_SECONDS = 300.0
 
 
-class EntraTokenSource:
+class EntraTokenSource(CachedTokenSource):
     """Access tokens for one app in one tenant and one resource scope, cached until shortly before they expire.
 
     ``platform`` names the errors (``<platform>_credentials``, ``<platform>_identity_unavailable``); ``title`` is the
@@ -44,6 +44,7 @@ class EntraTokenSource:
         clock: Callable[[], float] = time.time,
         expiry_margin_seconds: float = TOKEN_EXPIRY_MARGIN_SECONDS,
     ) -> None:
+        super().__init__(clock=clock, expiry_margin_seconds=expiry_margin_seconds)
         self.platform = platform
         self.title = title
         self.scope = scope
@@ -51,66 +52,44 @@ class EntraTokenSource:
         self._tenant_id = tenant_id
         self._client_id = client_id
         self._client_secret = client_secret
-        self._clock = clock
-        self._margin = expiry_margin_seconds
-        self._access_token: str | None = None
-        self._expires_at = 0.0
-        self._lock = threading.Lock()
 
-    def access_token(self) -> str:
-        """A valid access token, fetched again when the cached one is about to expire.
+    def _fetch(self) -> tuple[str, float]:
+        """Raises:
+        TransientError: Entra ID could not answer now.
+        RejectedError: Entra ID refused the app's credentials (``<platform>_credentials``)."""
+        response = self._http.request(
+            "POST",
+            f"/{self._tenant_id}/oauth2/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": self._client_id,
+                "client_secret": self._client_secret,
+                "scope": self.scope,
+            },
+            headers={"Accept": "application/json"},
+        )
+        if response.status != 200:
+            raise self._token_error(response)
+        try:
+            payload = json.loads(response.body, parse_float=Decimal) if response.body else None
+        except ValueError as error:
+            raise TransientError("Entra ID answered with unreadable JSON", platform=self.platform) from error
+        token = payload.get("access_token") if isinstance(payload, Mapping) else None
+        expires_in = payload.get("expires_in") if isinstance(payload, Mapping) else None
+        if isinstance(expires_in, str) and expires_in.isdigit():
+            expires_in = int(expires_in)
+        if not isinstance(token, str) or not isinstance(expires_in, int | Decimal) or isinstance(expires_in, bool):
+            raise TransientError("Entra ID answered without a usable access token", platform=self.platform)
+        return token, float(expires_in)
 
-        Raises:
-            TransientError: Entra ID could not answer now.
-            RejectedError: Entra ID refused the app's credentials (``<platform>_credentials``).
-        """
-        with self._lock:
-            if self._access_token is not None and self._clock() < self._expires_at - self._margin:
-                return self._access_token
-            response = self._http.request(
-                "POST",
-                f"/{self._tenant_id}/oauth2/v2.0/token",
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": self._client_id,
-                    "client_secret": self._client_secret,
-                    "scope": self.scope,
-                },
-                headers={"Accept": "application/json"},
-            )
-            if response.status != 200:
-                raise self._token_error(response)
-            try:
-                payload = json.loads(response.body, parse_float=Decimal) if response.body else None
-            except ValueError as error:
-                raise TransientError("Entra ID answered with unreadable JSON", platform=self.platform) from error
-            token = payload.get("access_token") if isinstance(payload, Mapping) else None
-            expires_in = payload.get("expires_in") if isinstance(payload, Mapping) else None
-            if isinstance(expires_in, str) and expires_in.isdigit():
-                expires_in = int(expires_in)
-            if not isinstance(token, str) or not isinstance(expires_in, int | Decimal) or isinstance(expires_in, bool):
-                raise TransientError("Entra ID answered without a usable access token", platform=self.platform)
-            self._access_token = token
-            self._expires_at = self._clock() + float(expires_in)
-            return token
-
-    def invalidate(self) -> None:
-        """Forget the cached token (the resource answered 401 to it)."""
-        with self._lock:
-            self._access_token = None
-            self._expires_at = 0.0
-
-    def _token_error(self, response: HttpResponse) -> Exception:
+    def _token_error(self, response: HttpResponse) -> RefundflowError:
         what = oauth_error_words(response)
-        if response.status == 429 or response.status >= 500:
-            return TransientError(
-                f"Entra ID unavailable ({what})",
-                code=f"{self.platform}_identity_unavailable",
-                platform=self.platform,
-                retry_after_seconds=retry_after_seconds(response),
-            )
-        return RejectedError(
-            f"Entra ID refused the {self.title} app's credentials ({what}): check the tenant, client id and secret",
-            code=f"{self.platform}_credentials",
+        return token_endpoint_failure(
+            response,
             platform=self.platform,
+            unavailable=f"Entra ID unavailable ({what})",
+            unavailable_code=f"{self.platform}_identity_unavailable",
+            refused=f"Entra ID refused the {self.title} app's credentials ({what}): check the tenant, client id and "
+            "secret",
+            refused_code=f"{self.platform}_credentials",
         )

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 from refundflow import settings
+from refundflow.errors import ConfigurationError
 
 Settings = TypeVar("Settings", bound=settings.EnvModel)
 Connector = TypeVar("Connector")
@@ -52,3 +53,24 @@ class SecretBoundConnector(Generic[Settings, Connector]):
     def cache_clear(self) -> None:
         with self._lock:
             self._built = None
+
+
+def bad_secret(name: str, why: str, *, platform: str) -> ConfigurationError:
+    """The refusal of the API secret ``name`` (a secret of another shape), saying ``why``."""
+    return ConfigurationError(f"secret {name}: {why}", platform=platform)
+
+
+def secret_strings(secret: Mapping[str, Any], name: str, fields: tuple[str, ...], *, platform: str) -> tuple[str, ...]:
+    """The secret's ``fields``, in order, each a non-empty string.
+
+    Raises:
+        ConfigurationError: one is not (the message names every field the secret needs:
+            ``secret <name>: api_key and site must be non-empty strings``).
+    """
+    values = tuple(secret.get(field) for field in fields)
+    if not all(isinstance(value, str) and value for value in values):
+        if len(fields) == 1:
+            raise bad_secret(name, f"{fields[0]} must be a non-empty string", platform=platform)
+        named = ", ".join(fields[:-1]) + " and " + fields[-1]
+        raise bad_secret(name, f"{named} must be non-empty strings", platform=platform)
+    return tuple(str(value) for value in values)

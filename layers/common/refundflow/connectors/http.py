@@ -31,6 +31,24 @@ class HttpResponse:
 
         return json.loads(self.body) if self.body else None
 
+    def json_object(self) -> dict[str, Any]:
+        """The body as a JSON object.
+
+        Raises:
+            ValueError: not JSON, or JSON that is not an object.
+        """
+        body = self.json()
+        if not isinstance(body, dict):
+            raise ValueError("not a JSON object")
+        return body
+
+    def json_object_or_empty(self) -> dict[str, Any]:
+        """The body as a JSON object, or {} when it is not one (an error answer may be empty, HTML or a bare string)."""
+        try:
+            return self.json_object()
+        except ValueError:
+            return {}
+
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300

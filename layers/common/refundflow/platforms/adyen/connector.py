@@ -24,10 +24,10 @@ from typing import Any, ClassVar, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
-from refundflow import catalog, settings
-from refundflow.connectors.factory import SecretBoundConnector
+from refundflow import settings
+from refundflow.connectors.factory import SecretBoundConnector, secret_strings
 from refundflow.connectors.http import HttpClient, HttpResponse, status_failure
-from refundflow.currencies import CurrencyProfile
+from refundflow.connectors.payment import HttpRefundProvider
 from refundflow.errors import (
     ConfigurationError,
     NotFound,
@@ -44,7 +44,6 @@ from refundflow.ports import (
     ProviderRefund,
     ProviderRefundRequest,
     ProviderRefundStatus,
-    RefundProvider,
 )
 
 PLATFORM = "adyen"
@@ -105,10 +104,11 @@ def adyen_key(idempotency_key: str) -> str:
     return hashlib.sha256(idempotency_key.encode()).hexdigest()[:MAX_KEY_LENGTH]
 
 
-class AdyenRefundProvider(RefundProvider):
+class AdyenRefundProvider(HttpRefundProvider):
     """Refunds for one Adyen merchant account."""
 
     name: ClassVar[str] = PLATFORM
+    title: ClassVar[str] = "Adyen"
     provider = PaymentProvider.ADYEN
 
     def __init__(
@@ -128,26 +128,9 @@ class AdyenRefundProvider(RefundProvider):
             raise ConfigurationError("Adyen merchant account is empty", platform=PLATFORM)
         self._api_key = api_key
         self._merchant_account = merchant_account
-        self._api_base = api_base.rstrip("/")
+        self._http_base_url = api_base.rstrip("/")
         self._http = http
         self._capabilities = capabilities
-
-    @property
-    def capabilities(self) -> PaymentCapabilities:
-        if self._capabilities is None:
-            self._capabilities = catalog.payment_capabilities(PLATFORM)
-        return self._capabilities
-
-    @property
-    def money(self) -> CurrencyProfile:
-        """Adyen's currency profile (its exponents), naming Adyen in refusals."""
-        return self.capabilities.currencies.named("Adyen")
-
-    @property
-    def http(self) -> HttpClient:
-        if self._http is None:
-            self._http = HttpClient(platform=PLATFORM, base_url=self._api_base)
-        return self._http
 
     # ---------------------------------------------------------------- what Adyen cannot answer
 
@@ -251,11 +234,7 @@ def _build(config: AdyenSettings, secret_name: str, secret: Mapping[str, Any]) -
     Raises:
         ConfigurationError: a secret of another shape.
     """
-    api_key, merchant_account = secret.get("api_key"), secret.get("merchant_account")
-    if not isinstance(api_key, str) or not api_key or not isinstance(merchant_account, str) or not merchant_account:
-        raise ConfigurationError(
-            f"secret {secret_name}: api_key and merchant_account must be non-empty strings", platform=PLATFORM
-        )
+    api_key, merchant_account = secret_strings(secret, secret_name, ("api_key", "merchant_account"), platform=PLATFORM)
     return AdyenRefundProvider(api_key=api_key, merchant_account=merchant_account, api_base=config.adyen_api_base)
 
 

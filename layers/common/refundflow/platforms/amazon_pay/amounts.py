@@ -9,9 +9,7 @@ charge's currency.
 
 from __future__ import annotations
 
-from functools import cache
-
-from refundflow import catalog
+from refundflow.connectors.capabilities import payment_capabilities
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import AmountNotRepresentable
 from refundflow.money import Money
@@ -24,11 +22,9 @@ TITLE = "Amazon Pay"
 MAX_REFUND = {"USD": 15_000_000, "EUR": 15_000_000, "GBP": 15_000_000, "JPY": 10_000_000}
 
 
-@cache
 def profile() -> CurrencyProfile:
     """Amazon Pay's currency profile, from its catalog entry."""
-    found: CurrencyProfile = catalog.payment_capabilities(PLATFORM).currencies
-    return found.named(TITLE)
+    return payment_capabilities(PLATFORM, TITLE).currencies
 
 
 def representable(money: Money) -> str | None:

@@ -29,15 +29,15 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from functools import cache
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import Field
 
-from refundflow import catalog, settings
-from refundflow.connectors.factory import SecretBoundConnector
+from refundflow import settings
+from refundflow.connectors.factory import SecretBoundConnector, secret_strings
 from refundflow.connectors.http import HttpClient, HttpResponse, missing, status_failure
+from refundflow.connectors.payment import HttpRefundProvider
 from refundflow.errors import (
     AmountNotRepresentable,
     ConfigurationError,
@@ -52,12 +52,10 @@ from refundflow.observability import logger
 from refundflow.platforms.amazon_pay.amounts import TITLE, from_amazon, to_amazon
 from refundflow.platforms.amazon_pay.signing import amazon_idempotency_key, signed_headers
 from refundflow.ports import (
-    PaymentCapabilities,
     ProviderPayment,
     ProviderRefund,
     ProviderRefundRequest,
     ProviderRefundStatus,
-    RefundProvider,
 )
 
 if TYPE_CHECKING:
@@ -88,17 +86,11 @@ _CODES = {
 _DESCRIPTOR = re.compile(r"[^A-Za-z0-9 ._-]")
 
 
-@cache
-def capabilities() -> PaymentCapabilities:
-    """Amazon Pay's capabilities, from its catalog entry."""
-    found: PaymentCapabilities = catalog.payment_capabilities(PLATFORM)
-    return found.model_copy(update={"currencies": found.currencies.named(TITLE)})
-
-
-class AmazonPayRefundProvider(RefundProvider):
+class AmazonPayRefundProvider(HttpRefundProvider):
     """Refunds and look-ups for one Amazon Pay merchant key (public key id and RSA private key)."""
 
     name: ClassVar[str] = PLATFORM
+    title: ClassVar[str] = TITLE
 
     def __init__(
         self,
@@ -125,10 +117,6 @@ class AmazonPayRefundProvider(RefundProvider):
         self._region = region
         self._now = now
 
-    @property
-    def capabilities(self) -> PaymentCapabilities:
-        return capabilities()
-
     def _call(
         self, method: str, path: str, *, body: dict[str, Any] | None = None, idempotency_key: str | None = None
     ) -> HttpResponse:
@@ -144,7 +132,7 @@ class AmazonPayRefundProvider(RefundProvider):
             at=self._now(),
             idempotency_key=idempotency_key,
         )
-        return self._http.request(method, path, data=payload.decode() if body is not None else None, headers=headers)
+        return self.http.request(method, path, data=payload.decode() if body is not None else None, headers=headers)
 
     # ---------------------------------------------------------------- payments
 
@@ -200,7 +188,7 @@ class AmazonPayRefundProvider(RefundProvider):
         if not answer.ok:
             raise _map_error(answer, write=True)
         try:
-            result = provider_refund(_json(answer))
+            result = provider_refund(answer.json_object())
         except (AmountNotRepresentable, ValueError) as error:
             raise OutcomeUnknownError(f"unreadable answer to POST /refunds: {error}", platform=PLATFORM) from error
         logger.info(
@@ -244,7 +232,7 @@ class AmazonPayRefundProvider(RefundProvider):
         if not answer.ok:
             raise _map_error(answer, write=False)
         try:
-            return _json(answer)
+            return answer.json_object()
         except ValueError as error:
             raise TransientError(f"unreadable Amazon Pay {what}: {error}", platform=PLATFORM) from error
 
@@ -284,19 +272,9 @@ def provider_refund(refund: dict[str, Any]) -> ProviderRefund:
     )
 
 
-def _json(answer: HttpResponse) -> dict[str, Any]:
-    body = answer.json()
-    if not isinstance(body, dict):
-        raise ValueError("not a JSON object")
-    return body
-
-
 def _map_error(answer: HttpResponse, *, write: bool) -> RefundflowError:
     """Amazon Pay's failure in our vocabulary. ``write``: the call may have moved money."""
-    try:
-        body = _json(answer)
-    except ValueError:
-        body = {}
+    body = answer.json_object_or_empty()
     reason = body.get("reasonCode") if isinstance(body.get("reasonCode"), str) else None
     message = f"Amazon Pay answered {answer.status} {reason or ''}: {body.get('message') or ''}".strip()
     status = answer.status
@@ -322,19 +300,13 @@ def _build(config: AmazonPaySettings, name: str, secret: Mapping[str, Any]) -> A
     """Raises: ConfigurationError: a secret of another shape."""
     from refundflow.platforms.amazon_pay.signing import load_private_key
 
-    public_key_id, private_key = secret.get("public_key_id"), secret.get("private_key")
-    if not isinstance(public_key_id, str) or not public_key_id or not isinstance(private_key, str) or not private_key:
-        _bad_secret(name, "public_key_id and private_key (PEM) must be non-empty strings")
+    public_key_id, private_key = secret_strings(secret, name, ("public_key_id", "private_key"), platform=PLATFORM)
     return AmazonPayRefundProvider(
         public_key_id=public_key_id,
         private_key=load_private_key(private_key),
         api_base=config.api_base,
         region=config.region,
     )
-
-
-def _bad_secret(name: str, why: str) -> NoReturn:
-    raise ConfigurationError(f"secret {name}: {why}", platform=PLATFORM)
 
 
 connector: SecretBoundConnector[AmazonPaySettings, AmazonPayRefundProvider] = SecretBoundConnector(

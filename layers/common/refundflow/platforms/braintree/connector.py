@@ -26,10 +26,11 @@ from typing import Any, ClassVar, NoReturn
 
 from pydantic import Field, ValidationError
 
-from refundflow import catalog, settings
-from refundflow.connectors.factory import SecretBoundConnector
+from refundflow import settings
+from refundflow.connectors import graphql_http
+from refundflow.connectors.factory import SecretBoundConnector, secret_strings
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
-from refundflow.currencies import CurrencyProfile
+from refundflow.connectors.payment import HttpRefundProvider
 from refundflow.errors import (
     AlreadyDoneError,
     AmountNotRepresentable,
@@ -50,7 +51,6 @@ from refundflow.ports import (
     ProviderRefund,
     ProviderRefundRequest,
     ProviderRefundStatus,
-    RefundProvider,
 )
 
 DEFAULT_API_BASE = "https://payments.braintree-api.com/graphql"
@@ -73,10 +73,11 @@ class BraintreeSettings(settings.EnvModel):
     api_base: str = Field(default=DEFAULT_API_BASE, alias="BRAINTREE_API_BASE")
 
 
-class BraintreeRefundProvider(RefundProvider):
+class BraintreeRefundProvider(HttpRefundProvider):
     """Refunds and look-ups for one Braintree gateway account (an API key pair)."""
 
     name: ClassVar[str] = PLATFORM
+    title: ClassVar[str] = "Braintree"
 
     def __init__(
         self,
@@ -92,61 +93,36 @@ class BraintreeRefundProvider(RefundProvider):
         if not public_key or not private_key:
             raise ConfigurationError("Braintree public and private keys are needed", platform=PLATFORM)
         self._auth = (public_key, private_key)
-        self._api_base = api_base
+        self._http_base_url = api_base
         self._http = http
         self._capabilities = capabilities
         self._ids: dict[str, str] = {}
         self._ids_lock = threading.Lock()
 
-    @property
-    def capabilities(self) -> PaymentCapabilities:
-        if self._capabilities is None:
-            self._capabilities = catalog.payment_capabilities(PLATFORM)
-        return self._capabilities
-
-    @property
-    def money(self) -> CurrencyProfile:
-        return self.capabilities.currencies.named("Braintree")
-
-    @property
-    def http(self) -> HttpClient:
-        if self._http is None:
-            self._http = HttpClient(platform=PLATFORM, base_url=self._api_base)
-        return self._http
-
     # ---------------------------------------------------------------- the wire
 
     def _post(self, document: str, variables: Mapping[str, Any], *, write: bool) -> dict[str, Any]:
-        """One GraphQL request; its ``data`` when there is no error.
+        """One GraphQL request (``connectors.graphql_http``); its ``data`` when there is no error.
 
         Raises:
             the mapped error (see ``_raise_for``); OutcomeUnknownError for a write whose answer cannot be read.
         """
-        try:
-            answer = self.http.request(
-                "POST",
-                "graphql",
-                absolute_url=self.http.base_url,
-                json={"query": document, "variables": dict(variables)},
-                auth=self._auth,
-                headers={"Braintree-Version": graphql.API_VERSION, "Accept": "application/json"},
-            )
-        except OutcomeUnknownError as error:
-            if write:
-                raise
-            # GraphQL reads are POSTs too: a query that got no answer changed nothing and is simply retried.
-            raise TransientError(error.message, platform=PLATFORM) from error
-        body = _json(answer)
-        errors = body.get("errors") if body is not None else None
-        if not answer.ok or errors:
+
+        def refuse(answer: HttpResponse, body: dict[str, Any]) -> NoReturn:
+            errors = body.get("errors")
             _raise_for(answer, errors if isinstance(errors, list) else [], write=write)
-        data = body.get("data") if body is not None else None
-        if not isinstance(data, dict):
-            message = f"Braintree answered {answer.status} without data"
-            if write:
-                raise OutcomeUnknownError(message, platform=PLATFORM)
-            raise TransientError(message, platform=PLATFORM)
-        return data
+
+        return graphql_http.post(
+            self.http,
+            document,
+            variables,
+            url=self.http.base_url,
+            auth=self._auth,
+            headers={"Braintree-Version": graphql.API_VERSION, "Accept": "application/json"},
+            write=write,
+            title=self.title,
+            refuse=refuse,
+        )
 
     def _transaction_id(self, payment: PaymentReference) -> str:
         """The payment's GraphQL id (a legacy id is translated once per process)."""
@@ -365,14 +341,6 @@ class BraintreeRefundProvider(RefundProvider):
 # ---------------------------------------------------------------- errors
 
 
-def _json(answer: HttpResponse) -> dict[str, Any] | None:
-    try:
-        body = answer.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
 def _raise_for(answer: HttpResponse, errors: list[Any], *, write: bool) -> NoReturn:
     """Braintree's failure in our vocabulary. ``write``: the request may have moved money."""
     first: dict[str, Any] = next((error for error in errors if isinstance(error, dict)), {})
@@ -419,11 +387,7 @@ def _build(config: BraintreeSettings, secret_name: str, secret: Mapping[str, Any
     Raises:
         ConfigurationError: a secret of another shape.
     """
-    public_key, private_key = secret.get("public_key"), secret.get("private_key")
-    if not isinstance(public_key, str) or not public_key or not isinstance(private_key, str) or not private_key:
-        raise ConfigurationError(
-            f"secret {secret_name}: public_key and private_key must be non-empty strings", platform=PLATFORM
-        )
+    public_key, private_key = secret_strings(secret, secret_name, ("public_key", "private_key"), platform=PLATFORM)
     return BraintreeRefundProvider(public_key=public_key, private_key=private_key, api_base=config.api_base)
 
 

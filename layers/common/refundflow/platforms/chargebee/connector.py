@@ -30,14 +30,14 @@ while Chargebee remembers it (30 minutes), then asks a person.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
-from refundflow import catalog, settings
-from refundflow.connectors.factory import SecretBoundConnector
+from refundflow import settings
+from refundflow.connectors.factory import SecretBoundConnector, bad_secret, secret_strings
 from refundflow.connectors.http import HttpClient, HttpResponse, missing, status_failure
-from refundflow.currencies import CurrencyProfile
+from refundflow.connectors.payment import HttpRefundProvider
 from refundflow.errors import (
     AlreadyDoneError,
     AmountNotRepresentable,
@@ -56,7 +56,6 @@ from refundflow.ports import (
     ProviderRefund,
     ProviderRefundRequest,
     ProviderRefundStatus,
-    RefundProvider,
 )
 
 PLATFORM = "chargebee"
@@ -171,10 +170,11 @@ def comment_for(refund_id: str) -> str:
     return f"refundflow refund {refund_id}"[:MAX_COMMENT_LENGTH]
 
 
-class ChargebeeRefundProvider(RefundProvider):
+class ChargebeeRefundProvider(HttpRefundProvider):
     """Refunds of one Chargebee site's invoices."""
 
     name: ClassVar[str] = PLATFORM
+    title: ClassVar[str] = TITLE
 
     def __init__(
         self,
@@ -194,19 +194,9 @@ class ChargebeeRefundProvider(RefundProvider):
         if "{site}" in api_base:
             raise ConfigurationError("Chargebee API base still names {site}", platform=PLATFORM)
         self._auth = (api_key, "")
-        self._http = http or HttpClient(platform=PLATFORM, base_url=api_base)
+        self._http = http
+        self._http_base_url = api_base
         self._capabilities = capabilities
-
-    @property
-    def capabilities(self) -> PaymentCapabilities:
-        if self._capabilities is None:
-            self._capabilities = catalog.payment_capabilities(PLATFORM)
-        return self._capabilities
-
-    @property
-    def money(self) -> CurrencyProfile:
-        """Chargebee's currency profile, naming Chargebee in refusals."""
-        return self.capabilities.currencies.named(TITLE)
 
     # ---------------------------------------------------------------- reads
 
@@ -294,9 +284,7 @@ class ChargebeeRefundProvider(RefundProvider):
             "credit_note[reason_code]": _REASONS[request.reason],
         }
         headers = {"chargebee-idempotency-key": chargebee_key(request.idempotency_key), "Accept": "application/json"}
-        answer = self._http.request(
-            "POST", f"invoices/{invoice_id}/refund", data=form, headers=headers, auth=self._auth
-        )
+        answer = self.http.request("POST", f"invoices/{invoice_id}/refund", data=form, headers=headers, auth=self._auth)
         if not answer.ok:
             raise _map_error(answer, write=True)
         try:
@@ -352,7 +340,7 @@ class ChargebeeRefundProvider(RefundProvider):
         )
 
     def _read(self, path: str) -> dict[str, Any]:
-        answer = self._http.request("GET", path, headers={"Accept": "application/json"}, auth=self._auth)
+        answer = self.http.request("GET", path, headers={"Accept": "application/json"}, auth=self._auth)
         if not answer.ok:
             raise _map_error(answer, write=False)
         try:
@@ -415,16 +403,10 @@ def _build(config: ChargebeeSettings, secret_name: str, secret: Mapping[str, Any
     Raises:
         ConfigurationError: a secret of another shape.
     """
-    api_key, site = secret.get("api_key"), secret.get("site")
-    if not isinstance(api_key, str) or not api_key or not isinstance(site, str) or not site:
-        _bad_secret(secret_name, "api_key and site must be non-empty strings")
+    api_key, site = secret_strings(secret, secret_name, ("api_key", "site"), platform=PLATFORM)
     if not all(char.isalnum() or char == "-" for char in site):
-        _bad_secret(secret_name, "site is a Chargebee site name (letters, digits and '-')")
+        raise bad_secret(secret_name, "site is a Chargebee site name (letters, digits and '-')", platform=PLATFORM)
     return ChargebeeRefundProvider(api_key=api_key, api_base=config.api_base.replace("{site}", site))
-
-
-def _bad_secret(name: str, why: str) -> NoReturn:
-    raise ConfigurationError(f"secret {name}: {why}", platform=PLATFORM)
 
 
 connector: SecretBoundConnector[ChargebeeSettings, ChargebeeRefundProvider] = SecretBoundConnector(

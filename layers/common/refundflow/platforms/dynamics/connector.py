@@ -29,26 +29,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from functools import cache
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 
 from pydantic import Field
 
-from refundflow import catalog, settings
+from refundflow import settings
 from refundflow.connectors import exact_json
+from refundflow.connectors.books import BooksAmounts, check_booking, parse_per_provider, per_provider, require_refund_id
 from refundflow.connectors.entra import DEFAULT_LOGIN_BASE, TOKEN_EXPIRY_MARGIN_SECONDS, EntraTokenSource
-from refundflow.connectors.factory import SecretBoundConnector
+from refundflow.connectors.factory import SecretBoundConnector, secret_strings
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
-from refundflow.currencies import CurrencyProfile
+from refundflow.connectors.oauth_tokens import send_with_token
 from refundflow.errors import (
-    AmountNotRepresentable,
-    ConfigurationError,
     NotFound,
     OutcomeUnknownError,
     RejectedError,
     TransientError,
 )
-from refundflow.ids import is_refund_id
 from refundflow.models import BooksSystem, CreditDocument, CreditDocumentKind, CreditDocumentState, PaymentProvider
 from refundflow.money import Money
 from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking
@@ -68,51 +65,12 @@ _CLOSED_PERIOD_MARKERS = ("allowed posting dates", "posting date is not within",
 # ---------------------------------------------------------------- exact amounts and JSON
 
 
-@cache
-def capabilities() -> BooksCapabilities:
-    """Business Central's books capabilities, from its catalog entry."""
-    found: BooksCapabilities = catalog.books_capabilities(PLATFORM)
-    return found.model_copy(update={"currencies": found.currencies.named(TITLE)})
-
-
-def profile() -> CurrencyProfile:
-    return capabilities().currencies
-
-
-def to_bc_amount(money: Money) -> Decimal:
-    """``money`` in major units, exactly (through the currency profile).
-
-    Raises:
-        AmountNotRepresentable: a digit the currency's decimals cannot keep.
-    """
-    return profile().to_platform_decimal(money)
-
-
-def from_bc_amount(value: Any, currency: str) -> Money:
-    """A Business Central JSON number (parsed as ``Decimal`` or ``int``) as exact ``Money``.
-
-    Raises:
-        RejectedError: not a number, or more decimals than the currency has.
-    """
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
-        raise RejectedError(
-            f"{TITLE} sent a non-decimal amount {value!r}", code="dynamics_bad_amount", platform=PLATFORM
-        )
-    try:
-        return profile().from_platform(value, currency)
-    except AmountNotRepresentable as error:
-        raise RejectedError(error.message, code="dynamics_bad_amount", platform=PLATFORM) from error
-
-
-def dump_json(value: Any) -> str:
-    """JSON text where ``Decimal`` values are exact JSON numbers (``connectors.exact_json``).
-
-    Raises:
-        NotExactJson: a float, a NaN or infinite ``Decimal``, or another type with no exact JSON form.
-    """
-    return exact_json.dumps(value, platform=TITLE)
-
-
+AMOUNTS = BooksAmounts(platform=PLATFORM, title=TITLE, bad_amount_code="dynamics_bad_amount")
+capabilities = AMOUNTS.capabilities
+profile = AMOUNTS.profile
+to_bc_amount = AMOUNTS.to_platform
+from_bc_amount = AMOUNTS.from_platform
+dump_json = AMOUNTS.dump_json
 load_json = exact_json.loads
 """JSON with every non-integer number as an exact ``Decimal`` (``connectors.exact_json``)."""
 
@@ -196,9 +154,9 @@ class BusinessCentralBooks(BooksConnector):
         Raises:
             RejectedError: ``no_clearing_account``, none is configured for that provider and currency.
         """
-        for key in (f"{provider.value}:{currency}", f"{provider.value}:*", f"*:{currency}"):
-            if key in self._clearing_accounts:
-                return self._clearing_accounts[key]
+        configured = per_provider(self._clearing_accounts, provider, currency)
+        if configured is not None:
+            return configured
         if not self._clearing_account:
             raise RejectedError(
                 f"no clearing account is configured for {provider.value} refunds in {currency}: set "
@@ -236,7 +194,7 @@ class BusinessCentralBooks(BooksConnector):
         Raises:
             TransientError; RejectedError: the read was refused (credentials, permissions).
         """
-        _require_refund_id(booking.external_reference)
+        require_refund_id(booking.external_reference, platform=PLATFORM)
         memo = self._find_memo(booking.external_reference)
         if memo is None:
             return None
@@ -285,26 +243,14 @@ class BusinessCentralBooks(BooksConnector):
         return self._document(memo, booking, cash)
 
     def _check_booking(self, booking: CreditBooking) -> None:
-        _require_refund_id(booking.refund_id)
-        _require_refund_id(booking.external_reference)
-        if booking.invoice.system is not BooksSystem.DYNAMICS:
-            raise RejectedError(f"invoice {booking.invoice.invoice_id} is not a {TITLE} invoice", platform=PLATFORM)
-        if not booking.amount.is_positive():
-            raise RejectedError("a refund credit memo needs a positive amount", platform=PLATFORM)
-        to_bc_amount(booking.amount)
-        if booking.lines:
-            total = Money.zero(booking.currency)
-            for line in booking.lines:
-                if line.amount.currency != booking.currency or not line.amount.is_positive():
-                    raise RejectedError(f"refund line {line.description!r} has a bad amount", platform=PLATFORM)
-                to_bc_amount(line.amount)
-                total = total + line.amount
-            if total != booking.amount:
-                raise RejectedError(
-                    f"refund lines add up to {total}, the refund is {booking.amount}",
-                    code="lines_mismatch",
-                    platform=PLATFORM,
-                )
+        check_booking(
+            booking,
+            system=BooksSystem.DYNAMICS,
+            platform=PLATFORM,
+            invoice=f"a {TITLE} invoice",
+            document="a refund credit memo",
+            to_platform=to_bc_amount,
+        )
 
     def _check_invoice(self, invoice: Mapping[str, Any], booking: CreditBooking) -> None:
         number = invoice.get("number") or invoice.get("id")
@@ -541,16 +487,14 @@ class BusinessCentralBooks(BooksConnector):
     def _call(self, method: str, path: str, *, params: Mapping[str, str] | None = None, body: Any = None) -> Any:
         """One API call below the company; a 401 fetches a new token once and repeats the call."""
         data = dump_json(body) if body is not None else None
-        for attempt in range(2):
-            headers = {"Authorization": f"Bearer {self._tokens.access_token()}", "Accept": "application/json"}
+
+        def send(token: str) -> HttpResponse:
+            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
             if data is not None:
                 headers["Content-Type"] = "application/json"
-            response = self._http.request(method, f"{self._company}/{path}", params=params, data=data, headers=headers)
-            if response.status == 401 and attempt == 0:
-                self._tokens.invalidate()
-                continue
-            return _payload_or_raise(method, path, response)
-        raise AssertionError("unreachable")  # pragma: no cover
+            return self._http.request(method, f"{self._company}/{path}", params=params, data=data, headers=headers)
+
+        return _payload_or_raise(method, path, send_with_token(self._tokens, send))
 
 
 def _payload_or_raise(method: str, path: str, response: HttpResponse) -> Any:
@@ -649,11 +593,6 @@ def _external_number(reference: str) -> str:
     return stored
 
 
-def _require_refund_id(refund_id: str) -> None:
-    if not is_refund_id(refund_id):
-        raise RejectedError(f"{refund_id!r} is not a refund id", code="bad_refund_id", platform=PLATFORM)
-
-
 # ---------------------------------------------------------------- factory
 
 
@@ -675,14 +614,7 @@ def parse_clearing_accounts(text: str) -> dict[str, str]:
     Raises:
         ConfigurationError: a malformed entry.
     """
-    accounts: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, separator, code = item.partition("=")
-        provider, colon, currency = key.strip().partition(":")
-        if not separator or not colon or not code.strip() or not provider.strip() or not currency.strip():
-            raise ConfigurationError(f"DYNAMICS_CLEARING_ACCOUNTS: {item!r} is not <provider>:<CURRENCY>=<account>")
-        accounts[f"{provider.strip()}:{currency.strip()}"] = code.strip()
-    return accounts
+    return parse_per_provider(text, "DYNAMICS_CLEARING_ACCOUNTS", value="account")
 
 
 _SECRET_KEYS = ("tenant_id", "client_id", "client_secret", "environment", "company_id")
@@ -695,21 +627,18 @@ def _build(config: DynamicsSettings, name: str, secret: Mapping[str, Any]) -> Bu
     Raises:
         ConfigurationError: a secret of another shape, or malformed settings.
     """
-    values = {key: secret.get(key) for key in _SECRET_KEYS}
-    missing = [key for key, value in values.items() if not isinstance(value, str) or not value]
-    if missing:
-        _bad_secret(name, f"{', '.join(missing)} must be non-empty strings")
+    values = dict(zip(_SECRET_KEYS, secret_strings(secret, name, _SECRET_KEYS, platform=PLATFORM), strict=True))
     tokens = BusinessCentralTokens(
         login_base=config.login_base,
-        tenant_id=str(values["tenant_id"]),
-        client_id=str(values["client_id"]),
-        client_secret=str(values["client_secret"]),
+        tenant_id=values["tenant_id"],
+        client_id=values["client_id"],
+        client_secret=values["client_secret"],
     )
     return BusinessCentralBooks(
         tokens=tokens,
-        tenant_id=str(values["tenant_id"]),
-        environment=str(values["environment"]),
-        company_id=str(values["company_id"]),
+        tenant_id=values["tenant_id"],
+        environment=values["environment"],
+        company_id=values["company_id"],
         api_base=config.api_base,
         refund_account=config.refund_account,
         tax_code=config.tax_code,
@@ -717,10 +646,6 @@ def _build(config: DynamicsSettings, name: str, secret: Mapping[str, Any]) -> Bu
         clearing_account=config.clearing_account,
         clearing_accounts=parse_clearing_accounts(config.clearing_accounts),
     )
-
-
-def _bad_secret(name: str, why: str) -> NoReturn:
-    raise ConfigurationError(f"secret {name}: {why}", platform=PLATFORM)
 
 
 connector: SecretBoundConnector[DynamicsSettings, BusinessCentralBooks] = SecretBoundConnector(

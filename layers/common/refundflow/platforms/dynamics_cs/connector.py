@@ -53,6 +53,7 @@ from refundflow import settings
 from refundflow.connectors.entra import DEFAULT_LOGIN_BASE, EntraTokenSource
 from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.connectors.http import HttpClient, HttpResponse, missing, status_failure
+from refundflow.connectors.oauth_tokens import send_with_token
 from refundflow.errors import ConfigurationError, RejectedError, TransientError
 from refundflow.ports import TicketPlatform, TicketUpdate
 
@@ -182,24 +183,18 @@ class DynamicsCases(TicketPlatform):
     ) -> HttpResponse:
         """One Web API call; a 401 buys a new token once and repeats the call."""
         data = json.dumps(body) if body is not None else None
-        response: HttpResponse | None = None
-        for attempt in range(2):
-            headers = {**ODATA_HEADERS, "Authorization": f"Bearer {self.tokens.access_token()}"}
+
+        def send(token: str) -> HttpResponse:
+            headers = {**ODATA_HEADERS, "Authorization": f"Bearer {token}"}
             if data is not None:
                 headers["Content-Type"] = "application/json; charset=utf-8"
             if if_match:
                 headers["If-Match"] = if_match
             if prefer:
                 headers["Prefer"] = prefer
-            response = self.http.request(
-                method, path, params=params, data=data, headers=headers, absolute_url=absolute_url
-            )
-            if response.status == 401 and attempt == 0:
-                self.tokens.invalidate()
-                continue
-            return response
-        assert response is not None
-        return response
+            return self.http.request(method, path, params=params, data=data, headers=headers, absolute_url=absolute_url)
+
+        return send_with_token(self.tokens, send)
 
     def _fail(self, response: HttpResponse, what: str, *, write: bool) -> NoReturn:
         code, words = _error(response)

@@ -22,18 +22,16 @@ nothing: no HMAC, no timestamp of ours, no delivery id. So:
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
-from refundflow.connectors.shared_secrets import one_of
-from refundflow.errors import AuthenticationFailed, InvalidRequest
+from refundflow.connectors.help_desk_inbound import aware_time, json_object, require_header_secret
+from refundflow.errors import InvalidRequest
 from refundflow.ports import InboundAnswer, InboundDelivery, InboundPlatform, TicketNews
 
 PLATFORM = "dynamics_cs"
-SECRET_HEADER = "x-refundflow-secret"
+SECRET_HEADER = "X-Refundflow-Secret"
 GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 MODIFIED_ON = re.compile(r"[0-9T:.+\-Z]{10,40}")
 
@@ -54,21 +52,10 @@ class DynamicsCaseInbound(InboundPlatform):
     name = PLATFORM
 
     def verify(self, headers: Mapping[str, str], raw_body: bytes, secret: Mapping[str, Any]) -> InboundDelivery:
-        lowered = {key.lower(): value for key, value in (headers or {}).items()}
-        sent = lowered.get(SECRET_HEADER, "")
-        if not sent:
-            raise AuthenticationFailed("the X-Refundflow-Secret header is missing", code="signature_missing")
-        secrets = secret.get("shared_secrets")
-        if not isinstance(secrets, list) or not secrets:
-            raise AuthenticationFailed("no Dynamics 365 shared secret is configured", code="signature_invalid")
-        if not one_of(sent, secrets):
-            raise AuthenticationFailed("the X-Refundflow-Secret header does not match", code="signature_invalid")
-        try:
-            body = json.loads(raw_body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as error:
-            raise InvalidRequest("the Power Automate delivery is not UTF-8 JSON", code="invalid_json") from error
-        if not isinstance(body, dict):
-            raise InvalidRequest("the Power Automate delivery must be a JSON object", code="invalid_json")
+        require_header_secret(
+            headers, secret.get("shared_secrets"), header=SECRET_HEADER, title="Dynamics 365 shared secret"
+        )
+        body = json_object(raw_body, what="the Power Automate delivery")
         incident = case_id(body.get("incidentid"))
         modified_on = body.get("modifiedon")
         if isinstance(modified_on, str) and MODIFIED_ON.fullmatch(modified_on):
@@ -82,7 +69,7 @@ class DynamicsCaseInbound(InboundPlatform):
             platform=PLATFORM,
             event_id=event_id,
             ticket_id=incident,
-            occurred_at=_when(modified_on),
+            occurred_at=aware_time(modified_on),
             payload=dict(body),
         )
         return InboundDelivery(tickets=[news], answer=InboundAnswer(body='{"received": true}'))
@@ -91,16 +78,6 @@ class DynamicsCaseInbound(InboundPlatform):
 def _small(value: Any) -> str:
     """A choice value (an integer) for the delivery id, or ``-`` for anything else."""
     return str(value) if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**10 else "-"
-
-
-def _when(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
 
 
 def inbound() -> DynamicsCaseInbound:

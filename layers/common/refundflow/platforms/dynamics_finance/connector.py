@@ -57,26 +57,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
-from functools import cache
-from typing import Any, ClassVar, Literal, NoReturn
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from refundflow import catalog, settings
+from refundflow import settings
 from refundflow.connectors import exact_json
+from refundflow.connectors.books import BooksAmounts, check_booking, parse_per_provider, per_provider, require_refund_id
 from refundflow.connectors.entra import DEFAULT_LOGIN_BASE, EntraTokenSource
-from refundflow.connectors.factory import SecretBoundConnector
+from refundflow.connectors.factory import SecretBoundConnector, bad_secret, secret_strings
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
-from refundflow.currencies import CurrencyProfile
+from refundflow.connectors.oauth_tokens import send_with_token
 from refundflow.errors import (
-    AmountNotRepresentable,
-    ConfigurationError,
     NotFound,
     OutcomeUnknownError,
     RejectedError,
     TransientError,
 )
-from refundflow.ids import is_refund_id
 from refundflow.models import BooksSystem, CreditDocument, CreditDocumentKind, CreditDocumentState, PaymentProvider
 from refundflow.money import Money
 from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking
@@ -103,51 +100,12 @@ _CLOSED_PERIOD_WORDS = ("closed", "on hold", "not open")
 # ---------------------------------------------------------------- exact amounts and JSON
 
 
-@cache
-def capabilities() -> BooksCapabilities:
-    """Dynamics 365 Finance's books capabilities, from its catalog entry."""
-    found: BooksCapabilities = catalog.books_capabilities(PLATFORM)
-    return found.model_copy(update={"currencies": found.currencies.named(TITLE)})
-
-
-def profile() -> CurrencyProfile:
-    return capabilities().currencies
-
-
-def to_finance_amount(money: Money) -> Decimal:
-    """``money`` in major units, exactly.
-
-    Raises:
-        AmountNotRepresentable: a digit the currency's decimals cannot keep.
-    """
-    return profile().to_platform_decimal(money)
-
-
-def from_finance_amount(value: Any, currency: str) -> Money:
-    """An ``Edm.Decimal`` JSON number (parsed as ``Decimal`` or ``int``) as exact ``Money``.
-
-    Raises:
-        RejectedError: not a number, or more decimals than the currency has.
-    """
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
-        raise RejectedError(
-            f"{TITLE} sent a non-decimal amount {value!r}", code="finance_bad_amount", platform=PLATFORM
-        )
-    try:
-        return profile().from_platform(value, currency)
-    except AmountNotRepresentable as error:
-        raise RejectedError(error.message, code="finance_bad_amount", platform=PLATFORM) from error
-
-
-def dump_json(value: Any) -> str:
-    """JSON text where ``Decimal`` values are exact JSON numbers (``connectors.exact_json``).
-
-    Raises:
-        NotExactJson: a float, a NaN or infinite ``Decimal``, or another type with no exact JSON form.
-    """
-    return exact_json.dumps(value, platform=TITLE)
-
-
+AMOUNTS = BooksAmounts(platform=PLATFORM, title=TITLE, bad_amount_code="finance_bad_amount")
+capabilities = AMOUNTS.capabilities
+profile = AMOUNTS.profile
+to_finance_amount = AMOUNTS.to_platform
+from_finance_amount = AMOUNTS.from_platform
+dump_json = AMOUNTS.dump_json
 load_json = exact_json.loads
 """JSON with every non-integer number as an exact ``Decimal`` (``connectors.exact_json``)."""
 
@@ -163,16 +121,7 @@ def parse_clearing_accounts(text: str) -> dict[str, str]:
     Raises:
         ConfigurationError: a malformed entry.
     """
-    accounts: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, separator, account = item.partition("=")
-        provider, colon, currency = key.strip().partition(":")
-        if not separator or not colon or not account.strip() or not provider.strip() or not currency.strip():
-            raise ConfigurationError(
-                f"DYNAMICS_FINANCE_CLEARING_ACCOUNTS: {item!r} is not <provider>:<CURRENCY>=<main account>"
-            )
-        accounts[f"{provider.strip()}:{currency.strip()}"] = account.strip()
-    return accounts
+    return parse_per_provider(text, "DYNAMICS_FINANCE_CLEARING_ACCOUNTS", value="main account")
 
 
 # ---------------------------------------------------------------- the books
@@ -225,9 +174,9 @@ class DynamicsFinanceBooks(BooksConnector):
         Raises:
             RejectedError: ``no_clearing_account``, none is configured for that provider and currency.
         """
-        for key in (f"{provider.value}:{currency}", f"{provider.value}:*", f"*:{currency}"):
-            if key in self._clearing_accounts:
-                return self._clearing_accounts[key]
+        configured = per_provider(self._clearing_accounts, provider, currency)
+        if configured is not None:
+            return configured
         if not self._clearing_account:
             raise RejectedError(
                 f"no clearing account is configured for {provider.value} refunds in {currency}: set "
@@ -276,7 +225,7 @@ class DynamicsFinanceBooks(BooksConnector):
         Raises:
             TransientError; RejectedError: the read was refused (credentials, permissions).
         """
-        _require_refund_id(booking.external_reference)
+        require_refund_id(booking.external_reference, platform=PLATFORM)
         note = self._find_note(booking.external_reference)
         if note is None:
             return None
@@ -309,25 +258,14 @@ class DynamicsFinanceBooks(BooksConnector):
         return self._document(note, booking, journal)
 
     def _check_booking(self, booking: CreditBooking) -> None:
-        _require_refund_id(booking.refund_id)
-        _require_refund_id(booking.external_reference)
-        if booking.invoice.system is not BooksSystem.DYNAMICS_FINANCE:
-            raise RejectedError(f"invoice {booking.invoice.invoice_id} is not a {TITLE} invoice", platform=PLATFORM)
-        if not booking.amount.is_positive():
-            raise RejectedError("a credit note needs a positive amount", platform=PLATFORM)
-        to_finance_amount(booking.amount)
-        if booking.lines:
-            total = Money.zero(booking.currency)
-            for line in booking.lines:
-                if line.amount.currency != booking.currency or not line.amount.is_positive():
-                    raise RejectedError(f"refund line {line.description!r} has a bad amount", platform=PLATFORM)
-                total = total + line.amount
-            if total != booking.amount:
-                raise RejectedError(
-                    f"refund lines add up to {total}, the refund is {booking.amount}",
-                    code="lines_mismatch",
-                    platform=PLATFORM,
-                )
+        check_booking(
+            booking,
+            system=BooksSystem.DYNAMICS_FINANCE,
+            platform=PLATFORM,
+            invoice=f"a {TITLE} invoice",
+            document="a credit note",
+            to_platform=to_finance_amount,
+        )
 
     def _invoice(self, booking: CreditBooking) -> dict[str, Any]:
         number = booking.invoice.invoice_id
@@ -539,16 +477,14 @@ class DynamicsFinanceBooks(BooksConnector):
     def _call(self, method: str, entity_set: str, *, params: Mapping[str, str] | None = None, body: Any = None) -> Any:
         """One call to ``/data/<entity set>``; a 401 fetches a new token once and repeats the call."""
         data = dump_json(body) if body is not None else None
-        for attempt in range(2):
-            headers = {"Authorization": f"Bearer {self._tokens.access_token()}", "Accept": "application/json"}
+
+        def send(token: str) -> HttpResponse:
+            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
             if data is not None:
                 headers["Content-Type"] = "application/json"
-            response = self._http.request(method, f"/data/{entity_set}", params=params, data=data, headers=headers)
-            if response.status == 401 and attempt == 0:
-                self._tokens.invalidate()
-                continue
-            return _payload_or_raise(method, entity_set, response)
-        raise AssertionError("unreachable")  # pragma: no cover
+            return self._http.request(method, f"/data/{entity_set}", params=params, data=data, headers=headers)
+
+        return _payload_or_raise(method, entity_set, send_with_token(self._tokens, send))
 
 
 def _payload_or_raise(method: str, entity_set: str, response: HttpResponse) -> Any:
@@ -643,11 +579,6 @@ def _quote(text: str) -> str:
     return text.replace("'", "''")
 
 
-def _require_refund_id(refund_id: str) -> None:
-    if not is_refund_id(refund_id):
-        raise RejectedError(f"{refund_id!r} is not a refund id", code="bad_refund_id", platform=PLATFORM)
-
-
 # ---------------------------------------------------------------- factory
 
 
@@ -675,25 +606,22 @@ def _build(config: DynamicsFinanceSettings, name: str, secret: Mapping[str, Any]
     Raises:
         ConfigurationError: a secret of another shape, or malformed settings.
     """
-    values = {key: secret.get(key) for key in _SECRET_KEYS}
-    missing = [key for key, value in values.items() if not isinstance(value, str) or not value]
-    if missing:
-        _bad_secret(name, f"{', '.join(missing)} must be non-empty strings")
-    resource = str(values["resource"]).rstrip("/")
+    values = dict(zip(_SECRET_KEYS, secret_strings(secret, name, _SECRET_KEYS, platform=PLATFORM), strict=True))
+    resource = values["resource"].rstrip("/")
     if not resource.startswith("https://"):
-        _bad_secret(name, "resource must be the environment's https:// URL")
+        raise bad_secret(name, "resource must be the environment's https:// URL", platform=PLATFORM)
     tokens = EntraTokenSource(
         platform=PLATFORM,
         title=TITLE,
         scope=f"{resource}/.default",
         login_base=config.login_base,
-        tenant_id=str(values["tenant_id"]),
-        client_id=str(values["client_id"]),
-        client_secret=str(values["client_secret"]),
+        tenant_id=values["tenant_id"],
+        client_id=values["client_id"],
+        client_secret=values["client_secret"],
     )
     return DynamicsFinanceBooks(
         tokens=tokens,
-        company=str(values["company"]),
+        company=values["company"],
         api_base=config.api_base,
         refund_account=config.refund_account,
         sales_tax_group=config.sales_tax_group,
@@ -703,10 +631,6 @@ def _build(config: DynamicsFinanceSettings, name: str, secret: Mapping[str, Any]
         clearing_accounts=parse_clearing_accounts(config.clearing_accounts),
         pending_policy=config.pending_policy,
     )
-
-
-def _bad_secret(name: str, why: str) -> NoReturn:
-    raise ConfigurationError(f"secret {name}: {why}", platform=PLATFORM)
 
 
 connector: SecretBoundConnector[DynamicsFinanceSettings, DynamicsFinanceBooks] = SecretBoundConnector(

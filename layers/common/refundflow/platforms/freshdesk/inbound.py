@@ -25,18 +25,16 @@ custom headers, JSON / XML / form encoding, and a simple or advanced body with p
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
-from refundflow.connectors.shared_secrets import one_of
-from refundflow.errors import AuthenticationFailed, InvalidRequest
+from refundflow.connectors.help_desk_inbound import aware_time, json_object, require_header_secret
+from refundflow.errors import InvalidRequest
 from refundflow.ports import InboundAnswer, InboundDelivery, InboundPlatform, TicketNews
 
 PLATFORM = "freshdesk"
-SECRET_HEADER = "x-refundflow-secret"
+SECRET_HEADER = "X-Refundflow-Secret"
 TICKET_ID = re.compile(r"[0-9]{1,20}")  # ASCII digits only (str.isdigit also takes other scripts' digits)
 UPDATED_AT = re.compile(r"[0-9T:.+\-Z ]{10,40}")
 
@@ -45,21 +43,10 @@ class FreshdeskInbound(InboundPlatform):
     name = PLATFORM
 
     def verify(self, headers: Mapping[str, str], raw_body: bytes, secret: Mapping[str, Any]) -> InboundDelivery:
-        lowered = {key.lower(): value for key, value in (headers or {}).items()}
-        sent = lowered.get(SECRET_HEADER, "")
-        if not sent:
-            raise AuthenticationFailed("the X-Refundflow-Secret header is missing", code="signature_missing")
-        secrets = secret.get("shared_secrets")
-        if not isinstance(secrets, list) or not secrets:
-            raise AuthenticationFailed("no Freshdesk shared secret is configured", code="signature_invalid")
-        if not one_of(sent, secrets):
-            raise AuthenticationFailed("the X-Refundflow-Secret header does not match", code="signature_invalid")
-        try:
-            body = json.loads(raw_body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as error:
-            raise InvalidRequest("the Freshdesk delivery is not UTF-8 JSON", code="invalid_json") from error
-        if not isinstance(body, dict):
-            raise InvalidRequest("the Freshdesk delivery must be a JSON object", code="invalid_json")
+        require_header_secret(
+            headers, secret.get("shared_secrets"), header=SECRET_HEADER, title="Freshdesk shared secret"
+        )
+        body = json_object(raw_body, what="the Freshdesk delivery")
         ticket_id = _ticket_id(body.get("ticket_id"))
         updated_at = body.get("updated_at")
         if isinstance(updated_at, str) and UPDATED_AT.fullmatch(updated_at):
@@ -70,7 +57,7 @@ class FreshdeskInbound(InboundPlatform):
             platform=PLATFORM,
             event_id=event_id,
             ticket_id=ticket_id,
-            occurred_at=_when(updated_at),
+            occurred_at=aware_time(updated_at),
             payload=dict(body),
         )
         return InboundDelivery(tickets=[news], answer=InboundAnswer(body='{"received": true}'))
@@ -82,16 +69,6 @@ def _ticket_id(value: Any) -> str:
     if not TICKET_ID.fullmatch(text):
         raise InvalidRequest("the delivery must name the ticket: ticket_id (the webhook's {{ticket.id}})")
     return text
-
-
-def _when(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace(" ", "T", 1))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
 
 
 def inbound() -> FreshdeskInbound:

@@ -8,9 +8,7 @@ reserved); any other one is refused, never sent.
 
 from __future__ import annotations
 
-from functools import cache
-
-from refundflow import catalog
+from refundflow.connectors.capabilities import payment_capabilities
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import AmountNotRepresentable
 from refundflow.money import Money
@@ -19,11 +17,9 @@ PLATFORM = "klarna"
 TITLE = "Klarna"
 
 
-@cache
 def profile() -> CurrencyProfile:
     """Klarna's currency profile, from its catalog entry."""
-    found: CurrencyProfile = catalog.payment_capabilities(PLATFORM).currencies
-    return found.named(TITLE)
+    return payment_capabilities(PLATFORM, TITLE).currencies
 
 
 def to_klarna(money: Money) -> int:

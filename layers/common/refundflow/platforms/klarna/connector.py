@@ -31,13 +31,14 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Mapping
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
-from refundflow import catalog, settings
-from refundflow.connectors.factory import SecretBoundConnector
+from refundflow import settings
+from refundflow.connectors.factory import SecretBoundConnector, secret_strings
 from refundflow.connectors.http import HttpClient, HttpResponse, missing, status_failure
+from refundflow.connectors.payment import HttpRefundProvider
 from refundflow.errors import (
     AlreadyDoneError,
     AmountNotRepresentable,
@@ -57,7 +58,6 @@ from refundflow.ports import (
     ProviderRefund,
     ProviderRefundRequest,
     ProviderRefundStatus,
-    RefundProvider,
 )
 
 PLATFORM = "klarna"
@@ -114,10 +114,11 @@ def klarna_key(idempotency_key: str) -> str:
     return str(uuid.uuid5(KEY_NAMESPACE, idempotency_key))
 
 
-class KlarnaRefundProvider(RefundProvider):
+class KlarnaRefundProvider(HttpRefundProvider):
     """Refunds and look-ups for one Klarna API credential (username and password)."""
 
     name: ClassVar[str] = PLATFORM
+    title: ClassVar[str] = "Klarna"
 
     def __init__(
         self,
@@ -133,24 +134,12 @@ class KlarnaRefundProvider(RefundProvider):
         if not username or not password:
             raise ConfigurationError("Klarna API username and password are needed", platform=PLATFORM)
         self._credentials = (username, password)
-        self._api_base = api_base.rstrip("/")
+        self._http_base_url = api_base.rstrip("/")
         self._http = http
         self._capabilities = capabilities
         # An order's currency never changes: kept so that reading a refund costs one call.
         self._currencies: dict[str, str] = {}
         self._lock = threading.Lock()
-
-    @property
-    def capabilities(self) -> PaymentCapabilities:
-        if self._capabilities is None:
-            self._capabilities = catalog.payment_capabilities(PLATFORM)
-        return self._capabilities
-
-    @property
-    def http(self) -> HttpClient:
-        if self._http is None:
-            self._http = HttpClient(platform=PLATFORM, base_url=self._api_base)
-        return self._http
 
     # ---------------------------------------------------------------- the order
 
@@ -379,14 +368,8 @@ def _build(config: KlarnaSettings, name: str, secret: Mapping[str, Any]) -> Klar
     Raises:
         ConfigurationError: a secret of another shape.
     """
-    username, password = secret.get("username"), secret.get("password")
-    if not isinstance(username, str) or not username or not isinstance(password, str) or not password:
-        _bad_secret(name, "username and password must be non-empty strings")
+    username, password = secret_strings(secret, name, ("username", "password"), platform=PLATFORM)
     return KlarnaRefundProvider(username=username, password=password, api_base=config.api_base)
-
-
-def _bad_secret(name: str, why: str) -> NoReturn:
-    raise ConfigurationError(f"secret {name}: {why}", platform=PLATFORM)
 
 
 connector: SecretBoundConnector[KlarnaSettings, KlarnaRefundProvider] = SecretBoundConnector(

@@ -8,9 +8,7 @@ profile (its catalog entry: decimal strings, ISO 4217's decimals, docs.mollie.co
 
 from __future__ import annotations
 
-from functools import cache
-
-from refundflow import catalog
+from refundflow.connectors.capabilities import payment_capabilities
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import AmountNotRepresentable
 from refundflow.money import Money
@@ -19,11 +17,9 @@ PLATFORM = "mollie"
 TITLE = "Mollie"
 
 
-@cache
 def profile() -> CurrencyProfile:
     """Mollie's currency profile, from its catalog entry."""
-    found: CurrencyProfile = catalog.payment_capabilities(PLATFORM).currencies
-    return found.named(TITLE)
+    return payment_capabilities(PLATFORM, TITLE).currencies
 
 
 def to_mollie(money: Money) -> dict[str, str]:

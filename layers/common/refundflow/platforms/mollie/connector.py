@@ -22,14 +22,15 @@ through Mollie's currency profile (``amounts.py``); webhooks are in ``inbound.py
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import Field
 
 from refundflow import settings
-from refundflow.connectors.factory import SecretBoundConnector
+from refundflow.connectors.factory import SecretBoundConnector, bad_secret
 from refundflow.connectors.http import HttpClient, HttpResponse, missing, status_failure
+from refundflow.connectors.payment import HttpRefundProvider
 from refundflow.errors import (
     AlreadyDoneError,
     AmountNotRepresentable,
@@ -42,17 +43,16 @@ from refundflow.errors import (
 )
 from refundflow.models import PaymentProvider, PaymentReference
 from refundflow.observability import logger
-from refundflow.platforms.mollie.amounts import PLATFORM, from_mollie, to_mollie
+from refundflow.platforms.mollie.amounts import PLATFORM, TITLE, from_mollie, to_mollie
 from refundflow.platforms.mollie.payloads import (
     METADATA_KEY,
     PAYMENT_ID,
     REFUND_ID,
     PayloadError,
-    capabilities,
     ours,
     provider_refund,
 )
-from refundflow.ports import PaymentCapabilities, ProviderPayment, ProviderRefund, ProviderRefundRequest, RefundProvider
+from refundflow.ports import ProviderPayment, ProviderRefund, ProviderRefundRequest
 
 DEFAULT_API_BASE = "https://api.mollie.com"
 PAGE_LIMIT = 250
@@ -60,10 +60,11 @@ MAX_PAGES = 40
 REFUNDABLE_STATUSES = frozenset({"paid"})
 
 
-class MollieRefundProvider(RefundProvider):
+class MollieRefundProvider(HttpRefundProvider):
     """Refunds and look-ups for one Mollie website profile (its API key)."""
 
     name: ClassVar[str] = PLATFORM
+    title: ClassVar[str] = TITLE
 
     def __init__(self, *, api_key: str, api_base: str = DEFAULT_API_BASE, http: HttpClient | None = None) -> None:
         """Raises:
@@ -72,10 +73,6 @@ class MollieRefundProvider(RefundProvider):
             raise ConfigurationError("a Mollie API key (test_... or live_...) is needed", platform=PLATFORM)
         self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/hal+json"}
         self._http = http or HttpClient(platform=PLATFORM, base_url=api_base)
-
-    @property
-    def capabilities(self) -> PaymentCapabilities:
-        return capabilities()
 
     # ---------------------------------------------------------------- payments
 
@@ -138,13 +135,13 @@ class MollieRefundProvider(RefundProvider):
             "description": (f"Refund {reference}" if reference else f"Refund {request.refund_id}")[:255],
             "metadata": {METADATA_KEY: request.refund_id, **({"source_reference": reference} if reference else {})},
         }
-        answer = self._http.request(
+        answer = self.http.request(
             "POST", path, json=body, headers={**self._headers, "Idempotency-Key": request.idempotency_key}
         )
         if not answer.ok:
             raise _map_error(answer, write=True)
         try:
-            result = provider_refund(_json(answer, strict=True), payment_id=request.payment_id)
+            result = provider_refund(answer.json_object(), payment_id=request.payment_id)
         except (PayloadError, AmountNotRepresentable, ValueError) as error:
             raise OutcomeUnknownError(f"unreadable answer to POST {path}: {error}", platform=PLATFORM) from error
         logger.info(
@@ -201,11 +198,11 @@ class MollieRefundProvider(RefundProvider):
         raise TransientError(f"payment {payment.payment_id} has more refunds than we page through", platform=PLATFORM)
 
     def _read(self, path: str, *, what: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        answer = self._http.request("GET", path, params=params, headers=self._headers)
+        answer = self.http.request("GET", path, params=params, headers=self._headers)
         if not answer.ok:
             raise _map_error(answer, write=False)
         try:
-            return _json(answer, strict=True)
+            return answer.json_object()
         except ValueError as error:
             raise TransientError(f"unreadable Mollie {what}: {error}", platform=PLATFORM) from error
 
@@ -233,23 +230,9 @@ def _next_from(page: dict[str, Any]) -> str | None:
     return found[0] if found and REFUND_ID.match(found[0]) else None
 
 
-def _json(answer: HttpResponse, *, strict: bool = False) -> dict[str, Any]:
-    try:
-        body = answer.json()
-    except ValueError:
-        if strict:
-            raise
-        return {}
-    if not isinstance(body, dict):
-        if strict:
-            raise ValueError("not a JSON object")
-        return {}
-    return body
-
-
 def _map_error(answer: HttpResponse, *, write: bool) -> RefundflowError:
     """Mollie's failure in our vocabulary. ``write``: the call may have moved money."""
-    body = _json(answer)
+    body = answer.json_object_or_empty()
     detail = str(body.get("detail") or body.get("title") or "")
     field = body.get("field")
     message = f"Mollie answered {answer.status}: {detail}{f' (field {field})' if field else ''}"
@@ -285,12 +268,8 @@ def _build(config: MollieSettings, name: str, secret: Mapping[str, Any]) -> Moll
     """Raises: ConfigurationError: a secret of another shape."""
     api_key = secret.get("api_key")
     if not isinstance(api_key, str) or not api_key.startswith(("test_", "live_")):
-        _bad_secret(name, "api_key must be a Mollie test_ or live_ API key")
+        raise bad_secret(name, "api_key must be a Mollie test_ or live_ API key", platform=PLATFORM)
     return MollieRefundProvider(api_key=api_key, api_base=config.api_base)
-
-
-def _bad_secret(name: str, why: str) -> NoReturn:
-    raise ConfigurationError(f"secret {name}: {why}", platform=PLATFORM)
 
 
 connector: SecretBoundConnector[MollieSettings, MollieRefundProvider] = SecretBoundConnector(

@@ -10,10 +10,9 @@ A refund (``entity-refund`` in Mollie's spec): ``{resource: "refund", id: "re_..
 from __future__ import annotations
 
 import re
-from functools import cache
 from typing import Any
 
-from refundflow import catalog
+from refundflow.connectors.capabilities import payment_capabilities
 from refundflow.models import PaymentProvider
 from refundflow.platforms.mollie.amounts import PLATFORM, TITLE, from_mollie
 from refundflow.ports import PaymentCapabilities, ProviderRefund, ProviderRefundStatus
@@ -37,11 +36,9 @@ class PayloadError(ValueError):
     """A Mollie object that is not what the API documents."""
 
 
-@cache
 def capabilities() -> PaymentCapabilities:
     """Mollie's capabilities, from its catalog entry."""
-    found: PaymentCapabilities = catalog.payment_capabilities(PLATFORM)
-    return found.model_copy(update={"currencies": found.currencies.named(TITLE)})
+    return payment_capabilities(PLATFORM, TITLE)
 
 
 def status_of(refund: dict[str, Any]) -> str:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
-from refundflow.errors import ConfigurationError, RejectedError, TransientError
+from refundflow.connectors.http import HttpClient, HttpResponse
+from refundflow.connectors.oauth_tokens import CachedTokenSource, token_endpoint_failure
+from refundflow.errors import ConfigurationError, RefundflowError, TransientError
 
 PLATFORM = "netsuite"
 TOKEN_PATH = "/services/rest/auth/oauth2/v1/token"
@@ -69,7 +69,7 @@ def sign_assertion(*, private_key_pem: str, certificate_id: str, client_id: str,
     return f"{signing_input.decode('ascii')}.{b64url(signature)}"
 
 
-class NetSuiteTokenSource:
+class NetSuiteTokenSource(CachedTokenSource):
     """Access tokens from the client-credentials grant, cached until shortly before they expire."""
 
     def __init__(
@@ -83,38 +83,19 @@ class NetSuiteTokenSource:
         clock: Callable[[], float] = time.time,
         expiry_margin_seconds: float = TOKEN_EXPIRY_MARGIN_SECONDS,
     ) -> None:
+        super().__init__(clock=clock, expiry_margin_seconds=expiry_margin_seconds)
         self.token_url = f"{api_base.rstrip('/')}{TOKEN_PATH}"
         self._http = http or HttpClient(platform=PLATFORM, base_url=api_base)
         self._client_id = client_id
         self._certificate_id = certificate_id
         self._private_key = private_key
-        self._clock = clock
-        self._margin = expiry_margin_seconds
-        self._access_token: str | None = None
-        self._expires_at = 0.0
-        self._lock = threading.Lock()
         self.grants = 0
 
-    def access_token(self) -> str:
-        """A valid access token, asked for again when the cached one is about to expire.
-
-        Raises:
-            TransientError: the token endpoint could not answer now.
-            RejectedError: NetSuite refused the client, the certificate or the role (fix the integration).
-            ConfigurationError: the private key is unusable.
-        """
-        with self._lock:
-            if self._access_token is not None and self._clock() < self._expires_at - self._margin:
-                return self._access_token
-            return self._grant()
-
-    def invalidate(self) -> None:
-        """Forget the cached access token (NetSuite answered 401 to it)."""
-        with self._lock:
-            self._access_token = None
-            self._expires_at = 0.0
-
-    def _grant(self) -> str:
+    def _fetch(self) -> tuple[str, float]:
+        """Raises:
+        TransientError: the token endpoint could not answer now.
+        RejectedError: NetSuite refused the client, the certificate or the role (fix the integration).
+        ConfigurationError: the private key is unusable."""
         assertion = sign_assertion(
             private_key_pem=self._private_key,
             certificate_id=self._certificate_id,
@@ -142,9 +123,7 @@ class NetSuiteTokenSource:
         if not isinstance(token, str) or not token or not isinstance(expires_in, int) or isinstance(expires_in, bool):
             raise TransientError("NetSuite answered the token request without a usable token", platform=PLATFORM)
         self.grants += 1
-        self._access_token = token
-        self._expires_at = self._clock() + expires_in
-        return token
+        return token, float(expires_in)
 
 
 def _json(response: HttpResponse) -> Any:
@@ -154,20 +133,16 @@ def _json(response: HttpResponse) -> Any:
         return None
 
 
-def _token_error(response: HttpResponse) -> Exception:
+def _token_error(response: HttpResponse) -> RefundflowError:
     payload = _json(response)
     error = payload.get("error") if isinstance(payload, dict) else None
     what = error if isinstance(error, str) else f"HTTP {response.status}"
-    if response.status == 429 or response.status >= 500:
-        return TransientError(
-            f"NetSuite's token endpoint is unavailable ({what})",
-            code="netsuite_auth_unavailable",
-            platform=PLATFORM,
-            retry_after_seconds=retry_after_seconds(response),
-        )
-    return RejectedError(
-        f"NetSuite refused the integration's sign-in ({what}): check the client id, the certificate mapping and "
-        "the role's REST web services permission",
-        code="netsuite_auth_refused",
+    return token_endpoint_failure(
+        response,
         platform=PLATFORM,
+        unavailable=f"NetSuite's token endpoint is unavailable ({what})",
+        unavailable_code="netsuite_auth_unavailable",
+        refused=f"NetSuite refused the integration's sign-in ({what}): check the client id, the certificate mapping "
+        "and the role's REST web services permission",
+        refused_code="netsuite_auth_refused",
     )

@@ -21,26 +21,23 @@ create. Amounts cross as exact JSON numbers (``Decimal`` both ways, never ``floa
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from decimal import Decimal
-from functools import cache
 from typing import Any, ClassVar, NoReturn
 
 from pydantic import Field
 
-from refundflow import catalog, settings
+from refundflow import settings
 from refundflow.connectors import exact_json
+from refundflow.connectors.books import BooksAmounts, check_booking, per_provider, require_refund_id
 from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
-from refundflow.currencies import CurrencyProfile
+from refundflow.connectors.oauth_tokens import send_with_token
 from refundflow.errors import (
-    AmountNotRepresentable,
     ConfigurationError,
     NotFound,
     OutcomeUnknownError,
     RejectedError,
     TransientError,
 )
-from refundflow.ids import is_refund_id
 from refundflow.models import BooksSystem, CreditDocument, CreditDocumentKind, CreditDocumentState, PaymentProvider
 from refundflow.money import Money, exponent
 from refundflow.platforms.netsuite.auth import PLATFORM, NetSuiteTokenSource
@@ -57,56 +54,23 @@ _VOID_STATUSES = {"voided", "void", "rejected", "pending approval"}
 # ---------------------------------------------------------------- exact amounts and JSON
 
 
-@cache
-def capabilities() -> BooksCapabilities:
-    """NetSuite's books capabilities, from its catalog entry."""
-    found: BooksCapabilities = catalog.books_capabilities(PLATFORM)
-    return found.model_copy(update={"currencies": found.currencies.named(TITLE)})
-
-
-def profile() -> CurrencyProfile:
-    """NetSuite's amounts: three-decimal currencies in hundredths (an account's own precision is checked too)."""
-    return capabilities().currencies
-
-
-def to_netsuite_amount(money: Money) -> Decimal:
-    """``money`` in major units, exactly (through NetSuite's currency profile).
-
-    Raises:
-        AmountNotRepresentable: a digit beyond NetSuite's decimals (e.g. 1.235 KWD).
-    """
-    return profile().to_platform_decimal(money)
+AMOUNTS = BooksAmounts(platform=PLATFORM, title=TITLE, bad_amount_code="netsuite_bad_amount")
+# NetSuite's amounts: three-decimal currencies in hundredths (an account's own precision is checked too).
+capabilities = AMOUNTS.capabilities
+profile = AMOUNTS.profile
+to_netsuite_amount = AMOUNTS.to_platform
+dump_json = AMOUNTS.dump_json
+load_json = exact_json.loads
+"""JSON with every non-integer number as an exact ``Decimal`` (``connectors.exact_json``)."""
 
 
 def from_netsuite_amount(value: Any, currency: str) -> Money:
-    """NetSuite's JSON number (parsed as ``Decimal`` or ``int``) as exact ``Money``.
+    """NetSuite's JSON number as exact ``Money`` (``BooksAmounts.from_platform``); a field NetSuite leaves out is zero.
 
     Raises:
         RejectedError: not a number, or more decimals than NetSuite keeps in the currency.
     """
-    if value is None:
-        return Money.zero(currency)
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
-        raise RejectedError(
-            f"NetSuite sent a non-decimal amount {value!r}", code="netsuite_bad_amount", platform=PLATFORM
-        )
-    try:
-        return profile().from_platform(value, currency)
-    except AmountNotRepresentable as error:
-        raise RejectedError(error.message, code="netsuite_bad_amount", platform=PLATFORM) from error
-
-
-def dump_json(value: Any) -> str:
-    """JSON text where ``Decimal`` values are exact JSON numbers (``connectors.exact_json``).
-
-    Raises:
-        NotExactJson: a float, a NaN or infinite ``Decimal``, or another type with no exact JSON form.
-    """
-    return exact_json.dumps(value, platform="NetSuite")
-
-
-load_json = exact_json.loads
-"""JSON with every non-integer number as an exact ``Decimal`` (``connectors.exact_json``)."""
+    return Money.zero(currency) if value is None else AMOUNTS.from_platform(value, currency)
 
 
 def parse_mapping(text: str, setting: str, *, keyed: Callable[[str], bool]) -> dict[str, str]:
@@ -174,9 +138,9 @@ class NetSuiteBooks(BooksConnector):
         Raises:
             RejectedError: none is configured for it.
         """
-        for key in (f"{provider.value}:{currency}", f"{provider.value}:*", f"*:{currency}"):
-            if key in self._clearing_accounts:
-                return self._clearing_accounts[key]
+        configured = per_provider(self._clearing_accounts, provider, currency)
+        if configured is not None:
+            return configured
         if not self._payment_account:
             raise RejectedError(
                 f"no NetSuite bank account is set for {provider.value} refunds in {currency}: "
@@ -220,7 +184,7 @@ class NetSuiteBooks(BooksConnector):
             TransientError: NetSuite could not answer now.
             RejectedError: NetSuite refused the read.
         """
-        _require_refund_id(booking.external_reference)
+        require_refund_id(booking.external_reference, platform=PLATFORM)
         try:
             memo = self._by_external_id("creditMemo", booking.external_reference)
             if memo is None:
@@ -261,34 +225,22 @@ class NetSuiteBooks(BooksConnector):
         return self._document(memo, refund, booking)
 
     def _check_booking(self, booking: CreditBooking) -> None:
-        _require_refund_id(booking.refund_id)
-        _require_refund_id(booking.external_reference)
-        if booking.invoice.system is not BooksSystem.NETSUITE:
-            raise RejectedError(f"invoice {booking.invoice.invoice_id} is not a NetSuite invoice", platform=PLATFORM)
+        check_booking(
+            booking,
+            system=BooksSystem.NETSUITE,
+            platform=PLATFORM,
+            invoice="a NetSuite invoice",
+            document="a refund credit memo",
+            to_platform=to_netsuite_amount,
+        )
         if not booking.invoice.invoice_id.isdigit():
             raise NotFound(
                 f"invoice {booking.invoice.invoice_id!r} is not a NetSuite internal id (digits only)", platform=PLATFORM
             )
-        if not booking.amount.is_positive():
-            raise RejectedError("a refund credit memo needs a positive amount", platform=PLATFORM)
         if not self._refund_item:
             raise ConfigurationError(
                 "NETSUITE_REFUND_ITEM is not set: the item credit memo lines book on", platform=PLATFORM
             )
-        to_netsuite_amount(booking.amount)
-        if booking.lines:
-            total = Money.zero(booking.currency)
-            for line in booking.lines:
-                if line.amount.currency != booking.currency or not line.amount.is_positive():
-                    raise RejectedError(f"refund line {line.description!r} has a bad amount", platform=PLATFORM)
-                to_netsuite_amount(line.amount)
-                total = total + line.amount
-            if total != booking.amount:
-                raise RejectedError(
-                    f"refund lines add up to {total}, the refund is {booking.amount}",
-                    code="lines_mismatch",
-                    platform=PLATFORM,
-                )
 
     def _currency_code(self, record: Mapping[str, Any]) -> str:
         reference = record.get("currency")
@@ -480,18 +432,17 @@ class NetSuiteBooks(BooksConnector):
     ) -> HttpResponse:
         """One record call; a 401 asks for a new token once and repeats the call."""
         data = dump_json(body) if body is not None else None
-        for attempt in range(2):
-            headers = {"Authorization": f"Bearer {self._tokens.access_token()}", "Accept": "application/json"}
+
+        def send(token: str) -> HttpResponse:
+            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
             if data is not None:
                 headers["Content-Type"] = "application/json"
-            response = self._http.request(method, path, params=params, data=data, headers=headers)
-            if response.status == 401 and attempt == 0:
-                self._tokens.invalidate()
-                continue
-            if not response.ok:
-                _raise(method, path, response)
-            return response
-        raise AssertionError("unreachable")  # pragma: no cover
+            return self._http.request(method, path, params=params, data=data, headers=headers)
+
+        response = send_with_token(self._tokens, send)
+        if not response.ok:
+            _raise(method, path, response)
+        return response
 
 
 def _payload(response: HttpResponse) -> Any:
@@ -612,11 +563,6 @@ def _memo(booking: CreditBooking, invoice: Mapping[str, Any]) -> str:
     return f"Refund {booking.reference} ({booking.refund_id}) of invoice {invoice.get('tranId') or invoice.get('id')}"[
         :999
     ]
-
-
-def _require_refund_id(refund_id: str) -> None:
-    if not is_refund_id(refund_id):
-        raise RejectedError(f"{refund_id!r} is not a refund id", code="bad_refund_id", platform=PLATFORM)
 
 
 # ---------------------------------------------------------------- factory

@@ -8,9 +8,7 @@ REST currencies: any other one is refused, never sent).
 
 from __future__ import annotations
 
-from functools import cache
-
-from refundflow import catalog
+from refundflow.connectors.capabilities import payment_capabilities
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import AmountNotRepresentable
 from refundflow.money import Money
@@ -19,11 +17,9 @@ PLATFORM = "paypal"
 TITLE = "PayPal"
 
 
-@cache
 def profile() -> CurrencyProfile:
     """PayPal's currency profile, from its catalog entry."""
-    found: CurrencyProfile = catalog.payment_capabilities(PLATFORM).currencies
-    return found.named(TITLE)
+    return payment_capabilities(PLATFORM, TITLE).currencies
 
 
 def to_paypal(money: Money) -> dict[str, str]:

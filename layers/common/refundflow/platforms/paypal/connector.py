@@ -30,13 +30,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 
 from pydantic import Field
 
 from refundflow import settings
-from refundflow.connectors.factory import SecretBoundConnector
+from refundflow.connectors.factory import SecretBoundConnector, secret_strings
 from refundflow.connectors.http import HttpClient, HttpResponse, missing, retry_after_seconds, status_failure
+from refundflow.connectors.payment import HttpRefundProvider
 from refundflow.errors import (
     AlreadyDoneError,
     AmountNotRepresentable,
@@ -49,18 +50,17 @@ from refundflow.errors import (
 )
 from refundflow.models import PaymentProvider, PaymentReference
 from refundflow.observability import logger
-from refundflow.platforms.paypal.amounts import from_paypal, to_paypal
+from refundflow.platforms.paypal.amounts import TITLE, from_paypal, to_paypal
 from refundflow.platforms.paypal.payloads import (
     HOLDING,
     PLATFORM,
     PayloadError,
-    capabilities,
     money_of,
     order_of,
     provider_refund,
     status_of,
 )
-from refundflow.ports import PaymentCapabilities, ProviderPayment, ProviderRefund, ProviderRefundRequest, RefundProvider
+from refundflow.ports import ProviderPayment, ProviderRefund, ProviderRefundRequest
 
 DEFAULT_API_BASE = "https://api-m.paypal.com"
 TOKEN_MARGIN_SECONDS = 300.0
@@ -82,10 +82,11 @@ _CODES = {
 }
 
 
-class PayPalRefundProvider(RefundProvider):
+class PayPalRefundProvider(HttpRefundProvider):
     """Refunds and look-ups for one PayPal REST app (client id and secret)."""
 
     name: ClassVar[str] = PLATFORM
+    title: ClassVar[str] = TITLE
 
     def __init__(
         self,
@@ -106,10 +107,6 @@ class PayPalRefundProvider(RefundProvider):
         self._token: tuple[str, float] | None = None
         self._token_lock = threading.Lock()
 
-    @property
-    def capabilities(self) -> PaymentCapabilities:
-        return capabilities()
-
     # ---------------------------------------------------------------- OAuth
 
     def access_token(self, *, renew: bool = False) -> str:
@@ -122,14 +119,14 @@ class PayPalRefundProvider(RefundProvider):
         with self._token_lock:
             if self._token is not None and not renew and self._clock() < self._token[1]:
                 return self._token[0]
-            answer = self._http.request(
+            answer = self.http.request(
                 "POST",
                 "/v1/oauth2/token",
                 data={"grant_type": "client_credentials"},
                 auth=self._credentials,
                 headers={"Accept": "application/json"},
             )
-            body = _json(answer)
+            body = answer.json_object_or_empty()
             if answer.status in (400, 401, 403):
                 raise RejectedError(
                     f"PayPal refused the client credentials: {body.get('error_description') or body.get('error')}",
@@ -155,7 +152,7 @@ class PayPalRefundProvider(RefundProvider):
         nothing: the same PayPal-Request-Id goes with it)."""
         for attempt in range(2):
             token = self.access_token(renew=attempt > 0)
-            answer = self._http.request(
+            answer = self.http.request(
                 method,
                 path,
                 json=json,
@@ -267,7 +264,7 @@ class PayPalRefundProvider(RefundProvider):
         if not answer.ok:
             raise _map_error(answer, write=True)
         try:
-            result = provider_refund(_json(answer, strict=True), payment_id=request.payment_id)
+            result = provider_refund(answer.json_object(), payment_id=request.payment_id)
         except (PayloadError, AmountNotRepresentable, ValueError) as error:
             raise OutcomeUnknownError(f"unreadable answer to POST {path}: {error}", platform=PLATFORM) from error
         logger.info(
@@ -312,7 +309,7 @@ class PayPalRefundProvider(RefundProvider):
         if not answer.ok:
             raise _map_error(answer, write=False)
         try:
-            return _json(answer, strict=True)
+            return answer.json_object()
         except ValueError as error:
             raise TransientError(f"unreadable PayPal {what}: {error}", platform=PLATFORM) from error
 
@@ -331,20 +328,6 @@ def _money(resource: dict[str, Any]) -> Any:
         raise TransientError(f"PayPal object without an amount: {error}", platform=PLATFORM) from error
 
 
-def _json(answer: HttpResponse, *, strict: bool = False) -> dict[str, Any]:
-    try:
-        body = answer.json()
-    except ValueError:
-        if strict:
-            raise
-        return {}
-    if not isinstance(body, dict):
-        if strict:
-            raise ValueError("not a JSON object")
-        return {}
-    return body
-
-
 def _issue(body: dict[str, Any]) -> str | None:
     for detail in body.get("details") or []:
         if isinstance(detail, dict) and isinstance(detail.get("issue"), str):
@@ -355,7 +338,7 @@ def _issue(body: dict[str, Any]) -> str | None:
 
 def _map_error(answer: HttpResponse, *, write: bool) -> RefundflowError:
     """PayPal's failure in our vocabulary. ``write``: the call may have moved money."""
-    body = _json(answer)
+    body = answer.json_object_or_empty()
     issue = _issue(body)
     message = (
         f"PayPal answered {answer.status} {issue or ''}: {body.get('message') or body.get('error_description') or ''}"
@@ -386,14 +369,8 @@ class PayPalSettings(settings.EnvModel):
 
 def _build(config: PayPalSettings, name: str, secret: Mapping[str, Any]) -> PayPalRefundProvider:
     """Raises: ConfigurationError: a secret of another shape."""
-    client_id, client_secret = secret.get("client_id"), secret.get("client_secret")
-    if not isinstance(client_id, str) or not client_id or not isinstance(client_secret, str) or not client_secret:
-        _bad_secret(name, "client_id and client_secret must be non-empty strings")
+    client_id, client_secret = secret_strings(secret, name, ("client_id", "client_secret"), platform=PLATFORM)
     return PayPalRefundProvider(client_id=client_id, client_secret=client_secret, api_base=config.api_base)
-
-
-def _bad_secret(name: str, why: str) -> NoReturn:
-    raise ConfigurationError(f"secret {name}: {why}", platform=PLATFORM)
 
 
 connector: SecretBoundConnector[PayPalSettings, PayPalRefundProvider] = SecretBoundConnector(

@@ -10,10 +10,9 @@ amount: {total, currency}, sale_id, invoice_number, ...}``. refundflow puts its 
 from __future__ import annotations
 
 import re
-from functools import cache
 from typing import Any
 
-from refundflow import catalog
+from refundflow.connectors.capabilities import payment_capabilities
 from refundflow.models import PaymentProvider
 from refundflow.platforms.paypal.amounts import from_paypal
 from refundflow.ports import PaymentCapabilities, ProviderRefund, ProviderRefundStatus
@@ -35,11 +34,9 @@ class PayloadError(ValueError):
     """A PayPal object that is not what the API documents."""
 
 
-@cache
 def capabilities() -> PaymentCapabilities:
     """PayPal's capabilities, from its catalog entry."""
-    found: PaymentCapabilities = catalog.payment_capabilities(PLATFORM)
-    return found.model_copy(update={"currencies": found.currencies.named("PayPal")})
+    return payment_capabilities(PLATFORM, "PayPal")
 
 
 def status_of(refund: dict[str, Any]) -> str:

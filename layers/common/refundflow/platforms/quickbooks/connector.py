@@ -26,7 +26,6 @@ numbers built from ``Money`` (``Decimal`` both ways, never ``float``); ``minorve
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -35,19 +34,17 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from refundflow import catalog, settings
+from refundflow import settings
 from refundflow.connectors import exact_json
+from refundflow.connectors.books import BooksAmounts, check_booking, parse_per_provider, per_provider, require_refund_id
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
-from refundflow.currencies import CurrencyProfile
+from refundflow.connectors.oauth_tokens import RefreshTokenGrant, SecretLoader, SecretSaver, send_with_token
 from refundflow.errors import (
-    AmountNotRepresentable,
-    ConfigurationError,
     NotFound,
     OutcomeUnknownError,
     RejectedError,
     TransientError,
 )
-from refundflow.ids import is_refund_id
 from refundflow.models import BooksSystem, CreditDocument, CreditDocumentKind, CreditDocumentState, PaymentProvider
 from refundflow.money import Money
 from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking
@@ -65,73 +62,35 @@ _INVALID_REFERENCE_CODES = {"2500"}
 _PERIOD_CLOSED_CODES = {"6200"}
 _DUPLICATE_NUMBER_CODES = {"6140"}
 
-SecretLoader = Callable[[bool], Mapping[str, Any]]
-"""Reads the QuickBooks secret; the flag asks for a fresh read that bypasses any cache."""
-SecretSaver = Callable[[dict[str, Any]], None]
-"""Stores a new version of the QuickBooks secret (rotated refresh token)."""
-
 
 # ---------------------------------------------------------------- exact amounts and JSON
 
 
-@cache
-def capabilities() -> BooksCapabilities:
-    """QuickBooks' books capabilities, from its catalog entry."""
-    found: BooksCapabilities = catalog.books_capabilities(PLATFORM)
-    return found.model_copy(update={"currencies": found.currencies.named("QuickBooks Online")})
-
-
-def profile() -> CurrencyProfile:
-    return capabilities().currencies
-
-
-def to_qbo_amount(money: Money) -> Decimal:
-    """``money`` in major units, exactly (through QuickBooks' currency profile).
-
-    Raises:
-        AmountNotRepresentable: a digit beyond QuickBooks' decimals.
-    """
-    return profile().to_platform_decimal(money)
-
-
-def from_qbo_amount(value: Any, currency: str) -> Money:
-    """A QuickBooks JSON number (parsed as ``Decimal`` or ``int``) as exact ``Money``.
-
-    Raises:
-        RejectedError: not a number, or more decimals than the currency has.
-    """
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
-        raise RejectedError(
-            f"QuickBooks sent a non-decimal amount {value!r}", code="quickbooks_bad_amount", platform=PLATFORM
-        )
-    try:
-        return profile().from_platform(value, currency)
-    except AmountNotRepresentable as error:
-        raise RejectedError(error.message, code="quickbooks_bad_amount", platform=PLATFORM) from error
-
-
-def dump_json(value: Any) -> str:
-    """JSON text where ``Decimal`` values are exact JSON numbers (``connectors.exact_json``).
-
-    Raises:
-        NotExactJson: a float, a NaN or infinite ``Decimal``, or another type with no exact JSON form.
-    """
-    return exact_json.dumps(value, platform="QuickBooks")
-
-
+AMOUNTS = BooksAmounts(platform=PLATFORM, title="QuickBooks Online", bad_amount_code="quickbooks_bad_amount")
+capabilities = AMOUNTS.capabilities
+profile = AMOUNTS.profile
+to_qbo_amount = AMOUNTS.to_platform
+from_qbo_amount = AMOUNTS.from_platform
+dump_json = AMOUNTS.dump_json
 load_json = exact_json.loads
 """JSON with every non-integer number as an exact ``Decimal`` (``connectors.exact_json``)."""
 
 # ---------------------------------------------------------------- OAuth2 tokens
 
 
-class QuickBooksTokenSource:
+class QuickBooksTokenSource(RefreshTokenGrant):
     """Access tokens from Intuit's refresh-token grant, cached until shortly before they expire.
 
     Intuit may answer a refresh with a new refresh token, and only the newest one keeps working, so it is stored
     through ``save_secret`` at once. When another process rotated it first, Intuit answers ``invalid_grant``: the
     secret is re-read once, bypassing caches, and the refresh retried with the newer token.
     """
+
+    service = "Intuit's token service"
+    unavailable_code = "quickbooks_oauth_unavailable"
+    reconnect_code = "quickbooks_reconnect_required"
+    reconnect_hint = "reconnect the QuickBooks app and store the new refresh token"
+    secret_store_code = "quickbooks_secret_store"
 
     def __init__(
         self,
@@ -143,16 +102,16 @@ class QuickBooksTokenSource:
         clock: Callable[[], float] = time.time,
         expiry_margin_seconds: float = TOKEN_EXPIRY_MARGIN_SECONDS,
     ) -> None:
+        super().__init__(
+            platform=PLATFORM,
+            title="QuickBooks",
+            http=http or HttpClient(platform=PLATFORM, base_url=token_url),
+            load_secret=load_secret,
+            save_secret=save_secret,
+            clock=clock,
+            expiry_margin_seconds=expiry_margin_seconds,
+        )
         self._token_url = token_url
-        self._http = http or HttpClient(platform=PLATFORM, base_url=token_url)
-        self._load_secret = load_secret
-        self._save_secret = save_secret
-        self._clock = clock
-        self._margin = expiry_margin_seconds
-        self._secret: dict[str, Any] | None = None
-        self._access_token: str | None = None
-        self._expires_at = 0.0
-        self._lock = threading.Lock()
 
     @property
     def realm_id(self) -> str:
@@ -161,74 +120,7 @@ class QuickBooksTokenSource:
         Raises:
             ConfigurationError: the secret has no realm_id.
         """
-        with self._lock:
-            return self._field(self._current_secret(), "realm_id")
-
-    def access_token(self) -> str:
-        """A valid access token, refreshed when the cached one is about to expire.
-
-        Raises:
-            TransientError: Intuit's token service could not answer now.
-            RejectedError: Intuit refused the client or the refresh token for good (reconnect the app).
-            ConfigurationError: the secret is incomplete.
-        """
-        with self._lock:
-            if self._access_token is not None and self._clock() < self._expires_at - self._margin:
-                return self._access_token
-            return self._refresh()
-
-    def invalidate(self) -> None:
-        """Forget the cached access token (QuickBooks answered 401 to it)."""
-        with self._lock:
-            self._access_token = None
-            self._expires_at = 0.0
-
-    def _current_secret(self) -> dict[str, Any]:
-        if self._secret is None:
-            self._secret = dict(self._load_secret(False))
-        return self._secret
-
-    @staticmethod
-    def _field(secret: Mapping[str, Any], name: str) -> str:
-        value = secret.get(name)
-        if not isinstance(value, str) or not value:
-            raise ConfigurationError(f"the QuickBooks secret has no {name}", platform=PLATFORM)
-        return value
-
-    def _refresh(self) -> str:
-        secret = self._current_secret()
-        response = self._token_request(secret)
-        if response.status == 400 and _oauth_error(response) == "invalid_grant":
-            fresh = dict(self._load_secret(True))
-            if self._field(fresh, "refresh_token") != self._field(secret, "refresh_token"):
-                self._secret = secret = fresh
-                response = self._token_request(secret)
-        if response.status != 200:
-            raise self._token_error(response)
-        try:
-            payload = load_json(response.body)
-        except ValueError as error:
-            raise TransientError("Intuit answered the token request with unreadable JSON", platform=PLATFORM) from error
-        access_token = payload.get("access_token") if isinstance(payload, dict) else None
-        expires_in = payload.get("expires_in") if isinstance(payload, dict) else None
-        if not isinstance(access_token, str) or not isinstance(expires_in, int | Decimal):
-            raise TransientError("Intuit answered without a usable access token", platform=PLATFORM)
-        refresh_token = payload.get("refresh_token")
-        if isinstance(refresh_token, str) and refresh_token and refresh_token != secret.get("refresh_token"):
-            rotated = {**secret, "refresh_token": refresh_token}
-            # In memory first: if storing fails, this process still refreshes with (and stores) the newest token.
-            self._secret = rotated
-            try:
-                self._save_secret(rotated)
-            except Exception as error:
-                raise TransientError(
-                    "could not store the rotated QuickBooks refresh token",
-                    code="quickbooks_secret_store",
-                    platform=PLATFORM,
-                ) from error
-        self._access_token = access_token
-        self._expires_at = self._clock() + float(expires_in)
-        return access_token
+        return self.secret_field("realm_id")
 
     def _token_request(self, secret: Mapping[str, Any]) -> HttpResponse:
         return self._http.request(
@@ -239,31 +131,6 @@ class QuickBooksTokenSource:
             headers={"Accept": "application/json"},
             auth=(self._field(secret, "client_id"), self._field(secret, "client_secret")),
         )
-
-    @staticmethod
-    def _token_error(response: HttpResponse) -> Exception:
-        error = _oauth_error(response) or f"HTTP {response.status}"
-        if response.status == 429 or response.status >= 500:
-            return TransientError(
-                f"Intuit's token service is unavailable ({error})",
-                code="quickbooks_oauth_unavailable",
-                platform=PLATFORM,
-                retry_after_seconds=retry_after_seconds(response),
-            )
-        return RejectedError(
-            f"Intuit refused the token refresh ({error}): reconnect the QuickBooks app and store the new refresh token",
-            code="quickbooks_reconnect_required",
-            platform=PLATFORM,
-        )
-
-
-def _oauth_error(response: HttpResponse) -> str | None:
-    try:
-        payload = load_json(response.body)
-    except ValueError:
-        return None
-    error = payload.get("error") if isinstance(payload, dict) else None
-    return error if isinstance(error, str) else None
 
 
 # ---------------------------------------------------------------- the books
@@ -307,9 +174,9 @@ class QuickBooksBooks(BooksConnector):
         Raises:
             RejectedError: ``no_clearing_account``, none configured for that provider and currency.
         """
-        for key in (f"{provider.value}:{currency}", f"{provider.value}:*", f"*:{currency}"):
-            if key in self._clearing_accounts:
-                return self._clearing_accounts[key]
+        configured = per_provider(self._clearing_accounts, provider, currency)
+        if configured is not None:
+            return configured
         if self._refund_account:
             return self._refund_account
         raise RejectedError(
@@ -389,26 +256,14 @@ class QuickBooksBooks(BooksConnector):
         return self._document(memo, receipt, booking, allocation_id=allocation_id)
 
     def _check_booking(self, booking: CreditBooking) -> None:
-        _require_refund_id(booking.refund_id)
-        _require_refund_id(booking.external_reference)
-        if booking.invoice.system is not BooksSystem.QUICKBOOKS:
-            raise RejectedError(f"invoice {booking.invoice.invoice_id} is not a QuickBooks invoice", platform=PLATFORM)
-        if not booking.amount.is_positive():
-            raise RejectedError("a refund document needs a positive amount", platform=PLATFORM)
-        to_qbo_amount(booking.amount)
-        if booking.lines:
-            total = Money.zero(booking.currency)
-            for line in booking.lines:
-                if line.amount.currency != booking.currency or not line.amount.is_positive():
-                    raise RejectedError(f"refund line {line.description!r} has a bad amount", platform=PLATFORM)
-                to_qbo_amount(line.amount)
-                total = total + line.amount
-            if total != booking.amount:
-                raise RejectedError(
-                    f"refund lines add up to {total}, the refund is {booking.amount}",
-                    code="lines_mismatch",
-                    platform=PLATFORM,
-                )
+        check_booking(
+            booking,
+            system=BooksSystem.QUICKBOOKS,
+            platform=PLATFORM,
+            invoice="a QuickBooks invoice",
+            document="a refund document",
+            to_platform=to_qbo_amount,
+        )
 
     def _check_invoice(self, invoice: Mapping[str, Any], booking: CreditBooking) -> None:
         currency = _ref_value(invoice.get("CurrencyRef"))
@@ -436,7 +291,7 @@ class QuickBooksBooks(BooksConnector):
             RejectedError: ``duplicate_documents``, several documents of one kind carry the refund.
         """
         # Refund ids are rf_ + 32 hex digits and customer ids digits: nothing to escape in the queries.
-        _require_refund_id(refund_id)
+        require_refund_id(refund_id, platform=PLATFORM)
         matches = [
             match
             for kind in _ENTITIES
@@ -664,16 +519,14 @@ class QuickBooksBooks(BooksConnector):
         if request_id is not None:
             query["requestid"] = request_id
         data = dump_json(body) if body is not None else None
-        for attempt in range(2):
-            headers = {"Authorization": f"Bearer {self._tokens.access_token()}", "Accept": "application/json"}
+
+        def send(token: str) -> HttpResponse:
+            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
             if data is not None:
                 headers["Content-Type"] = "application/json"
-            response = self._http.request(method, path, params=query, data=data, headers=headers)
-            if response.status == 401 and attempt == 0:
-                self._tokens.invalidate()
-                continue
-            return _payload_or_raise(method, resource, response, reading=reading)
-        raise AssertionError("unreachable")  # pragma: no cover
+            return self._http.request(method, path, params=query, data=data, headers=headers)
+
+        return _payload_or_raise(method, resource, send_with_token(self._tokens, send), reading=reading)
 
 
 _ENTITIES: dict[CreditDocumentKind, str] = {
@@ -786,11 +639,6 @@ def _number(invoice: Mapping[str, Any]) -> str:
     return str(invoice.get("DocNumber") or invoice.get("Id"))
 
 
-def _require_refund_id(refund_id: str) -> None:
-    if not is_refund_id(refund_id):
-        raise RejectedError(f"{refund_id!r} is not a refund id", code="bad_refund_id", platform=PLATFORM)
-
-
 def _request_id(booking: CreditBooking, step: str, body: Mapping[str, Any]) -> str:
     """The requestid of one write: the domain's key, the step and a fingerprint of the body (a hash of all three
     above 50 characters). The same request always carries the same id; a request changed by a corrected setting (an
@@ -825,14 +673,7 @@ def parse_clearing_accounts(text: str) -> dict[str, str]:
     Raises:
         ConfigurationError: a malformed entry.
     """
-    accounts: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, separator, account = item.partition("=")
-        provider, colon, currency = key.strip().partition(":")
-        if not separator or not colon or not account.strip() or not provider.strip() or not currency.strip():
-            raise ConfigurationError(f"QUICKBOOKS_CLEARING_ACCOUNTS: {item!r} is not <provider>:<CURRENCY>=<id>")
-        accounts[f"{provider.strip()}:{currency.strip()}"] = account.strip()
-    return accounts
+    return parse_per_provider(text, "QUICKBOOKS_CLEARING_ACCOUNTS", value="id")
 
 
 @cache

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import json as jsonlib
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
@@ -58,6 +57,7 @@ from refundflow.connectors.http import (
     retry_after_seconds,
     status_failure,
 )
+from refundflow.connectors.oauth_tokens import CachedTokenSource, send_with_token, token_endpoint_failure
 from refundflow.errors import ConfigurationError, RejectedError, TransientError
 from refundflow.platforms.salesforce.ids import case_id18, record_id18
 from refundflow.ports import TicketPlatform, TicketUpdate
@@ -77,7 +77,7 @@ CUSTOM_FIELD = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}__c")
 CONTACT_PREFIX = "003"
 
 
-class SalesforceTokenSource:
+class SalesforceTokenSource(CachedTokenSource):
     """Access tokens of the client credentials flow for one external client app, cached until shortly before the
     org's session timeout ends (the token answer names no lifetime)."""
 
@@ -91,69 +91,46 @@ class SalesforceTokenSource:
         clock: Callable[[], float] = time.time,
         expiry_margin_seconds: float = TOKEN_EXPIRY_MARGIN_SECONDS,
     ) -> None:
+        super().__init__(clock=clock, expiry_margin_seconds=expiry_margin_seconds)
         self._http = http
         self._client_id = client_id
         self._client_secret = client_secret
-        self._lifetime = max(float(session_seconds) - expiry_margin_seconds, 1.0)
-        self._clock = clock
-        self._token: str | None = None
-        self._expires_at = 0.0
-        self._lock = threading.Lock()
+        # At least a second of use, however short the org's session timeout.
+        self._lifetime = max(float(session_seconds), expiry_margin_seconds + 1.0)
 
-    def access_token(self) -> str:
-        """A cached token, or a new one.
-
-        Raises:
-            TransientError: the token endpoint could not answer now (``salesforce_identity_unavailable``).
-            RejectedError: the app's credentials were refused (``salesforce_credentials``).
-        """
-        with self._lock:
-            if self._token is not None and self._clock() < self._expires_at:
-                return self._token
-            response = self._http.request(
-                "POST",
-                "/services/oauth2/token",
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": self._client_id,
-                    "client_secret": self._client_secret,
-                },
-                headers={"Accept": "application/json"},
-            )
-            if response.status != 200:
-                raise self._token_error(response)
-            try:
-                payload = response.json()
-            except ValueError as error:
-                raise TransientError("Salesforce answered the token request unreadably", platform=PLATFORM) from error
-            token = payload.get("access_token") if isinstance(payload, dict) else None
-            if not isinstance(token, str) or not token:
-                raise TransientError("Salesforce answered without an access token", platform=PLATFORM)
-            self._token = token
-            self._expires_at = self._clock() + self._lifetime
-            return token
-
-    def invalidate(self) -> None:
-        """Forget the cached token (the API answered 401 to it: the session ended early or was revoked)."""
-        with self._lock:
-            self._token = None
-            self._expires_at = 0.0
-
-    def _token_error(self, response: HttpResponse) -> Exception:
-        words = oauth_error_words(response)
-        if response.status == 429 or response.status >= 500:
-            return TransientError(
-                f"Salesforce's token endpoint is unavailable ({words})",
-                code="salesforce_identity_unavailable",
-                platform=PLATFORM,
-                retry_after_seconds=retry_after_seconds(response),
-            )
-        return RejectedError(
-            f"Salesforce refused the app's client credentials ({words}): check the My Domain URL, the consumer key "
-            "and secret, and that the client credentials flow has a run-as user",
-            code="salesforce_credentials",
-            platform=PLATFORM,
+    def _fetch(self) -> tuple[str, float]:
+        """Raises:
+        TransientError: the token endpoint could not answer now (``salesforce_identity_unavailable``).
+        RejectedError: the app's credentials were refused (``salesforce_credentials``)."""
+        response = self._http.request(
+            "POST",
+            "/services/oauth2/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": self._client_id,
+                "client_secret": self._client_secret,
+            },
+            headers={"Accept": "application/json"},
         )
+        if response.status != 200:
+            words = oauth_error_words(response)
+            raise token_endpoint_failure(
+                response,
+                platform=PLATFORM,
+                unavailable=f"Salesforce's token endpoint is unavailable ({words})",
+                unavailable_code="salesforce_identity_unavailable",
+                refused=f"Salesforce refused the app's client credentials ({words}): check the My Domain URL, the "
+                "consumer key and secret, and that the client credentials flow has a run-as user",
+                refused_code="salesforce_credentials",
+            )
+        try:
+            payload = response.json()
+        except ValueError as error:
+            raise TransientError("Salesforce answered the token request unreadably", platform=PLATFORM) from error
+        token = payload.get("access_token") if isinstance(payload, dict) else None
+        if not isinstance(token, str) or not token:
+            raise TransientError("Salesforce answered without an access token", platform=PLATFORM)
+        return token, self._lifetime
 
 
 class SalesforceTickets(TicketPlatform):
@@ -268,15 +245,12 @@ class SalesforceTickets(TicketPlatform):
         self, method: str, path: str, *, params: Mapping[str, str] | None = None, json: Any = None
     ) -> HttpResponse:
         """One API call with the cached token; a 401 buys a new token once and repeats the call."""
-        response: HttpResponse | None = None
-        for attempt in range(2):
-            headers = {"Authorization": f"Bearer {self.tokens.access_token()}"}
-            response = self.http.request(method, path, params=params, json=json, headers=headers)
-            if response.status != 401 or attempt == 1:
-                break
-            self.tokens.invalidate()
-        assert response is not None
-        return response
+        return send_with_token(
+            self.tokens,
+            lambda token: self.http.request(
+                method, path, params=params, json=json, headers={"Authorization": f"Bearer {token}"}
+            ),
+        )
 
     def _fail(self, response: HttpResponse, what: str, *, write: bool) -> NoReturn:
         errors = _errors(response)

@@ -29,20 +29,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from refundflow.connectors.shared_secrets import one_of
+from refundflow.connectors.help_desk_inbound import json_object, require_header_secret
 from refundflow.errors import AuthenticationFailed, InvalidRequest
 from refundflow.platforms.salesforce import outbound_message
 from refundflow.platforms.salesforce.ids import case_id18, record_id18
 from refundflow.ports import InboundAnswer, InboundDelivery, InboundPlatform, TicketNews
 
 PLATFORM = "salesforce"
-SECRET_HEADER = "x-refundflow-secret"
+SECRET_HEADER = "X-Refundflow-Secret"
 MODIFIED_AT = re.compile(r"[0-9T:.+\-Z ]{10,40}")
 ORGANIZATION_PREFIX = "00D"
 
@@ -65,21 +64,10 @@ class SalesforceInbound(InboundPlatform):
         return self.verify(headers, raw_body, secret)
 
     def verify(self, headers: Mapping[str, str], raw_body: bytes, secret: Mapping[str, Any]) -> InboundDelivery:
-        lowered = {key.lower(): value for key, value in (headers or {}).items()}
-        sent = lowered.get(SECRET_HEADER, "")
-        if not sent:
-            raise AuthenticationFailed("the X-Refundflow-Secret header is missing", code="signature_missing")
-        secrets = secret.get("shared_secrets")
-        if not isinstance(secrets, list) or not secrets:
-            raise AuthenticationFailed("no Salesforce shared secret is configured", code="signature_invalid")
-        if not one_of(sent, secrets):
-            raise AuthenticationFailed("the X-Refundflow-Secret header does not match", code="signature_invalid")
-        try:
-            body = json.loads(raw_body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as error:
-            raise InvalidRequest("the Salesforce callout is not UTF-8 JSON", code="invalid_json") from error
-        if not isinstance(body, dict):
-            raise InvalidRequest("the Salesforce callout must be a JSON object", code="invalid_json")
+        require_header_secret(
+            headers, secret.get("shared_secrets"), header=SECRET_HEADER, title="Salesforce shared secret"
+        )
+        body = json_object(raw_body, what="the Salesforce callout")
         _check_org(body.get("organizationId"), secret.get("organization_id"))
         case_id = _case_id(body.get("caseId"))
         modified = body.get("lastModifiedDate")

@@ -60,7 +60,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from refundflow import catalog, settings
+from refundflow import settings
+from refundflow.connectors.books import check_booking, parse_per_provider, per_provider
+from refundflow.connectors.capabilities import books_capabilities
 from refundflow.connectors.http import HttpClient, HttpResponse, oauth_error_words, retry_after_seconds
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import (
@@ -114,11 +116,9 @@ SecretLoader = Callable[[bool], Mapping[str, Any]]
 # ---------------------------------------------------------------- exact amounts
 
 
-@cache
 def capabilities() -> BooksCapabilities:
     """SAP's books capabilities, from its catalog entry."""
-    found: BooksCapabilities = catalog.books_capabilities(PLATFORM)
-    return found.model_copy(update={"currencies": found.currencies.named("SAP")})
+    return books_capabilities(PLATFORM, "SAP")
 
 
 def profile() -> CurrencyProfile:
@@ -364,10 +364,7 @@ class SapBooks(BooksConnector, ReturnsReader):
 
     def payment_method(self, provider: PaymentProvider, currency: str) -> str | None:
         """The payment method the cash refund of ``provider`` in ``currency`` leaves by (None: none set)."""
-        for key in (f"{provider.value}:{currency}", f"{provider.value}:*", f"*:{currency}"):
-            if key in self._payment_methods:
-                return self._payment_methods[key]
-        return None
+        return per_provider(self._payment_methods, provider, currency)
 
     # ------------------------------------------------------------ port
 
@@ -459,27 +456,15 @@ class SapBooks(BooksConnector, ReturnsReader):
         return document
 
     def _check_booking(self, booking: CreditBooking) -> None:
-        for reference in (booking.refund_id, booking.external_reference):
-            if not is_refund_id(reference) or len(reference) > REFERENCE_MAX_LENGTH:
-                raise RejectedError(f"{reference!r} is not a refund id", code="bad_refund_id", platform=PLATFORM)
-        if booking.invoice.system is not BooksSystem.SAP:
-            raise RejectedError(f"invoice {booking.invoice.invoice_id} is not an SAP invoice", platform=PLATFORM)
-        if not booking.amount.is_positive():
-            raise RejectedError("a credit memo needs a positive amount", platform=PLATFORM)
-        to_sap_amount(booking.amount)
-        if booking.lines:
-            total = Money.zero(booking.amount.currency)
-            for line in booking.lines:
-                if line.amount.currency != booking.amount.currency or not line.amount.is_positive():
-                    raise RejectedError(f"refund line {line.description!r} has a bad amount", platform=PLATFORM)
-                to_sap_amount(line.amount)
-                total = total + line.amount
-            if total != booking.amount:
-                raise RejectedError(
-                    f"refund lines add up to {total}, the refund is {booking.amount}",
-                    code="lines_mismatch",
-                    platform=PLATFORM,
-                )
+        check_booking(
+            booking,
+            system=BooksSystem.SAP,
+            platform=PLATFORM,
+            invoice="an SAP invoice",
+            document="a credit memo",
+            to_platform=to_sap_amount,
+            max_reference_length=REFERENCE_MAX_LENGTH,
+        )
 
     def _get_invoice(self, invoice_id: str) -> dict[str, Any]:
         if not invoice_id.isalnum() or len(invoice_id) > 10:
@@ -1008,14 +993,7 @@ def parse_payment_methods(text: str) -> dict[str, str]:
     Raises:
         ConfigurationError: a malformed entry.
     """
-    methods: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, separator, method = item.partition("=")
-        provider, colon, currency = key.strip().partition(":")
-        if not separator or not colon or not method.strip() or not provider.strip() or not currency.strip():
-            raise ConfigurationError(f"SAP_PAYMENT_METHODS: {item!r} is not <provider>:<CURRENCY>=<method>")
-        methods[f"{provider.strip()}:{currency.strip()}"] = method.strip()
-    return methods
+    return parse_per_provider(text, "SAP_PAYMENT_METHODS", value="method")
 
 
 @cache

@@ -35,7 +35,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -50,9 +49,9 @@ from refundflow.connectors.http import (
     HttpResponse,
     missing,
     oauth_error_words,
-    retry_after_seconds,
     status_failure,
 )
+from refundflow.connectors.oauth_tokens import CachedTokenSource, send_with_token, token_endpoint_failure
 from refundflow.errors import ConfigurationError, RejectedError, TransientError
 from refundflow.ports import TicketPlatform, TicketUpdate
 
@@ -75,7 +74,7 @@ AuthMode = Literal["basic", "oauth_client_credentials", "oauth_password"]
 AUTH_MODES: tuple[AuthMode, ...] = ("basic", "oauth_client_credentials", "oauth_password")
 
 
-class ServiceNowTokens:
+class ServiceNowTokens(CachedTokenSource):
     """Bearer tokens from the instance's ``/oauth_token.do``, cached until shortly before they expire and forgotten
     when the Table API answers 401 to one. ``grant``: ``client_credentials`` or ``password`` (then ``username`` and
     ``password`` are sent too). No refresh token is used: the grant is simply made again."""
@@ -92,58 +91,41 @@ class ServiceNowTokens:
         clock: Callable[[], float] = time.time,
         expiry_margin_seconds: float = TOKEN_EXPIRY_MARGIN_SECONDS,
     ) -> None:
+        super().__init__(clock=clock, expiry_margin_seconds=expiry_margin_seconds)
         self._http = http
         self._form = {"grant_type": grant, "client_id": client_id, "client_secret": client_secret}
         if grant == "password":
             self._form |= {"username": username or "", "password": password or ""}
-        self._clock = clock
-        self._margin = expiry_margin_seconds
-        self._token: str | None = None
-        self._expires_at = 0.0
-        self._lock = threading.Lock()
 
-    def access_token(self) -> str:
+    def _fetch(self) -> tuple[str, float]:
         """Raises: TransientError (the instance could not answer now), RejectedError ``servicenow_credentials``."""
-        with self._lock:
-            if self._token is not None and self._clock() < self._expires_at - self._margin:
-                return self._token
-            response = self._http.request(
-                "POST", "/oauth_token.do", data=self._form, headers={"Accept": "application/json"}
+        response = self._http.request(
+            "POST", "/oauth_token.do", data=self._form, headers={"Accept": "application/json"}
+        )
+        if response.status != 200:
+            words = oauth_error_words(response)
+            raise token_endpoint_failure(
+                response,
+                platform=PLATFORM,
+                unavailable=f"ServiceNow's token endpoint is unavailable ({words})",
+                unavailable_code="servicenow_identity_unavailable",
+                refused=f"ServiceNow refused the OAuth client's credentials ({words}): check the client id and secret "
+                "(and the user for the password grant)",
+                refused_code="servicenow_credentials",
             )
-            if response.status == 429 or response.status >= 500:
-                raise TransientError(
-                    f"ServiceNow's token endpoint is unavailable ({oauth_error_words(response)})",
-                    code="servicenow_identity_unavailable",
-                    platform=PLATFORM,
-                    retry_after_seconds=retry_after_seconds(response),
-                )
-            if response.status != 200:
-                raise RejectedError(
-                    f"ServiceNow refused the OAuth client's credentials ({oauth_error_words(response)}): check the "
-                    "client id and secret (and the user for the password grant)",
-                    code="servicenow_credentials",
-                    platform=PLATFORM,
-                )
-            try:
-                payload = json.loads(response.body, parse_float=Decimal) if response.body else None
-            except ValueError as error:
-                raise TransientError("ServiceNow answered the token request with no JSON", platform=PLATFORM) from error
-            token = payload.get("access_token") if isinstance(payload, Mapping) else None
-            expires_in = payload.get("expires_in") if isinstance(payload, Mapping) else None
-            if isinstance(expires_in, str) and expires_in.isascii() and expires_in.isdigit():
-                expires_in = int(expires_in)
-            if not isinstance(token, str) or not token or not isinstance(expires_in, int | Decimal):
-                raise TransientError("ServiceNow answered without a usable access token", platform=PLATFORM)
-            if isinstance(expires_in, bool):
-                raise TransientError("ServiceNow answered without a usable access token", platform=PLATFORM)
-            self._token = token
-            self._expires_at = self._clock() + float(expires_in)
-            return token
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._token = None
-            self._expires_at = 0.0
+        try:
+            payload = json.loads(response.body, parse_float=Decimal) if response.body else None
+        except ValueError as error:
+            raise TransientError("ServiceNow answered the token request with no JSON", platform=PLATFORM) from error
+        token = payload.get("access_token") if isinstance(payload, Mapping) else None
+        expires_in = payload.get("expires_in") if isinstance(payload, Mapping) else None
+        if isinstance(expires_in, str) and expires_in.isascii() and expires_in.isdigit():
+            expires_in = int(expires_in)
+        if not isinstance(token, str) or not token or not isinstance(expires_in, int | Decimal):
+            raise TransientError("ServiceNow answered without a usable access token", platform=PLATFORM)
+        if isinstance(expires_in, bool):
+            raise TransientError("ServiceNow answered without a usable access token", platform=PLATFORM)
+        return token, float(expires_in)
 
 
 class ServiceNowTickets(TicketPlatform):
@@ -255,15 +237,10 @@ class ServiceNowTickets(TicketPlatform):
         """One Table API call; with OAuth, a 401 forgets the token and the call is made once more with a new one."""
         if self.tokens is None:
             return self.http.request(method, path, **options)
-        response = self.http.request(method, path, headers=self._bearer(), **options)
-        if response.status == 401:
-            self.tokens.invalidate()
-            response = self.http.request(method, path, headers=self._bearer(), **options)
-        return response
-
-    def _bearer(self) -> dict[str, str]:
-        assert self.tokens is not None
-        return {"Authorization": f"Bearer {self.tokens.access_token()}"}
+        return send_with_token(
+            self.tokens,
+            lambda token: self.http.request(method, path, headers={"Authorization": f"Bearer {token}"}, **options),
+        )
 
     def _fail(self, response: HttpResponse, what: str, *, write: bool) -> NoReturn:
         message = f"ServiceNow could not {what}: {response.status} {_error_words(response)}".strip()

@@ -25,12 +25,12 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from refundflow.connectors.help_desk_inbound import json_object
 from refundflow.connectors.shared_secrets import one_of
 from refundflow.errors import AuthenticationFailed, InvalidRequest
 from refundflow.ports import InboundAnswer, InboundDelivery, InboundPlatform, TicketNews
@@ -55,12 +55,7 @@ class ServiceNowInbound(InboundPlatform):
         sent = _sent_secret(lowered, str(secret.get("basic_user") or DEFAULT_BASIC_USER))
         if not one_of(sent, secrets):
             raise AuthenticationFailed("the REST message's secret does not match", code="signature_invalid")
-        try:
-            body = json.loads(raw_body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as error:
-            raise InvalidRequest("the ServiceNow delivery is not UTF-8 JSON", code="invalid_json") from error
-        if not isinstance(body, dict):
-            raise InvalidRequest("the ServiceNow delivery must be a JSON object", code="invalid_json")
+        body = json_object(raw_body, what="the ServiceNow delivery")
         sys_id = body.get("sys_id")
         if not isinstance(sys_id, str) or not SYS_ID.fullmatch(sys_id):
             raise InvalidRequest("the delivery must name the record: sys_id (32 hex characters, current.sys_id)")

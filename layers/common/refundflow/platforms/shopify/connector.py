@@ -26,10 +26,11 @@ from typing import Any, ClassVar, NoReturn
 
 from pydantic import Field, ValidationError
 
-from refundflow import catalog, settings
-from refundflow.connectors.factory import SecretBoundConnector
+from refundflow import settings
+from refundflow.connectors import graphql_http
+from refundflow.connectors.factory import SecretBoundConnector, secret_strings
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
-from refundflow.currencies import CurrencyProfile
+from refundflow.connectors.payment import HttpRefundProvider
 from refundflow.errors import (
     AlreadyDoneError,
     AmountNotRepresentable,
@@ -51,7 +52,6 @@ from refundflow.ports import (
     ProviderPayment,
     ProviderRefund,
     ProviderRefundRequest,
-    RefundProvider,
 )
 
 DEFAULT_API_BASE = "https://your-shop.myshopify.com"
@@ -66,10 +66,11 @@ class ShopifySettings(settings.EnvModel):
     refund_gateways: str = Field(default=DEFAULT_GATEWAYS, alias="SHOPIFY_REFUND_GATEWAYS")
 
 
-class ShopifyRefundProvider(RefundProvider):
+class ShopifyRefundProvider(HttpRefundProvider):
     """Refunds and look-ups for one shop (a custom app's Admin API access token)."""
 
     name: ClassVar[str] = PLATFORM
+    title: ClassVar[str] = "Shopify"
 
     def __init__(
         self,
@@ -89,57 +90,33 @@ class ShopifyRefundProvider(RefundProvider):
             raise ConfigurationError("SHOPIFY_REFUND_GATEWAYS names no gateway", platform=PLATFORM)
         self._token = access_token
         self.endpoint = f"{api_base.rstrip('/')}/admin/api/{api_version}/graphql.json"
+        self._http_base_url = self.endpoint
         self.refund_gateways = refund_gateways
         self._http = http
         self._capabilities = capabilities
 
-    @property
-    def capabilities(self) -> PaymentCapabilities:
-        if self._capabilities is None:
-            self._capabilities = catalog.payment_capabilities(PLATFORM)
-        return self._capabilities
-
-    @property
-    def money(self) -> CurrencyProfile:
-        return self.capabilities.currencies.named("Shopify")
-
-    @property
-    def http(self) -> HttpClient:
-        if self._http is None:
-            self._http = HttpClient(platform=PLATFORM, base_url=self.endpoint)
-        return self._http
-
     # ---------------------------------------------------------------- the wire
 
     def _post(self, document: str, variables: Mapping[str, Any], *, write: bool) -> dict[str, Any]:
-        """One GraphQL request; its ``data`` when there is no top-level error.
+        """One GraphQL request (``connectors.graphql_http``); its ``data`` when there is no top-level error.
 
         Raises:
             the mapped error (``_raise_for``); OutcomeUnknownError for a write whose answer cannot be read.
         """
-        try:
-            answer = self.http.request(
-                "POST",
-                "graphql.json",
-                absolute_url=self.endpoint,
-                json={"query": document, "variables": dict(variables)},
-                headers={"X-Shopify-Access-Token": self._token, "Accept": "application/json"},
-            )
-        except OutcomeUnknownError as error:
-            if write:
-                raise
-            raise TransientError(error.message, platform=PLATFORM) from error
-        body = _json(answer)
-        errors = body.get("errors") if body is not None else None
-        if not answer.ok or errors:
-            _raise_for(answer, body or {}, write=write)
-        data = body.get("data") if body is not None else None
-        if not isinstance(data, dict):
-            message = f"Shopify answered {answer.status} without data"
-            if write:
-                raise OutcomeUnknownError(message, platform=PLATFORM)
-            raise TransientError(message, platform=PLATFORM)
-        return data
+
+        def refuse(answer: HttpResponse, body: dict[str, Any]) -> NoReturn:
+            _raise_for(answer, body, write=write)
+
+        return graphql_http.post(
+            self.http,
+            document,
+            variables,
+            url=self.endpoint,
+            headers={"X-Shopify-Access-Token": self._token, "Accept": "application/json"},
+            write=write,
+            title=self.title,
+            refuse=refuse,
+        )
 
     def _order(self, payment: PaymentReference) -> Order:
         """Raises: NotFound (no such order), TransientError, RejectedError."""
@@ -371,14 +348,6 @@ class ShopifyRefundProvider(RefundProvider):
 # ---------------------------------------------------------------- errors
 
 
-def _json(answer: HttpResponse) -> dict[str, Any] | None:
-    try:
-        body = answer.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
 def throttle_wait(body: Mapping[str, Any]) -> float | None:
     """Seconds until the bucket holds the query's cost again (``extensions.cost``), or None when not said."""
     cost = (body.get("extensions") or {}).get("cost") if isinstance(body.get("extensions"), dict) else None
@@ -457,9 +426,7 @@ def _build(config: ShopifySettings, secret_name: str, secret: Mapping[str, Any])
     Raises:
         ConfigurationError: a secret of another shape, no gateway.
     """
-    token = secret.get("access_token")
-    if not isinstance(token, str) or not token:
-        raise ConfigurationError(f"secret {secret_name}: access_token must be a non-empty string", platform=PLATFORM)
+    (token,) = secret_strings(secret, secret_name, ("access_token",), platform=PLATFORM)
     return ShopifyConnector(
         access_token=token,
         api_base=config.api_base,

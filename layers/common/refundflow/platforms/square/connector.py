@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 
 from pydantic import Field
 
-from refundflow import catalog, settings
-from refundflow.connectors.factory import SecretBoundConnector
+from refundflow import settings
+from refundflow.connectors.factory import SecretBoundConnector, secret_strings
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
+from refundflow.connectors.payment import HttpRefundProvider
 from refundflow.errors import (
     AlreadyDoneError,
     AmountNotRepresentable,
@@ -58,7 +59,7 @@ from refundflow.platforms.square.refunds import (
     reason_text,
     status_of,
 )
-from refundflow.ports import PaymentCapabilities, ProviderPayment, ProviderRefund, ProviderRefundRequest, RefundProvider
+from refundflow.ports import PaymentCapabilities, ProviderPayment, ProviderRefund, ProviderRefundRequest
 
 DEFAULT_API_BASE = "https://connect.squareup.com"
 SQUARE_VERSION = "2025-08-20"
@@ -92,10 +93,11 @@ def square_key(idempotency_key: str) -> str:
     return hashlib.sha256(idempotency_key.encode()).hexdigest()[:MAX_KEY_LENGTH]
 
 
-class SquareRefundProvider(RefundProvider):
+class SquareRefundProvider(HttpRefundProvider):
     """Refunds and look-ups for one Square seller (an access token)."""
 
     name: ClassVar[str] = PLATFORM
+    title: ClassVar[str] = "Square"
 
     def __init__(
         self,
@@ -110,17 +112,12 @@ class SquareRefundProvider(RefundProvider):
         if not access_token:
             raise ConfigurationError("Square access token is empty", platform=PLATFORM)
         self._token = access_token
-        self._http = http or HttpClient(platform=PLATFORM, base_url=api_base)
+        self._http = http
+        self._http_base_url = api_base
         self._capabilities = capabilities
 
-    @property
-    def capabilities(self) -> PaymentCapabilities:
-        if self._capabilities is None:
-            self._capabilities = catalog.payment_capabilities(PLATFORM)
-        return self._capabilities
-
     def _call(self, method: str, path: str, *, json: Any = None) -> HttpResponse:
-        return self._http.request(
+        return self.http.request(
             method,
             path,
             json=json,
@@ -382,10 +379,6 @@ def _map_error(answer: HttpResponse, *, write: bool) -> RefundflowError:
     return RejectedError(message, code=code or f"square_{first}", platform=PLATFORM)
 
 
-def _raise(name: str, why: str) -> NoReturn:
-    raise ConfigurationError(f"secret {name}: {why}", platform=PLATFORM)
-
-
 # ---------------------------------------------------------------- factory
 
 
@@ -401,9 +394,7 @@ def _build(config: SquareSettings, name: str, secret: Mapping[str, Any]) -> Squa
     Raises:
         ConfigurationError: a secret of another shape.
     """
-    token = secret.get("access_token")
-    if not isinstance(token, str) or not token:
-        _raise(name, "access_token must be a non-empty string")
+    (token,) = secret_strings(secret, name, ("access_token",), platform=PLATFORM)
     return SquareRefundProvider(access_token=token, api_base=config.api_base)
 
 

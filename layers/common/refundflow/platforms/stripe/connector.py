@@ -19,14 +19,15 @@ import csv
 import re
 from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime
-from typing import IO, Any, ClassVar, NoReturn
+from typing import IO, Any, ClassVar
 
 import stripe
 from pydantic import Field
 from stripe.params import BalanceTransactionListParams, RefundCreateParams, RefundListParams
 
 from refundflow import settings
-from refundflow.connectors.factory import SecretBoundConnector
+from refundflow.connectors.factory import SecretBoundConnector, bad_secret
+from refundflow.connectors.payment import CatalogRefundProvider
 from refundflow.errors import (
     AlreadyDoneError,
     ConfigurationError,
@@ -41,11 +42,11 @@ from refundflow.observability import logger
 from refundflow.platforms.stripe.payloads import (
     FINAL_FAILURES,
     PLATFORM,
+    TITLE,
     StripeBalanceTransaction,
     StripeCharge,
     StripePayout,
     StripeRefund,
-    capabilities,
     from_stripe_amount,
     parse,
     provider_refund,
@@ -53,14 +54,12 @@ from refundflow.platforms.stripe.payloads import (
     to_stripe_amount,
 )
 from refundflow.ports import (
-    PaymentCapabilities,
     PayoutReader,
     PayoutStatus,
     ProviderPayment,
     ProviderPayout,
     ProviderRefund,
     ProviderRefundRequest,
-    RefundProvider,
 )
 
 DEFAULT_API_BASE = "https://api.stripe.com"
@@ -96,10 +95,11 @@ def stripe_reason(reason: RefundReason) -> str | None:
 # ---------------------------------------------------------------- the provider
 
 
-class StripeRefundProvider(RefundProvider, PayoutReader):
+class StripeRefundProvider(CatalogRefundProvider, PayoutReader):
     """Refunds and refund look-ups for one Stripe account, and its payouts' balance transactions."""
 
     name: ClassVar[str] = PLATFORM
+    title: ClassVar[str] = TITLE
 
     def __init__(
         self,
@@ -132,10 +132,6 @@ class StripeRefundProvider(RefundProvider, PayoutReader):
         self._http_client = http_client
         self._page_size = list_page_size
         self._payouts: dict[str, StripePayout] = {}
-
-    @property
-    def capabilities(self) -> PaymentCapabilities:
-        return capabilities()
 
     @property
     def client(self) -> stripe.StripeClient:
@@ -531,12 +527,8 @@ def _build_stripe_provider(config: StripeSettings, name: str, secret: Mapping[st
     """Raises: ConfigurationError: a secret of another shape."""
     api_key = secret.get("api_key")
     if not isinstance(api_key, str) or not api_key.startswith(("sk_", "rk_")):
-        _bad_secret(name, "api_key must be a secret or restricted key (sk_/rk_)")
+        raise bad_secret(name, "api_key must be a secret or restricted key (sk_/rk_)", platform=PLATFORM)
     return StripeRefundProvider(api_key=api_key, api_base=config.api_base, stripe_version=config.api_version)
-
-
-def _bad_secret(name: str, why: str) -> NoReturn:
-    raise ConfigurationError(f"secret {name}: {why}", platform=PLATFORM)
 
 
 connector: SecretBoundConnector[StripeSettings, StripeRefundProvider] = SecretBoundConnector(

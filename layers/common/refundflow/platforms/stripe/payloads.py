@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
 
-from refundflow import catalog
+from refundflow.connectors.capabilities import payment_capabilities
 from refundflow.currencies import CurrencyProfile
 from refundflow.errors import RefundflowError
 from refundflow.models import PaymentProvider, PaymentReference
@@ -27,11 +26,9 @@ PLATFORM = "stripe"
 TITLE = "Stripe"
 
 
-@cache
 def capabilities() -> PaymentCapabilities:
     """Stripe's capabilities, from its catalog entry."""
-    found: PaymentCapabilities = catalog.payment_capabilities(PLATFORM)
-    return found.model_copy(update={"currencies": found.currencies.named(TITLE)})
+    return payment_capabilities(PLATFORM, TITLE)
 
 
 def profile() -> CurrencyProfile:

@@ -33,14 +33,14 @@ from __future__ import annotations
 import base64
 import re
 from decimal import Decimal, InvalidOperation
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 from pydantic import Field
 
-from refundflow import catalog, settings
+from refundflow import settings
 from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.connectors.http import HttpClient, HttpResponse, missing, status_failure
-from refundflow.currencies import CurrencyProfile
+from refundflow.connectors.payment import HttpRefundProvider
 from refundflow.errors import (
     AmountNotRepresentable,
     ConfigurationError,
@@ -57,7 +57,6 @@ from refundflow.ports import (
     ProviderRefund,
     ProviderRefundRequest,
     ProviderRefundStatus,
-    RefundProvider,
     TicketPlatform,
     TicketUpdate,
 )
@@ -80,10 +79,11 @@ TRY_AGAIN_WORDS = "please try again"
 PAID_STATUSES = frozenset({"processing", "completed", "on-hold", "refunded"})
 
 
-class WooCommerceConnector(RefundProvider, TicketPlatform):
+class WooCommerceConnector(HttpRefundProvider, TicketPlatform):
     """One store: refunds through the order's gateway, and the order as the ticket of its refund request."""
 
     name = PLATFORM
+    title: ClassVar[str] = "WooCommerce"
 
     def __init__(
         self,
@@ -92,19 +92,9 @@ class WooCommerceConnector(RefundProvider, TicketPlatform):
         status_meta_key: str | None = DEFAULT_STATUS_META_KEY,
         capabilities: PaymentCapabilities | None = None,
     ) -> None:
-        self.http = http
+        self._http = http
         self.status_meta_key = status_meta_key
         self._capabilities = capabilities
-
-    @property
-    def capabilities(self) -> PaymentCapabilities:
-        if self._capabilities is None:
-            self._capabilities = catalog.payment_capabilities(PLATFORM)
-        return self._capabilities
-
-    @property
-    def money(self) -> CurrencyProfile:
-        return self.capabilities.currencies.named("WooCommerce")
 
     # ------------------------------------------------------------------ payment
 

@@ -18,28 +18,24 @@ from ``Money`` (``Decimal`` both ways, never ``float``).
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from decimal import Decimal
 from functools import cache
 from typing import Any, ClassVar
 
 from pydantic import Field
 
-from refundflow import catalog, settings
+from refundflow import settings
 from refundflow.connectors import exact_json
+from refundflow.connectors.books import BooksAmounts, check_booking, parse_per_provider, per_provider, require_refund_id
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
-from refundflow.currencies import CurrencyProfile
+from refundflow.connectors.oauth_tokens import RefreshTokenGrant, SecretLoader, SecretSaver, send_with_token
 from refundflow.errors import (
-    AmountNotRepresentable,
-    ConfigurationError,
     NotFound,
     OutcomeUnknownError,
     RejectedError,
     TransientError,
 )
-from refundflow.ids import is_refund_id
 from refundflow.models import BooksSystem, CreditDocument, CreditDocumentKind, CreditDocumentState, PaymentProvider
 from refundflow.money import Money
 from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking
@@ -54,66 +50,24 @@ TOKEN_EXPIRY_MARGIN_SECONDS = 120.0
 _INVOICE_STATUSES_FOR_REFUND = {"AUTHORISED", "PAID"}
 _LIVE_CREDIT_NOTE_STATUSES = {"AUTHORISED", "PAID"}
 
-SecretLoader = Callable[[bool], Mapping[str, Any]]
-"""Reads the Xero secret; the flag asks for a fresh read that bypasses any cache."""
-SecretSaver = Callable[[dict[str, Any]], None]
-"""Stores a new version of the Xero secret (rotated refresh token)."""
-
 
 # ---------------------------------------------------------------- exact amounts and JSON
 
 
-@cache
-def capabilities() -> BooksCapabilities:
-    """Xero's books capabilities, from its catalog entry."""
-    found: BooksCapabilities = catalog.books_capabilities(PLATFORM)
-    return found.model_copy(update={"currencies": found.currencies.named("Xero")})
-
-
-def profile() -> CurrencyProfile:
-    """Xero keeps two decimals in every currency (a three-decimal amount books only when its last digit is 0)."""
-    return capabilities().currencies
-
-
-def to_xero_amount(money: Money) -> Decimal:
-    """``money`` in major units, exactly, as Xero stores it (through Xero's currency profile).
-
-    Raises:
-        AmountNotRepresentable: a digit beyond Xero's decimals (e.g. 1.235 KWD).
-    """
-    return profile().to_platform_decimal(money)
-
-
-def from_xero_amount(value: Any, currency: str) -> Money:
-    """Xero's JSON number (parsed as ``Decimal`` or ``int``) as exact ``Money``.
-
-    Raises:
-        RejectedError: not a number, or more decimals than the currency has.
-    """
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
-        raise RejectedError(f"Xero sent a non-decimal amount {value!r}", code="xero_bad_amount", platform=PLATFORM)
-    try:
-        return profile().from_platform(value, currency)
-    except AmountNotRepresentable as error:
-        raise RejectedError(error.message, code="xero_bad_amount", platform=PLATFORM) from error
-
-
-def dump_json(value: Any) -> str:
-    """JSON text where ``Decimal`` values are exact JSON numbers (``connectors.exact_json``).
-
-    Raises:
-        NotExactJson: a float, a NaN or infinite ``Decimal``, or another type with no exact JSON form.
-    """
-    return exact_json.dumps(value, platform="Xero")
-
-
+AMOUNTS = BooksAmounts(platform=PLATFORM, title="Xero", bad_amount_code="xero_bad_amount")
+# Xero keeps two decimals in every currency (a three-decimal amount books only when its last digit is 0).
+capabilities = AMOUNTS.capabilities
+profile = AMOUNTS.profile
+to_xero_amount = AMOUNTS.to_platform
+from_xero_amount = AMOUNTS.from_platform
+dump_json = AMOUNTS.dump_json
 load_json = exact_json.loads
 """JSON with every non-integer number as an exact ``Decimal`` (``connectors.exact_json``)."""
 
 # ---------------------------------------------------------------- OAuth2 tokens
 
 
-class XeroTokenSource:
+class XeroTokenSource(RefreshTokenGrant):
     """Access tokens from Xero's refresh-token grant, cached until shortly before they expire.
 
     Xero rotates the refresh token on every refresh (the old one stays usable for a 30-minute grace period,
@@ -121,6 +75,12 @@ class XeroTokenSource:
     another process rotated it first, Xero answers ``invalid_grant``: the secret is re-read once, bypassing
     caches, and the refresh retried with the newer token.
     """
+
+    service = "Xero identity"
+    unavailable_code = "xero_identity_unavailable"
+    reconnect_code = "xero_reconnect_required"
+    reconnect_hint = "reconnect the Xero app and store the new refresh token"
+    secret_store_code = "xero_secret_store"
 
     def __init__(
         self,
@@ -132,15 +92,15 @@ class XeroTokenSource:
         clock: Callable[[], float] = time.time,
         expiry_margin_seconds: float = TOKEN_EXPIRY_MARGIN_SECONDS,
     ) -> None:
-        self._http = http or HttpClient(platform=PLATFORM, base_url=identity_base)
-        self._load_secret = load_secret
-        self._save_secret = save_secret
-        self._clock = clock
-        self._margin = expiry_margin_seconds
-        self._secret: dict[str, Any] | None = None
-        self._access_token: str | None = None
-        self._expires_at = 0.0
-        self._lock = threading.Lock()
+        super().__init__(
+            platform=PLATFORM,
+            title="Xero",
+            http=http or HttpClient(platform=PLATFORM, base_url=identity_base),
+            load_secret=load_secret,
+            save_secret=save_secret,
+            clock=clock,
+            expiry_margin_seconds=expiry_margin_seconds,
+        )
 
     @property
     def tenant_id(self) -> str:
@@ -149,72 +109,7 @@ class XeroTokenSource:
         Raises:
             ConfigurationError: the secret has no tenant_id.
         """
-        return self._field(self._current_secret(), "tenant_id")
-
-    def access_token(self) -> str:
-        """A valid access token, refreshed when the cached one is about to expire.
-
-        Raises:
-            TransientError: the identity service could not answer now.
-            RejectedError: Xero refused the client or the refresh token for good (reconnect the app).
-            ConfigurationError: the secret is incomplete.
-        """
-        with self._lock:
-            if self._access_token is not None and self._clock() < self._expires_at - self._margin:
-                return self._access_token
-            return self._refresh()
-
-    def invalidate(self) -> None:
-        """Forget the cached access token (Xero answered 401 to it)."""
-        with self._lock:
-            self._access_token = None
-            self._expires_at = 0.0
-
-    def _current_secret(self) -> dict[str, Any]:
-        if self._secret is None:
-            self._secret = dict(self._load_secret(False))
-        return self._secret
-
-    @staticmethod
-    def _field(secret: Mapping[str, Any], name: str) -> str:
-        value = secret.get(name)
-        if not isinstance(value, str) or not value:
-            raise ConfigurationError(f"the Xero secret has no {name}", platform=PLATFORM)
-        return value
-
-    def _refresh(self) -> str:
-        secret = self._current_secret()
-        response = self._token_request(secret)
-        if response.status == 400 and _oauth_error(response) == "invalid_grant":
-            # Another process may have rotated the token since we read the secret: read it again, once.
-            fresh = dict(self._load_secret(True))
-            if self._field(fresh, "refresh_token") != self._field(secret, "refresh_token"):
-                self._secret = secret = fresh
-                response = self._token_request(secret)
-        if response.status != 200:
-            raise self._token_error(response)
-        payload = load_json(response.body)
-        if not isinstance(payload, dict):
-            raise TransientError("Xero identity answered without a token", platform=PLATFORM)
-        access_token = payload.get("access_token")
-        refresh_token = payload.get("refresh_token")
-        expires_in = payload.get("expires_in")
-        if not isinstance(access_token, str) or not isinstance(expires_in, int | Decimal):
-            raise TransientError("Xero identity answered without a usable access token", platform=PLATFORM)
-        if isinstance(refresh_token, str) and refresh_token != secret.get("refresh_token"):
-            rotated = {**secret, "refresh_token": refresh_token}
-            # Keep the new token in memory first: if storing it fails, the next refresh in this process still
-            # uses (and stores) the newest token, and Xero's grace period covers the old stored one.
-            self._secret = rotated
-            try:
-                self._save_secret(rotated)
-            except Exception as error:
-                raise TransientError(
-                    "could not store the rotated Xero refresh token", code="xero_secret_store", platform=PLATFORM
-                ) from error
-        self._access_token = access_token
-        self._expires_at = self._clock() + float(expires_in)
-        return access_token
+        return self.secret_field("tenant_id")
 
     def _token_request(self, secret: Mapping[str, Any]) -> HttpResponse:
         return self._http.request(
@@ -224,31 +119,6 @@ class XeroTokenSource:
             headers={"Accept": "application/json"},
             auth=(self._field(secret, "client_id"), self._field(secret, "client_secret")),
         )
-
-    @staticmethod
-    def _token_error(response: HttpResponse) -> Exception:
-        error = _oauth_error(response) or f"HTTP {response.status}"
-        if response.status == 429 or response.status >= 500:
-            return TransientError(
-                f"Xero identity unavailable ({error})",
-                code="xero_identity_unavailable",
-                platform=PLATFORM,
-                retry_after_seconds=retry_after_seconds(response),
-            )
-        return RejectedError(
-            f"Xero refused the token refresh ({error}): reconnect the Xero app and store the new refresh token",
-            code="xero_reconnect_required",
-            platform=PLATFORM,
-        )
-
-
-def _oauth_error(response: HttpResponse) -> str | None:
-    try:
-        payload = load_json(response.body)
-    except ValueError:
-        return None
-    error = payload.get("error") if isinstance(payload, dict) else None
-    return error if isinstance(error, str) else None
 
 
 # ---------------------------------------------------------------- the books
@@ -284,11 +154,8 @@ class XeroBooks(BooksConnector):
 
     def clearing_account(self, provider: PaymentProvider, currency: str) -> str:
         """The account code the cash refund of ``provider`` in ``currency`` is paid from."""
-        accounts = self._clearing_accounts
-        for key in (f"{provider.value}:{currency}", f"{provider.value}:*", f"*:{currency}"):
-            if key in accounts:
-                return accounts[key]
-        return self._payment_account_code
+        configured = per_provider(self._clearing_accounts, provider, currency)
+        return configured if configured is not None else self._payment_account_code
 
     # ------------------------------------------------------------ port
 
@@ -348,26 +215,14 @@ class XeroBooks(BooksConnector):
         return self._document(note, booking)
 
     def _check_booking(self, booking: CreditBooking) -> None:
-        _require_refund_id(booking.refund_id)
-        _require_refund_id(booking.external_reference)
-        if booking.invoice.system is not BooksSystem.XERO:
-            raise RejectedError(f"invoice {booking.invoice.invoice_id} is not a Xero invoice", platform=PLATFORM)
-        if not booking.amount.is_positive():
-            raise RejectedError("a refund credit note needs a positive amount", platform=PLATFORM)
-        to_xero_amount(booking.amount)
-        if booking.lines:
-            total = Money.zero(booking.amount.currency)
-            for line in booking.lines:
-                if line.amount.currency != booking.amount.currency or not line.amount.is_positive():
-                    raise RejectedError(f"refund line {line.description!r} has a bad amount", platform=PLATFORM)
-                to_xero_amount(line.amount)
-                total = total + line.amount
-            if total != booking.amount:
-                raise RejectedError(
-                    f"refund lines add up to {total}, the refund is {booking.amount}",
-                    code="lines_mismatch",
-                    platform=PLATFORM,
-                )
+        check_booking(
+            booking,
+            system=BooksSystem.XERO,
+            platform=PLATFORM,
+            invoice="a Xero invoice",
+            document="a refund credit note",
+            to_platform=to_xero_amount,
+        )
 
     def _get_invoice(self, invoice_id: str) -> dict[str, Any]:
         payload = self._call("GET", f"/Invoices/{invoice_id}")
@@ -396,7 +251,7 @@ class XeroBooks(BooksConnector):
     def _find_credit_note(self, refund_id: str) -> dict[str, Any] | None:
         # Our references are refund ids, rf_ + 32 hex digits: nothing to escape in the filter, and with their fixed
         # length a prefix match on the reference is an exact match on the refund.
-        _require_refund_id(refund_id)
+        require_refund_id(refund_id, platform=PLATFORM)
         where = f'Type=="ACCRECCREDIT" AND Reference!=null AND Reference.StartsWith("{refund_id}")'
         payload = self._call("GET", "/CreditNotes", params={"where": where})
         notes = payload.get("CreditNotes") if isinstance(payload, Mapping) else None
@@ -571,9 +426,10 @@ class XeroBooks(BooksConnector):
     ) -> Any:
         """One accounting call; a 401 refreshes the token once and repeats the call."""
         data = dump_json(body) if body is not None else None
-        for attempt in range(2):
+
+        def send(token: str) -> HttpResponse:
             headers = {
-                "Authorization": f"Bearer {self._tokens.access_token()}",
+                "Authorization": f"Bearer {token}",
                 "xero-tenant-id": self._tokens.tenant_id,
                 "Accept": "application/json",
             }
@@ -581,12 +437,9 @@ class XeroBooks(BooksConnector):
                 headers["Content-Type"] = "application/json"
             if key is not None:
                 headers["Idempotency-Key"] = key
-            response = self._http.request(method, path, params=params, data=data, headers=headers)
-            if response.status == 401 and attempt == 0:
-                self._tokens.invalidate()
-                continue
-            return _payload_or_raise(method, path, response)
-        raise AssertionError("unreachable")  # pragma: no cover
+            return self._http.request(method, path, params=params, data=data, headers=headers)
+
+        return _payload_or_raise(method, path, send_with_token(self._tokens, send))
 
 
 def _payload_or_raise(method: str, path: str, response: HttpResponse) -> Any:
@@ -675,11 +528,6 @@ def _text(item: Mapping[str, Any], name: str) -> str:
     return value
 
 
-def _require_refund_id(refund_id: str) -> None:
-    if not is_refund_id(refund_id):
-        raise RejectedError(f"{refund_id!r} is not a refund id", code="bad_refund_id", platform=PLATFORM)
-
-
 def _key(booking: CreditBooking, step: str) -> str:
     """The key of one write of the booking: the domain's key plus the step (Xero takes up to 128 characters)."""
     key = f"{booking.idempotency_key}:{step}"
@@ -749,14 +597,7 @@ def parse_clearing_accounts(text: str) -> dict[str, str]:
     Raises:
         ConfigurationError: a malformed entry.
     """
-    accounts: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, separator, code = item.partition("=")
-        provider, colon, currency = key.strip().partition(":")
-        if not separator or not colon or not code.strip() or not provider or not currency:
-            raise ConfigurationError(f"XERO_CLEARING_ACCOUNTS: {item!r} is not <provider>:<CURRENCY>=<code>")
-        accounts[f"{provider.strip()}:{currency.strip()}"] = code.strip()
-    return accounts
+    return parse_per_provider(text, "XERO_CLEARING_ACCOUNTS", value="code")
 
 
 @cache

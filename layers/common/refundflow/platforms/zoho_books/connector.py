@@ -19,27 +19,24 @@ application and refund lowers) is what makes a retry safe. Amounts are exact dec
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
 from functools import cache
 from typing import Any, ClassVar
 
 from pydantic import Field
 
-from refundflow import catalog, settings
-from refundflow.connectors import exact_json
+from refundflow import settings
+from refundflow.connectors.books import BooksAmounts, check_booking, per_provider, require_refund_id
 from refundflow.connectors.http import HttpClient, HttpResponse, retry_after_seconds
-from refundflow.connectors.zoho import SecretLoader, load_json
+from refundflow.connectors.oauth_tokens import SecretLoader, send_with_token
 from refundflow.connectors.zoho import ZohoTokenSource as SharedZohoTokenSource
-from refundflow.currencies import CurrencyProfile
+from refundflow.connectors.zoho import load_json
 from refundflow.errors import (
-    AmountNotRepresentable,
     ConfigurationError,
     NotFound,
     OutcomeUnknownError,
     RejectedError,
     TransientError,
 )
-from refundflow.ids import is_refund_id
 from refundflow.models import BooksSystem, CreditDocument, CreditDocumentKind, CreditDocumentState, PaymentProvider
 from refundflow.money import Money
 from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking
@@ -55,49 +52,12 @@ _AWAITING_APPROVAL = {"pending_approval", "approved"}
 # ---------------------------------------------------------------- exact amounts and JSON
 
 
-@cache
-def capabilities() -> BooksCapabilities:
-    """Zoho Books' capabilities, from its catalog entry."""
-    found: BooksCapabilities = catalog.books_capabilities(PLATFORM)
-    return found.model_copy(update={"currencies": found.currencies.named("Zoho Books")})
-
-
-def profile() -> CurrencyProfile:
-    return capabilities().currencies
-
-
-def to_zoho_amount(money: Money) -> Decimal:
-    """``money`` in major units, exactly (through Zoho Books' currency profile).
-
-    Raises:
-        AmountNotRepresentable: a digit beyond the currency's decimals at Zoho Books.
-    """
-    return profile().to_platform_decimal(money)
-
-
-def from_zoho_amount(value: Any, currency: str) -> Money:
-    """Zoho's JSON number (parsed as ``Decimal`` or ``int``) as exact ``Money``.
-
-    Raises:
-        RejectedError: not a number, or more decimals than the currency has.
-    """
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
-        raise RejectedError(
-            f"Zoho Books sent a non-decimal amount {value!r}", code="zoho_bad_amount", platform=PLATFORM
-        )
-    try:
-        return profile().from_platform(value, currency)
-    except AmountNotRepresentable as error:
-        raise RejectedError(error.message, code="zoho_bad_amount", platform=PLATFORM) from error
-
-
-def dump_json(value: Any) -> str:
-    """JSON text where ``Decimal`` values are exact JSON numbers (``connectors.exact_json``).
-
-    Raises:
-        NotExactJson: a float, a NaN or infinite ``Decimal``, or another type with no exact JSON form.
-    """
-    return exact_json.dumps(value, platform="Zoho Books")
+AMOUNTS = BooksAmounts(platform=PLATFORM, title="Zoho Books", bad_amount_code="zoho_bad_amount")
+capabilities = AMOUNTS.capabilities
+profile = AMOUNTS.profile
+to_zoho_amount = AMOUNTS.to_platform
+from_zoho_amount = AMOUNTS.from_platform
+dump_json = AMOUNTS.dump_json
 
 
 # ---------------------------------------------------------------- OAuth2 tokens
@@ -165,10 +125,9 @@ class ZohoBooks(BooksConnector):
         Raises:
             RejectedError: no account is configured for that provider and currency.
         """
-        accounts = self._clearing_accounts
-        for key in (f"{provider.value}:{currency}", f"{provider.value}:*", f"*:{currency}"):
-            if key in accounts:
-                return accounts[key]
+        configured = per_provider(self._clearing_accounts, provider, currency)
+        if configured is not None:
+            return configured
         if not self._payment_account_id:
             raise RejectedError(
                 f"no Zoho Books account is configured to refund {provider.value} payments in {currency} from",
@@ -233,26 +192,14 @@ class ZohoBooks(BooksConnector):
         return self._document(note, booking)
 
     def _check_booking(self, booking: CreditBooking) -> None:
-        _require_refund_id(booking.refund_id)
-        _require_refund_id(booking.external_reference)
-        if booking.invoice.system is not BooksSystem.ZOHO_BOOKS:
-            raise RejectedError(f"invoice {booking.invoice.invoice_id} is not a Zoho Books invoice", platform=PLATFORM)
-        if not booking.amount.is_positive():
-            raise RejectedError("a refund credit note needs a positive amount", platform=PLATFORM)
-        to_zoho_amount(booking.amount)
-        if booking.lines:
-            total = Money.zero(booking.amount.currency)
-            for line in booking.lines:
-                if line.amount.currency != booking.amount.currency or not line.amount.is_positive():
-                    raise RejectedError(f"refund line {line.description!r} has a bad amount", platform=PLATFORM)
-                to_zoho_amount(line.amount)
-                total = total + line.amount
-            if total != booking.amount:
-                raise RejectedError(
-                    f"refund lines add up to {total}, the refund is {booking.amount}",
-                    code="lines_mismatch",
-                    platform=PLATFORM,
-                )
+        check_booking(
+            booking,
+            system=BooksSystem.ZOHO_BOOKS,
+            platform=PLATFORM,
+            invoice="a Zoho Books invoice",
+            document="a refund credit note",
+            to_platform=to_zoho_amount,
+        )
 
     def _check_invoice(self, invoice: Mapping[str, Any], booking: CreditBooking) -> None:
         number = invoice.get("invoice_number") or invoice.get("invoice_id")
@@ -272,7 +219,7 @@ class ZohoBooks(BooksConnector):
             raise RejectedError(f"invoice {number} has no customer", platform=PLATFORM)
 
     def _find_credit_note(self, refund_id: str) -> dict[str, Any] | None:
-        _require_refund_id(refund_id)
+        require_refund_id(refund_id, platform=PLATFORM)
         payload = self._call("GET", "/creditnotes", params={"reference_number": refund_id})
         notes = payload.get("creditnotes") if isinstance(payload, Mapping) else None
         # The filter may match more loosely than equality: only our exact reference counts.
@@ -458,17 +405,15 @@ class ZohoBooks(BooksConnector):
     def _call(self, method: str, path: str, *, params: Mapping[str, str] | None = None, body: Any = None) -> Any:
         """One Books call in the secret's organization; a 401 refreshes the token once and repeats the call."""
         data = dump_json(body) if body is not None else None
-        for attempt in range(2):
-            headers = {"Authorization": f"Zoho-oauthtoken {self._tokens.access_token()}", "Accept": "application/json"}
+
+        def send(token: str) -> HttpResponse:
+            headers = {"Authorization": f"Zoho-oauthtoken {token}", "Accept": "application/json"}
             if data is not None:
                 headers["Content-Type"] = "application/json"
             query = {"organization_id": self._tokens.organization_id, **(params or {})}
-            response = self._http.request(method, path, params=query, data=data, headers=headers)
-            if response.status == 401 and attempt == 0:
-                self._tokens.invalidate()
-                continue
-            return _payload_or_raise(method, path, response)
-        raise AssertionError("unreachable")  # pragma: no cover
+            return self._http.request(method, path, params=query, data=data, headers=headers)
+
+        return _payload_or_raise(method, path, send_with_token(self._tokens, send))
 
 
 def _payload_or_raise(method: str, path: str, response: HttpResponse) -> Any:
@@ -531,11 +476,6 @@ def _text(item: Mapping[str, Any], name: str) -> str:
     if not isinstance(value, str) or not value:
         raise TransientError(f"Zoho Books answered without {name}", platform=PLATFORM)
     return value
-
-
-def _require_refund_id(refund_id: str) -> None:
-    if not is_refund_id(refund_id):
-        raise RejectedError(f"{refund_id!r} is not a refund id", code="bad_refund_id", platform=PLATFORM)
 
 
 def _shared_tax_id(lines: Any) -> str | None:

@@ -43,6 +43,7 @@ from pydantic import Field
 from refundflow import settings
 from refundflow.connectors.factory import SecretBoundConnector
 from refundflow.connectors.http import HttpClient, HttpResponse, missing, retry_after_seconds, status_failure
+from refundflow.connectors.oauth_tokens import send_with_token
 from refundflow.connectors.zoho import ZohoTokenSource
 from refundflow.errors import ConfigurationError, RejectedError, TransientError
 from refundflow.ports import TicketPlatform, TicketUpdate
@@ -167,15 +168,12 @@ class ZohoCrmRecords(TicketPlatform):
         self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None, write: bool = False
     ) -> HttpResponse:
         """One API call with the cached access token; a 401 forgets it and repeats the call once with a new one."""
-        response = self._send(method, path, params, json)
-        if response.status == 401:
-            self.tokens.invalidate()
-            response = self._send(method, path, params, json)
-        return response
 
-    def _send(self, method: str, path: str, params: Mapping[str, Any] | None, json: Any) -> HttpResponse:
-        headers = {"Authorization": f"Zoho-oauthtoken {self.tokens.access_token()}", "Accept": "application/json"}
-        return self.http.request(method, path, params=params, json=json, headers=headers)
+        def send(token: str) -> HttpResponse:
+            headers = {"Authorization": f"Zoho-oauthtoken {token}", "Accept": "application/json"}
+            return self.http.request(method, path, params=params, json=json, headers=headers)
+
+        return send_with_token(self.tokens, send)
 
     def _check_written(self, response: HttpResponse, what: str) -> None:
         """A 2xx whose one record answer is ``status: success``; anything else fails."""

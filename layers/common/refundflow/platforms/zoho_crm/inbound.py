@@ -20,18 +20,16 @@ absence is **unverified**: nothing on the page says otherwise). So:
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
-from refundflow.connectors.shared_secrets import one_of
-from refundflow.errors import AuthenticationFailed, InvalidRequest
+from refundflow.connectors.help_desk_inbound import aware_time, json_object, require_header_secret
+from refundflow.errors import InvalidRequest
 from refundflow.ports import InboundAnswer, InboundDelivery, InboundPlatform, TicketNews
 
 PLATFORM = "zoho_crm"
-TOKEN_HEADER = "x-refundflow-token"
+TOKEN_HEADER = "X-Refundflow-Token"
 RECORD_ID = re.compile(r"[0-9]{1,19}")  # ASCII digits only (str.isdigit also takes other scripts' digits)
 
 
@@ -39,26 +37,17 @@ class ZohoCrmInbound(InboundPlatform):
     name = PLATFORM
 
     def verify(self, headers: Mapping[str, str], raw_body: bytes, secret: Mapping[str, Any]) -> InboundDelivery:
-        lowered = {key.lower(): value for key, value in (headers or {}).items()}
-        sent = lowered.get(TOKEN_HEADER, "")
-        if not sent:
-            raise AuthenticationFailed("the X-Refundflow-Token header is missing", code="signature_missing")
-        tokens = secret.get("tokens")
-        if not isinstance(tokens, list) or not tokens:
-            raise AuthenticationFailed("no Zoho CRM webhook token is configured", code="signature_invalid")
-        if not one_of(sent, tokens):
-            raise AuthenticationFailed("the X-Refundflow-Token header does not match", code="signature_invalid")
-        try:
-            body = json.loads(raw_body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as error:
-            raise InvalidRequest("the Zoho CRM delivery is not UTF-8 JSON", code="invalid_json") from error
-        if not isinstance(body, dict):
-            raise InvalidRequest("the Zoho CRM delivery must be a JSON object", code="invalid_json")
+        require_header_secret(headers, secret.get("tokens"), header=TOKEN_HEADER, title="Zoho CRM webhook token")
+        body = json_object(raw_body, what="the Zoho CRM delivery")
         record_id = _record_id(body.get("record_id"))
         modified = body.get("modified_time")
         event_id = f"{record_id}:{hashlib.sha256(raw_body).hexdigest()[:32]}"
         news = TicketNews(
-            platform=PLATFORM, event_id=event_id, ticket_id=record_id, occurred_at=_when(modified), payload=dict(body)
+            platform=PLATFORM,
+            event_id=event_id,
+            ticket_id=record_id,
+            occurred_at=aware_time(modified),
+            payload=dict(body),
         )
         return InboundDelivery(tickets=[news], answer=InboundAnswer(body='{"received": true}'))
 
@@ -69,16 +58,6 @@ def _record_id(value: Any) -> str:
     if not RECORD_ID.fullmatch(text):
         raise InvalidRequest("the delivery must name the record: record_id (the webhook's ${<Module>.<Module> Id})")
     return text
-
-
-def _when(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace(" ", "T", 1))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
 
 
 def inbound() -> ZohoCrmInbound:
