@@ -578,13 +578,18 @@ class RefundRepository(RefundStore):
         )
 
     def _stored_before_counters(self, refund: Refund) -> bool:
-        """Whether the STATE item is still the version ``refund`` was read at, stored before the counters."""
-        item = self._call(
-            "get_item",
+        """Whether the STATE item is still the version ``refund`` was read at, stored before the counters.
+
+        A Query on the one key, as ``find`` reads the refund: every function that changes a refund may Query the
+        table, not all may GetItem (ValidateRefund's IAM), and it costs the same read unit."""
+        items = self._call(
+            "query",
             TableName=self.table_name,
-            Key=_to_item({"pk": f"REFUND#{refund.refund_id}", "sk": "STATE"}),
+            KeyConditionExpression="pk = :pk AND sk = :state",
+            ExpressionAttributeValues=_to_item({":pk": f"REFUND#{refund.refund_id}", ":state": "STATE"}),
             ConsistentRead=True,
-        ).get("Item")
+        ).get("Items", [])
+        item = items[0] if items else None
         return bool(item) and int(item["version"]["N"]) == refund.version and VELOCITY_COUNTED not in item
 
     def count_in_velocity(self, refund: Refund) -> bool:
