@@ -225,13 +225,10 @@ class AdyenSimulator(Simulator):
         settle_after_seconds: float | None = 0.2,
         late_outcome_after_seconds: float | None = 0.5,
         idempotency_ttl_seconds: float = IDEMPOTENCY_TTL_SECONDS,
-        timeout_fault_seconds: float = 11.0,
         notify_payments: bool = True,
         now: Callable[[], float] = time.time,
     ) -> None:
-        """``api_keys``: API key -> merchant accounts it may use (default: one key, one account).
-        ``timeout_fault_seconds``: how late a ``timeout_after_commit`` answer comes (default beyond the connectors'
-        10 s read timeout, so the local stack really loses the answer)."""
+        """``api_keys``: API key -> merchant accounts it may use (default: one key, one account)."""
         self.api_keys: dict[str, frozenset[str]] = {
             key: frozenset(accounts)
             for key, accounts in (api_keys or {DEFAULT_API_KEY: [DEFAULT_MERCHANT_ACCOUNT]}).items()
@@ -239,7 +236,6 @@ class AdyenSimulator(Simulator):
         self.settle_after_seconds = settle_after_seconds
         self.late_outcome_after_seconds = late_outcome_after_seconds
         self.idempotency_ttl_seconds = idempotency_ttl_seconds
-        self.timeout_fault_seconds = timeout_fault_seconds
         self.notify_payments = notify_payments
         self._now = now
         self.payments: dict[str, dict[str, Any]] = {}

@@ -131,7 +131,6 @@ class AmazonPaySimulator(Simulator):
         public_key_id: str = DEFAULT_PUBLIC_KEY_ID,
         region: str = DEFAULT_REGION,
         settle_after_seconds: float | None = 0.2,
-        timeout_fault_seconds: float = 3.0,
         now: Callable[[], float] = time.time,
     ) -> None:
         """``public_url``: where the simulator is reachable (the SNS certificate URL in IPNs); learnt from the first
@@ -142,7 +141,6 @@ class AmazonPaySimulator(Simulator):
         self.public_key_id = public_key_id
         self.region = region
         self.settle_after_seconds = settle_after_seconds
-        self.timeout_fault_seconds = timeout_fault_seconds
         self._now = now
         self.public_keys = {public_key_id: _merchant_key().public_key()}
         self.charges: dict[str, dict[str, Any]] = {}

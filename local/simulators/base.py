@@ -325,8 +325,6 @@ class PaymentSandbox(Protocol):
     stack, beyond its platform's own API. Amounts are ISO 4217 minor units; the sandbox converts them to its
     platform's unit itself (never with connector code)."""
 
-    timeout_fault_seconds: float
-
     def local_secrets(self) -> dict[str, dict[str, Any]]:
         """``{"api": <its function's API secret>, "verification": <intake's webhook verification secret>}``."""
         ...
@@ -372,8 +370,6 @@ class BooksSandbox(Protocol):
     """What a books simulator offers the books conformance suite (tests/conformance/books_suite.py) and the
     local stack. Amounts are ISO 4217 minor units, converted by the sandbox itself."""
 
-    timeout_fault_seconds: float
-
     def local_secrets(self) -> dict[str, dict[str, Any]]:
         """``{"api": <its function's API secret>, "verification": {...}}``."""
         ...
@@ -407,7 +403,6 @@ class TicketSandbox(Protocol):
     (/work/notes/s6/TICKET_SANDBOX.md is the contract every help desk's simulator follows). ``requests_seen``:
     every API request received (each help desk's simulator is a :class:`Simulator`)."""
 
-    timeout_fault_seconds: float
     requests_seen: list[dict[str, Any]]
 
     def local_secrets(self) -> dict[str, dict[str, Any]]:

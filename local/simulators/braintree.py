@@ -161,12 +161,10 @@ class BraintreeSimulator(GraphQLSimulator):
         *,
         public_key: str = DEFAULT_PUBLIC_KEY,
         private_key: str = DEFAULT_PRIVATE_KEY,
-        timeout_fault_seconds: float = 11.0,
         now: Callable[[], float] = time.time,
     ) -> None:
         self.public_key = public_key
         self.private_key = private_key
-        self.timeout_fault_seconds = timeout_fault_seconds
         self._now = now
         self.transactions: dict[str, dict[str, Any]] = {}
         self.refund_objects: dict[str, dict[str, Any]] = {}

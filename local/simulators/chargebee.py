@@ -148,14 +148,11 @@ class ChargebeeSimulator(Simulator):
         webhook_url: str | None = None,
         webhook_auth: str = DEFAULT_WEBHOOK_AUTH,
         idempotency_window_seconds: float = IDEMPOTENCY_WINDOW_SECONDS,
-        timeout_fault_seconds: float = 11.0,
         now: Callable[[], float] = time.time,
     ) -> None:
-        """``timeout_fault_seconds``: how late a ``timeout_after_commit`` answer comes (default beyond the
-        connectors' 10 s read timeout). ``now``: the clock of the idempotency window (tests move it)."""
+        """``now``: the clock of the idempotency window (tests move it)."""
         self.api_key = api_key
         self.idempotency_window_seconds = idempotency_window_seconds
-        self.timeout_fault_seconds = timeout_fault_seconds
         self._now = now
         self.invoices: dict[str, dict[str, Any]] = {}
         self.transactions: dict[str, dict[str, Any]] = {}

@@ -157,7 +157,6 @@ class BusinessCentralSimulator(EntraSimulator):
         company_id: str = DEFAULT_COMPANY_ID,
         local_currency: str = "EUR",
         clock: Callable[[], float] = time.time,
-        timeout_fault_seconds: float = 3.0,
     ) -> None:
         super().__init__()
         self.tenant_id = tenant_id
@@ -167,7 +166,6 @@ class BusinessCentralSimulator(EntraSimulator):
         self.company_id = company_id
         self.local_currency = local_currency
         self.clock = clock
-        self.timeout_fault_seconds = timeout_fault_seconds
         self.reset_state()
         self.route("/v2.0/<path:rest>", self._api, methods=["GET", "POST", "PATCH", "DELETE"])
 

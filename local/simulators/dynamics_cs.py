@@ -194,13 +194,11 @@ class DynamicsCaseSimulator(EntraSimulator):
         client_secret: str = DEFAULT_CLIENT_SECRET,
         webhook_secret: str = DEFAULT_WEBHOOK_SECRET,
         requests_per_window: int = REQUESTS_PER_WINDOW,
-        timeout_fault_seconds: float = 3.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.tenant_id, self.client_id, self.client_secret = tenant_id, client_id, client_secret
         self.webhook_secret = webhook_secret
         self.requests_per_window = requests_per_window
-        self.timeout_fault_seconds = timeout_fault_seconds
         self.clock = clock
         self.tokens: dict[str, float] = {}
         self.token_grants = 0

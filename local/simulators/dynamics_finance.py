@@ -138,7 +138,6 @@ class DynamicsFinanceSimulator(EntraSimulator):
         resource: str = DEFAULT_RESOURCE,
         company: str = DEFAULT_COMPANY,
         clock: Callable[[], float] = time.time,
-        timeout_fault_seconds: float = 3.0,
     ) -> None:
         super().__init__()
         self.tenant_id = tenant_id
@@ -147,7 +146,6 @@ class DynamicsFinanceSimulator(EntraSimulator):
         self.resource = resource
         self.company = company
         self.clock = clock
-        self.timeout_fault_seconds = timeout_fault_seconds
         self.reset_state()
         self.route("/data/<entity_set>", self._data, methods=["GET", "POST", "PATCH", "DELETE"])
         self.route("/_control/posting-batch", self._control_posting_batch, methods=["POST"])

@@ -211,7 +211,6 @@ class FreshdeskSimulator(Simulator):
         webhook_secret: str = DEFAULT_WEBHOOK_SECRET,
         rate_limit_per_minute: int = GROWTH_PLAN_PER_MINUTE,
         public_url: str | None = None,
-        timeout_fault_seconds: float = 3.0,
         now: Callable[[], float] = time.time,
     ) -> None:
         """``public_url``: where the simulator is reachable (for ``Link`` headers); learnt from the first request
@@ -220,7 +219,6 @@ class FreshdeskSimulator(Simulator):
         self.webhook_secret = webhook_secret
         self.rate_limit_per_minute = rate_limit_per_minute
         self.public_url = public_url.rstrip("/") if public_url else None
-        self.timeout_fault_seconds = timeout_fault_seconds
         self._now = now
         self.tickets: dict[int, dict[str, Any]] = {}
         self.contacts: dict[int, dict[str, Any]] = {}

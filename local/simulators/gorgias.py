@@ -134,15 +134,12 @@ class GorgiasSimulator(Simulator):
         notify_api_updates: bool = True,
         bucket_size: int = BUCKET_SIZE,
         leak_per_second: float = LEAK_PER_SECOND,
-        timeout_fault_seconds: float = 11.0,
         now: Callable[[], float] = time.time,
     ) -> None:
-        """``timeout_fault_seconds``: how late a ``timeout_after_commit`` answer comes (default beyond the
-        connectors' 10 s read timeout). ``now``: the rate limit's clock (tests move it)."""
+        """``now``: the rate limit's clock (tests move it)."""
         self.email, self.api_key = email, api_key
         self.notify_api_updates = notify_api_updates
         self.bucket_size, self.leak_per_second = bucket_size, leak_per_second
-        self.timeout_fault_seconds = timeout_fault_seconds
         self._now = now
         self.tickets: dict[int, dict[str, Any]] = {}
         self.customers: dict[int, dict[str, Any]] = {}

@@ -188,7 +188,6 @@ class HubSpotSimulator(Simulator):
         client_secret: str = DEFAULT_CLIENT_SECRET,
         max_per_window: int = 150,
         retry_after: bool = True,
-        timeout_fault_seconds: float = 1.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
@@ -196,7 +195,6 @@ class HubSpotSimulator(Simulator):
         self.client_secret = client_secret
         self.max_per_window = max_per_window
         self.retry_after = retry_after
-        self.timeout_fault_seconds = timeout_fault_seconds
         self.clock = clock
         self._ids = itertools.count(int(clock()) % 1_000_000 * 1000 + 1)
         self._state_lock = threading.RLock()

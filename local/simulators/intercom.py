@@ -137,14 +137,12 @@ class IntercomSimulator(Simulator):
         access_token: str = DEFAULT_ACCESS_TOKEN,
         client_secret: str = DEFAULT_CLIENT_SECRET,
         rate_limit: int = DEFAULT_RATE_LIMIT,
-        timeout_fault_seconds: float = 3.0,
         now: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
         self.access_token = access_token
         self.client_secret = client_secret
         self.rate_limit = rate_limit
-        self.timeout_fault_seconds = timeout_fault_seconds
         self._now = now
         self._ids = itertools.count(1)
         self._window: tuple[int, int] = (0, 0)  # (window end, requests in it)

@@ -125,14 +125,12 @@ class KlarnaSimulator(Simulator):
         credentials: Mapping[str, str] | None = None,
         *,
         public_url: str | None = None,
-        timeout_fault_seconds: float = 3.0,
         now: Callable[[], float] = time.time,
     ) -> None:
         """``credentials``: API username -> password (one merchant each). ``public_url``: where the simulator is
         reachable (for ``Location``); learnt from the first request when not given."""
         self.credentials = dict(credentials or {DEFAULT_USERNAME: DEFAULT_PASSWORD})
         self.public_url = public_url.rstrip("/") if public_url else None
-        self.timeout_fault_seconds = timeout_fault_seconds
         # While set to an unset Event, a keyed refund stays "being processed" (its key in flight) until it is set.
         self.processing_gate: threading.Event | None = None
         self._now = now

@@ -160,14 +160,12 @@ class MollieSimulator(Simulator):
         signing_secret: str = DEFAULT_SIGNING_SECRET,
         public_url: str | None = None,
         settle_after_seconds: float | None = 0.2,
-        timeout_fault_seconds: float = 3.0,
         processing_delay_seconds: float = 0.0,
         now: Callable[[], float] = time.time,
     ) -> None:
         self.api_keys = set(api_keys or {DEFAULT_API_KEY})
         self.public_url = public_url.rstrip("/") if public_url else None
         self.settle_after_seconds = settle_after_seconds
-        self.timeout_fault_seconds = timeout_fault_seconds
         self.processing_delay_seconds = processing_delay_seconds
         self._now = now
         self.payments: dict[str, dict[str, Any]] = {}

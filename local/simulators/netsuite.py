@@ -143,7 +143,6 @@ class NetSuiteSimulator(Simulator):
         certificate_id: str = DEFAULT_CERTIFICATE_ID,
         clock: Callable[[], float] = time.time,
         closed_before: date | None = None,
-        timeout_fault_seconds: float = 3.0,
     ) -> None:
         super().__init__()
         self.account_id = account_id
@@ -151,7 +150,6 @@ class NetSuiteSimulator(Simulator):
         self.certificate_id = certificate_id
         self.clock = clock
         self.closed_before = closed_before
-        self.timeout_fault_seconds = timeout_fault_seconds
         self._private_key = local_private_key()
         self.certificates: dict[str, Any] = {certificate_id: self._private_key.public_key()}
         self.reset_state()

@@ -334,7 +334,6 @@ class PayPalSimulator(Simulator):
         public_url: str | None = None,
         settle_after_seconds: float | None = 0.2,
         token_ttl_seconds: float = TOKEN_TTL_SECONDS,
-        timeout_fault_seconds: float = 3.0,
         processing_delay_seconds: float = 0.0,
         now: Callable[[], float] = time.time,
     ) -> None:
@@ -344,7 +343,6 @@ class PayPalSimulator(Simulator):
         self.public_url = public_url.rstrip("/") if public_url else None
         self.settle_after_seconds = settle_after_seconds
         self.token_ttl_seconds = token_ttl_seconds
-        self.timeout_fault_seconds = timeout_fault_seconds
         self.processing_delay_seconds = processing_delay_seconds
         self._now = now
         self.tokens: dict[str, tuple[str, float]] = {}

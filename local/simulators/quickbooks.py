@@ -112,12 +112,10 @@ class QuickBooksSimulator(Simulator):
         *,
         realm_id: str = DEFAULT_REALM_ID,
         clock: Callable[[], float] = time.time,
-        timeout_fault_seconds: float = 3.0,
     ) -> None:
         super().__init__()
         self.realm_id = realm_id
         self.clock = clock
-        self.timeout_fault_seconds = timeout_fault_seconds
         self._ids_lock = threading.Lock()
         self.reset_state()
         self.route("/oauth2/v1/tokens/bearer", self._token, methods=["POST"])

@@ -251,7 +251,6 @@ class SalesforceSimulator(Simulator):
         session_seconds: float = DEFAULT_SESSION_SECONDS,
         api_requests_per_day: int = DEVELOPER_EDITION_DAILY,
         query_batch_size: int = DEFAULT_BATCH_SIZE,
-        timeout_fault_seconds: float = 3.0,
         now: Callable[[], float] = time.time,
     ) -> None:
         """``clients``: consumer key -> consumer secret of the external client apps allowed the client credentials
@@ -267,7 +266,6 @@ class SalesforceSimulator(Simulator):
         self.session_seconds = session_seconds
         self.api_requests_per_day = api_requests_per_day
         self.query_batch_size = query_batch_size
-        self.timeout_fault_seconds = timeout_fault_seconds
         self._now = now
         self.tokens: dict[str, float] = {}  # access token -> when it expires
         self.token_requests = 0

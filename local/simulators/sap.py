@@ -172,7 +172,6 @@ class SapSimulator(Simulator):
         username: str = DEFAULT_USERNAME,
         password: str = DEFAULT_PASSWORD,
         webhook_password: str = DEFAULT_WEBHOOK_PASSWORD,
-        timeout_fault_seconds: float = 3.0,
         token_lifetime_seconds: int = 3600,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -180,7 +179,6 @@ class SapSimulator(Simulator):
         self.username, self.password = username, password
         self.webhook_password = webhook_password
         self.token_lifetime_seconds = token_lifetime_seconds
-        self.timeout_fault_seconds = timeout_fault_seconds
         self.clock = clock
         self._lock = threading.RLock()
         self.reset_state()

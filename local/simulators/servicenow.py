@@ -217,7 +217,6 @@ class ServiceNowSimulator(Simulator):
         token_lifespan_seconds: int = TOKEN_LIFESPAN_SECONDS,
         requests_per_hour: int | None = None,
         journal_rows_visible: bool = True,
-        timeout_fault_seconds: float = 3.0,
         now: Callable[[], float] = time.time,
     ) -> None:
         """``users``: user name -> password (Basic and the password grant); ``clients``: OAuth client id -> secret,
@@ -236,7 +235,6 @@ class ServiceNowSimulator(Simulator):
         self.token_lifespan_seconds = token_lifespan_seconds
         self.requests_per_hour = requests_per_hour
         self.journal_rows_visible = journal_rows_visible
-        self.timeout_fault_seconds = timeout_fault_seconds
         self._now = now
         self.records: dict[str, dict[str, dict[str, Any]]] = {table: {} for table in RECORD_TABLES}
         self.people: dict[str, dict[str, Any]] = {}

@@ -283,13 +283,11 @@ class ShopifySimulator(GraphQLSimulator):
         access_token: str = DEFAULT_ACCESS_TOKEN,
         client_secret: str = DEFAULT_CLIENT_SECRET,
         shop_domain: str = DEFAULT_SHOP,
-        timeout_fault_seconds: float = 11.0,
         now: Callable[[], float] = time.time,
     ) -> None:
         self.access_token = access_token
         self.client_secret = client_secret
         self.shop_domain = shop_domain
-        self.timeout_fault_seconds = timeout_fault_seconds
         self._now = now
         self.orders: dict[str, dict[str, Any]] = {}
         self.refund_objects: dict[str, dict[str, Any]] = {}

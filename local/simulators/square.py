@@ -173,7 +173,6 @@ class SquareSimulator(Simulator):
         webhook_url: str | None = None,
         signature_key: str = DEFAULT_SIGNATURE_KEY,
         settle_after_seconds: float | None = 0.3,
-        timeout_fault_seconds: float = 3.0,
         processing_delay_seconds: float = 0.0,
         key_ttl_seconds: float = KEY_TTL_SECONDS,
         now: Callable[[], float] = time.time,
@@ -182,7 +181,6 @@ class SquareSimulator(Simulator):
         self.tokens = dict(tokens or {DEFAULT_ACCESS_TOKEN: MERCHANT_ID})
         self.signature_key = signature_key
         self.settle_after_seconds = settle_after_seconds
-        self.timeout_fault_seconds = timeout_fault_seconds
         self.processing_delay_seconds = processing_delay_seconds
         self.processing_gate: threading.Event | None = None
         """When set, a refund request waits (at most 10 s) for the event before it answers, its key in flight."""

@@ -251,7 +251,6 @@ class StripeSimulator(Simulator):
         refund_fail_after_seconds: float | None = 2.0,
         processing_delay_seconds: float = 0.0,
         idempotency_ttl_seconds: float = IDEMPOTENCY_TTL_SECONDS,
-        timeout_fault_seconds: float = 3.0,
         now: Callable[[], float] = time.time,
     ) -> None:
         """``*_seconds`` set when ``pm_card_pendingRefund`` refunds succeed and ``pm_card_refundFail``
@@ -262,7 +261,6 @@ class StripeSimulator(Simulator):
         self.refund_fail_after_seconds = refund_fail_after_seconds
         self.processing_delay_seconds = processing_delay_seconds
         self.idempotency_ttl_seconds = idempotency_ttl_seconds
-        self.timeout_fault_seconds = timeout_fault_seconds
         self._now = now
         self.payment_intents: dict[str, dict[str, Any]] = {}
         self.charges: dict[str, dict[str, Any]] = {}

@@ -113,13 +113,11 @@ class WooCommerceSimulator(Simulator):
         webhook_secret: str = DEFAULT_WEBHOOK_SECRET,
         store_url: str = DEFAULT_STORE_URL,
         webhook_id: int = 1,
-        timeout_fault_seconds: float = 3.0,
         now: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
         self.consumer_key, self.consumer_secret = consumer_key, consumer_secret
         self.webhook_secret, self.store_url, self.webhook_id = webhook_secret, store_url, webhook_id
-        self.timeout_fault_seconds = timeout_fault_seconds
         self.now = now
         # WooCommerce does not resend a failed delivery
         self.webhooks = type(self.webhooks)(self.sign_webhook, retries=0)

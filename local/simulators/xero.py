@@ -293,10 +293,8 @@ class XeroSimulator(Simulator):
         clock: Callable[[], float] = time.time,
         access_token_seconds: int = ACCESS_TOKEN_SECONDS,
         refresh_grace_seconds: int = REFRESH_TOKEN_GRACE_SECONDS,
-        timeout_fault_seconds: float = 3.0,
     ) -> None:
         super().__init__()
-        self.timeout_fault_seconds = timeout_fault_seconds
         self.client_id = client_id
         self.client_secret = client_secret
         self.initial_refresh_token = refresh_token

@@ -116,13 +116,11 @@ class ZendeskSimulator(Simulator):
         signing_secret: str = DEFAULT_SIGNING_SECRET,
         webhook_url: str | None = None,
         retry_after_seconds: int = 1,
-        timeout_fault_seconds: float = 3.0,
     ) -> None:
         self.email = email
         self.api_token = api_token
         self.signing_secret = signing_secret
         self.retry_after_seconds = retry_after_seconds
-        self.timeout_fault_seconds = timeout_fault_seconds
         self.tickets: dict[int, dict[str, Any]] = {}
         self.users: dict[int, dict[str, Any]] = {}
         self.groups: dict[int, dict[str, Any]] = {}

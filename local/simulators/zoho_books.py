@@ -200,7 +200,6 @@ class ZohoBooksSimulator(ZohoAccountsSimulator):
         refresh_token: str = DEFAULT_REFRESH_TOKEN,
         organization_id: str = DEFAULT_ORGANIZATION_ID,
         clock: Callable[[], float] = time.time,
-        timeout_fault_seconds: float = 3.0,
     ) -> None:
         super().__init__()
         self.client_id = client_id
@@ -208,7 +207,6 @@ class ZohoBooksSimulator(ZohoAccountsSimulator):
         self.refresh_token = refresh_token
         self.organization_id = organization_id
         self.clock = clock
-        self.timeout_fault_seconds = timeout_fault_seconds
         self.accounts = {
             SALES_ACCOUNT_ID: "income",
             CLEARING_ACCOUNT_ID: "payment_clearing",

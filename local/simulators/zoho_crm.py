@@ -195,7 +195,6 @@ class ZohoCrmSimulator(ZohoAccountsSimulator):
         refresh_token: str = DEFAULT_REFRESH_TOKEN,
         webhook_token: str = DEFAULT_WEBHOOK_TOKEN,
         rate_limit_per_minute: int = PER_MINUTE,
-        timeout_fault_seconds: float = 3.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client_id = client_id
@@ -203,7 +202,6 @@ class ZohoCrmSimulator(ZohoAccountsSimulator):
         self.refresh_token = refresh_token
         self.webhook_token = webhook_token
         self.rate_limit_per_minute = rate_limit_per_minute
-        self.timeout_fault_seconds = timeout_fault_seconds
         self.clock = clock
         super().__init__()
         # Ids go on from where a former run's could have stopped (a stack's store may outlive its sandbox).

@@ -36,7 +36,7 @@ from refundflow.ports import BooksConnector, CreditBooking
 
 @dataclass
 class BooksHarness:
-    """A books connector wired to its simulator (read timeout shorter than ``sandbox.timeout_fault_seconds``)."""
+    """A books connector wired to its simulator."""
 
     name: str
     connector: BooksConnector

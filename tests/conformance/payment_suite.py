@@ -65,7 +65,8 @@ Delivery = tuple[dict[str, str], bytes]
 class PaymentHarness:
     """A platform's connector wired to its simulator, and the simulator's control.
 
-    ``connector``'s read timeout must be shorter than ``sandbox.timeout_fault_seconds``. ``receiver`` records
+    A lost answer (``timeout_after_commit``) closes the connection at once, whatever the read timeout.
+    ``receiver`` records
     what the simulator delivers to the webhook URL it was given. ``async_seed``: ``seed_payment`` keyword
     arguments whose refunds stay open until ``settle_refund`` (empty when every refund is decided at once).
     ``restamp``: the delivery signed again as if sent ``age`` seconds ago (None: the scheme has no time).

@@ -65,7 +65,8 @@ def default_mapping(name: str) -> TicketMapping:
 class TicketHarness:
     """A help desk's connector wired to its simulator, its inbound port, and the simulator's control.
 
-    ``tickets``' read timeout must be shorter than ``sandbox.timeout_fault_seconds``. ``receiver`` records what the
+    A lost answer (``timeout_after_commit``) closes the connection at once, whatever the read timeout.
+    ``receiver`` records what the
     simulator's trigger delivers (the simulator's webhook URL points at it, with the harness's verification
     secret). ``restamp``: a delivery signed again as if sent ``age`` seconds ago (None: the scheme carries no
     time). ``body_signed`` false: the platform authenticates the sender only (Freshdesk's per-endpoint secret), so

@@ -27,7 +27,7 @@ def servers() -> Iterator[tuple[AdyenSimulator, str, DeliveryRecorder]]:
     # Adyen counts a delivery as accepted only on "[accepted]".
     receiver = DeliveryRecorder(answer=(200, "text/plain", "[accepted]"))
     with serve_wsgi(receiver) as receiver_url:
-        simulator = AdyenSimulator(settle_after_seconds=None, timeout_fault_seconds=2.5)
+        simulator = AdyenSimulator(settle_after_seconds=None)
         simulator.send_webhooks_to(receiver_url)
         with serve_wsgi(simulator) as url:
             yield simulator, url, receiver

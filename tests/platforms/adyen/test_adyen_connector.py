@@ -32,7 +32,7 @@ REFUND_ID = "rf_0123456789abcdef0123456789abcdef"
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[AdyenSimulator, str]]:
-    simulator = AdyenSimulator(settle_after_seconds=None, timeout_fault_seconds=1.0)
+    simulator = AdyenSimulator(settle_after_seconds=None)
     with serve_wsgi(simulator) as url:
         yield simulator, url
 

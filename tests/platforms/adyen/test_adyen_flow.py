@@ -33,7 +33,7 @@ SECRET = {"hmac_keys": [DEFAULT_HMAC_KEY]}
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[AdyenSimulator, str, Receiver]]:
     endpoint = Receiver()
-    simulator = AdyenSimulator(settle_after_seconds=None, timeout_fault_seconds=1.0)
+    simulator = AdyenSimulator(settle_after_seconds=None)
     with serve_wsgi(endpoint) as hook, serve_wsgi(simulator) as url:
         simulator.send_webhooks_to(f"{hook}/webhooks/adyen")
         yield simulator, url, endpoint

@@ -37,7 +37,6 @@ def server(receiver: tuple[Receiver, str]) -> Iterator[tuple[AdyenSimulator, str
     simulator = AdyenSimulator(
         {DEFAULT_API_KEY: [DEFAULT_MERCHANT_ACCOUNT], OTHER_KEY: [OTHER_ACCOUNT]},
         settle_after_seconds=None,
-        timeout_fault_seconds=0.3,
     )
     simulator._notifier.backoff_seconds = (0.05,)
     with serve_wsgi(simulator) as url:

@@ -40,7 +40,7 @@ class Served:
 def served() -> Iterator[Served]:
     receiver = DeliveryRecorder()
     with serve_wsgi(receiver) as receiver_url:
-        simulator = AmazonPaySimulator(webhook_url=receiver_url, settle_after_seconds=None, timeout_fault_seconds=2.0)
+        simulator = AmazonPaySimulator(webhook_url=receiver_url, settle_after_seconds=None)
         with serve_wsgi(simulator) as url:
             simulator.public_url = url
             yield Served(simulator, url, receiver)

@@ -19,7 +19,7 @@ Served = tuple[BraintreeSimulator, str, DeliveryRecorder]
 def served() -> Iterator[Served]:
     receiver = DeliveryRecorder(answer=(200, "text/plain", "OK"))
     with serve_wsgi(receiver) as receiver_url:
-        simulator = BraintreeSimulator(timeout_fault_seconds=1.0)
+        simulator = BraintreeSimulator()
         simulator.send_webhooks_to(receiver_url)
         with serve_wsgi(simulator) as url:
             yield simulator, url, receiver

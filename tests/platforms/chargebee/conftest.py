@@ -53,7 +53,7 @@ def served_chargebee() -> Iterator[Served]:
     receiver = DeliveryRecorder()
     clock = Clock()
     with serve_wsgi(receiver) as receiver_url:
-        simulator = ChargebeeSimulator(timeout_fault_seconds=1.6, now=clock)
+        simulator = ChargebeeSimulator(now=clock)
         simulator.send_webhooks_to(receiver_url)
         with serve_wsgi(simulator) as url:
             yield Served(simulator, url, receiver, clock)

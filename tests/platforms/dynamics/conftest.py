@@ -18,7 +18,7 @@ TIMEOUT = (1.0, 1.5)
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[BusinessCentralSimulator, str]]:
-    simulator = BusinessCentralSimulator(timeout_fault_seconds=2.0)
+    simulator = BusinessCentralSimulator()
     with serve_wsgi(simulator) as url:
         yield simulator, url
 

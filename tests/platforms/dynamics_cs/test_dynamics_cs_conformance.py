@@ -25,7 +25,7 @@ UNKNOWN_CASE = "00000000-0000-4000-8000-00000000dead"
 def servers() -> Iterator[tuple[DynamicsCaseSimulator, str, DeliveryRecorder]]:
     receiver = DeliveryRecorder()
     with serve_wsgi(receiver) as receiver_url:
-        simulator = DynamicsCaseSimulator(webhook_secret=FLOW_SECRET, timeout_fault_seconds=2.5)
+        simulator = DynamicsCaseSimulator(webhook_secret=FLOW_SECRET)
         simulator.send_webhooks_to(receiver_url)
         with serve_wsgi(simulator) as url:
             yield simulator, url, receiver

@@ -34,7 +34,7 @@ class Clock:
 @pytest.fixture
 def desk() -> Iterator[tuple[DynamicsCaseSimulator, str, Clock]]:
     clock = Clock()
-    simulator = DynamicsCaseSimulator(clock=clock, timeout_fault_seconds=2.0)
+    simulator = DynamicsCaseSimulator(clock=clock)
     with serve_wsgi(simulator) as url:
         yield simulator, url, clock
 

@@ -19,7 +19,7 @@ TIMEOUT = (1.0, 1.5)
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[DynamicsFinanceSimulator, str]]:
-    simulator = DynamicsFinanceSimulator(timeout_fault_seconds=2.0)
+    simulator = DynamicsFinanceSimulator()
     with serve_wsgi(simulator) as url:
         yield simulator, url
 

@@ -25,7 +25,7 @@ WEBHOOK_SECRET = "freshdesk-conformance-shared-secret-0123456789"
 def servers() -> Iterator[tuple[FreshdeskSimulator, str, DeliveryRecorder]]:
     receiver = DeliveryRecorder()
     with serve_wsgi(receiver) as receiver_url:
-        simulator = FreshdeskSimulator((API_KEY,), webhook_secret=WEBHOOK_SECRET, timeout_fault_seconds=2.5)
+        simulator = FreshdeskSimulator((API_KEY,), webhook_secret=WEBHOOK_SECRET)
         simulator.send_webhooks_to(receiver_url)
         with serve_wsgi(simulator) as url:
             yield simulator, url, receiver

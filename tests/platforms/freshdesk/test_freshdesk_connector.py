@@ -56,7 +56,7 @@ CREATE_NOTE = {
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[FreshdeskSimulator, str]]:
-    simulator = FreshdeskSimulator(timeout_fault_seconds=1.5)
+    simulator = FreshdeskSimulator()
     with serve_wsgi(simulator) as url:
         yield simulator, url
 

@@ -43,7 +43,7 @@ MAPPING = load_mapping(
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[FreshdeskSimulator, str, DeliveryRecorder]]:
-    simulator = FreshdeskSimulator(timeout_fault_seconds=1.5)
+    simulator = FreshdeskSimulator()
     recorder = DeliveryRecorder()
     with serve_wsgi(simulator) as url, serve_wsgi(recorder) as endpoint:
         simulator.send_webhooks_to(endpoint)

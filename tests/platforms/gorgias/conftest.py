@@ -44,7 +44,7 @@ def served_gorgias() -> Iterator[Served]:
     receiver = DeliveryRecorder()
     clock = Clock()
     with serve_wsgi(receiver) as receiver_url:
-        simulator = GorgiasSimulator(timeout_fault_seconds=1.6, now=clock)
+        simulator = GorgiasSimulator(now=clock)
         simulator.send_webhooks_to(receiver_url)
         with serve_wsgi(simulator) as url:
             yield Served(simulator, url, receiver, clock)

@@ -23,9 +23,7 @@ TOKEN = "gorgias-conformance-integration-token-0123456789"
 def servers() -> Iterator[tuple[GorgiasSimulator, str, DeliveryRecorder]]:
     receiver = DeliveryRecorder()
     with serve_wsgi(receiver) as receiver_url:
-        simulator = GorgiasSimulator(
-            email=EMAIL, api_key=API_KEY, webhook_url=receiver_url, token=TOKEN, timeout_fault_seconds=2.5
-        )
+        simulator = GorgiasSimulator(email=EMAIL, api_key=API_KEY, webhook_url=receiver_url, token=TOKEN)
         with serve_wsgi(simulator) as url:
             yield simulator, url, receiver
 

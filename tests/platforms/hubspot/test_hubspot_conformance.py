@@ -45,7 +45,7 @@ def restamp_for(url: str) -> Callable[[Delivery, float], Delivery]:
 def servers() -> Iterator[tuple[HubSpotSimulator, str, DeliveryRecorder, str]]:
     receiver = DeliveryRecorder()
     with serve_wsgi(receiver) as receiver_url:
-        simulator = HubSpotSimulator(access_token=ACCESS_TOKEN, client_secret=CLIENT_SECRET, timeout_fault_seconds=2.5)
+        simulator = HubSpotSimulator(access_token=ACCESS_TOKEN, client_secret=CLIENT_SECRET)
         webhook_url = f"{receiver_url}/webhooks/hubspot"
         simulator.send_webhooks_to(webhook_url)
         with serve_wsgi(simulator) as url:

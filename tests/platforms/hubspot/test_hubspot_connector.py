@@ -58,7 +58,7 @@ REQUEST = {
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[HubSpotSimulator, str]]:
-    simulator = HubSpotSimulator(timeout_fault_seconds=1.0)
+    simulator = HubSpotSimulator()
     with serve_wsgi(simulator) as url:
         yield simulator, url
 

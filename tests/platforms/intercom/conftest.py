@@ -14,7 +14,7 @@ from tests.support.servers import serve_wsgi
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[IntercomSimulator, str]]:
-    simulator = IntercomSimulator(timeout_fault_seconds=1.0)
+    simulator = IntercomSimulator()
     with serve_wsgi(simulator) as url:
         yield simulator, url
 

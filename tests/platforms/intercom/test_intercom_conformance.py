@@ -38,7 +38,7 @@ def restamp(delivery: Delivery, age: float) -> Delivery:
 def servers() -> Iterator[tuple[IntercomSimulator, str, DeliveryRecorder]]:
     receiver = DeliveryRecorder()
     with serve_wsgi(receiver) as receiver_url:
-        simulator = IntercomSimulator(client_secret=CLIENT_SECRET, timeout_fault_seconds=2.5)
+        simulator = IntercomSimulator(client_secret=CLIENT_SECRET)
         simulator.send_webhooks_to(receiver_url)
         with serve_wsgi(simulator) as url:
             yield simulator, url, receiver
@@ -51,7 +51,7 @@ def harness(servers: tuple[IntercomSimulator, str, DeliveryRecorder]) -> TicketH
     requests.post(f"{url}/_control/reset", timeout=5).raise_for_status()
     receiver.clear()
     tickets = connector_for(url)
-    tickets.http.timeout = (5.0, 30.0)  # shorter than the simulator's timeout_fault_seconds
+    tickets.http.timeout = (5.0, 30.0)
     return TicketHarness(
         name="intercom",
         tickets=tickets,

@@ -17,7 +17,7 @@ from tests.support.servers import serve_wsgi
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[KlarnaSimulator, str]]:
-    simulator = KlarnaSimulator(timeout_fault_seconds=1.5)
+    simulator = KlarnaSimulator()
     with serve_wsgi(simulator) as url:
         yield simulator, url
 

@@ -19,7 +19,7 @@ from tests.support.servers import DeliveryRecorder, serve_wsgi
 def servers() -> Iterator[tuple[MollieSimulator, str, DeliveryRecorder]]:
     receiver = DeliveryRecorder()
     with serve_wsgi(receiver) as receiver_url:
-        simulator = MollieSimulator(settle_after_seconds=None, timeout_fault_seconds=1.5)
+        simulator = MollieSimulator(settle_after_seconds=None)
         simulator.send_webhooks_to(receiver_url)
         with serve_wsgi(simulator) as url:
             yield simulator, url, receiver

@@ -34,7 +34,7 @@ from tests.support.servers import serve_wsgi
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[MollieSimulator, str]]:
-    simulator = MollieSimulator(settle_after_seconds=None, timeout_fault_seconds=1.5)
+    simulator = MollieSimulator(settle_after_seconds=None)
     with serve_wsgi(simulator) as url:
         yield simulator, url
 

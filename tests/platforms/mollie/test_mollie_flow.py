@@ -28,7 +28,7 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[MollieSimulator, str, DeliveryRecorder]]:
     receiver = DeliveryRecorder()
-    simulator = MollieSimulator(settle_after_seconds=None, timeout_fault_seconds=1.5)
+    simulator = MollieSimulator(settle_after_seconds=None)
     with serve_wsgi(receiver) as hook, serve_wsgi(simulator) as url:
         simulator.send_webhooks_to(hook)
         yield simulator, url, receiver

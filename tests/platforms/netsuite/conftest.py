@@ -28,7 +28,7 @@ class Wired:
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[NetSuiteSimulator, str]]:
-    simulator = NetSuiteSimulator(timeout_fault_seconds=2.5)
+    simulator = NetSuiteSimulator()
     with serve_wsgi(simulator) as url:
         yield simulator, url
 

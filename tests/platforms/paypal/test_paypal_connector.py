@@ -44,7 +44,7 @@ class Clock:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[PayPalSimulator, str]]:
-    simulator = PayPalSimulator(settle_after_seconds=None, timeout_fault_seconds=1.0)
+    simulator = PayPalSimulator(settle_after_seconds=None)
     with serve_wsgi(simulator) as url:
         yield simulator, url
 

@@ -51,7 +51,6 @@ def server(receiver: tuple[Receiver, str], clock: Clock) -> Iterator[tuple[PayPa
     simulator = PayPalSimulator(
         {DEFAULT_CLIENT_ID: DEFAULT_CLIENT_SECRET, OTHER_CLIENT: OTHER_SECRET},
         settle_after_seconds=None,
-        timeout_fault_seconds=0.5,
         now=clock,
     )
     with serve_wsgi(simulator) as url:

@@ -42,7 +42,7 @@ class Wired:
 
 @pytest.fixture(scope="package")
 def served() -> Iterator[tuple[QuickBooksSimulator, str]]:
-    simulator = QuickBooksSimulator(timeout_fault_seconds=2.0)
+    simulator = QuickBooksSimulator()
     with serve_wsgi(simulator) as url:
         yield simulator, url
 

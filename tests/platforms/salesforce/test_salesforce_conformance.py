@@ -27,9 +27,7 @@ UNKNOWN_CASE = "5005e000009Zz9z"  # a Case id of the right shape that names no c
 def servers() -> Iterator[tuple[SalesforceSimulator, str, DeliveryRecorder]]:
     receiver = DeliveryRecorder()
     with serve_wsgi(receiver) as receiver_url:
-        simulator = SalesforceSimulator(
-            {CLIENT_ID: CLIENT_SECRET}, webhook_secret=WEBHOOK_SECRET, timeout_fault_seconds=2.5
-        )
+        simulator = SalesforceSimulator({CLIENT_ID: CLIENT_SECRET}, webhook_secret=WEBHOOK_SECRET)
         simulator.send_webhooks_to(receiver_url)
         with serve_wsgi(simulator) as url:
             yield simulator, url, receiver

@@ -37,7 +37,7 @@ class SecretStore:
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[SapSimulator, str]]:
-    simulator = SapSimulator(timeout_fault_seconds=2.5)
+    simulator = SapSimulator()
     with serve_wsgi(simulator) as url:
         yield simulator, url
 

@@ -27,9 +27,7 @@ WEBHOOK_SECRET = "servicenow-conformance-shared-secret-0123456789"
 def servers() -> Iterator[tuple[ServiceNowSimulator, str, DeliveryRecorder]]:
     receiver = DeliveryRecorder()
     with serve_wsgi(receiver) as receiver_url:
-        simulator = ServiceNowSimulator(
-            clients={CLIENT_ID: CLIENT_SECRET}, webhook_secret=WEBHOOK_SECRET, timeout_fault_seconds=2.5
-        )
+        simulator = ServiceNowSimulator(clients={CLIENT_ID: CLIENT_SECRET}, webhook_secret=WEBHOOK_SECRET)
         simulator.send_webhooks_to(receiver_url)
         with serve_wsgi(simulator) as url:
             yield simulator, url, receiver

@@ -38,7 +38,7 @@ class Clock:
 
 @pytest.fixture
 def instance() -> Iterator[tuple[ServiceNowSimulator, str]]:
-    simulator = ServiceNowSimulator({USER: PASSWORD}, clients={CLIENT_ID: CLIENT_SECRET}, timeout_fault_seconds=2.0)
+    simulator = ServiceNowSimulator({USER: PASSWORD}, clients={CLIENT_ID: CLIENT_SECRET})
     with serve_wsgi(simulator) as url:
         yield simulator, url
 

@@ -20,7 +20,7 @@ API_VERSION = "2026-10"
 def served() -> Iterator[Served]:
     receiver = DeliveryRecorder(answer=(200, "application/json", "{}"))
     with serve_wsgi(receiver) as receiver_url:
-        simulator = ShopifySimulator(timeout_fault_seconds=1.0)
+        simulator = ShopifySimulator()
         simulator.send_webhooks_to(receiver_url)
         with serve_wsgi(simulator) as url:
             yield simulator, url, receiver

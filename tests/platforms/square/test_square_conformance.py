@@ -19,7 +19,7 @@ from tests.support.servers import DeliveryRecorder, serve_wsgi
 def servers() -> Iterator[tuple[SquareSimulator, str, DeliveryRecorder]]:
     receiver = DeliveryRecorder()
     with serve_wsgi(receiver) as receiver_url:
-        simulator = SquareSimulator(webhook_url=receiver_url, settle_after_seconds=None, timeout_fault_seconds=1.0)
+        simulator = SquareSimulator(webhook_url=receiver_url, settle_after_seconds=None)
         with serve_wsgi(simulator) as url:
             yield simulator, url, receiver
 

@@ -42,7 +42,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Unsupported scheme type:UserWarn
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[SquareSimulator, str]]:
-    simulator = SquareSimulator(settle_after_seconds=None, timeout_fault_seconds=1.0)
+    simulator = SquareSimulator(settle_after_seconds=None)
     with serve_wsgi(simulator) as url:
         yield simulator, url
 

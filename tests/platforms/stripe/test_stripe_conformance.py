@@ -40,7 +40,6 @@ def servers() -> Iterator[tuple[StripeSimulator, str, DeliveryRecorder]]:
             webhook_secret=WEBHOOK_SECRET,
             pending_refund_settle_seconds=None,
             refund_fail_after_seconds=None,
-            timeout_fault_seconds=2.5,
         )
         with serve_wsgi(simulator) as url:
             yield simulator, url, receiver

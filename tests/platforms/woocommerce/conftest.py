@@ -38,7 +38,7 @@ class Served:
 def served_store() -> Iterator[Served]:
     receiver = DeliveryRecorder(answer=(200, "application/json", '{"received": true}'))
     with serve_wsgi(receiver) as receiver_url:
-        simulator = WooCommerceSimulator(timeout_fault_seconds=2.0)
+        simulator = WooCommerceSimulator()
         simulator.send_webhooks_to(receiver_url)
         with serve_wsgi(simulator) as url:
             yield Served(simulator, url, receiver)

@@ -30,7 +30,7 @@ class SecretStore:
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[XeroSimulator, str]]:
-    simulator = XeroSimulator(timeout_fault_seconds=2.5)
+    simulator = XeroSimulator()
     with serve_wsgi(simulator) as url:
         yield simulator, url
 

@@ -49,7 +49,6 @@ def servers() -> Iterator[tuple[ZendeskSimulator, str, DeliveryRecorder]]:
             api_token=API_TOKEN,
             signing_secret=SIGNING_SECRET,
             webhook_url=receiver_url,
-            timeout_fault_seconds=2.5,
         )
         with serve_wsgi(simulator) as url:
             yield simulator, url, receiver

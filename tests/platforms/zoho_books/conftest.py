@@ -29,7 +29,7 @@ class SecretStore:
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[ZohoBooksSimulator, str]]:
-    simulator = ZohoBooksSimulator(timeout_fault_seconds=2.5)
+    simulator = ZohoBooksSimulator()
     with serve_wsgi(simulator) as url:
         yield simulator, url
 

@@ -32,7 +32,7 @@ class Clock:
 def servers() -> Iterator[tuple[ZohoCrmSimulator, str, DeliveryRecorder]]:
     receiver = DeliveryRecorder()
     with serve_wsgi(receiver) as receiver_url:
-        simulator = ZohoCrmSimulator(webhook_token=WEBHOOK_TOKEN, timeout_fault_seconds=2.5)
+        simulator = ZohoCrmSimulator(webhook_token=WEBHOOK_TOKEN)
         simulator.send_webhooks_to(receiver_url)
         with serve_wsgi(simulator) as url:
             yield simulator, url, receiver

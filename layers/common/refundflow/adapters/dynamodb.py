@@ -589,8 +589,10 @@ class RefundRepository(RefundStore):
             ExpressionAttributeValues=_to_item({":pk": f"REFUND#{refund.refund_id}", ":state": "STATE"}),
             ConsistentRead=True,
         ).get("Items", [])
-        item = items[0] if items else None
-        return bool(item) and int(item["version"]["N"]) == refund.version and VELOCITY_COUNTED not in item
+        if not items:
+            return False
+        item = items[0]
+        return int(item["version"]["N"]) == refund.version and VELOCITY_COUNTED not in item
 
     def count_in_velocity(self, refund: Refund) -> bool:
         """Add a refund stored before the velocity counters existed to them (a one-off backfill over old refunds
