@@ -1,7 +1,8 @@
 """Every payment platform of the catalog, end to end on the local stack through the kit: its simulator built and
 wired by the stack from the catalog, its function reached by the computed name, its money checked at the
 sandbox. The scenarios are the platform's own DEMO_SCENARIOS when its simulator module has them, else the usual
-full and partial refunds (local/scenarios.py): a new platform is covered here without an edit."""
+full and partial refunds (local/scenarios.py): a new platform is covered here without an edit. The books
+platforms' scenarios are test_books_scenarios.py's (a file of their own, so the suite's workers share the load)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import importlib
 
 import pytest
 
-from local.scenarios import Scenario, ScenarioContext, books_scenarios, payment_scenarios, ticket_scenarios
+from local.scenarios import Scenario, ScenarioContext, payment_scenarios, ticket_scenarios
 from local.simulators.base import WebhookSender
 from local.stack import DevStack
 from refundflow import catalog
@@ -51,31 +52,3 @@ def test_each_payment_platform_refunds_end_to_end_on_the_kit(
         assert sender.wait_idle(timeout=30)
         refused = [(d.event_type, d.last_status) for d in sender.deliveries[before:] if not d.delivered]
         assert refused == [], refused
-
-
-def books_platform_scenarios() -> list[tuple[str, Scenario]]:
-    found = []
-    for entry in catalog.books_platforms():
-        assert entry.simulator is not None, entry.name
-        module = importlib.import_module(entry.simulator.partition(":")[0])
-        scenarios = getattr(module, "DEMO_SCENARIOS", None) or books_scenarios(entry.name)
-        found += [(entry.name, scenario) for scenario in scenarios]
-    return found
-
-
-@pytest.mark.parametrize(
-    ("platform", "scenario"),
-    books_platform_scenarios(),
-    ids=lambda value: value if isinstance(value, str) else value.name,
-)
-def test_each_books_platform_credits_the_invoice_end_to_end_on_the_kit(
-    stack: DevStack, client: E2EClient, platform: str, scenario: Scenario
-) -> None:
-    # GIVEN the books platform's sandbox as the local stack built it from the catalog (money moves at Stripe's)
-    context = ScenarioContext(client, platform, stack.simulators[platform])
-    # WHEN the scenario runs through the API, the workflow and the books platform's own function
-    outcome = scenario(context)
-    # THEN the refund completes with exactly one credit document in those books naming it
-    assert outcome.refund_ids, outcome
-    assert outcome.problems == [], (outcome.expected, outcome.problems)
-    assert stack.functions.invocations[catalog.platform(platform).logical_id("books")] > 0
