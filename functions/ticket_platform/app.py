@@ -73,10 +73,11 @@ def apply_ticket_news(event: dict[str, Any]) -> dict[str, Any]:
 def tell_the_ticket(news: TicketNews, refused: RefundflowError) -> None:
     """The agent sees in the ticket why nothing happened (an internal note, once per delivery). A rate limit or an
     outage raises (the delivery is answered 5xx and the help desk sends it again); the help desk refusing the
-    note itself is logged, and the refusal is still the answer."""
+    note itself, or having no such ticket (a delivery naming one that does not exist), is logged, and the refusal is
+    still the answer: there is nobody to tell, and a 5xx would only make the platform send it again and again."""
     try:
         tickets.write_refusal(news, refused, tickets=wiring.ticket_platform(PLATFORM), repository=wiring.repository())
-    except RejectedError as error:
+    except (RejectedError, NotFound) as error:
         logger.warning("the refusal could not be written to the ticket", extra={"code": error.code})
 
 

@@ -57,6 +57,33 @@ def test_an_order_signed_for_another_store_is_refused(stack: DevStack) -> None:
     assert answer.status_code == 401, answer.text
 
 
+def test_a_card_number_in_a_delivery_naming_no_real_order_is_a_400_not_a_retry(stack: DevStack) -> None:
+    # GIVEN a signed delivery (anyone holding the secret, or a bug) naming an order the store does not have, with a
+    # card number in a refund meta field
+    simulator = woocommerce(stack)
+    body = json.dumps(
+        {"id": 987654, "status": "processing", "meta_data": [{"key": "_refund_reason", "value": "4242 4242 4242 4242"}]}
+    ).encode()
+    signature = base64.b64encode(hmac.new(simulator.webhook_secret.encode(), body, hashlib.sha256).digest()).decode()
+    # WHEN it is posted
+    answer = requests.post(
+        f"{stack.api_url}/webhooks/woocommerce",
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-WC-Webhook-Signature": signature,
+            "X-WC-Webhook-Source": simulator.store_url,
+            "X-WC-Webhook-Topic": "order.updated",
+        },
+        timeout=30,
+    )
+    # THEN the card data is refused with a 400 naming the field (no order to write a note to: nobody to tell), not
+    # a 5xx that WooCommerce would deliver again until it disabled the webhook
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["code"] == "card_data_refused"
+    assert "4242" not in answer.text
+
+
 def test_a_request_delivered_twice_refunds_the_order_once(stack: DevStack, client: E2EClient) -> None:
     # GIVEN a paid order of 50.00 and a shop manager's request for 20.00 in it
     simulator = woocommerce(stack)
