@@ -188,6 +188,21 @@ def test_a_failed_payout_is_a_mismatch_for_ops_once_and_writes_no_report(
     assert listed.get("KeyCount", 0) == 0
 
 
+def test_news_of_a_payout_stripe_does_not_know_is_taken_and_writes_nothing(
+    sandbox: tuple[StripeSimulator, str, Receiver], env: World
+) -> None:
+    # GIVEN a verified payout.paid naming a payout this Stripe account does not have (another account's, or forged)
+    simulator, url, receiver = sandbox
+    pay(url, 5_000)
+    simulator.pay_out("eur")
+    simulator.webhooks.wait_idle(timeout=5)
+    news = payout_news(receiver, "payout.paid").model_copy(update={"payout_id": "po_NotThisAccounts1"})
+    # WHEN it is applied THEN it is taken as refuted news: no report, no mismatch, no retry asked for
+    assert apply(env, provider(url), news) == {"payout_id": "po_NotThisAccounts1", "status": "unknown"}
+    assert boto3.client("s3", region_name="us-east-1").list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0
+    assert not [event for event in env.publisher.events if event.detail_type == "ReconciliationMismatch"]
+
+
 def test_a_payout_still_in_transit_waits_for_more_news(sandbox: tuple[StripeSimulator, str, Receiver]) -> None:
     simulator, url, _ = sandbox
     pay(url, 5_000)

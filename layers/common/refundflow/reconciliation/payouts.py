@@ -24,6 +24,7 @@ from pydantic import Field
 
 from refundflow.adapters.s3 import S3Files
 from refundflow.domain.recorder import RefundRecorder
+from refundflow.errors import NotFound
 from refundflow.observability import logger
 from refundflow.ports import EventPublisher, PayoutReader, PayoutStatus, ProviderEvent, RefundStore
 from refundflow.reconciliation.apply import Run, apply_finding
@@ -60,9 +61,11 @@ def apply_payout_news(
 ) -> dict[str, Any] | None:
     """Record the payout the news names (see the module docstring); None when the news names none.
 
+    A payout the platform does not know (news of another account, or forged with a leaked secret) is news the
+    platform refutes: nothing is written and the delivery is answered as taken (``"status": "unknown"``), as for a
+    refund the platform does not show; a 5xx would only have the platform deliver it again for days.
+
     Raises:
-        NotFound: the platform does not know the payout (another account's event; nothing is written, intake
-            answers 5xx and the platform's retries end on their own).
         TransientError: the platform or S3 could not answer (the platform delivers again; nothing was written).
     """
     if event.payout_id is None:
@@ -70,7 +73,11 @@ def apply_payout_news(
     if reader is None:
         logger.warning("payout news from a platform whose payouts cannot be read", extra={"platform": platform})
         return {"payout_id": event.payout_id, "status": "unreadable"}
-    payout = reader.get_payout(event.payout_id)
+    try:
+        payout = reader.get_payout(event.payout_id)
+    except NotFound:
+        logger.warning("payout news about a payout the platform does not know", extra={"payout_id": event.payout_id})
+        return {"payout_id": event.payout_id, "status": "unknown"}
     key = payout_report_key(platform, payout.payout_id)
     if payout.status is PayoutStatus.PENDING:
         return {"payout_id": payout.payout_id, "status": payout.status.value}
