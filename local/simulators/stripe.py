@@ -826,19 +826,6 @@ class StripeSimulator(Simulator):
         params = call.params
         _only(params, {"charge", "payment_intent", "limit", "starting_after", "ending_before", "expand"})
         _expand(params, set())
-        limit = _integer(params, "limit") if "limit" in params else 10
-        if not 1 <= limit <= 100:
-            raise ApiError(
-                400,
-                "This value must be between 1 and 100.",
-                code="parameter_invalid_integer",
-                param="limit",
-                save=False,
-            )
-        if "starting_after" in params and "ending_before" in params:
-            raise ApiError(
-                400, "You may only specify one of these parameters: ending_before, starting_after.", save=False
-            )
         with self.lock:
             found = [
                 refund
@@ -846,21 +833,7 @@ class StripeSimulator(Simulator):
                 if params.get("charge") in (None, refund["charge"])
                 and params.get("payment_intent") in (None, refund["payment_intent"])
             ]
-            found.sort(key=lambda refund: self._order[refund["id"]], reverse=True)  # newest first, as Stripe lists
-            ids = [refund["id"] for refund in found]
-            cursor = params.get("starting_after") or params.get("ending_before")
-            if cursor is not None and cursor not in ids:
-                param = "starting_after" if "starting_after" in params else "ending_before"
-                raise ApiError(400, f"No such refund: '{cursor}'", code="resource_missing", param=param)
-            if "starting_after" in params:
-                rest = found[ids.index(cursor) + 1 :]
-                page, has_more = rest[:limit], len(rest) > limit
-            elif "ending_before" in params:
-                before = found[: ids.index(cursor)]
-                page, has_more = before[-limit:], len(before) > limit
-            else:
-                page, has_more = found[:limit], len(found) > limit
-            return 200, {"object": "list", "data": copy.deepcopy(page), "has_more": has_more, "url": "/v1/refunds"}
+            return 200, self._page(found, params, "refund", "/v1/refunds")
 
     def _cancel_refund(self, call: Call, refund_id: str) -> tuple[int, dict[str, Any]]:
         _only(call.params, {"expand"})
