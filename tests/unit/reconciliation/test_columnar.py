@@ -4,6 +4,7 @@ same state, whatever the blocks' boundaries and shapes."""
 from __future__ import annotations
 
 import io
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from refundflow.reconciliation import columnar as columnar_module
 from refundflow.reconciliation.columnar import (
     ColumnarMatcher,
     RefundIndex,
@@ -136,33 +138,81 @@ settlement_line = st.builds(
 )
 
 
+@contextmanager
+def remembering(way: str):
+    """A matcher remembering what it saw one of the ways it can (columnar.Remembered)."""
+    with pytest.MonkeyPatch.context() as patch:
+        if way == "colliding hashes":  # every string has the same hash: only the exact comparison tells them apart
+            patch.setattr(
+                columnar_module, "_hashes", lambda values: pl.repeat(7, values.len(), dtype=pl.UInt64, eager=True)
+            )
+        if way == "columns, then a set":  # past 3 remembered strings the rest goes to the set
+            patch.setattr(columnar_module, "COLUMNS_UP_TO", 3)
+        yield ColumnarMatcher(SettlementMatcher({})) if way == "a shared set" else ColumnarMatcher()
+
+
+WAYS = ["columns", "a shared set", "colliding hashes", "columns, then a set"]
+
+
+@pytest.mark.parametrize("way", WAYS)
 @settings(max_examples=150, deadline=None)
-@given(st.lists(settlement_line, max_size=40), st.integers(1, 12))
-def test_the_columnar_matcher_finds_what_the_per_line_matcher_finds(lines, frame_size):
+@given(lines=st.lists(settlement_line, max_size=40), frame_size=st.integers(1, 12))
+def test_the_columnar_matcher_finds_what_the_per_line_matcher_finds(way, lines, frame_size):
     lines = [line._replace(line_no=n) for n, line in enumerate(lines, start=2)]
     per_line_matcher = SettlementMatcher({refund.provider_refund_id: refund for refund in OURS})
     expected = [per_line_matcher.match(line) for line in lines]
     expected_tail = per_line_matcher.finish(OURS)
 
-    # the refunds a batch looks up: only those its lines name
-    matcher = ColumnarMatcher()
-    found = []
-    for start in range(0, len(lines), frame_size):
-        frame = lines_frame(lines[start : start + frame_size])
-        named = set(frame["reference"].to_list())
-        index = RefundIndex(refunds_frame(refund for refund in OURS if refund.provider_refund_id in named))
-        found += ColumnarMatcher.findings(matcher.classify(frame, index))
-    assert found == expected
-    assert matcher.finish(OURS) == expected_tail
-    assert matcher_state(matcher.state) == matcher_state(per_line_matcher)
-    # the whole-frame form of finish (the benchmark's) says the same
-    columns = pl.DataFrame(
-        [(r.provider_refund_id, r.refund_id, r.amount, r.currency) for r in OURS],
-        schema=["provider_refund_id", "refund_id", "ours_amount", "ours_currency"],
-        orient="row",
+    with remembering(way) as matcher:
+        # the refunds a batch looks up: only those its lines name
+        found = []
+        for start in range(0, len(lines), frame_size):
+            frame = lines_frame(lines[start : start + frame_size])
+            named = set(frame["reference"].to_list())
+            index = RefundIndex(refunds_frame(refund for refund in OURS if refund.provider_refund_id in named))
+            found += ColumnarMatcher.findings(matcher.classify(frame, index))
+        assert found == expected
+        assert matcher.finish(OURS) == expected_tail
+        assert matcher_state(matcher.state) == matcher_state(per_line_matcher)
+        # the whole-frame form of finish (the benchmark's) says the same
+        columns = pl.DataFrame(
+            [(r.provider_refund_id, r.refund_id, r.amount, r.currency) for r in OURS],
+            schema=["provider_refund_id", "refund_id", "ours_amount", "ours_currency"],
+            orient="row",
+        )
+        assert matcher.finish(columns) == expected_tail
+        assert matcher_state(matcher.state) == matcher_state(per_line_matcher)  # finishing changed nothing
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_what_the_state_was_told_from_outside_counts_as_seen(way):
+    # GIVEN a matcher that has seen one frame, and whose state is then told of a line and a refund seen
+    # elsewhere (a batch's state absorbed)
+    first = lines_frame([SettlementLine("stripe", 2, "t1", LineKind.REFUND, "re_2", 1000, "EUR", 0, -1000, None)])
+    second = lines_frame(
+        [
+            SettlementLine("stripe", 3, "t1", LineKind.REFUND, "re_3", 700, "JPY", 0, -700, None),
+            SettlementLine("stripe", 4, "t7", LineKind.REFUND, "re_1", 2500, "EUR", 0, -2500, None),
+            SettlementLine("stripe", 5, "t8", LineKind.REFUND, "re_9", 50, "EUR", 0, -50, None),
+            SettlementLine("stripe", 6, "t9", LineKind.REFUND, "re_2", 1000, "EUR", 0, -1000, None),
+        ]
     )
-    assert matcher.finish(columns) == expected_tail
-    assert matcher_state(matcher.state) == matcher_state(per_line_matcher)  # finishing changed nothing
+    index = RefundIndex(refunds_frame(OURS))
+    with remembering(way) as matcher:
+        matcher.classify(first, index)
+        matcher.state.seen_refunds.add("re_1")
+        matcher.state.seen_lines.add("stripe#t8")
+        classes = [
+            (finding.reference, finding.match_class.value)
+            for finding in matcher.findings(matcher.classify(second, index))
+        ]
+    # THEN the line id seen in the first frame, the refund and the line the state was told of are repeats
+    assert classes == [
+        ("re_3", "duplicate_line"),
+        ("re_1", "duplicate_line"),
+        ("re_9", "duplicate_line"),
+        ("re_2", "duplicate_line"),
+    ]
 
 
 @pytest.mark.parametrize(
