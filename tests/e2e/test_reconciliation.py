@@ -184,3 +184,45 @@ def test_a_bank_statement_before_its_settlement_is_resolved_when_the_settlement_
         again = reconcile(stack, body, key)
         assert again["outcomes"].get("recorded", 0) == 0, again
         assert "payout_not_found" not in again["counts"]
+
+
+def test_card_data_in_a_settlement_file_and_a_bank_statement_is_masked_in_everything_kept(
+    stack: DevStack, sent_emails: Any
+) -> None:
+    from tests.e2e.test_data_hygiene import as_text, card_numbers, table_items
+
+    # GIVEN a Stripe report whose refund line names no refund of ours but holds card numbers in its id and its
+    # reference, and a bank statement with a card number in its remittance text and one as its reference
+    tag = uuid.uuid4().hex[:8]
+    body = HEADER + refund_row("5555555555554444", f"re_{tag} 4242 4242 4242 4242", 1_500)
+    statement = (
+        '<?xml version="1.0"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"><BkToCstmrStmt>'
+        '<Stmt><Ntry><Amt Ccy="EUR">15.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>'
+        "<BookgDt><Dt>2026-12-01</Dt></BookgDt><AcctSvcrRef>4242424242424242</AcctSvcrRef>"
+        f"<AddtlNtryInf>REFUND {tag} CARD 5555-5555-5555-4444 CVC 123</AddtlNtryInf></Ntry></Stmt></BkToCstmrStmt>"
+        "</Document>"
+    )
+    # WHEN both are reconciled
+    assert reconcile(stack, body)["counts"] == {"unexpected_in_settlement": 1}
+    assert reconcile(stack, statement, f"settlement/bank/camt053/{tag}.xml")["counts"] == {"not_reconciled": 1}
+    # THEN the mismatch reaches ops with the reference masked
+    [alert] = eventually(
+        lambda: [mail for mail in sent_emails(to=OPS) if f"re_{tag}" in mail["data"].get("details", "")],
+        what="the ops alert about the line",
+    )
+    assert "[card ****4242]" in alert["data"]["details"]
+    # AND nothing the stack keeps of either file holds a card number: not the table (the mismatch, the kept bank
+    # line, the first-seen markers), not the converted lines in the bucket (only the files as they were dropped)
+    items = [item for item in table_items(stack, "RefundsTable") if tag in as_text(item) or "****4242" in as_text(item)]
+    assert items, "the run kept something of the lines"
+    assert not [card for item in items for card in card_numbers(as_text(item))]
+    s3 = stack.client("s3")
+    bucket = stack.settlement_bucket()
+    dropped = {f"settlement/bank/camt053/{tag}.xml"}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for entry in page.get("Contents", []):
+            if entry["Key"] in dropped or entry["Key"].startswith("settlement/stripe/"):
+                continue
+            text = s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read().decode("utf-8", "replace")
+            if tag in text or "****4242" in text:
+                assert not card_numbers(text), entry["Key"]

@@ -25,6 +25,7 @@ from refundflow.reconciliation.records import (
     SettlementFormatError,
     currency_exponent,
     decimal_to_minor,
+    masks_bank_card_data,
 )
 
 # ---------------------------------------------------------------------------------------------- camt
@@ -37,6 +38,7 @@ def _iso_date(text: str) -> date | None:
         return None
 
 
+@masks_bank_card_data
 def parse_camt(stream: IO[bytes], *, source: str = "camt") -> Iterator[BankLine]:
     """Entries (``Ntry``) of a camt.053 statement or a camt.054 notification, booked ones only.
 
@@ -112,6 +114,7 @@ def _mt940_messages(stream: TextIO) -> Iterator[str]:
         yield "\n".join(buffer) + "\n"
 
 
+@masks_bank_card_data
 def parse_mt940(stream: TextIO, *, source: str = "mt940") -> Iterator[BankLine]:
     """Statement lines (``:61:`` with their ``:86:``) of SWIFT MT940 messages.
 
@@ -175,6 +178,7 @@ def _bai2_lines(stream: TextIO) -> Iterator[str]:
             yield line
 
 
+@masks_bank_card_data
 def parse_bai2(stream: TextIO, *, source: str = "bai2") -> Iterator[BankLine]:
     """Transaction details (``16`` records, with their ``88`` continuations) of a BAI2 file. Type codes
     100-399 are credits, 400-699 debits; amounts are minor units of the account's (or group's) currency.

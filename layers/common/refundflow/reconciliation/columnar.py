@@ -36,7 +36,14 @@ from refundflow.reconciliation.providers import (
     _date,
     parse_stripe,
 )
-from refundflow.reconciliation.records import LineKind, SettlementFormatError, SettlementLine, decimal_to_minor
+from refundflow.reconciliation.records import (
+    LineKind,
+    SettlementFormatError,
+    SettlementLine,
+    decimal_to_minor,
+    mask_card_data,
+    mask_line_id,
+)
 
 # A block of the file parsed at once: large enough for polars' reader to pay off, small enough that a block
 # and its intermediate columns stay a few tens of MiB.
@@ -251,9 +258,10 @@ def _stripe_native(block: bytes, col: dict[str, int], line_no: int, width: int) 
         booked = mapped(day, days, pl.Date())
     payout: pl.Expr = pl.lit(None, pl.String)
     if "payout" in col:
-        payout = mapped(cell("payout"), {text: text.strip() or None for text in distinct("payout")}, pl.String())
+        payouts = {text: mask_card_data(text.strip()) or None for text in distinct("payout")}
+        payout = mapped(cell("payout"), payouts, pl.String())
     try:
-        return raw.select(
+        frame = raw.select(
             source=pl.lit("stripe"),
             line_no=pl.int_range(line_no, line_no + raw.height, dtype=pl.Int64),
             line_id=cell("line_id").str.strip_chars(),
@@ -265,9 +273,42 @@ def _stripe_native(block: bytes, col: dict[str, int], line_no: int, width: int) 
             net=net,
             booked_on=booked,
             payout_id=payout,
+            suspect=_may_hold_card_data(cell("line_id")) | _may_hold_card_data(cell("source")),
         )
     except pl.exceptions.InvalidOperationError:
         return None  # an amount beyond 64 bits: the per-line parser says which
+    return _masked(frame)
+
+
+# Card data in a text column (records.mask_card_data): a card number is 13 or more digits (of any script) in a
+# run that no letter breaks, a security code follows one of these words (in any case: Python's case-insensitive
+# match also takes the dotless and dotted i and the long s for i and s, so a cell holding one is looked at too).
+# A cell that has neither cannot hold any; the few that may are masked by the exact rules. Two vectorised scans
+# instead of a Python call per cell.
+_RUN_OF_13_DIGITS = r"\d[^A-Za-z]{11,}\d"
+_SECURITY_CODE_WORDS = ["cvv", "cvc", "csc", "cid", "cav2", "security", "\u0131", "\u0130", "\u017f"]
+
+
+def _may_hold_card_data(cells: pl.Expr) -> pl.Expr:
+    return cells.str.contains(_RUN_OF_13_DIGITS) | cells.str.contains_any(
+        _SECURITY_CODE_WORDS, ascii_case_insensitive=True
+    )
+
+
+def _masked(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` without its ``suspect`` column, card data masked in the line ids and references it flags."""
+    suspect = frame.get_column("suspect")
+    frame = frame.drop("suspect")
+    if not suspect.any():
+        return frame
+    rows = suspect.arg_true()
+    line_ids = frame.get_column("line_id").gather(rows).to_list()
+    line_nos = frame.get_column("line_no").gather(rows).to_list()
+    references = frame.get_column("reference").gather(rows).to_list()
+    return frame.with_columns(
+        frame.get_column("line_id").scatter(rows, list(map(mask_line_id, line_ids, line_nos))),
+        frame.get_column("reference").scatter(rows, list(map(mask_card_data, references))),
+    )
 
 
 # ---------------------------------------------------------------------------------------------- matching

@@ -34,6 +34,7 @@ from refundflow.reconciliation.records import (
     SettlementLine,
     currency_exponent,
     decimal_to_minor,
+    masks_card_data,
 )
 
 Parser = Callable[[TextIO], Iterator[SettlementLine]]
@@ -106,6 +107,7 @@ _STRIPE_KINDS = {
 }
 
 
+@masks_card_data
 def parse_stripe(stream: TextIO, *, first_line_no: int = 2) -> Iterator[SettlementLine]:
     """Stripe itemized balance / payout reconciliation report, or the Dashboard's balance-transaction export.
 
@@ -337,6 +339,7 @@ def adyen_payout_reference(merchant_account: str, batch: str) -> str:
     return f"{merchant_account} batch {batch}".strip()
 
 
+@masks_card_data
 def parse_adyen(stream: TextIO) -> Iterator[SettlementLine]:
     """Adyen Settlement details report (raises SettlementFormatError like :func:`parse_stripe`)."""
     rows = csv.reader(stream)
@@ -446,6 +449,7 @@ def _unsigned_minor(text: str, currency: str, *, where: str) -> int:
     return int(value)
 
 
+@masks_card_data
 def parse_paypal(stream: TextIO) -> Iterator[SettlementLine]:
     """PayPal Settlement Report (STL), CSV flavour. Column positions come from each section's CH record.
 
@@ -562,6 +566,7 @@ def generic_parser(mapping: ColumnMapping = DEFAULT_GENERIC_MAPPING) -> Parser:
             return int(value)
         return abs(decimal_to_minor(text, currency, where=where))
 
+    @masks_card_data
     def parse(stream: TextIO) -> Iterator[SettlementLine]:
         rows = csv.reader(stream)
         header = next(rows, None)

@@ -7,10 +7,13 @@ line's amount as a :class:`Money` where the rest of refundflow needs one.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import date
 from enum import StrEnum
-from typing import NamedTuple
+from functools import wraps
+from typing import NamedTuple, ParamSpec
 
+from refundflow import carddata
 from refundflow.money import CURRENCY_EXPONENTS, Money
 
 
@@ -79,6 +82,70 @@ class BankLine(NamedTuple):
 
 class SettlementFormatError(ValueError):
     """The file is not what its parser reads: a missing column, a bad amount, an unknown currency."""
+
+
+# ---------------------------------------------------------------------------------------------- card data
+#
+# A settlement or bank file is inbound text like any request: a card number typed into a remittance text, a
+# reference or a description must not reach what reconciliation keeps (the converted JSON Lines, mismatch
+# records, kept bank lines, events, the report). A file is not refused for it (it is the provider's or the
+# bank's, and its money must still be reconciled): every text field of every line is masked as it is read
+# (``[card ****1111]``, security codes removed: ``carddata.mask_text``), before anything else sees it.
+# A line id that reads as a card number (a numeric bank reference does about 3 times in 100) keeps its line
+# number beside the mask, so two such lines never share a key (a repeated line is then found only by position);
+# a reference that does is masked like any text, so it matches none of our refunds and shows as a mismatch.
+
+
+def mask_card_data(text: str) -> str:
+    """``text`` with card data masked (the same string when it has none)."""
+    return carddata.mask_text(text) if text and carddata.find_in_text(text) else text
+
+
+def mask_line_id(line_id: str, line_no: int) -> str:
+    """A line id with card data masked, its line number beside the mask (the same id when it has none)."""
+    masked = mask_card_data(line_id)
+    return masked if masked == line_id else f"{masked} (line {line_no})"
+
+
+def settlement_line_masked(line: SettlementLine) -> SettlementLine:
+    """``line`` with card data masked in its text fields (the same line when it has none)."""
+    line_id, reference = mask_line_id(line.line_id, line.line_no), mask_card_data(line.reference)
+    description = mask_card_data(line.description)
+    payout_id = mask_card_data(line.payout_id) if line.payout_id else line.payout_id
+    if (line_id, reference, description, payout_id) == (line.line_id, line.reference, line.description, line.payout_id):
+        return line
+    return line._replace(line_id=line_id, reference=reference, description=description, payout_id=payout_id)
+
+
+def bank_line_masked(line: BankLine) -> BankLine:
+    """``line`` with card data masked in its id and text (the same line when it has none)."""
+    line_id, text = mask_line_id(line.line_id, line.line_no), mask_card_data(line.text)
+    return line if (line_id, text) == (line.line_id, line.text) else line._replace(line_id=line_id, text=text)
+
+
+P = ParamSpec("P")
+
+
+def masks_card_data(
+    parse: Callable[P, Iterator[SettlementLine]],
+) -> Callable[P, Iterator[SettlementLine]]:
+    """A settlement parser whose lines come out with card data masked (:func:`settlement_line_masked`)."""
+
+    @wraps(parse)
+    def masked(*args: P.args, **kwargs: P.kwargs) -> Iterator[SettlementLine]:
+        return map(settlement_line_masked, parse(*args, **kwargs))
+
+    return masked
+
+
+def masks_bank_card_data(parse: Callable[P, Iterator[BankLine]]) -> Callable[P, Iterator[BankLine]]:
+    """A bank statement parser whose lines come out with card data masked (:func:`bank_line_masked`)."""
+
+    @wraps(parse)
+    def masked(*args: P.args, **kwargs: P.kwargs) -> Iterator[BankLine]:
+        return map(bank_line_masked, parse(*args, **kwargs))
+
+    return masked
 
 
 def currency_exponent(code: str, *, where: str) -> int:

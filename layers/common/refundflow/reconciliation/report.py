@@ -27,7 +27,20 @@ COLUMNS = (
 )
 
 
+# A cell a spreadsheet would read as a formula (OWASP "CSV injection"): the report's text comes from the
+# settlement and bank files, which finance opens in a spreadsheet.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text_cell(text: str) -> str:
+    """``text`` as a spreadsheet shows it, never as a formula: a leading apostrophe when it would start one."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 class CsvReport:
+    """Every line with its class. Text from the files (line ids, references, details) never starts a formula;
+    amounts and numbers are ours."""
+
     def __init__(self, stream: TextIO) -> None:
         self._writer = csv.writer(stream)
         self._writer.writerow(COLUMNS)
@@ -38,17 +51,17 @@ class CsvReport:
             amount = Money.of(finding.amount, finding.currency).to_decimal_string() if finding.currency else ""
             self._writer.writerow(
                 (
-                    finding.key,
+                    _text_cell(finding.key),
                     finding.line_no if finding.line_no is not None else "",
                     finding.match_class.value,
                     "yes" if finding.is_mismatch else "no",
-                    finding.reference,
+                    _text_cell(finding.reference),
                     finding.refund_id or "",
                     amount,
                     finding.currency,
                     finding.difference,
                     applied.outcome.value,
-                    finding.detail,
+                    _text_cell(finding.detail),
                 )
             )
 
