@@ -306,3 +306,37 @@ def test_errors_are_one_line_with_the_problem_code_and_a_documented_exit(cli: An
     invalid = cli("refunds", "show", "rf_nope", expect=Exit.REFUSED)
     assert "path.refund_id: String should match pattern" in invalid.stderr
     assert nowhere.stderr.startswith("error[local_stack_unreachable]: no local stack at http://127.0.0.1:9")
+
+
+def test_velocity_backfill_counts_a_refund_stored_before_the_counters_once(
+    cli: Any, stack: DevStack, orders: Orders
+) -> None:
+    from refundflow.adapters.dynamodb import customer_key
+
+    # GIVEN a completed refund made to look stored before the velocity counters: no marker, no counter
+    order = orders.paid(3100, invoice=False, name="cli-velocity")
+    refund_id = sent(cli, order)["refund"]["refund_id"]
+    dynamodb, table = stack.client("dynamodb"), stack.stack.physical_name("RefundsTable")
+    customer = {":pk": {"S": f"CUSTOMER#{customer_key(order.customer)}"}}
+
+    def counters() -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = dynamodb.query(
+            TableName=table, KeyConditionExpression="pk = :pk", ExpressionAttributeValues=customer
+        )["Items"]
+        return items
+
+    dynamodb.update_item(
+        TableName=table, Key={"pk": {"S": f"REFUND#{refund_id}"}, "sk": {"S": "STATE"}}, UpdateExpression="REMOVE vc"
+    )
+    for item in counters():
+        dynamodb.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
+    # WHEN the backfill runs, dry first, then for real, then again
+    dry = as_json(cli("velocity", "backfill", "--dry-run", "--json"))["backfill"]
+    assert counters() == []
+    done = as_json(cli("velocity", "backfill", "--json"))["backfill"]
+    again = as_json(cli("velocity", "backfill", "--json"))["backfill"]
+    # THEN the refund is in its customer's counter once, with its amount
+    assert dry["counted"] == done["counted"] >= 1
+    assert again["uncounted"] == 0
+    (day,) = counters()
+    assert (day["refunds"]["N"], day["amount_EUR"]["N"]) == ("1", "3100")
