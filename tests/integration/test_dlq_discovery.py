@@ -147,3 +147,13 @@ def test_copy_sends_each_message_back_where_it_came_from(mini: MiniStack) -> Non
 def test_a_queue_only_eventbridge_dead_letters_into_refuses_a_move_task(mini: MiniStack) -> None:
     refused = cli("redrive", "TicketEventsUndelivered", "--method", "move-task", expect=Exit.NOT_ALLOWED)
     assert refused["error"]["code"] == "move_task_unsupported"
+
+
+def test_the_table_says_where_each_queue_sends_its_messages_back(mini: MiniStack) -> None:
+    result = CliRunner().invoke(app, ["dlq", "list"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") >= 4}
+    assert "mini-BooksXeroExternalRefundsQueue" in rows["BooksXeroExternalRefunds"]
+    assert "mini-TicketGorgiasWriteBackQueue (EventBridge)" in result.stdout
+    assert "mini-TicketZendeskWriteBackQueue (EventBridge)" in result.stdout
+    assert "SettlementWork" not in result.stdout

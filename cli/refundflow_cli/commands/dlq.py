@@ -201,14 +201,16 @@ def list_queues(
         emit_json({"queues": queues})
         return
     table = Table(title="dead-letter queues")
-    for column in ("queue", "messages", "peeked"):
+    for column in ("queue", "messages", "sent back to", "peeked"):
         table.add_column(column, overflow="fold")
     for queue in queues:
         peeked = "\n".join(
             f"{item.get('detail_type')} {item.get('refund_id')} (received {item.get('receive_count')}x)"
             for item in queue["messages"]
         )
-        table.add_row(queue["name"], str(queue["depth"]), peeked)
+        back = [url.rsplit("/", 1)[-1] for url in queue["sources"]]
+        back += [f"{arn.rsplit(':', 1)[-1]} (EventBridge)" for arn in queue["dead_lettered_targets"]]
+        table.add_row(queue["name"], str(queue["depth"]), "\n".join(dict.fromkeys(back)), peeked)
     console().print(table)
 
 

@@ -56,9 +56,9 @@ def uncounted_refund_ids(repository: RefundRepository, on_page: Callable[[int], 
     kwargs: dict[str, Any] = {
         "TableName": repository.table_name,
         "ProjectionExpression": "pk",
-        "FilterExpression": "sk = :state AND attribute_not_exists(#counted)",
+        "FilterExpression": "sk = :state AND begins_with(pk, :refund) AND attribute_not_exists(#counted)",
         "ExpressionAttributeNames": {"#counted": VELOCITY_COUNTED},
-        "ExpressionAttributeValues": {":state": {"S": "STATE"}},
+        "ExpressionAttributeValues": {":state": {"S": "STATE"}, ":refund": {"S": "REFUND#"}},
     }
     while True:
         page = repository.dynamodb.scan(**kwargs)

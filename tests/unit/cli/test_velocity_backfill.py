@@ -69,7 +69,8 @@ def test_it_pages_through_the_unmarked_state_items_and_counts_each_once() -> Non
     result = backfill(repository, progress=lambda progress: seen.append(progress.items_scanned))  # type: ignore[arg-type]
     # The Scan reads keys only, STATE items without the marker, and follows LastEvaluatedKey
     first, second = repository.dynamodb.scans
-    assert first["FilterExpression"] == "sk = :state AND attribute_not_exists(#counted)"
+    assert first["FilterExpression"] == "sk = :state AND begins_with(pk, :refund) AND attribute_not_exists(#counted)"
+    assert first["ExpressionAttributeValues"] == {":state": {"S": "STATE"}, ":refund": {"S": "REFUND#"}}
     assert first["ExpressionAttributeNames"] == {"#counted": "vc"}
     assert first["ProjectionExpression"] == "pk"
     assert second["ExclusiveStartKey"] == {"pk": {"S": "page-0"}, "sk": {"S": "STATE"}}
