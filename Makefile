@@ -11,7 +11,7 @@ export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo local test check static bundles lint format typecheck unit integration contract e2e statelint \
+.PHONY: help setup demo local velocity-backfill test check static bundles lint format typecheck unit integration contract e2e statelint \
 	sam-validate sam-build bundle-check openapi openapi-check diagrams diagrams-check platforms platforms-check layers \
 	benchmarks policy-check aws-e2e reconcile sam-env clean
 
@@ -65,6 +65,9 @@ policy-check: $(BIN)/.installed ## evaluate a policy file against the samples: m
 reconcile: $(BIN)/.installed ## reconcile a settlement file against the local stack: make reconcile FILE=... [BANK=...] [ARGS=...]
 	@test -n "$(FILE)" || { echo "usage: make reconcile FILE=settlement.csv [BANK=statement.xml] [ARGS='--stack NAME']"; exit 2; }
 	$(BIN)/refundflow reconcile "$(FILE)" $(if $(BANK),--bank "$(BANK)") $(ARGS)
+
+velocity-backfill: $(BIN)/.installed ## count the refunds stored before the velocity counters, once: make velocity-backfill [ARGS='--dry-run'] [STACK=name]
+	$(BIN)/refundflow $(if $(STACK),--stack "$(STACK)") velocity backfill $(ARGS)
 
 sam-env: $(BIN)/.installed ## regenerate events/env.local.json (sam local --env-vars, pointing at the local stack)
 	$(BIN)/python -m local.sam_env --write

@@ -12,8 +12,9 @@ local stack's MerchantWebhookSources) by one signed POST to the merchant's sandb
 
 Counts are measured (the real ASL on moto's interpreter, the real handlers, metered AWS calls, the calls each
 function makes to a payment platform or books). Durations on AWS cannot be measured here: the cost model
-assumes a warm compute time per invocation (``--lambda-ms``) plus a latency per platform call
-(``--provider-ms``), bills each invocation in 1 ms steps, and bills each Express execution in 100 ms steps
+assumes a warm compute time per invocation (``--lambda-ms``, at 256 MB: with less memory Lambda gives less CPU and
+the compute takes proportionally longer) plus a latency per platform call (``--provider-ms``), bills each invocation
+in 1 ms steps at its function's own MemorySize (template.yaml), and bills each Express execution in 100 ms steps
 for the Lambda time it waits on plus a per-state overhead.
 """
 
@@ -27,7 +28,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
@@ -56,7 +57,8 @@ PRICES = {
     "ses_email": 0.10 / 1_000,
     "secrets_manager_call": 0.05 / 10_000,
 }
-LAMBDA_MEMORY_GB = 0.25  # template.yaml Globals MemorySize 256
+DEFAULT_MEMORY_MB = 256  # template.yaml's Globals MemorySize, for a function the template does not size itself
+COMPUTE_REFERENCE_MEMORY_MB = 256  # the memory --lambda-ms is assumed at
 EXPRESS_MEMORY_GB = 0.0625  # billed in 64 MB steps; the child holds a few KB of state
 EXPRESS_STATE_OVERHEAD_MS = 5  # assumed per state of the Express child, on top of the Lambda time it waits on
 EXPRESS_BILLING_STEP_MS = 100  # Express bills duration in 100 ms steps, per execution
@@ -69,6 +71,15 @@ EXPRESS_STEP_FUNCTIONS = {
     "HandleFailureFunction",
     *(entry.logical_id(role) for entry in catalog.platforms() for role in entry.function_roles),
 }
+
+
+def function_memory_mb(stack: Stack) -> dict[str, int]:
+    """Each function's MemorySize in template.yaml (its own, else the Globals'): what its GB-seconds are billed at."""
+    default = int(stack.template.get("Globals", {}).get("Function", {}).get("MemorySize", 128))
+    return {
+        logical_id: int(resource["Properties"].get("MemorySize", default))
+        for logical_id, resource in stack.of_type("AWS::Serverless::Function").items()
+    }
 
 
 def rule_detail_types(stack: Stack) -> set[str]:
@@ -156,20 +167,52 @@ def billed_ms(duration_ms: float, step_ms: int) -> int:
     return math.ceil(duration_ms / step_ms) * step_ms
 
 
-def cost(per_refund: dict[str, float], lambda_ms: float, provider_ms: float) -> dict[str, float]:
-    """List-price cost of one refund from its measured counts and the stated duration assumptions."""
+def cost(
+    per_refund: dict[str, float],
+    lambda_ms: float,
+    provider_ms: float,
+    *,
+    by_function: Mapping[str, tuple[float, float]] | None = None,
+    memory_mb: Mapping[str, int] | None = None,
+) -> dict[str, float]:
+    """List-price cost of one refund from its measured counts and the stated duration assumptions.
+
+    ``by_function``: each function's (invocations, platform calls) per refund, billed at its own ``memory_mb``
+    (template.yaml's MemorySize); without it, every invocation is billed at ``DEFAULT_MEMORY_MB``."""
     invocations = per_refund["lambda_invocations"]
-    platform_calls = per_refund["platform_calls"]
+    split = by_function is not None
+    if by_function is None:
+        by_function = {"(all)": (invocations, per_refund["platform_calls"])}
     # Each invocation is billed in 1 ms steps (whole-ms assumptions: no rounding left): its compute, plus the
-    # latency of the platform calls it makes.
-    lambda_billed_ms = billed_ms(invocations * lambda_ms + platform_calls * provider_ms, LAMBDA_BILLING_STEP_MS)
-    lambda_gb_s = lambda_billed_ms / 1000 * LAMBDA_MEMORY_GB
+    # latency of the platform calls it makes, at its function's memory. Lambda allocates CPU in proportion to
+    # memory: the compute assumed at COMPUTE_REFERENCE_MEMORY_MB takes proportionally longer with less (its
+    # GB-seconds stay the same); waiting on a platform takes as long whatever the memory.
+    lambda_billed_ms = 0
+    lambda_gb_s = 0.0
+    for name, (function_invocations, function_calls) in sorted(by_function.items()):
+        memory = (memory_mb or {}).get(name, DEFAULT_MEMORY_MB)
+        compute_ms = lambda_ms * COMPUTE_REFERENCE_MEMORY_MB / memory
+        function_ms = billed_ms(
+            function_invocations * compute_ms + function_calls * provider_ms, LAMBDA_BILLING_STEP_MS
+        )
+        lambda_billed_ms += function_ms
+        lambda_gb_s += function_ms / 1000 * memory / 1024
     executions = per_refund["express_executions"]
     express_billed_ms = 0.0
     if executions:
         # One Express execution waits on its Lambdas (their compute and platform calls) plus a little per state.
+        express_compute_ms = per_refund["express_lambda_invocations"] * lambda_ms
+        if split:  # each step's compute at its own memory (the same total when every step has the reference memory)
+            express_compute_ms = sum(
+                function_invocations
+                * lambda_ms
+                * COMPUTE_REFERENCE_MEMORY_MB
+                / (memory_mb or {}).get(name, DEFAULT_MEMORY_MB)
+                for name, (function_invocations, _) in by_function.items()
+                if name in EXPRESS_STEP_FUNCTIONS
+            )
         waited_ms = (
-            per_refund["express_lambda_invocations"] * lambda_ms
+            express_compute_ms
             + per_refund["express_platform_calls"] * provider_ms
             + per_refund["express_state_transitions"] * EXPRESS_STATE_OVERHEAD_MS
         ) / executions
@@ -194,6 +237,7 @@ def cost(per_refund: dict[str, float], lambda_ms: float, provider_ms: float) -> 
         "ses_email": round(email, 10),
         "total_with_email": round(workflow + email, 10),
         "lambda_billed_ms": lambda_billed_ms,
+        "lambda_gb_seconds": round(lambda_gb_s, 6),
         "express_billed_ms": express_billed_ms,
     }
 
@@ -235,6 +279,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         transitions = [bench.transitions(refund_id) for refund_id in refund_ids]
         statuses = {bench.client.refund(refund_id)["status"] for refund_id in refund_ids}
         routed = rule_detail_types(stack.stack)
+        memory = function_memory_mb(stack.stack)
     n = len(refund_ids)
     express_lambda = sum(count for name, count in invocations.items() if name in EXPRESS_STEP_FUNCTIONS)
     calls_by_function = dict(platform_calls.by_function)
@@ -276,15 +321,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             name: round(units / n, 3) for name, units in sorted(usage["dynamodb_index_write_units"].items())
         },
         "platform_calls_by_function": {name: round(count / n, 3) for name, count in sorted(calls_by_function.items())},
-        "cost_per_refund_usd": cost(per_refund, args.lambda_ms, args.provider_ms),
+        "cost_per_refund_usd": cost(
+            per_refund,
+            args.lambda_ms,
+            args.provider_ms,
+            by_function={name: (count / n, calls_by_function.get(name, 0) / n) for name, count in invocations.items()},
+            memory_mb=memory,
+        ),
         "cost_assumptions": {
             "region": "us-east-1 list prices",
             "lambda_compute_ms_per_invocation": args.lambda_ms,
+            "lambda_compute_ms_assumed_at_memory_mb": COMPUTE_REFERENCE_MEMORY_MB,
             "platform_call_latency_ms": args.provider_ms,
             "lambda_billing_step_ms": LAMBDA_BILLING_STEP_MS,
             "express_billing_step_ms": EXPRESS_BILLING_STEP_MS,
             "express_state_overhead_ms": EXPRESS_STATE_OVERHEAD_MS,
-            "lambda_memory_gb": LAMBDA_MEMORY_GB,
+            "lambda_memory_mb_by_function": {name: memory[name] for name in sorted(invocations)},
             "express_memory_gb": EXPRESS_MEMORY_GB,
             "sqs_requests_per_message": 3,
             "routed_detail_types": sorted(routed),

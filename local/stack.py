@@ -367,7 +367,7 @@ class DevStack:
                 Rule=name,
                 EventBusName=properties["EventBusName"],
                 Targets=[
-                    {key: target[key] for key in ("Id", "Arn", "SqsParameters") if key in target}
+                    {key: target[key] for key in ("Id", "Arn", "SqsParameters", "DeadLetterConfig") if key in target}
                     for target in properties["Targets"]
                 ],
             )
@@ -641,7 +641,31 @@ class DevStack:
             "AwsEndpointUrl": self.aws_endpoint,
             "Outputs": values,
             "Parameters": dict(stack.parameters),
+            "Resources": self.resource_summaries(),
         }
+
+    def resource_summaries(self) -> list[dict[str, str]]:
+        """The queues and rules the local stack made, as ``ListStackResources`` lists a deployed stack's (a
+        queue's physical id is its URL, a rule's on a custom bus ``bus|name``): what the CLI discovers the
+        dead-letter queues from."""
+        stack = self.stack
+        summaries = [
+            {
+                "LogicalResourceId": logical_id,
+                "ResourceType": "AWS::SQS::Queue",
+                "PhysicalResourceId": stack.queue_url(logical_id, self.aws_endpoint),
+            }
+            for logical_id in stack.of_type("AWS::SQS::Queue")
+        ]
+        summaries += [
+            {
+                "LogicalResourceId": logical_id,
+                "ResourceType": "AWS::Events::Rule",
+                "PhysicalResourceId": f"{stack.physical_name_of_bus(logical_id)}|{stack.physical_name(logical_id)}",
+            }
+            for logical_id in stack.of_type("AWS::Events::Rule")
+        ]
+        return summaries
 
 
 def refund_request_secret_document(sources: Mapping[str, tuple[str, ...]] = SOURCE_SIGNING_SECRETS) -> dict[str, Any]:

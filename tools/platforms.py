@@ -34,6 +34,11 @@ TEMPLATE = ROOT / "template.yaml"
 README = ROOT / "README.md"
 CONSTRAINTS = ROOT / "constraints.txt"
 ROLE_FOLDERS = {"payment": "payment_platform", "books": "books_platform", "ticket": "ticket_platform"}
+# MemorySize of a platform's function, by role: they mostly wait on the platform's API, and Lambda bills that wait
+# by memory. `python -m benchmarks.lambda_memory` (7 December 2026): 53-57 MB resident after a cold start with the
+# connector loaded, up to 19 MB more during an invocation (an upper bound: the in-process moto's allocations are
+# traced too), plus 10 MB for the runtime client: at most 87 MB; twice that rounded up to 64 MB steps is 192.
+ROLE_MEMORY_MB = {"payment": 192, "books": 192, "ticket": 192}
 INTAKE_REQUIREMENTS = ROOT / "functions" / "receive_webhook" / "requirements.txt"
 # What intake needs whatever the platforms: Standard Webhooks for POST /refund-requests.
 INTAKE_BASE_REQUIREMENTS = ["standardwebhooks"]
@@ -258,6 +263,7 @@ def function_resources(entry: Platform, role: str) -> str:
       Description: {_yaml_scalar(f"{entry.title}, {ROLE_DESCRIPTIONS[role]}.")}
       CodeUri: functions/{ROLE_FOLDERS[role]}/
       Timeout: {entry.timeout_seconds}
+      MemorySize: {ROLE_MEMORY_MB[role]}
       Environment:
         Variables:
 """

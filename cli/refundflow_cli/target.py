@@ -108,6 +108,31 @@ class Target:
             },
         }
 
+    def stack_resources(self) -> list[dict[str, str]]:
+        """The stack's resources as CloudFormation's ListStackResources gives them (``LogicalResourceId``,
+        ``ResourceType``, ``PhysicalResourceId``: a queue's URL, a rule's ``bus|name`` or name); the local stack
+        serves the same list with its outputs."""
+        if self.local:
+            resources: list[dict[str, str]] | None = self.description.get("Resources")
+            if resources is None:
+                raise CliError(
+                    "missing_resources", f"{self.name} does not list its resources (an older local stack?)", Exit.CONFIG
+                )
+            return resources
+        cloudformation = self._session().client("cloudformation", region_name=self.region)
+        found: list[dict[str, str]] = []
+        try:
+            for page in cloudformation.get_paginator("list_stack_resources").paginate(
+                StackName=self.settings.stack_name
+            ):
+                found.extend(
+                    {key: str(item.get(key, "")) for key in ("LogicalResourceId", "ResourceType", "PhysicalResourceId")}
+                    for item in page.get("StackResourceSummaries", [])
+                )
+        except botocore.exceptions.ClientError as error:
+            raise aws_error(error, f"stack {self.settings.stack_name}") from error
+        return found
+
     @property
     def local_api_url(self) -> str:
         given = self.settings.api_url

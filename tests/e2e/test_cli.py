@@ -182,6 +182,23 @@ def test_retry_books_again_after_the_books_refused_and_refuses_what_is_final(
     assert again.stderr.strip() == f"error[retry_not_allowed]: {refund_id}: the refund is COMPLETED: nothing to retry"
 
 
+def template_dead_letter_queues(stack: DevStack) -> set[str]:
+    """The names of every queue template.yaml makes a dead-letter target (a RedrivePolicy's or a rule target's),
+    read from the template itself: what ``dlq list`` must find on the stack."""
+    named: set[str] = set()
+    for resource in stack.stack.resources.values():
+        properties = resource.get("Properties", {})
+        if resource["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" in properties:
+            named.add(properties["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0])
+        if resource["Type"] == "AWS::Events::Rule":
+            named.update(
+                target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+                for target in properties["Targets"]
+                if "DeadLetterConfig" in target
+            )
+    return {name.removesuffix("DeadLetterQueue").removesuffix("Queue") for name in named}
+
+
 def test_dlq_lists_depths_and_redrives_a_message_back_to_its_queue(
     cli: Any, stack: DevStack, orders: Orders, observed: Observed, sent_emails: Any
 ) -> None:
@@ -202,7 +219,7 @@ def test_dlq_lists_depths_and_redrives_a_message_back_to_its_queue(
     eventually(lambda: [m for m in sent_emails() if m["data"].get("refund_id") == refund_id], what="the ops e-mail")
     mails_before = len(sent_emails())
     queues = {q["name"]: q for q in as_json(cli("dlq", "list", "--json"))["queues"]}
-    assert set(queues) == {"CustomerNotifications", "OpsNotifications"}
+    assert set(queues) == template_dead_letter_queues(stack)
     sqs = stack.client("sqs")
     sqs.send_message(QueueUrl=queues["OpsNotifications"]["url"], MessageBody=json.dumps(event))
     peeked = as_json(cli("dlq", "list", "--peek", "10", "--json"))
@@ -212,7 +229,7 @@ def test_dlq_lists_depths_and_redrives_a_message_back_to_its_queue(
     # WHEN it is redriven
     moved = as_json(cli("dlq", "redrive", "OpsNotifications", "--json"))
     # THEN it left the DLQ for the ops queue, was consumed there, and e-mailed nobody twice
-    assert moved["redriven"] == [{"name": "OpsNotifications", "method": "copy", "moved": ops["depth"]}]
+    assert moved["redriven"] == [{"name": "OpsNotifications", "method": "copy", "moved": ops["depth"], "left": 0}]
     source_url = stack.stack.queue_url("OpsNotificationsQueue", stack.aws_endpoint)
 
     def drained() -> bool:
@@ -289,3 +306,37 @@ def test_errors_are_one_line_with_the_problem_code_and_a_documented_exit(cli: An
     invalid = cli("refunds", "show", "rf_nope", expect=Exit.REFUSED)
     assert "path.refund_id: String should match pattern" in invalid.stderr
     assert nowhere.stderr.startswith("error[local_stack_unreachable]: no local stack at http://127.0.0.1:9")
+
+
+def test_velocity_backfill_counts_a_refund_stored_before_the_counters_once(
+    cli: Any, stack: DevStack, orders: Orders
+) -> None:
+    from refundflow.adapters.dynamodb import customer_key
+
+    # GIVEN a completed refund made to look stored before the velocity counters: no marker, no counter
+    order = orders.paid(3100, invoice=False, name="cli-velocity")
+    refund_id = sent(cli, order)["refund"]["refund_id"]
+    dynamodb, table = stack.client("dynamodb"), stack.stack.physical_name("RefundsTable")
+    customer = {":pk": {"S": f"CUSTOMER#{customer_key(order.customer)}"}}
+
+    def counters() -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = dynamodb.query(
+            TableName=table, KeyConditionExpression="pk = :pk", ExpressionAttributeValues=customer
+        )["Items"]
+        return items
+
+    dynamodb.update_item(
+        TableName=table, Key={"pk": {"S": f"REFUND#{refund_id}"}, "sk": {"S": "STATE"}}, UpdateExpression="REMOVE vc"
+    )
+    for item in counters():
+        dynamodb.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
+    # WHEN the backfill runs, dry first, then for real, then again
+    dry = as_json(cli("velocity", "backfill", "--dry-run", "--json"))["backfill"]
+    assert counters() == []
+    done = as_json(cli("velocity", "backfill", "--json"))["backfill"]
+    again = as_json(cli("velocity", "backfill", "--json"))["backfill"]
+    # THEN the refund is in its customer's counter once, with its amount
+    assert dry["counted"] == done["counted"] >= 1
+    assert again["uncounted"] == 0
+    (day,) = counters()
+    assert (day["refunds"]["N"], day["amount_EUR"]["N"]) == ("1", "3100")

@@ -164,3 +164,53 @@ def test_lambda_is_billed_per_millisecond_and_express_per_started_100_ms() -> No
     assert priced["express_billed_ms"] == 600
     express = PRICES["express_request"] + 0.6 * 0.0625 * PRICES["express_gb_second"]
     assert priced["step_functions_express"] == pytest.approx(express, abs=1e-10)
+
+
+def test_each_function_is_billed_at_its_own_memory_size() -> None:
+    from benchmarks.workflow import DEFAULT_MEMORY_MB, PRICES, cost, function_memory_mb
+    from local.cfn import Stack
+
+    counts = dict.fromkeys(
+        [
+            "standard_state_transitions",
+            "dynamodb_write_units",
+            "dynamodb_read_units",
+            "events_put",
+            "queue_messages",
+            "api_requests",
+            "secrets_manager_calls",
+            "emails_sent",
+            "express_state_transitions",
+        ],
+        0.0,
+    )
+    per_refund = {
+        **counts,
+        "lambda_invocations": 3.0,
+        "platform_calls": 2.0,
+        "express_executions": 1.0,
+        "express_lambda_invocations": 3.0,
+        "express_platform_calls": 2.0,
+    }
+    # GIVEN a payment function invoked twice, calling its platform twice, at 128 MB, and a step invoked once at
+    # 1024 MB; 100 ms of compute per invocation at 256 MB, 300 ms per platform call
+    by_function = {"RefundStripeFunction": (2.0, 2.0), "ValidateRefundFunction": (1.0, 0.0)}
+    memory = {"RefundStripeFunction": 128, "ValidateRefundFunction": 1024}
+    priced = cost(per_refund, lambda_ms=100, provider_ms=300, by_function=by_function, memory_mb=memory)
+    # THEN the payment function computes twice as long with half the CPU and waits as long: 2 x 200 + 2 x 300 =
+    # 1,000 ms at 0.125 GB; the step computes a quarter as long: 25 ms at 1 GB; 0.15 GB-s in all
+    assert (priced["lambda_billed_ms"], priced["lambda_gb_seconds"]) == (1_025, pytest.approx(0.15))
+    # AND the Express execution that runs both waits as long: 1,025 ms, billed as 1,100
+    assert priced["express_billed_ms"] == 1_100
+    lambda_usd = 3 * PRICES["lambda_request"] + 0.15 * PRICES["lambda_arm64_gb_second"]
+    assert priced["lambda"] == pytest.approx(lambda_usd, abs=1e-10)
+    # AND without the split every invocation is billed at the template's default memory
+    pooled = cost(per_refund, lambda_ms=100, provider_ms=300)
+    assert pooled["lambda_gb_seconds"] == pytest.approx(0.9 * DEFAULT_MEMORY_MB / 1024)
+    # AND the memory of each function is the template's: its own MemorySize, else the Globals'
+    template = Stack.from_template("refundflow-local")
+    sizes = function_memory_mb(template)
+    default = template.template["Globals"]["Function"]["MemorySize"]
+    assert default == DEFAULT_MEMORY_MB
+    for logical_id, resource in template.of_type("AWS::Serverless::Function").items():
+        assert sizes[logical_id] == resource["Properties"].get("MemorySize", default)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import typer
 
-from refundflow_cli.commands import approvals, dlq, events, policy, reconcile, refunds, retry, send
+from refundflow_cli.commands import approvals, dlq, events, policy, reconcile, refunds, retry, send, velocity
 
-MODULES = (send, refunds, approvals, retry, dlq, events, policy, reconcile)
+MODULES = (send, refunds, approvals, retry, dlq, events, policy, reconcile, velocity)
 
 
 def register(app: typer.Typer) -> None:

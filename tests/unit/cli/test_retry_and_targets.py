@@ -221,3 +221,58 @@ def test_a_redrive_on_the_local_stack_is_refused_in_one_line_because_moto_has_no
     with pytest.raises(CliError) as refused:
         _redrive(Target(Settings()), "rf_1")  # no stack name: the local stack; nothing is called
     assert (refused.value.code, refused.value.exit_code) == ("not_supported_locally", Exit.NOT_ALLOWED)
+
+
+def test_a_deployed_stacks_resources_are_listed_page_by_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    target = Target(Settings(stack_name="refundflow-prod", region="eu-west-1"))
+    cloudformation = target._session().client("cloudformation", region_name="eu-west-1")
+
+    def summary(logical_id: str, kind: str, physical: str) -> dict[str, Any]:
+        return {
+            "LogicalResourceId": logical_id,
+            "ResourceType": kind,
+            "PhysicalResourceId": physical,
+            "LastUpdatedTimestamp": "2026-01-01T00:00:00Z",
+            "ResourceStatus": "CREATE_COMPLETE",
+        }
+
+    queue = "https://sqs.eu-west-1.amazonaws.com/123456789012/refundflow-prod-books-xero-external-dlq"
+    with Stubber(cloudformation) as stub:
+        stub.add_response(
+            "list_stack_resources",
+            {
+                "StackResourceSummaries": [
+                    summary("BooksXeroExternalRefundsDeadLetterQueue", "AWS::SQS::Queue", queue)
+                ],
+                "NextToken": "page-2",
+            },
+            {"StackName": "refundflow-prod"},
+        )
+        stub.add_response(
+            "list_stack_resources",
+            {"StackResourceSummaries": [summary("OpsNotificationsRule", "AWS::Events::Rule", "refunds|ops-rule")]},
+            {"StackName": "refundflow-prod", "NextToken": "page-2"},
+        )
+        monkeypatch.setattr(target, "_session", lambda: type("S", (), {"client": lambda *_a, **_k: cloudformation})())
+        monkeypatch.setattr(Target, "region", property(lambda _self: "eu-west-1"))
+        resources = target.stack_resources()
+    assert resources == [
+        {
+            "LogicalResourceId": "BooksXeroExternalRefundsDeadLetterQueue",
+            "ResourceType": "AWS::SQS::Queue",
+            "PhysicalResourceId": queue,
+        },
+        {
+            "LogicalResourceId": "OpsNotificationsRule",
+            "ResourceType": "AWS::Events::Rule",
+            "PhysicalResourceId": "refunds|ops-rule",
+        },
+    ]
+
+
+def test_a_local_stack_without_its_resource_list_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    target = Target(Settings())
+    monkeypatch.setattr(Target, "description", property(lambda _self: {"Outputs": {}}))
+    with pytest.raises(CliError) as error:
+        target.stack_resources()
+    assert (error.value.code, error.value.exit_code) == ("missing_resources", Exit.CONFIG)
