@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from benchmarks.meters import Meter
-from refundflow.adapters.dynamodb import INDEXED_STATUSES
+from refundflow.adapters.dynamodb import INDEXED_STATUSES, plain_values
 from refundflow.models import PaymentProvider, Refund
 from refundflow.money import Money
 from refundflow.status import RefundStatus
+from refundflow_cli.commands.refunds import _page, _summary
 from tests.support.fakes import World, a_refund
 
 S = RefundStatus
@@ -167,3 +168,32 @@ def test_a_status_the_index_leaves_out_is_still_listed(env: World) -> None:
     # WHEN listed THEN a scan of the table finds them, up to the limit asked
     assert {r.refund_id for r in env.repository.list_by_status(S.VALIDATED)} == {first.refund_id, second.refund_id}
     assert len(env.repository.list_by_status(S.VALIDATED, limit=1)) == 1
+
+
+def test_the_cli_lists_an_indexed_status_from_the_index_and_another_by_scanning(env: World) -> None:
+    # GIVEN two refunds waiting for approval (one entered an hour later) and two validated ones
+    env.clock.set(START)
+    first = moved(env, created(env, "RMA-1"), S.VALIDATED, S.PENDING_APPROVAL)
+    env.clock.set(START + timedelta(hours=1))
+    second = moved(env, created(env, "RMA-2"), S.VALIDATED, S.PENDING_APPROVAL)
+    validated = {moved(env, created(env, f"RMA-{n}"), S.VALIDATED).refund_id for n in (3, 4)}
+    client, table = env.tables.client, env.tables.refunds_table
+    # WHEN the waiting ones are listed one a page, newest arrival first
+    page = _page(client, table, S.PENDING_APPROVAL, None, 1, None)
+    following = _page(client, table, S.PENDING_APPROVAL, None, 1, page["LastEvaluatedKey"])
+    # THEN each page holds the whole STATE item read from the table, with when it entered the status
+    rows = [_summary(plain) for plain in map(plain_row, page["Items"] + following["Items"])]
+    assert [row["refund_id"] for row in rows] == [second.refund_id, first.refund_id]
+    assert rows[0]["in_status_since"] == second.updated_at.isoformat().replace("+00:00", "Z")
+    assert rows[0]["amount"] == "25.00 EUR"
+    # AND since a moment, only what entered the status after it
+    since = _page(client, table, S.PENDING_APPROVAL, START + timedelta(minutes=30), 10, None)
+    assert [plain_row(item)["refund_id"] for item in since["Items"]] == [second.refund_id]
+    # WHEN a status the index leaves out is listed THEN a scan finds them all
+    scanned = _page(client, table, S.VALIDATED, None, 10, None)
+    assert {plain_row(item)["refund_id"] for item in scanned["Items"]} == validated
+    assert "LastEvaluatedKey" not in scanned
+
+
+def plain_row(item: dict[str, Any]) -> dict[str, Any]:
+    return plain_values(item)
