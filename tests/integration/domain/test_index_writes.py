@@ -197,3 +197,32 @@ def test_the_cli_lists_an_indexed_status_from_the_index_and_another_by_scanning(
 
 def plain_row(item: dict[str, Any]) -> dict[str, Any]:
     return plain_values(item)
+
+
+def test_refunds_stored_by_the_earlier_code_keep_their_entry_or_lose_it_at_their_next_write(env: World) -> None:
+    # GIVEN a completed and a validated refund as the earlier code stored them: every status keyed, by the last change
+    env.clock.set(START)
+    completed = moved(env, created(env, "RMA-1"), S.VALIDATED, S.APPROVED, S.REFUND_SUBMITTED, S.REFUNDED, S.COMPLETED)
+    env.clock.set(START + timedelta(hours=2))
+    completed = env.repository.record(completed, "NoteAdded", actor="tests", details={}).refund  # its last change
+    validated = moved(env, created(env, "RMA-2"), S.VALIDATED)
+    for refund in (completed, validated):
+        legacy = {
+            "gsi1pk": {"S": f"STATUS#{refund.status.value}"},
+            "gsi1sk": {"S": f"{refund.updated_at.isoformat().replace('+00:00', 'Z')}#{refund.refund_id}"},
+        }
+        env.tables.client.put_item(
+            TableName=env.tables.refunds_table, Item={**state_item(env, refund.refund_id), **legacy}
+        )
+    old_key = state_item(env, completed.refund_id)["gsi1sk"]
+    # WHEN each is written again a day later: a note on the completed one, a status change of the validated one
+    env.clock.set(START + timedelta(days=1))
+    with metered() as meter:
+        env.repository.record(env.repository.get(completed.refund_id), "NoteAdded", actor="tests", details={})
+        moved(env, env.repository.get(validated.refund_id), S.APPROVED)
+    # THEN the completed one keeps its entry (the moment it counts from is its last change before), and the
+    # validated one's entry, in a partition nothing reads, is deleted: 1 write
+    assert state_item(env, completed.refund_id)["gsi1sk"] == old_key
+    assert old_key["S"].startswith((START + timedelta(hours=2)).isoformat().replace("+00:00", ""))
+    assert "gsi1pk" not in state_item(env, validated.refund_id)
+    assert dict(meter.index_write_units) == {"by-status": 1}

@@ -417,8 +417,9 @@ class RefundRepository(RefundStore):
         statuses the by-status index holds (its sort key), unchanged by a write that keeps the status."""
         if to not in INDEXED_STATUSES:
             return None
-        if before is not None and before.status is to and before.status_since is not None:
-            return before.status_since
+        if before is not None and before.status is to:
+            # A refund read without the moment (stored by code that keyed the index by its last change): that change.
+            return before.status_since or before.updated_at
         return at
 
     def create(
