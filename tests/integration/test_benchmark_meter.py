@@ -28,14 +28,17 @@ def s(value: str) -> dict[str, str]:
     return {"S": value}
 
 
-def state(status: str) -> dict[str, Any]:
-    """A refund's STATE item, well under 1 KB, carrying the keys of by-status, by-payment and by-customer."""
+def state(status: str, updated_at: str = "2025-03-01T12:00:00Z") -> dict[str, Any]:
+    """A refund's STATE item, well under 1 KB, carrying the keys of by-payment and by-customer (keys only) and, in a
+    status the sparse by-status index holds, its keys (it projects created_at as well)."""
+    indexed = {"gsi1pk": s(f"STATUS#{status}"), "gsi1sk": s("2025-03-01T12:05:00Z#rf_1")}
     return {
         "pk": s(REFUND),
         "sk": s("STATE"),
         "status": s(status),
-        "gsi1pk": s(f"STATUS#{status}"),
-        "gsi1sk": s("2025-03-01T12:00:00Z#rf_1"),
+        "created_at": s("2025-03-01T12:00:00Z"),
+        "updated_at": s(updated_at),
+        **(indexed if status in {"PENDING_APPROVAL", "NEEDS_ATTENTION"} else {}),
         "gsi2pk": s("PAYMENT#stripe#pi_1"),
         "gsi2sk": s("2025-03-01T12:00:00Z#rf_1"),
         "gsi4pk": s("CUSTOMER#c1"),
@@ -58,7 +61,7 @@ def test_the_meter_agrees_with_a_hand_priced_refund(tables: Tables) -> None:
     meter = Meter().start()
     try:
         # Created: STATE, REQUEST and the audit entry in a transaction: 3 items x 2 units; the STATE item puts an
-        # entry in by-status, by-payment and by-customer: 3 more.                                     = 9
+        # entry in by-payment and by-customer: 2 more (RECEIVED has no by-status entry).               = 8
         request = {"pk": s(REFUND), "sk": s("REQUEST"), "reason": s("damaged")}
         db.transact_write_items(
             TransactItems=[
@@ -67,10 +70,16 @@ def test_the_meter_agrees_with_a_hand_priced_refund(tables: Tables) -> None:
                 put(table, audit, "attribute_not_exists(pk)"),
             ]
         )
-        # Validated: STATE and a new audit entry, 2 x 2; by-status's key changed (delete + put: 2), by-payment's
-        # and by-customer's entries changed their projected attributes only (1 each).                  = 8
+        # Pending approval: STATE and a new audit entry, 2 x 2; a by-status entry appears (1); by-payment's and
+        # by-customer's entries (keys only) are unchanged: no write.                                   = 5
         entry = {**audit, "sk": s("EVENT#2")}
-        db.transact_write_items(TransactItems=[put(table, state("VALIDATED")), put(table, entry)])
+        db.transact_write_items(
+            TransactItems=[put(table, state("PENDING_APPROVAL", "2025-03-01T12:05:00Z")), put(table, entry)]
+        )
+        # A note in the same status: the STATE item alone, 1; no index key or projected attribute changed. = 1
+        db.put_item(TableName=table, Item=state("PENDING_APPROVAL", "2025-03-01T12:06:00Z"))
+        # Another indexed status, alone: 1; by-status's key changed: a delete and a put, 2.              = 3
+        db.put_item(TableName=table, Item=state("NEEDS_ATTENTION", "2025-03-01T12:07:00Z"))
         # A retried step writes the same audit entry again: cancelled, still 1 KB x 2.                  = 2
         with pytest.raises(ClientError):
             db.transact_write_items(TransactItems=[put(table, entry, "attribute_not_exists(pk)")])
@@ -121,8 +130,8 @@ def test_the_meter_agrees_with_a_hand_priced_refund(tables: Tables) -> None:
     finally:
         meter.stop()
     usage = meter.snapshot()
-    assert usage["dynamodb_write_units"] == 9 + 8 + 2 + 1 + 1 + 9
-    assert usage["dynamodb_index_write_units"] == {"by-status": 1 + 2, "by-payment": 1 + 1, "by-customer": 1 + 1}
+    assert usage["dynamodb_write_units"] == 8 + 5 + 1 + 3 + 2 + 1 + 1 + 9
+    assert usage["dynamodb_index_write_units"] == {"by-status": 1 + 2, "by-payment": 1, "by-customer": 1}
     assert usage["dynamodb_cancelled_write_units"] == 2 + 1
     assert usage["dynamodb_read_units"] == 1 + 0.5 + 0.5 + 1 + 2
     assert usage["calls"]["secretsmanager:GetSecretValue"] == 2

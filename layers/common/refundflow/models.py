@@ -417,6 +417,11 @@ class Refund(StrictModel):
     audit_seq: int = 0
     audit_head: str = ""
     status_seq: int = Field(default=0, description="Audit sequence number of the latest status change.")
+    status_since: datetime | None = Field(
+        default=None,
+        description="When the refund entered its status (set by the store with each status change). Stored only as"
+        " the sort key of the by-status index, so None when read in a status that index leaves out.",
+    )
     return_seq: int = Field(
         default=0, description="Audit sequence number of the latest return step recorded (ReturnUpdated)."
     )

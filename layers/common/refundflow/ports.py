@@ -549,7 +549,7 @@ class CreatedRefund(Protocol):
 
 @dataclass(frozen=True)
 class ProviderRefundEntry:
-    """What the ``by-provider-refund`` index projects: enough to match a settlement line."""
+    """A refund found by the id its provider gave it, as stored now: enough to match a settlement line."""
 
     refund_id: str
     provider_refund_id: str
@@ -722,7 +722,7 @@ class RefundStore(ABC):
     @abstractmethod
     def open_refunds_for_payment(self, provider: PaymentProvider, payment_id: str) -> list[Refund]:
         """Our refunds of the payment whose provider outcome may still be open (submitted, pending, needing a
-        person), without reading the ones long done."""
+        person), read consistently, without reading the ones long done in full."""
 
     @abstractmethod
     def provider_refund_owner(self, provider_refund_id: str) -> str | None:
@@ -783,7 +783,8 @@ class RefundStore(ABC):
 
     @abstractmethod
     def refunds_in_status(self, status: RefundStatus, *, updated_before: datetime) -> Iterator[Refund]:
-        """Every refund in ``status`` whose last change is older than ``updated_before``."""
+        """Every refund still in ``status`` that entered it before ``updated_before`` (a status the store lists
+        cheaply: the by-status index's ``INDEXED_STATUSES``; writes that keep the status do not move a refund)."""
 
     @abstractmethod
     def reconciliation_marker(self, marker: ReconciliationMarker, error: Callable[[], RefundflowError]) -> StoreWrite:

@@ -167,6 +167,37 @@ def provider_refund_key(provider_refund_id: str) -> str:
     return f"PROVIDER_REFUND#{provider_refund_id}"
 
 
+# The statuses the by-status index holds (its keys are sparse: a refund in any other status carries none, so
+# the writes of a refund passing through them cost that index nothing). Each is a status something waits on
+# and reads by status: people (PENDING_APPROVAL, NEEDS_ATTENTION: the queue gauges and ``refundflow refunds
+# list``'s default), the goods or the provider (AWAITING_RETURN, REFUND_PENDING: ops listings) and the
+# settlement (COMPLETED: reconciliation's refunds expected in a settlement). Listing another status scans
+# the table (``list_by_status``, ``refundflow refunds list``).
+INDEXED_STATUSES = frozenset(
+    {
+        RefundStatus.PENDING_APPROVAL,
+        RefundStatus.AWAITING_RETURN,
+        RefundStatus.REFUND_PENDING,
+        RefundStatus.NEEDS_ATTENTION,
+        RefundStatus.COMPLETED,
+    }
+)
+
+
+def _moment(value: datetime) -> str:
+    """A UTC moment as index sort keys spell it (ISO 8601, "Z"; microseconds only when non-zero)."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def refund_id_of(item: dict[str, Any]) -> str:
+    """The refund id of an index entry (every index projects the table's keys: ``pk`` is ``REFUND#<id>``)."""
+    return str(_from_item({"pk": item["pk"]})["pk"]).removeprefix("REFUND#")
+
+
+# The statuses in which a refund's outcome at its provider may still be open (what news about a payment settles).
+_OPEN_AT_PROVIDER = frozenset(
+    {RefundStatus.REFUND_SUBMITTED.value, RefundStatus.REFUND_PENDING.value, RefundStatus.NEEDS_ATTENTION.value}
+)
 _BATCH_GET_KEYS = 100  # BatchGetItem's limit
 _BATCH_GET_ATTEMPTS = 5
 # The sort key of the item that names the refund a provider refund id belongs to (reconciliation reads these
@@ -282,16 +313,23 @@ class RefundRepository(RefundStore):
     @staticmethod
     def _state_item(refund: Refund) -> dict[str, Any]:
         """The ``STATE`` item: what changes over the refund's life, kept small (every status change
-        rewrites it in a transaction, billed per KB), plus the copies its indexes need."""
+        rewrites it in a transaction, billed per KB), plus the keys of its indexes.
+
+        Every index key is stable between status changes, and every index projects only keys or attributes
+        that never change (template.yaml), so a write re-puts no index entry unless it changes the status into
+        or out of ``INDEXED_STATUSES`` (by-status), or records the provider refund id (by-provider-refund).
+        by-status's sort key is the moment the refund entered its status (``status_since``)."""
         document = refund.model_dump(mode="json", include=_STATE_FIELDS)
         if document.get("policy"):
             document["policy"]["explanation"] = None  # kept in the policy's audit entry
-        created = refund.created_at.isoformat().replace("+00:00", "Z")
+        created = _moment(refund.created_at)
+        indexed = refund.status in INDEXED_STATUSES
+        since = _moment(refund.status_since or refund.updated_at)
         index = {
             "pk": f"REFUND#{refund.refund_id}",
             "sk": "STATE",
-            "gsi1pk": f"STATUS#{refund.status.value}",
-            "gsi1sk": f"{document['updated_at']}#{refund.refund_id}",
+            "gsi1pk": f"STATUS#{refund.status.value}" if indexed else None,
+            "gsi1sk": f"{since}#{refund.refund_id}" if indexed else None,
             "gsi2pk": f"PAYMENT#{refund.payment.provider.value}#{refund.payment.payment_id}",
             "gsi2sk": f"{created}#{refund.refund_id}",
             "gsi4pk": f"CUSTOMER#{customer_key(refund.customer.email)}",
@@ -307,17 +345,10 @@ class RefundRepository(RefundStore):
 
     @staticmethod
     def _request_item(refund: Refund) -> dict[str, Any]:
-        """The ``REQUEST`` item: what was asked for, written once when the refund is created."""
+        """The ``REQUEST`` item: what was asked for, written once when the refund is created. (It carried the keys
+        of a by-ticket index that nothing read; the index is gone.)"""
         document = refund.model_dump(mode="json", include=_REQUEST_FIELDS)
-        created = document["created_at"]
-        ticket = refund.source.ticket_id
-        index = {
-            "pk": f"REFUND#{refund.refund_id}",
-            "sk": "REQUEST",
-            "gsi3pk": f"TICKET#{refund.source.system}#{ticket}" if ticket else None,
-            "gsi3sk": f"{created}#{refund.refund_id}" if ticket else None,
-            "entity": "refund_request",
-        }
+        index = {"pk": f"REFUND#{refund.refund_id}", "sk": "REQUEST", "entity": "refund_request"}
         return _to_item({**document, **index})
 
     @staticmethod
@@ -325,6 +356,8 @@ class RefundRepository(RefundStore):
         values: dict[str, Any] = {}
         for item in sorted(items, key=lambda item: item["sk"]["S"]):  # REQUEST first, STATE wins
             values.update(_from_item(item))
+        if values.get("gsi1sk"):  # by-status's sort key: <the moment the refund entered its status>#<refund id>
+            values["status_since"] = str(values["gsi1sk"]).split("#", 1)[0]
         return Refund.model_validate({key: values[key] for key in Refund.model_fields if key in values})
 
     def _audit_entry(
@@ -378,6 +411,17 @@ class RefundRepository(RefundStore):
             return refund.updated_at + timedelta(milliseconds=1)
         return now
 
+    @staticmethod
+    def _status_since(before: Refund | None, to: RefundStatus, at: datetime) -> datetime | None:
+        """When a refund written at ``at`` in status ``to`` entered it, as the store keeps it: only for the
+        statuses the by-status index holds (its sort key), unchanged by a write that keeps the status."""
+        if to not in INDEXED_STATUSES:
+            return None
+        if before is not None and before.status is to:
+            # A refund read without the moment (stored by code that keyed the index by its last change): that change.
+            return before.status_since or before.updated_at
+        return at
+
     def create(
         self,
         refund: Refund,
@@ -396,7 +440,15 @@ class RefundRepository(RefundStore):
         if another refund already holds that id, ``ProviderRefundClaimed`` is raised and nothing is written.
         """
         at = self._timestamp(None)
-        draft = refund.model_copy(update={"created_at": at, "updated_at": at, "version": 1, "audit_seq": 0})
+        draft = refund.model_copy(
+            update={
+                "created_at": at,
+                "updated_at": at,
+                "status_since": self._status_since(None, refund.status, at),
+                "version": 1,
+                "audit_seq": 0,
+            }
+        )
         entry = self._audit_entry(
             draft, entry_type=entry_type, actor=actor, at=at, from_status=None, details=details or {}
         )
@@ -522,7 +574,7 @@ class RefundRepository(RefundStore):
         if frozen:
             raise IllegalTransition(f"{refund.refund_id}: {sorted(frozen)} were fixed when the refund was requested")
         at = self._timestamp(refund)
-        moved = refund.evolve(**changes, status=to, updated_at=at)
+        moved = refund.evolve(**changes, status=to, updated_at=at, status_since=self._status_since(refund, to, at))
         entry = self._audit_entry(
             moved, entry_type=entry_type, actor=actor, at=at, from_status=refund.status, details=details
         )
@@ -674,11 +726,17 @@ class RefundRepository(RefundStore):
                 return entries
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-    def _refunds(self, state_items: Iterable[dict[str, Any]]) -> list[Refund]:
-        refunds = [self.find(str(_from_item(item)["refund_id"])) for item in state_items]
+    def _refunds(self, entries: Iterable[dict[str, Any]]) -> list[Refund]:
+        """The refunds of index entries (each read in full, consistently; an entry names its refund by ``pk``)."""
+        refunds = [self.find(refund_id) for refund_id in dict.fromkeys(refund_id_of(item) for item in entries)]
         return [refund for refund in refunds if refund is not None]
 
     def list_by_status(self, status: RefundStatus, limit: int = 50) -> list[Refund]:
+        """Up to ``limit`` refunds in ``status``: the newest arrivals in it from the by-status index, or, for a
+        status that index leaves out (``INDEXED_STATUSES``), the first found by a paginated Scan of the table
+        (every item read: for tools and tests, never for the workflow)."""
+        if status not in INDEXED_STATUSES:
+            return self._refunds(self._scan_for_status(status, limit))
         response = self._call(
             "query",
             TableName=self.table_name,
@@ -689,6 +747,23 @@ class RefundRepository(RefundStore):
             Limit=limit,
         )
         return self._refunds(response.get("Items", []))
+
+    def _scan_for_status(self, status: RefundStatus, limit: int) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "FilterExpression": "sk = :state AND #status = :status",
+            "ProjectionExpression": "pk",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": _to_item({":state": "STATE", ":status": status.value}),
+        }
+        while len(found) < limit:
+            response = self._call("scan", **kwargs)
+            found += response.get("Items", [])
+            if "LastEvaluatedKey" not in response:
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return found[:limit]
 
     def status_queue(self, status: RefundStatus) -> StatusQueue:
         """Every page of the status's partition of the by-status index, reading only ``created_at``."""
@@ -809,31 +884,47 @@ class RefundRepository(RefundStore):
         )
 
     def _customer_refunds(self, email: str, condition: str, values: dict[str, str]) -> list[CustomerRefundSummary]:
-        summaries: list[CustomerRefundSummary] = []
+        """The by-customer index projects keys only (its entries never change after the refund's creation): the
+        refunds it names are read from their STATE items (BatchGetItem, eventually consistent like the index)."""
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "IndexName": "by-customer",
             "KeyConditionExpression": f"gsi4pk = :pk AND {condition}",
             "ExpressionAttributeValues": _to_item({":pk": f"CUSTOMER#{customer_key(email)}", **values}),
         }
+        refund_ids = self._index_refund_ids(kwargs)
+        states = self._states(refund_ids, "refund_id, #status, created_at, amount, requested_amount", consistent=False)
+        summaries: list[CustomerRefundSummary] = []
+        for refund_id in refund_ids:
+            fields = states.get(refund_id)
+            amount = (fields.get("amount") or fields.get("requested_amount")) if fields else None
+            if fields is None or amount is None:
+                continue  # gone, or asked for "everything left" and not looked up yet: no amount to count
+            summaries.append(
+                CustomerRefundSummary(
+                    refund_id=refund_id,
+                    status=fields["status"],
+                    created_at=fields["created_at"],
+                    amount=Money.model_validate(amount),
+                )
+            )
+        return summaries
+
+    def _index_refund_ids(self, query: dict[str, Any]) -> list[str]:
+        """The refunds an index Query names, in its order, every page followed."""
+        refund_ids: list[str] = []
+        kwargs = dict(query)
         while True:
             response = self._call("query", **kwargs)
-            for item in response.get("Items", []):
-                fields = _from_item(item)
-                amount = fields.get("amount") or fields.get("requested_amount")
-                if amount is None:
-                    continue  # asked for "everything left" and not looked up yet: no amount to count
-                summaries.append(
-                    CustomerRefundSummary(
-                        refund_id=fields["refund_id"],
-                        status=fields["status"],
-                        created_at=fields["created_at"],
-                        amount=Money.model_validate(amount),
-                    )
-                )
+            refund_ids += [refund_id_of(item) for item in response.get("Items", [])]
             if "LastEvaluatedKey" not in response:
-                return summaries
+                return list(dict.fromkeys(refund_ids))
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def _states(self, refund_ids: Iterable[str], projection: str, *, consistent: bool) -> dict[str, dict[str, Any]]:
+        """The named attributes of the refunds' STATE items (BatchGetItem), by refund id; missing refunds absent."""
+        keys = [{"pk": f"REFUND#{refund_id}", "sk": "STATE"} for refund_id in dict.fromkeys(refund_ids)]
+        return {str(values["refund_id"]): values for values in self._batch_get(keys, projection, consistent=consistent)}
 
     # ------------------------------------------------------------------ refundable balances
 
@@ -1031,32 +1122,25 @@ class RefundRepository(RefundStore):
 
     def open_refunds_for_payment(self, provider: PaymentProvider, payment_id: str) -> list[Refund]:
         """Our refunds of the payment whose provider outcome may still be open (submitted, pending, or needing a
-        person), read consistently: one index query that returns only those (filtered on the status the
-        index projects) and one read of each. Refunds long done are not read at all, so news about a payment
-        costs the same whatever its history."""
-        kwargs: dict[str, Any] = {
+        person), read consistently: the payment's refunds from the by-payment index (keys only: its entries
+        never change after a refund's creation), the status of each from its STATE item (one consistent
+        BatchGetItem, 1 read unit a refund), and one full read of each open one. A payment has few refunds;
+        those long done cost one read unit each, and no index write on any of their changes."""
+        refund_ids = self._index_refund_ids(self._payment_query(provider, payment_id))
+        states = self._states(refund_ids, "refund_id, #status", consistent=True)
+        open_ids = [
+            refund_id for refund_id in refund_ids if states.get(refund_id, {}).get("status") in _OPEN_AT_PROVIDER
+        ]
+        refunds = [self.find(refund_id) for refund_id in open_ids]
+        return [refund for refund in refunds if refund is not None and refund.status.value in _OPEN_AT_PROVIDER]
+
+    def _payment_query(self, provider: PaymentProvider, payment_id: str) -> dict[str, Any]:
+        return {
             "TableName": self.table_name,
             "IndexName": "by-payment",
             "KeyConditionExpression": "gsi2pk = :pk",
-            "FilterExpression": "#status IN (:submitted, :pending, :attention)",
-            "ProjectionExpression": "refund_id",
-            "ExpressionAttributeNames": {"#status": "status"},
-            "ExpressionAttributeValues": _to_item(
-                {
-                    ":pk": f"PAYMENT#{provider.value}#{payment_id}",
-                    ":submitted": RefundStatus.REFUND_SUBMITTED.value,
-                    ":pending": RefundStatus.REFUND_PENDING.value,
-                    ":attention": RefundStatus.NEEDS_ATTENTION.value,
-                }
-            ),
+            "ExpressionAttributeValues": _to_item({":pk": f"PAYMENT#{provider.value}#{payment_id}"}),
         }
-        items: list[dict[str, Any]] = []
-        while True:
-            response = self._call("query", **kwargs)
-            items += response.get("Items", [])
-            if "LastEvaluatedKey" not in response:
-                return self._refunds(items)
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def _balance_update(
         self, refund: Refund, expression: str, condition: str, amount: Money, error: Callable[[], RefundflowError]
@@ -1120,14 +1204,12 @@ class RefundRepository(RefundStore):
         )
 
     def refunds_for_payment(self, provider: PaymentProvider, payment_id: str) -> list[Refund]:
-        response = self._call(
-            "query",
-            TableName=self.table_name,
-            IndexName="by-payment",
-            KeyConditionExpression="gsi2pk = :pk",
-            ExpressionAttributeValues=_to_item({":pk": f"PAYMENT#{provider.value}#{payment_id}"}),
-        )
-        return self._refunds(response.get("Items", []))
+        """Every refund of the payment (the by-payment index, every page), each read in full."""
+        return [
+            refund
+            for refund in map(self.find, self._index_refund_ids(self._payment_query(provider, payment_id)))
+            if refund is not None
+        ]
 
     # ------------------------------------------------------------------ daily totals (per-day caps)
 
@@ -1311,37 +1393,43 @@ class RefundRepository(RefundStore):
                 [{"pk": provider_refund_key(pid), "sk": PROVIDER_REFUND_SK} for pid in wanted], "pk, refund_id"
             )
         }
-        states = {
-            str(values["refund_id"]): values
-            for values in self._batch_get(
-                [{"pk": f"REFUND#{refund_id}", "sk": "STATE"} for refund_id in dict.fromkeys(named.values())],
-                "refund_id, provider_refund_id, #status, amount, requested_amount",
-            )
-        }
+        projection = "refund_id, provider_refund_id, #status, amount, requested_amount"
+        states = self._states(named.values(), projection, consistent=False)
         found: dict[str, ProviderRefundEntry] = {}
+        unnamed: dict[str, list[str]] = {}
         for provider_refund_id in wanted:
             values = states.get(named.get(provider_refund_id, ""))
             if values is not None and values.get("provider_refund_id") == provider_refund_id:
                 found[provider_refund_id] = _provider_refund_entry(provider_refund_id, values)
                 continue
-            response = self._call(
-                "query",
-                TableName=self.table_name,
-                IndexName="by-provider-refund",
-                KeyConditionExpression="gsi5pk = :pk",
-                ExpressionAttributeValues=_to_item({":pk": provider_refund_key(provider_refund_id)}),
+            # The index projects keys only (an entry is written once, when the id is recorded): its refunds'
+            # status and amount are read from their STATE items below, in one batch for every such id.
+            unnamed[provider_refund_id] = self._index_refund_ids(
+                {
+                    "TableName": self.table_name,
+                    "IndexName": "by-provider-refund",
+                    "KeyConditionExpression": "gsi5pk = :pk",
+                    "ExpressionAttributeValues": _to_item({":pk": provider_refund_key(provider_refund_id)}),
+                }
             )
-            for item in response.get("Items", []):
-                found[provider_refund_id] = _provider_refund_entry(provider_refund_id, _from_item(item))
+        indexed = self._states((rid for ids in unnamed.values() for rid in ids), projection, consistent=False)
+        for provider_refund_id, refund_ids in unnamed.items():
+            for refund_id in refund_ids:
+                values = indexed.get(refund_id)
+                if values is not None and values.get("provider_refund_id") == provider_refund_id:
+                    found[provider_refund_id] = _provider_refund_entry(provider_refund_id, values)
         return found
 
-    def _batch_get(self, keys: list[dict[str, str]], projection: str) -> Iterator[dict[str, Any]]:
+    def _batch_get(
+        self, keys: list[dict[str, str]], projection: str, *, consistent: bool = False
+    ) -> Iterator[dict[str, Any]]:
         """The items of ``keys`` that exist (BatchGetItem, 100 keys a request, unprocessed keys asked again)."""
         for start in range(0, len(keys), _BATCH_GET_KEYS):
             request: dict[str, Any] = {
                 self.table_name: {
                     "Keys": [_to_item(key) for key in keys[start : start + _BATCH_GET_KEYS]],
                     "ProjectionExpression": projection,
+                    **({"ConsistentRead": True} if consistent else {}),
                     **({"ExpressionAttributeNames": {"#status": "status"}} if "#status" in projection else {}),
                 }
             }
@@ -1356,13 +1444,18 @@ class RefundRepository(RefundStore):
                 time.sleep(0.05 * 2**attempt)
 
     def refunds_in_status(self, status: RefundStatus, *, updated_before: datetime) -> Iterator[Refund]:
-        """Every refund in ``status`` whose last change is older than ``updated_before``, page by page."""
+        """Every refund that entered ``status`` before ``updated_before`` and is still in it, page by page (the
+        by-status index's sort key is the moment of that change: writes that keep the status do not move it; a
+        refund stored before that key existed counts from its last change). ``status`` must be one of
+        ``INDEXED_STATUSES``."""
+        if status not in INDEXED_STATUSES:
+            raise ValueError(f"the by-status index does not hold {status.value}")
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "IndexName": "by-status",
             "KeyConditionExpression": "gsi1pk = :pk AND gsi1sk < :before",
             "ExpressionAttributeValues": _to_item(
-                {":pk": f"STATUS#{status.value}", ":before": updated_before.isoformat().replace("+00:00", "Z")}
+                {":pk": f"STATUS#{status.value}", ":before": _moment(updated_before)}
             ),
         }
         while True:
