@@ -4,11 +4,13 @@ calls a platform's API (it holds no API credentials), starts workflows and forwa
 A thin receiver (refundflow.receiver): loading this module imports its own router and nothing heavier (no
 Powertools resolver, no pydantic, no X-Ray); the first request loads what requests need (refundflow.intake_routes:
 models, adapters, the domain's intake) and the one Logger, Tracer and Metrics, before anything is verified or
-stored. README, Cost per refund, "Cold import" gives both figures.
+stored. README, Cost per refund, "Cold import" gives both figures. Where Lambda initialises the environment ahead
+of any request (provisioned concurrency, SnapStart: AWS_LAMBDA_INITIALIZATION_TYPE), all of it loads at init.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from functools import cache
 from types import ModuleType
@@ -136,6 +138,13 @@ def _observed() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
         return receiver.resolve(event)
 
     return handle
+
+
+# Lambda's initialization type (its reserved variable): on-demand, provisioned-concurrency or snap-start. An
+# environment made ready before its first request loads everything then: no request pays for it.
+INITIALIZED_AHEAD = frozenset({"provisioned-concurrency", "snap-start"})
+if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") in INITIALIZED_AHEAD:
+    _observed()
 
 
 def __getattr__(name: str) -> Any:
