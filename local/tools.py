@@ -389,8 +389,7 @@ def lambda_python(requested: str | None) -> str | None:
 
 def first_use_imports(logical_id: str) -> tuple[str, ...]:
     """The modules a function imports on its first invocation rather than at load, from the catalog: a platform
-    function's connector (its SDK or the shared HTTP client), intake's routes, observability and inbound modules
-    (what verification needs)."""
+    function's connector (its SDK or the shared HTTP client), intake's inbound modules (what verification needs)."""
     from refundflow import catalog
 
     modules = [
@@ -400,8 +399,6 @@ def first_use_imports(logical_id: str) -> tuple[str, ...]:
         if entry.logical_id(role) == logical_id
     ]
     if logical_id == "ReceiveWebhookFunction":
-        # its thin receiver loads the routes' work and the Logger, Tracer and Metrics with the first request
-        modules += ["refundflow.observability", "refundflow.intake_routes"]
         modules += [f"refundflow.platforms.{entry.name}.inbound" for entry in catalog.platforms() if entry.inbound]
     return tuple(modules)
 

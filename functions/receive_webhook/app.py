@@ -1,21 +1,19 @@
 """Invoked by API Gateway (HTTP API) for POST /refund-requests and POST /webhooks/{platform}: verifies, never
 calls a platform's API (it holds no API credentials), starts workflows and forwards platform news.
 
-A thin receiver (refundflow.receiver): loading this module imports its own router and nothing heavier (no
-Powertools resolver, no pydantic, no X-Ray); the first request loads what requests need (refundflow.intake_routes:
-models, adapters, the domain's intake) and the one Logger, Tracer and Metrics, before anything is verified or
-stored. README, Cost per refund, "Cold import" gives both figures. Where Lambda initialises the environment ahead
-of any request (provisioned concurrency, SnapStart: AWS_LAMBDA_INITIALIZATION_TYPE), all of it loads at init.
+A thin receiver (refundflow.receiver): its own router over the HTTP API event, not Powertools' resolver (whose
+package imports every resolver). What every request needs loads here, at init, where Lambda gives the function
+burst CPU rather than the share its memory buys: the routes' work (refundflow.intake_routes) and the one Logger,
+Tracer and Metrics. What only some requests need loads with the first of them (a platform's inbound verifier).
+README, Cost per refund, "Cold import".
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from functools import cache
-from types import ModuleType
 from typing import Any
 
+from refundflow import intake_routes
+from refundflow.observability import logger, metrics, tracer
 from refundflow.receiver import Request, RouteDoc, Router
 
 receiver = Router()
@@ -36,7 +34,7 @@ SIGNED = (400, 401, 403, 409, 413, 415, 503)
     ),
 )
 def create_refund_request(request: Request) -> dict[str, Any]:
-    return _routes().refund_request(request)  # type: ignore[no-any-return]
+    return intake_routes.refund_request(request)
 
 
 @receiver.post(
@@ -60,7 +58,7 @@ def create_refund_request(request: Request) -> dict[str, Any]:
     ),
 )
 def report_delivery_failure(request: Request) -> dict[str, Any]:
-    return _routes().delivery_failure(request)  # type: ignore[no-any-return]
+    return intake_routes.delivery_failure(request)
 
 
 @receiver.post(
@@ -84,7 +82,7 @@ def report_delivery_failure(request: Request) -> dict[str, Any]:
     ),
 )
 def report_return_update(request: Request) -> dict[str, Any]:
-    return _routes().return_update(request)  # type: ignore[no-any-return]
+    return intake_routes.return_update(request)
 
 
 @receiver.post(
@@ -108,43 +106,14 @@ def report_return_update(request: Request) -> dict[str, Any]:
     ),
 )
 def platform_webhook(request: Request, platform: str) -> dict[str, Any]:
-    return _routes().platform_webhook(request, platform)  # type: ignore[no-any-return]
+    return intake_routes.platform_webhook(request, platform)
 
 
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return _observed()(event, context)
-
-
-@cache
-def _routes() -> ModuleType:
-    """What the routes do (verify, check, store, start, forward): loaded with the first request."""
-    from refundflow import intake_routes
-
-    return intake_routes
-
-
-@cache
-def _observed() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """The receiver wrapped in the one Logger (JSON, the request id as correlation id), Tracer (X-Ray, patching
-    botocore before any client exists) and Metrics (EMF), loaded with the first request."""
-    from refundflow.observability import logger, metrics, tracer
-
-    _routes()
-
-    @logger.inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)
-    @tracer.capture_lambda_handler
-    @metrics.log_metrics
-    def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return receiver.resolve(event)
-
-    return handle
-
-
-# Lambda's initialization type (its reserved variable): on-demand, provisioned-concurrency or snap-start. An
-# environment made ready before its first request loads everything then: no request pays for it.
-INITIALIZED_AHEAD = frozenset({"provisioned-concurrency", "snap-start"})
-if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") in INITIALIZED_AHEAD:
-    _observed()
+    return receiver.resolve(event)
 
 
 def __getattr__(name: str) -> Any:

@@ -1,8 +1,8 @@
 """What the intake handler leaves out of its cold import (README, Cost per refund; benchmarks/cold_imports.py
-measures it): at load its own receiver only (no Powertools, X-Ray, boto3 or pydantic), the rest with the first
-request (at init where Lambda initializes ahead of requests); and then no YAML parser, no requests or sqlite3 patched
-in by X-Ray (requests is traced once something imports it), no model validator built before a request needs it.
-Imported in a fresh interpreter with Lambda's variables, so Powertools' Tracer is enabled."""
+measures it): no web framework (its own receiver, not Powertools' resolver package), no YAML parser, no requests or
+sqlite3 patched in by X-Ray (requests is traced once something imports it), no model validator built before a request
+needs it; and what every request needs loaded at init, X-Ray patching botocore before any client exists. Imported in a
+fresh interpreter with Lambda's variables, so Powertools' Tracer is enabled."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,27 +35,24 @@ print(json.dumps({
 """
 
 
-# Loading the handler: its receiver only. Then what the first request loads first (app._observed).
-THIN_PROBE = """
+# What loading the handler loaded: every request's needs, and no resolver.
+LOADED_PROBE = """
 import importlib.util, json, sys
 spec = importlib.util.spec_from_file_location("app", sys.argv[1])
 app = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(app)
-HEAVY = ("pydantic", "aws_lambda_powertools", "aws_xray_sdk", "boto3", "botocore", "refundflow.intake_routes")
-at_load = sorted(name for name in HEAVY if name in sys.modules)
-app._observed()
-from refundflow import observability
 import botocore.client
+from refundflow import observability
 print(json.dumps({
-    "at_load": at_load,
-    "after_first_request": sorted(name for name in HEAVY if name in sys.modules),
+    "loaded": sorted(name for name in sys.modules if name.startswith("aws_lambda_powertools.event_handler")),
+    "routes_loaded": "refundflow.intake_routes" in sys.modules,
     "tracer_enabled": not observability.tracer.disabled,
     "botocore_traced": hasattr(botocore.client.BaseClient._make_api_call, "__wrapped__"),
 }))
 """
 
 
-def import_intake(probe: str = PROBE, **variables: str) -> dict[str, object]:
+def import_intake(probe: str = PROBE) -> dict[str, object]:
     environment = {
         **os.environ,
         # this worktree's layer first (the virtualenv's .pth file may name another checkout's)
@@ -70,8 +65,6 @@ def import_intake(probe: str = PROBE, **variables: str) -> dict[str, object]:
     }
     environment.pop("POWERTOOLS_TRACE_DISABLED", None)
     environment.pop("AWS_SAM_LOCAL", None)
-    environment.pop("AWS_LAMBDA_INITIALIZATION_TYPE", None)
-    environment.update(variables)
     result = subprocess.run(
         [sys.executable, "-c", probe, str(ROOT / "functions/receive_webhook/app.py")],
         env=environment,
@@ -99,26 +92,13 @@ def test_intake_cold_import_leaves_out_yaml_requests_sqlite_and_unused_validator
     assert found["requests_traced"] is True
 
 
-HEAVY = ["aws_lambda_powertools", "aws_xray_sdk", "boto3", "botocore", "pydantic", "refundflow.intake_routes"]
+def test_intake_loads_what_every_request_needs_and_no_web_framework() -> None:
+    # WHEN the intake handler is loaded as Lambda's init would
+    found = import_intake(LOADED_PROBE)
 
-
-def test_loading_intake_imports_its_receiver_only_and_the_first_request_loads_the_rest() -> None:
-    # WHEN the intake handler is loaded on demand, as Lambda's default initialization does
-    found = import_intake(THIN_PROBE, AWS_LAMBDA_INITIALIZATION_TYPE="on-demand")
-
-    # THEN no Powertools (resolver, Logger, Tracer, Metrics), X-Ray, boto3 or pydantic is imported at load
-    assert found["at_load"] == []
-    # AND the first request loads them all before anything is verified or stored, X-Ray patching botocore
-    assert found["after_first_request"] == HEAVY
+    # THEN no part of Powertools' event handler is imported (its package imports every resolver: AppSync, Bedrock...)
+    assert found["loaded"] == []
+    # AND what every request needs is loaded at init (burst CPU), X-Ray patching botocore before any client exists
+    assert found["routes_loaded"] is True
     assert found["tracer_enabled"] is True
     assert found["botocore_traced"] is True
-
-
-@pytest.mark.parametrize("initialization", ["provisioned-concurrency", "snap-start"])
-def test_an_environment_initialized_ahead_of_its_requests_loads_everything_at_init(initialization: str) -> None:
-    # WHEN Lambda initializes the environment before any request comes (provisioned concurrency, SnapStart)
-    found = import_intake(THIN_PROBE, AWS_LAMBDA_INITIALIZATION_TYPE=initialization)
-
-    # THEN everything loads then: no request pays for it
-    assert found["at_load"] == HEAVY
-    assert found["tracer_enabled"] is True

@@ -1,7 +1,5 @@
-"""What intake (functions/receive_webhook) does with a request once its receiver routed it: verify, bound, check,
-store, start or forward. Imported on the first request, not at the function's load: its models (pydantic), the
-domain's intake and the adapters are what a request of these routes needs, and not what loading the handler needs
-(README, Cost per refund, "Cold import").
+"""What intake (functions/receive_webhook) does with a request once its receiver (refundflow.receiver) routed it:
+verify, bound, check, store, start or forward.
 
 Each function answers a payload 2.0 dict (refundflow.receiver) or raises a refundflow error, which the receiver
 answers with its problem document.

@@ -1,9 +1,9 @@
 """Request bodies as intake reads them, before any model: the raw bytes after size and media-type checks,
 strict JSON (RFC 8259, bounded), delivery ids fit to be keys, and the model parse with field-level problems.
 
-Cheap to import (the standard library, ``errors`` and ``carddata``): the intake receiver reads bodies with it
-before anything heavier is loaded; ``http_api`` re-exports it for the other API functions. pydantic is imported
-by :func:`parse_body` only, when a body is first read into a model."""
+Imports no web framework (the standard library, ``errors`` and ``carddata``; pydantic when :func:`parse_body`
+first reads a body into a model): intake's receiver reads bodies with it without Powertools' resolver, and
+``http_api`` re-exports it for the other API functions."""
 
 from __future__ import annotations
 

@@ -2,10 +2,10 @@
 and RFC 9457 problem answers, with nothing but the standard library and ``errors`` imported.
 
 Intake (functions/receive_webhook) answers every request through it instead of Powertools' resolver, whose
-package imports every resolver it has (AppSync's asyncio included) and whose answers need pydantic: intake's cold
-import stays near a bare ``import boto3`` (README, Cost per refund, "Cold import"). The answers are the ones the
-Powertools resolver gave (``http_api.build_app``, which maps errors with :func:`problem_for` too): the same status,
-``Content-Type``, headers and body, a ``headers``/``cookies`` pair as payload 2.0 expects.
+package imports every resolver it has (AppSync's and Bedrock's included) for an API that uses one: README, Cost per
+refund, "Cold import". The answers are the ones the Powertools resolver gave (``http_api.build_app``, which maps
+errors with :func:`problem_for` too): the same status, ``Content-Type``, headers and body, a ``headers``/``cookies``
+pair as payload 2.0 expects (tests/unit/core/test_receiver.py).
 
 The OpenAPI document is still Powertools' (``local.tools openapi``): each route carries its :class:`RouteDoc`,
 and :meth:`Router.powertools_router` builds the documented router from them, only when the document is made.
