@@ -663,7 +663,7 @@ class RefundStore(ABC):
     @abstractmethod
     def transition_through(
         self, refund: Refund, moves: Sequence[StatusMove], *, extra: Iterable[StoreWrite] = ()
-    ) -> list[StoredChange]:
+    ) -> Sequence[StoredChange]:
         """Several status changes in one write: the state as after the last move and one audit entry per move,
         chained as if written one by one (a transaction costs per item, so two moves cost one state write less).
 
