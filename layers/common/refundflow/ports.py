@@ -530,12 +530,16 @@ class StoreWrite(Protocol):
 
 @dataclass(frozen=True)
 class StatusMove:
-    """One status change of several written together (``RefundStore.transition_through``)."""
+    """One audit entry of several written together (``RefundStore.transition_through``): a status change to
+    ``to``, or, with ``note`` (the entry's type), an entry that keeps the status (``to`` is the status it is in)."""
 
     to: RefundStatus
     actor: str
     details: dict[str, Any] = field(default_factory=dict)
     changes: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None
+    # What the status's event carries when the audit details are too much for the bus (None: the details).
+    event_details: dict[str, Any] | None = None
 
 
 class StoredChange(Protocol):
@@ -664,8 +668,8 @@ class RefundStore(ABC):
     def transition_through(
         self, refund: Refund, moves: Sequence[StatusMove], *, extra: Iterable[StoreWrite] = ()
     ) -> Sequence[StoredChange]:
-        """Several status changes in one write: the state as after the last move and one audit entry per move,
-        chained as if written one by one (a transaction costs per item, so two moves cost one state write less).
+        """Several status changes (or notes) in one write: the state as after the last move and one audit entry per
+        move, chained as if written one by one (a transaction costs per item, so two moves cost one state write less).
 
         Raises:
             IllegalTransition, ConcurrentModification, GuardUnavailable, TransientError.

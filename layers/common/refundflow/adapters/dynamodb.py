@@ -532,6 +532,11 @@ class RefundRepository(RefundStore):
         steps = []
         status = refund.status
         for move in moves:
+            if move.note is not None:
+                if move.to is not status:
+                    raise IllegalTransition(f"{refund.refund_id}: a note keeps the status {status}, not {move.to}")
+                steps.append(_Step(status, move.note, move.actor, move.details, move.changes, False))
+                continue
             if not can_transition(status, move.to):
                 raise IllegalTransition(f"{refund.refund_id}: {status} -> {move.to} is not allowed")
             steps.append(_Step(move.to, f"StatusChanged:{move.to.value}", move.actor, move.details, move.changes, True))

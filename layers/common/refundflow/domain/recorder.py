@@ -80,7 +80,7 @@ class RefundRecorder:
         return change.refund
 
     def move_through(self, refund: Refund, moves: Sequence[StatusMove], *, extra: Iterable[StoreWrite] = ()) -> Refund:
-        """Several status changes in one write (one audit entry each), then each status's event, in order.
+        """Several status changes (and notes) in one write, one audit entry each, then each status's event, in order.
 
         Raises:
             IllegalTransition, ConcurrentModification, GuardUnavailable, TransientError.
@@ -88,8 +88,10 @@ class RefundRecorder:
         changes = self.repository.transition_through(refund, moves, extra=extra)
         before = refund
         for move, change in zip(moves, changes, strict=True):
-            self._publish(change.refund, EVENT_FOR_STATUS[move.to], change.entry.seq, move.details)
-            _status_metrics(before, change.refund)
+            if move.note is None:
+                published = move.details if move.event_details is None else move.event_details
+                self._publish(change.refund, EVENT_FOR_STATUS[move.to], change.entry.seq, published)
+                _status_metrics(before, change.refund)
             before = change.refund
         return changes[-1].refund
 
