@@ -1330,7 +1330,21 @@ class RefundRepository(RefundStore):
         )
 
     def take_wait_token(self, refund_id: str, kind: str) -> str | None:
-        """Remove and return the stored token: only one caller ever gets it."""
+        """Remove and return the stored token: only one caller ever gets it.
+
+        Looked for first (a consistent Query, 1 read unit): a DeleteItem of an item that is not there still costs a
+        write unit, and most callers (the provider's news of a refund no workflow waits on) find none. A token put
+        after the look finds the refund moved on: ``register_wait`` reads the refund after putting its token."""
+        key = {":pk": f"REFUND#{refund_id}", ":sk": f"WAIT#{kind}"}
+        found = self._call(
+            "query",
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk AND sk = :sk",
+            ExpressionAttributeValues=_to_item(key),
+            ConsistentRead=True,
+        ).get("Items")
+        if not found:
+            return None
         try:
             response = self._call(
                 "delete_item",
