@@ -667,7 +667,11 @@ def apply_provider_event(
     for refund, told in candidates.values():
         truth = _read_at_provider(refund, provider, told)
         if truth is not None:
-            touched.append(apply_provider_outcome(refund, truth, recorder=recorder))
+            # The provider was asked meanwhile, and the refund step often records the same outcome in that time (the
+            # platform's answer to its own call): start from what is stored now (a read unit) rather than have the
+            # write cancelled by the version it missed (a cancelled transaction is billed in full).
+            current = repository.find(refund.refund_id) or refund
+            touched.append(apply_provider_outcome(current, truth, recorder=recorder))
     return touched
 
 
