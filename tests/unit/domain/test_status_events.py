@@ -11,7 +11,6 @@ import pytest
 
 from local.cfn import Stack
 from refundflow.audit import verify_chain
-from refundflow.connectors.standard_webhooks import VerifiedSource
 from refundflow.domain.books import update_invoice
 from refundflow.domain.intake import accept_refund_request
 from refundflow.domain.payments import issue_refund, look_up_payment, reserve_amount
@@ -19,7 +18,7 @@ from refundflow.domain.recorder import write_back_platforms
 from refundflow.domain.validation import validate_refund
 from refundflow.errors import ConcurrentModification, IllegalTransition
 from refundflow.events import EVENT_FOR_STATUS, ROUTED_STATUS_EVENTS, is_consumed
-from refundflow.ports import StatusMove
+from refundflow.ports import StatusMove, VerifiedSource
 from refundflow.status import RefundStatus
 from tests.support.domain import completed
 from tests.support.fakes import TEST_AUDIT_KEYS, TIMING, World, refund_request_body
