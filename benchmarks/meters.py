@@ -140,6 +140,38 @@ def index_write_units(shape: TableShape, before: Item | None, after: Item | None
 Call = Callable[[BaseClient, str, dict[str, Any]], Any]
 
 
+def key_shape(key: Item) -> str:
+    """An item's key without its ids: each key attribute's value up to its first ``#`` (``REFUND/STATE``,
+    ``AUDIT/EVENT``, ``BALANCE/...``), or the attribute's name for a key without one (an idempotency record)."""
+    shown = []
+    for name in sorted(key):
+        value = str(next(iter(key[name].values())))
+        shown.append(value.split("#", 1)[0] if "#" in value or value.isupper() else f"<{name}>")
+    return "/".join(shown)
+
+
+@dataclass(frozen=True)
+class WriteRecord:
+    """One DynamoDB write as billed: who made it (``who``), the operation, each item's key shape, the units."""
+
+    function: str
+    operation: str
+    items: tuple[str, ...]
+    table_units: int
+    index_units: dict[str, int]
+    cancelled: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "function": self.function,
+            "operation": self.operation,
+            "items": list(self.items),
+            "table_units": self.table_units,
+            "index_units": dict(self.index_units),
+            "cancelled": self.cancelled,
+        }
+
+
 @dataclass
 class Meter:
     """Counts AWS usage while ``start()``ed (until ``stop()``); thread-safe. Before and after images are read
@@ -155,6 +187,9 @@ class Meter:
     events_put: int = 0
     detail_types: Counter[str] = field(default_factory=Counter)
     emails_sent: int = 0
+    writes: list[WriteRecord] = field(default_factory=list)
+    # Names the caller of a write (the benchmark: the function running); None: writes are not listed.
+    who: Callable[[], str] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _shapes: dict[str, TableShape] = field(default_factory=dict)
     _original: Call | None = None
@@ -183,6 +218,7 @@ class Meter:
             self.events_put = 0
             self.detail_types.clear()
             self.emails_sent = 0
+            self.writes.clear()
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -255,11 +291,11 @@ class Meter:
             response = original(client, operation, params)
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                self._add_writes(write_units(item_size(before)), {}, cancelled=True)
+                self._add_writes(write_units(item_size(before)), {}, cancelled=True, what=(operation, [key]))
             raise
         after = None if operation == "DeleteItem" else self._peek(original, client, table, key)
         table_units = write_units(max(item_size(before), item_size(after)))
-        self._add_writes(table_units, index_write_units(shape, before, after))
+        self._add_writes(table_units, index_write_units(shape, before, after), what=(operation, [key]))
         return response
 
     def _transaction(self, original: Call, client: BaseClient, params: dict[str, Any]) -> Any:
@@ -274,7 +310,8 @@ class Meter:
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "TransactionCanceledException":
                 spent = sum(write_units(item_size(before), transactional=True) for *_, before in targets)
-                self._add_writes(spent, {}, cancelled=True)
+                keys = [key for _, _, key, _, _ in targets]
+                self._add_writes(spent, {}, cancelled=True, what=("TransactWriteItems", keys))
             raise
         table_units = 0
         index_units: Counter[str] = Counter()
@@ -285,11 +322,26 @@ class Meter:
             after = None if kind == "Delete" else self._peek(original, client, table, key)
             table_units += write_units(max(item_size(before), item_size(after)), transactional=True)
             index_units.update(index_write_units(shape, before, after))
-        self._add_writes(table_units, dict(index_units))
+        keys = [key for _, _, key, _, _ in targets]
+        self._add_writes(table_units, dict(index_units), what=("TransactWriteItems", keys))
         return response
 
-    def _add_writes(self, table_units: int, index_units: dict[str, int], *, cancelled: bool = False) -> None:
+    def _add_writes(
+        self,
+        table_units: int,
+        index_units: dict[str, int],
+        *,
+        cancelled: bool = False,
+        what: tuple[str, list[Item]] | None = None,
+    ) -> None:
+        record = None
+        if self.who is not None and what is not None:
+            operation, keys = what
+            items = tuple(key_shape(key) for key in keys)
+            record = WriteRecord(self.who(), operation, items, table_units, dict(index_units), cancelled)
         with self._lock:
+            if record is not None:
+                self.writes.append(record)
             self.table_write_units += table_units
             self.index_write_units.update(index_units)
             self.write_units += table_units + sum(index_units.values())

@@ -4,7 +4,10 @@ Secrets Manager calls (every session's), e-mails, and the list-price cost derive
 whole-workflow throughput on this machine. Prints JSON.
 
 Usage: python -m benchmarks.workflow [--refunds N] [--concurrency C] [--lambda-ms MS] [--provider-ms MS]
-       [--source bench|merchant-shop]
+       [--source bench|merchant-shop] [--writes]
+
+``--writes`` adds ``dynamodb_writes_per_refund``: every DynamoDB write of a refund, by the function that made it,
+the operation, the items' key shapes (``REFUND/STATE``, ``AUDIT/EVENT``...) and the units billed, per refund.
 
 ``--source`` picks the customer's channel: ``bench`` (the default) is told by one SES e-mail, ``merchant-shop`` (the
 local stack's MerchantWebhookSources) by one signed POST to the merchant's sandbox receiver
@@ -163,6 +166,42 @@ class Bench:
         return standard, len(children), express
 
 
+def running_function() -> str:
+    running = lambdas._running.stack
+    return running[-1][1] if running else "(outside a function)"
+
+
+def writes_per_refund(meter: Meter, refunds: int) -> list[dict[str, Any]]:
+    """The meter's write log grouped by (function, operation, items, cancelled), in first-seen order, per refund."""
+    grouped: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for write in meter.writes:
+        key = (write.function, write.operation, write.items, write.cancelled)
+        row = grouped.setdefault(
+            key,
+            {
+                "function": write.function,
+                "operation": write.operation,
+                "items": list(write.items),
+                "cancelled": write.cancelled,
+                "count": 0,
+                "table_units": 0,
+                "index_units": Counter(),
+            },
+        )
+        row["count"] += 1
+        row["table_units"] += write.table_units
+        row["index_units"].update(write.index_units)
+    return [
+        {
+            **row,
+            "count": round(row["count"] / refunds, 3),
+            "table_units": round(row["table_units"] / refunds, 3),
+            "index_units": {name: round(units / refunds, 3) for name, units in sorted(row["index_units"].items())},
+        }
+        for row in grouped.values()
+    ]
+
+
 def billed_ms(duration_ms: float, step_ms: int) -> int:
     return math.ceil(duration_ms / step_ms) * step_ms
 
@@ -251,8 +290,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--provider-ms", type=float, default=300.0, help="assumed latency of one call to a payment platform or books"
     )
     parser.add_argument("--source", default="bench", help="the source system: bench (e-mail) or merchant-shop")
+    parser.add_argument("--writes", action="store_true", help="list every DynamoDB write per refund")
     args = parser.parse_args(argv)
-    meter = Meter().start()
+    meter = Meter(who=running_function if args.writes else None).start()
     platform_calls = PlatformCalls().start()
     with DevStack(LocalSettings(api_port=0, aws_port=0)) as stack:
         bench = Bench(stack, meter, args.source)
@@ -341,6 +381,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "sqs_requests_per_message": 3,
             "routed_detail_types": sorted(routed),
         },
+        **({"dynamodb_writes_per_refund": writes_per_refund(meter, n)} if args.writes else {}),
         "local_throughput_refunds_per_minute": round(n / elapsed * 60, 1),
         "local_seconds_per_refund_wall": round(elapsed / n, 3),
     }

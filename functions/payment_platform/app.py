@@ -9,7 +9,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from refundflow import settings, wiring
+from refundflow import catalog, settings, wiring
 from refundflow.adapters.idempotency import run_once
 from refundflow.adapters.news import APPLY_NEWS
 from refundflow.adapters.s3 import S3Files
@@ -26,8 +26,17 @@ OPERATIONS: dict[str, Callable[..., StepResult]] = {
     "poll_refund": payments.poll_refund,
 }
 
-# Only the money-moving call is held to one run at a time (and replayed); a poll must see fresh news.
+# Only the money-moving call is held to one run at a time (and replayed), and only on a platform that takes no
+# idempotency key. Elsewhere the step is idempotent by its own writes: the conditional move to REFUND_SUBMITTED
+# before anything is sent, then a send under the refund's one key, which the platform never turns into a second
+# refund while it remembers the key (hours to days, a duplicate invocation comes seconds later; Stripe answers one
+# still in flight with a 409, retried: docs.stripe.com/idempotency). The lock's record cost a put and an update per
+# refund. A poll must see fresh news.
 GUARDED = {"refund"}
+
+
+def needs_lock(operation: str) -> bool:
+    return operation in GUARDED and not catalog.payment_capabilities(PLATFORM).idempotency.supported
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -66,6 +75,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         provider = wiring.provider(PLATFORM)
         return operation(task.refund_id, recorder=wiring.recorder(), provider=provider).model_dump(mode="json")
 
-    if task.operation in GUARDED:
+    if needs_lock(task.operation):
         return run_once(f"{task.refund_id}:{PLATFORM}:{task.operation}", run, context)
     return run()

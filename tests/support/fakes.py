@@ -580,10 +580,13 @@ class World:
     starter: FakeWorkflowStarter = field(default_factory=FakeWorkflowStarter)
     callbacks: FakeTaskCallbacks = field(default_factory=FakeTaskCallbacks)
     mailer: FakeMailer = field(default_factory=FakeMailer)
+    # The domain's tests follow a refund by its events, so they see every status event (PublishAllStatusEvents);
+    # tests/unit/domain/test_status_events.py checks what the default publishes.
+    publish_all_status_events: bool = True
 
     @property
     def recorder(self) -> RefundRecorder:
-        return RefundRecorder(self.repository, self.publisher)
+        return RefundRecorder(self.repository, self.publisher, publish_all=self.publish_all_status_events)
 
     # -------------------------------------------------------------- driving the workflow's steps
 

@@ -32,6 +32,25 @@ EVENT_FOR_STATUS: dict[RefundStatus, str] = {
 # Events that are not a status change.
 APPROVAL_ESCALATED = "RefundApprovalEscalated"
 RECONCILIATION_MISMATCH = "ReconciliationMismatch"
+# The status events a rule on the bus routes whatever the refund's source (template.yaml: CustomerNotificationsRule,
+# OpsNotificationsRule, each books platform's ExternalRefundsRule). A help desk's or shop's write-back rule takes
+# every event of the refunds that came from it (by ``detail.source.platform``). The other status events
+# (RefundRequested, RefundValidated, RefundApproved, RefundSubmitted, InvoiceUpdated, RefundCompleted...) reach no
+# target: they are published only for such refunds, or for every refund with PUBLISH_ALL_STATUS_EVENTS
+# (PublishAllStatusEvents: a merchant's own rule on the bus). The audit trail records every status change anyway.
+ROUTED_STATUS_EVENTS = frozenset({"RefundIssued", "RefundFailed", "RefundNeedsAttention", "RefundApprovalRequested"})
+_STATUS_EVENTS = frozenset(EVENT_FOR_STATUS.values())
+
+
+def is_consumed(
+    detail_type: str, source_platform: str, *, write_back_platforms: frozenset[str], publish_all: bool
+) -> bool:
+    """Whether an event of ``detail_type`` for a refund from ``source_platform`` reaches a target on the bus (or
+    the merchant asked for every status event): only those are published. Events that are not a status change
+    (ReturnUpdated, RefundAcquirerReference, escalations, reconciliation mismatches) always are."""
+    if publish_all or detail_type not in _STATUS_EVENTS or detail_type in ROUTED_STATUS_EVENTS:
+        return True
+    return source_platform in write_back_platforms
 
 
 class EventSource(StrictModel):

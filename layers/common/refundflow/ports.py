@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from typing import IO, Annotated, Any, ClassVar, Literal, Protocol
@@ -528,6 +528,20 @@ class StoreWrite(Protocol):
     a single-use marker). Only the store that made it can write it."""
 
 
+@dataclass(frozen=True)
+class StatusMove:
+    """One audit entry of several written together (``RefundStore.transition_through``): a status change to
+    ``to``, or, with ``note`` (the entry's type), an entry that keeps the status (``to`` is the status it is in)."""
+
+    to: RefundStatus
+    actor: str
+    details: dict[str, Any] = field(default_factory=dict)
+    changes: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None
+    # What the status's event carries when the audit details are too much for the bus (None: the details).
+    event_details: dict[str, Any] | None = None
+
+
 class StoredChange(Protocol):
     @property
     def refund(self) -> Refund: ...
@@ -645,6 +659,17 @@ class RefundStore(ABC):
         extra: Iterable[StoreWrite] = (),
     ) -> StoredChange:
         """Move ``refund`` to ``to`` atomically with its audit entry and ``extra`` writes.
+
+        Raises:
+            IllegalTransition, ConcurrentModification, GuardUnavailable, TransientError.
+        """
+
+    @abstractmethod
+    def transition_through(
+        self, refund: Refund, moves: Sequence[StatusMove], *, extra: Iterable[StoreWrite] = ()
+    ) -> Sequence[StoredChange]:
+        """Several status changes (or notes) in one write: the state as after the last move and one audit entry per
+        move, chained as if written one by one (a transaction costs per item, so two moves cost one state write less).
 
         Raises:
             IllegalTransition, ConcurrentModification, GuardUnavailable, TransientError.

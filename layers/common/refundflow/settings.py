@@ -22,6 +22,13 @@ class CoreSettings(EnvModel):
     event_bus_name: str = Field(default="refunds", alias="EVENT_BUS_NAME")
 
 
+class EventSettings(EnvModel):
+    """PublishAllStatusEvents: every status event on the bus, for a merchant's own rules (default: only the events
+    a rule of the stack routes, see refundflow.events.is_consumed)."""
+
+    publish_all_status_events: bool = Field(default=False, alias="PUBLISH_ALL_STATUS_EVENTS")
+
+
 class MetricsSettings(EnvModel):
     # Powertools' own switch; when set, metrics are not even collected (its buffer would never flush).
     metrics_disabled: bool = Field(default=False, alias="POWERTOOLS_METRICS_DISABLED")

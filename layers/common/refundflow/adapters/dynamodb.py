@@ -55,6 +55,7 @@ from refundflow.ports import (
     ProviderRefundEntry,
     ReconciliationMarker,
     RefundStore,
+    StatusMove,
     StatusQueue,
     StoreWrite,
 )
@@ -230,6 +231,18 @@ def _own(item: StoreWrite) -> TransactItem:
     if not isinstance(item, TransactItem):
         raise TypeError(f"not a write of this store: {item!r}")
     return item
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One audit entry of a write (and the status it moves to: the same status for a note)."""
+
+    to: RefundStatus
+    entry_type: str
+    actor: str
+    details: dict[str, Any]
+    changes: dict[str, Any]
+    status_change: bool
 
 
 @dataclass(frozen=True)
@@ -558,6 +571,30 @@ class RefundRepository(RefundStore):
         """Append an audit entry (and apply ``changes``) without changing the status."""
         return self._write(refund, refund.status, entry_type, actor, details or {}, changes or {}, extra)
 
+    def transition_through(
+        self, refund: Refund, moves: Sequence[StatusMove], *, extra: Iterable[StoreWrite] = ()
+    ) -> list[Change]:
+        """Several status changes in one transaction: the STATE item as after the last move and one audit entry
+        per move, chained as if written one by one (one STATE write and one index update instead of one per move).
+
+        Raises:
+            IllegalTransition: the state model does not allow one of the changes.
+            ConcurrentModification, GuardUnavailable, TransientError: as ``transition``.
+        """
+        steps = []
+        status = refund.status
+        for move in moves:
+            if move.note is not None:
+                if move.to is not status:
+                    raise IllegalTransition(f"{refund.refund_id}: a note keeps the status {status}, not {move.to}")
+                steps.append(_Step(status, move.note, move.actor, move.details, move.changes, False))
+                continue
+            if not can_transition(status, move.to):
+                raise IllegalTransition(f"{refund.refund_id}: {status} -> {move.to} is not allowed")
+            steps.append(_Step(move.to, f"StatusChanged:{move.to.value}", move.actor, move.details, move.changes, True))
+            status = move.to
+        return self._write_steps(refund, steps, extra)
+
     def _write(
         self,
         refund: Refund,
@@ -570,27 +607,48 @@ class RefundRepository(RefundStore):
         *,
         status_change: bool = False,
     ) -> Change:
-        frozen = set(changes) - _STATE_FIELDS
-        if frozen:
-            raise IllegalTransition(f"{refund.refund_id}: {sorted(frozen)} were fixed when the refund was requested")
-        at = self._timestamp(refund)
-        moved = refund.evolve(**changes, status=to, updated_at=at, status_since=self._status_since(refund, to, at))
-        entry = self._audit_entry(
-            moved, entry_type=entry_type, actor=actor, at=at, from_status=refund.status, details=details
-        )
-        stored = moved.evolve(
-            version=refund.version + 1,
-            audit_seq=entry.seq,
-            audit_head=entry.hash,
-            status_seq=entry.seq if status_change else refund.status_seq,
-        )
+        (change,) = self._write_steps(refund, [_Step(to, entry_type, actor, details, changes, status_change)], extra)
+        return change
+
+    def _write_steps(self, refund: Refund, steps: Sequence[_Step], extra: Iterable[StoreWrite]) -> list[Change]:
+        """The STATE item as after ``steps``, conditioned on the version read, and one audit entry per step, in one
+        transaction with ``extra``."""
+        changes: list[Change] = []
+        current = refund
+        for step in steps:
+            frozen = set(step.changes) - _STATE_FIELDS
+            if frozen:
+                raise IllegalTransition(
+                    f"{refund.refund_id}: {sorted(frozen)} were fixed when the refund was requested"
+                )
+            at = self._timestamp(current)
+            moved = current.evolve(
+                **step.changes, status=step.to, updated_at=at, status_since=self._status_since(current, step.to, at)
+            )
+            entry = self._audit_entry(
+                moved,
+                entry_type=step.entry_type,
+                actor=step.actor,
+                at=at,
+                from_status=current.status,
+                details=step.details,
+            )
+            current = moved.evolve(
+                version=refund.version + 1,
+                audit_seq=entry.seq,
+                audit_head=entry.hash,
+                status_seq=entry.seq if step.status_change else current.status_seq,
+            )
+            changes.append(Change(current, entry))
+        stored = current
+        entries = [self._entry_put(change.entry) for change in changes]
         renamed = stored.provider_refund_id and stored.provider_refund_id != refund.provider_refund_id
         named = [self._provider_refund_put(stored)] if renamed else []
         extras = [_own(item) for item in extra]
         counted = self._velocity_update(refund, stored)
         try:
             self._transact(
-                [self._state_put(stored, refund, counted=True), self._entry_put(entry), *named]
+                [self._state_put(stored, refund, counted=True), *entries, *named]
                 + ([counted] if counted else [])
                 + extras
             )
@@ -603,7 +661,7 @@ class RefundRepository(RefundStore):
             joined = self._velocity_update(None, stored)
             try:
                 self._transact(
-                    [self._state_put(stored, refund, counted=False), self._entry_put(entry), *named]
+                    [self._state_put(stored, refund, counted=False), *entries, *named]
                     + ([joined] if joined else [])
                     + extras
                 )
@@ -611,7 +669,7 @@ class RefundRepository(RefundStore):
                 raise ConcurrentModification(
                     f"refund {refund.refund_id} changed since version {refund.version}"
                 ) from None
-        return Change(stored, entry)
+        return changes
 
     def _state_put(self, stored: Refund, read: Refund, *, counted: bool) -> TransactItem:
         """The new STATE item, conditioned on the version ``read`` and on whether that version is in the
@@ -1356,7 +1414,21 @@ class RefundRepository(RefundStore):
         )
 
     def take_wait_token(self, refund_id: str, kind: str) -> str | None:
-        """Remove and return the stored token: only one caller ever gets it."""
+        """Remove and return the stored token: only one caller ever gets it.
+
+        Looked for first (a consistent Query, 1 read unit): a DeleteItem of an item that is not there still costs a
+        write unit, and most callers (the provider's news of a refund no workflow waits on) find none. A token put
+        after the look finds the refund moved on: ``register_wait`` reads the refund after putting its token."""
+        key = {":pk": f"REFUND#{refund_id}", ":sk": f"WAIT#{kind}"}
+        found = self._call(
+            "query",
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk AND sk = :sk",
+            ExpressionAttributeValues=_to_item(key),
+            ConsistentRead=True,
+        ).get("Items")
+        if not found:
+            return None
         try:
             response = self._call(
                 "delete_item",

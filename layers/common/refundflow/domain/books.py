@@ -14,7 +14,7 @@ from refundflow.errors import ConcurrentModification
 from refundflow.ids import idempotency_key
 from refundflow.models import CreditDocument, CreditDocumentState, Refund, StepResult
 from refundflow.observability import logger
-from refundflow.ports import BooksConnector, CreditBooking
+from refundflow.ports import BooksConnector, CreditBooking, StatusMove
 from refundflow.status import RefundStatus
 
 S = RefundStatus
@@ -44,9 +44,8 @@ def update_invoice(refund_id: str, *, recorder: RefundRecorder, books: BooksConn
     booking = credit_booking(refund)
     document = _existing_document(refund, booking, books) or books.record_credit(booking)
     refund = _record_document(refund, document, recorder=recorder)
-    if refund.status is not S.INVOICE_UPDATED:
+    if refund.status is not S.COMPLETED:
         return recorder.replay(refund)
-    refund = recorder.move(refund, S.COMPLETED, actor="step:UpdateInvoice")
     return step_result(refund)
 
 
@@ -89,8 +88,9 @@ def _existing_document(refund: Refund, booking: CreditBooking, books: BooksConne
 def _record_document(refund: Refund, document: CreditDocument, *, recorder: RefundRecorder) -> Refund:
     """Store what the books created, whatever happened to the refund meanwhile (a webhook may have
     moved it to NEEDS_ATTENTION while the books were called): the document exists in the books, so
-    our record of it must too. A refund still in the books phase moves to INVOICE_UPDATED; any other
-    keeps its status and gets the document through an audit entry."""
+    our record of it must too. A refund still in the books phase moves to INVOICE_UPDATED and on to COMPLETED in
+    one write (two audit entries, two events); any other keeps its status and gets the document through an audit
+    entry."""
     assert refund.invoice is not None
     details = {
         "kind": document.kind.value,
@@ -103,12 +103,17 @@ def _record_document(refund: Refund, document: CreditDocument, *, recorder: Refu
     for _ in range(5):
         try:
             if refund.status is S.REFUNDED or _books_retrying(refund):
-                return recorder.move(
+                return recorder.move_through(
                     refund,
-                    S.INVOICE_UPDATED,
-                    actor=actor,
-                    details=details,
-                    changes={"credit_document": document, "attention_reason": None, "failure": None},
+                    [
+                        StatusMove(
+                            S.INVOICE_UPDATED,
+                            actor,
+                            details,
+                            {"credit_document": document, "attention_reason": None, "failure": None},
+                        ),
+                        StatusMove(S.COMPLETED, "step:UpdateInvoice"),
+                    ],
                 )
             if refund.credit_document == document:
                 return refund

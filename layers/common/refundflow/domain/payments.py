@@ -14,7 +14,8 @@ The domain acts on the provider's capabilities (``RefundProvider.capabilities``)
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from typing import Any
 
 from refundflow import settings
 from refundflow.domain.deployment import ensure_representable
@@ -73,6 +74,7 @@ S = RefundStatus
 AWAITING_PROVIDER = frozenset({S.REFUND_SUBMITTED, S.REFUND_PENDING})
 # The card network's reference for a paid refund became known (audit entry and bus event).
 ACQUIRER_REFERENCE = "RefundAcquirerReference"
+AMOUNT_RESERVED = "AmountReserved"
 MONEY_OUT = frozenset({S.REFUNDED, S.INVOICE_UPDATED, S.COMPLETED, S.SETTLED})
 # Nothing of the payment is left to refund: everything captured is refunded (by us or outside) or reserved.
 NOTHING_REFUNDABLE = "nothing_refundable"
@@ -220,15 +222,25 @@ def reserve_amount(
     # The policy may have adjusted the amount (fees, caps): check it again before anything is held.
     ensure_representable(refund.amount, refund.payment, refund.invoice)
     day = (today or (lambda: datetime.now(UTC)))().date()
+    details, changes, extra = reserve_items(recorder, refund, refund.amount, day)
     refund = recorder.note(
-        refund,
-        "AmountReserved",
-        actor="step:ReserveAmount",
-        details={"amount": refund.amount.model_dump(mode="json")},
-        changes={"reservation": Reservation(amount=refund.amount, state=ReservationState.HELD, day=day)},
-        extra=[repository.reserve(refund, refund.amount), repository.add_to_daily_total(refund.amount, day)],
+        refund, AMOUNT_RESERVED, actor="step:ReserveAmount", details=details, changes=changes, extra=extra
     )
     return step_result(refund, "RESERVED")
+
+
+def reserve_items(
+    recorder: RefundRecorder, refund: Refund, amount: Money, day: date
+) -> tuple[dict[str, Any], dict[str, Any], list[StoreWrite]]:
+    """The ``AmountReserved`` entry's details, the refund's changes and the items that hold ``amount`` of the
+    payment's remaining balance (conditionally: InsufficientRefundableAmount when less remains) and add it to
+    the day's total. ReserveAmount writes them with its entry; EvaluatePolicy with its approval."""
+    repository = recorder.repository
+    return (
+        {"amount": amount.model_dump(mode="json")},
+        {"reservation": Reservation(amount=amount, state=ReservationState.HELD, day=day)},
+        [repository.reserve(refund, amount), repository.add_to_daily_total(amount, day)],
+    )
 
 
 def release_items(recorder: RefundRecorder, refund: Refund) -> tuple[dict[str, object], list[StoreWrite]]:
@@ -655,7 +667,11 @@ def apply_provider_event(
     for refund, told in candidates.values():
         truth = _read_at_provider(refund, provider, told)
         if truth is not None:
-            touched.append(apply_provider_outcome(refund, truth, recorder=recorder))
+            # The provider was asked meanwhile, and the refund step often records the same outcome in that time (the
+            # platform's answer to its own call): start from what is stored now (a read unit) rather than have the
+            # write cancelled by the version it missed (a cancelled transaction is billed in full).
+            current = repository.find(refund.refund_id) or refund
+            touched.append(apply_provider_outcome(current, truth, recorder=recorder))
     return touched
 
 

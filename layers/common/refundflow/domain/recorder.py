@@ -1,19 +1,21 @@
 """Every status change goes through here: one transaction (state + audit entry + extra items), then
-its event on the bus. Steps re-run after a crash find their work done and publish the event again,
-so events are at-least-once and consumers deduplicate on ``event_id``."""
+its event on the bus when something consumes it (``refundflow.events.is_consumed``). Steps re-run after a crash
+find their work done and publish the event again, so events are at-least-once and consumers deduplicate on
+``event_id``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from refundflow import settings
-from refundflow.events import EVENT_FOR_STATUS, RefundEvent
+from refundflow import catalog, settings
+from refundflow.events import EVENT_FOR_STATUS, RefundEvent, is_consumed
 from refundflow.models import Refund, StepResult
 from refundflow.observability import metrics, publish_metrics
-from refundflow.ports import EventPublisher, RefundStore, StoreWrite
+from refundflow.ports import EventPublisher, RefundStore, StatusMove, StoreWrite
 from refundflow.status import RefundStatus
 
 # Why a refund needs a person; BOOKS_UPDATE_FAILED is retried automatically, OUTCOME_UNKNOWN is polled.
@@ -34,10 +36,25 @@ AMOUNT_MISMATCH = "provider_amount_mismatch"
 APPROVER_DECISIONS = frozenset({RefundStatus.APPROVED, RefundStatus.REJECTED})
 
 
+@cache
+def write_back_platforms() -> frozenset[str]:
+    """The platforms whose write-back rule takes every event of the refunds that came from them (tools/platforms:
+    one rule per platform with the ticket role)."""
+    return frozenset(entry.name for entry in catalog.ticket_platforms())
+
+
 class RefundRecorder:
-    def __init__(self, repository: RefundStore, publisher: EventPublisher) -> None:
+    def __init__(self, repository: RefundStore, publisher: EventPublisher, *, publish_all: bool | None = None) -> None:
+        """``publish_all``: every status event goes on the bus (None: PUBLISH_ALL_STATUS_EVENTS decides)."""
         self.repository = repository
         self.publisher = publisher
+        self._publish_all = publish_all
+
+    @property
+    def publish_all(self) -> bool:
+        if self._publish_all is None:
+            self._publish_all = settings.load(settings.EventSettings).publish_all_status_events
+        return self._publish_all
 
     def move(
         self,
@@ -61,6 +78,22 @@ class RefundRecorder:
         self._publish(change.refund, EVENT_FOR_STATUS[to], change.entry.seq, published)
         _status_metrics(refund, change.refund)
         return change.refund
+
+    def move_through(self, refund: Refund, moves: Sequence[StatusMove], *, extra: Iterable[StoreWrite] = ()) -> Refund:
+        """Several status changes (and notes) in one write, one audit entry each, then each status's event, in order.
+
+        Raises:
+            IllegalTransition, ConcurrentModification, GuardUnavailable, TransientError.
+        """
+        changes = self.repository.transition_through(refund, moves, extra=extra)
+        before = refund
+        for move, change in zip(moves, changes, strict=True):
+            if move.note is None:
+                published = move.details if move.event_details is None else move.event_details
+                self._publish(change.refund, EVENT_FOR_STATUS[move.to], change.entry.seq, published)
+                _status_metrics(before, change.refund)
+            before = change.refund
+        return changes[-1].refund
 
     def note(
         self,
@@ -98,8 +131,16 @@ class RefundRecorder:
         return step_result(refund, outcome)
 
     def _publish(self, refund: Refund, detail_type: str, seq: int, details: dict[str, Any]) -> None:
-        self.publisher.publish([RefundEvent.for_refund(refund, detail_type, seq=seq, details=details)])
-        # One CloudWatch metric per event type (RefundCompleted, RefundNeedsAttention, ...): what ops alarm on.
+        consumed = is_consumed(
+            detail_type,
+            refund.source_platform,
+            write_back_platforms=write_back_platforms(),
+            publish_all=self.publish_all,
+        )
+        if consumed:
+            self.publisher.publish([RefundEvent.for_refund(refund, detail_type, seq=seq, details=details)])
+        # One CloudWatch metric per event type (RefundCompleted, RefundNeedsAttention, ...), published or not: what
+        # ops alarm on.
         if not settings.load(settings.MetricsSettings).metrics_disabled:
             metrics.add_metric(name=detail_type, unit=MetricUnit.Count, value=1)
 
