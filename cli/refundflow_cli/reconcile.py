@@ -31,8 +31,8 @@ from refundflow.reconciliation.providers import SETTLEMENT_PARSERS
 from refundflow.reconciliation.records import BankLine, SettlementFormatError
 from refundflow.reconciliation.report import CsvReport, summary_text
 from refundflow.reconciliation.run import Summary, reconcile_frames
+from refundflow_cli.errors import CliError
 
-LOCAL_STACK = "refundflow-local"
 BANK_FORMATS = ("camt053", "camt054", "mt940", "bai2")
 
 
@@ -56,19 +56,22 @@ def guess_bank_format(path: Path) -> str:
     raise SystemExit(f"{path}: say which bank format it is with --bank-format ({', '.join(BANK_FORMATS)})")
 
 
-def configure_local(endpoint: str | None) -> None:
-    """Point this process at the local stack: moto's endpoint and the names the local stack gives things."""
-    from local.cfn import Stack
+def configure_local(endpoint: str | None, api_url: str | None = None) -> None:
+    """Point this process at the local stack, found the way every CLI command finds it: its description at
+    ``GET /_local/outputs`` on the local API (``--api-url``, default ``http://127.0.0.1:$REFUNDFLOW_PORT``), which
+    names its AWS endpoint (moto; ``--endpoint`` overrides it), table, bus and secrets.
 
-    stack = Stack.from_template(LOCAL_STACK)
-    port = os.environ.get("REFUNDFLOW_AWS_PORT", "4750")
+    Raises:
+        CliError: no local stack answers there.
+    """
+    from refundflow_cli.target import Settings, Target
+
+    description = Target(Settings.from_environment(api_url=api_url)).description
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-    os.environ.setdefault("AWS_DEFAULT_REGION", stack.region)
-    os.environ["AWS_ENDPOINT_URL"] = endpoint or f"http://127.0.0.1:{port}"
-    os.environ["REFUNDS_TABLE_NAME"] = stack.physical_name("RefundsTable")
-    os.environ["EVENT_BUS_NAME"] = stack.physical_name("RefundsBus")
-    os.environ["AUDIT_KEY_SECRET_NAME"] = stack.parameters["AuditKeySecretName"]
+    os.environ.setdefault("AWS_DEFAULT_REGION", str(description.get("Region") or "us-east-1"))
+    os.environ["AWS_ENDPOINT_URL"] = endpoint or str(description["AwsEndpointUrl"])
+    _configure(description.get("Outputs", {}), description.get("Parameters", {}))
 
 
 def configure_deployed(stack_name: str, cloudformation: Any | None = None) -> None:
@@ -80,6 +83,11 @@ def configure_deployed(stack_name: str, cloudformation: Any | None = None) -> No
     described = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
     outputs = {output["OutputKey"]: output["OutputValue"] for output in described.get("Outputs", [])}
     parameters = {item["ParameterKey"]: item["ParameterValue"] for item in described.get("Parameters", [])}
+    _configure(outputs, parameters)
+
+
+def _configure(outputs: dict[str, str], parameters: dict[str, str]) -> None:
+    """The engine's settings, naming the stack's table, bus and audit key."""
     os.environ["REFUNDS_TABLE_NAME"] = outputs["RefundsTableName"]
     os.environ["EVENT_BUS_NAME"] = outputs["EventBusArn"].rsplit("/", 1)[-1]
     os.environ["AUDIT_KEY_SECRET_NAME"] = parameters["AuditKeySecretName"]
@@ -152,7 +160,11 @@ def run(argv: list[str] | None = None, *, out: TextIO = sys.stdout) -> int:
     parser.add_argument("--bank", type=Path, help="a bank statement that received the report's payouts")
     parser.add_argument("--bank-format", choices=BANK_FORMATS, help="its format (default: from its name)")
     parser.add_argument("--stack", help="a deployed stack's name (default: the local stack)")
-    parser.add_argument("--endpoint", help="the local stack's AWS endpoint (default: 127.0.0.1:$REFUNDFLOW_AWS_PORT)")
+    parser.add_argument(
+        "--api-url",
+        help="the local stack's API, where it describes itself (default: http://127.0.0.1:$REFUNDFLOW_PORT)",
+    )
+    parser.add_argument("--endpoint", help="the local stack's AWS endpoint (default: the one the local stack names)")
     parser.add_argument("--report-dir", type=Path, default=Path("reports"), help="where the report goes")
     parser.add_argument("--batch-size", type=int, default=200)
     parser.add_argument("--no-progress", action="store_true")
@@ -166,7 +178,11 @@ def run(argv: list[str] | None = None, *, out: TextIO = sys.stdout) -> int:
     if args.stack:
         configure_deployed(args.stack)
     else:
-        configure_local(args.endpoint)
+        try:
+            configure_local(args.endpoint, args.api_url)
+        except CliError as error:
+            print(f"refundflow reconcile: {error}", file=sys.stderr)
+            return 3
     from refundflow import settings, wiring
 
     settings.load.cache_clear()
@@ -196,7 +212,14 @@ def run(argv: list[str] | None = None, *, out: TextIO = sys.stdout) -> int:
             summary = reconciler.summary
             if args.bank:
                 summary = _reconcile_bank(args, reconciler.matcher.announced_payouts(), run_info, report, summary)
-    except (SettlementFormatError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
+        print(
+            f"refundflow reconcile: not UTF-8 text ({error}); the lines before it were reconciled: fix the file and "
+            "run it again (nothing is recorded twice)",
+            file=sys.stderr,
+        )
+        return 2
+    except SettlementFormatError as error:
         print(f"refundflow reconcile: {error}", file=sys.stderr)
         return 2
     except RefundflowError as error:

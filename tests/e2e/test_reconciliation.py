@@ -134,7 +134,7 @@ def test_cli_reconciles_settlement_and_bank_statement_with_a_report(
     output = io.StringIO()
     # WHEN finance runs the CLI against the local stack
     status = run(
-        [str(settlement), "--bank", str(bank), "--endpoint", stack.aws_endpoint, "--report-dir", str(tmp_path)],
+        [str(settlement), "--bank", str(bank), "--api-url", stack.api_url, "--report-dir", str(tmp_path)],
         out=output,
     )
     # THEN the refund is SETTLED and the payout's bank credit is one cent short
@@ -226,3 +226,42 @@ def test_card_data_in_a_settlement_file_and_a_bank_statement_is_masked_in_everyt
             text = s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read().decode("utf-8", "replace")
             if tag in text or "****4242" in text:
                 assert not card_numbers(text), entry["Key"]
+
+
+def test_the_installed_cli_reconciles_from_any_directory(stack: DevStack, tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    # GIVEN finance's own folder, outside the checkout, holding a Stripe report and one that is not UTF-8
+    command = Path(sys.executable).parent / "refundflow"
+    good = tmp_path / "stripe_settlement.csv"
+    good.write_text(HEADER + refund_row(f"txn_{uuid.uuid4().hex[:12]}", f"re_elsewhere_{uuid.uuid4().hex[:8]}", 900))
+    broken = tmp_path / "broken_stripe.csv"
+    broken.write_bytes(HEADER.encode() + refund_row("txn_x", "re_x", 100).encode().replace(b"re_x", b"re_\xff\xfe"))
+    environment = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "AWS_ENDPOINT_URL")}
+
+    def reconcile_there(path: Path) -> subprocess.CompletedProcess[str]:
+        arguments = [str(command), "reconcile", str(path), "--api-url", stack.api_url, "--no-progress"]
+        return subprocess.run(
+            [*arguments, "--report-dir", str(tmp_path / "reports")],
+            cwd=tmp_path,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    # WHEN the installed command runs there against the local stack
+    done = reconcile_there(good)
+    # THEN it finds the stack through its API, reconciles, and writes the report there
+    assert done.returncode == 0, done.stderr
+    assert "unexpected_in_settlement" in done.stdout
+    assert (tmp_path / "reports" / "stripe_settlement.csv.reconciliation.csv").is_file()
+    # AND a file that is not UTF-8 is exit 2 with one line saying so, no traceback
+    refused = reconcile_there(broken)
+    assert refused.returncode == 2
+    assert "not UTF-8 text" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -90,7 +90,7 @@ def test_an_unreachable_stack_is_exit_3_with_a_hint(
         "txn_1,refund,re_1,-1.00,0.00,-1.00,eur\n"
     )
     # WHEN the CLI runs THEN it says so and exits 3, no traceback
-    status = run([str(report), "--endpoint", "http://127.0.0.1:9", "--report-dir", str(tmp_path), "--no-progress"])
+    status = run([str(report), "--api-url", "http://127.0.0.1:9", "--report-dir", str(tmp_path), "--no-progress"])
     wiring.reset()
     assert status == 3
     assert "make local" in capsys.readouterr().err
