@@ -16,7 +16,7 @@ from refundflow.reconciliation.bank import parse_bai2, parse_camt, parse_mt940
 from refundflow.reconciliation.columnar import frame_lines, read_frames
 from refundflow.reconciliation.engine import Finding, MatchClass
 from refundflow.reconciliation.providers import SETTLEMENT_PARSERS, parse_stripe
-from refundflow.reconciliation.records import BankLine, SettlementLine
+from refundflow.reconciliation.records import BankLine, SettlementFormatError, SettlementLine
 from refundflow.reconciliation.report import CsvReport
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "settlement"
@@ -146,3 +146,39 @@ def test_the_report_never_hands_a_spreadsheet_a_formula():
     assert "'+cmd|" in row
     assert "'@SUM(1+1)" in row
     assert ",-3," in row  # our own numbers are numbers
+
+
+@pytest.mark.parametrize(
+    ("parse", "body", "says"),
+    [
+        (parse_camt, b'<Document><Stmt><Ntry><Amt Ccy="EUR">1.00</Amt>', "not a well-formed XML document"),
+        (parse_camt, b"a statement, but not XML", "not a well-formed XML document"),
+        (parse_camt, b"", "not a well-formed XML document"),
+        (parse_bai2, "zz,not a record\n", "unreadable BAI2 record"),
+        (parse_mt940, f":20:X\n:61:not a line {VISA}\n:86:text\n", "unreadable statement"),
+    ],
+)
+def test_a_bank_file_its_parser_cannot_read_is_one_line_naming_it_never_a_library_error(parse, body, says, caplog):
+    stream = io.BytesIO(body) if isinstance(body, bytes) else io.StringIO(body)
+    with caplog.at_level("DEBUG"), pytest.raises(SettlementFormatError) as refused:
+        list(parse(stream))
+    message = str(refused.value)
+    assert says in message
+    assert "\n" not in message
+    assert len(message) < 400
+    assert no_card_data(message)
+    # the package's own logging of the line it could not read stays out of the logs
+    assert no_card_data(*(record.getMessage() for record in caplog.records))
+
+
+def test_an_empty_bai2_file_has_no_lines():
+    assert list(parse_bai2(io.StringIO(""))) == []
+
+
+@pytest.mark.parametrize("amount", [MASTERCARD, f"{AMEX}.00", f"-{VISA[:4]} {VISA[4:]}"])
+def test_an_amount_that_is_a_card_number_is_refused_without_repeating_it(amount):
+    text = STRIPE_HEADER + f"txn_1,2026-11-28 10:00:00,2026-11-30 00:00:00,eur,{amount},0.00,-1.00,refund,re_1,,po_1,\n"
+    with pytest.raises(SettlementFormatError) as refused:
+        list(parse_stripe(io.StringIO(text, newline="")))
+    assert "stripe line 2" in str(refused.value)
+    assert no_card_data(str(refused.value))

@@ -14,6 +14,8 @@ Libraries, measured (see README, Reconciliation):
 
 from __future__ import annotations
 
+import itertools
+import logging
 from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
@@ -50,6 +52,19 @@ def parse_camt(stream: IO[bytes], *, source: str = "camt") -> Iterator[BankLine]
     entries = etree.iterparse(
         stream, events=("end",), tag="{*}Ntry", resolve_entities=False, no_network=True, huge_tree=False
     )
+    try:
+        yield from _camt_lines(entries, source)
+    except etree.XMLSyntaxError as error:
+        raise SettlementFormatError(f"{source}: not a well-formed XML document: {_first_line(error)}") from error
+
+
+def _first_line(error: BaseException, limit: int = 200) -> str:
+    """What a library says of a file it cannot read, in one line of at most ``limit`` characters."""
+    text = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _camt_lines(entries: Any, source: str) -> Iterator[BankLine]:
     for number, (_, entry) in enumerate(entries, start=1):
         where = f"{source} entry {number}"
         tag = str(entry.tag)
@@ -123,13 +138,17 @@ def parse_mt940(stream: TextIO, *, source: str = "mt940") -> Iterator[BankLine]:
     """
     import mt940
 
+    # The package logs a statement line it cannot read at ERROR, with the line and its regular expressions: the
+    # file's text (a card number typed into it too) would reach the logs unmasked. What it could not read is
+    # raised below, in one line, as a SettlementFormatError.
+    logging.getLogger("mt940").setLevel(logging.CRITICAL)
     number = 0
     for message in _mt940_messages(stream):
         transactions = mt940.models.Transactions()
         try:
             transactions.parse(message)
         except Exception as error:  # the package raises plain exceptions of several kinds
-            raise SettlementFormatError(f"{source}: unreadable statement: {error}") from error
+            raise SettlementFormatError(f"{source}: unreadable statement: {_first_line(error)}") from error
         statement = transactions.data.get("transaction_reference", "")
         for transaction in transactions:
             number += 1
@@ -193,7 +212,18 @@ def parse_bai2(stream: TextIO, *, source: str = "bai2") -> Iterator[BankLine]:
     group_date: date | None = None
     currency: str | None = None
     number = 0
-    for record in record_generator(_bai2_lines(stream)):
+    lines = _bai2_lines(stream)
+    first = next(lines, None)
+    if first is None:
+        return  # an empty file: no records (the bai2 package fails on one)
+    records = record_generator(itertools.chain([first], lines))
+    while True:
+        try:
+            record = next(records)
+        except StopIteration:
+            return
+        except Exception as error:  # the package raises plain exceptions of several kinds
+            raise SettlementFormatError(f"{source}: unreadable BAI2 record: {_first_line(error)}") from error
         fields = [value.strip() for value in record.fields]
         if record.code is RecordCode.group_header:
             group_currency = (fields[5] if len(fields) > 5 and fields[5] else "USD").upper()

@@ -81,7 +81,13 @@ class BankLine(NamedTuple):
 
 
 class SettlementFormatError(ValueError):
-    """The file is not what its parser reads: a missing column, a bad amount, an unknown currency."""
+    """The file is not what its parser reads: a missing column, a bad amount, an unknown currency.
+
+    Its message quotes the file (the cell, or what a parsing library said of the line): card data in it is masked,
+    as everywhere a file's text goes (the message reaches the CLI, the state machine's error and ops)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(mask_card_data(message))
 
 
 # ---------------------------------------------------------------------------------------------- card data
