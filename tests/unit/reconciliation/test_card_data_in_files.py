@@ -182,3 +182,44 @@ def test_an_amount_that_is_a_card_number_is_refused_without_repeating_it(amount)
         list(parse_stripe(io.StringIO(text, newline="")))
     assert "stripe line 2" in str(refused.value)
     assert no_card_data(str(refused.value))
+
+
+@pytest.mark.parametrize(
+    "amount",
+    [
+        "-99999999999999999999999.00",  # beyond 64 bits
+        "-92233720368547758.08",  # 64 bits' smallest: its magnitude is not one
+        "-10000000000000.00",  # a quadrillion minor units
+        "-\uff11\uff12.00",  # full-width digits
+        "-1\u00b2.00",  # a superscript: a digit to str.isdigit, not to int()
+    ],
+)
+def test_an_amount_no_ledger_holds_is_refused_on_both_paths_with_its_line(amount):
+    text = STRIPE_HEADER + f"txn_1,2026-11-28 10:00:00,2026-11-30 00:00:00,eur,{amount},0.00,{amount},refund,re_1,,,\n"
+    for read in (
+        lambda: list(parse_stripe(io.StringIO(text, newline=""))),
+        lambda: list(read_frames("stripe", io.BytesIO(text.encode()))),
+    ):
+        with pytest.raises(SettlementFormatError, match="stripe line 2"):
+            read()
+
+
+def test_the_largest_amount_a_line_may_carry_reads_the_same_on_both_paths():
+    amount = "-9999999999999.99"
+    text = STRIPE_HEADER + f"txn_1,2026-11-28 10:00:00,2026-11-30 00:00:00,eur,{amount},0.00,{amount},refund,re_1,,,\n"
+    [line] = list(parse_stripe(io.StringIO(text, newline="")))
+    [frame] = list(read_frames("stripe", io.BytesIO(text.encode())))
+    assert (line.amount, line.net) == (999_999_999_999_999, -999_999_999_999_999)
+    assert frame_lines(frame) == [line._replace(description="")]
+
+
+@pytest.mark.parametrize(
+    ("parse", "body"),
+    [
+        (parse_bai2, "01,x\n02,y,z,1,261201,,USD\n03,ACCT,USD\n16,165,10000000000000000,Z,REF1,,TEXT/\n"),
+        (parse_bai2, "01,x\n02,y,z,1,261201,,USD\n03,ACCT,USD\n16,165,1\u00b2,Z,REF1,,TEXT/\n"),
+    ],
+)
+def test_a_bank_amount_no_ledger_holds_is_refused(parse, body):
+    with pytest.raises(SettlementFormatError):
+        list(parse(io.StringIO(body)))

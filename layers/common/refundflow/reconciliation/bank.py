@@ -25,6 +25,8 @@ from refundflow.reconciliation.records import (
     BankLine,
     Direction,
     SettlementFormatError,
+    ascii_digits,
+    bounded_minor,
     currency_exponent,
     decimal_to_minor,
     masks_bank_card_data,
@@ -239,11 +241,12 @@ def parse_bai2(stream: TextIO, *, source: str = "bai2") -> Iterator[BankLine]:
                 raise SettlementFormatError(f"{where}: transaction detail outside an account")
             currency_exponent(currency, where=where)
             type_code, amount_text, funds = fields[0], fields[1], fields[2] if len(fields) > 2 else ""
-            if not amount_text.isdigit() or not type_code.isdigit():
+            if not ascii_digits(amount_text) or not ascii_digits(type_code):
                 raise SettlementFormatError(f"{where}: {amount_text!r} / {type_code!r} is not an amount / type code")
+            amount = bounded_minor(int(amount_text), amount_text, where=where)
             rest = fields[3:]
             if funds == "D":
-                count = int(rest[0]) if rest and rest[0].isdigit() else 0
+                count = int(rest[0]) if rest and ascii_digits(rest[0]) else 0
                 rest = rest[1 + 2 * count :]
             else:
                 rest = rest[_FUNDS_FIELDS.get(funds, 0) :]
@@ -255,7 +258,7 @@ def parse_bai2(stream: TextIO, *, source: str = "bai2") -> Iterator[BankLine]:
                 line_no=number,
                 line_id=bank_ref or f"{source}-{number}",
                 direction=Direction.CREDIT if int(type_code) < 400 else Direction.DEBIT,
-                amount=int(amount_text),
+                amount=amount,
                 currency=currency,
                 booked_on=group_date,
                 text=" ".join(part for part in (bank_ref, customer_ref, text) if part),

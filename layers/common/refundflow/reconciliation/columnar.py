@@ -235,7 +235,10 @@ def _stripe_native(block: bytes, col: dict[str, int], line_no: int, width: int) 
         except SettlementFormatError:
             return None
         fee = mapped(cell("fee"), fees, pl.Int64())
-    shape = r"^-?[0-9]+$" if exponent == 0 else rf"^-?[0-9]+\.[0-9]{{{exponent}}}$"
+    # At most 15 digits in all: below MAX_MINOR_UNITS (a longer amount, leading zeros too, goes to the per-line
+    # rules, which refuse one beyond it), so no cast or sign change can overflow.
+    whole = 15 - exponent
+    shape = rf"^-?[0-9]{{1,{whole}}}$" if exponent == 0 else rf"^-?[0-9]{{1,{whole}}}\.[0-9]{{{exponent}}}$"
     checks = [cell("gross").str.contains(shape)]
     if "net" in col:
         checks.append((cell("net") == "") | cell("net").str.contains(shape))

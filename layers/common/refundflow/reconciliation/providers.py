@@ -32,6 +32,8 @@ from refundflow.reconciliation.records import (
     LineKind,
     SettlementFormatError,
     SettlementLine,
+    ascii_digits,
+    bounded_minor,
     currency_exponent,
     decimal_to_minor,
     masks_card_data,
@@ -165,8 +167,8 @@ def _row_chunks(stream: TextIO, size: int = _CHUNK_ROWS) -> Iterator[list[list[s
 
 def _minor_column(values: tuple[str, ...], exponent: int) -> list[int] | None:
     """A column of amounts as minor units when every one has the plain shape ``[-]digits[.exactly exponent
-    digits]`` (ASCII digits), else None (the caller reads row by row). A column of few distinct amounts
-    (fees: mostly zero) converts each once."""
+    digits]`` (ASCII digits, 15 in all at most), else None (the caller reads row by row). A column of few
+    distinct amounts (fees: mostly zero) converts each once."""
     distinct = set(values)
     if len(distinct) * 8 < len(values):
         keys = tuple(distinct)
@@ -178,9 +180,11 @@ def _minor_column(values: tuple[str, ...], exponent: int) -> list[int] | None:
     return list(map(int, text.replace(".", "").split(",") if exponent else text.split(",")))
 
 
+# At most 15 digits in all (below MAX_MINOR_UNITS; a longer amount, leading zeros too, is read row by row, where
+# one beyond it is refused): no sum of a block's amounts can overflow.
 _PLAIN_AMOUNTS = {
     exponent: re.compile(rf"{one}(?:,{one})*")
-    for exponent, one in ((0, "-?[0-9]+"), *((e, rf"-?[0-9]+\.[0-9]{{{e}}}") for e in range(1, 5)))
+    for exponent, one in ((0, "-?[0-9]{1,15}"), *((e, rf"-?[0-9]{{1,{15 - e}}}\.[0-9]{{{e}}}") for e in range(1, 5)))
 }
 
 
@@ -443,10 +447,10 @@ def _paypal_kind(code: str, direction: str) -> LineKind:
 
 def _unsigned_minor(text: str, currency: str, *, where: str) -> int:
     value = text.strip() or "0"
-    if not value.isdigit():
+    if not ascii_digits(value):
         raise SettlementFormatError(f"{where}: {text!r} is not an unsigned amount in minor units")
     currency_exponent(currency, where=where)
-    return int(value)
+    return bounded_minor(int(value), text, where=where)
 
 
 @masks_card_data
@@ -560,10 +564,10 @@ def generic_parser(mapping: ColumnMapping = DEFAULT_GENERIC_MAPPING) -> Parser:
     def amount_of(text: str, currency: str, where: str) -> int:
         if mapping.amount_format == "minor":
             value = text.strip().lstrip("+-")
-            if not value.isdigit():
+            if not ascii_digits(value):
                 raise SettlementFormatError(f"{where}: {text!r} is not an amount in minor units")
             currency_exponent(currency, where=where)
-            return int(value)
+            return bounded_minor(int(value), text, where=where)
         return abs(decimal_to_minor(text, currency, where=where))
 
     @masks_card_data

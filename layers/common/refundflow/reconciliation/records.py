@@ -161,35 +161,54 @@ def currency_exponent(code: str, *, where: str) -> int:
         raise SettlementFormatError(f"{where}: unknown currency {code!r}") from None
 
 
+# The largest amount a line may carry, in minor units (exclusive): a quadrillion minor units is 10 trillion in a
+# two-decimal currency, far beyond any settlement line, and well inside the 64-bit integers the engine keeps (so a
+# sum of a payout's lines cannot overflow either). A line beyond it is refused, whichever parser reads it.
+MAX_MINOR_UNITS = 10**15
+
+
+def ascii_digits(text: str) -> bool:
+    """Only the digits 0-9 (``str.isdigit`` also takes other scripts' digits and superscripts)."""
+    return text.isascii() and text.isdigit()
+
+
+def bounded_minor(minor: int, text: str, *, where: str) -> int:
+    """Raises: SettlementFormatError: ``minor`` is :data:`MAX_MINOR_UNITS` or more in magnitude."""
+    if -MAX_MINOR_UNITS < minor < MAX_MINOR_UNITS:
+        return minor
+    raise SettlementFormatError(f"{where}: {text!r} is beyond {MAX_MINOR_UNITS - 1:,} minor units")
+
+
 def decimal_to_minor(text: str, currency: str, *, where: str) -> int:
     """Exact conversion of a report's decimal string ("-10.00", "1,234.50", "1000") to minor units.
 
     String arithmetic, no Decimal and no float: this runs once per line of files with millions of lines.
 
     Raises:
-        SettlementFormatError: not a plain decimal, or more decimals than the currency has.
+        SettlementFormatError: not a plain decimal of the digits 0-9, more decimals than the currency has, or
+        beyond :data:`MAX_MINOR_UNITS`.
     """
     digits = CURRENCY_EXPONENTS.get(currency)
     if digits is None:
         digits = currency_exponent(currency, where=where)
     # Fast path, the shape of nearly every report amount: [-]digits[.exactly `digits` digits].
     whole, dot, fraction = text.partition(".")
-    if len(fraction) == digits and (not fraction or fraction.isdigit()) and (dot or not digits):
+    if len(fraction) == digits and (not fraction or ascii_digits(fraction)) and (dot or not digits):
         head = whole[1:] if whole[:1] == "-" else whole
-        if head.isdigit():
-            return int(whole + fraction)
+        if ascii_digits(head):
+            return bounded_minor(int(whole + fraction), text, where=where)
     value = text.strip().replace(",", "")
     negative = value.startswith("-")
     if negative or value.startswith("+"):
         value = value[1:]
     whole, _, fraction = value.partition(".")
-    if (not whole and not fraction) or not (whole or "0").isdigit() or (fraction and not fraction.isdigit()):
+    if (not whole and not fraction) or not ascii_digits(whole or "0") or (fraction and not ascii_digits(fraction)):
         raise SettlementFormatError(f"{where}: {text!r} is not a decimal amount")
     fraction = fraction.rstrip("0")
     if len(fraction) > digits:
         raise SettlementFormatError(f"{where}: {text!r} has more than {digits} decimals for {currency}")
     minor = int((whole or "0") + fraction.ljust(digits, "0"))
-    return -minor if negative else minor
+    return bounded_minor(-minor if negative else minor, text, where=where)
 
 
 def line_to_json(line: SettlementLine) -> dict[str, object]:
