@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from local.cfn import ROOT, Stack
-from local.tools import constraint_pins, distributions, first_use_imports, lambda_python
+from local.tools import constraint_pins, distributions, first_use_imports, lambda_environment, lambda_python
 from refundflow import catalog
 
 # argv: the module to import, the first-use modules (comma-separated), then the folders in Lambda's order.
@@ -190,15 +190,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         module = str(properties["Handler"]).rpartition(".")[0]
         layers = [layer["Ref"] for layer in properties.get("Layers", [])]
         folders = [args.build / logical_id, *(args.build / layer / "python" for layer in layers), args.runtime]
-        environment = {
-            "PATH": "/usr/bin:/bin",
-            **stack.function_environment(logical_id),
-            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
-            "AWS_LAMBDA_FUNCTION_NAME": stack.physical_name(logical_id),
-            "AWS_REGION": stack.region,
-            "AWS_DEFAULT_REGION": stack.region,
-            "LAMBDA_TASK_ROOT": "/var/task",
-        }
+        environment = lambda_environment(stack, logical_id)
         first_use = first_use_imports(logical_id)
         bare: list[dict[str, Any]] = []
         handler: list[dict[str, Any]] = []

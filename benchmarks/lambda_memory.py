@@ -38,7 +38,7 @@ from typing import Any
 from local import lambdas
 from local.cfn import ROOT, Stack
 from local.stack import DevStack, LocalSettings
-from local.tools import first_use_imports, lambda_python
+from local.tools import first_use_imports, lambda_environment, lambda_python
 from refundflow import catalog
 
 # VmHWM (/proc/self/status) is the process's own peak resident set: getrusage's ru_maxrss would carry the peak
@@ -87,15 +87,7 @@ def cold_start_rss(
     else:
         folders = [stack.function_folder(logical_id), ROOT / "layers/common"]
         command = [sys.executable, "-B", "-c", PROBE]
-    environment = {
-        "PATH": "/usr/bin:/bin",
-        **stack.function_environment(logical_id),
-        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
-        "AWS_LAMBDA_FUNCTION_NAME": stack.physical_name(logical_id),
-        "AWS_REGION": stack.region,
-        "AWS_DEFAULT_REGION": stack.region,
-        "LAMBDA_TASK_ROOT": "/var/task",
-    }
+    environment = lambda_environment(stack, logical_id)
     also = ",".join(first_use_imports(logical_id))
     result = subprocess.run(
         [*command, module, also, *map(str, folders)],

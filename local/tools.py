@@ -368,6 +368,20 @@ def import_problem(
     return lines[-1] if lines else f"exit status {result.returncode}"
 
 
+def lambda_environment(stack: Any, logical_id: str) -> dict[str, str]:
+    """A function's environment as Lambda gives it (its template variables and the runtime's own), for a probe
+    process that stands in for its container (the cold-import and memory benchmarks)."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        **stack.function_environment(logical_id),
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+        "AWS_LAMBDA_FUNCTION_NAME": stack.physical_name(logical_id),
+        "AWS_REGION": stack.region,
+        "AWS_DEFAULT_REGION": stack.region,
+        "LAMBDA_TASK_ROOT": "/var/task",
+    }
+
+
 def lambda_python(requested: str | None) -> str | None:
     """The absolute path of a Python 3.13 (Lambda's runtime version): the one asked for, else any found."""
     home_versions = sorted(glob.glob(str(Path.home() / ".pyenv/versions/3.13*/bin/python3.13")))
