@@ -139,22 +139,26 @@ def test_the_meter_agrees_with_a_hand_priced_refund(tables: Tables) -> None:
     assert usage["calls"].get("dynamodb:GetItem") == 2
 
 
+# The counts a Lambda and Express pricing test leaves at zero.
+NOTHING_ELSE = dict.fromkeys(
+    [
+        "standard_state_transitions",
+        "dynamodb_write_units",
+        "dynamodb_read_units",
+        "events_put",
+        "queue_messages",
+        "api_requests",
+        "secrets_manager_calls",
+        "emails_sent",
+    ],
+    0.0,
+)
+
+
 def test_lambda_is_billed_per_millisecond_and_express_per_started_100_ms() -> None:
     from benchmarks.workflow import PRICES, cost
 
-    counts = dict.fromkeys(
-        [
-            "standard_state_transitions",
-            "dynamodb_write_units",
-            "dynamodb_read_units",
-            "events_put",
-            "queue_messages",
-            "api_requests",
-            "secrets_manager_calls",
-            "emails_sent",
-        ],
-        0.0,
-    )
+    counts = NOTHING_ELSE
     # GIVEN 3 invocations of 100.5 ms compute, one of them calling a platform (300 ms), and one Express execution
     # of 11 states running 2 of those invocations (one with the platform call)
     per_refund = {
@@ -179,20 +183,7 @@ def test_each_function_is_billed_at_its_own_memory_size() -> None:
     from benchmarks.workflow import DEFAULT_MEMORY_MB, PRICES, cost, function_memory_mb
     from local.cfn import Stack
 
-    counts = dict.fromkeys(
-        [
-            "standard_state_transitions",
-            "dynamodb_write_units",
-            "dynamodb_read_units",
-            "events_put",
-            "queue_messages",
-            "api_requests",
-            "secrets_manager_calls",
-            "emails_sent",
-            "express_state_transitions",
-        ],
-        0.0,
-    )
+    counts = {**NOTHING_ELSE, "express_state_transitions": 0.0}
     per_refund = {
         **counts,
         "lambda_invocations": 3.0,
