@@ -126,6 +126,53 @@ class PaymentReference(StrictModel):
     )
 
 
+class TenderKind(StrEnum):
+    """What a tender of a split-tender order is (``refundflow.domain.allocation``: store credit and gift cards are
+    refunded last under ``store_credit_last``)."""
+
+    CARD = "card"
+    WALLET = "wallet"
+    BANK = "bank"
+    BUY_NOW_PAY_LATER = "buy_now_pay_later"
+    GIFT_CARD = "gift_card"
+    STORE_CREDIT = "store_credit"
+    OTHER = "other"
+
+
+class Tender(StrictModel):
+    """One payment of an order paid with several (a card and a gift card, two cards, a deposit and a final
+    payment). ``kind`` store_credit: ``payment`` names refundflow's own store-credit ledger (provider-less)."""
+
+    payment: PaymentReference
+    kind: TenderKind = TenderKind.CARD
+
+
+class LegStatus(StrEnum):
+    """Where one leg of a split-tender refund is."""
+
+    PLANNED = "planned"
+    SUBMITTED = "submitted"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class SplitLeg(StrictModel):
+    """One tender's share of a split-tender refund: refunded as a refund of its own (``refund_id``, its own
+    provider refund and idempotency key), or credited to store credit (``kind`` store_credit)."""
+
+    index: int = Field(ge=0, le=63, description="The leg's number; a remedy adds a leg, never renumbers one.")
+    tender_index: int = Field(ge=0, le=7, description="Which of the refund's tenders it goes back to.")
+    payment: PaymentReference
+    kind: TenderKind
+    amount: Money
+    status: LegStatus = LegStatus.PLANNED
+    refund_id: str | None = Field(default=None, description="The leg's own refund (None for store credit).")
+    provider_refund_id: str | None = None
+    acquirer_reference: str | None = None
+    failure: str | None = None
+    replaces: int | None = Field(default=None, description="The failed leg a remedy moved this amount from.")
+
+
 class InvoiceReference(StrictModel):
     system: BooksSystem
     invoice_id: Identifier = Field(description="The books system's invoice id (Xero: InvoiceID).")
@@ -424,6 +471,19 @@ class Refund(StrictModel):
     )
     return_seq: int = Field(
         default=0, description="Audit sequence number of the latest return step recorded (ReturnUpdated)."
+    )
+    tenders: list[Tender] = Field(
+        default_factory=list,
+        max_length=8,
+        description="A split-tender refund's tenders (empty for a refund of one payment, whose payment is "
+        "``payment``); ``payment`` is then the first tender's.",
+    )
+    allocation_rule: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")] | None = Field(
+        default=None, description="The split-tender allocation rule the legs were divided by."
+    )
+    legs: list[SplitLeg] = Field(default_factory=list, max_length=64, description="A split-tender refund's legs.")
+    parent_refund_id: str | None = Field(
+        default=None, description="A leg's split-tender refund: the leg is approved by its parent's decision."
     )
     return_seen_seq: int = Field(
         default=0, description="The return_seq the policy last decided on (a refund waiting for its return)."

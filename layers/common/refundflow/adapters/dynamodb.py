@@ -112,6 +112,8 @@ _STATE_FIELDS = {
     "status_seq",
     "return_seq",
     "return_seen_seq",
+    "allocation_rule",
+    "legs",
 }
 _REQUEST_FIELDS = {
     "refund_id",
@@ -131,6 +133,8 @@ _REQUEST_FIELDS = {
     "request_fingerprint",
     "correlation_id",
     "origin",
+    "tenders",
+    "parent_refund_id",
 }
 
 
