@@ -606,6 +606,37 @@ class KeptBankLine:
 
 
 @dataclass(frozen=True)
+class PayoutMember:
+    """A settlement line that named one of our refunds and a payout: the payout -> refunds side of a trace.
+    Written in the same transaction that records the line on the refund (settled, matched, or a mismatch)."""
+
+    payout_id: str
+    refund_id: str
+    line_key: str
+    file: str
+    line_no: int | None
+    match_class: str
+    amount: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class BankCredit:
+    """The bank statement line that credited a payout (``match_class``: ``matched`` or ``payout_amount_differs``):
+    kept by payout (the payout's "credited" marker) and by the line (its file and line number)."""
+
+    payout_id: str
+    file: str
+    line_no: int
+    line_key: str
+    match_class: str
+    amount: int
+    currency: str
+    direction: str
+    booked_on: date | None
+
+
+@dataclass(frozen=True)
 class StatusQueue:
     """The refunds currently in one status: how many, and when the oldest of them was requested."""
 
@@ -846,6 +877,32 @@ class RefundStore(ABC):
     @abstractmethod
     def forget_bank_line(self, key: str) -> None:
         """A kept bank line a settlement has now explained (idempotent)."""
+
+    @abstractmethod
+    def payout_member(self, member: PayoutMember) -> StoreWrite:
+        """A write saying the payout carried the refund's line, to go with the line's own record (idempotent)."""
+
+    @abstractmethod
+    def payout_members(
+        self, payout_id: str, *, after: str | None = None, limit: int = 100
+    ) -> tuple[list[PayoutMember], str | None]:
+        """Up to ``limit`` lines of our refunds a payout carried, in the order of their line keys, from the one
+        after ``after``; and the line key to continue after (None: that was the last)."""
+
+    @abstractmethod
+    def announced_payout(self, reference: str) -> AnnouncedPayout | None: ...
+
+    @abstractmethod
+    def record_bank_credit(self, credit: BankCredit) -> bool:
+        """Keep the bank line that credited a payout (the payout's "credited" marker, first one wins, and the
+        line's own look-up); False if the payout was credited before."""
+
+    @abstractmethod
+    def bank_credit_for_payout(self, payout_id: str) -> BankCredit | None: ...
+
+    @abstractmethod
+    def bank_credit_at(self, file: str, line_no: int) -> BankCredit | None:
+        """The payout credit of a bank statement's line (its file and line number), if it credited one."""
 
 
 # ---------------------------------------------------------------- refund requests

@@ -50,7 +50,9 @@ from refundflow.models import (
 from refundflow.money import Money
 from refundflow.ports import (
     AnnouncedPayout,
+    BankCredit,
     KeptBankLine,
+    PayoutMember,
     ProviderPayment,
     ProviderRefundEntry,
     ReconciliationMarker,
@@ -1678,6 +1680,163 @@ class RefundRepository(RefundStore):
         self._call(
             "delete_item", TableName=self.table_name, Key=_to_item({"pk": self._BANK_LINES, "sk": f"LINE#{key}"})
         )
+
+    def announced_payout(self, reference: str) -> AnnouncedPayout | None:
+        response = self._call(
+            "get_item",
+            TableName=self.table_name,
+            Key=_to_item({"pk": self._PAYOUTS, "sk": f"PAYOUT#{reference}"}),
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        if not item:
+            return None
+        values = _from_item(item)
+        booked = values.get("booked_on")
+        return AnnouncedPayout(
+            reference=str(values["reference"]),
+            amount=int(values["amount"]),
+            currency=str(values["currency"]),
+            booked_on=date.fromisoformat(str(booked)) if booked else None,
+            file=str(values["file"]),
+        )
+
+    # A payout's lines of our refunds: one partition per payout (RECON#PAYOUT#<id>), one item per line, written in
+    # the transaction that records the line on the refund.
+    @staticmethod
+    def _payout_partition(payout_id: str) -> str:
+        return f"RECON#PAYOUT#{payout_id}"
+
+    def payout_member(self, member: PayoutMember) -> StoreWrite:
+        item = {
+            "pk": self._payout_partition(member.payout_id),
+            "sk": f"LINE#{member.line_key}",
+            "entity": "payout_member",
+            "payout_id": member.payout_id,
+            "refund_id": member.refund_id,
+            "line_key": member.line_key,
+            "file": member.file,
+            "line_no": member.line_no,
+            "match_class": member.match_class,
+            "amount": member.amount,
+            "currency": member.currency,
+            "expires_at": int((self._now() + RECONCILIATION_MARKER_RETENTION).timestamp()),
+        }
+        present = {key: value for key, value in item.items() if value is not None}
+        return TransactItem({"Put": {"TableName": self.table_name, "Item": _to_item(present)}})
+
+    def payout_members(
+        self, payout_id: str, *, after: str | None = None, limit: int = 100
+    ) -> tuple[list[PayoutMember], str | None]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": _to_item({":pk": self._payout_partition(payout_id)}),
+            "ConsistentRead": True,
+            "Limit": limit,
+        }
+        if after is not None:
+            kwargs["ExclusiveStartKey"] = _to_item({"pk": self._payout_partition(payout_id), "sk": f"LINE#{after}"})
+        members: list[PayoutMember] = []
+        while len(members) < limit:
+            response = self._call("query", **kwargs)
+            for item in response.get("Items", []):
+                values = _from_item(item)
+                line_no = values.get("line_no")
+                members.append(
+                    PayoutMember(
+                        payout_id=str(values["payout_id"]),
+                        refund_id=str(values["refund_id"]),
+                        line_key=str(values["line_key"]),
+                        file=str(values["file"]),
+                        line_no=int(line_no) if line_no is not None else None,
+                        match_class=str(values["match_class"]),
+                        amount=int(values["amount"]),
+                        currency=str(values["currency"]),
+                    )
+                )
+            if "LastEvaluatedKey" not in response:
+                return members, None
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            kwargs["Limit"] = limit - len(members)
+        return members, members[-1].line_key
+
+    # The bank line that credited a payout, twice: in the payout's "credited" marker (RECON#payout#<id>#credited,
+    # what reconciliation checks) and under the statement's file and line number (RECON#BANKLINE#<file>).
+    @staticmethod
+    def _credited_key(payout_id: str) -> str:
+        return f"payout#{payout_id}#credited"
+
+    @staticmethod
+    def _bank_line_key(file: str, line_no: int) -> dict[str, Any]:
+        return {"pk": f"RECON#BANKLINE#{file}", "sk": f"LINE#{line_no:09d}"}
+
+    @staticmethod
+    def _credit_values(credit: BankCredit) -> dict[str, Any]:
+        return {
+            "payout_id": credit.payout_id,
+            "file": credit.file,
+            "line_no": credit.line_no,
+            "line_key": credit.line_key,
+            "credit_class": credit.match_class,
+            "amount": credit.amount,
+            "currency": credit.currency,
+            "direction": credit.direction,
+            "booked_on": credit.booked_on.isoformat() if credit.booked_on else None,
+        }
+
+    @staticmethod
+    def _credit_from(values: dict[str, Any]) -> BankCredit:
+        booked = values.get("booked_on")
+        return BankCredit(
+            payout_id=str(values["payout_id"]),
+            file=str(values["file"]),
+            line_no=int(values["line_no"]),
+            line_key=str(values["line_key"]),
+            match_class=str(values["credit_class"]),
+            amount=int(values["amount"]),
+            currency=str(values["currency"]),
+            direction=str(values["direction"]),
+            booked_on=date.fromisoformat(str(booked)) if booked else None,
+        )
+
+    def record_bank_credit(self, credit: BankCredit) -> bool:
+        # The line's look-up first, then the payout's marker (first one wins): a retry after a crash in between
+        # writes both; the line of a second credit of the payout keeps its look-up too (it did carry the payout).
+        expires = int((self._now() + RECONCILIATION_MARKER_RETENTION).timestamp())
+        values = {key: value for key, value in self._credit_values(credit).items() if value is not None}
+        line = {**self._bank_line_key(credit.file, credit.line_no), "entity": "bank_credit", "expires_at": expires}
+        self._call("put_item", TableName=self.table_name, Item=_to_item({**line, **values}))
+        marker = {
+            **self._marker_key(self._credited_key(credit.payout_id)),
+            "entity": "reconciliation_marker",
+            "match_class": "credited",
+            "recorded_at": self._now().isoformat(),
+            "expires_at": expires,
+            **values,
+        }
+        condition = "attribute_not_exists(pk)"
+        put = {"TableName": self.table_name, "Item": _to_item(marker), "ConditionExpression": condition}
+        return self._put_if_absent(TransactItem({"Put": put}, _DeliverySeen))
+
+    def bank_credit_for_payout(self, payout_id: str) -> BankCredit | None:
+        response = self._call(
+            "get_item",
+            TableName=self.table_name,
+            Key=_to_item(self._marker_key(self._credited_key(payout_id))),
+            ConsistentRead=True,
+        )
+        values = _from_item(response["Item"]) if response.get("Item") else None
+        # A marker written before the credit kept the bank line's details names only its file and line number.
+        if values is None or "credit_class" not in values:
+            return None
+        return self._credit_from(values)
+
+    def bank_credit_at(self, file: str, line_no: int) -> BankCredit | None:
+        response = self._call(
+            "get_item", TableName=self.table_name, Key=_to_item(self._bank_line_key(file, line_no)), ConsistentRead=True
+        )
+        return self._credit_from(_from_item(response["Item"])) if response.get("Item") else None
 
     def get_reconciliation_marker(self, key: str) -> ReconciliationMarker | None:
         response = self._call(

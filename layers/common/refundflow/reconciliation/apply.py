@@ -28,7 +28,7 @@ from refundflow.errors import ConcurrentModification, RefundflowError
 from refundflow.events import RECONCILIATION_MISMATCH, ReconciliationEvent
 from refundflow.models import Refund
 from refundflow.money import Money
-from refundflow.ports import EventPublisher, ReconciliationMarker, RefundStore
+from refundflow.ports import EventPublisher, PayoutMember, ReconciliationMarker, RefundStore, StoreWrite
 from refundflow.reconciliation.engine import ExpectedRefund, Finding, MatchClass
 from refundflow.status import RefundStatus
 
@@ -115,7 +115,31 @@ def _details(finding: Finding, run: Run) -> dict[str, Any]:
         "settled_amount": {"minor_units": finding.amount, "currency": finding.currency} if finding.currency else None,
         "difference_minor_units": finding.difference,
         "detail": finding.detail,
+        "payout_id": finding.payout_id,
     }
+
+
+# A line of these classes is the refund's money in its payout (a duplicate repeats a line, a missing refund has none).
+_IN_PAYOUT = frozenset(
+    {MatchClass.MATCHED, MatchClass.AMOUNT_DIFFERS, MatchClass.CURRENCY_DIFFERS, MatchClass.LATE_FAILURE}
+)
+
+
+def _payout_member(finding: Finding, run: Run, repository: RefundStore) -> list[StoreWrite]:
+    """The payout -> refund item to write with the line's record (none when the line names no payout)."""
+    if finding.payout_id is None or finding.refund_id is None or finding.match_class not in _IN_PAYOUT:
+        return []
+    member = PayoutMember(
+        payout_id=finding.payout_id,
+        refund_id=finding.refund_id,
+        line_key=_marker_key(finding, run),
+        file=run.file,
+        line_no=finding.line_no,
+        match_class=finding.match_class.value,
+        amount=finding.amount,
+        currency=finding.currency,
+    )
+    return [repository.payout_member(member)]
 
 
 def _marker(finding: Finding, run: Run, key: str | None = None) -> ReconciliationMarker:
@@ -185,6 +209,7 @@ def _settle(
                 extra=[
                     repository.reconciliation_marker(_marker(finding, run), exists),
                     repository.reconciliation_marker(_marker(finding, run, settled_key), exists),
+                    *_payout_member(finding, run, repository),
                 ],
             )
             return Applied(finding, Outcome.SETTLED)
@@ -207,6 +232,7 @@ def _settle(
             extra=[
                 repository.reconciliation_marker(_marker(finding, run), lambda: MarkerExists("seen")),
                 repository.seen_in_settlement(refund.refund_id),
+                *_payout_member(finding, run, repository),
             ],
         )
     except MarkerExists:
@@ -228,6 +254,7 @@ def _note_mismatch(
             return Applied(finding, Outcome.NOTHING_TO_DO)
     else:
         writes.append(repository.seen_in_settlement(refund.refund_id))
+        writes.extend(_payout_member(finding, run, repository))
     try:
         refund = recorder.note(
             refund,

@@ -571,6 +571,7 @@ class ColumnarMatcher:
             "line_no",
             "dup_line",
             "ours_currency",
+            "payout_id",
         ).iter_rows()
         return [_finding(*row) for row in rows]
 
@@ -605,6 +606,7 @@ def _finding(
     line_no: int,
     dup_line: bool,
     ours_currency: str | None,
+    payout_id: str | None,
 ) -> Finding:
     if match_class == MatchClass.DUPLICATE_LINE.value:
         detail = "line id seen before in this file" if dup_line else "refund settled by an earlier line"
@@ -612,7 +614,9 @@ def _finding(
         detail = f"ours {ours_currency}, settled {currency}"
     else:
         detail = _DETAILS.get(match_class, "")
-    return Finding(key, _CLASSES[match_class], reference, amount, currency, refund_id, difference, line_no, detail)
+    return Finding(
+        key, _CLASSES[match_class], reference, amount, currency, refund_id, difference, line_no, detail, payout_id
+    )
 
 
 def check_frame(frame: pl.DataFrame) -> None:

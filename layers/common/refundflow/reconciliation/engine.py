@@ -68,6 +68,9 @@ class Finding(NamedTuple):
     difference: int = 0
     line_no: int | None = None
     detail: str = ""
+    # The payout the line's money went out in (``SettlementLine.payout_id``): what a refund's trace follows to the
+    # bank. None for a line that names none (PayPal's lines) and for what only the whole file tells.
+    payout_id: str | None = None
 
     @property
     def is_mismatch(self) -> bool:
@@ -89,7 +92,16 @@ def _finding(
 ) -> Finding:
     refund_id = refund.refund_id if refund else None
     return Finding(
-        key, match_class, line.reference, line.amount, line.currency, refund_id, difference, line.line_no, detail
+        key,
+        match_class,
+        line.reference,
+        line.amount,
+        line.currency,
+        refund_id,
+        difference,
+        line.line_no,
+        detail,
+        line.payout_id,
     )
 
 
@@ -138,10 +150,12 @@ class SettlementMatcher:
                 and refund.amount == amount
             ):
                 self.seen_refunds.add(reference)
-                return _new(Finding, (key, _MATCHED, reference, amount, currency, refund.refund_id, 0, line_no, ""))
+                return _new(
+                    Finding, (key, _MATCHED, reference, amount, currency, refund.refund_id, 0, line_no, "", payout_id)
+                )
             return self._refund(line, key)
         if kind is _CHARGE and (amount or not fee):
-            return _new(Finding, (key, _NOT_RECONCILED, reference, amount, currency, None, 0, line_no, ""))
+            return _new(Finding, (key, _NOT_RECONCILED, reference, amount, currency, None, 0, line_no, "", payout_id))
         if kind is LineKind.REFUND_FAILURE:
             refund = self.refunds.get(reference)
             return _finding(line, key, MatchClass.LATE_FAILURE, refund, detail="the provider reversed the refund")
@@ -155,7 +169,7 @@ class SettlementMatcher:
             payout.currency = currency
             payout.line_no = line_no
             payout.booked_on = line.booked_on
-        return Finding(key, _NOT_RECONCILED, reference, amount, currency, None, 0, line_no)
+        return Finding(key, _NOT_RECONCILED, reference, amount, currency, None, 0, line_no, "", payout_id)
 
     def _refund(self, line: SettlementLine, key: str) -> Finding:
         refund = self.refunds.get(line.reference)
@@ -170,9 +184,7 @@ class SettlementMatcher:
         if refund.amount != line.amount:
             difference = line.amount - refund.amount
             return _finding(line, key, MatchClass.AMOUNT_DIFFERS, refund, difference=difference, detail="amount")
-        return Finding(
-            key, MatchClass.MATCHED, line.reference, line.amount, line.currency, refund.refund_id, 0, line.line_no
-        )
+        return _finding(line, key, MatchClass.MATCHED, refund)
 
     def _payout(self, reference: str, currency: str) -> _Payout:
         payout = self.payouts.get(reference)

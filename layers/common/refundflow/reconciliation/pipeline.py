@@ -20,11 +20,19 @@ from typing import IO, Any
 from refundflow.adapters.s3 import S3Files
 from refundflow.domain.recorder import RefundRecorder
 from refundflow.errors import RejectedError
-from refundflow.ports import AnnouncedPayout, EventPublisher, KeptBankLine, ReconciliationMarker, RefundStore
+from refundflow.ports import AnnouncedPayout, BankCredit, EventPublisher, KeptBankLine, RefundStore
 from refundflow.reconciliation.apply import Applied, Run, apply_finding
-from refundflow.reconciliation.engine import BankMatcher, Finding, MatchClass, absorb_state, matcher_state
+from refundflow.reconciliation.engine import (
+    BankMatcher,
+    Finding,
+    MatchClass,
+    absorb_state,
+    line_key,
+    matcher_state,
+)
 from refundflow.reconciliation.providers import SETTLEMENT_PARSERS
 from refundflow.reconciliation.records import (
+    BankLine,
     SettlementFormatError,
     bank_from_json,
     bank_to_json,
@@ -189,9 +197,7 @@ def _match_bank_batch(
         finding = matcher.match(line)
         summary.add(apply_finding(finding, run, repository=repository, recorder=recorder, publisher=publisher))
         if finding.match_class in (MatchClass.MATCHED, MatchClass.PAYOUT_AMOUNT_DIFFERS):
-            repository.put_reconciliation_marker(
-                ReconciliationMarker(_credited(finding.reference), run.file, line.line_no, "credited", None)
-            )
+            repository.record_bank_credit(_bank_credit(finding, line, run.file))
         elif finding.match_class is MatchClass.NOT_RECONCILED:
             # No payout announced so far explains it: its settlement may land later (see explain_kept_lines).
             repository.keep_bank_line(KeptBankLine(finding.key, run.file, bank_to_json(line)))
@@ -234,15 +240,28 @@ def explain_kept_lines(
             apply_finding(rematched, bank_run, repository=repository, recorder=recorder, publisher=publisher)
         )
         if finding.match_class in (MatchClass.MATCHED, MatchClass.PAYOUT_AMOUNT_DIFFERS):
-            repository.put_reconciliation_marker(
-                ReconciliationMarker(_credited(finding.reference), item.file, line.line_no, "credited", None)
-            )
+            repository.record_bank_credit(_bank_credit(finding, line, item.file))
         repository.forget_bank_line(item.key)
     return applied
 
 
 def _credited(reference: str) -> str:
     return f"payout#{reference}#credited"
+
+
+def _bank_credit(finding: Finding, line: BankLine, file: str) -> BankCredit:
+    """The bank line that credited the payout ``finding`` names, whole: the trace's last hop."""
+    return BankCredit(
+        payout_id=finding.reference,
+        file=file,
+        line_no=line.line_no,
+        line_key=line_key(line),
+        match_class=finding.match_class.value,
+        amount=line.amount,
+        currency=line.currency,
+        direction=line.direction.value,
+        booked_on=line.booked_on,
+    )
 
 
 def summarize(
