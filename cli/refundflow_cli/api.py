@@ -1,5 +1,6 @@
 """refundflow's HTTP API as the CLI uses it: signed refund requests (Standard Webhooks, as a source system),
-``GET /refunds/{id}`` with SigV4, approvals with a bearer token (minted by the local issuer on the local stack)."""
+``GET /refunds/{id}`` and the traces with SigV4, approvals with a bearer token (minted by the local issuer on the
+local stack)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from botocore.auth import SigV4Auth
@@ -91,6 +93,25 @@ class Api:
             "GET", f"/refunds/{refund_id}", f"refund {refund_id}", headers=dict(signed.headers)
         )
         return document
+
+    def _signed_get(self, path: str, what: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``GET path`` signed with SigV4 (the query string is part of what is signed)."""
+        prepared = requests.Request("GET", f"{self.base}{path}", params=params or {}).prepare()
+        signed = AWSRequest(method="GET", url=str(prepared.url))
+        SigV4Auth(self.target.credentials(), "execute-api", self.target.region).add_auth(signed)
+        document: dict[str, Any] = self._call("GET", path, what, params=params, headers=dict(signed.headers))
+        return document
+
+    def refund_trace(self, refund_id: str) -> dict[str, Any]:
+        return self._signed_get(f"/refunds/{refund_id}/trace", f"trace of {refund_id}")
+
+    def payout_trace(self, payout_id: str, after: str | None = None) -> dict[str, Any]:
+        params = {"after": after} if after else None
+        return self._signed_get(f"/payouts/{quote(payout_id, safe='')}/trace", f"payout {payout_id}", params)
+
+    def bank_line_trace(self, file: str, line: int, after: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"file": file, "line": line, **({"after": after} if after else {})}
+        return self._signed_get("/bank-lines/trace", f"{file} line {line}", params)
 
     # ------------------------------------------------------------------ approvals (bearer token)
 

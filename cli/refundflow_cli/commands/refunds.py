@@ -1,5 +1,6 @@
-"""``refundflow refunds list|show``: refunds by status (the ``by-status`` index, paginated; a Scan of the table for
-the statuses that sparse index leaves out) and one refund in full."""
+"""``refundflow refunds list|show|trace``: refunds by status (the ``by-status`` index, paginated; a Scan of the table
+for the statuses that sparse index leaves out), one refund in full, and a refund's trace from ticket to bank line (or
+from a bank line or payout back to its refunds)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,29 @@ from typing import Annotated, Any
 
 import botocore.exceptions
 import typer
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from refundflow.adapters.dynamodb import INDEXED_STATUSES, plain_values, refund_id_of
 from refundflow.status import RefundStatus
 from refundflow_cli.commands._shared import api_of, parse_moment, target_of
 from refundflow_cli.errors import CliError, Exit
-from refundflow_cli.output import JsonOption, console, emit_json, handled, money, refund_panel, status_text
+from refundflow_cli.output import (
+    JsonOption,
+    audit_line,
+    console,
+    emit_json,
+    handled,
+    money,
+    refund_panel,
+    status_text,
+)
 from refundflow_cli.target import aws_error
 
-refunds = typer.Typer(help="List refunds by status; show one refund in full.", no_args_is_help=True)
+refunds = typer.Typer(
+    help="List refunds by status; show one refund in full; trace one from ticket to bank line.", no_args_is_help=True
+)
 DEFAULT_STATUSES = [RefundStatus.NEEDS_ATTENTION, RefundStatus.PENDING_APPROVAL]
 
 
@@ -277,3 +291,147 @@ def show(
         console().print(refund_panel(refund))
     if not (refund.get("audit") or {}).get("intact", False):
         raise typer.Exit(int(Exit.AUDIT_BROKEN))
+
+
+@refunds.command("trace")
+@handled
+def trace(
+    ctx: typer.Context,
+    refund_id: Annotated[str | None, typer.Argument(help="The refund id (rf_...).")] = None,
+    bank_line: Annotated[
+        str | None,
+        typer.Option(
+            "--bank-line",
+            metavar="FILE:LINE",
+            help="Which refunds are in this bank statement line: its key in the settlement drop and its line number.",
+        ),
+    ] = None,
+    payout: Annotated[
+        str | None, typer.Option("--payout", metavar="ID", help="Which refunds this payout carried.")
+    ] = None,
+    after: Annotated[
+        str | None, typer.Option("--after", help="A payout's refunds after this line key (the previous page's next).")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Every hop of a refund with its id, time and actor: the request and who approved it, the policy decision, the
+    provider refund and its ARN, the credit document, the settlement line, the payout and the bank line that
+    credited it; a missing hop says which and why. With --bank-line or --payout, from the other end: the payout and
+    every refund it carried, each with its trace summary. Exits 13 when an audit chain does not verify."""
+    given = [name for name, value in (("ID", refund_id), ("--bank-line", bank_line), ("--payout", payout)) if value]
+    if len(given) != 1:
+        raise CliError("usage", "give one of a refund ID, --bank-line FILE:LINE or --payout ID", Exit.USAGE)
+    api = api_of(ctx)
+    if refund_id:
+        document = api.refund_trace(refund_id)
+        intact = bool((document.get("audit") or {}).get("intact"))
+        render: Any = lambda: trace_panel(document)  # noqa: E731
+    else:
+        if bank_line:
+            file, _, line = bank_line.rpartition(":")
+            if not file or not line.isdigit():
+                raise CliError("usage", f"--bank-line takes FILE:LINE, got {bank_line!r}", Exit.USAGE)
+            document = api.bank_line_trace(file, int(line), after)
+            payout_document = document["payout"]
+        else:
+            assert payout is not None
+            document = payout_document = api.payout_trace(payout, after)
+        intact = all(item.get("audit_intact") is not False for item in payout_document["refunds"])
+        render = lambda: payout_panel(payout_document, bank_line=bank_line)  # noqa: E731
+    if json_output:
+        emit_json(document)
+    else:
+        console().print(render())
+    if not intact:
+        raise typer.Exit(int(Exit.AUDIT_BROKEN))
+
+
+def _fact(value: Any) -> str:
+    if isinstance(value, dict) and set(value) == {"minor_units", "currency"}:
+        return money(value)
+    if isinstance(value, dict):
+        return ", ".join(f"{key}={_fact(item)}" for key, item in value.items() if item is not None)
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    return str(value)
+
+
+def hops_text(hops: list[dict[str, Any]], *, indent: str = "") -> Text:
+    """One heading line per hop (number, name, ok / -- missing / !! disagrees, when, who, audit entry), then its
+    facts one per line, and why it is missing: readable at any terminal width, every id whole."""
+    text = Text()
+    for number, hop in enumerate(hops, start=1):
+        missing = hop.get("missing")
+        if hop["present"] and not missing:
+            mark = Text("ok", style="green")
+        else:
+            mark = Text("!!" if hop["present"] else "--", style="bold red" if hop["present"] else "yellow")
+        text.append(f"{indent}{number}. {hop['hop']:<16} ", style="bold")
+        text.append(mark)
+        when = str(hop.get("at") or "").replace("T", " ")[:23]
+        who = str(hop.get("actor") or "")
+        seq = f"(audit #{hop['audit_seq']})" if hop.get("audit_seq") else ""
+        text.append("  " + "  ".join(part for part in (when, who, seq) if part) + "\n")
+        if missing:
+            match_class = f" ({missing['match_class']})" if missing.get("match_class") else ""
+            text.append(f"{indent}     {missing['code']}{match_class}: {missing['reason']}\n", style="yellow")
+        for key, value in (hop.get("facts") or {}).items():
+            if value is None or value in ({}, []):
+                continue
+            text.append(f"{indent}     {key}: {_fact(value)}\n")
+    return text
+
+
+def trace_panel(trace: dict[str, Any]) -> Group:
+    """The refund's hops, each leg's, what is missing, and the audit verdict."""
+    head = Text.assemble(
+        (trace["refund_id"], "bold"),
+        "  ",
+        status_text(trace["status"]),
+        f"  {money(trace.get('amount'))}",
+        f"  leg of {trace['parent_refund_id']}" if trace.get("parent_refund_id") else "",
+    )
+    parts: list[Any] = [head, hops_text(trace["hops"])]
+    for leg in trace.get("legs") or []:
+        title = f"leg {leg['index']}: {leg['kind']} {money(leg['amount'])} {leg['status']} {leg.get('refund_id') or ''}"
+        parts += [Text(title.strip(), style="bold"), hops_text(leg["hops"], indent="  ")]
+        if leg.get("audit"):
+            parts.append(audit_line(leg["audit"]))
+    missing = trace.get("missing") or []
+    parts.append(
+        Text("every hop is there", style="green") if trace["complete"] else Text("missing: " + "; ".join(missing))
+    )
+    parts.append(audit_line(trace["audit"]))
+    return Group(*parts)
+
+
+def payout_panel(payout: dict[str, Any], *, bank_line: str | None) -> Group:
+    """The payout, its bank line, and one row per refund it carried with its trace summary."""
+    title = f"bank line {bank_line} -> payout {payout['payout_id']}" if bank_line else f"payout {payout['payout_id']}"
+    hops = [payout["bank_line"], payout["payout"]] if bank_line else [payout["payout"], payout["bank_line"]]
+    parts: list[Any] = [Text(title, style="bold"), hops_text(hops), Text("refunds it carried", style="bold")]
+    for item in payout["refunds"]:
+        source = item.get("source") or {}
+        line = item.get("line") or {}
+        summary = Text("complete", style="green") if item["complete"] else Text("; ".join(item["missing"]), "yellow")
+        if item.get("audit_intact") is False:
+            summary.append("; AUDIT CHAIN BROKEN", style="bold red")
+        ticket = f" ticket {source['ticket_id']}" if source.get("ticket_id") else ""
+        parts.append(
+            Text.assemble(
+                (item["refund_id"], "bold"),
+                "  ",
+                status_text(str(item.get("status") or "-")),
+                f"  {money(item['amount'])}  {item['match_class']}\n",
+                f"     line: {line.get('file')}:{line.get('line_no')} ({line.get('line')})\n",
+                f"     source: {source.get('system')} {source.get('reference')}{ticket}\n",
+                "     trace: ",
+                summary,
+            )
+        )
+    parts.append(
+        Text(
+            f"{len(payout['refunds'])} refund(s)" + (f"; more: --after {payout['next']}" if payout.get("next") else "")
+        )
+    )
+    return Group(*parts)
