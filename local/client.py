@@ -116,6 +116,13 @@ class RefundflowClient:
         document: dict[str, Any] = response.json()
         return document
 
+    def trace(self, refund_id: str) -> dict[str, Any]:
+        """``GET /refunds/{refund_id}/trace``: every hop from the ticket to the bank line, or why it is missing."""
+        response = self.http.get(f"{self.api_url}/refunds/{refund_id}/trace", timeout=self.timeout)
+        response.raise_for_status()
+        document: dict[str, Any] = response.json()
+        return document
+
     def wait_for(self, refund_id: str, statuses: set[str], timeout: float = 45.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:

@@ -1309,6 +1309,29 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+# The id that names each hop of a trace, printed by the demo.
+_TRACE_IDS = {
+    "request": ("source_reference", "ticket_id"),
+    "policy": ("rule_id", "policy_version"),
+    "provider_refund": ("provider_refund_id", "acquirer_reference"),
+    "credit_document": ("document_id", "number"),
+    "settlement_line": ("file", "line_no"),
+    "payout": ("payout_id", "settled_on"),
+    "bank_line": ("file", "line_no"),
+}
+
+
+def _trace_note(hop: dict[str, Any]) -> str:
+    """One line of a trace hop: its ids, when and who, or why it is missing."""
+    missing = hop.get("missing")
+    if missing and not hop["present"]:
+        return f"missing, {missing['code']}: {missing['reason']}"
+    facts = hop.get("facts") or {}
+    ids = " ".join(str(facts[name]) for name in _TRACE_IDS.get(hop["hop"], ()) if facts.get(name) is not None)
+    problem = f" ({missing['code']} {missing.get('match_class') or ''})" if missing else ""
+    return f"{ids} at {hop.get('at')} by {hop.get('actor')}{problem}"
+
+
 def _demo_scenarios() -> list[Any]:
     from local.client import TERMINAL
     from local.scenarios import Outcome, Scenario, ScenarioContext
@@ -1338,11 +1361,25 @@ def _demo_scenarios() -> list[Any]:
                 outcome.refund_ids.append(refund_id)
             refund = context.client.wait_for(refund_id, {"SETTLED"}, timeout=90)
             outcome.check(refund["status"] == "SETTLED", f"{refund_id} ended {refund['status']}")
+        # Its own refund's trace, from the ticket to the payout (no bank statement in the demo: the last hop says so),
+        # once the report's run has announced the payout (its summary step, after the refunds settled).
+        deadline = time.monotonic() + 60
+        while True:
+            trace = context.client.trace(own["refund_id"])
+            hops = {hop["hop"]: hop for hop in trace["hops"]}
+            if hops["payout"]["present"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        outcome.check(hops["payout"]["facts"].get("payout_id") == payout["id"], f"trace: {hops['payout']}")
+        outcome.check(trace["audit"]["intact"], f"trace: audit {trace['audit']}")
+        for hop in trace["hops"]:
+            outcome.notes.append(f"trace {hop['hop']}: {_trace_note(hop)}")
 
     return [
         Scenario(
             "a payout settles the demo's refunds",
-            "every refund COMPLETED through Stripe becomes SETTLED once Stripe pays its balance out (payout.paid)",
+            "every refund COMPLETED through Stripe becomes SETTLED once Stripe pays its balance out (payout.paid); its "
+            "own refund's trace (GET /refunds/{id}/trace) follows it from the ticket to the payout",
             payout_settles,
             exclusive=True,
         )
