@@ -16,6 +16,7 @@ from refundflow.errors import NotFound
 from refundflow.models import (
     ApprovalRecord,
     LegStatus,
+    PaymentProvider,
     PaymentReference,
     PolicyDecisionRecord,
     Refund,
@@ -437,7 +438,7 @@ def test_a_split_refund_nests_each_legs_money_hops_and_a_leg_names_its_parent(pa
         SplitLeg(
             index=0,
             tender_index=0,
-            payment=PaymentReference(provider="stripe", payment_id=PAYMENT),
+            payment=PaymentReference(provider=PaymentProvider.STRIPE, payment_id=PAYMENT),
             kind=TenderKind.CARD,
             amount=Money.of(1_500, "EUR"),
             status=LegStatus.SUBMITTED,
@@ -446,7 +447,7 @@ def test_a_split_refund_nests_each_legs_money_hops_and_a_leg_names_its_parent(pa
         SplitLeg(
             index=1,
             tender_index=1,
-            payment=PaymentReference(provider="stripe", payment_id="sc_1"),
+            payment=PaymentReference(provider=PaymentProvider.STRIPE, payment_id="sc_1"),
             kind=TenderKind.STORE_CREDIT,
             amount=Money.of(1_000, "EUR"),
             status=LegStatus.SUCCEEDED,

@@ -28,7 +28,7 @@ a bank statement's line: the payout it credited, then that payout's refunds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from refundflow.audit import LEGACY_SCHEME, ChainVerification, verify_chain
 from refundflow.errors import NotFound
-from refundflow.models import AuditEntry, Refund, SplitLeg
+from refundflow.models import AuditEntry, Refund, RefundOrigin, SplitLeg
 from refundflow.money import Money
 from refundflow.ports import AnnouncedPayout, BankCredit, PayoutMember, RefundStore
 from refundflow.status import RefundStatus
@@ -188,11 +188,11 @@ def _after(hop: HopName, earlier: TraceHop) -> TraceHop:
     return _missing(hop, earlier.missing.code, reason, earlier.missing.match_class)
 
 
-def _first(timeline: Sequence[AuditEntry], wanted: Any) -> AuditEntry | None:
+def _first(timeline: Sequence[AuditEntry], wanted: Callable[[AuditEntry], bool]) -> AuditEntry | None:
     return next((entry for entry in timeline if wanted(entry)), None)
 
 
-def _last(timeline: Sequence[AuditEntry], wanted: Any) -> AuditEntry | None:
+def _last(timeline: Sequence[AuditEntry], wanted: Callable[[AuditEntry], bool]) -> AuditEntry | None:
     return next((entry for entry in reversed(timeline) if wanted(entry)), None)
 
 
@@ -229,7 +229,7 @@ def policy_hop(refund: Refund, timeline: Sequence[AuditEntry]) -> TraceHop:
     if policy is None:
         reason = (
             "a refund made outside refundflow: no policy decided it"
-            if refund.origin.value != "refundflow"
+            if refund.origin is not RefundOrigin.REFUNDFLOW
             else f"no policy decision yet (the refund is {refund.status.value})"
         )
         return _missing(HopName.POLICY, MissingCode.NOT_YET_DECIDED, reason)
@@ -445,7 +445,22 @@ def payout_and_bank_hops(payout_id: str, *, repository: RefundStore) -> tuple[Tr
     return payout, bank_hop_of(payout, credit, not_credited=not_credited)
 
 
-def money_hops(refund: Refund, timeline: Sequence[AuditEntry], *, repository: RefundStore) -> list[TraceHop]:
+class PayoutHops:
+    """The payout and bank hops of each payout, read once (a payout's trace lists many refunds of one payout)."""
+
+    def __init__(self, repository: RefundStore) -> None:
+        self.repository = repository
+        self._known: dict[str, tuple[TraceHop, TraceHop]] = {}
+
+    def __call__(self, payout_id: str) -> tuple[TraceHop, TraceHop]:
+        if payout_id not in self._known:
+            self._known[payout_id] = payout_and_bank_hops(payout_id, repository=self.repository)
+        return self._known[payout_id]
+
+
+def money_hops(
+    refund: Refund, timeline: Sequence[AuditEntry], *, repository: RefundStore, payouts: PayoutHops | None = None
+) -> list[TraceHop]:
     """The provider refund, its settlement line, payout and bank line."""
     provider = provider_hop(refund, timeline)
     settlement = settlement_hop(refund, timeline, provider)
@@ -456,7 +471,7 @@ def money_hops(refund: Refund, timeline: Sequence[AuditEntry], *, repository: Re
         reason = f"{settlement.facts.get('file')} line {settlement.facts.get('line_no')} names no payout"
         payout = _missing(HopName.PAYOUT, MissingCode.NO_PAYOUT_NAMED, reason)
         return [provider, settlement, payout, _after(HopName.BANK_LINE, payout)]
-    payout, bank = payout_and_bank_hops(str(payout_id), repository=repository)
+    payout, bank = (payouts or PayoutHops(repository))(str(payout_id))
     return [provider, settlement, payout, bank]
 
 
@@ -473,7 +488,7 @@ def _missing_list(hops: Sequence[TraceHop], prefix: str = "") -> list[str]:
     return [f"{prefix}{hop.hop.value}: {hop.missing.code.value}" for hop in hops if hop.missing is not None]
 
 
-def _leg_trace(leg: SplitLeg, *, repository: RefundStore) -> LegTrace:
+def _leg_trace(leg: SplitLeg, *, repository: RefundStore, payouts: PayoutHops) -> LegTrace:
     def traced(hops: list[TraceHop], audit: ChainVerification | None = None) -> LegTrace:
         return LegTrace(
             index=leg.index,
@@ -498,7 +513,7 @@ def _leg_trace(leg: SplitLeg, *, repository: RefundStore) -> LegTrace:
         rest = [_after(name, provider) for name in (HopName.SETTLEMENT_LINE, HopName.PAYOUT, HopName.BANK_LINE)]
         return traced([provider, *rest])
     timeline, audit = _verified(leg_refund, repository=repository)
-    return traced(money_hops(leg_refund, timeline, repository=repository), audit)
+    return traced(money_hops(leg_refund, timeline, repository=repository, payouts=payouts), audit)
 
 
 def refund_trace(refund_id: str, *, repository: RefundStore) -> RefundTrace:
@@ -510,14 +525,18 @@ def refund_trace(refund_id: str, *, repository: RefundStore) -> RefundTrace:
     return trace_of(repository.get(refund_id), repository=repository)
 
 
-def trace_of(refund: Refund, *, repository: RefundStore) -> RefundTrace:
-    """The trace of a refund already read."""
+def trace_of(refund: Refund, *, repository: RefundStore, payouts: PayoutHops | None = None) -> RefundTrace:
+    """The trace of a refund already read (``payouts``: payout hops already read, shared between traces)."""
+    payouts = payouts or PayoutHops(repository)
     timeline, audit = _verified(refund, repository=repository)
     request = request_hop(refund, timeline)
     policy = policy_hop(refund, timeline)
     legs: list[LegTrace] = []
     if refund.legs:
-        legs = [_leg_trace(leg, repository=repository) for leg in sorted(refund.legs, key=lambda leg: leg.index)]
+        legs = [
+            _leg_trace(leg, repository=repository, payouts=payouts)
+            for leg in sorted(refund.legs, key=lambda leg: leg.index)
+        ]
         # The money moved in the legs: the parent's provider hop lists them, each traced under ``legs``.
         in_legs = TraceHop(
             hop=HopName.PROVIDER_REFUND,
@@ -526,7 +545,7 @@ def trace_of(refund: Refund, *, repository: RefundStore) -> RefundTrace:
         )
         hops = [request, policy, in_legs, credit_document_hop(refund, timeline, None)]
     else:
-        money = money_hops(refund, timeline, repository=repository)
+        money = money_hops(refund, timeline, repository=repository, payouts=payouts)
         hops = [request, policy, money[0], credit_document_hop(refund, timeline, money[0]), *money[1:]]
     missing = _missing_list(hops)
     for leg in legs:
@@ -551,7 +570,7 @@ def trace_of(refund: Refund, *, repository: RefundStore) -> RefundTrace:
 MAX_PAYOUT_REFUNDS = 200
 
 
-def _payout_refund(member: PayoutMember, *, repository: RefundStore) -> PayoutRefund:
+def _payout_refund(member: PayoutMember, *, repository: RefundStore, payouts: PayoutHops) -> PayoutRefund:
     line = {"file": member.file, "line_no": member.line_no, "line": member.line_key}
     amount = Money.of(member.amount, member.currency)
     refund = repository.find(member.refund_id)
@@ -567,7 +586,7 @@ def _payout_refund(member: PayoutMember, *, repository: RefundStore) -> PayoutRe
             missing=["refund: not found"],
             audit_intact=None,
         )
-    trace = trace_of(refund, repository=repository)
+    trace = trace_of(refund, repository=repository, payouts=payouts)
     return PayoutRefund(
         refund_id=member.refund_id,
         status=trace.status,
@@ -596,7 +615,8 @@ def payout_trace(
     Raises:
         NotFound: no settlement announced the payout and no line of ours names it.
     """
-    payout, bank = payout_and_bank_hops(payout_id, repository=repository)
+    payouts = PayoutHops(repository)
+    payout, bank = payouts(payout_id)
     members, next_key = repository.payout_members(payout_id, after=after, limit=max(1, min(limit, MAX_PAYOUT_REFUNDS)))
     if not payout.present and not members and after is None:
         raise NotFound(f"no settlement announced payout {payout_id} and no line of our refunds names it")
@@ -604,7 +624,7 @@ def payout_trace(
         payout_id=payout_id,
         payout=payout,
         bank_line=bank,
-        refunds=[_payout_refund(member, repository=repository) for member in members],
+        refunds=[_payout_refund(member, repository=repository, payouts=payouts) for member in members],
         next=next_key,
     )
 
