@@ -99,6 +99,12 @@ def test_a_refund_traced_from_its_ticket_to_the_bank_line_and_back(
     listed = {item["refund_id"]: item for item in from_bank["payout"]["refunds"]}
     assert listed[refund_id]["complete"] is True
     assert listed[refund_id]["source"]["reference"] == refund["source"]["reference"]
+    # (the statement's first line credited no payout: 404; a line number that is none: 422)
+    for line, status in ((1, 404), (0, 422)):
+        answer = client.http.get(
+            f"{client.api_url}/bank-lines/trace", params={"file": statement, "line": line}, timeout=client.timeout
+        )
+        assert answer.status_code == status, answer.text
     from_payout = json.loads(cli(stack, "refunds", "trace", "--payout", payout["id"], "--json"))
     assert refund_id in {item["refund_id"] for item in from_payout["refunds"]}
     assert refund_id in cli(stack, "refunds", "trace", "--bank-line", f"{statement}:2")
