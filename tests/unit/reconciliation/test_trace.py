@@ -24,10 +24,10 @@ from refundflow.models import (
     TenderKind,
 )
 from refundflow.money import Money
-from refundflow.ports import AnnouncedPayout
+from refundflow.ports import AnnouncedPayout, ReconciliationMarker
 from refundflow.reconciliation.apply import Run, apply_finding
 from refundflow.reconciliation.engine import ExpectedRefund, Finding, MatchClass
-from refundflow.reconciliation.pipeline import match_batch
+from refundflow.reconciliation.pipeline import explain_kept_lines, match_batch
 from refundflow.reconciliation.records import BankLine, Direction, LineKind, SettlementLine, bank_to_json
 from refundflow.reconciliation.run import reconcile
 from refundflow.status import RefundStatus
@@ -110,8 +110,11 @@ def settle(env: World, lines: list[SettlementLine], *, file: str = SETTLEMENT, e
         expected=list(expected),
     )
     dates = reconciler.matcher.announced_payout_dates()
-    for reference, (amount, currency) in reconciler.matcher.announced_payouts().items():
+    announced = reconciler.matcher.announced_payouts()
+    for reference, (amount, currency) in announced.items():
         env.repository.announce_payout(AnnouncedPayout(reference, amount, currency, dates.get(reference), file))
+    run = Run(file=file, correlation_id="recon-1", source="stripe")
+    explain_kept_lines(announced, run, repository=env.repository, recorder=env.recorder, publisher=env.publisher)
 
 
 def payout_file(refund: Refund, *, refund_amount: int | None = None) -> list[SettlementLine]:
@@ -207,6 +210,33 @@ def test_a_settled_refund_credited_by_a_bank_line_has_every_hop_in_order(paid: W
     # AND the steps are in time order
     times = [hop.at for hop in trace.hops[:5]]
     assert times == sorted(times)  # type: ignore[type-var]
+
+
+def test_a_statement_that_landed_before_its_settlement_is_the_bank_hop_once_the_settlement_lands(paid: World) -> None:
+    # GIVEN the bank statement crediting po_1, reconciled before any settlement announced po_1 (its line kept)
+    refund = completed(paid, "RMA-1")
+    bank_statement(paid, 7_500)
+    assert hops(refund_trace(refund.refund_id, repository=paid.repository))["settlement_line"].present is False
+    # WHEN the settlement lands (and explains the kept line)
+    settle(paid, payout_file(refund))
+    # THEN the kept line is the refund's bank hop, and the line's end finds the refund
+    trace = refund_trace(refund.refund_id, repository=paid.repository)
+    assert trace.complete
+    assert hops(trace)["bank_line"].facts["line_no"] == 2
+    found = bank_line_trace(STATEMENT, 2, repository=paid.repository).payout.refunds
+    assert [item.refund_id for item in found] == [refund.refund_id]
+
+
+def test_a_payout_credited_before_the_marker_kept_the_bank_line_names_its_file_and_line(paid: World) -> None:
+    # GIVEN a payout whose "credited" marker was written the old way (file and line number only)
+    refund = completed(paid, "RMA-1")
+    settle(paid, payout_file(refund))
+    marker = ReconciliationMarker("payout#po_1#credited", STATEMENT, 7, "credited", None)
+    assert paid.repository.put_reconciliation_marker(marker)
+    # WHEN traced THEN the bank hop is there with what the marker knows
+    bank = hops(refund_trace(refund.refund_id, repository=paid.repository))["bank_line"]
+    assert bank.present
+    assert bank.facts == {"file": STATEMENT, "line_no": 7, "payout_id": "po_1"}
 
 
 def test_the_bank_line_and_the_payout_list_the_refunds_they_carried(paid: World) -> None:

@@ -441,6 +441,14 @@ def payout_and_bank_hops(payout_id: str, *, repository: RefundStore) -> tuple[Tr
     announced = repository.announced_payout(payout_id)
     credit = repository.bank_credit_for_payout(payout_id)
     payout = payout_hop_of(payout_id, announced, credit)
+    if credit is None and payout.present:
+        # A "credited" marker written before the marker kept the bank line whole names only its file and number.
+        marker = repository.get_reconciliation_marker(f"payout#{payout_id}#credited")
+        if marker is not None:
+            facts = {"file": marker.file, "line_no": marker.line_no, "payout_id": payout_id}
+            return payout, TraceHop(
+                hop=HopName.BANK_LINE, present=True, actor=f"bank:{_bank_format(marker.file)}", facts=facts
+            )
     not_credited = credit is None and payout.present and _payout_not_credited(repository, payout_id)
     return payout, bank_hop_of(payout, credit, not_credited=not_credited)
 
