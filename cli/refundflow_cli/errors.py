@@ -20,7 +20,7 @@ class Exit(IntEnum):
     REFUND_UNSUCCESSFUL = 10  # followed to a final status that is not a success (REJECTED, FAILED)
     WAITING_FOR_PERSON = 11  # followed until it stopped for a person (PENDING_APPROVAL, NEEDS_ATTENTION) or its goods
     TIMED_OUT = 12  # still moving when --wait-seconds ran out
-    AUDIT_BROKEN = 13  # refunds show: the audit chain does not verify
+    AUDIT_BROKEN = 13  # refunds show, refunds trace: an audit chain does not verify
     POLICY_INVALID = 20  # policy check: the policy file is invalid
     POLICY_SAMPLES_FAILED = 21  # policy check: a sample is invalid or an expectation is not met
 
