@@ -3,6 +3,7 @@ a trace (every hop's ids whole at a narrow width, the missing hops with their co
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -73,3 +74,38 @@ def test_a_trace_prints_every_id_whole_and_says_what_is_missing(paid: World) -> 
     assert refund.refund_id in listed
     assert "trace: complete" in listed
     assert "source: returns-portal RMA-1 ticket T-77" in listed
+
+
+def test_the_command_exits_13_when_an_audit_chain_is_broken_and_2_without_one_subject(paid: World) -> None:
+    import responses
+    from typer.testing import CliRunner
+
+    from refundflow_cli.app import app
+
+    # GIVEN a settled refund whose settling audit entry was edited afterwards
+    refund = completed(paid, "RMA-1")
+    settle(paid, payout_file(refund))
+    client, table = paid.repository.dynamodb, paid.repository.table_name
+    key = {":pk": {"S": f"AUDIT#{refund.refund_id}"}}
+    entry = client.query(TableName=table, KeyConditionExpression="pk = :pk", ExpressionAttributeValues=key)["Items"][-1]
+    client.put_item(TableName=table, Item={**entry, "actor": {"S": "mallory"}})
+    trace = refund_trace(refund.refund_id, repository=paid.repository).model_dump(mode="json")
+    payout = payout_trace("po_1", repository=paid.repository).model_dump(mode="json")
+    local = "http://127.0.0.1:9"
+    runner = CliRunner()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
+        mocked.get(f"{local}/_local/outputs", json={"Region": "us-east-1", "Outputs": {}, "Parameters": {}})
+        mocked.get(f"{local}/refunds/{refund.refund_id}/trace", json=trace)
+        mocked.get(f"{local}/payouts/po_1/trace", json=payout)
+        # WHEN it is traced, as JSON and from its payout's end
+        as_json = runner.invoke(app, ["--api-url", local, "refunds", "trace", refund.refund_id, "--json"])
+        from_payout = runner.invoke(app, ["--api-url", local, "refunds", "trace", "--payout", "po_1"])
+        neither = runner.invoke(app, ["--api-url", local, "refunds", "trace"])
+        both = runner.invoke(app, ["--api-url", local, "refunds", "trace", "rf_1", "--payout", "po_1"])
+    # THEN both say so with exit 13; the JSON is the API's document
+    assert as_json.exit_code == 13, as_json.output
+    assert json.loads(as_json.stdout)["audit"]["intact"] is False
+    assert from_payout.exit_code == 13, from_payout.output
+    assert "AUDIT CHAIN BROKEN" in from_payout.stdout
+    # AND a command naming no refund, or two subjects, is a usage error
+    assert (neither.exit_code, both.exit_code) == (2, 2)
