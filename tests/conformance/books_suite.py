@@ -91,6 +91,11 @@ class BooksHarness:
         ]
         return single.model_copy(update={"legs": legs})
 
+    def documents_naming(self, refund_id: str) -> list[str]:
+        """The documents the books hold that carry ``refund_id`` (anywhere: reference, memo, external id), as JSON."""
+        shown = [json.dumps(document, default=str, sort_keys=True) for document in self.sandbox.documents()]
+        return [text for text in shown if refund_id in text or refund_id.upper() in text]
+
     def document_count(self) -> int:
         return len(self.sandbox.documents())
 
@@ -194,10 +199,14 @@ class BooksSuite:
         booking = harness.split_booking(invoice_id)
         # WHEN it is recorded, and recorded again (a retry)
         first = harness.connector.record_credit(booking)
+        recorded = harness.documents_naming(booking.refund_id)
         again = harness.connector.record_credit(booking)
-        # THEN one document for the whole refund: the cash legs paid out, the store credit left as credit
+        # THEN the refund's documents are written once (QuickBooks: a memo for the store credit and a receipt for
+        # the cash, one refund): the cash legs paid out, the store credit left as credit
         assert again.document_id == first.document_id
-        assert harness.document_count() == before + 1
+        assert recorded
+        assert harness.documents_naming(booking.refund_id) == recorded
+        assert harness.document_count() == before + len(recorded)
         cash = Money.of(2_000, harness.currency)
         assert (first.total, first.cash_refunded, again.cash_refunded) == (booking.amount, cash, cash)
         assert first.allocated_to_invoice == Money.zero(harness.currency)

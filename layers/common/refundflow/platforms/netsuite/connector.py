@@ -45,6 +45,8 @@ from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking
 
 RECORD_PATH = "/services/rest/record/v1"
 TITLE = "NetSuite"
+# The longest memo written (the transaction body's memo field; the connector always cut it here).
+MEMO_LENGTH = 999
 # Error codes and texts NetSuite answers when the transaction date falls in a closed or locked accounting period.
 _PERIOD_CODES = {"PERIOD_CLOSED", "INVALID_PERIOD", "ACCT_PERIOD_CLOSED"}
 _PERIOD_WORDS = ("closed period", "period is closed", "period is locked", "locked period")
@@ -214,9 +216,12 @@ class NetSuiteBooks(BooksConnector):
             memo = self._get("creditMemo", memo_id, expand=True)
         self._check_credit_memo(memo, booking)
         refund = self._by_external_id("customerRefund", booking.external_reference)
-        # What the credit memo leaves unapplied: its total less what is applied (to the invoice, or by a refund).
-        unapplied = from_netsuite_amount(memo.get("total"), booking.currency) - from_netsuite_amount(
-            memo.get("applied"), booking.currency
+        # What the credit memo leaves unapplied: its total less what is applied (to the invoice, or by a refund), less
+        # a split refund's store credit, which stays on the memo as the customer's credit.
+        unapplied = (
+            from_netsuite_amount(memo.get("total"), booking.currency)
+            - from_netsuite_amount(memo.get("applied"), booking.currency)
+            - booking.store_credit
         )
         if refund is None and unapplied.is_positive():
             refund_id = self._pay_out(booking, invoice, memo, unapplied)
@@ -560,9 +565,12 @@ def _items(sublist: Any) -> list[Mapping[str, Any]]:
 
 
 def _memo(booking: CreditBooking, invoice: Mapping[str, Any]) -> str:
-    return f"Refund {booking.reference} ({booking.refund_id}) of invoice {invoice.get('tranId') or invoice.get('id')}"[
-        :999
-    ]
+    """The memo of the credit memo and the customer refund: the refund, its invoice and a split refund's every leg
+    (one customer refund pays from one account: the cash legs are named here)."""
+    memo = f"Refund {booking.reference} ({booking.refund_id}) of invoice {invoice.get('tranId') or invoice.get('id')}"
+    if booking.legs:
+        memo = f"{memo}: {booking.legs_in_words(MEMO_LENGTH - len(memo) - 2)}"
+    return memo[:MEMO_LENGTH]
 
 
 # ---------------------------------------------------------------- factory

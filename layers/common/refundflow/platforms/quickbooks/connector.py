@@ -54,6 +54,8 @@ REQUEST_ID_MAX_LENGTH = 50
 DOC_NUMBER_LENGTH = 21
 # The most a query returns in one page (Intuit's limit).
 QUERY_MAX_RESULTS = 1000
+# QuickBooks keeps at most 4000 characters of a transaction's PrivateNote.
+PRIVATE_NOTE_LENGTH = 4000
 # Intuit's access tokens live one hour: refresh a little before, so a call never starts with a dying token.
 TOKEN_EXPIRY_MARGIN_SECONDS = 300.0
 # Fault codes (Fault.Error[].code) and the words QuickBooks uses for them.
@@ -237,10 +239,12 @@ class QuickBooksBooks(BooksConnector):
         found = self._find(booking.external_reference, _ref_value(invoice.get("CustomerRef")))
         memo, receipt = found.get(CreditDocumentKind.CREDIT_MEMO), found.get(CreditDocumentKind.REFUND_RECEIPT)
         if memo is None and receipt is None:
-            # Decided once, by what the invoice owes now: credit what it owes, pay back the rest.
-            owed = from_qbo_amount(invoice.get("Balance", 0), booking.currency).min(booking.amount)
-            if owed.is_positive():
-                memo = self._create_credit_memo(booking, invoice, owed)
+            # Decided once, by what the invoice owes now: credit what it owes, pay back the rest. A split refund's
+            # store credit is credited too and left unapplied: the customer's credit in QuickBooks.
+            kept = booking.store_credit
+            owed = from_qbo_amount(invoice.get("Balance", 0), booking.currency).min(booking.amount - kept)
+            if (owed + kept).is_positive():
+                memo = self._create_credit_memo(booking, invoice, owed + kept)
         self._check_parts(memo, receipt, booking)
         allocation_id = None
         credited = Money.zero(booking.currency)
@@ -434,6 +438,9 @@ class QuickBooksBooks(BooksConnector):
         """
         currency = booking.currency
         remaining = from_qbo_amount(memo.get("RemainingCredit", memo.get("Balance", 0)), currency)
+        if booking.legs:
+            # A split refund's store credit stays on the memo as the customer's credit.
+            remaining = remaining - booking.store_credit.min(remaining)
         if not remaining.is_positive():
             return None
         due = from_qbo_amount(invoice.get("Balance", 0), currency)
@@ -613,7 +620,12 @@ def doc_number(refund_id: str, kind: CreditDocumentKind) -> str:
 
 
 def _private_note(booking: CreditBooking, invoice: Mapping[str, Any]) -> str:
-    return f"refundflow {booking.external_reference} ({booking.reference}) refund of invoice {_number(invoice)}"
+    """The documents' private note: our refund id (how they are found), and a split refund's every leg (a refund
+    receipt pays from one account: the cash legs are named here)."""
+    note = f"refundflow {booking.external_reference} ({booking.reference}) refund of invoice {_number(invoice)}"
+    if not booking.legs:
+        return note
+    return f"{note}: {booking.legs_in_words(PRIVATE_NOTE_LENGTH - len(note) - 2)}"
 
 
 def _entity(payload: Any, entity: str) -> dict[str, Any]:
