@@ -50,6 +50,9 @@ class BooksHarness:
     connector: BooksConnector
     sandbox: BooksSandbox
     currency: str = "USD"
+    # False: the books cannot pay out part of one document (SAP's payment run pays a credit memo whole), so a split
+    # refund with store credit leaves the whole credit open on the customer's account for a person to clear.
+    pays_out_split_cash: bool = True
 
     def booking(self, invoice_id: str, minor_units: int, currency: str | None = None) -> CreditBooking:
         refund_id = derive_refund_id("conformance", uuid.uuid4().hex)
@@ -207,14 +210,15 @@ class BooksSuite:
         assert recorded
         assert harness.documents_naming(booking.refund_id) == recorded
         assert harness.document_count() == before + len(recorded)
-        cash = Money.of(2_000, harness.currency)
+        cash = Money.of(2_000, harness.currency) if harness.pays_out_split_cash else Money.zero(harness.currency)
         assert (first.total, first.cash_refunded, again.cash_refunded) == (booking.amount, cash, cash)
         assert first.allocated_to_invoice == Money.zero(harness.currency)
-        assert first.total - first.cash_refunded == booking.store_credit == Money.of(500, harness.currency)
+        if harness.pays_out_split_cash:
+            assert first.total - first.cash_refunded == booking.store_credit == Money.of(500, harness.currency)
         # AND the books show every leg (each provider refund id, and the store credit)
-        shown = json.dumps(harness.sandbox.documents(), default=str)
+        shown = json.dumps(harness.sandbox.documents(), default=str).lower()
         for leg in booking.legs:
-            assert (leg.provider_refund_id or "store credit") in shown
+            assert (leg.provider_refund_id or "store credit").lower() in shown
 
     def test_a_split_refund_whose_legs_do_not_add_up_is_never_written(self, harness: BooksHarness) -> None:
         invoice_id = harness.sandbox.seed_invoice(10_000, harness.currency, paid=True)
