@@ -47,7 +47,12 @@ DEFAULT_USER_COMPANY = "dat"
 YES, NO = "Yes", "No"
 
 _TAX_RATES = {"": Decimal(0), "FULL": Decimal("0.25"), "REDUCED": Decimal("0.10"), "EXEMPT": Decimal(0)}
-_MAIN_ACCOUNTS = {"401100": "Sales", "401300": "Sales returns", "110180": "Payment provider clearing"}
+_MAIN_ACCOUNTS = {
+    "401100": "Sales",
+    "401300": "Sales returns",
+    "110180": "Payment provider clearing",
+    "110181": "Wallet provider clearing",
+}
 _WRITABLE = {
     "FreeTextInvoiceHeaders": {
         "dataAreaId",
