@@ -355,25 +355,42 @@ def test_a_leg_is_held_back_even_when_its_event_does_not_name_the_parent(env: Wo
     assert env.mailer.sent == []
 
 
-def test_the_customer_rule_routes_a_parent_and_never_a_leg() -> None:
-    # GIVEN the template's customer rule on a bus (moto), targeting a queue
+def test_the_customer_rule_routes_a_parent_never_a_leg_and_the_ops_rule_still_gets_a_leg() -> None:
+    # GIVEN the template's customer and ops rules on a bus (moto), each targeting a queue
     stack = Stack.from_template("refundflow")
-    pattern = stack.resources["CustomerNotificationsRule"]["Properties"]["EventPattern"]
     refund = parent(card_and_store_credit())
+    leg_needs_attention = RefundEvent.for_refund(refund, "RefundNeedsAttention", seq=8, details={}).model_copy(
+        update={"parent_refund_id": "rf_parent", "status": RefundStatus.NEEDS_ATTENTION}
+    )
+    published = [issued_event(refund), issued_event(refund, parent_refund_id="rf_parent"), leg_needs_attention]
     with mock_aws():
         events = boto3.client("events", region_name="us-east-1")
         sqs = boto3.client("sqs", region_name="us-east-1")
-        queue_url = sqs.create_queue(QueueName="customer")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        events.put_rule(Name="customer", EventPattern=json.dumps(pattern))
-        events.put_targets(Rule="customer", Targets=[{"Id": "q", "Arn": queue_arn}])
-        # WHEN a parent's and a leg's RefundIssued are published, as the EventBridge adapter writes them
-        for event in (issued_event(refund), issued_event(refund, parent_refund_id="rf_parent")):
+        queues = {}
+        for rule in ("CustomerNotificationsRule", "OpsNotificationsRule"):
+            queue_url = sqs.create_queue(QueueName=rule)["QueueUrl"]
+            attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
+            pattern = stack.resources[rule]["Properties"]["EventPattern"]
+            events.put_rule(Name=rule, EventPattern=json.dumps(pattern))
+            events.put_targets(Rule=rule, Targets=[{"Id": "q", "Arn": attributes["QueueArn"]}])
+            queues[rule] = queue_url
+        # WHEN a parent's and a leg's RefundIssued, and a leg's RefundNeedsAttention, are published as the
+        # EventBridge adapter writes them
+        for event in published:
             detail = json.dumps(event.model_dump(mode="json", exclude={"detail_type"}))
-            events.put_events(Entries=[{"Source": "refundflow", "DetailType": "RefundIssued", "Detail": detail}])
-        received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
-    # THEN only the parent's reached the customer queue
-    assert [json.loads(message["Body"])["detail"]["parent_refund_id"] for message in received] == [None]
+            events.put_events(Entries=[{"Source": "refundflow", "DetailType": event.detail_type, "Detail": detail}])
+        received = {
+            rule: [
+                (json.loads(message["Body"])["detail-type"], json.loads(message["Body"])["detail"]["parent_refund_id"])
+                for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            ]
+            for rule, url in queues.items()
+        }
+    # THEN only the parent's RefundIssued reached the customer queue, and the leg's attention reached ops
+    assert received == {
+        "CustomerNotificationsRule": [("RefundIssued", None)],
+        "OpsNotificationsRule": [("RefundNeedsAttention", "rf_parent")],
+    }
 
 
 def test_the_email_template_lists_the_legs_and_keeps_the_one_payment_text() -> None:
