@@ -47,7 +47,7 @@ from refundflow.errors import (
 )
 from refundflow.models import BooksSystem, CreditDocument, CreditDocumentKind, CreditDocumentState, PaymentProvider
 from refundflow.money import Money
-from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking
+from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking, CreditLeg
 
 PLATFORM = "quickbooks"
 REQUEST_ID_MAX_LENGTH = 50
@@ -223,6 +223,11 @@ class QuickBooksBooks(BooksConnector):
             NotFound: the invoice does not exist any more.
         """
         invoice = self._read("Invoice", booking.invoice.invoice_id)
+        if booking.legs:
+            memo, receipts = self._find_split(booking, _ref_value(invoice.get("CustomerRef")))
+            if memo is None and not receipts:
+                return None
+            return self._split_document(memo, receipts, booking)
         found = self._find(booking.external_reference, _ref_value(invoice.get("CustomerRef")))
         if not found:
             return None
@@ -236,15 +241,15 @@ class QuickBooksBooks(BooksConnector):
         self._check_booking(booking)
         invoice = self._read("Invoice", booking.invoice.invoice_id)
         self._check_invoice(invoice, booking)
+        if booking.legs:
+            return self._record_split(booking, invoice)
         found = self._find(booking.external_reference, _ref_value(invoice.get("CustomerRef")))
         memo, receipt = found.get(CreditDocumentKind.CREDIT_MEMO), found.get(CreditDocumentKind.REFUND_RECEIPT)
         if memo is None and receipt is None:
-            # Decided once, by what the invoice owes now: credit what it owes, pay back the rest. A split refund's
-            # store credit is credited too and left unapplied: the customer's credit in QuickBooks.
-            kept = booking.store_credit
-            owed = from_qbo_amount(invoice.get("Balance", 0), booking.currency).min(booking.amount - kept)
-            if (owed + kept).is_positive():
-                memo = self._create_credit_memo(booking, invoice, owed + kept)
+            # Decided once, by what the invoice owes now: credit what it owes, pay back the rest.
+            owed = from_qbo_amount(invoice.get("Balance", 0), booking.currency).min(booking.amount)
+            if owed.is_positive():
+                memo = self._create_credit_memo(booking, invoice, owed)
         self._check_parts(memo, receipt, booking)
         allocation_id = None
         credited = Money.zero(booking.currency)
@@ -258,6 +263,121 @@ class QuickBooksBooks(BooksConnector):
             receipt = self._create_refund_receipt(booking, invoice, rest)
             self._check_parts(memo, receipt, booking)
         return self._document(memo, receipt, booking, allocation_id=allocation_id)
+
+    def _record_split(self, booking: CreditBooking, invoice: Mapping[str, Any]) -> CreditDocument:
+        """A split-tender refund: the credit memo (what the invoice owes, and the store credit, left unapplied as the
+        customer's credit) and one refund receipt per cash leg, each deposited from its provider's clearing account
+        (a receipt has one ``DepositToAccountRef``), numbered ``R<leg>`` and the refund id's first hex digits and
+        marked ``refundflow <refund id> leg <n>:`` in its private note."""
+        memo, receipts = self._find_split(booking, _ref_value(invoice.get("CustomerRef")))
+        if memo is None and not receipts:
+            kept = booking.store_credit
+            owed = from_qbo_amount(invoice.get("Balance", 0), booking.currency).min(booking.amount - kept)
+            if (owed + kept).is_positive():
+                memo = self._create_credit_memo(booking, invoice, owed + kept)
+        self._check_parts(memo, None, booking)
+        allocation_id = None
+        budget = booking.amount
+        if memo is not None:
+            budget = budget - from_qbo_amount(memo.get("TotalAmt"), booking.currency)
+            allocation_id = self._apply(memo, invoice, booking)
+            if allocation_id is not None:
+                memo = self._read("CreditMemo", _text(memo, "Id"))
+        for leg in booking.cash_legs():
+            receipt = receipts.get(leg.index)
+            if receipt is None and leg.payment_provider is not None and leg.amount.min(budget).is_positive():
+                receipt = self._create_leg_receipt(booking, invoice, leg, leg.amount.min(budget))
+                receipts[leg.index] = receipt
+            if receipt is not None:
+                budget = budget - from_qbo_amount(receipt.get("TotalAmt"), booking.currency)
+        return self._split_document(memo, receipts, booking, allocation_id=allocation_id)
+
+    def _find_split(
+        self, booking: CreditBooking, customer_id: str | None
+    ) -> tuple[dict[str, Any] | None, dict[int, dict[str, Any]]]:
+        """A split refund's credit memo and its receipts by leg, by their DocNumbers, else (a company numbering its
+        documents itself) among the customer's documents; the private note decides.
+
+        Raises:
+            RejectedError: ``duplicate_documents``, two memos or two receipts of one leg carry the refund.
+        """
+        refund_id = booking.external_reference
+        require_refund_id(refund_id, platform=PLATFORM)
+        memo_kind, receipt_kind = CreditDocumentKind.CREDIT_MEMO, CreditDocumentKind.REFUND_RECEIPT
+        matches = self._matches(refund_id, memo_kind, "DocNumber", doc_number(refund_id, memo_kind))
+        for leg in booking.cash_legs():
+            matches += self._matches(refund_id, receipt_kind, "DocNumber", leg_doc_number(refund_id, leg.index))
+        if not matches and customer_id is not None and customer_id.isdigit():
+            matches = [
+                match for kind in _ENTITIES for match in self._matches(refund_id, kind, "CustomerRef", customer_id)
+            ]
+        memos = [item for kind, item in matches if kind is memo_kind]
+        receipts: dict[int, dict[str, Any]] = {}
+        for kind, item in matches:
+            if kind is not receipt_kind:
+                continue
+            index = _receipt_leg(item, refund_id)
+            if index is None:
+                continue
+            if index in receipts:
+                memos.append(item)  # reported below with the duplicate memos
+                memos.append(receipts[index])
+            receipts[index] = item
+        if len(memos) > 1:
+            numbers = ", ".join(f"{item.get('DocNumber') or item.get('Id')}" for item in memos)
+            raise RejectedError(
+                f"several QuickBooks documents carry refund {refund_id} ({numbers}): void the extra ones",
+                code="duplicate_documents",
+                platform=PLATFORM,
+            )
+        return (memos[0] if memos else None), receipts
+
+    def _create_leg_receipt(
+        self, booking: CreditBooking, invoice: Mapping[str, Any], leg: CreditLeg, amount: Money
+    ) -> dict[str, Any]:
+        assert leg.payment_provider is not None
+        body = self._base_document(booking, invoice, CreditDocumentKind.REFUND_RECEIPT, amount)
+        body["DocNumber"] = leg_doc_number(booking.external_reference, leg.index)
+        body["PrivateNote"] = _cut(
+            f"{_leg_marker(booking.external_reference, leg.index)} {leg.words()}; {body['PrivateNote']}"
+        )
+        body["DepositToAccountRef"] = {"value": self.clearing_account(leg.payment_provider, booking.currency)}
+        return self._create("RefundReceipt", body, _request_id(booking, f"r{leg.index}", body))
+
+    def _split_document(
+        self,
+        memo: Mapping[str, Any] | None,
+        receipts: Mapping[int, Mapping[str, Any]],
+        booking: CreditBooking,
+        *,
+        allocation_id: str | None = None,
+    ) -> CreditDocument:
+        """A split refund's documents as one: the memo (allocated to the invoice, the store credit left on it) and the
+        receipts (cash refunded). Its total is the booking's, so a booking still missing a receipt is not settled."""
+        currency = booking.currency
+        allocated = cash = Money.zero(currency)
+        if memo is not None:
+            total = from_qbo_amount(memo.get("TotalAmt"), currency)
+            allocated = total - from_qbo_amount(memo.get("RemainingCredit", memo.get("Balance", 0)), currency)
+        ordered = [receipts[index] for index in sorted(receipts)]
+        for receipt in ordered:
+            cash = cash + from_qbo_amount(receipt.get("TotalAmt"), currency)
+        primary = memo if memo is not None else ordered[0]
+        return CreditDocument(
+            system=BooksSystem.QUICKBOOKS,
+            kind=CreditDocumentKind.CREDIT_MEMO if memo is not None else CreditDocumentKind.REFUND_RECEIPT,
+            state=CreditDocumentState.POSTED,
+            document_id=_text(primary, "Id"),
+            number=primary.get("DocNumber") or None,
+            external_reference=booking.external_reference
+            if booking.external_reference in str(primary.get("PrivateNote") or "")
+            else None,
+            total=booking.amount,
+            allocated_to_invoice=allocated,
+            cash_refunded=cash,
+            allocation_id=allocation_id,
+            payment_id=_text(ordered[0], "Id") if ordered else None,
+        )
 
     def _check_booking(self, booking: CreditBooking) -> None:
         check_booking(
@@ -617,6 +737,31 @@ def doc_number(refund_id: str, kind: CreditDocumentKind) -> str:
     """Our DocNumber (QuickBooks keeps 21 characters): ``CM`` or ``RR`` and the refund id's first 19 hex digits
     (76 bits), distinct per kind so a refund's memo and receipt never share a number."""
     return ("CM" if kind is CreditDocumentKind.CREDIT_MEMO else "RR") + refund_id[3 : 3 + DOC_NUMBER_LENGTH - 2]
+
+
+def leg_doc_number(refund_id: str, index: int) -> str:
+    """A split refund's receipt of cash leg ``index``: ``R<leg number>`` and as many of the refund id's hex digits as
+    QuickBooks' 21 characters leave (at least 18: 72 bits)."""
+    prefix = f"R{index + 1}"
+    return prefix + refund_id[3 : 3 + DOC_NUMBER_LENGTH - len(prefix)]
+
+
+def _leg_marker(refund_id: str, index: int) -> str:
+    return f"refundflow {refund_id} leg {index + 1}:"
+
+
+def _receipt_leg(receipt: Mapping[str, Any], refund_id: str) -> int | None:
+    """Which cash leg of ``refund_id`` a refund receipt pays (by the marker its private note starts with)."""
+    note = str(receipt.get("PrivateNote") or "")
+    prefix = f"refundflow {refund_id} leg "
+    if not note.startswith(prefix):
+        return None
+    number = note[len(prefix) :].split(":", 1)[0]
+    return int(number) - 1 if number.isdigit() and int(number) > 0 else None
+
+
+def _cut(note: str) -> str:
+    return note if len(note) <= PRIVATE_NOTE_LENGTH else note[: PRIVATE_NOTE_LENGTH - 3] + "..."
 
 
 def _private_note(booking: CreditBooking, invoice: Mapping[str, Any]) -> str:
