@@ -44,9 +44,9 @@ from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking, C
 PLATFORM = "zoho_books"
 # Zoho's error code for a record that does not exist ("Invoice does not exist.").
 ZOHO_DOES_NOT_EXIST = 1002
-# Lengths a split refund's words are cut to: a credit note's notes (Zoho documents 5000) and a refund's description
-# (kept short, as Zoho shows it in one line of the credit note's refunds).
-NOTES_LENGTH = 5000
+# Lengths a split refund's words are cut to, conservatively (the Books API page does not state them for these fields):
+# a credit note's notes and a refund's description (shown in one line of the credit note's refunds).
+NOTES_LENGTH = 1000
 DESCRIPTION_LENGTH = 100
 
 _INVOICE_STATUSES_FOR_REFUND = {"sent", "viewed", "overdue", "unpaid", "partially_paid", "paid"}
