@@ -15,7 +15,7 @@ from local.cfn import Stack
 from refundflow.domain.books import credit_booking, update_invoice
 from refundflow.domain.notifications import Channel, customer_message, legs_in_words, merchant_webhook_body, notify
 from refundflow.domain.payments import issue_refund
-from refundflow.domain.tickets import public_reply_update, ticket_update
+from refundflow.domain.tickets import public_reply_update, ticket_update, write_back
 from refundflow.events import RefundEvent
 from refundflow.models import (
     BooksSystem,
@@ -30,7 +30,7 @@ from refundflow.models import (
     TenderKind,
 )
 from refundflow.money import Money
-from refundflow.ports import CreditBooking, CreditLeg
+from refundflow.ports import CreditBooking, CreditLeg, TicketPlatform, TicketUpdate
 from refundflow.status import RefundStatus
 from tests.support.domain import PAYMENT, eur
 from tests.support.fakes import World, a_refund, refund_request_body, world
@@ -462,3 +462,32 @@ def test_a_replaced_failed_leg_is_not_reported_as_pending_a_decision() -> None:
     text = ticket_update(RefundEvent.for_refund(refund, "RefundNeedsAttention", seq=9, details={}), refund).text
     assert "2) 40.00 EUR store credit succeeded, replaces leg 1" in text
     assert "Remedies" not in text
+
+
+class RecordingDesk(TicketPlatform):
+    name = "zendesk"
+
+    def __init__(self) -> None:
+        self.updates: list[TicketUpdate] = []
+
+    def read_ticket(self, ticket_id: str) -> dict[str, object]:
+        return {}
+
+    def has_update(self, ticket_id: str, marker: str) -> bool:
+        return any(update.marker == marker for update in self.updates)
+
+    def write_back(self, ticket_id: str, update: TicketUpdate) -> None:
+        self.updates.append(update)
+
+
+def test_a_leg_that_carries_a_ticket_gets_an_internal_note_but_never_a_public_reply(env: World) -> None:
+    # GIVEN a leg whose event names a ticket of a desk with a public reply (defence in depth: legs have none)
+    parent_refund = stored_parent(env, "RMA-SPLIT-DESK", card_and_store_credit())
+    child = stored_leg(env, "RMA-SPLIT-DESK-LEG", parent_refund)
+    event = RefundEvent.for_refund(child, "RefundIssued", seq=5, details={})
+    event = event.model_copy(update={"source": event.source.model_copy(update={"platform": "zendesk"})})
+    desk = RecordingDesk()
+    # WHEN the desk's write-back gets it
+    write_back(event, platform="zendesk", tickets=desk, repository=env.repository, public_reply=True)
+    # THEN the agents' note only: no reply to the customer
+    assert [update.kind for update in desk.updates] == ["internal_note"]

@@ -626,8 +626,8 @@ def write_back(
             repository=repository,
         )
     kind = notifications.CUSTOMER_MESSAGES.get(event.detail_type)
-    if not public_reply or kind is None:
-        return written
+    if not public_reply or kind is None or event.parent_refund_id is not None:
+        return written  # a split-tender refund's leg never replies to the customer: its parent's reply lists it
     reply_key = f"reply:{event.refund_id}:{kind}"
     if repository.delivery_refund_id(WRITTEN.format(platform=platform), reply_key) is not None:
         return written
