@@ -257,9 +257,12 @@ def _tell_customer(
             "refund_id": refund.refund_id,
         }
         total = _legs_total(refund)
-        if kind == "issued" and total is not None:
-            # The template's {{#if legs}} branch lists them; a refund of one payment sends what it always sent.
-            data |= {"amount": str(total), "legs": legs_in_words(refund)}
+        if kind == "issued":
+            # SES refuses to render a template whose variables are not all in the data (a Rendering Failure), so
+            # ``legs`` is always sent: empty (false for the template's {{#if legs}}) for a refund of one payment.
+            data["legs"] = legs_in_words(refund)
+            if total is not None:
+                data["amount"] = str(total)
         message_id = mailer.send(
             to=refund.customer.email, template=CUSTOMER_TEMPLATES[kind], data=data, idempotency_key=key
         )
