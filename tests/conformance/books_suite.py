@@ -229,3 +229,20 @@ class BooksSuite:
             harness.connector.record_credit(short)
         assert refused.value.code == "legs_mismatch"
         assert harness.document_count() == before
+
+    def test_a_split_refund_of_an_invoice_that_still_owes_is_booked_once(self, harness: BooksHarness) -> None:
+        # GIVEN an invoice that still owes more than the refund, and a split-tender parent
+        invoice_id = harness.sandbox.seed_invoice(10_000, harness.currency)
+        booking = harness.split_booking(invoice_id)
+        # WHEN it is recorded twice
+        first = harness.connector.record_credit(booking)
+        recorded = harness.documents_naming(booking.refund_id)
+        again = harness.connector.record_credit(booking)
+        # THEN once, for the whole refund: what the invoice owes is credited, nothing beyond the store credit is
+        # left unsettled
+        assert again.document_id == first.document_id
+        assert harness.documents_naming(booking.refund_id) == recorded
+        assert first.total == booking.amount
+        settled = first.allocated_to_invoice + first.cash_refunded
+        if harness.pays_out_split_cash:
+            assert booking.amount - booking.store_credit <= settled <= booking.amount

@@ -98,9 +98,10 @@ def _existing_document(refund: Refund, booking: CreditBooking, books: BooksConne
     found = books.find_credit_document(booking)
     if found is None:
         return None
-    # A split refund's store credit stays on the document as credit: it is settled by being kept.
-    settled = found.allocated_to_invoice + found.cash_refunded + booking.store_credit
-    if found.state is CreditDocumentState.POSTED and settled == found.total:
+    # A split refund's store credit stays on the document as credit: it is settled by being kept (unless the books
+    # allocated it to an invoice that still owed).
+    settled = found.allocated_to_invoice + found.cash_refunded
+    if found.state is CreditDocumentState.POSTED and found.total in (settled, settled + booking.store_credit):
         logger.info("credit document found in the books, not recorded again", extra={"refund_id": refund.refund_id})
         return found
     # Recorded but not settled yet (a crash between steps): recording again resumes it.
