@@ -485,8 +485,8 @@ class CreditLeg(StrictModel):
         return self.payment_provider is None
 
     def words(self) -> str:
-        """The leg in one short phrase for a memo, narration or reference field: ``leg 1 stripe EUR 60.00 re_1``,
-        ``leg 2 store credit EUR 40.00``."""
+        """The leg in one short phrase for a memo, narration or reference field: ``leg 1 stripe 60.00 EUR re_1``,
+        ``leg 2 store credit 40.00 EUR``."""
         what = "store credit" if self.payment_provider is None else self.payment_provider.value
         text = f"leg {self.index + 1} {what} {self.amount}"
         return f"{text} {self.provider_refund_id}" if self.provider_refund_id else text
