@@ -47,7 +47,12 @@ DEFAULT_USER_COMPANY = "dat"
 YES, NO = "Yes", "No"
 
 _TAX_RATES = {"": Decimal(0), "FULL": Decimal("0.25"), "REDUCED": Decimal("0.10"), "EXEMPT": Decimal(0)}
-_MAIN_ACCOUNTS = {"401100": "Sales", "401300": "Sales returns", "110180": "Payment provider clearing"}
+_MAIN_ACCOUNTS = {
+    "401100": "Sales",
+    "401300": "Sales returns",
+    "110180": "Payment provider clearing",
+    "110181": "Wallet provider clearing",
+}
 _WRITABLE = {
     "FreeTextInvoiceHeaders": {
         "dataAreaId",
@@ -260,9 +265,21 @@ class DynamicsFinanceSimulator(EntraSimulator):
         return self.add_invoice(customer, Decimal(amount_minor).scaleb(-_digits(currency)), currency, paid=paid)
 
     def documents(self) -> list[dict[str, Any]]:
-        """Every free text invoice (posted or not) with its lines."""
+        """Every free text invoice (posted or not) with its lines, and the customer payment journal lines that pay it
+        out (marked with its invoice id: a split refund's cash legs, one line each)."""
         with self.lock:
-            return [{**dict(note), "Lines": [dict(line) for line in self._lines_of(note)]} for note in self.notes]
+            return [
+                {
+                    **dict(note),
+                    "Lines": [dict(line) for line in self._lines_of(note)],
+                    "PaymentLines": [
+                        dict(line)
+                        for line in self.journal_lines
+                        if note.get("InvoiceId") and line["MarkedInvoice"] == note["InvoiceId"]
+                    ],
+                }
+                for note in self.notes
+            ]
 
     def invoice_transaction(self, number: str) -> dict[str, Any]:
         with self.lock:

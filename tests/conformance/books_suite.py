@@ -13,6 +13,7 @@ transient and an answer lost after the work is retried into the one document.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import date
@@ -29,9 +30,16 @@ from refundflow.errors import (
     UnsupportedOperation,
 )
 from refundflow.ids import derive_refund_id, idempotency_key
-from refundflow.models import BooksSystem, CreditDocumentState, CustomerContact, InvoiceReference, PaymentProvider
+from refundflow.models import (
+    BooksSystem,
+    CreditDocumentState,
+    CustomerContact,
+    InvoiceReference,
+    PaymentProvider,
+    TenderKind,
+)
 from refundflow.money import Money
-from refundflow.ports import BooksConnector, CreditBooking
+from refundflow.ports import BooksConnector, CreditBooking, CreditLeg
 
 
 @dataclass
@@ -42,6 +50,9 @@ class BooksHarness:
     connector: BooksConnector
     sandbox: BooksSandbox
     currency: str = "USD"
+    # False: the books cannot pay out part of one document (SAP's payment run pays a credit memo whole), so a split
+    # refund with store credit leaves the whole credit open on the customer's account for a person to clear.
+    pays_out_split_cash: bool = True
 
     def booking(self, invoice_id: str, minor_units: int, currency: str | None = None) -> CreditBooking:
         refund_id = derive_refund_id("conformance", uuid.uuid4().hex)
@@ -56,6 +67,37 @@ class BooksHarness:
             idempotency_key=idempotency_key(refund_id, "books"),
             external_reference=refund_id,
         )
+
+    def split_booking(self, invoice_id: str) -> CreditBooking:
+        """A split-tender parent of 25.00 (in minor units of two-decimal currencies): 12.00 back to a card
+        (Stripe), 8.00 to a PayPal wallet, 5.00 kept as store credit."""
+        single = self.booking(invoice_id, 2_500)
+        tag = single.refund_id[-8:]
+        legs = [
+            CreditLeg(
+                index=0,
+                kind=TenderKind.CARD,
+                payment_provider=PaymentProvider.STRIPE,
+                amount=Money.of(1_200, self.currency),
+                provider_refund_id=f"re_card{tag}",
+            ),
+            CreditLeg(
+                index=1,
+                kind=TenderKind.WALLET,
+                payment_provider=PaymentProvider.PAYPAL,
+                amount=Money.of(800, self.currency),
+                provider_refund_id=f"PAYPAL{tag}",
+            ),
+            CreditLeg(
+                index=2, kind=TenderKind.STORE_CREDIT, payment_provider=None, amount=Money.of(500, self.currency)
+            ),
+        ]
+        return single.model_copy(update={"legs": legs})
+
+    def documents_naming(self, refund_id: str) -> list[str]:
+        """The documents the books hold that carry ``refund_id`` (anywhere: reference, memo, external id), as JSON."""
+        shown = [json.dumps(document, default=str, sort_keys=True) for document in self.sandbox.documents()]
+        return [text for text in shown if refund_id in text or refund_id.upper() in text]
 
     def document_count(self) -> int:
         return len(self.sandbox.documents())
@@ -152,3 +194,55 @@ class BooksSuite:
         document = harness.connector.record_credit(booking)
         assert document.total == booking.amount
         assert harness.document_count() == before + 1
+
+    def test_a_split_refund_books_every_leg_once(self, harness: BooksHarness) -> None:
+        # GIVEN a paid invoice and a split-tender parent: a card leg, a PayPal leg and a store-credit leg
+        invoice_id = harness.sandbox.seed_invoice(10_000, harness.currency, paid=True)
+        before = harness.document_count()
+        booking = harness.split_booking(invoice_id)
+        # WHEN it is recorded, and recorded again (a retry)
+        first = harness.connector.record_credit(booking)
+        recorded = harness.documents_naming(booking.refund_id)
+        again = harness.connector.record_credit(booking)
+        # THEN the refund's documents are written once (QuickBooks: a memo for the store credit and a receipt for
+        # the cash, one refund): the cash legs paid out, the store credit left as credit
+        assert again.document_id == first.document_id
+        assert recorded
+        assert harness.documents_naming(booking.refund_id) == recorded
+        assert harness.document_count() == before + len(recorded)
+        cash = Money.of(2_000, harness.currency) if harness.pays_out_split_cash else Money.zero(harness.currency)
+        assert (first.total, first.cash_refunded, again.cash_refunded) == (booking.amount, cash, cash)
+        assert first.allocated_to_invoice == Money.zero(harness.currency)
+        if harness.pays_out_split_cash:
+            assert first.total - first.cash_refunded == booking.store_credit == Money.of(500, harness.currency)
+        # AND the books show every leg (each provider refund id, and the store credit)
+        shown = json.dumps(harness.sandbox.documents(), default=str).lower()
+        for leg in booking.legs:
+            assert (leg.provider_refund_id or "store credit").lower() in shown
+
+    def test_a_split_refund_whose_legs_do_not_add_up_is_never_written(self, harness: BooksHarness) -> None:
+        invoice_id = harness.sandbox.seed_invoice(10_000, harness.currency, paid=True)
+        before = harness.document_count()
+        booking = harness.split_booking(invoice_id)
+        short = booking.model_copy(update={"legs": booking.legs[:2]})
+        with pytest.raises(RejectedError) as refused:
+            harness.connector.record_credit(short)
+        assert refused.value.code == "legs_mismatch"
+        assert harness.document_count() == before
+
+    def test_a_split_refund_of_an_invoice_that_still_owes_is_booked_once(self, harness: BooksHarness) -> None:
+        # GIVEN an invoice that still owes more than the refund, and a split-tender parent
+        invoice_id = harness.sandbox.seed_invoice(10_000, harness.currency)
+        booking = harness.split_booking(invoice_id)
+        # WHEN it is recorded twice
+        first = harness.connector.record_credit(booking)
+        recorded = harness.documents_naming(booking.refund_id)
+        again = harness.connector.record_credit(booking)
+        # THEN once, for the whole refund: what the invoice owes is credited, nothing beyond the store credit is
+        # left unsettled
+        assert again.document_id == first.document_id
+        assert harness.documents_naming(booking.refund_id) == recorded
+        assert first.total == booking.amount
+        settled = first.allocated_to_invoice + first.cash_refunded
+        if harness.pays_out_split_cash:
+            assert booking.amount - booking.store_credit <= settled <= booking.amount

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import re
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -46,10 +47,17 @@ from local.simulators.xero import (
 from refundflow.connectors.http import HttpClient
 from refundflow.errors import TransientError
 from refundflow.ids import derive_refund_id, idempotency_key
-from refundflow.models import BooksSystem, CustomerContact, InvoiceReference, PaymentProvider, RefundLine
+from refundflow.models import (
+    BooksSystem,
+    CustomerContact,
+    InvoiceReference,
+    PaymentProvider,
+    RefundLine,
+    TenderKind,
+)
 from refundflow.money import Money
 from refundflow.platforms.xero.connector import XeroBooks, XeroTokenSource
-from refundflow.ports import CreditBooking
+from refundflow.ports import CreditBooking, CreditLeg
 from tests.support.servers import serve_wsgi
 
 XERO_SERVER = "https://api.xero.com"
@@ -314,6 +322,20 @@ def recorded() -> Iterator[Recorded]:
         with pytest.raises(TransientError):
             books.record_credit(rate_limited)
         books.record_credit(rate_limited)
+        # a split-tender refund: a payment per cash leg (each naming its leg), the store credit left on the note;
+        # its requests are validated with the others
+        split = _booking(invoice(("Sofa", 1, "25.00"), paid=True), 2500)
+        legs = [
+            CreditLeg(
+                index=0,
+                kind=TenderKind.CARD,
+                payment_provider=PaymentProvider.STRIPE,
+                amount=Money.of(1500, "USD"),
+                provider_refund_id="re_contract_1",
+            ),
+            CreditLeg(index=1, kind=TenderKind.STORE_CREDIT, payment_provider=None, amount=Money.of(1000, "USD")),
+        ]
+        books.record_credit(split.model_copy(update={"legs": legs}))
 
         seen = requests.get(f"{url}/_control/requests", timeout=5).json()["requests"]
         yield Recorded(sim, url, seen, expected)
@@ -411,7 +433,10 @@ def test_every_create_carries_a_derived_idempotency_key_within_xeros_limit(
         operation = next(op for suffix, op in KEY_OPERATIONS.items() if request["path"].endswith(suffix))
         refund_id = key.split(":")[0]
         assert 0 < len(key) <= 128
-        assert key == f"{idempotency_key(refund_id, 'books')}:{operation}"
+        # a split refund's payment of cash leg N: ``payment-N``
+        step = key.rsplit(":", 1)[-1]
+        assert step == operation or (operation == "payment" and re.fullmatch(r"payment-\d{1,2}", step)), key
+        assert key == f"{idempotency_key(refund_id, 'books')}:{step}"
     # AND reads never carry one
     assert all(
         _header(request, "Idempotency-Key") is None for request in _accounting(seen) if request["method"] == "GET"
@@ -600,7 +625,7 @@ def test_strict_profile_refuses_renamed_missing_and_unknown_fields(
 def test_what_xero_booked_is_what_each_refund_says(recorded: Recorded) -> None:
     # GIVEN what the simulator booked, as Xero would hold it, for each scenario's refund
     booked = {note["Reference"].split(" ", 1)[0]: note for note in recorded.sim.booked()}
-    assert len(booked) == len(recorded.expected)
+    assert len(booked) == len(recorded.expected) + 1  # and the split refund's (its requests are checked above)
 
     for expected in recorded.expected:
         booking = expected.booking

@@ -171,6 +171,12 @@ class SplitLeg(StrictModel):
     acquirer_reference: str | None = None
     failure: str | None = None
     replaces: int | None = Field(default=None, description="The failed leg a remedy moved this amount from.")
+    remedies: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = Field(
+        default_factory=list,
+        max_length=4,
+        description="A failed leg's proposed remedies in words, for the person who decides (retry, move the amount "
+        "to another tender or to store credit); the ticket's note lists them.",
+    )
 
 
 class InvoiceReference(StrictModel):

@@ -37,6 +37,7 @@ from refundflow.models import (
     ReturnStatus,
     ReturnStep,
     StrictModel,
+    TenderKind,
     VelocityDay,
 )
 from refundflow.money import Money
@@ -467,8 +468,33 @@ class TicketPlatform(ABC):
 # ---------------------------------------------------------------- books
 
 
+class CreditLeg(StrictModel):
+    """One leg of a split-tender refund as the books record it: a cash refund from its provider's clearing account,
+    or store credit (refundflow's own ledger) left as credit on the document, never paid out."""
+
+    index: int = Field(ge=0, le=63, description="The leg's number (``SplitLeg.index``).")
+    kind: TenderKind
+    payment_provider: PaymentProvider | None = Field(
+        description="Whose clearing account paid the leg's cash refund; None: store credit (left as credit)."
+    )
+    amount: Money
+    provider_refund_id: str | None = Field(default=None, description="The provider's refund id (None: store credit).")
+
+    @property
+    def is_store_credit(self) -> bool:
+        return self.payment_provider is None
+
+    def words(self) -> str:
+        """The leg in one short phrase for a memo, narration or reference field: ``leg 1 stripe 60.00 EUR re_1``,
+        ``leg 2 store credit 40.00 EUR``."""
+        what = "store credit" if self.payment_provider is None else self.payment_provider.value
+        text = f"leg {self.index + 1} {what} {self.amount}"
+        return f"{text} {self.provider_refund_id}" if self.provider_refund_id else text
+
+
 class CreditBooking(StrictModel):
-    """What the books must record for one refund."""
+    """What the books must record for one refund. ``legs``: a split-tender refund's legs (empty for a refund of one
+    payment, whose cash refund is all ``payment_provider``'s); they add up to ``amount``."""
 
     refund_id: str
     invoice: InvoiceReference
@@ -482,10 +508,42 @@ class CreditBooking(StrictModel):
     )
     idempotency_key: str = Field(description="Passed in by the domain; the same on every retry of this booking.")
     external_reference: str = Field(description="Our reference on the document, found again by find_credit_document.")
+    legs: list[CreditLeg] = Field(
+        default_factory=list,
+        max_length=64,
+        description="A split-tender refund's legs: each cash leg paid from its own provider's clearing account where "
+        "the books can hold several cash refunds on one document, every leg named in the document's reference or memo.",
+    )
 
     @property
     def currency(self) -> str:
         return self.amount.currency
+
+    @property
+    def store_credit(self) -> Money:
+        """What stays as credit on the document (the store-credit legs): never paid out in cash."""
+        total = Money.zero(self.currency)
+        for leg in self.legs:
+            if leg.is_store_credit:
+                total = total + leg.amount
+        return total
+
+    def cash_legs(self) -> list[CreditLeg]:
+        """What is paid out in cash, one leg per provider refund: the split refund's cash legs, or for a refund of
+        one payment one leg of the whole amount from ``payment_provider``."""
+        if not self.legs:
+            return [
+                CreditLeg(index=0, kind=TenderKind.OTHER, payment_provider=self.payment_provider, amount=self.amount)
+            ]
+        return [leg for leg in self.legs if not leg.is_store_credit]
+
+    def legs_in_words(self, limit: int | None = None) -> str:
+        """Every leg, for a field that names them (empty for a refund of one payment); cut at ``limit`` characters
+        with an ellipsis when the field is shorter."""
+        text = "; ".join(leg.words() for leg in self.legs)
+        if limit is not None and len(text) > limit:
+            return text[: max(limit - 3, 0)] + "..."
+        return text
 
 
 class BooksConnector(ABC):

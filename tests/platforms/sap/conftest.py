@@ -93,4 +93,4 @@ def books(served: tuple[SapSimulator, str], sandbox: SapSimulator, secret: Secre
 
 @pytest.fixture
 def harness(books: SapBooks, sandbox: SapSimulator) -> BooksHarness:
-    return BooksHarness(name="sap", connector=books, sandbox=sandbox)
+    return BooksHarness(name="sap", connector=books, sandbox=sandbox, pays_out_split_cash=False)

@@ -167,7 +167,7 @@ def test_the_factory_chooses_the_sign_in_by_configuration(monkeypatch: pytest.Mo
 
 @pytest.fixture
 def oauth_harness(oauth_books: SapBooks, sandbox: SapSimulator) -> BooksHarness:
-    return BooksHarness(name="sap", connector=oauth_books, sandbox=sandbox)
+    return BooksHarness(name="sap", connector=oauth_books, sandbox=sandbox, pays_out_split_cash=False)
 
 
 class TestSapOAuthBooksConformance(BooksSuite):

@@ -57,3 +57,33 @@ def harness(served: tuple[XeroSimulator, str]) -> BooksHarness:
 
 class TestXeroBooksConformance(BooksSuite):
     pass
+
+
+def test_a_split_refund_pays_each_cash_leg_from_its_providers_clearing_account(
+    served: tuple[XeroSimulator, str], harness: BooksHarness
+) -> None:
+    # GIVEN Xero books paying PayPal refunds from account 091 (everything else from 090)
+    simulator, url = served
+    assert isinstance(harness.connector, XeroBooks)
+    books = XeroBooks(
+        tokens=harness.connector._tokens,
+        api_base=f"{url}/api.xro/2.0",
+        clearing_accounts={"paypal:*": "091"},
+        http=HttpClient(platform="xero", base_url=f"{url}/api.xro/2.0", timeout=(1.0, 1.5)),
+    )
+    booking = harness.split_booking(simulator.seed_invoice(10_000, "USD", paid=True))
+    # WHEN the split refund is recorded, twice
+    books.record_credit(booking)
+    books.record_credit(booking)
+    # THEN one credit note: a payment per cash leg from its own account, naming the leg; the store credit left on it
+    (note,) = [note for note in simulator.booked() if note["Reference"].startswith(booking.refund_id)]
+    payments = sorted(
+        (payment["Account"], str(payment["Amount"]), payment["Reference"]) for payment in note["Payments"]
+    )
+    assert [(account, amount) for account, amount, _ in payments] == [("090", "12.00"), ("091", "8.00")]
+    assert [reference.removeprefix(f"{booking.refund_id} ") for _, _, reference in payments] == [
+        leg.words() for leg in booking.cash_legs()
+    ]
+    assert "leg 3 store credit 5.00 USD" in note["Reference"]
+    (shown,) = [item for item in simulator.documents() if item["CreditNoteID"] == note["CreditNoteID"]]
+    assert str(shown["RemainingCredit"]) == "5.00"

@@ -131,6 +131,7 @@ def check_booking(
     if not booking.amount.is_positive():
         raise RejectedError(f"{document} needs a positive amount", platform=platform)
     to_platform(booking.amount)
+    _check_legs(booking, platform=platform, to_platform=to_platform)
     if not booking.lines:
         return
     total = Money.zero(booking.currency)
@@ -142,4 +143,25 @@ def check_booking(
     if total != booking.amount:
         raise RejectedError(
             f"refund lines add up to {total}, the refund is {booking.amount}", code="lines_mismatch", platform=platform
+        )
+
+
+def _check_legs(booking: CreditBooking, *, platform: str, to_platform: Callable[[Money], object]) -> None:
+    """A split refund's legs are positive amounts in the refund's currency, each carried exactly, adding up to it.
+
+    Raises:
+        RejectedError: ``legs_mismatch``.
+        AmountNotRepresentable: a leg the platform cannot carry exactly.
+    """
+    if not booking.legs:
+        return
+    total = Money.zero(booking.currency)
+    for leg in booking.legs:
+        if leg.amount.currency != booking.currency or not leg.amount.is_positive():
+            raise RejectedError(f"refund leg {leg.index + 1} has a bad amount", code="legs_mismatch", platform=platform)
+        to_platform(leg.amount)
+        total = total + leg.amount
+    if total != booking.amount:
+        raise RejectedError(
+            f"refund legs add up to {total}, the refund is {booking.amount}", code="legs_mismatch", platform=platform
         )

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from refundflow.domain.recorder import BOOKS_PENDING, BOOKS_REJECTED, BOOKS_UPDATE_FAILED, RefundRecorder, step_result
 from refundflow.errors import ConcurrentModification
 from refundflow.ids import idempotency_key
-from refundflow.models import CreditDocument, CreditDocumentState, Refund, StepResult
+from refundflow.models import CreditDocument, CreditDocumentState, LegStatus, Refund, StepResult, TenderKind
 from refundflow.observability import logger
-from refundflow.ports import BooksConnector, CreditBooking, StatusMove
+from refundflow.ports import BooksConnector, CreditBooking, CreditLeg, StatusMove
 from refundflow.status import RefundStatus
 
 S = RefundStatus
@@ -53,6 +53,7 @@ def credit_booking(refund: Refund) -> CreditBooking:
     """What the books must record for ``refund`` (the same key and reference on every attempt)."""
     assert refund.amount is not None
     assert refund.invoice is not None
+    legs = booked_legs(refund)
     return CreditBooking(
         refund_id=refund.refund_id,
         invoice=refund.invoice,
@@ -63,10 +64,30 @@ def credit_booking(refund: Refund) -> CreditBooking:
         customer=refund.customer,
         booking_date=datetime.now(UTC).date(),
         reference=refund.refund_id,
-        payment_provider=refund.payment.provider,
+        payment_provider=next(
+            (leg.payment_provider for leg in legs if leg.payment_provider is not None), refund.payment.provider
+        ),
         idempotency_key=idempotency_key(refund.refund_id, "books"),
         external_reference=refund.refund_id,
+        legs=legs,
     )
+
+
+def booked_legs(refund: Refund) -> list[CreditLeg]:
+    """A split-tender parent's legs as the books record them: the legs that moved money, in leg order (a failed leg
+    a remedy replaced is not booked; its replacement is). None for a refund of one payment, whose booking stays what
+    it always was (its cash refund is all ``payment_provider``'s, the first cash leg's for a split refund)."""
+    return [
+        CreditLeg(
+            index=leg.index,
+            kind=leg.kind,
+            payment_provider=None if leg.kind is TenderKind.STORE_CREDIT else leg.payment.provider,
+            amount=leg.amount,
+            provider_refund_id=leg.provider_refund_id,
+        )
+        for leg in sorted(refund.legs, key=lambda leg: leg.index)
+        if leg.status is LegStatus.SUCCEEDED
+    ]
 
 
 def _existing_document(refund: Refund, booking: CreditBooking, books: BooksConnector) -> CreditDocument | None:
@@ -77,8 +98,10 @@ def _existing_document(refund: Refund, booking: CreditBooking, books: BooksConne
     found = books.find_credit_document(booking)
     if found is None:
         return None
+    # A split refund's store credit stays on the document as credit: it is settled by being kept (unless the books
+    # allocated it to an invoice that still owed).
     settled = found.allocated_to_invoice + found.cash_refunded
-    if found.state is CreditDocumentState.POSTED and settled == found.total:
+    if found.state is CreditDocumentState.POSTED and found.total in (settled, settled + booking.store_credit):
         logger.info("credit document found in the books, not recorded again", extra={"refund_id": refund.refund_id})
         return found
     # Recorded but not settled yet (a crash between steps): recording again resumes it.

@@ -23,8 +23,10 @@ import json
 from enum import StrEnum
 from typing import Any, Literal
 
+from refundflow import catalog
+from refundflow.errors import InvalidRequest
 from refundflow.events import ReconciliationEvent, RefundEvent
-from refundflow.models import Refund, RefundOrigin
+from refundflow.models import LegStatus, Refund, RefundOrigin, SplitLeg, TenderKind
 from refundflow.money import Money
 from refundflow.ports import Mailer, MerchantWebhook, RefundStore
 
@@ -67,12 +69,64 @@ def message_amount(event: RefundEvent, refund: Refund) -> Money | None:
     return event.amount or refund.amount or refund.requested_amount
 
 
+def refunded_legs(refund: Refund) -> list[SplitLeg]:
+    """The legs of a split-tender refund that moved money (in leg order): what the customer is told of. A failed
+    leg a remedy replaced is not listed; its replacement is."""
+    return sorted((leg for leg in refund.legs if leg.status is LegStatus.SUCCEEDED), key=lambda leg: leg.index)
+
+
+def leg_in_words(leg: SplitLeg) -> str:
+    """Where one leg's money went, in plain words: ``60.00 EUR back to your card``, ``40.00 EUR as store credit you
+    can use on your next order``. The tender's kind and its provider's name only: never card data."""
+    if leg.kind is TenderKind.STORE_CREDIT:
+        return f"{leg.amount} as store credit you can use on your next order"
+    where = {
+        TenderKind.CARD: "back to your card",
+        TenderKind.WALLET: f"back to your {_provider_title(leg)} account",
+        TenderKind.BANK: "back to your bank account",
+        TenderKind.BUY_NOW_PAY_LATER: f"back to your {_provider_title(leg)} purchase",
+        TenderKind.GIFT_CARD: "back onto your gift card",
+    }.get(leg.kind, "back to the payment method you used")
+    return f"{leg.amount} {where}"
+
+
+def legs_in_words(refund: Refund) -> str:
+    """Every refunded leg of a split-tender refund, in plain words, joined (empty for a refund of one payment)."""
+    return "; ".join(leg_in_words(leg) for leg in refunded_legs(refund))
+
+
+def _provider_title(leg: SplitLeg) -> str:
+    try:
+        return catalog.platform(leg.payment.provider.value).title
+    except InvalidRequest:  # not deployed here: its name will do
+        return leg.payment.provider.value
+
+
+def _legs_total(refund: Refund) -> Money | None:
+    """What the refunded legs add up to: the amount a split refund's message names (so its parts always add up)."""
+    legs = refunded_legs(refund)
+    if not legs:
+        return None
+    total = Money.zero(legs[0].amount.currency)
+    for leg in legs:
+        total = total + leg.amount
+    return total
+
+
 def customer_message(kind: MessageKind, refund: Refund, amount: Money | None) -> str:
-    """The customer's message in words (the ticket's public reply; the SES templates say the same)."""
+    """The customer's message in words (the ticket's public reply; the SES templates say the same). A split-tender
+    refund's ``issued`` message lists every leg and its total."""
     reference = refund.order.order_id if refund.order else refund.source.reference
     how_much = str(amount) if amount else "the full amount"
     greeting = f"Hello {refund.customer.name or 'there'},"
-    if kind == "issued":
+    total = _legs_total(refund)
+    if kind == "issued" and total is not None:
+        body = (
+            f"we have refunded {total} for {reference}: {legs_in_words(refund)}. Money back to a card or an account "
+            "usually shows up within 5-10 business days; if your bank asks, we can give you the reference it traces "
+            "refunds with."
+        )
+    elif kind == "issued":
         body = (
             f"we have refunded {how_much} for {reference} to your original payment method. It usually shows up "
             "within 5-10 business days; if your bank asks, we can give you the reference it traces refunds with."
@@ -101,7 +155,29 @@ def merchant_webhook_body(
             "customer": refund.customer.model_dump(mode="json", exclude_none=True),
             "provider_refund_id": refund.provider_refund_id,
             "message": customer_message(kind, refund, amount),
+            **_webhook_legs(refund),
         },
+    }
+
+
+def _webhook_legs(refund: Refund) -> dict[str, Any]:
+    """A split-tender refund's ``data.legs`` (absent for a refund of one payment): each refunded leg's amount in
+    minor units, kind, provider (None: store credit), provider refund id and words. Never card data."""
+    legs = refunded_legs(refund)
+    if not legs:
+        return {}
+    return {
+        "legs": [
+            {
+                "index": leg.index,
+                "kind": leg.kind.value,
+                "amount": {"minor_units": leg.amount.minor_units, "currency": leg.amount.currency},
+                "provider": None if leg.kind is TenderKind.STORE_CREDIT else leg.payment.provider.value,
+                "provider_refund_id": leg.provider_refund_id,
+                "words": leg_in_words(leg),
+            }
+            for leg in legs
+        ]
     }
 
 
@@ -132,12 +208,13 @@ def notify(
     marker = f"notify-{channel.value}"
     if not ops_email or repository.delivery_refund_id(marker, event.event_id) is not None:
         return None
+    details = event.details if event.parent_refund_id is None else {**event.details, "leg_of": event.parent_refund_id}
     data = {
         "event": event.detail_type,
         "refund_id": event.refund_id,
         "amount": str(event.amount) if event.amount else "the full amount",
         "status": event.status.value,
-        "details": json.dumps(event.details, sort_keys=True, default=str)[:4000],
+        "details": json.dumps(details, sort_keys=True, default=str)[:4000],
     }
     message_id = mailer.send(
         to=ops_email, template=OPS_TEMPLATE, data=data, idempotency_key=f"{event.event_id}:{channel.value}"
@@ -155,14 +232,16 @@ def _tell_customer(
     reply_desks: frozenset[str],
 ) -> str | None:
     kind = CUSTOMER_MESSAGES.get(event.detail_type)
-    if kind is None:
-        return None
+    if kind is None or event.parent_refund_id is not None:
+        return None  # a split-tender refund's leg: the parent's message tells the customer of every leg
     key = f"{event.refund_id}:{kind}"
     if repository.delivery_refund_id(CUSTOMER_MESSAGE_MARKER, key) is not None:
         return None
     refund = repository.get(event.refund_id)
     if refund.origin is RefundOrigin.EXTERNAL:
         return None  # refunded outside refundflow: whoever made it told the customer, and no address is known
+    if refund.parent_refund_id is not None:
+        return None  # a leg (an event published before events named the parent)
     amount = message_amount(event, refund)
     how = customer_channel(refund, reply_desks=reply_desks, webhook=webhook)
     if how is CustomerChannel.TICKET:
@@ -177,6 +256,13 @@ def _tell_customer(
             "reference": refund.order.order_id if refund.order else refund.source.reference,
             "refund_id": refund.refund_id,
         }
+        total = _legs_total(refund)
+        if kind == "issued":
+            # SES refuses to render a template whose variables are not all in the data (a Rendering Failure), so
+            # ``legs`` is always sent: empty (false for the template's {{#if legs}}) for a refund of one payment.
+            data["legs"] = legs_in_words(refund)
+            if total is not None:
+                data["amount"] = str(total)
         message_id = mailer.send(
             to=refund.customer.email, template=CUSTOMER_TEMPLATES[kind], data=data, idempotency_key=key
         )

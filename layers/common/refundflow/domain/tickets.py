@@ -41,7 +41,16 @@ from refundflow.domain.returns import record_platform_return_step
 from refundflow.domain.waiting import WaitFor, resume_waiting
 from refundflow.errors import IdempotencyConflict, InvalidRequest, NotFound, RefundflowError
 from refundflow.events import RefundEvent
-from refundflow.models import ApprovalRecord, FailureRecord, Refund, RefundOrigin, RefundRequestBody, StrictModel
+from refundflow.models import (
+    ApprovalRecord,
+    FailureRecord,
+    LegStatus,
+    Refund,
+    RefundOrigin,
+    RefundRequestBody,
+    StrictModel,
+    TenderKind,
+)
 from refundflow.money import Money, MoneyError
 from refundflow.policy import Policy
 from refundflow.ports import (
@@ -520,12 +529,14 @@ def ticket_update(event: RefundEvent, refund: Refund) -> TicketUpdate:
         parts.append(
             f"Acquirer reference (ARN) {refund.acquirer_reference}: the customer's bank traces the refund with it."
         )
+    parts.extend(legs_note(refund))
     if refund.credit_document is not None:
         parts.append(f"Credit document {refund.credit_document.document_id}.")
     if event.status in (RefundStatus.FAILED, RefundStatus.REJECTED, RefundStatus.NEEDS_ATTENTION):
         reason = refund.failure.message if refund.failure else refund.attention_reason
         if reason:
             parts.append(f"Why: {carddata.mask_text(reason)[:400]}")
+        parts.extend(failed_legs_note(refund))
     marker = f"refundflow:{write_once_key(event) or event.event_id}"
     parts.append(f"[{marker}]")
     return TicketUpdate(
@@ -538,6 +549,51 @@ def ticket_update(event: RefundEvent, refund: Refund) -> TicketUpdate:
         amount=amount,
         provider_refund_id=refund.provider_refund_id,
     )
+
+
+# A split refund's parts of the note are bounded, so the note (at most 2000 characters) always ends with its marker.
+LEGS_NOTE_LENGTH = 700
+FAILED_LEGS_NOTE_LENGTH = 500
+
+
+def legs_note(refund: Refund) -> list[str]:
+    """A split-tender parent's legs for the agents, each with its status, its provider refund id and acquirer
+    reference where known (empty for a refund of one payment)."""
+    if not refund.legs:
+        return []
+    described = []
+    for leg in sorted(refund.legs, key=lambda leg: leg.index):
+        what = (
+            "store credit" if leg.kind is TenderKind.STORE_CREDIT else f"{leg.kind.value} {leg.payment.provider.value}"
+        )
+        text = f"{leg.index + 1}) {leg.amount} {what} {leg.status.value}"
+        if leg.provider_refund_id:
+            text += f", refund {leg.provider_refund_id}"
+        if leg.acquirer_reference:
+            text += f", ARN {leg.acquirer_reference}"
+        if leg.replaces is not None:
+            text += f", replaces leg {leg.replaces + 1}"
+        described.append(text)
+    return [_cut(f"Legs: {'; '.join(described)}.", LEGS_NOTE_LENGTH)]
+
+
+def failed_legs_note(refund: Refund) -> list[str]:
+    """Which legs of a split-tender parent failed, why, and the proposed remedies (none yet: a person decides)."""
+    notes = []
+    replaced = {leg.replaces for leg in refund.legs if leg.replaces is not None}
+    for leg in sorted(refund.legs, key=lambda leg: leg.index):
+        if leg.status is not LegStatus.FAILED or leg.index in replaced:
+            continue
+        why = f": {carddata.mask_text(leg.failure)[:200]}" if leg.failure else ""
+        remedies = "; ".join(carddata.mask_text(remedy) for remedy in leg.remedies) or "none proposed yet"
+        notes.append(
+            f"Leg {leg.index + 1} ({leg.amount}, {leg.payment.provider.value}) failed{why}. Remedies: {remedies}."
+        )
+    return [_cut(" ".join(notes), FAILED_LEGS_NOTE_LENGTH)] if notes else []
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def write_back(
@@ -570,8 +626,8 @@ def write_back(
             repository=repository,
         )
     kind = notifications.CUSTOMER_MESSAGES.get(event.detail_type)
-    if not public_reply or kind is None:
-        return written
+    if not public_reply or kind is None or event.parent_refund_id is not None:
+        return written  # a split-tender refund's leg never replies to the customer: its parent's reply lists it
     reply_key = f"reply:{event.refund_id}:{kind}"
     if repository.delivery_refund_id(WRITTEN.format(platform=platform), reply_key) is not None:
         return written

@@ -328,6 +328,9 @@ class BusinessCentralBooks(BooksConnector):
         number = invoice.get("number") or invoice.get("id")
         if booking.lines:
             parts = [(line.description, line.quantity, line.amount) for line in booking.lines]
+        elif booking.legs:
+            # A split refund without lines of its own: one line per leg, so the memo names every leg.
+            parts = [(leg.words(), 1, leg.amount) for leg in booking.legs]
         else:
             parts = [(f"Refund {booking.reference} of invoice {number}", 1, booking.amount)]
         tax_code = self._tax_code or self._invoice_tax_code(invoice)
@@ -401,27 +404,56 @@ class BusinessCentralBooks(BooksConnector):
         return _text(journals[0], "id")
 
     def _find_cash_refund(self, memo: Mapping[str, Any], booking: CreditBooking) -> dict[str, Any] | None:
-        """The memo's cash refund once posted: the G/L entry on the clearing account carrying the memo's number."""
+        """The memo's cash refund once posted: the G/L entries on the clearing accounts carrying the memo's number
+        (one per account a split refund's cash legs are paid from); None until every one is posted."""
         if memo.get("status") not in _POSTED_MEMO_STATUSES or not memo.get("number"):
             return None
-        account = _quote(self.clearing_account(booking.payment_provider, booking.currency))
         number = _quote(str(memo["number"]))
-        entries = self._list(
-            "generalLedgerEntries", {"$filter": f"documentNumber eq '{number}' and accountNumber eq '{account}'"}
-        )
-        if entries:
-            # G/L amounts are in the company's local currency: the posted line is the one we wrote, for the memo's
-            # total in the memo's currency (its document number is the memo's, which no other refund uses).
-            return {"id": _text(entries[0], "id"), "amount": memo.get("totalAmountIncludingTax")}
-        return None
+        found: list[str] = []
+        for account, _, _ in self._cash_payouts(booking):
+            entries = self._list(
+                "generalLedgerEntries",
+                {"$filter": f"documentNumber eq '{number}' and accountNumber eq '{_quote(account)}'"},
+            )
+            if not entries:
+                return None
+            found.append(_text(entries[0], "id"))
+        # G/L amounts are in the company's local currency: the posted lines are the ones we wrote, for what the memo
+        # pays out in the memo's currency (its document number is the memo's, which no other refund uses).
+        cash = booking.amount - booking.store_credit
+        return {"id": found[0], "amount": to_bc_amount(cash)}
+
+    def _cash_payouts(self, booking: CreditBooking) -> list[tuple[str, Money, str]]:
+        """What the memo pays out, per clearing account: (account, amount, journal line description). A refund of one
+        payment pays all of it from its provider's account; a split refund pays its cash legs, those of one account
+        on one line naming them, and keeps its store credit as the customer's credit."""
+        if not booking.legs:
+            description = f"Refund {booking.reference} ({booking.payment_provider.value})"
+            return [(self.clearing_account(booking.payment_provider, booking.currency), booking.amount, description)]
+        payouts: dict[str, tuple[Money, list[str]]] = {}
+        for leg in booking.cash_legs():
+            assert leg.payment_provider is not None
+            account = self.clearing_account(leg.payment_provider, booking.currency)
+            amount, words = payouts.get(account, (Money.zero(booking.currency), []))
+            payouts[account] = (amount + leg.amount, [*words, leg.words()])
+        return [
+            (account, amount, f"Refund {booking.reference}: {'; '.join(words)}")
+            for account, (amount, words) in payouts.items()
+        ]
 
     def _create_cash_refund(self, memo: Mapping[str, Any], booking: CreditBooking) -> dict[str, Any]:
-        """Write (unless an earlier attempt left it in the batch) and post the cash refund line."""
-        account = self.clearing_account(booking.payment_provider, booking.currency)
+        """Write (unless an earlier attempt left them in the batch) and post the cash refund lines."""
         journal_id = self._journal_id()
         stored = _external_number(booking.external_reference)
         lines = self._list(f"journals({journal_id})/journalLines", {"$filter": f"externalDocumentNumber eq '{stored}'"})
-        if not any(str(line.get("externalDocumentNumber", "")).upper() == stored for line in lines):
+        written = {
+            str(line.get("balancingAccountNumber") or "")
+            for line in lines
+            if str(line.get("externalDocumentNumber", "")).upper() == stored
+        }
+        for account, amount, description in self._cash_payouts(booking):
+            if account in written or (not booking.legs and written):
+                continue
             body = {
                 "accountType": "Customer",
                 "accountId": _text(memo, "customerId"),
@@ -429,8 +461,8 @@ class BusinessCentralBooks(BooksConnector):
                 "documentNumber": _text(memo, "number"),
                 "externalDocumentNumber": stored,
                 # A positive amount on a customer line is a debit: money paid back to the customer.
-                "amount": to_bc_amount(booking.amount),
-                "description": f"Refund {booking.reference} ({booking.payment_provider.value})"[:DESCRIPTION_LENGTH],
+                "amount": to_bc_amount(amount),
+                "description": description[:DESCRIPTION_LENGTH],
                 "balanceAccountType": "G/L Account",
                 "balancingAccountNumber": account,
             }

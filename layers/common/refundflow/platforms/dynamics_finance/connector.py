@@ -229,8 +229,20 @@ class DynamicsFinanceBooks(BooksConnector):
         note = self._find_note(booking.external_reference)
         if note is None:
             return None
-        journal = None if self._settles_invoice(note) else self._find_journal(booking.external_reference)
+        journal = None if self._settles_invoice(note) else self._found_journal(booking)
         return self._document(note, booking, journal)
+
+    def _found_journal(self, booking: CreditBooking) -> dict[str, Any] | None:
+        """The booking's payment journal as far as it got; a split refund's: one of a cash leg not posted (or not
+        written) yet if any, else the first."""
+        if not booking.legs:
+            return self._find_journal(booking.external_reference)
+        journals = [
+            self._find_journal(f"{booking.external_reference} leg {leg.index + 1}") for leg in booking.cash_legs()
+        ]
+        if any(journal is None for journal in journals):
+            return None
+        return next((journal for journal in journals if journal is not None and not _posted(journal)), journals[0])
 
     # ------------------------------------------------------------ steps
 
@@ -251,11 +263,30 @@ class DynamicsFinanceBooks(BooksConnector):
         self._check_total(note, booking)
         if not _posted(note) or self._settles_invoice(note):
             return self._document(note, booking, None)
+        if booking.legs:
+            return self._document(note, booking, self._pay_out_legs(note, booking))
         journal = self._find_journal(booking.external_reference) or self._create_journal(booking)
         if not _posted(journal):
-            self._add_payment_line(journal, note, booking)
+            text = f"Refund {booking.reference} ({booking.payment_provider.value})"
+            self._add_payment_line(journal, note, booking, booking.amount, booking.payment_provider, text)
             journal = self._find_journal(booking.external_reference) or journal
         return self._document(note, booking, journal)
+
+    def _pay_out_legs(self, note: Mapping[str, Any], booking: CreditBooking) -> dict[str, Any] | None:
+        """A split refund's cash legs, each paid by a payment journal of its own (one line, offset by its provider's
+        clearing account, so the posting batch never posts half of one), described ``<refund id> leg <n>``; the
+        store credit stays on the credit note. Returns a journal not posted yet if any (the booking is pending
+        until the batch posts it), else the first."""
+        journals = []
+        for leg in booking.cash_legs():
+            assert leg.payment_provider is not None
+            description = f"{booking.external_reference} leg {leg.index + 1}"
+            journal = self._find_journal(description) or self._create_journal(booking, description)
+            if not _posted(journal):
+                self._add_payment_line(journal, note, booking, leg.amount, leg.payment_provider, leg.words())
+                journal = self._find_journal(description) or journal
+            journals.append(journal)
+        return next((journal for journal in journals if not _posted(journal)), journals[0] if journals else None)
 
     def _check_booking(self, booking: CreditBooking) -> None:
         check_booking(
@@ -355,6 +386,9 @@ class DynamicsFinanceBooks(BooksConnector):
             what = "; ".join(line.description for line in booking.lines)
         else:
             what = f"Refund {booking.reference} of invoice {invoice['InvoiceNumber']}"
+        if booking.store_credit.is_positive():
+            # A split refund's cash legs are named by their payment journal lines; the store credit stays here.
+            what = f"Store credit {booking.store_credit}; {what}"
         line: dict[str, Any] = {
             "dataAreaId": self._company,
             "ParentRecId": identifier,
@@ -406,18 +440,26 @@ class DynamicsFinanceBooks(BooksConnector):
         ]
         return found[0] if found else None
 
-    def _create_journal(self, booking: CreditBooking) -> dict[str, Any]:
+    def _create_journal(self, booking: CreditBooking, description: str | None = None) -> dict[str, Any]:
         body = {
             "dataAreaId": self._company,
             "JournalName": self._payment_journal,
-            "Description": booking.external_reference,
+            "Description": description or booking.external_reference,
         }
         created = self._call("POST", JOURNALS, body=body)
         if not isinstance(created, dict) or not created.get("JournalBatchNumber"):
             raise TransientError(f"POST {JOURNALS}: {TITLE} answered without a journal batch number", platform=PLATFORM)
         return created
 
-    def _add_payment_line(self, journal: Mapping[str, Any], note: Mapping[str, Any], booking: CreditBooking) -> None:
+    def _add_payment_line(
+        self,
+        journal: Mapping[str, Any],
+        note: Mapping[str, Any],
+        booking: CreditBooking,
+        amount: Money,
+        provider: PaymentProvider,
+        text: str,
+    ) -> None:
         batch = str(journal["JournalBatchNumber"])
         if self._list(JOURNAL_LINES, f"JournalBatchNumber eq '{_quote(batch)}'"):
             return
@@ -429,13 +471,13 @@ class DynamicsFinanceBooks(BooksConnector):
             "AccountDisplayValue": note["CustomerAccount"],
             "TransactionDate": finance_date(booking.booking_date),
             # A debit on the customer: money paid back, settled against the credit note.
-            "DebitAmount": to_finance_amount(booking.amount),
+            "DebitAmount": to_finance_amount(amount),
             "CreditAmount": Decimal(0),
             "CurrencyCode": booking.currency,
             "MarkedInvoice": note["InvoiceId"],
             "OffsetAccountType": "Ledger",
-            "OffsetAccountDisplayValue": self.clearing_account(booking.payment_provider, booking.currency),
-            "TransactionText": f"Refund {booking.reference} ({booking.payment_provider.value})"[:DESCRIPTION_LENGTH],
+            "OffsetAccountDisplayValue": self.clearing_account(provider, booking.currency),
+            "TransactionText": text[:DESCRIPTION_LENGTH],
             "PaymentReference": booking.refund_id,
         }
         self._call("POST", JOURNAL_LINES, body=line)
@@ -459,7 +501,7 @@ class DynamicsFinanceBooks(BooksConnector):
             external_reference=str(note.get("CustomerReference") or "") or None,
             total=total,
             allocated_to_invoice=total if posted and settles else nothing,
-            cash_refunded=total if posted and not settles else nothing,
+            cash_refunded=total - booking.store_credit if posted and not settles else nothing,
             allocation_id=str(note.get("CustomerRequisition")) if posted and settles else None,
             payment_id=str(journal["JournalBatchNumber"]) if journal is not None else None,
         )

@@ -20,7 +20,7 @@ create. Amounts cross as exact JSON numbers (``Decimal`` both ways, never ``floa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, NoReturn
 
 from pydantic import Field
@@ -45,6 +45,8 @@ from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking
 
 RECORD_PATH = "/services/rest/record/v1"
 TITLE = "NetSuite"
+# The longest memo written (the transaction body's memo field; the connector always cut it here).
+MEMO_LENGTH = 999
 # Error codes and texts NetSuite answers when the transaction date falls in a closed or locked accounting period.
 _PERIOD_CODES = {"PERIOD_CLOSED", "INVALID_PERIOD", "ACCT_PERIOD_CLOSED"}
 _PERIOD_WORDS = ("closed period", "period is closed", "period is locked", "locked period")
@@ -189,10 +191,14 @@ class NetSuiteBooks(BooksConnector):
             memo = self._by_external_id("creditMemo", booking.external_reference)
             if memo is None:
                 return None
-            refund = self._by_external_id("customerRefund", booking.external_reference)
+            refunds = [
+                found
+                for external_id in _refund_external_ids(booking)
+                if (found := self._by_external_id("customerRefund", external_id)) is not None
+            ]
         except OutcomeUnknownError as error:  # the token request went unanswered: nothing was booked by it
             raise TransientError(error.message, code="netsuite_unavailable", platform=PLATFORM) from error
-        return self._document(memo, refund, booking)
+        return self._document(memo, refunds, booking)
 
     # ------------------------------------------------------------ steps
 
@@ -213,16 +219,30 @@ class NetSuiteBooks(BooksConnector):
                 memo_id = _text(memo, "id")
             memo = self._get("creditMemo", memo_id, expand=True)
         self._check_credit_memo(memo, booking)
-        refund = self._by_external_id("customerRefund", booking.external_reference)
-        # What the credit memo leaves unapplied: its total less what is applied (to the invoice, or by a refund).
-        unapplied = from_netsuite_amount(memo.get("total"), booking.currency) - from_netsuite_amount(
-            memo.get("applied"), booking.currency
+        # What the credit memo leaves unapplied: its total less what is applied (to the invoice, or by a refund), less
+        # a split refund's store credit, which stays on the memo as the customer's credit.
+        unapplied = (
+            from_netsuite_amount(memo.get("total"), booking.currency)
+            - from_netsuite_amount(memo.get("applied"), booking.currency)
+            - booking.store_credit
         )
-        if refund is None and unapplied.is_positive():
-            refund_id = self._pay_out(booking, invoice, memo, unapplied)
-            refund = self._get("customerRefund", refund_id, expand=True)
+        # One customer refund per cash leg (a customer refund pays from one account): a refund of one payment has one,
+        # under our refund id; a split refund's leg N has ``<refund id>-legN``.
+        refunds: list[dict[str, Any]] = []
+        paid = False
+        for external_id, leg in zip(_refund_external_ids(booking), booking.cash_legs(), strict=True):
+            refund = self._by_external_id("customerRefund", external_id)
+            amount = leg.amount.min(unapplied) if booking.legs else unapplied
+            if refund is None and amount.is_positive() and leg.payment_provider is not None:
+                refund_id = self._pay_out(booking, invoice, memo, amount, external_id, leg.payment_provider)
+                refund = self._get("customerRefund", refund_id, expand=True)
+                unapplied = unapplied - amount
+                paid = True
+            if refund is not None:
+                refunds.append(refund)
+        if paid:
             memo = self._get("creditMemo", _text(memo, "id"), expand=True)
-        return self._document(memo, refund, booking)
+        return self._document(memo, refunds, booking)
 
     def _check_booking(self, booking: CreditBooking) -> None:
         check_booking(
@@ -376,13 +396,19 @@ class NetSuiteBooks(BooksConnector):
             )
 
     def _pay_out(
-        self, booking: CreditBooking, invoice: Mapping[str, Any], memo: Mapping[str, Any], amount: Money
+        self,
+        booking: CreditBooking,
+        invoice: Mapping[str, Any],
+        memo: Mapping[str, Any],
+        amount: Money,
+        external_id: str,
+        provider: PaymentProvider,
     ) -> str:
         entity = invoice["entity"]
         body = {
-            "externalId": booking.external_reference,
+            "externalId": external_id,
             "customer": {"id": str(entity["id"])},
-            "account": {"id": self.clearing_account(booking.payment_provider, booking.currency)},
+            "account": {"id": self.clearing_account(provider, booking.currency)},
             "currency": {"id": str(invoice["currency"]["id"])},
             "tranDate": booking.booking_date.isoformat(),
             "memo": _memo(booking, invoice),
@@ -393,7 +419,7 @@ class NetSuiteBooks(BooksConnector):
         return _created_id(self._call("POST", "/customerRefund", body=body))
 
     def _document(
-        self, memo: Mapping[str, Any], refund: Mapping[str, Any] | None, booking: CreditBooking
+        self, memo: Mapping[str, Any], refunds: Sequence[Mapping[str, Any]], booking: CreditBooking
     ) -> CreditDocument:
         currency = booking.currency
         invoice_id = booking.invoice.invoice_id
@@ -402,8 +428,8 @@ class NetSuiteBooks(BooksConnector):
             if line.get("apply") and str(_ref_id(line.get("doc"))) == invoice_id:
                 allocated = allocated + from_netsuite_amount(line.get("amount"), currency)
         cash = Money.zero(currency)
-        if refund is not None:
-            cash = from_netsuite_amount(refund.get("total"), currency)
+        for refund in refunds:
+            cash = cash + from_netsuite_amount(refund.get("total"), currency)
         return CreditDocument(
             system=BooksSystem.NETSUITE,
             kind=CreditDocumentKind.CREDIT_MEMO,
@@ -415,7 +441,7 @@ class NetSuiteBooks(BooksConnector):
             allocated_to_invoice=allocated,
             cash_refunded=cash,
             allocation_id=invoice_id if allocated.is_positive() else None,
-            payment_id=_text(refund, "id") if refund is not None else None,
+            payment_id=_text(refunds[0], "id") if refunds else None,
         )
 
     # ------------------------------------------------------------ HTTP
@@ -559,10 +585,21 @@ def _items(sublist: Any) -> list[Mapping[str, Any]]:
     return [item for item in items or [] if isinstance(item, Mapping)]
 
 
+def _refund_external_ids(booking: CreditBooking) -> list[str]:
+    """The externalId of each customer refund, one per cash leg: our refund id for a refund of one payment,
+    ``<refund id>-leg<N>`` for a split refund's cash leg N (NetSuite keeps an externalId unique per record type)."""
+    if not booking.legs:
+        return [booking.external_reference]
+    return [f"{booking.external_reference}-leg{leg.index + 1}" for leg in booking.cash_legs()]
+
+
 def _memo(booking: CreditBooking, invoice: Mapping[str, Any]) -> str:
-    return f"Refund {booking.reference} ({booking.refund_id}) of invoice {invoice.get('tranId') or invoice.get('id')}"[
-        :999
-    ]
+    """The memo of the credit memo and the customer refund: the refund, its invoice and a split refund's every leg
+    (one customer refund pays from one account: the cash legs are named here)."""
+    memo = f"Refund {booking.reference} ({booking.refund_id}) of invoice {invoice.get('tranId') or invoice.get('id')}"
+    if booking.legs:
+        memo = f"{memo}: {booking.legs_in_words(MEMO_LENGTH - len(memo) - 2)}"
+    return memo[:MEMO_LENGTH]
 
 
 # ---------------------------------------------------------------- factory

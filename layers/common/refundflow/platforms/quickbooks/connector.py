@@ -47,13 +47,15 @@ from refundflow.errors import (
 )
 from refundflow.models import BooksSystem, CreditDocument, CreditDocumentKind, CreditDocumentState, PaymentProvider
 from refundflow.money import Money
-from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking
+from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking, CreditLeg
 
 PLATFORM = "quickbooks"
 REQUEST_ID_MAX_LENGTH = 50
 DOC_NUMBER_LENGTH = 21
 # The most a query returns in one page (Intuit's limit).
 QUERY_MAX_RESULTS = 1000
+# QuickBooks keeps at most 4000 characters of a transaction's PrivateNote.
+PRIVATE_NOTE_LENGTH = 4000
 # Intuit's access tokens live one hour: refresh a little before, so a call never starts with a dying token.
 TOKEN_EXPIRY_MARGIN_SECONDS = 300.0
 # Fault codes (Fault.Error[].code) and the words QuickBooks uses for them.
@@ -221,6 +223,11 @@ class QuickBooksBooks(BooksConnector):
             NotFound: the invoice does not exist any more.
         """
         invoice = self._read("Invoice", booking.invoice.invoice_id)
+        if booking.legs:
+            memo, receipts = self._find_split(booking, _ref_value(invoice.get("CustomerRef")))
+            if memo is None and not receipts:
+                return None
+            return self._split_document(memo, receipts, booking)
         found = self._find(booking.external_reference, _ref_value(invoice.get("CustomerRef")))
         if not found:
             return None
@@ -234,6 +241,8 @@ class QuickBooksBooks(BooksConnector):
         self._check_booking(booking)
         invoice = self._read("Invoice", booking.invoice.invoice_id)
         self._check_invoice(invoice, booking)
+        if booking.legs:
+            return self._record_split(booking, invoice)
         found = self._find(booking.external_reference, _ref_value(invoice.get("CustomerRef")))
         memo, receipt = found.get(CreditDocumentKind.CREDIT_MEMO), found.get(CreditDocumentKind.REFUND_RECEIPT)
         if memo is None and receipt is None:
@@ -254,6 +263,121 @@ class QuickBooksBooks(BooksConnector):
             receipt = self._create_refund_receipt(booking, invoice, rest)
             self._check_parts(memo, receipt, booking)
         return self._document(memo, receipt, booking, allocation_id=allocation_id)
+
+    def _record_split(self, booking: CreditBooking, invoice: Mapping[str, Any]) -> CreditDocument:
+        """A split-tender refund: the credit memo (what the invoice owes, and the store credit, left unapplied as the
+        customer's credit) and one refund receipt per cash leg, each deposited from its provider's clearing account
+        (a receipt has one ``DepositToAccountRef``), numbered ``R<leg>`` and the refund id's first hex digits and
+        marked ``refundflow <refund id> leg <n>:`` in its private note."""
+        memo, receipts = self._find_split(booking, _ref_value(invoice.get("CustomerRef")))
+        if memo is None and not receipts:
+            kept = booking.store_credit
+            owed = from_qbo_amount(invoice.get("Balance", 0), booking.currency).min(booking.amount - kept)
+            if (owed + kept).is_positive():
+                memo = self._create_credit_memo(booking, invoice, owed + kept)
+        self._check_parts(memo, None, booking)
+        allocation_id = None
+        budget = booking.amount
+        if memo is not None:
+            budget = budget - from_qbo_amount(memo.get("TotalAmt"), booking.currency)
+            allocation_id = self._apply(memo, invoice, booking)
+            if allocation_id is not None:
+                memo = self._read("CreditMemo", _text(memo, "Id"))
+        for leg in booking.cash_legs():
+            receipt = receipts.get(leg.index)
+            if receipt is None and leg.payment_provider is not None and leg.amount.min(budget).is_positive():
+                receipt = self._create_leg_receipt(booking, invoice, leg, leg.amount.min(budget))
+                receipts[leg.index] = receipt
+            if receipt is not None:
+                budget = budget - from_qbo_amount(receipt.get("TotalAmt"), booking.currency)
+        return self._split_document(memo, receipts, booking, allocation_id=allocation_id)
+
+    def _find_split(
+        self, booking: CreditBooking, customer_id: str | None
+    ) -> tuple[dict[str, Any] | None, dict[int, dict[str, Any]]]:
+        """A split refund's credit memo and its receipts by leg, by their DocNumbers, else (a company numbering its
+        documents itself) among the customer's documents; the private note decides.
+
+        Raises:
+            RejectedError: ``duplicate_documents``, two memos or two receipts of one leg carry the refund.
+        """
+        refund_id = booking.external_reference
+        require_refund_id(refund_id, platform=PLATFORM)
+        memo_kind, receipt_kind = CreditDocumentKind.CREDIT_MEMO, CreditDocumentKind.REFUND_RECEIPT
+        matches = self._matches(refund_id, memo_kind, "DocNumber", doc_number(refund_id, memo_kind))
+        for leg in booking.cash_legs():
+            matches += self._matches(refund_id, receipt_kind, "DocNumber", leg_doc_number(refund_id, leg.index))
+        if not matches and customer_id is not None and customer_id.isdigit():
+            matches = [
+                match for kind in _ENTITIES for match in self._matches(refund_id, kind, "CustomerRef", customer_id)
+            ]
+        memos = [item for kind, item in matches if kind is memo_kind]
+        receipts: dict[int, dict[str, Any]] = {}
+        for kind, item in matches:
+            if kind is not receipt_kind:
+                continue
+            index = _receipt_leg(item, refund_id)
+            if index is None:
+                continue
+            if index in receipts:
+                memos.append(item)  # reported below with the duplicate memos
+                memos.append(receipts[index])
+            receipts[index] = item
+        if len(memos) > 1:
+            numbers = ", ".join(f"{item.get('DocNumber') or item.get('Id')}" for item in memos)
+            raise RejectedError(
+                f"several QuickBooks documents carry refund {refund_id} ({numbers}): void the extra ones",
+                code="duplicate_documents",
+                platform=PLATFORM,
+            )
+        return (memos[0] if memos else None), receipts
+
+    def _create_leg_receipt(
+        self, booking: CreditBooking, invoice: Mapping[str, Any], leg: CreditLeg, amount: Money
+    ) -> dict[str, Any]:
+        assert leg.payment_provider is not None
+        body = self._base_document(booking, invoice, CreditDocumentKind.REFUND_RECEIPT, amount)
+        body["DocNumber"] = leg_doc_number(booking.external_reference, leg.index)
+        body["PrivateNote"] = _cut(
+            f"{_leg_marker(booking.external_reference, leg.index)} {leg.words()}; {body['PrivateNote']}"
+        )
+        body["DepositToAccountRef"] = {"value": self.clearing_account(leg.payment_provider, booking.currency)}
+        return self._create("RefundReceipt", body, _request_id(booking, f"r{leg.index}", body))
+
+    def _split_document(
+        self,
+        memo: Mapping[str, Any] | None,
+        receipts: Mapping[int, Mapping[str, Any]],
+        booking: CreditBooking,
+        *,
+        allocation_id: str | None = None,
+    ) -> CreditDocument:
+        """A split refund's documents as one: the memo (allocated to the invoice, the store credit left on it) and the
+        receipts (cash refunded). Its total is the booking's, so a booking still missing a receipt is not settled."""
+        currency = booking.currency
+        allocated = cash = Money.zero(currency)
+        if memo is not None:
+            total = from_qbo_amount(memo.get("TotalAmt"), currency)
+            allocated = total - from_qbo_amount(memo.get("RemainingCredit", memo.get("Balance", 0)), currency)
+        ordered = [receipts[index] for index in sorted(receipts)]
+        for receipt in ordered:
+            cash = cash + from_qbo_amount(receipt.get("TotalAmt"), currency)
+        primary = memo if memo is not None else ordered[0]
+        return CreditDocument(
+            system=BooksSystem.QUICKBOOKS,
+            kind=CreditDocumentKind.CREDIT_MEMO if memo is not None else CreditDocumentKind.REFUND_RECEIPT,
+            state=CreditDocumentState.POSTED,
+            document_id=_text(primary, "Id"),
+            number=primary.get("DocNumber") or None,
+            external_reference=booking.external_reference
+            if booking.external_reference in str(primary.get("PrivateNote") or "")
+            else None,
+            total=booking.amount,
+            allocated_to_invoice=allocated,
+            cash_refunded=cash,
+            allocation_id=allocation_id,
+            payment_id=_text(ordered[0], "Id") if ordered else None,
+        )
 
     def _check_booking(self, booking: CreditBooking) -> None:
         check_booking(
@@ -434,6 +558,9 @@ class QuickBooksBooks(BooksConnector):
         """
         currency = booking.currency
         remaining = from_qbo_amount(memo.get("RemainingCredit", memo.get("Balance", 0)), currency)
+        if booking.legs:
+            # A split refund's store credit stays on the memo as the customer's credit.
+            remaining = remaining - booking.store_credit.min(remaining)
         if not remaining.is_positive():
             return None
         due = from_qbo_amount(invoice.get("Balance", 0), currency)
@@ -612,8 +739,38 @@ def doc_number(refund_id: str, kind: CreditDocumentKind) -> str:
     return ("CM" if kind is CreditDocumentKind.CREDIT_MEMO else "RR") + refund_id[3 : 3 + DOC_NUMBER_LENGTH - 2]
 
 
+def leg_doc_number(refund_id: str, index: int) -> str:
+    """A split refund's receipt of cash leg ``index``: ``R<leg number>`` and as many of the refund id's hex digits as
+    QuickBooks' 21 characters leave (at least 18: 72 bits)."""
+    prefix = f"R{index + 1}"
+    return prefix + refund_id[3 : 3 + DOC_NUMBER_LENGTH - len(prefix)]
+
+
+def _leg_marker(refund_id: str, index: int) -> str:
+    return f"refundflow {refund_id} leg {index + 1}:"
+
+
+def _receipt_leg(receipt: Mapping[str, Any], refund_id: str) -> int | None:
+    """Which cash leg of ``refund_id`` a refund receipt pays (by the marker its private note starts with)."""
+    note = str(receipt.get("PrivateNote") or "")
+    prefix = f"refundflow {refund_id} leg "
+    if not note.startswith(prefix):
+        return None
+    number = note[len(prefix) :].split(":", 1)[0]
+    return int(number) - 1 if number.isdigit() and int(number) > 0 else None
+
+
+def _cut(note: str) -> str:
+    return note if len(note) <= PRIVATE_NOTE_LENGTH else note[: PRIVATE_NOTE_LENGTH - 3] + "..."
+
+
 def _private_note(booking: CreditBooking, invoice: Mapping[str, Any]) -> str:
-    return f"refundflow {booking.external_reference} ({booking.reference}) refund of invoice {_number(invoice)}"
+    """The documents' private note: our refund id (how they are found), and a split refund's every leg (a refund
+    receipt pays from one account: the cash legs are named here)."""
+    note = f"refundflow {booking.external_reference} ({booking.reference}) refund of invoice {_number(invoice)}"
+    if not booking.legs:
+        return note
+    return f"{note}: {booking.legs_in_words(PRIVATE_NOTE_LENGTH - len(note) - 2)}"
 
 
 def _entity(payload: Any, entity: str) -> dict[str, Any]:

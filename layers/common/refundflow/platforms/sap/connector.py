@@ -83,7 +83,7 @@ from refundflow.models import (
     ReturnStatus,
 )
 from refundflow.money import Money
-from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking, PlatformReturn, ReturnsReader
+from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking, CreditLeg, PlatformReturn, ReturnsReader
 
 PLATFORM = "sap"
 BILLING = "API_BILLING_DOCUMENT_SRV"
@@ -557,7 +557,7 @@ class SapBooks(BooksConnector, ReturnsReader):
         if self._order_reason:
             body["SDDocumentReason"] = self._order_reason
         method = self.payment_method(booking.payment_provider, currency)
-        if method is not None and invoice.get("InvoiceClearingStatus") == CLEARED:
+        if method is not None and _paid_out(invoice, booking):
             body["PaymentMethod"] = method
         return _entity(self._call(CREDIT_MEMO_REQUESTS, "POST", "/A_CreditMemoRequest", body=body))
 
@@ -581,7 +581,7 @@ class SapBooks(BooksConnector, ReturnsReader):
         if self._order_reason:
             body["SDDocumentReason"] = self._order_reason
         method = self.payment_method(booking.payment_provider, currency)
-        if method is not None and invoice.get("InvoiceClearingStatus") == CLEARED:
+        if method is not None and _paid_out(invoice, booking):
             body["PaymentMethod"] = method
         return _entity(self._call(CUSTOMER_RETURNS, "POST", "/A_CustomerReturn", body=body, what="customer return"))
 
@@ -594,6 +594,9 @@ class SapBooks(BooksConnector, ReturnsReader):
         rate = _tax_rate(invoice, currency)
         if booking.lines:
             parts = [(line.description, line.amount) for line in booking.lines]
+        elif booking.legs:
+            # A split refund without lines of its own: one item per leg, its text naming the leg.
+            parts = [(_leg_text(leg), leg.amount) for leg in booking.legs]
         else:
             parts = [(f"Refund {booking.reference} of invoice {invoice.get('BillingDocument')}", booking.amount)]
         items = []
@@ -704,7 +707,21 @@ class SapBooks(BooksConnector, ReturnsReader):
                 code="credit_memo_conflict",
                 platform=PLATFORM,
             )
-        paid = invoice.get("InvoiceClearingStatus") == CLEARED
+        paid = _paid_out(invoice, booking)
+        kept = invoice.get("InvoiceClearingStatus") == CLEARED and not paid
+        if kept:
+            # A split refund with store credit: the whole credit stays open on the customer's account (see _paid_out).
+            return CreditDocument(
+                system=BooksSystem.SAP,
+                kind=CreditDocumentKind.CREDIT_MEMO,
+                state=CreditDocumentState.POSTED,
+                document_id=str(memo.get("BillingDocument")),
+                number=str(memo.get("BillingDocument")),
+                total=total,
+                allocated_to_invoice=nothing,
+                cash_refunded=nothing,
+                external_reference=reference,
+            )
         return CreditDocument(
             system=BooksSystem.SAP,
             kind=CreditDocumentKind.CREDIT_MEMO,
@@ -1033,3 +1050,17 @@ def connector() -> SapBooks:
         credit_document=config.credit_document,
         customer_return_type=config.customer_return_type,
     )
+
+
+def _paid_out(invoice: Mapping[str, Any], booking: CreditBooking) -> bool:
+    """Whether the credit memo is paid out by SAP's payment run (the request carries the provider's payment method):
+    when the invoice is cleared (paid), unless a split refund keeps store credit. The payment run pays a credit memo's
+    open item whole, so a memo with store credit on it would pay the store credit out in cash: it carries no payment
+    method, and its cash legs are cleared by a person against the provider's clearing account (every leg is an item
+    of the memo)."""
+    return invoice.get("InvoiceClearingStatus") == CLEARED and not booking.store_credit.is_positive()
+
+
+def _leg_text(leg: CreditLeg) -> str:
+    """A split refund's item text (SAP keeps 40 characters): the leg and its provider refund id, or store credit."""
+    return f"leg {leg.index + 1} {leg.provider_refund_id or 'store credit'}"

@@ -38,10 +38,13 @@ from refundflow.errors import (
 )
 from refundflow.models import BooksSystem, CreditDocument, CreditDocumentKind, CreditDocumentState, PaymentProvider
 from refundflow.money import Money
-from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking
+from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking, CreditLeg
 
 PLATFORM = "xero"
 IDEMPOTENCY_KEY_MAX_LENGTH = 128
+# The longest reference written (a credit note's or a payment's); Xero's API spec gives no length, so a split
+# refund's list of legs is cut conservatively here.
+REFERENCE_LENGTH = 255
 # Xero keeps an idempotency key, and the answer it gave, for six minutes from the first call.
 XERO_IDEMPOTENCY_WINDOW_SECONDS = 360.0
 # Refresh a little before Xero's 30-minute access tokens expire, so a call never starts with a dying token.
@@ -370,30 +373,54 @@ class XeroBooks(BooksConnector):
         return amount
 
     def _refund_cash(self, note: Mapping[str, Any], booking: CreditBooking, allocated_now: Money) -> bool:
-        """Pay out what remains on the credit note after ``allocated_now``; True when a payment was made."""
-        if _live_payments(note):
-            return False
-        remaining = from_xero_amount(note.get("RemainingCredit"), booking.amount.currency) - allocated_now
-        if not remaining.is_positive():
-            return False
+        """Pay out what remains on the credit note after ``allocated_now``; True when a payment was made.
+
+        A split refund pays each cash leg as its own payment from its provider's clearing account (its Reference
+        names the leg, which is how a retry finds it) and leaves the store credit on the note as credit."""
+        if not booking.legs:
+            if _live_payments(note):
+                return False
+            remaining = from_xero_amount(note.get("RemainingCredit"), booking.amount.currency) - allocated_now
+            if not remaining.is_positive():
+                return False
+            self._pay(note, booking, remaining, booking.payment_provider, str(note.get("Reference") or ""), "payment")
+            return True
+        budget = from_xero_amount(note.get("RemainingCredit"), booking.currency) - allocated_now - booking.store_credit
+        paid_references = {str(payment.get("Reference") or "") for payment in _live_payments(note)}
+        paid = False
+        for leg in booking.cash_legs():
+            reference = _leg_reference(booking, leg)
+            if reference in paid_references or leg.payment_provider is None:
+                continue
+            amount = leg.amount.min(budget)
+            if not amount.is_positive():
+                break
+            self._pay(note, booking, amount, leg.payment_provider, reference, f"payment-{leg.index}")
+            budget = budget - amount
+            paid = True
+        return paid
+
+    def _pay(
+        self,
+        note: Mapping[str, Any],
+        booking: CreditBooking,
+        amount: Money,
+        provider: PaymentProvider,
+        reference: str,
+        step: str,
+    ) -> None:
         body = {
             "Payments": [
                 {
                     "CreditNote": {"CreditNoteID": _text(note, "CreditNoteID")},
-                    "Account": {"Code": self.clearing_account(booking.payment_provider, booking.currency)},
+                    "Account": {"Code": self.clearing_account(provider, booking.currency)},
                     "Date": booking.booking_date.isoformat(),
-                    "Amount": to_xero_amount(remaining),
-                    "Reference": str(note.get("Reference") or booking.external_reference),
+                    "Amount": to_xero_amount(amount),
+                    "Reference": reference or booking.external_reference,
                 }
             ]
         }
-        self._call(
-            "PUT",
-            "/Payments",
-            body=body,
-            key=_key(booking, "payment"),
-        )
-        return True
+        self._call("PUT", "/Payments", body=body, key=_key(booking, step))
 
     def _document(self, note: Mapping[str, Any], booking: CreditBooking) -> CreditDocument:
         currency = booking.amount.currency
@@ -537,7 +564,17 @@ def _key(booking: CreditBooking, step: str) -> str:
 
 
 def _reference(booking: CreditBooking, invoice: Mapping[str, Any]) -> str:
-    return f"{booking.external_reference} refund of {invoice.get('InvoiceNumber') or invoice.get('InvoiceID')}"
+    """Our reference on the credit note (found again by its refund-id prefix); a split refund's also names every
+    leg, cut to ``REFERENCE_LENGTH``."""
+    reference = f"{booking.external_reference} refund of {invoice.get('InvoiceNumber') or invoice.get('InvoiceID')}"
+    if not booking.legs:
+        return reference
+    return f"{reference}: {booking.legs_in_words(REFERENCE_LENGTH - len(reference) - 2)}"
+
+
+def _leg_reference(booking: CreditBooking, leg: CreditLeg) -> str:
+    """A split refund's payment of one cash leg: our refund id and the leg (how a retry finds it paid)."""
+    return f"{booking.external_reference} {leg.words()}"[:REFERENCE_LENGTH]
 
 
 def _fits_xero(money: Money) -> bool:

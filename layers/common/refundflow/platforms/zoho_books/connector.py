@@ -39,11 +39,15 @@ from refundflow.errors import (
 )
 from refundflow.models import BooksSystem, CreditDocument, CreditDocumentKind, CreditDocumentState, PaymentProvider
 from refundflow.money import Money
-from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking
+from refundflow.ports import BooksCapabilities, BooksConnector, CreditBooking, CreditLeg
 
 PLATFORM = "zoho_books"
 # Zoho's error code for a record that does not exist ("Invoice does not exist.").
 ZOHO_DOES_NOT_EXIST = 1002
+# Lengths a split refund's words are cut to, conservatively (the Books API page does not state them for these fields):
+# a credit note's notes and a refund's description (shown in one line of the credit note's refunds).
+NOTES_LENGTH = 1000
+DESCRIPTION_LENGTH = 100
 
 _INVOICE_STATUSES_FOR_REFUND = {"sent", "viewed", "overdue", "unpaid", "partially_paid", "paid"}
 _LIVE_CREDIT_NOTE_STATUSES = {"open", "closed"}
@@ -250,7 +254,7 @@ class ZohoBooks(BooksConnector):
             "reference_number": booking.external_reference,
             "is_inclusive_tax": True,
             "line_items": self._line_items(booking, invoice),
-            "notes": f"Refund {booking.reference} of invoice {invoice.get('invoice_number')}",
+            "notes": _notes(booking, invoice),
         }
         payload = self._call("POST", "/creditnotes", params={"invoice_id": _text(invoice, "invoice_id")}, body=body)
         return _single(payload, "creditnote")
@@ -350,21 +354,49 @@ class ZohoBooks(BooksConnector):
         return self._get_credit_note(creditnote_id)
 
     def _refund(self, note: dict[str, Any], booking: CreditBooking) -> dict[str, Any]:
-        """Refund what remains on the credit note from the clearing account; returns the credit note as it is now."""
+        """Refund what remains on the credit note from the clearing account; returns the credit note as it is now.
+
+        A split refund refunds each cash leg on its own from its provider's clearing account (its description names
+        the leg, which is how a retry finds it) and leaves the store credit on the note as the customer's credit."""
         creditnote_id = _text(note, "creditnote_id")
         balance = from_zoho_amount(note.get("balance"), booking.currency)
-        if not balance.is_positive() or self._refunds(creditnote_id):
-            return note
+        if not booking.legs:
+            if not balance.is_positive() or self._refunds(creditnote_id):
+                return note
+            self._refund_leg(creditnote_id, booking, balance, booking.payment_provider, f"Refund {booking.reference}")
+            return self._get_credit_note(creditnote_id)
+        budget = balance - booking.store_credit
+        done = {str(row.get("description") or "") for row in self._refunds(creditnote_id)}
+        refunded = False
+        for leg in booking.cash_legs():
+            description = _leg_description(booking, leg)
+            amount = leg.amount.min(budget)
+            if description in done or leg.payment_provider is None or not amount.is_positive():
+                continue
+            self._refund_leg(creditnote_id, booking, amount, leg.payment_provider, description, by=False)
+            budget = budget - amount
+            refunded = True
+        return self._get_credit_note(creditnote_id) if refunded else note
+
+    def _refund_leg(
+        self,
+        creditnote_id: str,
+        booking: CreditBooking,
+        amount: Money,
+        provider: PaymentProvider,
+        description: str,
+        *,
+        by: bool = True,
+    ) -> None:
         body = {
             "date": booking.booking_date.isoformat(),
             "refund_mode": self._refund_mode,
             "reference_number": booking.external_reference,
-            "amount": to_zoho_amount(balance),
-            "from_account_id": self.clearing_account(booking.payment_provider, booking.currency),
-            "description": f"Refund {booking.reference} paid by {booking.payment_provider.value}",
+            "amount": to_zoho_amount(amount),
+            "from_account_id": self.clearing_account(provider, booking.currency),
+            "description": f"{description} paid by {provider.value}" if by else description,
         }
         self._call("POST", f"/creditnotes/{creditnote_id}/refunds", body=body)
-        return self._get_credit_note(creditnote_id)
 
     def _applications(self, creditnote_id: str, invoice_id: str) -> list[Mapping[str, Any]]:
         payload = self._call("GET", f"/creditnotes/{creditnote_id}/invoices")
@@ -552,3 +584,14 @@ def connector() -> ZohoBooks:
         ),
         refund_mode=config.refund_mode,
     )
+
+
+def _notes(booking: CreditBooking, invoice: Mapping[str, Any]) -> str:
+    """The credit note's notes: the refund and its invoice, and a split refund's every leg."""
+    notes = f"Refund {booking.reference} of invoice {invoice.get('invoice_number')}"
+    return f"{notes}: {booking.legs_in_words(NOTES_LENGTH - len(notes) - 2)}" if booking.legs else notes
+
+
+def _leg_description(booking: CreditBooking, leg: CreditLeg) -> str:
+    """The description of a split refund's refund of one cash leg (how a retry finds it refunded)."""
+    return f"Refund {booking.reference} {leg.words()}"[:DESCRIPTION_LENGTH]
