@@ -91,6 +91,11 @@ class PaymentCapabilities(StrictModel):
     settlement_news: bool = Field(
         default=False, description="Its webhooks announce payouts, whose records its connector reads (PayoutReader)."
     )
+    acquirer_reference: Literal["read", "webhook", "none"] = Field(
+        default="none",
+        description="read: get_refund gives the refund's ARN once the network assigned it (re-read until then); "
+        "webhook: only the refund's webhook carries it; none: the platform exposes no ARN.",
+    )
 
 
 class BooksCapabilities(StrictModel):
@@ -614,6 +619,15 @@ class StatusQueue:
     oldest_created_at: datetime | None
 
 
+@dataclass(frozen=True)
+class AwaitedReference:
+    """A completed refund whose acquirer reference (ARN) has not come yet."""
+
+    refund_id: str
+    provider: str
+    completed_at: datetime
+
+
 class RefundStore(ABC):
     """Everything the domain uses of the refunds table (adapter: ``adapters.dynamodb.RefundRepository``).
 
@@ -696,6 +710,10 @@ class RefundStore(ABC):
 
     @abstractmethod
     def list_by_status(self, status: RefundStatus, limit: int = 50) -> list[Refund]: ...
+
+    def awaiting_acquirer_reference(self, since: datetime) -> list[AwaitedReference]:
+        """The refunds COMPLETED since ``since`` with no ARN and no reason why none will come (the re-read's list)."""
+        raise NotImplementedError
 
     @abstractmethod
     def status_queue(self, status: RefundStatus) -> StatusQueue:
