@@ -55,9 +55,17 @@ class ExpectedArrival(BaseModel):
 
     def in_words(self) -> str:
         """'usually 5-10 business days after the refund, depending on your bank' (no date: no one promised one)."""
+        return f"usually {self._span()}, depending on your bank"
+
+    def sentence(self) -> str:
+        """The customer's sentence: 'It usually reaches your account 5-10 business days after the refund, ...'."""
+        return f"It usually reaches your account {self._span()}, depending on your bank."
+
+    def _span(self) -> str:
         days = f"{self.day_kind} days" if self.day_kind == "business" else "days"
-        span = f"within {self.to_days} {days}" if self.from_days == 0 else f"{self.from_days}-{self.to_days} {days}"
-        return f"usually {span} after the refund, depending on your bank"
+        if self.from_days == 0:
+            return f"within {self.to_days} {days} of the refund"
+        return f"{self.from_days}-{self.to_days} {days} after the refund"
 
 
 def add_days(start: date, days: int, kind: Literal["business", "calendar"]) -> date:

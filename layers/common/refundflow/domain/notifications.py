@@ -113,7 +113,7 @@ def customer_message(
         if reversal:
             body += f" {REVERSAL_WORDS}"
         else:
-            body += f" It {arrival.in_words() if arrival else 'usually shows up within 5-10 business days'}."
+            body += f" {arrival.sentence() if arrival else 'It usually shows up within 5-10 business days.'}"
             if refund.acquirer_reference:
                 body += f" If it has not, the refund's reference is {refund.acquirer_reference}: {ARN_MEANING}."
             else:
@@ -252,7 +252,7 @@ def _email_words(kind: MessageKind, event: RefundEvent, refund: Refund) -> dict[
     if is_reversal(event):
         when = REVERSAL_WORDS
     else:
-        when = f"It {arrival.in_words() if arrival else 'usually shows up within 5-10 business days'}."
+        when = arrival.sentence() if arrival else "It usually shows up within 5-10 business days."
     trace = (
         f"If it has not, the refund's reference is {refund.acquirer_reference}: {ARN_MEANING}."
         if refund.acquirer_reference and not is_reversal(event)
