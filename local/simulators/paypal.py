@@ -1252,8 +1252,32 @@ def _demo_scenarios() -> list[Any]:
         ours = [item for item in context.simulator.refunds() if item.get("custom_id") == refund_id]
         outcome.check(len(ours) == 1, f"{len(ours)} PayPal refunds carry {refund_id}: paid more than once?")
 
+    def late_acquirer_reference(context: ScenarioContext, outcome: Outcome) -> None:
+        payment = context.simulator.seed_payment(3_900, "EUR")
+        refund_id = context.submit(outcome, context.request("late-arn", payment))
+        refund = context.client.wait_for(refund_id, TERMINAL)
+        outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']}")
+        window = refund.get("expected_arrival") or {}
+        outcome.check(window.get("to_days") == 30, f"expected arrival {window}: PayPal's documented 30 days?")
+        if refund["status"] != "COMPLETED":
+            return
+        arn = context.simulator.assign_acquirer_reference(refund["provider_refund_id"])["acquirer_reference_number"]
+        ran = context.client.http.post(f"{context.client.api_url}/_local/schedules/WatchAcquirerReferencesFunction")
+        outcome.check(ran.status_code == 200, f"the acquirer reference schedule answered {ran.status_code}")
+        refund = context.client.refund(refund_id)
+        outcome.check(refund["acquirer_reference"] == arn, f"ARN {refund['acquirer_reference']}, PayPal has {arn}")
+        outcome.notes.append(
+            f"ARN {arn}; money expected {window.get('earliest_date')} to {window.get('latest_date')} "
+            f"({window.get('basis')})"
+        )
+
     return [
         *payment_scenarios("paypal", async_seed={"behaviour": MANUAL}, unknown_outcome=None),
+        Scenario(
+            "acquirer reference days later, read on schedule",
+            "COMPLETED with PayPal's 30-day window; the ARN PayPal shows later is read by the schedule and shown",
+            late_acquirer_reference,
+        ),
         Scenario("v1 sale refund", "COMPLETED, one v1 refund of 12.50 USD on the sale", sale),
         Scenario(
             "answer lost after PayPal refunded (500 after the work)",
