@@ -239,6 +239,16 @@ class RefundProvider(ABC):
             NotFound, TransientError, RejectedError; UnsupportedOperation for webhook-only platforms.
         """
 
+    def get_refund_with_reference(self, provider_refund_id: str, payment: PaymentReference) -> ProviderRefund:
+        """``get_refund`` with the refund's acquirer reference (ARN) where the platform has it: the acquirer
+        reference schedule's read (``capabilities.acquirer_reference`` read). A platform whose ARN takes another call
+        (Braintree: its XML gateway) makes it here, never on the workflow's polls.
+
+        Raises:
+            as get_refund.
+        """
+        return self.get_refund(provider_refund_id, payment)
+
     @abstractmethod
     def find_refund(self, refund_id: str, payment: PaymentReference) -> ProviderRefund | None:
         """Our refund at the provider, found by our reference, or None if it was never created (only when

@@ -1,15 +1,15 @@
 """The acquirer reference number (ARN) that comes days after the money, where no event announces it.
 
-The card network gives a card refund its ARN some days after the refund (Stripe: "1-3 business days"; PayPal: "after
-a few days"); the customer's bank can find the refund with it. Stripe tells with ``refund.updated``; PayPal, Mollie and
-Shopify Payments only show it on the refund when it is read again, and Adyen only in its REFUND webhook (catalog
-``payment.acquirer_reference``). So a schedule (``WatchAcquirerReferencesFunction``, ``AcquirerReferenceWatchRate``)
-lists the refunds COMPLETED within the cut-off that have neither an ARN nor a reason why none will come
-(:func:`awaiting`, one index Query and one BatchGetItem: nothing is written on the straight path for it), and has
-each one's own payment function read it (operation ``read_acquirer_reference``: :func:`read_acquirer_reference`),
-which records it once (``RefundAcquirerReference``, through ``apply_provider_outcome`` as the webhook path does), or,
-once the cut-off has passed or the platform gives none, records once why not (``RefundAcquirerReferenceUnavailable``)
-so the refund is not read again.
+The card network gives a card refund its ARN some days after the refund (Stripe: "1-3 business days"; PayPal:
+"after a few days"); the customer's bank can find the refund with it. Stripe tells with ``refund.updated``;
+PayPal, Mollie, Shopify Payments and Braintree only show it on the refund when it is read again, and Adyen only in
+its REFUND webhook (catalog ``payment.acquirer_reference``). So a schedule (``WatchAcquirerReferencesFunction``,
+``AcquirerReferenceWatchRate``) lists the refunds COMPLETED within the cut-off that have neither an ARN nor a
+reason why none will come (:func:`awaiting`, one index Query and one BatchGetItem: nothing is written on the
+straight path for it), and has each one's own payment function read it (operation ``read_acquirer_reference``:
+:func:`read_acquirer_reference`), which records it once (``RefundAcquirerReference``, through
+``apply_provider_outcome`` as the webhook path does), or, once the cut-off has passed or the platform gives none,
+records once why not (``RefundAcquirerReferenceUnavailable``) so the refund is not read again.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def read_acquirer_reference(
         return step_result(_unavailable(refund, NOT_EXPOSED.format(title=title), recorder=recorder))
     if how == "webhook" or refund.provider_refund_id is None:
         return step_result(_unavailable(refund, WEBHOOK_ONLY.format(title=title), recorder=recorder))
-    read = provider.get_refund(refund.provider_refund_id, refund.payment)
+    read = provider.get_refund_with_reference(refund.provider_refund_id, refund.payment)
     if read.method == "void":
         return step_result(_unavailable(refund, REVERSAL, recorder=recorder))
     after = apply_provider_outcome(refund, read, recorder=recorder)
