@@ -88,3 +88,10 @@ def test_paypals_late_arn_is_read_on_schedule_shown_and_told_to_the_customer_onc
     # AND a later run finds nothing left to read for it
     run_schedule(client)
     assert len([reply for reply in desk.ticket_view(ticket_id)["public"] if arn in reply]) == 1
+    # AND the schedule itself only listed (the by-status index, three attributes of the state) and invoked
+    calls = {
+        (call.operation, call.params.get("IndexName"))
+        for call in stack.functions.aws_calls
+        if call.function == "WatchAcquirerReferencesFunction"
+    }
+    assert calls == {("Query", "by-status"), ("BatchGetItem", None), ("Invoke", None)}, calls
