@@ -13,10 +13,12 @@ from refundflow.domain.acquirer_references import (
     REVERSAL,
     awaiting,
     read_acquirer_reference,
+    reason_without_reference,
     watch,
 )
 from refundflow.domain.payments import ACQUIRER_REFERENCE
 from refundflow.errors import TransientError
+from refundflow.models import PaymentProvider
 from refundflow.ports import AwaitedReference
 from tests.support.domain import completed
 from tests.support.fakes import World, refund_request_body
@@ -149,3 +151,43 @@ def test_one_refund_whose_read_fails_does_not_stop_the_others(paid: World) -> No
     counts = watch(env.repository, read, now=now)
     assert sorted(seen) == sorted([first, second])
     assert counts == {"awaiting": 2, "read": 1, "failed": 1}
+
+
+class ListedStore:
+    """A store whose listing names one completed refund per platform (only ``awaiting_acquirer_reference`` is used)."""
+
+    def __init__(self, providers: list[str]) -> None:
+        self.providers = providers
+        self.since: datetime | None = None
+
+    def awaiting_acquirer_reference(self, since: datetime) -> list[AwaitedReference]:
+        self.since = since
+        return [AwaitedReference(refund_id=f"rf_{name}", provider=name, completed_at=START) for name in self.providers]
+
+
+def test_only_platforms_whose_refund_can_be_read_for_it_are_invoked() -> None:
+    store = ListedStore(["paypal", "square", "adyen", "mollie", "shopify", "braintree", "klarna", "stripe"])
+    read: list[str] = []
+    counts = watch(store, lambda awaited: read.append(awaited.provider), now=now)  # type: ignore[arg-type]
+    assert read == ["paypal", "mollie", "shopify", "braintree", "stripe"]
+    assert counts == {"awaiting": 5, "read": 5, "failed": 0}
+    # the listing starts at the cut-off (10 business days: 14 calendar days) and three days more
+    assert store.since == now() - timedelta(days=17)
+
+
+def test_the_view_says_why_a_platform_gives_no_reference_without_anything_written(paid: World) -> None:
+    env = paid
+    refund = env.repository.get(completed(env))
+    assert reason_without_reference(refund) is None  # the fake platform (stripe) may still give one
+    square = refund.model_copy(
+        update={"payment": refund.payment.model_copy(update={"provider": PaymentProvider.SQUARE})}
+    )
+    assert reason_without_reference(square) == "Square exposes no acquirer reference for a refund"
+    adyen = refund.model_copy(update={"payment": refund.payment.model_copy(update={"provider": PaymentProvider.ADYEN})})
+    assert reason_without_reference(adyen) == (
+        "Adyen gives the acquirer reference only in its refund webhook, and it carried none"
+    )
+    assert reason_without_reference(adyen.model_copy(update={"acquirer_reference": ARN})) is None
+    recorded = refund.model_copy(update={"acquirer_reference_unavailable": REVERSAL})
+    assert reason_without_reference(recorded) == REVERSAL
+    assert not [e for e in env.repository.timeline(refund.refund_id) if e.type == ACQUIRER_REFERENCE_UNAVAILABLE]

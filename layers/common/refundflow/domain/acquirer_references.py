@@ -8,8 +8,9 @@ its REFUND webhook (catalog ``payment.acquirer_reference``). So a schedule (``Wa
 reason why none will come (:func:`awaiting`, one index Query and one BatchGetItem: nothing is written on the
 straight path for it), and has each one's own payment function read it (operation ``read_acquirer_reference``:
 :func:`read_acquirer_reference`), which records it once (``RefundAcquirerReference``, through
-``apply_provider_outcome`` as the webhook path does), or, once the cut-off has passed or the platform gives none,
-records once why not (``RefundAcquirerReferenceUnavailable``) so the refund is not read again.
+``apply_provider_outcome`` as the webhook path does), or, once the cut-off has passed or for a reversal, records
+once why not (``RefundAcquirerReferenceUnavailable``) so the refund is not read again. A platform that exposes none,
+or only in its webhook, is never read: the view says why (:func:`reason_without_reference`), nothing is written.
 """
 
 from __future__ import annotations
@@ -89,12 +90,35 @@ def _unavailable(refund: Refund, reason: str, *, recorder: RefundRecorder) -> Re
 
 
 def awaiting(store: RefundStore, *, now: Clock | None = None) -> list[AwaitedReference]:
-    """The refunds to read again now: COMPLETED within the cut-off (plus a week, so a refund that crossed it since
-    the last run still gets its reason recorded), with no ARN and no reason yet."""
+    """The refunds to read again now: COMPLETED within the cut-off (plus three days, so a refund that crossed it since
+    the last run still gets its reason recorded), with no ARN and no reason yet, at a platform whose refund can be
+    read for it (catalog ``acquirer_reference`` read). The others are never read, and nothing is written for them:
+    the refund view says why they have none (:func:`reason_without_reference`)."""
     days = settings.load(AcquirerReferenceSettings).cut_off_business_days
-    # Business days to calendar days, generously (weekends, and a run or two missed).
-    since = (now or (lambda: datetime.now(UTC)))() - timedelta(days=days * 7 // 5 + 7)
-    return store.awaiting_acquirer_reference(since)
+    # Business days to calendar days (weekends), and a run or two missed.
+    since = (now or (lambda: datetime.now(UTC)))() - timedelta(days=days * 7 // 5 + 3)
+    return [
+        awaited
+        for awaited in store.awaiting_acquirer_reference(since)
+        if catalog.payment_capabilities(awaited.provider).acquirer_reference == "read"
+    ]
+
+
+def reason_without_reference(refund: Refund) -> str | None:
+    """Why the refund has no ARN and will get none: the reason recorded (cut-off, reversal), or, for a platform that
+    exposes none (or only in a webhook that carried none), that; None while one may still come."""
+    if refund.acquirer_reference:
+        return None
+    if refund.acquirer_reference_unavailable:
+        return refund.acquirer_reference_unavailable
+    provider = refund.payment.provider.value
+    how = catalog.payment_capabilities(provider).acquirer_reference
+    title = catalog.payment_platform(provider).title
+    if how == "none":
+        return NOT_EXPOSED.format(title=title)
+    if how == "webhook" and _money_out(refund):
+        return WEBHOOK_ONLY.format(title=title)
+    return None
 
 
 def watch(store: RefundStore, read: Callable[[AwaitedReference], None], *, now: Clock | None = None) -> dict[str, int]:

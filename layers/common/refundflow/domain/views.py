@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from refundflow.audit import LEGACY_SCHEME, ChainVerification, verify_chain
+from refundflow.domain.acquirer_references import reason_without_reference
 from refundflow.domain.arrival import ExpectedArrival, money_moved_at, refund_arrival
 from refundflow.models import (
     ApprovalRecord,
@@ -62,7 +63,9 @@ class RefundView(BaseModel):
         default=None, description="The card network's reference (ARN), once the provider has it."
     )
     acquirer_reference_unavailable: str | None = Field(
-        default=None, description="Why no ARN will come (the platform exposes none, or the cut-off passed)."
+        default=None,
+        description="Why no ARN will come: the platform exposes none (or only in a webhook that carried none), the "
+        "refund was a reversal, or none came before the cut-off. None while one may still come.",
     )
     expected_arrival: ExpectedArrival | None = Field(
         default=None,
@@ -112,7 +115,7 @@ def refund_view(refund_id: str, *, repository: RefundStore) -> RefundView:
         approval=refund.approval,
         provider_refund_id=refund.provider_refund_id,
         acquirer_reference=refund.acquirer_reference,
-        acquirer_reference_unavailable=refund.acquirer_reference_unavailable,
+        acquirer_reference_unavailable=reason_without_reference(refund),
         expected_arrival=refund_arrival(refund, money_moved_at(timeline)),
         provider_status=refund.provider_status,
         credit_document=refund.credit_document,
