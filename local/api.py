@@ -23,6 +23,8 @@ from local.identity import LocalIssuer
 from local.lambdas import FunctionError, LocalFunctions
 
 log = logging.getLogger("refundflow.local")
+# Run a scheduled function now: POST /_local/schedules/<logical id> (GET lists them).
+SCHEDULES = "/_local/schedules"
 
 
 def _problem(status: int, code: str, detail: str) -> Response:
@@ -77,7 +79,45 @@ class LocalApi:
             return self.issuer.wsgi(request)(environ, start_response)
         if request.path == "/_local/outputs" and self.outputs is not None:
             return Response(json.dumps(self.outputs()), mimetype="application/json")(environ, start_response)
+        if request.path.startswith(SCHEDULES):
+            return self.run_schedule(request)(environ, start_response)
         return self.handle(request)(environ, start_response)
+
+    def scheduled_functions(self) -> dict[str, str]:
+        """The functions the template runs on a schedule (``Type: Schedule`` events), by logical id: their rate."""
+        return {
+            logical_id: str(self.stack.resolve(event["Properties"]["Schedule"]))
+            for logical_id, resource in self.stack.of_type("AWS::Serverless::Function").items()
+            for event in resource["Properties"].get("Events", {}).values()
+            if event["Type"] == "Schedule"
+        }
+
+    def run_schedule(self, request: Request) -> Response:
+        """``POST /_local/schedules/<logical id>``: run a scheduled function now, with the event EventBridge's rate
+        rule sends (nothing runs them on a timer locally); ``GET /_local/schedules``: which there are."""
+        scheduled = self.scheduled_functions()
+        logical_id = request.path[len(SCHEDULES) :].strip("/")
+        if request.method == "GET" and not logical_id:
+            return Response(json.dumps({"schedules": scheduled}), mimetype="application/json")
+        if request.method != "POST" or logical_id not in scheduled:
+            return _problem(404, "schedule_not_found", f"no scheduled function {logical_id!r}: {sorted(scheduled)}")
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": "123456789012",
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": "us-east-1",
+            "resources": [f"arn:aws:events:us-east-1:123456789012:rule/{logical_id}"],
+            "detail": {},
+        }
+        try:
+            result = self.functions.invoke(logical_id, event)
+        except FunctionError as error:
+            log.error("%s failed: %s: %s", logical_id, error.payload["errorType"], error.payload["errorMessage"])
+            return _problem(500, "schedule_failed", f"{logical_id}: {error.payload['errorMessage']}")
+        return Response(json.dumps({"function": logical_id, "result": result}), mimetype="application/json")
 
     def handle(self, request: Request) -> Response:
         adapter = self.url_map.bind_to_environ(request.environ)

@@ -1,6 +1,7 @@
 """Every payment platform's own function, ``<stack>-refund-<name>`` (one per payment platform of the catalog, its
 ``PLATFORM`` in the environment, its own SDK, secret and IAM): the workflows' LookUpPayment, RefundWithProvider
-and PollRefundOutcome states, and the news the intake function forwards from the platform's webhooks."""
+and PollRefundOutcome states, the acquirer reference schedule's re-read (``read_acquirer_reference``), and the news
+the intake function forwards from the platform's webhooks."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from refundflow import catalog, settings, wiring
 from refundflow.adapters.idempotency import run_once
 from refundflow.adapters.news import APPLY_NEWS
 from refundflow.adapters.s3 import S3Files
-from refundflow.domain import inbound, payments
+from refundflow.domain import acquirer_references, inbound, payments
 from refundflow.models import ProviderStepInput, StepResult
 from refundflow.observability import logger, metrics, tracer
 from refundflow.ports import ProviderEvent
@@ -24,6 +25,8 @@ OPERATIONS: dict[str, Callable[..., StepResult]] = {
     "look_up_payment": payments.look_up_payment,
     "refund": payments.issue_refund,
     "poll_refund": payments.poll_refund,
+    # The schedule's re-read of a completed refund's acquirer reference (WatchAcquirerReferencesFunction).
+    acquirer_references.READ_ACQUIRER_REFERENCE: acquirer_references.read_acquirer_reference,
 }
 
 # Only the money-moving call is held to one run at a time (and replayed), and only on a platform that takes no

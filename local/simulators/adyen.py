@@ -55,6 +55,10 @@ Control routes, besides the base ones (see :mod:`local.simulators.base`):
 - ``POST /_control/payments/{psp}/capture``: capture an authorised payment (sends CAPTURE);
 - ``POST /_control/refunds/{psp}/outcome`` ``{"event": "REFUND"|"REFUND_FAILED"|"REFUNDED_REVERSED",
   "success": bool, "reason"?}``: decide a refund now (sends the notification);
+- ``POST /_control/webhook-settings`` ``{"include_arn": bool}``: the webhook's additional setting "Include ARN"
+  (Customer Area > Developers > Webhooks > Additional settings): when on, a successful ``REFUND`` of a card
+  payment (Visa, Mastercard, JCB, Diners: the brands Adyen makes ARNs for) carries ``additionalData.arn``; off
+  (Adyen's default), none does, and no API reads it later;
 - ``POST /_control/notifications/hold`` ``{"hold": bool}``: keep notifications back (``false`` sends
   every held item in one batch), to exercise batches;
 - ``GET /_control/objects``: payments and refunds; ``GET /_control/notifications``: every item emitted.
@@ -106,6 +110,9 @@ MANUAL = "manual"
 BEHAVIOURS = (SUCCEED, FAIL, SUCCEED_THEN_FAIL, SUCCEED_THEN_REVERSE, MANUAL)
 
 REFUND = "REFUND"
+# The payment methods (brands) Adyen makes acquirer reference numbers for (help.adyen.com, "Where can I find the
+# Acquirer Reference Number (ARN)?": "ARNs are only generated for Mastercard, Visa, JCB, and Diners").
+ARN_BRANDS = frozenset({"visa", "mc", "jcb", "diners"})
 REFUND_FAILED = "REFUND_FAILED"
 REFUNDED_REVERSED = "REFUNDED_REVERSED"
 EVENT_CODES = (REFUND, REFUND_FAILED, REFUNDED_REVERSED)
@@ -237,6 +244,8 @@ class AdyenSimulator(Simulator):
         self.late_outcome_after_seconds = late_outcome_after_seconds
         self.idempotency_ttl_seconds = idempotency_ttl_seconds
         self.notify_payments = notify_payments
+        # The webhook's additional setting "Include ARN" (off, as Adyen ships it).
+        self.include_arn = False
         self._now = now
         self.payments: dict[str, dict[str, Any]] = {}
         self.refund_objects: dict[str, dict[str, Any]] = {}
@@ -251,6 +260,7 @@ class AdyenSimulator(Simulator):
         self.route("/_control/payments/<psp_reference>/capture", self._control_capture, methods=["POST"])
         self.route("/_control/refunds/<psp_reference>/outcome", self._control_outcome, methods=["POST"])
         self.route("/_control/notifications/hold", self._control_hold, methods=["POST"])
+        self.route("/_control/webhook-settings", self._control_webhook_settings, methods=["POST"])
         self.route("/_control/notifications", self._control_notifications, methods=["GET"])
         self.route("/_control/objects", self._control_objects, methods=["GET"])
 
@@ -258,6 +268,7 @@ class AdyenSimulator(Simulator):
 
     def reset_state(self) -> None:
         with self.lock:
+            self.include_arn = False
             for timer in self._timers:
                 timer.cancel()
             self._timers.clear()
@@ -636,6 +647,10 @@ class AdyenSimulator(Simulator):
             "reason": reason,
             "success": "true" if success else "false",
         }
+        if self.include_arn and event == REFUND and success and payment["paymentMethod"] in ARN_BRANDS:
+            # docs.adyen.com/development-resources/webhooks/additional-settings: "Include ARN", "only returned in
+            # CAPTURE and REFUND webhook events"; ARNs exist for Mastercard, Visa, JCB and Diners only.
+            item["additionalData"] = {"arn": "74" + "".join(str(secrets.randbelow(10)) for _ in range(21))}
         return item
 
     def _enqueue(self, item: dict[str, Any]) -> None:
@@ -762,6 +777,14 @@ class AdyenSimulator(Simulator):
         except ValueError as error:
             return json_response({"error": str(error)}, 409)
         return json_response(refund)
+
+    def _control_webhook_settings(self, request: Request) -> Response:
+        payload = request.get_json(force=True, silent=True) or {}
+        include = payload.get("include_arn")
+        if not isinstance(include, bool):
+            return json_response({"error": "include_arn must be true or false"}, 400)
+        self.include_arn = include
+        return json_response({"include_arn": include})
 
     def _control_hold(self, request: Request) -> Response:
         payload = request.get_json(force=True, silent=True) or {}

@@ -18,7 +18,15 @@ What it speaks (developer.paypal.com/braintree/graphql, and the official server 
   SUBMITTED_FOR_SETTLEMENT until ``settle_refund`` settles (``transaction_settled``) or declines
   (``transaction_settlement_declined``) them; a card refund declined later sends ``refund_failed``;
 - webhooks form-encoded ``bt_signature=<public key>|<HMAC-SHA1>&bt_payload=<base64 XML>`` signed with
-  SHA1(private key), as the SDKs' ``WebhookTesting`` builds them.
+  SHA1(private key), as the SDKs' ``WebhookTesting`` builds them;
+- the XML gateway's transaction read, as the server SDKs call it (braintree_python ``TransactionGateway.find``):
+  ``GET /merchants/{merchant id}/transactions/{legacy id}`` with the same Basic credentials, ``Accept:
+  application/xml`` and ``X-ApiVersion`` (the SDKs send 6); 401 (bad keys), 403 (another merchant id: this
+  simulator's choice), 404 (no such transaction), 426 (no or an old ``X-ApiVersion``), all with an empty body as the
+  SDK reads them; the answer ``<transaction>`` with ``<type>credit</type>`` for a refund and its
+  ``<acquirer-reference-number>``, ``nil="true"`` until the network assigns it (``assign_acquirer_reference``,
+  ``POST /_control/refunds/{legacy id}/acquirer-reference``): the only place Braintree gives a refund's own ARN
+  (GraphQL has one only on the payment method snapshot, "equivalent to" the refunded sale's).
 
 Ids: legacy ids are 8 lower-case characters; GraphQL ids are this simulator's own opaque strings.
 """
@@ -56,8 +64,13 @@ from refundflow.money import exponent
 
 DEFAULT_PUBLIC_KEY = "refundflowsimpk01"
 DEFAULT_PRIVATE_KEY = "refundflow0sim0private0key0000001"
+DEFAULT_MERCHANT_ID = "refundflowsimmerchant"
+# The XML gateway's API version the server SDKs send (braintree_python Configuration.api_version()).
+XML_API_VERSION = 6
 API_PATH = "/graphql"
 UNSETTLED = ("AUTHORIZED", "SUBMITTED_FOR_SETTLEMENT", "SETTLEMENT_PENDING")
+# A refund the processor took: the network assigns it an ARN as it settles.
+_PROCESSED = frozenset({"SUBMITTED_FOR_SETTLEMENT", "SETTLING", "SETTLED"})
 REFUNDABLE = ("SETTLED", "SETTLING")
 CREDIT_CARD = "credit_card"
 US_BANK_ACCOUNT = "us_bank_account"
@@ -161,10 +174,12 @@ class BraintreeSimulator(GraphQLSimulator):
         *,
         public_key: str = DEFAULT_PUBLIC_KEY,
         private_key: str = DEFAULT_PRIVATE_KEY,
+        merchant_id: str = DEFAULT_MERCHANT_ID,
         now: Callable[[], float] = time.time,
     ) -> None:
         self.public_key = public_key
         self.private_key = private_key
+        self.merchant_id = merchant_id
         self._now = now
         self.transactions: dict[str, dict[str, Any]] = {}
         self.refund_objects: dict[str, dict[str, Any]] = {}
@@ -174,6 +189,10 @@ class BraintreeSimulator(GraphQLSimulator):
         self.route(API_PATH, self._graphql, methods=["POST"])
         self.route("/_control/transactions", self._control_seed, methods=["POST"])
         self.route("/_control/refunds/<legacy_id>/settle", self._control_settle, methods=["POST"])
+        self.route(
+            "/_control/refunds/<legacy_id>/acquirer-reference", self._control_acquirer_reference, methods=["POST"]
+        )
+        self.route("/merchants/<merchant_id>/transactions/<transaction_id>", self._xml_transaction, methods=["GET"])
         self.route("/_control/objects", self._control_objects, methods=["GET"])
 
     # ---------------------------------------------------------------- base hooks
@@ -205,7 +224,7 @@ class BraintreeSimulator(GraphQLSimulator):
 
     def local_secrets(self) -> dict[str, dict[str, Any]]:
         return {
-            "api": {"public_key": self.public_key, "private_key": self.private_key},
+            "api": {"public_key": self.public_key, "private_key": self.private_key, "merchant_id": self.merchant_id},
             "verification": {"signing_keys": [f"{self.public_key}|{hmac_key(self.private_key)}"]},
         }
 
@@ -275,6 +294,22 @@ class BraintreeSimulator(GraphQLSimulator):
             snapshot = copy.deepcopy(refund)
         self._notify(kind, snapshot)
         return snapshot
+
+    def assign_acquirer_reference(self, provider_refund_id: str) -> str:
+        """The card network assigns the processed card refund its ARN (the XML gateway's
+        ``acquirer-reference-number`` from now on; no webhook says so). Returns it.
+
+        Raises:
+            KeyError: no such refund.
+            ValueError: not a card refund that went through, or it has its reference already.
+        """
+        with self.lock:
+            refund = self.refund_objects[provider_refund_id]
+            card = refund["paymentMethodSnapshot"]["__typename"] != INSTRUMENTS[US_BANK_ACCOUNT]
+            if not card or refund["status"] not in _PROCESSED or refund.get("acquirerReferenceNumber"):
+                raise ValueError(f"refund {provider_refund_id} is {refund['status']}: no reference to assign")
+            refund["acquirerReferenceNumber"] = "74" + "".join(str(secrets.randbelow(10)) for _ in range(21))
+            return str(refund["acquirerReferenceNumber"])
 
     def refunds(self) -> list[dict[str, Any]]:
         with self.lock:
@@ -523,6 +558,49 @@ class BraintreeSimulator(GraphQLSimulator):
             return json_response(self.settle_refund(legacy_id, bool(payload.get("succeeded", True))))
         except KeyError:
             return json_response({"error": f"no refund {legacy_id}"}, 404)
+
+    def _control_acquirer_reference(self, request: Request, legacy_id: str) -> Response:
+        try:
+            return json_response({"acquirer_reference_number": self.assign_acquirer_reference(legacy_id)})
+        except KeyError:
+            return json_response({"error": f"no refund {legacy_id}"}, 404)
+        except ValueError as error:
+            return json_response({"error": str(error)}, 409)
+
+    # ---------------------------------------------------------------- the XML gateway
+
+    def _xml_transaction(self, request: Request, merchant_id: str, transaction_id: str) -> Response:
+        """``Transaction.find``: a refund (type credit) or a sale, with what the XML gateway says of it."""
+        if not self._authenticated(request):
+            return Response(b"", status=401)
+        version = request.headers.get("X-ApiVersion", "")
+        if not version.isdigit() or int(version) < 4:
+            return Response(b"", status=426)
+        if not hmac.compare_digest(merchant_id, self.merchant_id):
+            return Response(b"", status=403)
+        with self.lock:
+            refund = self.refund_objects.get(transaction_id)
+            sale = next((item for item in self.transactions.values() if item["legacyId"] == transaction_id), None)
+            found = refund or sale
+            if found is None:
+                return Response(b"", status=404)
+            kind = "credit" if refund is not None else "sale"
+            reference = found.get("acquirerReferenceNumber")
+            order = found.get("orderId")
+            body = (
+                '<?xml version="1.0" encoding="UTF-8"?>\n<transaction>'
+                f"<id>{found['legacyId']}</id><type>{kind}</type><status>{found['status'].lower()}</status>"
+                f"<amount>{found['amount']['value']}</amount>"
+                f"<currency-iso-code>{found['amount']['currencyCode']}</currency-iso-code>"
+                + (f"<order-id>{order}</order-id>" if order else '<order-id nil="true"/>')
+                + (
+                    f"<acquirer-reference-number>{reference}</acquirer-reference-number>"
+                    if reference
+                    else '<acquirer-reference-number nil="true"/>'
+                )
+                + "</transaction>\n"
+            )
+        return Response(body.encode(), status=200, content_type="application/xml; charset=utf-8")
 
     def _control_objects(self, request: Request) -> Response:
         with self.lock:

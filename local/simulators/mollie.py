@@ -34,6 +34,9 @@ Test behaviours, per payment when it is seeded (``/_control/payments`` field ``b
 Control routes, besides the base ones (see :mod:`local.simulators.base`):
 - ``POST /_control/payments`` ``{"amount_minor", "currency", "behaviour"?, "classic_webhook"?}``: a paid payment;
 - ``POST /_control/refunds/{id}/outcome`` ``{"succeeded": bool}``: decide a pending refund now;
+- ``POST /_control/refunds/{id}/acquirer-reference``: the network assigns a ``refunded`` refund its ARN, which the
+  refund shows from then on as ``externalReference: {type: "acquirer-reference", id}``; no event is sent (Mollie
+  documents none for it);
 - ``GET /_control/objects``: payments and refunds; ``GET /_control/events``: every next-gen event sent.
 
 Not modelled: payment creation and checkout (payments are seeded paid), captures, chargebacks, routing reversals
@@ -49,6 +52,7 @@ import hmac
 import itertools
 import json
 import re
+import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -189,6 +193,9 @@ class MollieSimulator(Simulator):
         self.route("/v2/payments/<payment_id>/refunds/<refund_id>", self._api(self._get_refund), methods=["GET"])
         self.route("/_control/payments", self._control_payments, methods=["POST"])
         self.route("/_control/refunds/<refund_id>/outcome", self._control_outcome, methods=["POST"])
+        self.route(
+            "/_control/refunds/<refund_id>/acquirer-reference", self._control_acquirer_reference, methods=["POST"]
+        )
         self.route("/_control/objects", self._control_objects, methods=["GET"])
         self.route("/_control/events", self._control_events, methods=["GET"])
         _ = self.url_map
@@ -322,6 +329,23 @@ class MollieSimulator(Simulator):
             if refund["status"] not in {"queued", "pending", "processing"}:
                 raise ValueError(f"refund {provider_refund_id} is {refund['status']}, not pending")
             self._decide(refund, succeeded)
+            return _public(refund)
+
+    def assign_acquirer_reference(self, provider_refund_id: str) -> dict[str, Any]:
+        """The network assigns the refunded refund its acquirer reference: ``externalReference`` (mollie.yaml
+        ``entity-refund-response``: ``type`` ``acquirer-reference``, ``id`` "Unique reference from the payment
+        provider"). Absent until then, as on a refund Mollie has no reference for.
+
+        Raises:
+            KeyError: no such refund.
+            ValueError: not ``refunded``, or it has its reference already.
+        """
+        with self.lock:
+            refund = self.refund_objects[provider_refund_id]
+            if refund["status"] != "refunded" or "externalReference" in refund:
+                raise ValueError(f"refund {provider_refund_id} is {refund['status']}: no reference to assign")
+            reference = "74" + "".join(str(secrets.randbelow(10)) for _ in range(21))
+            refund["externalReference"] = {"type": "acquirer-reference", "id": reference}
             return _public(refund)
 
     def refund_outside(self, payment_id: str, amount_minor: int) -> str:
@@ -610,6 +634,14 @@ class MollieSimulator(Simulator):
 
     def _control_outcome(self, request: Request, refund_id: str) -> Response:
         return control_outcome(request, refund_id, self.settle_refund, respond=hal)
+
+    def _control_acquirer_reference(self, request: Request, refund_id: str) -> Response:
+        try:
+            return hal(self.assign_acquirer_reference(refund_id))
+        except KeyError:
+            return hal({"error": f"no refund {refund_id}"}, 404)
+        except ValueError as error:
+            return hal({"error": str(error)}, 409)
 
     def _control_objects(self, request: Request) -> Response:
         with self.lock:

@@ -63,6 +63,8 @@ Control routes, besides the base ones (see :mod:`local.simulators.base`):
 - ``POST /_control/payments`` ``{"amount_minor", "currency", "kind"?: "capture"|"sale", "settled"?,
   "behaviour"?, "invoice_id"?, "custom_id"?}``: a completed (or, ``settled: false``, pending) capture or sale;
 - ``POST /_control/refunds/{id}/outcome`` ``{"succeeded": bool}``: decide a PENDING refund now;
+- ``POST /_control/refunds/{id}/acquirer-reference``: the network assigns a COMPLETED v2 refund its ARN, which
+  ``GET /v2/payments/refunds/{id}`` lists from then on as ``acquirer_reference_number`` (no webhook, as at PayPal);
 - ``GET /_control/objects``: captures, sales and refunds; ``GET /_control/events``: every event emitted;
 - ``GET /_control/certificate``: the signing certificate (PEM) and its URL.
 
@@ -373,6 +375,9 @@ class PayPalSimulator(Simulator):
         self.route(f"{CERTS_PATH}<cert_id>", self._certificate, methods=["GET"])
         self.route("/_control/payments", self._control_payments, methods=["POST"])
         self.route("/_control/refunds/<refund_id>/outcome", self._control_outcome, methods=["POST"])
+        self.route(
+            "/_control/refunds/<refund_id>/acquirer-reference", self._control_acquirer_reference, methods=["POST"]
+        )
         self.route("/_control/objects", self._control_objects, methods=["GET"])
         self.route("/_control/events", self._control_events, methods=["GET"])
         self.route("/_control/certificate", self._control_certificate, methods=["GET"])
@@ -535,6 +540,25 @@ class PayPalSimulator(Simulator):
                 raise ValueError(f"refund {provider_refund_id} is {_status(refund)}, not PENDING")
             self._decide(refund, succeeded)
             return copy.deepcopy(refund)
+
+    def assign_acquirer_reference(self, provider_refund_id: str) -> dict[str, Any]:
+        """The card network assigns the completed v2 refund its acquirer reference number, days after the refund
+        ("After you capture a payment or refund a transaction, the ARN is available after a few days",
+        developer.paypal.com/docs/checkout/advanced/customize/acquirer-reference-number): from now on
+        ``GET /v2/payments/refunds/{id}`` lists ``acquirer_reference_number`` (spec: 1-36 characters,
+        ``^[a-zA-Z0-9]+$``). PayPal sends no webhook for it.
+
+        Raises:
+            KeyError: no such refund.
+            ValueError: not a COMPLETED v2 refund, or it has its reference already.
+        """
+        with self.lock:
+            refund = self.refund_objects[provider_refund_id]
+            if refund["_version"] != "v2" or _status(refund) != "COMPLETED" or "acquirer_reference_number" in refund:
+                raise ValueError(f"refund {provider_refund_id} is {_status(refund)}: no reference to assign")
+            refund["acquirer_reference_number"] = "74" + "".join(str(secrets.randbelow(10)) for _ in range(21))
+            refund["update_time"] = timestamp(self._now())
+            return public_fields(refund)
 
     def refunds(self) -> list[dict[str, Any]]:
         """Every refund held (v2 and v1 shapes), oldest first (copies)."""
@@ -1007,6 +1031,14 @@ class PayPalSimulator(Simulator):
     def _control_outcome(self, request: Request, refund_id: str) -> Response:
         return control_outcome(request, refund_id, self.settle_refund, shown=public_fields)
 
+    def _control_acquirer_reference(self, request: Request, refund_id: str) -> Response:
+        try:
+            return json_response(self.assign_acquirer_reference(refund_id))
+        except KeyError:
+            return json_response({"error": f"no refund {refund_id}"}, 404)
+        except ValueError as error:
+            return json_response({"error": str(error)}, 409)
+
     def _control_objects(self, request: Request) -> Response:
         with self.lock:
             return json_response(
@@ -1220,8 +1252,32 @@ def _demo_scenarios() -> list[Any]:
         ours = [item for item in context.simulator.refunds() if item.get("custom_id") == refund_id]
         outcome.check(len(ours) == 1, f"{len(ours)} PayPal refunds carry {refund_id}: paid more than once?")
 
+    def late_acquirer_reference(context: ScenarioContext, outcome: Outcome) -> None:
+        payment = context.simulator.seed_payment(3_900, "EUR")
+        refund_id = context.submit(outcome, context.request("late-arn", payment))
+        refund = context.client.wait_for(refund_id, TERMINAL)
+        outcome.check(refund["status"] == "COMPLETED", f"ended {refund['status']}")
+        window = refund.get("expected_arrival") or {}
+        outcome.check(window.get("to_days") == 30, f"expected arrival {window}: PayPal's documented 30 days?")
+        if refund["status"] != "COMPLETED":
+            return
+        arn = context.simulator.assign_acquirer_reference(refund["provider_refund_id"])["acquirer_reference_number"]
+        ran = context.client.http.post(f"{context.client.api_url}/_local/schedules/WatchAcquirerReferencesFunction")
+        outcome.check(ran.status_code == 200, f"the acquirer reference schedule answered {ran.status_code}")
+        refund = context.client.refund(refund_id)
+        outcome.check(refund["acquirer_reference"] == arn, f"ARN {refund['acquirer_reference']}, PayPal has {arn}")
+        outcome.notes.append(
+            f"ARN {arn}; money expected {window.get('earliest_date')} to {window.get('latest_date')} "
+            f"({window.get('basis')})"
+        )
+
     return [
         *payment_scenarios("paypal", async_seed={"behaviour": MANUAL}, unknown_outcome=None),
+        Scenario(
+            "acquirer reference days later, read on schedule",
+            "COMPLETED with PayPal's 30-day window; the ARN PayPal shows later is read by the schedule and shown",
+            late_acquirer_reference,
+        ),
         Scenario("v1 sale refund", "COMPLETED, one v1 refund of 12.50 USD on the sale", sale),
         Scenario(
             "answer lost after PayPal refunded (500 after the work)",

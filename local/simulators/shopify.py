@@ -31,6 +31,7 @@ import hashlib
 import hmac
 import json
 import re
+import secrets
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -181,7 +182,10 @@ SCHEMA: Mapping[str, Mapping[str, str | None]] = {
         "errorCode": None,
         "amountSet": "MoneyBag",
         "parentTransaction": "OrderTransaction",
+        "shopifyPaymentsSet": "ShopifyPaymentsTransactionSet",
     },
+    "ShopifyPaymentsTransactionSet": {"refundSet": "ShopifyPaymentsRefundSet"},
+    "ShopifyPaymentsRefundSet": {"acquirerReferenceNumber": None},
     "MoneyBag": {"presentmentMoney": "MoneyV2", "shopMoney": "MoneyV2"},
     "MoneyV2": {"amount": None, "currencyCode": None},
     "Refund": {
@@ -298,6 +302,7 @@ class ShopifySimulator(GraphQLSimulator):
         self.route("/admin/api/<version>/graphql.json", self._graphql, methods=["POST"])
         self.route("/_control/orders", self._control_seed, methods=["POST"])
         self.route("/_control/refunds/<number>/settle", self._control_settle, methods=["POST"])
+        self.route("/_control/refunds/<number>/acquirer-reference", self._control_acquirer_reference, methods=["POST"])
         self.route("/_control/orders/<number>/admin-refund", self._control_admin_refund, methods=["POST"])
         self.route("/_control/objects", self._control_objects, methods=["GET"])
         self.route_ticket_controls()
@@ -425,6 +430,29 @@ class ShopifySimulator(GraphQLSimulator):
             for transaction in refund["transactions"]["nodes"]:
                 transaction["status"] = "SUCCESS" if succeeded else "FAILURE"
                 transaction["errorCode"] = None if succeeded else "GENERIC_ERROR"
+            return copy.deepcopy(refund)
+
+    def assign_acquirer_reference(self, provider_refund_id: str) -> dict[str, Any]:
+        """The card network assigns the Shopify Payments refund's SUCCESS transactions their ARN
+        (``shopifyPaymentsSet.refundSet.acquirerReferenceNumber``); Shopify sends no webhook for it.
+
+        Raises:
+            KeyError: no such refund.
+            ValueError: no Shopify Payments REFUND transaction in SUCCESS without one.
+        """
+        with self.lock:
+            refund = self.refund_objects[provider_refund_id]
+            waiting = [
+                item["shopifyPaymentsSet"]["refundSet"]
+                for item in refund["transactions"]["nodes"]
+                if item["status"] == "SUCCESS"
+                and item.get("shopifyPaymentsSet")
+                and item["shopifyPaymentsSet"]["refundSet"]["acquirerReferenceNumber"] is None
+            ]
+            if not waiting:
+                raise ValueError(f"refund {provider_refund_id} has no Shopify Payments refund waiting for its ARN")
+            for refund_set in waiting:
+                refund_set["acquirerReferenceNumber"] = "74" + "".join(str(secrets.randbelow(10)) for _ in range(21))
             return copy.deepcopy(refund)
 
     def refunds(self) -> list[dict[str, Any]]:
@@ -768,6 +796,10 @@ class ShopifySimulator(GraphQLSimulator):
                 "errorCode": "GENERIC_ERROR" if order["refundStatus"] == "FAILURE" else None,
                 "amountSet": _money_set(amount, currency),
                 "parentTransaction": {"id": parent["id"]},
+                # Shopify Payments only: the ARN comes later (assign_acquirer_reference); null for other gateways.
+                "shopifyPaymentsSet": (
+                    {"refundSet": {"acquirerReferenceNumber": None}} if parent["gateway"] == SHOPIFY_PAYMENTS else None
+                ),
             }
             for parent, amount in parts
         ]
@@ -923,6 +955,14 @@ class ShopifySimulator(GraphQLSimulator):
             )
         except KeyError:
             return json_response({"error": f"no refund {number}"}, 404)
+
+    def _control_acquirer_reference(self, request: Request, number: str) -> Response:
+        try:
+            return json_response(self.assign_acquirer_reference(f"gid://shopify/Refund/{number}"))
+        except KeyError:
+            return json_response({"error": f"no refund {number}"}, 404)
+        except ValueError as error:
+            return json_response({"error": str(error)}, 409)
 
     def _control_admin_refund(self, request: Request, number: str) -> Response:
         payload = request.get_json(force=True) or {}

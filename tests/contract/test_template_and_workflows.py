@@ -267,6 +267,7 @@ INDEXES = {
     "MatchSettlementBatchFunction": {"by-provider-refund"},
     "SummarizeReconciliationFunction": {"by-status"},
     "MeasureQueuesFunction": {"by-status"},
+    "WatchAcquirerReferencesFunction": {"by-status"},
 }
 # SAM event types that attach an AWS managed policy with Resource "*" to the function's role.
 PULL_EVENTS = {"SQS", "Kinesis", "DynamoDB", "MSK", "MQ", "SelfManagedKafka", "DocumentDB"}
@@ -362,14 +363,15 @@ def test_notify_reads_the_merchant_webhooks_secret_and_no_platforms() -> None:
     assert (environment["MERCHANT_WEBHOOK_URL"], environment["MERCHANT_WEBHOOK_SOURCES"]) == ("", "*")
 
 
-def test_the_customer_hears_of_the_money_moving_or_failing_only() -> None:
+def test_the_customer_hears_of_the_money_moving_or_failing_and_of_a_late_acquirer_reference_only() -> None:
     rule = STACK.resources["CustomerNotificationsRule"]["Properties"]
-    assert sorted(rule["EventPattern"]["detail-type"]) == ["RefundFailed", "RefundIssued"]
+    assert sorted(rule["EventPattern"]["detail-type"]) == ["RefundAcquirerReference", "RefundFailed", "RefundIssued"]
     templates = {
         str(STACK.resolve(resource["Properties"]["Template"]["TemplateName"]))
         for resource in STACK.of_type("AWS::SES::Template").values()
     }
-    assert templates == {f"refundflow-{name}" for name in ("refund-issued", "refund-failed", "ops-alert")}
+    names = ("refund-issued", "refund-failed", "refund-acquirer-reference", "ops-alert")
+    assert templates == {f"refundflow-{name}" for name in names}
 
 
 def test_every_queue_event_source_is_notify_or_a_platforms_own_queue() -> None:
@@ -537,7 +539,9 @@ def test_only_intake_forwards_news_and_only_to_payment_platform_functions(logica
     for target in FUNCTIONS:
         may_invoke = allowed(statements, Request("lambda:InvokeFunction", STACK.arn(target)))
         forwarded_to = PAYMENT_FUNCTIONS | TICKET_FUNCTIONS | RETURNS_NEWS_FUNCTIONS
-        assert may_invoke == (logical_id == "ReceiveWebhookFunction" and target in forwarded_to), target
+        # The acquirer reference schedule has each refund read by its payment platform's function, no other.
+        rereads = logical_id == "WatchAcquirerReferencesFunction" and target in PAYMENT_FUNCTIONS
+        assert may_invoke == ((logical_id == "ReceiveWebhookFunction" and target in forwarded_to) or rereads), target
     if logical_id == "ReceiveWebhookFunction":
         assert STACK.function_environment(logical_id)["PLATFORM_FUNCTION_PREFIX"] == f"{STACK.name}-"
 

@@ -73,6 +73,23 @@ class CurrencyRules(CatalogModel):
         return self
 
 
+class ArrivalWindow(CatalogModel):
+    """How long the platform documents a refund takes to reach the customer, for one kind of payment method: a
+    range quoted as "usually", never a date the platform promised (no platform returns one on the refund)."""
+
+    method: Literal["card", "bank", "wallet", "pay_later", "any"]
+    from_days: int = Field(ge=0, le=90, description="0: the platform says only 'up to' to_days.")
+    to_days: int = Field(ge=1, le=90)
+    day_kind: Literal["business", "calendar"] = "business"
+    source: str = Field(min_length=1, description="Where the platform says so (URL).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ArrivalWindow:
+        if self.from_days > self.to_days:
+            raise ValueError(f"arrival window {self.from_days}-{self.to_days}: from_days is after to_days")
+        return self
+
+
 class PaymentEntry(CatalogModel):
     idempotency: IdempotencySupport
     find_by_reference: bool
@@ -88,6 +105,17 @@ class PaymentEntry(CatalogModel):
         default=False,
         description="Its webhooks announce payouts: its function reads the payout's settlement records and puts "
         "them in the settlement drop (settlement/<name>/payouts/), where reconciliation picks them up.",
+    )
+    acquirer_reference: Literal["read", "webhook", "none"] = Field(
+        default="none",
+        description="Where a refund's acquirer reference number (ARN) comes from: read, get_refund reads it once "
+        "the network assigned it (re-read on a schedule until then); webhook, only the refund's webhook carries it; "
+        "none, the platform exposes none.",
+    )
+    arrival: list[ArrivalWindow] = Field(
+        default_factory=list,
+        description="The platform's documented refund arrival windows, per method; the first is quoted when the "
+        "refund's method is unknown. Empty: the platform documents none (the merchant's default range is quoted).",
     )
 
 
@@ -363,7 +391,7 @@ def payment_capabilities(name: str) -> Any:
     record = payment_platform(name).payment
     assert record is not None
     models: Any = ports
-    return models.PaymentCapabilities.model_validate(record.model_dump())
+    return models.PaymentCapabilities.model_validate(record.model_dump(exclude={"arrival"}))
 
 
 def books_capabilities(name: str) -> Any:

@@ -459,6 +459,11 @@ class Refund(StrictModel):
     acquirer_reference: str | None = Field(
         default=None, description="The card network's reference (ARN) the customer's bank traces the refund with."
     )
+    acquirer_reference_unavailable: str | None = Field(
+        default=None,
+        description="Why no ARN will be recorded (the platform exposes none, or none came before the cut-off): "
+        "set once, and the scheduled re-read stops reading the refund.",
+    )
     credit_document: CreditDocument | None = None
     attention_reason: str | None = None
     books_attempts: int = Field(default=0, ge=0)
@@ -612,7 +617,7 @@ class StepInput(StrictModel):
 class ProviderStepInput(StepInput):
     """A payment-provider step: which of the provider function's operations to run."""
 
-    operation: Literal["look_up_payment", "refund", "poll_refund"]
+    operation: Literal["look_up_payment", "refund", "poll_refund", "read_acquirer_reference"]
 
 
 class StateError(StrictModel):

@@ -92,6 +92,11 @@ class PaymentCapabilities(StrictModel):
     settlement_news: bool = Field(
         default=False, description="Its webhooks announce payouts, whose records its connector reads (PayoutReader)."
     )
+    acquirer_reference: Literal["read", "webhook", "none"] = Field(
+        default="none",
+        description="read: get_refund gives the refund's ARN once the network assigned it (re-read until then); "
+        "webhook: only the refund's webhook carries it; none: the platform exposes no ARN.",
+    )
 
 
 class BooksCapabilities(StrictModel):
@@ -234,6 +239,16 @@ class RefundProvider(ABC):
         Raises:
             NotFound, TransientError, RejectedError; UnsupportedOperation for webhook-only platforms.
         """
+
+    def get_refund_with_reference(self, provider_refund_id: str, payment: PaymentReference) -> ProviderRefund:
+        """``get_refund`` with the refund's acquirer reference (ARN) where the platform has it: the acquirer
+        reference schedule's read (``capabilities.acquirer_reference`` read). A platform whose ARN takes another call
+        (Braintree: its XML gateway) makes it here, never on the workflow's polls.
+
+        Raises:
+            as get_refund.
+        """
+        return self.get_refund(provider_refund_id, payment)
 
     @abstractmethod
     def find_refund(self, refund_id: str, payment: PaymentReference) -> ProviderRefund | None:
@@ -703,6 +718,15 @@ class StatusQueue:
     oldest_created_at: datetime | None
 
 
+@dataclass(frozen=True)
+class AwaitedReference:
+    """A completed refund whose acquirer reference (ARN) has not come yet."""
+
+    refund_id: str
+    provider: str
+    completed_at: datetime
+
+
 class RefundStore(ABC):
     """Everything the domain uses of the refunds table (adapter: ``adapters.dynamodb.RefundRepository``).
 
@@ -785,6 +809,10 @@ class RefundStore(ABC):
 
     @abstractmethod
     def list_by_status(self, status: RefundStatus, limit: int = 50) -> list[Refund]: ...
+
+    def awaiting_acquirer_reference(self, since: datetime) -> list[AwaitedReference]:
+        """The refunds COMPLETED since ``since`` with no ARN and no reason why none will come (the re-read's list)."""
+        raise NotImplementedError
 
     @abstractmethod
     def status_queue(self, status: RefundStatus) -> StatusQueue:

@@ -15,6 +15,7 @@ from refundflow.errors import AuthenticationFailed, ConfigurationError
 from refundflow.models import PaymentProvider
 from refundflow.money import Money
 from refundflow.platforms.adyen.inbound import AdyenInbound
+from refundflow.platforms.adyen.notifications import NotificationItem
 from refundflow.ports import ProviderRefundStatus
 from tests.platforms.adyen.receiver import Receiver
 from tests.support.servers import serve_wsgi
@@ -226,3 +227,68 @@ def test_captured_payments_are_told_by_authorisation_and_capture(
         ("CAPTURE", later, Money(minor_units=4_200, currency="EUR")),
     ]
     assert all(event.refunds == [] for event in events)
+
+
+@pytest.mark.parametrize(
+    ("include_arn", "method", "has_arn"), [(False, "visa", False), (True, "visa", True), (True, "ideal", False)]
+)
+def test_the_arn_comes_in_the_refund_webhook_only_with_include_arn_and_only_for_card_brands(
+    served: tuple[AdyenSimulator, str, Receiver],
+    simulator: AdyenSimulator,
+    endpoint: Receiver,
+    include_arn: bool,
+    method: str,
+    has_arn: bool,
+) -> None:
+    # GIVEN the webhook's "Include ARN" setting, and a refund of a payment made with ``method``
+    answer = requests.post(f"{served[1]}/_control/webhook-settings", json={"include_arn": include_arn}, timeout=5)
+    assert answer.status_code == 200
+    psp = simulator.create_payment(value=10_000, currency="EUR", payment_method=method)["pspReference"]
+    made = requests.post(
+        f"{served[1]}/checkout/v71/payments/{psp}/refunds",
+        json={
+            "merchantAccount": DEFAULT_MERCHANT_ACCOUNT,
+            "amount": {"currency": "EUR", "value": 2_500},
+            "reference": REFUND_ID,
+        },
+        headers={"X-API-Key": DEFAULT_API_KEY},
+        timeout=5,
+    ).json()["pspReference"]
+    # WHEN Adyen's REFUND success=true arrives and is verified
+    simulator.settle_refund(made, True)
+    raw = endpoint.wait_for(1) and endpoint.bodies[0]
+    (event,) = AdyenInbound().verify({"Content-Type": "application/json"}, raw, SECRET).events
+    (refund,) = event.refunds
+    # THEN the refund carries the ARN exactly when the item did (additionalData.arn)
+    sent = json.loads(raw)["notificationItems"][0]["NotificationRequestItem"].get("additionalData", {}).get("arn")
+    assert (sent is not None) == has_arn
+    assert refund.acquirer_reference == sent
+
+
+def test_an_arn_on_a_failed_refund_or_of_the_wrong_shape_is_not_taken() -> None:
+    base = {
+        "amount": {"value": 100, "currency": "EUR"},
+        "eventCode": "REFUND",
+        "eventDate": "2026-12-07T10:00:00+01:00",
+        "merchantAccountCode": "Shop",
+        "merchantReference": REFUND_ID,
+        "originalReference": "PSP1",
+        "pspReference": "PSP2",
+        "success": "true",
+    }
+    assert NotificationItem.model_validate({**base, "additionalData": {"arn": "74123456789"}}).acquirer_reference == (
+        "74123456789"
+    )
+    assert (
+        NotificationItem.model_validate(
+            {**base, "success": "false", "additionalData": {"arn": "74123456789"}}
+        ).acquirer_reference
+        is None
+    )
+    assert NotificationItem.model_validate({**base, "additionalData": {"arn": "74 12 <b>"}}).acquirer_reference is None
+    assert (
+        NotificationItem.model_validate(
+            {**base, "additionalData": {"acquirerReference": "74123456789"}}
+        ).acquirer_reference
+        is None
+    )

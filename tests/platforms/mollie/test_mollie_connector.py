@@ -27,6 +27,7 @@ from refundflow.models import PaymentProvider, PaymentReference, RefundReason
 from refundflow.money import Money
 from refundflow.platforms.mollie import connector as module
 from refundflow.platforms.mollie.connector import MollieRefundProvider, MollieSettings
+from refundflow.platforms.mollie.payloads import acquirer_reference
 from refundflow.ports import ProviderRefundRequest, ProviderRefundStatus
 from tests.platforms.mollie import contract
 from tests.support.servers import serve_wsgi
@@ -277,3 +278,43 @@ def test_the_simulators_answers_are_mollies(served: tuple[MollieSimulator, str],
     made = requests.get(f"{served[1]}/v2/payments/{payment}/refunds/{refund['id']}", headers=auth, timeout=5).json()
     assert made["status"] == "pending"
     assert made["metadata"] == {"a": "b"}
+
+
+# ------------------------------------------------------------------ the acquirer reference
+
+
+def test_the_acquirer_reference_is_read_once_the_refund_shows_it(
+    mollie: MollieRefundProvider, simulator: MollieSimulator, served: tuple[MollieSimulator, str]
+) -> None:
+    # GIVEN a refunded refund: Mollie shows no externalReference yet
+    payment = pay(simulator, 4_000)
+    made = mollie.create_refund(ask(payment, 4_000))
+    simulator.settle_refund(made.provider_refund_id, succeeded=True)
+    read = mollie.get_refund(made.provider_refund_id, payment)
+    assert (read.status, read.acquirer_reference) == (ProviderRefundStatus.SUCCEEDED, None)
+    # WHEN the network assigns it (no event is sent for it)
+    events = len(simulator.events)
+    answer = requests.post(f"{served[1]}/_control/refunds/{made.provider_refund_id}/acquirer-reference", timeout=5)
+    assert answer.status_code == 200
+    assigned = answer.json()["externalReference"]
+    assert assigned["type"] == "acquirer-reference"
+    # THEN reading the refund gives it; it was assigned once and told by no event
+    assert mollie.get_refund(made.provider_refund_id, payment).acquirer_reference == assigned["id"]
+    assert len(simulator.events) == events
+    again = requests.post(f"{served[1]}/_control/refunds/{made.provider_refund_id}/acquirer-reference", timeout=5)
+    assert again.status_code == 409
+
+
+@pytest.mark.parametrize(
+    ("external", "expected"),
+    [
+        ({"type": "acquirer-reference", "id": "123456789012345"}, "123456789012345"),
+        ({"type": "something-else", "id": "123456789012345"}, None),
+        ({"type": "acquirer-reference", "id": "12 34"}, None),
+        (None, None),
+    ],
+    ids=["arn", "another-type", "not-a-reference", "absent"],
+)
+def test_only_an_acquirer_reference_is_taken(external: dict[str, str] | None, expected: str | None) -> None:
+    refund = {"externalReference": external} if external is not None else {}
+    assert acquirer_reference(refund) == expected

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 
 from local.simulators.paypal import (
     DEFAULT_CLIENT_ID,
@@ -30,6 +31,7 @@ from refundflow.errors import (
 from refundflow.models import PaymentProvider, PaymentReference, RefundReason
 from refundflow.money import Money
 from refundflow.platforms.paypal.connector import PayPalRefundProvider
+from refundflow.platforms.paypal.payloads import acquirer_reference
 from refundflow.ports import ProviderRefundRequest, ProviderRefundStatus
 from tests.support.servers import serve_wsgi
 
@@ -341,3 +343,33 @@ def test_sale_refunds_go_through_v1_with_our_id_as_invoice_number(
     provider.create_refund(request(payment, Money.of(1_500, "USD"), "rf_3", "k3"))
     with pytest.raises(AlreadyDoneError):
         provider.create_refund(request(payment, Money.of(1, "USD"), "rf_4", "k4"))
+
+
+def test_the_acquirer_reference_is_read_once_paypal_lists_it_on_the_refund(
+    provider: PayPalRefundProvider, simulator: PayPalSimulator, server: tuple[PayPalSimulator, str]
+) -> None:
+    # GIVEN a completed card refund: PayPal has no ARN for it yet
+    payment = reference(simulator.seed_payment(2_500, "EUR"))
+    made = provider.create_refund(request(payment, Money.of(2_500, "EUR")))
+    assert made.status == ProviderRefundStatus.SUCCEEDED
+    assert provider.get_refund(made.provider_refund_id, payment).acquirer_reference is None
+    # WHEN the network assigns it, days later (the control endpoint; PayPal sends no webhook for it)
+    answer = requests.post(f"{server[1]}/_control/refunds/{made.provider_refund_id}/acquirer-reference", timeout=5)
+    assert answer.status_code == 200
+    assigned = answer.json()["acquirer_reference_number"]
+    # THEN GET /v2/payments/refunds/{id} lists it and the connector reads it; it is assigned once
+    assert provider.get_refund(made.provider_refund_id, payment).acquirer_reference == assigned
+    again = requests.post(f"{server[1]}/_control/refunds/{made.provider_refund_id}/acquirer-reference", timeout=5)
+    assert again.status_code == 409
+    # AND a refund PayPal does not know is a 404 there too
+    missing = requests.post(f"{server[1]}/_control/refunds/NOPE123/acquirer-reference", timeout=5)
+    assert missing.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("7412345678901234567890", "7412345678901234567890"), ("12345", None), ("74 12", None), (None, None), (7, None)],
+    ids=["arn", "too-short", "not-alphanumeric", "absent", "not-a-string"],
+)
+def test_only_a_reference_of_the_spec_shape_is_taken(value: object, expected: str | None) -> None:
+    assert acquirer_reference({"acquirer_reference_number": value} if value is not None else {}) == expected

@@ -226,3 +226,33 @@ def test_a_429_with_retry_after_waits_what_shopify_says(sandbox: Served, connect
     with pytest.raises(TransientError) as raised:
         connector.get_payment(payment)
     assert (raised.value.code, raised.value.retry_after_seconds) == ("rate_limited", 7.0)
+
+
+def test_a_shopify_payments_refunds_arn_is_read_once_the_network_assigned_it(
+    sandbox: Served, connector: ShopifyRefundProvider
+) -> None:
+    # GIVEN a succeeded Shopify Payments refund: its transaction's refundSet has no ARN yet
+    payment = order(sandbox)
+    made = connector.create_refund(request(payment, 2_500))
+    assert made.status is ProviderRefundStatus.SUCCEEDED
+    assert connector.get_refund(made.provider_refund_id, payment).acquirer_reference is None
+    # WHEN the network assigns it (the control route; Shopify sends no webhook for it)
+    number = made.provider_refund_id.rsplit("/", 1)[1]
+    answer = requests.post(f"{sandbox[1]}/_control/refunds/{number}/acquirer-reference", timeout=5)
+    assert answer.status_code == 200
+    (transaction,) = answer.json()["transactions"]["nodes"]
+    assigned = transaction["shopifyPaymentsSet"]["refundSet"]["acquirerReferenceNumber"]
+    # THEN the refund read again carries it; it is assigned once
+    assert connector.get_refund(made.provider_refund_id, payment).acquirer_reference == assigned
+    again = requests.post(f"{sandbox[1]}/_control/refunds/{number}/acquirer-reference", timeout=5)
+    assert again.status_code == 409
+
+
+def test_a_refund_through_another_gateway_has_no_shopify_payments_arn(sandbox: Served) -> None:
+    connector = provider(sandbox[1], gateways=frozenset({"shopify_payments", "manual"}))
+    payment = order(sandbox, gateway="manual")
+    made = connector.create_refund(request(payment, 1_000))
+    number = made.provider_refund_id.rsplit("/", 1)[1]
+    answer = requests.post(f"{sandbox[1]}/_control/refunds/{number}/acquirer-reference", timeout=5)
+    assert answer.status_code == 409
+    assert connector.get_refund(made.provider_refund_id, payment).acquirer_reference is None

@@ -66,3 +66,11 @@ def test_the_sandbox_assigns_the_reference_later_and_says_so_in_refund_updated()
     assert event["data"]["previous_attributes"]["destination_details"]["card"]["reference_status"] == "pending"
     with pytest.raises(ValueError, match="available"):
         sandbox.assign_acquirer_reference(created["id"])
+
+
+@pytest.mark.parametrize(
+    ("card_type", "method"), [("reversal", "void"), ("refund", "refund"), ("pending", "refund"), (None, "refund")]
+)
+def test_a_reversal_is_told_as_one_it_has_no_arn(card_type: str | None, method: str) -> None:
+    card = {"type": card_type, "reference_status": "unavailable"} if card_type else None
+    assert provider_refund(refund(card)).method == method

@@ -407,7 +407,15 @@ def test_the_email_template_lists_the_legs_and_keeps_the_one_payment_text() -> N
             }
         )
         # SES needs every variable of the template in the data: a refund of one payment sends empty legs
-        base = {"name": "Jane", "amount": "100.00 EUR", "reference": "RMA-1", "refund_id": "rf_1", "legs": ""}
+        base = {
+            "name": "Jane",
+            "amount": "100.00 EUR",
+            "reference": "RMA-1",
+            "refund_id": "rf_1",
+            "legs": "",
+            "arrival": "It usually shows up within 5-10 business days.",
+            "trace": "",
+        }
         split = base | {"legs": "60.00 EUR back to your card; 40.00 EUR as store credit"}
         one = ses.test_render_template(TemplateName="issued", TemplateData=json.dumps(base))["RenderedTemplate"]
         both = ses.test_render_template(TemplateName="issued", TemplateData=json.dumps(split))["RenderedTemplate"]

@@ -50,6 +50,7 @@ from refundflow.models import (
 from refundflow.money import Money
 from refundflow.ports import (
     AnnouncedPayout,
+    AwaitedReference,
     BankCredit,
     KeptBankLine,
     PayoutMember,
@@ -103,6 +104,7 @@ _STATE_FIELDS = {
     "provider_refund_id",
     "provider_status",
     "acquirer_reference",
+    "acquirer_reference_unavailable",
     "credit_document",
     "attention_reason",
     "books_attempts",
@@ -1542,6 +1544,37 @@ class RefundRepository(RefundStore):
             if "LastEvaluatedKey" not in response:
                 return
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def awaiting_acquirer_reference(self, since: datetime) -> list[AwaitedReference]:
+        """The COMPLETED refunds that entered COMPLETED at or after ``since`` and have neither an ARN nor a reason
+        why none will come: one Query of by-status's COMPLETED partition from ``since`` (keys only), then the
+        few attributes it takes of their STATE items (BatchGetItem). Nothing is written on the way to COMPLETED
+        for it: the index entry exists already (reconciliation reads it)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": "by-status",
+            "KeyConditionExpression": "gsi1pk = :pk AND gsi1sk >= :since",
+            "ExpressionAttributeValues": _to_item(
+                {":pk": f"STATUS#{RefundStatus.COMPLETED.value}", ":since": _moment(since)}
+            ),
+        }
+        refund_ids = self._index_refund_ids(kwargs)
+        projection = "refund_id, payment, acquirer_reference, acquirer_reference_unavailable, gsi1sk, #status"
+        states = self._states(refund_ids, projection, consistent=False)
+        awaited: list[AwaitedReference] = []
+        for refund_id in refund_ids:
+            values = states.get(refund_id)
+            if values is None or values.get("status") != RefundStatus.COMPLETED.value:
+                continue
+            if values.get("acquirer_reference") or values.get("acquirer_reference_unavailable"):
+                continue
+            completed = datetime.fromisoformat(str(values["gsi1sk"]).split("#", 1)[0].replace("Z", "+00:00"))
+            awaited.append(
+                AwaitedReference(
+                    refund_id=refund_id, provider=str(values["payment"]["provider"]), completed_at=completed
+                )
+            )
+        return awaited
 
     @staticmethod
     def _marker_key(key: str) -> dict[str, Any]:

@@ -1,10 +1,11 @@
 """Telling people: the customer once per refund, through one channel; ops on anything that needs them.
 
 The customer's message (:func:`customer_message`) is sent when the money is on its way (``RefundIssued``, with the
-amount), or, if the refund fails instead, that it failed and that the team will be in touch. A refund that fails
-after its customer was told gets that correction too (the only second message); the card network's reference (ARN),
-days later, is no message: it goes to the ticket's internal note and ``GET /refunds/{id}``. Completion (the credit
-note) is no message either. The channel, chosen per refund (:func:`customer_channel`):
+amount, the window in which the money usually arrives (refundflow.domain.arrival) and, if the provider already gave
+it, the card network's reference (ARN) with what it is for), or, if the refund fails instead, that it failed and that
+the team will be in touch. A refund that fails after its customer was told gets that correction too; an ARN that
+comes days later (``RefundAcquirerReference``) makes one follow-up message with it. Completion (the credit note) is no
+message. The channel, chosen per refund (:func:`customer_channel`):
 
 1. ``ticket``: the refund came from a help desk with a public reply (catalog ``ticket.writes``): the desk's own
    function replies in the ticket (refundflow.domain.tickets); notify sends nothing;
@@ -24,6 +25,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from refundflow import catalog
+from refundflow.domain.arrival import ExpectedArrival, expected_arrival
 from refundflow.errors import InvalidRequest
 from refundflow.events import ReconciliationEvent, RefundEvent
 from refundflow.models import LegStatus, Refund, RefundOrigin, SplitLeg, TenderKind
@@ -46,10 +48,24 @@ class CustomerChannel(StrEnum):
     EMAIL = "email"
 
 
-MessageKind = Literal["issued", "failed"]
+MessageKind = Literal["issued", "failed", "acquirer_reference"]
 # The events the customer hears of, and the one message each makes.
-CUSTOMER_MESSAGES: dict[str, MessageKind] = {"RefundIssued": "issued", "RefundFailed": "failed"}
-CUSTOMER_TEMPLATES: dict[MessageKind, str] = {"issued": "refund-issued", "failed": "refund-failed"}
+CUSTOMER_MESSAGES: dict[str, MessageKind] = {
+    "RefundIssued": "issued",
+    "RefundFailed": "failed",
+    "RefundAcquirerReference": "acquirer_reference",
+}
+CUSTOMER_TEMPLATES: dict[MessageKind, str] = {
+    "issued": "refund-issued",
+    "failed": "refund-failed",
+    "acquirer_reference": "refund-acquirer-reference",
+}
+# What the ARN is, for a customer (Stripe, PayPal and Adyen help pages say the same in their words).
+ARN_MEANING = "the number your bank can use to find the refund"
+REVERSAL_WORDS = (
+    "The payment was cancelled before it settled, so the charge simply disappears from your statement; there is no "
+    "refund reference for it."
+)
 CUSTOMER_MESSAGE_MARKER = "customer-message"
 OPS_TEMPLATE = "ops-alert"
 
@@ -113,23 +129,51 @@ def _legs_total(refund: Refund) -> Money | None:
     return total
 
 
-def customer_message(kind: MessageKind, refund: Refund, amount: Money | None) -> str:
+def arrival_of(event: RefundEvent, refund: Refund) -> ExpectedArrival | None:
+    """The window quoted in the refund's first message, counted from when its money moved (the event's moment);
+    None for a reversal (the charge disappears instead) and for other messages."""
+    if event.detail_type != "RefundIssued" or is_reversal(event):
+        return None
+    return expected_arrival(refund.payment.provider.value, event.occurred_at)
+
+
+def is_reversal(event: RefundEvent) -> bool:
+    """The provider voided the payment before settlement instead of refunding it."""
+    return event.details.get("method") == "void"
+
+
+def customer_message(
+    kind: MessageKind,
+    refund: Refund,
+    amount: Money | None,
+    *,
+    arrival: ExpectedArrival | None = None,
+    reversal: bool = False,
+) -> str:
     """The customer's message in words (the ticket's public reply; the SES templates say the same). A split-tender
     refund's ``issued`` message lists every leg and its total."""
     reference = refund.order.order_id if refund.order else refund.source.reference
     how_much = str(amount) if amount else "the full amount"
     greeting = f"Hello {refund.customer.name or 'there'},"
     total = _legs_total(refund)
-    if kind == "issued" and total is not None:
+    if kind == "issued":
+        if total is not None:
+            body = f"we have refunded {total} for {reference}: {legs_in_words(refund)}."
+        else:
+            body = f"we have refunded {how_much} for {reference} to your original payment method."
+        if reversal:
+            body += f" {REVERSAL_WORDS}"
+        else:
+            body += f" {arrival.sentence() if arrival else 'It usually shows up within 5-10 business days.'}"
+            if refund.acquirer_reference:
+                body += f" If it has not, the refund's reference is {refund.acquirer_reference}: {ARN_MEANING}."
+            else:
+                body += " If it has not by then, we can give you the reference your bank can find it with."
+    elif kind == "acquirer_reference":
         body = (
-            f"we have refunded {total} for {reference}: {legs_in_words(refund)}. Money back to a card or an account "
-            "usually shows up within 5-10 business days; if your bank asks, we can give you the reference it traces "
-            "refunds with."
-        )
-    elif kind == "issued":
-        body = (
-            f"we have refunded {how_much} for {reference} to your original payment method. It usually shows up "
-            "within 5-10 business days; if your bank asks, we can give you the reference it traces refunds with."
+            f"your refund of {how_much} for {reference} now has its reference at the card network: "
+            f"{refund.acquirer_reference}. It is {ARN_MEANING} (the acquirer reference number, ARN): if the money "
+            "has not shown up yet, give it to your bank."
         )
     else:
         body = (
@@ -139,10 +183,18 @@ def customer_message(kind: MessageKind, refund: Refund, amount: Money | None) ->
     return f"{greeting} {body} Refund id: {refund.refund_id}."
 
 
+def event_message(kind: MessageKind, event: RefundEvent, refund: Refund) -> str:
+    """The customer's message for ``event`` (its window counted from the event's moment)."""
+    return customer_message(
+        kind, refund, message_amount(event, refund), arrival=arrival_of(event, refund), reversal=is_reversal(event)
+    )
+
+
 def merchant_webhook_body(
     kind: MessageKind, event: RefundEvent, refund: Refund, amount: Money | None
 ) -> dict[str, Any]:
     """The Standard Webhooks payload (``type``, ``timestamp``, ``data``): the same bytes on every attempt."""
+    arrival = arrival_of(event, refund)
     return {
         "type": f"refund.{kind}",
         "timestamp": event.occurred_at.isoformat(),
@@ -154,7 +206,9 @@ def merchant_webhook_body(
             "source": {"system": refund.source.system, "reference": refund.source.reference},
             "customer": refund.customer.model_dump(mode="json", exclude_none=True),
             "provider_refund_id": refund.provider_refund_id,
-            "message": customer_message(kind, refund, amount),
+            "acquirer_reference": refund.acquirer_reference,
+            "expected_arrival": None if arrival is None else arrival.model_dump(mode="json"),
+            "message": event_message(kind, event, refund),
             **_webhook_legs(refund),
         },
     }
@@ -255,6 +309,7 @@ def _tell_customer(
             "amount": str(amount) if amount else "the full amount",
             "reference": refund.order.order_id if refund.order else refund.source.reference,
             "refund_id": refund.refund_id,
+            **_email_words(kind, event, refund),
         }
         total = _legs_total(refund)
         if kind == "issued":
@@ -268,6 +323,25 @@ def _tell_customer(
         )
     repository.mark_delivery(CUSTOMER_MESSAGE_MARKER, key, refund.refund_id)
     return message_id
+
+
+def _email_words(kind: MessageKind, event: RefundEvent, refund: Refund) -> dict[str, str]:
+    """The SES templates' sentences that depend on the refund: when the money arrives, and its ARN."""
+    if kind == "acquirer_reference":
+        return {"acquirer_reference": refund.acquirer_reference or "", "meaning": ARN_MEANING}
+    if kind != "issued":
+        return {}
+    arrival = arrival_of(event, refund)
+    if is_reversal(event):
+        when = REVERSAL_WORDS
+    else:
+        when = arrival.sentence() if arrival else "It usually shows up within 5-10 business days."
+    trace = (
+        f"If it has not, the refund's reference is {refund.acquirer_reference}: {ARN_MEANING}."
+        if refund.acquirer_reference and not is_reversal(event)
+        else ""
+    )
+    return {"arrival": when, "trace": trace}
 
 
 def notify_ops_of_mismatch(

@@ -644,7 +644,7 @@ def public_reply_update(event: RefundEvent, refund: Refund, kind: notifications.
     """The customer's message as the ticket's public reply: what the e-mail would have said, and a reference that
     is also the marker a reply whose answer was lost is found by."""
     marker = f"refundflow:reply:{refund.refund_id}:{kind}"
-    text = notifications.customer_message(kind, refund, notifications.message_amount(event, refund))
+    text = notifications.event_message(kind, event, refund)
     return TicketUpdate(
         marker=marker[:200],
         refund_id=refund.refund_id,

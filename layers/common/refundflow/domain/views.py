@@ -7,6 +7,8 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from refundflow.audit import LEGACY_SCHEME, ChainVerification, verify_chain
+from refundflow.domain.acquirer_references import reason_without_reference
+from refundflow.domain.arrival import ExpectedArrival, money_moved_at, refund_arrival
 from refundflow.models import (
     ApprovalRecord,
     AuditEntry,
@@ -60,6 +62,16 @@ class RefundView(BaseModel):
     acquirer_reference: str | None = Field(
         default=None, description="The card network's reference (ARN), once the provider has it."
     )
+    acquirer_reference_unavailable: str | None = Field(
+        default=None,
+        description="Why no ARN will come: the platform exposes none (or only in a webhook that carried none), the "
+        "refund was a reversal, or none came before the cut-off. None while one may still come.",
+    )
+    expected_arrival: ExpectedArrival | None = Field(
+        default=None,
+        description="Once the money moved: the window in which it usually reaches the customer, as the payment "
+        "platform documents it (or the merchant's default range), counted from that moment; never a promised date.",
+    )
     provider_status: str | None
     credit_document: CreditDocument | None
     attention_reason: str | None
@@ -103,6 +115,8 @@ def refund_view(refund_id: str, *, repository: RefundStore) -> RefundView:
         approval=refund.approval,
         provider_refund_id=refund.provider_refund_id,
         acquirer_reference=refund.acquirer_reference,
+        acquirer_reference_unavailable=reason_without_reference(refund),
+        expected_arrival=refund_arrival(refund, money_moved_at(timeline)),
         provider_status=refund.provider_status,
         credit_document=refund.credit_document,
         attention_reason=refund.attention_reason,

@@ -104,6 +104,7 @@ class AdyenInbound(InboundPlatform):
                     status=ProviderRefundStatus.SUCCEEDED if succeeded else ProviderRefundStatus.FAILED,
                     refund_id=item.merchant_reference if is_refund_id(item.merchant_reference) else None,
                     failure_reason=reason,
+                    acquirer_reference=item.acquirer_reference,
                 )
             )
         return ProviderEvent(

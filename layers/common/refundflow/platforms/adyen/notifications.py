@@ -76,6 +76,22 @@ class NotificationItem(_Lenient):
         return None
 
     @property
+    def acquirer_reference(self) -> str | None:
+        """The card network's reference of a successful REFUND: ``additionalData.arn``, there only with the webhook's
+        additional setting "Include ARN" on ("only returned in CAPTURE and REFUND webhook events",
+        docs.adyen.com/development-resources/webhooks/additional-settings; ``RefundAdditionalData.arn`` in the
+        Webhooks v1 spec), for the brands Adyen makes ARNs for. ``acquirerReference`` ("Include Acquirer Reference",
+        for reconciliation when Adyen Acquiring settles) is not taken: Adyen does not say it is the network's ARN a
+        customer's bank can trace, and the customer is told it is. Like all of ``additionalData`` it is outside the
+        item's HMAC: it is believed only on an item whose signed fields verified (a genuine REFUND), over TLS."""
+        if self.event_code != "REFUND" or self.success != "true":
+            return None
+        found = self.additional_data.get("arn")
+        if isinstance(found, str) and 6 <= len(found) <= 40 and found.isascii() and found.isalnum():
+            return found
+        return None
+
+    @property
     def event_id(self) -> str:
         """Adyen sends no event id: an item is identified by its PSP reference, event code and success."""
         return f"{self.psp_reference}:{self.event_code}:{self.success}"

@@ -15,7 +15,15 @@ What Braintree documents and this module relies on (developer.paypal.com/braintr
   ``extensions.errorClass`` (VALIDATION, NOT_FOUND, AUTHENTICATION, AUTHORIZATION, UNSUPPORTED_CLIENT, INTERNAL,
   SERVICE_AVAILABILITY, RESOURCE_LIMIT: the classes the official SDKs' own GraphQL client tells apart);
 - there is no idempotency key: before any resend the domain finds our refund by its order id among the
-  transaction's ``refunds`` (``find_refund``), which is why the capability record says find_by_reference.
+  transaction's ``refunds`` (``find_refund``), which is why the capability record says find_by_reference;
+- a refund's own acquirer reference number (ARN) is not in the GraphQL schema (``CreditCardTransactionDetails.
+  acquirerReferenceNumber`` is reached only through the refund's payment method snapshot, "equivalent to
+  ``refundedTransaction.paymentMethodSnapshot``": the sale's); the XML gateway the server SDKs speak has it on the
+  refund transaction (``Transaction.find(id).acquirer_reference_number``, "a unique number that tags a credit or debit
+  card transaction when it goes from the merchant's bank through to the cardholder's bank",
+  developer.paypal.com/braintree/docs/reference/response/transaction/python): ``GET <gateway>/merchants/<merchant
+  id>/transactions/<legacy id>``, ``X-ApiVersion: 6``, the same Basic credentials. Read only by the acquirer
+  reference schedule (``get_refund_with_reference``), and only when the secret names the ``merchant_id``.
 """
 
 from __future__ import annotations
@@ -54,6 +62,11 @@ from refundflow.ports import (
 )
 
 DEFAULT_API_BASE = "https://payments.braintree-api.com/graphql"
+DEFAULT_GATEWAY_BASE = "https://api.braintreegateway.com"
+# braintree_python Configuration.api_version(): the XML gateway's version header the server SDKs send.
+XML_API_VERSION = "6"
+# A transaction's XML is a few KB; more is not a transaction.
+MAX_XML_BYTES = 262_144
 MAX_ORDER_ID_LENGTH = 255
 MAX_CACHED_IDS = 1024
 
@@ -71,6 +84,7 @@ _TRANSIENT_CLASSES = {"SERVICE_AVAILABILITY", "RESOURCE_LIMIT", "INTERNAL"}
 
 class BraintreeSettings(settings.EnvModel):
     api_base: str = Field(default=DEFAULT_API_BASE, alias="BRAINTREE_API_BASE")
+    gateway_base: str = Field(default=DEFAULT_GATEWAY_BASE, alias="BRAINTREE_GATEWAY_BASE")
 
 
 class BraintreeRefundProvider(HttpRefundProvider):
@@ -85,14 +99,21 @@ class BraintreeRefundProvider(HttpRefundProvider):
         public_key: str,
         private_key: str,
         api_base: str = DEFAULT_API_BASE,
+        merchant_id: str | None = None,
+        gateway_base: str = DEFAULT_GATEWAY_BASE,
         http: HttpClient | None = None,
         capabilities: PaymentCapabilities | None = None,
     ) -> None:
-        """Raises:
-        ConfigurationError: no public or private key."""
+        """``merchant_id``: the gateway account's merchant id, for the XML gateway's refund read (its ARN); None: the
+        ARN is not read.
+
+        Raises:
+            ConfigurationError: no public or private key."""
         if not public_key or not private_key:
             raise ConfigurationError("Braintree public and private keys are needed", platform=PLATFORM)
         self._auth = (public_key, private_key)
+        self._merchant_id = merchant_id
+        self._gateway_base = gateway_base.rstrip("/")
         self._http_base_url = api_base
         self._http = http
         self._capabilities = capabilities
@@ -308,6 +329,39 @@ class BraintreeRefundProvider(HttpRefundProvider):
             platform=PLATFORM,
         )
 
+    def get_refund_with_reference(self, provider_refund_id: str, payment: PaymentReference) -> ProviderRefund:
+        """The refund (``get_refund``) and, once it went through as a refund (not a void), its ARN from the XML
+        gateway.
+
+        Raises:
+            as get_refund; TransientError, RejectedError from the XML gateway.
+        """
+        refund = self.get_refund(provider_refund_id, payment)
+        if refund.method == "void" or refund.status is not ProviderRefundStatus.SUCCEEDED or not self._merchant_id:
+            return refund
+        return refund.model_copy(update={"acquirer_reference": self._refund_reference(provider_refund_id)})
+
+    def _refund_reference(self, legacy_id: str) -> str | None:
+        """``acquirer-reference-number`` of the refund transaction (type credit), None while ``nil``.
+
+        Raises:
+            TransientError: 429, 5xx, an unreadable answer. RejectedError: 401, 403, 426. NotFound: 404.
+        """
+        url = f"{self._gateway_base}/merchants/{self._merchant_id}/transactions/{legacy_id}"
+        answer = self.http.request(
+            "GET",
+            f"merchants/-/transactions/{legacy_id}",
+            absolute_url=url,
+            auth=self._auth,
+            headers={"Accept": "application/xml", "X-ApiVersion": XML_API_VERSION},
+        )
+        if answer.status != 200:
+            message = f"Braintree gateway {answer.status} reading transaction {legacy_id}"
+            if answer.status == 404:
+                raise NotFound(message, code="resource_missing", platform=PLATFORM)
+            _raise_for(answer, [], write=False)
+        return xml_reference(answer.body, legacy_id)
+
     def find_refund(self, refund_id: str, payment: PaymentReference) -> ProviderRefund | None:
         """Our refund among the transaction's refunds, by the order id we gave it; a voided transaction without
         refunds is its void (Braintree's void carries no order id: nothing else can be refunded on it anyway).
@@ -378,17 +432,50 @@ def _raise_for(answer: HttpResponse, errors: list[Any], *, write: bool) -> NoRet
     raise failure
 
 
+def xml_reference(body: bytes, legacy_id: str) -> str | None:
+    """The ARN of the XML gateway's ``<transaction>`` for refund ``legacy_id``: its ``acquirer-reference-number``
+    when the transaction is that refund (``type`` credit) and the value an ARN (6-40 letters and digits).
+
+    Raises:
+        TransientError: not a transaction's XML (or too large to be one).
+    """
+    from xml.etree import ElementTree
+
+    if len(body) > MAX_XML_BYTES or b"<!DOCTYPE" in body or b"<!ENTITY" in body:
+        raise TransientError(f"Braintree gateway answered no transaction for {legacy_id}", platform=PLATFORM)
+    try:
+        # Braintree's answer over TLS to our credentials; no DTD or entity is accepted (checked above), and the
+        # standard parser resolves no external entity.
+        root = ElementTree.fromstring(body)  # noqa: S314
+    except ElementTree.ParseError as error:
+        raise TransientError(f"unreadable Braintree transaction {legacy_id}", platform=PLATFORM) from error
+    if root.tag != "transaction" or root.findtext("id") != legacy_id or root.findtext("type") != "credit":
+        raise TransientError(f"Braintree gateway answered another transaction for {legacy_id}", platform=PLATFORM)
+    value = (root.findtext("acquirer-reference-number") or "").strip()
+    return value if 6 <= len(value) <= 40 and value.isascii() and value.isalnum() else None
+
+
 # ---------------------------------------------------------------- factory
 
 
 def _build(config: BraintreeSettings, secret_name: str, secret: Mapping[str, Any]) -> BraintreeRefundProvider:
-    """From BRAINTREE_API_BASE and the API secret ``{"public_key": ..., "private_key": ...}``.
+    """From BRAINTREE_API_BASE, BRAINTREE_GATEWAY_BASE and the API secret ``{"public_key": ..., "private_key": ...,
+    "merchant_id"?: ...}`` (without ``merchant_id`` refunds' ARNs are not read).
 
     Raises:
         ConfigurationError: a secret of another shape.
     """
     public_key, private_key = secret_strings(secret, secret_name, ("public_key", "private_key"), platform=PLATFORM)
-    return BraintreeRefundProvider(public_key=public_key, private_key=private_key, api_base=config.api_base)
+    merchant_id = secret.get("merchant_id")
+    if merchant_id is not None and (not isinstance(merchant_id, str) or not merchant_id.isalnum()):
+        raise ConfigurationError(f"{secret_name}: merchant_id must be letters and digits", platform=PLATFORM)
+    return BraintreeRefundProvider(
+        public_key=public_key,
+        private_key=private_key,
+        api_base=config.api_base,
+        merchant_id=merchant_id or None,
+        gateway_base=config.gateway_base,
+    )
 
 
 connector: SecretBoundConnector[BraintreeSettings, BraintreeRefundProvider] = SecretBoundConnector(

@@ -85,4 +85,19 @@ def provider_refund(refund: dict[str, Any], *, payment_id: str | None = None) ->
         status=STATUSES[status],
         refund_id=ours(refund),
         failure_reason=f"mollie refund {status}" if status in {"failed", "canceled"} else None,
+        acquirer_reference=acquirer_reference(refund),
     )
+
+
+def acquirer_reference(refund: dict[str, Any]) -> str | None:
+    """The refund's ARN: ``externalReference.id`` when its ``type`` is ``acquirer-reference`` (mollie.yaml
+    ``entity-refund-response.externalReference``, the type's only value; ``id``: "Unique reference from the payment
+    provider"). Which methods get one, and when, Mollie does not say: it is read whenever the refund is read. A value
+    our model cannot hold (not 6-40 letters and digits) is left out rather than refusing the refund."""
+    found = refund.get("externalReference")
+    if not isinstance(found, dict) or found.get("type") != "acquirer-reference":
+        return None
+    value = found.get("id")
+    if isinstance(value, str) and 6 <= len(value) <= 40 and value.isascii() and value.isalnum():
+        return value
+    return None

@@ -110,4 +110,17 @@ def provider_refund(refund: dict[str, Any], *, payment_id: str | None = None) ->
         status=_STATUSES[status],
         refund_id=ours if isinstance(ours, str) and ours else None,
         failure_reason=str(reason).lower() if status == "FAILED" and reason else None,
+        acquirer_reference=None if v1 else acquirer_reference(refund),
     )
+
+
+def acquirer_reference(refund: dict[str, Any]) -> str | None:
+    """The v2 refund's ``acquirer_reference_number`` once the card network has assigned it (payments v2 spec,
+    ``refund.acquirer_reference_number``: 1-36 characters, ``^[a-zA-Z0-9]+$``, "Reference ID issued for the card
+    transaction"; developer.paypal.com/docs/checkout/advanced/customize/acquirer-reference-number: "available
+    after a few days", listed by ``GET /v2/payments/refunds/{id}`` "if the ARN is available"; card refunds only).
+    A value our model cannot hold (under 6 characters) is left out rather than refusing the whole refund."""
+    found = refund.get("acquirer_reference_number")
+    if isinstance(found, str) and 6 <= len(found) <= 36 and found.isascii() and found.isalnum():
+        return found
+    return None

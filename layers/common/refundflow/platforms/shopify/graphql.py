@@ -7,7 +7,10 @@ Documented at shopify.dev/docs/api/admin-graphql (the version is pinned by ``SHO
 - ``order(id:)`` with its ``transactions`` (``OrderTransaction``: ``kind``, ``status``, ``gateway``, ``amountSet``)
   and its ``refunds``; ``node(id:)`` on a ``Refund``;
 - ``OrderTransactionStatus`` (enums/OrderTransactionStatus): PENDING, SUCCESS, FAILURE, ERROR, AWAITING_RESPONSE,
-  UNKNOWN.
+  UNKNOWN;
+- a Shopify Payments REFUND transaction's ``shopifyPaymentsSet.refundSet.acquirerReferenceNumber`` (objects/
+  ShopifyPaymentsRefundSet, needs ``read_orders``): the card network's reference, once assigned; no webhook topic
+  announces it, so the refund is read again (refundflow.domain.acquirer_references).
 
 Ids are Shopify's GraphQL ids: a payment is the order (``gid://shopify/Order/<n>``), a refund
 ``gid://shopify/Refund/<n>``.
@@ -39,7 +42,12 @@ _REFUND_FIELDS = f"""
   createdAt
   order {{ id }}
   totalRefundedSet {{ presentmentMoney {{ amount currencyCode }} }}
-  transactions(first: 20) {{ nodes {{ id kind status gateway errorCode {_MONEY} }} }}
+  transactions(first: 20) {{
+    nodes {{
+      id kind status gateway errorCode {_MONEY}
+      shopifyPaymentsSet {{ refundSet {{ acquirerReferenceNumber }} }}
+    }}
+  }}
 """
 
 ORDER = f"""
@@ -97,6 +105,20 @@ class _Id(_Payload):
     id: str
 
 
+class PaymentsRefundSet(_Payload):
+    """``ShopifyPaymentsRefundSet``: "The acquirer reference number (ARN) code generated for Visa/Mastercard
+    transactions" (shopify.dev/docs/api/admin-graphql/latest/objects/ShopifyPaymentsRefundSet)."""
+
+    acquirer_reference_number: str | None = Field(default=None, alias="acquirerReferenceNumber")
+
+
+class PaymentsSet(_Payload):
+    """``OrderTransaction.shopifyPaymentsSet`` (``ShopifyPaymentsTransactionSet``): Shopify Payments only, null for
+    any other gateway."""
+
+    refund_set: PaymentsRefundSet | None = Field(default=None, alias="refundSet")
+
+
 class Transaction(_Payload):
     id: str
     kind: str
@@ -105,6 +127,17 @@ class Transaction(_Payload):
     error_code: str | None = Field(default=None, alias="errorCode")
     amount_set: MoneyBag = Field(alias="amountSet")
     parent_transaction: _Id | None = Field(default=None, alias="parentTransaction")
+    shopify_payments_set: PaymentsSet | None = Field(default=None, alias="shopifyPaymentsSet")
+
+    @property
+    def acquirer_reference(self) -> str | None:
+        """The REFUND transaction's ARN once Shopify Payments has it (None before, and for other gateways). A value
+        our model cannot hold (not 6-40 letters and digits) is left out rather than refusing the refund."""
+        found = self.shopify_payments_set.refund_set if self.shopify_payments_set else None
+        value = found.acquirer_reference_number if found else None
+        if value and 6 <= len(value) <= 40 and value.isascii() and value.isalnum():
+            return value
+        return None
 
 
 class _Transactions(_Payload):
@@ -191,4 +224,8 @@ def provider_refund(refund: Refund, profile: CurrencyProfile) -> ProviderRefund:
         status=status,
         refund_id=refund.refund_id,
         failure_reason=reason,
+        # One reference per REFUND transaction; a refund of ours has one transaction (one parent SALE/CAPTURE).
+        acquirer_reference=next((item.acquirer_reference for item in refunds if item.acquirer_reference), None)
+        if status is ProviderRefundStatus.SUCCEEDED
+        else None,
     )

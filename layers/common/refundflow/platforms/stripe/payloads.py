@@ -195,7 +195,17 @@ def provider_refund(refund: StripeRefund) -> ProviderRefund:
         refund_id=(refund.metadata or {}).get("refund_id"),
         failure_reason=refund.failure_reason,
         acquirer_reference=acquirer_reference(refund),
+        method="void" if is_reversal(refund) else "refund",
     )
+
+
+def is_reversal(refund: StripeRefund) -> bool:
+    """Stripe reversed the card charge instead of refunding it (``destination_details.card.type`` ``reversal``: "The
+    type of refund. This can be refund, reversal, or pending", docs.stripe.com/api/refunds/object): the charge
+    disappears from the customer's statement and no ARN is made (support.stripe.com, "How to trace a refund using
+    ARNs and STANs")."""
+    card = ((refund.destination_details or {}).get("card")) or {}
+    return isinstance(card, dict) and card.get("type") == "reversal"
 
 
 ARN = re.compile(r"[A-Za-z0-9]{6,40}")
