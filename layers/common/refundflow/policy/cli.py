@@ -165,6 +165,11 @@ def check(policy_file: Path, samples_dir: Path | None, *, expect: bool, out: Tex
             print(f"  - {problem}", file=err)
         return EXIT_INVALID_POLICY
     summary = f"version {policy.version}, {len(policy.rules)} rules + default, roles {', '.join(policy.roles)}"
+    split = policy.split_tenders
+    others = sorted(rule.value for rule in split.allowed_rules() - {split.default_rule})
+    summary += f"; split tenders: {split.default_rule.value}" + (
+        f" (a request may name {', '.join(others)})" if others else ""
+    )
     print(f"OK {policy_file}: {summary}", file=out)
     if samples_dir is None:
         return EXIT_OK
