@@ -281,3 +281,21 @@ def test_the_items_keep_no_address_in_their_keys_and_collide_with_nothing(tables
         "store_credit_entry",
         "store_credit_entry_id",
     }
+
+
+def test_the_handlers_ledger_is_on_the_refunds_table_of_the_settings(
+    tables: Tables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from refundflow import wiring
+
+    # GIVEN a handler's environment naming the refunds table
+    monkeypatch.setenv("REFUNDS_TABLE_NAME", tables.refunds_table)
+    wiring.reset()
+    try:
+        ledger = wiring.store_credit_ledger()
+        # WHEN it credits THEN the entry is in that table, and the factory gives the same ledger again
+        ledger.credit(BEN, eur(42), "rf_9#leg0", "rf_9")
+        assert DynamoStoreCreditLedger(tables.refunds_table, dynamodb=tables.client).balance(BEN, "EUR") == eur(42)
+        assert wiring.store_credit_ledger() is ledger
+    finally:
+        wiring.reset()
