@@ -12,10 +12,12 @@ from refundflow.domain.allocation import AllocationImpossible, AllocationRule, T
 from refundflow.models import PaymentProvider, PaymentReference, TenderKind
 from refundflow.money import Money
 from refundflow.policy import (
+    ActivePolicy,
     AllocationExpressionFailed,
     AllocationRuleNotAllowed,
     InvalidPolicy,
     Policy,
+    PolicySourceSettings,
     allocate_legs,
     allowed_rules,
     load_policy,
@@ -236,3 +238,19 @@ def test_more_than_the_tenders_have_is_impossible_whatever_the_policy() -> None:
     policy = with_split(rule="proportional")
     with pytest.raises(AllocationImpossible, match="10000 minor units of EUR left to refund, 10001 asked"):
         allocate_legs(policy, Money.of(10_001, "EUR"), CARD_AND_GIFT_CARD, None)
+
+
+def test_the_active_policy_divides_with_the_override_in_force() -> None:
+    # GIVEN an SSM override that allows proportional splits, in force through ActivePolicy
+    override = policy_text(split_tenders={"rule": "store_credit_last", "allowed_request_rules": ["proportional"]})
+    active = ActivePolicy(
+        source_settings=PolicySourceSettings(POLICY_PARAMETER_NAME="/refundflow/policy", POLICY_CACHE_SECONDS=60),
+        fetch=lambda name, max_age: override,
+    )
+    # WHEN the split refund asks it THEN the override's rules apply
+    assert allowed_rules(active) == {AllocationRule.STORE_CREDIT_LAST, AllocationRule.PROPORTIONAL}
+    assert amounts(allocate_legs(active, Money.of(7_000, "EUR"), CARD_AND_GIFT_CARD)) == {0: 6_000, 1: 1_000}
+    assert amounts(allocate_legs(active, Money.of(5_000, "EUR"), CARD_AND_GIFT_CARD, "proportional")) == {
+        0: 3_000,
+        1: 2_000,
+    }

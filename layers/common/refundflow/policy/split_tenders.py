@@ -44,6 +44,7 @@ from refundflow.policy.references import SCALAR, Shape, check_references, identi
 
 if TYPE_CHECKING:
     from refundflow.policy.engine import Policy
+    from refundflow.policy.source import ActivePolicy
 
 _TENDER_SHAPE = Shape(
     "struct",
@@ -254,26 +255,35 @@ def _synthetic_problems(program: Any, currencies: Sequence[str], params: dict[st
     return []
 
 
-def allowed_rules(policy: Policy) -> frozenset[AllocationRule]:
-    """The allocation rules a refund request may name under ``policy`` (a loaded ``Policy``): cheap, for the
-    intake to refuse another one with 400 before anything is stored."""
-    return policy.split_tenders.allowed_rules()
+def _loaded(policy: Policy | ActivePolicy) -> Policy:
+    """The policy in force: ``policy`` itself, or the one an ``ActivePolicy`` selects now (its SSM override, the
+    last good version, or the packaged default)."""
+    from refundflow.policy.source import ActivePolicy
+
+    return policy.select().policy if isinstance(policy, ActivePolicy) else policy
+
+
+def allowed_rules(policy: Policy | ActivePolicy) -> frozenset[AllocationRule]:
+    """The allocation rules a refund request may name under ``policy`` (a loaded ``Policy`` or the process's
+    ``active_policy()``): cheap, for the intake to refuse another one with 400 before anything is stored."""
+    return _loaded(policy).split_tenders.allowed_rules()
 
 
 def allocate_legs(
-    policy: Policy,
+    policy: Policy | ActivePolicy,
     amount: Money,
     tenders: Sequence[TenderBalance],
     requested_rule: str | None = None,
     *,
     reason: RefundReason | str | None = None,
 ) -> list[LegAllocation]:
-    """Divide ``amount`` among ``tenders`` the way ``policy`` (a loaded ``Policy``) says: the requested rule when
-    the policy allows it, else its default rule; fees from the policy; its expression for the expression rule.
+    """Divide ``amount`` among ``tenders`` the way ``policy`` (a loaded ``Policy`` or ``active_policy()``) says:
+    the requested rule when the policy allows it, else its default rule; fees from the policy; its expression for
+    the expression rule (which sees ``refund.reason`` = ``reason``).
 
     Raises:
         AllocationRuleNotAllowed: the requested rule is unknown or not allowed (the intake answers 400).
         AllocationImpossible: more than the tenders have left, another currency, a repeated tender index.
         AllocationExpressionFailed: the merchant's expression failed on a tender or did not yield an int.
     """
-    return policy.split_tenders.allocate(amount, tenders, requested_rule, reason=reason)
+    return _loaded(policy).split_tenders.allocate(amount, tenders, requested_rule, reason=reason)
