@@ -5,6 +5,7 @@ and keys that leave no address in the table's keys."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -12,6 +13,8 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from refundflow.adapters.store_credit import DynamoStoreCreditLedger, customer_partition
 from refundflow.domain.store_credit import credit_store_credit_leg, customer_key, leg_entry_id, lookup_key
@@ -299,3 +302,46 @@ def test_the_handlers_ledger_is_on_the_refunds_table_of_the_settings(
         assert wiring.store_credit_ledger() is ledger
     finally:
         wiring.reset()
+
+
+# ------------------------------------------------------------------ any sequence of credits, retried or not
+
+_RUNS = itertools.count()
+_CREDITS = st.lists(
+    st.tuples(
+        st.sampled_from(["e1", "e2", "e3", "e4"]),  # few ids: repeats (retries) and reuses (conflicts) happen
+        st.sampled_from([ANNA, BEN]),
+        st.sampled_from([100, 250, 999]),
+        st.sampled_from(["EUR", "USD"]),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(credits=_CREDITS)
+def test_any_sequence_of_credits_keeps_what_a_model_of_first_writes_keeps(
+    tables: Tables, credits: list[tuple[str, str, int, str]]
+) -> None:
+    # One table for every example: each example's customers and entry ids are its own.
+    run = next(_RUNS)
+    ledger = DynamoStoreCreditLedger(tables.refunds_table, dynamodb=tables.client, now=SteppingClock())
+    first: dict[str, tuple[str, int, str]] = {}
+    for entry_id, customer, minor_units, currency in credits:
+        entry_id, customer = f"run{run}-{entry_id}", f"{customer}-{run}"
+        asked = (customer, minor_units, currency)
+        if entry_id in first and first[entry_id] != asked:
+            with pytest.raises(IdempotencyConflict):
+                ledger.credit(customer, Money.of(minor_units, currency), entry_id, "rf_1")
+            continue
+        entry = ledger.credit(customer, Money.of(minor_units, currency), entry_id, "rf_1")
+        first.setdefault(entry_id, asked)
+        assert (entry.customer_key, entry.amount.minor_units, entry.amount.currency) == first[entry_id]
+    # THEN each balance is the sum of the first write of each entry id, and the entries are those writes
+    for customer in (f"{ANNA}-{run}", f"{BEN}-{run}"):
+        for currency in ("EUR", "USD"):
+            expected = sum(m for c, m, cur in first.values() if (c, cur) == (customer, currency))
+            assert ledger.balance(customer, currency) == Money.of(expected, currency)
+        stored = {entry.entry_id for entry in ledger.entries(customer)}
+        assert stored == {entry_id for entry_id, (c, _, _) in first.items() if c == customer}
