@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from importlib import resources
 from typing import Any, get_args
 
 import pytest
@@ -86,9 +87,14 @@ def test_policy_without_the_section_divides_last_captured_first_and_allows_nothi
 def test_packaged_policy_configures_split_tenders(default_policy: Policy) -> None:
     assert allowed_rules(default_policy) == set(AllocationRule)
     assert default_policy.split_tenders.default_rule is AllocationRule.LAST_CAPTURED_FIRST
-    assert default_policy.split_tenders.fee_basis_points(TenderKind.WALLET, PaymentProvider.PAYPAL) == 349
-    assert default_policy.split_tenders.fee_basis_points(TenderKind.WALLET, PaymentProvider.STRIPE) == 340
+    assert default_policy.split_tenders.fee_basis_points(TenderKind.WALLET, PaymentProvider.PAYPAL) == 340
     assert default_policy.split_tenders.fee_basis_points(TenderKind.OTHER, PaymentProvider.STRIPE) is None
+
+
+def test_packaged_policy_still_fits_an_ssm_advanced_parameter() -> None:
+    # The README tells merchants to copy it into an SSM parameter (Advanced tier: at most 8 KB).
+    text = resources.files("refundflow.policy").joinpath("default_policy.yaml").read_bytes()
+    assert len(text) <= 8_192
 
 
 @pytest.mark.parametrize(
