@@ -260,3 +260,61 @@ def test_the_active_policy_divides_with_the_override_in_force() -> None:
         0: 3_000,
         1: 2_000,
     }
+
+
+# ------------------------------------------------------------------ python -m refundflow.policy split
+
+
+def test_policy_split_cli_prints_the_legs_of_the_rule_asked_for(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a policy whose expression puts gift cards last, allowed on request
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        policy_text(
+            split_tenders={
+                "allowed_request_rules": ["expression"],
+                "expression": "tender.kind == 'gift_card' ? 1 : 0",
+            }
+        )
+    )
+    tenders = [
+        "--tender",
+        "kind=card,captured=6000,captured_at=2026-03-01T10:00:00Z",
+        "--tender",
+        "kind=gift_card,captured=4000,captured_at=2026-03-02,provider=shopify",
+    ]
+    # WHEN 70.00 is divided by the default rule, then by the expression
+    assert main(["split", str(path), "--amount", "EUR:7000", *tenders]) == 0
+    by_default = capsys.readouterr().out
+    assert main(["split", str(path), "--amount", "EUR:7000", *tenders, "--rule", "expression"]) == 0
+    by_expression = capsys.readouterr().out
+    # THEN the newest payment (the gift card) first by default, the card first by the expression
+    assert by_default.splitlines() == [
+        "70.00 EUR by last_captured_first:",
+        "  tender 0 (card, stripe): 30.00 EUR",
+        "  tender 1 (gift_card, shopify): 40.00 EUR",
+    ]
+    assert by_expression.splitlines()[1:] == [
+        "  tender 0 (card, stripe): 60.00 EUR",
+        "  tender 1 (gift_card, shopify): 10.00 EUR",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--amount", "EUR:7000", "--tender", "kind=card,captured=6000", "--rule", "proportional"], "does not allow"),
+        (["--amount", "EUR:7001", "--tender", "kind=card,captured=7000"], "7000 minor units of EUR left"),
+        (["--amount", "EUR:70", "--tender", "kind=card,paid=6000"], "'paid=6000' is not one of kind="),
+        (["--amount", "EUR:70", "--tender", "kind=card"], "kind= and captured= are required"),
+        (["--amount", "EUR:70", "--tender", "kind=crad,captured=100"], "'crad' is not a valid TenderKind"),
+    ],
+)
+def test_policy_split_cli_refuses_what_cannot_be_divided(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], arguments: list[str], message: str
+) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(policy_text())
+    assert main(["split", str(path), *arguments]) == 2
+    assert message in capsys.readouterr().err
