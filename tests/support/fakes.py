@@ -21,6 +21,7 @@ import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
 from moto import mock_aws
+from pydantic import ValidationError
 
 from local.cfn import Stack
 from refundflow.adapters.dynamodb import RefundRepository
@@ -35,6 +36,8 @@ from refundflow.domain.recorder import RefundRecorder
 from refundflow.domain.validation import validate_refund
 from refundflow.errors import (
     AlreadyDoneError,
+    IdempotencyConflict,
+    InvalidRequest,
     NotFound,
     OutcomeUnknownError,
     RejectedError,
@@ -61,6 +64,8 @@ from refundflow.ports import (
     ProviderRefundRequest,
     ProviderRefundStatus,
     RefundProvider,
+    StoreCreditEntry,
+    StoreCreditLedger,
     TaskCallbacks,
     WorkflowStarter,
 )
@@ -565,6 +570,53 @@ class FakeMailer(Mailer):
 TIMING = WorkflowTiming(
     refund_outcome_wait_seconds=3600, books_retry_wait_seconds=900, approval_escalation_seconds=86_400
 )
+
+
+class FakeStoreCreditLedger(StoreCreditLedger):
+    """Store credit in memory, as strict as the DynamoDB ledger: one entry per id, ever; the same id with other
+    content is a conflict; only positive credits (the shared contract tests run both)."""
+
+    def __init__(self, now: Callable[[], datetime] | None = None) -> None:
+        self._now = now or (lambda: datetime.now(UTC))
+        self.by_id: dict[str, StoreCreditEntry] = {}
+        self.calls = 0
+
+    def credit(
+        self, customer_key: str, amount: Money, entry_id: str, refund_id: str, note: str = ""
+    ) -> StoreCreditEntry:
+        self.calls += 1
+        if not amount.is_positive():
+            raise InvalidRequest(f"store credit is credited in positive amounts, not {amount}")
+        try:
+            entry = StoreCreditEntry(
+                entry_id=entry_id,
+                customer_key=customer_key,
+                amount=amount,
+                refund_id=refund_id,
+                note=note,
+                created_at=self._now(),
+            )
+        except ValidationError as error:
+            raise InvalidRequest(f"not a store-credit entry: {error.errors()[0]['msg']}") from error
+        earlier = self.by_id.get(entry_id)
+        if earlier is None:
+            self.by_id[entry_id] = entry
+            return entry
+        if not earlier.same_credit(entry):
+            raise IdempotencyConflict(f"store-credit entry {entry_id} was written with other content")
+        return earlier
+
+    def balance(self, customer_key: str, currency: str) -> Money:
+        total = sum(
+            entry.amount.minor_units
+            for entry in self.by_id.values()
+            if entry.customer_key == customer_key and entry.amount.currency == currency
+        )
+        return Money.of(total, currency)
+
+    def entries(self, customer_key: str) -> list[StoreCreditEntry]:
+        mine = [entry for entry in self.by_id.values() if entry.customer_key == customer_key]
+        return sorted(mine, key=lambda entry: (entry.created_at, entry.entry_id))
 
 
 @dataclass

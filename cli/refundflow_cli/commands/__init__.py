@@ -9,9 +9,20 @@ from __future__ import annotations
 
 import typer
 
-from refundflow_cli.commands import approvals, dlq, events, policy, reconcile, refunds, retry, send, velocity
+from refundflow_cli.commands import (
+    approvals,
+    dlq,
+    events,
+    policy,
+    reconcile,
+    refunds,
+    retry,
+    send,
+    store_credit,
+    velocity,
+)
 
-MODULES = (send, refunds, approvals, retry, dlq, events, policy, reconcile, velocity)
+MODULES = (send, refunds, approvals, retry, dlq, events, policy, reconcile, velocity, store_credit)
 
 
 def register(app: typer.Typer) -> None:

@@ -1070,3 +1070,61 @@ class MerchantWebhook(ABC):
             TransientError: not taken (any answer but 2xx, or none): the queue retries with the same id, then
                 parks the message in its DLQ (a rate limit sets ``retry_after_seconds`` from ``Retry-After``).
         """
+
+
+# ---------------------------------------------------------------- store credit
+
+
+StoreCreditCustomerKey = Annotated[str, StringConstraints(min_length=4, max_length=300)]
+StoreCreditEntryId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:#@+\-]{1,200}$")]
+
+
+class StoreCreditEntry(StrictModel):
+    """One credit to a customer's store-credit balance, kept by refundflow (a split refund's store-credit leg, or
+    the amount a failed leg was moved to). ``customer_key`` is ``refundflow.domain.store_credit.customer_key``:
+    ``id:<customer_id>`` when the request named the customer, else ``email:<lowercased address>``."""
+
+    entry_id: StoreCreditEntryId = Field(description="Idempotency: one entry per id, ever (a refund's leg: rf_…#leg1).")
+    customer_key: StoreCreditCustomerKey
+    amount: Money
+    refund_id: str
+    note: Annotated[str, StringConstraints(max_length=500)] = ""
+    created_at: AwareDatetime
+
+    def same_credit(self, other: StoreCreditEntry) -> bool:
+        """True when ``other`` credits the same customer, amount and refund with the same note (its time aside)."""
+        return self.model_dump(exclude={"created_at"}) == other.model_dump(exclude={"created_at"})
+
+
+class StoreCreditLedger(ABC):
+    """Store credit as a tender of its own: a balance per customer and currency that only refundflow's entries
+    change (redeeming it at checkout is the shop's business). Every credit is written exactly once per entry id."""
+
+    @abstractmethod
+    def credit(
+        self, customer_key: str, amount: Money, entry_id: str, refund_id: str, note: str = ""
+    ) -> StoreCreditEntry:
+        """Add ``amount`` (positive) to the customer's balance in its currency and record the entry, together.
+        Called again with the same ``entry_id`` and the same content it returns the first entry and changes nothing.
+
+        Raises:
+            InvalidRequest: ``amount`` is not positive, or a key or id is malformed.
+            IdempotencyConflict: ``entry_id`` was used before with another customer, amount, refund or note.
+            TransientError / GuardUnavailable: the store was busy or unreachable (safe to call again).
+        """
+
+    @abstractmethod
+    def balance(self, customer_key: str, currency: str) -> Money:
+        """The customer's store-credit balance in ``currency`` (zero when nothing was ever credited).
+
+        Raises:
+            TransientError / GuardUnavailable.
+        """
+
+    @abstractmethod
+    def entries(self, customer_key: str) -> list[StoreCreditEntry]:
+        """The customer's entries, oldest first (ties by entry id).
+
+        Raises:
+            TransientError / GuardUnavailable.
+        """

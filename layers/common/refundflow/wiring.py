@@ -19,7 +19,14 @@ from refundflow.adapters.stepfunctions import StepFunctionsCallbacks, StepFuncti
 from refundflow.domain.recorder import RefundRecorder
 from refundflow.errors import ConfigurationError, InvalidRequest
 from refundflow.metering import BOOKS, PROVIDER, meter
-from refundflow.ports import BooksConnector, PayoutReader, RefundProvider, ReturnsReader, TicketPlatform
+from refundflow.ports import (
+    BooksConnector,
+    PayoutReader,
+    RefundProvider,
+    ReturnsReader,
+    StoreCreditLedger,
+    TicketPlatform,
+)
 
 if TYPE_CHECKING:
     from refundflow.connectors.merchant_webhook import StandardWebhookSender
@@ -29,6 +36,14 @@ if TYPE_CHECKING:
 @cache
 def repository() -> RefundRepository:
     return RefundRepository(settings.load(settings.CoreSettings).refunds_table_name)
+
+
+@cache
+def store_credit_ledger() -> StoreCreditLedger:
+    """refundflow's store-credit ledger on the refunds table (split refunds' store-credit legs)."""
+    from refundflow.adapters.store_credit import DynamoStoreCreditLedger
+
+    return DynamoStoreCreditLedger(settings.load(settings.CoreSettings).refunds_table_name)
 
 
 @cache
@@ -208,6 +223,15 @@ def ensure_own_platform(own: str, asked: str) -> None:
 
 def reset() -> None:
     """Forget every cached adapter and setting (tests, and the local stack after reconfiguring)."""
-    for factory in (repository, recorder, workflow, callbacks, mailer, merchant_webhook, news_forwarder):
+    for factory in (
+        repository,
+        recorder,
+        workflow,
+        callbacks,
+        mailer,
+        merchant_webhook,
+        news_forwarder,
+        store_credit_ledger,
+    ):
         factory.cache_clear()
     settings.load.cache_clear()

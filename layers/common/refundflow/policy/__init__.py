@@ -17,9 +17,18 @@ from refundflow.policy.engine import (
 )
 from refundflow.policy.inputs import Approver, PolicyInput, build_policy_input
 from refundflow.policy.source import ActivePolicy, PolicySelection, PolicySourceSettings, active_policy
+from refundflow.policy.split_tenders import (
+    AllocationExpressionFailed,
+    AllocationRuleNotAllowed,
+    SplitTenderPolicy,
+    allocate_legs,
+    allowed_rules,
+)
 
 __all__ = [
     "ActivePolicy",
+    "AllocationExpressionFailed",
+    "AllocationRuleNotAllowed",
     "AppliedAdjustment",
     "Approver",
     "CustomerRefundSummary",
@@ -31,7 +40,10 @@ __all__ = [
     "PolicySourceSettings",
     "RuleTrace",
     "SourceApprovalCheck",
+    "SplitTenderPolicy",
     "active_policy",
+    "allocate_legs",
+    "allowed_rules",
     "build_policy_input",
     "load_default_policy",
     "load_policy",

@@ -1,7 +1,9 @@
-"""``python -m refundflow.policy check FILE [--samples DIR] [--expect]``: validate a policy and show its decisions.
+"""``python -m refundflow.policy check FILE [--samples DIR] [--expect]``: validate a policy and show its decisions;
+``python -m refundflow.policy split FILE --amount EUR:7000 --tender kind=card,captured=6000 ...``: how it divides
+a refund among an order's tenders.
 
 Exit codes: 0 fine, 1 the policy file is invalid (or unreadable), 2 a sample is invalid or, with
-``--expect``, a decision differs from the sample's expectation.
+``--expect``, a decision differs from the sample's expectation (``split``: the amount is not divided).
 """
 
 from __future__ import annotations
@@ -10,17 +12,20 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
 from pydantic import Field, StringConstraints, ValidationError
 
+from refundflow.domain.allocation import TenderBalance
+from refundflow.errors import RefundflowError
 from refundflow.ids import derive_refund_id
 from refundflow.models import (
     CustomerContact,
     CustomerRefundSummary,
     OrderInfo,
+    PaymentProvider,
     PaymentReference,
     Refund,
     RefundLine,
@@ -28,11 +33,13 @@ from refundflow.models import (
     ReturnInfo,
     SourceReference,
     StrictModel,
+    TenderKind,
 )
 from refundflow.money import Money
 from refundflow.policy.document import SourceTrust
 from refundflow.policy.engine import InvalidPolicy, Policy, PolicyDecision, load_policy
 from refundflow.policy.inputs import Approver, PolicyInput, build_policy_input
+from refundflow.policy.split_tenders import allocate_legs
 from refundflow.status import RefundStatus
 
 EXIT_OK, EXIT_INVALID_POLICY, EXIT_SAMPLES_FAILED = 0, 1, 2
@@ -165,6 +172,11 @@ def check(policy_file: Path, samples_dir: Path | None, *, expect: bool, out: Tex
             print(f"  - {problem}", file=err)
         return EXIT_INVALID_POLICY
     summary = f"version {policy.version}, {len(policy.rules)} rules + default, roles {', '.join(policy.roles)}"
+    split = policy.split_tenders
+    others = sorted(rule.value for rule in split.allowed_rules() - {split.default_rule})
+    summary += f"; split tenders: {split.default_rule.value}" + (
+        f" (a request may name {', '.join(others)})" if others else ""
+    )
     print(f"OK {policy_file}: {summary}", file=out)
     if samples_dir is None:
         return EXIT_OK
@@ -194,6 +206,77 @@ def check(policy_file: Path, samples_dir: Path | None, *, expect: bool, out: Tex
     return EXIT_SAMPLES_FAILED if failures else EXIT_OK
 
 
+_TENDER_FIELDS = ("kind", "captured", "remaining", "captured_at", "provider")
+
+
+def parse_tender(index: int, text: str, currency: str) -> TenderBalance:
+    """``kind=card,captured=6000[,remaining=6000][,captured_at=2026-03-01T10:00:00Z][,provider=stripe]``.
+
+    Raises:
+        ValueError: an unknown field, kind or provider, a missing field, an amount that is not an integer.
+    """
+    fields: dict[str, str] = {}
+    for part in text.split(","):
+        name, equals, value = part.partition("=")
+        if not equals or name.strip() not in _TENDER_FIELDS:
+            raise ValueError(f"tender {index}: '{part}' is not one of {', '.join(f + '=' for f in _TENDER_FIELDS)}")
+        fields[name.strip()] = value.strip()
+    if "kind" not in fields or "captured" not in fields:
+        raise ValueError(f"tender {index}: kind= and captured= are required")
+    captured = int(fields["captured"])
+    when = fields.get("captured_at")
+    moment = datetime.fromisoformat(when.replace("Z", "+00:00")) if when else None
+    if moment is not None and moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return TenderBalance(
+        index=index,
+        payment=PaymentReference(
+            provider=PaymentProvider(fields.get("provider", "stripe")), payment_id=f"tender_{index}"
+        ),
+        kind=TenderKind(fields["kind"]),
+        captured=Money.of(captured, currency),
+        remaining=Money.of(int(fields.get("remaining", captured)), currency),
+        captured_at=moment,
+    )
+
+
+def split(
+    policy_file: Path,
+    amount: str,
+    tenders: Sequence[str],
+    *,
+    rule: str | None,
+    reason: str | None,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """Divide an amount among tenders the way the policy file says, and print the legs (to try a split_tenders
+    section, its expression above all, before shipping it)."""
+    try:
+        policy = load_policy(policy_file.read_text(encoding="utf-8"), source=str(policy_file))
+    except OSError as error:
+        print(f"cannot read {policy_file}: {error}", file=err)
+        return EXIT_INVALID_POLICY
+    except InvalidPolicy as error:
+        print(f"INVALID {policy_file}", file=err)
+        for problem in error.problems:
+            print(f"  - {problem}", file=err)
+        return EXIT_INVALID_POLICY
+    try:
+        currency, _, minor_units = amount.partition(":")
+        money = Money.of(int(minor_units), currency)
+        balances = [parse_tender(index, text, currency) for index, text in enumerate(tenders)]
+        legs = allocate_legs(policy, money, balances, rule, reason=reason)
+    except (ValueError, ValidationError, RefundflowError) as error:
+        print(f"not divided: {error}", file=err)
+        return EXIT_SAMPLES_FAILED
+    used = policy.split_tenders.rule_for(rule).value
+    print(f"{money} by {used}:", file=out)
+    for leg in legs:
+        print(f"  tender {leg.index} ({leg.kind.value}, {leg.payment.provider.value}): {leg.amount}", file=out)
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m refundflow.policy", description="Refund policy tools.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -201,7 +284,28 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     check_parser.add_argument("file", type=Path, help="the policy YAML file")
     check_parser.add_argument("--samples", type=Path, help="folder of sample refunds (*.json)")
     check_parser.add_argument("--expect", action="store_true", help="fail when a decision differs from 'expect'")
+    split_parser = commands.add_parser("split", help="divide an amount among tenders by the policy's split_tenders")
+    split_parser.add_argument("file", type=Path, help="the policy YAML file")
+    split_parser.add_argument("--amount", required=True, help="CURRENCY:MINOR_UNITS, e.g. EUR:7000")
+    split_parser.add_argument(
+        "--tender",
+        action="append",
+        required=True,
+        help="kind=card,captured=6000[,remaining=..][,captured_at=2026-03-01T10:00:00Z][,provider=stripe]; repeat",
+    )
+    split_parser.add_argument("--rule", help="the rule a request names (default: the policy's rule)")
+    split_parser.add_argument("--reason", help="the refund's reason (refund.reason in the expression)")
     arguments: Any = parser.parse_args(argv)
+    if arguments.command == "split":
+        return split(
+            arguments.file,
+            arguments.amount,
+            arguments.tender,
+            rule=arguments.rule,
+            reason=arguments.reason,
+            out=out or sys.stdout,
+            err=err or sys.stderr,
+        )
     return check(
         arguments.file, arguments.samples, expect=arguments.expect, out=out or sys.stdout, err=err or sys.stderr
     )

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from refundflow.models import PaymentProvider, TenderKind
 from refundflow.money import CurrencyCode
 from refundflow.policy.inputs import INT64_MAX, RoleName
 
@@ -112,6 +113,72 @@ class SourceTrust(DocumentModel):
     )
 
 
+# The names of refundflow.domain.allocation.AllocationRule (a test keeps the two in step; the document stays free of
+# the domain's enum so that strict validation takes the YAML's plain strings).
+AllocationRuleName = Literal[
+    "last_captured_first", "proportional", "least_fee_first", "store_credit_last", "expression"
+]
+# refundflow.models.TenderKind and PaymentProvider values (checked in SplitTenders' validator).
+TenderKindName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{0,31}$")]
+ProviderName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{0,31}$")]
+# CEL has no loops, so an expression's cost grows with its length: a tender priority is one short expression.
+MAX_ALLOCATION_EXPRESSION_CHARS = 1024
+
+
+class SplitTenders(DocumentModel):
+    """How a refund of an order paid with several tenders is divided among them
+    (``refundflow.policy.split_tenders``)."""
+
+    rule: AllocationRuleName = Field(
+        default="last_captured_first", description="The rule used when the refund request names none."
+    )
+    allowed_request_rules: list[AllocationRuleName] = Field(
+        default_factory=list,
+        description="Rules a refund request may name instead of ``rule`` (``rule`` itself is always allowed).",
+    )
+    expression: Annotated[str, StringConstraints(min_length=1, max_length=MAX_ALLOCATION_EXPRESSION_CHARS)] | None = (
+        Field(
+            default=None,
+            description="CEL over ``tender`` and ``refund`` yielding an int priority, lower first (rule expression).",
+        )
+    )
+    fee_basis_points: dict[TenderKindName, BasisPoints] = Field(
+        default_factory=dict, description="What refunding to a tender of this kind costs (least_fee_first)."
+    )
+    fee_basis_points_by_provider: dict[ProviderName, dict[TenderKindName, BasisPoints]] = Field(
+        default_factory=dict, description="Per provider and kind; wins over fee_basis_points."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SplitTenders:
+        kinds = {kind.value for kind in TenderKind}
+        providers = {provider.value for provider in PaymentProvider}
+        per_provider = [kind for fees in self.fee_basis_points_by_provider.values() for kind in fees]
+        named = [*self.fee_basis_points, *per_provider]
+        unknown_kinds = sorted(set(named) - kinds)
+        if unknown_kinds:
+            raise ValueError(
+                f"unknown tender kind {', '.join(unknown_kinds)} in the fees (kinds: {', '.join(sorted(kinds))})"
+            )
+        unknown_providers = sorted(set(self.fee_basis_points_by_provider) - providers)
+        if unknown_providers:
+            raise ValueError(
+                f"fee_basis_points_by_provider: unknown provider {', '.join(unknown_providers)} "
+                f"(providers: {', '.join(sorted(providers))})"
+            )
+        repeated = sorted({rule for rule in self.allowed_request_rules if self.allowed_request_rules.count(rule) > 1})
+        if repeated:
+            raise ValueError(f"allowed_request_rules lists {', '.join(repeated)} more than once")
+        uses_expression = "expression" in (self.rule, *self.allowed_request_rules)
+        if uses_expression and self.expression is None:
+            raise ValueError("the expression rule needs an expression (CEL yielding an int priority, lower first)")
+        if self.expression is not None and not uses_expression:
+            raise ValueError(
+                "an expression is given but no rule uses it: set rule: expression or allow it in allowed_request_rules"
+            )
+        return self
+
+
 class PolicyDocument(DocumentModel):
     version: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")]
     description: Annotated[str, StringConstraints(max_length=2000)] = ""
@@ -132,6 +199,10 @@ class PolicyDocument(DocumentModel):
         default_factory=list,
         description="Rule ids (or 'default') that no approved_by claim satisfies: a person approves through "
         "POST /refunds/{id}/approval, whatever the source may assert.",
+    )
+    split_tenders: SplitTenders = Field(
+        default_factory=SplitTenders,
+        description="How a refund of an order paid with several tenders is divided among them.",
     )
 
     @field_validator("currencies", "roles")

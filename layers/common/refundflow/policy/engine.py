@@ -29,6 +29,7 @@ from refundflow.policy.document import (
 )
 from refundflow.policy.inputs import ApproverFacts, PolicyInput
 from refundflow.policy.references import Shape, check_references, shape_of_model, shape_of_value
+from refundflow.policy.split_tenders import SplitTenderPolicy, compile_split_tenders
 from refundflow.policy.synthetic import synthetic_inputs
 
 DEFAULT_RULE_ID = "default"
@@ -157,6 +158,7 @@ class Policy:
     digest: str
     rules: tuple[_Rule, ...]
     default: _Rule
+    split_tenders: SplitTenderPolicy
 
     @property
     def version(self) -> str:
@@ -615,7 +617,9 @@ def load_policy(text: str, *, source: str) -> Policy:
     Raises:
         InvalidPolicy: the text is not YAML or breaks the schema (unknown field, bad outcome…), a rule id is
             duplicated, a role or adjustment is unknown, ``default`` is missing, an expression does not
-            compile, names an unknown input or field, errors or does not yield a bool on synthetic inputs.
+            compile, names an unknown input or field, errors or does not yield a bool on synthetic inputs;
+            the ``split_tenders`` section names an unknown rule, kind or provider, lacks the expression its
+            rule needs, or its expression does not compile or yield an int priority on synthetic tenders.
     """
     data = _parse(text, source)
     try:
@@ -634,10 +638,14 @@ def load_policy(text: str, *, source: str) -> Policy:
     default = compiler.rule(DEFAULT_RULE_ID, document.default, None, named)
     if not compiler.problems:
         compiler.check_against_samples(document)
-    if compiler.problems:
-        raise InvalidPolicy(source, compiler.problems)
+    split_tenders, split_problems = compile_split_tenders(document)
+    problems = [*compiler.problems, *split_problems]
+    if problems:
+        raise InvalidPolicy(source, problems)
     digest = hashlib.sha256(text.encode()).hexdigest()
-    return Policy(document=document, source=source, digest=digest, rules=rules, default=default)
+    return Policy(
+        document=document, source=source, digest=digest, rules=rules, default=default, split_tenders=split_tenders
+    )
 
 
 @cache

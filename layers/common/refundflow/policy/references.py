@@ -103,6 +103,11 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     return found
 
 
+def identifiers(expression: str) -> frozenset[str]:
+    """The names ``expression`` uses (inputs, fields, functions), outside its string literals."""
+    return frozenset(text for kind, text in _tokens(expression) if kind == "ident")
+
+
 def _member(shape: Shape, name: str) -> Shape | None:
     if shape.kind == "struct":
         return shape.fields.get(name)
