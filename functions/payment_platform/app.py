@@ -1,6 +1,7 @@
 """Every payment platform's own function, ``<stack>-refund-<name>`` (one per payment platform of the catalog, its
 ``PLATFORM`` in the environment, its own SDK, secret and IAM): the workflows' LookUpPayment, RefundWithProvider
-and PollRefundOutcome states, and the news the intake function forwards from the platform's webhooks."""
+and PollRefundOutcome states, a split-tender refund's
+``read_payment`` of one of its tenders, and the news the intake function forwards from the platform's webhooks."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from refundflow.adapters.idempotency import run_once
 from refundflow.adapters.news import APPLY_NEWS
 from refundflow.adapters.s3 import S3Files
 from refundflow.domain import inbound, payments
-from refundflow.models import ProviderStepInput, StepResult
+from refundflow.models import ProviderStepInput, ReadPaymentInput, StepResult
 from refundflow.observability import logger, metrics, tracer
 from refundflow.ports import ProviderEvent
 from refundflow.reconciliation import payouts
@@ -67,6 +68,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             news, recorder=wiring.recorder(), provider=wiring.provider(PLATFORM), callbacks=wiring.callbacks()
         )
         return {"platform": PLATFORM, "event_id": news.event_id, "refunds": [refund.refund_id for refund in touched]}
+    if event.get("operation") == "read_payment":
+        # A split-tender refund's look-up (functions/split_tender) reads this platform's tender.
+        read = ReadPaymentInput.model_validate(event)
+        wiring.ensure_own_platform(PLATFORM, read.payment.provider.value)
+        tender = payments.read_payment(read.payment, recorder=wiring.recorder(), provider=wiring.provider(PLATFORM))
+        return tender.model_dump(mode="json")
     task = ProviderStepInput.model_validate(event)
     logger.append_keys(refund_id=task.refund_id, operation=task.operation)
     operation = OPERATIONS[task.operation]
