@@ -82,6 +82,11 @@ class RefundEvent(StrictModel):
         description="The books platform of the refund's invoice (None: no invoice known). The books platform's "
         "queue subscribes to external refunds' RefundIssued by it, to book their credit document.",
     )
+    parent_refund_id: str | None = Field(
+        default=None,
+        description="A split-tender refund's leg: its parent (the customer and the help desk hear of the parent once, "
+        "not of each leg).",
+    )
 
     @classmethod
     def for_refund(cls, refund: Refund, detail_type: str, *, seq: int, details: dict[str, Any]) -> RefundEvent:
@@ -104,6 +109,7 @@ class RefundEvent(StrictModel):
             details=details,
             origin=refund.origin,
             books=refund.invoice.system.value if refund.invoice is not None else None,
+            parent_refund_id=refund.parent_refund_id,
         )
 
 
