@@ -680,6 +680,11 @@ class StepResult(StrictModel):
     books: BooksSystem | None = Field(
         default=None, description="The invoice's books system (the books function to call), None without invoice."
     )
+    parent_refund_id: str | None = Field(
+        default=None,
+        exclude=True,
+        description="A split-tender leg's parent, for the function that ran the step (never in the step's output).",
+    )
 
 
 class RefundRequestBody(BaseModel):

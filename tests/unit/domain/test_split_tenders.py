@@ -17,6 +17,7 @@ from refundflow.domain.payments import issue_refund, look_up_payment, read_payme
 from refundflow.domain.policy_step import evaluate_policy
 from refundflow.domain.split_tenders import LEG_FAILED, aggregate, leg_refund_id
 from refundflow.domain.validation import validate_refund
+from refundflow.domain.waiting import WaitFor, register_wait
 from refundflow.errors import InvalidRequest, PolicyViolation
 from refundflow.models import (
     LegStatus,
@@ -360,7 +361,7 @@ def test_what_the_legs_add_up_to(
         assert after.failure.code == "split_legs_failed"
 
 
-def test_a_leg_that_needs_a_person_holds_the_parent_with_it(split: World) -> None:
+def test_a_leg_that_needs_a_person_keeps_its_parent_waiting(split: World) -> None:
     refund_id = approved_parent(split, split_body(invoice=None))
     issue(split, refund_id)
     first = split.repository.get(refund_id).legs[0]
@@ -369,8 +370,35 @@ def test_a_leg_that_needs_a_person_holds_the_parent_with_it(split: World) -> Non
     run_leg(split, first.refund_id)
     leg = split.repository.get(first.refund_id)
     split.recorder.move(leg, S.NEEDS_ATTENTION, actor="tests", changes={"attention_reason": "provider_outcome_unknown"})
-    assert poll(split, refund_id).status is S.NEEDS_ATTENTION
-    assert split.repository.get(refund_id).attention_reason == split_tenders.LEG_NEEDS_ATTENTION
+    assert poll(split, refund_id).outcome == "REFUND_PENDING"
+    assert [leg.status for leg in split.repository.get(refund_id).legs] == [LegStatus.SUBMITTED] * 2
+
+
+def test_the_last_leg_paid_moves_and_resumes_its_waiting_parent_at_once(split: World) -> None:
+    # GIVEN a parent waiting for its legs' outcome (its workflow parked on a task token)
+    refund_id = approved_parent(split)
+    issue(split, refund_id)
+    assert (
+        register_wait(
+            refund_id, WaitFor.REFUND_OUTCOME, "token-parent", repository=split.repository, callbacks=split.callbacks
+        )
+        is False
+    )
+    first, second = split.repository.get(refund_id).legs
+    # WHEN the first leg is paid, nothing resumes; when the second is, the parent is REFUNDED and resumed
+    leg = run_leg(split, first.refund_id or "")
+    assert split_tenders.after_leg(refund_id, leg.status, recorder=split.recorder, callbacks=split.callbacks) is False
+    assert split.repository.get(refund_id).status is S.REFUND_PENDING
+    leg = run_leg(split, second.refund_id or "")
+    assert split_tenders.after_leg(refund_id, leg.status, recorder=split.recorder, callbacks=split.callbacks)
+    assert split.repository.get(refund_id).status is S.REFUNDED
+    [(token, output)] = split.callbacks.succeeded
+    assert (token, output["outcome"], output["provider"], output["books"]) == (
+        "token-parent",
+        "REFUNDED",
+        "split",
+        "xero",
+    )
 
 
 # ---------------------------------------------------------------------------- a leg nobody approved

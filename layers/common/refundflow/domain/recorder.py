@@ -182,4 +182,5 @@ def step_result(refund: Refund, outcome: str | None = None) -> StepResult:
         outcome=outcome or outcome_of(refund),
         provider=SPLIT if refund.tenders else refund.payment.provider,
         books=refund.invoice.system if refund.invoice else None,
+        parent_refund_id=refund.parent_refund_id,
     )

@@ -27,7 +27,8 @@ from refundflow.domain.allocation import AllocationRule, TenderBalance, allocate
 from refundflow.domain.deployment import ensure_representable
 from refundflow.domain.intake import WorkflowTiming
 from refundflow.domain.recorder import RefundRecorder, step_result
-from refundflow.errors import PolicyViolation
+from refundflow.domain.waiting import WaitFor, resume_waiting
+from refundflow.errors import ConcurrentModification, PolicyViolation
 from refundflow.models import (
     FailureRecord,
     LegStatus,
@@ -39,7 +40,7 @@ from refundflow.models import (
     TenderPayment,
 )
 from refundflow.money import Money
-from refundflow.ports import WorkflowStarter
+from refundflow.ports import TaskCallbacks, WorkflowStarter
 from refundflow.status import RefundStatus
 
 S = RefundStatus
@@ -50,13 +51,13 @@ DEFAULT_RULE = AllocationRule.PROPORTIONAL
 PARENT_RULE_ID = "split_tender_parent"
 # A leg failed after others paid: a person chooses a remedy (the parent's audit entry lists them).
 LEG_FAILED = "split_leg_failed"
-# A leg needs a person itself (its outcome is unknown, its books...): the parent waits for that person too.
-LEG_NEEDS_ATTENTION = "split_leg_needs_attention"
 LEGS_CREATED = "SplitLegsStarted"
 LEGS_UPDATED = "SplitLegsUpdated"
 # A leg refund's status, as its parent counts it.
 _PAID = frozenset({S.REFUNDED, S.INVOICE_UPDATED, S.COMPLETED, S.SETTLED})
 _NOTHING_PAID = frozenset({S.REJECTED, S.FAILED})
+# Where a leg is done as its parent counts it (its parent is moved and resumed: ``after_leg``).
+LEG_COUNTED = _PAID | _NOTHING_PAID
 # Where a parent waits for its legs.
 _AWAITING_LEGS = frozenset({S.REFUND_SUBMITTED, S.REFUND_PENDING})
 
@@ -284,17 +285,50 @@ def poll_refund(
     """Read the legs' refunds and move the parent by what they add up to (see the module's docstring)."""
     repository = recorder.repository
     parent = repository.get(refund_id)
-    if parent.status not in _AWAITING_LEGS and not (
-        parent.status is S.NEEDS_ATTENTION and parent.attention_reason == LEG_NEEDS_ATTENTION
-    ):
+    if parent.status not in _AWAITING_LEGS:
         return recorder.replay(parent)
-    found = {leg.refund_id: repository.find(leg.refund_id) for leg in parent.legs if leg.refund_id}
-    if any(refund is None for refund in found.values()):
+    found = _leg_refunds(parent, recorder=recorder)
+    if found is None:
         # The step stopped between recording the legs and creating them: create them now.
         start_legs(parent, recorder=recorder, starter=starter, timing=timing)
         return step_result(parent)
-    legs = [_leg_now(leg, found.get(leg.refund_id) if leg.refund_id else None) for leg in parent.legs]
+    legs = [_leg_now(leg, found.get(leg.refund_id or "")) for leg in parent.legs]
     return step_result(aggregate(parent, legs, recorder=recorder))
+
+
+def _leg_refunds(parent: Refund, *, recorder: RefundRecorder) -> dict[str, Refund | None] | None:
+    """The parent's leg refunds by id; None when one was not created yet."""
+    found = {leg.refund_id: recorder.repository.find(leg.refund_id) for leg in parent.legs if leg.refund_id}
+    return None if any(refund is None for refund in found.values()) else found
+
+
+def after_leg(
+    parent_refund_id: str, leg_status: RefundStatus, *, recorder: RefundRecorder, callbacks: TaskCallbacks
+) -> bool:
+    """A leg reached where its parent counts it (paid, or failed without paying): the parent is moved by its legs
+    now and its workflow resumed from the outcome wait, rather than at the wait's end (RefundOutcomeWaitSeconds).
+    Called by the function that moved the leg (its payment platform's); anything it cannot do now is left to the
+    parent's own poll. Returns True if the parent's workflow was resumed.
+
+    Raises:
+        TransientError: the parent's workflow could not be told (its poll still finds the legs).
+    """
+    if leg_status not in LEG_COUNTED:
+        return False
+    for _ in range(3):
+        parent = recorder.repository.find(parent_refund_id)
+        if parent is None or parent.status not in _AWAITING_LEGS:
+            return False
+        found = _leg_refunds(parent, recorder=recorder)
+        if found is None:
+            return False
+        legs = [_leg_now(leg, found.get(leg.refund_id or "")) for leg in parent.legs]
+        try:
+            parent = aggregate(parent, legs, recorder=recorder)
+        except ConcurrentModification:
+            continue  # the parent's poll (or another leg) moved it meanwhile: read it again
+        return resume_waiting(parent, WaitFor.REFUND_OUTCOME, repository=recorder.repository, callbacks=callbacks)
+    return False
 
 
 def _leg_now(leg: SplitLeg, refund: Refund | None) -> SplitLeg:
@@ -326,19 +360,7 @@ def aggregate(parent: Refund, legs: Sequence[SplitLeg], *, recorder: RefundRecor
         leg = failed[0]
         remedies = proposed_remedies(parent, leg, legs, recorder=recorder)
         reason = f"{LEG_FAILED}:{leg.index}"
-        if parent.status is S.NEEDS_ATTENTION and parent.attention_reason == reason:
-            return parent
         move_details = {**details, "failed_leg": leg.index, "failure": leg.failure, "remedies": remedies}
-        move = recorder.note if parent.status is S.NEEDS_ATTENTION else None
-        if move is not None:
-            return move(
-                parent,
-                "SplitLegFailed",
-                actor=ACTOR,
-                details=move_details,
-                changes={**changes, "attention_reason": reason},
-                event="RefundNeedsAttention",
-            )
         return recorder.move(
             parent,
             S.NEEDS_ATTENTION,
@@ -347,15 +369,6 @@ def aggregate(parent: Refund, legs: Sequence[SplitLeg], *, recorder: RefundRecor
             changes={**changes, "attention_reason": reason},
         )
     if pending:
-        stuck = _legs_needing_a_person(pending, recorder=recorder)
-        if stuck and parent.status is not S.NEEDS_ATTENTION:
-            return recorder.move(
-                parent,
-                S.NEEDS_ATTENTION,
-                actor=ACTOR,
-                details={**details, "legs_needing_attention": stuck},
-                changes={**changes, "attention_reason": LEG_NEEDS_ATTENTION},
-            )
         if list(legs) != list(parent.legs):
             return recorder.note(parent, LEGS_UPDATED, actor=ACTOR, details=details, changes=changes)
         return parent
@@ -375,15 +388,6 @@ def aggregate(parent: Refund, legs: Sequence[SplitLeg], *, recorder: RefundRecor
             refunded, S.COMPLETED, actor=ACTOR, details={"books": "no invoice reference: nothing to book"}
         )
     return refunded
-
-
-def _legs_needing_a_person(pending: Sequence[SplitLeg], *, recorder: RefundRecorder) -> list[int]:
-    stuck = []
-    for leg in pending:
-        refund = recorder.repository.find(leg.refund_id) if leg.refund_id else None
-        if refund is not None and refund.status is S.NEEDS_ATTENTION:
-            stuck.append(leg.index)
-    return stuck
 
 
 def proposed_remedies(
