@@ -79,27 +79,56 @@ def test_an_order_paid_by_card_and_paypal_is_refunded_across_both(
     assert statuses[-4:] == ["REFUND_PENDING", "REFUNDED", "INVOICE_UPDATED", "COMPLETED"], statuses
 
 
-def test_a_leg_refused_by_its_platform_leaves_the_parent_needing_a_person_with_remedies(
+def test_a_leg_refused_by_its_platform_needs_a_person_whose_remedy_moves_it_to_the_card(
     stack: DevStack, client: E2EClient, orders: Orders
 ) -> None:
-    # GIVEN an order paid 30.00 by card and 20.00 through PayPal, whose capture PayPal will not refund
+    # GIVEN an order paid 40.00 by card and 20.00 through PayPal, whose capture PayPal will not refund
     tag = uuid.uuid4().hex[:8]
-    stripe_payment = client.create_payment(3000, "EUR")
+    stripe_payment = client.create_payment(4000, "EUR")
     paypal = stack.simulators["paypal"].seed_payment(2000, "EUR", behaviour="insufficient_funds")
-    # WHEN all 50.00 is asked back across both
-    body = split_request(stripe_payment, paypal, f"split-fail.{tag}@example.com", amount=5000)
+    # WHEN 40.00 is asked back across both, proportionally (26.67 to the card, 13.33 to PayPal)
+    body = split_request(stripe_payment, paypal, f"split-fail.{tag}@example.com", amount=4000)
     parent_id = orders.submit(body)
     parent = orders.settle(parent_id, TERMINAL_OR_ATTENTION, timeout=90)
     # THEN the card leg paid, the PayPal leg failed, and the parent waits for a person: never silently short
     assert parent["status"] == "NEEDS_ATTENTION", parent["failure"]
     assert parent["attention_reason"] == "split_leg_failed:1"
     card, wallet = parent["legs"]
-    assert (card["status"], card["amount"]["minor_units"]) == ("succeeded", 3000)
-    assert (wallet["status"], wallet["amount"]["minor_units"]) == ("failed", 2000)
+    assert (card["status"], card["amount"]["minor_units"]) == ("succeeded", 2667)
+    assert (wallet["status"], wallet["amount"]["minor_units"]) == ("failed", 1333)
     assert client.refund(wallet["refund_id"])["status"] == "FAILED"
-    assert [refund["amount"] for refund in client.stripe_refunds(stripe_payment)] == [3000]
+    assert [refund["amount"] for refund in client.stripe_refunds(stripe_payment)] == [2667]
     assert paypal_refunds(stack, paypal["payment_id"]) == []
-    # AND the remedies are recorded: retry the leg, or store credit (the card has no room left for 20.00)
+    # AND the remedies are recorded: retry the leg, move it to the card (13.33 left there), or store credit
     [attention] = [entry for entry in parent["timeline"] if entry["to_status"] == "NEEDS_ATTENTION"]
-    actions = [remedy["action"] for remedy in attention["details"]["remedies"]]
-    assert actions == ["retry", "store_credit"], attention["details"]
+    remedies = [(remedy["action"], remedy.get("tender")) for remedy in attention["details"]["remedies"]]
+    assert remedies == [("retry", 1), ("move_to_tender", 0), ("store_credit", None)], attention["details"]
+    # WHEN an approver moves the failed leg's amount to the card
+    token = client.approver_token("lee@shop.example", "team_lead", refund_id=parent_id)
+    answer = client.http.post(
+        f"{client.api_url}/refunds/{parent_id}/legs/1/remedy",
+        json={"action": "move_to_tender", "tender": 0, "note": "PayPal refused: back to the card"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=client.timeout,
+    )
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["status"], answer.json()["leg"]) == ("REFUND_PENDING", 2)
+    # THEN a third leg refunds 13.33 to the card, and the parent completes with all 40.00 back
+    parent = orders.settle(parent_id, TERMINAL_OR_ATTENTION, timeout=90)
+    assert parent["status"] == "COMPLETED", (parent["attention_reason"], parent["failure"])
+    moved = parent["legs"][2]
+    assert (moved["payment"]["payment_id"], moved["amount"]["minor_units"], moved["status"], moved["replaces"]) == (
+        stripe_payment,
+        1333,
+        "succeeded",
+        1,
+    )
+    assert sorted(refund["amount"] for refund in client.stripe_refunds(stripe_payment)) == [1333, 2667]
+    # AND the same token cannot choose a second remedy
+    again = client.http.post(
+        f"{client.api_url}/refunds/{parent_id}/legs/1/remedy",
+        json={"action": "retry"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=client.timeout,
+    )
+    assert again.status_code == 401, again.text

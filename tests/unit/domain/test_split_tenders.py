@@ -11,14 +11,25 @@ import pytest
 from pydantic import ValidationError
 
 from refundflow.domain import split_tenders
+from refundflow.domain.approval import ApproverIdentity
 from refundflow.domain.books import update_invoice
+from refundflow.domain.failures import handle_failure
 from refundflow.domain.intake import GENERIC_SOURCE, request_fingerprint, source_refund_id
 from refundflow.domain.payments import issue_refund, look_up_payment, read_payment, reserve_amount
 from refundflow.domain.policy_step import evaluate_policy
+from refundflow.domain.split_remedies import choose_remedy, remedy_execution_name
 from refundflow.domain.split_tenders import LEG_FAILED, aggregate, leg_refund_id
 from refundflow.domain.validation import validate_refund
 from refundflow.domain.waiting import WaitFor, register_wait
-from refundflow.errors import InvalidRequest, PolicyViolation
+from refundflow.errors import (
+    AuthenticationFailed,
+    Forbidden,
+    IllegalTransition,
+    InvalidRequest,
+    NotFound,
+    PolicyViolation,
+    RejectedError,
+)
 from refundflow.models import (
     LegStatus,
     PaymentReference,
@@ -308,9 +319,6 @@ def test_a_leg_refused_after_another_paid_needs_a_person_with_remedies(split: Wo
     assert second.refund_id is not None
     run_leg(split, first.refund_id)
     split.provider.outcomes.append(Outcome.REJECTED)
-    from refundflow.domain.failures import handle_failure
-    from refundflow.errors import RejectedError
-
     with pytest.raises(RejectedError) as refused:
         run_leg(split, second.refund_id)
     handle_failure(second.refund_id, "RejectedError", str(refused.value), recorder=split.recorder, max_books_attempts=3)
@@ -454,3 +462,98 @@ def test_a_leg_counts_nowhere_in_velocity_its_parent_does(split: World) -> None:
     contribution = VelocityContribution.of(parent)
     assert contribution is not None
     assert contribution.amount == eur(3_000)
+
+
+# ---------------------------------------------------------------------------- a person's remedy
+
+
+def failed_second_leg(env: World) -> str:
+    """A parent whose first leg (18.00 to the card) paid and whose second (12.00) the provider refused."""
+    refund_id = approved_parent(env)
+    issue(env, refund_id)
+    first, second = env.repository.get(refund_id).legs
+    run_leg(env, first.refund_id or "")
+    env.provider.outcomes.append(Outcome.REJECTED)
+    with pytest.raises(RejectedError) as refused:
+        run_leg(env, second.refund_id or "")
+    handle_failure(
+        second.refund_id or "", "RejectedError", str(refused.value), recorder=env.recorder, max_books_attempts=3
+    )
+    poll(env, refund_id)
+    assert env.repository.get(refund_id).attention_reason == f"{LEG_FAILED}:1"
+    return refund_id
+
+
+def approver(role: str | None = "team_lead", jti: str | None = "jti-1", bound: str | None = None) -> ApproverIdentity:
+    return ApproverIdentity(subject="lee@shop.example", role=role, token_id=jti, bound_refund_id=bound)
+
+
+def remedy(env: World, refund_id: str, action: Any, tender: int | None = None, **kwargs: Any) -> Refund:
+    return choose_remedy(
+        refund_id,
+        kwargs.pop("leg", 1),
+        action,
+        tender,
+        kwargs.pop("who", approver()),
+        recorder=env.recorder,
+        policy=policy().select().policy,
+        starter=env.starter,
+        timing=TIMING,
+    )
+
+
+def test_a_remedy_moves_the_failed_amount_to_a_tender_with_room_and_the_parent_completes(split: World) -> None:
+    refund_id = failed_second_leg(split)
+    parent = remedy(split, refund_id, "move_to_tender", 0)
+    assert parent.status is S.REFUND_PENDING
+    new = parent.legs[2]
+    assert (new.payment.payment_id, new.amount, new.replaces, new.tender_index) == (CARD, eur(1_200), 1, 0)
+    # the new leg is a refund of its own, started; the parent's workflow is started again to wait for it
+    assert split.starter.executions[new.refund_id or ""]["refund_id"] == new.refund_id
+    assert split.starter.executions[remedy_execution_name(refund_id, 2)]["refund_id"] == refund_id
+    assert run_leg(split, new.refund_id or "").status is S.COMPLETED
+    # the replaced failed leg no longer counts: every counted leg paid
+    assert poll(split, refund_id).status is S.REFUNDED
+    assert split.balance(CARD)["refunded"] == 3_000
+
+
+def test_a_retry_goes_to_the_same_tender_and_the_token_is_spent(split: World) -> None:
+    refund_id = failed_second_leg(split)
+    parent = remedy(split, refund_id, "retry")
+    assert (parent.legs[2].payment.payment_id, parent.legs[2].replaces) == (GIFT, 1)
+    split.recorder.move(parent, S.NEEDS_ATTENTION, actor="tests", changes={"attention_reason": f"{LEG_FAILED}:1"})
+    with pytest.raises(AuthenticationFailed) as spent:
+        remedy(split, refund_id, "retry")
+    assert spent.value.code == "token_spent"
+
+
+@pytest.mark.parametrize(
+    ("action", "tender", "kwargs", "error", "code"),
+    [
+        ("store_credit", None, {}, InvalidRequest, "store_credit_not_available"),
+        ("move_to_tender", 1, {}, InvalidRequest, "invalid_tender"),
+        ("move_to_tender", 5, {}, InvalidRequest, "invalid_tender"),
+        ("retry", None, {"leg": 0}, IllegalTransition, "no_failed_leg"),
+        ("retry", None, {"who": approver(role="customer")}, Forbidden, "role_not_allowed"),
+        ("retry", None, {"who": approver(jti=None)}, AuthenticationFailed, "token_without_jti"),
+        ("retry", None, {"who": approver(bound="rf_" + "0" * 32)}, NotFound, "not_found"),
+    ],
+)
+def test_a_remedy_that_cannot_be_carried_out_changes_nothing(
+    split: World, action: Any, tender: int | None, kwargs: dict[str, Any], error: type[Exception], code: str
+) -> None:
+    refund_id = failed_second_leg(split)
+    before = split.repository.get(refund_id)
+    with pytest.raises(error) as refused:  # type: ignore[call-overload]
+        remedy(split, refund_id, action, tender, **kwargs)
+    assert getattr(refused.value, "code", None) == code
+    assert split.repository.get(refund_id) == before
+
+
+def test_a_remedy_to_a_tender_without_room_is_refused(split: World) -> None:
+    refund_id = failed_second_leg(split)
+    split.provider.refund_outside(CARD, eur(4_000))  # the card was refunded elsewhere meanwhile
+    read_payment(PaymentReference(provider="stripe", payment_id=CARD), recorder=split.recorder, provider=split.provider)
+    with pytest.raises(InvalidRequest) as refused:
+        remedy(split, refund_id, "move_to_tender", 0)
+    assert refused.value.code == "tender_without_room"

@@ -354,7 +354,9 @@ def aggregate(parent: Refund, legs: Sequence[SplitLeg], *, recorder: RefundRecor
     details = {"legs": [_leg_details(leg) for leg in legs]}
     changes: dict[str, Any] = {"legs": list(legs)}
     pending = [leg for leg in legs if leg.status is LegStatus.SUBMITTED]
-    failed = [leg for leg in legs if leg.status is LegStatus.FAILED]
+    # A failed leg a remedy replaced (a new leg of its amount) no longer counts: its replacement does.
+    replaced = {leg.replaces for leg in legs if leg.replaces is not None}
+    failed = [leg for leg in legs if leg.status is LegStatus.FAILED and leg.index not in replaced]
     paid = [leg for leg in legs if leg.status is LegStatus.SUCCEEDED]
     if failed and paid and not pending:
         leg = failed[0]
