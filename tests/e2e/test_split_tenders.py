@@ -48,8 +48,19 @@ def test_an_order_paid_by_card_and_paypal_is_refunded_across_both(
     paypal = stack.simulators["paypal"].seed_payment(2000, "EUR")
     invoice = client.create_invoice(f"split {tag}", f"Order split {tag}", Decimal("50.00"), "EUR", paid=True)
     customer = f"split.{tag}@example.com"
-    # WHEN 25.00 is asked back across both tenders, proportionally
     body = split_request(stripe_payment, paypal, customer, amount=2500, invoice_id=str(invoice["InvoiceID"]))
+    # (requests that name a payment twice, a rule refundflow does not have, or store credit are refused: nothing
+    # stored)
+    twice = {**body, "tenders": [body["tenders"][0], body["tenders"][0]]}
+    unknown_rule = {**body, "allocation": "cheapest_first"}
+    store_credit = {**body, "tenders": [body["tenders"][0], {"kind": "store_credit"}]}
+    refused = [client.request_refund(bad) for bad in (twice, unknown_rule, store_credit)]
+    assert [(answer.status_code, answer.json()["code"]) for answer in refused] == [
+        (400, "validation_failed"),
+        (400, "unknown_allocation_rule"),
+        (400, "store_credit_not_available"),
+    ], [answer.text for answer in refused]
+    # WHEN 25.00 is asked back across both tenders, proportionally
     parent_id = orders.submit(body)
     parent = orders.settle(parent_id, TERMINAL_OR_ATTENTION, timeout=90)
     # THEN the parent completed with two legs, 15.00 back to the card and 10.00 to PayPal

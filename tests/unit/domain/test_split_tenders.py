@@ -462,6 +462,13 @@ def test_a_leg_counts_nowhere_in_velocity_its_parent_does(split: World) -> None:
     contribution = VelocityContribution.of(parent)
     assert contribution is not None
     assert contribution.amount == eur(3_000)
+    # the customer's counters and the by-customer index hold the parent, once
+    day = parent.created_at.date()
+    [counter] = split.repository.velocity_days(parent.customer.email, day, day)
+    assert (counter.count, counter.amounts) == (1, {"EUR": 3_000})
+    assert [found.refund_id for found in split.repository.customer_refunds_on(parent.customer.email, day)] == [
+        refund_id
+    ]
 
 
 # ---------------------------------------------------------------------------- a person's remedy
