@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from refundflow.domain import split_tenders
-from refundflow.domain.approval import ApproverIdentity
+from refundflow.domain.approval import ApproverIdentity, decide_approval
 from refundflow.domain.books import update_invoice
 from refundflow.domain.failures import handle_failure
 from refundflow.domain.intake import GENERIC_SOURCE, request_fingerprint, source_refund_id
@@ -65,12 +65,17 @@ def tenders(*payment_ids: str, kinds: tuple[str, ...] = ()) -> list[dict[str, An
 
 
 def split_body(
-    *, amount: int | None = 3_000, reference: str = "RMA-S1", allocation: str | None = "proportional", **extra: Any
+    *,
+    amount: int | None = 3_000,
+    reference: str = "RMA-S1",
+    allocation: str | None = "proportional",
+    reason: str = "damaged",
+    **extra: Any,
 ) -> RefundRequestBody:
     document: dict[str, Any] = {"tenders": tenders(CARD, GIFT), **extra}
     if allocation is not None:
         document["allocation"] = allocation
-    return refund_request_body(reference=reference, amount=amount, payment=None, reason="damaged", **document)
+    return refund_request_body(reference=reference, amount=amount, payment=None, reason=reason, **document)
 
 
 class Reader:
@@ -564,3 +569,34 @@ def test_a_remedy_to_a_tender_without_room_is_refused(split: World) -> None:
     with pytest.raises(InvalidRequest) as refused:
         remedy(split, refund_id, "move_to_tender", 0)
     assert refused.value.code == "tender_without_room"
+
+
+def test_a_parent_a_person_approved_approves_its_legs(split: World) -> None:
+    # GIVEN a split refund the policy asks a person to approve (a product return), decided once on its total
+    body = split_body(reference="RMA-approved", reason="product_return")
+    refund_id = split.accept(body, "dlv-approved").refund.refund_id
+    validate_refund(refund_id, recorder=split.recorder)
+    split_tenders.look_up_payment(refund_id, recorder=split.recorder, reader=Reader(split))
+    decided = evaluate_policy(refund_id, recorder=split.recorder, policy=policy())
+    assert decided.outcome == "APPROVAL_REQUIRED"
+    required = split.repository.get(refund_id).policy
+    assert required is not None
+    # WHEN an approver approves the parent through the approval route's domain
+    decide_approval(
+        refund_id,
+        "approve",
+        None,
+        approver(role=required.required_role or "team_lead", jti="jti-approval"),
+        recorder=split.recorder,
+        policy=policy().select().policy,
+        callbacks=split.callbacks,
+    )
+    assert reserve_amount(refund_id, recorder=split.recorder).outcome == "RESERVED"
+    issue(split, refund_id)
+    # THEN each leg is approved by that decision and paid
+    for leg in split.repository.get(refund_id).legs:
+        paid = run_leg(split, leg.refund_id or "")
+        assert paid.status is S.COMPLETED
+        assert paid.policy is not None
+        assert paid.policy.rule_id == "split_tender_parent"
+    assert poll(split, refund_id).status is S.REFUNDED
