@@ -686,7 +686,9 @@ def apply_provider_event(
             candidates.setdefault(named.refund_id, (named, None))
     if not event.refunds and event.payment is not None:
         for refund in repository.open_refunds_for_payment(event.provider, event.payment.payment_id):
-            if _awaiting_provider(refund):
+            # (a split-tender parent is indexed on its first tender's payment but has no refund at any provider:
+            # its legs do, and their news names them)
+            if _awaiting_provider(refund) and not refund.tenders:
                 candidates.setdefault(refund.refund_id, (refund, None))
     touched: list[Refund] = []
     for refund, told in candidates.values():
