@@ -42,7 +42,7 @@ from refundflow.models import (
 from refundflow.money import Money
 from refundflow.policy import ActivePolicy, PolicySourceSettings
 from refundflow.status import RefundStatus
-from tests.support.fakes import TIMING, Outcome, World, refund_request_body
+from tests.support.fakes import TIMING, Outcome, World, provider_event, refund_request_body
 
 S = RefundStatus
 CARD = "pi_card"
@@ -600,3 +600,19 @@ def test_a_parent_a_person_approved_approves_its_legs(split: World) -> None:
         assert paid.policy is not None
         assert paid.policy.rule_id == "split_tender_parent"
     assert poll(split, refund_id).status is S.REFUNDED
+
+
+def test_news_of_the_first_tender_s_payment_reads_its_leg_never_the_parent(split: World) -> None:
+    # GIVEN a parent waiting for its legs (indexed on its first tender's payment, like its card leg)
+    refund_id = approved_parent(split, split_body(invoice=None))
+    issue(split, refund_id)
+    card_leg = split.repository.get(refund_id).legs[0]
+    split.provider.outcomes.append(Outcome.PENDING)
+    run_leg(split, card_leg.refund_id or "")
+    # WHEN the provider sends news of the card payment without refund objects (Stripe's charge.refunded)
+    split.deliver(provider_event(payment_id=CARD))
+    # THEN the provider is asked about the card leg's refund, never about the parent (which has none there)
+    asked = [call.arguments.get("refund_id") for call in split.provider.calls_to("find_refund")]
+    asked += [call.arguments.get("provider_refund_id") for call in split.provider.calls_to("get_refund")]
+    assert refund_id not in asked
+    assert split.repository.get(refund_id).status is S.REFUND_PENDING
