@@ -255,6 +255,8 @@ RETURNS_NEWS_FUNCTIONS = {
 # platform's with returns news (RETURNS_NEWS_FUNCTIONS), the refund its return lets go on.
 TOKEN_TAKERS = {
     "DecideApprovalFunction",
+    # a split-tender leg that failed resumes its waiting parent (refundflow.domain.split_tenders.after_leg)
+    "HandleFailureFunction",
     "RegisterWaitFunction",
     "ReceiveWebhookFunction",
     *PAYMENT_FUNCTIONS,
