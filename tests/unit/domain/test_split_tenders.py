@@ -616,3 +616,27 @@ def test_news_of_the_first_tender_s_payment_reads_its_leg_never_the_parent(split
     asked += [call.arguments.get("provider_refund_id") for call in split.provider.calls_to("get_refund")]
     assert refund_id not in asked
     assert split.repository.get(refund_id).status is S.REFUND_PENDING
+
+
+def test_a_leg_refused_last_moves_its_waiting_parent_to_a_person_at_once(split: World) -> None:
+    # GIVEN a parent parked in its outcome wait, its card leg paid
+    refund_id = approved_parent(split)
+    issue(split, refund_id)
+    register_wait(refund_id, WaitFor.REFUND_OUTCOME, "token-p", repository=split.repository, callbacks=split.callbacks)
+    first, second = split.repository.get(refund_id).legs
+    paid = run_leg(split, first.refund_id or "")
+    assert not split_tenders.after_leg(refund_id, paid.status, recorder=split.recorder, callbacks=split.callbacks)
+    # WHEN the other leg's platform refuses it and the catch path fails the leg
+    split.provider.outcomes.append(Outcome.REJECTED)
+    with pytest.raises(RejectedError) as refused:
+        run_leg(split, second.refund_id or "")
+    failed = handle_failure(
+        second.refund_id or "", "RejectedError", str(refused.value), recorder=split.recorder, max_books_attempts=3
+    )
+    assert failed.parent_refund_id == refund_id
+    assert split_tenders.after_leg(refund_id, failed.status, recorder=split.recorder, callbacks=split.callbacks)
+    # THEN the parent needs a person now, and its workflow is told so (not at the wait's end)
+    assert split.repository.get(refund_id).attention_reason == f"{LEG_FAILED}:1"
+    [(token, output)] = split.callbacks.succeeded
+    assert (token, output["outcome"]) == ("token-p", "NEEDS_ATTENTION")
+    assert "parent_refund_id" not in output
