@@ -7,7 +7,18 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from refundflow.money import Money
 from refundflow.status import RefundStatus
@@ -692,14 +703,17 @@ class RefundRequestBody(BaseModel):
 
     model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid", populate_by_name=True)
 
-    payment: PaymentReference | None = Field(
-        default=None, description="The payment to refund (or ``tenders``, for an order paid with several)."
-    )
+    # tenders before payment: payment's validator sees whether tenders were given.
     tenders: list[TenderRequest] | None = Field(
         default=None,
         min_length=2,
         max_length=8,
         description="An order paid with several payments (split tenders): refunded across them, one leg each.",
+    )
+    payment: PaymentReference | None = Field(
+        default=None,
+        validate_default=True,
+        description="The payment to refund (or ``tenders``, for an order paid with several).",
     )
     allocation: AllocationRuleName | None = Field(
         default=None, description="With tenders: the allocation rule that divides the amount (the policy's default)."
@@ -722,11 +736,23 @@ class RefundRequestBody(BaseModel):
         description="Who already approved this where it was asked for; the policy decides if that role is enough.",
     )
 
+    @field_validator("payment")
+    @classmethod
+    def _payment_or_tenders(cls, payment: PaymentReference | None, info: ValidationInfo) -> PaymentReference | None:
+        """``payment`` is required unless ``tenders`` are given, and not both (a missing payment is reported at
+        ``payment``, as before tenders existed; tenders that were refused are reported at ``tenders`` alone)."""
+        if "tenders" not in info.data:
+            return payment  # the tenders were refused: their own error says why
+        tenders = info.data["tenders"]
+        if payment is None and tenders is None:
+            raise PydanticCustomError("missing", "Field required (or tenders, for an order paid with several)")
+        if payment is not None and tenders is not None:
+            raise ValueError("name exactly one of payment (one payment) or tenders (an order paid with several)")
+        return payment
+
     @model_validator(mode="after")
     def _consistent_amounts(self) -> RefundRequestBody:
         _check_amounts(self.amount, self.lines)
-        if (self.payment is None) == (self.tenders is None):
-            raise ValueError("name exactly one of payment (one payment) or tenders (an order paid with several)")
         if self.tenders is not None:
             payments = [
                 (tender.payment.provider, tender.payment.payment_id) if tender.payment else ("store_credit", "")

@@ -138,7 +138,7 @@ def run_leg(env: World, leg_id: str) -> Refund:
     ("document", "problem"),
     [
         ({"payment": {"provider": "stripe", "payment_id": CARD}, "tenders": tenders(CARD, GIFT)}, "exactly one"),
-        ({}, "exactly one"),
+        ({}, "Field required"),
         ({"tenders": tenders(CARD)}, "at least 2"),
         ({"tenders": tenders(CARD, CARD)}, "distinct payments"),
         ({"tenders": [*tenders(CARD), {"kind": "card"}]}, "needs its payment"),
