@@ -29,8 +29,10 @@ Runnable = Callable[[], "Outcome | list[Outcome]"]
 
 
 class Demo:
-    def __init__(self, client: RefundflowClient) -> None:
+    def __init__(self, client: RefundflowClient, simulators: dict[str, Any] | None = None) -> None:
+        """``simulators``: the stack's sandboxes by platform (the split-tender scenario seeds a PayPal capture)."""
         self.client = client
+        self.simulators = simulators or {}
         self.run_id = uuid.uuid4().hex[:6]
 
     # ------------------------------------------------------------------ building blocks
@@ -379,6 +381,36 @@ class Demo:
         outcome.check(sorted(r["amount"] for r in stripe_refunds) == [1500, 2000], f"Stripe refunds {stripe_refunds}")
         return outcome
 
+    def split_tenders(self) -> Outcome:
+        outcome = Outcome(
+            "an order paid by card and PayPal (split tenders)",
+            "50.00 paid as 30.00 by Stripe card and 20.00 through PayPal; 25.00 asked back proportionally: two legs, "
+            "15.00 to the card and 10.00 to PayPal, each its own refund; the parent COMPLETED with one credit note",
+        )
+        paypal = self.simulators["paypal"].seed_payment(2000, "EUR")
+        card = self.client.create_payment(3000, "EUR")
+        invoice = self.client.create_invoice(f"split {self.run_id}", "Order split", Decimal("50.00"), "EUR", paid=True)
+        body = self.request("split", card, str(invoice["InvoiceID"]), amount=2500)
+        body.pop("payment")
+        body["tenders"] = [
+            {"payment": {"provider": "stripe", "payment_id": card}, "kind": "card"},
+            {"payment": {"provider": "paypal", "payment_id": paypal["payment_id"]}, "kind": "wallet"},
+        ]
+        body["allocation"] = "proportional"
+        parent_id = self.submit(outcome, body)
+        parent = self.client.wait_for(parent_id, TERMINAL | {"NEEDS_ATTENTION"}, timeout=90)
+        outcome.check(parent["status"] == "COMPLETED", f"ended {parent['status']} ({parent.get('attention_reason')})")
+        legs = [(leg["payment"]["provider"], leg["amount"]["minor_units"], leg["status"]) for leg in parent["legs"]]
+        outcome.check(legs == [("stripe", 1500, "succeeded"), ("paypal", 1000, "succeeded")], f"legs {legs}")
+        outcome.refund_ids += [leg["refund_id"] for leg in parent["legs"]]
+        stripe_refunds = [refund["amount"] for refund in self.client.stripe_refunds(card)]
+        outcome.check(stripe_refunds == [1500], f"Stripe refunds {stripe_refunds}")
+        held = [r for r in self.simulators["paypal"].refunds() if paypal["payment_id"] in str(r)]
+        outcome.check([r["amount"]["value"] for r in held] == ["10.00"], f"PayPal refunds {held}")
+        notes = self.client.credit_notes(parent_id)
+        outcome.check(len(notes) == 1 and Decimal(str(notes[0]["Total"])) == Decimal("25.00"), f"credit notes {notes}")
+        return outcome
+
     def scenarios(self) -> list[Runnable]:
         """Independent scenarios, run concurrently."""
         return [
@@ -394,6 +426,7 @@ class Demo:
             self.parcel_returned_to_sender,
             self.waits_for_its_return,
             self.refunded_in_the_stripe_dashboard,
+            *([self.split_tenders] if "paypal" in self.simulators else []),
         ]
 
     def exclusive_scenarios(self) -> list[Runnable]:
@@ -479,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     with DevStack(settings) as stack:
         client = RefundflowClient(stack.api_url)
-        demo = Demo(client)
+        demo = Demo(client, simulators=stack.simulators)
         print(f"refundflow demo: local stack at {stack.api_url} (moto at {stack.aws_endpoint})\n")
         shared, exclusive = platform_scenarios(stack, client)
         if only:

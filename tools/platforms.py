@@ -480,11 +480,28 @@ def _replace_block(text: str, name: str, block: str, *, path: Path) -> str:
     return pattern.sub(lambda _: block, text, count=1)
 
 
+def _payment_function_arns(catalog: Catalog) -> list[str]:
+    return [
+        "                - !Sub arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
+        f"${{AWS::StackName}}-{ROLE_FUNCTION_PREFIX['payment']}-{entry.name}"
+        for entry in catalog.platforms
+        if entry.payment is not None
+    ]
+
+
+def tender_readers_block(catalog: Catalog) -> str:
+    """The split-tender function reads each tender through its payment platform's function: every payment
+    platform's function is listed (the workflows' ``refund-*`` prefix also names the split function itself)."""
+    lines = [f"                # >>> platforms: tender readers ({GENERATED})", *_payment_function_arns(catalog)]
+    lines.append("                # <<< platforms: tender readers")
+    return "\n".join(lines) + "\n"
+
+
 def news_targets_block(catalog: Catalog) -> str:
-    """Intake forwards news to every payment platform's and help desk's function (by name prefix, in the template);
-    a books platform's function only when it sends webhooks (returns news): each is listed, so intake may invoke
-    no other books function."""
-    lines = [f"                # >>> platforms: news targets ({GENERATED})"]
+    """Intake forwards news to every payment platform's function and every help desk's (by name prefix, in the
+    template); a books platform's function only when it sends webhooks (returns news). The payment and books
+    functions are listed (``refund-*`` would also name the split-tender function, which takes no news)."""
+    lines = [f"                # >>> platforms: news targets ({GENERATED})", *_payment_function_arns(catalog)]
     for entry in catalog.platforms:
         if entry.books is not None and entry.inbound is not None:
             lines.append(
@@ -498,6 +515,7 @@ def news_targets_block(catalog: Catalog) -> str:
 def rendered_template(catalog: Catalog) -> str:
     text = TEMPLATE.read_text()
     text = _replace_block(text, "news targets", news_targets_block(catalog), path=TEMPLATE)
+    text = _replace_block(text, "tender readers", tender_readers_block(catalog), path=TEMPLATE)
     text = _replace_block(text, "parameters", parameters_block(catalog), path=TEMPLATE)
     text = _replace_block(text, "functions", resources_block(catalog), path=TEMPLATE)
     text = _replace_block(text, "alarms", provider_alarm_block(catalog), path=TEMPLATE)

@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from refundflow import settings, wiring
 from refundflow.domain.failures import handle_failure
+from refundflow.errors import RefundflowError
 from refundflow.models import FailureStepInput
 from refundflow.observability import logger, metrics, tracer
 
@@ -27,4 +28,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         max_books_attempts=failures.max_books_attempts,
         max_lookup_attempts=failures.max_lookup_attempts,
     )
+    if result.parent_refund_id is not None:
+        # A split-tender leg failed: its parent counts it now, rather than at its outcome wait's end.
+        from refundflow.domain.split_tenders import after_leg
+
+        try:
+            after_leg(result.parent_refund_id, result.status, recorder=wiring.recorder(), callbacks=wiring.callbacks())
+        except RefundflowError as error:
+            logger.warning("split-tender parent not resumed: its poll will", extra={"code": error.code})
     return result.model_dump(mode="json")

@@ -112,8 +112,10 @@ def test_the_functions_a_platform_prefix_reaches_are_exactly_the_catalog_platfor
         for logical_id in FUNCTIONS
         if any(STACK.physical_name(logical_id).startswith(prefix) for prefix in prefixes)
     }
-    # (a help desk's function is reached by intake's news and its own write-back queue, never by a workflow)
-    assert reachable == {logical_id for logical_id, (_, role) in PLATFORM_FUNCTIONS.items() if role != "ticket"}
+    # (a help desk's function is reached by intake's news and its own write-back queue, never by a workflow; the
+    # split-tender function is the platform steps' function of a refund with tenders: refund-split)
+    platform_steps = {logical_id for logical_id, (_, role) in PLATFORM_FUNCTIONS.items() if role != "ticket"}
+    assert reachable == platform_steps | {"SplitTenderFunction"}
     for logical_id, (entry, role) in PLATFORM_FUNCTIONS.items():
         assert STACK.physical_name(logical_id) == entry.function_name(role, STACK.name)
         assert STACK.function_environment(logical_id)["PLATFORM"] == entry.name
@@ -253,6 +255,8 @@ RETURNS_NEWS_FUNCTIONS = {
 # platform's with returns news (RETURNS_NEWS_FUNCTIONS), the refund its return lets go on.
 TOKEN_TAKERS = {
     "DecideApprovalFunction",
+    # a split-tender leg that failed resumes its waiting parent (refundflow.domain.split_tenders.after_leg)
+    "HandleFailureFunction",
     "RegisterWaitFunction",
     "ReceiveWebhookFunction",
     *PAYMENT_FUNCTIONS,
@@ -539,9 +543,13 @@ def test_only_intake_forwards_news_and_only_to_payment_platform_functions(logica
     for target in FUNCTIONS:
         may_invoke = allowed(statements, Request("lambda:InvokeFunction", STACK.arn(target)))
         forwarded_to = PAYMENT_FUNCTIONS | TICKET_FUNCTIONS | RETURNS_NEWS_FUNCTIONS
-        # The acquirer reference schedule has each refund read by its payment platform's function, no other.
+        # The acquirer reference schedule has each refund read by its payment platform's function, and the
+        # split-tender function reads each tender through its payment platform's function: no other.
         rereads = logical_id == "WatchAcquirerReferencesFunction" and target in PAYMENT_FUNCTIONS
-        assert may_invoke == ((logical_id == "ReceiveWebhookFunction" and target in forwarded_to) or rereads), target
+        reads_tenders = logical_id == "SplitTenderFunction" and target in PAYMENT_FUNCTIONS
+        assert may_invoke == (
+            (logical_id == "ReceiveWebhookFunction" and target in forwarded_to) or rereads or reads_tenders
+        ), target
     if logical_id == "ReceiveWebhookFunction":
         assert STACK.function_environment(logical_id)["PLATFORM_FUNCTION_PREFIX"] == f"{STACK.name}-"
 

@@ -22,6 +22,7 @@ AUDIT_WRITERS = frozenset(
         "ValidateRefundFunction",
         "EvaluatePolicyFunction",
         "ReserveAmountFunction",
+        "SplitTenderFunction",
         *(entry.logical_id(role) for entry in catalog.platforms() for role in entry.function_roles),
         "HandleFailureFunction",
         "DecideApprovalFunction",

@@ -20,6 +20,8 @@ __all__ = [
     "RefundAccepted",
     "RefundRequestBody",
     "RefundView",
+    "RemedyRequestBody",
+    "RemedyResult",
     "ReturnUpdateAccepted",
     "ReturnUpdateBody",
     "WebhookAck",
@@ -69,6 +71,30 @@ class ApprovalResult(BaseModel):
     decision: Literal["approve", "reject"]
     approver: str
     role: str
+
+
+class RemedyRequestBody(BaseModel):
+    """``POST /refunds/{refund_id}/legs/{leg}/remedy``: what an approver does with a split-tender leg that failed
+    after others paid (refundflow.domain.split_remedies)."""
+
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
+
+    action: Literal["retry", "move_to_tender", "store_credit"]
+    tender: int | None = Field(
+        default=None, ge=0, le=7, description="move_to_tender: which of the refund's tenders (0-based) takes it."
+    )
+    note: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+
+class RemedyResult(BaseModel):
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
+
+    refund_id: str
+    status: RefundStatus
+    action: Literal["retry", "move_to_tender", "store_credit"]
+    leg: int = Field(description="The new leg's number (it replaces the failed one).")
+    leg_refund_id: str
+    approver: str
 
 
 class WebhookAck(BaseModel):

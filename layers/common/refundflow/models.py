@@ -7,7 +7,18 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from refundflow.money import Money
 from refundflow.status import RefundStatus
@@ -109,6 +120,8 @@ _RETURN_RANK = {
 }
 
 
+# An allocation rule's name (refundflow.domain.allocation.AllocationRule; the policy says which are allowed).
+AllocationRuleName = Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")]
 LocatorKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 
 
@@ -145,6 +158,25 @@ class Tender(StrictModel):
 
     payment: PaymentReference
     kind: TenderKind = TenderKind.CARD
+
+
+class TenderRequest(StrictModel):
+    """One tender as ``POST /refund-requests`` names it. A payment platform's tender names its payment; a
+    ``store_credit`` tender names none: it is refundflow's own store-credit ledger, kept by the customer (there is
+    no payment platform to name, ``PaymentProvider`` lists platforms only)."""
+
+    payment: PaymentReference | None = Field(
+        default=None, description="The platform's payment (required, except for a store_credit tender)."
+    )
+    kind: TenderKind = TenderKind.CARD
+
+    @model_validator(mode="after")
+    def _payment_unless_store_credit(self) -> TenderRequest:
+        if self.kind is TenderKind.STORE_CREDIT and self.payment is not None:
+            raise ValueError("a store_credit tender names no payment: it is refundflow's ledger, kept by customer")
+        if self.kind is not TenderKind.STORE_CREDIT and self.payment is None:
+            raise ValueError(f"a {self.kind.value} tender needs its payment")
+        return self
 
 
 class LegStatus(StrEnum):
@@ -542,7 +574,8 @@ class VelocityContribution(StrictModel):
     @classmethod
     def of(cls, refund: Refund) -> VelocityContribution | None:
         amount = refund.amount or refund.requested_amount
-        if amount is None or refund.status in VELOCITY_NOT_COUNTED:
+        if amount is None or refund.status in VELOCITY_NOT_COUNTED or refund.parent_refund_id is not None:
+            # A split-tender refund's leg is part of its parent, which counts once.
             return None
         return cls(day=refund.created_at.astimezone(UTC).date(), amount=amount)
 
@@ -620,6 +653,24 @@ class ProviderStepInput(StepInput):
     operation: Literal["look_up_payment", "refund", "poll_refund", "read_acquirer_reference"]
 
 
+class ReadPaymentInput(StrictModel):
+    """``read_payment``: a split-tender refund's look-up asks the tender's platform function for the payment (what
+    was captured and refunded) and its refundable balance, opened or updated as the single-payment look-up does."""
+
+    operation: Literal["read_payment"]
+    payment: PaymentReference
+
+
+class TenderPayment(StrictModel):
+    """What ``read_payment`` answers: the payment's refundable balance at this moment."""
+
+    payment: PaymentReference
+    captured: Money
+    refunded: Money
+    remaining: Money
+    captured_at: datetime | None = None
+
+
 class StateError(StrictModel):
     """The error a Step Functions Catch hands over (``ResultPath: $.error``)."""
 
@@ -644,9 +695,17 @@ class StepResult(StrictModel):
     refund_id: str
     status: RefundStatus
     outcome: Annotated[str, StringConstraints(pattern=r"^[A-Z_]{1,40}$")]
-    provider: PaymentProvider
+    provider: PaymentProvider | Literal["split"] = Field(
+        description="The function the workflow's platform steps invoke (refund-<provider>): ``split`` for a "
+        "split-tender refund, whose legs each go to their own payment's platform."
+    )
     books: BooksSystem | None = Field(
         default=None, description="The invoice's books system (the books function to call), None without invoice."
+    )
+    parent_refund_id: str | None = Field(
+        default=None,
+        exclude=True,
+        description="A split-tender leg's parent, for the function that ran the step (never in the step's output).",
     )
 
 
@@ -655,7 +714,21 @@ class RefundRequestBody(BaseModel):
 
     model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid", populate_by_name=True)
 
-    payment: PaymentReference
+    # tenders before payment: payment's validator sees whether tenders were given.
+    tenders: list[TenderRequest] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=8,
+        description="An order paid with several payments (split tenders): refunded across them, one leg each.",
+    )
+    payment: PaymentReference | None = Field(
+        default=None,
+        validate_default=True,
+        description="The payment to refund (or ``tenders``, for an order paid with several).",
+    )
+    allocation: AllocationRuleName | None = Field(
+        default=None, description="With tenders: the allocation rule that divides the amount (the policy's default)."
+    )
     amount: Money | None = Field(
         default=None, description="Refund this much (minor units). Omit it to refund everything still refundable."
     )
@@ -674,10 +747,45 @@ class RefundRequestBody(BaseModel):
         description="Who already approved this where it was asked for; the policy decides if that role is enough.",
     )
 
+    @field_validator("payment")
+    @classmethod
+    def _payment_or_tenders(cls, payment: PaymentReference | None, info: ValidationInfo) -> PaymentReference | None:
+        """``payment`` is required unless ``tenders`` are given, and not both (a missing payment is reported at
+        ``payment``, as before tenders existed; tenders that were refused are reported at ``tenders`` alone)."""
+        if "tenders" not in info.data:
+            return payment  # the tenders were refused: their own error says why
+        tenders = info.data["tenders"]
+        if payment is None and tenders is None:
+            raise PydanticCustomError("missing", "Field required (or tenders, for an order paid with several)")
+        if payment is not None and tenders is not None:
+            raise ValueError("name exactly one of payment (one payment) or tenders (an order paid with several)")
+        return payment
+
     @model_validator(mode="after")
     def _consistent_amounts(self) -> RefundRequestBody:
         _check_amounts(self.amount, self.lines)
+        if self.tenders is not None:
+            payments = [
+                (tender.payment.provider, tender.payment.payment_id) if tender.payment else ("store_credit", "")
+                for tender in self.tenders
+            ]
+            if len(set(payments)) != len(payments):
+                raise ValueError("tenders must name distinct payments (and store credit at most once)")
+            if self.tenders[0].payment is None:
+                raise ValueError("the first tender must be a payment (store credit may come after it)")
+        elif self.allocation is not None:
+            raise ValueError("allocation is for tenders only")
         return self
+
+    @property
+    def first_payment(self) -> PaymentReference:
+        """The payment (or the first tender's): the refund's ``payment``, which its indexes key on."""
+        if self.payment is not None:
+            return self.payment
+        first = self.tenders[0].payment if self.tenders else None
+        if first is None:
+            raise ValueError("a split-tender request's first tender is a payment")  # the validator says so
+        return first
 
     @property
     def requested_amount(self) -> Money | None:

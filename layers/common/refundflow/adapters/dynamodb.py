@@ -353,8 +353,9 @@ class RefundRepository(RefundStore):
             "gsi1sk": f"{since}#{refund.refund_id}" if indexed else None,
             "gsi2pk": f"PAYMENT#{refund.payment.provider.value}#{refund.payment.payment_id}",
             "gsi2sk": f"{created}#{refund.refund_id}",
-            "gsi4pk": f"CUSTOMER#{customer_key(refund.customer.email)}",
-            "gsi4sk": f"{created}#{refund.refund_id}",
+            # A split-tender leg is not one of the customer's refunds (its parent is): velocity never sees it.
+            "gsi4pk": f"CUSTOMER#{customer_key(refund.customer.email)}" if refund.parent_refund_id is None else None,
+            "gsi4sk": f"{created}#{refund.refund_id}" if refund.parent_refund_id is None else None,
             "gsi5pk": provider_refund_key(refund.provider_refund_id) if refund.provider_refund_id else None,
             "gsi5sk": refund.refund_id if refund.provider_refund_id else None,
             "entity": "refund",

@@ -11,14 +11,17 @@ from typing import Any
 from refundflow.audit import canonical_json
 from refundflow.domain.deployment import ensure_deployed
 from refundflow.domain.recorder import RefundRecorder
-from refundflow.errors import ConcurrentModification, Forbidden, IdempotencyConflict
+from refundflow.errors import ConcurrentModification, Forbidden, IdempotencyConflict, InvalidRequest
 from refundflow.ids import derive_refund_id
-from refundflow.models import Refund, RefundRequestBody, ReturnStep
+from refundflow.models import Refund, RefundRequestBody, ReturnStep, Tender
 from refundflow.ports import RefundStore, VerifiedSource, WorkflowStarter
 from refundflow.settings import WorkflowTimingSettings
 from refundflow.status import RefundStatus
 
 GENERIC_SOURCE = "refund-requests"
+# The allocation rules a request may name (refundflow.domain.allocation.AllocationRule, less ``expression``: the
+# merchant's own expression is the policy's, never a request's).
+REQUESTABLE_RULES = frozenset({"last_captured_first", "proportional", "least_fee_first", "store_credit_last"})
 # The audit entry of a return step (domain.returns), also written here for steps reported before the request.
 RETURN_UPDATED = "ReturnUpdated"
 
@@ -63,7 +66,13 @@ def source_refund_id(channel: str, system: str, reference: str) -> str:
 
 
 def request_fingerprint(body: RefundRequestBody) -> str:
-    return hashlib.sha256(canonical_json(body.model_dump(mode="json", by_alias=True)).encode()).hexdigest()
+    document = body.model_dump(mode="json", by_alias=True)
+    # A request of one payment hashes as it did before split tenders existed (its stored fingerprint still matches
+    # a redelivery); ``payment`` is absent from a split-tender request's.
+    for name in ("payment", "tenders", "allocation"):
+        if document.get(name) is None:
+            document.pop(name, None)
+    return hashlib.sha256(canonical_json(document).encode()).hexdigest()
 
 
 def accept_refund_request(
@@ -99,7 +108,10 @@ def accept_refund_request(
             f"source.system {body.source.system!r} is not the source whose secret signed this delivery",
             code="source_mismatch",
         )
-    ensure_deployed(body.payment, body.invoice)
+    tenders = split_tenders(body)
+    payment = body.first_payment
+    for tender in tenders or [Tender(payment=payment)]:
+        ensure_deployed(tender.payment, body.invoice)
     repository: RefundStore = recorder.repository
     refund_id = source_refund_id(channel, body.source.system, body.source.reference)
     fingerprint = request_fingerprint(body)
@@ -110,7 +122,9 @@ def accept_refund_request(
         version=1,
         created_at=now,
         updated_at=now,
-        payment=body.payment,
+        payment=payment,
+        tenders=tenders,
+        allocation_rule=body.allocation,
         requested_amount=body.requested_amount,
         reason=body.reason,
         customer=body.customer,
@@ -149,6 +163,32 @@ def accept_refund_request(
     return Accepted(refund=refund, duplicate=not outcome.created)
 
 
+def split_tenders(body: RefundRequestBody) -> list[Tender]:
+    """The request's tenders as the refund keeps them (empty for a refund of one payment).
+
+    Raises:
+        InvalidRequest: an allocation rule that is not one of refundflow's (``unknown_allocation_rule``) or the
+            merchant's expression (configured in the policy, not named per request); a store-credit tender
+            (``store_credit_not_available``: the store-credit ledger is not part of this deployment yet).
+    """
+    if body.tenders is None:
+        return []
+    # The rule names are plain strings here: intake does not import the allocation module (cold start).
+    if body.allocation is not None and body.allocation not in REQUESTABLE_RULES:
+        raise InvalidRequest(
+            f"allocation {body.allocation!r} is not one of {sorted(REQUESTABLE_RULES)}", code="unknown_allocation_rule"
+        )
+    tenders = []
+    for tender in body.tenders:
+        if tender.payment is None:
+            raise InvalidRequest(
+                "store credit tenders need refundflow's store-credit ledger, which this deployment does not have yet",
+                code="store_credit_not_available",
+            )
+        tenders.append(Tender(payment=tender.payment, kind=tender.kind))
+    return tenders
+
+
 def return_step_details(step: ReturnStep, **extra: Any) -> dict[str, Any]:
     """What the audit entry of a return step keeps (a returns system sends no contact details)."""
     return {**step.model_dump(mode="json", exclude_none=True), **extra}
@@ -185,7 +225,9 @@ def _request_summary(body: RefundRequestBody, delivery_id: str) -> dict[str, Any
     """What the audit trail keeps of the request: references and amounts, no contact details."""
     return {
         "delivery_id": delivery_id,
-        "payment": body.payment.model_dump(mode="json"),
+        "payment": body.first_payment.model_dump(mode="json"),
+        **({"tenders": [tender.model_dump(mode="json") for tender in body.tenders]} if body.tenders else {}),
+        **({"allocation": body.allocation} if body.allocation else {}),
         "requested_amount": body.requested_amount.model_dump(mode="json") if body.requested_amount else "full",
         "reason": body.reason.value,
         "source": body.source.model_dump(mode="json"),

@@ -51,6 +51,7 @@ from refundflow.models import (
     Reservation,
     ReservationState,
     StepResult,
+    TenderPayment,
 )
 from refundflow.money import Money
 from refundflow.observability import logger
@@ -183,7 +184,28 @@ def _payment_from_news(refund: Refund, *, recorder: RefundRecorder) -> ProviderP
     Raises:
         PaymentNotKnown: no news of the payment yet (the look-up is tried again later).
     """
-    reference = refund.payment
+    return _reported_payment(refund.payment, recorder=recorder)
+
+
+def read_payment(payment: PaymentReference, *, recorder: RefundRecorder, provider: RefundProvider) -> TenderPayment:
+    """One tender of a split-tender refund, read for its look-up (``read_payment``): the payment at the platform
+    (or, for a platform that cannot be read, its news) and its refundable balance, opened or updated as
+    ``look_up_payment`` does, so what was refunded outside refundflow is never refunded again.
+
+    Raises:
+        NotFound, PaymentNotKnown, TransientError, RejectedError: as ``look_up_payment``.
+    """
+    if provider.capabilities.payment_lookup:
+        found = provider.get_payment(payment)
+    else:
+        found = _reported_payment(payment, recorder=recorder)
+    balance = recorder.repository.limit_to_provider(found)
+    return TenderPayment(
+        payment=payment, captured=balance.captured, refunded=balance.refunded, remaining=balance.remaining
+    )
+
+
+def _reported_payment(reference: PaymentReference, *, recorder: RefundRecorder) -> ProviderPayment:
     balance = recorder.repository.get_balance(reference.provider, reference.payment_id)
     if balance is None:
         raise PaymentNotKnown(
@@ -215,6 +237,9 @@ def reserve_amount(
     """
     repository = recorder.repository
     refund = repository.get(refund_id)
+    if refund.tenders and refund.status is S.APPROVED:
+        # A split-tender refund holds nothing itself: each of its legs holds its share on its own payment.
+        return step_result(refund, "RESERVED")
     if refund.status is not S.APPROVED or refund.reservation is not None:
         return recorder.replay(refund, "RESERVED" if refund.reservation else None)
     if refund.amount is None:
@@ -661,7 +686,9 @@ def apply_provider_event(
             candidates.setdefault(named.refund_id, (named, None))
     if not event.refunds and event.payment is not None:
         for refund in repository.open_refunds_for_payment(event.provider, event.payment.payment_id):
-            if _awaiting_provider(refund):
+            # (a split-tender parent is indexed on its first tender's payment but has no refund at any provider:
+            # its legs do, and their news names them)
+            if _awaiting_provider(refund) and not refund.tenders:
                 candidates.setdefault(refund.refund_id, (refund, None))
     touched: list[Refund] = []
     for refund, told in candidates.values():

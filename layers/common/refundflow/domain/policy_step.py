@@ -9,8 +9,16 @@ from typing import Any
 from refundflow.domain.deployment import ensure_representable
 from refundflow.domain.payments import AMOUNT_RESERVED, reserve_items
 from refundflow.domain.recorder import RefundRecorder, step_result
+from refundflow.domain.split_tenders import PARENT_RULE_ID, tenders_remaining
 from refundflow.errors import IllegalTransition, InsufficientRefundableAmount, InvalidRequest
-from refundflow.models import ApprovalRecord, CustomerVelocity, FailureRecord, Refund, StepResult
+from refundflow.models import (
+    ApprovalRecord,
+    CustomerVelocity,
+    FailureRecord,
+    PolicyDecisionRecord,
+    Refund,
+    StepResult,
+)
 from refundflow.observability import logger
 from refundflow.policy import ActivePolicy, Approver, PolicyDecision, build_policy_input
 from refundflow.policy.inputs import velocity_edge_days, velocity_span
@@ -56,10 +64,17 @@ def evaluate_policy(
     if refund.status in _DECIDED_AGAIN and refund.return_seq <= refund.return_seen_seq:
         # Nothing was reported since the policy decided to wait (a retried step): the decision stands.
         return recorder.replay(refund)
-    balance = repository.get_balance(refund.payment.provider, refund.payment.payment_id)
-    if refund.amount is None or balance is None:
-        raise IllegalTransition(f"{refund_id}: policy evaluated before the payment was looked up")
     at = (now or (lambda: datetime.now(UTC)))()
+    if refund.parent_refund_id is not None:
+        return _decide_leg(refund, recorder, at)
+    if refund.tenders:
+        # A split-tender refund: what all its tenders have left (each leg reserves its share on its own payment).
+        remaining = tenders_remaining(refund, recorder=recorder)
+    else:
+        balance = repository.get_balance(refund.payment.provider, refund.payment.payment_id)
+        remaining = balance.remaining if balance is not None else None
+    if refund.amount is None or remaining is None:
+        raise IllegalTransition(f"{refund_id}: policy evaluated before the payment was looked up")
     velocity = customer_velocity(repository, refund, at)
     # The claim is the request's source's: intake refused any request whose source.system was not the
     # source whose secret verified it. The policy's sources: section decides whether it is honoured.
@@ -67,7 +82,7 @@ def evaluate_policy(
     approver = Approver(id=claim.id, role=claim.role, source=refund.source.system) if claim else None
     facts = build_policy_input(
         refund,
-        remaining=balance.remaining,
+        remaining=remaining,
         customer_velocity=velocity,
         refunded_today=repository.daily_total(refund.amount.currency, at.date()),
         now=at,
@@ -120,7 +135,8 @@ def evaluate_policy(
             # Decided again on a new step, and it still waits: the same status, so an entry without a change.
             refund = recorder.note(refund, _DECIDED_AGAIN[target], actor=actor, details=details, changes=changes)
             return step_result(refund)
-    if target is RefundStatus.APPROVED:
+    if target is RefundStatus.APPROVED and not refund.tenders:
+        # (A split-tender refund holds nothing: ReserveAmount passes it on, its legs hold their shares.)
         reserved = _approve_and_reserve(refund, recorder, actor, details, changes, summary, at)
         if reserved is not None:
             return step_result(reserved, "RESERVED")
@@ -157,6 +173,79 @@ def _approve_and_reserve(
         return recorder.move_through(refund, moves, extra=extra)
     except InsufficientRefundableAmount:
         return None
+
+
+# What makes a leg's parent's decision an approval: the parent was approved (by rule or by a person) and has
+# gone on to pay its legs.
+_PARENT_PAYING = frozenset({RefundStatus.REFUND_SUBMITTED, RefundStatus.REFUND_PENDING, RefundStatus.NEEDS_ATTENTION})
+
+
+def _decide_leg(refund: Refund, recorder: RefundRecorder, at: datetime) -> StepResult:
+    """A split-tender refund's leg is approved by its parent's decision, never by a rule of its own (velocity and
+    limits saw the parent's total once): approved, and its share held on its payment, when the parent was approved,
+    is paying its legs and lists this refund as a leg of this payment and amount; rejected otherwise
+    (``parent_not_approved``), so a leg nobody approved never pays."""
+    parent = recorder.repository.find(refund.parent_refund_id or "")
+    leg = next((leg for leg in parent.legs if leg.refund_id == refund.refund_id), None) if parent else None
+    decided = (
+        parent is not None
+        and parent.policy is not None
+        and (
+            parent.policy.outcome == "approve"
+            or (parent.approval is not None and parent.approval.decision == "approve")
+        )
+    )
+    approved = (
+        parent is not None
+        and decided
+        and parent.status in _PARENT_PAYING
+        and leg is not None
+        and leg.payment == refund.payment
+        and leg.amount == refund.requested_amount
+    )
+    actor = f"policy:{PARENT_RULE_ID}"
+    version = parent.policy.policy_version if parent is not None and parent.policy is not None else "none"
+    if not approved or parent is None or leg is None:
+        explanation = f"Not a leg of an approved split-tender refund ({refund.parent_refund_id})."
+        record = PolicyDecisionRecord(
+            outcome="reject",
+            policy_version=version,
+            rule_id=PARENT_RULE_ID,
+            reason_code="parent_not_approved",
+            explanation=explanation,
+        )
+        failure = FailureRecord(code="parent_not_approved", message=explanation)
+        details = {"rule_id": PARENT_RULE_ID, "outcome": "reject", "parent_refund_id": refund.parent_refund_id}
+        rejected = recorder.move(
+            refund,
+            RefundStatus.REJECTED,
+            actor=actor,
+            details=details,
+            changes={"policy": record, "failure": failure},
+        )
+        return step_result(rejected)
+    assert parent.policy is not None
+    explanation = (
+        f"Leg {leg.index} of split-tender refund {parent.refund_id}, approved by its decision "
+        f"({parent.policy.rule_id})."
+    )
+    record = PolicyDecisionRecord(
+        outcome="approve", policy_version=version, rule_id=PARENT_RULE_ID, explanation=explanation
+    )
+    summary = {
+        "rule_id": PARENT_RULE_ID,
+        "outcome": "approve",
+        "parent_refund_id": parent.refund_id,
+        "leg": leg.index,
+        "final_amount": leg.amount.model_dump(mode="json"),
+        "explanation": explanation,
+    }
+    changes: dict[str, Any] = {"policy": record, "amount": leg.amount}
+    reserved = _approve_and_reserve(refund, recorder, actor, summary, changes, summary, at)
+    if reserved is not None:
+        return step_result(reserved, "RESERVED")
+    approved_leg = recorder.move(refund, RefundStatus.APPROVED, actor=actor, details=summary, changes=changes)
+    return step_result(approved_leg)
 
 
 def customer_velocity(repository: RefundStore, refund: Refund, at: datetime) -> CustomerVelocity:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from functools import cache
-from typing import Any
+from typing import Any, Final
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -33,6 +33,9 @@ PROVIDER_REVERSED = "provider_reversed_refund"
 # A refund made outside refundflow, to be booked, for which no invoice is known: a person books it.
 EXTERNAL_REFUND_UNBOOKED = "external_refund_unbooked"
 AMOUNT_MISMATCH = "provider_amount_mismatch"
+# The platform steps of a split-tender refund (one with tenders) run in the function ``refund-split``: its legs go
+# to their own payments' platforms (refundflow.domain.split_tenders).
+SPLIT: Final = "split"
 APPROVER_DECISIONS = frozenset({RefundStatus.APPROVED, RefundStatus.REJECTED})
 
 
@@ -177,6 +180,7 @@ def step_result(refund: Refund, outcome: str | None = None) -> StepResult:
         refund_id=refund.refund_id,
         status=refund.status,
         outcome=outcome or outcome_of(refund),
-        provider=refund.payment.provider,
+        provider=SPLIT if refund.tenders else refund.payment.provider,
         books=refund.invoice.system if refund.invoice else None,
+        parent_refund_id=refund.parent_refund_id,
     )

@@ -23,6 +23,8 @@ from refundflow.models import (
     ReturnInfo,
     ReturnLifecycle,
     SourceReference,
+    SplitLeg,
+    Tender,
     return_lifecycle,
 )
 from refundflow.money import Money
@@ -76,6 +78,14 @@ class RefundView(BaseModel):
     credit_document: CreditDocument | None
     attention_reason: str | None
     failure: FailureRecord | None
+    tenders: list[Tender] = Field(
+        default_factory=list, description="A split-tender refund's tenders (empty for a refund of one payment)."
+    )
+    allocation_rule: str | None = Field(default=None, description="The rule a split-tender refund was divided by.")
+    legs: list[SplitLeg] = Field(
+        default_factory=list, description="A split-tender refund's legs: each its own refund (refund_id) and status."
+    )
+    parent_refund_id: str | None = Field(default=None, description="A leg's split-tender refund.")
     timeline: list[AuditEntry]
     audit: ChainVerification
 
@@ -121,6 +131,10 @@ def refund_view(refund_id: str, *, repository: RefundStore) -> RefundView:
         credit_document=refund.credit_document,
         attention_reason=refund.attention_reason,
         failure=refund.failure,
+        tenders=refund.tenders,
+        allocation_rule=refund.allocation_rule,
+        legs=refund.legs,
+        parent_refund_id=refund.parent_refund_id,
         timeline=timeline,
         audit=verify_chain(timeline, expected_head=refund.audit_head, keys=keys, keyed_from_seq=keyed_from_seq),
     )

@@ -1,0 +1,415 @@
+"""A refund across split tenders: the parent refund and its legs (functions/split_tender, ``refund-split``).
+
+An order paid with several payments (a card and a gift card, two cards, PayPal and a card, a deposit and a final
+payment) is refunded across them. The parent is a refund with ``tenders``; it runs through the same workflow as a
+refund of one payment, and its platform steps come here (``StepResult.provider`` ``split``):
+
+- ``look_up_payment``: each tender is read by its own platform's function (``read_payment``), which opens or
+  updates that payment's refundable balance; the parent's amount is the one asked for, or all the tenders still
+  have. The policy then decides once, on the parent's total (velocity counts the parent, never a leg), and the
+  parent holds nothing: each leg reserves its share on its own payment.
+- ``refund``: the allocation rule divides the amount (``refundflow.domain.allocation``); the legs are recorded on
+  the parent (REFUND_SUBMITTED), then each leg is created as a refund of its own (a deterministic id, its own
+  provider refund and idempotency key, no invoice, no ticket) and its workflow started; the parent waits
+  (REFUND_PENDING) in the workflow's outcome wait.
+- ``poll_refund``: the legs' refunds are read; every leg paid: the parent is REFUNDED (then its books, its one
+  invoice); none paid and one failed: FAILED; some paid and one failed: NEEDS_ATTENTION, never silently short, with
+  the remedies a person may choose recorded (retry the leg, move its amount to a tender with room, store credit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from refundflow.domain.allocation import AllocationRule, TenderBalance, allocate
+from refundflow.domain.deployment import ensure_representable
+from refundflow.domain.intake import WorkflowTiming
+from refundflow.domain.recorder import RefundRecorder, step_result
+from refundflow.domain.waiting import WaitFor, resume_waiting
+from refundflow.errors import ConcurrentModification, PolicyViolation
+from refundflow.models import (
+    FailureRecord,
+    LegStatus,
+    PaymentReference,
+    Refund,
+    SourceReference,
+    SplitLeg,
+    StepResult,
+    TenderPayment,
+)
+from refundflow.money import Money
+from refundflow.ports import TaskCallbacks, WorkflowStarter
+from refundflow.status import RefundStatus
+
+S = RefundStatus
+ACTOR = "step:SplitTender"
+# The rule when neither the request nor the merchant's policy names one: each tender in proportion to what it paid.
+DEFAULT_RULE = AllocationRule.PROPORTIONAL
+# The decision a leg is approved by: its parent's (EvaluatePolicy, refundflow.domain.policy_step).
+PARENT_RULE_ID = "split_tender_parent"
+# A leg failed after others paid: a person chooses a remedy (the parent's audit entry lists them).
+LEG_FAILED = "split_leg_failed"
+LEGS_CREATED = "SplitLegsStarted"
+LEGS_UPDATED = "SplitLegsUpdated"
+# A leg refund's status, as its parent counts it.
+_PAID = frozenset({S.REFUNDED, S.INVOICE_UPDATED, S.COMPLETED, S.SETTLED})
+_NOTHING_PAID = frozenset({S.REJECTED, S.FAILED})
+# Where a leg is done as its parent counts it (its parent is moved and resumed: ``after_leg``).
+LEG_COUNTED = _PAID | _NOTHING_PAID
+# Where a parent waits for its legs.
+_AWAITING_LEGS = frozenset({S.REFUND_SUBMITTED, S.REFUND_PENDING})
+
+
+class TenderReader(Protocol):
+    """Reads one tender's payment through its platform's function (``read_payment``)."""
+
+    def read(self, payment: PaymentReference) -> TenderPayment: ...
+
+
+def leg_refund_id(parent_refund_id: str, index: int) -> str:
+    """A leg's refund id: derived from its parent's and its number, so a retried step finds the leg it made."""
+    return f"rf_{hashlib.sha256(f'split|{parent_refund_id}|{index}'.encode()).hexdigest()[:32]}"
+
+
+# ---------------------------------------------------------------------------- LookUpPayment
+
+
+def look_up_payment(refund_id: str, *, recorder: RefundRecorder, reader: TenderReader) -> StepResult:
+    """Read every tender (its platform's function opens its refundable balance) and fix the parent's amount: the
+    one asked for, or all the tenders still have.
+
+    Raises:
+        PolicyViolation: a tender in another currency (``currency_mismatch``), nothing left on any tender
+            (``nothing_refundable``), more asked than the tenders have left (``exceeds_tenders``).
+        InvalidRequest: the amount cannot be represented by a tender's platform or the books.
+        NotFound, PaymentNotKnown, TransientError, RejectedError: from a tender's platform.
+    """
+    refund = recorder.repository.get(refund_id)
+    if refund.status is not S.VALIDATED or refund.amount is not None:
+        return recorder.replay(refund)
+    read = [reader.read(tender.payment) for tender in refund.tenders]
+    currency = refund.requested_amount.currency if refund.requested_amount else read[0].captured.currency
+    others = sorted({tender.captured.currency for tender in read} - {currency})
+    if others:
+        raise PolicyViolation(
+            f"a refund in {currency} across tenders paid in {', '.join(others)}", code="currency_mismatch"
+        )
+    left = sum(max(tender.remaining.minor_units, 0) for tender in read)
+    if left <= 0:
+        raise PolicyViolation("nothing is left to refund on any of the order's tenders", code="nothing_refundable")
+    amount = refund.requested_amount or Money.of(left, currency)
+    if amount.minor_units > left:
+        raise PolicyViolation(
+            f"{amount} asked, the tenders have {Money.of(left, currency)} left to refund", code="exceeds_tenders"
+        )
+    for tender in refund.tenders:
+        ensure_representable(amount, tender.payment, refund.invoice)
+    refund = recorder.note(
+        refund,
+        "PaymentLookedUp",
+        actor=ACTOR,
+        details={
+            "tenders": [_tender_details(index, tender) for index, tender in enumerate(read)],
+            "remaining": Money.of(left, currency).model_dump(mode="json"),
+            "amount": amount.model_dump(mode="json"),
+        },
+        changes={"amount": amount},
+    )
+    return step_result(refund)
+
+
+def _tender_details(index: int, tender: TenderPayment) -> dict[str, Any]:
+    return {
+        "tender": index,
+        "payment": tender.payment.model_dump(mode="json"),
+        "captured": tender.captured.model_dump(mode="json"),
+        "refunded": tender.refunded.model_dump(mode="json"),
+        "remaining": tender.remaining.model_dump(mode="json"),
+    }
+
+
+def tenders_remaining(refund: Refund, *, recorder: RefundRecorder) -> Money | None:
+    """What the parent's tenders have left to refund, as their balances say (what the policy sees as
+    ``remaining``); None when a tender was not looked up."""
+    total = 0
+    currency = refund.currency
+    for tender in refund.tenders:
+        balance = recorder.repository.get_balance(tender.payment.provider, tender.payment.payment_id)
+        if balance is None:
+            return None
+        total += max(balance.remaining.minor_units, 0)
+        currency = balance.remaining.currency
+    return Money.of(total, currency) if currency else None
+
+
+# ---------------------------------------------------------------------------- RefundWithProvider
+
+
+def issue_refund(
+    refund_id: str,
+    *,
+    recorder: RefundRecorder,
+    reader: TenderReader,
+    starter: WorkflowStarter,
+    timing: WorkflowTiming,
+    default_rule: AllocationRule = DEFAULT_RULE,
+) -> StepResult:
+    """Divide the approved amount into legs, record them on the parent, create each leg's refund and start its
+    workflow; the parent then waits for its legs (REFUND_PENDING). Every part is idempotent: a retry after a crash
+    finds the legs recorded, each leg refund by its id, each workflow by its execution name.
+
+    Raises:
+        AllocationImpossible: the tenders no longer have the amount (a RejectedError: the parent fails, nothing
+            was sent).
+        TransientError: a tender could not be read, or a leg's workflow could not be started.
+    """
+    refund = recorder.repository.get(refund_id)
+    if refund.status is S.APPROVED:
+        rule = AllocationRule(refund.allocation_rule) if refund.allocation_rule else default_rule
+        assert refund.amount is not None  # approved refunds have one (EvaluatePolicy)
+        balances = [
+            _balance(index, tender.kind, reader.read(tender.payment)) for index, tender in enumerate(refund.tenders)
+        ]
+        shares = allocate(refund.amount, balances, rule)
+        legs = [
+            SplitLeg(
+                index=number,
+                tender_index=share.index,
+                payment=share.payment,
+                kind=share.kind,
+                amount=share.amount,
+                status=LegStatus.SUBMITTED,
+                refund_id=leg_refund_id(refund.refund_id, number),
+            )
+            for number, share in enumerate(shares)
+        ]
+        refund = recorder.move(
+            refund,
+            S.REFUND_SUBMITTED,
+            actor=ACTOR,
+            details={"allocation_rule": rule.value, "legs": [_leg_details(leg) for leg in legs]},
+            changes={"legs": legs, "allocation_rule": rule.value},
+        )
+    if refund.status is S.REFUND_SUBMITTED:
+        started = start_legs(refund, recorder=recorder, starter=starter, timing=timing)
+        refund = recorder.move(
+            refund, S.REFUND_PENDING, actor=ACTOR, details={"legs_started": started}, changes={"attention_reason": None}
+        )
+        return step_result(refund)
+    return recorder.replay(refund)
+
+
+def _balance(index: int, kind: Any, tender: TenderPayment) -> TenderBalance:
+    return TenderBalance(
+        index=index,
+        payment=tender.payment,
+        kind=kind,
+        captured=tender.captured,
+        remaining=tender.remaining,
+        captured_at=tender.captured_at,
+    )
+
+
+def _leg_details(leg: SplitLeg) -> dict[str, Any]:
+    return leg.model_dump(mode="json", exclude_none=True)
+
+
+def start_legs(
+    parent: Refund, *, recorder: RefundRecorder, starter: WorkflowStarter, timing: WorkflowTiming
+) -> list[str]:
+    """Create each leg's refund (once: its id is derived) and start its workflow (once: named after it). A leg
+    refund already past RECEIVED is running: nothing is started again. Returns the leg refund ids."""
+    started = []
+    for leg in parent.legs:
+        if leg.refund_id is None or leg.status is not LegStatus.SUBMITTED:
+            continue
+        outcome = recorder.repository.create(
+            leg_refund(parent, leg),
+            actor=f"split:{parent.refund_id}",
+            delivery=None,
+            details={
+                "parent_refund_id": parent.refund_id,
+                "leg": leg.index,
+                "tender": leg.tender_index,
+                "payment": leg.payment.model_dump(mode="json"),
+                "requested_amount": leg.amount.model_dump(mode="json"),
+            },
+            entry_type="SplitLegRequested",
+        )
+        if outcome.created or outcome.refund.status is S.RECEIVED:
+            recorder.republish(outcome.refund)
+            starter.start(leg.refund_id, {"refund_id": leg.refund_id, "timing": timing.as_input()})
+        started.append(leg.refund_id)
+    return started
+
+
+def leg_refund(parent: Refund, leg: SplitLeg) -> Refund:
+    """The refund of one leg: the parent's request on the leg's payment for the leg's amount, without the invoice
+    (the parent books once), the lines or the ticket (the parent's write-back tells the desk once)."""
+    assert leg.refund_id is not None
+    reference = f"{parent.source.reference}#leg{leg.index}"
+    if len(reference) > 128:
+        reference = f"{hashlib.sha256(parent.source.reference.encode()).hexdigest()[:48]}#leg{leg.index}"
+    return Refund(
+        refund_id=leg.refund_id,
+        status=S.RECEIVED,
+        version=1,
+        created_at=parent.created_at,
+        updated_at=parent.updated_at,
+        payment=leg.payment,
+        requested_amount=leg.amount,
+        reason=parent.reason,
+        customer=parent.customer,
+        source=SourceReference(system=parent.source.system, reference=reference),
+        source_platform=parent.source_platform,
+        order=parent.order,
+        note=f"Leg {leg.index} of split-tender refund {parent.refund_id}.",
+        request_fingerprint=hashlib.sha256(f"{parent.request_fingerprint}|{leg.index}".encode()).hexdigest(),
+        correlation_id=parent.correlation_id,
+        parent_refund_id=parent.refund_id,
+    )
+
+
+# ---------------------------------------------------------------------------- PollRefundOutcome
+
+
+def poll_refund(
+    refund_id: str,
+    *,
+    recorder: RefundRecorder,
+    starter: WorkflowStarter,
+    timing: WorkflowTiming,
+) -> StepResult:
+    """Read the legs' refunds and move the parent by what they add up to (see the module's docstring)."""
+    repository = recorder.repository
+    parent = repository.get(refund_id)
+    if parent.status not in _AWAITING_LEGS:
+        return recorder.replay(parent)
+    found = _leg_refunds(parent, recorder=recorder)
+    if found is None:
+        # The step stopped between recording the legs and creating them: create them now.
+        start_legs(parent, recorder=recorder, starter=starter, timing=timing)
+        return step_result(parent)
+    legs = [_leg_now(leg, found.get(leg.refund_id or "")) for leg in parent.legs]
+    return step_result(aggregate(parent, legs, recorder=recorder))
+
+
+def _leg_refunds(parent: Refund, *, recorder: RefundRecorder) -> dict[str, Refund | None] | None:
+    """The parent's leg refunds by id; None when one was not created yet."""
+    found = {leg.refund_id: recorder.repository.find(leg.refund_id) for leg in parent.legs if leg.refund_id}
+    return None if any(refund is None for refund in found.values()) else found
+
+
+def after_leg(
+    parent_refund_id: str, leg_status: RefundStatus, *, recorder: RefundRecorder, callbacks: TaskCallbacks
+) -> bool:
+    """A leg reached where its parent counts it (paid, or failed without paying): the parent is moved by its legs
+    now and its workflow resumed from the outcome wait, rather than at the wait's end (RefundOutcomeWaitSeconds).
+    Called by the function that moved the leg (its payment platform's); anything it cannot do now is left to the
+    parent's own poll. Returns True if the parent's workflow was resumed.
+
+    Raises:
+        TransientError: the parent's workflow could not be told (its poll still finds the legs).
+    """
+    if leg_status not in LEG_COUNTED:
+        return False
+    for _ in range(3):
+        parent = recorder.repository.find(parent_refund_id)
+        if parent is None or parent.status not in _AWAITING_LEGS:
+            return False
+        found = _leg_refunds(parent, recorder=recorder)
+        if found is None:
+            return False
+        legs = [_leg_now(leg, found.get(leg.refund_id or "")) for leg in parent.legs]
+        try:
+            parent = aggregate(parent, legs, recorder=recorder)
+        except ConcurrentModification:
+            continue  # the parent's poll (or another leg) moved it meanwhile: read it again
+        return resume_waiting(parent, WaitFor.REFUND_OUTCOME, repository=recorder.repository, callbacks=callbacks)
+    return False
+
+
+def _leg_now(leg: SplitLeg, refund: Refund | None) -> SplitLeg:
+    if refund is None or leg.status in {LegStatus.SUCCEEDED, LegStatus.FAILED}:
+        return leg
+    changes: dict[str, Any] = {
+        "provider_refund_id": refund.provider_refund_id,
+        "acquirer_reference": refund.acquirer_reference,
+    }
+    if refund.status in _PAID:
+        changes["status"] = LegStatus.SUCCEEDED
+    elif refund.status in _NOTHING_PAID:
+        changes["status"] = LegStatus.FAILED
+        changes["failure"] = refund.failure.code if refund.failure else refund.status.value.lower()
+    return leg.model_copy(update=changes)
+
+
+def aggregate(parent: Refund, legs: Sequence[SplitLeg], *, recorder: RefundRecorder) -> Refund:
+    """Move the parent by its legs: every leg paid -> REFUNDED (COMPLETED without an invoice); every leg done and
+    none paid -> FAILED; a leg failed after another paid -> NEEDS_ATTENTION with the remedies; a leg that needs a
+    person -> NEEDS_ATTENTION until it is resolved; otherwise the parent keeps waiting (the legs seen so far are
+    recorded when they changed)."""
+    details = {"legs": [_leg_details(leg) for leg in legs]}
+    changes: dict[str, Any] = {"legs": list(legs)}
+    pending = [leg for leg in legs if leg.status is LegStatus.SUBMITTED]
+    # A failed leg a remedy replaced (a new leg of its amount) no longer counts: its replacement does.
+    replaced = {leg.replaces for leg in legs if leg.replaces is not None}
+    failed = [leg for leg in legs if leg.status is LegStatus.FAILED and leg.index not in replaced]
+    paid = [leg for leg in legs if leg.status is LegStatus.SUCCEEDED]
+    if failed and paid and not pending:
+        leg = failed[0]
+        remedies = proposed_remedies(parent, leg, legs, recorder=recorder)
+        reason = f"{LEG_FAILED}:{leg.index}"
+        move_details = {**details, "failed_leg": leg.index, "failure": leg.failure, "remedies": remedies}
+        return recorder.move(
+            parent,
+            S.NEEDS_ATTENTION,
+            actor=ACTOR,
+            details=move_details,
+            changes={**changes, "attention_reason": reason},
+        )
+    if pending:
+        if list(legs) != list(parent.legs):
+            return recorder.note(parent, LEGS_UPDATED, actor=ACTOR, details=details, changes=changes)
+        return parent
+    if failed:
+        failure = FailureRecord(
+            code="split_legs_failed",
+            message="; ".join(f"leg {leg.index} ({leg.payment.provider.value}): {leg.failure}" for leg in failed)[
+                :2000
+            ],
+        )
+        return recorder.move(parent, S.FAILED, actor=ACTOR, details=details, changes={**changes, "failure": failure})
+    refunded = recorder.move(
+        parent, S.REFUNDED, actor=ACTOR, details=details, changes={**changes, "attention_reason": None}
+    )
+    if refunded.invoice is None:
+        return recorder.move(
+            refunded, S.COMPLETED, actor=ACTOR, details={"books": "no invoice reference: nothing to book"}
+        )
+    return refunded
+
+
+def proposed_remedies(
+    parent: Refund, failed: SplitLeg, legs: Sequence[SplitLeg], *, recorder: RefundRecorder
+) -> list[dict[str, Any]]:
+    """What a person may do with a failed leg's amount: send it again to the same tender, move it to another
+    tender that still has room for it (its balance now), or to store credit."""
+    remedies: list[dict[str, Any]] = [{"action": "retry", "leg": failed.index, "tender": failed.tender_index}]
+    for index, tender in enumerate(parent.tenders):
+        if index == failed.tender_index:
+            continue
+        balance = recorder.repository.get_balance(tender.payment.provider, tender.payment.payment_id)
+        if balance is not None and balance.remaining.minor_units >= failed.amount.minor_units:
+            remedies.append(
+                {
+                    "action": "move_to_tender",
+                    "leg": failed.index,
+                    "tender": index,
+                    "room": balance.remaining.model_dump(mode="json"),
+                }
+            )
+    remedies.append({"action": "store_credit", "leg": failed.index, "amount": failed.amount.model_dump(mode="json")})
+    return remedies

@@ -1,0 +1,642 @@
+"""Split tenders: the request (tenders XOR payment), the parent refund's steps (look-up of every tender, one policy
+decision on the total, allocation into legs, each leg its own refund approved by its parent), what the legs add up
+to (completed, failed, or NEEDS_ATTENTION with remedies, never silently short), idempotency after a crash, and a
+forged leg that never pays."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from refundflow.domain import split_tenders
+from refundflow.domain.approval import ApproverIdentity, decide_approval
+from refundflow.domain.books import update_invoice
+from refundflow.domain.failures import handle_failure
+from refundflow.domain.intake import GENERIC_SOURCE, request_fingerprint, source_refund_id
+from refundflow.domain.payments import issue_refund, look_up_payment, read_payment, reserve_amount
+from refundflow.domain.policy_step import evaluate_policy
+from refundflow.domain.split_remedies import choose_remedy, remedy_execution_name
+from refundflow.domain.split_tenders import LEG_FAILED, aggregate, leg_refund_id
+from refundflow.domain.validation import validate_refund
+from refundflow.domain.waiting import WaitFor, register_wait
+from refundflow.errors import (
+    AuthenticationFailed,
+    Forbidden,
+    IllegalTransition,
+    InvalidRequest,
+    NotFound,
+    PolicyViolation,
+    RejectedError,
+)
+from refundflow.models import (
+    LegStatus,
+    PaymentReference,
+    Refund,
+    RefundRequestBody,
+    StepResult,
+    TenderPayment,
+    VelocityContribution,
+)
+from refundflow.money import Money
+from refundflow.policy import ActivePolicy, PolicySourceSettings
+from refundflow.status import RefundStatus
+from tests.support.fakes import TIMING, Outcome, World, provider_event, refund_request_body
+
+S = RefundStatus
+CARD = "pi_card"
+GIFT = "pi_gift"
+
+
+def eur(minor: int) -> Money:
+    return Money.of(minor, "EUR")
+
+
+def policy() -> ActivePolicy:
+    return ActivePolicy(source_settings=PolicySourceSettings(POLICY_PARAMETER_NAME=None))
+
+
+def tenders(*payment_ids: str, kinds: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    return [
+        {"payment": {"provider": "stripe", "payment_id": payment_id}, "kind": kinds[index] if kinds else "card"}
+        for index, payment_id in enumerate(payment_ids)
+    ]
+
+
+def split_body(
+    *,
+    amount: int | None = 3_000,
+    reference: str = "RMA-S1",
+    allocation: str | None = "proportional",
+    reason: str = "damaged",
+    **extra: Any,
+) -> RefundRequestBody:
+    document: dict[str, Any] = {"tenders": tenders(CARD, GIFT), **extra}
+    if allocation is not None:
+        document["allocation"] = allocation
+    return refund_request_body(reference=reference, amount=amount, payment=None, reason=reason, **document)
+
+
+class Reader:
+    """The tenders' platform function, in process: ``read_payment`` on the fake provider."""
+
+    def __init__(self, env: World) -> None:
+        self.env = env
+        self.reads: list[str] = []
+
+    def read(self, payment: PaymentReference) -> TenderPayment:
+        self.reads.append(payment.payment_id)
+        return read_payment(payment, recorder=self.env.recorder, provider=self.env.provider)
+
+
+@pytest.fixture
+def split(env: World) -> World:
+    """An order paid 60.00 by card and 40.00 by a second payment (both at the fake provider)."""
+    env.provider.add_payment(CARD, eur(6_000))
+    env.provider.add_payment(GIFT, eur(4_000))
+    return env
+
+
+def approved_parent(env: World, body: RefundRequestBody | None = None) -> str:
+    """Accepted, validated, looked up across its tenders and approved by the policy (nothing reserved)."""
+    refund_id = env.accept(body or split_body()).refund.refund_id
+    validate_refund(refund_id, recorder=env.recorder)
+    split_tenders.look_up_payment(refund_id, recorder=env.recorder, reader=Reader(env))
+    decided = evaluate_policy(refund_id, recorder=env.recorder, policy=policy())
+    assert (decided.status, decided.outcome, decided.provider) == (S.APPROVED, "APPROVED", "split")
+    assert reserve_amount(refund_id, recorder=env.recorder).outcome == "RESERVED"
+    return refund_id
+
+
+def issue(env: World, refund_id: str) -> StepResult:
+    return split_tenders.issue_refund(
+        refund_id, recorder=env.recorder, reader=Reader(env), starter=env.starter, timing=TIMING
+    )
+
+
+def poll(env: World, refund_id: str) -> StepResult:
+    return split_tenders.poll_refund(refund_id, recorder=env.recorder, starter=env.starter, timing=TIMING)
+
+
+def run_leg(env: World, leg_id: str) -> Refund:
+    """A leg's own workflow, in process: validate, look up, its parent's decision, reserve, refund."""
+    validate_refund(leg_id, recorder=env.recorder)
+    look_up_payment(leg_id, recorder=env.recorder, provider=env.provider)
+    decided = evaluate_policy(leg_id, recorder=env.recorder, policy=policy())
+    if decided.outcome == "APPROVED":
+        reserve_amount(leg_id, recorder=env.recorder)
+    if decided.status is not S.REJECTED:
+        issue_refund(leg_id, recorder=env.recorder, provider=env.provider)
+    return env.repository.get(leg_id)
+
+
+# ---------------------------------------------------------------------------- the request
+
+
+@pytest.mark.parametrize(
+    ("document", "problem"),
+    [
+        ({"payment": {"provider": "stripe", "payment_id": CARD}, "tenders": tenders(CARD, GIFT)}, "exactly one"),
+        ({}, "Field required"),
+        ({"tenders": tenders(CARD)}, "at least 2"),
+        ({"tenders": tenders(CARD, CARD)}, "distinct payments"),
+        ({"tenders": [*tenders(CARD), {"kind": "card"}]}, "needs its payment"),
+        (
+            {"tenders": [*tenders(CARD, GIFT), {"kind": "store_credit", "payment": tenders(CARD)[0]["payment"]}]},
+            "names no payment",
+        ),
+        ({"tenders": [{"kind": "store_credit"}, *tenders(CARD)]}, "first tender must be a payment"),
+        ({"payment": {"provider": "stripe", "payment_id": CARD}, "allocation": "proportional"}, "for tenders only"),
+        ({"tenders": tenders(*(f"pi_{n}" for n in range(9)))}, "at most 8"),
+    ],
+)
+def test_a_request_names_a_payment_or_two_to_eight_distinct_tenders(document: dict[str, Any], problem: str) -> None:
+    base: dict[str, Any] = {
+        "reason": "damaged",
+        "customer": {"email": "jane@example.com"},
+        "source": {"system": "returns-portal", "reference": "RMA-1"},
+    }
+    with pytest.raises(ValidationError, match=problem):
+        RefundRequestBody.model_validate({**base, **document})
+
+
+def test_a_store_credit_tender_or_an_unknown_rule_is_refused_at_intake_and_nothing_is_stored(split: World) -> None:
+    store_credit = split_body(reference="RMA-SC", tenders=[*tenders(CARD), {"kind": "store_credit"}])
+    with pytest.raises(InvalidRequest) as refused:
+        split.accept(store_credit, "dlv-sc")
+    assert refused.value.code == "store_credit_not_available"
+    assert split.repository.find(source_refund_id(GENERIC_SOURCE, "returns-portal", "RMA-SC")) is None
+    for rule in ("expression", "cheapest_first"):
+        with pytest.raises(InvalidRequest) as unknown:
+            split.accept(split_body(reference=f"RMA-{rule}", allocation=rule), f"dlv-{rule}")
+        assert unknown.value.code == "unknown_allocation_rule"
+    assert split.starter.calls == []
+    assert split.repository.find(split.accept(split_body(reference="RMA-ok"), "dlv-ok").refund.refund_id) is not None
+    assert len(split.starter.calls) == 1
+
+
+def test_the_parent_keeps_its_tenders_and_its_first_payment_and_a_redelivery_is_the_same_refund(split: World) -> None:
+    first = split.accept(split_body(), "dlv-1")
+    again = split.accept(split_body(), "dlv-2")
+    refund = split.repository.get(first.refund.refund_id)
+    assert again.duplicate
+    assert again.refund.refund_id == refund.refund_id
+    assert refund.payment.payment_id == CARD
+    assert [tender.payment.payment_id for tender in refund.tenders] == [CARD, GIFT]
+    assert refund.allocation_rule == "proportional"
+    # one of a payment hashes as before tenders existed: its fingerprint ignores the absent fields
+    single = refund_request_body(reference="RMA-single")
+    assert "tenders" not in single.model_dump(mode="json", exclude_none=True)
+    assert request_fingerprint(single) != request_fingerprint(split_body())
+
+
+# ---------------------------------------------------------------------------- the parent's steps
+
+
+def test_look_up_reads_every_tender_and_the_parent_is_decided_once_on_its_total(split: World) -> None:
+    refund_id = split.accept(split_body(amount=None)).refund.refund_id
+    validate_refund(refund_id, recorder=split.recorder)
+    reader = Reader(split)
+    looked_up = split_tenders.look_up_payment(refund_id, recorder=split.recorder, reader=reader)
+    assert looked_up.provider == "split"
+    assert reader.reads == [CARD, GIFT]
+    # the amount is everything the tenders have left; each tender's balance is open
+    assert split.repository.get(refund_id).amount == eur(10_000)
+    assert split.balance(CARD)["remaining"] == 6_000
+    assert split.balance(GIFT)["remaining"] == 4_000
+    decided = evaluate_policy(refund_id, recorder=split.recorder, policy=policy())
+    parent = split.repository.get(refund_id)
+    # the parent holds nothing: each leg holds its own share
+    assert parent.reservation is None
+    assert decided.outcome in {"APPROVED", "APPROVAL_REQUIRED"}
+    assert split.balance(CARD)["reserved"] == split.balance(GIFT)["reserved"] == 0
+
+
+def test_look_up_refuses_more_than_the_tenders_have_or_another_currency(split: World) -> None:
+    too_much = split.accept(split_body(amount=10_001, reference="RMA-much"), "dlv-much").refund.refund_id
+    validate_refund(too_much, recorder=split.recorder)
+    with pytest.raises(PolicyViolation) as refused:
+        split_tenders.look_up_payment(too_much, recorder=split.recorder, reader=Reader(split))
+    assert refused.value.code == "exceeds_tenders"
+    other = split_body(reference="RMA-usd", amount=None, lines=[])
+    other = other.model_copy(update={"amount": Money.of(500, "USD")})
+    usd = split.accept(other, "dlv-usd").refund.refund_id
+    validate_refund(usd, recorder=split.recorder)
+    with pytest.raises(PolicyViolation) as mismatch:
+        split_tenders.look_up_payment(usd, recorder=split.recorder, reader=Reader(split))
+    assert mismatch.value.code == "currency_mismatch"
+
+
+def test_the_refund_step_divides_the_amount_into_legs_each_its_own_refund_then_the_parent_waits(split: World) -> None:
+    refund_id = approved_parent(split)
+    result = issue(split, refund_id)
+    parent = split.repository.get(refund_id)
+    assert (result.status, result.outcome, result.provider) == (S.REFUND_PENDING, "REFUND_PENDING", "split")
+    # 30.00 proportionally to 60.00 and 40.00 paid: 18.00 and 12.00
+    assert [(leg.payment.payment_id, leg.amount.minor_units, leg.status) for leg in parent.legs] == [
+        (CARD, 1_800, LegStatus.SUBMITTED),
+        (GIFT, 1_200, LegStatus.SUBMITTED),
+    ]
+    for leg in parent.legs:
+        assert leg.refund_id == leg_refund_id(refund_id, leg.index)
+        child = split.repository.get(leg.refund_id)
+        assert (child.status, child.parent_refund_id, child.requested_amount) == (S.RECEIVED, refund_id, leg.amount)
+        assert child.invoice is None
+        assert child.source.ticket_id is None
+        assert child.payment == leg.payment
+    assert [call[0] for call in split.starter.calls[1:]] == [leg.refund_id for leg in parent.legs]
+
+
+def test_every_leg_paid_completes_the_parent_through_its_one_invoice(split: World) -> None:
+    refund_id = approved_parent(split)
+    issue(split, refund_id)
+    legs = split.repository.get(refund_id).legs
+    assert poll(split, refund_id).outcome == "REFUND_PENDING"  # nothing moved yet: it waits
+    for leg in legs:
+        assert leg.refund_id is not None
+        child = run_leg(split, leg.refund_id)
+        assert child.status is S.COMPLETED
+        assert child.policy is not None
+        assert child.policy.rule_id == "split_tender_parent"
+    # each leg is its own provider refund under its own key, of its own amount
+    created = split.provider.calls_to("create_refund")
+    assert sorted(
+        (call.arguments["request"].payment.payment_id, call.arguments["request"].amount.minor_units) for call in created
+    ) == [(CARD, 1_800), (GIFT, 1_200)]
+    assert len(set(split.provider.idempotency_keys)) == 2
+    result = poll(split, refund_id)
+    assert (result.status, result.outcome, result.books) == (S.REFUNDED, "REFUNDED", "xero")
+    assert [leg.status for leg in split.repository.get(refund_id).legs] == [LegStatus.SUCCEEDED] * 2
+    update_invoice(refund_id, recorder=split.recorder, books=split.books)
+    assert split.repository.get(refund_id).status is S.COMPLETED
+    # the balances hold what each leg refunded
+    assert (split.balance(CARD)["refunded"], split.balance(GIFT)["refunded"]) == (1_800, 1_200)
+
+
+def test_the_refund_step_run_twice_creates_each_leg_once(split: World) -> None:
+    refund_id = approved_parent(split)
+    issue(split, refund_id)
+    again = issue(split, refund_id)
+    assert again.outcome == "REFUND_PENDING"
+    leg_ids = [leg.refund_id or "" for leg in split.repository.get(refund_id).legs]
+    # one execution per leg (and the parent's own), started again by name only: Step Functions keeps one
+    assert sorted(split.starter.executions) == sorted([split.starter.calls[0][0], *leg_ids])
+    for leg_id in leg_ids:
+        created = [entry for entry in split.repository.timeline(leg_id) if entry.type == "SplitLegRequested"]
+        assert len(created) == 1
+
+
+def test_a_crash_after_the_first_leg_was_created_resumes_with_the_second(
+    split: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refund_id = approved_parent(split)
+    real_create = split.repository.create
+    made: list[str] = []
+
+    def crash_on_second(refund: Refund, **kwargs: Any) -> Any:
+        if made:
+            raise RuntimeError("the process stopped")
+        made.append(refund.refund_id)
+        return real_create(refund, **kwargs)
+
+    monkeypatch.setattr(split.repository, "create", crash_on_second)
+    with pytest.raises(RuntimeError):
+        issue(split, refund_id)
+    parent = split.repository.get(refund_id)
+    assert parent.status is S.REFUND_SUBMITTED
+    assert split.repository.find(parent.legs[1].refund_id or "") is None
+    monkeypatch.setattr(split.repository, "create", real_create)
+    # the workflow retries the step: the legs are the ones recorded, the first is not made twice
+    assert issue(split, refund_id).outcome == "REFUND_PENDING"
+    assert all(split.repository.find(leg.refund_id or "") is not None for leg in parent.legs)
+    assert [leg.amount for leg in split.repository.get(refund_id).legs] == [leg.amount for leg in parent.legs]
+
+
+# ---------------------------------------------------------------------------- what the legs add up to
+
+
+def test_a_leg_refused_after_another_paid_needs_a_person_with_remedies(split: World) -> None:
+    refund_id = approved_parent(split)
+    issue(split, refund_id)
+    first, second = split.repository.get(refund_id).legs
+    assert first.refund_id is not None
+    assert second.refund_id is not None
+    run_leg(split, first.refund_id)
+    split.provider.outcomes.append(Outcome.REJECTED)
+    with pytest.raises(RejectedError) as refused:
+        run_leg(split, second.refund_id)
+    handle_failure(second.refund_id, "RejectedError", str(refused.value), recorder=split.recorder, max_books_attempts=3)
+    assert split.repository.get(second.refund_id).status is S.FAILED
+    result = poll(split, refund_id)
+    parent = split.repository.get(refund_id)
+    assert (result.status, parent.attention_reason) == (S.NEEDS_ATTENTION, f"{LEG_FAILED}:1")
+    assert [leg.status for leg in parent.legs] == [LegStatus.SUCCEEDED, LegStatus.FAILED]
+    [entry] = [entry for entry in split.repository.timeline(refund_id) if entry.to_status is S.NEEDS_ATTENTION]
+    remedies = entry.details["remedies"]
+    # the card has 42.00 left, room for the failed 12.00; store credit always
+    assert [(remedy["action"], remedy.get("tender")) for remedy in remedies] == [
+        ("retry", 1),
+        ("move_to_tender", 0),
+        ("store_credit", None),
+    ]
+    assert "RefundNeedsAttention" in split.publisher.for_refund(refund_id)
+    # polled again it stays where it is (no second entry)
+    poll(split, refund_id)
+    assert len([e for e in split.repository.timeline(refund_id) if e.to_status is S.NEEDS_ATTENTION]) == 1
+
+
+@pytest.mark.parametrize(
+    ("leg_outcomes", "expected", "reason"),
+    [
+        ((LegStatus.SUCCEEDED, LegStatus.SUCCEEDED), S.COMPLETED, None),
+        ((LegStatus.FAILED, LegStatus.FAILED), S.FAILED, None),
+        ((LegStatus.SUCCEEDED, LegStatus.FAILED), S.NEEDS_ATTENTION, f"{LEG_FAILED}:1"),
+        ((LegStatus.FAILED, LegStatus.SUCCEEDED), S.NEEDS_ATTENTION, f"{LEG_FAILED}:0"),
+        ((LegStatus.SUCCEEDED, LegStatus.SUBMITTED), S.REFUND_PENDING, None),
+        ((LegStatus.FAILED, LegStatus.SUBMITTED), S.REFUND_PENDING, None),
+    ],
+)
+def test_what_the_legs_add_up_to(
+    split: World, leg_outcomes: tuple[LegStatus, LegStatus], expected: RefundStatus, reason: str | None
+) -> None:
+    refund_id = approved_parent(split, split_body(invoice=None))
+    issue(split, refund_id)
+    parent = split.repository.get(refund_id)
+    legs = [
+        leg.model_copy(update={"status": status, "failure": "refused" if status is LegStatus.FAILED else None})
+        for leg, status in zip(parent.legs, leg_outcomes, strict=True)
+    ]
+    after = aggregate(parent, legs, recorder=split.recorder)
+    assert (after.status, after.attention_reason) == (expected, reason)
+    if expected is S.FAILED:
+        assert after.failure is not None
+        assert after.failure.code == "split_legs_failed"
+
+
+def test_a_leg_that_needs_a_person_keeps_its_parent_waiting(split: World) -> None:
+    refund_id = approved_parent(split, split_body(invoice=None))
+    issue(split, refund_id)
+    first = split.repository.get(refund_id).legs[0]
+    assert first.refund_id is not None
+    split.provider.outcomes.append(Outcome.PENDING)
+    run_leg(split, first.refund_id)
+    leg = split.repository.get(first.refund_id)
+    split.recorder.move(leg, S.NEEDS_ATTENTION, actor="tests", changes={"attention_reason": "provider_outcome_unknown"})
+    assert poll(split, refund_id).outcome == "REFUND_PENDING"
+    assert [leg.status for leg in split.repository.get(refund_id).legs] == [LegStatus.SUBMITTED] * 2
+
+
+def test_the_last_leg_paid_moves_and_resumes_its_waiting_parent_at_once(split: World) -> None:
+    # GIVEN a parent waiting for its legs' outcome (its workflow parked on a task token)
+    refund_id = approved_parent(split)
+    issue(split, refund_id)
+    assert (
+        register_wait(
+            refund_id, WaitFor.REFUND_OUTCOME, "token-parent", repository=split.repository, callbacks=split.callbacks
+        )
+        is False
+    )
+    first, second = split.repository.get(refund_id).legs
+    # WHEN the first leg is paid, nothing resumes; when the second is, the parent is REFUNDED and resumed
+    leg = run_leg(split, first.refund_id or "")
+    assert split_tenders.after_leg(refund_id, leg.status, recorder=split.recorder, callbacks=split.callbacks) is False
+    assert split.repository.get(refund_id).status is S.REFUND_PENDING
+    leg = run_leg(split, second.refund_id or "")
+    assert split_tenders.after_leg(refund_id, leg.status, recorder=split.recorder, callbacks=split.callbacks)
+    assert split.repository.get(refund_id).status is S.REFUNDED
+    [(token, output)] = split.callbacks.succeeded
+    assert (token, output["outcome"], output["provider"], output["books"]) == (
+        "token-parent",
+        "REFUNDED",
+        "split",
+        "xero",
+    )
+
+
+# ---------------------------------------------------------------------------- a leg nobody approved
+
+
+def test_a_forged_leg_of_an_unapproved_parent_is_rejected_and_never_pays(split: World) -> None:
+    # GIVEN a parent that was only accepted (nobody decided it), and a refund claiming to be its leg
+    parent_id = split.accept(split_body()).refund.refund_id
+    forged_id = leg_refund_id(parent_id, 0)
+    forged = Refund.model_validate(
+        {
+            **split.repository.get(parent_id).model_dump(),
+            "refund_id": forged_id,
+            "tenders": [],
+            "allocation_rule": None,
+            "invoice": None,
+            "requested_amount": eur(1_800).model_dump(),
+            "parent_refund_id": parent_id,
+            "source": {"system": "returns-portal", "reference": "RMA-forged"},
+        }
+    )
+    split.repository.create(forged, actor="tests", delivery=None)
+    # WHEN its workflow runs
+    leg = run_leg(split, forged_id)
+    # THEN the policy step rejects it: nothing reserved, nothing sent
+    assert leg.status is S.REJECTED
+    assert leg.failure is not None
+    assert leg.failure.code == "parent_not_approved"
+    assert split.provider.calls_to("create_refund") == []
+    assert split.balance(CARD)["reserved"] == 0
+
+
+def test_a_leg_the_approved_parent_does_not_list_is_rejected(split: World) -> None:
+    refund_id = approved_parent(split)
+    issue(split, refund_id)
+    listed = split.repository.get(refund_id).legs[0]
+    assert listed.refund_id is not None
+    # a refund naming the parent with another amount than the parent's leg
+    stranger = split.repository.get(listed.refund_id).model_copy(
+        update={"refund_id": leg_refund_id(refund_id, 7), "requested_amount": eur(5_000)}
+    )
+    split.repository.create(stranger, actor="tests", delivery=None)
+    assert run_leg(split, stranger.refund_id).status is S.REJECTED
+    assert split.provider.calls_to("create_refund") == []
+
+
+def test_a_leg_counts_nowhere_in_velocity_its_parent_does(split: World) -> None:
+    refund_id = approved_parent(split)
+    issue(split, refund_id)
+    parent = split.repository.get(refund_id)
+    leg = split.repository.get(parent.legs[0].refund_id or "")
+    assert VelocityContribution.of(leg) is None
+    contribution = VelocityContribution.of(parent)
+    assert contribution is not None
+    assert contribution.amount == eur(3_000)
+    # the customer's counters and the by-customer index hold the parent, once
+    day = parent.created_at.date()
+    [counter] = split.repository.velocity_days(parent.customer.email, day, day)
+    assert (counter.count, counter.amounts) == (1, {"EUR": 3_000})
+    assert [found.refund_id for found in split.repository.customer_refunds_on(parent.customer.email, day)] == [
+        refund_id
+    ]
+
+
+# ---------------------------------------------------------------------------- a person's remedy
+
+
+def failed_second_leg(env: World) -> str:
+    """A parent whose first leg (18.00 to the card) paid and whose second (12.00) the provider refused."""
+    refund_id = approved_parent(env)
+    issue(env, refund_id)
+    first, second = env.repository.get(refund_id).legs
+    run_leg(env, first.refund_id or "")
+    env.provider.outcomes.append(Outcome.REJECTED)
+    with pytest.raises(RejectedError) as refused:
+        run_leg(env, second.refund_id or "")
+    handle_failure(
+        second.refund_id or "", "RejectedError", str(refused.value), recorder=env.recorder, max_books_attempts=3
+    )
+    poll(env, refund_id)
+    assert env.repository.get(refund_id).attention_reason == f"{LEG_FAILED}:1"
+    return refund_id
+
+
+def approver(role: str | None = "team_lead", jti: str | None = "jti-1", bound: str | None = None) -> ApproverIdentity:
+    return ApproverIdentity(subject="lee@shop.example", role=role, token_id=jti, bound_refund_id=bound)
+
+
+def remedy(env: World, refund_id: str, action: Any, tender: int | None = None, **kwargs: Any) -> Refund:
+    return choose_remedy(
+        refund_id,
+        kwargs.pop("leg", 1),
+        action,
+        tender,
+        kwargs.pop("who", approver()),
+        recorder=env.recorder,
+        policy=policy().select().policy,
+        starter=env.starter,
+        timing=TIMING,
+    )
+
+
+def test_a_remedy_moves_the_failed_amount_to_a_tender_with_room_and_the_parent_completes(split: World) -> None:
+    refund_id = failed_second_leg(split)
+    parent = remedy(split, refund_id, "move_to_tender", 0)
+    assert parent.status is S.REFUND_PENDING
+    new = parent.legs[2]
+    assert (new.payment.payment_id, new.amount, new.replaces, new.tender_index) == (CARD, eur(1_200), 1, 0)
+    # the new leg is a refund of its own, started; the parent's workflow is started again to wait for it
+    assert split.starter.executions[new.refund_id or ""]["refund_id"] == new.refund_id
+    assert split.starter.executions[remedy_execution_name(refund_id, 2)]["refund_id"] == refund_id
+    assert run_leg(split, new.refund_id or "").status is S.COMPLETED
+    # the replaced failed leg no longer counts: every counted leg paid
+    assert poll(split, refund_id).status is S.REFUNDED
+    assert split.balance(CARD)["refunded"] == 3_000
+
+
+def test_a_retry_goes_to_the_same_tender_and_the_token_is_spent(split: World) -> None:
+    refund_id = failed_second_leg(split)
+    parent = remedy(split, refund_id, "retry")
+    assert (parent.legs[2].payment.payment_id, parent.legs[2].replaces) == (GIFT, 1)
+    split.recorder.move(parent, S.NEEDS_ATTENTION, actor="tests", changes={"attention_reason": f"{LEG_FAILED}:1"})
+    with pytest.raises(AuthenticationFailed) as spent:
+        remedy(split, refund_id, "retry")
+    assert spent.value.code == "token_spent"
+
+
+@pytest.mark.parametrize(
+    ("action", "tender", "kwargs", "error", "code"),
+    [
+        ("store_credit", None, {}, InvalidRequest, "store_credit_not_available"),
+        ("move_to_tender", 1, {}, InvalidRequest, "invalid_tender"),
+        ("move_to_tender", 5, {}, InvalidRequest, "invalid_tender"),
+        ("retry", None, {"leg": 0}, IllegalTransition, "no_failed_leg"),
+        ("retry", None, {"who": approver(role="customer")}, Forbidden, "role_not_allowed"),
+        ("retry", None, {"who": approver(jti=None)}, AuthenticationFailed, "token_without_jti"),
+        ("retry", None, {"who": approver(bound="rf_" + "0" * 32)}, NotFound, "not_found"),
+    ],
+)
+def test_a_remedy_that_cannot_be_carried_out_changes_nothing(
+    split: World, action: Any, tender: int | None, kwargs: dict[str, Any], error: type[Exception], code: str
+) -> None:
+    refund_id = failed_second_leg(split)
+    before = split.repository.get(refund_id)
+    with pytest.raises(error) as refused:  # type: ignore[call-overload]
+        remedy(split, refund_id, action, tender, **kwargs)
+    assert getattr(refused.value, "code", None) == code
+    assert split.repository.get(refund_id) == before
+
+
+def test_a_remedy_to_a_tender_without_room_is_refused(split: World) -> None:
+    refund_id = failed_second_leg(split)
+    split.provider.refund_outside(CARD, eur(4_000))  # the card was refunded elsewhere meanwhile
+    read_payment(PaymentReference(provider="stripe", payment_id=CARD), recorder=split.recorder, provider=split.provider)
+    with pytest.raises(InvalidRequest) as refused:
+        remedy(split, refund_id, "move_to_tender", 0)
+    assert refused.value.code == "tender_without_room"
+
+
+def test_a_parent_a_person_approved_approves_its_legs(split: World) -> None:
+    # GIVEN a split refund the policy asks a person to approve (a product return), decided once on its total
+    body = split_body(reference="RMA-approved", reason="product_return")
+    refund_id = split.accept(body, "dlv-approved").refund.refund_id
+    validate_refund(refund_id, recorder=split.recorder)
+    split_tenders.look_up_payment(refund_id, recorder=split.recorder, reader=Reader(split))
+    decided = evaluate_policy(refund_id, recorder=split.recorder, policy=policy())
+    assert decided.outcome == "APPROVAL_REQUIRED"
+    required = split.repository.get(refund_id).policy
+    assert required is not None
+    # WHEN an approver approves the parent through the approval route's domain
+    decide_approval(
+        refund_id,
+        "approve",
+        None,
+        approver(role=required.required_role or "team_lead", jti="jti-approval"),
+        recorder=split.recorder,
+        policy=policy().select().policy,
+        callbacks=split.callbacks,
+    )
+    assert reserve_amount(refund_id, recorder=split.recorder).outcome == "RESERVED"
+    issue(split, refund_id)
+    # THEN each leg is approved by that decision and paid
+    for leg in split.repository.get(refund_id).legs:
+        paid = run_leg(split, leg.refund_id or "")
+        assert paid.status is S.COMPLETED
+        assert paid.policy is not None
+        assert paid.policy.rule_id == "split_tender_parent"
+    assert poll(split, refund_id).status is S.REFUNDED
+
+
+def test_news_of_the_first_tender_s_payment_reads_its_leg_never_the_parent(split: World) -> None:
+    # GIVEN a parent waiting for its legs (indexed on its first tender's payment, like its card leg)
+    refund_id = approved_parent(split, split_body(invoice=None))
+    issue(split, refund_id)
+    card_leg = split.repository.get(refund_id).legs[0]
+    split.provider.outcomes.append(Outcome.PENDING)
+    run_leg(split, card_leg.refund_id or "")
+    # WHEN the provider sends news of the card payment without refund objects (Stripe's charge.refunded)
+    split.deliver(provider_event(payment_id=CARD))
+    # THEN the provider is asked about the card leg's refund, never about the parent (which has none there)
+    asked = [call.arguments.get("refund_id") for call in split.provider.calls_to("find_refund")]
+    asked += [call.arguments.get("provider_refund_id") for call in split.provider.calls_to("get_refund")]
+    assert refund_id not in asked
+    assert split.repository.get(refund_id).status is S.REFUND_PENDING
+
+
+def test_a_leg_refused_last_moves_its_waiting_parent_to_a_person_at_once(split: World) -> None:
+    # GIVEN a parent parked in its outcome wait, its card leg paid
+    refund_id = approved_parent(split)
+    issue(split, refund_id)
+    register_wait(refund_id, WaitFor.REFUND_OUTCOME, "token-p", repository=split.repository, callbacks=split.callbacks)
+    first, second = split.repository.get(refund_id).legs
+    paid = run_leg(split, first.refund_id or "")
+    assert not split_tenders.after_leg(refund_id, paid.status, recorder=split.recorder, callbacks=split.callbacks)
+    # WHEN the other leg's platform refuses it and the catch path fails the leg
+    split.provider.outcomes.append(Outcome.REJECTED)
+    with pytest.raises(RejectedError) as refused:
+        run_leg(split, second.refund_id or "")
+    failed = handle_failure(
+        second.refund_id or "", "RejectedError", str(refused.value), recorder=split.recorder, max_books_attempts=3
+    )
+    assert failed.parent_refund_id == refund_id
+    assert split_tenders.after_leg(refund_id, failed.status, recorder=split.recorder, callbacks=split.callbacks)
+    # THEN the parent needs a person now, and its workflow is told so (not at the wait's end)
+    assert split.repository.get(refund_id).attention_reason == f"{LEG_FAILED}:1"
+    [(token, output)] = split.callbacks.succeeded
+    assert (token, output["outcome"]) == ("token-p", "NEEDS_ATTENTION")
+    assert "parent_refund_id" not in output
