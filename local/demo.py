@@ -444,7 +444,9 @@ def platform_scenarios(stack: DevStack, client: RefundflowClient) -> tuple[list[
         module = importlib.import_module(entry.simulator.partition(":")[0])
         scenarios: list[Scenario] = list(getattr(module, "DEMO_SCENARIOS", []))
         for scenario in scenarios:
-            context = ScenarioContext(client, entry.name, stack.simulators[entry.name])
+            context = ScenarioContext(
+                client, entry.name, stack.simulators[entry.name], reconcile=stack.reconcile_settlement
+            )
             runnable = _bound(scenario, context)
             (exclusive if scenario.exclusive else shared).append(runnable)
     return shared, exclusive

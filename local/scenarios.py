@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from local.client import TERMINAL, RefundflowClient
@@ -47,6 +48,8 @@ class ScenarioContext:
     platform: str
     simulator: Any
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    # Drops a settlement or bank file and runs its reconciliation (DevStack.reconcile_settlement): the demo's bank.
+    reconcile: Callable[[str, bytes], dict[str, Any]] | None = None
 
     def request(
         self, name: str, payment: Mapping[str, Any], *, amount: int | None = None, currency: str = "EUR"
@@ -474,3 +477,19 @@ def shopify_scenarios(*, currency: str = "EUR") -> list[Scenario]:
         ),
         Scenario("a refund made in the Shopify admin", "recorded once, origin external", admin_refund),
     ]
+
+
+def camt053_crediting(payout_id: str, minor_units: int, currency: str = "EUR") -> bytes:
+    """A camt.053 statement booked today whose second entry credits the payout (the first is other business): what
+    the merchant's bank sends the day a payout arrives (ISO 20022 BkToCstmrStmt; amounts in a two-decimal currency)."""
+    booked = datetime.now(UTC).date().isoformat()
+    entries = "".join(
+        f'<Ntry><Amt Ccy="{currency}">{amount // 100}.{amount % 100:02d}</Amt><CdtDbtInd>CRDT</CdtDbtInd>'
+        f"<Sts><Cd>BOOK</Cd></Sts><BookgDt><Dt>{booked}</Dt></BookgDt><AcctSvcrRef>{ref}</AcctSvcrRef>"
+        f"<AddtlNtryInf>{text}</AddtlNtryInf></Ntry>"
+        for ref, amount, text in (("B-rent", 120_000, "RENT RETURN"), (f"B-{payout_id}", minor_units, payout_id))
+    )
+    return (
+        '<?xml version="1.0"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"><BkToCstmrStmt>'
+        f"<Stmt>{entries}</Stmt></BkToCstmrStmt></Document>"
+    ).encode()

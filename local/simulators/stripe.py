@@ -1334,7 +1334,7 @@ def _trace_note(hop: dict[str, Any]) -> str:
 
 def _demo_scenarios() -> list[Any]:
     from local.client import TERMINAL
-    from local.scenarios import Outcome, Scenario, ScenarioContext
+    from local.scenarios import Outcome, Scenario, ScenarioContext, camt053_crediting
 
     def payout_settles(context: ScenarioContext, outcome: Outcome) -> None:
         # A refund of its own (a large payment, so the balance has something to pay out), then every refund the
@@ -1361,8 +1361,9 @@ def _demo_scenarios() -> list[Any]:
                 outcome.refund_ids.append(refund_id)
             refund = context.client.wait_for(refund_id, {"SETTLED"}, timeout=90)
             outcome.check(refund["status"] == "SETTLED", f"{refund_id} ended {refund['status']}")
-        # Its own refund's trace, from the ticket to the payout (no bank statement in the demo: the last hop says so),
-        # once the report's run has announced the payout (its summary step, after the refunds settled).
+        # Its own refund's trace, from the ticket to the payout, once the report's run has announced the payout (its
+        # summary step, after the refunds settled); then the bank's camt.053 statement crediting the payout is
+        # reconciled, and the trace reaches the bank line.
         deadline = time.monotonic() + 60
         while True:
             trace = context.client.trace(own["refund_id"])
@@ -1370,6 +1371,13 @@ def _demo_scenarios() -> list[Any]:
             if hops["payout"]["present"] or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
+        if context.reconcile is not None and hops["payout"]["present"]:
+            statement = f"settlement/bank/camt053/demo-{context.run_id}.xml"
+            ran = context.reconcile(statement, camt053_crediting(payout["id"], int(payout["amount"])))
+            outcome.check(ran.get("status") == "SUCCEEDED", f"bank statement reconciliation {ran.get('status')}")
+            trace = context.client.trace(own["refund_id"])
+            hops = {hop["hop"]: hop for hop in trace["hops"]}
+            outcome.check(hops["bank_line"]["present"], f"trace: {hops['bank_line']}")
         outcome.check(hops["payout"]["facts"].get("payout_id") == payout["id"], f"trace: {hops['payout']}")
         outcome.check(trace["audit"]["intact"], f"trace: audit {trace['audit']}")
         for hop in trace["hops"]:
@@ -1378,8 +1386,9 @@ def _demo_scenarios() -> list[Any]:
     return [
         Scenario(
             "a payout settles the demo's refunds",
-            "every refund COMPLETED through Stripe becomes SETTLED once Stripe pays its balance out (payout.paid); its "
-            "own refund's trace (GET /refunds/{id}/trace) follows it from the ticket to the payout",
+            "every refund COMPLETED through Stripe becomes SETTLED once Stripe pays its balance out (payout.paid); "
+            "its own refund's trace (GET /refunds/{id}/trace) follows it from the ticket to the payout and, once the "
+            "bank's camt.053 statement is reconciled, to the bank line that credited it",
             payout_settles,
             exclusive=True,
         )

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from typer.testing import CliRunner
 
+from local.scenarios import camt053_crediting
 from local.stack import DevStack
 from refundflow_cli.app import app
 from tests.e2e.harness import E2EClient, Orders, eventually
@@ -28,21 +28,6 @@ def cli(stack: DevStack, *arguments: str) -> str:
     result = CliRunner().invoke(app, ["--api-url", stack.api_url, *arguments], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return str(result.stdout)
-
-
-def camt053(payout_id: str, minor_units: int) -> bytes:
-    """A statement booked today whose second entry credits the payout (the first is other business)."""
-    booked = datetime.now(UTC).date().isoformat()
-    entries = "".join(
-        f'<Ntry><Amt Ccy="EUR">{amount // 100}.{amount % 100:02d}</Amt><CdtDbtInd>CRDT</CdtDbtInd>'
-        f"<Sts><Cd>BOOK</Cd></Sts><BookgDt><Dt>{booked}</Dt></BookgDt><AcctSvcrRef>{ref}</AcctSvcrRef>"
-        f"<AddtlNtryInf>{text}</AddtlNtryInf></Ntry>"
-        for ref, amount, text in (("B-rent", 120_000, "RENT RETURN"), (f"B-{payout_id}", minor_units, payout_id))
-    )
-    return (
-        '<?xml version="1.0"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"><BkToCstmrStmt>'
-        f"<Stmt>{entries}</Stmt></BkToCstmrStmt></Document>"
-    ).encode()
 
 
 def test_a_refund_traced_from_its_ticket_to_the_bank_line_and_back(
@@ -62,7 +47,7 @@ def test_a_refund_traced_from_its_ticket_to_the_bank_line_and_back(
     assert stack.wait_for_reconciliation(stack.reconciliations[report])["status"] == "SUCCEEDED"
     # AND a bank statement crediting the payout on its line 2, reconciled
     statement = f"settlement/bank/camt053/trace-{uuid.uuid4().hex[:8]}.xml"
-    described = stack.reconcile_settlement(statement, camt053(payout["id"], payout["amount"]))
+    described = stack.reconcile_settlement(statement, camt053_crediting(payout["id"], payout["amount"]))
     assert described["status"] == "SUCCEEDED", described
     assert json.loads(described["output"])["summary"]["counts"].get("matched") == 1
     # WHEN the refund is traced over HTTP
