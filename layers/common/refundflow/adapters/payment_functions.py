@@ -1,6 +1,7 @@
-"""Asking a payment platform's own function (``<prefix>refund-<platform>``) to run one operation for one refund,
-outside the workflow: the acquirer reference schedule's ``read_acquirer_reference``. The caller holds no platform
-credentials; its role may invoke only the payment functions."""
+"""Asking a payment platform's own function (``<prefix>refund-<platform>``) to run one operation outside the
+workflow: the acquirer reference schedule's ``read_acquirer_reference`` of a refund, a split-tender refund's
+``read_payment`` of a tender (adapters/tenders.py). The caller holds no platform credentials; its role may invoke
+only the payment functions."""
 
 from __future__ import annotations
 
@@ -34,23 +35,33 @@ class PaymentFunctions:
     def function_name(self, platform: str) -> str:
         return f"{self.function_prefix}{ROLE_FUNCTION_PREFIX['payment']}-{platform}"
 
+    def invoke(self, platform: str, payload: dict[str, Any], what: str) -> tuple[Any, bool]:
+        """The function's answer to ``payload`` and whether it is an error the function raised (Lambda's
+        ``FunctionError``: the answer is then ``{"errorType", "errorMessage"}``).
+
+        Raises:
+            TransientError: the function could not be invoked (``what`` names the call in the message).
+        """
+        name = self.function_name(platform)
+        try:
+            response = self.client.invoke(
+                FunctionName=name, InvocationType="RequestResponse", Payload=json.dumps(payload).encode()
+            )
+        except (BotoCoreError, ClientError) as error:
+            raise TransientError(f"could not invoke {name} for {what}: {error}", platform=platform) from error
+        answer = json.loads(response["Payload"].read() or b"{}") if "Payload" in response else {}
+        return answer, bool(response.get("FunctionError"))
+
     def run(self, platform: str, operation: str, refund_id: str) -> dict[str, Any]:
         """The function's answer (a StepResult document).
 
         Raises:
             TransientError: the function could not be invoked, or failed.
         """
-        name = self.function_name(platform)
-        try:
-            response = self.client.invoke(
-                FunctionName=name,
-                InvocationType="RequestResponse",
-                Payload=json.dumps({"operation": operation, "refund_id": refund_id}).encode(),
-            )
-        except (BotoCoreError, ClientError) as error:
-            raise TransientError(f"could not invoke {name} for {refund_id}: {error}", platform=platform) from error
-        if response.get("FunctionError"):
-            detail = response["Payload"].read().decode("utf-8", "replace")[:500] if "Payload" in response else ""
+        answer, failed = self.invoke(platform, {"operation": operation, "refund_id": refund_id}, refund_id)
+        if failed:
+            detail = json.dumps(answer)[:500]
+            name = self.function_name(platform)
             raise TransientError(f"{name} failed {operation} of {refund_id}: {detail}", platform=platform)
-        answer: dict[str, Any] = json.loads(response["Payload"].read() or b"{}") if "Payload" in response else {}
-        return answer
+        document: dict[str, Any] = answer if isinstance(answer, dict) else {}
+        return document
