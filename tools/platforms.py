@@ -489,11 +489,12 @@ def _payment_function_arns(catalog: Catalog) -> list[str]:
     ]
 
 
-def tender_readers_block(catalog: Catalog) -> str:
-    """The split-tender function reads each tender through its payment platform's function: every payment
-    platform's function is listed (the workflows' ``refund-*`` prefix also names the split function itself)."""
-    lines = [f"                # >>> platforms: tender readers ({GENERATED})", *_payment_function_arns(catalog)]
-    lines.append("                # <<< platforms: tender readers")
+def payment_functions_block(catalog: Catalog, block: str) -> str:
+    """Every payment platform's function, listed (the workflows' ``refund-*`` prefix also names the split-tender
+    function): the split-tender function reads each tender through its platform's function (``tender readers``),
+    the acquirer reference schedule each refund's ARN (``acquirer reference readers``)."""
+    lines = [f"                # >>> platforms: {block} ({GENERATED})", *_payment_function_arns(catalog)]
+    lines.append(f"                # <<< platforms: {block}")
     return "\n".join(lines) + "\n"
 
 
@@ -515,7 +516,8 @@ def news_targets_block(catalog: Catalog) -> str:
 def rendered_template(catalog: Catalog) -> str:
     text = TEMPLATE.read_text()
     text = _replace_block(text, "news targets", news_targets_block(catalog), path=TEMPLATE)
-    text = _replace_block(text, "tender readers", tender_readers_block(catalog), path=TEMPLATE)
+    for block in ("tender readers", "acquirer reference readers"):
+        text = _replace_block(text, block, payment_functions_block(catalog, block), path=TEMPLATE)
     text = _replace_block(text, "parameters", parameters_block(catalog), path=TEMPLATE)
     text = _replace_block(text, "functions", resources_block(catalog), path=TEMPLATE)
     text = _replace_block(text, "alarms", provider_alarm_block(catalog), path=TEMPLATE)

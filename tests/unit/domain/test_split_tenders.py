@@ -840,3 +840,27 @@ def test_the_store_credit_remedy_credits_the_failed_leg_s_amount_and_the_parent_
     assert split.repository.get(refund_id).legs[2].status is LegStatus.SUCCEEDED
     poll(split, refund_id)
     assert len(split.store_credit.entries(customer_key(parent.customer))) == 1
+
+
+def test_the_acquirer_reference_schedule_never_reads_a_parent_at_a_platform(split: World) -> None:
+    # GIVEN a completed split-tender parent (its legs are refunds of their own, each with its own ARN)
+    from refundflow.domain.acquirer_references import SPLIT_PARENT, read_acquirer_reference, reason_without_reference
+
+    refund_id = approved_parent(split)
+    issue(split, refund_id)
+    for leg in split.repository.get(refund_id).legs:
+        run_leg(split, leg.refund_id or "")
+    poll(split, refund_id)
+    update_invoice(refund_id, recorder=split.recorder, books=split.books)
+    reads = len(split.provider.calls_to("get_refund"))
+    # WHEN the schedule reads it, twice
+    for _ in range(2):
+        read_acquirer_reference(refund_id, recorder=split.recorder, provider=split.provider)
+    # THEN the platform is never asked, and why it has none is recorded once
+    parent = split.repository.get(refund_id)
+    assert len(split.provider.calls_to("get_refund")) == reads
+    assert (parent.status, parent.acquirer_reference_unavailable) == (S.COMPLETED, SPLIT_PARENT)
+    assert reason_without_reference(parent) == SPLIT_PARENT
+    assert [entry.type for entry in split.repository.timeline(refund_id)].count(
+        "RefundAcquirerReferenceUnavailable"
+    ) == 1

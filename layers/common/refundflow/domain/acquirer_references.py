@@ -35,6 +35,7 @@ ACQUIRER_REFERENCE_UNAVAILABLE = "RefundAcquirerReferenceUnavailable"
 REVERSAL = "reversed before settlement: the charge disappears from the customer's statement, no ARN is made"
 NOT_EXPOSED = "{title} exposes no acquirer reference for a refund"
 WEBHOOK_ONLY = "{title} gives the acquirer reference only in its refund webhook, and it carried none"
+SPLIT_PARENT = "a split-tender refund has none of its own: each leg's refund has its own acquirer reference"
 CUT_OFF = "{title} showed no acquirer reference within {days} business days of the refund"
 
 
@@ -62,6 +63,8 @@ def read_acquirer_reference(
     refund = recorder.repository.get(refund_id)
     if refund.acquirer_reference or refund.acquirer_reference_unavailable or not _money_out(refund):
         return step_result(refund)
+    if refund.legs:
+        return step_result(_unavailable(refund, SPLIT_PARENT, recorder=recorder))
     title = catalog.payment_platform(provider.name).title
     how = provider.capabilities.acquirer_reference
     if how == "none":
@@ -111,6 +114,8 @@ def reason_without_reference(refund: Refund) -> str | None:
         return None
     if refund.acquirer_reference_unavailable:
         return refund.acquirer_reference_unavailable
+    if refund.legs:
+        return SPLIT_PARENT
     provider = refund.payment.provider.value
     how = catalog.payment_capabilities(provider).acquirer_reference
     title = catalog.payment_platform(provider).title
