@@ -383,32 +383,53 @@ class Demo:
 
     def split_tenders(self) -> Outcome:
         outcome = Outcome(
-            "an order paid by card and PayPal (split tenders)",
-            "50.00 paid as 30.00 by Stripe card and 20.00 through PayPal; 25.00 asked back proportionally: two legs, "
-            "15.00 to the card and 10.00 to PayPal, each its own refund; the parent COMPLETED with one credit note",
+            "an order paid by card, PayPal and store credit (split tenders)",
+            "60.00 paid as 30.00 by Stripe card, 20.00 through PayPal and 10.00 with store credit; 30.00 asked back "
+            "proportionally: three legs, 15.00 to the card and 10.00 to PayPal (each its own refund) and 5.00 "
+            "credited to the customer's store credit in refundflow's ledger; the parent COMPLETED with one credit "
+            "note naming every leg",
         )
         paypal = self.simulators["paypal"].seed_payment(2000, "EUR")
         card = self.client.create_payment(3000, "EUR")
-        invoice = self.client.create_invoice(f"split {self.run_id}", "Order split", Decimal("50.00"), "EUR", paid=True)
-        body = self.request("split", card, str(invoice["InvoiceID"]), amount=2500)
+        invoice = self.client.create_invoice(f"split {self.run_id}", "Order split", Decimal("60.00"), "EUR", paid=True)
+        body = self.request("split", card, str(invoice["InvoiceID"]), amount=3000)
         body.pop("payment")
         body["tenders"] = [
             {"payment": {"provider": "stripe", "payment_id": card}, "kind": "card"},
             {"payment": {"provider": "paypal", "payment_id": paypal["payment_id"]}, "kind": "wallet"},
+            # What the order paid with store credit, as the shop's (signed) request says: the most it takes back.
+            {"kind": "store_credit", "paid": {"minor_units": 1000, "currency": "EUR"}},
         ]
         body["allocation"] = "proportional"
         parent_id = self.submit(outcome, body)
         parent = self.client.wait_for(parent_id, TERMINAL | {"NEEDS_ATTENTION"}, timeout=90)
         outcome.check(parent["status"] == "COMPLETED", f"ended {parent['status']} ({parent.get('attention_reason')})")
-        legs = [(leg["payment"]["provider"], leg["amount"]["minor_units"], leg["status"]) for leg in parent["legs"]]
-        outcome.check(legs == [("stripe", 1500, "succeeded"), ("paypal", 1000, "succeeded")], f"legs {legs}")
-        outcome.refund_ids += [leg["refund_id"] for leg in parent["legs"]]
+        legs = [
+            ((leg["payment"] or {}).get("provider", "store credit"), leg["amount"]["minor_units"], leg["status"])
+            for leg in parent["legs"]
+        ]
+        outcome.check(
+            legs == [("stripe", 1500, "succeeded"), ("paypal", 1000, "succeeded"), ("store credit", 500, "succeeded")],
+            f"legs {legs}",
+        )
+        for leg in parent["legs"]:
+            where = leg["refund_id"] or "refundflow's store-credit ledger, entry " + f"{parent_id}#leg{leg['index']}"
+            outcome.notes.append(
+                f"leg {leg['index'] + 1}: {leg['kind']} {leg['amount']['minor_units'] / 100:.2f} "
+                f"{leg['amount']['currency']} {leg['status']} ({where})"
+            )
+        outcome.refund_ids += [leg["refund_id"] for leg in parent["legs"] if leg["refund_id"]]
+        credited = [entry for entry in parent["timeline"] if entry["type"] == "StoreCreditCredited"]
+        outcome.check(len(credited) == 1, f"store-credit entries {credited}")
         stripe_refunds = [refund["amount"] for refund in self.client.stripe_refunds(card)]
         outcome.check(stripe_refunds == [1500], f"Stripe refunds {stripe_refunds}")
         held = [r for r in self.simulators["paypal"].refunds() if paypal["payment_id"] in str(r)]
         outcome.check([r["amount"]["value"] for r in held] == ["10.00"], f"PayPal refunds {held}")
         notes = self.client.credit_notes(parent_id)
-        outcome.check(len(notes) == 1 and Decimal(str(notes[0]["Total"])) == Decimal("25.00"), f"credit notes {notes}")
+        outcome.check(len(notes) == 1 and Decimal(str(notes[0]["Total"])) == Decimal("30.00"), f"credit notes {notes}")
+        outcome.check(
+            bool(notes) and "store credit 5.00 EUR" in str(notes[0].get("Reference")), f"credit note {notes[:1]}"
+        )
         return outcome
 
     def scenarios(self) -> list[Runnable]:

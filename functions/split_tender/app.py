@@ -1,7 +1,8 @@
 """``<stack>-refund-split``: the platform steps of a split-tender refund (one with tenders), invoked by the
 workflows' LookUpPayment, RefundWithProvider and PollRefundOutcome states as ``refund-<provider>`` is for a refund
-of one payment (``StepResult.provider`` is ``split``). It reads each tender through that platform's own function
-and starts each leg's workflow; it holds no platform's credentials (refundflow.domain.split_tenders)."""
+of one payment (``StepResult.provider`` is ``split``). It reads each tender through that platform's own function,
+divides the amount by the merchant's policy, credits store-credit legs to refundflow's ledger and starts each payment
+leg's workflow; it holds no platform's credentials (refundflow.domain.split_tenders)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from refundflow.domain import split_tenders
 from refundflow.domain.intake import timing_from
 from refundflow.models import ProviderStepInput
 from refundflow.observability import logger, metrics, tracer
+from refundflow.policy import active_policy
 
 
 def _reader() -> LambdaTenderReader:
@@ -30,11 +32,25 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     recorder = wiring.recorder()
     timing = timing_from(settings.load(settings.WorkflowTimingSettings))
     if task.operation == "look_up_payment":
-        result = split_tenders.look_up_payment(task.refund_id, recorder=recorder, reader=_reader())
+        result = split_tenders.look_up_payment(
+            task.refund_id, recorder=recorder, reader=_reader(), policy=active_policy().select().policy
+        )
     elif task.operation == "refund":
         result = split_tenders.issue_refund(
-            task.refund_id, recorder=recorder, reader=_reader(), starter=wiring.workflow(), timing=timing
+            task.refund_id,
+            recorder=recorder,
+            reader=_reader(),
+            starter=wiring.workflow(),
+            timing=timing,
+            policy=active_policy().select().policy,
+            ledger=wiring.store_credit_ledger(),
         )
     else:
-        result = split_tenders.poll_refund(task.refund_id, recorder=recorder, starter=wiring.workflow(), timing=timing)
+        result = split_tenders.poll_refund(
+            task.refund_id,
+            recorder=recorder,
+            starter=wiring.workflow(),
+            timing=timing,
+            ledger=wiring.store_credit_ledger(),
+        )
     return result.model_dump(mode="json")

@@ -632,6 +632,7 @@ class World:
     starter: FakeWorkflowStarter = field(default_factory=FakeWorkflowStarter)
     callbacks: FakeTaskCallbacks = field(default_factory=FakeTaskCallbacks)
     mailer: FakeMailer = field(default_factory=FakeMailer)
+    store_credit: FakeStoreCreditLedger = field(default_factory=FakeStoreCreditLedger)
     # The domain's tests follow a refund by its events, so they see every status event (PublishAllStatusEvents);
     # tests/unit/domain/test_status_events.py checks what the default publishes.
     publish_all_status_events: bool = True

@@ -93,7 +93,7 @@ class RemedyResult(BaseModel):
     status: RefundStatus
     action: Literal["retry", "move_to_tender", "store_credit"]
     leg: int = Field(description="The new leg's number (it replaces the failed one).")
-    leg_refund_id: str
+    leg_refund_id: str = Field(description="The new leg's own refund; empty for a store-credit leg (no refund).")
     approver: str
 
 

@@ -152,12 +152,36 @@ class TenderKind(StrEnum):
     OTHER = "other"
 
 
+def _store_credit_or_payment(kind: TenderKind, payment: PaymentReference | None, paid: Money | None) -> None:
+    """A store-credit tender names no payment (refundflow's ledger, kept by customer) and says what the order paid
+    with store credit (``paid``, positive: the most it can take back); every other tender names its payment and no
+    ``paid`` (its platform says what it captured)."""
+    if kind is TenderKind.STORE_CREDIT:
+        if payment is not None:
+            raise ValueError("a store_credit tender names no payment: it is refundflow's ledger, kept by customer")
+        if paid is None or paid.minor_units <= 0:
+            raise ValueError("a store_credit tender needs paid: what the order paid with store credit (positive)")
+        return
+    if payment is None:
+        raise ValueError(f"a {kind.value} tender needs its payment")
+    if paid is not None:
+        raise ValueError(f"paid is for a store_credit tender; a {kind.value} tender's platform says what it captured")
+
+
 class Tender(StrictModel):
     """One payment of an order paid with several (a card and a gift card, two cards, a deposit and a final
-    payment). ``kind`` store_credit: ``payment`` names refundflow's own store-credit ledger (provider-less)."""
+    payment). A ``store_credit`` tender has no ``payment`` (refundflow's own store-credit ledger, kept by the
+    customer: ``refundflow.domain.store_credit.customer_key``) and carries ``paid``, what the order paid with store
+    credit as the request's verified source said: the most it can take back."""
 
-    payment: PaymentReference
+    payment: PaymentReference | None = None
     kind: TenderKind = TenderKind.CARD
+    paid: Money | None = None
+
+    @model_validator(mode="after")
+    def _payment_unless_store_credit(self) -> Tender:
+        _store_credit_or_payment(self.kind, self.payment, self.paid)
+        return self
 
 
 class TenderRequest(StrictModel):
@@ -169,13 +193,16 @@ class TenderRequest(StrictModel):
         default=None, description="The platform's payment (required, except for a store_credit tender)."
     )
     kind: TenderKind = TenderKind.CARD
+    paid: Money | None = Field(
+        default=None,
+        description="A store_credit tender only (required there): what the order paid with store credit, the most "
+        "it can take back. The shop redeemed it at checkout, so the shop says it; refundflow keeps no record of "
+        "redemptions.",
+    )
 
     @model_validator(mode="after")
     def _payment_unless_store_credit(self) -> TenderRequest:
-        if self.kind is TenderKind.STORE_CREDIT and self.payment is not None:
-            raise ValueError("a store_credit tender names no payment: it is refundflow's ledger, kept by customer")
-        if self.kind is not TenderKind.STORE_CREDIT and self.payment is None:
-            raise ValueError(f"a {self.kind.value} tender needs its payment")
+        _store_credit_or_payment(self.kind, self.payment, self.paid)
         return self
 
 
@@ -193,8 +220,13 @@ class SplitLeg(StrictModel):
     provider refund and idempotency key), or credited to store credit (``kind`` store_credit)."""
 
     index: int = Field(ge=0, le=63, description="The leg's number; a remedy adds a leg, never renumbers one.")
-    tender_index: int = Field(ge=0, le=7, description="Which of the refund's tenders it goes back to.")
-    payment: PaymentReference
+    tender_index: int = Field(
+        ge=0,
+        le=7,
+        description="Which of the refund's tenders it goes back to (a store-credit remedy's leg on an order without "
+        "a store-credit tender: the failed leg's tender, whose amount it credits).",
+    )
+    payment: PaymentReference | None = Field(default=None, description="None for a store-credit leg only.")
     kind: TenderKind
     amount: Money
     status: LegStatus = LegStatus.PLANNED
@@ -209,6 +241,12 @@ class SplitLeg(StrictModel):
         description="A failed leg's proposed remedies in words, for the person who decides (retry, move the amount "
         "to another tender or to store credit); the ticket's note lists them.",
     )
+
+    @model_validator(mode="after")
+    def _payment_unless_store_credit(self) -> SplitLeg:
+        if (self.payment is None) != (self.kind is TenderKind.STORE_CREDIT):
+            raise ValueError("a store_credit leg names no payment (it is credited to the ledger); every other leg does")
+        return self
 
 
 class InvoiceReference(StrictModel):

@@ -38,6 +38,7 @@ from tests.support.fakes import World, a_refund, refund_request_body, world
 OPS = "ops@shop.example"
 CARD = PaymentReference(provider=PaymentProvider.STRIPE, payment_id="pi_card_4242")
 PAYPAL = PaymentReference(provider=PaymentProvider.PAYPAL, payment_id="8AB12345CD6789012")
+# A store-credit leg names no payment (refundflow's ledger): leg() drops it.
 STORE_CREDIT = PaymentReference(provider=PaymentProvider.STRIPE, payment_id="sc_ledger_1")
 
 
@@ -55,7 +56,7 @@ def leg(
         {
             "index": index,
             "tender_index": index,
-            "payment": payment,
+            "payment": None if kind is TenderKind.STORE_CREDIT else payment,
             "kind": kind,
             "amount": amount,
             "status": status,

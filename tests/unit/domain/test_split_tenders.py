@@ -5,9 +5,11 @@ forged leg that never pays."""
 
 from __future__ import annotations
 
+from importlib import resources
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from refundflow.domain import split_tenders
@@ -18,7 +20,9 @@ from refundflow.domain.intake import GENERIC_SOURCE, request_fingerprint, source
 from refundflow.domain.payments import issue_refund, look_up_payment, read_payment, reserve_amount
 from refundflow.domain.policy_step import evaluate_policy
 from refundflow.domain.split_remedies import choose_remedy, remedy_execution_name
-from refundflow.domain.split_tenders import LEG_FAILED, aggregate, leg_refund_id
+from refundflow.domain.split_tenders import LEG_FAILED, STORE_CREDIT_CREDITED, aggregate, leg_refund_id
+from refundflow.domain.store_credit import customer_key
+from refundflow.domain.tickets import failed_legs_note
 from refundflow.domain.validation import validate_refund
 from refundflow.domain.waiting import WaitFor, register_wait
 from refundflow.errors import (
@@ -36,17 +40,19 @@ from refundflow.models import (
     Refund,
     RefundRequestBody,
     StepResult,
+    TenderKind,
     TenderPayment,
     VelocityContribution,
 )
 from refundflow.money import Money
-from refundflow.policy import ActivePolicy, PolicySourceSettings
+from refundflow.policy import ActivePolicy, Policy, PolicySourceSettings, load_policy
 from refundflow.status import RefundStatus
 from tests.support.fakes import TIMING, Outcome, World, provider_event, refund_request_body
 
 S = RefundStatus
 CARD = "pi_card"
 GIFT = "pi_gift"
+PAID_EUR = {"minor_units": 2_000, "currency": "EUR"}
 
 
 def eur(minor: int) -> Money:
@@ -102,21 +108,35 @@ def approved_parent(env: World, body: RefundRequestBody | None = None) -> str:
     """Accepted, validated, looked up across its tenders and approved by the policy (nothing reserved)."""
     refund_id = env.accept(body or split_body()).refund.refund_id
     validate_refund(refund_id, recorder=env.recorder)
-    split_tenders.look_up_payment(refund_id, recorder=env.recorder, reader=Reader(env))
+    look_up(env, refund_id)
     decided = evaluate_policy(refund_id, recorder=env.recorder, policy=policy())
     assert (decided.status, decided.outcome, decided.provider) == (S.APPROVED, "APPROVED", "split")
     assert reserve_amount(refund_id, recorder=env.recorder).outcome == "RESERVED"
     return refund_id
 
 
-def issue(env: World, refund_id: str) -> StepResult:
+def look_up(env: World, refund_id: str, reader: Reader | None = None, with_policy: Policy | None = None) -> StepResult:
+    return split_tenders.look_up_payment(
+        refund_id, recorder=env.recorder, reader=reader or Reader(env), policy=with_policy or policy().select().policy
+    )
+
+
+def issue(env: World, refund_id: str, with_policy: Policy | None = None) -> StepResult:
     return split_tenders.issue_refund(
-        refund_id, recorder=env.recorder, reader=Reader(env), starter=env.starter, timing=TIMING
+        refund_id,
+        recorder=env.recorder,
+        reader=Reader(env),
+        starter=env.starter,
+        timing=TIMING,
+        policy=with_policy or policy().select().policy,
+        ledger=env.store_credit,
     )
 
 
 def poll(env: World, refund_id: str) -> StepResult:
-    return split_tenders.poll_refund(refund_id, recorder=env.recorder, starter=env.starter, timing=TIMING)
+    return split_tenders.poll_refund(
+        refund_id, recorder=env.recorder, starter=env.starter, timing=TIMING, ledger=env.store_credit
+    )
 
 
 def run_leg(env: World, leg_id: str) -> Refund:
@@ -146,7 +166,10 @@ def run_leg(env: World, leg_id: str) -> Refund:
             {"tenders": [*tenders(CARD, GIFT), {"kind": "store_credit", "payment": tenders(CARD)[0]["payment"]}]},
             "names no payment",
         ),
-        ({"tenders": [{"kind": "store_credit"}, *tenders(CARD)]}, "first tender must be a payment"),
+        ({"tenders": [{"kind": "store_credit", "paid": PAID_EUR}, *tenders(CARD)]}, "first tender must be a payment"),
+        ({"tenders": [*tenders(CARD), {"kind": "store_credit"}]}, "needs paid"),
+        ({"tenders": [*tenders(CARD), {"kind": "store_credit", "paid": {**PAID_EUR, "minor_units": 0}}]}, "needs paid"),
+        ({"tenders": [{**tenders(CARD)[0], "paid": PAID_EUR}, *tenders(GIFT)]}, "paid is for a store_credit"),
         ({"payment": {"provider": "stripe", "payment_id": CARD}, "allocation": "proportional"}, "for tenders only"),
         ({"tenders": tenders(*(f"pi_{n}" for n in range(9)))}, "at most 8"),
     ],
@@ -161,18 +184,29 @@ def test_a_request_names_a_payment_or_two_to_eight_distinct_tenders(document: di
         RefundRequestBody.model_validate({**base, **document})
 
 
-def test_a_store_credit_tender_or_an_unknown_rule_is_refused_at_intake_and_nothing_is_stored(split: World) -> None:
-    store_credit = split_body(reference="RMA-SC", tenders=[*tenders(CARD), {"kind": "store_credit"}])
-    with pytest.raises(InvalidRequest) as refused:
-        split.accept(store_credit, "dlv-sc")
-    assert refused.value.code == "store_credit_not_available"
-    assert split.repository.find(source_refund_id(GENERIC_SOURCE, "returns-portal", "RMA-SC")) is None
-    for rule in ("expression", "cheapest_first"):
-        with pytest.raises(InvalidRequest) as unknown:
-            split.accept(split_body(reference=f"RMA-{rule}", allocation=rule), f"dlv-{rule}")
-        assert unknown.value.code == "unknown_allocation_rule"
+def test_intake_refuses_only_a_rule_name_that_is_none_of_refundflow_s_and_keeps_a_store_credit_tender(
+    split: World,
+) -> None:
+    # GIVEN a rule name refundflow does not have WHEN it is sent THEN 400, nothing stored or started
+    with pytest.raises(InvalidRequest) as unknown:
+        split.accept(split_body(reference="RMA-cheapest", allocation="cheapest_first"), "dlv-cheapest")
+    assert unknown.value.code == "unknown_allocation_rule"
+    assert split.repository.find(source_refund_id(GENERIC_SOURCE, "returns-portal", "RMA-cheapest")) is None
     assert split.starter.calls == []
-    assert split.repository.find(split.accept(split_body(reference="RMA-ok"), "dlv-ok").refund.refund_id) is not None
+    # AND the merchant's expression and a store-credit tender (what the order paid with it) are accepted
+    body = split_body(
+        reference="RMA-SC",
+        allocation="expression",
+        tenders=[*tenders(CARD), {"kind": "store_credit", "paid": PAID_EUR}],
+    )
+    parent = split.accept(body, "dlv-sc").refund
+    assert parent.allocation_rule == "expression"
+    assert [(tender.kind, tender.payment, tender.paid) for tender in parent.tenders][1] == (
+        TenderKind.STORE_CREDIT,
+        None,
+        eur(2_000),
+    )
+    assert split.repository.get(parent.refund_id).tenders == parent.tenders
     assert len(split.starter.calls) == 1
 
 
@@ -198,7 +232,7 @@ def test_look_up_reads_every_tender_and_the_parent_is_decided_once_on_its_total(
     refund_id = split.accept(split_body(amount=None)).refund.refund_id
     validate_refund(refund_id, recorder=split.recorder)
     reader = Reader(split)
-    looked_up = split_tenders.look_up_payment(refund_id, recorder=split.recorder, reader=reader)
+    looked_up = look_up(split, refund_id, reader)
     assert looked_up.provider == "split"
     assert reader.reads == [CARD, GIFT]
     # the amount is everything the tenders have left; each tender's balance is open
@@ -217,14 +251,14 @@ def test_look_up_refuses_more_than_the_tenders_have_or_another_currency(split: W
     too_much = split.accept(split_body(amount=10_001, reference="RMA-much"), "dlv-much").refund.refund_id
     validate_refund(too_much, recorder=split.recorder)
     with pytest.raises(PolicyViolation) as refused:
-        split_tenders.look_up_payment(too_much, recorder=split.recorder, reader=Reader(split))
+        look_up(split, too_much)
     assert refused.value.code == "exceeds_tenders"
     other = split_body(reference="RMA-usd", amount=None, lines=[])
     other = other.model_copy(update={"amount": Money.of(500, "USD")})
     usd = split.accept(other, "dlv-usd").refund.refund_id
     validate_refund(usd, recorder=split.recorder)
     with pytest.raises(PolicyViolation) as mismatch:
-        split_tenders.look_up_payment(usd, recorder=split.recorder, reader=Reader(split))
+        look_up(split, usd)
     assert mismatch.value.code == "currency_mismatch"
 
 
@@ -340,6 +374,16 @@ def test_a_leg_refused_after_another_paid_needs_a_person_with_remedies(split: Wo
         ("move_to_tender", 0),
         ("store_credit", None),
     ]
+    # AND the failed leg says them in words, which the ticket's note lists
+    assert parent.legs[1].remedies == [
+        "retry: send 12.00 EUR to leg 2's card stripe again",
+        "move_to_tender 0: send 12.00 EUR to tender 1 (card stripe, 42.00 EUR left to refund)",
+        "store_credit: credit 12.00 EUR to the customer's store credit",
+    ]
+    assert parent.legs[0].remedies == []
+    [note] = failed_legs_note(parent)
+    assert "Remedies: retry: send 12.00 EUR" in note
+    assert "store_credit: credit 12.00 EUR to the customer's store credit." in note
     assert "RefundNeedsAttention" in split.publisher.for_refund(refund_id)
     # polled again it stays where it is (no second entry)
     poll(split, refund_id)
@@ -542,7 +586,7 @@ def test_a_retry_goes_to_the_same_tender_and_the_token_is_spent(split: World) ->
 @pytest.mark.parametrize(
     ("action", "tender", "kwargs", "error", "code"),
     [
-        ("store_credit", None, {}, InvalidRequest, "store_credit_not_available"),
+        ("store_credit", 0, {}, InvalidRequest, "invalid_tender"),
         ("move_to_tender", 1, {}, InvalidRequest, "invalid_tender"),
         ("move_to_tender", 5, {}, InvalidRequest, "invalid_tender"),
         ("retry", None, {"leg": 0}, IllegalTransition, "no_failed_leg"),
@@ -576,7 +620,7 @@ def test_a_parent_a_person_approved_approves_its_legs(split: World) -> None:
     body = split_body(reference="RMA-approved", reason="product_return")
     refund_id = split.accept(body, "dlv-approved").refund.refund_id
     validate_refund(refund_id, recorder=split.recorder)
-    split_tenders.look_up_payment(refund_id, recorder=split.recorder, reader=Reader(split))
+    look_up(split, refund_id)
     decided = evaluate_policy(refund_id, recorder=split.recorder, policy=policy())
     assert decided.outcome == "APPROVAL_REQUIRED"
     required = split.repository.get(refund_id).policy
@@ -640,6 +684,162 @@ def test_a_leg_refused_last_moves_its_waiting_parent_to_a_person_at_once(split: 
     [(token, output)] = split.callbacks.succeeded
     assert (token, output["outcome"]) == ("token-p", "NEEDS_ATTENTION")
     assert "parent_refund_id" not in output
+
+
+# ---------------------------------------------------------------------------- the merchant's rule
+
+
+def merchant_policy(**split_section: Any) -> Policy:
+    """The packaged policy with the merchant's own ``split_tenders`` section."""
+    document = yaml.safe_load(resources.files("refundflow.policy").joinpath("default_policy.yaml").read_text())
+    document["split_tenders"] = split_section
+    return load_policy(yaml.safe_dump(document, sort_keys=False), source="merchant.yaml")
+
+
+def test_a_rule_the_policy_does_not_allow_rejects_the_parent_at_look_up_before_anything_is_decided(
+    split: World,
+) -> None:
+    # GIVEN a merchant who allows only last_captured_first and proportional, and a request naming least_fee_first
+    strict = merchant_policy(rule="last_captured_first", allowed_request_rules=["proportional"])
+    refund_id = split.accept(split_body(allocation="least_fee_first")).refund.refund_id
+    validate_refund(refund_id, recorder=split.recorder)
+    reader = Reader(split)
+    # WHEN the parent is looked up THEN it is refused for good, before any tender is read or anything decided
+    with pytest.raises(PolicyViolation) as refused:
+        look_up(split, refund_id, reader, with_policy=strict)
+    assert refused.value.code == "allocation_rule_not_allowed"
+    assert "least_fee_first" in str(refused.value)
+    assert reader.reads == []
+    handle_failure(refund_id, "PolicyViolation", str(refused.value), recorder=split.recorder, max_books_attempts=3)
+    parent = split.repository.get(refund_id)
+    assert parent.status is S.REJECTED
+    assert parent.failure is not None
+    assert parent.failure.code == "allocation_rule_not_allowed"
+    assert parent.policy is None  # never decided
+    assert parent.legs == []
+    # AND a rule it allows passes the same look-up
+    allowed = split.accept(split_body(reference="RMA-S2", allocation="proportional"), "dlv-2").refund.refund_id
+    validate_refund(allowed, recorder=split.recorder)
+    assert look_up(split, allowed, with_policy=strict).status is S.VALIDATED
+
+
+def test_the_policy_s_default_rule_divides_a_request_that_names_none(split: World) -> None:
+    # GIVEN the packaged policy (last_captured_first) and a request naming no rule
+    refund_id = approved_parent(split, split_body(allocation=None))
+    issue(split, refund_id)
+    parent = split.repository.get(refund_id)
+    # THEN the policy's rule divided it: neither payment has a capture time, so the first given takes it all
+    assert parent.allocation_rule == "last_captured_first"
+    assert [(leg.tender_index, leg.amount.minor_units) for leg in parent.legs] == [(0, 3_000)]
+
+
+def test_the_policy_s_fees_order_least_fee_first(split: World) -> None:
+    # GIVEN card refunds cost 290 bp and gift cards nothing under the merchant's fees (the tenders carry none)
+    body = split_body(allocation="least_fee_first", tenders=tenders(CARD, GIFT, kinds=("card", "gift_card")))
+    refund_id = approved_parent(split, body)
+    issue(split, refund_id)
+    # THEN the gift card (no fee) takes the 30.00 first: without the policy's fees the card (given first) would
+    assert [(leg.kind, leg.amount.minor_units) for leg in split.repository.get(refund_id).legs] == [
+        (TenderKind.GIFT_CARD, 3_000)
+    ]
+
+
+def test_the_merchant_s_expression_sees_the_refund_s_reason(split: World) -> None:
+    # GIVEN an expression that sends a damaged item's refund to the second tender first, anything else to the first
+    mine = merchant_policy(
+        rule="expression", expression="refund.reason == 'damaged' ? (tender.index == 1 ? 0 : 1) : tender.index"
+    )
+    damaged = approved_parent(split, split_body(allocation=None, amount=5_000))
+    issue(split, damaged, with_policy=mine)
+    # THEN the second tender's 40.00 goes first, the card takes the rest
+    parent = split.repository.get(damaged)
+    assert parent.allocation_rule == "expression"
+    assert [(leg.tender_index, leg.amount.minor_units) for leg in parent.legs] == [(0, 1_000), (1, 4_000)]
+
+
+# ---------------------------------------------------------------------------- store credit
+
+
+def store_credit_body(**extra: Any) -> RefundRequestBody:
+    """40.00 paid by card and 20.00 with store credit (as the shop's verified request says)."""
+    return split_body(tenders=[*tenders(GIFT), {"kind": "store_credit", "paid": PAID_EUR}], **extra)
+
+
+def test_a_store_credit_tender_takes_back_at_most_what_the_order_paid_with_it(split: World) -> None:
+    too_much = split.accept(store_credit_body(amount=6_001)).refund.refund_id
+    validate_refund(too_much, recorder=split.recorder)
+    with pytest.raises(PolicyViolation) as refused:
+        look_up(split, too_much)
+    assert refused.value.code == "exceeds_tenders"
+    everything = split.accept(store_credit_body(reference="RMA-all", amount=None), "dlv-all").refund.refund_id
+    validate_refund(everything, recorder=split.recorder)
+    reader = Reader(split)
+    look_up(split, everything, reader)
+    assert split.repository.get(everything).amount == eur(6_000)
+    assert reader.reads == [GIFT]  # store credit is refundflow's own: no platform is asked
+
+
+def test_a_store_credit_leg_is_credited_once_at_the_refund_step_and_the_parent_completes_with_the_card(
+    split: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN 50.00 to refund, store credit last: 40.00 to the card, 10.00 to store credit
+    refund_id = approved_parent(split, store_credit_body(amount=5_000, allocation="store_credit_last"))
+    # WHEN the refund step stops after crediting (a crash before the legs' workflows started), then runs again
+    real_start = split_tenders.start_legs
+
+    def crash_once(*args: Any, **kwargs: Any) -> list[str]:
+        monkeypatch.setattr(split_tenders, "start_legs", real_start)
+        raise RuntimeError("crashed")
+
+    monkeypatch.setattr(split_tenders, "start_legs", crash_once)
+    with pytest.raises(RuntimeError):
+        issue(split, refund_id)
+    assert issue(split, refund_id).status is S.REFUND_PENDING
+    # THEN the store-credit leg was credited exactly once, to the customer's key, and SUCCEEDED at once
+    parent = split.repository.get(refund_id)
+    card, credit = parent.legs
+    assert (card.kind, card.amount.minor_units, card.status) == (TenderKind.CARD, 4_000, LegStatus.SUBMITTED)
+    assert (credit.kind, credit.payment, credit.refund_id, credit.status) == (
+        TenderKind.STORE_CREDIT,
+        None,
+        None,
+        LegStatus.SUCCEEDED,
+    )
+    key = customer_key(parent.customer)
+    assert split.store_credit.balance(key, "EUR") == eur(1_000)
+    [entry] = split.store_credit.entries(key)
+    assert (entry.entry_id, entry.refund_id) == (f"{refund_id}#leg1", refund_id)
+    credited = [e for e in split.repository.timeline(refund_id) if e.type == STORE_CREDIT_CREDITED]
+    assert [e.details["entries"][0]["entry_id"] for e in credited] == [f"{refund_id}#leg1"]
+    # only the card leg is a refund of its own, started once
+    assert [call[0] for call in split.starter.calls[1:]] == [card.refund_id]
+    # AND when the card leg is paid the parent is refunded
+    assert card.refund_id is not None
+    run_leg(split, card.refund_id)
+    assert poll(split, refund_id).status in {S.REFUNDED, S.COMPLETED}
+    assert split.store_credit.balance(key, "EUR") == eur(1_000)
+
+
+def test_the_store_credit_remedy_credits_the_failed_leg_s_amount_and_the_parent_completes(split: World) -> None:
+    refund_id = failed_second_leg(split)
+    parent = remedy(split, refund_id, "store_credit")
+    new = parent.legs[2]
+    assert (new.kind, new.payment, new.refund_id, new.replaces, new.status) == (
+        TenderKind.STORE_CREDIT,
+        None,
+        None,
+        1,
+        LegStatus.SUBMITTED,
+    )
+    # no leg workflow: only the parent's, to wait and poll
+    assert remedy_execution_name(refund_id, 2) in split.starter.executions
+    assert split.store_credit.entries(customer_key(parent.customer)) == []
+    # WHEN the parent's poll runs THEN the amount is credited once and every counted leg has paid
+    assert poll(split, refund_id).status is S.REFUNDED
+    assert split.store_credit.balance(customer_key(parent.customer), "EUR") == eur(1_200)
+    assert split.repository.get(refund_id).legs[2].status is LegStatus.SUCCEEDED
+    poll(split, refund_id)
+    assert len(split.store_credit.entries(customer_key(parent.customer))) == 1
 
 
 def test_the_acquirer_reference_schedule_never_reads_a_parent_at_a_platform(split: World) -> None:

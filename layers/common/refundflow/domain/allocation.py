@@ -41,7 +41,7 @@ class TenderBalance:
     what refunding to it costs (basis points, from the merchant's configuration, for ``least_fee_first``)."""
 
     index: int
-    payment: PaymentReference
+    payment: PaymentReference | None  # None for store credit (refundflow's own ledger) only
     kind: TenderKind
     captured: Money
     remaining: Money
@@ -54,7 +54,7 @@ class LegAllocation:
     """A tender's share of the refund (``amount`` > 0)."""
 
     index: int
-    payment: PaymentReference
+    payment: PaymentReference | None  # None for store credit only
     kind: TenderKind
     amount: Money
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from refundflow.domain.recorder import BOOKS_PENDING, BOOKS_REJECTED, BOOKS_UPDATE_FAILED, RefundRecorder, step_result
 from refundflow.errors import ConcurrentModification
 from refundflow.ids import idempotency_key
-from refundflow.models import CreditDocument, CreditDocumentState, LegStatus, Refund, StepResult, TenderKind
+from refundflow.models import CreditDocument, CreditDocumentState, LegStatus, Refund, StepResult
 from refundflow.observability import logger
 from refundflow.ports import BooksConnector, CreditBooking, CreditLeg, StatusMove
 from refundflow.status import RefundStatus
@@ -81,7 +81,7 @@ def booked_legs(refund: Refund) -> list[CreditLeg]:
         CreditLeg(
             index=leg.index,
             kind=leg.kind,
-            payment_provider=None if leg.kind is TenderKind.STORE_CREDIT else leg.payment.provider,
+            payment_provider=leg.payment.provider if leg.payment is not None else None,
             amount=leg.amount,
             provider_refund_id=leg.provider_refund_id,
         )

@@ -19,9 +19,12 @@ from refundflow.settings import WorkflowTimingSettings
 from refundflow.status import RefundStatus
 
 GENERIC_SOURCE = "refund-requests"
-# The allocation rules a request may name (refundflow.domain.allocation.AllocationRule, less ``expression``: the
-# merchant's own expression is the policy's, never a request's).
-REQUESTABLE_RULES = frozenset({"last_captured_first", "proportional", "least_fee_first", "store_credit_last"})
+# The allocation rules' names (refundflow.domain.allocation.AllocationRule): intake checks only that a request names
+# one of them (it does not load the policy: cold start); which of them the merchant allows is decided when the
+# parent is looked up (refundflow.domain.split_tenders.look_up_payment), before anything is decided or reserved.
+ALLOCATION_RULE_NAMES = frozenset(
+    {"last_captured_first", "proportional", "least_fee_first", "store_credit_last", "expression"}
+)
 # The audit entry of a return step (domain.returns), also written here for steps reported before the request.
 RETURN_UPDATED = "ReturnUpdated"
 
@@ -110,8 +113,9 @@ def accept_refund_request(
         )
     tenders = split_tenders(body)
     payment = body.first_payment
-    for tender in tenders or [Tender(payment=payment)]:
-        ensure_deployed(tender.payment, body.invoice)
+    for tender_payment in [tender.payment for tender in tenders] or [payment]:
+        if tender_payment is not None:  # a store-credit tender is refundflow's own ledger, always there
+            ensure_deployed(tender_payment, body.invoice)
     repository: RefundStore = recorder.repository
     refund_id = source_refund_id(channel, body.source.system, body.source.reference)
     fingerprint = request_fingerprint(body)
@@ -167,26 +171,19 @@ def split_tenders(body: RefundRequestBody) -> list[Tender]:
     """The request's tenders as the refund keeps them (empty for a refund of one payment).
 
     Raises:
-        InvalidRequest: an allocation rule that is not one of refundflow's (``unknown_allocation_rule``) or the
-            merchant's expression (configured in the policy, not named per request); a store-credit tender
-            (``store_credit_not_available``: the store-credit ledger is not part of this deployment yet).
+        InvalidRequest: an allocation rule that is none of refundflow's (``unknown_allocation_rule``); whether the
+            merchant's policy allows a known one is decided at the parent's look-up (REJECTED
+            ``allocation_rule_not_allowed``).
     """
     if body.tenders is None:
         return []
     # The rule names are plain strings here: intake does not import the allocation module (cold start).
-    if body.allocation is not None and body.allocation not in REQUESTABLE_RULES:
+    if body.allocation is not None and body.allocation not in ALLOCATION_RULE_NAMES:
         raise InvalidRequest(
-            f"allocation {body.allocation!r} is not one of {sorted(REQUESTABLE_RULES)}", code="unknown_allocation_rule"
+            f"allocation {body.allocation!r} is not one of {sorted(ALLOCATION_RULE_NAMES)}",
+            code="unknown_allocation_rule",
         )
-    tenders = []
-    for tender in body.tenders:
-        if tender.payment is None:
-            raise InvalidRequest(
-                "store credit tenders need refundflow's store-credit ledger, which this deployment does not have yet",
-                code="store_credit_not_available",
-            )
-        tenders.append(Tender(payment=tender.payment, kind=tender.kind))
-    return tenders
+    return [Tender(payment=tender.payment, kind=tender.kind, paid=tender.paid) for tender in body.tenders]
 
 
 def return_step_details(step: ReturnStep, **extra: Any) -> dict[str, Any]:

@@ -112,6 +112,8 @@ def legs_in_words(refund: Refund) -> str:
 
 
 def _provider_title(leg: SplitLeg) -> str:
+    if leg.payment is None:  # store credit: refundflow's own ledger
+        return "store credit"
     try:
         return catalog.platform(leg.payment.provider.value).title
     except InvalidRequest:  # not deployed here: its name will do
@@ -226,7 +228,7 @@ def _webhook_legs(refund: Refund) -> dict[str, Any]:
                 "index": leg.index,
                 "kind": leg.kind.value,
                 "amount": {"minor_units": leg.amount.minor_units, "currency": leg.amount.currency},
-                "provider": None if leg.kind is TenderKind.STORE_CREDIT else leg.payment.provider.value,
+                "provider": leg.payment.provider.value if leg.payment is not None else None,
                 "provider_refund_id": leg.provider_refund_id,
                 "words": leg_in_words(leg),
             }

@@ -6,11 +6,14 @@ decision asked for) chooses one:
 
 - ``retry``: the failed leg's amount goes to the same tender again, as a new leg;
 - ``move_to_tender``: it goes to another of the order's tenders, one that has room for it now;
-- ``store_credit``: refused until the store-credit ledger is deployed (``store_credit_not_available``).
+- ``store_credit``: it is credited to the customer's store credit (refundflow's ledger, ``customer_key``), as a
+  store-credit leg (on the order's store-credit tender when it has one, else on the failed leg's tender).
 
-The new leg ``replaces`` the failed one (which stays in the parent's legs, failed), is a refund of its own like
-every leg, and the parent waits for it again (REFUND_PENDING, a new execution of its workflow, named after the
-remedy, that parks in the outcome wait); when it is paid the parent completes as usual.
+The new leg ``replaces`` the failed one (which stays in the parent's legs, failed) and the parent waits for it again
+(REFUND_PENDING, a new execution of its workflow, named after the remedy, that parks in the outcome wait). A payment
+leg is a refund of its own like every leg; a store-credit leg is credited by the parent's next poll
+(``refund-split``, the one function that writes the ledger: exactly once, ``<refund_id>#leg<n>``). When it is paid
+the parent completes as usual.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from refundflow.domain.intake import WorkflowTiming
 from refundflow.domain.recorder import RefundRecorder
 from refundflow.domain.split_tenders import LEG_FAILED, leg_refund_id, start_legs
 from refundflow.errors import AuthenticationFailed, Forbidden, IllegalTransition, InvalidRequest, NotFound
-from refundflow.models import LegStatus, Refund, SplitLeg
+from refundflow.models import LegStatus, Refund, SplitLeg, TenderKind
 from refundflow.policy import Policy
 from refundflow.ports import WorkflowStarter
 from refundflow.status import RefundStatus
@@ -57,7 +60,8 @@ def choose_remedy(
         NotFound: no such refund (or the token is bound to another one).
         IllegalTransition: the refund is not waiting for a remedy of that leg (``no_failed_leg``).
         InvalidRequest: a tender that does not exist, is the failed one's for ``move_to_tender``, or has no room
-            (``tender_without_room``); store credit (``store_credit_not_available``).
+            (``tender_without_room``), or a store-credit tender for ``move_to_tender`` (``invalid_tender``: choose
+            ``store_credit``).
     """
     repository = recorder.repository
     if not approver.token_id:
@@ -88,14 +92,15 @@ def choose_remedy(
         )
     target = _target_tender(parent, failed, action, tender, recorder=recorder)
     number = len(parent.legs)
+    to_store_credit = action == "store_credit"
     leg = SplitLeg(
         index=number,
         tender_index=target,
-        payment=parent.tenders[target].payment,
-        kind=parent.tenders[target].kind,
+        payment=None if to_store_credit else parent.tenders[target].payment,
+        kind=TenderKind.STORE_CREDIT if to_store_credit else parent.tenders[target].kind,
         amount=failed.amount,
         status=LegStatus.SUBMITTED,
-        refund_id=leg_refund_id(parent.refund_id, number),
+        refund_id=None if to_store_credit else leg_refund_id(parent.refund_id, number),
         replaces=failed.index,
     )
     spend_token = repository.spend_once(APPROVAL_TOKENS, approver.token_id, parent_refund_id, _token_spent)
@@ -125,10 +130,13 @@ def _target_tender(
     parent: Refund, failed: SplitLeg, action: RemedyAction, tender: int | None, *, recorder: RefundRecorder
 ) -> int:
     if action == "store_credit":
-        raise InvalidRequest(
-            "store credit needs refundflow's store-credit ledger, which this deployment does not have yet",
-            code="store_credit_not_available",
-        )
+        if tender is not None:
+            raise InvalidRequest(
+                "store_credit goes to the customer's store credit; name no tender", code="invalid_tender"
+            )
+        # The order's store-credit tender when it has one, else the tender whose failed amount it credits.
+        own = next((i for i, t in enumerate(parent.tenders) if t.kind is TenderKind.STORE_CREDIT), None)
+        return failed.tender_index if own is None else own
     if action == "retry":
         if tender is not None and tender != failed.tender_index:
             raise InvalidRequest("retry goes to the failed leg's own tender; use move_to_tender", code="invalid_tender")
@@ -140,6 +148,11 @@ def _target_tender(
             code="invalid_tender",
         )
     payment = parent.tenders[tender].payment
+    if payment is None:
+        raise InvalidRequest(
+            f"tender {tender} is store credit: choose the store_credit remedy to credit the amount there",
+            code="invalid_tender",
+        )
     balance = recorder.repository.get_balance(payment.provider, payment.payment_id)
     if balance is None or balance.remaining.minor_units < failed.amount.minor_units:
         room = balance.remaining if balance is not None else "nothing known"

@@ -4,26 +4,32 @@ An order paid with several payments (a card and a gift card, two cards, PayPal a
 payment) is refunded across them. The parent is a refund with ``tenders``; it runs through the same workflow as a
 refund of one payment, and its platform steps come here (``StepResult.provider`` ``split``):
 
-- ``look_up_payment``: each tender is read by its own platform's function (``read_payment``), which opens or
-  updates that payment's refundable balance; the parent's amount is the one asked for, or all the tenders still
-  have. The policy then decides once, on the parent's total (velocity counts the parent, never a leg), and the
-  parent holds nothing: each leg reserves its share on its own payment.
-- ``refund``: the allocation rule divides the amount (``refundflow.domain.allocation``); the legs are recorded on
-  the parent (REFUND_SUBMITTED), then each leg is created as a refund of its own (a deterministic id, its own
-  provider refund and idempotency key, no invoice, no ticket) and its workflow started; the parent waits
-  (REFUND_PENDING) in the workflow's outcome wait.
-- ``poll_refund``: the legs' refunds are read; every leg paid: the parent is REFUNDED (then its books, its one
-  invoice); none paid and one failed: FAILED; some paid and one failed: NEEDS_ATTENTION, never silently short, with
-  the remedies a person may choose recorded (retry the leg, move its amount to a tender with room, store credit).
+- ``look_up_payment``: a rule the request names that the merchant's policy does not allow rejects the parent here,
+  before anything is decided or reserved (``allocation_rule_not_allowed``). Each payment tender is read by its own
+  platform's function (``read_payment``), which opens or updates that payment's refundable balance; a store-credit
+  tender can take back what the order paid with store credit (its ``paid``, from the request's verified source:
+  refundflow's ledger has no record of checkout redemptions, the shop does). The parent's amount is the one asked
+  for, or all the tenders still have. The policy then decides once, on the parent's total (velocity counts the
+  parent, never a leg), and the parent holds nothing: each leg reserves its share on its own payment.
+- ``refund``: the merchant's policy divides the amount (``refundflow.policy.allocate_legs``: the request's rule when
+  the policy allows it, else the policy's, fees per tender from the policy); the legs are recorded on the parent
+  (REFUND_SUBMITTED); a store-credit leg is credited to the customer's store credit at once
+  (``refundflow.domain.store_credit``, exactly once across retries: SUCCEEDED); each payment leg is created as a
+  refund of its own (a deterministic id, its own provider refund and idempotency key, no invoice, no ticket) and its
+  workflow started; the parent waits (REFUND_PENDING) in the workflow's outcome wait.
+- ``poll_refund``: a store-credit leg a remedy added is credited; the legs' refunds are read; every leg paid: the
+  parent is REFUNDED (then its books, its one invoice); none paid and one failed: FAILED; some paid and one failed:
+  NEEDS_ATTENTION, never silently short, with the remedies a person may choose recorded (retry the leg, move its
+  amount to a tender with room, store credit), in words on the failed leg for the ticket's note.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from refundflow.domain.allocation import AllocationRule, TenderBalance, allocate
+from refundflow.domain.allocation import AllocationRule, TenderBalance
 from refundflow.domain.deployment import ensure_representable
 from refundflow.domain.intake import WorkflowTiming
 from refundflow.domain.recorder import RefundRecorder, step_result
@@ -37,22 +43,28 @@ from refundflow.models import (
     SourceReference,
     SplitLeg,
     StepResult,
+    Tender,
+    TenderKind,
     TenderPayment,
 )
 from refundflow.money import Money
-from refundflow.ports import TaskCallbacks, WorkflowStarter
+from refundflow.ports import StoreCreditLedger, TaskCallbacks, WorkflowStarter
 from refundflow.status import RefundStatus
+
+if TYPE_CHECKING:
+    from refundflow.policy import Policy
 
 S = RefundStatus
 ACTOR = "step:SplitTender"
-# The rule when neither the request nor the merchant's policy names one: each tender in proportion to what it paid.
-DEFAULT_RULE = AllocationRule.PROPORTIONAL
 # The decision a leg is approved by: its parent's (EvaluatePolicy, refundflow.domain.policy_step).
 PARENT_RULE_ID = "split_tender_parent"
 # A leg failed after others paid: a person chooses a remedy (the parent's audit entry lists them).
 LEG_FAILED = "split_leg_failed"
 LEGS_CREATED = "SplitLegsStarted"
 LEGS_UPDATED = "SplitLegsUpdated"
+STORE_CREDIT_CREDITED = "StoreCreditCredited"
+# How many remedies a failed leg lists in words (SplitLeg.remedies holds 4): retry, two tenders, store credit.
+_MOVES_IN_WORDS = 2
 # A leg refund's status, as its parent counts it.
 _PAID = frozenset({S.REFUNDED, S.INVOICE_UPDATED, S.COMPLETED, S.SETTLED})
 _NOTHING_PAID = frozenset({S.REJECTED, S.FAILED})
@@ -76,20 +88,23 @@ def leg_refund_id(parent_refund_id: str, index: int) -> str:
 # ---------------------------------------------------------------------------- LookUpPayment
 
 
-def look_up_payment(refund_id: str, *, recorder: RefundRecorder, reader: TenderReader) -> StepResult:
-    """Read every tender (its platform's function opens its refundable balance) and fix the parent's amount: the
-    one asked for, or all the tenders still have.
+def look_up_payment(refund_id: str, *, recorder: RefundRecorder, reader: TenderReader, policy: Policy) -> StepResult:
+    """Check the requested allocation rule against the merchant's policy, read every tender (a payment's platform
+    function opens its refundable balance; store credit takes back at most what the order paid with it) and fix the
+    parent's amount: the one asked for, or all the tenders still have.
 
     Raises:
-        PolicyViolation: a tender in another currency (``currency_mismatch``), nothing left on any tender
-            (``nothing_refundable``), more asked than the tenders have left (``exceeds_tenders``).
+        PolicyViolation: a rule the policy does not allow (``allocation_rule_not_allowed``: the parent is REJECTED
+            before anything is decided or reserved), a tender in another currency (``currency_mismatch``), nothing
+            left on any tender (``nothing_refundable``), more asked than the tenders have left (``exceeds_tenders``).
         InvalidRequest: the amount cannot be represented by a tender's platform or the books.
         NotFound, PaymentNotKnown, TransientError, RejectedError: from a tender's platform.
     """
     refund = recorder.repository.get(refund_id)
     if refund.status is not S.VALIDATED or refund.amount is not None:
         return recorder.replay(refund)
-    read = [reader.read(tender.payment) for tender in refund.tenders]
+    check_rule(refund, policy)
+    read = [_read(tender, reader) for tender in refund.tenders]
     currency = refund.requested_amount.currency if refund.requested_amount else read[0].captured.currency
     others = sorted({tender.captured.currency for tender in read} - {currency})
     if others:
@@ -105,7 +120,8 @@ def look_up_payment(refund_id: str, *, recorder: RefundRecorder, reader: TenderR
             f"{amount} asked, the tenders have {Money.of(left, currency)} left to refund", code="exceeds_tenders"
         )
     for tender in refund.tenders:
-        ensure_representable(amount, tender.payment, refund.invoice)
+        if tender.payment is not None:
+            ensure_representable(amount, tender.payment, refund.invoice)
     refund = recorder.note(
         refund,
         "PaymentLookedUp",
@@ -120,10 +136,42 @@ def look_up_payment(refund_id: str, *, recorder: RefundRecorder, reader: TenderR
     return step_result(refund)
 
 
-def _tender_details(index: int, tender: TenderPayment) -> dict[str, Any]:
+def check_rule(refund: Refund, policy: Policy) -> AllocationRule:
+    """The rule the parent will be divided by: the request's when the merchant's policy allows it, else the policy's.
+
+    Raises:
+        PolicyViolation: ``allocation_rule_not_allowed`` (the request named a rule the policy does not allow).
+    """
+    from refundflow.policy.split_tenders import AllocationRuleNotAllowed
+
+    try:
+        return policy.split_tenders.rule_for(refund.allocation_rule)
+    except AllocationRuleNotAllowed as refused:
+        raise PolicyViolation(refused.message, code=AllocationRuleNotAllowed.code) from refused
+
+
+class _StoreCreditRead:
+    """A store-credit tender as the look-up sees it: it can take back what the order paid with store credit."""
+
+    def __init__(self, paid: Money) -> None:
+        self.payment = None
+        self.captured = paid
+        self.refunded = Money.of(0, paid.currency)
+        self.remaining = paid
+        self.captured_at = None
+
+
+def _read(tender: Tender, reader: TenderReader) -> TenderPayment | _StoreCreditRead:
+    if tender.payment is None:
+        assert tender.paid is not None  # Tender's validator: a store-credit tender carries what was paid with it
+        return _StoreCreditRead(tender.paid)
+    return reader.read(tender.payment)
+
+
+def _tender_details(index: int, tender: TenderPayment | _StoreCreditRead) -> dict[str, Any]:
     return {
         "tender": index,
-        "payment": tender.payment.model_dump(mode="json"),
+        "payment": tender.payment.model_dump(mode="json") if tender.payment else "store_credit",
         "captured": tender.captured.model_dump(mode="json"),
         "refunded": tender.refunded.model_dump(mode="json"),
         "remaining": tender.remaining.model_dump(mode="json"),
@@ -136,6 +184,10 @@ def tenders_remaining(refund: Refund, *, recorder: RefundRecorder) -> Money | No
     total = 0
     currency = refund.currency
     for tender in refund.tenders:
+        if tender.payment is None:
+            assert tender.paid is not None  # a store-credit tender (Tender's validator)
+            total += tender.paid.minor_units
+            continue
         balance = recorder.repository.get_balance(tender.payment.provider, tender.payment.payment_id)
         if balance is None:
             return None
@@ -154,25 +206,29 @@ def issue_refund(
     reader: TenderReader,
     starter: WorkflowStarter,
     timing: WorkflowTiming,
-    default_rule: AllocationRule = DEFAULT_RULE,
+    policy: Policy,
+    ledger: StoreCreditLedger,
 ) -> StepResult:
-    """Divide the approved amount into legs, record them on the parent, create each leg's refund and start its
-    workflow; the parent then waits for its legs (REFUND_PENDING). Every part is idempotent: a retry after a crash
-    finds the legs recorded, each leg refund by its id, each workflow by its execution name.
+    """Divide the approved amount into legs by the merchant's policy, record them on the parent, credit the
+    store-credit legs, create each payment leg's refund and start its workflow; the parent then waits for its legs
+    (REFUND_PENDING). Every part is idempotent: a retry after a crash finds the legs recorded, each store-credit
+    entry by its id, each leg refund by its id, each workflow by its execution name.
 
     Raises:
-        AllocationImpossible: the tenders no longer have the amount (a RejectedError: the parent fails, nothing
-            was sent).
-        TransientError: a tender could not be read, or a leg's workflow could not be started.
+        AllocationImpossible: the tenders no longer have the amount, or the merchant's expression failed (a
+            RejectedError: the parent fails, nothing was sent).
+        PolicyViolation: the policy no longer allows the refund's rule (changed since the look-up).
+        TransientError / GuardUnavailable: a tender or the ledger could not be read or written, or a leg's workflow
+            could not be started.
     """
+    from refundflow.policy import allocate_legs
+
     refund = recorder.repository.get(refund_id)
     if refund.status is S.APPROVED:
-        rule = AllocationRule(refund.allocation_rule) if refund.allocation_rule else default_rule
+        rule = check_rule(refund, policy)
         assert refund.amount is not None  # approved refunds have one (EvaluatePolicy)
-        balances = [
-            _balance(index, tender.kind, reader.read(tender.payment)) for index, tender in enumerate(refund.tenders)
-        ]
-        shares = allocate(refund.amount, balances, rule)
+        balances = [_balance(index, tender.kind, _read(tender, reader)) for index, tender in enumerate(refund.tenders)]
+        shares = allocate_legs(policy, refund.amount, balances, rule.value, reason=refund.reason)
         legs = [
             SplitLeg(
                 index=number,
@@ -181,7 +237,7 @@ def issue_refund(
                 kind=share.kind,
                 amount=share.amount,
                 status=LegStatus.SUBMITTED,
-                refund_id=leg_refund_id(refund.refund_id, number),
+                refund_id=None if share.payment is None else leg_refund_id(refund.refund_id, number),
             )
             for number, share in enumerate(shares)
         ]
@@ -193,6 +249,7 @@ def issue_refund(
             changes={"legs": legs, "allocation_rule": rule.value},
         )
     if refund.status is S.REFUND_SUBMITTED:
+        refund = credit_store_credit_legs(refund, recorder=recorder, ledger=ledger)
         started = start_legs(refund, recorder=recorder, starter=starter, timing=timing)
         refund = recorder.move(
             refund, S.REFUND_PENDING, actor=ACTOR, details={"legs_started": started}, changes={"attention_reason": None}
@@ -201,7 +258,39 @@ def issue_refund(
     return recorder.replay(refund)
 
 
-def _balance(index: int, kind: Any, tender: TenderPayment) -> TenderBalance:
+def credit_store_credit_legs(parent: Refund, *, recorder: RefundRecorder, ledger: StoreCreditLedger) -> Refund:
+    """Credit the parent's store-credit legs not yet credited to the customer's store credit (each entry once,
+    ``<refund_id>#leg<n>``, whatever the retries) and record them SUCCEEDED, with an audit entry on the parent.
+
+    Raises:
+        TransientError / GuardUnavailable: the ledger was busy or unreachable (the step is retried: nothing is
+            credited twice).
+        IdempotencyConflict: a leg's entry exists with another amount or customer.
+    """
+    from refundflow.domain.store_credit import credit_store_credit_leg
+
+    waiting = [leg for leg in parent.legs if leg.kind is TenderKind.STORE_CREDIT and leg.status is LegStatus.SUBMITTED]
+    if not waiting:
+        return parent
+    entries = {leg.index: credit_store_credit_leg(ledger, parent, leg) for leg in waiting}
+    legs = [
+        leg.model_copy(update={"status": LegStatus.SUCCEEDED}) if leg.index in entries else leg for leg in parent.legs
+    ]
+    return recorder.note(
+        parent,
+        STORE_CREDIT_CREDITED,
+        actor=ACTOR,
+        details={
+            "entries": [
+                {"leg": index, "entry_id": entry.entry_id, "amount": entry.amount.model_dump(mode="json")}
+                for index, entry in entries.items()
+            ]
+        },
+        changes={"legs": legs},
+    )
+
+
+def _balance(index: int, kind: Any, tender: TenderPayment | _StoreCreditRead) -> TenderBalance:
     return TenderBalance(
         index=index,
         payment=tender.payment,
@@ -233,7 +322,7 @@ def start_legs(
                 "parent_refund_id": parent.refund_id,
                 "leg": leg.index,
                 "tender": leg.tender_index,
-                "payment": leg.payment.model_dump(mode="json"),
+                "payment": leg.payment.model_dump(mode="json") if leg.payment else None,
                 "requested_amount": leg.amount.model_dump(mode="json"),
             },
             entry_type="SplitLegRequested",
@@ -249,6 +338,7 @@ def leg_refund(parent: Refund, leg: SplitLeg) -> Refund:
     """The refund of one leg: the parent's request on the leg's payment for the leg's amount, without the invoice
     (the parent books once), the lines or the ticket (the parent's write-back tells the desk once)."""
     assert leg.refund_id is not None
+    assert leg.payment is not None  # a payment leg (a store-credit leg has no refund of its own)
     reference = f"{parent.source.reference}#leg{leg.index}"
     if len(reference) > 128:
         reference = f"{hashlib.sha256(parent.source.reference.encode()).hexdigest()[:48]}#leg{leg.index}"
@@ -281,12 +371,15 @@ def poll_refund(
     recorder: RefundRecorder,
     starter: WorkflowStarter,
     timing: WorkflowTiming,
+    ledger: StoreCreditLedger,
 ) -> StepResult:
-    """Read the legs' refunds and move the parent by what they add up to (see the module's docstring)."""
+    """Credit a store-credit leg a remedy added, read the legs' refunds and move the parent by what they add up to
+    (see the module's docstring)."""
     repository = recorder.repository
     parent = repository.get(refund_id)
     if parent.status not in _AWAITING_LEGS:
         return recorder.replay(parent)
+    parent = credit_store_credit_legs(parent, recorder=recorder, ledger=ledger)
     found = _leg_refunds(parent, recorder=recorder)
     if found is None:
         # The step stopped between recording the legs and creating them: create them now.
@@ -363,12 +456,18 @@ def aggregate(parent: Refund, legs: Sequence[SplitLeg], *, recorder: RefundRecor
         remedies = proposed_remedies(parent, leg, legs, recorder=recorder)
         reason = f"{LEG_FAILED}:{leg.index}"
         move_details = {**details, "failed_leg": leg.index, "failure": leg.failure, "remedies": remedies}
+        worded = [
+            other.model_copy(update={"remedies": remedies_in_words(parent, other, remedies)})
+            if other.index == leg.index
+            else other
+            for other in legs
+        ]
         return recorder.move(
             parent,
             S.NEEDS_ATTENTION,
             actor=ACTOR,
             details=move_details,
-            changes={**changes, "attention_reason": reason},
+            changes={**changes, "legs": worded, "attention_reason": reason},
         )
     if pending:
         if list(legs) != list(parent.legs):
@@ -377,9 +476,7 @@ def aggregate(parent: Refund, legs: Sequence[SplitLeg], *, recorder: RefundRecor
     if failed:
         failure = FailureRecord(
             code="split_legs_failed",
-            message="; ".join(f"leg {leg.index} ({leg.payment.provider.value}): {leg.failure}" for leg in failed)[
-                :2000
-            ],
+            message="; ".join(f"leg {leg.index} ({_where(leg)}): {leg.failure}" for leg in failed)[:2000],
         )
         return recorder.move(parent, S.FAILED, actor=ACTOR, details=details, changes={**changes, "failure": failure})
     refunded = recorder.move(
@@ -399,8 +496,8 @@ def proposed_remedies(
     tender that still has room for it (its balance now), or to store credit."""
     remedies: list[dict[str, Any]] = [{"action": "retry", "leg": failed.index, "tender": failed.tender_index}]
     for index, tender in enumerate(parent.tenders):
-        if index == failed.tender_index:
-            continue
+        if index == failed.tender_index or tender.payment is None:
+            continue  # store credit takes the amount through its own remedy (no room to check: it is ours)
         balance = recorder.repository.get_balance(tender.payment.provider, tender.payment.payment_id)
         if balance is not None and balance.remaining.minor_units >= failed.amount.minor_units:
             remedies.append(
@@ -413,3 +510,31 @@ def proposed_remedies(
             )
     remedies.append({"action": "store_credit", "leg": failed.index, "amount": failed.amount.model_dump(mode="json")})
     return remedies
+
+
+def _where(leg: SplitLeg) -> str:
+    """A leg's tender in a few words: ``card stripe``, ``store credit``."""
+    return "store credit" if leg.payment is None else f"{leg.kind.value} {leg.payment.provider.value}"
+
+
+def remedies_in_words(parent: Refund, failed: SplitLeg, remedies: Sequence[dict[str, Any]]) -> list[str]:
+    """The proposed remedies for the person who decides, in words (``SplitLeg.remedies``: the ticket's note lists
+    them): each names the action to choose (``POST /refunds/{id}/legs/{leg}/remedy``), the amount and where it goes."""
+    words = []
+    moves = 0
+    for remedy in remedies:
+        action = remedy["action"]
+        if action == "retry":
+            words.append(f"retry: send {failed.amount} to leg {failed.index + 1}'s {_where(failed)} again")
+        elif action == "move_to_tender" and moves < _MOVES_IN_WORDS:
+            moves += 1
+            tender = parent.tenders[remedy["tender"]]
+            where = f"{tender.kind.value} {tender.payment.provider.value}" if tender.payment else "store credit"
+            room = Money.model_validate(remedy["room"])
+            words.append(
+                f"move_to_tender {remedy['tender']}: send {failed.amount} to tender {remedy['tender'] + 1} ({where}, "
+                f"{room} left to refund)"
+            )
+        elif action == "store_credit":
+            words.append(f"store_credit: credit {failed.amount} to the customer's store credit")
+    return [word[:200] for word in words[:4]]

@@ -49,7 +49,6 @@ from refundflow.models import (
     RefundOrigin,
     RefundRequestBody,
     StrictModel,
-    TenderKind,
 )
 from refundflow.money import Money, MoneyError
 from refundflow.policy import Policy
@@ -563,9 +562,7 @@ def legs_note(refund: Refund) -> list[str]:
         return []
     described = []
     for leg in sorted(refund.legs, key=lambda leg: leg.index):
-        what = (
-            "store credit" if leg.kind is TenderKind.STORE_CREDIT else f"{leg.kind.value} {leg.payment.provider.value}"
-        )
+        what = "store credit" if leg.payment is None else f"{leg.kind.value} {leg.payment.provider.value}"
         text = f"{leg.index + 1}) {leg.amount} {what} {leg.status.value}"
         if leg.provider_refund_id:
             text += f", refund {leg.provider_refund_id}"
@@ -587,7 +584,8 @@ def failed_legs_note(refund: Refund) -> list[str]:
         why = f": {carddata.mask_text(leg.failure)[:200]}" if leg.failure else ""
         remedies = "; ".join(carddata.mask_text(remedy) for remedy in leg.remedies) or "none proposed yet"
         notes.append(
-            f"Leg {leg.index + 1} ({leg.amount}, {leg.payment.provider.value}) failed{why}. Remedies: {remedies}."
+            f"Leg {leg.index + 1} ({leg.amount}, {leg.payment.provider.value if leg.payment else 'store credit'}) "
+            f"failed{why}. Remedies: {remedies}."
         )
     return [_cut(" ".join(notes), FAILED_LEGS_NOTE_LENGTH)] if notes else []
 

@@ -273,7 +273,8 @@ def split(
     used = policy.split_tenders.rule_for(rule).value
     print(f"{money} by {used}:", file=out)
     for leg in legs:
-        print(f"  tender {leg.index} ({leg.kind.value}, {leg.payment.provider.value}): {leg.amount}", file=out)
+        where = leg.payment.provider.value if leg.payment is not None else "refundflow's ledger"
+        print(f"  tender {leg.index} ({leg.kind.value}, {where}): {leg.amount}", file=out)
     return EXIT_OK
 
 

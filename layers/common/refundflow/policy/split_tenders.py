@@ -12,12 +12,12 @@ other rules a request may name, what refunding to each kind of tender costs (``l
       fee_basis_points: {card: 290, wallet: 340}
       fee_basis_points_by_provider: {paypal: {wallet: 349}}
 
-The expression sees ``tender`` (``index``, ``kind``, ``provider``, ``captured``, ``remaining`` in minor units,
-``captured_at`` in Unix seconds, absent when unknown: guard it with ``has(tender.captured_at)``,
-``fee_basis_points``), ``refund`` (``amount``, ``currency``, ``reason``: "" when the caller gave none) and the
-policy's ``params``. It must yield an int; it is checked when the policy loads (compiles, names only those
-inputs, yields an int on synthetic tenders of every kind, every currency, every reason) and again on every
-tender it orders.
+The expression sees ``tender`` (``index``, ``kind``, ``provider``: "" for store credit, ``captured``,
+``remaining`` in minor units, ``captured_at`` in Unix seconds, absent when unknown: guard it with
+``has(tender.captured_at)``, ``fee_basis_points``), ``refund`` (``amount``, ``currency``, ``reason``: "" when
+the caller gave none) and the policy's ``params``. It must yield an int; it is checked when the policy loads
+(compiles, names only those inputs, yields an int on synthetic tenders of every kind, every currency, every
+reason) and again on every tender it orders.
 """
 
 from __future__ import annotations
@@ -107,10 +107,10 @@ class SplitTenderPolicy:
             )
         return rule
 
-    def fee_basis_points(self, kind: TenderKind, provider: PaymentProvider) -> int | None:
+    def fee_basis_points(self, kind: TenderKind, provider: PaymentProvider | None) -> int | None:
         """What refunding to such a tender costs the merchant, per provider and kind first, then per kind; None
-        when the policy says nothing about it."""
-        by_provider = self.settings.fee_basis_points_by_provider.get(provider.value, {})
+        when the policy says nothing about it (``provider`` None: store credit, refundflow's own ledger)."""
+        by_provider = self.settings.fee_basis_points_by_provider.get(provider.value, {}) if provider else {}
         if kind.value in by_provider:
             return by_provider[kind.value]
         return self.settings.fee_basis_points.get(kind.value)
@@ -141,7 +141,7 @@ class SplitTenderPolicy:
         return allocate(amount, priced, rule, priority=priority)
 
     def _priced(self, tender: TenderBalance) -> TenderBalance:
-        fee = self.fee_basis_points(tender.kind, tender.payment.provider)
+        fee = self.fee_basis_points(tender.kind, tender.payment.provider if tender.payment else None)
         return tender if fee is None else dataclasses.replace(tender, fee_basis_points=fee)
 
     def _priority(self, amount: Money, reason: RefundReason | str | None) -> Any:
@@ -166,7 +166,7 @@ def tender_variables(tender: TenderBalance) -> dict[str, Any]:
     facts: dict[str, Any] = {
         "index": tender.index,
         "kind": tender.kind.value,
-        "provider": tender.payment.provider.value,
+        "provider": tender.payment.provider.value if tender.payment else "",
         "captured": tender.captured.minor_units,
         "remaining": tender.remaining.minor_units,
         "fee_basis_points": tender.fee_basis_points,
@@ -182,7 +182,8 @@ def evaluate_priority(program: Any, tender: TenderBalance, refund: dict[str, Any
     Raises:
         AllocationExpressionFailed: the expression failed, or yielded something other than a 64-bit int.
     """
-    where = f"the split_tenders expression on tender {tender.index} ({tender.kind}, {tender.payment.provider})"
+    provider = tender.payment.provider if tender.payment else "refundflow's ledger"
+    where = f"the split_tenders expression on tender {tender.index} ({tender.kind}, {provider})"
     try:
         activation = cel_runtime.context({"tender": tender_variables(tender), "refund": refund, "params": params})
         result = cel_runtime.evaluate(program, activation)
@@ -204,7 +205,9 @@ def _synthetic_tenders(currency: str) -> list[TenderBalance]:
         tenders.append(
             TenderBalance(
                 index=index,
-                payment=PaymentReference(provider=providers[index % len(providers)], payment_id=f"synthetic_{index}"),
+                payment=None
+                if kind is TenderKind.STORE_CREDIT
+                else PaymentReference(provider=providers[index % len(providers)], payment_id=f"synthetic_{index}"),
                 kind=kind,
                 captured=Money.of(10_000, currency),
                 remaining=Money.of(remaining, currency),
