@@ -711,3 +711,16 @@ def test_pending_refund_card_succeeds_on_its_own(
     # THEN it starts pending and ends succeeded
     assert refund.status is ProviderRefundStatus.PENDING
     wait_for_status(provider, refund.provider_refund_id, ProviderRefundStatus.SUCCEEDED)
+
+
+def test_a_payment_read_says_when_its_charge_was_captured(
+    provider: StripeRefundProvider, simulator: StripeSimulator, base_url: str
+) -> None:
+    # GIVEN a captured payment (the sandbox stamps its charge's created, Unix seconds, as Stripe does)
+    payment = pay(base_url)
+    created = simulator.charges[simulator.payment_intents[payment]["latest_charge"]]["created"]
+    # WHEN it is read: the capture moment is the charge's (what a split-tender refund's last_captured_first orders by)
+    read = provider.get_payment(ref(payment))
+    assert read.captured_at is not None
+    assert int(read.captured_at.timestamp()) == created
+    assert read.captured_at.utcoffset() is not None

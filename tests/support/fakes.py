@@ -255,7 +255,13 @@ class FakeRefundProvider(RefundProvider):
     # -------------------------------------------------------------- setup and inspection
 
     def add_payment(
-        self, payment_id: str, captured: Money, refunded: Money | None = None, *, settled: bool = True
+        self,
+        payment_id: str,
+        captured: Money,
+        refunded: Money | None = None,
+        *,
+        settled: bool = True,
+        captured_at: datetime | None = None,
     ) -> None:
         self.payments[payment_id] = ProviderPayment(
             provider=self.provider,
@@ -264,6 +270,7 @@ class FakeRefundProvider(RefundProvider):
             refunded=refunded or Money.zero(captured.currency),
             status="succeeded",
             settled=settled,
+            captured_at=captured_at,
         )
 
     def calls_to(self, method: str) -> list[ProviderCall]:

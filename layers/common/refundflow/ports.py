@@ -118,6 +118,11 @@ class ProviderPayment(StrictModel):
     refunded: Money = Field(description="Amount already refunded at the provider, by anyone.")
     status: str
     settled: bool = Field(default=True, description="False while a void (not a refund) would reverse it.")
+    captured_at: datetime | None = Field(
+        default=None,
+        description="When the payment was captured, where the platform says (Stripe: the charge's created; PayPal: "
+        "the capture's create_time): the order of a split-tender refund's last_captured_first rule.",
+    )
 
 
 class ProviderRefundStatus(StrEnum):

@@ -373,3 +373,13 @@ def test_the_acquirer_reference_is_read_once_paypal_lists_it_on_the_refund(
 )
 def test_only_a_reference_of_the_spec_shape_is_taken(value: object, expected: str | None) -> None:
     assert acquirer_reference({"acquirer_reference_number": value} if value is not None else {}) == expected
+
+
+def test_a_capture_read_says_when_it_was_captured(provider: PayPalRefundProvider, simulator: PayPalSimulator) -> None:
+    # GIVEN a completed capture (the sandbox stamps create_time, RFC 3339, as PayPal does)
+    payment = reference(simulator.seed_payment(2_000, "EUR"))
+    stamped = simulator.captures[payment.payment_id]["create_time"]
+    # WHEN it is read: the capture moment is its create_time (a split-tender refund's last_captured_first)
+    read = provider.get_payment(payment)
+    assert read.captured_at is not None
+    assert read.captured_at.isoformat().replace("+00:00", "Z")[:19] == stamped.replace("+00:00", "Z")[:19]

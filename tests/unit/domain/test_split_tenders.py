@@ -5,6 +5,7 @@ forged leg that never pays."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
@@ -864,3 +865,16 @@ def test_the_acquirer_reference_schedule_never_reads_a_parent_at_a_platform(spli
     assert [entry.type for entry in split.repository.timeline(refund_id)].count(
         "RefundAcquirerReferenceUnavailable"
     ) == 1
+
+
+def test_last_captured_first_takes_the_capture_times_the_platforms_report(env: World) -> None:
+    # GIVEN a deposit captured first and a final payment a week later (the platform says when each was captured),
+    # named in the request in the order deposit, final payment
+    env.provider.add_payment(CARD, eur(6_000), captured_at=datetime(2026, 11, 1, 9, 0, tzinfo=UTC))
+    env.provider.add_payment(GIFT, eur(4_000), captured_at=datetime(2026, 11, 8, 9, 0, tzinfo=UTC))
+    refund_id = approved_parent(env, split_body(amount=5_000, allocation="last_captured_first"))
+    # WHEN the refund step divides 50.00
+    issue(env, refund_id)
+    # THEN the final payment (captured last) takes all it has first, the deposit the rest
+    legs = {leg.payment.payment_id: leg.amount.minor_units for leg in env.repository.get(refund_id).legs if leg.payment}
+    assert legs == {GIFT: 4_000, CARD: 1_000}

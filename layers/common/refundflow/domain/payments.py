@@ -201,7 +201,11 @@ def read_payment(payment: PaymentReference, *, recorder: RefundRecorder, provide
         found = _reported_payment(payment, recorder=recorder)
     balance = recorder.repository.limit_to_provider(found)
     return TenderPayment(
-        payment=payment, captured=balance.captured, refunded=balance.refunded, remaining=balance.remaining
+        payment=payment,
+        captured=balance.captured,
+        refunded=balance.refunded,
+        remaining=balance.remaining,
+        captured_at=found.captured_at,
     )
 
 

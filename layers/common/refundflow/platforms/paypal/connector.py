@@ -30,6 +30,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -202,6 +203,7 @@ class PayPalRefundProvider(HttpRefundProvider):
             captured=captured,
             refunded=refunded,
             status=status,
+            captured_at=_created(capture),
         )
 
     def _get_sale(self, sale_id: str) -> ProviderPayment:
@@ -226,7 +228,12 @@ class PayPalRefundProvider(HttpRefundProvider):
                     if isinstance(refund, dict) and refund.get("sale_id") == sale_id and status_of(refund) in HOLDING:
                         refunded = refunded + _money(refund)
         return ProviderPayment(
-            provider=PaymentProvider.PAYPAL, payment_id=sale_id, captured=captured, refunded=refunded, status=state
+            provider=PaymentProvider.PAYPAL,
+            payment_id=sale_id,
+            captured=captured,
+            refunded=refunded,
+            status=state,
+            captured_at=_created(sale),
         )
 
     # ---------------------------------------------------------------- refunds
@@ -378,3 +385,16 @@ connector: SecretBoundConnector[PayPalSettings, PayPalRefundProvider] = SecretBo
 )
 """The process's PayPalRefundProvider, built from PayPalSettings and its API secret (``<SecretsPrefix>{PLATFORM}``),
 again when either changes (see refundflow.connectors.factory)."""
+
+
+def _created(resource: dict[str, Any]) -> datetime | None:
+    """A capture's or sale's ``create_time`` (RFC 3339, payments v2 ``capture.create_time``; v1 sale likewise): when
+    it was captured. None when absent or not a date-time with an offset (the tender is then ordered last)."""
+    value = resource.get("create_time")
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None

@@ -173,6 +173,9 @@ class StripeRefundProvider(CatalogRefundProvider, PayoutReader):
             captured=from_stripe_amount(charge.amount_captured, charge.currency),
             refunded=from_stripe_amount(charge.amount_refunded, charge.currency),
             status=charge.status,
+            # The charge's created (Unix seconds, docs.stripe.com/api/charges/object): when it was captured for an
+            # automatic capture; the split-tender rule last_captured_first orders tenders by it.
+            captured_at=datetime.fromtimestamp(charge.created, tz=UTC) if charge.created is not None else None,
         )
 
     def _load_charge(self, payment_id: str) -> tuple[str, StripeCharge | None]:

@@ -95,6 +95,7 @@ class StripeCharge(_Payload):
     captured: StrictBool
     currency: str
     status: str
+    created: StrictInt | None = None
     payment_intent: str | None = None
     refunds: StripeRefundList | None = None
 
