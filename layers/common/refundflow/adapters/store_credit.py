@@ -7,6 +7,10 @@ Keys (no address in a key: the customer's partition is a digest of ``customer_ke
 
 - ``STORE_CREDIT#<digest>`` / ``BALANCE#<currency>``: ``balance`` in minor units, changed only by ``ADD``;
 - ``STORE_CREDIT#<digest>`` / ``ENTRY#<entry_id>``: the entry (amount, refund, note, time);
+
+No item holds the customer's key itself either (an address is personal data, kept in the refund's own record only):
+the items name their customer by ``customer_digest`` (SHA-256 of the key), and an entry read back gets the key it
+was asked for.
 - ``STORE_CREDIT_ENTRY#<entry_id>`` / ``ENTRY``: which customer an entry id belongs to, so that an id is used once in
   the whole table, not once per customer (conditioned on its absence: the transaction's exactly-once guard).
 """
@@ -45,9 +49,14 @@ _TRANSIENT_CODES = frozenset(
 _ENTRY_MARKER_SK = "ENTRY"
 
 
+def customer_digest(customer_key: str) -> str:
+    """What the items keep of the customer: the SHA-256 of the key, never the address or customer id itself."""
+    return hashlib.sha256(customer_key.encode()).hexdigest()
+
+
 def customer_partition(customer_key: str) -> str:
     """The customer's store-credit partition: a digest, never the address or customer id itself."""
-    return "STORE_CREDIT#" + hashlib.sha256(customer_key.encode()).hexdigest()[:32]
+    return "STORE_CREDIT#" + customer_digest(customer_key)[:32]
 
 
 def _item(values: dict[str, Any]) -> dict[str, Any]:
@@ -129,7 +138,8 @@ class DynamoStoreCreditLedger(StoreCreditLedger):
                             "TableName": self.table_name,
                             "Item": _item(
                                 {
-                                    **entry.model_dump(mode="json"),
+                                    **entry.model_dump(mode="json", exclude={"customer_key"}),
+                                    "customer_digest": customer_digest(customer_key),
                                     "pk": partition,
                                     "sk": f"ENTRY#{entry_id}",
                                     "entity": "store_credit_entry",
@@ -147,7 +157,7 @@ class DynamoStoreCreditLedger(StoreCreditLedger):
                             "ExpressionAttributeNames": {
                                 "#balance": "balance",
                                 "#entity": "entity",
-                                "#customer": "customer_key",
+                                "#customer": "customer_digest",
                                 "#currency": "currency",
                                 "#updated": "updated_at",
                             },
@@ -155,7 +165,7 @@ class DynamoStoreCreditLedger(StoreCreditLedger):
                                 {
                                     ":amount": amount.minor_units,
                                     ":entity": "store_credit_balance",
-                                    ":customer": customer_key,
+                                    ":customer": customer_digest(customer_key),
                                     ":currency": amount.currency,
                                     ":updated": at,
                                 }
@@ -186,7 +196,9 @@ class DynamoStoreCreditLedger(StoreCreditLedger):
         ).get("Item")
         if found is None:
             raise TransientError(f"store-credit entry {asked.entry_id} is being written", code="store_busy")
-        earlier = _entry(found)
+        if plain_values(found).get("customer_digest") != customer_digest(asked.customer_key):
+            raise IdempotencyConflict(f"store-credit entry {asked.entry_id} was written for another customer")
+        earlier = _entry(found, asked.customer_key)
         if not earlier.same_credit(asked):
             raise IdempotencyConflict(
                 f"store-credit entry {asked.entry_id} was written with other content "
@@ -213,17 +225,21 @@ class DynamoStoreCreditLedger(StoreCreditLedger):
         found: list[StoreCreditEntry] = []
         while True:
             response = self._call("query", **kwargs)
-            found.extend(_entry(item) for item in response.get("Items", []))
+            found.extend(
+                _entry(item, customer_key)
+                for item in response.get("Items", [])
+                # A digest collision of two customers' keys would share a partition: only this customer's entries.
+                if plain_values(item).get("customer_digest") == customer_digest(customer_key)
+            )
             if "LastEvaluatedKey" not in response:
                 break
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        # A digest collision of two customers' keys would share a partition: only this customer's entries.
-        mine = [entry for entry in found if entry.customer_key == customer_key]
-        return sorted(mine, key=lambda entry: (entry.created_at, entry.entry_id))
+        return sorted(found, key=lambda entry: (entry.created_at, entry.entry_id))
 
 
-def _entry(item: dict[str, Any]) -> StoreCreditEntry:
-    values = plain_values(item)
+def _entry(item: dict[str, Any], customer_key: str) -> StoreCreditEntry:
+    """The entry an item holds, for the customer whose key it was read with (the item keeps only its digest)."""
+    values = {**plain_values(item), "customer_key": customer_key}
     return StoreCreditEntry.model_validate(
         {name: values[name] for name in StoreCreditEntry.model_fields if name in values}
     )
