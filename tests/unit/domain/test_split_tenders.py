@@ -20,6 +20,7 @@ from refundflow.domain.failures import handle_failure
 from refundflow.domain.intake import GENERIC_SOURCE, request_fingerprint, source_refund_id
 from refundflow.domain.payments import issue_refund, look_up_payment, read_payment, reserve_amount
 from refundflow.domain.policy_step import evaluate_policy
+from refundflow.domain.recorder import PROVIDER_REVERSED
 from refundflow.domain.split_remedies import choose_remedy, remedy_execution_name
 from refundflow.domain.split_tenders import LEG_FAILED, STORE_CREDIT_CREDITED, aggregate, leg_refund_id
 from refundflow.domain.store_credit import customer_key
@@ -47,6 +48,7 @@ from refundflow.models import (
 )
 from refundflow.money import Money
 from refundflow.policy import ActivePolicy, Policy, PolicySourceSettings, load_policy
+from refundflow.ports import ProviderRefundStatus
 from refundflow.status import RefundStatus
 from tests.support.fakes import TIMING, Outcome, World, provider_event, refund_request_body
 
@@ -878,3 +880,76 @@ def test_last_captured_first_takes_the_capture_times_the_platforms_report(env: W
     # THEN the final payment (captured last) takes all it has first, the deposit the rest
     legs = {leg.payment.payment_id: leg.amount.minor_units for leg in env.repository.get(refund_id).legs if leg.payment}
     assert legs == {GIFT: 4_000, CARD: 1_000}
+
+
+# ---------------------------------------------------------------------------- a leg the provider reverses later
+
+
+def reverse_leg(env: World, leg_refund_id: str) -> Refund:
+    """The leg's provider reports its refund failed after it succeeded (the money went back to the merchant): the
+    news reaches the leg's own refund, then its payment platform's function tells the parent (``after_leg``)."""
+    paid = env.repository.get(leg_refund_id)
+    assert paid.provider_refund_id is not None
+    truth = env.provider.settle(paid.provider_refund_id, ProviderRefundStatus.FAILED)
+    env.deliver(provider_event(truth))
+    leg = env.repository.get(leg_refund_id)
+    assert (leg.status, leg.attention_reason) == (S.NEEDS_ATTENTION, PROVIDER_REVERSED)
+    split_tenders.after_leg(leg.parent_refund_id or "", leg.status, recorder=env.recorder, callbacks=env.callbacks)
+    return leg
+
+
+def test_a_leg_reversed_after_the_parent_completed_puts_the_parent_before_a_person_with_remedies(split: World) -> None:
+    # GIVEN a split refund whose two legs paid, booked and COMPLETED
+    refund_id = approved_parent(split)
+    issue(split, refund_id)
+    card_leg, gift_leg = split.repository.get(refund_id).legs
+    for leg in (card_leg, gift_leg):
+        run_leg(split, leg.refund_id or "")
+    poll(split, refund_id)
+    update_invoice(refund_id, recorder=split.recorder, books=split.books)
+    assert split.repository.get(refund_id).status is S.COMPLETED
+    counted = VelocityContribution.of(split.repository.get(refund_id))
+    # WHEN the card's provider reverses its leg days later (the news repeats)
+    reverse_leg(split, card_leg.refund_id or "")
+    split_tenders.after_leg(refund_id, S.NEEDS_ATTENTION, recorder=split.recorder, callbacks=split.callbacks)
+    # THEN the parent is not left silently COMPLETED: a person chooses a remedy for the card leg, once
+    parent = split.repository.get(refund_id)
+    assert (parent.status, parent.attention_reason) == (S.NEEDS_ATTENTION, f"{LEG_FAILED}:0")
+    assert [(leg.status, leg.failure) for leg in parent.legs] == [
+        (LegStatus.FAILED, PROVIDER_REVERSED),
+        (LegStatus.SUCCEEDED, None),
+    ]
+    assert parent.legs[0].remedies[0].startswith("retry: send 18.00 EUR")
+    moved = [entry for entry in split.repository.timeline(refund_id) if entry.to_status is S.NEEDS_ATTENTION]
+    assert [(entry.from_status, entry.details["reversed_legs"]) for entry in moved] == [(S.COMPLETED, [0])]
+    assert [remedy["action"] for remedy in moved[0].details["remedies"]] == ["retry", "move_to_tender", "store_credit"]
+    assert split.publisher.for_refund(refund_id).count("RefundNeedsAttention") == 1
+    # the parent still counts once in velocity, as a reversed refund of one payment does
+    assert VelocityContribution.of(parent) == counted
+    # WHEN a person retries the card leg THEN it is paid again and the parent completes on its one invoice
+    parent = remedy(split, refund_id, "retry", leg=0)
+    assert (parent.status, parent.legs[2].replaces, parent.legs[2].payment.payment_id) == (S.REFUND_PENDING, 0, CARD)
+    assert run_leg(split, parent.legs[2].refund_id or "").status is S.COMPLETED
+    assert poll(split, refund_id).status is S.REFUNDED
+    update_invoice(refund_id, recorder=split.recorder, books=split.books)
+    assert split.repository.get(refund_id).status is S.COMPLETED
+    assert (split.balance(CARD)["refunded"], split.balance(GIFT)["refunded"]) == (1_800, 1_200)
+
+
+def test_a_leg_reversed_before_its_parent_finished_is_never_counted_as_paid(split: World) -> None:
+    # GIVEN a waiting parent whose card leg paid and was counted (its gift leg not yet)
+    refund_id = approved_parent(split)
+    issue(split, refund_id)
+    card_leg, gift_leg = split.repository.get(refund_id).legs
+    paid = run_leg(split, card_leg.refund_id or "")
+    split_tenders.after_leg(refund_id, paid.status, recorder=split.recorder, callbacks=split.callbacks)
+    assert split.repository.get(refund_id).legs[0].status is LegStatus.SUCCEEDED
+    # WHEN the card leg is reversed, then the gift leg pays
+    reverse_leg(split, card_leg.refund_id or "")
+    assert split.repository.get(refund_id).status is S.REFUND_PENDING
+    run_leg(split, gift_leg.refund_id or "")
+    # THEN the parent is not REFUNDED short: it needs a person for the reversed card leg
+    result = poll(split, refund_id)
+    parent = split.repository.get(refund_id)
+    assert (result.status, parent.attention_reason) == (S.NEEDS_ATTENTION, f"{LEG_FAILED}:0")
+    assert parent.legs[0].failure == PROVIDER_REVERSED

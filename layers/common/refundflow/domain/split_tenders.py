@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from refundflow.domain.allocation import AllocationRule, TenderBalance
 from refundflow.domain.deployment import ensure_representable
 from refundflow.domain.intake import WorkflowTiming
-from refundflow.domain.recorder import RefundRecorder, step_result
+from refundflow.domain.recorder import PROVIDER_REVERSED, RefundRecorder, step_result
 from refundflow.domain.waiting import WaitFor, resume_waiting
 from refundflow.errors import ConcurrentModification, PolicyViolation
 from refundflow.models import (
@@ -72,6 +72,10 @@ _NOTHING_PAID = frozenset({S.REJECTED, S.FAILED})
 LEG_COUNTED = _PAID | _NOTHING_PAID
 # Where a parent waits for its legs.
 _AWAITING_LEGS = frozenset({S.REFUND_SUBMITTED, S.REFUND_PENDING})
+# Where a parent's legs have all paid: a leg the provider reverses later is news for it (``after_leg``).
+_LEGS_PAID = frozenset({S.REFUNDED, S.INVOICE_UPDATED, S.COMPLETED, S.SETTLED})
+# A leg's own refund (or the parent, waiting for a remedy) tells a person of a leg the provider reversed.
+LEG_REVERSED = "SplitLegReversed"
 
 
 class TenderReader(Protocol):
@@ -398,19 +402,27 @@ def _leg_refunds(parent: Refund, *, recorder: RefundRecorder) -> dict[str, Refun
 def after_leg(
     parent_refund_id: str, leg_status: RefundStatus, *, recorder: RefundRecorder, callbacks: TaskCallbacks
 ) -> bool:
-    """A leg reached where its parent counts it (paid, or failed without paying): the parent is moved by its legs
-    now and its workflow resumed from the outcome wait, rather than at the wait's end (RefundOutcomeWaitSeconds).
-    Called by the function that moved the leg (its payment platform's); anything it cannot do now is left to the
-    parent's own poll. Returns True if the parent's workflow was resumed.
+    """A leg reached where its parent counts it (paid, or failed without paying), or needs a person: the parent is
+    moved by its legs now and its workflow resumed from the outcome wait, rather than at the wait's end
+    (RefundOutcomeWaitSeconds). A leg the provider reversed after it paid (NEEDS_ATTENTION
+    ``provider_reversed_refund``) fails its leg of the parent, even after the parent completed
+    (``leg_reversed``). Called by the function that moved the leg (its payment platform's); anything it cannot do
+    now is left to the parent's own poll. Returns True if the parent's workflow was resumed.
 
     Raises:
         TransientError: the parent's workflow could not be told (its poll still finds the legs).
     """
-    if leg_status not in LEG_COUNTED:
+    if leg_status not in LEG_COUNTED and leg_status is not S.NEEDS_ATTENTION:
         return False
     for _ in range(3):
         parent = recorder.repository.find(parent_refund_id)
-        if parent is None or parent.status not in _AWAITING_LEGS:
+        if parent is None:
+            return False
+        if parent.status not in _AWAITING_LEGS:
+            try:
+                leg_reversed(parent, recorder=recorder)
+            except ConcurrentModification:
+                continue
             return False
         found = _leg_refunds(parent, recorder=recorder)
         if found is None:
@@ -424,8 +436,68 @@ def after_leg(
     return False
 
 
+def leg_reversed(parent: Refund, *, recorder: RefundRecorder) -> Refund:
+    """A parent whose legs all paid (REFUNDED to SETTLED), or that waits for a person, learns that a leg it
+    counted as paid was reversed by its provider (the leg's refund is NEEDS_ATTENTION
+    ``provider_reversed_refund``: the money is back with the merchant). The parent is never left silently
+    COMPLETED: a parent whose legs had all paid goes to NEEDS_ATTENTION ``split_leg_failed:<leg>`` with the
+    remedies (as a leg that failed before it paid), so the route ``POST /refunds/{id}/legs/{leg}/remedy`` sends the
+    amount again, elsewhere or to store credit; a parent already waiting for a person records the leg as failed
+    (its poll after the remedy counts it). Returns the parent as stored (unchanged when no counted leg was
+    reversed)."""
+    if parent.status not in _LEGS_PAID and parent.status is not S.NEEDS_ATTENTION:
+        return parent
+    found = {leg.refund_id: recorder.repository.find(leg.refund_id) for leg in parent.legs if leg.refund_id}
+    legs = [
+        _leg_now(leg, found.get(leg.refund_id or "")) if leg.status is LegStatus.SUCCEEDED else leg
+        for leg in parent.legs
+    ]
+    reversed_now = [now for now, before in zip(legs, parent.legs, strict=True) if now.status is not before.status]
+    if not reversed_now:
+        return parent
+    details: dict[str, Any] = {
+        "reversed_legs": [leg.index for leg in reversed_now],
+        "legs": [_leg_details(leg) for leg in legs],
+    }
+    if parent.status is S.NEEDS_ATTENTION:
+        return recorder.note(parent, LEG_REVERSED, actor=ACTOR, details=details, changes={"legs": legs})
+    return _needs_remedy(parent, legs, reversed_now[0], details=details, recorder=recorder)
+
+
+def _needs_remedy(
+    parent: Refund, legs: Sequence[SplitLeg], leg: SplitLeg, *, details: dict[str, Any], recorder: RefundRecorder
+) -> Refund:
+    """The parent needs a person to choose a remedy for ``leg`` (failed after others paid)."""
+    remedies = proposed_remedies(parent, leg, legs, recorder=recorder)
+    worded = [
+        other.model_copy(update={"remedies": remedies_in_words(parent, other, remedies)})
+        if other.index == leg.index
+        else other
+        for other in legs
+    ]
+    return recorder.move(
+        parent,
+        S.NEEDS_ATTENTION,
+        actor=ACTOR,
+        details={**details, "failed_leg": leg.index, "failure": leg.failure, "remedies": remedies},
+        changes={"legs": worded, "attention_reason": f"{LEG_FAILED}:{leg.index}"},
+    )
+
+
 def _leg_now(leg: SplitLeg, refund: Refund | None) -> SplitLeg:
-    if refund is None or leg.status in {LegStatus.SUCCEEDED, LegStatus.FAILED}:
+    if refund is None or leg.status is LegStatus.FAILED:
+        return leg
+    if refund.status is S.NEEDS_ATTENTION and refund.attention_reason == PROVIDER_REVERSED:
+        # Paid, then reversed by its provider (before or after the parent counted it): the money is back with the
+        # merchant, so the leg has failed whatever it was recorded as.
+        return leg.model_copy(
+            update={
+                "status": LegStatus.FAILED,
+                "failure": PROVIDER_REVERSED,
+                "provider_refund_id": refund.provider_refund_id,
+            }
+        )
+    if leg.status is LegStatus.SUCCEEDED:
         return leg
     changes: dict[str, Any] = {
         "provider_refund_id": refund.provider_refund_id,
@@ -452,23 +524,7 @@ def aggregate(parent: Refund, legs: Sequence[SplitLeg], *, recorder: RefundRecor
     failed = [leg for leg in legs if leg.status is LegStatus.FAILED and leg.index not in replaced]
     paid = [leg for leg in legs if leg.status is LegStatus.SUCCEEDED]
     if failed and paid and not pending:
-        leg = failed[0]
-        remedies = proposed_remedies(parent, leg, legs, recorder=recorder)
-        reason = f"{LEG_FAILED}:{leg.index}"
-        move_details = {**details, "failed_leg": leg.index, "failure": leg.failure, "remedies": remedies}
-        worded = [
-            other.model_copy(update={"remedies": remedies_in_words(parent, other, remedies)})
-            if other.index == leg.index
-            else other
-            for other in legs
-        ]
-        return recorder.move(
-            parent,
-            S.NEEDS_ATTENTION,
-            actor=ACTOR,
-            details=move_details,
-            changes={**changes, "legs": worded, "attention_reason": reason},
-        )
+        return _needs_remedy(parent, legs, failed[0], details=details, recorder=recorder)
     if pending:
         if list(legs) != list(parent.legs):
             return recorder.note(parent, LEGS_UPDATED, actor=ACTOR, details=details, changes=changes)
