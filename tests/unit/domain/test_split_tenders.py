@@ -14,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from refundflow.domain import split_tenders
+from refundflow.domain.allocation import LegAllocation, TenderBalance
 from refundflow.domain.approval import ApproverIdentity, decide_approval
 from refundflow.domain.books import update_invoice
 from refundflow.domain.failures import handle_failure
@@ -953,3 +954,52 @@ def test_a_leg_reversed_before_its_parent_finished_is_never_counted_as_paid(spli
     parent = split.repository.get(refund_id)
     assert (result.status, parent.attention_reason) == (S.NEEDS_ATTENTION, f"{LEG_FAILED}:0")
     assert parent.legs[0].failure == PROVIDER_REVERSED
+
+
+# ---------------------------------------------------------------------------- a leg its platform cannot carry
+
+
+def test_proportional_legs_are_fitted_to_what_each_platform_can_carry(env: World) -> None:
+    # GIVEN an order paid 10.000 KWD and 20.000 KWD at Stripe, which takes KWD only in steps of 0.010
+    env.provider.add_payment("pi_kwd1", Money.of(10_000, "KWD"))
+    env.provider.add_payment("pi_kwd2", Money.of(20_000, "KWD"))
+    body = refund_request_body(
+        reference="RMA-KWD",
+        reason="damaged",
+        amount=10_000,
+        currency="KWD",
+        payment=None,
+        invoice_id=None,
+        tenders=tenders("pi_kwd1", "pi_kwd2"),
+        allocation="proportional",
+    )
+    # WHEN 10.000 KWD is divided in proportion (3.333 and 6.667 exactly)
+    refund_id = approved_parent(env, body)
+    issue(env, refund_id)
+    legs = env.repository.get(refund_id).legs
+    # THEN each leg is one Stripe can refund, they still add up to the amount, and each leg pays
+    assert [leg.amount.minor_units for leg in legs] == [3_340, 6_660]
+    assert all(run_leg(env, leg.refund_id or "").status is S.COMPLETED for leg in legs)
+
+
+def huf_tender(index: int, provider: str, minor: int) -> TenderBalance:
+    payment = PaymentReference.model_validate({"provider": provider, "payment_id": f"pay_{index}"})
+    return TenderBalance(index, payment, TenderKind.CARD, Money.of(minor, "HUF"), Money.of(minor, "HUF"))
+
+
+def test_a_share_paypal_cannot_carry_moves_its_rest_to_a_tender_that_can_or_is_refused() -> None:
+    # PayPal takes HUF without decimals (100 of ISO's minor units): 333.33 HUF there is 333.00, 0.33 goes to Stripe
+    stripe, paypal = huf_tender(0, "stripe", 100_000), huf_tender(1, "paypal", 50_000)
+    shares = [
+        LegAllocation(0, stripe.payment, TenderKind.CARD, Money.of(66_667, "HUF")),
+        LegAllocation(1, paypal.payment, TenderKind.CARD, Money.of(33_333, "HUF")),
+    ]
+    fitted = split_tenders.fit_to_platforms(shares, [stripe, paypal])
+    assert [(leg.index, leg.amount.minor_units) for leg in fitted] == [(0, 66_700), (1, 33_300)]
+    # a rest no tender can take (PayPal alone, 1.50 HUF) is refused before anything is sent
+    alone = huf_tender(1, "paypal", 150)
+    with pytest.raises(InvalidRequest) as refused:
+        split_tenders.fit_to_platforms(
+            [LegAllocation(1, alone.payment, TenderKind.CARD, Money.of(150, "HUF"))], [alone]
+        )
+    assert refused.value.code == "amount_not_representable"

@@ -29,12 +29,12 @@ import hashlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from refundflow.domain.allocation import AllocationRule, TenderBalance
-from refundflow.domain.deployment import ensure_representable
+from refundflow.domain.allocation import AllocationRule, LegAllocation, TenderBalance
+from refundflow.domain.deployment import AMOUNT_NOT_REPRESENTABLE, ensure_representable, payment_problem
 from refundflow.domain.intake import WorkflowTiming
 from refundflow.domain.recorder import PROVIDER_REVERSED, RefundRecorder, step_result
 from refundflow.domain.waiting import WaitFor, resume_waiting
-from refundflow.errors import ConcurrentModification, PolicyViolation
+from refundflow.errors import ConcurrentModification, InvalidRequest, PolicyViolation
 from refundflow.models import (
     FailureRecord,
     LegStatus,
@@ -65,6 +65,8 @@ LEGS_UPDATED = "SplitLegsUpdated"
 STORE_CREDIT_CREDITED = "StoreCreditCredited"
 # How many remedies a failed leg lists in words (SplitLeg.remedies holds 4): retry, two tenders, store credit.
 _MOVES_IN_WORDS = 2
+# The most units a leg is lowered by to fit its platform's step (the largest step in the catalog is 100).
+_MAX_STEP = 10_000
 # A leg refund's status, as its parent counts it.
 _PAID = frozenset({S.REFUNDED, S.INVOICE_UPDATED, S.COMPLETED, S.SETTLED})
 _NOTHING_PAID = frozenset({S.REJECTED, S.FAILED})
@@ -232,7 +234,9 @@ def issue_refund(
         rule = check_rule(refund, policy)
         assert refund.amount is not None  # approved refunds have one (EvaluatePolicy)
         balances = [_balance(index, tender.kind, _read(tender, reader)) for index, tender in enumerate(refund.tenders)]
-        shares = allocate_legs(policy, refund.amount, balances, rule.value, reason=refund.reason)
+        shares = fit_to_platforms(
+            allocate_legs(policy, refund.amount, balances, rule.value, reason=refund.reason), balances
+        )
         legs = [
             SplitLeg(
                 index=number,
@@ -260,6 +264,63 @@ def issue_refund(
         )
         return step_result(refund)
     return recorder.replay(refund)
+
+
+def fit_to_platforms(shares: Sequence[LegAllocation], tenders: Sequence[TenderBalance]) -> list[LegAllocation]:
+    """The legs as their platforms can refund them exactly: a share a platform cannot carry (the units
+    ``proportional`` rounds to: Stripe takes KWD, BHD, JOD, OMR and TND only in steps of 0.010 and ISK in whole
+    kronur, PayPal HUF and TWD without decimals; the catalog's currency rules) is lowered to the nearest amount it
+    can, and what that leaves goes to the first tender (by index, those with a leg first) that can carry it within
+    what it has left; store credit carries any amount. The legs still add up to the amount exactly.
+
+    Raises:
+        InvalidRequest: ``amount_not_representable``, no tender can carry what is left (nothing has been sent).
+    """
+    if not shares:
+        return []
+    currency = shares[0].amount.currency
+    by_index = {tender.index: tender for tender in tenders}
+
+    def carries(tender: TenderBalance, minor: int) -> bool:
+        if minor == 0 or tender.payment is None:
+            return True
+        return (
+            minor <= tender.remaining.minor_units and payment_problem(Money.of(minor, currency), tender.payment) is None
+        )
+
+    amounts = {share.index: share.amount.minor_units for share in shares}
+    left = 0
+    for index, minor in amounts.items():
+        # A platform's step is a few units (Stripe ISK: 100); a share no step near it fits is refused below.
+        lowered = next(
+            (lower for lower in range(minor, max(minor - _MAX_STEP, -1), -1) if carries(by_index[index], lower)), None
+        )
+        if lowered is None:
+            raise InvalidRequest(
+                f"{by_index[index].kind.value} tender {index}'s platform cannot carry {Money.of(minor, currency)}",
+                code=AMOUNT_NOT_REPRESENTABLE,
+            )
+        left += minor - lowered
+        amounts[index] = lowered
+    candidates = sorted(tenders, key=lambda tender: (amounts.get(tender.index, 0) == 0, tender.index))
+    for tender in candidates:
+        if left == 0:
+            break
+        have = amounts.get(tender.index, 0)
+        room = max(tender.remaining.minor_units, 0) - have
+        take = next((give for give in range(min(left, room), 0, -1) if carries(tender, have + give)), 0)
+        amounts[tender.index] = have + take
+        left -= take
+    if left:
+        raise InvalidRequest(
+            f"{Money.of(left, currency)} of the refund cannot be carried exactly by any of its tenders' platforms",
+            code=AMOUNT_NOT_REPRESENTABLE,
+        )
+    return [
+        LegAllocation(index, by_index[index].payment, by_index[index].kind, Money.of(minor, currency))
+        for index, minor in sorted(amounts.items())
+        if minor > 0
+    ]
 
 
 def credit_store_credit_legs(parent: Refund, *, recorder: RefundRecorder, ledger: StoreCreditLedger) -> Refund:
