@@ -176,6 +176,13 @@ def run_leg(env: World, leg_id: str) -> Refund:
         ({"tenders": [{**tenders(CARD)[0], "paid": PAID_EUR}, *tenders(GIFT)]}, "paid is for a store_credit"),
         ({"payment": {"provider": "stripe", "payment_id": CARD}, "allocation": "proportional"}, "for tenders only"),
         ({"tenders": tenders(*(f"pi_{n}" for n in range(9)))}, "at most 8"),
+        (
+            {
+                "tenders": [*tenders(CARD), {"kind": "store_credit", "paid": {**PAID_EUR, "currency": "USD"}}],
+                "amount": {"minor_units": 1_000, "currency": "EUR"},
+            },
+            "in the refund's currency",
+        ),
     ],
 )
 def test_a_request_names_a_payment_or_two_to_eight_distinct_tenders(document: dict[str, Any], problem: str) -> None:
