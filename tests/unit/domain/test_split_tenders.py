@@ -1010,3 +1010,19 @@ def test_a_share_paypal_cannot_carry_moves_its_rest_to_a_tender_that_can_or_is_r
             [LegAllocation(1, alone.payment, TenderKind.CARD, Money.of(150, "HUF"))], [alone]
         )
     assert refused.value.code == "amount_not_representable"
+
+
+def test_a_second_refund_of_the_order_never_takes_back_store_credit_a_first_one_returned(split: World) -> None:
+    # GIVEN an order paid 40.00 by card and 20.00 with store credit; 30.00 refunded proportionally (20.00 + 10.00)
+    first = approved_parent(split, store_credit_body(reference="RMA-first", amount=3_000))
+    issue(split, first)
+    card_leg, credit_leg = split.repository.get(first).legs
+    assert (card_leg.amount, credit_leg.amount, credit_leg.status) == (eur(2_000), eur(1_000), LegStatus.SUCCEEDED)
+    run_leg(split, card_leg.refund_id or "")
+    assert poll(split, first).status is S.REFUNDED
+    # WHEN the shop asks for everything left on the same order (the same tenders, the same paid)
+    again = split.accept(store_credit_body(reference="RMA-again", amount=None), "dlv-again").refund.refund_id
+    validate_refund(again, recorder=split.recorder)
+    look_up(split, again)
+    # THEN what is left is 20.00 on the card and the 10.00 of store credit not yet returned, never 20.00 of it
+    assert split.repository.get(again).amount == eur(3_000)

@@ -110,7 +110,8 @@ def look_up_payment(refund_id: str, *, recorder: RefundRecorder, reader: TenderR
     if refund.status is not S.VALIDATED or refund.amount is not None:
         return recorder.replay(refund)
     check_rule(refund, policy)
-    read = [_read(tender, reader) for tender in refund.tenders]
+    given_back = store_credit_given_back(refund, recorder=recorder)
+    read = [_read(tender, reader, given_back) for tender in refund.tenders]
     currency = refund.requested_amount.currency if refund.requested_amount else read[0].captured.currency
     others = sorted({tender.captured.currency for tender in read} - {currency})
     if others:
@@ -157,21 +158,42 @@ def check_rule(refund: Refund, policy: Policy) -> AllocationRule:
 
 
 class _StoreCreditRead:
-    """A store-credit tender as the look-up sees it: it can take back what the order paid with store credit."""
+    """A store-credit tender as the look-up sees it: it can take back what the order paid with store credit, less
+    what the order's earlier refunds already credited back to store credit."""
 
-    def __init__(self, paid: Money) -> None:
+    def __init__(self, paid: Money, given_back: int = 0) -> None:
         self.payment = None
         self.captured = paid
-        self.refunded = Money.of(0, paid.currency)
-        self.remaining = paid
+        self.refunded = Money.of(min(given_back, paid.minor_units), paid.currency)
+        self.remaining = Money.of(paid.minor_units - self.refunded.minor_units, paid.currency)
         self.captured_at = None
 
 
-def _read(tender: Tender, reader: TenderReader) -> TenderPayment | _StoreCreditRead:
+def _read(tender: Tender, reader: TenderReader, given_back: int = 0) -> TenderPayment | _StoreCreditRead:
     if tender.payment is None:
         assert tender.paid is not None  # Tender's validator: a store-credit tender carries what was paid with it
-        return _StoreCreditRead(tender.paid)
+        return _StoreCreditRead(tender.paid, given_back)
     return reader.read(tender.payment)
+
+
+def store_credit_given_back(refund: Refund, *, recorder: RefundRecorder) -> int:
+    """What the order's other split refunds (those naming any of this one's payments) credited or are crediting
+    back to its store-credit tender, in minor units: a second refund of the same order must not take back the store
+    credit a first one already returned (``paid`` is what the order paid, not what is left). A store-credit leg a
+    remedy added (``replaces``) carries a failed payment leg's amount, not the order's store credit: not counted."""
+    others: dict[str, Refund] = {}
+    for tender in refund.tenders:
+        if tender.payment is None:
+            continue
+        for other in recorder.repository.refunds_for_payment(tender.payment.provider, tender.payment.payment_id):
+            if other.refund_id != refund.refund_id and other.tenders and other.status not in _NOTHING_PAID:
+                others[other.refund_id] = other
+    return sum(
+        leg.amount.minor_units
+        for other in others.values()
+        for leg in other.legs
+        if leg.kind is TenderKind.STORE_CREDIT and leg.replaces is None and leg.status is not LegStatus.FAILED
+    )
 
 
 def _tender_details(index: int, tender: TenderPayment | _StoreCreditRead) -> dict[str, Any]:
@@ -192,7 +214,9 @@ def tenders_remaining(refund: Refund, *, recorder: RefundRecorder) -> Money | No
     for tender in refund.tenders:
         if tender.payment is None:
             assert tender.paid is not None  # a store-credit tender (Tender's validator)
-            total += tender.paid.minor_units
+            total += _StoreCreditRead(
+                tender.paid, store_credit_given_back(refund, recorder=recorder)
+            ).remaining.minor_units
             continue
         balance = recorder.repository.get_balance(tender.payment.provider, tender.payment.payment_id)
         if balance is None:
@@ -233,7 +257,11 @@ def issue_refund(
     if refund.status is S.APPROVED:
         rule = check_rule(refund, policy)
         assert refund.amount is not None  # approved refunds have one (EvaluatePolicy)
-        balances = [_balance(index, tender.kind, _read(tender, reader)) for index, tender in enumerate(refund.tenders)]
+        given_back = store_credit_given_back(refund, recorder=recorder)
+        balances = [
+            _balance(index, tender.kind, _read(tender, reader, given_back))
+            for index, tender in enumerate(refund.tenders)
+        ]
         shares = fit_to_platforms(
             allocate_legs(policy, refund.amount, balances, rule.value, reason=refund.reason), balances
         )
