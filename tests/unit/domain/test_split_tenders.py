@@ -1026,3 +1026,24 @@ def test_a_second_refund_of_the_order_never_takes_back_store_credit_a_first_one_
     look_up(split, again)
     # THEN what is left is 20.00 on the card and the 10.00 of store credit not yet returned, never 20.00 of it
     assert split.repository.get(again).amount == eur(3_000)
+
+
+def test_a_tender_whose_platform_cannot_carry_the_failed_amount_is_no_remedy(
+    split: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the card's platform cannot carry the failed leg's 12.00 (a currency rule of its catalog entry)
+    def card_cannot(amount: Money, payment: PaymentReference) -> str | None:
+        refused = payment.payment_id == CARD and amount.minor_units == 1_200
+        return f"{amount} is not in the card platform's steps" if refused else None
+
+    monkeypatch.setattr(split_tenders, "payment_problem", card_cannot, raising=False)
+    monkeypatch.setattr("refundflow.domain.split_remedies.payment_problem", card_cannot, raising=False)
+    refund_id = failed_second_leg(split)
+    # THEN moving it to the card is not proposed, and choosing it is refused with nothing changed
+    [attention] = [e for e in split.repository.timeline(refund_id) if e.to_status is S.NEEDS_ATTENTION]
+    assert [remedy["action"] for remedy in attention.details["remedies"]] == ["retry", "store_credit"]
+    before = split.repository.get(refund_id)
+    with pytest.raises(InvalidRequest) as refused:
+        remedy(split, refund_id, "move_to_tender", 0)
+    assert refused.value.code == "amount_not_representable"
+    assert split.repository.get(refund_id) == before

@@ -643,6 +643,8 @@ def proposed_remedies(
     for index, tender in enumerate(parent.tenders):
         if index == failed.tender_index or tender.payment is None:
             continue  # store credit takes the amount through its own remedy (no room to check: it is ours)
+        if payment_problem(failed.amount, tender.payment):
+            continue  # its platform cannot carry the amount (another currency rule): not a remedy
         balance = recorder.repository.get_balance(tender.payment.provider, tender.payment.payment_id)
         if balance is not None and balance.remaining.minor_units >= failed.amount.minor_units:
             remedies.append(
