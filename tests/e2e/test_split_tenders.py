@@ -2,8 +2,9 @@
 is refunded across them over HTTP. The parent refund runs through the workflow (its platform steps in
 ``refund-split``), each payment leg is a refund of its own on its own platform, the store-credit leg is credited to
 refundflow's ledger, and the sandboxes hold exactly what the allocation said; the credit note, the customer's message
-and the trace list every leg. A leg the platform refuses leaves the parent NEEDS_ATTENTION with the remedies, never
-silently short, until a person chooses one (store credit here)."""
+and the trace list every leg, and a leg Stripe reverses later reopens the parent for a person. A leg the platform
+refuses leaves the parent NEEDS_ATTENTION with the remedies, never silently short, until a person chooses one (store
+credit here)."""
 
 from __future__ import annotations
 
@@ -160,6 +161,24 @@ def test_an_order_paid_by_card_paypal_and_store_credit_is_refunded_across_all_th
         (1, "wallet", paypal_leg["refund_id"]),
         (2, "store_credit", None),
     ]
+    # WHEN, days later, Stripe reports the card leg's refund failed after all (the money went back to the merchant)
+    client.control(
+        "stripe",
+        "POST",
+        f"/refunds/{card_leg['provider_refund_id']}/status",
+        json={"status": "failed", "failure_reason": "expired_or_canceled_card"},
+    )
+    # THEN the parent does not stay COMPLETED: a person chooses a remedy for the card leg (the refund.failed webhook
+    # reached the leg through Stripe's function, which moved the parent)
+    reopened = orders.settle(parent_id, {"NEEDS_ATTENTION"}, timeout=30)
+    assert reopened["attention_reason"] == "split_leg_failed:0"
+    assert [(leg["status"], leg.get("failure")) for leg in reopened["legs"]] == [
+        ("failed", "provider_reversed_refund"),
+        ("succeeded", None),
+        ("succeeded", None),
+    ]
+    assert reopened["legs"][0]["remedies"][0] == "retry: send 15.00 EUR to leg 1's card stripe again"
+    assert client.refund(card_leg["refund_id"])["attention_reason"] == "provider_reversed_refund"
 
 
 def test_a_leg_refused_by_its_platform_needs_a_person_whose_remedy_credits_it_as_store_credit(

@@ -811,6 +811,13 @@ class RefundRequestBody(BaseModel):
                 raise ValueError("tenders must name distinct payments (and store credit at most once)")
             if self.tenders[0].payment is None:
                 raise ValueError("the first tender must be a payment (store credit may come after it)")
+            asked = self.requested_amount
+            paid = [tender.paid for tender in self.tenders if tender.paid is not None]
+            if asked is not None and any(money.currency != asked.currency for money in paid):
+                raise ValueError(
+                    f"a store_credit tender's paid must be in the refund's currency ({asked.currency}): the order "
+                    "was paid in one currency"
+                )
         elif self.allocation is not None:
             raise ValueError("allocation is for tenders only")
         return self

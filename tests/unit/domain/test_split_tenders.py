@@ -14,12 +14,14 @@ import yaml
 from pydantic import ValidationError
 
 from refundflow.domain import split_tenders
+from refundflow.domain.allocation import LegAllocation, TenderBalance
 from refundflow.domain.approval import ApproverIdentity, decide_approval
 from refundflow.domain.books import update_invoice
 from refundflow.domain.failures import handle_failure
 from refundflow.domain.intake import GENERIC_SOURCE, request_fingerprint, source_refund_id
 from refundflow.domain.payments import issue_refund, look_up_payment, read_payment, reserve_amount
 from refundflow.domain.policy_step import evaluate_policy
+from refundflow.domain.recorder import PROVIDER_REVERSED
 from refundflow.domain.split_remedies import choose_remedy, remedy_execution_name
 from refundflow.domain.split_tenders import LEG_FAILED, STORE_CREDIT_CREDITED, aggregate, leg_refund_id
 from refundflow.domain.store_credit import customer_key
@@ -47,6 +49,7 @@ from refundflow.models import (
 )
 from refundflow.money import Money
 from refundflow.policy import ActivePolicy, Policy, PolicySourceSettings, load_policy
+from refundflow.ports import ProviderRefundStatus
 from refundflow.status import RefundStatus
 from tests.support.fakes import TIMING, Outcome, World, provider_event, refund_request_body
 
@@ -173,6 +176,13 @@ def run_leg(env: World, leg_id: str) -> Refund:
         ({"tenders": [{**tenders(CARD)[0], "paid": PAID_EUR}, *tenders(GIFT)]}, "paid is for a store_credit"),
         ({"payment": {"provider": "stripe", "payment_id": CARD}, "allocation": "proportional"}, "for tenders only"),
         ({"tenders": tenders(*(f"pi_{n}" for n in range(9)))}, "at most 8"),
+        (
+            {
+                "tenders": [*tenders(CARD), {"kind": "store_credit", "paid": {**PAID_EUR, "currency": "USD"}}],
+                "amount": {"minor_units": 1_000, "currency": "EUR"},
+            },
+            "in the refund's currency",
+        ),
     ],
 )
 def test_a_request_names_a_payment_or_two_to_eight_distinct_tenders(document: dict[str, Any], problem: str) -> None:
@@ -878,3 +888,165 @@ def test_last_captured_first_takes_the_capture_times_the_platforms_report(env: W
     # THEN the final payment (captured last) takes all it has first, the deposit the rest
     legs = {leg.payment.payment_id: leg.amount.minor_units for leg in env.repository.get(refund_id).legs if leg.payment}
     assert legs == {GIFT: 4_000, CARD: 1_000}
+
+
+# ---------------------------------------------------------------------------- a leg the provider reverses later
+
+
+def reverse_leg(env: World, leg_refund_id: str) -> Refund:
+    """The leg's provider reports its refund failed after it succeeded (the money went back to the merchant): the
+    news reaches the leg's own refund, then its payment platform's function tells the parent (``after_leg``)."""
+    paid = env.repository.get(leg_refund_id)
+    assert paid.provider_refund_id is not None
+    truth = env.provider.settle(paid.provider_refund_id, ProviderRefundStatus.FAILED)
+    env.deliver(provider_event(truth))
+    leg = env.repository.get(leg_refund_id)
+    assert (leg.status, leg.attention_reason) == (S.NEEDS_ATTENTION, PROVIDER_REVERSED)
+    split_tenders.after_leg(leg.parent_refund_id or "", leg.status, recorder=env.recorder, callbacks=env.callbacks)
+    return leg
+
+
+def test_a_leg_reversed_after_the_parent_completed_puts_the_parent_before_a_person_with_remedies(split: World) -> None:
+    # GIVEN a split refund whose two legs paid, booked and COMPLETED
+    refund_id = approved_parent(split)
+    issue(split, refund_id)
+    card_leg, gift_leg = split.repository.get(refund_id).legs
+    for leg in (card_leg, gift_leg):
+        run_leg(split, leg.refund_id or "")
+    poll(split, refund_id)
+    update_invoice(refund_id, recorder=split.recorder, books=split.books)
+    assert split.repository.get(refund_id).status is S.COMPLETED
+    counted = VelocityContribution.of(split.repository.get(refund_id))
+    # WHEN the card's provider reverses its leg days later (the news repeats)
+    reverse_leg(split, card_leg.refund_id or "")
+    split_tenders.after_leg(refund_id, S.NEEDS_ATTENTION, recorder=split.recorder, callbacks=split.callbacks)
+    # THEN the parent is not left silently COMPLETED: a person chooses a remedy for the card leg, once
+    parent = split.repository.get(refund_id)
+    assert (parent.status, parent.attention_reason) == (S.NEEDS_ATTENTION, f"{LEG_FAILED}:0")
+    assert [(leg.status, leg.failure) for leg in parent.legs] == [
+        (LegStatus.FAILED, PROVIDER_REVERSED),
+        (LegStatus.SUCCEEDED, None),
+    ]
+    assert parent.legs[0].remedies[0].startswith("retry: send 18.00 EUR")
+    moved = [entry for entry in split.repository.timeline(refund_id) if entry.to_status is S.NEEDS_ATTENTION]
+    assert [(entry.from_status, entry.details["reversed_legs"]) for entry in moved] == [(S.COMPLETED, [0])]
+    assert [remedy["action"] for remedy in moved[0].details["remedies"]] == ["retry", "move_to_tender", "store_credit"]
+    assert split.publisher.for_refund(refund_id).count("RefundNeedsAttention") == 1
+    # the parent still counts once in velocity, as a reversed refund of one payment does
+    assert VelocityContribution.of(parent) == counted
+    # WHEN a person retries the card leg THEN it is paid again and the parent completes on its one invoice
+    parent = remedy(split, refund_id, "retry", leg=0)
+    assert (parent.status, parent.legs[2].replaces, parent.legs[2].payment.payment_id) == (S.REFUND_PENDING, 0, CARD)
+    assert run_leg(split, parent.legs[2].refund_id or "").status is S.COMPLETED
+    assert poll(split, refund_id).status is S.REFUNDED
+    asked = (len(split.books.find_calls), len(split.books.record_calls))
+    update_invoice(refund_id, recorder=split.recorder, books=split.books)
+    assert split.repository.get(refund_id).status is S.COMPLETED
+    assert (split.balance(CARD)["refunded"], split.balance(GIFT)["refunded"]) == (1_800, 1_200)
+    # (its one credit note was booked before the reversal: the books are not asked again)
+    assert (len(split.books.find_calls), len(split.books.record_calls)) == asked
+
+
+def test_a_leg_reversed_before_its_parent_finished_is_never_counted_as_paid(split: World) -> None:
+    # GIVEN a waiting parent whose card leg paid and was counted (its gift leg not yet)
+    refund_id = approved_parent(split)
+    issue(split, refund_id)
+    card_leg, gift_leg = split.repository.get(refund_id).legs
+    paid = run_leg(split, card_leg.refund_id or "")
+    split_tenders.after_leg(refund_id, paid.status, recorder=split.recorder, callbacks=split.callbacks)
+    assert split.repository.get(refund_id).legs[0].status is LegStatus.SUCCEEDED
+    # WHEN the card leg is reversed, then the gift leg pays
+    reverse_leg(split, card_leg.refund_id or "")
+    assert split.repository.get(refund_id).status is S.REFUND_PENDING
+    run_leg(split, gift_leg.refund_id or "")
+    # THEN the parent is not REFUNDED short: it needs a person for the reversed card leg
+    result = poll(split, refund_id)
+    parent = split.repository.get(refund_id)
+    assert (result.status, parent.attention_reason) == (S.NEEDS_ATTENTION, f"{LEG_FAILED}:0")
+    assert parent.legs[0].failure == PROVIDER_REVERSED
+
+
+# ---------------------------------------------------------------------------- a leg its platform cannot carry
+
+
+def test_proportional_legs_are_fitted_to_what_each_platform_can_carry(env: World) -> None:
+    # GIVEN an order paid 10.000 KWD and 20.000 KWD at Stripe, which takes KWD only in steps of 0.010
+    env.provider.add_payment("pi_kwd1", Money.of(10_000, "KWD"))
+    env.provider.add_payment("pi_kwd2", Money.of(20_000, "KWD"))
+    body = refund_request_body(
+        reference="RMA-KWD",
+        reason="damaged",
+        amount=10_000,
+        currency="KWD",
+        payment=None,
+        invoice_id=None,
+        tenders=tenders("pi_kwd1", "pi_kwd2"),
+        allocation="proportional",
+    )
+    # WHEN 10.000 KWD is divided in proportion (3.333 and 6.667 exactly)
+    refund_id = approved_parent(env, body)
+    issue(env, refund_id)
+    legs = env.repository.get(refund_id).legs
+    # THEN each leg is one Stripe can refund, they still add up to the amount, and each leg pays
+    assert [leg.amount.minor_units for leg in legs] == [3_340, 6_660]
+    assert all(run_leg(env, leg.refund_id or "").status is S.COMPLETED for leg in legs)
+
+
+def huf_tender(index: int, provider: str, minor: int) -> TenderBalance:
+    payment = PaymentReference.model_validate({"provider": provider, "payment_id": f"pay_{index}"})
+    return TenderBalance(index, payment, TenderKind.CARD, Money.of(minor, "HUF"), Money.of(minor, "HUF"))
+
+
+def test_a_share_paypal_cannot_carry_moves_its_rest_to_a_tender_that_can_or_is_refused() -> None:
+    # PayPal takes HUF without decimals (100 of ISO's minor units): 333.33 HUF there is 333.00, 0.33 goes to Stripe
+    stripe, paypal = huf_tender(0, "stripe", 100_000), huf_tender(1, "paypal", 50_000)
+    shares = [
+        LegAllocation(0, stripe.payment, TenderKind.CARD, Money.of(66_667, "HUF")),
+        LegAllocation(1, paypal.payment, TenderKind.CARD, Money.of(33_333, "HUF")),
+    ]
+    fitted = split_tenders.fit_to_platforms(shares, [stripe, paypal])
+    assert [(leg.index, leg.amount.minor_units) for leg in fitted] == [(0, 66_700), (1, 33_300)]
+    # a rest no tender can take (PayPal alone, 1.50 HUF) is refused before anything is sent
+    alone = huf_tender(1, "paypal", 150)
+    with pytest.raises(InvalidRequest) as refused:
+        split_tenders.fit_to_platforms(
+            [LegAllocation(1, alone.payment, TenderKind.CARD, Money.of(150, "HUF"))], [alone]
+        )
+    assert refused.value.code == "amount_not_representable"
+
+
+def test_a_second_refund_of_the_order_never_takes_back_store_credit_a_first_one_returned(split: World) -> None:
+    # GIVEN an order paid 40.00 by card and 20.00 with store credit; 30.00 refunded proportionally (20.00 + 10.00)
+    first = approved_parent(split, store_credit_body(reference="RMA-first", amount=3_000))
+    issue(split, first)
+    card_leg, credit_leg = split.repository.get(first).legs
+    assert (card_leg.amount, credit_leg.amount, credit_leg.status) == (eur(2_000), eur(1_000), LegStatus.SUCCEEDED)
+    run_leg(split, card_leg.refund_id or "")
+    assert poll(split, first).status is S.REFUNDED
+    # WHEN the shop asks for everything left on the same order (the same tenders, the same paid)
+    again = split.accept(store_credit_body(reference="RMA-again", amount=None), "dlv-again").refund.refund_id
+    validate_refund(again, recorder=split.recorder)
+    look_up(split, again)
+    # THEN what is left is 20.00 on the card and the 10.00 of store credit not yet returned, never 20.00 of it
+    assert split.repository.get(again).amount == eur(3_000)
+
+
+def test_a_tender_whose_platform_cannot_carry_the_failed_amount_is_no_remedy(
+    split: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the card's platform cannot carry the failed leg's 12.00 (a currency rule of its catalog entry)
+    def card_cannot(amount: Money, payment: PaymentReference) -> str | None:
+        refused = payment.payment_id == CARD and amount.minor_units == 1_200
+        return f"{amount} is not in the card platform's steps" if refused else None
+
+    monkeypatch.setattr(split_tenders, "payment_problem", card_cannot, raising=False)
+    monkeypatch.setattr("refundflow.domain.split_remedies.payment_problem", card_cannot, raising=False)
+    refund_id = failed_second_leg(split)
+    # THEN moving it to the card is not proposed, and choosing it is refused with nothing changed
+    [attention] = [e for e in split.repository.timeline(refund_id) if e.to_status is S.NEEDS_ATTENTION]
+    assert [remedy["action"] for remedy in attention.details["remedies"]] == ["retry", "store_credit"]
+    before = split.repository.get(refund_id)
+    with pytest.raises(InvalidRequest) as refused:
+        remedy(split, refund_id, "move_to_tender", 0)
+    assert refused.value.code == "amount_not_representable"
+    assert split.repository.get(refund_id) == before

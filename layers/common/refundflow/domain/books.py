@@ -41,6 +41,17 @@ def update_invoice(refund_id: str, *, recorder: RefundRecorder, books: BooksConn
             refund, S.COMPLETED, actor="step:UpdateInvoice", details={"books": "no invoice reference: nothing to book"}
         )
         return step_result(refund)
+    if refund.legs and refund.credit_document is not None:
+        # A split-tender parent completing again after a remedy for a leg its provider reversed once the parent was
+        # booked: its one credit note is in the books already (booking the new leg again would credit the invoice
+        # twice). How the remedy changed the note's cash and store credit is the person's, by hand.
+        refund = recorder.move(
+            refund,
+            S.COMPLETED,
+            actor="step:UpdateInvoice",
+            details={"books": "booked before", "document_id": refund.credit_document.document_id},
+        )
+        return step_result(refund)
     booking = credit_booking(refund)
     document = _existing_document(refund, booking, books) or books.record_credit(booking)
     refund = _record_document(refund, document, recorder=recorder)

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Literal
 
 from refundflow.domain.approval import APPROVAL_TOKENS, ApproverIdentity, _no_such_refund, _token_spent
+from refundflow.domain.deployment import AMOUNT_NOT_REPRESENTABLE, payment_problem
 from refundflow.domain.intake import WorkflowTiming
 from refundflow.domain.recorder import RefundRecorder
 from refundflow.domain.split_tenders import LEG_FAILED, leg_refund_id, start_legs
@@ -60,8 +61,8 @@ def choose_remedy(
         NotFound: no such refund (or the token is bound to another one).
         IllegalTransition: the refund is not waiting for a remedy of that leg (``no_failed_leg``).
         InvalidRequest: a tender that does not exist, is the failed one's for ``move_to_tender``, or has no room
-            (``tender_without_room``), or a store-credit tender for ``move_to_tender`` (``invalid_tender``: choose
-            ``store_credit``).
+            (``tender_without_room``), or whose platform cannot carry the amount (``amount_not_representable``), or
+            a store-credit tender for ``move_to_tender`` (``invalid_tender``: choose ``store_credit``).
     """
     repository = recorder.repository
     if not approver.token_id:
@@ -153,6 +154,9 @@ def _target_tender(
             f"tender {tender} is store credit: choose the store_credit remedy to credit the amount there",
             code="invalid_tender",
         )
+    problem = payment_problem(failed.amount, payment)
+    if problem:
+        raise InvalidRequest(f"tender {tender}: {problem}", code=AMOUNT_NOT_REPRESENTABLE)
     balance = recorder.repository.get_balance(payment.provider, payment.payment_id)
     if balance is None or balance.remaining.minor_units < failed.amount.minor_units:
         room = balance.remaining if balance is not None else "nothing known"

@@ -29,12 +29,12 @@ import hashlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from refundflow.domain.allocation import AllocationRule, TenderBalance
-from refundflow.domain.deployment import ensure_representable
+from refundflow.domain.allocation import AllocationRule, LegAllocation, TenderBalance
+from refundflow.domain.deployment import AMOUNT_NOT_REPRESENTABLE, ensure_representable, payment_problem
 from refundflow.domain.intake import WorkflowTiming
-from refundflow.domain.recorder import RefundRecorder, step_result
+from refundflow.domain.recorder import PROVIDER_REVERSED, RefundRecorder, step_result
 from refundflow.domain.waiting import WaitFor, resume_waiting
-from refundflow.errors import ConcurrentModification, PolicyViolation
+from refundflow.errors import ConcurrentModification, InvalidRequest, PolicyViolation
 from refundflow.models import (
     FailureRecord,
     LegStatus,
@@ -65,6 +65,8 @@ LEGS_UPDATED = "SplitLegsUpdated"
 STORE_CREDIT_CREDITED = "StoreCreditCredited"
 # How many remedies a failed leg lists in words (SplitLeg.remedies holds 4): retry, two tenders, store credit.
 _MOVES_IN_WORDS = 2
+# The most units a leg is lowered by to fit its platform's step (the largest step in the catalog is 100).
+_MAX_STEP = 10_000
 # A leg refund's status, as its parent counts it.
 _PAID = frozenset({S.REFUNDED, S.INVOICE_UPDATED, S.COMPLETED, S.SETTLED})
 _NOTHING_PAID = frozenset({S.REJECTED, S.FAILED})
@@ -72,6 +74,10 @@ _NOTHING_PAID = frozenset({S.REJECTED, S.FAILED})
 LEG_COUNTED = _PAID | _NOTHING_PAID
 # Where a parent waits for its legs.
 _AWAITING_LEGS = frozenset({S.REFUND_SUBMITTED, S.REFUND_PENDING})
+# Where a parent's legs have all paid: a leg the provider reverses later is news for it (``after_leg``).
+_LEGS_PAID = frozenset({S.REFUNDED, S.INVOICE_UPDATED, S.COMPLETED, S.SETTLED})
+# A leg's own refund (or the parent, waiting for a remedy) tells a person of a leg the provider reversed.
+LEG_REVERSED = "SplitLegReversed"
 
 
 class TenderReader(Protocol):
@@ -104,7 +110,8 @@ def look_up_payment(refund_id: str, *, recorder: RefundRecorder, reader: TenderR
     if refund.status is not S.VALIDATED or refund.amount is not None:
         return recorder.replay(refund)
     check_rule(refund, policy)
-    read = [_read(tender, reader) for tender in refund.tenders]
+    given_back = store_credit_given_back(refund, recorder=recorder)
+    read = [_read(tender, reader, given_back) for tender in refund.tenders]
     currency = refund.requested_amount.currency if refund.requested_amount else read[0].captured.currency
     others = sorted({tender.captured.currency for tender in read} - {currency})
     if others:
@@ -151,21 +158,42 @@ def check_rule(refund: Refund, policy: Policy) -> AllocationRule:
 
 
 class _StoreCreditRead:
-    """A store-credit tender as the look-up sees it: it can take back what the order paid with store credit."""
+    """A store-credit tender as the look-up sees it: it can take back what the order paid with store credit, less
+    what the order's earlier refunds already credited back to store credit."""
 
-    def __init__(self, paid: Money) -> None:
+    def __init__(self, paid: Money, given_back: int = 0) -> None:
         self.payment = None
         self.captured = paid
-        self.refunded = Money.of(0, paid.currency)
-        self.remaining = paid
+        self.refunded = Money.of(min(given_back, paid.minor_units), paid.currency)
+        self.remaining = Money.of(paid.minor_units - self.refunded.minor_units, paid.currency)
         self.captured_at = None
 
 
-def _read(tender: Tender, reader: TenderReader) -> TenderPayment | _StoreCreditRead:
+def _read(tender: Tender, reader: TenderReader, given_back: int = 0) -> TenderPayment | _StoreCreditRead:
     if tender.payment is None:
         assert tender.paid is not None  # Tender's validator: a store-credit tender carries what was paid with it
-        return _StoreCreditRead(tender.paid)
+        return _StoreCreditRead(tender.paid, given_back)
     return reader.read(tender.payment)
+
+
+def store_credit_given_back(refund: Refund, *, recorder: RefundRecorder) -> int:
+    """What the order's other split refunds (those naming any of this one's payments) credited or are crediting
+    back to its store-credit tender, in minor units: a second refund of the same order must not take back the store
+    credit a first one already returned (``paid`` is what the order paid, not what is left). A store-credit leg a
+    remedy added (``replaces``) carries a failed payment leg's amount, not the order's store credit: not counted."""
+    others: dict[str, Refund] = {}
+    for tender in refund.tenders:
+        if tender.payment is None:
+            continue
+        for other in recorder.repository.refunds_for_payment(tender.payment.provider, tender.payment.payment_id):
+            if other.refund_id != refund.refund_id and other.tenders and other.status not in _NOTHING_PAID:
+                others[other.refund_id] = other
+    return sum(
+        leg.amount.minor_units
+        for other in others.values()
+        for leg in other.legs
+        if leg.kind is TenderKind.STORE_CREDIT and leg.replaces is None and leg.status is not LegStatus.FAILED
+    )
 
 
 def _tender_details(index: int, tender: TenderPayment | _StoreCreditRead) -> dict[str, Any]:
@@ -186,7 +214,9 @@ def tenders_remaining(refund: Refund, *, recorder: RefundRecorder) -> Money | No
     for tender in refund.tenders:
         if tender.payment is None:
             assert tender.paid is not None  # a store-credit tender (Tender's validator)
-            total += tender.paid.minor_units
+            total += _StoreCreditRead(
+                tender.paid, store_credit_given_back(refund, recorder=recorder)
+            ).remaining.minor_units
             continue
         balance = recorder.repository.get_balance(tender.payment.provider, tender.payment.payment_id)
         if balance is None:
@@ -227,8 +257,14 @@ def issue_refund(
     if refund.status is S.APPROVED:
         rule = check_rule(refund, policy)
         assert refund.amount is not None  # approved refunds have one (EvaluatePolicy)
-        balances = [_balance(index, tender.kind, _read(tender, reader)) for index, tender in enumerate(refund.tenders)]
-        shares = allocate_legs(policy, refund.amount, balances, rule.value, reason=refund.reason)
+        given_back = store_credit_given_back(refund, recorder=recorder)
+        balances = [
+            _balance(index, tender.kind, _read(tender, reader, given_back))
+            for index, tender in enumerate(refund.tenders)
+        ]
+        shares = fit_to_platforms(
+            allocate_legs(policy, refund.amount, balances, rule.value, reason=refund.reason), balances
+        )
         legs = [
             SplitLeg(
                 index=number,
@@ -256,6 +292,63 @@ def issue_refund(
         )
         return step_result(refund)
     return recorder.replay(refund)
+
+
+def fit_to_platforms(shares: Sequence[LegAllocation], tenders: Sequence[TenderBalance]) -> list[LegAllocation]:
+    """The legs as their platforms can refund them exactly: a share a platform cannot carry (the units
+    ``proportional`` rounds to: Stripe takes KWD, BHD, JOD, OMR and TND only in steps of 0.010 and ISK in whole
+    kronur, PayPal HUF and TWD without decimals; the catalog's currency rules) is lowered to the nearest amount it
+    can, and what that leaves goes to the first tender (by index, those with a leg first) that can carry it within
+    what it has left; store credit carries any amount. The legs still add up to the amount exactly.
+
+    Raises:
+        InvalidRequest: ``amount_not_representable``, no tender can carry what is left (nothing has been sent).
+    """
+    if not shares:
+        return []
+    currency = shares[0].amount.currency
+    by_index = {tender.index: tender for tender in tenders}
+
+    def carries(tender: TenderBalance, minor: int) -> bool:
+        if minor == 0 or tender.payment is None:
+            return True
+        return (
+            minor <= tender.remaining.minor_units and payment_problem(Money.of(minor, currency), tender.payment) is None
+        )
+
+    amounts = {share.index: share.amount.minor_units for share in shares}
+    left = 0
+    for index, minor in amounts.items():
+        # A platform's step is a few units (Stripe ISK: 100); a share no step near it fits is refused below.
+        lowered = next(
+            (lower for lower in range(minor, max(minor - _MAX_STEP, -1), -1) if carries(by_index[index], lower)), None
+        )
+        if lowered is None:
+            raise InvalidRequest(
+                f"{by_index[index].kind.value} tender {index}'s platform cannot carry {Money.of(minor, currency)}",
+                code=AMOUNT_NOT_REPRESENTABLE,
+            )
+        left += minor - lowered
+        amounts[index] = lowered
+    candidates = sorted(tenders, key=lambda tender: (amounts.get(tender.index, 0) == 0, tender.index))
+    for tender in candidates:
+        if left == 0:
+            break
+        have = amounts.get(tender.index, 0)
+        room = max(tender.remaining.minor_units, 0) - have
+        take = next((give for give in range(min(left, room), 0, -1) if carries(tender, have + give)), 0)
+        amounts[tender.index] = have + take
+        left -= take
+    if left:
+        raise InvalidRequest(
+            f"{Money.of(left, currency)} of the refund cannot be carried exactly by any of its tenders' platforms",
+            code=AMOUNT_NOT_REPRESENTABLE,
+        )
+    return [
+        LegAllocation(index, by_index[index].payment, by_index[index].kind, Money.of(minor, currency))
+        for index, minor in sorted(amounts.items())
+        if minor > 0
+    ]
 
 
 def credit_store_credit_legs(parent: Refund, *, recorder: RefundRecorder, ledger: StoreCreditLedger) -> Refund:
@@ -398,19 +491,27 @@ def _leg_refunds(parent: Refund, *, recorder: RefundRecorder) -> dict[str, Refun
 def after_leg(
     parent_refund_id: str, leg_status: RefundStatus, *, recorder: RefundRecorder, callbacks: TaskCallbacks
 ) -> bool:
-    """A leg reached where its parent counts it (paid, or failed without paying): the parent is moved by its legs
-    now and its workflow resumed from the outcome wait, rather than at the wait's end (RefundOutcomeWaitSeconds).
-    Called by the function that moved the leg (its payment platform's); anything it cannot do now is left to the
-    parent's own poll. Returns True if the parent's workflow was resumed.
+    """A leg reached where its parent counts it (paid, or failed without paying), or needs a person: the parent is
+    moved by its legs now and its workflow resumed from the outcome wait, rather than at the wait's end
+    (RefundOutcomeWaitSeconds). A leg the provider reversed after it paid (NEEDS_ATTENTION
+    ``provider_reversed_refund``) fails its leg of the parent, even after the parent completed
+    (``leg_reversed``). Called by the function that moved the leg (its payment platform's); anything it cannot do
+    now is left to the parent's own poll. Returns True if the parent's workflow was resumed.
 
     Raises:
         TransientError: the parent's workflow could not be told (its poll still finds the legs).
     """
-    if leg_status not in LEG_COUNTED:
+    if leg_status not in LEG_COUNTED and leg_status is not S.NEEDS_ATTENTION:
         return False
     for _ in range(3):
         parent = recorder.repository.find(parent_refund_id)
-        if parent is None or parent.status not in _AWAITING_LEGS:
+        if parent is None:
+            return False
+        if parent.status not in _AWAITING_LEGS:
+            try:
+                leg_reversed(parent, recorder=recorder)
+            except ConcurrentModification:
+                continue
             return False
         found = _leg_refunds(parent, recorder=recorder)
         if found is None:
@@ -424,8 +525,68 @@ def after_leg(
     return False
 
 
+def leg_reversed(parent: Refund, *, recorder: RefundRecorder) -> Refund:
+    """A parent whose legs all paid (REFUNDED to SETTLED), or that waits for a person, learns that a leg it
+    counted as paid was reversed by its provider (the leg's refund is NEEDS_ATTENTION
+    ``provider_reversed_refund``: the money is back with the merchant). The parent is never left silently
+    COMPLETED: a parent whose legs had all paid goes to NEEDS_ATTENTION ``split_leg_failed:<leg>`` with the
+    remedies (as a leg that failed before it paid), so the route ``POST /refunds/{id}/legs/{leg}/remedy`` sends the
+    amount again, elsewhere or to store credit; a parent already waiting for a person records the leg as failed
+    (its poll after the remedy counts it). Returns the parent as stored (unchanged when no counted leg was
+    reversed)."""
+    if parent.status not in _LEGS_PAID and parent.status is not S.NEEDS_ATTENTION:
+        return parent
+    found = {leg.refund_id: recorder.repository.find(leg.refund_id) for leg in parent.legs if leg.refund_id}
+    legs = [
+        _leg_now(leg, found.get(leg.refund_id or "")) if leg.status is LegStatus.SUCCEEDED else leg
+        for leg in parent.legs
+    ]
+    reversed_now = [now for now, before in zip(legs, parent.legs, strict=True) if now.status is not before.status]
+    if not reversed_now:
+        return parent
+    details: dict[str, Any] = {
+        "reversed_legs": [leg.index for leg in reversed_now],
+        "legs": [_leg_details(leg) for leg in legs],
+    }
+    if parent.status is S.NEEDS_ATTENTION:
+        return recorder.note(parent, LEG_REVERSED, actor=ACTOR, details=details, changes={"legs": legs})
+    return _needs_remedy(parent, legs, reversed_now[0], details=details, recorder=recorder)
+
+
+def _needs_remedy(
+    parent: Refund, legs: Sequence[SplitLeg], leg: SplitLeg, *, details: dict[str, Any], recorder: RefundRecorder
+) -> Refund:
+    """The parent needs a person to choose a remedy for ``leg`` (failed after others paid)."""
+    remedies = proposed_remedies(parent, leg, legs, recorder=recorder)
+    worded = [
+        other.model_copy(update={"remedies": remedies_in_words(parent, other, remedies)})
+        if other.index == leg.index
+        else other
+        for other in legs
+    ]
+    return recorder.move(
+        parent,
+        S.NEEDS_ATTENTION,
+        actor=ACTOR,
+        details={**details, "failed_leg": leg.index, "failure": leg.failure, "remedies": remedies},
+        changes={"legs": worded, "attention_reason": f"{LEG_FAILED}:{leg.index}"},
+    )
+
+
 def _leg_now(leg: SplitLeg, refund: Refund | None) -> SplitLeg:
-    if refund is None or leg.status in {LegStatus.SUCCEEDED, LegStatus.FAILED}:
+    if refund is None or leg.status is LegStatus.FAILED:
+        return leg
+    if refund.status is S.NEEDS_ATTENTION and refund.attention_reason == PROVIDER_REVERSED:
+        # Paid, then reversed by its provider (before or after the parent counted it): the money is back with the
+        # merchant, so the leg has failed whatever it was recorded as.
+        return leg.model_copy(
+            update={
+                "status": LegStatus.FAILED,
+                "failure": PROVIDER_REVERSED,
+                "provider_refund_id": refund.provider_refund_id,
+            }
+        )
+    if leg.status is LegStatus.SUCCEEDED:
         return leg
     changes: dict[str, Any] = {
         "provider_refund_id": refund.provider_refund_id,
@@ -452,23 +613,7 @@ def aggregate(parent: Refund, legs: Sequence[SplitLeg], *, recorder: RefundRecor
     failed = [leg for leg in legs if leg.status is LegStatus.FAILED and leg.index not in replaced]
     paid = [leg for leg in legs if leg.status is LegStatus.SUCCEEDED]
     if failed and paid and not pending:
-        leg = failed[0]
-        remedies = proposed_remedies(parent, leg, legs, recorder=recorder)
-        reason = f"{LEG_FAILED}:{leg.index}"
-        move_details = {**details, "failed_leg": leg.index, "failure": leg.failure, "remedies": remedies}
-        worded = [
-            other.model_copy(update={"remedies": remedies_in_words(parent, other, remedies)})
-            if other.index == leg.index
-            else other
-            for other in legs
-        ]
-        return recorder.move(
-            parent,
-            S.NEEDS_ATTENTION,
-            actor=ACTOR,
-            details=move_details,
-            changes={**changes, "legs": worded, "attention_reason": reason},
-        )
+        return _needs_remedy(parent, legs, failed[0], details=details, recorder=recorder)
     if pending:
         if list(legs) != list(parent.legs):
             return recorder.note(parent, LEGS_UPDATED, actor=ACTOR, details=details, changes=changes)
@@ -498,6 +643,8 @@ def proposed_remedies(
     for index, tender in enumerate(parent.tenders):
         if index == failed.tender_index or tender.payment is None:
             continue  # store credit takes the amount through its own remedy (no room to check: it is ours)
+        if payment_problem(failed.amount, tender.payment):
+            continue  # its platform cannot carry the amount (another currency rule): not a remedy
         balance = recorder.repository.get_balance(tender.payment.provider, tender.payment.payment_id)
         if balance is not None and balance.remaining.minor_units >= failed.amount.minor_units:
             remedies.append(
