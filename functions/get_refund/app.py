@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import AfterValidator
 
 from refundflow import http_api, wiring
 from refundflow.api import RefundView
@@ -47,6 +48,22 @@ def get_refund_trace(refund_id: Annotated[str, Path(pattern=REFUND_ID)]) -> Resp
 # A provider's payout id (Stripe po_..., Adyen's batch, ...): what settlement reports name; no slashes.
 PAYOUT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 AFTER = "The ``next`` of the previous page: the payout's refunds after it."
+# The values become DynamoDB keys, whose limits are in bytes (a sort key at most 1,024, a partition key 2,048:
+# docs.aws.amazon.com/amazondynamodb/latest/developerguide/Constraints.html) while a query's lengths count
+# characters: 900 characters of a four-byte script are 3,600 bytes, which DynamoDB refuses (ValidationException, a
+# 503 here). A statement's key is an S3 object key, at most 1,024 bytes of UTF-8; ``after`` is a line key we
+# answered as ``next``, stored after ``LINE#`` in a sort key.
+STATEMENT_KEY_BYTES = 1024
+AFTER_BYTES = 1024 - len("LINE#")
+
+
+def _at_most_bytes(limit: int) -> AfterValidator:
+    def check(value: str | None) -> str | None:
+        if value is not None and len(value.encode("utf-8", "surrogatepass")) > limit:
+            raise ValueError(f"at most {limit} bytes of UTF-8")
+        return value
+
+    return AfterValidator(check)
 
 
 @router.get(
@@ -57,7 +74,7 @@ AFTER = "The ``next`` of the previous page: the payout's refunds after it."
 )
 def get_payout_trace(
     payout_id: Annotated[str, Path(pattern=PAYOUT_ID)],
-    after: Annotated[str | None, Query(max_length=1024, description=AFTER)] = None,
+    after: Annotated[str | None, Query(max_length=1024, description=AFTER), _at_most_bytes(AFTER_BYTES)] = None,
 ) -> Response[PayoutTrace]:
     logger.append_keys(payout_id=payout_id)
     return http_api.json_response(200, payout_trace(payout_id, repository=wiring.repository(), after=after))
@@ -76,9 +93,10 @@ def get_bank_line_trace(
             pattern=r"^settlement/bank/[a-z0-9]+/[^\x00-\x1f]{1,900}$",
             description="The statement's key in the settlement drop (settlement/bank/<format>/<file>).",
         ),
+        _at_most_bytes(STATEMENT_KEY_BYTES),
     ],
     line: Annotated[int, Query(ge=1, le=10_000_000, description="The line's number in the statement (1 = first).")],
-    after: Annotated[str | None, Query(max_length=1024, description=AFTER)] = None,
+    after: Annotated[str | None, Query(max_length=1024, description=AFTER), _at_most_bytes(AFTER_BYTES)] = None,
 ) -> Response[BankLineTrace]:
     logger.append_keys(bank_statement=file, bank_line=line)
     return http_api.json_response(200, bank_line_trace(file, line, repository=wiring.repository(), after=after))

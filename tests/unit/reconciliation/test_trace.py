@@ -515,3 +515,18 @@ def test_a_split_refund_nests_each_legs_money_hops_and_a_leg_names_its_parent(pa
     assert credit.hops[0].facts["tender"] == "store_credit"
     # AND the leg's own trace names its parent
     assert refund_trace(leg_refund.refund_id, repository=paid.repository).parent_refund_id == parent_id
+
+
+def test_an_unknown_payout_is_not_found_whatever_after_says(paid: World) -> None:
+    # GIVEN no settlement announced po_unknown and no line of ours names it
+    # WHEN its trace is asked for a later page (an ``after`` nobody answered) THEN it is still unknown
+    for after in (None, "stripe#txn_forged", "\u00ff" * 10):
+        with pytest.raises(NotFound):
+            payout_trace("po_unknown", repository=paid.repository, after=after)
+    # AND a payout known only by a line of ours (its total not announced yet) pages past its last line: an empty page
+    refund = completed(paid, "RMA-after")
+    settle(paid, [line(2, refund.provider_refund_id or "", 2_500, payout="po_later")])
+    assert [item.refund_id for item in payout_trace("po_later", repository=paid.repository).refunds] == [
+        refund.refund_id
+    ]
+    assert payout_trace("po_later", repository=paid.repository, after="\uffff").refunds == []

@@ -626,7 +626,9 @@ def payout_trace(
     payouts = PayoutHops(repository)
     payout, bank = payouts(payout_id)
     members, next_key = repository.payout_members(payout_id, after=after, limit=max(1, min(limit, MAX_PAYOUT_REFUNDS)))
-    if not payout.present and not members and after is None:
+    # An empty page of a payout nobody announced is a payout nobody knows unless an earlier page had lines: a forged
+    # ``after`` (one past the last line, or any value) must not make an unknown payout look known.
+    if not payout.present and not members and (after is None or not repository.payout_members(payout_id, limit=1)[0]):
         raise NotFound(f"no settlement announced payout {payout_id} and no line of our refunds names it")
     return PayoutTrace(
         payout_id=payout_id,
