@@ -587,6 +587,15 @@ def _apply_once(refund: Refund, provider_refund: ProviderRefund, *, recorder: Re
         and _money_out(refund)
         and refund.provider_refund_id == provider_refund.provider_refund_id
     ):
+        if refund.acquirer_reference:
+            # The network assigns a refund one ARN, and the customer was told the one recorded. Another one is not
+            # taken: a webhook-only platform's news cannot be confirmed (Adyen's arn is outside the item's HMAC), and
+            # a platform that shows a second one is for a person to look at, not a second message to the customer.
+            logger.error(
+                "acquirer reference differs from the one recorded: kept the recorded one",
+                extra={"refund_id": refund.refund_id, "provider": provider_refund.provider.value},
+            )
+            return refund
         # The card network's reference usually comes days after the money: the customer's bank traces the refund
         # with it, so the ticket and the timeline are told (once: the next news finds it stored).
         reference = {"acquirer_reference": provider_refund.acquirer_reference}
