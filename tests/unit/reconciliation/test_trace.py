@@ -530,3 +530,30 @@ def test_an_unknown_payout_is_not_found_whatever_after_says(paid: World) -> None
         refund.refund_id
     ]
     assert payout_trace("po_later", repository=paid.repository, after="\uffff").refunds == []
+
+
+def test_a_payout_a_second_statement_credits_again_is_a_duplicate_credit_not_a_second_bank_line(paid: World) -> None:
+    # GIVEN po_1 settled and credited by the statement's line 2
+    refund = completed(paid, "RMA-1")
+    settle(paid, payout_file(refund))
+    bank_statement(paid, 7_500)
+    # WHEN another statement credits po_1 again (another line id, the same amount and payout reference)
+    again = [BankLine("camt053", 1, "B-9", Direction.CREDIT, 7_500, "EUR", date(2026, 12, 3), "STRIPE PAYOUT po_1")]
+    batch_input = {"file": "settlement/bank/camt053/2026-12-03.xml", "source": "bank", "correlation_id": "c-bank-2"}
+    result = match_batch(
+        [bank_to_json(credit) for credit in again],
+        batch_input,
+        repository=paid.repository,
+        recorder=paid.recorder,
+        publisher=paid.publisher,
+    )
+    # THEN it is a duplicate credit naming the first, not a match: the payout keeps the line that credited it
+    assert result["summary"]["counts"] == {"duplicate_line": 1}
+    with pytest.raises(NotFound):
+        bank_line_trace("settlement/bank/camt053/2026-12-03.xml", 1, repository=paid.repository)
+    trace = refund_trace(refund.refund_id, repository=paid.repository)
+    assert (hops(trace)["bank_line"].facts["file"], hops(trace)["bank_line"].facts["line_no"]) == (STATEMENT, 2)
+    assert trace.complete
+    # AND the statement that credited it, reconciled again, still matches (nothing recorded twice)
+    bank_statement(paid, 7_500)
+    assert bank_line_trace(STATEMENT, 2, repository=paid.repository).payout.payout_id == "po_1"
