@@ -457,6 +457,21 @@ def test_an_edited_audit_entry_makes_the_trace_say_the_chain_is_broken(paid: Wor
     assert not trace.audit.intact
     assert not trace.complete
     assert payout_trace("po_1", repository=paid.repository).refunds[0].audit_intact is False
+    # AND the answer says why in ``missing``
+    assert trace.audit.broken_at_seq == int(settled["seq"]["N"])
+    assert "audit: broken" in trace.missing
+    # WHEN the edit keeps the actor and names another settlement file instead
+    settled["actor"] = {"S": "reconciliation"}
+    settled["details"]["M"]["file"] = {"S": "settlement/stripe/forged.csv"}
+    client.put_item(TableName=table, Item=settled)
+    trace = refund_trace(refund.refund_id, repository=paid.repository)
+    # THEN the hop read from the edited entry keeps what is stored but says it is not verified; the others do not
+    settlement = hops(trace)["settlement_line"]
+    assert settlement.facts["file"] == "settlement/stripe/forged.csv"
+    assert settlement.missing is not None
+    assert settlement.missing.code.value == "audit_broken"
+    assert trace.missing == ["settlement_line: audit_broken", "bank_line: no_bank_statement_yet", "audit: broken"]
+    assert hops(trace)["request"].missing is None
 
 
 # ---------------------------------------------------------------------------------------------- split tenders

@@ -75,6 +75,7 @@ class MissingCode(StrEnum):
     PAYOUT_NOT_ANNOUNCED = "payout_not_announced"  # the line names a payout no settlement has announced yet
     PAYOUT_NOT_CREDITED = "payout_not_credited"  # a statement past the payout's grace period did not credit it
     NO_BANK_STATEMENT_YET = "no_bank_statement_yet"  # no statement has credited the payout yet
+    AUDIT_BROKEN = "audit_broken"  # the hop comes from an audit entry at or after where the chain breaks
 
 
 class MissingHop(BaseModel):
@@ -492,6 +493,29 @@ def _verified(refund: Refund, *, repository: RefundStore) -> tuple[list[AuditEnt
     return timeline, audit
 
 
+def _verified_hops(hops: list[TraceHop], audit: ChainVerification) -> list[TraceHop]:
+    """A hop read from an audit entry at or after where the chain breaks keeps its facts (they are what is stored)
+    but says they are not verified: ``missing.code`` ``audit_broken`` (an edited entry can name any file or line)."""
+    broken_at = audit.broken_at_seq
+    if audit.intact or broken_at is None:
+        return hops
+    reason = f"comes from audit entry {{seq}}; the chain breaks at entry {broken_at} ({audit.problem}): not verified"
+    return [
+        hop.model_copy(
+            update={
+                "missing": MissingHop(
+                    code=MissingCode.AUDIT_BROKEN,
+                    reason=reason.format(seq=hop.audit_seq),
+                    match_class=hop.missing.match_class if hop.missing else None,
+                )
+            }
+        )
+        if hop.audit_seq is not None and hop.audit_seq >= broken_at
+        else hop
+        for hop in hops
+    ]
+
+
 def _missing_list(hops: Sequence[TraceHop], prefix: str = "") -> list[str]:
     return [f"{prefix}{hop.hop.value}: {hop.missing.code.value}" for hop in hops if hop.missing is not None]
 
@@ -521,7 +545,9 @@ def _leg_trace(leg: SplitLeg, *, repository: RefundStore, payouts: PayoutHops) -
         rest = [_after(name, provider) for name in (HopName.SETTLEMENT_LINE, HopName.PAYOUT, HopName.BANK_LINE)]
         return traced([provider, *rest])
     timeline, audit = _verified(leg_refund, repository=repository)
-    return traced(money_hops(leg_refund, timeline, repository=repository, payouts=payouts), audit)
+    return traced(
+        _verified_hops(money_hops(leg_refund, timeline, repository=repository, payouts=payouts), audit), audit
+    )
 
 
 def refund_trace(refund_id: str, *, repository: RefundStore) -> RefundTrace:
@@ -555,7 +581,10 @@ def trace_of(refund: Refund, *, repository: RefundStore, payouts: PayoutHops | N
     else:
         money = money_hops(refund, timeline, repository=repository, payouts=payouts)
         hops = [request, policy, money[0], credit_document_hop(refund, timeline, money[0]), *money[1:]]
+    hops = _verified_hops(hops, audit)
     missing = _missing_list(hops)
+    if not audit.intact:
+        missing.append("audit: broken")
     for leg in legs:
         missing += _missing_list(leg.hops, prefix=f"leg {leg.index} ")
         if leg.audit is not None and not leg.audit.intact:
