@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import AfterValidator
 
 from refundflow import http_api, wiring
 from refundflow.api import RefundView
@@ -57,13 +57,20 @@ STATEMENT_KEY_BYTES = 1024
 AFTER_BYTES = 1024 - len("LINE#")
 
 
-def _at_most_bytes(limit: int) -> AfterValidator:
-    def check(value: str | None) -> str | None:
-        if value is not None and len(value.encode("utf-8", "surrogatepass")) > limit:
-            raise ValueError(f"at most {limit} bytes of UTF-8")
-        return value
+def _at_most_bytes(**limits: tuple[str | None, int]) -> None:
+    """422 for a query value longer than its key can be, in bytes (checked here rather than by a validator in the
+    parameter's type, which would drop the parameter's pattern and length from the OpenAPI document).
 
-    return AfterValidator(check)
+    Raises:
+        RequestValidationError: naming each field too long (``query.<name>``), as the parameters' own checks do.
+    """
+    errors = [
+        {"loc": ("query", name), "msg": f"String should have at most {limit} bytes of UTF-8", "type": "string_too_long"}
+        for name, (value, limit) in limits.items()
+        if value is not None and len(value.encode("utf-8", "surrogatepass")) > limit
+    ]
+    if errors:
+        raise RequestValidationError(errors)
 
 
 @router.get(
@@ -74,9 +81,10 @@ def _at_most_bytes(limit: int) -> AfterValidator:
 )
 def get_payout_trace(
     payout_id: Annotated[str, Path(pattern=PAYOUT_ID)],
-    after: Annotated[str | None, Query(max_length=1024, description=AFTER), _at_most_bytes(AFTER_BYTES)] = None,
+    after: Annotated[str | None, Query(max_length=1024, description=AFTER)] = None,
 ) -> Response[PayoutTrace]:
     logger.append_keys(payout_id=payout_id)
+    _at_most_bytes(after=(after, AFTER_BYTES))
     return http_api.json_response(200, payout_trace(payout_id, repository=wiring.repository(), after=after))
 
 
@@ -93,12 +101,12 @@ def get_bank_line_trace(
             pattern=r"^settlement/bank/[a-z0-9]+/[^\x00-\x1f]{1,900}$",
             description="The statement's key in the settlement drop (settlement/bank/<format>/<file>).",
         ),
-        _at_most_bytes(STATEMENT_KEY_BYTES),
     ],
     line: Annotated[int, Query(ge=1, le=10_000_000, description="The line's number in the statement (1 = first).")],
-    after: Annotated[str | None, Query(max_length=1024, description=AFTER), _at_most_bytes(AFTER_BYTES)] = None,
+    after: Annotated[str | None, Query(max_length=1024, description=AFTER)] = None,
 ) -> Response[BankLineTrace]:
     logger.append_keys(bank_statement=file, bank_line=line)
+    _at_most_bytes(file=(file, STATEMENT_KEY_BYTES), after=(after, AFTER_BYTES))
     return http_api.json_response(200, bank_line_trace(file, line, repository=wiring.repository(), after=after))
 
 

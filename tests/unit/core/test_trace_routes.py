@@ -84,3 +84,14 @@ def test_an_after_that_cannot_be_a_line_key_is_refused_by_name(get_api: tuple[St
         get_api, "/payouts/po_1/trace", "/payouts/{payout_id}/trace", {"after": "é" * 300}, payout_id="po_1"
     )
     assert (status, document["code"]) == (404, "not_found")
+
+
+def test_the_character_rules_still_hold(get_api: tuple[Stack, ModuleType]) -> None:
+    for query in (
+        {"file": STATEMENT + "a\x00b", "line": "1"},
+        {"file": "settlement/stripe/a.csv", "line": "1"},
+        {"file": STATEMENT + "a" * 901, "line": "1"},
+        {"file": STATEMENT + "a.xml", "line": "1", "after": "a" * 1025},
+    ):
+        status, document = get(get_api, "/bank-lines/trace", "/bank-lines/trace", query)
+        assert status == 422, (query, document)
