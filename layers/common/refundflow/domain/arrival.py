@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from refundflow import catalog, settings
+from refundflow.domain.recorder import PROVIDER_REVERSED
 from refundflow.models import AuditEntry, Refund
 from refundflow.status import RefundStatus
 
@@ -118,8 +119,12 @@ def money_moved_at(timeline: list[AuditEntry]) -> datetime | None:
     return next((entry.at for entry in timeline if entry.to_status is RefundStatus.REFUNDED), None)
 
 
-def refund_arrival(refund: Refund, moved_at: datetime | None) -> ExpectedArrival | None:
-    """The refund's window once its money moved (None before)."""
-    if moved_at is None:
+def refund_arrival(refund: Refund, moved_at: datetime | None, *, reversal: bool = False) -> ExpectedArrival | None:
+    """The refund's window once its money moved; None before, for a reversal (voided before settlement: the charge
+    disappears, nothing arrives) and once the money went back to the merchant (the provider failed or reversed the
+    refund after it succeeded): no window is quoted for money that is not on its way."""
+    if moved_at is None or reversal:
+        return None
+    if refund.status is RefundStatus.FAILED or refund.attention_reason == PROVIDER_REVERSED:
         return None
     return expected_arrival(refund.payment.provider.value, moved_at)
