@@ -572,3 +572,20 @@ def test_a_payout_a_second_statement_credits_again_is_a_duplicate_credit_not_a_s
     # AND the statement that credited it, reconciled again, still matches (nothing recorded twice)
     bank_statement(paid, 7_500)
     assert bank_line_trace(STATEMENT, 2, repository=paid.repository).payout.payout_id == "po_1"
+
+
+def test_a_refund_made_outside_refundflow_with_no_invoice_waits_for_its_books_by_hand(paid: World) -> None:
+    from refundflow.domain.external import external_refund_id
+    from tests.support.fakes import provider_event
+
+    # GIVEN a refund made in the provider's dashboard, no invoice of ours known: a person books it
+    outside = paid.provider.refund_outside(PAYMENT, Money.of(1_000, "EUR"))
+    paid.deliver(provider_event(outside))
+    refund_id = external_refund_id("stripe", outside.provider_refund_id)
+    assert paid.repository.get(refund_id).attention_reason == "external_refund_unbooked"
+    # THEN its trace says no policy decided it and its credit document is pending (not "nothing to book")
+    trace = refund_trace(refund_id, repository=paid.repository)
+    codes = missing_codes(trace)
+    assert (codes["policy"], codes["credit_document"]) == ("not_yet_decided", "books_pending")
+    assert "outside refundflow" in (hops(trace)["policy"].missing.reason if hops(trace)["policy"].missing else "")
+    assert hops(trace)["provider_refund"].facts["provider_refund_id"] == outside.provider_refund_id

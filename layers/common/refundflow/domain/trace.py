@@ -285,6 +285,7 @@ def provider_hop(refund: Refund, timeline: Sequence[AuditEntry]) -> TraceHop:
 
 
 _BOOKED = frozenset({RefundStatus.COMPLETED, RefundStatus.SETTLED})
+_EXTERNAL_REFUND_UNBOOKED = "external_refund_unbooked"  # domain.recorder.EXTERNAL_REFUND_UNBOOKED (not imported)
 
 
 def credit_document_hop(refund: Refund, timeline: Sequence[AuditEntry], provider: TraceHop | None) -> TraceHop:
@@ -292,6 +293,10 @@ def credit_document_hop(refund: Refund, timeline: Sequence[AuditEntry], provider
     if document is None:
         if provider is not None and not provider.present:
             return _after(HopName.CREDIT_DOCUMENT, provider)
+        if refund.attention_reason == _EXTERNAL_REFUND_UNBOOKED:
+            # Refunded outside refundflow with no invoice known: not "nothing to book", a person books it by hand.
+            reason = "refunded outside refundflow and no invoice is known: a person books the credit by hand"
+            return _missing(HopName.CREDIT_DOCUMENT, MissingCode.BOOKS_PENDING, reason)
         if refund.status in _BOOKED or refund.invoice is None:
             reason = "nothing to book: the refund names no invoice" if refund.invoice is None else "nothing booked"
             return _missing(HopName.CREDIT_DOCUMENT, MissingCode.NO_INVOICE, reason)
