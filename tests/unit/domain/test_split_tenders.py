@@ -959,3 +959,28 @@ def test_a_legs_late_arn_reaches_its_parent_and_the_customer_once_per_leg(split:
         f"refundflow:reply:{refund_id}:acquirer_reference:leg-1",
     ]
     assert ticketed.legs[1].acquirer_reference == arns[1]
+
+
+def test_a_legs_arn_that_comes_before_its_parent_counted_it_is_in_the_parents_first_message(split: World) -> None:
+    from refundflow.domain.notifications import ARN_MEANING, customer_message
+    from refundflow.domain.payments import ACQUIRER_REFERENCE, apply_provider_outcome
+
+    # GIVEN a split refund whose first leg paid and got its ARN before the parent counted its legs
+    refund_id = approved_parent(split)
+    issue(split, refund_id)
+    leg_ids = [leg.refund_id or "" for leg in split.repository.get(refund_id).legs]
+    for leg_id in leg_ids:
+        run_leg(split, leg_id)
+    first = split.repository.get(leg_ids[0])
+    truth = split.provider.refunds[first.provider_refund_id or ""]
+    split.provider.refunds[truth.provider_refund_id] = truth.model_copy(update={"acquirer_reference": "74333333333333"})
+    apply_provider_outcome(first, split.provider.refunds[truth.provider_refund_id], recorder=split.recorder)
+    # THEN the parent sends no follow-up ahead of its first message
+    assert not [e for e in split.publisher.events if e.refund_id == refund_id and e.detail_type == ACQUIRER_REFERENCE]
+    # WHEN the parent counts its legs THEN the leg carries its ARN and the first message names it with its leg
+    poll(split, refund_id)
+    parent = split.repository.get(refund_id)
+    assert parent.legs[0].acquirer_reference == "74333333333333"
+    text = customer_message("issued", parent, parent.amount)
+    assert f"back to your card (reference 74333333333333, {ARN_MEANING})" in text
+    assert not [e for e in split.publisher.events if e.refund_id == refund_id and e.detail_type == ACQUIRER_REFERENCE]

@@ -117,9 +117,10 @@ def refunded_legs(refund: Refund) -> list[SplitLeg]:
     return sorted((leg for leg in refund.legs if leg.status is LegStatus.SUCCEEDED), key=lambda leg: leg.index)
 
 
-def leg_in_words(leg: SplitLeg) -> str:
+def leg_in_words(leg: SplitLeg, *, with_reference: bool = True) -> str:
     """Where one leg's money went, in plain words: ``60.00 EUR back to your card``, ``40.00 EUR as store credit you
-    can use on your next order``. The tender's kind and its provider's name only: never card data."""
+    can use on your next order``, with its ARN where the leg has one (``with_reference``). The tender's kind and its
+    provider's name only: never card data."""
     if leg.kind is TenderKind.STORE_CREDIT:
         return f"{leg.amount} as store credit you can use on your next order"
     where = {
@@ -129,6 +130,9 @@ def leg_in_words(leg: SplitLeg) -> str:
         TenderKind.BUY_NOW_PAY_LATER: f"back to your {_provider_title(leg)} purchase",
         TenderKind.GIFT_CARD: "back onto your gift card",
     }.get(leg.kind, "back to the payment method you used")
+    if leg.acquirer_reference and with_reference:
+        # The network's reference came with the money: said with the leg it belongs to.
+        return f"{leg.amount} {where} (reference {leg.acquirer_reference}, {ARN_MEANING})"
     return f"{leg.amount} {where}"
 
 
@@ -199,7 +203,7 @@ def customer_message(
             else:
                 body += " If it has not by then, we can give you the reference your bank can find it with."
     elif kind == "acquirer_reference":
-        what = leg_in_words(leg) if leg is not None else how_much
+        what = leg_in_words(leg, with_reference=False) if leg is not None else how_much
         arn = leg.acquirer_reference if leg is not None else refund.acquirer_reference
         body = (
             f"your refund of {what} for {reference} now has its reference at the card network: "

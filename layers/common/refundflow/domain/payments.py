@@ -45,6 +45,7 @@ from refundflow.errors import (
 from refundflow.ids import idempotency_key
 from refundflow.models import (
     FailureRecord,
+    LegStatus,
     PaymentReference,
     Refund,
     RefundOrigin,
@@ -629,6 +630,10 @@ def tell_parent_of_leg_reference(leg_refund: Refund, *, recorder: RefundRecorder
             logger.warning("a leg's parent does not list it", extra={"refund_id": leg_refund.refund_id})
             return None
         if leg.acquirer_reference:
+            return parent
+        if leg.status is not LegStatus.SUCCEEDED:
+            # The parent has not counted the leg's money yet: when it does, the leg comes with its ARN, and the
+            # parent's first message names it (a follow-up now would reach the customer before that message).
             return parent
         updated = [
             other.model_copy(update={"acquirer_reference": leg_refund.acquirer_reference}) if other is leg else other
