@@ -984,3 +984,30 @@ def test_a_legs_arn_that_comes_before_its_parent_counted_it_is_in_the_parents_fi
     text = customer_message("issued", parent, parent.amount)
     assert f"back to your card (reference 74333333333333, {ARN_MEANING})" in text
     assert not [e for e in split.publisher.events if e.refund_id == refund_id and e.detail_type == ACQUIRER_REFERENCE]
+
+
+def test_a_split_refund_is_quoted_the_widest_window_of_its_paid_legs(split: World) -> None:
+    from refundflow.domain.arrival import expected_arrival, refund_arrival, refund_window
+    from refundflow.models import PaymentProvider
+
+    # GIVEN a split refund whose legs paid: a card at Stripe, the second payment (here) at PayPal
+    refund_id = approved_parent(split)
+    issue(split, refund_id)
+    for leg in split.repository.get(refund_id).legs:
+        run_leg(split, leg.refund_id or "")
+    poll(split, refund_id)
+    parent = split.repository.get(refund_id)
+    at_paypal = parent.legs[1].payment.model_copy(update={"provider": PaymentProvider.PAYPAL})  # type: ignore[union-attr]
+    parent = parent.model_copy(
+        update={"legs": [parent.legs[0], parent.legs[1].model_copy(update={"payment": at_paypal})]}
+    )
+    moved = datetime(2026, 12, 4, 15, 0, tzinfo=UTC)
+    # THEN the window quoted is PayPal's (within 30 days), not the first tender's (Stripe's 5-10 business days)
+    window = refund_arrival(parent, moved)
+    assert window is not None
+    assert window == expected_arrival("paypal", moved, method="card")
+    assert window.latest_date > expected_arrival("stripe", moved).latest_date
+    # AND a refund of one payment is quoted its platform's
+    assert refund_window(split.repository.get(parent.legs[0].refund_id or ""), moved) == expected_arrival(
+        "stripe", moved
+    )

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from refundflow import catalog, settings
 from refundflow.domain.recorder import PROVIDER_REVERSED
-from refundflow.models import AuditEntry, Refund
+from refundflow.models import AuditEntry, LegStatus, Refund
 from refundflow.status import RefundStatus
 
 DEFAULT_BASIS = "the merchant's default: the payment platform documents no refund arrival time"
@@ -127,4 +127,19 @@ def refund_arrival(refund: Refund, moved_at: datetime | None, *, reversal: bool 
         return None
     if refund.status is RefundStatus.FAILED or refund.attention_reason == PROVIDER_REVERSED:
         return None
-    return expected_arrival(refund.payment.provider.value, moved_at)
+    return refund_window(refund, moved_at)
+
+
+def refund_window(refund: Refund, moved_at: datetime) -> ExpectedArrival:
+    """The refund's platform's window; for a split-tender refund the widest of its paid legs' platforms' windows (each
+    for the leg's kind of tender: a card leg at Stripe and a PayPal leg is quoted PayPal's "within 30 days", never
+    the first tender's alone). Store credit is on the customer's account at once and sets no window."""
+    legs = [leg for leg in refund.legs if leg.payment is not None and leg.status is LegStatus.SUCCEEDED]
+    if not legs:
+        return expected_arrival(refund.payment.provider.value, moved_at)
+    windows = [
+        expected_arrival(leg.payment.provider.value, moved_at, method=leg.kind.value)
+        for leg in legs
+        if leg.payment is not None
+    ]
+    return max(windows, key=lambda window: (window.latest_date, window.earliest_date))

@@ -25,7 +25,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from refundflow import catalog
-from refundflow.domain.arrival import ExpectedArrival, expected_arrival
+from refundflow.domain.arrival import ExpectedArrival, refund_window
 from refundflow.errors import InvalidRequest
 from refundflow.events import ReconciliationEvent, RefundEvent
 from refundflow.models import LegStatus, Refund, RefundOrigin, SplitLeg, TenderKind
@@ -166,7 +166,7 @@ def arrival_of(event: RefundEvent, refund: Refund) -> ExpectedArrival | None:
     None for a reversal (the charge disappears instead) and for other messages."""
     if event.detail_type != "RefundIssued" or is_reversal(event):
         return None
-    return expected_arrival(refund.payment.provider.value, event.occurred_at)
+    return refund_window(refund, event.occurred_at)
 
 
 def is_reversal(event: RefundEvent) -> bool:
