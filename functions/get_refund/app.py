@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -47,6 +48,29 @@ def get_refund_trace(refund_id: Annotated[str, Path(pattern=REFUND_ID)]) -> Resp
 # A provider's payout id (Stripe po_..., Adyen's batch, ...): what settlement reports name; no slashes.
 PAYOUT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 AFTER = "The ``next`` of the previous page: the payout's refunds after it."
+# The values become DynamoDB keys, whose limits are in bytes (a sort key at most 1,024, a partition key 2,048:
+# docs.aws.amazon.com/amazondynamodb/latest/developerguide/Constraints.html) while a query's lengths count
+# characters: 900 characters of a four-byte script are 3,600 bytes, which DynamoDB refuses (ValidationException, a
+# 503 here). A statement's key is an S3 object key, at most 1,024 bytes of UTF-8; ``after`` is a line key we
+# answered as ``next``, stored after ``LINE#`` in a sort key.
+STATEMENT_KEY_BYTES = 1024
+AFTER_BYTES = 1024 - len("LINE#")
+
+
+def _at_most_bytes(**limits: tuple[str | None, int]) -> None:
+    """422 for a query value longer than its key can be, in bytes (checked here rather than by a validator in the
+    parameter's type, which would drop the parameter's pattern and length from the OpenAPI document).
+
+    Raises:
+        RequestValidationError: naming each field too long (``query.<name>``), as the parameters' own checks do.
+    """
+    errors = [
+        {"loc": ("query", name), "msg": f"String should have at most {limit} bytes of UTF-8", "type": "string_too_long"}
+        for name, (value, limit) in limits.items()
+        if value is not None and len(value.encode("utf-8", "surrogatepass")) > limit
+    ]
+    if errors:
+        raise RequestValidationError(errors)
 
 
 @router.get(
@@ -60,6 +84,7 @@ def get_payout_trace(
     after: Annotated[str | None, Query(max_length=1024, description=AFTER)] = None,
 ) -> Response[PayoutTrace]:
     logger.append_keys(payout_id=payout_id)
+    _at_most_bytes(after=(after, AFTER_BYTES))
     return http_api.json_response(200, payout_trace(payout_id, repository=wiring.repository(), after=after))
 
 
@@ -81,6 +106,7 @@ def get_bank_line_trace(
     after: Annotated[str | None, Query(max_length=1024, description=AFTER)] = None,
 ) -> Response[BankLineTrace]:
     logger.append_keys(bank_statement=file, bank_line=line)
+    _at_most_bytes(file=(file, STATEMENT_KEY_BYTES), after=(after, AFTER_BYTES))
     return http_api.json_response(200, bank_line_trace(file, line, repository=wiring.repository(), after=after))
 
 

@@ -161,6 +161,25 @@ def test_an_order_paid_by_card_paypal_and_store_credit_is_refunded_across_all_th
         (1, "wallet", paypal_leg["refund_id"]),
         (2, "store_credit", None),
     ]
+    # WHEN the card leg's ARN comes days later (the Stripe sandbox assigns it: refund.updated)
+    assigned = client.control(
+        "stripe", "POST", f"/refunds/{card_leg['provider_refund_id']}/acquirer-reference", json={}
+    )
+    arn = assigned.json()["destination_details"]["card"]["reference"]
+    # THEN the customer gets one follow-up for that leg from the parent (a leg's own events never reach them)
+    [follow_up] = eventually(
+        lambda: (
+            [
+                mail
+                for mail in sent_emails(to=customer)
+                if mail["data"].get("refund_id") == parent_id and mail["template"].endswith("refund-acquirer-reference")
+            ]
+            or None
+        ),
+        what="the follow-up for the card leg's ARN",
+    )
+    assert (follow_up["data"]["acquirer_reference"], follow_up["data"]["amount"]) == (arn, "15.00 EUR")
+    assert client.refund(parent_id)["legs"][0]["acquirer_reference"] == arn
     # WHEN, days later, Stripe reports the card leg's refund failed after all (the money went back to the merchant)
     client.control(
         "stripe",

@@ -52,3 +52,24 @@ def test_a_failed_refund_never_gets_a_reference(paid: World) -> None:
     env.provider.refunds[truth.provider_refund_id] = truth.model_copy(update={"acquirer_reference": ARN})
     env.deliver(provider_event(env.provider.only_refund(), event_id="evt_failed"))
     assert env.repository.get(refund_id).acquirer_reference is None
+
+
+OTHER_ARN = "74999999999999999999999"
+
+
+def test_a_recorded_reference_is_never_replaced_by_a_later_one(paid: World) -> None:
+    env = paid
+    # GIVEN a completed refund whose ARN was recorded (and told to the customer)
+    refund_id = completed(env)
+    truth = env.provider.only_refund()
+    env.provider.refunds[truth.provider_refund_id] = truth.model_copy(update={"acquirer_reference": ARN})
+    env.deliver(provider_event(env.provider.only_refund(), event_id="evt_arn_first"))
+    published = len(env.publisher.events)
+    # WHEN the provider later shows another reference for the same refund
+    env.provider.refunds[truth.provider_refund_id] = truth.model_copy(update={"acquirer_reference": OTHER_ARN})
+    env.deliver(provider_event(env.provider.only_refund(), event_id="evt_arn_other"))
+    # THEN the recorded one stays, and nothing more is written or published (no second follow-up)
+    assert env.repository.get(refund_id).acquirer_reference == ARN
+    entries = [entry for entry in env.repository.timeline(refund_id) if entry.type == ACQUIRER_REFERENCE]
+    assert [entry.details["acquirer_reference"] for entry in entries] == [ARN]
+    assert env.publisher.events[published:] == []

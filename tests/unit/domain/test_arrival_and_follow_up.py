@@ -163,3 +163,19 @@ def test_the_desk_gets_the_arn_as_a_note_and_one_public_reply(env: World) -> Non
     assert ARN in replies[1].text
     assert ARN_MEANING in replies[1].text
     assert any(ARN in note.text for note in notes if note.event == ACQUIRER_REFERENCE)
+
+
+def test_no_window_is_quoted_once_the_provider_took_the_money_back(env: World) -> None:  # noqa: F811
+    from refundflow.ports import ProviderRefundStatus
+    from tests.support.fakes import provider_event
+
+    # GIVEN a paid refund, quoted a window
+    refund_id = issued_refund(env)
+    assert refund_view(refund_id, repository=env.repository).expected_arrival is not None
+    # WHEN the provider reverses it (the refund failed after it succeeded: the money is back with the merchant)
+    truth = env.provider.settle(env.provider.only_refund().provider_refund_id, ProviderRefundStatus.FAILED)
+    env.deliver(provider_event(truth, event_id="evt_reversed"))
+    # THEN the view quotes no window for money that is not on its way
+    view = refund_view(refund_id, repository=env.repository)
+    assert view.attention_reason == "provider_reversed_refund"
+    assert view.expected_arrival is None

@@ -524,3 +524,21 @@ def test_a_locator_the_provider_does_not_own_is_refused_at_intake(env: World) ->
         env.accept(body)
     assert refused.value.code == "invalid_locator"
     assert env.starter.calls == []
+
+
+def test_webhook_only_news_never_replaces_a_recorded_acquirer_reference(env: World) -> None:
+    # GIVEN a webhook-only refund whose REFUND news carried the ARN (Adyen: additionalData.arn, outside the HMAC)
+    env = shaped(env, Shape.WEBHOOK_ONLY)
+    refund_id = env.reserved(refund_request_body(amount=2_500))
+    issue_refund(refund_id, recorder=env.recorder, provider=env.provider)
+    ours = env.provider.only_refund()
+    told = ours.model_copy(update={"status": ProviderRefundStatus.SUCCEEDED, "acquirer_reference": "74123456789012"})
+    apply_news(provider_event(told), recorder=env.recorder, provider=env.provider, callbacks=env.callbacks)
+    assert env.repository.get(refund_id).acquirer_reference == "74123456789012"
+    written = len(env.repository.timeline(refund_id))
+    # WHEN news claims another ARN for it (a replay with the arn edited, or a forgery with a leaked key)
+    forged = told.model_copy(update={"acquirer_reference": "74000000000000"})
+    apply_news(provider_event(forged), recorder=env.recorder, provider=env.provider, callbacks=env.callbacks)
+    # THEN the platform cannot confirm it: the recorded one stays and nothing is written
+    assert env.repository.get(refund_id).acquirer_reference == "74123456789012"
+    assert len(env.repository.timeline(refund_id)) == written

@@ -1050,3 +1050,136 @@ def test_a_tender_whose_platform_cannot_carry_the_failed_amount_is_no_remedy(
         remedy(split, refund_id, "move_to_tender", 0)
     assert refused.value.code == "amount_not_representable"
     assert split.repository.get(refund_id) == before
+
+
+# ---------------------------------------------------------------------------- a leg's acquirer reference
+
+
+def test_a_legs_late_arn_reaches_its_parent_and_the_customer_once_per_leg(split: World) -> None:
+    from refundflow.domain.notifications import ARN_MEANING, Channel, notify
+    from refundflow.domain.payments import ACQUIRER_REFERENCE, apply_provider_outcome
+    from refundflow.domain.tickets import write_back
+    from tests.unit.domain.test_customer_channel import RecordingDesk, RecordingWebhook
+
+    # GIVEN a split refund whose legs both paid (no ARN yet: the network gives it days later)
+    refund_id = approved_parent(split)
+    issue(split, refund_id)
+    leg_ids = [leg.refund_id or "" for leg in split.repository.get(refund_id).legs]
+    for leg_id in leg_ids:
+        run_leg(split, leg_id)
+    poll(split, refund_id)
+    update_invoice(refund_id, recorder=split.recorder, books=split.books)
+    arns = ["74111111111111111111111", "74222222222222222222222"]
+
+    def assign(index: int) -> None:
+        leg = split.repository.get(leg_ids[index])
+        truth = split.provider.refunds[leg.provider_refund_id or ""]
+        split.provider.refunds[truth.provider_refund_id] = truth.model_copy(update={"acquirer_reference": arns[index]})
+        for _ in range(2):  # the news twice (a redelivery, or two schedule runs)
+            apply_provider_outcome(
+                split.repository.get(leg_ids[index]),
+                split.provider.refunds[truth.provider_refund_id],
+                recorder=split.recorder,
+            )
+
+    def parent_events() -> list[Any]:
+        return [e for e in split.publisher.events if e.refund_id == refund_id and e.detail_type == ACQUIRER_REFERENCE]
+
+    # WHEN the first leg's ARN comes
+    assign(0)
+    # THEN the parent's leg carries it, and the parent (not the leg) has one RefundAcquirerReference naming the leg
+    parent = split.repository.get(refund_id)
+    assert [leg.acquirer_reference for leg in parent.legs] == [arns[0], None]
+    (first,) = parent_events()
+    assert (first.parent_refund_id, first.details["leg"], first.details["acquirer_reference"]) == (None, 0, arns[0])
+
+    # AND the customer gets one follow-up for that leg, its amount and its ARN, however often the event comes
+    def tell(event: Any, webhook: RecordingWebhook | None = None) -> None:
+        notify(
+            event, Channel.CUSTOMER, repository=split.repository, mailer=split.mailer, ops_email=None, webhook=webhook
+        )
+
+    tell(first)
+    tell(first)
+    (mail,) = split.mailer.sent
+    assert mail["template"] == "refund-acquirer-reference"
+    assert (mail["data"]["acquirer_reference"], mail["data"]["meaning"]) == (arns[0], ARN_MEANING)
+    assert mail["data"]["amount"] == str(parent.legs[0].amount)
+    assert mail["idempotency_key"] == f"{refund_id}:acquirer_reference:leg-0"
+    # WHEN the second leg's ARN comes THEN its own follow-up, by webhook naming the leg
+    assign(1)
+    second = parent_events()[1]
+    webhook = RecordingWebhook()
+    tell(second, webhook)
+    ((message_id, body),) = webhook.taken
+    assert message_id == f"msg_{refund_id}_acquirer_reference_leg-1"
+    assert (body["data"]["acquirer_reference"], body["data"]["leg"]["index"]) == (arns[1], 1)
+    assert arns[1] in body["data"]["message"]
+    assert str(parent.legs[1].amount) in body["data"]["message"]
+    assert len(parent_events()) == 2
+    # AND a desk with public replies writes one reply per leg
+    desk = RecordingDesk()
+    ticketed = split.repository.get(refund_id)
+    for event in (first, second, first):
+        event = event.model_copy(
+            update={"source": event.source.model_copy(update={"platform": "zendesk", "ticket_id": "T-1"})}
+        )
+        write_back(event, platform="zendesk", tickets=desk, repository=split.repository, public_reply=True)
+    replies = [update.marker for _, update in desk.updates if update.kind == "public_reply"]
+    assert replies == [
+        f"refundflow:reply:{refund_id}:acquirer_reference:leg-0",
+        f"refundflow:reply:{refund_id}:acquirer_reference:leg-1",
+    ]
+    assert ticketed.legs[1].acquirer_reference == arns[1]
+
+
+def test_a_legs_arn_that_comes_before_its_parent_counted_it_is_in_the_parents_first_message(split: World) -> None:
+    from refundflow.domain.notifications import ARN_MEANING, customer_message
+    from refundflow.domain.payments import ACQUIRER_REFERENCE, apply_provider_outcome
+
+    # GIVEN a split refund whose first leg paid and got its ARN before the parent counted its legs
+    refund_id = approved_parent(split)
+    issue(split, refund_id)
+    leg_ids = [leg.refund_id or "" for leg in split.repository.get(refund_id).legs]
+    for leg_id in leg_ids:
+        run_leg(split, leg_id)
+    first = split.repository.get(leg_ids[0])
+    truth = split.provider.refunds[first.provider_refund_id or ""]
+    split.provider.refunds[truth.provider_refund_id] = truth.model_copy(update={"acquirer_reference": "74333333333333"})
+    apply_provider_outcome(first, split.provider.refunds[truth.provider_refund_id], recorder=split.recorder)
+    # THEN the parent sends no follow-up ahead of its first message
+    assert not [e for e in split.publisher.events if e.refund_id == refund_id and e.detail_type == ACQUIRER_REFERENCE]
+    # WHEN the parent counts its legs THEN the leg carries its ARN and the first message names it with its leg
+    poll(split, refund_id)
+    parent = split.repository.get(refund_id)
+    assert parent.legs[0].acquirer_reference == "74333333333333"
+    text = customer_message("issued", parent, parent.amount)
+    assert f"back to your card (reference 74333333333333, {ARN_MEANING})" in text
+    assert not [e for e in split.publisher.events if e.refund_id == refund_id and e.detail_type == ACQUIRER_REFERENCE]
+
+
+def test_a_split_refund_is_quoted_the_widest_window_of_its_paid_legs(split: World) -> None:
+    from refundflow.domain.arrival import expected_arrival, refund_arrival, refund_window
+    from refundflow.models import PaymentProvider
+
+    # GIVEN a split refund whose legs paid: a card at Stripe, the second payment (here) at PayPal
+    refund_id = approved_parent(split)
+    issue(split, refund_id)
+    for leg in split.repository.get(refund_id).legs:
+        run_leg(split, leg.refund_id or "")
+    poll(split, refund_id)
+    parent = split.repository.get(refund_id)
+    at_paypal = parent.legs[1].payment.model_copy(update={"provider": PaymentProvider.PAYPAL})  # type: ignore[union-attr]
+    parent = parent.model_copy(
+        update={"legs": [parent.legs[0], parent.legs[1].model_copy(update={"payment": at_paypal})]}
+    )
+    moved = datetime(2026, 12, 4, 15, 0, tzinfo=UTC)
+    # THEN the window quoted is PayPal's (within 30 days), not the first tender's (Stripe's 5-10 business days)
+    window = refund_arrival(parent, moved)
+    assert window is not None
+    assert window == expected_arrival("paypal", moved, method="card")
+    assert window.latest_date > expected_arrival("stripe", moved).latest_date
+    # AND a refund of one payment is quoted its platform's
+    assert refund_window(split.repository.get(parent.legs[0].refund_id or ""), moved) == expected_arrival(
+        "stripe", moved
+    )

@@ -457,6 +457,21 @@ def test_an_edited_audit_entry_makes_the_trace_say_the_chain_is_broken(paid: Wor
     assert not trace.audit.intact
     assert not trace.complete
     assert payout_trace("po_1", repository=paid.repository).refunds[0].audit_intact is False
+    # AND the answer says why in ``missing``
+    assert trace.audit.broken_at_seq == int(settled["seq"]["N"])
+    assert "audit: broken" in trace.missing
+    # WHEN the edit keeps the actor and names another settlement file instead
+    settled["actor"] = {"S": "reconciliation"}
+    settled["details"]["M"]["file"] = {"S": "settlement/stripe/forged.csv"}
+    client.put_item(TableName=table, Item=settled)
+    trace = refund_trace(refund.refund_id, repository=paid.repository)
+    # THEN the hop read from the edited entry keeps what is stored but says it is not verified; the others do not
+    settlement = hops(trace)["settlement_line"]
+    assert settlement.facts["file"] == "settlement/stripe/forged.csv"
+    assert settlement.missing is not None
+    assert settlement.missing.code.value == "audit_broken"
+    assert trace.missing == ["settlement_line: audit_broken", "bank_line: no_bank_statement_yet", "audit: broken"]
+    assert hops(trace)["request"].missing is None
 
 
 # ---------------------------------------------------------------------------------------------- split tenders
@@ -515,3 +530,62 @@ def test_a_split_refund_nests_each_legs_money_hops_and_a_leg_names_its_parent(pa
     assert credit.hops[0].facts["tender"] == "store_credit"
     # AND the leg's own trace names its parent
     assert refund_trace(leg_refund.refund_id, repository=paid.repository).parent_refund_id == parent_id
+
+
+def test_an_unknown_payout_is_not_found_whatever_after_says(paid: World) -> None:
+    # GIVEN no settlement announced po_unknown and no line of ours names it
+    # WHEN its trace is asked for a later page (an ``after`` nobody answered) THEN it is still unknown
+    for after in (None, "stripe#txn_forged", "\u00ff" * 10):
+        with pytest.raises(NotFound):
+            payout_trace("po_unknown", repository=paid.repository, after=after)
+    # AND a payout known only by a line of ours (its total not announced yet) pages past its last line: an empty page
+    refund = completed(paid, "RMA-after")
+    settle(paid, [line(2, refund.provider_refund_id or "", 2_500, payout="po_later")])
+    assert [item.refund_id for item in payout_trace("po_later", repository=paid.repository).refunds] == [
+        refund.refund_id
+    ]
+    assert payout_trace("po_later", repository=paid.repository, after="\uffff").refunds == []
+
+
+def test_a_payout_a_second_statement_credits_again_is_a_duplicate_credit_not_a_second_bank_line(paid: World) -> None:
+    # GIVEN po_1 settled and credited by the statement's line 2
+    refund = completed(paid, "RMA-1")
+    settle(paid, payout_file(refund))
+    bank_statement(paid, 7_500)
+    # WHEN another statement credits po_1 again (another line id, the same amount and payout reference)
+    again = [BankLine("camt053", 1, "B-9", Direction.CREDIT, 7_500, "EUR", date(2026, 12, 3), "STRIPE PAYOUT po_1")]
+    batch_input = {"file": "settlement/bank/camt053/2026-12-03.xml", "source": "bank", "correlation_id": "c-bank-2"}
+    result = match_batch(
+        [bank_to_json(credit) for credit in again],
+        batch_input,
+        repository=paid.repository,
+        recorder=paid.recorder,
+        publisher=paid.publisher,
+    )
+    # THEN it is a duplicate credit naming the first, not a match: the payout keeps the line that credited it
+    assert result["summary"]["counts"] == {"duplicate_line": 1}
+    with pytest.raises(NotFound):
+        bank_line_trace("settlement/bank/camt053/2026-12-03.xml", 1, repository=paid.repository)
+    trace = refund_trace(refund.refund_id, repository=paid.repository)
+    assert (hops(trace)["bank_line"].facts["file"], hops(trace)["bank_line"].facts["line_no"]) == (STATEMENT, 2)
+    assert trace.complete
+    # AND the statement that credited it, reconciled again, still matches (nothing recorded twice)
+    bank_statement(paid, 7_500)
+    assert bank_line_trace(STATEMENT, 2, repository=paid.repository).payout.payout_id == "po_1"
+
+
+def test_a_refund_made_outside_refundflow_with_no_invoice_waits_for_its_books_by_hand(paid: World) -> None:
+    from refundflow.domain.external import external_refund_id
+    from tests.support.fakes import provider_event
+
+    # GIVEN a refund made in the provider's dashboard, no invoice of ours known: a person books it
+    outside = paid.provider.refund_outside(PAYMENT, Money.of(1_000, "EUR"))
+    paid.deliver(provider_event(outside))
+    refund_id = external_refund_id("stripe", outside.provider_refund_id)
+    assert paid.repository.get(refund_id).attention_reason == "external_refund_unbooked"
+    # THEN its trace says no policy decided it and its credit document is pending (not "nothing to book")
+    trace = refund_trace(refund_id, repository=paid.repository)
+    codes = missing_codes(trace)
+    assert (codes["policy"], codes["credit_document"]) == ("not_yet_decided", "books_pending")
+    assert "outside refundflow" in (hops(trace)["policy"].missing.reason if hops(trace)["policy"].missing else "")
+    assert hops(trace)["provider_refund"].facts["provider_refund_id"] == outside.provider_refund_id

@@ -15,7 +15,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from refundflow import catalog, settings
-from refundflow.models import AuditEntry, Refund
+from refundflow.domain.recorder import PROVIDER_REVERSED
+from refundflow.models import AuditEntry, LegStatus, Refund
 from refundflow.status import RefundStatus
 
 DEFAULT_BASIS = "the merchant's default: the payment platform documents no refund arrival time"
@@ -118,8 +119,27 @@ def money_moved_at(timeline: list[AuditEntry]) -> datetime | None:
     return next((entry.at for entry in timeline if entry.to_status is RefundStatus.REFUNDED), None)
 
 
-def refund_arrival(refund: Refund, moved_at: datetime | None) -> ExpectedArrival | None:
-    """The refund's window once its money moved (None before)."""
-    if moved_at is None:
+def refund_arrival(refund: Refund, moved_at: datetime | None, *, reversal: bool = False) -> ExpectedArrival | None:
+    """The refund's window once its money moved; None before, for a reversal (voided before settlement: the charge
+    disappears, nothing arrives) and once the money went back to the merchant (the provider failed or reversed the
+    refund after it succeeded): no window is quoted for money that is not on its way."""
+    if moved_at is None or reversal:
         return None
-    return expected_arrival(refund.payment.provider.value, moved_at)
+    if refund.status is RefundStatus.FAILED or refund.attention_reason == PROVIDER_REVERSED:
+        return None
+    return refund_window(refund, moved_at)
+
+
+def refund_window(refund: Refund, moved_at: datetime) -> ExpectedArrival:
+    """The refund's platform's window; for a split-tender refund the widest of its paid legs' platforms' windows (each
+    for the leg's kind of tender: a card leg at Stripe and a PayPal leg is quoted PayPal's "within 30 days", never
+    the first tender's alone). Store credit is on the customer's account at once and sets no window."""
+    legs = [leg for leg in refund.legs if leg.payment is not None and leg.status is LegStatus.SUCCEEDED]
+    if not legs:
+        return expected_arrival(refund.payment.provider.value, moved_at)
+    windows = [
+        expected_arrival(leg.payment.provider.value, moved_at, method=leg.kind.value)
+        for leg in legs
+        if leg.payment is not None
+    ]
+    return max(windows, key=lambda window: (window.latest_date, window.earliest_date))

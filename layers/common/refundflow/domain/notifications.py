@@ -25,7 +25,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from refundflow import catalog
-from refundflow.domain.arrival import ExpectedArrival, expected_arrival
+from refundflow.domain.arrival import ExpectedArrival, refund_window
 from refundflow.errors import InvalidRequest
 from refundflow.events import ReconciliationEvent, RefundEvent
 from refundflow.models import LegStatus, Refund, RefundOrigin, SplitLeg, TenderKind
@@ -82,7 +82,33 @@ def customer_channel(
 
 
 def message_amount(event: RefundEvent, refund: Refund) -> Money | None:
+    leg = reference_leg(event, refund)
+    if leg is not None:
+        return leg.amount
     return event.amount or refund.amount or refund.requested_amount
+
+
+def reference_leg(event: RefundEvent, refund: Refund) -> SplitLeg | None:
+    """The leg a split-tender parent's ``RefundAcquirerReference`` is about (``details.leg``: the parent speaks for
+    its legs, each leg's ARN its own follow-up), or None for a refund's own ARN."""
+    index = event.details.get("leg")
+    if event.detail_type != "RefundAcquirerReference" or not isinstance(index, int) or isinstance(index, bool):
+        return None
+    return next((leg for leg in refund.legs if leg.index == index), None)
+
+
+def message_key(event: RefundEvent, kind: MessageKind) -> str:
+    """What a customer message is sent once for: ``<refund id>:<kind>``, and per leg for a split-tender parent's
+    legs' ARNs (``<refund id>:acquirer_reference:leg-<index>``: each leg's reference comes on its own day)."""
+    index = event.details.get("leg") if event.detail_type == "RefundAcquirerReference" else None
+    return f"{event.refund_id}:{kind}" + (f":leg-{index}" if isinstance(index, int) else "")
+
+
+def _reference_of(event: RefundEvent, refund: Refund) -> str | None:
+    leg = reference_leg(event, refund)
+    if leg is not None:
+        return leg.acquirer_reference or str(event.details.get("acquirer_reference") or "") or None
+    return refund.acquirer_reference
 
 
 def refunded_legs(refund: Refund) -> list[SplitLeg]:
@@ -91,9 +117,10 @@ def refunded_legs(refund: Refund) -> list[SplitLeg]:
     return sorted((leg for leg in refund.legs if leg.status is LegStatus.SUCCEEDED), key=lambda leg: leg.index)
 
 
-def leg_in_words(leg: SplitLeg) -> str:
+def leg_in_words(leg: SplitLeg, *, with_reference: bool = True) -> str:
     """Where one leg's money went, in plain words: ``60.00 EUR back to your card``, ``40.00 EUR as store credit you
-    can use on your next order``. The tender's kind and its provider's name only: never card data."""
+    can use on your next order``, with its ARN where the leg has one (``with_reference``). The tender's kind and its
+    provider's name only: never card data."""
     if leg.kind is TenderKind.STORE_CREDIT:
         return f"{leg.amount} as store credit you can use on your next order"
     where = {
@@ -103,6 +130,9 @@ def leg_in_words(leg: SplitLeg) -> str:
         TenderKind.BUY_NOW_PAY_LATER: f"back to your {_provider_title(leg)} purchase",
         TenderKind.GIFT_CARD: "back onto your gift card",
     }.get(leg.kind, "back to the payment method you used")
+    if leg.acquirer_reference and with_reference:
+        # The network's reference came with the money: said with the leg it belongs to.
+        return f"{leg.amount} {where} (reference {leg.acquirer_reference}, {ARN_MEANING})"
     return f"{leg.amount} {where}"
 
 
@@ -136,7 +166,7 @@ def arrival_of(event: RefundEvent, refund: Refund) -> ExpectedArrival | None:
     None for a reversal (the charge disappears instead) and for other messages."""
     if event.detail_type != "RefundIssued" or is_reversal(event):
         return None
-    return expected_arrival(refund.payment.provider.value, event.occurred_at)
+    return refund_window(refund, event.occurred_at)
 
 
 def is_reversal(event: RefundEvent) -> bool:
@@ -151,6 +181,7 @@ def customer_message(
     *,
     arrival: ExpectedArrival | None = None,
     reversal: bool = False,
+    leg: SplitLeg | None = None,
 ) -> str:
     """The customer's message in words (the ticket's public reply; the SES templates say the same). A split-tender
     refund's ``issued`` message lists every leg and its total."""
@@ -172,9 +203,11 @@ def customer_message(
             else:
                 body += " If it has not by then, we can give you the reference your bank can find it with."
     elif kind == "acquirer_reference":
+        what = leg_in_words(leg, with_reference=False) if leg is not None else how_much
+        arn = leg.acquirer_reference if leg is not None else refund.acquirer_reference
         body = (
-            f"your refund of {how_much} for {reference} now has its reference at the card network: "
-            f"{refund.acquirer_reference}. It is {ARN_MEANING} (the acquirer reference number, ARN): if the money "
+            f"your refund of {what} for {reference} now has its reference at the card network: "
+            f"{arn}. It is {ARN_MEANING} (the acquirer reference number, ARN): if the money "
             "has not shown up yet, give it to your bank."
         )
     else:
@@ -188,7 +221,12 @@ def customer_message(
 def event_message(kind: MessageKind, event: RefundEvent, refund: Refund) -> str:
     """The customer's message for ``event`` (its window counted from the event's moment)."""
     return customer_message(
-        kind, refund, message_amount(event, refund), arrival=arrival_of(event, refund), reversal=is_reversal(event)
+        kind,
+        refund,
+        message_amount(event, refund),
+        arrival=arrival_of(event, refund),
+        reversal=is_reversal(event),
+        leg=reference_leg(event, refund),
     )
 
 
@@ -208,11 +246,29 @@ def merchant_webhook_body(
             "source": {"system": refund.source.system, "reference": refund.source.reference},
             "customer": refund.customer.model_dump(mode="json", exclude_none=True),
             "provider_refund_id": refund.provider_refund_id,
-            "acquirer_reference": refund.acquirer_reference,
+            "acquirer_reference": _reference_of(event, refund),
             "expected_arrival": None if arrival is None else arrival.model_dump(mode="json"),
             "message": event_message(kind, event, refund),
             **_webhook_legs(refund),
+            **_webhook_reference_leg(event, refund),
         },
+    }
+
+
+def _webhook_reference_leg(event: RefundEvent, refund: Refund) -> dict[str, Any]:
+    """``data.leg``: which leg of a split-tender refund a ``refund.acquirer_reference`` is about (absent otherwise)."""
+    leg = reference_leg(event, refund)
+    if leg is None:
+        return {}
+    return {
+        "leg": {
+            "index": leg.index,
+            "kind": leg.kind.value,
+            "amount": {"minor_units": leg.amount.minor_units, "currency": leg.amount.currency},
+            "provider": leg.payment.provider.value if leg.payment is not None else None,
+            "provider_refund_id": leg.provider_refund_id,
+            "words": leg_in_words(leg),
+        }
     }
 
 
@@ -237,9 +293,10 @@ def _webhook_legs(refund: Refund) -> dict[str, Any]:
     }
 
 
-def webhook_message_id(refund_id: str, kind: MessageKind) -> str:
-    """The ``webhook-id`` of a refund's message: one per refund and kind, whatever event or attempt sends it."""
-    return f"msg_{refund_id}_{kind}"
+def webhook_message_id(refund_id: str, kind: MessageKind, leg: int | None = None) -> str:
+    """The ``webhook-id`` of a refund's message: one per refund and kind (and leg, for a split-tender parent's legs'
+    ARNs), whatever event or attempt sends it."""
+    return f"msg_{refund_id}_{kind}" + (f"_leg-{leg}" if leg is not None else "")
 
 
 def notify(
@@ -290,7 +347,7 @@ def _tell_customer(
     kind = CUSTOMER_MESSAGES.get(event.detail_type)
     if kind is None or event.parent_refund_id is not None:
         return None  # a split-tender refund's leg: the parent's message tells the customer of every leg
-    key = f"{event.refund_id}:{kind}"
+    key = message_key(event, kind)
     if repository.delivery_refund_id(CUSTOMER_MESSAGE_MARKER, key) is not None:
         return None
     refund = repository.get(event.refund_id)
@@ -303,7 +360,8 @@ def _tell_customer(
     if how is CustomerChannel.TICKET:
         return None
     if how is CustomerChannel.WEBHOOK and webhook is not None:
-        message_id = webhook_message_id(refund.refund_id, kind)
+        leg = reference_leg(event, refund)
+        message_id = webhook_message_id(refund.refund_id, kind, leg.index if leg is not None else None)
         webhook.send(message_id=message_id, body=merchant_webhook_body(kind, event, refund, amount))
     else:
         data = {
@@ -330,7 +388,7 @@ def _tell_customer(
 def _email_words(kind: MessageKind, event: RefundEvent, refund: Refund) -> dict[str, str]:
     """The SES templates' sentences that depend on the refund: when the money arrives, and its ARN."""
     if kind == "acquirer_reference":
-        return {"acquirer_reference": refund.acquirer_reference or "", "meaning": ARN_MEANING}
+        return {"acquirer_reference": _reference_of(event, refund) or "", "meaning": ARN_MEANING}
     if kind != "issued":
         return {}
     arrival = arrival_of(event, refund)

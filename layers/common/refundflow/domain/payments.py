@@ -45,6 +45,7 @@ from refundflow.errors import (
 from refundflow.ids import idempotency_key
 from refundflow.models import (
     FailureRecord,
+    LegStatus,
     PaymentReference,
     Refund,
     RefundOrigin,
@@ -587,13 +588,74 @@ def _apply_once(refund: Refund, provider_refund: ProviderRefund, *, recorder: Re
         and _money_out(refund)
         and refund.provider_refund_id == provider_refund.provider_refund_id
     ):
+        if refund.acquirer_reference:
+            # The network assigns a refund one ARN, and the customer was told the one recorded. Another one is not
+            # taken: a webhook-only platform's news cannot be confirmed (Adyen's arn is outside the item's HMAC), and
+            # a platform that shows a second one is for a person to look at, not a second message to the customer.
+            logger.error(
+                "acquirer reference differs from the one recorded: kept the recorded one",
+                extra={"refund_id": refund.refund_id, "provider": provider_refund.provider.value},
+            )
+            return refund
         # The card network's reference usually comes days after the money: the customer's bank traces the refund
         # with it, so the ticket and the timeline are told (once: the next news finds it stored).
         reference = {"acquirer_reference": provider_refund.acquirer_reference}
-        return recorder.note(
+        refund = recorder.note(
             refund, ACQUIRER_REFERENCE, actor=actor, details=reference, changes=reference, event=ACQUIRER_REFERENCE
         )
+    if (
+        refund.parent_refund_id
+        and refund.acquirer_reference
+        and provider_refund.acquirer_reference == refund.acquirer_reference
+        and refund.provider_refund_id == provider_refund.provider_refund_id
+    ):
+        # (again on the next news or read when the parent was not told: its note is written once, by its leg's state)
+        tell_parent_of_leg_reference(refund, recorder=recorder, actor=actor)
     return refund
+
+
+LEG_ACQUIRER_REFERENCE = "LegAcquirerReference"
+
+
+def tell_parent_of_leg_reference(leg_refund: Refund, *, recorder: RefundRecorder, actor: str) -> Refund | None:
+    """A split-tender leg's ARN, on its parent: the parent's leg carries it (its ticket note and view list it) and
+    the parent publishes ``RefundAcquirerReference`` naming the leg, the customer's follow-up for that leg (a leg's
+    own events never reach the customer: the parent speaks for its legs). Once per leg: a parent whose leg has it
+    already is left as it is. Returns the parent as stored (None: no parent, or not a leg of it)."""
+    for _ in range(3):
+        parent = recorder.repository.find(leg_refund.parent_refund_id or "")
+        legs = parent.legs if parent is not None else []
+        leg = next((leg for leg in legs if leg.refund_id == leg_refund.refund_id), None)
+        if parent is None or leg is None:
+            logger.warning("a leg's parent does not list it", extra={"refund_id": leg_refund.refund_id})
+            return None
+        if leg.acquirer_reference:
+            return parent
+        if leg.status is not LegStatus.SUCCEEDED:
+            # The parent has not counted the leg's money yet: when it does, the leg comes with its ARN, and the
+            # parent's first message names it (a follow-up now would reach the customer before that message).
+            return parent
+        updated = [
+            other.model_copy(update={"acquirer_reference": leg_refund.acquirer_reference}) if other is leg else other
+            for other in legs
+        ]
+        details = {
+            "leg": leg.index,
+            "leg_refund_id": leg_refund.refund_id,
+            "acquirer_reference": leg_refund.acquirer_reference,
+        }
+        try:
+            return recorder.note(
+                parent,
+                LEG_ACQUIRER_REFERENCE,
+                actor=actor,
+                details=details,
+                changes={"legs": updated},
+                event=ACQUIRER_REFERENCE,
+            )
+        except ConcurrentModification:
+            continue  # the parent moved meanwhile (its legs, another leg's ARN): read it again
+    raise ConcurrentModification(f"{leg_refund.parent_refund_id}: could not record its leg's acquirer reference")
 
 
 def after_external_refund(refund: Refund, *, recorder: RefundRecorder, actor: str) -> Refund:

@@ -626,7 +626,7 @@ def write_back(
     kind = notifications.CUSTOMER_MESSAGES.get(event.detail_type)
     if not public_reply or kind is None or event.parent_refund_id is not None:
         return written  # a split-tender refund's leg never replies to the customer: its parent's reply lists it
-    reply_key = f"reply:{event.refund_id}:{kind}"
+    reply_key = f"reply:{notifications.message_key(event, kind)}"
     if repository.delivery_refund_id(WRITTEN.format(platform=platform), reply_key) is not None:
         return written
     refund = refund or repository.get(event.refund_id)
@@ -641,7 +641,7 @@ def write_back(
 def public_reply_update(event: RefundEvent, refund: Refund, kind: notifications.MessageKind) -> TicketUpdate:
     """The customer's message as the ticket's public reply: what the e-mail would have said, and a reference that
     is also the marker a reply whose answer was lost is found by."""
-    marker = f"refundflow:reply:{refund.refund_id}:{kind}"
+    marker = f"refundflow:reply:{notifications.message_key(event, kind)}"
     text = notifications.event_message(kind, event, refund)
     return TicketUpdate(
         marker=marker[:200],

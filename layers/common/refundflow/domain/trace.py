@@ -75,6 +75,7 @@ class MissingCode(StrEnum):
     PAYOUT_NOT_ANNOUNCED = "payout_not_announced"  # the line names a payout no settlement has announced yet
     PAYOUT_NOT_CREDITED = "payout_not_credited"  # a statement past the payout's grace period did not credit it
     NO_BANK_STATEMENT_YET = "no_bank_statement_yet"  # no statement has credited the payout yet
+    AUDIT_BROKEN = "audit_broken"  # the hop comes from an audit entry at or after where the chain breaks
 
 
 class MissingHop(BaseModel):
@@ -284,6 +285,7 @@ def provider_hop(refund: Refund, timeline: Sequence[AuditEntry]) -> TraceHop:
 
 
 _BOOKED = frozenset({RefundStatus.COMPLETED, RefundStatus.SETTLED})
+_EXTERNAL_REFUND_UNBOOKED = "external_refund_unbooked"  # domain.recorder.EXTERNAL_REFUND_UNBOOKED (not imported)
 
 
 def credit_document_hop(refund: Refund, timeline: Sequence[AuditEntry], provider: TraceHop | None) -> TraceHop:
@@ -291,6 +293,10 @@ def credit_document_hop(refund: Refund, timeline: Sequence[AuditEntry], provider
     if document is None:
         if provider is not None and not provider.present:
             return _after(HopName.CREDIT_DOCUMENT, provider)
+        if refund.attention_reason == _EXTERNAL_REFUND_UNBOOKED:
+            # Refunded outside refundflow with no invoice known: not "nothing to book", a person books it by hand.
+            reason = "refunded outside refundflow and no invoice is known: a person books the credit by hand"
+            return _missing(HopName.CREDIT_DOCUMENT, MissingCode.BOOKS_PENDING, reason)
         if refund.status in _BOOKED or refund.invoice is None:
             reason = "nothing to book: the refund names no invoice" if refund.invoice is None else "nothing booked"
             return _missing(HopName.CREDIT_DOCUMENT, MissingCode.NO_INVOICE, reason)
@@ -492,6 +498,29 @@ def _verified(refund: Refund, *, repository: RefundStore) -> tuple[list[AuditEnt
     return timeline, audit
 
 
+def _verified_hops(hops: list[TraceHop], audit: ChainVerification) -> list[TraceHop]:
+    """A hop read from an audit entry at or after where the chain breaks keeps its facts (they are what is stored)
+    but says they are not verified: ``missing.code`` ``audit_broken`` (an edited entry can name any file or line)."""
+    broken_at = audit.broken_at_seq
+    if audit.intact or broken_at is None:
+        return hops
+    reason = f"comes from audit entry {{seq}}; the chain breaks at entry {broken_at} ({audit.problem}): not verified"
+    return [
+        hop.model_copy(
+            update={
+                "missing": MissingHop(
+                    code=MissingCode.AUDIT_BROKEN,
+                    reason=reason.format(seq=hop.audit_seq),
+                    match_class=hop.missing.match_class if hop.missing else None,
+                )
+            }
+        )
+        if hop.audit_seq is not None and hop.audit_seq >= broken_at
+        else hop
+        for hop in hops
+    ]
+
+
 def _missing_list(hops: Sequence[TraceHop], prefix: str = "") -> list[str]:
     return [f"{prefix}{hop.hop.value}: {hop.missing.code.value}" for hop in hops if hop.missing is not None]
 
@@ -521,7 +550,9 @@ def _leg_trace(leg: SplitLeg, *, repository: RefundStore, payouts: PayoutHops) -
         rest = [_after(name, provider) for name in (HopName.SETTLEMENT_LINE, HopName.PAYOUT, HopName.BANK_LINE)]
         return traced([provider, *rest])
     timeline, audit = _verified(leg_refund, repository=repository)
-    return traced(money_hops(leg_refund, timeline, repository=repository, payouts=payouts), audit)
+    return traced(
+        _verified_hops(money_hops(leg_refund, timeline, repository=repository, payouts=payouts), audit), audit
+    )
 
 
 def refund_trace(refund_id: str, *, repository: RefundStore) -> RefundTrace:
@@ -555,7 +586,10 @@ def trace_of(refund: Refund, *, repository: RefundStore, payouts: PayoutHops | N
     else:
         money = money_hops(refund, timeline, repository=repository, payouts=payouts)
         hops = [request, policy, money[0], credit_document_hop(refund, timeline, money[0]), *money[1:]]
+    hops = _verified_hops(hops, audit)
     missing = _missing_list(hops)
+    if not audit.intact:
+        missing.append("audit: broken")
     for leg in legs:
         missing += _missing_list(leg.hops, prefix=f"leg {leg.index} ")
         if leg.audit is not None and not leg.audit.intact:
@@ -626,7 +660,9 @@ def payout_trace(
     payouts = PayoutHops(repository)
     payout, bank = payouts(payout_id)
     members, next_key = repository.payout_members(payout_id, after=after, limit=max(1, min(limit, MAX_PAYOUT_REFUNDS)))
-    if not payout.present and not members and after is None:
+    # An empty page of a payout nobody announced is a payout nobody knows unless an earlier page had lines: a forged
+    # ``after`` (one past the last line, or any value) must not make an unknown payout look known.
+    if not payout.present and not members and (after is None or not repository.payout_members(payout_id, limit=1)[0]):
         raise NotFound(f"no settlement announced payout {payout_id} and no line of our refunds names it")
     return PayoutTrace(
         payout_id=payout_id,

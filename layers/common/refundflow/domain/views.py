@@ -126,7 +126,7 @@ def refund_view(refund_id: str, *, repository: RefundStore) -> RefundView:
         provider_refund_id=refund.provider_refund_id,
         acquirer_reference=refund.acquirer_reference,
         acquirer_reference_unavailable=reason_without_reference(refund),
-        expected_arrival=refund_arrival(refund, money_moved_at(timeline)),
+        expected_arrival=refund_arrival(refund, money_moved_at(timeline), reversal=_voided(timeline)),
         provider_status=refund.provider_status,
         credit_document=refund.credit_document,
         attention_reason=refund.attention_reason,
@@ -138,3 +138,9 @@ def refund_view(refund_id: str, *, repository: RefundStore) -> RefundView:
         timeline=timeline,
         audit=verify_chain(timeline, expected_head=refund.audit_head, keys=keys, keyed_from_seq=keyed_from_seq),
     )
+
+
+def _voided(timeline: list[AuditEntry]) -> bool:
+    """The provider voided the payment before settlement instead of refunding it (its move to REFUNDED says so)."""
+    moved = next((entry for entry in timeline if entry.to_status is RefundStatus.REFUNDED), None)
+    return moved is not None and moved.details.get("method") == "void"

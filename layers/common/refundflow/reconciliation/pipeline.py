@@ -194,7 +194,7 @@ def _match_bank_batch(
         summary.lines += 1
         if line.booked_on:
             last = max(last or line.booked_on, line.booked_on)
-        finding = matcher.match(line)
+        finding = _credited_once(matcher.match(line), line, run, repository=repository)
         summary.add(apply_finding(finding, run, repository=repository, recorder=recorder, publisher=publisher))
         if finding.match_class in (MatchClass.MATCHED, MatchClass.PAYOUT_AMOUNT_DIFFERS):
             repository.record_bank_credit(_bank_credit(finding, line, run.file))
@@ -247,6 +247,20 @@ def explain_kept_lines(
 
 def _credited(reference: str) -> str:
     return f"payout#{reference}#credited"
+
+
+def _credited_once(finding: Finding, line: BankLine, run: Run, *, repository: RefundStore) -> Finding:
+    """A payout is credited once: a line of another statement (or another line) crediting a payout an earlier
+    statement credited is a ``duplicate_line`` naming that credit, for ops, never a second match (the matcher knows
+    only this statement's lines; a re-run of the statement that credited it finds its own line and matches again).
+    One read per line that credits a payout."""
+    if finding.match_class not in (MatchClass.MATCHED, MatchClass.PAYOUT_AMOUNT_DIFFERS):
+        return finding
+    earlier = repository.get_reconciliation_marker(_credited(finding.reference))
+    if earlier is None or (earlier.file, earlier.line_no) == (run.file, line.line_no):
+        return finding
+    detail = f"payout already credited by {earlier.file} line {earlier.line_no}"
+    return finding._replace(match_class=MatchClass.DUPLICATE_LINE, difference=0, detail=detail)
 
 
 def _bank_credit(finding: Finding, line: BankLine, file: str) -> BankCredit:
