@@ -265,7 +265,9 @@ TOKEN_TAKERS = {
 }
 # The indexes each function queries (RefundRepository.refunds_for_payment, customer_history).
 INDEXES = {
-    "EvaluatePolicyFunction": {"by-customer"},
+    # by-payment: a split-tender parent's store credit its order's earlier split refunds already gave back
+    "EvaluatePolicyFunction": {"by-customer", "by-payment"},
+    "SplitTenderFunction": {"by-payment"},
     # the refunds of a payment; ours by the id the platform gave them (news naming only that id)
     **{logical_id: {"by-payment", "by-provider-refund"} for logical_id in PAYMENT_FUNCTIONS},
     "MatchSettlementBatchFunction": {"by-provider-refund"},
