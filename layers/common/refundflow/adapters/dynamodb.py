@@ -153,6 +153,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# A split-tender refund's lists: empty on every other refund, where they are not stored (a refund of one payment's
+# items keep their size: every write of the STATE item is billed by the kilobyte; read back, absent is empty).
+_SPLIT_ONLY_FIELDS = ("tenders", "legs")
+
+
+def _drop_empty(document: dict[str, Any], names: Iterable[str]) -> None:
+    for name in names:
+        if name in document and not document[name]:
+            del document[name]
+
+
 def _to_item(values: dict[str, Any]) -> dict[str, Any]:
     return {key: _serializer.serialize(value) for key, value in values.items() if value is not None}
 
@@ -341,6 +352,7 @@ class RefundRepository(RefundStore):
         or out of ``INDEXED_STATUSES`` (by-status), or records the provider refund id (by-provider-refund).
         by-status's sort key is the moment the refund entered its status (``status_since``)."""
         document = refund.model_dump(mode="json", include=_STATE_FIELDS)
+        _drop_empty(document, _SPLIT_ONLY_FIELDS)
         if document.get("policy"):
             document["policy"]["explanation"] = None  # kept in the policy's audit entry
         created = _moment(refund.created_at)
@@ -370,6 +382,7 @@ class RefundRepository(RefundStore):
         """The ``REQUEST`` item: what was asked for, written once when the refund is created. (It carried the keys
         of a by-ticket index that nothing read; the index is gone.)"""
         document = refund.model_dump(mode="json", include=_REQUEST_FIELDS)
+        _drop_empty(document, _SPLIT_ONLY_FIELDS)
         index = {"pk": f"REFUND#{refund.refund_id}", "sk": "REQUEST", "entity": "refund_request"}
         return _to_item({**document, **index})
 
