@@ -77,6 +77,25 @@ _TRANSIENT_CODES = {
     "TransactionInProgressException",
     "LimitExceededException",
 }
+
+
+def call_dynamodb(dynamodb: Any, operation: str, **kwargs: Any) -> Any:
+    """One DynamoDB call, its failures as refundflow's errors: busy (throttled, a transaction in the way) is a
+    ``TransientError``, a failed condition or a cancelled transaction is the ``ClientError`` itself (the caller says
+    what it means), anything else (and the table out of reach) is ``GuardUnavailable``: fail closed."""
+    try:
+        return getattr(dynamodb, operation)(**kwargs)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in _TRANSIENT_CODES:
+            raise TransientError(f"DynamoDB {operation}: {code}", code="store_busy") from error
+        if code in {"ConditionalCheckFailedException", "TransactionCanceledException"}:
+            raise
+        raise GuardUnavailable(f"DynamoDB {operation} failed: {code}") from error
+    except BotoCoreError as error:
+        raise GuardUnavailable(f"DynamoDB unreachable during {operation}: {error}") from error
+
+
 SOURCE_MARKER_RETENTION = timedelta(days=400)
 # Longer than any provider re-sends a report or overlaps one with another.
 RECONCILIATION_MARKER_RETENTION = timedelta(days=400)
@@ -313,17 +332,7 @@ class RefundRepository(RefundStore):
     # ------------------------------------------------------------------ calls
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
-        try:
-            return getattr(self.dynamodb, operation)(**kwargs)
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            if code in _TRANSIENT_CODES:
-                raise TransientError(f"DynamoDB {operation}: {code}", code="store_busy") from error
-            if code in {"ConditionalCheckFailedException", "TransactionCanceledException"}:
-                raise
-            raise GuardUnavailable(f"DynamoDB {operation} failed: {code}") from error
-        except BotoCoreError as error:
-            raise GuardUnavailable(f"DynamoDB unreachable during {operation}: {error}") from error
+        return call_dynamodb(self.dynamodb, operation, **kwargs)
 
     def _transact(self, items: Sequence[TransactItem], token: str | None = None) -> None:
         kwargs: dict[str, Any] = {"TransactItems": [item.operation for item in items]}

@@ -23,29 +23,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from refundflow.adapters.aws import client as aws_client
-from refundflow.adapters.dynamodb import plain_values
-from refundflow.errors import GuardUnavailable, IdempotencyConflict, InvalidRequest, TransientError
+from refundflow.adapters.dynamodb import call_dynamodb, plain_values
+from refundflow.errors import IdempotencyConflict, InvalidRequest, TransientError
 from refundflow.money import Money
 from refundflow.ports import StoreCreditEntry, StoreCreditLedger
 
 _serializer = TypeSerializer()
-# What DynamoDB answers when it is busy rather than wrong: the same list as the refunds repository's.
-_TRANSIENT_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "TransactionConflictException",
-        "TransactionInProgressException",
-        "LimitExceededException",
-    }
-)
 _ENTRY_MARKER_SK = "ENTRY"
 
 
@@ -83,19 +70,13 @@ class DynamoStoreCreditLedger(StoreCreditLedger):
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
         try:
-            return getattr(self.dynamodb, operation)(**kwargs)
-        except ClientError as error:
+            return call_dynamodb(self.dynamodb, operation, **kwargs)
+        except ClientError as error:  # a failed condition or a cancelled transaction (call_dynamodb)
+            reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons") or []]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                raise _EntryExists from error
             code = error.response.get("Error", {}).get("Code", "")
-            if code in _TRANSIENT_CODES:
-                raise TransientError(f"DynamoDB {operation}: {code}", code="store_busy") from error
-            if code == "TransactionCanceledException":
-                reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons") or []]
-                if reasons and reasons[0] == "ConditionalCheckFailed":
-                    raise _EntryExists from error
-                raise TransientError(f"DynamoDB {operation} cancelled: {reasons}", code="store_busy") from error
-            raise GuardUnavailable(f"DynamoDB {operation} failed: {code}") from error
-        except BotoCoreError as error:
-            raise GuardUnavailable(f"DynamoDB unreachable during {operation}: {error}") from error
+            raise TransientError(f"DynamoDB {operation} cancelled ({code}): {reasons}", code="store_busy") from error
 
     def credit(
         self, customer_key: str, amount: Money, entry_id: str, refund_id: str, note: str = ""
