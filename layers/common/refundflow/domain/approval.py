@@ -21,7 +21,7 @@ from refundflow.errors import AuthenticationFailed, Forbidden, IllegalTransition
 from refundflow.events import APPROVAL_ESCALATED
 from refundflow.models import ApprovalRecord, FailureRecord, Refund, StepResult, StrictModel
 from refundflow.policy import Policy
-from refundflow.ports import TaskCallbacks
+from refundflow.ports import RefundStore, TaskCallbacks
 from refundflow.status import RefundStatus
 
 APPROVAL_TOKENS = "approval-token"
@@ -62,20 +62,7 @@ def decide_approval(
         ConcurrentModification: another decision landed at the same moment (the first one wins).
     """
     repository = recorder.repository
-    if not approver.token_id:
-        raise AuthenticationFailed(
-            "the token has no jti claim, so it cannot be held to a single use", code="token_without_jti"
-        )
-    if approver.role is None or approver.role not in policy.roles:
-        raise Forbidden(f"role {approver.role or 'none'} is not an approver role", code="role_not_allowed")
-    if repository.delivery_refund_id(APPROVAL_TOKENS, approver.token_id) is not None:
-        raise _token_spent()
-    if approver.bound_refund_id and approver.bound_refund_id != refund_id:
-        raise _no_such_refund(refund_id)
-    try:
-        refund = repository.get(refund_id)
-    except NotFound as error:
-        raise _no_such_refund(refund_id) from error
+    refund, token_id = approvers_refund(refund_id, approver, repository=repository, policy=policy)
     if refund.status is not RefundStatus.PENDING_APPROVAL or refund.policy is None:
         raise IllegalTransition(
             f"refund {refund_id} is {refund.status.value}, not waiting for approval", code="not_pending_approval"
@@ -86,7 +73,6 @@ def decide_approval(
             f"role {approver.role} may not decide this refund; it needs {required} or above",
             code="role_not_allowed",
         )
-    token_id = approver.token_id
     spend_token = repository.spend_once(APPROVAL_TOKENS, token_id, refund_id, _token_spent)
     decided_at = (now or (lambda: datetime.now(UTC)))()
     record = ApprovalRecord(
@@ -118,6 +104,34 @@ def decide_approval(
     )
     resume_waiting(refund, WaitFor.APPROVAL, repository=repository, callbacks=callbacks)
     return refund
+
+
+def approvers_refund(
+    refund_id: str, approver: ApproverIdentity, *, repository: RefundStore, policy: Policy
+) -> tuple[Refund, str]:
+    """The refund an approver's token may act on (a decision, or a split refund's remedy), and the token's ``jti``
+    to spend with the act: the token has a ``jti`` not spent yet, an approver role the policy knows, and is bound to
+    this refund if bound at all.
+
+    Raises:
+        AuthenticationFailed: no ``jti``, or a token used before (``token_spent``).
+        Forbidden: not an approver role.
+        NotFound: no such refund, or the token is bound to another one (the same answer for both).
+    """
+    if not approver.token_id:
+        raise AuthenticationFailed(
+            "the token has no jti claim, so it cannot be held to a single use", code="token_without_jti"
+        )
+    if approver.role is None or approver.role not in policy.roles:
+        raise Forbidden(f"role {approver.role or 'none'} is not an approver role", code="role_not_allowed")
+    if repository.delivery_refund_id(APPROVAL_TOKENS, approver.token_id) is not None:
+        raise _token_spent()
+    if approver.bound_refund_id and approver.bound_refund_id != refund_id:
+        raise _no_such_refund(refund_id)
+    try:
+        return repository.get(refund_id), approver.token_id
+    except NotFound as error:
+        raise _no_such_refund(refund_id) from error
 
 
 def _token_spent() -> AuthenticationFailed:

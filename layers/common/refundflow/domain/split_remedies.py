@@ -20,12 +20,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from refundflow.domain.approval import APPROVAL_TOKENS, ApproverIdentity, _no_such_refund, _token_spent
+from refundflow.domain.approval import APPROVAL_TOKENS, ApproverIdentity, _token_spent, approvers_refund
 from refundflow.domain.deployment import AMOUNT_NOT_REPRESENTABLE, payment_problem
 from refundflow.domain.intake import WorkflowTiming
 from refundflow.domain.recorder import RefundRecorder
 from refundflow.domain.split_tenders import LEG_FAILED, leg_refund_id, start_legs
-from refundflow.errors import AuthenticationFailed, Forbidden, IllegalTransition, InvalidRequest, NotFound
+from refundflow.errors import Forbidden, IllegalTransition, InvalidRequest
 from refundflow.models import LegStatus, Refund, SplitLeg, TenderKind
 from refundflow.policy import Policy
 from refundflow.ports import WorkflowStarter
@@ -65,20 +65,7 @@ def choose_remedy(
             a store-credit tender for ``move_to_tender`` (``invalid_tender``: choose ``store_credit``).
     """
     repository = recorder.repository
-    if not approver.token_id:
-        raise AuthenticationFailed(
-            "the token has no jti claim, so it cannot be held to a single use", code="token_without_jti"
-        )
-    if approver.role is None or approver.role not in policy.roles:
-        raise Forbidden(f"role {approver.role or 'none'} is not an approver role", code="role_not_allowed")
-    if repository.delivery_refund_id(APPROVAL_TOKENS, approver.token_id) is not None:
-        raise _token_spent()
-    if approver.bound_refund_id and approver.bound_refund_id != parent_refund_id:
-        raise _no_such_refund(parent_refund_id)
-    try:
-        parent = repository.get(parent_refund_id)
-    except NotFound as error:
-        raise _no_such_refund(parent_refund_id) from error
+    parent, token_id = approvers_refund(parent_refund_id, approver, repository=repository, policy=policy)
     failed = next((leg for leg in parent.legs if leg.index == leg_index), None)
     waiting = parent.status is RefundStatus.NEEDS_ATTENTION and parent.attention_reason == f"{LEG_FAILED}:{leg_index}"
     if failed is None or failed.status is not LegStatus.FAILED or not waiting:
@@ -104,7 +91,7 @@ def choose_remedy(
         refund_id=None if to_store_credit else leg_refund_id(parent.refund_id, number),
         replaces=failed.index,
     )
-    spend_token = repository.spend_once(APPROVAL_TOKENS, approver.token_id, parent_refund_id, _token_spent)
+    spend_token = repository.spend_once(APPROVAL_TOKENS, token_id, parent_refund_id, _token_spent)
     parent = recorder.move(
         parent,
         RefundStatus.REFUND_PENDING,
