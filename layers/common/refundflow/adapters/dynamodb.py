@@ -354,16 +354,19 @@ class RefundRepository(RefundStore):
     @staticmethod
     def _state_item(refund: Refund) -> dict[str, Any]:
         """The ``STATE`` item: what changes over the refund's life, kept small (every status change
-        rewrites it in a transaction, billed per KB), plus the keys of its indexes.
+        rewrites it in a transaction, billed per started KB: a straight-through refund's stays under 1 KB up to
+        ``REFUNDED``), plus the keys of its indexes.
 
         Every index key is stable between status changes, and every index projects only keys or attributes
         that never change (template.yaml), so a write re-puts no index entry unless it changes the status into
         or out of ``INDEXED_STATUSES`` (by-status), or records the provider refund id (by-provider-refund).
         by-status's sort key is the moment the refund entered its status (``status_since``)."""
-        document = refund.model_dump(mode="json", include=_STATE_FIELDS)
-        _drop_empty(document, _SPLIT_ONLY_FIELDS)
+        # Only what differs from the model's defaults, at every level (zero counters, nulls inside maps, empty
+        # lists and maps, a credit note's default kind and state): the model restores them on read, and items
+        # stored with them read the same. Nothing a condition, a projection or an index reads has a default.
+        document = refund.model_dump(mode="json", include=_STATE_FIELDS, exclude_defaults=True)
         if document.get("policy"):
-            document["policy"]["explanation"] = None  # kept in the policy's audit entry
+            document["policy"].pop("explanation", None)  # kept in the policy's audit entry
         created = _moment(refund.created_at)
         indexed = refund.status in INDEXED_STATUSES
         since = _moment(refund.status_since or refund.updated_at)
