@@ -594,3 +594,19 @@ def test_bracket_syntax_builds_hashes_and_lists() -> None:
         "expand": ["a", "b"],
         "amount": "5",
     }
+
+
+def test_the_local_stack_registers_the_events_refundflow_setup_names() -> None:
+    # GIVEN a simulator on its own: every event goes out (Stripe's ["*"])
+    simulator = StripeSimulator([KEY])
+    assert simulator.sends("charge.refunded")
+    # WHEN the local stack points it at its /webhooks/stripe
+    simulator.send_webhooks_to("http://127.0.0.1:9/webhooks/stripe")
+    # THEN the endpoint is registered as README's step 4 says: the refund and payout events, not charge.refunded
+    assert simulator.enabled_events == frozenset(WEBHOOK_EVENTS)
+    assert [name for name in ("refund.created", "refund.updated", "refund.failed") if simulator.sends(name)] == [
+        "refund.created",
+        "refund.updated",
+        "refund.failed",
+    ]
+    assert not simulator.sends("charge.refunded")
