@@ -11,7 +11,6 @@ reservation, so concurrent requests can never over-refund and the trail can neve
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -1051,7 +1050,7 @@ class RefundRepository(RefundStore):
         if existing is not None:
             return existing
         remaining = max(payment.captured.minor_units - payment.refunded.minor_units, 0)
-        with contextlib.suppress(ClientError):  # opened concurrently: the stored figures win
+        try:
             self._call(
                 "put_item",
                 TableName=self.table_name,
@@ -1071,9 +1070,20 @@ class RefundRepository(RefundStore):
                 ),
                 ConditionExpression="attribute_not_exists(pk)",
             )
-        balance = self.get_balance(payment.provider, payment.payment_id)
-        assert balance is not None
-        return balance
+        except ClientError:  # opened concurrently: the stored figures win
+            balance = self.get_balance(payment.provider, payment.payment_id)
+            assert balance is not None
+            return balance
+        # Stored as put (no read back: a consistent read unit per new payment).
+        currency = payment.captured.currency
+        return RefundableBalance(
+            provider=payment.provider,
+            payment_id=payment.payment_id,
+            captured=payment.captured,
+            refunded=payment.refunded,
+            reserved=Money.of(0, currency),
+            remaining=Money.of(remaining, currency),
+        )
 
     def record_payment_news(self, payment: ProviderPayment) -> RefundableBalance:
         """Open the balance from a platform's payment news, or raise its captured amount to the news (under a
