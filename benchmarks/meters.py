@@ -150,6 +150,31 @@ def key_shape(key: Item) -> str:
     return "/".join(shown)
 
 
+def read_shapes(operation: str, params: dict[str, Any]) -> tuple[str, ...]:
+    """The key shapes a read names: GetItem's key, BatchGetItem's keys (deduplicated, in order), a Query's
+    partition value's prefix and its index (``PAYMENT@by-payment``: the value its key condition names first),
+    a Scan as ``(scan)``."""
+    if operation == "GetItem":
+        return (key_shape(params["Key"]),)
+    if operation == "BatchGetItem":
+        shapes = [key_shape(key) for request in params.get("RequestItems", {}).values() for key in request["Keys"]]
+        return tuple(dict.fromkeys(shapes))
+    if operation == "TransactGetItems":
+        return tuple(key_shape(item["Get"]["Key"]) for item in params.get("TransactItems", []))
+    if operation == "Query":
+        first = re.search(r":[A-Za-z0-9_]+", params.get("KeyConditionExpression") or "")
+        value = params.get("ExpressionAttributeValues", {}).get(first.group(0)) if first else None
+        partition = str(next(iter(value.values()))).split("#", 1)[0] if value else "?"
+        return (f"{partition}@{params['IndexName']}" if "IndexName" in params else partition,)
+    return ("(scan)",)
+
+
+def _consistent(operation: str, params: dict[str, Any]) -> bool:
+    if operation == "BatchGetItem":
+        return any(request.get("ConsistentRead") for request in params.get("RequestItems", {}).values())
+    return operation == "TransactGetItems" or bool(params.get("ConsistentRead"))
+
+
 @dataclass(frozen=True)
 class WriteRecord:
     """One DynamoDB write as billed: who made it (``who``), the operation, each item's key shape, the units."""
@@ -160,6 +185,8 @@ class WriteRecord:
     table_units: int
     index_units: dict[str, int]
     cancelled: bool = False
+    # Each item's size in bytes as billed (the larger of before and after; a cancelled write: the item found).
+    item_bytes: tuple[int, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -169,7 +196,20 @@ class WriteRecord:
             "table_units": self.table_units,
             "index_units": dict(self.index_units),
             "cancelled": self.cancelled,
+            "item_bytes": list(self.item_bytes),
         }
+
+
+@dataclass(frozen=True)
+class ReadRecord:
+    """One DynamoDB read as billed: who made it, the operation, the items' key shapes (a Query: its key
+    condition's partition), whether consistent, the units."""
+
+    function: str
+    operation: str
+    items: tuple[str, ...]
+    consistent: bool
+    units: float
 
 
 @dataclass
@@ -188,6 +228,7 @@ class Meter:
     detail_types: Counter[str] = field(default_factory=Counter)
     emails_sent: int = 0
     writes: list[WriteRecord] = field(default_factory=list)
+    reads: list[ReadRecord] = field(default_factory=list)
     # Names the caller of a write (the benchmark: the function running); None: writes are not listed.
     who: Callable[[], str] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -219,6 +260,7 @@ class Meter:
             self.detail_types.clear()
             self.emails_sent = 0
             self.writes.clear()
+            self.reads.clear()
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -233,6 +275,11 @@ class Meter:
                 "emails_sent": self.emails_sent,
                 "calls": dict(self.calls),
             }
+
+    def log(self) -> tuple[list[WriteRecord], list[ReadRecord]]:
+        """The writes and reads listed so far (with ``who``), copied."""
+        with self._lock:
+            return list(self.writes), list(self.reads)
 
     # ------------------------------------------------------------------ the wrapped call
 
@@ -278,8 +325,15 @@ class Meter:
             return self._transaction(original, client, params)
         response = original(client, operation, params)
         units = self._read_units(original, client, operation, params, response)
+        record = None
+        if self.who is not None and units:
+            record = ReadRecord(
+                self.who(), operation, read_shapes(operation, params), _consistent(operation, params), units
+            )
         with self._lock:
             self.read_units += units
+            if record is not None:
+                self.reads.append(record)
         return response
 
     def _single_write(self, original: Call, client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
@@ -291,11 +345,14 @@ class Meter:
             response = original(client, operation, params)
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                self._add_writes(write_units(item_size(before)), {}, cancelled=True, what=(operation, [key]))
+                found = item_size(before)
+                self._add_writes(write_units(found), {}, cancelled=True, what=(operation, [key]), sizes=(found,))
             raise
         after = None if operation == "DeleteItem" else self._peek(original, client, table, key)
-        table_units = write_units(max(item_size(before), item_size(after)))
-        self._add_writes(table_units, index_write_units(shape, before, after), what=(operation, [key]))
+        size = max(item_size(before), item_size(after))
+        self._add_writes(
+            write_units(size), index_write_units(shape, before, after), what=(operation, [key]), sizes=(size,)
+        )
         return response
 
     def _transaction(self, original: Call, client: BaseClient, params: dict[str, Any]) -> Any:
@@ -309,21 +366,25 @@ class Meter:
             response = original(client, "TransactWriteItems", params)
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "TransactionCanceledException":
-                spent = sum(write_units(item_size(before), transactional=True) for *_, before in targets)
+                found = tuple(item_size(before) for *_, before in targets)
+                spent = sum(write_units(size, transactional=True) for size in found)
                 keys = [key for _, _, key, _, _ in targets]
-                self._add_writes(spent, {}, cancelled=True, what=("TransactWriteItems", keys))
+                self._add_writes(spent, {}, cancelled=True, what=("TransactWriteItems", keys), sizes=found)
             raise
         table_units = 0
         index_units: Counter[str] = Counter()
+        sizes = []
         for kind, table, key, shape, before in targets:
             if kind == "ConditionCheck":
-                table_units += write_units(item_size(before), transactional=True)
+                sizes.append(item_size(before))
+                table_units += write_units(sizes[-1], transactional=True)
                 continue
             after = None if kind == "Delete" else self._peek(original, client, table, key)
-            table_units += write_units(max(item_size(before), item_size(after)), transactional=True)
+            sizes.append(max(item_size(before), item_size(after)))
+            table_units += write_units(sizes[-1], transactional=True)
             index_units.update(index_write_units(shape, before, after))
         keys = [key for _, _, key, _, _ in targets]
-        self._add_writes(table_units, dict(index_units), what=("TransactWriteItems", keys))
+        self._add_writes(table_units, dict(index_units), what=("TransactWriteItems", keys), sizes=tuple(sizes))
         return response
 
     def _add_writes(
@@ -333,12 +394,13 @@ class Meter:
         *,
         cancelled: bool = False,
         what: tuple[str, list[Item]] | None = None,
+        sizes: tuple[int, ...] = (),
     ) -> None:
         record = None
         if self.who is not None and what is not None:
             operation, keys = what
             items = tuple(key_shape(key) for key in keys)
-            record = WriteRecord(self.who(), operation, items, table_units, dict(index_units), cancelled)
+            record = WriteRecord(self.who(), operation, items, table_units, dict(index_units), cancelled, sizes)
         with self._lock:
             if record is not None:
                 self.writes.append(record)

@@ -7,7 +7,9 @@ Usage: python -m benchmarks.workflow [--refunds N] [--concurrency C] [--lambda-m
        [--source bench|merchant-shop] [--writes]
 
 ``--writes`` adds ``dynamodb_writes_per_refund``: every DynamoDB write of a refund, by the function that made it,
-the operation, the items' key shapes (``REFUND/STATE``, ``AUDIT/EVENT``...) and the units billed, per refund.
+the operation, the items' key shapes (``REFUND/STATE``, ``AUDIT/EVENT``...), the units billed, per refund, and the
+largest size of each item (bytes, as billed); and ``dynamodb_reads_per_refund``: every read the same way (a Query
+by its partition's prefix and index, consistent or not).
 
 ``--source`` picks the customer's channel: ``bench`` (the default) is told by one SES e-mail, ``merchant-shop`` (the
 local stack's MerchantWebhookSources) by one signed POST to the merchant's sandbox receiver
@@ -36,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
-from benchmarks.meters import Meter
+from benchmarks.meters import Meter, ReadRecord, WriteRecord
 from local import lambdas
 from local.cfn import Stack
 from local.client import RefundflowClient
@@ -171,10 +173,10 @@ def running_function() -> str:
     return running[-1][1] if running else "(outside a function)"
 
 
-def writes_per_refund(meter: Meter, refunds: int) -> list[dict[str, Any]]:
+def writes_per_refund(writes: list[WriteRecord], refunds: int) -> list[dict[str, Any]]:
     """The meter's write log grouped by (function, operation, items, cancelled), in first-seen order, per refund."""
     grouped: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for write in meter.writes:
+    for write in writes:
         key = (write.function, write.operation, write.items, write.cancelled)
         row = grouped.setdefault(
             key,
@@ -186,11 +188,15 @@ def writes_per_refund(meter: Meter, refunds: int) -> list[dict[str, Any]]:
                 "count": 0,
                 "table_units": 0,
                 "index_units": Counter(),
+                "item_bytes_max": [0] * len(write.items),
             },
         )
         row["count"] += 1
         row["table_units"] += write.table_units
         row["index_units"].update(write.index_units)
+        row["item_bytes_max"] = [
+            max(old, new) for old, new in zip(row["item_bytes_max"], write.item_bytes, strict=False)
+        ]
     return [
         {
             **row,
@@ -198,6 +204,30 @@ def writes_per_refund(meter: Meter, refunds: int) -> list[dict[str, Any]]:
             "table_units": round(row["table_units"] / refunds, 3),
             "index_units": {name: round(units / refunds, 3) for name, units in sorted(row["index_units"].items())},
         }
+        for row in grouped.values()
+    ]
+
+
+def reads_per_refund(reads: list[ReadRecord], refunds: int) -> list[dict[str, Any]]:
+    """The meter's read log grouped by (function, operation, items, consistent), in first-seen order, per refund."""
+    grouped: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for read in reads:
+        key = (read.function, read.operation, read.items, read.consistent)
+        row = grouped.setdefault(
+            key,
+            {
+                "function": read.function,
+                "operation": read.operation,
+                "items": list(read.items),
+                "consistent": read.consistent,
+                "count": 0,
+                "units": 0.0,
+            },
+        )
+        row["count"] += 1
+        row["units"] += read.units
+    return [
+        {**row, "count": round(row["count"] / refunds, 3), "units": round(row["units"] / refunds, 3)}
         for row in grouped.values()
     ]
 
@@ -290,7 +320,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--provider-ms", type=float, default=300.0, help="assumed latency of one call to a payment platform or books"
     )
     parser.add_argument("--source", default="bench", help="the source system: bench (e-mail) or merchant-shop")
-    parser.add_argument("--writes", action="store_true", help="list every DynamoDB write per refund")
+    parser.add_argument("--writes", action="store_true", help="list every DynamoDB write and read per refund")
     args = parser.parse_args(argv)
     meter = Meter(who=running_function if args.writes else None).start()
     platform_calls = PlatformCalls().start()
@@ -310,6 +340,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         elapsed = time.monotonic() - started
         time.sleep(3)  # let the notifier drain its queues: notifications are part of a refund's cost
         usage = meter.snapshot()
+        writes, reads = meter.log()  # the refunds' own: the look-ups below are not part of them
         merchant_posts = len(merchant.requests_seen) - posts_before
         invocations = {
             name: count - invocations_before.get(name, 0)
@@ -381,7 +412,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "sqs_requests_per_message": 3,
             "routed_detail_types": sorted(routed),
         },
-        **({"dynamodb_writes_per_refund": writes_per_refund(meter, n)} if args.writes else {}),
+        **({"dynamodb_writes_per_refund": writes_per_refund(writes, n)} if args.writes else {}),
+        **({"dynamodb_reads_per_refund": reads_per_refund(reads, n)} if args.writes else {}),
         "local_throughput_refunds_per_minute": round(n / elapsed * 60, 1),
         "local_seconds_per_refund_wall": round(elapsed / n, 3),
     }

@@ -18,7 +18,10 @@ Mounted by the local stack at ``/_sandbox/stripe``; the ``stripe`` SDK works aga
   once it is, the over-refund 400 (``param=amount``, no code, Stripe's message), ``amount_refunded``
   and ``refunded`` on the charge kept right, failed and canceled refunds give their amount back;
 - webhooks: ``refund.created`` and ``charge.refunded`` on creation, ``refund.updated`` on every status
-  change and ``refund.failed`` on failure, as Stripe event objects signed with ``Stripe-Signature``.
+  change and ``refund.failed`` on failure, as Stripe event objects signed with ``Stripe-Signature``; the endpoint
+  receives only its ``enabled_events`` (docs.stripe.com/api/webhook_endpoints/object: ``["*"]`` is every event,
+  the default of a simulator built alone; the local stack registers the types refundflow's setup names,
+  ``refundflow.platforms.stripe.payloads.WEBHOOK_EVENTS``), while ``GET /_control/events`` lists every event.
 
 Test payment methods (docs.stripe.com/testing, "Refunds"): ``pm_card_pendingRefund`` makes refunds
 start ``pending`` and succeed later; ``pm_card_refundFail`` makes them start ``succeeded`` and fail
@@ -72,6 +75,7 @@ from typing import Any, ClassVar
 from werkzeug.wrappers import Request, Response
 
 from local.simulators.base import FaultRule, Simulator, StoredResponse, json_response, new_id
+from refundflow.platforms.stripe.payloads import WEBHOOK_EVENTS
 
 try:  # the API version the installed SDK speaks; any string works for the simulator
     import stripe as _stripe_sdk
@@ -246,6 +250,7 @@ class StripeSimulator(Simulator):
         *,
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
+        enabled_events: Iterable[str] = ("*",),
         api_version: str = SDK_API_VERSION,
         pending_refund_settle_seconds: float | None = 2.0,
         refund_fail_after_seconds: float | None = 2.0,
@@ -256,6 +261,7 @@ class StripeSimulator(Simulator):
         """``*_seconds`` set when ``pm_card_pendingRefund`` refunds succeed and ``pm_card_refundFail``
         refunds fail on their own; ``None`` leaves them to ``/_control/refunds/{id}/status``."""
         self.api_keys = frozenset(api_keys)
+        self.enabled_events = frozenset(enabled_events)
         self.api_version = api_version
         self.pending_refund_settle_seconds = pending_refund_settle_seconds
         self.refund_fail_after_seconds = refund_fail_after_seconds
@@ -353,8 +359,25 @@ class StripeSimulator(Simulator):
         }
 
     def send_webhooks_to(self, url: str) -> None:
-        """Where events go (the stack's ``{api}/webhooks/stripe``), signed with the current endpoint secret."""
+        """Where events go (the stack's ``{api}/webhooks/stripe``), signed with the current endpoint secret, for the
+        event types refundflow's setup enables (README "Deploying it", step 4)."""
         self.webhooks.configure(url, self.local_secrets()["verification"]["webhook_secrets"][0])
+        self.enabled_events = frozenset(WEBHOOK_EVENTS)
+
+    def _set_webhook_endpoint(self, request: Request) -> Response:
+        """``{"url", "secret", "enabled_events"}`` (``enabled_events`` optional: the endpoint's are kept)."""
+        payload = request.get_json(force=True) or {}
+        enabled = payload.get("enabled_events")
+        if enabled is not None:
+            if not isinstance(enabled, list) or not enabled or not all(isinstance(name, str) for name in enabled):
+                return json_response({"error": "enabled_events must be a non-empty list of event types"}, 400)
+            self.enabled_events = frozenset(enabled)
+        self.webhooks.configure(payload.get("url"), payload.get("secret"))
+        return json_response({"url": self.webhooks.url, "enabled_events": sorted(self.enabled_events)})
+
+    def sends(self, event_type: str) -> bool:
+        """Whether the endpoint receives ``event_type`` (``*``: every event)."""
+        return "*" in self.enabled_events or event_type in self.enabled_events
 
     def seed_payment(
         self, amount_minor: int, currency: str, *, settled: bool = True, behaviour: str = SUCCEED
@@ -909,7 +932,7 @@ class StripeSimulator(Simulator):
             "created": int(self._now()),
             "data": data,
             "livemode": False,
-            "pending_webhooks": 1 if self.webhooks.url else 0,
+            "pending_webhooks": 1 if self.webhooks.url and self.sends(event_type) else 0,
             "request": {
                 "id": call.request_id if call else None,
                 "idempotency_key": call.idempotency_key if call else None,
@@ -917,7 +940,8 @@ class StripeSimulator(Simulator):
             "type": event_type,
         }
         self.events.append(event)
-        self.webhooks.send(event_id, event_type, json.dumps(event).encode())
+        if self.sends(event_type):
+            self.webhooks.send(event_id, event_type, json.dumps(event).encode())
 
     # ---------------------------------------------------------------- balance and payouts
 

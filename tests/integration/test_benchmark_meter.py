@@ -139,6 +139,48 @@ def test_the_meter_agrees_with_a_hand_priced_refund(tables: Tables) -> None:
     assert usage["calls"].get("dynamodb:GetItem") == 2
 
 
+def test_the_meter_lists_each_write_with_its_items_sizes_and_each_read_by_who_made_it(tables: Tables) -> None:
+    from benchmarks.meters import item_size
+    from benchmarks.workflow import reads_per_refund, writes_per_refund
+
+    db, table = tables.client, tables.refunds_table
+    audit = {"pk": s("AUDIT#rf_1"), "sk": s("EVENT#1"), "type": s("RefundRequested")}
+    meter = Meter(who=lambda: "ValidateRefundFunction").start()
+    try:
+        db.transact_write_items(TransactItems=[put(table, state("RECEIVED")), put(table, audit)])
+        with pytest.raises(ClientError):
+            db.put_item(TableName=table, Item=audit, ConditionExpression="attribute_not_exists(pk)")
+        db.query(
+            TableName=table,
+            IndexName="by-customer",
+            KeyConditionExpression="gsi4pk = :pk",
+            ExpressionAttributeValues={":pk": s("CUSTOMER#c1")},
+        )
+        db.get_item(TableName=table, Key={"pk": s(REFUND), "sk": s("STATE")}, ConsistentRead=True)
+    finally:
+        meter.stop()
+    writes, reads = meter.log()
+    # THEN each write names its items' shapes and the size each was billed on (a failed put: the item it found)
+    assert [(w.operation, w.items, w.item_bytes, w.cancelled) for w in writes] == [
+        (
+            "TransactWriteItems",
+            ("REFUND/STATE", "AUDIT/EVENT"),
+            (item_size(state("RECEIVED")), item_size(audit)),
+            False,
+        ),
+        ("PutItem", ("AUDIT/EVENT",), (item_size(audit),), True),
+    ]
+    # AND each read its partition (a Query's with its index), consistency and units; the totals agree
+    assert [(r.function, r.operation, r.items, r.consistent, r.units) for r in reads] == [
+        ("ValidateRefundFunction", "Query", ("CUSTOMER@by-customer",), False, 0.5),
+        ("ValidateRefundFunction", "GetItem", ("REFUND/STATE",), True, 1.0),
+    ]
+    assert sum(r.units for r in reads) == meter.snapshot()["dynamodb_read_units"]
+    # AND the benchmark's per-refund tables group them (two refunds' worth: halves)
+    assert writes_per_refund(writes, 2)[0]["item_bytes_max"] == [item_size(state("RECEIVED")), item_size(audit)]
+    assert [row["units"] for row in reads_per_refund(reads, 2)] == [0.25, 0.5]
+
+
 # The counts a Lambda and Express pricing test leaves at zero.
 NOTHING_ELSE = dict.fromkeys(
     [

@@ -16,6 +16,7 @@ import requests
 
 from local.simulators.base import FaultRule
 from local.simulators.stripe import StripeSimulator, parse_params
+from refundflow.platforms.stripe.payloads import WEBHOOK_EVENTS
 from tests.support.servers import serve_wsgi
 
 KEY = "sk_test_simulator_a_0000000000"
@@ -36,6 +37,7 @@ def simulator(server: tuple[StripeSimulator, str]) -> StripeSimulator:
     requests.post(f"{url}/_control/reset", timeout=5).raise_for_status()
     simulator.processing_delay_seconds = 0.0
     simulator.webhooks.configure(None, None)
+    simulator.enabled_events = frozenset({"*"})
     return simulator
 
 
@@ -520,6 +522,44 @@ def test_refund_events_are_signed_stripe_events(simulator: StripeSimulator, url:
     assert events[1]["data"]["object"]["amount_refunded"] == 100
 
 
+def test_the_endpoint_receives_only_its_enabled_events(simulator: StripeSimulator, url: str) -> None:
+    # GIVEN an endpoint registered for the event types refundflow's setup names (no charge.refunded)
+    received: list[str] = []
+
+    def endpoint(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        received.append(json.loads(body)["type"])
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b"{}"]
+
+    with serve_wsgi(endpoint) as hook:
+        refused = requests.post(f"{url}/_control/webhook-endpoint", json={"url": hook, "enabled_events": []}, timeout=5)
+        assert refused.status_code == 400
+        registered = requests.post(
+            f"{url}/_control/webhook-endpoint",
+            json={"url": hook, "secret": SECRET, "enabled_events": list(WEBHOOK_EVENTS)},
+            timeout=5,
+        ).json()
+        assert registered["enabled_events"] == sorted(WEBHOOK_EVENTS)
+        intent = pay(url)
+        # WHEN a refund is made through the API and another in the Dashboard
+        post(url, "/v1/refunds", {"payment_intent": intent["id"], "amount": "100"}, idempotency="key-10")
+        requests.post(
+            f"{url}/_control/dashboard-refunds", json={"payment_intent": intent["id"], "amount": 200}, timeout=5
+        ).raise_for_status()
+        assert simulator.webhooks.wait_idle(timeout=30)
+
+    # THEN each refund is told once, by refund.created; charge.refunded was made (Stripe lists every event) but
+    # not sent, and says so (pending_webhooks 0)
+    assert received == ["refund.created", "refund.created"]
+    made_events = requests.get(f"{url}/_control/events", timeout=5).json()["events"]
+    assert [event["type"] for event in made_events] == ["refund.created", "charge.refunded"] * 2
+    assert {event["type"]: event["pending_webhooks"] for event in made_events} == {
+        "refund.created": 1,
+        "charge.refunded": 0,
+    }
+
+
 def test_reset_forgets_objects_keys_and_faults(simulator: StripeSimulator, url: str) -> None:
     # GIVEN state, a saved key and a pending fault
     intent = pay(url)
@@ -554,3 +594,19 @@ def test_bracket_syntax_builds_hashes_and_lists() -> None:
         "expand": ["a", "b"],
         "amount": "5",
     }
+
+
+def test_the_local_stack_registers_the_events_refundflow_setup_names() -> None:
+    # GIVEN a simulator on its own: every event goes out (Stripe's ["*"])
+    simulator = StripeSimulator([KEY])
+    assert simulator.sends("charge.refunded")
+    # WHEN the local stack points it at its /webhooks/stripe
+    simulator.send_webhooks_to("http://127.0.0.1:9/webhooks/stripe")
+    # THEN the endpoint is registered as README's step 4 says: the refund and payout events, not charge.refunded
+    assert simulator.enabled_events == frozenset(WEBHOOK_EVENTS)
+    assert [name for name in ("refund.created", "refund.updated", "refund.failed") if simulator.sends(name)] == [
+        "refund.created",
+        "refund.updated",
+        "refund.failed",
+    ]
+    assert not simulator.sends("charge.refunded")

@@ -11,7 +11,6 @@ reservation, so concurrent requests can never over-refund and the trail can neve
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -354,16 +353,19 @@ class RefundRepository(RefundStore):
     @staticmethod
     def _state_item(refund: Refund) -> dict[str, Any]:
         """The ``STATE`` item: what changes over the refund's life, kept small (every status change
-        rewrites it in a transaction, billed per KB), plus the keys of its indexes.
+        rewrites it in a transaction, billed per started KB: a straight-through refund's stays under 1 KB up to
+        ``REFUNDED``), plus the keys of its indexes.
 
         Every index key is stable between status changes, and every index projects only keys or attributes
         that never change (template.yaml), so a write re-puts no index entry unless it changes the status into
         or out of ``INDEXED_STATUSES`` (by-status), or records the provider refund id (by-provider-refund).
         by-status's sort key is the moment the refund entered its status (``status_since``)."""
-        document = refund.model_dump(mode="json", include=_STATE_FIELDS)
-        _drop_empty(document, _SPLIT_ONLY_FIELDS)
+        # Only what differs from the model's defaults, at every level (zero counters, nulls inside maps, empty
+        # lists and maps, a credit note's default kind and state): the model restores them on read, and items
+        # stored with them read the same. Nothing a condition, a projection or an index reads has a default.
+        document = refund.model_dump(mode="json", include=_STATE_FIELDS, exclude_defaults=True)
         if document.get("policy"):
-            document["policy"]["explanation"] = None  # kept in the policy's audit entry
+            document["policy"].pop("explanation", None)  # kept in the policy's audit entry
         created = _moment(refund.created_at)
         indexed = refund.status in INDEXED_STATUSES
         since = _moment(refund.status_since or refund.updated_at)
@@ -1048,7 +1050,7 @@ class RefundRepository(RefundStore):
         if existing is not None:
             return existing
         remaining = max(payment.captured.minor_units - payment.refunded.minor_units, 0)
-        with contextlib.suppress(ClientError):  # opened concurrently: the stored figures win
+        try:
             self._call(
                 "put_item",
                 TableName=self.table_name,
@@ -1068,9 +1070,20 @@ class RefundRepository(RefundStore):
                 ),
                 ConditionExpression="attribute_not_exists(pk)",
             )
-        balance = self.get_balance(payment.provider, payment.payment_id)
-        assert balance is not None
-        return balance
+        except ClientError:  # opened concurrently: the stored figures win
+            balance = self.get_balance(payment.provider, payment.payment_id)
+            assert balance is not None
+            return balance
+        # Stored as put (no read back: a consistent read unit per new payment).
+        currency = payment.captured.currency
+        return RefundableBalance(
+            provider=payment.provider,
+            payment_id=payment.payment_id,
+            captured=payment.captured,
+            refunded=payment.refunded,
+            reserved=Money.of(0, currency),
+            remaining=Money.of(remaining, currency),
+        )
 
     def record_payment_news(self, payment: ProviderPayment) -> RefundableBalance:
         """Open the balance from a platform's payment news, or raise its captured amount to the news (under a

@@ -24,6 +24,22 @@ from refundflow.ports import PaymentCapabilities, ProviderEvent, ProviderRefund,
 
 PLATFORM = "stripe"
 TITLE = "Stripe"
+# The event types a merchant enables on refundflow's webhook endpoint (``enabled_events``: Stripe sends only those,
+# docs.stripe.com/api/webhook_endpoints/create). Since API version 2024-10-28.acacia ``refund.created``,
+# ``refund.updated`` and ``refund.failed`` are sent for every refund, a charge's included, with the refund object
+# (docs.stripe.com/changelog/acacia/2024-10-28/refund-webhook-update): everything refundflow reads from refund news,
+# a refund made in Stripe's Dashboard included. ``charge.refunded`` carries the charge without its refunds (since
+# 2022-11-15) and would only repeat ``refund.created``'s news about the same refund, at the price of a second
+# delivery per refund; an account whose events are older than 2024-10-28.acacia must enable it too (refundflow
+# still reads it: the payment's open refunds). The payout events feed settlement (Reconciliation).
+WEBHOOK_EVENTS = (
+    "refund.created",
+    "refund.updated",
+    "refund.failed",
+    "payout.paid",
+    "payout.failed",
+    "payout.reconciliation_completed",
+)
 
 
 def capabilities() -> PaymentCapabilities:
