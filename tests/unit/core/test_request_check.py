@@ -698,9 +698,17 @@ LINE = {"description": "x", "amount": {"minor_units": 1, "currency": "EUR"}}
         (setter("customer", "email", value="jane@example.com\u2003"), False),
         (setter("customer", "locale", value="en-GB"), True),
         (setter("customer", "locale", value="en-gb"), False),
+        (setter("customer", "locale", value="EN-GB"), False),
+        (setter("customer", "locale", value="en"), True),
+        (setter("customer", "locale", value="eng"), False),
         (setter("customer", "locale", value="en\n"), False),
         (setter("approved_by", value={"id": "lead-1", "role": "team_lead"}), True),
         (setter("approved_by", value={"id": "lead-1", "role": "Team_lead"}), False),
+        (setter("approved_by", value={"id": "lead-1", "role": "team_Lead"}), False),
+        (setter("approved_by", value={"id": "lead-1", "role": "team-lead"}), False),
+        (setter("approved_by", value={"id": "lead-1", "role": "1lead"}), False),
+        (setter("approved_by", value={"id": "lead-1", "role": "l" * 40}), True),
+        (setter("approved_by", value={"id": "lead-1", "role": "l" * 41}), False),
         # counts
         (setter("payment", "locator", value={f"k{index}": "v" for index in range(8)}), True),
         (setter("payment", "locator", value={f"k{index}": "v" for index in range(9)}), False),
@@ -712,6 +720,22 @@ LINE = {"description": "x", "amount": {"minor_units": 1, "currency": "EUR"}}
         (setter("order", "items", value=[{**ITEM, "quantity": 100_001}]), False),
         (setter("order", "items", value=[{**ITEM, "unit_price": {"minor_units": -5, "currency": "JPY"}}]), True),
         (setter("lines", value=[LINE] * 200), False),  # 200 minor units, amount 2500
+        (setter("amount", value={"minor_units": 200, "currency": "EUR"}), True),
+        (lambda document: document.update(lines=[LINE] * 200, amount=None), True),
+        (lambda document: document.update(lines=[LINE] * 201, amount=None), False),
+        (lambda document: document.update(lines=[{**LINE, "amount": {"minor_units": 0, "currency": "EUR"}}]), False),
+        (
+            lambda document: document.update(
+                lines=[{**LINE, "amount": {"minor_units": 0, "currency": "EUR"}}, LINE], amount=None
+            ),
+            False,
+        ),
+        (
+            lambda document: document.update(
+                lines=[{**LINE, "amount": {"minor_units": -1, "currency": "EUR"}}, {**LINE, "quantity": 2}], amount=None
+            ),
+            False,
+        ),
         (setter("amount", value={"minor_units": 0, "currency": "EUR"}), False),
         (setter("amount", value={"minor_units": 2**63, "currency": "EUR"}), False),  # the model takes it; we pass
         (setter("amount", value={"minor_units": 2500, "currency": "eur"}), False),
@@ -747,6 +771,9 @@ def test_limits_are_the_models(change: Callable[[dict[str, Any]], None], vouched
         (setter("payment", value=None), True),
         (setter("allocation", value="store_credit_last"), True),
         (setter("allocation", value="Proportional"), False),
+        (setter("allocation", value="a" * 40), True),
+        (setter("allocation", value="a" * 41), False),
+        (setter("allocation", value="proportional\n"), False),
         (setter("lines", 1, "amount", "currency", value="USD"), False),
         (setter("lines", 1, "amount", "minor_units", value=501), False),
         (setter("lines", 1, "amount", "minor_units", value=0), False),
