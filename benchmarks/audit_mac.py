@@ -30,7 +30,8 @@ from benchmarks.workflow import Bench
 from local.stack import DevStack, LocalSettings
 from refundflow import settings
 from refundflow.adapters.audit_keys import audit_keys_from_secret
-from refundflow.audit import canonical_json, entry_mac
+from refundflow.audit import entry_mac
+from refundflow.ids import canonical_json
 from refundflow.models import AuditEntry
 from tests.support.iam import AUDIT_WRITERS
 

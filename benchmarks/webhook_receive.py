@@ -1,7 +1,7 @@
 """Cost of receiving one refund request in-process: the receive_webhook handler called with API Gateway
 events (no HTTP in front), against the local stack's AWS. Each request is a new refund, so every call
-does the whole intake: size and type checks, signature, parsing, the create transaction, the event and
-a recorded StartExecution. Prints JSON.
+does the whole intake (refundflow.request_intake): size and type checks, signature, strict JSON, the card check,
+the request's check, the REQUEST item's transaction and a recorded StartExecution. Prints JSON.
 
 Usage: python -m benchmarks.webhook_receive [--requests N]
 """
@@ -20,16 +20,14 @@ from typing import Any
 from local.api import LocalApi
 from local.client import RefundflowClient
 from local.stack import DevStack, LocalSettings
-from refundflow import wiring
-from refundflow.ports import WorkflowStarter
+from refundflow.adapters import workflow_start
+
+STARTED: list[str] = []
 
 
-class RecordingStarter(WorkflowStarter):
-    started: list[str] = []
-
-    def start(self, refund_id: str, payload: Mapping[str, Any]) -> str:
-        self.started.append(refund_id)
-        return refund_id
+def record_start(sfn: Any, state_machine_arn: str, refund_id: str, payload: Mapping[str, Any]) -> str:
+    STARTED.append(refund_id)
+    return refund_id
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -57,8 +55,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         events = [event(index) for index in range(args.requests + 5)]
         # StartExecution is recorded, not sent: this measures intake, not 200 workflows competing for the CPU.
-        real_workflow = wiring.workflow
-        wiring.workflow = lambda: RecordingStarter()  # type: ignore[assignment]
+        real_start = workflow_start.start_workflow
+        workflow_start.start_workflow = record_start
         samples = []
         try:
             for warm in events[:5]:  # the first calls pay for imports and connections
@@ -70,7 +68,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 if response["statusCode"] != 202:
                     raise RuntimeError(response)
         finally:
-            wiring.workflow = real_workflow
+            workflow_start.start_workflow = real_start
     samples.sort()
     return {
         "benchmark": "webhook_receive",

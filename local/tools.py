@@ -403,7 +403,9 @@ def lambda_python(requested: str | None) -> str | None:
 
 def first_use_imports(logical_id: str) -> tuple[str, ...]:
     """The modules a function imports on its first invocation rather than at load, from the catalog: a platform
-    function's connector (its SDK or the shared HTTP client), intake's inbound modules (what verification needs)."""
+    function's connector (its SDK or the shared HTTP client); intake's routes other than refund requests (the
+    models, the domain, X-Ray's Tracer: refundflow.intake_routes) and its inbound modules (what verification
+    needs)."""
     from refundflow import catalog
 
     modules = [
@@ -413,6 +415,7 @@ def first_use_imports(logical_id: str) -> tuple[str, ...]:
         if entry.logical_id(role) == logical_id
     ]
     if logical_id == "ReceiveWebhookFunction":
+        modules += ["refundflow.intake_routes"]
         modules += [f"refundflow.platforms.{entry.name}.inbound" for entry in catalog.platforms() if entry.inbound]
     return tuple(modules)
 

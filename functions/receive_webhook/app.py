@@ -2,18 +2,19 @@
 calls a platform's API (it holds no API credentials), starts workflows and forwards platform news.
 
 A thin receiver (refundflow.receiver): its own router over the HTTP API event, not Powertools' resolver (whose
-package imports every resolver). What every request needs loads here, at init, where Lambda gives the function
-burst CPU rather than the share its memory buys: the routes' work (refundflow.intake_routes) and the one Logger,
-Tracer and Metrics. What only some requests need loads with the first of them (a platform's inbound verifier).
-README, Cost per refund, "Cold import".
+package imports every resolver). Loaded at init: the router, the Logger and the refund requests' whole path
+(refundflow.request_intake: the standard library and boto3, no model, no X-Ray SDK), so that a cold start costs
+little more than boto3's import (README, Cost per refund, "Cold import"). The other routes' work
+(refundflow.intake_routes: the models, the domain, X-Ray's Tracer and the Metrics) loads with the first of them,
+and a platform's inbound verifier with its first webhook.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from refundflow import intake_routes
-from refundflow.observability import logger, metrics, tracer
+from refundflow import request_intake
+from refundflow.logs import logger
 from refundflow.receiver import Request, RouteDoc, Router
 
 receiver = Router()
@@ -34,7 +35,7 @@ SIGNED = (400, 401, 403, 409, 413, 415, 503)
     ),
 )
 def create_refund_request(request: Request) -> dict[str, Any]:
-    return intake_routes.refund_request(request)
+    return request_intake.refund_request(request)
 
 
 @receiver.post(
@@ -58,7 +59,7 @@ def create_refund_request(request: Request) -> dict[str, Any]:
     ),
 )
 def report_delivery_failure(request: Request) -> dict[str, Any]:
-    return intake_routes.delivery_failure(request)
+    return _observed("delivery_failure", request)
 
 
 @receiver.post(
@@ -82,7 +83,7 @@ def report_delivery_failure(request: Request) -> dict[str, Any]:
     ),
 )
 def report_return_update(request: Request) -> dict[str, Any]:
-    return intake_routes.return_update(request)
+    return _observed("return_update", request)
 
 
 @receiver.post(
@@ -106,14 +107,20 @@ def report_return_update(request: Request) -> dict[str, Any]:
     ),
 )
 def platform_webhook(request: Request, platform: str) -> dict[str, Any]:
-    return intake_routes.platform_webhook(request, platform)
+    return _observed("platform_webhook", request, platform)
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return receiver.resolve(event)
+
+
+def _observed(work: str, *arguments: Any) -> dict[str, Any]:
+    """A route's work from refundflow.intake_routes (imported with the first such request), traced and with its
+    metrics flushed."""
+    from refundflow import intake_routes
+
+    return intake_routes.observed(getattr(intake_routes, work), *arguments)
 
 
 def __getattr__(name: str) -> Any:

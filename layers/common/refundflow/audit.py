@@ -20,12 +20,12 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from refundflow.errors import ConfigurationError
+from refundflow.ids import canonical_json
 from refundflow.models import AuditEntry, StrictModel
 
 GENESIS_HASH = "0" * 64
@@ -33,10 +33,6 @@ LEGACY_SCHEME = "sha256-v1"
 KEYED_SCHEME = "hmac-sha256-v2"
 MIN_KEY_BYTES = 32
 _NOT_IN_LEGACY_DIGEST = {"hash", "scheme", "key_id"}
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def entry_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:

@@ -1,5 +1,6 @@
-"""What intake (functions/receive_webhook) does with a request once its receiver (refundflow.receiver) routed it:
-verify, bound, check, store, start or forward.
+"""What intake (functions/receive_webhook) does with a trigger or a platform's webhook once its receiver
+(refundflow.receiver) routed it: verify, bound, check, store, start or forward. A refund request's path is
+refundflow.request_intake (no model, no X-Ray SDK); this module loads with the first request of another route.
 
 Each function answers a payload 2.0 dict (refundflow.receiver) or raises a refundflow error, which the receiver
 answers with its problem document.
@@ -7,6 +8,7 @@ answers with its problem document.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -16,17 +18,16 @@ from refundflow.adapters.secrets import get_json_secret, platform_secret_name
 from refundflow.api import (
     DeliveryFailureBody,
     RefundAccepted,
-    RefundRequestBody,
     ReturnUpdateAccepted,
     ReturnUpdateBody,
 )
 from refundflow.connectors.standard_webhooks import SigningSources, VerifiedDelivery, verify_source_delivery
 from refundflow.domain.delivery_failures import accept_delivery_failure
 from refundflow.domain.inbound import forward_delivery, forward_refusal
-from refundflow.domain.intake import Accepted, accept_refund_request, timing_from
+from refundflow.domain.intake import Accepted, timing_from
 from refundflow.domain.returns import accept_return_update
 from refundflow.errors import CardDataRefused, InvalidRequest, NotFound
-from refundflow.observability import logger
+from refundflow.observability import logger, metrics, tracer
 from refundflow.receiver import Request, answer, json_answer
 
 DUPLICATE_HEADER = "Refundflow-Duplicate-Delivery"
@@ -35,23 +36,13 @@ XML = "text/xml"  # Salesforce Outbound Messages (SOAP 1.1)
 M = TypeVar("M", bound=BaseModel)
 
 
-def refund_request(request: Request) -> dict[str, Any]:
-    verified, delivery_id, body = _signed(
-        request, RefundRequestBody, settings.load(settings.IntakeSettings).refund_requests_secret_name
-    )
-    logger.append_keys(delivery_id=delivery_id, source_reference=body.source.reference)
-    accepted = accept_refund_request(
-        body,
-        source=verified.source,
-        delivery_id=delivery_id,
-        recorder=wiring.recorder(),
-        starter=wiring.workflow(),
-        timing=timing_from(settings.load(settings.WorkflowTimingSettings)),
-    )
-    logger.info(
-        "refund request accepted", extra={"refund_id": accepted.refund.refund_id, "duplicate": accepted.duplicate}
-    )
-    return _accepted(accepted)
+def observed(work: Callable[..., dict[str, Any]], *arguments: Any) -> dict[str, Any]:
+    """``work`` traced in a subsegment of its own (X-Ray patches botocore when this module loads) and its metrics
+    flushed: what a handler's Tracer and Metrics decorators do, for routes loaded with their first request."""
+    try:
+        return tracer.capture_method(work)(*arguments)
+    finally:
+        metrics.flush_metrics()
 
 
 def delivery_failure(request: Request) -> dict[str, Any]:

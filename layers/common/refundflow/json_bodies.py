@@ -178,10 +178,19 @@ def parse_body(model: type[M], raw: bytes) -> M:
     Raises:
         InvalidRequest: not strict JSON, card data, or not the model's shape (field-level problems attached).
     """
-    from pydantic import ValidationError
-
     document = decode_json(raw)
     refuse_card_data(document)
+    return validate_document(model, document)
+
+
+def validate_document(model: type[M], document: dict[str, Any]) -> M:
+    """A strict JSON document (card-checked) read as ``model``.
+
+    Raises:
+        InvalidRequest: not the model's shape (``validation_failed``, field-level problems attached).
+    """
+    from pydantic import ValidationError
+
     try:
         return model.model_validate(document)
     except ValidationError as error:

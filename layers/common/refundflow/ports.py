@@ -41,6 +41,7 @@ from refundflow.models import (
     VelocityDay,
 )
 from refundflow.money import Money
+from refundflow.sources import VerifiedSource as VerifiedSource  # re-exported: the ports name it
 from refundflow.status import RefundStatus
 
 # ---------------------------------------------------------------- capabilities
@@ -732,6 +733,16 @@ class AwaitedReference:
     completed_at: datetime
 
 
+@dataclass(frozen=True)
+class RequestedRefund:
+    """A refund request the request intake stored (refundflow.request_intake) before its workflow created the
+    refund: the RECEIVED refund it becomes, the delivery that brought it and the source whose secret verified it."""
+
+    refund: Refund
+    delivery_id: str
+    verified_source: str
+
+
 class RefundStore(ABC):
     """Everything the domain uses of the refunds table (adapter: ``adapters.dynamodb.RefundRepository``).
 
@@ -751,8 +762,10 @@ class RefundStore(ABC):
         details: dict[str, Any] | None = None,
         entry_type: str = "RefundRequested",
         extra: Iterable[StoreWrite] = (),
+        request_stored: bool = False,
     ) -> CreatedRefund:
-        """Store a new refund, its first audit entry, the delivery's first-seen marker and ``extra`` (once).
+        """Store a new refund, its first audit entry, the delivery's first-seen marker and ``extra`` (once);
+        ``request_stored``: intake stored its request already (:meth:`find_refund_or_request`).
 
         Raises:
             ProviderRefundClaimed: the refund names a provider refund id another refund holds (nothing written).
@@ -764,6 +777,11 @@ class RefundStore(ABC):
 
     @abstractmethod
     def find(self, refund_id: str) -> Refund | None: ...
+
+    @abstractmethod
+    def find_refund_or_request(self, refund_id: str) -> Refund | RequestedRefund | None:
+        """The refund, else the request the request intake stored for it, as the RECEIVED refund it becomes with
+        what intake verified (one read: no moment between the two)."""
 
     @abstractmethod
     def transition(
@@ -913,6 +931,12 @@ class RefundStore(ABC):
         """Store ``step`` if absent (a refund that does not exist yet). Returns False if it was stored before."""
 
     @abstractmethod
+    def return_step_noted(self, refund_id: str, step: ReturnStep) -> StoreWrite:
+        """A mark on a step stored before its refund existed that its audit entry is written: added to that entry's
+        transaction, it fails (``ReturnStepExists``) when the entry was written already, so that the refund's
+        creation and the step's own delivery, racing, record it once."""
+
+    @abstractmethod
     def put_wait_token(self, refund_id: str, kind: str, token: str) -> None: ...
 
     @abstractmethod
@@ -997,14 +1021,6 @@ class RefundStore(ABC):
 
 
 # ---------------------------------------------------------------- refund requests
-
-
-@dataclass(frozen=True)
-class VerifiedSource:
-    """The source system whose signing secret verified a delivery. What it may assert (an approver's role)
-    is the policy's ``sources:`` section, looked up by ``name`` when the refund is decided."""
-
-    name: str
 
 
 # ---------------------------------------------------------------- AWS-side ports

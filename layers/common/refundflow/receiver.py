@@ -269,7 +269,7 @@ class Router:
 
 def _log_exception(message: str, extra: dict[str, Any]) -> None:
     """Logged through the one Logger (loaded here if nothing loaded it yet: a server error is rare)."""
-    from refundflow.observability import logger
+    from refundflow.logs import logger
 
     logger.exception(message, extra=extra)
 

@@ -67,10 +67,6 @@ class AuditSettings(EnvModel):
     audit_key_secret_name: str = Field(alias="AUDIT_KEY_SECRET_NAME")
 
 
-class SecretsSettings(EnvModel):
-    secrets_cache_seconds: int = Field(default=300, alias="SECRETS_CACHE_SECONDS")
-
-
 class ConnectorSettings(EnvModel):
     connect_timeout_seconds: float = Field(default=3.05, alias="CONNECTOR_CONNECT_TIMEOUT_SECONDS")
     # Worst case per call: (connect + read) x (1 + retries) + backoff, well inside the 60 s Lambda timeout.

@@ -147,12 +147,13 @@ def test_the_bundle_check_also_imports_what_a_platform_function_loads_on_first_u
 
     from local.tools import first_use_imports, import_problem
 
-    # GIVEN the catalog: each platform function loads its connector on first use, intake every inbound module
+    # GIVEN the catalog: each platform function loads its connector on first use, intake the routes other than refund
+    # requests (refundflow.intake_routes) and every inbound module
     for entry in catalog.platforms():
         for role in entry.function_roles:
             assert first_use_imports(entry.logical_id(role)) == (f"refundflow.platforms.{entry.name}.connector",)
     inbound = {f"refundflow.platforms.{entry.name}.inbound" for entry in catalog.platforms() if entry.inbound}
-    assert set(first_use_imports("ReceiveWebhookFunction")) == inbound
+    assert set(first_use_imports("ReceiveWebhookFunction")) == {"refundflow.intake_routes", *inbound}
     assert first_use_imports("GetRefundFunction") == ()
     # WHEN a handler imports but the SDK its connector needs is not in the bundle
     (tmp_path / "app.py").write_text("def lambda_handler(event, context):\n    return None\n")

@@ -19,14 +19,18 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import BotoCoreError, ClientError
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.exceptions import ClientError
 
 from refundflow.adapters.aws import client as aws_client
+from refundflow.adapters.table_calls import (
+    call_dynamodb,
+    delivery_marker_put,
+    to_item,
+)
 from refundflow.audit import GENESIS_HASH, AuditKeys
 from refundflow.errors import (
     ConcurrentModification,
-    GuardUnavailable,
     IdempotencyConflict,
     IllegalTransition,
     InsufficientRefundableAmount,
@@ -57,46 +61,15 @@ from refundflow.ports import (
     ProviderRefundEntry,
     ReconciliationMarker,
     RefundStore,
+    RequestedRefund,
     StatusMove,
     StatusQueue,
     StoreWrite,
 )
 from refundflow.status import RefundStatus, can_transition
 
-_serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
-_TRANSIENT_CODES = {
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-    "ServiceUnavailable",
-    "TransactionConflictException",
-    "TransactionInProgressException",
-    "LimitExceededException",
-}
-
-
-def call_dynamodb(dynamodb: Any, operation: str, **kwargs: Any) -> Any:
-    """One DynamoDB call, its failures as refundflow's errors: busy (throttled, a transaction in the way) is a
-    ``TransientError``, a failed condition or a cancelled transaction is the ``ClientError`` itself (the caller says
-    what it means), anything else (and the table out of reach) is ``GuardUnavailable``: fail closed."""
-    try:
-        return getattr(dynamodb, operation)(**kwargs)
-    except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
-        if code in _TRANSIENT_CODES:
-            raise TransientError(f"DynamoDB {operation}: {code}", code="store_busy") from error
-        if code in {"ConditionalCheckFailedException", "TransactionCanceledException"}:
-            raise
-        raise GuardUnavailable(f"DynamoDB {operation} failed: {code}") from error
-    except BotoCoreError as error:
-        raise GuardUnavailable(f"DynamoDB unreachable during {operation}: {error}") from error
-
-
-SOURCE_MARKER_RETENTION = timedelta(days=400)
-# Longer than any provider re-sends a report or overlaps one with another.
 RECONCILIATION_MARKER_RETENTION = timedelta(days=400)
 # How long a bank line no payout explained waits for the settlement that announces its payout.
 BANK_LINE_RETENTION = timedelta(days=35)
@@ -182,8 +155,7 @@ def _drop_empty(document: dict[str, Any], names: Iterable[str]) -> None:
             del document[name]
 
 
-def _to_item(values: dict[str, Any]) -> dict[str, Any]:
-    return {key: _serializer.serialize(value) for key, value in values.items() if value is not None}
+_to_item = to_item
 
 
 def _from_item(item: dict[str, Any]) -> dict[str, Any]:
@@ -477,6 +449,7 @@ class RefundRepository(RefundStore):
         details: dict[str, Any] | None = None,
         entry_type: str = "RefundRequested",
         extra: Iterable[StoreWrite] = (),
+        request_stored: bool = False,
     ) -> CreateOutcome:
         """Store a new refund with its first audit entry (``entry_type``), the delivery's first-seen marker
         and ``extra`` items, in one transaction.
@@ -484,11 +457,15 @@ class RefundRepository(RefundStore):
         A delivery seen before, or a refund that already exists, returns the stored refund with
         ``created=False``: nothing is written twice. A refund created with a provider refund id claims it:
         if another refund already holds that id, ``ProviderRefundClaimed`` is raised and nothing is written.
+
+        ``request_stored``: the refund's ``REQUEST`` item is there already (the request intake wrote it with the
+        delivery's marker, :meth:`find_refund_or_request` read it back); the refund keeps its ``created_at``, the
+        moment the request was stored.
         """
         at = self._timestamp(None)
         draft = refund.model_copy(
             update={
-                "created_at": at,
+                "created_at": refund.created_at if request_stored else at,
                 "updated_at": at,
                 "status_since": self._status_since(None, refund.status, at),
                 "version": 1,
@@ -512,15 +489,21 @@ class RefundRepository(RefundStore):
                 },
                 lambda: _RefundExists(),
             ),
-            TransactItem(
-                {
-                    "Put": {
-                        "TableName": self.table_name,
-                        "Item": self._request_item(stored),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-                lambda: _RefundExists(),
+            *(
+                []
+                if request_stored
+                else [
+                    TransactItem(
+                        {
+                            "Put": {
+                                "TableName": self.table_name,
+                                "Item": self._request_item(stored),
+                                "ConditionExpression": "attribute_not_exists(pk)",
+                            }
+                        },
+                        lambda: _RefundExists(),
+                    )
+                ]
             ),
             self._entry_put(entry),
         ]
@@ -553,6 +536,22 @@ class RefundRepository(RefundStore):
         return found
 
     def find(self, refund_id: str) -> Refund | None:
+        items = self._refund_items(refund_id)
+        if not any(item["sk"]["S"] == "STATE" for item in items):
+            return None
+        return self._refund_from(items)
+
+    def find_refund_or_request(self, refund_id: str) -> Refund | RequestedRefund | None:
+        """The refund, else the request the request intake stored for it (``refundflow.request_intake``) as the
+        RECEIVED refund it becomes, with what intake verified: from one read, so that a reader never misses a
+        refund created between two. (A stored request the models refuse is a fault of intake's, never an answer:
+        the model's error is raised, the execution fails and alarms.)"""
+        items = self._refund_items(refund_id)
+        if any(item["sk"]["S"] == "STATE" for item in items):
+            return self._refund_from(items)
+        return self._requested_from(items[0]) if items else None
+
+    def _refund_items(self, refund_id: str) -> list[dict[str, Any]]:
         # REQUEST and STATE are the only items of a refund whose sort keys lie between those two.
         response = self._call(
             "query",
@@ -563,10 +562,19 @@ class RefundRepository(RefundStore):
             ),
             ConsistentRead=True,
         )
-        items = response.get("Items", [])
-        if not any(item["sk"]["S"] == "STATE" for item in items):
-            return None
-        return self._refund_from(items)
+        return list(response.get("Items", []))
+
+    @staticmethod
+    def _requested_from(item: dict[str, Any]) -> RequestedRefund:
+        values = _from_item(item)
+        fields = {key: values[key] for key in Refund.model_fields if key in values}
+        fields.update(status=RefundStatus.RECEIVED, version=1, updated_at=values["created_at"])
+        refund = Refund.model_validate(fields)
+        return RequestedRefund(
+            refund=refund,
+            delivery_id=str(values.get("delivery_id", "")),
+            verified_source=str(values.get("verified_source", refund.source.system)),
+        )
 
     def transition(
         self,
@@ -1355,23 +1363,7 @@ class RefundRepository(RefundStore):
 
     def _delivery_marker(self, platform: str, event_id: str, refund_id: str, at: datetime) -> TransactItem:
         return TransactItem(
-            {
-                "Put": {
-                    "TableName": self.table_name,
-                    "Item": _to_item(
-                        {
-                            "pk": f"SOURCE#{platform}#{event_id}",
-                            "sk": "SOURCE",
-                            "entity": "delivery",
-                            "refund_id": refund_id,
-                            "first_seen_at": at.isoformat(),
-                            "expires_at": int((at + SOURCE_MARKER_RETENTION).timestamp()),
-                        }
-                    ),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
-            lambda: _DeliverySeen(),
+            delivery_marker_put(self.table_name, platform, event_id, refund_id, at), lambda: _DeliverySeen()
         )
 
     def mark_delivery(self, platform: str, event_id: str, refund_id: str) -> bool:
@@ -1422,6 +1414,20 @@ class RefundRepository(RefundStore):
 
     def put_return_step(self, refund_id: str, step: ReturnStep) -> bool:
         return self._put_if_absent(self.return_step_put(refund_id, step))
+
+    def return_step_noted(self, refund_id: str, step: ReturnStep) -> TransactItem:
+        return TransactItem(
+            {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": _to_item(self._return_step_key(refund_id, step)),
+                    "UpdateExpression": "SET noted = :noted",
+                    "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(noted)",
+                    "ExpressionAttributeValues": {":noted": {"BOOL": True}},
+                }
+            },
+            lambda: ReturnStepExists(f"return step {step.status.value} at {step.occurred_at} is already in the trail"),
+        )
 
     def return_steps(self, refund_id: str) -> list[ReturnStep]:
         steps: list[ReturnStep] = []

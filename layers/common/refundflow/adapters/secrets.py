@@ -1,4 +1,5 @@
-"""Secrets from Secrets Manager through Powertools parameters (cached; never logged)."""
+"""Secrets from Secrets Manager through Powertools parameters (cached; never logged). No model imported: the
+request intake reads its secret through here (README, Cost per refund, "Cold import")."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import json
 from typing import Any
 
 from aws_lambda_powertools.utilities import parameters
-from pydantic import Field
 
-from refundflow import settings
+from refundflow import environment
 from refundflow.adapters.aws import client
 from refundflow.errors import ConfigurationError
+
+# How long a secret read is kept (a revoked secret stops working within this, without a cold start).
+SECRETS_CACHE_SECONDS = "SECRETS_CACHE_SECONDS"
 
 
 def get_json_secret(name: str, *, force_fetch: bool = False) -> dict[str, Any]:
@@ -19,7 +22,7 @@ def get_json_secret(name: str, *, force_fetch: bool = False) -> dict[str, Any]:
     Raises:
         ConfigurationError: the secret is missing or not a JSON object.
     """
-    max_age = settings.load(settings.SecretsSettings).secrets_cache_seconds
+    max_age = environment.integer(SECRETS_CACHE_SECONDS, 300, minimum=0)
     try:
         value = parameters.get_secret(name, transform="json", max_age=max_age, force_fetch=force_fetch)
     except parameters.exceptions.GetParameterError as error:
@@ -37,10 +40,6 @@ def put_json_secret(name: str, value: dict[str, Any]) -> None:
     parameters.get_secret(name, transform="json", force_fetch=True)
 
 
-class _SecretsPrefix(settings.EnvModel):
-    secrets_prefix: str = Field(alias="SECRETS_PREFIX")
-
-
 def platform_secret_name(platform: str, *, verification: bool = False) -> str:
     """The name of a platform's secret, by the catalog's convention: ``<SecretsPrefix><name>`` for its API
     credentials (its own function only), ``<SecretsPrefix>webhooks/<name>`` for webhook verification
@@ -52,5 +51,5 @@ def platform_secret_name(platform: str, *, verification: bool = False) -> str:
     from refundflow import catalog
 
     entry = catalog.platform(platform)
-    prefix = settings.load(_SecretsPrefix).secrets_prefix
+    prefix = environment.text("SECRETS_PREFIX")
     return entry.verification_secret_name(prefix) if verification else entry.api_secret_name(prefix)

@@ -9,6 +9,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from refundflow.adapters.aws import client as aws_client
+from refundflow.adapters.workflow_start import start_workflow
 from refundflow.errors import TransientError
 from refundflow.ports import TaskCallbacks, WorkflowStarter
 
@@ -32,18 +33,7 @@ class StepFunctionsWorkflow(_StepFunctions, WorkflowStarter):
         self.state_machine_arn = state_machine_arn
 
     def start(self, refund_id: str, payload: Mapping[str, Any]) -> str:
-        execution_arn = f"{self.state_machine_arn.replace(':stateMachine:', ':execution:')}:{refund_id}"
-        try:
-            response = self.sfn.start_execution(
-                stateMachineArn=self.state_machine_arn, name=refund_id, input=json.dumps(dict(payload))
-            )
-            return str(response["executionArn"])
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
-                return execution_arn
-            raise TransientError(f"could not start the workflow: {error}", code="workflow_unavailable") from error
-        except BotoCoreError as error:
-            raise TransientError(f"could not start the workflow: {error}", code="workflow_unavailable") from error
+        return start_workflow(self.sfn, self.state_machine_arn, refund_id, payload)
 
 
 class StepFunctionsCallbacks(_StepFunctions, TaskCallbacks):

@@ -27,7 +27,8 @@ from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from refundflow.adapters.aws import client as aws_client
-from refundflow.adapters.dynamodb import call_dynamodb, plain_values
+from refundflow.adapters.dynamodb import plain_values
+from refundflow.adapters.table_calls import call_dynamodb
 from refundflow.errors import IdempotencyConflict, InvalidRequest, TransientError
 from refundflow.money import Money
 from refundflow.ports import StoreCreditEntry, StoreCreditLedger

@@ -20,7 +20,7 @@ from typing import Any
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook, WebhookVerificationError
 
 from refundflow.errors import AuthenticationFailed, ConfigurationError
-from refundflow.ports import VerifiedSource
+from refundflow.sources import VerifiedSource
 
 REQUIRED_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 SECRET_PREFIX = "whsec_"

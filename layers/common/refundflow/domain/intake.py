@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from refundflow.audit import canonical_json
 from refundflow.domain.deployment import ensure_deployed
 from refundflow.domain.recorder import RefundRecorder
-from refundflow.errors import ConcurrentModification, Forbidden, IdempotencyConflict, InvalidRequest
+from refundflow.errors import ConcurrentModification, Forbidden, IdempotencyConflict, InvalidRequest, ReturnStepExists
 from refundflow.ids import derive_refund_id
+from refundflow.ids import request_fingerprint as fingerprint_of
 from refundflow.models import Refund, RefundRequestBody, ReturnStep, Tender
-from refundflow.ports import RefundStore, VerifiedSource, WorkflowStarter
+from refundflow.ports import RefundStore, RequestedRefund, VerifiedSource, WorkflowStarter
 from refundflow.settings import WorkflowTimingSettings
 from refundflow.status import RefundStatus
 
@@ -69,13 +68,7 @@ def source_refund_id(channel: str, system: str, reference: str) -> str:
 
 
 def request_fingerprint(body: RefundRequestBody) -> str:
-    document = body.model_dump(mode="json", by_alias=True)
-    # A request of one payment hashes as it did before split tenders existed (its stored fingerprint still matches
-    # a redelivery); ``payment`` is absent from a split-tender request's.
-    for name in ("payment", "tenders", "allocation"):
-        if document.get(name) is None:
-            document.pop(name, None)
-    return hashlib.sha256(canonical_json(document).encode()).hexdigest()
+    return fingerprint_of(body.model_dump(mode="json", by_alias=True))
 
 
 def accept_refund_request(
@@ -118,36 +111,20 @@ def accept_refund_request(
             ensure_deployed(tender_payment, body.invoice)
     repository: RefundStore = recorder.repository
     refund_id = source_refund_id(channel, body.source.system, body.source.reference)
-    fingerprint = request_fingerprint(body)
-    now = datetime.now(UTC)
-    draft = Refund(
+    draft = requested_refund(
+        body,
         refund_id=refund_id,
-        status=RefundStatus.RECEIVED,
-        version=1,
-        created_at=now,
-        updated_at=now,
-        payment=payment,
         tenders=tenders,
-        allocation_rule=body.allocation,
-        requested_amount=body.requested_amount,
-        reason=body.reason,
-        customer=body.customer,
-        source=body.source,
-        source_platform=channel,
-        order=body.order,
-        invoice=body.invoice,
-        return_info=body.return_info,
-        lines=body.lines,
-        note=body.note,
-        approved_by=body.approved_by,
-        request_fingerprint=fingerprint,
+        channel=channel,
+        at=datetime.now(UTC),
         correlation_id=correlation_id or str(uuid.uuid4()),
     )
+    fingerprint = draft.request_fingerprint
     outcome = repository.create(
         draft,
         actor=f"{channel}:{body.source.system}",
         delivery=(channel, delivery_id),
-        details={**_request_summary(body, delivery_id), "verified_source": source.name},
+        details={**_request_summary(draft, delivery_id), "verified_source": source.name},
     )
     refund = outcome.refund
     if not outcome.created and refund.request_fingerprint != fingerprint:
@@ -165,6 +142,41 @@ def accept_refund_request(
     if outcome.created or refund.status is RefundStatus.RECEIVED:
         starter.start(refund.refund_id, {"refund_id": refund.refund_id, "timing": timing.as_input()})
     return Accepted(refund=refund, duplicate=not outcome.created)
+
+
+def requested_refund(
+    body: RefundRequestBody,
+    *,
+    refund_id: str,
+    tenders: list[Tender],
+    channel: str,
+    at: datetime,
+    correlation_id: str,
+) -> Refund:
+    """The RECEIVED refund a request asks for (what the store writes as its ``REQUEST`` item and first ``STATE``)."""
+    return Refund(
+        refund_id=refund_id,
+        status=RefundStatus.RECEIVED,
+        version=1,
+        created_at=at,
+        updated_at=at,
+        payment=body.first_payment,
+        tenders=tenders,
+        allocation_rule=body.allocation,
+        requested_amount=body.requested_amount,
+        reason=body.reason,
+        customer=body.customer,
+        source=body.source,
+        source_platform=channel,
+        order=body.order,
+        invoice=body.invoice,
+        return_info=body.return_info,
+        lines=body.lines,
+        note=body.note,
+        approved_by=body.approved_by,
+        request_fingerprint=request_fingerprint(body),
+        correlation_id=correlation_id,
+    )
 
 
 def split_tenders(body: RefundRequestBody) -> list[Tender]:
@@ -191,44 +203,80 @@ def return_step_details(step: ReturnStep, **extra: Any) -> dict[str, Any]:
     return {**step.model_dump(mode="json", exclude_none=True), **extra}
 
 
-def _record_early_return_steps(refund: Refund, *, recorder: RefundRecorder) -> Refund:
-    """A refund just created (its workflow not started yet): the return steps its returns system reported
-    before the request get their audit entries, oldest first."""
-    for step in sorted(recorder.repository.return_steps(refund.refund_id), key=lambda step: step.key[1]):
-        details = return_step_details(step, before_request=True)
-        try:
-            refund = recorder.note(
-                refund,
-                RETURN_UPDATED,
-                actor=f"returns:{step.source}",
-                details=details,
-                changes={"return_seq": refund.audit_seq + 1},
-                event=RETURN_UPDATED,
-            )
-        except ConcurrentModification:  # a return update appended its own entry meanwhile: once more
-            refund = recorder.repository.get(refund.refund_id)
-            refund = recorder.note(
-                refund,
-                RETURN_UPDATED,
-                actor=f"returns:{step.source}",
-                details=details,
-                changes={"return_seq": refund.audit_seq + 1},
-                event=RETURN_UPDATED,
-            )
+def _record_early_return_steps(
+    refund: Refund, *, recorder: RefundRecorder, requested_at: datetime | None = None
+) -> Refund:
+    """A refund just created: the return steps its returns system reported before it get their audit entries.
+    Those reported before the request come first, oldest first (``before_request``); then those reported between
+    the request intake storing the request (``requested_at``) and the workflow creating its refund, in the order
+    they came (as they would have been recorded had the refund been there)."""
+
+    def after_request(step: ReturnStep) -> bool:
+        return requested_at is not None and step.recorded_at >= requested_at
+
+    def order(step: ReturnStep) -> tuple[bool, datetime]:
+        return after_request(step), step.recorded_at if after_request(step) else step.key[1]
+
+    for step in sorted(recorder.repository.return_steps(refund.refund_id), key=order):
+        details = return_step_details(step, before_request=not after_request(step))
+        for attempt in range(2):  # a return update appended its own entry meanwhile: once more
+            try:
+                refund = recorder.note(
+                    refund,
+                    RETURN_UPDATED,
+                    actor=f"returns:{step.source}",
+                    details=details,
+                    changes={"return_seq": refund.audit_seq + 1},
+                    extra=[recorder.repository.return_step_noted(refund.refund_id, step)],
+                    event=RETURN_UPDATED,
+                )
+                break
+            except ReturnStepExists:  # the step's own delivery saw the refund and recorded it
+                refund = recorder.repository.get(refund.refund_id)
+                break
+            except ConcurrentModification:
+                if attempt:
+                    raise
+                refund = recorder.repository.get(refund.refund_id)
     return refund
 
 
-def _request_summary(body: RefundRequestBody, delivery_id: str) -> dict[str, Any]:
-    """What the audit trail keeps of the request: references and amounts, no contact details."""
+def create_requested(requested: RequestedRefund, *, recorder: RefundRecorder) -> Refund:
+    """The refund of a request the request intake stored (``refundflow.request_intake``: verified, checked, its
+    ``REQUEST`` item and delivery marker written, its workflow started), created by the workflow's first step:
+    the RECEIVED refund with its first audit entry (``RefundRequested``, what the request asked, as intake wrote
+    it before), the return steps its returns system reported before it, and its event.
+
+    Exactly once: the refund's ``STATE`` item is put only if absent; a step retried after creating it finds it.
+    """
+    refund = requested.refund
+    outcome = recorder.repository.create(
+        refund,
+        actor=f"{refund.source_platform}:{refund.source.system}",
+        delivery=None,
+        details={**_request_summary(refund, requested.delivery_id), "verified_source": requested.verified_source},
+        request_stored=True,
+    )
+    refund = outcome.refund
+    if outcome.created:
+        refund = _record_early_return_steps(refund, recorder=recorder, requested_at=requested.refund.created_at)
+    if refund.status is RefundStatus.RECEIVED:
+        recorder.republish(refund)
+    return refund
+
+
+def _request_summary(refund: Refund, delivery_id: str) -> dict[str, Any]:
+    """What the audit trail keeps of the request (the refund as it was asked for): references and amounts, no
+    contact details."""
     return {
         "delivery_id": delivery_id,
-        "payment": body.first_payment.model_dump(mode="json"),
-        **({"tenders": [tender.model_dump(mode="json") for tender in body.tenders]} if body.tenders else {}),
-        **({"allocation": body.allocation} if body.allocation else {}),
-        "requested_amount": body.requested_amount.model_dump(mode="json") if body.requested_amount else "full",
-        "reason": body.reason.value,
-        "source": body.source.model_dump(mode="json"),
-        "invoice": body.invoice.model_dump(mode="json") if body.invoice else None,
-        "lines": len(body.lines),
-        "approved_by": body.approved_by.model_dump(mode="json") if body.approved_by else None,
+        "payment": refund.payment.model_dump(mode="json"),
+        **({"tenders": [tender.model_dump(mode="json") for tender in refund.tenders]} if refund.tenders else {}),
+        **({"allocation": refund.allocation_rule} if refund.allocation_rule else {}),
+        "requested_amount": refund.requested_amount.model_dump(mode="json") if refund.requested_amount else "full",
+        "reason": refund.reason.value,
+        "source": refund.source.model_dump(mode="json"),
+        "invoice": refund.invoice.model_dump(mode="json") if refund.invoice else None,
+        "lines": len(refund.lines),
+        "approved_by": refund.approved_by.model_dump(mode="json") if refund.approved_by else None,
     }

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -40,7 +41,7 @@ from refundflow.models import (
     return_lifecycle,
 )
 from refundflow.observability import logger
-from refundflow.ports import RefundStore, ReturnNews, ReturnsReader, TaskCallbacks, VerifiedSource
+from refundflow.ports import RefundStore, ReturnNews, ReturnsReader, StoreWrite, TaskCallbacks, VerifiedSource
 
 # A refund the workflow moves at the same moment: read it again and append the entry again, a few times, after a
 # short random pause that grows (the workflow's steps write a few times a second at most).
@@ -160,8 +161,18 @@ def _record_step(
         duplicate = not repository.put_return_step(refund_id, step)
         refund = repository.find(refund_id)
         if refund is not None and not duplicate and not _in_trail(repository, refund_id, step):
-            # Created meanwhile, after intake looked for early steps (else intake recorded it): its entry is here.
-            refund = _note(recorder, refund, actor, {**details, "before_request": True})
+            # Created meanwhile, after its creation looked for early steps (else the creation recorded it, or is
+            # recording it now: the step's mark lets one of the two write its entry).
+            try:
+                refund = _note(
+                    recorder,
+                    refund,
+                    actor,
+                    {**details, "before_request": True},
+                    extra=[repository.return_step_noted(refund_id, step)],
+                )
+            except ReturnStepExists:
+                refund = repository.get(refund_id)
     else:
         for attempt in range(_WRITE_ATTEMPTS):
             try:
@@ -196,7 +207,9 @@ def _record_step(
     return ReturnUpdateAccepted(refund_id=refund_id, lifecycle=lifecycle, duplicate=duplicate, refund=refund)
 
 
-def _note(recorder: RefundRecorder, refund: Refund, actor: str, details: dict[str, Any]) -> Refund:
+def _note(
+    recorder: RefundRecorder, refund: Refund, actor: str, details: dict[str, Any], extra: Iterable[StoreWrite] = ()
+) -> Refund:
     for attempt in range(_WRITE_ATTEMPTS):
         try:
             return recorder.note(
@@ -205,6 +218,7 @@ def _note(recorder: RefundRecorder, refund: Refund, actor: str, details: dict[st
                 actor=actor,
                 details=details,
                 changes={"return_seq": refund.audit_seq + 1},
+                extra=extra,
                 event=RETURN_UPDATED,
             )
         except ConcurrentModification:

@@ -36,6 +36,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from refundflow.audit import LEGACY_SCHEME, ChainVerification, verify_chain
+from refundflow.domain.views import readable_refund
 from refundflow.errors import NotFound
 from refundflow.models import AuditEntry, Refund, RefundOrigin, SplitLeg
 from refundflow.money import Money
@@ -561,7 +562,7 @@ def refund_trace(refund_id: str, *, repository: RefundStore) -> RefundTrace:
     Raises:
         NotFound: no such refund.
     """
-    return trace_of(repository.get(refund_id), repository=repository)
+    return trace_of(readable_refund(refund_id, repository=repository), repository=repository)
 
 
 def trace_of(refund: Refund, *, repository: RefundStore, payouts: PayoutHops | None = None) -> RefundTrace:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from refundflow.domain.deployment import ensure_books_representable, ensure_deployed, ensure_representable
+from refundflow.domain.intake import create_requested
 from refundflow.domain.recorder import RefundRecorder, step_result
-from refundflow.errors import InvalidRequest
+from refundflow.errors import InvalidRequest, NotFound
 from refundflow.models import StepResult
+from refundflow.ports import RequestedRefund
 from refundflow.status import RefundStatus
 
 
@@ -19,7 +21,12 @@ def validate_refund(refund_id: str, *, recorder: RefundRecorder) -> StepResult:
             anything is reserved.
         NotFound: the refund does not exist.
     """
-    refund = recorder.repository.get(refund_id)
+    # A request the request intake stored becomes its refund here (refundflow.request_intake: intake only
+    # verifies, checks, stores the request and starts this workflow).
+    found = recorder.repository.find_refund_or_request(refund_id)
+    if found is None:
+        raise NotFound(f"refund {refund_id} does not exist")
+    refund = create_requested(found, recorder=recorder) if isinstance(found, RequestedRefund) else found
     if refund.status is not RefundStatus.RECEIVED:
         return recorder.replay(refund)
     ensure_deployed(refund.payment, refund.invoice)  # checked at intake too; a deployment may have changed

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from refundflow.audit import LEGACY_SCHEME, ChainVerification, verify_chain
 from refundflow.domain.acquirer_references import reason_without_reference
 from refundflow.domain.arrival import ExpectedArrival, money_moved_at, refund_arrival
+from refundflow.errors import NotFound
 from refundflow.models import (
     ApprovalRecord,
     AuditEntry,
@@ -18,6 +19,7 @@ from refundflow.models import (
     InvoiceReference,
     PaymentReference,
     PolicyDecisionRecord,
+    Refund,
     RefundOrigin,
     RefundReason,
     ReturnInfo,
@@ -28,7 +30,7 @@ from refundflow.models import (
     return_lifecycle,
 )
 from refundflow.money import Money
-from refundflow.ports import RefundStore
+from refundflow.ports import RefundStore, RequestedRefund
 from refundflow.status import RefundStatus
 
 
@@ -90,9 +92,22 @@ class RefundView(BaseModel):
     audit: ChainVerification
 
 
+def readable_refund(refund_id: str, *, repository: RefundStore) -> Refund:
+    """The refund as a reader sees it: the stored refund, or, in the moment between the request intake storing a
+    request and its workflow's first step creating the refund, the RECEIVED refund it becomes (no audit entry yet).
+
+    Raises:
+        NotFound: neither.
+    """
+    found = repository.find_refund_or_request(refund_id)
+    if found is None:
+        raise NotFound(f"refund {refund_id} does not exist")
+    return found.refund if isinstance(found, RequestedRefund) else found
+
+
 def refund_view(refund_id: str, *, repository: RefundStore) -> RefundView:
     """Raises: NotFound."""
-    refund = repository.get(refund_id)
+    refund = readable_refund(refund_id, repository=repository)
     timeline, keyed_from_seq = repository.audit_trail(refund_id)
     # One snapshot: the state was read first, so entries the workflow appended since belong to a later state (their
     # head is not this one). The view shows the trail up to the state it shows, and verifies exactly that.

@@ -1,0 +1,71 @@
+"""What every writer of the refunds table shares that needs no model: a DynamoDB call with its failures as
+refundflow's errors, and the first-seen marker of an inbound delivery. The standard library, botocore and boto3's
+type serializer only (the request intake writes with it: README, Cost per refund, "Cold import")."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from boto3.dynamodb.types import TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from refundflow.errors import GuardUnavailable, TransientError
+
+_serializer = TypeSerializer()
+
+TRANSIENT_CODES = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+    "TransactionInProgressException",
+    "LimitExceededException",
+}
+# How long an inbound delivery's first-seen marker is kept (platforms redeliver for days; a replay after a year is
+# refused by its signature's timestamp).
+SOURCE_MARKER_RETENTION = timedelta(days=400)
+
+
+def call_dynamodb(dynamodb: Any, operation: str, **kwargs: Any) -> Any:
+    """One DynamoDB call, its failures as refundflow's errors: busy (throttled, a transaction in the way) is a
+    ``TransientError``, a failed condition or a cancelled transaction is the ``ClientError`` itself (the caller says
+    what it means), anything else (and the table out of reach) is ``GuardUnavailable``: fail closed."""
+    try:
+        return getattr(dynamodb, operation)(**kwargs)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in TRANSIENT_CODES:
+            raise TransientError(f"DynamoDB {operation}: {code}", code="store_busy") from error
+        if code in {"ConditionalCheckFailedException", "TransactionCanceledException"}:
+            raise
+        raise GuardUnavailable(f"DynamoDB {operation} failed: {code}") from error
+    except BotoCoreError as error:
+        raise GuardUnavailable(f"DynamoDB unreachable during {operation}: {error}") from error
+
+
+def to_item(values: dict[str, Any]) -> dict[str, Any]:
+    """Plain values as a DynamoDB item (attribute-value form); a value None is left out."""
+    return {key: _serializer.serialize(value) for key, value in values.items() if value is not None}
+
+
+def delivery_marker_put(table_name: str, platform: str, event_id: str, refund_id: str, at: datetime) -> dict[str, Any]:
+    """The ``Put`` of an inbound delivery's first-seen marker (``SOURCE#<platform>#<event id>``), only if absent."""
+    return {
+        "Put": {
+            "TableName": table_name,
+            "Item": to_item(
+                {
+                    "pk": f"SOURCE#{platform}#{event_id}",
+                    "sk": "SOURCE",
+                    "entity": "delivery",
+                    "refund_id": refund_id,
+                    "first_seen_at": at.isoformat(),
+                    "expires_at": int((at + SOURCE_MARKER_RETENTION).timestamp()),
+                }
+            ),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+    }
