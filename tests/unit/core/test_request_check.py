@@ -34,6 +34,7 @@ from refundflow.models import (
     TenderKind,
 )
 from refundflow.request_check import vouch
+from tests.support.fakes import refund_request_body
 
 _T = TypeVar("_T")
 ROOT = Path(__file__).resolve().parents[3]
@@ -830,18 +831,9 @@ def test_datetimes_are_dumped_as_the_model_dumps_them(written: str, dumped: str 
 def factory_document(
     *, amount: int | None = 2_500, invoice_id: str | None = "inv-1001", ticket_id: str | None = "T-77"
 ) -> dict[str, Any]:
-    """The document tests/support/fakes.refund_request_body validates (copied: that module imports the domain)."""
-    document: dict[str, Any] = {
-        "payment": {"provider": "stripe", "payment_id": "pi_3Pabc"},
-        "reason": "product_return",
-        "customer": {"email": "jane.doe@example.com", "name": "Jane Doe"},
-        "source": {"system": "returns-portal", "reference": "RMA-1001", "ticket_id": ticket_id},
-        "order": {"order_id": "ORD-RMA-1001"},
-    }
-    if amount is not None:
-        document["amount"] = {"minor_units": amount, "currency": "EUR"}
-    if invoice_id is not None:
-        document["invoice"] = {"system": "xero", "invoice_id": invoice_id}
+    """The document tests/support/fakes.refund_request_body builds, as a client sends it (no nulls)."""
+    body = refund_request_body(amount=amount, invoice_id=invoice_id, ticket_id=ticket_id)
+    document: dict[str, Any] = body.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_defaults=True)
     return document
 
 

@@ -27,6 +27,7 @@ from refundflow.adapters.dynamodb import RefundRepository, _from_item
 from refundflow.domain import intake
 from refundflow.domain.allocation import AllocationRule
 from refundflow.domain.recorder import RefundRecorder
+from refundflow.domain.trace import refund_trace
 from refundflow.domain.validation import validate_refund
 from refundflow.domain.views import refund_view
 from refundflow.errors import ConfigurationError, ReturnStepExists
@@ -286,6 +287,7 @@ def test_a_request_is_stored_and_started_once_and_its_first_step_makes_the_refun
     # AND a reader sees the RECEIVED refund with no timeline yet
     view = refund_view(refund_id, repository=repository)
     assert (view.status, view.timeline) == (RefundStatus.RECEIVED, [])
+    assert refund_trace(refund_id, repository=repository).status is RefundStatus.RECEIVED
     # WHEN the workflow's first step runs (twice: a retry)
     recorder = RefundRecorder(repository, RecordingPublisher(), publish_all=True)
     validate_refund(refund_id, recorder=recorder)
