@@ -116,8 +116,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def _observed(work: str, *arguments: Any) -> dict[str, Any]:
-    """A route's work from refundflow.intake_routes (imported with the first such request), traced and with its
-    metrics flushed."""
+    """A route's work from refundflow.intake_routes (imported with the first such request: X-Ray's SDK then traces
+    its AWS calls), its metrics flushed."""
     from refundflow import intake_routes
 
     return intake_routes.observed(getattr(intake_routes, work), *arguments)

@@ -27,7 +27,7 @@ from refundflow.domain.inbound import forward_delivery, forward_refusal
 from refundflow.domain.intake import Accepted, timing_from
 from refundflow.domain.returns import accept_return_update
 from refundflow.errors import CardDataRefused, InvalidRequest, NotFound
-from refundflow.observability import logger, metrics, tracer
+from refundflow.observability import logger, metrics
 from refundflow.receiver import Request, answer, json_answer
 
 DUPLICATE_HEADER = "Refundflow-Duplicate-Delivery"
@@ -37,10 +37,11 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def observed(work: Callable[..., dict[str, Any]], *arguments: Any) -> dict[str, Any]:
-    """``work`` traced in a subsegment of its own (X-Ray patches botocore when this module loads) and its metrics
-    flushed: what a handler's Tracer and Metrics decorators do, for routes loaded with their first request."""
+    """``work`` with its metrics flushed when it ends. Its AWS calls are traced: X-Ray's SDK patches botocore when
+    this module loads, and records each call under the invocation's segment. (Not wrapped in a Tracer method: that
+    logs every exception with its traceback, and a refused delivery is an answer here, not a fault.)"""
     try:
-        return tracer.capture_method(work)(*arguments)
+        return work(*arguments)
     finally:
         metrics.flush_metrics()
 

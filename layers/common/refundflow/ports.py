@@ -924,7 +924,7 @@ class RefundStore(ABC):
     @abstractmethod
     def return_step_put(self, refund_id: str, step: ReturnStep) -> StoreWrite:
         """A write of ``step`` only if no step with its status and occurred_at is stored for ``refund_id``
-        (``ReturnStepExists`` otherwise): added to the transaction of its audit entry."""
+        (``ReturnStepExists`` otherwise): added to the transaction of its audit entry, and marked as recorded."""
 
     @abstractmethod
     def put_return_step(self, refund_id: str, step: ReturnStep) -> bool:

@@ -27,12 +27,21 @@ from refundflow.adapters.dynamodb import RefundRepository, _from_item
 from refundflow.domain import intake
 from refundflow.domain.allocation import AllocationRule
 from refundflow.domain.recorder import RefundRecorder
+from refundflow.domain.returns import accept_return_update
 from refundflow.domain.trace import refund_trace
 from refundflow.domain.validation import validate_refund
 from refundflow.domain.views import refund_view
 from refundflow.errors import ConfigurationError, ReturnStepExists
 from refundflow.ids import request_fingerprint
-from refundflow.models import BooksSystem, PaymentProvider, RefundRequestBody, ReturnStatus, ReturnStep
+from refundflow.models import (
+    BooksSystem,
+    PaymentProvider,
+    RefundRequestBody,
+    ReturnStatus,
+    ReturnStep,
+    ReturnUpdateBody,
+)
+from refundflow.sources import VerifiedSource
 from refundflow.status import RefundStatus
 from tests.support.api_events import http_api_event, standard_webhook_headers
 from tests.support.fakes import REGION, TEST_AUDIT_KEYS, RecordingPublisher, create_tables
@@ -381,3 +390,37 @@ def test_a_return_step_between_the_request_and_its_refund_is_recorded_once(api: 
     trail, _ = repository.audit_trail(refund_id)
     updates = [entry.details for entry in trail if entry.type == "ReturnUpdated"]
     assert [(entry["status"], entry["before_request"]) for entry in updates] == [("in_transit", False)]
+
+
+def test_a_step_delivered_while_the_refund_is_being_made_is_recorded_once(api: Intake) -> None:
+    # GIVEN a request stored by intake
+    refund_id = accepted(api.post(ORDINARY, delivery_id="msg_1"))["refund_id"]
+    repository = api.repository()
+    recorder = RefundRecorder(repository, RecordingPublisher(), publish_all=True)
+    listed = repository.return_steps
+    delivered: list[Any] = []
+
+    def steps_after_a_delivery(refund_id: str) -> list[ReturnStep]:
+        # WHEN a step's delivery is recorded the moment after the refund was made (it sees the refund and writes its
+        # own entry), before the creation lists the steps to record
+        if not delivered:
+            delivered.append(None)
+            update = ReturnUpdateBody.model_validate(
+                {
+                    "source": {"system": SOURCE, "reference": ORDINARY["source"]["reference"]},
+                    "status": "in_transit",
+                    "occurred_at": "2026-12-01T09:00:00Z",
+                }
+            )
+            delivered[0] = accept_return_update(
+                update, source=VerifiedSource(SOURCE), delivery_id="ret-1", recorder=recorder, callbacks=None
+            )
+        return listed(refund_id)
+
+    repository.return_steps = steps_after_a_delivery  # type: ignore[method-assign]
+    validate_refund(refund_id, recorder=recorder)
+    # THEN the step has one entry, its delivery's, not reported before the request
+    trail, _ = repository.audit_trail(refund_id)
+    updates = [entry.details for entry in trail if entry.type == "ReturnUpdated"]
+    assert [(entry["status"], entry.get("before_request", False)) for entry in updates] == [("in_transit", False)]
+    assert delivered[0].duplicate is False

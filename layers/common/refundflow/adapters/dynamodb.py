@@ -1397,15 +1397,23 @@ class RefundRepository(RefundStore):
         status, occurred = step.key
         return {"pk": f"RETURN#{refund_id}", "sk": f"STEP#{occurred.isoformat()}#{status.value}"}
 
-    def return_step_put(self, refund_id: str, step: ReturnStep) -> TransactItem:
+    def return_step_put(self, refund_id: str, step: ReturnStep, *, noted: bool = True) -> TransactItem:
         """The step's own item in the refund's ``RETURN#`` partition (stored also before the refund exists),
-        put only if absent: the same step delivered again is never written twice."""
+        put only if absent: the same step delivered again is never written twice. ``noted``: written with its audit
+        entry (:meth:`return_step_noted` then refuses to record it again)."""
         document = step.model_dump(mode="json")
         return TransactItem(
             {
                 "Put": {
                     "TableName": self.table_name,
-                    "Item": _to_item({**document, **self._return_step_key(refund_id, step), "entity": "return_step"}),
+                    "Item": _to_item(
+                        {
+                            **document,
+                            **self._return_step_key(refund_id, step),
+                            "entity": "return_step",
+                            "noted": True if noted else None,
+                        }
+                    ),
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             },
@@ -1413,7 +1421,7 @@ class RefundRepository(RefundStore):
         )
 
     def put_return_step(self, refund_id: str, step: ReturnStep) -> bool:
-        return self._put_if_absent(self.return_step_put(refund_id, step))
+        return self._put_if_absent(self.return_step_put(refund_id, step, noted=False))
 
     def return_step_noted(self, refund_id: str, step: ReturnStep) -> TransactItem:
         return TransactItem(

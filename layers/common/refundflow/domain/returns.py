@@ -41,7 +41,15 @@ from refundflow.models import (
     return_lifecycle,
 )
 from refundflow.observability import logger
-from refundflow.ports import RefundStore, ReturnNews, ReturnsReader, StoreWrite, TaskCallbacks, VerifiedSource
+from refundflow.ports import (
+    RefundStore,
+    RequestedRefund,
+    ReturnNews,
+    ReturnsReader,
+    StoreWrite,
+    TaskCallbacks,
+    VerifiedSource,
+)
 
 # A refund the workflow moves at the same moment: read it again and append the entry again, a few times, after a
 # short random pause that grows (the workflow's steps write a few times a second at most).
@@ -154,10 +162,13 @@ def _record_step(
     repository = recorder.repository
     actor = f"returns:{step.source}"
     details = return_step_details(step, delivery_id=delivery_id)
-    refund = repository.find(refund_id)
+    found = repository.find_refund_or_request(refund_id)
+    refund = found if isinstance(found, Refund) else None
+    # The request intake may have stored the request already, its workflow not yet made the refund.
+    after_request = isinstance(found, RequestedRefund)
     duplicate = False
     if refund is None:
-        # Before the request: kept under the refund id the request will have; intake records it on creation.
+        # Before the refund: kept under the refund id the request has (or will have); its creation records it.
         duplicate = not repository.put_return_step(refund_id, step)
         refund = repository.find(refund_id)
         if refund is not None and not duplicate and not _in_trail(repository, refund_id, step):
@@ -168,7 +179,7 @@ def _record_step(
                     recorder,
                     refund,
                     actor,
-                    {**details, "before_request": True},
+                    {**details, "before_request": not after_request},
                     extra=[repository.return_step_noted(refund_id, step)],
                 )
             except ReturnStepExists:
