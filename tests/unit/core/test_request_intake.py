@@ -26,12 +26,13 @@ from refundflow import catalog, request_check, request_intake, settings
 from refundflow.adapters.dynamodb import RefundRepository, _from_item
 from refundflow.domain import intake
 from refundflow.domain.allocation import AllocationRule
+from refundflow.domain.approval import ApproverIdentity, decide_approval
 from refundflow.domain.recorder import RefundRecorder
 from refundflow.domain.returns import accept_return_update
 from refundflow.domain.trace import refund_trace
 from refundflow.domain.validation import validate_refund
 from refundflow.domain.views import refund_view
-from refundflow.errors import ConfigurationError, ReturnStepExists
+from refundflow.errors import ConfigurationError, IllegalTransition, ReturnStepExists
 from refundflow.ids import request_fingerprint
 from refundflow.models import (
     BooksSystem,
@@ -41,10 +42,11 @@ from refundflow.models import (
     ReturnStep,
     ReturnUpdateBody,
 )
+from refundflow.policy import load_default_policy
 from refundflow.sources import VerifiedSource
 from refundflow.status import RefundStatus
 from tests.support.api_events import http_api_event, standard_webhook_headers
-from tests.support.fakes import REGION, TEST_AUDIT_KEYS, RecordingPublisher, create_tables
+from tests.support.fakes import REGION, TEST_AUDIT_KEYS, FakeTaskCallbacks, RecordingPublisher, create_tables
 
 SOURCE = "returns-portal"
 SECRET = "whsec_" + base64.b64encode(b"request-intake-test-signing-secret").decode()
@@ -296,6 +298,7 @@ def test_a_request_is_stored_and_started_once_and_its_first_step_makes_the_refun
     # AND a reader sees the RECEIVED refund with no timeline yet
     view = refund_view(refund_id, repository=repository)
     assert (view.status, view.timeline) == (RefundStatus.RECEIVED, [])
+    assert (view.audit.intact, view.audit.entries) == (True, 0)  # an empty trail, not a broken one
     assert refund_trace(refund_id, repository=repository).status is RefundStatus.RECEIVED
     # WHEN the workflow's first step runs (twice: a retry)
     recorder = RefundRecorder(repository, RecordingPublisher(), publish_all=True)
@@ -389,7 +392,7 @@ def test_a_return_step_between_the_request_and_its_refund_is_recorded_once(api: 
     # THEN the trail holds one entry for it, reported after the request (not before it)
     trail, _ = repository.audit_trail(refund_id)
     updates = [entry.details for entry in trail if entry.type == "ReturnUpdated"]
-    assert [(entry["status"], entry["before_request"]) for entry in updates] == [("in_transit", False)]
+    assert [(entry["status"], entry.get("before_request", False)) for entry in updates] == [("in_transit", False)]
 
 
 def test_a_step_delivered_while_the_refund_is_being_made_is_recorded_once(api: Intake) -> None:
@@ -424,3 +427,22 @@ def test_a_step_delivered_while_the_refund_is_being_made_is_recorded_once(api: I
     updates = [entry.details for entry in trail if entry.type == "ReturnUpdated"]
     assert [(entry["status"], entry.get("before_request", False)) for entry in updates] == [("in_transit", False)]
     assert delivered[0].duplicate is False
+
+
+def test_an_approval_before_the_refund_is_made_is_answered_as_for_a_received_refund(api: Intake) -> None:
+    # GIVEN a request stored by intake, its refund not made yet
+    refund_id = accepted(api.post(ORDINARY, delivery_id="msg_1"))["refund_id"]
+    repository = api.repository()
+    recorder = RefundRecorder(repository, RecordingPublisher(), publish_all=True)
+    # WHEN an approver decides on it THEN it is not waiting for a decision (409, as for a RECEIVED refund), not 404
+    with pytest.raises(IllegalTransition) as refused:
+        decide_approval(
+            refund_id,
+            "approve",
+            None,
+            ApproverIdentity(subject="lee", role="finance", token_id="jti-early"),
+            recorder=recorder,
+            policy=load_default_policy(),
+            callbacks=FakeTaskCallbacks(),
+        )
+    assert refused.value.code == "not_pending_approval"

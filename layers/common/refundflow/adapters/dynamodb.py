@@ -568,7 +568,8 @@ class RefundRepository(RefundStore):
     def _requested_from(item: dict[str, Any]) -> RequestedRefund:
         values = _from_item(item)
         fields = {key: values[key] for key in Refund.model_fields if key in values}
-        fields.update(status=RefundStatus.RECEIVED, version=1, updated_at=values["created_at"])
+        # No audit entry yet: its trail is the empty chain (verified intact with no entries).
+        fields.update(status=RefundStatus.RECEIVED, version=1, updated_at=values["created_at"], audit_head=GENESIS_HASH)
         refund = Refund.model_validate(fields)
         return RequestedRefund(
             refund=refund,

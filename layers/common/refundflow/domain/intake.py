@@ -218,7 +218,8 @@ def _record_early_return_steps(
         return after_request(step), step.recorded_at if after_request(step) else step.key[1]
 
     for step in sorted(recorder.repository.return_steps(refund.refund_id), key=order):
-        details = return_step_details(step, before_request=not after_request(step))
+        # Recorded as it would have been had the refund been there; a step before the request says so.
+        details = return_step_details(step) if after_request(step) else return_step_details(step, before_request=True)
         for attempt in range(2):  # a return update appended its own entry meanwhile: once more
             try:
                 refund = recorder.note(

@@ -179,7 +179,7 @@ def _record_step(
                     recorder,
                     refund,
                     actor,
-                    {**details, "before_request": not after_request},
+                    details if after_request else {**details, "before_request": True},
                     extra=[repository.return_step_noted(refund_id, step)],
                 )
             except ReturnStepExists:
