@@ -76,6 +76,11 @@ RETURN_STATUSES = frozenset(
     }
 )
 TENDER_KINDS = frozenset({"card", "wallet", "bank", "buy_now_pay_later", "gift_card", "store_credit", "other"})
+# refundflow.domain.allocation.AllocationRule's names: intake checks a request's rule by name only (the model takes any
+# name of the right shape; which rules the merchant allows is the policy's, decided at the parent's look-up).
+ALLOCATION_RULE_NAMES = frozenset(
+    {"last_captured_first", "proportional", "least_fee_first", "store_credit_last", "expression"}
+)
 STORE_CREDIT = "store_credit"
 
 # The models' patterns, matched whole (re.fullmatch: no trailing newline slips through, as with pydantic's regex).

@@ -35,10 +35,6 @@ from refundflow.receiver import Request, json_answer
 
 # The channel a request came through (refundflow.domain.intake.GENERIC_SOURCE): part of its refund id.
 CHANNEL = "refund-requests"
-# refundflow.domain.allocation's rules (intake checks the name only; the policy says which are allowed).
-ALLOCATION_RULE_NAMES = frozenset(
-    {"last_captured_first", "proportional", "least_fee_first", "store_credit_last", "expression"}
-)
 
 
 def refund_request(request: Request) -> dict[str, Any]:
@@ -190,11 +186,9 @@ def _check_what_models_do_not(asked: dict[str, Any]) -> None:
     Raises:
         InvalidRequest: ``unknown_allocation_rule``, ``invalid_locator``.
     """
-    allocation = asked["allocation"]
-    if asked["tenders"] is not None and allocation is not None and allocation not in ALLOCATION_RULE_NAMES:
-        raise InvalidRequest(
-            f"allocation {allocation!r} is not one of {sorted(ALLOCATION_RULE_NAMES)}", code="unknown_allocation_rule"
-        )
+    allocation, known = asked["allocation"], request_check.ALLOCATION_RULE_NAMES
+    if asked["tenders"] is not None and allocation is not None and allocation not in known:
+        raise InvalidRequest(f"allocation {allocation!r} is not one of {sorted(known)}", code="unknown_allocation_rule")
     payments = [asked["payment"], *(tender["payment"] for tender in asked["tenders"] or [])]
     if any(payment is not None and payment["locator"] for payment in payments):
         from refundflow.domain.deployment import check_locator

@@ -14,16 +14,11 @@ from refundflow.ids import derive_refund_id
 from refundflow.ids import request_fingerprint as fingerprint_of
 from refundflow.models import Refund, RefundRequestBody, ReturnStep, Tender
 from refundflow.ports import RefundStore, RequestedRefund, VerifiedSource, WorkflowStarter
+from refundflow.request_check import ALLOCATION_RULE_NAMES
 from refundflow.settings import WorkflowTimingSettings
 from refundflow.status import RefundStatus
 
 GENERIC_SOURCE = "refund-requests"
-# The allocation rules' names (refundflow.domain.allocation.AllocationRule): intake checks only that a request names
-# one of them (it does not load the policy: cold start); which of them the merchant allows is decided when the
-# parent is looked up (refundflow.domain.split_tenders.look_up_payment), before anything is decided or reserved.
-ALLOCATION_RULE_NAMES = frozenset(
-    {"last_captured_first", "proportional", "least_fee_first", "store_credit_last", "expression"}
-)
 # The audit entry of a return step (domain.returns), also written here for steps reported before the request.
 RETURN_UPDATED = "ReturnUpdated"
 
