@@ -59,7 +59,9 @@ def create_refund_request(request: Request) -> dict[str, Any]:
     ),
 )
 def report_delivery_failure(request: Request) -> dict[str, Any]:
-    return _observed("delivery_failure", request)
+    from refundflow import intake_routes  # with the first such request (README, Cost per refund, "Cold import")
+
+    return intake_routes.observed(intake_routes.delivery_failure, request)
 
 
 @receiver.post(
@@ -83,7 +85,9 @@ def report_delivery_failure(request: Request) -> dict[str, Any]:
     ),
 )
 def report_return_update(request: Request) -> dict[str, Any]:
-    return _observed("return_update", request)
+    from refundflow import intake_routes
+
+    return intake_routes.observed(intake_routes.return_update, request)
 
 
 @receiver.post(
@@ -107,20 +111,14 @@ def report_return_update(request: Request) -> dict[str, Any]:
     ),
 )
 def platform_webhook(request: Request, platform: str) -> dict[str, Any]:
-    return _observed("platform_webhook", request, platform)
+    from refundflow import intake_routes
+
+    return intake_routes.observed(intake_routes.platform_webhook, request, platform)
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return receiver.resolve(event)
-
-
-def _observed(work: str, *arguments: Any) -> dict[str, Any]:
-    """A route's work from refundflow.intake_routes (imported with the first such request: X-Ray's SDK then traces
-    its AWS calls), its metrics flushed."""
-    from refundflow import intake_routes
-
-    return intake_routes.observed(getattr(intake_routes, work), *arguments)
 
 
 def __getattr__(name: str) -> Any:

@@ -17,12 +17,14 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from local.cfn import Stack
 from local.lambdas import LambdaContext, load_handler_module
 from local.stack import forget_process_caches
 from refundflow import catalog, request_check, request_intake, settings
+from refundflow.adapters.aws import client as aws_client
 from refundflow.adapters.dynamodb import RefundRepository, _from_item
 from refundflow.domain import intake
 from refundflow.domain.allocation import AllocationRule
@@ -444,3 +446,24 @@ def test_an_approval_before_the_refund_is_made_is_answered_as_for_a_received_ref
             callbacks=FakeTaskCallbacks(),
         )
     assert refused.value.code == "not_pending_approval"
+
+
+def test_a_request_whose_transaction_another_cancelled_is_a_503_to_retry_not_a_conflict(
+    api: Intake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN DynamoDB cancels intake's transaction because another one was writing the same items (the same request
+    # delivered twice at once)
+    def cancelled(**_: Any) -> None:
+        raise ClientError(
+            {
+                "Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
+                "CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}],
+            },
+            "TransactWriteItems",
+        )
+
+    monkeypatch.setattr(aws_client("dynamodb"), "transact_write_items", cancelled)
+    # WHEN it is delivered THEN the sender is told to retry (503 store_busy), as the refund store tells its callers
+    busy = problem(api.post(ORDINARY, delivery_id="msg_1"), 503)
+    assert busy["code"] == "store_busy"
+    assert api.executions() == []

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -24,9 +24,12 @@ from botocore.exceptions import ClientError
 
 from refundflow.adapters.aws import client as aws_client
 from refundflow.adapters.table_calls import (
+    TransactItem,
     call_dynamodb,
     delivery_marker_put,
+    put_if_absent,
     to_item,
+    transact,
 )
 from refundflow.audit import GENESIS_HASH, AuditKeys
 from refundflow.errors import (
@@ -225,16 +228,6 @@ def _provider_refund_entry(provider_refund_id: str, values: dict[str, Any]) -> P
     )
 
 
-@dataclass(frozen=True)
-class TransactItem:
-    """One extra item of a status-change transaction and the error to raise if its condition fails."""
-
-    operation: dict[str, Any]
-    on_condition_failed: Callable[[], RefundflowError] = field(
-        default=lambda: ConcurrentModification("a related item changed concurrently")
-    )
-
-
 def _own(item: StoreWrite) -> TransactItem:
     """A write this store made (the port keeps them opaque); anything else is a programming error."""
     if not isinstance(item, TransactItem):
@@ -306,19 +299,7 @@ class RefundRepository(RefundStore):
         return call_dynamodb(self.dynamodb, operation, **kwargs)
 
     def _transact(self, items: Sequence[TransactItem], token: str | None = None) -> None:
-        kwargs: dict[str, Any] = {"TransactItems": [item.operation for item in items]}
-        if token:
-            kwargs["ClientRequestToken"] = token[:36]
-        try:
-            self._call("transact_write_items", **kwargs)
-        except ClientError as error:
-            reasons = error.response.get("CancellationReasons") or []
-            for item, reason in zip(items, reasons, strict=False):
-                if reason.get("Code") == "ConditionalCheckFailed":
-                    raise item.on_condition_failed() from error
-            if any(reason.get("Code") in {"TransactionConflict", "ThrottlingError"} for reason in reasons):
-                raise TransientError("DynamoDB transaction conflict", code="store_busy") from error
-            raise ConcurrentModification("transaction cancelled") from error
+        transact(self.dynamodb, items, token)
 
     # ------------------------------------------------------------------ refunds
 
@@ -1373,13 +1354,7 @@ class RefundRepository(RefundStore):
 
     def _put_if_absent(self, marker: TransactItem) -> bool:
         """Put a first-seen marker on its own (its condition: not there yet); False if it was there."""
-        try:
-            self._call("put_item", **marker.operation["Put"])
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return put_if_absent(self.dynamodb, marker.operation["Put"])
 
     def delivery_refund_id(self, platform: str, event_id: str) -> str | None:
         response = self._call(

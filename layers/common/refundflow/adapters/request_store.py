@@ -8,12 +8,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
+from refundflow.adapters.table_calls import (
+    TransactItem,
+    call_dynamodb,
+    delivery_marker_put,
+    put_if_absent,
+    to_item,
+    transact,
+)
+from refundflow.errors import IdempotencyConflict, RefundflowError
+from refundflow.status import RefundStatus
 
-from refundflow.adapters.table_calls import call_dynamodb, delivery_marker_put, to_item
-from refundflow.errors import ConcurrentModification, IdempotencyConflict
-
-RECEIVED = "RECEIVED"
+RECEIVED = RefundStatus.RECEIVED.value
 
 
 @dataclass(frozen=True)
@@ -37,39 +43,25 @@ class RequestStore:
 
         Raises:
             IdempotencyConflict: the delivery id was used before for another refund's request.
-            GuardUnavailable, TransientError: the table could not be written (nothing was).
+            TransientError: another transaction or throttling cancelled it (``store_busy``: a retry finds what won).
+            GuardUnavailable: the table could not be written (nothing was).
         """
         refund_id = request["refund_id"]
         marker = delivery_marker_put(self.table_name, channel, delivery_id, refund_id, datetime.now(UTC))
         item = to_item({**request, "pk": f"REFUND#{refund_id}", "sk": "REQUEST", "entity": "refund_request"})
+        stored = {
+            "Put": {"TableName": self.table_name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}
+        }
         try:
-            call_dynamodb(
-                self.dynamodb,
-                "transact_write_items",
-                TransactItems=[
-                    marker,
-                    {
-                        "Put": {
-                            "TableName": self.table_name,
-                            "Item": item,
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                ],
-            )
+            transact(self.dynamodb, [TransactItem(marker, _DeliverySeen), TransactItem(stored, _RequestStored)])
             return StoredRequest(created=True, fingerprint=request["request_fingerprint"], status=RECEIVED)
-        except ClientError as error:
-            failed = [reason.get("Code") for reason in error.response.get("CancellationReasons") or []]
-            if failed[:1] == ["ConditionalCheckFailed"]:
-                first = self._marked_refund_id(channel, delivery_id)
-                if first != refund_id:
-                    raise IdempotencyConflict(
-                        f"delivery id {delivery_id} was already used for another refund request"
-                    ) from None
-            elif failed[1:2] == ["ConditionalCheckFailed"]:
-                self._mark(marker)  # the same request under another delivery id: that id is spent too
-            else:
-                raise ConcurrentModification("the request's transaction was cancelled") from error
+        except _DeliverySeen:  # the marker goes first: a redelivery, or the id spent on another request
+            if self._marked_refund_id(channel, delivery_id) != refund_id:
+                raise IdempotencyConflict(
+                    f"delivery id {delivery_id} was already used for another refund request"
+                ) from None
+        except _RequestStored:
+            put_if_absent(self.dynamodb, marker["Put"])  # the same request under another delivery id: spent too
         return self._stored(refund_id)
 
     def _stored(self, refund_id: str) -> StoredRequest:
@@ -104,9 +96,16 @@ class RequestStore:
         item = response.get("Item")
         return item["refund_id"]["S"] if item else None
 
-    def _mark(self, marker: dict[str, Any]) -> None:
-        try:
-            call_dynamodb(self.dynamodb, "put_item", **marker["Put"])
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
+
+class _DeliverySeen(RefundflowError):
+    code = "delivery_seen"
+
+    def __init__(self) -> None:
+        super().__init__("delivery seen before")
+
+
+class _RequestStored(RefundflowError):
+    code = "request_stored"
+
+    def __init__(self) -> None:
+        super().__init__("request stored before")

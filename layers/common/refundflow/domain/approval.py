@@ -16,12 +16,13 @@ from typing import Literal
 from pydantic import Field
 
 from refundflow.domain.recorder import RefundRecorder, step_result
+from refundflow.domain.views import readable_refund
 from refundflow.domain.waiting import WaitFor, resume_waiting
 from refundflow.errors import AuthenticationFailed, Forbidden, IllegalTransition, NotFound
 from refundflow.events import APPROVAL_ESCALATED
 from refundflow.models import ApprovalRecord, FailureRecord, Refund, StepResult, StrictModel
 from refundflow.policy import Policy
-from refundflow.ports import RefundStore, RequestedRefund, TaskCallbacks
+from refundflow.ports import RefundStore, TaskCallbacks
 from refundflow.status import RefundStatus
 
 APPROVAL_TOKENS = "approval-token"
@@ -128,12 +129,9 @@ def approvers_refund(
         raise _token_spent()
     if approver.bound_refund_id and approver.bound_refund_id != refund_id:
         raise _no_such_refund(refund_id)
-    found = repository.find_refund_or_request(refund_id)
-    if found is None:
-        raise _no_such_refund(refund_id)
-    # A request intake stored whose refund its workflow has not made yet is the RECEIVED refund it becomes: not
-    # waiting for anyone's decision (409), as a reader sees it (GET /refunds/{id}).
-    return (found.refund if isinstance(found, RequestedRefund) else found), approver.token_id
+    # As a reader sees it (GET /refunds/{id}): a request whose refund its workflow has not made yet is the RECEIVED
+    # refund it becomes, waiting for nobody's decision (409).
+    return readable_refund(refund_id, repository=repository), approver.token_id
 
 
 def _token_spent() -> AuthenticationFailed:
