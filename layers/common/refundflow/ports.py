@@ -639,6 +639,12 @@ class CreatedRefund(Protocol):
     @property
     def duplicate_delivery(self) -> bool: ...
 
+    @property
+    def written(self) -> tuple[Refund, ...]:
+        """The refund as after each entry the creation wrote (as created, then after each ``then`` move); empty when
+        nothing was written."""
+        ...
+
 
 @dataclass(frozen=True)
 class ProviderRefundEntry:
@@ -763,9 +769,11 @@ class RefundStore(ABC):
         entry_type: str = "RefundRequested",
         extra: Iterable[StoreWrite] = (),
         request_stored: bool = False,
+        then: Sequence[StatusMove] = (),
     ) -> CreatedRefund:
         """Store a new refund, its first audit entry, the delivery's first-seen marker and ``extra`` (once);
-        ``request_stored``: intake stored its request already (:meth:`find_refund_or_request`).
+        ``request_stored``: intake stored its request already (:meth:`find_refund_or_request`); ``then``: status
+        changes made in the same write, an audit entry each (as :meth:`transition_through`).
 
         Raises:
             ProviderRefundClaimed: the refund names a provider refund id another refund holds (nothing written).

@@ -34,7 +34,7 @@ from refundflow.domain.returns import accept_return_update
 from refundflow.domain.trace import refund_trace
 from refundflow.domain.validation import validate_refund
 from refundflow.domain.views import refund_view
-from refundflow.errors import ConfigurationError, IllegalTransition, ReturnStepExists
+from refundflow.errors import ConfigurationError, IllegalTransition, InvalidRequest, ReturnStepExists
 from refundflow.ids import request_fingerprint
 from refundflow.models import (
     BooksSystem,
@@ -318,6 +318,96 @@ def test_a_request_is_stored_and_started_once_and_its_first_step_makes_the_refun
     later = accepted(api.post(ORDINARY, delivery_id="msg_3"))
     assert (later["status"], later["duplicate"]) == ("VALIDATED", True)
     assert api.executions() == [refund_id]
+
+
+class CountedWrites:
+    """A DynamoDB client that records the item keys of every write it passes on (README, Cost per refund)."""
+
+    WRITES = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.writes: list[tuple[str, list[str]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        call = getattr(self._client, name)
+        if name not in self.WRITES:
+            return call
+
+        def counted(**kwargs: Any) -> Any:
+            if name == "transact_write_items":
+                ops = [next(iter(item.values())) for item in kwargs["TransactItems"]]
+                keys = [_key_shape(op.get("Item") or op["Key"]) for op in ops]
+            else:
+                keys = [_key_shape(kwargs.get("Item") or kwargs.get("Key") or {})]
+            self.writes.append((name, keys))
+            return call(**kwargs)
+
+        return counted
+
+
+def _key_shape(item: dict[str, Any]) -> str:
+    values = _from_item({key: item[key] for key in ("pk", "sk") if key in item})
+    return f"{str(values.get('pk', '')).split('#', 1)[0]}/{str(values.get('sk', '')).split('#', 1)[0]}"
+
+
+def test_a_valid_request_becomes_its_validated_refund_in_one_write(api: Intake) -> None:
+    # GIVEN a request stored by intake, and the workflow's first step writing through a counted client
+    refund_id = accepted(api.post(ORDINARY, delivery_id="msg_1"))["refund_id"]
+    counted = CountedWrites(api.dynamodb)
+    repository = RefundRepository(api.table, counted, audit_keys=lambda: TEST_AUDIT_KEYS)
+    publisher = RecordingPublisher()
+    recorder = RefundRecorder(repository, publisher, publish_all=True)
+    # WHEN the step runs
+    result = validate_refund(refund_id, recorder=recorder)
+    # THEN one transaction made the refund VALIDATED: its state, both entries and the customer's velocity counter
+    # (not a creation, then a move)
+    assert result.status is RefundStatus.VALIDATED
+    assert counted.writes == [("transact_write_items", ["REFUND/STATE", "AUDIT/EVENT", "AUDIT/EVENT", "CUSTOMER/DAY"])]
+    refund = repository.get(refund_id)
+    trail, _ = repository.audit_trail(refund_id)
+    assert [(entry.type, entry.from_status, entry.to_status) for entry in trail] == [
+        ("RefundRequested", None, RefundStatus.RECEIVED),
+        ("StatusChanged:VALIDATED", RefundStatus.RECEIVED, RefundStatus.VALIDATED),
+    ]
+    assert trail[1].actor == "step:ValidateRefund"
+    assert trail[1].details == {"provider": "stripe", "books": "xero"}
+    assert (refund.audit_seq, refund.status_seq, refund.audit_head) == (2, 2, trail[1].hash)
+    assert trail[0].at < trail[1].at == refund.updated_at
+    assert refund_view(refund_id, repository=repository).audit.intact is True
+    # AND both statuses' events went out, in order, each as of its own entry
+    assert [(event.detail_type, event.status, event.event_id) for event in publisher.events] == [
+        ("RefundRequested", RefundStatus.RECEIVED, f"{refund_id}#1"),
+        ("RefundValidated", RefundStatus.VALIDATED, f"{refund_id}#2"),
+    ]
+    # WHEN the step is retried THEN nothing is written again; the latest status's event goes out again
+    counted.writes.clear()
+    assert validate_refund(refund_id, recorder=recorder).status is RefundStatus.VALIDATED
+    assert counted.writes == []
+    assert [event.event_id for event in publisher.events[2:]] == [f"{refund_id}#2"]
+
+
+def test_a_request_this_deployment_cannot_carry_out_is_made_received_for_the_catch_path_to_reject(
+    api: Intake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a request stored by intake, then a deployment that no longer has its books system
+    refund_id = accepted(api.post(ORDINARY, delivery_id="msg_1"))["refund_id"]
+    repository = api.repository()
+    publisher = RecordingPublisher()
+    recorder = RefundRecorder(repository, publisher, publish_all=True)
+
+    def books_gone(payment: Any, invoice: Any) -> None:
+        raise InvalidRequest("books system xero is not deployed", code="unsupported_books")
+
+    monkeypatch.setattr("refundflow.domain.validation.ensure_deployed", books_gone)
+    # WHEN the step runs THEN it refuses the refund, which exists, RECEIVED, with only its request's entry
+    with pytest.raises(InvalidRequest) as refused:
+        validate_refund(refund_id, recorder=recorder)
+    assert refused.value.code == "unsupported_books"
+    assert repository.get(refund_id).status is RefundStatus.RECEIVED
+    trail, _ = repository.audit_trail(refund_id)
+    assert [entry.type for entry in trail] == ["RefundRequested"]
+    assert [event.detail_type for event in publisher.events] == ["RefundRequested"]
 
 
 def test_other_content_under_the_same_reference_or_a_reused_delivery_id_is_a_conflict(api: Intake) -> None:

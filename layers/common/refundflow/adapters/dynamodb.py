@@ -258,6 +258,9 @@ class CreateOutcome:
     refund: Refund
     created: bool
     duplicate_delivery: bool
+    # The refund as after each entry the creation wrote (the first: as created; then one per ``then`` move); empty
+    # when nothing was written.
+    written: tuple[Refund, ...] = ()
 
 
 class RefundRepository(RefundStore):
@@ -431,9 +434,11 @@ class RefundRepository(RefundStore):
         entry_type: str = "RefundRequested",
         extra: Iterable[StoreWrite] = (),
         request_stored: bool = False,
+        then: Sequence[StatusMove] = (),
     ) -> CreateOutcome:
         """Store a new refund with its first audit entry (``entry_type``), the delivery's first-seen marker
-        and ``extra`` items, in one transaction.
+        and ``extra`` items, in one transaction; ``then``: status changes (and notes) made in the same write, one
+        audit entry each, chained after the first as if written one by one (``transition_through``).
 
         A delivery seen before, or a refund that already exists, returns the stored refund with
         ``created=False``: nothing is written twice. A refund created with a provider refund id claims it:
@@ -456,7 +461,9 @@ class RefundRepository(RefundStore):
         entry = self._audit_entry(
             draft, entry_type=entry_type, actor=actor, at=at, from_status=None, details=details or {}
         )
-        stored = draft.model_copy(update={"audit_seq": 1, "audit_head": entry.hash, "status_seq": 1})
+        created = draft.model_copy(update={"audit_seq": 1, "audit_head": entry.hash, "status_seq": 1})
+        moved = self._chain(created, self._steps(created, then))
+        stored = moved[-1].refund if moved else created
         # The delivery marker goes first: when both conditions fail, a redelivery is what happened.
         items = [self._delivery_marker(delivery[0], delivery[1], refund.refund_id, at)] if delivery else []
         items += [
@@ -487,6 +494,7 @@ class RefundRepository(RefundStore):
                 ]
             ),
             self._entry_put(entry),
+            *(self._entry_put(change.entry) for change in moved),
         ]
         if stored.provider_refund_id:
             items.append(self._provider_refund_put(stored, claim=True))
@@ -507,7 +515,8 @@ class RefundRepository(RefundStore):
             if delivery is not None:
                 self.mark_delivery(delivery[0], delivery[1], refund.refund_id)
             return CreateOutcome(self.get(refund.refund_id), created=False, duplicate_delivery=False)
-        return CreateOutcome(stored, created=True, duplicate_delivery=False)
+        written = (created, *(change.refund for change in moved))
+        return CreateOutcome(stored, created=True, duplicate_delivery=False, written=written)
 
     def get(self, refund_id: str) -> Refund:
         """Raises: NotFound."""
@@ -604,6 +613,11 @@ class RefundRepository(RefundStore):
             IllegalTransition: the state model does not allow one of the changes.
             ConcurrentModification, GuardUnavailable, TransientError: as ``transition``.
         """
+        return self._write_steps(refund, self._steps(refund, moves), extra)
+
+    @staticmethod
+    def _steps(refund: Refund, moves: Sequence[StatusMove]) -> list[_Step]:
+        """The audit entries of ``moves`` from ``refund``'s status. Raises IllegalTransition."""
         steps = []
         status = refund.status
         for move in moves:
@@ -616,7 +630,7 @@ class RefundRepository(RefundStore):
                 raise IllegalTransition(f"{refund.refund_id}: {status} -> {move.to} is not allowed")
             steps.append(_Step(move.to, f"StatusChanged:{move.to.value}", move.actor, move.details, move.changes, True))
             status = move.to
-        return self._write_steps(refund, steps, extra)
+        return steps
 
     def _write(
         self,
@@ -633,9 +647,9 @@ class RefundRepository(RefundStore):
         (change,) = self._write_steps(refund, [_Step(to, entry_type, actor, details, changes, status_change)], extra)
         return change
 
-    def _write_steps(self, refund: Refund, steps: Sequence[_Step], extra: Iterable[StoreWrite]) -> list[Change]:
-        """The STATE item as after ``steps``, conditioned on the version read, and one audit entry per step, in one
-        transaction with ``extra``."""
+    def _chain(self, refund: Refund, steps: Sequence[_Step]) -> list[Change]:
+        """``refund`` as after each of ``steps``, with its audit entry chained to the one before: one write's worth
+        (every step's version is the one after ``refund``'s)."""
         changes: list[Change] = []
         current = refund
         for step in steps:
@@ -663,7 +677,13 @@ class RefundRepository(RefundStore):
                 status_seq=entry.seq if step.status_change else current.status_seq,
             )
             changes.append(Change(current, entry))
-        stored = current
+        return changes
+
+    def _write_steps(self, refund: Refund, steps: Sequence[_Step], extra: Iterable[StoreWrite]) -> list[Change]:
+        """The STATE item as after ``steps``, conditioned on the version read, and one audit entry per step, in one
+        transaction with ``extra``."""
+        changes = self._chain(refund, steps)
+        stored = changes[-1].refund
         entries = [self._entry_put(change.entry) for change in changes]
         renamed = stored.provider_refund_id and stored.provider_refund_id != refund.provider_refund_id
         named = [self._provider_refund_put(stored)] if renamed else []

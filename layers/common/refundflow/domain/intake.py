@@ -13,7 +13,7 @@ from refundflow.errors import ConcurrentModification, Forbidden, IdempotencyConf
 from refundflow.ids import derive_refund_id
 from refundflow.ids import request_fingerprint as fingerprint_of
 from refundflow.models import Refund, RefundRequestBody, ReturnStep, Tender
-from refundflow.ports import RefundStore, RequestedRefund, VerifiedSource, WorkflowStarter
+from refundflow.ports import RefundStore, RequestedRefund, StatusMove, VerifiedSource, WorkflowStarter
 from refundflow.request_check import ALLOCATION_RULE_NAMES
 from refundflow.settings import WorkflowTimingSettings
 from refundflow.status import RefundStatus
@@ -237,11 +237,16 @@ def _record_early_return_steps(
     return refund
 
 
-def create_requested(requested: RequestedRefund, *, recorder: RefundRecorder) -> Refund:
+def create_requested(
+    requested: RequestedRefund, *, recorder: RefundRecorder, validated: StatusMove | None = None
+) -> Refund:
     """The refund of a request the request intake stored (``refundflow.request_intake``: verified, checked, its
     ``REQUEST`` item and delivery marker written, its workflow started), created by the workflow's first step:
     the RECEIVED refund with its first audit entry (``RefundRequested``, what the request asked, as intake wrote
-    it before), the return steps its returns system reported before it, and its event.
+    it before), then the return steps its returns system reported before it, and its event.
+
+    ``validated``: the step found the request valid, and the refund is VALIDATED in the same write (its entry
+    chained after the first): one transaction fewer than creating it and moving it.
 
     Exactly once: the refund's ``STATE`` item is put only if absent; a step retried after creating it finds it.
     """
@@ -252,13 +257,14 @@ def create_requested(requested: RequestedRefund, *, recorder: RefundRecorder) ->
         delivery=None,
         details={**_request_summary(refund, requested.delivery_id), "verified_source": requested.verified_source},
         request_stored=True,
+        then=[validated] if validated is not None else [],
     )
-    refund = outcome.refund
-    if outcome.created:
-        refund = _record_early_return_steps(refund, recorder=recorder, requested_at=requested.refund.created_at)
-    if refund.status is RefundStatus.RECEIVED:
-        recorder.republish(refund)
-    return refund
+    if not outcome.created:
+        if outcome.refund.status is RefundStatus.RECEIVED:
+            recorder.republish(outcome.refund)
+        return outcome.refund
+    recorder.announce_created(outcome.written, [validated] if validated is not None else [])
+    return _record_early_return_steps(outcome.refund, recorder=recorder, requested_at=refund.created_at)
 
 
 def _request_summary(refund: Refund, delivery_id: str) -> dict[str, Any]:

@@ -122,6 +122,17 @@ class RefundRecorder:
         """Publish the event of an audit entry already written (``seq``) again, under the same ``event_id``."""
         self._publish(refund, event, seq, details)
 
+    def announce_created(self, written: Sequence[Refund], moves: Sequence[StatusMove]) -> None:
+        """The events of a refund just created (``RefundStore.create``'s ``written``: as created, then after each of
+        ``moves``, made in the same write): its first status's, then each move's, as :meth:`move_through` does."""
+        created, *moved = written
+        self.republish(created)
+        for before, after, move in zip(written[:-1], moved, moves, strict=True):
+            if move.note is None:
+                published = move.details if move.event_details is None else move.event_details
+                self._publish(after, EVENT_FOR_STATUS[move.to], after.audit_seq, published)
+                _status_metrics(before, after)
+
     def republish(self, refund: Refund) -> None:
         """Publish the event of the refund's latest status change again, under the same ``event_id``."""
         self._publish(refund, EVENT_FOR_STATUS[refund.status], refund.status_seq or refund.audit_seq, {})

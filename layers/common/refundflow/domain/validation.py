@@ -6,8 +6,8 @@ from refundflow.domain.deployment import ensure_books_representable, ensure_depl
 from refundflow.domain.intake import create_requested
 from refundflow.domain.recorder import RefundRecorder, step_result
 from refundflow.errors import InvalidRequest, NotFound
-from refundflow.models import StepResult
-from refundflow.ports import RequestedRefund
+from refundflow.models import Refund, StepResult
+from refundflow.ports import RequestedRefund, StatusMove
 from refundflow.status import RefundStatus
 
 
@@ -22,13 +22,25 @@ def validate_refund(refund_id: str, *, recorder: RefundRecorder) -> StepResult:
         NotFound: the refund does not exist.
     """
     # A request the request intake stored becomes its refund here (refundflow.request_intake: intake only
-    # verifies, checks, stores the request and starts this workflow).
+    # verifies, checks, stores the request and starts this workflow): a valid one is created VALIDATED, in one
+    # write; an invalid one is created RECEIVED, and the catch path rejects it.
     found = recorder.repository.find_refund_or_request(refund_id)
     if found is None:
         raise NotFound(f"refund {refund_id} does not exist")
-    refund = create_requested(found, recorder=recorder) if isinstance(found, RequestedRefund) else found
-    if refund.status is not RefundStatus.RECEIVED:
-        return recorder.replay(refund)
+    if isinstance(found, RequestedRefund):
+        try:
+            validated = _validated(found.refund)
+        except InvalidRequest:
+            create_requested(found, recorder=recorder)
+            raise
+        return step_result(create_requested(found, recorder=recorder, validated=validated))
+    if found.status is not RefundStatus.RECEIVED:
+        return recorder.replay(found)
+    return step_result(recorder.move_through(found, [_validated(found)]))
+
+
+def _validated(refund: Refund) -> StatusMove:
+    """The move to VALIDATED of a RECEIVED refund this deployment can carry out. Raises InvalidRequest."""
     ensure_deployed(refund.payment, refund.invoice)  # checked at intake too; a deployment may have changed
     currencies = {line.amount.currency for line in refund.lines}
     if refund.requested_amount is not None:
@@ -41,8 +53,7 @@ def validate_refund(refund_id: str, *, recorder: RefundRecorder) -> StepResult:
     elif refund.invoice is not None:
         # The amount is known after the look-up (checked there); the lines only go to the books.
         ensure_books_representable(line_amounts, refund.invoice)
-    refund = recorder.move(
-        refund,
+    return StatusMove(
         RefundStatus.VALIDATED,
         actor="step:ValidateRefund",
         details={
@@ -50,4 +61,3 @@ def validate_refund(refund_id: str, *, recorder: RefundRecorder) -> StepResult:
             "books": refund.invoice.system.value if refund.invoice else None,
         },
     )
-    return step_result(refund)
