@@ -4,7 +4,7 @@ Secrets Manager calls (every session's), e-mails, and the list-price cost derive
 whole-workflow throughput on this machine. Prints JSON.
 
 Usage: python -m benchmarks.workflow [--refunds N] [--concurrency C] [--lambda-ms MS] [--provider-ms MS]
-       [--source bench|merchant-shop] [--writes]
+       [--cold-start-share S] [--init-ms MS] [--source bench|merchant-shop] [--writes]
 
 ``--writes`` adds ``dynamodb_writes_per_refund``: every DynamoDB write of a refund, by the function that made it,
 the operation, the items' key shapes (``REFUND/STATE``, ``AUDIT/EVENT``...), the units billed, per refund, and the
@@ -20,7 +20,10 @@ function makes to a payment platform or books). Durations on AWS cannot be measu
 assumes a warm compute time per invocation (``--lambda-ms``, at 256 MB: with less memory Lambda gives less CPU and
 the compute takes proportionally longer) plus a latency per platform call (``--provider-ms``), bills each invocation
 in 1 ms steps at its function's own MemorySize (template.yaml), and bills each Express execution in 100 ms steps
-for the Lambda time it waits on plus a per-state overhead.
+for the Lambda time it waits on plus a per-state overhead. A cold start's INIT phase is billed too (since 1 August
+2025): ``--cold-start-share`` of the invocations (default 1 %) each add ``--init-ms`` at their function's memory and
+to the Express execution's wait; ``cost_per_refund_usd_every_invocation_cold`` prices the same refund with every
+invocation cold (a merchant with a few refunds an hour).
 """
 
 from __future__ import annotations
@@ -67,6 +70,12 @@ COMPUTE_REFERENCE_MEMORY_MB = 256  # the memory --lambda-ms is assumed at
 EXPRESS_MEMORY_GB = 0.0625  # billed in 64 MB steps; the child holds a few KB of state
 EXPRESS_STATE_OVERHEAD_MS = 5  # assumed per state of the Express child, on top of the Lambda time it waits on
 EXPRESS_BILLING_STEP_MS = 100  # Express bills duration in 100 ms steps, per execution
+# Lambda bills a cold start's INIT phase like the invocation since 1 August 2025 (ZIP functions on managed runtimes:
+# aws.amazon.com/blogs/compute/aws-lambda-standardizes-billing-for-init-phase). Assumed: AWS's analysis of production
+# workloads finds cold starts in under 1 % of invocations; one INIT is the runtime's start (about 100 ms) plus the
+# handler's import, 140 to 330 ms on this machine's CPU (benchmarks.cold_imports; INIT runs with burst CPU).
+DEFAULT_COLD_START_SHARE = 0.01
+DEFAULT_INIT_MS = 450.0
 LAMBDA_BILLING_STEP_MS = 1  # Lambda bills duration in 1 ms steps, per invocation
 # The functions the Express child runs on the straight-through path (their time is the child's duration).
 EXPRESS_STEP_FUNCTIONS = {
@@ -243,12 +252,20 @@ def cost(
     *,
     by_function: Mapping[str, tuple[float, float]] | None = None,
     memory_mb: Mapping[str, int] | None = None,
+    cold_start_share: float = 0.0,
+    init_ms: float = 0.0,
 ) -> dict[str, float]:
     """List-price cost of one refund from its measured counts and the stated duration assumptions.
 
     ``by_function``: each function's (invocations, platform calls) per refund, billed at its own ``memory_mb``
-    (template.yaml's MemorySize); without it, every invocation is billed at ``DEFAULT_MEMORY_MB``."""
+    (template.yaml's MemorySize); without it, every invocation is billed at ``DEFAULT_MEMORY_MB``.
+
+    ``cold_start_share``: the share of invocations that start a new execution environment, each billed ``init_ms``
+    more for its INIT phase (billed like the invocation since 1 August 2025 for ZIP functions on managed runtimes)
+    at its function's memory (INIT runs with burst CPU: its time does not scale with memory), and waited on by the
+    Express execution that invoked it. Costs are expected values: each invocation starts cold independently."""
     invocations = per_refund["lambda_invocations"]
+    cold_ms = cold_start_share * math.ceil(init_ms)  # expected INIT billed per invocation, in 1 ms steps
     split = by_function is not None
     if by_function is None:
         by_function = {"(all)": (invocations, per_refund["platform_calls"])}
@@ -256,7 +273,7 @@ def cost(
     # latency of the platform calls it makes, at its function's memory. Lambda allocates CPU in proportion to
     # memory: the compute assumed at COMPUTE_REFERENCE_MEMORY_MB takes proportionally longer with less (its
     # GB-seconds stay the same); waiting on a platform takes as long whatever the memory.
-    lambda_billed_ms = 0
+    lambda_billed_ms = 0.0
     lambda_gb_s = 0.0
     for name, (function_invocations, function_calls) in sorted(by_function.items()):
         memory = (memory_mb or {}).get(name, DEFAULT_MEMORY_MB)
@@ -264,8 +281,9 @@ def cost(
         function_ms = billed_ms(
             function_invocations * compute_ms + function_calls * provider_ms, LAMBDA_BILLING_STEP_MS
         )
-        lambda_billed_ms += function_ms
-        lambda_gb_s += function_ms / 1000 * memory / 1024
+        function_ms_with_init = function_ms + function_invocations * cold_ms
+        lambda_billed_ms += function_ms_with_init
+        lambda_gb_s += function_ms_with_init / 1000 * memory / 1024
     executions = per_refund["express_executions"]
     express_billed_ms = 0.0
     if executions:
@@ -285,7 +303,16 @@ def cost(
             + per_refund["express_platform_calls"] * provider_ms
             + per_refund["express_state_transitions"] * EXPRESS_STATE_OVERHEAD_MS
         ) / executions
-        express_billed_ms = float(billed_ms(waited_ms, EXPRESS_BILLING_STEP_MS) * executions)
+        # The cold starts an execution waits on: k of its n invocations, binomially; each case billed in 100 ms steps.
+        n = round(per_refund["express_lambda_invocations"] / executions)
+        expected_ms = sum(
+            math.comb(n, k)
+            * cold_start_share**k
+            * (1 - cold_start_share) ** (n - k)
+            * billed_ms(waited_ms + k * math.ceil(init_ms), EXPRESS_BILLING_STEP_MS)
+            for k in range(n + 1)
+        )
+        express_billed_ms = expected_ms * executions
     items = {
         "step_functions_standard": per_refund["standard_state_transitions"] * PRICES["standard_transition"],
         "step_functions_express": executions * PRICES["express_request"]
@@ -305,9 +332,10 @@ def cost(
         "total_without_email": round(workflow, 10),
         "ses_email": round(email, 10),
         "total_with_email": round(workflow + email, 10),
-        "lambda_billed_ms": lambda_billed_ms,
+        "lambda_billed_ms": round(lambda_billed_ms, 3),
+        "lambda_init_billed_ms": round(invocations * cold_ms, 3),
         "lambda_gb_seconds": round(lambda_gb_s, 6),
-        "express_billed_ms": express_billed_ms,
+        "express_billed_ms": round(express_billed_ms, 3),
     }
 
 
@@ -318,6 +346,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--lambda-ms", type=float, default=120.0, help="assumed warm compute per invocation on AWS")
     parser.add_argument(
         "--provider-ms", type=float, default=300.0, help="assumed latency of one call to a payment platform or books"
+    )
+    parser.add_argument(
+        "--cold-start-share",
+        type=float,
+        default=DEFAULT_COLD_START_SHARE,
+        help="assumed share of invocations that start a new execution environment (its INIT phase is billed)",
+    )
+    parser.add_argument(
+        "--init-ms", type=float, default=DEFAULT_INIT_MS, help="assumed INIT phase of one cold start, ms billed"
     )
     parser.add_argument("--source", default="bench", help="the source system: bench (e-mail) or merchant-shop")
     parser.add_argument("--writes", action="store_true", help="list every DynamoDB write and read per refund")
@@ -379,6 +416,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         / n,
     }
+    priced: dict[str, Any] = {
+        "per_refund": per_refund,
+        "lambda_ms": args.lambda_ms,
+        "provider_ms": args.provider_ms,
+        "by_function": {name: (count / n, calls_by_function.get(name, 0) / n) for name, count in invocations.items()},
+        "memory_mb": memory,
+    }
     result = {
         "benchmark": "workflow",
         "refunds": n,
@@ -392,18 +436,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             name: round(units / n, 3) for name, units in sorted(usage["dynamodb_index_write_units"].items())
         },
         "platform_calls_by_function": {name: round(count / n, 3) for name, count in sorted(calls_by_function.items())},
-        "cost_per_refund_usd": cost(
-            per_refund,
-            args.lambda_ms,
-            args.provider_ms,
-            by_function={name: (count / n, calls_by_function.get(name, 0) / n) for name, count in invocations.items()},
-            memory_mb=memory,
-        ),
+        "cost_per_refund_usd": cost(**priced, cold_start_share=args.cold_start_share, init_ms=args.init_ms),
+        # A merchant with a few refunds an hour: every invocation starts a new execution environment.
+        "cost_per_refund_usd_every_invocation_cold": cost(**priced, cold_start_share=1.0, init_ms=args.init_ms),
         "cost_assumptions": {
             "region": "us-east-1 list prices",
             "lambda_compute_ms_per_invocation": args.lambda_ms,
             "lambda_compute_ms_assumed_at_memory_mb": COMPUTE_REFERENCE_MEMORY_MB,
             "platform_call_latency_ms": args.provider_ms,
+            "cold_start_share": args.cold_start_share,
+            "init_ms_per_cold_start": args.init_ms,
             "lambda_billing_step_ms": LAMBDA_BILLING_STEP_MS,
             "express_billing_step_ms": EXPRESS_BILLING_STEP_MS,
             "express_state_overhead_ms": EXPRESS_STATE_OVERHEAD_MS,

@@ -221,6 +221,36 @@ def test_lambda_is_billed_per_millisecond_and_express_per_started_100_ms() -> No
     assert priced["step_functions_express"] == pytest.approx(express, abs=1e-10)
 
 
+def test_a_cold_starts_init_phase_is_billed_to_lambda_and_waited_on_by_express() -> None:
+    from benchmarks.workflow import PRICES, cost
+
+    # GIVEN the refund above (3 invocations of 100.5 ms, one platform call; Express runs 2 of them and 11 states),
+    # and half the invocations starting cold with a 399.5 ms INIT phase (billed as 400 ms)
+    per_refund = {
+        **NOTHING_ELSE,
+        "lambda_invocations": 3.0,
+        "platform_calls": 1.0,
+        "express_executions": 1.0,
+        "express_lambda_invocations": 2.0,
+        "express_platform_calls": 1.0,
+        "express_state_transitions": 11.0,
+    }
+    warm = cost(per_refund, lambda_ms=100.5, provider_ms=300)
+    priced = cost(per_refund, lambda_ms=100.5, provider_ms=300, cold_start_share=0.5, init_ms=399.5)
+    # THEN Lambda bills 602 ms warm plus 3 x 0.5 x 400 = 600 ms of INIT, at the default 256 MB
+    assert (priced["lambda_billed_ms"], priced["lambda_init_billed_ms"]) == (1_202, 600)
+    extra_lambda = 0.6 * 256 / 1024 * PRICES["lambda_arm64_gb_second"]
+    assert priced["lambda"] == pytest.approx(warm["lambda"] + extra_lambda, abs=1e-10)
+    # AND Express waits 556 ms plus the cold starts of its 2 invocations: none (a quarter of the executions) billed
+    # 600 ms, one (a half) 956 -> 1,000 ms, both (a quarter) 1,356 -> 1,400 ms: 1,000 ms expected
+    assert priced["express_billed_ms"] == pytest.approx(1_000)
+    express = PRICES["express_request"] + 1.0 * 0.0625 * PRICES["express_gb_second"]
+    assert priced["step_functions_express"] == pytest.approx(express, abs=1e-10)
+    # AND the total is the warm total plus exactly those two differences
+    difference = extra_lambda + 0.4 * 0.0625 * PRICES["express_gb_second"]
+    assert priced["total_without_email"] == pytest.approx(warm["total_without_email"] + difference, abs=1e-10)
+
+
 def test_each_function_is_billed_at_its_own_memory_size() -> None:
     from benchmarks.workflow import DEFAULT_MEMORY_MB, PRICES, cost, function_memory_mb
     from local.cfn import Stack
