@@ -146,6 +146,17 @@ def run_openapi(write: bool) -> int:
 # ------------------------------------------------------------------ Mermaid diagrams
 
 
+def _choice_label(rule: dict[str, Any]) -> str:
+    """A choice rule as a transition's label: the string compared, a path that must be present, each of an And."""
+    if "And" in rule:
+        return " and ".join(_choice_label(operand) for operand in rule["And"])
+    if "StringEquals" in rule:
+        return str(rule["StringEquals"])
+    if rule.get("IsPresent") is True:
+        return f"{str(rule['Variable']).removeprefix('$.')} given"
+    return str(rule.get("Variable", ""))
+
+
 def mermaid(definition: dict[str, Any]) -> str:
     """A Mermaid stateDiagram of an ASL definition: Next, Choice branches, Catch and End."""
     lines = ["stateDiagram-v2", "  direction TB", f"  [*] --> {definition['StartAt']}"]
@@ -154,8 +165,7 @@ def mermaid(definition: dict[str, Any]) -> str:
         if kind == "Choice":
             lines.append(f"  state {name} <<choice>>")
             for choice in state.get("Choices", []):
-                label = choice.get("StringEquals") or choice.get("Variable", "")
-                lines.append(f"  {name} --> {choice['Next']}: {label}")
+                lines.append(f"  {name} --> {choice['Next']}: {_choice_label(choice)}")
             if "Default" in state:
                 lines.append(f"  {name} --> {state['Default']}: otherwise")
             continue

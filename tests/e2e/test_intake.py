@@ -313,6 +313,45 @@ def test_same_request_under_a_new_delivery_id_lands_on_the_same_refund(client: E
     assert len(client.stripe_refunds(order.payment_id)) == 1
 
 
+def states_entered_by_the_steps(stack: DevStack, refund_id: str) -> list[str]:
+    """The states the refund's Express child executions entered, in order (the real ASL on moto's interpreter)."""
+    sfn = stack.client("stepfunctions")
+    children = [
+        json.loads(event["taskSubmittedEventDetails"]["output"])["ExecutionArn"]
+        for event in stack.execution_history(refund_id)
+        if event["type"] == "TaskSubmitted"
+        and event["taskSubmittedEventDetails"]["resource"].startswith("startExecution")
+    ]
+    return [
+        event["stateEnteredEventDetails"]["name"]
+        for arn in children
+        for event in sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        if event["type"].endswith("StateEntered")
+    ]
+
+
+def test_a_request_with_one_payment_starts_with_its_providers_look_up(
+    client: E2EClient, stack: DevStack, orders: Orders
+) -> None:
+    # GIVEN a request with one payment, and an invoice to credit
+    order = orders.paid(2500, name="lookup-first")
+    refund_id = orders.submit(Orders.request(order))
+    # WHEN it goes straight through
+    assert orders.settle(refund_id)["status"] == "COMPLETED"
+    # THEN its steps began with the provider's look-up, which made and validated the refund: no ValidateRefund
+    entered = states_entered_by_the_steps(stack, refund_id)
+    assert entered[:4] == ["RouteEntry", "ProviderKnown", "LookUpPayment", "EvaluatePolicy"], entered
+    assert "ValidateRefund" not in entered
+    # AND its trail is the one a ValidateRefund step would have begun, intact
+    refund = client.refund(refund_id)
+    assert [entry["type"] for entry in refund["timeline"]][:3] == [
+        "RefundRequested",
+        "StatusChanged:VALIDATED",
+        "PaymentLookedUp",
+    ]
+    assert refund["audit"]["intact"] is True
+
+
 # ---------------------------------------------------------------------------- GET /refunds/{id}
 
 

@@ -37,6 +37,16 @@ from refundflow.receiver import Request, json_answer
 CHANNEL = "refund-requests"
 
 
+def workflow_input(refund_id: str, asked: dict[str, Any]) -> dict[str, Any]:
+    """The execution's input. A request with one payment names its provider: the workflow's first step is then the
+    provider's look-up, which makes, validates and looks up the refund in one write (``RefundSteps``'s
+    ``ProviderKnown``; a split-tender request starts with ValidateRefund). The same request gives the same input, so
+    a redelivery's start is the same start."""
+    payment = asked.get("payment")
+    known = {"provider": payment["provider"]} if payment is not None else {}
+    return {"refund_id": refund_id, "timing": workflow_timing(), **known}
+
+
 def refund_request(request: Request) -> dict[str, Any]:
     """Answer a refund request: 202 with its refund id (new or redelivered), or the problem.
 
@@ -91,7 +101,7 @@ def refund_request(request: Request) -> dict[str, Any]:
             client("stepfunctions"),
             environment.text("REFUND_WORKFLOW_ARN"),
             refund_id,
-            {"refund_id": refund_id, "timing": workflow_timing()},
+            workflow_input(refund_id, asked),
         )
     logger.info("refund request accepted", extra={"refund_id": refund_id, "duplicate": not stored.created})
     return json_answer(

@@ -29,12 +29,14 @@ from refundflow.adapters.dynamodb import RefundRepository, _from_item
 from refundflow.domain import intake
 from refundflow.domain.allocation import AllocationRule
 from refundflow.domain.approval import ApproverIdentity, decide_approval
+from refundflow.domain.failures import handle_failure
+from refundflow.domain.payments import look_up_payment
 from refundflow.domain.recorder import RefundRecorder
 from refundflow.domain.returns import accept_return_update
 from refundflow.domain.trace import refund_trace
 from refundflow.domain.validation import validate_refund
 from refundflow.domain.views import refund_view
-from refundflow.errors import ConfigurationError, IllegalTransition, InvalidRequest, ReturnStepExists
+from refundflow.errors import ConfigurationError, IllegalTransition, InvalidRequest, NotFound, ReturnStepExists
 from refundflow.ids import request_fingerprint
 from refundflow.models import (
     BooksSystem,
@@ -44,11 +46,19 @@ from refundflow.models import (
     ReturnStep,
     ReturnUpdateBody,
 )
+from refundflow.money import Money
 from refundflow.policy import load_default_policy
 from refundflow.sources import VerifiedSource
 from refundflow.status import RefundStatus
 from tests.support.api_events import http_api_event, standard_webhook_headers
-from tests.support.fakes import REGION, TEST_AUDIT_KEYS, FakeTaskCallbacks, RecordingPublisher, create_tables
+from tests.support.fakes import (
+    REGION,
+    TEST_AUDIT_KEYS,
+    FakeRefundProvider,
+    FakeTaskCallbacks,
+    RecordingPublisher,
+    create_tables,
+)
 
 SOURCE = "returns-portal"
 SECRET = "whsec_" + base64.b64encode(b"request-intake-test-signing-secret").decode()
@@ -351,13 +361,18 @@ def _key_shape(item: dict[str, Any]) -> str:
     return f"{str(values.get('pk', '')).split('#', 1)[0]}/{str(values.get('sk', '')).split('#', 1)[0]}"
 
 
+def counted_recorder(api: Intake) -> tuple[CountedWrites, Any]:
+    """A recorder on intake's table whose writes are counted, publishing to a recording publisher."""
+    counted = CountedWrites(api.dynamodb)
+    repository = RefundRepository(api.table, counted, audit_keys=lambda: TEST_AUDIT_KEYS)
+    return counted, RefundRecorder(repository, RecordingPublisher(), publish_all=True)
+
+
 def test_a_valid_request_becomes_its_validated_refund_in_one_write(api: Intake) -> None:
     # GIVEN a request stored by intake, and the workflow's first step writing through a counted client
     refund_id = accepted(api.post(ORDINARY, delivery_id="msg_1"))["refund_id"]
-    counted = CountedWrites(api.dynamodb)
-    repository = RefundRepository(api.table, counted, audit_keys=lambda: TEST_AUDIT_KEYS)
-    publisher = RecordingPublisher()
-    recorder = RefundRecorder(repository, publisher, publish_all=True)
+    counted, recorder = counted_recorder(api)
+    repository, publisher = recorder.repository, recorder.publisher
     # WHEN the step runs
     result = validate_refund(refund_id, recorder=recorder)
     # THEN one transaction made the refund VALIDATED: its state, both entries and the customer's velocity counter
@@ -408,6 +423,138 @@ def test_a_request_this_deployment_cannot_carry_out_is_made_received_for_the_cat
     trail, _ = repository.audit_trail(refund_id)
     assert [entry.type for entry in trail] == ["RefundRequested"]
     assert [event.detail_type for event in publisher.events] == ["RefundRequested"]
+
+
+def execution_input(api: Intake, refund_id: str) -> dict[str, Any]:
+    arn = f"{api.state_machine_arn.replace(':stateMachine:', ':execution:')}:{refund_id}"
+    document: dict[str, Any] = json.loads(api.sfn.describe_execution(executionArn=arn)["input"])
+    return document
+
+
+def test_a_request_with_one_payment_names_its_provider_in_the_executions_input(api: Intake) -> None:
+    # WHEN a request with one payment and a split-tender request are accepted
+    one = accepted(api.post(ORDINARY, delivery_id="msg_1"))["refund_id"]
+    split = accepted(api.post(SPLIT, delivery_id="msg_2"))["refund_id"]
+    # THEN the first execution's input names the provider (its first step is the look-up), the second's does not
+    # (ValidateRefund names the split function)
+    assert execution_input(api, one)["provider"] == "stripe"
+    assert "provider" not in execution_input(api, split)
+    assert execution_input(api, one)["timing"] == execution_input(api, split)["timing"]
+    # AND a redelivery starts the same execution with the same input
+    assert accepted(api.post(ORDINARY, delivery_id="msg_3"))["duplicate"] is True
+    assert api.executions() == sorted([one, split])
+
+
+def stripe_with(payment_id: str, captured: int, currency: str = "EUR") -> FakeRefundProvider:
+    provider = FakeRefundProvider()
+    provider.add_payment(payment_id, Money.of(captured, currency))
+    return provider
+
+
+def test_the_look_up_of_a_stored_request_makes_validates_and_looks_it_up_in_one_write(api: Intake) -> None:
+    # GIVEN a request stored by intake (2,500 EUR cents of a 4,000 payment), and its look-up writing through a
+    # counted client
+    refund_id = accepted(api.post(ORDINARY, delivery_id="msg_1"))["refund_id"]
+    counted, recorder = counted_recorder(api)
+    repository, publisher = recorder.repository, recorder.publisher
+    provider = stripe_with("pi_3Intake", 4_000)
+    # WHEN the workflow's first step is the look-up
+    result = look_up_payment(refund_id, recorder=recorder, provider=provider)
+    # THEN the payment was read once, its balance opened, and one transaction made the refund VALIDATED with its
+    # amount: its state, the three entries and the customer's velocity counter
+    assert (result.status, result.outcome, result.provider, result.books) == (
+        RefundStatus.VALIDATED,
+        "PAYMENT_FOUND",
+        PaymentProvider.STRIPE,
+        BooksSystem.XERO,
+    )
+    assert provider.method_sequence == ["get_payment"]
+    assert counted.writes == [
+        ("put_item", ["PAYMENT/REFUNDABLE"]),
+        ("transact_write_items", ["REFUND/STATE", "AUDIT/EVENT", "AUDIT/EVENT", "AUDIT/EVENT", "CUSTOMER/DAY"]),
+    ]
+    refund = repository.get(refund_id)
+    assert (refund.status, refund.amount) == (RefundStatus.VALIDATED, Money.of(2_500, "EUR"))
+    trail, _ = repository.audit_trail(refund_id)
+    assert [(entry.type, entry.actor) for entry in trail] == [
+        ("RefundRequested", f"refund-requests:{SOURCE}"),
+        ("StatusChanged:VALIDATED", "step:ValidateRefund"),
+        ("PaymentLookedUp", "provider:stripe"),
+    ]
+    assert trail[2].details["remaining"] == {"minor_units": 4_000, "currency": "EUR"}
+    assert trail[2].details["amount"] == {"minor_units": 2_500, "currency": "EUR"}
+    assert refund_view(refund_id, repository=repository).audit.intact is True
+    assert [event.detail_type for event in publisher.events] == ["RefundRequested", "RefundValidated"]
+    # WHEN the step is retried THEN the provider is not asked again and nothing is written
+    counted.writes.clear()
+    assert look_up_payment(refund_id, recorder=recorder, provider=provider).status is RefundStatus.VALIDATED
+    assert (provider.method_sequence, counted.writes) == (["get_payment"], [])
+
+
+def test_a_look_up_that_fails_leaves_the_refund_made_for_the_retry_or_the_catch_path(api: Intake) -> None:
+    # GIVEN a request stored by intake whose payment the provider does not know
+    refund_id = accepted(api.post(ORDINARY, delivery_id="msg_1"))["refund_id"]
+    repository = api.repository()
+    recorder = RefundRecorder(repository, RecordingPublisher(), publish_all=True)
+    # WHEN the look-up runs first THEN it fails as any look-up does, and the refund is made VALIDATED, no amount
+    with pytest.raises(NotFound):
+        look_up_payment(refund_id, recorder=recorder, provider=FakeRefundProvider())
+    refund = repository.get(refund_id)
+    assert (refund.status, refund.amount) == (RefundStatus.VALIDATED, None)
+    trail, _ = repository.audit_trail(refund_id)
+    assert [entry.type for entry in trail] == ["RefundRequested", "StatusChanged:VALIDATED"]
+    # AND the retry, once the provider knows the payment, looks it up as a VALIDATED refund
+    result = look_up_payment(refund_id, recorder=recorder, provider=stripe_with("pi_3Intake", 2_500))
+    assert (result.status, result.outcome) == (RefundStatus.VALIDATED, "PAYMENT_FOUND")
+    assert [entry.type for entry in repository.audit_trail(refund_id)[0]][-1] == "PaymentLookedUp"
+
+
+def test_a_look_up_first_of_a_request_this_deployment_cannot_carry_out_makes_it_received(
+    api: Intake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a request stored by intake, then a deployment that no longer has its books system
+    refund_id = accepted(api.post(ORDINARY, delivery_id="msg_1"))["refund_id"]
+    repository = api.repository()
+    recorder = RefundRecorder(repository, RecordingPublisher(), publish_all=True)
+
+    def books_gone(payment: Any, invoice: Any) -> None:
+        raise InvalidRequest("books system xero is not deployed", code="unsupported_books")
+
+    monkeypatch.setattr("refundflow.domain.validation.ensure_deployed", books_gone)
+    provider = stripe_with("pi_3Intake", 4_000)
+    # WHEN the look-up runs first THEN it refuses as ValidateRefund would, before asking the provider
+    with pytest.raises(InvalidRequest) as refused:
+        look_up_payment(refund_id, recorder=recorder, provider=provider)
+    assert refused.value.code == "unsupported_books"
+    assert provider.calls == []
+    # AND the refund is made RECEIVED, for the catch path, which rejects it with that reason
+    assert repository.get(refund_id).status is RefundStatus.RECEIVED
+    handled = handle_failure(
+        refund_id,
+        "InvalidRequest",
+        json.dumps({"errorMessage": "unsupported_books: books system xero is not deployed"}),
+        recorder=recorder,
+        max_books_attempts=3,
+    )
+    assert handled.status is RefundStatus.REJECTED
+    assert repository.get(refund_id).failure.code == "unsupported_books"  # type: ignore[union-attr]
+
+
+def test_the_catch_path_makes_and_fails_a_refund_whose_first_step_never_ran(api: Intake) -> None:
+    # GIVEN a request stored by intake whose first step's function could not be invoked
+    refund_id = accepted(api.post(ORDINARY, delivery_id="msg_1"))["refund_id"]
+    repository = api.repository()
+    recorder = RefundRecorder(repository, RecordingPublisher(), publish_all=True)
+    # WHEN the catch path handles the error
+    cause = json.dumps({"errorMessage": "Function not found"})
+    result = handle_failure(
+        refund_id, "Lambda.ResourceNotFoundException", cause, recorder=recorder, max_books_attempts=3
+    )
+    # THEN the refund is made from the request and failed, its trail intact
+    assert result.status is RefundStatus.FAILED
+    trail, _ = repository.audit_trail(refund_id)
+    assert [entry.type for entry in trail] == ["RefundRequested", "StatusChanged:FAILED"]
+    assert refund_view(refund_id, repository=repository).audit.intact is True
 
 
 def test_other_content_under_the_same_reference_or_a_reused_delivery_id_is_a_conflict(api: Intake) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 
+from refundflow.domain.intake import create_requested
 from refundflow.domain.payments import release_items
 from refundflow.domain.recorder import (
     BOOKS_PENDING,
@@ -37,6 +38,7 @@ from refundflow.errors import (
     is_kind,
 )
 from refundflow.models import FailureRecord, Refund, StepResult
+from refundflow.ports import RequestedRefund
 from refundflow.status import RefundStatus
 
 S = RefundStatus
@@ -110,7 +112,12 @@ def handle_failure(
     The child workflow stops on purpose (error ``RefundSteps.<OUTCOME>``) whenever a refund is not
     completed straight through: then the refund's status already says what happens next.
     """
-    refund = recorder.repository.get(refund_id)
+    found = recorder.repository.find_refund_or_request(refund_id)
+    if found is None:
+        raise NotFound(f"refund {refund_id} does not exist")
+    # A stored request whose first step never ran (its function could not be invoked): its refund is made here,
+    # RECEIVED, so that it is failed or rejected like any other.
+    refund = create_requested(found, recorder=recorder) if isinstance(found, RequestedRefund) else found
     error_name, cause = unwrap_child_failure(error_name, cause)
     if error_name.startswith(CHILD_STOPPED):
         if error_name == CHILD_STOPPED + LOOKUP_RETRY and _lookup_to_retry(refund):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -238,15 +239,16 @@ def _record_early_return_steps(
 
 
 def create_requested(
-    requested: RequestedRefund, *, recorder: RefundRecorder, validated: StatusMove | None = None
+    requested: RequestedRefund, *, recorder: RefundRecorder, then: Sequence[StatusMove] = ()
 ) -> Refund:
     """The refund of a request the request intake stored (``refundflow.request_intake``: verified, checked, its
     ``REQUEST`` item and delivery marker written, its workflow started), created by the workflow's first step:
     the RECEIVED refund with its first audit entry (``RefundRequested``, what the request asked, as intake wrote
     it before), then the return steps its returns system reported before it, and its event.
 
-    ``validated``: the step found the request valid, and the refund is VALIDATED in the same write (its entry
-    chained after the first): one transaction fewer than creating it and moving it.
+    ``then``: what the step that makes it found, written in the same write (each entry chained after the first):
+    ValidateRefund's move to VALIDATED; the look-up's, and the ``PaymentLookedUp`` note, when the look-up runs first
+    (``domain.payments.look_up_payment``). One transaction instead of one per step.
 
     Exactly once: the refund's ``STATE`` item is put only if absent; a step retried after creating it finds it.
     """
@@ -257,13 +259,13 @@ def create_requested(
         delivery=None,
         details={**_request_summary(refund, requested.delivery_id), "verified_source": requested.verified_source},
         request_stored=True,
-        then=[validated] if validated is not None else [],
+        then=then,
     )
     if not outcome.created:
         if outcome.refund.status is RefundStatus.RECEIVED:
             recorder.republish(outcome.refund)
         return outcome.refund
-    recorder.announce_created(outcome.written, [validated] if validated is not None else [])
+    recorder.announce_created(outcome.written, then)
     return _record_early_return_steps(outcome.refund, recorder=recorder, requested_at=refund.created_at)
 
 

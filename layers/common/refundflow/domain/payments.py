@@ -19,6 +19,7 @@ from typing import Any
 
 from refundflow import settings
 from refundflow.domain.deployment import ensure_representable
+from refundflow.domain.intake import create_requested
 from refundflow.domain.recorder import (
     AMOUNT_MISMATCH,
     BOOKS_PENDING,
@@ -32,10 +33,12 @@ from refundflow.domain.recorder import (
     RefundRecorder,
     step_result,
 )
+from refundflow.domain.validation import validated_move
 from refundflow.errors import (
     AlreadyDoneError,
     ConcurrentModification,
     IllegalTransition,
+    InvalidRequest,
     NotFound,
     OutcomeUnknownError,
     PaymentNotKnown,
@@ -65,6 +68,8 @@ from refundflow.ports import (
     ProviderRefundStatus,
     RefundProvider,
     RefundStore,
+    RequestedRefund,
+    StatusMove,
     StoreWrite,
 )
 from refundflow.status import RefundStatus
@@ -115,18 +120,62 @@ def look_up_payment(refund_id: str, *, recorder: RefundRecorder, provider: Refun
     cannot be read (``payment_lookup`` false) is not asked: what its verified news reported of the payment
     (recorded by ``apply_news``) is the only source, never the amount the request asks for.
 
+    The first step of a request whose provider the request intake named (the execution's input): the refund is
+    made from the stored request, validated and looked up in one write (:func:`_make_and_look_up`).
+
     Raises:
-        NotFound: the provider does not know the payment.
+        NotFound: the provider does not know the payment, or there is no such refund or request.
         PolicyViolation: currency mismatch, or nothing left to refund (``nothing_refundable``).
-        InvalidRequest: the amount cannot be represented by the provider or the books.
+        InvalidRequest: the amount cannot be represented by the provider or the books; a request this deployment
+            cannot carry out (as ValidateRefund).
         PaymentNotKnown: a platform that cannot be read has not reported the payment yet (a TransientError:
             the look-up is retried later, then the refund is rejected ``payment_not_known``).
         TransientError, RejectedError: from the provider.
     """
-    repository = recorder.repository
-    refund = repository.get(refund_id)
+    found = recorder.repository.find_refund_or_request(refund_id)
+    if found is None:
+        raise NotFound(f"refund {refund_id} does not exist")
+    if isinstance(found, RequestedRefund):
+        return _make_and_look_up(found, recorder=recorder, provider=provider)
+    refund = found
     if refund.status is not S.VALIDATED or refund.amount is not None:
         return recorder.replay(refund)
+    looked_up = _looked_up(refund, recorder=recorder, provider=provider)
+    assert looked_up.note is not None
+    refund = recorder.note(
+        refund, looked_up.note, actor=looked_up.actor, details=looked_up.details, changes=looked_up.changes
+    )
+    return step_result(refund, "PAYMENT_FOUND")
+
+
+def _make_and_look_up(requested: RequestedRefund, *, recorder: RefundRecorder, provider: RefundProvider) -> StepResult:
+    """A stored request's refund made by the look-up: VALIDATED and ``PaymentLookedUp`` in its creation's own write
+    (``domain.intake.create_requested``), where ValidateRefund's invocation and write, then the look-up's, did it.
+
+    Whatever stops it first leaves the refund made as far as it got, so that the step's retry, or the catch path,
+    finds a refund: one this deployment cannot carry out is made RECEIVED (the catch path rejects it, as after
+    ValidateRefund); one whose look-up failed is made VALIDATED (retried, or rejected, as any look-up).
+    """
+    try:
+        validated = validated_move(requested.refund)
+    except InvalidRequest:
+        create_requested(requested, recorder=recorder)
+        raise
+    refund = requested.refund.evolve(status=S.VALIDATED)
+    try:
+        looked_up = _looked_up(refund, recorder=recorder, provider=provider)
+    except Exception:
+        create_requested(requested, recorder=recorder, then=[validated])
+        raise
+    made = create_requested(requested, recorder=recorder, then=[validated, looked_up])
+    if made.amount is None:  # another invocation made it first, without a look-up: it is looked up now
+        return look_up_payment(made.refund_id, recorder=recorder, provider=provider)
+    return step_result(made, "PAYMENT_FOUND")
+
+
+def _looked_up(refund: Refund, *, recorder: RefundRecorder, provider: RefundProvider) -> StatusMove:
+    """The ``PaymentLookedUp`` note of a VALIDATED refund: its payment read, its balance opened, its amount fixed."""
+    repository = recorder.repository
     requested = refund.requested_amount
     if provider.capabilities.payment_lookup:
         payment = provider.get_payment(refund.payment)
@@ -160,9 +209,8 @@ def look_up_payment(refund_id: str, *, recorder: RefundRecorder, provider: Refun
             code="partial_refund_before_settlement",
         )
     ensure_representable(amount, refund.payment, refund.invoice)
-    refund = recorder.note(
-        refund,
-        "PaymentLookedUp",
+    return StatusMove(
+        S.VALIDATED,
         actor=f"provider:{provider.name}",
         details={
             "captured": balance.captured.model_dump(mode="json"),
@@ -174,8 +222,8 @@ def look_up_payment(refund_id: str, *, recorder: RefundRecorder, provider: Refun
             **({} if provider.capabilities.payment_lookup else {"from_payment_news": True}),
         },
         changes={"amount": amount, **({"failure": None} if refund.lookup_attempts else {})},
+        note="PaymentLookedUp",
     )
-    return step_result(refund, "PAYMENT_FOUND")
 
 
 def _payment_from_news(refund: Refund, *, recorder: RefundRecorder) -> ProviderPayment:

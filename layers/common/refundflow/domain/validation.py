@@ -29,17 +29,17 @@ def validate_refund(refund_id: str, *, recorder: RefundRecorder) -> StepResult:
         raise NotFound(f"refund {refund_id} does not exist")
     if isinstance(found, RequestedRefund):
         try:
-            validated = _validated(found.refund)
+            validated = validated_move(found.refund)
         except InvalidRequest:
             create_requested(found, recorder=recorder)
             raise
-        return step_result(create_requested(found, recorder=recorder, validated=validated))
+        return step_result(create_requested(found, recorder=recorder, then=[validated]))
     if found.status is not RefundStatus.RECEIVED:
         return recorder.replay(found)
-    return step_result(recorder.move_through(found, [_validated(found)]))
+    return step_result(recorder.move_through(found, [validated_move(found)]))
 
 
-def _validated(refund: Refund) -> StatusMove:
+def validated_move(refund: Refund) -> StatusMove:
     """The move to VALIDATED of a RECEIVED refund this deployment can carry out. Raises InvalidRequest."""
     ensure_deployed(refund.payment, refund.invoice)  # checked at intake too; a deployment may have changed
     currencies = {line.amount.currency for line in refund.lines}
