@@ -540,6 +540,24 @@ def test_a_look_up_first_of_a_request_this_deployment_cannot_carry_out_makes_it_
     assert repository.get(refund_id).failure.code == "unsupported_books"  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("request_body", [LINES_ONLY, SPLIT], ids=["another_provider", "split_tender"])
+def test_a_look_up_first_in_another_platforms_function_is_refused_before_any_platform_is_asked(
+    api: Intake, request_body: dict[str, Any]
+) -> None:
+    # GIVEN a request stored by intake for a PayPal payment, or split across tenders (no provider in its start)
+    refund_id = accepted(api.post(request_body, delivery_id="msg_1"))["refund_id"]
+    repository = api.repository()
+    recorder = RefundRecorder(repository, RecordingPublisher(), publish_all=True)
+    provider = stripe_with("pi_3Split", 1_500)
+    # WHEN Stripe's function is asked to make it by a start that named Stripe
+    with pytest.raises(InvalidRequest) as refused:
+        look_up_payment(refund_id, recorder=recorder, provider=provider)
+    # THEN it refuses as a misrouted call, asks no platform, and leaves the refund RECEIVED for the catch path
+    assert refused.value.code == "wrong_platform"
+    assert provider.calls == []
+    assert repository.get(refund_id).status is RefundStatus.RECEIVED
+
+
 def test_the_catch_path_makes_and_fails_a_refund_whose_first_step_never_ran(api: Intake) -> None:
     # GIVEN a request stored by intake whose first step's function could not be invoked
     refund_id = accepted(api.post(ORDINARY, delivery_id="msg_1"))["refund_id"]

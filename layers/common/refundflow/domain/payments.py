@@ -30,6 +30,7 @@ from refundflow.domain.recorder import (
     OUTCOME_UNKNOWN,
     OUTCOME_UNRESOLVED,
     PROVIDER_REVERSED,
+    SPLIT,
     RefundRecorder,
     step_result,
 )
@@ -156,7 +157,10 @@ def _make_and_look_up(requested: RequestedRefund, *, recorder: RefundRecorder, p
     finds a refund: one this deployment cannot carry out is made RECEIVED (the catch path rejects it, as after
     ValidateRefund); one whose look-up failed is made VALIDATED (retried, or rejected, as any look-up).
     """
+    asked = SPLIT if requested.refund.tenders else requested.refund.payment.provider.value
     try:
+        if asked != provider.name:  # a start that named another platform than the request's: refused, as misrouted
+            raise InvalidRequest(f"this is {provider.name}'s function, not {asked}'s", code="wrong_platform")
         validated = validated_move(requested.refund)
     except InvalidRequest:
         create_requested(requested, recorder=recorder)
