@@ -24,9 +24,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from botocore.client import BaseClient
 
 from local.cfn import Stack
+from refundflow.logs import logger as refundflow_logger
 
 
 @dataclass
@@ -98,6 +100,42 @@ def _recording_api_call(client: BaseClient, operation_name: str, api_params: dic
 
 
 BaseClient._make_api_call = _recording_api_call  # type: ignore[attr-defined]
+
+
+class _LogKeys(threading.local):
+    """The Logger keys of the function invocation running on this thread. On AWS every function is a process of its
+    own; here they share one process and one Logger (``refundflow.logs``), whose keys Powertools keeps on its
+    formatter: without this, an invocation on one thread logged another's ``function_name``, ``refund_id``...,
+    and a function invoked from another (intake forwarding news) cleared its caller's."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, Any] | None = None
+
+
+_log_keys = _LogKeys()
+
+
+def _keys_per_invocation(formatter: LambdaPowertoolsFormatter) -> None:
+    """Give ``formatter`` a ``log_format`` per thread and per invocation (``_log_keys``), each starting from the keys
+    it has now, as a fresh process's formatter would."""
+    initial = dict(formatter.log_format)
+
+    def current(_: LambdaPowertoolsFormatter) -> dict[str, Any]:
+        if _log_keys.keys is None:
+            _log_keys.keys = dict(initial)
+        return _log_keys.keys
+
+    def replace(_: LambdaPowertoolsFormatter, keys: dict[str, Any]) -> None:
+        _log_keys.keys = keys
+
+    kind = type(formatter)
+    formatter.__class__ = type(f"PerInvocation{kind.__name__}", (kind,), {"log_format": property(current, replace)})
+    vars(formatter).pop("log_format", None)
+
+
+_formatter = refundflow_logger.registered_formatter
+assert isinstance(_formatter, LambdaPowertoolsFormatter)  # refundflow.logs' RedactingFormatter
+_keys_per_invocation(_formatter)
 
 
 _environment_lock = threading.Lock()
@@ -197,6 +235,7 @@ class LocalFunctions:
         self.invocations[logical_id] += 1
         module: ModuleType | None = None
         _running.stack.append((self, logical_id))
+        callers_log_keys, _log_keys.keys = _log_keys.keys, None  # this invocation logs with its own keys
         try:
             module = self._acquire(logical_id)
             return module.lambda_handler(event, context)
@@ -212,6 +251,7 @@ class LocalFunctions:
             ) from error
         finally:
             _running.stack.pop()
+            _log_keys.keys = callers_log_keys
             if module is not None:
                 self._release(logical_id, module)
 
