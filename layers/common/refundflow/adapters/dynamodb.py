@@ -24,6 +24,7 @@ from botocore.exceptions import ClientError
 
 from refundflow.adapters.aws import client as aws_client
 from refundflow.adapters.table_calls import (
+    DeliverySeen,
     TransactItem,
     call_dynamodb,
     delivery_marker_put,
@@ -503,7 +504,7 @@ class RefundRepository(RefundStore):
         items += [_own(item) for item in extra]
         try:
             self._transact(items)
-        except _DeliverySeen:
+        except DeliverySeen:
             assert delivery is not None
             first_refund_id = self.delivery_refund_id(*delivery)
             if first_refund_id != refund.refund_id:
@@ -1365,7 +1366,7 @@ class RefundRepository(RefundStore):
 
     def _delivery_marker(self, platform: str, event_id: str, refund_id: str, at: datetime) -> TransactItem:
         return TransactItem(
-            delivery_marker_put(self.table_name, platform, event_id, refund_id, at), lambda: _DeliverySeen()
+            delivery_marker_put(self.table_name, platform, event_id, refund_id, at), lambda: DeliverySeen()
         )
 
     def mark_delivery(self, platform: str, event_id: str, refund_id: str) -> bool:
@@ -1657,7 +1658,7 @@ class RefundRepository(RefundStore):
 
     def put_reconciliation_marker(self, marker: ReconciliationMarker) -> bool:
         """Write the marker on its own; False if one was there already."""
-        return self._put_if_absent(self._reconciliation_marker(marker, _DeliverySeen))
+        return self._put_if_absent(self._reconciliation_marker(marker, DeliverySeen))
 
     def seen_in_settlement(self, refund_id: str) -> StoreWrite:
         at = self._now()
@@ -1896,7 +1897,7 @@ class RefundRepository(RefundStore):
         }
         condition = "attribute_not_exists(pk)"
         put = {"TableName": self.table_name, "Item": _to_item(marker), "ConditionExpression": condition}
-        return self._put_if_absent(TransactItem({"Put": put}, _DeliverySeen))
+        return self._put_if_absent(TransactItem({"Put": put}, DeliverySeen))
 
     def bank_credit_for_payout(self, payout_id: str) -> BankCredit | None:
         response = self._call(
@@ -1934,13 +1935,6 @@ class RefundRepository(RefundStore):
             refund_id=str(values["refund_id"]) if values.get("refund_id") else None,
             line_key=str(values["line_key"]) if values.get("line_key") else None,
         )
-
-
-class _DeliverySeen(RefundflowError):
-    code = "delivery_seen"
-
-    def __init__(self) -> None:
-        super().__init__("delivery seen before")
 
 
 class _StateChanged(RefundflowError):

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from refundflow.adapters.table_calls import (
+    DeliverySeen,
     TransactItem,
     call_dynamodb,
     delivery_marker_put,
@@ -53,9 +54,9 @@ class RequestStore:
             "Put": {"TableName": self.table_name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}
         }
         try:
-            transact(self.dynamodb, [TransactItem(marker, _DeliverySeen), TransactItem(stored, _RequestStored)])
+            transact(self.dynamodb, [TransactItem(marker, DeliverySeen), TransactItem(stored, _RequestStored)])
             return StoredRequest(created=True, fingerprint=request["request_fingerprint"], status=RECEIVED)
-        except _DeliverySeen:  # the marker goes first: a redelivery, or the id spent on another request
+        except DeliverySeen:  # the marker goes first: a redelivery, or the id spent on another request
             if self._marked_refund_id(channel, delivery_id) != refund_id:
                 raise IdempotencyConflict(
                     f"delivery id {delivery_id} was already used for another refund request"
@@ -95,13 +96,6 @@ class RequestStore:
         )
         item = response.get("Item")
         return item["refund_id"]["S"] if item else None
-
-
-class _DeliverySeen(RefundflowError):
-    code = "delivery_seen"
-
-    def __init__(self) -> None:
-        super().__init__("delivery seen before")
 
 
 class _RequestStored(RefundflowError):

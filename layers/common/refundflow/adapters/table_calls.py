@@ -96,6 +96,15 @@ def to_item(values: dict[str, Any]) -> dict[str, Any]:
     return {key: _serializer.serialize(value) for key, value in values.items() if value is not None}
 
 
+class DeliverySeen(RefundflowError):
+    """A delivery's first-seen marker was there already (``delivery_marker_put``'s condition failed)."""
+
+    code = "delivery_seen"
+
+    def __init__(self) -> None:
+        super().__init__("delivery seen before")
+
+
 def delivery_marker_put(table_name: str, platform: str, event_id: str, refund_id: str, at: datetime) -> dict[str, Any]:
     """The ``Put`` of an inbound delivery's first-seen marker (``SOURCE#<platform>#<event id>``), only if absent."""
     return {
