@@ -197,22 +197,24 @@ NOTHING_ELSE = dict.fromkeys(
 )
 
 
+# 3 Lambda invocations, one calling a platform; one Express execution of 11 states running 2 of them.
+THREE_INVOCATIONS = {
+    **NOTHING_ELSE,
+    "lambda_invocations": 3.0,
+    "platform_calls": 1.0,
+    "express_executions": 1.0,
+    "express_lambda_invocations": 2.0,
+    "express_platform_calls": 1.0,
+    "express_state_transitions": 11.0,
+}
+
+
 def test_lambda_is_billed_per_millisecond_and_express_per_started_100_ms() -> None:
     from benchmarks.workflow import PRICES, cost
 
-    counts = NOTHING_ELSE
     # GIVEN 3 invocations of 100.5 ms compute, one of them calling a platform (300 ms), and one Express execution
     # of 11 states running 2 of those invocations (one with the platform call)
-    per_refund = {
-        **counts,
-        "lambda_invocations": 3.0,
-        "platform_calls": 1.0,
-        "express_executions": 1.0,
-        "express_lambda_invocations": 2.0,
-        "express_platform_calls": 1.0,
-        "express_state_transitions": 11.0,
-    }
-    priced = cost(per_refund, lambda_ms=100.5, provider_ms=300)
+    priced = cost(THREE_INVOCATIONS, lambda_ms=100.5, provider_ms=300)
     # THEN Lambda bills 3 x 100.5 + 300 = 601.5 ms as 602 ms
     assert priced["lambda_billed_ms"] == 602
     # AND Express waits 2 x 100.5 + 300 + 11 x 5 = 556 ms, billed as 600 ms at 64 MB
@@ -226,17 +228,8 @@ def test_a_cold_starts_init_phase_is_billed_to_lambda_and_waited_on_by_express()
 
     # GIVEN the refund above (3 invocations of 100.5 ms, one platform call; Express runs 2 of them and 11 states),
     # and half the invocations starting cold with a 399.5 ms INIT phase (billed as 400 ms)
-    per_refund = {
-        **NOTHING_ELSE,
-        "lambda_invocations": 3.0,
-        "platform_calls": 1.0,
-        "express_executions": 1.0,
-        "express_lambda_invocations": 2.0,
-        "express_platform_calls": 1.0,
-        "express_state_transitions": 11.0,
-    }
-    warm = cost(per_refund, lambda_ms=100.5, provider_ms=300)
-    priced = cost(per_refund, lambda_ms=100.5, provider_ms=300, cold_start_share=0.5, init_ms=399.5)
+    warm = cost(THREE_INVOCATIONS, lambda_ms=100.5, provider_ms=300)
+    priced = cost(THREE_INVOCATIONS, lambda_ms=100.5, provider_ms=300, cold_start_share=0.5, init_ms=399.5)
     # THEN Lambda bills 602 ms warm plus 3 x 0.5 x 400 = 600 ms of INIT, at the default 256 MB
     assert (priced["lambda_billed_ms"], priced["lambda_init_billed_ms"]) == (1_202, 600)
     extra_lambda = 0.6 * 256 / 1024 * PRICES["lambda_arm64_gb_second"]

@@ -368,6 +368,11 @@ def counted_recorder(api: Intake) -> tuple[CountedWrites, Any]:
     return counted, RefundRecorder(repository, RecordingPublisher(), publish_all=True)
 
 
+def books_gone(payment: Any, invoice: Any) -> None:
+    """``ensure_deployed`` of a deployment that no longer has the request's books system."""
+    raise InvalidRequest("books system xero is not deployed", code="unsupported_books")
+
+
 def test_a_valid_request_becomes_its_validated_refund_in_one_write(api: Intake) -> None:
     # GIVEN a request stored by intake, and the workflow's first step writing through a counted client
     refund_id = accepted(api.post(ORDINARY, delivery_id="msg_1"))["refund_id"]
@@ -410,10 +415,6 @@ def test_a_request_this_deployment_cannot_carry_out_is_made_received_for_the_cat
     repository = api.repository()
     publisher = RecordingPublisher()
     recorder = RefundRecorder(repository, publisher, publish_all=True)
-
-    def books_gone(payment: Any, invoice: Any) -> None:
-        raise InvalidRequest("books system xero is not deployed", code="unsupported_books")
-
     monkeypatch.setattr("refundflow.domain.validation.ensure_deployed", books_gone)
     # WHEN the step runs THEN it refuses the refund, which exists, RECEIVED, with only its request's entry
     with pytest.raises(InvalidRequest) as refused:
@@ -516,10 +517,6 @@ def test_a_look_up_first_of_a_request_this_deployment_cannot_carry_out_makes_it_
     refund_id = accepted(api.post(ORDINARY, delivery_id="msg_1"))["refund_id"]
     repository = api.repository()
     recorder = RefundRecorder(repository, RecordingPublisher(), publish_all=True)
-
-    def books_gone(payment: Any, invoice: Any) -> None:
-        raise InvalidRequest("books system xero is not deployed", code="unsupported_books")
-
     monkeypatch.setattr("refundflow.domain.validation.ensure_deployed", books_gone)
     provider = stripe_with("pi_3Intake", 4_000)
     # WHEN the look-up runs first THEN it refuses as ValidateRefund would, before asking the provider
