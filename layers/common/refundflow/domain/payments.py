@@ -172,7 +172,8 @@ def _make_and_look_up(requested: RequestedRefund, *, recorder: RefundRecorder, p
         create_requested(requested, recorder=recorder, then=[validated])
         raise
     made = create_requested(requested, recorder=recorder, then=[validated, looked_up])
-    if made.amount is None:  # another invocation made it first, without a look-up: it is looked up now
+    if made.status is not S.VALIDATED or made.amount is None:
+        # Another invocation made it first, and it is elsewhere by now, or was not looked up: as for any refund.
         return look_up_payment(made.refund_id, recorder=recorder, provider=provider)
     return step_result(made, "PAYMENT_FOUND")
 
